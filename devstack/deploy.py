@@ -1,0 +1,200 @@
+#!/usr/bin/env python3
+"""Translate infra/template.yaml (SAM) to plain CloudFormation and deploy it into moto.
+
+moto's CloudFormation silently ignores the SAM transform, so the template is translated here with
+aws-sam-translator (static managed-policy map, no AWS calls) and the result is deployed. Function
+code is uploaded to a moto S3 bucket: the real zip if `target/lambda/<fn>/bootstrap.zip` exists,
+else a placeholder (moto never runs Lambda code; the local stack runs the functions itself).
+
+Prints one JSON document on stdout: stack outputs, physical ids by logical id, queue names, and the
+SQS event sources (function, queue, batch size, batching window, response types) that the local
+event-source emulator must honour.
+"""
+import io
+import json
+import os
+import sys
+import time
+import zipfile
+
+import boto3
+import yaml
+from samtranslator.translator.transform import transform
+from samtranslator.public.exceptions import InvalidDocumentException
+
+
+class _CfnLoader(yaml.SafeLoader):
+    """YAML loader that keeps CloudFormation short-form intrinsics (!Ref, !GetAtt, !Sub ...)."""
+
+
+def _intrinsic(tag):
+    def construct(loader, node):
+        if isinstance(node, yaml.ScalarNode):
+            value = loader.construct_scalar(node)
+            if tag == "GetAtt":
+                value = value.split(".", 1)
+        elif isinstance(node, yaml.SequenceNode):
+            value = loader.construct_sequence(node, deep=True)
+        else:
+            value = loader.construct_mapping(node, deep=True)
+        key = "Ref" if tag == "Ref" else "Fn::" + tag
+        return {key: value}
+
+    return construct
+
+
+for _tag in ["Ref", "GetAtt", "Sub", "Join", "Select", "Split", "If", "Equals", "Not", "And", "Or",
+             "FindInMap", "ImportValue", "Base64", "GetAZs", "Cidr"]:
+    _CfnLoader.add_constructor("!" + _tag, _intrinsic(_tag))
+
+# The translator expands policy templates itself; it needs ARNs only for managed policy names.
+MANAGED_POLICIES = {
+    "AWSLambdaBasicExecutionRole": "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
+    "AWSLambdaSQSQueueExecutionRole": "arn:aws:iam::aws:policy/service-role/AWSLambdaSQSQueueExecutionRole",
+    "AWSXRayDaemonWriteAccess": "arn:aws:iam::aws:policy/AWSXRayDaemonWriteAccess",
+}
+
+
+# Resource types moto's CloudFormation cannot create. They are left out of the local deployment
+# (and listed under "skipped" in the output); the local stack stands in for them itself, e.g. the
+# webhook's Function URL is an HTTP listener on 127.0.0.1.
+MOTO_UNSUPPORTED = {"AWS::Lambda::Url", "AWS::CloudWatch::Alarm"}
+
+
+def _references(node, names):
+    if isinstance(node, dict):
+        if node.get("Ref") in names:
+            return True
+        getatt = node.get("Fn::GetAtt")
+        if isinstance(getatt, list) and getatt and getatt[0] in names:
+            return True
+        return any(_references(v, names) for v in node.values())
+    if isinstance(node, list):
+        return any(_references(v, names) for v in node)
+    return False
+
+
+def strip_unsupported(template):
+    skipped = [name for name, r in template["Resources"].items() if r["Type"] in MOTO_UNSUPPORTED]
+    for name in skipped:
+        del template["Resources"][name]
+    for name in [n for n, o in template.get("Outputs", {}).items() if _references(o, set(skipped))]:
+        del template["Outputs"][name]
+    return skipped
+
+
+class _StaticPolicies:
+    def load(self):
+        return MANAGED_POLICIES
+
+
+def translate(path, bucket):
+    with open(path) as handle:
+        sam = yaml.load(handle, Loader=_CfnLoader)
+    for name, resource in sam.get("Resources", {}).items():
+        if resource.get("Type") == "AWS::Serverless::Function":
+            resource["Properties"]["CodeUri"] = f"s3://{bucket}/{name}.zip"
+    try:
+        return transform(sam, {}, _StaticPolicies())
+    except InvalidDocumentException as err:
+        causes = "; ".join(str(cause) for cause in err.causes)
+        sys.exit(f"deploy.py: {path} is not a valid SAM template: {causes}")
+
+
+def function_zip(repo, logical_id):
+    crate = logical_id.removesuffix("Function").lower()
+    built = os.path.join(repo, "target", "lambda", crate, "bootstrap.zip")
+    if os.path.exists(built):
+        with open(built, "rb") as handle:
+            return handle.read()
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as archive:
+        archive.writestr("bootstrap", "#!/bin/sh\necho 'placeholder: moto never runs Lambda code'\n")
+    return buf.getvalue()
+
+
+def main():
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    template_path = sys.argv[1] if len(sys.argv) > 1 else os.path.join(repo, "infra", "template.yaml")
+    stack = os.environ.get("STACK_NAME", "gs-sf-sync")
+    params = json.loads(os.environ.get("STACK_PARAMETERS", "{}"))
+    bucket = f"{stack}-artifacts"
+
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket=bucket)
+    cfn_template = translate(template_path, bucket)
+    for name, resource in cfn_template["Resources"].items():
+        if resource["Type"] == "AWS::Lambda::Function":
+            s3.put_object(Bucket=bucket, Key=f"{name}.zip", Body=function_zip(repo, name))
+
+    skipped = strip_unsupported(cfn_template)
+    cfn = boto3.client("cloudformation")
+    cfn.create_stack(
+        StackName=stack,
+        TemplateBody=json.dumps(cfn_template),
+        Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in params.items()],
+        Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"],
+    )
+    deadline = time.time() + 60
+    while True:
+        status = cfn.describe_stacks(StackName=stack)["Stacks"][0]
+        if status["StackStatus"].endswith("_COMPLETE") or status["StackStatus"].endswith("_FAILED"):
+            break
+        if time.time() > deadline:
+            sys.exit(f"deploy.py: stack {stack} still {status['StackStatus']} after 60 s")
+        time.sleep(0.2)
+    if status["StackStatus"] != "CREATE_COMPLETE":
+        events = cfn.describe_stack_events(StackName=stack)["StackEvents"]
+        reasons = [f"{e['LogicalResourceId']}: {e.get('ResourceStatusReason')}" for e in events
+                   if "FAILED" in e["ResourceStatus"]]
+        sys.exit(f"deploy.py: stack {stack} ended {status['StackStatus']}: {reasons}")
+
+    resources = {r["LogicalResourceId"]: {"type": r["ResourceType"], "id": r.get("PhysicalResourceId")}
+                 for r in cfn.describe_stack_resources(StackName=stack)["StackResources"]}
+    # Physical ids of queues are URLs on real AWS hosts; the name is the last path segment and is
+    # what callers resolve with GetQueueUrl against the endpoint they actually use.
+    queues = {name: r["id"].rstrip("/").rsplit("/", 1)[-1]
+              for name, r in resources.items() if r["type"] == "AWS::SQS::Queue"}
+
+    event_sources = []
+    for name, resource in cfn_template["Resources"].items():
+        if resource["Type"] != "AWS::Lambda::EventSourceMapping":
+            continue
+        props = resource["Properties"]
+        queue_logical = props["EventSourceArn"]["Fn::GetAtt"][0]
+        function_logical = props["FunctionName"]["Ref"]
+        event_sources.append({
+            "function": function_logical,
+            "queue": queues[queue_logical],
+            "batch_size": props.get("BatchSize", 10),
+            "batching_window_seconds": props.get("MaximumBatchingWindowInSeconds", 0),
+            "report_batch_item_failures": "ReportBatchItemFailures" in props.get("FunctionResponseTypes", []),
+        })
+
+    schedules = []
+    for name, resource in cfn_template["Resources"].items():
+        if resource["Type"] != "AWS::Events::Rule":
+            continue
+        props = resource["Properties"]
+        for target in props.get("Targets", []):
+            schedules.append({
+                "rule": name,
+                "schedule": props.get("ScheduleExpression"),
+                "function": target["Arn"]["Fn::GetAtt"][0],
+                "input": target.get("Input"),
+            })
+
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in status.get("Outputs", [])}
+    print(json.dumps({
+        "stack": stack,
+        "outputs": outputs,
+        "resources": resources,
+        "queues": queues,
+        "event_sources": event_sources,
+        "schedules": schedules,
+        "skipped": skipped,
+    }))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,218 @@
+//! Webhook function: accepts signed Gainsight change events behind a Function URL, checks them, and
+//! queues one change per record on `changes` before answering. Nothing is queued for a request
+//! that fails any check.
+
+use std::sync::Arc;
+
+use aws_lambda_events::event::lambda_function_urls::{LambdaFunctionUrlRequest, LambdaFunctionUrlResponse};
+use base64::Engine as _;
+use http::{HeaderMap, HeaderValue};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use shared::adapters::AwsClients;
+use shared::config::{self, AwsResources, ConfigError};
+use shared::domain::{ChangeEvent, ChangeOrigin, Fields, Jobs, Operation, System};
+use shared::ports::{Claim, Queue, Secrets, SecretsError, StateStore};
+use shared::secret::{names, Secret};
+use shared::signature::{self, SIGNATURE_HEADER, TIMESTAMP_HEADER};
+
+/// Seed 000: a request carrying more than 50,000 records is refused.
+pub const MAX_RECORDS: usize = 50_000;
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub aws: AwsResources,
+    /// Largest body accepted, in bytes (Function URLs cap payloads at 6 MB anyway).
+    pub max_body_bytes: usize,
+    /// How far a signed timestamp may be from now, in seconds.
+    pub tolerance_s: i64,
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Ok(Self {
+            aws: AwsResources::from_env()?,
+            max_body_bytes: config::parsed("WEBHOOK_MAX_BODY_BYTES", 1_048_576)?,
+            tolerance_s: config::parsed("WEBHOOK_TOLERANCE_SECONDS", 300)?,
+        })
+    }
+}
+
+pub struct Webhook {
+    store: Arc<dyn StateStore>,
+    changes: Arc<dyn Queue>,
+    secret: Secret,
+    jobs: Jobs,
+    max_body_bytes: usize,
+    tolerance_s: i64,
+}
+
+/// A Gainsight change event, as a Rules Engine "Call External API" action or a Journey
+/// Orchestrator "Call API" step posts it.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct GainsightEvent {
+    event_id: String,
+    event_type: Operation,
+    object_name: String,
+    /// Epoch milliseconds.
+    occurred_at: i64,
+    #[serde(default)]
+    changed_fields: Option<Vec<String>>,
+    records: Vec<Fields>,
+}
+
+/// A refusal: status and a message that names what is wrong.
+#[derive(Debug, PartialEq)]
+pub struct Refusal {
+    pub status: u16,
+    pub message: String,
+}
+
+fn refuse(status: u16, message: impl Into<String>) -> Refusal {
+    Refusal { status, message: message.into() }
+}
+
+impl Webhook {
+    pub fn new(store: Arc<dyn StateStore>, changes: Arc<dyn Queue>, secret: Secret, jobs: Jobs, config: &Config) -> Self {
+        Self { store, changes, secret, jobs, max_body_bytes: config.max_body_bytes, tolerance_s: config.tolerance_s }
+    }
+
+    /// Builds the function's ports on AWS; the webhook secret is decrypted here, once.
+    pub async fn from_aws(config: &Config, clients: &AwsClients, jobs: Jobs) -> Result<Self, SecretsError> {
+        let secret = clients.secrets(&config.aws).get(names::WEBHOOK_SECRET).await?;
+        Ok(Self::new(
+            Arc::new(clients.state_store(&config.aws)),
+            Arc::new(clients.queue(&config.aws.changes_queue_url)),
+            secret,
+            jobs,
+            config,
+        ))
+    }
+
+    pub async fn handle(&self, request: LambdaFunctionUrlRequest) -> LambdaFunctionUrlResponse {
+        self.handle_at(request, shared::time::now_ms()).await
+    }
+
+    /// Handles one request as of `now_ms`.
+    pub async fn handle_at(&self, request: LambdaFunctionUrlRequest, now_ms: i64) -> LambdaFunctionUrlResponse {
+        let path = request.raw_path.clone().unwrap_or_default();
+        let outcome = match (request.request_context.http.method.as_deref(), path.trim_end_matches('/')) {
+            (Some("POST"), "/gainsight") => self.gainsight(&request, now_ms).await,
+            (Some(_), "/gainsight") => Err(refuse(405, "use POST")),
+            _ => Err(refuse(404, format!("no such endpoint {path}; post Gainsight events to /gainsight"))),
+        };
+        match outcome {
+            Ok(body) => response(200, &body),
+            Err(refusal) => {
+                tracing::warn!(status = refusal.status, reason = %refusal.message, path = %path, "webhook request refused");
+                response(refusal.status, &json!({ "error": refusal.message }))
+            }
+        }
+    }
+
+    async fn gainsight(&self, request: &LambdaFunctionUrlRequest, now_ms: i64) -> Result<Value, Refusal> {
+        let body = body_bytes(request)?;
+        if body.len() > self.max_body_bytes {
+            return Err(refuse(413, format!("body is {} bytes; at most {} are accepted", body.len(), self.max_body_bytes)));
+        }
+        let header = |name: &str| request.headers.get(name).and_then(|v| v.to_str().ok());
+        signature::verify(
+            self.secret.expose().as_bytes(),
+            header(TIMESTAMP_HEADER),
+            header(SIGNATURE_HEADER),
+            &body,
+            now_ms / 1000,
+            self.tolerance_s,
+        )
+        .map_err(|e| refuse(401, e.to_string()))?;
+
+        let event: GainsightEvent = serde_json::from_slice(&body).map_err(|e| refuse(400, format!("invalid event JSON: {e}")))?;
+        let event_id = event.event_id.clone();
+        let changes = self.changes_of(event, now_ms)?;
+
+        // Claim first so concurrent duplicate deliveries queue once; a claim that is never
+        // confirmed (crash before the queue answered) is handed out again after a minute.
+        match self.store.claim_event(&event_id, now_ms, 60_000, 7 * 86_400).await {
+            Ok(Claim::Duplicate) => return Ok(json!({ "eventId": event_id, "duplicate": true, "queued": 0 })),
+            Ok(Claim::New) => {}
+            Err(e) => return Err(refuse(503, format!("state store unavailable, retry: {e}"))),
+        }
+        let bodies: Vec<String> = changes.iter().map(|c| serde_json::to_string(c).unwrap_or_default()).collect();
+        let failures: Vec<String> = self.changes.send(&bodies).await.into_iter().filter_map(Result::err).map(|e| e.to_string()).collect();
+        if let Some(first) = failures.first() {
+            // The sender retries; downstream writes are idempotent, so re-queueing the ones that
+            // did go through is harmless.
+            let _ = self.store.release_event(&event_id).await;
+            return Err(refuse(503, format!("{} of {} changes could not be queued, retry: {first}", failures.len(), bodies.len())));
+        }
+        if let Err(e) = self.store.confirm_event(&event_id).await {
+            tracing::warn!(event_id = %event_id, error = %e, "queued but not confirmed; a redelivery may queue again");
+        }
+        tracing::info!(event_id = %event_id, queued = bodies.len(), "changes queued");
+        Ok(json!({ "eventId": event_id, "duplicate": false, "queued": bodies.len() }))
+    }
+
+    fn changes_of(&self, event: GainsightEvent, now_ms: i64) -> Result<Vec<ChangeEvent>, Refusal> {
+        if event.event_id.trim().is_empty() {
+            return Err(refuse(400, "eventId must not be empty"));
+        }
+        if event.records.is_empty() {
+            return Err(refuse(400, "records must hold at least one record"));
+        }
+        if event.records.len() > MAX_RECORDS {
+            return Err(refuse(413, format!("{} records in one request; at most {MAX_RECORDS} are accepted", event.records.len())));
+        }
+        let job = self.jobs.for_source(System::Gainsight, &event.object_name).next().ok_or_else(|| {
+            refuse(400, format!("objectName {}: no sync job reads this Gainsight object", event.object_name))
+        })?;
+        let id_field = &job.gainsight.id_field;
+        let mut changes = Vec::with_capacity(event.records.len());
+        for (i, fields) in event.records.into_iter().enumerate() {
+            let record_id = match fields.get(id_field) {
+                Some(Value::String(id)) if !id.is_empty() => id.clone(),
+                _ => return Err(refuse(400, format!("records[{i}].{id_field} is missing or not a string"))),
+            };
+            changes.push(ChangeEvent {
+                event_id: format!("{}/{record_id}", event.event_id),
+                source: System::Gainsight,
+                object: event.object_name.clone(),
+                record_id,
+                operation: event.event_type,
+                occurred_at_ms: event.occurred_at,
+                fields,
+                changed_fields: event.changed_fields.clone(),
+                origin: ChangeOrigin::Webhook,
+                received_at_ms: now_ms,
+            });
+        }
+        Ok(changes)
+    }
+}
+
+fn body_bytes(request: &LambdaFunctionUrlRequest) -> Result<Vec<u8>, Refusal> {
+    let body = request.body.as_deref().unwrap_or_default();
+    if body.is_empty() {
+        return Err(refuse(400, "empty body: expected a JSON event"));
+    }
+    if request.is_base64_encoded {
+        base64::engine::general_purpose::STANDARD
+            .decode(body)
+            .map_err(|e| refuse(400, format!("body is marked base64 but does not decode: {e}")))
+    } else {
+        Ok(body.as_bytes().to_vec())
+    }
+}
+
+fn response(status: u16, body: &Value) -> LambdaFunctionUrlResponse {
+    let mut headers = HeaderMap::new();
+    headers.insert("content-type", HeaderValue::from_static("application/json"));
+    let mut response = LambdaFunctionUrlResponse::default();
+    response.status_code = i64::from(status);
+    response.headers = headers;
+    response.body = Some(body.to_string());
+    response
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,45 @@
+//! Adapters of the ports: DynamoDB, SQS and KMS through the AWS SDK, Gainsight and Salesforce
+//! through reqwest. Conversions between SDK types and domain types live here and nowhere else.
+
+pub mod dynamo;
+pub mod gainsight;
+mod http;
+pub mod kms;
+pub mod salesforce;
+pub mod sqs;
+
+/// Loads the AWS SDK configuration from the environment (region, credentials, and the global
+/// `AWS_ENDPOINT_URL` that points the SDK at moto locally).
+pub async fn aws_config() -> aws_config::SdkConfig {
+    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+}
+
+/// The AWS SDK clients of one cold start, built once from one `SdkConfig`.
+#[derive(Clone, Debug)]
+pub struct AwsClients {
+    pub dynamo: aws_sdk_dynamodb::Client,
+    pub sqs: aws_sdk_sqs::Client,
+    pub kms: aws_sdk_kms::Client,
+}
+
+impl AwsClients {
+    pub fn new(config: &aws_config::SdkConfig) -> Self {
+        Self {
+            dynamo: aws_sdk_dynamodb::Client::new(config),
+            sqs: aws_sdk_sqs::Client::new(config),
+            kms: aws_sdk_kms::Client::new(config),
+        }
+    }
+
+    pub fn state_store(&self, resources: &crate::config::AwsResources) -> dynamo::DynamoStateStore {
+        dynamo::DynamoStateStore::new(self.dynamo.clone(), &resources.table_name)
+    }
+
+    pub fn secrets(&self, resources: &crate::config::AwsResources) -> kms::KmsSecrets {
+        kms::KmsSecrets::new(self.kms.clone(), self.dynamo.clone(), &resources.table_name, &resources.kms_key_id)
+    }
+
+    pub fn queue(&self, url: &str) -> sqs::SqsQueue {
+        sqs::SqsQueue::new(self.sqs.clone(), url)
+    }
+}

@@ -1,0 +1,277 @@
+//! Salesforce REST adapter: OAuth 2.0 client-credentials token, sObject Collections upsert on an
+//! external ID (200 records a call, allOrNone false) and SOQL queries that follow nextRecordsUrl.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use async_trait::async_trait;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tokio::sync::RwLock;
+
+use super::http::{client, status_error, transport, with_retries};
+use crate::config::SalesforceSettings;
+use crate::domain::Fields;
+use crate::ports::{ApiError, RecordResult, SalesforceApi};
+use crate::secret::Secret;
+
+const SYSTEM: &str = "Salesforce";
+/// sObject Collections take at most 200 records a request.
+pub const COLLECTION_LIMIT: usize = 200;
+
+#[derive(Clone)]
+struct Token {
+    access_token: Secret,
+    instance_url: String,
+}
+
+pub struct SalesforceClient {
+    http: reqwest::Client,
+    settings: SalesforceSettings,
+    client_secret: Secret,
+    token: RwLock<Option<Token>>,
+    api_calls: AtomicU64,
+}
+
+#[derive(Deserialize)]
+struct TokenResponse {
+    access_token: String,
+    instance_url: String,
+}
+
+#[derive(Deserialize)]
+struct OAuthError {
+    error: String,
+    #[serde(default)]
+    error_description: String,
+}
+
+#[derive(Deserialize)]
+struct ApiErrorBody {
+    message: String,
+    #[serde(rename = "errorCode")]
+    error_code: String,
+}
+
+#[derive(Deserialize)]
+struct SaveResult {
+    id: Option<String>,
+    success: bool,
+    #[serde(default)]
+    created: bool,
+    #[serde(default)]
+    errors: Vec<SaveError>,
+}
+
+#[derive(Deserialize)]
+struct SaveError {
+    #[serde(rename = "statusCode")]
+    status_code: String,
+    message: String,
+    #[serde(default)]
+    fields: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct QueryPage {
+    done: bool,
+    #[serde(rename = "nextRecordsUrl")]
+    next_records_url: Option<String>,
+    records: Vec<Fields>,
+}
+
+impl From<SaveResult> for RecordResult {
+    fn from(r: SaveResult) -> Self {
+        RecordResult {
+            id: r.id,
+            success: r.success,
+            created: r.created,
+            errors: r
+                .errors
+                .into_iter()
+                .map(|e| {
+                    if e.fields.is_empty() {
+                        format!("{}: {}", e.status_code, e.message)
+                    } else {
+                        format!("{}: {} (fields: {})", e.status_code, e.message, e.fields.join(", "))
+                    }
+                })
+                .collect(),
+        }
+    }
+}
+
+impl SalesforceClient {
+    pub fn new(settings: SalesforceSettings, client_secret: Secret) -> Self {
+        Self { http: client(), settings, client_secret, token: RwLock::new(None), api_calls: AtomicU64::new(0) }
+    }
+
+    /// REST API calls made so far (token requests excluded), for the call-count targets.
+    pub fn api_calls(&self) -> u64 {
+        self.api_calls.load(Ordering::Relaxed)
+    }
+
+    async fn token(&self) -> Result<Token, ApiError> {
+        if let Some(token) = self.token.read().await.clone() {
+            return Ok(token);
+        }
+        let mut slot = self.token.write().await;
+        if let Some(token) = slot.clone() {
+            return Ok(token);
+        }
+        let url = format!("{}/services/oauth2/token", self.settings.login_url.trim_end_matches('/'));
+        let response = self
+            .http
+            .post(url)
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", self.settings.client_id.as_str()),
+                ("client_secret", self.client_secret.expose()),
+            ])
+            .send()
+            .await
+            .map_err(|e| transport(SYSTEM, e))?;
+        let status = response.status().as_u16();
+        let body = response.bytes().await.map_err(|e| transport(SYSTEM, e))?;
+        if status != 200 {
+            let detail = serde_json::from_slice::<OAuthError>(&body)
+                .map(|e| format!("{}: {}", e.error, e.error_description))
+                .unwrap_or_else(|_| String::from_utf8_lossy(&body).into_owned());
+            return Err(match status {
+                500..=599 => ApiError::Unavailable { system: SYSTEM, status, message: detail },
+                _ => ApiError::Auth { system: SYSTEM, message: format!("token request refused (HTTP {status}): {detail}") },
+            });
+        }
+        let parsed: TokenResponse = serde_json::from_slice(&body)
+            .map_err(|e| ApiError::Protocol { system: SYSTEM, message: format!("token response: {e}") })?;
+        let token = Token { access_token: Secret::new(parsed.access_token), instance_url: parsed.instance_url };
+        *slot = Some(token.clone());
+        Ok(token)
+    }
+
+    /// Sends one API request; on 401 (expired session) fetches a new token and tries once more.
+    async fn call(&self, method: reqwest::Method, path_or_url: &str, body: Option<&Value>) -> Result<Value, ApiError> {
+        for attempt in 0..2 {
+            let token = self.token().await?;
+            let url = if path_or_url.starts_with('/') {
+                format!("{}{}", token.instance_url.trim_end_matches('/'), path_or_url)
+            } else {
+                format!("{}/services/data/v{}/{}", token.instance_url.trim_end_matches('/'), self.settings.api_version, path_or_url)
+            };
+            let mut request = self.http.request(method.clone(), url).bearer_auth(token.access_token.expose());
+            if let Some(body) = body {
+                request = request.json(body);
+            }
+            self.api_calls.fetch_add(1, Ordering::Relaxed);
+            let response = request.send().await.map_err(|e| transport(SYSTEM, e))?;
+            let status = response.status().as_u16();
+            let bytes = response.bytes().await.map_err(|e| transport(SYSTEM, e))?;
+            if (200..300).contains(&status) {
+                return serde_json::from_slice(&bytes)
+                    .map_err(|e| ApiError::Protocol { system: SYSTEM, message: format!("response body: {e}") });
+            }
+            let (code, message) = serde_json::from_slice::<Vec<ApiErrorBody>>(&bytes)
+                .ok()
+                .and_then(|v| v.into_iter().next())
+                .map(|e| (e.error_code, e.message))
+                .unwrap_or_else(|| (String::new(), String::from_utf8_lossy(&bytes).into_owned()));
+            if status == 401 && attempt == 0 {
+                *self.token.write().await = None;
+                continue;
+            }
+            // REQUEST_LIMIT_EXCEEDED comes as 403; it clears with time, so it is a rate limit.
+            if code == "REQUEST_LIMIT_EXCEEDED" {
+                return Err(ApiError::RateLimited { system: SYSTEM, status, message });
+            }
+            return Err(status_error(SYSTEM, status, code, message));
+        }
+        unreachable!("the loop returns on its second pass")
+    }
+}
+
+#[async_trait]
+impl SalesforceApi for SalesforceClient {
+    async fn upsert(&self, object: &str, external_id_field: &str, records: &[Fields]) -> Result<Vec<RecordResult>, ApiError> {
+        let path = format!("composite/sobjects/{object}/{external_id_field}");
+        let mut results = Vec::with_capacity(records.len());
+        for chunk in records.chunks(COLLECTION_LIMIT) {
+            let body = json!({
+                "allOrNone": false,
+                "records": chunk.iter().map(|fields| {
+                    let mut record = Fields::new();
+                    record.insert("attributes".into(), json!({ "type": object }));
+                    record.extend(fields.iter().map(|(k, v)| (k.clone(), v.clone())));
+                    Value::Object(record)
+                }).collect::<Vec<_>>(),
+            });
+            let response = with_retries(|| self.call(reqwest::Method::PATCH, &path, Some(&body))).await?;
+            let saved: Vec<SaveResult> = serde_json::from_value(response)
+                .map_err(|e| ApiError::Protocol { system: SYSTEM, message: format!("collection results: {e}") })?;
+            if saved.len() != chunk.len() {
+                return Err(ApiError::Protocol {
+                    system: SYSTEM,
+                    message: format!("{} results for {} records", saved.len(), chunk.len()),
+                });
+            }
+            results.extend(saved.into_iter().map(RecordResult::from));
+        }
+        Ok(results)
+    }
+
+    async fn query(&self, soql: &str) -> Result<Vec<Fields>, ApiError> {
+        let first = format!("query?q={}", urlencode(soql));
+        let mut next = Some(first);
+        let mut records = Vec::new();
+        while let Some(path) = next.take() {
+            let page = with_retries(|| self.call(reqwest::Method::GET, &path, None)).await?;
+            let page: QueryPage = serde_json::from_value(page)
+                .map_err(|e| ApiError::Protocol { system: SYSTEM, message: format!("query page: {e}") })?;
+            records.extend(page.records.into_iter().map(|mut r| {
+                r.remove("attributes");
+                r
+            }));
+            if !page.done {
+                next = page.next_records_url;
+            }
+        }
+        Ok(records)
+    }
+}
+
+fn urlencode(text: &str) -> String {
+    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}
+
+/// Quotes a value for a SOQL string literal (backslash-escapes `\` and `'`, and control characters).
+pub fn soql_quote(value: &str) -> String {
+    let mut out = String::with_capacity(value.len() + 2);
+    out.push('\'');
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\'' => out.push_str("\\'"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '"' => out.push_str("\\\""),
+            _ => out.push(c),
+        }
+    }
+    out.push('\'');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn soql_literals_cannot_break_out() {
+        assert_eq!(soql_quote("O'Brien"), r"'O\'Brien'");
+        assert_eq!(soql_quote(r"a\' OR Name != '"), r"'a\\\' OR Name != \''");
+    }
+
+    #[test]
+    fn urlencodes_soql() {
+        assert_eq!(urlencode("SELECT Id FROM Account WHERE Name = 'a&b'"), "SELECT+Id+FROM+Account+WHERE+Name+%3D+%27a%26b%27");
+    }
+}

@@ -1,0 +1,96 @@
+//! Typed configuration from the environment, read once per cold start; a missing or malformed
+//! variable fails fast with its name.
+
+use std::path::PathBuf;
+
+use crate::domain::{JobError, Jobs};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("environment variable {0} is not set")]
+    Missing(&'static str),
+    #[error("environment variable {name} is invalid: {message}")]
+    Invalid { name: &'static str, message: String },
+    #[error(transparent)]
+    Jobs(#[from] JobError),
+}
+
+pub fn required(name: &'static str) -> Result<String, ConfigError> {
+    match std::env::var(name) {
+        Ok(v) if !v.trim().is_empty() => Ok(v),
+        _ => Err(ConfigError::Missing(name)),
+    }
+}
+
+pub fn optional(name: &'static str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+pub fn parsed<T: std::str::FromStr>(name: &'static str, default: T) -> Result<T, ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    match optional(name) {
+        None => Ok(default),
+        Some(v) => v.parse().map_err(|e: T::Err| ConfigError::Invalid { name, message: e.to_string() }),
+    }
+}
+
+/// Jobs from `JOBS_DIR` when set, else the jobs compiled in from `infra/jobs/`.
+pub fn jobs() -> Result<Jobs, ConfigError> {
+    match optional("JOBS_DIR") {
+        Some(dir) => Ok(Jobs::load_dir(&PathBuf::from(dir))?),
+        None => Ok(Jobs::builtin()),
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SalesforceSettings {
+    /// OAuth host, e.g. `https://login.salesforce.com` or `https://test.salesforce.com`.
+    pub login_url: String,
+    pub client_id: String,
+    /// e.g. `62.0`.
+    pub api_version: String,
+}
+
+impl SalesforceSettings {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Ok(Self {
+            login_url: required("SALESFORCE_LOGIN_URL")?,
+            client_id: required("SALESFORCE_CLIENT_ID")?,
+            api_version: optional("SALESFORCE_API_VERSION").unwrap_or_else(|| "62.0".into()),
+        })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GainsightSettings {
+    /// Tenant API domain, e.g. `https://acme.gainsightcloud.com`.
+    pub base_url: String,
+}
+
+impl GainsightSettings {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Ok(Self { base_url: required("GAINSIGHT_BASE_URL")? })
+    }
+}
+
+/// AWS resources every function uses.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AwsResources {
+    pub table_name: String,
+    pub kms_key_id: String,
+    pub changes_queue_url: String,
+    pub writes_queue_url: String,
+}
+
+impl AwsResources {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Ok(Self {
+            table_name: required("TABLE_NAME")?,
+            kms_key_id: required("KMS_KEY_ID")?,
+            changes_queue_url: required("CHANGES_QUEUE_URL")?,
+            writes_queue_url: required("WRITES_QUEUE_URL")?,
+        })
+    }
+}

@@ -1,0 +1,247 @@
+//! In-memory fakes of the ports, for fast unit tests of the functions. They keep what they are given
+//! and can be told to fail, so tests can assert on state and on error paths.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+
+use crate::domain::{Fields, LedgerRecord, LedgerUpdate, SyncStatus};
+use crate::ports::*;
+use crate::secret::Secret;
+
+#[derive(Default)]
+pub struct MemoryStore {
+    pub events: Mutex<HashMap<String, (bool, i64)>>,
+    pub ledger: Mutex<HashMap<(String, String), LedgerRecord>>,
+    pub cursors: Mutex<HashMap<(String, String), Cursor>>,
+    /// When set, every call fails with `StoreError::Unavailable`.
+    pub fail: Mutex<bool>,
+}
+
+impl MemoryStore {
+    fn check(&self) -> Result<(), StoreError> {
+        if *self.fail.lock().unwrap() {
+            Err(StoreError::Unavailable("injected".into()))
+        } else {
+            Ok(())
+        }
+    }
+
+    pub fn ledger_of(&self, job: &str, gsid: &str) -> Option<LedgerRecord> {
+        self.ledger.lock().unwrap().get(&(job.to_string(), gsid.to_string())).cloned()
+    }
+}
+
+#[async_trait]
+impl StateStore for MemoryStore {
+    async fn claim_event(&self, event_id: &str, now_ms: i64, reclaim_after_ms: i64, _ttl_s: i64) -> Result<Claim, StoreError> {
+        self.check()?;
+        let mut events = self.events.lock().unwrap();
+        match events.get(event_id) {
+            Some((true, _)) => Ok(Claim::Duplicate),
+            Some((false, at)) if now_ms - at <= reclaim_after_ms => Ok(Claim::Duplicate),
+            _ => {
+                events.insert(event_id.into(), (false, now_ms));
+                Ok(Claim::New)
+            }
+        }
+    }
+
+    async fn confirm_event(&self, event_id: &str) -> Result<(), StoreError> {
+        self.check()?;
+        if let Some(e) = self.events.lock().unwrap().get_mut(event_id) {
+            e.0 = true;
+        }
+        Ok(())
+    }
+
+    async fn release_event(&self, event_id: &str) -> Result<(), StoreError> {
+        self.check()?;
+        self.events.lock().unwrap().remove(event_id);
+        Ok(())
+    }
+
+    async fn ledger(&self, job: &str, gainsight_id: &str) -> Result<Option<LedgerRecord>, StoreError> {
+        self.check()?;
+        Ok(self.ledger_of(job, gainsight_id))
+    }
+
+    async fn ledgers(&self, job: &str, gainsight_ids: &[String]) -> Result<Vec<LedgerRecord>, StoreError> {
+        self.check()?;
+        Ok(gainsight_ids.iter().filter_map(|id| self.ledger_of(job, id)).collect())
+    }
+
+    async fn record(&self, job: &str, gainsight_id: &str, update: &LedgerUpdate, at_ms: i64) -> Result<(), StoreError> {
+        self.check()?;
+        let mut ledger = self.ledger.lock().unwrap();
+        let rec = ledger.entry((job.into(), gainsight_id.into())).or_insert_with(|| LedgerRecord {
+            job: job.into(),
+            gainsight_id: gainsight_id.into(),
+            ..Default::default()
+        });
+        rec.version += 1;
+        match update {
+            LedgerUpdate::Synced { salesforce_id, values_hash, source_changed_at_ms } => {
+                if salesforce_id.is_some() {
+                    rec.salesforce_id = salesforce_id.clone();
+                }
+                rec.synced = true;
+                rec.error = false;
+                rec.last_sync_at_ms = Some(at_ms);
+                rec.values_hash = Some(values_hash.clone());
+                rec.source_changed_at_ms = Some(*source_changed_at_ms);
+            }
+            LedgerUpdate::Failed { message } => {
+                rec.error = true;
+                rec.last_error = Some(message.clone());
+                rec.last_error_at_ms = Some(at_ms);
+            }
+            LedgerUpdate::Ignored { reason } => {
+                rec.ignored_count += 1;
+                rec.last_ignored_reason = Some(reason.clone());
+            }
+        }
+        Ok(())
+    }
+
+    async fn by_status(&self, job: &str, status: SyncStatus, limit: usize) -> Result<Vec<LedgerRecord>, StoreError> {
+        self.check()?;
+        let mut out: Vec<_> = self
+            .ledger
+            .lock()
+            .unwrap()
+            .values()
+            .filter(|r| r.job == job && r.has_status(status))
+            .cloned()
+            .collect();
+        out.sort_by(|a, b| a.gainsight_id.cmp(&b.gainsight_id));
+        out.truncate(limit);
+        Ok(out)
+    }
+
+    async fn cursor(&self, job: &str, stream: &str) -> Result<Option<Cursor>, StoreError> {
+        self.check()?;
+        Ok(self.cursors.lock().unwrap().get(&(job.into(), stream.into())).cloned())
+    }
+
+    async fn put_cursor(&self, job: &str, stream: &str, cursor: &Cursor) -> Result<(), StoreError> {
+        self.check()?;
+        self.cursors.lock().unwrap().insert((job.into(), stream.into()), cursor.clone());
+        Ok(())
+    }
+}
+
+#[derive(Default)]
+pub struct MemoryQueue {
+    pub sent: Mutex<Vec<String>>,
+    /// Bodies containing this text are refused (retryable), to test partial failures.
+    pub fail_containing: Mutex<Option<String>>,
+}
+
+impl MemoryQueue {
+    pub fn bodies(&self) -> Vec<String> {
+        self.sent.lock().unwrap().clone()
+    }
+}
+
+#[async_trait]
+impl Queue for MemoryQueue {
+    async fn send(&self, bodies: &[String]) -> Vec<Result<(), QueueError>> {
+        let fail = self.fail_containing.lock().unwrap().clone();
+        bodies
+            .iter()
+            .map(|b| match &fail {
+                Some(f) if b.contains(f.as_str()) => Err(QueueError::Unavailable("injected".into())),
+                _ => {
+                    self.sent.lock().unwrap().push(b.clone());
+                    Ok(())
+                }
+            })
+            .collect()
+    }
+}
+
+#[derive(Default)]
+pub struct MemorySecrets {
+    pub values: Mutex<HashMap<String, Secret>>,
+}
+
+#[async_trait]
+impl Secrets for MemorySecrets {
+    async fn get(&self, name: &str) -> Result<Secret, SecretsError> {
+        self.values.lock().unwrap().get(name).cloned().ok_or_else(|| SecretsError::NotFound(name.into()))
+    }
+
+    async fn put(&self, name: &str, plaintext: &Secret) -> Result<(), SecretsError> {
+        self.values.lock().unwrap().insert(name.into(), plaintext.clone());
+        Ok(())
+    }
+}
+
+/// Salesforce fake: upserts into a map keyed by (object, external id) and can fail chosen records.
+#[derive(Default)]
+pub struct MemorySalesforce {
+    pub records: Mutex<HashMap<(String, String), (String, Fields)>>,
+    pub calls: Mutex<u64>,
+    /// Records whose external id equals this value fail with this message.
+    pub reject: Mutex<Option<(String, String)>>,
+    /// When set, every call fails with this (retryable) error.
+    pub unavailable: Mutex<bool>,
+}
+
+#[async_trait]
+impl SalesforceApi for MemorySalesforce {
+    async fn upsert(&self, object: &str, ext: &str, records: &[Fields]) -> Result<Vec<RecordResult>, ApiError> {
+        *self.calls.lock().unwrap() += records.len().div_ceil(200) as u64;
+        if *self.unavailable.lock().unwrap() {
+            return Err(ApiError::Unavailable { system: "Salesforce", status: 503, message: "injected".into() });
+        }
+        let reject = self.reject.lock().unwrap().clone();
+        let mut map = self.records.lock().unwrap();
+        Ok(records
+            .iter()
+            .map(|r| {
+                let key = r.get(ext).and_then(|v| v.as_str()).unwrap_or_default().to_string();
+                if let Some((bad, message)) = &reject {
+                    if *bad == key {
+                        return RecordResult { id: None, success: false, created: false, errors: vec![message.clone()] };
+                    }
+                }
+                let next_id = format!("001{:015}", map.len() + 1);
+                let entry = map.entry((object.into(), key)).or_insert_with(|| (next_id, Fields::new()));
+                let created = entry.1.is_empty();
+                entry.1.extend(r.clone());
+                RecordResult { id: Some(entry.0.clone()), success: true, created, errors: vec![] }
+            })
+            .collect())
+    }
+
+    async fn query(&self, _soql: &str) -> Result<Vec<Fields>, ApiError> {
+        Ok(vec![])
+    }
+}
+
+/// Gainsight fake: a fixed set of records per object, returned by every query.
+#[derive(Default)]
+pub struct MemoryGainsight {
+    pub records: Mutex<HashMap<String, Vec<Fields>>>,
+    pub queries: Mutex<Vec<(String, GsQuery)>>,
+}
+
+#[async_trait]
+impl GainsightApi for MemoryGainsight {
+    async fn query(&self, object: &str, query: &GsQuery) -> Result<Vec<Fields>, ApiError> {
+        self.queries.lock().unwrap().push((object.into(), query.clone()));
+        Ok(self.records.lock().unwrap().get(object).cloned().unwrap_or_default())
+    }
+
+    async fn insert(&self, object: &str, records: &[Fields]) -> Result<Vec<RecordResult>, ApiError> {
+        self.records.lock().unwrap().entry(object.into()).or_default().extend(records.iter().cloned());
+        Ok(records.iter().map(|_| RecordResult { id: None, success: true, created: true, errors: vec![] }).collect())
+    }
+
+    async fn update(&self, _object: &str, _keys: &[String], records: &[Fields]) -> Result<Vec<RecordResult>, ApiError> {
+        Ok(records.iter().map(|_| RecordResult { id: None, success: true, created: false, errors: vec![] }).collect())
+    }
+}

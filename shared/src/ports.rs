@@ -1,0 +1,178 @@
+//! Ports: the small async traits the functions depend on. Adapters implement them on AWS and HTTP;
+//! `fakes` implements them in memory for unit tests.
+
+use async_trait::async_trait;
+
+use crate::domain::{Fields, LedgerRecord, LedgerUpdate, SyncStatus};
+use crate::secret::Secret;
+
+/// Whether an error is worth retrying (the message goes back to the queue) or final.
+pub trait Retryable {
+    fn is_retryable(&self) -> bool;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("state store unavailable: {0}")]
+    Unavailable(String),
+    #[error("state store rejected the request: {0}")]
+    Rejected(String),
+    #[error("concurrent update of {0}; retry")]
+    Conflict(String),
+    #[error("corrupt item {key}: {message}")]
+    Corrupt { key: String, message: String },
+}
+
+impl Retryable for StoreError {
+    fn is_retryable(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_) | StoreError::Conflict(_))
+    }
+}
+
+/// Outcome of claiming an event id for processing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Claim {
+    /// First time seen (or an earlier claim was abandoned): process it.
+    New,
+    /// Already queued: drop this delivery.
+    Duplicate,
+}
+
+/// A (timestamp, id) cursor: everything up to and including it has been queued.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cursor {
+    pub timestamp_ms: i64,
+    pub last_id: String,
+}
+
+/// DynamoDB in production: ledger, dedup keys, cursors.
+#[async_trait]
+pub trait StateStore: Send + Sync {
+    /// Claims `event_id`. A claim that was never confirmed for `reclaim_after_ms` is handed out
+    /// again, so a crash between claim and enqueue cannot lose the event.
+    async fn claim_event(&self, event_id: &str, now_ms: i64, reclaim_after_ms: i64, ttl_s: i64)
+        -> Result<Claim, StoreError>;
+    /// Marks a claimed event as safely queued.
+    async fn confirm_event(&self, event_id: &str) -> Result<(), StoreError>;
+    /// Gives a claim back after a failure to enqueue, so a retry is processed.
+    async fn release_event(&self, event_id: &str) -> Result<(), StoreError>;
+
+    async fn ledger(&self, job: &str, gainsight_id: &str) -> Result<Option<LedgerRecord>, StoreError>;
+    /// Batched read of many ledger records of one job; absent ones are left out.
+    async fn ledgers(&self, job: &str, gainsight_ids: &[String]) -> Result<Vec<LedgerRecord>, StoreError>;
+    /// Applies `update` to the ledger record (created if absent).
+    async fn record(&self, job: &str, gainsight_id: &str, update: &LedgerUpdate, at_ms: i64)
+        -> Result<(), StoreError>;
+    /// Ledger records of `job` carrying `status`, up to `limit`.
+    async fn by_status(&self, job: &str, status: SyncStatus, limit: usize) -> Result<Vec<LedgerRecord>, StoreError>;
+
+    async fn cursor(&self, job: &str, stream: &str) -> Result<Option<Cursor>, StoreError>;
+    async fn put_cursor(&self, job: &str, stream: &str, cursor: &Cursor) -> Result<(), StoreError>;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    #[error("queue unavailable: {0}")]
+    Unavailable(String),
+    #[error("queue refused the message: {0}")]
+    Rejected(String),
+}
+
+impl Retryable for QueueError {
+    fn is_retryable(&self) -> bool {
+        matches!(self, QueueError::Unavailable(_))
+    }
+}
+
+/// SQS in production.
+#[async_trait]
+pub trait Queue: Send + Sync {
+    /// Sends every body; the result has one entry per body, in order.
+    async fn send(&self, bodies: &[String]) -> Vec<Result<(), QueueError>>;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SecretsError {
+    #[error("secret {0} is not stored; put it first (syncctl put-secret / devstack)")]
+    NotFound(String),
+    #[error("secret {name} cannot be decrypted: {message}")]
+    Decrypt { name: String, message: String },
+    #[error("secrets store unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl Retryable for SecretsError {
+    fn is_retryable(&self) -> bool {
+        matches!(self, SecretsError::Unavailable(_))
+    }
+}
+
+/// KMS ciphertext kept in the state table in production.
+#[async_trait]
+pub trait Secrets: Send + Sync {
+    async fn get(&self, name: &str) -> Result<Secret, SecretsError>;
+    async fn put(&self, name: &str, plaintext: &Secret) -> Result<(), SecretsError>;
+}
+
+/// Errors of the Gainsight and Salesforce APIs, classified for retry.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{system} rate limit hit (HTTP {status}): {message}")]
+    RateLimited { system: &'static str, status: u16, message: String },
+    #[error("{system} unavailable (HTTP {status}): {message}")]
+    Unavailable { system: &'static str, status: u16, message: String },
+    #[error("{system} did not answer in time: {message}")]
+    Timeout { system: &'static str, message: String },
+    #[error("{system} authentication failed: {message}")]
+    Auth { system: &'static str, message: String },
+    #[error("{system} refused the request (HTTP {status} {code}): {message}")]
+    Rejected { system: &'static str, status: u16, code: String, message: String },
+    #[error("{system} answered something unexpected: {message}")]
+    Protocol { system: &'static str, message: String },
+}
+
+impl Retryable for ApiError {
+    fn is_retryable(&self) -> bool {
+        matches!(self, ApiError::RateLimited { .. } | ApiError::Unavailable { .. } | ApiError::Timeout { .. })
+    }
+}
+
+/// Per-record result of a write, in the order of the records sent.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RecordResult {
+    pub id: Option<String>,
+    pub success: bool,
+    pub created: bool,
+    /// `CODE: message` of each error, as the target reported it.
+    pub errors: Vec<String>,
+}
+
+/// A Gainsight query: equality conditions joined by AND, a projection, and paging.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct GsQuery {
+    pub select: Vec<String>,
+    /// (field, operator, values): operators as Gainsight names them (EQ, IN, GT, GTE, LT, LTE).
+    pub conditions: Vec<(String, String, Vec<serde_json::Value>)>,
+    pub order_by: Vec<(String, bool)>,
+    pub limit: usize,
+}
+
+#[async_trait]
+pub trait GainsightApi: Send + Sync {
+    /// All records matching `query` (pages through `limit`/`offset`).
+    async fn query(&self, object: &str, query: &GsQuery) -> Result<Vec<Fields>, ApiError>;
+    /// Inserts up to 50 records a call (chunked here).
+    async fn insert(&self, object: &str, records: &[Fields]) -> Result<Vec<RecordResult>, ApiError>;
+    /// Updates records matched on `keys` (chunked to 50 a call).
+    async fn update(&self, object: &str, keys: &[String], records: &[Fields]) -> Result<Vec<RecordResult>, ApiError>;
+}
+
+#[async_trait]
+pub trait SalesforceApi: Send + Sync {
+    /// Upserts on an external-ID field with sObject Collections (200 records a call, chunked here);
+    /// `allOrNone` is false so one bad record never fails the others.
+    async fn upsert(&self, object: &str, external_id_field: &str, records: &[Fields])
+        -> Result<Vec<RecordResult>, ApiError>;
+    /// Runs a SOQL query and follows `nextRecordsUrl` to the end.
+    async fn query(&self, soql: &str) -> Result<Vec<Fields>, ApiError>;
+}
