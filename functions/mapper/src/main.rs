@@ -1,1 +1,22 @@
-fn main() {}
+//! Lambda entry point of the mapper: tracing, config, jobs and clients once per cold start.
+
+use std::sync::Arc;
+
+use aws_lambda_events::event::sqs::SqsEvent;
+use lambda_runtime::{service_fn, Error, LambdaEvent};
+use mapper::{Config, MapperFn};
+use shared::adapters::{aws_config, AwsClients};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    shared::telemetry::init();
+    let config = Config::from_env()?;
+    let jobs = shared::config::jobs()?;
+    let clients = AwsClients::new(&aws_config().await);
+    let mapper = Arc::new(MapperFn::from_aws(&config, &clients, jobs));
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
+        let mapper = Arc::clone(&mapper);
+        async move { Ok::<_, Error>(mapper.handle(event.payload).await) }
+    }))
+    .await
+}

@@ -1,1 +1,21 @@
-fn main() {}
+//! Lambda entry point of the pusher: tracing, config, clients and API secrets once per cold start.
+
+use std::sync::Arc;
+
+use aws_lambda_events::event::sqs::SqsEvent;
+use lambda_runtime::{service_fn, Error, LambdaEvent};
+use pusher::{Config, Pusher};
+use shared::adapters::{aws_config, AwsClients};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    shared::telemetry::init();
+    let config = Config::from_env()?;
+    let clients = AwsClients::new(&aws_config().await);
+    let pusher = Arc::new(Pusher::from_aws(&config, &clients).await?);
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
+        let pusher = Arc::clone(&pusher);
+        async move { Ok::<_, Error>(pusher.handle(event.payload).await) }
+    }))
+    .await
+}
