@@ -1,1 +1,21 @@
-fn main() {}
+//! Lambda entry point of the poller: tracing, config, jobs, clients and the access key once.
+
+use std::sync::Arc;
+
+use lambda_runtime::{service_fn, Error, LambdaEvent};
+use poller::{Config, PollRequest, Poller};
+use shared::adapters::{aws_config, AwsClients};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    shared::telemetry::init();
+    let config = Config::from_env()?;
+    let jobs = shared::config::jobs()?;
+    let clients = AwsClients::new(&aws_config().await);
+    let poller = Arc::new(Poller::from_aws(&config, &clients, jobs).await?);
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<PollRequest>| {
+        let poller = Arc::clone(&poller);
+        async move { poller.handle(event.payload).await.map_err(Error::from) }
+    }))
+    .await
+}
