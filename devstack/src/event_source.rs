@@ -1,0 +1,199 @@
+//! SQS event-source emulator: does what Lambda's event source mapping does for a queue. It
+//! long-polls, gathers up to the batch size within the batching window, invokes the handler with a
+//! real `SqsEvent`, deletes the messages that succeeded and leaves the reported failures to come
+//! back after their visibility timeout, so the queue's redrive policy moves them to the DLQ.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName, QueueAttributeName};
+use aws_sdk_sqs::Client;
+use tokio::sync::watch;
+
+pub type Handler = Arc<dyn Fn(SqsEvent) -> Pin<Box<dyn Future<Output = Result<SqsBatchResponse, String>> + Send>> + Send + Sync>;
+
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub queue_url: String,
+    pub batch_size: usize,
+    pub batching_window: Duration,
+    pub report_batch_item_failures: bool,
+    /// Lambda leaves a failed message invisible for the queue's whole visibility timeout. Locally
+    /// that is minutes; `Some(d)` shortens it to `d` (receive counts, and so the DLQ redrive, are
+    /// unchanged).
+    pub retry_after: Option<Duration>,
+}
+
+/// Counts of what the emulator did, for tests.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub invocations: u64,
+    pub messages: u64,
+    pub failures: u64,
+}
+
+pub struct EventSource {
+    stop: watch::Sender<bool>,
+    stats: watch::Receiver<Stats>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl EventSource {
+    pub async fn start(client: Client, settings: Settings, handler: Handler) -> anyhow::Result<Self> {
+        let attrs = client
+            .get_queue_attributes()
+            .queue_url(&settings.queue_url)
+            .attribute_names(QueueAttributeName::QueueArn)
+            .send()
+            .await?;
+        let arn = attrs.attributes().and_then(|a| a.get(&QueueAttributeName::QueueArn)).cloned().unwrap_or_default();
+        let (stop, stopped) = watch::channel(false);
+        let (stats_tx, stats) = watch::channel(Stats::default());
+        let task = tokio::spawn(run(client, settings, arn, handler, stopped, stats_tx));
+        Ok(Self { stop, stats, task })
+    }
+
+    pub fn stats(&self) -> Stats {
+        self.stats.borrow().clone()
+    }
+
+    /// Stops polling and waits for the batch in flight to finish.
+    pub async fn stop(mut self) {
+        let _ = self.stop.send(true);
+        let task = std::mem::replace(&mut self.task, tokio::spawn(async {}));
+        let _ = task.await;
+    }
+}
+
+impl Drop for EventSource {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+async fn run(
+    client: Client,
+    settings: Settings,
+    arn: String,
+    handler: Handler,
+    mut stopped: watch::Receiver<bool>,
+    stats: watch::Sender<Stats>,
+) {
+    let region = arn.split(':').nth(3).unwrap_or("us-east-1").to_string();
+    while !*stopped.borrow() {
+        let mut batch: Vec<aws_sdk_sqs::types::Message> = Vec::new();
+        let mut first_at: Option<Instant> = None;
+        loop {
+            let remaining = settings.batch_size.saturating_sub(batch.len()).min(10) as i32;
+            if remaining == 0 {
+                break;
+            }
+            let wait = if batch.is_empty() { 1 } else { 0 };
+            let receive = client
+                .receive_message()
+                .queue_url(&settings.queue_url)
+                .max_number_of_messages(remaining)
+                .wait_time_seconds(wait)
+                .message_system_attribute_names(MessageSystemAttributeName::All)
+                .send();
+            let received = tokio::select! {
+                r = receive => r,
+                _ = stopped.changed() => return,
+            };
+            match received {
+                Ok(out) => {
+                    let got = out.messages().len();
+                    if got > 0 && first_at.is_none() {
+                        first_at = Some(Instant::now());
+                    }
+                    batch.extend(out.messages().iter().cloned());
+                    if got == 0 && !batch.is_empty() {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "event source: receive failed");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    break;
+                }
+            }
+            match first_at {
+                Some(t) if t.elapsed() >= settings.batching_window => break,
+                None if batch.is_empty() => break,
+                _ => {}
+            }
+        }
+        if batch.is_empty() {
+            continue;
+        }
+
+        let mut event = SqsEvent::default();
+        event.records = batch.iter().map(|m| to_event_message(m, &arn, &region)).collect();
+        let ids: Vec<String> = event.records.iter().filter_map(|r| r.message_id.clone()).collect();
+        let failed: Vec<String> = match handler(event).await {
+            Ok(resp) if settings.report_batch_item_failures => {
+                resp.batch_item_failures.into_iter().map(|f| f.item_identifier).collect()
+            }
+            Ok(_) => vec![],
+            // A function error fails the whole batch, as on Lambda.
+            Err(e) => {
+                tracing::warn!(error = %e, "event source: handler failed; whole batch returns to the queue");
+                ids.clone()
+            }
+        };
+        stats.send_modify(|s| {
+            s.invocations += 1;
+            s.messages += batch.len() as u64;
+            s.failures += failed.len() as u64;
+        });
+
+        let done: Vec<&aws_sdk_sqs::types::Message> =
+            batch.iter().filter(|m| !failed.iter().any(|f| Some(f.as_str()) == m.message_id())).collect();
+        for chunk in done.chunks(10) {
+            let entries: Vec<_> = chunk
+                .iter()
+                .enumerate()
+                .filter_map(|(i, m)| {
+                    DeleteMessageBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .receipt_handle(m.receipt_handle().unwrap_or_default())
+                        .build()
+                        .ok()
+                })
+                .collect();
+            if let Err(e) = client.delete_message_batch().queue_url(&settings.queue_url).set_entries(Some(entries)).send().await {
+                tracing::warn!(error = %e, "event source: delete failed; messages will be redelivered");
+            }
+        }
+        if let Some(after) = settings.retry_after {
+            for m in batch.iter().filter(|m| failed.iter().any(|f| Some(f.as_str()) == m.message_id())) {
+                let _ = client
+                    .change_message_visibility()
+                    .queue_url(&settings.queue_url)
+                    .receipt_handle(m.receipt_handle().unwrap_or_default())
+                    .visibility_timeout(after.as_secs() as i32)
+                    .send()
+                    .await;
+            }
+        }
+    }
+}
+
+fn to_event_message(m: &aws_sdk_sqs::types::Message, arn: &str, region: &str) -> SqsMessage {
+    let mut out = SqsMessage::default();
+    out.message_id = m.message_id().map(str::to_string);
+    out.receipt_handle = m.receipt_handle().map(str::to_string);
+    out.body = m.body().map(str::to_string);
+    out.md5_of_body = m.md5_of_body().map(str::to_string);
+    out.attributes = m
+        .attributes()
+        .map(|a| a.iter().map(|(k, v)| (k.as_str().to_string(), v.clone())).collect())
+        .unwrap_or_default();
+    out.event_source = Some("aws:sqs".into());
+    out.event_source_arn = Some(arn.to_string());
+    out.aws_region = Some(region.to_string());
+    out
+}

@@ -1,0 +1,1 @@
+//! Gainsight emulator.

@@ -1,0 +1,156 @@
+//! moto in server mode from the project's virtualenv, on a free 127.0.0.1 port, and the SAM
+//! template deployed into it through `deploy.py` (aws-sam-translator + CloudFormation).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+use tokio::process::{Child, Command};
+
+/// Region and dummy credentials used against moto.
+pub const REGION: &str = "us-east-1";
+pub const ACCESS_KEY: &str = "testing";
+pub const SECRET_KEY: &str = "testing";
+
+pub fn venv() -> PathBuf {
+    std::env::var_os("DEVSTACK_VENV").map(PathBuf::from).unwrap_or_else(|| super::repo_root().join(".venv"))
+}
+
+/// A running moto_server; killed when dropped.
+pub struct Moto {
+    child: Child,
+    pub endpoint: String,
+}
+
+impl Moto {
+    pub async fn start() -> Result<Self> {
+        let bin = venv().join("bin").join("moto_server");
+        if !bin.exists() {
+            bail!("{} not found: run `make venv` (or `make test`, which installs it) first", bin.display());
+        }
+        // Take a free port from the OS, then hand it to moto; retry if someone grabbed it meanwhile.
+        for _ in 0..5 {
+            let port = {
+                let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+                l.local_addr()?.port()
+            };
+            let mut child = Command::new(&bin)
+                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .kill_on_drop(true)
+                .spawn()
+                .with_context(|| format!("starting {}", bin.display()))?;
+            let endpoint = format!("http://127.0.0.1:{port}");
+            let deadline = Instant::now() + Duration::from_secs(30);
+            let http = reqwest::Client::new();
+            while Instant::now() < deadline {
+                if let Some(status) = child.try_wait()? {
+                    tracing::warn!(?status, port, "moto_server exited early; trying another port");
+                    break;
+                }
+                if http.get(format!("{endpoint}/moto-api/")).send().await.is_ok() {
+                    return Ok(Self { child, endpoint });
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            let _ = child.kill().await;
+        }
+        bail!("moto_server did not start on 127.0.0.1")
+    }
+
+    /// Environment that points AWS SDKs (Rust, boto3, the CLI) at this moto.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ENDPOINT_URL", self.endpoint.clone()),
+            ("AWS_REGION", REGION.into()),
+            ("AWS_DEFAULT_REGION", REGION.into()),
+            ("AWS_ACCESS_KEY_ID", ACCESS_KEY.into()),
+            ("AWS_SECRET_ACCESS_KEY", SECRET_KEY.into()),
+        ]
+    }
+
+    /// Translates and deploys `template` as stack `stack`; returns what was created.
+    pub async fn deploy(&self, template: &Path, stack: &str, parameters: &HashMap<String, String>) -> Result<Deployment> {
+        let script = super::repo_root().join("devstack").join("deploy.py");
+        let out = Command::new(venv().join("bin").join("python"))
+            .arg(&script)
+            .arg(template)
+            .envs(self.env())
+            .env("STACK_NAME", stack)
+            .env("STACK_PARAMETERS", serde_json::to_string(parameters)?)
+            .env("PYTHONWARNINGS", "ignore")
+            .output()
+            .await
+            .context("running deploy.py")?;
+        if !out.status.success() {
+            bail!("deploying {} into moto failed: {}", template.display(), String::from_utf8_lossy(&out.stderr).trim());
+        }
+        serde_json::from_slice(&out.stdout).context("reading deploy.py output")
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct Resource {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub id: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct EventSourceSpec {
+    pub function: String,
+    pub queue: String,
+    pub batch_size: usize,
+    pub batching_window_seconds: u64,
+    pub report_batch_item_failures: bool,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct ScheduleSpec {
+    pub rule: String,
+    pub schedule: Option<String>,
+    pub function: String,
+    pub input: Option<String>,
+}
+
+/// What the template created in moto.
+#[derive(Clone, Debug, Deserialize)]
+pub struct Deployment {
+    pub stack: String,
+    pub outputs: HashMap<String, String>,
+    pub resources: HashMap<String, Resource>,
+    /// Queue names by logical id.
+    pub queues: HashMap<String, String>,
+    pub event_sources: Vec<EventSourceSpec>,
+    pub schedules: Vec<ScheduleSpec>,
+    /// Resources moto cannot create, left out of the local deployment.
+    pub skipped: Vec<String>,
+}
+
+impl Deployment {
+    pub fn physical_id(&self, logical: &str) -> Result<&str> {
+        self.resources
+            .get(logical)
+            .and_then(|r| r.id.as_deref())
+            .with_context(|| format!("the template created no {logical}"))
+    }
+
+    pub fn queue_name(&self, logical: &str) -> Result<&str> {
+        self.queues.get(logical).map(String::as_str).with_context(|| format!("the template created no queue {logical}"))
+    }
+
+    pub fn event_source(&self, function: &str) -> Result<&EventSourceSpec> {
+        self.event_sources
+            .iter()
+            .find(|e| e.function == function)
+            .with_context(|| format!("the template gives {function} no SQS event source"))
+    }
+}
