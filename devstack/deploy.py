@@ -55,10 +55,13 @@ MANAGED_POLICIES = {
 }
 
 
-# Resource types moto's CloudFormation cannot create. They are left out of the local deployment
-# (and listed under "skipped" in the output); the local stack stands in for them itself, e.g. the
-# webhook's Function URL is an HTTP listener on 127.0.0.1.
-MOTO_UNSUPPORTED = {"AWS::Lambda::Url", "AWS::CloudWatch::Alarm"}
+# Resource types left out of the local deployment (listed under "skipped" in the output):
+# - the local stack stands in for these itself: a Function URL is an HTTP listener on 127.0.0.1, and
+#   an SQS event source mapping is the event-source emulator (moto's own mapping would consume the
+#   messages trying to run the function, which it cannot);
+# - moto's CloudFormation cannot create these.
+LOCAL_STAND_INS = {"AWS::Lambda::Url", "AWS::Lambda::EventSourceMapping"}
+MOTO_UNSUPPORTED = LOCAL_STAND_INS | {"AWS::CloudWatch::Alarm"}
 
 
 def _references(node, names):
@@ -127,6 +130,7 @@ def main():
         if resource["Type"] == "AWS::Lambda::Function":
             s3.put_object(Bucket=bucket, Key=f"{name}.zip", Body=function_zip(repo, name))
 
+    full_template = json.loads(json.dumps(cfn_template))
     skipped = strip_unsupported(cfn_template)
     cfn = boto3.client("cloudformation")
     cfn.create_stack(
@@ -157,7 +161,7 @@ def main():
               for name, r in resources.items() if r["type"] == "AWS::SQS::Queue"}
 
     event_sources = []
-    for name, resource in cfn_template["Resources"].items():
+    for name, resource in full_template["Resources"].items():
         if resource["Type"] != "AWS::Lambda::EventSourceMapping":
             continue
         props = resource["Properties"]

@@ -154,3 +154,57 @@ impl Deployment {
             .with_context(|| format!("the template gives {function} no SQS event source"))
     }
 }
+
+/// moto with the template deployed and an SDK configuration pointing at it: what every test that
+/// needs real AWS APIs starts from.
+pub struct LocalAws {
+    pub moto: Moto,
+    pub deployment: Deployment,
+    pub sdk: aws_config::SdkConfig,
+}
+
+impl LocalAws {
+    /// Starts moto and deploys `infra/template.yaml` into it.
+    pub async fn start() -> Result<Self> {
+        let moto = Moto::start().await?;
+        let template = super::repo_root().join("infra").join("template.yaml");
+        let deployment = moto.deploy(&template, "gs-sf-sync", &HashMap::new()).await?;
+        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(&moto.endpoint)
+            .region(aws_config::Region::new(REGION))
+            .credentials_provider(aws_sdk_sqs::config::Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "devstack"))
+            .load()
+            .await;
+        Ok(Self { moto, deployment, sdk })
+    }
+
+    /// The URL of a queue the template created, looked up by name against moto.
+    pub async fn queue_url(&self, logical: &str) -> Result<String> {
+        let name = self.deployment.queue_name(logical)?;
+        let out = aws_sdk_sqs::Client::new(&self.sdk).get_queue_url().queue_name(name).send().await?;
+        out.queue_url().map(str::to_string).with_context(|| format!("no URL for queue {name}"))
+    }
+
+    pub fn table_name(&self) -> Result<&str> {
+        self.deployment.physical_id("StateTable")
+    }
+
+    pub fn kms_key_id(&self) -> Result<&str> {
+        self.deployment.physical_id("SecretsKey")
+    }
+
+    /// Messages visible plus in flight on a queue (SQS's approximate counts; exact on moto).
+    pub async fn queue_depth(&self, logical: &str) -> Result<u64> {
+        use aws_sdk_sqs::types::QueueAttributeName as A;
+        let out = aws_sdk_sqs::Client::new(&self.sdk)
+            .get_queue_attributes()
+            .queue_url(self.queue_url(logical).await?)
+            .attribute_names(A::ApproximateNumberOfMessages)
+            .attribute_names(A::ApproximateNumberOfMessagesNotVisible)
+            .send()
+            .await?;
+        let attrs = out.attributes().cloned().unwrap_or_default();
+        let get = |a: A| attrs.get(&a).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        Ok(get(A::ApproximateNumberOfMessages) + get(A::ApproximateNumberOfMessagesNotVisible))
+    }
+}

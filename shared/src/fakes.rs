@@ -105,6 +105,14 @@ impl StateStore for MemoryStore {
         Ok(())
     }
 
+    async fn list(&self, job: &str, limit: usize) -> Result<Vec<LedgerRecord>, StoreError> {
+        self.check()?;
+        let mut out: Vec<_> = self.ledger.lock().unwrap().values().filter(|r| r.job == job).cloned().collect();
+        out.sort_by(|a, b| a.gainsight_id.cmp(&b.gainsight_id));
+        out.truncate(limit);
+        Ok(out)
+    }
+
     async fn by_status(&self, job: &str, status: SyncStatus, limit: usize) -> Result<Vec<LedgerRecord>, StoreError> {
         self.check()?;
         let mut out: Vec<_> = self

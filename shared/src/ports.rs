@@ -63,6 +63,8 @@ pub trait StateStore: Send + Sync {
     /// Applies `update` to the ledger record (created if absent).
     async fn record(&self, job: &str, gainsight_id: &str, update: &LedgerUpdate, at_ms: i64)
         -> Result<(), StoreError>;
+    /// Ledger records of `job`, in Gainsight id order, up to `limit`.
+    async fn list(&self, job: &str, limit: usize) -> Result<Vec<LedgerRecord>, StoreError>;
     /// Ledger records of `job` carrying `status`, up to `limit`.
     async fn by_status(&self, job: &str, status: SyncStatus, limit: usize) -> Result<Vec<LedgerRecord>, StoreError>;
 

@@ -108,6 +108,38 @@ impl TryFrom<&Item> for LedgerRecord {
     }
 }
 
+impl DynamoStateStore {
+    /// Pages through a query on the table (`index` None) or an index, up to `limit` ledger records.
+    async fn query_ledger(&self, index: Option<&str>, attr: &str, value: &str, limit: usize) -> Result<Vec<LedgerRecord>, StoreError> {
+        let mut records = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .set_index_name(index.map(str::to_string))
+                .key_condition_expression("#k = :v")
+                .expression_attribute_names("#k", attr)
+                .expression_attribute_values(":v", s(value))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(store_error)?;
+            for item in out.items() {
+                if records.len() == limit {
+                    return Ok(records);
+                }
+                records.push(LedgerRecord::try_from(item)?);
+            }
+            match out.last_evaluated_key() {
+                Some(key) if !key.is_empty() => start = Some(key.clone()),
+                _ => return Ok(records),
+            }
+        }
+    }
+}
+
 #[async_trait]
 impl StateStore for DynamoStateStore {
     async fn claim_event(
@@ -271,37 +303,16 @@ impl StateStore for DynamoStateStore {
         Ok(())
     }
 
+    async fn list(&self, job: &str, limit: usize) -> Result<Vec<LedgerRecord>, StoreError> {
+        self.query_ledger(None, "pk", &format!("LEDGER#{job}"), limit).await
+    }
+
     async fn by_status(&self, job: &str, status: SyncStatus, limit: usize) -> Result<Vec<LedgerRecord>, StoreError> {
         let (index, attr) = match status {
             SyncStatus::Error => ("error-index", "error_job"),
             SyncStatus::Synced => ("synced-index", "synced_job"),
         };
-        let mut records = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(index)
-                .key_condition_expression("#k = :job")
-                .expression_attribute_names("#k", attr)
-                .expression_attribute_values(":job", s(job))
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(store_error)?;
-            for item in out.items() {
-                if records.len() == limit {
-                    return Ok(records);
-                }
-                records.push(LedgerRecord::try_from(item)?);
-            }
-            match out.last_evaluated_key() {
-                Some(key) if !key.is_empty() => start = Some(key.clone()),
-                _ => return Ok(records),
-            }
-        }
+        self.query_ledger(Some(index), attr, job, limit).await
     }
 
     async fn cursor(&self, job: &str, stream: &str) -> Result<Option<Cursor>, StoreError> {
