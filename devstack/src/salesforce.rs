@@ -319,6 +319,11 @@ impl SalesforceEmulator {
         self.lock().faults.push_back(fault);
     }
 
+    /// Faults injected and not yet used up.
+    pub fn pending_faults(&self) -> usize {
+        self.lock().faults.len()
+    }
+
     /// Invalidates every issued token, as a session timeout or a revoked app would.
     pub fn expire_tokens(&self) {
         self.lock().tokens.clear();
@@ -367,10 +372,12 @@ impl Org {
         let Some(front) = self.faults.front_mut() else { return Ok(None) };
         let fault = front.clone();
         let exhausted = match front {
-            Fault::Status { times, .. } | Fault::LockRows { times } | Fault::Delay { times, .. } => {
+            Fault::Status { times, .. } | Fault::Delay { times, .. } => {
                 *times = times.saturating_sub(1);
                 *times == 0
             }
+            // Row locks apply to collection calls only; the upsert handler consumes them.
+            Fault::LockRows { .. } => return Ok(None),
         };
         if exhausted {
             self.faults.pop_front();

@@ -213,14 +213,14 @@ impl SalesforceApi for MemorySalesforce {
                 let key = r.get(ext).and_then(|v| v.as_str()).unwrap_or_default().to_string();
                 if let Some((bad, message)) = &reject {
                     if *bad == key {
-                        return RecordResult { id: None, success: false, created: false, errors: vec![message.clone()] };
+                        return RecordResult { id: None, success: false, created: false, errors: vec![message.clone()], retryable: message.starts_with("UNABLE_TO_LOCK_ROW") };
                     }
                 }
                 let next_id = format!("001{:015}", map.len() + 1);
                 let entry = map.entry((object.into(), key)).or_insert_with(|| (next_id, Fields::new()));
                 let created = entry.1.is_empty();
                 entry.1.extend(r.clone());
-                RecordResult { id: Some(entry.0.clone()), success: true, created, errors: vec![] }
+                RecordResult { id: Some(entry.0.clone()), success: true, created, errors: vec![], retryable: false }
             })
             .collect())
     }
@@ -246,10 +246,10 @@ impl GainsightApi for MemoryGainsight {
 
     async fn insert(&self, object: &str, records: &[Fields]) -> Result<Vec<RecordResult>, ApiError> {
         self.records.lock().unwrap().entry(object.into()).or_default().extend(records.iter().cloned());
-        Ok(records.iter().map(|_| RecordResult { id: None, success: true, created: true, errors: vec![] }).collect())
+        Ok(records.iter().map(|_| RecordResult { id: None, success: true, created: true, errors: vec![], retryable: false }).collect())
     }
 
     async fn update(&self, _object: &str, _keys: &[String], records: &[Fields]) -> Result<Vec<RecordResult>, ApiError> {
-        Ok(records.iter().map(|_| RecordResult { id: None, success: true, created: false, errors: vec![] }).collect())
+        Ok(records.iter().map(|_| RecordResult { id: None, success: true, created: false, errors: vec![], retryable: false }).collect())
     }
 }

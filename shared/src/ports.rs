@@ -147,6 +147,9 @@ pub struct RecordResult {
     pub created: bool,
     /// `CODE: message` of each error, as the target reported it.
     pub errors: Vec<String>,
+    /// The failure is transient for this record (e.g. Salesforce's UNABLE_TO_LOCK_ROW): worth
+    /// trying again rather than marking final.
+    pub retryable: bool,
 }
 
 /// A Gainsight query: equality conditions joined by AND, a projection, and paging.

@@ -1,1 +1,226 @@
+//! The functions running in the local stack: moto with the template deployed, the emulators, the
+//! webhook behind a Function URL listener, and mapper and pusher fed by the SQS event-source
+//! emulator, exactly as the template wires them. Used by the end-to-end tests, `make demo` and
+//! `make up`.
 
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use devstack::event_source::{self, EventSource};
+use devstack::gainsight::{GainsightEmulator, Rule};
+use devstack::moto::LocalAws;
+use devstack::salesforce::{self as sf, SalesforceEmulator};
+use devstack::ServerHandle;
+use serde_json::{json, Value};
+use shared::adapters::dynamo::DynamoStateStore;
+use shared::adapters::AwsClients;
+use shared::config::{AwsResources, GainsightSettings, SalesforceSettings};
+use shared::domain::{Jobs, LedgerRecord};
+use shared::ports::{Secrets, StateStore};
+use shared::secret::{names, Secret};
+
+pub const GAINSIGHT_ACCESS_KEY: &str = "gs-local-access-key";
+pub const WEBHOOK_SECRET: &str = "whsec-local-shared-secret";
+
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Run mapper and pusher on their queues (off: messages stay queued, for inspection).
+    pub consumers: bool,
+    /// How soon a failed message comes back (Lambda: the visibility timeout, minutes).
+    pub retry_after: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self { consumers: true, retry_after: Duration::from_secs(1) }
+    }
+}
+
+pub struct Stack {
+    pub aws: LocalAws,
+    pub clients: AwsClients,
+    pub resources: AwsResources,
+    pub store: DynamoStateStore,
+    pub salesforce: SalesforceEmulator,
+    pub gainsight: GainsightEmulator,
+    pub jobs: Jobs,
+    webhook: ServerHandle,
+    consumers: Vec<EventSource>,
+    http: reqwest::Client,
+}
+
+impl Stack {
+    pub async fn start(options: Options) -> Result<Self> {
+        let aws = LocalAws::start().await.context("starting moto and deploying the template")?;
+        let resources = AwsResources {
+            table_name: aws.table_name()?.to_string(),
+            kms_key_id: aws.kms_key_id()?.to_string(),
+            changes_queue_url: aws.queue_url("ChangesQueue").await?,
+            writes_queue_url: aws.queue_url("WritesQueue").await?,
+        };
+        let clients = AwsClients::new(&aws.sdk);
+        let salesforce = SalesforceEmulator::start(sf::Options::default()).await?;
+        let gainsight = GainsightEmulator::start(GAINSIGHT_ACCESS_KEY).await?;
+
+        // Secrets exist only as KMS ciphertext, put through the real KMS API.
+        let secrets = clients.secrets(&resources);
+        secrets.put(names::GAINSIGHT_ACCESS_KEY, &Secret::new(GAINSIGHT_ACCESS_KEY)).await?;
+        secrets.put(names::SALESFORCE_CLIENT_SECRET, &Secret::new(salesforce.client_secret())).await?;
+        secrets.put(names::WEBHOOK_SECRET, &Secret::new(WEBHOOK_SECRET)).await?;
+
+        let jobs = Jobs::builtin();
+        let webhook_config = webhook::Config { aws: resources.clone(), max_body_bytes: 1_048_576, tolerance_s: 300 };
+        let hook = Arc::new(webhook::Webhook::from_aws(&webhook_config, &clients, jobs.clone()).await?);
+        let webhook = devstack::function_url::serve(Arc::new(move |request| {
+            let hook = Arc::clone(&hook);
+            Box::pin(async move { hook.handle(request).await })
+        }))
+        .await?;
+        gainsight.add_rule(Rule { object: "Company".into(), url: format!("{}/gainsight", webhook.url()), secret: WEBHOOK_SECRET.into() });
+
+        let mut consumers = Vec::new();
+        if options.consumers {
+            let mapper = Arc::new(mapper::MapperFn::from_aws(&mapper::Config { aws: resources.clone() }, &clients, jobs.clone()));
+            let pusher_config = pusher::Config {
+                aws: resources.clone(),
+                salesforce: SalesforceSettings { login_url: salesforce.url(), client_id: salesforce.client_id(), api_version: "62.0".into() },
+                gainsight: GainsightSettings { base_url: gainsight.url() },
+            };
+            let pusher = Arc::new(pusher::Pusher::from_aws(&pusher_config, &clients).await?);
+            let mapper_handler: event_source::Handler = Arc::new(move |event| {
+                let mapper = Arc::clone(&mapper);
+                Box::pin(async move { Ok(mapper.handle(event).await) })
+            });
+            let pusher_handler: event_source::Handler = Arc::new(move |event| {
+                let pusher = Arc::clone(&pusher);
+                Box::pin(async move { Ok(pusher.handle(event).await) })
+            });
+            for (function, handler) in [("MapperFunction", mapper_handler), ("PusherFunction", pusher_handler)] {
+                let spec = aws.deployment.event_source(function)?;
+                let queue_url = clients.sqs.get_queue_url().queue_name(&spec.queue).send().await?.queue_url().unwrap_or_default().to_string();
+                let settings = event_source::Settings {
+                    queue_url,
+                    batch_size: spec.batch_size,
+                    batching_window: Duration::from_secs(spec.batching_window_seconds),
+                    report_batch_item_failures: spec.report_batch_item_failures,
+                    retry_after: Some(options.retry_after),
+                };
+                consumers.push(EventSource::start(clients.sqs.clone(), settings, handler).await?);
+            }
+        }
+        let store = clients.state_store(&resources);
+        Ok(Self { aws, clients, resources, store, salesforce, gainsight, jobs, webhook, consumers, http: reqwest::Client::new() })
+    }
+
+    /// The webhook's Function URL (local listener).
+    pub fn webhook_url(&self) -> String {
+        self.webhook.url()
+    }
+
+    /// Calls the Gainsight emulator's public API as a Gainsight user or admin would.
+    pub async fn gainsight_api(&self, method: reqwest::Method, path: &str, body: Value) -> Result<Value> {
+        let resp = self
+            .http
+            .request(method, format!("{}{}", self.gainsight.url(), path))
+            .header("Accesskey", GAINSIGHT_ACCESS_KEY)
+            .json(&body)
+            .send()
+            .await?;
+        let status = resp.status();
+        let body: Value = resp.json().await?;
+        anyhow::ensure!(status.is_success() && body["result"] == json!(true), "Gainsight answered {status}: {body}");
+        Ok(body["data"].clone())
+    }
+
+    /// Creates Companies in Gainsight; returns their GSIDs.
+    pub async fn create_companies(&self, records: Vec<Value>) -> Result<Vec<String>> {
+        let mut ids = Vec::new();
+        for chunk in records.chunks(50) {
+            let data = self.gainsight_api(reqwest::Method::POST, "/v1/data/objects/Company", json!({ "records": chunk })).await?;
+            for r in data["records"].as_array().cloned().unwrap_or_default() {
+                ids.push(r["Gsid"].as_str().unwrap_or_default().to_string());
+            }
+        }
+        Ok(ids)
+    }
+
+    /// Updates Companies in Gainsight by GSID.
+    pub async fn update_companies(&self, records: Vec<Value>) -> Result<()> {
+        for chunk in records.chunks(50) {
+            self.gainsight_api(reqwest::Method::PUT, "/v1/data/objects/Company?keys=Gsid", json!({ "records": chunk })).await?;
+        }
+        Ok(())
+    }
+
+    pub async fn ledger(&self, gsid: &str) -> Result<Option<LedgerRecord>> {
+        Ok(self.store.ledger("company_account", gsid).await?)
+    }
+
+    /// Every ledger record of every job.
+    pub async fn ledger_records(&self) -> Result<Vec<LedgerRecord>> {
+        let mut all = Vec::new();
+        for job in self.jobs.iter() {
+            all.extend(self.store.list(&job.name, usize::MAX).await?);
+        }
+        Ok(all)
+    }
+
+    /// (synced, failed, ignored) from the ledger: records whose last attempt succeeded, records in
+    /// error, and changes ignored on purpose.
+    pub async fn counts(&self) -> Result<(usize, usize, u64)> {
+        let records = self.ledger_records().await?;
+        let synced = records.iter().filter(|r| r.synced && !r.error).count();
+        let failed = records.iter().filter(|r| r.error).count();
+        let ignored = records.iter().map(|r| r.ignored_count).sum();
+        Ok((synced, failed, ignored))
+    }
+
+    /// Salesforce Accounts carrying `gsid` in their external-ID field.
+    pub fn accounts_for(&self, gsid: &str) -> Vec<serde_json::Map<String, Value>> {
+        self.salesforce
+            .records("Account")
+            .into_iter()
+            .filter(|a| a.get("Gainsight_Company_Id__c").and_then(Value::as_str) == Some(gsid))
+            .collect()
+    }
+
+    /// Polls `check` every 50 ms until it yields `Some`, or fails after `timeout` with `what`.
+    pub async fn eventually<T, F, Fut>(&self, timeout: Duration, what: &str, mut check: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<Option<T>>>,
+    {
+        let start = Instant::now();
+        loop {
+            if let Some(v) = check().await? {
+                return Ok(v);
+            }
+            anyhow::ensure!(start.elapsed() < timeout, "timed out after {timeout:?} waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits until both queues are empty (nothing visible or in flight).
+    pub async fn drained(&self, timeout: Duration) -> Result<()> {
+        self.eventually(timeout, "the queues to drain", || async {
+            let depth = self.aws.queue_depth("ChangesQueue").await? + self.aws.queue_depth("WritesQueue").await?;
+            Ok((depth == 0).then_some(()))
+        })
+        .await
+    }
+
+    pub async fn stop(self) {
+        for c in self.consumers {
+            c.stop().await;
+        }
+    }
+}
+
+/// Signs a webhook body the way a Gainsight rule configured with the shared secret does.
+pub fn sign(secret: &str, timestamp_s: i64, body: &str) -> String {
+    use hmac::Mac;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
+    mac.update(format!("{timestamp_s}.{body}").as_bytes());
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}

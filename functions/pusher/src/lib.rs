@@ -41,6 +41,7 @@ pub struct Pusher {
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Summary {
     pub synced: usize,
+    /// Records the target refused (final) or could not take yet (retried).
     pub failed_records: usize,
     pub superseded: usize,
     pub retried_messages: usize,
@@ -198,10 +199,16 @@ impl Pusher {
             }
             other => {
                 summary.failed_records += 1;
+                let transient = other.as_ref().is_some_and(|r| r.retryable);
                 let message = refusal
                     .or_else(|| other.map(|r| r.errors.join("; ")))
                     .unwrap_or_else(|| "no result for this record".into());
-                tracing::warn!(job = %cmd.job, gainsight_id = %cmd.gainsight_id, error = %message, "record failed");
+                tracing::warn!(job = %cmd.job, gainsight_id = %cmd.gainsight_id, error = %message, transient, "record failed");
+                if transient {
+                    // Visible as error now, retried through the queue; a later success clears it,
+                    // and if the retries run out the ledger already tells why.
+                    retry.push(pending.message_id.clone());
+                }
                 LedgerUpdate::Failed { message }
             }
         };

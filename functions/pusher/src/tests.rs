@@ -104,3 +104,19 @@ async fn only_the_newest_command_per_record_is_written() {
     assert_eq!(records.len(), 1);
     assert_eq!(records.values().next().unwrap().1["Name"], json!("New"));
 }
+
+#[tokio::test]
+async fn a_locked_row_is_recorded_and_retried() {
+    let rig = rig();
+    *rig.sf.reject.lock().unwrap() = Some(("G1".into(), "UNABLE_TO_LOCK_ROW: unable to obtain exclusive access".into()));
+    let response = rig.pusher.handle(event(vec![("m1", command("G1", "A", 1)), ("m2", command("G2", "B", 1))])).await;
+    let failed: Vec<_> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
+    assert_eq!(failed, vec!["m1"], "the locked record goes back to the queue");
+    assert!(rig.store.ledger_of("company_account", "G1").unwrap().error);
+
+    *rig.sf.reject.lock().unwrap() = None;
+    let response = rig.pusher.handle(event(vec![("m1", command("G1", "A", 1))])).await;
+    assert!(response.batch_item_failures.is_empty());
+    let rec = rig.store.ledger_of("company_account", "G1").unwrap();
+    assert!(rec.synced && !rec.error, "the retry's success clears the error status");
+}

@@ -91,14 +91,14 @@ impl GainsightClient {
                     let written = data.get("records").and_then(Value::as_array).cloned().unwrap_or_default();
                     for (i, _) in chunk.iter().enumerate() {
                         let id = written.get(i).and_then(|r| r.get("Gsid")).and_then(Value::as_str).map(str::to_string);
-                        results.push(RecordResult { id, success: true, created: method == reqwest::Method::POST, errors: vec![] });
+                        results.push(RecordResult { id, success: true, created: method == reqwest::Method::POST, errors: vec![], retryable: false });
                     }
                 }
                 // Gainsight validates the whole call and refuses it if any record is invalid:
                 // every record of the call carries the error.
                 Err(ApiError::Rejected { code, message, .. }) => {
                     for _ in chunk {
-                        results.push(RecordResult { id: None, success: false, created: false, errors: vec![format!("{code}: {message}")] });
+                        results.push(RecordResult { id: None, success: false, created: false, errors: vec![format!("{code}: {message}")], retryable: false });
                     }
                 }
                 Err(other) => return Err(other),

@@ -79,9 +79,14 @@ struct QueryPage {
     records: Vec<Fields>,
 }
 
+/// Per-record status codes that clear on their own: another transaction held the row.
+const TRANSIENT_RECORD_CODES: &[&str] = &["UNABLE_TO_LOCK_ROW", "REQUEST_RUNNING_TOO_LONG"];
+
 impl From<SaveResult> for RecordResult {
     fn from(r: SaveResult) -> Self {
+        let retryable = !r.success && !r.errors.is_empty() && r.errors.iter().all(|e| TRANSIENT_RECORD_CODES.contains(&e.status_code.as_str()));
         RecordResult {
+            retryable,
             id: r.id,
             success: r.success,
             created: r.created,

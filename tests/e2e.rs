@@ -1,0 +1,164 @@
+//! End to end on the local stack: a Gainsight Company change travels through the signed webhook,
+//! `changes`, the mapper, `writes` and the pusher to a Salesforce Account, and the ledger in
+//! DynamoDB says so. Bad input is refused with nothing queued; a record Salesforce rejects is
+//! marked error without failing its batch; injected faults end synced, never duplicated.
+
+use std::time::Duration;
+
+use anyhow::Result;
+use serde_json::{json, Value};
+use sync_tests::{sign, Options, Stack, WEBHOOK_SECRET};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gainsight_company_change_reaches_its_salesforce_account() -> Result<()> {
+    let stack = Stack::start(Options::default()).await?;
+    let gsid = stack
+        .create_companies(vec![json!({"Name": "Acme Corp", "Arr": 120000, "Industry": "Manufacturing", "Employees": 420})])
+        .await?
+        .remove(0);
+
+    let account = stack
+        .eventually(WAIT, "the Account to be created", || async { Ok(stack.accounts_for(&gsid).pop()) })
+        .await?;
+    assert_eq!(account["Name"], json!("Acme Corp"));
+    assert_eq!(account["AnnualRevenue"], json!(120000));
+    assert_eq!(account["Industry"], json!("Manufacturing"));
+    assert_eq!(account["NumberOfEmployees"], json!(420));
+
+    let ledger = stack
+        .eventually(WAIT, "the ledger to say synced", || async { Ok(stack.ledger(&gsid).await?.filter(|l| l.synced)) })
+        .await?;
+    assert_eq!(ledger.salesforce_id.as_deref(), account["Id"].as_str());
+    assert!(!ledger.error);
+    assert!(ledger.last_sync_at_ms.is_some());
+
+    // A second update of the same Company updates the same Account.
+    stack.update_companies(vec![json!({"Gsid": gsid, "Arr": 250000, "Name": "Acme Corporation"})]).await?;
+    stack
+        .eventually(WAIT, "the ARR update", || async {
+            Ok(stack.accounts_for(&gsid).pop().filter(|a| a["AnnualRevenue"] == json!(250000)))
+        })
+        .await?;
+    stack.drained(WAIT).await?;
+    let accounts = stack.accounts_for(&gsid);
+    assert_eq!(accounts.len(), 1, "no duplicate Account");
+    assert_eq!(accounts[0]["Name"], json!("Acme Corporation"));
+    assert_eq!(accounts[0]["Id"], account["Id"]);
+    let ledger = stack.ledger(&gsid).await?.expect("ledger record");
+    assert_eq!(ledger.version, 2, "two syncs recorded");
+    assert_eq!(stack.counts().await?, (1, 0, 0));
+    stack.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_webhook_requests_are_refused_and_nothing_is_queued() -> Result<()> {
+    let stack = Stack::start(Options { consumers: false, ..Options::default() }).await?;
+    let http = reqwest::Client::new();
+    let url = format!("{}/gainsight", stack.webhook_url());
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs() as i64;
+    let good = json!({
+        "eventId": "evt-bad-input", "eventType": "updated", "objectName": "Company", "occurredAt": now * 1000,
+        "records": [{"Gsid": "1P0GS", "Name": "X"}]
+    })
+    .to_string();
+    let post = |body: String, ts: Option<i64>, signature: Option<String>| {
+        let mut req = http.post(&url).header("content-type", "application/json").body(body);
+        if let Some(ts) = ts {
+            req = req.header("x-gs-timestamp", ts.to_string());
+        }
+        if let Some(sig) = signature {
+            req = req.header("x-gs-signature", sig);
+        }
+        req.send()
+    };
+    let malformed = "{\"eventId\": \"e\", ".to_string();
+    let missing = good.replace("\"objectName\":\"Company\",", "");
+    assert_ne!(missing, good);
+    let big = format!("{{\"pad\":\"{}\"}}", "x".repeat(1_100_000));
+    let cases: Vec<(&str, String, Option<i64>, Option<String>, u16, &str)> = vec![
+        ("missing signature", good.clone(), Some(now), None, 401, "missing x-gs-signature"),
+        ("bad signature", good.clone(), Some(now), Some(sign("not-the-secret", now, &good)), 401, "does not match"),
+        ("stale timestamp", good.clone(), Some(now - 3600), Some(sign(WEBHOOK_SECRET, now - 3600, &good)), 401, "away from now"),
+        ("malformed JSON", malformed.clone(), Some(now), Some(sign(WEBHOOK_SECRET, now, &malformed)), 400, "invalid event JSON"),
+        ("missing field", missing.clone(), Some(now), Some(sign(WEBHOOK_SECRET, now, &missing)), 400, "missing field `objectName`"),
+        ("oversize body", big.clone(), Some(now), Some(sign(WEBHOOK_SECRET, now, &big)), 413, "at most 1048576"),
+    ];
+    for (name, body, ts, sig, want, text) in cases {
+        let resp = post(body, ts, sig).await?;
+        let status = resp.status().as_u16();
+        let body: Value = resp.json().await?;
+        assert_eq!(status, want, "{name}: {body}");
+        assert!(body["error"].as_str().unwrap_or_default().contains(text), "{name}: {body} should mention {text:?}");
+    }
+    assert_eq!(stack.aws.queue_depth("ChangesQueue").await?, 0, "refused requests queue nothing");
+
+    // The control: the same event, signed, is queued exactly once even when delivered twice.
+    for _ in 0..2 {
+        let resp = post(good.clone(), Some(now), Some(sign(WEBHOOK_SECRET, now, &good))).await?;
+        assert_eq!(resp.status().as_u16(), 200);
+    }
+    assert_eq!(stack.aws.queue_depth("ChangesQueue").await?, 1);
+    stack.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_salesforce_rejects_is_marked_error_and_its_batch_still_syncs() -> Result<()> {
+    let stack = Stack::start(Options::default()).await?;
+    let ids = stack
+        .create_companies(vec![
+            json!({"Name": "Good One", "Arr": 1, "Industry": "Banking"}),
+            json!({"Name": "Bad One", "Arr": 2, "Industry": "Underwater Basket Weaving"}),
+            json!({"Name": "Good Two", "Arr": 3}),
+        ])
+        .await?;
+    let bad = stack
+        .eventually(WAIT, "the rejected record in the ledger", || async { Ok(stack.ledger(&ids[1]).await?.filter(|l| l.error)) })
+        .await?;
+    let message = bad.last_error.unwrap_or_default();
+    assert!(message.contains("INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST") && message.contains("Underwater Basket Weaving"), "{message}");
+    assert!(!bad.synced && bad.salesforce_id.is_none());
+    for good in [&ids[0], &ids[2]] {
+        stack.eventually(WAIT, "the good records to sync", || async { Ok(stack.ledger(good).await?.filter(|l| l.synced)) }).await?;
+    }
+    stack.drained(WAIT).await?;
+    assert_eq!(stack.aws.queue_depth("WritesDeadLetterQueue").await?, 0, "a rejected record is not retried into the DLQ");
+    assert_eq!(stack.counts().await?, (2, 1, 0));
+    stack.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn injected_faults_end_synced_without_duplicates() -> Result<()> {
+    let stack = Stack::start(Options::default()).await?;
+    // Every Salesforce call fails for a while (more than the client's own retries), then rows are
+    // locked, then the session expires: messages go back to the queue until they succeed.
+    stack.salesforce.inject(devstack::salesforce::Fault::Status {
+        status: 503,
+        error_code: "SERVER_UNAVAILABLE".into(),
+        message: "Server unavailable".into(),
+        times: 6,
+    });
+    stack.salesforce.inject(devstack::salesforce::Fault::LockRows { times: 1 });
+    let records: Vec<Value> = (0..30).map(|i| json!({"Name": format!("Fault Co {i}"), "Arr": i})).collect();
+    let ids = stack.create_companies(records).await?;
+    stack.salesforce.expire_tokens();
+    stack
+        .eventually(Duration::from_secs(60), "all 30 records synced", || async {
+            let (synced, _, _) = stack.counts().await?;
+            Ok((synced == 30).then_some(()))
+        })
+        .await?;
+    stack.drained(WAIT).await?;
+    assert_eq!(stack.salesforce.pending_faults(), 0, "every injected fault was hit");
+    assert!(stack.salesforce.stats().token_requests >= 2, "the expired session was renewed");
+    for gsid in &ids {
+        assert_eq!(stack.accounts_for(gsid).len(), 1, "exactly one Account for {gsid}");
+    }
+    assert_eq!(stack.salesforce.records("Account").len(), 30);
+    stack.stop().await;
+    Ok(())
+}
