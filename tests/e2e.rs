@@ -134,8 +134,13 @@ async fn a_record_salesforce_rejects_is_marked_error_and_its_batch_still_syncs()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn injected_faults_end_synced_without_duplicates() -> Result<()> {
     let stack = Stack::start(Options::default()).await?;
-    // Every Salesforce call fails for a while (more than the client's own retries), then rows are
-    // locked, then the session expires: messages go back to the queue until they succeed.
+    let first = stack.create_companies(vec![json!({"Name": "Warm-up Co"})]).await?.remove(0);
+    stack.eventually(WAIT, "the warm-up record", || async { Ok(stack.ledger(&first).await?.filter(|l| l.synced)) }).await?;
+    assert_eq!(stack.salesforce.stats().token_requests, 1);
+
+    // The session expires, every Salesforce call then fails for a while (more than the client's
+    // own retries), then rows are locked: messages go back to the queue until they succeed.
+    stack.salesforce.expire_tokens();
     stack.salesforce.inject(devstack::salesforce::Fault::Status {
         status: 503,
         error_code: "SERVER_UNAVAILABLE".into(),
@@ -145,20 +150,20 @@ async fn injected_faults_end_synced_without_duplicates() -> Result<()> {
     stack.salesforce.inject(devstack::salesforce::Fault::LockRows { times: 1 });
     let records: Vec<Value> = (0..30).map(|i| json!({"Name": format!("Fault Co {i}"), "Arr": i})).collect();
     let ids = stack.create_companies(records).await?;
-    stack.salesforce.expire_tokens();
     stack
-        .eventually(Duration::from_secs(60), "all 30 records synced", || async {
+        .eventually(Duration::from_secs(60), "all 31 records synced", || async {
             let (synced, _, _) = stack.counts().await?;
-            Ok((synced == 30).then_some(()))
+            Ok((synced == 31).then_some(()))
         })
         .await?;
     stack.drained(WAIT).await?;
     assert_eq!(stack.salesforce.pending_faults(), 0, "every injected fault was hit");
-    assert!(stack.salesforce.stats().token_requests >= 2, "the expired session was renewed");
+    assert_eq!(stack.salesforce.stats().token_requests, 2, "the expired session was renewed once");
     for gsid in &ids {
         assert_eq!(stack.accounts_for(gsid).len(), 1, "exactly one Account for {gsid}");
     }
-    assert_eq!(stack.salesforce.records("Account").len(), 30);
+    assert_eq!(stack.salesforce.records("Account").len(), 31);
+    assert_eq!(stack.aws.queue_depth("WritesDeadLetterQueue").await? + stack.aws.queue_depth("ChangesDeadLetterQueue").await?, 0);
     stack.stop().await;
     Ok(())
 }
