@@ -1,0 +1,86 @@
+//! Runs the built `webhook` binary the way Lambda does, through the Runtime API, against moto:
+//! proves `main.rs` (config from the environment, KMS decrypt at cold start, SDK clients, the
+//! runtime loop), not only the handler.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::Result;
+use devstack::moto::LocalAws;
+use devstack::runtime_api::RuntimeApi;
+use serde_json::{json, Value};
+use shared::adapters::AwsClients;
+use shared::config::AwsResources;
+use shared::ports::Secrets;
+use shared::secret::{names, Secret};
+use shared::signature;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_webhook_binary_serves_function_url_events_through_the_runtime_api() -> Result<()> {
+    let aws = LocalAws::start().await?;
+    let resources = AwsResources {
+        table_name: aws.table_name()?.to_string(),
+        kms_key_id: aws.kms_key_id()?.to_string(),
+        changes_queue_url: aws.queue_url("ChangesQueue").await?,
+        writes_queue_url: aws.queue_url("WritesQueue").await?,
+    };
+    AwsClients::new(&aws.sdk).secrets(&resources).put(names::WEBHOOK_SECRET, &Secret::new("runtime-secret")).await?;
+
+    let runtime = RuntimeApi::start().await?;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_webhook"))
+        .envs(aws.moto.env())
+        .env("AWS_LAMBDA_RUNTIME_API", runtime.address())
+        .env("AWS_LAMBDA_FUNCTION_NAME", "webhook")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+        .env("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/webhook")
+        .env("AWS_LAMBDA_LOG_STREAM_NAME", "local")
+        .env("TABLE_NAME", &resources.table_name)
+        .env("KMS_KEY_ID", &resources.kms_key_id)
+        .env("CHANGES_QUEUE_URL", &resources.changes_queue_url)
+        .env("WRITES_QUEUE_URL", &resources.writes_queue_url)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()?;
+
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs() as i64;
+    let body = json!({
+        "eventId": "rt-1", "eventType": "updated", "objectName": "Company", "occurredAt": now * 1000,
+        "records": [{"Gsid": "1P0RUNTIME", "Name": "Runtime Co", "Arr": 5}]
+    })
+    .to_string();
+    let mut event: Value = serde_json::from_str(include_str!("../fixtures/function_url_request.json"))?;
+    event["body"] = json!(body);
+    event["headers"]["x-gs-timestamp"] = json!(now.to_string());
+    event["headers"]["x-gs-signature"] = json!(signature::sign(b"runtime-secret", now, body.as_bytes()));
+
+    let answer = runtime.invoke(event.clone(), Duration::from_secs(60)).await?.map_err(|e| anyhow::anyhow!("function error: {e}"))?;
+    assert_eq!(answer["statusCode"], json!(200), "{answer}");
+    assert_eq!(aws.queue_depth("ChangesQueue").await?, 1);
+
+    // Same process, second invocation: a wrong signature is refused and queues nothing.
+    event["headers"]["x-gs-signature"] = json!(signature::sign(b"wrong", now, body.as_bytes()));
+    event["headers"]["x-gs-timestamp"] = json!(now.to_string());
+    let answer = runtime.invoke(event, Duration::from_secs(30)).await?.map_err(|e| anyhow::anyhow!("function error: {e}"))?;
+    assert_eq!(answer["statusCode"], json!(401), "{answer}");
+    assert_eq!(aws.queue_depth("ChangesQueue").await?, 1);
+    assert!(child.try_wait()?.is_none(), "the function process keeps serving");
+    child.kill().await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_webhook_binary_fails_fast_naming_a_missing_variable() -> Result<()> {
+    let runtime = RuntimeApi::start().await?;
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_webhook"))
+        .env_clear()
+        .env("AWS_LAMBDA_RUNTIME_API", runtime.address())
+        .output()
+        .await?;
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("TABLE_NAME"), "{stderr}");
+    Ok(())
+}
