@@ -1,0 +1,54 @@
+# Gainsight <-> Salesforce sync. `make demo` and `make test` work on a fresh machine with only
+# the Rust toolchain, Python 3 and pip: everything Python goes into a project-local .venv.
+
+VENV     := .venv
+STAMP    := $(VENV)/.installed
+CARGO    ?= cargo
+STATE    := .devstack
+
+.PHONY: demo test build lint up down venv clean
+
+$(STAMP): devstack/requirements.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r devstack/requirements.txt
+	touch $(STAMP)
+
+## venv: moto (server), aws-sam-translator and cfn-lint in .venv
+venv: $(STAMP)
+
+## demo: start the local stack and run a real Gainsight -> Salesforce sync end to end
+demo: $(STAMP)
+	$(CARGO) run --quiet -p sync-tests --bin stack -- demo
+
+## test: every unit, adapter, handler, runtime-API and end-to-end test, and cfn-lint
+test: $(STAMP)
+	$(VENV)/bin/cfn-lint infra/template.yaml
+	$(CARGO) test --workspace
+
+## build: debug build of every crate
+build:
+	$(CARGO) build --workspace
+
+## lint: rustfmt, clippy (warnings are errors) and cfn-lint
+lint: $(STAMP)
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(VENV)/bin/cfn-lint infra/template.yaml
+
+## up: start the local stack in the background (log in .devstack/stack.log); `make down` stops it
+up: $(STAMP)
+	@mkdir -p $(STATE)
+	@if [ -f $(STATE)/stack.pid ] && kill -0 $$(cat $(STATE)/stack.pid) 2>/dev/null; then echo "already up (pid $$(cat $(STATE)/stack.pid))"; exit 0; fi
+	$(CARGO) build --quiet -p sync-tests --bin stack
+	@nohup target/debug/stack up > $(STATE)/stack.log 2>&1 & echo $$! > $(STATE)/stack.pid
+	@for i in $$(seq 1 120); do grep -q "local stack is up" $(STATE)/stack.log && break; \
+	  kill -0 $$(cat $(STATE)/stack.pid) 2>/dev/null || { cat $(STATE)/stack.log; exit 1; }; sleep 0.5; done
+	@cat $(STATE)/stack.log
+
+## down: stop the local stack started by `make up`
+down:
+	@if [ -f $(STATE)/stack.pid ]; then kill $$(cat $(STATE)/stack.pid) 2>/dev/null || true; rm -f $(STATE)/stack.pid; echo "local stack stopped"; else echo "not running"; fi
+
+clean:
+	$(CARGO) clean
+	rm -rf $(VENV) $(STATE)
