@@ -1,6 +1,9 @@
 # Gainsight <-> Salesforce sync. `make demo` and `make test` work on a fresh machine with only
 # the Rust toolchain, Python 3 and pip: everything Python goes into a project-local .venv.
 
+SHELL       := bash
+.SHELLFLAGS := -eu -o pipefail -c
+
 VENV     := .venv
 STAMP    := $(VENV)/.installed
 CARGO    ?= cargo
@@ -23,7 +26,9 @@ demo: $(STAMP)
 ## test: every unit, adapter, handler, runtime-API and end-to-end test, and cfn-lint
 test: $(STAMP)
 	$(VENV)/bin/cfn-lint infra/template.yaml
-	$(CARGO) test --workspace
+	@mkdir -p $(STATE)
+	$(CARGO) test --workspace 2>&1 | tee $(STATE)/test.log
+	@awk '/^test result:/ { p += $$4; f += $$6 } END { printf "tests: %d passed, %d failed\n", p, f }' $(STATE)/test.log
 
 ## build: debug build of every crate
 build:

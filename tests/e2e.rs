@@ -20,7 +20,9 @@ async fn a_gainsight_company_change_reaches_its_salesforce_account() -> Result<(
         .remove(0);
 
     let account = stack
-        .eventually(WAIT, "the Account to be created", || async { Ok(stack.accounts_for(&gsid).pop()) })
+        .eventually(WAIT, "the Account to be created", || async {
+            Ok(stack.accounts_for(&gsid).pop())
+        })
         .await?;
     assert_eq!(account["Name"], json!("Acme Corp"));
     assert_eq!(account["AnnualRevenue"], json!(120000));
@@ -28,17 +30,26 @@ async fn a_gainsight_company_change_reaches_its_salesforce_account() -> Result<(
     assert_eq!(account["NumberOfEmployees"], json!(420));
 
     let ledger = stack
-        .eventually(WAIT, "the ledger to say synced", || async { Ok(stack.ledger(&gsid).await?.filter(|l| l.synced)) })
+        .eventually(WAIT, "the ledger to say synced", || async {
+            Ok(stack.ledger(&gsid).await?.filter(|l| l.synced))
+        })
         .await?;
     assert_eq!(ledger.salesforce_id.as_deref(), account["Id"].as_str());
     assert!(!ledger.error);
     assert!(ledger.last_sync_at_ms.is_some());
 
     // A second update of the same Company updates the same Account.
-    stack.update_companies(vec![json!({"Gsid": gsid, "Arr": 250000, "Name": "Acme Corporation"})]).await?;
+    stack
+        .update_companies(vec![
+            json!({"Gsid": gsid, "Arr": 250000, "Name": "Acme Corporation"}),
+        ])
+        .await?;
     stack
         .eventually(WAIT, "the ARR update", || async {
-            Ok(stack.accounts_for(&gsid).pop().filter(|a| a["AnnualRevenue"] == json!(250000)))
+            Ok(stack
+                .accounts_for(&gsid)
+                .pop()
+                .filter(|a| a["AnnualRevenue"] == json!(250000)))
         })
         .await?;
     stack.drained(WAIT).await?;
@@ -55,17 +66,26 @@ async fn a_gainsight_company_change_reaches_its_salesforce_account() -> Result<(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_webhook_requests_are_refused_and_nothing_is_queued() -> Result<()> {
-    let stack = Stack::start(Options { consumers: false, ..Options::default() }).await?;
+    let stack = Stack::start(Options {
+        consumers: false,
+        ..Options::default()
+    })
+    .await?;
     let http = reqwest::Client::new();
     let url = format!("{}/gainsight", stack.webhook_url());
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs() as i64;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs() as i64;
     let good = json!({
         "eventId": "evt-bad-input", "eventType": "updated", "objectName": "Company", "occurredAt": now * 1000,
         "records": [{"Gsid": "1P0GS", "Name": "X"}]
     })
     .to_string();
     let post = |body: String, ts: Option<i64>, signature: Option<String>| {
-        let mut req = http.post(&url).header("content-type", "application/json").body(body);
+        let mut req = http
+            .post(&url)
+            .header("content-type", "application/json")
+            .body(body);
         if let Some(ts) = ts {
             req = req.header("x-gs-timestamp", ts.to_string());
         }
@@ -79,25 +99,79 @@ async fn bad_webhook_requests_are_refused_and_nothing_is_queued() -> Result<()> 
     assert_ne!(missing, good);
     let big = format!("{{\"pad\":\"{}\"}}", "x".repeat(1_100_000));
     let cases: Vec<(&str, String, Option<i64>, Option<String>, u16, &str)> = vec![
-        ("missing signature", good.clone(), Some(now), None, 401, "missing x-gs-signature"),
-        ("bad signature", good.clone(), Some(now), Some(sign("not-the-secret", now, &good)), 401, "does not match"),
-        ("stale timestamp", good.clone(), Some(now - 3600), Some(sign(WEBHOOK_SECRET, now - 3600, &good)), 401, "away from now"),
-        ("malformed JSON", malformed.clone(), Some(now), Some(sign(WEBHOOK_SECRET, now, &malformed)), 400, "invalid event JSON"),
-        ("missing field", missing.clone(), Some(now), Some(sign(WEBHOOK_SECRET, now, &missing)), 400, "missing field `objectName`"),
-        ("oversize body", big.clone(), Some(now), Some(sign(WEBHOOK_SECRET, now, &big)), 413, "at most 1048576"),
+        (
+            "missing signature",
+            good.clone(),
+            Some(now),
+            None,
+            401,
+            "missing x-gs-signature",
+        ),
+        (
+            "bad signature",
+            good.clone(),
+            Some(now),
+            Some(sign("not-the-secret", now, &good)),
+            401,
+            "does not match",
+        ),
+        (
+            "stale timestamp",
+            good.clone(),
+            Some(now - 3600),
+            Some(sign(WEBHOOK_SECRET, now - 3600, &good)),
+            401,
+            "away from now",
+        ),
+        (
+            "malformed JSON",
+            malformed.clone(),
+            Some(now),
+            Some(sign(WEBHOOK_SECRET, now, &malformed)),
+            400,
+            "invalid event JSON",
+        ),
+        (
+            "missing field",
+            missing.clone(),
+            Some(now),
+            Some(sign(WEBHOOK_SECRET, now, &missing)),
+            400,
+            "missing field `objectName`",
+        ),
+        (
+            "oversize body",
+            big.clone(),
+            Some(now),
+            Some(sign(WEBHOOK_SECRET, now, &big)),
+            413,
+            "at most 1048576",
+        ),
     ];
     for (name, body, ts, sig, want, text) in cases {
         let resp = post(body, ts, sig).await?;
         let status = resp.status().as_u16();
         let body: Value = resp.json().await?;
         assert_eq!(status, want, "{name}: {body}");
-        assert!(body["error"].as_str().unwrap_or_default().contains(text), "{name}: {body} should mention {text:?}");
+        assert!(
+            body["error"].as_str().unwrap_or_default().contains(text),
+            "{name}: {body} should mention {text:?}"
+        );
     }
-    assert_eq!(stack.aws.queue_depth("ChangesQueue").await?, 0, "refused requests queue nothing");
+    assert_eq!(
+        stack.aws.queue_depth("ChangesQueue").await?,
+        0,
+        "refused requests queue nothing"
+    );
 
     // The control: the same event, signed, is queued exactly once even when delivered twice.
     for _ in 0..2 {
-        let resp = post(good.clone(), Some(now), Some(sign(WEBHOOK_SECRET, now, &good))).await?;
+        let resp = post(
+            good.clone(),
+            Some(now),
+            Some(sign(WEBHOOK_SECRET, now, &good)),
+        )
+        .await?;
         assert_eq!(resp.status().as_u16(), 200);
     }
     assert_eq!(stack.aws.queue_depth("ChangesQueue").await?, 1);
@@ -116,16 +190,30 @@ async fn a_record_salesforce_rejects_is_marked_error_and_its_batch_still_syncs()
         ])
         .await?;
     let bad = stack
-        .eventually(WAIT, "the rejected record in the ledger", || async { Ok(stack.ledger(&ids[1]).await?.filter(|l| l.error)) })
+        .eventually(WAIT, "the rejected record in the ledger", || async {
+            Ok(stack.ledger(&ids[1]).await?.filter(|l| l.error))
+        })
         .await?;
     let message = bad.last_error.unwrap_or_default();
-    assert!(message.contains("INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST") && message.contains("Underwater Basket Weaving"), "{message}");
+    assert!(
+        message.contains("INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST")
+            && message.contains("Underwater Basket Weaving"),
+        "{message}"
+    );
     assert!(!bad.synced && bad.salesforce_id.is_none());
     for good in [&ids[0], &ids[2]] {
-        stack.eventually(WAIT, "the good records to sync", || async { Ok(stack.ledger(good).await?.filter(|l| l.synced)) }).await?;
+        stack
+            .eventually(WAIT, "the good records to sync", || async {
+                Ok(stack.ledger(good).await?.filter(|l| l.synced))
+            })
+            .await?;
     }
     stack.drained(WAIT).await?;
-    assert_eq!(stack.aws.queue_depth("WritesDeadLetterQueue").await?, 0, "a rejected record is not retried into the DLQ");
+    assert_eq!(
+        stack.aws.queue_depth("WritesDeadLetterQueue").await?,
+        0,
+        "a rejected record is not retried into the DLQ"
+    );
     assert_eq!(stack.counts().await?, (2, 1, 0));
     stack.stop().await;
     Ok(())
@@ -134,21 +222,34 @@ async fn a_record_salesforce_rejects_is_marked_error_and_its_batch_still_syncs()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn injected_faults_end_synced_without_duplicates() -> Result<()> {
     let stack = Stack::start(Options::default()).await?;
-    let first = stack.create_companies(vec![json!({"Name": "Warm-up Co"})]).await?.remove(0);
-    stack.eventually(WAIT, "the warm-up record", || async { Ok(stack.ledger(&first).await?.filter(|l| l.synced)) }).await?;
+    let first = stack
+        .create_companies(vec![json!({"Name": "Warm-up Co"})])
+        .await?
+        .remove(0);
+    stack
+        .eventually(WAIT, "the warm-up record", || async {
+            Ok(stack.ledger(&first).await?.filter(|l| l.synced))
+        })
+        .await?;
     assert_eq!(stack.salesforce.stats().token_requests, 1);
 
     // The session expires, every Salesforce call then fails for a while (more than the client's
     // own retries), then rows are locked: messages go back to the queue until they succeed.
     stack.salesforce.expire_tokens();
-    stack.salesforce.inject(devstack::salesforce::Fault::Status {
-        status: 503,
-        error_code: "SERVER_UNAVAILABLE".into(),
-        message: "Server unavailable".into(),
-        times: 6,
-    });
-    stack.salesforce.inject(devstack::salesforce::Fault::LockRows { times: 1 });
-    let records: Vec<Value> = (0..30).map(|i| json!({"Name": format!("Fault Co {i}"), "Arr": i})).collect();
+    stack
+        .salesforce
+        .inject(devstack::salesforce::Fault::Status {
+            status: 503,
+            error_code: "SERVER_UNAVAILABLE".into(),
+            message: "Server unavailable".into(),
+            times: 6,
+        });
+    stack
+        .salesforce
+        .inject(devstack::salesforce::Fault::LockRows { times: 1 });
+    let records: Vec<Value> = (0..30)
+        .map(|i| json!({"Name": format!("Fault Co {i}"), "Arr": i}))
+        .collect();
     let ids = stack.create_companies(records).await?;
     stack
         .eventually(Duration::from_secs(60), "all 31 records synced", || async {
@@ -157,13 +258,29 @@ async fn injected_faults_end_synced_without_duplicates() -> Result<()> {
         })
         .await?;
     stack.drained(WAIT).await?;
-    assert_eq!(stack.salesforce.pending_faults(), 0, "every injected fault was hit");
-    assert_eq!(stack.salesforce.stats().token_requests, 2, "the expired session was renewed once");
+    assert_eq!(
+        stack.salesforce.pending_faults(),
+        0,
+        "every injected fault was hit"
+    );
+    assert_eq!(
+        stack.salesforce.stats().token_requests,
+        2,
+        "the expired session was renewed once"
+    );
     for gsid in &ids {
-        assert_eq!(stack.accounts_for(gsid).len(), 1, "exactly one Account for {gsid}");
+        assert_eq!(
+            stack.accounts_for(gsid).len(),
+            1,
+            "exactly one Account for {gsid}"
+        );
     }
     assert_eq!(stack.salesforce.records("Account").len(), 31);
-    assert_eq!(stack.aws.queue_depth("WritesDeadLetterQueue").await? + stack.aws.queue_depth("ChangesDeadLetterQueue").await?, 0);
+    assert_eq!(
+        stack.aws.queue_depth("WritesDeadLetterQueue").await?
+            + stack.aws.queue_depth("ChangesDeadLetterQueue").await?,
+        0
+    );
     stack.stop().await;
     Ok(())
 }

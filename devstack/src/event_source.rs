@@ -9,11 +9,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
-use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName, QueueAttributeName};
+use aws_sdk_sqs::types::{
+    DeleteMessageBatchRequestEntry, MessageSystemAttributeName, QueueAttributeName,
+};
 use aws_sdk_sqs::Client;
 use tokio::sync::watch;
 
-pub type Handler = Arc<dyn Fn(SqsEvent) -> Pin<Box<dyn Future<Output = Result<SqsBatchResponse, String>> + Send>> + Send + Sync>;
+pub type Handler = Arc<
+    dyn Fn(SqsEvent) -> Pin<Box<dyn Future<Output = Result<SqsBatchResponse, String>> + Send>>
+        + Send
+        + Sync,
+>;
 
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -42,14 +48,22 @@ pub struct EventSource {
 }
 
 impl EventSource {
-    pub async fn start(client: Client, settings: Settings, handler: Handler) -> anyhow::Result<Self> {
+    pub async fn start(
+        client: Client,
+        settings: Settings,
+        handler: Handler,
+    ) -> anyhow::Result<Self> {
         let attrs = client
             .get_queue_attributes()
             .queue_url(&settings.queue_url)
             .attribute_names(QueueAttributeName::QueueArn)
             .send()
             .await?;
-        let arn = attrs.attributes().and_then(|a| a.get(&QueueAttributeName::QueueArn)).cloned().unwrap_or_default();
+        let arn = attrs
+            .attributes()
+            .and_then(|a| a.get(&QueueAttributeName::QueueArn))
+            .cloned()
+            .unwrap_or_default();
         let (stop, stopped) = watch::channel(false);
         let (stats_tx, stats) = watch::channel(Stats::default());
         let task = tokio::spawn(run(client, settings, arn, handler, stopped, stats_tx));
@@ -131,12 +145,21 @@ async fn run(
         }
 
         let mut event = SqsEvent::default();
-        event.records = batch.iter().map(|m| to_event_message(m, &arn, &region)).collect();
-        let ids: Vec<String> = event.records.iter().filter_map(|r| r.message_id.clone()).collect();
+        event.records = batch
+            .iter()
+            .map(|m| to_event_message(m, &arn, &region))
+            .collect();
+        let ids: Vec<String> = event
+            .records
+            .iter()
+            .filter_map(|r| r.message_id.clone())
+            .collect();
         let failed: Vec<String> = match handler(event).await {
-            Ok(resp) if settings.report_batch_item_failures => {
-                resp.batch_item_failures.into_iter().map(|f| f.item_identifier).collect()
-            }
+            Ok(resp) if settings.report_batch_item_failures => resp
+                .batch_item_failures
+                .into_iter()
+                .map(|f| f.item_identifier)
+                .collect(),
             Ok(_) => vec![],
             // A function error fails the whole batch, as on Lambda.
             Err(e) => {
@@ -150,8 +173,10 @@ async fn run(
             s.failures += failed.len() as u64;
         });
 
-        let done: Vec<&aws_sdk_sqs::types::Message> =
-            batch.iter().filter(|m| !failed.iter().any(|f| Some(f.as_str()) == m.message_id())).collect();
+        let done: Vec<&aws_sdk_sqs::types::Message> = batch
+            .iter()
+            .filter(|m| !failed.iter().any(|f| Some(f.as_str()) == m.message_id()))
+            .collect();
         for chunk in done.chunks(10) {
             let entries: Vec<_> = chunk
                 .iter()
@@ -164,12 +189,21 @@ async fn run(
                         .ok()
                 })
                 .collect();
-            if let Err(e) = client.delete_message_batch().queue_url(&settings.queue_url).set_entries(Some(entries)).send().await {
+            if let Err(e) = client
+                .delete_message_batch()
+                .queue_url(&settings.queue_url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+            {
                 tracing::warn!(error = %e, "event source: delete failed; messages will be redelivered");
             }
         }
         if let Some(after) = settings.retry_after {
-            for m in batch.iter().filter(|m| failed.iter().any(|f| Some(f.as_str()) == m.message_id())) {
+            for m in batch
+                .iter()
+                .filter(|m| failed.iter().any(|f| Some(f.as_str()) == m.message_id()))
+            {
                 let _ = client
                     .change_message_visibility()
                     .queue_url(&settings.queue_url)
@@ -190,7 +224,11 @@ fn to_event_message(m: &aws_sdk_sqs::types::Message, arn: &str, region: &str) ->
     out.md5_of_body = m.md5_of_body().map(str::to_string);
     out.attributes = m
         .attributes()
-        .map(|a| a.iter().map(|(k, v)| (k.as_str().to_string(), v.clone())).collect())
+        .map(|a| {
+            a.iter()
+                .map(|(k, v)| (k.as_str().to_string(), v.clone()))
+                .collect()
+        })
         .unwrap_or_default();
     out.event_source = Some("aws:sqs".into());
     out.event_source_arn = Some(arn.to_string());

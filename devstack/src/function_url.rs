@@ -5,7 +5,9 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use aws_lambda_events::event::lambda_function_urls::{LambdaFunctionUrlRequest, LambdaFunctionUrlResponse};
+use aws_lambda_events::event::lambda_function_urls::{
+    LambdaFunctionUrlRequest, LambdaFunctionUrlResponse,
+};
 use axum::body::{to_bytes, Body};
 use axum::extract::State;
 use axum::response::Response;
@@ -14,8 +16,13 @@ use http::{Request, StatusCode};
 
 use crate::ServerHandle;
 
-pub type Handler =
-    Arc<dyn Fn(LambdaFunctionUrlRequest) -> Pin<Box<dyn Future<Output = LambdaFunctionUrlResponse> + Send>> + Send + Sync>;
+pub type Handler = Arc<
+    dyn Fn(
+            LambdaFunctionUrlRequest,
+        ) -> Pin<Box<dyn Future<Output = LambdaFunctionUrlResponse> + Send>>
+        + Send
+        + Sync,
+>;
 
 /// Function URLs refuse payloads over 6 MB before the function runs.
 const MAX_PAYLOAD: usize = 6 * 1024 * 1024;
@@ -28,7 +35,10 @@ pub async fn serve(handler: Handler) -> std::io::Result<ServerHandle> {
 async fn invoke(State(handler): State<Handler>, request: Request<Body>) -> Response {
     let (parts, body) = request.into_parts();
     let Ok(bytes) = to_bytes(body, MAX_PAYLOAD).await else {
-        return plain(StatusCode::PAYLOAD_TOO_LARGE, "Request must be smaller than 6291456 bytes for the InvokeFunction operation");
+        return plain(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "Request must be smaller than 6291456 bytes for the InvokeFunction operation",
+        );
     };
     let mut event = LambdaFunctionUrlRequest::default();
     event.version = Some("2.0".into());
@@ -59,7 +69,9 @@ async fn invoke(State(handler): State<Handler>, request: Request<Body>) -> Respo
     for (name, value) in answer.headers.iter() {
         builder = builder.header(name, value);
     }
-    builder.body(Body::from(answer.body.unwrap_or_default())).unwrap_or_else(|_| plain(StatusCode::BAD_GATEWAY, "bad function response"))
+    builder
+        .body(Body::from(answer.body.unwrap_or_default()))
+        .unwrap_or_else(|_| plain(StatusCode::BAD_GATEWAY, "bad function response"))
 }
 
 fn url_pairs(query: &str) -> Vec<(String, String)> {
@@ -74,5 +86,8 @@ fn url_pairs(query: &str) -> Vec<(String, String)> {
 }
 
 fn plain(status: StatusCode, message: &str) -> Response {
-    Response::builder().status(status).body(Body::from(message.to_string())).unwrap_or_default()
+    Response::builder()
+        .status(status)
+        .body(Body::from(message.to_string()))
+        .unwrap_or_default()
 }

@@ -51,20 +51,43 @@ pub struct GsField {
 }
 
 const fn field(name: &'static str, kind: GsType) -> GsField {
-    GsField { name, kind, required: false, system: false }
+    GsField {
+        name,
+        kind,
+        required: false,
+        system: false,
+    }
 }
 
 fn objects() -> Vec<(&'static str, Vec<GsField>)> {
     let system = || {
         vec![
-            GsField { name: "Gsid", kind: GsType::Gsid, required: false, system: true },
-            GsField { name: "CreatedDate", kind: GsType::Datetime, required: false, system: true },
-            GsField { name: "ModifiedDate", kind: GsType::Datetime, required: false, system: true },
+            GsField {
+                name: "Gsid",
+                kind: GsType::Gsid,
+                required: false,
+                system: true,
+            },
+            GsField {
+                name: "CreatedDate",
+                kind: GsType::Datetime,
+                required: false,
+                system: true,
+            },
+            GsField {
+                name: "ModifiedDate",
+                kind: GsType::Datetime,
+                required: false,
+                system: true,
+            },
         ]
     };
     let mut company = system();
     company.extend([
-        GsField { required: true, ..field("Name", GsType::String) },
+        GsField {
+            required: true,
+            ..field("Name", GsType::String)
+        },
         field("Arr", GsType::Currency),
         field("Mrr", GsType::Currency),
         field("Industry", GsType::String),
@@ -77,8 +100,14 @@ fn objects() -> Vec<(&'static str, Vec<GsField>)> {
     let mut person = system();
     person.extend([
         field("FirstName", GsType::String),
-        GsField { required: true, ..field("LastName", GsType::String) },
-        GsField { required: true, ..field("Email", GsType::Email) },
+        GsField {
+            required: true,
+            ..field("LastName", GsType::String)
+        },
+        GsField {
+            required: true,
+            ..field("Email", GsType::Email)
+        },
         field("Title", GsType::String),
         field("CompanyId", GsType::Gsid),
         field("SfdcContactId", GsType::String),
@@ -137,7 +166,10 @@ impl GainsightEmulator {
     pub async fn start(access_key: impl Into<String>) -> std::io::Result<Self> {
         let tenant = Arc::new(Mutex::new(Tenant {
             access_key: access_key.into(),
-            objects: objects().into_iter().map(|(n, f)| (n, (f, vec![]))).collect(),
+            objects: objects()
+                .into_iter()
+                .map(|(n, f)| (n, (f, vec![])))
+                .collect(),
             stats: Stats::default(),
             faults: VecDeque::new(),
             rules: vec![],
@@ -151,7 +183,10 @@ impl GainsightEmulator {
             .route("/__emulator/faults", post(add_fault))
             .route("/__emulator/rules", post(add_rule))
             .with_state(tenant.clone());
-        Ok(Self { tenant, server: Arc::new(crate::serve(router).await?) })
+        Ok(Self {
+            tenant,
+            server: Arc::new(crate::serve(router).await?),
+        })
     }
 
     pub fn url(&self) -> String {
@@ -159,7 +194,11 @@ impl GainsightEmulator {
     }
 
     pub fn records(&self, object: &str) -> Vec<Record> {
-        lock(&self.tenant).objects.get(object).map(|o| o.1.clone()).unwrap_or_default()
+        lock(&self.tenant)
+            .objects
+            .get(object)
+            .map(|o| o.1.clone())
+            .unwrap_or_default()
     }
 
     pub fn stats(&self) -> Stats {
@@ -203,18 +242,30 @@ fn envelope_ok(data: Value) -> Response {
 }
 
 fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or_default()
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
 }
 
 /// Authenticates and applies faults; `Ok(Some(ms))` asks the caller to delay.
 fn begin(tenant: &Arc<Mutex<Tenant>>, headers: &HeaderMap) -> Result<Option<u64>, Response> {
     let mut t = lock(tenant);
     t.stats.api_calls += 1;
-    let key = headers.get("accesskey").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let key = headers
+        .get("accesskey")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
     if key.is_empty() || key != t.access_key {
-        return Err(envelope_error(StatusCode::UNAUTHORIZED, "GS_AUTH_FAILED", "Access key is missing or invalid"));
+        return Err(envelope_error(
+            StatusCode::UNAUTHORIZED,
+            "GS_AUTH_FAILED",
+            "Access key is missing or invalid",
+        ));
     }
-    let Some(front) = t.faults.front_mut() else { return Ok(None) };
+    let Some(front) = t.faults.front_mut() else {
+        return Ok(None);
+    };
     let fault = front.clone();
     let times = match front {
         Fault::Status { times, .. } | Fault::Delay { times, .. } => {
@@ -228,7 +279,11 @@ fn begin(tenant: &Arc<Mutex<Tenant>>, headers: &HeaderMap) -> Result<Option<u64>
     match fault {
         Fault::Status { status, .. } => {
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
-            let desc = if status == StatusCode::TOO_MANY_REQUESTS { "Rate limit exceeded" } else { "Service temporarily unavailable" };
+            let desc = if status == StatusCode::TOO_MANY_REQUESTS {
+                "Rate limit exceeded"
+            } else {
+                "Service temporarily unavailable"
+            };
             Err(envelope_error(status, "GS_INJECTED_FAULT", desc))
         }
         Fault::Delay { ms, .. } => Ok(Some(ms)),
@@ -337,7 +392,10 @@ fn evaluate(expr: &str, truth: &BTreeMap<String, bool>) -> Result<bool, String> 
             *i += 1;
             return Ok(v);
         }
-        truth.get(tok).copied().ok_or_else(|| format!("expression uses unknown alias {tok}"))
+        truth
+            .get(tok)
+            .copied()
+            .ok_or_else(|| format!("expression uses unknown alias {tok}"))
     }
     let mut i = 0;
     let v = or(&tokens, &mut i, truth)?;
@@ -347,7 +405,12 @@ fn evaluate(expr: &str, truth: &BTreeMap<String, bool>) -> Result<bool, String> 
     Ok(v)
 }
 
-async fn query(State(tenant): TenantState, headers: HeaderMap, Path(object): Path<String>, body: axum::body::Bytes) -> Response {
+async fn query(
+    State(tenant): TenantState,
+    headers: HeaderMap,
+    Path(object): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
     let delay = match begin(&tenant, &headers) {
         Ok(d) => d,
         Err(r) => return r,
@@ -355,20 +418,38 @@ async fn query(State(tenant): TenantState, headers: HeaderMap, Path(object): Pat
     pause(delay).await;
     let body: QueryBody = match serde_json::from_slice(&body) {
         Ok(b) => b,
-        Err(e) => return envelope_error(StatusCode::BAD_REQUEST, "GS_BAD_REQUEST", &format!("Invalid request payload: {e}")),
+        Err(e) => {
+            return envelope_error(
+                StatusCode::BAD_REQUEST,
+                "GS_BAD_REQUEST",
+                &format!("Invalid request payload: {e}"),
+            )
+        }
     };
     let mut t = lock(&tenant);
     t.stats.query_calls += 1;
     let Some((fields, records)) = t.objects.get(object.as_str()) else {
-        return envelope_error(StatusCode::BAD_REQUEST, "GS_BAD_REQUEST", &format!("Object {object} does not exist"));
+        return envelope_error(
+            StatusCode::BAD_REQUEST,
+            "GS_BAD_REQUEST",
+            &format!("Object {object} does not exist"),
+        );
     };
     let known = |name: &str| fields.iter().any(|f| f.name == name);
     if let Some(bad) = body.select.iter().find(|f| !known(f)) {
-        return envelope_error(StatusCode::BAD_REQUEST, "GS_BAD_REQUEST", &format!("Invalid field {bad} in select"));
+        return envelope_error(
+            StatusCode::BAD_REQUEST,
+            "GS_BAD_REQUEST",
+            &format!("Invalid field {bad} in select"),
+        );
     }
     let limit = body.limit.unwrap_or(100);
     if limit > READ_LIMIT {
-        return envelope_error(StatusCode::BAD_REQUEST, "GS_BAD_REQUEST", &format!("limit can be at most {READ_LIMIT}"));
+        return envelope_error(
+            StatusCode::BAD_REQUEST,
+            "GS_BAD_REQUEST",
+            &format!("limit can be at most {READ_LIMIT}"),
+        );
     }
     let mut rows: Vec<&Record> = vec![];
     for r in records {
@@ -378,14 +459,25 @@ async fn query(State(tenant): TenantState, headers: HeaderMap, Path(object): Pat
                 let mut truth = BTreeMap::new();
                 for c in &w.conditions {
                     if !known(&c.name) {
-                        return envelope_error(StatusCode::BAD_REQUEST, "GS_BAD_REQUEST", &format!("Invalid field {} in where", c.name));
+                        return envelope_error(
+                            StatusCode::BAD_REQUEST,
+                            "GS_BAD_REQUEST",
+                            &format!("Invalid field {} in where", c.name),
+                        );
                     }
                     match holds(c, r) {
                         Ok(v) => truth.insert(c.alias.clone(), v),
-                        Err(e) => return envelope_error(StatusCode::BAD_REQUEST, "GS_BAD_REQUEST", &e),
+                        Err(e) => {
+                            return envelope_error(StatusCode::BAD_REQUEST, "GS_BAD_REQUEST", &e)
+                        }
                     };
                 }
-                let default_expr = w.conditions.iter().map(|c| c.alias.clone()).collect::<Vec<_>>().join(" AND ");
+                let default_expr = w
+                    .conditions
+                    .iter()
+                    .map(|c| c.alias.clone())
+                    .collect::<Vec<_>>()
+                    .join(" AND ");
                 match evaluate(w.expression.as_deref().unwrap_or(&default_expr), &truth) {
                     Ok(v) => v,
                     Err(e) => return envelope_error(StatusCode::BAD_REQUEST, "GS_BAD_REQUEST", &e),
@@ -399,8 +491,16 @@ async fn query(State(tenant): TenantState, headers: HeaderMap, Path(object): Pat
     if let Some(order) = &body.order_by {
         rows.sort_by(|a, b| {
             for (f, dir) in order {
-                let o = cmp_values(a.get(f).unwrap_or(&Value::Null), b.get(f).unwrap_or(&Value::Null)).unwrap_or(std::cmp::Ordering::Equal);
-                let o = if dir.as_str().is_some_and(|d| d.eq_ignore_ascii_case("desc")) { o.reverse() } else { o };
+                let o = cmp_values(
+                    a.get(f).unwrap_or(&Value::Null),
+                    b.get(f).unwrap_or(&Value::Null),
+                )
+                .unwrap_or(std::cmp::Ordering::Equal);
+                let o = if dir.as_str().is_some_and(|d| d.eq_ignore_ascii_case("desc")) {
+                    o.reverse()
+                } else {
+                    o
+                };
                 if o != std::cmp::Ordering::Equal {
                     return o;
                 }
@@ -412,7 +512,14 @@ async fn query(State(tenant): TenantState, headers: HeaderMap, Path(object): Pat
         .into_iter()
         .skip(body.offset.unwrap_or(0))
         .take(limit)
-        .map(|r| Value::Object(body.select.iter().map(|f| (f.clone(), r.get(f).cloned().unwrap_or(Value::Null))).collect()))
+        .map(|r| {
+            Value::Object(
+                body.select
+                    .iter()
+                    .map(|f| (f.clone(), r.get(f).cloned().unwrap_or(Value::Null)))
+                    .collect(),
+            )
+        })
         .collect();
     envelope_ok(json!({ "records": page }))
 }
@@ -435,11 +542,17 @@ fn validate(fields: &[GsField], record: &Record, creating: bool) -> Result<(), S
             _ => false,
         };
         if !ok {
-            return Err(format!("Invalid value {value} for field {name} of type {:?}", f.kind));
+            return Err(format!(
+                "Invalid value {value} for field {name} of type {:?}",
+                f.kind
+            ));
         }
     }
     if creating {
-        if let Some(f) = fields.iter().find(|f| f.required && record.get(f.name).is_none_or(Value::is_null)) {
+        if let Some(f) = fields
+            .iter()
+            .find(|f| f.required && record.get(f.name).is_none_or(Value::is_null))
+        {
             return Err(format!("Mandatory field {} is missing", f.name));
         }
     }
@@ -451,7 +564,12 @@ struct WriteBody {
     records: Vec<Record>,
 }
 
-async fn insert(State(tenant): TenantState, headers: HeaderMap, Path(object): Path<String>, body: axum::body::Bytes) -> Response {
+async fn insert(
+    State(tenant): TenantState,
+    headers: HeaderMap,
+    Path(object): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
     write(tenant, headers, object, None, body).await
 }
 
@@ -460,14 +578,37 @@ struct Keys {
     keys: Option<String>,
 }
 
-async fn update(State(tenant): TenantState, headers: HeaderMap, Path(object): Path<String>, Query(keys): Query<Keys>, body: axum::body::Bytes) -> Response {
+async fn update(
+    State(tenant): TenantState,
+    headers: HeaderMap,
+    Path(object): Path<String>,
+    Query(keys): Query<Keys>,
+    body: axum::body::Bytes,
+) -> Response {
     let Some(keys) = keys.keys.filter(|k| !k.is_empty()) else {
-        return envelope_error(StatusCode::BAD_REQUEST, "GS_BAD_REQUEST", "keys query parameter is required for update");
+        return envelope_error(
+            StatusCode::BAD_REQUEST,
+            "GS_BAD_REQUEST",
+            "keys query parameter is required for update",
+        );
     };
-    write(tenant, headers, object, Some(keys.split(',').map(str::to_string).collect()), body).await
+    write(
+        tenant,
+        headers,
+        object,
+        Some(keys.split(',').map(str::to_string).collect()),
+        body,
+    )
+    .await
 }
 
-async fn write(tenant: Arc<Mutex<Tenant>>, headers: HeaderMap, object: String, keys: Option<Vec<String>>, body: axum::body::Bytes) -> Response {
+async fn write(
+    tenant: Arc<Mutex<Tenant>>,
+    headers: HeaderMap,
+    object: String,
+    keys: Option<Vec<String>>,
+    body: axum::body::Bytes,
+) -> Response {
     let delay = match begin(&tenant, &headers) {
         Ok(d) => d,
         Err(r) => return r,
@@ -475,18 +616,32 @@ async fn write(tenant: Arc<Mutex<Tenant>>, headers: HeaderMap, object: String, k
     pause(delay).await;
     let body: WriteBody = match serde_json::from_slice(&body) {
         Ok(b) => b,
-        Err(e) => return envelope_error(StatusCode::BAD_REQUEST, "GS_BAD_REQUEST", &format!("Invalid request payload: {e}")),
+        Err(e) => {
+            return envelope_error(
+                StatusCode::BAD_REQUEST,
+                "GS_BAD_REQUEST",
+                &format!("Invalid request payload: {e}"),
+            )
+        }
     };
     let (changes, response) = {
         let mut t = lock(&tenant);
         t.stats.write_calls += 1;
         if body.records.is_empty() || body.records.len() > WRITE_LIMIT {
-            return envelope_error(StatusCode::BAD_REQUEST, "GS_BAD_REQUEST", &format!("Between 1 and {WRITE_LIMIT} records are allowed per call"));
+            return envelope_error(
+                StatusCode::BAD_REQUEST,
+                "GS_BAD_REQUEST",
+                &format!("Between 1 and {WRITE_LIMIT} records are allowed per call"),
+            );
         }
         let now = now_ms();
         let seq_start = t.seq;
         let Some((fields, records)) = t.objects.get(object.as_str()).cloned() else {
-            return envelope_error(StatusCode::BAD_REQUEST, "GS_BAD_REQUEST", &format!("Object {object} does not exist"));
+            return envelope_error(
+                StatusCode::BAD_REQUEST,
+                "GS_BAD_REQUEST",
+                &format!("Object {object} does not exist"),
+            );
         };
         // Validate everything first: one invalid record fails the whole call, as documented.
         let mut staged = records.clone();
@@ -495,13 +650,20 @@ async fn write(tenant: Arc<Mutex<Tenant>>, headers: HeaderMap, object: String, k
         let mut seq = seq_start;
         for (i, record) in body.records.iter().enumerate() {
             if let Err(e) = validate(&fields, record, keys.is_none()) {
-                return envelope_error(StatusCode::BAD_REQUEST, "GS_VALIDATION_FAILED", &format!("records[{i}]: {e}"));
+                return envelope_error(
+                    StatusCode::BAD_REQUEST,
+                    "GS_VALIDATION_FAILED",
+                    &format!("records[{i}]: {e}"),
+                );
             }
             match &keys {
                 None => {
                     seq += 1;
                     let mut r = record.clone();
-                    r.insert("Gsid".into(), Value::String(format!("1P0{:02}{:016X}", object.len(), seq)));
+                    r.insert(
+                        "Gsid".into(),
+                        Value::String(format!("1P0{:02}{:016X}", object.len(), seq)),
+                    );
                     r.insert("CreatedDate".into(), json!(now));
                     r.insert("ModifiedDate".into(), json!(now));
                     changes.push(("created", r.keys().cloned().collect::<Vec<_>>(), r.clone()));
@@ -509,8 +671,15 @@ async fn write(tenant: Arc<Mutex<Tenant>>, headers: HeaderMap, object: String, k
                     staged.push(r);
                 }
                 Some(keys) => {
-                    if let Some(k) = keys.iter().find(|k| record.get(k.as_str()).is_none_or(Value::is_null)) {
-                        return envelope_error(StatusCode::BAD_REQUEST, "GS_VALIDATION_FAILED", &format!("records[{i}]: key field {k} has no value"));
+                    if let Some(k) = keys
+                        .iter()
+                        .find(|k| record.get(k.as_str()).is_none_or(Value::is_null))
+                    {
+                        return envelope_error(
+                            StatusCode::BAD_REQUEST,
+                            "GS_VALIDATION_FAILED",
+                            &format!("records[{i}]: key field {k} has no value"),
+                        );
                     }
                     let found: Vec<usize> = staged
                         .iter()
@@ -522,10 +691,18 @@ async fn write(tenant: Arc<Mutex<Tenant>>, headers: HeaderMap, object: String, k
                         return envelope_error(
                             StatusCode::BAD_REQUEST,
                             "GS_VALIDATION_FAILED",
-                            &format!("records[{i}]: {} records match the keys {}", found.len(), keys.join(",")),
+                            &format!(
+                                "records[{i}]: {} records match the keys {}",
+                                found.len(),
+                                keys.join(",")
+                            ),
                         );
                     };
-                    let changed: Vec<String> = record.iter().filter(|(k, v)| staged[index].get(*k) != Some(*v)).map(|(k, _)| k.clone()).collect();
+                    let changed: Vec<String> = record
+                        .iter()
+                        .filter(|(k, v)| staged[index].get(*k) != Some(*v))
+                        .map(|(k, _)| k.clone())
+                        .collect();
                     staged[index].extend(record.clone());
                     staged[index].insert("ModifiedDate".into(), json!(now));
                     if !changed.is_empty() {
@@ -539,19 +716,48 @@ async fn write(tenant: Arc<Mutex<Tenant>>, headers: HeaderMap, object: String, k
         if let Some(o) = t.objects.get_mut(object.as_str()) {
             o.1 = staged;
         }
-        let rules: Vec<Rule> = t.rules.iter().filter(|r| r.object == object).cloned().collect();
-        let response = envelope_ok(json!({ "count": written.len(), "errors": null, "records": written }));
-        (changes.into_iter().flat_map(|c| rules.iter().map(move |r| (r.clone(), c.clone()))).collect::<Vec<_>>(), response)
+        let rules: Vec<Rule> = t
+            .rules
+            .iter()
+            .filter(|r| r.object == object)
+            .cloned()
+            .collect();
+        let response =
+            envelope_ok(json!({ "count": written.len(), "errors": null, "records": written }));
+        (
+            changes
+                .into_iter()
+                .flat_map(|c| rules.iter().map(move |r| (r.clone(), c.clone())))
+                .collect::<Vec<_>>(),
+            response,
+        )
     };
     for (rule, (event_type, changed, record)) in changes {
-        tokio::spawn(deliver(tenant.clone(), rule, object.clone(), event_type, changed, record));
+        tokio::spawn(deliver(
+            tenant.clone(),
+            rule,
+            object.clone(),
+            event_type,
+            changed,
+            record,
+        ));
     }
     response
 }
 
 /// Posts one signed change event, retrying with backoff until a 2xx (at most 6 tries).
-async fn deliver(tenant: Arc<Mutex<Tenant>>, rule: Rule, object: String, event_type: &'static str, changed: Vec<String>, record: Record) {
-    let occurred = record.get("ModifiedDate").and_then(Value::as_i64).unwrap_or_else(now_ms);
+async fn deliver(
+    tenant: Arc<Mutex<Tenant>>,
+    rule: Rule,
+    object: String,
+    event_type: &'static str,
+    changed: Vec<String>,
+    record: Record,
+) {
+    let occurred = record
+        .get("ModifiedDate")
+        .and_then(Value::as_i64)
+        .unwrap_or_else(now_ms);
     let body = json!({
         "eventId": uuid::Uuid::new_v4().to_string(),
         "eventType": event_type,
@@ -565,7 +771,8 @@ async fn deliver(tenant: Arc<Mutex<Tenant>>, rule: Rule, object: String, event_t
     let mut wait = Duration::from_millis(100);
     for _ in 0..6 {
         let ts = now_ms() / 1000;
-        let mut mac = Hmac::<Sha256>::new_from_slice(rule.secret.as_bytes()).expect("any key length");
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(rule.secret.as_bytes()).expect("any key length");
         mac.update(format!("{ts}.").as_bytes());
         mac.update(body.as_bytes());
         let signature = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
@@ -588,7 +795,14 @@ async fn deliver(tenant: Arc<Mutex<Tenant>>, rule: Rule, object: String, event_t
 }
 
 async fn dump(State(tenant): TenantState, Path(object): Path<String>) -> Response {
-    Json(lock(&tenant).objects.get(object.as_str()).map(|o| o.1.clone()).unwrap_or_default()).into_response()
+    Json(
+        lock(&tenant)
+            .objects
+            .get(object.as_str())
+            .map(|o| o.1.clone())
+            .unwrap_or_default(),
+    )
+    .into_response()
 }
 
 async fn stats(State(tenant): TenantState) -> Response {
@@ -611,7 +825,12 @@ mod tests {
 
     #[test]
     fn expressions_follow_and_over_or_and_parentheses() {
-        let truth: BTreeMap<String, bool> = [("A".to_string(), true), ("B".to_string(), false), ("C".to_string(), true)].into();
+        let truth: BTreeMap<String, bool> = [
+            ("A".to_string(), true),
+            ("B".to_string(), false),
+            ("C".to_string(), true),
+        ]
+        .into();
         assert!(evaluate("A AND B OR C", &truth).unwrap());
         assert!(!evaluate("A AND (B OR NOT_THERE)", &truth).is_ok());
         assert!(!evaluate("A AND (B OR B)", &truth).unwrap());

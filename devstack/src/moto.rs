@@ -16,7 +16,9 @@ pub const ACCESS_KEY: &str = "testing";
 pub const SECRET_KEY: &str = "testing";
 
 pub fn venv() -> PathBuf {
-    std::env::var_os("DEVSTACK_VENV").map(PathBuf::from).unwrap_or_else(|| super::repo_root().join(".venv"))
+    std::env::var_os("DEVSTACK_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| super::repo_root().join(".venv"))
 }
 
 /// A running moto_server; killed when dropped.
@@ -29,7 +31,10 @@ impl Moto {
     pub async fn start() -> Result<Self> {
         let bin = venv().join("bin").join("moto_server");
         if !bin.exists() {
-            bail!("{} not found: run `make venv` (or `make test`, which installs it) first", bin.display());
+            bail!(
+                "{} not found: run `make venv` (or `make test`, which installs it) first",
+                bin.display()
+            );
         }
         // Take a free port from the OS, then hand it to moto; retry if someone grabbed it meanwhile.
         for _ in 0..5 {
@@ -49,10 +54,19 @@ impl Moto {
             let http = reqwest::Client::new();
             while Instant::now() < deadline {
                 if let Some(status) = child.try_wait()? {
-                    tracing::warn!(?status, port, "moto_server exited early; trying another port");
+                    tracing::warn!(
+                        ?status,
+                        port,
+                        "moto_server exited early; trying another port"
+                    );
                     break;
                 }
-                if http.get(format!("{endpoint}/moto-api/")).send().await.is_ok() {
+                if http
+                    .get(format!("{endpoint}/moto-api/"))
+                    .send()
+                    .await
+                    .is_ok()
+                {
                     return Ok(Self { child, endpoint });
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
@@ -74,7 +88,12 @@ impl Moto {
     }
 
     /// Translates and deploys `template` as stack `stack`; returns what was created.
-    pub async fn deploy(&self, template: &Path, stack: &str, parameters: &HashMap<String, String>) -> Result<Deployment> {
+    pub async fn deploy(
+        &self,
+        template: &Path,
+        stack: &str,
+        parameters: &HashMap<String, String>,
+    ) -> Result<Deployment> {
         let script = super::repo_root().join("devstack").join("deploy.py");
         let out = Command::new(venv().join("bin").join("python"))
             .arg(&script)
@@ -87,7 +106,11 @@ impl Moto {
             .await
             .context("running deploy.py")?;
         if !out.status.success() {
-            bail!("deploying {} into moto failed: {}", template.display(), String::from_utf8_lossy(&out.stderr).trim());
+            bail!(
+                "deploying {} into moto failed: {}",
+                template.display(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
         }
         serde_json::from_slice(&out.stdout).context("reading deploy.py output")
     }
@@ -144,7 +167,10 @@ impl Deployment {
     }
 
     pub fn queue_name(&self, logical: &str) -> Result<&str> {
-        self.queues.get(logical).map(String::as_str).with_context(|| format!("the template created no queue {logical}"))
+        self.queues
+            .get(logical)
+            .map(String::as_str)
+            .with_context(|| format!("the template created no queue {logical}"))
     }
 
     pub fn event_source(&self, function: &str) -> Result<&EventSourceSpec> {
@@ -168,21 +194,35 @@ impl LocalAws {
     pub async fn start() -> Result<Self> {
         let moto = Moto::start().await?;
         let template = super::repo_root().join("infra").join("template.yaml");
-        let deployment = moto.deploy(&template, "gs-sf-sync", &HashMap::new()).await?;
+        let deployment = moto
+            .deploy(&template, "gs-sf-sync", &HashMap::new())
+            .await?;
         let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .endpoint_url(&moto.endpoint)
             .region(aws_config::Region::new(REGION))
-            .credentials_provider(aws_sdk_sqs::config::Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "devstack"))
+            .credentials_provider(aws_sdk_sqs::config::Credentials::new(
+                ACCESS_KEY, SECRET_KEY, None, None, "devstack",
+            ))
             .load()
             .await;
-        Ok(Self { moto, deployment, sdk })
+        Ok(Self {
+            moto,
+            deployment,
+            sdk,
+        })
     }
 
     /// The URL of a queue the template created, looked up by name against moto.
     pub async fn queue_url(&self, logical: &str) -> Result<String> {
         let name = self.deployment.queue_name(logical)?;
-        let out = aws_sdk_sqs::Client::new(&self.sdk).get_queue_url().queue_name(name).send().await?;
-        out.queue_url().map(str::to_string).with_context(|| format!("no URL for queue {name}"))
+        let out = aws_sdk_sqs::Client::new(&self.sdk)
+            .get_queue_url()
+            .queue_name(name)
+            .send()
+            .await?;
+        out.queue_url()
+            .map(str::to_string)
+            .with_context(|| format!("no URL for queue {name}"))
     }
 
     pub fn table_name(&self) -> Result<&str> {
@@ -204,7 +244,12 @@ impl LocalAws {
             .send()
             .await?;
         let attrs = out.attributes().cloned().unwrap_or_default();
-        let get = |a: A| attrs.get(&a).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        let get = |a: A| {
+            attrs
+                .get(&a)
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
         Ok(get(A::ApproximateNumberOfMessages) + get(A::ApproximateNumberOfMessagesNotVisible))
     }
 }

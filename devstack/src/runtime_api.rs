@@ -41,11 +41,18 @@ impl RuntimeApi {
         };
         let router = axum::Router::new()
             .route("/2018-06-01/runtime/invocation/next", get(next))
-            .route("/2018-06-01/runtime/invocation/{id}/response", post(respond))
+            .route(
+                "/2018-06-01/runtime/invocation/{id}/response",
+                post(respond),
+            )
             .route("/2018-06-01/runtime/invocation/{id}/error", post(error))
             .route("/2018-06-01/runtime/init/error", post(init_error))
             .with_state(shared.clone());
-        Ok(Self { server: crate::serve(router).await?, submit, shared })
+        Ok(Self {
+            server: crate::serve(router).await?,
+            submit,
+            shared,
+        })
     }
 
     /// `host:port`, the value of `AWS_LAMBDA_RUNTIME_API` for the function process.
@@ -54,7 +61,11 @@ impl RuntimeApi {
     }
 
     /// Invokes the function with `event`; `Err` carries the function's error payload.
-    pub async fn invoke(&self, event: Value, timeout: Duration) -> anyhow::Result<Result<Value, Value>> {
+    pub async fn invoke(
+        &self,
+        event: Value,
+        timeout: Duration,
+    ) -> anyhow::Result<Result<Value, Value>> {
         let id = uuid::Uuid::new_v4().to_string();
         let (tx, rx) = oneshot::channel();
         self.shared.pending.lock().await.insert(id.clone(), tx);
@@ -89,19 +100,41 @@ async fn next(State(shared): State<Shared>) -> Response {
         }
     };
     set(&mut headers, "lambda-runtime-aws-request-id", id);
-    set(&mut headers, "lambda-runtime-deadline-ms", deadline.to_string());
-    set(&mut headers, "lambda-runtime-invoked-function-arn", "arn:aws:lambda:us-east-1:123456789012:function:local".into());
-    set(&mut headers, "lambda-runtime-trace-id", "Root=1-00000000-000000000000000000000000;Sampled=0".into());
+    set(
+        &mut headers,
+        "lambda-runtime-deadline-ms",
+        deadline.to_string(),
+    );
+    set(
+        &mut headers,
+        "lambda-runtime-invoked-function-arn",
+        "arn:aws:lambda:us-east-1:123456789012:function:local".into(),
+    );
+    set(
+        &mut headers,
+        "lambda-runtime-trace-id",
+        "Root=1-00000000-000000000000000000000000;Sampled=0".into(),
+    );
     set(&mut headers, "content-type", "application/json".into());
     (StatusCode::OK, headers, event.to_string()).into_response()
 }
 
 async fn respond(State(shared): State<Shared>, Path(id): Path<String>, body: Bytes) -> StatusCode {
-    finish(&shared, &id, Ok(serde_json::from_slice(&body).unwrap_or(Value::Null))).await
+    finish(
+        &shared,
+        &id,
+        Ok(serde_json::from_slice(&body).unwrap_or(Value::Null)),
+    )
+    .await
 }
 
 async fn error(State(shared): State<Shared>, Path(id): Path<String>, body: Bytes) -> StatusCode {
-    finish(&shared, &id, Err(serde_json::from_slice(&body).unwrap_or(Value::Null))).await
+    finish(
+        &shared,
+        &id,
+        Err(serde_json::from_slice(&body).unwrap_or(Value::Null)),
+    )
+    .await
 }
 
 async fn finish(shared: &Shared, id: &str, result: Result<Value, Value>) -> StatusCode {

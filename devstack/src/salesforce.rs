@@ -132,9 +132,28 @@ impl FieldDef {
 use FieldType as T;
 
 const INDUSTRIES: &[&str] = &[
-    "Agriculture", "Banking", "Chemicals", "Communications", "Construction", "Consulting", "Education",
-    "Electronics", "Energy", "Engineering", "Entertainment", "Finance", "Government", "Healthcare",
-    "Insurance", "Manufacturing", "Media", "Retail", "Technology", "Transportation", "Utilities", "Other",
+    "Agriculture",
+    "Banking",
+    "Chemicals",
+    "Communications",
+    "Construction",
+    "Consulting",
+    "Education",
+    "Electronics",
+    "Energy",
+    "Engineering",
+    "Entertainment",
+    "Finance",
+    "Government",
+    "Healthcare",
+    "Insurance",
+    "Manufacturing",
+    "Media",
+    "Retail",
+    "Technology",
+    "Transportation",
+    "Utilities",
+    "Other",
 ];
 
 fn system_fields() -> Vec<FieldDef> {
@@ -153,14 +172,20 @@ fn standard_objects() -> Vec<(&'static str, &'static str, Vec<FieldDef>)> {
     account.extend([
         FieldDef::new("Name", T::String).len(255).required(),
         FieldDef::new("AnnualRevenue", T::Currency),
-        FieldDef::new("Industry", T::Picklist).len(255).picklist(INDUSTRIES, true),
+        FieldDef::new("Industry", T::Picklist)
+            .len(255)
+            .picklist(INDUSTRIES, true),
         FieldDef::new("NumberOfEmployees", T::Int),
         FieldDef::new("Website", T::Url).len(255),
         FieldDef::new("Phone", T::Phone).len(40),
         FieldDef::new("Description", T::Textarea).len(32_000),
-        FieldDef::new("Rich_Notes__c", T::Textarea).len(32_768).rich(),
+        FieldDef::new("Rich_Notes__c", T::Textarea)
+            .len(32_768)
+            .rich(),
         FieldDef::new("Health_Score__c", T::Double).formula(),
-        FieldDef::new("Gainsight_Company_Id__c", T::String).len(40).external(),
+        FieldDef::new("Gainsight_Company_Id__c", T::String)
+            .len(40)
+            .external(),
     ]);
     let mut contact = system_fields();
     contact.extend([
@@ -169,22 +194,44 @@ fn standard_objects() -> Vec<(&'static str, &'static str, Vec<FieldDef>)> {
         FieldDef::new("Email", T::Email).len(80),
         FieldDef::new("Title", T::String).len(128),
         FieldDef::new("Phone", T::Phone).len(40),
-        FieldDef::new("AccountId", T::Reference).len(18).refers(&["Account"]),
-        FieldDef::new("Gainsight_Person_Id__c", T::String).len(40).external(),
+        FieldDef::new("AccountId", T::Reference)
+            .len(18)
+            .refers(&["Account"]),
+        FieldDef::new("Gainsight_Person_Id__c", T::String)
+            .len(40)
+            .external(),
     ]);
     let mut case = system_fields();
     case.extend([
         FieldDef::new("CaseNumber", T::String).len(30).system(),
         FieldDef::new("Subject", T::String).len(255),
         FieldDef::new("Description", T::Textarea).len(32_000),
-        FieldDef::new("Status", T::Picklist).len(40).required().defaulted().picklist(&["New", "Working", "Escalated", "Closed"], true),
-        FieldDef::new("Priority", T::Picklist).len(40).picklist(&["High", "Medium", "Low"], true),
-        FieldDef::new("Origin", T::Picklist).len(40).picklist(&["Phone", "Email", "Web"], false),
-        FieldDef::new("AccountId", T::Reference).len(18).refers(&["Account"]),
-        FieldDef::new("ContactId", T::Reference).len(18).refers(&["Contact"]),
-        FieldDef::new("Gainsight_Case_Id__c", T::String).len(40).external(),
+        FieldDef::new("Status", T::Picklist)
+            .len(40)
+            .required()
+            .defaulted()
+            .picklist(&["New", "Working", "Escalated", "Closed"], true),
+        FieldDef::new("Priority", T::Picklist)
+            .len(40)
+            .picklist(&["High", "Medium", "Low"], true),
+        FieldDef::new("Origin", T::Picklist)
+            .len(40)
+            .picklist(&["Phone", "Email", "Web"], false),
+        FieldDef::new("AccountId", T::Reference)
+            .len(18)
+            .refers(&["Account"]),
+        FieldDef::new("ContactId", T::Reference)
+            .len(18)
+            .refers(&["Contact"]),
+        FieldDef::new("Gainsight_Case_Id__c", T::String)
+            .len(40)
+            .external(),
     ]);
-    vec![("Account", "001", account), ("Contact", "003", contact), ("Case", "500", case)]
+    vec![
+        ("Account", "001", account),
+        ("Contact", "003", contact),
+        ("Case", "500", case),
+    ]
 }
 
 /// A fault to inject into the next API calls (token requests are not affected unless said).
@@ -192,7 +239,12 @@ fn standard_objects() -> Vec<(&'static str, &'static str, Vec<FieldDef>)> {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Fault {
     /// Answer `status` with Salesforce's error body, `times` times.
-    Status { status: u16, error_code: String, message: String, times: u32 },
+    Status {
+        status: u16,
+        error_code: String,
+        message: String,
+        times: u32,
+    },
     /// Fail every record of the next `times` collection calls with UNABLE_TO_LOCK_ROW.
     LockRows { times: u32 },
     /// Wait `ms` before answering the next `times` calls (client timeouts).
@@ -219,7 +271,9 @@ struct SObject {
 
 impl SObject {
     fn field(&self, name: &str) -> Option<&FieldDef> {
-        self.fields.iter().find(|f| f.name.eq_ignore_ascii_case(name))
+        self.fields
+            .iter()
+            .find(|f| f.name.eq_ignore_ascii_case(name))
     }
 }
 
@@ -245,7 +299,10 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Self { client_id: "3MVG9emulator.consumer.key".into(), client_secret: "emulator-consumer-secret".into() }
+        Self {
+            client_id: "3MVG9emulator.consumer.key".into(),
+            client_secret: "emulator-consumer-secret".into(),
+        }
     }
 }
 
@@ -264,7 +321,16 @@ impl SalesforceEmulator {
             instance_url: format!("http://{addr}"),
             objects: standard_objects()
                 .into_iter()
-                .map(|(name, prefix, fields)| (name, SObject { prefix, fields, records: vec![] }))
+                .map(|(name, prefix, fields)| {
+                    (
+                        name,
+                        SObject {
+                            prefix,
+                            fields,
+                            records: vec![],
+                        },
+                    )
+                })
                 .collect(),
             tokens: vec![],
             seq: 0,
@@ -275,8 +341,14 @@ impl SalesforceEmulator {
         }));
         let router = axum::Router::new()
             .route("/services/oauth2/token", post(token))
-            .route("/services/data/{ver}/sobjects/{object}/describe", get(describe))
-            .route("/services/data/{ver}/composite/sobjects/{object}/{field}", patch(upsert))
+            .route(
+                "/services/data/{ver}/sobjects/{object}/describe",
+                get(describe),
+            )
+            .route(
+                "/services/data/{ver}/composite/sobjects/{object}/{field}",
+                patch(upsert),
+            )
             .route("/services/data/{ver}/query", get(query))
             .route("/services/data/{ver}/query/{locator}", get(query_more))
             .route("/__emulator/records/{object}", get(dump).post(seed))
@@ -287,7 +359,10 @@ impl SalesforceEmulator {
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, router).await;
         });
-        Ok(Self { org, server: Arc::new(ServerHandle { addr, task }) })
+        Ok(Self {
+            org,
+            server: Arc::new(ServerHandle { addr, task }),
+        })
     }
 
     /// Login host and instance URL (the emulator serves both).
@@ -308,7 +383,11 @@ impl SalesforceEmulator {
     }
 
     pub fn records(&self, object: &str) -> Vec<Record> {
-        self.lock().objects.get(object).map(|o| o.records.clone()).unwrap_or_default()
+        self.lock()
+            .objects
+            .get(object)
+            .map(|o| o.records.clone())
+            .unwrap_or_default()
     }
 
     pub fn stats(&self) -> Stats {
@@ -367,9 +446,16 @@ impl Org {
             .and_then(|v| v.strip_prefix("Bearer "))
             .unwrap_or_default();
         if !self.tokens.iter().any(|t| t == token) {
-            return Err(sf_error(StatusCode::UNAUTHORIZED, "INVALID_SESSION_ID", "Session expired or invalid", self.stats.api_calls));
+            return Err(sf_error(
+                StatusCode::UNAUTHORIZED,
+                "INVALID_SESSION_ID",
+                "Session expired or invalid",
+                self.stats.api_calls,
+            ));
         }
-        let Some(front) = self.faults.front_mut() else { return Ok(None) };
+        let Some(front) = self.faults.front_mut() else {
+            return Ok(None);
+        };
         let fault = front.clone();
         let exhausted = match front {
             Fault::Status { times, .. } | Fault::Delay { times, .. } => {
@@ -382,7 +468,13 @@ impl Org {
         if exhausted {
             self.faults.pop_front();
         }
-        if let Fault::Status { status, error_code, message, .. } = &fault {
+        if let Fault::Status {
+            status,
+            error_code,
+            message,
+            ..
+        } = &fault
+        {
             let status = StatusCode::from_u16(*status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
             return Err(sf_error(status, error_code, message, self.stats.api_calls));
         }
@@ -391,7 +483,10 @@ impl Org {
 }
 
 fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or_default()
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
 }
 
 /// The 3-character case-safety suffix of an 18-character Salesforce Id.
@@ -400,7 +495,13 @@ pub fn id_suffix(id15: &str) -> String {
     id15.as_bytes()
         .chunks(5)
         .map(|chunk| {
-            let bits = chunk.iter().enumerate().fold(0usize, |acc, (i, c)| if c.is_ascii_uppercase() { acc | (1 << i) } else { acc });
+            let bits = chunk.iter().enumerate().fold(0usize, |acc, (i, c)| {
+                if c.is_ascii_uppercase() {
+                    acc | (1 << i)
+                } else {
+                    acc
+                }
+            });
             MAP[bits] as char
         })
         .collect()
@@ -418,11 +519,19 @@ fn stamp(record: &mut Record, id: &str, now: i64, created: bool) {
 }
 
 fn limit_header(used: u64) -> (&'static str, HeaderValue) {
-    ("sforce-limit-info", HeaderValue::from_str(&format!("api-usage={used}/{DAILY_LIMIT}")).unwrap_or(HeaderValue::from_static("")))
+    (
+        "sforce-limit-info",
+        HeaderValue::from_str(&format!("api-usage={used}/{DAILY_LIMIT}"))
+            .unwrap_or(HeaderValue::from_static("")),
+    )
 }
 
 fn sf_error(status: StatusCode, code: &str, message: &str, used: u64) -> Response {
-    let mut resp = (status, Json(json!([{ "message": message, "errorCode": code }]))).into_response();
+    let mut resp = (
+        status,
+        Json(json!([{ "message": message, "errorCode": code }])),
+    )
+        .into_response();
     let (k, v) = limit_header(used);
     resp.headers_mut().insert(k, v);
     resp
@@ -445,18 +554,28 @@ async fn token(State(org): OrgState, Form(form): Form<HashMap<String, String>>) 
     let mut org = lock(&org);
     org.stats.token_requests += 1;
     let oauth_error = |error: &str, description: &str| {
-        (StatusCode::BAD_REQUEST, Json(json!({ "error": error, "error_description": description }))).into_response()
+        (
+            StatusCode::BAD_REQUEST,
+            Json(json!({ "error": error, "error_description": description })),
+        )
+            .into_response()
     };
     match form.get("grant_type").map(String::as_str) {
         Some("client_credentials") => {}
         Some(_) => return oauth_error("unsupported_grant_type", "grant type not supported"),
         None => return oauth_error("invalid_request", "grant_type is required"),
     }
-    if form.get("client_id") != Some(&org.client_id) || form.get("client_secret") != Some(&org.client_secret) {
+    if form.get("client_id") != Some(&org.client_id)
+        || form.get("client_secret") != Some(&org.client_secret)
+    {
         return oauth_error("invalid_client", "invalid client credentials");
     }
     org.seq += 1;
-    let token = format!("00D5g000000emul!AQ{}{}", org.seq, uuid::Uuid::new_v4().simple());
+    let token = format!(
+        "00D5g000000emul!AQ{}{}",
+        org.seq,
+        uuid::Uuid::new_v4().simple()
+    );
     org.tokens.push(token.clone());
     let now = org.now();
     (
@@ -474,7 +593,11 @@ async fn token(State(org): OrgState, Form(form): Form<HashMap<String, String>>) 
         .into_response()
 }
 
-async fn describe(State(org): OrgState, headers: HeaderMap, Path((_ver, object)): Path<(String, String)>) -> Response {
+async fn describe(
+    State(org): OrgState,
+    headers: HeaderMap,
+    Path((_ver, object)): Path<(String, String)>,
+) -> Response {
     let mut org = lock(&org);
     if let Err(resp) = org.begin_call(&headers) {
         return resp;
@@ -482,7 +605,12 @@ async fn describe(State(org): OrgState, headers: HeaderMap, Path((_ver, object))
     org.stats.describe_calls += 1;
     let used = org.stats.api_calls;
     let Some(sobject) = org.objects.get(object.as_str()) else {
-        return sf_error(StatusCode::NOT_FOUND, "NOT_FOUND", "The requested resource does not exist", used);
+        return sf_error(
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+            "The requested resource does not exist",
+            used,
+        );
     };
     let fields: Vec<Value> = sobject
         .fields
@@ -555,12 +683,27 @@ async fn upsert(
     };
     let request: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
-        Err(e) => return sf_error(StatusCode::BAD_REQUEST, "JSON_PARSER_ERROR", &format!("Unexpected character: {e}"), used),
+        Err(e) => {
+            return sf_error(
+                StatusCode::BAD_REQUEST,
+                "JSON_PARSER_ERROR",
+                &format!("Unexpected character: {e}"),
+                used,
+            )
+        }
     };
     let Some(records) = request.get("records").and_then(Value::as_array) else {
-        return sf_error(StatusCode::BAD_REQUEST, "INVALID_FIELD", "Unrecognized field \"records\" missing", used);
+        return sf_error(
+            StatusCode::BAD_REQUEST,
+            "INVALID_FIELD",
+            "Unrecognized field \"records\" missing",
+            used,
+        );
     };
-    let all_or_none = request.get("allOrNone").and_then(Value::as_bool).unwrap_or(false);
+    let all_or_none = request
+        .get("allOrNone")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
     if records.len() > COLLECTION_LIMIT {
         return sf_error(
             StatusCode::BAD_REQUEST,
@@ -570,7 +713,12 @@ async fn upsert(
         );
     }
     let Some(sobject) = org.objects.get(object.as_str()) else {
-        return sf_error(StatusCode::NOT_FOUND, "NOT_FOUND", "The requested resource does not exist", used);
+        return sf_error(
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+            "The requested resource does not exist",
+            used,
+        );
     };
     match sobject.field(&ext_field) {
         Some(f) if f.external_id || f.kind == FieldType::Id => {}
@@ -592,7 +740,15 @@ async fn upsert(
     let mut created = 0;
     let mut updated = 0;
     for raw in records {
-        let outcome = upsert_one(&org.objects[object.as_str()], &object, &ext_field, raw, &mut staged, &mut seen_keys, lock_rows);
+        let outcome = upsert_one(
+            &org.objects[object.as_str()],
+            &object,
+            &ext_field,
+            raw,
+            &mut staged,
+            &mut seen_keys,
+            lock_rows,
+        );
         match outcome {
             Ok((index, is_new)) => {
                 let id = if is_new {
@@ -601,7 +757,11 @@ async fn upsert(
                     created += 1;
                     id
                 } else {
-                    let id = staged[index].get("Id").and_then(Value::as_str).unwrap_or_default().to_string();
+                    let id = staged[index]
+                        .get("Id")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string();
                     stamp(&mut staged[index], &id, now, false);
                     updated += 1;
                     id
@@ -646,22 +806,47 @@ fn upsert_one(
 ) -> Result<(usize, bool), Value> {
     let err = |code: &str, message: String, fields: Vec<&str>| json!({ "statusCode": code, "message": message, "fields": fields });
     let Some(record) = raw.as_object() else {
-        return Err(err("INVALID_TYPE", "record must be a JSON object".into(), vec![]));
+        return Err(err(
+            "INVALID_TYPE",
+            "record must be a JSON object".into(),
+            vec![],
+        ));
     };
-    let declared = record.get("attributes").and_then(|a| a.get("type")).and_then(Value::as_str);
+    let declared = record
+        .get("attributes")
+        .and_then(|a| a.get("type"))
+        .and_then(Value::as_str);
     if declared != Some(object) {
-        return Err(err("INVALID_TYPE", format!("attributes.type must be {object}"), vec![]));
+        return Err(err(
+            "INVALID_TYPE",
+            format!("attributes.type must be {object}"),
+            vec![],
+        ));
     }
     let key = match record.get(ext_field) {
         Some(Value::String(s)) if !s.is_empty() => s.clone(),
-        _ => return Err(err("MISSING_ARGUMENT", format!("{ext_field} not specified"), vec![ext_field])),
+        _ => {
+            return Err(err(
+                "MISSING_ARGUMENT",
+                format!("{ext_field} not specified"),
+                vec![ext_field],
+            ))
+        }
     };
     if seen_keys.contains(&key) {
-        return Err(err("DUPLICATE_EXTERNAL_ID", format!("Duplicate external id specified: {key}"), vec![ext_field]));
+        return Err(err(
+            "DUPLICATE_EXTERNAL_ID",
+            format!("Duplicate external id specified: {key}"),
+            vec![ext_field],
+        ));
     }
     seen_keys.push(key.clone());
     if lock_rows {
-        return Err(err("UNABLE_TO_LOCK_ROW", "unable to obtain exclusive access to this record or 1 records".into(), vec![]));
+        return Err(err(
+            "UNABLE_TO_LOCK_ROW",
+            "unable to obtain exclusive access to this record or 1 records".into(),
+            vec![],
+        ));
     }
     let matches: Vec<usize> = staged
         .iter()
@@ -679,9 +864,14 @@ fn upsert_one(
     let is_new = matches.is_empty();
     for (name, value) in record.iter().filter(|(k, _)| k.as_str() != "attributes") {
         let Some(def) = sobject.field(name) else {
-            return Err(err("INVALID_FIELD", format!("No such column '{name}' on sobject of type {object}"), vec![]));
+            return Err(err(
+                "INVALID_FIELD",
+                format!("No such column '{name}' on sobject of type {object}"),
+                vec![],
+            ));
         };
-        if (is_new && !def.createable) || (!is_new && !def.updateable && def.kind != FieldType::Id) {
+        if (is_new && !def.createable) || (!is_new && !def.updateable && def.kind != FieldType::Id)
+        {
             return Err(err(
                 "INVALID_FIELD_FOR_INSERT_UPDATE",
                 format!("Unable to create/update fields: {name}. Please check the security settings of this field and verify that it is read/write for your profile or permission set."),
@@ -698,15 +888,37 @@ fn upsert_one(
             .map(|f| f.name)
             .collect();
         if !missing.is_empty() {
-            return Err(err("REQUIRED_FIELD_MISSING", format!("Required fields are missing: [{}]", missing.join(", ")), missing));
+            return Err(err(
+                "REQUIRED_FIELD_MISSING",
+                format!("Required fields are missing: [{}]", missing.join(", ")),
+                missing,
+            ));
         }
-    } else if let Some(def) = sobject.fields.iter().find(|f| !f.nillable && f.updateable && record.get(f.name) == Some(&Value::Null)) {
-        return Err(err("REQUIRED_FIELD_MISSING", format!("Required fields are missing: [{}]", def.name), vec![def.name]));
+    } else if let Some(def) = sobject
+        .fields
+        .iter()
+        .find(|f| !f.nillable && f.updateable && record.get(f.name) == Some(&Value::Null))
+    {
+        return Err(err(
+            "REQUIRED_FIELD_MISSING",
+            format!("Required fields are missing: [{}]", def.name),
+            vec![def.name],
+        ));
     }
-    let mut fields: Record = record.iter().filter(|(k, _)| k.as_str() != "attributes").map(|(k, v)| (k.clone(), v.clone())).collect();
+    let mut fields: Record = record
+        .iter()
+        .filter(|(k, _)| k.as_str() != "attributes")
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     if is_new {
-        for f in sobject.fields.iter().filter(|f| f.defaulted && f.kind == FieldType::Picklist) {
-            fields.entry(f.name.to_string()).or_insert_with(|| Value::String(f.picklist.first().copied().unwrap_or_default().into()));
+        for f in sobject
+            .fields
+            .iter()
+            .filter(|f| f.defaulted && f.kind == FieldType::Picklist)
+        {
+            fields.entry(f.name.to_string()).or_insert_with(|| {
+                Value::String(f.picklist.first().copied().unwrap_or_default().into())
+            });
         }
         staged.push(fields);
         Ok((staged.len() - 1, true))
@@ -721,26 +933,60 @@ fn check_value(def: &FieldDef, value: &Value) -> Result<(), (&'static str, Strin
     if value.is_null() {
         return Ok(());
     }
-    let bad_type = || ("INVALID_TYPE_ON_FIELD_IN_RECORD", format!("{}: value not of required type: {value}", def.name));
+    let bad_type = || {
+        (
+            "INVALID_TYPE_ON_FIELD_IN_RECORD",
+            format!("{}: value not of required type: {value}", def.name),
+        )
+    };
     match def.kind {
-        T::Id | T::String | T::Textarea | T::Picklist | T::Email | T::Phone | T::Url | T::Reference => {
-            let Some(s) = value.as_str() else { return Err(bad_type()) };
+        T::Id
+        | T::String
+        | T::Textarea
+        | T::Picklist
+        | T::Email
+        | T::Phone
+        | T::Url
+        | T::Reference => {
+            let Some(s) = value.as_str() else {
+                return Err(bad_type());
+            };
             if def.length > 0 && s.chars().count() > def.length {
-                return Err(("STRING_TOO_LONG", format!("{}: data value too large: {s} (max length={})", def.name, def.length)));
+                return Err((
+                    "STRING_TOO_LONG",
+                    format!(
+                        "{}: data value too large: {s} (max length={})",
+                        def.name, def.length
+                    ),
+                ));
             }
             if def.kind == T::Picklist && def.restricted && !def.picklist.contains(&s) {
-                return Err(("INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST", format!("{}: bad value for restricted picklist field: {s}", def.name)));
+                return Err((
+                    "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
+                    format!("{}: bad value for restricted picklist field: {s}", def.name),
+                ));
             }
             if def.kind == T::Email && !s.contains('@') {
-                return Err(("INVALID_EMAIL_ADDRESS", format!("{}: invalid email address: {s}", def.name)));
+                return Err((
+                    "INVALID_EMAIL_ADDRESS",
+                    format!("{}: invalid email address: {s}", def.name),
+                ));
             }
             Ok(())
         }
         T::Currency | T::Double => value.as_f64().map(|_| ()).ok_or_else(bad_type),
         T::Int => value.as_i64().map(|_| ()).ok_or_else(bad_type),
         T::Boolean => value.as_bool().map(|_| ()).ok_or_else(bad_type),
-        T::Date => value.as_str().filter(|s| parse_date_ms(s).is_some() && s.len() == 10).map(|_| ()).ok_or_else(bad_type),
-        T::Datetime => value.as_str().and_then(parse_datetime_ms).map(|_| ()).ok_or_else(bad_type),
+        T::Date => value
+            .as_str()
+            .filter(|s| parse_date_ms(s).is_some() && s.len() == 10)
+            .map(|_| ())
+            .ok_or_else(bad_type),
+        T::Datetime => value
+            .as_str()
+            .and_then(parse_datetime_ms)
+            .map(|_| ())
+            .ok_or_else(bad_type),
     }
 }
 
@@ -782,7 +1028,11 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
 
 fn parse_date_ms(s: &str) -> Option<i64> {
     let b = s.get(0..10)?;
-    let (y, m, d) = (b.get(0..4)?.parse().ok()?, b.get(5..7)?.parse().ok()?, b.get(8..10)?.parse().ok()?);
+    let (y, m, d) = (
+        b.get(0..4)?.parse().ok()?,
+        b.get(5..7)?.parse().ok()?,
+        b.get(8..10)?.parse().ok()?,
+    );
     if &b[4..5] != "-" || &b[7..8] != "-" || !(1..=12).contains(&m) || !(1..=31).contains(&d) {
         return None;
     }
@@ -795,7 +1045,11 @@ pub fn parse_datetime_ms(s: &str) -> Option<i64> {
     if s.get(10..11)? != "T" {
         return None;
     }
-    let (h, mi, se): (i64, i64, i64) = (s.get(11..13)?.parse().ok()?, s.get(14..16)?.parse().ok()?, s.get(17..19)?.parse().ok()?);
+    let (h, mi, se): (i64, i64, i64) = (
+        s.get(11..13)?.parse().ok()?,
+        s.get(14..16)?.parse().ok()?,
+        s.get(17..19)?.parse().ok()?,
+    );
     let mut rest = &s[19..];
     let mut ms = 0;
     if let Some(frac) = rest.strip_prefix('.') {
@@ -812,7 +1066,10 @@ pub fn parse_datetime_ms(s: &str) -> Option<i64> {
                 _ => return None,
             };
             let digits = rest[1..].replace(':', "");
-            let (oh, om): (i64, i64) = (digits.get(0..2)?.parse().ok()?, digits.get(2..4)?.parse().ok()?);
+            let (oh, om): (i64, i64) = (
+                digits.get(0..2)?.parse().ok()?,
+                digits.get(2..4)?.parse().ok()?,
+            );
             sign * (oh * 60 + om)
         }
     };
@@ -824,7 +1081,12 @@ struct QueryParams {
     q: Option<String>,
 }
 
-async fn query(State(org): OrgState, headers: HeaderMap, Path(ver): Path<String>, Query(params): Query<QueryParams>) -> Response {
+async fn query(
+    State(org): OrgState,
+    headers: HeaderMap,
+    Path(ver): Path<String>,
+    Query(params): Query<QueryParams>,
+) -> Response {
     let mut org = lock(&org);
     if let Err(resp) = org.begin_call(&headers) {
         return resp;
@@ -832,16 +1094,30 @@ async fn query(State(org): OrgState, headers: HeaderMap, Path(ver): Path<String>
     org.stats.query_calls += 1;
     let used = org.stats.api_calls;
     let Some(q) = params.q else {
-        return sf_error(StatusCode::BAD_REQUEST, "MALFORMED_QUERY", "q is required", used);
+        return sf_error(
+            StatusCode::BAD_REQUEST,
+            "MALFORMED_QUERY",
+            "q is required",
+            used,
+        );
     };
     let parsed = match soql::parse(&q) {
         Ok(p) => p,
-        Err(message) => return sf_error(StatusCode::BAD_REQUEST, "MALFORMED_QUERY", &message, used),
+        Err(message) => {
+            return sf_error(StatusCode::BAD_REQUEST, "MALFORMED_QUERY", &message, used)
+        }
     };
     let Some(sobject) = org.objects.get(parsed.from.as_str()) else {
-        return sf_error(StatusCode::BAD_REQUEST, "INVALID_TYPE", &format!("sObject type '{}' is not supported.", parsed.from), used);
+        return sf_error(
+            StatusCode::BAD_REQUEST,
+            "INVALID_TYPE",
+            &format!("sObject type '{}' is not supported.", parsed.from),
+            used,
+        );
     };
-    let rows = match soql::run(&parsed, &sobject.records, |f| sobject.field(f).map(|d| d.kind)) {
+    let rows = match soql::run(&parsed, &sobject.records, |f| {
+        sobject.field(f).map(|d| d.kind)
+    }) {
         Ok(rows) => rows,
         Err(message) => return sf_error(StatusCode::BAD_REQUEST, "INVALID_FIELD", &message, used),
     };
@@ -849,7 +1125,11 @@ async fn query(State(org): OrgState, headers: HeaderMap, Path(ver): Path<String>
     page(&mut org, rows, object, &ver, used)
 }
 
-async fn query_more(State(org): OrgState, headers: HeaderMap, Path((ver, locator)): Path<(String, String)>) -> Response {
+async fn query_more(
+    State(org): OrgState,
+    headers: HeaderMap,
+    Path((ver, locator)): Path<(String, String)>,
+) -> Response {
     let mut org = lock(&org);
     if let Err(resp) = org.begin_call(&headers) {
         return resp;
@@ -857,14 +1137,23 @@ async fn query_more(State(org): OrgState, headers: HeaderMap, Path((ver, locator
     org.stats.query_calls += 1;
     let used = org.stats.api_calls;
     let Some((rows, object)) = org.cursors.remove(&locator) else {
-        return sf_error(StatusCode::BAD_REQUEST, "INVALID_QUERY_LOCATOR", "invalid query locator", used);
+        return sf_error(
+            StatusCode::BAD_REQUEST,
+            "INVALID_QUERY_LOCATOR",
+            "invalid query locator",
+            used,
+        );
     };
     page(&mut org, rows, object, &ver, used)
 }
 
 fn page(org: &mut Org, mut rows: Vec<Record>, object: String, ver: &str, used: u64) -> Response {
     let total = rows.len();
-    let rest = if rows.len() > QUERY_BATCH { rows.split_off(QUERY_BATCH) } else { vec![] };
+    let rest = if rows.len() > QUERY_BATCH {
+        rows.split_off(QUERY_BATCH)
+    } else {
+        vec![]
+    };
     let records: Vec<Value> = rows
         .into_iter()
         .map(|mut r| {
@@ -887,10 +1176,20 @@ fn page(org: &mut Org, mut rows: Vec<Record>, object: String, ver: &str, used: u
 
 async fn dump(State(org): OrgState, Path(object): Path<String>) -> Response {
     let org = lock(&org);
-    Json(org.objects.get(object.as_str()).map(|o| o.records.clone()).unwrap_or_default()).into_response()
+    Json(
+        org.objects
+            .get(object.as_str())
+            .map(|o| o.records.clone())
+            .unwrap_or_default(),
+    )
+    .into_response()
 }
 
-async fn seed(State(org): OrgState, Path(object): Path<String>, Json(records): Json<Vec<Record>>) -> Response {
+async fn seed(
+    State(org): OrgState,
+    Path(object): Path<String>,
+    Json(records): Json<Vec<Record>>,
+) -> Response {
     let mut org = lock(&org);
     let now = org.now();
     let mut ids = vec![];
@@ -1002,7 +1301,8 @@ pub mod soql {
                 i += 1;
             } else {
                 let start = i;
-                while i < chars.len() && !chars[i].is_whitespace() && !"(),=!<>'".contains(chars[i]) {
+                while i < chars.len() && !chars[i].is_whitespace() && !"(),=!<>'".contains(chars[i])
+                {
                     i += 1;
                 }
                 out.push(chars[start..i].iter().collect());
@@ -1029,7 +1329,9 @@ pub mod soql {
                 return Ok(Literal::Instant(ms));
             }
         }
-        tok.parse::<f64>().map(Literal::Num).map_err(|_| format!("unexpected token: {tok}"))
+        tok.parse::<f64>()
+            .map(Literal::Num)
+            .map_err(|_| format!("unexpected token: {tok}"))
     }
 
     pub fn parse(q: &str) -> Result<Select, String> {
@@ -1049,7 +1351,10 @@ pub mod soql {
         if fields.is_empty() {
             return Err("unexpected token: FROM; no fields selected".into());
         }
-        let from = t.get(i + 1).cloned().ok_or("expected an object after FROM")?;
+        let from = t
+            .get(i + 1)
+            .cloned()
+            .ok_or("expected an object after FROM")?;
         i += 2;
         let mut conditions = vec![];
         let mut joiners = vec![];
@@ -1057,7 +1362,11 @@ pub mod soql {
             i += 1;
             loop {
                 let field = t.get(i).cloned().ok_or("expected a condition")?;
-                let mut op = t.get(i + 1).cloned().ok_or("expected an operator")?.to_ascii_uppercase();
+                let mut op = t
+                    .get(i + 1)
+                    .cloned()
+                    .ok_or("expected an operator")?
+                    .to_ascii_uppercase();
                 i += 2;
                 if op == "NOT" && kw(i, "IN") {
                     op = "NOT IN".into();
@@ -1118,13 +1427,24 @@ pub mod soql {
         }
         let mut limit = None;
         if kw(i, "LIMIT") {
-            limit = Some(t.get(i + 1).and_then(|n| n.parse().ok()).ok_or("LIMIT takes a number")?);
+            limit = Some(
+                t.get(i + 1)
+                    .and_then(|n| n.parse().ok())
+                    .ok_or("LIMIT takes a number")?,
+            );
             i += 2;
         }
         if let Some(extra) = t.get(i) {
             return Err(format!("unexpected token: {extra}"));
         }
-        Ok(Select { fields, from, conditions, joiners, order_by, limit })
+        Ok(Select {
+            fields,
+            from,
+            conditions,
+            joiners,
+            order_by,
+            limit,
+        })
     }
 
     fn as_key(value: Option<&Value>, kind: Option<FieldType>) -> Literal {
@@ -1133,8 +1453,12 @@ pub mod soql {
             Some(Value::Bool(b)) => Literal::Bool(*b),
             Some(Value::Number(n)) => Literal::Num(n.as_f64().unwrap_or_default()),
             Some(Value::String(s)) => match kind {
-                Some(FieldType::Datetime) => parse_datetime_ms(s).map(Literal::Instant).unwrap_or(Literal::Str(s.clone())),
-                Some(FieldType::Date) => parse_date_ms(s).map(Literal::Instant).unwrap_or(Literal::Str(s.clone())),
+                Some(FieldType::Datetime) => parse_datetime_ms(s)
+                    .map(Literal::Instant)
+                    .unwrap_or(Literal::Str(s.clone())),
+                Some(FieldType::Date) => parse_date_ms(s)
+                    .map(Literal::Instant)
+                    .unwrap_or(Literal::Str(s.clone())),
                 _ => Literal::Str(s.clone()),
             },
             Some(other) => Literal::Str(other.to_string()),
@@ -1153,7 +1477,9 @@ pub mod soql {
     }
 
     fn like(value: &Literal, pattern: &Literal) -> bool {
-        let (Literal::Str(v), Literal::Str(p)) = (value, pattern) else { return false };
+        let (Literal::Str(v), Literal::Str(p)) = (value, pattern) else {
+            return false;
+        };
         let v = v.to_lowercase();
         let parts: Vec<String> = p.to_lowercase().split('%').map(str::to_string).collect();
         let mut pos = 0;
@@ -1181,9 +1507,15 @@ pub mod soql {
             "=" => eq(&c.values[0]),
             "!=" | "<>" => !eq(&c.values[0]),
             "<" => compare(&value, &c.values[0]) == Some(Ordering::Less),
-            "<=" => matches!(compare(&value, &c.values[0]), Some(Ordering::Less | Ordering::Equal)),
+            "<=" => matches!(
+                compare(&value, &c.values[0]),
+                Some(Ordering::Less | Ordering::Equal)
+            ),
             ">" => compare(&value, &c.values[0]) == Some(Ordering::Greater),
-            ">=" => matches!(compare(&value, &c.values[0]), Some(Ordering::Greater | Ordering::Equal)),
+            ">=" => matches!(
+                compare(&value, &c.values[0]),
+                Some(Ordering::Greater | Ordering::Equal)
+            ),
             "LIKE" => like(&value, &c.values[0]),
             "IN" => c.values.iter().any(eq),
             "NOT IN" => !c.values.iter().any(eq),
@@ -1192,8 +1524,17 @@ pub mod soql {
     }
 
     /// Runs `select` over `records`; `kind` tells a field's type (None: no such field).
-    pub fn run(select: &Select, records: &[Record], kind: impl Fn(&str) -> Option<FieldType>) -> Result<Vec<Record>, String> {
-        for f in select.fields.iter().chain(select.conditions.iter().map(|c| &c.field)).chain(select.order_by.iter().map(|o| &o.0)) {
+    pub fn run(
+        select: &Select,
+        records: &[Record],
+        kind: impl Fn(&str) -> Option<FieldType>,
+    ) -> Result<Vec<Record>, String> {
+        for f in select
+            .fields
+            .iter()
+            .chain(select.conditions.iter().map(|c| &c.field))
+            .chain(select.order_by.iter().map(|o| &o.0))
+        {
             if kind(f).is_none() {
                 return Err(format!("No such column '{f}' on entity '{}'", select.from));
             }
@@ -1245,7 +1586,11 @@ pub mod soql {
                     .fields
                     .iter()
                     .map(|f| {
-                        let key = r.keys().find(|k| k.eq_ignore_ascii_case(f)).cloned().unwrap_or_else(|| f.clone());
+                        let key = r
+                            .keys()
+                            .find(|k| k.eq_ignore_ascii_case(f))
+                            .cloned()
+                            .unwrap_or_else(|| f.clone());
                         (key.clone(), r.get(&key).cloned().unwrap_or(Value::Null))
                     })
                     .collect()
@@ -1271,8 +1616,14 @@ mod tests {
         let ms = 1_700_000_000_123;
         assert_eq!(sf_datetime(ms), "2023-11-14T22:13:20.123+0000");
         assert_eq!(parse_datetime_ms(&sf_datetime(ms)), Some(ms));
-        assert_eq!(parse_datetime_ms("2023-11-14T22:13:20Z"), Some(1_700_000_000_000));
-        assert_eq!(parse_datetime_ms("2023-11-14T23:13:20+01:00"), Some(1_700_000_000_000));
+        assert_eq!(
+            parse_datetime_ms("2023-11-14T22:13:20Z"),
+            Some(1_700_000_000_000)
+        );
+        assert_eq!(
+            parse_datetime_ms("2023-11-14T23:13:20+01:00"),
+            Some(1_700_000_000_000)
+        );
     }
 
     #[test]
@@ -1296,6 +1647,11 @@ mod tests {
         let names: Vec<_> = rows.iter().map(|r| r["Name"].as_str().unwrap()).collect();
         assert_eq!(names, vec!["O'Brien", "Acme"]);
         assert!(soql::parse("SELECT FROM Account").is_err());
-        assert!(soql::run(&soql::parse("SELECT Nope FROM Account").unwrap(), &recs, kinds).is_err());
+        assert!(soql::run(
+            &soql::parse("SELECT Nope FROM Account").unwrap(),
+            &recs,
+            kinds
+        )
+        .is_err());
     }
 }

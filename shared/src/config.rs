@@ -32,7 +32,10 @@ where
 {
     match optional(name) {
         None => Ok(default),
-        Some(v) => v.parse().map_err(|e: T::Err| ConfigError::Invalid { name, message: e.to_string() }),
+        Some(v) => v.parse().map_err(|e: T::Err| ConfigError::Invalid {
+            name,
+            message: e.to_string(),
+        }),
     }
 }
 
@@ -71,7 +74,9 @@ pub struct GainsightSettings {
 
 impl GainsightSettings {
     pub fn from_env() -> Result<Self, ConfigError> {
-        Ok(Self { base_url: required("GAINSIGHT_BASE_URL")? })
+        Ok(Self {
+            base_url: required("GAINSIGHT_BASE_URL")?,
+        })
     }
 }
 

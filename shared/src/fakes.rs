@@ -29,13 +29,23 @@ impl MemoryStore {
     }
 
     pub fn ledger_of(&self, job: &str, gsid: &str) -> Option<LedgerRecord> {
-        self.ledger.lock().unwrap().get(&(job.to_string(), gsid.to_string())).cloned()
+        self.ledger
+            .lock()
+            .unwrap()
+            .get(&(job.to_string(), gsid.to_string()))
+            .cloned()
     }
 }
 
 #[async_trait]
 impl StateStore for MemoryStore {
-    async fn claim_event(&self, event_id: &str, now_ms: i64, reclaim_after_ms: i64, _ttl_s: i64) -> Result<Claim, StoreError> {
+    async fn claim_event(
+        &self,
+        event_id: &str,
+        now_ms: i64,
+        reclaim_after_ms: i64,
+        _ttl_s: i64,
+    ) -> Result<Claim, StoreError> {
         self.check()?;
         let mut events = self.events.lock().unwrap();
         match events.get(event_id) {
@@ -62,27 +72,50 @@ impl StateStore for MemoryStore {
         Ok(())
     }
 
-    async fn ledger(&self, job: &str, gainsight_id: &str) -> Result<Option<LedgerRecord>, StoreError> {
+    async fn ledger(
+        &self,
+        job: &str,
+        gainsight_id: &str,
+    ) -> Result<Option<LedgerRecord>, StoreError> {
         self.check()?;
         Ok(self.ledger_of(job, gainsight_id))
     }
 
-    async fn ledgers(&self, job: &str, gainsight_ids: &[String]) -> Result<Vec<LedgerRecord>, StoreError> {
+    async fn ledgers(
+        &self,
+        job: &str,
+        gainsight_ids: &[String],
+    ) -> Result<Vec<LedgerRecord>, StoreError> {
         self.check()?;
-        Ok(gainsight_ids.iter().filter_map(|id| self.ledger_of(job, id)).collect())
+        Ok(gainsight_ids
+            .iter()
+            .filter_map(|id| self.ledger_of(job, id))
+            .collect())
     }
 
-    async fn record(&self, job: &str, gainsight_id: &str, update: &LedgerUpdate, at_ms: i64) -> Result<(), StoreError> {
+    async fn record(
+        &self,
+        job: &str,
+        gainsight_id: &str,
+        update: &LedgerUpdate,
+        at_ms: i64,
+    ) -> Result<(), StoreError> {
         self.check()?;
         let mut ledger = self.ledger.lock().unwrap();
-        let rec = ledger.entry((job.into(), gainsight_id.into())).or_insert_with(|| LedgerRecord {
-            job: job.into(),
-            gainsight_id: gainsight_id.into(),
-            ..Default::default()
-        });
+        let rec = ledger
+            .entry((job.into(), gainsight_id.into()))
+            .or_insert_with(|| LedgerRecord {
+                job: job.into(),
+                gainsight_id: gainsight_id.into(),
+                ..Default::default()
+            });
         rec.version += 1;
         match update {
-            LedgerUpdate::Synced { salesforce_id, values_hash, source_changed_at_ms } => {
+            LedgerUpdate::Synced {
+                salesforce_id,
+                values_hash,
+                source_changed_at_ms,
+            } => {
                 if salesforce_id.is_some() {
                     rec.salesforce_id = salesforce_id.clone();
                 }
@@ -107,13 +140,25 @@ impl StateStore for MemoryStore {
 
     async fn list(&self, job: &str, limit: usize) -> Result<Vec<LedgerRecord>, StoreError> {
         self.check()?;
-        let mut out: Vec<_> = self.ledger.lock().unwrap().values().filter(|r| r.job == job).cloned().collect();
+        let mut out: Vec<_> = self
+            .ledger
+            .lock()
+            .unwrap()
+            .values()
+            .filter(|r| r.job == job)
+            .cloned()
+            .collect();
         out.sort_by(|a, b| a.gainsight_id.cmp(&b.gainsight_id));
         out.truncate(limit);
         Ok(out)
     }
 
-    async fn by_status(&self, job: &str, status: SyncStatus, limit: usize) -> Result<Vec<LedgerRecord>, StoreError> {
+    async fn by_status(
+        &self,
+        job: &str,
+        status: SyncStatus,
+        limit: usize,
+    ) -> Result<Vec<LedgerRecord>, StoreError> {
         self.check()?;
         let mut out: Vec<_> = self
             .ledger
@@ -130,12 +175,20 @@ impl StateStore for MemoryStore {
 
     async fn cursor(&self, job: &str, stream: &str) -> Result<Option<Cursor>, StoreError> {
         self.check()?;
-        Ok(self.cursors.lock().unwrap().get(&(job.into(), stream.into())).cloned())
+        Ok(self
+            .cursors
+            .lock()
+            .unwrap()
+            .get(&(job.into(), stream.into()))
+            .cloned())
     }
 
     async fn put_cursor(&self, job: &str, stream: &str, cursor: &Cursor) -> Result<(), StoreError> {
         self.check()?;
-        self.cursors.lock().unwrap().insert((job.into(), stream.into()), cursor.clone());
+        self.cursors
+            .lock()
+            .unwrap()
+            .insert((job.into(), stream.into()), cursor.clone());
         Ok(())
     }
 }
@@ -160,7 +213,9 @@ impl Queue for MemoryQueue {
         bodies
             .iter()
             .map(|b| match &fail {
-                Some(f) if b.contains(f.as_str()) => Err(QueueError::Unavailable("injected".into())),
+                Some(f) if b.contains(f.as_str()) => {
+                    Err(QueueError::Unavailable("injected".into()))
+                }
                 _ => {
                     self.sent.lock().unwrap().push(b.clone());
                     Ok(())
@@ -178,11 +233,19 @@ pub struct MemorySecrets {
 #[async_trait]
 impl Secrets for MemorySecrets {
     async fn get(&self, name: &str) -> Result<Secret, SecretsError> {
-        self.values.lock().unwrap().get(name).cloned().ok_or_else(|| SecretsError::NotFound(name.into()))
+        self.values
+            .lock()
+            .unwrap()
+            .get(name)
+            .cloned()
+            .ok_or_else(|| SecretsError::NotFound(name.into()))
     }
 
     async fn put(&self, name: &str, plaintext: &Secret) -> Result<(), SecretsError> {
-        self.values.lock().unwrap().insert(name.into(), plaintext.clone());
+        self.values
+            .lock()
+            .unwrap()
+            .insert(name.into(), plaintext.clone());
         Ok(())
     }
 }
@@ -200,27 +263,54 @@ pub struct MemorySalesforce {
 
 #[async_trait]
 impl SalesforceApi for MemorySalesforce {
-    async fn upsert(&self, object: &str, ext: &str, records: &[Fields]) -> Result<Vec<RecordResult>, ApiError> {
+    async fn upsert(
+        &self,
+        object: &str,
+        ext: &str,
+        records: &[Fields],
+    ) -> Result<Vec<RecordResult>, ApiError> {
         *self.calls.lock().unwrap() += records.len().div_ceil(200) as u64;
         if *self.unavailable.lock().unwrap() {
-            return Err(ApiError::Unavailable { system: "Salesforce", status: 503, message: "injected".into() });
+            return Err(ApiError::Unavailable {
+                system: "Salesforce",
+                status: 503,
+                message: "injected".into(),
+            });
         }
         let reject = self.reject.lock().unwrap().clone();
         let mut map = self.records.lock().unwrap();
         Ok(records
             .iter()
             .map(|r| {
-                let key = r.get(ext).and_then(|v| v.as_str()).unwrap_or_default().to_string();
+                let key = r
+                    .get(ext)
+                    .and_then(|v| v.as_str())
+                    .unwrap_or_default()
+                    .to_string();
                 if let Some((bad, message)) = &reject {
                     if *bad == key {
-                        return RecordResult { id: None, success: false, created: false, errors: vec![message.clone()], retryable: message.starts_with("UNABLE_TO_LOCK_ROW") };
+                        return RecordResult {
+                            id: None,
+                            success: false,
+                            created: false,
+                            errors: vec![message.clone()],
+                            retryable: message.starts_with("UNABLE_TO_LOCK_ROW"),
+                        };
                     }
                 }
                 let next_id = format!("001{:015}", map.len() + 1);
-                let entry = map.entry((object.into(), key)).or_insert_with(|| (next_id, Fields::new()));
+                let entry = map
+                    .entry((object.into(), key))
+                    .or_insert_with(|| (next_id, Fields::new()));
                 let created = entry.1.is_empty();
                 entry.1.extend(r.clone());
-                RecordResult { id: Some(entry.0.clone()), success: true, created, errors: vec![], retryable: false }
+                RecordResult {
+                    id: Some(entry.0.clone()),
+                    success: true,
+                    created,
+                    errors: vec![],
+                    retryable: false,
+                }
             })
             .collect())
     }
@@ -240,16 +330,57 @@ pub struct MemoryGainsight {
 #[async_trait]
 impl GainsightApi for MemoryGainsight {
     async fn query(&self, object: &str, query: &GsQuery) -> Result<Vec<Fields>, ApiError> {
-        self.queries.lock().unwrap().push((object.into(), query.clone()));
-        Ok(self.records.lock().unwrap().get(object).cloned().unwrap_or_default())
+        self.queries
+            .lock()
+            .unwrap()
+            .push((object.into(), query.clone()));
+        Ok(self
+            .records
+            .lock()
+            .unwrap()
+            .get(object)
+            .cloned()
+            .unwrap_or_default())
     }
 
-    async fn insert(&self, object: &str, records: &[Fields]) -> Result<Vec<RecordResult>, ApiError> {
-        self.records.lock().unwrap().entry(object.into()).or_default().extend(records.iter().cloned());
-        Ok(records.iter().map(|_| RecordResult { id: None, success: true, created: true, errors: vec![], retryable: false }).collect())
+    async fn insert(
+        &self,
+        object: &str,
+        records: &[Fields],
+    ) -> Result<Vec<RecordResult>, ApiError> {
+        self.records
+            .lock()
+            .unwrap()
+            .entry(object.into())
+            .or_default()
+            .extend(records.iter().cloned());
+        Ok(records
+            .iter()
+            .map(|_| RecordResult {
+                id: None,
+                success: true,
+                created: true,
+                errors: vec![],
+                retryable: false,
+            })
+            .collect())
     }
 
-    async fn update(&self, _object: &str, _keys: &[String], records: &[Fields]) -> Result<Vec<RecordResult>, ApiError> {
-        Ok(records.iter().map(|_| RecordResult { id: None, success: true, created: false, errors: vec![], retryable: false }).collect())
+    async fn update(
+        &self,
+        _object: &str,
+        _keys: &[String],
+        records: &[Fields],
+    ) -> Result<Vec<RecordResult>, ApiError> {
+        Ok(records
+            .iter()
+            .map(|_| RecordResult {
+                id: None,
+                success: true,
+                created: false,
+                errors: vec![],
+                retryable: false,
+            })
+            .collect())
     }
 }

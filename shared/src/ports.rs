@@ -50,23 +50,46 @@ pub struct Cursor {
 pub trait StateStore: Send + Sync {
     /// Claims `event_id`. A claim that was never confirmed for `reclaim_after_ms` is handed out
     /// again, so a crash between claim and enqueue cannot lose the event.
-    async fn claim_event(&self, event_id: &str, now_ms: i64, reclaim_after_ms: i64, ttl_s: i64)
-        -> Result<Claim, StoreError>;
+    async fn claim_event(
+        &self,
+        event_id: &str,
+        now_ms: i64,
+        reclaim_after_ms: i64,
+        ttl_s: i64,
+    ) -> Result<Claim, StoreError>;
     /// Marks a claimed event as safely queued.
     async fn confirm_event(&self, event_id: &str) -> Result<(), StoreError>;
     /// Gives a claim back after a failure to enqueue, so a retry is processed.
     async fn release_event(&self, event_id: &str) -> Result<(), StoreError>;
 
-    async fn ledger(&self, job: &str, gainsight_id: &str) -> Result<Option<LedgerRecord>, StoreError>;
+    async fn ledger(
+        &self,
+        job: &str,
+        gainsight_id: &str,
+    ) -> Result<Option<LedgerRecord>, StoreError>;
     /// Batched read of many ledger records of one job; absent ones are left out.
-    async fn ledgers(&self, job: &str, gainsight_ids: &[String]) -> Result<Vec<LedgerRecord>, StoreError>;
+    async fn ledgers(
+        &self,
+        job: &str,
+        gainsight_ids: &[String],
+    ) -> Result<Vec<LedgerRecord>, StoreError>;
     /// Applies `update` to the ledger record (created if absent).
-    async fn record(&self, job: &str, gainsight_id: &str, update: &LedgerUpdate, at_ms: i64)
-        -> Result<(), StoreError>;
+    async fn record(
+        &self,
+        job: &str,
+        gainsight_id: &str,
+        update: &LedgerUpdate,
+        at_ms: i64,
+    ) -> Result<(), StoreError>;
     /// Ledger records of `job`, in Gainsight id order, up to `limit`.
     async fn list(&self, job: &str, limit: usize) -> Result<Vec<LedgerRecord>, StoreError>;
     /// Ledger records of `job` carrying `status`, up to `limit`.
-    async fn by_status(&self, job: &str, status: SyncStatus, limit: usize) -> Result<Vec<LedgerRecord>, StoreError>;
+    async fn by_status(
+        &self,
+        job: &str,
+        status: SyncStatus,
+        limit: usize,
+    ) -> Result<Vec<LedgerRecord>, StoreError>;
 
     async fn cursor(&self, job: &str, stream: &str) -> Result<Option<Cursor>, StoreError>;
     async fn put_cursor(&self, job: &str, stream: &str, cursor: &Cursor) -> Result<(), StoreError>;
@@ -120,22 +143,47 @@ pub trait Secrets: Send + Sync {
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("{system} rate limit hit (HTTP {status}): {message}")]
-    RateLimited { system: &'static str, status: u16, message: String },
+    RateLimited {
+        system: &'static str,
+        status: u16,
+        message: String,
+    },
     #[error("{system} unavailable (HTTP {status}): {message}")]
-    Unavailable { system: &'static str, status: u16, message: String },
+    Unavailable {
+        system: &'static str,
+        status: u16,
+        message: String,
+    },
     #[error("{system} did not answer in time: {message}")]
-    Timeout { system: &'static str, message: String },
+    Timeout {
+        system: &'static str,
+        message: String,
+    },
     #[error("{system} authentication failed: {message}")]
-    Auth { system: &'static str, message: String },
+    Auth {
+        system: &'static str,
+        message: String,
+    },
     #[error("{system} refused the request (HTTP {status} {code}): {message}")]
-    Rejected { system: &'static str, status: u16, code: String, message: String },
+    Rejected {
+        system: &'static str,
+        status: u16,
+        code: String,
+        message: String,
+    },
     #[error("{system} answered something unexpected: {message}")]
-    Protocol { system: &'static str, message: String },
+    Protocol {
+        system: &'static str,
+        message: String,
+    },
 }
 
 impl Retryable for ApiError {
     fn is_retryable(&self) -> bool {
-        matches!(self, ApiError::RateLimited { .. } | ApiError::Unavailable { .. } | ApiError::Timeout { .. })
+        matches!(
+            self,
+            ApiError::RateLimited { .. } | ApiError::Unavailable { .. } | ApiError::Timeout { .. }
+        )
     }
 }
 
@@ -167,17 +215,27 @@ pub trait GainsightApi: Send + Sync {
     /// All records matching `query` (pages through `limit`/`offset`).
     async fn query(&self, object: &str, query: &GsQuery) -> Result<Vec<Fields>, ApiError>;
     /// Inserts up to 50 records a call (chunked here).
-    async fn insert(&self, object: &str, records: &[Fields]) -> Result<Vec<RecordResult>, ApiError>;
+    async fn insert(&self, object: &str, records: &[Fields])
+        -> Result<Vec<RecordResult>, ApiError>;
     /// Updates records matched on `keys` (chunked to 50 a call).
-    async fn update(&self, object: &str, keys: &[String], records: &[Fields]) -> Result<Vec<RecordResult>, ApiError>;
+    async fn update(
+        &self,
+        object: &str,
+        keys: &[String],
+        records: &[Fields],
+    ) -> Result<Vec<RecordResult>, ApiError>;
 }
 
 #[async_trait]
 pub trait SalesforceApi: Send + Sync {
     /// Upserts on an external-ID field with sObject Collections (200 records a call, chunked here);
     /// `allOrNone` is false so one bad record never fails the others.
-    async fn upsert(&self, object: &str, external_id_field: &str, records: &[Fields])
-        -> Result<Vec<RecordResult>, ApiError>;
+    async fn upsert(
+        &self,
+        object: &str,
+        external_id_field: &str,
+        records: &[Fields],
+    ) -> Result<Vec<RecordResult>, ApiError>;
     /// Runs a SOQL query and follows `nextRecordsUrl` to the end.
     async fn query(&self, soql: &str) -> Result<Vec<Fields>, ApiError>;
 }

@@ -47,7 +47,10 @@ pub fn verify(
 ) -> Result<(), SignatureError> {
     let timestamp = timestamp.ok_or(SignatureError::Missing(TIMESTAMP_HEADER))?;
     let signature = signature.ok_or(SignatureError::Missing(SIGNATURE_HEADER))?;
-    let ts: i64 = timestamp.trim().parse().map_err(|_| SignatureError::BadTimestamp)?;
+    let ts: i64 = timestamp
+        .trim()
+        .parse()
+        .map_err(|_| SignatureError::BadTimestamp)?;
     let age_s = (now_s - ts).abs();
     if age_s > tolerance_s {
         return Err(SignatureError::Stale { age_s, tolerance_s });
@@ -61,7 +64,8 @@ pub fn verify(
     mac.update(ts.to_string().as_bytes());
     mac.update(b".");
     mac.update(body);
-    mac.verify_slice(&digest).map_err(|_| SignatureError::Mismatch)
+    mac.verify_slice(&digest)
+        .map_err(|_| SignatureError::Mismatch)
 }
 
 #[cfg(test)]
@@ -73,7 +77,10 @@ mod tests {
     #[test]
     fn accepts_its_own_signature() {
         let sig = sign(b"k", NOW, b"{}");
-        assert_eq!(verify(b"k", Some("1700000000"), Some(&sig), b"{}", NOW, 300), Ok(()));
+        assert_eq!(
+            verify(b"k", Some("1700000000"), Some(&sig), b"{}", NOW, 300),
+            Ok(())
+        );
     }
 
     #[test]
@@ -82,17 +89,46 @@ mod tests {
         let check = |ts: Option<&str>, sig: Option<&str>, body: &[u8], key: &[u8]| {
             verify(key, ts, sig, body, NOW, 300)
         };
-        assert_eq!(check(Some("1700000000"), Some(&sig), b"{ }", b"k"), Err(SignatureError::Mismatch));
-        assert_eq!(check(Some("1700000000"), Some(&sig), b"{}", b"other"), Err(SignatureError::Mismatch));
         assert_eq!(
-            check(Some("1699999000"), Some(&sign(b"k", NOW - 1000, b"{}")), b"{}", b"k"),
-            Err(SignatureError::Stale { age_s: 1000, tolerance_s: 300 })
+            check(Some("1700000000"), Some(&sig), b"{ }", b"k"),
+            Err(SignatureError::Mismatch)
+        );
+        assert_eq!(
+            check(Some("1700000000"), Some(&sig), b"{}", b"other"),
+            Err(SignatureError::Mismatch)
+        );
+        assert_eq!(
+            check(
+                Some("1699999000"),
+                Some(&sign(b"k", NOW - 1000, b"{}")),
+                b"{}",
+                b"k"
+            ),
+            Err(SignatureError::Stale {
+                age_s: 1000,
+                tolerance_s: 300
+            })
         );
         // Re-using a signature with a different timestamp fails: the timestamp is signed.
-        assert_eq!(check(Some("1700000001"), Some(&sig), b"{}", b"k"), Err(SignatureError::Mismatch));
-        assert_eq!(check(None, Some(&sig), b"{}", b"k"), Err(SignatureError::Missing(TIMESTAMP_HEADER)));
-        assert_eq!(check(Some("1700000000"), None, b"{}", b"k"), Err(SignatureError::Missing(SIGNATURE_HEADER)));
-        assert_eq!(check(Some("soon"), Some(&sig), b"{}", b"k"), Err(SignatureError::BadTimestamp));
-        assert_eq!(check(Some("1700000000"), Some("md5=00"), b"{}", b"k"), Err(SignatureError::BadFormat));
+        assert_eq!(
+            check(Some("1700000001"), Some(&sig), b"{}", b"k"),
+            Err(SignatureError::Mismatch)
+        );
+        assert_eq!(
+            check(None, Some(&sig), b"{}", b"k"),
+            Err(SignatureError::Missing(TIMESTAMP_HEADER))
+        );
+        assert_eq!(
+            check(Some("1700000000"), None, b"{}", b"k"),
+            Err(SignatureError::Missing(SIGNATURE_HEADER))
+        );
+        assert_eq!(
+            check(Some("soon"), Some(&sig), b"{}", b"k"),
+            Err(SignatureError::BadTimestamp)
+        );
+        assert_eq!(
+            check(Some("1700000000"), Some("md5=00"), b"{}", b"k"),
+            Err(SignatureError::BadFormat)
+        );
     }
 }

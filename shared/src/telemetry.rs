@@ -6,7 +6,9 @@ use tracing_subscriber::EnvFilter;
 pub fn init() {
     let _ = tracing_subscriber::fmt()
         .json()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
         .with_current_span(false)
         .with_ansi(false)
         .without_time() // CloudWatch stamps every line itself.

@@ -28,22 +28,80 @@ async fn dynamo_state_store_round_trips_ledger_dedup_and_cursors() -> Result<()>
 
     // Dedup: the first claim wins, a second is a duplicate, a released claim can be taken again,
     // and an unconfirmed claim older than the reclaim window is handed out again.
-    assert_eq!(store.claim_event("e1", 1_000_000, 60_000, 3600).await?, Claim::New);
-    assert_eq!(store.claim_event("e1", 1_000_001, 60_000, 3600).await?, Claim::Duplicate);
+    assert_eq!(
+        store.claim_event("e1", 1_000_000, 60_000, 3600).await?,
+        Claim::New
+    );
+    assert_eq!(
+        store.claim_event("e1", 1_000_001, 60_000, 3600).await?,
+        Claim::Duplicate
+    );
     store.release_event("e1").await?;
-    assert_eq!(store.claim_event("e1", 1_000_002, 60_000, 3600).await?, Claim::New);
-    assert_eq!(store.claim_event("e1", 1_000_002 + 60_001, 60_000, 3600).await?, Claim::New, "stale pending claim is reclaimed");
+    assert_eq!(
+        store.claim_event("e1", 1_000_002, 60_000, 3600).await?,
+        Claim::New
+    );
+    assert_eq!(
+        store
+            .claim_event("e1", 1_000_002 + 60_001, 60_000, 3600)
+            .await?,
+        Claim::New,
+        "stale pending claim is reclaimed"
+    );
     store.confirm_event("e1").await?;
-    assert_eq!(store.claim_event("e1", 1_000_002 + 120_000, 60_000, 3600).await?, Claim::Duplicate, "confirmed stays duplicate");
+    assert_eq!(
+        store
+            .claim_event("e1", 1_000_002 + 120_000, 60_000, 3600)
+            .await?,
+        Claim::Duplicate,
+        "confirmed stays duplicate"
+    );
     // moto never expires TTL items; the adapter treats expired ones as absent.
-    assert_eq!(store.claim_event("e1", 1_000_002 + 3_700_000, 60_000, 3600).await?, Claim::New, "expired key is free again");
+    assert_eq!(
+        store
+            .claim_event("e1", 1_000_002 + 3_700_000, 60_000, 3600)
+            .await?,
+        Claim::New,
+        "expired key is free again"
+    );
 
     // Ledger: synced then failed keeps both statuses; GSIs find them.
-    let synced = LedgerUpdate::Synced { salesforce_id: Some("001000000000001AAA".into()), values_hash: "h1".into(), source_changed_at_ms: 5 };
+    let synced = LedgerUpdate::Synced {
+        salesforce_id: Some("001000000000001AAA".into()),
+        values_hash: "h1".into(),
+        source_changed_at_ms: 5,
+    };
     store.record("job", "G1", &synced, 10).await?;
-    store.record("job", "G1", &LedgerUpdate::Failed { message: "UNABLE_TO_LOCK_ROW".into() }, 20).await?;
-    store.record("job", "G2", &LedgerUpdate::Ignored { reason: "echo".into() }, 30).await?;
-    store.record("job", "G2", &LedgerUpdate::Ignored { reason: "echo again".into() }, 31).await?;
+    store
+        .record(
+            "job",
+            "G1",
+            &LedgerUpdate::Failed {
+                message: "UNABLE_TO_LOCK_ROW".into(),
+            },
+            20,
+        )
+        .await?;
+    store
+        .record(
+            "job",
+            "G2",
+            &LedgerUpdate::Ignored {
+                reason: "echo".into(),
+            },
+            30,
+        )
+        .await?;
+    store
+        .record(
+            "job",
+            "G2",
+            &LedgerUpdate::Ignored {
+                reason: "echo again".into(),
+            },
+            31,
+        )
+        .await?;
     let g1 = store.ledger("job", "G1").await?.expect("G1 recorded");
     assert!(g1.synced && g1.error, "statuses are not exclusive: {g1:?}");
     assert_eq!(g1.salesforce_id.as_deref(), Some("001000000000001AAA"));
@@ -53,10 +111,25 @@ async fn dynamo_state_store_round_trips_ledger_dedup_and_cursors() -> Result<()>
     assert_eq!((g2.ignored_count, g2.synced, g2.error), (2, false, false));
 
     let errors = store.by_status("job", SyncStatus::Error, 10).await?;
-    assert_eq!(errors.iter().map(|r| r.gainsight_id.as_str()).collect::<Vec<_>>(), vec!["G1"]);
-    assert_eq!(store.by_status("job", SyncStatus::Synced, 10).await?.len(), 1);
+    assert_eq!(
+        errors
+            .iter()
+            .map(|r| r.gainsight_id.as_str())
+            .collect::<Vec<_>>(),
+        vec!["G1"]
+    );
+    assert_eq!(
+        store.by_status("job", SyncStatus::Synced, 10).await?.len(),
+        1
+    );
     store.record("job", "G1", &synced, 40).await?;
-    assert!(store.by_status("job", SyncStatus::Error, 10).await?.is_empty(), "a later success clears error");
+    assert!(
+        store
+            .by_status("job", SyncStatus::Error, 10)
+            .await?
+            .is_empty(),
+        "a later success clears error"
+    );
 
     // Batched reads: 150 ids (two BatchGetItem pages), absent ones left out.
     let mut ids: Vec<String> = (0..150).map(|i| format!("X{i}")).collect();
@@ -69,7 +142,10 @@ async fn dynamo_state_store_round_trips_ledger_dedup_and_cursors() -> Result<()>
 
     // Cursors.
     assert_eq!(store.cursor("job", "gainsight").await?, None);
-    let c = Cursor { timestamp_ms: 123, last_id: "G9".into() };
+    let c = Cursor {
+        timestamp_ms: 123,
+        last_id: "G9".into(),
+    };
     store.put_cursor("job", "gainsight", &c).await?;
     assert_eq!(store.cursor("job", "gainsight").await?, Some(c));
     Ok(())
@@ -96,20 +172,38 @@ async fn sqs_queue_sends_in_batches_of_ten() -> Result<()> {
 async fn kms_secrets_store_only_ciphertext_and_bind_it_to_the_name() -> Result<()> {
     let (_aws, clients, resources) = setup().await?;
     let secrets = clients.secrets(&resources);
-    secrets.put("gainsight-access-key", &Secret::new("gs-plaintext-key")).await?;
-    assert_eq!(secrets.get("gainsight-access-key").await?.expose(), "gs-plaintext-key");
-    assert!(matches!(secrets.get("never-stored").await, Err(SecretsError::NotFound(_))));
+    secrets
+        .put("gainsight-access-key", &Secret::new("gs-plaintext-key"))
+        .await?;
+    assert_eq!(
+        secrets.get("gainsight-access-key").await?.expose(),
+        "gs-plaintext-key"
+    );
+    assert!(matches!(
+        secrets.get("never-stored").await,
+        Err(SecretsError::NotFound(_))
+    ));
 
     // The stored item holds ciphertext, not the plaintext.
     let item = clients
         .dynamo
         .get_item()
         .table_name(&resources.table_name)
-        .key("pk", aws_sdk_dynamodb::types::AttributeValue::S("SECRET#gainsight-access-key".into()))
-        .key("sk", aws_sdk_dynamodb::types::AttributeValue::S("SECRET".into()))
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S("SECRET#gainsight-access-key".into()),
+        )
+        .key(
+            "sk",
+            aws_sdk_dynamodb::types::AttributeValue::S("SECRET".into()),
+        )
         .send()
         .await?;
-    let blob = item.item().and_then(|i| i.get("ciphertext")).and_then(|v| v.as_b().ok()).expect("ciphertext stored");
+    let blob = item
+        .item()
+        .and_then(|i| i.get("ciphertext"))
+        .and_then(|v| v.as_b().ok())
+        .expect("ciphertext stored");
     assert!(!String::from_utf8_lossy(blob.as_ref()).contains("gs-plaintext-key"));
 
     // Copying the ciphertext under another name fails: the encryption context names the secret.
@@ -117,11 +211,23 @@ async fn kms_secrets_store_only_ciphertext_and_bind_it_to_the_name() -> Result<(
         .dynamo
         .put_item()
         .table_name(&resources.table_name)
-        .item("pk", aws_sdk_dynamodb::types::AttributeValue::S("SECRET#webhook-secret".into()))
-        .item("sk", aws_sdk_dynamodb::types::AttributeValue::S("SECRET".into()))
-        .item("ciphertext", aws_sdk_dynamodb::types::AttributeValue::B(blob.clone()))
+        .item(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S("SECRET#webhook-secret".into()),
+        )
+        .item(
+            "sk",
+            aws_sdk_dynamodb::types::AttributeValue::S("SECRET".into()),
+        )
+        .item(
+            "ciphertext",
+            aws_sdk_dynamodb::types::AttributeValue::B(blob.clone()),
+        )
         .send()
         .await?;
-    assert!(matches!(secrets.get("webhook-secret").await, Err(SecretsError::Decrypt { .. })));
+    assert!(matches!(
+        secrets.get("webhook-secret").await,
+        Err(SecretsError::Decrypt { .. })
+    ));
     Ok(())
 }

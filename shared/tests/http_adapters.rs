@@ -19,7 +19,11 @@ fn fields(v: serde_json::Value) -> Fields {
 async fn salesforce() -> Result<(SalesforceEmulator, SalesforceClient)> {
     let emu = SalesforceEmulator::start(sf::Options::default()).await?;
     let client = SalesforceClient::new(
-        SalesforceSettings { login_url: emu.url(), client_id: emu.client_id(), api_version: "62.0".into() },
+        SalesforceSettings {
+            login_url: emu.url(),
+            client_id: emu.client_id(),
+            api_version: "62.0".into(),
+        },
         Secret::new(emu.client_secret()),
     );
     Ok((emu, client))
@@ -31,14 +35,22 @@ async fn salesforce_upserts_in_collections_of_200_and_reports_each_record() -> R
     let records: Vec<Fields> = (0..450)
         .map(|i| fields(json!({"Gainsight_Company_Id__c": format!("G{i}"), "Name": format!("Co {i}"), "AnnualRevenue": i})))
         .collect();
-    let results = client.upsert("Account", "Gainsight_Company_Id__c", &records).await?;
+    let results = client
+        .upsert("Account", "Gainsight_Company_Id__c", &records)
+        .await?;
     assert_eq!(results.len(), 450);
-    assert!(results.iter().all(|r| r.success && r.created && r.id.as_deref().is_some_and(|id| id.starts_with("001") && id.len() == 18)));
+    assert!(results.iter().all(|r| r.success
+        && r.created
+        && r.id
+            .as_deref()
+            .is_some_and(|id| id.starts_with("001") && id.len() == 18)));
     assert_eq!(emu.stats().upsert_calls, 3, "450 records = 200 + 200 + 50");
     assert_eq!(emu.stats().token_requests, 1, "one token for all calls");
 
     // Same external ids again: updates, not duplicates.
-    let again = client.upsert("Account", "Gainsight_Company_Id__c", &records[..10]).await?;
+    let again = client
+        .upsert("Account", "Gainsight_Company_Id__c", &records[..10])
+        .await?;
     assert!(again.iter().all(|r| r.success && !r.created));
     assert_eq!(again[3].id, results[3].id);
     assert_eq!(emu.records("Account").len(), 450);
@@ -50,47 +62,108 @@ async fn salesforce_upserts_in_collections_of_200_and_reports_each_record() -> R
         fields(json!({"Gainsight_Company_Id__c": "NEW", "AnnualRevenue": 5})),
         fields(json!({"Gainsight_Company_Id__c": "G3", "Health_Score__c": 5})),
     ];
-    let r = client.upsert("Account", "Gainsight_Company_Id__c", &mixed).await?;
+    let r = client
+        .upsert("Account", "Gainsight_Company_Id__c", &mixed)
+        .await?;
     assert!(r[0].success);
-    assert!(!r[1].success && r[1].errors[0].starts_with("INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST"), "{:?}", r[1]);
-    assert!(!r[2].success && r[2].errors[0].contains("Required fields are missing: [Name]"), "{:?}", r[2]);
-    assert!(!r[3].success && r[3].errors[0].starts_with("INVALID_FIELD_FOR_INSERT_UPDATE"), "{:?}", r[3]);
+    assert!(
+        !r[1].success && r[1].errors[0].starts_with("INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST"),
+        "{:?}",
+        r[1]
+    );
+    assert!(
+        !r[2].success && r[2].errors[0].contains("Required fields are missing: [Name]"),
+        "{:?}",
+        r[2]
+    );
+    assert!(
+        !r[3].success && r[3].errors[0].starts_with("INVALID_FIELD_FOR_INSERT_UPDATE"),
+        "{:?}",
+        r[3]
+    );
     Ok(())
 }
 
 #[tokio::test]
 async fn salesforce_query_follows_next_records_url() -> Result<()> {
     let (emu, client) = salesforce().await?;
-    emu.seed("Account", (0..2500).map(|i| fields(json!({"Name": format!("Seeded {i:04}")}))).collect());
+    emu.seed(
+        "Account",
+        (0..2500)
+            .map(|i| fields(json!({"Name": format!("Seeded {i:04}")})))
+            .collect(),
+    );
     let before = emu.stats().query_calls;
-    let rows = client.query("SELECT Id, Name FROM Account WHERE Name LIKE 'Seeded%' ORDER BY Name").await?;
+    let rows = client
+        .query("SELECT Id, Name FROM Account WHERE Name LIKE 'Seeded%' ORDER BY Name")
+        .await?;
     assert_eq!(rows.len(), 2500);
     assert_eq!(emu.stats().query_calls - before, 2, "2000 + 500");
     assert_eq!(rows[0]["Name"], json!("Seeded 0000"));
-    assert!(rows[0].get("attributes").is_none(), "attributes are stripped");
-    let quoted = client.query(&format!("SELECT Id FROM Account WHERE Name = {}", shared::adapters::salesforce::soql_quote("O'Hare"))).await?;
+    assert!(
+        rows[0].get("attributes").is_none(),
+        "attributes are stripped"
+    );
+    let quoted = client
+        .query(&format!(
+            "SELECT Id FROM Account WHERE Name = {}",
+            shared::adapters::salesforce::soql_quote("O'Hare")
+        ))
+        .await?;
     assert!(quoted.is_empty());
     let err = client.query("SELECT Nope FROM Account").await.unwrap_err();
-    assert!(matches!(&err, ApiError::Rejected { code, .. } if code == "INVALID_FIELD"), "{err}");
+    assert!(
+        matches!(&err, ApiError::Rejected { code, .. } if code == "INVALID_FIELD"),
+        "{err}"
+    );
     Ok(())
 }
 
 #[tokio::test]
 async fn salesforce_recovers_from_expired_sessions_and_transient_faults() -> Result<()> {
     let (emu, client) = salesforce().await?;
-    let rec = vec![fields(json!({"Gainsight_Company_Id__c": "G1", "Name": "A"}))];
-    client.upsert("Account", "Gainsight_Company_Id__c", &rec).await?;
+    let rec = vec![fields(
+        json!({"Gainsight_Company_Id__c": "G1", "Name": "A"}),
+    )];
+    client
+        .upsert("Account", "Gainsight_Company_Id__c", &rec)
+        .await?;
     emu.expire_tokens();
-    client.upsert("Account", "Gainsight_Company_Id__c", &rec).await?;
-    assert_eq!(emu.stats().token_requests, 2, "401 INVALID_SESSION_ID leads to one new token");
+    client
+        .upsert("Account", "Gainsight_Company_Id__c", &rec)
+        .await?;
+    assert_eq!(
+        emu.stats().token_requests,
+        2,
+        "401 INVALID_SESSION_ID leads to one new token"
+    );
 
-    emu.inject(sf::Fault::Status { status: 503, error_code: "SERVER_UNAVAILABLE".into(), message: "try later".into(), times: 2 });
+    emu.inject(sf::Fault::Status {
+        status: 503,
+        error_code: "SERVER_UNAVAILABLE".into(),
+        message: "try later".into(),
+        times: 2,
+    });
     let calls = emu.stats().api_calls;
-    client.upsert("Account", "Gainsight_Company_Id__c", &rec).await?;
-    assert_eq!(emu.stats().api_calls - calls, 3, "two failed tries, then success");
+    client
+        .upsert("Account", "Gainsight_Company_Id__c", &rec)
+        .await?;
+    assert_eq!(
+        emu.stats().api_calls - calls,
+        3,
+        "two failed tries, then success"
+    );
 
-    emu.inject(sf::Fault::Status { status: 403, error_code: "REQUEST_LIMIT_EXCEEDED".into(), message: "TotalRequests Limit exceeded.".into(), times: 10 });
-    let err = client.upsert("Account", "Gainsight_Company_Id__c", &rec).await.unwrap_err();
+    emu.inject(sf::Fault::Status {
+        status: 403,
+        error_code: "REQUEST_LIMIT_EXCEEDED".into(),
+        message: "TotalRequests Limit exceeded.".into(),
+        times: 10,
+    });
+    let err = client
+        .upsert("Account", "Gainsight_Company_Id__c", &rec)
+        .await
+        .unwrap_err();
     assert!(matches!(err, ApiError::RateLimited { .. }), "{err}");
     Ok(())
 }
@@ -99,31 +172,51 @@ async fn salesforce_recovers_from_expired_sessions_and_transient_faults() -> Res
 async fn salesforce_bad_credentials_are_an_auth_error() -> Result<()> {
     let emu = SalesforceEmulator::start(sf::Options::default()).await?;
     let client = SalesforceClient::new(
-        SalesforceSettings { login_url: emu.url(), client_id: emu.client_id(), api_version: "62.0".into() },
+        SalesforceSettings {
+            login_url: emu.url(),
+            client_id: emu.client_id(),
+            api_version: "62.0".into(),
+        },
         Secret::new("wrong"),
     );
     let err = client.query("SELECT Id FROM Account").await.unwrap_err();
-    assert!(matches!(&err, ApiError::Auth { message, .. } if message.contains("invalid_client")), "{err}");
+    assert!(
+        matches!(&err, ApiError::Auth { message, .. } if message.contains("invalid_client")),
+        "{err}"
+    );
     Ok(())
 }
 
 async fn gainsight() -> Result<(GainsightEmulator, GainsightClient)> {
     let emu = GainsightEmulator::start("gs-access-key").await?;
-    let client = GainsightClient::new(GainsightSettings { base_url: emu.url() }, Secret::new("gs-access-key"));
+    let client = GainsightClient::new(
+        GainsightSettings {
+            base_url: emu.url(),
+        },
+        Secret::new("gs-access-key"),
+    );
     Ok((emu, client))
 }
 
 #[tokio::test]
 async fn gainsight_writes_in_fifties_and_queries_with_paging() -> Result<()> {
     let (emu, client) = gainsight().await?;
-    let records: Vec<Fields> = (0..120).map(|i| fields(json!({"Name": format!("Co {i:03}"), "Arr": i * 100}))).collect();
+    let records: Vec<Fields> = (0..120)
+        .map(|i| fields(json!({"Name": format!("Co {i:03}"), "Arr": i * 100})))
+        .collect();
     let results = client.insert("Company", &records).await?;
     assert_eq!(results.len(), 120);
     assert!(results.iter().all(|r| r.success && r.id.is_some()));
     assert_eq!(emu.stats().write_calls, 3, "120 records = 50 + 50 + 20");
 
     let gsid = results[7].id.clone().unwrap();
-    let updated = client.update("Company", &["Gsid".into()], &[fields(json!({"Gsid": gsid, "Arr": 999}))]).await?;
+    let updated = client
+        .update(
+            "Company",
+            &["Gsid".into()],
+            &[fields(json!({"Gsid": gsid, "Arr": 999}))],
+        )
+        .await?;
     assert!(updated[0].success);
     let q = GsQuery {
         select: vec!["Gsid".into(), "Name".into(), "Arr".into()],
@@ -134,26 +227,70 @@ async fn gainsight_writes_in_fifties_and_queries_with_paging() -> Result<()> {
     let rows = client.query("Company", &q).await?;
     assert_eq!(rows.len(), 70, "Arr 5000..11900");
     let one = client
-        .query("Company", &GsQuery { select: vec!["Arr".into()], conditions: vec![("Gsid".into(), "EQ".into(), vec![json!(gsid)])], ..Default::default() })
+        .query(
+            "Company",
+            &GsQuery {
+                select: vec!["Arr".into()],
+                conditions: vec![("Gsid".into(), "EQ".into(), vec![json!(gsid)])],
+                ..Default::default()
+            },
+        )
         .await?;
     assert_eq!(one[0]["Arr"], json!(999));
 
     // Validation failures refuse the whole call: every record of it carries the error.
-    let bad = client.insert("Company", &[fields(json!({"Name": "ok"})), fields(json!({"Name": "x", "Bogus": 1}))]).await?;
-    assert!(bad.iter().all(|r| !r.success && r.errors[0].contains("Invalid field Bogus")), "{bad:?}");
+    let bad = client
+        .insert(
+            "Company",
+            &[
+                fields(json!({"Name": "ok"})),
+                fields(json!({"Name": "x", "Bogus": 1})),
+            ],
+        )
+        .await?;
+    assert!(
+        bad.iter()
+            .all(|r| !r.success && r.errors[0].contains("Invalid field Bogus")),
+        "{bad:?}"
+    );
     Ok(())
 }
 
 #[tokio::test]
 async fn gainsight_retries_rate_limits_and_reports_bad_keys() -> Result<()> {
     let (emu, client) = gainsight().await?;
-    emu.inject(gs::Fault::Status { status: 429, times: 1 });
-    let rows = client.query("Company", &GsQuery { select: vec!["Gsid".into()], ..Default::default() }).await?;
+    emu.inject(gs::Fault::Status {
+        status: 429,
+        times: 1,
+    });
+    let rows = client
+        .query(
+            "Company",
+            &GsQuery {
+                select: vec!["Gsid".into()],
+                ..Default::default()
+            },
+        )
+        .await?;
     assert!(rows.is_empty());
     assert_eq!(emu.stats().api_calls, 2, "one 429, one success");
 
-    let wrong = GainsightClient::new(GainsightSettings { base_url: emu.url() }, Secret::new("nope"));
-    let err = wrong.query("Company", &GsQuery { select: vec!["Gsid".into()], ..Default::default() }).await.unwrap_err();
+    let wrong = GainsightClient::new(
+        GainsightSettings {
+            base_url: emu.url(),
+        },
+        Secret::new("nope"),
+    );
+    let err = wrong
+        .query(
+            "Company",
+            &GsQuery {
+                select: vec!["Gsid".into()],
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_err();
     assert!(matches!(err, ApiError::Auth { .. }), "{err}");
     Ok(())
 }

@@ -33,7 +33,10 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Self { consumers: true, retry_after: Duration::from_secs(1) }
+        Self {
+            consumers: true,
+            retry_after: Duration::from_secs(1),
+        }
     }
 }
 
@@ -52,7 +55,9 @@ pub struct Stack {
 
 impl Stack {
     pub async fn start(options: Options) -> Result<Self> {
-        let aws = LocalAws::start().await.context("starting moto and deploying the template")?;
+        let aws = LocalAws::start()
+            .await
+            .context("starting moto and deploying the template")?;
         let resources = AwsResources {
             table_name: aws.table_name()?.to_string(),
             kms_key_id: aws.kms_key_id()?.to_string(),
@@ -65,27 +70,60 @@ impl Stack {
 
         // Secrets exist only as KMS ciphertext, put through the real KMS API.
         let secrets = clients.secrets(&resources);
-        secrets.put(names::GAINSIGHT_ACCESS_KEY, &Secret::new(GAINSIGHT_ACCESS_KEY)).await?;
-        secrets.put(names::SALESFORCE_CLIENT_SECRET, &Secret::new(salesforce.client_secret())).await?;
-        secrets.put(names::WEBHOOK_SECRET, &Secret::new(WEBHOOK_SECRET)).await?;
+        secrets
+            .put(
+                names::GAINSIGHT_ACCESS_KEY,
+                &Secret::new(GAINSIGHT_ACCESS_KEY),
+            )
+            .await?;
+        secrets
+            .put(
+                names::SALESFORCE_CLIENT_SECRET,
+                &Secret::new(salesforce.client_secret()),
+            )
+            .await?;
+        secrets
+            .put(names::WEBHOOK_SECRET, &Secret::new(WEBHOOK_SECRET))
+            .await?;
 
         let jobs = Jobs::builtin();
-        let webhook_config = webhook::Config { aws: resources.clone(), max_body_bytes: 1_048_576, tolerance_s: 300 };
-        let hook = Arc::new(webhook::Webhook::from_aws(&webhook_config, &clients, jobs.clone()).await?);
+        let webhook_config = webhook::Config {
+            aws: resources.clone(),
+            max_body_bytes: 1_048_576,
+            tolerance_s: 300,
+        };
+        let hook =
+            Arc::new(webhook::Webhook::from_aws(&webhook_config, &clients, jobs.clone()).await?);
         let webhook = devstack::function_url::serve(Arc::new(move |request| {
             let hook = Arc::clone(&hook);
             Box::pin(async move { hook.handle(request).await })
         }))
         .await?;
-        gainsight.add_rule(Rule { object: "Company".into(), url: format!("{}/gainsight", webhook.url()), secret: WEBHOOK_SECRET.into() });
+        gainsight.add_rule(Rule {
+            object: "Company".into(),
+            url: format!("{}/gainsight", webhook.url()),
+            secret: WEBHOOK_SECRET.into(),
+        });
 
         let mut consumers = Vec::new();
         if options.consumers {
-            let mapper = Arc::new(mapper::MapperFn::from_aws(&mapper::Config { aws: resources.clone() }, &clients, jobs.clone()));
+            let mapper = Arc::new(mapper::MapperFn::from_aws(
+                &mapper::Config {
+                    aws: resources.clone(),
+                },
+                &clients,
+                jobs.clone(),
+            ));
             let pusher_config = pusher::Config {
                 aws: resources.clone(),
-                salesforce: SalesforceSettings { login_url: salesforce.url(), client_id: salesforce.client_id(), api_version: "62.0".into() },
-                gainsight: GainsightSettings { base_url: gainsight.url() },
+                salesforce: SalesforceSettings {
+                    login_url: salesforce.url(),
+                    client_id: salesforce.client_id(),
+                    api_version: "62.0".into(),
+                },
+                gainsight: GainsightSettings {
+                    base_url: gainsight.url(),
+                },
             };
             let pusher = Arc::new(pusher::Pusher::from_aws(&pusher_config, &clients).await?);
             let mapper_handler: event_source::Handler = Arc::new(move |event| {
@@ -96,9 +134,20 @@ impl Stack {
                 let pusher = Arc::clone(&pusher);
                 Box::pin(async move { Ok(pusher.handle(event).await) })
             });
-            for (function, handler) in [("MapperFunction", mapper_handler), ("PusherFunction", pusher_handler)] {
+            for (function, handler) in [
+                ("MapperFunction", mapper_handler),
+                ("PusherFunction", pusher_handler),
+            ] {
                 let spec = aws.deployment.event_source(function)?;
-                let queue_url = clients.sqs.get_queue_url().queue_name(&spec.queue).send().await?.queue_url().unwrap_or_default().to_string();
+                let queue_url = clients
+                    .sqs
+                    .get_queue_url()
+                    .queue_name(&spec.queue)
+                    .send()
+                    .await?
+                    .queue_url()
+                    .unwrap_or_default()
+                    .to_string();
                 let settings = event_source::Settings {
                     queue_url,
                     batch_size: spec.batch_size,
@@ -110,7 +159,18 @@ impl Stack {
             }
         }
         let store = clients.state_store(&resources);
-        Ok(Self { aws, clients, resources, store, salesforce, gainsight, jobs, webhook, consumers, http: reqwest::Client::new() })
+        Ok(Self {
+            aws,
+            clients,
+            resources,
+            store,
+            salesforce,
+            gainsight,
+            jobs,
+            webhook,
+            consumers,
+            http: reqwest::Client::new(),
+        })
     }
 
     /// The webhook's Function URL (local listener).
@@ -119,7 +179,12 @@ impl Stack {
     }
 
     /// Calls the Gainsight emulator's public API as a Gainsight user or admin would.
-    pub async fn gainsight_api(&self, method: reqwest::Method, path: &str, body: Value) -> Result<Value> {
+    pub async fn gainsight_api(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Value,
+    ) -> Result<Value> {
         let resp = self
             .http
             .request(method, format!("{}{}", self.gainsight.url(), path))
@@ -129,7 +194,10 @@ impl Stack {
             .await?;
         let status = resp.status();
         let body: Value = resp.json().await?;
-        anyhow::ensure!(status.is_success() && body["result"] == json!(true), "Gainsight answered {status}: {body}");
+        anyhow::ensure!(
+            status.is_success() && body["result"] == json!(true),
+            "Gainsight answered {status}: {body}"
+        );
         Ok(body["data"].clone())
     }
 
@@ -137,7 +205,13 @@ impl Stack {
     pub async fn create_companies(&self, records: Vec<Value>) -> Result<Vec<String>> {
         let mut ids = Vec::new();
         for chunk in records.chunks(50) {
-            let data = self.gainsight_api(reqwest::Method::POST, "/v1/data/objects/Company", json!({ "records": chunk })).await?;
+            let data = self
+                .gainsight_api(
+                    reqwest::Method::POST,
+                    "/v1/data/objects/Company",
+                    json!({ "records": chunk }),
+                )
+                .await?;
             for r in data["records"].as_array().cloned().unwrap_or_default() {
                 ids.push(r["Gsid"].as_str().unwrap_or_default().to_string());
             }
@@ -148,7 +222,12 @@ impl Stack {
     /// Updates Companies in Gainsight by GSID.
     pub async fn update_companies(&self, records: Vec<Value>) -> Result<()> {
         for chunk in records.chunks(50) {
-            self.gainsight_api(reqwest::Method::PUT, "/v1/data/objects/Company?keys=Gsid", json!({ "records": chunk })).await?;
+            self.gainsight_api(
+                reqwest::Method::PUT,
+                "/v1/data/objects/Company?keys=Gsid",
+                json!({ "records": chunk }),
+            )
+            .await?;
         }
         Ok(())
     }
@@ -186,7 +265,12 @@ impl Stack {
     }
 
     /// Polls `check` every 50 ms until it yields `Some`, or fails after `timeout` with `what`.
-    pub async fn eventually<T, F, Fut>(&self, timeout: Duration, what: &str, mut check: F) -> Result<T>
+    pub async fn eventually<T, F, Fut>(
+        &self,
+        timeout: Duration,
+        what: &str,
+        mut check: F,
+    ) -> Result<T>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<Option<T>>>,
@@ -196,7 +280,10 @@ impl Stack {
             if let Some(v) = check().await? {
                 return Ok(v);
             }
-            anyhow::ensure!(start.elapsed() < timeout, "timed out after {timeout:?} waiting for {what}");
+            anyhow::ensure!(
+                start.elapsed() < timeout,
+                "timed out after {timeout:?} waiting for {what}"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -204,7 +291,8 @@ impl Stack {
     /// Waits until both queues are empty (nothing visible or in flight).
     pub async fn drained(&self, timeout: Duration) -> Result<()> {
         self.eventually(timeout, "the queues to drain", || async {
-            let depth = self.aws.queue_depth("ChangesQueue").await? + self.aws.queue_depth("WritesQueue").await?;
+            let depth = self.aws.queue_depth("ChangesQueue").await?
+                + self.aws.queue_depth("WritesQueue").await?;
             Ok((depth == 0).then_some(()))
         })
         .await
@@ -220,7 +308,8 @@ impl Stack {
 /// Signs a webhook body the way a Gainsight rule configured with the shared secret does.
 pub fn sign(secret: &str, timestamp_s: i64, body: &str) -> String {
     use hmac::Mac;
-    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
+    let mut mac =
+        hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
     mac.update(format!("{timestamp_s}.{body}").as_bytes());
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }

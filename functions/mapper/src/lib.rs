@@ -17,7 +17,9 @@ pub struct Config {
 
 impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
-        Ok(Self { aws: AwsResources::from_env()? })
+        Ok(Self {
+            aws: AwsResources::from_env()?,
+        })
     }
 }
 
@@ -38,11 +40,19 @@ pub struct Summary {
 
 impl MapperFn {
     pub fn new(store: Arc<dyn StateStore>, writes: Arc<dyn Queue>, jobs: Jobs) -> Self {
-        Self { store, writes, jobs }
+        Self {
+            store,
+            writes,
+            jobs,
+        }
     }
 
     pub fn from_aws(config: &Config, clients: &AwsClients, jobs: Jobs) -> Self {
-        Self::new(Arc::new(clients.state_store(&config.aws)), Arc::new(clients.queue(&config.aws.writes_queue_url)), jobs)
+        Self::new(
+            Arc::new(clients.state_store(&config.aws)),
+            Arc::new(clients.queue(&config.aws.writes_queue_url)),
+            jobs,
+        )
     }
 
     pub async fn handle(&self, event: SqsEvent) -> SqsBatchResponse {
@@ -55,7 +65,11 @@ impl MapperFn {
         let mut changes: Vec<(String, ChangeEvent)> = Vec::new();
         for message in event.records {
             let id = message.message_id.clone().unwrap_or_default();
-            match message.body.as_deref().map(serde_json::from_str::<ChangeEvent>) {
+            match message
+                .body
+                .as_deref()
+                .map(serde_json::from_str::<ChangeEvent>)
+            {
                 Some(Ok(change)) => changes.push((id, change)),
                 Some(Err(e)) => {
                     tracing::error!(message_id = %id, error = %e, "change message is not a valid change event");
@@ -81,7 +95,11 @@ impl MapperFn {
         let mut unreadable: Vec<&str> = Vec::new();
         for (job, ids) in &wanted {
             match self.store.ledgers(job, ids).await {
-                Ok(records) => ledgers.extend(records.into_iter().map(|r| ((r.job.clone(), r.gainsight_id.clone()), r))),
+                Ok(records) => ledgers.extend(
+                    records
+                        .into_iter()
+                        .map(|r| ((r.job.clone(), r.gainsight_id.clone()), r)),
+                ),
                 Err(e) => {
                     tracing::error!(job = %job, error = %e, "ledger read failed; the job's changes will be retried");
                     unreadable.push(job);
@@ -101,19 +119,28 @@ impl MapperFn {
                     continue;
                 }
                 let mapper = Mapper::new(job);
-                let ledger = mapper.gainsight_id(change).and_then(|g| ledgers.get(&(job.name.clone(), g)));
+                let ledger = mapper
+                    .gainsight_id(change)
+                    .and_then(|g| ledgers.get(&(job.name.clone(), g)));
                 let (gsid, update) = match mapper.map(change, ledger) {
                     MapOutcome::Write(cmd) => {
                         summary.writes += 1;
-                        outgoing.push((id.clone(), serde_json::to_string(&cmd).unwrap_or_default()));
+                        outgoing
+                            .push((id.clone(), serde_json::to_string(&cmd).unwrap_or_default()));
                         continue;
                     }
-                    MapOutcome::Ignored { gainsight_id, reason } => {
+                    MapOutcome::Ignored {
+                        gainsight_id,
+                        reason,
+                    } => {
                         summary.ignored += 1;
                         tracing::info!(job = %job.name, event_id = %change.event_id, reason = %reason, "change ignored");
                         (gainsight_id, LedgerUpdate::Ignored { reason })
                     }
-                    MapOutcome::Rejected { gainsight_id, reason } => {
+                    MapOutcome::Rejected {
+                        gainsight_id,
+                        reason,
+                    } => {
                         summary.rejected += 1;
                         tracing::warn!(job = %job.name, event_id = %change.event_id, reason = %reason, "change rejected");
                         (gainsight_id, LedgerUpdate::Failed { message: reason })
@@ -146,7 +173,13 @@ impl MapperFn {
         failed.sort();
         failed.dedup();
         summary.failed_messages = failed.len();
-        tracing::info!(writes = summary.writes, ignored = summary.ignored, rejected = summary.rejected, failed = summary.failed_messages, "mapper batch done");
+        tracing::info!(
+            writes = summary.writes,
+            ignored = summary.ignored,
+            rejected = summary.rejected,
+            failed = summary.failed_messages,
+            "mapper batch done"
+        );
         let mut response = SqsBatchResponse::default();
         response.batch_item_failures = failed
             .into_iter()

@@ -43,14 +43,36 @@ async fn maps_changes_to_write_commands_and_fails_only_the_bad_message() {
     let mapper = MapperFn::new(store.clone(), queue.clone(), Jobs::builtin());
     let (response, summary) = mapper
         .handle_with_summary(event(vec![
-            message("m1", change("G1", Operation::Updated, json!({"Gsid": "G1", "Name": "Acme", "Arr": 10}))),
+            message(
+                "m1",
+                change(
+                    "G1",
+                    Operation::Updated,
+                    json!({"Gsid": "G1", "Name": "Acme", "Arr": 10}),
+                ),
+            ),
             message("m2", "{not json".into()),
-            message("m3", change("G2", Operation::Deleted, json!({"Gsid": "G2"}))),
+            message(
+                "m3",
+                change("G2", Operation::Deleted, json!({"Gsid": "G2"})),
+            ),
         ]))
         .await;
-    let failed: Vec<_> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
+    let failed: Vec<_> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.as_str())
+        .collect();
     assert_eq!(failed, vec!["m2"]);
-    assert_eq!(summary, Summary { writes: 1, ignored: 1, rejected: 0, failed_messages: 1 });
+    assert_eq!(
+        summary,
+        Summary {
+            writes: 1,
+            ignored: 1,
+            rejected: 0,
+            failed_messages: 1
+        }
+    );
     let sent = queue.bodies();
     let cmd: WriteCommand = serde_json::from_str(&sent[0]).unwrap();
     assert_eq!(cmd.object, "Account");
@@ -65,17 +87,40 @@ async fn an_echo_of_the_last_write_is_ignored_and_counted() {
     let store = Arc::new(MemoryStore::default());
     let queue = Arc::new(MemoryQueue::default());
     let mapper = MapperFn::new(store.clone(), queue.clone(), Jobs::builtin());
-    let body = change("G1", Operation::Updated, json!({"Gsid": "G1", "Name": "Acme"}));
-    mapper.handle(event(vec![message("m1", body.clone())])).await;
+    let body = change(
+        "G1",
+        Operation::Updated,
+        json!({"Gsid": "G1", "Name": "Acme"}),
+    );
+    mapper
+        .handle(event(vec![message("m1", body.clone())]))
+        .await;
     let cmd: WriteCommand = serde_json::from_str(&queue.bodies()[0]).unwrap();
     store
-        .record("company_account", "G1", &LedgerUpdate::Synced { salesforce_id: Some("001".into()), values_hash: cmd.values_hash, source_changed_at_ms: 1 }, 2)
+        .record(
+            "company_account",
+            "G1",
+            &LedgerUpdate::Synced {
+                salesforce_id: Some("001".into()),
+                values_hash: cmd.values_hash,
+                source_changed_at_ms: 1,
+            },
+            2,
+        )
         .await
         .unwrap();
-    let (_, summary) = mapper.handle_with_summary(event(vec![message("m2", body)])).await;
+    let (_, summary) = mapper
+        .handle_with_summary(event(vec![message("m2", body)]))
+        .await;
     assert_eq!(summary.ignored, 1);
     assert_eq!(queue.bodies().len(), 1, "no second write");
-    assert_eq!(store.ledger_of("company_account", "G1").unwrap().ignored_count, 1);
+    assert_eq!(
+        store
+            .ledger_of("company_account", "G1")
+            .unwrap()
+            .ignored_count,
+        1
+    );
 }
 
 #[tokio::test]
@@ -90,10 +135,19 @@ async fn store_and_queue_failures_send_messages_back() {
             message("m2", change("G2", Operation::Updated, json!({"Name": "B"}))),
         ]))
         .await;
-    let failed: Vec<_> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
+    let failed: Vec<_> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.as_str())
+        .collect();
     assert_eq!(failed, vec!["m2"]);
 
     *store.fail.lock().unwrap() = true;
-    let response = mapper.handle(event(vec![message("m3", change("G3", Operation::Updated, json!({"Name": "C"})))])).await;
+    let response = mapper
+        .handle(event(vec![message(
+            "m3",
+            change("G3", Operation::Updated, json!({"Name": "C"})),
+        )]))
+        .await;
     assert_eq!(response.batch_item_failures.len(), 1);
 }

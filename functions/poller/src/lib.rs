@@ -26,7 +26,10 @@ pub struct Config {
 
 impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
-        Ok(Self { aws: AwsResources::from_env()?, gainsight: GainsightSettings::from_env()? })
+        Ok(Self {
+            aws: AwsResources::from_env()?,
+            gainsight: GainsightSettings::from_env()?,
+        })
     }
 }
 
@@ -60,12 +63,29 @@ pub struct Poller {
 }
 
 impl Poller {
-    pub fn new(store: Arc<dyn StateStore>, changes: Arc<dyn Queue>, gainsight: Arc<dyn GainsightApi>, jobs: Jobs) -> Self {
-        Self { store, changes, gainsight, jobs }
+    pub fn new(
+        store: Arc<dyn StateStore>,
+        changes: Arc<dyn Queue>,
+        gainsight: Arc<dyn GainsightApi>,
+        jobs: Jobs,
+    ) -> Self {
+        Self {
+            store,
+            changes,
+            gainsight,
+            jobs,
+        }
     }
 
-    pub async fn from_aws(config: &Config, clients: &AwsClients, jobs: Jobs) -> Result<Self, SecretsError> {
-        let key = clients.secrets(&config.aws).get(names::GAINSIGHT_ACCESS_KEY).await?;
+    pub async fn from_aws(
+        config: &Config,
+        clients: &AwsClients,
+        jobs: Jobs,
+    ) -> Result<Self, SecretsError> {
+        let key = clients
+            .secrets(&config.aws)
+            .get(names::GAINSIGHT_ACCESS_KEY)
+            .await?;
         Ok(Self::new(
             Arc::new(clients.state_store(&config.aws)),
             Arc::new(clients.queue(&config.aws.changes_queue_url)),
@@ -79,7 +99,10 @@ impl Poller {
     }
 
     pub async fn handle_at(&self, request: PollRequest, now_ms: i64) -> Result<Value, PollError> {
-        let job = self.jobs.get(&request.job).ok_or_else(|| PollError::UnknownJob(request.job.clone()))?;
+        let job = self
+            .jobs
+            .get(&request.job)
+            .ok_or_else(|| PollError::UnknownJob(request.job.clone()))?;
         let stream = "gainsight";
         let cursor = self.store.cursor(&job.name, stream).await?;
         let from = match (request.since_ms, &cursor) {
@@ -94,7 +117,10 @@ impl Poller {
         let query = GsQuery {
             select,
             conditions: vec![(MODIFIED_FIELD.into(), "GTE".into(), vec![json!(from)])],
-            order_by: vec![(MODIFIED_FIELD.into(), true), (job.gainsight.id_field.clone(), true)],
+            order_by: vec![
+                (MODIFIED_FIELD.into(), true),
+                (job.gainsight.id_field.clone(), true),
+            ],
             limit: 0,
         };
         let records = self.gainsight.query(&job.gainsight.object, &query).await?;
@@ -102,10 +128,24 @@ impl Poller {
         let mut changes = Vec::new();
         let mut newest = cursor.clone();
         for fields in records {
-            let Some(id) = fields.get(&job.gainsight.id_field).and_then(Value::as_str).map(str::to_string) else { continue };
-            let Some(modified) = fields.get(MODIFIED_FIELD).and_then(Value::as_i64) else { continue };
-            let position = Cursor { timestamp_ms: modified, last_id: id.clone() };
-            if newest.as_ref().is_none_or(|n| (n.timestamp_ms, &n.last_id) < (modified, &id)) {
+            let Some(id) = fields
+                .get(&job.gainsight.id_field)
+                .and_then(Value::as_str)
+                .map(str::to_string)
+            else {
+                continue;
+            };
+            let Some(modified) = fields.get(MODIFIED_FIELD).and_then(Value::as_i64) else {
+                continue;
+            };
+            let position = Cursor {
+                timestamp_ms: modified,
+                last_id: id.clone(),
+            };
+            if newest
+                .as_ref()
+                .is_none_or(|n| (n.timestamp_ms, &n.last_id) < (modified, &id))
+            {
                 newest = Some(position);
             }
             changes.push(ChangeEvent {
@@ -125,11 +165,19 @@ impl Poller {
 
         let mut fresh = Vec::new();
         for change in changes {
-            if self.store.claim_event(&change.event_id, now_ms, 60_000, 7 * 86_400).await? == shared::ports::Claim::New {
+            if self
+                .store
+                .claim_event(&change.event_id, now_ms, 60_000, 7 * 86_400)
+                .await?
+                == shared::ports::Claim::New
+            {
                 fresh.push(change);
             }
         }
-        let bodies: Vec<String> = fresh.iter().map(|c| serde_json::to_string(c).unwrap_or_default()).collect();
+        let bodies: Vec<String> = fresh
+            .iter()
+            .map(|c| serde_json::to_string(c).unwrap_or_default())
+            .collect();
         let results = self.changes.send(&bodies).await;
         let mut failed = 0;
         for (change, result) in fresh.iter().zip(&results) {
@@ -142,13 +190,18 @@ impl Poller {
             }
         }
         if failed > 0 {
-            return Err(PollError::Queue { failed, total: bodies.len() });
+            return Err(PollError::Queue {
+                failed,
+                total: bodies.len(),
+            });
         }
         if let Some(c) = &newest {
             self.store.put_cursor(&job.name, stream, c).await?;
         }
         tracing::info!(job = %job.name, queued = bodies.len(), from_ms = from, "poll done");
-        Ok(json!({ "job": job.name, "queued": bodies.len(), "fromMs": from, "cursorMs": newest.map(|c| c.timestamp_ms) }))
+        Ok(
+            json!({ "job": job.name, "queued": bodies.len(), "fromMs": from, "cursorMs": newest.map(|c| c.timestamp_ms) }),
+        )
     }
 }
 
@@ -165,21 +218,40 @@ mod tests {
         gs.records.lock().unwrap().insert(
             "Company".into(),
             vec![
-                json!({"Gsid": "G1", "Name": "A", "ModifiedDate": 1_000}).as_object().cloned().unwrap(),
-                json!({"Gsid": "G2", "Name": "B", "ModifiedDate": 2_000}).as_object().cloned().unwrap(),
+                json!({"Gsid": "G1", "Name": "A", "ModifiedDate": 1_000})
+                    .as_object()
+                    .cloned()
+                    .unwrap(),
+                json!({"Gsid": "G2", "Name": "B", "ModifiedDate": 2_000})
+                    .as_object()
+                    .cloned()
+                    .unwrap(),
             ],
         );
         let poller = Poller::new(store.clone(), queue.clone(), gs.clone(), Jobs::builtin());
-        let request = PollRequest { job: "company_account".into(), since_ms: None };
+        let request = PollRequest {
+            job: "company_account".into(),
+            since_ms: None,
+        };
         let out = poller.handle_at(request.clone(), 10_000_000).await.unwrap();
         assert_eq!(out["queued"], 2);
-        assert_eq!(store.cursors.lock().unwrap().values().next().unwrap(), &Cursor { timestamp_ms: 2_000, last_id: "G2".into() });
+        assert_eq!(
+            store.cursors.lock().unwrap().values().next().unwrap(),
+            &Cursor {
+                timestamp_ms: 2_000,
+                last_id: "G2".into()
+            }
+        );
         // The overlapping window re-reads both records; neither is queued again.
         let out = poller.handle_at(request, 10_000_001).await.unwrap();
         assert_eq!(out["queued"], 0);
         assert_eq!(queue.bodies().len(), 2);
         let (_, q) = gs.queries.lock().unwrap()[1].clone();
-        assert_eq!(q.conditions[0].2[0], json!(2_000 - OVERLAP_MS), "second window starts before the cursor");
+        assert_eq!(
+            q.conditions[0].2[0],
+            json!(2_000 - OVERLAP_MS),
+            "second window starts before the cursor"
+        );
     }
 
     #[tokio::test]
@@ -188,11 +260,41 @@ mod tests {
         let queue = Arc::new(MemoryQueue::default());
         *queue.fail_containing.lock().unwrap() = Some("G1".into());
         let gs = Arc::new(MemoryGainsight::default());
-        gs.records.lock().unwrap().insert("Company".into(), vec![json!({"Gsid": "G1", "ModifiedDate": 5}).as_object().cloned().unwrap()]);
+        gs.records.lock().unwrap().insert(
+            "Company".into(),
+            vec![json!({"Gsid": "G1", "ModifiedDate": 5})
+                .as_object()
+                .cloned()
+                .unwrap()],
+        );
         let poller = Poller::new(store.clone(), queue, gs, Jobs::builtin());
-        let err = poller.handle_at(PollRequest { job: "company_account".into(), since_ms: Some(0) }, 100).await.unwrap_err();
-        assert!(matches!(err, PollError::Queue { failed: 1, total: 1 }));
+        let err = poller
+            .handle_at(
+                PollRequest {
+                    job: "company_account".into(),
+                    since_ms: Some(0),
+                },
+                100,
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(
+            err,
+            PollError::Queue {
+                failed: 1,
+                total: 1
+            }
+        ));
         assert!(store.cursors.lock().unwrap().is_empty());
-        assert!(poller.handle_at(PollRequest { job: "nope".into(), since_ms: None }, 100).await.is_err());
+        assert!(poller
+            .handle_at(
+                PollRequest {
+                    job: "nope".into(),
+                    since_ms: None
+                },
+                100
+            )
+            .await
+            .is_err());
     }
 }

@@ -12,7 +12,10 @@ use shared::adapters::salesforce::SalesforceClient;
 use shared::adapters::AwsClients;
 use shared::config::{AwsResources, ConfigError, GainsightSettings, SalesforceSettings};
 use shared::domain::{Fields, LedgerUpdate, RecordKey, System, WriteCommand};
-use shared::ports::{ApiError, GainsightApi, RecordResult, Retryable, SalesforceApi, Secrets, SecretsError, StateStore};
+use shared::ports::{
+    ApiError, GainsightApi, RecordResult, Retryable, SalesforceApi, Secrets, SecretsError,
+    StateStore,
+};
 use shared::secret::names;
 
 #[derive(Clone, Debug)]
@@ -53,8 +56,16 @@ struct Pending {
 }
 
 impl Pusher {
-    pub fn new(store: Arc<dyn StateStore>, salesforce: Arc<dyn SalesforceApi>, gainsight: Arc<dyn GainsightApi>) -> Self {
-        Self { store, salesforce, gainsight }
+    pub fn new(
+        store: Arc<dyn StateStore>,
+        salesforce: Arc<dyn SalesforceApi>,
+        gainsight: Arc<dyn GainsightApi>,
+    ) -> Self {
+        Self {
+            store,
+            salesforce,
+            gainsight,
+        }
     }
 
     /// Builds the ports on AWS; API secrets are decrypted here, once per cold start.
@@ -82,7 +93,11 @@ impl Pusher {
         let mut newest: HashMap<String, Pending> = HashMap::new();
         for message in event.records {
             let id = message.message_id.clone().unwrap_or_default();
-            let command = match message.body.as_deref().map(serde_json::from_str::<WriteCommand>) {
+            let command = match message
+                .body
+                .as_deref()
+                .map(serde_json::from_str::<WriteCommand>)
+            {
                 Some(Ok(c)) => c,
                 other => {
                     tracing::error!(message_id = %id, error = ?other.and_then(|r| r.err()).map(|e| e.to_string()), "write message is not a valid write command");
@@ -96,7 +111,16 @@ impl Pusher {
                     summary.superseded += 1;
                 }
                 _ => {
-                    if newest.insert(identity, Pending { message_id: id, command }).is_some() {
+                    if newest
+                        .insert(
+                            identity,
+                            Pending {
+                                message_id: id,
+                                command,
+                            },
+                        )
+                        .is_some()
+                    {
                         summary.superseded += 1;
                     }
                 }
@@ -107,7 +131,10 @@ impl Pusher {
         let mut groups: BTreeMap<(System, String, Option<String>), Vec<Pending>> = BTreeMap::new();
         for pending in newest.into_values() {
             let (system, object, field) = pending.command.batch_key();
-            groups.entry((system, object.to_string(), field.map(str::to_string))).or_default().push(pending);
+            groups
+                .entry((system, object.to_string(), field.map(str::to_string)))
+                .or_default()
+                .push(pending);
         }
 
         for ((system, object, field), mut batch) in groups {
@@ -126,7 +153,8 @@ impl Pusher {
             match outcome {
                 Ok(results) => {
                     for (pending, result) in batch.iter().zip(results) {
-                        self.settle(pending, Some(result), None, &mut summary, &mut retry).await;
+                        self.settle(pending, Some(result), None, &mut summary, &mut retry)
+                            .await;
                     }
                 }
                 Err(e) if e.is_retryable() => {
@@ -137,7 +165,14 @@ impl Pusher {
                     tracing::error!(object = %object, records = batch.len(), error = %e, "write refused; records marked error");
                     let message = e.to_string();
                     for pending in &batch {
-                        self.settle(pending, None, Some(message.clone()), &mut summary, &mut retry).await;
+                        self.settle(
+                            pending,
+                            None,
+                            Some(message.clone()),
+                            &mut summary,
+                            &mut retry,
+                        )
+                        .await;
                     }
                 }
             }
@@ -146,7 +181,13 @@ impl Pusher {
         retry.sort();
         retry.dedup();
         summary.retried_messages = retry.len();
-        tracing::info!(synced = summary.synced, failed = summary.failed_records, superseded = summary.superseded, retried = summary.retried_messages, "pusher batch done");
+        tracing::info!(
+            synced = summary.synced,
+            failed = summary.failed_records,
+            superseded = summary.superseded,
+            retried = summary.retried_messages,
+            "pusher batch done"
+        );
         let mut response = SqsBatchResponse::default();
         response.batch_item_failures = retry
             .into_iter()
@@ -159,7 +200,11 @@ impl Pusher {
         (response, summary)
     }
 
-    async fn write_gainsight(&self, object: &str, batch: &[Pending]) -> Result<Vec<RecordResult>, ApiError> {
+    async fn write_gainsight(
+        &self,
+        object: &str,
+        batch: &[Pending],
+    ) -> Result<Vec<RecordResult>, ApiError> {
         // Gainsight updates match on key fields given in the query string; the GSID is the key.
         let records: Vec<Fields> = batch
             .iter()
@@ -171,7 +216,9 @@ impl Pusher {
                 fields
             })
             .collect();
-        self.gainsight.update(object, &["Gsid".to_string()], &records).await
+        self.gainsight
+            .update(object, &["Gsid".to_string()], &records)
+            .await
     }
 
     async fn settle(
@@ -192,7 +239,11 @@ impl Pusher {
                     latency_ms = now - cmd.received_at_ms, "record synced"
                 );
                 LedgerUpdate::Synced {
-                    salesforce_id: if cmd.target == System::Salesforce { r.id } else { None },
+                    salesforce_id: if cmd.target == System::Salesforce {
+                        r.id
+                    } else {
+                        None
+                    },
                     values_hash: cmd.values_hash.clone(),
                     source_changed_at_ms: cmd.source_changed_at_ms,
                 }
@@ -212,7 +263,11 @@ impl Pusher {
                 LedgerUpdate::Failed { message }
             }
         };
-        if let Err(e) = self.store.record(&cmd.job, &cmd.gainsight_id, &update, now).await {
+        if let Err(e) = self
+            .store
+            .record(&cmd.job, &cmd.gainsight_id, &update, now)
+            .await
+        {
             // The write itself is idempotent (upsert), so retrying to get the ledger right is safe.
             tracing::error!(job = %cmd.job, gainsight_id = %cmd.gainsight_id, error = %e, "ledger update failed; retrying the write");
             retry.push(pending.message_id.clone());

@@ -6,12 +6,18 @@ use serde_json::json;
 use shared::fakes::{MemoryGainsight, MemorySalesforce, MemoryStore};
 
 fn command(gsid: &str, name: &str, changed_at: i64) -> String {
-    let fields = json!({"Name": name, "Gainsight_Company_Id__c": gsid}).as_object().cloned().unwrap();
+    let fields = json!({"Name": name, "Gainsight_Company_Id__c": gsid})
+        .as_object()
+        .cloned()
+        .unwrap();
     serde_json::to_string(&WriteCommand {
         job: "company_account".into(),
         target: System::Salesforce,
         object: "Account".into(),
-        key: RecordKey::ExternalId { field: "Gainsight_Company_Id__c".into(), value: gsid.into() },
+        key: RecordKey::ExternalId {
+            field: "Gainsight_Company_Id__c".into(),
+            value: gsid.into(),
+        },
         values_hash: shared::domain::mapping::values_hash(&fields),
         fields,
         gainsight_id: gsid.into(),
@@ -23,7 +29,8 @@ fn command(gsid: &str, name: &str, changed_at: i64) -> String {
 }
 
 fn event(bodies: Vec<(&str, String)>) -> SqsEvent {
-    let template: SqsEvent = serde_json::from_str(include_str!("../fixtures/sqs_event.json")).unwrap();
+    let template: SqsEvent =
+        serde_json::from_str(include_str!("../fixtures/sqs_event.json")).unwrap();
     let mut e = SqsEvent::default();
     e.records = bodies
         .into_iter()
@@ -46,21 +53,36 @@ struct Rig {
 fn rig() -> Rig {
     let store = Arc::new(MemoryStore::default());
     let sf = Arc::new(MemorySalesforce::default());
-    let pusher = Pusher::new(store.clone(), sf.clone(), Arc::new(MemoryGainsight::default()));
+    let pusher = Pusher::new(
+        store.clone(),
+        sf.clone(),
+        Arc::new(MemoryGainsight::default()),
+    );
     Rig { store, sf, pusher }
 }
 
 #[tokio::test]
 async fn batches_upserts_into_one_call_and_records_ids() {
     let rig = rig();
-    let bodies: Vec<(String, String)> = (0..150).map(|i| (format!("m{i:03}"), command(&format!("G{i}"), "Acme", 1))).collect();
+    let bodies: Vec<(String, String)> = (0..150)
+        .map(|i| (format!("m{i:03}"), command(&format!("G{i}"), "Acme", 1)))
+        .collect();
     let (response, summary) = rig
         .pusher
-        .handle_with_summary(event(bodies.iter().map(|(i, b)| (i.as_str(), b.clone())).collect()))
+        .handle_with_summary(event(
+            bodies
+                .iter()
+                .map(|(i, b)| (i.as_str(), b.clone()))
+                .collect(),
+        ))
         .await;
     assert!(response.batch_item_failures.is_empty());
     assert_eq!(summary.synced, 150);
-    assert_eq!(*rig.sf.calls.lock().unwrap(), 1, "150 records must go out in one collection call");
+    assert_eq!(
+        *rig.sf.calls.lock().unwrap(),
+        1,
+        "150 records must go out in one collection call"
+    );
     let rec = rig.store.ledger_of("company_account", "G7").unwrap();
     assert!(rec.synced && !rec.error);
     assert!(rec.salesforce_id.unwrap().starts_with("001"));
@@ -69,12 +91,21 @@ async fn batches_upserts_into_one_call_and_records_ids() {
 #[tokio::test]
 async fn a_rejected_record_is_marked_error_without_failing_the_batch() {
     let rig = rig();
-    *rig.sf.reject.lock().unwrap() = Some(("G2".into(), "FIELD_CUSTOM_VALIDATION_EXCEPTION: ARR must be positive".into()));
+    *rig.sf.reject.lock().unwrap() = Some((
+        "G2".into(),
+        "FIELD_CUSTOM_VALIDATION_EXCEPTION: ARR must be positive".into(),
+    ));
     let (response, summary) = rig
         .pusher
-        .handle_with_summary(event(vec![("m1", command("G1", "A", 1)), ("m2", command("G2", "B", 1))]))
+        .handle_with_summary(event(vec![
+            ("m1", command("G1", "A", 1)),
+            ("m2", command("G2", "B", 1)),
+        ]))
         .await;
-    assert!(response.batch_item_failures.is_empty(), "a rejected record must not be retried");
+    assert!(
+        response.batch_item_failures.is_empty(),
+        "a rejected record must not be retried"
+    );
     assert_eq!((summary.synced, summary.failed_records), (1, 1));
     let bad = rig.store.ledger_of("company_account", "G2").unwrap();
     assert!(bad.error && !bad.synced);
@@ -85,9 +116,18 @@ async fn a_rejected_record_is_marked_error_without_failing_the_batch() {
 async fn an_unavailable_target_sends_every_message_back() {
     let rig = rig();
     *rig.sf.unavailable.lock().unwrap() = true;
-    let response = rig.pusher.handle(event(vec![("m1", command("G1", "A", 1)), ("m2", command("G2", "B", 1))])).await;
+    let response = rig
+        .pusher
+        .handle(event(vec![
+            ("m1", command("G1", "A", 1)),
+            ("m2", command("G2", "B", 1)),
+        ]))
+        .await;
     assert_eq!(response.batch_item_failures.len(), 2);
-    assert!(rig.store.ledger_of("company_account", "G1").is_none(), "nothing recorded for a retry");
+    assert!(
+        rig.store.ledger_of("company_account", "G1").is_none(),
+        "nothing recorded for a retry"
+    );
 }
 
 #[tokio::test]
@@ -95,9 +135,17 @@ async fn only_the_newest_command_per_record_is_written() {
     let rig = rig();
     let (response, summary) = rig
         .pusher
-        .handle_with_summary(event(vec![("m1", command("G1", "New", 20)), ("m2", command("G1", "Old", 10)), ("m3", "garbage".into())]))
+        .handle_with_summary(event(vec![
+            ("m1", command("G1", "New", 20)),
+            ("m2", command("G1", "Old", 10)),
+            ("m3", "garbage".into()),
+        ]))
         .await;
-    let failed: Vec<_> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
+    let failed: Vec<_> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.as_str())
+        .collect();
     assert_eq!(failed, vec!["m3"]);
     assert_eq!(summary.superseded, 1);
     let records = rig.sf.records.lock().unwrap();
@@ -108,15 +156,38 @@ async fn only_the_newest_command_per_record_is_written() {
 #[tokio::test]
 async fn a_locked_row_is_recorded_and_retried() {
     let rig = rig();
-    *rig.sf.reject.lock().unwrap() = Some(("G1".into(), "UNABLE_TO_LOCK_ROW: unable to obtain exclusive access".into()));
-    let response = rig.pusher.handle(event(vec![("m1", command("G1", "A", 1)), ("m2", command("G2", "B", 1))])).await;
-    let failed: Vec<_> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
-    assert_eq!(failed, vec!["m1"], "the locked record goes back to the queue");
+    *rig.sf.reject.lock().unwrap() = Some((
+        "G1".into(),
+        "UNABLE_TO_LOCK_ROW: unable to obtain exclusive access".into(),
+    ));
+    let response = rig
+        .pusher
+        .handle(event(vec![
+            ("m1", command("G1", "A", 1)),
+            ("m2", command("G2", "B", 1)),
+        ]))
+        .await;
+    let failed: Vec<_> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.as_str())
+        .collect();
+    assert_eq!(
+        failed,
+        vec!["m1"],
+        "the locked record goes back to the queue"
+    );
     assert!(rig.store.ledger_of("company_account", "G1").unwrap().error);
 
     *rig.sf.reject.lock().unwrap() = None;
-    let response = rig.pusher.handle(event(vec![("m1", command("G1", "A", 1))])).await;
+    let response = rig
+        .pusher
+        .handle(event(vec![("m1", command("G1", "A", 1))]))
+        .await;
     assert!(response.batch_item_failures.is_empty());
     let rec = rig.store.ledger_of("company_account", "G1").unwrap();
-    assert!(rec.synced && !rec.error, "the retry's success clears the error status");
+    assert!(
+        rec.synced && !rec.error,
+        "the retry's success clears the error status"
+    );
 }

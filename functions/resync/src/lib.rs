@@ -24,7 +24,10 @@ pub struct Config {
 
 impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
-        Ok(Self { aws: AwsResources::from_env()?, gainsight: GainsightSettings::from_env()? })
+        Ok(Self {
+            aws: AwsResources::from_env()?,
+            gainsight: GainsightSettings::from_env()?,
+        })
     }
 }
 
@@ -63,12 +66,29 @@ pub struct Resync {
 }
 
 impl Resync {
-    pub fn new(store: Arc<dyn StateStore>, changes: Arc<dyn Queue>, gainsight: Arc<dyn GainsightApi>, jobs: Jobs) -> Self {
-        Self { store, changes, gainsight, jobs }
+    pub fn new(
+        store: Arc<dyn StateStore>,
+        changes: Arc<dyn Queue>,
+        gainsight: Arc<dyn GainsightApi>,
+        jobs: Jobs,
+    ) -> Self {
+        Self {
+            store,
+            changes,
+            gainsight,
+            jobs,
+        }
     }
 
-    pub async fn from_aws(config: &Config, clients: &AwsClients, jobs: Jobs) -> Result<Self, SecretsError> {
-        let key = clients.secrets(&config.aws).get(names::GAINSIGHT_ACCESS_KEY).await?;
+    pub async fn from_aws(
+        config: &Config,
+        clients: &AwsClients,
+        jobs: Jobs,
+    ) -> Result<Self, SecretsError> {
+        let key = clients
+            .secrets(&config.aws)
+            .get(names::GAINSIGHT_ACCESS_KEY)
+            .await?;
         Ok(Self::new(
             Arc::new(clients.state_store(&config.aws)),
             Arc::new(clients.queue(&config.aws.changes_queue_url)),
@@ -79,10 +99,19 @@ impl Resync {
 
     pub async fn handle(&self, request: ResyncRequest) -> Result<Value, ResyncError> {
         let now_ms = shared::time::now_ms();
-        let job = self.jobs.get(&request.job).ok_or_else(|| ResyncError::UnknownJob(request.job.clone()))?;
+        let job = self
+            .jobs
+            .get(&request.job)
+            .ok_or_else(|| ResyncError::UnknownJob(request.job.clone()))?;
         let mut ids = request.gainsight_ids.clone();
         if let Some(status) = request.status {
-            ids.extend(self.store.by_status(&job.name, status, MAX_RECORDS + 1).await?.into_iter().map(|r| r.gainsight_id));
+            ids.extend(
+                self.store
+                    .by_status(&job.name, status, MAX_RECORDS + 1)
+                    .await?
+                    .into_iter()
+                    .map(|r| r.gainsight_id),
+            );
         }
         ids.sort();
         ids.dedup();
@@ -102,7 +131,11 @@ impl Resync {
         for chunk in ids.chunks(500) {
             let query = GsQuery {
                 select: select.clone(),
-                conditions: vec![(id_field.clone(), "IN".into(), chunk.iter().map(|i| json!(i)).collect())],
+                conditions: vec![(
+                    id_field.clone(),
+                    "IN".into(),
+                    chunk.iter().map(|i| json!(i)).collect(),
+                )],
                 order_by: vec![],
                 limit: 0,
             };
@@ -130,7 +163,13 @@ impl Resync {
                 .ok()
             })
             .collect();
-        let failed = self.changes.send(&bodies).await.into_iter().filter(Result::is_err).count();
+        let failed = self
+            .changes
+            .send(&bodies)
+            .await
+            .into_iter()
+            .filter(Result::is_err)
+            .count();
         if failed > 0 {
             return Err(ResyncError::Queue(failed));
         }
@@ -149,13 +188,33 @@ mod tests {
     #[tokio::test]
     async fn requeues_error_records_as_forced_changes() {
         let store = Arc::new(MemoryStore::default());
-        store.record("company_account", "G1", &LedgerUpdate::Failed { message: "x".into() }, 1).await.unwrap();
+        store
+            .record(
+                "company_account",
+                "G1",
+                &LedgerUpdate::Failed {
+                    message: "x".into(),
+                },
+                1,
+            )
+            .await
+            .unwrap();
         let queue = Arc::new(MemoryQueue::default());
         let gs = Arc::new(MemoryGainsight::default());
-        gs.records.lock().unwrap().insert("Company".into(), vec![json!({"Gsid": "G1", "Name": "A"}).as_object().cloned().unwrap()]);
+        gs.records.lock().unwrap().insert(
+            "Company".into(),
+            vec![json!({"Gsid": "G1", "Name": "A"})
+                .as_object()
+                .cloned()
+                .unwrap()],
+        );
         let resync = Resync::new(store, queue.clone(), gs.clone(), Jobs::builtin());
         let out = resync
-            .handle(ResyncRequest { job: "company_account".into(), gainsight_ids: vec!["G9".into()], status: Some(SyncStatus::Error) })
+            .handle(ResyncRequest {
+                job: "company_account".into(),
+                gainsight_ids: vec!["G9".into()],
+                status: Some(SyncStatus::Error),
+            })
             .await
             .unwrap();
         assert_eq!(out["queued"], 1);
@@ -163,15 +222,38 @@ mod tests {
         let change: ChangeEvent = serde_json::from_str(&queue.bodies()[0]).unwrap();
         assert_eq!(change.origin, ChangeOrigin::Resync);
         let (_, query) = gs.queries.lock().unwrap()[0].clone();
-        assert_eq!(query.conditions[0].2, vec![json!("G1"), json!("G9")], "one IN query for all ids");
+        assert_eq!(
+            query.conditions[0].2,
+            vec![json!("G1"), json!("G9")],
+            "one IN query for all ids"
+        );
     }
 
     #[tokio::test]
     async fn refuses_requests_that_choose_nothing_or_an_unknown_job() {
-        let resync = Resync::new(Arc::new(MemoryStore::default()), Arc::new(MemoryQueue::default()), Arc::new(MemoryGainsight::default()), Jobs::builtin());
-        let none = ResyncRequest { job: "company_account".into(), gainsight_ids: vec![], status: None };
-        assert!(matches!(resync.handle(none).await, Err(ResyncError::NothingChosen)));
-        let bad = ResyncRequest { job: "nope".into(), gainsight_ids: vec!["G".into()], status: None };
-        assert!(matches!(resync.handle(bad).await, Err(ResyncError::UnknownJob(_))));
+        let resync = Resync::new(
+            Arc::new(MemoryStore::default()),
+            Arc::new(MemoryQueue::default()),
+            Arc::new(MemoryGainsight::default()),
+            Jobs::builtin(),
+        );
+        let none = ResyncRequest {
+            job: "company_account".into(),
+            gainsight_ids: vec![],
+            status: None,
+        };
+        assert!(matches!(
+            resync.handle(none).await,
+            Err(ResyncError::NothingChosen)
+        ));
+        let bad = ResyncRequest {
+            job: "nope".into(),
+            gainsight_ids: vec!["G".into()],
+            status: None,
+        };
+        assert!(matches!(
+            resync.handle(bad).await,
+            Err(ResyncError::UnknownJob(_))
+        ));
     }
 }

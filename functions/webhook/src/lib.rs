@@ -4,7 +4,9 @@
 
 use std::sync::Arc;
 
-use aws_lambda_events::event::lambda_function_urls::{LambdaFunctionUrlRequest, LambdaFunctionUrlResponse};
+use aws_lambda_events::event::lambda_function_urls::{
+    LambdaFunctionUrlRequest, LambdaFunctionUrlResponse,
+};
 use base64::Engine as _;
 use http::{HeaderMap, HeaderValue};
 use serde::Deserialize;
@@ -70,17 +72,40 @@ pub struct Refusal {
 }
 
 fn refuse(status: u16, message: impl Into<String>) -> Refusal {
-    Refusal { status, message: message.into() }
+    Refusal {
+        status,
+        message: message.into(),
+    }
 }
 
 impl Webhook {
-    pub fn new(store: Arc<dyn StateStore>, changes: Arc<dyn Queue>, secret: Secret, jobs: Jobs, config: &Config) -> Self {
-        Self { store, changes, secret, jobs, max_body_bytes: config.max_body_bytes, tolerance_s: config.tolerance_s }
+    pub fn new(
+        store: Arc<dyn StateStore>,
+        changes: Arc<dyn Queue>,
+        secret: Secret,
+        jobs: Jobs,
+        config: &Config,
+    ) -> Self {
+        Self {
+            store,
+            changes,
+            secret,
+            jobs,
+            max_body_bytes: config.max_body_bytes,
+            tolerance_s: config.tolerance_s,
+        }
     }
 
     /// Builds the function's ports on AWS; the webhook secret is decrypted here, once.
-    pub async fn from_aws(config: &Config, clients: &AwsClients, jobs: Jobs) -> Result<Self, SecretsError> {
-        let secret = clients.secrets(&config.aws).get(names::WEBHOOK_SECRET).await?;
+    pub async fn from_aws(
+        config: &Config,
+        clients: &AwsClients,
+        jobs: Jobs,
+    ) -> Result<Self, SecretsError> {
+        let secret = clients
+            .secrets(&config.aws)
+            .get(names::WEBHOOK_SECRET)
+            .await?;
         Ok(Self::new(
             Arc::new(clients.state_store(&config.aws)),
             Arc::new(clients.queue(&config.aws.changes_queue_url)),
@@ -95,12 +120,22 @@ impl Webhook {
     }
 
     /// Handles one request as of `now_ms`.
-    pub async fn handle_at(&self, request: LambdaFunctionUrlRequest, now_ms: i64) -> LambdaFunctionUrlResponse {
+    pub async fn handle_at(
+        &self,
+        request: LambdaFunctionUrlRequest,
+        now_ms: i64,
+    ) -> LambdaFunctionUrlResponse {
         let path = request.raw_path.clone().unwrap_or_default();
-        let outcome = match (request.request_context.http.method.as_deref(), path.trim_end_matches('/')) {
+        let outcome = match (
+            request.request_context.http.method.as_deref(),
+            path.trim_end_matches('/'),
+        ) {
             (Some("POST"), "/gainsight") => self.gainsight(&request, now_ms).await,
             (Some(_), "/gainsight") => Err(refuse(405, "use POST")),
-            _ => Err(refuse(404, format!("no such endpoint {path}; post Gainsight events to /gainsight"))),
+            _ => Err(refuse(
+                404,
+                format!("no such endpoint {path}; post Gainsight events to /gainsight"),
+            )),
         };
         match outcome {
             Ok(body) => response(200, &body),
@@ -111,10 +146,21 @@ impl Webhook {
         }
     }
 
-    async fn gainsight(&self, request: &LambdaFunctionUrlRequest, now_ms: i64) -> Result<Value, Refusal> {
+    async fn gainsight(
+        &self,
+        request: &LambdaFunctionUrlRequest,
+        now_ms: i64,
+    ) -> Result<Value, Refusal> {
         let body = body_bytes(request)?;
         if body.len() > self.max_body_bytes {
-            return Err(refuse(413, format!("body is {} bytes; at most {} are accepted", body.len(), self.max_body_bytes)));
+            return Err(refuse(
+                413,
+                format!(
+                    "body is {} bytes; at most {} are accepted",
+                    body.len(),
+                    self.max_body_bytes
+                ),
+            ));
         }
         let header = |name: &str| request.headers.get(name).and_then(|v| v.to_str().ok());
         signature::verify(
@@ -127,24 +173,48 @@ impl Webhook {
         )
         .map_err(|e| refuse(401, e.to_string()))?;
 
-        let event: GainsightEvent = serde_json::from_slice(&body).map_err(|e| refuse(400, format!("invalid event JSON: {e}")))?;
+        let event: GainsightEvent = serde_json::from_slice(&body)
+            .map_err(|e| refuse(400, format!("invalid event JSON: {e}")))?;
         let event_id = event.event_id.clone();
         let changes = self.changes_of(event, now_ms)?;
 
         // Claim first so concurrent duplicate deliveries queue once; a claim that is never
         // confirmed (crash before the queue answered) is handed out again after a minute.
-        match self.store.claim_event(&event_id, now_ms, 60_000, 7 * 86_400).await {
-            Ok(Claim::Duplicate) => return Ok(json!({ "eventId": event_id, "duplicate": true, "queued": 0 })),
+        match self
+            .store
+            .claim_event(&event_id, now_ms, 60_000, 7 * 86_400)
+            .await
+        {
+            Ok(Claim::Duplicate) => {
+                return Ok(json!({ "eventId": event_id, "duplicate": true, "queued": 0 }))
+            }
             Ok(Claim::New) => {}
             Err(e) => return Err(refuse(503, format!("state store unavailable, retry: {e}"))),
         }
-        let bodies: Vec<String> = changes.iter().map(|c| serde_json::to_string(c).unwrap_or_default()).collect();
-        let failures: Vec<String> = self.changes.send(&bodies).await.into_iter().filter_map(Result::err).map(|e| e.to_string()).collect();
+        let bodies: Vec<String> = changes
+            .iter()
+            .map(|c| serde_json::to_string(c).unwrap_or_default())
+            .collect();
+        let failures: Vec<String> = self
+            .changes
+            .send(&bodies)
+            .await
+            .into_iter()
+            .filter_map(Result::err)
+            .map(|e| e.to_string())
+            .collect();
         if let Some(first) = failures.first() {
             // The sender retries; downstream writes are idempotent, so re-queueing the ones that
             // did go through is harmless.
             let _ = self.store.release_event(&event_id).await;
-            return Err(refuse(503, format!("{} of {} changes could not be queued, retry: {first}", failures.len(), bodies.len())));
+            return Err(refuse(
+                503,
+                format!(
+                    "{} of {} changes could not be queued, retry: {first}",
+                    failures.len(),
+                    bodies.len()
+                ),
+            ));
         }
         if let Err(e) = self.store.confirm_event(&event_id).await {
             tracing::warn!(event_id = %event_id, error = %e, "queued but not confirmed; a redelivery may queue again");
@@ -161,17 +231,38 @@ impl Webhook {
             return Err(refuse(400, "records must hold at least one record"));
         }
         if event.records.len() > MAX_RECORDS {
-            return Err(refuse(413, format!("{} records in one request; at most {MAX_RECORDS} are accepted", event.records.len())));
+            return Err(refuse(
+                413,
+                format!(
+                    "{} records in one request; at most {MAX_RECORDS} are accepted",
+                    event.records.len()
+                ),
+            ));
         }
-        let job = self.jobs.for_source(System::Gainsight, &event.object_name).next().ok_or_else(|| {
-            refuse(400, format!("objectName {}: no sync job reads this Gainsight object", event.object_name))
-        })?;
+        let job = self
+            .jobs
+            .for_source(System::Gainsight, &event.object_name)
+            .next()
+            .ok_or_else(|| {
+                refuse(
+                    400,
+                    format!(
+                        "objectName {}: no sync job reads this Gainsight object",
+                        event.object_name
+                    ),
+                )
+            })?;
         let id_field = &job.gainsight.id_field;
         let mut changes = Vec::with_capacity(event.records.len());
         for (i, fields) in event.records.into_iter().enumerate() {
             let record_id = match fields.get(id_field) {
                 Some(Value::String(id)) if !id.is_empty() => id.clone(),
-                _ => return Err(refuse(400, format!("records[{i}].{id_field} is missing or not a string"))),
+                _ => {
+                    return Err(refuse(
+                        400,
+                        format!("records[{i}].{id_field} is missing or not a string"),
+                    ))
+                }
             };
             changes.push(ChangeEvent {
                 event_id: format!("{}/{record_id}", event.event_id),
@@ -198,7 +289,12 @@ fn body_bytes(request: &LambdaFunctionUrlRequest) -> Result<Vec<u8>, Refusal> {
     if request.is_base64_encoded {
         base64::engine::general_purpose::STANDARD
             .decode(body)
-            .map_err(|e| refuse(400, format!("body is marked base64 but does not decode: {e}")))
+            .map_err(|e| {
+                refuse(
+                    400,
+                    format!("body is marked base64 but does not decode: {e}"),
+                )
+            })
     } else {
         Ok(body.as_bytes().to_vec())
     }

@@ -14,9 +14,11 @@ async fn main() -> Result<(), Error> {
     let jobs = shared::config::jobs()?;
     let clients = AwsClients::new(&aws_config().await);
     let webhook = Arc::new(Webhook::from_aws(&config, &clients, jobs).await?);
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<LambdaFunctionUrlRequest>| {
-        let webhook = Arc::clone(&webhook);
-        async move { Ok::<_, Error>(webhook.handle(event.payload).await) }
-    }))
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<LambdaFunctionUrlRequest>| {
+            let webhook = Arc::clone(&webhook);
+            async move { Ok::<_, Error>(webhook.handle(event.payload).await) }
+        },
+    ))
     .await
 }

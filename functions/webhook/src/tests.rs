@@ -28,17 +28,29 @@ struct Rig {
 fn rig() -> Rig {
     let store = Arc::new(MemoryStore::default());
     let queue = Arc::new(MemoryQueue::default());
-    let webhook = Webhook::new(store.clone(), queue.clone(), Secret::new(SECRET), Jobs::builtin(), &config());
-    Rig { store, queue, webhook }
+    let webhook = Webhook::new(
+        store.clone(),
+        queue.clone(),
+        Secret::new(SECRET),
+        Jobs::builtin(),
+        &config(),
+    );
+    Rig {
+        store,
+        queue,
+        webhook,
+    }
 }
 
 fn request(body: &str, signed_at_s: Option<i64>, key: &str) -> LambdaFunctionUrlRequest {
     let mut req: LambdaFunctionUrlRequest =
-        serde_json::from_str(include_str!("../fixtures/function_url_request.json")).expect("fixture parses");
+        serde_json::from_str(include_str!("../fixtures/function_url_request.json"))
+            .expect("fixture parses");
     req.body = Some(body.to_string());
     if let Some(ts) = signed_at_s {
         let sig = signature::sign(key.as_bytes(), ts, body.as_bytes());
-        req.headers.insert(TIMESTAMP_HEADER, ts.to_string().parse().unwrap());
+        req.headers
+            .insert(TIMESTAMP_HEADER, ts.to_string().parse().unwrap());
         req.headers.insert(SIGNATURE_HEADER, sig.parse().unwrap());
     }
     req
@@ -49,13 +61,19 @@ fn event() -> String {
 }
 
 fn status_and_body(resp: &LambdaFunctionUrlResponse) -> (i64, Value) {
-    (resp.status_code, serde_json::from_str(resp.body.as_deref().unwrap_or("null")).unwrap())
+    (
+        resp.status_code,
+        serde_json::from_str(resp.body.as_deref().unwrap_or("null")).unwrap(),
+    )
 }
 
 #[tokio::test]
 async fn queues_one_change_per_record_of_a_signed_event() {
     let rig = rig();
-    let resp = rig.webhook.handle_at(request(&event(), Some(NOW_MS / 1000), SECRET), NOW_MS).await;
+    let resp = rig
+        .webhook
+        .handle_at(request(&event(), Some(NOW_MS / 1000), SECRET), NOW_MS)
+        .await;
     let (status, body) = status_and_body(&resp);
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["queued"], 1);
@@ -67,14 +85,20 @@ async fn queues_one_change_per_record_of_a_signed_event() {
     assert_eq!(change.operation, Operation::Updated);
     assert_eq!(change.fields["Arr"], json!(125000.0));
     assert_eq!(change.received_at_ms, NOW_MS);
-    assert_eq!(change.changed_fields.as_deref(), Some(&["Arr".to_string()][..]));
+    assert_eq!(
+        change.changed_fields.as_deref(),
+        Some(&["Arr".to_string()][..])
+    );
 }
 
 #[tokio::test]
 async fn a_redelivered_event_is_queued_once() {
     let rig = rig();
     for _ in 0..3 {
-        let resp = rig.webhook.handle_at(request(&event(), Some(NOW_MS / 1000), SECRET), NOW_MS).await;
+        let resp = rig
+            .webhook
+            .handle_at(request(&event(), Some(NOW_MS / 1000), SECRET), NOW_MS)
+            .await;
         assert_eq!(resp.status_code, 200);
     }
     assert_eq!(rig.queue.bodies().len(), 1);
@@ -88,39 +112,113 @@ async fn bad_requests_are_refused_and_queue_nothing() {
     tampered.body = Some(event().replace("125000.0", "999999.0"));
     let big = format!("{{\"pad\": \"{}\"}}", "x".repeat(70 * 1024));
     let cases: Vec<(&str, LambdaFunctionUrlRequest, i64, &str)> = vec![
-        ("unsigned", request(&event(), None, SECRET), 401, "missing x-gs-timestamp"),
-        ("wrong key", request(&event(), Some(NOW_MS / 1000), "other"), 401, "does not match"),
+        (
+            "unsigned",
+            request(&event(), None, SECRET),
+            401,
+            "missing x-gs-timestamp",
+        ),
+        (
+            "wrong key",
+            request(&event(), Some(NOW_MS / 1000), "other"),
+            401,
+            "does not match",
+        ),
         ("tampered body", tampered, 401, "does not match"),
-        ("stale", request(&event(), Some(stale), SECRET), 401, "301 s away"),
-        ("malformed", request("{\"eventId\": ", Some(NOW_MS / 1000), SECRET), 400, "invalid event JSON"),
-        ("missing field", request(&event().replace("\"objectName\": \"Company\",", ""), Some(NOW_MS / 1000), SECRET), 400, "missing field `objectName`"),
-        ("no id", request(&event().replace("\"Gsid\": \"1P02ABCDEF0000000001\", ", ""), Some(NOW_MS / 1000), SECRET), 400, "records[0].Gsid is missing"),
-        ("unknown object", request(&event().replace("\"Company\"", "\"Widget\""), Some(NOW_MS / 1000), SECRET), 400, "objectName Widget"),
-        ("oversize", request(&big, Some(NOW_MS / 1000), SECRET), 413, "at most 65536"),
+        (
+            "stale",
+            request(&event(), Some(stale), SECRET),
+            401,
+            "301 s away",
+        ),
+        (
+            "malformed",
+            request("{\"eventId\": ", Some(NOW_MS / 1000), SECRET),
+            400,
+            "invalid event JSON",
+        ),
+        (
+            "missing field",
+            request(
+                &event().replace("\"objectName\": \"Company\",", ""),
+                Some(NOW_MS / 1000),
+                SECRET,
+            ),
+            400,
+            "missing field `objectName`",
+        ),
+        (
+            "no id",
+            request(
+                &event().replace("\"Gsid\": \"1P02ABCDEF0000000001\", ", ""),
+                Some(NOW_MS / 1000),
+                SECRET,
+            ),
+            400,
+            "records[0].Gsid is missing",
+        ),
+        (
+            "unknown object",
+            request(
+                &event().replace("\"Company\"", "\"Widget\""),
+                Some(NOW_MS / 1000),
+                SECRET,
+            ),
+            400,
+            "objectName Widget",
+        ),
+        (
+            "oversize",
+            request(&big, Some(NOW_MS / 1000), SECRET),
+            413,
+            "at most 65536",
+        ),
     ];
     for (name, req, want_status, want_text) in cases {
         let resp = rig.webhook.handle_at(req, NOW_MS).await;
         let (status, body) = status_and_body(&resp);
         assert_eq!(status, want_status, "{name}: {body}");
         let message = body["error"].as_str().unwrap_or_default();
-        assert!(message.contains(want_text), "{name}: {message:?} should contain {want_text:?}");
+        assert!(
+            message.contains(want_text),
+            "{name}: {message:?} should contain {want_text:?}"
+        );
     }
-    assert!(rig.queue.bodies().is_empty(), "nothing may be queued for refused requests");
-    assert!(rig.store.events.lock().unwrap().is_empty(), "no dedup key may be claimed for refused requests");
+    assert!(
+        rig.queue.bodies().is_empty(),
+        "nothing may be queued for refused requests"
+    );
+    assert!(
+        rig.store.events.lock().unwrap().is_empty(),
+        "no dedup key may be claimed for refused requests"
+    );
 }
 
 #[tokio::test]
 async fn refuses_more_than_50000_records() {
     let rig = rig();
-    let records: Vec<Value> = (0..=MAX_RECORDS).map(|i| json!({"Gsid": format!("g{i}")})).collect();
+    let records: Vec<Value> = (0..=MAX_RECORDS)
+        .map(|i| json!({"Gsid": format!("g{i}")}))
+        .collect();
     let body = json!({"eventId": "big", "eventType": "updated", "objectName": "Company", "occurredAt": NOW_MS, "records": records}).to_string();
     let mut config = config();
     config.max_body_bytes = 10 * 1024 * 1024;
-    let webhook = Webhook::new(rig.store.clone(), rig.queue.clone(), Secret::new(SECRET), Jobs::builtin(), &config);
-    let resp = webhook.handle_at(request(&body, Some(NOW_MS / 1000), SECRET), NOW_MS).await;
+    let webhook = Webhook::new(
+        rig.store.clone(),
+        rig.queue.clone(),
+        Secret::new(SECRET),
+        Jobs::builtin(),
+        &config,
+    );
+    let resp = webhook
+        .handle_at(request(&body, Some(NOW_MS / 1000), SECRET), NOW_MS)
+        .await;
     let (status, body) = status_and_body(&resp);
     assert_eq!(status, 413);
-    assert!(body["error"].as_str().unwrap().contains("50001 records"), "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("50001 records"),
+        "{body}"
+    );
     assert!(rig.queue.bodies().is_empty());
 }
 
@@ -128,12 +226,22 @@ async fn refuses_more_than_50000_records() {
 async fn a_queue_failure_answers_503_and_releases_the_claim_for_the_retry() {
     let rig = rig();
     *rig.queue.fail_containing.lock().unwrap() = Some("1P02ABCDEF0000000001".into());
-    let resp = rig.webhook.handle_at(request(&event(), Some(NOW_MS / 1000), SECRET), NOW_MS).await;
+    let resp = rig
+        .webhook
+        .handle_at(request(&event(), Some(NOW_MS / 1000), SECRET), NOW_MS)
+        .await;
     assert_eq!(resp.status_code, 503);
     *rig.queue.fail_containing.lock().unwrap() = None;
-    let resp = rig.webhook.handle_at(request(&event(), Some(NOW_MS / 1000), SECRET), NOW_MS).await;
+    let resp = rig
+        .webhook
+        .handle_at(request(&event(), Some(NOW_MS / 1000), SECRET), NOW_MS)
+        .await;
     assert_eq!(resp.status_code, 200);
-    assert_eq!(rig.queue.bodies().len(), 1, "the retry must be queued, not dropped as a duplicate");
+    assert_eq!(
+        rig.queue.bodies().len(),
+        1,
+        "the retry must be queued, not dropped as a duplicate"
+    );
 }
 
 #[tokio::test]

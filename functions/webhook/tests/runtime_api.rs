@@ -24,7 +24,10 @@ async fn the_webhook_binary_serves_function_url_events_through_the_runtime_api()
         changes_queue_url: aws.queue_url("ChangesQueue").await?,
         writes_queue_url: aws.queue_url("WritesQueue").await?,
     };
-    AwsClients::new(&aws.sdk).secrets(&resources).put(names::WEBHOOK_SECRET, &Secret::new("runtime-secret")).await?;
+    AwsClients::new(&aws.sdk)
+        .secrets(&resources)
+        .put(names::WEBHOOK_SECRET, &Secret::new("runtime-secret"))
+        .await?;
 
     let runtime = RuntimeApi::start().await?;
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_webhook"))
@@ -45,28 +48,41 @@ async fn the_webhook_binary_serves_function_url_events_through_the_runtime_api()
         .kill_on_drop(true)
         .spawn()?;
 
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs() as i64;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs() as i64;
     let body = json!({
         "eventId": "rt-1", "eventType": "updated", "objectName": "Company", "occurredAt": now * 1000,
         "records": [{"Gsid": "1P0RUNTIME", "Name": "Runtime Co", "Arr": 5}]
     })
     .to_string();
-    let mut event: Value = serde_json::from_str(include_str!("../fixtures/function_url_request.json"))?;
+    let mut event: Value =
+        serde_json::from_str(include_str!("../fixtures/function_url_request.json"))?;
     event["body"] = json!(body);
     event["headers"]["x-gs-timestamp"] = json!(now.to_string());
-    event["headers"]["x-gs-signature"] = json!(signature::sign(b"runtime-secret", now, body.as_bytes()));
+    event["headers"]["x-gs-signature"] =
+        json!(signature::sign(b"runtime-secret", now, body.as_bytes()));
 
-    let answer = runtime.invoke(event.clone(), Duration::from_secs(60)).await?.map_err(|e| anyhow::anyhow!("function error: {e}"))?;
+    let answer = runtime
+        .invoke(event.clone(), Duration::from_secs(60))
+        .await?
+        .map_err(|e| anyhow::anyhow!("function error: {e}"))?;
     assert_eq!(answer["statusCode"], json!(200), "{answer}");
     assert_eq!(aws.queue_depth("ChangesQueue").await?, 1);
 
     // Same process, second invocation: a wrong signature is refused and queues nothing.
     event["headers"]["x-gs-signature"] = json!(signature::sign(b"wrong", now, body.as_bytes()));
     event["headers"]["x-gs-timestamp"] = json!(now.to_string());
-    let answer = runtime.invoke(event, Duration::from_secs(30)).await?.map_err(|e| anyhow::anyhow!("function error: {e}"))?;
+    let answer = runtime
+        .invoke(event, Duration::from_secs(30))
+        .await?
+        .map_err(|e| anyhow::anyhow!("function error: {e}"))?;
     assert_eq!(answer["statusCode"], json!(401), "{answer}");
     assert_eq!(aws.queue_depth("ChangesQueue").await?, 1);
-    assert!(child.try_wait()?.is_none(), "the function process keeps serving");
+    assert!(
+        child.try_wait()?.is_none(),
+        "the function process keeps serving"
+    );
     child.kill().await?;
     Ok(())
 }

@@ -28,7 +28,10 @@ pub struct DynamoStateStore {
 
 impl DynamoStateStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Self { client, table: table.into() }
+        Self {
+            client,
+            table: table.into(),
+        }
     }
 
     pub fn client(&self) -> &Client {
@@ -49,24 +52,36 @@ fn n(v: impl ToString) -> AttributeValue {
 }
 
 fn ledger_key(job: &str, gainsight_id: &str) -> Item {
-    HashMap::from([("pk".into(), s(format!("LEDGER#{job}"))), ("sk".into(), s(gainsight_id))])
+    HashMap::from([
+        ("pk".into(), s(format!("LEDGER#{job}"))),
+        ("sk".into(), s(gainsight_id)),
+    ])
 }
 
 /// Maps SDK failures: throttling, server errors and transport problems are retryable.
-pub(crate) fn store_error<E: ProvideErrorMetadata + std::error::Error + 'static>(err: SdkError<E>) -> StoreError {
+pub(crate) fn store_error<E: ProvideErrorMetadata + std::error::Error + 'static>(
+    err: SdkError<E>,
+) -> StoreError {
     match &err {
         SdkError::ServiceError(service) => {
             let code = service.err().code().unwrap_or("Unknown");
             let message = format!("{code}: {}", service.err().message().unwrap_or(""));
             match code {
-                "ProvisionedThroughputExceededException" | "ThrottlingException" | "RequestLimitExceeded"
-                | "InternalServerError" | "ServiceUnavailable" | "TransactionConflictException" => {
-                    StoreError::Unavailable(message)
-                }
+                "ProvisionedThroughputExceededException"
+                | "ThrottlingException"
+                | "RequestLimitExceeded"
+                | "InternalServerError"
+                | "ServiceUnavailable"
+                | "TransactionConflictException" => StoreError::Unavailable(message),
                 _ => StoreError::Rejected(message),
             }
         }
-        _ => StoreError::Unavailable(format!("{err}: {}", std::error::Error::source(&err).map(|e| e.to_string()).unwrap_or_default())),
+        _ => StoreError::Unavailable(format!(
+            "{err}: {}",
+            std::error::Error::source(&err)
+                .map(|e| e.to_string())
+                .unwrap_or_default()
+        )),
     }
 }
 
@@ -79,7 +94,9 @@ fn get_s(item: &Item, name: &str) -> Option<String> {
 }
 
 fn get_n(item: &Item, name: &str) -> Option<i64> {
-    item.get(name).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok())
+    item.get(name)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|v| v.parse().ok())
 }
 
 impl TryFrom<&Item> for LedgerRecord {
@@ -110,7 +127,13 @@ impl TryFrom<&Item> for LedgerRecord {
 
 impl DynamoStateStore {
     /// Pages through a query on the table (`index` None) or an index, up to `limit` ledger records.
-    async fn query_ledger(&self, index: Option<&str>, attr: &str, value: &str, limit: usize) -> Result<Vec<LedgerRecord>, StoreError> {
+    async fn query_ledger(
+        &self,
+        index: Option<&str>,
+        attr: &str,
+        value: &str,
+        limit: usize,
+    ) -> Result<Vec<LedgerRecord>, StoreError> {
         let mut records = Vec::new();
         let mut start: Option<Item> = None;
         loop {
@@ -202,7 +225,11 @@ impl StateStore for DynamoStateStore {
         Ok(())
     }
 
-    async fn ledger(&self, job: &str, gainsight_id: &str) -> Result<Option<LedgerRecord>, StoreError> {
+    async fn ledger(
+        &self,
+        job: &str,
+        gainsight_id: &str,
+    ) -> Result<Option<LedgerRecord>, StoreError> {
         let out = self
             .client
             .get_item()
@@ -215,7 +242,11 @@ impl StateStore for DynamoStateStore {
         out.item().map(LedgerRecord::try_from).transpose()
     }
 
-    async fn ledgers(&self, job: &str, gainsight_ids: &[String]) -> Result<Vec<LedgerRecord>, StoreError> {
+    async fn ledgers(
+        &self,
+        job: &str,
+        gainsight_ids: &[String],
+    ) -> Result<Vec<LedgerRecord>, StoreError> {
         let mut unique: Vec<&String> = gainsight_ids.iter().collect();
         unique.sort();
         unique.dedup();
@@ -234,7 +265,9 @@ impl StateStore for DynamoStateStore {
             while let Some(request) = pending.take() {
                 rounds += 1;
                 if rounds > 8 {
-                    return Err(StoreError::Unavailable("BatchGetItem kept leaving keys unprocessed".into()));
+                    return Err(StoreError::Unavailable(
+                        "BatchGetItem kept leaving keys unprocessed".into(),
+                    ));
                 }
                 let out = self
                     .client
@@ -258,7 +291,13 @@ impl StateStore for DynamoStateStore {
         Ok(records)
     }
 
-    async fn record(&self, job: &str, gainsight_id: &str, update: &LedgerUpdate, at_ms: i64) -> Result<(), StoreError> {
+    async fn record(
+        &self,
+        job: &str,
+        gainsight_id: &str,
+        update: &LedgerUpdate,
+        at_ms: i64,
+    ) -> Result<(), StoreError> {
         let request = self
             .client
             .update_item()
@@ -269,9 +308,14 @@ impl StateStore for DynamoStateStore {
             .expression_attribute_values(":at", n(at_ms))
             .expression_attribute_values(":zero", n(0))
             .expression_attribute_values(":one", n(1));
-        let common = "job = :job, gainsight_id = :gsid, version = if_not_exists(version, :zero) + :one";
+        let common =
+            "job = :job, gainsight_id = :gsid, version = if_not_exists(version, :zero) + :one";
         let request = match update {
-            LedgerUpdate::Synced { salesforce_id, values_hash, source_changed_at_ms } => {
+            LedgerUpdate::Synced {
+                salesforce_id,
+                values_hash,
+                source_changed_at_ms,
+            } => {
                 let mut expr = format!(
                     "SET {common}, synced_job = :job, last_sync_at = :at, values_hash = :hash, source_changed_at = :changed"
                 );
@@ -290,7 +334,9 @@ impl StateStore for DynamoStateStore {
                 request.update_expression(expr)
             }
             LedgerUpdate::Failed { message } => request
-                .update_expression(format!("SET {common}, error_job = :job, last_error = :msg, last_error_at = :at"))
+                .update_expression(format!(
+                    "SET {common}, error_job = :job, last_error = :msg, last_error_at = :at"
+                ))
                 .expression_attribute_values(":msg", s(message)),
             LedgerUpdate::Ignored { reason } => request
                 .update_expression(format!(
@@ -304,10 +350,16 @@ impl StateStore for DynamoStateStore {
     }
 
     async fn list(&self, job: &str, limit: usize) -> Result<Vec<LedgerRecord>, StoreError> {
-        self.query_ledger(None, "pk", &format!("LEDGER#{job}"), limit).await
+        self.query_ledger(None, "pk", &format!("LEDGER#{job}"), limit)
+            .await
     }
 
-    async fn by_status(&self, job: &str, status: SyncStatus, limit: usize) -> Result<Vec<LedgerRecord>, StoreError> {
+    async fn by_status(
+        &self,
+        job: &str,
+        status: SyncStatus,
+        limit: usize,
+    ) -> Result<Vec<LedgerRecord>, StoreError> {
         let (index, attr) = match status {
             SyncStatus::Error => ("error-index", "error_job"),
             SyncStatus::Synced => ("synced-index", "synced_job"),
@@ -327,7 +379,10 @@ impl StateStore for DynamoStateStore {
             .await
             .map_err(store_error)?;
         Ok(out.item().and_then(|item| {
-            Some(Cursor { timestamp_ms: get_n(item, "timestamp_ms")?, last_id: get_s(item, "last_id")? })
+            Some(Cursor {
+                timestamp_ms: get_n(item, "timestamp_ms")?,
+                last_id: get_s(item, "last_id")?,
+            })
         }))
     }
 

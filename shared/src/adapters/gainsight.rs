@@ -39,14 +39,24 @@ struct Envelope {
 
 impl GainsightClient {
     pub fn new(settings: GainsightSettings, access_key: Secret) -> Self {
-        Self { http: client(), base_url: settings.base_url.trim_end_matches('/').to_string(), access_key, api_calls: AtomicU64::new(0) }
+        Self {
+            http: client(),
+            base_url: settings.base_url.trim_end_matches('/').to_string(),
+            access_key,
+            api_calls: AtomicU64::new(0),
+        }
     }
 
     pub fn api_calls(&self) -> u64 {
         self.api_calls.load(Ordering::Relaxed)
     }
 
-    async fn call(&self, method: reqwest::Method, path: &str, body: &Value) -> Result<Value, ApiError> {
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: &Value,
+    ) -> Result<Value, ApiError> {
         self.api_calls.fetch_add(1, Ordering::Relaxed);
         let response = self
             .http
@@ -60,7 +70,9 @@ impl GainsightClient {
         let bytes = response.bytes().await.map_err(|e| transport(SYSTEM, e))?;
         let envelope: Option<Envelope> = serde_json::from_slice(&bytes).ok();
         match envelope {
-            Some(env) if (200..300).contains(&status) && env.result => Ok(env.data.unwrap_or(Value::Null)),
+            Some(env) if (200..300).contains(&status) && env.result => {
+                Ok(env.data.unwrap_or(Value::Null))
+            }
             Some(env) => {
                 let code = env.error_code.unwrap_or_default();
                 let message = format!(
@@ -69,36 +81,77 @@ impl GainsightClient {
                     env.request_id.unwrap_or_else(|| "-".into())
                 );
                 Err(match status {
-                    200..=299 | 400 => ApiError::Rejected { system: SYSTEM, status, code, message },
-                    403 => ApiError::Auth { system: SYSTEM, message: format!("{code}: {message}") },
+                    200..=299 | 400 => ApiError::Rejected {
+                        system: SYSTEM,
+                        status,
+                        code,
+                        message,
+                    },
+                    403 => ApiError::Auth {
+                        system: SYSTEM,
+                        message: format!("{code}: {message}"),
+                    },
                     _ => status_error(SYSTEM, status, code, message),
                 })
             }
             None => Err(match status {
-                200..=299 => ApiError::Protocol { system: SYSTEM, message: "response is not a Gainsight envelope".into() },
-                _ => status_error(SYSTEM, status, String::new(), String::from_utf8_lossy(&bytes).chars().take(300).collect()),
+                200..=299 => ApiError::Protocol {
+                    system: SYSTEM,
+                    message: "response is not a Gainsight envelope".into(),
+                },
+                _ => status_error(
+                    SYSTEM,
+                    status,
+                    String::new(),
+                    String::from_utf8_lossy(&bytes).chars().take(300).collect(),
+                ),
             }),
         }
     }
 
-    async fn write(&self, method: reqwest::Method, path: &str, records: &[Fields]) -> Result<Vec<RecordResult>, ApiError> {
+    async fn write(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        records: &[Fields],
+    ) -> Result<Vec<RecordResult>, ApiError> {
         let mut results = Vec::with_capacity(records.len());
         for chunk in records.chunks(WRITE_LIMIT) {
             let body = json!({ "records": chunk });
             let outcome = with_retries(|| self.call(method.clone(), path, &body)).await;
             match outcome {
                 Ok(data) => {
-                    let written = data.get("records").and_then(Value::as_array).cloned().unwrap_or_default();
+                    let written = data
+                        .get("records")
+                        .and_then(Value::as_array)
+                        .cloned()
+                        .unwrap_or_default();
                     for (i, _) in chunk.iter().enumerate() {
-                        let id = written.get(i).and_then(|r| r.get("Gsid")).and_then(Value::as_str).map(str::to_string);
-                        results.push(RecordResult { id, success: true, created: method == reqwest::Method::POST, errors: vec![], retryable: false });
+                        let id = written
+                            .get(i)
+                            .and_then(|r| r.get("Gsid"))
+                            .and_then(Value::as_str)
+                            .map(str::to_string);
+                        results.push(RecordResult {
+                            id,
+                            success: true,
+                            created: method == reqwest::Method::POST,
+                            errors: vec![],
+                            retryable: false,
+                        });
                     }
                 }
                 // Gainsight validates the whole call and refuses it if any record is invalid:
                 // every record of the call carries the error.
                 Err(ApiError::Rejected { code, message, .. }) => {
                     for _ in chunk {
-                        results.push(RecordResult { id: None, success: false, created: false, errors: vec![format!("{code}: {message}")], retryable: false });
+                        results.push(RecordResult {
+                            id: None,
+                            success: false,
+                            created: false,
+                            errors: vec![format!("{code}: {message}")],
+                            retryable: false,
+                        });
                     }
                 }
                 Err(other) => return Err(other),
@@ -111,24 +164,34 @@ impl GainsightClient {
 #[async_trait]
 impl GainsightApi for GainsightClient {
     async fn query(&self, object: &str, query: &GsQuery) -> Result<Vec<Fields>, ApiError> {
-        let aliases: Vec<String> = (0..query.conditions.len()).map(|i| format!("C{i}")).collect();
+        let aliases: Vec<String> = (0..query.conditions.len())
+            .map(|i| format!("C{i}"))
+            .collect();
         let conditions: Vec<Value> = query
             .conditions
             .iter()
             .zip(&aliases)
             .map(|((name, op, values), alias)| json!({"name": name, "alias": alias, "value": values, "operator": op}))
             .collect();
-        let page_size = if query.limit == 0 { READ_LIMIT } else { query.limit.min(READ_LIMIT) };
+        let page_size = if query.limit == 0 {
+            READ_LIMIT
+        } else {
+            query.limit.min(READ_LIMIT)
+        };
         let mut order_by = serde_json::Map::new();
         for (field, ascending) in &query.order_by {
-            order_by.insert(field.clone(), json!(if *ascending { "asc" } else { "desc" }));
+            order_by.insert(
+                field.clone(),
+                json!(if *ascending { "asc" } else { "desc" }),
+            );
         }
         let mut records = Vec::new();
         let mut offset = 0;
         loop {
             let mut body = json!({ "select": query.select, "limit": page_size, "offset": offset });
             if !conditions.is_empty() {
-                body["where"] = json!({ "conditions": conditions, "expression": aliases.join(" AND ") });
+                body["where"] =
+                    json!({ "conditions": conditions, "expression": aliases.join(" AND ") });
             }
             if !order_by.is_empty() {
                 body["orderBy"] = Value::Object(order_by.clone());
@@ -140,7 +203,10 @@ impl GainsightApi for GainsightClient {
                 .cloned()
                 .map(serde_json::from_value)
                 .transpose()
-                .map_err(|e| ApiError::Protocol { system: SYSTEM, message: format!("query records: {e}") })?
+                .map_err(|e| ApiError::Protocol {
+                    system: SYSTEM,
+                    message: format!("query records: {e}"),
+                })?
                 .unwrap_or_default();
             let n = page.len();
             records.extend(page);
@@ -151,11 +217,30 @@ impl GainsightApi for GainsightClient {
         }
     }
 
-    async fn insert(&self, object: &str, records: &[Fields]) -> Result<Vec<RecordResult>, ApiError> {
-        self.write(reqwest::Method::POST, &format!("/v1/data/objects/{object}"), records).await
+    async fn insert(
+        &self,
+        object: &str,
+        records: &[Fields],
+    ) -> Result<Vec<RecordResult>, ApiError> {
+        self.write(
+            reqwest::Method::POST,
+            &format!("/v1/data/objects/{object}"),
+            records,
+        )
+        .await
     }
 
-    async fn update(&self, object: &str, keys: &[String], records: &[Fields]) -> Result<Vec<RecordResult>, ApiError> {
-        self.write(reqwest::Method::PUT, &format!("/v1/data/objects/{object}?keys={}", keys.join(",")), records).await
+    async fn update(
+        &self,
+        object: &str,
+        keys: &[String],
+        records: &[Fields],
+    ) -> Result<Vec<RecordResult>, ApiError> {
+        self.write(
+            reqwest::Method::PUT,
+            &format!("/v1/data/objects/{object}?keys={}", keys.join(",")),
+            records,
+        )
+        .await
     }
 }

@@ -21,19 +21,44 @@ pub(crate) fn client() -> reqwest::Client {
 /// Transport failures: timeouts are their own kind; everything else is "unavailable".
 pub(crate) fn transport(system: &'static str, err: reqwest::Error) -> ApiError {
     if err.is_timeout() {
-        ApiError::Timeout { system, message: err.to_string() }
+        ApiError::Timeout {
+            system,
+            message: err.to_string(),
+        }
     } else {
-        ApiError::Unavailable { system, status: 0, message: err.to_string() }
+        ApiError::Unavailable {
+            system,
+            status: 0,
+            message: err.to_string(),
+        }
     }
 }
 
 /// Classifies a non-success status by what a retry can achieve.
-pub(crate) fn status_error(system: &'static str, status: u16, code: String, message: String) -> ApiError {
+pub(crate) fn status_error(
+    system: &'static str,
+    status: u16,
+    code: String,
+    message: String,
+) -> ApiError {
     match status {
-        429 => ApiError::RateLimited { system, status, message },
+        429 => ApiError::RateLimited {
+            system,
+            status,
+            message,
+        },
         401 => ApiError::Auth { system, message },
-        500..=599 => ApiError::Unavailable { system, status, message },
-        _ => ApiError::Rejected { system, status, code, message },
+        500..=599 => ApiError::Unavailable {
+            system,
+            status,
+            message,
+        },
+        _ => ApiError::Rejected {
+            system,
+            status,
+            code,
+            message,
+        },
     }
 }
 

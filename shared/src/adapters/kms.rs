@@ -28,18 +28,35 @@ impl KmsSecrets {
         table: impl Into<String>,
         key_id: impl Into<String>,
     ) -> Self {
-        Self { kms, dynamo, table: table.into(), key_id: key_id.into() }
+        Self {
+            kms,
+            dynamo,
+            table: table.into(),
+            key_id: key_id.into(),
+        }
     }
 }
 
-fn kms_error<E: ProvideErrorMetadata>(name: &str, err: aws_sdk_kms::error::SdkError<E>) -> SecretsError {
+fn kms_error<E: ProvideErrorMetadata>(
+    name: &str,
+    err: aws_sdk_kms::error::SdkError<E>,
+) -> SecretsError {
     match err.code() {
-        Some(code @ ("InvalidCiphertextException" | "IncorrectKeyException" | "AccessDeniedException"
-        | "DisabledException" | "NotFoundException" | "KMSInvalidStateException")) => SecretsError::Decrypt {
+        Some(
+            code @ ("InvalidCiphertextException"
+            | "IncorrectKeyException"
+            | "AccessDeniedException"
+            | "DisabledException"
+            | "NotFoundException"
+            | "KMSInvalidStateException"),
+        ) => SecretsError::Decrypt {
             name: name.into(),
             message: format!("{code}: {}", err.message().unwrap_or("")),
         },
-        _ => SecretsError::Unavailable(format!("KMS: {}", err.message().unwrap_or("request failed"))),
+        _ => SecretsError::Unavailable(format!(
+            "KMS: {}",
+            err.message().unwrap_or("request failed")
+        )),
     }
 }
 
@@ -55,7 +72,12 @@ impl Secrets for KmsSecrets {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| SecretsError::Unavailable(format!("DynamoDB: {}", e.message().unwrap_or("request failed"))))?;
+            .map_err(|e| {
+                SecretsError::Unavailable(format!(
+                    "DynamoDB: {}",
+                    e.message().unwrap_or("request failed")
+                ))
+            })?;
         let ciphertext = out
             .item()
             .and_then(|item| item.get("ciphertext"))
@@ -73,10 +95,11 @@ impl Secrets for KmsSecrets {
             name: name.into(),
             message: "KMS returned no plaintext".into(),
         })?;
-        let text = String::from_utf8(bytes.as_ref().to_vec()).map_err(|_| SecretsError::Decrypt {
-            name: name.into(),
-            message: "plaintext is not UTF-8".into(),
-        })?;
+        let text =
+            String::from_utf8(bytes.as_ref().to_vec()).map_err(|_| SecretsError::Decrypt {
+                name: name.into(),
+                message: "plaintext is not UTF-8".into(),
+            })?;
         Ok(Secret::new(text))
     }
 
@@ -90,17 +113,27 @@ impl Secrets for KmsSecrets {
             .send()
             .await
             .map_err(|e| kms_error(name, e))?;
-        let blob = out.ciphertext_blob().ok_or_else(|| SecretsError::Unavailable("KMS returned no ciphertext".into()))?;
+        let blob = out
+            .ciphertext_blob()
+            .ok_or_else(|| SecretsError::Unavailable("KMS returned no ciphertext".into()))?;
         self.dynamo
             .put_item()
             .table_name(&self.table)
             .item("pk", AttributeValue::S(format!("SECRET#{name}")))
             .item("sk", AttributeValue::S("SECRET".into()))
-            .item("ciphertext", AttributeValue::B(DynamoBlob::new(blob.as_ref())))
+            .item(
+                "ciphertext",
+                AttributeValue::B(DynamoBlob::new(blob.as_ref())),
+            )
             .item("key_id", AttributeValue::S(self.key_id.clone()))
             .send()
             .await
-            .map_err(|e| SecretsError::Unavailable(format!("DynamoDB: {}", e.message().unwrap_or("request failed"))))?;
+            .map_err(|e| {
+                SecretsError::Unavailable(format!(
+                    "DynamoDB: {}",
+                    e.message().unwrap_or("request failed")
+                ))
+            })?;
         Ok(())
     }
 }

@@ -36,7 +36,12 @@ impl AwsClients {
     }
 
     pub fn secrets(&self, resources: &crate::config::AwsResources) -> kms::KmsSecrets {
-        kms::KmsSecrets::new(self.kms.clone(), self.dynamo.clone(), &resources.table_name, &resources.kms_key_id)
+        kms::KmsSecrets::new(
+            self.kms.clone(),
+            self.dynamo.clone(),
+            &resources.table_name,
+            &resources.kms_key_id,
+        )
     }
 
     pub fn queue(&self, url: &str) -> sqs::SqsQueue {

@@ -84,7 +84,11 @@ const TRANSIENT_RECORD_CODES: &[&str] = &["UNABLE_TO_LOCK_ROW", "REQUEST_RUNNING
 
 impl From<SaveResult> for RecordResult {
     fn from(r: SaveResult) -> Self {
-        let retryable = !r.success && !r.errors.is_empty() && r.errors.iter().all(|e| TRANSIENT_RECORD_CODES.contains(&e.status_code.as_str()));
+        let retryable = !r.success
+            && !r.errors.is_empty()
+            && r.errors
+                .iter()
+                .all(|e| TRANSIENT_RECORD_CODES.contains(&e.status_code.as_str()));
         RecordResult {
             retryable,
             id: r.id,
@@ -97,7 +101,12 @@ impl From<SaveResult> for RecordResult {
                     if e.fields.is_empty() {
                         format!("{}: {}", e.status_code, e.message)
                     } else {
-                        format!("{}: {} (fields: {})", e.status_code, e.message, e.fields.join(", "))
+                        format!(
+                            "{}: {} (fields: {})",
+                            e.status_code,
+                            e.message,
+                            e.fields.join(", ")
+                        )
                     }
                 })
                 .collect(),
@@ -107,7 +116,13 @@ impl From<SaveResult> for RecordResult {
 
 impl SalesforceClient {
     pub fn new(settings: SalesforceSettings, client_secret: Secret) -> Self {
-        Self { http: client(), settings, client_secret, token: RwLock::new(None), api_calls: AtomicU64::new(0) }
+        Self {
+            http: client(),
+            settings,
+            client_secret,
+            token: RwLock::new(None),
+            api_calls: AtomicU64::new(0),
+        }
     }
 
     /// REST API calls made so far (token requests excluded), for the call-count targets.
@@ -123,7 +138,10 @@ impl SalesforceClient {
         if let Some(token) = slot.clone() {
             return Ok(token);
         }
-        let url = format!("{}/services/oauth2/token", self.settings.login_url.trim_end_matches('/'));
+        let url = format!(
+            "{}/services/oauth2/token",
+            self.settings.login_url.trim_end_matches('/')
+        );
         let response = self
             .http
             .post(url)
@@ -142,27 +160,57 @@ impl SalesforceClient {
                 .map(|e| format!("{}: {}", e.error, e.error_description))
                 .unwrap_or_else(|_| String::from_utf8_lossy(&body).into_owned());
             return Err(match status {
-                500..=599 => ApiError::Unavailable { system: SYSTEM, status, message: detail },
-                _ => ApiError::Auth { system: SYSTEM, message: format!("token request refused (HTTP {status}): {detail}") },
+                500..=599 => ApiError::Unavailable {
+                    system: SYSTEM,
+                    status,
+                    message: detail,
+                },
+                _ => ApiError::Auth {
+                    system: SYSTEM,
+                    message: format!("token request refused (HTTP {status}): {detail}"),
+                },
             });
         }
-        let parsed: TokenResponse = serde_json::from_slice(&body)
-            .map_err(|e| ApiError::Protocol { system: SYSTEM, message: format!("token response: {e}") })?;
-        let token = Token { access_token: Secret::new(parsed.access_token), instance_url: parsed.instance_url };
+        let parsed: TokenResponse =
+            serde_json::from_slice(&body).map_err(|e| ApiError::Protocol {
+                system: SYSTEM,
+                message: format!("token response: {e}"),
+            })?;
+        let token = Token {
+            access_token: Secret::new(parsed.access_token),
+            instance_url: parsed.instance_url,
+        };
         *slot = Some(token.clone());
         Ok(token)
     }
 
     /// Sends one API request; on 401 (expired session) fetches a new token and tries once more.
-    async fn call(&self, method: reqwest::Method, path_or_url: &str, body: Option<&Value>) -> Result<Value, ApiError> {
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path_or_url: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, ApiError> {
         for attempt in 0..2 {
             let token = self.token().await?;
             let url = if path_or_url.starts_with('/') {
-                format!("{}{}", token.instance_url.trim_end_matches('/'), path_or_url)
+                format!(
+                    "{}{}",
+                    token.instance_url.trim_end_matches('/'),
+                    path_or_url
+                )
             } else {
-                format!("{}/services/data/v{}/{}", token.instance_url.trim_end_matches('/'), self.settings.api_version, path_or_url)
+                format!(
+                    "{}/services/data/v{}/{}",
+                    token.instance_url.trim_end_matches('/'),
+                    self.settings.api_version,
+                    path_or_url
+                )
             };
-            let mut request = self.http.request(method.clone(), url).bearer_auth(token.access_token.expose());
+            let mut request = self
+                .http
+                .request(method.clone(), url)
+                .bearer_auth(token.access_token.expose());
             if let Some(body) = body {
                 request = request.json(body);
             }
@@ -171,8 +219,10 @@ impl SalesforceClient {
             let status = response.status().as_u16();
             let bytes = response.bytes().await.map_err(|e| transport(SYSTEM, e))?;
             if (200..300).contains(&status) {
-                return serde_json::from_slice(&bytes)
-                    .map_err(|e| ApiError::Protocol { system: SYSTEM, message: format!("response body: {e}") });
+                return serde_json::from_slice(&bytes).map_err(|e| ApiError::Protocol {
+                    system: SYSTEM,
+                    message: format!("response body: {e}"),
+                });
             }
             let (code, message) = serde_json::from_slice::<Vec<ApiErrorBody>>(&bytes)
                 .ok()
@@ -185,7 +235,11 @@ impl SalesforceClient {
             }
             // REQUEST_LIMIT_EXCEEDED comes as 403; it clears with time, so it is a rate limit.
             if code == "REQUEST_LIMIT_EXCEEDED" {
-                return Err(ApiError::RateLimited { system: SYSTEM, status, message });
+                return Err(ApiError::RateLimited {
+                    system: SYSTEM,
+                    status,
+                    message,
+                });
             }
             return Err(status_error(SYSTEM, status, code, message));
         }
@@ -195,7 +249,12 @@ impl SalesforceClient {
 
 #[async_trait]
 impl SalesforceApi for SalesforceClient {
-    async fn upsert(&self, object: &str, external_id_field: &str, records: &[Fields]) -> Result<Vec<RecordResult>, ApiError> {
+    async fn upsert(
+        &self,
+        object: &str,
+        external_id_field: &str,
+        records: &[Fields],
+    ) -> Result<Vec<RecordResult>, ApiError> {
         let path = format!("composite/sobjects/{object}/{external_id_field}");
         let mut results = Vec::with_capacity(records.len());
         for chunk in records.chunks(COLLECTION_LIMIT) {
@@ -208,9 +267,13 @@ impl SalesforceApi for SalesforceClient {
                     Value::Object(record)
                 }).collect::<Vec<_>>(),
             });
-            let response = with_retries(|| self.call(reqwest::Method::PATCH, &path, Some(&body))).await?;
-            let saved: Vec<SaveResult> = serde_json::from_value(response)
-                .map_err(|e| ApiError::Protocol { system: SYSTEM, message: format!("collection results: {e}") })?;
+            let response =
+                with_retries(|| self.call(reqwest::Method::PATCH, &path, Some(&body))).await?;
+            let saved: Vec<SaveResult> =
+                serde_json::from_value(response).map_err(|e| ApiError::Protocol {
+                    system: SYSTEM,
+                    message: format!("collection results: {e}"),
+                })?;
             if saved.len() != chunk.len() {
                 return Err(ApiError::Protocol {
                     system: SYSTEM,
@@ -228,8 +291,10 @@ impl SalesforceApi for SalesforceClient {
         let mut records = Vec::new();
         while let Some(path) = next.take() {
             let page = with_retries(|| self.call(reqwest::Method::GET, &path, None)).await?;
-            let page: QueryPage = serde_json::from_value(page)
-                .map_err(|e| ApiError::Protocol { system: SYSTEM, message: format!("query page: {e}") })?;
+            let page: QueryPage = serde_json::from_value(page).map_err(|e| ApiError::Protocol {
+                system: SYSTEM,
+                message: format!("query page: {e}"),
+            })?;
             records.extend(page.records.into_iter().map(|mut r| {
                 r.remove("attributes");
                 r
@@ -277,6 +342,9 @@ mod tests {
 
     #[test]
     fn urlencodes_soql() {
-        assert_eq!(urlencode("SELECT Id FROM Account WHERE Name = 'a&b'"), "SELECT+Id+FROM+Account+WHERE+Name+%3D+%27a%26b%27");
+        assert_eq!(
+            urlencode("SELECT Id FROM Account WHERE Name = 'a&b'"),
+            "SELECT+Id+FROM+Account+WHERE+Name+%3D+%27a%26b%27"
+        );
     }
 }

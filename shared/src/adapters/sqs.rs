@@ -18,7 +18,10 @@ pub struct SqsQueue {
 
 impl SqsQueue {
     pub fn new(client: Client, url: impl Into<String>) -> Self {
-        Self { client, url: url.into() }
+        Self {
+            client,
+            url: url.into(),
+        }
     }
 }
 
@@ -31,16 +34,28 @@ impl Queue for SqsQueue {
                 .iter()
                 .enumerate()
                 .map(|(i, body)| {
-                    SendMessageBatchRequestEntry::builder().id(i.to_string()).message_body(body).build()
+                    SendMessageBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .message_body(body)
+                        .build()
                 })
                 .collect::<Result<_, _>>()
                 .unwrap_or_default();
-            let mut chunk_results: Vec<Result<(), QueueError>> = (0..chunk.len()).map(|_| Ok(())).collect();
-            match self.client.send_message_batch().queue_url(&self.url).set_entries(Some(entries)).send().await {
+            let mut chunk_results: Vec<Result<(), QueueError>> =
+                (0..chunk.len()).map(|_| Ok(())).collect();
+            match self
+                .client
+                .send_message_batch()
+                .queue_url(&self.url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+            {
                 Ok(out) => {
                     for failed in out.failed() {
                         if let Ok(i) = failed.id().parse::<usize>() {
-                            let message = format!("{}: {}", failed.code(), failed.message().unwrap_or(""));
+                            let message =
+                                format!("{}: {}", failed.code(), failed.message().unwrap_or(""));
                             chunk_results[i] = Err(if failed.sender_fault() {
                                 QueueError::Rejected(message)
                             } else {
@@ -52,7 +67,12 @@ impl Queue for SqsQueue {
                 Err(err) => {
                     let message = match err.code() {
                         Some(code) => format!("{code}: {}", err.message().unwrap_or("")),
-                        None => format!("{err}: {}", std::error::Error::source(&err).map(|e| e.to_string()).unwrap_or_default()),
+                        None => format!(
+                            "{err}: {}",
+                            std::error::Error::source(&err)
+                                .map(|e| e.to_string())
+                                .unwrap_or_default()
+                        ),
                     };
                     for r in &mut chunk_results {
                         *r = Err(QueueError::Unavailable(message.clone()));

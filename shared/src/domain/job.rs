@@ -155,7 +155,10 @@ impl Job {
             for (i, f) in self.fields.iter().enumerate() {
                 let name = f.field_in(system);
                 if name.trim().is_empty() {
-                    return Err(format!("fields[{i}].{}: must not be empty", system.as_str()));
+                    return Err(format!(
+                        "fields[{i}].{}: must not be empty",
+                        system.as_str()
+                    ));
                 }
                 if f.flow.carries_from(system.other()) && !seen.insert(name) {
                     return Err(format!(
@@ -227,7 +230,10 @@ impl Jobs {
 
     /// Parses and validates one job file; errors name the file, the line and the field.
     pub fn parse(file: &Path, text: &str) -> Result<Job, JobError> {
-        let invalid = |message: String| JobError::Invalid { file: file.to_path_buf(), message };
+        let invalid = |message: String| JobError::Invalid {
+            file: file.to_path_buf(),
+            message,
+        };
         let job: Job = serde_yaml_ng::from_str(text).map_err(|e| invalid(e.to_string()))?;
         job.validate().map_err(invalid)?;
         Ok(job)
@@ -235,7 +241,10 @@ impl Jobs {
 
     /// Loads every `*.yaml` / `*.yml` in `dir`; one invalid file fails the whole load.
     pub fn load_dir(dir: &Path) -> Result<Self, JobError> {
-        let io = |source| JobError::Io { file: dir.to_path_buf(), source };
+        let io = |source| JobError::Io {
+            file: dir.to_path_buf(),
+            source,
+        };
         let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
             .map_err(io)?
             .filter_map(|e| e.ok().map(|e| e.path()))
@@ -244,8 +253,10 @@ impl Jobs {
         paths.sort();
         let mut jobs = Vec::new();
         for path in paths {
-            let text = std::fs::read_to_string(&path)
-                .map_err(|source| JobError::Io { file: path.clone(), source })?;
+            let text = std::fs::read_to_string(&path).map_err(|source| JobError::Io {
+                file: path.clone(),
+                source,
+            })?;
             jobs.push(Self::parse(&path, &text)?);
         }
         Self::new(jobs)
@@ -256,8 +267,14 @@ impl Jobs {
     }
 
     /// Jobs fed by changes of `object` in `source`.
-    pub fn for_source<'a>(&'a self, source: System, object: &'a str) -> impl Iterator<Item = &'a Job> {
-        self.jobs.iter().filter(move |j| j.object_in(source) == object)
+    pub fn for_source<'a>(
+        &'a self,
+        source: System,
+        object: &'a str,
+    ) -> impl Iterator<Item = &'a Job> {
+        self.jobs
+            .iter()
+            .filter(move |j| j.object_in(source) == object)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Job> {
@@ -282,15 +299,24 @@ mod tests {
 
     #[test]
     fn invalid_files_name_file_line_and_field() {
-        let err = Jobs::parse(Path::new("bad.yaml"), &VALID.replace("flow: gainsight_to_salesforce }", "flow: sideways }"))
-            .unwrap_err()
-            .to_string();
-        assert!(err.starts_with("bad.yaml: fields[0].flow: unknown variant `sideways`"), "{err}");
+        let err = Jobs::parse(
+            Path::new("bad.yaml"),
+            &VALID.replace("flow: gainsight_to_salesforce }", "flow: sideways }"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("bad.yaml: fields[0].flow: unknown variant `sideways`"),
+            "{err}"
+        );
         assert!(err.contains("line "), "{err}");
 
-        let err = Jobs::parse(Path::new("bad.yaml"), &VALID.replace("identifiers:", "identifierz:"))
-            .unwrap_err()
-            .to_string();
+        let err = Jobs::parse(
+            Path::new("bad.yaml"),
+            &VALID.replace("identifiers:", "identifierz:"),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("unknown field `identifierz`"), "{err}");
     }
 
@@ -298,7 +324,10 @@ mod tests {
     fn limits_are_enforced() {
         let mut job = Jobs::builtin().get("company_account").cloned().unwrap();
         job.identifiers = (0..11)
-            .map(|i| Identifier { gainsight: format!("G{i}"), salesforce: format!("S{i}__c") })
+            .map(|i| Identifier {
+                gainsight: format!("G{i}"),
+                salesforce: format!("S{i}__c"),
+            })
             .collect();
         assert!(job.validate().unwrap_err().contains("at most 10"));
 
@@ -314,7 +343,10 @@ mod tests {
 
         let mut job = Jobs::builtin().get("company_account").cloned().unwrap();
         job.fields.push(job.fields[0].clone());
-        assert!(job.validate().unwrap_err().contains("written by more than one mapping"));
+        assert!(job
+            .validate()
+            .unwrap_err()
+            .contains("written by more than one mapping"));
     }
 
     #[test]

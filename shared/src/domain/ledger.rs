@@ -25,7 +25,9 @@ impl std::str::FromStr for SyncStatus {
         match s {
             "synced" => Ok(SyncStatus::Synced),
             "error" => Ok(SyncStatus::Error),
-            other => Err(format!("unknown status {other:?}: expected synced or error")),
+            other => Err(format!(
+                "unknown status {other:?}: expected synced or error"
+            )),
         }
     }
 }

@@ -3,8 +3,8 @@
 use sha2::{Digest, Sha256};
 
 use super::{
-    ChangeEvent, ChangeOrigin, Fields, Job, LedgerRecord, OnCreated, OnUpdated, Operation, RecordKey, System,
-    WriteCommand,
+    ChangeEvent, ChangeOrigin, Fields, Job, LedgerRecord, OnCreated, OnUpdated, Operation,
+    RecordKey, System, WriteCommand,
 };
 
 /// What the mapper decided for one change and job.
@@ -12,9 +12,15 @@ use super::{
 pub enum MapOutcome {
     Write(WriteCommand),
     /// Nothing to do, on purpose (echo, delete, do-nothing action, stale); logged with the reason.
-    Ignored { gainsight_id: Option<String>, reason: String },
+    Ignored {
+        gainsight_id: Option<String>,
+        reason: String,
+    },
     /// The change cannot be synced as it is; marked error in the ledger with the reason.
-    Rejected { gainsight_id: Option<String>, reason: String },
+    Rejected {
+        gainsight_id: Option<String>,
+        reason: String,
+    },
 }
 
 /// Stateless mapping engine over one job.
@@ -41,10 +47,20 @@ impl<'a> Mapper<'a> {
         let source = change.source;
         let target = source.other();
         let gainsight_id = self.gainsight_id(change);
-        let ignored = |reason: String| MapOutcome::Ignored { gainsight_id: gainsight_id.clone(), reason };
-        let rejected = |reason: String| MapOutcome::Rejected { gainsight_id: gainsight_id.clone(), reason };
+        let ignored = |reason: String| MapOutcome::Ignored {
+            gainsight_id: gainsight_id.clone(),
+            reason,
+        };
+        let rejected = |reason: String| MapOutcome::Rejected {
+            gainsight_id: gainsight_id.clone(),
+            reason,
+        };
 
-        match (change.operation, job.events.on_created, job.events.on_updated) {
+        match (
+            change.operation,
+            job.events.on_created,
+            job.events.on_updated,
+        ) {
             (Operation::Deleted, _, _) => {
                 return ignored(format!(
                     "{} {} was deleted in {}; deletes are logged, not propagated",
@@ -78,9 +94,7 @@ impl<'a> Mapper<'a> {
         }) else {
             return rejected(format!(
                 "{} {} has no value in identifier {}",
-                change.object,
-                change.record_id,
-                key_field.salesforce
+                change.object, change.record_id, key_field.salesforce
             ));
         };
 
@@ -112,15 +126,22 @@ impl<'a> Mapper<'a> {
         // An operator's resync rewrites on purpose, even when the values look unchanged.
         let forced = change.origin == ChangeOrigin::Resync;
         if !forced && ledger.and_then(|l| l.values_hash.as_deref()) == Some(values_hash.as_str()) {
-            return ignored("values equal those last written (echo of our own write or no change)".into());
+            return ignored(
+                "values equal those last written (echo of our own write or no change)".into(),
+            );
         }
 
         let key = match target {
             System::Salesforce => {
                 fields.insert(key_field.salesforce.clone(), key_value.clone().into());
-                RecordKey::ExternalId { field: key_field.salesforce.clone(), value: key_value.clone() }
+                RecordKey::ExternalId {
+                    field: key_field.salesforce.clone(),
+                    value: key_value.clone(),
+                }
             }
-            System::Gainsight => RecordKey::Id { value: key_value.clone() },
+            System::Gainsight => RecordKey::Id {
+                value: key_value.clone(),
+            },
         };
 
         MapOutcome::Write(WriteCommand {
@@ -181,15 +202,23 @@ mod tests {
     fn maps_company_to_account_upsert_on_external_id() {
         let job = job();
         let outcome = Mapper::new(&job).map(
-            &change(json!({"Gsid": "1P02GS", "Name": "Acme", "Arr": 1200.5, "Unmapped": 1}), Operation::Updated),
+            &change(
+                json!({"Gsid": "1P02GS", "Name": "Acme", "Arr": 1200.5, "Unmapped": 1}),
+                Operation::Updated,
+            ),
             None,
         );
-        let MapOutcome::Write(cmd) = outcome else { panic!("expected a write, got {outcome:?}") };
+        let MapOutcome::Write(cmd) = outcome else {
+            panic!("expected a write, got {outcome:?}")
+        };
         assert_eq!(cmd.target, System::Salesforce);
         assert_eq!(cmd.object, "Account");
         assert_eq!(
             cmd.key,
-            RecordKey::ExternalId { field: "Gainsight_Company_Id__c".into(), value: "1P02GS".into() }
+            RecordKey::ExternalId {
+                field: "Gainsight_Company_Id__c".into(),
+                value: "1P02GS".into()
+            }
         );
         assert_eq!(
             serde_json::Value::Object(cmd.fields.clone()),
@@ -203,23 +232,45 @@ mod tests {
         let job = job();
         let mapper = Mapper::new(&job);
         let c = change(json!({"Name": "Acme"}), Operation::Updated);
-        let MapOutcome::Write(cmd) = mapper.map(&c, None) else { panic!() };
+        let MapOutcome::Write(cmd) = mapper.map(&c, None) else {
+            panic!()
+        };
 
-        let ledger = LedgerRecord { values_hash: Some(cmd.values_hash.clone()), ..Default::default() };
-        assert!(matches!(mapper.map(&c, Some(&ledger)), MapOutcome::Ignored { reason, .. } if reason.contains("echo")));
+        let ledger = LedgerRecord {
+            values_hash: Some(cmd.values_hash.clone()),
+            ..Default::default()
+        };
+        assert!(
+            matches!(mapper.map(&c, Some(&ledger)), MapOutcome::Ignored { reason, .. } if reason.contains("echo"))
+        );
 
-        let newer = LedgerRecord { source_changed_at_ms: Some(c.occurred_at_ms + 1), ..Default::default() };
-        assert!(matches!(mapper.map(&c, Some(&newer)), MapOutcome::Ignored { reason, .. } if reason.starts_with("stale")));
+        let newer = LedgerRecord {
+            source_changed_at_ms: Some(c.occurred_at_ms + 1),
+            ..Default::default()
+        };
+        assert!(
+            matches!(mapper.map(&c, Some(&newer)), MapOutcome::Ignored { reason, .. } if reason.starts_with("stale"))
+        );
 
         let deleted = change(json!({"Name": "Acme"}), Operation::Deleted);
-        assert!(matches!(mapper.map(&deleted, None), MapOutcome::Ignored { reason, .. } if reason.contains("not propagated")));
+        assert!(
+            matches!(mapper.map(&deleted, None), MapOutcome::Ignored { reason, .. } if reason.contains("not propagated"))
+        );
 
-        let mut ids_only = change(json!({"Gsid": "1P02GS", "Name": "Acme"}), Operation::Updated);
+        let mut ids_only = change(
+            json!({"Gsid": "1P02GS", "Name": "Acme"}),
+            Operation::Updated,
+        );
         ids_only.changed_fields = Some(vec!["Gsid".into()]);
-        assert!(matches!(mapper.map(&ids_only, None), MapOutcome::Ignored { reason, .. } if reason.contains("only identifiers")));
+        assert!(
+            matches!(mapper.map(&ids_only, None), MapOutcome::Ignored { reason, .. } if reason.contains("only identifiers"))
+        );
 
         let nothing = change(json!({"Unmapped": 3}), Operation::Updated);
-        assert!(matches!(mapper.map(&nothing, None), MapOutcome::Ignored { .. }));
+        assert!(matches!(
+            mapper.map(&nothing, None),
+            MapOutcome::Ignored { .. }
+        ));
     }
 
     #[test]
@@ -229,7 +280,10 @@ mod tests {
         job.events.on_created = OnCreated::DoNothing;
         let mapper = Mapper::new(&job);
         for op in [Operation::Created, Operation::Updated] {
-            assert!(matches!(mapper.map(&change(json!({"Name": "A"}), op), None), MapOutcome::Ignored { .. }));
+            assert!(matches!(
+                mapper.map(&change(json!({"Name": "A"}), op), None),
+                MapOutcome::Ignored { .. }
+            ));
         }
     }
 

@@ -12,7 +12,9 @@ const WAIT: Duration = Duration::from_secs(60);
 #[tokio::main]
 async fn main() -> Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     match std::env::args().nth(1).as_deref() {
@@ -28,14 +30,30 @@ async fn up() -> Result<()> {
     println!("  AWS_ENDPOINT_URL={}", stack.aws.moto.endpoint);
     println!("  AWS_REGION={}", devstack::moto::REGION);
     println!("  table:              {}", stack.resources.table_name);
-    println!("  changes queue:      {}", stack.resources.changes_queue_url);
+    println!(
+        "  changes queue:      {}",
+        stack.resources.changes_queue_url
+    );
     println!("  writes queue:       {}", stack.resources.writes_queue_url);
-    println!("  webhook (Function URL): {}/gainsight   secret: {WEBHOOK_SECRET}", stack.webhook_url());
-    println!("  Gainsight emulator: {}   Accesskey: {GAINSIGHT_ACCESS_KEY}", stack.gainsight.url());
-    println!("  Salesforce emulator: {}   client id: {}", stack.salesforce.url(), stack.salesforce.client_id());
+    println!(
+        "  webhook (Function URL): {}/gainsight   secret: {WEBHOOK_SECRET}",
+        stack.webhook_url()
+    );
+    println!(
+        "  Gainsight emulator: {}   Accesskey: {GAINSIGHT_ACCESS_KEY}",
+        stack.gainsight.url()
+    );
+    println!(
+        "  Salesforce emulator: {}   client id: {}",
+        stack.salesforce.url(),
+        stack.salesforce.client_id()
+    );
     println!("  try: curl -s -X POST {}/v1/data/objects/Company -H 'Accesskey: {GAINSIGHT_ACCESS_KEY}' \\", stack.gainsight.url());
     println!("         -H 'content-type: application/json' -d '{{\"records\":[{{\"Name\":\"Hand Made Co\",\"Arr\":1}}]}}'");
-    println!("       curl -s {}/__emulator/records/Account", stack.salesforce.url());
+    println!(
+        "       curl -s {}/__emulator/records/Account",
+        stack.salesforce.url()
+    );
     // `make down` sends SIGTERM: stop cleanly so moto, a child process, goes with us.
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
@@ -57,7 +75,10 @@ async fn demo() -> Result<()> {
         stack.resources.table_name,
         stack.resources.kms_key_id
     );
-    println!("demo: the Gainsight rule posts signed change events to the webhook at {}/gainsight", stack.webhook_url());
+    println!(
+        "demo: the Gainsight rule posts signed change events to the webhook at {}/gainsight",
+        stack.webhook_url()
+    );
 
     let companies = vec![
         json!({"Name": "Acme Corp", "Arr": 120000, "Industry": "Manufacturing", "Employees": 420}),
@@ -65,10 +86,18 @@ async fn demo() -> Result<()> {
         json!({"Name": "Initech", "Arr": 43000, "Industry": "Finance", "Employees": 60}),
     ];
     let ids = stack.create_companies(companies).await?;
-    println!("demo: created {} Companies in Gainsight: {}", ids.len(), ids.join(", "));
+    println!(
+        "demo: created {} Companies in Gainsight: {}",
+        ids.len(),
+        ids.join(", ")
+    );
     for gsid in &ids {
         let t = Instant::now();
-        let account = stack.eventually(WAIT, "an Account", || async { Ok(stack.accounts_for(gsid).pop()) }).await?;
+        let account = stack
+            .eventually(WAIT, "an Account", || async {
+                Ok(stack.accounts_for(gsid).pop())
+            })
+            .await?;
         println!(
             "demo:   Company {gsid} -> Account {} \"{}\" AnnualRevenue={} (seen after {} ms)",
             account["Id"].as_str().unwrap_or("?"),
@@ -78,14 +107,21 @@ async fn demo() -> Result<()> {
         );
     }
 
-    let updates: Vec<Value> = ids.iter().enumerate().map(|(i, g)| json!({"Gsid": g, "Arr": 150000 + i * 1000})).collect();
+    let updates: Vec<Value> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, g)| json!({"Gsid": g, "Arr": 150000 + i * 1000}))
+        .collect();
     stack.update_companies(updates).await?;
     println!("demo: updated the ARR of every Company in Gainsight");
     for (i, gsid) in ids.iter().enumerate() {
         let want = json!(150000 + i * 1000);
         let account = stack
             .eventually(WAIT, "the ARR update", || async {
-                Ok(stack.accounts_for(gsid).pop().filter(|a| a["AnnualRevenue"] == want))
+                Ok(stack
+                    .accounts_for(gsid)
+                    .pop()
+                    .filter(|a| a["AnnualRevenue"] == want))
             })
             .await?;
         let count = stack.accounts_for(gsid).len();
@@ -116,9 +152,13 @@ async fn demo() -> Result<()> {
             r.job,
             r.gainsight_id,
             r.salesforce_id.as_deref().unwrap_or("-"),
-            r.last_sync_at_ms.map(shared::time::rfc3339).unwrap_or_else(|| "-".into()),
+            r.last_sync_at_ms
+                .map(shared::time::rfc3339)
+                .unwrap_or_else(|| "-".into()),
             r.version,
-            r.last_error.map(|e| format!(" last_error={e}")).unwrap_or_default()
+            r.last_error
+                .map(|e| format!(" last_error={e}"))
+                .unwrap_or_default()
         );
     }
     let (synced, failed, ignored) = stack.counts().await?;
