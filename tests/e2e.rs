@@ -98,7 +98,9 @@ async fn bad_webhook_requests_are_refused_and_nothing_is_queued() -> Result<()> 
     let missing = good.replace("\"objectName\":\"Company\",", "");
     assert_ne!(missing, good);
     let big = format!("{{\"pad\":\"{}\"}}", "x".repeat(1_100_000));
-    let cases: Vec<(&str, String, Option<i64>, Option<String>, u16, &str)> = vec![
+    // (case, body, timestamp header, signature header, expected status, expected message part)
+    type Case<'a> = (&'a str, String, Option<i64>, Option<String>, u16, &'a str);
+    let cases: Vec<Case> = vec![
         (
             "missing signature",
             good.clone(),
