@@ -286,3 +286,47 @@ async fn injected_faults_end_synced_without_duplicates() -> Result<()> {
     stack.stop().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poison_message_fails_alone_and_is_redriven_to_the_dlq() -> Result<()> {
+    let stack = Stack::start(Options::default()).await?;
+    stack
+        .clients
+        .sqs
+        .send_message()
+        .queue_url(&stack.resources.changes_queue_url)
+        .message_body("not a change")
+        .send()
+        .await?;
+    let gsid = stack
+        .create_companies(vec![json!({"Name": "Healthy Co"})])
+        .await?
+        .remove(0);
+    stack
+        .eventually(WAIT, "the healthy record to sync", || async {
+            Ok(stack.ledger(&gsid).await?.filter(|l| l.synced))
+        })
+        .await?;
+    // maxReceiveCount is 5 in the template: after five failed deliveries SQS moves it to the DLQ.
+    stack
+        .eventually(
+            Duration::from_secs(45),
+            "the poison message in the DLQ",
+            || async {
+                Ok((stack.aws.queue_depth("ChangesDeadLetterQueue").await? == 1).then_some(()))
+            },
+        )
+        .await?;
+    stack.drained(WAIT).await?;
+    let dlq = stack.aws.queue_url("ChangesDeadLetterQueue").await?;
+    let moved = stack
+        .clients
+        .sqs
+        .receive_message()
+        .queue_url(dlq)
+        .send()
+        .await?;
+    assert_eq!(moved.messages()[0].body(), Some("not a change"));
+    stack.stop().await;
+    Ok(())
+}
