@@ -99,3 +99,19 @@ impl AwsResources {
         })
     }
 }
+
+/// Configuration of the functions that read Gainsight and queue changes (poller, resync).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SourceConfig {
+    pub aws: AwsResources,
+    pub gainsight: GainsightSettings,
+}
+
+impl SourceConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Ok(Self {
+            aws: AwsResources::from_env()?,
+            gainsight: GainsightSettings::from_env()?,
+        })
+    }
+}

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use shared::adapters::AwsClients;
 use shared::config::{AwsResources, ConfigError};
 use shared::domain::{ChangeEvent, Jobs, LedgerRecord, LedgerUpdate, MapOutcome, Mapper};
@@ -180,16 +180,7 @@ impl MapperFn {
             failed = summary.failed_messages,
             "mapper batch done"
         );
-        let mut response = SqsBatchResponse::default();
-        response.batch_item_failures = failed
-            .into_iter()
-            .map(|id| {
-                let mut f = BatchItemFailure::default();
-                f.item_identifier = id;
-                f
-            })
-            .collect();
-        (response, summary)
+        (shared::lambda::batch_response(failed), summary)
     }
 }
 

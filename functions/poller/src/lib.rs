@@ -6,32 +6,17 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use shared::adapters::gainsight::GainsightClient;
 use shared::adapters::AwsClients;
-use shared::config::{AwsResources, ConfigError, GainsightSettings};
 use shared::domain::{ChangeEvent, ChangeOrigin, Jobs, Operation, System};
-use shared::ports::{Cursor, GainsightApi, GsQuery, Queue, Secrets, SecretsError, StateStore};
-use shared::secret::names;
+use shared::ports::{Cursor, GainsightApi, GsQuery, Queue, SecretsError, StateStore};
 
 /// Field Gainsight stamps on every modification (epoch ms in the data API).
 pub const MODIFIED_FIELD: &str = "ModifiedDate";
 /// Re-read this much before the cursor: late commits with older timestamps are not missed.
 pub const OVERLAP_MS: i64 = 5 * 60 * 1000;
 
-#[derive(Clone, Debug)]
-pub struct Config {
-    pub aws: AwsResources,
-    pub gainsight: GainsightSettings,
-}
-
-impl Config {
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Ok(Self {
-            aws: AwsResources::from_env()?,
-            gainsight: GainsightSettings::from_env()?,
-        })
-    }
-}
+/// Table, queues and the Gainsight tenant.
+pub type Config = shared::config::SourceConfig;
 
 /// The constant input each schedule rule passes (see `infra/template.yaml`).
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -82,14 +67,10 @@ impl Poller {
         clients: &AwsClients,
         jobs: Jobs,
     ) -> Result<Self, SecretsError> {
-        let key = clients
-            .secrets(&config.aws)
-            .get(names::GAINSIGHT_ACCESS_KEY)
-            .await?;
         Ok(Self::new(
             Arc::new(clients.state_store(&config.aws)),
             Arc::new(clients.queue(&config.aws.changes_queue_url)),
-            Arc::new(GainsightClient::new(config.gainsight.clone(), key)),
+            Arc::new(clients.gainsight(&config.aws, &config.gainsight).await?),
             jobs,
         ))
     }

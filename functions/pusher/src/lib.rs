@@ -6,17 +6,13 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
-use shared::adapters::gainsight::GainsightClient;
-use shared::adapters::salesforce::SalesforceClient;
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use shared::adapters::AwsClients;
 use shared::config::{AwsResources, ConfigError, GainsightSettings, SalesforceSettings};
 use shared::domain::{Fields, LedgerUpdate, RecordKey, System, WriteCommand};
 use shared::ports::{
-    ApiError, GainsightApi, RecordResult, Retryable, SalesforceApi, Secrets, SecretsError,
-    StateStore,
+    ApiError, GainsightApi, RecordResult, Retryable, SalesforceApi, SecretsError, StateStore,
 };
-use shared::secret::names;
 
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -70,13 +66,10 @@ impl Pusher {
 
     /// Builds the ports on AWS; API secrets are decrypted here, once per cold start.
     pub async fn from_aws(config: &Config, clients: &AwsClients) -> Result<Self, SecretsError> {
-        let secrets = clients.secrets(&config.aws);
-        let sf_secret = secrets.get(names::SALESFORCE_CLIENT_SECRET).await?;
-        let gs_key = secrets.get(names::GAINSIGHT_ACCESS_KEY).await?;
         Ok(Self::new(
             Arc::new(clients.state_store(&config.aws)),
-            Arc::new(SalesforceClient::new(config.salesforce.clone(), sf_secret)),
-            Arc::new(GainsightClient::new(config.gainsight.clone(), gs_key)),
+            Arc::new(clients.salesforce(&config.aws, &config.salesforce).await?),
+            Arc::new(clients.gainsight(&config.aws, &config.gainsight).await?),
         ))
     }
 
@@ -188,16 +181,7 @@ impl Pusher {
             retried = summary.retried_messages,
             "pusher batch done"
         );
-        let mut response = SqsBatchResponse::default();
-        response.batch_item_failures = retry
-            .into_iter()
-            .map(|id| {
-                let mut f = BatchItemFailure::default();
-                f.item_identifier = id;
-                f
-            })
-            .collect();
-        (response, summary)
+        (shared::lambda::batch_response(retry), summary)
     }
 
     async fn write_gainsight(

@@ -6,30 +6,15 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use shared::adapters::gainsight::GainsightClient;
 use shared::adapters::AwsClients;
-use shared::config::{AwsResources, ConfigError, GainsightSettings};
 use shared::domain::{ChangeEvent, ChangeOrigin, Jobs, Operation, SyncStatus, System};
-use shared::ports::{GainsightApi, GsQuery, Queue, Secrets, SecretsError, StateStore};
-use shared::secret::names;
+use shared::ports::{GainsightApi, GsQuery, Queue, SecretsError, StateStore};
 
 /// At most this many records per invocation (seed 000's per-event limit).
 pub const MAX_RECORDS: usize = 50_000;
 
-#[derive(Clone, Debug)]
-pub struct Config {
-    pub aws: AwsResources,
-    pub gainsight: GainsightSettings,
-}
-
-impl Config {
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Ok(Self {
-            aws: AwsResources::from_env()?,
-            gainsight: GainsightSettings::from_env()?,
-        })
-    }
-}
+/// Table, queues and the Gainsight tenant.
+pub type Config = shared::config::SourceConfig;
 
 /// What to resync: `{"job": "...", "gainsightIds": [...]}` or `{"job": "...", "status": "error"}`.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -85,14 +70,10 @@ impl Resync {
         clients: &AwsClients,
         jobs: Jobs,
     ) -> Result<Self, SecretsError> {
-        let key = clients
-            .secrets(&config.aws)
-            .get(names::GAINSIGHT_ACCESS_KEY)
-            .await?;
         Ok(Self::new(
             Arc::new(clients.state_store(&config.aws)),
             Arc::new(clients.queue(&config.aws.changes_queue_url)),
-            Arc::new(GainsightClient::new(config.gainsight.clone(), key)),
+            Arc::new(clients.gainsight(&config.aws, &config.gainsight).await?),
             jobs,
         ))
     }

@@ -2,6 +2,8 @@
 //! encryption context naming the secret, and only the ciphertext is stored (in the state table).
 //! A ciphertext moved to another secret's name fails to decrypt, because the context differs.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use aws_sdk_dynamodb::primitives::Blob as DynamoBlob;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -60,6 +62,26 @@ fn kms_error<E: ProvideErrorMetadata>(
     }
 }
 
+/// The table key of a secret's item.
+fn secret_key(name: &str) -> HashMap<String, AttributeValue> {
+    HashMap::from([
+        (
+            "pk".to_string(),
+            AttributeValue::S(format!("SECRET#{name}")),
+        ),
+        ("sk".to_string(), AttributeValue::S("SECRET".into())),
+    ])
+}
+
+fn dynamo_error<E: ProvideErrorMetadata>(
+    err: aws_sdk_dynamodb::error::SdkError<E>,
+) -> SecretsError {
+    SecretsError::Unavailable(format!(
+        "DynamoDB: {}",
+        err.message().unwrap_or("request failed")
+    ))
+}
+
 #[async_trait]
 impl Secrets for KmsSecrets {
     async fn get(&self, name: &str) -> Result<Secret, SecretsError> {
@@ -67,17 +89,11 @@ impl Secrets for KmsSecrets {
             .dynamo
             .get_item()
             .table_name(&self.table)
-            .key("pk", AttributeValue::S(format!("SECRET#{name}")))
-            .key("sk", AttributeValue::S("SECRET".into()))
+            .set_key(Some(secret_key(name)))
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| {
-                SecretsError::Unavailable(format!(
-                    "DynamoDB: {}",
-                    e.message().unwrap_or("request failed")
-                ))
-            })?;
+            .map_err(dynamo_error)?;
         let ciphertext = out
             .item()
             .and_then(|item| item.get("ciphertext"))
@@ -119,8 +135,7 @@ impl Secrets for KmsSecrets {
         self.dynamo
             .put_item()
             .table_name(&self.table)
-            .item("pk", AttributeValue::S(format!("SECRET#{name}")))
-            .item("sk", AttributeValue::S("SECRET".into()))
+            .set_item(Some(secret_key(name)))
             .item(
                 "ciphertext",
                 AttributeValue::B(DynamoBlob::new(blob.as_ref())),
@@ -128,12 +143,7 @@ impl Secrets for KmsSecrets {
             .item("key_id", AttributeValue::S(self.key_id.clone()))
             .send()
             .await
-            .map_err(|e| {
-                SecretsError::Unavailable(format!(
-                    "DynamoDB: {}",
-                    e.message().unwrap_or("request failed")
-                ))
-            })?;
+            .map_err(dynamo_error)?;
         Ok(())
     }
 }

@@ -47,4 +47,32 @@ impl AwsClients {
     pub fn queue(&self, url: &str) -> sqs::SqsQueue {
         sqs::SqsQueue::new(self.sqs.clone(), url)
     }
+
+    /// A Gainsight client with the access key decrypted from KMS (once: call at cold start).
+    pub async fn gainsight(
+        &self,
+        resources: &crate::config::AwsResources,
+        settings: &crate::config::GainsightSettings,
+    ) -> Result<gainsight::GainsightClient, crate::ports::SecretsError> {
+        use crate::ports::Secrets;
+        let key = self
+            .secrets(resources)
+            .get(crate::secret::names::GAINSIGHT_ACCESS_KEY)
+            .await?;
+        Ok(gainsight::GainsightClient::new(settings.clone(), key))
+    }
+
+    /// A Salesforce client with the client secret decrypted from KMS (once: call at cold start).
+    pub async fn salesforce(
+        &self,
+        resources: &crate::config::AwsResources,
+        settings: &crate::config::SalesforceSettings,
+    ) -> Result<salesforce::SalesforceClient, crate::ports::SecretsError> {
+        use crate::ports::Secrets;
+        let secret = self
+            .secrets(resources)
+            .get(crate::secret::names::SALESFORCE_CLIENT_SECRET)
+            .await?;
+        Ok(salesforce::SalesforceClient::new(settings.clone(), secret))
+    }
 }
