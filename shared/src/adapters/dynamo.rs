@@ -107,9 +107,14 @@ impl TryFrom<&Item> for LedgerRecord {
             key: format!("{:?}/{:?}", get_s(item, "pk"), get_s(item, "sk")),
             message: message.into(),
         };
+        // The key says whose record it is; nothing else has to repeat it.
+        let job = get_s(item, "pk")
+            .and_then(|pk| pk.strip_prefix("LEDGER#").map(str::to_string))
+            .ok_or_else(|| corrupt("not a ledger item"))?;
+        let gainsight_id = get_s(item, "sk").ok_or_else(|| corrupt("no sort key"))?;
         Ok(LedgerRecord {
-            job: get_s(item, "job").ok_or_else(|| corrupt("no job"))?,
-            gainsight_id: get_s(item, "gainsight_id").ok_or_else(|| corrupt("no gainsight_id"))?,
+            job,
+            gainsight_id,
             salesforce_id: get_s(item, "salesforce_id"),
             synced: item.contains_key("synced_job"),
             error: item.contains_key("error_job"),
@@ -303,13 +308,10 @@ impl StateStore for DynamoStateStore {
             .update_item()
             .table_name(&self.table)
             .set_key(Some(ledger_key(job, gainsight_id)))
-            .expression_attribute_values(":job", s(job))
-            .expression_attribute_values(":gsid", s(gainsight_id))
             .expression_attribute_values(":at", n(at_ms))
             .expression_attribute_values(":zero", n(0))
             .expression_attribute_values(":one", n(1));
-        let common =
-            "job = :job, gainsight_id = :gsid, version = if_not_exists(version, :zero) + :one";
+        let common = "version = if_not_exists(version, :zero) + :one";
         let request = match update {
             LedgerUpdate::Synced {
                 salesforce_id,
@@ -320,6 +322,7 @@ impl StateStore for DynamoStateStore {
                     "SET {common}, synced_job = :job, last_sync_at = :at, values_hash = :hash, source_changed_at = :changed"
                 );
                 let mut request = request
+                    .expression_attribute_values(":job", s(job))
                     .expression_attribute_values(":hash", s(values_hash))
                     .expression_attribute_values(":changed", n(source_changed_at_ms));
                 if let Some(id) = salesforce_id {
@@ -337,6 +340,7 @@ impl StateStore for DynamoStateStore {
                 .update_expression(format!(
                     "SET {common}, error_job = :job, last_error = :msg, last_error_at = :at"
                 ))
+                .expression_attribute_values(":job", s(job))
                 .expression_attribute_values(":msg", s(message)),
             LedgerUpdate::Ignored { reason } => request
                 .update_expression(format!(
