@@ -23,6 +23,8 @@ struct Shared {
     queue: Arc<Mutex<mpsc::Receiver<(String, Value)>>>,
     pending: Arc<Mutex<Pending>>,
     init_error: Arc<Mutex<Option<Value>>>,
+    /// When the function first asked for work: its initialisation (cold start) ended.
+    first_next: Arc<std::sync::OnceLock<std::time::Instant>>,
 }
 
 pub struct RuntimeApi {
@@ -38,6 +40,7 @@ impl RuntimeApi {
             queue: Arc::new(Mutex::new(queue)),
             pending: Arc::new(Mutex::new(HashMap::new())),
             init_error: Arc::new(Mutex::new(None)),
+            first_next: Arc::new(std::sync::OnceLock::new()),
         };
         let router = axum::Router::new()
             .route("/2018-06-01/runtime/invocation/next", get(next))
@@ -80,12 +83,18 @@ impl RuntimeApi {
         }
     }
 
+    /// When the function process first polled `invocation/next`, if it has.
+    pub fn ready_at(&self) -> Option<std::time::Instant> {
+        self.shared.first_next.get().copied()
+    }
+
     pub async fn init_error(&self) -> Option<Value> {
         self.shared.init_error.lock().await.clone()
     }
 }
 
 async fn next(State(shared): State<Shared>) -> Response {
+    let _ = shared.first_next.set(std::time::Instant::now());
     let Some((id, event)) = shared.queue.lock().await.recv().await else {
         return StatusCode::GONE.into_response();
     };

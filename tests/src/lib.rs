@@ -264,7 +264,8 @@ impl Stack {
             .collect()
     }
 
-    /// Polls `check` every 50 ms until it yields `Some`, or fails after `timeout` with `what`.
+    /// Polls `check` until it yields `Some`, or fails after `timeout` with `what`. The interval
+    /// grows from 50 ms to 1 s so that waiting does not load moto more than the work does.
     pub async fn eventually<T, F, Fut>(
         &self,
         timeout: Duration,

@@ -6,6 +6,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+use futures_util::StreamExt;
+
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use shared::adapters::AwsClients;
 use shared::config::{AwsResources, ConfigError, GainsightSettings, SalesforceSettings};
@@ -30,6 +32,9 @@ impl Config {
         })
     }
 }
+
+/// Ledger updates in flight at once per invocation.
+const LEDGER_CONCURRENCY: usize = 16;
 
 pub struct Pusher {
     store: Arc<dyn StateStore>,
@@ -130,6 +135,7 @@ impl Pusher {
                 .push(pending);
         }
 
+        let mut ledger: Vec<(String, WriteCommand, LedgerUpdate)> = Vec::new();
         for ((system, object, field), mut batch) in groups {
             batch.sort_by(|a, b| a.message_id.cmp(&b.message_id));
             let records: Vec<Fields> = batch.iter().map(|p| p.command.fields.clone()).collect();
@@ -146,8 +152,8 @@ impl Pusher {
             match outcome {
                 Ok(results) => {
                     for (pending, result) in batch.iter().zip(results) {
-                        self.settle(pending, Some(result), None, &mut summary, &mut retry)
-                            .await;
+                        let update = settle(pending, Some(result), None, &mut summary, &mut retry);
+                        ledger.push((pending.message_id.clone(), pending.command.clone(), update));
                     }
                 }
                 Err(e) if e.is_retryable() => {
@@ -158,19 +164,38 @@ impl Pusher {
                     tracing::error!(object = %object, records = batch.len(), error = %e, "write refused; records marked error");
                     let message = e.to_string();
                     for pending in &batch {
-                        self.settle(
+                        let update = settle(
                             pending,
                             None,
                             Some(message.clone()),
                             &mut summary,
                             &mut retry,
-                        )
-                        .await;
+                        );
+                        ledger.push((pending.message_id.clone(), pending.command.clone(), update));
                     }
                 }
             }
         }
 
+        // Ledger writes are independent items: send them concurrently, not one round trip each.
+        let now = shared::time::now_ms();
+        let store = &self.store;
+        let failed_ledger: Vec<String> = futures_util::stream::iter(ledger)
+            .map(|(message_id, cmd, update)| async move {
+                match store.record(&cmd.job, &cmd.gainsight_id, &update, now).await {
+                    Ok(()) => None,
+                    Err(e) => {
+                        // The write is idempotent (upsert), so retrying it to get the ledger right is safe.
+                        tracing::error!(job = %cmd.job, gainsight_id = %cmd.gainsight_id, error = %e, "ledger update failed; retrying the write");
+                        Some(message_id)
+                    }
+                }
+            })
+            .buffer_unordered(LEDGER_CONCURRENCY)
+            .filter_map(|failed| async move { failed })
+            .collect()
+            .await;
+        retry.extend(failed_ledger);
         retry.sort();
         retry.dedup();
         summary.retried_messages = retry.len();
@@ -204,57 +229,47 @@ impl Pusher {
             .update(object, &["Gsid".to_string()], &records)
             .await
     }
+}
 
-    async fn settle(
-        &self,
-        pending: &Pending,
-        result: Option<RecordResult>,
-        refusal: Option<String>,
-        summary: &mut Summary,
-        retry: &mut Vec<String>,
-    ) {
-        let cmd = &pending.command;
-        let now = shared::time::now_ms();
-        let update = match result {
-            Some(r) if r.success => {
-                summary.synced += 1;
-                tracing::info!(
-                    job = %cmd.job, gainsight_id = %cmd.gainsight_id, target_id = ?r.id, created = r.created,
-                    latency_ms = now - cmd.received_at_ms, "record synced"
-                );
-                LedgerUpdate::Synced {
-                    salesforce_id: if cmd.target == System::Salesforce {
-                        r.id
-                    } else {
-                        None
-                    },
-                    values_hash: cmd.values_hash.clone(),
-                    source_changed_at_ms: cmd.source_changed_at_ms,
-                }
+/// Decides the ledger update for one record's result (and whether its message is retried).
+fn settle(
+    pending: &Pending,
+    result: Option<RecordResult>,
+    refusal: Option<String>,
+    summary: &mut Summary,
+    retry: &mut Vec<String>,
+) -> LedgerUpdate {
+    let cmd = &pending.command;
+    match result {
+        Some(r) if r.success => {
+            summary.synced += 1;
+            tracing::info!(
+                job = %cmd.job, gainsight_id = %cmd.gainsight_id, target_id = ?r.id, created = r.created,
+                latency_ms = shared::time::now_ms() - cmd.received_at_ms, "record synced"
+            );
+            LedgerUpdate::Synced {
+                salesforce_id: if cmd.target == System::Salesforce {
+                    r.id
+                } else {
+                    None
+                },
+                values_hash: cmd.values_hash.clone(),
+                source_changed_at_ms: cmd.source_changed_at_ms,
             }
-            other => {
-                summary.failed_records += 1;
-                let transient = other.as_ref().is_some_and(|r| r.retryable);
-                let message = refusal
-                    .or_else(|| other.map(|r| r.errors.join("; ")))
-                    .unwrap_or_else(|| "no result for this record".into());
-                tracing::warn!(job = %cmd.job, gainsight_id = %cmd.gainsight_id, error = %message, transient, "record failed");
-                if transient {
-                    // Visible as error now, retried through the queue; a later success clears it,
-                    // and if the retries run out the ledger already tells why.
-                    retry.push(pending.message_id.clone());
-                }
-                LedgerUpdate::Failed { message }
+        }
+        other => {
+            summary.failed_records += 1;
+            let transient = other.as_ref().is_some_and(|r| r.retryable);
+            let message = refusal
+                .or_else(|| other.map(|r| r.errors.join("; ")))
+                .unwrap_or_else(|| "no result for this record".into());
+            tracing::warn!(job = %cmd.job, gainsight_id = %cmd.gainsight_id, error = %message, transient, "record failed");
+            if transient {
+                // Visible as error now, retried through the queue; a later success clears it,
+                // and if the retries run out the ledger already tells why.
+                retry.push(pending.message_id.clone());
             }
-        };
-        if let Err(e) = self
-            .store
-            .record(&cmd.job, &cmd.gainsight_id, &update, now)
-            .await
-        {
-            // The write itself is idempotent (upsert), so retrying to get the ledger right is safe.
-            tracing::error!(job = %cmd.job, gainsight_id = %cmd.gainsight_id, error = %e, "ledger update failed; retrying the write");
-            retry.push(pending.message_id.clone());
+            LedgerUpdate::Failed { message }
         }
     }
 }

@@ -1,0 +1,311 @@
+//! `make bench`: measures the targets of DESIGN.md and prints each figure as
+//! `bench: <name> = <value> <unit>`. Wall-clock figures depend on the machine; counts are exact.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use aws_lambda_events::event::lambda_function_urls::LambdaFunctionUrlRequest;
+use serde_json::{json, Value};
+use shared::domain::Jobs;
+use shared::fakes::{MemoryQueue, MemoryStore};
+use shared::ports::Secrets;
+use shared::secret::{names, Secret};
+use sync_tests::{sign, Options, Stack, WEBHOOK_SECRET};
+
+fn report(name: &str, value: impl std::fmt::Display, unit: &str) {
+    println!("bench: {name} = {value} {unit}");
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+fn now_s() -> i64 {
+    shared::time::now_ms() / 1000
+}
+
+fn event_body(event_id: &str, gsid: &str) -> String {
+    json!({
+        "eventId": event_id, "eventType": "updated", "objectName": "Company",
+        "occurredAt": shared::time::now_ms(), "changedFields": ["Arr"],
+        "records": [{"Gsid": gsid, "Name": format!("Bench {gsid}"), "Arr": 1000, "Industry": "Technology", "Employees": 10}]
+    })
+    .to_string()
+}
+
+/// The webhook handler in-process (signature, parsing, dedup, queueing on in-memory ports).
+async fn webhook_handler() -> Result<()> {
+    let config = webhook::Config {
+        aws: shared::config::AwsResources {
+            table_name: "t".into(),
+            kms_key_id: "k".into(),
+            changes_queue_url: "q".into(),
+            writes_queue_url: "w".into(),
+        },
+        max_body_bytes: 1 << 20,
+        tolerance_s: 300,
+    };
+    let hook = webhook::Webhook::new(
+        Arc::new(MemoryStore::default()),
+        Arc::new(MemoryQueue::default()),
+        Secret::new(WEBHOOK_SECRET),
+        Jobs::builtin(),
+        &config,
+    );
+    let template: LambdaFunctionUrlRequest = serde_json::from_str(include_str!(
+        "../../../functions/webhook/fixtures/function_url_request.json"
+    ))?;
+    let n = 20_000;
+    let mut samples = Vec::with_capacity(n);
+    for i in 0..n {
+        let body = event_body(&format!("bench-{i}"), &format!("G{i}"));
+        let ts = now_s();
+        let mut req = template.clone();
+        req.headers
+            .insert("x-gs-timestamp", ts.to_string().parse()?);
+        req.headers
+            .insert("x-gs-signature", sign(WEBHOOK_SECRET, ts, &body).parse()?);
+        req.body = Some(body);
+        let start = Instant::now();
+        let resp = hook.handle(req).await;
+        samples.push(start.elapsed().as_secs_f64() * 1e6);
+        anyhow::ensure!(
+            resp.status_code == 200,
+            "webhook answered {}",
+            resp.status_code
+        );
+    }
+    samples.sort_by(|a, b| a.total_cmp(b));
+    report(
+        "webhook_handler_p50",
+        format!("{:.1}", percentile(&samples, 50.0)),
+        "us",
+    );
+    report(
+        "webhook_handler_p99",
+        format!("{:.1}", percentile(&samples, 99.0)),
+        "us",
+    );
+    Ok(())
+}
+
+/// 1000 Companies created in Gainsight (20 insert calls) reach Salesforce; count the API calls.
+async fn salesforce_calls_per_1000() -> Result<()> {
+    let stack = Stack::start(Options::default()).await?;
+    let before = stack.salesforce.stats();
+    let records: Vec<Value> = (0..1000)
+        .map(|i| json!({"Name": format!("Load Co {i:04}"), "Arr": i}))
+        .collect();
+    stack.create_companies(records).await?;
+    let last = std::sync::Mutex::new(Instant::now());
+    let last = &last;
+    stack
+        .eventually(Duration::from_secs(180), "1000 records synced", || async {
+            let counts = stack.counts().await?;
+            let due = last.lock().map(|mut l| {
+                let due = l.elapsed() > Duration::from_secs(5);
+                if due {
+                    *l = Instant::now();
+                }
+                due
+            });
+            if due.unwrap_or(false) {
+                eprintln!(
+                    "progress: ledger {counts:?}, changes {} writes {}, gainsight {:?}, salesforce {:?}",
+                    stack.aws.queue_depth("ChangesQueue").await?,
+                    stack.aws.queue_depth("WritesQueue").await?,
+                    stack.gainsight.stats(),
+                    stack.salesforce.stats()
+                );
+            }
+            Ok((counts.0 == 1000).then_some(()))
+        })
+        .await?;
+    let after = stack.salesforce.stats();
+    report(
+        "salesforce_api_calls_per_1000_records",
+        after.api_calls - before.api_calls,
+        "calls",
+    );
+    report(
+        "salesforce_token_requests_per_1000_records",
+        after.token_requests - before.token_requests,
+        "requests",
+    );
+    stack.stop().await;
+    Ok(())
+}
+
+/// Signed webhook events at 100 changes/s for 10 s; freshness = ledger sync time - send time.
+async fn freshness() -> Result<()> {
+    let stack = Stack::start(Options::default()).await?;
+    let url = format!("{}/gainsight", stack.webhook_url());
+    let http = reqwest::Client::new();
+    let total = 1000;
+    let mut sent_at: HashMap<String, i64> = HashMap::new();
+    let mut ticker = tokio::time::interval(Duration::from_millis(10));
+    let mut tasks = Vec::with_capacity(total);
+    for i in 0..total {
+        ticker.tick().await;
+        let gsid = format!("FRESH{i:05}");
+        let body = event_body(&format!("fresh-{i}"), &gsid);
+        let ts = now_s();
+        sent_at.insert(gsid, shared::time::now_ms());
+        let req = http
+            .post(&url)
+            .header("content-type", "application/json")
+            .header("x-gs-timestamp", ts.to_string())
+            .header("x-gs-signature", sign(WEBHOOK_SECRET, ts, &body))
+            .body(body);
+        tasks.push(tokio::spawn(async move {
+            req.send().await.map(|r| r.status().as_u16())
+        }));
+    }
+    eprintln!(
+        "progress: all sent; changes {} writes {} ledger {:?}",
+        stack.aws.queue_depth("ChangesQueue").await?,
+        stack.aws.queue_depth("WritesQueue").await?,
+        stack.counts().await?
+    );
+    for t in tasks {
+        let status = t.await??;
+        anyhow::ensure!(status == 200, "webhook answered {status}");
+    }
+    eprintln!(
+        "progress: all answered; changes {} writes {} ledger {:?}",
+        stack.aws.queue_depth("ChangesQueue").await?,
+        stack.aws.queue_depth("WritesQueue").await?,
+        stack.counts().await?
+    );
+    stack
+        .eventually(Duration::from_secs(120), "1000 records synced", || async {
+            Ok((stack.counts().await?.0 == total).then_some(()))
+        })
+        .await?;
+    let mut samples: Vec<f64> = stack
+        .ledger_records()
+        .await?
+        .into_iter()
+        .filter_map(|r| Some((r.last_sync_at_ms? - sent_at.get(&r.gainsight_id)?) as f64))
+        .collect();
+    anyhow::ensure!(
+        samples.len() == total,
+        "{} of {total} samples",
+        samples.len()
+    );
+    samples.sort_by(|a, b| a.total_cmp(b));
+    report(
+        "freshness_p50_at_100_changes_per_s",
+        format!("{:.0}", percentile(&samples, 50.0)),
+        "ms",
+    );
+    report(
+        "freshness_p99_at_100_changes_per_s",
+        format!("{:.0}", percentile(&samples, 99.0)),
+        "ms",
+    );
+    report(
+        "salesforce_api_calls_for_1000_changes_at_100_per_s",
+        stack.salesforce.stats().upsert_calls,
+        "calls",
+    );
+    stack.stop().await;
+    Ok(())
+}
+
+/// The webhook binary under the Runtime API against moto: init time (cold start, including the
+/// KMS decrypt) and peak RSS after 500 invocations.
+async fn cold_start_and_rss() -> Result<()> {
+    let bin = std::env::var("WEBHOOK_BIN")
+        .context("WEBHOOK_BIN: path of the built webhook binary (make bench sets it)")?;
+    let aws = devstack::moto::LocalAws::start().await?;
+    let resources = shared::config::AwsResources {
+        table_name: aws.table_name()?.to_string(),
+        kms_key_id: aws.kms_key_id()?.to_string(),
+        changes_queue_url: aws.queue_url("ChangesQueue").await?,
+        writes_queue_url: aws.queue_url("WritesQueue").await?,
+    };
+    shared::adapters::AwsClients::new(&aws.sdk)
+        .secrets(&resources)
+        .put(names::WEBHOOK_SECRET, &Secret::new(WEBHOOK_SECRET))
+        .await?;
+    let runtime = devstack::runtime_api::RuntimeApi::start().await?;
+    let spawned = Instant::now();
+    let mut child = tokio::process::Command::new(&bin)
+        .envs(aws.moto.env())
+        .env("AWS_LAMBDA_RUNTIME_API", runtime.address())
+        .env("AWS_LAMBDA_FUNCTION_NAME", "webhook")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+        .env("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/webhook")
+        .env("AWS_LAMBDA_LOG_STREAM_NAME", "bench")
+        .env("TABLE_NAME", &resources.table_name)
+        .env("KMS_KEY_ID", &resources.kms_key_id)
+        .env("CHANGES_QUEUE_URL", &resources.changes_queue_url)
+        .env("WRITES_QUEUE_URL", &resources.writes_queue_url)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()?;
+    let mut event: Value = serde_json::from_str(include_str!(
+        "../../../functions/webhook/fixtures/function_url_request.json"
+    ))?;
+    for i in 0..500 {
+        let body = event_body(&format!("rss-{i}"), &format!("R{i}"));
+        let ts = now_s();
+        event["body"] = json!(body);
+        event["headers"]["x-gs-timestamp"] = json!(ts.to_string());
+        event["headers"]["x-gs-signature"] = json!(sign(WEBHOOK_SECRET, ts, &body));
+        let answer = runtime
+            .invoke(event.clone(), Duration::from_secs(30))
+            .await?
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        anyhow::ensure!(answer["statusCode"] == json!(200), "{answer}");
+        if i == 0 {
+            let ready = runtime
+                .ready_at()
+                .context("the function never polled for work")?;
+            report(
+                "webhook_cold_start_init",
+                format!("{:.1}", (ready - spawned).as_secs_f64() * 1000.0),
+                "ms",
+            );
+        }
+    }
+    let pid = child.id().context("no pid")?;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let hwm_kb: f64 = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .context("VmHWM not found")?;
+    report("webhook_peak_rss", format!("{:.1}", hwm_kb / 1024.0), "MB");
+    child.kill().await?;
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let which = std::env::args().nth(1).unwrap_or_else(|| "all".into());
+    let all = which == "all";
+    if all || which == "webhook" {
+        webhook_handler().await?;
+    }
+    if all || which == "runtime" {
+        cold_start_and_rss().await?;
+    }
+    if all || which == "calls" {
+        salesforce_calls_per_1000().await?;
+    }
+    if all || which == "freshness" {
+        freshness().await?;
+    }
+    Ok(())
+}
