@@ -9,7 +9,7 @@ STAMP    := $(VENV)/.installed
 CARGO    ?= cargo
 STATE    := .devstack
 
-.PHONY: demo test build lint up down venv clean
+.PHONY: demo test build lint up down venv bench clean
 
 $(STAMP): devstack/requirements.txt
 	python3 -m venv $(VENV)
@@ -39,6 +39,11 @@ lint: $(STAMP)
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(VENV)/bin/cfn-lint infra/template.yaml
+
+## bench: measure DESIGN.md's targets; prints `bench: <name> = <value> <unit>` lines (see BENCHMARKS.md)
+bench: $(STAMP)
+	$(CARGO) build --quiet --profile perf -p webhook -p sync-tests --bins
+	WEBHOOK_BIN=target/perf/webhook target/perf/bench all
 
 ## up: start the local stack in the background (log in .devstack/stack.log); `make down` stops it
 up: $(STAMP)

@@ -100,17 +100,22 @@ async fn run(
     while !*stopped.borrow() {
         let mut batch: Vec<aws_sdk_sqs::types::Message> = Vec::new();
         let mut first_at: Option<Instant> = None;
+        // As Lambda does: once a message is in hand, keep gathering until the batch is full or
+        // the batching window has passed since the first one.
         loop {
             let remaining = settings.batch_size.saturating_sub(batch.len()).min(10) as i32;
             if remaining == 0 {
                 break;
             }
-            let wait = if batch.is_empty() { 1 } else { 0 };
+            let left = first_at.map(|t| settings.batching_window.saturating_sub(t.elapsed()));
+            if left == Some(Duration::ZERO) {
+                break;
+            }
             let receive = client
                 .receive_message()
                 .queue_url(&settings.queue_url)
                 .max_number_of_messages(remaining)
-                .wait_time_seconds(wait)
+                .wait_time_seconds(if batch.is_empty() { 1 } else { 0 })
                 .message_system_attribute_names(MessageSystemAttributeName::All)
                 .send();
             let received = tokio::select! {
@@ -124,8 +129,14 @@ async fn run(
                         first_at = Some(Instant::now());
                     }
                     batch.extend(out.messages().iter().cloned());
-                    if got == 0 && !batch.is_empty() {
-                        break;
+                    if got == 0 {
+                        match left {
+                            // Nothing in hand yet: the long poll already waited; poll again.
+                            None => break,
+                            Some(left) => {
+                                tokio::time::sleep(left.min(Duration::from_millis(50))).await
+                            }
+                        }
                     }
                 }
                 Err(e) => {
@@ -133,11 +144,6 @@ async fn run(
                     tokio::time::sleep(Duration::from_millis(200)).await;
                     break;
                 }
-            }
-            match first_at {
-                Some(t) if t.elapsed() >= settings.batching_window => break,
-                None if batch.is_empty() => break,
-                _ => {}
             }
         }
         if batch.is_empty() {
