@@ -88,10 +88,7 @@ impl<'a> Mapper<'a> {
         }
 
         let key_field = &job.key();
-        let Some(key_value) = (match source {
-            System::Gainsight => gainsight_id.clone(),
-            System::Salesforce => gainsight_id.clone(),
-        }) else {
+        let Some(key_value) = gainsight_id.clone() else {
             return rejected(format!(
                 "{} {} has no value in identifier {}",
                 change.object, change.record_id, key_field.salesforce

@@ -1,0 +1,237 @@
+//! Contract checks of the emulators with a plain HTTP client: what a real Salesforce or Gainsight
+//! client library would see (paths, JSON shapes, status codes, headers, limits).
+
+use devstack::gainsight::GainsightEmulator;
+use devstack::salesforce::{Options, SalesforceEmulator};
+use serde_json::{json, Value};
+
+async fn token(http: &reqwest::Client, sf: &SalesforceEmulator) -> anyhow::Result<String> {
+    let resp = http
+        .post(format!("{}/services/oauth2/token", sf.url()))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", &sf.client_id()),
+            ("client_secret", &sf.client_secret()),
+        ])
+        .send()
+        .await?;
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await?;
+    assert_eq!(body["token_type"], "Bearer");
+    assert_eq!(body["instance_url"], json!(sf.url()));
+    Ok(body["access_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string())
+}
+
+#[tokio::test]
+async fn salesforce_contract() -> anyhow::Result<()> {
+    let sf = SalesforceEmulator::start(Options::default()).await?;
+    let http = reqwest::Client::new();
+
+    let bad = http
+        .post(format!("{}/services/oauth2/token", sf.url()))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", "x"),
+            ("client_secret", "y"),
+        ])
+        .send()
+        .await?;
+    assert_eq!(bad.status(), 400);
+    assert_eq!(bad.json::<Value>().await?["error"], "invalid_client");
+
+    let unauth = http
+        .get(format!(
+            "{}/services/data/v62.0/sobjects/Account/describe",
+            sf.url()
+        ))
+        .send()
+        .await?;
+    assert_eq!(unauth.status(), 401);
+    assert_eq!(
+        unauth.json::<Value>().await?,
+        json!([{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}])
+    );
+
+    let bearer = token(&http, &sf).await?;
+    let describe = http
+        .get(format!(
+            "{}/services/data/v62.0/sobjects/Account/describe",
+            sf.url()
+        ))
+        .bearer_auth(&bearer)
+        .send()
+        .await?;
+    assert_eq!(describe.status(), 200);
+    let limit = describe
+        .headers()
+        .get("sforce-limit-info")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        limit.starts_with("api-usage=") && limit.ends_with("/15000"),
+        "{limit}"
+    );
+    let describe: Value = describe.json().await?;
+    let field = |name: &str| {
+        describe["fields"]
+            .as_array()
+            .and_then(|f| f.iter().find(|x| x["name"] == name))
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    assert_eq!(field("Gainsight_Company_Id__c")["externalId"], true);
+    assert_eq!(field("Health_Score__c")["calculated"], true);
+    assert_eq!(field("Rich_Notes__c")["htmlFormatted"], true);
+    assert_eq!(field("Name")["nillable"], false);
+    assert!(field("Industry")["picklistValues"]
+        .as_array()
+        .is_some_and(|v| !v.is_empty()));
+    for object in ["Contact", "Case"] {
+        let r = http
+            .get(format!(
+                "{}/services/data/v62.0/sobjects/{object}/describe",
+                sf.url()
+            ))
+            .bearer_auth(&bearer)
+            .send()
+            .await?;
+        assert_eq!(r.status(), 200, "{object}");
+    }
+    let missing = http
+        .get(format!(
+            "{}/services/data/v62.0/sobjects/Widget__c/describe",
+            sf.url()
+        ))
+        .bearer_auth(&bearer)
+        .send()
+        .await?;
+    assert_eq!(missing.status(), 404);
+    assert_eq!(missing.json::<Value>().await?[0]["errorCode"], "NOT_FOUND");
+
+    let upsert_url = format!(
+        "{}/services/data/v62.0/composite/sobjects/Account/Gainsight_Company_Id__c",
+        sf.url()
+    );
+    let too_many: Vec<Value> = (0..201).map(|i| json!({"attributes": {"type": "Account"}, "Gainsight_Company_Id__c": format!("G{i}"), "Name": "x"})).collect();
+    let r = http
+        .patch(&upsert_url)
+        .bearer_auth(&bearer)
+        .json(&json!({"allOrNone": false, "records": too_many}))
+        .send()
+        .await?;
+    assert_eq!(r.status(), 400);
+    assert_eq!(
+        r.json::<Value>().await?[0]["errorCode"],
+        "EXCEEDED_ID_LIMIT"
+    );
+
+    // allOrNone: one bad record rolls back the good one.
+    let batch = json!({"allOrNone": true, "records": [
+        {"attributes": {"type": "Account"}, "Gainsight_Company_Id__c": "A1", "Name": "ok"},
+        {"attributes": {"type": "Account"}, "Gainsight_Company_Id__c": "A2"}
+    ]});
+    let r: Value = http
+        .patch(&upsert_url)
+        .bearer_auth(&bearer)
+        .json(&batch)
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(
+        r[0]["errors"][0]["statusCode"],
+        "ALL_OR_NONE_OPERATION_ROLLED_BACK"
+    );
+    assert_eq!(r[1]["errors"][0]["statusCode"], "REQUIRED_FIELD_MISSING");
+    assert!(sf.records("Account").is_empty());
+
+    let not_external = http
+        .patch(format!(
+            "{}/services/data/v62.0/composite/sobjects/Account/Name",
+            sf.url()
+        ))
+        .bearer_auth(&bearer)
+        .json(&json!({"records": []}))
+        .send()
+        .await?;
+    assert_eq!(not_external.status(), 400);
+    assert_eq!(
+        not_external.json::<Value>().await?[0]["errorCode"],
+        "INVALID_FIELD"
+    );
+
+    let bad_soql = http
+        .get(format!("{}/services/data/v62.0/query", sf.url()))
+        .query(&[("q", "SELEC Id FROM Account")])
+        .bearer_auth(&bearer)
+        .send()
+        .await?;
+    assert_eq!(bad_soql.status(), 400);
+    assert_eq!(
+        bad_soql.json::<Value>().await?[0]["errorCode"],
+        "MALFORMED_QUERY"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn gainsight_contract() -> anyhow::Result<()> {
+    let gs = GainsightEmulator::start("key").await?;
+    let http = reqwest::Client::new();
+    let unauth = http
+        .post(format!("{}/v1/data/objects/query/Company", gs.url()))
+        .json(&json!({"select": ["Gsid"]}))
+        .send()
+        .await?;
+    assert_eq!(unauth.status(), 401);
+    let body: Value = unauth.json().await?;
+    assert_eq!(body["result"], false);
+    assert!(body["errorDesc"].is_string() && body["requestId"].is_string());
+
+    let fifty_one: Vec<Value> = (0..51).map(|i| json!({"Name": format!("C{i}")})).collect();
+    let r = http
+        .post(format!("{}/v1/data/objects/Company", gs.url()))
+        .header("Accesskey", "key")
+        .json(&json!({"records": fifty_one}))
+        .send()
+        .await?;
+    assert_eq!(r.status(), 400);
+
+    let r: Value = http
+        .post(format!("{}/v1/data/objects/Company", gs.url()))
+        .header("Accesskey", "key")
+        .json(&json!({"records": [{"Name": "Acme", "Arr": 10}]}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(r["result"], true);
+    let record = &r["data"]["records"][0];
+    assert!(record["Gsid"].is_string());
+    assert!(
+        record["ModifiedDate"].is_i64(),
+        "dates are epoch milliseconds: {record}"
+    );
+
+    let q: Value = http
+        .post(format!("{}/v1/data/objects/query/Company", gs.url()))
+        .header("Accesskey", "key")
+        .json(&json!({
+            "select": ["Gsid", "Name"],
+            "where": {"conditions": [{"name": "Arr", "alias": "A", "value": [5], "operator": "GT"},
+                                      {"name": "Name", "alias": "B", "value": ["Nope"], "operator": "EQ"}],
+                      "expression": "A OR B"},
+            "limit": 10, "offset": 0
+        }))
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(q["data"]["records"].as_array().map(Vec::len), Some(1));
+    assert_eq!(q["data"]["records"][0]["Name"], "Acme");
+    Ok(())
+}
