@@ -239,3 +239,12 @@ pub trait SalesforceApi: Send + Sync {
     /// Runs a SOQL query and follows `nextRecordsUrl` to the end.
     async fn query(&self, soql: &str) -> Result<Vec<Fields>, ApiError>;
 }
+
+/// The ports of the functions that read Gainsight and queue changes (poller, resync).
+#[derive(Clone)]
+pub struct SourcePorts {
+    pub store: std::sync::Arc<dyn StateStore>,
+    pub changes: std::sync::Arc<dyn Queue>,
+    pub gainsight: std::sync::Arc<dyn GainsightApi>,
+    pub jobs: crate::domain::Jobs,
+}

@@ -2,13 +2,11 @@
 //! the job's (timestamp, id) cursor, with an overlapping window, queues them as changes (dedup by
 //! record version), and advances the cursor only after everything is queued.
 
-use std::sync::Arc;
-
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use shared::adapters::AwsClients;
 use shared::domain::{ChangeEvent, ChangeOrigin, Jobs, Operation, System};
-use shared::ports::{Cursor, GainsightApi, GsQuery, Queue, SecretsError, StateStore};
+use shared::ports::{Cursor, GsQuery, SecretsError, SourcePorts};
 
 /// Field Gainsight stamps on every modification (epoch ms in the data API).
 pub const MODIFIED_FIELD: &str = "ModifiedDate";
@@ -41,25 +39,12 @@ pub enum PollError {
 }
 
 pub struct Poller {
-    store: Arc<dyn StateStore>,
-    changes: Arc<dyn Queue>,
-    gainsight: Arc<dyn GainsightApi>,
-    jobs: Jobs,
+    ports: SourcePorts,
 }
 
 impl Poller {
-    pub fn new(
-        store: Arc<dyn StateStore>,
-        changes: Arc<dyn Queue>,
-        gainsight: Arc<dyn GainsightApi>,
-        jobs: Jobs,
-    ) -> Self {
-        Self {
-            store,
-            changes,
-            gainsight,
-            jobs,
-        }
+    pub fn new(ports: SourcePorts) -> Self {
+        Self { ports }
     }
 
     pub async fn from_aws(
@@ -67,12 +52,7 @@ impl Poller {
         clients: &AwsClients,
         jobs: Jobs,
     ) -> Result<Self, SecretsError> {
-        Ok(Self::new(
-            Arc::new(clients.state_store(&config.aws)),
-            Arc::new(clients.queue(&config.aws.changes_queue_url)),
-            Arc::new(clients.gainsight(&config.aws, &config.gainsight).await?),
-            jobs,
-        ))
+        Ok(Self::new(clients.source_ports(config, jobs).await?))
     }
 
     pub async fn handle(&self, request: PollRequest) -> Result<Value, PollError> {
@@ -81,11 +61,12 @@ impl Poller {
 
     pub async fn handle_at(&self, request: PollRequest, now_ms: i64) -> Result<Value, PollError> {
         let job = self
+            .ports
             .jobs
             .get(&request.job)
             .ok_or_else(|| PollError::UnknownJob(request.job.clone()))?;
         let stream = "gainsight";
-        let cursor = self.store.cursor(&job.name, stream).await?;
+        let cursor = self.ports.store.cursor(&job.name, stream).await?;
         let from = match (request.since_ms, &cursor) {
             (Some(since), _) => since,
             (None, Some(c)) => c.timestamp_ms - OVERLAP_MS,
@@ -104,7 +85,11 @@ impl Poller {
             ],
             limit: 0,
         };
-        let records = self.gainsight.query(&job.gainsight.object, &query).await?;
+        let records = self
+            .ports
+            .gainsight
+            .query(&job.gainsight.object, &query)
+            .await?;
 
         let mut changes = Vec::new();
         let mut newest = cursor.clone();
@@ -147,6 +132,7 @@ impl Poller {
         let mut fresh = Vec::new();
         for change in changes {
             if self
+                .ports
                 .store
                 .claim_event(&change.event_id, now_ms, 60_000, 7 * 86_400)
                 .await?
@@ -159,14 +145,14 @@ impl Poller {
             .iter()
             .map(|c| serde_json::to_string(c).unwrap_or_default())
             .collect();
-        let results = self.changes.send(&bodies).await;
+        let results = self.ports.changes.send(&bodies).await;
         let mut failed = 0;
         for (change, result) in fresh.iter().zip(&results) {
             match result {
-                Ok(()) => self.store.confirm_event(&change.event_id).await?,
+                Ok(()) => self.ports.store.confirm_event(&change.event_id).await?,
                 Err(_) => {
                     failed += 1;
-                    self.store.release_event(&change.event_id).await?;
+                    self.ports.store.release_event(&change.event_id).await?;
                 }
             }
         }
@@ -177,7 +163,7 @@ impl Poller {
             });
         }
         if let Some(c) = &newest {
-            self.store.put_cursor(&job.name, stream, c).await?;
+            self.ports.store.put_cursor(&job.name, stream, c).await?;
         }
         tracing::info!(job = %job.name, queued = bodies.len(), from_ms = from, "poll done");
         Ok(
@@ -190,6 +176,7 @@ impl Poller {
 mod tests {
     use super::*;
     use shared::fakes::{MemoryGainsight, MemoryQueue, MemoryStore};
+    use std::sync::Arc;
 
     #[tokio::test]
     async fn queues_changed_records_once_and_advances_the_cursor() {
@@ -209,7 +196,12 @@ mod tests {
                     .unwrap(),
             ],
         );
-        let poller = Poller::new(store.clone(), queue.clone(), gs.clone(), Jobs::builtin());
+        let poller = Poller::new(SourcePorts {
+            store: store.clone(),
+            changes: queue.clone(),
+            gainsight: gs.clone(),
+            jobs: Jobs::builtin(),
+        });
         let request = PollRequest {
             job: "company_account".into(),
             since_ms: None,
@@ -248,7 +240,12 @@ mod tests {
                 .cloned()
                 .unwrap()],
         );
-        let poller = Poller::new(store.clone(), queue, gs, Jobs::builtin());
+        let poller = Poller::new(SourcePorts {
+            store: store.clone(),
+            changes: queue,
+            gainsight: gs,
+            jobs: Jobs::builtin(),
+        });
         let err = poller
             .handle_at(
                 PollRequest {

@@ -2,13 +2,11 @@
 //! list of ids, or every ledger record with status `error`) as changes that bypass echo
 //! suppression, so they are written again.
 
-use std::sync::Arc;
-
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use shared::adapters::AwsClients;
 use shared::domain::{ChangeEvent, ChangeOrigin, Jobs, Operation, SyncStatus, System};
-use shared::ports::{GainsightApi, GsQuery, Queue, SecretsError, StateStore};
+use shared::ports::{GsQuery, SecretsError, SourcePorts};
 
 /// At most this many records per invocation (seed 000's per-event limit).
 pub const MAX_RECORDS: usize = 50_000;
@@ -44,25 +42,12 @@ pub enum ResyncError {
 }
 
 pub struct Resync {
-    store: Arc<dyn StateStore>,
-    changes: Arc<dyn Queue>,
-    gainsight: Arc<dyn GainsightApi>,
-    jobs: Jobs,
+    ports: SourcePorts,
 }
 
 impl Resync {
-    pub fn new(
-        store: Arc<dyn StateStore>,
-        changes: Arc<dyn Queue>,
-        gainsight: Arc<dyn GainsightApi>,
-        jobs: Jobs,
-    ) -> Self {
-        Self {
-            store,
-            changes,
-            gainsight,
-            jobs,
-        }
+    pub fn new(ports: SourcePorts) -> Self {
+        Self { ports }
     }
 
     pub async fn from_aws(
@@ -70,24 +55,21 @@ impl Resync {
         clients: &AwsClients,
         jobs: Jobs,
     ) -> Result<Self, SecretsError> {
-        Ok(Self::new(
-            Arc::new(clients.state_store(&config.aws)),
-            Arc::new(clients.queue(&config.aws.changes_queue_url)),
-            Arc::new(clients.gainsight(&config.aws, &config.gainsight).await?),
-            jobs,
-        ))
+        Ok(Self::new(clients.source_ports(config, jobs).await?))
     }
 
     pub async fn handle(&self, request: ResyncRequest) -> Result<Value, ResyncError> {
         let now_ms = shared::time::now_ms();
         let job = self
+            .ports
             .jobs
             .get(&request.job)
             .ok_or_else(|| ResyncError::UnknownJob(request.job.clone()))?;
         let mut ids = request.gainsight_ids.clone();
         if let Some(status) = request.status {
             ids.extend(
-                self.store
+                self.ports
+                    .store
                     .by_status(&job.name, status, MAX_RECORDS + 1)
                     .await?
                     .into_iter()
@@ -120,7 +102,12 @@ impl Resync {
                 order_by: vec![],
                 limit: 0,
             };
-            records.extend(self.gainsight.query(&job.gainsight.object, &query).await?);
+            records.extend(
+                self.ports
+                    .gainsight
+                    .query(&job.gainsight.object, &query)
+                    .await?,
+            );
         }
         let run = format!("resync-{now_ms}");
         let mut found = Vec::new();
@@ -145,6 +132,7 @@ impl Resync {
             })
             .collect();
         let failed = self
+            .ports
             .changes
             .send(&bodies)
             .await
@@ -165,6 +153,8 @@ mod tests {
     use super::*;
     use shared::domain::LedgerUpdate;
     use shared::fakes::{MemoryGainsight, MemoryQueue, MemoryStore};
+    use shared::ports::StateStore;
+    use std::sync::Arc;
 
     #[tokio::test]
     async fn requeues_error_records_as_forced_changes() {
@@ -189,7 +179,12 @@ mod tests {
                 .cloned()
                 .unwrap()],
         );
-        let resync = Resync::new(store, queue.clone(), gs.clone(), Jobs::builtin());
+        let resync = Resync::new(SourcePorts {
+            store,
+            changes: queue.clone(),
+            gainsight: gs.clone(),
+            jobs: Jobs::builtin(),
+        });
         let out = resync
             .handle(ResyncRequest {
                 job: "company_account".into(),
@@ -212,12 +207,12 @@ mod tests {
 
     #[tokio::test]
     async fn refuses_requests_that_choose_nothing_or_an_unknown_job() {
-        let resync = Resync::new(
-            Arc::new(MemoryStore::default()),
-            Arc::new(MemoryQueue::default()),
-            Arc::new(MemoryGainsight::default()),
-            Jobs::builtin(),
-        );
+        let resync = Resync::new(SourcePorts {
+            store: Arc::new(MemoryStore::default()),
+            changes: Arc::new(MemoryQueue::default()),
+            gainsight: Arc::new(MemoryGainsight::default()),
+            jobs: Jobs::builtin(),
+        });
         let none = ResyncRequest {
             job: "company_account".into(),
             gainsight_ids: vec![],

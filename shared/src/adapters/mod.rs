@@ -62,6 +62,20 @@ impl AwsClients {
         Ok(gainsight::GainsightClient::new(settings.clone(), key))
     }
 
+    /// The poller's and resync's ports on AWS (the access key decrypted once).
+    pub async fn source_ports(
+        &self,
+        config: &crate::config::SourceConfig,
+        jobs: crate::domain::Jobs,
+    ) -> Result<crate::ports::SourcePorts, crate::ports::SecretsError> {
+        Ok(crate::ports::SourcePorts {
+            store: std::sync::Arc::new(self.state_store(&config.aws)),
+            changes: std::sync::Arc::new(self.queue(&config.aws.changes_queue_url)),
+            gainsight: std::sync::Arc::new(self.gainsight(&config.aws, &config.gainsight).await?),
+            jobs,
+        })
+    }
+
     /// A Salesforce client with the client secret decrypted from KMS (once: call at cold start).
     pub async fn salesforce(
         &self,
