@@ -125,9 +125,50 @@ impl Pusher {
             }
         }
 
+        // A concurrent invocation may already have written a newer change of the same record:
+        // one batched ledger read per job tells, and older commands are dropped, not written.
+        let mut by_job: HashMap<String, Vec<String>> = HashMap::new();
+        for pending in newest.values() {
+            by_job
+                .entry(pending.command.job.clone())
+                .or_default()
+                .push(pending.command.gainsight_id.clone());
+        }
+        let mut written: HashMap<(String, String), i64> = HashMap::new();
+        let mut unreadable: Vec<String> = Vec::new();
+        for (job, ids) in &by_job {
+            match self.store.ledgers(job, ids).await {
+                Ok(records) => written.extend(records.into_iter().filter_map(|r| {
+                    Some((
+                        (r.job.clone(), r.gainsight_id.clone()),
+                        r.source_changed_at_ms?,
+                    ))
+                })),
+                Err(e) => {
+                    tracing::warn!(job = %job, error = %e, "ledger read failed; the job's writes go back to the queue");
+                    unreadable.push(job.clone());
+                }
+            }
+        }
+        let mut fresh = Vec::with_capacity(newest.len());
+        for pending in newest.into_values() {
+            let cmd = &pending.command;
+            if unreadable.contains(&cmd.job) {
+                retry.push(pending.message_id);
+                continue;
+            }
+            match written.get(&(cmd.job.clone(), cmd.gainsight_id.clone())) {
+                Some(&newer) if newer > cmd.source_changed_at_ms => {
+                    summary.superseded += 1;
+                    tracing::info!(job = %cmd.job, gainsight_id = %cmd.gainsight_id, "stale write dropped: a newer change was already written");
+                }
+                _ => fresh.push(pending),
+            }
+        }
+
         // Group by (target, object, key field) so each group is one API call per 200 / 50 records.
         let mut groups: BTreeMap<(System, String, Option<String>), Vec<Pending>> = BTreeMap::new();
-        for pending in newest.into_values() {
+        for pending in fresh {
             let (system, object, field) = pending.command.batch_key();
             groups
                 .entry((system, object.to_string(), field.map(str::to_string)))

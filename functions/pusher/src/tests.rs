@@ -191,3 +191,45 @@ async fn a_locked_row_is_recorded_and_retried() {
         "the retry's success clears the error status"
     );
 }
+
+#[tokio::test]
+async fn a_write_older_than_the_last_written_change_is_dropped() {
+    let rig = rig();
+    rig.pusher
+        .handle(event(vec![("m1", command("G1", "New", 20))]))
+        .await;
+    let calls = *rig.sf.calls.lock().unwrap();
+    let (response, summary) = rig
+        .pusher
+        .handle_with_summary(event(vec![("m2", command("G1", "Old", 10))]))
+        .await;
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(summary.superseded, 1);
+    assert_eq!(
+        *rig.sf.calls.lock().unwrap(),
+        calls,
+        "no call for a stale write"
+    );
+    assert_eq!(
+        rig.sf.records.lock().unwrap().values().next().unwrap().1["Name"],
+        json!("New")
+    );
+
+    // An equally old change (a redelivery) is written again: idempotent, and never lost.
+    rig.pusher
+        .handle(event(vec![("m3", command("G1", "New", 20))]))
+        .await;
+    assert_eq!(*rig.sf.calls.lock().unwrap(), calls + 1);
+}
+
+#[tokio::test]
+async fn an_unreadable_ledger_sends_the_writes_back() {
+    let rig = rig();
+    *rig.store.fail.lock().unwrap() = true;
+    let response = rig
+        .pusher
+        .handle(event(vec![("m1", command("G1", "A", 1))]))
+        .await;
+    assert_eq!(response.batch_item_failures.len(), 1);
+    assert_eq!(*rig.sf.calls.lock().unwrap(), 0);
+}
