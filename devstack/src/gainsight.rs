@@ -291,10 +291,22 @@ fn begin(tenant: &Arc<Mutex<Tenant>>, headers: &HeaderMap) -> Result<Option<u64>
     }
 }
 
-async fn pause(delay: Option<u64>) {
-    if let Some(ms) = delay {
+/// Authenticates, applies faults (delays included) and parses the JSON body.
+async fn accept<T: serde::de::DeserializeOwned>(
+    tenant: &Arc<Mutex<Tenant>>,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<T, Response> {
+    if let Some(ms) = begin(tenant, headers)? {
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }
+    serde_json::from_slice(body).map_err(|e| {
+        envelope_error(
+            StatusCode::BAD_REQUEST,
+            "GS_BAD_REQUEST",
+            &format!("Invalid request payload: {e}"),
+        )
+    })
 }
 
 #[derive(Deserialize)]
@@ -412,20 +424,9 @@ async fn query(
     Path(object): Path<String>,
     body: axum::body::Bytes,
 ) -> Response {
-    let delay = match begin(&tenant, &headers) {
-        Ok(d) => d,
-        Err(r) => return r,
-    };
-    pause(delay).await;
-    let body: QueryBody = match serde_json::from_slice(&body) {
+    let body: QueryBody = match accept(&tenant, &headers, &body).await {
         Ok(b) => b,
-        Err(e) => {
-            return envelope_error(
-                StatusCode::BAD_REQUEST,
-                "GS_BAD_REQUEST",
-                &format!("Invalid request payload: {e}"),
-            )
-        }
+        Err(r) => return r,
     };
     let mut t = lock(&tenant);
     t.stats.query_calls += 1;
@@ -611,20 +612,9 @@ async fn write(
     keys: Option<Vec<String>>,
     body: axum::body::Bytes,
 ) -> Response {
-    let delay = match begin(&tenant, &headers) {
-        Ok(d) => d,
-        Err(r) => return r,
-    };
-    pause(delay).await;
-    let body: WriteBody = match serde_json::from_slice(&body) {
+    let body: WriteBody = match accept(&tenant, &headers, &body).await {
         Ok(b) => b,
-        Err(e) => {
-            return envelope_error(
-                StatusCode::BAD_REQUEST,
-                "GS_BAD_REQUEST",
-                &format!("Invalid request payload: {e}"),
-            )
-        }
+        Err(r) => return r,
     };
     let (changes, response) = {
         let mut t = lock(&tenant);

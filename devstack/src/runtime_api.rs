@@ -58,6 +58,28 @@ impl RuntimeApi {
         })
     }
 
+    /// A command that runs the function binary `bin` against this Runtime API, with the
+    /// environment Lambda gives every function (name, version, memory, log group and stream).
+    pub fn command(
+        &self,
+        bin: impl AsRef<std::ffi::OsStr>,
+        function_name: &str,
+    ) -> tokio::process::Command {
+        let mut command = tokio::process::Command::new(bin);
+        command
+            .env("AWS_LAMBDA_RUNTIME_API", self.address())
+            .env("AWS_LAMBDA_FUNCTION_NAME", function_name)
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+            .env(
+                "AWS_LAMBDA_LOG_GROUP_NAME",
+                format!("/aws/lambda/{function_name}"),
+            )
+            .env("AWS_LAMBDA_LOG_STREAM_NAME", "local")
+            .kill_on_drop(true);
+        command
+    }
+
     /// `host:port`, the value of `AWS_LAMBDA_RUNTIME_API` for the function process.
     pub fn address(&self) -> String {
         self.server.addr.to_string()

@@ -90,6 +90,16 @@ pub struct AwsResources {
 }
 
 impl AwsResources {
+    /// The environment variables `from_env` reads, e.g. to start a function binary.
+    pub fn env(&self) -> [(&'static str, String); 4] {
+        [
+            ("TABLE_NAME", self.table_name.clone()),
+            ("KMS_KEY_ID", self.kms_key_id.clone()),
+            ("CHANGES_QUEUE_URL", self.changes_queue_url.clone()),
+            ("WRITES_QUEUE_URL", self.writes_queue_url.clone()),
+        ]
+    }
+
     pub fn from_env() -> Result<Self, ConfigError> {
         Ok(Self {
             table_name: required("TABLE_NAME")?,

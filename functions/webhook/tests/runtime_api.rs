@@ -30,22 +30,13 @@ async fn the_webhook_binary_serves_function_url_events_through_the_runtime_api()
         .await?;
 
     let runtime = RuntimeApi::start().await?;
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_webhook"))
+    let mut child = runtime
+        .command(env!("CARGO_BIN_EXE_webhook"), "webhook")
         .envs(aws.moto.env())
-        .env("AWS_LAMBDA_RUNTIME_API", runtime.address())
-        .env("AWS_LAMBDA_FUNCTION_NAME", "webhook")
-        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
-        .env("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/webhook")
-        .env("AWS_LAMBDA_LOG_STREAM_NAME", "local")
-        .env("TABLE_NAME", &resources.table_name)
-        .env("KMS_KEY_ID", &resources.kms_key_id)
-        .env("CHANGES_QUEUE_URL", &resources.changes_queue_url)
-        .env("WRITES_QUEUE_URL", &resources.writes_queue_url)
+        .envs(resources.env())
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
-        .kill_on_drop(true)
         .spawn()?;
 
     let now = std::time::SystemTime::now()

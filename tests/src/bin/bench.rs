@@ -285,21 +285,12 @@ async fn cold_start_and_rss() -> Result<()> {
         .await?;
     let runtime = devstack::runtime_api::RuntimeApi::start().await?;
     let spawned = Instant::now();
-    let mut child = tokio::process::Command::new(&bin)
+    let mut child = runtime
+        .command(&bin, "webhook")
         .envs(aws.moto.env())
-        .env("AWS_LAMBDA_RUNTIME_API", runtime.address())
-        .env("AWS_LAMBDA_FUNCTION_NAME", "webhook")
-        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
-        .env("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/webhook")
-        .env("AWS_LAMBDA_LOG_STREAM_NAME", "bench")
-        .env("TABLE_NAME", &resources.table_name)
-        .env("KMS_KEY_ID", &resources.kms_key_id)
-        .env("CHANGES_QUEUE_URL", &resources.changes_queue_url)
-        .env("WRITES_QUEUE_URL", &resources.writes_queue_url)
+        .envs(resources.env())
         .env("RUST_LOG", "warn")
         .stdout(std::process::Stdio::null())
-        .kill_on_drop(true)
         .spawn()?;
     let mut event: Value = serde_json::from_str(include_str!(
         "../../../functions/webhook/fixtures/function_url_request.json"
