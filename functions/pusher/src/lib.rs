@@ -88,7 +88,7 @@ impl Pusher {
 
         // Parse, then keep only the newest command per target record: an older one in the same
         // batch would be overwritten anyway, and sending both costs a call slot and an ordering risk.
-        let mut newest: HashMap<String, Pending> = HashMap::new();
+        let mut newest: HashMap<(System, String, RecordKey), Pending> = HashMap::new();
         for message in event.records {
             let id = message.message_id.clone().unwrap_or_default();
             let command = match message
@@ -103,7 +103,8 @@ impl Pusher {
                     continue;
                 }
             };
-            let identity = format!("{:?}", command.record_identity());
+            let (system, object, key) = command.record_identity();
+            let identity = (system, object.to_string(), key.clone());
             match newest.get(&identity) {
                 Some(kept) if kept.command.source_changed_at_ms > command.source_changed_at_ms => {
                     summary.superseded += 1;
