@@ -240,6 +240,48 @@ pub trait SalesforceApi: Send + Sync {
     async fn query(&self, soql: &str) -> Result<Vec<Fields>, ApiError>;
 }
 
+/// Ledger records read for a batch: one batched read per job.
+#[derive(Debug, Default)]
+pub struct LedgerBatch {
+    /// By (job, Gainsight id); records never synced are absent.
+    pub records: std::collections::HashMap<(String, String), LedgerRecord>,
+    /// Jobs whose read failed: their messages should be retried.
+    pub unreadable: Vec<String>,
+}
+
+impl LedgerBatch {
+    /// Reads the ledger records of `wanted` (job -> Gainsight ids), one `ledgers` call per job.
+    pub async fn read(
+        store: &dyn StateStore,
+        wanted: &std::collections::HashMap<String, Vec<String>>,
+    ) -> Self {
+        let mut batch = Self::default();
+        for (job, ids) in wanted {
+            match store.ledgers(job, ids).await {
+                Ok(records) => batch.records.extend(
+                    records
+                        .into_iter()
+                        .map(|r| ((r.job.clone(), r.gainsight_id.clone()), r)),
+                ),
+                Err(e) => {
+                    tracing::warn!(job = %job, error = %e, "ledger read failed; the job's messages will be retried");
+                    batch.unreadable.push(job.clone());
+                }
+            }
+        }
+        batch
+    }
+
+    pub fn get(&self, job: &str, gainsight_id: &str) -> Option<&LedgerRecord> {
+        self.records
+            .get(&(job.to_string(), gainsight_id.to_string()))
+    }
+
+    pub fn is_unreadable(&self, job: &str) -> bool {
+        self.unreadable.iter().any(|j| j == job)
+    }
+}
+
 /// The ports of the functions that read Gainsight and queue changes (poller, resync).
 #[derive(Clone)]
 pub struct SourcePorts {

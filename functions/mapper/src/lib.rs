@@ -7,8 +7,8 @@ use std::sync::Arc;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use shared::adapters::AwsClients;
 use shared::config::{AwsResources, ConfigError};
-use shared::domain::{ChangeEvent, Jobs, LedgerRecord, LedgerUpdate, MapOutcome, Mapper};
-use shared::ports::{Queue, StateStore};
+use shared::domain::{ChangeEvent, Jobs, LedgerUpdate, MapOutcome, Mapper};
+use shared::ports::{LedgerBatch, Queue, StateStore};
 
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -83,29 +83,15 @@ impl MapperFn {
         }
 
         // One batched ledger read per job instead of one read per change.
-        let mut wanted: HashMap<&str, Vec<String>> = HashMap::new();
+        let mut wanted: HashMap<String, Vec<String>> = HashMap::new();
         for (_, change) in &changes {
             for job in self.jobs.for_source(change.source, &change.object) {
                 if let Some(gsid) = Mapper::new(job).gainsight_id(change) {
-                    wanted.entry(job.name.as_str()).or_default().push(gsid);
+                    wanted.entry(job.name.clone()).or_default().push(gsid);
                 }
             }
         }
-        let mut ledgers: HashMap<(String, String), LedgerRecord> = HashMap::new();
-        let mut unreadable: Vec<&str> = Vec::new();
-        for (job, ids) in &wanted {
-            match self.store.ledgers(job, ids).await {
-                Ok(records) => ledgers.extend(
-                    records
-                        .into_iter()
-                        .map(|r| ((r.job.clone(), r.gainsight_id.clone()), r)),
-                ),
-                Err(e) => {
-                    tracing::error!(job = %job, error = %e, "ledger read failed; the job's changes will be retried");
-                    unreadable.push(job);
-                }
-            }
-        }
+        let ledgers = LedgerBatch::read(self.store.as_ref(), &wanted).await;
 
         let mut outgoing: Vec<(String, String)> = Vec::new();
         let now = shared::time::now_ms();
@@ -114,14 +100,14 @@ impl MapperFn {
             let mut matched = false;
             for job in self.jobs.for_source(change.source, &change.object) {
                 matched = true;
-                if unreadable.contains(&job.name.as_str()) {
+                if ledgers.is_unreadable(&job.name) {
                     ok = false;
                     continue;
                 }
                 let mapper = Mapper::new(job);
                 let ledger = mapper
                     .gainsight_id(change)
-                    .and_then(|g| ledgers.get(&(job.name.clone(), g)));
+                    .and_then(|g| ledgers.get(&job.name, &g));
                 let (gsid, update) = match mapper.map(change, ledger) {
                     MapOutcome::Write(cmd) => {
                         summary.writes += 1;

@@ -13,7 +13,8 @@ use shared::adapters::AwsClients;
 use shared::config::{AwsResources, ConfigError, GainsightSettings, SalesforceSettings};
 use shared::domain::{Fields, LedgerUpdate, RecordKey, System, WriteCommand};
 use shared::ports::{
-    ApiError, GainsightApi, RecordResult, Retryable, SalesforceApi, SecretsError, StateStore,
+    ApiError, GainsightApi, LedgerBatch, RecordResult, Retryable, SalesforceApi, SecretsError,
+    StateStore,
 };
 
 #[derive(Clone, Debug)]
@@ -135,31 +136,19 @@ impl Pusher {
                 .or_default()
                 .push(pending.command.gainsight_id.clone());
         }
-        let mut written: HashMap<(String, String), i64> = HashMap::new();
-        let mut unreadable: Vec<String> = Vec::new();
-        for (job, ids) in &by_job {
-            match self.store.ledgers(job, ids).await {
-                Ok(records) => written.extend(records.into_iter().filter_map(|r| {
-                    Some((
-                        (r.job.clone(), r.gainsight_id.clone()),
-                        r.source_changed_at_ms?,
-                    ))
-                })),
-                Err(e) => {
-                    tracing::warn!(job = %job, error = %e, "ledger read failed; the job's writes go back to the queue");
-                    unreadable.push(job.clone());
-                }
-            }
-        }
+        let written = LedgerBatch::read(self.store.as_ref(), &by_job).await;
         let mut fresh = Vec::with_capacity(newest.len());
         for pending in newest.into_values() {
             let cmd = &pending.command;
-            if unreadable.contains(&cmd.job) {
+            if written.is_unreadable(&cmd.job) {
                 retry.push(pending.message_id);
                 continue;
             }
-            match written.get(&(cmd.job.clone(), cmd.gainsight_id.clone())) {
-                Some(&newer) if newer > cmd.source_changed_at_ms => {
+            match written
+                .get(&cmd.job, &cmd.gainsight_id)
+                .and_then(|r| r.source_changed_at_ms)
+            {
+                Some(newer) if newer > cmd.source_changed_at_ms => {
                     summary.superseded += 1;
                     tracing::info!(job = %cmd.job, gainsight_id = %cmd.gainsight_id, "stale write dropped: a newer change was already written");
                 }
