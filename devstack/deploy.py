@@ -175,19 +175,6 @@ def main():
             "report_batch_item_failures": "ReportBatchItemFailures" in props.get("FunctionResponseTypes", []),
         })
 
-    schedules = []
-    for name, resource in cfn_template["Resources"].items():
-        if resource["Type"] != "AWS::Events::Rule":
-            continue
-        props = resource["Properties"]
-        for target in props.get("Targets", []):
-            schedules.append({
-                "rule": name,
-                "schedule": props.get("ScheduleExpression"),
-                "function": target["Arn"]["Fn::GetAtt"][0],
-                "input": target.get("Input"),
-            })
-
     outputs = {o["OutputKey"]: o["OutputValue"] for o in status.get("Outputs", [])}
     print(json.dumps({
         "stack": stack,
@@ -195,7 +182,6 @@ def main():
         "resources": resources,
         "queues": queues,
         "event_sources": event_sources,
-        "schedules": schedules,
         "skipped": skipped,
     }))
 

@@ -33,17 +33,8 @@ pub struct Settings {
     pub retry_after: Option<Duration>,
 }
 
-/// Counts of what the emulator did, for tests.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Stats {
-    pub invocations: u64,
-    pub messages: u64,
-    pub failures: u64,
-}
-
 pub struct EventSource {
     stop: watch::Sender<bool>,
-    stats: watch::Receiver<Stats>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -65,13 +56,8 @@ impl EventSource {
             .cloned()
             .unwrap_or_default();
         let (stop, stopped) = watch::channel(false);
-        let (stats_tx, stats) = watch::channel(Stats::default());
-        let task = tokio::spawn(run(client, settings, arn, handler, stopped, stats_tx));
-        Ok(Self { stop, stats, task })
-    }
-
-    pub fn stats(&self) -> Stats {
-        self.stats.borrow().clone()
+        let task = tokio::spawn(run(client, settings, arn, handler, stopped));
+        Ok(Self { stop, task })
     }
 
     /// Stops polling and waits for the batch in flight to finish.
@@ -94,7 +80,6 @@ async fn run(
     arn: String,
     handler: Handler,
     mut stopped: watch::Receiver<bool>,
-    stats: watch::Sender<Stats>,
 ) {
     let region = arn.split(':').nth(3).unwrap_or("us-east-1").to_string();
     while !*stopped.borrow() {
@@ -173,11 +158,6 @@ async fn run(
                 ids.clone()
             }
         };
-        stats.send_modify(|s| {
-            s.invocations += 1;
-            s.messages += batch.len() as u64;
-            s.failures += failed.len() as u64;
-        });
 
         let done: Vec<&aws_sdk_sqs::types::Message> = batch
             .iter()

@@ -23,7 +23,8 @@ pub fn venv() -> PathBuf {
 
 /// A running moto_server; killed when dropped.
 pub struct Moto {
-    child: Child,
+    /// Held only so that dropping `Moto` kills the server (`kill_on_drop`).
+    _child: Child,
     pub endpoint: String,
 }
 
@@ -67,7 +68,10 @@ impl Moto {
                     .await
                     .is_ok()
                 {
-                    return Ok(Self { child, endpoint });
+                    return Ok(Self {
+                        _child: child,
+                        endpoint,
+                    });
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
@@ -114,10 +118,6 @@ impl Moto {
         }
         serde_json::from_slice(&out.stdout).context("reading deploy.py output")
     }
-
-    pub fn pid(&self) -> Option<u32> {
-        self.child.id()
-    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -136,14 +136,6 @@ pub struct EventSourceSpec {
     pub report_batch_item_failures: bool,
 }
 
-#[derive(Clone, Debug, Deserialize)]
-pub struct ScheduleSpec {
-    pub rule: String,
-    pub schedule: Option<String>,
-    pub function: String,
-    pub input: Option<String>,
-}
-
 /// What the template created in moto.
 #[derive(Clone, Debug, Deserialize)]
 pub struct Deployment {
@@ -153,7 +145,6 @@ pub struct Deployment {
     /// Queue names by logical id.
     pub queues: HashMap<String, String>,
     pub event_sources: Vec<EventSourceSpec>,
-    pub schedules: Vec<ScheduleSpec>,
     /// Resources moto cannot create, left out of the local deployment.
     pub skipped: Vec<String>,
 }

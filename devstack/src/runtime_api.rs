@@ -109,10 +109,6 @@ impl RuntimeApi {
     pub fn ready_at(&self) -> Option<std::time::Instant> {
         self.shared.first_next.get().copied()
     }
-
-    pub async fn init_error(&self) -> Option<Value> {
-        self.shared.init_error.lock().await.clone()
-    }
 }
 
 async fn next(State(shared): State<Shared>) -> Response {

@@ -25,12 +25,6 @@ pub fn rfc3339(ms: i64) -> String {
     )
 }
 
-/// Formats epoch milliseconds as an ISO date (`2026-11-23`), the Salesforce `date` type.
-pub fn iso_date(ms: i64) -> String {
-    let (y, m, d) = civil_from_days(ms.div_euclid(86_400_000));
-    format!("{y:04}-{m:02}-{d:02}")
-}
-
 // Howard Hinnant's days-to-civil algorithm; exact for the proleptic Gregorian calendar.
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
@@ -53,7 +47,7 @@ mod tests {
     fn formats_known_instants() {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(rfc3339(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
-        assert_eq!(iso_date(951_782_400_000), "2000-02-29");
-        assert_eq!(iso_date(-86_400_000), "1969-12-31");
+        assert_eq!(rfc3339(951_782_400_000), "2000-02-29T00:00:00.000Z");
+        assert_eq!(rfc3339(-1), "1969-12-31T23:59:59.999Z");
     }
 }

@@ -1,8 +1,6 @@
 //! Gainsight NXT data API adapter: `Accesskey` header, the `/v1/data/objects` query, insert and
 //! update endpoints (50 records a write call), and Gainsight's `result`/`errorCode` envelope.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-
 use async_trait::async_trait;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -23,7 +21,6 @@ pub struct GainsightClient {
     http: reqwest::Client,
     base_url: String,
     access_key: Secret,
-    api_calls: AtomicU64,
 }
 
 /// Gainsight's response envelope.
@@ -43,12 +40,7 @@ impl GainsightClient {
             http: client(),
             base_url: settings.base_url.trim_end_matches('/').to_string(),
             access_key,
-            api_calls: AtomicU64::new(0),
         }
-    }
-
-    pub fn api_calls(&self) -> u64 {
-        self.api_calls.load(Ordering::Relaxed)
     }
 
     async fn call(
@@ -57,7 +49,6 @@ impl GainsightClient {
         path: &str,
         body: &Value,
     ) -> Result<Value, ApiError> {
-        self.api_calls.fetch_add(1, Ordering::Relaxed);
         let response = self
             .http
             .request(method, format!("{}{}", self.base_url, path))

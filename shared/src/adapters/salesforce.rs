@@ -1,8 +1,6 @@
 //! Salesforce REST adapter: OAuth 2.0 client-credentials token, sObject Collections upsert on an
 //! external ID (200 records a call, allOrNone false) and SOQL queries that follow nextRecordsUrl.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-
 use async_trait::async_trait;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -29,7 +27,6 @@ pub struct SalesforceClient {
     settings: SalesforceSettings,
     client_secret: Secret,
     token: RwLock<Option<Token>>,
-    api_calls: AtomicU64,
 }
 
 #[derive(Deserialize)]
@@ -121,13 +118,7 @@ impl SalesforceClient {
             settings,
             client_secret,
             token: RwLock::new(None),
-            api_calls: AtomicU64::new(0),
         }
-    }
-
-    /// REST API calls made so far (token requests excluded), for the call-count targets.
-    pub fn api_calls(&self) -> u64 {
-        self.api_calls.load(Ordering::Relaxed)
     }
 
     async fn token(&self) -> Result<Token, ApiError> {
@@ -214,7 +205,6 @@ impl SalesforceClient {
             if let Some(body) = body {
                 request = request.json(body);
             }
-            self.api_calls.fetch_add(1, Ordering::Relaxed);
             let response = request.send().await.map_err(|e| transport(SYSTEM, e))?;
             let status = response.status().as_u16();
             let bytes = response.bytes().await.map_err(|e| transport(SYSTEM, e))?;
