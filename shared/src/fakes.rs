@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
+use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 
 use crate::domain::{Fields, LedgerRecord, LedgerUpdate, SyncStatus};
 use crate::ports::*;
@@ -383,4 +384,25 @@ impl GainsightApi for MemoryGainsight {
             })
             .collect())
     }
+}
+
+/// An SQS event with one message per `(message id, body)`, each a copy of the first record of the
+/// `fixture` event JSON (so attributes, ARN and region are real-looking).
+pub fn sqs_event<I: ToString>(
+    fixture: &str,
+    messages: impl IntoIterator<Item = (I, String)>,
+) -> SqsEvent {
+    let template: SqsEvent = serde_json::from_str(fixture).expect("SQS event fixture parses");
+    let first: SqsMessage = template.records.into_iter().next().unwrap_or_default();
+    let mut event = SqsEvent::default();
+    event.records = messages
+        .into_iter()
+        .map(|(id, body)| {
+            let mut m = first.clone();
+            m.message_id = Some(id.to_string());
+            m.body = Some(body);
+            m
+        })
+        .collect();
+    event
 }

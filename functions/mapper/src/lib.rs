@@ -156,9 +156,8 @@ impl MapperFn {
             }
         }
 
-        failed.sort();
-        failed.dedup();
-        summary.failed_messages = failed.len();
+        let response = shared::lambda::batch_response(failed);
+        summary.failed_messages = response.batch_item_failures.len();
         tracing::info!(
             writes = summary.writes,
             ignored = summary.ignored,
@@ -166,7 +165,7 @@ impl MapperFn {
             failed = summary.failed_messages,
             "mapper batch done"
         );
-        (shared::lambda::batch_response(failed), summary)
+        (response, summary)
     }
 }
 

@@ -1,18 +1,9 @@
 //! Handler tests on fakes with an SQS event fixture.
 
 use super::*;
-use aws_lambda_events::event::sqs::SqsMessage;
 use serde_json::json;
 use shared::domain::{ChangeOrigin, Operation, System, WriteCommand};
 use shared::fakes::{MemoryQueue, MemoryStore};
-
-fn message(id: &str, body: String) -> SqsMessage {
-    let event: SqsEvent = serde_json::from_str(include_str!("../fixtures/sqs_event.json")).unwrap();
-    let mut m = event.records.into_iter().next().unwrap();
-    m.message_id = Some(id.into());
-    m.body = Some(body);
-    m
-}
 
 fn change(gsid: &str, op: Operation, fields: serde_json::Value) -> String {
     serde_json::to_string(&ChangeEvent {
@@ -30,10 +21,8 @@ fn change(gsid: &str, op: Operation, fields: serde_json::Value) -> String {
     .unwrap()
 }
 
-fn event(messages: Vec<SqsMessage>) -> SqsEvent {
-    let mut e = SqsEvent::default();
-    e.records = messages;
-    e
+fn event(messages: Vec<(&str, String)>) -> SqsEvent {
+    shared::fakes::sqs_event(include_str!("../fixtures/sqs_event.json"), messages)
 }
 
 #[tokio::test]
@@ -43,7 +32,7 @@ async fn maps_changes_to_write_commands_and_fails_only_the_bad_message() {
     let mapper = MapperFn::new(store.clone(), queue.clone(), Jobs::builtin());
     let (response, summary) = mapper
         .handle_with_summary(event(vec![
-            message(
+            (
                 "m1",
                 change(
                     "G1",
@@ -51,8 +40,8 @@ async fn maps_changes_to_write_commands_and_fails_only_the_bad_message() {
                     json!({"Gsid": "G1", "Name": "Acme", "Arr": 10}),
                 ),
             ),
-            message("m2", "{not json".into()),
-            message(
+            ("m2", "{not json".into()),
+            (
                 "m3",
                 change("G2", Operation::Deleted, json!({"Gsid": "G2"})),
             ),
@@ -92,9 +81,7 @@ async fn an_echo_of_the_last_write_is_ignored_and_counted() {
         Operation::Updated,
         json!({"Gsid": "G1", "Name": "Acme"}),
     );
-    mapper
-        .handle(event(vec![message("m1", body.clone())]))
-        .await;
+    mapper.handle(event(vec![("m1", body.clone())])).await;
     let cmd: WriteCommand = serde_json::from_str(&queue.bodies()[0]).unwrap();
     store
         .record(
@@ -109,9 +96,7 @@ async fn an_echo_of_the_last_write_is_ignored_and_counted() {
         )
         .await
         .unwrap();
-    let (_, summary) = mapper
-        .handle_with_summary(event(vec![message("m2", body)]))
-        .await;
+    let (_, summary) = mapper.handle_with_summary(event(vec![("m2", body)])).await;
     assert_eq!(summary.ignored, 1);
     assert_eq!(queue.bodies().len(), 1, "no second write");
     assert_eq!(
@@ -131,8 +116,8 @@ async fn store_and_queue_failures_send_messages_back() {
     *queue.fail_containing.lock().unwrap() = Some("\"G2\"".into());
     let response = mapper
         .handle(event(vec![
-            message("m1", change("G1", Operation::Updated, json!({"Name": "A"}))),
-            message("m2", change("G2", Operation::Updated, json!({"Name": "B"}))),
+            ("m1", change("G1", Operation::Updated, json!({"Name": "A"}))),
+            ("m2", change("G2", Operation::Updated, json!({"Name": "B"}))),
         ]))
         .await;
     let failed: Vec<_> = response
@@ -144,7 +129,7 @@ async fn store_and_queue_failures_send_messages_back() {
 
     *store.fail.lock().unwrap() = true;
     let response = mapper
-        .handle(event(vec![message(
+        .handle(event(vec![(
             "m3",
             change("G3", Operation::Updated, json!({"Name": "C"})),
         )]))

@@ -2,11 +2,15 @@
 //! the job's (timestamp, id) cursor, with an overlapping window, queues them as changes (dedup by
 //! record version), and advances the cursor only after everything is queued.
 
+use futures_util::{stream, StreamExt};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use shared::adapters::AwsClients;
 use shared::domain::{ChangeEvent, ChangeOrigin, Jobs, Operation, System};
 use shared::ports::{Cursor, GsQuery, SecretsError, SourcePorts};
+
+/// Dedup-key requests in flight at once.
+const STORE_CONCURRENCY: usize = 16;
 
 /// Field Gainsight stamps on every modification (epoch ms in the data API).
 pub const MODIFIED_FIELD: &str = "ModifiedDate";
@@ -129,33 +133,42 @@ impl Poller {
             });
         }
 
-        let mut fresh = Vec::new();
-        for change in changes {
-            if self
-                .ports
-                .store
-                .claim_event(&change.event_id, now_ms, 60_000, 7 * 86_400)
-                .await?
-                == shared::ports::Claim::New
-            {
-                fresh.push(change);
-            }
-        }
+        // Claims and confirmations are independent items: keep a few in flight rather than paying
+        // two sequential round trips per record of the window.
+        let store = &self.ports.store;
+        let claims: Vec<Result<Option<ChangeEvent>, shared::ports::StoreError>> =
+            stream::iter(changes)
+                .map(|change| async move {
+                    let claim = store
+                        .claim_event(&change.event_id, now_ms, 60_000, 7 * 86_400)
+                        .await?;
+                    Ok((claim == shared::ports::Claim::New).then_some(change))
+                })
+                .buffered(STORE_CONCURRENCY)
+                .collect()
+                .await;
+        let fresh: Vec<ChangeEvent> = claims
+            .into_iter()
+            .filter_map(Result::transpose)
+            .collect::<Result<_, _>>()?;
         let bodies: Vec<String> = fresh
             .iter()
             .map(|c| serde_json::to_string(c).unwrap_or_default())
             .collect();
         let results = self.ports.changes.send(&bodies).await;
-        let mut failed = 0;
-        for (change, result) in fresh.iter().zip(&results) {
-            match result {
-                Ok(()) => self.ports.store.confirm_event(&change.event_id).await?,
-                Err(_) => {
-                    failed += 1;
-                    self.ports.store.release_event(&change.event_id).await?;
-                }
-            }
-        }
+        let failed = results.iter().filter(|r| r.is_err()).count();
+        let settled: Vec<Result<(), shared::ports::StoreError>> =
+            stream::iter(fresh.iter().zip(&results))
+                .map(|(change, result)| async move {
+                    match result {
+                        Ok(()) => store.confirm_event(&change.event_id).await,
+                        Err(_) => store.release_event(&change.event_id).await,
+                    }
+                })
+                .buffer_unordered(STORE_CONCURRENCY)
+                .collect()
+                .await;
+        settled.into_iter().collect::<Result<(), _>>()?;
         if failed > 0 {
             return Err(PollError::Queue {
                 failed,

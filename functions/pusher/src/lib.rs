@@ -227,9 +227,8 @@ impl Pusher {
             .collect()
             .await;
         retry.extend(failed_ledger);
-        retry.sort();
-        retry.dedup();
-        summary.retried_messages = retry.len();
+        let response = shared::lambda::batch_response(retry);
+        summary.retried_messages = response.batch_item_failures.len();
         tracing::info!(
             synced = summary.synced,
             failed = summary.failed_records,
@@ -237,7 +236,7 @@ impl Pusher {
             retried = summary.retried_messages,
             "pusher batch done"
         );
-        (shared::lambda::batch_response(retry), summary)
+        (response, summary)
     }
 
     async fn write_gainsight(

@@ -1,7 +1,6 @@
 //! Handler tests on fakes with an SQS event fixture.
 
 use super::*;
-use aws_lambda_events::event::sqs::SqsMessage;
 use serde_json::json;
 use shared::fakes::{MemoryGainsight, MemorySalesforce, MemoryStore};
 
@@ -29,19 +28,7 @@ fn command(gsid: &str, name: &str, changed_at: i64) -> String {
 }
 
 fn event(bodies: Vec<(&str, String)>) -> SqsEvent {
-    let template: SqsEvent =
-        serde_json::from_str(include_str!("../fixtures/sqs_event.json")).unwrap();
-    let mut e = SqsEvent::default();
-    e.records = bodies
-        .into_iter()
-        .map(|(id, body)| {
-            let mut m: SqsMessage = template.records[0].clone();
-            m.message_id = Some(id.into());
-            m.body = Some(body);
-            m
-        })
-        .collect();
-    e
+    shared::fakes::sqs_event(include_str!("../fixtures/sqs_event.json"), bodies)
 }
 
 struct Rig {

@@ -113,7 +113,7 @@ async fn pusher_calls_per_1000() -> Result<()> {
         Arc::new(client),
         Arc::new(shared::fakes::MemoryGainsight::default()),
     );
-    let mut event = aws_lambda_events::event::sqs::SqsEvent::default();
+    let mut messages = Vec::with_capacity(1000);
     for i in 0..1000 {
         let fields: shared::domain::Fields =
             json!({"Gainsight_Company_Id__c": format!("P{i:04}"), "Name": format!("Pushed {i}"), "AnnualRevenue": i})
@@ -135,11 +135,12 @@ async fn pusher_calls_per_1000() -> Result<()> {
             source_changed_at_ms: 1,
             received_at_ms: 1,
         };
-        let mut message = aws_lambda_events::event::sqs::SqsMessage::default();
-        message.message_id = Some(format!("m{i}"));
-        message.body = Some(serde_json::to_string(&command)?);
-        event.records.push(message);
+        messages.push((format!("m{i}"), serde_json::to_string(&command)?));
     }
+    let event = shared::fakes::sqs_event(
+        include_str!("../../../functions/pusher/fixtures/sqs_event.json"),
+        messages,
+    );
     let (response, summary) = pusher.handle_with_summary(event).await;
     anyhow::ensure!(
         response.batch_item_failures.is_empty() && summary.synced == 1000,
