@@ -2,6 +2,7 @@
 //! and key created by deploying `infra/template.yaml`.
 
 use anyhow::Result;
+use aws_sdk_dynamodb::types::AttributeValue;
 use devstack::moto::LocalAws;
 use shared::adapters::AwsClients;
 use shared::config::AwsResources;
@@ -168,6 +169,17 @@ async fn sqs_queue_sends_in_batches_of_ten() -> Result<()> {
     Ok(())
 }
 
+/// The key of a secret's item, as the storage layout documents it (dynamo.rs).
+fn secret_item(name: &str) -> std::collections::HashMap<String, AttributeValue> {
+    std::collections::HashMap::from([
+        (
+            "pk".to_string(),
+            AttributeValue::S(format!("SECRET#{name}")),
+        ),
+        ("sk".to_string(), AttributeValue::S("SECRET".into())),
+    ])
+}
+
 #[tokio::test]
 async fn kms_secrets_store_only_ciphertext_and_bind_it_to_the_name() -> Result<()> {
     let (_aws, clients, resources) = setup().await?;
@@ -189,14 +201,7 @@ async fn kms_secrets_store_only_ciphertext_and_bind_it_to_the_name() -> Result<(
         .dynamo
         .get_item()
         .table_name(&resources.table_name)
-        .key(
-            "pk",
-            aws_sdk_dynamodb::types::AttributeValue::S("SECRET#gainsight-access-key".into()),
-        )
-        .key(
-            "sk",
-            aws_sdk_dynamodb::types::AttributeValue::S("SECRET".into()),
-        )
+        .set_key(Some(secret_item("gainsight-access-key")))
         .send()
         .await?;
     let blob = item
@@ -211,18 +216,8 @@ async fn kms_secrets_store_only_ciphertext_and_bind_it_to_the_name() -> Result<(
         .dynamo
         .put_item()
         .table_name(&resources.table_name)
-        .item(
-            "pk",
-            aws_sdk_dynamodb::types::AttributeValue::S("SECRET#webhook-secret".into()),
-        )
-        .item(
-            "sk",
-            aws_sdk_dynamodb::types::AttributeValue::S("SECRET".into()),
-        )
-        .item(
-            "ciphertext",
-            aws_sdk_dynamodb::types::AttributeValue::B(blob.clone()),
-        )
+        .set_item(Some(secret_item("webhook-secret")))
+        .item("ciphertext", AttributeValue::B(blob.clone()))
         .send()
         .await?;
     assert!(matches!(
