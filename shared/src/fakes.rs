@@ -406,3 +406,12 @@ pub fn sqs_event<I: ToString>(
         .collect();
     event
 }
+
+/// The message ids a partial batch response sends back, for assertions.
+pub fn failed_ids(response: &aws_lambda_events::event::sqs::SqsBatchResponse) -> Vec<&str> {
+    response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.as_str())
+        .collect()
+}

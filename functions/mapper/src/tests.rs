@@ -47,11 +47,7 @@ async fn maps_changes_to_write_commands_and_fails_only_the_bad_message() {
             ),
         ]))
         .await;
-    let failed: Vec<_> = response
-        .batch_item_failures
-        .iter()
-        .map(|f| f.item_identifier.as_str())
-        .collect();
+    let failed = shared::fakes::failed_ids(&response);
     assert_eq!(failed, vec!["m2"]);
     assert_eq!(
         summary,
@@ -120,11 +116,7 @@ async fn store_and_queue_failures_send_messages_back() {
             ("m2", change("G2", Operation::Updated, json!({"Name": "B"}))),
         ]))
         .await;
-    let failed: Vec<_> = response
-        .batch_item_failures
-        .iter()
-        .map(|f| f.item_identifier.as_str())
-        .collect();
+    let failed = shared::fakes::failed_ids(&response);
     assert_eq!(failed, vec!["m2"]);
 
     *store.fail.lock().unwrap() = true;

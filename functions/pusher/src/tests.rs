@@ -128,11 +128,7 @@ async fn only_the_newest_command_per_record_is_written() {
             ("m3", "garbage".into()),
         ]))
         .await;
-    let failed: Vec<_> = response
-        .batch_item_failures
-        .iter()
-        .map(|f| f.item_identifier.as_str())
-        .collect();
+    let failed = shared::fakes::failed_ids(&response);
     assert_eq!(failed, vec!["m3"]);
     assert_eq!(summary.superseded, 1);
     let records = rig.sf.records.lock().unwrap();
@@ -154,11 +150,7 @@ async fn a_locked_row_is_recorded_and_retried() {
             ("m2", command("G2", "B", 1)),
         ]))
         .await;
-    let failed: Vec<_> = response
-        .batch_item_failures
-        .iter()
-        .map(|f| f.item_identifier.as_str())
-        .collect();
+    let failed = shared::fakes::failed_ids(&response);
     assert_eq!(
         failed,
         vec!["m1"],
