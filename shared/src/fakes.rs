@@ -114,8 +114,9 @@ impl StateStore for MemoryStore {
         match update {
             LedgerUpdate::Synced {
                 salesforce_id,
-                values_hash,
+                source,
                 source_changed_at_ms,
+                fields,
             } => {
                 if salesforce_id.is_some() {
                     rec.salesforce_id = salesforce_id.clone();
@@ -123,8 +124,15 @@ impl StateStore for MemoryStore {
                 rec.synced = true;
                 rec.error = false;
                 rec.last_sync_at_ms = Some(at_ms);
-                rec.values_hash = Some(values_hash.clone());
-                rec.source_changed_at_ms = Some(*source_changed_at_ms);
+                rec.fields.extend(fields.clone());
+                match source {
+                    crate::domain::System::Gainsight => {
+                        rec.gainsight_changed_at_ms = Some(*source_changed_at_ms)
+                    }
+                    crate::domain::System::Salesforce => {
+                        rec.salesforce_changed_at_ms = Some(*source_changed_at_ms)
+                    }
+                }
             }
             LedgerUpdate::Failed { message } => {
                 rec.error = true;
@@ -136,6 +144,15 @@ impl StateStore for MemoryStore {
                 rec.last_ignored_reason = Some(reason.clone());
             }
         }
+        Ok(())
+    }
+
+    async fn forget(&self, job: &str, key: &str) -> Result<(), StoreError> {
+        self.check()?;
+        self.ledger
+            .lock()
+            .unwrap()
+            .remove(&(job.to_string(), key.to_string()));
         Ok(())
     }
 

@@ -81,6 +81,8 @@ pub trait StateStore: Send + Sync {
         update: &LedgerUpdate,
         at_ms: i64,
     ) -> Result<(), StoreError>;
+    /// Deletes a ledger record: the `sf:{Id}` placeholder of a pair that now has a Gainsight id.
+    async fn forget(&self, job: &str, key: &str) -> Result<(), StoreError>;
     /// Ledger records of `job`, in Gainsight id order, up to `limit`.
     async fn list(&self, job: &str, limit: usize) -> Result<Vec<LedgerRecord>, StoreError>;
     /// Ledger records of `job` carrying `status`, up to `limit`.

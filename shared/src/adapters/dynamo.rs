@@ -51,6 +51,10 @@ fn n(v: impl ToString) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
 
+/// Each field state is its own attribute (`fs#{field}`, compact JSON), so a write replaces the
+/// states of the fields it wrote and keeps the others without a read.
+const FIELD_STATE_PREFIX: &str = "fs#";
+
 fn ledger_key(job: &str, gainsight_id: &str) -> Item {
     HashMap::from([
         ("pk".into(), s(format!("LEDGER#{job}"))),
@@ -121,8 +125,16 @@ impl TryFrom<&Item> for LedgerRecord {
             last_sync_at_ms: get_n(item, "last_sync_at"),
             last_error: get_s(item, "last_error"),
             last_error_at_ms: get_n(item, "last_error_at"),
-            values_hash: get_s(item, "values_hash"),
-            source_changed_at_ms: get_n(item, "source_changed_at"),
+            fields: item
+                .iter()
+                .filter_map(|(name, value)| {
+                    let field = name.strip_prefix(FIELD_STATE_PREFIX)?;
+                    let state = serde_json::from_str(value.as_s().ok()?).ok()?;
+                    Some((field.to_string(), state))
+                })
+                .collect(),
+            gainsight_changed_at_ms: get_n(item, "gs_changed_at"),
+            salesforce_changed_at_ms: get_n(item, "sf_changed_at"),
             ignored_count: get_n(item, "ignored_count").unwrap_or(0) as u64,
             last_ignored_reason: get_s(item, "last_ignored_reason"),
             version: get_n(item, "version").unwrap_or(0) as u64,
@@ -315,16 +327,27 @@ impl StateStore for DynamoStateStore {
         let request = match update {
             LedgerUpdate::Synced {
                 salesforce_id,
-                values_hash,
+                source,
                 source_changed_at_ms,
+                fields,
             } => {
+                let changed = match source {
+                    crate::domain::System::Gainsight => "gs_changed_at",
+                    crate::domain::System::Salesforce => "sf_changed_at",
+                };
                 let mut expr = format!(
-                    "SET {common}, synced_job = :job, last_sync_at = :at, values_hash = :hash, source_changed_at = :changed"
+                    "SET {common}, synced_job = :job, last_sync_at = :at, {changed} = :changed"
                 );
                 let mut request = request
                     .expression_attribute_values(":job", s(job))
-                    .expression_attribute_values(":hash", s(values_hash))
                     .expression_attribute_values(":changed", n(source_changed_at_ms));
+                for (i, (field, state)) in fields.iter().enumerate() {
+                    let json = serde_json::to_string(state).map_err(|e| StoreError::Rejected(e.to_string()))?;
+                    expr.push_str(&format!(", #f{i} = :f{i}"));
+                    request = request
+                        .expression_attribute_names(format!("#f{i}"), format!("{FIELD_STATE_PREFIX}{field}"))
+                        .expression_attribute_values(format!(":f{i}"), s(json));
+                }
                 if let Some(id) = salesforce_id {
                     expr.push_str(", salesforce_id = :sfid, salesforce_key = :sfkey");
                     request = request
@@ -350,6 +373,17 @@ impl StateStore for DynamoStateStore {
                 .expression_attribute_values(":reason", s(reason)),
         };
         request.send().await.map_err(store_error)?;
+        Ok(())
+    }
+
+    async fn forget(&self, job: &str, key: &str) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(ledger_key(job, key)))
+            .send()
+            .await
+            .map_err(store_error)?;
         Ok(())
     }
 

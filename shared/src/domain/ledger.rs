@@ -1,7 +1,36 @@
 //! The sync ledger: one record per synced record pair and job, answering "did this sync, and if
 //! not, why?".
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
+
+use super::System;
+
+/// What was last synced for one mapped field of a record pair: the hash of its value on each side,
+/// which side it came from and when. Echoes and conflicts are decided from it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldState {
+    /// Hash of the value as Gainsight holds it.
+    pub gainsight: String,
+    /// Hash of the value as Salesforce holds it.
+    pub salesforce: String,
+    pub from: System,
+    /// The source's modified timestamp of the change that set it (epoch ms, source clock).
+    pub changed_at_ms: i64,
+    /// When the write was acknowledged (epoch ms); 0 until it was.
+    #[serde(default)]
+    pub synced_at_ms: i64,
+}
+
+impl FieldState {
+    pub fn hash_in(&self, system: System) -> &str {
+        match system {
+            System::Gainsight => &self.gainsight,
+            System::Salesforce => &self.salesforce,
+        }
+    }
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -35,6 +64,8 @@ impl std::str::FromStr for SyncStatus {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct LedgerRecord {
     pub job: String,
+    /// The ledger key: the Gainsight id, or `sf:{Salesforce Id}` for a Salesforce record that has
+    /// no Gainsight twin yet.
     pub gainsight_id: String,
     pub salesforce_id: Option<String>,
     /// Has synced at least once. Not exclusive with `error`: a record that synced once and failed
@@ -45,16 +76,25 @@ pub struct LedgerRecord {
     pub last_sync_at_ms: Option<i64>,
     pub last_error: Option<String>,
     pub last_error_at_ms: Option<i64>,
-    /// Hash of the values last written, to recognise echoes of our own writes.
-    pub values_hash: Option<String>,
-    /// Source timestamp of the change last written: older changes are stale.
-    pub source_changed_at_ms: Option<i64>,
+    /// Per mapped field (by its Gainsight-side name): what was last synced.
+    pub fields: BTreeMap<String, FieldState>,
+    /// Source timestamp of the last change written from Gainsight: older ones are stale.
+    pub gainsight_changed_at_ms: Option<i64>,
+    /// Same, from Salesforce (each system's clock is compared only with itself).
+    pub salesforce_changed_at_ms: Option<i64>,
     pub ignored_count: u64,
     pub last_ignored_reason: Option<String>,
     pub version: u64,
 }
 
 impl LedgerRecord {
+    pub fn changed_at(&self, source: System) -> Option<i64> {
+        match source {
+            System::Gainsight => self.gainsight_changed_at_ms,
+            System::Salesforce => self.salesforce_changed_at_ms,
+        }
+    }
+
     pub fn has_status(&self, status: SyncStatus) -> bool {
         match status {
             SyncStatus::Synced => self.synced,
@@ -68,8 +108,10 @@ impl LedgerRecord {
 pub enum LedgerUpdate {
     Synced {
         salesforce_id: Option<String>,
-        values_hash: String,
+        source: System,
         source_changed_at_ms: i64,
+        /// States of the fields written (merged into the record's, others kept).
+        fields: BTreeMap<String, FieldState>,
     },
     Failed {
         message: String,

@@ -1,66 +1,233 @@
-//! Applies a job to a change: decides write, ignore or reject, and builds the write command.
+//! The mapping engine: applies a job to a change and decides write, ignore or reject. It carries
+//! direct mappings by data flow, fills derived (lookup) fields from batched lookup results,
+//! honours event actions, checks values against the target schema, suppresses echoes of our own
+//! writes by per-field hashes kept in the ledger, and resolves conflicts by each field's rule.
 
+use std::collections::{BTreeMap, HashMap};
+
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use super::schema::{convert, normalize_source, Schemas};
 use super::{
-    ChangeEvent, ChangeOrigin, Fields, Job, LedgerRecord, OnCreated, OnUpdated, Operation,
-    RecordKey, System, WriteCommand,
+    ChangeEvent, ChangeOrigin, ConflictRule, DataFlow, FieldState, Fields, Job, LedgerRecord,
+    OnCreated, OnMultipleMatches, OnNoMatch, OnUpdated, Operation, RecordKey, System, WriteCommand,
+    WriteMode,
 };
 
 /// What the mapper decided for one change and job.
 #[derive(Clone, Debug, PartialEq)]
 pub enum MapOutcome {
-    Write(WriteCommand),
+    /// The write to the other system, and when a conflict was won by a side whose value our
+    /// earlier write had overwritten, a second write restoring it there.
+    Write(Vec<WriteCommand>),
     /// Nothing to do, on purpose (echo, delete, do-nothing action, stale); logged with the reason.
     Ignored {
         gainsight_id: Option<String>,
         reason: String,
     },
-    /// The change cannot be synced as it is; marked error in the ledger with the reason.
+    /// The change cannot be synced as it is (type check, lookup); marked error with the reason.
     Rejected {
         gainsight_id: Option<String>,
         reason: String,
     },
+    /// Something it depends on failed for now (a lookup query): the message is retried.
+    Retry { reason: String },
 }
 
-/// Stateless mapping engine over one job.
+/// One lookup to run for a batch: all the match tuples of one derived mapping of one job.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LookupRequest {
+    pub job: String,
+    /// Index of the derived mapping in the job.
+    pub derived: usize,
+    pub system: System,
+    pub object: String,
+    /// Fields of the intermediate object matched, in order.
+    pub match_fields: Vec<String>,
+    /// Field whose value is returned.
+    pub returns: String,
+    /// Distinct tuples of match values, one per record needing the lookup.
+    pub tuples: Vec<Vec<String>>,
+}
+
+/// Results of the batch's lookups: for each (job, derived mapping, match tuple), the values found.
+#[derive(Clone, Debug, Default)]
+pub struct Lookups {
+    found: HashMap<(String, usize, Vec<String>), Vec<String>>,
+    /// Lookups that could not run: their records are retried, not rejected.
+    failed: Vec<(String, usize)>,
+}
+
+impl Lookups {
+    pub fn insert(&mut self, job: &str, derived: usize, tuple: Vec<String>, values: Vec<String>) {
+        self.found.insert((job.to_string(), derived, tuple), values);
+    }
+
+    pub fn mark_failed(&mut self, job: &str, derived: usize) {
+        self.failed.push((job.to_string(), derived));
+    }
+
+    pub fn has_failed(&self, job: &str, derived: usize) -> bool {
+        self.failed.iter().any(|(j, d)| j == job && *d == derived)
+    }
+
+    fn get(&self, job: &str, derived: usize, tuple: &[String]) -> &[String] {
+        self.found
+            .get(&(job.to_string(), derived, tuple.to_vec()))
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+    }
+
+    /// Groups what `changes` need into one request per derived mapping (one query per batch).
+    pub fn requests<'a>(
+        jobs: impl IntoIterator<Item = (&'a Job, &'a ChangeEvent)>,
+        schemas: Option<&Schemas>,
+    ) -> Vec<LookupRequest> {
+        let mut by_key: BTreeMap<(String, usize), LookupRequest> = BTreeMap::new();
+        for (job, change) in jobs {
+            let mapper = Mapper::new(job, schemas);
+            for (index, tuple) in mapper.lookup_tuples(change) {
+                let d = &job.derived[index];
+                let request = by_key
+                    .entry((job.name.clone(), index))
+                    .or_insert_with(|| LookupRequest {
+                        job: job.name.clone(),
+                        derived: index,
+                        system: d.target,
+                        object: d.lookup.object.clone(),
+                        match_fields: d.lookup.matches.iter().map(|m| m.field.clone()).collect(),
+                        returns: d.lookup.returns.clone().unwrap_or_else(|| match d.target {
+                            System::Gainsight => "Gsid".into(),
+                            System::Salesforce => "Id".into(),
+                        }),
+                        tuples: Vec::new(),
+                    });
+                if !request.tuples.contains(&tuple) {
+                    request.tuples.push(tuple);
+                }
+            }
+        }
+        by_key.into_values().collect()
+    }
+}
+
+/// Stateless mapping engine over one job; `schemas` (the cached describes) enable value checks.
 pub struct Mapper<'a> {
     job: &'a Job,
+    schemas: Option<&'a Schemas>,
+}
+
+/// The ids a change tells about its record pair.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PairIds {
+    pub gainsight_id: Option<String>,
+    pub salesforce_id: Option<String>,
+}
+
+impl PairIds {
+    /// The ledger key: the GSID, or `sf:{Id}` while the pair has none.
+    pub fn ledger_key(&self) -> Option<String> {
+        self.gainsight_id.clone().or_else(|| {
+            self.salesforce_id
+                .as_deref()
+                .map(WriteCommand::salesforce_ledger_key)
+        })
+    }
 }
 
 impl<'a> Mapper<'a> {
-    pub fn new(job: &'a Job) -> Self {
-        Self { job }
+    pub fn new(job: &'a Job, schemas: Option<&'a Schemas>) -> Self {
+        Self { job, schemas }
     }
 
-    /// The Gainsight id a change refers to, if it carries one.
-    pub fn gainsight_id(&self, change: &ChangeEvent) -> Option<String> {
+    /// The pair's ids as far as the change itself says.
+    pub fn pair_ids(&self, change: &ChangeEvent) -> PairIds {
+        let job = self.job;
+        let field_text = |field: Option<&str>| field.and_then(|f| text(change.fields.get(f)));
         match change.source {
-            System::Gainsight => Some(change.record_id.clone()),
-            System::Salesforce => text(change.fields.get(&self.job.key().salesforce)),
+            System::Gainsight => PairIds {
+                gainsight_id: Some(change.record_id.clone()),
+                salesforce_id: field_text(job.sfid_gainsight_field()),
+            },
+            System::Salesforce => PairIds {
+                gainsight_id: field_text(job.gsid_external_field()),
+                salesforce_id: Some(change.record_id.clone()),
+            },
         }
     }
 
-    /// Maps `change` (from the job's source object) given the ledger record of the pair, if any.
-    pub fn map(&self, change: &ChangeEvent, ledger: Option<&LedgerRecord>) -> MapOutcome {
+    /// The ledger key of the change's pair, if it has one.
+    pub fn ledger_key(&self, change: &ChangeEvent) -> Option<String> {
+        self.pair_ids(change).ledger_key()
+    }
+
+    /// Value of a source field, the record's own id included.
+    fn source_value(&self, change: &ChangeEvent, field: &str) -> Option<Value> {
+        if field == self.job.id_field_in(change.source) {
+            return Some(Value::String(change.record_id.clone()));
+        }
+        let raw = change.fields.get(field)?;
+        let schema = self
+            .schemas
+            .and_then(|s| s.get(change.source, self.job.object_in(change.source)))
+            .and_then(|o| o.field(field));
+        Some(normalize_source(raw, schema))
+    }
+
+    /// The derived mappings towards the other system this change needs looked up, with their
+    /// match tuples. A tuple with an empty value needs no lookup (it clears the reference).
+    pub fn lookup_tuples(&self, change: &ChangeEvent) -> Vec<(usize, Vec<String>)> {
+        let target = change.source.other();
+        self.job
+            .derived
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| d.target == target)
+            .filter_map(|(i, d)| {
+                let tuple: Option<Vec<String>> = d
+                    .lookup
+                    .matches
+                    .iter()
+                    .map(|m| text(self.source_value(change, &m.source).as_ref()))
+                    .collect();
+                tuple.map(|t| (i, t))
+            })
+            .collect()
+    }
+
+    /// Maps `change` (from the job's source object) given the pair's ledger record, if any, and
+    /// the batch's lookup results.
+    pub fn map(
+        &self,
+        change: &ChangeEvent,
+        ledger: Option<&LedgerRecord>,
+        lookups: &Lookups,
+    ) -> MapOutcome {
         let job = self.job;
         let source = change.source;
         let target = source.other();
-        let gainsight_id = self.gainsight_id(change);
+        let mut ids = self.pair_ids(change);
+        if let Some(l) = ledger {
+            if ids.gainsight_id.is_none() && !l.gainsight_id.starts_with("sf:") {
+                ids.gainsight_id = Some(l.gainsight_id.clone());
+            }
+            if ids.salesforce_id.is_none() {
+                ids.salesforce_id = l.salesforce_id.clone();
+            }
+        }
+        let key = ids.ledger_key();
         let ignored = |reason: String| MapOutcome::Ignored {
-            gainsight_id: gainsight_id.clone(),
+            gainsight_id: key.clone(),
             reason,
         };
         let rejected = |reason: String| MapOutcome::Rejected {
-            gainsight_id: gainsight_id.clone(),
+            gainsight_id: key.clone(),
             reason,
         };
 
-        match (
-            change.operation,
-            job.events.on_created,
-            job.events.on_updated,
-        ) {
+        let actions = job.events.from(source);
+        let mode = match (change.operation, actions.on_created, actions.on_updated) {
             (Operation::Deleted, _, _) => {
                 return ignored(format!(
                     "{} {} was deleted in {}; deletes are logged, not propagated",
@@ -70,13 +237,23 @@ impl<'a> Mapper<'a> {
                 ))
             }
             (Operation::Created, OnCreated::DoNothing, _) => {
-                return ignored(format!("job {} does nothing on created", job.name))
+                return ignored(format!(
+                    "job {} does nothing for records created in {}",
+                    job.name,
+                    source.as_str()
+                ))
             }
             (Operation::Updated, _, OnUpdated::DoNothing) => {
-                return ignored(format!("job {} does nothing on updated", job.name))
+                return ignored(format!(
+                    "job {} does nothing for records updated in {}",
+                    job.name,
+                    source.as_str()
+                ))
             }
-            _ => {}
-        }
+            (Operation::Created, OnCreated::Create, _) => WriteMode::Create,
+            (Operation::Created, OnCreated::CreateAndUpdate, _) => WriteMode::Upsert,
+            (Operation::Updated, _, OnUpdated::Update) => WriteMode::Update,
+        };
 
         if let Some(changed) = &change.changed_fields {
             if !changed.is_empty() && changed.iter().all(|f| job.is_identifier(source, f)) {
@@ -87,211 +264,385 @@ impl<'a> Mapper<'a> {
             }
         }
 
-        let key_field = &job.key();
-        let Some(key_value) = gainsight_id.clone() else {
-            return rejected(format!(
-                "{} {} has no value in identifier {}",
-                change.object, change.record_id, key_field.salesforce
-            ));
-        };
-
-        if let Some(previous) = ledger.and_then(|l| l.source_changed_at_ms) {
+        if let Some(previous) = ledger.and_then(|l| l.changed_at(source)) {
             if previous > change.occurred_at_ms {
                 return ignored(format!(
-                    "stale: a change from {} was already written; this one is from {}",
+                    "stale: a change from {} made at {} was already written; this one is from {}",
+                    source.as_str(),
                     crate::time::rfc3339(previous),
                     crate::time::rfc3339(change.occurred_at_ms)
                 ));
             }
         }
 
+        // An operator's resync rewrites on purpose, even when the values look unchanged.
+        let forced = change.origin == ChangeOrigin::Resync;
+        let target_schema = self
+            .schemas
+            .and_then(|s| s.get(target, job.object_in(target)));
+        let states = ledger.map(|l| &l.fields);
         let mut fields = Fields::new();
+        let mut field_states = BTreeMap::new();
+        let mut restore = Fields::new();
+        let mut errors = Vec::new();
+        let mut notes = Vec::new();
+        let mut changed_names = Vec::new();
+
         for mapping in job.fields.iter().filter(|m| m.flow.carries_from(source)) {
-            if let Some(value) = change.fields.get(mapping.field_in(source)) {
-                fields.insert(mapping.field_in(target).to_string(), value.clone());
+            let source_field = mapping.field_in(source);
+            let Some(value) = self.source_value(change, source_field) else {
+                continue;
+            };
+            let target_field = mapping.field_in(target);
+            let converted = match target_schema.and_then(|o| o.field(target_field)) {
+                Some(f) => match convert(&value, f, target) {
+                    Ok(v) => v,
+                    Err(e) => {
+                        errors.push(format!("{}.{e}", job.object_in(target)));
+                        continue;
+                    }
+                },
+                None => value.clone(),
+            };
+            let state_key = &mapping.gainsight;
+            let source_hash = hash(&value);
+            let previous = states.and_then(|s| s.get(state_key));
+            if !forced && unchanged(previous, source, &source_hash, &value) {
+                continue;
             }
+            if let Some(prev) = previous.filter(|_| !forced) {
+                // Both sides changed the field since the last sync: the other side's value was
+                // synced here after this side's edit was made.
+                let both_changed = mapping.flow == DataFlow::Bidirectional
+                    && prev.from == target
+                    && change.occurred_at_ms <= prev.synced_at_ms;
+                if both_changed {
+                    let source_wins = match mapping.conflict_rule() {
+                        ConflictRule::GainsightWins => source == System::Gainsight,
+                        ConflictRule::SalesforceWins => source == System::Salesforce,
+                        ConflictRule::Newest => change.occurred_at_ms > prev.changed_at_ms,
+                    };
+                    let rule = serde_json::to_value(mapping.conflict_rule())
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_string))
+                        .unwrap_or_default();
+                    if !source_wins {
+                        notes.push(format!(
+                            "conflict on {state_key}: both sides changed it; {rule} keeps the {} value",
+                            target.as_str()
+                        ));
+                        continue;
+                    }
+                    notes.push(format!(
+                        "conflict on {state_key}: both sides changed it; {rule} keeps the {} value",
+                        source.as_str()
+                    ));
+                    restore.insert(source_field.to_string(), value.clone());
+                }
+            }
+            changed_names.push(source_field.to_string());
+            field_states.insert(
+                state_key.clone(),
+                state(source, &value, &converted, change.occurred_at_ms),
+            );
+            fields.insert(target_field.to_string(), converted);
+        }
+
+        for (index, derived) in job.derived.iter().enumerate() {
+            if derived.target != target {
+                continue;
+            }
+            let values: Option<Vec<Value>> = derived
+                .lookup
+                .matches
+                .iter()
+                .map(|m| self.source_value(change, &m.source))
+                .collect();
+            let Some(values) = values else { continue };
+            let source_value = if values.len() == 1 {
+                values[0].clone()
+            } else {
+                Value::Array(values.clone())
+            };
+            let source_hash = hash(&source_value);
+            let previous = states.and_then(|s| s.get(derived.state_key()));
+            if !forced && unchanged(previous, source, &source_hash, &source_value) {
+                continue;
+            }
+            let tuple: Option<Vec<String>> = values.iter().map(|v| text(Some(v))).collect();
+            let found = match tuple {
+                // An empty match value clears the reference rather than looking anything up.
+                None => Value::Null,
+                Some(_) if lookups.has_failed(&job.name, index) => {
+                    return MapOutcome::Retry {
+                        reason: format!("{} could not run", derived.describe()),
+                    }
+                }
+                Some(tuple) => {
+                    let matches = lookups.get(&job.name, index, &tuple);
+                    match (matches.len(), derived.on_no_match, derived.on_multiple_matches) {
+                        (0, OnNoMatch::Reject, _) => {
+                            return rejected(format!(
+                                "rejected: {} found no {} where {}",
+                                derived.describe(),
+                                derived.lookup.object,
+                                conditions(derived, &tuple)
+                            ))
+                        }
+                        (0, OnNoMatch::LeaveEmpty, _) => Value::Null,
+                        (1, _, _) | (_, _, OnMultipleMatches::UseFirst) => {
+                            Value::String(matches[0].clone())
+                        }
+                        (n, _, OnMultipleMatches::Error) => {
+                            return rejected(format!(
+                                "error: {} found {n} {} records where {} ({}); it must match one",
+                                derived.describe(),
+                                derived.lookup.object,
+                                conditions(derived, &tuple),
+                                matches.join(", ")
+                            ))
+                        }
+                    }
+                }
+            };
+            changed_names.push(derived.lookup.matches[0].source.clone());
+            field_states.insert(
+                derived.state_key().to_string(),
+                state(source, &source_value, &found, change.occurred_at_ms),
+            );
+            fields.insert(derived.field.clone(), found);
+        }
+
+        if !errors.is_empty() {
+            return rejected(format!("data type validation failed: {}", errors.join("; ")));
         }
         if fields.is_empty() {
+            let mut reason = if notes.is_empty() {
+                format!(
+                    "no mapped field changed: every value from {} equals what was last synced (echo of our own write, or no change)",
+                    source.as_str()
+                )
+            } else {
+                String::new()
+            };
+            reason.push_str(&notes.join("; "));
+            return ignored(reason);
+        }
+        if changed_names.iter().all(|f| job.is_identifier(source, f)) {
             return ignored(format!(
-                "the change carries none of the fields job {} maps from {}",
-                job.name,
-                source.as_str()
+                "only identifiers changed ({}); identifier changes alone do not trigger a write",
+                changed_names.join(", ")
             ));
         }
 
-        let values_hash = values_hash(&fields);
-        // An operator's resync rewrites on purpose, even when the values look unchanged.
-        let forced = change.origin == ChangeOrigin::Resync;
-        if !forced && ledger.and_then(|l| l.values_hash.as_deref()) == Some(values_hash.as_str()) {
-            return ignored(
-                "values equal those last written (echo of our own write or no change)".into(),
-            );
-        }
-
-        let key = match target {
-            System::Salesforce => {
-                fields.insert(key_field.salesforce.clone(), key_value.clone().into());
-                RecordKey::ExternalId {
-                    field: key_field.salesforce.clone(),
-                    value: key_value.clone(),
+        // Identifiers and required fields go along with every write, so the pair stays linked.
+        for pair in job.identifiers.iter().chain(&job.required) {
+            let target_field = pair.field_in(target);
+            if target_field == job.id_field_in(target) || fields.contains_key(target_field) {
+                continue;
+            }
+            if let Some(value) = self.source_value(change, pair.field_in(source)) {
+                let converted = match target_schema.and_then(|o| o.field(target_field)) {
+                    Some(f) => match convert(&value, f, target) {
+                        Ok(v) => v,
+                        Err(e) => {
+                            return rejected(format!(
+                                "data type validation failed: {}.{e}",
+                                job.object_in(target)
+                            ))
+                        }
+                    },
+                    None => value,
+                };
+                if !converted.is_null() {
+                    fields.insert(target_field.to_string(), converted);
                 }
             }
-            System::Gainsight => RecordKey::Id {
-                value: key_value.clone(),
-            },
+        }
+
+        let record_key = match self.target_key(target, mode, &ids, &fields) {
+            Ok(k) => k,
+            Err(reason) => return rejected(reason),
+        };
+        if let RecordKey::ExternalId { field, value } = &record_key {
+            fields.insert(field.clone(), Value::String(value.clone()));
+        }
+        let Some(ledger_key) = key.clone() else {
+            return rejected(format!(
+                "{} {} carries no id to record it by",
+                change.object, change.record_id
+            ));
+        };
+        // A Company created in Gainsight from a Salesforce Account: the Account learns its GSID.
+        let writeback = match (target, &ids.gainsight_id) {
+            (System::Gainsight, None) => job.gsid_external_field().map(str::to_string),
+            _ => None,
         };
 
-        MapOutcome::Write(WriteCommand {
+        let command = |target: System, key: RecordKey, mode: WriteMode, fields: Fields| WriteCommand {
             job: job.name.clone(),
             target,
             object: job.object_in(target).to_string(),
             key,
+            mode,
             fields,
-            gainsight_id: key_value,
-            values_hash,
+            gainsight_id: ledger_key.clone(),
+            salesforce_id: ids.salesforce_id.clone(),
+            field_states: field_states.clone(),
+            writeback: None,
+            source,
             event_id: change.event_id.clone(),
             source_changed_at_ms: change.occurred_at_ms,
             received_at_ms: change.received_at_ms,
-        })
+        };
+        let mut main = command(target, record_key, mode, fields);
+        main.writeback = writeback;
+        let mut commands = vec![main];
+        if !restore.is_empty() {
+            commands.push(command(
+                source,
+                RecordKey::Id {
+                    value: change.record_id.clone(),
+                },
+                WriteMode::Update,
+                restore,
+            ));
+        }
+        MapOutcome::Write(commands)
     }
+
+    /// How the target record is found, in the order the job lists its identifiers.
+    fn target_key(
+        &self,
+        target: System,
+        mode: WriteMode,
+        ids: &PairIds,
+        fields: &Fields,
+    ) -> Result<RecordKey, String> {
+        let job = self.job;
+        match target {
+            System::Salesforce => {
+                // An update of a known Account needs no lookup by external id.
+                if let (WriteMode::Update, Some(id)) = (mode, &ids.salesforce_id) {
+                    return Ok(RecordKey::Id { value: id.clone() });
+                }
+                if let (Some(field), Some(gsid)) = (job.gsid_external_field(), &ids.gainsight_id) {
+                    return Ok(RecordKey::ExternalId {
+                        field: field.to_string(),
+                        value: gsid.clone(),
+                    });
+                }
+                match &ids.salesforce_id {
+                    Some(id) => Ok(RecordKey::Id { value: id.clone() }),
+                    None => Err(format!(
+                        "no identifier of job {} has a value to match a Salesforce {}",
+                        job.name, job.salesforce.object
+                    )),
+                }
+            }
+            System::Gainsight => {
+                if let Some(gsid) = &ids.gainsight_id {
+                    return Ok(RecordKey::Id {
+                        value: gsid.clone(),
+                    });
+                }
+                for pair in &job.identifiers {
+                    if pair.gainsight == job.gainsight.id_field {
+                        continue;
+                    }
+                    let value = if pair.salesforce == job.salesforce.id_field {
+                        ids.salesforce_id.clone()
+                    } else {
+                        text(fields.get(&pair.gainsight))
+                    };
+                    if let Some(value) = value {
+                        return Ok(RecordKey::ExternalId {
+                            field: pair.gainsight.clone(),
+                            value,
+                        });
+                    }
+                }
+                Err(format!(
+                    "no identifier of job {} has a value to match a Gainsight {}",
+                    job.name, job.gainsight.object
+                ))
+            }
+        }
+    }
+}
+
+fn unchanged(previous: Option<&FieldState>, source: System, hash: &str, value: &Value) -> bool {
+    match previous {
+        Some(p) => p.hash_in(source) == hash,
+        // Never synced: an empty value has nothing to tell the other side.
+        None => value.is_null(),
+    }
+}
+
+fn state(source: System, source_value: &Value, target_value: &Value, at: i64) -> FieldState {
+    let (gainsight, salesforce) = match source {
+        System::Gainsight => (hash(source_value), hash(target_value)),
+        System::Salesforce => (hash(target_value), hash(source_value)),
+    };
+    FieldState {
+        gainsight,
+        salesforce,
+        from: source,
+        changed_at_ms: at,
+        synced_at_ms: 0,
+    }
+}
+
+fn conditions(derived: &super::DerivedMapping, tuple: &[String]) -> String {
+    derived
+        .lookup
+        .matches
+        .iter()
+        .zip(tuple)
+        .map(|(m, v)| format!("{} = {v:?}", m.field))
+        .collect::<Vec<_>>()
+        .join(" and ")
+}
+
+/// Hash of one value (first 16 hex digits of SHA-256 of its JSON): enough to tell values apart
+/// in a ledger item, small enough to keep 20 of them per record.
+pub fn hash(value: &Value) -> String {
+    let mut hasher = Sha256::new();
+    // Numbers that are equal as f64 hash equal (Salesforce answers 1200 for 1200.0).
+    match value {
+        Value::Number(n) => hasher.update(n.as_f64().unwrap_or_default().to_bits().to_be_bytes()),
+        other => {
+            let _ = serde_json::to_writer(HashWriter(&mut hasher), other);
+        }
+    }
+    let digest = hasher.finalize();
+    hex::encode(&digest[..8])
 }
 
 /// SHA-256 of the canonical JSON of `fields` (keys sorted), hex encoded.
 pub fn values_hash(fields: &Fields) -> String {
-    let canonical = serde_json::to_vec(fields).unwrap_or_default();
-    hex::encode(Sha256::digest(&canonical))
+    hash(&Value::Object(fields.clone()))
 }
 
-fn text(value: Option<&serde_json::Value>) -> Option<String> {
+struct HashWriter<'a>(&'a mut Sha256);
+
+impl std::io::Write for HashWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn text(value: Option<&Value>) -> Option<String> {
     match value? {
-        serde_json::Value::String(s) if !s.is_empty() => Some(s.clone()),
-        serde_json::Value::Number(n) => Some(n.to_string()),
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
         _ => None,
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::domain::Jobs;
-    use serde_json::json;
-
-    fn change(fields: serde_json::Value, op: Operation) -> ChangeEvent {
-        ChangeEvent {
-            event_id: "ev-1".into(),
-            source: System::Gainsight,
-            object: "Company".into(),
-            record_id: "1P02GS".into(),
-            operation: op,
-            occurred_at_ms: 1_700_000_000_000,
-            fields: fields.as_object().cloned().unwrap(),
-            changed_fields: None,
-            origin: ChangeOrigin::Webhook,
-            received_at_ms: 1_700_000_000_500,
-        }
-    }
-
-    fn job() -> Job {
-        Jobs::builtin().get("company_account").cloned().unwrap()
-    }
-
-    #[test]
-    fn maps_company_to_account_upsert_on_external_id() {
-        let job = job();
-        let outcome = Mapper::new(&job).map(
-            &change(
-                json!({"Gsid": "1P02GS", "Name": "Acme", "Arr": 1200.5, "Unmapped": 1}),
-                Operation::Updated,
-            ),
-            None,
-        );
-        let MapOutcome::Write(cmd) = outcome else {
-            panic!("expected a write, got {outcome:?}")
-        };
-        assert_eq!(cmd.target, System::Salesforce);
-        assert_eq!(cmd.object, "Account");
-        assert_eq!(
-            cmd.key,
-            RecordKey::ExternalId {
-                field: "Gainsight_Company_Id__c".into(),
-                value: "1P02GS".into()
-            }
-        );
-        assert_eq!(
-            serde_json::Value::Object(cmd.fields.clone()),
-            json!({"Name": "Acme", "AnnualRevenue": 1200.5, "Gainsight_Company_Id__c": "1P02GS"})
-        );
-        assert_eq!(cmd.gainsight_id, "1P02GS");
-    }
-
-    #[test]
-    fn ignores_echoes_deletes_stale_and_identifier_only_changes() {
-        let job = job();
-        let mapper = Mapper::new(&job);
-        let c = change(json!({"Name": "Acme"}), Operation::Updated);
-        let MapOutcome::Write(cmd) = mapper.map(&c, None) else {
-            panic!()
-        };
-
-        let ledger = LedgerRecord {
-            values_hash: Some(cmd.values_hash.clone()),
-            ..Default::default()
-        };
-        assert!(
-            matches!(mapper.map(&c, Some(&ledger)), MapOutcome::Ignored { reason, .. } if reason.contains("echo"))
-        );
-
-        let newer = LedgerRecord {
-            source_changed_at_ms: Some(c.occurred_at_ms + 1),
-            ..Default::default()
-        };
-        assert!(
-            matches!(mapper.map(&c, Some(&newer)), MapOutcome::Ignored { reason, .. } if reason.starts_with("stale"))
-        );
-
-        let deleted = change(json!({"Name": "Acme"}), Operation::Deleted);
-        assert!(
-            matches!(mapper.map(&deleted, None), MapOutcome::Ignored { reason, .. } if reason.contains("not propagated"))
-        );
-
-        let mut ids_only = change(
-            json!({"Gsid": "1P02GS", "Name": "Acme"}),
-            Operation::Updated,
-        );
-        ids_only.changed_fields = Some(vec!["Gsid".into()]);
-        assert!(
-            matches!(mapper.map(&ids_only, None), MapOutcome::Ignored { reason, .. } if reason.contains("only identifiers"))
-        );
-
-        let nothing = change(json!({"Unmapped": 3}), Operation::Updated);
-        assert!(matches!(
-            mapper.map(&nothing, None),
-            MapOutcome::Ignored { .. }
-        ));
-    }
-
-    #[test]
-    fn do_nothing_actions_are_honoured() {
-        let mut job = job();
-        job.events.on_updated = OnUpdated::DoNothing;
-        job.events.on_created = OnCreated::DoNothing;
-        let mapper = Mapper::new(&job);
-        for op in [Operation::Created, Operation::Updated] {
-            assert!(matches!(
-                mapper.map(&change(json!({"Name": "A"}), op), None),
-                MapOutcome::Ignored { .. }
-            ));
-        }
-    }
-
-    #[test]
-    fn hash_is_order_independent() {
-        let a: Fields = json!({"a": 1, "b": 2}).as_object().cloned().unwrap();
-        let mut b = Fields::new();
-        b.insert("b".into(), 2.into());
-        b.insert("a".into(), 1.into());
-        assert_eq!(values_hash(&a), values_hash(&b));
-        b.insert("a".into(), 3.into());
-        assert_ne!(values_hash(&a), values_hash(&b));
-    }
-}
+mod tests;

@@ -5,13 +5,18 @@ pub mod change;
 pub mod job;
 pub mod ledger;
 pub mod mapping;
+pub mod schema;
 pub mod write;
 
 pub use change::{ChangeEvent, ChangeOrigin, Operation, System};
-pub use job::{DataFlow, FieldMapping, Job, JobError, Jobs, OnCreated, OnUpdated};
-pub use ledger::{LedgerRecord, LedgerUpdate, SyncStatus};
-pub use mapping::{MapOutcome, Mapper};
-pub use write::{RecordKey, WriteCommand};
+pub use job::{
+    ConflictRule, DataFlow, DerivedMapping, FieldMapping, Identifier, Job, JobError, Jobs,
+    OnCreated, OnMultipleMatches, OnNoMatch, OnUpdated,
+};
+pub use ledger::{FieldState, LedgerRecord, LedgerUpdate, SyncStatus};
+pub use mapping::{LookupRequest, Lookups, MapOutcome, Mapper};
+pub use schema::{FieldKind, FieldSchema, ObjectSchema, Schemas};
+pub use write::{RecordKey, WriteCommand, WriteMode};
 
 /// Field values of one record, by API name. Keys are sorted, so serialising is canonical.
 pub type Fields = serde_json::Map<String, serde_json::Value>;

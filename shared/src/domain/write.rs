@@ -1,8 +1,23 @@
 //! A write command: what the pusher must write to one record of the target system.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
-use super::{Fields, System};
+use super::{FieldState, Fields, System};
+
+/// What the write may do, from the job's event actions.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WriteMode {
+    /// Create, or update the matching record.
+    #[default]
+    Upsert,
+    /// Create only: an existing match is an error.
+    Create,
+    /// Update only: no match means nothing is written (logged as ignored).
+    Update,
+}
 
 /// How the target record is found.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -21,12 +36,24 @@ pub struct WriteCommand {
     /// Target object API name, e.g. `Account`.
     pub object: String,
     pub key: RecordKey,
+    #[serde(default)]
+    pub mode: WriteMode,
     /// Target field values to write, by target API name (the key field included for upserts).
     pub fields: Fields,
-    /// The Gainsight id of the record pair: the ledger key.
+    /// The ledger key of the record pair: the Gainsight id, or `sf:{Id}` while it has none.
     pub gainsight_id: String,
-    /// Hash of `fields`, stored in the ledger after a successful write for echo suppression.
-    pub values_hash: String,
+    /// The Salesforce id of the pair, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub salesforce_id: Option<String>,
+    /// Field states to record in the ledger once the write is acknowledged.
+    #[serde(default)]
+    pub field_states: BTreeMap<String, FieldState>,
+    /// After creating a Gainsight record for a Salesforce one, write the new GSID back into this
+    /// Salesforce field so later changes carry it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub writeback: Option<String>,
+    /// The system the change came from.
+    pub source: System,
     /// Source event, for the run log.
     pub event_id: String,
     pub source_changed_at_ms: i64,
@@ -36,12 +63,17 @@ pub struct WriteCommand {
 
 impl WriteCommand {
     /// Commands with the same batch key can go out in one API call.
-    pub fn batch_key(&self) -> (System, &str, Option<&str>) {
+    pub fn batch_key(&self) -> (System, &str, Option<&str>, WriteMode) {
         let field = match &self.key {
             RecordKey::ExternalId { field, .. } => Some(field.as_str()),
             RecordKey::Id { .. } => None,
         };
-        (self.target, self.object.as_str(), field)
+        (self.target, self.object.as_str(), field, self.mode)
+    }
+
+    /// The ledger key for a pair without a Gainsight id yet.
+    pub fn salesforce_ledger_key(salesforce_id: &str) -> String {
+        format!("sf:{salesforce_id}")
     }
 
     /// Identity of the target record: two commands with the same identity write the same record.

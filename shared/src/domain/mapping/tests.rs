@@ -1,0 +1,450 @@
+//! Table-driven tests of the mapping engine: every job option, each with a case that must fail.
+
+use super::*;
+use crate::domain::schema::standard_schemas;
+use crate::domain::{Jobs, LedgerRecord};
+use serde_json::json;
+
+const T0: i64 = 1_700_000_000_000;
+
+fn jobs() -> Jobs {
+    Jobs::builtin()
+}
+
+fn change(source: System, object: &str, id: &str, op: Operation, fields: Value) -> ChangeEvent {
+    ChangeEvent {
+        event_id: format!("ev-{id}"),
+        source,
+        object: object.into(),
+        record_id: id.into(),
+        operation: op,
+        occurred_at_ms: T0,
+        fields: fields.as_object().cloned().unwrap(),
+        changed_fields: None,
+        origin: ChangeOrigin::Webhook,
+        received_at_ms: T0 + 5,
+    }
+}
+
+fn company(op: Operation, fields: Value) -> ChangeEvent {
+    change(System::Gainsight, "Company", "1P02GS", op, fields)
+}
+
+fn account(op: Operation, fields: Value) -> ChangeEvent {
+    change(System::Salesforce, "Account", "001000000000001AAA", op, fields)
+}
+
+fn map_with(job: &str, c: &ChangeEvent, ledger: Option<&LedgerRecord>, lookups: &Lookups) -> MapOutcome {
+    let jobs = jobs();
+    let schemas = standard_schemas();
+    Mapper::new(jobs.get(job).unwrap(), Some(&schemas)).map(c, ledger, lookups)
+}
+
+fn map(job: &str, c: &ChangeEvent, ledger: Option<&LedgerRecord>) -> MapOutcome {
+    map_with(job, c, ledger, &Lookups::default())
+}
+
+fn write(outcome: MapOutcome) -> Vec<WriteCommand> {
+    match outcome {
+        MapOutcome::Write(cmds) => cmds,
+        other => panic!("expected a write, got {other:?}"),
+    }
+}
+
+fn reason(outcome: &MapOutcome) -> String {
+    match outcome {
+        MapOutcome::Ignored { reason, .. } => format!("ignored: {reason}"),
+        MapOutcome::Rejected { reason, .. } => format!("rejected: {reason}"),
+        MapOutcome::Retry { reason } => format!("retry: {reason}"),
+        MapOutcome::Write(cmds) => format!("write: {:?}", cmds[0].fields),
+    }
+}
+
+/// The ledger after `cmds` were written and acknowledged at `synced_at`.
+fn ledger_after(cmds: &[WriteCommand], synced_at: i64) -> LedgerRecord {
+    let cmd = &cmds[0];
+    let mut rec = LedgerRecord {
+        job: cmd.job.clone(),
+        gainsight_id: cmd.gainsight_id.clone(),
+        salesforce_id: cmd.salesforce_id.clone(),
+        synced: true,
+        ..Default::default()
+    };
+    for (k, mut s) in cmd.field_states.clone() {
+        s.synced_at_ms = synced_at;
+        rec.fields.insert(k, s);
+    }
+    match cmd.source {
+        System::Gainsight => rec.gainsight_changed_at_ms = Some(cmd.source_changed_at_ms),
+        System::Salesforce => rec.salesforce_changed_at_ms = Some(cmd.source_changed_at_ms),
+    }
+    rec
+}
+
+#[test]
+fn data_flows_carry_only_their_direction() {
+    // (change, field expected in the target write, field that must not be there)
+    let cases = [
+        (company(Operation::Updated, json!({"Name": "Acme", "Arr": 10})), "AnnualRevenue", "Phone"),
+        (company(Operation::Updated, json!({"Name": "Acme", "Phone": "555"})), "Name", "Phone"),
+        (account(Operation::Updated, json!({"Name": "Acme", "Phone": "555"})), "Phone", "Arr"),
+        (account(Operation::Updated, json!({"Name": "Acme", "AnnualRevenue": "10"})), "Name", "Arr"),
+    ];
+    for (i, (c, present, absent)) in cases.iter().enumerate() {
+        let cmds = write(map("company_account", c, None));
+        assert_eq!(cmds.len(), 1, "case {i}");
+        assert!(cmds[0].fields.contains_key(*present), "case {i}: {:?}", cmds[0].fields);
+        assert!(!cmds[0].fields.contains_key(*absent), "case {i}: {:?}", cmds[0].fields);
+    }
+    // A field flowing only the other way never produces a write on its own.
+    let outcome = map("company_account", &account(Operation::Updated, json!({"AnnualRevenue": "10"})), None);
+    assert!(reason(&outcome).starts_with("ignored: no mapped field changed"), "{}", reason(&outcome));
+}
+
+#[test]
+fn gainsight_change_upserts_account_on_the_gsid_external_id() {
+    let cmds = write(map(
+        "company_account",
+        &company(Operation::Created, json!({"Name": "Acme", "Arr": 1200.5, "Unmapped": 1})),
+        None,
+    ));
+    let cmd = &cmds[0];
+    assert_eq!((cmd.target, cmd.object.as_str(), cmd.mode), (System::Salesforce, "Account", WriteMode::Upsert));
+    assert_eq!(
+        cmd.key,
+        RecordKey::ExternalId { field: "Gainsight_Company_Id__c".into(), value: "1P02GS".into() }
+    );
+    assert_eq!(
+        Value::Object(cmd.fields.clone()),
+        json!({"Name": "Acme", "AnnualRevenue": 1200.5, "Gainsight_Company_Id__c": "1P02GS"})
+    );
+    assert_eq!(cmd.gainsight_id, "1P02GS");
+    assert_eq!(cmd.writeback, None);
+}
+
+#[test]
+fn salesforce_change_without_gsid_matches_by_identifier_and_asks_for_writeback() {
+    let cmds = write(map(
+        "company_account",
+        &account(Operation::Created, json!({"Name": "Acme", "Phone": "555", "AnnualRevenue": "5"})),
+        None,
+    ));
+    let cmd = &cmds[0];
+    assert_eq!(cmd.target, System::Gainsight);
+    assert_eq!(
+        cmd.key,
+        RecordKey::ExternalId { field: "SfdcAccountId".into(), value: "001000000000001AAA".into() }
+    );
+    assert_eq!(cmd.gainsight_id, "sf:001000000000001AAA");
+    assert_eq!(cmd.writeback.as_deref(), Some("Gainsight_Company_Id__c"));
+    assert_eq!(
+        Value::Object(cmd.fields.clone()),
+        json!({"Name": "Acme", "Phone": "555", "SfdcAccountId": "001000000000001AAA"})
+    );
+
+    // Carrying its GSID, the same Account updates the Company by GSID and needs no writeback.
+    let c = account(Operation::Updated, json!({"Name": "Acme 2", "Gainsight_Company_Id__c": "1P02GS"}));
+    let cmd = &write(map("company_account", &c, None))[0];
+    assert_eq!(cmd.key, RecordKey::Id { value: "1P02GS".into() });
+    assert_eq!((cmd.mode, cmd.writeback.as_deref()), (WriteMode::Update, None));
+}
+
+#[test]
+fn person_from_salesforce_is_upserted_by_email() {
+    let c = change(
+        System::Salesforce,
+        "Contact",
+        "003000000000001AAA",
+        Operation::Created,
+        json!({"LastName": "Lovelace", "Email": "ada@example.com"}),
+    );
+    let cmd = &write(map("person_contact", &c, None))[0];
+    assert_eq!(cmd.object, "Person");
+    assert_eq!(
+        cmd.key,
+        RecordKey::ExternalId { field: "Email".into(), value: "ada@example.com".into() }
+    );
+    assert_eq!(cmd.fields.get("SfdcContactId"), Some(&json!("003000000000001AAA")));
+}
+
+#[test]
+fn event_actions_table() {
+    use crate::domain::{OnCreated as C, OnUpdated as U};
+    // (on_created, on_updated, operation, expected mode or None for ignored)
+    let cases = [
+        (C::Create, U::Update, Operation::Created, Some(WriteMode::Create)),
+        (C::CreateAndUpdate, U::Update, Operation::Created, Some(WriteMode::Upsert)),
+        (C::DoNothing, U::Update, Operation::Created, None),
+        (C::DoNothing, U::Update, Operation::Updated, Some(WriteMode::Update)),
+        (C::Create, U::DoNothing, Operation::Updated, None),
+        (C::Create, U::Update, Operation::Deleted, None),
+    ];
+    let schemas = standard_schemas();
+    for (i, (on_created, on_updated, op, expected)) in cases.into_iter().enumerate() {
+        let mut job = jobs().get("company_account").cloned().unwrap();
+        job.events.from_gainsight.on_created = on_created;
+        job.events.from_gainsight.on_updated = on_updated;
+        let outcome = Mapper::new(&job, Some(&schemas)).map(
+            &company(op, json!({"Name": "Acme"})),
+            None,
+            &Lookups::default(),
+        );
+        match (expected, &outcome) {
+            (Some(mode), MapOutcome::Write(cmds)) => assert_eq!(cmds[0].mode, mode, "case {i}"),
+            (None, MapOutcome::Ignored { reason, .. }) => {
+                assert!(reason.contains("does nothing") || reason.contains("not propagated"), "case {i}: {reason}")
+            }
+            _ => panic!("case {i}: unexpected {outcome:?}"),
+        }
+    }
+    // Actions are per source: Salesforce's stay at their defaults.
+    let outcome = map("company_account", &account(Operation::Created, json!({"Name": "A"})), None);
+    assert_eq!(write(outcome)[0].mode, WriteMode::Upsert);
+}
+
+#[test]
+fn identifier_only_changes_do_not_write() {
+    let mut c = company(Operation::Updated, json!({"Name": "Acme", "SfdcAccountId": "001x"}));
+    c.changed_fields = Some(vec!["SfdcAccountId".into()]);
+    assert!(reason(&map("company_account", &c, None)).contains("only identifiers changed"));
+    c.changed_fields = Some(vec!["SfdcAccountId".into(), "Name".into()]);
+    assert!(matches!(map("company_account", &c, None), MapOutcome::Write(_)));
+}
+
+#[test]
+fn type_checks_fail_the_record_with_the_field_named() {
+    let cases = [
+        (json!({"Name": "Acme", "Industry": "Mining"}), "Account.Industry: \"Mining\" is not a value of the restricted picklist"),
+        (json!({"Name": "Acme", "Employees": 12.5}), "Account.NumberOfEmployees: 12.5 is not a valid whole number"),
+        (json!({"Name": "x".repeat(256)}), "Account.Name: 256 characters, at most 255 allowed"),
+        (json!({"Name": "Acme", "Arr": "lots"}), "Account.AnnualRevenue: \"lots\" is not a valid currency amount"),
+    ];
+    for (fields, expected) in cases {
+        let outcome = map("company_account", &company(Operation::Updated, fields), None);
+        let r = reason(&outcome);
+        assert!(matches!(outcome, MapOutcome::Rejected { .. }) && r.contains(expected), "{r}");
+    }
+    // The same record with valid values passes.
+    let ok = company(Operation::Updated, json!({"Name": "Acme", "Industry": "Energy", "Employees": 12}));
+    assert!(matches!(map("company_account", &ok, None), MapOutcome::Write(_)));
+}
+
+#[test]
+fn salesforce_text_values_are_typed_by_the_describe() {
+    let c = change(
+        System::Salesforce,
+        "Case",
+        "500000000000001AAA",
+        Operation::Created,
+        json!({"Subject": "Broken", "Status": "New", "Priority": "High"}),
+    );
+    let cmd = &write(map("case_case", &c, None))[0];
+    assert_eq!(cmd.fields.get("Status"), Some(&json!("New")));
+    assert_eq!(cmd.object, "Case");
+    assert_eq!(cmd.target, System::Gainsight);
+}
+
+#[test]
+fn currency_objects_carry_the_amount() {
+    let c = company(
+        Operation::Updated,
+        json!({"Name": "Acme", "Arr": {"value": 99.5, "isoCode": "EUR", "conversionRate": 1.1}}),
+    );
+    assert_eq!(write(map("company_account", &c, None))[0].fields.get("AnnualRevenue"), Some(&json!(99.5)));
+}
+
+fn person(fields: Value) -> ChangeEvent {
+    change(System::Gainsight, "Person", "1P03P1", Operation::Created, fields)
+}
+
+#[test]
+fn derived_lookups_table() {
+    let p = person(json!({"LastName": "L", "Email": "l@x.io", "CompanyId": "1P02GS"}));
+    let tuple = vec!["1P02GS".to_string()];
+    // (values found, expected AccountId or error text)
+    let cases: Vec<(Vec<&str>, Result<Value, &str>)> = vec![
+        (vec!["001A"], Ok(json!("001A"))),
+        (vec![], Err("rejected: lookup AccountId (Account.Gainsight_Company_Id__c = CompanyId) found no Account where Gainsight_Company_Id__c = \"1P02GS\"")),
+        (vec!["001A", "001B"], Err("error: lookup AccountId (Account.Gainsight_Company_Id__c = CompanyId) found 2 Account records")),
+    ];
+    for (i, (found, expected)) in cases.into_iter().enumerate() {
+        let mut lookups = Lookups::default();
+        lookups.insert("person_contact", 0, tuple.clone(), found.iter().map(|s| s.to_string()).collect());
+        let outcome = map_with("person_contact", &p, None, &lookups);
+        match expected {
+            Ok(v) => assert_eq!(write(outcome)[0].fields.get("AccountId"), Some(&v), "case {i}"),
+            Err(text) => {
+                assert!(matches!(outcome, MapOutcome::Rejected { .. }), "case {i}");
+                assert!(reason(&outcome).contains(text), "case {i}: {}", reason(&outcome));
+            }
+        }
+    }
+
+    // Towards Gainsight the job leaves the link empty when no Company matches.
+    let c = change(
+        System::Salesforce,
+        "Contact",
+        "003000000000001AAA",
+        Operation::Created,
+        json!({"LastName": "L", "Email": "l@x.io", "AccountId": "001Z"}),
+    );
+    let cmd = &write(map("person_contact", &c, None))[0];
+    assert_eq!(cmd.fields.get("CompanyId"), Some(&Value::Null));
+
+    // use_first takes the first match instead of failing.
+    let mut job = jobs().get("person_contact").cloned().unwrap();
+    job.derived[1].on_multiple_matches = crate::domain::OnMultipleMatches::UseFirst;
+    let mut lookups = Lookups::default();
+    lookups.insert("person_contact", 1, vec!["001Z".into()], vec!["G1".into(), "G2".into()]);
+    let schemas = standard_schemas();
+    let cmd = &write(Mapper::new(&job, Some(&schemas)).map(&c, None, &lookups))[0];
+    assert_eq!(cmd.fields.get("CompanyId"), Some(&json!("G1")));
+
+    // A lookup that could not run is retried, not held against the record.
+    let mut lookups = Lookups::default();
+    lookups.mark_failed("person_contact", 0);
+    assert!(matches!(map_with("person_contact", &p, None, &lookups), MapOutcome::Retry { .. }));
+}
+
+#[test]
+fn lookups_are_one_request_per_derived_mapping_per_batch() {
+    let jobs = jobs();
+    let job = jobs.get("person_contact").unwrap();
+    let changes: Vec<ChangeEvent> = (0..50)
+        .map(|i| {
+            let mut c = person(json!({"LastName": "L", "Email": format!("p{i}@x.io"), "CompanyId": format!("C{}", i % 10)}));
+            c.record_id = format!("P{i}");
+            c
+        })
+        .collect();
+    let requests = Lookups::requests(changes.iter().map(|c| (job, c)), None);
+    assert_eq!(requests.len(), 1);
+    assert_eq!(requests[0].object, "Account");
+    assert_eq!(requests[0].match_fields, vec!["Gainsight_Company_Id__c".to_string()]);
+    assert_eq!(requests[0].returns, "Id");
+    assert_eq!(requests[0].tuples.len(), 10, "distinct values only");
+}
+
+#[test]
+fn echoes_of_our_own_writes_are_ignored() {
+    // Gainsight -> Salesforce, then Salesforce's echo of the same values.
+    let cmds = write(map("company_account", &company(Operation::Updated, json!({"Name": "Acme", "Industry": "Energy"})), None));
+    let ledger = ledger_after(&cmds, T0 + 100);
+    let echo = account(
+        Operation::Updated,
+        json!({"Name": "Acme", "Industry": "Energy", "Gainsight_Company_Id__c": "1P02GS"}),
+    );
+    let mut echo = echo;
+    echo.occurred_at_ms = T0 + 100;
+    let outcome = map("company_account", &echo, Some(&ledger));
+    assert!(reason(&outcome).starts_with("ignored: no mapped field changed"), "{}", reason(&outcome));
+
+    // A real change on the Salesforce side after the sync does write, and only what changed.
+    let mut edit = account(
+        Operation::Updated,
+        json!({"Name": "Acme Corp", "Industry": "Energy", "Gainsight_Company_Id__c": "1P02GS"}),
+    );
+    edit.occurred_at_ms = T0 + 200;
+    let cmds = write(map("company_account", &edit, Some(&ledger)));
+    assert_eq!(
+        Value::Object(cmds[0].fields.clone()),
+        json!({"Name": "Acme Corp", "SfdcAccountId": "001000000000001AAA"})
+    );
+
+    // Numbers come back from Salesforce as text in an Outbound Message; still an echo.
+    let cmds = write(map("company_account", &company(Operation::Updated, json!({"Name": "A", "Employees": 12})), None));
+    let ledger = ledger_after(&cmds, T0 + 100);
+    let c = company(Operation::Updated, json!({"Name": "A", "Employees": 12.0}));
+    assert!(matches!(map("company_account", &c, Some(&ledger)), MapOutcome::Ignored { .. }));
+}
+
+#[test]
+fn resync_rewrites_even_unchanged_values() {
+    let c = company(Operation::Updated, json!({"Name": "Acme"}));
+    let ledger = ledger_after(&write(map("company_account", &c, None)), T0);
+    assert!(matches!(map("company_account", &c, Some(&ledger)), MapOutcome::Ignored { .. }));
+    let mut forced = c.clone();
+    forced.origin = ChangeOrigin::Resync;
+    assert!(matches!(map("company_account", &forced, Some(&ledger)), MapOutcome::Write(_)));
+}
+
+#[test]
+fn stale_changes_are_ignored_per_source_clock() {
+    let c = company(Operation::Updated, json!({"Name": "Acme"}));
+    let newer = LedgerRecord {
+        gainsight_changed_at_ms: Some(T0 + 1),
+        ..Default::default()
+    };
+    assert!(reason(&map("company_account", &c, Some(&newer))).starts_with("ignored: stale"));
+    // A newer Salesforce timestamp says nothing about Gainsight's clock.
+    let other = LedgerRecord {
+        salesforce_changed_at_ms: Some(T0 + 1),
+        ..Default::default()
+    };
+    assert!(matches!(map("company_account", &c, Some(&other)), MapOutcome::Write(_)));
+}
+
+/// Both sides changed a bi-directional field since the last sync: the Gainsight value was synced
+/// to Salesforce at T0+100, after Salesforce's own edit at `sf_edit_at`.
+fn conflict_case(field: &str, gs_value: &str, sf_value: &str, sf_edit_at: i64) -> MapOutcome {
+    let (gs_field, sf_field) = match field {
+        "Name" => ("Name", "Name"),
+        _ => ("Industry", "Industry"),
+    };
+    let mut gs = company(Operation::Updated, json!({ gs_field: gs_value }));
+    gs.occurred_at_ms = T0 + 50;
+    let ledger = ledger_after(&write(map("company_account", &gs, None)), T0 + 100);
+    let mut sf = account(
+        Operation::Updated,
+        json!({ sf_field: sf_value, "Gainsight_Company_Id__c": "1P02GS" }),
+    );
+    sf.occurred_at_ms = sf_edit_at;
+    map("company_account", &sf, Some(&ledger))
+}
+
+#[test]
+fn conflict_rules_table() {
+    // Name: newest. Industry: salesforce_wins. (field, Salesforce edit time, Salesforce wins?)
+    let cases = [
+        ("Name", T0 + 80, true),   // Salesforce edited after Gainsight's edit (T0+50): newest
+        ("Name", T0 + 20, false),  // Salesforce's edit is older than Gainsight's: Gainsight keeps
+        ("Industry", T0 + 20, true), // salesforce_wins regardless of time
+        ("Name", T0 + 300, true),  // after the sync: not a conflict, a plain later change
+    ];
+    for (i, (field, at, sf_wins)) in cases.into_iter().enumerate() {
+        let value = if field == "Name" { "SF name" } else { "Retail" };
+        let gs_value = if field == "Name" { "GS name" } else { "Energy" };
+        let outcome = conflict_case(field, gs_value, value, at);
+        if sf_wins {
+            let cmds = write(outcome);
+            assert_eq!(cmds[0].target, System::Gainsight, "case {i}");
+            assert_eq!(cmds[0].fields.get(field), Some(&json!(value)), "case {i}");
+            if at <= T0 + 100 {
+                // Our sync overwrote Salesforce's value after its edit: it is written back there.
+                assert_eq!(cmds.len(), 2, "case {i}");
+                assert_eq!((cmds[1].target, cmds[1].mode), (System::Salesforce, WriteMode::Update));
+                assert_eq!(cmds[1].fields.get(field), Some(&json!(value)), "case {i}");
+            } else {
+                assert_eq!(cmds.len(), 1, "case {i}");
+            }
+        } else {
+            let r = reason(&outcome);
+            assert!(r.contains("conflict on Name") && r.contains("keeps the gainsight value"), "case {i}: {r}");
+        }
+    }
+
+    // gainsight_wins (Person.Title): Salesforce's concurrent edit loses even when newer.
+    let mut gs = person(json!({"LastName": "L", "Email": "l@x.io", "Title": "CTO"}));
+    gs.occurred_at_ms = T0 + 50;
+    let ledger = ledger_after(&write(map("person_contact", &gs, None)), T0 + 100);
+    let mut sf = change(
+        System::Salesforce,
+        "Contact",
+        "003000000000001AAA",
+        Operation::Updated,
+        json!({"Title": "VP", "Gainsight_Person_Id__c": "1P03P1"}),
+    );
+    sf.occurred_at_ms = T0 + 90;
+    let r = reason(&map("person_contact", &sf, Some(&ledger)));
+    assert!(r.contains("gainsight_wins keeps the gainsight value"), "{r}");
+}
