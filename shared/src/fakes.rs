@@ -277,6 +277,21 @@ pub struct MemorySalesforce {
     pub reject: Mutex<Option<(String, String)>>,
     /// When set, every call fails with this (retryable) error.
     pub unavailable: Mutex<bool>,
+    /// SOQL received, and the rows every query answers.
+    pub queries: Mutex<Vec<String>>,
+    pub query_rows: Mutex<Vec<Fields>>,
+}
+
+impl MemorySalesforce {
+    fn ok(id: String, created: bool) -> RecordResult {
+        RecordResult {
+            id: Some(id),
+            success: true,
+            created,
+            errors: vec![],
+            retryable: false,
+        }
+    }
 }
 
 #[async_trait]
@@ -333,8 +348,59 @@ impl SalesforceApi for MemorySalesforce {
             .collect())
     }
 
-    async fn query(&self, _soql: &str) -> Result<Vec<Fields>, ApiError> {
-        Ok(vec![])
+    async fn create(&self, object: &str, records: &[Fields]) -> Result<Vec<RecordResult>, ApiError> {
+        *self.calls.lock().unwrap() += records.len().div_ceil(200) as u64;
+        let mut map = self.records.lock().unwrap();
+        Ok(records
+            .iter()
+            .map(|r| {
+                let id = format!("001{:015}", map.len() + 1);
+                map.insert((object.into(), id.clone()), (id.clone(), r.clone()));
+                Self::ok(id, true)
+            })
+            .collect())
+    }
+
+    async fn update(&self, _object: &str, records: &[Fields]) -> Result<Vec<RecordResult>, ApiError> {
+        *self.calls.lock().unwrap() += records.len().div_ceil(200) as u64;
+        let mut map = self.records.lock().unwrap();
+        Ok(records
+            .iter()
+            .map(|r| {
+                let id = r.get("Id").and_then(|v| v.as_str()).unwrap_or_default();
+                match map.values_mut().find(|(known, _)| known == id) {
+                    Some(entry) => {
+                        entry.1.extend(r.clone());
+                        Self::ok(id.to_string(), false)
+                    }
+                    None => RecordResult {
+                        id: None,
+                        success: false,
+                        created: false,
+                        errors: vec![format!("ENTITY_IS_DELETED: no record {id}")],
+                        retryable: false,
+                    },
+                }
+            })
+            .collect())
+    }
+
+    async fn describe(&self, object: &str) -> Result<crate::domain::ObjectSchema, ApiError> {
+        crate::domain::schema::standard_schemas()
+            .get(crate::domain::System::Salesforce, object)
+            .cloned()
+            .ok_or_else(|| ApiError::Rejected {
+                system: "Salesforce",
+                status: 404,
+                code: "NOT_FOUND".into(),
+                message: format!("no object {object}"),
+            })
+    }
+
+    async fn query(&self, soql: &str) -> Result<Vec<Fields>, ApiError> {
+        *self.calls.lock().unwrap() += 1;
+        self.queries.lock().unwrap().push(soql.to_string());
+        Ok(self.query_rows.lock().unwrap().clone())
     }
 }
 
@@ -361,21 +427,37 @@ impl GainsightApi for MemoryGainsight {
             .unwrap_or_default())
     }
 
+    async fn describe(&self, object: &str) -> Result<crate::domain::ObjectSchema, ApiError> {
+        crate::domain::schema::standard_schemas()
+            .get(crate::domain::System::Gainsight, object)
+            .cloned()
+            .ok_or_else(|| ApiError::Rejected {
+                system: "Gainsight",
+                status: 400,
+                code: "GS_OBJECT_NOT_FOUND".into(),
+                message: format!("no object {object}"),
+            })
+    }
+
     async fn insert(
         &self,
         object: &str,
         records: &[Fields],
     ) -> Result<Vec<RecordResult>, ApiError> {
-        self.records
-            .lock()
-            .unwrap()
-            .entry(object.into())
-            .or_default()
-            .extend(records.iter().cloned());
-        Ok(records
-            .iter()
-            .map(|_| RecordResult {
-                id: None,
+        let mut all = self.records.lock().unwrap();
+        let stored = all.entry(object.into()).or_default();
+        let mut ids = Vec::new();
+        for r in records {
+            let id = format!("1P{:016}", stored.len() + 1);
+            let mut r = r.clone();
+            r.insert("Gsid".into(), id.clone().into());
+            stored.push(r);
+            ids.push(id);
+        }
+        Ok(ids
+            .into_iter()
+            .map(|id| RecordResult {
+                id: Some(id),
                 success: true,
                 created: true,
                 errors: vec![],

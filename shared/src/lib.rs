@@ -6,6 +6,7 @@ pub mod config;
 pub mod domain;
 pub mod lambda;
 pub mod ports;
+pub mod resolve;
 pub mod secret;
 pub mod signature;
 pub mod telemetry;

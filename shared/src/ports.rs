@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 
-use crate::domain::{Fields, LedgerRecord, LedgerUpdate, SyncStatus};
+use crate::domain::{Fields, LedgerRecord, LedgerUpdate, ObjectSchema, SyncStatus};
 use crate::secret::Secret;
 
 /// Whether an error is worth retrying (the message goes back to the queue) or final.
@@ -226,6 +226,8 @@ pub trait GainsightApi: Send + Sync {
         keys: &[String],
         records: &[Fields],
     ) -> Result<Vec<RecordResult>, ApiError>;
+    /// The object's describe, as the domain's schema.
+    async fn describe(&self, object: &str) -> Result<ObjectSchema, ApiError>;
 }
 
 #[async_trait]
@@ -238,6 +240,12 @@ pub trait SalesforceApi: Send + Sync {
         external_id_field: &str,
         records: &[Fields],
     ) -> Result<Vec<RecordResult>, ApiError>;
+    /// Creates records with sObject Collections (200 a call); results in order.
+    async fn create(&self, object: &str, records: &[Fields]) -> Result<Vec<RecordResult>, ApiError>;
+    /// Updates records by their `Id` with sObject Collections (200 a call).
+    async fn update(&self, object: &str, records: &[Fields]) -> Result<Vec<RecordResult>, ApiError>;
+    /// `sobjects/{object}/describe`, as the domain's schema.
+    async fn describe(&self, object: &str) -> Result<ObjectSchema, ApiError>;
     /// Runs a SOQL query and follows `nextRecordsUrl` to the end.
     async fn query(&self, soql: &str) -> Result<Vec<Fields>, ApiError>;
 }

@@ -6,27 +6,44 @@ use std::sync::Arc;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use shared::adapters::AwsClients;
-use shared::config::{AwsResources, ConfigError};
-use shared::domain::{ChangeEvent, Jobs, LedgerUpdate, MapOutcome, Mapper};
-use shared::ports::{LedgerBatch, Queue, StateStore};
+use shared::config::{AwsResources, ConfigError, GainsightSettings, SalesforceSettings};
+use shared::domain::{ChangeEvent, Jobs, LedgerUpdate, Lookups, MapOutcome, Mapper, Schemas};
+use shared::ports::{GainsightApi, LedgerBatch, Queue, SalesforceApi, StateStore};
+use shared::resolve::{load_schemas, run_lookups, SchemaError};
 
 #[derive(Clone, Debug)]
 pub struct Config {
     pub aws: AwsResources,
+    pub salesforce: SalesforceSettings,
+    pub gainsight: GainsightSettings,
 }
 
 impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
         Ok(Self {
             aws: AwsResources::from_env()?,
+            salesforce: SalesforceSettings::from_env()?,
+            gainsight: GainsightSettings::from_env()?,
         })
     }
+}
+
+/// Why the mapper cannot start: it fails fast rather than map against a job the systems refuse.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Secrets(#[from] shared::ports::SecretsError),
+    #[error(transparent)]
+    Schema(#[from] SchemaError),
 }
 
 pub struct MapperFn {
     store: Arc<dyn StateStore>,
     writes: Arc<dyn Queue>,
+    salesforce: Arc<dyn SalesforceApi>,
+    gainsight: Arc<dyn GainsightApi>,
     jobs: Jobs,
+    schemas: Schemas,
 }
 
 /// Counts of one invocation, logged and returned for tests.
@@ -39,20 +56,41 @@ pub struct Summary {
 }
 
 impl MapperFn {
-    pub fn new(store: Arc<dyn StateStore>, writes: Arc<dyn Queue>, jobs: Jobs) -> Self {
+    /// Builds the mapper once the jobs have been checked against `schemas`.
+    pub fn new(
+        store: Arc<dyn StateStore>,
+        writes: Arc<dyn Queue>,
+        salesforce: Arc<dyn SalesforceApi>,
+        gainsight: Arc<dyn GainsightApi>,
+        jobs: Jobs,
+        schemas: Schemas,
+    ) -> Self {
         Self {
             store,
             writes,
+            salesforce,
+            gainsight,
             jobs,
+            schemas,
         }
     }
 
-    pub fn from_aws(config: &Config, clients: &AwsClients, jobs: Jobs) -> Self {
-        Self::new(
+    /// Cold start on AWS: decrypts the API secrets, describes every object the jobs use and checks
+    /// the jobs against them (once; the describes are cached for the life of the process).
+    pub async fn from_aws(config: &Config, clients: &AwsClients, jobs: Jobs) -> Result<Self, StartError> {
+        let salesforce: Arc<dyn SalesforceApi> =
+            Arc::new(clients.salesforce(&config.aws, &config.salesforce).await?);
+        let gainsight: Arc<dyn GainsightApi> =
+            Arc::new(clients.gainsight(&config.aws, &config.gainsight).await?);
+        let schemas = load_schemas(&jobs, salesforce.as_ref(), gainsight.as_ref()).await?;
+        Ok(Self::new(
             Arc::new(clients.state_store(&config.aws)),
             Arc::new(clients.queue(&config.aws.writes_queue_url)),
+            salesforce,
+            gainsight,
             jobs,
-        )
+            schemas,
+        ))
     }
 
     pub async fn handle(&self, event: SqsEvent) -> SqsBatchResponse {
@@ -82,16 +120,26 @@ impl MapperFn {
             }
         }
 
+        let schemas = Some(&self.schemas);
         // One batched ledger read per job instead of one read per change.
         let mut wanted: HashMap<String, Vec<String>> = HashMap::new();
         for (_, change) in &changes {
             for job in self.jobs.for_source(change.source, &change.object) {
-                if let Some(gsid) = Mapper::new(job).gainsight_id(change) {
-                    wanted.entry(job.name.clone()).or_default().push(gsid);
+                if let Some(key) = Mapper::new(job, schemas).ledger_key(change) {
+                    wanted.entry(job.name.clone()).or_default().push(key);
                 }
             }
         }
         let ledgers = LedgerBatch::read(self.store.as_ref(), &wanted).await;
+
+        // Derived lookups: one query per derived mapping for the whole batch.
+        let requests = Lookups::requests(
+            changes.iter().flat_map(|(_, c)| {
+                self.jobs.for_source(c.source, &c.object).map(move |j| (j, c))
+            }),
+            schemas,
+        );
+        let lookups = run_lookups(&requests, self.salesforce.as_ref(), self.gainsight.as_ref()).await;
 
         let mut outgoing: Vec<(String, String)> = Vec::new();
         let now = shared::time::now_ms();
@@ -104,15 +152,27 @@ impl MapperFn {
                     ok = false;
                     continue;
                 }
-                let mapper = Mapper::new(job);
+                let mapper = Mapper::new(job, schemas);
                 let ledger = mapper
-                    .gainsight_id(change)
-                    .and_then(|g| ledgers.get(&job.name, &g));
-                let (gsid, update) = match mapper.map(change, ledger) {
-                    MapOutcome::Write(cmd) => {
-                        summary.writes += 1;
-                        outgoing
-                            .push((id.clone(), serde_json::to_string(&cmd).unwrap_or_default()));
+                    .ledger_key(change)
+                    .and_then(|key| ledgers.get(&job.name, &key));
+                let (key, update) = match mapper.map(change, ledger, &lookups) {
+                    MapOutcome::Write(commands) => {
+                        summary.writes += commands.len();
+                        for cmd in commands {
+                            match serde_json::to_string(&cmd) {
+                                Ok(body) => outgoing.push((id.clone(), body)),
+                                Err(e) => {
+                                    tracing::error!(job = %job.name, error = %e, "write command does not serialise");
+                                    ok = false;
+                                }
+                            }
+                        }
+                        continue;
+                    }
+                    MapOutcome::Retry { reason } => {
+                        tracing::warn!(job = %job.name, event_id = %change.event_id, reason = %reason, "change retried");
+                        ok = false;
                         continue;
                     }
                     MapOutcome::Ignored {
@@ -132,8 +192,8 @@ impl MapperFn {
                         (gainsight_id, LedgerUpdate::Failed { message: reason })
                     }
                 };
-                if let Some(gsid) = gsid {
-                    if let Err(e) = self.store.record(&job.name, &gsid, &update, now).await {
+                if let Some(key) = key {
+                    if let Err(e) = self.store.record(&job.name, &key, &update, now).await {
                         tracing::error!(job = %job.name, error = %e, "ledger update failed; change will be retried");
                         ok = false;
                     }

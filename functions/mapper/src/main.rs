@@ -13,7 +13,7 @@ async fn main() -> Result<(), Error> {
     let config = Config::from_env()?;
     let jobs = shared::config::jobs()?;
     let clients = AwsClients::new(&aws_config().await);
-    let mapper = Arc::new(MapperFn::from_aws(&config, &clients, jobs));
+    let mapper = Arc::new(MapperFn::from_aws(&config, &clients, jobs).await?);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let mapper = Arc::clone(&mapper);
         async move { Ok::<_, Error>(mapper.handle(event.payload).await) }

@@ -3,7 +3,34 @@
 use super::*;
 use serde_json::json;
 use shared::domain::{ChangeOrigin, Operation, System, WriteCommand};
-use shared::fakes::{MemoryQueue, MemoryStore};
+use shared::fakes::{MemoryGainsight, MemoryQueue, MemorySalesforce, MemoryStore};
+
+struct Harness {
+    store: Arc<MemoryStore>,
+    queue: Arc<MemoryQueue>,
+    salesforce: Arc<MemorySalesforce>,
+    mapper: MapperFn,
+}
+
+fn harness() -> Harness {
+    let store = Arc::new(MemoryStore::default());
+    let queue = Arc::new(MemoryQueue::default());
+    let salesforce = Arc::new(MemorySalesforce::default());
+    let mapper = MapperFn::new(
+        store.clone(),
+        queue.clone(),
+        salesforce.clone(),
+        Arc::new(MemoryGainsight::default()),
+        Jobs::builtin(),
+        shared::domain::schema::standard_schemas(),
+    );
+    Harness {
+        store,
+        queue,
+        salesforce,
+        mapper,
+    }
+}
 
 fn change(gsid: &str, op: Operation, fields: serde_json::Value) -> String {
     serde_json::to_string(&ChangeEvent {
@@ -27,9 +54,12 @@ fn event(messages: Vec<(&str, String)>) -> SqsEvent {
 
 #[tokio::test]
 async fn maps_changes_to_write_commands_and_fails_only_the_bad_message() {
-    let store = Arc::new(MemoryStore::default());
-    let queue = Arc::new(MemoryQueue::default());
-    let mapper = MapperFn::new(store.clone(), queue.clone(), Jobs::builtin());
+    let Harness {
+        store,
+        queue,
+        mapper,
+        ..
+    } = harness();
     let (response, summary) = mapper
         .handle_with_summary(event(vec![
             (
@@ -69,9 +99,12 @@ async fn maps_changes_to_write_commands_and_fails_only_the_bad_message() {
 
 #[tokio::test]
 async fn an_echo_of_the_last_write_is_ignored_and_counted() {
-    let store = Arc::new(MemoryStore::default());
-    let queue = Arc::new(MemoryQueue::default());
-    let mapper = MapperFn::new(store.clone(), queue.clone(), Jobs::builtin());
+    let Harness {
+        store,
+        queue,
+        mapper,
+        ..
+    } = harness();
     let body = change(
         "G1",
         Operation::Updated,
@@ -85,8 +118,9 @@ async fn an_echo_of_the_last_write_is_ignored_and_counted() {
             "G1",
             &LedgerUpdate::Synced {
                 salesforce_id: Some("001".into()),
-                values_hash: cmd.values_hash,
+                source: System::Gainsight,
                 source_changed_at_ms: 1,
+                fields: cmd.field_states,
             },
             2,
         )
@@ -106,9 +140,12 @@ async fn an_echo_of_the_last_write_is_ignored_and_counted() {
 
 #[tokio::test]
 async fn store_and_queue_failures_send_messages_back() {
-    let store = Arc::new(MemoryStore::default());
-    let queue = Arc::new(MemoryQueue::default());
-    let mapper = MapperFn::new(store.clone(), queue.clone(), Jobs::builtin());
+    let Harness {
+        store,
+        queue,
+        mapper,
+        ..
+    } = harness();
     *queue.fail_containing.lock().unwrap() = Some("\"G2\"".into());
     let response = mapper
         .handle(event(vec![
@@ -127,4 +164,55 @@ async fn store_and_queue_failures_send_messages_back() {
         )]))
         .await;
     assert_eq!(response.batch_item_failures.len(), 1);
+}
+
+#[tokio::test]
+async fn derived_lookups_are_one_query_per_batch_and_no_match_is_rejected() {
+    let Harness {
+        store,
+        queue,
+        salesforce,
+        mapper,
+    } = harness();
+    *salesforce.query_rows.lock().unwrap() = vec![json!({"Id": "001A", "Gainsight_Company_Id__c": "C1"})
+        .as_object()
+        .cloned()
+        .unwrap()];
+    let person = |gsid: &str, company: &str| {
+        serde_json::to_string(&ChangeEvent {
+            event_id: format!("ev-{gsid}"),
+            source: System::Gainsight,
+            object: "Person".into(),
+            record_id: gsid.into(),
+            operation: Operation::Created,
+            occurred_at_ms: 1,
+            fields: json!({"LastName": "L", "Email": format!("{gsid}@x.io"), "CompanyId": company})
+                .as_object()
+                .cloned()
+                .unwrap(),
+            changed_fields: None,
+            origin: ChangeOrigin::Webhook,
+            received_at_ms: 2,
+        })
+        .unwrap()
+    };
+    let (response, summary) = mapper
+        .handle_with_summary(event(vec![
+            ("m1", person("P1", "C1")),
+            ("m2", person("P2", "C1")),
+            ("m3", person("P3", "C9")),
+        ]))
+        .await;
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!((summary.writes, summary.rejected), (2, 1));
+    let soql = salesforce.queries.lock().unwrap().clone();
+    assert_eq!(soql.len(), 1, "one lookup query for three records: {soql:?}");
+    assert!(soql[0].contains("IN ('C1', 'C9')"), "{}", soql[0]);
+    for body in queue.bodies() {
+        let cmd: WriteCommand = serde_json::from_str(&body).unwrap();
+        assert_eq!(cmd.fields["AccountId"], json!("001A"));
+    }
+    let p3 = store.ledger_of("person_contact", "P3").unwrap();
+    assert!(p3.error);
+    assert!(p3.last_error.unwrap().contains("found no Account where Gainsight_Company_Id__c = \"C9\""));
 }

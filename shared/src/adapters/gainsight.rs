@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 use super::http::{client, status_error, transport, with_retries};
 use crate::config::GainsightSettings;
-use crate::domain::Fields;
+use crate::domain::{FieldKind, FieldSchema, Fields, ObjectSchema, System};
 use crate::ports::{ApiError, GainsightApi, GsQuery, RecordResult};
 use crate::secret::Secret;
 
@@ -47,13 +47,16 @@ impl GainsightClient {
         &self,
         method: reqwest::Method,
         path: &str,
-        body: &Value,
+        body: Option<&Value>,
     ) -> Result<Value, ApiError> {
-        let response = self
+        let mut request = self
             .http
             .request(method, format!("{}{}", self.base_url, path))
-            .header("Accesskey", self.access_key.expose())
-            .json(body)
+            .header("Accesskey", self.access_key.expose());
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request
             .send()
             .await
             .map_err(|e| transport(SYSTEM, e))?;
@@ -109,7 +112,7 @@ impl GainsightClient {
         let mut results = Vec::with_capacity(records.len());
         for chunk in records.chunks(WRITE_LIMIT) {
             let body = json!({ "records": chunk });
-            let outcome = with_retries(|| self.call(method.clone(), path, &body)).await;
+            let outcome = with_retries(|| self.call(method.clone(), path, Some(&body))).await;
             match outcome {
                 Ok(data) => {
                     let written = data
@@ -132,8 +135,17 @@ impl GainsightClient {
                         });
                     }
                 }
-                // Gainsight validates the whole call and refuses it if any record is invalid:
-                // every record of the call carries the error.
+                // Gainsight validates the whole call and refuses it if any record is invalid. So
+                // that one bad record does not fail its 49 neighbours, the call is split and each
+                // record sent alone; only the refused ones carry the error.
+                Err(ApiError::Rejected { .. }) if chunk.len() > 1 => {
+                    for record in chunk {
+                        results.extend(
+                            Box::pin(self.write(method.clone(), path, std::slice::from_ref(record)))
+                                .await?,
+                        );
+                    }
+                }
                 Err(ApiError::Rejected { code, message, .. }) => {
                     for _ in chunk {
                         results.push(RecordResult {
@@ -152,8 +164,82 @@ impl GainsightClient {
     }
 }
 
+/// Gainsight's object describe: `data[0].fields[]`.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct GsDescribeField {
+    field_name: String,
+    data_type: String,
+    #[serde(default)]
+    length: Option<usize>,
+    #[serde(default)]
+    required: bool,
+    #[serde(default)]
+    read_only: bool,
+    #[serde(default)]
+    formula: bool,
+    #[serde(default)]
+    rich_text: bool,
+    #[serde(default)]
+    picklist_values: Vec<String>,
+}
+
+impl From<GsDescribeField> for FieldSchema {
+    fn from(f: GsDescribeField) -> Self {
+        let kind = match f.data_type.to_ascii_uppercase().as_str() {
+            "GSID" if f.field_name == "Gsid" => FieldKind::Id,
+            "GSID" => FieldKind::Reference,
+            "STRING" | "RICHTEXTAREA" | "URL" | "PHONE" => FieldKind::Text,
+            "EMAIL" => FieldKind::Email,
+            "DROPDOWNLIST" | "PICKLIST" => FieldKind::Picklist,
+            "NUMBER" => FieldKind::Number,
+            "CURRENCY" => FieldKind::Currency,
+            "BOOLEAN" => FieldKind::Boolean,
+            "DATE" => FieldKind::Date,
+            "DATETIME" => FieldKind::DateTime,
+            _ => FieldKind::Other,
+        };
+        FieldSchema {
+            restricted: !f.picklist_values.is_empty(),
+            picklist: f.picklist_values,
+            name: f.field_name,
+            kind,
+            length: f.length,
+            createable: !f.read_only,
+            updateable: !f.read_only,
+            calculated: f.formula,
+            rich_text: f.rich_text || f.data_type.eq_ignore_ascii_case("RICHTEXTAREA"),
+            required: f.required && !f.read_only,
+            external_id: false,
+        }
+    }
+}
+
 #[async_trait]
 impl GainsightApi for GainsightClient {
+    async fn describe(&self, object: &str) -> Result<ObjectSchema, ApiError> {
+        let path = format!("/v1/meta/services/objects/{object}/describe?idd=true");
+        let data = with_retries(|| self.call(reqwest::Method::GET, &path, None)).await?;
+        let fields = data
+            .get(0)
+            .and_then(|o| o.get("fields"))
+            .cloned()
+            .ok_or_else(|| ApiError::Protocol {
+                system: SYSTEM,
+                message: format!("describe of {object}: no data[0].fields"),
+            })?;
+        let fields: Vec<GsDescribeField> =
+            serde_json::from_value(fields).map_err(|e| ApiError::Protocol {
+                system: SYSTEM,
+                message: format!("describe of {object}: {e}"),
+            })?;
+        Ok(ObjectSchema::new(
+            System::Gainsight,
+            object,
+            fields.into_iter().map(FieldSchema::from).collect(),
+        ))
+    }
+
     async fn query(&self, object: &str, query: &GsQuery) -> Result<Vec<Fields>, ApiError> {
         let aliases: Vec<String> = (0..query.conditions.len())
             .map(|i| format!("C{i}"))
@@ -188,7 +274,7 @@ impl GainsightApi for GainsightClient {
                 body["orderBy"] = Value::Object(order_by.clone());
             }
             let path = format!("/v1/data/objects/query/{object}");
-            let data = with_retries(|| self.call(reqwest::Method::POST, &path, &body)).await?;
+            let data = with_retries(|| self.call(reqwest::Method::POST, &path, Some(&body))).await?;
             let page: Vec<Fields> = data
                 .get("records")
                 .cloned()

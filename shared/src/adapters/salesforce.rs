@@ -8,7 +8,7 @@ use tokio::sync::RwLock;
 
 use super::http::{client, status_error, transport, with_retries};
 use crate::config::SalesforceSettings;
-use crate::domain::Fields;
+use crate::domain::{FieldKind, FieldSchema, Fields, ObjectSchema, System};
 use crate::ports::{ApiError, RecordResult, SalesforceApi};
 use crate::secret::Secret;
 
@@ -237,15 +237,15 @@ impl SalesforceClient {
     }
 }
 
-#[async_trait]
-impl SalesforceApi for SalesforceClient {
-    async fn upsert(
+impl SalesforceClient {
+    /// One sObject Collections request per 200 records, `allOrNone` false; results in order.
+    async fn collection(
         &self,
+        method: reqwest::Method,
+        path: &str,
         object: &str,
-        external_id_field: &str,
         records: &[Fields],
     ) -> Result<Vec<RecordResult>, ApiError> {
-        let path = format!("composite/sobjects/{object}/{external_id_field}");
         let mut results = Vec::with_capacity(records.len());
         for chunk in records.chunks(COLLECTION_LIMIT) {
             let body = json!({
@@ -258,7 +258,7 @@ impl SalesforceApi for SalesforceClient {
                 }).collect::<Vec<_>>(),
             });
             let response =
-                with_retries(|| self.call(reqwest::Method::PATCH, &path, Some(&body))).await?;
+                with_retries(|| self.call(method.clone(), path, Some(&body))).await?;
             let saved: Vec<SaveResult> =
                 serde_json::from_value(response).map_err(|e| ApiError::Protocol {
                     system: SYSTEM,
@@ -273,6 +273,118 @@ impl SalesforceApi for SalesforceClient {
             results.extend(saved.into_iter().map(RecordResult::from));
         }
         Ok(results)
+    }
+}
+
+#[derive(Deserialize)]
+struct DescribeResult {
+    name: String,
+    fields: Vec<DescribeField>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DescribeField {
+    name: String,
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    length: usize,
+    #[serde(default)]
+    nillable: bool,
+    #[serde(default)]
+    createable: bool,
+    #[serde(default)]
+    updateable: bool,
+    #[serde(default)]
+    calculated: bool,
+    #[serde(default)]
+    external_id: bool,
+    #[serde(default)]
+    html_formatted: bool,
+    #[serde(default)]
+    defaulted_on_create: bool,
+    #[serde(default)]
+    restricted_picklist: bool,
+    #[serde(default)]
+    picklist_values: Vec<PicklistValue>,
+}
+
+#[derive(Deserialize)]
+struct PicklistValue {
+    value: String,
+    #[serde(default = "yes")]
+    active: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl From<DescribeField> for FieldSchema {
+    fn from(f: DescribeField) -> Self {
+        let kind = match f.kind.as_str() {
+            "id" => FieldKind::Id,
+            "reference" => FieldKind::Reference,
+            "string" | "textarea" | "phone" | "url" | "combobox" | "encryptedstring" => FieldKind::Text,
+            "email" => FieldKind::Email,
+            "picklist" | "multipicklist" => FieldKind::Picklist,
+            "int" => FieldKind::Integer,
+            "double" | "percent" => FieldKind::Number,
+            "currency" => FieldKind::Currency,
+            "boolean" => FieldKind::Boolean,
+            "date" => FieldKind::Date,
+            "datetime" => FieldKind::DateTime,
+            _ => FieldKind::Other,
+        };
+        FieldSchema {
+            required: !f.nillable && f.createable && !f.defaulted_on_create && kind != FieldKind::Boolean,
+            name: f.name,
+            kind,
+            length: (f.length > 0).then_some(f.length),
+            picklist: f.picklist_values.into_iter().filter(|v| v.active).map(|v| v.value).collect(),
+            restricted: f.restricted_picklist,
+            createable: f.createable,
+            updateable: f.updateable,
+            calculated: f.calculated,
+            rich_text: f.html_formatted,
+            external_id: f.external_id,
+        }
+    }
+}
+
+#[async_trait]
+impl SalesforceApi for SalesforceClient {
+    async fn upsert(
+        &self,
+        object: &str,
+        external_id_field: &str,
+        records: &[Fields],
+    ) -> Result<Vec<RecordResult>, ApiError> {
+        let path = format!("composite/sobjects/{object}/{external_id_field}");
+        self.collection(reqwest::Method::PATCH, &path, object, records).await
+    }
+
+    async fn create(&self, object: &str, records: &[Fields]) -> Result<Vec<RecordResult>, ApiError> {
+        self.collection(reqwest::Method::POST, "composite/sobjects", object, records).await
+    }
+
+    async fn update(&self, object: &str, records: &[Fields]) -> Result<Vec<RecordResult>, ApiError> {
+        self.collection(reqwest::Method::PATCH, "composite/sobjects", object, records).await
+    }
+
+    async fn describe(&self, object: &str) -> Result<ObjectSchema, ApiError> {
+        let path = format!("sobjects/{object}/describe");
+        let body = with_retries(|| self.call(reqwest::Method::GET, &path, None)).await?;
+        let described: DescribeResult = serde_json::from_value(body).map_err(|e| ApiError::Protocol {
+            system: SYSTEM,
+            message: format!("describe of {object}: {e}"),
+        })?;
+        Ok(ObjectSchema::new(
+            System::Salesforce,
+            described.name,
+            described.fields.into_iter().map(FieldSchema::from).collect(),
+        ))
     }
 
     async fn query(&self, soql: &str) -> Result<Vec<Fields>, ApiError> {

@@ -218,6 +218,7 @@ pub fn convert(value: &Value, target: &FieldSchema, system: System) -> Result<Va
             None => return bad("number"),
         },
         FieldKind::Currency => match (Money::parse(value), system) {
+            (Some(_), System::Salesforce) if value.is_number() => value.clone(),
             (Some(m), System::Salesforce) => {
                 serde_json::Number::from_f64(m.value).map(Value::Number).unwrap_or(Value::Null)
             }
