@@ -11,10 +11,11 @@ use futures_util::StreamExt;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use shared::adapters::AwsClients;
 use shared::config::{AwsResources, ConfigError, GainsightSettings, SalesforceSettings};
-use shared::domain::{Fields, LedgerUpdate, RecordKey, System, WriteCommand};
+use shared::adapters::salesforce::soql_quote;
+use shared::domain::{Fields, LedgerUpdate, RecordKey, System, WriteCommand, WriteMode};
 use shared::ports::{
-    ApiError, GainsightApi, LedgerBatch, RecordResult, Retryable, SalesforceApi, SecretsError,
-    StateStore,
+    ApiError, GainsightApi, GsQuery, LedgerBatch, RecordResult, Retryable, SalesforceApi,
+    SecretsError, StateStore,
 };
 
 #[derive(Clone, Debug)]
@@ -49,6 +50,8 @@ pub struct Summary {
     /// Records the target refused (final) or could not take yet (retried).
     pub failed_records: usize,
     pub superseded: usize,
+    /// Writes the target had no record for (update-only jobs), logged as ignored.
+    pub ignored: usize,
     pub retried_messages: usize,
 }
 
@@ -146,7 +149,7 @@ impl Pusher {
             }
             match written
                 .get(&cmd.job, &cmd.gainsight_id)
-                .and_then(|r| r.source_changed_at_ms)
+                .and_then(|r| r.changed_at(cmd.source))
             {
                 Some(newer) if newer > cmd.source_changed_at_ms => {
                     summary.superseded += 1;
@@ -156,37 +159,26 @@ impl Pusher {
             }
         }
 
-        // Group by (target, object, key field) so each group is one API call per 200 / 50 records.
-        let mut groups: BTreeMap<(System, String, Option<String>), Vec<Pending>> = BTreeMap::new();
+        // Group by (target, object, key field, mode) so each group is one API call per 200 / 50.
+        type Group = (System, String, Option<String>, WriteMode);
+        let mut groups: BTreeMap<Group, Vec<Pending>> = BTreeMap::new();
         for pending in fresh {
-            let (system, object, field) = pending.command.batch_key();
+            let (system, object, field, mode) = pending.command.batch_key();
             groups
-                .entry((system, object.to_string(), field.map(str::to_string)))
+                .entry((system, object.to_string(), field.map(str::to_string), mode))
                 .or_default()
                 .push(pending);
         }
 
-        let mut ledger: Vec<(String, WriteCommand, LedgerUpdate)> = Vec::new();
-        for ((system, object, field), mut batch) in groups {
+        let mut settled: Vec<(Pending, Settled)> = Vec::new();
+        for ((system, object, field, mode), mut batch) in groups {
             batch.sort_by(|a, b| a.message_id.cmp(&b.message_id));
-            let records: Vec<Fields> = batch.iter().map(|p| p.command.fields.clone()).collect();
-            let outcome = match (system, field.as_deref()) {
-                (System::Salesforce, Some(ext)) => self.salesforce.upsert(&object, ext, &records).await,
-                (System::Salesforce, None) => Err(ApiError::Rejected {
-                    system: "Salesforce",
-                    status: 0,
-                    code: "UNSUPPORTED".into(),
-                    message: "updates by Salesforce Id are not supported yet; map an external-ID identifier".into(),
-                }),
-                (System::Gainsight, _) => self.write_gainsight(&object, &batch).await,
+            let outcome = match system {
+                System::Salesforce => self.write_salesforce(&object, field.as_deref(), mode, &batch).await,
+                System::Gainsight => self.write_gainsight(&object, field.as_deref(), mode, &batch).await,
             };
             match outcome {
-                Ok(results) => {
-                    for (pending, result) in batch.iter().zip(results) {
-                        let update = settle(pending, Some(result), None, &mut summary, &mut retry);
-                        ledger.push((pending.message_id.clone(), pending.command.clone(), update));
-                    }
-                }
+                Ok(results) => settled.extend(batch.into_iter().zip(results)),
                 Err(e) if e.is_retryable() => {
                     tracing::warn!(object = %object, records = batch.len(), error = %e, "write failed; messages go back to the queue");
                     retry.extend(batch.iter().map(|p| p.message_id.clone()));
@@ -194,30 +186,100 @@ impl Pusher {
                 Err(e) => {
                     tracing::error!(object = %object, records = batch.len(), error = %e, "write refused; records marked error");
                     let message = e.to_string();
-                    for pending in &batch {
-                        let update = settle(
-                            pending,
-                            None,
-                            Some(message.clone()),
-                            &mut summary,
-                            &mut retry,
-                        );
-                        ledger.push((pending.message_id.clone(), pending.command.clone(), update));
-                    }
+                    settled.extend(batch.into_iter().map(|p| {
+                        (p, Settled::Failed { message: message.clone(), retryable: false })
+                    }));
                 }
             }
         }
 
-        // Ledger writes are independent items: send them concurrently, not one round trip each.
+        // Salesforce records that got a Gainsight twin learn its GSID (one call per object).
+        let mut writebacks: BTreeMap<String, Vec<Fields>> = BTreeMap::new();
         let now = shared::time::now_ms();
+        let mut ledger: Vec<(String, String, String, LedgerUpdate)> = Vec::new();
+        let mut forget: Vec<(String, String)> = Vec::new();
+        for (pending, outcome) in settled {
+            let cmd = &pending.command;
+            let update = match outcome {
+                Settled::Synced { target_id } => {
+                    summary.synced += 1;
+                    tracing::info!(
+                        job = %cmd.job, ledger_key = %cmd.gainsight_id, target = cmd.target.as_str(), target_id = ?target_id,
+                        latency_ms = now - cmd.received_at_ms, "record synced"
+                    );
+                    let mut key = cmd.gainsight_id.clone();
+                    if cmd.target == System::Gainsight {
+                        if let (Some(gsid), true) = (&target_id, key.starts_with("sf:")) {
+                            forget.push((cmd.job.clone(), key.clone()));
+                            key = gsid.clone();
+                            if let (Some(wb), Some(sfid)) = (&cmd.writeback, &cmd.salesforce_id) {
+                                let mut record = Fields::new();
+                                record.insert("Id".into(), sfid.clone().into());
+                                record.insert(wb.field.clone(), gsid.clone().into());
+                                writebacks.entry(wb.object.clone()).or_default().push(record);
+                            }
+                        }
+                    }
+                    let mut fields = cmd.field_states.clone();
+                    for state in fields.values_mut() {
+                        state.synced_at_ms = now;
+                    }
+                    ledger.push((
+                        pending.message_id.clone(),
+                        cmd.job.clone(),
+                        key,
+                        LedgerUpdate::Synced {
+                            salesforce_id: match cmd.target {
+                                System::Salesforce => target_id.or_else(|| cmd.salesforce_id.clone()),
+                                System::Gainsight => cmd.salesforce_id.clone(),
+                            },
+                            source: cmd.source,
+                            source_changed_at_ms: cmd.source_changed_at_ms,
+                            fields,
+                        },
+                    ));
+                    continue;
+                }
+                Settled::Ignored { reason } => {
+                    summary.ignored += 1;
+                    tracing::info!(job = %cmd.job, ledger_key = %cmd.gainsight_id, reason = %reason, "write ignored");
+                    LedgerUpdate::Ignored { reason }
+                }
+                Settled::Failed { message, retryable } => {
+                    summary.failed_records += 1;
+                    tracing::warn!(job = %cmd.job, ledger_key = %cmd.gainsight_id, error = %message, transient = retryable, "record failed");
+                    if retryable {
+                        // Visible as error now, retried through the queue; a later success clears
+                        // it, and if the retries run out the ledger already tells why.
+                        retry.push(pending.message_id.clone());
+                    }
+                    LedgerUpdate::Failed { message }
+                }
+            };
+            ledger.push((pending.message_id.clone(), cmd.job.clone(), cmd.gainsight_id.clone(), update));
+        }
+        for (object, records) in writebacks {
+            // Not fatal: without the GSID a later change still finds the record by its
+            // Salesforce id (one query), so a failed writeback costs a call, not correctness.
+            match self.salesforce.update(&object, &records).await {
+                Ok(results) => {
+                    for (record, r) in records.iter().zip(results).filter(|(_, r)| !r.success) {
+                        tracing::warn!(object = %object, id = ?record.get("Id"), errors = ?r.errors, "GSID writeback refused");
+                    }
+                }
+                Err(e) => tracing::warn!(object = %object, error = %e, "GSID writeback failed"),
+            }
+        }
+
+        // Ledger writes are independent items: send them concurrently, not one round trip each.
         let store = &self.store;
         let failed_ledger: Vec<String> = futures_util::stream::iter(ledger)
-            .map(|(message_id, cmd, update)| async move {
-                match store.record(&cmd.job, &cmd.gainsight_id, &update, now).await {
+            .map(|(message_id, job, key, update)| async move {
+                match store.record(&job, &key, &update, now).await {
                     Ok(()) => None,
                     Err(e) => {
-                        // The write is idempotent (upsert), so retrying it to get the ledger right is safe.
-                        tracing::error!(job = %cmd.job, gainsight_id = %cmd.gainsight_id, error = %e, "ledger update failed; retrying the write");
+                        // The write is idempotent, so retrying it to get the ledger right is safe.
+                        tracing::error!(job = %job, ledger_key = %key, error = %e, "ledger update failed; retrying the write");
                         Some(message_id)
                     }
                 }
@@ -227,11 +289,17 @@ impl Pusher {
             .collect()
             .await;
         retry.extend(failed_ledger);
+        for (job, key) in forget {
+            if let Err(e) = self.store.forget(&job, &key).await {
+                tracing::warn!(job = %job, ledger_key = %key, error = %e, "placeholder ledger record not removed");
+            }
+        }
         let response = shared::lambda::batch_response(retry);
         summary.retried_messages = response.batch_item_failures.len();
         tracing::info!(
             synced = summary.synced,
             failed = summary.failed_records,
+            ignored = summary.ignored,
             superseded = summary.superseded,
             retried = summary.retried_messages,
             "pusher batch done"
@@ -239,69 +307,253 @@ impl Pusher {
         (response, summary)
     }
 
+    /// Writes one group to Salesforce: upsert or create on the external id, update by Id (looking
+    /// Ids up by external id first, in one query, when the job may only update).
+    async fn write_salesforce(
+        &self,
+        object: &str,
+        ext_field: Option<&str>,
+        mode: WriteMode,
+        batch: &[Pending],
+    ) -> Result<Vec<Settled>, ApiError> {
+        let records: Vec<Fields> = batch.iter().map(|p| p.command.fields.clone()).collect();
+        match (ext_field, mode) {
+            (Some(ext), WriteMode::Upsert) => Ok(settle_all(self.salesforce.upsert(object, ext, &records).await?)),
+            (Some(_), WriteMode::Create) => Ok(settle_all(self.salesforce.create(object, &records).await?)),
+            (Some(ext), WriteMode::Update) => {
+                let keys: Vec<String> = batch.iter().filter_map(|p| key_value(&p.command.key)).collect();
+                let ids = self.salesforce_ids(object, ext, &keys).await?;
+                let mut plan: Vec<Result<Fields, Settled>> = Vec::with_capacity(batch.len());
+                for (p, mut fields) in batch.iter().zip(records) {
+                    let value = key_value(&p.command.key).unwrap_or_default();
+                    plan.push(match ids.get(&value).map(Vec::as_slice) {
+                        Some([id]) => {
+                            fields.insert("Id".into(), id.clone().into());
+                            Ok(fields)
+                        }
+                        Some(many) if many.len() > 1 => Err(Settled::Failed {
+                            message: format!("{} {object} records have {ext} = {value:?}; cannot tell which to update", many.len()),
+                            retryable: false,
+                        }),
+                        _ => Err(Settled::Ignored {
+                            reason: format!("no {object} has {ext} = {value:?}; the job only updates on update events, it never creates"),
+                        }),
+                    });
+                }
+                let ready: Vec<Fields> = plan.iter().filter_map(|p| p.as_ref().ok().cloned()).collect();
+                let results = if ready.is_empty() {
+                    Vec::new()
+                } else {
+                    self.salesforce.update(object, &ready).await?
+                };
+                Ok(merge(plan, results))
+            }
+            (None, _) => {
+                let records: Vec<Fields> = batch
+                    .iter()
+                    .zip(records)
+                    .map(|(p, mut fields)| {
+                        if let Some(id) = key_value(&p.command.key) {
+                            fields.insert("Id".into(), id.into());
+                        }
+                        fields
+                    })
+                    .collect();
+                Ok(settle_all(self.salesforce.update(object, &records).await?))
+            }
+        }
+    }
+
+    /// Salesforce Ids by external-id value, in one query per 200 values.
+    async fn salesforce_ids(
+        &self,
+        object: &str,
+        ext: &str,
+        values: &[String],
+    ) -> Result<HashMap<String, Vec<String>>, ApiError> {
+        let mut ids: HashMap<String, Vec<String>> = HashMap::new();
+        for chunk in values.chunks(200) {
+            let quoted: Vec<String> = chunk.iter().map(|v| soql_quote(v)).collect();
+            let soql = format!("SELECT Id, {ext} FROM {object} WHERE {ext} IN ({})", quoted.join(", "));
+            for row in self.salesforce.query(&soql).await? {
+                if let (Some(key), Some(id)) = (
+                    row.get(ext).and_then(|v| v.as_str()),
+                    row.get("Id").and_then(|v| v.as_str()),
+                ) {
+                    ids.entry(key.to_string()).or_default().push(id.to_string());
+                }
+            }
+        }
+        Ok(ids)
+    }
+
+    /// Writes one group to Gainsight: update by GSID, or match on key fields (one query per group)
+    /// and then update the matches and insert the rest, as the job's event action allows.
     async fn write_gainsight(
         &self,
         object: &str,
+        key_field: Option<&str>,
+        mode: WriteMode,
         batch: &[Pending],
-    ) -> Result<Vec<RecordResult>, ApiError> {
-        // Gainsight updates match on key fields given in the query string; the GSID is the key.
-        let records: Vec<Fields> = batch
+    ) -> Result<Vec<Settled>, ApiError> {
+        let Some(key_field) = key_field else {
+            if mode == WriteMode::Create {
+                return Ok(batch
+                    .iter()
+                    .map(|_| Settled::Failed {
+                        message: format!("the {object} exists already; the job creates only, it never updates"),
+                        retryable: false,
+                    })
+                    .collect());
+            }
+            let records: Vec<Fields> = batch
+                .iter()
+                .map(|p| with_gsid(&p.command.fields, key_value(&p.command.key)))
+                .collect();
+            return Ok(settle_all(
+                self.gainsight.update(object, &["Gsid".to_string()], &records).await?,
+            ));
+        };
+        let values: Vec<serde_json::Value> = batch
+            .iter()
+            .filter_map(|p| key_value(&p.command.key).map(Into::into))
+            .collect();
+        let existing = self
+            .gainsight
+            .query(
+                object,
+                &GsQuery {
+                    select: vec!["Gsid".into(), key_field.into()],
+                    conditions: vec![(key_field.into(), "IN".into(), values)],
+                    order_by: vec![],
+                    limit: 0,
+                },
+            )
+            .await?;
+        let mut gsids: HashMap<String, Vec<String>> = HashMap::new();
+        for row in existing {
+            if let (Some(k), Some(g)) = (
+                row.get(key_field).and_then(|v| v.as_str()),
+                row.get("Gsid").and_then(|v| v.as_str()),
+            ) {
+                gsids.entry(k.to_lowercase()).or_default().push(g.to_string());
+            }
+        }
+        // Per record: update this GSID, insert, or settle without a call.
+        enum Plan {
+            Update(Fields),
+            Insert(Fields),
+            Done(Settled),
+        }
+        let plans: Vec<Plan> = batch
             .iter()
             .map(|p| {
-                let mut fields = p.command.fields.clone();
-                if let RecordKey::Id { value } = &p.command.key {
-                    fields.insert("Gsid".into(), value.clone().into());
+                let value = key_value(&p.command.key).unwrap_or_default();
+                match (gsids.get(&value.to_lowercase()).map(Vec::as_slice), mode) {
+                    (Some(many), _) if many.len() > 1 => Plan::Done(Settled::Failed {
+                        message: format!("{} {object} records have {key_field} = {value:?}; cannot tell which to write", many.len()),
+                        retryable: false,
+                    }),
+                    (Some([_]), WriteMode::Create) => Plan::Done(Settled::Failed {
+                        message: format!("a {object} with {key_field} = {value:?} exists already; the job creates only, it never updates"),
+                        retryable: false,
+                    }),
+                    (Some([gsid]), _) => Plan::Update(with_gsid(&p.command.fields, Some(gsid.clone()))),
+                    (_, WriteMode::Update) => Plan::Done(Settled::Ignored {
+                        reason: format!("no {object} has {key_field} = {value:?}; the job only updates on update events, it never creates"),
+                    }),
+                    _ => Plan::Insert(p.command.fields.clone()),
                 }
-                fields
             })
             .collect();
-        self.gainsight
-            .update(object, &["Gsid".to_string()], &records)
-            .await
+        let updates: Vec<Fields> = plans.iter().filter_map(|p| match p { Plan::Update(f) => Some(f.clone()), _ => None }).collect();
+        let inserts: Vec<Fields> = plans.iter().filter_map(|p| match p { Plan::Insert(f) => Some(f.clone()), _ => None }).collect();
+        let mut updated = if updates.is_empty() {
+            Vec::new()
+        } else {
+            self.gainsight.update(object, &["Gsid".to_string()], &updates).await?
+        }
+        .into_iter()
+        .zip(updates.iter().map(|f| f.get("Gsid").and_then(|v| v.as_str()).map(str::to_string)))
+        .map(|(mut r, gsid)| {
+            r.id = r.id.or(gsid);
+            r
+        });
+        let mut inserted = if inserts.is_empty() {
+            Vec::new()
+        } else {
+            self.gainsight.insert(object, &inserts).await?
+        }
+        .into_iter();
+        Ok(plans
+            .into_iter()
+            .map(|p| match p {
+                Plan::Update(_) => updated.next().map(Settled::from),
+                Plan::Insert(_) => inserted.next().map(Settled::from),
+                Plan::Done(s) => Some(s),
+            }
+            .unwrap_or(Settled::Failed {
+                message: "no result for this record".into(),
+                retryable: true,
+            }))
+            .collect())
     }
 }
 
-/// Decides the ledger update for one record's result (and whether its message is retried).
-fn settle(
-    pending: &Pending,
-    result: Option<RecordResult>,
-    refusal: Option<String>,
-    summary: &mut Summary,
-    retry: &mut Vec<String>,
-) -> LedgerUpdate {
-    let cmd = &pending.command;
-    match result {
-        Some(r) if r.success => {
-            summary.synced += 1;
-            tracing::info!(
-                job = %cmd.job, gainsight_id = %cmd.gainsight_id, target_id = ?r.id, created = r.created,
-                latency_ms = shared::time::now_ms() - cmd.received_at_ms, "record synced"
-            );
-            LedgerUpdate::Synced {
-                salesforce_id: if cmd.target == System::Salesforce {
-                    r.id
+/// How one record's write ended.
+enum Settled {
+    Synced { target_id: Option<String> },
+    Failed { message: String, retryable: bool },
+    Ignored { reason: String },
+}
+
+impl From<RecordResult> for Settled {
+    fn from(r: RecordResult) -> Self {
+        if r.success {
+            Settled::Synced { target_id: r.id }
+        } else {
+            Settled::Failed {
+                message: if r.errors.is_empty() {
+                    "refused without a message".into()
                 } else {
-                    None
+                    r.errors.join("; ")
                 },
-                values_hash: cmd.values_hash.clone(),
-                source_changed_at_ms: cmd.source_changed_at_ms,
+                retryable: r.retryable,
             }
-        }
-        other => {
-            summary.failed_records += 1;
-            let transient = other.as_ref().is_some_and(|r| r.retryable);
-            let message = refusal
-                .or_else(|| other.map(|r| r.errors.join("; ")))
-                .unwrap_or_else(|| "no result for this record".into());
-            tracing::warn!(job = %cmd.job, gainsight_id = %cmd.gainsight_id, error = %message, transient, "record failed");
-            if transient {
-                // Visible as error now, retried through the queue; a later success clears it,
-                // and if the retries run out the ledger already tells why.
-                retry.push(pending.message_id.clone());
-            }
-            LedgerUpdate::Failed { message }
         }
     }
+}
+
+/// Puts each result of the records sent back in its record's place.
+fn merge(plan: Vec<Result<Fields, Settled>>, results: Vec<RecordResult>) -> Vec<Settled> {
+    let mut results = results.into_iter();
+    plan.into_iter()
+        .map(|p| match p {
+            Ok(_) => results.next().map(Settled::from).unwrap_or(Settled::Failed {
+                message: "no result for this record".into(),
+                retryable: true,
+            }),
+            Err(settled) => settled,
+        })
+        .collect()
+}
+
+fn settle_all(results: Vec<RecordResult>) -> Vec<Settled> {
+    results.into_iter().map(Settled::from).collect()
+}
+
+fn key_value(key: &RecordKey) -> Option<String> {
+    match key {
+        RecordKey::ExternalId { value, .. } | RecordKey::Id { value } => Some(value.clone()),
+    }
+}
+
+fn with_gsid(fields: &Fields, gsid: Option<String>) -> Fields {
+    let mut fields = fields.clone();
+    if let Some(gsid) = gsid {
+        fields.insert("Gsid".into(), gsid.into());
+    }
+    fields
 }
 
 #[cfg(test)]

@@ -17,9 +17,13 @@ fn command(gsid: &str, name: &str, changed_at: i64) -> String {
             field: "Gainsight_Company_Id__c".into(),
             value: gsid.into(),
         },
-        values_hash: shared::domain::mapping::values_hash(&fields),
+        mode: WriteMode::Upsert,
         fields,
         gainsight_id: gsid.into(),
+        salesforce_id: None,
+        field_states: Default::default(),
+        writeback: None,
+        source: System::Gainsight,
         event_id: format!("ev-{gsid}-{changed_at}"),
         source_changed_at_ms: changed_at,
         received_at_ms: changed_at,
@@ -211,4 +215,69 @@ async fn an_unreadable_ledger_sends_the_writes_back() {
         .await;
     assert_eq!(response.batch_item_failures.len(), 1);
     assert_eq!(*rig.sf.calls.lock().unwrap(), 0);
+}
+
+fn person_command(email: &str, sfid: &str, mode: WriteMode) -> String {
+    serde_json::to_string(&WriteCommand {
+        job: "person_contact".into(),
+        target: System::Gainsight,
+        object: "Person".into(),
+        key: RecordKey::ExternalId {
+            field: "Email".into(),
+            value: email.into(),
+        },
+        mode,
+        fields: json!({"LastName": "L", "Email": email, "SfdcContactId": sfid})
+            .as_object()
+            .cloned()
+            .unwrap(),
+        gainsight_id: format!("sf:{sfid}"),
+        salesforce_id: Some(sfid.into()),
+        field_states: Default::default(),
+        writeback: Some(shared::domain::Writeback {
+            object: "Contact".into(),
+            field: "Gainsight_Person_Id__c".into(),
+        }),
+        source: System::Salesforce,
+        event_id: format!("ev-{sfid}"),
+        source_changed_at_ms: 1,
+        received_at_ms: 1,
+    })
+    .unwrap()
+}
+
+#[tokio::test]
+async fn gainsight_upsert_by_email_updates_matches_inserts_the_rest_and_writes_gsids_back() {
+    let store = Arc::new(MemoryStore::default());
+    let sf = Arc::new(MemorySalesforce::default());
+    let gs = Arc::new(MemoryGainsight::default());
+    gs.records.lock().unwrap().insert(
+        "Person".into(),
+        vec![json!({"Gsid": "1PEXISTING", "Email": "old@x.io", "LastName": "O"})
+            .as_object()
+            .cloned()
+            .unwrap()],
+    );
+    let pusher = Pusher::new(store.clone(), sf.clone(), gs.clone());
+    let (response, summary) = pusher
+        .handle_with_summary(event(vec![
+            ("m1", person_command("OLD@x.io", "003A", WriteMode::Upsert)),
+            ("m2", person_command("new@x.io", "003B", WriteMode::Upsert)),
+            ("m3", person_command("none@x.io", "003C", WriteMode::Update)),
+        ]))
+        .await;
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!((summary.synced, summary.ignored), (2, 1));
+    // One key query per group: the two upserts share one, the update-only command has its own.
+    assert_eq!(gs.queries.lock().unwrap().len(), 2);
+    // Matched by email (case-insensitively): the ledger moves from sf:003A to the GSID.
+    let matched = store.ledger_of("person_contact", "1PEXISTING").unwrap();
+    assert_eq!(matched.salesforce_id.as_deref(), Some("003A"));
+    assert!(store.ledger_of("person_contact", "sf:003A").is_none());
+    let people = gs.records.lock().unwrap()["Person"].clone();
+    assert_eq!(people.len(), 2, "one inserted, none duplicated");
+    let ignored = store.ledger_of("person_contact", "sf:003C").unwrap();
+    assert!(ignored.last_ignored_reason.unwrap().contains("never creates"));
+    // Both Contacts learn their GSIDs in one Salesforce call.
+    assert_eq!(*sf.calls.lock().unwrap(), 1);
 }

@@ -12,7 +12,7 @@ use super::schema::{convert, normalize_source, Schemas};
 use super::{
     ChangeEvent, ChangeOrigin, ConflictRule, DataFlow, FieldState, Fields, Job, LedgerRecord,
     OnCreated, OnMultipleMatches, OnNoMatch, OnUpdated, Operation, RecordKey, System, WriteCommand,
-    WriteMode,
+    WriteMode, Writeback,
 };
 
 /// What the mapper decided for one change and job.
@@ -475,7 +475,10 @@ impl<'a> Mapper<'a> {
         };
         // A Company created in Gainsight from a Salesforce Account: the Account learns its GSID.
         let writeback = match (target, &ids.gainsight_id) {
-            (System::Gainsight, None) => job.gsid_external_field().map(str::to_string),
+            (System::Gainsight, None) => job.gsid_external_field().map(|field| Writeback {
+                object: job.salesforce.object.clone(),
+                field: field.to_string(),
+            }),
             _ => None,
         };
 

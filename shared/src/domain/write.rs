@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::{FieldState, Fields, System};
 
 /// What the write may do, from the job's event actions.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum WriteMode {
     /// Create, or update the matching record.
@@ -27,6 +27,13 @@ pub enum RecordKey {
     ExternalId { field: String, value: String },
     /// Update the record with this id.
     Id { value: String },
+}
+
+/// A Salesforce field to fill with the GSID of the Gainsight record a write creates.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Writeback {
+    pub object: String,
+    pub field: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -51,7 +58,7 @@ pub struct WriteCommand {
     /// After creating a Gainsight record for a Salesforce one, write the new GSID back into this
     /// Salesforce field so later changes carry it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub writeback: Option<String>,
+    pub writeback: Option<Writeback>,
     /// The system the change came from.
     pub source: System,
     /// Source event, for the run log.

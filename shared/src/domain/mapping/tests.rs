@@ -136,7 +136,10 @@ fn salesforce_change_without_gsid_matches_by_identifier_and_asks_for_writeback()
         RecordKey::ExternalId { field: "SfdcAccountId".into(), value: "001000000000001AAA".into() }
     );
     assert_eq!(cmd.gainsight_id, "sf:001000000000001AAA");
-    assert_eq!(cmd.writeback.as_deref(), Some("Gainsight_Company_Id__c"));
+    assert_eq!(
+        cmd.writeback,
+        Some(Writeback { object: "Account".into(), field: "Gainsight_Company_Id__c".into() })
+    );
     assert_eq!(
         Value::Object(cmd.fields.clone()),
         json!({"Name": "Acme", "Phone": "555", "SfdcAccountId": "001000000000001AAA"})
@@ -146,7 +149,7 @@ fn salesforce_change_without_gsid_matches_by_identifier_and_asks_for_writeback()
     let c = account(Operation::Updated, json!({"Name": "Acme 2", "Gainsight_Company_Id__c": "1P02GS"}));
     let cmd = &write(map("company_account", &c, None))[0];
     assert_eq!(cmd.key, RecordKey::Id { value: "1P02GS".into() });
-    assert_eq!((cmd.mode, cmd.writeback.as_deref()), (WriteMode::Update, None));
+    assert_eq!((cmd.mode, cmd.writeback.clone()), (WriteMode::Update, None));
 }
 
 #[test]
