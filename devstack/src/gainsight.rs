@@ -95,7 +95,12 @@ fn objects() -> Vec<(&'static str, Vec<GsField>)> {
         field("Stage", GsType::String),
         field("Status", GsType::String),
         field("RenewalDate", GsType::Date),
+        field("Phone", GsType::String),
         field("SfdcAccountId", GsType::String),
+        GsField {
+            system: true,
+            ..field("HealthScore", GsType::Number)
+        },
     ]);
     let mut person = system();
     person.extend([
@@ -112,7 +117,19 @@ fn objects() -> Vec<(&'static str, Vec<GsField>)> {
         field("CompanyId", GsType::Gsid),
         field("SfdcContactId", GsType::String),
     ]);
-    vec![("Company", company), ("Person", person)]
+    let mut case = system();
+    case.extend([
+        GsField {
+            required: true,
+            ..field("Subject", GsType::String)
+        },
+        field("Description", GsType::String),
+        field("Status", GsType::String),
+        field("Priority", GsType::String),
+        field("CompanyId", GsType::Gsid),
+        field("SfdcCaseId", GsType::String),
+    ]);
+    vec![("Company", company), ("Person", person), ("Case", case)]
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -178,6 +195,7 @@ impl GainsightEmulator {
         let router = axum::Router::new()
             .route("/v1/data/objects/query/{object}", post(query))
             .route("/v1/data/objects/{object}", post(insert).put(update))
+            .route("/v1/meta/services/objects/{object}/describe", get(describe))
             .route("/__emulator/records/{object}", get(dump))
             .route("/__emulator/stats", get(stats))
             .route("/__emulator/faults", post(add_fault))
@@ -341,6 +359,10 @@ struct Condition {
 fn cmp_values(a: &Value, b: &Value) -> Option<std::cmp::Ordering> {
     match (a, b) {
         (Value::Number(x), Value::Number(y)) => x.as_f64()?.partial_cmp(&y.as_f64()?),
+        // Gainsight compares text case-insensitively (emails above all).
+        (Value::String(x), Value::String(y)) if x.eq_ignore_ascii_case(y) => {
+            Some(std::cmp::Ordering::Equal)
+        }
         (Value::String(x), Value::String(y)) => Some(x.cmp(y)),
         (Value::Bool(x), Value::Bool(y)) => Some(x.cmp(y)),
         (Value::Null, Value::Null) => Some(std::cmp::Ordering::Equal),
@@ -784,6 +806,41 @@ async fn deliver(
         tokio::time::sleep(wait).await;
         wait *= 2;
     }
+}
+
+/// The Data Management describe of one object: its fields with type, requiredness and whether
+/// they can be written.
+async fn describe(
+    State(tenant): TenantState,
+    headers: HeaderMap,
+    Path(object): Path<String>,
+) -> Response {
+    if let Err(r) = begin(&tenant, &headers) {
+        return r;
+    }
+    let t = lock(&tenant);
+    let Some((fields, _)) = t.objects.get(object.as_str()) else {
+        return envelope_error(
+            StatusCode::BAD_REQUEST,
+            "GS_OBJECT_NOT_FOUND",
+            &format!("Object {object} does not exist"),
+        );
+    };
+    let fields: Vec<Value> = fields
+        .iter()
+        .map(|f| {
+            json!({
+                "fieldName": f.name,
+                "label": f.name,
+                "dataType": f.kind,
+                "required": f.required,
+                "readOnly": f.system,
+                "formula": false,
+                "richText": false,
+            })
+        })
+        .collect();
+    envelope_ok(json!([{ "objectName": object, "label": object, "fields": fields }]))
 }
 
 async fn dump(State(tenant): TenantState, Path(object): Path<String>) -> Response {

@@ -1,8 +1,11 @@
 //! Salesforce emulator, written from the public REST API contract: OAuth 2.0 client-credentials
-//! token endpoint, sObject describe, sObject Collections upsert on an external ID (200 records,
-//! per-record results, allOrNone), SOQL query with nextRecordsUrl paging, Salesforce's error body
-//! (`[{"message","errorCode"}]`), the `Sforce-Limit-Info` header, and switches to inject faults
-//! (error statuses, row locks, expired sessions, delays). Tests read its records and call counts.
+//! token endpoint, sObject describe, sObject Collections (create, update by Id, upsert on an
+//! external ID; 200 records, per-record results, allOrNone), SOQL query with nextRecordsUrl paging,
+//! Salesforce's error body (`[{"message","errorCode"}]`), the `Sforce-Limit-Info` header, and
+//! switches to inject faults (error statuses, row locks, expired sessions, delays). Like a workflow
+//! rule's Outbound Message, it posts a SOAP `notifications` message for every created or edited
+//! record of a configured object, retrying until the listener answers `Ack` true. Tests read its
+//! records and call counts.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -261,7 +264,24 @@ pub struct Stats {
     pub describe_calls: u64,
     pub records_created: u64,
     pub records_updated: u64,
+    pub create_calls: u64,
+    pub update_calls: u64,
+    /// Outbound messages acknowledged, and delivery attempts that were not.
+    pub outbound_acked: u64,
+    pub outbound_failures: u64,
 }
+
+/// An Outbound Message action: which object's changes go where, with which fields.
+#[derive(Clone, Debug, Deserialize)]
+pub struct OutboundMessage {
+    pub object: String,
+    pub url: String,
+    /// Fields sent in each notification's sObject (`Id` is always sent).
+    pub fields: Vec<String>,
+}
+
+/// The Organization Id the emulated org puts in every Outbound Message.
+pub const ORGANIZATION_ID: &str = "00D5g00000EMUL8AAA";
 
 struct SObject {
     prefix: &'static str,
@@ -288,6 +308,7 @@ struct Org {
     faults: VecDeque<Fault>,
     cursors: HashMap<String, (Vec<Record>, String)>,
     clock_ms: Option<i64>,
+    outbound: Vec<OutboundMessage>,
 }
 
 /// Options of an emulated org.
@@ -338,6 +359,7 @@ impl SalesforceEmulator {
             faults: VecDeque::new(),
             cursors: HashMap::new(),
             clock_ms: None,
+            outbound: Vec::new(),
         }));
         let router = axum::Router::new()
             .route("/services/oauth2/token", post(token))
@@ -349,9 +371,15 @@ impl SalesforceEmulator {
                 "/services/data/{ver}/composite/sobjects/{object}/{field}",
                 patch(upsert),
             )
+            .route(
+                "/services/data/{ver}/composite/sobjects",
+                post(create).patch(update),
+            )
             .route("/services/data/{ver}/query", get(query))
             .route("/services/data/{ver}/query/{locator}", get(query_more))
             .route("/__emulator/records/{object}", get(dump).post(seed))
+            .route("/__emulator/records/{object}/{id}", patch(user_edit))
+            .route("/__emulator/outbound", post(add_outbound))
             .route("/__emulator/stats", get(stats))
             .route("/__emulator/faults", post(add_fault))
             .route("/__emulator/expire-tokens", post(expire))
@@ -410,18 +438,160 @@ impl SalesforceEmulator {
 
     /// Inserts records as a Salesforce user would; returns their Ids.
     pub fn seed(&self, object: &str, records: Vec<Record>) -> Vec<String> {
-        let mut org = self.lock();
-        let now = org.now();
-        let mut ids = vec![];
-        for mut r in records {
-            let id = org.next_id(object);
-            stamp(&mut r, &id, now, true);
-            if let Some(o) = org.objects.get_mut(object) {
-                o.records.push(r);
-            }
-            ids.push(id);
+        seed_records(&self.org, object, records)
+    }
+
+    /// Edits a record as a Salesforce user would (fires Outbound Messages); false if absent.
+    pub fn edit(&self, object: &str, id: &str, fields: Record) -> bool {
+        edit_record(&self.org, object, id, fields)
+    }
+
+    /// Sends an Outbound Message for every later create or edit of `message.object`.
+    pub fn add_outbound(&self, message: OutboundMessage) {
+        self.lock().outbound.push(message);
+    }
+}
+
+fn seed_records(org_arc: &Arc<Mutex<Org>>, object: &str, records: Vec<Record>) -> Vec<String> {
+    let mut org = lock(org_arc);
+    let now = org.now();
+    let mut ids = vec![];
+    let mut created = vec![];
+    for mut r in records {
+        let id = org.next_id(object);
+        stamp(&mut r, &id, now, true);
+        created.push(r.clone());
+        if let Some(o) = org.objects.get_mut(object) {
+            o.records.push(r);
         }
-        ids
+        ids.push(id);
+    }
+    let sends = org.outbound_for(object, &created);
+    drop(org);
+    spawn_outbound(org_arc, sends);
+    ids
+}
+
+fn edit_record(org_arc: &Arc<Mutex<Org>>, object: &str, id: &str, fields: Record) -> bool {
+    let mut org = lock(org_arc);
+    let now = org.now();
+    let Some(record) = org
+        .objects
+        .get_mut(object)
+        .and_then(|o| o.records.iter_mut().find(|r| r.get("Id").and_then(Value::as_str) == Some(id)))
+    else {
+        return false;
+    };
+    record.extend(fields);
+    stamp(record, id, now, false);
+    let edited = vec![record.clone()];
+    let sends = org.outbound_for(object, &edited);
+    drop(org);
+    spawn_outbound(org_arc, sends);
+    true
+}
+
+/// One SOAP message to send: the action and up to 100 notifications.
+struct OutboundSend {
+    url: String,
+    body: String,
+}
+
+fn xml_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&apos;")
+}
+
+impl Org {
+    /// The Outbound Messages due for `records` of `object`, 100 notifications a message.
+    fn outbound_for(&mut self, object: &str, records: &[Record]) -> Vec<OutboundSend> {
+        let configs: Vec<OutboundMessage> = self
+            .outbound
+            .iter()
+            .filter(|m| m.object == object)
+            .cloned()
+            .collect();
+        let mut sends = Vec::new();
+        for config in configs {
+            for chunk in records.chunks(100) {
+                let mut notifications = String::new();
+                for record in chunk {
+                    self.seq += 1;
+                    let notification_id = format!("04l5g00{:011}", self.seq);
+                    let mut fields = String::new();
+                    let mut names = vec!["Id".to_string()];
+                    names.extend(config.fields.iter().filter(|f| f.as_str() != "Id").cloned());
+                    for name in names {
+                        match record.get(&name) {
+                            None | Some(Value::Null) => {
+                                fields.push_str(&format!("<sf:{name} xsi:nil=\"true\"/>"))
+                            }
+                            Some(Value::String(v)) => {
+                                fields.push_str(&format!("<sf:{name}>{}</sf:{name}>", xml_escape(v)))
+                            }
+                            Some(other) => fields.push_str(&format!("<sf:{name}>{other}</sf:{name}>")),
+                        }
+                    }
+                    notifications.push_str(&format!(
+                        "<Notification><Id>{notification_id}</Id><sObject xsi:type=\"sf:{object}\" xmlns:sf=\"urn:sobject.enterprise.soap.sforce.com\">{fields}</sObject></Notification>"
+                    ));
+                }
+                let body = format!(
+                    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\
+<soapenv:Envelope xmlns:soapenv=\"http://schemas.xmlsoap.org/soap/envelope/\" xmlns:xsd=\"http://www.w3.org/2001/XMLSchema\" xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\">\
+<soapenv:Body><notifications xmlns=\"http://soap.sforce.com/2005/09/outbound\">\
+<OrganizationId>{ORGANIZATION_ID}</OrganizationId><ActionId>04k5g0000000EMUAAA</ActionId>\
+<SessionId xsi:nil=\"true\"/><EnterpriseUrl>{url}/services/Soap/c/62.0/{ORGANIZATION_ID}</EnterpriseUrl>\
+<PartnerUrl>{url}/services/Soap/u/62.0/{ORGANIZATION_ID}</PartnerUrl>{notifications}</notifications></soapenv:Body></soapenv:Envelope>",
+                    url = self.instance_url
+                );
+                sends.push(OutboundSend {
+                    url: config.url.clone(),
+                    body,
+                });
+            }
+        }
+        sends
+    }
+}
+
+fn spawn_outbound(org: &Arc<Mutex<Org>>, sends: Vec<OutboundSend>) {
+    for send in sends {
+        tokio::spawn(deliver_outbound(org.clone(), send));
+    }
+}
+
+/// Posts one Outbound Message until the listener acknowledges it, backing off as Salesforce does
+/// (here from 100 ms, doubling to 5 s, for at most 40 attempts).
+async fn deliver_outbound(org: Arc<Mutex<Org>>, send: OutboundSend) {
+    let http = reqwest::Client::new();
+    let mut wait = Duration::from_millis(100);
+    for _ in 0..40 {
+        let answer = http
+            .post(&send.url)
+            .header("content-type", "text/xml; charset=utf-8")
+            .header("soapaction", "\"\"")
+            .body(send.body.clone())
+            .send()
+            .await;
+        let acked = match answer {
+            Ok(r) if r.status().is_success() => r
+                .text()
+                .await
+                .map(|t| t.replace(' ', "").contains("Ack>true</"))
+                .unwrap_or(false),
+            _ => false,
+        };
+        if acked {
+            lock(&org).stats.outbound_acked += 1;
+            return;
+        }
+        lock(&org).stats.outbound_failures += 1;
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(Duration::from_secs(5));
     }
 }
 
@@ -653,14 +823,43 @@ async fn describe(
     )
 }
 
+/// Which sObject Collections call a request is.
+enum Op {
+    Upsert { object: String, ext_field: String },
+    Create,
+    Update,
+}
+
 async fn upsert(
     State(org): OrgState,
     headers: HeaderMap,
     Path((_ver, object, ext_field)): Path<(String, String, String)>,
     body: axum::body::Bytes,
 ) -> Response {
+    collection(org, headers, Op::Upsert { object, ext_field }, body).await
+}
+
+async fn create(
+    State(org): OrgState,
+    headers: HeaderMap,
+    Path(_ver): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    collection(org, headers, Op::Create, body).await
+}
+
+async fn update(
+    State(org): OrgState,
+    headers: HeaderMap,
+    Path(_ver): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    collection(org, headers, Op::Update, body).await
+}
+
+async fn collection(org_arc: Arc<Mutex<Org>>, headers: HeaderMap, op: Op, body: axum::body::Bytes) -> Response {
     let delay = {
-        let mut org = lock(&org);
+        let mut org = lock(&org_arc);
         match org.begin_call(&headers) {
             Err(resp) => return resp,
             Ok(Some(Fault::Delay { ms, .. })) => Some(ms),
@@ -670,8 +869,12 @@ async fn upsert(
     if let Some(ms) = delay {
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }
-    let mut org = lock(&org);
-    org.stats.upsert_calls += 1;
+    let mut org = lock(&org_arc);
+    match op {
+        Op::Upsert { .. } => org.stats.upsert_calls += 1,
+        Op::Create => org.stats.create_calls += 1,
+        Op::Update => org.stats.update_calls += 1,
+    }
     let used = org.stats.api_calls;
     let lock_rows = matches!(org.faults.front(), Some(Fault::LockRows { .. })) && {
         if let Some(Fault::LockRows { times }) = org.faults.front_mut() {
@@ -713,6 +916,17 @@ async fn upsert(
             used,
         );
     }
+    let object = match &op {
+        Op::Upsert { object, .. } => object.clone(),
+        // Create and update name the type in each record; this org takes one type per call.
+        _ => records
+            .first()
+            .and_then(|r| r.get("attributes"))
+            .and_then(|a| a.get("type"))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string(),
+    };
     let Some(sobject) = org.objects.get(object.as_str()) else {
         return sf_error(
             StatusCode::NOT_FOUND,
@@ -721,15 +935,17 @@ async fn upsert(
             used,
         );
     };
-    match sobject.field(&ext_field) {
-        Some(f) if f.external_id || f.kind == FieldType::Id => {}
-        _ => {
-            return sf_error(
-                StatusCode::BAD_REQUEST,
-                "INVALID_FIELD",
-                &format!("Field name provided, {ext_field} is not an External ID or indexed field for {object}"),
-                used,
-            )
+    if let Op::Upsert { ext_field, .. } = &op {
+        match sobject.field(ext_field) {
+            Some(f) if f.external_id || f.kind == FieldType::Id => {}
+            _ => {
+                return sf_error(
+                    StatusCode::BAD_REQUEST,
+                    "INVALID_FIELD",
+                    &format!("Field name provided, {ext_field} is not an External ID or indexed field for {object}"),
+                    used,
+                )
+            }
         }
     }
 
@@ -740,16 +956,21 @@ async fn upsert(
     let mut seen_keys: Vec<String> = vec![];
     let mut created = 0;
     let mut updated = 0;
+    let mut touched = vec![];
     for raw in records {
-        let outcome = upsert_one(
-            &org.objects[object.as_str()],
-            &object,
-            &ext_field,
-            raw,
-            &mut staged,
-            &mut seen_keys,
-            lock_rows,
-        );
+        let outcome = match &op {
+            Op::Upsert { ext_field, .. } => upsert_one(
+                &org.objects[object.as_str()],
+                &object,
+                ext_field,
+                raw,
+                &mut staged,
+                &mut seen_keys,
+                lock_rows,
+            ),
+            Op::Create => create_one(&org.objects[object.as_str()], &object, raw, &mut staged, lock_rows),
+            Op::Update => update_one(&org.objects[object.as_str()], &object, raw, &mut staged, &mut seen_keys, lock_rows),
+        };
         match outcome {
             Ok((index, is_new)) => {
                 let id = if is_new {
@@ -767,6 +988,7 @@ async fn upsert(
                     updated += 1;
                     id
                 };
+                touched.push(index);
                 results.push(json!({ "id": id, "success": true, "errors": [], "created": is_new }));
             }
             Err(error) => {
@@ -787,12 +1009,155 @@ async fn upsert(
         }
         return ok_json(Value::Array(results), used);
     }
+    let written: Vec<Record> = touched.iter().map(|i| staged[*i].clone()).collect();
     if let Some(o) = org.objects.get_mut(object.as_str()) {
         o.records = staged;
     }
     org.stats.records_created += created;
     org.stats.records_updated += updated;
+    let sends = org.outbound_for(&object, &written);
+    drop(org);
+    spawn_outbound(&org_arc, sends);
     ok_json(Value::Array(results), used)
+}
+
+fn save_error(code: &str, message: String, fields: Vec<&str>) -> Value {
+    json!({ "statusCode": code, "message": message, "fields": fields })
+}
+
+fn declared_type<'r>(record: &'r Record) -> Option<&'r str> {
+    record
+        .get("attributes")
+        .and_then(|a| a.get("type"))
+        .and_then(Value::as_str)
+}
+
+/// Validates and applies one new record; refuses a duplicate external-ID value.
+fn create_one(
+    sobject: &SObject,
+    object: &str,
+    raw: &Value,
+    staged: &mut Vec<Record>,
+    lock_rows: bool,
+) -> Result<(usize, bool), Value> {
+    let Some(record) = raw.as_object().filter(|r| declared_type(r) == Some(object)) else {
+        return Err(save_error("INVALID_TYPE", format!("attributes.type must be {object} (one sObject type per call)"), vec![]));
+    };
+    if record.contains_key("Id") {
+        return Err(save_error("INVALID_FIELD", "cannot specify Id in an insert call".into(), vec!["Id"]));
+    }
+    if lock_rows {
+        return Err(save_error("UNABLE_TO_LOCK_ROW", "unable to obtain exclusive access to this record or 1 records".into(), vec![]));
+    }
+    for def in sobject.fields.iter().filter(|f| f.external_id) {
+        if let Some(Value::String(v)) = record.get(def.name) {
+            if let Some(other) = staged.iter().find(|r| r.get(def.name).and_then(Value::as_str) == Some(v.as_str())) {
+                let id = other.get("Id").and_then(Value::as_str).unwrap_or_default();
+                return Err(save_error(
+                    "DUPLICATE_VALUE",
+                    format!("duplicate value found: {} duplicates value on record with id: {id}", def.name),
+                    vec![def.name],
+                ));
+            }
+        }
+    }
+    let fields = check_fields(sobject, object, record, true)?;
+    staged.push(fields);
+    Ok((staged.len() - 1, true))
+}
+
+/// Validates and applies one update by Id.
+fn update_one(
+    sobject: &SObject,
+    object: &str,
+    raw: &Value,
+    staged: &mut [Record],
+    seen: &mut Vec<String>,
+    lock_rows: bool,
+) -> Result<(usize, bool), Value> {
+    let Some(record) = raw.as_object().filter(|r| declared_type(r) == Some(object)) else {
+        return Err(save_error("INVALID_TYPE", format!("attributes.type must be {object} (one sObject type per call)"), vec![]));
+    };
+    let Some(id) = record.get("Id").and_then(Value::as_str).map(str::to_string) else {
+        return Err(save_error("MISSING_ARGUMENT", "Id not specified in an update call".into(), vec!["Id"]));
+    };
+    if seen.contains(&id) {
+        return Err(save_error("DUPLICATE_ID", format!("duplicate id in list: {id}"), vec!["Id"]));
+    }
+    seen.push(id.clone());
+    if lock_rows {
+        return Err(save_error("UNABLE_TO_LOCK_ROW", "unable to obtain exclusive access to this record or 1 records".into(), vec![]));
+    }
+    let Some(index) = staged.iter().position(|r| r.get("Id").and_then(Value::as_str) == Some(id.as_str())) else {
+        return Err(save_error("INVALID_CROSS_REFERENCE_KEY", format!("invalid cross reference id: {id}"), vec!["Id"]));
+    };
+    let fields = check_fields(sobject, object, record, false)?;
+    staged[index].extend(fields);
+    Ok((index, false))
+}
+
+/// Field-level checks of one record: known, writable, typed, required on create, not nulled when
+/// required. Returns the fields to store (without `attributes`).
+fn check_fields(sobject: &SObject, object: &str, record: &Record, is_new: bool) -> Result<Record, Value> {
+    for (name, value) in record.iter().filter(|(k, _)| k.as_str() != "attributes") {
+        let Some(def) = sobject.field(name) else {
+            return Err(save_error(
+                "INVALID_FIELD",
+                format!("No such column '{name}' on sobject of type {object}"),
+                vec![],
+            ));
+        };
+        if (is_new && !def.createable) || (!is_new && !def.updateable && def.kind != FieldType::Id) {
+            return Err(save_error(
+                "INVALID_FIELD_FOR_INSERT_UPDATE",
+                format!("Unable to create/update fields: {name}. Please check the security settings of this field and verify that it is read/write for your profile or permission set."),
+                vec![def.name],
+            ));
+        }
+        check_value(def, value).map_err(|(code, message)| save_error(code, message, vec![def.name]))?;
+    }
+    if is_new {
+        let missing: Vec<&str> = sobject
+            .fields
+            .iter()
+            .filter(|f| f.required_on_create() && record.get(f.name).is_none_or(Value::is_null))
+            .map(|f| f.name)
+            .collect();
+        if !missing.is_empty() {
+            return Err(save_error(
+                "REQUIRED_FIELD_MISSING",
+                format!("Required fields are missing: [{}]", missing.join(", ")),
+                missing,
+            ));
+        }
+    } else if let Some(def) = sobject
+        .fields
+        .iter()
+        .find(|f| !f.nillable && f.updateable && record.get(f.name) == Some(&Value::Null))
+    {
+        return Err(save_error(
+            "REQUIRED_FIELD_MISSING",
+            format!("Required fields are missing: [{}]", def.name),
+            vec![def.name],
+        ));
+    }
+    let mut fields: Record = record
+        .iter()
+        .filter(|(k, _)| k.as_str() != "attributes")
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    if is_new {
+        for f in sobject
+            .fields
+            .iter()
+            .filter(|f| f.defaulted && f.kind == FieldType::Picklist)
+        {
+            fields.entry(f.name.to_string()).or_insert_with(|| {
+                Value::String(f.picklist.first().copied().unwrap_or_default().into())
+            });
+        }
+    }
+    Ok(fields)
 }
 
 /// Validates and applies one record to `staged`; returns its index and whether it was created.
@@ -805,7 +1170,7 @@ fn upsert_one(
     seen_keys: &mut Vec<String>,
     lock_rows: bool,
 ) -> Result<(usize, bool), Value> {
-    let err = |code: &str, message: String, fields: Vec<&str>| json!({ "statusCode": code, "message": message, "fields": fields });
+    let err = |code: &str, message: String, fields: Vec<&str>| save_error(code, message, fields);
     let Some(record) = raw.as_object() else {
         return Err(err(
             "INVALID_TYPE",
@@ -813,11 +1178,7 @@ fn upsert_one(
             vec![],
         ));
     };
-    let declared = record
-        .get("attributes")
-        .and_then(|a| a.get("type"))
-        .and_then(Value::as_str);
-    if declared != Some(object) {
+    if declared_type(record) != Some(object) {
         return Err(err(
             "INVALID_TYPE",
             format!("attributes.type must be {object}"),
@@ -863,64 +1224,8 @@ fn upsert_one(
         ));
     }
     let is_new = matches.is_empty();
-    for (name, value) in record.iter().filter(|(k, _)| k.as_str() != "attributes") {
-        let Some(def) = sobject.field(name) else {
-            return Err(err(
-                "INVALID_FIELD",
-                format!("No such column '{name}' on sobject of type {object}"),
-                vec![],
-            ));
-        };
-        if (is_new && !def.createable) || (!is_new && !def.updateable && def.kind != FieldType::Id)
-        {
-            return Err(err(
-                "INVALID_FIELD_FOR_INSERT_UPDATE",
-                format!("Unable to create/update fields: {name}. Please check the security settings of this field and verify that it is read/write for your profile or permission set."),
-                vec![def.name],
-            ));
-        }
-        check_value(def, value).map_err(|(code, message)| err(code, message, vec![def.name]))?;
-    }
+    let fields = check_fields(sobject, object, record, is_new)?;
     if is_new {
-        let missing: Vec<&str> = sobject
-            .fields
-            .iter()
-            .filter(|f| f.required_on_create() && record.get(f.name).is_none_or(Value::is_null))
-            .map(|f| f.name)
-            .collect();
-        if !missing.is_empty() {
-            return Err(err(
-                "REQUIRED_FIELD_MISSING",
-                format!("Required fields are missing: [{}]", missing.join(", ")),
-                missing,
-            ));
-        }
-    } else if let Some(def) = sobject
-        .fields
-        .iter()
-        .find(|f| !f.nillable && f.updateable && record.get(f.name) == Some(&Value::Null))
-    {
-        return Err(err(
-            "REQUIRED_FIELD_MISSING",
-            format!("Required fields are missing: [{}]", def.name),
-            vec![def.name],
-        ));
-    }
-    let mut fields: Record = record
-        .iter()
-        .filter(|(k, _)| k.as_str() != "attributes")
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    if is_new {
-        for f in sobject
-            .fields
-            .iter()
-            .filter(|f| f.defaulted && f.kind == FieldType::Picklist)
-        {
-            fields.entry(f.name.to_string()).or_insert_with(|| {
-                Value::String(f.picklist.first().copied().unwrap_or_default().into())
-            });
-        }
         staged.push(fields);
         Ok((staged.len() - 1, true))
     } else {
@@ -1191,18 +1496,24 @@ async fn seed(
     Path(object): Path<String>,
     Json(records): Json<Vec<Record>>,
 ) -> Response {
-    let mut org = lock(&org);
-    let now = org.now();
-    let mut ids = vec![];
-    for mut r in records {
-        let id = org.next_id(&object);
-        stamp(&mut r, &id, now, true);
-        if let Some(o) = org.objects.get_mut(object.as_str()) {
-            o.records.push(r);
-        }
-        ids.push(id);
+    Json(seed_records(&org, &object, records)).into_response()
+}
+
+async fn user_edit(
+    State(org): OrgState,
+    Path((object, id)): Path<(String, String)>,
+    Json(fields): Json<Record>,
+) -> Response {
+    if edit_record(&org, &object, &id, fields) {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        StatusCode::NOT_FOUND.into_response()
     }
-    Json(ids).into_response()
+}
+
+async fn add_outbound(State(org): OrgState, Json(message): Json<OutboundMessage>) -> Response {
+    lock(&org).outbound.push(message);
+    StatusCode::NO_CONTENT.into_response()
 }
 
 async fn stats(State(org): OrgState) -> Response {

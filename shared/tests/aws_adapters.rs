@@ -6,7 +6,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use devstack::moto::LocalAws;
 use shared::adapters::AwsClients;
 use shared::config::AwsResources;
-use shared::domain::{LedgerUpdate, SyncStatus};
+use shared::domain::{FieldState, LedgerUpdate, SyncStatus, System};
 use shared::ports::{Claim, Cursor, Queue, Secrets, SecretsError, StateStore};
 use shared::secret::Secret;
 
@@ -67,12 +67,33 @@ async fn dynamo_state_store_round_trips_ledger_dedup_and_cursors() -> Result<()>
     );
 
     // Ledger: synced then failed keeps both statuses; GSIs find them.
+    let state = |hash: &str, at: i64| FieldState {
+        gainsight: hash.into(),
+        salesforce: format!("sf-{hash}"),
+        from: System::Gainsight,
+        changed_at_ms: at,
+        synced_at_ms: at + 1,
+    };
     let synced = LedgerUpdate::Synced {
         salesforce_id: Some("001000000000001AAA".into()),
-        values_hash: "h1".into(),
+        source: System::Gainsight,
         source_changed_at_ms: 5,
+        fields: [("Name".to_string(), state("h1", 5)), ("Arr".to_string(), state("h2", 5))].into(),
     };
     store.record("job", "G1", &synced, 10).await?;
+    // A later write of one field replaces its state and keeps the other's.
+    let one_field = LedgerUpdate::Synced {
+        salesforce_id: None,
+        source: System::Salesforce,
+        source_changed_at_ms: 7,
+        fields: [("Name".to_string(), state("h3", 7))].into(),
+    };
+    store.record("job", "G1", &one_field, 10).await?;
+    let g1 = store.ledger("job", "G1").await?.expect("G1 recorded");
+    assert_eq!(g1.fields["Name"], state("h3", 7));
+    assert_eq!(g1.fields["Arr"], state("h2", 5));
+    assert_eq!((g1.gainsight_changed_at_ms, g1.salesforce_changed_at_ms), (Some(5), Some(7)));
+    assert_eq!(g1.salesforce_id.as_deref(), Some("001000000000001AAA"));
     store
         .record(
             "job",
@@ -107,7 +128,7 @@ async fn dynamo_state_store_round_trips_ledger_dedup_and_cursors() -> Result<()>
     assert!(g1.synced && g1.error, "statuses are not exclusive: {g1:?}");
     assert_eq!(g1.salesforce_id.as_deref(), Some("001000000000001AAA"));
     assert_eq!(g1.last_error.as_deref(), Some("UNABLE_TO_LOCK_ROW"));
-    assert_eq!((g1.last_sync_at_ms, g1.version), (Some(10), 2));
+    assert_eq!((g1.last_sync_at_ms, g1.version), (Some(10), 3));
     let g2 = store.ledger("job", "G2").await?.expect("G2 recorded");
     assert_eq!((g2.ignored_count, g2.synced, g2.error), (2, false, false));
 
@@ -138,6 +159,8 @@ async fn dynamo_state_store_round_trips_ledger_dedup_and_cursors() -> Result<()>
     ids.push("G2".into());
     let got = store.ledgers("job", &ids).await?;
     assert_eq!(got.len(), 2);
+    store.forget("job", "G2").await?;
+    assert!(store.ledger("job", "G2").await?.is_none(), "forgotten");
     assert_eq!(store.list("job", 100).await?.len(), 2);
     assert_eq!(store.list("job", 1).await?.len(), 1);
 

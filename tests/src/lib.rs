@@ -107,23 +107,30 @@ impl Stack {
 
         let mut consumers = Vec::new();
         if options.consumers {
-            let mapper = Arc::new(mapper::MapperFn::from_aws(
-                &mapper::Config {
-                    aws: resources.clone(),
-                },
-                &clients,
-                jobs.clone(),
-            ));
+            let salesforce_settings = SalesforceSettings {
+                login_url: salesforce.url(),
+                client_id: salesforce.client_id(),
+                api_version: "62.0".into(),
+            };
+            let gainsight_settings = GainsightSettings {
+                base_url: gainsight.url(),
+            };
+            let mapper = Arc::new(
+                mapper::MapperFn::from_aws(
+                    &mapper::Config {
+                        aws: resources.clone(),
+                        salesforce: salesforce_settings.clone(),
+                        gainsight: gainsight_settings.clone(),
+                    },
+                    &clients,
+                    jobs.clone(),
+                )
+                .await?,
+            );
             let pusher_config = pusher::Config {
                 aws: resources.clone(),
-                salesforce: SalesforceSettings {
-                    login_url: salesforce.url(),
-                    client_id: salesforce.client_id(),
-                    api_version: "62.0".into(),
-                },
-                gainsight: GainsightSettings {
-                    base_url: gainsight.url(),
-                },
+                salesforce: salesforce_settings,
+                gainsight: gainsight_settings,
             };
             let pusher = Arc::new(pusher::Pusher::from_aws(&pusher_config, &clients).await?);
             let mapper_handler: event_source::Handler = Arc::new(move |event| {

@@ -622,11 +622,6 @@ pub fn hash(value: &Value) -> String {
     hex::encode(&digest[..8])
 }
 
-/// SHA-256 of the canonical JSON of `fields` (keys sorted), hex encoded.
-pub fn values_hash(fields: &Fields) -> String {
-    hash(&Value::Object(fields.clone()))
-}
-
 struct HashWriter<'a>(&'a mut Sha256);
 
 impl std::io::Write for HashWriter<'_> {
