@@ -1,6 +1,8 @@
-//! Webhook function: accepts signed Gainsight change events behind a Function URL, checks them, and
-//! queues one change per record on `changes` before answering. Nothing is queued for a request
-//! that fails any check.
+//! Webhook function behind a Function URL: accepts signed Gainsight change events (`/gainsight`)
+//! and Salesforce Outbound Messages (`/salesforce`), checks them, and queues one change per record
+//! on `changes` before answering. Nothing is queued for a request that fails any check.
+
+pub mod outbound;
 
 use std::sync::Arc;
 
@@ -28,6 +30,8 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// How far a signed timestamp may be from now, in seconds.
     pub tolerance_s: i64,
+    /// The Salesforce org whose Outbound Messages are accepted; none accepted when unset.
+    pub salesforce_org_id: Option<String>,
 }
 
 impl Config {
@@ -36,6 +40,9 @@ impl Config {
             aws: AwsResources::from_env()?,
             max_body_bytes: config::parsed("WEBHOOK_MAX_BODY_BYTES", 1_048_576)?,
             tolerance_s: config::parsed("WEBHOOK_TOLERANCE_SECONDS", 300)?,
+            salesforce_org_id: std::env::var("SALESFORCE_ORG_ID")
+                .ok()
+                .filter(|v| !v.trim().is_empty()),
         })
     }
 }
@@ -47,6 +54,7 @@ pub struct Webhook {
     jobs: Jobs,
     max_body_bytes: usize,
     tolerance_s: i64,
+    salesforce_org_id: Option<String>,
 }
 
 /// A Gainsight change event, as a Rules Engine "Call External API" action or a Journey
@@ -93,6 +101,7 @@ impl Webhook {
             jobs,
             max_body_bytes: config.max_body_bytes,
             tolerance_s: config.tolerance_s,
+            salesforce_org_id: config.salesforce_org_id.clone(),
         }
     }
 
@@ -131,10 +140,22 @@ impl Webhook {
             path.trim_end_matches('/'),
         ) {
             (Some("POST"), "/gainsight") => self.gainsight(&request, now_ms).await,
-            (Some(_), "/gainsight") => Err(refuse(405, "use POST")),
+            (Some("POST"), "/salesforce") => {
+                return match self.salesforce(&request, now_ms).await {
+                    Ok(queued) => {
+                        tracing::info!(queued, "outbound message acknowledged");
+                        xml_response(200, outbound::ack())
+                    }
+                    Err(refusal) => {
+                        tracing::warn!(status = refusal.status, reason = %refusal.message, "outbound message refused");
+                        xml_response(refusal.status, outbound::fault(refusal.status < 500, &refusal.message))
+                    }
+                };
+            }
+            (Some(_), "/gainsight" | "/salesforce") => Err(refuse(405, "use POST")),
             _ => Err(refuse(
                 404,
-                format!("no such endpoint {path}; post Gainsight events to /gainsight"),
+                format!("no such endpoint {path}; post Gainsight events to /gainsight and Salesforce Outbound Messages to /salesforce"),
             )),
         };
         match outcome {
@@ -223,6 +244,96 @@ impl Webhook {
         Ok(json!({ "eventId": event_id, "duplicate": false, "queued": bodies.len() }))
     }
 
+    /// An Outbound Message: checked against the configured org, deduplicated per notification,
+    /// and acknowledged only once every new notification is queued.
+    async fn salesforce(&self, request: &LambdaFunctionUrlRequest, now_ms: i64) -> Result<usize, Refusal> {
+        let body = body_bytes(request)?;
+        if body.len() > self.max_body_bytes {
+            return Err(refuse(
+                413,
+                format!("body is {} bytes; at most {} are accepted", body.len(), self.max_body_bytes),
+            ));
+        }
+        let Some(expected_org) = &self.salesforce_org_id else {
+            return Err(refuse(403, "Outbound Messages are not accepted: SALESFORCE_ORG_ID is not configured"));
+        };
+        let text = std::str::from_utf8(&body).map_err(|_| refuse(400, "body is not UTF-8 XML"))?;
+        let message = outbound::parse(text).map_err(|e| refuse(400, e))?;
+        if &message.organization_id != expected_org {
+            return Err(refuse(
+                403,
+                format!("OrganizationId {} is not the configured org", message.organization_id),
+            ));
+        }
+        let mut changes = Vec::with_capacity(message.notifications.len());
+        for n in message.notifications {
+            if self.jobs.for_source(System::Salesforce, &n.object).next().is_none() {
+                return Err(refuse(400, format!("sObject {}: no sync job reads this Salesforce object", n.object)));
+            }
+            let record_id = match n.fields.get("Id") {
+                Some(Value::String(id)) if !id.is_empty() => id.clone(),
+                _ => return Err(refuse(400, format!("Notification {}: sObject Id is empty", n.id))),
+            };
+            let stamp = |f: &str| n.fields.get(f).and_then(Value::as_str).and_then(shared::time::parse_ms);
+            let modified = stamp("LastModifiedDate").or_else(|| stamp("SystemModstamp"));
+            // The message does not say created or edited; equal timestamps say created.
+            let operation = match (stamp("CreatedDate"), modified) {
+                (Some(c), Some(m)) if c == m => Operation::Created,
+                _ => Operation::Updated,
+            };
+            changes.push(ChangeEvent {
+                event_id: format!("sfdc-notification/{}", n.id),
+                source: System::Salesforce,
+                object: n.object,
+                record_id,
+                operation,
+                occurred_at_ms: modified.unwrap_or(now_ms),
+                fields: n.fields,
+                changed_fields: None,
+                origin: ChangeOrigin::Webhook,
+                received_at_ms: now_ms,
+            });
+        }
+
+        // Claim each notification: a redelivered message queues only what was not queued yet.
+        let claims: Vec<Result<Claim, _>> = futures_util::future::join_all(
+            changes
+                .iter()
+                .map(|c| self.store.claim_event(&c.event_id, now_ms, 60_000, 7 * 86_400)),
+        )
+        .await;
+        let mut fresh = Vec::new();
+        for (change, claim) in changes.into_iter().zip(claims) {
+            match claim {
+                Ok(Claim::New) => fresh.push(change),
+                Ok(Claim::Duplicate) => {}
+                Err(e) => {
+                    for c in &fresh {
+                        let _ = self.store.release_event(&c.event_id).await;
+                    }
+                    return Err(refuse(503, format!("state store unavailable, retry: {e}")));
+                }
+            }
+        }
+        let bodies: Vec<String> = fresh
+            .iter()
+            .map(|c| serde_json::to_string(c).unwrap_or_default())
+            .collect();
+        let results = self.changes.send(&bodies).await;
+        if let Some(e) = results.iter().find_map(|r| r.as_ref().err()) {
+            for c in &fresh {
+                let _ = self.store.release_event(&c.event_id).await;
+            }
+            return Err(refuse(503, format!("changes could not be queued, retry: {e}")));
+        }
+        for c in &fresh {
+            if let Err(e) = self.store.confirm_event(&c.event_id).await {
+                tracing::warn!(event_id = %c.event_id, error = %e, "queued but not confirmed; a redelivery may queue again");
+            }
+        }
+        Ok(fresh.len())
+    }
+
     fn changes_of(&self, event: GainsightEvent, now_ms: i64) -> Result<Vec<ChangeEvent>, Refusal> {
         if event.event_id.trim().is_empty() {
             return Err(refuse(400, "eventId must not be empty"));
@@ -284,7 +395,7 @@ impl Webhook {
 fn body_bytes(request: &LambdaFunctionUrlRequest) -> Result<Vec<u8>, Refusal> {
     let body = request.body.as_deref().unwrap_or_default();
     if body.is_empty() {
-        return Err(refuse(400, "empty body: expected a JSON event"));
+        return Err(refuse(400, "empty body"));
     }
     if request.is_base64_encoded {
         base64::engine::general_purpose::STANDARD
@@ -298,6 +409,16 @@ fn body_bytes(request: &LambdaFunctionUrlRequest) -> Result<Vec<u8>, Refusal> {
     } else {
         Ok(body.as_bytes().to_vec())
     }
+}
+
+fn xml_response(status: u16, body: String) -> LambdaFunctionUrlResponse {
+    let mut headers = HeaderMap::new();
+    headers.insert("content-type", HeaderValue::from_static("text/xml; charset=utf-8"));
+    let mut response = LambdaFunctionUrlResponse::default();
+    response.status_code = i64::from(status);
+    response.headers = headers;
+    response.body = Some(body);
+    response
 }
 
 fn response(status: u16, body: &Value) -> LambdaFunctionUrlResponse {

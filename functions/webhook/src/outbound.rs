@@ -1,0 +1,234 @@
+//! Salesforce Outbound Messages: parses the SOAP `notifications` envelope (namespace
+//! `http://soap.sforce.com/2005/09/outbound`, up to 100 `Notification`s each with an `Id` and an
+//! `sObject`) and writes the SOAP `Ack` and `Fault` answers.
+
+use quick_xml::events::{BytesStart, Event};
+use quick_xml::Reader;
+use serde_json::Value;
+use shared::domain::Fields;
+
+pub const OUTBOUND_NS: &str = "http://soap.sforce.com/2005/09/outbound";
+/// Salesforce sends at most 100 notifications in one message.
+pub const MAX_NOTIFICATIONS: usize = 100;
+
+#[derive(Debug, PartialEq)]
+pub struct Notification {
+    /// The notification's own id: the dedup key.
+    pub id: String,
+    /// From `xsi:type="sf:Account"`.
+    pub object: String,
+    /// Every field element of the sObject; text values, `xsi:nil` as null.
+    pub fields: Fields,
+}
+
+#[derive(Debug, PartialEq)]
+pub struct Notifications {
+    pub organization_id: String,
+    pub action_id: Option<String>,
+    pub notifications: Vec<Notification>,
+}
+
+fn local(name: &[u8]) -> &str {
+    let name = std::str::from_utf8(name).unwrap_or_default();
+    name.rsplit(':').next().unwrap_or(name)
+}
+
+fn attribute(e: &BytesStart, wanted: &str) -> Option<String> {
+    e.attributes().flatten().find_map(|a| {
+        (local(a.key.as_ref()) == wanted)
+            .then(|| a.unescape_value().ok().map(|v| v.into_owned()))
+            .flatten()
+    })
+}
+
+/// Parses a `notifications` message; the error says what is wrong with it.
+pub fn parse(xml: &str) -> Result<Notifications, String> {
+    let mut reader = Reader::from_str(xml);
+    reader.config_mut().trim_text(true);
+    let mut path: Vec<String> = Vec::new();
+    let mut organization_id = None;
+    let mut action_id = None;
+    let mut in_notifications = false;
+    let mut notifications = Vec::new();
+    let mut current: Option<Notification> = None;
+    let mut text = String::new();
+    loop {
+        let event = reader
+            .read_event()
+            .map_err(|e| format!("not well-formed XML at byte {}: {e}", reader.buffer_position()))?;
+        match event {
+            Event::Start(e) => {
+                let name = local(e.name().as_ref()).to_string();
+                if name == "notifications" {
+                    let ns = attribute(&e, "xmlns");
+                    if ns.as_deref() != Some(OUTBOUND_NS) {
+                        return Err(format!(
+                            "notifications must be in namespace {OUTBOUND_NS}, found {}",
+                            ns.unwrap_or_else(|| "none".into())
+                        ));
+                    }
+                    in_notifications = true;
+                }
+                if name == "Notification" && in_notifications {
+                    current = Some(Notification {
+                        id: String::new(),
+                        object: String::new(),
+                        fields: Fields::new(),
+                    });
+                }
+                if name == "sObject" {
+                    let kind = attribute(&e, "type").ok_or("sObject has no xsi:type")?;
+                    if let Some(n) = current.as_mut() {
+                        n.object = local(kind.as_bytes()).to_string();
+                    }
+                }
+                path.push(name);
+                text.clear();
+            }
+            Event::Empty(e) => {
+                let name = local(e.name().as_ref()).to_string();
+                if path.last().map(String::as_str) == Some("sObject") {
+                    if let Some(n) = current.as_mut() {
+                        let value = if attribute(&e, "nil").as_deref() == Some("true") {
+                            Value::Null
+                        } else {
+                            Value::String(String::new())
+                        };
+                        n.fields.insert(name, value);
+                    }
+                }
+            }
+            Event::Text(t) => {
+                text.push_str(&t.unescape().map_err(|e| format!("bad text: {e}"))?);
+            }
+            Event::CData(t) => text.push_str(&String::from_utf8_lossy(&t)),
+            Event::End(_) => {
+                let name = path.pop().unwrap_or_default();
+                let parent = path.last().map(String::as_str);
+                match (parent, name.as_str()) {
+                    (Some("notifications"), "OrganizationId") => organization_id = Some(text.clone()),
+                    (Some("notifications"), "ActionId") => action_id = Some(text.clone()),
+                    (Some("Notification"), "Id") => {
+                        if let Some(n) = current.as_mut() {
+                            n.id = text.clone();
+                        }
+                    }
+                    (Some("sObject"), field) => {
+                        if let Some(n) = current.as_mut() {
+                            n.fields.insert(field.to_string(), Value::String(text.clone()));
+                        }
+                    }
+                    (_, "Notification") => {
+                        let n = current.take().ok_or("Notification closed twice")?;
+                        if n.id.is_empty() {
+                            return Err(format!("Notification {} has no Id", notifications.len()));
+                        }
+                        if n.object.is_empty() {
+                            return Err(format!("Notification {} has no sObject", n.id));
+                        }
+                        if !n.fields.contains_key("Id") {
+                            return Err(format!("Notification {}: the sObject has no Id", n.id));
+                        }
+                        notifications.push(n);
+                        if notifications.len() > MAX_NOTIFICATIONS {
+                            return Err(format!(
+                                "more than {MAX_NOTIFICATIONS} notifications in one message"
+                            ));
+                        }
+                    }
+                    _ => {}
+                }
+                text.clear();
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    if !in_notifications {
+        return Err("no notifications element: not a Salesforce Outbound Message".into());
+    }
+    let organization_id = organization_id
+        .filter(|o| !o.is_empty())
+        .ok_or("notifications has no OrganizationId")?;
+    if notifications.is_empty() {
+        return Err("notifications holds no Notification".into());
+    }
+    Ok(Notifications {
+        organization_id,
+        action_id,
+        notifications,
+    })
+}
+
+/// The answer Salesforce waits for before it stops retrying.
+pub fn ack() -> String {
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?><soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"><soapenv:Body><notificationsResponse xmlns="{OUTBOUND_NS}"><Ack>true</Ack></notificationsResponse></soapenv:Body></soapenv:Envelope>"#
+    )
+}
+
+/// A SOAP 1.1 fault: `Client` for a message that will never be accepted, `Server` for a retry.
+pub fn fault(client: bool, message: &str) -> String {
+    let escaped = message
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;");
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?><soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"><soapenv:Body><soapenv:Fault><faultcode>soapenv:{}</faultcode><faultstring>{escaped}</faultstring></soapenv:Fault></soapenv:Body></soapenv:Envelope>"#,
+        if client { "Client" } else { "Server" }
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const MESSAGE: &str = include_str!("../fixtures/outbound_message.xml");
+
+    #[test]
+    fn parses_salesforce_sample() {
+        let parsed = parse(MESSAGE).unwrap();
+        assert_eq!(parsed.organization_id, "00D5g00000EMUL8AAA");
+        assert_eq!(parsed.notifications.len(), 2);
+        let first = &parsed.notifications[0];
+        assert_eq!(first.id, "04l5g000000001AAA");
+        assert_eq!(first.object, "Account");
+        assert_eq!(first.fields["Name"], json!("Acme & Co"));
+        assert_eq!(first.fields["Phone"], Value::Null);
+        assert_eq!(first.fields["AnnualRevenue"], json!("1200.5"));
+    }
+
+    /// Each malformation is refused with a message that names it.
+    #[test]
+    fn refusals_table() {
+        let cases = [
+            ("<notifications", "not well-formed XML"),
+            ("<a/>", "no notifications element"),
+            (
+                &MESSAGE.replace("http://soap.sforce.com/2005/09/outbound", "urn:other") as &str,
+                "must be in namespace",
+            ),
+            (&MESSAGE.replace("<OrganizationId>00D5g00000EMUL8AAA</OrganizationId>", ""), "no OrganizationId"),
+            (&MESSAGE.replace("<Id>04l5g000000001AAA</Id>", ""), "has no Id"),
+            (&MESSAGE.replace("<sf:Id>001000000000001AAA</sf:Id>", ""), "the sObject has no Id"),
+        ];
+        for (xml, expected) in cases {
+            let err = parse(xml).unwrap_err();
+            assert!(err.contains(expected), "{expected}: {err}");
+        }
+        let many: String = (0..101)
+            .map(|i| format!("<Notification><Id>N{i}</Id><sObject xsi:type=\"sf:Account\" xmlns:sf=\"urn:sobject.enterprise.soap.sforce.com\"><sf:Id>001{i}</sf:Id></sObject></Notification>"))
+            .collect();
+        let big = format!(
+            "<notifications xmlns=\"{OUTBOUND_NS}\" xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\"><OrganizationId>00D</OrganizationId>{many}</notifications>"
+        );
+        assert!(parse(&big).unwrap_err().contains("more than 100"));
+    }
+
+    #[test]
+    fn answers_are_soap() {
+        assert!(ack().contains("<Ack>true</Ack>"));
+        assert!(fault(true, "a < b").contains("<faultcode>soapenv:Client</faultcode><faultstring>a &lt; b</faultstring>"));
+    }
+}
