@@ -91,6 +91,7 @@ impl Stack {
             aws: resources.clone(),
             max_body_bytes: 1_048_576,
             tolerance_s: 300,
+            salesforce_org_id: Some(sf::ORGANIZATION_ID.into()),
         };
         let hook =
             Arc::new(webhook::Webhook::from_aws(&webhook_config, &clients, jobs.clone()).await?);
@@ -99,11 +100,32 @@ impl Stack {
             Box::pin(async move { hook.handle(request).await })
         }))
         .await?;
-        gainsight.add_rule(Rule {
-            object: "Company".into(),
-            url: format!("{}/gainsight", webhook.url()),
-            secret: WEBHOOK_SECRET.into(),
-        });
+        // Each job's objects report their changes: a Gainsight rule per object, and a Salesforce
+        // Outbound Message per object with the fields the job reads plus the timestamps.
+        for job in jobs.iter() {
+            gainsight.add_rule(Rule {
+                object: job.gainsight.object.clone(),
+                url: format!("{}/gainsight", webhook.url()),
+                secret: WEBHOOK_SECRET.into(),
+            });
+            let mut fields: Vec<String> = vec!["CreatedDate".into(), "LastModifiedDate".into()];
+            let pairs = job.identifiers.iter().chain(&job.required).map(|p| p.salesforce.clone());
+            let mapped = job.fields.iter().map(|f| f.salesforce.clone());
+            let derived = job
+                .derived
+                .iter()
+                .flat_map(|d| d.lookup.matches.iter().map(|m| m.source.clone()));
+            for f in pairs.chain(mapped).chain(derived) {
+                if !fields.contains(&f) {
+                    fields.push(f);
+                }
+            }
+            salesforce.add_outbound(sf::OutboundMessage {
+                object: job.salesforce.object.clone(),
+                url: format!("{}/salesforce", webhook.url()),
+                fields,
+            });
+        }
 
         let mut consumers = Vec::new();
         if options.consumers {
@@ -224,6 +246,68 @@ impl Stack {
             }
         }
         Ok(ids)
+    }
+
+    /// Inserts records of any Gainsight object; returns their GSIDs.
+    pub async fn gainsight_insert(&self, object: &str, records: Vec<Value>) -> Result<Vec<String>> {
+        let mut ids = Vec::new();
+        for chunk in records.chunks(50) {
+            let data = self
+                .gainsight_api(
+                    reqwest::Method::POST,
+                    &format!("/v1/data/objects/{object}"),
+                    json!({ "records": chunk }),
+                )
+                .await?;
+            for r in data["records"].as_array().cloned().unwrap_or_default() {
+                ids.push(r["Gsid"].as_str().unwrap_or_default().to_string());
+            }
+        }
+        Ok(ids)
+    }
+
+    /// Updates records of any Gainsight object by GSID, as a Gainsight user would.
+    pub async fn gainsight_update(&self, object: &str, records: Vec<Value>) -> Result<()> {
+        for chunk in records.chunks(50) {
+            self.gainsight_api(
+                reqwest::Method::PUT,
+                &format!("/v1/data/objects/{object}?keys=Gsid"),
+                json!({ "records": chunk }),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// The Gainsight record with this GSID.
+    pub fn gainsight_record(&self, object: &str, gsid: &str) -> Option<serde_json::Map<String, Value>> {
+        self.gainsight
+            .records(object)
+            .into_iter()
+            .find(|r| r.get("Gsid").and_then(Value::as_str) == Some(gsid))
+    }
+
+    /// Salesforce records of `object` whose `field` equals `value`.
+    pub fn salesforce_where(&self, object: &str, field: &str, value: &str) -> Vec<serde_json::Map<String, Value>> {
+        self.salesforce
+            .records(object)
+            .into_iter()
+            .filter(|r| r.get(field).and_then(Value::as_str) == Some(value))
+            .collect()
+    }
+
+    /// Gainsight records of `object` whose `field` equals `value`.
+    pub fn gainsight_where(&self, object: &str, field: &str, value: &str) -> Vec<serde_json::Map<String, Value>> {
+        self.gainsight
+            .records(object)
+            .into_iter()
+            .filter(|r| r.get(field).and_then(Value::as_str) == Some(value))
+            .collect()
+    }
+
+    /// The ledger record of `key` in `job`.
+    pub async fn ledger_of(&self, job: &str, key: &str) -> Result<Option<LedgerRecord>> {
+        Ok(self.store.ledger(job, key).await?)
     }
 
     /// Updates Companies in Gainsight by GSID.

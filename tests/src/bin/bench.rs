@@ -50,6 +50,7 @@ async fn webhook_handler() -> Result<()> {
         },
         max_body_bytes: 1 << 20,
         tolerance_s: 300,
+        salesforce_org_id: None,
     };
     let hook = webhook::Webhook::new(
         Arc::new(MemoryStore::default()),
