@@ -6,7 +6,6 @@
 use std::collections::{BTreeMap, HashMap};
 
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 use super::schema::{convert, normalize_source, Schemas};
 use super::{
@@ -54,14 +53,20 @@ pub struct LookupRequest {
 /// Results of the batch's lookups: for each (job, derived mapping, match tuple), the values found.
 #[derive(Clone, Debug, Default)]
 pub struct Lookups {
-    found: HashMap<(String, usize, Vec<String>), Vec<String>>,
+    /// job -> derived mapping index -> match tuple -> values found.
+    found: HashMap<String, HashMap<usize, HashMap<Vec<String>, Vec<String>>>>,
     /// Lookups that could not run: their records are retried, not rejected.
     failed: Vec<(String, usize)>,
 }
 
 impl Lookups {
     pub fn insert(&mut self, job: &str, derived: usize, tuple: Vec<String>, values: Vec<String>) {
-        self.found.insert((job.to_string(), derived, tuple), values);
+        self.found
+            .entry(job.to_string())
+            .or_default()
+            .entry(derived)
+            .or_default()
+            .insert(tuple, values);
     }
 
     pub fn mark_failed(&mut self, job: &str, derived: usize) {
@@ -74,7 +79,9 @@ impl Lookups {
 
     fn get(&self, job: &str, derived: usize, tuple: &[String]) -> &[String] {
         self.found
-            .get(&(job.to_string(), derived, tuple.to_vec()))
+            .get(job)
+            .and_then(|d| d.get(&derived))
+            .and_then(|t| t.get(tuple))
             .map(Vec::as_slice)
             .unwrap_or(&[])
     }
@@ -607,26 +614,31 @@ fn conditions(derived: &super::DerivedMapping, tuple: &[String]) -> String {
         .join(" and ")
 }
 
-/// Hash of one value (first 16 hex digits of SHA-256 of its JSON): enough to tell values apart
-/// in a ledger item, small enough to keep 20 of them per record.
+/// Hash of one value: FNV-1a 64 of its JSON, as 16 hex digits. It only has to tell successive
+/// values of one field apart (not resist an adversary), its algorithm is fixed by its spec so
+/// ledgers stay valid across releases, and it is cheap enough for the mapping throughput target.
 pub fn hash(value: &Value) -> String {
-    let mut hasher = Sha256::new();
+    use std::hash::Hasher;
+    let mut hasher = fnv::FnvHasher::default();
     // Numbers that are equal as f64 hash equal (Salesforce answers 1200 for 1200.0).
     match value {
-        Value::Number(n) => hasher.update(n.as_f64().unwrap_or_default().to_bits().to_be_bytes()),
+        Value::Number(n) => hasher.write(&n.as_f64().unwrap_or_default().to_bits().to_be_bytes()),
+        Value::String(s) => {
+            hasher.write(b"s");
+            hasher.write(s.as_bytes());
+        }
         other => {
             let _ = serde_json::to_writer(HashWriter(&mut hasher), other);
         }
     }
-    let digest = hasher.finalize();
-    hex::encode(&digest[..8])
+    format!("{:016x}", hasher.finish())
 }
 
-struct HashWriter<'a>(&'a mut Sha256);
+struct HashWriter<'a>(&'a mut fnv::FnvHasher);
 
 impl std::io::Write for HashWriter<'_> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.update(buf);
+        std::hash::Hasher::write(self.0, buf);
         Ok(buf.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {

@@ -76,7 +76,8 @@ impl FieldSchema {
 pub struct ObjectSchema {
     pub system: System,
     pub name: String,
-    /// Lower-cased field name -> field; both APIs match field names case-insensitively.
+    /// Field name, as described and lower-cased -> field; both APIs match field names
+    /// case-insensitively.
     fields: HashMap<String, FieldSchema>,
 }
 
@@ -87,17 +88,28 @@ impl ObjectSchema {
             name: name.into(),
             fields: fields
                 .into_iter()
-                .map(|f| (f.name.to_ascii_lowercase(), f))
+                .flat_map(|f| [(f.name.clone(), f.clone()), (f.name.to_ascii_lowercase(), f)])
                 .collect(),
         }
     }
 
     pub fn field(&self, name: &str) -> Option<&FieldSchema> {
-        self.fields.get(&name.to_ascii_lowercase())
+        // Names are nearly always given as described: try them as they are before folding case.
+        match self.fields.get(name) {
+            Some(f) => Some(f),
+            None if name.bytes().any(|b| b.is_ascii_uppercase()) => {
+                self.fields.get(&name.to_ascii_lowercase())
+            }
+            None => None,
+        }
     }
 
     pub fn fields(&self) -> impl Iterator<Item = &FieldSchema> {
-        self.fields.values()
+        // Each field is under two keys (unless its name is all lower case): list it once.
+        self.fields
+            .iter()
+            .filter(|(k, f)| k.as_str() == f.name)
+            .map(|(_, f)| f)
     }
 }
 
