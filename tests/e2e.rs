@@ -57,22 +57,19 @@ async fn a_gainsight_company_change_reaches_its_salesforce_account() -> Result<(
     assert_eq!(accounts.len(), 1, "no duplicate Account");
     assert_eq!(accounts[0]["Name"], json!("Acme Corporation"));
     assert_eq!(accounts[0]["Id"], account["Id"]);
-    // Each write to Salesforce comes back as an Outbound Message: both echoes are marked ignored,
-    // and nothing is written back to Gainsight.
+    // Each write to Salesforce comes back as an Outbound Message, and the Company's learning its
+    // Account Id comes back from Gainsight's rule: all three are ignored, nothing ping-pongs.
     let ledger = stack
-        .eventually(WAIT, "both echoes ignored", || async {
-            Ok(stack.ledger(&gsid).await?.filter(|l| l.ignored_count == 2))
+        .eventually(WAIT, "the echoes ignored", || async {
+            Ok(stack.ledger(&gsid).await?.filter(|l| l.ignored_count == 3))
         })
         .await?;
-    assert!(
-        ledger.last_ignored_reason.as_deref().unwrap_or_default().contains("echo"),
-        "{ledger:?}"
-    );
-    assert_eq!(ledger.version, 4, "two syncs and two ignored echoes");
+    assert_eq!(ledger.version, 5, "two syncs and three ignored changes");
     stack.drained(WAIT).await?;
-    assert_eq!(stack.counts().await?, (1, 0, 2));
+    assert_eq!(stack.counts().await?, (1, 0, 3));
     let company = stack.gainsight_record("Company", &gsid).expect("company");
     assert_eq!(company["Name"], json!("Acme Corporation"));
+    assert_eq!(company["SfdcAccountId"], account["Id"], "the Company learned its Account Id");
     stack.stop().await;
     Ok(())
 }
@@ -230,8 +227,9 @@ async fn a_record_failing_validation_is_marked_error_and_its_batch_still_syncs()
         "a rejected record is not retried into the DLQ"
     );
     stack
-        .eventually(WAIT, "the two echoes ignored", || async {
-            Ok((stack.counts().await? == (2, 1, 2)).then_some(()))
+        .eventually(WAIT, "the echoes ignored", || async {
+            // Per synced record: its Outbound Message echo and its Account Id writeback.
+            Ok((stack.counts().await? == (2, 1, 4)).then_some(()))
         })
         .await?;
     stack.stop().await;

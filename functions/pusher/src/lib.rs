@@ -193,8 +193,9 @@ impl Pusher {
             }
         }
 
-        // Salesforce records that got a Gainsight twin learn its GSID (one call per object).
-        let mut writebacks: BTreeMap<String, Vec<Fields>> = BTreeMap::new();
+        // A record that just got its twin learns the twin's id: a Salesforce record its GSID, a
+        // Gainsight record its Salesforce Id (one call per object).
+        let mut writebacks: BTreeMap<(System, String), Vec<Fields>> = BTreeMap::new();
         let now = shared::time::now_ms();
         let mut ledger: Vec<(String, String, String, LedgerUpdate)> = Vec::new();
         let mut forget: Vec<(String, String)> = Vec::new();
@@ -212,12 +213,23 @@ impl Pusher {
                         if let (Some(gsid), true) = (&target_id, key.starts_with("sf:")) {
                             forget.push((cmd.job.clone(), key.clone()));
                             key = gsid.clone();
-                            if let (Some(wb), Some(sfid)) = (&cmd.writeback, &cmd.salesforce_id) {
-                                let mut record = Fields::new();
-                                record.insert("Id".into(), sfid.clone().into());
-                                record.insert(wb.field.clone(), gsid.clone().into());
-                                writebacks.entry(wb.object.clone()).or_default().push(record);
+                        }
+                    }
+                    if let (Some(wb), Some(twin)) = (&cmd.writeback, &target_id) {
+                        let mut record = Fields::new();
+                        match (wb.system, cmd.target) {
+                            (System::Salesforce, System::Gainsight) => {
+                                if let Some(sfid) = &cmd.salesforce_id {
+                                    record.insert("Id".into(), sfid.clone().into());
+                                }
                             }
+                            _ => {
+                                record.insert("Gsid".into(), key.clone().into());
+                            }
+                        }
+                        if record.len() == 1 {
+                            record.insert(wb.field.clone(), twin.clone().into());
+                            writebacks.entry((wb.system, wb.object.clone())).or_default().push(record);
                         }
                     }
                     let mut fields = cmd.field_states.clone();
@@ -258,16 +270,20 @@ impl Pusher {
             };
             ledger.push((pending.message_id.clone(), cmd.job.clone(), cmd.gainsight_id.clone(), update));
         }
-        for (object, records) in writebacks {
-            // Not fatal: without the GSID a later change still finds the record by its
-            // Salesforce id (one query), so a failed writeback costs a call, not correctness.
-            match self.salesforce.update(&object, &records).await {
+        for ((system, object), records) in writebacks {
+            // Not fatal: without it a later change still finds the record by another identifier
+            // or the ledger, so a failed writeback costs a call, not correctness.
+            let written = match system {
+                System::Salesforce => self.salesforce.update(&object, &records).await,
+                System::Gainsight => self.gainsight.update(&object, &["Gsid".to_string()], &records).await,
+            };
+            match written {
                 Ok(results) => {
                     for (record, r) in records.iter().zip(results).filter(|(_, r)| !r.success) {
-                        tracing::warn!(object = %object, id = ?record.get("Id"), errors = ?r.errors, "GSID writeback refused");
+                        tracing::warn!(object = %object, id = ?record.get("Id"), errors = ?r.errors, "id writeback refused");
                     }
                 }
-                Err(e) => tracing::warn!(object = %object, error = %e, "GSID writeback failed"),
+                Err(e) => tracing::warn!(object = %object, error = %e, "id writeback failed"),
             }
         }
 

@@ -235,6 +235,7 @@ fn person_command(email: &str, sfid: &str, mode: WriteMode) -> String {
         salesforce_id: Some(sfid.into()),
         field_states: Default::default(),
         writeback: Some(shared::domain::Writeback {
+            system: System::Salesforce,
             object: "Contact".into(),
             field: "Gainsight_Person_Id__c".into(),
         }),

@@ -480,10 +480,17 @@ impl<'a> Mapper<'a> {
                 change.object, change.record_id
             ));
         };
-        // A Company created in Gainsight from a Salesforce Account: the Account learns its GSID.
-        let writeback = match (target, &ids.gainsight_id) {
-            (System::Gainsight, None) => job.gsid_external_field().map(|field| Writeback {
+        // A pair seen for the first time from one side: that side learns the other's id (the
+        // Account its GSID, the Company its Salesforce Id), as Gainsight's connector keeps them.
+        let writeback = match (target, &ids.gainsight_id, &ids.salesforce_id) {
+            (System::Gainsight, None, _) => job.gsid_external_field().map(|field| Writeback {
+                system: System::Salesforce,
                 object: job.salesforce.object.clone(),
+                field: field.to_string(),
+            }),
+            (System::Salesforce, _, None) => job.sfid_gainsight_field().map(|field| Writeback {
+                system: System::Gainsight,
+                object: job.gainsight.object.clone(),
                 field: field.to_string(),
             }),
             _ => None,

@@ -29,9 +29,11 @@ pub enum RecordKey {
     Id { value: String },
 }
 
-/// A Salesforce field to fill with the GSID of the Gainsight record a write creates.
+/// A field of the source record to fill with the id of the twin a write creates: the GSID into
+/// a Salesforce external-ID field, or the Salesforce Id into a Gainsight field.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Writeback {
+    pub system: System,
     pub object: String,
     pub field: String,
 }
@@ -55,8 +57,8 @@ pub struct WriteCommand {
     /// Field states to record in the ledger once the write is acknowledged.
     #[serde(default)]
     pub field_states: BTreeMap<String, FieldState>,
-    /// After creating a Gainsight record for a Salesforce one, write the new GSID back into this
-    /// Salesforce field so later changes carry it.
+    /// After the write, put the target's id into this field of the source record, so later
+    /// changes of either side carry the pairing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub writeback: Option<Writeback>,
     /// The system the change came from.

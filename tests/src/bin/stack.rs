@@ -80,64 +80,159 @@ async fn demo() -> Result<()> {
         stack.webhook_url()
     );
 
-    let companies = vec![
-        json!({"Name": "Acme Corp", "Arr": 120000, "Industry": "Manufacturing", "Employees": 420}),
-        json!({"Name": "Globex", "Arr": 87000, "Industry": "Technology", "Employees": 95}),
-        json!({"Name": "Initech", "Arr": 43000, "Industry": "Finance", "Employees": 60}),
-    ];
-    let ids = stack.create_companies(companies).await?;
     println!(
-        "demo: created {} Companies in Gainsight: {}",
-        ids.len(),
-        ids.join(", ")
+        "demo: Salesforce Outbound Messages (Account, Contact, Case) go to {}/salesforce",
+        stack.webhook_url()
     );
+    let jobs: Vec<String> = stack.jobs.iter().map(|j| format!("{} ({} <-> {})", j.name, j.gainsight.object, j.salesforce.object)).collect();
+    println!("demo: jobs checked against both describes: {}", jobs.join(", "));
+
+    // 1. Gainsight -> Salesforce: Companies become Accounts.
+    let ids = stack
+        .create_companies(vec![
+            json!({"Name": "Acme Corp", "Arr": 120000, "Industry": "Manufacturing", "Employees": 420}),
+            json!({"Name": "Globex", "Arr": 87000, "Industry": "Technology", "Employees": 95}),
+        ])
+        .await?;
+    println!("demo: [company_account gs->sf] created Companies {} in Gainsight", ids.join(", "));
+    let mut accounts = Vec::new();
     for gsid in &ids {
         let t = Instant::now();
         let account = stack
-            .eventually(WAIT, "an Account", || async {
-                Ok(stack.accounts_for(gsid).pop())
-            })
+            .eventually(WAIT, "an Account", || async { Ok(stack.accounts_for(gsid).pop()) })
             .await?;
         println!(
-            "demo:   Company {gsid} -> Account {} \"{}\" AnnualRevenue={} (seen after {} ms)",
-            account["Id"].as_str().unwrap_or("?"),
-            account["Name"].as_str().unwrap_or("?"),
+            "demo:   Company {gsid} -> Account {} \"{}\" AnnualRevenue={} (after {} ms)",
+            text(&account["Id"]),
+            text(&account["Name"]),
             account["AnnualRevenue"],
             t.elapsed().as_millis()
         );
+        accounts.push(text(&account["Id"]));
     }
 
-    let updates: Vec<Value> = ids
-        .iter()
-        .enumerate()
-        .map(|(i, g)| json!({"Gsid": g, "Arr": 150000 + i * 1000}))
-        .collect();
-    stack.update_companies(updates).await?;
-    println!("demo: updated the ARR of every Company in Gainsight");
-    for (i, gsid) in ids.iter().enumerate() {
-        let want = json!(150000 + i * 1000);
-        let account = stack
-            .eventually(WAIT, "the ARR update", || async {
-                Ok(stack
-                    .accounts_for(gsid)
-                    .pop()
-                    .filter(|a| a["AnnualRevenue"] == want))
-            })
-            .await?;
-        let count = stack.accounts_for(gsid).len();
-        println!(
-            "demo:   Account {} now AnnualRevenue={} ({} Account for this Company: updated, not duplicated)",
-            account["Id"].as_str().unwrap_or("?"),
-            account["AnnualRevenue"],
-            count
-        );
-    }
+    // 2. Gainsight -> Salesforce with a derived lookup: a Person's CompanyId becomes AccountId.
+    let person = stack
+        .gainsight_insert(
+            "Person",
+            vec![json!({"FirstName": "Ada", "LastName": "Lovelace", "Email": "ada@acme.test", "Title": "CTO", "CompanyId": ids[0]})],
+        )
+        .await?
+        .remove(0);
+    let contact = stack
+        .eventually(WAIT, "a Contact", || async {
+            Ok(stack.salesforce_where("Contact", "Gainsight_Person_Id__c", &person).pop())
+        })
+        .await?;
+    println!(
+        "demo: [person_contact gs->sf] Person {person} -> Contact {} with AccountId {} (looked up through Account.Gainsight_Company_Id__c = {})",
+        text(&contact["Id"]),
+        text(&contact["AccountId"]),
+        ids[0]
+    );
+
+    // 3. Gainsight -> Salesforce: a Case.
+    let case = stack
+        .gainsight_insert(
+            "Case",
+            vec![json!({"Subject": "Renewal at risk", "Status": "New", "Priority": "High", "CompanyId": ids[1]})],
+        )
+        .await?
+        .remove(0);
+    let sf_case = stack
+        .eventually(WAIT, "a Salesforce Case", || async {
+            Ok(stack.salesforce_where("Case", "Gainsight_Case_Id__c", &case).pop())
+        })
+        .await?;
+    println!(
+        "demo: [case_case gs->sf] Case {case} -> Case {} \"{}\" AccountId {}",
+        text(&sf_case["Id"]),
+        text(&sf_case["Subject"]),
+        text(&sf_case["AccountId"])
+    );
+
+    // 4. Salesforce -> Gainsight: a rep creates an Account; a Company appears, and the Account
+    // learns its GSID.
+    let account_id = stack
+        .salesforce
+        .seed("Account", vec![record(json!({"Name": "Initech", "Phone": "+1 555 0100", "Industry": "Finance"}))])
+        .remove(0);
+    let company = stack
+        .eventually(WAIT, "a Company", || async {
+            Ok(stack.gainsight_where("Company", "SfdcAccountId", &account_id).pop())
+        })
+        .await?;
+    let gsid = text(&company["Gsid"]);
+    stack
+        .eventually(WAIT, "the GSID written back", || async {
+            Ok(stack.salesforce_where("Account", "Gainsight_Company_Id__c", &gsid).pop())
+        })
+        .await?;
+    println!(
+        "demo: [company_account sf->gs] Account {account_id} (Outbound Message) -> Company {gsid} \"{}\" Phone={}; Account.Gainsight_Company_Id__c = {gsid}",
+        text(&company["Name"]),
+        text(&company["Phone"])
+    );
+
+    // 5. Salesforce -> Gainsight: a Contact becomes a Person (upserted by email), its company link
+    // derived from AccountId.
+    let contact_id = stack
+        .salesforce
+        .seed(
+            "Contact",
+            vec![record(json!({"FirstName": "Grace", "LastName": "Hopper", "Email": "grace@globex.test", "AccountId": accounts[1]}))],
+        )
+        .remove(0);
+    let gs_person = stack
+        .eventually(WAIT, "a Person", || async {
+            Ok(stack.gainsight_where("Person", "Email", "grace@globex.test").pop())
+        })
+        .await?;
+    println!(
+        "demo: [person_contact sf->gs] Contact {contact_id} -> Person {} upserted by email, CompanyId {} (the Company whose SfdcAccountId is {})",
+        text(&gs_person["Gsid"]),
+        text(&gs_person["CompanyId"]),
+        accounts[1]
+    );
+
+    // 6. Salesforce -> Gainsight: support closes the Case in Salesforce.
+    assert_edit(stack.salesforce.edit("Case", &text(&sf_case["Id"]), record(json!({"Status": "Closed"}))))?;
+    stack
+        .eventually(WAIT, "the Case closed in Gainsight", || async {
+            Ok(stack.gainsight_record("Case", &case).filter(|c| c["Status"] == json!("Closed")))
+        })
+        .await?;
+    println!("demo: [case_case sf->gs] Case {} closed in Salesforce -> Gainsight Case {case} Status=Closed", text(&sf_case["Id"]));
+
+    // 7. Bi-directional without loops: a name changed in Gainsight is written once; the Outbound
+    // Message that echoes it back is ignored.
+    stack
+        .gainsight_update("Company", vec![json!({"Gsid": ids[0], "Name": "Acme Corporation"})])
+        .await?;
+    stack
+        .eventually(WAIT, "the renamed Account", || async {
+            Ok(stack.accounts_for(&ids[0]).pop().filter(|a| a["Name"] == json!("Acme Corporation")))
+        })
+        .await?;
+    let ledger = stack
+        .eventually(WAIT, "the echo ignored", || async {
+            Ok(stack
+                .ledger_of("company_account", &ids[0])
+                .await?
+                .filter(|l| l.last_ignored_reason.as_deref().is_some_and(|r| r.contains("echo")) && l.ignored_count >= 2))
+        })
+        .await?;
+    println!(
+        "demo: [company_account bi-directional] Name changed in Gainsight -> Account renamed once; its echo: ignored ({})",
+        ledger.last_ignored_reason.unwrap_or_default()
+    );
+
     stack.drained(WAIT).await?;
     let sf = stack.salesforce.stats();
     let gs = stack.gainsight.stats();
     println!(
-        "demo: Salesforce saw {} token request(s), {} API calls ({} upserts); Gainsight delivered {} webhook events",
-        sf.token_requests, sf.api_calls, sf.upsert_calls, gs.webhook_deliveries
+        "demo: Salesforce saw {} token request(s), {} API calls ({} upserts, {} creates, {} updates, {} queries, {} describes) and sent {} Outbound Messages; Gainsight answered {} API calls and delivered {} webhook events",
+        sf.token_requests, sf.api_calls, sf.upsert_calls, sf.create_calls, sf.update_calls, sf.query_calls, sf.describe_calls, sf.outbound_acked, gs.api_calls, gs.webhook_deliveries
     );
     println!("demo: ledger (DynamoDB):");
     for r in stack.ledger_records().await? {
@@ -148,7 +243,7 @@ async fn demo() -> Result<()> {
             (false, false) => "-",
         };
         println!(
-            "demo:   {} {} -> {}  status={status} last_sync={} version={}{}",
+            "demo:   {} {} -> {}  status={status} last_sync={} version={} ignored={}{}",
             r.job,
             r.gainsight_id,
             r.salesforce_id.as_deref().unwrap_or("-"),
@@ -156,6 +251,7 @@ async fn demo() -> Result<()> {
                 .map(shared::time::rfc3339)
                 .unwrap_or_else(|| "-".into()),
             r.version,
+            r.ignored_count,
             r.last_error
                 .map(|e| format!(" last_error={e}"))
                 .unwrap_or_default()
@@ -164,5 +260,18 @@ async fn demo() -> Result<()> {
     let (synced, failed, ignored) = stack.counts().await?;
     stack.stop().await;
     println!("demo: {synced} synced, {failed} failed, {ignored} ignored");
+    Ok(())
+}
+
+fn text(v: &Value) -> String {
+    v.as_str().unwrap_or("-").to_string()
+}
+
+fn record(v: Value) -> serde_json::Map<String, Value> {
+    v.as_object().cloned().unwrap_or_default()
+}
+
+fn assert_edit(found: bool) -> Result<()> {
+    anyhow::ensure!(found, "the record to edit is not in the Salesforce emulator");
     Ok(())
 }

@@ -119,7 +119,14 @@ fn gainsight_change_upserts_account_on_the_gsid_external_id() {
         json!({"Name": "Acme", "AnnualRevenue": 1200.5, "Gainsight_Company_Id__c": "1P02GS"})
     );
     assert_eq!(cmd.gainsight_id, "1P02GS");
-    assert_eq!(cmd.writeback, None);
+    // The Company learns its Account's Id once Salesforce answers.
+    assert_eq!(
+        cmd.writeback,
+        Some(Writeback { system: System::Gainsight, object: "Company".into(), field: "SfdcAccountId".into() })
+    );
+    // Once the Company carries it, no writeback is asked again.
+    let c = company(Operation::Updated, json!({"Name": "Acme", "SfdcAccountId": "001X"}));
+    assert_eq!(write(map("company_account", &c, None))[0].writeback, None);
 }
 
 #[test]
@@ -138,7 +145,7 @@ fn salesforce_change_without_gsid_matches_by_identifier_and_asks_for_writeback()
     assert_eq!(cmd.gainsight_id, "sf:001000000000001AAA");
     assert_eq!(
         cmd.writeback,
-        Some(Writeback { object: "Account".into(), field: "Gainsight_Company_Id__c".into() })
+        Some(Writeback { system: System::Salesforce, object: "Account".into(), field: "Gainsight_Company_Id__c".into() })
     );
     assert_eq!(
         Value::Object(cmd.fields.clone()),
