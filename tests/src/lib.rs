@@ -109,17 +109,7 @@ impl Stack {
                 secret: WEBHOOK_SECRET.into(),
             });
             let mut fields: Vec<String> = vec!["CreatedDate".into(), "LastModifiedDate".into()];
-            let pairs = job.identifiers.iter().chain(&job.required).map(|p| p.salesforce.clone());
-            let mapped = job.fields.iter().map(|f| f.salesforce.clone());
-            let derived = job
-                .derived
-                .iter()
-                .flat_map(|d| d.lookup.matches.iter().map(|m| m.source.clone()));
-            for f in pairs.chain(mapped).chain(derived) {
-                if !fields.contains(&f) {
-                    fields.push(f);
-                }
-            }
+            fields.extend(job.fields_read_from(shared::domain::System::Salesforce));
             salesforce.add_outbound(sf::OutboundMessage {
                 object: job.salesforce.object.clone(),
                 url: format!("{}/salesforce", webhook.url()),

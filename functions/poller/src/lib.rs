@@ -76,8 +76,8 @@ impl Poller {
             (None, Some(c)) => c.timestamp_ms - OVERLAP_MS,
             (None, None) => now_ms - OVERLAP_MS,
         };
-        let mut select: Vec<String> = vec![job.gainsight.id_field.clone(), MODIFIED_FIELD.into()];
-        select.extend(job.fields.iter().map(|f| f.gainsight.clone()));
+        let mut select: Vec<String> = vec![MODIFIED_FIELD.into()];
+        select.extend(job.fields_read_from(System::Gainsight));
         select.sort();
         select.dedup();
         let query = GsQuery {

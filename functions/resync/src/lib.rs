@@ -85,8 +85,7 @@ impl Resync {
             return Err(ResyncError::TooMany(ids.len()));
         }
         let id_field = &job.gainsight.id_field;
-        let mut select: Vec<String> = vec![id_field.clone()];
-        select.extend(job.fields.iter().map(|f| f.gainsight.clone()));
+        let mut select: Vec<String> = job.fields_read_from(System::Gainsight);
         select.sort();
         select.dedup();
         // One query per 500 ids (an IN list), never one per record.

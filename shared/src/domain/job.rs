@@ -290,6 +290,25 @@ impl Job {
             .map(|i| i.gainsight.as_str())
     }
 
+    /// The fields of `system`'s object a change must carry for this job to map it: the id,
+    /// identifiers, required fields, mapped fields and the sources of derived lookups.
+    pub fn fields_read_from(&self, system: System) -> Vec<String> {
+        let mut fields = vec![self.id_field_in(system).to_string()];
+        let pairs = self.identifiers.iter().chain(&self.required).map(|p| p.field_in(system));
+        let mapped = self.fields.iter().map(|f| f.field_in(system));
+        let derived = self
+            .derived
+            .iter()
+            .filter(|d| d.target == system.other())
+            .flat_map(|d| d.lookup.matches.iter().map(|m| m.source.as_str()));
+        for f in pairs.chain(mapped).chain(derived) {
+            if !fields.iter().any(|k| k == f) {
+                fields.push(f.to_string());
+            }
+        }
+        fields
+    }
+
     /// Every object whose describe the job is checked against.
     pub fn described_objects(&self) -> Vec<(System, String)> {
         let mut objects = vec![
