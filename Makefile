@@ -9,7 +9,7 @@ STAMP    := $(VENV)/.installed
 CARGO    ?= cargo
 STATE    := .devstack
 
-.PHONY: demo test build lint up down venv bench clean
+.PHONY: demo test build lint up down venv bench clean validate-jobs
 
 $(STAMP): devstack/requirements.txt
 	python3 -m venv $(VENV)
@@ -46,6 +46,11 @@ bench: $(STAMP)
 	WEBHOOK_BIN=target/perf/webhook target/perf/bench all
 	$(CARGO) bench --quiet -p shared --features fakes --bench mapping -- --warm-up-time 2 --measurement-time 5 --noplot --quiet > /dev/null
 	@python3 -c 'import json; e = json.load(open("target/criterion/mapping/records/new/estimates.json")); b = json.load(open("target/criterion/mapping/records/new/benchmark.json")); n = b["throughput"]["Elements"]; print("bench: mapping_records_per_second = %d records/s" % (n / (e["mean"]["point_estimate"] / 1e9)))'
+
+## validate-jobs: check infra/jobs (syntax, limits, one job per object); DESCRIBE=1 also checks them
+## against the live describes (needs the SALESFORCE_* and GAINSIGHT_* variables, see README)
+validate-jobs:
+	$(CARGO) run --quiet -p syncctl -- validate-jobs infra/jobs $(if $(DESCRIBE),--describe,)
 
 ## up: start the local stack in the background (log in .devstack/stack.log); `make down` stops it
 up: $(STAMP)

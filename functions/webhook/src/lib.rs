@@ -40,9 +40,7 @@ impl Config {
             aws: AwsResources::from_env()?,
             max_body_bytes: config::parsed("WEBHOOK_MAX_BODY_BYTES", 1_048_576)?,
             tolerance_s: config::parsed("WEBHOOK_TOLERANCE_SECONDS", 300)?,
-            salesforce_org_id: std::env::var("SALESFORCE_ORG_ID")
-                .ok()
-                .filter(|v| !v.trim().is_empty()),
+            salesforce_org_id: config::optional("SALESFORCE_ORG_ID"),
         })
     }
 }
