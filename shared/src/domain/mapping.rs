@@ -7,7 +7,10 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde_json::Value;
 
-use super::schema::{convert, normalize_source, Schemas};
+use super::schema::{convert, normalize_source, Money, Schemas};
+
+/// The field of a multi-currency Salesforce record that holds its amounts' currency.
+const CURRENCY_ISO_CODE: &str = "CurrencyIsoCode";
 use super::{
     ChangeEvent, ChangeOrigin, ConflictRule, DataFlow, FieldState, Fields, Job, LedgerRecord,
     OnCreated, OnMultipleMatches, OnNoMatch, OnUpdated, Operation, RecordKey, System, WriteCommand,
@@ -353,6 +356,24 @@ impl<'a> Mapper<'a> {
                 state(source, &value, &converted, change.occurred_at_ms),
             );
             fields.insert(target_field.to_string(), converted);
+            // Seed 000: a multi-currency amount goes with Gainsight's ISO code; a multi-currency
+            // Salesforce org takes it in the record's CurrencyIsoCode.
+            if let (System::Salesforce, Some(iso)) = (target, Money::parse(&value).and_then(|m| m.iso_code)) {
+                if let Some(code_field) = target_schema.and_then(|o| o.field(CURRENCY_ISO_CODE)) {
+                    match fields.get(CURRENCY_ISO_CODE).and_then(Value::as_str) {
+                        Some(other) if other != iso => errors.push(format!(
+                            "{}.{CURRENCY_ISO_CODE}: the record's amounts carry different ISO codes ({other}, {iso})",
+                            job.object_in(target)
+                        )),
+                        _ => match convert(&Value::String(iso), code_field, target) {
+                            Ok(v) => {
+                                fields.insert(CURRENCY_ISO_CODE.to_string(), v);
+                            }
+                            Err(e) => errors.push(format!("{}.{e}", job.object_in(target))),
+                        },
+                    }
+                }
+            }
         }
 
         for (index, derived) in job.derived.iter().enumerate() {

@@ -255,12 +255,34 @@ fn salesforce_text_values_are_typed_by_the_describe() {
 }
 
 #[test]
-fn currency_objects_carry_the_amount() {
+fn currency_objects_carry_the_amount_and_their_iso_code() {
     let c = company(
         Operation::Updated,
         json!({"Name": "Acme", "Arr": {"value": 99.5, "isoCode": "EUR", "conversionRate": 1.1}}),
     );
-    assert_eq!(write(map("company_account", &c, None))[0].fields.get("AnnualRevenue"), Some(&json!(99.5)));
+    // A single-currency org: the amount alone.
+    let cmd = &write(map("company_account", &c, None))[0];
+    assert_eq!(cmd.fields.get("AnnualRevenue"), Some(&json!(99.5)));
+    assert_eq!(cmd.fields.get("CurrencyIsoCode"), None);
+
+    // A multi-currency org: the record's CurrencyIsoCode says EUR; a code the org lacks fails.
+    let jobs = jobs();
+    let job = jobs.get("company_account").unwrap();
+    let mut schemas = standard_schemas();
+    let account = schemas.get(System::Salesforce, "Account").unwrap();
+    let mut fields: Vec<crate::domain::FieldSchema> = account.fields().cloned().collect();
+    fields.push(crate::domain::FieldSchema {
+        picklist: vec!["USD".into(), "EUR".into()],
+        restricted: true,
+        ..crate::domain::FieldSchema::new("CurrencyIsoCode", crate::domain::FieldKind::Picklist)
+    });
+    schemas.insert(crate::domain::ObjectSchema::new(System::Salesforce, "Account", fields));
+    let mapper = Mapper::new(job, Some(&schemas));
+    let cmd = &write(mapper.map(&c, None, &Lookups::default()))[0];
+    assert_eq!(cmd.fields.get("CurrencyIsoCode"), Some(&json!("EUR")));
+    let yen = company(Operation::Updated, json!({"Name": "Acme", "Arr": {"value": 3, "isoCode": "JPY"}}));
+    let r = reason(&mapper.map(&yen, None, &Lookups::default()));
+    assert!(r.contains("Account.CurrencyIsoCode: \"JPY\" is not a value of the restricted picklist"), "{r}");
 }
 
 fn person(fields: Value) -> ChangeEvent {
