@@ -282,3 +282,34 @@ async fn gainsight_upsert_by_email_updates_matches_inserts_the_rest_and_writes_g
     // Both Contacts learn their GSIDs in one Salesforce call.
     assert_eq!(*sf.calls.lock().unwrap(), 1);
 }
+
+#[tokio::test]
+async fn an_update_only_write_finds_ids_in_one_query_and_never_creates() {
+    let rig = rig();
+    let update = |gsid: &str| {
+        let mut cmd: WriteCommand = serde_json::from_str(&command(gsid, "Renamed", 5)).unwrap();
+        cmd.mode = WriteMode::Update;
+        serde_json::to_string(&cmd).unwrap()
+    };
+    // G1 exists in Salesforce (a prior upsert); G2 does not.
+    rig.pusher.handle(event(vec![("m0", command("G1", "Acme", 1))])).await;
+    let id = rig.store.ledger_of("company_account", "G1").unwrap().salesforce_id.unwrap();
+    *rig.sf.query_rows.lock().unwrap() = vec![json!({"Id": id, "Gainsight_Company_Id__c": "G1"})
+        .as_object()
+        .cloned()
+        .unwrap()];
+    let (response, summary) = rig
+        .pusher
+        .handle_with_summary(event(vec![("m1", update("G1")), ("m2", update("G2"))]))
+        .await;
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!((summary.synced, summary.ignored), (1, 1));
+    let queries = rig.sf.queries.lock().unwrap().clone();
+    assert_eq!(queries.len(), 1, "{queries:?}");
+    assert!(queries[0].contains("IN ('G1', 'G2')") || queries[0].contains("IN ('G2', 'G1')"), "{}", queries[0]);
+    let g2 = rig.store.ledger_of("company_account", "G2").unwrap();
+    assert!(!g2.synced && g2.last_ignored_reason.unwrap().contains("never creates"));
+    let stored = rig.sf.records.lock().unwrap();
+    assert_eq!(stored.len(), 1, "nothing created for G2");
+    assert!(stored.values().any(|(_, f)| f["Name"] == json!("Renamed")));
+}
