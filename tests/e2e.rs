@@ -69,7 +69,10 @@ async fn a_gainsight_company_change_reaches_its_salesforce_account() -> Result<(
     assert_eq!(stack.counts().await?, (1, 0, 3));
     let company = stack.gainsight_record("Company", &gsid).expect("company");
     assert_eq!(company["Name"], json!("Acme Corporation"));
-    assert_eq!(company["SfdcAccountId"], account["Id"], "the Company learned its Account Id");
+    assert_eq!(
+        company["SfdcAccountId"], account["Id"],
+        "the Company learned its Account Id"
+    );
     stack.stop().await;
     Ok(())
 }

@@ -22,12 +22,19 @@ async fn a_salesforce_change_reaches_gainsight_and_the_pair_links_up() -> Result
     // A sales rep creates an Account in Salesforce.
     let account_id = stack
         .salesforce
-        .seed("Account", vec![record(json!({"Name": "Initech", "Phone": "+1 555 0100", "Industry": "Technology"}))])
+        .seed(
+            "Account",
+            vec![record(
+                json!({"Name": "Initech", "Phone": "+1 555 0100", "Industry": "Technology"}),
+            )],
+        )
         .remove(0);
 
     let company = stack
         .eventually(WAIT, "the Company created in Gainsight", || async {
-            Ok(stack.gainsight_where("Company", "SfdcAccountId", &account_id).pop())
+            Ok(stack
+                .gainsight_where("Company", "SfdcAccountId", &account_id)
+                .pop())
         })
         .await?;
     assert_eq!(company["Name"], json!("Initech"));
@@ -38,19 +45,31 @@ async fn a_salesforce_change_reaches_gainsight_and_the_pair_links_up() -> Result
     // The Account learns its GSID; the ledger keys the pair by it, placeholder gone.
     stack
         .eventually(WAIT, "the GSID written back to the Account", || async {
-            Ok(stack.salesforce_where("Account", "Gainsight_Company_Id__c", &gsid).pop())
+            Ok(stack
+                .salesforce_where("Account", "Gainsight_Company_Id__c", &gsid)
+                .pop())
         })
         .await?;
     let ledger = stack
         .eventually(WAIT, "the ledger under the GSID", || async {
-            Ok(stack.ledger_of("company_account", &gsid).await?.filter(|l| l.synced))
+            Ok(stack
+                .ledger_of("company_account", &gsid)
+                .await?
+                .filter(|l| l.synced))
         })
         .await?;
     assert_eq!(ledger.salesforce_id.as_deref(), Some(account_id.as_str()));
-    assert!(stack.ledger_of("company_account", &format!("sf:{account_id}")).await?.is_none());
+    assert!(stack
+        .ledger_of("company_account", &format!("sf:{account_id}"))
+        .await?
+        .is_none());
 
     // The rep edits the Account: the same Company changes, none is added.
-    assert!(stack.salesforce.edit("Account", &account_id, record(json!({"Phone": "+1 555 0199"}))));
+    assert!(stack.salesforce.edit(
+        "Account",
+        &account_id,
+        record(json!({"Phone": "+1 555 0199"}))
+    ));
     stack
         .eventually(WAIT, "the phone change in Gainsight", || async {
             Ok(stack
@@ -59,7 +78,12 @@ async fn a_salesforce_change_reaches_gainsight_and_the_pair_links_up() -> Result
         })
         .await?;
     stack.drained(WAIT).await?;
-    assert_eq!(stack.gainsight_where("Company", "SfdcAccountId", &account_id).len(), 1);
+    assert_eq!(
+        stack
+            .gainsight_where("Company", "SfdcAccountId", &account_id)
+            .len(),
+        1
+    );
     assert_eq!(stack.salesforce.records("Account").len(), 1);
     stack.stop().await;
     Ok(())
@@ -73,25 +97,38 @@ async fn a_bidirectional_change_writes_once_and_its_echo_is_ignored() -> Result<
         .await?
         .remove(0);
     let account = stack
-        .eventually(WAIT, "the Account", || async { Ok(stack.accounts_for(&gsid).pop()) })
+        .eventually(WAIT, "the Account", || async {
+            Ok(stack.accounts_for(&gsid).pop())
+        })
         .await?;
     let account_id = account["Id"].as_str().unwrap_or_default().to_string();
     // Settle: the creation's echo is ignored first.
     stack
         .eventually(WAIT, "the creation's echo ignored", || async {
-            Ok(stack.ledger_of("company_account", &gsid).await?.filter(|l| l.ignored_count >= 1))
+            Ok(stack
+                .ledger_of("company_account", &gsid)
+                .await?
+                .filter(|l| l.ignored_count >= 1))
         })
         .await?;
     stack.drained(WAIT).await?;
     let sf_before = stack.salesforce.stats();
     let gs_before = stack.gainsight.stats();
-    let ignored_before = stack.ledger_of("company_account", &gsid).await?.map(|l| l.ignored_count).unwrap_or(0);
+    let ignored_before = stack
+        .ledger_of("company_account", &gsid)
+        .await?
+        .map(|l| l.ignored_count)
+        .unwrap_or(0);
 
     // Name is bi-directional: changed in Salesforce, it is written to Gainsight exactly once.
-    assert!(stack.salesforce.edit("Account", &account_id, record(json!({"Name": "Hooli XYZ"}))));
+    assert!(stack
+        .salesforce
+        .edit("Account", &account_id, record(json!({"Name": "Hooli XYZ"}))));
     stack
         .eventually(WAIT, "the name in Gainsight", || async {
-            Ok(stack.gainsight_record("Company", &gsid).filter(|c| c["Name"] == json!("Hooli XYZ")))
+            Ok(stack
+                .gainsight_record("Company", &gsid)
+                .filter(|c| c["Name"] == json!("Hooli XYZ")))
         })
         .await?;
     // Gainsight's rule reports our write back: that echo is ignored, nothing goes to Salesforce.
@@ -103,18 +140,28 @@ async fn a_bidirectional_change_writes_once_and_its_echo_is_ignored() -> Result<
                 .filter(|l| l.ignored_count == ignored_before + 1))
         })
         .await?;
-    assert!(ledger.last_ignored_reason.unwrap_or_default().contains("echo"));
+    assert!(ledger
+        .last_ignored_reason
+        .unwrap_or_default()
+        .contains("echo"));
     stack.drained(WAIT).await?;
     let sf_after = stack.salesforce.stats();
     let gs_after = stack.gainsight.stats();
-    assert_eq!(gs_after.write_calls - gs_before.write_calls, 1, "one write to Gainsight");
+    assert_eq!(
+        gs_after.write_calls - gs_before.write_calls,
+        1,
+        "one write to Gainsight"
+    );
     assert_eq!(
         (sf_after.upsert_calls + sf_after.update_calls + sf_after.create_calls)
             - (sf_before.upsert_calls + sf_before.update_calls + sf_before.create_calls),
         0,
         "nothing written back to Salesforce"
     );
-    assert_eq!(stack.salesforce.records("Account")[0]["Name"], json!("Hooli XYZ"));
+    assert_eq!(
+        stack.salesforce.records("Account")[0]["Name"],
+        json!("Hooli XYZ")
+    );
     stack.stop().await;
     Ok(())
 }
@@ -127,7 +174,9 @@ async fn derived_account_id_is_filled_and_lookup_failures_are_in_the_ledger() ->
         .await?
         .remove(0);
     let account = stack
-        .eventually(WAIT, "the Account", || async { Ok(stack.accounts_for(&company).pop()) })
+        .eventually(WAIT, "the Account", || async {
+            Ok(stack.accounts_for(&company).pop())
+        })
         .await?;
 
     // A Person of that Company: the Contact's AccountId is looked up through the Account's GSID.
@@ -142,7 +191,9 @@ async fn derived_account_id_is_filled_and_lookup_failures_are_in_the_ledger() ->
         .await?;
     let contact = stack
         .eventually(WAIT, "the Contact", || async {
-            Ok(stack.salesforce_where("Contact", "Gainsight_Person_Id__c", &people[0]).pop())
+            Ok(stack
+                .salesforce_where("Contact", "Gainsight_Person_Id__c", &people[0])
+                .pop())
         })
         .await?;
     assert_eq!(contact["AccountId"], account["Id"]);
@@ -151,7 +202,10 @@ async fn derived_account_id_is_filled_and_lookup_failures_are_in_the_ledger() ->
     // No Account carries that GSID: the Person is rejected, and the ledger names the lookup.
     let none = stack
         .eventually(WAIT, "the no-match in the ledger", || async {
-            Ok(stack.ledger_of("person_contact", &people[1]).await?.filter(|l| l.error))
+            Ok(stack
+                .ledger_of("person_contact", &people[1])
+                .await?
+                .filter(|l| l.error))
         })
         .await?;
     let message = none.last_error.unwrap_or_default();
@@ -182,10 +236,14 @@ async fn derived_account_id_is_filled_and_lookup_failures_are_in_the_ledger() ->
         .await?;
     let message = many.last_error.unwrap_or_default();
     assert!(
-        message.contains("lookup CompanyId (Company.SfdcAccountId = AccountId) found 2 Company records"),
+        message.contains(
+            "lookup CompanyId (Company.SfdcAccountId = AccountId) found 2 Company records"
+        ),
         "{message}"
     );
-    assert!(stack.gainsight_where("Person", "Email", "amb@twins.test").is_empty());
+    assert!(stack
+        .gainsight_where("Person", "Email", "amb@twins.test")
+        .is_empty());
     stack.stop().await;
     Ok(())
 }
@@ -196,14 +254,31 @@ async fn an_invalid_job_file_is_refused_naming_the_field() -> Result<()> {
     let dir = std::env::temp_dir().join(format!("jobs-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let valid = include_str!("../infra/jobs/company_account.yaml");
-    std::fs::write(dir.join("company_account.yaml"), valid.replace("flow: salesforce_to_gainsight", "flow: salesforce_to_gainsite"))?;
+    std::fs::write(
+        dir.join("company_account.yaml"),
+        valid.replace(
+            "flow: salesforce_to_gainsight",
+            "flow: salesforce_to_gainsite",
+        ),
+    )?;
     let err = Jobs::load_dir(&dir).unwrap_err().to_string();
-    assert!(err.contains("company_account.yaml") && err.contains("fields[4].flow: unknown variant `salesforce_to_gainsite`"), "{err}");
+    assert!(
+        err.contains("company_account.yaml")
+            && err.contains("fields[4].flow: unknown variant `salesforce_to_gainsite`"),
+        "{err}"
+    );
 
     // Against the live describe: a field the Account does not have, at the mapper's cold start.
-    std::fs::write(dir.join("company_account.yaml"), valid.replace("salesforce: AnnualRevenue", "salesforce: AnnualRevenu__c"))?;
+    std::fs::write(
+        dir.join("company_account.yaml"),
+        valid.replace("salesforce: AnnualRevenue", "salesforce: AnnualRevenu__c"),
+    )?;
     let jobs = Jobs::load_dir(&dir)?;
-    let stack = Stack::start(Options { consumers: false, ..Options::default() }).await?;
+    let stack = Stack::start(Options {
+        consumers: false,
+        ..Options::default()
+    })
+    .await?;
     let config = mapper::Config {
         aws: stack.resources.clone(),
         salesforce: shared::config::SalesforceSettings {
@@ -211,14 +286,17 @@ async fn an_invalid_job_file_is_refused_naming_the_field() -> Result<()> {
             client_id: stack.salesforce.client_id(),
             api_version: "62.0".into(),
         },
-        gainsight: shared::config::GainsightSettings { base_url: stack.gainsight.url() },
+        gainsight: shared::config::GainsightSettings {
+            base_url: stack.gainsight.url(),
+        },
     };
     let err = match mapper::MapperFn::from_aws(&config, &stack.clients, jobs).await {
         Ok(_) => anyhow::bail!("the mapper started with an invalid job"),
         Err(e) => e.to_string(),
     };
     assert!(
-        err.contains("company_account.yaml") && err.contains("fields[2].salesforce: Account.AnnualRevenu__c does not exist"),
+        err.contains("company_account.yaml")
+            && err.contains("fields[2].salesforce: Account.AnnualRevenu__c does not exist"),
         "{err}"
     );
     std::fs::remove_dir_all(&dir)?;

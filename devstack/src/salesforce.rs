@@ -475,11 +475,11 @@ fn seed_records(org_arc: &Arc<Mutex<Org>>, object: &str, records: Vec<Record>) -
 fn edit_record(org_arc: &Arc<Mutex<Org>>, object: &str, id: &str, fields: Record) -> bool {
     let mut org = lock(org_arc);
     let now = org.now();
-    let Some(record) = org
-        .objects
-        .get_mut(object)
-        .and_then(|o| o.records.iter_mut().find(|r| r.get("Id").and_then(Value::as_str) == Some(id)))
-    else {
+    let Some(record) = org.objects.get_mut(object).and_then(|o| {
+        o.records
+            .iter_mut()
+            .find(|r| r.get("Id").and_then(Value::as_str) == Some(id))
+    }) else {
         return false;
     };
     record.extend(fields);
@@ -529,10 +529,11 @@ impl Org {
                             None | Some(Value::Null) => {
                                 fields.push_str(&format!("<sf:{name} xsi:nil=\"true\"/>"))
                             }
-                            Some(Value::String(v)) => {
-                                fields.push_str(&format!("<sf:{name}>{}</sf:{name}>", xml_escape(v)))
+                            Some(Value::String(v)) => fields
+                                .push_str(&format!("<sf:{name}>{}</sf:{name}>", xml_escape(v))),
+                            Some(other) => {
+                                fields.push_str(&format!("<sf:{name}>{other}</sf:{name}>"))
                             }
-                            Some(other) => fields.push_str(&format!("<sf:{name}>{other}</sf:{name}>")),
                         }
                     }
                     notifications.push_str(&format!(
@@ -857,7 +858,12 @@ async fn update(
     collection(org, headers, Op::Update, body).await
 }
 
-async fn collection(org_arc: Arc<Mutex<Org>>, headers: HeaderMap, op: Op, body: axum::body::Bytes) -> Response {
+async fn collection(
+    org_arc: Arc<Mutex<Org>>,
+    headers: HeaderMap,
+    op: Op,
+    body: axum::body::Bytes,
+) -> Response {
     let delay = {
         let mut org = lock(&org_arc);
         match org.begin_call(&headers) {
@@ -968,8 +974,21 @@ async fn collection(org_arc: Arc<Mutex<Org>>, headers: HeaderMap, op: Op, body: 
                 &mut seen_keys,
                 lock_rows,
             ),
-            Op::Create => create_one(&org.objects[object.as_str()], &object, raw, &mut staged, lock_rows),
-            Op::Update => update_one(&org.objects[object.as_str()], &object, raw, &mut staged, &mut seen_keys, lock_rows),
+            Op::Create => create_one(
+                &org.objects[object.as_str()],
+                &object,
+                raw,
+                &mut staged,
+                lock_rows,
+            ),
+            Op::Update => update_one(
+                &org.objects[object.as_str()],
+                &object,
+                raw,
+                &mut staged,
+                &mut seen_keys,
+                lock_rows,
+            ),
         };
         match outcome {
             Ok((index, is_new)) => {
@@ -1025,7 +1044,7 @@ fn save_error(code: &str, message: String, fields: Vec<&str>) -> Value {
     json!({ "statusCode": code, "message": message, "fields": fields })
 }
 
-fn declared_type<'r>(record: &'r Record) -> Option<&'r str> {
+fn declared_type(record: &Record) -> Option<&str> {
     record
         .get("attributes")
         .and_then(|a| a.get("type"))
@@ -1041,21 +1060,39 @@ fn create_one(
     lock_rows: bool,
 ) -> Result<(usize, bool), Value> {
     let Some(record) = raw.as_object().filter(|r| declared_type(r) == Some(object)) else {
-        return Err(save_error("INVALID_TYPE", format!("attributes.type must be {object} (one sObject type per call)"), vec![]));
+        return Err(save_error(
+            "INVALID_TYPE",
+            format!("attributes.type must be {object} (one sObject type per call)"),
+            vec![],
+        ));
     };
     if record.contains_key("Id") {
-        return Err(save_error("INVALID_FIELD", "cannot specify Id in an insert call".into(), vec!["Id"]));
+        return Err(save_error(
+            "INVALID_FIELD",
+            "cannot specify Id in an insert call".into(),
+            vec!["Id"],
+        ));
     }
     if lock_rows {
-        return Err(save_error("UNABLE_TO_LOCK_ROW", "unable to obtain exclusive access to this record or 1 records".into(), vec![]));
+        return Err(save_error(
+            "UNABLE_TO_LOCK_ROW",
+            "unable to obtain exclusive access to this record or 1 records".into(),
+            vec![],
+        ));
     }
     for def in sobject.fields.iter().filter(|f| f.external_id) {
         if let Some(Value::String(v)) = record.get(def.name) {
-            if let Some(other) = staged.iter().find(|r| r.get(def.name).and_then(Value::as_str) == Some(v.as_str())) {
+            if let Some(other) = staged
+                .iter()
+                .find(|r| r.get(def.name).and_then(Value::as_str) == Some(v.as_str()))
+            {
                 let id = other.get("Id").and_then(Value::as_str).unwrap_or_default();
                 return Err(save_error(
                     "DUPLICATE_VALUE",
-                    format!("duplicate value found: {} duplicates value on record with id: {id}", def.name),
+                    format!(
+                        "duplicate value found: {} duplicates value on record with id: {id}",
+                        def.name
+                    ),
                     vec![def.name],
                 ));
             }
@@ -1076,20 +1113,43 @@ fn update_one(
     lock_rows: bool,
 ) -> Result<(usize, bool), Value> {
     let Some(record) = raw.as_object().filter(|r| declared_type(r) == Some(object)) else {
-        return Err(save_error("INVALID_TYPE", format!("attributes.type must be {object} (one sObject type per call)"), vec![]));
+        return Err(save_error(
+            "INVALID_TYPE",
+            format!("attributes.type must be {object} (one sObject type per call)"),
+            vec![],
+        ));
     };
     let Some(id) = record.get("Id").and_then(Value::as_str).map(str::to_string) else {
-        return Err(save_error("MISSING_ARGUMENT", "Id not specified in an update call".into(), vec!["Id"]));
+        return Err(save_error(
+            "MISSING_ARGUMENT",
+            "Id not specified in an update call".into(),
+            vec!["Id"],
+        ));
     };
     if seen.contains(&id) {
-        return Err(save_error("DUPLICATE_ID", format!("duplicate id in list: {id}"), vec!["Id"]));
+        return Err(save_error(
+            "DUPLICATE_ID",
+            format!("duplicate id in list: {id}"),
+            vec!["Id"],
+        ));
     }
     seen.push(id.clone());
     if lock_rows {
-        return Err(save_error("UNABLE_TO_LOCK_ROW", "unable to obtain exclusive access to this record or 1 records".into(), vec![]));
+        return Err(save_error(
+            "UNABLE_TO_LOCK_ROW",
+            "unable to obtain exclusive access to this record or 1 records".into(),
+            vec![],
+        ));
     }
-    let Some(index) = staged.iter().position(|r| r.get("Id").and_then(Value::as_str) == Some(id.as_str())) else {
-        return Err(save_error("INVALID_CROSS_REFERENCE_KEY", format!("invalid cross reference id: {id}"), vec!["Id"]));
+    let Some(index) = staged
+        .iter()
+        .position(|r| r.get("Id").and_then(Value::as_str) == Some(id.as_str()))
+    else {
+        return Err(save_error(
+            "INVALID_CROSS_REFERENCE_KEY",
+            format!("invalid cross reference id: {id}"),
+            vec!["Id"],
+        ));
     };
     let fields = check_fields(sobject, object, record, false)?;
     staged[index].extend(fields);
@@ -1098,7 +1158,12 @@ fn update_one(
 
 /// Field-level checks of one record: known, writable, typed, required on create, not nulled when
 /// required. Returns the fields to store (without `attributes`).
-fn check_fields(sobject: &SObject, object: &str, record: &Record, is_new: bool) -> Result<Record, Value> {
+fn check_fields(
+    sobject: &SObject,
+    object: &str,
+    record: &Record,
+    is_new: bool,
+) -> Result<Record, Value> {
     for (name, value) in record.iter().filter(|(k, _)| k.as_str() != "attributes") {
         let Some(def) = sobject.field(name) else {
             return Err(save_error(
@@ -1107,14 +1172,16 @@ fn check_fields(sobject: &SObject, object: &str, record: &Record, is_new: bool) 
                 vec![],
             ));
         };
-        if (is_new && !def.createable) || (!is_new && !def.updateable && def.kind != FieldType::Id) {
+        if (is_new && !def.createable) || (!is_new && !def.updateable && def.kind != FieldType::Id)
+        {
             return Err(save_error(
                 "INVALID_FIELD_FOR_INSERT_UPDATE",
                 format!("Unable to create/update fields: {name}. Please check the security settings of this field and verify that it is read/write for your profile or permission set."),
                 vec![def.name],
             ));
         }
-        check_value(def, value).map_err(|(code, message)| save_error(code, message, vec![def.name]))?;
+        check_value(def, value)
+            .map_err(|(code, message)| save_error(code, message, vec![def.name]))?;
     }
     if is_new {
         let missing: Vec<&str> = sobject

@@ -52,7 +52,12 @@ fn bench(c: &mut Criterion) {
     let schemas = standard_schemas();
     let changes = changes();
     let mut lookups = Lookups::default();
-    lookups.insert("person_contact", 1, vec!["001000000000001AAA".into()], vec!["1P02COMPANY".into()]);
+    lookups.insert(
+        "person_contact",
+        1,
+        vec!["001000000000001AAA".into()],
+        vec!["1P02COMPANY".into()],
+    );
     // Every other record's ledger says its values were already synced: an echo to recognise.
     let ledgers: Vec<Option<LedgerRecord>> = changes
         .iter()
@@ -82,7 +87,9 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             let mut writes = 0usize;
             for (job, change, ledger) in &pairs {
-                if let MapOutcome::Write(cmds) = Mapper::new(job, Some(&schemas)).map(change, *ledger, &lookups) {
+                if let MapOutcome::Write(cmds) =
+                    Mapper::new(job, Some(&schemas)).map(change, *ledger, &lookups)
+                {
                     writes += cmds.len();
                 }
             }

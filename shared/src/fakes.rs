@@ -348,7 +348,11 @@ impl SalesforceApi for MemorySalesforce {
             .collect())
     }
 
-    async fn create(&self, object: &str, records: &[Fields]) -> Result<Vec<RecordResult>, ApiError> {
+    async fn create(
+        &self,
+        object: &str,
+        records: &[Fields],
+    ) -> Result<Vec<RecordResult>, ApiError> {
         *self.calls.lock().unwrap() += records.len().div_ceil(200) as u64;
         let mut map = self.records.lock().unwrap();
         Ok(records
@@ -361,7 +365,11 @@ impl SalesforceApi for MemorySalesforce {
             .collect())
     }
 
-    async fn update(&self, _object: &str, records: &[Fields]) -> Result<Vec<RecordResult>, ApiError> {
+    async fn update(
+        &self,
+        _object: &str,
+        records: &[Fields],
+    ) -> Result<Vec<RecordResult>, ApiError> {
         *self.calls.lock().unwrap() += records.len().div_ceil(200) as u64;
         let mut map = self.records.lock().unwrap();
         Ok(records

@@ -241,9 +241,11 @@ pub trait SalesforceApi: Send + Sync {
         records: &[Fields],
     ) -> Result<Vec<RecordResult>, ApiError>;
     /// Creates records with sObject Collections (200 a call); results in order.
-    async fn create(&self, object: &str, records: &[Fields]) -> Result<Vec<RecordResult>, ApiError>;
+    async fn create(&self, object: &str, records: &[Fields])
+        -> Result<Vec<RecordResult>, ApiError>;
     /// Updates records by their `Id` with sObject Collections (200 a call).
-    async fn update(&self, object: &str, records: &[Fields]) -> Result<Vec<RecordResult>, ApiError>;
+    async fn update(&self, object: &str, records: &[Fields])
+        -> Result<Vec<RecordResult>, ApiError>;
     /// `sobjects/{object}/describe`, as the domain's schema.
     async fn describe(&self, object: &str) -> Result<ObjectSchema, ApiError>;
     /// Runs a SOQL query and follows `nextRecordsUrl` to the end.

@@ -61,7 +61,11 @@ pub async fn run_lookups(
         for chunk in request.tuples.chunks(TUPLES_PER_QUERY) {
             let result = match request.system {
                 System::Salesforce => salesforce.query(&soql(request, chunk)).await,
-                System::Gainsight => gainsight.query(&request.object, &gs_query(request, chunk)).await,
+                System::Gainsight => {
+                    gainsight
+                        .query(&request.object, &gs_query(request, chunk))
+                        .await
+                }
             };
             match result {
                 Ok(r) => rows.extend(r),

@@ -34,7 +34,9 @@ pub fn parse_ms(s: &str) -> Option<i64> {
     }
     let num = |r: std::ops::Range<usize>| -> Option<i64> {
         let t = s.get(r)?;
-        t.bytes().all(|c| c.is_ascii_digit()).then(|| t.parse().ok())?
+        t.bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| t.parse().ok())?
     };
     let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
     if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
@@ -121,10 +123,22 @@ mod tests {
         for ms in [0, 1_700_000_000_123, 951_782_400_000, -1] {
             assert_eq!(parse_ms(&rfc3339(ms)), Some(ms));
         }
-        assert_eq!(parse_ms("2023-11-14T22:13:20.000+0000"), Some(1_700_000_000_000));
-        assert_eq!(parse_ms("2023-11-14T23:13:20+01:00"), Some(1_700_000_000_000));
+        assert_eq!(
+            parse_ms("2023-11-14T22:13:20.000+0000"),
+            Some(1_700_000_000_000)
+        );
+        assert_eq!(
+            parse_ms("2023-11-14T23:13:20+01:00"),
+            Some(1_700_000_000_000)
+        );
         assert_eq!(parse_ms("2023-11-14"), Some(1_699_920_000_000));
-        for bad in ["2023-13-01", "14/11/2023", "2023-11-14T25:00:00Z", "2023-11-14T22:13:20+0x00", ""] {
+        for bad in [
+            "2023-13-01",
+            "14/11/2023",
+            "2023-11-14T25:00:00Z",
+            "2023-11-14T22:13:20+0x00",
+            "",
+        ] {
             assert_eq!(parse_ms(bad), None, "{bad}");
         }
     }

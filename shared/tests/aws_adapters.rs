@@ -78,7 +78,11 @@ async fn dynamo_state_store_round_trips_ledger_dedup_and_cursors() -> Result<()>
         salesforce_id: Some("001000000000001AAA".into()),
         source: System::Gainsight,
         source_changed_at_ms: 5,
-        fields: [("Name".to_string(), state("h1", 5)), ("Arr".to_string(), state("h2", 5))].into(),
+        fields: [
+            ("Name".to_string(), state("h1", 5)),
+            ("Arr".to_string(), state("h2", 5)),
+        ]
+        .into(),
     };
     store.record("job", "G1", &synced, 10).await?;
     // A later write of one field replaces its state and keeps the other's.
@@ -92,7 +96,10 @@ async fn dynamo_state_store_round_trips_ledger_dedup_and_cursors() -> Result<()>
     let g1 = store.ledger("job", "G1").await?.expect("G1 recorded");
     assert_eq!(g1.fields["Name"], state("h3", 7));
     assert_eq!(g1.fields["Arr"], state("h2", 5));
-    assert_eq!((g1.gainsight_changed_at_ms, g1.salesforce_changed_at_ms), (Some(5), Some(7)));
+    assert_eq!(
+        (g1.gainsight_changed_at_ms, g1.salesforce_changed_at_ms),
+        (Some(5), Some(7))
+    );
     assert_eq!(g1.salesforce_id.as_deref(), Some("001000000000001AAA"));
     store
         .record(

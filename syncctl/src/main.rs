@@ -65,7 +65,11 @@ async fn validate(args: &[String]) -> anyhow::Result<()> {
             job.identifiers.len(),
             job.fields.len(),
             job.derived.len(),
-            if describe { ", matches both describes" } else { "" }
+            if describe {
+                ", matches both describes"
+            } else {
+                ""
+            }
         );
     }
     Ok(())

@@ -8,7 +8,8 @@ use devstack::salesforce::{Options, SalesforceEmulator};
 
 fn syncctl(args: &[&str], env: &[(&str, String)]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_syncctl"));
-    cmd.args(args).current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
+    cmd.args(args)
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -16,32 +17,60 @@ fn syncctl(args: &[&str], env: &[(&str, String)]) -> Output {
 }
 
 fn jobs_dir(edit: impl Fn(String) -> String) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("syncctl-{}-{}", std::process::id(), rand_suffix()));
+    let dir =
+        std::env::temp_dir().join(format!("syncctl-{}-{}", std::process::id(), rand_suffix()));
     std::fs::create_dir_all(&dir).unwrap();
-    for name in ["company_account.yaml", "person_contact.yaml", "case_case.yaml"] {
-        let text = std::fs::read_to_string(format!("{}/../infra/jobs/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap();
-        let text = if name == "company_account.yaml" { edit(text) } else { text };
+    for name in [
+        "company_account.yaml",
+        "person_contact.yaml",
+        "case_case.yaml",
+    ] {
+        let text = std::fs::read_to_string(format!(
+            "{}/../infra/jobs/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap();
+        let text = if name == "company_account.yaml" {
+            edit(text)
+        } else {
+            text
+        };
         std::fs::write(dir.join(name), text).unwrap();
     }
     dir
 }
 
 fn rand_suffix() -> u128 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
 }
 
 #[test]
 fn shipped_jobs_pass_and_an_invalid_file_is_refused_offline() {
     let ok = syncctl(&["validate-jobs"], &[]);
     let out = String::from_utf8_lossy(&ok.stdout);
-    assert!(ok.status.success(), "{out} {}", String::from_utf8_lossy(&ok.stderr));
-    assert_eq!(out.lines().filter(|l| l.starts_with("ok: ")).count(), 3, "{out}");
+    assert!(
+        ok.status.success(),
+        "{out} {}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert_eq!(
+        out.lines().filter(|l| l.starts_with("ok: ")).count(),
+        3,
+        "{out}"
+    );
 
     let dir = jobs_dir(|t| t.replace("conflict: salesforce_wins", "conflict: whoever"));
     let bad = syncctl(&["validate-jobs", dir.to_str().unwrap()], &[]);
     let err = String::from_utf8_lossy(&bad.stderr);
     assert_eq!(bad.status.code(), Some(1));
-    assert!(err.contains("company_account.yaml") && err.contains("fields[1].conflict: unknown variant `whoever`"), "{err}");
+    assert!(
+        err.contains("company_account.yaml")
+            && err.contains("fields[1].conflict: unknown variant `whoever`"),
+        "{err}"
+    );
 
     let usage = syncctl(&["frobnicate"], &[]);
     assert_eq!(usage.status.code(), Some(2));
@@ -64,17 +93,34 @@ async fn describe_check_refuses_a_formula_field() {
     })
     .await
     .unwrap();
-    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
     assert!(String::from_utf8_lossy(&ok.stdout).contains("matches both describes"));
 
-    let dir = jobs_dir(|t| t.replace("salesforce: NumberOfEmployees", "salesforce: Health_Score__c"));
-    let bad = tokio::task::spawn_blocking(move || syncctl(&["validate-jobs", dir.to_str().unwrap(), "--describe"], &env))
-        .await
-        .unwrap();
+    let dir = jobs_dir(|t| {
+        t.replace(
+            "salesforce: NumberOfEmployees",
+            "salesforce: Health_Score__c",
+        )
+    });
+    let bad = tokio::task::spawn_blocking(move || {
+        syncctl(
+            &["validate-jobs", dir.to_str().unwrap(), "--describe"],
+            &env,
+        )
+    })
+    .await
+    .unwrap();
     let err = String::from_utf8_lossy(&bad.stderr);
     assert_eq!(bad.status.code(), Some(1), "{err}");
     assert!(
-        err.contains("company_account.yaml") && err.contains("fields[3].salesforce: Account.Health_Score__c is a formula/calculated field"),
+        err.contains("company_account.yaml")
+            && err.contains(
+                "fields[3].salesforce: Account.Health_Score__c is a formula/calculated field"
+            ),
         "{err}"
     );
 }

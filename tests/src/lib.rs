@@ -270,7 +270,11 @@ impl Stack {
     }
 
     /// The Gainsight record with this GSID.
-    pub fn gainsight_record(&self, object: &str, gsid: &str) -> Option<serde_json::Map<String, Value>> {
+    pub fn gainsight_record(
+        &self,
+        object: &str,
+        gsid: &str,
+    ) -> Option<serde_json::Map<String, Value>> {
         self.gainsight
             .records(object)
             .into_iter()
@@ -278,7 +282,12 @@ impl Stack {
     }
 
     /// Salesforce records of `object` whose `field` equals `value`.
-    pub fn salesforce_where(&self, object: &str, field: &str, value: &str) -> Vec<serde_json::Map<String, Value>> {
+    pub fn salesforce_where(
+        &self,
+        object: &str,
+        field: &str,
+        value: &str,
+    ) -> Vec<serde_json::Map<String, Value>> {
         self.salesforce
             .records(object)
             .into_iter()
@@ -287,7 +296,12 @@ impl Stack {
     }
 
     /// Gainsight records of `object` whose `field` equals `value`.
-    pub fn gainsight_where(&self, object: &str, field: &str, value: &str) -> Vec<serde_json::Map<String, Value>> {
+    pub fn gainsight_where(
+        &self,
+        object: &str,
+        field: &str,
+        value: &str,
+    ) -> Vec<serde_json::Map<String, Value>> {
         self.gainsight
             .records(object)
             .into_iter()

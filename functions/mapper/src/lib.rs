@@ -77,7 +77,11 @@ impl MapperFn {
 
     /// Cold start on AWS: decrypts the API secrets, describes every object the jobs use and checks
     /// the jobs against them (once; the describes are cached for the life of the process).
-    pub async fn from_aws(config: &Config, clients: &AwsClients, jobs: Jobs) -> Result<Self, StartError> {
+    pub async fn from_aws(
+        config: &Config,
+        clients: &AwsClients,
+        jobs: Jobs,
+    ) -> Result<Self, StartError> {
         let salesforce: Arc<dyn SalesforceApi> =
             Arc::new(clients.salesforce(&config.aws, &config.salesforce).await?);
         let gainsight: Arc<dyn GainsightApi> =
@@ -135,11 +139,14 @@ impl MapperFn {
         // Derived lookups: one query per derived mapping for the whole batch.
         let requests = Lookups::requests(
             changes.iter().flat_map(|(_, c)| {
-                self.jobs.for_source(c.source, &c.object).map(move |j| (j, c))
+                self.jobs
+                    .for_source(c.source, &c.object)
+                    .map(move |j| (j, c))
             }),
             schemas,
         );
-        let lookups = run_lookups(&requests, self.salesforce.as_ref(), self.gainsight.as_ref()).await;
+        let lookups =
+            run_lookups(&requests, self.salesforce.as_ref(), self.gainsight.as_ref()).await;
 
         let mut outgoing: Vec<(String, String)> = Vec::new();
         let now = shared::time::now_ms();

@@ -174,10 +174,11 @@ async fn derived_lookups_are_one_query_per_batch_and_no_match_is_rejected() {
         salesforce,
         mapper,
     } = harness();
-    *salesforce.query_rows.lock().unwrap() = vec![json!({"Id": "001A", "Gainsight_Company_Id__c": "C1"})
-        .as_object()
-        .cloned()
-        .unwrap()];
+    *salesforce.query_rows.lock().unwrap() =
+        vec![json!({"Id": "001A", "Gainsight_Company_Id__c": "C1"})
+            .as_object()
+            .cloned()
+            .unwrap()];
     let person = |gsid: &str, company: &str| {
         serde_json::to_string(&ChangeEvent {
             event_id: format!("ev-{gsid}"),
@@ -206,7 +207,11 @@ async fn derived_lookups_are_one_query_per_batch_and_no_match_is_rejected() {
     assert!(response.batch_item_failures.is_empty());
     assert_eq!((summary.writes, summary.rejected), (2, 1));
     let soql = salesforce.queries.lock().unwrap().clone();
-    assert_eq!(soql.len(), 1, "one lookup query for three records: {soql:?}");
+    assert_eq!(
+        soql.len(),
+        1,
+        "one lookup query for three records: {soql:?}"
+    );
     assert!(soql[0].contains("IN ('C1', 'C9')"), "{}", soql[0]);
     for body in queue.bodies() {
         let cmd: WriteCommand = serde_json::from_str(&body).unwrap();
@@ -214,5 +219,8 @@ async fn derived_lookups_are_one_query_per_batch_and_no_match_is_rejected() {
     }
     let p3 = store.ledger_of("person_contact", "P3").unwrap();
     assert!(p3.error);
-    assert!(p3.last_error.unwrap().contains("found no Account where Gainsight_Company_Id__c = \"C9\""));
+    assert!(p3
+        .last_error
+        .unwrap()
+        .contains("found no Account where Gainsight_Company_Id__c = \"C9\""));
 }

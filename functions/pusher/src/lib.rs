@@ -9,9 +9,9 @@ use std::sync::Arc;
 use futures_util::StreamExt;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use shared::adapters::salesforce::soql_quote;
 use shared::adapters::AwsClients;
 use shared::config::{AwsResources, ConfigError, GainsightSettings, SalesforceSettings};
-use shared::adapters::salesforce::soql_quote;
 use shared::domain::{Fields, LedgerUpdate, RecordKey, System, WriteCommand, WriteMode};
 use shared::ports::{
     ApiError, GainsightApi, GsQuery, LedgerBatch, RecordResult, Retryable, SalesforceApi,
@@ -174,8 +174,14 @@ impl Pusher {
         for ((system, object, field, mode), mut batch) in groups {
             batch.sort_by(|a, b| a.message_id.cmp(&b.message_id));
             let outcome = match system {
-                System::Salesforce => self.write_salesforce(&object, field.as_deref(), mode, &batch).await,
-                System::Gainsight => self.write_gainsight(&object, field.as_deref(), mode, &batch).await,
+                System::Salesforce => {
+                    self.write_salesforce(&object, field.as_deref(), mode, &batch)
+                        .await
+                }
+                System::Gainsight => {
+                    self.write_gainsight(&object, field.as_deref(), mode, &batch)
+                        .await
+                }
             };
             match outcome {
                 Ok(results) => settled.extend(batch.into_iter().zip(results)),
@@ -187,7 +193,13 @@ impl Pusher {
                     tracing::error!(object = %object, records = batch.len(), error = %e, "write refused; records marked error");
                     let message = e.to_string();
                     settled.extend(batch.into_iter().map(|p| {
-                        (p, Settled::Failed { message: message.clone(), retryable: false })
+                        (
+                            p,
+                            Settled::Failed {
+                                message: message.clone(),
+                                retryable: false,
+                            },
+                        )
                     }));
                 }
             }
@@ -229,7 +241,10 @@ impl Pusher {
                         }
                         if record.len() == 1 {
                             record.insert(wb.field.clone(), twin.clone().into());
-                            writebacks.entry((wb.system, wb.object.clone())).or_default().push(record);
+                            writebacks
+                                .entry((wb.system, wb.object.clone()))
+                                .or_default()
+                                .push(record);
                         }
                     }
                     let mut fields = cmd.field_states.clone();
@@ -242,7 +257,9 @@ impl Pusher {
                         key,
                         LedgerUpdate::Synced {
                             salesforce_id: match cmd.target {
-                                System::Salesforce => target_id.or_else(|| cmd.salesforce_id.clone()),
+                                System::Salesforce => {
+                                    target_id.or_else(|| cmd.salesforce_id.clone())
+                                }
                                 System::Gainsight => cmd.salesforce_id.clone(),
                             },
                             source: cmd.source,
@@ -268,14 +285,23 @@ impl Pusher {
                     LedgerUpdate::Failed { message }
                 }
             };
-            ledger.push((pending.message_id.clone(), cmd.job.clone(), cmd.gainsight_id.clone(), update));
+            ledger.push((
+                pending.message_id.clone(),
+                cmd.job.clone(),
+                cmd.gainsight_id.clone(),
+                update,
+            ));
         }
         for ((system, object), records) in writebacks {
             // Not fatal: without it a later change still finds the record by another identifier
             // or the ledger, so a failed writeback costs a call, not correctness.
             let written = match system {
                 System::Salesforce => self.salesforce.update(&object, &records).await,
-                System::Gainsight => self.gainsight.update(&object, &["Gsid".to_string()], &records).await,
+                System::Gainsight => {
+                    self.gainsight
+                        .update(&object, &["Gsid".to_string()], &records)
+                        .await
+                }
             };
             match written {
                 Ok(results) => {
@@ -334,10 +360,17 @@ impl Pusher {
     ) -> Result<Vec<Settled>, ApiError> {
         let records: Vec<Fields> = batch.iter().map(|p| p.command.fields.clone()).collect();
         match (ext_field, mode) {
-            (Some(ext), WriteMode::Upsert) => Ok(settle_all(self.salesforce.upsert(object, ext, &records).await?)),
-            (Some(_), WriteMode::Create) => Ok(settle_all(self.salesforce.create(object, &records).await?)),
+            (Some(ext), WriteMode::Upsert) => Ok(settle_all(
+                self.salesforce.upsert(object, ext, &records).await?,
+            )),
+            (Some(_), WriteMode::Create) => {
+                Ok(settle_all(self.salesforce.create(object, &records).await?))
+            }
             (Some(ext), WriteMode::Update) => {
-                let keys: Vec<String> = batch.iter().filter_map(|p| key_value(&p.command.key)).collect();
+                let keys: Vec<String> = batch
+                    .iter()
+                    .filter_map(|p| key_value(&p.command.key))
+                    .collect();
                 let ids = self.salesforce_ids(object, ext, &keys).await?;
                 let mut plan: Vec<Result<Fields, Settled>> = Vec::with_capacity(batch.len());
                 for (p, mut fields) in batch.iter().zip(records) {
@@ -356,7 +389,10 @@ impl Pusher {
                         }),
                     });
                 }
-                let ready: Vec<Fields> = plan.iter().filter_map(|p| p.as_ref().ok().cloned()).collect();
+                let ready: Vec<Fields> = plan
+                    .iter()
+                    .filter_map(|p| p.as_ref().ok().cloned())
+                    .collect();
                 let results = if ready.is_empty() {
                     Vec::new()
                 } else {
@@ -390,7 +426,10 @@ impl Pusher {
         let mut ids: HashMap<String, Vec<String>> = HashMap::new();
         for chunk in values.chunks(200) {
             let quoted: Vec<String> = chunk.iter().map(|v| soql_quote(v)).collect();
-            let soql = format!("SELECT Id, {ext} FROM {object} WHERE {ext} IN ({})", quoted.join(", "));
+            let soql = format!(
+                "SELECT Id, {ext} FROM {object} WHERE {ext} IN ({})",
+                quoted.join(", ")
+            );
             for row in self.salesforce.query(&soql).await? {
                 if let (Some(key), Some(id)) = (
                     row.get(ext).and_then(|v| v.as_str()),
@@ -417,7 +456,9 @@ impl Pusher {
                 return Ok(batch
                     .iter()
                     .map(|_| Settled::Failed {
-                        message: format!("the {object} exists already; the job creates only, it never updates"),
+                        message: format!(
+                            "the {object} exists already; the job creates only, it never updates"
+                        ),
                         retryable: false,
                     })
                     .collect());
@@ -427,7 +468,9 @@ impl Pusher {
                 .map(|p| with_gsid(&p.command.fields, key_value(&p.command.key)))
                 .collect();
             return Ok(settle_all(
-                self.gainsight.update(object, &["Gsid".to_string()], &records).await?,
+                self.gainsight
+                    .update(object, &["Gsid".to_string()], &records)
+                    .await?,
             ));
         };
         let values: Vec<serde_json::Value> = batch
@@ -452,7 +495,10 @@ impl Pusher {
                 row.get(key_field).and_then(|v| v.as_str()),
                 row.get("Gsid").and_then(|v| v.as_str()),
             ) {
-                gsids.entry(k.to_lowercase()).or_default().push(g.to_string());
+                gsids
+                    .entry(k.to_lowercase())
+                    .or_default()
+                    .push(g.to_string());
             }
         }
         // Per record: update this GSID, insert, or settle without a call.
@@ -482,15 +528,33 @@ impl Pusher {
                 }
             })
             .collect();
-        let updates: Vec<Fields> = plans.iter().filter_map(|p| match p { Plan::Update(f) => Some(f.clone()), _ => None }).collect();
-        let inserts: Vec<Fields> = plans.iter().filter_map(|p| match p { Plan::Insert(f) => Some(f.clone()), _ => None }).collect();
+        let updates: Vec<Fields> = plans
+            .iter()
+            .filter_map(|p| match p {
+                Plan::Update(f) => Some(f.clone()),
+                _ => None,
+            })
+            .collect();
+        let inserts: Vec<Fields> = plans
+            .iter()
+            .filter_map(|p| match p {
+                Plan::Insert(f) => Some(f.clone()),
+                _ => None,
+            })
+            .collect();
         let mut updated = if updates.is_empty() {
             Vec::new()
         } else {
-            self.gainsight.update(object, &["Gsid".to_string()], &updates).await?
+            self.gainsight
+                .update(object, &["Gsid".to_string()], &updates)
+                .await?
         }
         .into_iter()
-        .zip(updates.iter().map(|f| f.get("Gsid").and_then(|v| v.as_str()).map(str::to_string)))
+        .zip(
+            updates
+                .iter()
+                .map(|f| f.get("Gsid").and_then(|v| v.as_str()).map(str::to_string)),
+        )
         .map(|(mut r, gsid)| {
             r.id = r.id.or(gsid);
             r
@@ -503,15 +567,17 @@ impl Pusher {
         .into_iter();
         Ok(plans
             .into_iter()
-            .map(|p| match p {
-                Plan::Update(_) => updated.next().map(Settled::from),
-                Plan::Insert(_) => inserted.next().map(Settled::from),
-                Plan::Done(s) => Some(s),
-            }
-            .unwrap_or(Settled::Failed {
-                message: "no result for this record".into(),
-                retryable: true,
-            }))
+            .map(|p| {
+                match p {
+                    Plan::Update(_) => updated.next().map(Settled::from),
+                    Plan::Insert(_) => inserted.next().map(Settled::from),
+                    Plan::Done(s) => Some(s),
+                }
+                .unwrap_or(Settled::Failed {
+                    message: "no result for this record".into(),
+                    retryable: true,
+                })
+            })
             .collect())
     }
 }
@@ -545,10 +611,13 @@ fn merge(plan: Vec<Result<Fields, Settled>>, results: Vec<RecordResult>) -> Vec<
     let mut results = results.into_iter();
     plan.into_iter()
         .map(|p| match p {
-            Ok(_) => results.next().map(Settled::from).unwrap_or(Settled::Failed {
-                message: "no result for this record".into(),
-                retryable: true,
-            }),
+            Ok(_) => results
+                .next()
+                .map(Settled::from)
+                .unwrap_or(Settled::Failed {
+                    message: "no result for this record".into(),
+                    retryable: true,
+                }),
             Err(settled) => settled,
         })
         .collect()

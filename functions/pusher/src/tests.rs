@@ -254,10 +254,12 @@ async fn gainsight_upsert_by_email_updates_matches_inserts_the_rest_and_writes_g
     let gs = Arc::new(MemoryGainsight::default());
     gs.records.lock().unwrap().insert(
         "Person".into(),
-        vec![json!({"Gsid": "1PEXISTING", "Email": "old@x.io", "LastName": "O"})
-            .as_object()
-            .cloned()
-            .unwrap()],
+        vec![
+            json!({"Gsid": "1PEXISTING", "Email": "old@x.io", "LastName": "O"})
+                .as_object()
+                .cloned()
+                .unwrap(),
+        ],
     );
     let pusher = Pusher::new(store.clone(), sf.clone(), gs.clone());
     let (response, summary) = pusher
@@ -278,7 +280,10 @@ async fn gainsight_upsert_by_email_updates_matches_inserts_the_rest_and_writes_g
     let people = gs.records.lock().unwrap()["Person"].clone();
     assert_eq!(people.len(), 2, "one inserted, none duplicated");
     let ignored = store.ledger_of("person_contact", "sf:003C").unwrap();
-    assert!(ignored.last_ignored_reason.unwrap().contains("never creates"));
+    assert!(ignored
+        .last_ignored_reason
+        .unwrap()
+        .contains("never creates"));
     // Both Contacts learn their GSIDs in one Salesforce call.
     assert_eq!(*sf.calls.lock().unwrap(), 1);
 }
@@ -292,8 +297,15 @@ async fn an_update_only_write_finds_ids_in_one_query_and_never_creates() {
         serde_json::to_string(&cmd).unwrap()
     };
     // G1 exists in Salesforce (a prior upsert); G2 does not.
-    rig.pusher.handle(event(vec![("m0", command("G1", "Acme", 1))])).await;
-    let id = rig.store.ledger_of("company_account", "G1").unwrap().salesforce_id.unwrap();
+    rig.pusher
+        .handle(event(vec![("m0", command("G1", "Acme", 1))]))
+        .await;
+    let id = rig
+        .store
+        .ledger_of("company_account", "G1")
+        .unwrap()
+        .salesforce_id
+        .unwrap();
     *rig.sf.query_rows.lock().unwrap() = vec![json!({"Id": id, "Gainsight_Company_Id__c": "G1"})
         .as_object()
         .cloned()
@@ -306,7 +318,11 @@ async fn an_update_only_write_finds_ids_in_one_query_and_never_creates() {
     assert_eq!((summary.synced, summary.ignored), (1, 1));
     let queries = rig.sf.queries.lock().unwrap().clone();
     assert_eq!(queries.len(), 1, "{queries:?}");
-    assert!(queries[0].contains("IN ('G1', 'G2')") || queries[0].contains("IN ('G2', 'G1')"), "{}", queries[0]);
+    assert!(
+        queries[0].contains("IN ('G1', 'G2')") || queries[0].contains("IN ('G2', 'G1')"),
+        "{}",
+        queries[0]
+    );
     let g2 = rig.store.ledger_of("company_account", "G2").unwrap();
     assert!(!g2.synced && g2.last_ignored_reason.unwrap().contains("never creates"));
     let stored = rig.sf.records.lock().unwrap();

@@ -244,35 +244,70 @@ impl Webhook {
 
     /// An Outbound Message: checked against the configured org, deduplicated per notification,
     /// and acknowledged only once every new notification is queued.
-    async fn salesforce(&self, request: &LambdaFunctionUrlRequest, now_ms: i64) -> Result<usize, Refusal> {
+    async fn salesforce(
+        &self,
+        request: &LambdaFunctionUrlRequest,
+        now_ms: i64,
+    ) -> Result<usize, Refusal> {
         let body = body_bytes(request)?;
         if body.len() > self.max_body_bytes {
             return Err(refuse(
                 413,
-                format!("body is {} bytes; at most {} are accepted", body.len(), self.max_body_bytes),
+                format!(
+                    "body is {} bytes; at most {} are accepted",
+                    body.len(),
+                    self.max_body_bytes
+                ),
             ));
         }
         let Some(expected_org) = &self.salesforce_org_id else {
-            return Err(refuse(403, "Outbound Messages are not accepted: SALESFORCE_ORG_ID is not configured"));
+            return Err(refuse(
+                403,
+                "Outbound Messages are not accepted: SALESFORCE_ORG_ID is not configured",
+            ));
         };
         let text = std::str::from_utf8(&body).map_err(|_| refuse(400, "body is not UTF-8 XML"))?;
         let message = outbound::parse(text).map_err(|e| refuse(400, e))?;
         if &message.organization_id != expected_org {
             return Err(refuse(
                 403,
-                format!("OrganizationId {} is not the configured org", message.organization_id),
+                format!(
+                    "OrganizationId {} is not the configured org",
+                    message.organization_id
+                ),
             ));
         }
         let mut changes = Vec::with_capacity(message.notifications.len());
         for n in message.notifications {
-            if self.jobs.for_source(System::Salesforce, &n.object).next().is_none() {
-                return Err(refuse(400, format!("sObject {}: no sync job reads this Salesforce object", n.object)));
+            if self
+                .jobs
+                .for_source(System::Salesforce, &n.object)
+                .next()
+                .is_none()
+            {
+                return Err(refuse(
+                    400,
+                    format!(
+                        "sObject {}: no sync job reads this Salesforce object",
+                        n.object
+                    ),
+                ));
             }
             let record_id = match n.fields.get("Id") {
                 Some(Value::String(id)) if !id.is_empty() => id.clone(),
-                _ => return Err(refuse(400, format!("Notification {}: sObject Id is empty", n.id))),
+                _ => {
+                    return Err(refuse(
+                        400,
+                        format!("Notification {}: sObject Id is empty", n.id),
+                    ))
+                }
             };
-            let stamp = |f: &str| n.fields.get(f).and_then(Value::as_str).and_then(shared::time::parse_ms);
+            let stamp = |f: &str| {
+                n.fields
+                    .get(f)
+                    .and_then(Value::as_str)
+                    .and_then(shared::time::parse_ms)
+            };
             let modified = stamp("LastModifiedDate").or_else(|| stamp("SystemModstamp"));
             // The message does not say created or edited; equal timestamps say created.
             let operation = match (stamp("CreatedDate"), modified) {
@@ -294,12 +329,12 @@ impl Webhook {
         }
 
         // Claim each notification: a redelivered message queues only what was not queued yet.
-        let claims: Vec<Result<Claim, _>> = futures_util::future::join_all(
-            changes
-                .iter()
-                .map(|c| self.store.claim_event(&c.event_id, now_ms, 60_000, 7 * 86_400)),
-        )
-        .await;
+        let claims: Vec<Result<Claim, _>> =
+            futures_util::future::join_all(changes.iter().map(|c| {
+                self.store
+                    .claim_event(&c.event_id, now_ms, 60_000, 7 * 86_400)
+            }))
+            .await;
         let mut fresh = Vec::new();
         for (change, claim) in changes.into_iter().zip(claims) {
             match claim {
@@ -322,7 +357,10 @@ impl Webhook {
             for c in &fresh {
                 let _ = self.store.release_event(&c.event_id).await;
             }
-            return Err(refuse(503, format!("changes could not be queued, retry: {e}")));
+            return Err(refuse(
+                503,
+                format!("changes could not be queued, retry: {e}"),
+            ));
         }
         for c in &fresh {
             if let Err(e) = self.store.confirm_event(&c.event_id).await {
@@ -411,7 +449,10 @@ fn body_bytes(request: &LambdaFunctionUrlRequest) -> Result<Vec<u8>, Refusal> {
 
 fn xml_response(status: u16, body: String) -> LambdaFunctionUrlResponse {
     let mut headers = HeaderMap::new();
-    headers.insert("content-type", HeaderValue::from_static("text/xml; charset=utf-8"));
+    headers.insert(
+        "content-type",
+        HeaderValue::from_static("text/xml; charset=utf-8"),
+    );
     let mut response = LambdaFunctionUrlResponse::default();
     response.status_code = i64::from(status);
     response.headers = headers;

@@ -53,9 +53,12 @@ pub fn parse(xml: &str) -> Result<Notifications, String> {
     let mut current: Option<Notification> = None;
     let mut text = String::new();
     loop {
-        let event = reader
-            .read_event()
-            .map_err(|e| format!("not well-formed XML at byte {}: {e}", reader.buffer_position()))?;
+        let event = reader.read_event().map_err(|e| {
+            format!(
+                "not well-formed XML at byte {}: {e}",
+                reader.buffer_position()
+            )
+        })?;
         match event {
             Event::Start(e) => {
                 let name = local(e.name().as_ref()).to_string();
@@ -106,7 +109,9 @@ pub fn parse(xml: &str) -> Result<Notifications, String> {
                 let name = path.pop().unwrap_or_default();
                 let parent = path.last().map(String::as_str);
                 match (parent, name.as_str()) {
-                    (Some("notifications"), "OrganizationId") => organization_id = Some(text.clone()),
+                    (Some("notifications"), "OrganizationId") => {
+                        organization_id = Some(text.clone())
+                    }
                     (Some("notifications"), "ActionId") => action_id = Some(text.clone()),
                     (Some("Notification"), "Id") => {
                         if let Some(n) = current.as_mut() {
@@ -115,7 +120,8 @@ pub fn parse(xml: &str) -> Result<Notifications, String> {
                     }
                     (Some("sObject"), field) => {
                         if let Some(n) = current.as_mut() {
-                            n.fields.insert(field.to_string(), Value::String(text.clone()));
+                            n.fields
+                                .insert(field.to_string(), Value::String(text.clone()));
                         }
                     }
                     (_, "Notification") => {
@@ -209,9 +215,18 @@ mod tests {
                 &MESSAGE.replace("http://soap.sforce.com/2005/09/outbound", "urn:other") as &str,
                 "must be in namespace",
             ),
-            (&MESSAGE.replace("<OrganizationId>00D5g00000EMUL8AAA</OrganizationId>", ""), "no OrganizationId"),
-            (&MESSAGE.replace("<Id>04l5g000000001AAA</Id>", ""), "has no Id"),
-            (&MESSAGE.replace("<sf:Id>001000000000001AAA</sf:Id>", ""), "the sObject has no Id"),
+            (
+                &MESSAGE.replace("<OrganizationId>00D5g00000EMUL8AAA</OrganizationId>", ""),
+                "no OrganizationId",
+            ),
+            (
+                &MESSAGE.replace("<Id>04l5g000000001AAA</Id>", ""),
+                "has no Id",
+            ),
+            (
+                &MESSAGE.replace("<sf:Id>001000000000001AAA</sf:Id>", ""),
+                "the sObject has no Id",
+            ),
         ];
         for (xml, expected) in cases {
             let err = parse(xml).unwrap_err();
@@ -229,6 +244,7 @@ mod tests {
     #[test]
     fn answers_are_soap() {
         assert!(ack().contains("<Ack>true</Ack>"));
-        assert!(fault(true, "a < b").contains("<faultcode>soapenv:Client</faultcode><faultstring>a &lt; b</faultstring>"));
+        assert!(fault(true, "a < b")
+            .contains("<faultcode>soapenv:Client</faultcode><faultstring>a &lt; b</faultstring>"));
     }
 }

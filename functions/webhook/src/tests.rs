@@ -276,21 +276,37 @@ const OUTBOUND: &str = include_str!("../fixtures/outbound_message.xml");
 #[tokio::test]
 async fn outbound_message_is_acked_after_queueing_and_deduplicated_per_notification() {
     let rig = rig();
-    let resp = rig.webhook.handle_at(outbound_request(OUTBOUND), NOW_MS).await;
+    let resp = rig
+        .webhook
+        .handle_at(outbound_request(OUTBOUND), NOW_MS)
+        .await;
     assert_eq!(resp.status_code, 200);
     assert!(resp.body.as_deref().unwrap().contains("<Ack>true</Ack>"));
     let sent = rig.queue.bodies();
     assert_eq!(sent.len(), 2);
     let first: ChangeEvent = serde_json::from_str(&sent[0]).unwrap();
-    assert_eq!((first.source, first.object.as_str()), (System::Salesforce, "Account"));
+    assert_eq!(
+        (first.source, first.object.as_str()),
+        (System::Salesforce, "Account")
+    );
     assert_eq!(first.record_id, "001000000000001AAA");
-    assert_eq!(first.operation, Operation::Created, "CreatedDate = LastModifiedDate");
+    assert_eq!(
+        first.operation,
+        Operation::Created,
+        "CreatedDate = LastModifiedDate"
+    );
     let second: ChangeEvent = serde_json::from_str(&sent[1]).unwrap();
     assert_eq!(second.operation, Operation::Updated);
-    assert_eq!(second.occurred_at_ms, shared::time::parse_ms("2026-11-23T10:05:00.000Z").unwrap());
+    assert_eq!(
+        second.occurred_at_ms,
+        shared::time::parse_ms("2026-11-23T10:05:00.000Z").unwrap()
+    );
 
     // Salesforce redelivers (no Ack seen): acknowledged again, nothing queued twice.
-    let again = rig.webhook.handle_at(outbound_request(OUTBOUND), NOW_MS).await;
+    let again = rig
+        .webhook
+        .handle_at(outbound_request(OUTBOUND), NOW_MS)
+        .await;
     assert_eq!(again.status_code, 200);
     assert_eq!(rig.queue.bodies().len(), 2);
 }
@@ -299,9 +315,20 @@ async fn outbound_message_is_acked_after_queueing_and_deduplicated_per_notificat
 #[tokio::test]
 async fn outbound_refusals_table() {
     let cases: Vec<(String, i64, &str)> = vec![
-        (OUTBOUND.replace("00D5g00000EMUL8AAA</OrganizationId>", "00DOTHER000000AAAA</OrganizationId>"), 403, "is not the configured org"),
+        (
+            OUTBOUND.replace(
+                "00D5g00000EMUL8AAA</OrganizationId>",
+                "00DOTHER000000AAAA</OrganizationId>",
+            ),
+            403,
+            "is not the configured org",
+        ),
         ("<notifications".into(), 400, "not well-formed XML"),
-        (OUTBOUND.replace("sf:Account", "sf:Opportunity"), 400, "sObject Opportunity: no sync job"),
+        (
+            OUTBOUND.replace("sf:Account", "sf:Opportunity"),
+            400,
+            "sObject Opportunity: no sync job",
+        ),
         ("x".repeat(70 * 1024), 413, "at most 65536"),
     ];
     for (body, status, expected) in cases {
@@ -309,7 +336,10 @@ async fn outbound_refusals_table() {
         let resp = rig.webhook.handle_at(outbound_request(&body), NOW_MS).await;
         let text = resp.body.clone().unwrap_or_default();
         assert_eq!(resp.status_code, status, "{text}");
-        assert!(text.contains("<soapenv:Fault>") && text.contains(expected), "{text}");
+        assert!(
+            text.contains("<soapenv:Fault>") && text.contains(expected),
+            "{text}"
+        );
         assert!(text.contains("soapenv:Client"), "{text}");
         assert!(rig.queue.bodies().is_empty());
     }
@@ -318,7 +348,13 @@ async fn outbound_refusals_table() {
     let mut unconfigured = config();
     unconfigured.salesforce_org_id = None;
     let queue = Arc::new(MemoryQueue::default());
-    let webhook = Webhook::new(Arc::new(MemoryStore::default()), queue.clone(), Secret::new(SECRET), Jobs::builtin(), &unconfigured);
+    let webhook = Webhook::new(
+        Arc::new(MemoryStore::default()),
+        queue.clone(),
+        Secret::new(SECRET),
+        Jobs::builtin(),
+        &unconfigured,
+    );
     let resp = webhook.handle_at(outbound_request(OUTBOUND), NOW_MS).await;
     assert_eq!(resp.status_code, 403);
     assert!(queue.bodies().is_empty());
@@ -328,11 +364,17 @@ async fn outbound_refusals_table() {
 async fn outbound_queue_failure_is_a_server_fault_and_the_retry_queues_it() {
     let rig = rig();
     *rig.queue.fail_containing.lock().unwrap() = Some("001000000000002AAA".into());
-    let resp = rig.webhook.handle_at(outbound_request(OUTBOUND), NOW_MS).await;
+    let resp = rig
+        .webhook
+        .handle_at(outbound_request(OUTBOUND), NOW_MS)
+        .await;
     assert_eq!(resp.status_code, 503);
     assert!(resp.body.unwrap().contains("soapenv:Server"));
     *rig.queue.fail_containing.lock().unwrap() = None;
-    let resp = rig.webhook.handle_at(outbound_request(OUTBOUND), NOW_MS).await;
+    let resp = rig
+        .webhook
+        .handle_at(outbound_request(OUTBOUND), NOW_MS)
+        .await;
     assert_eq!(resp.status_code, 200);
     let ids: Vec<String> = rig
         .queue

@@ -342,10 +342,14 @@ impl StateStore for DynamoStateStore {
                     .expression_attribute_values(":job", s(job))
                     .expression_attribute_values(":changed", n(source_changed_at_ms));
                 for (i, (field, state)) in fields.iter().enumerate() {
-                    let json = serde_json::to_string(state).map_err(|e| StoreError::Rejected(e.to_string()))?;
+                    let json = serde_json::to_string(state)
+                        .map_err(|e| StoreError::Rejected(e.to_string()))?;
                     expr.push_str(&format!(", #f{i} = :f{i}"));
                     request = request
-                        .expression_attribute_names(format!("#f{i}"), format!("{FIELD_STATE_PREFIX}{field}"))
+                        .expression_attribute_names(
+                            format!("#f{i}"),
+                            format!("{FIELD_STATE_PREFIX}{field}"),
+                        )
                         .expression_attribute_values(format!(":f{i}"), s(json));
                 }
                 if let Some(id) = salesforce_id {

@@ -56,10 +56,7 @@ impl GainsightClient {
         if let Some(body) = body {
             request = request.json(body);
         }
-        let response = request
-            .send()
-            .await
-            .map_err(|e| transport(SYSTEM, e))?;
+        let response = request.send().await.map_err(|e| transport(SYSTEM, e))?;
         let status = response.status().as_u16();
         let bytes = response.bytes().await.map_err(|e| transport(SYSTEM, e))?;
         let envelope: Option<Envelope> = serde_json::from_slice(&bytes).ok();
@@ -141,8 +138,12 @@ impl GainsightClient {
                 Err(ApiError::Rejected { .. }) if chunk.len() > 1 => {
                     for record in chunk {
                         results.extend(
-                            Box::pin(self.write(method.clone(), path, std::slice::from_ref(record)))
-                                .await?,
+                            Box::pin(self.write(
+                                method.clone(),
+                                path,
+                                std::slice::from_ref(record),
+                            ))
+                            .await?,
                         );
                     }
                 }
@@ -274,7 +275,8 @@ impl GainsightApi for GainsightClient {
                 body["orderBy"] = Value::Object(order_by.clone());
             }
             let path = format!("/v1/data/objects/query/{object}");
-            let data = with_retries(|| self.call(reqwest::Method::POST, &path, Some(&body))).await?;
+            let data =
+                with_retries(|| self.call(reqwest::Method::POST, &path, Some(&body))).await?;
             let page: Vec<Fields> = data
                 .get("records")
                 .cloned()

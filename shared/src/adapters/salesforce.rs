@@ -257,8 +257,7 @@ impl SalesforceClient {
                     Value::Object(record)
                 }).collect::<Vec<_>>(),
             });
-            let response =
-                with_retries(|| self.call(method.clone(), path, Some(&body))).await?;
+            let response = with_retries(|| self.call(method.clone(), path, Some(&body))).await?;
             let saved: Vec<SaveResult> =
                 serde_json::from_value(response).map_err(|e| ApiError::Protocol {
                     system: SYSTEM,
@@ -326,7 +325,9 @@ impl From<DescribeField> for FieldSchema {
         let kind = match f.kind.as_str() {
             "id" => FieldKind::Id,
             "reference" => FieldKind::Reference,
-            "string" | "textarea" | "phone" | "url" | "combobox" | "encryptedstring" => FieldKind::Text,
+            "string" | "textarea" | "phone" | "url" | "combobox" | "encryptedstring" => {
+                FieldKind::Text
+            }
             "email" => FieldKind::Email,
             "picklist" | "multipicklist" => FieldKind::Picklist,
             "int" => FieldKind::Integer,
@@ -338,11 +339,19 @@ impl From<DescribeField> for FieldSchema {
             _ => FieldKind::Other,
         };
         FieldSchema {
-            required: !f.nillable && f.createable && !f.defaulted_on_create && kind != FieldKind::Boolean,
+            required: !f.nillable
+                && f.createable
+                && !f.defaulted_on_create
+                && kind != FieldKind::Boolean,
             name: f.name,
             kind,
             length: (f.length > 0).then_some(f.length),
-            picklist: f.picklist_values.into_iter().filter(|v| v.active).map(|v| v.value).collect(),
+            picklist: f
+                .picklist_values
+                .into_iter()
+                .filter(|v| v.active)
+                .map(|v| v.value)
+                .collect(),
             restricted: f.restricted_picklist,
             createable: f.createable,
             updateable: f.updateable,
@@ -362,28 +371,49 @@ impl SalesforceApi for SalesforceClient {
         records: &[Fields],
     ) -> Result<Vec<RecordResult>, ApiError> {
         let path = format!("composite/sobjects/{object}/{external_id_field}");
-        self.collection(reqwest::Method::PATCH, &path, object, records).await
+        self.collection(reqwest::Method::PATCH, &path, object, records)
+            .await
     }
 
-    async fn create(&self, object: &str, records: &[Fields]) -> Result<Vec<RecordResult>, ApiError> {
-        self.collection(reqwest::Method::POST, "composite/sobjects", object, records).await
+    async fn create(
+        &self,
+        object: &str,
+        records: &[Fields],
+    ) -> Result<Vec<RecordResult>, ApiError> {
+        self.collection(reqwest::Method::POST, "composite/sobjects", object, records)
+            .await
     }
 
-    async fn update(&self, object: &str, records: &[Fields]) -> Result<Vec<RecordResult>, ApiError> {
-        self.collection(reqwest::Method::PATCH, "composite/sobjects", object, records).await
+    async fn update(
+        &self,
+        object: &str,
+        records: &[Fields],
+    ) -> Result<Vec<RecordResult>, ApiError> {
+        self.collection(
+            reqwest::Method::PATCH,
+            "composite/sobjects",
+            object,
+            records,
+        )
+        .await
     }
 
     async fn describe(&self, object: &str) -> Result<ObjectSchema, ApiError> {
         let path = format!("sobjects/{object}/describe");
         let body = with_retries(|| self.call(reqwest::Method::GET, &path, None)).await?;
-        let described: DescribeResult = serde_json::from_value(body).map_err(|e| ApiError::Protocol {
-            system: SYSTEM,
-            message: format!("describe of {object}: {e}"),
-        })?;
+        let described: DescribeResult =
+            serde_json::from_value(body).map_err(|e| ApiError::Protocol {
+                system: SYSTEM,
+                message: format!("describe of {object}: {e}"),
+            })?;
         Ok(ObjectSchema::new(
             System::Salesforce,
             described.name,
-            described.fields.into_iter().map(FieldSchema::from).collect(),
+            described
+                .fields
+                .into_iter()
+                .map(FieldSchema::from)
+                .collect(),
         ))
     }
 

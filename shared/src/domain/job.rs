@@ -294,7 +294,11 @@ impl Job {
     /// identifiers, required fields, mapped fields and the sources of derived lookups.
     pub fn fields_read_from(&self, system: System) -> Vec<String> {
         let mut fields = vec![self.id_field_in(system).to_string()];
-        let pairs = self.identifiers.iter().chain(&self.required).map(|p| p.field_in(system));
+        let pairs = self
+            .identifiers
+            .iter()
+            .chain(&self.required)
+            .map(|p| p.field_in(system));
         let mapped = self.fields.iter().map(|f| f.field_in(system));
         let derived = self
             .derived
@@ -341,7 +345,9 @@ impl Job {
         }
         let realtime = self.fields.len() + self.derived.len();
         if realtime == 0 {
-            return Err("fields: at least one field mapping (direct or derived) is required".into());
+            return Err(
+                "fields: at least one field mapping (direct or derived) is required".into(),
+            );
         }
         if realtime > MAX_REALTIME_FIELDS {
             return Err(format!(
@@ -350,11 +356,17 @@ impl Job {
                 self.derived.len()
             ));
         }
-        for (list, pairs) in [("identifiers", &self.identifiers), ("required", &self.required)] {
+        for (list, pairs) in [
+            ("identifiers", &self.identifiers),
+            ("required", &self.required),
+        ] {
             for (i, p) in pairs.iter().enumerate() {
                 for system in [System::Gainsight, System::Salesforce] {
                     if p.field_in(system).trim().is_empty() {
-                        return Err(format!("{list}[{i}].{}: must not be empty", system.as_str()));
+                        return Err(format!(
+                            "{list}[{i}].{}: must not be empty",
+                            system.as_str()
+                        ));
                     }
                 }
             }
@@ -364,16 +376,25 @@ impl Job {
             for (i, f) in self.fields.iter().enumerate() {
                 let name = f.field_in(system);
                 if name.trim().is_empty() {
-                    return Err(format!("fields[{i}].{}: must not be empty", system.as_str()));
+                    return Err(format!(
+                        "fields[{i}].{}: must not be empty",
+                        system.as_str()
+                    ));
                 }
-                if f.flow.carries_from(system.other()) && !written.insert(name.to_ascii_lowercase()) {
+                if f.flow.carries_from(system.other()) && !written.insert(name.to_ascii_lowercase())
+                {
                     return Err(format!(
                         "fields[{i}].{}: {name} is written by more than one mapping",
                         system.as_str()
                     ));
                 }
             }
-            for (i, d) in self.derived.iter().enumerate().filter(|(_, d)| d.target == system) {
+            for (i, d) in self
+                .derived
+                .iter()
+                .enumerate()
+                .filter(|(_, d)| d.target == system)
+            {
                 if !written.insert(d.field.to_ascii_lowercase()) {
                     return Err(format!(
                         "derived[{i}].field: {} is written by more than one mapping",
@@ -392,7 +413,9 @@ impl Job {
         }
         for (i, d) in self.derived.iter().enumerate() {
             if d.field.trim().is_empty() || d.lookup.object.trim().is_empty() {
-                return Err(format!("derived[{i}]: field and lookup.object must not be empty"));
+                return Err(format!(
+                    "derived[{i}]: field and lookup.object must not be empty"
+                ));
             }
             if d.lookup.matches.is_empty() {
                 return Err(format!(
@@ -444,10 +467,18 @@ impl Job {
             f
         };
 
-        for (list, pairs) in [("identifiers", &self.identifiers), ("required", &self.required)] {
+        for (list, pairs) in [
+            ("identifiers", &self.identifiers),
+            ("required", &self.required),
+        ] {
             for (i, p) in pairs.iter().enumerate() {
                 for system in [System::Gainsight, System::Salesforce] {
-                    field_of(format!("{list}[{i}].{}", system.as_str()), system, p.field_in(system), &mut errors);
+                    field_of(
+                        format!("{list}[{i}].{}", system.as_str()),
+                        system,
+                        p.field_in(system),
+                        &mut errors,
+                    );
                 }
             }
         }
@@ -455,7 +486,8 @@ impl Job {
         for (i, m) in self.fields.iter().enumerate() {
             for system in [System::Gainsight, System::Salesforce] {
                 let path = format!("fields[{i}].{}", system.as_str());
-                let Some(f) = field_of(path.clone(), system, m.field_in(system), &mut errors) else {
+                let Some(f) = field_of(path.clone(), system, m.field_in(system), &mut errors)
+                else {
                     continue;
                 };
                 let o = &own(system).name;
@@ -473,7 +505,10 @@ impl Job {
                     errors.push(format!(
                         "{path}: {o}.{} is read-only and cannot be written (flow {})",
                         f.name,
-                        serde_json::to_value(m.flow).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+                        serde_json::to_value(m.flow)
+                            .ok()
+                            .and_then(|v| v.as_str().map(str::to_string))
+                            .unwrap_or_default()
                     ));
                 }
             }
@@ -481,7 +516,8 @@ impl Job {
 
         for (i, d) in self.derived.iter().enumerate() {
             let target = d.target;
-            if let Some(f) = field_of(format!("derived[{i}].field"), target, &d.field, &mut errors) {
+            if let Some(f) = field_of(format!("derived[{i}].field"), target, &d.field, &mut errors)
+            {
                 if f.kind != FieldKind::Reference || !f.writable() {
                     errors.push(format!(
                         "derived[{i}].field: {}.{} must be a writable reference (GSID / lookup) field",
@@ -489,13 +525,18 @@ impl Job {
                     ));
                 }
             }
-            let Some(via) = object(target, &d.lookup.object) else { continue };
+            let Some(via) = object(target, &d.lookup.object) else {
+                continue;
+            };
             let returns = d.lookup.returns.clone().unwrap_or_else(|| match target {
                 System::Gainsight => "Gsid".into(),
                 System::Salesforce => "Id".into(),
             });
             if via.field(&returns).is_none() {
-                errors.push(format!("derived[{i}].lookup.returns: {}.{returns} does not exist", via.name));
+                errors.push(format!(
+                    "derived[{i}].lookup.returns: {}.{returns} does not exist",
+                    via.name
+                ));
             }
             for (j, m) in d.lookup.matches.iter().enumerate() {
                 if via.field(&m.field).is_none() {
@@ -504,7 +545,12 @@ impl Job {
                         via.name, m.field
                     ));
                 }
-                field_of(format!("derived[{i}].lookup.match[{j}].source"), target.other(), &m.source, &mut errors);
+                field_of(
+                    format!("derived[{i}].lookup.match[{j}].source"),
+                    target.other(),
+                    &m.source,
+                    &mut errors,
+                );
             }
         }
 
@@ -526,7 +572,10 @@ impl Job {
                     let n = f.name.as_str();
                     let mapped = self.fields.iter().any(|m| {
                         m.flow.carries_from(source) && m.field_in(target).eq_ignore_ascii_case(n)
-                    }) || self.derived.iter().any(|d| d.target == target && d.field.eq_ignore_ascii_case(n));
+                    }) || self
+                        .derived
+                        .iter()
+                        .any(|d| d.target == target && d.field.eq_ignore_ascii_case(n));
                     let keyed = self
                         .identifiers
                         .iter()
@@ -626,10 +675,11 @@ impl Jobs {
     /// Checks every job against the describe results; the error names the file and the field.
     pub fn check_schemas(&self, schemas: &Schemas) -> Result<(), JobError> {
         for job in &self.jobs {
-            job.check_schemas(schemas).map_err(|message| JobError::Invalid {
-                file: job.file.clone(),
-                message,
-            })?;
+            job.check_schemas(schemas)
+                .map_err(|message| JobError::Invalid {
+                    file: job.file.clone(),
+                    message,
+                })?;
         }
         Ok(())
     }
@@ -745,14 +795,19 @@ mod tests {
         for (from, to, expected) in cases {
             let text = VALID.replacen(from, to, 1);
             assert_ne!(text, VALID, "edit {from:?} did not apply");
-            let err = Jobs::parse(Path::new("bad.yaml"), &text).unwrap_err().to_string();
+            let err = Jobs::parse(Path::new("bad.yaml"), &text)
+                .unwrap_err()
+                .to_string();
             assert!(err.starts_with("bad.yaml: "), "{err}");
             assert!(err.contains(expected), "{err}");
         }
         // serde_yaml_ng also says where.
-        let err = Jobs::parse(Path::new("bad.yaml"), &VALID.replace("identifiers:", "identifierz:"))
-            .unwrap_err()
-            .to_string();
+        let err = Jobs::parse(
+            Path::new("bad.yaml"),
+            &VALID.replace("identifiers:", "identifierz:"),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("line "), "{err}");
     }
 
@@ -779,25 +834,44 @@ mod tests {
             .collect();
         job.derived.clear();
         job.validate().unwrap();
-        job.derived = Jobs::builtin().get("person_contact").unwrap().derived.clone();
-        assert!(job.validate().unwrap_err().contains("22 real-time fields given (20 direct, 2 derived)"));
+        job.derived = Jobs::builtin()
+            .get("person_contact")
+            .unwrap()
+            .derived
+            .clone();
+        assert!(job
+            .validate()
+            .unwrap_err()
+            .contains("22 real-time fields given (20 direct, 2 derived)"));
 
         let mut job = company_account();
         job.fields.push(job.fields[0].clone());
-        assert!(job.validate().unwrap_err().contains("written by more than one mapping"));
+        assert!(job
+            .validate()
+            .unwrap_err()
+            .contains("written by more than one mapping"));
     }
 
     #[test]
     fn derived_options_towards_salesforce_are_fixed() {
         let mut job = Jobs::builtin().get("person_contact").cloned().unwrap();
         job.derived[0].on_no_match = OnNoMatch::LeaveEmpty;
-        assert!(job.validate().unwrap_err().contains("derived[0].on_no_match: must be reject"));
+        assert!(job
+            .validate()
+            .unwrap_err()
+            .contains("derived[0].on_no_match: must be reject"));
         let mut job = Jobs::builtin().get("person_contact").cloned().unwrap();
         job.derived[0].on_multiple_matches = OnMultipleMatches::UseFirst;
-        assert!(job.validate().unwrap_err().contains("derived[0].on_multiple_matches: must be error"));
+        assert!(job
+            .validate()
+            .unwrap_err()
+            .contains("derived[0].on_multiple_matches: must be error"));
         let mut job = Jobs::builtin().get("person_contact").cloned().unwrap();
         job.derived[0].lookup.matches.clear();
-        assert!(job.validate().unwrap_err().contains("at least one match field"));
+        assert!(job
+            .validate()
+            .unwrap_err()
+            .contains("at least one match field"));
     }
 
     #[test]
@@ -805,11 +879,19 @@ mod tests {
         let job = company_account();
         let mut twin = job.clone();
         twin.name = "twin".into();
-        let err = Jobs::new(vec![job.clone(), twin.clone()]).unwrap_err().to_string();
-        assert!(err.contains("gainsight.object: Company already has a real-time job"), "{err}");
+        let err = Jobs::new(vec![job.clone(), twin.clone()])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("gainsight.object: Company already has a real-time job"),
+            "{err}"
+        );
         twin.gainsight.object = "Other".into();
         let err = Jobs::new(vec![job, twin]).unwrap_err().to_string();
-        assert!(err.contains("salesforce.object: Account already has a real-time job"), "{err}");
+        assert!(
+            err.contains("salesforce.object: Account already has a real-time job"),
+            "{err}"
+        );
     }
 
     /// Each schema rule with a job that breaks it; the valid job passes (checked above).
@@ -821,14 +903,38 @@ mod tests {
             f(&mut job);
             job.check_schemas(&schemas).unwrap_err()
         };
-        let cases: Vec<(Box<dyn Fn(&mut Job)>, &str)> = vec![
-            (Box::new(|j| j.fields[0].salesforce = "Nmae".into()), "fields[0].salesforce: Account.Nmae does not exist"),
-            (Box::new(|j| j.fields[2].salesforce = "Health_Score__c".into()), "fields[2].salesforce: Account.Health_Score__c is a formula/calculated field"),
-            (Box::new(|j| j.fields[2].salesforce = "Rich_Notes__c".into()), "fields[2].salesforce: Account.Rich_Notes__c is a rich text field"),
-            (Box::new(|j| j.fields[2].salesforce = "Id".into()), "fields[2].salesforce: Account.Id is read-only"),
-            (Box::new(|j| j.identifiers[1].gainsight = "SfdcId".into()), "identifiers[1].gainsight: Company.SfdcId does not exist"),
-            (Box::new(|j| j.salesforce.object = "Acount".into()), "salesforce.object: Acount is not an object of salesforce"),
-            (Box::new(|j| { j.fields.remove(0); }), "fields: Account requires Name on create"),
+        type Edit = Box<dyn Fn(&mut Job)>;
+        let cases: Vec<(Edit, &str)> = vec![
+            (
+                Box::new(|j| j.fields[0].salesforce = "Nmae".into()),
+                "fields[0].salesforce: Account.Nmae does not exist",
+            ),
+            (
+                Box::new(|j| j.fields[2].salesforce = "Health_Score__c".into()),
+                "fields[2].salesforce: Account.Health_Score__c is a formula/calculated field",
+            ),
+            (
+                Box::new(|j| j.fields[2].salesforce = "Rich_Notes__c".into()),
+                "fields[2].salesforce: Account.Rich_Notes__c is a rich text field",
+            ),
+            (
+                Box::new(|j| j.fields[2].salesforce = "Id".into()),
+                "fields[2].salesforce: Account.Id is read-only",
+            ),
+            (
+                Box::new(|j| j.identifiers[1].gainsight = "SfdcId".into()),
+                "identifiers[1].gainsight: Company.SfdcId does not exist",
+            ),
+            (
+                Box::new(|j| j.salesforce.object = "Acount".into()),
+                "salesforce.object: Acount is not an object of salesforce",
+            ),
+            (
+                Box::new(|j| {
+                    j.fields.remove(0);
+                }),
+                "fields: Account requires Name on create",
+            ),
         ];
         for (i, (f, expected)) in cases.into_iter().enumerate() {
             let err = edit(&*f);
@@ -845,11 +951,19 @@ mod tests {
         let mut job = Jobs::builtin().get("person_contact").cloned().unwrap();
         job.derived[0].lookup.matches[0].field = "Gainsight_Id__c".into();
         let err = job.check_schemas(&schemas).unwrap_err();
-        assert!(err.contains("derived[0].lookup.match[0].field: Account.Gainsight_Id__c does not exist"), "{err}");
+        assert!(
+            err.contains(
+                "derived[0].lookup.match[0].field: Account.Gainsight_Id__c does not exist"
+            ),
+            "{err}"
+        );
         let mut job = Jobs::builtin().get("person_contact").cloned().unwrap();
         job.derived[0].field = "Title".into();
         job.fields.retain(|f| f.salesforce != "Title");
         let err = job.check_schemas(&schemas).unwrap_err();
-        assert!(err.contains("derived[0].field: Contact.Title must be a writable reference"), "{err}");
+        assert!(
+            err.contains("derived[0].field: Contact.Title must be a writable reference"),
+            "{err}"
+        );
     }
 }

@@ -53,11 +53,14 @@ pub struct LookupRequest {
     pub tuples: Vec<Vec<String>>,
 }
 
+/// Values found per match tuple, for one derived mapping.
+type Found = HashMap<Vec<String>, Vec<String>>;
+
 /// Results of the batch's lookups: for each (job, derived mapping, match tuple), the values found.
 #[derive(Clone, Debug, Default)]
 pub struct Lookups {
     /// job -> derived mapping index -> match tuple -> values found.
-    found: HashMap<String, HashMap<usize, HashMap<Vec<String>, Vec<String>>>>,
+    found: HashMap<String, HashMap<usize, Found>>,
     /// Lookups that could not run: their records are retried, not rejected.
     failed: Vec<(String, usize)>,
 }
@@ -99,20 +102,26 @@ impl Lookups {
             let mapper = Mapper::new(job, schemas);
             for (index, tuple) in mapper.lookup_tuples(change) {
                 let d = &job.derived[index];
-                let request = by_key
-                    .entry((job.name.clone(), index))
-                    .or_insert_with(|| LookupRequest {
-                        job: job.name.clone(),
-                        derived: index,
-                        system: d.target,
-                        object: d.lookup.object.clone(),
-                        match_fields: d.lookup.matches.iter().map(|m| m.field.clone()).collect(),
-                        returns: d.lookup.returns.clone().unwrap_or_else(|| match d.target {
-                            System::Gainsight => "Gsid".into(),
-                            System::Salesforce => "Id".into(),
-                        }),
-                        tuples: Vec::new(),
-                    });
+                let request =
+                    by_key
+                        .entry((job.name.clone(), index))
+                        .or_insert_with(|| LookupRequest {
+                            job: job.name.clone(),
+                            derived: index,
+                            system: d.target,
+                            object: d.lookup.object.clone(),
+                            match_fields: d
+                                .lookup
+                                .matches
+                                .iter()
+                                .map(|m| m.field.clone())
+                                .collect(),
+                            returns: d.lookup.returns.clone().unwrap_or_else(|| match d.target {
+                                System::Gainsight => "Gsid".into(),
+                                System::Salesforce => "Id".into(),
+                            }),
+                            tuples: Vec::new(),
+                        });
                 if !request.tuples.contains(&tuple) {
                     request.tuples.push(tuple);
                 }
@@ -358,7 +367,9 @@ impl<'a> Mapper<'a> {
             fields.insert(target_field.to_string(), converted);
             // Seed 000: a multi-currency amount goes with Gainsight's ISO code; a multi-currency
             // Salesforce org takes it in the record's CurrencyIsoCode.
-            if let (System::Salesforce, Some(iso)) = (target, Money::parse(&value).and_then(|m| m.iso_code)) {
+            if let (System::Salesforce, Some(iso)) =
+                (target, Money::parse(&value).and_then(|m| m.iso_code))
+            {
                 if let Some(code_field) = target_schema.and_then(|o| o.field(CURRENCY_ISO_CODE)) {
                     match fields.get(CURRENCY_ISO_CODE).and_then(Value::as_str) {
                         Some(other) if other != iso => errors.push(format!(
@@ -408,7 +419,11 @@ impl<'a> Mapper<'a> {
                 }
                 Some(tuple) => {
                     let matches = lookups.get(&job.name, index, &tuple);
-                    match (matches.len(), derived.on_no_match, derived.on_multiple_matches) {
+                    match (
+                        matches.len(),
+                        derived.on_no_match,
+                        derived.on_multiple_matches,
+                    ) {
                         (0, OnNoMatch::Reject, _) => {
                             return rejected(format!(
                                 "rejected: {} found no {} where {}",
@@ -442,7 +457,10 @@ impl<'a> Mapper<'a> {
         }
 
         if !errors.is_empty() {
-            return rejected(format!("data type validation failed: {}", errors.join("; ")));
+            return rejected(format!(
+                "data type validation failed: {}",
+                errors.join("; ")
+            ));
         }
         if fields.is_empty() {
             let mut reason = if notes.is_empty() {
@@ -517,22 +535,23 @@ impl<'a> Mapper<'a> {
             _ => None,
         };
 
-        let command = |target: System, key: RecordKey, mode: WriteMode, fields: Fields| WriteCommand {
-            job: job.name.clone(),
-            target,
-            object: job.object_in(target).to_string(),
-            key,
-            mode,
-            fields,
-            gainsight_id: ledger_key.clone(),
-            salesforce_id: ids.salesforce_id.clone(),
-            field_states: field_states.clone(),
-            writeback: None,
-            source,
-            event_id: change.event_id.clone(),
-            source_changed_at_ms: change.occurred_at_ms,
-            received_at_ms: change.received_at_ms,
-        };
+        let command =
+            |target: System, key: RecordKey, mode: WriteMode, fields: Fields| WriteCommand {
+                job: job.name.clone(),
+                target,
+                object: job.object_in(target).to_string(),
+                key,
+                mode,
+                fields,
+                gainsight_id: ledger_key.clone(),
+                salesforce_id: ids.salesforce_id.clone(),
+                field_states: field_states.clone(),
+                writeback: None,
+                source,
+                event_id: change.event_id.clone(),
+                source_changed_at_ms: change.occurred_at_ms,
+                received_at_ms: change.received_at_ms,
+            };
         let mut main = command(target, record_key, mode, fields);
         main.writeback = writeback;
         let mut commands = vec![main];

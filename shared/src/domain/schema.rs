@@ -88,7 +88,12 @@ impl ObjectSchema {
             name: name.into(),
             fields: fields
                 .into_iter()
-                .flat_map(|f| [(f.name.clone(), f.clone()), (f.name.to_ascii_lowercase(), f)])
+                .flat_map(|f| {
+                    [
+                        (f.name.clone(), f.clone()),
+                        (f.name.to_ascii_lowercase(), f),
+                    ]
+                })
                 .collect(),
         }
     }
@@ -197,7 +202,11 @@ pub fn convert(value: &Value, target: &FieldSchema, system: System) -> Result<Va
         ))
     };
     let out = match target.kind {
-        FieldKind::Id | FieldKind::Reference | FieldKind::Text | FieldKind::Email | FieldKind::Picklist => {
+        FieldKind::Id
+        | FieldKind::Reference
+        | FieldKind::Text
+        | FieldKind::Email
+        | FieldKind::Picklist => {
             let Some(s) = value.as_str() else {
                 return bad("text value");
             };
@@ -231,9 +240,9 @@ pub fn convert(value: &Value, target: &FieldSchema, system: System) -> Result<Va
         },
         FieldKind::Currency => match (Money::parse(value), system) {
             (Some(_), System::Salesforce) if value.is_number() => value.clone(),
-            (Some(m), System::Salesforce) => {
-                serde_json::Number::from_f64(m.value).map(Value::Number).unwrap_or(Value::Null)
-            }
+            (Some(m), System::Salesforce) => serde_json::Number::from_f64(m.value)
+                .map(Value::Number)
+                .unwrap_or(Value::Null),
             (Some(_), System::Gainsight) => value.clone(),
             (None, _) => return bad("currency amount"),
         },
@@ -253,7 +262,9 @@ pub fn convert(value: &Value, target: &FieldSchema, system: System) -> Result<Va
             };
             match (system, date_only) {
                 (System::Gainsight, _) => Value::from(ms),
-                (System::Salesforce, true) => Value::String(crate::time::rfc3339(ms)[..10].to_string()),
+                (System::Salesforce, true) => {
+                    Value::String(crate::time::rfc3339(ms)[..10].to_string())
+                }
                 (System::Salesforce, false) => Value::String(crate::time::rfc3339(ms)),
             }
         }
@@ -264,7 +275,9 @@ pub fn convert(value: &Value, target: &FieldSchema, system: System) -> Result<Va
 
 fn looks_like_email(s: &str) -> bool {
     match s.split_once('@') {
-        Some((local, domain)) => !local.is_empty() && domain.contains('.') && !domain.starts_with('.'),
+        Some((local, domain)) => {
+            !local.is_empty() && domain.contains('.') && !domain.starts_with('.')
+        }
         None => false,
     }
 }
@@ -276,80 +289,6 @@ fn short(value: &Value) -> String {
         format!("{}…", text.chars().take(60).collect::<String>())
     } else {
         text
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn field(kind: FieldKind) -> FieldSchema {
-        FieldSchema::new("F", kind)
-    }
-
-    /// Every rule has a value that passes and one that must fail.
-    #[test]
-    fn conversions_table() {
-        let mut short_text = field(FieldKind::Text);
-        short_text.length = Some(3);
-        let mut picklist = field(FieldKind::Picklist);
-        picklist.picklist = vec!["Gold".into(), "Silver".into()];
-        picklist.restricted = true;
-        let cases: Vec<(FieldSchema, System, Value, Result<Value, &str>)> = vec![
-            (short_text.clone(), System::Salesforce, json!("abc"), Ok(json!("abc"))),
-            (short_text, System::Salesforce, json!("abcd"), Err("4 characters, at most 3")),
-            (field(FieldKind::Text), System::Salesforce, json!(5), Err("not a valid text value")),
-            (picklist.clone(), System::Salesforce, json!("Gold"), Ok(json!("Gold"))),
-            (picklist, System::Salesforce, json!("Bronze"), Err("restricted picklist (Gold, Silver)")),
-            (field(FieldKind::Email), System::Gainsight, json!("a@b.co"), Ok(json!("a@b.co"))),
-            (field(FieldKind::Email), System::Gainsight, json!("nobody"), Err("valid email")),
-            (field(FieldKind::Integer), System::Salesforce, json!(12.0), Ok(json!(12))),
-            (field(FieldKind::Integer), System::Salesforce, json!(12.5), Err("whole number")),
-            (field(FieldKind::Number), System::Gainsight, json!("x"), Err("valid number")),
-            (field(FieldKind::Boolean), System::Gainsight, json!(true), Ok(json!(true))),
-            (field(FieldKind::Boolean), System::Gainsight, json!("yes"), Err("valid boolean")),
-            (field(FieldKind::Date), System::Salesforce, json!(1_700_000_000_000i64), Ok(json!("2023-11-14"))),
-            (field(FieldKind::Date), System::Gainsight, json!("2023-11-14"), Ok(json!(1_699_920_000_000i64))),
-            (field(FieldKind::DateTime), System::Salesforce, json!(0), Ok(json!("1970-01-01T00:00:00.000Z"))),
-            (field(FieldKind::DateTime), System::Gainsight, json!("2023-11-14T22:13:20.000+0000"), Ok(json!(1_700_000_000_000i64))),
-            (field(FieldKind::Date), System::Salesforce, json!("14/11/2023"), Err("valid date")),
-            (field(FieldKind::Currency), System::Salesforce, json!({"value": 10.5, "isoCode": "EUR", "conversionRate": 1.1}), Ok(json!(10.5))),
-            (field(FieldKind::Currency), System::Salesforce, json!("ten"), Err("currency amount")),
-            (field(FieldKind::Text), System::Salesforce, Value::Null, Ok(Value::Null)),
-        ];
-        for (i, (schema, system, input, expected)) in cases.into_iter().enumerate() {
-            let got = convert(&input, &schema, system);
-            match expected {
-                Ok(v) => assert_eq!(got, Ok(v), "case {i}"),
-                Err(part) => {
-                    let err = got.expect_err(&format!("case {i} must fail"));
-                    assert!(err.starts_with("F: ") && err.contains(part), "case {i}: {err}");
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn soap_text_values_become_json_types() {
-        let cases = [
-            (FieldKind::Integer, "42", json!(42)),
-            (FieldKind::Currency, "1200.5", json!(1200.5)),
-            (FieldKind::Boolean, "true", json!(true)),
-            (FieldKind::Date, "", Value::Null),
-            (FieldKind::Text, "", json!("")),
-            (FieldKind::Integer, "4x", json!("4x")),
-        ];
-        for (kind, text, expected) in cases {
-            assert_eq!(normalize_source(&json!(text), Some(&field(kind))), expected, "{kind:?} {text}");
-        }
-    }
-
-    #[test]
-    fn money_reads_gainsight_currency_objects() {
-        let m = Money::parse(&json!({"value": 3, "isoCode": "JPY", "conversionRate": 0.0067})).unwrap();
-        assert_eq!((m.value, m.iso_code.as_deref(), m.rate), (3.0, Some("JPY"), Some(0.0067)));
-        assert!(Money::parse(&json!({"isoCode": "JPY"})).is_none());
     }
 }
 
@@ -389,7 +328,10 @@ pub fn standard_schemas() -> Schemas {
             id("Id"),
             required(len(f("Name", K::Text), 255)),
             f("AnnualRevenue", K::Currency),
-            picklist("Industry", &["Banking", "Energy", "Retail", "Technology", "Other"]),
+            picklist(
+                "Industry",
+                &["Banking", "Energy", "Retail", "Technology", "Other"],
+            ),
             f("NumberOfEmployees", K::Integer),
             len(f("Phone", K::Text), 40),
             FieldSchema {
@@ -471,4 +413,189 @@ pub fn standard_schemas() -> Schemas {
         ],
     ));
     schemas
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn field(kind: FieldKind) -> FieldSchema {
+        FieldSchema::new("F", kind)
+    }
+
+    /// Every rule has a value that passes and one that must fail.
+    #[test]
+    fn conversions_table() {
+        let mut short_text = field(FieldKind::Text);
+        short_text.length = Some(3);
+        let mut picklist = field(FieldKind::Picklist);
+        picklist.picklist = vec!["Gold".into(), "Silver".into()];
+        picklist.restricted = true;
+        let cases: Vec<(FieldSchema, System, Value, Result<Value, &str>)> = vec![
+            (
+                short_text.clone(),
+                System::Salesforce,
+                json!("abc"),
+                Ok(json!("abc")),
+            ),
+            (
+                short_text,
+                System::Salesforce,
+                json!("abcd"),
+                Err("4 characters, at most 3"),
+            ),
+            (
+                field(FieldKind::Text),
+                System::Salesforce,
+                json!(5),
+                Err("not a valid text value"),
+            ),
+            (
+                picklist.clone(),
+                System::Salesforce,
+                json!("Gold"),
+                Ok(json!("Gold")),
+            ),
+            (
+                picklist,
+                System::Salesforce,
+                json!("Bronze"),
+                Err("restricted picklist (Gold, Silver)"),
+            ),
+            (
+                field(FieldKind::Email),
+                System::Gainsight,
+                json!("a@b.co"),
+                Ok(json!("a@b.co")),
+            ),
+            (
+                field(FieldKind::Email),
+                System::Gainsight,
+                json!("nobody"),
+                Err("valid email"),
+            ),
+            (
+                field(FieldKind::Integer),
+                System::Salesforce,
+                json!(12.0),
+                Ok(json!(12)),
+            ),
+            (
+                field(FieldKind::Integer),
+                System::Salesforce,
+                json!(12.5),
+                Err("whole number"),
+            ),
+            (
+                field(FieldKind::Number),
+                System::Gainsight,
+                json!("x"),
+                Err("valid number"),
+            ),
+            (
+                field(FieldKind::Boolean),
+                System::Gainsight,
+                json!(true),
+                Ok(json!(true)),
+            ),
+            (
+                field(FieldKind::Boolean),
+                System::Gainsight,
+                json!("yes"),
+                Err("valid boolean"),
+            ),
+            (
+                field(FieldKind::Date),
+                System::Salesforce,
+                json!(1_700_000_000_000i64),
+                Ok(json!("2023-11-14")),
+            ),
+            (
+                field(FieldKind::Date),
+                System::Gainsight,
+                json!("2023-11-14"),
+                Ok(json!(1_699_920_000_000i64)),
+            ),
+            (
+                field(FieldKind::DateTime),
+                System::Salesforce,
+                json!(0),
+                Ok(json!("1970-01-01T00:00:00.000Z")),
+            ),
+            (
+                field(FieldKind::DateTime),
+                System::Gainsight,
+                json!("2023-11-14T22:13:20.000+0000"),
+                Ok(json!(1_700_000_000_000i64)),
+            ),
+            (
+                field(FieldKind::Date),
+                System::Salesforce,
+                json!("14/11/2023"),
+                Err("valid date"),
+            ),
+            (
+                field(FieldKind::Currency),
+                System::Salesforce,
+                json!({"value": 10.5, "isoCode": "EUR", "conversionRate": 1.1}),
+                Ok(json!(10.5)),
+            ),
+            (
+                field(FieldKind::Currency),
+                System::Salesforce,
+                json!("ten"),
+                Err("currency amount"),
+            ),
+            (
+                field(FieldKind::Text),
+                System::Salesforce,
+                Value::Null,
+                Ok(Value::Null),
+            ),
+        ];
+        for (i, (schema, system, input, expected)) in cases.into_iter().enumerate() {
+            let got = convert(&input, &schema, system);
+            match expected {
+                Ok(v) => assert_eq!(got, Ok(v), "case {i}"),
+                Err(part) => {
+                    let err = got.expect_err(&format!("case {i} must fail"));
+                    assert!(
+                        err.starts_with("F: ") && err.contains(part),
+                        "case {i}: {err}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn soap_text_values_become_json_types() {
+        let cases = [
+            (FieldKind::Integer, "42", json!(42)),
+            (FieldKind::Currency, "1200.5", json!(1200.5)),
+            (FieldKind::Boolean, "true", json!(true)),
+            (FieldKind::Date, "", Value::Null),
+            (FieldKind::Text, "", json!("")),
+            (FieldKind::Integer, "4x", json!("4x")),
+        ];
+        for (kind, text, expected) in cases {
+            assert_eq!(
+                normalize_source(&json!(text), Some(&field(kind))),
+                expected,
+                "{kind:?} {text}"
+            );
+        }
+    }
+
+    #[test]
+    fn money_reads_gainsight_currency_objects() {
+        let m =
+            Money::parse(&json!({"value": 3, "isoCode": "JPY", "conversionRate": 0.0067})).unwrap();
+        assert_eq!(
+            (m.value, m.iso_code.as_deref(), m.rate),
+            (3.0, Some("JPY"), Some(0.0067))
+        );
+        assert!(Money::parse(&json!({"isoCode": "JPY"})).is_none());
+    }
 }

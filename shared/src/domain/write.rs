@@ -7,7 +7,9 @@ use serde::{Deserialize, Serialize};
 use super::{FieldState, Fields, System};
 
 /// What the write may do, from the job's event actions.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum WriteMode {
     /// Create, or update the matching record.

@@ -171,7 +171,7 @@ async fn salesforce_calls_per_1000() -> Result<()> {
     let last = std::sync::Mutex::new(Instant::now());
     let last = &last;
     stack
-        .eventually(Duration::from_secs(180), "1000 records synced", || async {
+        .eventually(Duration::from_secs(900), "1000 records synced", || async {
             let counts = stack.counts().await?;
             let due = last.lock().map(|mut l| {
                 let due = l.elapsed() > Duration::from_secs(5);
@@ -238,7 +238,7 @@ async fn freshness(rate: u64, seconds: u64) -> Result<()> {
         anyhow::ensure!(status == 200, "webhook answered {status}");
     }
     stack
-        .eventually(Duration::from_secs(300), "every record synced", || async {
+        .eventually(Duration::from_secs(900), "every record synced", || async {
             Ok((stack.counts().await?.0 == total).then_some(()))
         })
         .await?;

@@ -84,8 +84,20 @@ async fn demo() -> Result<()> {
         "demo: Salesforce Outbound Messages (Account, Contact, Case) go to {}/salesforce",
         stack.webhook_url()
     );
-    let jobs: Vec<String> = stack.jobs.iter().map(|j| format!("{} ({} <-> {})", j.name, j.gainsight.object, j.salesforce.object)).collect();
-    println!("demo: jobs checked against both describes: {}", jobs.join(", "));
+    let jobs: Vec<String> = stack
+        .jobs
+        .iter()
+        .map(|j| {
+            format!(
+                "{} ({} <-> {})",
+                j.name, j.gainsight.object, j.salesforce.object
+            )
+        })
+        .collect();
+    println!(
+        "demo: jobs checked against both describes: {}",
+        jobs.join(", ")
+    );
 
     // 1. Gainsight -> Salesforce: Companies become Accounts.
     let ids = stack
@@ -94,12 +106,17 @@ async fn demo() -> Result<()> {
             json!({"Name": "Globex", "Arr": 87000, "Industry": "Technology", "Employees": 95}),
         ])
         .await?;
-    println!("demo: [company_account gs->sf] created Companies {} in Gainsight", ids.join(", "));
+    println!(
+        "demo: [company_account gs->sf] created Companies {} in Gainsight",
+        ids.join(", ")
+    );
     let mut accounts = Vec::new();
     for gsid in &ids {
         let t = Instant::now();
         let account = stack
-            .eventually(WAIT, "an Account", || async { Ok(stack.accounts_for(gsid).pop()) })
+            .eventually(WAIT, "an Account", || async {
+                Ok(stack.accounts_for(gsid).pop())
+            })
             .await?;
         println!(
             "demo:   Company {gsid} -> Account {} \"{}\" AnnualRevenue={} (after {} ms)",
@@ -121,7 +138,9 @@ async fn demo() -> Result<()> {
         .remove(0);
     let contact = stack
         .eventually(WAIT, "a Contact", || async {
-            Ok(stack.salesforce_where("Contact", "Gainsight_Person_Id__c", &person).pop())
+            Ok(stack
+                .salesforce_where("Contact", "Gainsight_Person_Id__c", &person)
+                .pop())
         })
         .await?;
     println!(
@@ -141,7 +160,9 @@ async fn demo() -> Result<()> {
         .remove(0);
     let sf_case = stack
         .eventually(WAIT, "a Salesforce Case", || async {
-            Ok(stack.salesforce_where("Case", "Gainsight_Case_Id__c", &case).pop())
+            Ok(stack
+                .salesforce_where("Case", "Gainsight_Case_Id__c", &case)
+                .pop())
         })
         .await?;
     println!(
@@ -155,17 +176,26 @@ async fn demo() -> Result<()> {
     // learns its GSID.
     let account_id = stack
         .salesforce
-        .seed("Account", vec![record(json!({"Name": "Initech", "Phone": "+1 555 0100", "Industry": "Finance"}))])
+        .seed(
+            "Account",
+            vec![record(
+                json!({"Name": "Initech", "Phone": "+1 555 0100", "Industry": "Finance"}),
+            )],
+        )
         .remove(0);
     let company = stack
         .eventually(WAIT, "a Company", || async {
-            Ok(stack.gainsight_where("Company", "SfdcAccountId", &account_id).pop())
+            Ok(stack
+                .gainsight_where("Company", "SfdcAccountId", &account_id)
+                .pop())
         })
         .await?;
     let gsid = text(&company["Gsid"]);
     stack
         .eventually(WAIT, "the GSID written back", || async {
-            Ok(stack.salesforce_where("Account", "Gainsight_Company_Id__c", &gsid).pop())
+            Ok(stack
+                .salesforce_where("Account", "Gainsight_Company_Id__c", &gsid)
+                .pop())
         })
         .await?;
     println!(
@@ -185,7 +215,9 @@ async fn demo() -> Result<()> {
         .remove(0);
     let gs_person = stack
         .eventually(WAIT, "a Person", || async {
-            Ok(stack.gainsight_where("Person", "Email", "grace@globex.test").pop())
+            Ok(stack
+                .gainsight_where("Person", "Email", "grace@globex.test")
+                .pop())
         })
         .await?;
     println!(
@@ -196,10 +228,16 @@ async fn demo() -> Result<()> {
     );
 
     // 6. Salesforce -> Gainsight: support closes the Case in Salesforce.
-    assert_edit(stack.salesforce.edit("Case", &text(&sf_case["Id"]), record(json!({"Status": "Closed"}))))?;
+    assert_edit(stack.salesforce.edit(
+        "Case",
+        &text(&sf_case["Id"]),
+        record(json!({"Status": "Closed"})),
+    ))?;
     stack
         .eventually(WAIT, "the Case closed in Gainsight", || async {
-            Ok(stack.gainsight_record("Case", &case).filter(|c| c["Status"] == json!("Closed")))
+            Ok(stack
+                .gainsight_record("Case", &case)
+                .filter(|c| c["Status"] == json!("Closed")))
         })
         .await?;
     println!("demo: [case_case sf->gs] Case {} closed in Salesforce -> Gainsight Case {case} Status=Closed", text(&sf_case["Id"]));
@@ -207,11 +245,17 @@ async fn demo() -> Result<()> {
     // 7. Bi-directional without loops: a name changed in Gainsight is written once; the Outbound
     // Message that echoes it back is ignored.
     stack
-        .gainsight_update("Company", vec![json!({"Gsid": ids[0], "Name": "Acme Corporation"})])
+        .gainsight_update(
+            "Company",
+            vec![json!({"Gsid": ids[0], "Name": "Acme Corporation"})],
+        )
         .await?;
     stack
         .eventually(WAIT, "the renamed Account", || async {
-            Ok(stack.accounts_for(&ids[0]).pop().filter(|a| a["Name"] == json!("Acme Corporation")))
+            Ok(stack
+                .accounts_for(&ids[0])
+                .pop()
+                .filter(|a| a["Name"] == json!("Acme Corporation")))
         })
         .await?;
     let ledger = stack
@@ -219,7 +263,12 @@ async fn demo() -> Result<()> {
             Ok(stack
                 .ledger_of("company_account", &ids[0])
                 .await?
-                .filter(|l| l.last_ignored_reason.as_deref().is_some_and(|r| r.contains("echo")) && l.ignored_count >= 2))
+                .filter(|l| {
+                    l.last_ignored_reason
+                        .as_deref()
+                        .is_some_and(|r| r.contains("echo"))
+                        && l.ignored_count >= 2
+                }))
         })
         .await?;
     println!(
@@ -272,6 +321,9 @@ fn record(v: Value) -> serde_json::Map<String, Value> {
 }
 
 fn assert_edit(found: bool) -> Result<()> {
-    anyhow::ensure!(found, "the record to edit is not in the Salesforce emulator");
+    anyhow::ensure!(
+        found,
+        "the record to edit is not in the Salesforce emulator"
+    );
     Ok(())
 }

@@ -31,10 +31,21 @@ fn company(op: Operation, fields: Value) -> ChangeEvent {
 }
 
 fn account(op: Operation, fields: Value) -> ChangeEvent {
-    change(System::Salesforce, "Account", "001000000000001AAA", op, fields)
+    change(
+        System::Salesforce,
+        "Account",
+        "001000000000001AAA",
+        op,
+        fields,
+    )
 }
 
-fn map_with(job: &str, c: &ChangeEvent, ledger: Option<&LedgerRecord>, lookups: &Lookups) -> MapOutcome {
+fn map_with(
+    job: &str,
+    c: &ChangeEvent,
+    ledger: Option<&LedgerRecord>,
+    lookups: &Lookups,
+) -> MapOutcome {
     let jobs = jobs();
     let schemas = standard_schemas();
     Mapper::new(jobs.get(job).unwrap(), Some(&schemas)).map(c, ledger, lookups)
@@ -85,34 +96,78 @@ fn ledger_after(cmds: &[WriteCommand], synced_at: i64) -> LedgerRecord {
 fn data_flows_carry_only_their_direction() {
     // (change, field expected in the target write, field that must not be there)
     let cases = [
-        (company(Operation::Updated, json!({"Name": "Acme", "Arr": 10})), "AnnualRevenue", "Phone"),
-        (company(Operation::Updated, json!({"Name": "Acme", "Phone": "555"})), "Name", "Phone"),
-        (account(Operation::Updated, json!({"Name": "Acme", "Phone": "555"})), "Phone", "Arr"),
-        (account(Operation::Updated, json!({"Name": "Acme", "AnnualRevenue": "10"})), "Name", "Arr"),
+        (
+            company(Operation::Updated, json!({"Name": "Acme", "Arr": 10})),
+            "AnnualRevenue",
+            "Phone",
+        ),
+        (
+            company(Operation::Updated, json!({"Name": "Acme", "Phone": "555"})),
+            "Name",
+            "Phone",
+        ),
+        (
+            account(Operation::Updated, json!({"Name": "Acme", "Phone": "555"})),
+            "Phone",
+            "Arr",
+        ),
+        (
+            account(
+                Operation::Updated,
+                json!({"Name": "Acme", "AnnualRevenue": "10"}),
+            ),
+            "Name",
+            "Arr",
+        ),
     ];
     for (i, (c, present, absent)) in cases.iter().enumerate() {
         let cmds = write(map("company_account", c, None));
         assert_eq!(cmds.len(), 1, "case {i}");
-        assert!(cmds[0].fields.contains_key(*present), "case {i}: {:?}", cmds[0].fields);
-        assert!(!cmds[0].fields.contains_key(*absent), "case {i}: {:?}", cmds[0].fields);
+        assert!(
+            cmds[0].fields.contains_key(*present),
+            "case {i}: {:?}",
+            cmds[0].fields
+        );
+        assert!(
+            !cmds[0].fields.contains_key(*absent),
+            "case {i}: {:?}",
+            cmds[0].fields
+        );
     }
     // A field flowing only the other way never produces a write on its own.
-    let outcome = map("company_account", &account(Operation::Updated, json!({"AnnualRevenue": "10"})), None);
-    assert!(reason(&outcome).starts_with("ignored: no mapped field changed"), "{}", reason(&outcome));
+    let outcome = map(
+        "company_account",
+        &account(Operation::Updated, json!({"AnnualRevenue": "10"})),
+        None,
+    );
+    assert!(
+        reason(&outcome).starts_with("ignored: no mapped field changed"),
+        "{}",
+        reason(&outcome)
+    );
 }
 
 #[test]
 fn gainsight_change_upserts_account_on_the_gsid_external_id() {
     let cmds = write(map(
         "company_account",
-        &company(Operation::Created, json!({"Name": "Acme", "Arr": 1200.5, "Unmapped": 1})),
+        &company(
+            Operation::Created,
+            json!({"Name": "Acme", "Arr": 1200.5, "Unmapped": 1}),
+        ),
         None,
     ));
     let cmd = &cmds[0];
-    assert_eq!((cmd.target, cmd.object.as_str(), cmd.mode), (System::Salesforce, "Account", WriteMode::Upsert));
+    assert_eq!(
+        (cmd.target, cmd.object.as_str(), cmd.mode),
+        (System::Salesforce, "Account", WriteMode::Upsert)
+    );
     assert_eq!(
         cmd.key,
-        RecordKey::ExternalId { field: "Gainsight_Company_Id__c".into(), value: "1P02GS".into() }
+        RecordKey::ExternalId {
+            field: "Gainsight_Company_Id__c".into(),
+            value: "1P02GS".into()
+        }
     );
     assert_eq!(
         Value::Object(cmd.fields.clone()),
@@ -122,10 +177,17 @@ fn gainsight_change_upserts_account_on_the_gsid_external_id() {
     // The Company learns its Account's Id once Salesforce answers.
     assert_eq!(
         cmd.writeback,
-        Some(Writeback { system: System::Gainsight, object: "Company".into(), field: "SfdcAccountId".into() })
+        Some(Writeback {
+            system: System::Gainsight,
+            object: "Company".into(),
+            field: "SfdcAccountId".into()
+        })
     );
     // Once the Company carries it, no writeback is asked again.
-    let c = company(Operation::Updated, json!({"Name": "Acme", "SfdcAccountId": "001X"}));
+    let c = company(
+        Operation::Updated,
+        json!({"Name": "Acme", "SfdcAccountId": "001X"}),
+    );
     assert_eq!(write(map("company_account", &c, None))[0].writeback, None);
 }
 
@@ -133,19 +195,29 @@ fn gainsight_change_upserts_account_on_the_gsid_external_id() {
 fn salesforce_change_without_gsid_matches_by_identifier_and_asks_for_writeback() {
     let cmds = write(map(
         "company_account",
-        &account(Operation::Created, json!({"Name": "Acme", "Phone": "555", "AnnualRevenue": "5"})),
+        &account(
+            Operation::Created,
+            json!({"Name": "Acme", "Phone": "555", "AnnualRevenue": "5"}),
+        ),
         None,
     ));
     let cmd = &cmds[0];
     assert_eq!(cmd.target, System::Gainsight);
     assert_eq!(
         cmd.key,
-        RecordKey::ExternalId { field: "SfdcAccountId".into(), value: "001000000000001AAA".into() }
+        RecordKey::ExternalId {
+            field: "SfdcAccountId".into(),
+            value: "001000000000001AAA".into()
+        }
     );
     assert_eq!(cmd.gainsight_id, "sf:001000000000001AAA");
     assert_eq!(
         cmd.writeback,
-        Some(Writeback { system: System::Salesforce, object: "Account".into(), field: "Gainsight_Company_Id__c".into() })
+        Some(Writeback {
+            system: System::Salesforce,
+            object: "Account".into(),
+            field: "Gainsight_Company_Id__c".into()
+        })
     );
     assert_eq!(
         Value::Object(cmd.fields.clone()),
@@ -153,9 +225,17 @@ fn salesforce_change_without_gsid_matches_by_identifier_and_asks_for_writeback()
     );
 
     // Carrying its GSID, the same Account updates the Company by GSID and needs no writeback.
-    let c = account(Operation::Updated, json!({"Name": "Acme 2", "Gainsight_Company_Id__c": "1P02GS"}));
+    let c = account(
+        Operation::Updated,
+        json!({"Name": "Acme 2", "Gainsight_Company_Id__c": "1P02GS"}),
+    );
     let cmd = &write(map("company_account", &c, None))[0];
-    assert_eq!(cmd.key, RecordKey::Id { value: "1P02GS".into() });
+    assert_eq!(
+        cmd.key,
+        RecordKey::Id {
+            value: "1P02GS".into()
+        }
+    );
     assert_eq!((cmd.mode, cmd.writeback.clone()), (WriteMode::Update, None));
 }
 
@@ -172,9 +252,15 @@ fn person_from_salesforce_is_upserted_by_email() {
     assert_eq!(cmd.object, "Person");
     assert_eq!(
         cmd.key,
-        RecordKey::ExternalId { field: "Email".into(), value: "ada@example.com".into() }
+        RecordKey::ExternalId {
+            field: "Email".into(),
+            value: "ada@example.com".into()
+        }
     );
-    assert_eq!(cmd.fields.get("SfdcContactId"), Some(&json!("003000000000001AAA")));
+    assert_eq!(
+        cmd.fields.get("SfdcContactId"),
+        Some(&json!("003000000000001AAA"))
+    );
 }
 
 #[test]
@@ -182,10 +268,25 @@ fn event_actions_table() {
     use crate::domain::{OnCreated as C, OnUpdated as U};
     // (on_created, on_updated, operation, expected mode or None for ignored)
     let cases = [
-        (C::Create, U::Update, Operation::Created, Some(WriteMode::Create)),
-        (C::CreateAndUpdate, U::Update, Operation::Created, Some(WriteMode::Upsert)),
+        (
+            C::Create,
+            U::Update,
+            Operation::Created,
+            Some(WriteMode::Create),
+        ),
+        (
+            C::CreateAndUpdate,
+            U::Update,
+            Operation::Created,
+            Some(WriteMode::Upsert),
+        ),
         (C::DoNothing, U::Update, Operation::Created, None),
-        (C::DoNothing, U::Update, Operation::Updated, Some(WriteMode::Update)),
+        (
+            C::DoNothing,
+            U::Update,
+            Operation::Updated,
+            Some(WriteMode::Update),
+        ),
         (C::Create, U::DoNothing, Operation::Updated, None),
         (C::Create, U::Update, Operation::Deleted, None),
     ];
@@ -202,41 +303,79 @@ fn event_actions_table() {
         match (expected, &outcome) {
             (Some(mode), MapOutcome::Write(cmds)) => assert_eq!(cmds[0].mode, mode, "case {i}"),
             (None, MapOutcome::Ignored { reason, .. }) => {
-                assert!(reason.contains("does nothing") || reason.contains("not propagated"), "case {i}: {reason}")
+                assert!(
+                    reason.contains("does nothing") || reason.contains("not propagated"),
+                    "case {i}: {reason}"
+                )
             }
             _ => panic!("case {i}: unexpected {outcome:?}"),
         }
     }
     // Actions are per source: Salesforce's stay at their defaults.
-    let outcome = map("company_account", &account(Operation::Created, json!({"Name": "A"})), None);
+    let outcome = map(
+        "company_account",
+        &account(Operation::Created, json!({"Name": "A"})),
+        None,
+    );
     assert_eq!(write(outcome)[0].mode, WriteMode::Upsert);
 }
 
 #[test]
 fn identifier_only_changes_do_not_write() {
-    let mut c = company(Operation::Updated, json!({"Name": "Acme", "SfdcAccountId": "001x"}));
+    let mut c = company(
+        Operation::Updated,
+        json!({"Name": "Acme", "SfdcAccountId": "001x"}),
+    );
     c.changed_fields = Some(vec!["SfdcAccountId".into()]);
     assert!(reason(&map("company_account", &c, None)).contains("only identifiers changed"));
     c.changed_fields = Some(vec!["SfdcAccountId".into(), "Name".into()]);
-    assert!(matches!(map("company_account", &c, None), MapOutcome::Write(_)));
+    assert!(matches!(
+        map("company_account", &c, None),
+        MapOutcome::Write(_)
+    ));
 }
 
 #[test]
 fn type_checks_fail_the_record_with_the_field_named() {
     let cases = [
-        (json!({"Name": "Acme", "Industry": "Mining"}), "Account.Industry: \"Mining\" is not a value of the restricted picklist"),
-        (json!({"Name": "Acme", "Employees": 12.5}), "Account.NumberOfEmployees: 12.5 is not a valid whole number"),
-        (json!({"Name": "x".repeat(256)}), "Account.Name: 256 characters, at most 255 allowed"),
-        (json!({"Name": "Acme", "Arr": "lots"}), "Account.AnnualRevenue: \"lots\" is not a valid currency amount"),
+        (
+            json!({"Name": "Acme", "Industry": "Mining"}),
+            "Account.Industry: \"Mining\" is not a value of the restricted picklist",
+        ),
+        (
+            json!({"Name": "Acme", "Employees": 12.5}),
+            "Account.NumberOfEmployees: 12.5 is not a valid whole number",
+        ),
+        (
+            json!({"Name": "x".repeat(256)}),
+            "Account.Name: 256 characters, at most 255 allowed",
+        ),
+        (
+            json!({"Name": "Acme", "Arr": "lots"}),
+            "Account.AnnualRevenue: \"lots\" is not a valid currency amount",
+        ),
     ];
     for (fields, expected) in cases {
-        let outcome = map("company_account", &company(Operation::Updated, fields), None);
+        let outcome = map(
+            "company_account",
+            &company(Operation::Updated, fields),
+            None,
+        );
         let r = reason(&outcome);
-        assert!(matches!(outcome, MapOutcome::Rejected { .. }) && r.contains(expected), "{r}");
+        assert!(
+            matches!(outcome, MapOutcome::Rejected { .. }) && r.contains(expected),
+            "{r}"
+        );
     }
     // The same record with valid values passes.
-    let ok = company(Operation::Updated, json!({"Name": "Acme", "Industry": "Energy", "Employees": 12}));
-    assert!(matches!(map("company_account", &ok, None), MapOutcome::Write(_)));
+    let ok = company(
+        Operation::Updated,
+        json!({"Name": "Acme", "Industry": "Energy", "Employees": 12}),
+    );
+    assert!(matches!(
+        map("company_account", &ok, None),
+        MapOutcome::Write(_)
+    ));
 }
 
 #[test]
@@ -276,17 +415,33 @@ fn currency_objects_carry_the_amount_and_their_iso_code() {
         restricted: true,
         ..crate::domain::FieldSchema::new("CurrencyIsoCode", crate::domain::FieldKind::Picklist)
     });
-    schemas.insert(crate::domain::ObjectSchema::new(System::Salesforce, "Account", fields));
+    schemas.insert(crate::domain::ObjectSchema::new(
+        System::Salesforce,
+        "Account",
+        fields,
+    ));
     let mapper = Mapper::new(job, Some(&schemas));
     let cmd = &write(mapper.map(&c, None, &Lookups::default()))[0];
     assert_eq!(cmd.fields.get("CurrencyIsoCode"), Some(&json!("EUR")));
-    let yen = company(Operation::Updated, json!({"Name": "Acme", "Arr": {"value": 3, "isoCode": "JPY"}}));
+    let yen = company(
+        Operation::Updated,
+        json!({"Name": "Acme", "Arr": {"value": 3, "isoCode": "JPY"}}),
+    );
     let r = reason(&mapper.map(&yen, None, &Lookups::default()));
-    assert!(r.contains("Account.CurrencyIsoCode: \"JPY\" is not a value of the restricted picklist"), "{r}");
+    assert!(
+        r.contains("Account.CurrencyIsoCode: \"JPY\" is not a value of the restricted picklist"),
+        "{r}"
+    );
 }
 
 fn person(fields: Value) -> ChangeEvent {
-    change(System::Gainsight, "Person", "1P03P1", Operation::Created, fields)
+    change(
+        System::Gainsight,
+        "Person",
+        "1P03P1",
+        Operation::Created,
+        fields,
+    )
 }
 
 #[test]
@@ -301,13 +456,26 @@ fn derived_lookups_table() {
     ];
     for (i, (found, expected)) in cases.into_iter().enumerate() {
         let mut lookups = Lookups::default();
-        lookups.insert("person_contact", 0, tuple.clone(), found.iter().map(|s| s.to_string()).collect());
+        lookups.insert(
+            "person_contact",
+            0,
+            tuple.clone(),
+            found.iter().map(|s| s.to_string()).collect(),
+        );
         let outcome = map_with("person_contact", &p, None, &lookups);
         match expected {
-            Ok(v) => assert_eq!(write(outcome)[0].fields.get("AccountId"), Some(&v), "case {i}"),
+            Ok(v) => assert_eq!(
+                write(outcome)[0].fields.get("AccountId"),
+                Some(&v),
+                "case {i}"
+            ),
             Err(text) => {
                 assert!(matches!(outcome, MapOutcome::Rejected { .. }), "case {i}");
-                assert!(reason(&outcome).contains(text), "case {i}: {}", reason(&outcome));
+                assert!(
+                    reason(&outcome).contains(text),
+                    "case {i}: {}",
+                    reason(&outcome)
+                );
             }
         }
     }
@@ -327,7 +495,12 @@ fn derived_lookups_table() {
     let mut job = jobs().get("person_contact").cloned().unwrap();
     job.derived[1].on_multiple_matches = crate::domain::OnMultipleMatches::UseFirst;
     let mut lookups = Lookups::default();
-    lookups.insert("person_contact", 1, vec!["001Z".into()], vec!["G1".into(), "G2".into()]);
+    lookups.insert(
+        "person_contact",
+        1,
+        vec!["001Z".into()],
+        vec!["G1".into(), "G2".into()],
+    );
     let schemas = standard_schemas();
     let cmd = &write(Mapper::new(&job, Some(&schemas)).map(&c, None, &lookups))[0];
     assert_eq!(cmd.fields.get("CompanyId"), Some(&json!("G1")));
@@ -335,7 +508,10 @@ fn derived_lookups_table() {
     // A lookup that could not run is retried, not held against the record.
     let mut lookups = Lookups::default();
     lookups.mark_failed("person_contact", 0);
-    assert!(matches!(map_with("person_contact", &p, None, &lookups), MapOutcome::Retry { .. }));
+    assert!(matches!(
+        map_with("person_contact", &p, None, &lookups),
+        MapOutcome::Retry { .. }
+    ));
 }
 
 #[test]
@@ -352,7 +528,10 @@ fn lookups_are_one_request_per_derived_mapping_per_batch() {
     let requests = Lookups::requests(changes.iter().map(|c| (job, c)), None);
     assert_eq!(requests.len(), 1);
     assert_eq!(requests[0].object, "Account");
-    assert_eq!(requests[0].match_fields, vec!["Gainsight_Company_Id__c".to_string()]);
+    assert_eq!(
+        requests[0].match_fields,
+        vec!["Gainsight_Company_Id__c".to_string()]
+    );
     assert_eq!(requests[0].returns, "Id");
     assert_eq!(requests[0].tuples.len(), 10, "distinct values only");
 }
@@ -360,7 +539,14 @@ fn lookups_are_one_request_per_derived_mapping_per_batch() {
 #[test]
 fn echoes_of_our_own_writes_are_ignored() {
     // Gainsight -> Salesforce, then Salesforce's echo of the same values.
-    let cmds = write(map("company_account", &company(Operation::Updated, json!({"Name": "Acme", "Industry": "Energy"})), None));
+    let cmds = write(map(
+        "company_account",
+        &company(
+            Operation::Updated,
+            json!({"Name": "Acme", "Industry": "Energy"}),
+        ),
+        None,
+    ));
     let ledger = ledger_after(&cmds, T0 + 100);
     let echo = account(
         Operation::Updated,
@@ -369,7 +555,11 @@ fn echoes_of_our_own_writes_are_ignored() {
     let mut echo = echo;
     echo.occurred_at_ms = T0 + 100;
     let outcome = map("company_account", &echo, Some(&ledger));
-    assert!(reason(&outcome).starts_with("ignored: no mapped field changed"), "{}", reason(&outcome));
+    assert!(
+        reason(&outcome).starts_with("ignored: no mapped field changed"),
+        "{}",
+        reason(&outcome)
+    );
 
     // A real change on the Salesforce side after the sync does write, and only what changed.
     let mut edit = account(
@@ -384,20 +574,33 @@ fn echoes_of_our_own_writes_are_ignored() {
     );
 
     // Numbers come back from Salesforce as text in an Outbound Message; still an echo.
-    let cmds = write(map("company_account", &company(Operation::Updated, json!({"Name": "A", "Employees": 12})), None));
+    let cmds = write(map(
+        "company_account",
+        &company(Operation::Updated, json!({"Name": "A", "Employees": 12})),
+        None,
+    ));
     let ledger = ledger_after(&cmds, T0 + 100);
     let c = company(Operation::Updated, json!({"Name": "A", "Employees": 12.0}));
-    assert!(matches!(map("company_account", &c, Some(&ledger)), MapOutcome::Ignored { .. }));
+    assert!(matches!(
+        map("company_account", &c, Some(&ledger)),
+        MapOutcome::Ignored { .. }
+    ));
 }
 
 #[test]
 fn resync_rewrites_even_unchanged_values() {
     let c = company(Operation::Updated, json!({"Name": "Acme"}));
     let ledger = ledger_after(&write(map("company_account", &c, None)), T0);
-    assert!(matches!(map("company_account", &c, Some(&ledger)), MapOutcome::Ignored { .. }));
+    assert!(matches!(
+        map("company_account", &c, Some(&ledger)),
+        MapOutcome::Ignored { .. }
+    ));
     let mut forced = c.clone();
     forced.origin = ChangeOrigin::Resync;
-    assert!(matches!(map("company_account", &forced, Some(&ledger)), MapOutcome::Write(_)));
+    assert!(matches!(
+        map("company_account", &forced, Some(&ledger)),
+        MapOutcome::Write(_)
+    ));
 }
 
 #[test]
@@ -413,7 +616,10 @@ fn stale_changes_are_ignored_per_source_clock() {
         salesforce_changed_at_ms: Some(T0 + 1),
         ..Default::default()
     };
-    assert!(matches!(map("company_account", &c, Some(&other)), MapOutcome::Write(_)));
+    assert!(matches!(
+        map("company_account", &c, Some(&other)),
+        MapOutcome::Write(_)
+    ));
 }
 
 /// Both sides changed a bi-directional field since the last sync: the Gainsight value was synced
@@ -438,10 +644,10 @@ fn conflict_case(field: &str, gs_value: &str, sf_value: &str, sf_edit_at: i64) -
 fn conflict_rules_table() {
     // Name: newest. Industry: salesforce_wins. (field, Salesforce edit time, Salesforce wins?)
     let cases = [
-        ("Name", T0 + 80, true),   // Salesforce edited after Gainsight's edit (T0+50): newest
-        ("Name", T0 + 20, false),  // Salesforce's edit is older than Gainsight's: Gainsight keeps
+        ("Name", T0 + 80, true), // Salesforce edited after Gainsight's edit (T0+50): newest
+        ("Name", T0 + 20, false), // Salesforce's edit is older than Gainsight's: Gainsight keeps
         ("Industry", T0 + 20, true), // salesforce_wins regardless of time
-        ("Name", T0 + 300, true),  // after the sync: not a conflict, a plain later change
+        ("Name", T0 + 300, true), // after the sync: not a conflict, a plain later change
     ];
     for (i, (field, at, sf_wins)) in cases.into_iter().enumerate() {
         let value = if field == "Name" { "SF name" } else { "Retail" };
@@ -454,14 +660,20 @@ fn conflict_rules_table() {
             if at <= T0 + 100 {
                 // Our sync overwrote Salesforce's value after its edit: it is written back there.
                 assert_eq!(cmds.len(), 2, "case {i}");
-                assert_eq!((cmds[1].target, cmds[1].mode), (System::Salesforce, WriteMode::Update));
+                assert_eq!(
+                    (cmds[1].target, cmds[1].mode),
+                    (System::Salesforce, WriteMode::Update)
+                );
                 assert_eq!(cmds[1].fields.get(field), Some(&json!(value)), "case {i}");
             } else {
                 assert_eq!(cmds.len(), 1, "case {i}");
             }
         } else {
             let r = reason(&outcome);
-            assert!(r.contains("conflict on Name") && r.contains("keeps the gainsight value"), "case {i}: {r}");
+            assert!(
+                r.contains("conflict on Name") && r.contains("keeps the gainsight value"),
+                "case {i}: {r}"
+            );
         }
     }
 
@@ -478,5 +690,8 @@ fn conflict_rules_table() {
     );
     sf.occurred_at_ms = T0 + 90;
     let r = reason(&map("person_contact", &sf, Some(&ledger)));
-    assert!(r.contains("gainsight_wins keeps the gainsight value"), "{r}");
+    assert!(
+        r.contains("gainsight_wins keeps the gainsight value"),
+        "{r}"
+    );
 }
