@@ -32,7 +32,7 @@ fn now_s() -> i64 {
 
 fn event_body(event_id: &str, gsid: &str) -> String {
     json!({
-        "eventId": event_id, "eventType": "updated", "objectName": "Company",
+        "eventId": event_id, "eventType": "created", "objectName": "Company",
         "occurredAt": shared::time::now_ms(), "changedFields": ["Arr"],
         "records": [{"Gsid": gsid, "Name": format!("Bench {gsid}"), "Arr": 1000, "Industry": "Technology", "Employees": 10}]
     })
