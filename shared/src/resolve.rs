@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use crate::adapters::salesforce::soql_quote;
+use crate::domain::mapping::text;
 use crate::domain::{JobError, Jobs, LookupRequest, Lookups, Schemas, System};
 use crate::ports::{ApiError, GainsightApi, GsQuery, SalesforceApi};
 
@@ -56,50 +57,66 @@ pub async fn run_lookups(
 ) -> Lookups {
     let mut lookups = Lookups::default();
     for request in requests {
-        let mut rows = Vec::new();
-        let mut failed = false;
-        for chunk in request.tuples.chunks(TUPLES_PER_QUERY) {
-            let result = match request.system {
-                System::Salesforce => salesforce.query(&soql(request, chunk)).await,
-                System::Gainsight => {
-                    gainsight
-                        .query(&request.object, &gs_query(request, chunk))
-                        .await
-                }
-            };
-            match result {
-                Ok(r) => rows.extend(r),
-                Err(e) => {
-                    tracing::warn!(job = %request.job, object = %request.object, error = %e, "lookup query failed; its records will be retried");
-                    failed = true;
-                    break;
+        match find(salesforce, gainsight, request).await {
+            Ok(found) => {
+                for tuple in &request.tuples {
+                    let values = found.get(tuple).cloned().unwrap_or_default();
+                    lookups.insert(&request.job, request.derived, tuple.clone(), values);
                 }
             }
-        }
-        if failed {
-            lookups.mark_failed(&request.job, request.derived);
-            continue;
-        }
-        // The IN conditions over-select when there are several match fields: keep exact tuples.
-        let mut found: BTreeMap<Vec<String>, Vec<String>> = BTreeMap::new();
-        for row in &rows {
-            let tuple: Option<Vec<String>> = request
-                .match_fields
-                .iter()
-                .map(|f| text(row.get(f)))
-                .collect();
-            if let (Some(tuple), Some(value)) = (tuple, text(row.get(&request.returns))) {
-                found.entry(tuple).or_default().push(value);
+            Err(e) => {
+                tracing::warn!(job = %request.job, object = %request.object, error = %e, "lookup query failed; its records will be retried");
+                lookups.mark_failed(&request.job, request.derived);
             }
-        }
-        for tuple in &request.tuples {
-            let mut values = found.get(tuple).cloned().unwrap_or_default();
-            values.sort();
-            values.dedup();
-            lookups.insert(&request.job, request.derived, tuple.clone(), values);
         }
     }
     lookups
+}
+
+/// The values of `request.returns` of the records of `request.object` matching each tuple, in one
+/// query per 200 tuples (SOQL or Gainsight `IN` conditions), sorted and deduplicated. Text is
+/// compared as the system compares it: exactly in Salesforce, ignoring case in Gainsight.
+pub async fn find(
+    salesforce: &dyn SalesforceApi,
+    gainsight: &dyn GainsightApi,
+    request: &LookupRequest,
+) -> Result<BTreeMap<Vec<String>, Vec<String>>, ApiError> {
+    let fold = |t: String| match request.system {
+        System::Gainsight => t.to_lowercase(),
+        System::Salesforce => t,
+    };
+    let mut rows = Vec::new();
+    for chunk in request.tuples.chunks(TUPLES_PER_QUERY) {
+        rows.extend(match request.system {
+            System::Salesforce => salesforce.query(&soql(request, chunk)).await?,
+            System::Gainsight => {
+                gainsight
+                    .query(&request.object, &gs_query(request, chunk))
+                    .await?
+            }
+        });
+    }
+    // The IN conditions over-select when there are several match fields: keep exact tuples.
+    let mut by_tuple: BTreeMap<Vec<String>, Vec<String>> = BTreeMap::new();
+    for row in &rows {
+        let tuple: Option<Vec<String>> = request
+            .match_fields
+            .iter()
+            .map(|f| text(row.get(f)).map(fold))
+            .collect();
+        if let (Some(tuple), Some(value)) = (tuple, text(row.get(&request.returns))) {
+            by_tuple.entry(tuple).or_default().push(value);
+        }
+    }
+    let mut found = BTreeMap::new();
+    for tuple in &request.tuples {
+        let key: Vec<String> = tuple.iter().cloned().map(fold).collect();
+        let mut values = by_tuple.get(&key).cloned().unwrap_or_default();
+        values.sort();
+        values.dedup();
+        found.insert(tuple.clone(), values);
+    }
+    Ok(found)
 }
 
 fn soql(request: &LookupRequest, tuples: &[Vec<String>]) -> String {
@@ -147,14 +164,6 @@ fn gs_query(request: &LookupRequest, tuples: &[Vec<String>]) -> GsQuery {
             .collect(),
         order_by: vec![],
         limit: 0,
-    }
-}
-
-fn text(value: Option<&Value>) -> Option<String> {
-    match value? {
-        Value::String(s) if !s.is_empty() => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
     }
 }
 

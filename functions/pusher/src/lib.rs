@@ -9,14 +9,16 @@ use std::sync::Arc;
 use futures_util::StreamExt;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use shared::adapters::salesforce::soql_quote;
 use shared::adapters::AwsClients;
 use shared::config::{AwsResources, ConfigError, GainsightSettings, SalesforceSettings};
-use shared::domain::{Fields, LedgerUpdate, RecordKey, System, WriteCommand, WriteMode};
-use shared::ports::{
-    ApiError, GainsightApi, GsQuery, LedgerBatch, RecordResult, Retryable, SalesforceApi,
-    SecretsError, StateStore,
+use shared::domain::{
+    Fields, LedgerUpdate, LookupRequest, RecordKey, System, WriteCommand, WriteMode,
 };
+use shared::ports::{
+    ApiError, GainsightApi, LedgerBatch, RecordResult, Retryable, SalesforceApi, SecretsError,
+    StateStore,
+};
+use shared::resolve;
 
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -367,15 +369,13 @@ impl Pusher {
                 Ok(settle_all(self.salesforce.create(object, &records).await?))
             }
             (Some(ext), WriteMode::Update) => {
-                let keys: Vec<String> = batch
-                    .iter()
-                    .filter_map(|p| key_value(&p.command.key))
-                    .collect();
-                let ids = self.salesforce_ids(object, ext, &keys).await?;
+                let ids = self
+                    .find_keys(System::Salesforce, object, ext, "Id", batch)
+                    .await?;
                 let mut plan: Vec<Result<Fields, Settled>> = Vec::with_capacity(batch.len());
                 for (p, mut fields) in batch.iter().zip(records) {
                     let value = key_value(&p.command.key).unwrap_or_default();
-                    plan.push(match ids.get(&value).map(Vec::as_slice) {
+                    plan.push(match ids.get(std::slice::from_ref(&value)).map(Vec::as_slice) {
                         Some([id]) => {
                             fields.insert("Id".into(), id.clone().into());
                             Ok(fields)
@@ -416,30 +416,32 @@ impl Pusher {
         }
     }
 
-    /// Salesforce Ids by external-id value, in one query per 200 values.
-    async fn salesforce_ids(
+    /// The `returns` field of the target records matching each command's key value, in one
+    /// query per 200 keys.
+    async fn find_keys(
         &self,
+        system: System,
         object: &str,
-        ext: &str,
-        values: &[String],
-    ) -> Result<HashMap<String, Vec<String>>, ApiError> {
-        let mut ids: HashMap<String, Vec<String>> = HashMap::new();
-        for chunk in values.chunks(200) {
-            let quoted: Vec<String> = chunk.iter().map(|v| soql_quote(v)).collect();
-            let soql = format!(
-                "SELECT Id, {ext} FROM {object} WHERE {ext} IN ({})",
-                quoted.join(", ")
-            );
-            for row in self.salesforce.query(&soql).await? {
-                if let (Some(key), Some(id)) = (
-                    row.get(ext).and_then(|v| v.as_str()),
-                    row.get("Id").and_then(|v| v.as_str()),
-                ) {
-                    ids.entry(key.to_string()).or_default().push(id.to_string());
-                }
-            }
-        }
-        Ok(ids)
+        key_field: &str,
+        returns: &str,
+        batch: &[Pending],
+    ) -> Result<BTreeMap<Vec<String>, Vec<String>>, ApiError> {
+        let request = LookupRequest {
+            job: batch
+                .first()
+                .map(|p| p.command.job.clone())
+                .unwrap_or_default(),
+            derived: 0,
+            system,
+            object: object.to_string(),
+            match_fields: vec![key_field.to_string()],
+            returns: returns.to_string(),
+            tuples: batch
+                .iter()
+                .filter_map(|p| key_value(&p.command.key).map(|v| vec![v]))
+                .collect(),
+        };
+        resolve::find(self.salesforce.as_ref(), self.gainsight.as_ref(), &request).await
     }
 
     /// Writes one group to Gainsight: update by GSID, or match on key fields (one query per group)
@@ -473,34 +475,9 @@ impl Pusher {
                     .await?,
             ));
         };
-        let values: Vec<serde_json::Value> = batch
-            .iter()
-            .filter_map(|p| key_value(&p.command.key).map(Into::into))
-            .collect();
-        let existing = self
-            .gainsight
-            .query(
-                object,
-                &GsQuery {
-                    select: vec!["Gsid".into(), key_field.into()],
-                    conditions: vec![(key_field.into(), "IN".into(), values)],
-                    order_by: vec![],
-                    limit: 0,
-                },
-            )
+        let gsids = self
+            .find_keys(System::Gainsight, object, key_field, "Gsid", batch)
             .await?;
-        let mut gsids: HashMap<String, Vec<String>> = HashMap::new();
-        for row in existing {
-            if let (Some(k), Some(g)) = (
-                row.get(key_field).and_then(|v| v.as_str()),
-                row.get("Gsid").and_then(|v| v.as_str()),
-            ) {
-                gsids
-                    .entry(k.to_lowercase())
-                    .or_default()
-                    .push(g.to_string());
-            }
-        }
         // Per record: update this GSID, insert, or settle without a call.
         enum Plan {
             Update(Fields),
@@ -511,7 +488,7 @@ impl Pusher {
             .iter()
             .map(|p| {
                 let value = key_value(&p.command.key).unwrap_or_default();
-                match (gsids.get(&value.to_lowercase()).map(Vec::as_slice), mode) {
+                match (gsids.get(std::slice::from_ref(&value)).map(Vec::as_slice), mode) {
                     (Some(many), _) if many.len() > 1 => Plan::Done(Settled::Failed {
                         message: format!("{} {object} records have {key_field} = {value:?}; cannot tell which to write", many.len()),
                         retryable: false,

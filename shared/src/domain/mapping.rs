@@ -693,7 +693,8 @@ impl std::io::Write for HashWriter<'_> {
     }
 }
 
-fn text(value: Option<&Value>) -> Option<String> {
+/// A value as match text: non-empty strings and numbers; anything else is no value.
+pub fn text(value: Option<&Value>) -> Option<String> {
     match value? {
         Value::String(s) if !s.is_empty() => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),
