@@ -313,15 +313,12 @@ impl<'a> Mapper<'a> {
                 continue;
             };
             let target_field = mapping.field_in(target);
-            let converted = match target_schema.and_then(|o| o.field(target_field)) {
-                Some(f) => match convert(&value, f, target) {
-                    Ok(v) => v,
-                    Err(e) => {
-                        errors.push(format!("{}.{e}", job.object_in(target)));
-                        continue;
-                    }
-                },
-                None => value.clone(),
+            let converted = match self.convert_for(target, target_field, &value) {
+                Ok(v) => v,
+                Err(e) => {
+                    errors.push(e);
+                    continue;
+                }
             };
             let state_key = &mapping.gainsight;
             let source_hash = hash(&value);
@@ -488,17 +485,9 @@ impl<'a> Mapper<'a> {
                 continue;
             }
             if let Some(value) = self.source_value(change, pair.field_in(source)) {
-                let converted = match target_schema.and_then(|o| o.field(target_field)) {
-                    Some(f) => match convert(&value, f, target) {
-                        Ok(v) => v,
-                        Err(e) => {
-                            return rejected(format!(
-                                "data type validation failed: {}.{e}",
-                                job.object_in(target)
-                            ))
-                        }
-                    },
-                    None => value,
+                let converted = match self.convert_for(target, target_field, &value) {
+                    Ok(v) => v,
+                    Err(e) => return rejected(format!("data type validation failed: {e}")),
                 };
                 if !converted.is_null() {
                     fields.insert(target_field.to_string(), converted);
@@ -566,6 +555,20 @@ impl<'a> Mapper<'a> {
             ));
         }
         MapOutcome::Write(commands)
+    }
+
+    /// `value` converted and checked for `field` of the job's object in `target`, as described
+    /// (unchecked without describes); the error names `Object.Field`.
+    fn convert_for(&self, target: System, field: &str, value: &Value) -> Result<Value, String> {
+        let object = self.job.object_in(target);
+        match self
+            .schemas
+            .and_then(|s| s.get(target, object))
+            .and_then(|o| o.field(field))
+        {
+            Some(f) => convert(value, f, target).map_err(|e| format!("{object}.{e}")),
+            None => Ok(value.clone()),
+        }
     }
 
     /// How the target record is found, in the order the job lists its identifiers.
