@@ -1,18 +1,36 @@
-//! Resync function, invoked by hand: re-queues the current Gainsight state of chosen records (a
-//! list of ids, or every ledger record with status `error`) as changes that bypass echo
-//! suppression, so they are written again.
+//! Resync function, invoked by hand: re-queues the current state of chosen records (a list of
+//! ids, or every ledger record with status `error`) as changes that bypass echo suppression, so
+//! they are written again. A pair is read from Gainsight by its GSID; a Salesforce record that has
+//! no Gainsight twin yet (ledger key `sf:{Id}`) is read from Salesforce.
+
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use shared::adapters::salesforce::soql_quote;
 use shared::adapters::AwsClients;
+use shared::config::{ConfigError, SalesforceSettings, SourceConfig};
 use shared::domain::{ChangeEvent, ChangeOrigin, Jobs, Operation, SyncStatus, System};
-use shared::ports::{GsQuery, SecretsError, SourcePorts};
+use shared::ports::{GsQuery, SalesforceApi, SecretsError, SourcePorts};
 
 /// At most this many records per invocation (seed 000's per-event limit).
 pub const MAX_RECORDS: usize = 50_000;
 
-/// Table, queues and the Gainsight tenant.
-pub type Config = shared::config::SourceConfig;
+/// Table, queues, the Gainsight tenant and the Salesforce org.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub source: SourceConfig,
+    pub salesforce: SalesforceSettings,
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Ok(Self {
+            source: SourceConfig::from_env()?,
+            salesforce: SalesforceSettings::from_env()?,
+        })
+    }
+}
 
 /// What to resync: `{"job": "...", "gainsightIds": [...]}` or `{"job": "...", "status": "error"}`.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -43,11 +61,12 @@ pub enum ResyncError {
 
 pub struct Resync {
     ports: SourcePorts,
+    salesforce: Arc<dyn SalesforceApi>,
 }
 
 impl Resync {
-    pub fn new(ports: SourcePorts) -> Self {
-        Self { ports }
+    pub fn new(ports: SourcePorts, salesforce: Arc<dyn SalesforceApi>) -> Self {
+        Self { ports, salesforce }
     }
 
     pub async fn from_aws(
@@ -55,7 +74,58 @@ impl Resync {
         clients: &AwsClients,
         jobs: Jobs,
     ) -> Result<Self, SecretsError> {
-        Ok(Self::new(clients.source_ports(config, jobs).await?))
+        Ok(Self::new(
+            clients.source_ports(&config.source, jobs).await?,
+            Arc::new(
+                clients
+                    .salesforce(&config.source.aws, &config.salesforce)
+                    .await?,
+            ),
+        ))
+    }
+
+    /// Salesforce records by Id, one SOQL query per 200 ids, as changes from Salesforce.
+    async fn read_salesforce(
+        &self,
+        job: &shared::domain::Job,
+        ids: &[String],
+        run: &str,
+        now_ms: i64,
+    ) -> Result<Vec<ChangeEvent>, ResyncError> {
+        let mut select = job.fields_read_from(System::Salesforce);
+        for f in ["CreatedDate", "LastModifiedDate"] {
+            if !select.iter().any(|s| s == f) {
+                select.push(f.into());
+            }
+        }
+        let mut changes = Vec::new();
+        for chunk in ids.chunks(200) {
+            let quoted: Vec<String> = chunk.iter().map(|i| soql_quote(i)).collect();
+            let soql = format!(
+                "SELECT {} FROM {} WHERE Id IN ({})",
+                select.join(", "),
+                job.salesforce.object,
+                quoted.join(", ")
+            );
+            for fields in self.salesforce.query(&soql).await? {
+                let Some(id) = fields.get("Id").and_then(Value::as_str).map(str::to_string) else {
+                    continue;
+                };
+                changes.push(ChangeEvent {
+                    event_id: format!("{run}/{id}"),
+                    source: System::Salesforce,
+                    object: job.salesforce.object.clone(),
+                    record_id: id,
+                    operation: Operation::Updated,
+                    occurred_at_ms: now_ms,
+                    fields,
+                    changed_fields: None,
+                    origin: ChangeOrigin::Resync,
+                    received_at_ms: now_ms,
+                });
+            }
+        }
+        Ok(changes)
     }
 
     pub async fn handle(&self, request: ResyncRequest) -> Result<Value, ResyncError> {
@@ -84,10 +154,13 @@ impl Resync {
         if ids.len() > MAX_RECORDS {
             return Err(ResyncError::TooMany(ids.len()));
         }
+        let run = format!("resync-{now_ms}");
+        let (sf_keys, ids): (Vec<String>, Vec<String>) =
+            ids.into_iter().partition(|id| id.starts_with("sf:"));
+        let sf_ids: Vec<String> = sf_keys.iter().map(|k| k[3..].to_string()).collect();
+        let from_salesforce = self.read_salesforce(job, &sf_ids, &run, now_ms).await?;
         let id_field = &job.gainsight.id_field;
-        let mut select: Vec<String> = job.fields_read_from(System::Gainsight);
-        select.sort();
-        select.dedup();
+        let select: Vec<String> = job.fields_read_from(System::Gainsight);
         // One query per 500 ids (an IN list), never one per record.
         let mut records = Vec::new();
         for chunk in ids.chunks(500) {
@@ -108,8 +181,19 @@ impl Resync {
                     .await?,
             );
         }
-        let run = format!("resync-{now_ms}");
         let mut found = Vec::new();
+        let sf_found: Vec<&str> = from_salesforce
+            .iter()
+            .map(|c| c.record_id.as_str())
+            .collect();
+        let sf_missing: Vec<&String> = sf_ids
+            .iter()
+            .filter(|id| !sf_found.contains(&id.as_str()))
+            .collect();
+        let sf_bodies: Vec<String> = from_salesforce
+            .iter()
+            .filter_map(|c| serde_json::to_string(c).ok())
+            .collect();
         let bodies: Vec<String> = records
             .into_iter()
             .filter_map(|fields| {
@@ -129,6 +213,7 @@ impl Resync {
                 })
                 .ok()
             })
+            .chain(sf_bodies)
             .collect();
         let failed = self
             .ports
@@ -143,7 +228,12 @@ impl Resync {
         }
         let missing: Vec<&String> = ids.iter().filter(|id| !found.contains(id)).collect();
         tracing::info!(job = %job.name, queued = bodies.len(), missing = missing.len(), "resync queued");
-        Ok(json!({ "job": job.name, "queued": bodies.len(), "notFoundInGainsight": missing }))
+        Ok(json!({
+            "job": job.name,
+            "queued": bodies.len(),
+            "notFoundInGainsight": missing,
+            "notFoundInSalesforce": sf_missing,
+        }))
     }
 }
 
@@ -151,7 +241,7 @@ impl Resync {
 mod tests {
     use super::*;
     use shared::domain::LedgerUpdate;
-    use shared::fakes::{MemoryGainsight, MemoryQueue, MemoryStore};
+    use shared::fakes::{MemoryGainsight, MemoryQueue, MemorySalesforce, MemoryStore};
     use shared::ports::StateStore;
     use std::sync::Arc;
 
@@ -178,12 +268,32 @@ mod tests {
                 .cloned()
                 .unwrap()],
         );
-        let resync = Resync::new(SourcePorts {
-            store,
-            changes: queue.clone(),
-            gainsight: gs.clone(),
-            jobs: Jobs::builtin(),
-        });
+        store
+            .record(
+                "company_account",
+                "sf:001000000000009AAA",
+                &LedgerUpdate::Failed {
+                    message: "y".into(),
+                },
+                1,
+            )
+            .await
+            .unwrap();
+        let sf = Arc::new(MemorySalesforce::default());
+        *sf.query_rows.lock().unwrap() =
+            vec![json!({"Id": "001000000000009AAA", "Name": "Born in SF"})
+                .as_object()
+                .cloned()
+                .unwrap()];
+        let resync = Resync::new(
+            SourcePorts {
+                store,
+                changes: queue.clone(),
+                gainsight: gs.clone(),
+                jobs: Jobs::builtin(),
+            },
+            sf.clone(),
+        );
         let out = resync
             .handle(ResyncRequest {
                 job: "company_account".into(),
@@ -192,10 +302,27 @@ mod tests {
             })
             .await
             .unwrap();
-        assert_eq!(out["queued"], 1);
+        assert_eq!(out["queued"], 2);
         assert_eq!(out["notFoundInGainsight"], json!(["G9"]));
-        let change: ChangeEvent = serde_json::from_str(&queue.bodies()[0]).unwrap();
-        assert_eq!(change.origin, ChangeOrigin::Resync);
+        assert_eq!(out["notFoundInSalesforce"], json!([]));
+        let changes: Vec<ChangeEvent> = queue
+            .bodies()
+            .iter()
+            .map(|b| serde_json::from_str(b).unwrap())
+            .collect();
+        assert!(changes.iter().all(|c| c.origin == ChangeOrigin::Resync));
+        assert_eq!(
+            changes.iter().map(|c| c.source).collect::<Vec<_>>(),
+            vec![System::Gainsight, System::Salesforce]
+        );
+        // The Salesforce-born record is read from Salesforce by its Id, in one query.
+        let soql = sf.queries.lock().unwrap().clone();
+        assert_eq!(soql.len(), 1);
+        assert!(
+            soql[0].contains("FROM Account WHERE Id IN ('001000000000009AAA')"),
+            "{}",
+            soql[0]
+        );
         let (_, query) = gs.queries.lock().unwrap()[0].clone();
         assert_eq!(
             query.conditions[0].2,
@@ -206,12 +333,15 @@ mod tests {
 
     #[tokio::test]
     async fn refuses_requests_that_choose_nothing_or_an_unknown_job() {
-        let resync = Resync::new(SourcePorts {
-            store: Arc::new(MemoryStore::default()),
-            changes: Arc::new(MemoryQueue::default()),
-            gainsight: Arc::new(MemoryGainsight::default()),
-            jobs: Jobs::builtin(),
-        });
+        let resync = Resync::new(
+            SourcePorts {
+                store: Arc::new(MemoryStore::default()),
+                changes: Arc::new(MemoryQueue::default()),
+                gainsight: Arc::new(MemoryGainsight::default()),
+                jobs: Jobs::builtin(),
+            },
+            Arc::new(MemorySalesforce::default()),
+        );
         let none = ResyncRequest {
             job: "company_account".into(),
             gainsight_ids: vec![],
