@@ -110,6 +110,24 @@ impl AwsResources {
     }
 }
 
+/// Configuration of the functions that call both systems (mapper, pusher).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiConfig {
+    pub aws: AwsResources,
+    pub salesforce: SalesforceSettings,
+    pub gainsight: GainsightSettings,
+}
+
+impl ApiConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Ok(Self {
+            aws: AwsResources::from_env()?,
+            salesforce: SalesforceSettings::from_env()?,
+            gainsight: GainsightSettings::from_env()?,
+        })
+    }
+}
+
 /// Configuration of the functions that read Gainsight and queue changes (poller, resync).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SourceConfig {

@@ -394,15 +394,7 @@ impl SalesforceApi for MemorySalesforce {
     }
 
     async fn describe(&self, object: &str) -> Result<crate::domain::ObjectSchema, ApiError> {
-        crate::domain::schema::standard_schemas()
-            .get(crate::domain::System::Salesforce, object)
-            .cloned()
-            .ok_or_else(|| ApiError::Rejected {
-                system: "Salesforce",
-                status: 404,
-                code: "NOT_FOUND".into(),
-                message: format!("no object {object}"),
-            })
+        standard_describe(crate::domain::System::Salesforce, object)
     }
 
     async fn query(&self, soql: &str) -> Result<Vec<Fields>, ApiError> {
@@ -436,15 +428,7 @@ impl GainsightApi for MemoryGainsight {
     }
 
     async fn describe(&self, object: &str) -> Result<crate::domain::ObjectSchema, ApiError> {
-        crate::domain::schema::standard_schemas()
-            .get(crate::domain::System::Gainsight, object)
-            .cloned()
-            .ok_or_else(|| ApiError::Rejected {
-                system: "Gainsight",
-                status: 400,
-                code: "GS_OBJECT_NOT_FOUND".into(),
-                message: format!("no object {object}"),
-            })
+        standard_describe(crate::domain::System::Gainsight, object)
     }
 
     async fn insert(
@@ -491,6 +475,26 @@ impl GainsightApi for MemoryGainsight {
             })
             .collect())
     }
+}
+
+/// The standard objects' describe, as both fakes answer it.
+fn standard_describe(
+    system: crate::domain::System,
+    object: &str,
+) -> Result<crate::domain::ObjectSchema, ApiError> {
+    crate::domain::schema::standard_schemas()
+        .get(system, object)
+        .cloned()
+        .ok_or_else(|| ApiError::Rejected {
+            system: if system == crate::domain::System::Salesforce {
+                "Salesforce"
+            } else {
+                "Gainsight"
+            },
+            status: 404,
+            code: "NOT_FOUND".into(),
+            message: format!("no object {object}"),
+        })
 }
 
 /// An SQS event with one message per `(message id, body)`, each a copy of the first record of the

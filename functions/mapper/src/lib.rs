@@ -6,27 +6,12 @@ use std::sync::Arc;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use shared::adapters::AwsClients;
-use shared::config::{AwsResources, ConfigError, GainsightSettings, SalesforceSettings};
 use shared::domain::{ChangeEvent, Jobs, LedgerUpdate, Lookups, MapOutcome, Mapper, Schemas};
 use shared::ports::{GainsightApi, LedgerBatch, Queue, SalesforceApi, StateStore};
 use shared::resolve::{load_schemas, run_lookups, SchemaError};
 
-#[derive(Clone, Debug)]
-pub struct Config {
-    pub aws: AwsResources,
-    pub salesforce: SalesforceSettings,
-    pub gainsight: GainsightSettings,
-}
-
-impl Config {
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Ok(Self {
-            aws: AwsResources::from_env()?,
-            salesforce: SalesforceSettings::from_env()?,
-            gainsight: GainsightSettings::from_env()?,
-        })
-    }
-}
+/// Table, queues, the Salesforce org and the Gainsight tenant.
+pub type Config = shared::config::ApiConfig;
 
 /// Why the mapper cannot start: it fails fast rather than map against a job the systems refuse.
 #[derive(Debug, thiserror::Error)]

@@ -10,7 +10,6 @@ use futures_util::StreamExt;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use shared::adapters::AwsClients;
-use shared::config::{AwsResources, ConfigError, GainsightSettings, SalesforceSettings};
 use shared::domain::{
     Fields, LedgerUpdate, LookupRequest, RecordKey, System, WriteCommand, WriteMode,
 };
@@ -20,22 +19,8 @@ use shared::ports::{
 };
 use shared::resolve;
 
-#[derive(Clone, Debug)]
-pub struct Config {
-    pub aws: AwsResources,
-    pub salesforce: SalesforceSettings,
-    pub gainsight: GainsightSettings,
-}
-
-impl Config {
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Ok(Self {
-            aws: AwsResources::from_env()?,
-            salesforce: SalesforceSettings::from_env()?,
-            gainsight: GainsightSettings::from_env()?,
-        })
-    }
-}
+/// Table, queues, the Salesforce org and the Gainsight tenant.
+pub type Config = shared::config::ApiConfig;
 
 /// Ledger updates in flight at once per invocation.
 const LEDGER_CONCURRENCY: usize = 16;

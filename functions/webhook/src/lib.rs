@@ -165,11 +165,8 @@ impl Webhook {
         }
     }
 
-    async fn gainsight(
-        &self,
-        request: &LambdaFunctionUrlRequest,
-        now_ms: i64,
-    ) -> Result<Value, Refusal> {
+    /// The request body, decoded, within the size limit.
+    fn body(&self, request: &LambdaFunctionUrlRequest) -> Result<Vec<u8>, Refusal> {
         let body = body_bytes(request)?;
         if body.len() > self.max_body_bytes {
             return Err(refuse(
@@ -181,6 +178,15 @@ impl Webhook {
                 ),
             ));
         }
+        Ok(body)
+    }
+
+    async fn gainsight(
+        &self,
+        request: &LambdaFunctionUrlRequest,
+        now_ms: i64,
+    ) -> Result<Value, Refusal> {
+        let body = self.body(request)?;
         let header = |name: &str| request.headers.get(name).and_then(|v| v.to_str().ok());
         signature::verify(
             self.secret.expose().as_bytes(),
@@ -249,17 +255,7 @@ impl Webhook {
         request: &LambdaFunctionUrlRequest,
         now_ms: i64,
     ) -> Result<usize, Refusal> {
-        let body = body_bytes(request)?;
-        if body.len() > self.max_body_bytes {
-            return Err(refuse(
-                413,
-                format!(
-                    "body is {} bytes; at most {} are accepted",
-                    body.len(),
-                    self.max_body_bytes
-                ),
-            ));
-        }
+        let body = self.body(request)?;
         let Some(expected_org) = &self.salesforce_org_id else {
             return Err(refuse(
                 403,
