@@ -248,9 +248,11 @@ pub struct Job {
     pub fields: Vec<FieldMapping>,
     #[serde(default)]
     pub derived: Vec<DerivedMapping>,
-    /// The file the job was loaded from, for error messages.
+    /// The file the job was loaded from, and its text, for error messages.
     #[serde(skip)]
     pub file: PathBuf,
+    #[serde(skip)]
+    pub text: String,
 }
 
 impl Job {
@@ -455,7 +457,7 @@ impl Job {
             }
         }
         if !errors.is_empty() {
-            return Err(errors.join("; "));
+            return Err(self.with_lines(errors));
         }
         let own = |system: System| object(system, self.object_in(system)).expect("checked above");
         let field_of = |path: String, system: System, name: &str, errors: &mut Vec<String>| {
@@ -600,9 +602,78 @@ impl Job {
         if errors.is_empty() {
             Ok(())
         } else {
-            Err(errors.join("; "))
+            Err(self.with_lines(errors))
         }
     }
+
+    /// Prefixes each `path: message` error with the line of `path` in the job's file.
+    fn with_lines(&self, errors: Vec<String>) -> String {
+        errors
+            .into_iter()
+            .map(|e| {
+                let path = e.split(": ").next().unwrap_or_default();
+                match yaml_line(&self.text, path) {
+                    Some(line) => format!("line {line}: {e}"),
+                    None => e,
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
+
+/// The 1-based line of a field path such as `fields[2].salesforce` or
+/// `derived[0].lookup.match[0].field` in a job file, written in block or flow style. Finds the
+/// deepest part of the path it can; `None` if not even the first key is there.
+fn yaml_line(text: &str, path: &str) -> Option<usize> {
+    let lines: Vec<&str> = text.lines().collect();
+    let indent = |l: &str| l.len() - l.trim_start().len();
+    let is_key = |l: &str, key: &str| {
+        let t = l.trim_start().trim_start_matches("- ").trim_start();
+        t.starts_with(&format!("{key}:"))
+            || l.contains(&format!("{{ {key}:"))
+            || l.contains(&format!(", {key}:"))
+            || l.contains(&format!("{{{key}:"))
+    };
+    let (mut from, mut to, mut found) = (0usize, lines.len(), None);
+    for segment in path.split('.') {
+        let (key, index) = match segment.split_once('[') {
+            Some((k, rest)) => (k, rest.trim_end_matches(']').parse::<usize>().ok()),
+            None => (segment, None),
+        };
+        let at = (from..to).find(|&i| is_key(lines[i], key))?;
+        found = Some(at + 1);
+        // A flow-style line holds the rest of the path: it is the answer.
+        if lines[at].contains('{') || lines[at].contains('[') && index.is_none() {
+            return found;
+        }
+        let base = indent(lines[at]);
+        let end = (at + 1..to)
+            .find(|&i| {
+                !lines[i].trim().is_empty()
+                    && indent(lines[i]) <= base
+                    && !lines[i].trim_start().starts_with("- ")
+            })
+            .unwrap_or(to);
+        let (mut start, mut stop) = (at + 1, end);
+        if let Some(n) = index {
+            let items: Vec<usize> = (at + 1..end)
+                .filter(|&i| lines[i].trim_start().starts_with("- "))
+                .collect();
+            let Some(&item) = items.get(n) else {
+                return found;
+            };
+            found = Some(item + 1);
+            if lines[item].contains('{') {
+                return found;
+            }
+            start = item;
+            stop = items.get(n + 1).copied().unwrap_or(end);
+        }
+        from = start;
+        to = stop;
+    }
+    found
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -702,8 +773,10 @@ impl Jobs {
             message,
         };
         let mut job: Job = serde_yaml_ng::from_str(text).map_err(|e| invalid(e.to_string()))?;
-        job.validate().map_err(invalid)?;
         job.file = file.to_path_buf();
+        job.text = text.to_string();
+        job.validate()
+            .map_err(|e| invalid(job.with_lines(vec![e])))?;
         Ok(job)
     }
 
@@ -809,6 +882,46 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("line "), "{err}");
+    }
+
+    #[test]
+    fn errors_found_after_parsing_name_their_line() {
+        let person = include_str!("../../../infra/jobs/person_contact.yaml");
+        let cases = [
+            (VALID, "fields[2].salesforce", Some(20)),
+            (VALID, "identifiers[1].gainsight", Some(13)),
+            (VALID, "salesforce.object", Some(10)),
+            (VALID, "fields", Some(17)),
+            (VALID, "derived[0].field", None),
+            (person, "derived[0].lookup.match[0].field", Some(27)),
+            (person, "derived[1].on_no_match", Some(33)),
+            (person, "derived[1].field", Some(29)),
+        ];
+        for (text, path, line) in cases {
+            assert_eq!(yaml_line(text, path), line, "{path}");
+        }
+        // Block style too.
+        let block = "name: x\nfields:\n  - gainsight: Name\n    salesforce: Nmae\n    flow: bidirectional\n  - gainsight: Arr\n    salesforce: Arr__c\n";
+        assert_eq!(yaml_line(block, "fields[0].salesforce"), Some(4));
+        assert_eq!(yaml_line(block, "fields[1].salesforce"), Some(7));
+
+        let mut job = company_account();
+        job.fields[2].salesforce = "Health_Score__c".into();
+        let err = job.check_schemas(&standard_schemas()).unwrap_err();
+        assert!(
+            err.starts_with("line 20: fields[2].salesforce: Account.Health_Score__c"),
+            "{err}"
+        );
+        let err = Jobs::parse(
+            Path::new("bad.yaml"),
+            &VALID.replace(
+                "conflict: salesforce_wins }",
+                "conflict: salesforce_wins, flow: bidirectional }",
+            ),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("line 19"), "{err}");
     }
 
     #[test]
