@@ -409,6 +409,8 @@ impl SalesforceApi for MemorySalesforce {
 pub struct MemoryGainsight {
     pub records: Mutex<HashMap<String, Vec<Fields>>>,
     pub queries: Mutex<Vec<(String, GsQuery)>>,
+    /// Every record an update call was given, with its object.
+    pub updates: Mutex<Vec<(String, Fields)>>,
 }
 
 #[async_trait]
@@ -460,10 +462,14 @@ impl GainsightApi for MemoryGainsight {
 
     async fn update(
         &self,
-        _object: &str,
+        object: &str,
         _keys: &[String],
         records: &[Fields],
     ) -> Result<Vec<RecordResult>, ApiError> {
+        self.updates
+            .lock()
+            .unwrap()
+            .extend(records.iter().map(|r| (object.to_string(), r.clone())));
         Ok(records
             .iter()
             .map(|_| RecordResult {

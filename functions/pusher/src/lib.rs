@@ -146,6 +146,12 @@ impl Pusher {
             }
         }
 
+        // Conflicts that only show now, settled by each field's rule before anything is written.
+        // Writes back to the source side (GSID / Salesforce Id learnt, values restored after a
+        // conflict) go out after the main writes, one call per object.
+        let mut side_writes: BTreeMap<(System, String), Vec<Fields>> = BTreeMap::new();
+        let (fresh, mut settled) = settle_conflicts(fresh, &written, &mut side_writes);
+
         // Group by (target, object, key field, mode) so each group is one API call per 200 / 50.
         type Group = (System, String, Option<String>, WriteMode);
         let mut groups: BTreeMap<Group, Vec<Pending>> = BTreeMap::new();
@@ -157,7 +163,6 @@ impl Pusher {
                 .push(pending);
         }
 
-        let mut settled: Vec<(Pending, Settled)> = Vec::new();
         for ((system, object, field, mode), mut batch) in groups {
             batch.sort_by(|a, b| a.message_id.cmp(&b.message_id));
             let outcome = match system {
@@ -193,8 +198,7 @@ impl Pusher {
         }
 
         // A record that just got its twin learns the twin's id: a Salesforce record its GSID, a
-        // Gainsight record its Salesforce Id (one call per object).
-        let mut writebacks: BTreeMap<(System, String), Vec<Fields>> = BTreeMap::new();
+        // Gainsight record its Salesforce Id.
         let now = shared::time::now_ms();
         let mut ledger: Vec<(String, String, String, LedgerUpdate)> = Vec::new();
         let mut forget: Vec<(String, String)> = Vec::new();
@@ -228,7 +232,7 @@ impl Pusher {
                         }
                         if record.len() == 1 {
                             record.insert(wb.field.clone(), twin.clone().into());
-                            writebacks
+                            side_writes
                                 .entry((wb.system, wb.object.clone()))
                                 .or_default()
                                 .push(record);
@@ -279,7 +283,7 @@ impl Pusher {
                 update,
             ));
         }
-        for ((system, object), records) in writebacks {
+        for ((system, object), records) in side_writes {
             // Not fatal: without it a later change still finds the record by another identifier
             // or the ledger, so a failed writeback costs a call, not correctness.
             let written = match system {
@@ -293,10 +297,12 @@ impl Pusher {
             match written {
                 Ok(results) => {
                     for (record, r) in records.iter().zip(results).filter(|(_, r)| !r.success) {
-                        tracing::warn!(object = %object, id = ?record.get("Id"), errors = ?r.errors, "id writeback refused");
+                        tracing::warn!(object = %object, id = ?record.get("Id"), errors = ?r.errors, "write back to the source refused");
                     }
                 }
-                Err(e) => tracing::warn!(object = %object, error = %e, "id writeback failed"),
+                Err(e) => {
+                    tracing::warn!(object = %object, error = %e, "write back to the source failed")
+                }
             }
         }
 
@@ -542,6 +548,123 @@ impl Pusher {
             })
             .collect())
     }
+}
+
+/// Settles bi-directional fields changed on both sides whose conflict the mapper could not see
+/// (the other side's change was in flight then): between two commands of one pair in this batch,
+/// and against the ledger as it is now. A losing field is dropped from its write; a command left
+/// with nothing to write is settled as ignored; a side that wins after the other side's value
+/// overwrote it gets its value restored (queued in `side_writes`).
+fn settle_conflicts(
+    fresh: Vec<Pending>,
+    ledger: &LedgerBatch,
+    side_writes: &mut BTreeMap<(System, String), Vec<Fields>>,
+) -> (Vec<Pending>, Vec<(Pending, Settled)>) {
+    let mut lost: Vec<(usize, String, String)> = Vec::new();
+    let note = |key: &str, rule: shared::domain::ConflictRule, winner: System| {
+        format!(
+            "conflict on {key}: both sides changed it; {} keeps the {} value",
+            rule.as_str(),
+            winner.as_str()
+        )
+    };
+    // Two opposite commands of one pair in this batch: neither is written yet.
+    let mut pairs: HashMap<(&str, &str), Vec<usize>> = HashMap::new();
+    for (i, p) in fresh.iter().enumerate() {
+        if !p.command.conflicts.is_empty() {
+            pairs
+                .entry((p.command.job.as_str(), p.command.gainsight_id.as_str()))
+                .or_default()
+                .push(i);
+        }
+    }
+    for members in pairs.values() {
+        for (x, &i) in members.iter().enumerate() {
+            for &j in &members[x + 1..] {
+                let (a, b) = (&fresh[i].command, &fresh[j].command);
+                if a.source == b.source {
+                    continue;
+                }
+                for (key, conflict) in &a.conflicts {
+                    let (Some(sa), Some(sb)) = (a.field_states.get(key), b.field_states.get(key))
+                    else {
+                        continue;
+                    };
+                    if !b.conflicts.contains_key(key) || sa.gainsight == sb.gainsight {
+                        continue;
+                    }
+                    let a_wins = conflict.rule.source_wins(
+                        a.source,
+                        a.source_changed_at_ms,
+                        b.source_changed_at_ms,
+                    );
+                    let (loser, winner) = if a_wins { (j, a.source) } else { (i, b.source) };
+                    lost.push((loser, key.clone(), note(key, conflict.rule, winner)));
+                }
+            }
+        }
+    }
+    // Against the ledger: the other side's value was synced onto this side after this change.
+    for (i, p) in fresh.iter().enumerate() {
+        let c = &p.command;
+        let Some(record) = ledger.get(&c.job, &c.gainsight_id) else {
+            continue;
+        };
+        for (key, conflict) in &c.conflicts {
+            let (Some(last), Some(mine)) = (record.fields.get(key), c.field_states.get(key)) else {
+                continue;
+            };
+            if lost.iter().any(|(l, k, _)| *l == i && k == key)
+                || !last.both_changed(c.source, c.source_changed_at_ms, mine.hash_in(c.source))
+            {
+                continue;
+            }
+            if !conflict
+                .rule
+                .source_wins(c.source, c.source_changed_at_ms, last.changed_at_ms)
+            {
+                lost.push((i, key.clone(), note(key, conflict.rule, c.target)));
+                continue;
+            }
+            tracing::info!(job = %c.job, ledger_key = %c.gainsight_id, field = %key, "{}", note(key, conflict.rule, c.source));
+            let id = match c.source {
+                System::Salesforce => c.salesforce_id.clone().map(|id| ("Id", id)),
+                System::Gainsight => {
+                    (!c.gainsight_id.starts_with("sf:")).then(|| ("Gsid", c.gainsight_id.clone()))
+                }
+            };
+            if let Some((id_field, id)) = id {
+                let mut record = Fields::new();
+                record.insert(id_field.into(), id.into());
+                record.insert(conflict.source_field.clone(), conflict.source_value.clone());
+                side_writes
+                    .entry((c.source, conflict.source_object.clone()))
+                    .or_default()
+                    .push(record);
+            }
+        }
+    }
+    let mut fresh = fresh;
+    let mut notes: HashMap<usize, Vec<String>> = HashMap::new();
+    let mut emptied = Vec::new();
+    for (i, key, why) in lost {
+        tracing::info!(job = %fresh[i].command.job, ledger_key = %fresh[i].command.gainsight_id, "{why}");
+        if fresh[i].command.drop_field(&key) {
+            emptied.push(i);
+        }
+        notes.entry(i).or_default().push(why);
+    }
+    let mut kept = Vec::with_capacity(fresh.len());
+    let mut settled = Vec::new();
+    for (i, p) in fresh.into_iter().enumerate() {
+        if emptied.contains(&i) {
+            let reason = notes.remove(&i).unwrap_or_default().join("; ");
+            settled.push((p, Settled::Ignored { reason }));
+        } else {
+            kept.push(p);
+        }
+    }
+    (kept, settled)
 }
 
 /// How one record's write ended.

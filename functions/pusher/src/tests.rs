@@ -24,6 +24,7 @@ fn command(gsid: &str, name: &str, changed_at: i64) -> String {
         field_states: Default::default(),
         writeback: None,
         source: System::Gainsight,
+        conflicts: Default::default(),
         event_id: format!("ev-{gsid}-{changed_at}"),
         source_changed_at_ms: changed_at,
         received_at_ms: changed_at,
@@ -240,6 +241,7 @@ fn person_command(email: &str, sfid: &str, mode: WriteMode) -> String {
             field: "Gainsight_Person_Id__c".into(),
         }),
         source: System::Salesforce,
+        conflicts: Default::default(),
         event_id: format!("ev-{sfid}"),
         source_changed_at_ms: 1,
         received_at_ms: 1,
@@ -328,4 +330,157 @@ async fn an_update_only_write_finds_ids_in_one_query_and_never_creates() {
     let stored = rig.sf.records.lock().unwrap();
     assert_eq!(stored.len(), 1, "nothing created for G2");
     assert!(stored.values().any(|(_, f)| f["Name"] == json!("Renamed")));
+}
+
+/// A change mapped by the real engine (standard jobs and describes), as the mapper queues it.
+fn mapped(
+    source: System,
+    id: &str,
+    at: i64,
+    fields: serde_json::Value,
+    ledger: Option<&shared::domain::LedgerRecord>,
+) -> WriteCommand {
+    use shared::domain::{ChangeEvent, ChangeOrigin, Jobs, Lookups, MapOutcome, Mapper, Operation};
+    let jobs = Jobs::builtin();
+    let schemas = shared::domain::schema::standard_schemas();
+    let change = ChangeEvent {
+        event_id: format!("ev-{id}-{at}"),
+        source,
+        object: if source == System::Gainsight {
+            "Company"
+        } else {
+            "Account"
+        }
+        .into(),
+        record_id: id.into(),
+        operation: Operation::Updated,
+        occurred_at_ms: at,
+        fields: fields.as_object().cloned().unwrap(),
+        changed_fields: None,
+        origin: ChangeOrigin::Webhook,
+        received_at_ms: at,
+    };
+    let job = jobs.get("company_account").unwrap();
+    match Mapper::new(job, Some(&schemas)).map(&change, ledger, &Lookups::default()) {
+        MapOutcome::Write(mut cmds) => cmds.remove(0),
+        other => panic!("expected a write, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn opposite_changes_in_one_batch_are_settled_by_the_rule_before_writing() {
+    let store = Arc::new(MemoryStore::default());
+    let sf = Arc::new(MemorySalesforce::default());
+    let gs = Arc::new(MemoryGainsight::default());
+    let pusher = Pusher::new(store.clone(), sf.clone(), gs.clone());
+    // Name (newest): Gainsight renamed at 100, Salesforce at 200; both mapped before either landed.
+    let to_sf = mapped(
+        System::Gainsight,
+        "G1",
+        100,
+        json!({"Name": "GS name", "SfdcAccountId": "001A"}),
+        None,
+    );
+    let to_gs = mapped(
+        System::Salesforce,
+        "001A",
+        200,
+        json!({"Name": "SF name", "Gainsight_Company_Id__c": "G1"}),
+        None,
+    );
+    let (response, summary) = pusher
+        .handle_with_summary(event(vec![
+            ("m1", serde_json::to_string(&to_sf).unwrap()),
+            ("m2", serde_json::to_string(&to_gs).unwrap()),
+        ]))
+        .await;
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!((summary.synced, summary.ignored), (1, 1));
+    assert_eq!(
+        *sf.calls.lock().unwrap(),
+        0,
+        "the losing write never reaches Salesforce"
+    );
+    let updates = gs.updates.lock().unwrap().clone();
+    assert_eq!(updates.len(), 1);
+    assert_eq!(updates[0].1["Name"], json!("SF name"));
+    let ledger = store.ledger_of("company_account", "G1").unwrap();
+    assert!(ledger.synced);
+    assert_eq!(
+        ledger.last_ignored_reason.as_deref(),
+        Some("conflict on Name: both sides changed it; newest keeps the salesforce value")
+    );
+}
+
+#[tokio::test]
+async fn a_conflict_with_a_write_that_landed_meanwhile_drops_the_loser_and_restores_the_winner() {
+    let store = Arc::new(MemoryStore::default());
+    let sf = Arc::new(MemorySalesforce::default());
+    sf.records.lock().unwrap().insert(
+        ("Account".into(), "001A".into()),
+        (
+            "001A".into(),
+            json!({"Industry": "Energy", "Name": "GS name"})
+                .as_object()
+                .cloned()
+                .unwrap(),
+        ),
+    );
+    let gs = Arc::new(MemoryGainsight::default());
+    let pusher = Pusher::new(store.clone(), sf.clone(), gs.clone());
+    // Gainsight's change (at 100) lands on the Account at 150...
+    let from_gs = mapped(
+        System::Gainsight,
+        "G1",
+        100,
+        json!({"Name": "GS name", "Industry": "Energy", "SfdcAccountId": "001A"}),
+        None,
+    );
+    let mut states = from_gs.field_states.clone();
+    states.values_mut().for_each(|s| s.synced_at_ms = 150);
+    store
+        .record(
+            "company_account",
+            "G1",
+            &LedgerUpdate::Synced {
+                salesforce_id: Some("001A".into()),
+                source: System::Gainsight,
+                source_changed_at_ms: 100,
+                fields: states,
+            },
+            150,
+        )
+        .await
+        .unwrap();
+    // ...after Salesforce's own edits at 90, mapped before that landed.
+    let from_sf = mapped(
+        System::Salesforce,
+        "001A",
+        90,
+        json!({"Name": "SF name", "Industry": "Retail", "Gainsight_Company_Id__c": "G1"}),
+        None,
+    );
+    let (response, summary) = pusher
+        .handle_with_summary(event(vec![(
+            "m1",
+            serde_json::to_string(&from_sf).unwrap(),
+        )]))
+        .await;
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(summary.synced, 1);
+    // Name (newest): Gainsight's edit at 100 beats Salesforce's at 90, so it is not written.
+    // Industry (salesforce_wins): written to Gainsight, and restored on the Account, where
+    // Gainsight's write had overwritten it.
+    let updates = gs.updates.lock().unwrap().clone();
+    assert_eq!(updates.len(), 1);
+    assert_eq!(updates[0].1["Industry"], json!("Retail"));
+    assert!(updates[0].1.get("Name").is_none(), "{:?}", updates[0].1);
+    let account = sf.records.lock().unwrap()[&("Account".to_string(), "001A".to_string())]
+        .1
+        .clone();
+    assert_eq!(account["Industry"], json!("Retail"));
+    assert_eq!(account["Name"], json!("GS name"));
+    let ledger = store.ledger_of("company_account", "G1").unwrap();
+    assert_eq!(ledger.fields["Industry"].from, System::Salesforce);
+    assert_eq!(ledger.fields["Name"].from, System::Gainsight);
 }

@@ -46,6 +46,26 @@ pub enum ConflictRule {
     SalesforceWins,
 }
 
+impl ConflictRule {
+    /// Whether the change from `source` made at `source_at` beats the other side's change made at
+    /// `other_at` (each on its own system's clock).
+    pub fn source_wins(self, source: System, source_at: i64, other_at: i64) -> bool {
+        match self {
+            ConflictRule::GainsightWins => source == System::Gainsight,
+            ConflictRule::SalesforceWins => source == System::Salesforce,
+            ConflictRule::Newest => source_at > other_at,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConflictRule::Newest => "newest",
+            ConflictRule::GainsightWins => "gainsight_wins",
+            ConflictRule::SalesforceWins => "salesforce_wins",
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OnCreated {

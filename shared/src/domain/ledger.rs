@@ -30,6 +30,15 @@ impl FieldState {
             System::Salesforce => &self.salesforce,
         }
     }
+
+    /// Whether a change from `source`, made at `changed_at` and giving the field a value of hash
+    /// `source_hash` there, and this last sync both changed the field: the other side's value
+    /// reached `source` after that change was made there.
+    pub fn both_changed(&self, source: System, changed_at: i64, source_hash: &str) -> bool {
+        self.from == source.other()
+            && changed_at <= self.synced_at_ms
+            && self.hash_in(source) != source_hash
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -12,7 +12,7 @@ use super::schema::{convert, normalize_source, Money, Schemas};
 /// The field of a multi-currency Salesforce record that holds its amounts' currency.
 const CURRENCY_ISO_CODE: &str = "CurrencyIsoCode";
 use super::{
-    ChangeEvent, ChangeOrigin, ConflictRule, DataFlow, FieldState, Fields, Job, LedgerRecord,
+    ChangeEvent, ChangeOrigin, DataFlow, FieldConflict, FieldState, Fields, Job, LedgerRecord,
     OnCreated, OnMultipleMatches, OnNoMatch, OnUpdated, Operation, RecordKey, System, WriteCommand,
     WriteMode, Writeback,
 };
@@ -303,6 +303,7 @@ impl<'a> Mapper<'a> {
         let mut fields = Fields::new();
         let mut field_states = BTreeMap::new();
         let mut restore = Fields::new();
+        let mut conflicts = BTreeMap::new();
         let mut errors = Vec::new();
         let mut notes = Vec::new();
         let mut changed_names = Vec::new();
@@ -326,34 +327,31 @@ impl<'a> Mapper<'a> {
             if !forced && unchanged(previous, source, &source_hash, &value) {
                 continue;
             }
+            // Settled here (restore included): the pusher need not settle it again.
+            let mut settled_here = false;
             if let Some(prev) = previous.filter(|_| !forced) {
                 // Both sides changed the field since the last sync: the other side's value was
                 // synced here after this side's edit was made.
-                let both_changed = mapping.flow == DataFlow::Bidirectional
-                    && prev.from == target
-                    && change.occurred_at_ms <= prev.synced_at_ms;
-                if both_changed {
-                    let source_wins = match mapping.conflict_rule() {
-                        ConflictRule::GainsightWins => source == System::Gainsight,
-                        ConflictRule::SalesforceWins => source == System::Salesforce,
-                        ConflictRule::Newest => change.occurred_at_ms > prev.changed_at_ms,
-                    };
-                    let rule = serde_json::to_value(mapping.conflict_rule())
-                        .ok()
-                        .and_then(|v| v.as_str().map(str::to_string))
-                        .unwrap_or_default();
-                    if !source_wins {
-                        notes.push(format!(
-                            "conflict on {state_key}: both sides changed it; {rule} keeps the {} value",
-                            target.as_str()
-                        ));
+                if mapping.flow == DataFlow::Bidirectional
+                    && prev.both_changed(source, change.occurred_at_ms, &source_hash)
+                {
+                    let rule = mapping.conflict_rule();
+                    let winner =
+                        if rule.source_wins(source, change.occurred_at_ms, prev.changed_at_ms) {
+                            source
+                        } else {
+                            target
+                        };
+                    notes.push(format!(
+                        "conflict on {state_key}: both sides changed it; {} keeps the {} value",
+                        rule.as_str(),
+                        winner.as_str()
+                    ));
+                    if winner == target {
                         continue;
                     }
-                    notes.push(format!(
-                        "conflict on {state_key}: both sides changed it; {rule} keeps the {} value",
-                        source.as_str()
-                    ));
                     restore.insert(source_field.to_string(), value.clone());
+                    settled_here = true;
                 }
             }
             changed_names.push(source_field.to_string());
@@ -361,6 +359,18 @@ impl<'a> Mapper<'a> {
                 state_key.clone(),
                 state(source, &value, &converted, change.occurred_at_ms),
             );
+            if mapping.flow == DataFlow::Bidirectional && !settled_here {
+                conflicts.insert(
+                    state_key.clone(),
+                    FieldConflict {
+                        rule: mapping.conflict_rule(),
+                        target_field: target_field.to_string(),
+                        source_object: job.object_in(source).to_string(),
+                        source_field: source_field.to_string(),
+                        source_value: value.clone(),
+                    },
+                );
+            }
             fields.insert(target_field.to_string(), converted);
             // Seed 000: a multi-currency amount goes with Gainsight's ISO code; a multi-currency
             // Salesforce org takes it in the record's CurrencyIsoCode.
@@ -537,12 +547,14 @@ impl<'a> Mapper<'a> {
                 field_states: field_states.clone(),
                 writeback: None,
                 source,
+                conflicts: BTreeMap::new(),
                 event_id: change.event_id.clone(),
                 source_changed_at_ms: change.occurred_at_ms,
                 received_at_ms: change.received_at_ms,
             };
         let mut main = command(target, record_key, mode, fields);
         main.writeback = writeback;
+        main.conflicts = conflicts;
         let mut commands = vec![main];
         if !restore.is_empty() {
             commands.push(command(

@@ -16,7 +16,7 @@ pub use job::{
 pub use ledger::{FieldState, LedgerRecord, LedgerUpdate, SyncStatus};
 pub use mapping::{LookupRequest, Lookups, MapOutcome, Mapper};
 pub use schema::{FieldKind, FieldSchema, ObjectSchema, Schemas};
-pub use write::{RecordKey, WriteCommand, WriteMode, Writeback};
+pub use write::{FieldConflict, RecordKey, WriteCommand, WriteMode, Writeback};
 
 /// Field values of one record, by API name. Keys are sorted, so serialising is canonical.
 pub type Fields = serde_json::Map<String, serde_json::Value>;

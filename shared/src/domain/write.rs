@@ -4,7 +4,21 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{FieldState, Fields, System};
+use super::{ConflictRule, FieldState, Fields, System};
+
+/// What the pusher needs to settle a conflict on one bi-directional field that only shows once
+/// the command is about to be written (the other side's change was in flight when it was mapped).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FieldConflict {
+    pub rule: ConflictRule,
+    /// The field this command writes.
+    pub target_field: String,
+    /// The field and value on the source side, to restore there if this side wins after the
+    /// other side's value overwrote it.
+    pub source_object: String,
+    pub source_field: String,
+    pub source_value: serde_json::Value,
+}
 
 /// What the write may do, from the job's event actions.
 #[derive(
@@ -65,6 +79,9 @@ pub struct WriteCommand {
     pub writeback: Option<Writeback>,
     /// The system the change came from.
     pub source: System,
+    /// Bi-directional fields written, by ledger field name, with their conflict rule.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub conflicts: BTreeMap<String, FieldConflict>,
     /// Source event, for the run log.
     pub event_id: String,
     pub source_changed_at_ms: i64,
@@ -80,6 +97,16 @@ impl WriteCommand {
             RecordKey::Id { .. } => None,
         };
         (self.target, self.object.as_str(), field, self.mode)
+    }
+
+    /// Drops the bi-directional field `state_key` from the write (its conflict was lost); true if
+    /// nothing mapped is left to write.
+    pub fn drop_field(&mut self, state_key: &str) -> bool {
+        if let Some(conflict) = self.conflicts.remove(state_key) {
+            self.fields.remove(&conflict.target_field);
+        }
+        self.field_states.remove(state_key);
+        self.field_states.is_empty()
     }
 
     /// The ledger key for a pair without a Gainsight id yet.

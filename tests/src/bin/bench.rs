@@ -136,6 +136,7 @@ async fn pusher_calls_per_1000() -> Result<()> {
             field_states: Default::default(),
             writeback: None,
             source: shared::domain::System::Gainsight,
+            conflicts: Default::default(),
             event_id: format!("e{i}"),
             source_changed_at_ms: 1,
             received_at_ms: 1,
