@@ -67,9 +67,9 @@ async fn dynamo_state_store_round_trips_ledger_dedup_and_cursors() -> Result<()>
     );
 
     // Ledger: synced then failed keeps both statuses; GSIs find them.
-    let state = |hash: &str, at: i64| FieldState {
-        gainsight: hash.into(),
-        salesforce: format!("sf-{hash}"),
+    let state = |hash: u64, at: i64| FieldState {
+        gainsight: hash,
+        salesforce: hash + 1,
         from: System::Gainsight,
         changed_at_ms: at,
         synced_at_ms: at + 1,
@@ -79,8 +79,8 @@ async fn dynamo_state_store_round_trips_ledger_dedup_and_cursors() -> Result<()>
         source: System::Gainsight,
         source_changed_at_ms: 5,
         fields: [
-            ("Name".to_string(), state("h1", 5)),
-            ("Arr".to_string(), state("h2", 5)),
+            ("Name".to_string(), state(1, 5)),
+            ("Arr".to_string(), state(2, 5)),
         ]
         .into(),
     };
@@ -90,12 +90,12 @@ async fn dynamo_state_store_round_trips_ledger_dedup_and_cursors() -> Result<()>
         salesforce_id: None,
         source: System::Salesforce,
         source_changed_at_ms: 7,
-        fields: [("Name".to_string(), state("h3", 7))].into(),
+        fields: [("Name".to_string(), state(3, 7))].into(),
     };
     store.record("job", "G1", &one_field, 10).await?;
     let g1 = store.ledger("job", "G1").await?.expect("G1 recorded");
-    assert_eq!(g1.fields["Name"], state("h3", 7));
-    assert_eq!(g1.fields["Arr"], state("h2", 5));
+    assert_eq!(g1.fields["Name"], state(3, 7));
+    assert_eq!(g1.fields["Arr"], state(2, 5));
     assert_eq!(
         (g1.gainsight_changed_at_ms, g1.salesforce_changed_at_ms),
         (Some(5), Some(7))

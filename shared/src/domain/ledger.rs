@@ -12,9 +12,9 @@ use super::System;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FieldState {
     /// Hash of the value as Gainsight holds it.
-    pub gainsight: String,
+    pub gainsight: u64,
     /// Hash of the value as Salesforce holds it.
-    pub salesforce: String,
+    pub salesforce: u64,
     pub from: System,
     /// The source's modified timestamp of the change that set it (epoch ms, source clock).
     pub changed_at_ms: i64,
@@ -24,17 +24,17 @@ pub struct FieldState {
 }
 
 impl FieldState {
-    pub fn hash_in(&self, system: System) -> &str {
+    pub fn hash_in(&self, system: System) -> u64 {
         match system {
-            System::Gainsight => &self.gainsight,
-            System::Salesforce => &self.salesforce,
+            System::Gainsight => self.gainsight,
+            System::Salesforce => self.salesforce,
         }
     }
 
     /// Whether a change from `source`, made at `changed_at` and giving the field a value of hash
     /// `source_hash` there, and this last sync both changed the field: the other side's value
     /// reached `source` after that change was made there.
-    pub fn both_changed(&self, source: System, changed_at: i64, source_hash: &str) -> bool {
+    pub fn both_changed(&self, source: System, changed_at: i64, source_hash: u64) -> bool {
         self.from == source.other()
             && changed_at <= self.synced_at_ms
             && self.hash_in(source) != source_hash

@@ -324,7 +324,7 @@ impl<'a> Mapper<'a> {
             let state_key = &mapping.gainsight;
             let source_hash = hash(&value);
             let previous = states.and_then(|s| s.get(state_key));
-            if !forced && unchanged(previous, source, &source_hash, &value) {
+            if !forced && unchanged(previous, source, source_hash, &value) {
                 continue;
             }
             // Settled here (restore included): the pusher need not settle it again.
@@ -333,7 +333,7 @@ impl<'a> Mapper<'a> {
                 // Both sides changed the field since the last sync: the other side's value was
                 // synced here after this side's edit was made.
                 if mapping.flow == DataFlow::Bidirectional
-                    && prev.both_changed(source, change.occurred_at_ms, &source_hash)
+                    && prev.both_changed(source, change.occurred_at_ms, source_hash)
                 {
                     let rule = mapping.conflict_rule();
                     let winner =
@@ -412,7 +412,7 @@ impl<'a> Mapper<'a> {
             };
             let source_hash = hash(&source_value);
             let previous = states.and_then(|s| s.get(derived.state_key()));
-            if !forced && unchanged(previous, source, &source_hash, &source_value) {
+            if !forced && unchanged(previous, source, source_hash, &source_value) {
                 continue;
             }
             let tuple: Option<Vec<String>> = values.iter().map(|v| text(Some(v))).collect();
@@ -643,7 +643,7 @@ impl<'a> Mapper<'a> {
     }
 }
 
-fn unchanged(previous: Option<&FieldState>, source: System, hash: &str, value: &Value) -> bool {
+fn unchanged(previous: Option<&FieldState>, source: System, hash: u64, value: &Value) -> bool {
     match previous {
         Some(p) => p.hash_in(source) == hash,
         // Never synced: an empty value has nothing to tell the other side.
@@ -676,10 +676,10 @@ fn conditions(derived: &super::DerivedMapping, tuple: &[String]) -> String {
         .join(" and ")
 }
 
-/// Hash of one value: FNV-1a 64 of its JSON, as 16 hex digits. It only has to tell successive
-/// values of one field apart (not resist an adversary), its algorithm is fixed by its spec so
-/// ledgers stay valid across releases, and it is cheap enough for the mapping throughput target.
-pub fn hash(value: &Value) -> String {
+/// Hash of one value: FNV-1a 64 of its JSON. It only has to tell successive values of one field
+/// apart (not resist an adversary), its algorithm is fixed by its spec so ledgers stay valid
+/// across releases, and it is cheap enough for the mapping throughput target.
+pub fn hash(value: &Value) -> u64 {
     use std::hash::Hasher;
     let mut hasher = fnv::FnvHasher::default();
     // Numbers that are equal as f64 hash equal (Salesforce answers 1200 for 1200.0).
@@ -693,7 +693,7 @@ pub fn hash(value: &Value) -> String {
             let _ = serde_json::to_writer(HashWriter(&mut hasher), other);
         }
     }
-    format!("{:016x}", hasher.finish())
+    hasher.finish()
 }
 
 struct HashWriter<'a>(&'a mut fnv::FnvHasher);
