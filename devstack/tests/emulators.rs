@@ -235,3 +235,147 @@ async fn gainsight_contract() -> anyhow::Result<()> {
     assert_eq!(q["data"]["records"][0]["Name"], "Acme");
     Ok(())
 }
+
+#[tokio::test]
+async fn salesforce_create_update_and_outbound_messages() -> anyhow::Result<()> {
+    use std::sync::{Arc, Mutex};
+    let sf = SalesforceEmulator::start(Options::default()).await?;
+    let http = reqwest::Client::new();
+    let bearer = token(&http, &sf).await?;
+    let collections = format!("{}/services/data/v62.0/composite/sobjects", sf.url());
+
+    // An Outbound Message listener that refuses the first delivery, then acknowledges.
+    let received: Arc<Mutex<Vec<String>>> = Arc::default();
+    let seen = received.clone();
+    let app = axum::Router::new().route(
+        "/om",
+        axum::routing::post(move |body: String| {
+            let seen = seen.clone();
+            async move {
+                let mut seen = seen.lock().unwrap();
+                seen.push(body);
+                if seen.len() == 1 {
+                    (axum::http::StatusCode::SERVICE_UNAVAILABLE, String::new())
+                } else {
+                    (axum::http::StatusCode::OK, "<soapenv:Envelope xmlns:soapenv=\"http://schemas.xmlsoap.org/soap/envelope/\"><soapenv:Body><notificationsResponse xmlns=\"http://soap.sforce.com/2005/09/outbound\"><Ack>true</Ack></notificationsResponse></soapenv:Body></soapenv:Envelope>".to_string())
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}/om", listener.local_addr()?);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    sf.add_outbound(devstack::salesforce::OutboundMessage {
+        object: "Account".into(),
+        url,
+        fields: vec!["Name".into(), "Phone".into()],
+    });
+
+    // Create: per-record results; a duplicate external id is refused for that record only.
+    let created: Value = http
+        .post(&collections)
+        .bearer_auth(&bearer)
+        .json(&json!({"allOrNone": false, "records": [
+            {"attributes": {"type": "Account"}, "Name": "Acme & Co", "Gainsight_Company_Id__c": "G1"},
+            {"attributes": {"type": "Account"}, "Name": "Twin", "Gainsight_Company_Id__c": "G1"},
+        ]}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(created[0]["success"], json!(true));
+    assert_eq!(created[0]["created"], json!(true));
+    assert_eq!(created[1]["success"], json!(false));
+    assert_eq!(created[1]["errors"][0]["statusCode"], "DUPLICATE_VALUE");
+    let id = created[0]["id"].as_str().unwrap_or_default().to_string();
+
+    // Update by Id; an unknown Id fails alone.
+    let updated: Value = http
+        .patch(&collections)
+        .bearer_auth(&bearer)
+        .json(&json!({"allOrNone": false, "records": [
+            {"attributes": {"type": "Account"}, "Id": id, "Phone": "555"},
+            {"attributes": {"type": "Account"}, "Id": "001000000000000AAA", "Phone": "1"},
+        ]}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(
+        updated[0],
+        json!({"id": id, "success": true, "errors": [], "created": false})
+    );
+    assert_eq!(
+        updated[1]["errors"][0]["statusCode"],
+        "INVALID_CROSS_REFERENCE_KEY"
+    );
+    assert_eq!(sf.records("Account")[0]["Phone"], json!("555"));
+
+    // Two changes -> two messages; the first delivery was refused and retried until acked.
+    for _ in 0..100 {
+        if sf.stats().outbound_acked == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let stats = sf.stats();
+    assert_eq!((stats.outbound_acked, stats.outbound_failures), (2, 1));
+    let bodies = received.lock().unwrap().clone();
+    let first = &bodies[0];
+    assert!(first.contains("<notifications xmlns=\"http://soap.sforce.com/2005/09/outbound\">"));
+    assert!(first.contains(&format!(
+        "<OrganizationId>{}</OrganizationId>",
+        devstack::salesforce::ORGANIZATION_ID
+    )));
+    assert!(first.contains("<sObject xsi:type=\"sf:Account\""));
+    assert!(
+        first.contains("<sf:Name>Acme &amp; Co</sf:Name>"),
+        "{first}"
+    );
+    assert!(bodies
+        .iter()
+        .any(|b| b.contains("<sf:Phone>555</sf:Phone>")));
+    Ok(())
+}
+
+#[tokio::test]
+async fn gainsight_describe() -> anyhow::Result<()> {
+    let gs = GainsightEmulator::start("key").await?;
+    let http = reqwest::Client::new();
+    let get = |object: &str| {
+        http.get(format!(
+            "{}/v1/meta/services/objects/{object}/describe?idd=true",
+            gs.url()
+        ))
+        .header("Accesskey", "key")
+        .send()
+    };
+    let body: Value = get("Case").await?.json().await?;
+    assert_eq!(body["result"], json!(true));
+    let fields = body["data"][0]["fields"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let subject = fields
+        .iter()
+        .find(|f| f["fieldName"] == "Subject")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(
+        (subject["dataType"].clone(), subject["required"].clone()),
+        (json!("STRING"), json!(true))
+    );
+    let gsid = fields
+        .iter()
+        .find(|f| f["fieldName"] == "Gsid")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(gsid["readOnly"], json!(true));
+    let missing = get("Nope").await?;
+    assert_eq!(missing.status(), 400);
+    assert_eq!(
+        missing.json::<Value>().await?["errorCode"],
+        "GS_OBJECT_NOT_FOUND"
+    );
+    Ok(())
+}
