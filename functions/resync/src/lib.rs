@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use shared::adapters::salesforce::soql_quote;
 use shared::adapters::AwsClients;
 use shared::config::{ConfigError, SalesforceSettings, SourceConfig};
-use shared::domain::{ChangeEvent, ChangeOrigin, Jobs, Operation, SyncStatus, System};
+use shared::domain::{ChangeEvent, ChangeOrigin, Fields, Jobs, Operation, SyncStatus, System};
 use shared::ports::{GsQuery, SalesforceApi, SecretsError, SourcePorts};
 
 /// At most this many records per invocation (seed 000's per-event limit).
@@ -84,21 +84,19 @@ impl Resync {
         ))
     }
 
-    /// Salesforce records by Id, one SOQL query per 200 ids, as changes from Salesforce.
+    /// Salesforce records by Id, one SOQL query per 200 ids.
     async fn read_salesforce(
         &self,
         job: &shared::domain::Job,
         ids: &[String],
-        run: &str,
-        now_ms: i64,
-    ) -> Result<Vec<ChangeEvent>, ResyncError> {
+    ) -> Result<Vec<Fields>, ResyncError> {
         let mut select = job.fields_read_from(System::Salesforce);
         for f in ["CreatedDate", "LastModifiedDate"] {
             if !select.iter().any(|s| s == f) {
                 select.push(f.into());
             }
         }
-        let mut changes = Vec::new();
+        let mut records = Vec::new();
         for chunk in ids.chunks(200) {
             let quoted: Vec<String> = chunk.iter().map(|i| soql_quote(i)).collect();
             let soql = format!(
@@ -107,25 +105,9 @@ impl Resync {
                 job.salesforce.object,
                 quoted.join(", ")
             );
-            for fields in self.salesforce.query(&soql).await? {
-                let Some(id) = fields.get("Id").and_then(Value::as_str).map(str::to_string) else {
-                    continue;
-                };
-                changes.push(ChangeEvent {
-                    event_id: format!("{run}/{id}"),
-                    source: System::Salesforce,
-                    object: job.salesforce.object.clone(),
-                    record_id: id,
-                    operation: Operation::Updated,
-                    occurred_at_ms: now_ms,
-                    fields,
-                    changed_fields: None,
-                    origin: ChangeOrigin::Resync,
-                    received_at_ms: now_ms,
-                });
-            }
+            records.extend(self.salesforce.query(&soql).await?);
         }
-        Ok(changes)
+        Ok(records)
     }
 
     pub async fn handle(&self, request: ResyncRequest) -> Result<Value, ResyncError> {
@@ -158,7 +140,7 @@ impl Resync {
         let (sf_keys, ids): (Vec<String>, Vec<String>) =
             ids.into_iter().partition(|id| id.starts_with("sf:"));
         let sf_ids: Vec<String> = sf_keys.iter().map(|k| k[3..].to_string()).collect();
-        let from_salesforce = self.read_salesforce(job, &sf_ids, &run, now_ms).await?;
+        let from_salesforce = self.read_salesforce(job, &sf_ids).await?;
         let id_field = &job.gainsight.id_field;
         let select: Vec<String> = job.fields_read_from(System::Gainsight);
         // One query per 500 ids (an IN list), never one per record.
@@ -181,39 +163,31 @@ impl Resync {
                     .await?,
             );
         }
-        let mut found = Vec::new();
-        let sf_found: Vec<&str> = from_salesforce
-            .iter()
-            .map(|c| c.record_id.as_str())
+        let changes: Vec<ChangeEvent> = records
+            .into_iter()
+            .filter_map(|r| forced_change(job, System::Gainsight, r, &run, now_ms))
+            .chain(
+                from_salesforce
+                    .into_iter()
+                    .filter_map(|r| forced_change(job, System::Salesforce, r, &run, now_ms)),
+            )
             .collect();
-        let sf_missing: Vec<&String> = sf_ids
-            .iter()
-            .filter(|id| !sf_found.contains(&id.as_str()))
-            .collect();
-        let sf_bodies: Vec<String> = from_salesforce
+        let not_found = |source: System, wanted: &[String]| -> Vec<String> {
+            wanted
+                .iter()
+                .filter(|id| {
+                    !changes
+                        .iter()
+                        .any(|c| c.source == source && &c.record_id == *id)
+                })
+                .cloned()
+                .collect()
+        };
+        let missing = not_found(System::Gainsight, &ids);
+        let sf_missing = not_found(System::Salesforce, &sf_ids);
+        let bodies: Vec<String> = changes
             .iter()
             .filter_map(|c| serde_json::to_string(c).ok())
-            .collect();
-        let bodies: Vec<String> = records
-            .into_iter()
-            .filter_map(|fields| {
-                let id = fields.get(id_field)?.as_str()?.to_string();
-                found.push(id.clone());
-                serde_json::to_string(&ChangeEvent {
-                    event_id: format!("{run}/{id}"),
-                    source: System::Gainsight,
-                    object: job.gainsight.object.clone(),
-                    record_id: id,
-                    operation: Operation::Updated,
-                    occurred_at_ms: now_ms,
-                    fields,
-                    changed_fields: None,
-                    origin: ChangeOrigin::Resync,
-                    received_at_ms: now_ms,
-                })
-                .ok()
-            })
-            .chain(sf_bodies)
             .collect();
         let failed = self
             .ports
@@ -226,7 +200,6 @@ impl Resync {
         if failed > 0 {
             return Err(ResyncError::Queue(failed));
         }
-        let missing: Vec<&String> = ids.iter().filter(|id| !found.contains(id)).collect();
         tracing::info!(job = %job.name, queued = bodies.len(), missing = missing.len(), "resync queued");
         Ok(json!({
             "job": job.name,
@@ -235,6 +208,29 @@ impl Resync {
             "notFoundInSalesforce": sf_missing,
         }))
     }
+}
+
+/// A record's current state as a change that bypasses echo suppression.
+fn forced_change(
+    job: &shared::domain::Job,
+    source: System,
+    fields: Fields,
+    run: &str,
+    now_ms: i64,
+) -> Option<ChangeEvent> {
+    let id = fields.get(job.id_field_in(source))?.as_str()?.to_string();
+    Some(ChangeEvent {
+        event_id: format!("{run}/{id}"),
+        source,
+        object: job.object_in(source).to_string(),
+        record_id: id,
+        operation: Operation::Updated,
+        occurred_at_ms: now_ms,
+        fields,
+        changed_fields: None,
+        origin: ChangeOrigin::Resync,
+        received_at_ms: now_ms,
+    })
 }
 
 #[cfg(test)]
