@@ -504,6 +504,22 @@ impl Job {
                 }
             }
         }
+        // Gainsight changes upsert on the Salesforce field that holds the GSID: it must be an
+        // External ID, or every upsert is refused.
+        if let Some((i, pair)) = self
+            .identifiers
+            .iter()
+            .enumerate()
+            .find(|(_, p)| p.gainsight == self.gainsight.id_field)
+        {
+            let sf = own(System::Salesforce);
+            if let Some(f) = sf.field(&pair.salesforce).filter(|f| !f.external_id) {
+                errors.push(format!(
+                    "identifiers[{i}].salesforce: {}.{} is not an External ID field; the GSID can only be upserted on one",
+                    sf.name, f.name
+                ));
+            }
+        }
 
         for (i, m) in self.fields.iter().enumerate() {
             for system in [System::Gainsight, System::Salesforce] {
@@ -1057,6 +1073,10 @@ mod tests {
             (
                 Box::new(|j| j.identifiers[1].gainsight = "SfdcId".into()),
                 "identifiers[1].gainsight: Company.SfdcId does not exist",
+            ),
+            (
+                Box::new(|j| j.identifiers[0].salesforce = "Phone".into()),
+                "identifiers[0].salesforce: Account.Phone is not an External ID field",
             ),
             (
                 Box::new(|j| j.salesforce.object = "Acount".into()),
