@@ -70,7 +70,7 @@ fn bench(c: &mut Criterion) {
             match Mapper::new(job, Some(&schemas)).map(change, None, &lookups) {
                 MapOutcome::Write(cmds) => Some(LedgerRecord {
                     fields: cmds[0].field_states.clone(),
-                    ..Default::default()
+                    ..LedgerRecord::new(job.name.clone(), cmds[0].ledger_key.clone())
                 }),
                 _ => None,
             }

@@ -7,14 +7,14 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 
-use crate::domain::{Fields, LedgerRecord, LedgerUpdate, SyncStatus};
+use crate::domain::{Fields, LedgerKey, LedgerRecord, LedgerUpdate, SyncStatus};
 use crate::ports::*;
 use crate::secret::Secret;
 
 #[derive(Default)]
 pub struct MemoryStore {
     pub events: Mutex<HashMap<String, (bool, i64)>>,
-    pub ledger: Mutex<HashMap<(String, String), LedgerRecord>>,
+    pub ledger: Mutex<HashMap<(String, LedgerKey), LedgerRecord>>,
     pub cursors: Mutex<HashMap<(String, String), Cursor>>,
     /// When set, every call fails with `StoreError::Unavailable`.
     pub fail: Mutex<bool>,
@@ -29,17 +29,38 @@ impl MemoryStore {
         }
     }
 
-    pub fn ledger_of(&self, job: &str, gsid: &str) -> Option<LedgerRecord> {
+    /// The ledger record of `job` under `key` as written (`G1`, or `sf:001...`).
+    pub fn ledger_of(&self, job: &str, key: &str) -> Option<LedgerRecord> {
+        let key: LedgerKey = key.parse().ok()?;
         self.ledger
             .lock()
             .unwrap()
-            .get(&(job.to_string(), gsid.to_string()))
+            .get(&(job.to_string(), key))
             .cloned()
+    }
+
+    fn records_where(
+        &self,
+        keep: impl Fn(&LedgerRecord) -> bool,
+        limit: usize,
+    ) -> Vec<LedgerRecord> {
+        let mut out: Vec<_> = self
+            .ledger
+            .lock()
+            .unwrap()
+            .values()
+            .filter(|r| keep(r))
+            .cloned()
+            .collect();
+        // In the table's sort-key order.
+        out.sort_by_key(|r| r.key.to_string());
+        out.truncate(limit);
+        out
     }
 }
 
 #[async_trait]
-impl StateStore for MemoryStore {
+impl DedupStore for MemoryStore {
     async fn claim_event(
         &self,
         event_id: &str,
@@ -72,103 +93,57 @@ impl StateStore for MemoryStore {
         self.events.lock().unwrap().remove(event_id);
         Ok(())
     }
+}
 
-    async fn ledger(
-        &self,
-        job: &str,
-        gainsight_id: &str,
-    ) -> Result<Option<LedgerRecord>, StoreError> {
+#[async_trait]
+impl LedgerStore for MemoryStore {
+    async fn ledger(&self, job: &str, key: &LedgerKey) -> Result<Option<LedgerRecord>, StoreError> {
         self.check()?;
-        Ok(self.ledger_of(job, gainsight_id))
+        let ledger = self.ledger.lock().unwrap();
+        Ok(ledger.get(&(job.to_string(), key.clone())).cloned())
     }
 
     async fn ledgers(
         &self,
         job: &str,
-        gainsight_ids: &[String],
+        keys: &[LedgerKey],
     ) -> Result<Vec<LedgerRecord>, StoreError> {
         self.check()?;
-        Ok(gainsight_ids
+        let ledger = self.ledger.lock().unwrap();
+        Ok(keys
             .iter()
-            .filter_map(|id| self.ledger_of(job, id))
+            .filter_map(|k| ledger.get(&(job.to_string(), k.clone())).cloned())
             .collect())
     }
 
     async fn record(
         &self,
         job: &str,
-        gainsight_id: &str,
+        key: &LedgerKey,
         update: &LedgerUpdate,
         at_ms: i64,
     ) -> Result<(), StoreError> {
         self.check()?;
         let mut ledger = self.ledger.lock().unwrap();
-        let rec = ledger
-            .entry((job.into(), gainsight_id.into()))
-            .or_insert_with(|| LedgerRecord {
-                job: job.into(),
-                gainsight_id: gainsight_id.into(),
-                ..Default::default()
-            });
-        rec.version += 1;
-        match update {
-            LedgerUpdate::Synced {
-                salesforce_id,
-                source,
-                source_changed_at_ms,
-                fields,
-            } => {
-                if salesforce_id.is_some() {
-                    rec.salesforce_id = salesforce_id.clone();
-                }
-                rec.synced = true;
-                rec.error = false;
-                rec.last_sync_at_ms = Some(at_ms);
-                rec.fields.extend(fields.clone());
-                match source {
-                    crate::domain::System::Gainsight => {
-                        rec.gainsight_changed_at_ms = Some(*source_changed_at_ms)
-                    }
-                    crate::domain::System::Salesforce => {
-                        rec.salesforce_changed_at_ms = Some(*source_changed_at_ms)
-                    }
-                }
-            }
-            LedgerUpdate::Failed { message } => {
-                rec.error = true;
-                rec.last_error = Some(message.clone());
-                rec.last_error_at_ms = Some(at_ms);
-            }
-            LedgerUpdate::Ignored { reason } => {
-                rec.ignored_count += 1;
-                rec.last_ignored_reason = Some(reason.clone());
-            }
-        }
+        ledger
+            .entry((job.into(), key.clone()))
+            .or_insert_with(|| LedgerRecord::new(job, key.clone()))
+            .apply(update, at_ms);
         Ok(())
     }
 
-    async fn forget(&self, job: &str, key: &str) -> Result<(), StoreError> {
+    async fn forget(&self, job: &str, key: &LedgerKey) -> Result<(), StoreError> {
         self.check()?;
         self.ledger
             .lock()
             .unwrap()
-            .remove(&(job.to_string(), key.to_string()));
+            .remove(&(job.to_string(), key.clone()));
         Ok(())
     }
 
     async fn list(&self, job: &str, limit: usize) -> Result<Vec<LedgerRecord>, StoreError> {
         self.check()?;
-        let mut out: Vec<_> = self
-            .ledger
-            .lock()
-            .unwrap()
-            .values()
-            .filter(|r| r.job == job)
-            .cloned()
-            .collect();
-        out.sort_by(|a, b| a.gainsight_id.cmp(&b.gainsight_id));
-        out.truncate(limit);
-        Ok(out)
+        Ok(self.records_where(|r| r.job == job, limit))
     }
 
     async fn by_status(
@@ -178,19 +153,12 @@ impl StateStore for MemoryStore {
         limit: usize,
     ) -> Result<Vec<LedgerRecord>, StoreError> {
         self.check()?;
-        let mut out: Vec<_> = self
-            .ledger
-            .lock()
-            .unwrap()
-            .values()
-            .filter(|r| r.job == job && r.has_status(status))
-            .cloned()
-            .collect();
-        out.sort_by(|a, b| a.gainsight_id.cmp(&b.gainsight_id));
-        out.truncate(limit);
-        Ok(out)
+        Ok(self.records_where(|r| r.job == job && r.has_status(status), limit))
     }
+}
 
+#[async_trait]
+impl CursorStore for MemoryStore {
     async fn cursor(&self, job: &str, stream: &str) -> Result<Option<Cursor>, StoreError> {
         self.check()?;
         Ok(self
@@ -277,8 +245,8 @@ pub struct MemorySalesforce {
     pub reject: Mutex<Option<(String, String)>>,
     /// When set, every call fails with this (retryable) error.
     pub unavailable: Mutex<bool>,
-    /// SOQL received, and the rows every query answers.
-    pub queries: Mutex<Vec<String>>,
+    /// Selects received, and the rows every select answers.
+    pub queries: Mutex<Vec<SfSelect>>,
     pub query_rows: Mutex<Vec<Fields>>,
 }
 
@@ -397,9 +365,9 @@ impl SalesforceApi for MemorySalesforce {
         standard_describe(crate::domain::System::Salesforce, object)
     }
 
-    async fn query(&self, soql: &str) -> Result<Vec<Fields>, ApiError> {
+    async fn select(&self, query: &SfSelect) -> Result<Vec<Fields>, ApiError> {
         *self.calls.lock().unwrap() += 1;
-        self.queries.lock().unwrap().push(soql.to_string());
+        self.queries.lock().unwrap().push(query.clone());
         Ok(self.query_rows.lock().unwrap().clone())
     }
 }

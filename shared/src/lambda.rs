@@ -1,6 +1,32 @@
 //! Lambda event helpers shared by the SQS-triggered functions.
 
-use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse};
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use serde::de::DeserializeOwned;
+
+/// The messages of `event` whose body parses as a `T` (a `what`), with their message ids, and the
+/// ids of those that do not: each bad message fails alone, logged with why.
+pub fn parse_messages<T: DeserializeOwned>(
+    event: SqsEvent,
+    what: &str,
+) -> (Vec<(String, T)>, Vec<String>) {
+    let mut parsed = Vec::with_capacity(event.records.len());
+    let mut failed = Vec::new();
+    for message in event.records {
+        let id = message.message_id.unwrap_or_default();
+        match message.body.as_deref().map(serde_json::from_str::<T>) {
+            Some(Ok(value)) => parsed.push((id, value)),
+            Some(Err(e)) => {
+                tracing::error!(message_id = %id, error = %e, "message is not a valid {what}");
+                failed.push(id);
+            }
+            None => {
+                tracing::error!(message_id = %id, "message has no body; expected a {what}");
+                failed.push(id);
+            }
+        }
+    }
+    (parsed, failed)
+}
 
 /// A partial batch response naming the messages to retry (each once, in id order); every other
 /// message is deleted.
@@ -21,6 +47,20 @@ pub fn batch_response(failed_message_ids: impl IntoIterator<Item = String>) -> S
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bad_message_fails_alone() {
+        let mut event = SqsEvent::default();
+        for (id, body) in [("1", Some("5")), ("2", Some("nope")), ("3", None)] {
+            let mut m = aws_lambda_events::event::sqs::SqsMessage::default();
+            m.message_id = Some(id.into());
+            m.body = body.map(str::to_string);
+            event.records.push(m);
+        }
+        let (ok, failed) = parse_messages::<i64>(event, "number");
+        assert_eq!(ok, vec![("1".to_string(), 5)]);
+        assert_eq!(failed, ["2", "3"]);
+    }
 
     #[test]
     fn names_each_failed_message_once() {

@@ -4,6 +4,7 @@
 pub mod adapters;
 pub mod config;
 pub mod domain;
+pub mod enqueue;
 pub mod lambda;
 pub mod ports;
 pub mod resolve;

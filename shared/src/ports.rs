@@ -3,7 +3,9 @@
 
 use async_trait::async_trait;
 
-use crate::domain::{Fields, LedgerRecord, LedgerUpdate, ObjectSchema, SyncStatus};
+use crate::domain::{
+    Fields, LedgerBatch, LedgerKey, LedgerRecord, LedgerUpdate, ObjectSchema, SyncStatus,
+};
 use crate::secret::Secret;
 
 /// Whether an error is worth retrying (the message goes back to the queue) or final.
@@ -45,9 +47,10 @@ pub struct Cursor {
     pub last_id: String,
 }
 
-/// DynamoDB in production: ledger, dedup keys, cursors.
+/// Event dedup claims (DynamoDB in production): a change is queued once however often it is
+/// delivered.
 #[async_trait]
-pub trait StateStore: Send + Sync {
+pub trait DedupStore: Send + Sync {
     /// Claims `event_id`. A claim that was never confirmed for `reclaim_after_ms` is handed out
     /// again, so a crash between claim and enqueue cannot lose the event.
     async fn claim_event(
@@ -61,29 +64,26 @@ pub trait StateStore: Send + Sync {
     async fn confirm_event(&self, event_id: &str) -> Result<(), StoreError>;
     /// Gives a claim back after a failure to enqueue, so a retry is processed.
     async fn release_event(&self, event_id: &str) -> Result<(), StoreError>;
+}
 
-    async fn ledger(
-        &self,
-        job: &str,
-        gainsight_id: &str,
-    ) -> Result<Option<LedgerRecord>, StoreError>;
+/// The sync ledger (DynamoDB in production): one record per record pair and job.
+#[async_trait]
+pub trait LedgerStore: Send + Sync {
+    async fn ledger(&self, job: &str, key: &LedgerKey) -> Result<Option<LedgerRecord>, StoreError>;
     /// Batched read of many ledger records of one job; absent ones are left out.
-    async fn ledgers(
-        &self,
-        job: &str,
-        gainsight_ids: &[String],
-    ) -> Result<Vec<LedgerRecord>, StoreError>;
+    async fn ledgers(&self, job: &str, keys: &[LedgerKey])
+        -> Result<Vec<LedgerRecord>, StoreError>;
     /// Applies `update` to the ledger record (created if absent).
     async fn record(
         &self,
         job: &str,
-        gainsight_id: &str,
+        key: &LedgerKey,
         update: &LedgerUpdate,
         at_ms: i64,
     ) -> Result<(), StoreError>;
-    /// Deletes a ledger record: the `sf:{Id}` placeholder of a pair that now has a Gainsight id.
-    async fn forget(&self, job: &str, key: &str) -> Result<(), StoreError>;
-    /// Ledger records of `job`, in Gainsight id order, up to `limit`.
+    /// Deletes a ledger record: the Salesforce-only placeholder of a pair that now has a GSID.
+    async fn forget(&self, job: &str, key: &LedgerKey) -> Result<(), StoreError>;
+    /// Ledger records of `job`, in key order, up to `limit`.
     async fn list(&self, job: &str, limit: usize) -> Result<Vec<LedgerRecord>, StoreError>;
     /// Ledger records of `job` carrying `status`, up to `limit`.
     async fn by_status(
@@ -92,7 +92,11 @@ pub trait StateStore: Send + Sync {
         status: SyncStatus,
         limit: usize,
     ) -> Result<Vec<LedgerRecord>, StoreError>;
+}
 
+/// Poll cursors (DynamoDB in production), one per job and stream.
+#[async_trait]
+pub trait CursorStore: Send + Sync {
     async fn cursor(&self, job: &str, stream: &str) -> Result<Option<Cursor>, StoreError>;
     async fn put_cursor(&self, job: &str, stream: &str, cursor: &Cursor) -> Result<(), StoreError>;
 }
@@ -202,14 +206,72 @@ pub struct RecordResult {
     pub retryable: bool,
 }
 
-/// A Gainsight query: equality conditions joined by AND, a projection, and paging.
+/// A Gainsight condition operator, as the data API names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GsOperator {
+    Eq,
+    In,
+    Gt,
+    Gte,
+    Lt,
+    Lte,
+}
+
+impl GsOperator {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GsOperator::Eq => "EQ",
+            GsOperator::In => "IN",
+            GsOperator::Gt => "GT",
+            GsOperator::Gte => "GTE",
+            GsOperator::Lt => "LT",
+            GsOperator::Lte => "LTE",
+        }
+    }
+}
+
+/// One condition of a Gainsight query: `field operator values`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GsCondition {
+    pub field: String,
+    pub operator: GsOperator,
+    pub values: Vec<serde_json::Value>,
+}
+
+impl GsCondition {
+    pub fn new(
+        field: impl Into<String>,
+        operator: GsOperator,
+        values: Vec<serde_json::Value>,
+    ) -> Self {
+        Self {
+            field: field.into(),
+            operator,
+            values,
+        }
+    }
+}
+
+/// A Gainsight query: conditions joined by AND, a projection, ordering, and paging.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct GsQuery {
     pub select: Vec<String>,
-    /// (field, operator, values): operators as Gainsight names them (EQ, IN, GT, GTE, LT, LTE).
-    pub conditions: Vec<(String, String, Vec<serde_json::Value>)>,
+    pub conditions: Vec<GsCondition>,
+    /// (field, ascending).
     pub order_by: Vec<(String, bool)>,
     pub limit: usize,
+}
+
+/// A Salesforce read: `fields` of the `object` records whose every condition holds (each an
+/// `IN` list of values), in `order_by` order. The adapter writes the query and quotes the values.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SfSelect {
+    pub object: String,
+    pub fields: Vec<String>,
+    /// (field, values): the field equals one of the values. No condition reads every record.
+    pub conditions: Vec<(String, Vec<String>)>,
+    /// Fields to order by, ascending.
+    pub order_by: Vec<String>,
 }
 
 #[async_trait]
@@ -248,56 +310,34 @@ pub trait SalesforceApi: Send + Sync {
         -> Result<Vec<RecordResult>, ApiError>;
     /// `sobjects/{object}/describe`, as the domain's schema.
     async fn describe(&self, object: &str) -> Result<ObjectSchema, ApiError>;
-    /// Runs a SOQL query and follows `nextRecordsUrl` to the end.
-    async fn query(&self, soql: &str) -> Result<Vec<Fields>, ApiError>;
-}
-
-/// Ledger records read for a batch: one batched read per job.
-#[derive(Debug, Default)]
-pub struct LedgerBatch {
-    /// By (job, Gainsight id); records never synced are absent.
-    pub records: std::collections::HashMap<(String, String), LedgerRecord>,
-    /// Jobs whose read failed: their messages should be retried.
-    pub unreadable: Vec<String>,
+    /// Reads the records `query` selects, following `nextRecordsUrl` to the end.
+    async fn select(&self, query: &SfSelect) -> Result<Vec<Fields>, ApiError>;
 }
 
 impl LedgerBatch {
-    /// Reads the ledger records of `wanted` (job -> Gainsight ids), one `ledgers` call per job.
+    /// Reads the ledger records of `wanted` (job -> ledger keys), one `ledgers` call per job; a
+    /// job whose read fails is marked unreadable, so its messages are retried.
     pub async fn read(
-        store: &dyn StateStore,
-        wanted: &std::collections::HashMap<String, Vec<String>>,
+        store: &dyn LedgerStore,
+        wanted: &std::collections::HashMap<String, Vec<LedgerKey>>,
     ) -> Self {
         let mut batch = Self::default();
-        for (job, ids) in wanted {
-            match store.ledgers(job, ids).await {
-                Ok(records) => batch.records.extend(
-                    records
-                        .into_iter()
-                        .map(|r| ((r.job.clone(), r.gainsight_id.clone()), r)),
-                ),
+        for (job, keys) in wanted {
+            match store.ledgers(job, keys).await {
+                Ok(records) => batch.extend(records),
                 Err(e) => {
                     tracing::warn!(job = %job, error = %e, "ledger read failed; the job's messages will be retried");
-                    batch.unreadable.push(job.clone());
+                    batch.mark_unreadable(job);
                 }
             }
         }
         batch
     }
-
-    pub fn get(&self, job: &str, gainsight_id: &str) -> Option<&LedgerRecord> {
-        self.records
-            .get(&(job.to_string(), gainsight_id.to_string()))
-    }
-
-    pub fn is_unreadable(&self, job: &str) -> bool {
-        self.unreadable.iter().any(|j| j == job)
-    }
 }
 
-/// The ports of the functions that read Gainsight and queue changes (poller, resync).
+/// The ports every function that reads a source and queues changes needs (poller, resync).
 #[derive(Clone)]
 pub struct SourcePorts {
-    pub store: std::sync::Arc<dyn StateStore>,
     pub changes: std::sync::Arc<dyn Queue>,
     pub gainsight: std::sync::Arc<dyn GainsightApi>,
     pub jobs: crate::domain::Jobs,

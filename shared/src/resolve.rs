@@ -5,10 +5,14 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use crate::adapters::salesforce::soql_quote;
 use crate::domain::mapping::text;
 use crate::domain::{JobError, Jobs, LookupRequest, Lookups, Schemas, System};
-use crate::ports::{ApiError, GainsightApi, GsQuery, SalesforceApi};
+use crate::ports::{
+    ApiError, GainsightApi, GsCondition, GsOperator, GsQuery, SalesforceApi, SfSelect,
+};
+
+/// Values found per match tuple.
+pub type Found = BTreeMap<Vec<String>, Vec<String>>;
 
 /// Match tuples per query: keeps a SOQL statement far below its 100,000-character limit.
 const TUPLES_PER_QUERY: usize = 200;
@@ -80,7 +84,7 @@ pub async fn find(
     salesforce: &dyn SalesforceApi,
     gainsight: &dyn GainsightApi,
     request: &LookupRequest,
-) -> Result<BTreeMap<Vec<String>, Vec<String>>, ApiError> {
+) -> Result<Found, ApiError> {
     let fold = |t: String| match request.system {
         System::Gainsight => t.to_lowercase(),
         System::Salesforce => t,
@@ -88,7 +92,7 @@ pub async fn find(
     let mut rows = Vec::new();
     for chunk in request.tuples.chunks(TUPLES_PER_QUERY) {
         rows.extend(match request.system {
-            System::Salesforce => salesforce.query(&soql(request, chunk)).await?,
+            System::Salesforce => salesforce.select(&sf_select(request, chunk)).await?,
             System::Gainsight => {
                 gainsight
                     .query(&request.object, &gs_query(request, chunk))
@@ -119,47 +123,46 @@ pub async fn find(
     Ok(found)
 }
 
-fn soql(request: &LookupRequest, tuples: &[Vec<String>]) -> String {
+/// Columns read: the returned field and the match fields.
+fn columns(request: &LookupRequest) -> Vec<String> {
     let mut select = vec![request.returns.clone()];
     for f in &request.match_fields {
         if !select.contains(f) {
             select.push(f.clone());
         }
     }
-    let conditions: Vec<String> = request
-        .match_fields
-        .iter()
-        .enumerate()
-        .map(|(i, field)| {
-            let mut values: Vec<String> = tuples.iter().map(|t| soql_quote(&t[i])).collect();
-            values.sort();
-            values.dedup();
-            format!("{field} IN ({})", values.join(", "))
-        })
-        .collect();
-    format!(
-        "SELECT {} FROM {} WHERE {}",
-        select.join(", "),
-        request.object,
-        conditions.join(" AND ")
-    )
+    select
+}
+
+/// The values of match field `i` across `tuples`.
+fn column_values(tuples: &[Vec<String>], i: usize) -> Vec<String> {
+    tuples.iter().map(|t| t[i].clone()).collect()
+}
+
+fn sf_select(request: &LookupRequest, tuples: &[Vec<String>]) -> SfSelect {
+    SfSelect {
+        object: request.object.clone(),
+        fields: columns(request),
+        conditions: request
+            .match_fields
+            .iter()
+            .enumerate()
+            .map(|(i, field)| (field.clone(), column_values(tuples, i)))
+            .collect(),
+        order_by: vec![],
+    }
 }
 
 fn gs_query(request: &LookupRequest, tuples: &[Vec<String>]) -> GsQuery {
-    let mut select = vec![request.returns.clone()];
-    select.extend(request.match_fields.iter().cloned());
     GsQuery {
-        select,
+        select: columns(request),
         conditions: request
             .match_fields
             .iter()
             .enumerate()
             .map(|(i, field)| {
-                (
-                    field.clone(),
-                    "IN".to_string(),
-                    tuples.iter().map(|t| Value::String(t[i].clone())).collect(),
-                )
+                let values = column_values(tuples, i).into_iter().map(Value::String);
+                GsCondition::new(field.clone(), GsOperator::In, values.collect())
             })
             .collect(),
         order_by: vec![],
@@ -171,20 +174,41 @@ fn gs_query(request: &LookupRequest, tuples: &[Vec<String>]) -> GsQuery {
 mod tests {
     use super::*;
 
-    #[test]
-    fn one_statement_per_chunk_with_quoted_values() {
-        let request = LookupRequest {
+    fn request(system: System, fields: &[&str], tuples: &[&[&str]]) -> LookupRequest {
+        LookupRequest {
             job: "j".into(),
             derived: 0,
-            system: System::Salesforce,
+            system,
             object: "Account".into(),
-            match_fields: vec!["Gainsight_Company_Id__c".into()],
+            match_fields: fields.iter().map(|f| f.to_string()).collect(),
             returns: "Id".into(),
-            tuples: vec![vec!["A".into()], vec!["O'B".into()]],
-        };
+            tuples: tuples
+                .iter()
+                .map(|t| t.iter().map(|v| v.to_string()).collect())
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn one_in_list_per_match_field() {
+        let r = request(
+            System::Salesforce,
+            &["A__c", "B__c"],
+            &[&["1", "x"], &["2", "y"]],
+        );
+        let select = sf_select(&r, &r.tuples);
+        assert_eq!(select.fields, ["Id", "A__c", "B__c"]);
         assert_eq!(
-            soql(&request, &request.tuples),
-            r"SELECT Id, Gainsight_Company_Id__c FROM Account WHERE Gainsight_Company_Id__c IN ('A', 'O\'B')"
+            select.conditions,
+            [
+                ("A__c".to_string(), vec!["1".to_string(), "2".to_string()]),
+                ("B__c".to_string(), vec!["x".to_string(), "y".to_string()])
+            ]
+        );
+        let gs = gs_query(&r, &r.tuples[1..]);
+        assert_eq!(
+            gs.conditions[1],
+            GsCondition::new("B__c", GsOperator::In, vec!["y".into()])
         );
     }
 }

@@ -6,8 +6,15 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use devstack::moto::LocalAws;
 use shared::adapters::AwsClients;
 use shared::config::AwsResources;
+use shared::domain::LedgerKey;
 use shared::domain::{FieldState, LedgerUpdate, SyncStatus, System};
-use shared::ports::{Claim, Cursor, Queue, Secrets, SecretsError, StateStore};
+use shared::ports::{
+    Claim, Cursor, CursorStore, DedupStore, LedgerStore, Queue, Secrets, SecretsError,
+};
+
+fn k(key: &str) -> LedgerKey {
+    key.parse().expect("a ledger key")
+}
 use shared::secret::Secret;
 
 async fn setup() -> Result<(LocalAws, AwsClients, AwsResources)> {
@@ -84,7 +91,7 @@ async fn dynamo_state_store_round_trips_ledger_dedup_and_cursors() -> Result<()>
         ]
         .into(),
     };
-    store.record("job", "G1", &synced, 10).await?;
+    store.record("job", &k("G1"), &synced, 10).await?;
     // A later write of one field replaces its state and keeps the other's.
     let one_field = LedgerUpdate::Synced {
         salesforce_id: None,
@@ -92,8 +99,8 @@ async fn dynamo_state_store_round_trips_ledger_dedup_and_cursors() -> Result<()>
         source_changed_at_ms: 7,
         fields: [("Name".to_string(), state(3, 7))].into(),
     };
-    store.record("job", "G1", &one_field, 10).await?;
-    let g1 = store.ledger("job", "G1").await?.expect("G1 recorded");
+    store.record("job", &k("G1"), &one_field, 10).await?;
+    let g1 = store.ledger("job", &k("G1")).await?.expect("G1 recorded");
     assert_eq!(g1.fields["Name"], state(3, 7));
     assert_eq!(g1.fields["Arr"], state(2, 5));
     assert_eq!(
@@ -104,7 +111,7 @@ async fn dynamo_state_store_round_trips_ledger_dedup_and_cursors() -> Result<()>
     store
         .record(
             "job",
-            "G1",
+            &k("G1"),
             &LedgerUpdate::Failed {
                 message: "UNABLE_TO_LOCK_ROW".into(),
             },
@@ -114,7 +121,7 @@ async fn dynamo_state_store_round_trips_ledger_dedup_and_cursors() -> Result<()>
     store
         .record(
             "job",
-            "G2",
+            &k("G2"),
             &LedgerUpdate::Ignored {
                 reason: "echo".into(),
             },
@@ -124,34 +131,31 @@ async fn dynamo_state_store_round_trips_ledger_dedup_and_cursors() -> Result<()>
     store
         .record(
             "job",
-            "G2",
+            &k("G2"),
             &LedgerUpdate::Ignored {
                 reason: "echo again".into(),
             },
             31,
         )
         .await?;
-    let g1 = store.ledger("job", "G1").await?.expect("G1 recorded");
+    let g1 = store.ledger("job", &k("G1")).await?.expect("G1 recorded");
     assert!(g1.synced && g1.error, "statuses are not exclusive: {g1:?}");
     assert_eq!(g1.salesforce_id.as_deref(), Some("001000000000001AAA"));
     assert_eq!(g1.last_error.as_deref(), Some("UNABLE_TO_LOCK_ROW"));
     assert_eq!((g1.last_sync_at_ms, g1.version), (Some(10), 3));
-    let g2 = store.ledger("job", "G2").await?.expect("G2 recorded");
+    let g2 = store.ledger("job", &k("G2")).await?.expect("G2 recorded");
     assert_eq!((g2.ignored_count, g2.synced, g2.error), (2, false, false));
 
     let errors = store.by_status("job", SyncStatus::Error, 10).await?;
     assert_eq!(
-        errors
-            .iter()
-            .map(|r| r.gainsight_id.as_str())
-            .collect::<Vec<_>>(),
+        errors.iter().map(|r| r.key.to_string()).collect::<Vec<_>>(),
         vec!["G1"]
     );
     assert_eq!(
         store.by_status("job", SyncStatus::Synced, 10).await?.len(),
         1
     );
-    store.record("job", "G1", &synced, 40).await?;
+    store.record("job", &k("G1"), &synced, 40).await?;
     assert!(
         store
             .by_status("job", SyncStatus::Error, 10)
@@ -161,16 +165,24 @@ async fn dynamo_state_store_round_trips_ledger_dedup_and_cursors() -> Result<()>
     );
 
     // Batched reads: 150 ids (two BatchGetItem pages), absent ones left out.
-    let mut ids: Vec<String> = (0..150).map(|i| format!("X{i}")).collect();
-    ids.push("G1".into());
-    ids.push("G2".into());
+    let mut ids: Vec<LedgerKey> = (0..150).map(|i| k(&format!("X{i}"))).collect();
+    ids.push(k("G1"));
+    ids.push(k("G2"));
     let got = store.ledgers("job", &ids).await?;
     assert_eq!(got.len(), 2);
     assert_eq!(store.list("job", 100).await?.len(), 2);
     assert_eq!(store.list("job", 1).await?.len(), 1);
-    store.forget("job", "G2").await?;
-    assert!(store.ledger("job", "G2").await?.is_none(), "forgotten");
-    assert_eq!(store.list("job", 100).await?.len(), 1);
+    store.forget("job", &k("G2")).await?;
+    assert!(store.ledger("job", &k("G2")).await?.is_none(), "forgotten");
+    // A Salesforce-only pair is kept under its own key and read back as one.
+    let placeholder = LedgerKey::SalesforceOnly("001A".into());
+    store.record("job", &placeholder, &synced, 50).await?;
+    let read = store
+        .ledger("job", &placeholder)
+        .await?
+        .expect("placeholder");
+    assert_eq!(read.key, placeholder);
+    assert_eq!(store.list("job", 100).await?.len(), 2);
 
     // Cursors.
     assert_eq!(store.cursor("job", "gainsight").await?, None);

@@ -9,7 +9,9 @@ use shared::adapters::gainsight::GainsightClient;
 use shared::adapters::salesforce::SalesforceClient;
 use shared::config::{GainsightSettings, SalesforceSettings};
 use shared::domain::Fields;
-use shared::ports::{ApiError, GainsightApi, GsQuery, SalesforceApi};
+use shared::ports::{
+    ApiError, GainsightApi, GsCondition, GsOperator, GsQuery, SalesforceApi, SfSelect,
+};
 use shared::secret::Secret;
 
 fn fields(v: serde_json::Value) -> Fields {
@@ -84,6 +86,16 @@ async fn salesforce_upserts_in_collections_of_200_and_reports_each_record() -> R
     Ok(())
 }
 
+/// Accounts' `fields` where `conditions` hold, ordered by name.
+fn accounts(fields: &[&str], conditions: Vec<(String, Vec<String>)>) -> SfSelect {
+    SfSelect {
+        object: "Account".into(),
+        fields: fields.iter().map(|f| f.to_string()).collect(),
+        conditions,
+        order_by: vec!["Name".into()],
+    }
+}
+
 #[tokio::test]
 async fn salesforce_query_follows_next_records_url() -> Result<()> {
     let (emu, client) = salesforce().await?;
@@ -94,9 +106,7 @@ async fn salesforce_query_follows_next_records_url() -> Result<()> {
             .collect(),
     );
     let before = emu.stats().query_calls;
-    let rows = client
-        .query("SELECT Id, Name FROM Account WHERE Name LIKE 'Seeded%' ORDER BY Name")
-        .await?;
+    let rows = client.select(&accounts(&["Id", "Name"], vec![])).await?;
     assert_eq!(rows.len(), 2500);
     assert_eq!(emu.stats().query_calls - before, 2, "2000 + 500");
     assert_eq!(rows[0]["Name"], json!("Seeded 0000"));
@@ -104,14 +114,13 @@ async fn salesforce_query_follows_next_records_url() -> Result<()> {
         rows[0].get("attributes").is_none(),
         "attributes are stripped"
     );
-    let quoted = client
-        .query(&format!(
-            "SELECT Id FROM Account WHERE Name = {}",
-            shared::adapters::salesforce::soql_quote("O'Hare")
-        ))
-        .await?;
+    let named = vec![("Name".to_string(), vec!["O'Hare".to_string()])];
+    let quoted = client.select(&accounts(&["Id"], named)).await?;
     assert!(quoted.is_empty());
-    let err = client.query("SELECT Nope FROM Account").await.unwrap_err();
+    let err = client
+        .select(&accounts(&["Nope"], vec![]))
+        .await
+        .unwrap_err();
     assert!(
         matches!(&err, ApiError::Rejected { code, .. } if code == "INVALID_FIELD"),
         "{err}"
@@ -179,7 +188,7 @@ async fn salesforce_bad_credentials_are_an_auth_error() -> Result<()> {
         },
         Secret::new("wrong"),
     );
-    let err = client.query("SELECT Id FROM Account").await.unwrap_err();
+    let err = client.select(&accounts(&["Id"], vec![])).await.unwrap_err();
     assert!(
         matches!(&err, ApiError::Auth { message, .. } if message.contains("invalid_client")),
         "{err}"
@@ -220,7 +229,7 @@ async fn gainsight_writes_in_fifties_and_queries_with_paging() -> Result<()> {
     assert!(updated[0].success);
     let q = GsQuery {
         select: vec!["Gsid".into(), "Name".into(), "Arr".into()],
-        conditions: vec![("Arr".into(), "GTE".into(), vec![json!(5000)])],
+        conditions: vec![GsCondition::new("Arr", GsOperator::Gte, vec![json!(5000)])],
         order_by: vec![("Name".into(), true)],
         limit: 0,
     };
@@ -231,7 +240,7 @@ async fn gainsight_writes_in_fifties_and_queries_with_paging() -> Result<()> {
             "Company",
             &GsQuery {
                 select: vec!["Arr".into()],
-                conditions: vec![("Gsid".into(), "EQ".into(), vec![json!(gsid)])],
+                conditions: vec![GsCondition::new("Gsid", GsOperator::Eq, vec![json!(gsid)])],
                 ..Default::default()
             },
         )

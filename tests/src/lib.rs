@@ -17,7 +17,7 @@ use shared::adapters::dynamo::DynamoStateStore;
 use shared::adapters::AwsClients;
 use shared::config::{AwsResources, GainsightSettings, SalesforceSettings};
 use shared::domain::{Jobs, LedgerRecord};
-use shared::ports::{Secrets, StateStore};
+use shared::ports::{LedgerStore, Secrets};
 use shared::secret::{names, Secret};
 
 pub const GAINSIGHT_ACCESS_KEY: &str = "gs-local-access-key";
@@ -144,7 +144,8 @@ impl Stack {
                 salesforce: salesforce_settings,
                 gainsight: gainsight_settings,
             };
-            let pusher = Arc::new(pusher::Pusher::from_aws(&pusher_config, &clients).await?);
+            let pusher =
+                Arc::new(pusher::Pusher::from_aws(&pusher_config, &clients, jobs.clone()).await?);
             let mapper_handler: event_source::Handler = Arc::new(move |event| {
                 let mapper = Arc::clone(&mapper);
                 Box::pin(async move { Ok(mapper.handle(event).await) })
@@ -311,7 +312,7 @@ impl Stack {
 
     /// The ledger record of `key` in `job`.
     pub async fn ledger_of(&self, job: &str, key: &str) -> Result<Option<LedgerRecord>> {
-        Ok(self.store.ledger(job, key).await?)
+        Ok(self.store.ledger(job, &key.parse()?).await?)
     }
 
     /// Updates Companies in Gainsight by GSID.
@@ -328,7 +329,8 @@ impl Stack {
     }
 
     pub async fn ledger(&self, gsid: &str) -> Result<Option<LedgerRecord>> {
-        Ok(self.store.ledger("company_account", gsid).await?)
+        let key = shared::domain::LedgerKey::Gainsight(gsid.to_string());
+        Ok(self.store.ledger("company_account", &key).await?)
     }
 
     /// Every ledger record of every job.

@@ -6,8 +6,12 @@ use std::sync::Arc;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use shared::adapters::AwsClients;
-use shared::domain::{ChangeEvent, Jobs, LedgerUpdate, Lookups, MapOutcome, Mapper, Schemas};
-use shared::ports::{GainsightApi, LedgerBatch, Queue, SalesforceApi, StateStore};
+use shared::domain::{
+    ChangeEvent, Job, Jobs, LedgerBatch, LedgerKey, LedgerUpdate, Lookups, MapOutcome, Mapper,
+    Schemas, WriteCommand,
+};
+use shared::lambda::parse_messages;
+use shared::ports::{GainsightApi, LedgerStore, Queue, SalesforceApi};
 use shared::resolve::{load_schemas, run_lookups, SchemaError};
 
 /// Table, queues, the Salesforce org and the Gainsight tenant.
@@ -23,7 +27,7 @@ pub enum StartError {
 }
 
 pub struct MapperFn {
-    store: Arc<dyn StateStore>,
+    ledger: Arc<dyn LedgerStore>,
     writes: Arc<dyn Queue>,
     salesforce: Arc<dyn SalesforceApi>,
     gainsight: Arc<dyn GainsightApi>,
@@ -43,7 +47,7 @@ pub struct Summary {
 impl MapperFn {
     /// Builds the mapper once the jobs have been checked against `schemas`.
     pub fn new(
-        store: Arc<dyn StateStore>,
+        ledger: Arc<dyn LedgerStore>,
         writes: Arc<dyn Queue>,
         salesforce: Arc<dyn SalesforceApi>,
         gainsight: Arc<dyn GainsightApi>,
@@ -51,7 +55,7 @@ impl MapperFn {
         schemas: Schemas,
     ) -> Self {
         Self {
-            store,
+            ledger,
             writes,
             salesforce,
             gainsight,
@@ -83,131 +87,27 @@ impl MapperFn {
     }
 
     pub async fn handle(&self, event: SqsEvent) -> SqsBatchResponse {
-        self.handle_with_summary(event).await.0
+        self.handle_at(event, shared::time::now_ms()).await.0
     }
 
-    pub async fn handle_with_summary(&self, event: SqsEvent) -> (SqsBatchResponse, Summary) {
+    /// Maps one batch as of `now_ms`: one ledger read per job, one lookup per derived mapping,
+    /// then every change, then one send of the write commands.
+    pub async fn handle_at(&self, event: SqsEvent, now_ms: i64) -> (SqsBatchResponse, Summary) {
         let mut summary = Summary::default();
-        let mut failed: Vec<String> = Vec::new();
-        let mut changes: Vec<(String, ChangeEvent)> = Vec::new();
-        for message in event.records {
-            let id = message.message_id.clone().unwrap_or_default();
-            match message
-                .body
-                .as_deref()
-                .map(serde_json::from_str::<ChangeEvent>)
-            {
-                Some(Ok(change)) => changes.push((id, change)),
-                Some(Err(e)) => {
-                    tracing::error!(message_id = %id, error = %e, "change message is not a valid change event");
-                    failed.push(id);
-                }
-                None => {
-                    tracing::error!(message_id = %id, "change message has no body");
-                    failed.push(id);
-                }
-            }
-        }
-
-        let schemas = Some(&self.schemas);
-        // One batched ledger read per job instead of one read per change.
-        let mut wanted: HashMap<String, Vec<String>> = HashMap::new();
-        for (_, change) in &changes {
-            for job in self.jobs.for_source(change.source, &change.object) {
-                if let Some(key) = Mapper::new(job, schemas).ledger_key(change) {
-                    wanted.entry(job.name.clone()).or_default().push(key);
-                }
-            }
-        }
-        let ledgers = LedgerBatch::read(self.store.as_ref(), &wanted).await;
-
-        // Derived lookups: one query per derived mapping for the whole batch.
-        let requests = Lookups::requests(
-            changes.iter().flat_map(|(_, c)| {
-                self.jobs
-                    .for_source(c.source, &c.object)
-                    .map(move |j| (j, c))
-            }),
-            schemas,
-        );
-        let lookups =
-            run_lookups(&requests, self.salesforce.as_ref(), self.gainsight.as_ref()).await;
-
+        let (changes, mut failed) = parse_messages::<ChangeEvent>(event, "change event");
+        let ledgers = self.read_ledgers(&changes).await;
+        let lookups = self.run_lookups(&changes).await;
         let mut outgoing: Vec<(String, String)> = Vec::new();
-        let now = shared::time::now_ms();
         for (id, change) in &changes {
-            let mut ok = true;
-            let mut matched = false;
-            for job in self.jobs.for_source(change.source, &change.object) {
-                matched = true;
-                if ledgers.is_unreadable(&job.name) {
-                    ok = false;
-                    continue;
-                }
-                let mapper = Mapper::new(job, schemas);
-                let ledger = mapper
-                    .ledger_key(change)
-                    .and_then(|key| ledgers.get(&job.name, &key));
-                let (key, update) = match mapper.map(change, ledger, &lookups) {
-                    MapOutcome::Write(commands) => {
-                        summary.writes += commands.len();
-                        for cmd in commands {
-                            match serde_json::to_string(&cmd) {
-                                Ok(body) => outgoing.push((id.clone(), body)),
-                                Err(e) => {
-                                    tracing::error!(job = %job.name, error = %e, "write command does not serialise");
-                                    ok = false;
-                                }
-                            }
-                        }
-                        continue;
-                    }
-                    MapOutcome::Retry { reason } => {
-                        tracing::warn!(job = %job.name, event_id = %change.event_id, reason = %reason, "change retried");
-                        ok = false;
-                        continue;
-                    }
-                    MapOutcome::Ignored {
-                        gainsight_id,
-                        reason,
-                    } => {
-                        summary.ignored += 1;
-                        tracing::info!(job = %job.name, event_id = %change.event_id, reason = %reason, "change ignored");
-                        (gainsight_id, LedgerUpdate::Ignored { reason })
-                    }
-                    MapOutcome::Rejected {
-                        gainsight_id,
-                        reason,
-                    } => {
-                        summary.rejected += 1;
-                        tracing::warn!(job = %job.name, event_id = %change.event_id, reason = %reason, "change rejected");
-                        (gainsight_id, LedgerUpdate::Failed { message: reason })
-                    }
-                };
-                if let Some(key) = key {
-                    if let Err(e) = self.store.record(&job.name, &key, &update, now).await {
-                        tracing::error!(job = %job.name, error = %e, "ledger update failed; change will be retried");
-                        ok = false;
-                    }
-                }
-            }
-            if !matched {
-                summary.ignored += 1;
-                tracing::warn!(event_id = %change.event_id, object = %change.object, source = change.source.as_str(), "no job reads this object; change dropped");
-            }
-            if !ok {
+            let ok = self
+                .map_change(change, &ledgers, &lookups, now_ms, &mut summary)
+                .await
+                .map(|bodies| outgoing.extend(bodies.into_iter().map(|b| (id.clone(), b))));
+            if ok.is_err() {
                 failed.push(id.clone());
             }
         }
-
-        let bodies: Vec<String> = outgoing.iter().map(|(_, b)| b.clone()).collect();
-        for ((id, _), result) in outgoing.iter().zip(self.writes.send(&bodies).await) {
-            if let Err(e) = result {
-                tracing::error!(message_id = %id, error = %e, "write command not queued; change will be retried");
-                failed.push(id.clone());
-            }
-        }
-
+        failed.extend(self.send(outgoing).await);
         let response = shared::lambda::batch_response(failed);
         summary.failed_messages = response.batch_item_failures.len();
         tracing::info!(
@@ -219,6 +119,135 @@ impl MapperFn {
         );
         (response, summary)
     }
+
+    /// One batched ledger read per job instead of one read per change.
+    async fn read_ledgers(&self, changes: &[(String, ChangeEvent)]) -> LedgerBatch {
+        let mut wanted: HashMap<String, Vec<LedgerKey>> = HashMap::new();
+        for (_, change) in changes {
+            for job in self.jobs.for_source(change.source, &change.object) {
+                if let Some(key) = Mapper::new(job, Some(&self.schemas)).ledger_key(change) {
+                    wanted.entry(job.name.clone()).or_default().push(key);
+                }
+            }
+        }
+        LedgerBatch::read(self.ledger.as_ref(), &wanted).await
+    }
+
+    /// Derived lookups: one query per derived mapping for the whole batch.
+    async fn run_lookups(&self, changes: &[(String, ChangeEvent)]) -> Lookups {
+        let requests = Lookups::requests(
+            changes.iter().flat_map(|(_, c)| {
+                self.jobs
+                    .for_source(c.source, &c.object)
+                    .map(move |j| (j, c))
+            }),
+            Some(&self.schemas),
+        );
+        run_lookups(&requests, self.salesforce.as_ref(), self.gainsight.as_ref()).await
+    }
+
+    /// Maps one change for every job reading its object: the write commands to queue, or `Err`
+    /// when the message must be retried. Ignored and rejected changes are recorded in the ledger.
+    async fn map_change(
+        &self,
+        change: &ChangeEvent,
+        ledgers: &LedgerBatch,
+        lookups: &Lookups,
+        now_ms: i64,
+        summary: &mut Summary,
+    ) -> Result<Vec<String>, Retry> {
+        let mut bodies = Vec::new();
+        let mut result = Ok(());
+        let mut matched = false;
+        for job in self.jobs.for_source(change.source, &change.object) {
+            matched = true;
+            if ledgers.is_unreadable(&job.name) {
+                result = Err(Retry);
+                continue;
+            }
+            let mapper = Mapper::new(job, Some(&self.schemas));
+            let ledger = mapper
+                .ledger_key(change)
+                .and_then(|key| ledgers.get(&job.name, &key));
+            let outcome = mapper.map(change, ledger, lookups);
+            let step = self.settle(job, change, outcome, now_ms, summary).await;
+            match step {
+                Ok(commands) => bodies.extend(commands),
+                Err(retry) => result = Err(retry),
+            }
+        }
+        if !matched {
+            summary.ignored += 1;
+            tracing::warn!(event_id = %change.event_id, object = %change.object, source = change.source.as_str(), "no job reads this object; change dropped");
+        }
+        result.map(|()| bodies)
+    }
+
+    /// Acts on one job's outcome: serialised commands to send, a ledger entry for an ignored or
+    /// rejected change, or `Err` to retry the message.
+    async fn settle(
+        &self,
+        job: &Job,
+        change: &ChangeEvent,
+        outcome: MapOutcome,
+        now_ms: i64,
+        summary: &mut Summary,
+    ) -> Result<Vec<String>, Retry> {
+        let (key, update) = match outcome {
+            MapOutcome::Write(commands) => {
+                summary.writes += commands.len();
+                return commands.iter().map(|cmd| serialise(job, cmd)).collect();
+            }
+            MapOutcome::Retry { reason } => {
+                tracing::warn!(job = %job.name, event_id = %change.event_id, reason = %reason, "change retried");
+                return Err(Retry);
+            }
+            MapOutcome::Ignored { key, reason } => {
+                summary.ignored += 1;
+                tracing::info!(job = %job.name, event_id = %change.event_id, reason = %reason, "change ignored");
+                (key, LedgerUpdate::Ignored { reason })
+            }
+            MapOutcome::Rejected { key, reason } => {
+                summary.rejected += 1;
+                tracing::warn!(job = %job.name, event_id = %change.event_id, reason = %reason, "change rejected");
+                (key, LedgerUpdate::Failed { message: reason })
+            }
+        };
+        let Some(key) = key else {
+            return Ok(Vec::new());
+        };
+        match self.ledger.record(&job.name, &key, &update, now_ms).await {
+            Ok(()) => Ok(Vec::new()),
+            Err(e) => {
+                tracing::error!(job = %job.name, error = %e, "ledger update failed; change will be retried");
+                Err(Retry)
+            }
+        }
+    }
+
+    /// Sends every write command; the ids of the messages whose commands were not queued.
+    async fn send(&self, outgoing: Vec<(String, String)>) -> Vec<String> {
+        let bodies: Vec<String> = outgoing.iter().map(|(_, b)| b.clone()).collect();
+        let results = self.writes.send(&bodies).await;
+        let mut failed = Vec::new();
+        for ((id, _), result) in outgoing.into_iter().zip(results) {
+            if let Err(e) = result {
+                tracing::error!(message_id = %id, error = %e, "write command not queued; change will be retried");
+                failed.push(id);
+            }
+        }
+        failed
+    }
+}
+
+/// The message must go back to the queue.
+struct Retry;
+
+fn serialise(job: &Job, command: &WriteCommand) -> Result<String, Retry> {
+    serde_json::to_string(command).map_err(|e| {
+        tracing::error!(job = %job.name, error = %e, "write command does not serialise");
+        Retry
+    })
 }
 
 #[cfg(test)]

@@ -61,21 +61,24 @@ async fn maps_changes_to_write_commands_and_fails_only_the_bad_message() {
         ..
     } = harness();
     let (response, summary) = mapper
-        .handle_with_summary(event(vec![
-            (
-                "m1",
-                change(
-                    "G1",
-                    Operation::Updated,
-                    json!({"Gsid": "G1", "Name": "Acme", "Arr": 10}),
+        .handle_at(
+            event(vec![
+                (
+                    "m1",
+                    change(
+                        "G1",
+                        Operation::Updated,
+                        json!({"Gsid": "G1", "Name": "Acme", "Arr": 10}),
+                    ),
                 ),
-            ),
-            ("m2", "{not json".into()),
-            (
-                "m3",
-                change("G2", Operation::Deleted, json!({"Gsid": "G2"})),
-            ),
-        ]))
+                ("m2", "{not json".into()),
+                (
+                    "m3",
+                    change("G2", Operation::Deleted, json!({"Gsid": "G2"})),
+                ),
+            ]),
+            shared::time::now_ms(),
+        )
         .await;
     let failed = shared::fakes::failed_ids(&response);
     assert_eq!(failed, vec!["m2"]);
@@ -115,7 +118,7 @@ async fn an_echo_of_the_last_write_is_ignored_and_counted() {
     store
         .record(
             "company_account",
-            "G1",
+            &shared::domain::LedgerKey::Gainsight("G1".into()),
             &LedgerUpdate::Synced {
                 salesforce_id: Some("001".into()),
                 source: System::Gainsight,
@@ -126,7 +129,9 @@ async fn an_echo_of_the_last_write_is_ignored_and_counted() {
         )
         .await
         .unwrap();
-    let (_, summary) = mapper.handle_with_summary(event(vec![("m2", body)])).await;
+    let (_, summary) = mapper
+        .handle_at(event(vec![("m2", body)]), shared::time::now_ms())
+        .await;
     assert_eq!(summary.ignored, 1);
     assert_eq!(queue.bodies().len(), 1, "no second write");
     assert_eq!(
@@ -198,21 +203,26 @@ async fn derived_lookups_are_one_query_per_batch_and_no_match_is_rejected() {
         .unwrap()
     };
     let (response, summary) = mapper
-        .handle_with_summary(event(vec![
-            ("m1", person("P1", "C1")),
-            ("m2", person("P2", "C1")),
-            ("m3", person("P3", "C9")),
-        ]))
+        .handle_at(
+            event(vec![
+                ("m1", person("P1", "C1")),
+                ("m2", person("P2", "C1")),
+                ("m3", person("P3", "C9")),
+            ]),
+            shared::time::now_ms(),
+        )
         .await;
     assert!(response.batch_item_failures.is_empty());
     assert_eq!((summary.writes, summary.rejected), (2, 1));
-    let soql = salesforce.queries.lock().unwrap().clone();
+    let selects = salesforce.queries.lock().unwrap().clone();
     assert_eq!(
-        soql.len(),
+        selects.len(),
         1,
-        "one lookup query for three records: {soql:?}"
+        "one lookup query for three records: {selects:?}"
     );
-    assert!(soql[0].contains("IN ('C1', 'C9')"), "{}", soql[0]);
+    let mut values = selects[0].conditions[0].1.clone();
+    values.sort();
+    assert_eq!(values, ["C1", "C9"]);
     for body in queue.bodies() {
         let cmd: WriteCommand = serde_json::from_str(&body).unwrap();
         assert_eq!(cmd.fields["AccountId"], json!("001A"));

@@ -2,20 +2,23 @@
 //! the job's (timestamp, id) cursor, with an overlapping window, queues them as changes (dedup by
 //! record version), and advances the cursor only after everything is queued.
 
-use futures_util::{stream, StreamExt};
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use shared::adapters::AwsClients;
-use shared::domain::{ChangeEvent, ChangeOrigin, Jobs, Operation, System};
-use shared::ports::{Cursor, GsQuery, SecretsError, SourcePorts};
-
-/// Dedup-key requests in flight at once.
-const STORE_CONCURRENCY: usize = 16;
+use shared::domain::{ChangeEvent, Fields, Job, Jobs, SourceRecord, System};
+use shared::enqueue::{enqueue, Delivery, EnqueueError};
+use shared::ports::{
+    Cursor, CursorStore, DedupStore, GsCondition, GsOperator, GsQuery, SecretsError, SourcePorts,
+};
 
 /// Field Gainsight stamps on every modification (epoch ms in the data API).
 pub const MODIFIED_FIELD: &str = "ModifiedDate";
 /// Re-read this much before the cursor: late commits with older timestamps are not missed.
 pub const OVERLAP_MS: i64 = 5 * 60 * 1000;
+/// The cursor stream of Gainsight reads.
+const STREAM: &str = "gainsight";
 
 /// Table, queues and the Gainsight tenant.
 pub type Config = shared::config::SourceConfig;
@@ -30,6 +33,19 @@ pub struct PollRequest {
     pub since_ms: Option<i64>,
 }
 
+/// What one poll did.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PollReport {
+    pub job: String,
+    /// Changes queued (record versions not queued before).
+    pub queued: usize,
+    /// Start of the window read (epoch ms).
+    pub from_ms: i64,
+    /// The cursor after the poll.
+    pub cursor_ms: Option<i64>,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum PollError {
     #[error("no job named {0}")]
@@ -38,17 +54,27 @@ pub enum PollError {
     Api(#[from] shared::ports::ApiError),
     #[error(transparent)]
     Store(#[from] shared::ports::StoreError),
-    #[error("{failed} of {total} changes could not be queued; cursor not advanced")]
-    Queue { failed: usize, total: usize },
+    #[error("{0}; cursor not advanced")]
+    Queue(#[from] EnqueueError),
 }
 
 pub struct Poller {
     ports: SourcePorts,
+    dedup: Arc<dyn DedupStore>,
+    cursors: Arc<dyn CursorStore>,
 }
 
 impl Poller {
-    pub fn new(ports: SourcePorts) -> Self {
-        Self { ports }
+    pub fn new(
+        ports: SourcePorts,
+        dedup: Arc<dyn DedupStore>,
+        cursors: Arc<dyn CursorStore>,
+    ) -> Self {
+        Self {
+            ports,
+            dedup,
+            cursors,
+        }
     }
 
     pub async fn from_aws(
@@ -56,133 +82,108 @@ impl Poller {
         clients: &AwsClients,
         jobs: Jobs,
     ) -> Result<Self, SecretsError> {
-        Ok(Self::new(clients.source_ports(config, jobs).await?))
+        let store = Arc::new(clients.state_store(&config.aws));
+        let ports = clients.source_ports(config, jobs).await?;
+        Ok(Self::new(ports, store.clone(), store))
     }
 
-    pub async fn handle(&self, request: PollRequest) -> Result<Value, PollError> {
+    pub async fn handle(&self, request: PollRequest) -> Result<PollReport, PollError> {
         self.handle_at(request, shared::time::now_ms()).await
     }
 
-    pub async fn handle_at(&self, request: PollRequest, now_ms: i64) -> Result<Value, PollError> {
+    /// Reads the job's window, queues what is new, then moves the cursor.
+    pub async fn handle_at(
+        &self,
+        request: PollRequest,
+        now_ms: i64,
+    ) -> Result<PollReport, PollError> {
         let job = self
             .ports
             .jobs
             .get(&request.job)
             .ok_or_else(|| PollError::UnknownJob(request.job.clone()))?;
-        let stream = "gainsight";
-        let cursor = self.ports.store.cursor(&job.name, stream).await?;
+        let cursor = self.cursors.cursor(&job.name, STREAM).await?;
         let from = match (request.since_ms, &cursor) {
             (Some(since), _) => since,
             (None, Some(c)) => c.timestamp_ms - OVERLAP_MS,
             (None, None) => now_ms - OVERLAP_MS,
         };
-        let mut select: Vec<String> = vec![MODIFIED_FIELD.into()];
-        select.extend(job.fields_read_from(System::Gainsight));
-        select.sort();
-        select.dedup();
-        let query = GsQuery {
-            select,
-            conditions: vec![(MODIFIED_FIELD.into(), "GTE".into(), vec![json!(from)])],
-            order_by: vec![
-                (MODIFIED_FIELD.into(), true),
-                (job.gainsight.id_field.clone(), true),
-            ],
-            limit: 0,
-        };
         let records = self
             .ports
             .gainsight
-            .query(&job.gainsight.object, &query)
+            .query(&job.gainsight.object, &window_query(job, from))
             .await?;
+        let (deliveries, newest) = versions(job, records, cursor, now_ms);
+        let dedup = self.dedup.as_ref();
+        let enqueued = enqueue(dedup, self.ports.changes.as_ref(), deliveries, now_ms).await?;
+        if let Some(c) = &newest {
+            self.cursors.put_cursor(&job.name, STREAM, c).await?;
+        }
+        tracing::info!(job = %job.name, queued = enqueued.queued, from_ms = from, "poll done");
+        Ok(PollReport {
+            job: job.name.clone(),
+            queued: enqueued.queued,
+            from_ms: from,
+            cursor_ms: newest.map(|c| c.timestamp_ms),
+        })
+    }
+}
 
-        let mut changes = Vec::new();
-        let mut newest = cursor.clone();
-        for fields in records {
-            let Some(id) = fields
-                .get(&job.gainsight.id_field)
-                .and_then(Value::as_str)
-                .map(str::to_string)
-            else {
-                continue;
-            };
-            let Some(modified) = fields.get(MODIFIED_FIELD).and_then(Value::as_i64) else {
-                continue;
-            };
-            let position = Cursor {
+/// The job's records modified since `from`, in (modified, id) order, with every field it reads.
+fn window_query(job: &Job, from: i64) -> GsQuery {
+    let mut select: Vec<String> = vec![MODIFIED_FIELD.into()];
+    select.extend(job.fields_read_from(System::Gainsight));
+    select.sort();
+    select.dedup();
+    GsQuery {
+        select,
+        conditions: vec![GsCondition::new(
+            MODIFIED_FIELD,
+            GsOperator::Gte,
+            vec![json!(from)],
+        )],
+        order_by: vec![
+            (MODIFIED_FIELD.into(), true),
+            (job.gainsight.id_field.clone(), true),
+        ],
+        limit: 0,
+    }
+}
+
+/// One delivery per record version read, and the cursor past the newest of them.
+fn versions(
+    job: &Job,
+    records: Vec<Fields>,
+    cursor: Option<Cursor>,
+    now_ms: i64,
+) -> (Vec<Delivery>, Option<Cursor>) {
+    let mut newest = cursor;
+    let mut deliveries = Vec::with_capacity(records.len());
+    for fields in records {
+        let id = fields.get(&job.gainsight.id_field).and_then(Value::as_str);
+        let modified = fields.get(MODIFIED_FIELD).and_then(Value::as_i64);
+        let (Some(id), Some(modified)) = (id.map(str::to_string), modified) else {
+            continue;
+        };
+        if newest
+            .as_ref()
+            .is_none_or(|n| (n.timestamp_ms, &n.last_id) < (modified, &id))
+        {
+            newest = Some(Cursor {
                 timestamp_ms: modified,
                 last_id: id.clone(),
-            };
-            if newest
-                .as_ref()
-                .is_none_or(|n| (n.timestamp_ms, &n.last_id) < (modified, &id))
-            {
-                newest = Some(position);
-            }
-            changes.push(ChangeEvent {
-                // One id per record version: overlapping windows re-read it, the claim drops it.
-                event_id: format!("poll/{}/{id}@{modified}", job.name),
-                source: System::Gainsight,
-                object: job.gainsight.object.clone(),
-                record_id: id,
-                operation: Operation::Updated,
-                occurred_at_ms: modified,
-                fields,
-                changed_fields: None,
-                origin: ChangeOrigin::Poller,
-                received_at_ms: now_ms,
             });
         }
-
-        // Claims and confirmations are independent items: keep a few in flight rather than paying
-        // two sequential round trips per record of the window.
-        let store = &self.ports.store;
-        let claims: Vec<Result<Option<ChangeEvent>, shared::ports::StoreError>> =
-            stream::iter(changes)
-                .map(|change| async move {
-                    let claim = store
-                        .claim_event(&change.event_id, now_ms, 60_000, 7 * 86_400)
-                        .await?;
-                    Ok((claim == shared::ports::Claim::New).then_some(change))
-                })
-                .buffered(STORE_CONCURRENCY)
-                .collect()
-                .await;
-        let fresh: Vec<ChangeEvent> = claims
-            .into_iter()
-            .filter_map(Result::transpose)
-            .collect::<Result<_, _>>()?;
-        let bodies: Vec<String> = fresh
-            .iter()
-            .map(|c| serde_json::to_string(c).unwrap_or_default())
-            .collect();
-        let results = self.ports.changes.send(&bodies).await;
-        let failed = results.iter().filter(|r| r.is_err()).count();
-        let settled: Vec<Result<(), shared::ports::StoreError>> =
-            stream::iter(fresh.iter().zip(&results))
-                .map(|(change, result)| async move {
-                    match result {
-                        Ok(()) => store.confirm_event(&change.event_id).await,
-                        Err(_) => store.release_event(&change.event_id).await,
-                    }
-                })
-                .buffer_unordered(STORE_CONCURRENCY)
-                .collect()
-                .await;
-        settled.into_iter().collect::<Result<(), _>>()?;
-        if failed > 0 {
-            return Err(PollError::Queue {
-                failed,
-                total: bodies.len(),
-            });
-        }
-        if let Some(c) = &newest {
-            self.ports.store.put_cursor(&job.name, stream, c).await?;
-        }
-        tracing::info!(job = %job.name, queued = bodies.len(), from_ms = from, "poll done");
-        Ok(
-            json!({ "job": job.name, "queued": bodies.len(), "fromMs": from, "cursorMs": newest.map(|c| c.timestamp_ms) }),
-        )
+        let record = SourceRecord {
+            source: System::Gainsight,
+            object: job.gainsight.object.clone(),
+            id,
+            fields,
+        };
+        let change = ChangeEvent::polled(record, &job.name, modified, now_ms);
+        deliveries.push(Delivery::single(change));
     }
+    (deliveries, newest)
 }
 
 #[cfg(test)]
@@ -209,18 +210,21 @@ mod tests {
                     .unwrap(),
             ],
         );
-        let poller = Poller::new(SourcePorts {
-            store: store.clone(),
-            changes: queue.clone(),
-            gainsight: gs.clone(),
-            jobs: Jobs::builtin(),
-        });
+        let poller = Poller::new(
+            SourcePorts {
+                changes: queue.clone(),
+                gainsight: gs.clone(),
+                jobs: Jobs::builtin(),
+            },
+            store.clone(),
+            store.clone(),
+        );
         let request = PollRequest {
             job: "company_account".into(),
             since_ms: None,
         };
         let out = poller.handle_at(request.clone(), 10_000_000).await.unwrap();
-        assert_eq!(out["queued"], 2);
+        assert_eq!(out.queued, 2);
         assert_eq!(
             store.cursors.lock().unwrap().values().next().unwrap(),
             &Cursor {
@@ -230,11 +234,11 @@ mod tests {
         );
         // The overlapping window re-reads both records; neither is queued again.
         let out = poller.handle_at(request, 10_000_001).await.unwrap();
-        assert_eq!(out["queued"], 0);
+        assert_eq!(out.queued, 0);
         assert_eq!(queue.bodies().len(), 2);
         let (_, q) = gs.queries.lock().unwrap()[1].clone();
         assert_eq!(
-            q.conditions[0].2[0],
+            q.conditions[0].values[0],
             json!(2_000 - OVERLAP_MS),
             "second window starts before the cursor"
         );
@@ -253,12 +257,15 @@ mod tests {
                 .cloned()
                 .unwrap()],
         );
-        let poller = Poller::new(SourcePorts {
-            store: store.clone(),
-            changes: queue,
-            gainsight: gs,
-            jobs: Jobs::builtin(),
-        });
+        let poller = Poller::new(
+            SourcePorts {
+                changes: queue,
+                gainsight: gs,
+                jobs: Jobs::builtin(),
+            },
+            store.clone(),
+            store.clone(),
+        );
         let err = poller
             .handle_at(
                 PollRequest {
@@ -269,13 +276,17 @@ mod tests {
             )
             .await
             .unwrap_err();
-        assert!(matches!(
-            err,
-            PollError::Queue {
-                failed: 1,
-                total: 1
-            }
-        ));
+        assert!(
+            matches!(
+                err,
+                PollError::Queue(EnqueueError::Queue {
+                    failed: 1,
+                    total: 1,
+                    ..
+                })
+            ),
+            "{err}"
+        );
         assert!(store.cursors.lock().unwrap().is_empty());
         assert!(poller
             .handle_at(

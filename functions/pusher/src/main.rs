@@ -11,8 +11,9 @@ use shared::adapters::{aws_config, AwsClients};
 async fn main() -> Result<(), Error> {
     shared::telemetry::init();
     let config = Config::from_env()?;
+    let jobs = shared::config::jobs()?;
     let clients = AwsClients::new(&aws_config().await);
-    let pusher = Arc::new(Pusher::from_aws(&config, &clients).await?);
+    let pusher = Arc::new(Pusher::from_aws(&config, &clients, jobs).await?);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let pusher = Arc::clone(&pusher);
         async move { Ok::<_, Error>(pusher.handle(event.payload).await) }

@@ -2,6 +2,7 @@
 
 use super::*;
 use serde_json::json;
+use shared::domain::{Jobs, LedgerKey, LedgerUpdate, RecordKey, WriteMode};
 use shared::fakes::{MemoryGainsight, MemorySalesforce, MemoryStore};
 
 fn command(gsid: &str, name: &str, changed_at: i64) -> String {
@@ -19,7 +20,7 @@ fn command(gsid: &str, name: &str, changed_at: i64) -> String {
         },
         mode: WriteMode::Upsert,
         fields,
-        gainsight_id: gsid.into(),
+        ledger_key: LedgerKey::Gainsight(gsid.into()),
         salesforce_id: None,
         field_states: Default::default(),
         writeback: None,
@@ -49,6 +50,7 @@ fn rig() -> Rig {
         store.clone(),
         sf.clone(),
         Arc::new(MemoryGainsight::default()),
+        Jobs::builtin(),
     );
     Rig { store, sf, pusher }
 }
@@ -61,12 +63,15 @@ async fn batches_upserts_into_one_call_and_records_ids() {
         .collect();
     let (response, summary) = rig
         .pusher
-        .handle_with_summary(event(
-            bodies
-                .iter()
-                .map(|(i, b)| (i.as_str(), b.clone()))
-                .collect(),
-        ))
+        .handle_at(
+            event(
+                bodies
+                    .iter()
+                    .map(|(i, b)| (i.as_str(), b.clone()))
+                    .collect(),
+            ),
+            shared::time::now_ms(),
+        )
         .await;
     assert!(response.batch_item_failures.is_empty());
     assert_eq!(summary.synced, 150);
@@ -89,10 +94,13 @@ async fn a_rejected_record_is_marked_error_without_failing_the_batch() {
     ));
     let (response, summary) = rig
         .pusher
-        .handle_with_summary(event(vec![
-            ("m1", command("G1", "A", 1)),
-            ("m2", command("G2", "B", 1)),
-        ]))
+        .handle_at(
+            event(vec![
+                ("m1", command("G1", "A", 1)),
+                ("m2", command("G2", "B", 1)),
+            ]),
+            shared::time::now_ms(),
+        )
         .await;
     assert!(
         response.batch_item_failures.is_empty(),
@@ -127,11 +135,14 @@ async fn only_the_newest_command_per_record_is_written() {
     let rig = rig();
     let (response, summary) = rig
         .pusher
-        .handle_with_summary(event(vec![
-            ("m1", command("G1", "New", 20)),
-            ("m2", command("G1", "Old", 10)),
-            ("m3", "garbage".into()),
-        ]))
+        .handle_at(
+            event(vec![
+                ("m1", command("G1", "New", 20)),
+                ("m2", command("G1", "Old", 10)),
+                ("m3", "garbage".into()),
+            ]),
+            shared::time::now_ms(),
+        )
         .await;
     let failed = shared::fakes::failed_ids(&response);
     assert_eq!(failed, vec!["m3"]);
@@ -185,7 +196,10 @@ async fn a_write_older_than_the_last_written_change_is_dropped() {
     let calls = *rig.sf.calls.lock().unwrap();
     let (response, summary) = rig
         .pusher
-        .handle_with_summary(event(vec![("m2", command("G1", "Old", 10))]))
+        .handle_at(
+            event(vec![("m2", command("G1", "Old", 10))]),
+            shared::time::now_ms(),
+        )
         .await;
     assert!(response.batch_item_failures.is_empty());
     assert_eq!(summary.superseded, 1);
@@ -232,7 +246,7 @@ fn person_command(email: &str, sfid: &str, mode: WriteMode) -> String {
             .as_object()
             .cloned()
             .unwrap(),
-        gainsight_id: format!("sf:{sfid}"),
+        ledger_key: LedgerKey::SalesforceOnly(sfid.into()),
         salesforce_id: Some(sfid.into()),
         field_states: Default::default(),
         writeback: Some(shared::domain::Writeback {
@@ -263,13 +277,16 @@ async fn gainsight_upsert_by_email_updates_matches_inserts_the_rest_and_writes_g
                 .unwrap(),
         ],
     );
-    let pusher = Pusher::new(store.clone(), sf.clone(), gs.clone());
+    let pusher = Pusher::new(store.clone(), sf.clone(), gs.clone(), Jobs::builtin());
     let (response, summary) = pusher
-        .handle_with_summary(event(vec![
-            ("m1", person_command("OLD@x.io", "003A", WriteMode::Upsert)),
-            ("m2", person_command("new@x.io", "003B", WriteMode::Upsert)),
-            ("m3", person_command("none@x.io", "003C", WriteMode::Update)),
-        ]))
+        .handle_at(
+            event(vec![
+                ("m1", person_command("OLD@x.io", "003A", WriteMode::Upsert)),
+                ("m2", person_command("new@x.io", "003B", WriteMode::Upsert)),
+                ("m3", person_command("none@x.io", "003C", WriteMode::Update)),
+            ]),
+            shared::time::now_ms(),
+        )
         .await;
     assert!(response.batch_item_failures.is_empty());
     assert_eq!((summary.synced, summary.ignored), (2, 1));
@@ -314,17 +331,18 @@ async fn an_update_only_write_finds_ids_in_one_query_and_never_creates() {
         .unwrap()];
     let (response, summary) = rig
         .pusher
-        .handle_with_summary(event(vec![("m1", update("G1")), ("m2", update("G2"))]))
+        .handle_at(
+            event(vec![("m1", update("G1")), ("m2", update("G2"))]),
+            shared::time::now_ms(),
+        )
         .await;
     assert!(response.batch_item_failures.is_empty());
     assert_eq!((summary.synced, summary.ignored), (1, 1));
     let queries = rig.sf.queries.lock().unwrap().clone();
     assert_eq!(queries.len(), 1, "{queries:?}");
-    assert!(
-        queries[0].contains("IN ('G1', 'G2')") || queries[0].contains("IN ('G2', 'G1')"),
-        "{}",
-        queries[0]
-    );
+    let mut values = queries[0].conditions[0].1.clone();
+    values.sort();
+    assert_eq!(values, ["G1", "G2"], "{queries:?}");
     let g2 = rig.store.ledger_of("company_account", "G2").unwrap();
     assert!(!g2.synced && g2.last_ignored_reason.unwrap().contains("never creates"));
     let stored = rig.sf.records.lock().unwrap();
@@ -372,7 +390,7 @@ async fn opposite_changes_in_one_batch_are_settled_by_the_rule_before_writing() 
     let store = Arc::new(MemoryStore::default());
     let sf = Arc::new(MemorySalesforce::default());
     let gs = Arc::new(MemoryGainsight::default());
-    let pusher = Pusher::new(store.clone(), sf.clone(), gs.clone());
+    let pusher = Pusher::new(store.clone(), sf.clone(), gs.clone(), Jobs::builtin());
     // Name (newest): Gainsight renamed at 100, Salesforce at 200; both mapped before either landed.
     let to_sf = mapped(
         System::Gainsight,
@@ -389,10 +407,13 @@ async fn opposite_changes_in_one_batch_are_settled_by_the_rule_before_writing() 
         None,
     );
     let (response, summary) = pusher
-        .handle_with_summary(event(vec![
-            ("m1", serde_json::to_string(&to_sf).unwrap()),
-            ("m2", serde_json::to_string(&to_gs).unwrap()),
-        ]))
+        .handle_at(
+            event(vec![
+                ("m1", serde_json::to_string(&to_sf).unwrap()),
+                ("m2", serde_json::to_string(&to_gs).unwrap()),
+            ]),
+            shared::time::now_ms(),
+        )
         .await;
     assert!(response.batch_item_failures.is_empty());
     assert_eq!((summary.synced, summary.ignored), (1, 1));
@@ -427,7 +448,7 @@ async fn a_conflict_with_a_write_that_landed_meanwhile_drops_the_loser_and_resto
         ),
     );
     let gs = Arc::new(MemoryGainsight::default());
-    let pusher = Pusher::new(store.clone(), sf.clone(), gs.clone());
+    let pusher = Pusher::new(store.clone(), sf.clone(), gs.clone(), Jobs::builtin());
     // Gainsight's change (at 100) lands on the Account at 150...
     let from_gs = mapped(
         System::Gainsight,
@@ -441,7 +462,7 @@ async fn a_conflict_with_a_write_that_landed_meanwhile_drops_the_loser_and_resto
     store
         .record(
             "company_account",
-            "G1",
+            &LedgerKey::Gainsight("G1".into()),
             &LedgerUpdate::Synced {
                 salesforce_id: Some("001A".into()),
                 source: System::Gainsight,
@@ -461,10 +482,10 @@ async fn a_conflict_with_a_write_that_landed_meanwhile_drops_the_loser_and_resto
         None,
     );
     let (response, summary) = pusher
-        .handle_with_summary(event(vec![(
-            "m1",
-            serde_json::to_string(&from_sf).unwrap(),
-        )]))
+        .handle_at(
+            event(vec![("m1", serde_json::to_string(&from_sf).unwrap())]),
+            shared::time::now_ms(),
+        )
         .await;
     assert!(response.batch_item_failures.is_empty());
     assert_eq!(summary.synced, 1);

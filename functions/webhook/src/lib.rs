@@ -11,12 +11,13 @@ use aws_lambda_events::event::lambda_function_urls::{
 };
 use base64::Engine as _;
 use http::{HeaderMap, HeaderValue};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use shared::adapters::AwsClients;
 use shared::config::{self, AwsResources, ConfigError};
-use shared::domain::{ChangeEvent, ChangeOrigin, Fields, Jobs, Operation, System};
-use shared::ports::{Claim, Queue, Secrets, SecretsError, StateStore};
+use shared::domain::{ChangeEvent, Fields, Jobs, Operation, SourceRecord, System};
+use shared::enqueue::{enqueue, Delivery, Enqueued};
+use shared::ports::{DedupStore, Queue, Secrets, SecretsError};
 use shared::secret::{names, Secret};
 use shared::signature::{self, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 
@@ -46,7 +47,7 @@ impl Config {
 }
 
 pub struct Webhook {
-    store: Arc<dyn StateStore>,
+    dedup: Arc<dyn DedupStore>,
     changes: Arc<dyn Queue>,
     secret: Secret,
     jobs: Jobs,
@@ -70,6 +71,23 @@ struct GainsightEvent {
     records: Vec<Fields>,
 }
 
+/// The answer to an accepted Gainsight event.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Accepted {
+    pub event_id: String,
+    /// The event was queued before: nothing was queued again.
+    pub duplicate: bool,
+    /// Changes queued, one per record.
+    pub queued: usize,
+}
+
+/// The answer to a refused request.
+#[derive(Debug, Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
+}
+
 /// A refusal: status and a message that names what is wrong.
 #[derive(Debug, PartialEq)]
 pub struct Refusal {
@@ -86,14 +104,14 @@ fn refuse(status: u16, message: impl Into<String>) -> Refusal {
 
 impl Webhook {
     pub fn new(
-        store: Arc<dyn StateStore>,
+        dedup: Arc<dyn DedupStore>,
         changes: Arc<dyn Queue>,
         secret: Secret,
         jobs: Jobs,
         config: &Config,
     ) -> Self {
         Self {
-            store,
+            dedup,
             changes,
             secret,
             jobs,
@@ -157,10 +175,13 @@ impl Webhook {
             )),
         };
         match outcome {
-            Ok(body) => response(200, &body),
+            Ok(accepted) => response(200, &accepted),
             Err(refusal) => {
                 tracing::warn!(status = refusal.status, reason = %refusal.message, path = %path, "webhook request refused");
-                response(refusal.status, &json!({ "error": refusal.message }))
+                let body = ErrorBody {
+                    error: &refusal.message,
+                };
+                response(refusal.status, &body)
             }
         }
     }
@@ -185,7 +206,7 @@ impl Webhook {
         &self,
         request: &LambdaFunctionUrlRequest,
         now_ms: i64,
-    ) -> Result<Value, Refusal> {
+    ) -> Result<Accepted, Refusal> {
         let body = self.body(request)?;
         let header = |name: &str| request.headers.get(name).and_then(|v| v.to_str().ok());
         signature::verify(
@@ -201,51 +222,30 @@ impl Webhook {
         let event: GainsightEvent = serde_json::from_slice(&body)
             .map_err(|e| refuse(400, format!("invalid event JSON: {e}")))?;
         let event_id = event.event_id.clone();
-        let changes = self.changes_of(event, now_ms)?;
+        // The whole event is one delivery: a redelivery of it queues nothing.
+        let delivery = Delivery {
+            key: event_id.clone(),
+            changes: self.changes_of(event, now_ms)?,
+        };
+        let enqueued = self.enqueue(vec![delivery], now_ms).await?;
+        tracing::info!(event_id = %event_id, queued = enqueued.queued, "changes queued");
+        Ok(Accepted {
+            event_id,
+            duplicate: enqueued.duplicates > 0,
+            queued: enqueued.queued,
+        })
+    }
 
-        // Claim first so concurrent duplicate deliveries queue once; a claim that is never
-        // confirmed (crash before the queue answered) is handed out again after a minute.
-        match self
-            .store
-            .claim_event(&event_id, now_ms, 60_000, 7 * 86_400)
-            .await
-        {
-            Ok(Claim::Duplicate) => {
-                return Ok(json!({ "eventId": event_id, "duplicate": true, "queued": 0 }))
-            }
-            Ok(Claim::New) => {}
-            Err(e) => return Err(refuse(503, format!("state store unavailable, retry: {e}"))),
-        }
-        let bodies: Vec<String> = changes
-            .iter()
-            .map(|c| serde_json::to_string(c).unwrap_or_default())
-            .collect();
-        let failures: Vec<String> = self
-            .changes
-            .send(&bodies)
-            .await
-            .into_iter()
-            .filter_map(Result::err)
-            .map(|e| e.to_string())
-            .collect();
-        if let Some(first) = failures.first() {
-            // The sender retries; downstream writes are idempotent, so re-queueing the ones that
-            // did go through is harmless.
-            let _ = self.store.release_event(&event_id).await;
-            return Err(refuse(
-                503,
-                format!(
-                    "{} of {} changes could not be queued, retry: {first}",
-                    failures.len(),
-                    bodies.len()
-                ),
-            ));
-        }
-        if let Err(e) = self.store.confirm_event(&event_id).await {
-            tracing::warn!(event_id = %event_id, error = %e, "queued but not confirmed; a redelivery may queue again");
-        }
-        tracing::info!(event_id = %event_id, queued = bodies.len(), "changes queued");
-        Ok(json!({ "eventId": event_id, "duplicate": false, "queued": bodies.len() }))
+    /// Queues `deliveries`; a failure is a 503 the sender retries.
+    async fn enqueue(&self, deliveries: Vec<Delivery>, now_ms: i64) -> Result<Enqueued, Refusal> {
+        enqueue(
+            self.dedup.as_ref(),
+            self.changes.as_ref(),
+            deliveries,
+            now_ms,
+        )
+        .await
+        .map_err(|e| refuse(503, e.to_string()))
     }
 
     /// An Outbound Message: checked against the configured org, deduplicated per notification,
@@ -256,13 +256,24 @@ impl Webhook {
         now_ms: i64,
     ) -> Result<usize, Refusal> {
         let body = self.body(request)?;
+        let message = self.outbound_message(&body)?;
+        let deliveries = message
+            .notifications
+            .into_iter()
+            .map(|n| self.notification_change(n, now_ms).map(Delivery::single))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(self.enqueue(deliveries, now_ms).await?.queued)
+    }
+
+    /// The parsed message, if it comes from the configured org.
+    fn outbound_message(&self, body: &[u8]) -> Result<outbound::Notifications, Refusal> {
         let Some(expected_org) = &self.salesforce_org_id else {
             return Err(refuse(
                 403,
                 "Outbound Messages are not accepted: SALESFORCE_ORG_ID is not configured",
             ));
         };
-        let text = std::str::from_utf8(&body).map_err(|_| refuse(400, "body is not UTF-8 XML"))?;
+        let text = std::str::from_utf8(body).map_err(|_| refuse(400, "body is not UTF-8 XML"))?;
         let message = outbound::parse(text).map_err(|e| refuse(400, e))?;
         if &message.organization_id != expected_org {
             return Err(refuse(
@@ -273,115 +284,65 @@ impl Webhook {
                 ),
             ));
         }
-        let mut changes = Vec::with_capacity(message.notifications.len());
-        for n in message.notifications {
-            if self
-                .jobs
-                .for_source(System::Salesforce, &n.object)
-                .next()
-                .is_none()
-            {
-                return Err(refuse(
-                    400,
-                    format!(
-                        "sObject {}: no sync job reads this Salesforce object",
-                        n.object
-                    ),
-                ));
-            }
-            let record_id = match n.fields.get("Id") {
-                Some(Value::String(id)) if !id.is_empty() => id.clone(),
-                _ => {
-                    return Err(refuse(
-                        400,
-                        format!("Notification {}: sObject Id is empty", n.id),
-                    ))
-                }
-            };
-            let stamp = |f: &str| {
-                n.fields
-                    .get(f)
-                    .and_then(Value::as_str)
-                    .and_then(shared::time::parse_ms)
-            };
-            let modified = stamp("LastModifiedDate").or_else(|| stamp("SystemModstamp"));
-            // The message does not say created or edited; equal timestamps say created.
-            let operation = match (stamp("CreatedDate"), modified) {
-                (Some(c), Some(m)) if c == m => Operation::Created,
-                _ => Operation::Updated,
-            };
-            changes.push(ChangeEvent {
-                event_id: format!("sfdc-notification/{}", n.id),
-                source: System::Salesforce,
-                object: n.object,
-                record_id,
-                operation,
-                occurred_at_ms: modified.unwrap_or(now_ms),
-                fields: n.fields,
-                changed_fields: None,
-                origin: ChangeOrigin::Webhook,
-                received_at_ms: now_ms,
-            });
-        }
-
-        // Claim each notification: a redelivered message queues only what was not queued yet.
-        let claims: Vec<Result<Claim, _>> =
-            futures_util::future::join_all(changes.iter().map(|c| {
-                self.store
-                    .claim_event(&c.event_id, now_ms, 60_000, 7 * 86_400)
-            }))
-            .await;
-        let mut fresh = Vec::new();
-        for (change, claim) in changes.into_iter().zip(claims) {
-            match claim {
-                Ok(Claim::New) => fresh.push(change),
-                Ok(Claim::Duplicate) => {}
-                Err(e) => {
-                    for c in &fresh {
-                        let _ = self.store.release_event(&c.event_id).await;
-                    }
-                    return Err(refuse(503, format!("state store unavailable, retry: {e}")));
-                }
-            }
-        }
-        let bodies: Vec<String> = fresh
-            .iter()
-            .map(|c| serde_json::to_string(c).unwrap_or_default())
-            .collect();
-        let results = self.changes.send(&bodies).await;
-        if let Some(e) = results.iter().find_map(|r| r.as_ref().err()) {
-            for c in &fresh {
-                let _ = self.store.release_event(&c.event_id).await;
-            }
-            return Err(refuse(
-                503,
-                format!("changes could not be queued, retry: {e}"),
-            ));
-        }
-        for c in &fresh {
-            if let Err(e) = self.store.confirm_event(&c.event_id).await {
-                tracing::warn!(event_id = %c.event_id, error = %e, "queued but not confirmed; a redelivery may queue again");
-            }
-        }
-        Ok(fresh.len())
+        Ok(message)
     }
 
-    fn changes_of(&self, event: GainsightEvent, now_ms: i64) -> Result<Vec<ChangeEvent>, Refusal> {
-        if event.event_id.trim().is_empty() {
-            return Err(refuse(400, "eventId must not be empty"));
-        }
-        if event.records.is_empty() {
-            return Err(refuse(400, "records must hold at least one record"));
-        }
-        if event.records.len() > MAX_RECORDS {
+    /// One notification as a change, under its notification id.
+    fn notification_change(
+        &self,
+        n: outbound::Notification,
+        now_ms: i64,
+    ) -> Result<ChangeEvent, Refusal> {
+        if self
+            .jobs
+            .for_source(System::Salesforce, &n.object)
+            .next()
+            .is_none()
+        {
             return Err(refuse(
-                413,
+                400,
                 format!(
-                    "{} records in one request; at most {MAX_RECORDS} are accepted",
-                    event.records.len()
+                    "sObject {}: no sync job reads this Salesforce object",
+                    n.object
                 ),
             ));
         }
+        let record_id = match n.fields.get("Id") {
+            Some(Value::String(id)) if !id.is_empty() => id.clone(),
+            _ => {
+                return Err(refuse(
+                    400,
+                    format!("Notification {}: sObject Id is empty", n.id),
+                ))
+            }
+        };
+        let stamp = |f: &str| {
+            n.fields
+                .get(f)
+                .and_then(Value::as_str)
+                .and_then(shared::time::parse_ms)
+        };
+        let modified = stamp("LastModifiedDate").or_else(|| stamp("SystemModstamp"));
+        // The message does not say created or edited; equal timestamps say created.
+        let operation = match (stamp("CreatedDate"), modified) {
+            (Some(c), Some(m)) if c == m => Operation::Created,
+            _ => Operation::Updated,
+        };
+        let record = SourceRecord {
+            source: System::Salesforce,
+            object: n.object,
+            id: record_id,
+            fields: n.fields,
+        };
+        let event_id = format!("sfdc-notification/{}", n.id);
+        let occurred = modified.unwrap_or(now_ms);
+        Ok(ChangeEvent::pushed(
+            record, event_id, operation, occurred, now_ms,
+        ))
+    }
+
+    fn changes_of(&self, event: GainsightEvent, now_ms: i64) -> Result<Vec<ChangeEvent>, Refusal> {
+        check_event_size(&event)?;
         let job = self
             .jobs
             .for_source(System::Gainsight, &event.object_name)
@@ -407,21 +368,45 @@ impl Webhook {
                     ))
                 }
             };
-            changes.push(ChangeEvent {
-                event_id: format!("{}/{record_id}", event.event_id),
+            let record = SourceRecord {
                 source: System::Gainsight,
                 object: event.object_name.clone(),
-                record_id,
-                operation: event.event_type,
-                occurred_at_ms: event.occurred_at,
+                id: record_id.clone(),
                 fields,
-                changed_fields: event.changed_fields.clone(),
-                origin: ChangeOrigin::Webhook,
-                received_at_ms: now_ms,
-            });
+            };
+            let event_id = format!("{}/{record_id}", event.event_id);
+            let mut change = ChangeEvent::pushed(
+                record,
+                event_id,
+                event.event_type,
+                event.occurred_at,
+                now_ms,
+            );
+            change.changed_fields = event.changed_fields.clone();
+            changes.push(change);
         }
         Ok(changes)
     }
+}
+
+/// An event must name itself and carry between 1 and `MAX_RECORDS` records.
+fn check_event_size(event: &GainsightEvent) -> Result<(), Refusal> {
+    if event.event_id.trim().is_empty() {
+        return Err(refuse(400, "eventId must not be empty"));
+    }
+    if event.records.is_empty() {
+        return Err(refuse(400, "records must hold at least one record"));
+    }
+    if event.records.len() > MAX_RECORDS {
+        return Err(refuse(
+            413,
+            format!(
+                "{} records in one request; at most {MAX_RECORDS} are accepted",
+                event.records.len()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn body_bytes(request: &LambdaFunctionUrlRequest) -> Result<Vec<u8>, Refusal> {
@@ -456,13 +441,14 @@ fn xml_response(status: u16, body: String) -> LambdaFunctionUrlResponse {
     response
 }
 
-fn response(status: u16, body: &Value) -> LambdaFunctionUrlResponse {
+fn response(status: u16, body: &impl Serialize) -> LambdaFunctionUrlResponse {
     let mut headers = HeaderMap::new();
     headers.insert("content-type", HeaderValue::from_static("application/json"));
     let mut response = LambdaFunctionUrlResponse::default();
     response.status_code = i64::from(status);
     response.headers = headers;
-    response.body = Some(body.to_string());
+    // Plain structs of strings and numbers: serialising cannot fail.
+    response.body = Some(serde_json::to_string(body).unwrap_or_default());
     response
 }
 

@@ -1,6 +1,7 @@
 //! Handler tests: the Function URL fixture, signed or tampered, through `handle_at` on fakes.
 
 use super::*;
+use serde_json::json;
 use shared::fakes::{MemoryQueue, MemoryStore};
 
 const NOW_MS: i64 = 1_700_000_000_000;

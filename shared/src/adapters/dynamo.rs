@@ -15,8 +15,8 @@ use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 use aws_sdk_dynamodb::Client;
 
-use crate::domain::{LedgerRecord, LedgerUpdate, SyncStatus};
-use crate::ports::{Claim, Cursor, StateStore, StoreError};
+use crate::domain::{LedgerKey, LedgerRecord, LedgerUpdate, SyncStatus};
+use crate::ports::{Claim, Cursor, CursorStore, DedupStore, LedgerStore, StoreError};
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -55,10 +55,10 @@ fn n(v: impl ToString) -> AttributeValue {
 /// states of the fields it wrote and keeps the others without a read.
 const FIELD_STATE_PREFIX: &str = "fs#";
 
-fn ledger_key(job: &str, gainsight_id: &str) -> Item {
+fn ledger_key(job: &str, key: &LedgerKey) -> Item {
     HashMap::from([
         ("pk".into(), s(format!("LEDGER#{job}"))),
-        ("sk".into(), s(gainsight_id)),
+        ("sk".into(), s(key.to_string())),
     ])
 }
 
@@ -115,10 +115,13 @@ impl TryFrom<&Item> for LedgerRecord {
         let job = get_s(item, "pk")
             .and_then(|pk| pk.strip_prefix("LEDGER#").map(str::to_string))
             .ok_or_else(|| corrupt("not a ledger item"))?;
-        let gainsight_id = get_s(item, "sk").ok_or_else(|| corrupt("no sort key"))?;
+        let key = get_s(item, "sk")
+            .ok_or_else(|| corrupt("no sort key"))?
+            .parse()
+            .map_err(|e: crate::domain::key::BadLedgerKey| corrupt(&e.to_string()))?;
         Ok(LedgerRecord {
             job,
-            gainsight_id,
+            key,
             salesforce_id: get_s(item, "salesforce_id"),
             synced: item.contains_key("synced_job"),
             error: item.contains_key("error_job"),
@@ -181,7 +184,7 @@ impl DynamoStateStore {
 }
 
 #[async_trait]
-impl StateStore for DynamoStateStore {
+impl DedupStore for DynamoStateStore {
     async fn claim_event(
         &self,
         event_id: &str,
@@ -241,17 +244,16 @@ impl StateStore for DynamoStateStore {
             .map_err(store_error)?;
         Ok(())
     }
+}
 
-    async fn ledger(
-        &self,
-        job: &str,
-        gainsight_id: &str,
-    ) -> Result<Option<LedgerRecord>, StoreError> {
+#[async_trait]
+impl LedgerStore for DynamoStateStore {
+    async fn ledger(&self, job: &str, key: &LedgerKey) -> Result<Option<LedgerRecord>, StoreError> {
         let out = self
             .client
             .get_item()
             .table_name(&self.table)
-            .set_key(Some(ledger_key(job, gainsight_id)))
+            .set_key(Some(ledger_key(job, key)))
             .consistent_read(true)
             .send()
             .await
@@ -262,9 +264,9 @@ impl StateStore for DynamoStateStore {
     async fn ledgers(
         &self,
         job: &str,
-        gainsight_ids: &[String],
+        keys: &[LedgerKey],
     ) -> Result<Vec<LedgerRecord>, StoreError> {
-        let mut unique: Vec<&String> = gainsight_ids.iter().collect();
+        let mut unique: Vec<&LedgerKey> = keys.iter().collect();
         unique.sort();
         unique.dedup();
         let mut records = Vec::with_capacity(unique.len());
@@ -311,7 +313,7 @@ impl StateStore for DynamoStateStore {
     async fn record(
         &self,
         job: &str,
-        gainsight_id: &str,
+        key: &LedgerKey,
         update: &LedgerUpdate,
         at_ms: i64,
     ) -> Result<(), StoreError> {
@@ -319,7 +321,7 @@ impl StateStore for DynamoStateStore {
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(ledger_key(job, gainsight_id)))
+            .set_key(Some(ledger_key(job, key)))
             .expression_attribute_values(":at", n(at_ms))
             .expression_attribute_values(":zero", n(0))
             .expression_attribute_values(":one", n(1));
@@ -380,7 +382,7 @@ impl StateStore for DynamoStateStore {
         Ok(())
     }
 
-    async fn forget(&self, job: &str, key: &str) -> Result<(), StoreError> {
+    async fn forget(&self, job: &str, key: &LedgerKey) -> Result<(), StoreError> {
         self.client
             .delete_item()
             .table_name(&self.table)
@@ -408,7 +410,10 @@ impl StateStore for DynamoStateStore {
         };
         self.query_ledger(Some(index), attr, job, limit).await
     }
+}
 
+#[async_trait]
+impl CursorStore for DynamoStateStore {
     async fn cursor(&self, job: &str, stream: &str) -> Result<Option<Cursor>, StoreError> {
         let out = self
             .client

@@ -249,7 +249,7 @@ impl GainsightApi for GainsightClient {
             .conditions
             .iter()
             .zip(&aliases)
-            .map(|((name, op, values), alias)| json!({"name": name, "alias": alias, "value": values, "operator": op}))
+            .map(|(c, alias)| json!({"name": c.field, "alias": alias, "value": c.values, "operator": c.operator.as_str()}))
             .collect();
         let page_size = if query.limit == 0 {
             READ_LIMIT

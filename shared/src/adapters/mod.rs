@@ -69,7 +69,6 @@ impl AwsClients {
         jobs: crate::domain::Jobs,
     ) -> Result<crate::ports::SourcePorts, crate::ports::SecretsError> {
         Ok(crate::ports::SourcePorts {
-            store: std::sync::Arc::new(self.state_store(&config.aws)),
             changes: std::sync::Arc::new(self.queue(&config.aws.changes_queue_url)),
             gainsight: std::sync::Arc::new(self.gainsight(&config.aws, &config.gainsight).await?),
             jobs,

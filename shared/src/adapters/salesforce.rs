@@ -9,7 +9,7 @@ use tokio::sync::RwLock;
 use super::http::{client, status_error, transport, with_retries};
 use crate::config::SalesforceSettings;
 use crate::domain::{FieldKind, FieldSchema, Fields, ObjectSchema, System};
-use crate::ports::{ApiError, RecordResult, SalesforceApi};
+use crate::ports::{ApiError, RecordResult, SalesforceApi, SfSelect};
 use crate::secret::Secret;
 
 const SYSTEM: &str = "Salesforce";
@@ -417,6 +417,13 @@ impl SalesforceApi for SalesforceClient {
         ))
     }
 
+    async fn select(&self, query: &SfSelect) -> Result<Vec<Fields>, ApiError> {
+        self.query(&soql(query)).await
+    }
+}
+
+impl SalesforceClient {
+    /// Runs a SOQL query and follows `nextRecordsUrl` to the end.
     async fn query(&self, soql: &str) -> Result<Vec<Fields>, ApiError> {
         let first = format!("query?q={}", urlencode(soql));
         let mut next = Some(first);
@@ -443,6 +450,30 @@ fn urlencode(text: &str) -> String {
     url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }
 
+/// The SOQL of `query`: every value quoted, `IN` lists sorted and deduplicated.
+pub fn soql(query: &SfSelect) -> String {
+    let mut text = format!("SELECT {} FROM {}", query.fields.join(", "), query.object);
+    let conditions: Vec<String> = query
+        .conditions
+        .iter()
+        .map(|(field, values)| {
+            let mut quoted: Vec<String> = values.iter().map(|v| soql_quote(v)).collect();
+            quoted.sort();
+            quoted.dedup();
+            format!("{field} IN ({})", quoted.join(", "))
+        })
+        .collect();
+    if !conditions.is_empty() {
+        text.push_str(" WHERE ");
+        text.push_str(&conditions.join(" AND "));
+    }
+    if !query.order_by.is_empty() {
+        text.push_str(" ORDER BY ");
+        text.push_str(&query.order_by.join(", "));
+    }
+    text
+}
+
 /// Quotes a value for a SOQL string literal (backslash-escapes `\` and `'`, and control characters).
 pub fn soql_quote(value: &str) -> String {
     let mut out = String::with_capacity(value.len() + 2);
@@ -465,6 +496,30 @@ pub fn soql_quote(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn selects_become_soql_with_quoted_in_lists() {
+        let query = SfSelect {
+            object: "Account".into(),
+            fields: vec!["Id".into(), "Gainsight_Company_Id__c".into()],
+            conditions: vec![(
+                "Gainsight_Company_Id__c".into(),
+                vec!["O'B".into(), "A".into(), "A".into()],
+            )],
+            order_by: vec![],
+        };
+        assert_eq!(
+            soql(&query),
+            r"SELECT Id, Gainsight_Company_Id__c FROM Account WHERE Gainsight_Company_Id__c IN ('A', 'O\'B')"
+        );
+        let all = SfSelect {
+            object: "Account".into(),
+            fields: vec!["Id".into()],
+            conditions: vec![],
+            order_by: vec!["Name".into(), "Id".into()],
+        };
+        assert_eq!(soql(&all), "SELECT Id FROM Account ORDER BY Name, Id");
+    }
 
     #[test]
     fn soql_literals_cannot_break_out() {

@@ -66,3 +66,94 @@ pub struct ChangeEvent {
     /// When we accepted it (epoch ms): the start of the freshness clock.
     pub received_at_ms: i64,
 }
+
+/// A record as its source shows it: which one, and its current values.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SourceRecord {
+    pub source: System,
+    pub object: String,
+    pub id: String,
+    pub fields: Fields,
+}
+
+impl ChangeEvent {
+    /// A change a source pushed to the webhook (a Gainsight event, an Outbound Message
+    /// notification) under the source's own event id.
+    pub fn pushed(
+        record: SourceRecord,
+        event_id: String,
+        operation: Operation,
+        occurred_at_ms: i64,
+        received_at_ms: i64,
+    ) -> Self {
+        Self {
+            event_id,
+            source: record.source,
+            object: record.object,
+            record_id: record.id,
+            operation,
+            occurred_at_ms,
+            fields: record.fields,
+            changed_fields: None,
+            origin: ChangeOrigin::Webhook,
+            received_at_ms,
+        }
+    }
+
+    /// A record version the poller read for `job`: one event id per version, so overlapping
+    /// windows that read it again are deduplicated.
+    pub fn polled(record: SourceRecord, job: &str, modified_ms: i64, received_at_ms: i64) -> Self {
+        let event_id = format!("poll/{job}/{}@{modified_ms}", record.id);
+        let mut change = Self::pushed(
+            record,
+            event_id,
+            Operation::Updated,
+            modified_ms,
+            received_at_ms,
+        );
+        change.origin = ChangeOrigin::Poller;
+        change
+    }
+
+    /// A record's current state queued by resync run `run`: it bypasses echo suppression.
+    pub fn forced(record: SourceRecord, run: &str, now_ms: i64) -> Self {
+        let event_id = format!("{run}/{}", record.id);
+        let mut change = Self::pushed(record, event_id, Operation::Updated, now_ms, now_ms);
+        change.origin = ChangeOrigin::Resync;
+        change
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record() -> SourceRecord {
+        SourceRecord {
+            source: System::Gainsight,
+            object: "Company".into(),
+            id: "G1".into(),
+            fields: Fields::new(),
+        }
+    }
+
+    #[test]
+    fn each_origin_has_its_own_event_ids() {
+        let polled = ChangeEvent::polled(record(), "company_account", 42, 50);
+        assert_eq!(polled.event_id, "poll/company_account/G1@42");
+        assert_eq!(
+            (polled.origin, polled.occurred_at_ms),
+            (ChangeOrigin::Poller, 42)
+        );
+        let forced = ChangeEvent::forced(record(), "resync-9", 9);
+        assert_eq!(
+            (forced.event_id.as_str(), forced.origin),
+            ("resync-9/G1", ChangeOrigin::Resync)
+        );
+        let pushed = ChangeEvent::pushed(record(), "e".into(), Operation::Created, 1, 2);
+        assert_eq!(
+            (pushed.operation, pushed.received_at_ms),
+            (Operation::Created, 2)
+        );
+    }
+}

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::System;
+use super::{LedgerKey, System};
 
 /// What was last synced for one mapped field of a record pair: the hash of its value on each side,
 /// which side it came from and when. Echoes and conflicts are decided from it.
@@ -70,12 +70,11 @@ impl std::str::FromStr for SyncStatus {
     }
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LedgerRecord {
     pub job: String,
-    /// The ledger key: the Gainsight id, or `sf:{Salesforce Id}` for a Salesforce record that has
-    /// no Gainsight twin yet.
-    pub gainsight_id: String,
+    /// The pair's Gainsight id, or its Salesforce id until it has a Gainsight twin.
+    pub key: LedgerKey,
     pub salesforce_id: Option<String>,
     /// Has synced at least once. Not exclusive with `error`: a record that synced once and failed
     /// since has both.
@@ -97,10 +96,69 @@ pub struct LedgerRecord {
 }
 
 impl LedgerRecord {
+    /// A record that has seen nothing yet.
+    pub fn new(job: impl Into<String>, key: LedgerKey) -> Self {
+        Self {
+            job: job.into(),
+            key,
+            salesforce_id: None,
+            synced: false,
+            error: false,
+            last_sync_at_ms: None,
+            last_error: None,
+            last_error_at_ms: None,
+            fields: BTreeMap::new(),
+            gainsight_changed_at_ms: None,
+            salesforce_changed_at_ms: None,
+            ignored_count: 0,
+            last_ignored_reason: None,
+            version: 0,
+        }
+    }
+
     pub fn changed_at(&self, source: System) -> Option<i64> {
         match source {
             System::Gainsight => self.gainsight_changed_at_ms,
             System::Salesforce => self.salesforce_changed_at_ms,
+        }
+    }
+
+    /// What the record becomes once `update`, made at `at_ms`, is applied: the rule the state
+    /// store's adapters implement atomically.
+    pub fn apply(&mut self, update: &LedgerUpdate, at_ms: i64) {
+        self.version += 1;
+        match update {
+            LedgerUpdate::Synced {
+                salesforce_id,
+                source,
+                source_changed_at_ms,
+                fields,
+            } => {
+                if salesforce_id.is_some() {
+                    self.salesforce_id = salesforce_id.clone();
+                }
+                // The last attempt succeeded: the record leaves the error status, and its last
+                // error text stays for the record's history.
+                self.synced = true;
+                self.error = false;
+                self.last_sync_at_ms = Some(at_ms);
+                self.fields.extend(fields.clone());
+                match source {
+                    System::Gainsight => self.gainsight_changed_at_ms = Some(*source_changed_at_ms),
+                    System::Salesforce => {
+                        self.salesforce_changed_at_ms = Some(*source_changed_at_ms)
+                    }
+                }
+            }
+            LedgerUpdate::Failed { message } => {
+                self.error = true;
+                self.last_error = Some(message.clone());
+                self.last_error_at_ms = Some(at_ms);
+            }
+            LedgerUpdate::Ignored { reason } => {
+                self.ignored_count += 1;
+                self.last_ignored_reason = Some(reason.clone());
+            }
         }
     }
 
@@ -109,6 +167,39 @@ impl LedgerRecord {
             SyncStatus::Synced => self.synced,
             SyncStatus::Error => self.error,
         }
+    }
+}
+
+/// Ledger records read for a batch, by job and key.
+#[derive(Debug, Default)]
+pub struct LedgerBatch {
+    /// job -> ledger key -> record; records never synced are absent.
+    records: std::collections::HashMap<String, std::collections::HashMap<LedgerKey, LedgerRecord>>,
+    /// Jobs whose read failed: their messages should be retried.
+    unreadable: Vec<String>,
+}
+
+impl LedgerBatch {
+    /// Adds records read.
+    pub fn extend(&mut self, records: impl IntoIterator<Item = LedgerRecord>) {
+        for r in records {
+            self.records
+                .entry(r.job.clone())
+                .or_default()
+                .insert(r.key.clone(), r);
+        }
+    }
+
+    pub fn mark_unreadable(&mut self, job: &str) {
+        self.unreadable.push(job.to_string());
+    }
+
+    pub fn get(&self, job: &str, key: &LedgerKey) -> Option<&LedgerRecord> {
+        self.records.get(job).and_then(|by_key| by_key.get(key))
+    }
+
+    pub fn is_unreadable(&self, job: &str) -> bool {
+        self.unreadable.iter().any(|j| j == job)
     }
 }
 
@@ -128,4 +219,65 @@ pub enum LedgerUpdate {
     Ignored {
         reason: String,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn synced(source: System, at: i64) -> LedgerUpdate {
+        LedgerUpdate::Synced {
+            salesforce_id: Some("001A".into()),
+            source,
+            source_changed_at_ms: at,
+            fields: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn a_success_after_a_failure_keeps_both_statuses_apart() {
+        let mut r = LedgerRecord::new("j", LedgerKey::Gainsight("G".into()));
+        r.apply(&synced(System::Gainsight, 5), 10);
+        r.apply(
+            &LedgerUpdate::Failed {
+                message: "BAD".into(),
+            },
+            20,
+        );
+        assert!(r.has_status(SyncStatus::Synced) && r.has_status(SyncStatus::Error));
+        r.apply(&synced(System::Salesforce, 7), 30);
+        assert!(r.synced && !r.error);
+        assert_eq!(
+            r.last_error.as_deref(),
+            Some("BAD"),
+            "the last error stays for history"
+        );
+        assert_eq!(
+            (r.gainsight_changed_at_ms, r.salesforce_changed_at_ms),
+            (Some(5), Some(7))
+        );
+        assert_eq!((r.version, r.last_sync_at_ms), (3, Some(30)));
+    }
+
+    #[test]
+    fn ignored_changes_are_counted_without_touching_the_statuses() {
+        let mut r = LedgerRecord::new("j", LedgerKey::SalesforceOnly("001A".into()));
+        r.apply(
+            &LedgerUpdate::Ignored {
+                reason: "echo".into(),
+            },
+            1,
+        );
+        r.apply(
+            &LedgerUpdate::Ignored {
+                reason: "stale".into(),
+            },
+            2,
+        );
+        assert_eq!(
+            (r.ignored_count, r.last_ignored_reason.as_deref()),
+            (2, Some("stale"))
+        );
+        assert!(!r.synced && !r.error);
+    }
 }

@@ -3,17 +3,20 @@
 
 pub mod change;
 pub mod job;
+pub mod key;
 pub mod ledger;
 pub mod mapping;
+pub mod push;
 pub mod schema;
 pub mod write;
 
-pub use change::{ChangeEvent, ChangeOrigin, Operation, System};
+pub use change::{ChangeEvent, ChangeOrigin, Operation, SourceRecord, System};
 pub use job::{
     ConflictRule, DataFlow, DerivedMapping, FieldMapping, Identifier, Job, JobError, Jobs,
     OnCreated, OnMultipleMatches, OnNoMatch, OnUpdated,
 };
-pub use ledger::{FieldState, LedgerRecord, LedgerUpdate, SyncStatus};
+pub use key::LedgerKey;
+pub use ledger::{FieldState, LedgerBatch, LedgerRecord, LedgerUpdate, SyncStatus};
 pub use mapping::{LookupRequest, Lookups, MapOutcome, Mapper};
 pub use schema::{FieldKind, FieldSchema, ObjectSchema, Schemas};
 pub use write::{FieldConflict, RecordKey, WriteCommand, WriteMode, Writeback};

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{ConflictRule, FieldState, Fields, System};
+use super::{ConflictRule, FieldState, Fields, LedgerKey, System};
 
 /// What the pusher needs to settle a conflict on one bi-directional field that only shows once
 /// the command is about to be written (the other side's change was in flight when it was mapped).
@@ -65,8 +65,8 @@ pub struct WriteCommand {
     pub mode: WriteMode,
     /// Target field values to write, by target API name (the key field included for upserts).
     pub fields: Fields,
-    /// The ledger key of the record pair: the Gainsight id, or `sf:{Id}` while it has none.
-    pub gainsight_id: String,
+    /// The ledger key of the record pair.
+    pub ledger_key: LedgerKey,
     /// The Salesforce id of the pair, when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub salesforce_id: Option<String>,
@@ -89,6 +89,15 @@ pub struct WriteCommand {
     pub received_at_ms: i64,
 }
 
+impl RecordKey {
+    /// The value the record is found by.
+    pub fn value(&self) -> &str {
+        match self {
+            RecordKey::ExternalId { value, .. } | RecordKey::Id { value } => value,
+        }
+    }
+}
+
 impl WriteCommand {
     /// Commands with the same batch key can go out in one API call.
     pub fn batch_key(&self) -> (System, &str, Option<&str>, WriteMode) {
@@ -107,11 +116,6 @@ impl WriteCommand {
         }
         self.field_states.remove(state_key);
         self.field_states.is_empty()
-    }
-
-    /// The ledger key for a pair without a Gainsight id yet.
-    pub fn salesforce_ledger_key(salesforce_id: &str) -> String {
-        format!("sf:{salesforce_id}")
     }
 
     /// Identity of the target record: two commands with the same identity write the same record.

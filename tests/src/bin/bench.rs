@@ -113,6 +113,7 @@ async fn pusher_calls_per_1000() -> Result<()> {
         store.clone(),
         Arc::new(client),
         Arc::new(shared::fakes::MemoryGainsight::default()),
+        shared::domain::Jobs::builtin(),
     );
     let mut messages = Vec::with_capacity(1000);
     for i in 0..1000 {
@@ -131,7 +132,7 @@ async fn pusher_calls_per_1000() -> Result<()> {
             },
             mode: shared::domain::WriteMode::Upsert,
             fields,
-            gainsight_id: format!("P{i:04}"),
+            ledger_key: shared::domain::LedgerKey::Gainsight(format!("P{i:04}")),
             salesforce_id: None,
             field_states: Default::default(),
             writeback: None,
@@ -147,7 +148,7 @@ async fn pusher_calls_per_1000() -> Result<()> {
         include_str!("../../../functions/pusher/fixtures/sqs_event.json"),
         messages,
     );
-    let (response, summary) = pusher.handle_with_summary(event).await;
+    let (response, summary) = pusher.handle_at(event, shared::time::now_ms()).await;
     anyhow::ensure!(
         response.batch_item_failures.is_empty() && summary.synced == 1000,
         "{summary:?}"
@@ -247,7 +248,7 @@ async fn freshness(rate: u64, seconds: u64) -> Result<()> {
         .ledger_records()
         .await?
         .into_iter()
-        .filter_map(|r| Some((r.last_sync_at_ms? - sent_at.get(&r.gainsight_id)?) as f64))
+        .filter_map(|r| Some((r.last_sync_at_ms? - sent_at.get(r.key.gainsight_id()?)?) as f64))
         .collect();
     anyhow::ensure!(
         samples.len() == total,

@@ -294,7 +294,7 @@ async fn demo() -> Result<()> {
         println!(
             "demo:   {} {} -> {}  status={status} last_sync={} version={} ignored={}{}",
             r.job,
-            r.gainsight_id,
+            r.key,
             r.salesforce_id.as_deref().unwrap_or("-"),
             r.last_sync_at_ms
                 .map(shared::time::rfc3339)

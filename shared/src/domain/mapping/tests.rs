@@ -75,11 +75,9 @@ fn reason(outcome: &MapOutcome) -> String {
 fn ledger_after(cmds: &[WriteCommand], synced_at: i64) -> LedgerRecord {
     let cmd = &cmds[0];
     let mut rec = LedgerRecord {
-        job: cmd.job.clone(),
-        gainsight_id: cmd.gainsight_id.clone(),
         salesforce_id: cmd.salesforce_id.clone(),
         synced: true,
-        ..Default::default()
+        ..LedgerRecord::new(cmd.job.clone(), cmd.ledger_key.clone())
     };
     for (k, mut s) in cmd.field_states.clone() {
         s.synced_at_ms = synced_at;
@@ -173,7 +171,7 @@ fn gainsight_change_upserts_account_on_the_gsid_external_id() {
         Value::Object(cmd.fields.clone()),
         json!({"Name": "Acme", "AnnualRevenue": 1200.5, "Gainsight_Company_Id__c": "1P02GS"})
     );
-    assert_eq!(cmd.gainsight_id, "1P02GS");
+    assert_eq!(cmd.ledger_key, LedgerKey::Gainsight("1P02GS".into()));
     // The Company learns its Account's Id once Salesforce answers.
     assert_eq!(
         cmd.writeback,
@@ -210,7 +208,10 @@ fn salesforce_change_without_gsid_matches_by_identifier_and_asks_for_writeback()
             value: "001000000000001AAA".into()
         }
     );
-    assert_eq!(cmd.gainsight_id, "sf:001000000000001AAA");
+    assert_eq!(
+        cmd.ledger_key,
+        LedgerKey::SalesforceOnly("001000000000001AAA".into())
+    );
     assert_eq!(
         cmd.writeback,
         Some(Writeback {
@@ -608,13 +609,13 @@ fn stale_changes_are_ignored_per_source_clock() {
     let c = company(Operation::Updated, json!({"Name": "Acme"}));
     let newer = LedgerRecord {
         gainsight_changed_at_ms: Some(T0 + 1),
-        ..Default::default()
+        ..LedgerRecord::new("company_account", LedgerKey::Gainsight("1P02GS".into()))
     };
     assert!(reason(&map("company_account", &c, Some(&newer))).starts_with("ignored: stale"));
     // A newer Salesforce timestamp says nothing about Gainsight's clock.
     let other = LedgerRecord {
         salesforce_changed_at_ms: Some(T0 + 1),
-        ..Default::default()
+        ..LedgerRecord::new("company_account", LedgerKey::Gainsight("1P02GS".into()))
     };
     assert!(matches!(
         map("company_account", &c, Some(&other)),

@@ -1,0 +1,242 @@
+//! Queues changes once however often they are delivered: claims each delivery's dedup key, sends
+//! the changes of the new ones, then confirms what was queued and releases what was not, so a
+//! retry of the delivery queues it. The webhook's routes and the poller all queue through here.
+
+use futures_util::{stream, StreamExt};
+
+use crate::domain::ChangeEvent;
+use crate::ports::{Claim, DedupStore, Queue, Retryable, StoreError};
+
+/// How long an unconfirmed claim holds off a redelivery; past it the claim is handed out again,
+/// so a crash between claim and send cannot lose the event.
+pub const RECLAIM_AFTER_MS: i64 = 60_000;
+/// How long a dedup key is kept (the table's TTL), in seconds: longer than any source retries.
+pub const DEDUP_TTL_S: i64 = 7 * 86_400;
+/// Dedup-key requests in flight at once.
+const STORE_CONCURRENCY: usize = 16;
+
+/// Changes that arrived under one dedup key: a Gainsight event, one Outbound Message
+/// notification, or one polled record version.
+#[derive(Clone, Debug)]
+pub struct Delivery {
+    pub key: String,
+    pub changes: Vec<ChangeEvent>,
+}
+
+impl Delivery {
+    /// A delivery of one change, keyed by its event id.
+    pub fn single(change: ChangeEvent) -> Self {
+        Self {
+            key: change.event_id.clone(),
+            changes: vec![change],
+        }
+    }
+}
+
+/// What was queued.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Enqueued {
+    /// Changes sent to the queue.
+    pub queued: usize,
+    /// Deliveries already queued before: dropped.
+    pub duplicates: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EnqueueError {
+    #[error("state store unavailable, retry: {0}")]
+    Store(#[from] StoreError),
+    #[error("{failed} of {total} changes could not be queued, retry: {first}")]
+    Queue {
+        failed: usize,
+        total: usize,
+        first: String,
+    },
+}
+
+impl Retryable for EnqueueError {
+    fn is_retryable(&self) -> bool {
+        true
+    }
+}
+
+/// Queues the changes of every delivery not queued before.
+pub async fn enqueue(
+    dedup: &dyn DedupStore,
+    queue: &dyn Queue,
+    deliveries: Vec<Delivery>,
+    now_ms: i64,
+) -> Result<Enqueued, EnqueueError> {
+    let total = deliveries.len();
+    let fresh = claim(dedup, deliveries, now_ms).await?;
+    let duplicates = total - fresh.len();
+    let bodies: Vec<(usize, String)> = fresh
+        .iter()
+        .enumerate()
+        .flat_map(|(i, d)| d.changes.iter().map(move |c| (i, body(c))))
+        .collect();
+    let texts: Vec<String> = bodies.iter().map(|(_, b)| b.clone()).collect();
+    let results = queue.send(&texts).await;
+    let mut ok = vec![true; fresh.len()];
+    let mut errors = Vec::new();
+    for ((delivery, _), result) in bodies.iter().zip(results) {
+        if let Err(e) = result {
+            ok[*delivery] = false;
+            errors.push(e.to_string());
+        }
+    }
+    settle(dedup, &fresh, &ok).await;
+    match errors.first() {
+        Some(first) => Err(EnqueueError::Queue {
+            failed: errors.len(),
+            total: texts.len(),
+            first: first.clone(),
+        }),
+        None => Ok(Enqueued {
+            queued: texts.len(),
+            duplicates,
+        }),
+    }
+}
+
+/// The deliveries whose claim is new; on a store failure every claim taken is given back.
+async fn claim(
+    dedup: &dyn DedupStore,
+    deliveries: Vec<Delivery>,
+    now_ms: i64,
+) -> Result<Vec<Delivery>, StoreError> {
+    let claims: Vec<(Delivery, Result<Claim, StoreError>)> = stream::iter(deliveries)
+        .map(|d| async move {
+            let claim = dedup
+                .claim_event(&d.key, now_ms, RECLAIM_AFTER_MS, DEDUP_TTL_S)
+                .await;
+            (d, claim)
+        })
+        .buffered(STORE_CONCURRENCY)
+        .collect()
+        .await;
+    let mut fresh = Vec::new();
+    let mut failure = None;
+    for (delivery, claim) in claims {
+        match claim {
+            Ok(Claim::New) => fresh.push(delivery),
+            Ok(Claim::Duplicate) => {}
+            Err(e) => failure = Some(e),
+        }
+    }
+    if let Some(e) = failure {
+        settle(dedup, &fresh, &vec![false; fresh.len()]).await;
+        return Err(e);
+    }
+    Ok(fresh)
+}
+
+/// Confirms the deliveries queued whole and releases the others. Neither is fatal: an
+/// unconfirmed claim is handed out again after `RECLAIM_AFTER_MS`, and the writes downstream are
+/// idempotent, so a second copy costs a call, not correctness.
+async fn settle(dedup: &dyn DedupStore, deliveries: &[Delivery], queued: &[bool]) {
+    stream::iter(deliveries.iter().zip(queued))
+        .for_each_concurrent(STORE_CONCURRENCY, |(d, queued)| async move {
+            let result = if *queued {
+                dedup.confirm_event(&d.key).await
+            } else {
+                dedup.release_event(&d.key).await
+            };
+            if let Err(e) = result {
+                tracing::warn!(event_id = %d.key, queued, error = %e, "dedup key not settled; a redelivery may queue again");
+            }
+        })
+        .await;
+}
+
+fn body(change: &ChangeEvent) -> String {
+    // A change is strings, numbers and JSON values keyed by strings: it always serialises.
+    serde_json::to_string(change).unwrap_or_default()
+}
+
+#[cfg(all(test, feature = "fakes"))]
+mod tests {
+    use super::*;
+    use crate::domain::{SourceRecord, System};
+    use crate::fakes::{MemoryQueue, MemoryStore};
+
+    fn delivery(key: &str, ids: &[&str]) -> Delivery {
+        let changes = ids
+            .iter()
+            .map(|id| {
+                let record = SourceRecord {
+                    source: System::Gainsight,
+                    object: "Company".into(),
+                    id: id.to_string(),
+                    fields: Default::default(),
+                };
+                ChangeEvent::polled(record, "j", 1, 2)
+            })
+            .collect();
+        Delivery {
+            key: key.into(),
+            changes,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_delivery_is_queued_once() {
+        let (store, queue) = (MemoryStore::default(), MemoryQueue::default());
+        let first = enqueue(&store, &queue, vec![delivery("e1", &["A", "B"])], 0).await;
+        assert_eq!(
+            first.unwrap(),
+            Enqueued {
+                queued: 2,
+                duplicates: 0
+            }
+        );
+        let again = vec![delivery("e1", &["A", "B"]), delivery("e2", &["C"])];
+        let second = enqueue(&store, &queue, again, 1).await.unwrap();
+        assert_eq!(
+            second,
+            Enqueued {
+                queued: 1,
+                duplicates: 1
+            }
+        );
+        assert_eq!(queue.bodies().len(), 3);
+    }
+
+    #[tokio::test]
+    async fn what_was_not_queued_is_released_for_the_retry() {
+        let (store, queue) = (MemoryStore::default(), MemoryQueue::default());
+        *queue.fail_containing.lock().unwrap() = Some("\"B\"".into());
+        let both = vec![delivery("e1", &["A"]), delivery("e2", &["B"])];
+        let err = enqueue(&store, &queue, both.clone(), 0).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                EnqueueError::Queue {
+                    failed: 1,
+                    total: 2,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        *queue.fail_containing.lock().unwrap() = None;
+        let retry = enqueue(&store, &queue, both, 1).await.unwrap();
+        assert_eq!(
+            retry,
+            Enqueued {
+                queued: 1,
+                duplicates: 1
+            },
+            "only e2 again"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_store_failure_queues_nothing() {
+        let (store, queue) = (MemoryStore::default(), MemoryQueue::default());
+        *store.fail.lock().unwrap() = true;
+        let err = enqueue(&store, &queue, vec![delivery("e1", &["A"])], 0).await;
+        assert!(matches!(err, Err(EnqueueError::Store(_))));
+        assert!(queue.bodies().is_empty());
+    }
+}
