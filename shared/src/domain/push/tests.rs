@@ -1,1 +1,294 @@
+//! Unit tests of the pusher's rules, each with the case that must not pass.
 
+use std::collections::BTreeMap;
+
+use serde_json::json;
+
+use super::*;
+use crate::domain::{
+    ConflictRule, FieldConflict, FieldState, Jobs, LedgerRecord, WriteMode, Writeback,
+};
+
+fn command(key: LedgerKey, target: System, at: i64) -> WriteCommand {
+    let (object, record_key) = match target {
+        System::Salesforce => (
+            "Account",
+            RecordKey::ExternalId {
+                field: "Gainsight_Company_Id__c".into(),
+                value: key.to_string(),
+            },
+        ),
+        System::Gainsight => (
+            "Company",
+            RecordKey::Id {
+                value: key.to_string(),
+            },
+        ),
+    };
+    WriteCommand {
+        job: "company_account".into(),
+        target,
+        object: object.into(),
+        key: record_key,
+        mode: WriteMode::Upsert,
+        fields: Fields::new(),
+        ledger_key: key,
+        salesforce_id: None,
+        field_states: BTreeMap::new(),
+        writeback: None,
+        source: target.other(),
+        conflicts: BTreeMap::new(),
+        event_id: format!("ev-{at}"),
+        source_changed_at_ms: at,
+        received_at_ms: at,
+    }
+}
+
+fn pending(id: &str, command: WriteCommand) -> Pending {
+    Pending {
+        message_id: id.into(),
+        command,
+    }
+}
+
+fn gsid(id: &str) -> LedgerKey {
+    LedgerKey::Gainsight(id.into())
+}
+
+#[test]
+fn only_the_newest_command_per_record_is_kept() {
+    let batch = vec![
+        pending("m1", command(gsid("G1"), System::Salesforce, 10)),
+        pending("m2", command(gsid("G1"), System::Salesforce, 30)),
+        pending("m3", command(gsid("G1"), System::Salesforce, 20)),
+        pending("m4", command(gsid("G2"), System::Salesforce, 5)),
+    ];
+    let (kept, superseded) = newest_per_record(batch);
+    let ids: Vec<&str> = kept.iter().map(|p| p.message_id.as_str()).collect();
+    assert_eq!((ids, superseded), (vec!["m2", "m4"], 2));
+}
+
+#[test]
+fn commands_older_than_what_was_written_are_stale() {
+    let mut ledgers = LedgerBatch::default();
+    let mut written = LedgerRecord::new("company_account", gsid("G1"));
+    written.gainsight_changed_at_ms = Some(20);
+    ledgers.extend([written]);
+    let batch = vec![
+        pending("old", command(gsid("G1"), System::Salesforce, 10)),
+        pending("new", command(gsid("G1"), System::Salesforce, 30)),
+        pending("unknown", command(gsid("G2"), System::Salesforce, 1)),
+    ];
+    let out = drop_stale(batch, &ledgers);
+    let ids = |v: &[Pending]| v.iter().map(|p| p.message_id.clone()).collect::<Vec<_>>();
+    assert_eq!(ids(&out.fresh), ["new", "unknown"]);
+    assert_eq!(ids(&out.stale), ["old"]);
+    // Salesforce's clock is not compared with Gainsight's.
+    let from_sf = vec![pending("sf", command(gsid("G1"), System::Gainsight, 10))];
+    assert_eq!(drop_stale(from_sf, &ledgers).fresh.len(), 1);
+    ledgers.mark_unreadable("company_account");
+    let retry = drop_stale(
+        vec![pending("x", command(gsid("G3"), System::Salesforce, 1))],
+        &ledgers,
+    );
+    assert_eq!(ids(&retry.unreadable), ["x"]);
+}
+
+/// A command writing bi-directional `Name` = `value` from the other side of `target`.
+fn name_write(target: System, at: i64, value: &str) -> WriteCommand {
+    let mut cmd = command(gsid("G1"), target, at);
+    let source = target.other();
+    let target_field = "Name";
+    cmd.fields.insert(target_field.into(), json!(value));
+    cmd.salesforce_id = Some("001A".into());
+    let hash = crate::domain::mapping::hash(&json!(value));
+    let state = FieldState {
+        gainsight: hash,
+        salesforce: hash,
+        from: source,
+        changed_at_ms: at,
+        synced_at_ms: 0,
+    };
+    cmd.field_states.insert("Name".into(), state);
+    cmd.conflicts.insert(
+        "Name".into(),
+        FieldConflict {
+            rule: ConflictRule::Newest,
+            target_field: target_field.into(),
+            source_object: if source == System::Gainsight {
+                "Company"
+            } else {
+                "Account"
+            }
+            .into(),
+            source_field: "Name".into(),
+            source_value: json!(value),
+        },
+    );
+    cmd
+}
+
+#[test]
+fn opposite_changes_in_one_batch_keep_the_newest() {
+    let batch = vec![
+        pending("to-sf", name_write(System::Salesforce, 100, "GS name")),
+        pending("to-gs", name_write(System::Gainsight, 200, "SF name")),
+    ];
+    let out = settle_conflicts(batch, &LedgerBatch::default(), &Jobs::builtin());
+    assert_eq!(out.kept.len(), 1);
+    assert_eq!(
+        out.kept[0].message_id, "to-gs",
+        "Salesforce's later edit wins"
+    );
+    let (loser, outcome) = &out.settled[0];
+    assert_eq!(loser.message_id, "to-sf");
+    assert!(
+        matches!(outcome, WriteOutcome::Ignored { reason } if reason.contains("newest keeps the salesforce value")),
+        "{outcome:?}"
+    );
+    assert!(out.restores.is_empty());
+}
+
+#[test]
+fn a_winner_against_a_write_that_landed_is_restored_on_its_own_side() {
+    // Salesforce's value was synced onto Gainsight at 150; Gainsight's own edit (at 120) is
+    // older than the landing, so both changed; with newest, Salesforce's edit at 100 loses.
+    let mut record = LedgerRecord::new("company_account", gsid("G1"));
+    record.fields.insert(
+        "Name".into(),
+        FieldState {
+            gainsight: 1,
+            salesforce: 1,
+            from: System::Salesforce,
+            changed_at_ms: 100,
+            synced_at_ms: 150,
+        },
+    );
+    let mut ledgers = LedgerBatch::default();
+    ledgers.extend([record]);
+    let batch = vec![pending(
+        "gs",
+        name_write(System::Salesforce, 120, "GS name"),
+    )];
+    let out = settle_conflicts(batch, &ledgers, &Jobs::builtin());
+    assert_eq!(out.kept.len(), 1, "Gainsight's newer value is written");
+    let restore = &out.restores[0];
+    assert_eq!(
+        (restore.system, restore.object.as_str()),
+        (System::Gainsight, "Company")
+    );
+    assert_eq!(restore.fields["Gsid"], json!("G1"));
+    assert_eq!(restore.fields["Name"], json!("GS name"));
+    // Made before the other side's value was written, and older: it loses instead.
+    let batch = vec![pending("gs", name_write(System::Salesforce, 90, "GS name"))];
+    let out = settle_conflicts(batch, &ledgers, &Jobs::builtin());
+    assert!(out.kept.is_empty() && out.restores.is_empty());
+}
+
+#[test]
+fn a_salesforce_only_pair_moves_to_its_new_gsid_and_the_account_learns_it() {
+    let jobs = Jobs::builtin();
+    let job = jobs.get("company_account").unwrap();
+    let mut cmd = command(
+        LedgerKey::SalesforceOnly("001A".into()),
+        System::Gainsight,
+        7,
+    );
+    cmd.salesforce_id = Some("001A".into());
+    cmd.writeback = Some(Writeback {
+        system: System::Salesforce,
+        object: "Account".into(),
+        field: "Gainsight_Company_Id__c".into(),
+    });
+    let created = WriteOutcome::Synced {
+        target_id: Some("1PNEW".into()),
+    };
+    let effect = ledger_effect(job, &cmd, created, 99);
+    assert_eq!(effect.key, gsid("1PNEW"));
+    assert_eq!(
+        effect.forget,
+        Some(LedgerKey::SalesforceOnly("001A".into()))
+    );
+    let wb = effect.writeback.expect("the Account learns its GSID");
+    assert_eq!(wb.id_field, "Id");
+    assert_eq!(wb.fields["Id"], json!("001A"));
+    assert_eq!(wb.fields["Gainsight_Company_Id__c"], json!("1PNEW"));
+    assert!(matches!(
+        effect.update,
+        LedgerUpdate::Synced {
+            source_changed_at_ms: 7,
+            ..
+        }
+    ));
+    // A linked pair stays where it is.
+    let linked = command(gsid("G1"), System::Gainsight, 7);
+    let effect = ledger_effect(job, &linked, WriteOutcome::Synced { target_id: None }, 99);
+    assert_eq!((effect.key, effect.forget), (gsid("G1"), None));
+}
+
+#[test]
+fn a_transient_failure_is_recorded_and_retried_a_final_one_only_recorded() {
+    let jobs = Jobs::builtin();
+    let job = jobs.get("company_account").unwrap();
+    let cmd = command(gsid("G1"), System::Salesforce, 1);
+    let locked = WriteOutcome::Failed {
+        message: "UNABLE_TO_LOCK_ROW".into(),
+        retryable: true,
+    };
+    let effect = ledger_effect(job, &cmd, locked, 2);
+    assert!(effect.retry);
+    assert_eq!(
+        effect.update,
+        LedgerUpdate::Failed {
+            message: "UNABLE_TO_LOCK_ROW".into()
+        }
+    );
+    let refused = ledger_effect(job, &cmd, WriteOutcome::failed("INVALID"), 2);
+    assert!(!refused.retry);
+}
+
+fn keyed(value: &str) -> Pending {
+    let mut cmd = command(gsid("G1"), System::Gainsight, 1);
+    cmd.key = RecordKey::ExternalId {
+        field: "Email".into(),
+        value: value.into(),
+    };
+    cmd.fields.insert("Email".into(), json!(value));
+    pending(value, cmd)
+}
+
+#[test]
+fn a_gainsight_group_updates_one_match_inserts_the_rest_and_settles_the_others() {
+    let batch = vec![keyed("one@x"), keyed("two@x"), keyed("none@x")];
+    let mut found = plan::Found::new();
+    found.insert(vec!["one@x".into()], vec!["1P1".into()]);
+    found.insert(vec!["two@x".into()], vec!["1P2".into(), "1P3".into()]);
+    let ids = ("Person", "Email", "Gsid");
+    let plans = plan_gainsight(ids, WriteMode::Upsert, &batch, &found);
+    assert!(matches!(&plans[0], GainsightPlan::Update(f) if f["Gsid"] == json!("1P1")));
+    assert!(
+        matches!(&plans[1], GainsightPlan::Done(WriteOutcome::Failed { message, .. }) if message.starts_with("2 Person records"))
+    );
+    assert!(matches!(&plans[2], GainsightPlan::Insert(_)));
+    let update_only = plan_gainsight(ids, WriteMode::Update, &batch, &found);
+    assert!(matches!(
+        &update_only[2],
+        GainsightPlan::Done(WriteOutcome::Ignored { .. })
+    ));
+    let create_only = plan_gainsight(ids, WriteMode::Create, &batch, &found);
+    assert!(
+        matches!(&create_only[0], GainsightPlan::Done(WriteOutcome::Failed { message, .. }) if message.contains("exists already"))
+    );
+}
+
+#[test]
+fn a_salesforce_update_needs_exactly_one_match() {
+    let batch = vec![keyed("a"), keyed("b"), keyed("c")];
+    let mut found = plan::Found::new();
+    found.insert(vec!["a".into()], vec!["001A".into()]);
+    found.insert(vec!["b".into()], vec!["001B".into(), "001C".into()]);
+    let plans = plan_salesforce_update(("Account", "Ext__c", "Id"), &batch, &found);
+    assert!(matches!(&plans[0], Ok(f) if f["Id"] == json!("001A")));
+    assert!(matches!(&plans[1], Err(WriteOutcome::Failed { .. })));
+    assert!(matches!(&plans[2], Err(WriteOutcome::Ignored { .. })));
+}
