@@ -45,13 +45,7 @@ fn attribute(e: &BytesStart, wanted: &str) -> Option<String> {
 pub fn parse(xml: &str) -> Result<Notifications, String> {
     let mut reader = Reader::from_str(xml);
     reader.config_mut().trim_text(true);
-    let mut path: Vec<String> = Vec::new();
-    let mut organization_id = None;
-    let mut action_id = None;
-    let mut in_notifications = false;
-    let mut notifications = Vec::new();
-    let mut current: Option<Notification> = None;
-    let mut text = String::new();
+    let mut parser = Parser::default();
     loop {
         let event = reader.read_event().map_err(|e| {
             format!(
@@ -60,110 +54,146 @@ pub fn parse(xml: &str) -> Result<Notifications, String> {
             )
         })?;
         match event {
-            Event::Start(e) => {
-                let name = local(e.name().as_ref()).to_string();
-                if name == "notifications" {
-                    let ns = attribute(&e, "xmlns");
-                    if ns.as_deref() != Some(OUTBOUND_NS) {
-                        return Err(format!(
-                            "notifications must be in namespace {OUTBOUND_NS}, found {}",
-                            ns.unwrap_or_else(|| "none".into())
-                        ));
-                    }
-                    in_notifications = true;
-                }
-                if name == "Notification" && in_notifications {
-                    current = Some(Notification {
-                        id: String::new(),
-                        object: String::new(),
-                        fields: Fields::new(),
-                    });
-                }
-                if name == "sObject" {
-                    let kind = attribute(&e, "type").ok_or("sObject has no xsi:type")?;
-                    if let Some(n) = current.as_mut() {
-                        n.object = local(kind.as_bytes()).to_string();
-                    }
-                }
-                path.push(name);
-                text.clear();
-            }
-            Event::Empty(e) => {
-                let name = local(e.name().as_ref()).to_string();
-                if path.last().map(String::as_str) == Some("sObject") {
-                    if let Some(n) = current.as_mut() {
-                        let value = if attribute(&e, "nil").as_deref() == Some("true") {
-                            Value::Null
-                        } else {
-                            Value::String(String::new())
-                        };
-                        n.fields.insert(name, value);
-                    }
-                }
-            }
+            Event::Start(e) => parser.start(&e)?,
+            Event::Empty(e) => parser.empty(&e),
             Event::Text(t) => {
-                text.push_str(&t.unescape().map_err(|e| format!("bad text: {e}"))?);
+                let text = t.unescape().map_err(|e| format!("bad text: {e}"))?;
+                parser.text.push_str(&text);
             }
-            Event::CData(t) => text.push_str(&String::from_utf8_lossy(&t)),
-            Event::End(_) => {
-                let name = path.pop().unwrap_or_default();
-                let parent = path.last().map(String::as_str);
-                match (parent, name.as_str()) {
-                    (Some("notifications"), "OrganizationId") => {
-                        organization_id = Some(text.clone())
-                    }
-                    (Some("notifications"), "ActionId") => action_id = Some(text.clone()),
-                    (Some("Notification"), "Id") => {
-                        if let Some(n) = current.as_mut() {
-                            n.id = text.clone();
-                        }
-                    }
-                    (Some("sObject"), field) => {
-                        if let Some(n) = current.as_mut() {
-                            n.fields
-                                .insert(field.to_string(), Value::String(text.clone()));
-                        }
-                    }
-                    (_, "Notification") => {
-                        let n = current.take().ok_or("Notification closed twice")?;
-                        if n.id.is_empty() {
-                            return Err(format!("Notification {} has no Id", notifications.len()));
-                        }
-                        if n.object.is_empty() {
-                            return Err(format!("Notification {} has no sObject", n.id));
-                        }
-                        if !n.fields.contains_key("Id") {
-                            return Err(format!("Notification {}: the sObject has no Id", n.id));
-                        }
-                        notifications.push(n);
-                        if notifications.len() > MAX_NOTIFICATIONS {
-                            return Err(format!(
-                                "more than {MAX_NOTIFICATIONS} notifications in one message"
-                            ));
-                        }
-                    }
-                    _ => {}
-                }
-                text.clear();
-            }
-            Event::Eof => break,
+            Event::CData(t) => parser.text.push_str(&String::from_utf8_lossy(&t)),
+            Event::End(_) => parser.end()?,
+            Event::Eof => return parser.finish(),
             _ => {}
         }
     }
-    if !in_notifications {
-        return Err("no notifications element: not a Salesforce Outbound Message".into());
+}
+
+/// What has been read of the message so far.
+#[derive(Default)]
+struct Parser {
+    /// Local names of the open elements.
+    path: Vec<String>,
+    organization_id: Option<String>,
+    action_id: Option<String>,
+    in_notifications: bool,
+    notifications: Vec<Notification>,
+    current: Option<Notification>,
+    text: String,
+}
+
+impl Parser {
+    fn start(&mut self, e: &BytesStart) -> Result<(), String> {
+        let name = local(e.name().as_ref()).to_string();
+        match name.as_str() {
+            "notifications" => {
+                let ns = attribute(e, "xmlns");
+                if ns.as_deref() != Some(OUTBOUND_NS) {
+                    return Err(format!(
+                        "notifications must be in namespace {OUTBOUND_NS}, found {}",
+                        ns.unwrap_or_else(|| "none".into())
+                    ));
+                }
+                self.in_notifications = true;
+            }
+            "Notification" if self.in_notifications => {
+                self.current = Some(Notification {
+                    id: String::new(),
+                    object: String::new(),
+                    fields: Fields::new(),
+                });
+            }
+            "sObject" => {
+                let kind = attribute(e, "type").ok_or("sObject has no xsi:type")?;
+                if let Some(n) = self.current.as_mut() {
+                    n.object = local(kind.as_bytes()).to_string();
+                }
+            }
+            _ => {}
+        }
+        self.path.push(name);
+        self.text.clear();
+        Ok(())
     }
-    let organization_id = organization_id
-        .filter(|o| !o.is_empty())
-        .ok_or("notifications has no OrganizationId")?;
-    if notifications.is_empty() {
-        return Err("notifications holds no Notification".into());
+
+    /// An empty field element of the sObject: `xsi:nil` is null, anything else empty text.
+    fn empty(&mut self, e: &BytesStart) {
+        if self.path.last().map(String::as_str) != Some("sObject") {
+            return;
+        }
+        let Some(n) = self.current.as_mut() else {
+            return;
+        };
+        let value = if attribute(e, "nil").as_deref() == Some("true") {
+            Value::Null
+        } else {
+            Value::String(String::new())
+        };
+        n.fields.insert(local(e.name().as_ref()).to_string(), value);
     }
-    Ok(Notifications {
-        organization_id,
-        action_id,
-        notifications,
-    })
+
+    fn end(&mut self) -> Result<(), String> {
+        let name = self.path.pop().unwrap_or_default();
+        let text = std::mem::take(&mut self.text);
+        match (self.path.last().map(String::as_str), name.as_str()) {
+            (Some("notifications"), "OrganizationId") => self.organization_id = Some(text),
+            (Some("notifications"), "ActionId") => self.action_id = Some(text),
+            (Some("Notification"), "Id") => {
+                if let Some(n) = self.current.as_mut() {
+                    n.id = text;
+                }
+            }
+            (Some("sObject"), field) => {
+                if let Some(n) = self.current.as_mut() {
+                    n.fields.insert(field.to_string(), Value::String(text));
+                }
+            }
+            (_, "Notification") => self.close_notification()?,
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// A notification needs its own Id, an sObject, and the sObject's Id.
+    fn close_notification(&mut self) -> Result<(), String> {
+        let n = self.current.take().ok_or("Notification closed twice")?;
+        if n.id.is_empty() {
+            return Err(format!(
+                "Notification {} has no Id",
+                self.notifications.len()
+            ));
+        }
+        if n.object.is_empty() {
+            return Err(format!("Notification {} has no sObject", n.id));
+        }
+        if !n.fields.contains_key("Id") {
+            return Err(format!("Notification {}: the sObject has no Id", n.id));
+        }
+        self.notifications.push(n);
+        if self.notifications.len() > MAX_NOTIFICATIONS {
+            return Err(format!(
+                "more than {MAX_NOTIFICATIONS} notifications in one message"
+            ));
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> Result<Notifications, String> {
+        if !self.in_notifications {
+            return Err("no notifications element: not a Salesforce Outbound Message".into());
+        }
+        let organization_id = self
+            .organization_id
+            .filter(|o| !o.is_empty())
+            .ok_or("notifications has no OrganizationId")?;
+        if self.notifications.is_empty() {
+            return Err("notifications holds no Notification".into());
+        }
+        Ok(Notifications {
+            organization_id,
+            action_id: self.action_id,
+            notifications: self.notifications,
+        })
+    }
 }
 
 /// The answer Salesforce waits for before it stops retrying.

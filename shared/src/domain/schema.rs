@@ -191,45 +191,16 @@ pub fn normalize_source(value: &Value, field: Option<&FieldSchema>) -> Value {
 
 /// Converts `value` for the target field and checks it; the error names the field and the rule.
 pub fn convert(value: &Value, target: &FieldSchema, system: System) -> Result<Value, String> {
-    let name = &target.name;
     if value.is_null() {
         return Ok(Value::Null);
     }
-    let bad = |expected: &str| {
-        Err(format!(
-            "{name}: {} is not a valid {expected}",
-            short(value)
-        ))
-    };
+    let bad = |expected: &str| invalid(value, target, expected);
     let out = match target.kind {
         FieldKind::Id
         | FieldKind::Reference
         | FieldKind::Text
         | FieldKind::Email
-        | FieldKind::Picklist => {
-            let Some(s) = value.as_str() else {
-                return bad("text value");
-            };
-            if let Some(max) = target.length.filter(|m| *m > 0) {
-                let len = s.chars().count();
-                if len > max {
-                    return Err(format!("{name}: {len} characters, at most {max} allowed"));
-                }
-            }
-            if target.kind == FieldKind::Email && !looks_like_email(s) {
-                return bad("email address");
-            }
-            if target.kind == FieldKind::Picklist
-                && target.restricted
-                && !target.picklist.iter().any(|p| p == s)
-            {
-                return Err(format!(
-                    "{name}: {s:?} is not a value of the restricted picklist ({})",
-                    target.picklist.join(", ")
-                ));
-            }
-            value.clone()
-        }
+        | FieldKind::Picklist => return check_text(value, target),
         FieldKind::Integer => match value.as_f64() {
             Some(f) if f.fract() == 0.0 && value.is_number() => Value::from(f as i64),
             _ => return bad("whole number"),
@@ -250,27 +221,64 @@ pub fn convert(value: &Value, target: &FieldSchema, system: System) -> Result<Va
             Value::Bool(_) => value.clone(),
             _ => return bad("boolean"),
         },
-        FieldKind::Date | FieldKind::DateTime => {
-            let date_only = target.kind == FieldKind::Date;
-            let ms = match value {
-                Value::Number(n) => n.as_i64(),
-                Value::String(s) => crate::time::parse_ms(s),
-                _ => None,
-            };
-            let Some(ms) = ms else {
-                return bad(if date_only { "date" } else { "date-time" });
-            };
-            match (system, date_only) {
-                (System::Gainsight, _) => Value::from(ms),
-                (System::Salesforce, true) => {
-                    Value::String(crate::time::rfc3339(ms)[..10].to_string())
-                }
-                (System::Salesforce, false) => Value::String(crate::time::rfc3339(ms)),
-            }
-        }
+        FieldKind::Date | FieldKind::DateTime => return convert_date(value, target, system),
         FieldKind::Other => value.clone(),
     };
     Ok(out)
+}
+
+/// `Field: value is not a valid {expected}`.
+fn invalid(value: &Value, target: &FieldSchema, expected: &str) -> Result<Value, String> {
+    Err(format!(
+        "{}: {} is not a valid {expected}",
+        target.name,
+        short(value)
+    ))
+}
+
+/// Text kinds: within the length, a plausible email, a value of a restricted picklist.
+fn check_text(value: &Value, target: &FieldSchema) -> Result<Value, String> {
+    let name = &target.name;
+    let Some(s) = value.as_str() else {
+        return invalid(value, target, "text value");
+    };
+    if let Some(max) = target.length.filter(|m| *m > 0) {
+        let len = s.chars().count();
+        if len > max {
+            return Err(format!("{name}: {len} characters, at most {max} allowed"));
+        }
+    }
+    if target.kind == FieldKind::Email && !looks_like_email(s) {
+        return invalid(value, target, "email address");
+    }
+    if target.kind == FieldKind::Picklist
+        && target.restricted
+        && !target.picklist.iter().any(|p| p == s)
+    {
+        return Err(format!(
+            "{name}: {s:?} is not a value of the restricted picklist ({})",
+            target.picklist.join(", ")
+        ));
+    }
+    Ok(value.clone())
+}
+
+/// Dates and date-times: epoch ms for Gainsight, ISO 8601 text for Salesforce.
+fn convert_date(value: &Value, target: &FieldSchema, system: System) -> Result<Value, String> {
+    let date_only = target.kind == FieldKind::Date;
+    let ms = match value {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => crate::time::parse_ms(s),
+        _ => None,
+    };
+    let Some(ms) = ms else {
+        return invalid(value, target, if date_only { "date" } else { "date-time" });
+    };
+    Ok(match (system, date_only) {
+        (System::Gainsight, _) => Value::from(ms),
+        (System::Salesforce, true) => Value::String(crate::time::rfc3339(ms)[..10].to_string()),
+        (System::Salesforce, false) => Value::String(crate::time::rfc3339(ms)),
+    })
 }
 
 fn looks_like_email(s: &str) -> bool {

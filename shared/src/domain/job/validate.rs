@@ -1,0 +1,154 @@
+//! A job's own rules, checked when its file is loaded: limits, non-empty names, each target field
+//! written by one mapping, conflict rules only on bi-directional fields, derived options.
+
+use std::collections::HashSet;
+
+use super::{DataFlow, Job, OnMultipleMatches, OnNoMatch, MAX_IDENTIFIERS, MAX_REALTIME_FIELDS};
+use crate::domain::System;
+
+const SYSTEMS: [System; 2] = [System::Gainsight, System::Salesforce];
+
+impl Job {
+    /// The first rule the job breaks, as `path: message`.
+    pub(super) fn validate(&self) -> Result<(), String> {
+        if self.name.trim().is_empty() {
+            return Err("name: must not be empty".into());
+        }
+        self.check_limits()?;
+        self.check_keys_named()?;
+        for system in SYSTEMS {
+            self.check_written_once(system)?;
+        }
+        self.check_conflict_rules()?;
+        self.derived
+            .iter()
+            .enumerate()
+            .try_for_each(|(i, d)| check_derived(i, d))
+    }
+
+    /// Seed 000: at most 10 identifiers and required fields together, at most 20 real-time
+    /// fields, and at least one of each kind.
+    fn check_limits(&self) -> Result<(), String> {
+        if self.identifiers.is_empty() {
+            return Err("identifiers: at least one identifier is required to match records".into());
+        }
+        let keyed = self.identifiers.len() + self.required.len();
+        if keyed > MAX_IDENTIFIERS {
+            return Err(format!(
+                "identifiers: {} identifiers and {} required fields given, at most {MAX_IDENTIFIERS} together are allowed",
+                self.identifiers.len(),
+                self.required.len()
+            ));
+        }
+        let realtime = self.fields.len() + self.derived.len();
+        if realtime == 0 {
+            return Err(
+                "fields: at least one field mapping (direct or derived) is required".into(),
+            );
+        }
+        if realtime > MAX_REALTIME_FIELDS {
+            return Err(format!(
+                "fields: {realtime} real-time fields given ({} direct, {} derived), at most {MAX_REALTIME_FIELDS} are allowed",
+                self.fields.len(),
+                self.derived.len()
+            ));
+        }
+        Ok(())
+    }
+
+    /// Every identifier and required pair names a field on both sides.
+    fn check_keys_named(&self) -> Result<(), String> {
+        for (list, pairs) in [
+            ("identifiers", &self.identifiers),
+            ("required", &self.required),
+        ] {
+            for (i, p) in pairs.iter().enumerate() {
+                if let Some(system) = SYSTEMS
+                    .into_iter()
+                    .find(|s| p.field_in(*s).trim().is_empty())
+                {
+                    return Err(format!(
+                        "{list}[{i}].{}: must not be empty",
+                        system.as_str()
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// No field of `system` is written by two mappings (names compared ignoring case, as both
+    /// systems do).
+    fn check_written_once(&self, system: System) -> Result<(), String> {
+        let mut written = HashSet::new();
+        for (i, f) in self.fields.iter().enumerate() {
+            let name = f.field_in(system);
+            let side = system.as_str();
+            if name.trim().is_empty() {
+                return Err(format!("fields[{i}].{side}: must not be empty"));
+            }
+            if f.flow.carries_from(system.other()) && !written.insert(name.to_ascii_lowercase()) {
+                return Err(format!(
+                    "fields[{i}].{side}: {name} is written by more than one mapping"
+                ));
+            }
+        }
+        let towards = self
+            .derived
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| d.target == system);
+        for (i, d) in towards {
+            if !written.insert(d.field.to_ascii_lowercase()) {
+                return Err(format!(
+                    "derived[{i}].field: {} is written by more than one mapping",
+                    d.field
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// A conflict rule only means something for a field both sides write.
+    fn check_conflict_rules(&self) -> Result<(), String> {
+        for (i, f) in self.fields.iter().enumerate() {
+            if f.conflict.is_some() && f.flow != DataFlow::Bidirectional {
+                return Err(format!(
+                    "fields[{i}].conflict: only bi-directional fields have a conflict rule ({} flows one way)",
+                    f.gainsight
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A derived mapping names its field, lookup object and match fields; towards Salesforce,
+/// multiple matches always mark an error and no match always rejects (the options exist only for
+/// Salesforce -> Gainsight).
+fn check_derived(i: usize, d: &super::DerivedMapping) -> Result<(), String> {
+    if d.field.trim().is_empty() || d.lookup.object.trim().is_empty() {
+        return Err(format!(
+            "derived[{i}]: field and lookup.object must not be empty"
+        ));
+    }
+    if d.lookup.matches.is_empty() {
+        return Err(format!(
+            "derived[{i}].lookup.match: at least one match field is required"
+        ));
+    }
+    if d.target != System::Salesforce {
+        return Ok(());
+    }
+    if d.on_no_match != OnNoMatch::Reject {
+        return Err(format!(
+            "derived[{i}].on_no_match: must be reject when the target is Salesforce"
+        ));
+    }
+    if d.on_multiple_matches != OnMultipleMatches::Error {
+        return Err(format!(
+            "derived[{i}].on_multiple_matches: must be error when the target is Salesforce"
+        ));
+    }
+    Ok(())
+}
