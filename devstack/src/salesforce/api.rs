@@ -1,0 +1,108 @@
+//! The OAuth token endpoint and the sObject describe.
+
+use super::*;
+
+pub(super) async fn token(
+    State(org): OrgState,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let mut org = lock(&org);
+    org.stats.token_requests += 1;
+    let oauth_error = |error: &str, description: &str| {
+        (
+            StatusCode::BAD_REQUEST,
+            Json(json!({ "error": error, "error_description": description })),
+        )
+            .into_response()
+    };
+    match form.get("grant_type").map(String::as_str) {
+        Some("client_credentials") => {}
+        Some(_) => return oauth_error("unsupported_grant_type", "grant type not supported"),
+        None => return oauth_error("invalid_request", "grant_type is required"),
+    }
+    if form.get("client_id") != Some(&org.client_id)
+        || form.get("client_secret") != Some(&org.client_secret)
+    {
+        return oauth_error("invalid_client", "invalid client credentials");
+    }
+    org.seq += 1;
+    let token = format!(
+        "00D5g000000emul!AQ{}{}",
+        org.seq,
+        uuid::Uuid::new_v4().simple()
+    );
+    org.tokens.push(token.clone());
+    let now = org.now();
+    (
+        StatusCode::OK,
+        Json(json!({
+            "access_token": token,
+            "signature": "emulator",
+            "scope": "api",
+            "instance_url": org.instance_url,
+            "id": format!("{}/id/00D5g000000emulAAA/0055g000000emulAAA", org.instance_url),
+            "token_type": "Bearer",
+            "issued_at": now.to_string(),
+        })),
+    )
+        .into_response()
+}
+
+pub(super) async fn describe(
+    State(org): OrgState,
+    headers: HeaderMap,
+    Path((_ver, object)): Path<(String, String)>,
+) -> Response {
+    let mut org = lock(&org);
+    if let Err(resp) = org.begin_call(&headers) {
+        return resp;
+    }
+    org.stats.describe_calls += 1;
+    let used = org.stats.api_calls;
+    let Some(sobject) = org.objects.get(object.as_str()) else {
+        return sf_error(
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+            "The requested resource does not exist",
+            used,
+        );
+    };
+    let fields: Vec<Value> = sobject
+        .fields
+        .iter()
+        .map(|f| {
+            json!({
+                "name": f.name,
+                "label": f.name.trim_end_matches("__c").replace('_', " "),
+                "type": f.kind,
+                "length": f.length,
+                "nillable": f.nillable,
+                "createable": f.createable,
+                "updateable": f.updateable,
+                "calculated": f.calculated,
+                "externalId": f.external_id,
+                "unique": f.external_id,
+                "idLookup": f.external_id || f.name == "Id",
+                "htmlFormatted": f.html,
+                "defaultedOnCreate": f.defaulted,
+                "custom": f.name.ends_with("__c"),
+                "restrictedPicklist": f.restricted,
+                "referenceTo": f.reference_to,
+                "picklistValues": f.picklist.iter().map(|v| json!({"value": v, "label": v, "active": true, "defaultValue": false})).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    ok_json(
+        json!({
+            "name": object,
+            "label": object,
+            "custom": false,
+            "keyPrefix": sobject.prefix,
+            "createable": true,
+            "updateable": true,
+            "queryable": true,
+            "fields": fields,
+        }),
+        used,
+    )
+}

@@ -1,0 +1,302 @@
+//! Salesforce emulator, written from the public REST API contract: OAuth 2.0 client-credentials
+//! token endpoint, sObject describe, sObject Collections (create, update by Id, upsert on an
+//! external ID; 200 records, per-record results, allOrNone), SOQL query with nextRecordsUrl paging,
+//! Salesforce's error body (`[{"message","errorCode"}]`), the `Sforce-Limit-Info` header, and
+//! switches to inject faults (error statuses, row locks, expired sessions, delays). Like a workflow
+//! rule's Outbound Message, it posts a SOAP `notifications` message for every created or edited
+//! record of a configured object, retrying until the listener answers `Ack` true. Tests read its
+//! records and call counts.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, patch, post};
+use axum::{Form, Json};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+
+use crate::ServerHandle;
+
+mod api;
+mod collections;
+mod control;
+mod dates;
+mod org;
+mod outbound;
+mod query;
+mod schema;
+pub mod soql;
+
+use api::*;
+use collections::*;
+use control::*;
+use dates::*;
+pub use dates::{parse_datetime_ms, sf_datetime};
+use org::*;
+use outbound::*;
+use query::*;
+use schema::*;
+pub use schema::{FieldDef, FieldType};
+
+pub type Record = Map<String, Value>;
+
+/// Daily API request allowance reported in `Sforce-Limit-Info`.
+pub const DAILY_LIMIT: u64 = 15_000;
+/// Records per sObject Collections request.
+pub const COLLECTION_LIMIT: usize = 200;
+/// Records per query page.
+pub const QUERY_BATCH: usize = 2000;
+
+/// A fault to inject into the next API calls (token requests are not affected unless said).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Fault {
+    /// Answer `status` with Salesforce's error body, `times` times.
+    Status {
+        status: u16,
+        error_code: String,
+        message: String,
+        times: u32,
+    },
+    /// Fail every record of the next `times` collection calls with UNABLE_TO_LOCK_ROW.
+    LockRows { times: u32 },
+    /// Wait `ms` before answering the next `times` calls (client timeouts).
+    Delay { ms: u64, times: u32 },
+}
+
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct Stats {
+    pub token_requests: u64,
+    /// Every API request under /services/data, whatever its outcome.
+    pub api_calls: u64,
+    pub upsert_calls: u64,
+    pub query_calls: u64,
+    pub describe_calls: u64,
+    pub records_created: u64,
+    pub records_updated: u64,
+    pub create_calls: u64,
+    pub update_calls: u64,
+    /// Outbound messages acknowledged, and delivery attempts that were not.
+    pub outbound_acked: u64,
+    pub outbound_failures: u64,
+}
+
+/// An Outbound Message action: which object's changes go where, with which fields.
+#[derive(Clone, Debug, Deserialize)]
+pub struct OutboundMessage {
+    pub object: String,
+    pub url: String,
+    /// Fields sent in each notification's sObject (`Id` is always sent).
+    pub fields: Vec<String>,
+}
+
+/// The Organization Id the emulated org puts in every Outbound Message.
+pub const ORGANIZATION_ID: &str = "00D5g00000EMUL8AAA";
+
+struct SObject {
+    prefix: &'static str,
+    fields: Vec<FieldDef>,
+    records: Vec<Record>,
+}
+
+impl SObject {
+    fn field(&self, name: &str) -> Option<&FieldDef> {
+        self.fields
+            .iter()
+            .find(|f| f.name.eq_ignore_ascii_case(name))
+    }
+}
+
+struct Org {
+    client_id: String,
+    client_secret: String,
+    instance_url: String,
+    objects: BTreeMap<&'static str, SObject>,
+    tokens: Vec<String>,
+    seq: u64,
+    stats: Stats,
+    faults: VecDeque<Fault>,
+    cursors: HashMap<String, (Vec<Record>, String)>,
+    clock_ms: Option<i64>,
+    outbound: Vec<OutboundMessage>,
+}
+
+/// Options of an emulated org.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub client_id: String,
+    pub client_secret: String,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            client_id: "3MVG9emulator.consumer.key".into(),
+            client_secret: "emulator-consumer-secret".into(),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct SalesforceEmulator {
+    org: Arc<Mutex<Org>>,
+    server: Arc<ServerHandle>,
+}
+
+impl SalesforceEmulator {
+    pub async fn start(options: Options) -> std::io::Result<Self> {
+        let (listener, addr) = crate::bind_local().await?;
+        let org = Arc::new(Mutex::new(Org {
+            client_id: options.client_id,
+            client_secret: options.client_secret,
+            instance_url: format!("http://{addr}"),
+            objects: standard_objects()
+                .into_iter()
+                .map(|(name, prefix, fields)| {
+                    (
+                        name,
+                        SObject {
+                            prefix,
+                            fields,
+                            records: vec![],
+                        },
+                    )
+                })
+                .collect(),
+            tokens: vec![],
+            seq: 0,
+            stats: Stats::default(),
+            faults: VecDeque::new(),
+            cursors: HashMap::new(),
+            clock_ms: None,
+            outbound: Vec::new(),
+        }));
+        let router = axum::Router::new()
+            .route("/services/oauth2/token", post(token))
+            .route(
+                "/services/data/{ver}/sobjects/{object}/describe",
+                get(describe),
+            )
+            .route(
+                "/services/data/{ver}/composite/sobjects/{object}/{field}",
+                patch(upsert),
+            )
+            .route(
+                "/services/data/{ver}/composite/sobjects",
+                post(create).patch(update),
+            )
+            .route("/services/data/{ver}/query", get(query))
+            .route("/services/data/{ver}/query/{locator}", get(query_more))
+            .route("/__emulator/records/{object}", get(dump).post(seed))
+            .route("/__emulator/records/{object}/{id}", patch(user_edit))
+            .route("/__emulator/outbound", post(add_outbound))
+            .route("/__emulator/stats", get(stats))
+            .route("/__emulator/faults", post(add_fault))
+            .route("/__emulator/expire-tokens", post(expire))
+            .with_state(org.clone());
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        Ok(Self {
+            org,
+            server: Arc::new(ServerHandle { addr, task }),
+        })
+    }
+
+    /// Login host and instance URL (the emulator serves both).
+    pub fn url(&self) -> String {
+        self.server.url()
+    }
+
+    pub fn client_id(&self) -> String {
+        self.lock().client_id.clone()
+    }
+
+    pub fn client_secret(&self) -> String {
+        self.lock().client_secret.clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Org> {
+        self.org.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn records(&self, object: &str) -> Vec<Record> {
+        self.lock()
+            .objects
+            .get(object)
+            .map(|o| o.records.clone())
+            .unwrap_or_default()
+    }
+
+    pub fn stats(&self) -> Stats {
+        self.lock().stats.clone()
+    }
+
+    pub fn inject(&self, fault: Fault) {
+        self.lock().faults.push_back(fault);
+    }
+
+    /// Faults injected and not yet used up.
+    pub fn pending_faults(&self) -> usize {
+        self.lock().faults.len()
+    }
+
+    /// Invalidates every issued token, as a session timeout or a revoked app would.
+    pub fn expire_tokens(&self) {
+        self.lock().tokens.clear();
+    }
+
+    /// Inserts records as a Salesforce user would; returns their Ids.
+    pub fn seed(&self, object: &str, records: Vec<Record>) -> Vec<String> {
+        seed_records(&self.org, object, records)
+    }
+
+    /// Edits a record as a Salesforce user would (fires Outbound Messages); false if absent.
+    pub fn edit(&self, object: &str, id: &str, fields: Record) -> bool {
+        edit_record(&self.org, object, id, fields)
+    }
+
+    /// Sends an Outbound Message for every later create or edit of `message.object`.
+    pub fn add_outbound(&self, message: OutboundMessage) {
+        self.lock().outbound.push(message);
+    }
+}
+
+fn limit_header(used: u64) -> (&'static str, HeaderValue) {
+    (
+        "sforce-limit-info",
+        HeaderValue::from_str(&format!("api-usage={used}/{DAILY_LIMIT}"))
+            .unwrap_or(HeaderValue::from_static("")),
+    )
+}
+
+fn sf_error(status: StatusCode, code: &str, message: &str, used: u64) -> Response {
+    let mut resp = (
+        status,
+        Json(json!([{ "message": message, "errorCode": code }])),
+    )
+        .into_response();
+    let (k, v) = limit_header(used);
+    resp.headers_mut().insert(k, v);
+    resp
+}
+
+fn ok_json(body: Value, used: u64) -> Response {
+    let mut resp = (StatusCode::OK, Json(body)).into_response();
+    let (k, v) = limit_header(used);
+    resp.headers_mut().insert(k, v);
+    resp
+}
+
+type OrgState = State<Arc<Mutex<Org>>>;
+
+fn lock(org: &Arc<Mutex<Org>>) -> std::sync::MutexGuard<'_, Org> {
+    org.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,145 @@
+//! The org's state changes: seeding, user edits, ids and system stamps, and the fault queue.
+
+use super::*;
+
+pub(super) fn seed_records(
+    org_arc: &Arc<Mutex<Org>>,
+    object: &str,
+    records: Vec<Record>,
+) -> Vec<String> {
+    let mut org = lock(org_arc);
+    let now = org.now();
+    let mut ids = vec![];
+    let mut created = vec![];
+    for mut r in records {
+        let id = org.next_id(object);
+        stamp(&mut r, &id, now, true);
+        created.push(r.clone());
+        if let Some(o) = org.objects.get_mut(object) {
+            o.records.push(r);
+        }
+        ids.push(id);
+    }
+    let sends = org.outbound_for(object, &created);
+    drop(org);
+    spawn_outbound(org_arc, sends);
+    ids
+}
+
+pub(super) fn edit_record(
+    org_arc: &Arc<Mutex<Org>>,
+    object: &str,
+    id: &str,
+    fields: Record,
+) -> bool {
+    let mut org = lock(org_arc);
+    let now = org.now();
+    let Some(record) = org.objects.get_mut(object).and_then(|o| {
+        o.records
+            .iter_mut()
+            .find(|r| r.get("Id").and_then(Value::as_str) == Some(id))
+    }) else {
+        return false;
+    };
+    record.extend(fields);
+    stamp(record, id, now, false);
+    let edited = vec![record.clone()];
+    let sends = org.outbound_for(object, &edited);
+    drop(org);
+    spawn_outbound(org_arc, sends);
+    true
+}
+
+impl Org {
+    pub(super) fn now(&self) -> i64 {
+        self.clock_ms.unwrap_or_else(now_ms)
+    }
+
+    pub(super) fn next_id(&mut self, object: &str) -> String {
+        self.seq += 1;
+        let prefix = self.objects.get(object).map(|o| o.prefix).unwrap_or("a00");
+        let id15 = format!("{prefix}5g00{:08}", self.seq);
+        format!("{id15}{}", id_suffix(&id15))
+    }
+
+    /// Counts the call and applies the first pending fault, if any.
+    #[allow(clippy::result_large_err)] // an axum Response is the natural early answer of a handler
+    pub(super) fn begin_call(&mut self, headers: &HeaderMap) -> Result<Option<Fault>, Response> {
+        self.stats.api_calls += 1;
+        let token = headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or_default();
+        if !self.tokens.iter().any(|t| t == token) {
+            return Err(sf_error(
+                StatusCode::UNAUTHORIZED,
+                "INVALID_SESSION_ID",
+                "Session expired or invalid",
+                self.stats.api_calls,
+            ));
+        }
+        let Some(front) = self.faults.front_mut() else {
+            return Ok(None);
+        };
+        let fault = front.clone();
+        let exhausted = match front {
+            Fault::Status { times, .. } | Fault::Delay { times, .. } => {
+                *times = times.saturating_sub(1);
+                *times == 0
+            }
+            // Row locks apply to collection calls only; the upsert handler consumes them.
+            Fault::LockRows { .. } => return Ok(None),
+        };
+        if exhausted {
+            self.faults.pop_front();
+        }
+        if let Fault::Status {
+            status,
+            error_code,
+            message,
+            ..
+        } = &fault
+        {
+            let status = StatusCode::from_u16(*status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+            return Err(sf_error(status, error_code, message, self.stats.api_calls));
+        }
+        Ok(Some(fault))
+    }
+}
+
+pub(super) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
+
+/// The 3-character case-safety suffix of an 18-character Salesforce Id.
+pub fn id_suffix(id15: &str) -> String {
+    const MAP: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ012345";
+    id15.as_bytes()
+        .chunks(5)
+        .map(|chunk| {
+            let bits = chunk.iter().enumerate().fold(0usize, |acc, (i, c)| {
+                if c.is_ascii_uppercase() {
+                    acc | (1 << i)
+                } else {
+                    acc
+                }
+            });
+            MAP[bits] as char
+        })
+        .collect()
+}
+
+pub(super) fn stamp(record: &mut Record, id: &str, now: i64, created: bool) {
+    let ts = Value::String(sf_datetime(now));
+    record.insert("Id".into(), Value::String(id.into()));
+    if created {
+        record.insert("CreatedDate".into(), ts.clone());
+        record.insert("IsDeleted".into(), Value::Bool(false));
+    }
+    record.insert("LastModifiedDate".into(), ts.clone());
+    record.insert("SystemModstamp".into(), ts);
+}

@@ -1,0 +1,215 @@
+//! The emulated org's field catalog: field types and definitions, and the standard objects it
+//! serves with the fields a sync touches.
+
+use super::*;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FieldType {
+    Id,
+    String,
+    Textarea,
+    Picklist,
+    Currency,
+    Double,
+    Int,
+    Boolean,
+    Date,
+    Datetime,
+    Email,
+    Phone,
+    Url,
+    Reference,
+}
+
+#[derive(Clone, Debug)]
+pub struct FieldDef {
+    pub name: &'static str,
+    pub kind: FieldType,
+    pub length: usize,
+    pub nillable: bool,
+    pub createable: bool,
+    pub updateable: bool,
+    pub calculated: bool,
+    pub external_id: bool,
+    pub html: bool,
+    pub defaulted: bool,
+    pub picklist: &'static [&'static str],
+    pub restricted: bool,
+    pub reference_to: &'static [&'static str],
+}
+
+impl FieldDef {
+    pub(super) const fn new(name: &'static str, kind: FieldType) -> Self {
+        Self {
+            name,
+            kind,
+            length: 0,
+            nillable: true,
+            createable: true,
+            updateable: true,
+            calculated: false,
+            external_id: false,
+            html: false,
+            defaulted: false,
+            picklist: &[],
+            restricted: false,
+            reference_to: &[],
+        }
+    }
+    pub(super) const fn len(mut self, n: usize) -> Self {
+        self.length = n;
+        self
+    }
+    pub(super) const fn required(mut self) -> Self {
+        self.nillable = false;
+        self
+    }
+    pub(super) const fn system(mut self) -> Self {
+        self.createable = false;
+        self.updateable = false;
+        self.nillable = false;
+        self.defaulted = true;
+        self
+    }
+    pub(super) const fn external(mut self) -> Self {
+        self.external_id = true;
+        self
+    }
+    pub(super) const fn formula(mut self) -> Self {
+        self.calculated = true;
+        self.createable = false;
+        self.updateable = false;
+        self
+    }
+    pub(super) const fn rich(mut self) -> Self {
+        self.html = true;
+        self
+    }
+    pub(super) const fn picklist(
+        mut self,
+        values: &'static [&'static str],
+        restricted: bool,
+    ) -> Self {
+        self.picklist = values;
+        self.restricted = restricted;
+        self
+    }
+    pub(super) const fn defaulted(mut self) -> Self {
+        self.defaulted = true;
+        self
+    }
+    pub(super) const fn refers(mut self, to: &'static [&'static str]) -> Self {
+        self.reference_to = to;
+        self
+    }
+
+    pub(super) fn required_on_create(&self) -> bool {
+        !self.nillable && self.createable && !self.defaulted && self.kind != FieldType::Boolean
+    }
+}
+
+use FieldType as T;
+
+pub(super) const INDUSTRIES: &[&str] = &[
+    "Agriculture",
+    "Banking",
+    "Chemicals",
+    "Communications",
+    "Construction",
+    "Consulting",
+    "Education",
+    "Electronics",
+    "Energy",
+    "Engineering",
+    "Entertainment",
+    "Finance",
+    "Government",
+    "Healthcare",
+    "Insurance",
+    "Manufacturing",
+    "Media",
+    "Retail",
+    "Technology",
+    "Transportation",
+    "Utilities",
+    "Other",
+];
+
+pub(super) fn system_fields() -> Vec<FieldDef> {
+    vec![
+        FieldDef::new("Id", T::Id).len(18).system(),
+        FieldDef::new("CreatedDate", T::Datetime).system(),
+        FieldDef::new("LastModifiedDate", T::Datetime).system(),
+        FieldDef::new("SystemModstamp", T::Datetime).system(),
+        FieldDef::new("IsDeleted", T::Boolean).system(),
+    ]
+}
+
+/// The standard objects the emulator serves, with the fields a sync touches.
+pub(super) fn standard_objects() -> Vec<(&'static str, &'static str, Vec<FieldDef>)> {
+    let mut account = system_fields();
+    account.extend([
+        FieldDef::new("Name", T::String).len(255).required(),
+        FieldDef::new("AnnualRevenue", T::Currency),
+        FieldDef::new("Industry", T::Picklist)
+            .len(255)
+            .picklist(INDUSTRIES, true),
+        FieldDef::new("NumberOfEmployees", T::Int),
+        FieldDef::new("Website", T::Url).len(255),
+        FieldDef::new("Phone", T::Phone).len(40),
+        FieldDef::new("Description", T::Textarea).len(32_000),
+        FieldDef::new("Rich_Notes__c", T::Textarea)
+            .len(32_768)
+            .rich(),
+        FieldDef::new("Health_Score__c", T::Double).formula(),
+        FieldDef::new("Gainsight_Company_Id__c", T::String)
+            .len(40)
+            .external(),
+    ]);
+    let mut contact = system_fields();
+    contact.extend([
+        FieldDef::new("FirstName", T::String).len(40),
+        FieldDef::new("LastName", T::String).len(80).required(),
+        FieldDef::new("Email", T::Email).len(80),
+        FieldDef::new("Title", T::String).len(128),
+        FieldDef::new("Phone", T::Phone).len(40),
+        FieldDef::new("AccountId", T::Reference)
+            .len(18)
+            .refers(&["Account"]),
+        FieldDef::new("Gainsight_Person_Id__c", T::String)
+            .len(40)
+            .external(),
+    ]);
+    let mut case = system_fields();
+    case.extend([
+        FieldDef::new("CaseNumber", T::String).len(30).system(),
+        FieldDef::new("Subject", T::String).len(255),
+        FieldDef::new("Description", T::Textarea).len(32_000),
+        FieldDef::new("Status", T::Picklist)
+            .len(40)
+            .required()
+            .defaulted()
+            .picklist(&["New", "Working", "Escalated", "Closed"], true),
+        FieldDef::new("Priority", T::Picklist)
+            .len(40)
+            .picklist(&["High", "Medium", "Low"], true),
+        FieldDef::new("Origin", T::Picklist)
+            .len(40)
+            .picklist(&["Phone", "Email", "Web"], false),
+        FieldDef::new("AccountId", T::Reference)
+            .len(18)
+            .refers(&["Account"]),
+        FieldDef::new("ContactId", T::Reference)
+            .len(18)
+            .refers(&["Contact"]),
+        FieldDef::new("Gainsight_Case_Id__c", T::String)
+            .len(40)
+            .external(),
+    ]);
+    vec![
+        ("Account", "001", account),
+        ("Contact", "003", contact),
+        ("Case", "500", case),
+    ]
+}
