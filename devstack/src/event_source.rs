@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use aws_sdk_sqs::types::{
-    DeleteMessageBatchRequestEntry, MessageSystemAttributeName, QueueAttributeName,
+    DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName, QueueAttributeName,
 };
 use aws_sdk_sqs::Client;
 use tokio::sync::watch;
@@ -82,71 +82,96 @@ async fn run(
     mut stopped: watch::Receiver<bool>,
 ) {
     let region = arn.split(':').nth(3).unwrap_or("us-east-1").to_string();
+    let mapping = Mapping {
+        client,
+        settings,
+        arn,
+        region,
+        handler,
+    };
     while !*stopped.borrow() {
-        let mut batch: Vec<aws_sdk_sqs::types::Message> = Vec::new();
+        let Some(batch) = mapping.gather(&mut stopped).await else {
+            return;
+        };
+        if batch.is_empty() {
+            continue;
+        }
+        let failed = mapping.invoke(&batch).await;
+        let is_failed = |m: &&Message| failed.iter().any(|f| Some(f.as_str()) == m.message_id());
+        let (back, done): (Vec<&Message>, Vec<&Message>) = batch.iter().partition(is_failed);
+        mapping.delete(&done).await;
+        mapping.retry_soon(&back).await;
+    }
+}
+
+/// One event source mapping: a queue, its settings and the function it invokes.
+struct Mapping {
+    client: Client,
+    settings: Settings,
+    arn: String,
+    region: String,
+    handler: Handler,
+}
+
+impl Mapping {
+    /// The next batch, as Lambda gathers it: once a message is in hand, keep receiving until the
+    /// batch is full or the batching window has passed since the first one. `None` when stopped.
+    async fn gather(&self, stopped: &mut watch::Receiver<bool>) -> Option<Vec<Message>> {
+        let mut batch: Vec<Message> = Vec::new();
         let mut first_at: Option<Instant> = None;
-        // As Lambda does: once a message is in hand, keep gathering until the batch is full or
-        // the batching window has passed since the first one.
         loop {
-            let remaining = settings.batch_size.saturating_sub(batch.len()).min(10) as i32;
-            if remaining == 0 {
-                break;
+            let remaining = self.settings.batch_size.saturating_sub(batch.len()).min(10) as i32;
+            let left = first_at.map(|t| self.settings.batching_window.saturating_sub(t.elapsed()));
+            if remaining == 0 || left == Some(Duration::ZERO) {
+                return Some(batch);
             }
-            let left = first_at.map(|t| settings.batching_window.saturating_sub(t.elapsed()));
-            if left == Some(Duration::ZERO) {
-                break;
-            }
-            let receive = client
+            let receive = self
+                .client
                 .receive_message()
-                .queue_url(&settings.queue_url)
+                .queue_url(&self.settings.queue_url)
                 .max_number_of_messages(remaining)
                 .wait_time_seconds(if batch.is_empty() { 1 } else { 0 })
                 .message_system_attribute_names(MessageSystemAttributeName::All)
                 .send();
             let received = tokio::select! {
                 r = receive => r,
-                _ = stopped.changed() => return,
+                _ = stopped.changed() => return None,
             };
-            match received {
-                Ok(out) => {
-                    let got = out.messages().len();
-                    if got > 0 && first_at.is_none() {
-                        first_at = Some(Instant::now());
-                    }
-                    batch.extend(out.messages().iter().cloned());
-                    if got == 0 {
-                        match left {
-                            // Nothing in hand yet: the long poll already waited; poll again.
-                            None => break,
-                            Some(left) => {
-                                tokio::time::sleep(left.min(Duration::from_millis(50))).await
-                            }
-                        }
-                    }
-                }
+            let messages = match received {
+                Ok(out) => out.messages().to_vec(),
                 Err(e) => {
                     tracing::warn!(error = %e, "event source: receive failed");
                     tokio::time::sleep(Duration::from_millis(200)).await;
-                    break;
+                    return Some(batch);
                 }
+            };
+            if messages.is_empty() {
+                match left {
+                    // Nothing in hand yet: the long poll already waited; poll again.
+                    None => return Some(batch),
+                    Some(left) => tokio::time::sleep(left.min(Duration::from_millis(50))).await,
+                }
+            } else if first_at.is_none() {
+                first_at = Some(Instant::now());
             }
+            batch.extend(messages);
         }
-        if batch.is_empty() {
-            continue;
-        }
+    }
 
+    /// Invokes the handler with the batch as a real `SqsEvent`; the ids of the messages to retry.
+    async fn invoke(&self, batch: &[Message]) -> Vec<String> {
         let mut event = SqsEvent::default();
         event.records = batch
             .iter()
-            .map(|m| to_event_message(m, &arn, &region))
+            .map(|m| to_event_message(m, &self.arn, &self.region))
             .collect();
         let ids: Vec<String> = event
             .records
             .iter()
             .filter_map(|r| r.message_id.clone())
             .collect();
-        let failed: Vec<String> = match handler(event).await {
-            Ok(resp) if settings.report_batch_item_failures => resp
+        match (self.handler)(event).await {
+            Ok(resp) if self.settings.report_batch_item_failures => resp
                 .batch_item_failures
                 .into_iter()
                 .map(|f| f.item_identifier)
@@ -155,14 +180,13 @@ async fn run(
             // A function error fails the whole batch, as on Lambda.
             Err(e) => {
                 tracing::warn!(error = %e, "event source: handler failed; whole batch returns to the queue");
-                ids.clone()
+                ids
             }
-        };
+        }
+    }
 
-        let done: Vec<&aws_sdk_sqs::types::Message> = batch
-            .iter()
-            .filter(|m| !failed.iter().any(|f| Some(f.as_str()) == m.message_id()))
-            .collect();
+    /// Deletes the messages the function handled, ten a request.
+    async fn delete(&self, done: &[&Message]) {
         for chunk in done.chunks(10) {
             let entries: Vec<_> = chunk
                 .iter()
@@ -175,34 +199,38 @@ async fn run(
                         .ok()
                 })
                 .collect();
-            if let Err(e) = client
+            let deleted = self
+                .client
                 .delete_message_batch()
-                .queue_url(&settings.queue_url)
+                .queue_url(&self.settings.queue_url)
                 .set_entries(Some(entries))
                 .send()
-                .await
-            {
+                .await;
+            if let Err(e) = deleted {
                 tracing::warn!(error = %e, "event source: delete failed; messages will be redelivered");
             }
         }
-        if let Some(after) = settings.retry_after {
-            for m in batch
-                .iter()
-                .filter(|m| failed.iter().any(|f| Some(f.as_str()) == m.message_id()))
-            {
-                let _ = client
-                    .change_message_visibility()
-                    .queue_url(&settings.queue_url)
-                    .receipt_handle(m.receipt_handle().unwrap_or_default())
-                    .visibility_timeout(after.as_secs() as i32)
-                    .send()
-                    .await;
-            }
+    }
+
+    /// Shortens the invisibility of the messages to retry, when the settings say so.
+    async fn retry_soon(&self, back: &[&Message]) {
+        let Some(after) = self.settings.retry_after else {
+            return;
+        };
+        for m in back {
+            let _ = self
+                .client
+                .change_message_visibility()
+                .queue_url(&self.settings.queue_url)
+                .receipt_handle(m.receipt_handle().unwrap_or_default())
+                .visibility_timeout(after.as_secs() as i32)
+                .send()
+                .await;
         }
     }
 }
 
-fn to_event_message(m: &aws_sdk_sqs::types::Message, arn: &str, region: &str) -> SqsMessage {
+fn to_event_message(m: &Message, arn: &str, region: &str) -> SqsMessage {
     let mut out = SqsMessage::default();
     out.message_id = m.message_id().map(str::to_string);
     out.receipt_handle = m.receipt_handle().map(str::to_string);

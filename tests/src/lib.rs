@@ -15,7 +15,7 @@ use devstack::ServerHandle;
 use serde_json::{json, Value};
 use shared::adapters::dynamo::DynamoStateStore;
 use shared::adapters::AwsClients;
-use shared::config::{AwsResources, GainsightSettings, SalesforceSettings};
+use shared::config::{ApiConfig, AwsResources, GainsightSettings, SalesforceSettings};
 use shared::domain::{Jobs, LedgerRecord};
 use shared::ports::{LedgerStore, Secrets};
 use shared::secret::{names, Secret};
@@ -53,6 +53,127 @@ pub struct Stack {
     http: reqwest::Client,
 }
 
+/// Secrets exist only as KMS ciphertext, put through the real KMS API.
+async fn put_secrets(
+    clients: &AwsClients,
+    resources: &AwsResources,
+    salesforce: &SalesforceEmulator,
+) -> Result<()> {
+    let secrets = clients.secrets(resources);
+    let values = [
+        (
+            names::GAINSIGHT_ACCESS_KEY,
+            GAINSIGHT_ACCESS_KEY.to_string(),
+        ),
+        (names::SALESFORCE_CLIENT_SECRET, salesforce.client_secret()),
+        (names::WEBHOOK_SECRET, WEBHOOK_SECRET.to_string()),
+    ];
+    for (name, value) in values {
+        secrets.put(name, &Secret::new(value)).await?;
+    }
+    Ok(())
+}
+
+/// The webhook function behind a local Function URL.
+async fn serve_webhook(
+    clients: &AwsClients,
+    resources: &AwsResources,
+    jobs: &Jobs,
+) -> Result<ServerHandle> {
+    let config = webhook::Config {
+        aws: resources.clone(),
+        max_body_bytes: 1_048_576,
+        tolerance_s: 300,
+        salesforce_org_id: Some(sf::ORGANIZATION_ID.into()),
+    };
+    let hook = Arc::new(webhook::Webhook::from_aws(&config, clients, jobs.clone()).await?);
+    devstack::function_url::serve(Arc::new(move |request| {
+        let hook = Arc::clone(&hook);
+        Box::pin(async move { hook.handle(request).await })
+    }))
+    .await
+    .context("serving the webhook's Function URL")
+}
+
+/// Each job's objects report their changes: a Gainsight rule per object, and a Salesforce
+/// Outbound Message per object with the fields the job reads plus the timestamps.
+fn wire_sources(
+    jobs: &Jobs,
+    gainsight: &GainsightEmulator,
+    salesforce: &SalesforceEmulator,
+    webhook_url: &str,
+) {
+    for job in jobs.iter() {
+        gainsight.add_rule(Rule {
+            object: job.gainsight.object.clone(),
+            url: format!("{webhook_url}/gainsight"),
+            secret: WEBHOOK_SECRET.into(),
+        });
+        let mut fields: Vec<String> = vec!["CreatedDate".into(), "LastModifiedDate".into()];
+        fields.extend(job.fields_read_from(shared::domain::System::Salesforce));
+        salesforce.add_outbound(sf::OutboundMessage {
+            object: job.salesforce.object.clone(),
+            url: format!("{webhook_url}/salesforce"),
+            fields,
+        });
+    }
+}
+
+/// The mapper and the pusher, each fed by its queue's event source mapping as the template
+/// declares it.
+async fn start_consumers(
+    aws: &LocalAws,
+    clients: &AwsClients,
+    resources: &AwsResources,
+    jobs: &Jobs,
+    (salesforce, gainsight): (&SalesforceEmulator, &GainsightEmulator),
+    options: &Options,
+) -> Result<Vec<EventSource>> {
+    let config = ApiConfig {
+        aws: resources.clone(),
+        salesforce: SalesforceSettings {
+            login_url: salesforce.url(),
+            client_id: salesforce.client_id(),
+            api_version: "62.0".into(),
+        },
+        gainsight: GainsightSettings {
+            base_url: gainsight.url(),
+        },
+    };
+    let mapper = Arc::new(mapper::MapperFn::from_aws(&config, clients, jobs.clone()).await?);
+    let pusher = Arc::new(pusher::Pusher::from_aws(&config, clients, jobs.clone()).await?);
+    let mapper_handler: event_source::Handler = Arc::new(move |event| {
+        let mapper = Arc::clone(&mapper);
+        Box::pin(async move { Ok(mapper.handle(event).await) })
+    });
+    let pusher_handler: event_source::Handler = Arc::new(move |event| {
+        let pusher = Arc::clone(&pusher);
+        Box::pin(async move { Ok(pusher.handle(event).await) })
+    });
+    let mut consumers = Vec::new();
+    for (function, handler) in [
+        ("MapperFunction", mapper_handler),
+        ("PusherFunction", pusher_handler),
+    ] {
+        let spec = aws.deployment.event_source(function)?;
+        let queue = clients
+            .sqs
+            .get_queue_url()
+            .queue_name(&spec.queue)
+            .send()
+            .await?;
+        let settings = event_source::Settings {
+            queue_url: queue.queue_url().unwrap_or_default().to_string(),
+            batch_size: spec.batch_size,
+            batching_window: Duration::from_secs(spec.batching_window_seconds),
+            report_batch_item_failures: spec.report_batch_item_failures,
+            retry_after: Some(options.retry_after),
+        };
+        consumers.push(EventSource::start(clients.sqs.clone(), settings, handler).await?);
+    }
+    Ok(consumers)
+}
+
 impl Stack {
     pub async fn start(options: Options) -> Result<Self> {
         let aws = LocalAws::start()
@@ -67,117 +188,16 @@ impl Stack {
         let clients = AwsClients::new(&aws.sdk);
         let salesforce = SalesforceEmulator::start(sf::Options::default()).await?;
         let gainsight = GainsightEmulator::start(GAINSIGHT_ACCESS_KEY).await?;
-
-        // Secrets exist only as KMS ciphertext, put through the real KMS API.
-        let secrets = clients.secrets(&resources);
-        secrets
-            .put(
-                names::GAINSIGHT_ACCESS_KEY,
-                &Secret::new(GAINSIGHT_ACCESS_KEY),
-            )
-            .await?;
-        secrets
-            .put(
-                names::SALESFORCE_CLIENT_SECRET,
-                &Secret::new(salesforce.client_secret()),
-            )
-            .await?;
-        secrets
-            .put(names::WEBHOOK_SECRET, &Secret::new(WEBHOOK_SECRET))
-            .await?;
-
+        put_secrets(&clients, &resources, &salesforce).await?;
         let jobs = Jobs::builtin();
-        let webhook_config = webhook::Config {
-            aws: resources.clone(),
-            max_body_bytes: 1_048_576,
-            tolerance_s: 300,
-            salesforce_org_id: Some(sf::ORGANIZATION_ID.into()),
+        let webhook = serve_webhook(&clients, &resources, &jobs).await?;
+        wire_sources(&jobs, &gainsight, &salesforce, &webhook.url());
+        let consumers = if options.consumers {
+            let apis = (&salesforce, &gainsight);
+            start_consumers(&aws, &clients, &resources, &jobs, apis, &options).await?
+        } else {
+            Vec::new()
         };
-        let hook =
-            Arc::new(webhook::Webhook::from_aws(&webhook_config, &clients, jobs.clone()).await?);
-        let webhook = devstack::function_url::serve(Arc::new(move |request| {
-            let hook = Arc::clone(&hook);
-            Box::pin(async move { hook.handle(request).await })
-        }))
-        .await?;
-        // Each job's objects report their changes: a Gainsight rule per object, and a Salesforce
-        // Outbound Message per object with the fields the job reads plus the timestamps.
-        for job in jobs.iter() {
-            gainsight.add_rule(Rule {
-                object: job.gainsight.object.clone(),
-                url: format!("{}/gainsight", webhook.url()),
-                secret: WEBHOOK_SECRET.into(),
-            });
-            let mut fields: Vec<String> = vec!["CreatedDate".into(), "LastModifiedDate".into()];
-            fields.extend(job.fields_read_from(shared::domain::System::Salesforce));
-            salesforce.add_outbound(sf::OutboundMessage {
-                object: job.salesforce.object.clone(),
-                url: format!("{}/salesforce", webhook.url()),
-                fields,
-            });
-        }
-
-        let mut consumers = Vec::new();
-        if options.consumers {
-            let salesforce_settings = SalesforceSettings {
-                login_url: salesforce.url(),
-                client_id: salesforce.client_id(),
-                api_version: "62.0".into(),
-            };
-            let gainsight_settings = GainsightSettings {
-                base_url: gainsight.url(),
-            };
-            let mapper = Arc::new(
-                mapper::MapperFn::from_aws(
-                    &mapper::Config {
-                        aws: resources.clone(),
-                        salesforce: salesforce_settings.clone(),
-                        gainsight: gainsight_settings.clone(),
-                    },
-                    &clients,
-                    jobs.clone(),
-                )
-                .await?,
-            );
-            let pusher_config = pusher::Config {
-                aws: resources.clone(),
-                salesforce: salesforce_settings,
-                gainsight: gainsight_settings,
-            };
-            let pusher =
-                Arc::new(pusher::Pusher::from_aws(&pusher_config, &clients, jobs.clone()).await?);
-            let mapper_handler: event_source::Handler = Arc::new(move |event| {
-                let mapper = Arc::clone(&mapper);
-                Box::pin(async move { Ok(mapper.handle(event).await) })
-            });
-            let pusher_handler: event_source::Handler = Arc::new(move |event| {
-                let pusher = Arc::clone(&pusher);
-                Box::pin(async move { Ok(pusher.handle(event).await) })
-            });
-            for (function, handler) in [
-                ("MapperFunction", mapper_handler),
-                ("PusherFunction", pusher_handler),
-            ] {
-                let spec = aws.deployment.event_source(function)?;
-                let queue_url = clients
-                    .sqs
-                    .get_queue_url()
-                    .queue_name(&spec.queue)
-                    .send()
-                    .await?
-                    .queue_url()
-                    .unwrap_or_default()
-                    .to_string();
-                let settings = event_source::Settings {
-                    queue_url,
-                    batch_size: spec.batch_size,
-                    batching_window: Duration::from_secs(spec.batching_window_seconds),
-                    report_batch_item_failures: spec.report_batch_item_failures,
-                    retry_after: Some(options.retry_after),
-                };
-                consumers.push(EventSource::start(clients.sqs.clone(), settings, handler).await?);
-            }
-        }
         let store = clients.state_store(&resources);
         Ok(Self {
             aws,

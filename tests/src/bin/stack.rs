@@ -7,6 +7,9 @@ use anyhow::{bail, Result};
 use serde_json::{json, Value};
 use sync_tests::{Options, Stack, GAINSIGHT_ACCESS_KEY, WEBHOOK_SECRET};
 
+/// A record as the emulators hold it.
+type Record = serde_json::Map<String, Value>;
+
 const WAIT: Duration = Duration::from_secs(60);
 
 #[tokio::main]
@@ -69,6 +72,23 @@ async fn demo() -> Result<()> {
     let started = Instant::now();
     println!("demo: starting moto, deploying infra/template.yaml into it, starting the Gainsight and Salesforce emulators");
     let stack = Stack::start(Options::default()).await?;
+    introduce(&stack, started);
+    let (ids, accounts) = companies_to_accounts(&stack).await?;
+    person_to_contact(&stack, &ids).await?;
+    let (case, sf_case) = case_to_case(&stack, &ids).await?;
+    account_to_company(&stack).await?;
+    contact_to_person(&stack, &accounts).await?;
+    case_closed_in_salesforce(&stack, &case, &sf_case).await?;
+    echo_ignored(&stack, &ids).await?;
+    report(&stack).await?;
+    let (synced, failed, ignored) = stack.counts().await?;
+    stack.stop().await;
+    println!("demo: {synced} synced, {failed} failed, {ignored} ignored");
+    Ok(())
+}
+
+/// What was deployed and where the systems post their changes.
+fn introduce(stack: &Stack, started: Instant) {
     println!(
         "demo: stack up in {:.1} s: table {}, queues changes + writes (each with a DLQ), KMS key {}",
         started.elapsed().as_secs_f64(),
@@ -98,8 +118,10 @@ async fn demo() -> Result<()> {
         "demo: jobs checked against both describes: {}",
         jobs.join(", ")
     );
+}
 
-    // 1. Gainsight -> Salesforce: Companies become Accounts.
+/// Step 1, Gainsight -> Salesforce: Companies become Accounts. Their GSIDs and Account Ids.
+async fn companies_to_accounts(stack: &Stack) -> Result<(Vec<String>, Vec<String>)> {
     let ids = stack
         .create_companies(vec![
             json!({"Name": "Acme Corp", "Arr": 120000, "Industry": "Manufacturing", "Employees": 420}),
@@ -128,7 +150,11 @@ async fn demo() -> Result<()> {
         accounts.push(text(&account["Id"]));
     }
 
-    // 2. Gainsight -> Salesforce with a derived lookup: a Person's CompanyId becomes AccountId.
+    Ok((ids, accounts))
+}
+
+/// Step 2, Gainsight -> Salesforce with a derived lookup: a Person's CompanyId becomes AccountId.
+async fn person_to_contact(stack: &Stack, ids: &[String]) -> Result<()> {
     let person = stack
         .gainsight_insert(
             "Person",
@@ -150,7 +176,11 @@ async fn demo() -> Result<()> {
         ids[0]
     );
 
-    // 3. Gainsight -> Salesforce: a Case.
+    Ok(())
+}
+
+/// Step 3, Gainsight -> Salesforce: a Case. The Gainsight Case id and the Salesforce Case.
+async fn case_to_case(stack: &Stack, ids: &[String]) -> Result<(String, Record)> {
     let case = stack
         .gainsight_insert(
             "Case",
@@ -172,8 +202,12 @@ async fn demo() -> Result<()> {
         text(&sf_case["AccountId"])
     );
 
-    // 4. Salesforce -> Gainsight: a rep creates an Account; a Company appears, and the Account
-    // learns its GSID.
+    Ok((case, sf_case))
+}
+
+/// Step 4, Salesforce -> Gainsight: a rep creates an Account; a Company appears, and the Account
+/// learns its GSID.
+async fn account_to_company(stack: &Stack) -> Result<()> {
     let account_id = stack
         .salesforce
         .seed(
@@ -204,8 +238,12 @@ async fn demo() -> Result<()> {
         text(&company["Phone"])
     );
 
-    // 5. Salesforce -> Gainsight: a Contact becomes a Person (upserted by email), its company link
-    // derived from AccountId.
+    Ok(())
+}
+
+/// Step 5, Salesforce -> Gainsight: a Contact becomes a Person (upserted by email), its company link
+/// derived from AccountId.
+async fn contact_to_person(stack: &Stack, accounts: &[String]) -> Result<()> {
     let contact_id = stack
         .salesforce
         .seed(
@@ -227,7 +265,11 @@ async fn demo() -> Result<()> {
         accounts[1]
     );
 
-    // 6. Salesforce -> Gainsight: support closes the Case in Salesforce.
+    Ok(())
+}
+
+/// Step 6, Salesforce -> Gainsight: support closes the Case in Salesforce.
+async fn case_closed_in_salesforce(stack: &Stack, case: &str, sf_case: &Record) -> Result<()> {
     assert_edit(stack.salesforce.edit(
         "Case",
         &text(&sf_case["Id"]),
@@ -236,14 +278,18 @@ async fn demo() -> Result<()> {
     stack
         .eventually(WAIT, "the Case closed in Gainsight", || async {
             Ok(stack
-                .gainsight_record("Case", &case)
+                .gainsight_record("Case", case)
                 .filter(|c| c["Status"] == json!("Closed")))
         })
         .await?;
     println!("demo: [case_case sf->gs] Case {} closed in Salesforce -> Gainsight Case {case} Status=Closed", text(&sf_case["Id"]));
 
-    // 7. Bi-directional without loops: a name changed in Gainsight is written once; the Outbound
-    // Message that echoes it back is ignored.
+    Ok(())
+}
+
+/// Step 7, Bi-directional without loops: a name changed in Gainsight is written once; the Outbound
+/// Message that echoes it back is ignored.
+async fn echo_ignored(stack: &Stack, ids: &[String]) -> Result<()> {
     stack
         .gainsight_update(
             "Company",
@@ -276,6 +322,11 @@ async fn demo() -> Result<()> {
         ledger.last_ignored_reason.unwrap_or_default()
     );
 
+    Ok(())
+}
+
+/// API calls on both sides and the ledger, once everything has settled.
+async fn report(stack: &Stack) -> Result<()> {
     stack.drained(WAIT).await?;
     let sf = stack.salesforce.stats();
     let gs = stack.gainsight.stats();
@@ -306,9 +357,6 @@ async fn demo() -> Result<()> {
                 .unwrap_or_default()
         );
     }
-    let (synced, failed, ignored) = stack.counts().await?;
-    stack.stop().await;
-    println!("demo: {synced} synced, {failed} failed, {ignored} ignored");
     Ok(())
 }
 

@@ -1,0 +1,239 @@
+//! Gainsight NXT emulator, written from the public data API contract: `Accesskey` header auth,
+//! `POST /v1/data/objects/query/{object}` (select / where conditions + expression / orderBy /
+//! limit / offset), insert (`POST /v1/data/objects/{object}`) and update
+//! (`PUT /v1/data/objects/{object}?keys=...`) of up to 50 records, the `result` / `errorCode` /
+//! `errorDesc` / `requestId` / `data` envelope, dates as epoch milliseconds, and fault switches.
+//! Like a Rules Engine "Call External API" action, it can post a signed change event to a webhook
+//! whenever a record changes, retrying until the webhook answers 2xx.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Json;
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+use sha2::Sha256;
+
+use crate::ServerHandle;
+
+mod control;
+mod query;
+mod schema;
+mod write;
+
+use control::*;
+use query::*;
+use schema::*;
+pub use schema::{GsField, GsType};
+use write::*;
+
+pub type Record = Map<String, Value>;
+
+/// Records per insert / update call.
+pub const WRITE_LIMIT: usize = 50;
+/// Records per read call.
+pub const READ_LIMIT: usize = 5000;
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Fault {
+    /// Answer `status` with an error envelope, `times` times.
+    Status { status: u16, times: u32 },
+    /// Wait `ms` before answering the next `times` calls.
+    Delay { ms: u64, times: u32 },
+}
+
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct Stats {
+    pub api_calls: u64,
+    pub query_calls: u64,
+    pub write_calls: u64,
+    pub webhook_deliveries: u64,
+    pub webhook_failures: u64,
+}
+
+/// A rule that posts a signed change event for every change of `object` to `url`.
+#[derive(Clone, Debug, Deserialize)]
+pub struct Rule {
+    pub object: String,
+    pub url: String,
+    pub secret: String,
+}
+
+struct Tenant {
+    access_key: String,
+    objects: BTreeMap<&'static str, (Vec<GsField>, Vec<Record>)>,
+    stats: Stats,
+    faults: VecDeque<Fault>,
+    rules: Vec<Rule>,
+    seq: u64,
+}
+
+#[derive(Clone)]
+pub struct GainsightEmulator {
+    tenant: Arc<Mutex<Tenant>>,
+    server: Arc<ServerHandle>,
+}
+
+type TenantState = State<Arc<Mutex<Tenant>>>;
+
+fn lock(t: &Arc<Mutex<Tenant>>) -> std::sync::MutexGuard<'_, Tenant> {
+    t.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl GainsightEmulator {
+    pub async fn start(access_key: impl Into<String>) -> std::io::Result<Self> {
+        let tenant = Arc::new(Mutex::new(Tenant {
+            access_key: access_key.into(),
+            objects: objects()
+                .into_iter()
+                .map(|(n, f)| (n, (f, vec![])))
+                .collect(),
+            stats: Stats::default(),
+            faults: VecDeque::new(),
+            rules: vec![],
+            seq: 0,
+        }));
+        let router = axum::Router::new()
+            .route("/v1/data/objects/query/{object}", post(query))
+            .route("/v1/data/objects/{object}", post(insert).put(update))
+            .route("/v1/meta/services/objects/{object}/describe", get(describe))
+            .route("/__emulator/records/{object}", get(dump))
+            .route("/__emulator/stats", get(stats))
+            .route("/__emulator/faults", post(add_fault))
+            .route("/__emulator/rules", post(add_rule))
+            .with_state(tenant.clone());
+        Ok(Self {
+            tenant,
+            server: Arc::new(crate::serve(router).await?),
+        })
+    }
+
+    pub fn url(&self) -> String {
+        self.server.url()
+    }
+
+    pub fn records(&self, object: &str) -> Vec<Record> {
+        lock(&self.tenant)
+            .objects
+            .get(object)
+            .map(|o| o.1.clone())
+            .unwrap_or_default()
+    }
+
+    pub fn stats(&self) -> Stats {
+        lock(&self.tenant).stats.clone()
+    }
+
+    pub fn inject(&self, fault: Fault) {
+        lock(&self.tenant).faults.push_back(fault);
+    }
+
+    pub fn add_rule(&self, rule: Rule) {
+        lock(&self.tenant).rules.push(rule);
+    }
+}
+
+fn envelope_error(status: StatusCode, code: &str, desc: &str) -> Response {
+    (
+        status,
+        Json(json!({
+            "result": false,
+            "errorCode": code,
+            "errorDesc": desc,
+            "requestId": uuid::Uuid::new_v4().to_string(),
+            "data": null,
+            "message": null,
+        })),
+    )
+        .into_response()
+}
+
+fn envelope_ok(data: Value) -> Response {
+    Json(json!({
+        "result": true,
+        "errorCode": null,
+        "errorDesc": null,
+        "requestId": uuid::Uuid::new_v4().to_string(),
+        "data": data,
+        "message": null,
+    }))
+    .into_response()
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
+
+/// Authenticates and applies faults; `Ok(Some(ms))` asks the caller to delay.
+#[allow(clippy::result_large_err)] // an axum Response is the natural early answer of a handler
+fn begin(tenant: &Arc<Mutex<Tenant>>, headers: &HeaderMap) -> Result<Option<u64>, Response> {
+    let mut t = lock(tenant);
+    t.stats.api_calls += 1;
+    let key = headers
+        .get("accesskey")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if key.is_empty() || key != t.access_key {
+        return Err(envelope_error(
+            StatusCode::UNAUTHORIZED,
+            "GS_AUTH_FAILED",
+            "Access key is missing or invalid",
+        ));
+    }
+    let Some(front) = t.faults.front_mut() else {
+        return Ok(None);
+    };
+    let fault = front.clone();
+    let times = match front {
+        Fault::Status { times, .. } | Fault::Delay { times, .. } => {
+            *times = times.saturating_sub(1);
+            *times
+        }
+    };
+    if times == 0 {
+        t.faults.pop_front();
+    }
+    match fault {
+        Fault::Status { status, .. } => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+            let desc = if status == StatusCode::TOO_MANY_REQUESTS {
+                "Rate limit exceeded"
+            } else {
+                "Service temporarily unavailable"
+            };
+            Err(envelope_error(status, "GS_INJECTED_FAULT", desc))
+        }
+        Fault::Delay { ms, .. } => Ok(Some(ms)),
+    }
+}
+
+/// Authenticates, applies faults (delays included) and parses the JSON body.
+async fn accept<T: serde::de::DeserializeOwned>(
+    tenant: &Arc<Mutex<Tenant>>,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<T, Response> {
+    if let Some(ms) = begin(tenant, headers)? {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        envelope_error(
+            StatusCode::BAD_REQUEST,
+            "GS_BAD_REQUEST",
+            &format!("Invalid request payload: {e}"),
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests;

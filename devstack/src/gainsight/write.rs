@@ -1,0 +1,277 @@
+//! Insert and update of up to 50 records a call, checked field by field, and the signed change
+//! events a Rules Engine action posts for the records written.
+
+use super::*;
+
+pub(super) fn validate(fields: &[GsField], record: &Record, creating: bool) -> Result<(), String> {
+    for (name, value) in record {
+        let Some(f) = fields.iter().find(|f| f.name == name) else {
+            return Err(format!("Invalid field {name}"));
+        };
+        // The GSID is read-only except as the key of an update.
+        if f.system && (creating || f.kind != GsType::Gsid) {
+            return Err(format!("Field {name} is read only"));
+        }
+        let ok = match (f.kind, value) {
+            (_, Value::Null) => !f.required,
+            (GsType::String | GsType::Gsid, Value::String(_)) => true,
+            (GsType::Email, Value::String(s)) => s.contains('@'),
+            (GsType::Number | GsType::Currency, Value::Number(_)) => true,
+            (GsType::Boolean, Value::Bool(_)) => true,
+            (GsType::Date | GsType::Datetime, Value::Number(n)) => n.is_i64(),
+            _ => false,
+        };
+        if !ok {
+            return Err(format!(
+                "Invalid value {value} for field {name} of type {:?}",
+                f.kind
+            ));
+        }
+    }
+    if creating {
+        if let Some(f) = fields
+            .iter()
+            .find(|f| f.required && record.get(f.name).is_none_or(Value::is_null))
+        {
+            return Err(format!("Mandatory field {} is missing", f.name));
+        }
+    }
+    Ok(())
+}
+
+#[derive(Deserialize)]
+pub(super) struct WriteBody {
+    records: Vec<Record>,
+}
+
+pub(super) async fn insert(
+    State(tenant): TenantState,
+    headers: HeaderMap,
+    Path(object): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    write(tenant, headers, object, None, body).await
+}
+
+#[derive(Deserialize)]
+pub(super) struct Keys {
+    keys: Option<String>,
+}
+
+pub(super) async fn update(
+    State(tenant): TenantState,
+    headers: HeaderMap,
+    Path(object): Path<String>,
+    Query(keys): Query<Keys>,
+    body: axum::body::Bytes,
+) -> Response {
+    let Some(keys) = keys.keys.filter(|k| !k.is_empty()) else {
+        return envelope_error(
+            StatusCode::BAD_REQUEST,
+            "GS_BAD_REQUEST",
+            "keys query parameter is required for update",
+        );
+    };
+    write(
+        tenant,
+        headers,
+        object,
+        Some(keys.split(',').map(str::to_string).collect()),
+        body,
+    )
+    .await
+}
+
+pub(super) async fn write(
+    tenant: Arc<Mutex<Tenant>>,
+    headers: HeaderMap,
+    object: String,
+    keys: Option<Vec<String>>,
+    body: axum::body::Bytes,
+) -> Response {
+    let body: WriteBody = match accept(&tenant, &headers, &body).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let (events, response) = match apply(&mut lock(&tenant), &object, keys.as_deref(), &body) {
+        Ok(done) => done,
+        Err(refused) => return refused,
+    };
+    for (rule, (event_type, changed, record)) in events {
+        let object = object.clone();
+        tokio::spawn(deliver(
+            tenant.clone(),
+            rule,
+            object,
+            event_type,
+            changed,
+            record,
+        ));
+    }
+    response
+}
+
+/// A change to announce: event type, fields changed, the record as it now is.
+type Change = (&'static str, Vec<String>, Record);
+
+/// Validates and applies a whole call (one invalid record fails it all, as documented); the
+/// change events its rules post, and the answer.
+#[allow(clippy::result_large_err)] // an axum Response is the natural early answer of a handler
+fn apply(
+    t: &mut Tenant,
+    object: &str,
+    keys: Option<&[String]>,
+    body: &WriteBody,
+) -> Result<(Vec<(Rule, Change)>, Response), Response> {
+    t.stats.write_calls += 1;
+    let bad = |code: &str, desc: String| envelope_error(StatusCode::BAD_REQUEST, code, &desc);
+    if body.records.is_empty() || body.records.len() > WRITE_LIMIT {
+        let desc = format!("Between 1 and {WRITE_LIMIT} records are allowed per call");
+        return Err(bad("GS_BAD_REQUEST", desc));
+    }
+    let Some((fields, records)) = t.objects.get(object).cloned() else {
+        return Err(bad(
+            "GS_BAD_REQUEST",
+            format!("Object {object} does not exist"),
+        ));
+    };
+    let mut batch = Batch {
+        object,
+        now: now_ms(),
+        seq: t.seq,
+        staged: records,
+        written: vec![],
+        changes: vec![],
+    };
+    for (i, record) in body.records.iter().enumerate() {
+        validate(&fields, record, keys.is_none())
+            .and_then(|()| match keys {
+                None => {
+                    batch.insert(record);
+                    Ok(())
+                }
+                Some(keys) => batch.update(record, keys),
+            })
+            .map_err(|e| bad("GS_VALIDATION_FAILED", format!("records[{i}]: {e}")))?;
+    }
+    t.seq = batch.seq;
+    if let Some(o) = t.objects.get_mut(object) {
+        o.1 = batch.staged;
+    }
+    let written = batch.written;
+    let response =
+        envelope_ok(json!({ "count": written.len(), "errors": null, "records": written }));
+    let rules: Vec<&Rule> = t.rules.iter().filter(|r| r.object == object).collect();
+    let events = batch
+        .changes
+        .into_iter()
+        .flat_map(|c| rules.iter().map(move |r| ((*r).clone(), c.clone())))
+        .collect();
+    Ok((events, response))
+}
+
+/// The object's records as a call changes them.
+struct Batch<'a> {
+    object: &'a str,
+    now: i64,
+    /// The last GSID sequence number given.
+    seq: u64,
+    staged: Vec<Record>,
+    written: Vec<Record>,
+    changes: Vec<Change>,
+}
+
+impl Batch<'_> {
+    /// A new record with its GSID and dates.
+    fn insert(&mut self, record: &Record) {
+        self.seq += 1;
+        let mut r = record.clone();
+        let gsid = format!("1P0{:02}{:016X}", self.object.len(), self.seq);
+        r.insert("Gsid".into(), Value::String(gsid));
+        r.insert("CreatedDate".into(), json!(self.now));
+        r.insert("ModifiedDate".into(), json!(self.now));
+        self.changes
+            .push(("created", r.keys().cloned().collect(), r.clone()));
+        self.written.push(r.clone());
+        self.staged.push(r);
+    }
+
+    /// An update of the one record matching `keys`.
+    fn update(&mut self, record: &Record, keys: &[String]) -> Result<(), String> {
+        if let Some(k) = keys
+            .iter()
+            .find(|k| record.get(k.as_str()).is_none_or(Value::is_null))
+        {
+            return Err(format!("key field {k} has no value"));
+        }
+        let found: Vec<usize> = (0..self.staged.len())
+            .filter(|i| keys.iter().all(|k| self.staged[*i].get(k) == record.get(k)))
+            .collect();
+        let [index] = found[..] else {
+            let n = found.len();
+            return Err(format!("{n} records match the keys {}", keys.join(",")));
+        };
+        let target = &mut self.staged[index];
+        let changed: Vec<String> = record
+            .iter()
+            .filter(|(k, v)| target.get(*k) != Some(*v))
+            .map(|(k, _)| k.clone())
+            .collect();
+        target.extend(record.clone());
+        target.insert("ModifiedDate".into(), json!(self.now));
+        if !changed.is_empty() {
+            self.changes.push(("updated", changed, target.clone()));
+        }
+        self.written.push(target.clone());
+        Ok(())
+    }
+}
+
+/// Posts one signed change event, retrying with backoff until a 2xx (at most 6 tries).
+pub(super) async fn deliver(
+    tenant: Arc<Mutex<Tenant>>,
+    rule: Rule,
+    object: String,
+    event_type: &'static str,
+    changed: Vec<String>,
+    record: Record,
+) {
+    let occurred = record
+        .get("ModifiedDate")
+        .and_then(Value::as_i64)
+        .unwrap_or_else(now_ms);
+    let body = json!({
+        "eventId": uuid::Uuid::new_v4().to_string(),
+        "eventType": event_type,
+        "objectName": object,
+        "occurredAt": occurred,
+        "changedFields": changed,
+        "records": [record],
+    })
+    .to_string();
+    let http = reqwest::Client::new();
+    let mut wait = Duration::from_millis(100);
+    for _ in 0..6 {
+        let ts = now_ms() / 1000;
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(rule.secret.as_bytes()).expect("any key length");
+        mac.update(format!("{ts}.").as_bytes());
+        mac.update(body.as_bytes());
+        let signature = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+        let sent = http
+            .post(&rule.url)
+            .header("content-type", "application/json")
+            .header("x-gs-timestamp", ts.to_string())
+            .header("x-gs-signature", signature)
+            .body(body.clone())
+            .send()
+            .await;
+        if matches!(&sent, Ok(r) if r.status().is_success()) {
+            lock(&tenant).stats.webhook_deliveries += 1;
+            return;
+        }
+        lock(&tenant).stats.webhook_failures += 1;
+        tokio::time::sleep(wait).await;
+        wait *= 2;
+    }
+}
