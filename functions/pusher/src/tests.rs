@@ -33,6 +33,11 @@ fn command(gsid: &str, name: &str, changed_at: i64) -> String {
     .unwrap()
 }
 
+/// The ledger key of a Salesforce record without a Gainsight twin, as text.
+fn sf_only(id: &str) -> String {
+    LedgerKey::SalesforceOnly(id.into()).to_string()
+}
+
 fn event(bodies: Vec<(&str, String)>) -> SqsEvent {
     shared::fakes::sqs_event(include_str!("../fixtures/sqs_event.json"), bodies)
 }
@@ -295,10 +300,12 @@ async fn gainsight_upsert_by_email_updates_matches_inserts_the_rest_and_writes_g
     // Matched by email (case-insensitively): the ledger moves from sf:003A to the GSID.
     let matched = store.ledger_of("person_contact", "1PEXISTING").unwrap();
     assert_eq!(matched.salesforce_id.as_deref(), Some("003A"));
-    assert!(store.ledger_of("person_contact", "sf:003A").is_none());
+    assert!(store
+        .ledger_of("person_contact", &sf_only("003A"))
+        .is_none());
     let people = gs.records.lock().unwrap()["Person"].clone();
     assert_eq!(people.len(), 2, "one inserted, none duplicated");
-    let ignored = store.ledger_of("person_contact", "sf:003C").unwrap();
+    let ignored = store.ledger_of("person_contact", &sf_only("003C")).unwrap();
     assert!(ignored
         .last_ignored_reason
         .unwrap()

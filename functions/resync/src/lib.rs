@@ -15,7 +15,7 @@ use shared::ports::{
     SourcePorts,
 };
 
-/// At most this many records per invocation (seed 000's per-event limit).
+/// At most this many records per invocation (the same limit as one webhook request).
 pub const MAX_RECORDS: usize = 50_000;
 /// Ids per Gainsight `IN` query.
 const GAINSIGHT_IDS_PER_QUERY: usize = 500;

@@ -21,7 +21,7 @@ use shared::ports::{DedupStore, Queue, Secrets, SecretsError};
 use shared::secret::{names, Secret};
 use shared::signature::{self, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 
-/// Seed 000: a request carrying more than 50,000 records is refused.
+/// A request carrying more than 50,000 records is refused, as Gainsight's connector refuses one.
 pub const MAX_RECORDS: usize = 50_000;
 
 #[derive(Clone, Debug)]

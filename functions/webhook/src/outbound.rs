@@ -15,7 +15,7 @@ pub const MAX_NOTIFICATIONS: usize = 100;
 pub struct Notification {
     /// The notification's own id: the dedup key.
     pub id: String,
-    /// From `xsi:type="sf:Account"`.
+    /// From the sObject's `xsi:type` (`sf:Account` gives `Account`).
     pub object: String,
     /// Every field element of the sObject; text values, `xsi:nil` as null.
     pub fields: Fields,
@@ -263,7 +263,7 @@ mod tests {
             assert!(err.contains(expected), "{expected}: {err}");
         }
         let many: String = (0..101)
-            .map(|i| format!("<Notification><Id>N{i}</Id><sObject xsi:type=\"sf:Account\" xmlns:sf=\"urn:sobject.enterprise.soap.sforce.com\"><sf:Id>001{i}</sf:Id></sObject></Notification>"))
+            .map(|i| format!("<Notification><Id>N{i}</Id><sObject xsi:type=\"ent:Account\" xmlns:ent=\"urn:sobject.enterprise.soap.sforce.com\"><ent:Id>001{i}</ent:Id></sObject></Notification>"))
             .collect();
         let big = format!(
             "<notifications xmlns=\"{OUTBOUND_NS}\" xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\"><OrganizationId>00D</OrganizationId>{many}</notifications>"

@@ -326,7 +326,7 @@ async fn outbound_refusals_table() {
         ),
         ("<notifications".into(), 400, "not well-formed XML"),
         (
-            OUTBOUND.replace("sf:Account", "sf:Opportunity"),
+            OUTBOUND.replace(":Account\"", ":Opportunity\""),
             400,
             "sObject Opportunity: no sync job",
         ),

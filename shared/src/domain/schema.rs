@@ -41,7 +41,7 @@ pub struct FieldSchema {
     pub updateable: bool,
     /// Formula / calculated field: never writable, and produces no change events.
     pub calculated: bool,
-    /// Rich text: not supported by real-time sync (seed 000).
+    /// Rich text: real-time sync does not carry it.
     pub rich_text: bool,
     /// Must have a value when a record is created.
     pub required: bool,

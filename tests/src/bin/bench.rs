@@ -1,5 +1,6 @@
-//! `make bench`: measures the targets of DESIGN.md and prints each figure as
-//! `bench: <name> = <value> <unit>`. Wall-clock figures depend on the machine; counts are exact.
+//! `make bench`: measures the product's speed and size targets (recorded in BENCHMARKS.md) and
+//! prints each figure as `bench: <name> = <value> <unit>`. Wall-clock figures depend on the
+//! machine; counts are exact.
 
 use std::collections::HashMap;
 use std::sync::Arc;

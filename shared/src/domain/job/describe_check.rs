@@ -163,7 +163,7 @@ impl<'a> DescribeCheck<'a> {
         }
     }
 
-    /// Seed 000: every mandatory target field must be mapped or be an identifier when the job
+    /// Every mandatory target field must be mapped or be an identifier when the job
     /// creates records there, or creating them can only fail.
     fn mandatory_fields(&mut self, target: System) {
         let job = self.job;

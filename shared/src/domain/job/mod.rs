@@ -15,9 +15,9 @@ use serde::{Deserialize, Serialize};
 use super::schema::Schemas;
 use super::System;
 
-/// Seed 000: identifiers and required fields together are at most 10.
+/// Identifiers and required fields together are at most 10 per job (as in Gainsight's connector).
 pub const MAX_IDENTIFIERS: usize = 10;
-/// Seed 000: at most 20 real-time fields per object.
+/// At most 20 real-time fields (direct and derived) per job.
 pub const MAX_REALTIME_FIELDS: usize = 20;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -164,7 +164,7 @@ pub struct Lookup {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OnNoMatch {
-    /// The record is rejected (the only choice towards Salesforce, seed 000).
+    /// The record is rejected (the only choice towards Salesforce).
     #[default]
     Reject,
     /// The target field is written empty.
@@ -174,7 +174,7 @@ pub enum OnNoMatch {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OnMultipleMatches {
-    /// The record is marked error (the only choice towards Salesforce, seed 000).
+    /// The record is marked error (the only choice towards Salesforce).
     #[default]
     Error,
     /// The first match (lowest id) is used.
@@ -263,8 +263,8 @@ pub struct Job {
     /// How records are matched, in order of preference. A pair whose Salesforce side is an
     /// external-ID field and whose Gainsight side is the GSID lets Gainsight changes upsert.
     pub identifiers: Vec<Identifier>,
-    /// Fields always sent along with a write (seed 000: "synced in real time along with required
-    /// fields"). Counted with the identifiers.
+    /// Fields always sent along with a write, so the target has them on every create. Counted
+    /// with the identifiers.
     #[serde(default)]
     pub required: Vec<Identifier>,
     #[serde(default)]
@@ -409,7 +409,7 @@ impl Jobs {
             if !names.insert(job.name.clone()) {
                 return Err(invalid(format!("name: job {} is defined twice", job.name)));
             }
-            // Seed 000: one real-time job per object, on either side.
+            // One real-time job per object, on either side: two would race on the same records.
             for system in [System::Gainsight, System::Salesforce] {
                 let object = job.object_in(system);
                 if !realtime.insert((system, object.to_string())) {

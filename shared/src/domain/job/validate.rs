@@ -26,7 +26,7 @@ impl Job {
             .try_for_each(|(i, d)| check_derived(i, d))
     }
 
-    /// Seed 000: at most 10 identifiers and required fields together, at most 20 real-time
+    /// At most 10 identifiers and required fields together, at most 20 real-time
     /// fields, and at least one of each kind.
     fn check_limits(&self) -> Result<(), String> {
         if self.identifiers.is_empty() {
