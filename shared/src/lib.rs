@@ -1,5 +1,44 @@
 //! Common crate of the sync functions: the domain (changes, write commands, ledger, jobs and
 //! mapping), the ports the functions depend on, and their AWS / HTTP adapters.
+//!
+//! # Layout
+//!
+//! - `domain`: the rules, as pure functions with no SDK or HTTP type in sight.
+//!   - `change`: a change observed in one system (`ChangeEvent`), with a constructor per origin.
+//!   - `job`: sync jobs loaded from YAML; `job::validate` checks a job on its own,
+//!     `job::describe_check` against the systems' describes, `job::lines` finds each error's line.
+//!   - `schema`: what the describes say of each field, and the per-value checks and conversions.
+//!   - `mapping`: the mapping engine, a change through its stages to write commands
+//!     (`mapping::draft` holds the write in progress, `mapping::lookups` the batch's lookups).
+//!   - `write`: a write command for one target record.
+//!   - `push`: the pusher's rules: newest command per record, stale drop, conflicts settled at
+//!     write time (`push::conflicts`), group plans (`push::plan`), and what an outcome makes of
+//!     the ledger.
+//!   - `ledger`: the ledger record of a pair and how an update changes it.
+//!   - `key`: `LedgerKey`, the GSID of a pair or its Salesforce id until it has one.
+//! - `ports`: small async traits, one concern each: `DedupStore`, `LedgerStore`, `CursorStore`,
+//!   `Queue`, `Secrets`, `SalesforceApi` (typed `SfSelect` reads), `GainsightApi` (typed
+//!   `GsCondition`s).
+//! - `adapters`: the ports on DynamoDB, SQS and KMS (AWS SDK) and on the Salesforce and Gainsight
+//!   REST APIs (reqwest). SOQL text is written only in `adapters::salesforce`.
+//! - `enqueue`: claim, send, confirm or release: how the webhook and the poller queue changes once.
+//! - `resolve`: describes loaded at cold start, and lookups run one query per derived mapping.
+//! - `config`, `secret`, `signature`, `telemetry`, `time`, `lambda`: typed environment, redacted
+//!   secrets, webhook HMAC, JSON logs, instants (through `jiff`), SQS batch helpers.
+//! - `fakes` (feature `fakes`): in-memory ports for the functions' unit tests.
+//!
+//! # How a change flows
+//!
+//! 1. The webhook (a Gainsight rule's event, a Salesforce Outbound Message) or the poller turns
+//!    what a source says into `ChangeEvent`s and queues them on `changes` through `enqueue`.
+//! 2. The mapper reads the batch's ledger records (`LedgerStore`) and lookups (`resolve`), runs
+//!    `domain::mapping`, records ignored and rejected changes in the ledger, and queues
+//!    `WriteCommand`s on `writes`.
+//! 3. The pusher keeps the newest command per record, drops stale ones and settles late
+//!    conflicts (`domain::push`), writes each group through `SalesforceApi` / `GainsightApi`,
+//!    and applies each outcome's `LedgerEffect`: the ledger update, the move of a Salesforce-only
+//!    key to its new GSID, and the twin's id written back to the source.
+//! 4. Resync re-reads chosen records where they live and queues them as forced changes.
 
 pub mod adapters;
 pub mod config;
