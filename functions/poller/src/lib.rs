@@ -48,8 +48,8 @@ pub struct PollReport {
 
 #[derive(Debug, thiserror::Error)]
 pub enum PollError {
-    #[error("no job named {0}")]
-    UnknownJob(String),
+    #[error(transparent)]
+    UnknownJob(#[from] shared::domain::UnknownJob),
     #[error(transparent)]
     Api(#[from] shared::ports::ApiError),
     #[error(transparent)]
@@ -65,15 +65,12 @@ pub struct Poller {
 }
 
 impl Poller {
-    pub fn new(
-        ports: SourcePorts,
-        dedup: Arc<dyn DedupStore>,
-        cursors: Arc<dyn CursorStore>,
-    ) -> Self {
+    /// A poller over `ports`, keeping its dedup claims and cursors in `store`.
+    pub fn new<S: DedupStore + CursorStore + 'static>(ports: SourcePorts, store: Arc<S>) -> Self {
         Self {
             ports,
-            dedup,
-            cursors,
+            dedup: store.clone(),
+            cursors: store,
         }
     }
 
@@ -83,8 +80,7 @@ impl Poller {
         jobs: Jobs,
     ) -> Result<Self, SecretsError> {
         let store = Arc::new(clients.state_store(&config.aws));
-        let ports = clients.source_ports(config, jobs).await?;
-        Ok(Self::new(ports, store.clone(), store))
+        Ok(Self::new(clients.source_ports(config, jobs).await?, store))
     }
 
     pub async fn handle(&self, request: PollRequest) -> Result<PollReport, PollError> {
@@ -97,11 +93,7 @@ impl Poller {
         request: PollRequest,
         now_ms: i64,
     ) -> Result<PollReport, PollError> {
-        let job = self
-            .ports
-            .jobs
-            .get(&request.job)
-            .ok_or_else(|| PollError::UnknownJob(request.job.clone()))?;
+        let job = self.ports.jobs.named(&request.job)?;
         let cursor = self.cursors.cursor(&job.name, STREAM).await?;
         let from = match (request.since_ms, &cursor) {
             (Some(since), _) => since,
@@ -217,7 +209,6 @@ mod tests {
                 jobs: Jobs::builtin(),
             },
             store.clone(),
-            store.clone(),
         );
         let request = PollRequest {
             job: "company_account".into(),
@@ -263,7 +254,6 @@ mod tests {
                 gainsight: gs,
                 jobs: Jobs::builtin(),
             },
-            store.clone(),
             store.clone(),
         );
         let err = poller

@@ -62,8 +62,8 @@ pub struct ResyncReport {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ResyncError {
-    #[error("no job named {0}")]
-    UnknownJob(String),
+    #[error(transparent)]
+    UnknownJob(#[from] shared::domain::UnknownJob),
     #[error("say what to resync: gainsightIds or status")]
     NothingChosen,
     #[error("{0} records chosen; at most {MAX_RECORDS} per invocation")]
@@ -118,11 +118,7 @@ impl Resync {
         request: ResyncRequest,
         now_ms: i64,
     ) -> Result<ResyncReport, ResyncError> {
-        let job = self
-            .ports
-            .jobs
-            .get(&request.job)
-            .ok_or_else(|| ResyncError::UnknownJob(request.job.clone()))?;
+        let job = self.ports.jobs.named(&request.job)?;
         let keys = self.chosen(job, &request).await?;
         let gsids: Vec<String> = keys
             .iter()

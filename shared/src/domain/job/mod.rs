@@ -368,6 +368,11 @@ pub enum JobError {
     Invalid { file: PathBuf, message: String },
 }
 
+/// A request named a job that is not deployed.
+#[derive(Debug, thiserror::Error)]
+#[error("no job named {0}; the deployed jobs are in infra/jobs (syncctl validate-jobs lists them)")]
+pub struct UnknownJob(pub String);
+
 /// Every job of a deployment, validated together.
 #[derive(Clone, Debug, Default)]
 pub struct Jobs {
@@ -481,6 +486,11 @@ impl Jobs {
             jobs.push(Self::parse(&path, &text)?);
         }
         Self::new(jobs)
+    }
+
+    /// The job called `name`, or an error naming it.
+    pub fn named(&self, name: &str) -> Result<&Job, UnknownJob> {
+        self.get(name).ok_or_else(|| UnknownJob(name.to_string()))
     }
 
     pub fn get(&self, name: &str) -> Option<&Job> {
