@@ -173,6 +173,9 @@ def main():
             "batch_size": props.get("BatchSize", 10),
             "batching_window_seconds": props.get("MaximumBatchingWindowInSeconds", 0),
             "report_batch_item_failures": "ReportBatchItemFailures" in props.get("FunctionResponseTypes", []),
+            # Without a ScalingConfig Lambda may run up to 1,000 batches at once; locally the
+            # template's maximum, else 5 (the pollers Lambda starts with).
+            "maximum_concurrency": props.get("ScalingConfig", {}).get("MaximumConcurrency", 5),
         })
 
     outputs = {o["OutputKey"]: o["OutputValue"] for o in status.get("Outputs", [])}

@@ -31,11 +31,14 @@ pub struct Settings {
     /// that is minutes; `Some(d)` shortens it to `d` (receive counts, and so the DLQ redrive, are
     /// unchanged).
     pub retry_after: Option<Duration>,
+    /// Batches gathered and handled at once, as Lambda's pollers do when the queue has a backlog
+    /// (the mapping's maximum concurrency); at least 1.
+    pub concurrency: usize,
 }
 
 pub struct EventSource {
     stop: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<()>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl EventSource {
@@ -56,15 +59,28 @@ impl EventSource {
             .cloned()
             .unwrap_or_default();
         let (stop, stopped) = watch::channel(false);
-        let task = tokio::spawn(run(client, settings, arn, handler, stopped));
-        Ok(Self { stop, task })
+        let region = arn.split(':').nth(3).unwrap_or("us-east-1").to_string();
+        let mapping = Arc::new(Mapping {
+            client,
+            settings,
+            arn,
+            region,
+            handler,
+        });
+        // Each poller gathers and handles its own batches: several batches are in flight at once
+        // when the queue has a backlog, one at a time when it trickles.
+        let tasks = (0..mapping.settings.concurrency.max(1))
+            .map(|_| tokio::spawn(run(Arc::clone(&mapping), stopped.clone())))
+            .collect();
+        Ok(Self { stop, tasks })
     }
 
-    /// Stops polling and waits for the batch in flight to finish.
+    /// Stops polling and waits for the batches in flight to finish.
     pub async fn stop(mut self) {
         let _ = self.stop.send(true);
-        let task = std::mem::replace(&mut self.task, tokio::spawn(async {}));
-        let _ = task.await;
+        for task in std::mem::take(&mut self.tasks) {
+            let _ = task.await;
+        }
     }
 }
 
@@ -74,21 +90,8 @@ impl Drop for EventSource {
     }
 }
 
-async fn run(
-    client: Client,
-    settings: Settings,
-    arn: String,
-    handler: Handler,
-    mut stopped: watch::Receiver<bool>,
-) {
-    let region = arn.split(':').nth(3).unwrap_or("us-east-1").to_string();
-    let mapping = Mapping {
-        client,
-        settings,
-        arn,
-        region,
-        handler,
-    };
+/// One poller: gathers a batch, hands it to the function, deletes what succeeded.
+async fn run(mapping: Arc<Mapping>, mut stopped: watch::Receiver<bool>) {
     while !*stopped.borrow() {
         let Some(batch) = mapping.gather(&mut stopped).await else {
             return;

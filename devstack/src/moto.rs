@@ -30,23 +30,31 @@ pub struct Moto {
 
 impl Moto {
     pub async fn start() -> Result<Self> {
-        let bin = venv().join("bin").join("moto_server");
-        if !bin.exists() {
+        // moto_server with the SQS speed fixes of devstack/moto_speedups.py applied first; the
+        // launcher refuses a moto version the fixes were not written for.
+        let bin = venv().join("bin").join("python");
+        let launcher = super::repo_root().join("devstack").join("moto_server.py");
+        if !venv().join("bin").join("moto_server").exists() {
             bail!(
-                "{} not found: run `make venv` (or `make test`, which installs it) first",
-                bin.display()
+                "moto_server not found in {}: run `make venv` (or `make test`, which installs it) first",
+                venv().display()
             );
         }
         // Take a free port from the OS, then hand it to moto; retry if someone grabbed it meanwhile.
+        let mut last_words = String::new();
         for _ in 0..5 {
             let port = {
                 let l = std::net::TcpListener::bind("127.0.0.1:0")?;
                 l.local_addr()?.port()
             };
+            // Only errors reach stderr (the launcher quiets the request log): kept in a file so
+            // an early exit can say why.
+            let errors = std::env::temp_dir().join(format!("devstack-moto-{port}.log"));
             let mut child = Command::new(&bin)
+                .arg(&launcher)
                 .args(["-H", "127.0.0.1", "-p", &port.to_string()])
                 .stdout(Stdio::null())
-                .stderr(Stdio::null())
+                .stderr(std::fs::File::create(&errors)?)
                 .kill_on_drop(true)
                 .spawn()
                 .with_context(|| format!("starting {}", bin.display()))?;
@@ -55,6 +63,7 @@ impl Moto {
             let http = reqwest::Client::new();
             while Instant::now() < deadline {
                 if let Some(status) = child.try_wait()? {
+                    last_words = std::fs::read_to_string(&errors).unwrap_or_default();
                     tracing::warn!(
                         ?status,
                         port,
@@ -77,7 +86,13 @@ impl Moto {
             }
             let _ = child.kill().await;
         }
-        bail!("moto_server did not start on 127.0.0.1")
+        bail!(
+            "moto_server did not start on 127.0.0.1{}",
+            match last_words.trim() {
+                "" => String::new(),
+                words => format!(": {}", words.lines().last().unwrap_or(words)),
+            }
+        )
     }
 
     /// Environment that points AWS SDKs (Rust, boto3, the CLI) at this moto.
@@ -134,6 +149,8 @@ pub struct EventSourceSpec {
     pub batch_size: usize,
     pub batching_window_seconds: u64,
     pub report_batch_item_failures: bool,
+    /// Batches handled at once (the mapping's ScalingConfig.MaximumConcurrency).
+    pub maximum_concurrency: usize,
 }
 
 /// What the template created in moto.

@@ -168,6 +168,7 @@ async fn start_consumers(
             batching_window: Duration::from_secs(spec.batching_window_seconds),
             report_batch_item_failures: spec.report_batch_item_failures,
             retry_after: Some(options.retry_after),
+            concurrency: spec.maximum_concurrency,
         };
         consumers.push(EventSource::start(clients.sqs.clone(), settings, handler).await?);
     }

@@ -1,0 +1,190 @@
+"""Speed fixes for moto 5.2.5's SQS, applied in-process by the local stack's launcher.
+
+moto's SQS recomputes every queue attribute (three scans of the whole queue, each message asking a
+slow datetime-based clock whether it is visible) on every SendMessage and twice per message
+received, scans the whole queue per receipt handle deleted, and builds the list of every visible
+message before a receive takes the first ten. So each call slows as a backlog grows (1.1 s for one
+ReceiveMessage with 1,000 messages queued). These patches keep every behaviour and remove those
+costs:
+
+- a plain `time.time()` clock for the SQS models;
+- queue attributes counted in one pass, read directly where only one attribute is needed
+  (ContentBasedDeduplication on send, MessageRetentionPeriod on receive);
+- receives walk the queue lazily and stop once they have enough;
+- deletes and visibility changes stop at the first message holding the receipt handle.
+
+They replace moto functions by name, so they are tied to the pinned version: `apply()` refuses any
+other moto version rather than patch code it has not been checked against.
+"""
+
+import hashlib
+import time
+
+import moto
+from moto.sqs import models
+from moto.sqs.exceptions import InvalidParameterValue, ReceiptHandleIsInvalid
+
+PINNED = "5.2.5"
+
+
+def _unix_time(dt=None):
+    return time.time() if dt is None else _ORIGINAL_UNIX_TIME(dt)
+
+
+def _unix_time_millis(dt=None):
+    return time.time() * 1000.0 if dt is None else _ORIGINAL_UNIX_TIME_MILLIS(dt)
+
+
+_ORIGINAL_UNIX_TIME = models.unix_time
+_ORIGINAL_UNIX_TIME_MILLIS = models.unix_time_millis
+
+
+class VisibleMessages:
+    """The queue's visible, undelayed messages, walked lazily (moto builds the whole list)."""
+
+    def __init__(self, queue):
+        self._queue = queue
+
+    def __iter__(self):
+        now = time.time() * 1000.0
+        for m in list(self._queue._messages):
+            if now > m.visible_at and not now < m.delayed_until:
+                yield m
+
+    def __bool__(self):
+        return next(iter(self), None) is not None
+
+    def __len__(self):
+        return sum(1 for _ in self)
+
+
+def _counts(queue):
+    """(visible, not visible, delayed) in one pass with one clock reading."""
+    now = time.time() * 1000.0
+    visible = not_visible = delayed = 0
+    for m in queue._messages:
+        is_visible = now > m.visible_at
+        is_delayed = now < m.delayed_until
+        if is_delayed:
+            delayed += 1
+        if not is_visible:
+            not_visible += 1
+        elif not is_delayed:
+            visible += 1
+    return visible, not_visible, delayed
+
+
+_COUNTED = (
+    "ApproximateNumberOfMessages",
+    "ApproximateNumberOfMessagesNotVisible",
+    "ApproximateNumberOfMessagesDelayed",
+)
+
+
+def _attributes(self):
+    # moto 5.2.5's Queue.attributes, with the three counts taken in one pass.
+    counts = dict(zip(_COUNTED, _counts(self)))
+    names = list(self.BASE_ATTRIBUTES)
+    if self.fifo_queue:
+        names += self.FIFO_ATTRIBUTES
+    if self.kms_master_key_id:
+        names += self.KMS_ATTRIBUTES
+    result = {}
+    for name in names:
+        if name in counts:
+            result[name] = counts[name]
+        else:
+            result[name] = getattr(self, models.camelcase_to_underscores(name))
+    if self.policy:
+        result["Policy"] = self.policy
+    if self.redrive_policy:
+        result["RedrivePolicy"] = models.json.dumps(self.redrive_policy)
+    for key in result:
+        if isinstance(result[key], bool):
+            result[key] = str(result[key]).lower()
+    return result
+
+
+def _content_based_deduplication(queue):
+    return queue.fifo_queue and str(getattr(queue, "content_based_deduplication", False)).lower() == "true"
+
+
+def _send_message(
+    self,
+    queue_name,
+    message_body,
+    message_attributes=None,
+    delay_seconds=None,
+    deduplication_id=None,
+    group_id=None,
+    system_attributes=None,
+    validate_group_id=True,
+):
+    # moto 5.2.5's send_message, reading ContentBasedDeduplication directly.
+    queue = self.get_queue(queue_name)
+    self._validate_message(
+        queue,
+        message_body=message_body,
+        delay_seconds=int(delay_seconds or 0),
+        deduplication_id=deduplication_id,
+        group_id=group_id,
+        validate_group_id=validate_group_id,
+    )
+    delay_seconds = int(delay_seconds) if delay_seconds is not None else queue.delay_seconds
+    message = models.Message(str(models.random.uuid4()), message_body, system_attributes)
+    if _content_based_deduplication(queue):
+        message.deduplication_id = hashlib.sha256(message_body.encode("utf-8")).hexdigest()
+    if deduplication_id is not None:
+        message.deduplication_id = deduplication_id
+        message.sequence_number = "".join(models.random.choice(models.string.digits) for _ in range(20))
+    if group_id is not None:
+        message.group_id = group_id
+    if message_attributes:
+        message.message_attributes = message_attributes
+    if delay_seconds > models.MAXIMUM_MESSAGE_DELAY:
+        raise InvalidParameterValue(
+            f"Value {delay_seconds} for parameter DelaySeconds is invalid. "
+            "Reason: DelaySeconds must be >= 0 and <= 900."
+        )
+    message.mark_sent(delay_seconds=delay_seconds)
+    queue.add_message(message)
+    return message
+
+
+def _is_valid_for_retention(self, queue_name, message):
+    queue = self.get_queue(queue_name)
+    retain_until = int(queue.message_retention_period) + message.sent_timestamp / 1000
+    return retain_until > time.time()
+
+
+def _had_receipt_handle(self, receipt_handle):
+    return receipt_handle == self.receipt_handle or receipt_handle in self._old_receipt_handles
+
+
+def _delete_message(self, receipt_handle):
+    if receipt_handle in self.deleted_messages:
+        return
+    for index, message in enumerate(self._messages):
+        if message.had_receipt_handle(receipt_handle):
+            self.pending_messages.discard(message)
+            self.deleted_messages.update(message.all_receipt_handles)
+            del self._messages[index]
+            return
+    raise ReceiptHandleIsInvalid()
+
+
+def apply():
+    """Applies the fixes; refuses a moto version they were not written for."""
+    if moto.__version__ != PINNED:
+        raise SystemExit(
+            f"devstack/moto_speedups.py patches moto {PINNED}, found {moto.__version__}: "
+            f"pin moto[server]=={PINNED} in devstack/requirements.txt or update the patches"
+        )
+    models.unix_time = _unix_time
+    models.unix_time_millis = _unix_time_millis
+    models.Queue.attributes = property(_attributes)
+    models.Queue.messages = property(VisibleMessages)
+    models.Queue.delete_message = _delete_message
+    models.Message.had_receipt_handle = _had_receipt_handle
+    models.SQSBackend.send_message = _send_message
+    models.SQSBackend.is_message_valid_based_on_retention_period = _is_valid_for_retention
