@@ -91,7 +91,12 @@ async fn a_salesforce_change_reaches_gainsight_and_the_pair_links_up() -> Result
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bidirectional_change_writes_once_and_its_echo_is_ignored() -> Result<()> {
-    let stack = Stack::start(Options::default()).await?;
+    // Echoes on purpose (no integration-user criteria), to show the mapper recognises them.
+    let stack = Stack::start(Options {
+        echo_criteria: false,
+        ..Options::default()
+    })
+    .await?;
     let gsid = stack
         .create_companies(vec![json!({"Name": "Hooli", "Industry": "Technology"})])
         .await?

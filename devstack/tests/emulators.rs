@@ -269,6 +269,7 @@ async fn salesforce_create_update_and_outbound_messages() -> anyhow::Result<()> 
         object: "Account".into(),
         url,
         fields: vec!["Name".into(), "Phone".into()],
+        skip_integration_user: false,
     });
 
     // Create: per-record results; a duplicate external id is refused for that record only.

@@ -29,6 +29,10 @@ pub struct Options {
     pub consumers: bool,
     /// How soon a failed message comes back (Lambda: the visibility timeout, minutes).
     pub retry_after: Duration,
+    /// The Outbound Message rule and the Gainsight rule skip the integration user's own changes,
+    /// as the README has admins set them up: our writes do not come back as echoes. Off, every
+    /// write echoes back and the mapper's per-field hashes must recognise it.
+    pub echo_criteria: bool,
 }
 
 impl Default for Options {
@@ -36,6 +40,7 @@ impl Default for Options {
         Self {
             consumers: true,
             retry_after: Duration::from_secs(1),
+            echo_criteria: true,
         }
     }
 }
@@ -99,15 +104,16 @@ async fn serve_webhook(
 /// Outbound Message per object with the fields the job reads plus the timestamps.
 fn wire_sources(
     jobs: &Jobs,
-    gainsight: &GainsightEmulator,
-    salesforce: &SalesforceEmulator,
+    (gainsight, salesforce): (&GainsightEmulator, &SalesforceEmulator),
     webhook_url: &str,
+    echo_criteria: bool,
 ) {
     for job in jobs.iter() {
         gainsight.add_rule(Rule {
             object: job.gainsight.object.clone(),
             url: format!("{webhook_url}/gainsight"),
             secret: WEBHOOK_SECRET.into(),
+            skip_integration_user: echo_criteria,
         });
         let mut fields: Vec<String> = vec!["CreatedDate".into(), "LastModifiedDate".into()];
         fields.extend(job.fields_read_from(shared::domain::System::Salesforce));
@@ -115,6 +121,7 @@ fn wire_sources(
             object: job.salesforce.object.clone(),
             url: format!("{webhook_url}/salesforce"),
             fields,
+            skip_integration_user: echo_criteria,
         });
     }
 }
@@ -192,7 +199,7 @@ impl Stack {
         put_secrets(&clients, &resources, &salesforce).await?;
         let jobs = Jobs::builtin();
         let webhook = serve_webhook(&clients, &resources, &jobs).await?;
-        wire_sources(&jobs, &gainsight, &salesforce, &webhook.url());
+        wire_sources(&jobs, (&gainsight, &salesforce), &webhook.url(), options.echo_criteria);
         let consumers = if options.consumers {
             let apis = (&salesforce, &gainsight);
             start_consumers(&aws, &clients, &resources, &jobs, apis, &options).await?
@@ -219,7 +226,8 @@ impl Stack {
         self.webhook.url()
     }
 
-    /// Calls the Gainsight emulator's public API as a Gainsight user or admin would.
+    /// Calls the Gainsight emulator's public API as a Gainsight user or admin would (with a
+    /// person's access key, not the integration user's).
     pub async fn gainsight_api(
         &self,
         method: reqwest::Method,
@@ -229,7 +237,7 @@ impl Stack {
         let resp = self
             .http
             .request(method, format!("{}{}", self.gainsight.url(), path))
-            .header("Accesskey", GAINSIGHT_ACCESS_KEY)
+            .header("Accesskey", self.gainsight.person_key())
             .json(&body)
             .send()
             .await?;

@@ -64,10 +64,23 @@ pub struct Rule {
     pub object: String,
     pub url: String,
     pub secret: String,
+    /// The rule's condition `Modified By <> <integration user>`: changes made with the
+    /// integration user's access key post no event (their echo never leaves the tenant).
+    #[serde(default)]
+    pub skip_integration_user: bool,
+}
+
+/// Who called: the integration user (the tenant's access key) or a person (`person_key`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Caller {
+    IntegrationUser,
+    Person,
 }
 
 struct Tenant {
     access_key: String,
+    /// The access key of a person using the tenant, for tests that act as one.
+    person_key: String,
     objects: BTreeMap<&'static str, (Vec<GsField>, Vec<Record>)>,
     stats: Stats,
     faults: VecDeque<Fault>,
@@ -89,8 +102,10 @@ fn lock(t: &Arc<Mutex<Tenant>>) -> std::sync::MutexGuard<'_, Tenant> {
 
 impl GainsightEmulator {
     pub async fn start(access_key: impl Into<String>) -> std::io::Result<Self> {
+        let access_key_text: String = access_key.into();
         let tenant = Arc::new(Mutex::new(Tenant {
-            access_key: access_key.into(),
+            person_key: format!("{}-person", access_key_text),
+            access_key: access_key_text,
             objects: objects()
                 .into_iter()
                 .map(|(n, f)| (n, (f, vec![])))
@@ -113,6 +128,11 @@ impl GainsightEmulator {
             tenant,
             server: Arc::new(crate::serve(router).await?),
         })
+    }
+
+    /// An access key that acts as a person using the tenant (not the integration user).
+    pub fn person_key(&self) -> String {
+        lock(&self.tenant).person_key.clone()
     }
 
     pub fn url(&self) -> String {
@@ -176,20 +196,35 @@ fn now_ms() -> i64 {
 
 /// Authenticates and applies faults; `Ok(Some(ms))` asks the caller to delay.
 #[allow(clippy::result_large_err)] // an axum Response is the natural early answer of a handler
-fn begin(tenant: &Arc<Mutex<Tenant>>, headers: &HeaderMap) -> Result<Option<u64>, Response> {
+fn begin(
+    tenant: &Arc<Mutex<Tenant>>,
+    headers: &HeaderMap,
+) -> Result<(Caller, Option<u64>), Response> {
     let mut t = lock(tenant);
     t.stats.api_calls += 1;
     let key = headers
         .get("accesskey")
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    if key.is_empty() || key != t.access_key {
+    let caller = match key {
+        "" => None,
+        k if k == t.access_key => Some(Caller::IntegrationUser),
+        k if k == t.person_key => Some(Caller::Person),
+        _ => None,
+    };
+    let Some(caller) = caller else {
         return Err(envelope_error(
             StatusCode::UNAUTHORIZED,
             "GS_AUTH_FAILED",
             "Access key is missing or invalid",
         ));
-    }
+    };
+    Ok((caller, take_fault(&mut t)?))
+}
+
+/// The first pending fault, counted down: an error answer, or a delay (ms) for the caller.
+#[allow(clippy::result_large_err)] // an axum Response is the natural early answer of a handler
+fn take_fault(t: &mut Tenant) -> Result<Option<u64>, Response> {
     let Some(front) = t.faults.front_mut() else {
         return Ok(None);
     };
@@ -222,11 +257,12 @@ async fn accept<T: serde::de::DeserializeOwned>(
     tenant: &Arc<Mutex<Tenant>>,
     headers: &HeaderMap,
     body: &[u8],
-) -> Result<T, Response> {
-    if let Some(ms) = begin(tenant, headers)? {
+) -> Result<(Caller, T), Response> {
+    let (caller, delay) = begin(tenant, headers)?;
+    if let Some(ms) = delay {
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }
-    serde_json::from_slice(body).map_err(|e| {
+    serde_json::from_slice(body).map(|b| (caller, b)).map_err(|e| {
         envelope_error(
             StatusCode::BAD_REQUEST,
             "GS_BAD_REQUEST",

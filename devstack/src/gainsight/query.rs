@@ -135,7 +135,7 @@ pub(super) async fn query(
     body: axum::body::Bytes,
 ) -> Response {
     let body: QueryBody = match accept(&tenant, &headers, &body).await {
-        Ok(b) => b,
+        Ok((_, b)) => b,
         Err(r) => return r,
     };
     let mut t = lock(&tenant);

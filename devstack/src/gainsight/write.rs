@@ -89,11 +89,12 @@ pub(super) async fn write(
     keys: Option<Vec<String>>,
     body: axum::body::Bytes,
 ) -> Response {
-    let body: WriteBody = match accept(&tenant, &headers, &body).await {
+    let (caller, body): (Caller, WriteBody) = match accept(&tenant, &headers, &body).await {
         Ok(b) => b,
         Err(r) => return r,
     };
-    let (events, response) = match apply(&mut lock(&tenant), &object, keys.as_deref(), &body) {
+    let call = (caller, keys.as_deref());
+    let (events, response) = match apply(&mut lock(&tenant), &object, call, &body) {
         Ok(done) => done,
         Err(refused) => return refused,
     };
@@ -120,7 +121,7 @@ type Change = (&'static str, Vec<String>, Record);
 fn apply(
     t: &mut Tenant,
     object: &str,
-    keys: Option<&[String]>,
+    (caller, keys): (Caller, Option<&[String]>),
     body: &WriteBody,
 ) -> Result<(Vec<(Rule, Change)>, Response), Response> {
     t.stats.write_calls += 1;
@@ -161,7 +162,12 @@ fn apply(
     let written = batch.written;
     let response =
         envelope_ok(json!({ "count": written.len(), "errors": null, "records": written }));
-    let rules: Vec<&Rule> = t.rules.iter().filter(|r| r.object == object).collect();
+    let rules: Vec<&Rule> = t
+        .rules
+        .iter()
+        .filter(|r| r.object == object)
+        .filter(|r| !(r.skip_integration_user && caller == Caller::IntegrationUser))
+        .collect();
     let events = batch
         .changes
         .into_iter()

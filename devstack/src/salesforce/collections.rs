@@ -81,7 +81,7 @@ pub(super) async fn collection(
     }
     org.stats.records_created += applied.created;
     org.stats.records_updated += applied.updated;
-    let sends = org.outbound_for(&object, &written);
+    let sends = org.outbound_for(&object, &written, Author::IntegrationUser);
     drop(org);
     spawn_outbound(&org_arc, sends);
     ok_json(Value::Array(applied.results), used)

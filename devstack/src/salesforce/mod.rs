@@ -92,6 +92,17 @@ pub struct OutboundMessage {
     pub url: String,
     /// Fields sent in each notification's sObject (`Id` is always sent).
     pub fields: Vec<String>,
+    /// The workflow rule's criterion `$User.Username <> <integration user>`: changes the
+    /// integration user makes through the API send no message (their echo never leaves the org).
+    #[serde(default)]
+    pub skip_integration_user: bool,
+}
+
+/// Who made a change: the integration user through the API, or a person in the org.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Author {
+    IntegrationUser,
+    Person,
 }
 
 /// The Organization Id the emulated org puts in every Outbound Message.

@@ -20,7 +20,7 @@ pub(super) fn seed_records(
         }
         ids.push(id);
     }
-    let sends = org.outbound_for(object, &created);
+    let sends = org.outbound_for(object, &created, Author::Person);
     drop(org);
     spawn_outbound(org_arc, sends);
     ids
@@ -44,7 +44,7 @@ pub(super) fn edit_record(
     record.extend(fields);
     stamp(record, id, now, false);
     let edited = vec![record.clone()];
-    let sends = org.outbound_for(object, &edited);
+    let sends = org.outbound_for(object, &edited, Author::Person);
     drop(org);
     spawn_outbound(org_arc, sends);
     true

@@ -19,11 +19,17 @@ pub(super) fn xml_escape(text: &str) -> String {
 
 impl Org {
     /// The Outbound Messages due for `records` of `object`, 100 notifications a message.
-    pub(super) fn outbound_for(&mut self, object: &str, records: &[Record]) -> Vec<OutboundSend> {
+    pub(super) fn outbound_for(
+        &mut self,
+        object: &str,
+        records: &[Record],
+        author: Author,
+    ) -> Vec<OutboundSend> {
         let configs: Vec<OutboundMessage> = self
             .outbound
             .iter()
             .filter(|m| m.object == object)
+            .filter(|m| !(m.skip_integration_user && author == Author::IntegrationUser))
             .cloned()
             .collect();
         let mut sends = Vec::new();
