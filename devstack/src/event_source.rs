@@ -133,7 +133,9 @@ impl Mapping {
                 .receive_message()
                 .queue_url(&self.settings.queue_url)
                 .max_number_of_messages(remaining)
-                .wait_time_seconds(if batch.is_empty() { 1 } else { 0 })
+                // Lambda's pollers long-poll for up to 20 s: an idle queue costs a receive every
+                // 20 s per poller, not one a second.
+                .wait_time_seconds(if batch.is_empty() { 20 } else { 0 })
                 .message_system_attribute_names(MessageSystemAttributeName::All)
                 .send();
             let received = tokio::select! {

@@ -95,6 +95,20 @@ impl Moto {
         )
     }
 
+    /// The AWS requests served since the last reset, by `service:Action` (the launcher's request
+    /// log in front of moto).
+    pub async fn requests(&self) -> Result<std::collections::BTreeMap<String, u64>> {
+        let url = format!("{}/__devstack/requests", self.endpoint);
+        Ok(reqwest::get(url).await?.error_for_status()?.json().await?)
+    }
+
+    /// Starts the request log afresh.
+    pub async fn reset_requests(&self) -> Result<()> {
+        let url = format!("{}/__devstack/requests", self.endpoint);
+        reqwest::Client::new().delete(url).send().await?.error_for_status()?;
+        Ok(())
+    }
+
     /// Environment that points AWS SDKs (Rust, boto3, the CLI) at this moto.
     pub fn env(&self) -> Vec<(&'static str, String)> {
         vec![

@@ -106,7 +106,12 @@ impl Pusher {
         let mut settled = settlement.settled;
         settled.extend(self.write_groups(settlement.kept, &mut retry).await);
         let mut side_writes = settlement.restores;
-        let effects = self.effects(settled, now_ms, &mut summary);
+        let mut effects = self.effects(settled, now_ms, &mut summary);
+        // A Salesforce-only placeholder the ledger never stored needs no delete.
+        for e in &mut effects {
+            let stored = |key: &LedgerKey| ledgers.get(&e.job, key).is_some();
+            e.effect.forget = e.effect.forget.take().filter(stored);
+        }
         side_writes.extend(effects.iter().filter_map(|e| e.effect.writeback.clone()));
         retry.extend(
             effects

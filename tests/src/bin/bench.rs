@@ -210,6 +210,43 @@ async fn salesforce_calls_per_1000() -> Result<()> {
     Ok(())
 }
 
+/// Requests the local stack's own polling makes (`drained`, `counts`), not the product's.
+const HARNESS_ACTIONS: [&str; 2] = ["sqs:GetQueueAttributes", "dynamodb:Query"];
+
+/// AWS requests per change, end to end (webhook, queues, mapper, pusher, ledger, the event
+/// source's receives and deletes), counted by the local AWS's request log: 100 Companies created
+/// by a person in Gainsight until every one is synced to Salesforce.
+async fn aws_requests_per_change() -> Result<()> {
+    let stack = Stack::start(Options::default()).await?;
+    let total = 100;
+    stack.aws.moto.reset_requests().await?;
+    let records: Vec<Value> = (0..total)
+        .map(|i| json!({"Name": format!("Counted Co {i:03}"), "Arr": i}))
+        .collect();
+    stack.create_companies(records).await?;
+    stack
+        .eventually(Duration::from_secs(300), "every record synced", || async {
+            Ok((stack.counts().await?.0 == total).then_some(()))
+        })
+        .await?;
+    stack.drained(Duration::from_secs(60)).await?;
+    let requests = stack.aws.moto.requests().await?;
+    let product: Vec<(&String, &u64)> = requests
+        .iter()
+        .filter(|(action, _)| !HARNESS_ACTIONS.contains(&action.as_str()))
+        .collect();
+    let sum: u64 = product.iter().map(|(_, n)| **n).sum();
+    let breakdown: Vec<String> = product.iter().map(|(a, n)| format!("{a} {n}")).collect();
+    eprintln!("aws requests for {total} changes: {}", breakdown.join(", "));
+    report(
+        "aws_requests_per_change",
+        format!("{:.2}", sum as f64 / total as f64),
+        "requests",
+    );
+    stack.stop().await;
+    Ok(())
+}
+
 /// Signed webhook events at `rate` changes/s for `seconds`; freshness = ledger sync time - send
 /// time, per record.
 async fn freshness(rate: u64, seconds: u64) -> Result<()> {
@@ -352,6 +389,9 @@ async fn main() -> Result<()> {
     if all || which == "calls" {
         pusher_calls_per_1000().await?;
         salesforce_calls_per_1000().await?;
+    }
+    if all || which == "requests" {
+        aws_requests_per_change().await?;
     }
     if all || which == "freshness" {
         freshness(20, 20).await?;
