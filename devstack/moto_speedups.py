@@ -13,16 +13,32 @@ costs:
 - receives walk the queue lazily and stop once they have enough;
 - deletes and visibility changes stop at the first message holding the receipt handle.
 
+- DynamoDB's TransactWriteItems deep-copies the whole table once per item of the transaction (to
+  roll back), so a 100-item transaction copies the table 100 times, and concurrent transactions
+  fail with 500 while another thread changes the table being copied. Here a transaction runs
+  under a lock and backs up only the items it touches; a cancelled transaction restores them.
+
 They replace moto functions by name, so they are tied to the pinned version: `apply()` refuses any
 other moto version rather than patch code it has not been checked against.
 """
 
+import copy
 import hashlib
+import threading
 import time
 
 import moto
 from moto.sqs import models
 from moto.sqs.exceptions import InvalidParameterValue, ReceiptHandleIsInvalid
+from moto.dynamodb import models as dynamodb
+from moto.dynamodb.exceptions import (
+    ConditionalCheckFailed,
+    MockValidationException,
+    MultipleTransactionsException,
+    TooManyTransactionsException,
+    TransactionCanceledException,
+    TransactWriteSingleOpException,
+)
 
 PINNED = "5.2.5"
 
@@ -173,6 +189,85 @@ def _delete_message(self, receipt_handle):
     raise ReceiptHandleIsInvalid()
 
 
+_TRANSACTIONS = threading.Lock()
+
+
+def _item_key(backend, op_type, op):
+    if op_type != "Put":
+        return op["Key"]
+    table = backend.get_table(op["TableName"])
+    attrs = op["Item"]
+    key = {table.hash_key_attr: attrs[table.hash_key_attr]}
+    if table.range_key_attr is not None:
+        key[table.range_key_attr] = attrs[table.range_key_attr]
+    return key
+
+
+def _apply_one(backend, op_type, op, key):
+    # moto 5.2.5's handling of one transaction item: the condition, then the write.
+    table_name = op["TableName"]
+    names = op.get("ExpressionAttributeNames")
+    values = op.get("ExpressionAttributeValues")
+    condition = op.get("ConditionExpression")
+    current = backend.get_item(table_name, key)
+    if condition is not None:
+        if not dynamodb.get_filter_expression(condition, names, values).expr(current):
+            original = None
+            if op.get("ReturnValuesOnConditionCheckFailure") == "ALL_OLD" and current:
+                original = current.to_json()["Attributes"]
+            raise ConditionalCheckFailed(item=original)
+    kw = dict(condition_expression=condition, expression_attribute_names=names, expression_attribute_values=values)
+    if op_type == "Put":
+        backend.put_item(table_name, op["Item"], **kw)
+    elif op_type == "Delete":
+        backend.delete_item(table_name, key, **kw)
+    elif op_type == "Update":
+        backend.update_item(table_name, key, update_expression=op["UpdateExpression"], **kw)
+
+
+def _restore(backend, backups):
+    for table_name, key, before in reversed(backups):
+        if before is None:
+            backend.delete_item(table_name, key)
+        else:
+            backend.put_item(table_name, before)
+
+
+def _transact_write_items(self, transact_items):
+    if len(transact_items) > 100:
+        raise TooManyTransactionsException()
+    with _TRANSACTIONS:
+        backups = []
+        seen = set()
+        errors = []
+        for item in transact_items:
+            if len(item) > 1:
+                raise TransactWriteSingleOpException
+            op_type, op = next(iter(item.items()))
+            try:
+                if op_type not in {"ConditionCheck", "Put", "Delete", "Update"}:
+                    raise ValueError("Unsupported transaction operation")
+                key = _item_key(self, op_type, op)
+                unique = (str(op["TableName"]), str(dict(sorted(key.items()))))
+                if unique in seen:
+                    raise MultipleTransactionsException()
+                seen.add(unique)
+                before = self.get_item(op["TableName"], key)
+                backups.append((op["TableName"], key, copy.deepcopy(before.to_json()["Attributes"]) if before else None))
+                _apply_one(self, op_type, op, key)
+                errors.append((None, None, None))
+            except (MultipleTransactionsException, MockValidationException):
+                _restore(self, backups)
+                raise
+            except ConditionalCheckFailed as e:
+                errors.append(("ConditionalCheckFailed", str(e.message), None))
+            except Exception as e:  # noqa: BLE001 — reported per item, as moto does
+                errors.append((type(e).__name__, str(e), None))
+        if any(code is not None for code, _, _ in errors):
+            _restore(self, backups)
+            raise TransactionCanceledException(errors)
+
+
 def apply():
     """Applies the fixes; refuses a moto version they were not written for."""
     if moto.__version__ != PINNED:
@@ -188,3 +283,4 @@ def apply():
     models.Message.had_receipt_handle = _had_receipt_handle
     models.SQSBackend.send_message = _send_message
     models.SQSBackend.is_message_valid_based_on_retention_period = _is_valid_for_retention
+    dynamodb.DynamoDBBackend.transact_write_items = _transact_write_items

@@ -238,7 +238,11 @@ async fn a_record_failing_validation_is_marked_error_and_its_batch_still_syncs()
     // The rules skip the integration user's changes: neither the Accounts written nor the
     // Companies learning their Account Ids come back as changes.
     assert_eq!(stack.counts().await?, (2, 1, 0));
-    assert_eq!(stack.salesforce.stats().outbound_acked, 0, "no Outbound Message echo");
+    assert_eq!(
+        stack.salesforce.stats().outbound_acked,
+        0,
+        "no Outbound Message echo"
+    );
     stack.stop().await;
     Ok(())
 }

@@ -105,7 +105,11 @@ impl Moto {
     /// Starts the request log afresh.
     pub async fn reset_requests(&self) -> Result<()> {
         let url = format!("{}/__devstack/requests", self.endpoint);
-        reqwest::Client::new().delete(url).send().await?.error_for_status()?;
+        reqwest::Client::new()
+            .delete(url)
+            .send()
+            .await?
+            .error_for_status()?;
         Ok(())
     }
 

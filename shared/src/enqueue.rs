@@ -2,8 +2,6 @@
 //! the changes of the new ones, then confirms what was queued and releases what was not, so a
 //! retry of the delivery queues it. The webhook's routes and the poller all queue through here.
 
-use futures_util::{stream, StreamExt};
-
 use crate::domain::ChangeEvent;
 use crate::ports::{Claim, DedupStore, Queue, Retryable, StoreError};
 
@@ -12,8 +10,6 @@ use crate::ports::{Claim, DedupStore, Queue, Retryable, StoreError};
 pub const RECLAIM_AFTER_MS: i64 = 60_000;
 /// How long a dedup key is kept (the table's TTL), in seconds: longer than any source retries.
 pub const DEDUP_TTL_S: i64 = 7 * 86_400;
-/// Dedup-key requests in flight at once.
-const STORE_CONCURRENCY: usize = 16;
 
 /// Changes that arrived under one dedup key: a Gainsight event, one Outbound Message
 /// notification, or one polled record version.
@@ -85,7 +81,7 @@ pub async fn enqueue(
             errors.push(e.to_string());
         }
     }
-    settle(dedup, &fresh, &ok).await;
+    settle(dedup, &fresh, &ok, now_ms).await;
     match errors.first() {
         Some(first) => Err(EnqueueError::Queue {
             failed: errors.len(),
@@ -99,54 +95,46 @@ pub async fn enqueue(
     }
 }
 
-/// The deliveries whose claim is new; on a store failure every claim taken is given back.
+/// The deliveries whose claim is new, claimed together; on a store failure nothing is claimed.
 async fn claim(
     dedup: &dyn DedupStore,
     deliveries: Vec<Delivery>,
     now_ms: i64,
 ) -> Result<Vec<Delivery>, StoreError> {
-    let claims: Vec<(Delivery, Result<Claim, StoreError>)> = stream::iter(deliveries)
-        .map(|d| async move {
-            let claim = dedup
-                .claim_event(&d.key, now_ms, RECLAIM_AFTER_MS, DEDUP_TTL_S)
-                .await;
-            (d, claim)
-        })
-        .buffered(STORE_CONCURRENCY)
-        .collect()
-        .await;
-    let mut fresh = Vec::new();
-    let mut failure = None;
-    for (delivery, claim) in claims {
-        match claim {
-            Ok(Claim::New) => fresh.push(delivery),
-            Ok(Claim::Duplicate) => {}
-            Err(e) => failure = Some(e),
-        }
-    }
-    if let Some(e) = failure {
-        settle(dedup, &fresh, &vec![false; fresh.len()]).await;
-        return Err(e);
-    }
-    Ok(fresh)
+    let keys: Vec<String> = deliveries.iter().map(|d| d.key.clone()).collect();
+    let claims = dedup
+        .claim_events(&keys, now_ms, RECLAIM_AFTER_MS, DEDUP_TTL_S)
+        .await?;
+    Ok(deliveries
+        .into_iter()
+        .zip(claims)
+        .filter_map(|(d, claim)| (claim == Claim::New).then_some(d))
+        .collect())
 }
 
 /// Confirms the deliveries queued whole and releases the others. Neither is fatal: an
 /// unconfirmed claim is handed out again after `RECLAIM_AFTER_MS`, and the writes downstream are
 /// idempotent, so a second copy costs a call, not correctness.
-async fn settle(dedup: &dyn DedupStore, deliveries: &[Delivery], queued: &[bool]) {
-    stream::iter(deliveries.iter().zip(queued))
-        .for_each_concurrent(STORE_CONCURRENCY, |(d, queued)| async move {
-            let result = if *queued {
-                dedup.confirm_event(&d.key).await
-            } else {
-                dedup.release_event(&d.key).await
-            };
-            if let Err(e) = result {
-                tracing::warn!(event_id = %d.key, queued, error = %e, "dedup key not settled; a redelivery may queue again");
-            }
-        })
-        .await;
+async fn settle(dedup: &dyn DedupStore, deliveries: &[Delivery], queued: &[bool], now_ms: i64) {
+    let keys = |want: bool| -> Vec<String> {
+        deliveries
+            .iter()
+            .zip(queued)
+            .filter(|(_, q)| **q == want)
+            .map(|(d, _)| d.key.clone())
+            .collect()
+    };
+    let (done, back) = (keys(true), keys(false));
+    if !done.is_empty() {
+        if let Err(e) = dedup.confirm_events(&done, now_ms, DEDUP_TTL_S).await {
+            tracing::warn!(events = done.len(), error = %e, "dedup keys not confirmed; a redelivery may queue again");
+        }
+    }
+    if !back.is_empty() {
+        if let Err(e) = dedup.release_events(&back).await {
+            tracing::warn!(events = back.len(), error = %e, "dedup keys not released; a retry waits for them to expire");
+        }
+    }
 }
 
 fn body(change: &ChangeEvent) -> String {

@@ -64,6 +64,45 @@ pub trait DedupStore: Send + Sync {
     async fn confirm_event(&self, event_id: &str) -> Result<(), StoreError>;
     /// Gives a claim back after a failure to enqueue, so a retry is processed.
     async fn release_event(&self, event_id: &str) -> Result<(), StoreError>;
+
+    /// Claims many events; one result per id, in order. Adapters claim them in few requests.
+    async fn claim_events(
+        &self,
+        event_ids: &[String],
+        now_ms: i64,
+        reclaim_after_ms: i64,
+        ttl_s: i64,
+    ) -> Result<Vec<Claim>, StoreError> {
+        let mut claims = Vec::with_capacity(event_ids.len());
+        for id in event_ids {
+            claims.push(
+                self.claim_event(id, now_ms, reclaim_after_ms, ttl_s)
+                    .await?,
+            );
+        }
+        Ok(claims)
+    }
+
+    /// Marks claimed events as queued (`claimed_at_ms`, `ttl_s`: as they were claimed).
+    async fn confirm_events(
+        &self,
+        event_ids: &[String],
+        _claimed_at_ms: i64,
+        _ttl_s: i64,
+    ) -> Result<(), StoreError> {
+        for id in event_ids {
+            self.confirm_event(id).await?;
+        }
+        Ok(())
+    }
+
+    /// Gives claims back.
+    async fn release_events(&self, event_ids: &[String]) -> Result<(), StoreError> {
+        for id in event_ids {
+            self.release_event(id).await?;
+        }
+        Ok(())
+    }
 }
 
 /// The sync ledger (DynamoDB in production): one record per record pair and job.
@@ -81,6 +120,14 @@ pub trait LedgerStore: Send + Sync {
         update: &LedgerUpdate,
         at_ms: i64,
     ) -> Result<(), StoreError>;
+    /// Applies many updates (adapters: in few requests); each is applied exactly as `record`
+    /// applies it.
+    async fn record_many(&self, writes: &[LedgerWrite], at_ms: i64) -> Result<(), StoreError> {
+        for w in writes {
+            self.record(&w.job, &w.key, &w.update, at_ms).await?;
+        }
+        Ok(())
+    }
     /// Deletes a ledger record: the Salesforce-only placeholder of a pair that now has a GSID.
     async fn forget(&self, job: &str, key: &LedgerKey) -> Result<(), StoreError>;
     /// Ledger records of `job`, in key order, up to `limit`.
@@ -92,6 +139,17 @@ pub trait LedgerStore: Send + Sync {
         status: SyncStatus,
         limit: usize,
     ) -> Result<Vec<LedgerRecord>, StoreError>;
+}
+
+/// One ledger update of a batch.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LedgerWrite {
+    pub job: String,
+    pub key: LedgerKey,
+    pub update: LedgerUpdate,
+    /// The record did not exist when the batch read the ledger: adapters may write it whole
+    /// (and fall back to `record` if it appeared meanwhile).
+    pub new: bool,
 }
 
 /// Poll cursors (DynamoDB in production), one per job and stream.

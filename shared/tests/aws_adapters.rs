@@ -269,3 +269,119 @@ async fn kms_secrets_store_only_ciphertext_and_bind_it_to_the_name() -> Result<(
     ));
     Ok(())
 }
+
+#[tokio::test]
+async fn dynamo_claims_many_events_in_transactions_and_settles_them_in_batches() -> Result<()> {
+    let (aws, clients, resources) = setup().await?;
+    let store = clients.state_store(&resources);
+    let now = 2_000_000;
+    assert_eq!(
+        store.claim_event("b1", now, 60_000, 3600).await?,
+        Claim::New
+    );
+    // 150 ids: two transactions; the one already claimed is a duplicate, the rest are new.
+    let ids: Vec<String> = (0..150).map(|i| format!("b{i}")).collect();
+    aws.moto.reset_requests().await?;
+    let claims = store.claim_events(&ids, now, 60_000, 3600).await?;
+    assert_eq!(claims[1], Claim::Duplicate);
+    assert_eq!(claims.iter().filter(|c| **c == Claim::New).count(), 149);
+    let requests = aws.moto.requests().await?;
+    // One cancelled transaction (b1 is a duplicate) and its retry, then the second chunk.
+    assert_eq!(
+        requests.get("dynamodb:TransactWriteItems"),
+        Some(&3),
+        "{requests:?}"
+    );
+    store.confirm_events(&ids[..100], now, 3600).await?;
+    store.release_events(&ids[100..]).await?;
+    // Confirmed claims stay taken even after the reclaim window; released ones are free again.
+    let later = now + 120_000;
+    let again = store.claim_events(&ids, later, 60_000, 3600).await?;
+    assert!(again[..100].iter().all(|c| *c == Claim::Duplicate));
+    assert!(again[100..].iter().all(|c| *c == Claim::New));
+    Ok(())
+}
+
+#[tokio::test]
+async fn dynamo_applies_many_ledger_updates_in_transactions() -> Result<()> {
+    use shared::domain::{FieldState, LedgerUpdate, System};
+    use shared::ports::LedgerWrite;
+    let (aws, clients, resources) = setup().await?;
+    let store = clients.state_store(&resources);
+    let write = |key: &str, new: bool, update: LedgerUpdate| LedgerWrite {
+        job: "job".into(),
+        key: k(key),
+        update,
+        new,
+    };
+    let ignored = || LedgerUpdate::Ignored {
+        reason: "echo".into(),
+    };
+    // 150 records, one of them twice: a transaction may touch an item once, so it waits for the
+    // next one; both updates land.
+    let mut writes: Vec<LedgerWrite> = (0..150)
+        .map(|i| write(&format!("T{i}"), false, ignored()))
+        .collect();
+    writes.push(write("T0", false, ignored()));
+    aws.moto.reset_requests().await?;
+    store.record_many(&writes, 10).await?;
+    let requests = aws.moto.requests().await?;
+    assert_eq!(
+        requests.get("dynamodb:TransactWriteItems"),
+        Some(&2),
+        "{requests:?}"
+    );
+    assert_eq!(requests.get("dynamodb:UpdateItem"), None, "{requests:?}");
+    let t0 = store.ledger("job", &k("T0")).await?.expect("T0");
+    assert_eq!((t0.ignored_count, t0.version), (2, 2));
+    assert_eq!(store.list("job", 1000).await?.len(), 150);
+
+    // A record new to the ledger is written whole and reads back exactly as one built by
+    // updates; one that exists after all falls back to an update.
+    let synced = LedgerUpdate::Synced {
+        salesforce_id: Some("001A".into()),
+        source: System::Salesforce,
+        source_changed_at_ms: 7,
+        fields: [(
+            "Name".to_string(),
+            FieldState {
+                gainsight: 1,
+                salesforce: 2,
+                from: System::Salesforce,
+                changed_at_ms: 7,
+                synced_at_ms: 9,
+            },
+        )]
+        .into(),
+    };
+    store.record("job", &k("BY-UPDATE"), &synced, 20).await?;
+    aws.moto.reset_requests().await?;
+    store
+        .record_many(&[write("WHOLE", true, synced.clone())], 20)
+        .await?;
+    let requests = aws.moto.requests().await?;
+    assert_eq!(
+        requests.get("dynamodb:UpdateItem"),
+        None,
+        "written whole: {requests:?}"
+    );
+    store
+        .record_many(&[write("T1", true, ignored())], 20)
+        .await?;
+    let by_update = store
+        .ledger("job", &k("BY-UPDATE"))
+        .await?
+        .expect("updated");
+    let whole = store.ledger("job", &k("WHOLE")).await?.expect("put");
+    assert_eq!(whole.key, k("WHOLE"));
+    assert_eq!(
+        shared::domain::LedgerRecord {
+            key: k("BY-UPDATE"),
+            ..whole
+        },
+        by_update
+    );
+    let t1 = store.ledger("job", &k("T1")).await?.expect("T1");
+    assert_eq!((t1.ignored_count, t1.version), (2, 2), "kept its history");
+    Ok(())
+}

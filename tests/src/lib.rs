@@ -199,7 +199,12 @@ impl Stack {
         put_secrets(&clients, &resources, &salesforce).await?;
         let jobs = Jobs::builtin();
         let webhook = serve_webhook(&clients, &resources, &jobs).await?;
-        wire_sources(&jobs, (&gainsight, &salesforce), &webhook.url(), options.echo_criteria);
+        wire_sources(
+            &jobs,
+            (&gainsight, &salesforce),
+            &webhook.url(),
+            options.echo_criteria,
+        );
         let consumers = if options.consumers {
             let apis = (&salesforce, &gainsight);
             start_consumers(&aws, &clients, &resources, &jobs, apis, &options).await?

@@ -262,13 +262,15 @@ async fn accept<T: serde::de::DeserializeOwned>(
     if let Some(ms) = delay {
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }
-    serde_json::from_slice(body).map(|b| (caller, b)).map_err(|e| {
-        envelope_error(
-            StatusCode::BAD_REQUEST,
-            "GS_BAD_REQUEST",
-            &format!("Invalid request payload: {e}"),
-        )
-    })
+    serde_json::from_slice(body)
+        .map(|b| (caller, b))
+        .map_err(|e| {
+            envelope_error(
+                StatusCode::BAD_REQUEST,
+                "GS_BAD_REQUEST",
+                &format!("Invalid request payload: {e}"),
+            )
+        })
 }
 
 #[cfg(test)]

@@ -9,8 +9,6 @@ mod write;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use futures_util::StreamExt;
-
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use shared::adapters::AwsClients;
 use shared::domain::push::{
@@ -19,13 +17,10 @@ use shared::domain::push::{
 };
 use shared::domain::{Jobs, LedgerBatch, LedgerKey, System, WriteCommand};
 use shared::lambda::parse_messages;
-use shared::ports::{GainsightApi, LedgerStore, SalesforceApi, SecretsError};
+use shared::ports::{GainsightApi, LedgerStore, LedgerWrite, SalesforceApi, SecretsError};
 
 /// Table, queues, the Salesforce org and the Gainsight tenant.
 pub type Config = shared::config::ApiConfig;
-
-/// Ledger updates in flight at once per invocation.
-const LEDGER_CONCURRENCY: usize = 16;
 
 pub struct Pusher {
     ledger: Arc<dyn LedgerStore>,
@@ -120,7 +115,7 @@ impl Pusher {
                 .map(|e| e.message_id.clone()),
         );
         self.write_sides(side_writes).await;
-        retry.extend(self.record(effects, now_ms).await);
+        retry.extend(self.record(effects, &ledgers, now_ms).await);
         let response = shared::lambda::batch_response(retry);
         summary.retried_messages = response.batch_item_failures.len();
         tracing::info!(
@@ -254,15 +249,28 @@ impl Pusher {
         }
     }
 
-    /// Applies the ledger effects, concurrently (independent items, not one round trip each);
-    /// the ids of the messages whose ledger update failed, to retry (the write is idempotent).
-    async fn record(&self, effects: Vec<Effect>, now_ms: i64) -> Vec<String> {
-        let updates: Vec<_> = effects.iter().map(|e| self.record_one(e, now_ms)).collect();
-        let failed: Vec<String> = futures_util::stream::iter(updates)
-            .buffer_unordered(LEDGER_CONCURRENCY)
-            .filter_map(|failed| async move { failed })
-            .collect()
-            .await;
+    /// Applies the ledger effects in as few requests as the store allows (one transaction per
+    /// 100 records on DynamoDB); the ids of the messages to retry when that failed (the writes
+    /// are idempotent, so writing them again to get the ledger right is safe).
+    async fn record(
+        &self,
+        effects: Vec<Effect>,
+        ledgers: &LedgerBatch,
+        now_ms: i64,
+    ) -> Vec<String> {
+        let writes: Vec<LedgerWrite> = effects
+            .iter()
+            .map(|e| LedgerWrite {
+                job: e.job.clone(),
+                key: e.effect.key.clone(),
+                update: e.effect.update.clone(),
+                new: ledgers.get(&e.job, &e.effect.key).is_none(),
+            })
+            .collect();
+        if let Err(err) = self.ledger.record_many(&writes, now_ms).await {
+            tracing::error!(records = writes.len(), error = %err, "ledger update failed; retrying the writes");
+            return effects.into_iter().map(|e| e.message_id).collect();
+        }
         for e in &effects {
             let Some(key) = &e.effect.forget else {
                 continue;
@@ -271,25 +279,7 @@ impl Pusher {
                 tracing::warn!(job = %e.job, ledger_key = %key, error = %err, "placeholder ledger record not removed");
             }
         }
-        failed
-    }
-}
-
-impl Pusher {
-    /// Applies one ledger effect; the message id when it failed.
-    async fn record_one(&self, e: &Effect, now_ms: i64) -> Option<String> {
-        let effect = &e.effect;
-        match self
-            .ledger
-            .record(&e.job, &effect.key, &effect.update, now_ms)
-            .await
-        {
-            Ok(()) => None,
-            Err(err) => {
-                tracing::error!(job = %e.job, ledger_key = %effect.key, error = %err, "ledger update failed; retrying the write");
-                Some(e.message_id.clone())
-            }
-        }
+        Vec::new()
     }
 }
 

@@ -12,11 +12,15 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, DeleteRequest, KeysAndAttributes, Put, PutRequest, TransactWriteItem, Update,
+    WriteRequest,
+};
 use aws_sdk_dynamodb::Client;
 
 use crate::domain::{LedgerKey, LedgerRecord, LedgerUpdate, SyncStatus};
-use crate::ports::{Claim, Cursor, CursorStore, DedupStore, LedgerStore, StoreError};
+use crate::ports::{Claim, Cursor, CursorStore, DedupStore, LedgerStore, LedgerWrite, StoreError};
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -62,6 +66,31 @@ fn ledger_key(job: &str, key: &LedgerKey) -> Item {
     ])
 }
 
+/// One conditional claim as a transaction item.
+fn claim_item(
+    table: &str,
+    event_id: &str,
+    now_ms: i64,
+    reclaim_after_ms: i64,
+    ttl_s: i64,
+) -> Result<TransactWriteItem, StoreError> {
+    let put = Put::builder()
+        .table_name(table)
+        .item("pk", s(format!("EVENT#{event_id}")))
+        .item("sk", s("EVENT"))
+        .item("state", s("pending"))
+        .item("claimed_at", n(now_ms))
+        .item("expires_at", n(now_ms / 1000 + ttl_s))
+        .condition_expression(CLAIM_CONDITION)
+        .expression_attribute_names("#state", "state")
+        .expression_attribute_values(":now_s", n(now_ms / 1000))
+        .expression_attribute_values(":pending", s("pending"))
+        .expression_attribute_values(":stale", n(now_ms - reclaim_after_ms))
+        .build()
+        .map_err(rejected)?;
+    Ok(TransactWriteItem::builder().put(put).build())
+}
+
 /// Maps SDK failures: throttling, server errors and transport problems are retryable.
 pub(crate) fn store_error<E: ProvideErrorMetadata + std::error::Error + 'static>(
     err: SdkError<E>,
@@ -103,6 +132,49 @@ fn get_n(item: &Item, name: &str) -> Option<i64> {
         .and_then(|v| v.parse().ok())
 }
 
+/// The whole item of a ledger record, as `record` would have built it update by update.
+fn ledger_item(r: &LedgerRecord) -> Result<Item, StoreError> {
+    let mut item = ledger_key(&r.job, &r.key);
+    item.insert("version".into(), n(r.version));
+    let texts = [
+        ("salesforce_id", r.salesforce_id.clone()),
+        (
+            "salesforce_key",
+            r.salesforce_id.as_ref().map(|id| format!("{}#{id}", r.job)),
+        ),
+        ("synced_job", r.synced.then(|| r.job.clone())),
+        ("error_job", r.error.then(|| r.job.clone())),
+        ("last_error", r.last_error.clone()),
+        ("last_ignored_reason", r.last_ignored_reason.clone()),
+    ];
+    for (name, value) in texts {
+        if let Some(v) = value {
+            item.insert(name.into(), s(v));
+        }
+    }
+    let numbers = [
+        ("last_sync_at", r.last_sync_at_ms),
+        ("last_error_at", r.last_error_at_ms),
+        ("gs_changed_at", r.gainsight_changed_at_ms),
+        ("sf_changed_at", r.salesforce_changed_at_ms),
+        ("last_ignored_at", r.last_ignored_at_ms),
+        (
+            "ignored_count",
+            (r.ignored_count > 0).then_some(r.ignored_count as i64),
+        ),
+    ];
+    for (name, value) in numbers {
+        if let Some(v) = value {
+            item.insert(name.into(), n(v));
+        }
+    }
+    for (field, state) in &r.fields {
+        let json = serde_json::to_string(state).map_err(rejected)?;
+        item.insert(format!("{FIELD_STATE_PREFIX}{field}"), s(json));
+    }
+    Ok(item)
+}
+
 impl TryFrom<&Item> for LedgerRecord {
     type Error = StoreError;
 
@@ -140,12 +212,250 @@ impl TryFrom<&Item> for LedgerRecord {
             salesforce_changed_at_ms: get_n(item, "sf_changed_at"),
             ignored_count: get_n(item, "ignored_count").unwrap_or(0) as u64,
             last_ignored_reason: get_s(item, "last_ignored_reason"),
+            last_ignored_at_ms: get_n(item, "last_ignored_at"),
             version: get_n(item, "version").unwrap_or(0) as u64,
         })
     }
 }
 
+/// A ledger update as a DynamoDB update expression: every change is relative (counters, SET of
+/// the fields written, REMOVE of the error status), so applying it never needs a read.
+struct LedgerExpression {
+    update: String,
+    names: Option<HashMap<String, String>>,
+    values: HashMap<String, AttributeValue>,
+}
+
+impl LedgerExpression {
+    fn of(job: &str, update: &LedgerUpdate, at_ms: i64) -> Result<Self, StoreError> {
+        let mut values = HashMap::from([
+            (":at".to_string(), n(at_ms)),
+            (":zero".to_string(), n(0)),
+            (":one".to_string(), n(1)),
+        ]);
+        let mut names = HashMap::new();
+        let common = "version = if_not_exists(version, :zero) + :one";
+        let update = match update {
+            LedgerUpdate::Synced {
+                salesforce_id,
+                source,
+                source_changed_at_ms,
+                fields,
+            } => {
+                let changed = match source {
+                    crate::domain::System::Gainsight => "gs_changed_at",
+                    crate::domain::System::Salesforce => "sf_changed_at",
+                };
+                let mut expr = format!(
+                    "SET {common}, synced_job = :job, last_sync_at = :at, {changed} = :changed"
+                );
+                values.insert(":job".into(), s(job));
+                values.insert(":changed".into(), n(source_changed_at_ms));
+                for (i, (field, state)) in fields.iter().enumerate() {
+                    let json = serde_json::to_string(state).map_err(rejected)?;
+                    expr.push_str(&format!(", #f{i} = :f{i}"));
+                    names.insert(format!("#f{i}"), format!("{FIELD_STATE_PREFIX}{field}"));
+                    values.insert(format!(":f{i}"), s(json));
+                }
+                if let Some(id) = salesforce_id {
+                    expr.push_str(", salesforce_id = :sfid, salesforce_key = :sfkey");
+                    values.insert(":sfid".into(), s(id));
+                    values.insert(":sfkey".into(), s(format!("{job}#{id}")));
+                }
+                // The last attempt succeeded: the record leaves the error status (its last error
+                // text stays for the record's history).
+                expr.push_str(" REMOVE error_job");
+                expr
+            }
+            LedgerUpdate::Failed { message } => {
+                values.insert(":job".into(), s(job));
+                values.insert(":msg".into(), s(message));
+                format!("SET {common}, error_job = :job, last_error = :msg, last_error_at = :at")
+            }
+            LedgerUpdate::Ignored { reason } => {
+                values.insert(":reason".into(), s(reason));
+                format!(
+                    "SET {common}, last_ignored_reason = :reason, last_ignored_at = :at, \
+                     ignored_count = if_not_exists(ignored_count, :zero) + :one"
+                )
+            }
+        };
+        let names = (!names.is_empty()).then_some(names);
+        Ok(Self {
+            update,
+            names,
+            values,
+        })
+    }
+}
+
+/// `writes` in chunks of at most `size` in which no record appears twice (a transaction may
+/// touch an item only once); a repeated record goes to a later chunk, in order.
+fn distinct_chunks(writes: &[LedgerWrite], size: usize) -> Vec<Vec<&LedgerWrite>> {
+    let mut chunks: Vec<Vec<&LedgerWrite>> = Vec::new();
+    for w in writes {
+        let fits = chunks
+            .iter_mut()
+            .find(|c| c.len() < size && !c.iter().any(|o| o.job == w.job && o.key == w.key));
+        match fits {
+            Some(chunk) => chunk.push(w),
+            None => chunks.push(vec![w]),
+        }
+    }
+    chunks
+}
+
+/// Items a TransactWriteItems request takes.
+const TRANSACTION_ITEMS: usize = 100;
+/// Requests a BatchWriteItem takes.
+const BATCH_WRITE_ITEMS: usize = 25;
+/// Rounds of retrying what DynamoDB left unprocessed or a conflicting transaction held up.
+const MAX_ROUNDS: usize = 8;
+
+fn rejected(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Rejected(e.to_string())
+}
+
+/// The condition under which a dedup claim is new: no claim yet, an expired one (DynamoDB keeps
+/// expired items for up to days), or a pending one never confirmed within the reclaim delay.
+const CLAIM_CONDITION: &str =
+    "attribute_not_exists(pk) OR expires_at < :now_s OR (#state = :pending AND claimed_at < :stale)";
+
 impl DynamoStateStore {
+    /// Claims up to 100 events in one transaction. A transaction writes all or nothing: when
+    /// DynamoDB cancels it, the items whose condition failed are duplicates and the rest are
+    /// claimed again without them.
+    async fn claim_chunk(
+        &self,
+        ids: &[String],
+        now_ms: i64,
+        reclaim_after_ms: i64,
+        ttl_s: i64,
+    ) -> Result<Vec<Claim>, StoreError> {
+        let mut claims = vec![Claim::Duplicate; ids.len()];
+        let mut pending: Vec<usize> = (0..ids.len()).collect();
+        pending.dedup_by(|a, b| ids[*a] == ids[*b]);
+        for _ in 0..MAX_ROUNDS {
+            if pending.is_empty() {
+                return Ok(claims);
+            }
+            let items = pending
+                .iter()
+                .map(|&i| claim_item(&self.table, &ids[i], now_ms, reclaim_after_ms, ttl_s))
+                .collect::<Result<Vec<_>, _>>()?;
+            let sent = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(items))
+                .send()
+                .await;
+            let err = match sent {
+                Ok(_) => {
+                    pending.iter().for_each(|&i| claims[i] = Claim::New);
+                    return Ok(claims);
+                }
+                Err(err) => err,
+            };
+            let reasons: Vec<Option<String>> = match err.as_service_error() {
+                Some(TransactWriteItemsError::TransactionCanceledException(e)) => e
+                    .cancellation_reasons()
+                    .iter()
+                    .map(|r| r.code().map(str::to_string))
+                    .collect(),
+                _ => return Err(store_error(err)),
+            };
+            let before = pending.len();
+            let mut still = Vec::with_capacity(before);
+            for (slot, &i) in pending.iter().enumerate() {
+                match reasons.get(slot).and_then(|r| r.as_deref()) {
+                    Some("ConditionalCheckFailed") => {}
+                    _ => still.push(i),
+                }
+            }
+            if still.len() == before {
+                // Held up by a concurrent transaction, not by a duplicate: try again shortly.
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            pending = still;
+        }
+        Err(StoreError::Unavailable(
+            "dedup claims kept conflicting".into(),
+        ))
+    }
+
+    /// Applies up to 100 ledger updates in one transaction.
+    async fn record_transaction(
+        &self,
+        chunk: &[&LedgerWrite],
+        at_ms: i64,
+    ) -> Result<(), StoreError> {
+        let items = chunk
+            .iter()
+            .map(|w| {
+                if w.new {
+                    // A record seen for the first time is written whole: no update expression
+                    // to evaluate, and the condition sends it back to `record` if it exists now.
+                    let mut record = LedgerRecord::new(w.job.clone(), w.key.clone());
+                    record.apply(&w.update, at_ms);
+                    let put = Put::builder()
+                        .table_name(&self.table)
+                        .set_item(Some(ledger_item(&record)?))
+                        .condition_expression("attribute_not_exists(pk)")
+                        .build()
+                        .map_err(rejected)?;
+                    return Ok(TransactWriteItem::builder().put(put).build());
+                }
+                let expr = LedgerExpression::of(&w.job, &w.update, at_ms)?;
+                let update = Update::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(ledger_key(&w.job, &w.key)))
+                    .update_expression(expr.update)
+                    .set_expression_attribute_names(expr.names)
+                    .set_expression_attribute_values(Some(expr.values))
+                    .build()
+                    .map_err(rejected)?;
+                Ok(TransactWriteItem::builder().update(update).build())
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        self.client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+
+    /// Sends write requests 25 at a time, retrying what DynamoDB leaves unprocessed.
+    async fn batch_write(&self, requests: Vec<WriteRequest>) -> Result<(), StoreError> {
+        for chunk in requests.chunks(BATCH_WRITE_ITEMS) {
+            let mut pending = chunk.to_vec();
+            for round in 0..=MAX_ROUNDS {
+                if pending.is_empty() {
+                    break;
+                }
+                if round == MAX_ROUNDS {
+                    return Err(StoreError::Unavailable(
+                        "BatchWriteItem kept leaving items unprocessed".into(),
+                    ));
+                }
+                let out = self
+                    .client
+                    .batch_write_item()
+                    .request_items(&self.table, pending)
+                    .send()
+                    .await
+                    .map_err(store_error)?;
+                pending = out
+                    .unprocessed_items()
+                    .and_then(|u| u.get(&self.table))
+                    .cloned()
+                    .unwrap_or_default();
+            }
+        }
+        Ok(())
+    }
+
     /// Pages through a query on the table (`index` None) or an index, up to `limit` ledger records.
     async fn query_ledger(
         &self,
@@ -202,9 +512,7 @@ impl DedupStore for DynamoStateStore {
             .item("state", s("pending"))
             .item("claimed_at", n(now_ms))
             .item("expires_at", n(now_ms / 1000 + ttl_s))
-            .condition_expression(
-                "attribute_not_exists(pk) OR expires_at < :now_s OR (#state = :pending AND claimed_at < :stale)",
-            )
+            .condition_expression(CLAIM_CONDITION)
             .expression_attribute_names("#state", "state")
             .expression_attribute_values(":now_s", n(now_ms / 1000))
             .expression_attribute_values(":pending", s("pending"))
@@ -243,6 +551,62 @@ impl DedupStore for DynamoStateStore {
             .await
             .map_err(store_error)?;
         Ok(())
+    }
+
+    async fn claim_events(
+        &self,
+        event_ids: &[String],
+        now_ms: i64,
+        reclaim_after_ms: i64,
+        ttl_s: i64,
+    ) -> Result<Vec<Claim>, StoreError> {
+        let mut claims = Vec::with_capacity(event_ids.len());
+        // A transaction takes at most 100 items, each at most once.
+        for chunk in event_ids.chunks(TRANSACTION_ITEMS) {
+            claims.extend(
+                self.claim_chunk(chunk, now_ms, reclaim_after_ms, ttl_s)
+                    .await?,
+            );
+        }
+        Ok(claims)
+    }
+
+    async fn confirm_events(
+        &self,
+        event_ids: &[String],
+        claimed_at_ms: i64,
+        ttl_s: i64,
+    ) -> Result<(), StoreError> {
+        let requests = event_ids.iter().map(|id| {
+            let item = HashMap::from([
+                ("pk".to_string(), s(format!("EVENT#{id}"))),
+                ("sk".to_string(), s("EVENT")),
+                ("state".to_string(), s("queued")),
+                ("claimed_at".to_string(), n(claimed_at_ms)),
+                ("expires_at".to_string(), n(claimed_at_ms / 1000 + ttl_s)),
+            ]);
+            let put = PutRequest::builder().set_item(Some(item)).build()?;
+            Ok::<_, aws_sdk_dynamodb::error::BuildError>(
+                WriteRequest::builder().put_request(put).build(),
+            )
+        });
+        let requests = requests.collect::<Result<Vec<_>, _>>().map_err(rejected)?;
+        self.batch_write(requests).await
+    }
+
+    async fn release_events(&self, event_ids: &[String]) -> Result<(), StoreError> {
+        let requests = event_ids.iter().map(|id| {
+            let key = HashMap::from([
+                ("pk".to_string(), s(format!("EVENT#{id}"))),
+                ("sk".to_string(), s("EVENT")),
+            ]);
+            let delete = DeleteRequest::builder().set_key(Some(key)).build()?;
+            Ok::<_, aws_sdk_dynamodb::error::BuildError>(
+                WriteRequest::builder().delete_request(delete).build(),
+            )
+        });
+        let requests = requests.collect::<Result<Vec<_>, _>>().map_err(rejected)?;
+        self.batch_write(requests).await
     }
 }
 
@@ -317,68 +681,31 @@ impl LedgerStore for DynamoStateStore {
         update: &LedgerUpdate,
         at_ms: i64,
     ) -> Result<(), StoreError> {
-        let request = self
-            .client
+        let expr = LedgerExpression::of(job, update, at_ms)?;
+        self.client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(ledger_key(job, key)))
-            .expression_attribute_values(":at", n(at_ms))
-            .expression_attribute_values(":zero", n(0))
-            .expression_attribute_values(":one", n(1));
-        let common = "version = if_not_exists(version, :zero) + :one";
-        let request = match update {
-            LedgerUpdate::Synced {
-                salesforce_id,
-                source,
-                source_changed_at_ms,
-                fields,
-            } => {
-                let changed = match source {
-                    crate::domain::System::Gainsight => "gs_changed_at",
-                    crate::domain::System::Salesforce => "sf_changed_at",
-                };
-                let mut expr = format!(
-                    "SET {common}, synced_job = :job, last_sync_at = :at, {changed} = :changed"
-                );
-                let mut request = request
-                    .expression_attribute_values(":job", s(job))
-                    .expression_attribute_values(":changed", n(source_changed_at_ms));
-                for (i, (field, state)) in fields.iter().enumerate() {
-                    let json = serde_json::to_string(state)
-                        .map_err(|e| StoreError::Rejected(e.to_string()))?;
-                    expr.push_str(&format!(", #f{i} = :f{i}"));
-                    request = request
-                        .expression_attribute_names(
-                            format!("#f{i}"),
-                            format!("{FIELD_STATE_PREFIX}{field}"),
-                        )
-                        .expression_attribute_values(format!(":f{i}"), s(json));
+            .update_expression(expr.update)
+            .set_expression_attribute_names(expr.names)
+            .set_expression_attribute_values(Some(expr.values))
+            .send()
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+
+    async fn record_many(&self, writes: &[LedgerWrite], at_ms: i64) -> Result<(), StoreError> {
+        for chunk in distinct_chunks(writes, TRANSACTION_ITEMS) {
+            if let Err(e) = self.record_transaction(&chunk, at_ms).await {
+                // A conflicting write held the transaction up: the items go one by one, each
+                // atomic on its own, as `record` writes them.
+                tracing::warn!(records = chunk.len(), error = %e, "ledger transaction failed; writing one by one");
+                for w in chunk {
+                    self.record(&w.job, &w.key, &w.update, at_ms).await?;
                 }
-                if let Some(id) = salesforce_id {
-                    expr.push_str(", salesforce_id = :sfid, salesforce_key = :sfkey");
-                    request = request
-                        .expression_attribute_values(":sfid", s(id))
-                        .expression_attribute_values(":sfkey", s(format!("{job}#{id}")));
-                }
-                // The last attempt succeeded: the record leaves the error status (its last error
-                // text stays for the record's history).
-                expr.push_str(" REMOVE error_job");
-                request.update_expression(expr)
             }
-            LedgerUpdate::Failed { message } => request
-                .update_expression(format!(
-                    "SET {common}, error_job = :job, last_error = :msg, last_error_at = :at"
-                ))
-                .expression_attribute_values(":job", s(job))
-                .expression_attribute_values(":msg", s(message)),
-            LedgerUpdate::Ignored { reason } => request
-                .update_expression(format!(
-                    "SET {common}, last_ignored_reason = :reason, last_ignored_at = :at, \
-                     ignored_count = if_not_exists(ignored_count, :zero) + :one"
-                ))
-                .expression_attribute_values(":reason", s(reason)),
-        };
-        request.send().await.map_err(store_error)?;
+        }
         Ok(())
     }
 

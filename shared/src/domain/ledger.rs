@@ -92,6 +92,9 @@ pub struct LedgerRecord {
     pub salesforce_changed_at_ms: Option<i64>,
     pub ignored_count: u64,
     pub last_ignored_reason: Option<String>,
+    /// When the last change was ignored (epoch ms).
+    #[serde(default)]
+    pub last_ignored_at_ms: Option<i64>,
     pub version: u64,
 }
 
@@ -112,6 +115,7 @@ impl LedgerRecord {
             salesforce_changed_at_ms: None,
             ignored_count: 0,
             last_ignored_reason: None,
+            last_ignored_at_ms: None,
             version: 0,
         }
     }
@@ -158,6 +162,7 @@ impl LedgerRecord {
             LedgerUpdate::Ignored { reason } => {
                 self.ignored_count += 1;
                 self.last_ignored_reason = Some(reason.clone());
+                self.last_ignored_at_ms = Some(at_ms);
             }
         }
     }

@@ -247,6 +247,64 @@ async fn aws_requests_per_change() -> Result<()> {
     Ok(())
 }
 
+/// `total` Accounts created at once in Salesforce (as a data loader would; Outbound Messages of
+/// 100 notifications) until the last one is a Company in Gainsight: seconds, and the API calls
+/// and AWS requests it took.
+async fn burst(total: usize) -> Result<()> {
+    let stack = Stack::start(Options::default()).await?;
+    stack.aws.moto.reset_requests().await?;
+    let (sf_before, gs_before) = (stack.salesforce.stats(), stack.gainsight.stats());
+    let records = (0..total)
+        .map(|i| {
+            let fields = json!({"Name": format!("Burst {i:05}"), "Industry": "Technology"});
+            fields.as_object().cloned().unwrap_or_default()
+        })
+        .collect();
+    let started = Instant::now();
+    stack.salesforce.seed("Account", records);
+    let last_report = std::sync::Mutex::new(Instant::now());
+    stack
+        .eventually(
+            Duration::from_secs(900),
+            "every Account in Gainsight",
+            || async {
+                let companies = stack.gainsight.records("Company").len();
+                if let Ok(mut at) = last_report.lock() {
+                    if at.elapsed() > Duration::from_secs(10) {
+                        *at = Instant::now();
+                        eprintln!(
+                            "burst: {companies} of {total} Companies after {:.0} s",
+                            started.elapsed().as_secs_f64()
+                        );
+                    }
+                }
+                Ok((companies >= total).then_some(()))
+            },
+        )
+        .await?;
+    let seconds = started.elapsed().as_secs_f64();
+    let (sf, gs) = (stack.salesforce.stats(), stack.gainsight.stats());
+    let requests: u64 = stack.aws.moto.requests().await?.values().sum();
+    report(
+        &format!("burst_{total}_drain_seconds"),
+        format!("{seconds:.1}"),
+        "s",
+    );
+    report(
+        &format!("burst_{total}_salesforce_api_calls"),
+        sf.api_calls - sf_before.api_calls,
+        "calls",
+    );
+    report(
+        &format!("burst_{total}_gainsight_api_calls"),
+        gs.api_calls - gs_before.api_calls,
+        "calls",
+    );
+    report(&format!("burst_{total}_aws_requests"), requests, "requests");
+    stack.stop().await;
+    Ok(())
+}
+
 /// Signed webhook events at `rate` changes/s for `seconds`; freshness = ledger sync time - send
 /// time, per record.
 async fn freshness(rate: u64, seconds: u64) -> Result<()> {
@@ -392,6 +450,10 @@ async fn main() -> Result<()> {
     }
     if all || which == "requests" {
         aws_requests_per_change().await?;
+    }
+    if all || which == "burst" {
+        let total = std::env::var("BURST").ok().and_then(|n| n.parse().ok());
+        burst(total.unwrap_or(10_000)).await?;
     }
     if all || which == "freshness" {
         freshness(20, 20).await?;
