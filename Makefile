@@ -44,6 +44,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(CARGO) build --quiet --profile perf -p webhook -p sync-tests --bins
 	WEBHOOK_BIN=target/perf/webhook target/perf/bench all
+	$(VENV)/bin/python devstack/bench_local_aws.py
 	$(CARGO) bench --quiet -p shared --features fakes --bench mapping -- --warm-up-time 2 --measurement-time 5 --noplot --quiet > /dev/null
 	@python3 -c 'import json; e = json.load(open("target/criterion/mapping/records/new/estimates.json")); b = json.load(open("target/criterion/mapping/records/new/benchmark.json")); n = b["throughput"]["Elements"]; print("bench: mapping_records_per_second = %d records/s" % (n / (e["mean"]["point_estimate"] / 1e9)))'
 
