@@ -560,6 +560,13 @@ impl DedupStore for DynamoStateStore {
         reclaim_after_ms: i64,
         ttl_s: i64,
     ) -> Result<Vec<Claim>, StoreError> {
+        // One claim is one conditional put: a transaction would cost more for nothing.
+        if let [id] = event_ids {
+            return Ok(vec![
+                self.claim_event(id, now_ms, reclaim_after_ms, ttl_s)
+                    .await?,
+            ]);
+        }
         let mut claims = Vec::with_capacity(event_ids.len());
         // A transaction takes at most 100 items, each at most once.
         for chunk in event_ids.chunks(TRANSACTION_ITEMS) {
