@@ -1,0 +1,220 @@
+//! DynamoDB items of the state store: a ledger record as an item and back, a ledger update as an
+//! update expression, and a pending dedup claim.
+
+use super::*;
+
+/// One conditional claim as a transaction item.
+pub(super) fn claim_item(table: &str, claim: ClaimWrite) -> Result<TransactWriteItem, StoreError> {
+    let put = Put::builder()
+        .table_name(table)
+        .set_item(Some(claim.item))
+        .condition_expression(CLAIM_CONDITION)
+        .set_expression_attribute_names(Some(claim.names))
+        .set_expression_attribute_values(Some(claim.values))
+        .build()
+        .map_err(rejected)?;
+    Ok(TransactWriteItem::builder().put(put).build())
+}
+
+/// A pending dedup claim: the item and the values of `CLAIM_CONDITION`.
+pub(super) struct ClaimWrite {
+    pub(super) item: Item,
+    pub(super) names: HashMap<String, String>,
+    pub(super) values: Item,
+}
+
+impl ClaimWrite {
+    pub(super) fn new(event_id: &str, now_ms: i64, reclaim_after_ms: i64, ttl_s: i64) -> Self {
+        let item = HashMap::from([
+            ("pk".to_string(), s(format!("EVENT#{event_id}"))),
+            ("sk".to_string(), s("EVENT")),
+            ("state".to_string(), s("pending")),
+            ("claimed_at".to_string(), n(now_ms)),
+            ("expires_at".to_string(), n(now_ms / 1000 + ttl_s)),
+        ]);
+        let values = HashMap::from([
+            (":now_s".to_string(), n(now_ms / 1000)),
+            (":pending".to_string(), s("pending")),
+            (":stale".to_string(), n(now_ms - reclaim_after_ms)),
+        ]);
+        let names = HashMap::from([("#state".to_string(), "state".to_string())]);
+        Self {
+            item,
+            names,
+            values,
+        }
+    }
+}
+
+/// The whole item of a ledger record, as `record` would have built it update by update.
+pub(super) fn ledger_item(r: &LedgerRecord) -> Result<Item, StoreError> {
+    let mut item = ledger_key(&r.job, &r.key);
+    item.insert("version".into(), n(r.version));
+    let texts = [
+        ("salesforce_id", r.salesforce_id.clone()),
+        (
+            "salesforce_key",
+            r.salesforce_id.as_ref().map(|id| format!("{}#{id}", r.job)),
+        ),
+        ("synced_job", r.synced.then(|| r.job.clone())),
+        ("error_job", r.error.then(|| r.job.clone())),
+        ("last_error", r.last_error.clone()),
+        ("last_ignored_reason", r.last_ignored_reason.clone()),
+    ];
+    for (name, value) in texts {
+        if let Some(v) = value {
+            item.insert(name.into(), s(v));
+        }
+    }
+    let numbers = [
+        ("last_sync_at", r.last_sync_at_ms),
+        ("last_error_at", r.last_error_at_ms),
+        ("gs_changed_at", r.gainsight_changed_at_ms),
+        ("sf_changed_at", r.salesforce_changed_at_ms),
+        ("last_ignored_at", r.last_ignored_at_ms),
+        (
+            "ignored_count",
+            (r.ignored_count > 0).then_some(r.ignored_count as i64),
+        ),
+    ];
+    for (name, value) in numbers {
+        if let Some(v) = value {
+            item.insert(name.into(), n(v));
+        }
+    }
+    for (field, state) in &r.fields {
+        let json = serde_json::to_string(state).map_err(rejected)?;
+        item.insert(format!("{FIELD_STATE_PREFIX}{field}"), s(json));
+    }
+    Ok(item)
+}
+
+impl TryFrom<&Item> for LedgerRecord {
+    type Error = StoreError;
+
+    fn try_from(item: &Item) -> Result<Self, Self::Error> {
+        let corrupt = |message: &str| StoreError::Corrupt {
+            key: format!("{:?}/{:?}", get_s(item, "pk"), get_s(item, "sk")),
+            message: message.into(),
+        };
+        // The key says whose record it is; nothing else has to repeat it.
+        let job = get_s(item, "pk")
+            .and_then(|pk| pk.strip_prefix("LEDGER#").map(str::to_string))
+            .ok_or_else(|| corrupt("not a ledger item"))?;
+        let key = get_s(item, "sk")
+            .ok_or_else(|| corrupt("no sort key"))?
+            .parse()
+            .map_err(|e: crate::domain::key::BadLedgerKey| corrupt(&e.to_string()))?;
+        Ok(LedgerRecord {
+            job,
+            key,
+            salesforce_id: get_s(item, "salesforce_id"),
+            synced: item.contains_key("synced_job"),
+            error: item.contains_key("error_job"),
+            last_sync_at_ms: get_n(item, "last_sync_at"),
+            last_error: get_s(item, "last_error"),
+            last_error_at_ms: get_n(item, "last_error_at"),
+            fields: item
+                .iter()
+                .filter_map(|(name, value)| {
+                    let field = name.strip_prefix(FIELD_STATE_PREFIX)?;
+                    let state = serde_json::from_str(value.as_s().ok()?).ok()?;
+                    Some((field.to_string(), state))
+                })
+                .collect(),
+            gainsight_changed_at_ms: get_n(item, "gs_changed_at"),
+            salesforce_changed_at_ms: get_n(item, "sf_changed_at"),
+            ignored_count: get_n(item, "ignored_count").unwrap_or(0) as u64,
+            last_ignored_reason: get_s(item, "last_ignored_reason"),
+            last_ignored_at_ms: get_n(item, "last_ignored_at"),
+            version: get_n(item, "version").unwrap_or(0) as u64,
+        })
+    }
+}
+
+/// A ledger update as a DynamoDB update expression: every change is relative (counters, SET of
+/// the fields written, REMOVE of the error status), so applying it never needs a read.
+pub(super) struct LedgerExpression {
+    pub(super) update: String,
+    pub(super) names: Option<HashMap<String, String>>,
+    pub(super) values: HashMap<String, AttributeValue>,
+}
+
+impl LedgerExpression {
+    pub(super) fn of(job: &str, update: &LedgerUpdate, at_ms: i64) -> Result<Self, StoreError> {
+        let mut values = HashMap::from([
+            (":at".to_string(), n(at_ms)),
+            (":zero".to_string(), n(0)),
+            (":one".to_string(), n(1)),
+        ]);
+        let mut names = HashMap::new();
+        let common = "version = if_not_exists(version, :zero) + :one";
+        let update = match update {
+            LedgerUpdate::Synced {
+                salesforce_id,
+                source,
+                source_changed_at_ms,
+                fields,
+            } => {
+                let changed = match source {
+                    crate::domain::System::Gainsight => "gs_changed_at",
+                    crate::domain::System::Salesforce => "sf_changed_at",
+                };
+                let mut expr = format!(
+                    "SET {common}, synced_job = :job, last_sync_at = :at, {changed} = :changed"
+                );
+                values.insert(":job".into(), s(job));
+                values.insert(":changed".into(), n(source_changed_at_ms));
+                for (i, (field, state)) in fields.iter().enumerate() {
+                    let json = serde_json::to_string(state).map_err(rejected)?;
+                    expr.push_str(&format!(", #f{i} = :f{i}"));
+                    names.insert(format!("#f{i}"), format!("{FIELD_STATE_PREFIX}{field}"));
+                    values.insert(format!(":f{i}"), s(json));
+                }
+                if let Some(id) = salesforce_id {
+                    expr.push_str(", salesforce_id = :sfid, salesforce_key = :sfkey");
+                    values.insert(":sfid".into(), s(id));
+                    values.insert(":sfkey".into(), s(format!("{job}#{id}")));
+                }
+                // The last attempt succeeded: the record leaves the error status (its last error
+                // text stays for the record's history).
+                expr.push_str(" REMOVE error_job");
+                expr
+            }
+            LedgerUpdate::Failed { message } => {
+                values.insert(":job".into(), s(job));
+                values.insert(":msg".into(), s(message));
+                format!("SET {common}, error_job = :job, last_error = :msg, last_error_at = :at")
+            }
+            LedgerUpdate::Ignored { reason } => {
+                values.insert(":reason".into(), s(reason));
+                format!(
+                    "SET {common}, last_ignored_reason = :reason, last_ignored_at = :at, \
+                     ignored_count = if_not_exists(ignored_count, :zero) + :one"
+                )
+            }
+        };
+        let names = (!names.is_empty()).then_some(names);
+        Ok(Self {
+            update,
+            names,
+            values,
+        })
+    }
+}
+
+/// `writes` in chunks of at most `size` in which no record appears twice (a transaction may
+/// touch an item only once); a repeated record goes to a later chunk, in order.
+pub(super) fn distinct_chunks(writes: &[LedgerWrite], size: usize) -> Vec<Vec<&LedgerWrite>> {
+    let mut chunks: Vec<Vec<&LedgerWrite>> = Vec::new();
+    for w in writes {
+        let fits = chunks
+            .iter_mut()
+            .find(|c| c.len() < size && !c.iter().any(|o| o.job == w.job && o.key == w.key));
+        match fits {
+            Some(chunk) => chunk.push(w),
+            None => chunks.push(vec![w]),
+        }
+    }
+    chunks
+}
