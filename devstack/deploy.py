@@ -116,6 +116,28 @@ def function_zip(repo, logical_id):
     return buf.getvalue()
 
 
+# The queue attributes a CreateQueue takes (the rest are computed).
+QUEUE_ATTRIBUTES = ("DelaySeconds", "MaximumMessageSize", "MessageRetentionPeriod",
+                    "ReceiveMessageWaitTimeSeconds", "VisibilityTimeout", "RedrivePolicy",
+                    "FifoQueue", "ContentBasedDeduplication", "KmsMasterKeyId")
+
+
+def move_queues(queues, endpoint):
+    """Creates the template's queues, as CloudFormation made them, in the SQS at `endpoint`
+    (dead-letter queues first, so redrive policies point at queues that exist), then deletes them
+    here so nothing can use the wrong copy."""
+    here = boto3.client("sqs")
+    there = boto3.client("sqs", endpoint_url=endpoint)
+    made = []
+    for name in queues.values():
+        url = here.get_queue_url(QueueName=name)["QueueUrl"]
+        attrs = here.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+        made.append((name, url, {k: v for k, v in attrs.items() if k in QUEUE_ATTRIBUTES}))
+    for name, url, attrs in sorted(made, key=lambda m: "RedrivePolicy" in m[2]):
+        there.create_queue(QueueName=name, Attributes=attrs)
+        here.delete_queue(QueueUrl=url)
+
+
 def main():
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     template_path = sys.argv[1] if len(sys.argv) > 1 else os.path.join(repo, "infra", "template.yaml")
@@ -159,6 +181,10 @@ def main():
     # what callers resolve with GetQueueUrl against the endpoint they actually use.
     queues = {name: r["id"].rstrip("/").rsplit("/", 1)[-1]
               for name, r in resources.items() if r["type"] == "AWS::SQS::Queue"}
+
+    sqs_endpoint = os.environ.get("SQS_ENDPOINT")
+    if sqs_endpoint:
+        move_queues(queues, sqs_endpoint)
 
     event_sources = []
     for name, resource in full_template["Resources"].items():

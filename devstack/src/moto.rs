@@ -124,12 +124,14 @@ impl Moto {
         ]
     }
 
-    /// Translates and deploys `template` as stack `stack`; returns what was created.
+    /// Translates and deploys `template` as stack `stack`; returns what was created. With `sqs`,
+    /// the template's queues are created there instead (same names and attributes).
     pub async fn deploy(
         &self,
         template: &Path,
         stack: &str,
         parameters: &HashMap<String, String>,
+        sqs: Option<&Moto>,
     ) -> Result<Deployment> {
         let script = super::repo_root().join("devstack").join("deploy.py");
         let out = Command::new(venv().join("bin").join("python"))
@@ -138,6 +140,10 @@ impl Moto {
             .envs(self.env())
             .env("STACK_NAME", stack)
             .env("STACK_PARAMETERS", serde_json::to_string(parameters)?)
+            .env(
+                "SQS_ENDPOINT",
+                sqs.map(|m| m.endpoint.clone()).unwrap_or_default(),
+            )
             .env("PYTHONWARNINGS", "ignore")
             .output()
             .await
@@ -210,38 +216,74 @@ impl Deployment {
 /// moto with the template deployed and an SDK configuration pointing at it: what every test that
 /// needs real AWS APIs starts from.
 pub struct LocalAws {
+    /// DynamoDB, KMS, CloudFormation and the rest of the template.
     pub moto: Moto,
+    /// SQS in a moto of its own: the two services each get a core instead of sharing one
+    /// Python interpreter lock.
+    pub sqs: Moto,
     pub deployment: Deployment,
+    /// SDK configuration for every service but SQS.
     pub sdk: aws_config::SdkConfig,
+    /// SDK configuration for SQS.
+    pub sqs_sdk: aws_config::SdkConfig,
+}
+
+async fn sdk_config(endpoint: &str) -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(aws_config::Region::new(REGION))
+        .credentials_provider(aws_sdk_sqs::config::Credentials::new(
+            ACCESS_KEY, SECRET_KEY, None, None, "devstack",
+        ))
+        .load()
+        .await
 }
 
 impl LocalAws {
-    /// Starts moto and deploys `infra/template.yaml` into it.
+    /// Starts moto (and a second one for SQS) and deploys `infra/template.yaml` into them.
     pub async fn start() -> Result<Self> {
-        let moto = Moto::start().await?;
+        let (moto, sqs) = tokio::try_join!(Moto::start(), Moto::start())?;
         let template = super::repo_root().join("infra").join("template.yaml");
         let deployment = moto
-            .deploy(&template, "gs-sf-sync", &HashMap::new())
+            .deploy(&template, "gs-sf-sync", &HashMap::new(), Some(&sqs))
             .await?;
-        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .endpoint_url(&moto.endpoint)
-            .region(aws_config::Region::new(REGION))
-            .credentials_provider(aws_sdk_sqs::config::Credentials::new(
-                ACCESS_KEY, SECRET_KEY, None, None, "devstack",
-            ))
-            .load()
-            .await;
+        let sdk = sdk_config(&moto.endpoint).await;
+        let sqs_sdk = sdk_config(&sqs.endpoint).await;
         Ok(Self {
             moto,
+            sqs,
             deployment,
             sdk,
+            sqs_sdk,
         })
+    }
+
+    /// Environment that points AWS SDKs at the local AWS: SQS at its own endpoint
+    /// (`AWS_ENDPOINT_URL_SQS`), everything else at `AWS_ENDPOINT_URL`.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        let mut env = self.moto.env();
+        env.push(("AWS_ENDPOINT_URL_SQS", self.sqs.endpoint.clone()));
+        env
+    }
+
+    /// AWS requests served by both since the last reset, by `service:Action`.
+    pub async fn requests(&self) -> Result<std::collections::BTreeMap<String, u64>> {
+        let mut all = self.moto.requests().await?;
+        for (action, n) in self.sqs.requests().await? {
+            *all.entry(action).or_default() += n;
+        }
+        Ok(all)
+    }
+
+    pub async fn reset_requests(&self) -> Result<()> {
+        self.moto.reset_requests().await?;
+        self.sqs.reset_requests().await
     }
 
     /// The URL of a queue the template created, looked up by name against moto.
     pub async fn queue_url(&self, logical: &str) -> Result<String> {
         let name = self.deployment.queue_name(logical)?;
-        let out = aws_sdk_sqs::Client::new(&self.sdk)
+        let out = aws_sdk_sqs::Client::new(&self.sqs_sdk)
             .get_queue_url()
             .queue_name(name)
             .send()
@@ -262,7 +304,7 @@ impl LocalAws {
     /// Messages visible plus in flight on a queue (SQS's approximate counts; exact on moto).
     pub async fn queue_depth(&self, logical: &str) -> Result<u64> {
         use aws_sdk_sqs::types::QueueAttributeName as A;
-        let out = aws_sdk_sqs::Client::new(&self.sdk)
+        let out = aws_sdk_sqs::Client::new(&self.sqs_sdk)
             .get_queue_attributes()
             .queue_url(self.queue_url(logical).await?)
             .attribute_names(A::ApproximateNumberOfMessages)

@@ -73,7 +73,7 @@ async fn receive(sqs: &aws_sdk_sqs::Client, url: &str, wait_s: i32) -> Result<Ve
 #[tokio::test]
 async fn sqs_keeps_the_semantics_the_stack_relies_on() -> Result<()> {
     let aws = LocalAws::start().await?;
-    let sqs = aws_sdk_sqs::Client::new(&aws.sdk);
+    let sqs = aws_sdk_sqs::Client::new(&aws.sqs_sdk);
     let (url, dlq) = queue_with_dlq(&sqs, "contract", 1, 2).await?;
 
     // Batch limits: at most 10 entries a SendMessageBatch.

@@ -25,7 +25,7 @@ async fn setup() -> Result<(LocalAws, AwsClients, AwsResources)> {
         changes_queue_url: aws.queue_url("ChangesQueue").await?,
         writes_queue_url: aws.queue_url("WritesQueue").await?,
     };
-    let clients = AwsClients::new(&aws.sdk);
+    let clients = AwsClients::new(&aws.sdk).with_sqs(&aws.sqs_sdk);
     Ok((aws, clients, resources))
 }
 

@@ -193,7 +193,7 @@ impl Stack {
             changes_queue_url: aws.queue_url("ChangesQueue").await?,
             writes_queue_url: aws.queue_url("WritesQueue").await?,
         };
-        let clients = AwsClients::new(&aws.sdk);
+        let clients = AwsClients::new(&aws.sdk).with_sqs(&aws.sqs_sdk);
         let salesforce = SalesforceEmulator::start(sf::Options::default()).await?;
         let gainsight = GainsightEmulator::start(GAINSIGHT_ACCESS_KEY).await?;
         put_secrets(&clients, &resources, &salesforce).await?;

@@ -25,6 +25,7 @@ async fn the_webhook_binary_serves_function_url_events_through_the_runtime_api()
         writes_queue_url: aws.queue_url("WritesQueue").await?,
     };
     AwsClients::new(&aws.sdk)
+        .with_sqs(&aws.sqs_sdk)
         .secrets(&resources)
         .put(names::WEBHOOK_SECRET, &Secret::new("runtime-secret"))
         .await?;
@@ -32,7 +33,7 @@ async fn the_webhook_binary_serves_function_url_events_through_the_runtime_api()
     let runtime = RuntimeApi::start().await?;
     let mut child = runtime
         .command(env!("CARGO_BIN_EXE_webhook"), "webhook")
-        .envs(aws.moto.env())
+        .envs(aws.env())
         .envs(resources.env())
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())

@@ -23,6 +23,12 @@ pub struct AwsClients {
 }
 
 impl AwsClients {
+    /// SQS at an endpoint of its own (`AWS_ENDPOINT_URL_SQS` does the same from the environment).
+    pub fn with_sqs(mut self, config: &aws_config::SdkConfig) -> Self {
+        self.sqs = aws_sdk_sqs::Client::new(config);
+        self
+    }
+
     pub fn new(config: &aws_config::SdkConfig) -> Self {
         Self {
             dynamo: aws_sdk_dynamodb::Client::new(config),

@@ -219,7 +219,7 @@ const HARNESS_ACTIONS: [&str; 2] = ["sqs:GetQueueAttributes", "dynamodb:Query"];
 async fn aws_requests_per_change() -> Result<()> {
     let stack = Stack::start(Options::default()).await?;
     let total = 100;
-    stack.aws.moto.reset_requests().await?;
+    stack.aws.reset_requests().await?;
     let records: Vec<Value> = (0..total)
         .map(|i| json!({"Name": format!("Counted Co {i:03}"), "Arr": i}))
         .collect();
@@ -230,7 +230,7 @@ async fn aws_requests_per_change() -> Result<()> {
         })
         .await?;
     stack.drained(Duration::from_secs(60)).await?;
-    let requests = stack.aws.moto.requests().await?;
+    let requests = stack.aws.requests().await?;
     let product: Vec<(&String, &u64)> = requests
         .iter()
         .filter(|(action, _)| !HARNESS_ACTIONS.contains(&action.as_str()))
@@ -252,7 +252,7 @@ async fn aws_requests_per_change() -> Result<()> {
 /// and AWS requests it took.
 async fn burst(total: usize) -> Result<()> {
     let stack = Stack::start(Options::default()).await?;
-    stack.aws.moto.reset_requests().await?;
+    stack.aws.reset_requests().await?;
     let (sf_before, gs_before) = (stack.salesforce.stats(), stack.gainsight.stats());
     let records = (0..total)
         .map(|i| {
@@ -284,7 +284,7 @@ async fn burst(total: usize) -> Result<()> {
         .await?;
     let seconds = started.elapsed().as_secs_f64();
     let (sf, gs) = (stack.salesforce.stats(), stack.gainsight.stats());
-    let requests: u64 = stack.aws.moto.requests().await?.values().sum();
+    let requests: u64 = stack.aws.requests().await?.values().sum();
     report(
         &format!("burst_{total}_drain_seconds"),
         format!("{seconds:.1}"),
@@ -384,6 +384,7 @@ async fn cold_start_and_rss() -> Result<()> {
         writes_queue_url: aws.queue_url("WritesQueue").await?,
     };
     shared::adapters::AwsClients::new(&aws.sdk)
+        .with_sqs(&aws.sqs_sdk)
         .secrets(&resources)
         .put(names::WEBHOOK_SECRET, &Secret::new(WEBHOOK_SECRET))
         .await?;
@@ -391,7 +392,7 @@ async fn cold_start_and_rss() -> Result<()> {
     let spawned = Instant::now();
     let mut child = runtime
         .command(&bin, "webhook")
-        .envs(aws.moto.env())
+        .envs(aws.env())
         .envs(resources.env())
         .env("RUST_LOG", "warn")
         .stdout(std::process::Stdio::null())

@@ -31,6 +31,7 @@ async fn up() -> Result<()> {
     let stack = Stack::start(Options::default()).await?;
     println!("local stack is up (Ctrl-C to stop)");
     println!("  AWS_ENDPOINT_URL={}", stack.aws.moto.endpoint);
+    println!("  AWS_ENDPOINT_URL_SQS={}", stack.aws.sqs.endpoint);
     println!("  AWS_REGION={}", devstack::moto::REGION);
     println!("  table:              {}", stack.resources.table_name);
     println!(
