@@ -11,7 +11,7 @@ use shared::domain::{
     Schemas, WriteCommand,
 };
 use shared::lambda::parse_messages;
-use shared::ports::{GainsightApi, LedgerStore, Queue, SalesforceApi};
+use shared::ports::{GainsightApi, LedgerStore, LedgerWrite, Queue, SalesforceApi};
 use shared::resolve::{load_schemas, run_lookups, SchemaError};
 
 /// Table, queues, the Salesforce org and the Gainsight tenant.
@@ -98,15 +98,21 @@ impl MapperFn {
         let ledgers = self.read_ledgers(&changes).await;
         let lookups = self.run_lookups(&changes).await;
         let mut outgoing: Vec<(String, String)> = Vec::new();
+        let mut ledger: Vec<(String, LedgerWrite)> = Vec::new();
         for (id, change) in &changes {
-            let ok = self
-                .map_change(change, &ledgers, &lookups, now_ms, &mut summary)
-                .await
-                .map(|bodies| outgoing.extend(bodies.into_iter().map(|b| (id.clone(), b))));
-            if ok.is_err() {
-                failed.push(id.clone());
+            match self.map_change(change, &ledgers, &lookups, &mut summary) {
+                Ok(mapped) => {
+                    outgoing.extend(mapped.bodies.into_iter().map(|b| (id.clone(), b)));
+                    ledger.extend(mapped.ledger.into_iter().map(|w| (id.clone(), w)));
+                }
+                Err(Retry) => failed.push(id.clone()),
             }
         }
+        // Ignored and rejected changes are recorded before any write goes out: a message whose
+        // record failed is retried whole, its writes with it.
+        let unrecorded = self.record(ledger, now_ms).await;
+        outgoing.retain(|(id, _)| !unrecorded.contains(id));
+        failed.extend(unrecorded);
         failed.extend(self.send(outgoing).await);
         let response = shared::lambda::batch_response(failed);
         summary.failed_messages = response.batch_item_failures.len();
@@ -146,17 +152,16 @@ impl MapperFn {
         run_lookups(&requests, self.salesforce.as_ref(), self.gainsight.as_ref()).await
     }
 
-    /// Maps one change for every job reading its object: the write commands to queue, or `Err`
-    /// when the message must be retried. Ignored and rejected changes are recorded in the ledger.
-    async fn map_change(
+    /// Maps one change for every job reading its object: the write commands to queue and the
+    /// ledger entries of ignored and rejected changes, or `Err` when the message must be retried.
+    fn map_change(
         &self,
         change: &ChangeEvent,
         ledgers: &LedgerBatch,
         lookups: &Lookups,
-        now_ms: i64,
         summary: &mut Summary,
-    ) -> Result<Vec<String>, Retry> {
-        let mut bodies = Vec::new();
+    ) -> Result<Mapped, Retry> {
+        let mut mapped = Mapped::default();
         let mut result = Ok(());
         let mut matched = false;
         for job in self.jobs.for_source(change.source, &change.object) {
@@ -170,57 +175,29 @@ impl MapperFn {
                 .ledger_key(change)
                 .and_then(|key| ledgers.get(&job.name, &key));
             let outcome = mapper.map(change, ledger, lookups);
-            let step = self.settle(job, change, outcome, now_ms, summary).await;
-            match step {
-                Ok(commands) => bodies.extend(commands),
-                Err(retry) => result = Err(retry),
+            if let Err(retry) = settle(job, change, outcome, ledgers, summary, &mut mapped) {
+                result = Err(retry);
             }
         }
         if !matched {
             summary.ignored += 1;
             tracing::warn!(event_id = %change.event_id, object = %change.object, source = change.source.as_str(), "no job reads this object; change dropped");
         }
-        result.map(|()| bodies)
+        result.map(|()| mapped)
     }
 
-    /// Acts on one job's outcome: serialised commands to send, a ledger entry for an ignored or
-    /// rejected change, or `Err` to retry the message.
-    async fn settle(
-        &self,
-        job: &Job,
-        change: &ChangeEvent,
-        outcome: MapOutcome,
-        now_ms: i64,
-        summary: &mut Summary,
-    ) -> Result<Vec<String>, Retry> {
-        let (key, update) = match outcome {
-            MapOutcome::Write(commands) => {
-                summary.writes += commands.len();
-                return commands.iter().map(|cmd| serialise(job, cmd)).collect();
-            }
-            MapOutcome::Retry { reason } => {
-                tracing::warn!(job = %job.name, event_id = %change.event_id, reason = %reason, "change retried");
-                return Err(Retry);
-            }
-            MapOutcome::Ignored { key, reason } => {
-                summary.ignored += 1;
-                tracing::info!(job = %job.name, event_id = %change.event_id, reason = %reason, "change ignored");
-                (key, LedgerUpdate::Ignored { reason })
-            }
-            MapOutcome::Rejected { key, reason } => {
-                summary.rejected += 1;
-                tracing::warn!(job = %job.name, event_id = %change.event_id, reason = %reason, "change rejected");
-                (key, LedgerUpdate::Failed { message: reason })
-            }
-        };
-        let Some(key) = key else {
-            return Ok(Vec::new());
-        };
-        match self.ledger.record(&job.name, &key, &update, now_ms).await {
-            Ok(()) => Ok(Vec::new()),
+    /// Records the batch's ignored and rejected changes in as few requests as the store allows;
+    /// the ids of the messages whose entries were not recorded.
+    async fn record(&self, ledger: Vec<(String, LedgerWrite)>, now_ms: i64) -> Vec<String> {
+        if ledger.is_empty() {
+            return Vec::new();
+        }
+        let writes: Vec<LedgerWrite> = ledger.iter().map(|(_, w)| w.clone()).collect();
+        match self.ledger.record_many(&writes, now_ms).await {
+            Ok(()) => Vec::new(),
             Err(e) => {
-                tracing::error!(job = %job.name, error = %e, "ledger update failed; change will be retried");
-                Err(Retry)
+                tracing::error!(records = writes.len(), error = %e, "ledger update failed; changes will be retried");
+                ledger.into_iter().map(|(id, _)| id).collect()
             }
         }
     }
@@ -238,6 +215,58 @@ impl MapperFn {
         }
         failed
     }
+}
+
+/// What one change maps to: write commands to queue, ledger entries to record.
+#[derive(Default)]
+struct Mapped {
+    bodies: Vec<String>,
+    ledger: Vec<LedgerWrite>,
+}
+
+/// Acts on one job's outcome: serialised commands, a ledger entry for an ignored or rejected
+/// change, or `Err` to retry the message.
+fn settle(
+    job: &Job,
+    change: &ChangeEvent,
+    outcome: MapOutcome,
+    ledgers: &LedgerBatch,
+    summary: &mut Summary,
+    mapped: &mut Mapped,
+) -> Result<(), Retry> {
+    let (key, update) = match outcome {
+        MapOutcome::Write(commands) => {
+            summary.writes += commands.len();
+            for cmd in &commands {
+                mapped.bodies.push(serialise(job, cmd)?);
+            }
+            return Ok(());
+        }
+        MapOutcome::Retry { reason } => {
+            tracing::warn!(job = %job.name, event_id = %change.event_id, reason = %reason, "change retried");
+            return Err(Retry);
+        }
+        MapOutcome::Ignored { key, reason } => {
+            summary.ignored += 1;
+            tracing::info!(job = %job.name, event_id = %change.event_id, reason = %reason, "change ignored");
+            (key, LedgerUpdate::Ignored { reason })
+        }
+        MapOutcome::Rejected { key, reason } => {
+            summary.rejected += 1;
+            tracing::warn!(job = %job.name, event_id = %change.event_id, reason = %reason, "change rejected");
+            (key, LedgerUpdate::Failed { message: reason })
+        }
+    };
+    if let Some(key) = key {
+        let new = ledgers.get(&job.name, &key).is_none();
+        mapped.ledger.push(LedgerWrite {
+            job: job.name.clone(),
+            key,
+            update,
+            new,
+        });
+    }
+    Ok(())
 }
 
 /// The message must go back to the queue.

@@ -307,8 +307,14 @@ async fn burst(total: usize) -> Result<()> {
 
 /// Signed webhook events at `rate` changes/s for `seconds`; freshness = ledger sync time - send
 /// time, per record.
-async fn freshness(rate: u64, seconds: u64) -> Result<()> {
-    let stack = Stack::start(Options::default()).await?;
+async fn freshness(rate: u64, seconds: u64, echoes: bool) -> Result<()> {
+    // With `echoes`, the sources report the integration user's own writes back (no criteria).
+    let options = Options {
+        echo_criteria: !echoes,
+        ..Options::default()
+    };
+    let stack = Stack::start(options).await?;
+    let suffix = if echoes { "_with_echoes" } else { "" };
     let url = format!("{}/gainsight", stack.webhook_url());
     let http = reqwest::Client::new();
     let total = (rate * seconds) as usize;
@@ -353,17 +359,17 @@ async fn freshness(rate: u64, seconds: u64) -> Result<()> {
     );
     samples.sort_by(|a, b| a.total_cmp(b));
     report(
-        &format!("freshness_p50_at_{rate}_changes_per_s"),
+        &format!("freshness_p50_at_{rate}_changes_per_s{suffix}"),
         format!("{:.0}", percentile(&samples, 50.0)),
         "ms",
     );
     report(
-        &format!("freshness_p99_at_{rate}_changes_per_s"),
+        &format!("freshness_p99_at_{rate}_changes_per_s{suffix}"),
         format!("{:.0}", percentile(&samples, 99.0)),
         "ms",
     );
     report(
-        &format!("salesforce_api_calls_for_{total}_changes_at_{rate}_per_s"),
+        &format!("salesforce_api_calls_for_{total}_changes_at_{rate}_per_s{suffix}"),
         stack.salesforce.stats().api_calls,
         "calls",
     );
@@ -457,8 +463,9 @@ async fn main() -> Result<()> {
         burst(total.unwrap_or(10_000)).await?;
     }
     if all || which == "freshness" {
-        freshness(20, 20).await?;
-        freshness(100, 10).await?;
+        freshness(20, 20, false).await?;
+        freshness(100, 10, false).await?;
+        freshness(100, 10, true).await?;
     }
     Ok(())
 }
