@@ -465,6 +465,8 @@ async fn main() -> Result<()> {
     if all || which == "freshness" {
         freshness(20, 20, false).await?;
         freshness(100, 10, false).await?;
+    }
+    if all || which == "freshness-echoes" {
         freshness(100, 10, true).await?;
     }
     Ok(())
