@@ -357,3 +357,43 @@ async fn a_poison_message_fails_alone_and_is_redriven_to_the_dlq() -> Result<()>
     stack.stop().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fixing_a_refused_value_at_the_source_creates_the_record() -> Result<()> {
+    let stack = Stack::start(Options::default()).await?;
+    let gsid = stack
+        .create_companies(vec![
+            json!({"Name": "Fix Me", "Arr": 1, "Industry": "Underwater Basket Weaving"}),
+        ])
+        .await?
+        .remove(0);
+    stack
+        .eventually(WAIT, "the refusal in the ledger", || async {
+            Ok(stack.ledger(&gsid).await?.filter(|l| l.error))
+        })
+        .await?;
+    assert!(stack.accounts_for(&gsid).is_empty(), "nothing created yet");
+    // The user corrects the value in Gainsight: an update, which the job would only apply to an
+    // existing Account; the ledger says the create never succeeded, so it creates.
+    stack
+        .gainsight_update(
+            "Company",
+            vec![json!({"Gsid": gsid, "Industry": "Banking"})],
+        )
+        .await?;
+    let account = stack
+        .eventually(WAIT, "the Account created by the fix", || async {
+            Ok(stack.accounts_for(&gsid).pop())
+        })
+        .await?;
+    assert_eq!(account["Industry"], json!("Banking"));
+    assert_eq!(account["Name"], json!("Fix Me"));
+    let ledger = stack
+        .eventually(WAIT, "the pair synced", || async {
+            Ok(stack.ledger(&gsid).await?.filter(|l| l.synced))
+        })
+        .await?;
+    assert!(!ledger.error, "the last attempt succeeded");
+    stack.stop().await;
+    Ok(())
+}

@@ -228,6 +228,7 @@ impl<'a> Mapper<'a> {
     fn write_mode(&self, cx: &Context) -> Stage<WriteMode> {
         let (job, change, source) = (self.job, cx.change, cx.source());
         let actions = job.events.from(source);
+        let operation = effective_operation(cx);
         let nothing = |kind: &str| {
             cx.ignored(format!(
                 "job {} does nothing for records {kind} in {}",
@@ -235,7 +236,7 @@ impl<'a> Mapper<'a> {
                 source.as_str()
             ))
         };
-        match (change.operation, actions.on_created, actions.on_updated) {
+        match (operation, actions.on_created, actions.on_updated) {
             (Operation::Deleted, _, _) => Err(cx.ignored(format!(
                 "{} {} was deleted in {}; deletes are logged, not propagated",
                 change.object,
@@ -426,6 +427,19 @@ impl<'a> Mapper<'a> {
             "no identifier of job {} has a value to match a Gainsight {}",
             job.name, job.gainsight.object
         ))
+    }
+}
+
+/// The operation the event actions apply to. An update of a record whose create never
+/// succeeded (the ledger has only failures for it) is handled as a create, so correcting the data
+/// at the source creates the twin by itself; so is an operator's resync of a record never synced,
+/// which the other side does not have yet.
+fn effective_operation(cx: &Context) -> Operation {
+    let never_synced = cx.ledger.is_none_or(|l| !l.synced);
+    let create_failed = cx.ledger.is_some_and(|l| !l.synced && l.error);
+    match cx.change.operation {
+        Operation::Updated if create_failed || (cx.forced && never_synced) => Operation::Created,
+        other => other,
     }
 }
 

@@ -322,6 +322,59 @@ fn event_actions_table() {
 }
 
 #[test]
+fn an_update_after_a_failed_create_follows_the_create_action() {
+    let failed = LedgerRecord {
+        error: true,
+        last_error: Some("INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST".into()),
+        ..LedgerRecord::new("company_account", LedgerKey::Gainsight("1P02GS".into()))
+    };
+    let fixed = company(
+        Operation::Updated,
+        json!({"Name": "Acme", "Industry": "Banking"}),
+    );
+    // company_account creates and updates on create: the fix upserts the missing Account.
+    let cmds = write(map("company_account", &fixed, Some(&failed)));
+    assert_eq!(cmds[0].mode, WriteMode::Upsert);
+    // Once the pair synced, a later failure does not turn updates into creates.
+    let synced_then_failed = LedgerRecord {
+        synced: true,
+        ..failed.clone()
+    };
+    let cmds = write(map("company_account", &fixed, Some(&synced_then_failed)));
+    assert_eq!(cmds[0].mode, WriteMode::Update);
+    // No ledger at all: an ordinary update stays update-only.
+    assert_eq!(
+        write(map("company_account", &fixed, None))[0].mode,
+        WriteMode::Update
+    );
+}
+
+#[test]
+fn a_resync_of_a_record_never_synced_follows_the_create_action() {
+    let mut forced = company(Operation::Updated, json!({"Name": "Acme"}));
+    forced.origin = ChangeOrigin::Resync;
+    assert_eq!(
+        write(map("company_account", &forced, None))[0].mode,
+        WriteMode::Upsert
+    );
+    let synced = LedgerRecord {
+        synced: true,
+        ..LedgerRecord::new("company_account", LedgerKey::Gainsight("1P02GS".into()))
+    };
+    let cmds = write(map("company_account", &forced, Some(&synced)));
+    assert_eq!(cmds[0].mode, WriteMode::Update, "a linked pair is updated");
+    // A job that does nothing on create does nothing for such a resync either.
+    let mut job = jobs().get("company_account").cloned().unwrap();
+    job.events.from_gainsight.on_created = crate::domain::OnCreated::DoNothing;
+    let schemas = standard_schemas();
+    let outcome = Mapper::new(&job, Some(&schemas)).map(&forced, None, &Lookups::default());
+    assert!(
+        reason(&outcome).contains("does nothing for records created"),
+        "{outcome:?}"
+    );
+}
+
+#[test]
 fn identifier_only_changes_do_not_write() {
     let mut c = company(
         Operation::Updated,
