@@ -63,9 +63,18 @@ up: $(STAMP)
 	  kill -0 $$(cat $(STATE)/stack.pid) 2>/dev/null || { cat $(STATE)/stack.log; exit 1; }; sleep 0.5; done
 	@cat $(STATE)/stack.log
 
-## down: stop the local stack started by `make up`
+## down: stop the local stack started by `make up` and its moto servers; says so only once they
+## are gone (after 15 s of SIGTERM it sends SIGKILL)
 down:
-	@if [ -f $(STATE)/stack.pid ]; then kill $$(cat $(STATE)/stack.pid) 2>/dev/null || true; rm -f $(STATE)/stack.pid; echo "local stack stopped"; else echo "not running"; fi
+	@if [ ! -f $(STATE)/stack.pid ]; then echo "not running"; exit 0; fi; \
+	pid=$$(cat $(STATE)/stack.pid); children=$$(pgrep -P $$pid | tr "\n" " " || true); \
+	kill $$pid 2>/dev/null || true; \
+	for i in $$(seq 1 30); do kill -0 $$pid 2>/dev/null || break; sleep 0.5; done; \
+	if kill -0 $$pid 2>/dev/null; then echo "stack $$pid still running after 15 s: sending SIGKILL"; kill -9 $$pid 2>/dev/null || true; fi; \
+	for c in $$children; do kill $$c 2>/dev/null || true; done; \
+	for i in $$(seq 1 20); do alive=""; for p in $$pid $$children; do kill -0 $$p 2>/dev/null && alive="$$alive $$p"; done; [ -z "$$alive" ] && break; sleep 0.5; done; \
+	if [ -n "$$alive" ]; then echo "still running:$$alive (kill them by hand)"; exit 1; fi; \
+	rm -f $(STATE)/stack.pid; echo "local stack stopped (stack $$pid and moto $$children)"
 
 clean:
 	$(CARGO) clean

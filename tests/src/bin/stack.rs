@@ -27,9 +27,34 @@ async fn main() -> Result<()> {
     }
 }
 
+/// Shell exports for using the local stack by hand (`. .devstack/env`): the same variables the
+/// functions and `syncctl` read, with the local test credentials.
+fn env_file(stack: &Stack) -> String {
+    let mut vars: Vec<(&str, String)> = stack.aws.env();
+    vars.extend(stack.resources.env());
+    vars.extend([
+        ("WEBHOOK_URL", stack.webhook_url()),
+        ("WEBHOOK_SECRET", WEBHOOK_SECRET.to_string()),
+        ("GAINSIGHT_BASE_URL", stack.gainsight.url()),
+        ("GAINSIGHT_ACCESS_KEY", GAINSIGHT_ACCESS_KEY.to_string()),
+        ("SALESFORCE_LOGIN_URL", stack.salesforce.url()),
+        ("SALESFORCE_CLIENT_ID", stack.salesforce.client_id()),
+        ("SALESFORCE_CLIENT_SECRET", stack.salesforce.client_secret()),
+    ]);
+    vars.iter()
+        .map(|(name, value)| format!("export {name}='{value}'\n"))
+        .collect()
+}
+
 async fn up() -> Result<()> {
     let stack = Stack::start(Options::default()).await?;
-    println!("local stack is up (Ctrl-C to stop)");
+    let env_path = std::path::Path::new(".devstack").join("env");
+    std::fs::create_dir_all(".devstack")?;
+    std::fs::write(&env_path, env_file(&stack))?;
+    println!(
+        "local stack is up (Ctrl-C to stop); `. {}` exports what the functions and syncctl read",
+        env_path.display()
+    );
     println!("  AWS_ENDPOINT_URL={}", stack.aws.moto.endpoint);
     println!("  AWS_ENDPOINT_URL_SQS={}", stack.aws.sqs.endpoint);
     println!("  AWS_REGION={}", devstack::moto::REGION);
