@@ -95,7 +95,9 @@ pub async fn enqueue(
     }
 }
 
-/// The deliveries whose claim is new, claimed together; on a store failure nothing is claimed.
+/// The deliveries whose claim is new, claimed together. On a store failure, claims already taken
+/// (a whole transaction of 100 is atomic, several are not) stay pending and are handed out again
+/// after `RECLAIM_AFTER_MS`, so the retry of the delivery is not lost.
 async fn claim(
     dedup: &dyn DedupStore,
     deliveries: Vec<Delivery>,
