@@ -66,18 +66,22 @@ pub async fn enqueue(
     let total = deliveries.len();
     let fresh = claim(dedup, deliveries, now_ms).await?;
     let duplicates = total - fresh.len();
-    let bodies: Vec<(usize, String)> = fresh
+    // Which delivery each body belongs to, so a failed send releases that delivery's claim.
+    let owners: Vec<usize> = fresh
         .iter()
         .enumerate()
-        .flat_map(|(i, d)| d.changes.iter().map(move |c| (i, body(c))))
+        .flat_map(|(i, d)| std::iter::repeat_n(i, d.changes.len()))
         .collect();
-    let texts: Vec<String> = bodies.iter().map(|(_, b)| b.clone()).collect();
+    let texts: Vec<String> = fresh
+        .iter()
+        .flat_map(|d| d.changes.iter().map(body))
+        .collect();
     let results = queue.send(&texts).await;
     let mut ok = vec![true; fresh.len()];
     let mut errors = Vec::new();
-    for ((delivery, _), result) in bodies.iter().zip(results) {
+    for (owner, result) in owners.iter().zip(results) {
         if let Err(e) = result {
-            ok[*delivery] = false;
+            ok[*owner] = false;
             errors.push(e.to_string());
         }
     }

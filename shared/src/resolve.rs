@@ -11,8 +11,7 @@ use crate::ports::{
     ApiError, GainsightApi, GsCondition, GsOperator, GsQuery, SalesforceApi, SfSelect,
 };
 
-/// Values found per match tuple.
-pub type Found = BTreeMap<Vec<String>, Vec<String>>;
+pub use crate::domain::push::Found;
 
 /// Match tuples per query: keeps a SOQL statement far below its 100,000-character limit.
 const TUPLES_PER_QUERY: usize = 200;

@@ -101,12 +101,7 @@ impl Pusher {
         let mut settled = settlement.settled;
         settled.extend(self.write_groups(settlement.kept, &mut retry).await);
         let mut side_writes = settlement.restores;
-        let mut effects = self.effects(settled, now_ms, &mut summary);
-        // A Salesforce-only placeholder the ledger never stored needs no delete.
-        for e in &mut effects {
-            let stored = |key: &LedgerKey| ledgers.get(&e.job, key).is_some();
-            e.effect.forget = e.effect.forget.take().filter(stored);
-        }
+        let effects = self.effects(settled, &ledgers, now_ms, &mut summary);
         side_writes.extend(effects.iter().filter_map(|e| e.effect.writeback.clone()));
         retry.extend(
             effects
@@ -115,7 +110,7 @@ impl Pusher {
                 .map(|e| e.message_id.clone()),
         );
         self.write_sides(side_writes).await;
-        retry.extend(self.record(effects, &ledgers, now_ms).await);
+        retry.extend(self.record(effects, now_ms).await);
         let response = shared::lambda::batch_response(retry);
         summary.retried_messages = response.batch_item_failures.len();
         tracing::info!(
@@ -196,6 +191,7 @@ impl Pusher {
     fn effects(
         &self,
         settled: Vec<(Pending, WriteOutcome)>,
+        ledgers: &LedgerBatch,
         now_ms: i64,
         summary: &mut Summary,
     ) -> Vec<Effect> {
@@ -208,7 +204,7 @@ impl Pusher {
             log_outcome(cmd, &outcome, now_ms, summary);
             effects.push(Effect {
                 job: cmd.job.clone(),
-                effect: ledger_effect(job, cmd, outcome, now_ms),
+                effect: ledger_effect(job, cmd, outcome, ledgers, now_ms),
                 message_id: pending.message_id,
             });
         }
@@ -252,19 +248,14 @@ impl Pusher {
     /// Applies the ledger effects in as few requests as the store allows (one transaction per
     /// 100 records on DynamoDB); the ids of the messages to retry when that failed (the writes
     /// are idempotent, so writing them again to get the ledger right is safe).
-    async fn record(
-        &self,
-        effects: Vec<Effect>,
-        ledgers: &LedgerBatch,
-        now_ms: i64,
-    ) -> Vec<String> {
+    async fn record(&self, effects: Vec<Effect>, now_ms: i64) -> Vec<String> {
         let writes: Vec<LedgerWrite> = effects
             .iter()
             .map(|e| LedgerWrite {
                 job: e.job.clone(),
                 key: e.effect.key.clone(),
                 update: e.effect.update.clone(),
-                new: ledgers.get(&e.job, &e.effect.key).is_none(),
+                new: e.effect.new,
             })
             .collect();
         if let Err(err) = self.ledger.record_many(&writes, now_ms).await {

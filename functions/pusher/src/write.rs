@@ -111,11 +111,7 @@ impl Pusher {
             (None, _) => {
                 let by_id: Vec<Fields> = batch
                     .iter()
-                    .zip(records)
-                    .map(|(p, mut fields)| {
-                        fields.insert(id_field.clone(), p.command.key.value().into());
-                        fields
-                    })
+                    .map(|p| p.command.fields_with_id(&id_field))
                     .collect();
                 Ok(outcomes(sf.update(object, &by_id).await?))
             }
@@ -236,11 +232,7 @@ impl Pusher {
         }
         let records: Vec<Fields> = batch
             .iter()
-            .map(|p| {
-                let mut fields = p.command.fields.clone();
-                fields.insert(id_field.into(), p.command.key.value().into());
-                fields
-            })
+            .map(|p| p.command.fields_with_id(id_field))
             .collect();
         let keys = [id_field.to_string()];
         Ok(outcomes(

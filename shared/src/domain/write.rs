@@ -108,6 +108,14 @@ impl WriteCommand {
         (self.target, self.object.as_str(), field, self.mode)
     }
 
+    /// The fields to write to a record addressed by its id: `fields` and `id_field` set to the
+    /// key's value.
+    pub fn fields_with_id(&self, id_field: &str) -> Fields {
+        let mut fields = self.fields.clone();
+        fields.insert(id_field.into(), self.key.value().into());
+        fields
+    }
+
     /// Drops the bi-directional field `state_key` from the write (its conflict was lost); true if
     /// nothing mapped is left to write.
     pub fn drop_field(&mut self, state_key: &str) -> bool {
@@ -121,5 +129,40 @@ impl WriteCommand {
     /// Identity of the target record: two commands with the same identity write the same record.
     pub fn record_identity(&self) -> (System, &str, &RecordKey) {
         (self.target, self.object.as_str(), &self.key)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_addressed_by_id_carries_the_key_value() {
+        let mut fields = Fields::new();
+        fields.insert("Name".into(), "Acme".into());
+        let cmd = WriteCommand {
+            job: "j".into(),
+            target: System::Gainsight,
+            object: "Company".into(),
+            key: RecordKey::Id {
+                value: "1P02".into(),
+            },
+            mode: WriteMode::Update,
+            fields,
+            ledger_key: LedgerKey::Gainsight("1P02".into()),
+            salesforce_id: None,
+            field_states: BTreeMap::new(),
+            writeback: None,
+            source: System::Salesforce,
+            conflicts: BTreeMap::new(),
+            event_id: "e".into(),
+            source_changed_at_ms: 0,
+            received_at_ms: 0,
+        };
+        let addressed = cmd.fields_with_id("Gsid");
+        assert_eq!(
+            (addressed["Gsid"].as_str(), addressed["Name"].as_str()),
+            (Some("1P02"), Some("Acme"))
+        );
     }
 }

@@ -12,7 +12,7 @@ use super::{
     Fields, Job, LedgerBatch, LedgerKey, LedgerUpdate, RecordKey, System, WriteCommand, Writeback,
 };
 pub use conflicts::{settle_conflicts, Settlement};
-pub use plan::{plan_gainsight, plan_salesforce_update, GainsightPlan};
+pub use plan::{plan_gainsight, plan_salesforce_update, Found, GainsightPlan};
 
 /// A write command with the id of the message that carried it.
 #[derive(Clone, Debug, PartialEq)]
@@ -146,8 +146,11 @@ pub struct LedgerEffect {
     /// moves to the new GSID.
     pub key: LedgerKey,
     pub update: LedgerUpdate,
-    /// The placeholder to delete once the record moved to its GSID.
+    /// The placeholder to delete once the record moved to its GSID (only when the ledger holds
+    /// one: a pair first seen from Salesforce and synced at once never stored it).
     pub forget: Option<LedgerKey>,
+    /// The ledger held no record under `key` when the batch read it.
+    pub new: bool,
     /// The twin's id to write into the source record.
     pub writeback: Option<SideWrite>,
     /// The message goes back to the queue (a transient per-record failure).
@@ -155,11 +158,12 @@ pub struct LedgerEffect {
 }
 
 /// The ledger update, key move and writeback that follow `outcome` of `cmd` (of `job`), as
-/// acknowledged at `now_ms`.
+/// acknowledged at `now_ms`, given what the batch read of the ledger (`ledgers`).
 pub fn ledger_effect(
     job: &Job,
     cmd: &WriteCommand,
     outcome: WriteOutcome,
+    ledgers: &LedgerBatch,
     now_ms: i64,
 ) -> LedgerEffect {
     let mut effect = LedgerEffect {
@@ -168,6 +172,7 @@ pub fn ledger_effect(
             reason: String::new(),
         },
         forget: None,
+        new: false,
         writeback: None,
         retry: false,
     };
@@ -181,6 +186,9 @@ pub fn ledger_effect(
             effect.update = LedgerUpdate::Failed { message };
         }
     }
+    let stored = |key: &LedgerKey| ledgers.get(&job.name, key).is_some();
+    effect.forget = effect.forget.take().filter(stored);
+    effect.new = !stored(&effect.key);
     effect
 }
 

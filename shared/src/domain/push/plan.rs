@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 use super::{Pending, WriteOutcome};
 use crate::domain::{Fields, WriteMode};
 
-/// Ids found per key value: what a lookup of the group's key field answered.
+/// Values found per match tuple: what a lookup (of a derived mapping, or of a group's key field)
+/// answered.
 pub type Found = BTreeMap<Vec<String>, Vec<String>>;
 
 /// What to do with one record of a Gainsight group.

@@ -203,12 +203,17 @@ fn a_salesforce_only_pair_moves_to_its_new_gsid_and_the_account_learns_it() {
     let created = WriteOutcome::Synced {
         target_id: Some("1PNEW".into()),
     };
-    let effect = ledger_effect(job, &cmd, created, 99);
+    // The placeholder was stored (an earlier attempt failed): it is deleted once moved.
+    let mut ledgers = LedgerBatch::default();
+    let placeholder = LedgerKey::SalesforceOnly("001A".into());
+    ledgers.extend([LedgerRecord::new("company_account", placeholder.clone())]);
+    let effect = ledger_effect(job, &cmd, created.clone(), &ledgers, 99);
     assert_eq!(effect.key, gsid("1PNEW"));
-    assert_eq!(
-        effect.forget,
-        Some(LedgerKey::SalesforceOnly("001A".into()))
-    );
+    assert_eq!(effect.forget, Some(placeholder));
+    assert!(effect.new, "nothing was stored under the new GSID");
+    // Never stored: nothing to delete.
+    let unstored = ledger_effect(job, &cmd, created, &LedgerBatch::default(), 99);
+    assert_eq!(unstored.forget, None);
     let wb = effect.writeback.expect("the Account learns its GSID");
     assert_eq!(wb.id_field, "Id");
     assert_eq!(wb.fields["Id"], json!("001A"));
@@ -222,8 +227,14 @@ fn a_salesforce_only_pair_moves_to_its_new_gsid_and_the_account_learns_it() {
     ));
     // A linked pair stays where it is.
     let linked = command(gsid("G1"), System::Gainsight, 7);
-    let effect = ledger_effect(job, &linked, WriteOutcome::Synced { target_id: None }, 99);
-    assert_eq!((effect.key, effect.forget), (gsid("G1"), None));
+    let mut ledgers = LedgerBatch::default();
+    ledgers.extend([LedgerRecord::new("company_account", gsid("G1"))]);
+    let synced = WriteOutcome::Synced { target_id: None };
+    let effect = ledger_effect(job, &linked, synced, &ledgers, 99);
+    assert_eq!(
+        (effect.key, effect.forget, effect.new),
+        (gsid("G1"), None, false)
+    );
 }
 
 #[test]
@@ -235,7 +246,7 @@ fn a_transient_failure_is_recorded_and_retried_a_final_one_only_recorded() {
         message: "UNABLE_TO_LOCK_ROW".into(),
         retryable: true,
     };
-    let effect = ledger_effect(job, &cmd, locked, 2);
+    let effect = ledger_effect(job, &cmd, locked, &LedgerBatch::default(), 2);
     assert!(effect.retry);
     assert_eq!(
         effect.update,
@@ -243,7 +254,13 @@ fn a_transient_failure_is_recorded_and_retried_a_final_one_only_recorded() {
             message: "UNABLE_TO_LOCK_ROW".into()
         }
     );
-    let refused = ledger_effect(job, &cmd, WriteOutcome::failed("INVALID"), 2);
+    let refused = ledger_effect(
+        job,
+        &cmd,
+        WriteOutcome::failed("INVALID"),
+        &LedgerBatch::default(),
+        2,
+    );
     assert!(!refused.retry);
 }
 
