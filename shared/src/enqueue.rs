@@ -2,7 +2,7 @@
 //! the changes of the new ones, then confirms what was queued and releases what was not, so a
 //! retry of the delivery queues it. The webhook's routes and the poller all queue through here.
 
-use crate::domain::ChangeEvent;
+use crate::domain::{ChangeEvent, LineOutcome, RunLine, Runs};
 use crate::ports::{Claim, DedupStore, Queue, Retryable, StoreError};
 
 /// How long an unconfirmed claim holds off a redelivery; past it the claim is handed out again,
@@ -36,6 +36,34 @@ pub struct Enqueued {
     pub queued: usize,
     /// Deliveries already queued before: dropped.
     pub duplicates: usize,
+    /// Their keys.
+    pub duplicate_keys: Vec<String>,
+}
+
+/// Puts what `enqueue` did with `deliveries` into `job`'s run: a line per change, queued or a
+/// duplicate, or the error that stopped it.
+pub fn record_run(
+    runs: &mut Runs,
+    job: Option<&str>,
+    deliveries: &[Delivery],
+    result: &Result<Enqueued, EnqueueError>,
+) {
+    let enqueued = match result {
+        Ok(enqueued) => enqueued,
+        Err(e) => return runs.fail(job, e.to_string()),
+    };
+    for d in deliveries {
+        let duplicate = enqueued.duplicate_keys.contains(&d.key);
+        for change in &d.changes {
+            let line = if duplicate {
+                RunLine::new(&change.record_id, LineOutcome::Duplicate)
+                    .message(format!("delivery {} was queued before", d.key))
+            } else {
+                RunLine::new(&change.record_id, LineOutcome::Queued)
+            };
+            runs.line(job, line);
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -60,12 +88,17 @@ impl Retryable for EnqueueError {
 pub async fn enqueue(
     dedup: &dyn DedupStore,
     queue: &dyn Queue,
-    deliveries: Vec<Delivery>,
+    deliveries: &[Delivery],
     now_ms: i64,
 ) -> Result<Enqueued, EnqueueError> {
     let total = deliveries.len();
     let fresh = claim(dedup, deliveries, now_ms).await?;
     let duplicates = total - fresh.len();
+    let duplicate_keys = deliveries
+        .iter()
+        .filter(|d| !fresh.iter().any(|f| std::ptr::eq(*f, *d)))
+        .map(|d| d.key.clone())
+        .collect();
     // Which delivery each body belongs to, so a failed send releases that delivery's claim.
     let owners: Vec<usize> = fresh
         .iter()
@@ -95,6 +128,7 @@ pub async fn enqueue(
         None => Ok(Enqueued {
             queued: texts.len(),
             duplicates,
+            duplicate_keys,
         }),
     }
 }
@@ -102,17 +136,17 @@ pub async fn enqueue(
 /// The deliveries whose claim is new, claimed together. On a store failure, claims already taken
 /// (a whole transaction of 100 is atomic, several are not) stay pending and are handed out again
 /// after `RECLAIM_AFTER_MS`, so the retry of the delivery is not lost.
-async fn claim(
+async fn claim<'a>(
     dedup: &dyn DedupStore,
-    deliveries: Vec<Delivery>,
+    deliveries: &'a [Delivery],
     now_ms: i64,
-) -> Result<Vec<Delivery>, StoreError> {
+) -> Result<Vec<&'a Delivery>, StoreError> {
     let keys: Vec<String> = deliveries.iter().map(|d| d.key.clone()).collect();
     let claims = dedup
         .claim_events(&keys, now_ms, RECLAIM_AFTER_MS, DEDUP_TTL_S)
         .await?;
     Ok(deliveries
-        .into_iter()
+        .iter()
         .zip(claims)
         .filter_map(|(d, claim)| (claim == Claim::New).then_some(d))
         .collect())
@@ -121,7 +155,7 @@ async fn claim(
 /// Confirms the deliveries queued whole and releases the others. Neither is fatal: an
 /// unconfirmed claim is handed out again after `RECLAIM_AFTER_MS`, and the writes downstream are
 /// idempotent, so a second copy costs a call, not correctness.
-async fn settle(dedup: &dyn DedupStore, deliveries: &[Delivery], queued: &[bool], now_ms: i64) {
+async fn settle(dedup: &dyn DedupStore, deliveries: &[&Delivery], queued: &[bool], now_ms: i64) {
     let keys = |want: bool| -> Vec<String> {
         deliveries
             .iter()
@@ -176,22 +210,40 @@ mod tests {
     #[tokio::test]
     async fn a_delivery_is_queued_once() {
         let (store, queue) = (MemoryStore::default(), MemoryQueue::default());
-        let first = enqueue(&store, &queue, vec![delivery("e1", &["A", "B"])], 0).await;
+        let first = enqueue(&store, &queue, &[delivery("e1", &["A", "B"])], 0).await;
         assert_eq!(
             first.unwrap(),
             Enqueued {
                 queued: 2,
-                duplicates: 0
+                duplicates: 0,
+                duplicate_keys: vec![],
             }
         );
         let again = vec![delivery("e1", &["A", "B"]), delivery("e2", &["C"])];
-        let second = enqueue(&store, &queue, again, 1).await.unwrap();
+        let second = enqueue(&store, &queue, &again, 1).await;
         assert_eq!(
-            second,
-            Enqueued {
+            second.as_ref().unwrap(),
+            &Enqueued {
                 queued: 1,
-                duplicates: 1
+                duplicates: 1,
+                duplicate_keys: vec!["e1".into()],
             }
+        );
+        let mut runs = Runs::new(crate::domain::RunFunction::Webhook, "test", 1, "s");
+        record_run(&mut runs, None, &again, &second);
+        let run = runs.finish(2).remove(0);
+        let outcomes: Vec<_> = run
+            .log
+            .iter()
+            .map(|l| (l.record.as_str(), l.outcome))
+            .collect();
+        assert_eq!(
+            outcomes,
+            [
+                ("A", LineOutcome::Duplicate),
+                ("B", LineOutcome::Duplicate),
+                ("C", LineOutcome::Queued)
+            ]
         );
         assert_eq!(queue.bodies().len(), 3);
     }
@@ -201,7 +253,7 @@ mod tests {
         let (store, queue) = (MemoryStore::default(), MemoryQueue::default());
         *queue.fail_containing.lock().unwrap() = Some("\"B\"".into());
         let both = vec![delivery("e1", &["A"]), delivery("e2", &["B"])];
-        let err = enqueue(&store, &queue, both.clone(), 0).await.unwrap_err();
+        let err = enqueue(&store, &queue, &both, 0).await.unwrap_err();
         assert!(
             matches!(
                 err,
@@ -214,12 +266,13 @@ mod tests {
             "{err}"
         );
         *queue.fail_containing.lock().unwrap() = None;
-        let retry = enqueue(&store, &queue, both, 1).await.unwrap();
+        let retry = enqueue(&store, &queue, &both, 1).await.unwrap();
         assert_eq!(
             retry,
             Enqueued {
                 queued: 1,
-                duplicates: 1
+                duplicates: 1,
+                duplicate_keys: vec!["e1".into()],
             },
             "only e2 again"
         );
@@ -229,7 +282,7 @@ mod tests {
     async fn a_store_failure_queues_nothing() {
         let (store, queue) = (MemoryStore::default(), MemoryQueue::default());
         *store.fail.lock().unwrap() = true;
-        let err = enqueue(&store, &queue, vec![delivery("e1", &["A"])], 0).await;
+        let err = enqueue(&store, &queue, &[delivery("e1", &["A"])], 0).await;
         assert!(matches!(err, Err(EnqueueError::Store(_))));
         assert!(queue.bodies().is_empty());
     }

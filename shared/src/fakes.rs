@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 
-use crate::domain::{Fields, LedgerKey, LedgerRecord, LedgerUpdate, SyncStatus};
+use crate::domain::{Fields, LedgerKey, LedgerRecord, Run, RunId, SyncStatus};
 use crate::ports::*;
 use crate::secret::Secret;
 
@@ -16,6 +16,8 @@ pub struct MemoryStore {
     pub events: Mutex<HashMap<String, (bool, i64)>>,
     pub ledger: Mutex<HashMap<(String, LedgerKey), LedgerRecord>>,
     pub cursors: Mutex<HashMap<(String, String), Cursor>>,
+    /// Runs as written, in order (a run written twice appears twice; the last one counts).
+    pub runs: Mutex<Vec<Run>>,
     /// When set, every call fails with `StoreError::Unavailable`.
     pub fail: Mutex<bool>,
 }
@@ -116,19 +118,13 @@ impl LedgerStore for MemoryStore {
             .collect())
     }
 
-    async fn record(
-        &self,
-        job: &str,
-        key: &LedgerKey,
-        update: &LedgerUpdate,
-        at_ms: i64,
-    ) -> Result<(), StoreError> {
+    async fn record(&self, write: &LedgerWrite, at_ms: i64) -> Result<(), StoreError> {
         self.check()?;
         let mut ledger = self.ledger.lock().unwrap();
         ledger
-            .entry((job.into(), key.clone()))
-            .or_insert_with(|| LedgerRecord::new(job, key.clone()))
-            .apply(update, at_ms);
+            .entry((write.job.clone(), write.key.clone()))
+            .or_insert_with(|| LedgerRecord::new(write.job.clone(), write.key.clone()))
+            .apply(&write.update, at_ms, &write.run);
         Ok(())
     }
 
@@ -141,19 +137,79 @@ impl LedgerStore for MemoryStore {
         Ok(())
     }
 
-    async fn list(&self, job: &str, limit: usize) -> Result<Vec<LedgerRecord>, StoreError> {
+    async fn list(
+        &self,
+        job: &str,
+        start: Option<&LedgerKey>,
+        limit: usize,
+    ) -> Result<Vec<LedgerRecord>, StoreError> {
         self.check()?;
-        Ok(self.records_where(|r| r.job == job, limit))
+        Ok(self.records_where(|r| r.job == job && after(r, start), limit))
     }
 
     async fn by_status(
         &self,
         job: &str,
         status: SyncStatus,
+        start: Option<&LedgerKey>,
         limit: usize,
     ) -> Result<Vec<LedgerRecord>, StoreError> {
         self.check()?;
-        Ok(self.records_where(|r| r.job == job && r.has_status(status), limit))
+        Ok(self.records_where(
+            |r| r.job == job && r.has_status(status) && after(r, start),
+            limit,
+        ))
+    }
+
+    async fn by_salesforce_id(
+        &self,
+        job: &str,
+        salesforce_id: &str,
+    ) -> Result<Option<LedgerRecord>, StoreError> {
+        self.check()?;
+        Ok(self
+            .records_where(
+                |r| r.job == job && r.salesforce_id.as_deref() == Some(salesforce_id),
+                1,
+            )
+            .pop())
+    }
+}
+
+/// Whether `r` comes after the page boundary `start` in key order.
+fn after(r: &LedgerRecord, start: Option<&LedgerKey>) -> bool {
+    start.is_none_or(|k| r.key.to_string() > k.to_string())
+}
+
+#[async_trait]
+impl RunStore for MemoryStore {
+    async fn put_runs(&self, runs: &[Run]) -> Result<(), StoreError> {
+        self.check()?;
+        self.runs.lock().unwrap().extend(runs.iter().cloned());
+        Ok(())
+    }
+
+    async fn run(&self, id: &RunId) -> Result<Option<Run>, StoreError> {
+        self.check()?;
+        let runs = self.runs.lock().unwrap();
+        Ok(runs.iter().rev().find(|r| &r.id == id).cloned())
+    }
+
+    async fn runs(&self, from_ms: i64, to_ms: i64) -> Result<Vec<Run>, StoreError> {
+        self.check()?;
+        let mut out: Vec<Run> = self
+            .runs
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| (from_ms..=to_ms).contains(&r.started_at_ms))
+            .map(|r| Run {
+                log: Vec::new(),
+                ..r.clone()
+            })
+            .collect();
+        out.sort_by(|a, b| b.id.cmp(&a.id));
+        Ok(out)
     }
 }
 

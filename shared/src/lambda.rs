@@ -3,6 +3,9 @@
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use serde::de::DeserializeOwned;
 
+use crate::domain::{Run, Runs};
+use crate::ports::RunStore;
+
 /// The messages of `event` whose body parses as a `T` (a `what`), with their message ids, and the
 /// ids of those that do not: each bad message fails alone, logged with why.
 pub fn parse_messages<T: DeserializeOwned>(
@@ -42,6 +45,31 @@ pub fn batch_response(failed_message_ids: impl IntoIterator<Item = String>) -> S
         })
         .collect();
     response
+}
+
+/// The seed of a batch's run ids: its message ids, so two batches started in the same
+/// millisecond get different runs.
+pub fn batch_seed(event: &SqsEvent) -> String {
+    event
+        .records
+        .iter()
+        .filter_map(|m| m.message_id.as_deref())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Ends `runs` now and stores them in one request. A run that cannot be stored is logged and
+/// dropped: the work it describes is done, and redoing it for its record would be worse.
+pub async fn store_runs(store: &dyn RunStore, runs: Runs) -> Vec<Run> {
+    let done = runs.finish(crate::time::now_ms());
+    if done.is_empty() {
+        return done;
+    }
+    if let Err(e) = store.put_runs(&done).await {
+        let ids: Vec<String> = done.iter().map(|r| r.id.to_string()).collect();
+        tracing::warn!(runs = ?ids, error = %e, "runs not stored");
+    }
+    done
 }
 
 #[cfg(test)]

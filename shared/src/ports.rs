@@ -3,8 +3,10 @@
 
 use async_trait::async_trait;
 
+pub use crate::domain::Prior;
 use crate::domain::{
-    Fields, LedgerBatch, LedgerKey, LedgerRecord, LedgerUpdate, ObjectSchema, SyncStatus,
+    Fields, LedgerBatch, LedgerKey, LedgerRecord, LedgerUpdate, ObjectSchema, Run, RunId,
+    SyncStatus,
 };
 use crate::secret::Secret;
 
@@ -112,33 +114,41 @@ pub trait LedgerStore: Send + Sync {
     /// Batched read of many ledger records of one job; absent ones are left out.
     async fn ledgers(&self, job: &str, keys: &[LedgerKey])
         -> Result<Vec<LedgerRecord>, StoreError>;
-    /// Applies `update` to the ledger record (created if absent).
-    async fn record(
-        &self,
-        job: &str,
-        key: &LedgerKey,
-        update: &LedgerUpdate,
-        at_ms: i64,
-    ) -> Result<(), StoreError>;
+    /// Applies one update to its ledger record (created if absent), adding it to the record's
+    /// history.
+    async fn record(&self, write: &LedgerWrite, at_ms: i64) -> Result<(), StoreError>;
     /// Applies many updates (adapters: in few requests); each is applied exactly as `record`
     /// applies it.
     async fn record_many(&self, writes: &[LedgerWrite], at_ms: i64) -> Result<(), StoreError> {
         for w in writes {
-            self.record(&w.job, &w.key, &w.update, at_ms).await?;
+            self.record(w, at_ms).await?;
         }
         Ok(())
     }
     /// Deletes a ledger record: the Salesforce-only placeholder of a pair that now has a GSID.
     async fn forget(&self, job: &str, key: &LedgerKey) -> Result<(), StoreError>;
-    /// Ledger records of `job`, in key order, up to `limit`.
-    async fn list(&self, job: &str, limit: usize) -> Result<Vec<LedgerRecord>, StoreError>;
-    /// Ledger records of `job` carrying `status`, up to `limit`.
+    /// Ledger records of `job` in key order, from after `start` (a key of the previous page), up
+    /// to `limit`.
+    async fn list(
+        &self,
+        job: &str,
+        start: Option<&LedgerKey>,
+        limit: usize,
+    ) -> Result<Vec<LedgerRecord>, StoreError>;
+    /// Ledger records of `job` carrying `status`, in key order from after `start`, up to `limit`.
     async fn by_status(
         &self,
         job: &str,
         status: SyncStatus,
+        start: Option<&LedgerKey>,
         limit: usize,
     ) -> Result<Vec<LedgerRecord>, StoreError>;
+    /// The ledger record of `job` whose Salesforce id is `salesforce_id`.
+    async fn by_salesforce_id(
+        &self,
+        job: &str,
+        salesforce_id: &str,
+    ) -> Result<Option<LedgerRecord>, StoreError>;
 }
 
 /// One ledger update of a batch.
@@ -147,9 +157,39 @@ pub struct LedgerWrite {
     pub job: String,
     pub key: LedgerKey,
     pub update: LedgerUpdate,
-    /// The record did not exist when the batch read the ledger: adapters may write it whole
-    /// (and fall back to `record` if it appeared meanwhile).
-    pub new: bool,
+    /// The run that made it (linked from the record's history).
+    pub run: String,
+    pub prior: Prior,
+}
+
+impl LedgerWrite {
+    /// An update of a record not read before.
+    pub fn new(job: &str, key: LedgerKey, update: LedgerUpdate, run: &str) -> Self {
+        Self {
+            job: job.to_string(),
+            key,
+            update,
+            run: run.to_string(),
+            prior: Prior::Unread,
+        }
+    }
+
+    /// The same update, knowing the record as the batch read it (`None`: absent).
+    pub fn read_as(mut self, record: Option<&LedgerRecord>) -> Self {
+        self.prior = Prior::of(record);
+        self
+    }
+}
+
+/// Runs, the execution activities of the functions (DynamoDB in production, with a TTL).
+#[async_trait]
+pub trait RunStore: Send + Sync {
+    /// Stores the runs of one invocation in one request.
+    async fn put_runs(&self, runs: &[Run]) -> Result<(), StoreError>;
+    /// One run with its log.
+    async fn run(&self, id: &RunId) -> Result<Option<Run>, StoreError>;
+    /// Runs started in `[from_ms, to_ms]`, newest first, without their logs.
+    async fn runs(&self, from_ms: i64, to_ms: i64) -> Result<Vec<Run>, StoreError>;
 }
 
 /// Poll cursors (DynamoDB in production), one per job and stream.
@@ -330,6 +370,20 @@ pub struct SfSelect {
     pub conditions: Vec<(String, Vec<String>)>,
     /// Fields to order by, ascending.
     pub order_by: Vec<String>,
+    /// Only records whose datetime `field` is at or after the instant (epoch ms).
+    pub since: Option<(String, i64)>,
+    /// At most this many records.
+    pub limit: Option<usize>,
+}
+
+impl SfSelect {
+    /// A read of `object` with nothing chosen yet.
+    pub fn from_object(object: &str) -> Self {
+        Self {
+            object: object.to_string(),
+            ..Self::default()
+        }
+    }
 }
 
 #[async_trait]

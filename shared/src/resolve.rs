@@ -149,6 +149,7 @@ fn sf_select(request: &LookupRequest, tuples: &[Vec<String>]) -> SfSelect {
             .map(|(i, field)| (field.clone(), column_values(tuples, i)))
             .collect(),
         order_by: vec![],
+        ..Default::default()
     }
 }
 

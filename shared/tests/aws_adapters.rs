@@ -9,7 +9,7 @@ use shared::config::AwsResources;
 use shared::domain::LedgerKey;
 use shared::domain::{FieldState, LedgerUpdate, SyncStatus, System};
 use shared::ports::{
-    Claim, Cursor, CursorStore, DedupStore, LedgerStore, Queue, Secrets, SecretsError,
+    Claim, Cursor, CursorStore, DedupStore, LedgerStore, LedgerWrite, Queue, Secrets, SecretsError,
 };
 
 fn k(key: &str) -> LedgerKey {
@@ -91,7 +91,12 @@ async fn dynamo_state_store_round_trips_ledger_dedup_and_cursors() -> Result<()>
         ]
         .into(),
     };
-    store.record("job", &k("G1"), &synced, 10).await?;
+    store
+        .record(
+            &LedgerWrite::new("job", k("G1"), synced.clone(), "run-t"),
+            10,
+        )
+        .await?;
     // A later write of one field replaces its state and keeps the other's.
     let one_field = LedgerUpdate::Synced {
         salesforce_id: None,
@@ -99,7 +104,12 @@ async fn dynamo_state_store_round_trips_ledger_dedup_and_cursors() -> Result<()>
         source_changed_at_ms: 7,
         fields: [("Name".to_string(), state(3, 7))].into(),
     };
-    store.record("job", &k("G1"), &one_field, 10).await?;
+    store
+        .record(
+            &LedgerWrite::new("job", k("G1"), one_field.clone(), "run-t"),
+            10,
+        )
+        .await?;
     let g1 = store.ledger("job", &k("G1")).await?.expect("G1 recorded");
     assert_eq!(g1.fields["Name"], state(3, 7));
     assert_eq!(g1.fields["Arr"], state(2, 5));
@@ -110,31 +120,40 @@ async fn dynamo_state_store_round_trips_ledger_dedup_and_cursors() -> Result<()>
     assert_eq!(g1.salesforce_id.as_deref(), Some("001000000000001AAA"));
     store
         .record(
-            "job",
-            &k("G1"),
-            &LedgerUpdate::Failed {
-                message: "UNABLE_TO_LOCK_ROW".into(),
-            },
+            &LedgerWrite::new(
+                "job",
+                k("G1"),
+                LedgerUpdate::Failed {
+                    message: "UNABLE_TO_LOCK_ROW".into(),
+                },
+                "run-t",
+            ),
             20,
         )
         .await?;
     store
         .record(
-            "job",
-            &k("G2"),
-            &LedgerUpdate::Ignored {
-                reason: "echo".into(),
-            },
+            &LedgerWrite::new(
+                "job",
+                k("G2"),
+                LedgerUpdate::Ignored {
+                    reason: "echo".into(),
+                },
+                "run-t",
+            ),
             30,
         )
         .await?;
     store
         .record(
-            "job",
-            &k("G2"),
-            &LedgerUpdate::Ignored {
-                reason: "echo again".into(),
-            },
+            &LedgerWrite::new(
+                "job",
+                k("G2"),
+                LedgerUpdate::Ignored {
+                    reason: "echo again".into(),
+                },
+                "run-t",
+            ),
             31,
         )
         .await?;
@@ -146,19 +165,27 @@ async fn dynamo_state_store_round_trips_ledger_dedup_and_cursors() -> Result<()>
     let g2 = store.ledger("job", &k("G2")).await?.expect("G2 recorded");
     assert_eq!((g2.ignored_count, g2.synced, g2.error), (2, false, false));
 
-    let errors = store.by_status("job", SyncStatus::Error, 10).await?;
+    let errors = store.by_status("job", SyncStatus::Error, None, 10).await?;
     assert_eq!(
         errors.iter().map(|r| r.key.to_string()).collect::<Vec<_>>(),
         vec!["G1"]
     );
     assert_eq!(
-        store.by_status("job", SyncStatus::Synced, 10).await?.len(),
+        store
+            .by_status("job", SyncStatus::Synced, None, 10)
+            .await?
+            .len(),
         1
     );
-    store.record("job", &k("G1"), &synced, 40).await?;
+    store
+        .record(
+            &LedgerWrite::new("job", k("G1"), synced.clone(), "run-t"),
+            40,
+        )
+        .await?;
     assert!(
         store
-            .by_status("job", SyncStatus::Error, 10)
+            .by_status("job", SyncStatus::Error, None, 10)
             .await?
             .is_empty(),
         "a later success clears error"
@@ -170,19 +197,24 @@ async fn dynamo_state_store_round_trips_ledger_dedup_and_cursors() -> Result<()>
     ids.push(k("G2"));
     let got = store.ledgers("job", &ids).await?;
     assert_eq!(got.len(), 2);
-    assert_eq!(store.list("job", 100).await?.len(), 2);
-    assert_eq!(store.list("job", 1).await?.len(), 1);
+    assert_eq!(store.list("job", None, 100).await?.len(), 2);
+    assert_eq!(store.list("job", None, 1).await?.len(), 1);
     store.forget("job", &k("G2")).await?;
     assert!(store.ledger("job", &k("G2")).await?.is_none(), "forgotten");
     // A Salesforce-only pair is kept under its own key and read back as one.
     let placeholder = LedgerKey::SalesforceOnly("001A".into());
-    store.record("job", &placeholder, &synced, 50).await?;
+    store
+        .record(
+            &LedgerWrite::new("job", placeholder.clone(), synced.clone(), "run-t"),
+            50,
+        )
+        .await?;
     let read = store
         .ledger("job", &placeholder)
         .await?
         .expect("placeholder");
     assert_eq!(read.key, placeholder);
-    assert_eq!(store.list("job", 100).await?.len(), 2);
+    assert_eq!(store.list("job", None, 100).await?.len(), 2);
 
     // Cursors.
     assert_eq!(store.cursor("job", "gainsight").await?, None);
@@ -304,25 +336,27 @@ async fn dynamo_claims_many_events_in_transactions_and_settles_them_in_batches()
 
 #[tokio::test]
 async fn dynamo_applies_many_ledger_updates_in_transactions() -> Result<()> {
-    use shared::domain::{FieldState, LedgerUpdate, System};
+    use shared::domain::{LedgerUpdate, Outcome, Prior, HISTORY_KEPT};
     use shared::ports::LedgerWrite;
     let (aws, clients, resources) = setup().await?;
     let store = clients.state_store(&resources);
-    let write = |key: &str, new: bool, update: LedgerUpdate| LedgerWrite {
-        job: "job".into(),
-        key: k(key),
-        update,
-        new,
+    let write = |key: &str, prior: Prior, run: &str| LedgerWrite {
+        prior,
+        ..LedgerWrite::new(
+            "job",
+            k(key),
+            LedgerUpdate::Ignored {
+                reason: "echo".into(),
+            },
+            run,
+        )
     };
-    let ignored = || LedgerUpdate::Ignored {
-        reason: "echo".into(),
-    };
-    // 150 records, one of them twice: a transaction may touch an item once, so it waits for the
-    // next one; both updates land.
+    // 150 records new to the ledger, one of them twice: a transaction may touch an item once, so
+    // the second waits for the next one, at the version the first made; both land.
     let mut writes: Vec<LedgerWrite> = (0..150)
-        .map(|i| write(&format!("T{i}"), false, ignored()))
+        .map(|i| write(&format!("T{i}"), Prior::Absent, "run-a"))
         .collect();
-    writes.push(write("T0", false, ignored()));
+    writes.push(write("T0", Prior::Absent, "run-b"));
     aws.moto.reset_requests().await?;
     store.record_many(&writes, 10).await?;
     let requests = aws.moto.requests().await?;
@@ -332,56 +366,85 @@ async fn dynamo_applies_many_ledger_updates_in_transactions() -> Result<()> {
         "{requests:?}"
     );
     assert_eq!(requests.get("dynamodb:UpdateItem"), None, "{requests:?}");
+    assert_eq!(requests.get("dynamodb:GetItem"), None, "{requests:?}");
     let t0 = store.ledger("job", &k("T0")).await?.expect("T0");
     assert_eq!((t0.ignored_count, t0.version), (2, 2));
-    assert_eq!(store.list("job", 1000).await?.len(), 150);
+    let runs: Vec<&str> = t0.history.iter().map(|h| h.run.as_str()).collect();
+    assert_eq!(runs, ["run-a", "run-b"]);
+    assert_eq!(store.list("job", None, 1000).await?.len(), 150);
 
-    // A record new to the ledger is written whole and reads back exactly as one built by
-    // updates; one that exists after all falls back to an update.
-    let synced = LedgerUpdate::Synced {
-        salesforce_id: Some("001A".into()),
-        source: System::Salesforce,
-        source_changed_at_ms: 7,
-        fields: [(
-            "Name".to_string(),
-            FieldState {
-                gainsight: 1,
-                salesforce: 2,
-                from: System::Salesforce,
-                changed_at_ms: 7,
-                synced_at_ms: 9,
-            },
-        )]
-        .into(),
-    };
-    store.record("job", &k("BY-UPDATE"), &synced, 20).await?;
-    aws.moto.reset_requests().await?;
+    // A record that changed since the batch read it (here: said absent, but present) makes the
+    // transaction fail; it is read again and written on its own, losing nothing.
     store
-        .record_many(&[write("WHOLE", true, synced.clone())], 20)
+        .record_many(&[write("T1", Prior::Absent, "run-c")], 20)
         .await?;
-    let requests = aws.moto.requests().await?;
-    assert_eq!(
-        requests.get("dynamodb:UpdateItem"),
-        None,
-        "written whole: {requests:?}"
-    );
-    store
-        .record_many(&[write("T1", true, ignored())], 20)
-        .await?;
-    let by_update = store
-        .ledger("job", &k("BY-UPDATE"))
-        .await?
-        .expect("updated");
-    let whole = store.ledger("job", &k("WHOLE")).await?.expect("put");
-    assert_eq!(whole.key, k("WHOLE"));
-    assert_eq!(
-        shared::domain::LedgerRecord {
-            key: k("BY-UPDATE"),
-            ..whole
-        },
-        by_update
-    );
     let t1 = store.ledger("job", &k("T1")).await?.expect("T1");
     assert_eq!((t1.ignored_count, t1.version), (2, 2), "kept its history");
+    assert_eq!(t1.history.len(), 2);
+
+    // The history keeps the last ten outcomes, each linked to its run, oldest first.
+    for i in 0..12 {
+        let update = if i % 2 == 0 {
+            LedgerUpdate::Failed {
+                message: format!("E{i}"),
+            }
+        } else {
+            LedgerUpdate::Ignored {
+                reason: format!("I{i}"),
+            }
+        };
+        let prior = Prior::of(store.ledger("job", &k("H")).await?.as_ref());
+        let w = LedgerWrite {
+            prior,
+            ..LedgerWrite::new("job", k("H"), update, &format!("run-{i}"))
+        };
+        store.record_many(&[w], 100 + i).await?;
+    }
+    let h = store.ledger("job", &k("H")).await?.expect("H");
+    assert_eq!(h.history.len(), HISTORY_KEPT);
+    let first = &h.history[0];
+    assert_eq!((first.version, first.run.as_str()), (3, "run-2"));
+    let last = &h.history[HISTORY_KEPT - 1];
+    assert_eq!(
+        (
+            last.version,
+            last.outcome,
+            last.message.as_deref(),
+            last.at_ms
+        ),
+        (12, Outcome::Ignored, Some("I11"), 111)
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn dynamo_keeps_runs_by_day_with_their_logs() -> Result<()> {
+    use shared::domain::{LineOutcome, RunFunction, RunLine, Runs};
+    use shared::ports::RunStore;
+    let (_aws, clients, resources) = setup().await?;
+    let store = clients.state_store(&resources);
+    let day = 86_400_000;
+    let mut stored = Vec::new();
+    for (i, started) in [10 * day - 1, 10 * day + 5, 12 * day]
+        .into_iter()
+        .enumerate()
+    {
+        let mut runs = Runs::new(RunFunction::Pusher, "writes batch", started, &i.to_string());
+        runs.line(Some("job"), RunLine::new("G1", LineOutcome::Synced));
+        runs.line(
+            Some("job"),
+            RunLine::new("G2", LineOutcome::Error).message("REQUIRED_FIELD_MISSING: Name"),
+        );
+        let done = runs.finish(started + 3);
+        store.put_runs(&done).await?;
+        stored.extend(done);
+    }
+    // Two day partitions, newest first, without their logs.
+    let listed = store.runs(10 * day - 10, 10 * day + 10).await?;
+    let ids: Vec<_> = listed.iter().map(|r| r.id.clone()).collect();
+    assert_eq!(ids, [stored[1].id.clone(), stored[0].id.clone()]);
+    assert!(listed.iter().all(|r| r.log.is_empty() && r.failed == 1));
+    let one = store.run(&stored[2].id).await?.expect("the run");
+    assert_eq!(one, stored[2], "read back whole, log included");
     Ok(())
 }

@@ -93,6 +93,7 @@ fn accounts(fields: &[&str], conditions: Vec<(String, Vec<String>)>) -> SfSelect
         fields: fields.iter().map(|f| f.to_string()).collect(),
         conditions,
         order_by: vec!["Name".into()],
+        ..Default::default()
     }
 }
 

@@ -371,7 +371,7 @@ impl Stack {
     pub async fn ledger_records(&self) -> Result<Vec<LedgerRecord>> {
         let mut all = Vec::new();
         for job in self.jobs.iter() {
-            all.extend(self.store.list(&job.name, usize::MAX).await?);
+            all.extend(self.store.list(&job.name, None, usize::MAX).await?);
         }
         Ok(all)
     }

@@ -7,11 +7,11 @@ use std::sync::Arc;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use shared::adapters::AwsClients;
 use shared::domain::{
-    ChangeEvent, Job, Jobs, LedgerBatch, LedgerKey, LedgerUpdate, Lookups, MapOutcome, Mapper,
-    Schemas, WriteCommand,
+    ChangeEvent, Job, Jobs, LedgerBatch, LedgerKey, LedgerUpdate, LineOutcome, Lookups, MapOutcome,
+    Mapper, RunFunction, RunLine, Runs, Schemas, WriteCommand,
 };
-use shared::lambda::parse_messages;
-use shared::ports::{GainsightApi, LedgerStore, LedgerWrite, Queue, SalesforceApi};
+use shared::lambda::{batch_seed, parse_messages, store_runs};
+use shared::ports::{GainsightApi, LedgerStore, LedgerWrite, Queue, RunStore, SalesforceApi};
 use shared::resolve::{load_schemas, run_lookups, SchemaError};
 
 /// Table, queues, the Salesforce org and the Gainsight tenant.
@@ -28,6 +28,7 @@ pub enum StartError {
 
 pub struct MapperFn {
     ledger: Arc<dyn LedgerStore>,
+    runs: Arc<dyn RunStore>,
     writes: Arc<dyn Queue>,
     salesforce: Arc<dyn SalesforceApi>,
     gainsight: Arc<dyn GainsightApi>,
@@ -46,8 +47,10 @@ pub struct Summary {
 
 impl MapperFn {
     /// Builds the mapper once the jobs have been checked against `schemas`.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         ledger: Arc<dyn LedgerStore>,
+        runs: Arc<dyn RunStore>,
         writes: Arc<dyn Queue>,
         salesforce: Arc<dyn SalesforceApi>,
         gainsight: Arc<dyn GainsightApi>,
@@ -56,6 +59,7 @@ impl MapperFn {
     ) -> Self {
         Self {
             ledger,
+            runs,
             writes,
             salesforce,
             gainsight,
@@ -76,8 +80,10 @@ impl MapperFn {
         let gainsight: Arc<dyn GainsightApi> =
             Arc::new(clients.gainsight(&config.aws, &config.gainsight).await?);
         let schemas = load_schemas(&jobs, salesforce.as_ref(), gainsight.as_ref()).await?;
+        let store = Arc::new(clients.state_store(&config.aws));
         Ok(Self::new(
-            Arc::new(clients.state_store(&config.aws)),
+            store.clone(),
+            store,
             Arc::new(clients.queue(&config.aws.writes_queue_url)),
             salesforce,
             gainsight,
@@ -94,13 +100,19 @@ impl MapperFn {
     /// then every change, then one send of the write commands.
     pub async fn handle_at(&self, event: SqsEvent, now_ms: i64) -> (SqsBatchResponse, Summary) {
         let mut summary = Summary::default();
+        let mut runs = Runs::new(
+            RunFunction::Mapper,
+            "changes batch",
+            now_ms,
+            &batch_seed(&event),
+        );
         let (changes, mut failed) = parse_messages::<ChangeEvent>(event, "change event");
         let ledgers = self.read_ledgers(&changes).await;
         let lookups = self.run_lookups(&changes).await;
         let mut outgoing: Vec<(String, String)> = Vec::new();
         let mut ledger: Vec<(String, LedgerWrite)> = Vec::new();
         for (id, change) in &changes {
-            match self.map_change(change, &ledgers, &lookups, &mut summary) {
+            match self.map_change(change, &ledgers, &lookups, &mut summary, &mut runs) {
                 Ok(mapped) => {
                     outgoing.extend(mapped.bodies.into_iter().map(|b| (id.clone(), b)));
                     ledger.extend(mapped.ledger.into_iter().map(|w| (id.clone(), w)));
@@ -114,6 +126,7 @@ impl MapperFn {
         outgoing.retain(|(id, _)| !unrecorded.contains(id));
         failed.extend(unrecorded);
         failed.extend(self.send(outgoing).await);
+        store_runs(self.runs.as_ref(), runs).await;
         let response = shared::lambda::batch_response(failed);
         summary.failed_messages = response.batch_item_failures.len();
         tracing::info!(
@@ -160,6 +173,7 @@ impl MapperFn {
         ledgers: &LedgerBatch,
         lookups: &Lookups,
         summary: &mut Summary,
+        runs: &mut Runs,
     ) -> Result<Mapped, Retry> {
         let mut mapped = Mapped::default();
         let mut result = Ok(());
@@ -175,7 +189,13 @@ impl MapperFn {
                 .ledger_key(change)
                 .and_then(|key| ledgers.get(&job.name, &key));
             let outcome = mapper.map(change, ledger, lookups);
-            if let Err(retry) = settle(job, change, outcome, ledgers, summary, &mut mapped) {
+            let context = Context {
+                job,
+                change,
+                ledgers,
+                runs: &mut *runs,
+            };
+            if let Err(retry) = settle(context, outcome, summary, &mut mapped) {
                 result = Err(retry);
             }
         }
@@ -224,21 +244,43 @@ struct Mapped {
     ledger: Vec<LedgerWrite>,
 }
 
+/// One job's view of one change being settled.
+struct Context<'a> {
+    job: &'a Job,
+    change: &'a ChangeEvent,
+    ledgers: &'a LedgerBatch,
+    runs: &'a mut Runs,
+}
+
 /// Acts on one job's outcome: serialised commands, a ledger entry for an ignored or rejected
-/// change, or `Err` to retry the message.
+/// change, or `Err` to retry the message; each outcome goes into the job's run.
 fn settle(
-    job: &Job,
-    change: &ChangeEvent,
+    cx: Context<'_>,
     outcome: MapOutcome,
-    ledgers: &LedgerBatch,
     summary: &mut Summary,
     mapped: &mut Mapped,
 ) -> Result<(), Retry> {
+    let Context {
+        job,
+        change,
+        ledgers,
+        runs,
+    } = cx;
+    let run_job = Some(job.name.as_str());
+    runs.objects(
+        run_job,
+        &change.object,
+        Some(job.object_in(change.source.other())),
+    );
     let (key, update) = match outcome {
         MapOutcome::Write(commands) => {
             summary.writes += commands.len();
             for cmd in &commands {
                 mapped.bodies.push(serialise(job, cmd)?);
+                let line = RunLine::new(&change.record_id, LineOutcome::Queued)
+                    .target(cmd.salesforce_id.clone())
+                    .fields(cmd.fields.keys().cloned().collect());
+                runs.line(run_job, line);
             }
             return Ok(());
         }
@@ -249,22 +291,23 @@ fn settle(
         MapOutcome::Ignored { key, reason } => {
             summary.ignored += 1;
             tracing::info!(job = %job.name, event_id = %change.event_id, reason = %reason, "change ignored");
+            let line = RunLine::new(&change.record_id, LineOutcome::Ignored).message(&reason);
+            runs.line(run_job, line);
             (key, LedgerUpdate::Ignored { reason })
         }
         MapOutcome::Rejected { key, reason } => {
             summary.rejected += 1;
             tracing::warn!(job = %job.name, event_id = %change.event_id, reason = %reason, "change rejected");
+            let line = RunLine::new(&change.record_id, LineOutcome::Error).message(&reason);
+            runs.line(run_job, line);
             (key, LedgerUpdate::Failed { message: reason })
         }
     };
     if let Some(key) = key {
-        let new = ledgers.get(&job.name, &key).is_none();
-        mapped.ledger.push(LedgerWrite {
-            job: job.name.clone(),
-            key,
-            update,
-            new,
-        });
+        let run = runs.id_for(run_job).to_string();
+        let write = LedgerWrite::new(&job.name, key, update, &run);
+        let read = ledgers.get(&job.name, &write.key);
+        mapped.ledger.push(write.read_as(read));
     }
     Ok(())
 }

@@ -18,6 +18,7 @@ fn harness() -> Harness {
     let salesforce = Arc::new(MemorySalesforce::default());
     let mapper = MapperFn::new(
         store.clone(),
+        store.clone(),
         queue.clone(),
         salesforce.clone(),
         Arc::new(MemoryGainsight::default()),
@@ -117,14 +118,17 @@ async fn an_echo_of_the_last_write_is_ignored_and_counted() {
     let cmd: WriteCommand = serde_json::from_str(&queue.bodies()[0]).unwrap();
     store
         .record(
-            "company_account",
-            &shared::domain::LedgerKey::Gainsight("G1".into()),
-            &LedgerUpdate::Synced {
-                salesforce_id: Some("001".into()),
-                source: System::Gainsight,
-                source_changed_at_ms: 1,
-                fields: cmd.field_states,
-            },
+            &shared::ports::LedgerWrite::new(
+                "company_account",
+                shared::domain::LedgerKey::Gainsight("G1".into()),
+                LedgerUpdate::Synced {
+                    salesforce_id: Some("001".into()),
+                    source: System::Gainsight,
+                    source_changed_at_ms: 1,
+                    fields: cmd.field_states,
+                },
+                "",
+            ),
             2,
         )
         .await

@@ -8,9 +8,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use shared::adapters::AwsClients;
 use shared::domain::{ChangeEvent, Fields, Job, Jobs, SourceRecord, System};
-use shared::enqueue::{enqueue, Delivery, EnqueueError};
+use shared::domain::{RunFunction, Runs};
+use shared::enqueue::{enqueue, record_run, Delivery, EnqueueError};
+use shared::lambda::store_runs;
 use shared::ports::{
-    Cursor, CursorStore, DedupStore, GsCondition, GsOperator, GsQuery, SecretsError, SourcePorts,
+    Cursor, CursorStore, DedupStore, GsCondition, GsOperator, GsQuery, RunStore, SecretsError,
+    SourcePorts,
 };
 
 /// Field Gainsight stamps on every modification (epoch ms in the data API).
@@ -62,15 +65,20 @@ pub struct Poller {
     ports: SourcePorts,
     dedup: Arc<dyn DedupStore>,
     cursors: Arc<dyn CursorStore>,
+    runs: Arc<dyn RunStore>,
 }
 
 impl Poller {
-    /// A poller over `ports`, keeping its dedup claims and cursors in `store`.
-    pub fn new<S: DedupStore + CursorStore + 'static>(ports: SourcePorts, store: Arc<S>) -> Self {
+    /// A poller over `ports`, keeping its dedup claims, cursors and runs in `store`.
+    pub fn new<S: DedupStore + CursorStore + RunStore + 'static>(
+        ports: SourcePorts,
+        store: Arc<S>,
+    ) -> Self {
         Self {
             ports,
             dedup: store.clone(),
-            cursors: store,
+            cursors: store.clone(),
+            runs: store,
         }
     }
 
@@ -94,8 +102,31 @@ impl Poller {
         now_ms: i64,
     ) -> Result<PollReport, PollError> {
         let job = self.ports.jobs.named(&request.job)?;
+        let event = match request.since_ms {
+            Some(_) => "backfill",
+            None => "schedule",
+        };
+        let mut runs = Runs::new(RunFunction::Poller, event, now_ms, &job.name);
+        let run_job = Some(job.name.as_str());
+        runs.objects(run_job, &job.gainsight.object, Some(&job.salesforce.object));
+        let polled = self.poll(job, request.since_ms, now_ms, &mut runs).await;
+        if let Err(e) = &polled {
+            runs.fail(run_job, e.to_string());
+        }
+        store_runs(self.runs.as_ref(), runs).await;
+        polled
+    }
+
+    /// Reads the window, queues what is new (logged in the run), then moves the cursor.
+    async fn poll(
+        &self,
+        job: &Job,
+        since_ms: Option<i64>,
+        now_ms: i64,
+        runs: &mut Runs,
+    ) -> Result<PollReport, PollError> {
         let cursor = self.cursors.cursor(&job.name, STREAM).await?;
-        let from = match (request.since_ms, &cursor) {
+        let from = match (since_ms, &cursor) {
             (Some(since), _) => since,
             (None, Some(c)) => c.timestamp_ms - OVERLAP_MS,
             (None, None) => now_ms - OVERLAP_MS,
@@ -107,7 +138,12 @@ impl Poller {
             .await?;
         let (deliveries, newest) = versions(job, records, cursor, now_ms);
         let dedup = self.dedup.as_ref();
-        let enqueued = enqueue(dedup, self.ports.changes.as_ref(), deliveries, now_ms).await?;
+        let result = enqueue(dedup, self.ports.changes.as_ref(), &deliveries, now_ms).await;
+        // A failure is the run's error, recorded by the caller.
+        if result.is_ok() {
+            record_run(runs, Some(&job.name), &deliveries, &result);
+        }
+        let enqueued = result?;
         if let Some(c) = &newest {
             self.cursors.put_cursor(&job.name, STREAM, c).await?;
         }

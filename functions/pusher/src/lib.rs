@@ -15,15 +15,20 @@ use shared::domain::push::{
     drop_stale, ledger_effect, newest_per_record, settle_conflicts, Fresh, LedgerEffect, Pending,
     SideWrite, WriteOutcome,
 };
-use shared::domain::{Jobs, LedgerBatch, LedgerKey, System, WriteCommand};
-use shared::lambda::parse_messages;
-use shared::ports::{GainsightApi, LedgerStore, LedgerWrite, SalesforceApi, SecretsError};
+use shared::domain::{
+    Jobs, LedgerBatch, LedgerKey, LineOutcome, RunFunction, RunLine, Runs, System, WriteCommand,
+};
+use shared::lambda::{batch_seed, parse_messages, store_runs};
+use shared::ports::{
+    GainsightApi, LedgerStore, LedgerWrite, RunStore, SalesforceApi, SecretsError,
+};
 
 /// Table, queues, the Salesforce org and the Gainsight tenant.
 pub type Config = shared::config::ApiConfig;
 
 pub struct Pusher {
     ledger: Arc<dyn LedgerStore>,
+    runs: Arc<dyn RunStore>,
     salesforce: Arc<dyn SalesforceApi>,
     gainsight: Arc<dyn GainsightApi>,
     /// The jobs, for the id fields records are addressed by.
@@ -45,18 +50,22 @@ pub struct Summary {
 struct Effect {
     message_id: String,
     job: String,
+    /// The run it belongs to.
+    run: String,
     effect: LedgerEffect,
 }
 
 impl Pusher {
     pub fn new(
         ledger: Arc<dyn LedgerStore>,
+        runs: Arc<dyn RunStore>,
         salesforce: Arc<dyn SalesforceApi>,
         gainsight: Arc<dyn GainsightApi>,
         jobs: Jobs,
     ) -> Self {
         Self {
             ledger,
+            runs,
             salesforce,
             gainsight,
             jobs,
@@ -69,8 +78,10 @@ impl Pusher {
         clients: &AwsClients,
         jobs: Jobs,
     ) -> Result<Self, SecretsError> {
+        let store = Arc::new(clients.state_store(&config.aws));
         Ok(Self::new(
-            Arc::new(clients.state_store(&config.aws)),
+            store.clone(),
+            store,
             Arc::new(clients.salesforce(&config.aws, &config.salesforce).await?),
             Arc::new(clients.gainsight(&config.aws, &config.gainsight).await?),
             jobs,
@@ -84,6 +95,12 @@ impl Pusher {
     /// Pushes one batch as of `now_ms`.
     pub async fn handle_at(&self, event: SqsEvent, now_ms: i64) -> (SqsBatchResponse, Summary) {
         let mut summary = Summary::default();
+        let mut runs = Runs::new(
+            RunFunction::Pusher,
+            "writes batch",
+            now_ms,
+            &batch_seed(&event),
+        );
         let (batch, mut retry) = self.parse(event);
         let (batch, superseded) = newest_per_record(batch);
         let ledgers = self.read_ledgers(&batch).await;
@@ -94,14 +111,20 @@ impl Pusher {
         } = drop_stale(batch, &ledgers);
         for p in &stale {
             tracing::info!(job = %p.command.job, ledger_key = %p.command.ledger_key, "stale write dropped: a newer change was already written");
+            let line = RunLine::new(source_id(&p.command), LineOutcome::Ignored)
+                .message("stale: a newer change was already written");
+            runs.line(Some(&p.command.job), line);
         }
         summary.superseded = superseded + stale.len();
         retry.extend(unreadable.into_iter().map(|p| p.message_id));
         let settlement = settle_conflicts(fresh, &ledgers, &self.jobs);
         let mut settled = settlement.settled;
-        settled.extend(self.write_groups(settlement.kept, &mut retry).await);
+        settled.extend(
+            self.write_groups(settlement.kept, &mut retry, &mut runs)
+                .await,
+        );
         let mut side_writes = settlement.restores;
-        let effects = self.effects(settled, &ledgers, now_ms, &mut summary);
+        let effects = self.effects(settled, &ledgers, now_ms, &mut summary, &mut runs);
         side_writes.extend(effects.iter().filter_map(|e| e.effect.writeback.clone()));
         retry.extend(
             effects
@@ -111,6 +134,7 @@ impl Pusher {
         );
         self.write_sides(side_writes).await;
         retry.extend(self.record(effects, now_ms).await);
+        store_runs(self.runs.as_ref(), runs).await;
         let response = shared::lambda::batch_response(retry);
         summary.retried_messages = response.batch_item_failures.len();
         tracing::info!(
@@ -159,6 +183,7 @@ impl Pusher {
         &self,
         kept: Vec<Pending>,
         retry: &mut Vec<String>,
+        runs: &mut Runs,
     ) -> Vec<(Pending, WriteOutcome)> {
         type Group = (System, String, Option<String>, shared::domain::WriteMode);
         let mut groups: BTreeMap<Group, Vec<Pending>> = BTreeMap::new();
@@ -181,7 +206,16 @@ impl Pusher {
             };
             match write::settle_group(&object, batch, outcome) {
                 Ok(outcomes) => settled.extend(outcomes),
-                Err(back) => retry.extend(back),
+                Err((back, error)) => {
+                    for p in back {
+                        let job = Some(p.command.job.as_str());
+                        if let Some(j) = self.jobs.get(&p.command.job) {
+                            runs.objects(job, j.object_in(p.command.source), Some(&object));
+                        }
+                        runs.fail(job, &error);
+                        retry.push(p.message_id);
+                    }
+                }
             }
         }
         settled
@@ -194,6 +228,7 @@ impl Pusher {
         ledgers: &LedgerBatch,
         now_ms: i64,
         summary: &mut Summary,
+        runs: &mut Runs,
     ) -> Vec<Effect> {
         let mut effects = Vec::with_capacity(settled.len());
         for (pending, outcome) in settled {
@@ -202,8 +237,15 @@ impl Pusher {
                 continue;
             };
             log_outcome(cmd, &outcome, now_ms, summary);
+            runs.objects(
+                Some(&job.name),
+                job.object_in(cmd.source),
+                Some(&cmd.object),
+            );
+            runs.line(Some(&job.name), run_line(cmd, &outcome));
             effects.push(Effect {
                 job: cmd.job.clone(),
+                run: runs.id_for(Some(&job.name)).to_string(),
                 effect: ledger_effect(job, cmd, outcome, ledgers, now_ms),
                 message_id: pending.message_id,
             });
@@ -255,7 +297,8 @@ impl Pusher {
                 job: e.job.clone(),
                 key: e.effect.key.clone(),
                 update: e.effect.update.clone(),
-                new: e.effect.new,
+                run: e.run.clone(),
+                prior: e.effect.prior,
             })
             .collect();
         if let Err(err) = self.ledger.record_many(&writes, now_ms).await {
@@ -271,6 +314,31 @@ impl Pusher {
             }
         }
         Vec::new()
+    }
+}
+
+/// The id of the record where the change came from.
+fn source_id(cmd: &WriteCommand) -> String {
+    match (cmd.source, &cmd.ledger_key, &cmd.salesforce_id) {
+        (System::Gainsight, LedgerKey::Gainsight(gsid), _) => gsid.clone(),
+        (System::Salesforce, _, Some(id)) => id.clone(),
+        (_, key, _) => key.to_string(),
+    }
+}
+
+/// The run log's line for one record's outcome.
+fn run_line(cmd: &WriteCommand, outcome: &WriteOutcome) -> RunLine {
+    let fields = cmd.fields.keys().cloned().collect();
+    match outcome {
+        WriteOutcome::Synced { target_id } => RunLine::new(source_id(cmd), LineOutcome::Synced)
+            .target(target_id.clone())
+            .fields(fields),
+        WriteOutcome::Ignored { reason } => {
+            RunLine::new(source_id(cmd), LineOutcome::Ignored).message(reason)
+        }
+        WriteOutcome::Failed { message, .. } => RunLine::new(source_id(cmd), LineOutcome::Error)
+            .fields(fields)
+            .message(message),
     }
 }
 

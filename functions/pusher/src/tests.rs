@@ -53,6 +53,7 @@ fn rig() -> Rig {
     let sf = Arc::new(MemorySalesforce::default());
     let pusher = Pusher::new(
         store.clone(),
+        store.clone(),
         sf.clone(),
         Arc::new(MemoryGainsight::default()),
         Jobs::builtin(),
@@ -282,7 +283,13 @@ async fn gainsight_upsert_by_email_updates_matches_inserts_the_rest_and_writes_g
                 .unwrap(),
         ],
     );
-    let pusher = Pusher::new(store.clone(), sf.clone(), gs.clone(), Jobs::builtin());
+    let pusher = Pusher::new(
+        store.clone(),
+        store.clone(),
+        sf.clone(),
+        gs.clone(),
+        Jobs::builtin(),
+    );
     let (response, summary) = pusher
         .handle_at(
             event(vec![
@@ -397,7 +404,13 @@ async fn opposite_changes_in_one_batch_are_settled_by_the_rule_before_writing() 
     let store = Arc::new(MemoryStore::default());
     let sf = Arc::new(MemorySalesforce::default());
     let gs = Arc::new(MemoryGainsight::default());
-    let pusher = Pusher::new(store.clone(), sf.clone(), gs.clone(), Jobs::builtin());
+    let pusher = Pusher::new(
+        store.clone(),
+        store.clone(),
+        sf.clone(),
+        gs.clone(),
+        Jobs::builtin(),
+    );
     // Name (newest): Gainsight renamed at 100, Salesforce at 200; both mapped before either landed.
     let to_sf = mapped(
         System::Gainsight,
@@ -455,7 +468,13 @@ async fn a_conflict_with_a_write_that_landed_meanwhile_drops_the_loser_and_resto
         ),
     );
     let gs = Arc::new(MemoryGainsight::default());
-    let pusher = Pusher::new(store.clone(), sf.clone(), gs.clone(), Jobs::builtin());
+    let pusher = Pusher::new(
+        store.clone(),
+        store.clone(),
+        sf.clone(),
+        gs.clone(),
+        Jobs::builtin(),
+    );
     // Gainsight's change (at 100) lands on the Account at 150...
     let from_gs = mapped(
         System::Gainsight,
@@ -468,14 +487,17 @@ async fn a_conflict_with_a_write_that_landed_meanwhile_drops_the_loser_and_resto
     states.values_mut().for_each(|s| s.synced_at_ms = 150);
     store
         .record(
-            "company_account",
-            &LedgerKey::Gainsight("G1".into()),
-            &LedgerUpdate::Synced {
-                salesforce_id: Some("001A".into()),
-                source: System::Gainsight,
-                source_changed_at_ms: 100,
-                fields: states,
-            },
+            &shared::ports::LedgerWrite::new(
+                "company_account",
+                LedgerKey::Gainsight("G1".into()),
+                LedgerUpdate::Synced {
+                    salesforce_id: Some("001A".into()),
+                    source: System::Gainsight,
+                    source_changed_at_ms: 100,
+                    fields: states,
+                },
+                "",
+            ),
             150,
         )
         .await

@@ -43,18 +43,21 @@ fn merge(plan: Vec<Result<Fields, WriteOutcome>>, results: Vec<RecordResult>) ->
         .collect()
 }
 
-/// The group's outcomes, or the message ids to send back when the whole call may succeed later.
-/// A call refused for good marks every record of the group error.
+/// Commands whose write may succeed later, with the error that held them up.
+pub(crate) type Deferred = (Vec<Pending>, String);
+
+/// The group's outcomes, or the commands to send back with why, when the whole call may succeed
+/// later. A call refused for good marks every record of the group error.
 pub(crate) fn settle_group(
     object: &str,
     batch: Vec<Pending>,
     outcome: Result<Vec<WriteOutcome>, ApiError>,
-) -> Result<Vec<(Pending, WriteOutcome)>, Vec<String>> {
+) -> Result<Vec<(Pending, WriteOutcome)>, Deferred> {
     match outcome {
         Ok(outcomes) => Ok(batch.into_iter().zip(outcomes).collect()),
         Err(e) if e.is_retryable() => {
             tracing::warn!(object = %object, records = batch.len(), error = %e, "write failed; messages go back to the queue");
-            Err(batch.into_iter().map(|p| p.message_id).collect())
+            Err((batch, format!("{e}; the writes go back to the queue")))
         }
         Err(e) => {
             tracing::error!(object = %object, records = batch.len(), error = %e, "write refused; records marked error");

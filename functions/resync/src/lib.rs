@@ -1,26 +1,25 @@
-//! Resync function, invoked by hand: re-queues the current state of chosen records (a list of
-//! ids, or every ledger record with status `error`) as changes that bypass echo suppression, so
-//! they are written again. A pair is read from Gainsight by its GSID; a Salesforce record that has
-//! no Gainsight twin yet is read from Salesforce by its Id.
+//! Resync function, invoked by hand (`syncctl resync`): re-reads chosen records where they live
+//! and queues them as forced changes, which echo suppression does not skip (event actions still
+//! apply, and a record the other side never had is created). It answers with how many it queued
+//! and its run id. A large selection is done a page at a time: the answer then carries the request
+//! for the next page, which the caller sends as a new invocation, so none runs into the timeout.
+
+mod read;
+pub mod request;
 
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
-use serde_json::json;
+use serde::Serialize;
 use shared::adapters::AwsClients;
 use shared::config::{ConfigError, SalesforceSettings, SourceConfig};
-use shared::domain::{ChangeEvent, Fields, Job, Jobs, LedgerKey, SourceRecord, SyncStatus, System};
-use shared::ports::{
-    GsCondition, GsOperator, GsQuery, LedgerStore, SalesforceApi, SecretsError, SfSelect,
-    SourcePorts,
-};
+use shared::domain::{ChangeEvent, Job, Jobs, LineOutcome, RunFunction, RunId, RunLine, Runs};
+use shared::lambda::store_runs;
+use shared::ports::{LedgerStore, RunStore, SalesforceApi, SecretsError, SourcePorts};
 
-/// At most this many records per invocation (the same limit as one webhook request).
-pub const MAX_RECORDS: usize = 50_000;
-/// Ids per Gainsight `IN` query.
-const GAINSIGHT_IDS_PER_QUERY: usize = 500;
-/// Ids per Salesforce query: keeps the statement far below its length limit.
-const SALESFORCE_IDS_PER_QUERY: usize = 200;
+pub use request::{Continuation, RequestError, ResyncRequest, Selection};
+
+/// Records per invocation: a page is read, queued and logged well within the function's timeout.
+pub const PAGE: usize = 2_000;
 
 /// Table, queues, the Gainsight tenant and the Salesforce org.
 #[derive(Clone, Debug)]
@@ -38,36 +37,31 @@ impl Config {
     }
 }
 
-/// What to resync: `{"job": "...", "gainsightIds": [...]}` (ledger keys: GSIDs, or `sf:{Id}` for
-/// a Salesforce record without a Gainsight twin) or `{"job": "...", "status": "error"}`.
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ResyncRequest {
-    pub job: String,
-    #[serde(default)]
-    pub gainsight_ids: Vec<LedgerKey>,
-    #[serde(default)]
-    pub status: Option<SyncStatus>,
-}
-
-/// What one resync queued, and what it could not find.
+/// What one invocation queued.
 #[derive(Clone, Debug, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct ResyncReport {
     pub job: String,
+    /// This invocation's run (`syncctl logs <run>`).
+    pub run: RunId,
     pub queued: usize,
-    pub not_found_in_gainsight: Vec<String>,
-    pub not_found_in_salesforce: Vec<String>,
+    /// Ids asked for that neither system has.
+    pub not_found: Vec<String>,
+    /// The request for the next page, to send as is; absent when the selection is done.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub continuation: Option<ResyncRequest>,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum ResyncError {
     #[error(transparent)]
+    Request(#[from] RequestError),
+    #[error(transparent)]
     UnknownJob(#[from] shared::domain::UnknownJob),
-    #[error("say what to resync: gainsightIds or status")]
-    NothingChosen,
-    #[error("{0} records chosen; at most {MAX_RECORDS} per invocation")]
-    TooMany(usize),
+    #[error("run {0} is not stored (runs expire after 30 days); resync by ids or status instead")]
+    UnknownRun(RunId),
+    #[error("run {0} belongs to no job (a webhook delivery); resync its records by ids")]
+    RunWithoutJob(RunId),
     #[error(transparent)]
     Api(#[from] shared::ports::ApiError),
     #[error(transparent)]
@@ -79,18 +73,20 @@ pub enum ResyncError {
 pub struct Resync {
     ports: SourcePorts,
     ledger: Arc<dyn LedgerStore>,
+    runs: Arc<dyn RunStore>,
     salesforce: Arc<dyn SalesforceApi>,
 }
 
 impl Resync {
-    pub fn new(
+    pub fn new<S: LedgerStore + RunStore + 'static>(
         ports: SourcePorts,
-        ledger: Arc<dyn LedgerStore>,
+        store: Arc<S>,
         salesforce: Arc<dyn SalesforceApi>,
     ) -> Self {
         Self {
             ports,
-            ledger,
+            ledger: store.clone(),
+            runs: store,
             salesforce,
         }
     }
@@ -112,126 +108,107 @@ impl Resync {
         self.handle_at(request, shared::time::now_ms()).await
     }
 
-    /// Reads the chosen records where they live and queues them as forced changes.
+    /// Checks the request, reads one page of the selection and queues it as forced changes.
     pub async fn handle_at(
         &self,
         request: ResyncRequest,
         now_ms: i64,
     ) -> Result<ResyncReport, ResyncError> {
-        let job = self.ports.jobs.named(&request.job)?;
-        let keys = self.chosen(job, &request).await?;
-        let gsids: Vec<String> = keys
-            .iter()
-            .filter_map(|k| k.gainsight_id())
-            .map(str::to_string)
-            .collect();
-        let sfids: Vec<String> = keys
-            .iter()
-            .filter_map(|k| k.salesforce_only_id())
-            .map(str::to_string)
-            .collect();
-        let run = format!("resync-{now_ms}");
-        let mut changes = self.read_gainsight(job, &gsids).await?;
-        changes.extend(self.read_salesforce(job, &sfids).await?);
-        let changes: Vec<ChangeEvent> = changes
-            .into_iter()
-            .map(|record| ChangeEvent::forced(record, &run, now_ms))
-            .collect();
-        let report = ResyncReport {
+        let (job, selection) = self.resolve(&request).await?;
+        let seed = serde_json::to_string(&request).unwrap_or_default();
+        let mut runs = Runs::new(RunFunction::Resync, "resync", now_ms, &seed);
+        let run_job = Some(job.name.as_str());
+        runs.objects(run_job, &job.gainsight.object, Some(&job.salesforce.object));
+        let run = runs.id_for(run_job);
+        let at = request.continuation.clone().unwrap_or_default();
+        let queued = self
+            .page_and_queue(job, &selection, &at, &mut runs, now_ms)
+            .await;
+        if let Err(e) = &queued {
+            runs.fail(run_job, e.to_string());
+        }
+        store_runs(self.runs.as_ref(), runs).await;
+        let (queued, page) = queued?;
+        tracing::info!(job = %job.name, run = %run, queued, missing = page.not_found.len(), more = page.next.is_some(), "resync queued");
+        Ok(ResyncReport {
             job: job.name.clone(),
-            queued: changes.len(),
-            not_found_in_gainsight: not_found(&changes, System::Gainsight, gsids),
-            not_found_in_salesforce: not_found(&changes, System::Salesforce, sfids),
+            run,
+            queued,
+            not_found: page.not_found,
+            continuation: page.next.map(|next| ResyncRequest {
+                continuation: Some(next),
+                ..request
+            }),
+        })
+    }
+
+    /// The job and the selection; a run's selection is the ids of its failed records.
+    async fn resolve(&self, request: &ResyncRequest) -> Result<(&Job, Selection), ResyncError> {
+        let selection = request.selection()?;
+        let Selection::Run(id) = selection else {
+            let name = request.job.as_deref().unwrap_or_default();
+            return Ok((self.ports.jobs.named(name)?, selection));
         };
-        self.send(&changes).await?;
-        tracing::info!(job = %job.name, queued = report.queued, missing = report.not_found_in_gainsight.len(), "resync queued");
-        Ok(report)
+        let run = self
+            .runs
+            .run(&id)
+            .await?
+            .ok_or_else(|| ResyncError::UnknownRun(id.clone()))?;
+        let name = run.job.ok_or(ResyncError::RunWithoutJob(id))?;
+        let mut failed: Vec<String> = run
+            .log
+            .into_iter()
+            .filter(|l| l.outcome == LineOutcome::Error)
+            .map(|l| l.record)
+            .collect();
+        failed.sort();
+        failed.dedup();
+        Ok((self.ports.jobs.named(&name)?, Selection::Ids(failed)))
     }
 
-    /// The ledger keys asked for, plus those carrying the asked status, each once.
-    async fn chosen(
+    /// Reads one page, queues its records and logs them in the run.
+    async fn page_and_queue(
         &self,
         job: &Job,
-        request: &ResyncRequest,
-    ) -> Result<Vec<LedgerKey>, ResyncError> {
-        let mut keys = request.gainsight_ids.clone();
-        if let Some(status) = request.status {
-            let records = self
-                .ledger
-                .by_status(&job.name, status, MAX_RECORDS + 1)
-                .await?;
-            keys.extend(records.into_iter().map(|r| r.key));
-        }
-        keys.sort();
-        keys.dedup();
-        if keys.is_empty() && request.status.is_none() {
-            return Err(ResyncError::NothingChosen);
-        }
-        if keys.len() > MAX_RECORDS {
-            return Err(ResyncError::TooMany(keys.len()));
-        }
-        Ok(keys)
-    }
-
-    /// Gainsight records by GSID, one `IN` query per 500 ids (never one per record).
-    async fn read_gainsight(
-        &self,
-        job: &Job,
-        ids: &[String],
-    ) -> Result<Vec<SourceRecord>, ResyncError> {
-        let mut records = Vec::new();
-        for chunk in ids.chunks(GAINSIGHT_IDS_PER_QUERY) {
-            let values = chunk.iter().map(|i| json!(i)).collect();
-            let query = GsQuery {
-                select: job.fields_read_from(System::Gainsight),
-                conditions: vec![GsCondition::new(
-                    &job.gainsight.id_field,
-                    GsOperator::In,
-                    values,
-                )],
-                order_by: vec![],
-                limit: 0,
-            };
-            let rows = self
-                .ports
-                .gainsight
-                .query(&job.gainsight.object, &query)
-                .await?;
-            records.extend(
-                rows.into_iter()
-                    .filter_map(|r| source_record(job, System::Gainsight, r)),
-            );
-        }
-        Ok(records)
-    }
-
-    /// Salesforce records by Id, one query per 200 ids.
-    async fn read_salesforce(
-        &self,
-        job: &Job,
-        ids: &[String],
-    ) -> Result<Vec<SourceRecord>, ResyncError> {
-        let mut fields = job.fields_read_from(System::Salesforce);
-        for f in ["CreatedDate", "LastModifiedDate"] {
-            if !fields.iter().any(|s| s == f) {
-                fields.push(f.into());
+        selection: &Selection,
+        at: &Continuation,
+        runs: &mut Runs,
+        now_ms: i64,
+    ) -> Result<(usize, read::Page), ResyncError> {
+        let page = match selection {
+            Selection::Ids(ids) => self.page_of_ids(job, ids, at.offset).await?,
+            Selection::Status(status) => {
+                self.page_of_status(job, *status, at.after_key.as_deref())
+                    .await?
             }
-        }
-        let mut records = Vec::new();
-        for chunk in ids.chunks(SALESFORCE_IDS_PER_QUERY) {
-            let select = SfSelect {
-                object: job.salesforce.object.clone(),
-                fields: fields.clone(),
-                conditions: vec![(job.salesforce.id_field.clone(), chunk.to_vec())],
-                order_by: vec![],
-            };
-            let rows = self.salesforce.select(&select).await?;
-            records.extend(
-                rows.into_iter()
-                    .filter_map(|r| source_record(job, System::Salesforce, r)),
+            Selection::Since { source, since_ms } => {
+                self.page_since(job, *source, *since_ms, at).await?
+            }
+            // Resolved to ids above.
+            Selection::Run(_) => read::Page::default(),
+        };
+        let run_job = Some(job.name.as_str());
+        let run = runs.id_for(run_job).to_string();
+        let changes: Vec<ChangeEvent> = page
+            .records
+            .iter()
+            .map(|record| ChangeEvent::forced(record.clone(), &run, now_ms))
+            .collect();
+        self.send(&changes).await?;
+        for change in &changes {
+            runs.line(
+                run_job,
+                RunLine::new(&change.record_id, LineOutcome::Queued),
             );
         }
-        Ok(records)
+        for id in &page.not_found {
+            let line = RunLine::new(id, LineOutcome::Error).message(format!(
+                "not found in {} or {}",
+                job.gainsight.object, job.salesforce.object
+            ));
+            runs.line(run_job, line);
+        }
+        Ok((changes.len(), page))
     }
 
     async fn send(&self, changes: &[ChangeEvent]) -> Result<(), ResyncError> {
@@ -247,152 +224,208 @@ impl Resync {
     }
 }
 
-/// A row read from `source` as the job's record there, if it carries its id.
-fn source_record(job: &Job, source: System, fields: Fields) -> Option<SourceRecord> {
-    let id = fields.get(job.id_field_in(source))?.as_str()?.to_string();
-    Some(SourceRecord {
-        source,
-        object: job.object_in(source).to_string(),
-        id,
-        fields,
-    })
-}
-
-/// The ids in `wanted` no change from `source` was made for.
-fn not_found(changes: &[ChangeEvent], source: System, wanted: Vec<String>) -> Vec<String> {
-    wanted
-        .into_iter()
-        .filter(|id| {
-            !changes
-                .iter()
-                .any(|c| c.source == source && &c.record_id == id)
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use shared::domain::ChangeOrigin;
-    use shared::domain::LedgerUpdate;
+    use serde_json::json;
+    use shared::domain::{ChangeOrigin, LedgerKey, LedgerUpdate, System};
     use shared::fakes::{MemoryGainsight, MemoryQueue, MemorySalesforce, MemoryStore};
-    use shared::ports::LedgerStore;
-    use std::sync::Arc;
+    use shared::ports::{LedgerWrite, RunStore};
 
-    #[tokio::test]
-    async fn requeues_error_records_as_forced_changes() {
+    struct World {
+        store: Arc<MemoryStore>,
+        queue: Arc<MemoryQueue>,
+        gainsight: Arc<MemoryGainsight>,
+        salesforce: Arc<MemorySalesforce>,
+        resync: Resync,
+    }
+
+    fn world() -> World {
         let store = Arc::new(MemoryStore::default());
-        store
-            .record(
-                "company_account",
-                &LedgerKey::Gainsight("G1".into()),
-                &LedgerUpdate::Failed {
-                    message: "x".into(),
-                },
-                1,
-            )
-            .await
-            .unwrap();
         let queue = Arc::new(MemoryQueue::default());
-        let gs = Arc::new(MemoryGainsight::default());
-        gs.records.lock().unwrap().insert(
-            "Company".into(),
-            vec![json!({"Gsid": "G1", "Name": "A"})
-                .as_object()
-                .cloned()
-                .unwrap()],
-        );
-        store
-            .record(
-                "company_account",
-                &LedgerKey::SalesforceOnly("001000000000009AAA".into()),
-                &LedgerUpdate::Failed {
-                    message: "y".into(),
-                },
-                1,
-            )
-            .await
-            .unwrap();
-        let sf = Arc::new(MemorySalesforce::default());
-        *sf.query_rows.lock().unwrap() =
-            vec![json!({"Id": "001000000000009AAA", "Name": "Born in SF"})
-                .as_object()
-                .cloned()
-                .unwrap()];
-        let resync = Resync::new(
-            SourcePorts {
-                changes: queue.clone(),
-                gainsight: gs.clone(),
-                jobs: Jobs::builtin(),
-            },
+        let gainsight = Arc::new(MemoryGainsight::default());
+        let salesforce = Arc::new(MemorySalesforce::default());
+        let ports = SourcePorts {
+            changes: queue.clone(),
+            gainsight: gainsight.clone(),
+            jobs: Jobs::builtin(),
+        };
+        let resync = Resync::new(ports, store.clone(), salesforce.clone());
+        World {
             store,
-            sf.clone(),
-        );
-        let out = resync
-            .handle(ResyncRequest {
-                job: "company_account".into(),
-                gainsight_ids: vec![LedgerKey::Gainsight("G9".into())],
-                status: Some(SyncStatus::Error),
-            })
-            .await
-            .unwrap();
-        assert_eq!(out.queued, 2);
-        assert_eq!(out.not_found_in_gainsight, ["G9"]);
-        assert!(out.not_found_in_salesforce.is_empty());
-        let changes: Vec<ChangeEvent> = queue
-            .bodies()
+            queue,
+            gainsight,
+            salesforce,
+            resync,
+        }
+    }
+
+    async fn fail(store: &MemoryStore, key: LedgerKey) {
+        let update = LedgerUpdate::Failed {
+            message: "x".into(),
+        };
+        let write = LedgerWrite::new("company_account", key, update, "");
+        store.record(&write, 1).await.unwrap();
+    }
+
+    fn request(json: serde_json::Value) -> ResyncRequest {
+        serde_json::from_value(json).unwrap()
+    }
+
+    fn changes(queue: &MemoryQueue) -> Vec<ChangeEvent> {
+        let bodies = queue.bodies();
+        bodies
             .iter()
             .map(|b| serde_json::from_str(b).unwrap())
-            .collect();
-        assert!(changes.iter().all(|c| c.origin == ChangeOrigin::Resync));
-        assert_eq!(
-            changes.iter().map(|c| c.source).collect::<Vec<_>>(),
-            vec![System::Gainsight, System::Salesforce]
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn requeues_error_records_where_they_live_as_forced_changes_in_a_run() {
+        let w = world();
+        fail(&w.store, LedgerKey::Gainsight("G1".into())).await;
+        fail(
+            &w.store,
+            LedgerKey::SalesforceOnly("001000000000009AAA".into()),
+        )
+        .await;
+        let company = json!({"Gsid": "G1", "Name": "A"});
+        w.gainsight.records.lock().unwrap().insert(
+            "Company".into(),
+            vec![company.as_object().cloned().unwrap()],
         );
-        // The Salesforce-born record is read from Salesforce by its Id, in one query.
-        let selects = sf.queries.lock().unwrap().clone();
+        let account = json!({"Id": "001000000000009AAA", "Name": "Born in SF"});
+        *w.salesforce.query_rows.lock().unwrap() = vec![account.as_object().cloned().unwrap()];
+        let out = w
+            .resync
+            .handle_at(
+                request(json!({"job": "company_account", "status": "error"})),
+                5,
+            )
+            .await
+            .unwrap();
+        assert_eq!((out.queued, out.continuation.is_none()), (2, true));
+        let queued = changes(&w.queue);
+        assert!(queued.iter().all(|c| c.origin == ChangeOrigin::Resync));
+        assert_eq!(
+            queued.iter().map(|c| c.source).collect::<Vec<_>>(),
+            [System::Gainsight, System::Salesforce]
+        );
+        // The Salesforce-only record is read from Salesforce by its Id, in one query.
+        let selects = w.salesforce.queries.lock().unwrap().clone();
         assert_eq!(selects.len(), 1);
-        assert_eq!(selects[0].object, "Account");
         assert_eq!(
             selects[0].conditions,
             [("Id".to_string(), vec!["001000000000009AAA".to_string()])]
         );
-        let (_, query) = gs.queries.lock().unwrap()[0].clone();
+        let run = w
+            .store
+            .run(&out.run)
+            .await
+            .unwrap()
+            .expect("the run is stored");
         assert_eq!(
-            query.conditions[0].values,
-            vec![json!("G1"), json!("G9")],
-            "one IN query for all ids"
+            (run.job.as_deref(), run.succeeded),
+            (Some("company_account"), 2)
         );
     }
 
     #[tokio::test]
-    async fn refuses_requests_that_choose_nothing_or_an_unknown_job() {
-        let resync = Resync::new(
-            SourcePorts {
-                changes: Arc::new(MemoryQueue::default()),
-                gainsight: Arc::new(MemoryGainsight::default()),
-                jobs: Jobs::builtin(),
-            },
-            Arc::new(MemoryStore::default()),
-            Arc::new(MemorySalesforce::default()),
+    async fn ids_nobody_has_are_reported_and_logged_as_errors() {
+        let w = world();
+        let out = w
+            .resync
+            .handle_at(
+                request(json!({"job": "company_account", "ids": ["G404"]})),
+                5,
+            )
+            .await
+            .unwrap();
+        assert_eq!(out.queued, 0);
+        assert_eq!(out.not_found, ["G404"]);
+        let run = w.store.run(&out.run).await.unwrap().unwrap();
+        assert_eq!(run.status, shared::domain::RunStatus::Failed);
+        assert!(run.log[0].message.as_deref().unwrap().contains("not found"));
+    }
+
+    #[tokio::test]
+    async fn a_run_is_resynced_by_its_failed_records() {
+        let w = world();
+        let mut runs = Runs::new(RunFunction::Pusher, "writes batch", 7, "m");
+        runs.line(
+            Some("company_account"),
+            RunLine::new("G1", LineOutcome::Error),
         );
-        let none = ResyncRequest {
-            job: "company_account".into(),
-            gainsight_ids: vec![],
-            status: None,
-        };
-        assert!(matches!(
-            resync.handle(none).await,
-            Err(ResyncError::NothingChosen)
-        ));
-        let bad = ResyncRequest {
-            job: "nope".into(),
-            gainsight_ids: vec![LedgerKey::Gainsight("G".into())],
-            status: None,
-        };
-        assert!(matches!(
-            resync.handle(bad).await,
-            Err(ResyncError::UnknownJob(_))
-        ));
+        runs.line(
+            Some("company_account"),
+            RunLine::new("G2", LineOutcome::Synced),
+        );
+        let done = runs.finish(8);
+        w.store.put_runs(&done).await.unwrap();
+        let company = json!({"Gsid": "G1", "Name": "A"});
+        w.gainsight.records.lock().unwrap().insert(
+            "Company".into(),
+            vec![company.as_object().cloned().unwrap()],
+        );
+        let run = done[0].id.to_string();
+        let out = w
+            .resync
+            .handle_at(request(json!({"run": run})), 9)
+            .await
+            .unwrap();
+        assert_eq!(out.queued, 1);
+        let (_, query) = w.gainsight.queries.lock().unwrap()[0].clone();
+        assert_eq!(
+            query.conditions[0].values,
+            vec![json!("G1")],
+            "only the failed record"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_large_status_selection_continues_where_it_stopped() {
+        let w = world();
+        for i in 0..PAGE + 1 {
+            fail(&w.store, LedgerKey::Gainsight(format!("G{i:05}"))).await;
+        }
+        let first = w
+            .resync
+            .handle_at(
+                request(json!({"job": "company_account", "status": "error"})),
+                5,
+            )
+            .await
+            .unwrap();
+        let next = first.continuation.expect("a second page");
+        let at = next.continuation.clone().unwrap();
+        assert_eq!(at.after_key.as_deref(), Some("G01999"));
+        let second = w.resync.handle_at(next, 6).await.unwrap();
+        assert!(second.continuation.is_none());
+        let asked = w.gainsight.queries.lock().unwrap();
+        let last = &asked.last().unwrap().1.conditions[0].values;
+        assert_eq!(
+            last,
+            &vec![json!("G02000")],
+            "the second page reads only the rest"
+        );
+    }
+
+    #[tokio::test]
+    async fn refuses_unknown_jobs_runs_and_malformed_requests() {
+        let w = world();
+        let cases = [
+            (json!({"job": "nope", "status": "error"}), "nope"),
+            (json!({"job": "company_account"}), "say what to resync"),
+            (json!({"run": "1-pusher-abc"}), "is not stored"),
+        ];
+        for (json, expected) in cases {
+            let err = w
+                .resync
+                .handle_at(request(json.clone()), 1)
+                .await
+                .unwrap_err();
+            assert!(err.to_string().contains(expected), "{json}: {err}");
+        }
+        assert!(w.queue.bodies().is_empty());
     }
 }

@@ -15,9 +15,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use shared::adapters::AwsClients;
 use shared::config::{self, AwsResources, ConfigError};
-use shared::domain::{ChangeEvent, Fields, Jobs, Operation, SourceRecord, System};
-use shared::enqueue::{enqueue, Delivery, Enqueued};
-use shared::ports::{DedupStore, Queue, Secrets, SecretsError};
+use shared::domain::{
+    ChangeEvent, Fields, Jobs, Operation, RunFunction, Runs, SourceRecord, System,
+};
+use shared::enqueue::{enqueue, record_run, Delivery, Enqueued};
+use shared::lambda::store_runs;
+use shared::ports::{DedupStore, Queue, RunStore, Secrets, SecretsError};
 use shared::secret::{names, Secret};
 use shared::signature::{self, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 
@@ -48,6 +51,7 @@ impl Config {
 
 pub struct Webhook {
     dedup: Arc<dyn DedupStore>,
+    runs: Arc<dyn RunStore>,
     changes: Arc<dyn Queue>,
     secret: Secret,
     jobs: Jobs,
@@ -105,6 +109,7 @@ fn refuse(status: u16, message: impl Into<String>) -> Refusal {
 impl Webhook {
     pub fn new(
         dedup: Arc<dyn DedupStore>,
+        runs: Arc<dyn RunStore>,
         changes: Arc<dyn Queue>,
         secret: Secret,
         jobs: Jobs,
@@ -112,6 +117,7 @@ impl Webhook {
     ) -> Self {
         Self {
             dedup,
+            runs,
             changes,
             secret,
             jobs,
@@ -131,8 +137,10 @@ impl Webhook {
             .secrets(&config.aws)
             .get(names::WEBHOOK_SECRET)
             .await?;
+        let store = Arc::new(clients.state_store(&config.aws));
         Ok(Self::new(
-            Arc::new(clients.state_store(&config.aws)),
+            store.clone(),
+            store,
             Arc::new(clients.queue(&config.aws.changes_queue_url)),
             secret,
             jobs,
@@ -144,20 +152,41 @@ impl Webhook {
         self.handle_at(request, shared::time::now_ms()).await
     }
 
-    /// Handles one request as of `now_ms`.
+    /// Handles one request as of `now_ms`. An authenticated delivery leaves a run; a request
+    /// refused before it proved where it came from does not (it would let anyone write runs).
     pub async fn handle_at(
         &self,
         request: LambdaFunctionUrlRequest,
         now_ms: i64,
     ) -> LambdaFunctionUrlResponse {
         let path = request.raw_path.clone().unwrap_or_default();
-        let outcome = match (
-            request.request_context.http.method.as_deref(),
-            path.trim_end_matches('/'),
-        ) {
-            (Some("POST"), "/gainsight") => self.gainsight(&request, now_ms).await,
+        let route = path.trim_end_matches('/');
+        let seed = request
+            .request_context
+            .request_id
+            .clone()
+            .unwrap_or_default();
+        let event = match route {
+            "/salesforce" => "salesforce outbound message",
+            _ => "gainsight webhook",
+        };
+        let mut runs = Runs::new(RunFunction::Webhook, event, now_ms, &seed);
+        let answer = self.route(&request, route, now_ms, &mut runs).await;
+        store_runs(self.runs.as_ref(), runs).await;
+        answer
+    }
+
+    async fn route(
+        &self,
+        request: &LambdaFunctionUrlRequest,
+        path: &str,
+        now_ms: i64,
+        runs: &mut Runs,
+    ) -> LambdaFunctionUrlResponse {
+        let outcome = match (request.request_context.http.method.as_deref(), path) {
+            (Some("POST"), "/gainsight") => self.gainsight(request, now_ms, runs).await,
             (Some("POST"), "/salesforce") => {
-                return match self.salesforce(&request, now_ms).await {
+                return match self.salesforce(request, now_ms, runs).await {
                     Ok(queued) => {
                         tracing::info!(queued, "outbound message acknowledged");
                         xml_response(200, outbound::ack())
@@ -206,6 +235,7 @@ impl Webhook {
         &self,
         request: &LambdaFunctionUrlRequest,
         now_ms: i64,
+        runs: &mut Runs,
     ) -> Result<Accepted, Refusal> {
         let body = self.body(request)?;
         let header = |name: &str| request.headers.get(name).and_then(|v| v.to_str().ok());
@@ -220,14 +250,18 @@ impl Webhook {
         .map_err(|e| refuse(401, e.to_string()))?;
 
         let event: GainsightEvent = serde_json::from_slice(&body)
-            .map_err(|e| refuse(400, format!("invalid event JSON: {e}")))?;
+            .map_err(|e| refuse(400, format!("invalid event JSON: {e}")))
+            .inspect_err(|r| runs.fail(None, &r.message))?;
         let event_id = event.event_id.clone();
+        runs.objects(None, &event.object_name, None);
         // The whole event is one delivery: a redelivery of it queues nothing.
         let delivery = Delivery {
             key: event_id.clone(),
-            changes: self.changes_of(event, now_ms)?,
+            changes: self
+                .changes_of(event, now_ms)
+                .inspect_err(|r| runs.fail(None, &r.message))?,
         };
-        let enqueued = self.enqueue(vec![delivery], now_ms).await?;
+        let enqueued = self.enqueue(vec![delivery], now_ms, runs).await?;
         tracing::info!(event_id = %event_id, queued = enqueued.queued, "changes queued");
         Ok(Accepted {
             event_id,
@@ -236,16 +270,17 @@ impl Webhook {
         })
     }
 
-    /// Queues `deliveries`; a failure is a 503 the sender retries.
-    async fn enqueue(&self, deliveries: Vec<Delivery>, now_ms: i64) -> Result<Enqueued, Refusal> {
-        enqueue(
-            self.dedup.as_ref(),
-            self.changes.as_ref(),
-            deliveries,
-            now_ms,
-        )
-        .await
-        .map_err(|e| refuse(503, e.to_string()))
+    /// Queues `deliveries` and logs them in the run; a failure is a 503 the sender retries.
+    async fn enqueue(
+        &self,
+        deliveries: Vec<Delivery>,
+        now_ms: i64,
+        runs: &mut Runs,
+    ) -> Result<Enqueued, Refusal> {
+        let dedup = self.dedup.as_ref();
+        let result = enqueue(dedup, self.changes.as_ref(), &deliveries, now_ms).await;
+        record_run(runs, None, &deliveries, &result);
+        result.map_err(|e| refuse(503, e.to_string()))
     }
 
     /// An Outbound Message: checked against the configured org, deduplicated per notification,
@@ -254,15 +289,20 @@ impl Webhook {
         &self,
         request: &LambdaFunctionUrlRequest,
         now_ms: i64,
+        runs: &mut Runs,
     ) -> Result<usize, Refusal> {
         let body = self.body(request)?;
         let message = self.outbound_message(&body)?;
+        if let Some(first) = message.notifications.first() {
+            runs.objects(None, &first.object, None);
+        }
         let deliveries = message
             .notifications
             .into_iter()
             .map(|n| self.notification_change(n, now_ms).map(Delivery::single))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(self.enqueue(deliveries, now_ms).await?.queued)
+            .collect::<Result<Vec<_>, _>>()
+            .inspect_err(|r| runs.fail(None, &r.message))?;
+        Ok(self.enqueue(deliveries, now_ms, runs).await?.queued)
     }
 
     /// The parsed message, if it comes from the configured org.

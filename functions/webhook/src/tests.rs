@@ -32,6 +32,7 @@ fn rig() -> Rig {
     let queue = Arc::new(MemoryQueue::default());
     let webhook = Webhook::new(
         store.clone(),
+        store.clone(),
         queue.clone(),
         Secret::new(SECRET),
         Jobs::builtin(),
@@ -207,6 +208,7 @@ async fn refuses_more_than_50000_records() {
     config.max_body_bytes = 10 * 1024 * 1024;
     let webhook = Webhook::new(
         rig.store.clone(),
+        rig.store.clone(),
         rig.queue.clone(),
         Secret::new(SECRET),
         Jobs::builtin(),
@@ -349,8 +351,10 @@ async fn outbound_refusals_table() {
     let mut unconfigured = config();
     unconfigured.salesforce_org_id = None;
     let queue = Arc::new(MemoryQueue::default());
+    let store = Arc::new(MemoryStore::default());
     let webhook = Webhook::new(
-        Arc::new(MemoryStore::default()),
+        store.clone(),
+        store,
         queue.clone(),
         Secret::new(SECRET),
         Jobs::builtin(),

@@ -453,7 +453,7 @@ fn urlencode(text: &str) -> String {
 /// The SOQL of `query`: every value quoted, `IN` lists sorted and deduplicated.
 pub fn soql(query: &SfSelect) -> String {
     let mut text = format!("SELECT {} FROM {}", query.fields.join(", "), query.object);
-    let conditions: Vec<String> = query
+    let mut conditions: Vec<String> = query
         .conditions
         .iter()
         .map(|(field, values)| {
@@ -463,6 +463,10 @@ pub fn soql(query: &SfSelect) -> String {
             format!("{field} IN ({})", quoted.join(", "))
         })
         .collect();
+    if let Some((field, ms)) = &query.since {
+        // A datetime literal is written unquoted, in UTC.
+        conditions.push(format!("{field} >= {}", crate::time::rfc3339(*ms)));
+    }
     if !conditions.is_empty() {
         text.push_str(" WHERE ");
         text.push_str(&conditions.join(" AND "));
@@ -470,6 +474,9 @@ pub fn soql(query: &SfSelect) -> String {
     if !query.order_by.is_empty() {
         text.push_str(" ORDER BY ");
         text.push_str(&query.order_by.join(", "));
+    }
+    if let Some(limit) = query.limit {
+        text.push_str(&format!(" LIMIT {limit}"));
     }
     text
 }
@@ -507,6 +514,7 @@ mod tests {
                 vec!["O'B".into(), "A".into(), "A".into()],
             )],
             order_by: vec![],
+            ..Default::default()
         };
         assert_eq!(
             soql(&query),
@@ -517,6 +525,7 @@ mod tests {
             fields: vec!["Id".into()],
             conditions: vec![],
             order_by: vec!["Name".into(), "Id".into()],
+            ..Default::default()
         };
         assert_eq!(soql(&all), "SELECT Id FROM Account ORDER BY Name, Id");
     }

@@ -124,6 +124,17 @@ impl ChangeEvent {
     }
 }
 
+/// The field Gainsight stamps on every modification (epoch ms in the data API).
+pub const GAINSIGHT_MODIFIED: &str = "ModifiedDate";
+/// The field Salesforce stamps on every modification, including system ones.
+pub const SALESFORCE_MODIFIED: &str = "SystemModstamp";
+
+/// Whether `id` has the shape of a Salesforce record id: 15 or 18 letters and digits. Only such ids
+/// may be put in a SOQL `Id` condition (Salesforce refuses the query otherwise).
+pub fn is_salesforce_id(id: &str) -> bool {
+    matches!(id.len(), 15 | 18) && id.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -96,6 +96,45 @@ pub struct LedgerRecord {
     #[serde(default)]
     pub last_ignored_at_ms: Option<i64>,
     pub version: u64,
+    /// The last `HISTORY_KEPT` outcomes, oldest first.
+    #[serde(default)]
+    pub history: Vec<HistoryEntry>,
+}
+
+/// How many outcomes a ledger record remembers.
+pub const HISTORY_KEPT: usize = 10;
+
+/// What one attempt at a record came to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Synced,
+    Error,
+    Ignored,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Synced => "synced",
+            Outcome::Error => "error",
+            Outcome::Ignored => "ignored",
+        }
+    }
+}
+
+/// One outcome in a record's history, linked to the run that produced it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    /// The record's version this outcome made (orders the entries).
+    pub version: u64,
+    pub at_ms: i64,
+    /// The run (execution activity) that produced it; empty when written outside a run.
+    pub run: String,
+    pub outcome: Outcome,
+    /// The error or the reason the change was ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }
 
 impl LedgerRecord {
@@ -117,6 +156,7 @@ impl LedgerRecord {
             last_ignored_reason: None,
             last_ignored_at_ms: None,
             version: 0,
+            history: Vec::new(),
         }
     }
 
@@ -127,10 +167,15 @@ impl LedgerRecord {
         }
     }
 
-    /// What the record becomes once `update`, made at `at_ms`, is applied: the rule the state
-    /// store's adapters implement atomically.
-    pub fn apply(&mut self, update: &LedgerUpdate, at_ms: i64) {
+    /// What the record becomes once `update`, made at `at_ms` by `run`, is applied: the rule the
+    /// state store's adapters implement atomically.
+    pub fn apply(&mut self, update: &LedgerUpdate, at_ms: i64, run: &str) {
         self.version += 1;
+        self.history
+            .push(update.history_entry(self.version, at_ms, run));
+        if self.history.len() > HISTORY_KEPT {
+            self.history.drain(..self.history.len() - HISTORY_KEPT);
+        }
         match update {
             LedgerUpdate::Synced {
                 salesforce_id,
@@ -171,6 +216,26 @@ impl LedgerRecord {
         match status {
             SyncStatus::Synced => self.synced,
             SyncStatus::Error => self.error,
+        }
+    }
+}
+
+/// What a writer knew of a ledger record before writing it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Prior {
+    /// Not read: the store reads it.
+    Unread,
+    /// Absent when read: stores may write it whole (and read again if it appeared meanwhile).
+    Absent,
+    /// Present at this version when read.
+    Version(u64),
+}
+
+impl Prior {
+    pub fn of(record: Option<&LedgerRecord>) -> Self {
+        match record {
+            None => Prior::Absent,
+            Some(r) => Prior::Version(r.version),
         }
     }
 }
@@ -226,6 +291,32 @@ pub enum LedgerUpdate {
     },
 }
 
+impl LedgerUpdate {
+    pub fn outcome(&self) -> Outcome {
+        match self {
+            LedgerUpdate::Synced { .. } => Outcome::Synced,
+            LedgerUpdate::Failed { .. } => Outcome::Error,
+            LedgerUpdate::Ignored { .. } => Outcome::Ignored,
+        }
+    }
+
+    /// The history entry this update adds as the record's `version`.
+    pub fn history_entry(&self, version: u64, at_ms: i64, run: &str) -> HistoryEntry {
+        let message = match self {
+            LedgerUpdate::Synced { .. } => None,
+            LedgerUpdate::Failed { message } => Some(message.clone()),
+            LedgerUpdate::Ignored { reason } => Some(reason.clone()),
+        };
+        HistoryEntry {
+            version,
+            at_ms,
+            run: run.to_string(),
+            outcome: self.outcome(),
+            message,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -242,15 +333,16 @@ mod tests {
     #[test]
     fn a_success_after_a_failure_keeps_both_statuses_apart() {
         let mut r = LedgerRecord::new("j", LedgerKey::Gainsight("G".into()));
-        r.apply(&synced(System::Gainsight, 5), 10);
+        r.apply(&synced(System::Gainsight, 5), 10, "run-1");
         r.apply(
             &LedgerUpdate::Failed {
                 message: "BAD".into(),
             },
             20,
+            "run-2",
         );
         assert!(r.has_status(SyncStatus::Synced) && r.has_status(SyncStatus::Error));
-        r.apply(&synced(System::Salesforce, 7), 30);
+        r.apply(&synced(System::Salesforce, 7), 30, "run-3");
         assert!(r.synced && !r.error);
         assert_eq!(
             r.last_error.as_deref(),
@@ -262,6 +354,30 @@ mod tests {
             (Some(5), Some(7))
         );
         assert_eq!((r.version, r.last_sync_at_ms), (3, Some(30)));
+        let history: Vec<_> = r
+            .history
+            .iter()
+            .map(|h| (h.version, h.run.as_str(), h.outcome, h.message.as_deref()))
+            .collect();
+        assert_eq!(
+            history,
+            [
+                (1, "run-1", Outcome::Synced, None),
+                (2, "run-2", Outcome::Error, Some("BAD")),
+                (3, "run-3", Outcome::Synced, None)
+            ]
+        );
+    }
+
+    #[test]
+    fn history_keeps_the_last_ten_outcomes() {
+        let mut r = LedgerRecord::new("j", LedgerKey::Gainsight("G".into()));
+        for i in 0..25 {
+            r.apply(&synced(System::Gainsight, i), i, &format!("run-{i}"));
+        }
+        assert_eq!(r.history.len(), HISTORY_KEPT);
+        assert_eq!(r.history[0].version, 16);
+        assert_eq!(r.history[9].run, "run-24");
     }
 
     #[test]
@@ -272,12 +388,14 @@ mod tests {
                 reason: "echo".into(),
             },
             1,
+            "",
         );
         r.apply(
             &LedgerUpdate::Ignored {
                 reason: "stale".into(),
             },
             2,
+            "",
         );
         assert_eq!(
             (r.ignored_count, r.last_ignored_reason.as_deref()),

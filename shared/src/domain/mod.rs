@@ -7,6 +7,7 @@ pub mod key;
 pub mod ledger;
 pub mod mapping;
 pub mod push;
+pub mod run;
 pub mod schema;
 pub mod write;
 
@@ -16,8 +17,12 @@ pub use job::{
     OnCreated, OnMultipleMatches, OnNoMatch, OnUpdated, UnknownJob,
 };
 pub use key::LedgerKey;
-pub use ledger::{FieldState, LedgerBatch, LedgerRecord, LedgerUpdate, SyncStatus};
+pub use ledger::{
+    FieldState, HistoryEntry, LedgerBatch, LedgerRecord, LedgerUpdate, Outcome, Prior, SyncStatus,
+    HISTORY_KEPT,
+};
 pub use mapping::{LookupRequest, Lookups, MapOutcome, Mapper};
+pub use run::{LineOutcome, Run, RunFunction, RunId, RunLine, RunStatus, Runs};
 pub use schema::{FieldKind, FieldSchema, ObjectSchema, Schemas};
 pub use write::{FieldConflict, RecordKey, WriteCommand, WriteMode, Writeback};
 

@@ -53,8 +53,10 @@ async fn webhook_handler() -> Result<()> {
         tolerance_s: 300,
         salesforce_org_id: None,
     };
+    let store = Arc::new(MemoryStore::default());
     let hook = webhook::Webhook::new(
-        Arc::new(MemoryStore::default()),
+        store.clone(),
+        store,
         Arc::new(MemoryQueue::default()),
         Secret::new(WEBHOOK_SECRET),
         Jobs::builtin(),
@@ -111,6 +113,7 @@ async fn pusher_calls_per_1000() -> Result<()> {
     );
     let store = Arc::new(MemoryStore::default());
     let pusher = pusher::Pusher::new(
+        store.clone(),
         store.clone(),
         Arc::new(client),
         Arc::new(shared::fakes::MemoryGainsight::default()),

@@ -86,7 +86,87 @@ pub(super) fn ledger_item(r: &LedgerRecord) -> Result<Item, StoreError> {
         let json = serde_json::to_string(state).map_err(rejected)?;
         item.insert(format!("{FIELD_STATE_PREFIX}{field}"), s(json));
     }
+    for entry in &r.history {
+        let json = serde_json::to_string(entry).map_err(rejected)?;
+        item.insert(history_slot(entry.version), s(json));
+    }
     Ok(item)
+}
+
+/// The attribute holding the history entry of `version`: the last `HISTORY_KEPT` outcomes live
+/// in a ring of attributes `h0`..`h9`, so adding one overwrites the oldest without a read.
+fn history_slot(version: u64) -> String {
+    format!("h{}", version % HISTORY_KEPT as u64)
+}
+
+/// The version a record is at once a write made at `prior` succeeded.
+pub(super) fn next_version(prior: Prior) -> Prior {
+    match prior {
+        Prior::Absent => Prior::Version(1),
+        Prior::Version(v) => Prior::Version(v + 1),
+        Prior::Unread => Prior::Unread,
+    }
+}
+
+/// One ledger write as a DynamoDB request: a record absent when read is put whole (on condition it
+/// is still absent); a present one is updated on condition it is still at the version read, which
+/// is what lets its history slot be chosen without another read.
+pub(super) enum LedgerOp {
+    Put(Item),
+    Update { key: Item, expr: LedgerExpression },
+}
+
+/// The condition of a whole-record put.
+pub(super) const ABSENT: &str = "attribute_not_exists(pk)";
+/// The condition of an update at the version read.
+pub(super) const AT_VERSION: &str = "version = :expected";
+
+impl LedgerOp {
+    pub(super) fn of(w: &LedgerWrite, prior: Prior, at_ms: i64) -> Result<Self, StoreError> {
+        let Prior::Version(version) = prior else {
+            let mut record = LedgerRecord::new(w.job.clone(), w.key.clone());
+            record.apply(&w.update, at_ms, &w.run);
+            return Ok(LedgerOp::Put(ledger_item(&record)?));
+        };
+        let mut expr = LedgerExpression::of(&w.job, &w.update, at_ms)?;
+        let entry = w.update.history_entry(version + 1, at_ms, &w.run);
+        let json = serde_json::to_string(&entry).map_err(rejected)?;
+        expr.update = expr.update.replacen("SET ", "SET #hist = :hist, ", 1);
+        let names = expr.names.get_or_insert_with(HashMap::new);
+        names.insert("#hist".into(), history_slot(version + 1));
+        expr.values.insert(":hist".into(), s(json));
+        expr.values.insert(":expected".into(), n(version));
+        Ok(LedgerOp::Update {
+            key: ledger_key(&w.job, &w.key),
+            expr,
+        })
+    }
+
+    pub(super) fn transact_item(self, table: &str) -> Result<TransactWriteItem, StoreError> {
+        Ok(match self {
+            LedgerOp::Put(item) => {
+                let put = Put::builder()
+                    .table_name(table)
+                    .set_item(Some(item))
+                    .condition_expression(ABSENT)
+                    .build()
+                    .map_err(rejected)?;
+                TransactWriteItem::builder().put(put).build()
+            }
+            LedgerOp::Update { key, expr } => {
+                let update = Update::builder()
+                    .table_name(table)
+                    .set_key(Some(key))
+                    .update_expression(expr.update)
+                    .condition_expression(AT_VERSION)
+                    .set_expression_attribute_names(expr.names)
+                    .set_expression_attribute_values(Some(expr.values))
+                    .build()
+                    .map_err(rejected)?;
+                TransactWriteItem::builder().update(update).build()
+            }
+        })
+    }
 }
 
 impl TryFrom<&Item> for LedgerRecord {
@@ -128,8 +208,19 @@ impl TryFrom<&Item> for LedgerRecord {
             last_ignored_reason: get_s(item, "last_ignored_reason"),
             last_ignored_at_ms: get_n(item, "last_ignored_at"),
             version: get_n(item, "version").unwrap_or(0) as u64,
+            history: history(item),
         })
     }
+}
+
+/// The history entries of a ledger item, oldest first.
+fn history(item: &Item) -> Vec<HistoryEntry> {
+    let mut entries: Vec<HistoryEntry> = (0..HISTORY_KEPT as u64)
+        .filter_map(|slot| get_s(item, &history_slot(slot)))
+        .filter_map(|json| serde_json::from_str(&json).ok())
+        .collect();
+    entries.sort_by_key(|e| e.version);
+    entries
 }
 
 /// A ledger update as a DynamoDB update expression: every change is relative (counters, SET of

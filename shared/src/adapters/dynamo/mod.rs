@@ -8,6 +8,7 @@
 //! - dedup: `EVENT#{event_id}` / `EVENT`, with `expires_at` (epoch seconds) for TTL.
 //! - cursor: `CURSOR#{job}` / `{stream}`.
 //! - secret: `SECRET#{name}` / `SECRET` (see the KMS adapter).
+//! - run: `RUN#{yyyy-mm-dd}` (UTC day it started) / the run id, with `expires_at` for TTL.
 
 use std::collections::HashMap;
 
@@ -20,10 +21,17 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_dynamodb::Client;
 
-use crate::domain::{LedgerKey, LedgerRecord, LedgerUpdate, SyncStatus};
-use crate::ports::{Claim, Cursor, CursorStore, DedupStore, LedgerStore, LedgerWrite, StoreError};
+use crate::domain::{
+    HistoryEntry, LedgerKey, LedgerRecord, LedgerUpdate, SyncStatus, HISTORY_KEPT,
+};
+use crate::ports::{
+    Claim, Cursor, CursorStore, DedupStore, LedgerStore, LedgerWrite, Prior, StoreError,
+};
 
 mod items;
+mod runs;
+
+pub use runs::RUN_TTL_DAYS;
 
 use items::*;
 
@@ -33,6 +41,8 @@ type Item = HashMap<String, AttributeValue>;
 pub struct DynamoStateStore {
     client: Client,
     table: String,
+    /// How long a run is kept after it ends (seconds).
+    run_ttl_s: i64,
 }
 
 impl DynamoStateStore {
@@ -40,6 +50,7 @@ impl DynamoStateStore {
         Self {
             client,
             table: table.into(),
+            run_ttl_s: RUN_TTL_DAYS * 86_400,
         }
     }
 
@@ -193,39 +204,15 @@ impl DynamoStateStore {
         ))
     }
 
-    /// Applies up to 100 ledger updates in one transaction.
+    /// Applies up to 100 ledger updates in one transaction, each at the version the batch read.
     async fn record_transaction(
         &self,
-        chunk: &[&LedgerWrite],
+        chunk: &[(&LedgerWrite, Prior)],
         at_ms: i64,
     ) -> Result<(), StoreError> {
         let items = chunk
             .iter()
-            .map(|w| {
-                if w.new {
-                    // A record seen for the first time is written whole: no update expression
-                    // to evaluate, and the condition sends it back to `record` if it exists now.
-                    let mut record = LedgerRecord::new(w.job.clone(), w.key.clone());
-                    record.apply(&w.update, at_ms);
-                    let put = Put::builder()
-                        .table_name(&self.table)
-                        .set_item(Some(ledger_item(&record)?))
-                        .condition_expression("attribute_not_exists(pk)")
-                        .build()
-                        .map_err(rejected)?;
-                    return Ok(TransactWriteItem::builder().put(put).build());
-                }
-                let expr = LedgerExpression::of(&w.job, &w.update, at_ms)?;
-                let update = Update::builder()
-                    .table_name(&self.table)
-                    .set_key(Some(ledger_key(&w.job, &w.key)))
-                    .update_expression(expr.update)
-                    .set_expression_attribute_names(expr.names)
-                    .set_expression_attribute_values(Some(expr.values))
-                    .build()
-                    .map_err(rejected)?;
-                Ok(TransactWriteItem::builder().update(update).build())
-            })
+            .map(|(w, prior)| LedgerOp::of(w, *prior, at_ms)?.transact_item(&self.table))
             .collect::<Result<Vec<_>, StoreError>>()?;
         self.client
             .transact_write_items()
@@ -234,6 +221,46 @@ impl DynamoStateStore {
             .await
             .map_err(store_error)?;
         Ok(())
+    }
+
+    /// Applies one ledger update as a single conditional request; `false` when the record was not
+    /// at the version `prior` says (it changed since it was read).
+    async fn record_once(
+        &self,
+        write: &LedgerWrite,
+        prior: Prior,
+        at_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let sent = match LedgerOp::of(write, prior, at_ms)? {
+            LedgerOp::Put(item) => self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .condition_expression(ABSENT)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| (is_condition_failure(&e), store_error(e))),
+            LedgerOp::Update { key, expr } => self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(key))
+                .update_expression(expr.update)
+                .condition_expression(AT_VERSION)
+                .set_expression_attribute_names(expr.names)
+                .set_expression_attribute_values(Some(expr.values))
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| (is_condition_failure(&e), store_error(e))),
+        };
+        match sent {
+            Ok(()) => Ok(true),
+            Err((true, _)) => Ok(false),
+            Err((false, e)) => Err(e),
+        }
     }
 
     /// Sends write requests 25 at a time, retrying what DynamoDB leaves unprocessed.
@@ -272,10 +299,10 @@ impl DynamoStateStore {
         index: Option<&str>,
         attr: &str,
         value: &str,
+        mut start: Option<Item>,
         limit: usize,
     ) -> Result<Vec<LedgerRecord>, StoreError> {
         let mut records = Vec::new();
-        let mut start: Option<Item> = None;
         loop {
             let out = self
                 .client
@@ -486,35 +513,53 @@ impl LedgerStore for DynamoStateStore {
         Ok(records)
     }
 
-    async fn record(
-        &self,
-        job: &str,
-        key: &LedgerKey,
-        update: &LedgerUpdate,
-        at_ms: i64,
-    ) -> Result<(), StoreError> {
-        let expr = LedgerExpression::of(job, update, at_ms)?;
-        self.client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(ledger_key(job, key)))
-            .update_expression(expr.update)
-            .set_expression_attribute_names(expr.names)
-            .set_expression_attribute_values(Some(expr.values))
-            .send()
-            .await
-            .map_err(store_error)?;
-        Ok(())
+    async fn record(&self, write: &LedgerWrite, at_ms: i64) -> Result<(), StoreError> {
+        let mut prior = write.prior;
+        for _ in 0..MAX_ROUNDS {
+            if prior == Prior::Unread {
+                prior = match self.ledger(&write.job, &write.key).await? {
+                    None => Prior::Absent,
+                    Some(r) => Prior::Version(r.version),
+                };
+            }
+            if self.record_once(write, prior, at_ms).await? {
+                return Ok(());
+            }
+            // Written by someone else since it was read: read it again.
+            prior = Prior::Unread;
+        }
+        Err(StoreError::Conflict(format!(
+            "ledger record {}/{}",
+            write.job, write.key
+        )))
     }
 
     async fn record_many(&self, writes: &[LedgerWrite], at_ms: i64) -> Result<(), StoreError> {
+        // The version each record is at after the chunks written so far.
+        let mut known: HashMap<(&str, &LedgerKey), Prior> = HashMap::new();
         for chunk in distinct_chunks(writes, TRANSACTION_ITEMS) {
-            if let Err(e) = self.record_transaction(&chunk, at_ms).await {
-                // A conflicting write held the transaction up: the items go one by one, each
-                // atomic on its own, as `record` writes them.
-                tracing::warn!(records = chunk.len(), error = %e, "ledger transaction failed; writing one by one");
-                for w in chunk {
-                    self.record(&w.job, &w.key, &w.update, at_ms).await?;
+            let chunk: Vec<(&LedgerWrite, Prior)> = chunk
+                .into_iter()
+                .map(|w| {
+                    let prior = known.get(&(w.job.as_str(), &w.key)).copied();
+                    (w, prior.unwrap_or(w.prior))
+                })
+                .collect();
+            match self.record_transaction(&chunk, at_ms).await {
+                Ok(()) => {
+                    for (w, prior) in &chunk {
+                        known.insert((w.job.as_str(), &w.key), next_version(*prior));
+                    }
+                }
+                Err(e) => {
+                    // A record changed since the batch read it, or a concurrent write held the
+                    // transaction up: the items go one by one, each read again if needed.
+                    tracing::warn!(records = chunk.len(), error = %e, "ledger transaction failed; writing one by one");
+                    for (w, prior) in chunk {
+                        let single = LedgerWrite { prior, ..w.clone() };
+                        self.record(&single, at_ms).await?;
+                        known.insert((w.job.as_str(), &w.key), Prior::Unread);
+                    }
                 }
             }
         }
@@ -532,8 +577,14 @@ impl LedgerStore for DynamoStateStore {
         Ok(())
     }
 
-    async fn list(&self, job: &str, limit: usize) -> Result<Vec<LedgerRecord>, StoreError> {
-        self.query_ledger(None, "pk", &format!("LEDGER#{job}"), limit)
+    async fn list(
+        &self,
+        job: &str,
+        start: Option<&LedgerKey>,
+        limit: usize,
+    ) -> Result<Vec<LedgerRecord>, StoreError> {
+        let start = start.map(|k| ledger_key(job, k));
+        self.query_ledger(None, "pk", &format!("LEDGER#{job}"), start, limit)
             .await
     }
 
@@ -541,13 +592,48 @@ impl LedgerStore for DynamoStateStore {
         &self,
         job: &str,
         status: SyncStatus,
+        start: Option<&LedgerKey>,
         limit: usize,
     ) -> Result<Vec<LedgerRecord>, StoreError> {
         let (index, attr) = match status {
             SyncStatus::Error => ("error-index", "error_job"),
             SyncStatus::Synced => ("synced-index", "synced_job"),
         };
-        self.query_ledger(Some(index), attr, job, limit).await
+        // An index's start key carries the index key and the table key.
+        let start = start.map(|k| {
+            let mut key = ledger_key(job, k);
+            key.insert(attr.to_string(), s(job));
+            key
+        });
+        self.query_ledger(Some(index), attr, job, start, limit)
+            .await
+    }
+
+    async fn by_salesforce_id(
+        &self,
+        job: &str,
+        salesforce_id: &str,
+    ) -> Result<Option<LedgerRecord>, StoreError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name("salesforce-index")
+            .key_condition_expression("salesforce_key = :v")
+            .expression_attribute_values(":v", s(format!("{job}#{salesforce_id}")))
+            .send()
+            .await
+            .map_err(store_error)?;
+        let Some(item) = out.items().first() else {
+            return Ok(None);
+        };
+        let key = get_s(item, "sk")
+            .and_then(|k| k.parse::<LedgerKey>().ok())
+            .ok_or_else(|| StoreError::Corrupt {
+                key: format!("{job}#{salesforce_id}"),
+                message: "salesforce-index entry without a ledger key".into(),
+            })?;
+        self.ledger(job, &key).await
     }
 }
 

@@ -9,7 +9,8 @@ mod plan;
 use std::collections::HashMap;
 
 use super::{
-    Fields, Job, LedgerBatch, LedgerKey, LedgerUpdate, RecordKey, System, WriteCommand, Writeback,
+    Fields, Job, LedgerBatch, LedgerKey, LedgerUpdate, Prior, RecordKey, System, WriteCommand,
+    Writeback,
 };
 pub use conflicts::{settle_conflicts, Settlement};
 pub use plan::{plan_gainsight, plan_salesforce_update, Found, GainsightPlan};
@@ -149,8 +150,8 @@ pub struct LedgerEffect {
     /// The placeholder to delete once the record moved to its GSID (only when the ledger holds
     /// one: a pair first seen from Salesforce and synced at once never stored it).
     pub forget: Option<LedgerKey>,
-    /// The ledger held no record under `key` when the batch read it.
-    pub new: bool,
+    /// What the batch read of the record under `key` (absent, or its version).
+    pub prior: Prior,
     /// The twin's id to write into the source record.
     pub writeback: Option<SideWrite>,
     /// The message goes back to the queue (a transient per-record failure).
@@ -172,7 +173,7 @@ pub fn ledger_effect(
             reason: String::new(),
         },
         forget: None,
-        new: false,
+        prior: Prior::Absent,
         writeback: None,
         retry: false,
     };
@@ -188,7 +189,7 @@ pub fn ledger_effect(
     }
     let stored = |key: &LedgerKey| ledgers.get(&job.name, key).is_some();
     effect.forget = effect.forget.take().filter(stored);
-    effect.new = !stored(&effect.key);
+    effect.prior = Prior::of(ledgers.get(&job.name, &effect.key));
     effect
 }
 

@@ -210,7 +210,11 @@ fn a_salesforce_only_pair_moves_to_its_new_gsid_and_the_account_learns_it() {
     let effect = ledger_effect(job, &cmd, created.clone(), &ledgers, 99);
     assert_eq!(effect.key, gsid("1PNEW"));
     assert_eq!(effect.forget, Some(placeholder));
-    assert!(effect.new, "nothing was stored under the new GSID");
+    assert_eq!(
+        effect.prior,
+        Prior::Absent,
+        "nothing was stored under the new GSID"
+    );
     // Never stored: nothing to delete.
     let unstored = ledger_effect(job, &cmd, created, &LedgerBatch::default(), 99);
     assert_eq!(unstored.forget, None);
@@ -232,8 +236,8 @@ fn a_salesforce_only_pair_moves_to_its_new_gsid_and_the_account_learns_it() {
     let synced = WriteOutcome::Synced { target_id: None };
     let effect = ledger_effect(job, &linked, synced, &ledgers, 99);
     assert_eq!(
-        (effect.key, effect.forget, effect.new),
-        (gsid("G1"), None, false)
+        (effect.key, effect.forget, effect.prior),
+        (gsid("G1"), None, Prior::Version(0))
     );
 }
 
