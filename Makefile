@@ -9,7 +9,7 @@ STAMP    := $(VENV)/.installed
 CARGO    ?= cargo
 STATE    := .devstack
 
-.PHONY: demo test build lint up down venv bench clean validate-jobs
+.PHONY: demo test build lint up down venv bench clean validate-jobs resync
 
 $(STAMP): devstack/requirements.txt
 	python3 -m venv $(VENV)
@@ -51,7 +51,15 @@ bench: $(STAMP)
 ## validate-jobs: check infra/jobs (syntax, limits, one job per object); DESCRIBE=1 also checks them
 ## against the live describes (needs the SALESFORCE_* and GAINSIGHT_* variables, see README)
 validate-jobs:
-	$(CARGO) run --quiet -p syncctl -- validate-jobs infra/jobs $(if $(DESCRIBE),--describe,)
+	$(CARGO) run --quiet -p syncctl -- jobs validate infra/jobs $(if $(DESCRIBE),--describe,)
+
+## resync: resync records on the stack `make up` started, through the resync function:
+## JOB=... and one of STATUS=error, IDS=a,b, SINCE=<RFC 3339>, ALL=1, or RUN=<run id> alone
+resync:
+	@[ -f $(STATE)/env ] || { echo "no $(STATE)/env: start the local stack with make up"; exit 2; }
+	. $(STATE)/env && $(CARGO) run --quiet -p syncctl -- resync $(if $(JOB),--job $(JOB),) \
+	  $(if $(STATUS),--status $(STATUS),) $(if $(IDS),--ids $(IDS),) $(if $(SINCE),--since $(SINCE),) \
+	  $(if $(ALL),--all,) $(if $(RUN),--run $(RUN),)
 
 ## up: start the local stack in the background (log in .devstack/stack.log); `make down` stops it
 up: $(STAMP)

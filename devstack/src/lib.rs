@@ -6,6 +6,7 @@
 pub mod event_source;
 pub mod function_url;
 pub mod gainsight;
+pub mod lambda_api;
 pub mod moto;
 pub mod runtime_api;
 pub mod salesforce;

@@ -1,76 +1,68 @@
-//! `syncctl`: the admin's command line. `validate-jobs` checks job files before they are
-//! deployed: syntax, limits and one real-time job per object offline, and with `--describe` also
-//! against the live Salesforce and Gainsight describes, exactly as the mapper does at cold start.
+//! `syncctl`: the operator's and admin's command line. It reads the ledger and the runs the
+//! functions write, invokes the resync function, imports and exports links, compares both
+//! systems, stores secrets and checks job files. Exit codes are listed in `--help`.
 
-use std::path::PathBuf;
+mod admin;
+mod cli;
+mod diff;
+mod env;
+mod import;
+mod invoke;
+mod ledger;
+mod out;
+mod runs;
+
 use std::process::ExitCode;
 
-use shared::adapters::gainsight::GainsightClient;
-use shared::adapters::salesforce::SalesforceClient;
-use shared::config::{required, GainsightSettings, SalesforceSettings};
-use shared::domain::Jobs;
-use shared::secret::Secret;
+use clap::Parser;
 
-const USAGE: &str = "usage: syncctl validate-jobs [DIR] [--describe]
+use cli::{Cli, Command, JobsCommand, SecretsCommand};
+use env::{Env, NotFound, Usage};
 
-  DIR         job files (*.yaml), default infra/jobs
-  --describe  also check every job against the live describes; reads SALESFORCE_LOGIN_URL,
-              SALESFORCE_CLIENT_ID, SALESFORCE_CLIENT_SECRET, SALESFORCE_API_VERSION (optional),
-              GAINSIGHT_BASE_URL and GAINSIGHT_ACCESS_KEY from the environment";
+/// `diff` found drift it did not fix.
+const DRIFT: u8 = 4;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.first().map(String::as_str) {
-        Some("validate-jobs") => match validate(&args[1..]).await {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("invalid: {e:#}");
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("syncctl: {e:#}");
+            if e.is::<Usage>() {
+                ExitCode::from(2)
+            } else if e.is::<NotFound>() {
+                ExitCode::from(3)
+            } else {
                 ExitCode::from(1)
             }
-        },
-        _ => {
-            eprintln!("{USAGE}");
-            ExitCode::from(2)
         }
     }
 }
 
-async fn validate(args: &[String]) -> anyhow::Result<()> {
-    let describe = args.iter().any(|a| a == "--describe");
-    let dir = args
-        .iter()
-        .find(|a| !a.starts_with("--"))
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("infra/jobs"));
-    let jobs = Jobs::load_dir(&dir)?;
-    if describe {
-        let salesforce = SalesforceClient::new(
-            SalesforceSettings::from_env()?,
-            Secret::new(required("SALESFORCE_CLIENT_SECRET")?),
-        );
-        let gainsight = GainsightClient::new(
-            GainsightSettings::from_env()?,
-            Secret::new(required("GAINSIGHT_ACCESS_KEY")?),
-        );
-        shared::resolve::load_schemas(&jobs, &salesforce, &gainsight).await?;
+async fn run(cli: Cli) -> anyhow::Result<u8> {
+    let format = cli.format;
+    // Job files are checked without AWS.
+    if let Command::Jobs(JobsCommand::Validate { dir, describe }) = &cli.command {
+        admin::validate(dir, *describe).await?;
+        return Ok(0);
     }
-    for job in jobs.iter() {
-        println!(
-            "ok: {}: {} ({} <-> {}): {} identifiers, {} direct and {} derived real-time fields{}",
-            job.file.display(),
-            job.name,
-            job.gainsight.object,
-            job.salesforce.object,
-            job.identifiers.len(),
-            job.fields.len(),
-            job.derived.len(),
-            if describe {
-                ", matches both describes"
-            } else {
-                ""
+    let env = Env::load().await?;
+    match &cli.command {
+        Command::Status(args) => ledger::status(&env, args, format).await?,
+        Command::Show { id, job } => ledger::show(&env, id, job.as_deref(), format).await?,
+        Command::Export { job } => ledger::export(&env, job.as_deref(), format).await?,
+        Command::Import { file, job } => import::import(&env, file, job).await?,
+        Command::Runs(args) => runs::runs(&env, args, format).await?,
+        Command::Logs { run } => runs::logs(&env, run).await?,
+        Command::Resync(args) => invoke::resync(&env, args, format).await?,
+        Command::Secrets(SecretsCommand::Put { name }) => admin::put(&env, name).await?,
+        Command::Diff { job, limit, fix } => {
+            if diff::diff(&env, job, *limit, *fix, format).await? {
+                return Ok(DRIFT);
             }
-        );
+        }
+        Command::Jobs(_) => {}
     }
-    Ok(())
+    Ok(0)
 }

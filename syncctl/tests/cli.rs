@@ -1,4 +1,4 @@
-//! `syncctl validate-jobs` as an admin runs it: the shipped jobs pass, an invalid file is refused
+//! `syncctl jobs validate` as an admin runs it: the shipped jobs pass, an invalid file is refused
 //! with its name and the field, offline and against the emulators' describes.
 
 use std::process::{Command, Output};
@@ -49,7 +49,7 @@ fn rand_suffix() -> u128 {
 
 #[test]
 fn shipped_jobs_pass_and_an_invalid_file_is_refused_offline() {
-    let ok = syncctl(&["validate-jobs"], &[]);
+    let ok = syncctl(&["jobs", "validate"], &[]);
     let out = String::from_utf8_lossy(&ok.stdout);
     assert!(
         ok.status.success(),
@@ -63,9 +63,9 @@ fn shipped_jobs_pass_and_an_invalid_file_is_refused_offline() {
     );
 
     let dir = jobs_dir(|t| t.replace("conflict: salesforce_wins", "conflict: whoever"));
-    let bad = syncctl(&["validate-jobs", dir.to_str().unwrap()], &[]);
+    let bad = syncctl(&["jobs", "validate", dir.to_str().unwrap()], &[]);
     let err = String::from_utf8_lossy(&bad.stderr);
-    assert_eq!(bad.status.code(), Some(1));
+    assert_eq!(bad.status.code(), Some(2));
     assert!(
         err.contains("company_account.yaml")
             && err.contains("fields[1].conflict: unknown variant `whoever`"),
@@ -89,7 +89,7 @@ async fn describe_check_refuses_a_formula_field() {
     ];
     let ok = tokio::task::spawn_blocking({
         let env = env.clone();
-        move || syncctl(&["validate-jobs", "--describe"], &env)
+        move || syncctl(&["jobs", "validate", "--describe"], &env)
     })
     .await
     .unwrap();
@@ -108,14 +108,14 @@ async fn describe_check_refuses_a_formula_field() {
     });
     let bad = tokio::task::spawn_blocking(move || {
         syncctl(
-            &["validate-jobs", dir.to_str().unwrap(), "--describe"],
+            &["jobs", "validate", dir.to_str().unwrap(), "--describe"],
             &env,
         )
     })
     .await
     .unwrap();
     let err = String::from_utf8_lossy(&bad.stderr);
-    assert_eq!(bad.status.code(), Some(1), "{err}");
+    assert_eq!(bad.status.code(), Some(2), "{err}");
     assert!(
         err.contains("company_account.yaml")
             && err.contains(

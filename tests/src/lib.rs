@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use devstack::event_source::{self, EventSource};
 use devstack::gainsight::{GainsightEmulator, Rule};
+use devstack::lambda_api;
 use devstack::moto::LocalAws;
 use devstack::salesforce::{self as sf, SalesforceEmulator};
 use devstack::ServerHandle;
@@ -22,6 +23,9 @@ use shared::secret::{names, Secret};
 
 pub const GAINSIGHT_ACCESS_KEY: &str = "gs-local-access-key";
 pub const WEBHOOK_SECRET: &str = "whsec-local-shared-secret";
+/// The names the local Lambda Invoke API knows the functions by (their template names).
+pub const RESYNC_FUNCTION: &str = "ResyncFunction";
+pub const POLLER_FUNCTION: &str = "PollerFunction";
 
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -54,6 +58,7 @@ pub struct Stack {
     pub gainsight: GainsightEmulator,
     pub jobs: Jobs,
     webhook: ServerHandle,
+    lambda: ServerHandle,
     consumers: Vec<EventSource>,
     http: reqwest::Client,
 }
@@ -136,17 +141,7 @@ async fn start_consumers(
     (salesforce, gainsight): (&SalesforceEmulator, &GainsightEmulator),
     options: &Options,
 ) -> Result<Vec<EventSource>> {
-    let config = ApiConfig {
-        aws: resources.clone(),
-        salesforce: SalesforceSettings {
-            login_url: salesforce.url(),
-            client_id: salesforce.client_id(),
-            api_version: "62.0".into(),
-        },
-        gainsight: GainsightSettings {
-            base_url: gainsight.url(),
-        },
-    };
+    let config = api_config(resources, (salesforce, gainsight));
     let mapper = Arc::new(mapper::MapperFn::from_aws(&config, clients, jobs.clone()).await?);
     let pusher = Arc::new(pusher::Pusher::from_aws(&config, clients, jobs.clone()).await?);
     let mapper_handler: event_source::Handler = Arc::new(move |event| {
@@ -182,6 +177,81 @@ async fn start_consumers(
     Ok(consumers)
 }
 
+/// The settings of the functions that call both systems.
+fn api_config(
+    resources: &AwsResources,
+    (salesforce, gainsight): (&SalesforceEmulator, &GainsightEmulator),
+) -> ApiConfig {
+    ApiConfig {
+        aws: resources.clone(),
+        salesforce: SalesforceSettings {
+            login_url: salesforce.url(),
+            client_id: salesforce.client_id(),
+            api_version: "62.0".into(),
+        },
+        gainsight: GainsightSettings {
+            base_url: gainsight.url(),
+        },
+    }
+}
+
+/// Wraps a handler as a function the Lambda Invoke emulator calls with JSON.
+fn invocable<Req, Resp, E, F, Fut>(handle: F) -> lambda_api::Handler
+where
+    Req: serde::de::DeserializeOwned + Send + 'static,
+    Resp: serde::Serialize,
+    E: std::fmt::Display,
+    F: Fn(Req) -> Fut + Send + Sync + Clone + 'static,
+    Fut: std::future::Future<Output = std::result::Result<Resp, E>> + Send + 'static,
+{
+    Arc::new(move |event: Value| {
+        let handle = handle.clone();
+        Box::pin(async move {
+            let request: Req = serde_json::from_value(event).map_err(|e| e.to_string())?;
+            let answer = handle(request).await.map_err(|e| e.to_string())?;
+            serde_json::to_value(answer).map_err(|e| e.to_string())
+        })
+    })
+}
+
+/// The functions invoked rather than triggered by a queue (resync, poller), behind the Lambda
+/// Invoke API under their template names.
+async fn serve_invocations(
+    clients: &AwsClients,
+    config: &ApiConfig,
+    jobs: &Jobs,
+) -> Result<ServerHandle> {
+    let source = shared::config::SourceConfig {
+        aws: config.aws.clone(),
+        gainsight: config.gainsight.clone(),
+    };
+    let resync_config = resync::Config {
+        source: source.clone(),
+        salesforce: config.salesforce.clone(),
+    };
+    let resync = Arc::new(resync::Resync::from_aws(&resync_config, clients, jobs.clone()).await?);
+    let poller = Arc::new(poller::Poller::from_aws(&source, clients, jobs.clone()).await?);
+    let functions = std::collections::HashMap::from([
+        (
+            RESYNC_FUNCTION.to_string(),
+            invocable(move |r: resync::ResyncRequest| {
+                let resync = Arc::clone(&resync);
+                async move { resync.handle(r).await }
+            }),
+        ),
+        (
+            POLLER_FUNCTION.to_string(),
+            invocable(move |r: poller::PollRequest| {
+                let poller = Arc::clone(&poller);
+                async move { poller.handle(r).await }
+            }),
+        ),
+    ]);
+    lambda_api::serve(functions)
+        .await
+        .context("serving the Lambda Invoke API")
+}
+
 impl Stack {
     pub async fn start(options: Options) -> Result<Self> {
         let aws = LocalAws::start()
@@ -205,6 +275,12 @@ impl Stack {
             &webhook.url(),
             options.echo_criteria,
         );
+        let lambda = serve_invocations(
+            &clients,
+            &api_config(&resources, (&salesforce, &gainsight)),
+            &jobs,
+        )
+        .await?;
         let consumers = if options.consumers {
             let apis = (&salesforce, &gainsight);
             start_consumers(&aws, &clients, &resources, &jobs, apis, &options).await?
@@ -221,9 +297,28 @@ impl Stack {
             gainsight,
             jobs,
             webhook,
+            lambda,
             consumers,
             http: reqwest::Client::new(),
         })
+    }
+
+    /// The Lambda Invoke API serving the resync and poller functions.
+    pub fn lambda_url(&self) -> String {
+        self.lambda.url()
+    }
+
+    /// What `syncctl` reads to reach this stack: the AWS endpoints (Lambda included), the
+    /// table, queues and key, and the function names.
+    pub fn syncctl_env(&self) -> Vec<(&'static str, String)> {
+        let mut vars: Vec<(&str, String)> = self.aws.env();
+        vars.extend(self.resources.env());
+        vars.extend([
+            ("AWS_ENDPOINT_URL_LAMBDA", self.lambda_url()),
+            ("RESYNC_FUNCTION", RESYNC_FUNCTION.to_string()),
+            ("POLLER_FUNCTION", POLLER_FUNCTION.to_string()),
+        ]);
+        vars
     }
 
     /// The webhook's Function URL (local listener).

@@ -9,7 +9,7 @@ pub mod request;
 
 use std::sync::Arc;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use shared::adapters::AwsClients;
 use shared::config::{ConfigError, SalesforceSettings, SourceConfig};
 use shared::domain::{ChangeEvent, Job, Jobs, LineOutcome, RunFunction, RunId, RunLine, Runs};
@@ -38,7 +38,7 @@ impl Config {
 }
 
 /// What one invocation queued.
-#[derive(Clone, Debug, Serialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct ResyncReport {
     pub job: String,
@@ -48,7 +48,7 @@ pub struct ResyncReport {
     /// Ids asked for that neither system has.
     pub not_found: Vec<String>,
     /// The request for the next page, to send as is; absent when the selection is done.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub continuation: Option<ResyncRequest>,
 }
 

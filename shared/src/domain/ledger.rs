@@ -111,6 +111,8 @@ pub enum Outcome {
     Synced,
     Error,
     Ignored,
+    /// An operator linked the pair by hand.
+    Imported,
 }
 
 impl Outcome {
@@ -119,6 +121,7 @@ impl Outcome {
             Outcome::Synced => "synced",
             Outcome::Error => "error",
             Outcome::Ignored => "ignored",
+            Outcome::Imported => "imported",
         }
     }
 }
@@ -209,6 +212,9 @@ impl LedgerRecord {
                 self.last_ignored_reason = Some(reason.clone());
                 self.last_ignored_at_ms = Some(at_ms);
             }
+            LedgerUpdate::Imported { salesforce_id, .. } => {
+                self.salesforce_id = Some(salesforce_id.clone());
+            }
         }
     }
 
@@ -289,6 +295,13 @@ pub enum LedgerUpdate {
     Ignored {
         reason: String,
     },
+    /// An operator linked the pair by hand (`syncctl import`): from now on the Salesforce record
+    /// is addressed by this Id instead of being matched on identifiers.
+    Imported {
+        salesforce_id: String,
+        /// Where the link came from (the file imported).
+        origin: String,
+    },
 }
 
 impl LedgerUpdate {
@@ -297,6 +310,7 @@ impl LedgerUpdate {
             LedgerUpdate::Synced { .. } => Outcome::Synced,
             LedgerUpdate::Failed { .. } => Outcome::Error,
             LedgerUpdate::Ignored { .. } => Outcome::Ignored,
+            LedgerUpdate::Imported { .. } => Outcome::Imported,
         }
     }
 
@@ -306,6 +320,10 @@ impl LedgerUpdate {
             LedgerUpdate::Synced { .. } => None,
             LedgerUpdate::Failed { message } => Some(message.clone()),
             LedgerUpdate::Ignored { reason } => Some(reason.clone()),
+            LedgerUpdate::Imported {
+                salesforce_id,
+                origin,
+            } => Some(format!("linked to {salesforce_id} by import of {origin}")),
         };
         HistoryEntry {
             version,

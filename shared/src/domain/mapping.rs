@@ -193,7 +193,7 @@ impl<'a> Mapper<'a> {
         self.derived_fields(cx, lookups, &mut draft)?;
         self.worth_writing(cx, &draft)?;
         self.carry_identifiers(cx, &mut draft)?;
-        let record_key = self.target_key(cx.target(), mode, &cx.ids, &draft.fields);
+        let record_key = self.target_key(cx.target(), &cx.ids, &draft.fields);
         let record_key = record_key.map_err(|reason| cx.rejected(reason))?;
         if let RecordKey::ExternalId { field, value } = &record_key {
             draft
@@ -369,31 +369,30 @@ impl<'a> Mapper<'a> {
     fn target_key(
         &self,
         target: System,
-        mode: WriteMode,
         ids: &PairIds,
         fields: &super::Fields,
     ) -> Result<RecordKey, String> {
         match target {
-            System::Salesforce => self.salesforce_key(mode, ids),
+            System::Salesforce => self.salesforce_key(ids),
             System::Gainsight => self.gainsight_key(ids, fields),
         }
     }
 
-    fn salesforce_key(&self, mode: WriteMode, ids: &PairIds) -> Result<RecordKey, String> {
+    fn salesforce_key(&self, ids: &PairIds) -> Result<RecordKey, String> {
         let job = self.job;
-        // An update of a known Account needs no lookup by external id.
-        if let (WriteMode::Update, Some(id)) = (mode, &ids.salesforce_id) {
+        // A record whose Salesforce Id is known (the ledger links the pair, an operator imported
+        // it, or the source carries it) is written by that Id whatever the mode: an upsert on the
+        // external id would create a second record when the existing one does not carry the GSID
+        // yet. The GSID travels in the fields, so the record learns it.
+        if let Some(id) = &ids.salesforce_id {
             return Ok(RecordKey::Id { value: id.clone() });
         }
-        if let (Some(field), Some(gsid)) = (job.gsid_external_field(), &ids.gainsight_id) {
-            return Ok(RecordKey::ExternalId {
+        match (job.gsid_external_field(), &ids.gainsight_id) {
+            (Some(field), Some(gsid)) => Ok(RecordKey::ExternalId {
                 field: field.to_string(),
                 value: gsid.clone(),
-            });
-        }
-        match &ids.salesforce_id {
-            Some(id) => Ok(RecordKey::Id { value: id.clone() }),
-            None => Err(format!(
+            }),
+            _ => Err(format!(
                 "no identifier of job {} has a value to match a Salesforce {}",
                 job.name, job.salesforce.object
             )),

@@ -30,8 +30,7 @@ async fn main() -> Result<()> {
 /// Shell exports for using the local stack by hand (`. .devstack/env`): the same variables the
 /// functions and `syncctl` read, with the local test credentials.
 fn env_file(stack: &Stack) -> String {
-    let mut vars: Vec<(&str, String)> = stack.aws.env();
-    vars.extend(stack.resources.env());
+    let mut vars = stack.syncctl_env();
     vars.extend([
         ("WEBHOOK_URL", stack.webhook_url()),
         ("WEBHOOK_SECRET", WEBHOOK_SECRET.to_string()),
@@ -64,6 +63,10 @@ async fn up() -> Result<()> {
         stack.resources.changes_queue_url
     );
     println!("  writes queue:       {}", stack.resources.writes_queue_url);
+    println!(
+        "  Lambda Invoke API:  {} (ResyncFunction, PollerFunction; syncctl resync / make resync)",
+        stack.lambda_url()
+    );
     println!(
         "  webhook (Function URL): {}/gainsight   secret: {WEBHOOK_SECRET}",
         stack.webhook_url()

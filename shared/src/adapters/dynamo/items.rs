@@ -277,6 +277,11 @@ impl LedgerExpression {
                 values.insert(":msg".into(), s(message));
                 format!("SET {common}, error_job = :job, last_error = :msg, last_error_at = :at")
             }
+            LedgerUpdate::Imported { salesforce_id, .. } => {
+                values.insert(":sfid".into(), s(salesforce_id));
+                values.insert(":sfkey".into(), s(format!("{job}#{salesforce_id}")));
+                format!("SET {common}, salesforce_id = :sfid, salesforce_key = :sfkey")
+            }
             LedgerUpdate::Ignored { reason } => {
                 values.insert(":reason".into(), s(reason));
                 format!(

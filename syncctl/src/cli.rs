@@ -1,0 +1,263 @@
+//! The command line: every subcommand, its options and its examples, as `--help` shows them.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use shared::domain::{RunStatus, SyncStatus, System};
+
+/// How results are printed: tables for people, JSON or CSV for scripts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    #[default]
+    Table,
+    Json,
+    Csv,
+}
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  done
+  1  failed: AWS, Salesforce or Gainsight could not be reached or refused (the message says which)
+  2  bad input: a wrong argument, an unknown job, a bad CSV row, an invalid job file
+  3  not found: no ledger record or run has that id
+  4  drift: `diff` found values that differ (without --fix)
+
+Environment: the same as the functions read. AWS_ENDPOINT_URL / AWS_REGION (and the usual AWS
+credentials), TABLE_NAME, KMS_KEY_ID (secrets put), RESYNC_FUNCTION (resync, diff --fix),
+SALESFORCE_LOGIN_URL, SALESFORCE_CLIENT_ID, GAINSIGHT_BASE_URL (diff, jobs validate --describe),
+JOBS_DIR (job files; the shipped ones otherwise). Against the local stack: `. .devstack/env`.";
+
+/// Operate the Gainsight <-> Salesforce sync: see every record and run, and fix what did not sync.
+#[derive(Debug, Parser)]
+#[command(name = "syncctl", version, after_help = EXIT_CODES)]
+pub struct Cli {
+    /// Output: a table for people, or json / csv for scripts.
+    #[arg(long, global = true, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Records and counts per status: what synced and what did not.
+    #[command(after_help = "Examples:
+  syncctl status                                  counts per job and status, then every record
+  syncctl status --job person_contact --status error
+  syncctl status --since 24h --format csv > changed-today.csv")]
+    Status(StatusArgs),
+    /// One record by Gainsight or Salesforce id: both ids, times, last error, the values last
+    /// written and its last outcomes, each with its run.
+    #[command(after_help = "Examples:
+  syncctl show 1P02ABCDEF0123456789             a GSID
+  syncctl show 001000000000042AAA --job company_account
+  syncctl show 003000000000007AAA --format json")]
+    Show {
+        /// A GSID, or the record's Salesforce Id.
+        id: String,
+        /// Look only in this job (default: every job).
+        #[arg(long)]
+        job: Option<String>,
+    },
+    /// Runs (execution activities): what each webhook delivery, poll, batch and resync did.
+    #[command(after_help = "Examples:
+  syncctl runs                                    the last 24 hours
+  syncctl runs --job company_account --status failed --last 7d
+  syncctl runs --from 2026-11-24T00:00:00Z --to 2026-11-25T00:00:00Z --format csv")]
+    Runs(RunsArgs),
+    /// A run's log as JSON lines, one per record, the technical error on the last line.
+    #[command(after_help = "Examples:
+  syncctl logs 1764113894123-pusher-a3f9c2
+  syncctl logs 1764113894123-pusher-a3f9c2 > run.jsonl")]
+    Logs {
+        /// The run id, as `syncctl runs` lists it.
+        run: String,
+    },
+    /// The ledger, for a spreadsheet or a script (--format csv or json; a table otherwise).
+    #[command(after_help = "Examples:
+  syncctl export --format csv > ledger.csv
+  syncctl export --job person_contact --format json")]
+    Export {
+        #[arg(long)]
+        job: Option<String>,
+    },
+    /// Links records whose Salesforce ids are known, so the next sync updates them instead of
+    /// matching on identifiers. Every row is checked first; one bad row and nothing is imported.
+    #[command(
+        after_help = "The CSV has a header. Columns: gainsight_id, salesforce_id, and optionally
+salesforce_contact_id, salesforce_lead_id, salesforce_account_id. The Salesforce id used is
+salesforce_id, or the column of the job's Salesforce object (Contact, Lead or Account) when
+salesforce_id is empty.
+
+Examples:
+  syncctl import accounts.csv --job company_account
+  syncctl export --job company_account --format csv | syncctl import - --job company_account"
+    )]
+    Import {
+        /// The CSV file (`-`: standard input).
+        file: PathBuf,
+        #[arg(long)]
+        job: String,
+    },
+    /// Re-reads records where they live and syncs them again (echo suppression does not skip
+    /// them). Large selections continue page by page until done.
+    #[command(after_help = "Examples:
+  syncctl resync --job person_contact --status error
+  syncctl resync --job company_account --ids 1P02ABC,001000000000042AAA
+  syncctl resync --job company_account --since 2026-11-25T08:00:00Z
+  syncctl resync --job case_case --all --from salesforce
+  syncctl resync --run 1764113894123-pusher-a3f9c2      the failed records of a run")]
+    Resync(ResyncArgs),
+    /// Secrets, kept only as KMS ciphertext in the table.
+    #[command(subcommand)]
+    Secrets(SecretsCommand),
+    /// Job files.
+    #[command(subcommand)]
+    Jobs(JobsCommand),
+    /// Compares the ledger with both systems and lists drift: values that differ, records
+    /// missing on one side, pairs the ledger does not know.
+    #[command(after_help = "Examples:
+  syncctl diff --job company_account                 the first 200 ledger records
+  syncctl diff --job company_account --limit 0       all of them
+  syncctl diff --job company_account --fix           and resync every drifted record")]
+    Diff {
+        #[arg(long)]
+        job: String,
+        /// Ledger records to compare (0: all).
+        #[arg(long, default_value_t = 200)]
+        limit: usize,
+        /// Queue a resync of every record found drifting.
+        #[arg(long)]
+        fix: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[arg(long)]
+    pub job: Option<String>,
+    /// Only records carrying this status (a record that synced once and failed since has both).
+    #[arg(long, value_parser = parse_status)]
+    pub status: Option<SyncStatus>,
+    /// Only records synced or failed since: an RFC 3339 time, or 90m, 24h, 7d ago.
+    #[arg(long)]
+    pub since: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunsArgs {
+    #[arg(long)]
+    pub job: Option<String>,
+    #[arg(long, value_parser = parse_run_status)]
+    pub status: Option<RunStatus>,
+    /// How far back: 90m, 24h, 3d, 7d.
+    #[arg(long, conflicts_with_all = ["from", "to"])]
+    pub last: Option<String>,
+    /// From this RFC 3339 time (with --to).
+    #[arg(long)]
+    pub from: Option<String>,
+    /// To this RFC 3339 time (default: now).
+    #[arg(long)]
+    pub to: Option<String>,
+}
+
+#[derive(Debug, Args)]
+#[group(id = "selection", required = true, multiple = false)]
+pub struct ResyncSelection {
+    /// Gainsight or Salesforce ids, comma separated.
+    #[arg(long, value_delimiter = ',', group = "selection")]
+    pub ids: Option<Vec<String>>,
+    /// Every record carrying this ledger status.
+    #[arg(long, value_parser = parse_status, group = "selection")]
+    pub status: Option<SyncStatus>,
+    /// Every record modified at the source since this RFC 3339 time.
+    #[arg(long, group = "selection")]
+    pub since: Option<String>,
+    /// Every record at the source.
+    #[arg(long, group = "selection")]
+    pub all: bool,
+    /// The failed records of this run.
+    #[arg(long, group = "selection")]
+    pub run: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ResyncArgs {
+    /// The job (not with --run, whose job is known).
+    #[arg(long, required_unless_present = "run")]
+    pub job: Option<String>,
+    #[command(flatten)]
+    pub selection: ResyncSelection,
+    /// The system --since and --all read (default gainsight).
+    #[arg(long = "from", value_parser = parse_system)]
+    pub source: Option<System>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SecretsCommand {
+    /// Encrypts the value read from standard input with the KMS key and stores only the
+    /// ciphertext; the value is never printed.
+    #[command(
+        after_help = "Names: gainsight-access-key, salesforce-client-secret, webhook-secret.
+
+Examples:
+  printf %s \"$KEY\" | syncctl secrets put gainsight-access-key
+  syncctl secrets put webhook-secret < webhook-secret.txt"
+    )]
+    Put { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum JobsCommand {
+    /// Checks job files: syntax, limits and one real-time job per object; with --describe also
+    /// against the live Salesforce and Gainsight describes, as the mapper does at cold start.
+    #[command(after_help = "Examples:
+  syncctl jobs validate
+  syncctl jobs validate my-jobs/ --describe")]
+    Validate {
+        /// Job files (*.yaml).
+        #[arg(default_value = "infra/jobs")]
+        dir: PathBuf,
+        #[arg(long)]
+        describe: bool,
+    },
+}
+
+fn parse_status(s: &str) -> Result<SyncStatus, String> {
+    s.parse()
+}
+
+fn parse_run_status(s: &str) -> Result<RunStatus, String> {
+    s.parse()
+}
+
+fn parse_system(s: &str) -> Result<System, String> {
+    match s {
+        "gainsight" => Ok(System::Gainsight),
+        "salesforce" => Ok(System::Salesforce),
+        other => Err(format!("{other:?}: expected gainsight or salesforce")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn resync_takes_exactly_one_selection() {
+        let ok = Cli::try_parse_from(["syncctl", "resync", "--job", "j", "--status", "error"]);
+        assert!(ok.is_ok());
+        let both = Cli::try_parse_from(["syncctl", "resync", "--job", "j", "--all", "--ids", "A"]);
+        assert!(both.is_err());
+        let none = Cli::try_parse_from(["syncctl", "resync", "--job", "j"]);
+        assert!(none.is_err());
+        let run = Cli::try_parse_from(["syncctl", "resync", "--run", "1-pusher-a"]);
+        assert!(run.is_ok());
+    }
+}

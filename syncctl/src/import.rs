@@ -1,0 +1,229 @@
+//! `import`: links pairs whose Salesforce ids an operator already knows. The whole file is checked
+//! before anything is written, so a bad row never leaves half an import behind.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::Path;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use shared::domain::change::is_salesforce_id;
+use shared::domain::{Job, LedgerKey, LedgerUpdate};
+use shared::ports::{LedgerStore, LedgerWrite};
+
+use crate::env::{usage, Env};
+
+/// Columns the file may have.
+const COLUMNS: [&str; 5] = [
+    "gainsight_id",
+    "salesforce_id",
+    "salesforce_contact_id",
+    "salesforce_lead_id",
+    "salesforce_account_id",
+];
+/// Rows written per request (one DynamoDB transaction).
+const CHUNK: usize = 100;
+
+/// One checked row: the pair to link.
+#[derive(Debug, PartialEq)]
+pub struct Link {
+    pub line: u64,
+    pub gainsight_id: String,
+    pub salesforce_id: String,
+}
+
+/// The links in `text`, or every problem found, each with its line number.
+pub fn check(text: &str, job: &Job) -> Result<Vec<Link>, Vec<String>> {
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .from_reader(text.as_bytes());
+    let headers = match reader.headers() {
+        Ok(h) => h.clone(),
+        Err(e) => return Err(vec![format!("line 1: cannot read the header: {e}")]),
+    };
+    let mut problems = header_problems(&headers);
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    let column = |name: &str| headers.iter().position(|h| h == name);
+    let object_column = match job.salesforce.object.as_str() {
+        "Contact" => column("salesforce_contact_id"),
+        "Lead" => column("salesforce_lead_id"),
+        "Account" => column("salesforce_account_id"),
+        _ => None,
+    };
+    let (gs_col, sf_col) = (column("gainsight_id"), column("salesforce_id"));
+    let mut links = Vec::new();
+    let mut seen: HashMap<String, u64> = HashMap::new();
+    for row in reader.records() {
+        let row = match row {
+            Ok(r) => r,
+            Err(e) => {
+                let line = e.position().map(|p| p.line()).unwrap_or(0);
+                problems.push(format!("line {line}: {e}"));
+                continue;
+            }
+        };
+        let line = row.position().map(|p| p.line()).unwrap_or(0);
+        let cell = |c: Option<usize>| c.and_then(|i| row.get(i)).unwrap_or("").to_string();
+        let gainsight_id = cell(gs_col);
+        let salesforce_id = Some(cell(sf_col))
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| cell(object_column));
+        match row_problem(&gainsight_id, &salesforce_id, job, &mut seen, line) {
+            Some(p) => problems.push(format!("line {line}: {p}")),
+            None => links.push(Link {
+                line,
+                gainsight_id,
+                salesforce_id,
+            }),
+        }
+    }
+    if links.is_empty() && problems.is_empty() {
+        problems.push("the file has a header but no rows".into());
+    }
+    if problems.is_empty() {
+        Ok(links)
+    } else {
+        Err(problems)
+    }
+}
+
+fn header_problems(headers: &csv::StringRecord) -> Vec<String> {
+    let mut problems = Vec::new();
+    for h in headers {
+        if !COLUMNS.contains(&h) {
+            problems.push(format!(
+                "line 1: unknown column {h:?}; the columns are {}",
+                COLUMNS.join(", ")
+            ));
+        }
+    }
+    if !headers.iter().any(|h| h == "gainsight_id") {
+        problems.push("line 1: the gainsight_id column is missing".into());
+    }
+    if !headers.iter().any(|h| h.starts_with("salesforce_")) {
+        problems.push("line 1: no Salesforce id column (salesforce_id, or the object's)".into());
+    }
+    problems
+}
+
+/// What is wrong with one row, if anything.
+fn row_problem(
+    gainsight_id: &str,
+    salesforce_id: &str,
+    job: &Job,
+    seen: &mut HashMap<String, u64>,
+    line: u64,
+) -> Option<String> {
+    if gainsight_id.is_empty() {
+        return Some("gainsight_id is empty".into());
+    }
+    if salesforce_id.is_empty() {
+        return Some(format!(
+            "no Salesforce id for {gainsight_id} (salesforce_id, or the {} column)",
+            job.salesforce.object
+        ));
+    }
+    if !is_salesforce_id(salesforce_id) {
+        return Some(format!(
+            "{salesforce_id:?} is not a Salesforce id (15 or 18 letters and digits)"
+        ));
+    }
+    for id in [gainsight_id, salesforce_id] {
+        if let Some(first) = seen.insert(id.to_string(), line) {
+            return Some(format!("{id} is also on line {first}"));
+        }
+    }
+    None
+}
+
+fn read_file(path: &Path) -> anyhow::Result<String> {
+    let mut text = String::new();
+    if path == Path::new("-") {
+        std::io::stdin().read_to_string(&mut text)?;
+    } else {
+        text = std::fs::read_to_string(path)
+            .map_err(|e| usage(format!("cannot read {}: {e}", path.display())))?;
+    }
+    Ok(text)
+}
+
+pub async fn import(env: &Env, path: &Path, job_name: &str) -> anyhow::Result<()> {
+    let job = env.job(job_name)?;
+    let text = read_file(path)?;
+    let links = check(&text, job).map_err(|problems| {
+        usage(format!(
+            "{}: nothing imported; fix these rows and run again:\n  {}",
+            path.display(),
+            problems.join("\n  ")
+        ))
+    })?;
+    let store = env.store();
+    let origin = path.display().to_string();
+    let bar = ProgressBar::new(links.len() as u64).with_style(ProgressStyle::with_template(
+        "importing {bar:40} {pos}/{len} records",
+    )?);
+    for chunk in links.chunks(CHUNK) {
+        let writes: Vec<LedgerWrite> = chunk
+            .iter()
+            .map(|l| {
+                let update = LedgerUpdate::Imported {
+                    salesforce_id: l.salesforce_id.clone(),
+                    origin: origin.clone(),
+                };
+                let key = LedgerKey::Gainsight(l.gainsight_id.clone());
+                LedgerWrite::new(&job.name, key, update, "")
+            })
+            .collect();
+        store.record_many(&writes, shared::time::now_ms()).await?;
+        bar.inc(chunk.len() as u64);
+    }
+    bar.finish_and_clear();
+    println!(
+        "imported {} links into {}: the next sync of each record updates its Salesforce {} by Id",
+        links.len(),
+        job.name,
+        job.salesforce.object
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::domain::Jobs;
+
+    fn job(jobs: &Jobs, name: &str) -> Job {
+        jobs.named(name).unwrap().clone()
+    }
+
+    #[test]
+    fn good_rows_become_links() {
+        let jobs = Jobs::builtin();
+        let text = "gainsight_id,salesforce_id\nG1,001000000000001AAA\nG2,001000000000002\n";
+        let links = check(text, &job(&jobs, "company_account")).unwrap();
+        assert_eq!(links.len(), 2);
+        assert_eq!(links[1].line, 3);
+        // A Person's Salesforce id may come from the contact column.
+        let people = "gainsight_id,salesforce_id,salesforce_contact_id\nP1,,003000000000001AAA\n";
+        let links = check(people, &job(&jobs, "person_contact")).unwrap();
+        assert_eq!(links[0].salesforce_id, "003000000000001AAA");
+    }
+
+    #[test]
+    fn every_bad_row_is_reported_with_its_line() {
+        let jobs = Jobs::builtin();
+        let text = "gainsight_id,salesforce_id\nG1,001000000000001AAA\n,001000000000002AAA\nG3,not-an-id\nG1,001000000000004AAA\n";
+        let problems = check(text, &job(&jobs, "company_account")).unwrap_err();
+        assert_eq!(
+            problems,
+            [
+                "line 3: gainsight_id is empty",
+                "line 4: \"not-an-id\" is not a Salesforce id (15 or 18 letters and digits)",
+                "line 5: G1 is also on line 2",
+            ]
+        );
+        let header = check("gsid,sfid\nA,B\n", &job(&jobs, "company_account")).unwrap_err();
+        assert!(header[0].contains("unknown column \"gsid\""), "{header:?}");
+    }
+}

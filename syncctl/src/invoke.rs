@@ -1,0 +1,110 @@
+//! `resync`: invokes the resync function through the Lambda API, as many times as its answers ask
+//! for (each invocation does one page), with a progress line while it works.
+
+use aws_sdk_lambda::primitives::Blob;
+use indicatif::{ProgressBar, ProgressStyle};
+use resync::{ResyncReport, ResyncRequest};
+use serde::Deserialize;
+use shared::config::required;
+
+use crate::cli::{Format, ResyncArgs};
+use crate::env::Env;
+use crate::out::{print, Rows};
+
+/// The request the arguments describe.
+pub fn request(args: &ResyncArgs) -> ResyncRequest {
+    let s = &args.selection;
+    ResyncRequest {
+        job: args.job.clone(),
+        ids: s.ids.clone(),
+        status: s.status,
+        since: s.since.clone(),
+        all: s.all.then_some(true),
+        run: s.run.clone(),
+        from: args.source,
+        continuation: None,
+    }
+}
+
+/// Lambda's answer when the handler failed.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct FunctionError {
+    error_message: String,
+}
+
+/// Invokes the resync function once with `request`.
+pub async fn invoke_once(
+    client: &aws_sdk_lambda::Client,
+    function: &str,
+    request: &ResyncRequest,
+) -> anyhow::Result<ResyncReport> {
+    let payload = serde_json::to_vec(request)?;
+    let out = client
+        .invoke()
+        .function_name(function)
+        .payload(Blob::new(payload))
+        .send()
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "could not invoke {function}: {}",
+                aws_sdk_lambda::error::DisplayErrorContext(&e)
+            )
+        })?;
+    let body = out.payload().map(|b| b.as_ref()).unwrap_or_default();
+    if out.function_error().is_some() {
+        let message = serde_json::from_slice::<FunctionError>(body)
+            .map(|e| e.error_message)
+            .unwrap_or_else(|_| String::from_utf8_lossy(body).into_owned());
+        // The function names the problem (an unknown run, Salesforce unavailable, ...).
+        anyhow::bail!("resync failed: {message}");
+    }
+    Ok(serde_json::from_slice(body)?)
+}
+
+/// Sends `request` and every continuation; the reports of all the invocations.
+pub async fn resync_all(env: &Env, request: ResyncRequest) -> anyhow::Result<Vec<ResyncReport>> {
+    let function = required("RESYNC_FUNCTION")?;
+    let client = aws_sdk_lambda::Client::new(&env.sdk);
+    let bar = ProgressBar::new_spinner().with_style(ProgressStyle::with_template(
+        "{spinner} resync: {msg} ({elapsed})",
+    )?);
+    let mut reports: Vec<ResyncReport> = Vec::new();
+    let mut next = Some(request);
+    while let Some(request) = next.take() {
+        let report = invoke_once(&client, &function, &request).await?;
+        next = report.continuation.clone();
+        reports.push(report);
+        let queued: usize = reports.iter().map(|r| r.queued).sum();
+        bar.set_message(format!(
+            "{queued} records queued in {} pages",
+            reports.len()
+        ));
+        bar.tick();
+    }
+    bar.finish_and_clear();
+    Ok(reports)
+}
+
+pub async fn resync(env: &Env, args: &ResyncArgs, format: Format) -> anyhow::Result<()> {
+    if let Some(job) = &args.job {
+        env.job(job)?;
+    }
+    let reports = resync_all(env, request(args)).await?;
+    let mut rows = Rows::new(&["run", "job", "queued", "not found"]);
+    for r in &reports {
+        rows.push(vec![
+            r.run.to_string(),
+            r.job.clone(),
+            r.queued.to_string(),
+            r.not_found.join(" "),
+        ]);
+    }
+    print(format, &rows, &reports)?;
+    if format == Format::Table {
+        let queued: usize = reports.iter().map(|r| r.queued).sum();
+        println!("{queued} records queued; follow them with `syncctl runs --last 1h` or `syncctl status`");
+    }
+    Ok(())
+}

@@ -1,0 +1,270 @@
+//! `status`, `show` and `export`: the ledger as operators read it.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::json;
+use shared::domain::{Job, LedgerKey, LedgerRecord, SyncStatus};
+use shared::ports::LedgerStore;
+
+use crate::cli::{Format, StatusArgs};
+use crate::env::{not_found, parse_when, Env};
+use crate::out::{cut, print, when, Rows};
+
+/// Ledger records read per request.
+const PAGE: usize = 1_000;
+
+/// Every ledger record of `job`, or those carrying `status`, page by page.
+pub async fn records(
+    store: &dyn LedgerStore,
+    job: &Job,
+    status: Option<SyncStatus>,
+) -> anyhow::Result<Vec<LedgerRecord>> {
+    let mut all: Vec<LedgerRecord> = Vec::new();
+    loop {
+        let after = all.last().map(|r| r.key.clone());
+        let page = match status {
+            Some(s) => store.by_status(&job.name, s, after.as_ref(), PAGE).await?,
+            None => store.list(&job.name, after.as_ref(), PAGE).await?,
+        };
+        let n = page.len();
+        all.extend(page);
+        if n < PAGE {
+            return Ok(all);
+        }
+    }
+}
+
+/// `synced`, `error`, both, or `-` (seen, never written: only ignored changes or an import).
+pub fn status_text(r: &LedgerRecord) -> &'static str {
+    match (r.synced, r.error) {
+        (true, true) => "synced,error",
+        (true, false) => "synced",
+        (false, true) => "error",
+        (false, false) => "-",
+    }
+}
+
+/// The record's Salesforce Id: known once linked, or its key while Salesforce-only.
+pub fn salesforce_id(r: &LedgerRecord) -> String {
+    r.salesforce_id
+        .as_deref()
+        .or(r.key.salesforce_only_id())
+        .unwrap_or("-")
+        .to_string()
+}
+
+/// When the record last synced or failed (what `--since` filters on).
+fn last_activity(r: &LedgerRecord) -> Option<i64> {
+    r.last_sync_at_ms.max(r.last_error_at_ms)
+}
+
+#[derive(Serialize)]
+struct StatusJson<'a> {
+    counts: Vec<serde_json::Value>,
+    records: Vec<&'a LedgerRecord>,
+}
+
+pub async fn status(env: &Env, args: &StatusArgs, format: Format) -> anyhow::Result<()> {
+    let since = match &args.since {
+        Some(t) => Some(parse_when(t, shared::time::now_ms())?),
+        None => None,
+    };
+    let store = env.store();
+    let mut found = Vec::new();
+    for job in env.jobs_or_all(args.job.as_deref())? {
+        let mut rs = records(&store, job, args.status).await?;
+        rs.retain(|r| since.is_none_or(|t| last_activity(r).is_some_and(|at| at >= t)));
+        found.extend(rs);
+    }
+    let mut counts: BTreeMap<(&str, &str), usize> = BTreeMap::new();
+    for r in &found {
+        *counts.entry((&r.job, status_text(r))).or_default() += 1;
+    }
+    let mut rows = Rows::new(&[
+        "job",
+        "gainsight id",
+        "salesforce id",
+        "status",
+        "last sync",
+        "last error",
+    ]);
+    for r in &found {
+        rows.push(vec![
+            r.job.clone(),
+            r.key.gainsight_id().unwrap_or("-").to_string(),
+            salesforce_id(r),
+            status_text(r).to_string(),
+            when(r.last_sync_at_ms),
+            r.last_error.clone().unwrap_or_default(),
+        ]);
+    }
+    let json = StatusJson {
+        counts: counts
+            .iter()
+            .map(|((job, status), n)| json!({"job": job, "status": status, "records": n}))
+            .collect(),
+        records: found.iter().collect(),
+    };
+    if format == Format::Table {
+        let mut summary = Rows::new(&["job", "status", "records"]);
+        for ((job, status), n) in &counts {
+            summary.push(vec![job.to_string(), status.to_string(), n.to_string()]);
+        }
+        println!("{}", summary.table());
+        for row in &mut rows.rows {
+            row[5] = cut(&row[5], 70);
+        }
+    }
+    print(format, &rows, &json)
+}
+
+/// The ledger records of `id` (a GSID or a Salesforce Id) in `jobs`.
+async fn find(
+    store: &dyn LedgerStore,
+    jobs: &[&Job],
+    id: &str,
+) -> anyhow::Result<Vec<LedgerRecord>> {
+    let mut found = Vec::new();
+    for job in jobs {
+        let by_key = [
+            LedgerKey::Gainsight(id.to_string()),
+            LedgerKey::SalesforceOnly(id.to_string()),
+        ];
+        let mut hits = store.ledgers(&job.name, &by_key).await?;
+        if hits.is_empty() {
+            hits.extend(store.by_salesforce_id(&job.name, id).await?);
+        }
+        found.extend(hits);
+    }
+    Ok(found)
+}
+
+/// One sentence: did it sync, and if not, why.
+pub fn verdict(r: &LedgerRecord) -> String {
+    match (r.synced, r.error) {
+        (_, true) => format!(
+            "NOT SYNCED: the last attempt failed at {}: {}",
+            when(r.last_error_at_ms),
+            r.last_error.as_deref().unwrap_or("(no message)")
+        ),
+        (true, false) => format!("synced, last at {}", when(r.last_sync_at_ms)),
+        (false, false) => match &r.last_ignored_reason {
+            Some(reason) => format!("never written: its changes were ignored ({reason})"),
+            None => "never written yet (linked by import, or waiting in a queue)".into(),
+        },
+    }
+}
+
+pub async fn show(env: &Env, id: &str, job: Option<&str>, format: Format) -> anyhow::Result<()> {
+    let jobs = env.jobs_or_all(job)?;
+    let found = find(&env.store(), &jobs, id).await?;
+    if found.is_empty() {
+        let names: Vec<&str> = jobs.iter().map(|j| j.name.as_str()).collect();
+        return Err(not_found(format!(
+            "no ledger record of {} has the id {id}: it never reached the sync (check the Gainsight rule or the Outbound Message), or try `syncctl resync --job <job> --ids {id}`",
+            names.join(", ")
+        )));
+    }
+    if format == Format::Json {
+        println!("{}", serde_json::to_string_pretty(&found)?);
+        return Ok(());
+    }
+    for r in &found {
+        show_one(r, format)?;
+    }
+    Ok(())
+}
+
+fn show_one(r: &LedgerRecord, format: Format) -> anyhow::Result<()> {
+    let mut facts = Rows::new(&["", ""]);
+    let pairs = [
+        ("job", r.job.clone()),
+        ("gainsight id", r.key.gainsight_id().unwrap_or("-").into()),
+        ("salesforce id", salesforce_id(r)),
+        ("status", status_text(r).into()),
+        ("verdict", verdict(r)),
+        ("last sync", when(r.last_sync_at_ms)),
+        ("last error", r.last_error.clone().unwrap_or("-".into())),
+        ("last error at", when(r.last_error_at_ms)),
+        ("ignored changes", r.ignored_count.to_string()),
+        ("version", r.version.to_string()),
+    ];
+    for (k, v) in pairs {
+        facts.push(vec![k.into(), v]);
+    }
+    let mut fields = Rows::new(&[
+        "field",
+        "from",
+        "changed at",
+        "synced at",
+        "hash in gainsight",
+        "hash in salesforce",
+    ]);
+    for (name, f) in &r.fields {
+        fields.push(vec![
+            name.clone(),
+            f.from.as_str().into(),
+            when(Some(f.changed_at_ms)),
+            when((f.synced_at_ms > 0).then_some(f.synced_at_ms)),
+            format!("{:016x}", f.gainsight),
+            format!("{:016x}", f.salesforce),
+        ]);
+    }
+    let mut history = Rows::new(&["version", "at", "outcome", "run", "message"]);
+    for h in r.history.iter().rev() {
+        history.push(vec![
+            h.version.to_string(),
+            when(Some(h.at_ms)),
+            h.outcome.as_str().into(),
+            h.run.clone(),
+            h.message.clone().unwrap_or_default(),
+        ]);
+    }
+    match format {
+        Format::Csv => print(format, &history, &())?,
+        _ => {
+            println!("{}", facts.table());
+            println!("values last written (hashes):\n{}", fields.table());
+            println!(
+                "last outcomes, newest first (syncctl logs <run>):\n{}",
+                history.table()
+            );
+        }
+    }
+    Ok(())
+}
+
+pub async fn export(env: &Env, job: Option<&str>, format: Format) -> anyhow::Result<()> {
+    let store = env.store();
+    let mut all = Vec::new();
+    for j in env.jobs_or_all(job)? {
+        all.extend(records(&store, j, None).await?);
+    }
+    // The first two columns are what `syncctl import` reads back.
+    let mut rows = Rows::new(&[
+        "gainsight_id",
+        "salesforce_id",
+        "job",
+        "status",
+        "last_sync_at",
+        "last_error",
+        "last_error_at",
+        "ignored_count",
+        "version",
+    ]);
+    for r in &all {
+        rows.push(vec![
+            r.key.gainsight_id().unwrap_or_default().to_string(),
+            r.salesforce_id.clone().unwrap_or_default(),
+            r.job.clone(),
+            status_text(r).into(),
+            when(r.last_sync_at_ms),
+            r.last_error.clone().unwrap_or_default(),
+            when(r.last_error_at_ms),
+            r.ignored_count.to_string(),
+            r.version.to_string(),
+        ]);
+    }
+    print(format, &rows, &all)
+}

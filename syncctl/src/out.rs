@@ -1,0 +1,94 @@
+//! Printing results: the same rows as a table for people, or as JSON or CSV for scripts.
+
+use std::io::Write;
+
+use comfy_table::presets::UTF8_FULL_CONDENSED;
+use comfy_table::{ContentArrangement, Table};
+use serde::Serialize;
+
+use crate::cli::Format;
+
+/// Rows with their column names; `json` is what `--format json` prints (the full objects).
+pub struct Rows {
+    pub headers: Vec<&'static str>,
+    pub rows: Vec<Vec<String>>,
+}
+
+impl Rows {
+    pub fn new(headers: &[&'static str]) -> Self {
+        Self {
+            headers: headers.to_vec(),
+            rows: Vec::new(),
+        }
+    }
+
+    pub fn push(&mut self, row: Vec<String>) {
+        self.rows.push(row);
+    }
+
+    /// A table for a terminal.
+    pub fn table(&self) -> String {
+        let mut table = Table::new();
+        table
+            .load_preset(UTF8_FULL_CONDENSED)
+            .set_content_arrangement(ContentArrangement::Dynamic)
+            .set_header(self.headers.clone());
+        for row in &self.rows {
+            table.add_row(row.clone());
+        }
+        table.to_string()
+    }
+
+    pub fn csv(&self) -> anyhow::Result<String> {
+        let mut writer = csv::Writer::from_writer(Vec::new());
+        writer.write_record(&self.headers)?;
+        for row in &self.rows {
+            writer.write_record(row)?;
+        }
+        Ok(String::from_utf8(writer.into_inner()?)?)
+    }
+}
+
+/// Prints `rows` in `format`; JSON prints `json` instead, pretty.
+pub fn print<T: Serialize + ?Sized>(format: Format, rows: &Rows, json: &T) -> anyhow::Result<()> {
+    let text = match format {
+        Format::Table => rows.table(),
+        Format::Csv => rows.csv()?,
+        Format::Json => serde_json::to_string_pretty(json)?,
+    };
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{}", text.trim_end())?;
+    Ok(())
+}
+
+/// An epoch-ms instant as RFC 3339, or `-`.
+pub fn when(ms: Option<i64>) -> String {
+    ms.map(shared::time::rfc3339).unwrap_or_else(|| "-".into())
+}
+
+/// `text` cut to `max` characters, marked when cut (tables only; JSON and CSV keep everything).
+pub fn cut(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let kept: String = text.chars().take(max.saturating_sub(1)).collect();
+    format!("{kept}…")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_quotes_what_needs_quoting() {
+        let mut rows = Rows::new(&["id", "message"]);
+        rows.push(vec!["G1".into(), "a, \"b\"".into()]);
+        assert_eq!(rows.csv().unwrap(), "id,message\nG1,\"a, \"\"b\"\"\"\n");
+    }
+
+    #[test]
+    fn long_text_is_cut_in_tables() {
+        assert_eq!(cut("abcdef", 4), "abc…");
+        assert_eq!(cut("abc", 4), "abc");
+    }
+}
