@@ -24,6 +24,7 @@ Exit codes:
 
 Environment: the same as the functions read. AWS_ENDPOINT_URL / AWS_REGION (and the usual AWS
 credentials), TABLE_NAME, KMS_KEY_ID (secrets put), RESYNC_FUNCTION (resync, diff --fix),
+POLLER_FUNCTION (poll),
 SALESFORCE_LOGIN_URL, SALESFORCE_CLIENT_ID, GAINSIGHT_BASE_URL (diff, jobs validate --describe),
 JOBS_DIR (job files; the shipped ones otherwise). Against the local stack: `. .devstack/env`.";
 
@@ -108,6 +109,18 @@ Examples:
   syncctl resync --job case_case --all --from salesforce
   syncctl resync --run 1764113894123-pusher-a3f9c2      the failed records of a run")]
     Resync(ResyncArgs),
+    /// Runs the poller for a job now, as its schedule does, or from a time in the past (a
+    /// backfill); records seen before are not queued twice.
+    #[command(after_help = "Examples:
+  syncctl poll --job company_account
+  syncctl poll --job company_account --since 2026-11-01T00:00:00Z      backfill")]
+    Poll {
+        #[arg(long)]
+        job: String,
+        /// Replay from this RFC 3339 time (or 90m, 24h, 7d ago) instead of the job's cursor.
+        #[arg(long)]
+        since: Option<String>,
+    },
     /// Secrets, kept only as KMS ciphertext in the table.
     #[command(subcommand)]
     Secrets(SecretsCommand),

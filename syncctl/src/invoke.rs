@@ -4,7 +4,8 @@
 use aws_sdk_lambda::primitives::Blob;
 use indicatif::{ProgressBar, ProgressStyle};
 use resync::{ResyncReport, ResyncRequest};
-use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use shared::config::required;
 
 use crate::cli::{Format, ResyncArgs};
@@ -33,12 +34,12 @@ struct FunctionError {
     error_message: String,
 }
 
-/// Invokes the resync function once with `request`.
-pub async fn invoke_once(
+/// Invokes `function` once with `request` and reads its answer.
+pub async fn invoke_once<Req: Serialize, Resp: DeserializeOwned>(
     client: &aws_sdk_lambda::Client,
     function: &str,
-    request: &ResyncRequest,
-) -> anyhow::Result<ResyncReport> {
+    request: &Req,
+) -> anyhow::Result<Resp> {
     let payload = serde_json::to_vec(request)?;
     let out = client
         .invoke()
@@ -58,7 +59,7 @@ pub async fn invoke_once(
             .map(|e| e.error_message)
             .unwrap_or_else(|_| String::from_utf8_lossy(body).into_owned());
         // The function names the problem (an unknown run, Salesforce unavailable, ...).
-        anyhow::bail!("resync failed: {message}");
+        anyhow::bail!("{function} failed: {message}");
     }
     Ok(serde_json::from_slice(body)?)
 }
@@ -73,7 +74,7 @@ pub async fn resync_all(env: &Env, request: ResyncRequest) -> anyhow::Result<Vec
     let mut reports: Vec<ResyncReport> = Vec::new();
     let mut next = Some(request);
     while let Some(request) = next.take() {
-        let report = invoke_once(&client, &function, &request).await?;
+        let report: ResyncReport = invoke_once(&client, &function, &request).await?;
         next = report.continuation.clone();
         reports.push(report);
         let queued: usize = reports.iter().map(|r| r.queued).sum();
@@ -107,4 +108,35 @@ pub async fn resync(env: &Env, args: &ResyncArgs, format: Format) -> anyhow::Res
         println!("{queued} records queued; follow them with `syncctl runs --last 1h` or `syncctl status`");
     }
     Ok(())
+}
+
+/// What the poller answers.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PollReport {
+    pub job: String,
+    pub queued: usize,
+    pub from_ms: i64,
+    pub cursor_ms: Option<i64>,
+}
+
+/// Invokes the poller as its schedule does, or from `since` (a backfill).
+pub async fn poll(env: &Env, job: &str, since: Option<&str>, format: Format) -> anyhow::Result<()> {
+    env.job(job)?;
+    let since_ms = match since {
+        Some(t) => Some(crate::env::parse_when(t, shared::time::now_ms())?),
+        None => None,
+    };
+    let function = required("POLLER_FUNCTION")?;
+    let client = aws_sdk_lambda::Client::new(&env.sdk);
+    let request = serde_json::json!({"job": job, "sinceMs": since_ms});
+    let report: PollReport = invoke_once(&client, &function, &request).await?;
+    let mut rows = Rows::new(&["job", "queued", "from", "cursor"]);
+    rows.push(vec![
+        report.job.clone(),
+        report.queued.to_string(),
+        crate::out::when(Some(report.from_ms)),
+        crate::out::when(report.cursor_ms),
+    ]);
+    print(format, &rows, &report)
 }

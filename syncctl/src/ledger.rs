@@ -9,7 +9,7 @@ use shared::ports::LedgerStore;
 
 use crate::cli::{Format, StatusArgs};
 use crate::env::{not_found, parse_when, Env};
-use crate::out::{cut, print, when, Rows};
+use crate::out::{print, when, Rows};
 
 /// Ledger records read per request.
 const PAGE: usize = 1_000;
@@ -96,7 +96,8 @@ pub async fn status(env: &Env, args: &StatusArgs, format: Format) -> anyhow::Res
             salesforce_id(r),
             status_text(r).to_string(),
             when(r.last_sync_at_ms),
-            r.last_error.clone().unwrap_or_default(),
+            // An error the record has since recovered from stays in `show`, not here.
+            r.last_error.clone().filter(|_| r.error).unwrap_or_default(),
         ]);
     }
     let json = StatusJson {
@@ -112,9 +113,6 @@ pub async fn status(env: &Env, args: &StatusArgs, format: Format) -> anyhow::Res
             summary.push(vec![job.to_string(), status.to_string(), n.to_string()]);
         }
         println!("{}", summary.table());
-        for row in &mut rows.rows {
-            row[5] = cut(&row[5], 70);
-        }
     }
     print(format, &rows, &json)
 }
@@ -143,10 +141,13 @@ async fn find(
 /// One sentence: did it sync, and if not, why.
 pub fn verdict(r: &LedgerRecord) -> String {
     match (r.synced, r.error) {
-        (_, true) => format!(
-            "NOT SYNCED: the last attempt failed at {}: {}",
-            when(r.last_error_at_ms),
-            r.last_error.as_deref().unwrap_or("(no message)")
+        (true, true) => format!(
+            "synced before, but the last attempt failed at {} (last error below)",
+            when(r.last_error_at_ms)
+        ),
+        (false, true) => format!(
+            "NOT SYNCED: the attempt at {} failed (last error below); fix the data at the source, or `syncctl resync`",
+            when(r.last_error_at_ms)
         ),
         (true, false) => format!("synced, last at {}", when(r.last_sync_at_ms)),
         (false, false) => match &r.last_ignored_reason {
@@ -225,7 +226,11 @@ fn show_one(r: &LedgerRecord, format: Format) -> anyhow::Result<()> {
         Format::Csv => print(format, &history, &())?,
         _ => {
             println!("{}", facts.table());
-            println!("values last written (hashes):\n{}", fields.table());
+            if r.fields.is_empty() {
+                println!("values last written: none yet");
+            } else {
+                println!("values last written (hashes):\n{}", fields.table());
+            }
             println!(
                 "last outcomes, newest first (syncctl logs <run>):\n{}",
                 history.table()

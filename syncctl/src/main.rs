@@ -56,6 +56,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Runs(args) => runs::runs(&env, args, format).await?,
         Command::Logs { run } => runs::logs(&env, run).await?,
         Command::Resync(args) => invoke::resync(&env, args, format).await?,
+        Command::Poll { job, since } => invoke::poll(&env, job, since.as_deref(), format).await?,
         Command::Secrets(SecretsCommand::Put { name }) => admin::put(&env, name).await?,
         Command::Diff { job, limit, fix } => {
             if diff::diff(&env, job, *limit, *fix, format).await? {

@@ -8,6 +8,9 @@ use serde::Serialize;
 
 use crate::cli::Format;
 
+/// The width tables wrap at when the output is not a terminal.
+const WIDTH: u16 = 150;
+
 /// Rows with their column names; `json` is what `--format json` prints (the full objects).
 pub struct Rows {
     pub headers: Vec<&'static str>,
@@ -31,8 +34,14 @@ impl Rows {
         let mut table = Table::new();
         table
             .load_preset(UTF8_FULL_CONDENSED)
-            .set_content_arrangement(ContentArrangement::Dynamic)
-            .set_header(self.headers.clone());
+            .set_content_arrangement(ContentArrangement::Dynamic);
+        if table.width().is_none() {
+            // Not a terminal (a pipe, a file): wrap long messages at a readable width anyway.
+            table.set_width(WIDTH);
+        }
+        if self.headers.iter().any(|h| !h.is_empty()) {
+            table.set_header(self.headers.clone());
+        }
         for row in &self.rows {
             table.add_row(row.clone());
         }
@@ -66,15 +75,6 @@ pub fn when(ms: Option<i64>) -> String {
     ms.map(shared::time::rfc3339).unwrap_or_else(|| "-".into())
 }
 
-/// `text` cut to `max` characters, marked when cut (tables only; JSON and CSV keep everything).
-pub fn cut(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
-        return text.to_string();
-    }
-    let kept: String = text.chars().take(max.saturating_sub(1)).collect();
-    format!("{kept}…")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -84,11 +84,5 @@ mod tests {
         let mut rows = Rows::new(&["id", "message"]);
         rows.push(vec!["G1".into(), "a, \"b\"".into()]);
         assert_eq!(rows.csv().unwrap(), "id,message\nG1,\"a, \"\"b\"\"\"\n");
-    }
-
-    #[test]
-    fn long_text_is_cut_in_tables() {
-        assert_eq!(cut("abcdef", 4), "abc…");
-        assert_eq!(cut("abc", 4), "abc");
     }
 }

@@ -317,8 +317,64 @@ impl Stack {
             ("AWS_ENDPOINT_URL_LAMBDA", self.lambda_url()),
             ("RESYNC_FUNCTION", RESYNC_FUNCTION.to_string()),
             ("POLLER_FUNCTION", POLLER_FUNCTION.to_string()),
+            ("SALESFORCE_LOGIN_URL", self.salesforce.url()),
+            ("SALESFORCE_CLIENT_ID", self.salesforce.client_id()),
+            ("GAINSIGHT_BASE_URL", self.gainsight.url()),
         ]);
         vars
+    }
+
+    /// Records created as the integration user does through the API, which the Gainsight rule
+    /// skips: data that was there before the sync, or loaded by another integration.
+    pub async fn gainsight_insert_quietly(
+        &self,
+        object: &str,
+        records: Vec<Value>,
+    ) -> Result<Vec<String>> {
+        let resp = self
+            .http
+            .post(format!("{}/v1/data/objects/{object}", self.gainsight.url()))
+            .header("Accesskey", GAINSIGHT_ACCESS_KEY)
+            .json(&json!({ "records": records }))
+            .send()
+            .await?;
+        let body: Value = resp.json().await?;
+        anyhow::ensure!(body["result"] == json!(true), "Gainsight answered {body}");
+        let rows = body["data"]["records"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        Ok(rows
+            .iter()
+            .map(|r| r["Gsid"].as_str().unwrap_or_default().to_string())
+            .collect())
+    }
+
+    /// Records created in Salesforce through the API as the integration user, which the
+    /// Outbound Message rule skips; their Ids.
+    pub async fn salesforce_create_quietly(
+        &self,
+        object: &str,
+        records: Vec<Value>,
+    ) -> Result<Vec<String>> {
+        use shared::ports::SalesforceApi;
+        let client = shared::adapters::salesforce::SalesforceClient::new(
+            SalesforceSettings {
+                login_url: self.salesforce.url(),
+                client_id: self.salesforce.client_id(),
+                api_version: "62.0".into(),
+            },
+            Secret::new(self.salesforce.client_secret()),
+        );
+        let records: Vec<serde_json::Map<String, Value>> = records
+            .into_iter()
+            .filter_map(|r| r.as_object().cloned())
+            .collect();
+        let results = client.create(object, &records).await?;
+        results
+            .into_iter()
+            .map(|r| r.id.context("Salesforce created no record"))
+            .collect()
     }
 
     /// The webhook's Function URL (local listener).

@@ -431,13 +431,17 @@ impl<'a> Mapper<'a> {
 
 /// The operation the event actions apply to. An update of a record whose create never
 /// succeeded (the ledger has only failures for it) is handled as a create, so correcting the data
-/// at the source creates the twin by itself; so is an operator's resync of a record never synced,
-/// which the other side does not have yet.
+/// at the source creates the twin by itself; so is a record never synced that an operator's resync
+/// or a poll (a schedule or a backfill) reads, which the other side does not have yet: a poll
+/// cannot tell a create from an edit, and an update-only write would never create it.
 fn effective_operation(cx: &Context) -> Operation {
     let never_synced = cx.ledger.is_none_or(|l| !l.synced);
     let create_failed = cx.ledger.is_some_and(|l| !l.synced && l.error);
+    let read_not_pushed = cx.forced || cx.change.origin == ChangeOrigin::Poller;
     match cx.change.operation {
-        Operation::Updated if create_failed || (cx.forced && never_synced) => Operation::Created,
+        Operation::Updated if create_failed || (read_not_pushed && never_synced) => {
+            Operation::Created
+        }
         other => other,
     }
 }

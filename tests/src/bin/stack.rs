@@ -34,10 +34,7 @@ fn env_file(stack: &Stack) -> String {
     vars.extend([
         ("WEBHOOK_URL", stack.webhook_url()),
         ("WEBHOOK_SECRET", WEBHOOK_SECRET.to_string()),
-        ("GAINSIGHT_BASE_URL", stack.gainsight.url()),
         ("GAINSIGHT_ACCESS_KEY", GAINSIGHT_ACCESS_KEY.to_string()),
-        ("SALESFORCE_LOGIN_URL", stack.salesforce.url()),
-        ("SALESFORCE_CLIENT_ID", stack.salesforce.client_id()),
         ("SALESFORCE_CLIENT_SECRET", stack.salesforce.client_secret()),
     ]);
     vars.iter()

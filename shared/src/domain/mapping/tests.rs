@@ -350,6 +350,28 @@ fn an_update_after_a_failed_create_follows_the_create_action() {
 }
 
 #[test]
+fn a_polled_record_never_synced_is_created_and_a_linked_one_updated_by_id() {
+    let mut polled = company(Operation::Updated, json!({"Name": "Acme"}));
+    polled.origin = ChangeOrigin::Poller;
+    let cmds = write(map("company_account", &polled, None));
+    assert_eq!(cmds[0].mode, WriteMode::Upsert, "a poll cannot tell a create");
+    // An imported link (never synced, Salesforce Id known): the Account is addressed by its Id,
+    // so no second Account is created, and it learns its GSID.
+    let imported = LedgerRecord {
+        salesforce_id: Some("001000000000042AAA".into()),
+        ..LedgerRecord::new("company_account", LedgerKey::Gainsight("1P02GS".into()))
+    };
+    let cmds = write(map("company_account", &polled, Some(&imported)));
+    assert_eq!(
+        cmds[0].key,
+        RecordKey::Id {
+            value: "001000000000042AAA".into()
+        }
+    );
+    assert_eq!(cmds[0].fields["Gainsight_Company_Id__c"], json!("1P02GS"));
+}
+
+#[test]
 fn a_resync_of_a_record_never_synced_follows_the_create_action() {
     let mut forced = company(Operation::Updated, json!({"Name": "Acme"}));
     forced.origin = ChangeOrigin::Resync;

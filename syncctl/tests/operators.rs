@@ -1,0 +1,454 @@
+//! The operator's day on the local stack, through the real `syncctl` binary: records that did not
+//! sync are listed with why, fixed and resynced; runs and their logs; import, export and diff;
+//! the resync and poller functions invoked through the Lambda API; secrets.
+
+use std::process::Output;
+use std::time::Duration;
+
+use anyhow::{ensure, Result};
+use serde_json::{json, Value};
+use sync_tests::{Options, Stack};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+/// Runs syncctl against `stack` with `stdin`, off the async runtime.
+async fn syncctl_in(stack: &Stack, args: &[&str], stdin: &str) -> Output {
+    let env = stack.syncctl_env();
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let stdin = stdin.to_string();
+    tokio::task::spawn_blocking(move || {
+        use std::io::Write;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_syncctl"))
+            .args(&args)
+            .envs(env)
+            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("syncctl starts");
+        if let Some(mut input) = child.stdin.take() {
+            let _ = input.write_all(stdin.as_bytes());
+        }
+        child.wait_with_output().expect("syncctl runs")
+    })
+    .await
+    .expect("syncctl finished")
+}
+
+async fn syncctl(stack: &Stack, args: &[&str]) -> Output {
+    syncctl_in(stack, args, "").await
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// syncctl's JSON answer, checking it succeeded.
+async fn json_of(stack: &Stack, args: &[&str]) -> Result<Value> {
+    let out = syncctl(stack, args).await;
+    ensure!(out.status.success(), "{args:?}: {}", stderr(&out));
+    Ok(serde_json::from_slice(&out.stdout)?)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_contact_rejected_for_a_missing_account_is_listed_resynced_and_keeps_its_history(
+) -> Result<()> {
+    let stack = Stack::start(Options::default()).await?;
+    // A Company Salesforce refuses (a value outside the picklist), and a Person of it: the
+    // Person's AccountId lookup finds no Account.
+    let company = stack
+        .create_companies(vec![
+            json!({"Name": "Late Co", "Arr": 3, "Industry": "Basket Weaving"}),
+        ])
+        .await?
+        .remove(0);
+    let person = stack
+        .gainsight_insert(
+            "Person",
+            vec![json!({"FirstName": "Ada", "LastName": "Late", "Email": "ada@late.test", "CompanyId": company})],
+        )
+        .await?
+        .remove(0);
+    stack
+        .eventually(WAIT, "the Contact's refusal in the ledger", || async {
+            Ok(stack
+                .ledger_of("person_contact", &person)
+                .await?
+                .filter(|l| l.error))
+        })
+        .await?;
+    let errors = json_of(
+        &stack,
+        &[
+            "status",
+            "--job",
+            "person_contact",
+            "--status",
+            "error",
+            "--format",
+            "json",
+        ],
+    )
+    .await?;
+    let listed = &errors["records"][0];
+    assert_eq!(listed["key"], json!(person));
+    let message = listed["last_error"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("found no Account where Gainsight_Company_Id__c"),
+        "{message}"
+    );
+    assert_eq!(
+        errors["counts"][0],
+        json!({"job": "person_contact", "status": "error", "records": 1})
+    );
+
+    // The Company is fixed in Gainsight: its Account is created by itself (no resync).
+    stack
+        .gainsight_update(
+            "Company",
+            vec![json!({"Gsid": company, "Industry": "Banking"})],
+        )
+        .await?;
+    stack
+        .eventually(WAIT, "the Account", || async {
+            Ok(stack.accounts_for(&company).pop())
+        })
+        .await?;
+    let shown = json_of(&stack, &["show", &company, "--format", "json"]).await?;
+    let outcomes: Vec<&str> = shown[0]["history"]
+        .as_array()
+        .map(|h| h.iter().filter_map(|e| e["outcome"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(outcomes, ["error", "synced"], "{shown}");
+
+    // The operator resyncs the job's errors: the Contact is created.
+    let resynced = syncctl(
+        &stack,
+        &["resync", "--job", "person_contact", "--status", "error"],
+    )
+    .await;
+    assert!(resynced.status.success(), "{}", stderr(&resynced));
+    assert!(
+        stdout(&resynced).contains("1 records queued"),
+        "{}",
+        stdout(&resynced)
+    );
+    let contact = stack
+        .eventually(WAIT, "the Contact", || async {
+            Ok(stack
+                .salesforce_where("Contact", "Gainsight_Person_Id__c", &person)
+                .pop())
+        })
+        .await?;
+    stack
+        .eventually(WAIT, "the Person synced", || async {
+            Ok(stack
+                .ledger_of("person_contact", &person)
+                .await?
+                .filter(|l| l.synced && !l.error))
+        })
+        .await?;
+    let synced = json_of(
+        &stack,
+        &[
+            "status",
+            "--job",
+            "person_contact",
+            "--status",
+            "synced",
+            "--format",
+            "json",
+        ],
+    )
+    .await?;
+    assert_eq!(synced["records"][0]["key"], json!(person));
+    // `show` by the Contact's Salesforce Id: synced now, the lookup error still in its history.
+    let contact_id = contact["Id"].as_str().unwrap_or_default();
+    let shown = syncctl(&stack, &["show", contact_id]).await;
+    let text = stdout(&shown);
+    assert!(shown.status.success(), "{}", stderr(&shown));
+    assert!(text.contains("synced, last at"), "{text}");
+    assert!(text.contains("found no Account"), "{text}");
+    assert!(
+        text.contains("-resync-") || text.contains("-pusher-"),
+        "{text}"
+    );
+
+    // The runs: the mapper's run that refused the Person, its log downloadable.
+    let runs = json_of(
+        &stack,
+        &[
+            "runs",
+            "--job",
+            "person_contact",
+            "--status",
+            "failed",
+            "--format",
+            "json",
+        ],
+    )
+    .await?;
+    let failed = runs.as_array().cloned().unwrap_or_default();
+    let mapper_run = failed
+        .iter()
+        .find(|r| r["id"].as_str().is_some_and(|id| id.contains("-mapper-")))
+        .expect("the mapper's failed run");
+    let log = syncctl(
+        &stack,
+        &["logs", mapper_run["id"].as_str().unwrap_or_default()],
+    )
+    .await;
+    let lines: Vec<Value> = stdout(&log)
+        .lines()
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()?;
+    assert_eq!(lines[0]["record"], json!(person));
+    assert_eq!(lines[0]["outcome"], json!("error"));
+    assert_eq!(
+        lines.last().map(|l| l["status"].clone()),
+        Some(json!("failed"))
+    );
+    let not_found = syncctl(&stack, &["show", "1P0NOSUCHRECORD"]).await;
+    assert_eq!(not_found.status.code(), Some(3), "{}", stderr(&not_found));
+    stack.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_run_that_failed_for_a_technical_reason_has_the_error_on_its_last_log_line() -> Result<()>
+{
+    let stack = Stack::start(Options::default()).await?;
+    // Salesforce answers 503 long enough for the pusher's retries to give up once.
+    stack
+        .salesforce
+        .inject(devstack::salesforce::Fault::Status {
+            status: 503,
+            error_code: "SERVER_UNAVAILABLE".into(),
+            message: "down for maintenance".into(),
+            times: 6,
+        });
+    let gsid = stack
+        .create_companies(vec![json!({"Name": "Patient Co", "Arr": 1})])
+        .await?
+        .remove(0);
+    // The message goes back to the queue and syncs once Salesforce is back.
+    stack
+        .eventually(WAIT, "the Account", || async {
+            Ok(stack.accounts_for(&gsid).pop())
+        })
+        .await?;
+    let runs = json_of(&stack, &["runs", "--status", "failed", "--format", "json"]).await?;
+    let run = runs
+        .as_array()
+        .and_then(|r| r.iter().find(|r| r["error"].is_string()).cloned())
+        .expect("a run with a technical error");
+    let log = syncctl(&stack, &["logs", run["id"].as_str().unwrap_or_default()]).await;
+    let last: Value = serde_json::from_str(stdout(&log).lines().last().unwrap_or_default())?;
+    let error = last["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("503") && error.contains("down for maintenance"),
+        "{last}"
+    );
+    stack.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_import_links_existing_records_and_a_bad_row_imports_nothing() -> Result<()> {
+    let stack = Stack::start(Options::default()).await?;
+    // Both records existed before the sync: neither system announced them.
+    let gsid = stack
+        .gainsight_insert_quietly("Company", vec![json!({"Name": "Old Co", "Arr": 7})])
+        .await?
+        .remove(0);
+    let account = stack
+        .salesforce_create_quietly("Account", vec![json!({"Name": "Old Co"})])
+        .await?
+        .remove(0);
+    let dir = std::env::temp_dir().join(format!("syncctl-import-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let bad = dir.join("bad.csv");
+    std::fs::write(
+        &bad,
+        format!("gainsight_id,salesforce_id\n{gsid},{account}\nG2,not-an-id\n"),
+    )?;
+    let refused = syncctl(
+        &stack,
+        &[
+            "import",
+            bad.to_str().unwrap_or_default(),
+            "--job",
+            "company_account",
+        ],
+    )
+    .await;
+    assert_eq!(refused.status.code(), Some(2));
+    let err = stderr(&refused);
+    assert!(
+        err.contains("nothing imported")
+            && err.contains("line 3: \"not-an-id\" is not a Salesforce id"),
+        "{err}"
+    );
+    assert!(
+        stack.ledger(&gsid).await?.is_none(),
+        "the good row was not written either"
+    );
+
+    let good = dir.join("good.csv");
+    std::fs::write(
+        &good,
+        format!("gainsight_id,salesforce_id\n{gsid},{account}\n"),
+    )?;
+    let imported = syncctl(
+        &stack,
+        &[
+            "import",
+            good.to_str().unwrap_or_default(),
+            "--job",
+            "company_account",
+        ],
+    )
+    .await;
+    assert!(imported.status.success(), "{}", stderr(&imported));
+    assert!(
+        stdout(&imported).contains("imported 1 links"),
+        "{}",
+        stdout(&imported)
+    );
+    // A user edits the Company: the existing Account is updated by its Id, none is created.
+    stack
+        .gainsight_update(
+            "Company",
+            vec![json!({"Gsid": gsid, "Name": "Old Co Renamed"})],
+        )
+        .await?;
+    stack
+        .eventually(WAIT, "the Account renamed", || async {
+            Ok(stack
+                .salesforce_where("Account", "Name", "Old Co Renamed")
+                .pop())
+        })
+        .await?;
+    let accounts = stack.salesforce.records("Account");
+    assert_eq!(accounts.len(), 1, "no duplicate: {accounts:?}");
+    assert_eq!(accounts[0]["Id"], json!(account));
+    assert_eq!(
+        accounts[0]["Gainsight_Company_Id__c"],
+        json!(gsid),
+        "the Account learnt its GSID"
+    );
+    // The export carries the link, in the columns import reads.
+    let export = syncctl(
+        &stack,
+        &["export", "--job", "company_account", "--format", "csv"],
+    )
+    .await;
+    let csv = stdout(&export);
+    assert!(csv.starts_with("gainsight_id,salesforce_id,"), "{csv}");
+    assert!(
+        csv.contains(&format!("{gsid},{account},company_account,synced")),
+        "{csv}"
+    );
+    stack.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn diff_finds_drift_and_fix_repairs_it_and_the_poller_runs_on_the_stack() -> Result<()> {
+    let stack = Stack::start(Options::default()).await?;
+    let gsid = stack
+        .create_companies(vec![json!({"Name": "Drift Co", "Arr": 10})])
+        .await?
+        .remove(0);
+    let account = stack
+        .eventually(WAIT, "the Account", || async {
+            Ok(stack.accounts_for(&gsid).pop())
+        })
+        .await?;
+    stack.drained(WAIT).await?;
+    let clean = syncctl(&stack, &["diff", "--job", "company_account"]).await;
+    assert_eq!(clean.status.code(), Some(0), "{}", stderr(&clean));
+    // Someone edits a Gainsight-owned field in Salesforce: nothing syncs it back.
+    let id = account["Id"].as_str().unwrap_or_default();
+    assert!(stack.salesforce.edit(
+        "Account",
+        id,
+        json!({"AnnualRevenue": 999})
+            .as_object()
+            .cloned()
+            .unwrap_or_default()
+    ));
+    stack.drained(WAIT).await?;
+    let drift = syncctl(
+        &stack,
+        &["diff", "--job", "company_account", "--format", "json"],
+    )
+    .await;
+    assert_eq!(drift.status.code(), Some(4), "{}", stderr(&drift));
+    let found: Value = serde_json::from_slice(&drift.stdout)?;
+    assert_eq!(found[0]["kind"], json!("values differ"));
+    assert!(found[0]["detail"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("Account.AnnualRevenue = 999"));
+    let fixed = syncctl(&stack, &["diff", "--job", "company_account", "--fix"]).await;
+    assert!(fixed.status.success(), "{}", stderr(&fixed));
+    stack
+        .eventually(WAIT, "AnnualRevenue restored", || async {
+            Ok(stack
+                .accounts_for(&gsid)
+                .pop()
+                .filter(|a| a["AnnualRevenue"] == json!(10)))
+        })
+        .await?;
+
+    // The poller, invoked through the Lambda API as its schedule would: a Company created
+    // without a webhook event (the rule skips the integration user) is polled and synced.
+    let quiet = stack
+        .gainsight_insert_quietly("Company", vec![json!({"Name": "Polled Co", "Arr": 2})])
+        .await?
+        .remove(0);
+    let answer = json_of(
+        &stack,
+        &["poll", "--job", "company_account", "--format", "json"],
+    )
+    .await?;
+    assert!(answer["queued"].as_u64().unwrap_or(0) >= 1, "{answer}");
+    stack
+        .eventually(WAIT, "the polled Company's Account", || async {
+            Ok(stack.accounts_for(&quiet).pop())
+        })
+        .await?;
+    let runs = json_of(
+        &stack,
+        &["runs", "--job", "company_account", "--format", "json"],
+    )
+    .await?;
+    let events: Vec<&str> = runs
+        .as_array()
+        .map(|r| r.iter().filter_map(|r| r["event"].as_str()).collect())
+        .unwrap_or_default();
+    assert!(
+        events.contains(&"schedule") && events.contains(&"resync"),
+        "{events:?}"
+    );
+
+    // A secret put through syncctl is stored encrypted and never printed.
+    let put = syncctl_in(
+        &stack,
+        &["secrets", "put", "webhook-secret"],
+        "s3cr3t-value\n",
+    )
+    .await;
+    assert!(put.status.success(), "{}", stderr(&put));
+    assert!(!stdout(&put).contains("s3cr3t-value") && !stderr(&put).contains("s3cr3t-value"));
+    let unknown = syncctl_in(&stack, &["secrets", "put", "nope"], "x").await;
+    assert_eq!(unknown.status.code(), Some(2));
+    stack.stop().await;
+    Ok(())
+}
