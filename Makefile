@@ -21,7 +21,8 @@ venv: $(STAMP)
 
 ## demo: start the local stack and run a real Gainsight -> Salesforce sync end to end
 demo: $(STAMP)
-	$(CARGO) run --quiet -p sync-tests --bin stack -- demo
+	$(CARGO) build --quiet -p syncctl -p sync-tests --bin syncctl --bin stack
+	SYNCCTL=target/debug/syncctl target/debug/stack demo
 
 ## test: every unit, adapter, handler, runtime-API and end-to-end test, and cfn-lint
 test: $(STAMP)

@@ -87,16 +87,22 @@ pub struct AwsResources {
     pub kms_key_id: String,
     pub changes_queue_url: String,
     pub writes_queue_url: String,
+    /// How long runs are kept after they end (`RUN_TTL_DAYS`, 30 by default).
+    pub run_ttl_days: i64,
 }
+
+/// Runs are kept this many days unless `RUN_TTL_DAYS` says otherwise.
+pub const DEFAULT_RUN_TTL_DAYS: i64 = 30;
 
 impl AwsResources {
     /// The environment variables `from_env` reads, e.g. to start a function binary.
-    pub fn env(&self) -> [(&'static str, String); 4] {
+    pub fn env(&self) -> [(&'static str, String); 5] {
         [
             ("TABLE_NAME", self.table_name.clone()),
             ("KMS_KEY_ID", self.kms_key_id.clone()),
             ("CHANGES_QUEUE_URL", self.changes_queue_url.clone()),
             ("WRITES_QUEUE_URL", self.writes_queue_url.clone()),
+            ("RUN_TTL_DAYS", self.run_ttl_days.to_string()),
         ]
     }
 
@@ -106,6 +112,7 @@ impl AwsResources {
             kms_key_id: required("KMS_KEY_ID")?,
             changes_queue_url: required("CHANGES_QUEUE_URL")?,
             writes_queue_url: required("WRITES_QUEUE_URL")?,
+            run_ttl_days: parsed("RUN_TTL_DAYS", DEFAULT_RUN_TTL_DAYS)?,
         })
     }
 }

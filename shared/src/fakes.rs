@@ -18,6 +18,8 @@ pub struct MemoryStore {
     pub cursors: Mutex<HashMap<(String, String), Cursor>>,
     /// Runs as written, in order (a run written twice appears twice; the last one counts).
     pub runs: Mutex<Vec<Run>>,
+    /// How many times `put_runs` was called (a function writes its runs once per invocation).
+    pub run_writes: Mutex<usize>,
     /// When set, every call fails with `StoreError::Unavailable`.
     pub fail: Mutex<bool>,
 }
@@ -185,6 +187,7 @@ fn after(r: &LedgerRecord, start: Option<&LedgerKey>) -> bool {
 impl RunStore for MemoryStore {
     async fn put_runs(&self, runs: &[Run]) -> Result<(), StoreError> {
         self.check()?;
+        *self.run_writes.lock().unwrap() += 1;
         self.runs.lock().unwrap().extend(runs.iter().cloned());
         Ok(())
     }

@@ -253,7 +253,7 @@ pub async fn diff(
 }
 
 fn report(job: &Job, compared: usize, drift: &[Drift], format: Format) -> anyhow::Result<()> {
-    let mut rows = Rows::new(&["gainsight id", "salesforce id", "drift", "detail"]);
+    let mut rows = Rows::new(&["gainsight id", "salesforce id", "drift", "detail"]).wrapping_last();
     for d in drift {
         rows.push(vec![
             d.gainsight_id.clone().unwrap_or_else(|| "-".into()),

@@ -40,6 +40,10 @@ impl Env {
             // Not used by syncctl: it never sends changes itself.
             changes_queue_url: optional("CHANGES_QUEUE_URL").unwrap_or_default(),
             writes_queue_url: optional("WRITES_QUEUE_URL").unwrap_or_default(),
+            run_ttl_days: shared::config::parsed(
+                "RUN_TTL_DAYS",
+                shared::config::DEFAULT_RUN_TTL_DAYS,
+            )?,
         };
         let sdk = aws_config().await;
         Ok(Self {

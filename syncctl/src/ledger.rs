@@ -88,7 +88,8 @@ pub async fn status(env: &Env, args: &StatusArgs, format: Format) -> anyhow::Res
         "status",
         "last sync",
         "last error",
-    ]);
+    ])
+    .wrapping_last();
     for r in &found {
         rows.push(vec![
             r.job.clone(),
@@ -178,7 +179,7 @@ pub async fn show(env: &Env, id: &str, job: Option<&str>, format: Format) -> any
 }
 
 fn show_one(r: &LedgerRecord, format: Format) -> anyhow::Result<()> {
-    let mut facts = Rows::new(&["", ""]);
+    let mut facts = Rows::new(&["", ""]).wrapping_last();
     let pairs = [
         ("job", r.job.clone()),
         ("gainsight id", r.key.gainsight_id().unwrap_or("-").into()),
@@ -212,7 +213,7 @@ fn show_one(r: &LedgerRecord, format: Format) -> anyhow::Result<()> {
             format!("{:016x}", f.salesforce),
         ]);
     }
-    let mut history = Rows::new(&["version", "at", "outcome", "run", "message"]);
+    let mut history = Rows::new(&["version", "at", "outcome", "run", "message"]).wrapping_last();
     for h in r.history.iter().rev() {
         history.push(vec![
             h.version.to_string(),

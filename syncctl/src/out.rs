@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use comfy_table::presets::UTF8_FULL_CONDENSED;
-use comfy_table::{ContentArrangement, Table};
+use comfy_table::{ColumnConstraint, ContentArrangement, Table};
 use serde::Serialize;
 
 use crate::cli::Format;
@@ -15,6 +15,8 @@ const WIDTH: u16 = 150;
 pub struct Rows {
     pub headers: Vec<&'static str>,
     pub rows: Vec<Vec<String>>,
+    /// The one column long text may wrap in (messages); the others keep their width.
+    wrap: Option<usize>,
 }
 
 impl Rows {
@@ -22,7 +24,14 @@ impl Rows {
         Self {
             headers: headers.to_vec(),
             rows: Vec::new(),
+            wrap: None,
         }
+    }
+
+    /// Lets the last column (a message) wrap; ids and times never do.
+    pub fn wrapping_last(mut self) -> Self {
+        self.wrap = self.headers.len().checked_sub(1);
+        self
     }
 
     pub fn push(&mut self, row: Vec<String>) {
@@ -44,6 +53,12 @@ impl Rows {
         }
         for row in &self.rows {
             table.add_row(row.clone());
+        }
+        let keep = ColumnConstraint::ContentWidth;
+        for (i, column) in table.column_iter_mut().enumerate() {
+            if Some(i) != self.wrap {
+                column.set_constraint(keep);
+            }
         }
         table.to_string()
     }

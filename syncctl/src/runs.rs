@@ -79,7 +79,7 @@ pub async fn logs(env: &Env, run: &str) -> anyhow::Result<()> {
         .map_err(|e: shared::domain::run::BadRunId| usage(e.to_string()))?;
     let run = env.store().run(&id).await?.ok_or_else(|| {
         not_found(format!(
-            "no run {id}: runs are kept 30 days; list them with `syncctl runs --last 7d`"
+            "no run {id}: runs are kept RUN_TTL_DAYS days (30 by default); list them with `syncctl runs --last 7d`"
         ))
     })?;
     print!("{}", run.json_lines());

@@ -262,6 +262,7 @@ impl Stack {
             kms_key_id: aws.kms_key_id()?.to_string(),
             changes_queue_url: aws.queue_url("ChangesQueue").await?,
             writes_queue_url: aws.queue_url("WritesQueue").await?,
+            run_ttl_days: shared::config::DEFAULT_RUN_TTL_DAYS,
         };
         let clients = AwsClients::new(&aws.sdk).with_sqs(&aws.sqs_sdk);
         let salesforce = SalesforceEmulator::start(sf::Options::default()).await?;

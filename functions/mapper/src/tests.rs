@@ -99,6 +99,20 @@ async fn maps_changes_to_write_commands_and_fails_only_the_bad_message() {
     let deleted = store.ledger_of("company_account", "G2").unwrap();
     assert_eq!(deleted.ignored_count, 1);
     assert!(deleted.last_ignored_reason.unwrap().contains("deleted"));
+    // One run for the job, written once for the whole batch, each record on its own line; the
+    // ignored record's history links to it.
+    assert_eq!(*store.run_writes.lock().unwrap(), 1);
+    let runs = store.runs.lock().unwrap().clone();
+    assert_eq!(runs.len(), 1);
+    let run = &runs[0];
+    assert_eq!(run.job.as_deref(), Some("company_account"));
+    assert_eq!((run.succeeded, run.ignored, run.failed), (1, 1, 0));
+    assert_eq!(run.log.len(), 2);
+    assert_eq!(
+        run.log[0].fields,
+        ["AnnualRevenue", "Gainsight_Company_Id__c", "Name"]
+    );
+    assert_eq!(deleted.history[0].run, run.id.to_string());
 }
 
 #[tokio::test]

@@ -115,7 +115,30 @@ async fn a_rejected_record_is_marked_error_without_failing_the_batch() {
     assert_eq!((summary.synced, summary.failed_records), (1, 1));
     let bad = rig.store.ledger_of("company_account", "G2").unwrap();
     assert!(bad.error && !bad.synced);
-    assert!(bad.last_error.unwrap().contains("ARR must be positive"));
+    assert!(bad
+        .last_error
+        .clone()
+        .unwrap()
+        .contains("ARR must be positive"));
+    // The batch's run: a partial success, one DynamoDB write for the whole batch, the refused
+    // record's line carrying Salesforce's message, and the record's history linking to the run.
+    assert_eq!(*rig.store.run_writes.lock().unwrap(), 1);
+    let run = rig.store.runs.lock().unwrap()[0].clone();
+    assert_eq!(run.status, shared::domain::RunStatus::PartialSuccess);
+    assert_eq!(
+        (
+            run.source_object.as_deref(),
+            run.destination_object.as_deref()
+        ),
+        (Some("Company"), Some("Account"))
+    );
+    let line = run.log.iter().find(|l| l.record == "G2").unwrap();
+    assert!(line
+        .message
+        .as_deref()
+        .unwrap()
+        .contains("ARR must be positive"));
+    assert_eq!(bad.history.last().unwrap().run, run.id.to_string());
 }
 
 #[tokio::test]
@@ -133,6 +156,18 @@ async fn an_unavailable_target_sends_every_message_back() {
     assert!(
         rig.store.ledger_of("company_account", "G1").is_none(),
         "nothing recorded for a retry"
+    );
+    // The run failed for a technical reason, which is the last line of its log.
+    let run = rig.store.runs.lock().unwrap()[0].clone();
+    assert_eq!(run.status, shared::domain::RunStatus::Failed);
+    let log = run.json_lines();
+    let last: serde_json::Value = serde_json::from_str(log.lines().last().unwrap()).unwrap();
+    assert!(
+        last["error"]
+            .as_str()
+            .unwrap()
+            .contains("back to the queue"),
+        "{last}"
     );
 }
 

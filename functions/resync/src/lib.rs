@@ -58,7 +58,7 @@ pub enum ResyncError {
     Request(#[from] RequestError),
     #[error(transparent)]
     UnknownJob(#[from] shared::domain::UnknownJob),
-    #[error("run {0} is not stored (runs expire after 30 days); resync by ids or status instead")]
+    #[error("run {0} is not stored (runs expire after RUN_TTL_DAYS, 30 days by default); resync by ids or status instead")]
     UnknownRun(RunId),
     #[error("run {0} belongs to no job (a webhook delivery); resync its records by ids")]
     RunWithoutJob(RunId),

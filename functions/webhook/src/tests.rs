@@ -14,6 +14,7 @@ fn config() -> Config {
             kms_key_id: "k".into(),
             changes_queue_url: "q".into(),
             writes_queue_url: "w".into(),
+            run_ttl_days: shared::config::DEFAULT_RUN_TTL_DAYS,
         },
         max_body_bytes: 64 * 1024,
         tolerance_s: 300,
@@ -105,6 +106,26 @@ async fn a_redelivered_event_is_queued_once() {
         assert_eq!(resp.status_code, 200);
     }
     assert_eq!(rig.queue.bodies().len(), 1);
+    // Each delivery is a run: the first queued the record, the others saw a duplicate.
+    let runs = rig.store.runs.lock().unwrap().clone();
+    let outcomes: Vec<_> = runs.iter().map(|r| (r.succeeded, r.ignored)).collect();
+    assert_eq!(outcomes, [(1, 0), (0, 1), (0, 1)]);
+    assert_eq!(runs[0].source_object.as_deref(), Some("Company"));
+    assert_eq!(
+        runs[1].log[0].outcome,
+        shared::domain::LineOutcome::Duplicate
+    );
+}
+
+#[tokio::test]
+async fn an_unauthenticated_request_leaves_no_run() {
+    let rig = rig();
+    let resp = rig
+        .webhook
+        .handle_at(request(&event(), None, SECRET), NOW_MS)
+        .await;
+    assert_eq!(resp.status_code, 401);
+    assert_eq!(*rig.store.run_writes.lock().unwrap(), 0);
 }
 
 #[tokio::test]

@@ -23,6 +23,7 @@ async fn the_webhook_binary_serves_function_url_events_through_the_runtime_api()
         kms_key_id: aws.kms_key_id()?.to_string(),
         changes_queue_url: aws.queue_url("ChangesQueue").await?,
         writes_queue_url: aws.queue_url("WritesQueue").await?,
+        run_ttl_days: shared::config::DEFAULT_RUN_TTL_DAYS,
     };
     AwsClients::new(&aws.sdk)
         .with_sqs(&aws.sqs_sdk)

@@ -39,6 +39,7 @@ impl AwsClients {
 
     pub fn state_store(&self, resources: &crate::config::AwsResources) -> dynamo::DynamoStateStore {
         dynamo::DynamoStateStore::new(self.dynamo.clone(), &resources.table_name)
+            .with_run_ttl_days(resources.run_ttl_days)
     }
 
     pub fn secrets(&self, resources: &crate::config::AwsResources) -> kms::KmsSecrets {

@@ -48,6 +48,7 @@ async fn webhook_handler() -> Result<()> {
             kms_key_id: "k".into(),
             changes_queue_url: "q".into(),
             writes_queue_url: "w".into(),
+            run_ttl_days: shared::config::DEFAULT_RUN_TTL_DAYS,
         },
         max_body_bytes: 1 << 20,
         tolerance_s: 300,
@@ -401,6 +402,7 @@ async fn cold_start_and_rss() -> Result<()> {
         kms_key_id: aws.kms_key_id()?.to_string(),
         changes_queue_url: aws.queue_url("ChangesQueue").await?,
         writes_queue_url: aws.queue_url("WritesQueue").await?,
+        run_ttl_days: shared::config::DEFAULT_RUN_TTL_DAYS,
     };
     shared::adapters::AwsClients::new(&aws.sdk)
         .with_sqs(&aws.sqs_sdk)

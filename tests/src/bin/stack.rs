@@ -112,6 +112,7 @@ async fn demo() -> Result<()> {
     case_closed_in_salesforce(&stack, &case, &sf_case).await?;
     no_echo(&stack, &ids).await?;
     report(&stack).await?;
+    show_runs(&stack).await?;
     let (synced, failed, ignored) = stack.counts().await?;
     stack.stop().await;
     println!("demo: {synced} synced, {failed} failed, {ignored} ignored");
@@ -380,6 +381,31 @@ async fn report(stack: &Stack) -> Result<()> {
                 .unwrap_or_default()
         );
     }
+    Ok(())
+}
+
+/// The demo's runs, as `syncctl runs` prints them (the binary `make demo` builds, named by
+/// `SYNCCTL`), run against this stack.
+async fn show_runs(stack: &Stack) -> Result<()> {
+    let Ok(syncctl) = std::env::var("SYNCCTL") else {
+        println!("demo: (set SYNCCTL to a syncctl binary to see the runs; `make demo` does)");
+        return Ok(());
+    };
+    let env = stack.syncctl_env();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(syncctl)
+            .args(["runs", "--last", "1h"])
+            .envs(env)
+            .output()
+    })
+    .await??;
+    anyhow::ensure!(
+        out.status.success(),
+        "syncctl runs failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    println!("demo: the runs (syncctl runs --last 1h):");
+    print!("{}", String::from_utf8_lossy(&out.stdout));
     Ok(())
 }
 

@@ -7,7 +7,7 @@ use crate::domain::{Run, RunId};
 use crate::ports::RunStore;
 
 /// How long runs are kept unless the store is told otherwise.
-pub const RUN_TTL_DAYS: i64 = 30;
+pub const RUN_TTL_DAYS: i64 = crate::config::DEFAULT_RUN_TTL_DAYS;
 const DAY_MS: i64 = 86_400_000;
 
 /// `RUN#{yyyy-mm-dd}`, the partition of the runs started that UTC day.

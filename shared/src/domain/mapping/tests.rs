@@ -354,7 +354,11 @@ fn a_polled_record_never_synced_is_created_and_a_linked_one_updated_by_id() {
     let mut polled = company(Operation::Updated, json!({"Name": "Acme"}));
     polled.origin = ChangeOrigin::Poller;
     let cmds = write(map("company_account", &polled, None));
-    assert_eq!(cmds[0].mode, WriteMode::Upsert, "a poll cannot tell a create");
+    assert_eq!(
+        cmds[0].mode,
+        WriteMode::Upsert,
+        "a poll cannot tell a create"
+    );
     // An imported link (never synced, Salesforce Id known): the Account is addressed by its Id,
     // so no second Account is created, and it learns its GSID.
     let imported = LedgerRecord {
