@@ -49,26 +49,9 @@ async fn invoke(
             &format!("Function not found: arn:aws:lambda:us-east-1:123456789012:function:{short}"),
         );
     };
-    if body.len() > MAX_PAYLOAD {
-        return error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "RequestTooLargeException",
-            "Request must be smaller than 6291456 bytes for the InvokeFunction operation",
-        );
-    }
-    let event: Value = if body.is_empty() {
-        json!({})
-    } else {
-        match serde_json::from_slice(&body) {
-            Ok(v) => v,
-            Err(_) => {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    "InvalidRequestContentException",
-                    "Could not parse request body into json",
-                )
-            }
-        }
+    let event = match event_of(&body) {
+        Ok(event) => event,
+        Err(refusal) => return refusal,
     };
     let kind = headers
         .get("x-amz-invocation-type")
@@ -82,7 +65,34 @@ async fn invoke(
         });
         return StatusCode::ACCEPTED.into_response();
     }
-    match handler(event).await {
+    answer(handler(event).await)
+}
+
+/// The request's event, or Lambda's refusal of the payload.
+#[allow(clippy::result_large_err)] // an axum Response is the natural early answer of a handler
+fn event_of(body: &[u8]) -> Result<Value, Response> {
+    if body.len() > MAX_PAYLOAD {
+        return Err(error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "RequestTooLargeException",
+            "Request must be smaller than 6291456 bytes for the InvokeFunction operation",
+        ));
+    }
+    if body.is_empty() {
+        return Ok(json!({}));
+    }
+    serde_json::from_slice(body).map_err(|_| {
+        error(
+            StatusCode::BAD_REQUEST,
+            "InvalidRequestContentException",
+            "Could not parse request body into json",
+        )
+    })
+}
+
+/// A synchronous invocation's answer: the payload, or the function's error as Lambda reports it.
+fn answer(result: Result<Value, String>) -> Response {
+    match result {
         Ok(payload) => (
             StatusCode::OK,
             [("x-amz-executed-version", "$LATEST")],

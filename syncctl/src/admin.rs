@@ -44,10 +44,10 @@ pub async fn put(env: &Env, name: &str) -> anyhow::Result<()> {
         .secrets(&env.resources)
         .put(name, &Secret::new(value))
         .await?;
-    println!(
+    say!(
         "stored {name} encrypted with {}; the functions read it at their next cold start",
         env.resources.kms_key_id
-    );
+    )?;
     Ok(())
 }
 
@@ -68,7 +68,7 @@ pub async fn validate(dir: &Path, describe: bool) -> anyhow::Result<()> {
             .map_err(|e| usage(e.to_string()))?;
     }
     for job in jobs.iter() {
-        println!(
+        say!(
             "ok: {}: {} ({} <-> {}): {} identifiers, {} direct and {} derived real-time fields{}",
             job.file.display(),
             job.name,
@@ -82,7 +82,7 @@ pub async fn validate(dir: &Path, describe: bool) -> anyhow::Result<()> {
             } else {
                 ""
             }
-        );
+        )?;
     }
     Ok(())
 }

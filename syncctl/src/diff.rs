@@ -263,11 +263,11 @@ fn report(job: &Job, compared: usize, drift: &[Drift], format: Format) -> anyhow
         ]);
     }
     if format == Format::Table {
-        println!(
+        say!(
             "{}: {compared} linked pairs compared, {} differences",
             job.name,
             drift.len()
-        );
+        )?;
         if drift.is_empty() {
             return Ok(());
         }
@@ -293,10 +293,10 @@ async fn fix_drift(env: &Env, job: &Job, drift: &[Drift]) -> anyhow::Result<()> 
     let reports = resync_all(env, request).await?;
     let queued: usize = reports.iter().map(|r| r.queued).sum();
     let runs: Vec<String> = reports.iter().map(|r| r.run.to_string()).collect();
-    println!(
+    say!(
         "fix: {queued} records queued for resync (run {})",
         runs.join(", ")
-    );
+    )?;
     Ok(())
 }
 

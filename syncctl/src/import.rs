@@ -179,12 +179,12 @@ pub async fn import(env: &Env, path: &Path, job_name: &str) -> anyhow::Result<()
         bar.inc(chunk.len() as u64);
     }
     bar.finish_and_clear();
-    println!(
+    say!(
         "imported {} links into {}: the next sync of each record updates its Salesforce {} by Id",
         links.len(),
         job.name,
         job.salesforce.object
-    );
+    )?;
     Ok(())
 }
 

@@ -105,7 +105,7 @@ pub async fn resync(env: &Env, args: &ResyncArgs, format: Format) -> anyhow::Res
     print(format, &rows, &reports)?;
     if format == Format::Table {
         let queued: usize = reports.iter().map(|r| r.queued).sum();
-        println!("{queued} records queued; follow them with `syncctl runs --last 1h` or `syncctl status`");
+        say!("{queued} records queued; follow them with `syncctl runs --last 1h` or `syncctl status`")?;
     }
     Ok(())
 }

@@ -113,7 +113,7 @@ pub async fn status(env: &Env, args: &StatusArgs, format: Format) -> anyhow::Res
         for ((job, status), n) in &counts {
             summary.push(vec![job.to_string(), status.to_string(), n.to_string()]);
         }
-        println!("{}", summary.table());
+        say!("{}", summary.table())?;
     }
     print(format, &rows, &json)
 }
@@ -169,7 +169,7 @@ pub async fn show(env: &Env, id: &str, job: Option<&str>, format: Format) -> any
         )));
     }
     if format == Format::Json {
-        println!("{}", serde_json::to_string_pretty(&found)?);
+        say!("{}", serde_json::to_string_pretty(&found)?)?;
         return Ok(());
     }
     for r in &found {
@@ -179,6 +179,25 @@ pub async fn show(env: &Env, id: &str, job: Option<&str>, format: Format) -> any
 }
 
 fn show_one(r: &LedgerRecord, format: Format) -> anyhow::Result<()> {
+    let history = history_rows(r);
+    if format == Format::Csv {
+        return print(format, &history, &());
+    }
+    say!("{}", facts_rows(r).table())?;
+    if r.fields.is_empty() {
+        say!("values last written: none yet")?;
+    } else {
+        say!("values last written (hashes):\n{}", field_rows(r).table())?;
+    }
+    say!(
+        "last outcomes, newest first (syncctl logs <run>):\n{}",
+        history.table()
+    )?;
+    Ok(())
+}
+
+/// The record's ids, statuses, times and verdict.
+fn facts_rows(r: &LedgerRecord) -> Rows {
     let mut facts = Rows::new(&["", ""]).wrapping_last();
     let pairs = [
         ("job", r.job.clone()),
@@ -195,6 +214,11 @@ fn show_one(r: &LedgerRecord, format: Format) -> anyhow::Result<()> {
     for (k, v) in pairs {
         facts.push(vec![k.into(), v]);
     }
+    facts
+}
+
+/// What was last written of each mapped field: hashes per side, where from and when.
+fn field_rows(r: &LedgerRecord) -> Rows {
     let mut fields = Rows::new(&[
         "field",
         "from",
@@ -213,6 +237,11 @@ fn show_one(r: &LedgerRecord, format: Format) -> anyhow::Result<()> {
             format!("{:016x}", f.salesforce),
         ]);
     }
+    fields
+}
+
+/// The last outcomes, newest first, each with its run.
+fn history_rows(r: &LedgerRecord) -> Rows {
     let mut history = Rows::new(&["version", "at", "outcome", "run", "message"]).wrapping_last();
     for h in r.history.iter().rev() {
         history.push(vec![
@@ -223,22 +252,7 @@ fn show_one(r: &LedgerRecord, format: Format) -> anyhow::Result<()> {
             h.message.clone().unwrap_or_default(),
         ]);
     }
-    match format {
-        Format::Csv => print(format, &history, &())?,
-        _ => {
-            println!("{}", facts.table());
-            if r.fields.is_empty() {
-                println!("values last written: none yet");
-            } else {
-                println!("values last written (hashes):\n{}", fields.table());
-            }
-            println!(
-                "last outcomes, newest first (syncctl logs <run>):\n{}",
-                history.table()
-            );
-        }
-    }
-    Ok(())
+    history
 }
 
 pub async fn export(env: &Env, job: Option<&str>, format: Format) -> anyhow::Result<()> {

@@ -2,6 +2,8 @@
 //! functions write, invokes the resync function, imports and exports links, compares both
 //! systems, stores secrets and checks job files. Exit codes are listed in `--help`.
 
+#[macro_use]
+mod out;
 mod admin;
 mod cli;
 mod diff;
@@ -9,7 +11,6 @@ mod env;
 mod import;
 mod invoke;
 mod ledger;
-mod out;
 mod runs;
 
 use std::process::ExitCode;
@@ -27,6 +28,7 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli).await {
         Ok(code) => ExitCode::from(code),
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("syncctl: {e:#}");
             if e.is::<Usage>() {
@@ -38,6 +40,12 @@ async fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// The reader of our output went away (`| head`): nothing more to say.
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<std::io::Error>()
+        .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
 }
 
 async fn run(cli: Cli) -> anyhow::Result<u8> {

@@ -2,6 +2,15 @@
 
 use std::io::Write;
 
+/// `println!` that returns the error instead of panicking when standard output is closed
+/// (`syncctl runs | head`); `main` ends quietly on a broken pipe.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)
+    }};
+}
+
 use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{ColumnConstraint, ContentArrangement, Table};
 use serde::Serialize;

@@ -82,6 +82,6 @@ pub async fn logs(env: &Env, run: &str) -> anyhow::Result<()> {
             "no run {id}: runs are kept RUN_TTL_DAYS days (30 by default); list them with `syncctl runs --last 7d`"
         ))
     })?;
-    print!("{}", run.json_lines());
+    say!("{}", run.json_lines().trim_end())?;
     Ok(())
 }
