@@ -2,7 +2,7 @@
 //! the changes of the new ones, then confirms what was queued and releases what was not, so a
 //! retry of the delivery queues it. The webhook's routes and the poller all queue through here.
 
-use crate::domain::{ChangeEvent, LineOutcome, RunLine, Runs};
+use crate::domain::{ChangeEvent, LineOutcome, Run, RunLine, Runs};
 use crate::ports::{Claim, DedupStore, Queue, Retryable, StoreError};
 
 /// How long an unconfirmed claim holds off a redelivery; past it the claim is handed out again,
@@ -91,10 +91,54 @@ pub async fn enqueue(
     deliveries: &[Delivery],
     now_ms: i64,
 ) -> Result<Enqueued, EnqueueError> {
-    let total = deliveries.len();
     let fresh = claim(dedup, deliveries, now_ms).await?;
-    let duplicates = total - fresh.len();
-    let duplicate_keys = deliveries
+    let sent = send(queue, deliveries, &fresh).await;
+    settle(dedup, &fresh, &sent.ok, now_ms, &[]).await;
+    sent.result
+}
+
+/// `enqueue` for a caller whose run ends with it (a webhook delivery): each change's line goes
+/// into `job`'s run in `runs`, and the finished runs are stored with the confirmations, in one
+/// request, so recording the delivery costs no write of its own. `runs` is left empty.
+pub async fn enqueue_recorded(
+    dedup: &dyn DedupStore,
+    queue: &dyn Queue,
+    deliveries: &[Delivery],
+    now_ms: i64,
+    (runs, job): (&mut Runs, Option<&str>),
+) -> Result<Enqueued, EnqueueError> {
+    let (fresh, sent) = match claim(dedup, deliveries, now_ms).await {
+        Ok(fresh) => {
+            let sent = send(queue, deliveries, &fresh).await;
+            (fresh, sent)
+        }
+        Err(e) => {
+            let error = Err(EnqueueError::Store(e));
+            (
+                Vec::new(),
+                Sent {
+                    ok: Vec::new(),
+                    result: error,
+                },
+            )
+        }
+    };
+    record_run(runs, job, deliveries, &sent.result);
+    let finished = runs.take().finish(crate::time::now_ms());
+    settle(dedup, &fresh, &sent.ok, now_ms, &finished).await;
+    sent.result
+}
+
+/// What sending the fresh deliveries did: per delivery whether all its changes were queued, and
+/// the overall result.
+struct Sent {
+    ok: Vec<bool>,
+    result: Result<Enqueued, EnqueueError>,
+}
+
+/// Sends the changes of the `fresh` deliveries (those of `deliveries` whose claim is new).
+async fn send(queue: &dyn Queue, deliveries: &[Delivery], fresh: &[&Delivery]) -> Sent {
+    let duplicate_keys: Vec<String> = deliveries
         .iter()
         .filter(|d| !fresh.iter().any(|f| std::ptr::eq(*f, *d)))
         .map(|d| d.key.clone())
@@ -118,8 +162,7 @@ pub async fn enqueue(
             errors.push(e.to_string());
         }
     }
-    settle(dedup, &fresh, &ok, now_ms).await;
-    match errors.first() {
+    let result = match errors.first() {
         Some(first) => Err(EnqueueError::Queue {
             failed: errors.len(),
             total: texts.len(),
@@ -127,10 +170,11 @@ pub async fn enqueue(
         }),
         None => Ok(Enqueued {
             queued: texts.len(),
-            duplicates,
+            duplicates: duplicate_keys.len(),
             duplicate_keys,
         }),
-    }
+    };
+    Sent { ok, result }
 }
 
 /// The deliveries whose claim is new, claimed together. On a store failure, claims already taken
@@ -152,10 +196,16 @@ async fn claim<'a>(
         .collect())
 }
 
-/// Confirms the deliveries queued whole and releases the others. Neither is fatal: an
-/// unconfirmed claim is handed out again after `RECLAIM_AFTER_MS`, and the writes downstream are
-/// idempotent, so a second copy costs a call, not correctness.
-async fn settle(dedup: &dyn DedupStore, deliveries: &[&Delivery], queued: &[bool], now_ms: i64) {
+/// Confirms the deliveries queued whole (storing `runs` with them) and releases the others. Neither
+/// is fatal: an unconfirmed claim is handed out again after `RECLAIM_AFTER_MS`, and the writes
+/// downstream are idempotent, so a second copy costs a call, not correctness.
+async fn settle(
+    dedup: &dyn DedupStore,
+    deliveries: &[&Delivery],
+    queued: &[bool],
+    now_ms: i64,
+    runs: &[Run],
+) {
     let keys = |want: bool| -> Vec<String> {
         deliveries
             .iter()
@@ -165,7 +215,14 @@ async fn settle(dedup: &dyn DedupStore, deliveries: &[&Delivery], queued: &[bool
             .collect()
     };
     let (done, back) = (keys(true), keys(false));
-    if !done.is_empty() {
+    if !runs.is_empty() {
+        let confirmed = dedup
+            .confirm_events_with_runs(&done, now_ms, DEDUP_TTL_S, runs)
+            .await;
+        if let Err(e) = confirmed {
+            tracing::warn!(events = done.len(), runs = runs.len(), error = %e, "dedup keys and runs not stored; a redelivery may queue again");
+        }
+    } else if !done.is_empty() {
         if let Err(e) = dedup.confirm_events(&done, now_ms, DEDUP_TTL_S).await {
             tracing::warn!(events = done.len(), error = %e, "dedup keys not confirmed; a redelivery may queue again");
         }

@@ -92,6 +92,17 @@ impl DedupStore for MemoryStore {
         Ok(())
     }
 
+    async fn confirm_events_with_runs(
+        &self,
+        event_ids: &[String],
+        claimed_at_ms: i64,
+        ttl_s: i64,
+        runs: &[Run],
+    ) -> Result<(), StoreError> {
+        self.confirm_events(event_ids, claimed_at_ms, ttl_s).await?;
+        self.put_runs(runs).await
+    }
+
     async fn release_event(&self, event_id: &str) -> Result<(), StoreError> {
         self.check()?;
         self.events.lock().unwrap().remove(event_id);

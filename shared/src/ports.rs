@@ -98,6 +98,16 @@ pub trait DedupStore: Send + Sync {
         Ok(())
     }
 
+    /// Marks claimed events as queued and stores the runs that queued them, together (the
+    /// adapter writes both in one request, so a webhook delivery's run costs no write of its own).
+    async fn confirm_events_with_runs(
+        &self,
+        event_ids: &[String],
+        claimed_at_ms: i64,
+        ttl_s: i64,
+        runs: &[Run],
+    ) -> Result<(), StoreError>;
+
     /// Gives claims back.
     async fn release_events(&self, event_ids: &[String]) -> Result<(), StoreError> {
         for id in event_ids {

@@ -18,7 +18,7 @@ use shared::config::{self, AwsResources, ConfigError};
 use shared::domain::{
     ChangeEvent, Fields, Jobs, Operation, RunFunction, Runs, SourceRecord, System,
 };
-use shared::enqueue::{enqueue, record_run, Delivery, Enqueued};
+use shared::enqueue::{enqueue_recorded, Delivery, Enqueued};
 use shared::lambda::store_runs;
 use shared::ports::{DedupStore, Queue, RunStore, Secrets, SecretsError};
 use shared::secret::{names, Secret};
@@ -270,17 +270,18 @@ impl Webhook {
         })
     }
 
-    /// Queues `deliveries` and logs them in the run; a failure is a 503 the sender retries.
+    /// Queues `deliveries`, the run stored with the dedup confirmations (one write for both); a
+    /// failure is a 503 the sender retries.
     async fn enqueue(
         &self,
         deliveries: Vec<Delivery>,
         now_ms: i64,
         runs: &mut Runs,
     ) -> Result<Enqueued, Refusal> {
-        let dedup = self.dedup.as_ref();
-        let result = enqueue(dedup, self.changes.as_ref(), &deliveries, now_ms).await;
-        record_run(runs, None, &deliveries, &result);
-        result.map_err(|e| refuse(503, e.to_string()))
+        let (dedup, changes) = (self.dedup.as_ref(), self.changes.as_ref());
+        enqueue_recorded(dedup, changes, &deliveries, now_ms, (runs, None))
+            .await
+            .map_err(|e| refuse(503, e.to_string()))
     }
 
     /// An Outbound Message: checked against the configured org, deduplicated per notification,

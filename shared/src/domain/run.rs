@@ -374,6 +374,17 @@ impl Runs {
         self.by_job.is_empty()
     }
 
+    /// Moves the runs out, leaving none (the same invocation, nothing recorded).
+    pub fn take(&mut self) -> Runs {
+        Runs {
+            function: self.function,
+            event: self.event.clone(),
+            started_ms: self.started_ms,
+            seed: self.seed.clone(),
+            by_job: std::mem::take(&mut self.by_job),
+        }
+    }
+
     /// The runs, ended at `ended_ms` (never before they started), each with its status.
     pub fn finish(self, ended_ms: i64) -> Vec<Run> {
         let ended_ms = ended_ms.max(self.started_ms);

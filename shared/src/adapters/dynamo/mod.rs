@@ -134,6 +134,28 @@ fn rejected(e: impl std::fmt::Display) -> StoreError {
     StoreError::Rejected(e.to_string())
 }
 
+/// The writes that mark claimed events as queued.
+fn confirm_requests(
+    event_ids: &[String],
+    claimed_at_ms: i64,
+    ttl_s: i64,
+) -> Result<Vec<WriteRequest>, StoreError> {
+    let requests = event_ids.iter().map(|id| {
+        let item = HashMap::from([
+            ("pk".to_string(), s(format!("EVENT#{id}"))),
+            ("sk".to_string(), s("EVENT")),
+            ("state".to_string(), s("queued")),
+            ("claimed_at".to_string(), n(claimed_at_ms)),
+            ("expires_at".to_string(), n(claimed_at_ms / 1000 + ttl_s)),
+        ]);
+        let put = PutRequest::builder().set_item(Some(item)).build()?;
+        Ok::<_, aws_sdk_dynamodb::error::BuildError>(
+            WriteRequest::builder().put_request(put).build(),
+        )
+    });
+    requests.collect::<Result<Vec<_>, _>>().map_err(rejected)
+}
+
 /// The condition under which a dedup claim is new: no claim yet, an expired one (DynamoDB keeps
 /// expired items for up to days), or a pending one never confirmed within the reclaim delay.
 const CLAIM_CONDITION: &str =
@@ -416,20 +438,19 @@ impl DedupStore for DynamoStateStore {
         claimed_at_ms: i64,
         ttl_s: i64,
     ) -> Result<(), StoreError> {
-        let requests = event_ids.iter().map(|id| {
-            let item = HashMap::from([
-                ("pk".to_string(), s(format!("EVENT#{id}"))),
-                ("sk".to_string(), s("EVENT")),
-                ("state".to_string(), s("queued")),
-                ("claimed_at".to_string(), n(claimed_at_ms)),
-                ("expires_at".to_string(), n(claimed_at_ms / 1000 + ttl_s)),
-            ]);
-            let put = PutRequest::builder().set_item(Some(item)).build()?;
-            Ok::<_, aws_sdk_dynamodb::error::BuildError>(
-                WriteRequest::builder().put_request(put).build(),
-            )
-        });
-        let requests = requests.collect::<Result<Vec<_>, _>>().map_err(rejected)?;
+        self.batch_write(confirm_requests(event_ids, claimed_at_ms, ttl_s)?)
+            .await
+    }
+
+    async fn confirm_events_with_runs(
+        &self,
+        event_ids: &[String],
+        claimed_at_ms: i64,
+        ttl_s: i64,
+        runs: &[crate::domain::Run],
+    ) -> Result<(), StoreError> {
+        let mut requests = confirm_requests(event_ids, claimed_at_ms, ttl_s)?;
+        requests.extend(self.run_requests(runs)?);
         self.batch_write(requests).await
     }
 

@@ -61,6 +61,19 @@ impl DynamoStateStore {
         self
     }
 
+    /// The writes that store `runs`.
+    pub(super) fn run_requests(&self, runs: &[Run]) -> Result<Vec<WriteRequest>, StoreError> {
+        runs.iter()
+            .map(|run| {
+                let put = PutRequest::builder()
+                    .set_item(Some(run_item(run, self.run_ttl_s)?))
+                    .build()
+                    .map_err(rejected)?;
+                Ok(WriteRequest::builder().put_request(put).build())
+            })
+            .collect()
+    }
+
     /// The runs of one day partition started in `[from_ms, to_ms]`, without their logs.
     async fn runs_of_day(
         &self,
@@ -99,17 +112,7 @@ impl DynamoStateStore {
 #[async_trait]
 impl RunStore for DynamoStateStore {
     async fn put_runs(&self, runs: &[Run]) -> Result<(), StoreError> {
-        let requests = runs
-            .iter()
-            .map(|run| {
-                let put = PutRequest::builder()
-                    .set_item(Some(run_item(run, self.run_ttl_s)?))
-                    .build()
-                    .map_err(rejected)?;
-                Ok(WriteRequest::builder().put_request(put).build())
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        self.batch_write(requests).await
+        self.batch_write(self.run_requests(runs)?).await
     }
 
     async fn run(&self, id: &RunId) -> Result<Option<Run>, StoreError> {
