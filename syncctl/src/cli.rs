@@ -24,9 +24,9 @@ Exit codes:
 
 Environment: the same as the functions read. AWS_ENDPOINT_URL / AWS_REGION (and the usual AWS
 credentials), TABLE_NAME, KMS_KEY_ID (secrets put), RESYNC_FUNCTION (resync, diff --fix),
-POLLER_FUNCTION (poll),
-SALESFORCE_LOGIN_URL, SALESFORCE_CLIENT_ID, GAINSIGHT_BASE_URL (diff, jobs validate --describe),
-JOBS_DIR (job files; the shipped ones otherwise). Against the local stack: `. .devstack/env`.";
+POLLER_FUNCTION (poll), SALESFORCE_LOGIN_URL, SALESFORCE_CLIENT_ID and GAINSIGHT_BASE_URL (diff,
+jobs validate --describe), JOBS_DIR (job files; the shipped ones otherwise), RUN_TTL_DAYS.
+Against the local stack: `. .devstack/env`.";
 
 /// Operate the Gainsight <-> Salesforce sync: see every record and run, and fix what did not sync.
 #[derive(Debug, Parser)]

@@ -115,31 +115,60 @@ impl Resync {
         now_ms: i64,
     ) -> Result<ResyncReport, ResyncError> {
         let (job, selection) = self.resolve(&request).await?;
-        let seed = serde_json::to_string(&request).unwrap_or_default();
-        let mut runs = Runs::new(RunFunction::Resync, "resync", now_ms, &seed);
-        let run_job = Some(job.name.as_str());
-        runs.objects(run_job, &job.gainsight.object, Some(&job.salesforce.object));
-        let run = runs.id_for(run_job);
         let at = request.continuation.clone().unwrap_or_default();
+        let mut runs = self.run_of(job, &request, &at, now_ms).await?;
+        let run_job = Some(job.name.as_str());
+        let run = runs.id_for(run_job);
         let queued = self
             .page_and_queue(job, &selection, &at, &mut runs, now_ms)
             .await;
+        let more = matches!(&queued, Ok((_, page)) if page.next.is_some());
         if let Err(e) = &queued {
             runs.fail(run_job, e.to_string());
         }
-        store_runs(self.runs.as_ref(), runs).await;
+        if more {
+            // One run for the whole resync: in progress until its last page.
+            if let Err(e) = self.runs.put_runs(&runs.pause()).await {
+                tracing::warn!(run = %run, error = %e, "run not stored");
+            }
+        } else {
+            store_runs(self.runs.as_ref(), runs).await;
+        }
         let (queued, page) = queued?;
-        tracing::info!(job = %job.name, run = %run, queued, missing = page.not_found.len(), more = page.next.is_some(), "resync queued");
+        tracing::info!(job = %job.name, run = %run, queued, missing = page.not_found.len(), more, "resync queued");
         Ok(ResyncReport {
             job: job.name.clone(),
-            run,
+            run: run.clone(),
             queued,
             not_found: page.not_found,
             continuation: page.next.map(|next| ResyncRequest {
-                continuation: Some(next),
+                continuation: Some(Continuation {
+                    run: Some(run),
+                    ..next
+                }),
                 ..request
             }),
         })
+    }
+
+    /// This invocation's run: a new one, or the one of the resync's first page, continued.
+    async fn run_of(
+        &self,
+        job: &Job,
+        request: &ResyncRequest,
+        at: &Continuation,
+        now_ms: i64,
+    ) -> Result<Runs, ResyncError> {
+        if let Some(id) = &at.run {
+            if let Some(run) = self.runs.run(id).await? {
+                return Ok(Runs::resume(RunFunction::Resync, run));
+            }
+        }
+        let seed = serde_json::to_string(request).unwrap_or_default();
+        let mut runs = Runs::new(RunFunction::Resync, "resync", now_ms, &seed);
+        let run_job = Some(job.name.as_str());
+        runs.objects(run_job, &job.gainsight.object, Some(&job.salesforce.object));
+        Ok(runs)
     }
 
     /// The job and the selection; a run's selection is the ids of its failed records.
@@ -399,8 +428,19 @@ mod tests {
         let next = first.continuation.expect("a second page");
         let at = next.continuation.clone().unwrap();
         assert_eq!(at.after_key.as_deref(), Some("G01999"));
+        let paused = w.store.run(&first.run).await.unwrap().unwrap();
+        assert_eq!(paused.status, shared::domain::RunStatus::InProgress);
         let second = w.resync.handle_at(next, 6).await.unwrap();
         assert!(second.continuation.is_none());
+        // One run for the whole resync, finished with the last page.
+        assert_eq!(second.run, first.run);
+        let done = w.store.run(&first.run).await.unwrap().unwrap();
+        assert_eq!(
+            done.status,
+            shared::domain::RunStatus::Failed,
+            "no record found in Gainsight"
+        );
+        assert_eq!(done.failed as usize, PAGE + 1);
         let asked = w.gainsight.queries.lock().unwrap();
         let last = &asked.last().unwrap().1.conditions[0].values;
         assert_eq!(

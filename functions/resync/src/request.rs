@@ -45,6 +45,9 @@ pub struct Continuation {
     pub after_ms: Option<i64>,
     #[serde(default)]
     pub done_at_ms: usize,
+    /// The run of the resync's first page, which every page continues.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<RunId>,
 }
 
 /// What to resync, once the request is checked.

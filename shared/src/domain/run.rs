@@ -335,8 +335,12 @@ impl Runs {
         }
     }
 
-    /// The id of this invocation's run for `job` (stable: asked twice, the same id).
+    /// The id of this invocation's run for `job` (stable: asked twice, the same id; a resumed
+    /// run keeps its own).
     pub fn id_for(&self, job: Option<&str>) -> RunId {
+        if let Some(run) = self.by_job.get(&job.map(str::to_string)) {
+            return run.id.clone();
+        }
         let mut h = fnv::FnvHasher::default();
         (self.seed.as_str(), job).hash(&mut h);
         RunId {
@@ -374,6 +378,27 @@ impl Runs {
         self.by_job.is_empty()
     }
 
+    /// Continues `run`, started by an earlier invocation: its counts and log carry on, and it keeps
+    /// its id and start (a resync done a page per invocation is one run).
+    pub fn resume(function: RunFunction, run: Run) -> Self {
+        let mut runs = Runs::new(function, &run.event, run.started_at_ms, "");
+        let job = run.job.clone();
+        runs.by_job.insert(job, run);
+        runs
+    }
+
+    /// The runs as they stand, still `in_progress`: the work goes on in another invocation.
+    pub fn pause(self) -> Vec<Run> {
+        self.by_job
+            .into_values()
+            .map(|mut run| {
+                run.status = RunStatus::InProgress;
+                run.ended_at_ms = None;
+                run
+            })
+            .collect()
+    }
+
     /// Moves the runs out, leaving none (the same invocation, nothing recorded).
     pub fn take(&mut self) -> Runs {
         Runs {
@@ -396,11 +421,6 @@ impl Runs {
                 run
             })
             .collect()
-    }
-
-    /// The runs as they stand, still in progress (a resync that continues in another invocation).
-    pub fn in_progress(&self) -> Vec<Run> {
-        self.by_job.values().cloned().collect()
     }
 }
 
@@ -474,6 +494,26 @@ mod tests {
             lines.last().unwrap()["error"],
             "Salesforce unavailable (HTTP 503)"
         );
+    }
+
+    #[test]
+    fn a_run_paused_and_resumed_is_one_run() {
+        let mut first = Runs::new(RunFunction::Resync, "resync", 100, "req");
+        first.line(Some("j"), RunLine::new("G1", LineOutcome::Queued));
+        let id = first.id_for(Some("j"));
+        let paused = first.pause().remove(0);
+        assert_eq!(
+            (paused.status, paused.ended_at_ms),
+            (RunStatus::InProgress, None)
+        );
+        let mut second = Runs::resume(RunFunction::Resync, paused);
+        assert_eq!(second.id_for(Some("j")), id, "the same run");
+        second.line(Some("j"), RunLine::new("G2", LineOutcome::Error));
+        let done = second.finish(300).remove(0);
+        assert_eq!(done.id, id);
+        assert_eq!((done.started_at_ms, done.ended_at_ms), (100, Some(300)));
+        assert_eq!((done.succeeded, done.failed, done.log.len()), (1, 1, 2));
+        assert_eq!(done.status, RunStatus::PartialSuccess);
     }
 
     #[test]
