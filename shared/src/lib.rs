@@ -14,14 +14,16 @@
 //!   - `push`: the pusher's rules: newest command per record, stale drop, conflicts settled at
 //!     write time (`push::conflicts`), group plans (`push::plan`), and what an outcome makes of
 //!     the ledger.
-//!   - `ledger`: the ledger record of a pair and how an update changes it.
+//!   - `ledger`: the ledger record of a pair, how an update changes it, and its last 10 outcomes.
+//!   - `run`: runs (execution activities): what one invocation did for one job, record by record.
 //!   - `key`: `LedgerKey`, the GSID of a pair or its Salesforce id until it has one.
 //! - `ports`: small async traits, one concern each: `DedupStore`, `LedgerStore`, `CursorStore`,
-//!   `Queue`, `Secrets`, `SalesforceApi` (typed `SfSelect` reads), `GainsightApi` (typed
+//!   `RunStore`, `Queue`, `Secrets`, `SalesforceApi` (typed `SfSelect` reads), `GainsightApi` (typed
 //!   `GsCondition`s).
 //! - `adapters`: the ports on DynamoDB, SQS and KMS (AWS SDK) and on the Salesforce and Gainsight
 //!   REST APIs (reqwest). SOQL text is written only in `adapters::salesforce`.
-//! - `enqueue`: claim, send, confirm or release: how the webhook and the poller queue changes once.
+//! - `enqueue`: claim, send, confirm or release: how the webhook and the poller queue changes once
+//!   (the webhook's run is stored with its confirmation).
 //! - `resolve`: describes loaded at cold start, and lookups run one query per derived mapping.
 //! - `config`, `secret`, `signature`, `telemetry`, `time`, `lambda`: typed environment, redacted
 //!   secrets, webhook HMAC, JSON logs, instants (through `jiff`), SQS batch helpers.
@@ -39,6 +41,9 @@
 //!    and applies each outcome's `LedgerEffect`: the ledger update, the move of a Salesforce-only
 //!    key to its new GSID, and the twin's id written back to the source.
 //! 4. Resync re-reads chosen records where they live and queues them as forced changes.
+//!
+//! Every step leaves a run per job (`domain::run`, stored through `RunStore` once per invocation),
+//! and every ledger update a history entry linked to its run: what `syncctl` shows operators.
 
 pub mod adapters;
 pub mod config;
