@@ -9,7 +9,14 @@ STAMP    := $(VENV)/.installed
 CARGO    ?= cargo
 STATE    := .devstack
 
-.PHONY: demo test build lint up down venv bench clean validate-jobs resync
+.PHONY: demo test build lint up down venv bench clean validate-jobs resync package deploy logs
+
+DEPLOY_STAMP := $(VENV)/.deploy-installed
+FUNCTIONS    := webhook poller mapper pusher resync
+# cargo-lambda's target: arm64 (Graviton) as the template declares; ARCH=x86_64 for a machine
+# without the aarch64 standard library (then set Architectures to x86_64 in the template too).
+ARCH         ?= arm64
+CFN_LINT     := $(VENV)/bin/cfn-lint --append-rules cfn_lint_serverless.rules --
 
 $(STAMP): devstack/requirements.txt
 	python3 -m venv $(VENV)
@@ -24,9 +31,11 @@ demo: $(STAMP)
 	$(CARGO) build --quiet -p syncctl -p sync-tests --bin syncctl --bin stack
 	SYNCCTL=target/debug/syncctl target/debug/stack demo
 
-## test: every unit, adapter, handler, runtime-API and end-to-end test, and cfn-lint
+## test: every unit, adapter, handler, runtime-API and end-to-end test, cfn-lint (with the
+## serverless rules) and the template deployed into moto and checked (devstack/test_deployment.py)
 test: $(STAMP)
-	$(VENV)/bin/cfn-lint infra/template.yaml
+	$(CFN_LINT) infra/template.yaml
+	$(VENV)/bin/python devstack/test_deployment.py
 	@mkdir -p $(STATE)
 	$(CARGO) test --workspace 2>&1 | tee $(STATE)/test.log
 	@awk '/^test result:/ { p += $$4; f += $$6 } END { printf "tests: %d passed, %d failed\n", p, f }' $(STATE)/test.log
@@ -35,11 +44,33 @@ test: $(STAMP)
 build:
 	$(CARGO) build --workspace
 
-## lint: rustfmt, clippy (warnings are errors) and cfn-lint
+## lint: rustfmt, clippy (warnings are errors) and cfn-lint with the serverless rules
 lint: $(STAMP)
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
-	$(VENV)/bin/cfn-lint infra/template.yaml
+	$(CFN_LINT) infra/template.yaml
+
+$(DEPLOY_STAMP): infra/requirements-deploy.txt $(STAMP)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r infra/requirements-deploy.txt
+	touch $(DEPLOY_STAMP)
+
+## package: release builds of every function with cargo-lambda (ARCH=arm64 by default), zipped
+## where the template's CodeUri points (target/lambda/<function>/bootstrap.zip); prints each size
+package: $(DEPLOY_STAMP)
+	@if [ "$(ARCH)" = arm64 ]; then rustup target add aarch64-unknown-linux-gnu; fi
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CARGO) lambda build --release --$(ARCH) --output-format zip \
+	  $(foreach f,$(FUNCTIONS),-p $(f))
+	@for f in $(FUNCTIONS); do printf "package: %-8s %s bytes\n" $$f $$(stat -c %s target/lambda/$$f/bootstrap.zip); done
+
+## deploy: package, then `sam deploy` (guided the first time; samconfig.toml remembers the answers)
+deploy: package
+	@if [ -f samconfig.toml ]; then $(VENV)/bin/sam deploy --template-file infra/template.yaml; \
+	else $(VENV)/bin/sam deploy --guided --template-file infra/template.yaml; fi
+
+## logs: tail a deployed function's logs: make logs FN=webhook|poller|mapper|pusher|resync
+logs: $(DEPLOY_STAMP)
+	@[ -n "$(FN)" ] || { echo "say which function: make logs FN=webhook (or poller, mapper, pusher, resync)"; exit 2; }
+	$(VENV)/bin/sam logs --tail --name $$(echo $(FN) | sed 's/.*/\u&/')Function --stack-name $${STACK_NAME:-gs-sf-sync}
 
 ## bench: measure DESIGN.md's targets; prints `bench: <name> = <value> <unit>` lines (see BENCHMARKS.md)
 bench: $(STAMP)

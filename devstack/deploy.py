@@ -61,7 +61,8 @@ MANAGED_POLICIES = {
 #   messages trying to run the function, which it cannot);
 # - moto's CloudFormation cannot create these.
 LOCAL_STAND_INS = {"AWS::Lambda::Url", "AWS::Lambda::EventSourceMapping"}
-MOTO_UNSUPPORTED = LOCAL_STAND_INS | {"AWS::CloudWatch::Alarm"}
+MOTO_UNSUPPORTED = LOCAL_STAND_INS | {"AWS::CloudWatch::Alarm", "AWS::SQS::QueuePolicy",
+                                      "AWS::Lambda::EventInvokeConfig"}
 
 
 def _references(node, names):
@@ -143,6 +144,14 @@ def main():
     template_path = sys.argv[1] if len(sys.argv) > 1 else os.path.join(repo, "infra", "template.yaml")
     stack = os.environ.get("STACK_NAME", "gs-sf-sync")
     params = json.loads(os.environ.get("STACK_PARAMETERS", "{}"))
+    deployed = deploy(repo, template_path, stack, params)
+    del deployed["template"]
+    print(json.dumps(deployed))
+
+
+def deploy(repo, template_path, stack, params):
+    """Translates and deploys the template; what was deployed, with the whole translated template
+    (including what the local deployment leaves out) under "template"."""
     bucket = f"{stack}-artifacts"
 
     s3 = boto3.client("s3")
@@ -175,8 +184,10 @@ def main():
                    if "FAILED" in e["ResourceStatus"]]
         sys.exit(f"deploy.py: stack {stack} ended {status['StackStatus']}: {reasons}")
 
+    # moto lists a resource whose Condition is false as an entry without a logical id: not created.
     resources = {r["LogicalResourceId"]: {"type": r["ResourceType"], "id": r.get("PhysicalResourceId")}
-                 for r in cfn.describe_stack_resources(StackName=stack)["StackResources"]}
+                 for r in cfn.describe_stack_resources(StackName=stack)["StackResources"]
+                 if "LogicalResourceId" in r}
     # Physical ids of queues are URLs on real AWS hosts; the name is the last path segment and is
     # what callers resolve with GetQueueUrl against the endpoint they actually use.
     queues = {name: r["id"].rstrip("/").rsplit("/", 1)[-1]
@@ -205,14 +216,15 @@ def main():
         })
 
     outputs = {o["OutputKey"]: o["OutputValue"] for o in status.get("Outputs", [])}
-    print(json.dumps({
+    return {
         "stack": stack,
         "outputs": outputs,
         "resources": resources,
         "queues": queues,
         "event_sources": event_sources,
         "skipped": skipped,
-    }))
+        "template": full_template,
+    }
 
 
 if __name__ == "__main__":

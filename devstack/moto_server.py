@@ -1,6 +1,8 @@
 """moto_server with the local stack's speed fixes (devstack/moto_speedups.py) applied first, and a
 request log: every AWS request is counted by service and action, read with
-`GET /__devstack/requests` (`{"sqs:SendMessageBatch": 12, ...}`) and reset with `DELETE`.
+`GET /__devstack/requests` (`{"sqs:SendMessageBatch": 12, ...}`), per caller's access key id at
+`GET /__devstack/callers` (`{"WebhookFunction": {"dynamodb:PutItem": 3, ...}}`), and reset with
+`DELETE` on either.
 
 Usage: python devstack/moto_server.py [moto_server options], e.g. `-H 127.0.0.1 -p 5000`.
 Set DEVSTACK_PLAIN_MOTO=1 to run moto unpatched (for side-by-side measurements).
@@ -25,25 +27,43 @@ import moto.server  # noqa: E402
 # The service of each JSON-protocol target prefix the stack uses.
 SERVICES = {"AmazonSQS": "sqs", "DynamoDB_20120810": "dynamodb", "TrentService": "kms"}
 COUNTS = collections.Counter()
+# The same counts per caller: the access key id each request was signed with (the local stack
+# gives each function its own, so what each function called can be checked against its IAM).
+CALLERS = collections.defaultdict(collections.Counter)
 LOCK = threading.Lock()
+
+
+def access_key(environ):
+    """The access key id of a SigV4 `Authorization` header, or `-`."""
+    auth = environ.get("HTTP_AUTHORIZATION", "")
+    marker = "Credential="
+    if marker not in auth:
+        return "-"
+    return auth.split(marker, 1)[1].split("/", 1)[0]
 
 
 def request_log(app):
     """Counts each request by `service:Action` (from X-Amz-Target) before moto handles it."""
 
     def counted(environ, start_response):
-        if environ.get("PATH_INFO") == "/__devstack/requests":
+        if environ.get("PATH_INFO") in ("/__devstack/requests", "/__devstack/callers"):
             with LOCK:
                 if environ.get("REQUEST_METHOD") == "DELETE":
                     COUNTS.clear()
-                body = json.dumps(dict(COUNTS)).encode()
+                    CALLERS.clear()
+                if environ["PATH_INFO"] == "/__devstack/requests":
+                    body = json.dumps(dict(COUNTS)).encode()
+                else:
+                    body = json.dumps({k: dict(v) for k, v in CALLERS.items()}).encode()
             start_response("200 OK", [("Content-Type", "application/json")])
             return [body]
         target = environ.get("HTTP_X_AMZ_TARGET")
         if target and "." in target:
             prefix, action = target.split(".", 1)
+            name = f"{SERVICES.get(prefix, prefix)}:{action}"
             with LOCK:
-                COUNTS[f"{SERVICES.get(prefix, prefix)}:{action}"] += 1
+                COUNTS[name] += 1
+                CALLERS[access_key(environ)][name] += 1
         return app(environ, start_response)
 
     return counted

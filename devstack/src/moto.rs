@@ -15,6 +15,9 @@ pub const REGION: &str = "us-east-1";
 pub const ACCESS_KEY: &str = "testing";
 pub const SECRET_KEY: &str = "testing";
 
+/// Requests per caller's access key id, then per `service:Action`.
+pub type Callers = std::collections::BTreeMap<String, std::collections::BTreeMap<String, u64>>;
+
 pub fn venv() -> PathBuf {
     std::env::var_os("DEVSTACK_VENV")
         .map(PathBuf::from)
@@ -99,6 +102,13 @@ impl Moto {
     /// log in front of moto).
     pub async fn requests(&self) -> Result<std::collections::BTreeMap<String, u64>> {
         let url = format!("{}/__devstack/requests", self.endpoint);
+        Ok(reqwest::get(url).await?.error_for_status()?.json().await?)
+    }
+
+    /// Requests counted per caller (the access key id each was signed with), then by
+    /// `service:Action`.
+    pub async fn callers(&self) -> Result<Callers> {
+        let url = format!("{}/__devstack/callers", self.endpoint);
         Ok(reqwest::get(url).await?.error_for_status()?.json().await?)
     }
 
@@ -278,6 +288,18 @@ impl LocalAws {
     pub async fn reset_requests(&self) -> Result<()> {
         self.moto.reset_requests().await?;
         self.sqs.reset_requests().await
+    }
+
+    /// Both servers' requests per caller, then by `service:Action`.
+    pub async fn callers(&self) -> Result<Callers> {
+        let mut all = self.moto.callers().await?;
+        for (caller, actions) in self.sqs.callers().await? {
+            let mine = all.entry(caller).or_default();
+            for (action, n) in actions {
+                *mine.entry(action).or_default() += n;
+            }
+        }
+        Ok(all)
     }
 
     /// The URL of a queue the template created, looked up by name against moto.

@@ -63,6 +63,26 @@ pub struct Stack {
     http: reqwest::Client,
 }
 
+/// The AWS clients of one function: signed with its own access key id (its template name), so
+/// the local AWS can tell what each function called (`LocalAws::callers`).
+pub fn clients_of(aws: &LocalAws, function: &str) -> AwsClients {
+    let as_function = |sdk: &aws_config::SdkConfig| {
+        let credentials = aws_sdk_sqs::config::Credentials::new(
+            function,
+            devstack::moto::SECRET_KEY,
+            None,
+            None,
+            "devstack",
+        );
+        sdk.to_builder()
+            .credentials_provider(aws_sdk_sqs::config::SharedCredentialsProvider::new(
+                credentials,
+            ))
+            .build()
+    };
+    AwsClients::new(&as_function(&aws.sdk)).with_sqs(&as_function(&aws.sqs_sdk))
+}
+
 /// Secrets exist only as KMS ciphertext, put through the real KMS API.
 async fn put_secrets(
     clients: &AwsClients,
@@ -86,10 +106,11 @@ async fn put_secrets(
 
 /// The webhook function behind a local Function URL.
 async fn serve_webhook(
-    clients: &AwsClients,
+    aws: &LocalAws,
     resources: &AwsResources,
     jobs: &Jobs,
 ) -> Result<ServerHandle> {
+    let clients = &clients_of(aws, "WebhookFunction");
     let config = webhook::Config {
         aws: resources.clone(),
         max_body_bytes: 1_048_576,
@@ -142,8 +163,12 @@ async fn start_consumers(
     options: &Options,
 ) -> Result<Vec<EventSource>> {
     let config = api_config(resources, (salesforce, gainsight));
-    let mapper = Arc::new(mapper::MapperFn::from_aws(&config, clients, jobs.clone()).await?);
-    let pusher = Arc::new(pusher::Pusher::from_aws(&config, clients, jobs.clone()).await?);
+    let mapper_clients = clients_of(aws, "MapperFunction");
+    let mapper = mapper::MapperFn::from_aws(&config, &mapper_clients, jobs.clone()).await?;
+    let mapper = Arc::new(mapper);
+    let pusher_clients = clients_of(aws, "PusherFunction");
+    let pusher = pusher::Pusher::from_aws(&config, &pusher_clients, jobs.clone()).await?;
+    let pusher = Arc::new(pusher);
     let mapper_handler: event_source::Handler = Arc::new(move |event| {
         let mapper = Arc::clone(&mapper);
         Box::pin(async move { Ok(mapper.handle(event).await) })
@@ -217,7 +242,7 @@ where
 /// The functions invoked rather than triggered by a queue (resync, poller), behind the Lambda
 /// Invoke API under their template names.
 async fn serve_invocations(
-    clients: &AwsClients,
+    aws: &LocalAws,
     config: &ApiConfig,
     jobs: &Jobs,
 ) -> Result<ServerHandle> {
@@ -229,8 +254,11 @@ async fn serve_invocations(
         source: source.clone(),
         salesforce: config.salesforce.clone(),
     };
-    let resync = Arc::new(resync::Resync::from_aws(&resync_config, clients, jobs.clone()).await?);
-    let poller = Arc::new(poller::Poller::from_aws(&source, clients, jobs.clone()).await?);
+    let resync_clients = clients_of(aws, RESYNC_FUNCTION);
+    let resync = resync::Resync::from_aws(&resync_config, &resync_clients, jobs.clone()).await?;
+    let resync = Arc::new(resync);
+    let poller_clients = clients_of(aws, POLLER_FUNCTION);
+    let poller = Arc::new(poller::Poller::from_aws(&source, &poller_clients, jobs.clone()).await?);
     let functions = std::collections::HashMap::from([
         (
             RESYNC_FUNCTION.to_string(),
@@ -269,7 +297,7 @@ impl Stack {
         let gainsight = GainsightEmulator::start(GAINSIGHT_ACCESS_KEY).await?;
         put_secrets(&clients, &resources, &salesforce).await?;
         let jobs = Jobs::builtin();
-        let webhook = serve_webhook(&clients, &resources, &jobs).await?;
+        let webhook = serve_webhook(&aws, &resources, &jobs).await?;
         wire_sources(
             &jobs,
             (&gainsight, &salesforce),
@@ -277,7 +305,7 @@ impl Stack {
             options.echo_criteria,
         );
         let lambda = serve_invocations(
-            &clients,
+            &aws,
             &api_config(&resources, (&salesforce, &gainsight)),
             &jobs,
         )

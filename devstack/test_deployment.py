@@ -1,0 +1,202 @@
+#!/usr/bin/env python3
+"""infra/template.yaml translated (aws-sam-translator) and deployed into moto's CloudFormation, then
+checked as an admin would check a real deployment: every function with its role, environment,
+runtime and sizing; the SQS event sources with their batch settings; one schedule per job file;
+the alarms and dashboard; the outputs; and each function's IAM policy against
+infra/permissions.yaml (exactly what the code calls, on specific ARNs). Run by `make test`:
+`.venv/bin/python devstack/test_deployment.py`.
+"""
+import ast
+import contextlib
+import glob
+import io
+import json
+import os
+import sys
+import unittest
+
+os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SQS", "SQS_ENDPOINT"):
+    os.environ.pop(name, None)
+
+import boto3  # noqa: E402
+import yaml  # noqa: E402
+from moto import mock_aws  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+import deploy  # noqa: E402
+
+FUNCTIONS = ["WebhookFunction", "PollerFunction", "MapperFunction", "PusherFunction", "ResyncFunction"]
+# The data-plane actions on the product's own resources; the rest (logs, X-Ray, the SQS event
+# sources' receive/delete) SAM grants the Lambda runtime itself.
+OWN = ("dynamodb:", "kms:", "sqs:SendMessage")
+
+
+def job_names():
+    names = []
+    for path in sorted(glob.glob(os.path.join(REPO, "infra", "jobs", "*.yaml"))):
+        with open(path) as handle:
+            names.append(yaml.safe_load(handle)["name"])
+    return names
+
+
+def policy_document(document):
+    """A role policy as IAM returns it: JSON (URL-decoded by boto3), or, from a role moto's
+    CloudFormation made, the Python text of the dict."""
+    if isinstance(document, dict):
+        return document
+    try:
+        return json.loads(document)
+    except json.JSONDecodeError:
+        return ast.literal_eval(document)
+
+
+def actions_of(statement):
+    action = statement.get("Action", [])
+    return [action] if isinstance(action, str) else list(action)
+
+
+class Deployment(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.mock = mock_aws()
+        cls.mock.start()
+        with contextlib.redirect_stdout(io.StringIO()):
+            cls.deployed = deploy.deploy(REPO, os.path.join(REPO, "infra", "template.yaml"),
+                                         "gs-sf-sync", {})
+        cls.template = cls.deployed["template"]
+        cls.lam = boto3.client("lambda")
+        cls.iam = boto3.client("iam")
+        with open(os.path.join(REPO, "infra", "permissions.yaml")) as handle:
+            cls.permissions = yaml.safe_load(handle)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.mock.stop()
+
+    def physical(self, logical):
+        return self.deployed["resources"][logical]["id"]
+
+    def test_every_function_with_its_runtime_role_environment_and_sizing(self):
+        table = self.deployed["outputs"]["StateTableName"]
+        for logical in FUNCTIONS:
+            config = self.lam.get_function(FunctionName=self.physical(logical))["Configuration"]
+            self.assertEqual(config["Runtime"], "provided.al2023", logical)
+            # moto's CloudFormation does not pass the architecture, tracing or logging format on
+            # (it reports x86_64 and PassThrough): those are read from the translated template.
+            props = self.template["Resources"][logical]["Properties"]
+            self.assertEqual(props["Architectures"], ["arm64"], logical)
+            self.assertEqual(props["TracingConfig"], {"Mode": "Active"}, logical)
+            self.assertEqual(config["Handler"], "bootstrap", logical)
+            self.assertTrue(config["Role"].endswith(self.physical(logical + "Role")), logical)
+            env = config["Environment"]["Variables"]
+            self.assertEqual(env["TABLE_NAME"], table, logical)
+            for name in ("KMS_KEY_ID", "CHANGES_QUEUE_URL", "WRITES_QUEUE_URL", "RUN_TTL_DAYS",
+                         "SALESFORCE_LOGIN_URL", "GAINSIGHT_BASE_URL", "RUST_LOG"):
+                self.assertIn(name, env, logical)
+            self.assertEqual(props["LoggingConfig"], {"LogFormat": "JSON"}, logical)
+            self.assertGreaterEqual(config["MemorySize"], 128, logical)
+        timeouts = {f: self.lam.get_function(FunctionName=self.physical(f))["Configuration"]["Timeout"]
+                    for f in FUNCTIONS}
+        self.assertEqual(timeouts, {"WebhookFunction": 10, "PollerFunction": 300, "MapperFunction": 30,
+                                    "PusherFunction": 120, "ResyncFunction": 300})
+
+    def test_queues_have_dlqs_and_outlast_their_consumers(self):
+        sqs = boto3.client("sqs")
+        consumers = {"ChangesQueue": "MapperFunction", "WritesQueue": "PusherFunction"}
+        for queue, consumer in consumers.items():
+            url = sqs.get_queue_url(QueueName=self.deployed["queues"][queue])["QueueUrl"]
+            attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+            timeout = self.lam.get_function(FunctionName=self.physical(consumer))["Configuration"]["Timeout"]
+            self.assertGreaterEqual(int(attrs["VisibilityTimeout"]), 6 * timeout, queue)
+            self.assertIn("deadLetterTargetArn", json.loads(attrs["RedrivePolicy"]), queue)
+
+    def test_event_sources_report_batch_item_failures_with_their_batch_settings(self):
+        sources = {s["function"]: s for s in self.deployed["event_sources"]}
+        self.assertEqual(set(sources), {"MapperFunction", "PusherFunction"})
+        mapper, pusher = sources["MapperFunction"], sources["PusherFunction"]
+        self.assertEqual((mapper["batch_size"], mapper["batching_window_seconds"],
+                          mapper["maximum_concurrency"]), (100, 0, 10))
+        self.assertEqual((pusher["batch_size"], pusher["batching_window_seconds"],
+                          pusher["maximum_concurrency"]), (1000, 1, 5))
+        self.assertTrue(mapper["report_batch_item_failures"] and pusher["report_batch_item_failures"])
+        self.assertEqual(mapper["queue"], self.deployed["queues"]["ChangesQueue"])
+        self.assertEqual(pusher["queue"], self.deployed["queues"]["WritesQueue"])
+
+    def test_one_schedule_per_job_file(self):
+        events = boto3.client("events")
+        poller_arn = self.lam.get_function(
+            FunctionName=self.physical("PollerFunction"))["Configuration"]["FunctionArn"]
+        scheduled = []
+        for rule in events.list_rules()["Rules"]:
+            for target in events.list_targets_by_rule(Rule=rule["Name"])["Targets"]:
+                self.assertEqual(target["Arn"], poller_arn)
+                self.assertTrue(rule["ScheduleExpression"].startswith(("rate(", "cron(")))
+                scheduled.append(json.loads(target["Input"])["job"])
+        self.assertEqual(sorted(scheduled), job_names())
+        # A poll EventBridge cannot deliver, or that fails after Lambda's retries, is kept.
+        resources = self.template["Resources"]
+        rules = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::Events::Rule"]
+        for rule in rules:
+            dlq = rule["Targets"][0]["DeadLetterConfig"]["Arn"]
+            self.assertEqual(dlq, {"Fn::GetAtt": ["PollerDeadLetterQueue", "Arn"]})
+        invoke = [r["Properties"] for r in resources.values()
+                  if r["Type"] == "AWS::Lambda::EventInvokeConfig"]
+        self.assertEqual(invoke[0]["DestinationConfig"]["OnFailure"]["Destination"],
+                         {"Fn::GetAtt": ["PollerDeadLetterQueue", "Arn"]})
+
+    def test_alarms_and_dashboard(self):
+        resources = self.template["Resources"]
+        alarms = {name: r["Properties"] for name, r in resources.items()
+                  if r["Type"] == "AWS::CloudWatch::Alarm"}
+        by_metric = {}
+        for props in alarms.values():
+            self.assertEqual(props["AlarmActions"], [{"Ref": "AlarmTopic"}])
+            dims = {d["Name"]: json.dumps(d["Value"]) for d in props["Dimensions"]}
+            by_metric.setdefault(props["MetricName"], []).extend(dims.values())
+        for logical in FUNCTIONS:
+            for metric in ("Errors", "Throttles"):
+                self.assertIn(json.dumps({"Ref": logical}), by_metric[metric], (logical, metric))
+        dlqs = " ".join(by_metric["ApproximateNumberOfMessagesVisible"])
+        self.assertIn("ChangesDeadLetterQueue", dlqs)
+        self.assertIn("WritesDeadLetterQueue", dlqs)
+        self.assertIn("PollerDeadLetterQueue", dlqs)
+        ages = " ".join(by_metric["ApproximateAgeOfOldestMessage"])
+        self.assertIn("\"ChangesQueue\"", ages)
+        self.assertIn("\"WritesQueue\"", ages)
+        dashboards = boto3.client("cloudwatch").list_dashboards()["DashboardEntries"]
+        self.assertEqual(len(dashboards), 1)
+
+    def test_outputs(self):
+        deployed = set(self.deployed["outputs"])
+        for name in ("StateTableName", "SecretsKeyId", "SecretsKeyAlias", "ChangesQueueUrl",
+                     "WritesQueueUrl", "ResyncFunctionName", "PollerFunctionName", "AlarmTopicArn",
+                     "DashboardUrl"):
+            self.assertIn(name, deployed)
+        # The Function URL is left out of the local deployment; its output is in the template.
+        self.assertIn("WebhookUrl", self.template["Outputs"])
+
+    def test_each_role_grants_exactly_what_permissions_yaml_lists_on_specific_resources(self):
+        for logical in FUNCTIONS:
+            role = self.physical(logical + "Role")
+            granted = set()
+            for policy in self.iam.list_role_policies(RoleName=role)["PolicyNames"]:
+                document = self.iam.get_role_policy(RoleName=role, PolicyName=policy)["PolicyDocument"]
+                document = policy_document(document)
+                for statement in document["Statement"]:
+                    own = [a for a in actions_of(statement) if a.startswith(OWN)]
+                    granted.update(own)
+                    resources = statement["Resource"]
+                    resources = [resources] if isinstance(resources, str) else resources
+                    if own:
+                        self.assertNotIn("*", resources, (logical, statement))
+            self.assertEqual(granted, set(self.permissions[logical]), logical)
+            self.assertNotIn("kms:Encrypt", granted, logical)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)

@@ -1,0 +1,120 @@
+//! What each function called on the local stack stays within what `infra/permissions.yaml` lists
+//! for it (the list the template's IAM policies are checked against by
+//! `devstack/test_deployment.py`): a code change that needs a new permission fails here before a
+//! deployment fails in AWS. Each function signs its requests with its own access key id, and the
+//! local AWS counts requests per caller.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use anyhow::Result;
+use serde_json::json;
+use sync_tests::{Options, Stack, POLLER_FUNCTION, RESYNC_FUNCTION};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+/// The IAM actions `infra/permissions.yaml` lists per function.
+fn declared() -> Result<BTreeMap<String, BTreeSet<String>>> {
+    let path = devstack::repo_root().join("infra").join("permissions.yaml");
+    let text = std::fs::read_to_string(path)?;
+    let listed: BTreeMap<String, BTreeMap<String, String>> = serde_yaml_ng::from_str(&text)?;
+    Ok(listed
+        .into_iter()
+        .map(|(function, actions)| (function, actions.into_keys().collect()))
+        .collect())
+}
+
+/// The IAM actions that authorise an API call (a transaction's items are authorised as their
+/// own puts and updates; a batch send as SendMessage).
+fn iam_actions(call: &str) -> Vec<&str> {
+    match call {
+        "dynamodb:TransactWriteItems" => vec!["dynamodb:PutItem", "dynamodb:UpdateItem"],
+        "sqs:SendMessageBatch" => vec!["sqs:SendMessage"],
+        other => vec![other],
+    }
+}
+
+async fn invoke(stack: &Stack, function: &str, event: serde_json::Value) -> Result<()> {
+    let url = format!(
+        "{}/2015-03-31/functions/{function}/invocations",
+        stack.lambda_url()
+    );
+    let resp = reqwest::Client::new().post(url).json(&event).send().await?;
+    anyhow::ensure!(
+        resp.headers().get("x-amz-function-error").is_none(),
+        "{function} failed: {}",
+        resp.text().await?
+    );
+    Ok(())
+}
+
+/// Every function at work: a refusal, a lookup, a fix, a Salesforce-born record, a resync and a
+/// poll.
+async fn exercise(stack: &Stack) -> Result<()> {
+    let company = stack
+        .create_companies(vec![
+            json!({"Name": "Perm Co", "Arr": 1, "Industry": "Nope"}),
+        ])
+        .await?
+        .remove(0);
+    stack
+        .gainsight_insert(
+            "Person",
+            vec![json!({"FirstName": "P", "LastName": "Erm", "Email": "p@perm.test", "CompanyId": company})],
+        )
+        .await?;
+    stack
+        .eventually(WAIT, "the refusal recorded", || async {
+            Ok(stack.ledger(&company).await?.filter(|l| l.error))
+        })
+        .await?;
+    stack
+        .gainsight_update(
+            "Company",
+            vec![json!({"Gsid": company, "Industry": "Banking"})],
+        )
+        .await?;
+    stack
+        .eventually(WAIT, "the Account", || async {
+            Ok(stack.accounts_for(&company).pop())
+        })
+        .await?;
+    let record = json!({"Name": "Born In SF"}).as_object().cloned();
+    stack
+        .salesforce
+        .seed("Account", vec![record.unwrap_or_default()]);
+    stack.drained(WAIT).await?;
+    let errors = json!({"job": "person_contact", "status": "error"});
+    invoke(stack, RESYNC_FUNCTION, errors).await?;
+    invoke(stack, POLLER_FUNCTION, json!({"job": "company_account"})).await?;
+    stack.drained(WAIT).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_function_calls_only_what_its_iam_policy_grants() -> Result<()> {
+    let stack = Stack::start(Options::default()).await?;
+    stack.aws.reset_requests().await?;
+    exercise(&stack).await?;
+    let callers = stack.aws.callers().await?;
+    let declared = declared()?;
+    for (function, allowed) in &declared {
+        let called = callers
+            .get(function)
+            .unwrap_or_else(|| panic!("{function} made no AWS request: {callers:?}"));
+        for call in called.keys() {
+            let needs = iam_actions(call);
+            assert!(
+                needs.iter().any(|a| allowed.contains(*a)),
+                "{function} called {call}, which infra/permissions.yaml (and so its IAM policy) does not grant: add {needs:?} there and in infra/template.yaml"
+            );
+        }
+    }
+    // Nobody but the functions (and the harness) signs requests.
+    let unknown: Vec<&String> = callers
+        .keys()
+        .filter(|c| !declared.contains_key(*c) && c.as_str() != devstack::moto::ACCESS_KEY)
+        .collect();
+    assert!(unknown.is_empty(), "unexpected callers: {unknown:?}");
+    stack.stop().await;
+    Ok(())
+}
