@@ -12,6 +12,7 @@ STATE    := .devstack
 .PHONY: demo test build lint up down venv bench clean validate-jobs resync package deploy logs
 
 DEPLOY_STAMP := $(VENV)/.deploy-installed
+export SAM_CLI_TELEMETRY := 0
 FUNCTIONS    := webhook poller mapper pusher resync
 # cargo-lambda's target: arm64 (Graviton) as the template declares; ARCH=x86_64 for a machine
 # without the aarch64 standard library (then set Architectures to x86_64 in the template too).
