@@ -64,11 +64,7 @@ async fn flows(stack: &Stack) -> Result<()> {
         stack.lambda_url()
     );
     let event = json!({"job": "company_account", "status": "error"});
-    reqwest::Client::new()
-        .post(url)
-        .json(&event)
-        .send()
-        .await?;
+    reqwest::Client::new().post(url).json(&event).send().await?;
     stack.drained(WAIT).await
 }
 

@@ -99,6 +99,10 @@ Examples:
         file: PathBuf,
         #[arg(long)]
         job: String,
+        /// Only link; do not resync the linked records (by default they are resynced from
+        /// Gainsight at once, so each Salesforce record learns its GSID).
+        #[arg(long)]
+        no_resync: bool,
     },
     /// Re-reads records where they live and syncs them again (echo suppression does not skip
     /// them). Large selections continue page by page until done.

@@ -148,7 +148,7 @@ fn read_file(path: &Path) -> anyhow::Result<String> {
     Ok(text)
 }
 
-pub async fn import(env: &Env, path: &Path, job_name: &str) -> anyhow::Result<()> {
+pub async fn import(env: &Env, path: &Path, job_name: &str, resync: bool) -> anyhow::Result<()> {
     let job = env.job(job_name)?;
     let text = read_file(path)?;
     let links = check(&text, job).map_err(|problems| {
@@ -184,6 +184,29 @@ pub async fn import(env: &Env, path: &Path, job_name: &str) -> anyhow::Result<()
         links.len(),
         job.name,
         job.salesforce.object
+    )?;
+    if resync {
+        teach_gsids(env, job, &links).await?;
+    }
+    Ok(())
+}
+
+/// Resyncs the linked records from Gainsight now, so each Salesforce record is updated by its Id
+/// and learns its GSID: a change made in Salesforce before the next Gainsight edit then finds its
+/// pair by GSID instead of looking like a new record.
+async fn teach_gsids(env: &Env, job: &Job, links: &[Link]) -> anyhow::Result<()> {
+    let request = resync::ResyncRequest {
+        job: Some(job.name.clone()),
+        ids: Some(links.iter().map(|l| l.gainsight_id.clone()).collect()),
+        ..Default::default()
+    };
+    let reports = crate::invoke::resync_all(env, request).await?;
+    let queued: usize = reports.iter().map(|r| r.queued).sum();
+    let runs: Vec<String> = reports.iter().map(|r| r.run.to_string()).collect();
+    say!(
+        "resync: {queued} linked records queued so each Salesforce {} learns its GSID (run {})",
+        job.salesforce.object,
+        runs.join(", ")
     )?;
     Ok(())
 }

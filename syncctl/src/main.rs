@@ -60,7 +60,11 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Status(args) => ledger::status(&env, args, format).await?,
         Command::Show { id, job } => ledger::show(&env, id, job.as_deref(), format).await?,
         Command::Export { job } => ledger::export(&env, job.as_deref(), format).await?,
-        Command::Import { file, job } => import::import(&env, file, job).await?,
+        Command::Import {
+            file,
+            job,
+            no_resync,
+        } => import::import(&env, file, job, !no_resync).await?,
         Command::Runs(args) => runs::runs(&env, args, format).await?,
         Command::Logs { run } => runs::logs(&env, run).await?,
         Command::Resync(args) => invoke::resync(&env, args, format).await?,

@@ -320,6 +320,14 @@ async fn an_import_links_existing_records_and_a_bad_row_imports_nothing() -> Res
         "{}",
         stdout(&imported)
     );
+    // The import resyncs the link at once: the existing Account learns its GSID, updated by Id.
+    stack
+        .eventually(WAIT, "the Account learnt its GSID", || async {
+            Ok(stack
+                .salesforce_where("Account", "Gainsight_Company_Id__c", &gsid)
+                .pop())
+        })
+        .await?;
     // A user edits the Company: the existing Account is updated by its Id, none is created.
     stack
         .gainsight_update(
