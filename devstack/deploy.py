@@ -135,8 +135,22 @@ def move_queues(queues, endpoint):
         attrs = here.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
         made.append((name, url, {k: v for k, v in attrs.items() if k in QUEUE_ATTRIBUTES}))
     for name, url, attrs in sorted(made, key=lambda m: "RedrivePolicy" in m[2]):
-        there.create_queue(QueueName=name, Attributes=attrs)
+        create_queue(there, name, attrs)
         here.delete_queue(QueueUrl=url)
+
+
+def create_queue(sqs, name, attrs):
+    """Creates a queue; a redrive policy naming a dead-letter queue created just before is, once
+    in a while under load, refused by moto as unknown: try again shortly."""
+    for attempt in range(20):
+        try:
+            sqs.create_queue(QueueName=name, Attributes=attrs)
+            sqs.get_queue_url(QueueName=name)
+            return
+        except sqs.exceptions.QueueDoesNotExist:
+            if attempt == 19:
+                raise
+            time.sleep(0.1)
 
 
 def main():
