@@ -231,8 +231,25 @@ async fn gainsight_contract() -> anyhow::Result<()> {
         .await?
         .json()
         .await?;
-    assert_eq!(q["data"]["records"].as_array().map(Vec::len), Some(1));
-    assert_eq!(q["data"]["records"][0]["Name"], "Acme");
+    // A Company query answers its rows as `data` itself.
+    assert_eq!(q["data"].as_array().map(Vec::len), Some(1), "{q}");
+    assert_eq!(q["data"][0]["Name"], "Acme");
+    // Nothing matched: Gainsight's "no entity" error, HTTP 400.
+    let none = http
+        .post(format!("{}/v1/data/objects/query/Company", gs.url()))
+        .header("Accesskey", "key")
+        .json(&json!({
+            "select": ["Gsid"],
+            "where": {"conditions": [{"name": "Name", "alias": "A", "value": ["Nobody"], "operator": "EQ"}]}
+        }))
+        .send()
+        .await?;
+    assert_eq!(none.status(), 400);
+    let none: Value = none.json().await?;
+    assert_eq!(
+        (none["result"].clone(), none["errorCode"].clone()),
+        (json!(false), json!("GSOBJ_1011"))
+    );
     Ok(())
 }
 

@@ -247,6 +247,22 @@ async fn gainsight_writes_in_fifties_and_queries_with_paging() -> Result<()> {
         )
         .await?;
     assert_eq!(one[0]["Arr"], json!(999));
+    // A query that matches nothing: Gainsight answers GSOBJ_1011, which is zero rows.
+    let none = client
+        .query(
+            "Company",
+            &GsQuery {
+                select: vec!["Gsid".into()],
+                conditions: vec![GsCondition::new(
+                    "Name",
+                    GsOperator::Eq,
+                    vec![json!("No Such Company")],
+                )],
+                ..Default::default()
+            },
+        )
+        .await?;
+    assert!(none.is_empty());
 
     // Gainsight refuses a whole call for one invalid record; the client then sends each record
     // alone so only the invalid one fails (1 refused call + 2 single ones).

@@ -177,8 +177,25 @@ pub(super) async fn query(
         .take(limit)
         .map(|r| project(&body.select, r))
         .collect();
-    envelope_ok(json!({ "records": page }))
+    if page.is_empty() {
+        // Gainsight answers a query that matched nothing (or a page past the end) as an error.
+        return envelope_error(
+            StatusCode::BAD_REQUEST,
+            "GSOBJ_1011",
+            "No entity matches the given criteria",
+        );
+    }
+    // Company, Person and custom objects answer the rows as `data` itself; Timeline (and the
+    // objects Gainsight documents that way) as `data.records`.
+    if RECORDS_ENVELOPE.contains(&object.as_str()) {
+        envelope_ok(json!({ "records": page }))
+    } else {
+        envelope_ok(Value::Array(page))
+    }
 }
+
+/// Objects whose query answers `{"records": [...]}` rather than a list.
+const RECORDS_ENVELOPE: [&str; 1] = ["activity_timeline"];
 
 /// Whether `r` satisfies the where clause: each condition evaluated, then the expression over
 /// their aliases (AND of all when there is none).

@@ -165,6 +165,56 @@ impl GainsightClient {
     }
 }
 
+/// The error code Gainsight answers a query that matched nothing with ("No entity matches the
+/// given criteria", HTTP 400).
+pub const NO_MATCH: &str = "GSOBJ_1011";
+
+/// The rows of a query's `data`: a list of rows (Company and custom objects on some pages) or
+/// `{"records": [...]}` (others, and Timeline). Any other shape is an error that names it, never
+/// zero rows.
+pub fn query_rows(object: &str, data: Value) -> Result<Vec<Fields>, ApiError> {
+    let shape = |v: &Value| match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object without `records`",
+    };
+    let rows = match data {
+        Value::Array(rows) => rows,
+        Value::Object(mut fields) => match fields.remove("records") {
+            Some(Value::Array(rows)) => rows,
+            other => {
+                let found = other
+                    .as_ref()
+                    .map(shape)
+                    .unwrap_or("an object without `records`");
+                return Err(unexpected(object, found));
+            }
+        },
+        other => return Err(unexpected(object, shape(&other))),
+    };
+    rows.into_iter()
+        .map(|row| match row {
+            Value::Object(fields) => Ok(fields),
+            other => Err(unexpected(
+                object,
+                &format!("a row that is {}", shape(&other)),
+            )),
+        })
+        .collect()
+}
+
+fn unexpected(object: &str, found: &str) -> ApiError {
+    ApiError::Protocol {
+        system: SYSTEM,
+        message: format!(
+            "query of {object}: `data` is neither a list of rows nor {{\"records\": [...]}} but {found}"
+        ),
+    }
+}
+
 /// Gainsight's object describe: `data[0].fields[]`.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -275,18 +325,14 @@ impl GainsightApi for GainsightClient {
                 body["orderBy"] = Value::Object(order_by.clone());
             }
             let path = format!("/v1/data/objects/query/{object}");
-            let data =
-                with_retries(|| self.call(reqwest::Method::POST, &path, Some(&body))).await?;
-            let page: Vec<Fields> = data
-                .get("records")
-                .cloned()
-                .map(serde_json::from_value)
-                .transpose()
-                .map_err(|e| ApiError::Protocol {
-                    system: SYSTEM,
-                    message: format!("query records: {e}"),
-                })?
-                .unwrap_or_default();
+            let answer =
+                with_retries(|| self.call(reqwest::Method::POST, &path, Some(&body))).await;
+            let page = match answer {
+                Ok(data) => query_rows(object, data)?,
+                // Gainsight reports a query that matched nothing as an error; it is zero rows.
+                Err(ApiError::Rejected { code, .. }) if code == NO_MATCH => Vec::new(),
+                Err(e) => return Err(e),
+            };
             let n = page.len();
             records.extend(page);
             if n < page_size || (query.limit != 0 && records.len() >= query.limit) {
@@ -321,5 +367,35 @@ impl GainsightApi for GainsightClient {
             records,
         )
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_rows_come_as_a_list_or_as_records() {
+        let list = query_rows("Company", json!([{"Gsid": "G1"}, {"Gsid": "G2"}])).unwrap();
+        assert_eq!(list.len(), 2);
+        let records = query_rows("Person", json!({"records": [{"Gsid": "P1"}]})).unwrap();
+        assert_eq!(records[0]["Gsid"], json!("P1"));
+        assert!(query_rows("Company", json!([])).unwrap().is_empty());
+    }
+
+    #[test]
+    fn an_unknown_shape_is_an_error_naming_it_never_zero_rows() {
+        for (data, found) in [
+            (json!({"rows": []}), "an object without `records`"),
+            (json!(null), "null"),
+            (json!({"records": {"a": 1}}), "an object without `records`"),
+            (json!([1]), "a row that is a number"),
+        ] {
+            let err = query_rows("Company", data).unwrap_err().to_string();
+            assert!(
+                err.contains("query of Company") && err.contains(found),
+                "{err}"
+            );
+        }
     }
 }
