@@ -153,6 +153,33 @@ def create_queue(sqs, name, attrs):
             time.sleep(0.1)
 
 
+def schedules(template, params):
+    """The EventBridge schedules of the template: which function each invokes, at what rate or
+    cron expression (parameters resolved as deployed) and with what input, for the local stack
+    to fire them."""
+    def resolve(value):
+        if isinstance(value, dict) and "Ref" in value:
+            name = value["Ref"]
+            return params.get(name, template.get("Parameters", {}).get(name, {}).get("Default"))
+        return value
+
+    found = []
+    for name, resource in template["Resources"].items():
+        props = resource.get("Properties", {})
+        if resource["Type"] != "AWS::Events::Rule" or "ScheduleExpression" not in props:
+            continue
+        for target in props.get("Targets", []):
+            arn = target.get("Arn", {})
+            function = arn.get("Fn::GetAtt", [None])[0] if isinstance(arn, dict) else None
+            found.append({
+                "rule": name,
+                "function": function,
+                "expression": resolve(props["ScheduleExpression"]),
+                "input": target.get("Input", "{}"),
+            })
+    return found
+
+
 def main():
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     template_path = sys.argv[1] if len(sys.argv) > 1 else os.path.join(repo, "infra", "template.yaml")
@@ -231,6 +258,7 @@ def deploy(repo, template_path, stack, params):
 
     outputs = {o["OutputKey"]: o["OutputValue"] for o in status.get("Outputs", [])}
     return {
+        "schedules": schedules(full_template, params),
         "stack": stack,
         "outputs": outputs,
         "resources": resources,

@@ -10,6 +10,7 @@ pub mod lambda_api;
 pub mod moto;
 pub mod runtime_api;
 pub mod salesforce;
+pub mod scheduler;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

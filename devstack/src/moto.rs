@@ -196,6 +196,9 @@ pub struct Deployment {
     /// Queue names by logical id.
     pub queues: HashMap<String, String>,
     pub event_sources: Vec<EventSourceSpec>,
+    /// The EventBridge schedules, for the local stack to fire.
+    #[serde(default)]
+    pub schedules: Vec<crate::scheduler::ScheduleSpec>,
     /// Resources moto cannot create, left out of the local deployment.
     pub skipped: Vec<String>,
 }

@@ -37,6 +37,9 @@ pub struct Options {
     /// as the README has admins set them up: our writes do not come back as echoes. Off, every
     /// write echoes back and the mapper's per-field hashes must recognise it.
     pub echo_criteria: bool,
+    /// Fire the template's EventBridge schedules (the poller's, one per job) this many times
+    /// faster than their rates; `None`: not at all (a test polls when it wants to).
+    pub schedule_speedup: Option<u32>,
 }
 
 impl Default for Options {
@@ -45,6 +48,7 @@ impl Default for Options {
             consumers: true,
             retry_after: Duration::from_secs(1),
             echo_criteria: true,
+            schedule_speedup: None,
         }
     }
 }
@@ -60,6 +64,7 @@ pub struct Stack {
     webhook: ServerHandle,
     lambda: ServerHandle,
     consumers: Vec<EventSource>,
+    _schedules: Option<devstack::scheduler::Scheduler>,
     http: reqwest::Client,
 }
 
@@ -310,6 +315,9 @@ impl Stack {
             &jobs,
         )
         .await?;
+        let schedules = options.schedule_speedup.map(|speedup| {
+            devstack::scheduler::Scheduler::start(&aws.deployment.schedules, &lambda.url(), speedup)
+        });
         let consumers = if options.consumers {
             let apis = (&salesforce, &gainsight);
             start_consumers(&aws, &clients, &resources, &jobs, apis, &options).await?
@@ -328,6 +336,7 @@ impl Stack {
             webhook,
             lambda,
             consumers,
+            _schedules: schedules,
             http: reqwest::Client::new(),
         })
     }

@@ -43,7 +43,16 @@ fn env_file(stack: &Stack) -> String {
 }
 
 async fn up() -> Result<()> {
-    let stack = Stack::start(Options::default()).await?;
+    // The poller's schedules fire this many times faster than their rates (10 minutes: 10 s).
+    let speedup: u32 = std::env::var("SCHEDULE_SPEEDUP")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(60);
+    let options = Options {
+        schedule_speedup: (speedup > 0).then_some(speedup),
+        ..Options::default()
+    };
+    let stack = Stack::start(options).await?;
     let env_path = std::path::Path::new(".devstack").join("env");
     std::fs::create_dir_all(".devstack")?;
     std::fs::write(&env_path, env_file(&stack))?;
@@ -64,6 +73,26 @@ async fn up() -> Result<()> {
         "  Lambda Invoke API:  {} (ResyncFunction, PollerFunction; syncctl resync / make resync)",
         stack.lambda_url()
     );
+    for s in &stack.aws.deployment.schedules {
+        let every = s
+            .expression
+            .as_deref()
+            .and_then(devstack::scheduler::rate_period)
+            .map(|p| format!("every {} s", (p / speedup.max(1)).as_secs()))
+            .unwrap_or_else(|| "not fired locally".into());
+        let fired = if speedup > 0 {
+            every
+        } else {
+            "off (SCHEDULE_SPEEDUP=0)".into()
+        };
+        println!(
+            "  schedule {}: {} {} -> {}",
+            s.rule,
+            s.expression.as_deref().unwrap_or("-"),
+            s.input,
+            fired
+        );
+    }
     println!(
         "  webhook (Function URL): {}/gainsight   secret: {WEBHOOK_SECRET}",
         stack.webhook_url()
