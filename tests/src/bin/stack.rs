@@ -60,6 +60,20 @@ async fn up() -> Result<()> {
         "local stack is up (Ctrl-C to stop); `. {}` exports what the functions and syncctl read",
         env_path.display()
     );
+    print_endpoints(&stack, speedup);
+    // `make down` sends SIGTERM: stop cleanly so moto, a child process, goes with us.
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r?,
+        _ = term.recv() => {}
+    }
+    println!("local stack stopping");
+    stack.stop().await;
+    Ok(())
+}
+
+/// Where everything listens, the schedules, and a first thing to try.
+fn print_endpoints(stack: &Stack, speedup: u32) {
     println!("  AWS_ENDPOINT_URL={}", stack.aws.moto.endpoint);
     println!("  AWS_ENDPOINT_URL_SQS={}", stack.aws.sqs.endpoint);
     println!("  AWS_REGION={}", devstack::moto::REGION);
@@ -73,26 +87,7 @@ async fn up() -> Result<()> {
         "  Lambda Invoke API:  {} (ResyncFunction, PollerFunction; syncctl resync / make resync)",
         stack.lambda_url()
     );
-    for s in &stack.aws.deployment.schedules {
-        let every = s
-            .expression
-            .as_deref()
-            .and_then(devstack::scheduler::rate_period)
-            .map(|p| format!("every {} s", (p / speedup.max(1)).as_secs()))
-            .unwrap_or_else(|| "not fired locally".into());
-        let fired = if speedup > 0 {
-            every
-        } else {
-            "off (SCHEDULE_SPEEDUP=0)".into()
-        };
-        println!(
-            "  schedule {}: {} {} -> {}",
-            s.rule,
-            s.expression.as_deref().unwrap_or("-"),
-            s.input,
-            fired
-        );
-    }
+    print_schedules(stack, speedup);
     println!(
         "  webhook (Function URL): {}/gainsight   secret: {WEBHOOK_SECRET}",
         stack.webhook_url()
@@ -117,15 +112,30 @@ async fn up() -> Result<()> {
         "       curl -s {}/__emulator/records/Account",
         stack.salesforce.url()
     );
-    // `make down` sends SIGTERM: stop cleanly so moto, a child process, goes with us.
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tokio::select! {
-        r = tokio::signal::ctrl_c() => r?,
-        _ = term.recv() => {}
+}
+
+/// Each schedule of the template, and how often the stack fires it.
+fn print_schedules(stack: &Stack, speedup: u32) {
+    for s in &stack.aws.deployment.schedules {
+        let every = s
+            .expression
+            .as_deref()
+            .and_then(devstack::scheduler::rate_period)
+            .map(|p| format!("every {} s", (p / speedup.max(1)).as_secs()))
+            .unwrap_or_else(|| "not fired locally".into());
+        let fired = if speedup > 0 {
+            every
+        } else {
+            "off (SCHEDULE_SPEEDUP=0)".into()
+        };
+        println!(
+            "  schedule {}: {} {} -> {}",
+            s.rule,
+            s.expression.as_deref().unwrap_or("-"),
+            s.input,
+            fired
+        );
     }
-    println!("local stack stopping");
-    stack.stop().await;
-    Ok(())
 }
 
 async fn demo() -> Result<()> {
