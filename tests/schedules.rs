@@ -54,3 +54,62 @@ async fn the_schedule_fires_the_poller_and_a_quiet_change_syncs() -> Result<()> 
     stack.stop().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn records_sharing_a_timestamp_across_a_page_boundary_all_sync_once() -> Result<()> {
+    let stack = Stack::start(Options::default()).await?;
+    // One insert call: the three Companies share one ModifiedDate.
+    let ids = stack
+        .gainsight_insert_quietly(
+            "Company",
+            vec![
+                json!({"Name": "Same Time A", "Arr": 1}),
+                json!({"Name": "Same Time B", "Arr": 2}),
+                json!({"Name": "Same Time C", "Arr": 3}),
+            ],
+        )
+        .await?;
+    let stamps: Vec<_> = ids
+        .iter()
+        .filter_map(|id| stack.gainsight_record("Company", id))
+        .map(|r| r["ModifiedDate"].clone())
+        .collect();
+    assert!(stamps.windows(2).all(|w| w[0] == w[1]), "{stamps:?}");
+    // Two records a page: the boundary falls between records with the same timestamp.
+    let poller = stack.poller(2).await?;
+    let request = poller::PollRequest {
+        job: "company_account".into(),
+        since_ms: None,
+    };
+    let calls = stack.gainsight.stats().api_calls;
+    let first = poller.handle(request.clone()).await?;
+    assert_eq!(first.queued, 3);
+    assert_eq!(
+        stack.gainsight.stats().api_calls - calls,
+        2,
+        "a full page of 2, then the rest"
+    );
+    for id in &ids {
+        stack
+            .eventually(WAIT, "each Account", || async {
+                Ok(stack.accounts_for(id).pop())
+            })
+            .await?;
+    }
+    // Each Company then learnt its Account's Id (a writeback by the integration user): a new
+    // version the next poll reads, which changes nothing downstream. After that the window,
+    // which overlaps the last one, re-reads all three and queues none again.
+    stack.drained(WAIT).await?;
+    let writebacks = poller.handle(request.clone()).await?;
+    assert_eq!(writebacks.queued, 3, "the writeback versions");
+    stack.drained(WAIT).await?;
+    let again = poller.handle(request).await?;
+    assert_eq!(
+        again.queued, 0,
+        "nothing new: the overlap queues nothing twice"
+    );
+    stack.drained(WAIT).await?;
+    assert_eq!(stack.salesforce.records("Account").len(), 3, "no duplicate");
+    stack.stop().await;
+    Ok(())
+}

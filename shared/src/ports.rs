@@ -360,11 +360,14 @@ impl GsCondition {
     }
 }
 
-/// A Gainsight query: conditions joined by AND, a projection, ordering, and paging.
+/// A Gainsight query: conditions joined by AND (and, when `any_of` has groups, at least one group
+/// of conditions that all hold), a projection, ordering, and paging.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct GsQuery {
     pub select: Vec<String>,
     pub conditions: Vec<GsCondition>,
+    /// Alternatives: the record must also satisfy every condition of one of these groups.
+    pub any_of: Vec<Vec<GsCondition>>,
     /// (field, ascending).
     pub order_by: Vec<(String, bool)>,
     pub limit: usize,

@@ -165,6 +165,7 @@ fn gs_query(request: &LookupRequest, tuples: &[Vec<String>]) -> GsQuery {
                 GsCondition::new(field.clone(), GsOperator::In, values.collect())
             })
             .collect(),
+        any_of: Vec::new(),
         order_by: vec![],
         limit: 0,
     }

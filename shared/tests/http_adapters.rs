@@ -233,6 +233,7 @@ async fn gainsight_writes_in_fifties_and_queries_with_paging() -> Result<()> {
         conditions: vec![GsCondition::new("Arr", GsOperator::Gte, vec![json!(5000)])],
         order_by: vec![("Name".into(), true)],
         limit: 0,
+        any_of: Vec::new(),
     };
     let rows = client.query("Company", &q).await?;
     assert_eq!(rows.len(), 70, "Arr 5000..11900");

@@ -341,6 +341,20 @@ impl Stack {
         })
     }
 
+    /// A poller on this stack (its own credentials, as in the stack) reading `page` records per
+    /// query, for tests that cross page boundaries.
+    pub async fn poller(&self, page: usize) -> Result<poller::Poller> {
+        let config = shared::config::SourceConfig {
+            aws: self.resources.clone(),
+            gainsight: GainsightSettings {
+                base_url: self.gainsight.url(),
+            },
+        };
+        let clients = clients_of(&self.aws, POLLER_FUNCTION);
+        let poller = poller::Poller::from_aws(&config, &clients, self.jobs.clone()).await?;
+        Ok(poller.with_page_size(page))
+    }
+
     /// The Lambda Invoke API serving the resync and poller functions.
     pub fn lambda_url(&self) -> String {
         self.lambda.url()

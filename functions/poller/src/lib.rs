@@ -66,7 +66,12 @@ pub struct Poller {
     dedup: Arc<dyn DedupStore>,
     cursors: Arc<dyn CursorStore>,
     runs: Arc<dyn RunStore>,
+    /// Records read per query.
+    page: usize,
 }
+
+/// Records a poll reads per query (Gainsight answers at most 5,000 a call).
+pub const PAGE: usize = 2_000;
 
 impl Poller {
     /// A poller over `ports`, keeping its dedup claims, cursors and runs in `store`.
@@ -79,7 +84,15 @@ impl Poller {
             dedup: store.clone(),
             cursors: store.clone(),
             runs: store,
+            page: PAGE,
         }
+    }
+
+    /// Reads `page` records per query instead of `PAGE` (tests use small pages to cross page
+    /// boundaries).
+    pub fn with_page_size(mut self, page: usize) -> Self {
+        self.page = page.max(1);
+        self
     }
 
     pub async fn from_aws(
@@ -117,7 +130,9 @@ impl Poller {
         polled
     }
 
-    /// Reads the window, queues what is new (logged in the run), then moves the cursor.
+    /// Reads the window a page at a time in (modified, id) order, each page after the last record
+    /// of the one before (so a record edited meanwhile moves ahead and is read later, never
+    /// skipped), queues what is new and only then moves the cursor past it.
     async fn poll(
         &self,
         job: &Job,
@@ -131,61 +146,105 @@ impl Poller {
             (None, Some(c)) => c.timestamp_ms - OVERLAP_MS,
             (None, None) => now_ms - OVERLAP_MS,
         };
-        let records = self
-            .ports
-            .gainsight
-            .query(&job.gainsight.object, &window_query(job, from))
-            .await?;
-        let (deliveries, newest) = versions(job, records, cursor, now_ms);
-        let dedup = self.dedup.as_ref();
-        let result = enqueue(dedup, self.ports.changes.as_ref(), &deliveries, now_ms).await;
-        // A failure is the run's error, recorded by the caller.
-        if result.is_ok() {
-            record_run(runs, Some(&job.name), &deliveries, &result);
+        // Strictly after (from - 1 ms, any id): every record modified at `from` or later.
+        let mut after = Cursor {
+            timestamp_ms: from - 1,
+            last_id: String::new(),
+        };
+        let (mut queued, mut newest) = (0, cursor);
+        loop {
+            let query = page_query(job, &after, self.page);
+            let records = self
+                .ports
+                .gainsight
+                .query(&job.gainsight.object, &query)
+                .await?;
+            let read = records.len();
+            let (deliveries, last) = versions(job, records, now_ms);
+            queued += self.queue(job, &deliveries, now_ms, runs).await?;
+            let Some(last) = last else { break };
+            if newest.as_ref().is_none_or(|n| before(n, &last)) {
+                self.cursors.put_cursor(&job.name, STREAM, &last).await?;
+                newest = Some(last.clone());
+            }
+            if read < self.page || !before(&after, &last) {
+                break;
+            }
+            after = last;
         }
-        let enqueued = result?;
-        if let Some(c) = &newest {
-            self.cursors.put_cursor(&job.name, STREAM, c).await?;
-        }
-        tracing::info!(job = %job.name, queued = enqueued.queued, from_ms = from, "poll done");
+        tracing::info!(job = %job.name, queued, from_ms = from, "poll done");
         Ok(PollReport {
             job: job.name.clone(),
-            queued: enqueued.queued,
+            queued,
             from_ms: from,
             cursor_ms: newest.map(|c| c.timestamp_ms),
         })
     }
+
+    /// Queues one page's record versions not queued before; logs them in the run.
+    async fn queue(
+        &self,
+        job: &Job,
+        deliveries: &[Delivery],
+        now_ms: i64,
+        runs: &mut Runs,
+    ) -> Result<usize, PollError> {
+        let dedup = self.dedup.as_ref();
+        let result = enqueue(dedup, self.ports.changes.as_ref(), deliveries, now_ms).await;
+        // A failure is the run's error, recorded by the caller.
+        if result.is_ok() {
+            record_run(runs, Some(&job.name), deliveries, &result);
+        }
+        Ok(result?.queued)
+    }
 }
 
-/// The job's records modified since `from`, in (modified, id) order, with every field it reads.
-fn window_query(job: &Job, from: i64) -> GsQuery {
+/// Whether cursor `a` comes before `b` in (modified, id) order.
+fn before(a: &Cursor, b: &Cursor) -> bool {
+    (a.timestamp_ms, &a.last_id) < (b.timestamp_ms, &b.last_id)
+}
+
+/// The next `page` records after `after` in (modified, id) order:
+/// `modified > t OR (modified = t AND id > last)`.
+fn page_query(job: &Job, after: &Cursor, page: usize) -> GsQuery {
+    let id = &job.gainsight.id_field;
+    let t = json!(after.timestamp_ms);
+    GsQuery {
+        any_of: vec![
+            vec![GsCondition::new(
+                MODIFIED_FIELD,
+                GsOperator::Gt,
+                vec![t.clone()],
+            )],
+            vec![
+                GsCondition::new(MODIFIED_FIELD, GsOperator::Eq, vec![t]),
+                GsCondition::new(id, GsOperator::Gt, vec![json!(after.last_id)]),
+            ],
+        ],
+        limit: page,
+        ..base_query(job)
+    }
+}
+
+/// The job's records in (modified, id) order, with every field it reads.
+fn base_query(job: &Job) -> GsQuery {
     let mut select: Vec<String> = vec![MODIFIED_FIELD.into()];
     select.extend(job.fields_read_from(System::Gainsight));
     select.sort();
     select.dedup();
     GsQuery {
         select,
-        conditions: vec![GsCondition::new(
-            MODIFIED_FIELD,
-            GsOperator::Gte,
-            vec![json!(from)],
-        )],
         order_by: vec![
             (MODIFIED_FIELD.into(), true),
             (job.gainsight.id_field.clone(), true),
         ],
-        limit: 0,
+        ..GsQuery::default()
     }
 }
 
-/// One delivery per record version read, and the cursor past the newest of them.
-fn versions(
-    job: &Job,
-    records: Vec<Fields>,
-    cursor: Option<Cursor>,
-    now_ms: i64,
-) -> (Vec<Delivery>, Option<Cursor>) {
-    let mut newest = cursor;
+/// One delivery per record version read, and the (modified, id) of the last of them.
+fn versions(job: &Job, records: Vec<Fields>, now_ms: i64) -> (Vec<Delivery>, Option<Cursor>) {
+    let mut last: Option<Cursor> = None;
     let mut deliveries = Vec::with_capacity(records.len());
     for fields in records {
         let id = fields.get(&job.gainsight.id_field).and_then(Value::as_str);
@@ -193,14 +252,12 @@ fn versions(
         let (Some(id), Some(modified)) = (id.map(str::to_string), modified) else {
             continue;
         };
-        if newest
-            .as_ref()
-            .is_none_or(|n| (n.timestamp_ms, &n.last_id) < (modified, &id))
-        {
-            newest = Some(Cursor {
-                timestamp_ms: modified,
-                last_id: id.clone(),
-            });
+        let here = Cursor {
+            timestamp_ms: modified,
+            last_id: id.clone(),
+        };
+        if last.as_ref().is_none_or(|l| before(l, &here)) {
+            last = Some(here);
         }
         let record = SourceRecord {
             source: System::Gainsight,
@@ -211,12 +268,46 @@ fn versions(
         let change = ChangeEvent::polled(record, &job.name, modified, now_ms);
         deliveries.push(Delivery::single(change));
     }
-    (deliveries, newest)
+    (deliveries, last)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_page_starts_strictly_after_the_last_record_of_the_one_before() {
+        let jobs = Jobs::builtin();
+        let job = jobs.named("company_account").unwrap();
+        let after = Cursor {
+            timestamp_ms: 7,
+            last_id: "G2".into(),
+        };
+        let q = page_query(job, &after, 50);
+        assert!(q.conditions.is_empty());
+        let ops: Vec<Vec<(&str, &str, Value)>> = q
+            .any_of
+            .iter()
+            .map(|g| {
+                g.iter()
+                    .map(|c| (c.field.as_str(), c.operator.as_str(), c.values[0].clone()))
+                    .collect()
+            })
+            .collect();
+        assert_eq!(
+            ops,
+            vec![
+                vec![("ModifiedDate", "GT", json!(7))],
+                vec![
+                    ("ModifiedDate", "EQ", json!(7)),
+                    ("Gsid", "GT", json!("G2"))
+                ],
+            ]
+        );
+        assert_eq!(q.limit, 50);
+        assert_eq!(q.order_by[0].0, "ModifiedDate");
+        assert_eq!(q.order_by[1].0, "Gsid");
+    }
     use shared::fakes::{MemoryGainsight, MemoryQueue, MemoryStore};
     use std::sync::Arc;
 
@@ -265,9 +356,9 @@ mod tests {
         assert_eq!(queue.bodies().len(), 2);
         let (_, q) = gs.queries.lock().unwrap()[1].clone();
         assert_eq!(
-            q.conditions[0].values[0],
-            json!(2_000 - OVERLAP_MS),
-            "second window starts before the cursor"
+            q.any_of[0][0].values[0],
+            json!(2_000 - OVERLAP_MS - 1),
+            "second window starts before the cursor: modified > start - 1 ms"
         );
     }
 

@@ -182,6 +182,7 @@ impl Resync {
                 (job.gainsight.id_field.clone(), true),
             ],
             limit,
+            any_of: Vec::new(),
         };
         let rows = self
             .ports
@@ -248,6 +249,7 @@ impl Resync {
                 )],
                 order_by: vec![],
                 limit: 0,
+                any_of: Vec::new(),
             };
             let rows = self
                 .ports

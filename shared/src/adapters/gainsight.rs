@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use super::http::{client, status_error, transport, with_retries};
 use crate::config::GainsightSettings;
 use crate::domain::{FieldKind, FieldSchema, Fields, ObjectSchema, System};
-use crate::ports::{ApiError, GainsightApi, GsQuery, RecordResult};
+use crate::ports::{ApiError, GainsightApi, GsCondition, GsQuery, RecordResult};
 use crate::secret::Secret;
 
 const SYSTEM: &str = "Gainsight";
@@ -165,6 +165,30 @@ impl GainsightClient {
     }
 }
 
+/// The `where` of a query: every condition with an alias (`C0`, `C1`, ...), and the expression
+/// over them: the plain conditions ANDed, then the `any_of` groups ORed, each group ANDed.
+fn where_clause(query: &GsQuery) -> (Vec<Value>, String) {
+    let mut conditions = Vec::new();
+    let mut alias = |c: &GsCondition| {
+        let name = format!("C{}", conditions.len());
+        conditions.push(json!({"name": c.field, "alias": name, "value": c.values, "operator": c.operator.as_str()}));
+        name
+    };
+    let mut parts: Vec<String> = query.conditions.iter().map(&mut alias).collect();
+    let groups: Vec<String> = query
+        .any_of
+        .iter()
+        .map(|group| {
+            let all: Vec<String> = group.iter().map(&mut alias).collect();
+            format!("({})", all.join(" AND "))
+        })
+        .collect();
+    if !groups.is_empty() {
+        parts.push(format!("({})", groups.join(" OR ")));
+    }
+    (conditions, parts.join(" AND "))
+}
+
 /// The error code Gainsight answers a query that matched nothing with ("No entity matches the
 /// given criteria", HTTP 400).
 pub const NO_MATCH: &str = "GSOBJ_1011";
@@ -292,15 +316,7 @@ impl GainsightApi for GainsightClient {
     }
 
     async fn query(&self, object: &str, query: &GsQuery) -> Result<Vec<Fields>, ApiError> {
-        let aliases: Vec<String> = (0..query.conditions.len())
-            .map(|i| format!("C{i}"))
-            .collect();
-        let conditions: Vec<Value> = query
-            .conditions
-            .iter()
-            .zip(&aliases)
-            .map(|(c, alias)| json!({"name": c.field, "alias": alias, "value": c.values, "operator": c.operator.as_str()}))
-            .collect();
+        let (conditions, expression) = where_clause(query);
         let page_size = if query.limit == 0 {
             READ_LIMIT
         } else {
@@ -318,8 +334,7 @@ impl GainsightApi for GainsightClient {
         loop {
             let mut body = json!({ "select": query.select, "limit": page_size, "offset": offset });
             if !conditions.is_empty() {
-                body["where"] =
-                    json!({ "conditions": conditions, "expression": aliases.join(" AND ") });
+                body["where"] = json!({ "conditions": conditions, "expression": expression });
             }
             if !order_by.is_empty() {
                 body["orderBy"] = Value::Object(order_by.clone());
@@ -373,6 +388,39 @@ impl GainsightApi for GainsightClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn alternatives_become_an_or_of_ands_after_the_plain_conditions() {
+        use crate::ports::GsOperator;
+        let query = GsQuery {
+            conditions: vec![GsCondition::new(
+                "Status",
+                GsOperator::Eq,
+                vec![json!("Active")],
+            )],
+            any_of: vec![
+                vec![GsCondition::new(
+                    "ModifiedDate",
+                    GsOperator::Gt,
+                    vec![json!(5)],
+                )],
+                vec![
+                    GsCondition::new("ModifiedDate", GsOperator::Eq, vec![json!(5)]),
+                    GsCondition::new("Gsid", GsOperator::Gt, vec![json!("G2")]),
+                ],
+            ],
+            ..GsQuery::default()
+        };
+        let (conditions, expression) = where_clause(&query);
+        assert_eq!(expression, "C0 AND ((C1) OR (C2 AND C3))");
+        assert_eq!(conditions[3]["name"], json!("Gsid"));
+        assert_eq!(conditions[3]["operator"], json!("GT"));
+        let plain = GsQuery {
+            conditions: query.conditions.clone(),
+            ..GsQuery::default()
+        };
+        assert_eq!(where_clause(&plain).1, "C0");
+    }
 
     #[test]
     fn query_rows_come_as_a_list_or_as_records() {
