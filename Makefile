@@ -9,7 +9,7 @@ STAMP    := $(VENV)/.installed
 CARGO    ?= cargo
 STATE    := .devstack
 
-.PHONY: demo test build lint up down venv bench clean validate-jobs resync package deploy logs
+.PHONY: demo test build lint up down venv bench clean validate-jobs resync backfill package deploy logs
 
 DEPLOY_STAMP := $(VENV)/.deploy-installed
 export SAM_CLI_TELEMETRY := 0
@@ -54,6 +54,13 @@ lint: $(STAMP)
 $(DEPLOY_STAMP): infra/requirements-deploy.txt $(STAMP)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r infra/requirements-deploy.txt
 	touch $(DEPLOY_STAMP)
+
+## backfill: replay a job from a past time through the poller of the stack `make up` started:
+## make backfill JOB=company_account SINCE=2026-11-01T00:00:00Z (records seen before are not queued twice)
+backfill:
+	@[ -f $(STATE)/env ] || { echo "no $(STATE)/env: start the local stack with make up"; exit 2; }
+	@[ -n "$(JOB)" ] && [ -n "$(SINCE)" ] || { echo "say what to replay: make backfill JOB=company_account SINCE=<RFC 3339 time>"; exit 2; }
+	. $(STATE)/env && $(CARGO) run --quiet -p syncctl -- poll --job $(JOB) --since $(SINCE)
 
 ## package: release builds of every function with cargo-lambda (ARCH=arm64 by default), zipped
 ## where the template's CodeUri points (target/lambda/<function>/bootstrap.zip); prints each size
