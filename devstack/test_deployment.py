@@ -99,11 +99,13 @@ class Deployment(unittest.TestCase):
                          "SALESFORCE_LOGIN_URL", "GAINSIGHT_BASE_URL", "RUST_LOG"):
                 self.assertIn(name, env, logical)
             self.assertEqual(props["LoggingConfig"], {"LogFormat": "JSON"}, logical)
-            self.assertGreaterEqual(config["MemorySize"], 128, logical)
-        timeouts = {f: self.lam.get_function(FunctionName=self.physical(f))["Configuration"]["Timeout"]
-                    for f in FUNCTIONS}
-        self.assertEqual(timeouts, {"WebhookFunction": 10, "PollerFunction": 300, "MapperFunction": 30,
-                                    "PusherFunction": 120, "ResyncFunction": 300})
+        sizing = {}
+        for f in FUNCTIONS:
+            config = self.lam.get_function(FunctionName=self.physical(f))["Configuration"]
+            sizing[f] = (config["MemorySize"], config["Timeout"])
+        self.assertEqual(sizing, {"WebhookFunction": (128, 10), "PollerFunction": (256, 300),
+                                  "MapperFunction": (256, 30), "PusherFunction": (256, 120),
+                                  "ResyncFunction": (256, 300)})
 
     def test_queues_have_dlqs_and_outlast_their_consumers(self):
         sqs = boto3.client("sqs")

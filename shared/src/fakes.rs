@@ -174,18 +174,19 @@ impl LedgerStore for MemoryStore {
         ))
     }
 
-    async fn by_salesforce_id(
+    async fn key_of_salesforce_id(
         &self,
         job: &str,
         salesforce_id: &str,
-    ) -> Result<Option<LedgerRecord>, StoreError> {
+    ) -> Result<Option<LedgerKey>, StoreError> {
         self.check()?;
         Ok(self
             .records_where(
                 |r| r.job == job && r.salesforce_id.as_deref() == Some(salesforce_id),
                 1,
             )
-            .pop())
+            .pop()
+            .map(|r| r.key))
     }
 }
 

@@ -153,12 +153,24 @@ pub trait LedgerStore: Send + Sync {
         start: Option<&LedgerKey>,
         limit: usize,
     ) -> Result<Vec<LedgerRecord>, StoreError>;
+    /// The key of the ledger record of `job` whose Salesforce id is `salesforce_id` (an index
+    /// read, without the record).
+    async fn key_of_salesforce_id(
+        &self,
+        job: &str,
+        salesforce_id: &str,
+    ) -> Result<Option<LedgerKey>, StoreError>;
     /// The ledger record of `job` whose Salesforce id is `salesforce_id`.
     async fn by_salesforce_id(
         &self,
         job: &str,
         salesforce_id: &str,
-    ) -> Result<Option<LedgerRecord>, StoreError>;
+    ) -> Result<Option<LedgerRecord>, StoreError> {
+        match self.key_of_salesforce_id(job, salesforce_id).await? {
+            Some(key) => self.ledger(job, &key).await,
+            None => Ok(None),
+        }
+    }
 }
 
 /// One ledger update of a batch.

@@ -163,6 +163,23 @@ async fn dynamo_state_store_round_trips_ledger_dedup_and_cursors() -> Result<()>
     assert_eq!(g1.salesforce_id.as_deref(), Some("001000000000001AAA"));
     assert_eq!(g1.last_error.as_deref(), Some("UNABLE_TO_LOCK_ROW"));
     assert_eq!((g1.last_sync_at_ms, g1.version), (Some(10), 3));
+    // The Salesforce index finds a pair by its Salesforce Id: the key alone, or the record.
+    let sfid = "001000000000001AAA";
+    assert_eq!(
+        store.key_of_salesforce_id("job", sfid).await?,
+        Some(k("G1"))
+    );
+    let by_sf = store
+        .by_salesforce_id("job", sfid)
+        .await?
+        .expect("G1 by Id");
+    assert_eq!(by_sf.key, k("G1"));
+    assert_eq!(
+        store
+            .key_of_salesforce_id("job", "001000000000404AAA")
+            .await?,
+        None
+    );
     let g2 = store.ledger("job", &k("G2")).await?.expect("G2 recorded");
     assert_eq!((g2.ignored_count, g2.synced, g2.error), (2, false, false));
 

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use shared::config::required;
 
 use crate::cli::{Format, ResyncArgs};
-use crate::env::Env;
+use crate::env::{usage, Env};
 use crate::out::{print, Rows};
 
 /// The request the arguments describe.
@@ -92,7 +92,11 @@ pub async fn resync(env: &Env, args: &ResyncArgs, format: Format) -> anyhow::Res
     if let Some(job) = &args.job {
         env.job(job)?;
     }
-    let reports = resync_all(env, request(args)).await?;
+    let request = request(args);
+    // The function's own check, run here first: a bad request is a usage error (exit 2) that
+    // costs no invocation.
+    request.selection().map_err(|e| usage(e.to_string()))?;
+    let reports = resync_all(env, request).await?;
     let mut rows = Rows::new(&["run", "job", "queued", "not found"]);
     for r in &reports {
         rows.push(vec![
@@ -110,16 +114,6 @@ pub async fn resync(env: &Env, args: &ResyncArgs, format: Format) -> anyhow::Res
     Ok(())
 }
 
-/// What the poller answers.
-#[derive(Debug, Deserialize, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PollReport {
-    pub job: String,
-    pub queued: usize,
-    pub from_ms: i64,
-    pub cursor_ms: Option<i64>,
-}
-
 /// Invokes the poller as its schedule does, or from `since` (a backfill).
 pub async fn poll(env: &Env, job: &str, since: Option<&str>, format: Format) -> anyhow::Result<()> {
     env.job(job)?;
@@ -129,8 +123,11 @@ pub async fn poll(env: &Env, job: &str, since: Option<&str>, format: Format) -> 
     };
     let function = required("POLLER_FUNCTION")?;
     let client = aws_sdk_lambda::Client::new(&env.sdk);
-    let request = serde_json::json!({"job": job, "sinceMs": since_ms});
-    let report: PollReport = invoke_once(&client, &function, &request).await?;
+    let request = poller::PollRequest {
+        job: job.to_string(),
+        since_ms,
+    };
+    let report: poller::PollReport = invoke_once(&client, &function, &request).await?;
     let mut rows = Rows::new(&["job", "queued", "from", "cursor"]);
     rows.push(vec![
         report.job.clone(),

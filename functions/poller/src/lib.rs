@@ -17,7 +17,7 @@ use shared::ports::{
 };
 
 /// Field Gainsight stamps on every modification (epoch ms in the data API).
-pub const MODIFIED_FIELD: &str = "ModifiedDate";
+pub use shared::domain::change::GAINSIGHT_MODIFIED as MODIFIED_FIELD;
 /// Re-read this much before the cursor: late commits with older timestamps are not missed.
 pub const OVERLAP_MS: i64 = 5 * 60 * 1000;
 /// The cursor stream of Gainsight reads.
@@ -37,7 +37,7 @@ pub struct PollRequest {
 }
 
 /// What one poll did.
-#[derive(Clone, Debug, Serialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct PollReport {
     pub job: String,

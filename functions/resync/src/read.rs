@@ -53,8 +53,8 @@ impl Resync {
                 gainsight.insert(id.clone());
                 continue;
             }
-            match self.ledger.by_salesforce_id(&job.name, id).await? {
-                Some(r) => match r.key {
+            match self.ledger.key_of_salesforce_id(&job.name, id).await? {
+                Some(key) => match key {
                     LedgerKey::Gainsight(gsid) => gainsight.insert(gsid),
                     LedgerKey::SalesforceOnly(sfid) => salesforce.insert(sfid),
                 },

@@ -1,6 +1,7 @@
 //! Runs ("execution activities"): what one invocation of a function did for one job, with a
 //! per-record log, so an operator can answer "what happened to this batch?" without reading logs.
 
+use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::hash::{Hash, Hasher};
@@ -311,6 +312,17 @@ impl Run {
     }
 }
 
+/// The id of the run of `job` in the invocation `seed` names.
+fn run_id(seed: &str, started_ms: i64, function: RunFunction, job: Option<&str>) -> RunId {
+    let mut h = fnv::FnvHasher::default();
+    (seed, job).hash(&mut h);
+    RunId {
+        started_ms,
+        function,
+        nonce: format!("{:06x}", h.finish() & 0xff_ffff),
+    }
+}
+
 /// The runs of one invocation, one per job, collected as the handler works and written once at
 /// its end.
 #[derive(Debug)]
@@ -338,31 +350,32 @@ impl Runs {
     /// The id of this invocation's run for `job` (stable: asked twice, the same id; a resumed
     /// run keeps its own).
     pub fn id_for(&self, job: Option<&str>) -> RunId {
-        if let Some(run) = self.by_job.get(&job.map(str::to_string)) {
-            return run.id.clone();
-        }
-        let mut h = fnv::FnvHasher::default();
-        (self.seed.as_str(), job).hash(&mut h);
-        RunId {
-            started_ms: self.started_ms,
-            function: self.function,
-            nonce: format!("{:06x}", h.finish() & 0xff_ffff),
+        match self.by_job.get(&job.map(str::to_string)) {
+            Some(run) => run.id.clone(),
+            None => run_id(&self.seed, self.started_ms, self.function, job),
         }
     }
 
+    /// `job`'s run, started on first use (its id is worked out only then).
     fn run(&mut self, job: Option<&str>) -> &mut Run {
-        let id = self.id_for(job);
-        let event = self.event.clone();
-        self.by_job
-            .entry(job.map(str::to_string))
-            .or_insert_with(|| Run::new(id, job.map(str::to_string), &event))
+        match self.by_job.entry(job.map(str::to_string)) {
+            Entry::Occupied(run) => run.into_mut(),
+            Entry::Vacant(slot) => {
+                let id = run_id(&self.seed, self.started_ms, self.function, job);
+                let key = slot.key().clone();
+                slot.insert(Run::new(id, key, &self.event))
+            }
+        }
     }
 
-    /// Names the objects `job`'s run reads and writes.
+    /// Names the objects `job`'s run reads and writes (once: handlers call it per record, and a
+    /// run's objects do not change within it).
     pub fn objects(&mut self, job: Option<&str>, source: &str, destination: Option<&str>) {
         let run = self.run(job);
-        run.source_object = Some(source.to_string());
-        run.destination_object = destination.map(str::to_string);
+        if run.source_object.is_none() {
+            run.source_object = Some(source.to_string());
+            run.destination_object = destination.map(str::to_string);
+        }
     }
 
     pub fn line(&mut self, job: Option<&str>, line: RunLine) {

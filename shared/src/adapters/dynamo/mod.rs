@@ -630,11 +630,11 @@ impl LedgerStore for DynamoStateStore {
             .await
     }
 
-    async fn by_salesforce_id(
+    async fn key_of_salesforce_id(
         &self,
         job: &str,
         salesforce_id: &str,
-    ) -> Result<Option<LedgerRecord>, StoreError> {
+    ) -> Result<Option<LedgerKey>, StoreError> {
         let out = self
             .client
             .query()
@@ -648,13 +648,13 @@ impl LedgerStore for DynamoStateStore {
         let Some(item) = out.items().first() else {
             return Ok(None);
         };
-        let key = get_s(item, "sk")
+        get_s(item, "sk")
             .and_then(|k| k.parse::<LedgerKey>().ok())
+            .map(Some)
             .ok_or_else(|| StoreError::Corrupt {
                 key: format!("{job}#{salesforce_id}"),
                 message: "salesforce-index entry without a ledger key".into(),
-            })?;
-        self.ledger(job, &key).await
+            })
     }
 }
 
