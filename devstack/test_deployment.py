@@ -44,6 +44,15 @@ def job_names():
     return names
 
 
+def job_schedules():
+    schedules = {}
+    for path in sorted(glob.glob(os.path.join(REPO, "infra", "jobs", "*.yaml"))):
+        with open(path) as handle:
+            job = yaml.safe_load(handle)
+        schedules[job["name"]] = job["schedule"]
+    return schedules
+
+
 def policy_document(document):
     """A role policy as IAM returns it: JSON (URL-decoded by boto3), or, from a role moto's
     CloudFormation made, the Python text of the dict."""
@@ -140,6 +149,11 @@ class Deployment(unittest.TestCase):
                 self.assertTrue(rule["ScheduleExpression"].startswith(("rate(", "cron(")))
                 scheduled.append(json.loads(target["Input"])["job"])
         self.assertEqual(sorted(scheduled), job_names())
+        # Each job file names its rate; the template's parameter defaults to it.
+        params = self.template["Parameters"]
+        for name, schedule in job_schedules().items():
+            param = "".join(w.capitalize() for w in name.split("_")) + "PollRate"
+            self.assertEqual(params[param]["Default"], schedule, name)
         # A poll EventBridge cannot deliver, or that fails after Lambda's retries, is kept.
         resources = self.template["Resources"]
         rules = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::Events::Rule"]

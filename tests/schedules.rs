@@ -27,7 +27,7 @@ async fn the_schedule_fires_the_poller_and_a_quiet_change_syncs() -> Result<()> 
         .iter()
         .map(|s| s.input.clone())
         .collect();
-    assert_eq!(jobs.len(), 3, "one schedule per job: {jobs:?}");
+    assert_eq!(jobs.len(), 5, "one schedule per job: {jobs:?}");
     let gsid = stack
         .gainsight_insert_quietly("Company", vec![json!({"Name": "Scheduled Co", "Arr": 4})])
         .await?

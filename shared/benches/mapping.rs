@@ -42,6 +42,7 @@ fn changes() -> Vec<ChangeEvent> {
                 changed_fields: None,
                 origin: ChangeOrigin::Webhook,
                 received_at_ms: 1_700_000_000_000,
+                participants: None,
             }
         })
         .collect()

@@ -50,6 +50,7 @@ pub mod config;
 pub mod domain;
 pub mod enqueue;
 pub mod lambda;
+pub mod participants;
 pub mod ports;
 pub mod resolve;
 pub mod secret;

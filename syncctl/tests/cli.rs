@@ -58,7 +58,7 @@ fn shipped_jobs_pass_and_an_invalid_file_is_refused_offline() {
     );
     assert_eq!(
         out.lines().filter(|l| l.starts_with("ok: ")).count(),
-        3,
+        5,
         "{out}"
     );
 

@@ -360,6 +360,19 @@ impl Stack {
         self.lambda.url()
     }
 
+    /// Invokes the resync function through the local Lambda API, as an operator would; its report.
+    pub async fn invoke_resync(&self, payload: Value) -> Result<Value> {
+        let url = format!(
+            "{}/2015-03-31/functions/{RESYNC_FUNCTION}/invocations",
+            self.lambda_url()
+        );
+        let resp = self.http.post(url).json(&payload).send().await?;
+        let status = resp.status();
+        let body: Value = resp.json().await?;
+        anyhow::ensure!(status.is_success(), "resync answered {status}: {body}");
+        Ok(body)
+    }
+
     /// What `syncctl` reads to reach this stack: the AWS endpoints (Lambda included), the
     /// table, queues and key, and the function names.
     pub fn syncctl_env(&self) -> Vec<(&'static str, String)> {

@@ -13,6 +13,8 @@ pub enum GsType {
     Date,
     Datetime,
     Email,
+    /// Structured values (attendee and attachment lists of an activity).
+    Json,
 }
 
 #[derive(Clone, Debug)]
@@ -102,5 +104,42 @@ pub(super) fn objects() -> Vec<(&'static str, Vec<GsField>)> {
         field("CompanyId", GsType::Gsid),
         field("SfdcCaseId", GsType::String),
     ]);
-    vec![("Company", company), ("Person", person), ("Case", case)]
+    vec![
+        ("Company", company),
+        ("Person", person),
+        ("Case", case),
+        ("activity_timeline", activity(system())),
+    ]
+}
+
+/// Timeline activities: what happened, when, with whom, on which company, and the Salesforce
+/// Task or Event it became.
+fn activity(mut fields: Vec<GsField>) -> Vec<GsField> {
+    fields.extend([
+        GsField {
+            required: true,
+            ..field("Subject", GsType::String)
+        },
+        GsField {
+            required: true,
+            ..field("TypeName", GsType::String)
+        },
+        field("ContextName", GsType::String),
+        field("Notes", GsType::String),
+        field("NotesPlainText", GsType::String),
+        GsField {
+            required: true,
+            ..field("ActivityDate", GsType::Datetime)
+        },
+        field("DurationInMins", GsType::Number),
+        field("GsCompanyId", GsType::Gsid),
+        field("GsRelationshipId", GsType::Gsid),
+        field("AuthorId", GsType::Gsid),
+        field("InternalAttendees", GsType::Json),
+        field("ExternalAttendees", GsType::Json),
+        field("Attachments", GsType::Json),
+        field("SfTaskId", GsType::String),
+        field("SfEventId", GsType::String),
+    ]);
+    fields
 }

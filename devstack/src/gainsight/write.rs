@@ -19,6 +19,7 @@ pub(super) fn validate(fields: &[GsField], record: &Record, creating: bool) -> R
             (GsType::Number | GsType::Currency, Value::Number(_)) => true,
             (GsType::Boolean, Value::Bool(_)) => true,
             (GsType::Date | GsType::Datetime, Value::Number(n)) => n.is_i64(),
+            (GsType::Json, Value::Array(_) | Value::Object(_)) => true,
             _ => false,
         };
         if !ok {

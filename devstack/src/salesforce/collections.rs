@@ -371,6 +371,15 @@ pub(super) fn update_one(
     Ok((index, false))
 }
 
+/// Fields an Event needs beyond the ones the describe marks required.
+fn event_rule(object: &str, record: &Record) -> Vec<&'static str> {
+    if object == "Event" {
+        super::schema::event_missing(record)
+    } else {
+        Vec::new()
+    }
+}
+
 /// Field-level checks of one record: known, writable, typed, required on create, not nulled when
 /// required. Returns the fields to store (without `attributes`).
 pub(super) fn check_fields(
@@ -404,6 +413,7 @@ pub(super) fn check_fields(
             .iter()
             .filter(|f| f.required_on_create() && record.get(f.name).is_none_or(Value::is_null))
             .map(|f| f.name)
+            .chain(event_rule(object, record))
             .collect();
         if !missing.is_empty() {
             return Err(save_error(

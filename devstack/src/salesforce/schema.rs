@@ -211,5 +211,88 @@ pub(super) fn standard_objects() -> Vec<(&'static str, &'static str, Vec<FieldDe
         ("Account", "001", account),
         ("Contact", "003", contact),
         ("Case", "500", case),
+        ("Task", "00T", task()),
+        ("Event", "00U", event()),
     ]
+}
+
+/// Fields Tasks and Events share: what, who, subject, type and the sync's external id.
+fn activity_fields() -> Vec<FieldDef> {
+    let mut fields = system_fields();
+    fields.extend([
+        FieldDef::new("Subject", T::String).len(255),
+        FieldDef::new("Description", T::Textarea).len(32_000),
+        FieldDef::new("Type", T::Picklist)
+            .len(40)
+            .picklist(&["Call", "Email", "Meeting", "Other"], false),
+        FieldDef::new("ActivityDate", T::Date),
+        FieldDef::new("WhoId", T::Reference)
+            .len(18)
+            .refers(&["Contact", "Lead"]),
+        FieldDef::new("WhatId", T::Reference)
+            .len(18)
+            .refers(&["Account", "Case"]),
+        FieldDef::new("Gainsight_Activity_Id__c", T::String)
+            .len(40)
+            .external(),
+    ]);
+    fields
+}
+
+fn task() -> Vec<FieldDef> {
+    let mut task = activity_fields();
+    task.extend([
+        FieldDef::new("Status", T::Picklist)
+            .len(40)
+            .required()
+            .defaulted()
+            .picklist(
+                &[
+                    "Not Started",
+                    "In Progress",
+                    "Completed",
+                    "Waiting on someone else",
+                    "Deferred",
+                ],
+                true,
+            ),
+        FieldDef::new("Priority", T::Picklist)
+            .len(40)
+            .required()
+            .defaulted()
+            .picklist(&["High", "Normal", "Low"], true),
+    ]);
+    task
+}
+
+fn event() -> Vec<FieldDef> {
+    let mut event = activity_fields();
+    event.extend([
+        FieldDef::new("ActivityDateTime", T::Datetime),
+        FieldDef::new("DurationInMinutes", T::Int),
+        FieldDef::new("EndDateTime", T::Datetime),
+        FieldDef::new("IsAllDayEvent", T::Boolean).defaulted(),
+    ]);
+    event
+}
+
+/// An Event that is not all-day needs a start and, with it, a duration or an end (Salesforce
+/// names `DurationInMinutes` when both are missing). The names of the missing fields, if any.
+pub(super) fn event_missing(record: &Record) -> Vec<&'static str> {
+    let set = |f: &str| record.get(f).is_some_and(|v| !v.is_null());
+    if record.get("IsAllDayEvent").and_then(Value::as_bool) == Some(true) {
+        return if set("ActivityDate") {
+            vec![]
+        } else {
+            vec!["ActivityDate"]
+        };
+    }
+    let mut missing = Vec::new();
+    if !set("ActivityDateTime") {
+        missing.push("ActivityDateTime");
+    }
+    if !set("DurationInMinutes") && !set("EndDateTime") {
+        missing.push("DurationInMinutes");
+    }
+    missing
 }

@@ -143,7 +143,7 @@ impl MapperFn {
     async fn read_ledgers(&self, changes: &[(String, ChangeEvent)]) -> LedgerBatch {
         let mut wanted: HashMap<String, Vec<LedgerKey>> = HashMap::new();
         for (_, change) in changes {
-            for job in self.jobs.for_source(change.source, &change.object) {
+            for job in self.jobs.for_change(change) {
                 if let Some(key) = Mapper::new(job, Some(&self.schemas)).ledger_key(change) {
                     wanted.entry(job.name.clone()).or_default().push(key);
                 }
@@ -155,11 +155,9 @@ impl MapperFn {
     /// Derived lookups: one query per derived mapping for the whole batch.
     async fn run_lookups(&self, changes: &[(String, ChangeEvent)]) -> Lookups {
         let requests = Lookups::requests(
-            changes.iter().flat_map(|(_, c)| {
-                self.jobs
-                    .for_source(c.source, &c.object)
-                    .map(move |j| (j, c))
-            }),
+            changes
+                .iter()
+                .flat_map(|(_, c)| self.jobs.for_change(c).into_iter().map(move |j| (j, c))),
             Some(&self.schemas),
         );
         run_lookups(&requests, self.salesforce.as_ref(), self.gainsight.as_ref()).await
@@ -178,7 +176,7 @@ impl MapperFn {
         let mut mapped = Mapped::default();
         let mut result = Ok(());
         let mut matched = false;
-        for job in self.jobs.for_source(change.source, &change.object) {
+        for job in self.jobs.for_change(change) {
             matched = true;
             if ledgers.is_unreadable(&job.name) {
                 result = Err(Retry);

@@ -45,6 +45,7 @@ fn change(gsid: &str, op: Operation, fields: serde_json::Value) -> String {
         changed_fields: None,
         origin: ChangeOrigin::Webhook,
         received_at_ms: 1_700_000_000_100,
+        participants: None,
     })
     .unwrap()
 }
@@ -217,6 +218,7 @@ async fn derived_lookups_are_one_query_per_batch_and_no_match_is_rejected() {
             changed_fields: None,
             origin: ChangeOrigin::Webhook,
             received_at_ms: 2,
+            participants: None,
         })
         .unwrap()
     };

@@ -7,13 +7,15 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use shared::adapters::AwsClients;
+use shared::domain::timeline::{Participants, TYPE_FIELD};
 use shared::domain::{ChangeEvent, Fields, Job, Jobs, SourceRecord, System};
 use shared::domain::{RunFunction, Runs};
 use shared::enqueue::{enqueue, record_run, Delivery, EnqueueError};
 use shared::lambda::store_runs;
+use shared::participants::{resolve, ResolveError};
 use shared::ports::{
-    Cursor, CursorStore, DedupStore, GsCondition, GsOperator, GsQuery, RunStore, SecretsError,
-    SourcePorts,
+    Cursor, CursorStore, DedupStore, GsCondition, GsOperator, GsQuery, LedgerStore, RunStore,
+    SecretsError, SourcePorts,
 };
 
 /// Field Gainsight stamps on every modification (epoch ms in the data API).
@@ -59,6 +61,8 @@ pub enum PollError {
     Store(#[from] shared::ports::StoreError),
     #[error("{0}; cursor not advanced")]
     Queue(#[from] EnqueueError),
+    #[error("{0}; cursor not advanced")]
+    Participants(#[from] ResolveError),
 }
 
 pub struct Poller {
@@ -66,6 +70,8 @@ pub struct Poller {
     dedup: Arc<dyn DedupStore>,
     cursors: Arc<dyn CursorStore>,
     runs: Arc<dyn RunStore>,
+    /// Where a Timeline window's participants not linked in Gainsight are looked up.
+    ledger: Arc<dyn LedgerStore>,
     /// Records read per query.
     page: usize,
 }
@@ -75,7 +81,7 @@ pub const PAGE: usize = 2_000;
 
 impl Poller {
     /// A poller over `ports`, keeping its dedup claims, cursors and runs in `store`.
-    pub fn new<S: DedupStore + CursorStore + RunStore + 'static>(
+    pub fn new<S: DedupStore + CursorStore + RunStore + LedgerStore + 'static>(
         ports: SourcePorts,
         store: Arc<S>,
     ) -> Self {
@@ -83,6 +89,7 @@ impl Poller {
             ports,
             dedup: store.clone(),
             cursors: store.clone(),
+            ledger: store.clone(),
             runs: store,
             page: PAGE,
         }
@@ -160,7 +167,8 @@ impl Poller {
                 .query(&job.gainsight.object, &query)
                 .await?;
             let read = records.len();
-            let (deliveries, last) = versions(job, records, now_ms);
+            let participants = self.participants(job, &records).await?;
+            let (deliveries, last) = versions(job, records, participants, now_ms);
             queued += self.queue(job, &deliveries, now_ms, runs).await?;
             let Some(last) = last else { break };
             if newest.as_ref().is_none_or(|n| before(n, &last)) {
@@ -179,6 +187,20 @@ impl Poller {
             from_ms: from,
             cursor_ms: newest.map(|c| c.timestamp_ms),
         })
+    }
+
+    /// A Timeline page's participants, resolved for the whole page at once; none for other jobs.
+    async fn participants(
+        &self,
+        job: &Job,
+        records: &[Fields],
+    ) -> Result<Vec<Option<Participants>>, PollError> {
+        if job.timeline.is_none() || records.is_empty() {
+            return Ok(vec![None; records.len()]);
+        }
+        let gainsight = self.ports.gainsight.as_ref();
+        let resolved = resolve(records, &self.ports.jobs, gainsight, self.ledger.as_ref()).await?;
+        Ok(resolved.into_iter().map(Some).collect())
     }
 
     /// Queues one page's record versions not queued before; logs them in the run.
@@ -226,6 +248,17 @@ fn page_query(job: &Job, after: &Cursor, page: usize) -> GsQuery {
     }
 }
 
+/// A Timeline job reads only the activity types it syncs.
+fn type_filter(job: &Job) -> Vec<GsCondition> {
+    job.timeline
+        .iter()
+        .map(|t| {
+            let types = t.types.iter().map(|t| json!(t)).collect();
+            GsCondition::new(TYPE_FIELD, GsOperator::In, types)
+        })
+        .collect()
+}
+
 /// The job's records in (modified, id) order, with every field it reads.
 fn base_query(job: &Job) -> GsQuery {
     let mut select: Vec<String> = vec![MODIFIED_FIELD.into()];
@@ -234,6 +267,7 @@ fn base_query(job: &Job) -> GsQuery {
     select.dedup();
     GsQuery {
         select,
+        conditions: type_filter(job),
         order_by: vec![
             (MODIFIED_FIELD.into(), true),
             (job.gainsight.id_field.clone(), true),
@@ -243,10 +277,15 @@ fn base_query(job: &Job) -> GsQuery {
 }
 
 /// One delivery per record version read, and the (modified, id) of the last of them.
-fn versions(job: &Job, records: Vec<Fields>, now_ms: i64) -> (Vec<Delivery>, Option<Cursor>) {
+fn versions(
+    job: &Job,
+    records: Vec<Fields>,
+    participants: Vec<Option<Participants>>,
+    now_ms: i64,
+) -> (Vec<Delivery>, Option<Cursor>) {
     let mut last: Option<Cursor> = None;
     let mut deliveries = Vec::with_capacity(records.len());
-    for fields in records {
+    for (fields, participants) in records.into_iter().zip(participants) {
         let id = fields.get(&job.gainsight.id_field).and_then(Value::as_str);
         let modified = fields.get(MODIFIED_FIELD).and_then(Value::as_i64);
         let (Some(id), Some(modified)) = (id.map(str::to_string), modified) else {
@@ -265,7 +304,8 @@ fn versions(job: &Job, records: Vec<Fields>, now_ms: i64) -> (Vec<Delivery>, Opt
             id,
             fields,
         };
-        let change = ChangeEvent::polled(record, &job.name, modified, now_ms);
+        let mut change = ChangeEvent::polled(record, &job.name, modified, now_ms);
+        change.participants = participants;
         deliveries.push(Delivery::single(change));
     }
     (deliveries, last)

@@ -29,6 +29,8 @@ fn command(gsid: &str, name: &str, changed_at: i64) -> String {
         event_id: format!("ev-{gsid}-{changed_at}"),
         source_changed_at_ms: changed_at,
         received_at_ms: changed_at,
+        attachments: Vec::new(),
+        skipped: Vec::new(),
     })
     .unwrap()
 }
@@ -300,6 +302,8 @@ fn person_command(email: &str, sfid: &str, mode: WriteMode) -> String {
         event_id: format!("ev-{sfid}"),
         source_changed_at_ms: 1,
         received_at_ms: 1,
+        attachments: Vec::new(),
+        skipped: Vec::new(),
     })
     .unwrap()
 }
@@ -426,6 +430,7 @@ fn mapped(
         changed_fields: None,
         origin: ChangeOrigin::Webhook,
         received_at_ms: at,
+        participants: None,
     };
     let job = jobs.get("company_account").unwrap();
     match Mapper::new(job, Some(&schemas)).map(&change, ledger, &Lookups::default()) {

@@ -65,6 +65,9 @@ pub struct ChangeEvent {
     pub origin: ChangeOrigin,
     /// When we accepted it (epoch ms): the start of the freshness clock.
     pub received_at_ms: i64,
+    /// A Timeline activity's Salesforce links, resolved for the whole poll window at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub participants: Option<super::timeline::Participants>,
 }
 
 /// A record as its source shows it: which one, and its current values.
@@ -97,6 +100,7 @@ impl ChangeEvent {
             changed_fields: None,
             origin: ChangeOrigin::Webhook,
             received_at_ms,
+            participants: None,
         }
     }
 

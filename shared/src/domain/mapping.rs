@@ -9,6 +9,7 @@
 
 mod draft;
 mod lookups;
+mod timeline;
 
 use serde_json::Value;
 
@@ -186,12 +187,14 @@ impl<'a> Mapper<'a> {
 
     fn stages(&self, cx: &Context, lookups: &Lookups) -> Stage<Vec<WriteCommand>> {
         let mode = self.write_mode(cx)?;
+        self.activity_type_gate(cx)?;
         self.identifier_only_gate(cx)?;
         self.staleness_gate(cx)?;
         let mut draft = Draft::default();
         self.direct_fields(cx, &mut draft);
         self.derived_fields(cx, lookups, &mut draft)?;
         self.worth_writing(cx, &draft)?;
+        let extras = self.activity_fields(cx, &mut draft)?;
         self.carry_identifiers(cx, &mut draft)?;
         let record_key = self.target_key(cx.target(), &cx.ids, &draft.fields);
         let record_key = record_key.map_err(|reason| cx.rejected(reason))?;
@@ -207,7 +210,10 @@ impl<'a> Mapper<'a> {
             )));
         };
         let writeback = self.writeback(cx);
-        Ok(draft.into_commands(self.job, cx, ledger_key, record_key, mode, writeback))
+        let mut commands =
+            draft.into_commands(self.job, cx, ledger_key, record_key, mode, writeback);
+        extras.attach_to(&mut commands[0]);
+        Ok(commands)
     }
 
     /// The change's ids, completed from the ledger (a linked pair's GSID, a known Salesforce Id).

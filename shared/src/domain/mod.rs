@@ -8,7 +8,9 @@ pub mod ledger;
 pub mod mapping;
 pub mod push;
 pub mod run;
+pub mod schedule;
 pub mod schema;
+pub mod timeline;
 pub mod write;
 
 pub use change::{ChangeEvent, ChangeOrigin, Operation, SourceRecord, System};

@@ -420,6 +420,54 @@ pub fn standard_schemas() -> Schemas {
             f("SfdcCaseId", K::Text),
         ],
     ));
+    let activity = |extra: Vec<FieldSchema>| {
+        let mut fields = vec![
+            id("Id"),
+            len(f("Subject", K::Text), 255),
+            f("Description", K::Text),
+            f("Type", K::Picklist),
+            f("ActivityDate", K::Date),
+            f("WhoId", K::Reference),
+            f("WhatId", K::Reference),
+            external(len(f("Gainsight_Activity_Id__c", K::Text), 40)),
+        ];
+        fields.extend(extra);
+        fields
+    };
+    schemas.insert(ObjectSchema::new(
+        System::Salesforce,
+        "Task",
+        activity(vec![
+            picklist("Status", &["Not Started", "In Progress", "Completed"]),
+            picklist("Priority", &["High", "Normal", "Low"]),
+        ]),
+    ));
+    schemas.insert(ObjectSchema::new(
+        System::Salesforce,
+        "Event",
+        activity(vec![
+            f("ActivityDateTime", K::DateTime),
+            f("DurationInMinutes", K::Integer),
+            f("EndDateTime", K::DateTime),
+        ]),
+    ));
+    schemas.insert(ObjectSchema::new(
+        System::Gainsight,
+        "activity_timeline",
+        vec![
+            id("Gsid"),
+            required(f("Subject", K::Text)),
+            required(f("TypeName", K::Text)),
+            f("NotesPlainText", K::Text),
+            f("ActivityDate", K::DateTime),
+            f("DurationInMins", K::Number),
+            f("GsCompanyId", K::Reference),
+            f("ExternalAttendees", K::Other),
+            f("Attachments", K::Other),
+            f("SfTaskId", K::Text),
+            f("SfEventId", K::Text),
+        ],
+    ));
     schemas
 }
 

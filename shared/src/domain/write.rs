@@ -87,6 +87,12 @@ pub struct WriteCommand {
     pub source_changed_at_ms: i64,
     /// When the originating change was accepted (freshness).
     pub received_at_ms: i64,
+    /// Files of a Timeline activity to upload and link to the written Task or Event.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<super::timeline::Attachment>,
+    /// What the write leaves out on purpose (an attachment over 25 MB), recorded with its outcome.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<String>,
 }
 
 impl RecordKey {
@@ -158,6 +164,8 @@ mod tests {
             event_id: "e".into(),
             source_changed_at_ms: 0,
             received_at_ms: 0,
+            attachments: Vec::new(),
+            skipped: Vec::new(),
         };
         let addressed = cmd.fields_with_id("Gsid");
         assert_eq!(

@@ -146,6 +146,8 @@ async fn pusher_calls_per_1000() -> Result<()> {
             event_id: format!("e{i}"),
             source_changed_at_ms: 1,
             received_at_ms: 1,
+            attachments: Vec::new(),
+            skipped: Vec::new(),
         };
         messages.push((format!("m{i}"), serde_json::to_string(&command)?));
     }

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::schema::Schemas;
+use super::timeline::TimelineSettings;
 use super::System;
 
 /// Identifiers and required fields together are at most 10 per job (as in Gainsight's connector).
@@ -273,6 +274,13 @@ pub struct Job {
     pub fields: Vec<FieldMapping>,
     #[serde(default)]
     pub derived: Vec<DerivedMapping>,
+    /// How often the poller reads the job's changes: an EventBridge `rate(...)` or `cron(...)`
+    /// expression, the default of the job's schedule parameter in the template.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
+    /// Present on a Timeline job (activities → Tasks or Events).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeline: Option<TimelineSettings>,
     /// The file the job was loaded from, and its text, for error messages.
     #[serde(skip)]
     pub file: PathBuf,
@@ -332,7 +340,12 @@ impl Job {
             .iter()
             .filter(|d| d.target == system.other())
             .flat_map(|d| d.lookup.matches.iter().map(|m| m.source.as_str()));
-        for f in pairs.chain(mapped).chain(derived) {
+        let timeline = self
+            .timeline
+            .iter()
+            .filter(|_| system == System::Gainsight)
+            .flat_map(|_| super::timeline::READ_FIELDS);
+        for f in pairs.chain(mapped).chain(derived).chain(timeline) {
             if !fields.iter().any(|k| k == f) {
                 fields.push(f.to_string());
             }
@@ -384,6 +397,14 @@ impl Jobs {
     pub fn builtin() -> Self {
         const FILES: &[(&str, &str)] = &[
             (
+                "infra/jobs/activity_event.yaml",
+                include_str!("../../../../infra/jobs/activity_event.yaml"),
+            ),
+            (
+                "infra/jobs/activity_task.yaml",
+                include_str!("../../../../infra/jobs/activity_task.yaml"),
+            ),
+            (
                 "infra/jobs/case_case.yaml",
                 include_str!("../../../../infra/jobs/case_case.yaml"),
             ),
@@ -415,8 +436,12 @@ impl Jobs {
                 return Err(invalid(format!("name: job {} is defined twice", job.name)));
             }
             // One real-time job per object, on either side: two would race on the same records.
+            // Timeline jobs share the activity object, each taking its own activity types.
             for system in [System::Gainsight, System::Salesforce] {
                 let object = job.object_in(system);
+                if system == System::Gainsight && job.timeline.is_some() {
+                    continue;
+                }
                 if !realtime.insert((system, object.to_string())) {
                     return Err(invalid(format!(
                         "{}.object: {object} already has a real-time job",
@@ -425,6 +450,7 @@ impl Jobs {
                 }
             }
         }
+        check_timeline_types(&jobs)?;
         Ok(Self { jobs })
     }
 
@@ -497,6 +523,26 @@ impl Jobs {
         self.jobs.iter().find(|j| j.name == name)
     }
 
+    /// The jobs a change is for: those of its object, and of Timeline jobs only the one taking
+    /// its activity type (or, when none does, the first, which records why it is ignored).
+    pub fn for_change<'a>(&'a self, change: &'a super::ChangeEvent) -> Vec<&'a Job> {
+        let all: Vec<&Job> = self.for_source(change.source, &change.object).collect();
+        if all.iter().all(|j| j.timeline.is_none()) {
+            return all;
+        }
+        let type_name = super::timeline::type_of(&change.fields).unwrap_or_default();
+        let taking: Vec<&Job> = all
+            .iter()
+            .copied()
+            .filter(|j| j.timeline.as_ref().is_none_or(|t| t.takes(type_name)))
+            .collect();
+        if taking.is_empty() {
+            all.into_iter().take(1).collect()
+        } else {
+            taking
+        }
+    }
+
     /// Jobs fed by changes of `object` in `source`.
     pub fn for_source<'a>(
         &'a self,
@@ -511,6 +557,25 @@ impl Jobs {
     pub fn iter(&self) -> impl Iterator<Item = &Job> {
         self.jobs.iter()
     }
+}
+
+/// Two Timeline jobs must not take the same activity type: it would become a Task and an Event.
+fn check_timeline_types(jobs: &[Job]) -> Result<(), JobError> {
+    let mut taken: Vec<(&str, &str)> = Vec::new();
+    for job in jobs {
+        for t in job.timeline.iter().flat_map(|t| &t.types) {
+            if let Some((_, other)) = taken.iter().find(|(k, _)| k.eq_ignore_ascii_case(t)) {
+                return Err(JobError::Invalid {
+                    file: job.file.clone(),
+                    message: format!(
+                        "timeline.types: activity type {t} is already synced by job {other}"
+                    ),
+                });
+            }
+            taken.push((t, &job.name));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -23,7 +23,7 @@ fn shipped_jobs_load_and_match_the_standard_schemas() {
     jobs.check_schemas(&standard_schemas()).unwrap();
     // The directory load sees the same files.
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra/jobs");
-    assert_eq!(Jobs::load_dir(&dir).unwrap().iter().count(), 3);
+    assert_eq!(Jobs::load_dir(&dir).unwrap().iter().count(), 5);
 }
 
 /// Each edit of a valid file must be refused with a message naming the file and the field.
@@ -63,14 +63,14 @@ fn invalid_files_name_file_and_field() {
 fn errors_found_after_parsing_name_their_line() {
     let person = include_str!("../../../../infra/jobs/person_contact.yaml");
     let cases = [
-        (VALID, "fields[2].salesforce", Some(20)),
-        (VALID, "identifiers[1].gainsight", Some(13)),
+        (VALID, "fields[2].salesforce", Some(21)),
+        (VALID, "identifiers[1].gainsight", Some(14)),
         (VALID, "salesforce.object", Some(10)),
-        (VALID, "fields", Some(17)),
+        (VALID, "fields", Some(18)),
         (VALID, "derived[0].field", None),
-        (person, "derived[0].lookup.match[0].field", Some(27)),
-        (person, "derived[1].on_no_match", Some(33)),
-        (person, "derived[1].field", Some(29)),
+        (person, "derived[0].lookup.match[0].field", Some(28)),
+        (person, "derived[1].on_no_match", Some(34)),
+        (person, "derived[1].field", Some(30)),
     ];
     for (text, path, line) in cases {
         assert_eq!(yaml_line(text, path), line, "{path}");
@@ -84,7 +84,7 @@ fn errors_found_after_parsing_name_their_line() {
     job.fields[2].salesforce = "Health_Score__c".into();
     let err = job.check_schemas(&standard_schemas()).unwrap_err();
     assert!(
-        err.starts_with("line 20: fields[2].salesforce: Account.Health_Score__c"),
+        err.starts_with("line 21: fields[2].salesforce: Account.Health_Score__c"),
         "{err}"
     );
     let err = Jobs::parse(
@@ -96,7 +96,7 @@ fn errors_found_after_parsing_name_their_line() {
     )
     .unwrap_err()
     .to_string();
-    assert!(err.contains("line 19"), "{err}");
+    assert!(err.contains("line 20"), "{err}");
 }
 
 #[test]
@@ -253,6 +253,57 @@ fn describe_checks_table() {
     let err = job.check_schemas(&schemas).unwrap_err();
     assert!(
         err.contains("derived[0].field: Contact.Title must be a writable reference"),
+        "{err}"
+    );
+}
+
+#[test]
+fn timeline_jobs_are_checked() {
+    let task = include_str!("../../../../infra/jobs/activity_task.yaml");
+    let cases = [
+        (
+            "salesforce: { object: Task, id_field: Id }",
+            "salesforce: { object: Account, id_field: Id }",
+            "salesforce.object: a timeline job writes Task or Event, not Account",
+        ),
+        (
+            "types: [Call, Email, Update]",
+            "types: []",
+            "timeline.types: list the activity types",
+        ),
+        (
+            "schedule: rate(4 hours)",
+            "schedule: every 4 hours",
+            "schedule: \"every 4 hours\" is not an EventBridge expression",
+        ),
+        (
+            "attachments_since: \"2026-01-01T00:00:00Z\"",
+            "attachments_since: \"soon\"",
+            "timeline.attachments_since: \"soon\" is not an RFC 3339 date-time",
+        ),
+    ];
+    for (from, to, message) in cases {
+        assert!(task.contains(from), "{from}");
+        let err = Jobs::parse(Path::new("t.yaml"), &task.replace(from, to))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(message), "{to}: {err}");
+    }
+    // Two timeline jobs may share the activity object, not an activity type.
+    let event = include_str!("../../../../infra/jobs/activity_event.yaml");
+    let both = |event_types: &str| {
+        let e = Jobs::parse(
+            Path::new("e.yaml"),
+            &event.replace("types: [Meeting]", event_types),
+        )
+        .unwrap();
+        let t = Jobs::parse(Path::new("t.yaml"), task).unwrap();
+        Jobs::new(vec![t, e])
+    };
+    assert!(both("types: [Meeting]").is_ok());
+    let err = both("types: [Meeting, call]").unwrap_err().to_string();
+    assert!(
+        err.contains("timeline.types: activity type call is already synced by job activity_task"),
         "{err}"
     );
 }

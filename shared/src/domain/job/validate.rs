@@ -20,6 +20,8 @@ impl Job {
             self.check_written_once(system)?;
         }
         self.check_conflict_rules()?;
+        self.check_schedule()?;
+        self.check_timeline()?;
         self.derived
             .iter()
             .enumerate()
@@ -120,6 +122,49 @@ impl Job {
             }
         }
         Ok(())
+    }
+}
+
+impl Job {
+    /// A schedule is an EventBridge `rate(N unit)` or `cron(...)` expression.
+    fn check_schedule(&self) -> Result<(), String> {
+        let Some(expr) = &self.schedule else {
+            return Ok(());
+        };
+        if crate::domain::schedule::rate_period(expr).is_some()
+            || (expr.starts_with("cron(") && expr.ends_with(')'))
+        {
+            return Ok(());
+        }
+        Err(format!(
+            "schedule: {expr:?} is not an EventBridge expression; write rate(10 minutes), rate(1 hour), rate(4 hours) or cron(...)"
+        ))
+    }
+
+    /// A Timeline job reads activities into a Task or an Event and names the types it takes.
+    fn check_timeline(&self) -> Result<(), String> {
+        use crate::domain::timeline::{ACTIVITY_OBJECT, TARGETS};
+        let Some(timeline) = &self.timeline else {
+            return Ok(());
+        };
+        if self.gainsight.object != ACTIVITY_OBJECT {
+            return Err(format!(
+                "gainsight.object: a timeline job reads {ACTIVITY_OBJECT}, not {}",
+                self.gainsight.object
+            ));
+        }
+        if !TARGETS.contains(&self.salesforce.object.as_str()) {
+            return Err(format!(
+                "salesforce.object: a timeline job writes Task or Event, not {}",
+                self.salesforce.object
+            ));
+        }
+        if timeline.types.iter().all(|t| t.trim().is_empty()) {
+            return Err(
+                "timeline.types: list the activity types marked \"sync to Salesforce\"".into(),
+            );
+        }
+        timeline.attachments_since_ms().map(|_| ())
     }
 }
 

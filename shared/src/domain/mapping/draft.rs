@@ -75,6 +75,8 @@ impl Draft {
                 event_id: cx.change.event_id.clone(),
                 source_changed_at_ms: cx.change.occurred_at_ms,
                 received_at_ms: cx.change.received_at_ms,
+                attachments: Vec::new(),
+                skipped: Vec::new(),
             };
         let mut main = command(target, record_key, mode, self.fields.clone());
         main.writeback = writeback;

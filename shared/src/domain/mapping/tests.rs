@@ -23,6 +23,7 @@ fn change(source: System, object: &str, id: &str, op: Operation, fields: Value) 
         changed_fields: None,
         origin: ChangeOrigin::Webhook,
         received_at_ms: T0 + 5,
+        participants: None,
     }
 }
 

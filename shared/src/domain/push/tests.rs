@@ -41,6 +41,8 @@ fn command(key: LedgerKey, target: System, at: i64) -> WriteCommand {
         event_id: format!("ev-{at}"),
         source_changed_at_ms: at,
         received_at_ms: at,
+        attachments: Vec::new(),
+        skipped: Vec::new(),
     }
 }
 

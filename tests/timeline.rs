@@ -1,0 +1,153 @@
+//! Timeline activities reach Salesforce as Tasks and Events on the local stack, by the template's
+//! 4-hour schedules (sped up) firing the poller: participants linked (WhoId, WhatId), the Task or
+//! Event Id written back to the activity, an Event without an end refused with Salesforce's own
+//! message, and a resynced activity updating its Task, never creating a second one.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use serde_json::{json, Value};
+use shared::domain::LedgerKey;
+use sync_tests::{Options, Stack};
+
+const WAIT: Duration = Duration::from_secs(90);
+
+/// An Account and its Company, a Contact and its Person, linked as a sync would have left them.
+async fn customer(stack: &Stack) -> Result<(String, String, String)> {
+    let account = stack
+        .salesforce_create_quietly("Account", vec![json!({"Name": "Timeline Co"})])
+        .await?
+        .remove(0);
+    let contact = stack
+        .salesforce_create_quietly(
+            "Contact",
+            vec![json!({"LastName": "Attendee", "Email": "ann@customer.example", "AccountId": account})],
+        )
+        .await?
+        .remove(0);
+    let company = stack
+        .gainsight_insert_quietly(
+            "Company",
+            vec![json!({"Name": "Timeline Co", "SfdcAccountId": account})],
+        )
+        .await?
+        .remove(0);
+    stack
+        .gainsight_insert_quietly(
+            "Person",
+            vec![json!({"LastName": "Attendee", "Email": "Ann@Customer.example", "CompanyId": company, "SfdcContactId": contact})],
+        )
+        .await?;
+    Ok((company, account, contact))
+}
+
+fn activity(company: &str, subject: &str, type_name: &str, duration: Option<i64>) -> Value {
+    let mut a = json!({
+        "Subject": subject,
+        "TypeName": type_name,
+        "NotesPlainText": format!("notes of {subject}"),
+        "ActivityDate": 1_767_261_600_000_i64,
+        "GsCompanyId": company,
+        "ExternalAttendees": [{"Name": "Ann", "Email": "ann@customer.example"}],
+    });
+    if let Some(minutes) = duration {
+        a["DurationInMins"] = json!(minutes);
+    }
+    a
+}
+
+fn by_activity(stack: &Stack, object: &str, gsid: &str) -> Vec<serde_json::Map<String, Value>> {
+    stack
+        .salesforce
+        .records(object)
+        .into_iter()
+        .filter(|r| r.get("Gainsight_Activity_Id__c").and_then(Value::as_str) == Some(gsid))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn scheduled_timeline_sync_makes_tasks_and_events() -> Result<()> {
+    // rate(4 hours) / 7200: every 2 seconds.
+    let stack = Stack::start(Options {
+        schedule_speedup: Some(7_200),
+        ..Options::default()
+    })
+    .await?;
+    let (company, account, contact) = customer(&stack).await?;
+    let ids = stack
+        .gainsight_insert_quietly(
+            "activity_timeline",
+            vec![
+                activity(&company, "Renewal call", "Call", None),
+                activity(&company, "QBR", "Meeting", Some(45)),
+                activity(&company, "Lunch", "Meeting", None),
+                activity(&company, "Internal note", "Milestone", None),
+            ],
+        )
+        .await?;
+    let (call, qbr, lunch, milestone) = (&ids[0], &ids[1], &ids[2], &ids[3]);
+
+    let task = stack
+        .eventually(WAIT, "the call's Task, by the schedule", || async {
+            Ok(by_activity(&stack, "Task", call).pop())
+        })
+        .await?;
+    assert_eq!(task["Subject"], json!("Renewal call"));
+    assert_eq!(task["Status"], json!("Completed"));
+    assert_eq!(task["Priority"], json!("Normal"));
+    assert_eq!(task["WhoId"], json!(contact));
+    assert_eq!(task["WhatId"], json!(account));
+    assert_eq!(task["ActivityDate"], json!("2026-01-01"));
+    let event = stack
+        .eventually(WAIT, "the QBR's Event", || async {
+            Ok(by_activity(&stack, "Event", qbr).pop())
+        })
+        .await?;
+    assert_eq!(event["DurationInMinutes"], json!(45));
+    assert_eq!(event["ActivityDateTime"], json!("2026-01-01T10:00:00.000Z"));
+    assert_eq!(event["WhoId"], json!(contact));
+
+    // The Task and Event Ids are written back onto the activities.
+    for (gsid, field, id) in [(call, "SfTaskId", &task["Id"]), (qbr, "SfEventId", &event["Id"])] {
+        stack
+            .eventually(WAIT, "the writeback", || async {
+                let record = stack.gainsight_record("activity_timeline", gsid);
+                Ok(record.filter(|r| r.get(field) == Some(id)).map(|_| ()))
+            })
+            .await?;
+    }
+
+    // An Event without an end: Salesforce's own refusal, in the ledger.
+    let failed = stack
+        .eventually(WAIT, "the lunch's refusal", || async {
+            let record = stack.ledger_of("activity_event", lunch).await?;
+            Ok(record.filter(|r| r.error))
+        })
+        .await?;
+    let message = failed.last_error.clone().unwrap_or_default();
+    assert!(
+        message.contains("REQUIRED_FIELD_MISSING") && message.contains("[DurationInMinutes]"),
+        "{message}"
+    );
+    assert!(by_activity(&stack, "Event", lunch).is_empty());
+
+    // A type no job takes is never read by the poll.
+    assert!(stack.ledger_of("activity_task", milestone).await?.is_none());
+    assert!(by_activity(&stack, "Task", milestone).is_empty());
+
+    // Resynced (as a redelivery would): the same Task is updated, no second one.
+    let resync = stack
+        .invoke_resync(json!({"job": "activity_task", "ids": [call]}))
+        .await?;
+    assert_eq!(resync["queued"], json!(1), "{resync}");
+    stack.drained(WAIT).await?;
+    let record = stack
+        .ledger_of("activity_task", call)
+        .await?
+        .context("ledger")?;
+    assert!(record.synced && !record.error, "{record:?}");
+    assert_eq!(record.key, LedgerKey::Gainsight(call.clone()));
+    assert_eq!(by_activity(&stack, "Task", call).len(), 1, "no second Task");
+    stack.stop().await;
+    Ok(())
+}
