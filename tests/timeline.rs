@@ -108,7 +108,10 @@ async fn scheduled_timeline_sync_makes_tasks_and_events() -> Result<()> {
     assert_eq!(event["WhoId"], json!(contact));
 
     // The Task and Event Ids are written back onto the activities.
-    for (gsid, field, id) in [(call, "SfTaskId", &task["Id"]), (qbr, "SfEventId", &event["Id"])] {
+    for (gsid, field, id) in [
+        (call, "SfTaskId", &task["Id"]),
+        (qbr, "SfEventId", &event["Id"]),
+    ] {
         stack
             .eventually(WAIT, "the writeback", || async {
                 let record = stack.gainsight_record("activity_timeline", gsid);
@@ -149,5 +152,20 @@ async fn scheduled_timeline_sync_makes_tasks_and_events() -> Result<()> {
     assert_eq!(record.key, LedgerKey::Gainsight(call.clone()));
     assert_eq!(by_activity(&stack, "Task", call).len(), 1, "no second Task");
     stack.stop().await;
+    Ok(())
+}
+
+/// With 1,000 new activities in one window: 3 Gainsight reads (the activities, their people and
+/// their companies), 5 Salesforce write calls (upserts of 200), no Salesforce read, and the Task
+/// Ids written back 50 a call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_window_of_1000_activities_costs_3_gainsight_reads_and_5_salesforce_writes() -> Result<()>
+{
+    let calls = sync_tests::activity_window::sync_window(1_000).await?;
+    assert_eq!(calls.tasks, 1_000);
+    assert_eq!(calls.gainsight_reads, 3, "{calls:?}");
+    assert_eq!(calls.salesforce_writes, 5, "{calls:?}");
+    assert_eq!(calls.salesforce_reads, 0, "{calls:?}");
+    assert_eq!(calls.gainsight_writebacks, 20, "{calls:?}");
     Ok(())
 }

@@ -3,6 +3,8 @@
 //! emulator, exactly as the template wires them. Used by the end-to-end tests, `make demo` and
 //! `make up`.
 
+pub mod activity_window;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

@@ -168,6 +168,29 @@ async fn pusher_calls_per_1000() -> Result<()> {
     Ok(())
 }
 
+/// One scheduled poll of 1,000 new Timeline activities through the poller, mapper and pusher and
+/// the real clients against the emulators: exact API calls by system.
+async fn timeline_calls_per_1000() -> Result<()> {
+    let calls = sync_tests::activity_window::sync_window(1_000).await?;
+    anyhow::ensure!(calls.tasks == 1_000, "{calls:?}");
+    report(
+        "gainsight_calls_per_1000_activities",
+        calls.gainsight_reads,
+        "calls",
+    );
+    report(
+        "salesforce_calls_per_1000_tasks",
+        calls.salesforce_writes + calls.salesforce_reads,
+        "calls",
+    );
+    report(
+        "gainsight_writeback_calls_per_1000_activities",
+        calls.gainsight_writebacks,
+        "calls",
+    );
+    Ok(())
+}
+
 /// 1000 Companies created in Gainsight (20 insert calls) reach Salesforce through the whole local
 /// stack; count the API calls.
 async fn salesforce_calls_per_1000() -> Result<()> {
@@ -467,6 +490,9 @@ async fn main() -> Result<()> {
     }
     if all || which == "runtime" {
         cold_start_and_rss().await?;
+    }
+    if all || which == "calls" || which == "timeline" {
+        timeline_calls_per_1000().await?;
     }
     if all || which == "calls" {
         pusher_calls_per_1000().await?;
