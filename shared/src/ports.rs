@@ -273,6 +273,8 @@ pub enum ApiError {
         system: &'static str,
         status: u16,
         message: String,
+        /// How long the system asked us to wait (its `Retry-After`), when it said.
+        retry_after_ms: Option<u64>,
     },
     #[error("{system} unavailable (HTTP {status}): {message}")]
     Unavailable {
@@ -310,6 +312,19 @@ impl Retryable for ApiError {
             self,
             ApiError::RateLimited { .. } | ApiError::Unavailable { .. } | ApiError::Timeout { .. }
         )
+    }
+}
+
+impl ApiError {
+    /// The wait a rate-limited system asked for.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            ApiError::RateLimited {
+                retry_after_ms: Some(ms),
+                ..
+            } => Some(std::time::Duration::from_millis(*ms)),
+            _ => None,
+        }
     }
 }
 

@@ -305,6 +305,34 @@ async fn gainsight_retries_rate_limits_and_reports_bad_keys() -> Result<()> {
     assert!(rows.is_empty());
     assert_eq!(emu.stats().api_calls, 2, "one 429, one success");
 
+    // A limit that does not clear: three more tries, each after the Retry-After Gainsight sent
+    // (1 s), then an error that says so and keeps the wait for whoever retries next.
+    emu.inject(gs::Fault::Status {
+        status: 429,
+        times: 10,
+    });
+    let err = client
+        .query(
+            "Company",
+            &GsQuery {
+                select: vec!["Gsid".into()],
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ApiError::RateLimited {
+                retry_after_ms: Some(1000),
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(emu.stats().api_calls, 6, "the first try and three retries");
+
     let wrong = GainsightClient::new(
         GainsightSettings {
             base_url: emu.url(),

@@ -246,7 +246,21 @@ fn take_fault(t: &mut Tenant) -> Result<Option<u64>, Response> {
             } else {
                 "Service temporarily unavailable"
             };
-            Err(envelope_error(status, "GS_INJECTED_FAULT", desc))
+            let mut answer = envelope_error(status, "GS_INJECTED_FAULT", desc);
+            if status == StatusCode::TOO_MANY_REQUESTS {
+                // As Gainsight's API gateway: the window's limit, and when to come back.
+                let headers = answer.headers_mut();
+                headers.insert("retry-after", axum::http::HeaderValue::from_static("1"));
+                headers.insert(
+                    "x-ratelimit-limit",
+                    axum::http::HeaderValue::from_static("100"),
+                );
+                headers.insert(
+                    "x-ratelimit-remaining",
+                    axum::http::HeaderValue::from_static("0"),
+                );
+            }
+            Err(answer)
         }
         Fault::Delay { ms, .. } => Ok(Some(ms)),
     }

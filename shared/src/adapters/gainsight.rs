@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::http::{client, status_error, transport, with_retries};
+use super::http::{client, retry_after_ms, status_error, transport, with_retries};
 use crate::config::GainsightSettings;
 use crate::domain::{FieldKind, FieldSchema, Fields, ObjectSchema, System};
 use crate::ports::{ApiError, GainsightApi, GsCondition, GsQuery, RecordResult};
@@ -58,8 +58,27 @@ impl GainsightClient {
         }
         let response = request.send().await.map_err(|e| transport(SYSTEM, e))?;
         let status = response.status().as_u16();
+        let wait = retry_after_ms(response.headers());
         let bytes = response.bytes().await.map_err(|e| transport(SYSTEM, e))?;
-        let envelope: Option<Envelope> = serde_json::from_slice(&bytes).ok();
+        self.answer(status, &bytes).map_err(|e| match e {
+            ApiError::RateLimited {
+                system,
+                status,
+                message,
+                ..
+            } => ApiError::RateLimited {
+                system,
+                status,
+                message,
+                retry_after_ms: wait,
+            },
+            other => other,
+        })
+    }
+
+    /// The data of a Gainsight envelope, or the error its status and code say.
+    fn answer(&self, status: u16, bytes: &[u8]) -> Result<Value, ApiError> {
+        let envelope: Option<Envelope> = serde_json::from_slice(bytes).ok();
         match envelope {
             Some(env) if (200..300).contains(&status) && env.result => {
                 Ok(env.data.unwrap_or(Value::Null))
@@ -94,7 +113,7 @@ impl GainsightClient {
                     SYSTEM,
                     status,
                     String::new(),
-                    String::from_utf8_lossy(&bytes).chars().take(300).collect(),
+                    String::from_utf8_lossy(bytes).chars().take(300).collect(),
                 ),
             }),
         }

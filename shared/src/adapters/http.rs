@@ -34,6 +34,18 @@ pub(crate) fn transport(system: &'static str, err: reqwest::Error) -> ApiError {
     }
 }
 
+/// The `Retry-After` of a response, in seconds as Gainsight and Salesforce send it.
+pub(crate) fn retry_after_ms(headers: &reqwest::header::HeaderMap) -> Option<u64> {
+    let seconds: f64 = headers
+        .get("retry-after")?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    (seconds >= 0.0).then_some((seconds * 1000.0) as u64)
+}
+
 /// Classifies a non-success status by what a retry can achieve.
 pub(crate) fn status_error(
     system: &'static str,
@@ -46,6 +58,7 @@ pub(crate) fn status_error(
             system,
             status,
             message,
+            retry_after_ms: None,
         },
         401 => ApiError::Auth { system, message },
         500..=599 => ApiError::Unavailable {
@@ -62,8 +75,13 @@ pub(crate) fn status_error(
     }
 }
 
-/// Retries `op` on retryable errors: 3 more tries, 200 ms doubling to 2 s, with jitter. What is
-/// still failing after that goes back to the queue, whose redrive policy bounds the total.
+/// A rate limit's wait is honoured up to this long; a longer one fails the call (retried later by
+/// the queue or the next schedule) rather than hold a Lambda invocation.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(20);
+
+/// Retries `op` on retryable errors: 3 more tries, 200 ms doubling to 2 s, with jitter; after a
+/// rate limit (HTTP 429) at least as long as the system's `Retry-After` asked. What is still
+/// failing after that goes back to the queue, whose redrive policy bounds the total.
 pub(crate) async fn with_retries<T, F, Fut>(op: F) -> Result<T, ApiError>
 where
     F: FnMut() -> Fut,
@@ -76,6 +94,7 @@ where
             .with_max_times(3)
             .with_jitter(),
     )
-    .when(|e: &ApiError| e.is_retryable())
+    .when(|e: &ApiError| e.is_retryable() && e.retry_after().is_none_or(|w| w <= MAX_RETRY_AFTER))
+    .adjust(|e: &ApiError, backoff| backoff.map(|d| e.retry_after().map_or(d, |w| w.max(d))))
     .await
 }

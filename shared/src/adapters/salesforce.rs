@@ -229,6 +229,7 @@ impl SalesforceClient {
                     system: SYSTEM,
                     status,
                     message,
+                    retry_after_ms: None,
                 });
             }
             return Err(status_error(SYSTEM, status, code, message));
