@@ -169,3 +169,99 @@ async fn a_window_of_1000_activities_costs_3_gainsight_reads_and_5_salesforce_wr
     assert_eq!(calls.gainsight_writebacks, 20, "{calls:?}");
     Ok(())
 }
+
+/// An activity logged before the schedule's window is created by a backfill from a past date;
+/// its attachment goes up once, linked to the Task, and a 26 MB one is skipped and said so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_backfill_creates_an_old_activity_with_its_attachment_once() -> Result<()> {
+    use shared::ports::{CursorStore, RunStore};
+    let stack = Stack::start(Options::default()).await?;
+    let (company, _, _) = customer(&stack).await?;
+    let notes: Vec<u8> = (0..3_000u32).map(|i| (i % 251) as u8).collect();
+    let small = stack
+        .gainsight
+        .attach("notes.pdf", "application/pdf", notes.clone());
+    let big = stack
+        .gainsight
+        .attach("recording.mp4", "video/mp4", vec![0; 26 * 1024 * 1024]);
+    let mut email = activity(&company, "Proposal sent", "Email", None);
+    email["Attachments"] = json!([small, big]);
+    let gsid = stack
+        .gainsight_insert_quietly("activity_timeline", vec![email])
+        .await?
+        .remove(0);
+    let modified = stack
+        .gainsight_record("activity_timeline", &gsid)
+        .and_then(|r| r["ModifiedDate"].as_i64())
+        .context("ModifiedDate")?;
+
+    // The schedule has been running for a day: the activity is older than its window.
+    let day = 86_400_000;
+    let cursor = shared::ports::Cursor {
+        timestamp_ms: modified + day,
+        last_id: String::new(),
+    };
+    stack
+        .store
+        .put_cursor("activity_task", "gainsight", &cursor)
+        .await?;
+    let poller = stack.poller(poller::PAGE).await?;
+    let scheduled = poller::PollRequest {
+        job: "activity_task".into(),
+        since_ms: None,
+    };
+    assert_eq!(poller.handle(scheduled).await?.queued, 0);
+    let backfill = poller::PollRequest {
+        job: "activity_task".into(),
+        since_ms: Some(modified - day),
+    };
+    assert_eq!(poller.handle(backfill).await?.queued, 1);
+    let task = stack
+        .eventually(WAIT, "the backfilled Task", || async {
+            Ok(by_activity(&stack, "Task", &gsid).pop())
+        })
+        .await?;
+    stack.drained(WAIT).await?;
+
+    let files = stack.salesforce.records("ContentVersion");
+    assert_eq!(
+        files.len(),
+        1,
+        "the 26 MB file is not uploaded: {}",
+        files.len()
+    );
+    assert_eq!(files[0]["FirstPublishLocationId"], task["Id"]);
+    assert_eq!(files[0]["Title"], json!("notes.pdf"));
+    use base64::Engine as _;
+    let data = base64::engine::general_purpose::STANDARD
+        .decode(files[0]["VersionData"].as_str().unwrap_or_default())?;
+    assert_eq!(data, notes);
+    let now = shared::time::now_ms();
+    let mut said = None;
+    for summary in stack.store.runs(now - 300_000, now).await? {
+        // The listing carries counts; a run's log is read by its id (as `syncctl logs` does).
+        let Some(run) = stack.store.run(&summary.id).await? else {
+            continue;
+        };
+        said = said.or(run
+            .log
+            .iter()
+            .filter(|l| l.record == gsid)
+            .find_map(|l| l.message.clone().filter(|m| m.contains("recording.mp4"))));
+    }
+    assert!(
+        said.as_deref()
+            .is_some_and(|m| m.contains("skipped: 26.0 MB is over the 25 MB limit")),
+        "{said:?}"
+    );
+
+    // Written again (a resync): the same Task, the file not uploaded a second time.
+    stack
+        .invoke_resync(json!({"job": "activity_task", "ids": [gsid]}))
+        .await?;
+    stack.drained(WAIT).await?;
+    assert_eq!(by_activity(&stack, "Task", &gsid).len(), 1);
+    assert_eq!(stack.salesforce.records("ContentVersion").len(), 1);
+    stack.stop().await;
+    Ok(())
+}

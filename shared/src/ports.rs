@@ -3,6 +3,8 @@
 
 use async_trait::async_trait;
 
+use crate::domain::timeline::Attachment;
+
 pub use crate::domain::Prior;
 use crate::domain::{
     Fields, LedgerBatch, LedgerKey, LedgerRecord, LedgerUpdate, ObjectSchema, Run, RunId,
@@ -326,6 +328,24 @@ impl ApiError {
             _ => None,
         }
     }
+}
+
+/// Files attached to Timeline activities, read from Gainsight.
+#[async_trait]
+pub trait ActivityFiles: Send + Sync {
+    async fn download(&self, attachment: &Attachment) -> Result<Vec<u8>, ApiError>;
+}
+
+/// Files uploaded to Salesforce, each published to (and so linked with) one record.
+#[async_trait]
+pub trait FileUploads: Send + Sync {
+    /// Uploads `bytes` as a new file on record `link_to`; the new ContentVersion's Id.
+    async fn upload(
+        &self,
+        file: &Attachment,
+        bytes: &[u8],
+        link_to: &str,
+    ) -> Result<String, ApiError>;
 }
 
 /// Per-record result of a write, in the order of the records sent.

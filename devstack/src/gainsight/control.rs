@@ -61,3 +61,23 @@ pub(super) async fn add_rule(State(tenant): TenantState, Json(rule): Json<Rule>)
     lock(&tenant).rules.push(rule);
     StatusCode::NO_CONTENT.into_response()
 }
+
+/// `GET /v1/ant/attachments/{id}`: an activity attachment's bytes.
+pub(super) async fn download(
+    State(tenant): TenantState,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    if let Err(r) = begin(&tenant, &headers) {
+        return r;
+    }
+    let t = lock(&tenant);
+    match t.files.get(&id) {
+        Some(bytes) => (StatusCode::OK, bytes.clone()).into_response(),
+        None => envelope_error(
+            StatusCode::NOT_FOUND,
+            "GS_ATTACHMENT_NOT_FOUND",
+            &format!("Attachment {id} does not exist"),
+        ),
+    }
+}

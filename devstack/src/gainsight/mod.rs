@@ -86,6 +86,8 @@ struct Tenant {
     faults: VecDeque<Fault>,
     rules: Vec<Rule>,
     seq: u64,
+    /// Files attached to activities, by attachment id.
+    files: std::collections::HashMap<String, Vec<u8>>,
 }
 
 #[derive(Clone)]
@@ -114,11 +116,13 @@ impl GainsightEmulator {
             faults: VecDeque::new(),
             rules: vec![],
             seq: 0,
+            files: std::collections::HashMap::new(),
         }));
         let router = axum::Router::new()
             .route("/v1/data/objects/query/{object}", post(query))
             .route("/v1/data/objects/{object}", post(insert).put(update))
             .route("/v1/meta/services/objects/{object}/describe", get(describe))
+            .route("/v1/ant/attachments/{id}", get(control::download))
             .route("/__emulator/records/{object}", get(dump))
             .route("/__emulator/stats", get(stats))
             .route("/__emulator/faults", post(add_fault))
@@ -153,6 +157,23 @@ impl GainsightEmulator {
 
     pub fn inject(&self, fault: Fault) {
         lock(&self.tenant).faults.push_back(fault);
+    }
+
+    /// Stores a file as a person would attach it to an activity; the attachment entry to put in
+    /// the activity's `Attachments` (`Id`, `Name`, `Size`, `ContentType`, `CreatedDate`).
+    pub fn attach(&self, name: &str, content_type: &str, bytes: Vec<u8>) -> Value {
+        let mut t = lock(&self.tenant);
+        t.seq += 1;
+        let id = format!("att-{:06}", t.seq);
+        let entry = json!({
+            "Id": id, "Name": name, "Size": bytes.len(), "ContentType": content_type,
+            "CreatedDate": std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as i64)
+                .unwrap_or_default(),
+        });
+        t.files.insert(id, bytes);
+        entry
     }
 
     pub fn add_rule(&self, rule: Rule) {

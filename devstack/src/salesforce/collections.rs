@@ -5,6 +5,7 @@
 #![allow(clippy::result_large_err)]
 
 use super::*;
+use base64::Engine as _;
 use FieldType as T;
 
 /// Which sObject Collections call a request is.
@@ -88,7 +89,7 @@ pub(super) async fn collection(
 }
 
 /// Counts the call and applies an injected fault: an error answer, or a delay.
-async fn begin(org_arc: &Arc<Mutex<Org>>, headers: &HeaderMap) -> Result<(), Response> {
+pub(super) async fn begin(org_arc: &Arc<Mutex<Org>>, headers: &HeaderMap) -> Result<(), Response> {
     let delay = match lock(org_arc).begin_call(headers)? {
         Some(Fault::Delay { ms, .. }) => Some(ms),
         _ => None,
@@ -181,17 +182,23 @@ fn check_target(org: &Org, op: &Op, object: &str, used: u64) -> Result<(), Respo
 }
 
 /// The records of a call applied to a copy of the object's records.
-struct Applied {
-    staged: Vec<Record>,
-    results: Vec<Value>,
-    any_failed: bool,
+pub(super) struct Applied {
+    pub(super) staged: Vec<Record>,
+    pub(super) results: Vec<Value>,
+    pub(super) any_failed: bool,
     /// Indexes in `staged` of the records written.
     touched: Vec<usize>,
     created: u64,
     updated: u64,
 }
 
-fn apply(org: &mut Org, op: &Op, object: &str, records: &[Value], lock_rows: bool) -> Applied {
+pub(super) fn apply(
+    org: &mut Org,
+    op: &Op,
+    object: &str,
+    records: &[Value],
+    lock_rows: bool,
+) -> Applied {
     let now = org.now();
     let mut applied = Applied {
         staged: org.objects[object].records.clone(),
@@ -572,6 +579,11 @@ pub(super) fn check_value(def: &FieldDef, value: &Value) -> Result<(), (&'static
             }
             Ok(())
         }
+        T::Base64 => value
+            .as_str()
+            .filter(|s| base64::engine::general_purpose::STANDARD.decode(s).is_ok())
+            .map(|_| ())
+            .ok_or_else(bad_type),
         T::Currency | T::Double => value.as_f64().map(|_| ()).ok_or_else(bad_type),
         T::Int => value.as_i64().map(|_| ()).ok_or_else(bad_type),
         T::Boolean => value.as_bool().map(|_| ()).ok_or_else(bad_type),

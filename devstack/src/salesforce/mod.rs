@@ -29,6 +29,7 @@ mod org;
 mod outbound;
 mod query;
 mod schema;
+mod sobject;
 pub mod soql;
 
 use api::*;
@@ -199,6 +200,11 @@ impl SalesforceEmulator {
             .route(
                 "/services/data/{ver}/composite/sobjects",
                 post(create).patch(update),
+            )
+            .route(
+                "/services/data/{ver}/sobjects/{object}",
+                post(sobject::create_record)
+                    .layer(axum::extract::DefaultBodyLimit::max(sobject::MAX_BODY)),
             )
             .route("/services/data/{ver}/query", get(query))
             .route("/services/data/{ver}/query/{locator}", get(query_more))

@@ -20,6 +20,7 @@ pub enum FieldType {
     Phone,
     Url,
     Reference,
+    Base64,
 }
 
 #[derive(Clone, Debug)]
@@ -213,6 +214,7 @@ pub(super) fn standard_objects() -> Vec<(&'static str, &'static str, Vec<FieldDe
         ("Case", "500", case),
         ("Task", "00T", task()),
         ("Event", "00U", event()),
+        ("ContentVersion", "068", content_version()),
     ]
 }
 
@@ -237,6 +239,24 @@ fn activity_fields() -> Vec<FieldDef> {
             .external(),
     ]);
     fields
+}
+
+/// A file's version: its title and name, the data (base64 in JSON) and the record it is
+/// published to (which links the file to it).
+fn content_version() -> Vec<FieldDef> {
+    let mut version = system_fields();
+    version.extend([
+        FieldDef::new("Title", T::String).len(255).required(),
+        FieldDef::new("PathOnClient", T::String).len(500).required(),
+        FieldDef::new("VersionData", T::Base64).required(),
+        FieldDef::new("FirstPublishLocationId", T::Reference)
+            .len(18)
+            .refers(&["Task", "Event", "Account", "Case"]),
+        FieldDef::new("ContentDocumentId", T::Reference)
+            .len(18)
+            .system(),
+    ]);
+    version
 }
 
 fn task() -> Vec<FieldDef> {

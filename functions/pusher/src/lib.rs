@@ -4,7 +4,10 @@
 //! retryable failures send messages back to the queue. The rules it applies (newest command,
 //! stale drop, conflicts, ledger effects) live in `shared::domain::push`.
 
+mod files;
 mod write;
+
+pub use files::Files;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -33,6 +36,8 @@ pub struct Pusher {
     gainsight: Arc<dyn GainsightApi>,
     /// The jobs, for the id fields records are addressed by.
     jobs: Jobs,
+    /// Attachments of Timeline activities; without them none are uploaded.
+    files: Option<Files>,
 }
 
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -69,7 +74,14 @@ impl Pusher {
             salesforce,
             gainsight,
             jobs,
+            files: None,
         }
+    }
+
+    /// Uploads the attachments of Timeline activities through these ports.
+    pub fn with_files(mut self, files: Files) -> Self {
+        self.files = Some(files);
+        self
     }
 
     /// Builds the ports on AWS; API secrets are decrypted here, once per cold start.
@@ -79,13 +91,13 @@ impl Pusher {
         jobs: Jobs,
     ) -> Result<Self, SecretsError> {
         let store = Arc::new(clients.state_store(&config.aws));
-        Ok(Self::new(
-            store.clone(),
-            store,
-            Arc::new(clients.salesforce(&config.aws, &config.salesforce).await?),
-            Arc::new(clients.gainsight(&config.aws, &config.gainsight).await?),
-            jobs,
-        ))
+        let salesforce = Arc::new(clients.salesforce(&config.aws, &config.salesforce).await?);
+        let gainsight = Arc::new(clients.gainsight(&config.aws, &config.gainsight).await?);
+        let files = Files {
+            download: gainsight.clone(),
+            upload: salesforce.clone(),
+        };
+        Ok(Self::new(store.clone(), store, salesforce, gainsight, jobs).with_files(files))
     }
 
     pub async fn handle(&self, event: SqsEvent) -> SqsBatchResponse {
@@ -123,6 +135,9 @@ impl Pusher {
             self.write_groups(settlement.kept, &mut retry, &mut runs)
                 .await,
         );
+        if let Some(files) = &self.files {
+            files.upload_all(&mut settled, &ledgers, now_ms).await;
+        }
         let mut side_writes = settlement.restores;
         let effects = self.effects(settled, &ledgers, now_ms, &mut summary, &mut runs);
         side_writes.extend(effects.iter().filter_map(|e| e.effect.writeback.clone()));
@@ -330,9 +345,16 @@ fn source_id(cmd: &WriteCommand) -> String {
 fn run_line(cmd: &WriteCommand, outcome: &WriteOutcome) -> RunLine {
     let fields = cmd.fields.keys().cloned().collect();
     match outcome {
-        WriteOutcome::Synced { target_id } => RunLine::new(source_id(cmd), LineOutcome::Synced)
-            .target(target_id.clone())
-            .fields(fields),
+        WriteOutcome::Synced { target_id } => {
+            let line = RunLine::new(source_id(cmd), LineOutcome::Synced)
+                .target(target_id.clone())
+                .fields(fields);
+            if cmd.skipped.is_empty() {
+                line
+            } else {
+                line.message(cmd.skipped.join("; "))
+            }
+        }
         WriteOutcome::Ignored { reason } => {
             RunLine::new(source_id(cmd), LineOutcome::Ignored).message(reason)
         }

@@ -309,6 +309,40 @@ impl From<GsDescribeField> for FieldSchema {
     }
 }
 
+/// An attachment's bytes from `GET /v1/ant/attachments/{id}` (the local tenant's path: no public
+/// Gainsight attachment endpoint is documented; see the README's notes).
+#[async_trait]
+impl crate::ports::ActivityFiles for GainsightClient {
+    async fn download(
+        &self,
+        attachment: &crate::domain::timeline::Attachment,
+    ) -> Result<Vec<u8>, ApiError> {
+        let url = format!("{}/v1/ant/attachments/{}", self.base_url, attachment.id);
+        let fetch = || async {
+            let response = self
+                .http
+                .get(&url)
+                .header("Accesskey", self.access_key.expose())
+                .send()
+                .await
+                .map_err(|e| transport(SYSTEM, e))?;
+            let status = response.status().as_u16();
+            let bytes = response.bytes().await.map_err(|e| transport(SYSTEM, e))?;
+            if (200..300).contains(&status) {
+                return Ok(bytes.to_vec());
+            }
+            Err(self
+                .answer(status, &bytes)
+                .err()
+                .unwrap_or(ApiError::Protocol {
+                    system: SYSTEM,
+                    message: format!("attachment {}: HTTP {status}", attachment.id),
+                }))
+        };
+        with_retries(fetch).await
+    }
+}
+
 #[async_trait]
 impl GainsightApi for GainsightClient {
     async fn describe(&self, object: &str) -> Result<ObjectSchema, ApiError> {

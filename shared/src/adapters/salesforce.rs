@@ -220,7 +220,15 @@ impl SalesforceClient {
                 .map(|e| (e.error_code, e.message))
                 .unwrap_or_else(|| (String::new(), String::from_utf8_lossy(&bytes).into_owned()));
             if status == 401 && attempt == 0 {
-                *self.token.write().await = None;
+                // Forget the expired session only if no concurrent call has renewed it already:
+                // one renewal per expiry, however many calls saw the 401.
+                let mut slot = self.token.write().await;
+                if slot
+                    .as_ref()
+                    .is_some_and(|t| t.access_token.expose() == token.access_token.expose())
+                {
+                    *slot = None;
+                }
                 continue;
             }
             // REQUEST_LIMIT_EXCEEDED comes as 403; it clears with time, so it is a rate limit.
@@ -360,6 +368,35 @@ impl From<DescribeField> for FieldSchema {
             rich_text: f.html_formatted,
             external_id: f.external_id,
         }
+    }
+}
+
+/// Files go up as a ContentVersion with base64 `VersionData` in JSON (Salesforce takes up to
+/// 37.5 MB of base64 that way; activity files are at most 25 MB), published to the record.
+#[async_trait]
+impl crate::ports::FileUploads for SalesforceClient {
+    async fn upload(
+        &self,
+        file: &crate::domain::timeline::Attachment,
+        bytes: &[u8],
+        link_to: &str,
+    ) -> Result<String, ApiError> {
+        use base64::Engine as _;
+        let body = json!({
+            "Title": file.name,
+            "PathOnClient": file.name,
+            "VersionData": base64::engine::general_purpose::STANDARD.encode(bytes),
+            "FirstPublishLocationId": link_to,
+        });
+        let path = "sobjects/ContentVersion";
+        let created = with_retries(|| self.call(reqwest::Method::POST, path, Some(&body))).await?;
+        created["id"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| ApiError::Protocol {
+                system: SYSTEM,
+                message: "ContentVersion created without an id".into(),
+            })
     }
 }
 

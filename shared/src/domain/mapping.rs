@@ -193,8 +193,14 @@ impl<'a> Mapper<'a> {
         let mut draft = Draft::default();
         self.direct_fields(cx, &mut draft);
         self.derived_fields(cx, lookups, &mut draft)?;
-        self.worth_writing(cx, &draft)?;
-        let extras = self.activity_fields(cx, &mut draft)?;
+        // New attachments of an activity are worth a write on their own.
+        let extras = self.activity_extras(cx)?;
+        if extras.is_empty() {
+            self.worth_writing(cx, &draft)?;
+        } else {
+            self.values_valid(cx, &draft)?;
+        }
+        self.activity_fields(cx, &mut draft)?;
         self.carry_identifiers(cx, &mut draft)?;
         let record_key = self.target_key(cx.target(), &cx.ids, &draft.fields);
         let record_key = record_key.map_err(|reason| cx.rejected(reason))?;
@@ -296,12 +302,7 @@ impl<'a> Mapper<'a> {
     /// Nothing left to write (echo, no change, lost conflicts) or a value that fails its checks
     /// ends the mapping here.
     fn worth_writing(&self, cx: &Context, draft: &Draft) -> Stage<()> {
-        if !draft.errors.is_empty() {
-            return Err(cx.rejected(format!(
-                "data type validation failed: {}",
-                draft.errors.join("; ")
-            )));
-        }
+        self.values_valid(cx, draft)?;
         if draft.fields.is_empty() {
             let mut reason = if draft.notes.is_empty() {
                 format!(
@@ -315,6 +316,17 @@ impl<'a> Mapper<'a> {
             return Err(cx.ignored(reason));
         }
         self.not_only_identifiers(cx, &draft.changed)
+    }
+
+    /// A value that fails its checks rejects the change.
+    fn values_valid(&self, cx: &Context, draft: &Draft) -> Stage<()> {
+        if draft.errors.is_empty() {
+            return Ok(());
+        }
+        Err(cx.rejected(format!(
+            "data type validation failed: {}",
+            draft.errors.join("; ")
+        )))
     }
 
     /// Identifiers and required fields go along with every write, so the pair stays linked.

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::Fields;
+use super::{FieldState, Fields, LedgerRecord};
 
 /// The Gainsight object holding Timeline activities.
 pub const ACTIVITY_OBJECT: &str = "activity_timeline";
@@ -149,6 +149,34 @@ pub fn plan_attachments(fields: &Fields, since_ms: Option<i64>) -> Vec<Attachmen
         .collect()
 }
 
+/// The ledger field under which an uploaded attachment is remembered, so it goes up only once.
+pub fn attachment_state_key(attachment_id: &str) -> String {
+    format!("attachment:{attachment_id}")
+}
+
+/// The attachments of a write not uploaded yet, as far as the pair's ledger record knows.
+pub fn not_uploaded<'a>(
+    attachments: &'a [Attachment],
+    ledger: Option<&LedgerRecord>,
+) -> Vec<&'a Attachment> {
+    attachments
+        .iter()
+        .filter(|a| ledger.is_none_or(|l| !l.fields.contains_key(&attachment_state_key(&a.id))))
+        .collect()
+}
+
+/// What the ledger keeps of an uploaded attachment: the ContentVersion it became, and when.
+pub fn uploaded_state(content_version_id: &str, at_ms: i64) -> FieldState {
+    let hash = super::mapping::hash(&Value::String(content_version_id.to_string()));
+    FieldState {
+        gainsight: hash,
+        salesforce: hash,
+        from: super::System::Gainsight,
+        changed_at_ms: at_ms,
+        synced_at_ms: at_ms,
+    }
+}
+
 fn attachment(v: &Value) -> Option<Attachment> {
     Some(Attachment {
         id: v.get("Id")?.as_str()?.to_string(),
@@ -213,6 +241,27 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn an_uploaded_attachment_is_not_uploaded_again() {
+        let files = [
+            attachment(&json!({"Id": "a1", "Size": 1, "CreatedDate": 1})).unwrap(),
+            attachment(&json!({"Id": "a2", "Size": 1, "CreatedDate": 1})).unwrap(),
+        ];
+        assert_eq!(not_uploaded(&files, None).len(), 2);
+        let mut record = LedgerRecord::new(
+            "activity_task",
+            super::super::LedgerKey::Gainsight("A".into()),
+        );
+        record
+            .fields
+            .insert(attachment_state_key("a1"), uploaded_state("068X", 5));
+        let left: Vec<&str> = not_uploaded(&files, Some(&record))
+            .iter()
+            .map(|a| a.id.as_str())
+            .collect();
+        assert_eq!(left, ["a2"]);
     }
 
     #[test]

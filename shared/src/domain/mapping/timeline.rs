@@ -5,7 +5,9 @@ use serde_json::Value;
 
 use super::draft::Draft;
 use super::{Context, Mapper, Stage};
-use crate::domain::timeline::{plan_attachments, type_of, Attachment, AttachmentPlan};
+use crate::domain::timeline::{
+    not_uploaded, plan_attachments, type_of, Attachment, AttachmentPlan,
+};
 use crate::domain::{System, WriteCommand};
 
 /// What a Timeline write carries besides its fields.
@@ -16,6 +18,11 @@ pub(super) struct ActivityExtras {
 }
 
 impl ActivityExtras {
+    /// Nothing new to upload (skips alone are no reason to write).
+    pub(super) fn is_empty(&self) -> bool {
+        self.attachments.is_empty()
+    }
+
     pub(super) fn attach_to(self, command: &mut WriteCommand) {
         command.attachments = self.attachments;
         command.skipped = self.skipped;
@@ -39,15 +46,42 @@ impl Mapper<'_> {
         )))
     }
 
-    /// The job's fixed values, the participants resolved for the window and the attachments to
-    /// upload. Fixed values do not make a write worth doing on their own (this runs after that
-    /// gate), so an echo of our own writeback writes nothing.
-    pub(super) fn activity_fields(&self, cx: &Context, draft: &mut Draft) -> Stage<ActivityExtras> {
+    /// The attachments to upload with the write (after the switch, under 25 MB, not uploaded
+    /// before) and the ones skipped, with why.
+    pub(super) fn activity_extras(&self, cx: &Context) -> Stage<ActivityExtras> {
+        let mut extras = ActivityExtras::default();
         let Some(timeline) = &self.job.timeline else {
-            return Ok(ActivityExtras::default());
+            return Ok(extras);
         };
         if cx.target() != System::Salesforce {
-            return Ok(ActivityExtras::default());
+            return Ok(extras);
+        }
+        let since = timeline
+            .attachments_since_ms()
+            .map_err(|e| cx.rejected(e))?;
+        for plan in plan_attachments(&cx.change.fields, since) {
+            match plan {
+                AttachmentPlan::Upload(a) => extras.attachments.push(a),
+                AttachmentPlan::Skip(_, why) => extras.skipped.push(why),
+            }
+        }
+        let new: Vec<Attachment> = not_uploaded(&extras.attachments, cx.ledger)
+            .into_iter()
+            .cloned()
+            .collect();
+        extras.attachments = new;
+        Ok(extras)
+    }
+
+    /// The job's fixed values and the participants resolved for the window. They do not make a
+    /// write worth doing on their own (this runs after that gate), so an echo of our own
+    /// writeback writes nothing.
+    pub(super) fn activity_fields(&self, cx: &Context, draft: &mut Draft) -> Stage<()> {
+        let Some(timeline) = &self.job.timeline else {
+            return Ok(());
+        };
+        if cx.target() != System::Salesforce {
+            return Ok(());
         }
         for (field, value) in &timeline.fixed {
             let converted = self
@@ -64,17 +98,7 @@ impl Mapper<'_> {
                 draft.fields.insert(field.to_string(), Value::String(id));
             }
         }
-        let since = timeline
-            .attachments_since_ms()
-            .map_err(|e| cx.rejected(e))?;
-        let mut extras = ActivityExtras::default();
-        for plan in plan_attachments(&cx.change.fields, since) {
-            match plan {
-                AttachmentPlan::Upload(a) => extras.attachments.push(a),
-                AttachmentPlan::Skip(_, why) => extras.skipped.push(why),
-            }
-        }
-        Ok(extras)
+        Ok(())
     }
 }
 
