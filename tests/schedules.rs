@@ -101,7 +101,11 @@ async fn records_sharing_a_timestamp_across_a_page_boundary_all_sync_once() -> R
     // which overlaps the last one, re-reads all three and queues none again.
     stack.drained(WAIT).await?;
     let writebacks = poller.handle(request.clone()).await?;
-    assert_eq!(writebacks.queued, 3, "the writeback versions");
+    let gainsight = &writebacks.streams[0];
+    assert_eq!(gainsight.source, shared::domain::System::Gainsight);
+    assert_eq!(gainsight.queued, 3, "the writeback versions");
+    let salesforce = &writebacks.streams[1];
+    assert_eq!(salesforce.queued, 3, "the Accounts written, read back (echoes, ignored)");
     stack.drained(WAIT).await?;
     let again = poller.handle(request).await?;
     assert_eq!(
@@ -110,6 +114,54 @@ async fn records_sharing_a_timestamp_across_a_page_boundary_all_sync_once() -> R
     );
     stack.drained(WAIT).await?;
     assert_eq!(stack.salesforce.records("Account").len(), 3, "no duplicate");
+    stack.stop().await;
+    Ok(())
+}
+
+/// Fields that flow from Salesforce reach Gainsight by the schedule alone (SOQL on
+/// SystemModstamp): an Account no Outbound Message announced becomes a Company, and a later quiet
+/// edit of its Phone follows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn salesforce_changes_reach_gainsight_by_the_schedule() -> Result<()> {
+    let options = Options {
+        schedule_speedup: Some(600),
+        ..Options::default()
+    };
+    let stack = Stack::start(options).await?;
+    let id = stack
+        .salesforce_create_quietly(
+            "Account",
+            vec![json!({"Name": "Polled Account", "Phone": "+1 555 0100"})],
+        )
+        .await?
+        .remove(0);
+    let company = stack
+        .eventually(WAIT, "the Company, by the schedule alone", || async {
+            Ok(stack.gainsight_where("Company", "SfdcAccountId", &id).pop())
+        })
+        .await?;
+    assert_eq!(company["Name"], json!("Polled Account"));
+    assert_eq!(company["Phone"], json!("+1 555 0100"));
+
+    stack
+        .salesforce_update_quietly("Account", vec![json!({"Id": id, "Phone": "+1 555 0199"})])
+        .await?;
+    stack
+        .eventually(WAIT, "the new Phone in Gainsight", || async {
+            let company = stack.gainsight_where("Company", "SfdcAccountId", &id).pop();
+            Ok(company.filter(|c| c["Phone"] == json!("+1 555 0199")))
+        })
+        .await?;
+    assert_eq!(
+        stack.salesforce.stats().outbound_acked,
+        0,
+        "no Outbound Message"
+    );
+    assert_eq!(
+        stack.gainsight_where("Company", "SfdcAccountId", &id).len(),
+        1,
+        "no duplicate Company"
+    );
     stack.stop().await;
     Ok(())
 }

@@ -150,3 +150,20 @@ impl SourceConfig {
         })
     }
 }
+
+/// What a function reading both systems needs (poller, resync): the source settings and the
+/// Salesforce org.
+#[derive(Clone, Debug)]
+pub struct ReadConfig {
+    pub source: SourceConfig,
+    pub salesforce: SalesforceSettings,
+}
+
+impl ReadConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Ok(Self {
+            source: SourceConfig::from_env()?,
+            salesforce: SalesforceSettings::from_env()?,
+        })
+    }
+}

@@ -432,6 +432,8 @@ pub struct SfSelect {
     pub order_by: Vec<String>,
     /// Only records whose datetime `field` is at or after the instant (epoch ms).
     pub since: Option<(String, i64)>,
+    /// Keyset paging: only records after this one in (datetime, id) order.
+    pub after: Option<SfAfter>,
     /// At most this many records.
     pub limit: Option<usize>,
 }
@@ -444,6 +446,16 @@ impl SfSelect {
             ..Self::default()
         }
     }
+}
+
+/// The last record of a page, in (datetime `field`, `id_field`) order: the next page is
+/// `field > at OR (field = at AND id_field > id)`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SfAfter {
+    pub field: String,
+    pub at_ms: i64,
+    pub id_field: String,
+    pub id: String,
 }
 
 #[async_trait]

@@ -128,12 +128,15 @@ pub async fn poll(env: &Env, job: &str, since: Option<&str>, format: Format) -> 
         since_ms,
     };
     let report: poller::PollReport = invoke_once(&client, &function, &request).await?;
-    let mut rows = Rows::new(&["job", "queued", "from", "cursor"]);
-    rows.push(vec![
-        report.job.clone(),
-        report.queued.to_string(),
-        crate::out::when(Some(report.from_ms)),
-        crate::out::when(report.cursor_ms),
-    ]);
+    let mut rows = Rows::new(&["job", "source", "queued", "from", "cursor"]);
+    for stream in &report.streams {
+        rows.push(vec![
+            report.job.clone(),
+            stream.source.as_str().to_string(),
+            stream.queued.to_string(),
+            crate::out::when(Some(stream.from_ms)),
+            crate::out::when(stream.cursor_ms),
+        ]);
+    }
     print(format, &rows, &report)
 }

@@ -265,7 +265,8 @@ async fn serve_invocations(
     let resync = resync::Resync::from_aws(&resync_config, &resync_clients, jobs.clone()).await?;
     let resync = Arc::new(resync);
     let poller_clients = clients_of(aws, POLLER_FUNCTION);
-    let poller = Arc::new(poller::Poller::from_aws(&source, &poller_clients, jobs.clone()).await?);
+    let poller =
+        Arc::new(poller::Poller::from_aws(&resync_config, &poller_clients, jobs.clone()).await?);
     let functions = std::collections::HashMap::from([
         (
             RESYNC_FUNCTION.to_string(),
@@ -346,15 +347,27 @@ impl Stack {
     /// A poller on this stack (its own credentials, as in the stack) reading `page` records per
     /// query, for tests that cross page boundaries.
     pub async fn poller(&self, page: usize) -> Result<poller::Poller> {
-        let config = shared::config::SourceConfig {
-            aws: self.resources.clone(),
-            gainsight: GainsightSettings {
-                base_url: self.gainsight.url(),
+        let config = shared::config::ReadConfig {
+            source: shared::config::SourceConfig {
+                aws: self.resources.clone(),
+                gainsight: GainsightSettings {
+                    base_url: self.gainsight.url(),
+                },
             },
+            salesforce: self.salesforce_settings(),
         };
         let clients = clients_of(&self.aws, POLLER_FUNCTION);
         let poller = poller::Poller::from_aws(&config, &clients, self.jobs.clone()).await?;
         Ok(poller.with_page_size(page))
+    }
+
+    /// How the functions reach this stack's Salesforce org.
+    pub fn salesforce_settings(&self) -> SalesforceSettings {
+        SalesforceSettings {
+            login_url: self.salesforce.url(),
+            client_id: self.salesforce.client_id(),
+            api_version: "62.0".into(),
+        }
     }
 
     /// The Lambda Invoke API serving the resync and poller functions.
@@ -425,23 +438,33 @@ impl Stack {
         records: Vec<Value>,
     ) -> Result<Vec<String>> {
         use shared::ports::SalesforceApi;
-        let client = shared::adapters::salesforce::SalesforceClient::new(
-            SalesforceSettings {
-                login_url: self.salesforce.url(),
-                client_id: self.salesforce.client_id(),
-                api_version: "62.0".into(),
-            },
-            Secret::new(self.salesforce.client_secret()),
-        );
-        let records: Vec<serde_json::Map<String, Value>> = records
-            .into_iter()
-            .filter_map(|r| r.as_object().cloned())
-            .collect();
-        let results = client.create(object, &records).await?;
+        let results = self
+            .integration_user()
+            .create(object, &rows(records))
+            .await?;
         results
             .into_iter()
             .map(|r| r.id.context("Salesforce created no record"))
             .collect()
+    }
+
+    /// Records updated in Salesforce by Id as the integration user (no Outbound Message), as a
+    /// data load that bypasses workflow would.
+    pub async fn salesforce_update_quietly(&self, object: &str, records: Vec<Value>) -> Result<()> {
+        use shared::ports::SalesforceApi;
+        let results = self
+            .integration_user()
+            .update(object, &rows(records))
+            .await?;
+        anyhow::ensure!(results.iter().all(|r| r.success), "{results:?}");
+        Ok(())
+    }
+
+    fn integration_user(&self) -> shared::adapters::salesforce::SalesforceClient {
+        shared::adapters::salesforce::SalesforceClient::new(
+            self.salesforce_settings(),
+            Secret::new(self.salesforce.client_secret()),
+        )
     }
 
     /// The webhook's Function URL (local listener).
@@ -656,6 +679,13 @@ impl Stack {
 }
 
 /// Signs a webhook body the way a Gainsight rule configured with the shared secret does.
+fn rows(records: Vec<Value>) -> Vec<serde_json::Map<String, Value>> {
+    records
+        .into_iter()
+        .filter_map(|r| r.as_object().cloned())
+        .collect()
+}
+
 pub fn sign(secret: &str, timestamp_s: i64, body: &str) -> String {
     use hmac::Mac;
     let mut mac =

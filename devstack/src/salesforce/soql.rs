@@ -1,6 +1,7 @@
-//! A small SOQL subset: `SELECT f, ... FROM Obj [WHERE c (AND|OR) c ...] [ORDER BY f [ASC|DESC], ...]
-//! [LIMIT n]`, conditions `field op literal` with =, !=, <, <=, >, >=, LIKE, IN (...), NOT IN (...),
-//! parsed and evaluated over the org's records.
+//! A small SOQL subset: `SELECT f, ... FROM Obj [WHERE expr] [ORDER BY f [ASC|DESC], ...]
+//! [LIMIT n]`, where `expr` joins conditions with AND and OR (AND binding tighter) and groups them
+//! in parentheses, and a condition is `field op literal` with =, !=, <, <=, >, >=, LIKE, IN (...),
+//! NOT IN (...); parsed and evaluated over the org's records.
 use super::{parse_date_ms, parse_datetime_ms, FieldType, Record};
 use serde_json::Value;
 use std::cmp::Ordering;
@@ -22,13 +23,36 @@ pub struct Condition {
     pub values: Vec<Literal>,
 }
 
+/// A WHERE clause: conditions joined by AND and OR.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Expr {
+    Cond(Condition),
+    And(Vec<Expr>),
+    Or(Vec<Expr>),
+}
+
+impl Expr {
+    fn holds(&self, r: &Record, kind: &impl Fn(&str) -> Option<FieldType>) -> bool {
+        match self {
+            Expr::Cond(c) => holds(c, r, kind(&c.field)),
+            Expr::And(all) => all.iter().all(|e| e.holds(r, kind)),
+            Expr::Or(any) => any.iter().any(|e| e.holds(r, kind)),
+        }
+    }
+
+    fn fields<'a>(&'a self, out: &mut Vec<&'a String>) {
+        match self {
+            Expr::Cond(c) => out.push(&c.field),
+            Expr::And(es) | Expr::Or(es) => es.iter().for_each(|e| e.fields(out)),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Select {
     pub fields: Vec<String>,
     pub from: String,
-    pub conditions: Vec<Condition>,
-    /// Joiners between conditions: "AND" or "OR" (evaluated left to right, AND binding tighter).
-    pub joiners: Vec<String>,
+    pub filter: Option<Expr>,
     pub order_by: Vec<(String, bool)>,
     pub limit: Option<usize>,
 }
@@ -123,10 +147,10 @@ pub fn parse(q: &str) -> Result<Select, String> {
     }
     let fields = r.fields()?;
     let from = r.next().ok_or("expected an object after FROM")?;
-    let (conditions, joiners) = if r.eat("WHERE") {
-        r.conditions()?
+    let filter = if r.eat("WHERE") {
+        Some(r.or_expr()?)
     } else {
-        (vec![], vec![])
+        None
     };
     let order_by = if r.kw(0, "ORDER") && r.kw(1, "BY") {
         r.i += 2;
@@ -146,8 +170,7 @@ pub fn parse(q: &str) -> Result<Select, String> {
     Ok(Select {
         fields,
         from,
-        conditions,
-        joiners,
+        filter,
         order_by,
         limit,
     })
@@ -202,17 +225,42 @@ impl Reader {
         Ok(fields)
     }
 
-    /// `c (AND|OR) c ...` and the joiners between them.
-    fn conditions(&mut self) -> Result<(Vec<Condition>, Vec<String>), String> {
-        let (mut conditions, mut joiners) = (vec![], vec![]);
-        loop {
-            conditions.push(self.condition()?);
-            if !(self.kw(0, "AND") || self.kw(0, "OR")) {
-                return Ok((conditions, joiners));
-            }
-            joiners.push(self.t[self.i].to_ascii_uppercase());
-            self.i += 1;
+    /// `a OR b OR ...`, each an AND group.
+    fn or_expr(&mut self) -> Result<Expr, String> {
+        let mut any = vec![self.and_expr()?];
+        while self.eat("OR") {
+            any.push(self.and_expr()?);
         }
+        Ok(if any.len() == 1 {
+            any.remove(0)
+        } else {
+            Expr::Or(any)
+        })
+    }
+
+    /// `a AND b AND ...`, each a condition or a parenthesised expression.
+    fn and_expr(&mut self) -> Result<Expr, String> {
+        let mut all = vec![self.primary()?];
+        while self.eat("AND") {
+            all.push(self.primary()?);
+        }
+        Ok(if all.len() == 1 {
+            all.remove(0)
+        } else {
+            Expr::And(all)
+        })
+    }
+
+    fn primary(&mut self) -> Result<Expr, String> {
+        if self.peek() != Some("(") {
+            return Ok(Expr::Cond(self.condition()?));
+        }
+        self.i += 1;
+        let inner = self.or_expr()?;
+        if self.next().as_deref() != Some(")") {
+            return Err("expected ) to close a group of conditions".into());
+        }
+        Ok(inner)
     }
 
     /// `field op literal`, or `field [NOT] IN (literal, ...)`.
@@ -350,36 +398,19 @@ pub fn run(
     records: &[Record],
     kind: impl Fn(&str) -> Option<FieldType>,
 ) -> Result<Vec<Record>, String> {
-    for f in select
-        .fields
-        .iter()
-        .chain(select.conditions.iter().map(|c| &c.field))
-        .chain(select.order_by.iter().map(|o| &o.0))
-    {
+    let mut named: Vec<&String> = select.fields.iter().collect();
+    if let Some(filter) = &select.filter {
+        filter.fields(&mut named);
+    }
+    named.extend(select.order_by.iter().map(|o| &o.0));
+    for f in named {
         if kind(f).is_none() {
             return Err(format!("No such column '{f}' on entity '{}'", select.from));
         }
     }
     let mut rows: Vec<&Record> = records
         .iter()
-        .filter(|r| {
-            if select.conditions.is_empty() {
-                return true;
-            }
-            // OR of AND-groups: AND binds tighter, as in SOQL.
-            let mut any = false;
-            let mut group = holds(&select.conditions[0], r, kind(&select.conditions[0].field));
-            for (c, j) in select.conditions[1..].iter().zip(&select.joiners) {
-                let h = holds(c, r, kind(&c.field));
-                if j == "AND" {
-                    group = group && h;
-                } else {
-                    any = any || group;
-                    group = h;
-                }
-            }
-            any || group
-        })
+        .filter(|r| select.filter.as_ref().is_none_or(|e| e.holds(r, &kind)))
         .collect();
     rows.sort_by(|a, b| {
         for (f, asc) in &select.order_by {

@@ -44,6 +44,12 @@ fn soql_subset_filters_orders_and_limits() {
     let rows = soql::run(&q, &recs, kinds).unwrap();
     let names: Vec<_> = rows.iter().map(|r| r["Name"].as_str().unwrap()).collect();
     assert_eq!(names, vec!["O'Brien", "Acme"]);
+    // Parentheses group: (A OR (B AND C)) AND D.
+    let grouped = soql::parse("SELECT Id FROM Account WHERE (AnnualRevenue > 5 OR (AnnualRevenue = 5 AND Id > '1')) AND Name != 'Acme'").unwrap();
+    let rows = soql::run(&grouped, &recs, kinds).unwrap();
+    let ids: Vec<_> = rows.iter().map(|r| r["Id"].as_str().unwrap()).collect();
+    assert_eq!(ids, vec!["2"], "Acme excluded by the AND outside the group");
+    assert!(soql::parse("SELECT Id FROM Account WHERE (Name = 'x'").is_err());
     assert!(soql::parse("SELECT FROM Account").is_err());
     assert!(soql::run(
         &soql::parse("SELECT Nope FROM Account").unwrap(),

@@ -1,32 +1,33 @@
-//! Poller function: on an EventBridge schedule, reads the Gainsight records of a job changed since
-//! the job's (timestamp, id) cursor, with an overlapping window, queues them as changes (dedup by
-//! record version), and advances the cursor only after everything is queued.
+//! Poller function: on an EventBridge schedule, reads the records of a job changed since the job's
+//! (timestamp, id) cursor in each system (Gainsight always; Salesforce, on `SystemModstamp`, when
+//! fields flow from it), with an overlapping window, queues them as changes (dedup by record
+//! version), and advances each cursor only after what it covers is queued.
+
+mod read;
 
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 use shared::adapters::AwsClients;
-use shared::domain::timeline::{Participants, TYPE_FIELD};
-use shared::domain::{ChangeEvent, Fields, Job, Jobs, SourceRecord, System};
+use shared::domain::timeline::Participants;
+use shared::domain::{Fields, Job, Jobs, System};
 use shared::domain::{RunFunction, Runs};
 use shared::enqueue::{enqueue, record_run, Delivery, EnqueueError};
 use shared::lambda::store_runs;
 use shared::participants::{resolve, ResolveError};
 use shared::ports::{
-    Cursor, CursorStore, DedupStore, GsCondition, GsOperator, GsQuery, LedgerStore, RunStore,
-    SecretsError, SourcePorts,
+    Cursor, CursorStore, DedupStore, LedgerStore, RunStore, SalesforceApi, SecretsError,
+    SourcePorts,
 };
+
+use read::before;
 
 /// Field Gainsight stamps on every modification (epoch ms in the data API).
 pub use shared::domain::change::GAINSIGHT_MODIFIED as MODIFIED_FIELD;
 /// Re-read this much before the cursor: late commits with older timestamps are not missed.
 pub const OVERLAP_MS: i64 = 5 * 60 * 1000;
-/// The cursor stream of Gainsight reads.
-const STREAM: &str = "gainsight";
-
-/// Table, queues and the Gainsight tenant.
-pub type Config = shared::config::SourceConfig;
+/// Table, queues, the Gainsight tenant and the Salesforce org.
+pub type Config = shared::config::ReadConfig;
 
 /// The constant input each schedule rule passes (see `infra/template.yaml`).
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -43,7 +44,17 @@ pub struct PollRequest {
 #[serde(rename_all = "camelCase")]
 pub struct PollReport {
     pub job: String,
-    /// Changes queued (record versions not queued before).
+    /// Changes queued from both systems (record versions not queued before).
+    pub queued: usize,
+    /// Each system read.
+    pub streams: Vec<StreamReport>,
+}
+
+/// What one poll read from one system.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct StreamReport {
+    pub source: System,
     pub queued: usize,
     /// Start of the window read (epoch ms).
     pub from_ms: i64,
@@ -72,6 +83,8 @@ pub struct Poller {
     runs: Arc<dyn RunStore>,
     /// Where a Timeline window's participants not linked in Gainsight are looked up.
     ledger: Arc<dyn LedgerStore>,
+    /// Salesforce, for jobs whose fields flow from it; without it only Gainsight is read.
+    salesforce: Option<Arc<dyn SalesforceApi>>,
     /// Records read per query.
     page: usize,
 }
@@ -90,6 +103,7 @@ impl Poller {
             dedup: store.clone(),
             cursors: store.clone(),
             ledger: store.clone(),
+            salesforce: None,
             runs: store,
             page: PAGE,
         }
@@ -102,13 +116,22 @@ impl Poller {
         self
     }
 
+    /// Reads Salesforce too, for the jobs whose fields flow from it.
+    pub fn with_salesforce(mut self, salesforce: Arc<dyn SalesforceApi>) -> Self {
+        self.salesforce = Some(salesforce);
+        self
+    }
+
     pub async fn from_aws(
         config: &Config,
         clients: &AwsClients,
         jobs: Jobs,
     ) -> Result<Self, SecretsError> {
-        let store = Arc::new(clients.state_store(&config.aws));
-        Ok(Self::new(clients.source_ports(config, jobs).await?, store))
+        let aws = &config.source.aws;
+        let store = Arc::new(clients.state_store(aws));
+        let salesforce = Arc::new(clients.salesforce(aws, &config.salesforce).await?);
+        let ports = clients.source_ports(&config.source, jobs).await?;
+        Ok(Self::new(ports, store).with_salesforce(salesforce))
     }
 
     pub async fn handle(&self, request: PollRequest) -> Result<PollReport, PollError> {
@@ -129,12 +152,40 @@ impl Poller {
         let mut runs = Runs::new(RunFunction::Poller, event, now_ms, &job.name);
         let run_job = Some(job.name.as_str());
         runs.objects(run_job, &job.gainsight.object, Some(&job.salesforce.object));
-        let polled = self.poll(job, request.since_ms, now_ms, &mut runs).await;
+        let polled = self
+            .poll_both(job, request.since_ms, now_ms, &mut runs)
+            .await;
         if let Err(e) = &polled {
             runs.fail(run_job, e.to_string());
         }
         store_runs(self.runs.as_ref(), runs).await;
-        polled
+        let streams = polled?;
+        Ok(PollReport {
+            job: job.name.clone(),
+            queued: streams.iter().map(|s| s.queued).sum(),
+            streams,
+        })
+    }
+
+    /// Gainsight, then Salesforce when the job takes changes from it.
+    async fn poll_both(
+        &self,
+        job: &Job,
+        since_ms: Option<i64>,
+        now_ms: i64,
+        runs: &mut Runs,
+    ) -> Result<Vec<StreamReport>, PollError> {
+        let mut streams = vec![
+            self.poll(job, System::Gainsight, since_ms, now_ms, runs)
+                .await?,
+        ];
+        if self.salesforce.is_some() && read::polls_salesforce(job) {
+            streams.push(
+                self.poll(job, System::Salesforce, since_ms, now_ms, runs)
+                    .await?,
+            );
+        }
+        Ok(streams)
     }
 
     /// Reads the window a page at a time in (modified, id) order, each page after the last record
@@ -143,11 +194,13 @@ impl Poller {
     async fn poll(
         &self,
         job: &Job,
+        source: System,
         since_ms: Option<i64>,
         now_ms: i64,
         runs: &mut Runs,
-    ) -> Result<PollReport, PollError> {
-        let cursor = self.cursors.cursor(&job.name, STREAM).await?;
+    ) -> Result<StreamReport, PollError> {
+        let stream = source.as_str();
+        let cursor = self.cursors.cursor(&job.name, stream).await?;
         let from = match (since_ms, &cursor) {
             (Some(since), _) => since,
             (None, Some(c)) => c.timestamp_ms - OVERLAP_MS,
@@ -160,19 +213,17 @@ impl Poller {
         };
         let (mut queued, mut newest) = (0, cursor);
         loop {
-            let query = page_query(job, &after, self.page);
-            let records = self
-                .ports
-                .gainsight
-                .query(&job.gainsight.object, &query)
-                .await?;
+            let records = self.read_page(job, source, &after).await?;
             let read = records.len();
-            let participants = self.participants(job, &records).await?;
-            let (deliveries, last) = versions(job, records, participants, now_ms);
+            let participants = match source {
+                System::Gainsight => self.participants(job, &records).await?,
+                System::Salesforce => vec![None; read],
+            };
+            let (deliveries, last) = read::versions(job, source, records, participants, now_ms);
             queued += self.queue(job, &deliveries, now_ms, runs).await?;
             let Some(last) = last else { break };
             if newest.as_ref().is_none_or(|n| before(n, &last)) {
-                self.cursors.put_cursor(&job.name, STREAM, &last).await?;
+                self.cursors.put_cursor(&job.name, stream, &last).await?;
                 newest = Some(last.clone());
             }
             if read < self.page || !before(&after, &last) {
@@ -180,12 +231,36 @@ impl Poller {
             }
             after = last;
         }
-        tracing::info!(job = %job.name, queued, from_ms = from, "poll done");
-        Ok(PollReport {
-            job: job.name.clone(),
+        tracing::info!(job = %job.name, source = stream, queued, from_ms = from, "poll done");
+        Ok(StreamReport {
+            source,
             queued,
             from_ms: from,
             cursor_ms: newest.map(|c| c.timestamp_ms),
+        })
+    }
+
+    /// The next page of the job's records in `source` after `after`.
+    async fn read_page(
+        &self,
+        job: &Job,
+        source: System,
+        after: &Cursor,
+    ) -> Result<Vec<Fields>, PollError> {
+        Ok(match (source, &self.salesforce) {
+            (System::Salesforce, Some(salesforce)) => {
+                salesforce
+                    .select(&read::salesforce_page(job, after, self.page))
+                    .await?
+            }
+            (System::Salesforce, None) => Vec::new(),
+            (System::Gainsight, _) => {
+                let query = read::gainsight_page(job, after, self.page);
+                self.ports
+                    .gainsight
+                    .query(&job.gainsight.object, &query)
+                    .await?
+            }
         })
     }
 
@@ -221,99 +296,10 @@ impl Poller {
     }
 }
 
-/// Whether cursor `a` comes before `b` in (modified, id) order.
-fn before(a: &Cursor, b: &Cursor) -> bool {
-    (a.timestamp_ms, &a.last_id) < (b.timestamp_ms, &b.last_id)
-}
-
-/// The next `page` records after `after` in (modified, id) order:
-/// `modified > t OR (modified = t AND id > last)`.
-fn page_query(job: &Job, after: &Cursor, page: usize) -> GsQuery {
-    let id = &job.gainsight.id_field;
-    let t = json!(after.timestamp_ms);
-    GsQuery {
-        any_of: vec![
-            vec![GsCondition::new(
-                MODIFIED_FIELD,
-                GsOperator::Gt,
-                vec![t.clone()],
-            )],
-            vec![
-                GsCondition::new(MODIFIED_FIELD, GsOperator::Eq, vec![t]),
-                GsCondition::new(id, GsOperator::Gt, vec![json!(after.last_id)]),
-            ],
-        ],
-        limit: page,
-        ..base_query(job)
-    }
-}
-
-/// A Timeline job reads only the activity types it syncs.
-fn type_filter(job: &Job) -> Vec<GsCondition> {
-    job.timeline
-        .iter()
-        .map(|t| {
-            let types = t.types.iter().map(|t| json!(t)).collect();
-            GsCondition::new(TYPE_FIELD, GsOperator::In, types)
-        })
-        .collect()
-}
-
-/// The job's records in (modified, id) order, with every field it reads.
-fn base_query(job: &Job) -> GsQuery {
-    let mut select: Vec<String> = vec![MODIFIED_FIELD.into()];
-    select.extend(job.fields_read_from(System::Gainsight));
-    select.sort();
-    select.dedup();
-    GsQuery {
-        select,
-        conditions: type_filter(job),
-        order_by: vec![
-            (MODIFIED_FIELD.into(), true),
-            (job.gainsight.id_field.clone(), true),
-        ],
-        ..GsQuery::default()
-    }
-}
-
-/// One delivery per record version read, and the (modified, id) of the last of them.
-fn versions(
-    job: &Job,
-    records: Vec<Fields>,
-    participants: Vec<Option<Participants>>,
-    now_ms: i64,
-) -> (Vec<Delivery>, Option<Cursor>) {
-    let mut last: Option<Cursor> = None;
-    let mut deliveries = Vec::with_capacity(records.len());
-    for (fields, participants) in records.into_iter().zip(participants) {
-        let id = fields.get(&job.gainsight.id_field).and_then(Value::as_str);
-        let modified = fields.get(MODIFIED_FIELD).and_then(Value::as_i64);
-        let (Some(id), Some(modified)) = (id.map(str::to_string), modified) else {
-            continue;
-        };
-        let here = Cursor {
-            timestamp_ms: modified,
-            last_id: id.clone(),
-        };
-        if last.as_ref().is_none_or(|l| before(l, &here)) {
-            last = Some(here);
-        }
-        let record = SourceRecord {
-            source: System::Gainsight,
-            object: job.gainsight.object.clone(),
-            id,
-            fields,
-        };
-        let mut change = ChangeEvent::polled(record, &job.name, modified, now_ms);
-        change.participants = participants;
-        deliveries.push(Delivery::single(change));
-    }
-    (deliveries, last)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::{json, Value};
 
     #[test]
     fn a_page_starts_strictly_after_the_last_record_of_the_one_before() {
@@ -323,7 +309,7 @@ mod tests {
             timestamp_ms: 7,
             last_id: "G2".into(),
         };
-        let q = page_query(job, &after, 50);
+        let q = read::gainsight_page(job, &after, 50);
         assert!(q.conditions.is_empty());
         let ops: Vec<Vec<(&str, &str, Value)>> = q
             .any_of

@@ -11,7 +11,6 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use shared::adapters::AwsClients;
-use shared::config::{ConfigError, SalesforceSettings, SourceConfig};
 use shared::domain::{ChangeEvent, Job, Jobs, LineOutcome, RunFunction, RunId, RunLine, Runs};
 use shared::lambda::store_runs;
 use shared::ports::{LedgerStore, RunStore, SalesforceApi, SecretsError, SourcePorts};
@@ -22,20 +21,7 @@ pub use request::{Continuation, RequestError, ResyncRequest, Selection};
 pub const PAGE: usize = 2_000;
 
 /// Table, queues, the Gainsight tenant and the Salesforce org.
-#[derive(Clone, Debug)]
-pub struct Config {
-    pub source: SourceConfig,
-    pub salesforce: SalesforceSettings,
-}
-
-impl Config {
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Ok(Self {
-            source: SourceConfig::from_env()?,
-            salesforce: SalesforceSettings::from_env()?,
-        })
-    }
-}
+pub type Config = shared::config::ReadConfig;
 
 /// What one invocation queued.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]

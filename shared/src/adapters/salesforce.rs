@@ -505,6 +505,14 @@ pub fn soql(query: &SfSelect) -> String {
         // A datetime literal is written unquoted, in UTC.
         conditions.push(format!("{field} >= {}", crate::time::rfc3339(*ms)));
     }
+    if let Some(after) = &query.after {
+        let (f, t) = (&after.field, crate::time::rfc3339(after.at_ms));
+        conditions.push(format!(
+            "({f} > {t} OR ({f} = {t} AND {} > {}))",
+            after.id_field,
+            soql_quote(&after.id)
+        ));
+    }
     if !conditions.is_empty() {
         text.push_str(" WHERE ");
         text.push_str(&conditions.join(" AND "));
@@ -541,6 +549,26 @@ pub fn soql_quote(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_keyset_page_starts_strictly_after_the_last_record() {
+        let select = SfSelect {
+            fields: vec!["Id".into(), "Name".into()],
+            after: Some(crate::ports::SfAfter {
+                field: "SystemModstamp".into(),
+                at_ms: 0,
+                id_field: "Id".into(),
+                id: "001A".into(),
+            }),
+            order_by: vec!["SystemModstamp".into(), "Id".into()],
+            limit: Some(2),
+            ..SfSelect::from_object("Account")
+        };
+        assert_eq!(
+            soql(&select),
+            "SELECT Id, Name FROM Account WHERE (SystemModstamp > 1970-01-01T00:00:00.000Z OR (SystemModstamp = 1970-01-01T00:00:00.000Z AND Id > '001A')) ORDER BY SystemModstamp, Id LIMIT 2"
+        );
+    }
 
     #[test]
     fn selects_become_soql_with_quoted_in_lists() {
