@@ -105,7 +105,10 @@ async fn records_sharing_a_timestamp_across_a_page_boundary_all_sync_once() -> R
     assert_eq!(gainsight.source, shared::domain::System::Gainsight);
     assert_eq!(gainsight.queued, 3, "the writeback versions");
     let salesforce = &writebacks.streams[1];
-    assert_eq!(salesforce.queued, 3, "the Accounts written, read back (echoes, ignored)");
+    assert_eq!(
+        salesforce.queued, 3,
+        "the Accounts written, read back (echoes, ignored)"
+    );
     stack.drained(WAIT).await?;
     let again = poller.handle(request).await?;
     assert_eq!(

@@ -24,8 +24,25 @@ use read::before;
 
 /// Field Gainsight stamps on every modification (epoch ms in the data API).
 pub use shared::domain::change::GAINSIGHT_MODIFIED as MODIFIED_FIELD;
-/// Re-read this much before the cursor: late commits with older timestamps are not missed.
+/// Re-read this much before the cursor by default: late commits with older timestamps are not
+/// missed. `POLL_OVERLAP_SECONDS` (the template's `PollOverlapSeconds`) changes it.
 pub const OVERLAP_MS: i64 = 5 * 60 * 1000;
+
+/// The window overlap from `POLL_OVERLAP_SECONDS`, or the default.
+pub fn overlap_from_env() -> Result<i64, shared::config::ConfigError> {
+    let name = "POLL_OVERLAP_SECONDS";
+    match shared::config::optional(name) {
+        None => Ok(OVERLAP_MS),
+        Some(v) => v
+            .trim()
+            .parse::<u32>()
+            .map(|s| i64::from(s) * 1000)
+            .map_err(|_| shared::config::ConfigError::Invalid {
+                name,
+                message: format!("{v:?} is not a whole number of seconds"),
+            }),
+    }
+}
 /// Table, queues, the Gainsight tenant and the Salesforce org.
 pub type Config = shared::config::ReadConfig;
 
@@ -87,6 +104,8 @@ pub struct Poller {
     salesforce: Option<Arc<dyn SalesforceApi>>,
     /// Records read per query.
     page: usize,
+    /// How far before the cursor a scheduled window starts (ms).
+    overlap_ms: i64,
 }
 
 /// Records a poll reads per query (Gainsight answers at most 5,000 a call).
@@ -106,6 +125,7 @@ impl Poller {
             salesforce: None,
             runs: store,
             page: PAGE,
+            overlap_ms: OVERLAP_MS,
         }
     }
 
@@ -113,6 +133,12 @@ impl Poller {
     /// boundaries).
     pub fn with_page_size(mut self, page: usize) -> Self {
         self.page = page.max(1);
+        self
+    }
+
+    /// Starts each scheduled window `overlap_ms` before the cursor.
+    pub fn with_overlap(mut self, overlap_ms: i64) -> Self {
+        self.overlap_ms = overlap_ms.max(0);
         self
     }
 
@@ -203,8 +229,8 @@ impl Poller {
         let cursor = self.cursors.cursor(&job.name, stream).await?;
         let from = match (since_ms, &cursor) {
             (Some(since), _) => since,
-            (None, Some(c)) => c.timestamp_ms - OVERLAP_MS,
-            (None, None) => now_ms - OVERLAP_MS,
+            (None, Some(c)) => c.timestamp_ms - self.overlap_ms,
+            (None, None) => now_ms - self.overlap_ms,
         };
         // Strictly after (from - 1 ms, any id): every record modified at `from` or later.
         let mut after = Cursor {
@@ -386,6 +412,26 @@ mod tests {
             json!(2_000 - OVERLAP_MS - 1),
             "second window starts before the cursor: modified > start - 1 ms"
         );
+    }
+
+    #[tokio::test]
+    async fn the_overlap_is_configurable() {
+        let store = Arc::new(MemoryStore::default());
+        let gs = Arc::new(MemoryGainsight::default());
+        let ports = SourcePorts {
+            changes: Arc::new(MemoryQueue::default()),
+            gainsight: gs.clone(),
+            jobs: Jobs::builtin(),
+        };
+        let poller = Poller::new(ports, store).with_overlap(60_000);
+        let request = PollRequest {
+            job: "company_account".into(),
+            since_ms: None,
+        };
+        let report = poller.handle_at(request, 1_000_000).await.unwrap();
+        assert_eq!(report.streams[0].from_ms, 1_000_000 - 60_000);
+        let (_, q) = gs.queries.lock().unwrap()[0].clone();
+        assert_eq!(q.any_of[0][0].values[0], json!(1_000_000 - 60_000 - 1));
     }
 
     #[tokio::test]

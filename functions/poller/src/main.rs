@@ -12,7 +12,9 @@ async fn main() -> Result<(), Error> {
     let config = Config::from_env()?;
     let jobs = shared::config::jobs()?;
     let clients = AwsClients::new(&aws_config().await);
-    let poller = Arc::new(Poller::from_aws(&config, &clients, jobs).await?);
+    let overlap_ms = poller::overlap_from_env()?;
+    let poller = Poller::from_aws(&config, &clients, jobs).await?;
+    let poller = Arc::new(poller.with_overlap(overlap_ms));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<PollRequest>| {
         let poller = Arc::clone(&poller);
         async move { poller.handle(event.payload).await.map_err(Error::from) }
