@@ -265,3 +265,30 @@ async fn a_backfill_creates_an_old_activity_with_its_attachment_once() -> Result
     stack.stop().await;
     Ok(())
 }
+
+/// Real time: an activity a person logs reaches the webhook (Gainsight's rule), the mapper
+/// resolves its participants for the batch, and the Task is linked like a scheduled one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_logged_activity_syncs_in_real_time_with_its_participants() -> Result<()> {
+    let stack = Stack::start(Options::default()).await?;
+    let (company, account, contact) = customer(&stack).await?;
+    let gsid = stack
+        .gainsight_insert(
+            "activity_timeline",
+            vec![activity(&company, "Escalation call", "Call", None)],
+        )
+        .await?
+        .remove(0);
+    let task = stack
+        .eventually(WAIT, "the Task, through the webhook", || async {
+            Ok(by_activity(&stack, "Task", &gsid).pop())
+        })
+        .await?;
+    assert_eq!(task["WhoId"], json!(contact));
+    assert_eq!(task["WhatId"], json!(account));
+    assert!(stack.gainsight.stats().webhook_deliveries >= 1);
+    stack.drained(WAIT).await?;
+    assert_eq!(by_activity(&stack, "Task", &gsid).len(), 1);
+    stack.stop().await;
+    Ok(())
+}

@@ -141,13 +141,24 @@ fn wire_sources(
     webhook_url: &str,
     echo_criteria: bool,
 ) {
+    let mut ruled = std::collections::HashSet::new();
     for job in jobs.iter() {
-        gainsight.add_rule(Rule {
-            object: job.gainsight.object.clone(),
-            url: format!("{webhook_url}/gainsight"),
-            secret: WEBHOOK_SECRET.into(),
-            skip_integration_user: echo_criteria,
-        });
+        // One rule per object, however many jobs read it (the Timeline jobs share activities).
+        if ruled.insert(job.gainsight.object.clone()) {
+            gainsight.add_rule(Rule {
+                object: job.gainsight.object.clone(),
+                url: format!("{webhook_url}/gainsight"),
+                secret: WEBHOOK_SECRET.into(),
+                skip_integration_user: echo_criteria,
+            });
+        }
+        // An Outbound Message only for jobs that act on Salesforce changes.
+        let from_salesforce = &job.events.from_salesforce;
+        if from_salesforce.on_created == shared::domain::OnCreated::DoNothing
+            && from_salesforce.on_updated == shared::domain::OnUpdated::DoNothing
+        {
+            continue;
+        }
         let mut fields: Vec<String> = vec!["CreatedDate".into(), "LastModifiedDate".into()];
         fields.extend(job.fields_read_from(shared::domain::System::Salesforce));
         salesforce.add_outbound(sf::OutboundMessage {
@@ -446,18 +457,6 @@ impl Stack {
             .into_iter()
             .map(|r| r.id.context("Salesforce created no record"))
             .collect()
-    }
-
-    /// Records updated in Salesforce by Id as the integration user (no Outbound Message), as a
-    /// data load that bypasses workflow would.
-    pub async fn salesforce_update_quietly(&self, object: &str, records: Vec<Value>) -> Result<()> {
-        use shared::ports::SalesforceApi;
-        let results = self
-            .integration_user()
-            .update(object, &rows(records))
-            .await?;
-        anyhow::ensure!(results.iter().all(|r| r.success), "{results:?}");
-        Ok(())
     }
 
     fn integration_user(&self) -> shared::adapters::salesforce::SalesforceClient {

@@ -40,7 +40,7 @@ pub(super) async fn token(
             "signature": "emulator",
             "scope": "api",
             "instance_url": org.instance_url,
-            "id": format!("{}/id/00D5g000000emulAAA/0055g000000emulAAA", org.instance_url),
+            "id": format!("{}/id/{ORGANIZATION_ID}/{INTEGRATION_USER_ID}", org.instance_url),
             "token_type": "Bearer",
             "issued_at": now.to_string(),
         })),

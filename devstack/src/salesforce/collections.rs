@@ -235,7 +235,13 @@ pub(super) fn apply(
                     let id = applied.staged[index].get("Id").and_then(Value::as_str);
                     id.unwrap_or_default().to_string()
                 };
-                stamp(&mut applied.staged[index], &id, now, is_new);
+                stamp(
+                    &mut applied.staged[index],
+                    &id,
+                    now,
+                    is_new,
+                    Author::IntegrationUser,
+                );
                 applied.touched.push(index);
                 let result = json!({ "id": id, "success": true, "errors": [], "created": is_new });
                 applied.results.push(result);

@@ -19,7 +19,7 @@ pub(super) async fn seed(
     Path(object): Path<String>,
     Json(records): Json<Vec<Record>>,
 ) -> Response {
-    Json(seed_records(&org, &object, records)).into_response()
+    Json(seed_records(&org, &object, records, true)).into_response()
 }
 
 pub(super) async fn user_edit(
@@ -27,7 +27,7 @@ pub(super) async fn user_edit(
     Path((object, id)): Path<(String, String)>,
     Json(fields): Json<Record>,
 ) -> Response {
-    if edit_record(&org, &object, &id, fields) {
+    if edit_record(&org, &object, &id, fields, true) {
         StatusCode::NO_CONTENT.into_response()
     } else {
         StatusCode::NOT_FOUND.into_response()

@@ -106,6 +106,20 @@ pub enum Author {
     Person,
 }
 
+/// The integration user the Connected App runs as (the token's `id` names it).
+pub const INTEGRATION_USER_ID: &str = "0055g000000emulAAA";
+/// The person editing records in the org's UI.
+pub const PERSON_USER_ID: &str = "0055g000000persAAA";
+
+impl Author {
+    pub fn user_id(self) -> &'static str {
+        match self {
+            Author::IntegrationUser => INTEGRATION_USER_ID,
+            Author::Person => PERSON_USER_ID,
+        }
+    }
+}
+
 /// The Organization Id the emulated org puts in every Outbound Message.
 pub const ORGANIZATION_ID: &str = "00D5g00000EMUL8AAA";
 
@@ -269,12 +283,22 @@ impl SalesforceEmulator {
 
     /// Inserts records as a Salesforce user would; returns their Ids.
     pub fn seed(&self, object: &str, records: Vec<Record>) -> Vec<String> {
-        seed_records(&self.org, object, records)
+        seed_records(&self.org, object, records, true)
     }
 
     /// Edits a record as a Salesforce user would (fires Outbound Messages); false if absent.
     pub fn edit(&self, object: &str, id: &str, fields: Record) -> bool {
-        edit_record(&self.org, object, id, fields)
+        edit_record(&self.org, object, id, fields, true)
+    }
+
+    /// Creates records as a person's data load with workflow bypassed: no Outbound Message.
+    pub fn load_without_workflow(&self, object: &str, records: Vec<Record>) -> Vec<String> {
+        seed_records(&self.org, object, records, false)
+    }
+
+    /// Edits a record as a person's data load with workflow bypassed: no Outbound Message.
+    pub fn edit_without_workflow(&self, object: &str, id: &str, fields: Record) -> bool {
+        edit_record(&self.org, object, id, fields, false)
     }
 
     /// Sends an Outbound Message for every later create or edit of `message.object`.

@@ -6,6 +6,7 @@ pub(super) fn seed_records(
     org_arc: &Arc<Mutex<Org>>,
     object: &str,
     records: Vec<Record>,
+    workflow: bool,
 ) -> Vec<String> {
     let mut org = lock(org_arc);
     let now = org.now();
@@ -13,14 +14,18 @@ pub(super) fn seed_records(
     let mut created = vec![];
     for mut r in records {
         let id = org.next_id(object);
-        stamp(&mut r, &id, now, true);
+        stamp(&mut r, &id, now, true, Author::Person);
         created.push(r.clone());
         if let Some(o) = org.objects.get_mut(object) {
             o.records.push(r);
         }
         ids.push(id);
     }
-    let sends = org.outbound_for(object, &created, Author::Person);
+    let sends = if workflow {
+        org.outbound_for(object, &created, Author::Person)
+    } else {
+        Vec::new()
+    };
     drop(org);
     spawn_outbound(org_arc, sends);
     ids
@@ -31,6 +36,7 @@ pub(super) fn edit_record(
     object: &str,
     id: &str,
     fields: Record,
+    workflow: bool,
 ) -> bool {
     let mut org = lock(org_arc);
     let now = org.now();
@@ -42,9 +48,13 @@ pub(super) fn edit_record(
         return false;
     };
     record.extend(fields);
-    stamp(record, id, now, false);
+    stamp(record, id, now, false, Author::Person);
     let edited = vec![record.clone()];
-    let sends = org.outbound_for(object, &edited, Author::Person);
+    let sends = if workflow {
+        org.outbound_for(object, &edited, Author::Person)
+    } else {
+        Vec::new()
+    };
     drop(org);
     spawn_outbound(org_arc, sends);
     true
@@ -133,13 +143,16 @@ pub fn id_suffix(id15: &str) -> String {
         .collect()
 }
 
-pub(super) fn stamp(record: &mut Record, id: &str, now: i64, created: bool) {
+pub(super) fn stamp(record: &mut Record, id: &str, now: i64, created: bool, author: Author) {
     let ts = Value::String(sf_datetime(now));
+    let user = Value::String(author.user_id().into());
     record.insert("Id".into(), Value::String(id.into()));
     if created {
         record.insert("CreatedDate".into(), ts.clone());
+        record.insert("CreatedById".into(), user.clone());
         record.insert("IsDeleted".into(), Value::Bool(false));
     }
+    record.insert("LastModifiedById".into(), user);
     record.insert("LastModifiedDate".into(), ts.clone());
     record.insert("SystemModstamp".into(), ts);
 }

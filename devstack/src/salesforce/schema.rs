@@ -143,6 +143,10 @@ pub(super) fn system_fields() -> Vec<FieldDef> {
         FieldDef::new("CreatedDate", T::Datetime).system(),
         FieldDef::new("LastModifiedDate", T::Datetime).system(),
         FieldDef::new("SystemModstamp", T::Datetime).system(),
+        FieldDef::new("CreatedById", T::Reference).len(18).system(),
+        FieldDef::new("LastModifiedById", T::Reference)
+            .len(18)
+            .system(),
         FieldDef::new("IsDeleted", T::Boolean).system(),
     ]
 }

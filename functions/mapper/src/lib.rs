@@ -7,10 +7,11 @@ use std::sync::Arc;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use shared::adapters::AwsClients;
 use shared::domain::{
-    ChangeEvent, Job, Jobs, LedgerBatch, LedgerKey, LedgerUpdate, LineOutcome, Lookups, MapOutcome,
-    Mapper, RunFunction, RunLine, Runs, Schemas, WriteCommand,
+    ChangeEvent, Fields, Job, Jobs, LedgerBatch, LedgerKey, LedgerUpdate, LineOutcome, Lookups,
+    MapOutcome, Mapper, RunFunction, RunLine, Runs, Schemas, System, WriteCommand,
 };
 use shared::lambda::{batch_seed, parse_messages, store_runs};
+use shared::participants::resolve;
 use shared::ports::{GainsightApi, LedgerStore, LedgerWrite, Queue, RunStore, SalesforceApi};
 use shared::resolve::{load_schemas, run_lookups, SchemaError};
 
@@ -106,7 +107,8 @@ impl MapperFn {
             now_ms,
             &batch_seed(&event),
         );
-        let (changes, mut failed) = parse_messages::<ChangeEvent>(event, "change event");
+        let (mut changes, mut failed) = parse_messages::<ChangeEvent>(event, "change event");
+        failed.extend(self.resolve_participants(&mut changes).await);
         let ledgers = self.read_ledgers(&changes).await;
         let lookups = self.run_lookups(&changes).await;
         let mut outgoing: Vec<(String, String)> = Vec::new();
@@ -137,6 +139,41 @@ impl MapperFn {
             "mapper batch done"
         );
         (response, summary)
+    }
+
+    /// Timeline activities that arrived without their participants (through the webhook, in real
+    /// time) get them here, in one query per entity for the whole batch; when that fails their
+    /// messages are retried (and left out of this batch).
+    async fn resolve_participants(&self, changes: &mut Vec<(String, ChangeEvent)>) -> Vec<String> {
+        let wanted: Vec<usize> = changes
+            .iter()
+            .enumerate()
+            .filter(|(_, (_, c))| c.participants.is_none() && c.source == System::Gainsight)
+            .filter(|(_, (_, c))| self.jobs.for_change(c).iter().any(|j| j.timeline.is_some()))
+            .map(|(i, _)| i)
+            .collect();
+        if wanted.is_empty() {
+            return Vec::new();
+        }
+        let activities: Vec<Fields> = wanted
+            .iter()
+            .map(|i| changes[*i].1.fields.clone())
+            .collect();
+        let gainsight = self.gainsight.as_ref();
+        match resolve(&activities, &self.jobs, gainsight, self.ledger.as_ref()).await {
+            Ok(resolved) => {
+                for (i, participants) in wanted.into_iter().zip(resolved) {
+                    changes[i].1.participants = Some(participants);
+                }
+                Vec::new()
+            }
+            Err(e) => {
+                tracing::warn!(activities = wanted.len(), error = %e, "participants not resolved; retrying the activities");
+                let retry: Vec<String> = wanted.iter().map(|i| changes[*i].0.clone()).collect();
+                changes.retain(|(id, _)| !retry.contains(id));
+                retry
+            }
+        }
     }
 
     /// One batched ledger read per job instead of one read per change.

@@ -275,9 +275,8 @@ impl Poller {
     ) -> Result<Vec<Fields>, PollError> {
         Ok(match (source, &self.salesforce) {
             (System::Salesforce, Some(salesforce)) => {
-                salesforce
-                    .select(&read::salesforce_page(job, after, self.page))
-                    .await?
+                let select = read::salesforce_page(job, after, self.page);
+                salesforce.select(&select).await?
             }
             (System::Salesforce, None) => Vec::new(),
             (System::Gainsight, _) => {

@@ -77,7 +77,9 @@ fn gainsight_base(job: &Job) -> GsQuery {
 }
 
 /// The next `page` Salesforce records after `after`, by `SystemModstamp` (which every change,
-/// automated ones included, moves).
+/// automated ones included, moves). Our own writes are read back too and recognised as echoes by
+/// the ledger's field hashes: leaving out the records last changed by the integration user would
+/// lose a person's edit that our write followed before the poll.
 pub(crate) fn salesforce_page(job: &Job, after: &Cursor, page: usize) -> SfSelect {
     let id = &job.salesforce.id_field;
     let mut fields = job.fields_read_from(System::Salesforce);

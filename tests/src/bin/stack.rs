@@ -141,7 +141,13 @@ fn print_schedules(stack: &Stack, speedup: u32) {
 async fn demo() -> Result<()> {
     let started = Instant::now();
     println!("demo: starting moto, deploying infra/template.yaml into it, starting the Gainsight and Salesforce emulators");
-    let stack = Stack::start(Options::default()).await?;
+    // The template's schedules run 3,600 times faster than their rates (the 4-hour Timeline
+    // schedule every 4 s; none more often than once a second).
+    let stack = Stack::start(Options {
+        schedule_speedup: Some(DEMO_SPEEDUP),
+        ..Options::default()
+    })
+    .await?;
     introduce(&stack, started);
     let (ids, accounts) = companies_to_accounts(&stack).await?;
     person_to_contact(&stack, &ids).await?;
@@ -150,6 +156,7 @@ async fn demo() -> Result<()> {
     contact_to_person(&stack, &accounts).await?;
     case_closed_in_salesforce(&stack, &case, &sf_case).await?;
     no_echo(&stack, &ids).await?;
+    timeline_on_schedule(&stack, &ids).await?;
     report(&stack).await?;
     show_runs(&stack).await?;
     let (synced, failed, ignored) = stack.counts().await?;
@@ -445,6 +452,66 @@ async fn show_runs(stack: &Stack) -> Result<()> {
     );
     println!("demo: the runs (syncctl runs --last 1h):");
     print!("{}", String::from_utf8_lossy(&out.stdout));
+    Ok(())
+}
+
+/// How much faster than their rates the demo fires the schedules.
+const DEMO_SPEEDUP: u32 = 3_600;
+
+/// Step 8, scheduled Timeline sync: a call and a meeting logged on Acme with Ada attending,
+/// loaded through the API (no rule fires), become a Task and an Event at the next 4-hour poll.
+async fn timeline_on_schedule(stack: &Stack, ids: &[String]) -> Result<()> {
+    let activity = |subject: &str, type_name: &str, minutes: Option<i64>| {
+        let mut a = json!({
+            "Subject": subject, "TypeName": type_name, "ActivityDate": shared::time::now_ms(),
+            "NotesPlainText": format!("{subject}: notes"), "GsCompanyId": ids[0],
+            "ExternalAttendees": [{"Name": "Ada Lovelace", "Email": "ada@acme.test"}],
+        });
+        if let Some(m) = minutes {
+            a["DurationInMins"] = json!(m);
+        }
+        a
+    };
+    let logged = stack
+        .gainsight_insert_quietly(
+            "activity_timeline",
+            vec![
+                activity("Renewal call", "Call", None),
+                activity("Quarterly review", "Meeting", Some(45)),
+            ],
+        )
+        .await?;
+    let t = Instant::now();
+    println!("demo: [activity_task, activity_event gs->sf, every 4 hours] activities {} logged in Gainsight; waiting for the schedule", logged.join(", "));
+    for (gsid, object, writeback) in [
+        (&logged[0], "Task", "SfTaskId"),
+        (&logged[1], "Event", "SfEventId"),
+    ] {
+        let target = stack
+            .eventually(WAIT, "the activity's Task or Event", || async {
+                Ok(stack
+                    .salesforce_where(object, "Gainsight_Activity_Id__c", gsid)
+                    .pop())
+            })
+            .await?;
+        let id = target["Id"].clone();
+        stack
+            .eventually(WAIT, "the writeback", || async {
+                let activity = stack.gainsight_record("activity_timeline", gsid);
+                Ok(activity
+                    .filter(|a| a.get(writeback) == Some(&id))
+                    .map(|_| ()))
+            })
+            .await?;
+        println!(
+            "demo:   activity {gsid} -> {object} {} \"{}\" WhoId={} WhatId={} (after {} ms); {writeback} written back",
+            text(&id),
+            text(&target["Subject"]),
+            text(&target["WhoId"]),
+            text(&target["WhatId"]),
+            t.elapsed().as_millis()
+        );
+    }
     Ok(())
 }
 

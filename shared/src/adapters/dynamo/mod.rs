@@ -236,13 +236,19 @@ impl DynamoStateStore {
             .iter()
             .map(|(w, prior)| LedgerOp::of(w, *prior, at_ms)?.transact_item(&self.table))
             .collect::<Result<Vec<_>, StoreError>>()?;
-        self.client
+        let sent = self
+            .client
             .transact_write_items()
             .set_transact_items(Some(items))
             .send()
-            .await
-            .map_err(store_error)?;
-        Ok(())
+            .await;
+        match sent {
+            Ok(_) => Ok(()),
+            Err(e) if only_conditions_failed(&e) => Err(StoreError::Conflict(
+                "ledger records changed since read".into(),
+            )),
+            Err(e) => Err(store_error(e)),
+        }
     }
 
     /// Applies one ledger update as a single conditional request; `false` when the record was not
@@ -575,7 +581,15 @@ impl LedgerStore for DynamoStateStore {
                 Err(e) => {
                     // A record changed since the batch read it, or a concurrent write held the
                     // transaction up: the items go one by one, each read again if needed.
-                    tracing::warn!(records = chunk.len(), error = %e, "ledger transaction failed; writing one by one");
+                    if matches!(e, StoreError::Conflict(_)) {
+                        // Expected with concurrent writers (a webhook and a poll of one record).
+                        tracing::info!(
+                            records = chunk.len(),
+                            "ledger records changed since read; writing one by one"
+                        );
+                    } else {
+                        tracing::warn!(records = chunk.len(), error = %e, "ledger transaction failed; writing one by one");
+                    }
                     for (w, prior) in chunk {
                         let single = LedgerWrite { prior, ..w.clone() };
                         self.record(&single, at_ms).await?;
@@ -692,4 +706,26 @@ impl CursorStore for DynamoStateStore {
             .map_err(store_error)?;
         Ok(())
     }
+}
+
+/// A transaction cancelled only because records were not at the versions read (a concurrent
+/// writer), as opposed to throttling or a fault.
+fn only_conditions_failed(
+    e: &aws_sdk_dynamodb::error::SdkError<
+        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError,
+    >,
+) -> bool {
+    use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError as E;
+    let Some(E::TransactionCanceledException(cancelled)) = e.as_service_error() else {
+        return false;
+    };
+    let codes: Vec<&str> = cancelled
+        .cancellation_reasons()
+        .iter()
+        .filter_map(|r| r.code())
+        .collect();
+    codes.contains(&"ConditionalCheckFailed")
+        && codes
+            .iter()
+            .all(|c| matches!(*c, "ConditionalCheckFailed" | "None"))
 }
