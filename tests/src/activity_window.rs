@@ -75,32 +75,8 @@ pub async fn sync_window(n: usize) -> Result<WindowCalls> {
     anyhow::ensure!(polled.queued == n, "queued {}", polled.queued);
     let gainsight_reads = gs.stats().api_calls - gs0.api_calls;
 
-    let writes = Arc::new(MemoryQueue::default());
-    let mapper = mapper::MapperFn::new(
-        store.clone(),
-        store.clone(),
-        writes.clone(),
-        salesforce.clone(),
-        gainsight.clone(),
-        jobs.clone(),
-        schemas,
-    );
-    for batch in changes.bodies().chunks(MAPPER_BATCH) {
-        let messages = batch.iter().enumerate().map(|(i, b)| (i, b.clone()));
-        let event = sqs_event(MAPPER_FIXTURE, messages);
-        let (response, _) = mapper.handle_at(event, shared::time::now_ms()).await;
-        anyhow::ensure!(response.batch_item_failures.is_empty(), "mapper failed");
-    }
-    let pusher = pusher::Pusher::new(store.clone(), store, salesforce, gainsight, jobs);
-    for batch in writes.bodies().chunks(PUSHER_BATCH) {
-        let messages = batch.iter().enumerate().map(|(i, b)| (i, b.clone()));
-        let event = sqs_event(PUSHER_FIXTURE, messages);
-        let (response, summary) = pusher.handle_at(event, shared::time::now_ms()).await;
-        anyhow::ensure!(
-            response.batch_item_failures.is_empty(),
-            "pusher failed: {summary:?}"
-        );
-    }
+    let ports = (salesforce, gainsight);
+    map_and_push(ports, &jobs, store, schemas, changes.bodies()).await?;
     let (gs1, sf1) = (gs.stats(), sf.stats());
     let sf_writes =
         |s: &devstack::salesforce::Stats| s.upsert_calls + s.create_calls + s.update_calls;
@@ -111,6 +87,44 @@ pub async fn sync_window(n: usize) -> Result<WindowCalls> {
         salesforce_reads: (sf1.api_calls - sf0.api_calls) - (sf_writes(&sf1) - sf_writes(&sf0)),
         tasks: sf.records("Task").len(),
     })
+}
+
+/// The changes through the mapper in batches of 100, then the commands through the pusher in
+/// batches of 1,000, as their event sources deliver them.
+async fn map_and_push(
+    (salesforce, gainsight): (Arc<dyn SalesforceApi>, Arc<dyn GainsightApi>),
+    jobs: &Jobs,
+    store: Arc<MemoryStore>,
+    schemas: shared::domain::Schemas,
+    changes: Vec<String>,
+) -> Result<()> {
+    let writes = Arc::new(MemoryQueue::default());
+    let mapper = mapper::MapperFn::new(
+        store.clone(),
+        store.clone(),
+        writes.clone(),
+        salesforce.clone(),
+        gainsight.clone(),
+        jobs.clone(),
+        schemas,
+    );
+    for batch in changes.chunks(MAPPER_BATCH) {
+        let messages = batch.iter().enumerate().map(|(i, b)| (i, b.clone()));
+        let event = sqs_event(MAPPER_FIXTURE, messages);
+        let (response, _) = mapper.handle_at(event, shared::time::now_ms()).await;
+        anyhow::ensure!(response.batch_item_failures.is_empty(), "mapper failed");
+    }
+    let pusher = pusher::Pusher::new(store.clone(), store, salesforce, gainsight, jobs.clone());
+    for batch in writes.bodies().chunks(PUSHER_BATCH) {
+        let messages = batch.iter().enumerate().map(|(i, b)| (i, b.clone()));
+        let event = sqs_event(PUSHER_FIXTURE, messages);
+        let (response, summary) = pusher.handle_at(event, shared::time::now_ms()).await;
+        anyhow::ensure!(
+            response.batch_item_failures.is_empty(),
+            "pusher failed: {summary:?}"
+        );
+    }
+    Ok(())
 }
 
 const MAPPER_FIXTURE: &str = include_str!("../../functions/mapper/fixtures/sqs_event.json");

@@ -53,24 +53,20 @@ pub(super) async fn create_record(
     let result = applied.results.into_iter().next().unwrap_or(Value::Null);
     if applied.any_failed {
         let error = &result["errors"][0];
-        let mut resp = (
-            StatusCode::BAD_REQUEST,
-            Json(json!([{ "message": error["message"], "errorCode": error["statusCode"], "fields": error["fields"] }])),
-        )
-            .into_response();
-        let (k, v) = limit_header(used);
-        resp.headers_mut().insert(k, v);
-        return resp;
+        let body = json!([{ "message": error["message"], "errorCode": error["statusCode"], "fields": error["fields"] }]);
+        return answer(StatusCode::BAD_REQUEST, body, used);
     }
     if let Some(o) = org.objects.get_mut(object.as_str()) {
         o.records = applied.staged;
     }
     org.stats.records_created += 1;
-    let mut resp = (
-        StatusCode::CREATED,
-        Json(json!({ "id": result["id"], "success": true, "errors": [] })),
-    )
-        .into_response();
+    let body = json!({ "id": result["id"], "success": true, "errors": [] });
+    answer(StatusCode::CREATED, body, used)
+}
+
+/// A JSON answer with the org's API usage header.
+fn answer(status: StatusCode, body: Value, used: u64) -> Response {
+    let mut resp = (status, Json(body)).into_response();
     let (k, v) = limit_header(used);
     resp.headers_mut().insert(k, v);
     resp
