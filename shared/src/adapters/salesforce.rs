@@ -503,10 +503,10 @@ pub fn soql(query: &SfSelect) -> String {
         .collect();
     if let Some((field, ms)) = &query.since {
         // A datetime literal is written unquoted, in UTC.
-        conditions.push(format!("{field} >= {}", crate::time::rfc3339(*ms)));
+        conditions.push(format!("{field} >= {}", soql_datetime(*ms)));
     }
     if let Some(after) = &query.after {
-        let (f, t) = (&after.field, crate::time::rfc3339(after.at_ms));
+        let (f, t) = (&after.field, soql_datetime(after.at_ms));
         conditions.push(format!(
             "({f} > {t} OR ({f} = {t} AND {} > {}))",
             after.id_field,
@@ -525,6 +525,16 @@ pub fn soql(query: &SfSelect) -> String {
         text.push_str(&format!(" LIMIT {limit}"));
     }
     text
+}
+
+/// A dateTime literal, unquoted, in UTC: `YYYY-MM-DDThh:mm:ssZ` as SOQL documents it (Salesforce's
+/// own timestamps are whole seconds); milliseconds are written only when the instant has some.
+fn soql_datetime(ms: i64) -> String {
+    let text = crate::time::rfc3339(ms);
+    match text.strip_suffix(".000Z") {
+        Some(seconds) => format!("{seconds}Z"),
+        None => text,
+    }
 }
 
 /// Quotes a value for a SOQL string literal (backslash-escapes `\` and `'`, and control characters).
@@ -566,8 +576,14 @@ mod tests {
         };
         assert_eq!(
             soql(&select),
-            "SELECT Id, Name FROM Account WHERE (SystemModstamp > 1970-01-01T00:00:00.000Z OR (SystemModstamp = 1970-01-01T00:00:00.000Z AND Id > '001A')) ORDER BY SystemModstamp, Id LIMIT 2"
+            "SELECT Id, Name FROM Account WHERE (SystemModstamp > 1970-01-01T00:00:00Z OR (SystemModstamp = 1970-01-01T00:00:00Z AND Id > '001A')) ORDER BY SystemModstamp, Id LIMIT 2"
         );
+    }
+
+    #[test]
+    fn datetime_literals_are_whole_seconds_unless_the_instant_has_milliseconds() {
+        assert_eq!(soql_datetime(1_700_000_000_000), "2023-11-14T22:13:20Z");
+        assert_eq!(soql_datetime(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
     }
 
     #[test]
