@@ -72,20 +72,31 @@ pub(super) async fn collection(
         roll_back(&mut applied.results);
         return ok_json(Value::Array(applied.results), used);
     }
+    let (results, sends) = keep(&mut org, &object, applied);
+    drop(org);
+    spawn_outbound(&org_arc, sends);
+    ok_json(Value::Array(results), used)
+}
+
+/// Keeps what `apply` staged and counts it; the per-record results, and the Outbound Messages the
+/// records written (by the integration user) fire.
+pub(super) fn keep(
+    org: &mut Org,
+    object: &str,
+    applied: Applied,
+) -> (Vec<Value>, Vec<OutboundSend>) {
     let written: Vec<Record> = applied
         .touched
         .iter()
         .map(|i| applied.staged[*i].clone())
         .collect();
-    if let Some(o) = org.objects.get_mut(object.as_str()) {
+    if let Some(o) = org.objects.get_mut(object) {
         o.records = applied.staged;
     }
     org.stats.records_created += applied.created;
     org.stats.records_updated += applied.updated;
-    let sends = org.outbound_for(&object, &written, Author::IntegrationUser);
-    drop(org);
-    spawn_outbound(&org_arc, sends);
-    ok_json(Value::Array(applied.results), used)
+    let sends = org.outbound_for(object, &written, Author::IntegrationUser);
+    (applied.results, sends)
 }
 
 /// Counts the call and applies an injected fault: an error answer, or a delay.

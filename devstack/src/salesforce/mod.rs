@@ -220,7 +220,28 @@ impl SalesforceEmulator {
                 post(sobject::create_record)
                     .layer(axum::extract::DefaultBodyLimit::max(sobject::MAX_BODY)),
             )
+            .route(
+                "/services/data/{ver}/sobjects/{object}/",
+                post(sobject::create_record)
+                    .layer(axum::extract::DefaultBodyLimit::max(sobject::MAX_BODY)),
+            )
+            .route(
+                "/services/data/{ver}/sobjects/{object}/{id}",
+                get(sobject::retrieve_record)
+                    .patch(sobject::update_record)
+                    .delete(sobject::delete_record),
+            )
+            .route(
+                "/services/data/{ver}/sobjects/{object}/{field}/{value}",
+                patch(sobject::upsert_record).get(sobject::retrieve_by_external_id),
+            )
+            .route("/services/data", get(sobject::versions))
+            .route("/services/data/", get(sobject::versions))
+            .route("/services/data/{ver}/limits", get(sobject::limits))
+            .route("/services/data/{ver}/limits/", get(sobject::limits))
             .route("/services/data/{ver}/query", get(query))
+            // Client libraries ask for `query/?q=...`; Salesforce answers it like `query?q=...`.
+            .route("/services/data/{ver}/query/", get(query))
             .route("/services/data/{ver}/query/{locator}", get(query_more))
             .route("/__emulator/records/{object}", get(dump).post(seed))
             .route("/__emulator/records/{object}/{id}", patch(user_edit))
@@ -228,6 +249,7 @@ impl SalesforceEmulator {
             .route("/__emulator/stats", get(stats))
             .route("/__emulator/faults", post(add_fault))
             .route("/__emulator/expire-tokens", post(expire))
+            .fallback(sobject::no_such_resource)
             .with_state(org.clone());
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, router).await;

@@ -161,7 +161,7 @@ async fn pusher_calls_per_1000() -> Result<()> {
         "{summary:?}"
     );
     report(
-        "salesforce_api_calls_per_1000_records_rest",
+        "salesforce_calls_per_1000_records",
         emulator.stats().api_calls,
         "calls",
     );

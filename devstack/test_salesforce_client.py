@@ -1,0 +1,138 @@
+#!/usr/bin/env python3
+"""The Salesforce emulator as a real, maintained client library sees it: simple-salesforce (PyPI),
+unchanged, drives OAuth, describe, the sObject Rows resources, upsert, query paging, limits, the
+versions list, Salesforce's error shapes and an expired session.
+
+Run by `devstack/tests/real_client.rs` (so by `make test`) against an emulator it starts; the
+emulator's address, client id and secret come in SF_URL, SF_CLIENT_ID and SF_CLIENT_SECRET.
+simple-salesforce always speaks https; the session below hands its requests to the emulator's
+plain-http listener, as a TLS-terminating proxy would, and changes nothing else.
+"""
+
+import os
+import unittest
+
+import requests
+from requests.adapters import HTTPAdapter
+from simple_salesforce import Salesforce
+from simple_salesforce.exceptions import (
+    SalesforceExpiredSession,
+    SalesforceMalformedRequest,
+    SalesforceResourceNotFound,
+)
+
+URL = os.environ["SF_URL"]
+ORGANIZATION_ID = "00D5g00000EMUL8AAA"
+
+
+class PlainHttp(HTTPAdapter):
+    """Sends https://<emulator> requests to the emulator's http listener."""
+
+    def send(self, request, **kwargs):
+        request.url = request.url.replace("https://", "http://", 1)
+        return super().send(request, **kwargs)
+
+
+def token():
+    answer = requests.post(
+        f"{URL}/services/oauth2/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": os.environ["SF_CLIENT_ID"],
+            "client_secret": os.environ["SF_CLIENT_SECRET"],
+        },
+        timeout=10,
+    )
+    answer.raise_for_status()
+    return answer.json()
+
+
+def client(session_id=None):
+    granted = token()
+    session = requests.Session()
+    session.mount(URL.replace("http://", "https://"), PlainHttp())
+    return Salesforce(
+        instance_url=granted["instance_url"],
+        session_id=session_id or granted["access_token"],
+        version="62.0",
+        session=session,
+    )
+
+
+class RealClient(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.sf = client()
+
+    def test_token_names_the_org_the_outbound_messages_carry(self):
+        granted = token()
+        self.assertEqual(granted["token_type"], "Bearer")
+        self.assertIn(f"/id/{ORGANIZATION_ID}/", granted["id"])
+
+    def test_describe(self):
+        fields = {f["name"]: f for f in self.sf.Account.describe()["fields"]}
+        self.assertTrue(fields["Gainsight_Company_Id__c"]["externalId"])
+        self.assertFalse(fields["Name"]["nillable"])
+
+    def test_create_get_update_delete_one_record(self):
+        created = self.sf.Account.create({"Name": "Contract Co"})
+        self.assertTrue(created["success"])
+        account_id = created["id"]
+        self.assertTrue(account_id.startswith("001"))
+        record = self.sf.Account.get(account_id)
+        self.assertEqual(record["Name"], "Contract Co")
+        self.assertEqual(record["attributes"]["type"], "Account")
+        self.assertEqual(self.sf.Account.update(account_id, {"Phone": "+1 555 0100"}), 204)
+        self.assertEqual(self.sf.Account.get(account_id)["Phone"], "+1 555 0100")
+        self.assertEqual(self.sf.Account.delete(account_id), 204)
+        with self.assertRaises(SalesforceResourceNotFound) as missing:
+            self.sf.Account.get(account_id)
+        self.assertEqual(missing.exception.content[0]["errorCode"], "NOT_FOUND")
+
+    def test_upsert_one_record_on_an_external_id(self):
+        key = "Gainsight_Company_Id__c/GS-CONTRACT-1"
+        self.assertEqual(self.sf.Account.upsert(key, {"Name": "Upserted"}), 201)
+        self.assertEqual(self.sf.Account.upsert(key, {"Name": "Upserted again"}), 200)
+        found = self.sf.Account.get_by_custom_id("Gainsight_Company_Id__c", "GS-CONTRACT-1")
+        self.assertEqual(found["Name"], "Upserted again")
+
+    def test_query_all_follows_next_records_url(self):
+        seeded = [{"LastName": f"Paged {i}"} for i in range(2_100)]
+        requests.post(f"{URL}/__emulator/records/Contact", json=seeded, timeout=30).raise_for_status()
+        first = self.sf.query("SELECT Id FROM Contact WHERE LastName LIKE 'Paged%'")
+        self.assertFalse(first["done"])
+        self.assertIn("nextRecordsUrl", first)
+        everything = self.sf.query_all("SELECT Id FROM Contact WHERE LastName LIKE 'Paged%'")
+        self.assertEqual(everything["totalSize"], 2_100)
+        self.assertEqual(len(everything["records"]), 2_100)
+
+    def test_limits_and_the_usage_header(self):
+        limits = self.sf.limits()
+        self.assertEqual(limits["DailyApiRequests"]["Max"], 15_000)
+        self.sf.query("SELECT Id FROM Account LIMIT 1")
+        usage = self.sf.api_usage["api-usage"]
+        self.assertEqual(usage.total, 15_000)
+        self.assertGreater(usage.used, 0)
+
+    def test_versions_list(self):
+        versions = self.sf.session.get(f"https://{self.sf.sf_instance}/services/data/", timeout=10)
+        self.assertEqual(versions.status_code, 200)
+        self.assertIn("62.0", [v["version"] for v in versions.json()])
+
+    def test_errors_come_as_salesforce_json(self):
+        with self.assertRaises(SalesforceMalformedRequest) as refused:
+            self.sf.Account.create({"Industry": "Underwater Basket Weaving"})
+        codes = {e["errorCode"] for e in refused.exception.content}
+        self.assertTrue(codes & {"REQUIRED_FIELD_MISSING", "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST"}, codes)
+        with self.assertRaises(SalesforceResourceNotFound) as unknown:
+            self.sf.restful("no/such/resource")
+        self.assertEqual(unknown.exception.content[0]["errorCode"], "NOT_FOUND")
+
+    def test_an_expired_session_is_reported_as_such(self):
+        stale = client(session_id="00D5g00000EMUL8!not-a-session")
+        with self.assertRaises(SalesforceExpiredSession):
+            stale.query("SELECT Id FROM Account")
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)

@@ -1,0 +1,42 @@
+//! The Salesforce emulator driven by a real, maintained client library: simple-salesforce from
+//! PyPI, installed in the project's `.venv` by `make venv` (which `make test` runs first). The
+//! suite is `devstack/test_salesforce_client.py`; this test starts an emulator and runs it.
+
+use std::path::Path;
+use std::process::Command;
+
+use devstack::salesforce::{Options, SalesforceEmulator};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simple_salesforce_works_against_the_emulator() -> anyhow::Result<()> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let python = root.join(".venv/bin/python");
+    anyhow::ensure!(
+        python.exists(),
+        "{} is missing: run `make venv` (make test does) to install simple-salesforce",
+        python.display()
+    );
+    let sf = SalesforceEmulator::start(Options::default()).await?;
+    let suite = root.join("devstack/test_salesforce_client.py");
+    let (url, id, secret) = (sf.url(), sf.client_id(), sf.client_secret());
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(python)
+            .arg(suite)
+            .env("SF_URL", url)
+            .env("SF_CLIENT_ID", id)
+            .env("SF_CLIENT_SECRET", secret)
+            .output()
+    })
+    .await??;
+    let report = String::from_utf8_lossy(&out.stderr);
+    println!("{report}");
+    anyhow::ensure!(
+        out.status.success(),
+        "the real-client suite failed:\n{report}"
+    );
+    anyhow::ensure!(
+        report.contains("Ran 9 tests"),
+        "not every case ran:\n{report}"
+    );
+    Ok(())
+}
