@@ -242,6 +242,15 @@ impl Retryable for QueueError {
 pub trait Queue: Send + Sync {
     /// Sends every body; the result has one entry per body, in order.
     async fn send(&self, bodies: &[String]) -> Vec<Result<(), QueueError>>;
+    /// Sends every body to be delivered no sooner than `delay` from now (SQS: at most 15 minutes).
+    async fn send_later(
+        &self,
+        bodies: &[String],
+        delay: std::time::Duration,
+    ) -> Vec<Result<(), QueueError>> {
+        let _ = delay;
+        self.send(bodies).await
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -496,6 +505,14 @@ pub trait SalesforceApi: Send + Sync {
     async fn describe(&self, object: &str) -> Result<ObjectSchema, ApiError>;
     /// Reads the records `query` selects, following `nextRecordsUrl` to the end.
     async fn select(&self, query: &SfSelect) -> Result<Vec<Fields>, ApiError>;
+    /// The org's daily API usage as its last answer reported it; `None` before any call.
+    fn api_usage(&self) -> Option<crate::domain::budget::ApiUsage> {
+        None
+    }
+    /// Asks the org for its daily API usage now (`/limits`, itself one call).
+    async fn refresh_api_usage(&self) -> Result<Option<crate::domain::budget::ApiUsage>, ApiError> {
+        Ok(self.api_usage())
+    }
 }
 
 impl LedgerBatch {

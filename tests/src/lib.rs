@@ -186,7 +186,9 @@ async fn start_consumers(
     let mapper = Arc::new(mapper);
     let pusher_clients = clients_of(aws, "PusherFunction");
     let pusher = pusher::Pusher::from_aws(&config, &pusher_clients, jobs.clone()).await?;
-    let pusher = Arc::new(pusher);
+    // Deferred writes come back as soon as failed ones do here, not after 15 minutes.
+    let writes = Arc::new(pusher_clients.queue(&resources.writes_queue_url));
+    let pusher = Arc::new(pusher.with_deferral(writes, options.retry_after));
     let mapper_handler: event_source::Handler = Arc::new(move |event| {
         let mapper = Arc::clone(&mapper);
         Box::pin(async move { Ok(mapper.handle(event).await) })

@@ -58,7 +58,7 @@ pub(super) async fn describe(
         return resp;
     }
     org.stats.describe_calls += 1;
-    let used = org.stats.api_calls;
+    let used = org.used();
     let Some(sobject) = org.objects.get(object.as_str()) else {
         return sf_error(
             StatusCode::NOT_FOUND,

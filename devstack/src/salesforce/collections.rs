@@ -57,7 +57,7 @@ pub(super) async fn collection(
         Op::Create => org.stats.create_calls += 1,
         Op::Update => org.stats.update_calls += 1,
     }
-    let used = org.stats.api_calls;
+    let used = org.used();
     let lock_rows = take_lock_rows(&mut org);
     let (records, all_or_none) = match parse_request(&body, used) {
         Ok(parsed) => parsed,

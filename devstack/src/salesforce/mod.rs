@@ -149,6 +149,8 @@ struct Org {
     cursors: HashMap<String, (Vec<Record>, String)>,
     clock_ms: Option<i64>,
     outbound: Vec<OutboundMessage>,
+    /// Calls other integrations made today, added to ours in the usage the org reports.
+    usage_offset: u64,
 }
 
 /// Options of an emulated org.
@@ -200,6 +202,7 @@ impl SalesforceEmulator {
             cursors: HashMap::new(),
             clock_ms: None,
             outbound: Vec::new(),
+            usage_offset: 0,
         }));
         let router = axum::Router::new()
             .route("/services/oauth2/token", post(token))
@@ -321,6 +324,13 @@ impl SalesforceEmulator {
     /// Edits a record as a person's data load with workflow bypassed: no Outbound Message.
     pub fn edit_without_workflow(&self, object: &str, id: &str, fields: Record) -> bool {
         edit_record(&self.org, object, id, fields, false)
+    }
+
+    /// Makes the org's daily API usage `used` calls (as if other integrations had made the rest),
+    /// whatever this emulator counted; `stats()` still counts only the calls it served.
+    pub fn set_api_usage(&self, used: u64) {
+        let mut org = self.lock();
+        org.usage_offset = used.saturating_sub(org.stats.api_calls);
     }
 
     /// Sends an Outbound Message for every later create or edit of `message.object`.

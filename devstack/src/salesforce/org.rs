@@ -72,6 +72,11 @@ impl Org {
         format!("{id15}{}", id_suffix(&id15))
     }
 
+    /// The org's API calls today, as `Sforce-Limit-Info` reports them.
+    pub(super) fn used(&self) -> u64 {
+        self.stats.api_calls + self.usage_offset
+    }
+
     /// Counts the call and applies the first pending fault, if any.
     #[allow(clippy::result_large_err)] // an axum Response is the natural early answer of a handler
     pub(super) fn begin_call(&mut self, headers: &HeaderMap) -> Result<Option<Fault>, Response> {
@@ -86,7 +91,15 @@ impl Org {
                 StatusCode::UNAUTHORIZED,
                 "INVALID_SESSION_ID",
                 "Session expired or invalid",
-                self.stats.api_calls,
+                self.used(),
+            ));
+        }
+        if self.used() > DAILY_LIMIT {
+            return Err(sf_error(
+                StatusCode::FORBIDDEN,
+                "REQUEST_LIMIT_EXCEEDED",
+                "TotalRequests Limit exceeded.",
+                self.used(),
             ));
         }
         let Some(front) = self.faults.front_mut() else {
@@ -112,7 +125,7 @@ impl Org {
         } = &fault
         {
             let status = StatusCode::from_u16(*status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
-            return Err(sf_error(status, error_code, message, self.stats.api_calls));
+            return Err(sf_error(status, error_code, message, self.used()));
         }
         Ok(Some(fault))
     }

@@ -18,7 +18,7 @@ pub(super) async fn query(
         return resp;
     }
     org.stats.query_calls += 1;
-    let used = org.stats.api_calls;
+    let used = org.used();
     let Some(q) = params.q else {
         return sf_error(
             StatusCode::BAD_REQUEST,
@@ -61,7 +61,7 @@ pub(super) async fn query_more(
         return resp;
     }
     org.stats.query_calls += 1;
-    let used = org.stats.api_calls;
+    let used = org.used();
     let Some((rows, object)) = org.cursors.remove(&locator) else {
         return sf_error(
             StatusCode::BAD_REQUEST,

@@ -98,7 +98,7 @@ async fn write_one(
         return resp;
     }
     let mut org = lock(org_arc);
-    let used = org.stats.api_calls;
+    let used = org.used();
     let answer = (|| -> Answer {
         let record = parse_record(&org, object, body, used)?;
         let (op, mut record) = op(&mut org, record, used)?;
@@ -162,7 +162,7 @@ pub(super) async fn retrieve_record(
         return resp;
     }
     let org = lock(&org_arc);
-    let used = org.stats.api_calls;
+    let used = org.used();
     let Some(record) = find(&org, &object, &id) else {
         return not_found(used);
     };
@@ -216,7 +216,7 @@ pub(super) async fn delete_record(
         return resp;
     }
     let mut org = lock(&org_arc);
-    let used = org.stats.api_calls;
+    let used = org.used();
     let Some(records) = org.objects.get_mut(object.as_str()).map(|o| &mut o.records) else {
         return not_found(used);
     };
@@ -243,7 +243,7 @@ pub(super) async fn limits(State(org_arc): OrgState, headers: HeaderMap) -> Resp
         return resp;
     }
     let org = lock(&org_arc);
-    let used = org.stats.api_calls;
+    let used = org.used();
     let body = json!({
         "DailyApiRequests": { "Max": DAILY_LIMIT, "Remaining": DAILY_LIMIT.saturating_sub(used) },
         "DailyBulkV2QueryJobs": { "Max": 10_000, "Remaining": 10_000 },

@@ -11,9 +11,11 @@ pub use files::Files;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use shared::adapters::AwsClients;
+use shared::domain::budget::Budget;
 use shared::domain::push::{
     drop_stale, ledger_effect, newest_per_record, settle_conflicts, Fresh, LedgerEffect, Pending,
     SideWrite, WriteOutcome,
@@ -23,11 +25,30 @@ use shared::domain::{
 };
 use shared::lambda::{batch_seed, parse_messages, store_runs};
 use shared::ports::{
-    GainsightApi, LedgerStore, LedgerWrite, RunStore, SalesforceApi, SecretsError,
+    GainsightApi, LedgerStore, LedgerWrite, Queue, RunStore, SalesforceApi, SecretsError,
 };
 
 /// Table, queues, the Salesforce org and the Gainsight tenant.
 pub type Config = shared::config::ApiConfig;
+
+/// How long writes the API budget defers wait before they are tried again (SQS's longest delay).
+pub const DEFERRAL: Duration = Duration::from_secs(900);
+
+/// The API budget from `SALESFORCE_API_BUDGET_PERCENT` (the template's
+/// `SalesforceApiBudgetPercent`), or 80%.
+pub fn budget_from_env() -> Result<Budget, shared::config::ConfigError> {
+    let name = "SALESFORCE_API_BUDGET_PERCENT";
+    match shared::config::optional(name) {
+        None => Ok(Budget::default()),
+        Some(v) => match v.trim().parse::<u8>() {
+            Ok(percent @ 1..=100) => Ok(Budget { percent }),
+            _ => Err(shared::config::ConfigError::Invalid {
+                name,
+                message: format!("{v:?} is not a percentage from 1 to 100"),
+            }),
+        },
+    }
+}
 
 pub struct Pusher {
     ledger: Arc<dyn LedgerStore>,
@@ -38,6 +59,12 @@ pub struct Pusher {
     jobs: Jobs,
     /// Attachments of Timeline activities; without them none are uploaded.
     files: Option<Files>,
+    /// The share of the org's daily API allowance the pusher may use.
+    budget: Budget,
+    /// Where writes deferred by the budget go back to (the writes queue), and after how long; a
+    /// message sent again starts its receive count afresh, so a long deferral never reaches the
+    /// dead-letter queue. Without it deferred messages come back after the visibility timeout.
+    deferral: Option<(Arc<dyn Queue>, Duration)>,
 }
 
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -75,7 +102,21 @@ impl Pusher {
             gainsight,
             jobs,
             files: None,
+            budget: Budget::default(),
+            deferral: None,
         }
+    }
+
+    /// Sends writes the budget defers back to `queue`, delivered again after `delay`.
+    pub fn with_deferral(mut self, queue: Arc<dyn Queue>, delay: Duration) -> Self {
+        self.deferral = Some((queue, delay));
+        self
+    }
+
+    /// Stops writing to Salesforce at `budget` of the org's daily API allowance.
+    pub fn with_budget(mut self, budget: Budget) -> Self {
+        self.budget = budget;
+        self
     }
 
     /// Uploads the attachments of Timeline activities through these ports.
@@ -97,7 +138,10 @@ impl Pusher {
             download: gainsight.clone(),
             upload: salesforce.clone(),
         };
-        Ok(Self::new(store.clone(), store, salesforce, gainsight, jobs).with_files(files))
+        let writes = Arc::new(clients.queue(&config.aws.writes_queue_url));
+        Ok(Self::new(store.clone(), store, salesforce, gainsight, jobs)
+            .with_files(files)
+            .with_deferral(writes, DEFERRAL))
     }
 
     pub async fn handle(&self, event: SqsEvent) -> SqsBatchResponse {
@@ -208,7 +252,17 @@ impl Pusher {
             groups.entry(group).or_default().push(pending);
         }
         let mut settled = Vec::new();
+        let mut budget: Option<Result<(), String>> = None;
         for ((system, object, field, mode), batch) in groups {
+            if system == System::Salesforce {
+                if budget.is_none() {
+                    budget = Some(self.within_budget().await);
+                }
+                if let Some(Err(why)) = &budget {
+                    self.defer(&object, batch, why, retry, runs).await;
+                    continue;
+                }
+            }
             let outcome = match system {
                 System::Salesforce => {
                     self.write_salesforce(&object, field.as_deref(), mode, &batch)
@@ -234,6 +288,54 @@ impl Pusher {
             }
         }
         settled
+    }
+
+    /// Whether the org's API usage leaves room under the budget: the usage its last answer
+    /// reported, asked again (`/limits`) when that was over, since it falls as the day rolls on.
+    async fn within_budget(&self) -> Result<(), String> {
+        if self.budget.allows(self.salesforce.api_usage()).is_ok() {
+            return Ok(());
+        }
+        match self.salesforce.refresh_api_usage().await {
+            Ok(usage) => self.budget.allows(usage),
+            Err(e) => Err(format!(
+                "deferred: the org's API usage could not be read ({e})"
+            )),
+        }
+    }
+
+    /// Sends a group back to the writes queue unwritten, to be delivered again later (or, when
+    /// that fails or no queue is set, back through the visibility timeout), and says why in the
+    /// runs.
+    async fn defer(
+        &self,
+        object: &str,
+        batch: Vec<Pending>,
+        why: &str,
+        retry: &mut Vec<String>,
+        runs: &mut Runs,
+    ) {
+        tracing::warn!(object = %object, records = batch.len(), reason = %why, "Salesforce writes deferred");
+        let sent = match &self.deferral {
+            Some((queue, delay)) => {
+                let bodies: Vec<String> = batch
+                    .iter()
+                    .map(|p| serde_json::to_string(&p.command).unwrap_or_default())
+                    .collect();
+                queue.send_later(&bodies, *delay).await
+            }
+            None => Vec::new(),
+        };
+        for (i, p) in batch.into_iter().enumerate() {
+            let job = Some(p.command.job.as_str());
+            if let Some(j) = self.jobs.get(&p.command.job) {
+                runs.objects(job, j.object_in(p.command.source), Some(object));
+            }
+            runs.fail(job, why);
+            if !matches!(sent.get(i), Some(Ok(()))) {
+                retry.push(p.message_id);
+            }
+        }
     }
 
     /// The ledger effect of every outcome, counted in the summary and logged.

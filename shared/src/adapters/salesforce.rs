@@ -8,6 +8,7 @@ use tokio::sync::RwLock;
 
 use super::http::{client, status_error, transport, with_retries};
 use crate::config::SalesforceSettings;
+use crate::domain::budget::ApiUsage;
 use crate::domain::{FieldKind, FieldSchema, Fields, ObjectSchema, System};
 use crate::ports::{ApiError, RecordResult, SalesforceApi, SfSelect};
 use crate::secret::Secret;
@@ -27,6 +28,8 @@ pub struct SalesforceClient {
     settings: SalesforceSettings,
     client_secret: Secret,
     token: RwLock<Option<Token>>,
+    /// The daily API usage the org's last answer reported (`Sforce-Limit-Info`).
+    usage: std::sync::Mutex<Option<ApiUsage>>,
 }
 
 #[derive(Deserialize)]
@@ -118,6 +121,17 @@ impl SalesforceClient {
             settings,
             client_secret,
             token: RwLock::new(None),
+            usage: std::sync::Mutex::new(None),
+        }
+    }
+
+    fn note_usage(&self, headers: &reqwest::header::HeaderMap) {
+        let usage = headers
+            .get("sforce-limit-info")
+            .and_then(|v| v.to_str().ok())
+            .and_then(ApiUsage::parse);
+        if let (Some(usage), Ok(mut slot)) = (usage, self.usage.lock()) {
+            *slot = Some(usage);
         }
     }
 
@@ -207,7 +221,11 @@ impl SalesforceClient {
             }
             let response = request.send().await.map_err(|e| transport(SYSTEM, e))?;
             let status = response.status().as_u16();
+            self.note_usage(response.headers());
             let bytes = response.bytes().await.map_err(|e| transport(SYSTEM, e))?;
+            if status == 204 {
+                return Ok(Value::Null);
+            }
             if (200..300).contains(&status) {
                 return serde_json::from_slice(&bytes).map_err(|e| ApiError::Protocol {
                     system: SYSTEM,
@@ -457,6 +475,25 @@ impl SalesforceApi for SalesforceClient {
 
     async fn select(&self, query: &SfSelect) -> Result<Vec<Fields>, ApiError> {
         self.query(&soql(query)).await
+    }
+
+    fn api_usage(&self) -> Option<ApiUsage> {
+        self.usage.lock().ok().and_then(|u| *u)
+    }
+
+    async fn refresh_api_usage(&self) -> Result<Option<ApiUsage>, ApiError> {
+        let limits = with_retries(|| self.call(reqwest::Method::GET, "limits", None)).await?;
+        let daily = &limits["DailyApiRequests"];
+        if let (Some(max), Some(remaining)) = (daily["Max"].as_u64(), daily["Remaining"].as_u64()) {
+            let usage = ApiUsage {
+                used: max.saturating_sub(remaining),
+                max,
+            };
+            if let Ok(mut slot) = self.usage.lock() {
+                *slot = Some(usage);
+            }
+        }
+        Ok(self.api_usage())
     }
 }
 

@@ -25,9 +25,31 @@ impl SqsQueue {
     }
 }
 
+/// SQS delays a message at most 15 minutes.
+const MAX_DELAY_S: u64 = 900;
+
 #[async_trait]
 impl Queue for SqsQueue {
     async fn send(&self, bodies: &[String]) -> Vec<Result<(), QueueError>> {
+        self.send_with_delay(bodies, None).await
+    }
+
+    async fn send_later(
+        &self,
+        bodies: &[String],
+        delay: std::time::Duration,
+    ) -> Vec<Result<(), QueueError>> {
+        let seconds = delay.as_secs().min(MAX_DELAY_S) as i32;
+        self.send_with_delay(bodies, Some(seconds)).await
+    }
+}
+
+impl SqsQueue {
+    async fn send_with_delay(
+        &self,
+        bodies: &[String],
+        delay_s: Option<i32>,
+    ) -> Vec<Result<(), QueueError>> {
         let mut results = Vec::with_capacity(bodies.len());
         for chunk in bodies.chunks(BATCH) {
             let entries: Vec<_> = chunk
@@ -37,6 +59,7 @@ impl Queue for SqsQueue {
                     SendMessageBatchRequestEntry::builder()
                         .id(i.to_string())
                         .message_body(body)
+                        .set_delay_seconds(delay_s)
                         .build()
                 })
                 .collect::<Result<_, _>>()

@@ -1,6 +1,7 @@
 //! The sync domain: change events, write commands, ledger records, jobs and the mapping between
 //! them. Nothing here knows an SDK or an HTTP client.
 
+pub mod budget;
 pub mod change;
 pub mod job;
 pub mod key;
