@@ -291,6 +291,7 @@ async fn an_invalid_job_file_is_refused_naming_the_field() -> Result<()> {
             login_url: stack.salesforce.url(),
             client_id: stack.salesforce.client_id(),
             api_version: "62.0".into(),
+            auth: Default::default(),
         },
         gainsight: shared::config::GainsightSettings {
             base_url: stack.gainsight.url(),

@@ -54,6 +54,40 @@ pub struct SalesforceSettings {
     pub client_id: String,
     /// e.g. `62.0`.
     pub api_version: String,
+    /// The OAuth grant the Connected App uses.
+    pub auth: AuthFlow,
+}
+
+/// The OAuth grant of the Connected App (`SALESFORCE_AUTH_FLOW`), and what each needs besides
+/// its secret: the JWT bearer flow names the user it runs as (`SALESFORCE_USERNAME`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum AuthFlow {
+    /// `client_credentials` (the default): secret `salesforce-client-secret`.
+    #[default]
+    ClientCredentials,
+    /// `jwt_bearer`: secret `salesforce-jwt-key` (the app's private key, PEM).
+    JwtBearer { username: String },
+    /// `refresh_token`: secrets `salesforce-client-secret` and `salesforce-refresh-token`.
+    RefreshToken,
+}
+
+impl AuthFlow {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let name = "SALESFORCE_AUTH_FLOW";
+        match optional(name).as_deref().map(str::trim) {
+            None | Some("client_credentials") => Ok(AuthFlow::ClientCredentials),
+            Some("jwt_bearer") => Ok(AuthFlow::JwtBearer {
+                username: required("SALESFORCE_USERNAME")?,
+            }),
+            Some("refresh_token") => Ok(AuthFlow::RefreshToken),
+            Some(other) => Err(ConfigError::Invalid {
+                name,
+                message: format!(
+                    "{other:?} is not a flow: use client_credentials, jwt_bearer or refresh_token"
+                ),
+            }),
+        }
+    }
 }
 
 impl SalesforceSettings {
@@ -62,6 +96,7 @@ impl SalesforceSettings {
             login_url: required("SALESFORCE_LOGIN_URL")?,
             client_id: required("SALESFORCE_CLIENT_ID")?,
             api_version: optional("SALESFORCE_API_VERSION").unwrap_or_else(|| "62.0".into()),
+            auth: AuthFlow::from_env()?,
         })
     }
 }

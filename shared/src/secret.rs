@@ -33,6 +33,10 @@ impl fmt::Display for Secret {
 pub mod names {
     pub const GAINSIGHT_ACCESS_KEY: &str = "gainsight-access-key";
     pub const SALESFORCE_CLIENT_SECRET: &str = "salesforce-client-secret";
+    /// The Connected App's private key (PEM), for the JWT bearer flow.
+    pub const SALESFORCE_JWT_KEY: &str = "salesforce-jwt-key";
+    /// A refresh token issued to the Connected App, for the refresh token flow.
+    pub const SALESFORCE_REFRESH_TOKEN: &str = "salesforce-refresh-token";
     pub const WEBHOOK_SECRET: &str = "webhook-secret";
 }
 

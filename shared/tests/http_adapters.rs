@@ -25,6 +25,7 @@ async fn salesforce() -> Result<(SalesforceEmulator, SalesforceClient)> {
             login_url: emu.url(),
             client_id: emu.client_id(),
             api_version: "62.0".into(),
+            auth: Default::default(),
         },
         Secret::new(emu.client_secret()),
     );
@@ -186,6 +187,7 @@ async fn salesforce_bad_credentials_are_an_auth_error() -> Result<()> {
             login_url: emu.url(),
             client_id: emu.client_id(),
             api_version: "62.0".into(),
+            auth: Default::default(),
         },
         Secret::new("wrong"),
     );

@@ -12,9 +12,11 @@ use shared::secret::{names, Secret};
 
 use crate::env::{usage, Env};
 
-const SECRET_NAMES: [&str; 3] = [
+const SECRET_NAMES: [&str; 5] = [
     names::GAINSIGHT_ACCESS_KEY,
     names::SALESFORCE_CLIENT_SECRET,
+    names::SALESFORCE_JWT_KEY,
+    names::SALESFORCE_REFRESH_TOKEN,
     names::WEBHOOK_SECRET,
 ];
 

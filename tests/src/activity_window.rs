@@ -46,6 +46,7 @@ pub async fn sync_window(n: usize) -> Result<WindowCalls> {
             login_url: sf.url(),
             client_id: sf.client_id(),
             api_version: "62.0".into(),
+            auth: Default::default(),
         },
         Secret::new(sf.client_secret()),
     ));

@@ -233,6 +233,7 @@ fn api_config(
             login_url: salesforce.url(),
             client_id: salesforce.client_id(),
             api_version: "62.0".into(),
+            auth: Default::default(),
         },
         gainsight: GainsightSettings {
             base_url: gainsight.url(),
@@ -380,6 +381,7 @@ impl Stack {
             login_url: self.salesforce.url(),
             client_id: self.salesforce.client_id(),
             api_version: "62.0".into(),
+            auth: Default::default(),
         }
     }
 

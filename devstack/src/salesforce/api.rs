@@ -15,15 +15,8 @@ pub(super) async fn token(
         )
             .into_response()
     };
-    match form.get("grant_type").map(String::as_str) {
-        Some("client_credentials") => {}
-        Some(_) => return oauth_error("unsupported_grant_type", "grant type not supported"),
-        None => return oauth_error("invalid_request", "grant_type is required"),
-    }
-    if form.get("client_id") != Some(&org.client_id)
-        || form.get("client_secret") != Some(&org.client_secret)
-    {
-        return oauth_error("invalid_client", "invalid client credentials");
+    if let Err((error, description)) = grant(&org, &form) {
+        return oauth_error(error, &description);
     }
     org.seq += 1;
     let token = format!(
@@ -46,6 +39,38 @@ pub(super) async fn token(
         })),
     )
         .into_response()
+}
+
+/// Checks the grant of a token request: `Err((error, description))` as Salesforce answers.
+fn grant(org: &Org, form: &HashMap<String, String>) -> Result<(), (&'static str, String)> {
+    let app = |secret_needed: bool| {
+        let id_ok = form.get("client_id") == Some(&org.client_id);
+        let secret_ok = !secret_needed || form.get("client_secret") == Some(&org.client_secret);
+        if id_ok && secret_ok {
+            Ok(())
+        } else {
+            Err(("invalid_client", "invalid client credentials".to_string()))
+        }
+    };
+    match form.get("grant_type").map(String::as_str) {
+        Some("client_credentials") => app(true),
+        Some("refresh_token") => {
+            app(true)?;
+            match (&org.refresh_token, form.get("refresh_token")) {
+                (Some(held), Some(sent)) if held == sent => Ok(()),
+                _ => Err(("invalid_grant", "expired access/refresh token".into())),
+            }
+        }
+        Some("urn:ietf:params:oauth:grant-type:jwt-bearer") => {
+            let assertion = form
+                .get("assertion")
+                .map(String::as_str)
+                .unwrap_or_default();
+            super::jwt::check(org, assertion).map_err(|d| ("invalid_grant", d))
+        }
+        Some(_) => Err(("unsupported_grant_type", "grant type not supported".into())),
+        None => Err(("invalid_request", "grant_type is required".into())),
+    }
 }
 
 pub(super) async fn describe(

@@ -25,6 +25,7 @@ mod api;
 mod collections;
 mod control;
 mod dates;
+mod jwt;
 mod org;
 mod outbound;
 mod query;
@@ -140,6 +141,11 @@ impl SObject {
 struct Org {
     client_id: String,
     client_secret: String,
+    /// The JWT bearer flow's user and the app's certificate (RSAPublicKey DER).
+    username: String,
+    jwt_public_key: Option<Vec<u8>>,
+    /// The refresh token a user's consent issued to the app, until revoked.
+    refresh_token: Option<String>,
     instance_url: String,
     objects: BTreeMap<&'static str, SObject>,
     tokens: Vec<String>,
@@ -158,6 +164,12 @@ struct Org {
 pub struct Options {
     pub client_id: String,
     pub client_secret: String,
+    /// The user the JWT bearer flow runs as (`sub`).
+    pub username: String,
+    /// The Connected App's certificate for the JWT bearer flow: an RSAPublicKey in DER.
+    pub jwt_public_key: Option<Vec<u8>>,
+    /// A refresh token the app holds for the refresh token flow.
+    pub refresh_token: Option<String>,
 }
 
 impl Default for Options {
@@ -165,6 +177,9 @@ impl Default for Options {
         Self {
             client_id: "3MVG9emulator.consumer.key".into(),
             client_secret: "emulator-consumer-secret".into(),
+            username: "integration@sync.example".into(),
+            jwt_public_key: None,
+            refresh_token: None,
         }
     }
 }
@@ -181,6 +196,9 @@ impl SalesforceEmulator {
         let org = Arc::new(Mutex::new(Org {
             client_id: options.client_id,
             client_secret: options.client_secret,
+            username: options.username,
+            jwt_public_key: options.jwt_public_key,
+            refresh_token: options.refresh_token,
             instance_url: format!("http://{addr}"),
             objects: standard_objects()
                 .into_iter()
@@ -324,6 +342,12 @@ impl SalesforceEmulator {
     /// Edits a record as a person's data load with workflow bypassed: no Outbound Message.
     pub fn edit_without_workflow(&self, object: &str, id: &str, fields: Record) -> bool {
         edit_record(&self.org, object, id, fields, false)
+    }
+
+    /// Revokes the app's refresh token (a user or admin did, in Setup): the next refresh is
+    /// refused with `invalid_grant`.
+    pub fn revoke_refresh_token(&self) {
+        self.lock().refresh_token = None;
     }
 
     /// Makes the org's daily API usage `used` calls (as if other integrations had made the rest),

@@ -5,6 +5,7 @@ pub mod dynamo;
 pub mod gainsight;
 mod http;
 pub mod kms;
+pub mod oauth;
 pub mod salesforce;
 pub mod sqs;
 
@@ -88,11 +89,26 @@ impl AwsClients {
         resources: &crate::config::AwsResources,
         settings: &crate::config::SalesforceSettings,
     ) -> Result<salesforce::SalesforceClient, crate::ports::SecretsError> {
+        use crate::config::AuthFlow;
         use crate::ports::Secrets;
-        let secret = self
-            .secrets(resources)
-            .get(crate::secret::names::SALESFORCE_CLIENT_SECRET)
-            .await?;
-        Ok(salesforce::SalesforceClient::new(settings.clone(), secret))
+        use crate::secret::names;
+        let secrets = self.secrets(resources);
+        let credentials = match &settings.auth {
+            AuthFlow::ClientCredentials => oauth::Credentials::ClientCredentials {
+                client_secret: secrets.get(names::SALESFORCE_CLIENT_SECRET).await?,
+            },
+            AuthFlow::JwtBearer { username } => oauth::Credentials::JwtBearer {
+                username: username.clone(),
+                private_key_pem: secrets.get(names::SALESFORCE_JWT_KEY).await?,
+            },
+            AuthFlow::RefreshToken => oauth::Credentials::RefreshToken {
+                client_secret: secrets.get(names::SALESFORCE_CLIENT_SECRET).await?,
+                refresh_token: secrets.get(names::SALESFORCE_REFRESH_TOKEN).await?,
+            },
+        };
+        Ok(salesforce::SalesforceClient::with_credentials(
+            settings.clone(),
+            credentials,
+        ))
     }
 }

@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 use tokio::sync::RwLock;
 
 use super::http::{client, status_error, transport, with_retries};
+use super::oauth::Credentials;
 use crate::config::SalesforceSettings;
 use crate::domain::budget::ApiUsage;
 use crate::domain::{FieldKind, FieldSchema, Fields, ObjectSchema, System};
@@ -26,7 +27,7 @@ struct Token {
 pub struct SalesforceClient {
     http: reqwest::Client,
     settings: SalesforceSettings,
-    client_secret: Secret,
+    credentials: Credentials,
     token: RwLock<Option<Token>>,
     /// The daily API usage the org's last answer reported (`Sforce-Limit-Info`).
     usage: std::sync::Mutex<Option<ApiUsage>>,
@@ -115,11 +116,17 @@ impl From<SaveResult> for RecordResult {
 }
 
 impl SalesforceClient {
+    /// A client of a Connected App using the client credentials flow.
     pub fn new(settings: SalesforceSettings, client_secret: Secret) -> Self {
+        Self::with_credentials(settings, Credentials::ClientCredentials { client_secret })
+    }
+
+    /// A client of a Connected App using `credentials`' flow.
+    pub fn with_credentials(settings: SalesforceSettings, credentials: Credentials) -> Self {
         Self {
             http: client(),
             settings,
-            client_secret,
+            credentials,
             token: RwLock::new(None),
             usage: std::sync::Mutex::new(None),
         }
@@ -143,18 +150,20 @@ impl SalesforceClient {
         if let Some(token) = slot.clone() {
             return Ok(token);
         }
-        let url = format!(
-            "{}/services/oauth2/token",
-            self.settings.login_url.trim_end_matches('/')
-        );
+        let login = self.settings.login_url.trim_end_matches('/');
+        let url = format!("{login}/services/oauth2/token");
+        let now_s = crate::time::now_ms() / 1000;
+        let form = self
+            .credentials
+            .form(&self.settings.client_id, login, now_s)
+            .map_err(|message| ApiError::Auth {
+                system: SYSTEM,
+                message,
+            })?;
         let response = self
             .http
             .post(url)
-            .form(&[
-                ("grant_type", "client_credentials"),
-                ("client_id", self.settings.client_id.as_str()),
-                ("client_secret", self.client_secret.expose()),
-            ])
+            .form(&form)
             .send()
             .await
             .map_err(|e| transport(SYSTEM, e))?;

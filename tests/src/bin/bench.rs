@@ -109,6 +109,7 @@ async fn pusher_calls_per_1000() -> Result<()> {
             login_url: emulator.url(),
             client_id: emulator.client_id(),
             api_version: "62.0".into(),
+            auth: Default::default(),
         },
         Secret::new(emulator.client_secret()),
     );

@@ -1,0 +1,164 @@
+//! How the Salesforce client gets its sessions: the OAuth 2.0 grant the Connected App is set up
+//! for (client credentials, JWT bearer, or a refresh token), and the JWT bearer assertion, signed
+//! RS256 with the app's private key.
+
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::Engine as _;
+use serde_json::json;
+
+use crate::secret::Secret;
+
+/// The grant the Connected App uses, with its secrets (decrypted from KMS at cold start).
+pub enum Credentials {
+    /// `grant_type=client_credentials`: the app runs as its configured Run As user.
+    ClientCredentials { client_secret: Secret },
+    /// `grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer`: an assertion for `username`,
+    /// signed with the app's private key (PEM, PKCS#8 or PKCS#1).
+    JwtBearer {
+        username: String,
+        private_key_pem: Secret,
+    },
+    /// `grant_type=refresh_token`: a refresh token issued to the app by a user's consent.
+    RefreshToken {
+        client_secret: Secret,
+        refresh_token: Secret,
+    },
+}
+
+/// How long a JWT bearer assertion is valid (Salesforce accepts a few minutes).
+const ASSERTION_LIFETIME_S: i64 = 180;
+
+impl Credentials {
+    /// The token request's form fields for app `client_id` at login host `audience`.
+    pub fn form(
+        &self,
+        client_id: &str,
+        audience: &str,
+        now_s: i64,
+    ) -> Result<Vec<(&'static str, String)>, String> {
+        let id = ("client_id", client_id.to_string());
+        Ok(match self {
+            Credentials::ClientCredentials { client_secret } => vec![
+                ("grant_type", "client_credentials".into()),
+                id,
+                ("client_secret", client_secret.expose().to_string()),
+            ],
+            Credentials::JwtBearer {
+                username,
+                private_key_pem,
+            } => {
+                let assertion =
+                    jwt_assertion(client_id, username, audience, private_key_pem, now_s)?;
+                vec![
+                    (
+                        "grant_type",
+                        "urn:ietf:params:oauth:grant-type:jwt-bearer".into(),
+                    ),
+                    ("assertion", assertion),
+                ]
+            }
+            Credentials::RefreshToken {
+                client_secret,
+                refresh_token,
+            } => vec![
+                ("grant_type", "refresh_token".into()),
+                id,
+                ("client_secret", client_secret.expose().to_string()),
+                ("refresh_token", refresh_token.expose().to_string()),
+            ],
+        })
+    }
+}
+
+/// A JWT bearer assertion: `iss` the app, `sub` the user, `aud` the login host, `exp` three
+/// minutes ahead, signed RS256.
+pub fn jwt_assertion(
+    client_id: &str,
+    username: &str,
+    audience: &str,
+    private_key_pem: &Secret,
+    now_s: i64,
+) -> Result<String, String> {
+    let key = rsa_key(private_key_pem)?;
+    let header = URL_SAFE_NO_PAD.encode(json!({"alg": "RS256", "typ": "JWT"}).to_string());
+    let claims = json!({
+        "iss": client_id,
+        "sub": username,
+        "aud": audience.trim_end_matches('/'),
+        "exp": now_s + ASSERTION_LIFETIME_S,
+    });
+    let signing_input = format!("{header}.{}", URL_SAFE_NO_PAD.encode(claims.to_string()));
+    let mut signature = vec![0; key.public().modulus_len()];
+    key.sign(
+        &ring::signature::RSA_PKCS1_SHA256,
+        &ring::rand::SystemRandom::new(),
+        signing_input.as_bytes(),
+        &mut signature,
+    )
+    .map_err(|_| "the JWT private key could not sign the assertion".to_string())?;
+    Ok(format!(
+        "{signing_input}.{}",
+        URL_SAFE_NO_PAD.encode(signature)
+    ))
+}
+
+/// The RSA key of a PEM block: `PRIVATE KEY` (PKCS#8) or `RSA PRIVATE KEY` (PKCS#1).
+fn rsa_key(pem: &Secret) -> Result<ring::signature::RsaKeyPair, String> {
+    let text = pem.expose();
+    let body: String = text
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .map(str::trim)
+        .collect();
+    let der = STANDARD.decode(body).map_err(|_| {
+        "the JWT private key is not PEM (base64 between BEGIN and END lines)".to_string()
+    })?;
+    let parsed = if text.contains("BEGIN RSA PRIVATE KEY") {
+        ring::signature::RsaKeyPair::from_der(&der)
+    } else {
+        ring::signature::RsaKeyPair::from_pkcs8(&der)
+    };
+    parsed.map_err(|e| format!("the JWT private key is not a usable RSA key ({e})"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &str = include_str!("../../../devstack/fixtures/jwt-test-key.pem");
+
+    #[test]
+    fn an_assertion_names_app_user_and_audience_and_verifies() {
+        let pem = Secret::new(KEY.to_string());
+        let jwt = jwt_assertion(
+            "app",
+            "sync@example.com",
+            "https://login.example/",
+            &pem,
+            1_000,
+        )
+        .unwrap();
+        let parts: Vec<&str> = jwt.split('.').collect();
+        assert_eq!(parts.len(), 3);
+        let claims: serde_json::Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
+        assert_eq!(
+            claims,
+            json!({"iss": "app", "sub": "sync@example.com", "aud": "https://login.example", "exp": 1_180})
+        );
+        let key = rsa_key(&pem).unwrap();
+        let public = ring::signature::UnparsedPublicKey::new(
+            &ring::signature::RSA_PKCS1_2048_8192_SHA256,
+            key.public().as_ref().to_vec(),
+        );
+        let signed = format!("{}.{}", parts[0], parts[1]);
+        let signature = URL_SAFE_NO_PAD.decode(parts[2]).unwrap();
+        assert!(public.verify(signed.as_bytes(), &signature).is_ok());
+    }
+
+    #[test]
+    fn a_bad_key_is_named() {
+        let err = jwt_assertion("a", "u", "x", &Secret::new("not a key"), 0).unwrap_err();
+        assert!(err.contains("JWT private key"), "{err}");
+    }
+}
