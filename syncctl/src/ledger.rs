@@ -62,7 +62,22 @@ fn last_activity(r: &LedgerRecord) -> Option<i64> {
 #[derive(Serialize)]
 struct StatusJson<'a> {
     counts: Vec<serde_json::Value>,
+    /// Jobs whose Salesforce writes wait for new credentials.
+    paused: Vec<shared::domain::PausedJob>,
     records: Vec<&'a LedgerRecord>,
+}
+
+/// How far back runs are read to tell whether a job is paused.
+const PAUSE_LOOKBACK_MS: i64 = 7 * 24 * 3_600_000;
+
+/// The jobs paused by their latest runs (credentials refused for good).
+async fn paused(env: &Env, job: Option<&str>) -> anyhow::Result<Vec<shared::domain::PausedJob>> {
+    use shared::ports::RunStore;
+    let now = shared::time::now_ms();
+    let runs = env.store().runs(now - PAUSE_LOOKBACK_MS, now).await?;
+    let mut paused = shared::domain::paused_jobs(&runs, &env.jobs);
+    paused.retain(|p| job.is_none_or(|j| j == p.job));
+    Ok(paused)
 }
 
 pub async fn status(env: &Env, args: &StatusArgs, format: Format) -> anyhow::Result<()> {
@@ -106,9 +121,18 @@ pub async fn status(env: &Env, args: &StatusArgs, format: Format) -> anyhow::Res
             .iter()
             .map(|((job, status), n)| json!({"job": job, "status": status, "records": n}))
             .collect(),
+        paused: paused(env, args.job.as_deref()).await?,
         records: found.iter().collect(),
     };
     if format == Format::Table {
+        for p in &json.paused {
+            say!(
+                "job {} PAUSED since {}: {}",
+                p.job,
+                when(Some(p.since_ms)),
+                p.reason
+            )?;
+        }
         let mut summary = Rows::new(&["job", "status", "records"]);
         for ((job, status), n) in &counts {
             summary.push(vec![job.to_string(), status.to_string(), n.to_string()]);

@@ -2,58 +2,16 @@
 //! sync are listed with why, fixed and resynced; runs and their logs; import, export and diff;
 //! the resync and poller functions invoked through the Lambda API; secrets.
 
-use std::process::Output;
 use std::time::Duration;
 
-use anyhow::{ensure, Result};
+use anyhow::Result;
 use serde_json::{json, Value};
 use sync_tests::{Options, Stack};
 
 const WAIT: Duration = Duration::from_secs(60);
 
-/// Runs syncctl against `stack` with `stdin`, off the async runtime.
-async fn syncctl_in(stack: &Stack, args: &[&str], stdin: &str) -> Output {
-    let env = stack.syncctl_env();
-    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-    let stdin = stdin.to_string();
-    tokio::task::spawn_blocking(move || {
-        use std::io::Write;
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_syncctl"))
-            .args(&args)
-            .envs(env)
-            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("syncctl starts");
-        if let Some(mut input) = child.stdin.take() {
-            let _ = input.write_all(stdin.as_bytes());
-        }
-        child.wait_with_output().expect("syncctl runs")
-    })
-    .await
-    .expect("syncctl finished")
-}
-
-async fn syncctl(stack: &Stack, args: &[&str]) -> Output {
-    syncctl_in(stack, args, "").await
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-/// syncctl's JSON answer, checking it succeeded.
-async fn json_of(stack: &Stack, args: &[&str]) -> Result<Value> {
-    let out = syncctl(stack, args).await;
-    ensure!(out.status.success(), "{args:?}: {}", stderr(&out));
-    Ok(serde_json::from_slice(&out.stdout)?)
-}
+mod common;
+use common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_contact_rejected_for_a_missing_account_is_listed_resynced_and_keeps_its_history(

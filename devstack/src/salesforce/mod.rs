@@ -344,6 +344,12 @@ impl SalesforceEmulator {
         edit_record(&self.org, object, id, fields, false)
     }
 
+    /// Gives the Connected App a new consumer secret (an admin rotated it in Setup): requests
+    /// with the old one are refused with `invalid_client`.
+    pub fn set_client_secret(&self, secret: &str) {
+        self.lock().client_secret = secret.to_string();
+    }
+
     /// Revokes the app's refresh token (a user or admin did, in Setup): the next refresh is
     /// refused with `invalid_grant`.
     pub fn revoke_refresh_token(&self) {

@@ -25,11 +25,13 @@ use shared::domain::{
 };
 use shared::lambda::{batch_seed, parse_messages, store_runs};
 use shared::ports::{
-    GainsightApi, LedgerStore, LedgerWrite, Queue, RunStore, SalesforceApi, SecretsError,
+    ApiError, GainsightApi, LedgerStore, LedgerWrite, Queue, RunStore, SalesforceApi, SecretsError,
 };
 
 /// Table, queues, the Salesforce org and the Gainsight tenant.
 pub type Config = shared::config::ApiConfig;
+
+pub use shared::domain::run::PAUSED;
 
 /// How long writes the API budget defers wait before they are tried again (SQS's longest delay).
 pub const DEFERRAL: Duration = Duration::from_secs(900);
@@ -265,8 +267,15 @@ impl Pusher {
             }
             let outcome = match system {
                 System::Salesforce => {
-                    self.write_salesforce(&object, field.as_deref(), mode, &batch)
-                        .await
+                    let written = self
+                        .write_salesforce(&object, field.as_deref(), mode, &batch)
+                        .await;
+                    if let Err(refused @ ApiError::Auth { .. }) = &written {
+                        let why = paused(refused);
+                        self.defer(&object, batch, &why, retry, runs).await;
+                        continue;
+                    }
+                    written
                 }
                 System::Gainsight => {
                     self.write_gainsight(&object, field.as_deref(), mode, &batch)
@@ -432,6 +441,14 @@ impl Pusher {
         }
         Vec::new()
     }
+}
+
+/// Why a job's writes wait: Salesforce refused the app's credentials for good. Runs that start
+/// with `paused: ` mark the job paused (`syncctl status`) until a later write succeeds.
+fn paused(refused: &ApiError) -> String {
+    format!(
+        "{PAUSED}Salesforce refused the connected app's credentials ({refused}); nothing is lost: the writes wait in the queue and go out by themselves once the secret is replaced (syncctl secrets put salesforce-client-secret, or the flow's own secret)"
+    )
 }
 
 /// The id of the record where the change came from.

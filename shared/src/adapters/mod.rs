@@ -83,32 +83,17 @@ impl AwsClients {
         })
     }
 
-    /// A Salesforce client with the client secret decrypted from KMS (once: call at cold start).
+    /// A Salesforce client with its flow's secrets decrypted from KMS (call at cold start); they
+    /// are read again whenever Salesforce refuses them, so a replaced secret is picked up.
     pub async fn salesforce(
         &self,
         resources: &crate::config::AwsResources,
         settings: &crate::config::SalesforceSettings,
     ) -> Result<salesforce::SalesforceClient, crate::ports::SecretsError> {
-        use crate::config::AuthFlow;
-        use crate::ports::Secrets;
-        use crate::secret::names;
-        let secrets = self.secrets(resources);
-        let credentials = match &settings.auth {
-            AuthFlow::ClientCredentials => oauth::Credentials::ClientCredentials {
-                client_secret: secrets.get(names::SALESFORCE_CLIENT_SECRET).await?,
-            },
-            AuthFlow::JwtBearer { username } => oauth::Credentials::JwtBearer {
-                username: username.clone(),
-                private_key_pem: secrets.get(names::SALESFORCE_JWT_KEY).await?,
-            },
-            AuthFlow::RefreshToken => oauth::Credentials::RefreshToken {
-                client_secret: secrets.get(names::SALESFORCE_CLIENT_SECRET).await?,
-                refresh_token: secrets.get(names::SALESFORCE_REFRESH_TOKEN).await?,
-            },
+        let source = oauth::CredentialSource {
+            secrets: std::sync::Arc::new(self.secrets(resources)),
+            flow: settings.auth.clone(),
         };
-        Ok(salesforce::SalesforceClient::with_credentials(
-            settings.clone(),
-            credentials,
-        ))
+        salesforce::SalesforceClient::from_source(settings.clone(), source).await
     }
 }

@@ -2,13 +2,22 @@
 //! for (client credentials, JWT bearer, or a refresh token), and the JWT bearer assertion, signed
 //! RS256 with the app's private key.
 
+use std::sync::Arc;
+
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine as _;
+use serde::Deserialize;
 use serde_json::json;
 
-use crate::secret::Secret;
+use super::http::transport;
+use crate::config::AuthFlow;
+use crate::ports::{ApiError, Secrets, SecretsError};
+use crate::secret::{names, Secret};
+
+const SYSTEM: &str = "Salesforce";
 
 /// The grant the Connected App uses, with its secrets (decrypted from KMS at cold start).
+#[derive(PartialEq, Eq)]
 pub enum Credentials {
     /// `grant_type=client_credentials`: the app runs as its configured Run As user.
     ClientCredentials { client_secret: Secret },
@@ -23,6 +32,91 @@ pub enum Credentials {
         client_secret: Secret,
         refresh_token: Secret,
     },
+}
+
+/// Where a deployment's credentials live: the flow it is configured for, and the secrets store.
+pub struct CredentialSource {
+    pub secrets: Arc<dyn Secrets>,
+    pub flow: AuthFlow,
+}
+
+impl CredentialSource {
+    /// The flow's secrets, decrypted now.
+    pub async fn load(&self) -> Result<Credentials, SecretsError> {
+        let get = |name: &'static str| self.secrets.get(name);
+        Ok(match &self.flow {
+            AuthFlow::ClientCredentials => Credentials::ClientCredentials {
+                client_secret: get(names::SALESFORCE_CLIENT_SECRET).await?,
+            },
+            AuthFlow::JwtBearer { username } => Credentials::JwtBearer {
+                username: username.clone(),
+                private_key_pem: get(names::SALESFORCE_JWT_KEY).await?,
+            },
+            AuthFlow::RefreshToken => Credentials::RefreshToken {
+                client_secret: get(names::SALESFORCE_CLIENT_SECRET).await?,
+                refresh_token: get(names::SALESFORCE_REFRESH_TOKEN).await?,
+            },
+        })
+    }
+}
+
+/// What the token endpoint grants.
+#[derive(Deserialize)]
+pub(super) struct Granted {
+    pub access_token: String,
+    pub instance_url: String,
+}
+
+#[derive(Deserialize)]
+struct OAuthError {
+    error: String,
+    #[serde(default)]
+    error_description: String,
+}
+
+/// Asks `login`'s token endpoint for a session. A refusal is an authentication error naming
+/// Salesforce's `error: error_description` (never retried); a 5xx is "unavailable".
+pub(super) async fn request_token(
+    http: &reqwest::Client,
+    login: &str,
+    client_id: &str,
+    credentials: &Credentials,
+) -> Result<Granted, ApiError> {
+    let now_s = crate::time::now_ms() / 1000;
+    let form = credentials
+        .form(client_id, login, now_s)
+        .map_err(|message| ApiError::Auth {
+            system: SYSTEM,
+            message,
+        })?;
+    let response = http
+        .post(format!("{login}/services/oauth2/token"))
+        .form(&form)
+        .send()
+        .await
+        .map_err(|e| transport(SYSTEM, e))?;
+    let status = response.status().as_u16();
+    let body = response.bytes().await.map_err(|e| transport(SYSTEM, e))?;
+    if status != 200 {
+        let detail = serde_json::from_slice::<OAuthError>(&body)
+            .map(|e| format!("{}: {}", e.error, e.error_description))
+            .unwrap_or_else(|_| String::from_utf8_lossy(&body).into_owned());
+        return Err(match status {
+            500..=599 => ApiError::Unavailable {
+                system: SYSTEM,
+                status,
+                message: detail,
+            },
+            _ => ApiError::Auth {
+                system: SYSTEM,
+                message: format!("token request refused (HTTP {status}): {detail}"),
+            },
+        });
+    }
+    serde_json::from_slice(&body).map_err(|e| ApiError::Protocol {
+        system: SYSTEM,
+        message: format!("token response: {e}"),
+    })
 }
 
 /// How long a JWT bearer assertion is valid (Salesforce accepts a few minutes).

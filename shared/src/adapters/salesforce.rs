@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use tokio::sync::RwLock;
 
 use super::http::{client, status_error, transport, with_retries};
-use super::oauth::Credentials;
+use super::oauth::{request_token, CredentialSource, Credentials};
 use crate::config::SalesforceSettings;
 use crate::domain::budget::ApiUsage;
 use crate::domain::{FieldKind, FieldSchema, Fields, ObjectSchema, System};
@@ -27,23 +27,12 @@ struct Token {
 pub struct SalesforceClient {
     http: reqwest::Client,
     settings: SalesforceSettings,
-    credentials: Credentials,
+    credentials: RwLock<Credentials>,
+    /// Where the credentials are read again after a refusal, when they came from the store.
+    source: Option<CredentialSource>,
     token: RwLock<Option<Token>>,
     /// The daily API usage the org's last answer reported (`Sforce-Limit-Info`).
     usage: std::sync::Mutex<Option<ApiUsage>>,
-}
-
-#[derive(Deserialize)]
-struct TokenResponse {
-    access_token: String,
-    instance_url: String,
-}
-
-#[derive(Deserialize)]
-struct OAuthError {
-    error: String,
-    #[serde(default)]
-    error_description: String,
 }
 
 #[derive(Deserialize)]
@@ -126,10 +115,22 @@ impl SalesforceClient {
         Self {
             http: client(),
             settings,
-            credentials,
+            credentials: RwLock::new(credentials),
+            source: None,
             token: RwLock::new(None),
             usage: std::sync::Mutex::new(None),
         }
+    }
+
+    /// A client whose credentials are read from `source` now, and again whenever Salesforce
+    /// refuses them.
+    pub async fn from_source(
+        settings: SalesforceSettings,
+        source: CredentialSource,
+    ) -> Result<Self, crate::ports::SecretsError> {
+        let mut client = Self::with_credentials(settings, source.load().await?);
+        client.source = Some(source);
+        Ok(client)
     }
 
     fn note_usage(&self, headers: &reqwest::header::HeaderMap) {
@@ -142,6 +143,9 @@ impl SalesforceClient {
         }
     }
 
+    /// The session, asked for when there is none. A grant refused for good is tried once more
+    /// with the secrets read again, so a secret an operator replaced is picked up without a
+    /// restart.
     async fn token(&self) -> Result<Token, ApiError> {
         if let Some(token) = self.token.read().await.clone() {
             return Ok(token);
@@ -151,48 +155,30 @@ impl SalesforceClient {
             return Ok(token);
         }
         let login = self.settings.login_url.trim_end_matches('/');
-        let url = format!("{login}/services/oauth2/token");
-        let now_s = crate::time::now_ms() / 1000;
-        let form = self
-            .credentials
-            .form(&self.settings.client_id, login, now_s)
-            .map_err(|message| ApiError::Auth {
-                system: SYSTEM,
-                message,
-            })?;
-        let response = self
-            .http
-            .post(url)
-            .form(&form)
-            .send()
-            .await
-            .map_err(|e| transport(SYSTEM, e))?;
-        let status = response.status().as_u16();
-        let body = response.bytes().await.map_err(|e| transport(SYSTEM, e))?;
-        if status != 200 {
-            let detail = serde_json::from_slice::<OAuthError>(&body)
-                .map(|e| format!("{}: {}", e.error, e.error_description))
-                .unwrap_or_else(|_| String::from_utf8_lossy(&body).into_owned());
-            return Err(match status {
-                500..=599 => ApiError::Unavailable {
+        let client_id = &self.settings.client_id;
+        let first = {
+            let credentials = self.credentials.read().await;
+            request_token(&self.http, login, client_id, &credentials).await
+        };
+        let granted = match (first, &self.source) {
+            (Err(refused @ ApiError::Auth { .. }), Some(source)) => {
+                let reloaded = source.load().await.map_err(|e| ApiError::Auth {
                     system: SYSTEM,
-                    status,
-                    message: detail,
-                },
-                _ => ApiError::Auth {
-                    system: SYSTEM,
-                    message: format!("token request refused (HTTP {status}): {detail}"),
-                },
-            });
-        }
-        let parsed: TokenResponse =
-            serde_json::from_slice(&body).map_err(|e| ApiError::Protocol {
-                system: SYSTEM,
-                message: format!("token response: {e}"),
-            })?;
+                    message: format!("{refused}; reading the secret again failed: {e}"),
+                })?;
+                let mut credentials = self.credentials.write().await;
+                if reloaded == *credentials {
+                    return Err(refused);
+                }
+                tracing::info!("Salesforce credentials replaced since they were read; signing in with the new ones");
+                *credentials = reloaded;
+                request_token(&self.http, login, client_id, &credentials).await?
+            }
+            (result, _) => result?,
+        };
         let token = Token {
-            access_token: Secret::new(parsed.access_token),
-            instance_url: parsed.instance_url,
+            access_token: Secret::new(granted.access_token),
+            instance_url: granted.instance_url,
         };
         *slot = Some(token.clone());
         Ok(token)

@@ -25,7 +25,9 @@ pub use ledger::{
     HISTORY_KEPT,
 };
 pub use mapping::{LookupRequest, Lookups, MapOutcome, Mapper};
-pub use run::{LineOutcome, Run, RunFunction, RunId, RunLine, RunStatus, Runs};
+pub use run::{
+    paused_jobs, LineOutcome, PausedJob, Run, RunFunction, RunId, RunLine, RunStatus, Runs,
+};
 pub use schema::{FieldKind, FieldSchema, ObjectSchema, Schemas};
 pub use write::{FieldConflict, RecordKey, WriteCommand, WriteMode, Writeback};
 
