@@ -7,6 +7,7 @@ mod http;
 pub mod kms;
 pub mod oauth;
 pub mod salesforce;
+mod soql;
 pub mod sqs;
 
 /// Loads the AWS SDK configuration from the environment (region, credentials, and the global
