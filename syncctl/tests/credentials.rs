@@ -89,3 +89,50 @@ async fn a_rotated_secret_pauses_the_job_and_the_new_one_resumes_it() -> Result<
     stack.stop().await;
     Ok(())
 }
+
+/// The same on the Gainsight side: a regenerated access key pauses the job's writes to Gainsight
+/// until the new key is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_regenerated_gainsight_key_pauses_the_job_until_it_is_stored() -> Result<()> {
+    let stack = Stack::start(Options::default()).await?;
+    stack.gainsight.set_access_key("gs-regenerated-key");
+    let account = json!({"Name": "Salesforce First", "Phone": "+1 555 0142"});
+    let id = stack
+        .salesforce
+        .seed(
+            "Account",
+            vec![account.as_object().cloned().unwrap_or_default()],
+        )
+        .remove(0);
+    let status = stack
+        .eventually(WAIT, "syncctl status saying the job is paused", || async {
+            let out = syncctl(&stack, &["status", "--job", "company_account"]).await;
+            let text = stdout(&out);
+            Ok(text.contains("PAUSED").then_some(text))
+        })
+        .await?;
+    ensure!(
+        status.contains("Gainsight refused the access key")
+            && status.contains("GS_APIG_2401")
+            && status.contains("syncctl secrets put gainsight-access-key"),
+        "{status}"
+    );
+    ensure!(stack
+        .gainsight_where("Company", "SfdcAccountId", &id)
+        .is_empty());
+
+    let put = syncctl_in(
+        &stack,
+        &["secrets", "put", "gainsight-access-key"],
+        "gs-regenerated-key\n",
+    )
+    .await;
+    ensure!(put.status.success(), "{}", stderr(&put));
+    stack
+        .eventually(WAIT, "the Company, with the new key", || async {
+            Ok(stack.gainsight_where("Company", "SfdcAccountId", &id).pop())
+        })
+        .await?;
+    stack.stop().await;
+    Ok(())
+}

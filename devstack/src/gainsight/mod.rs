@@ -176,6 +176,12 @@ impl GainsightEmulator {
         entry
     }
 
+    /// Gives the integration user a new access key (an admin regenerated it): the old one is
+    /// refused from now on.
+    pub fn set_access_key(&self, key: &str) {
+        lock(&self.tenant).access_key = key.to_string();
+    }
+
     pub fn add_rule(&self, rule: Rule) {
         lock(&self.tenant).rules.push(rule);
     }
@@ -236,7 +242,7 @@ fn begin(
     let Some(caller) = caller else {
         return Err(envelope_error(
             StatusCode::UNAUTHORIZED,
-            "GS_AUTH_FAILED",
+            "GS_APIG_2401",
             "Access key is missing or invalid",
         ));
     };

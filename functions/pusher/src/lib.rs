@@ -267,21 +267,19 @@ impl Pusher {
             }
             let outcome = match system {
                 System::Salesforce => {
-                    let written = self
-                        .write_salesforce(&object, field.as_deref(), mode, &batch)
-                        .await;
-                    if let Err(refused @ ApiError::Auth { .. }) = &written {
-                        let why = paused(refused);
-                        self.defer(&object, batch, &why, retry, runs).await;
-                        continue;
-                    }
-                    written
+                    self.write_salesforce(&object, field.as_deref(), mode, &batch)
+                        .await
                 }
                 System::Gainsight => {
                     self.write_gainsight(&object, field.as_deref(), mode, &batch)
                         .await
                 }
             };
+            if let Err(refused @ ApiError::Auth { .. }) = &outcome {
+                let why = paused(system, refused);
+                self.defer(&object, batch, &why, retry, runs).await;
+                continue;
+            }
             match write::settle_group(&object, batch, outcome) {
                 Ok(outcomes) => settled.extend(outcomes),
                 Err((back, error)) => {
@@ -443,11 +441,21 @@ impl Pusher {
     }
 }
 
-/// Why a job's writes wait: Salesforce refused the app's credentials for good. Runs that start
-/// with `paused: ` mark the job paused (`syncctl status`) until a later write succeeds.
-fn paused(refused: &ApiError) -> String {
+/// Why a job's writes wait: the target refused our credentials for good. Runs that start with
+/// `paused: ` mark the job paused (`syncctl status`) until a later write there succeeds.
+fn paused(target: System, refused: &ApiError) -> String {
+    let (whose, secret) = match target {
+        System::Salesforce => (
+            "Salesforce refused the connected app's credentials",
+            "syncctl secrets put salesforce-client-secret, or the flow's own secret",
+        ),
+        System::Gainsight => (
+            "Gainsight refused the access key",
+            "syncctl secrets put gainsight-access-key",
+        ),
+    };
     format!(
-        "{PAUSED}Salesforce refused the connected app's credentials ({refused}); nothing is lost: the writes wait in the queue and go out by themselves once the secret is replaced (syncctl secrets put salesforce-client-secret, or the flow's own secret)"
+        "{PAUSED}{whose} ({refused}); nothing is lost: the writes wait in the queue and go out by themselves once the secret is replaced ({secret})"
     )
 }
 

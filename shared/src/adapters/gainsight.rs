@@ -20,7 +20,9 @@ pub const READ_LIMIT: usize = 5000;
 pub struct GainsightClient {
     http: reqwest::Client,
     base_url: String,
-    access_key: Secret,
+    access_key: std::sync::RwLock<Secret>,
+    /// Where the access key is read again after Gainsight refuses it, when it came from there.
+    source: Option<std::sync::Arc<dyn crate::ports::Secrets>>,
 }
 
 /// Gainsight's response envelope.
@@ -39,12 +41,58 @@ impl GainsightClient {
         Self {
             http: client(),
             base_url: settings.base_url.trim_end_matches('/').to_string(),
-            access_key,
+            access_key: std::sync::RwLock::new(access_key),
+            source: None,
         }
     }
 
+    /// A client whose access key is read from `secrets` now, and again whenever Gainsight refuses
+    /// it, so a key an operator replaced is picked up without a restart.
+    pub async fn from_secrets(
+        settings: GainsightSettings,
+        secrets: std::sync::Arc<dyn crate::ports::Secrets>,
+    ) -> Result<Self, crate::ports::SecretsError> {
+        let key = secrets
+            .get(crate::secret::names::GAINSIGHT_ACCESS_KEY)
+            .await?;
+        let mut client = Self::new(settings, key);
+        client.source = Some(secrets);
+        Ok(client)
+    }
+
+    fn key(&self) -> Secret {
+        match self.access_key.read() {
+            Ok(key) => key.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// One request; refused for authentication, once more with the key read again if it changed.
     async fn call(
         &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, ApiError> {
+        let key = self.key();
+        let first = self.call_with(&key, method.clone(), path, body).await;
+        let (Err(ApiError::Auth { .. }), Some(source)) = (&first, &self.source) else {
+            return first;
+        };
+        let reloaded = match source.get(crate::secret::names::GAINSIGHT_ACCESS_KEY).await {
+            Ok(k) if k != key => k,
+            _ => return first,
+        };
+        tracing::info!("Gainsight access key replaced since it was read; using the new one");
+        if let Ok(mut slot) = self.access_key.write() {
+            *slot = reloaded.clone();
+        }
+        self.call_with(&reloaded, method, path, body).await
+    }
+
+    async fn call_with(
+        &self,
+        key: &Secret,
         method: reqwest::Method,
         path: &str,
         body: Option<&Value>,
@@ -52,7 +100,7 @@ impl GainsightClient {
         let mut request = self
             .http
             .request(method, format!("{}{}", self.base_url, path))
-            .header("Accesskey", self.access_key.expose());
+            .header("Accesskey", key.expose());
         if let Some(body) = body {
             request = request.json(body);
         }
@@ -97,7 +145,7 @@ impl GainsightClient {
                         code,
                         message,
                     },
-                    403 => ApiError::Auth {
+                    401 | 403 => ApiError::Auth {
                         system: SYSTEM,
                         message: format!("{code}: {message}"),
                     },
@@ -322,7 +370,7 @@ impl crate::ports::ActivityFiles for GainsightClient {
             let response = self
                 .http
                 .get(&url)
-                .header("Accesskey", self.access_key.expose())
+                .header("Accesskey", self.key().expose())
                 .send()
                 .await
                 .map_err(|e| transport(SYSTEM, e))?;

@@ -63,12 +63,8 @@ impl AwsClients {
         resources: &crate::config::AwsResources,
         settings: &crate::config::GainsightSettings,
     ) -> Result<gainsight::GainsightClient, crate::ports::SecretsError> {
-        use crate::ports::Secrets;
-        let key = self
-            .secrets(resources)
-            .get(crate::secret::names::GAINSIGHT_ACCESS_KEY)
-            .await?;
-        Ok(gainsight::GainsightClient::new(settings.clone(), key))
+        let secrets = std::sync::Arc::new(self.secrets(resources));
+        gainsight::GainsightClient::from_secrets(settings.clone(), secrets).await
     }
 
     /// The poller's and resync's ports on AWS (the access key decrypted once).

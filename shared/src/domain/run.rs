@@ -243,22 +243,33 @@ pub struct PausedJob {
     pub reason: String,
 }
 
-/// The jobs whose newest pusher run towards their Salesforce object ended paused, each with
-/// when the pause began (the paused runs since the last one that wrote).
+/// The jobs whose newest pusher run towards one of their objects ended paused, each with when
+/// the pause began (the paused runs since the last one that wrote there).
 pub fn paused_jobs(runs: &[Run], jobs: &super::Jobs) -> Vec<PausedJob> {
     let mut paused = Vec::new();
-    for job in jobs.iter() {
+    let targets = jobs.iter().flat_map(|j| {
+        [&j.salesforce.object, &j.gainsight.object]
+            .into_iter()
+            .map(move |o| (j, o.as_str()))
+    });
+    for (job, target) in targets {
         let mut mine: Vec<&Run> = runs
             .iter()
             .filter(|r| r.id.function == RunFunction::Pusher)
             .filter(|r| r.job.as_deref() == Some(job.name.as_str()))
-            .filter(|r| r.destination_object.as_deref() == Some(job.salesforce.object.as_str()))
+            .filter(|r| r.destination_object.as_deref() == Some(target))
             .collect();
         mine.sort_by_key(|r| std::cmp::Reverse(r.started_at_ms));
         let streak: Vec<&Run> = mine
             .into_iter()
             .take_while(|r| r.error.as_deref().is_some_and(|e| e.starts_with(PAUSED)))
             .collect();
+        let seen = |p: &PausedJob| {
+            p.job == job.name && streak.last().is_some_and(|f| f.started_at_ms == p.since_ms)
+        };
+        if paused.iter().any(seen) {
+            continue;
+        }
         if let (Some(newest), Some(first)) = (streak.first(), streak.last()) {
             paused.push(PausedJob {
                 job: job.name.clone(),
