@@ -505,6 +505,15 @@ pub trait SalesforceApi: Send + Sync {
     async fn describe(&self, object: &str) -> Result<ObjectSchema, ApiError>;
     /// Reads the records `query` selects, following `nextRecordsUrl` to the end.
     async fn select(&self, query: &SfSelect) -> Result<Vec<Fields>, ApiError>;
+    /// Upserts a large load through Bulk API 2.0 (one ingest job); by default, through `upsert`.
+    async fn bulk_upsert(
+        &self,
+        object: &str,
+        external_id_field: &str,
+        records: &[Fields],
+    ) -> Result<Vec<RecordResult>, ApiError> {
+        self.upsert(object, external_id_field, records).await
+    }
     /// The org's daily API usage as its last answer reported it; `None` before any call.
     fn api_usage(&self) -> Option<crate::domain::budget::ApiUsage> {
         None

@@ -219,7 +219,7 @@ pub(super) fn apply(
         created: 0,
         updated: 0,
     };
-    let mut seen_keys: Vec<String> = vec![];
+    let mut seen_keys = Seen::default();
     for raw in records {
         let sobject = &org.objects[object];
         let staged = &mut applied.staged;
@@ -266,6 +266,35 @@ pub(super) fn apply(
         }
     }
     applied
+}
+
+/// What one call has seen: the keys (Ids, external ids) of its records so far, and an index of
+/// the staged records by external id, built once per call.
+#[derive(Default)]
+pub(super) struct Seen {
+    keys: std::collections::HashSet<String>,
+    by_external_id: Option<HashMap<String, Vec<usize>>>,
+}
+
+impl Seen {
+    /// The staged records' positions by their value of `field`.
+    fn staged_by(&mut self, field: &str, staged: &[Record]) -> &HashMap<String, Vec<usize>> {
+        self.by_external_id.get_or_insert_with(|| {
+            let mut index: HashMap<String, Vec<usize>> = HashMap::new();
+            for (i, r) in staged.iter().enumerate() {
+                if let Some(v) = r.get(field).and_then(Value::as_str) {
+                    index.entry(v.to_string()).or_default().push(i);
+                }
+            }
+            index
+        })
+    }
+
+    fn indexed(&mut self, key: String, position: usize) {
+        if let Some(index) = &mut self.by_external_id {
+            index.entry(key).or_default().push(position);
+        }
+    }
 }
 
 /// `allOrNone` with a failure: every success is rolled back.
@@ -348,7 +377,7 @@ pub(super) fn update_one(
     object: &str,
     raw: &Value,
     staged: &mut [Record],
-    seen: &mut Vec<String>,
+    seen: &mut Seen,
     lock_rows: bool,
 ) -> Result<(usize, bool), Value> {
     let Some(record) = raw.as_object().filter(|r| declared_type(r) == Some(object)) else {
@@ -365,14 +394,14 @@ pub(super) fn update_one(
             vec!["Id"],
         ));
     };
-    if seen.contains(&id) {
+    if seen.keys.contains(&id) {
         return Err(save_error(
             "DUPLICATE_ID",
             format!("duplicate id in list: {id}"),
             vec!["Id"],
         ));
     }
-    seen.push(id.clone());
+    seen.keys.insert(id.clone());
     if lock_rows {
         return Err(save_error(
             "UNABLE_TO_LOCK_ROW",
@@ -483,7 +512,7 @@ pub(super) fn upsert_one(
     ext_field: &str,
     raw: &Value,
     staged: &mut Vec<Record>,
-    seen_keys: &mut Vec<String>,
+    seen_keys: &mut Seen,
     lock_rows: bool,
 ) -> Result<(usize, bool), Value> {
     let err = |code: &str, message: String, fields: Vec<&str>| save_error(code, message, fields);
@@ -511,14 +540,14 @@ pub(super) fn upsert_one(
             ))
         }
     };
-    if seen_keys.contains(&key) {
+    if seen_keys.keys.contains(&key) {
         return Err(err(
             "DUPLICATE_EXTERNAL_ID",
             format!("Duplicate external id specified: {key}"),
             vec![ext_field],
         ));
     }
-    seen_keys.push(key.clone());
+    seen_keys.keys.insert(key.clone());
     if lock_rows {
         return Err(err(
             "UNABLE_TO_LOCK_ROW",
@@ -526,12 +555,11 @@ pub(super) fn upsert_one(
             vec![],
         ));
     }
-    let matches: Vec<usize> = staged
-        .iter()
-        .enumerate()
-        .filter(|(_, r)| r.get(ext_field).and_then(Value::as_str) == Some(key.as_str()))
-        .map(|(i, _)| i)
-        .collect();
+    let matches: Vec<usize> = seen_keys
+        .staged_by(ext_field, staged)
+        .get(&key)
+        .cloned()
+        .unwrap_or_default();
     if matches.len() > 1 {
         return Err(err(
             "DUPLICATE_EXTERNAL_ID",
@@ -543,6 +571,7 @@ pub(super) fn upsert_one(
     let fields = check_fields(sobject, object, record, is_new)?;
     if is_new {
         staged.push(fields);
+        seen_keys.indexed(key, staged.len() - 1);
         Ok((staged.len() - 1, true))
     } else {
         let index = matches[0];

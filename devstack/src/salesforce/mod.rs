@@ -22,6 +22,7 @@ use serde_json::{json, Map, Value};
 use crate::ServerHandle;
 
 mod api;
+mod bulk;
 mod collections;
 mod control;
 mod dates;
@@ -82,6 +83,9 @@ pub struct Stats {
     pub records_updated: u64,
     pub create_calls: u64,
     pub update_calls: u64,
+    /// Bulk API 2.0: ingest jobs created, and polls of their state.
+    pub bulk_jobs: u64,
+    pub bulk_state_polls: u64,
     /// Outbound messages acknowledged, and delivery attempts that were not.
     pub outbound_acked: u64,
     pub outbound_failures: u64,
@@ -157,6 +161,8 @@ struct Org {
     outbound: Vec<OutboundMessage>,
     /// Calls other integrations made today, added to ours in the usage the org reports.
     usage_offset: u64,
+    /// Bulk API 2.0 ingest jobs, by id.
+    ingest: HashMap<String, bulk::IngestJob>,
 }
 
 /// Options of an emulated org.
@@ -221,6 +227,7 @@ impl SalesforceEmulator {
             clock_ms: None,
             outbound: Vec::new(),
             usage_offset: 0,
+            ingest: HashMap::new(),
         }));
         let router = axum::Router::new()
             .route("/services/oauth2/token", post(token))
@@ -258,6 +265,21 @@ impl SalesforceEmulator {
             )
             .route("/services/data", get(sobject::versions))
             .route("/services/data/", get(sobject::versions))
+            .route("/services/data/{ver}/jobs/ingest", post(bulk::create_job))
+            .route("/services/data/{ver}/jobs/ingest/", post(bulk::create_job))
+            .route(
+                "/services/data/{ver}/jobs/ingest/{id}",
+                get(bulk::job_info).patch(bulk::set_state),
+            )
+            .route(
+                "/services/data/{ver}/jobs/ingest/{id}/batches",
+                axum::routing::put(bulk::upload)
+                    .layer(axum::extract::DefaultBodyLimit::max(150 * 1024 * 1024)),
+            )
+            .route(
+                "/services/data/{ver}/jobs/ingest/{id}/{which}",
+                get(bulk::results),
+            )
             .route("/services/data/{ver}/limits", get(sobject::limits))
             .route("/services/data/{ver}/limits/", get(sobject::limits))
             .route("/services/data/{ver}/query", get(query))

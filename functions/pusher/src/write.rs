@@ -92,7 +92,14 @@ impl Pusher {
         let records: Vec<Fields> = batch.iter().map(|p| p.command.fields.clone()).collect();
         let sf = &self.salesforce;
         let id_field = self.id_field(System::Salesforce, batch);
+        let bulk = batch
+            .first()
+            .and_then(|p| self.jobs.get(&p.command.job))
+            .is_some_and(|job| records.len() >= job.bulk_threshold());
         match (ext_field, mode) {
+            (Some(ext), WriteMode::Upsert) if bulk => {
+                Ok(outcomes(sf.bulk_upsert(object, ext, &records).await?))
+            }
             (Some(ext), WriteMode::Upsert) => Ok(outcomes(sf.upsert(object, ext, &records).await?)),
             (Some(_), WriteMode::Create) => Ok(outcomes(sf.create(object, &records).await?)),
             (Some(ext), WriteMode::Update) => {

@@ -1,6 +1,7 @@
 //! Adapters of the ports: DynamoDB, SQS and KMS through the AWS SDK, Gainsight and Salesforce
 //! through reqwest. Conversions between SDK types and domain types live here and nowhere else.
 
+mod bulk;
 pub mod dynamo;
 pub mod gainsight;
 mod http;

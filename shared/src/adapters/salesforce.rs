@@ -106,6 +106,12 @@ impl From<SaveResult> for RecordResult {
     }
 }
 
+/// A request body: JSON, or CSV for Bulk API uploads.
+pub(super) enum Body<'a> {
+    Json(&'a Value),
+    Csv(&'a str),
+}
+
 impl SalesforceClient {
     /// A client of a Connected App using the client credentials flow.
     pub fn new(settings: SalesforceSettings, client_secret: Secret) -> Self {
@@ -193,6 +199,25 @@ impl SalesforceClient {
         path_or_url: &str,
         body: Option<&Value>,
     ) -> Result<Value, ApiError> {
+        let body = body.map(Body::Json);
+        let bytes = self.send(method, path_or_url, body).await?;
+        if bytes.is_empty() {
+            return Ok(Value::Null);
+        }
+        serde_json::from_slice(&bytes).map_err(|e| ApiError::Protocol {
+            system: SYSTEM,
+            message: format!("response body: {e}"),
+        })
+    }
+
+    /// Sends one request and returns the body of a success (empty for 204); on 401 (expired
+    /// session) fetches a new token and tries once more.
+    pub(super) async fn send(
+        &self,
+        method: reqwest::Method,
+        path_or_url: &str,
+        body: Option<Body<'_>>,
+    ) -> Result<Vec<u8>, ApiError> {
         for attempt in 0..2 {
             let token = self.token().await?;
             let url = if path_or_url.starts_with('/') {
@@ -213,21 +238,19 @@ impl SalesforceClient {
                 .http
                 .request(method.clone(), url)
                 .bearer_auth(token.access_token.expose());
-            if let Some(body) = body {
-                request = request.json(body);
-            }
+            request = match &body {
+                Some(Body::Json(v)) => request.json(v),
+                Some(Body::Csv(text)) => request
+                    .header("content-type", "text/csv")
+                    .body(text.to_string()),
+                None => request,
+            };
             let response = request.send().await.map_err(|e| transport(SYSTEM, e))?;
             let status = response.status().as_u16();
             self.note_usage(response.headers());
             let bytes = response.bytes().await.map_err(|e| transport(SYSTEM, e))?;
-            if status == 204 {
-                return Ok(Value::Null);
-            }
             if (200..300).contains(&status) {
-                return serde_json::from_slice(&bytes).map_err(|e| ApiError::Protocol {
-                    system: SYSTEM,
-                    message: format!("response body: {e}"),
-                });
+                return Ok(bytes.to_vec());
             }
             let (code, message) = serde_json::from_slice::<Vec<ApiErrorBody>>(&bytes)
                 .ok()
@@ -472,6 +495,16 @@ impl SalesforceApi for SalesforceClient {
 
     async fn select(&self, query: &SfSelect) -> Result<Vec<Fields>, ApiError> {
         self.query(&soql(query)).await
+    }
+
+    async fn bulk_upsert(
+        &self,
+        object: &str,
+        external_id_field: &str,
+        records: &[Fields],
+    ) -> Result<Vec<RecordResult>, ApiError> {
+        self.bulk_upsert_job(object, external_id_field, records)
+            .await
     }
 
     fn api_usage(&self) -> Option<ApiUsage> {

@@ -169,6 +169,46 @@ async fn pusher_calls_per_1000() -> Result<()> {
     Ok(())
 }
 
+/// A 20,000-record load through Bulk API 2.0 (one ingest job) with the real client against the
+/// emulator: calls per 10,000 records, the state polls counted apart.
+async fn bulk_calls_per_10000() -> Result<()> {
+    use shared::ports::SalesforceApi;
+    let emulator = devstack::salesforce::SalesforceEmulator::start(Default::default()).await?;
+    let client = shared::adapters::salesforce::SalesforceClient::new(
+        shared::config::SalesforceSettings {
+            login_url: emulator.url(),
+            client_id: emulator.client_id(),
+            api_version: "62.0".into(),
+            auth: Default::default(),
+        },
+        Secret::new(emulator.client_secret()),
+    );
+    let records: Vec<shared::domain::Fields> = (0..20_000)
+        .filter_map(|i| {
+            json!({"Gainsight_Company_Id__c": format!("K{i:05}"), "Name": format!("Loaded {i}"), "AnnualRevenue": i})
+                .as_object()
+                .cloned()
+        })
+        .collect();
+    let results = client
+        .bulk_upsert("Account", "Gainsight_Company_Id__c", &records)
+        .await?;
+    anyhow::ensure!(results.iter().all(|r| r.success), "a record failed");
+    let stats = emulator.stats();
+    let calls = stats.api_calls - stats.bulk_state_polls;
+    report(
+        "salesforce_bulk_calls_per_10000_records",
+        calls as f64 / 2.0,
+        "calls",
+    );
+    report(
+        "salesforce_bulk_state_polls_per_20000_records",
+        stats.bulk_state_polls,
+        "polls",
+    );
+    Ok(())
+}
+
 /// One scheduled poll of 1,000 new Timeline activities through the poller, mapper and pusher and
 /// the real clients against the emulators: exact API calls by system.
 async fn timeline_calls_per_1000() -> Result<()> {
@@ -491,6 +531,9 @@ async fn main() -> Result<()> {
     }
     if all || which == "runtime" {
         cold_start_and_rss().await?;
+    }
+    if all || which == "calls" || which == "bulk" {
+        bulk_calls_per_10000().await?;
     }
     if all || which == "calls" || which == "timeline" {
         timeline_calls_per_1000().await?;

@@ -278,6 +278,10 @@ pub struct Job {
     /// expression, the default of the job's schedule parameter in the template.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schedule: Option<String>,
+    /// Salesforce upserts of at least this many records in one batch go through Bulk API 2.0
+    /// (one ingest job) instead of sObject Collections; absent: 2,000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bulk_threshold: Option<usize>,
     /// Present on a Timeline job (activities → Tasks or Events).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeline: Option<TimelineSettings>,
@@ -288,7 +292,15 @@ pub struct Job {
     pub text: String,
 }
 
+/// Salesforce's advice: Bulk API above about 2,000 records.
+pub const DEFAULT_BULK_THRESHOLD: usize = 2_000;
+
 impl Job {
+    /// How many records a Salesforce upsert needs to go through Bulk API 2.0.
+    pub fn bulk_threshold(&self) -> usize {
+        self.bulk_threshold.unwrap_or(DEFAULT_BULK_THRESHOLD).max(1)
+    }
+
     pub fn object_in(&self, system: System) -> &str {
         match system {
             System::Gainsight => &self.gainsight.object,

@@ -1,0 +1,354 @@
+//! Bulk API 2.0 ingest: create a job (`POST /jobs/ingest`), upload its CSV (`PUT
+//! /jobs/ingest/{id}/batches`), close it (`PATCH` state `UploadComplete`), poll its state (`GET
+//! /jobs/ingest/{id}`: `UploadComplete`, then `InProgress`, then `JobComplete`), and read
+//! `successfulResults` (`sf__Id`, `sf__Created`, the row), `failedResults` (`sf__Id`, `sf__Error`,
+//! the row) and `unprocessedrecords`. Rows are applied with the same checks as sObject
+//! Collections, 200 at a time, and a row's outcome does not depend on the others.
+
+// An axum Response is the natural early answer of each step of a handler.
+#![allow(clippy::result_large_err)]
+
+use super::collections::{apply, begin, keep, Op};
+use super::*;
+
+/// One ingest job.
+#[derive(Clone, Debug)]
+pub(super) struct IngestJob {
+    id: String,
+    object: String,
+    operation: String,
+    external_id_field: Option<String>,
+    state: String,
+    csv: String,
+    /// Polls answered since the upload completed (the job finishes on the second).
+    polls: u32,
+    successful: Vec<(String, bool, Record)>,
+    failed: Vec<(String, String, Record)>,
+    /// The header of the uploaded CSV, for the result files.
+    columns: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct CreateJob {
+    object: String,
+    operation: String,
+    #[serde(default)]
+    external_id_field_name: Option<String>,
+}
+
+pub(super) async fn create_job(
+    State(org_arc): OrgState,
+    headers: HeaderMap,
+    Json(body): Json<CreateJob>,
+) -> Response {
+    if let Err(resp) = begin(&org_arc, &headers).await {
+        return resp;
+    }
+    let mut org = lock(&org_arc);
+    let used = org.used();
+    if !org.objects.contains_key(body.object.as_str()) {
+        let message = format!("sObject type '{}' is not supported.", body.object);
+        return sf_error(StatusCode::BAD_REQUEST, "INVALIDENTITY", &message, used);
+    }
+    if !["insert", "update", "upsert"].contains(&body.operation.as_str()) {
+        let message = format!("Invalid operation: {}", body.operation);
+        return sf_error(StatusCode::BAD_REQUEST, "INVALIDJOB", &message, used);
+    }
+    org.seq += 1;
+    org.stats.bulk_jobs += 1;
+    let id = format!("7505g00000{:08}AAA", org.seq);
+    let job = IngestJob {
+        id: id.clone(),
+        object: body.object,
+        operation: body.operation,
+        external_id_field: body.external_id_field_name,
+        state: "Open".into(),
+        csv: String::new(),
+        polls: 0,
+        successful: Vec::new(),
+        failed: Vec::new(),
+        columns: Vec::new(),
+    };
+    let info = info(&job);
+    org.ingest.insert(id, job);
+    answer(StatusCode::OK, info, used)
+}
+
+pub(super) async fn upload(
+    State(org_arc): OrgState,
+    headers: HeaderMap,
+    Path((_ver, id)): Path<(String, String)>,
+    body: String,
+) -> Response {
+    if let Err(resp) = begin(&org_arc, &headers).await {
+        return resp;
+    }
+    let mut org = lock(&org_arc);
+    let used = org.used();
+    let Some(job) = org.ingest.get_mut(&id) else {
+        return sf_error(
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+            "The requested resource does not exist",
+            used,
+        );
+    };
+    if job.state != "Open" {
+        let message = format!("Job {id} is not open for uploads (state {})", job.state);
+        return sf_error(StatusCode::CONFLICT, "INVALIDJOBSTATE", &message, used);
+    }
+    job.csv.push_str(&body);
+    with_usage(StatusCode::CREATED.into_response(), used)
+}
+
+#[derive(Deserialize)]
+pub(super) struct SetState {
+    state: String,
+}
+
+pub(super) async fn set_state(
+    State(org_arc): OrgState,
+    headers: HeaderMap,
+    Path((_ver, id)): Path<(String, String)>,
+    Json(body): Json<SetState>,
+) -> Response {
+    if let Err(resp) = begin(&org_arc, &headers).await {
+        return resp;
+    }
+    let mut org = lock(&org_arc);
+    let used = org.used();
+    let Some(job) = org.ingest.get_mut(&id) else {
+        return sf_error(
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+            "The requested resource does not exist",
+            used,
+        );
+    };
+    if !["UploadComplete", "Aborted"].contains(&body.state.as_str()) || job.state != "Open" {
+        let message = format!(
+            "Cannot change job {id} from {} to {}",
+            job.state, body.state
+        );
+        return sf_error(StatusCode::BAD_REQUEST, "INVALIDJOBSTATE", &message, used);
+    }
+    job.state = body.state;
+    let info = info(job);
+    answer(StatusCode::OK, info, used)
+}
+
+pub(super) async fn job_info(
+    State(org_arc): OrgState,
+    headers: HeaderMap,
+    Path((_ver, id)): Path<(String, String)>,
+) -> Response {
+    if let Err(resp) = begin(&org_arc, &headers).await {
+        return resp;
+    }
+    let mut org = lock(&org_arc);
+    org.stats.bulk_state_polls += 1;
+    let used = org.used();
+    let Some(job) = org.ingest.get(&id).cloned() else {
+        return sf_error(
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+            "The requested resource does not exist",
+            used,
+        );
+    };
+    let job = match job.state.as_str() {
+        "UploadComplete" | "InProgress" if job.polls == 0 => {
+            let mut job = job;
+            job.state = "InProgress".into();
+            job.polls = 1;
+            job
+        }
+        "InProgress" => process(&mut org, job),
+        _ => job,
+    };
+    let info = info(&job);
+    org.ingest.insert(id, job);
+    answer(StatusCode::OK, info, used)
+}
+
+/// Applies every row of the job's CSV; the job becomes `JobComplete` (or `Failed` when the CSV
+/// cannot be read).
+fn process(org: &mut Org, mut job: IngestJob) -> IngestJob {
+    let mut reader = csv::ReaderBuilder::new().from_reader(job.csv.as_bytes());
+    let columns: Vec<String> = match reader.headers() {
+        Ok(h) => h.iter().map(str::to_string).collect(),
+        Err(_) => {
+            job.state = "Failed".into();
+            return job;
+        }
+    };
+    let rows: Vec<Record> = reader
+        .records()
+        .filter_map(Result::ok)
+        .map(|row| typed_row(org, &job.object, &columns, &row))
+        .collect();
+    let op = match (job.operation.as_str(), &job.external_id_field) {
+        ("upsert", Some(field)) => Op::Upsert {
+            object: job.object.clone(),
+            ext_field: field.clone(),
+        },
+        ("update", _) => Op::Update,
+        _ => Op::Create,
+    };
+    // One pass over every row: each is checked and applied on its own, as in a collection.
+    for chunk in rows.chunks(rows.len().max(1)) {
+        let values: Vec<Value> = chunk
+            .iter()
+            .map(|r| {
+                let mut r = r.clone();
+                r.insert("attributes".into(), json!({ "type": job.object }));
+                Value::Object(r)
+            })
+            .collect();
+        let applied = apply(org, &op, &job.object, &values, false);
+        let (results, _) = keep(org, &job.object, applied);
+        for (row, result) in chunk.iter().zip(results) {
+            if result["success"] == json!(true) {
+                let id = result["id"].as_str().unwrap_or_default().to_string();
+                job.successful
+                    .push((id, result["created"] == json!(true), row.clone()));
+            } else {
+                let e = &result["errors"][0];
+                let error = format!("{}:{}", text(&e["statusCode"]), text(&e["message"]));
+                job.failed.push((String::new(), error, row.clone()));
+            }
+        }
+    }
+    job.columns = columns;
+    job.state = "JobComplete".into();
+    job
+}
+
+/// A CSV row as JSON values of the fields' types (empty cells are left out; `#N/A` is null).
+fn typed_row(org: &Org, object: &str, columns: &[String], row: &csv::StringRecord) -> Record {
+    let sobject = org.objects.get(object);
+    let mut record = Record::new();
+    for (name, cell) in columns.iter().zip(row.iter()) {
+        if cell.is_empty() {
+            continue;
+        }
+        let kind = sobject.and_then(|o| o.field(name)).map(|f| f.kind);
+        let value = match (cell, kind) {
+            ("#N/A", _) => Value::Null,
+            (c, Some(FieldType::Currency | FieldType::Double)) => {
+                c.parse::<f64>().map(|n| json!(n)).unwrap_or(json!(c))
+            }
+            (c, Some(FieldType::Int)) => c.parse::<i64>().map(|n| json!(n)).unwrap_or(json!(c)),
+            (c, Some(FieldType::Boolean)) => json!(c.eq_ignore_ascii_case("true")),
+            (c, _) => json!(c),
+        };
+        record.insert(name.clone(), value);
+    }
+    record
+}
+
+fn text(v: &Value) -> String {
+    v.as_str().unwrap_or_default().to_string()
+}
+
+/// `successfulResults`, `failedResults` or `unprocessedrecords` of a job, as CSV.
+pub(super) async fn results(
+    State(org_arc): OrgState,
+    headers: HeaderMap,
+    Path((_ver, id, which)): Path<(String, String, String)>,
+) -> Response {
+    if let Err(resp) = begin(&org_arc, &headers).await {
+        return resp;
+    }
+    let org = lock(&org_arc);
+    let used = org.used();
+    let Some(job) = org.ingest.get(&id) else {
+        return sf_error(
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+            "The requested resource does not exist",
+            used,
+        );
+    };
+    let mut out = csv::Writer::from_writer(Vec::new());
+    let cell = |r: &Record, c: &str| match r.get(c) {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Null) | None => String::new(),
+        Some(v) => v.to_string(),
+    };
+    let columns = &job.columns;
+    let written = match which.as_str() {
+        "successfulResults" => {
+            let header = ["sf__Id", "sf__Created"].iter().map(|s| s.to_string());
+            let _ = out.write_record(header.chain(columns.iter().cloned()));
+            for (id, created, row) in &job.successful {
+                let fixed = [id.clone(), created.to_string()];
+                let _ = out.write_record(
+                    fixed
+                        .into_iter()
+                        .chain(columns.iter().map(|c| cell(row, c))),
+                );
+            }
+            true
+        }
+        "failedResults" => {
+            let header = ["sf__Id", "sf__Error"].iter().map(|s| s.to_string());
+            let _ = out.write_record(header.chain(columns.iter().cloned()));
+            for (id, error, row) in &job.failed {
+                let fixed = [id.clone(), error.clone()];
+                let _ = out.write_record(
+                    fixed
+                        .into_iter()
+                        .chain(columns.iter().map(|c| cell(row, c))),
+                );
+            }
+            true
+        }
+        // Every row is processed when the job completes.
+        "unprocessedrecords" => {
+            let _ = out.write_record(columns.iter());
+            true
+        }
+        _ => false,
+    };
+    if !written {
+        return sf_error(
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+            "The requested resource does not exist",
+            used,
+        );
+    }
+    let body = String::from_utf8(out.into_inner().unwrap_or_default()).unwrap_or_default();
+    let mut resp = (StatusCode::OK, [("content-type", "text/csv")], body).into_response();
+    let (k, v) = limit_header(used);
+    resp.headers_mut().insert(k, v);
+    resp
+}
+
+fn info(job: &IngestJob) -> Value {
+    json!({
+        "id": job.id,
+        "operation": job.operation,
+        "object": job.object,
+        "externalIdFieldName": job.external_id_field,
+        "state": job.state,
+        "contentType": "CSV",
+        "lineEnding": "LF",
+        "columnDelimiter": "COMMA",
+        "apiVersion": 62.0,
+        "numberRecordsProcessed": job.successful.len() + job.failed.len(),
+        "numberRecordsFailed": job.failed.len(),
+    })
+}
+
+fn answer(status: StatusCode, body: Value, used: u64) -> Response {
+    with_usage((status, Json(body)).into_response(), used)
+}
+
+fn with_usage(mut resp: Response, used: u64) -> Response {
+    let (k, v) = limit_header(used);
+    resp.headers_mut().insert(k, v);
+    resp
+}

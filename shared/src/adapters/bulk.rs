@@ -1,0 +1,208 @@
+//! Bulk API 2.0 ingest for large loads: one job per load (create, upload the CSV, close), its
+//! state polled with backoff, then its results read back and matched to the records by external
+//! ID (row order is not guaranteed). A load of N records costs four calls plus the polls:
+//! `failedResults` is read only when the job reports failures.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use super::http::with_retries;
+use super::salesforce::{Body, SalesforceClient};
+use crate::domain::Fields;
+use crate::ports::{ApiError, RecordResult};
+
+const SYSTEM: &str = "Salesforce";
+/// First wait between state polls; it doubles up to `MAX_POLL_WAIT`.
+const FIRST_POLL_WAIT: Duration = Duration::from_millis(200);
+const MAX_POLL_WAIT: Duration = Duration::from_secs(10);
+/// Polls before giving up on a job (about 15 minutes at the longest wait).
+const MAX_POLLS: u32 = 100;
+
+impl SalesforceClient {
+    /// Upserts `records` on `ext_field` through one Bulk API 2.0 ingest job; one result per
+    /// record, in order. A record whose key value appears in neither result file was not
+    /// processed and is reported retryable.
+    pub async fn bulk_upsert_job(
+        &self,
+        object: &str,
+        ext_field: &str,
+        records: &[Fields],
+    ) -> Result<Vec<RecordResult>, ApiError> {
+        let create = json!({
+            "object": object, "operation": "upsert", "externalIdFieldName": ext_field,
+            "contentType": "CSV", "lineEnding": "LF",
+        });
+        let job = self
+            .json(reqwest::Method::POST, "jobs/ingest", Some(&create))
+            .await?;
+        let id = job["id"].as_str().unwrap_or_default().to_string();
+        let csv = to_csv(records)?;
+        let batches = format!("jobs/ingest/{id}/batches");
+        with_retries(|| self.send(reqwest::Method::PUT, &batches, Some(Body::Csv(&csv)))).await?;
+        let close = json!({"state": "UploadComplete"});
+        let path = format!("jobs/ingest/{id}");
+        self.json(reqwest::Method::PATCH, &path, Some(&close))
+            .await?;
+        let done = self.wait(&path).await?;
+        let mut outcome: HashMap<String, RecordResult> = HashMap::new();
+        let ok = self.csv(&format!("{path}/successfulResults")).await?;
+        for row in ok {
+            let success = RecordResult {
+                id: row.get("sf__Id").cloned(),
+                success: true,
+                created: row.get("sf__Created").is_some_and(|c| c == "true"),
+                errors: Vec::new(),
+                retryable: false,
+            };
+            outcome.insert(row.get(ext_field).cloned().unwrap_or_default(), success);
+        }
+        if done["numberRecordsFailed"].as_u64().unwrap_or(0) > 0 {
+            for row in self.csv(&format!("{path}/failedResults")).await? {
+                let error = row.get("sf__Error").cloned().unwrap_or_default();
+                let failure = RecordResult {
+                    id: None,
+                    success: false,
+                    created: false,
+                    errors: vec![error.replacen(':', ": ", 1)],
+                    retryable: false,
+                };
+                outcome.insert(row.get(ext_field).cloned().unwrap_or_default(), failure);
+            }
+        }
+        Ok(records
+            .iter()
+            .map(|r| {
+                let key = cell(r.get(ext_field));
+                outcome.remove(&key).unwrap_or_else(|| RecordResult {
+                    id: None,
+                    success: false,
+                    created: false,
+                    errors: vec![format!("not processed by bulk job {id}")],
+                    retryable: true,
+                })
+            })
+            .collect())
+    }
+
+    async fn json(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, ApiError> {
+        let bytes = with_retries(|| self.send(method.clone(), path, body.map(Body::Json))).await?;
+        serde_json::from_slice(&bytes).map_err(|e| ApiError::Protocol {
+            system: SYSTEM,
+            message: format!("bulk job answer: {e}"),
+        })
+    }
+
+    /// Polls the job until it is complete, waiting longer each time.
+    async fn wait(&self, path: &str) -> Result<Value, ApiError> {
+        let mut pause = FIRST_POLL_WAIT;
+        for _ in 0..MAX_POLLS {
+            let job = self.json(reqwest::Method::GET, path, None).await?;
+            match job["state"].as_str().unwrap_or_default() {
+                "JobComplete" => return Ok(job),
+                "Failed" | "Aborted" => {
+                    return Err(ApiError::Rejected {
+                        system: SYSTEM,
+                        status: 200,
+                        code: "BULK_JOB_FAILED".into(),
+                        message: format!(
+                            "bulk job {path} ended {}: {}",
+                            job["state"], job["errorMessage"]
+                        ),
+                    })
+                }
+                _ => {}
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(MAX_POLL_WAIT);
+        }
+        Err(ApiError::Timeout {
+            system: SYSTEM,
+            message: format!("bulk job {path} not complete after {MAX_POLLS} polls"),
+        })
+    }
+
+    /// A result file's rows, by column.
+    async fn csv(&self, path: &str) -> Result<Vec<HashMap<String, String>>, ApiError> {
+        let bytes = with_retries(|| self.send(reqwest::Method::GET, path, None)).await?;
+        let mut reader = csv::Reader::from_reader(bytes.as_slice());
+        let headers = reader.headers().cloned().map_err(protocol)?;
+        reader
+            .records()
+            .map(|row| {
+                let row = row.map_err(protocol)?;
+                Ok(headers
+                    .iter()
+                    .zip(row.iter())
+                    .map(|(h, v)| (h.to_string(), v.to_string()))
+                    .collect())
+            })
+            .collect()
+    }
+}
+
+fn protocol(e: csv::Error) -> ApiError {
+    ApiError::Protocol {
+        system: SYSTEM,
+        message: format!("bulk result file: {e}"),
+    }
+}
+
+/// A value as a CSV cell: text as is, numbers and booleans as JSON writes them, null as `#N/A`
+/// (which clears the field).
+fn cell(value: Option<&Value>) -> String {
+    match value {
+        None => String::new(),
+        Some(Value::Null) => "#N/A".into(),
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+    }
+}
+
+/// The records as one CSV: a column for every field any record has.
+fn to_csv(records: &[Fields]) -> Result<String, ApiError> {
+    let mut columns: Vec<&String> = records.iter().flat_map(|r| r.keys()).collect();
+    columns.sort();
+    columns.dedup();
+    let mut out = csv::Writer::from_writer(Vec::new());
+    out.write_record(&columns).map_err(protocol)?;
+    for r in records {
+        out.write_record(columns.iter().map(|c| cell(r.get(c.as_str()))))
+            .map_err(protocol)?;
+    }
+    let bytes = out.into_inner().map_err(|e| ApiError::Protocol {
+        system: SYSTEM,
+        message: format!("bulk upload file: {e}"),
+    })?;
+    String::from_utf8(bytes).map_err(|e| ApiError::Protocol {
+        system: SYSTEM,
+        message: format!("bulk upload file: {e}"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_become_one_csv_with_every_column() {
+        let records: Vec<Fields> = [
+            json!({"Name": "A, Inc.", "Gainsight_Company_Id__c": "G1", "AnnualRevenue": 5}),
+            json!({"Name": "B", "Gainsight_Company_Id__c": "G2", "Phone": null}),
+        ]
+        .into_iter()
+        .filter_map(|v| v.as_object().cloned())
+        .collect();
+        assert_eq!(
+            to_csv(&records).unwrap(),
+            "AnnualRevenue,Gainsight_Company_Id__c,Name,Phone\n5,G1,\"A, Inc.\",\nB_ROW\n"
+                .replace("B_ROW", ",G2,B,#N/A")
+        );
+    }
+}

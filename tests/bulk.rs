@@ -1,0 +1,124 @@
+//! The pusher sends a batch at or over its job's `bulk_threshold` through Bulk API 2.0: one
+//! ingest job instead of sObject Collections, each record's outcome in the ledger as on the REST
+//! path (a refused record marked error with Salesforce's message).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Result;
+use serde_json::json;
+use shared::adapters::salesforce::SalesforceClient;
+use shared::config::SalesforceSettings;
+use shared::domain::{Jobs, LedgerKey, RecordKey, System, WriteCommand, WriteMode};
+use shared::fakes::{sqs_event, MemoryGainsight, MemoryStore};
+use shared::ports::LedgerStore;
+use shared::secret::Secret;
+
+/// The shipped jobs, company_account with a Bulk threshold of 1,000 (the pusher's batch size).
+fn jobs() -> Result<Jobs> {
+    let mut all = Vec::new();
+    for job in Jobs::builtin().iter() {
+        let text = match job.name.as_str() {
+            "company_account" => format!("{}\nbulk_threshold: 1000\n", job.text),
+            _ => job.text.clone(),
+        };
+        all.push(Jobs::parse(Path::new(&job.file), &text)?);
+    }
+    Ok(Jobs::new(all)?)
+}
+
+fn command(i: usize) -> WriteCommand {
+    let gsid = format!("P{i:04}");
+    let industry = if i == 7 {
+        "Underwater Basket Weaving"
+    } else {
+        "Energy"
+    };
+    let fields =
+        json!({"Gainsight_Company_Id__c": gsid, "Name": format!("Bulk {i}"), "Industry": industry});
+    WriteCommand {
+        job: "company_account".into(),
+        target: System::Salesforce,
+        object: "Account".into(),
+        key: RecordKey::ExternalId {
+            field: "Gainsight_Company_Id__c".into(),
+            value: gsid.clone(),
+        },
+        mode: WriteMode::Upsert,
+        fields: fields.as_object().cloned().unwrap_or_default(),
+        ledger_key: LedgerKey::Gainsight(gsid),
+        salesforce_id: None,
+        field_states: Default::default(),
+        writeback: None,
+        source: System::Gainsight,
+        conflicts: Default::default(),
+        event_id: format!("e{i}"),
+        source_changed_at_ms: 1,
+        received_at_ms: 1,
+        attachments: Vec::new(),
+        skipped: Vec::new(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_batch_goes_through_one_bulk_job() -> Result<()> {
+    let emulator = devstack::salesforce::SalesforceEmulator::start(Default::default()).await?;
+    let client = SalesforceClient::new(
+        SalesforceSettings {
+            login_url: emulator.url(),
+            client_id: emulator.client_id(),
+            api_version: "62.0".into(),
+            auth: Default::default(),
+        },
+        Secret::new(emulator.client_secret()),
+    );
+    let store = Arc::new(MemoryStore::default());
+    let gainsight = Arc::new(MemoryGainsight::default());
+    let pusher = pusher::Pusher::new(
+        store.clone(),
+        store.clone(),
+        Arc::new(client),
+        gainsight,
+        jobs()?,
+    );
+    let messages = (0..1_000).map(|i| {
+        (
+            format!("m{i}"),
+            serde_json::to_string(&command(i)).unwrap_or_default(),
+        )
+    });
+    let event = sqs_event(
+        include_str!("../functions/pusher/fixtures/sqs_event.json"),
+        messages,
+    );
+    let (response, summary) = pusher.handle_at(event, shared::time::now_ms()).await;
+    assert!(response.batch_item_failures.is_empty(), "{summary:?}");
+    assert_eq!((summary.synced, summary.failed_records), (999, 1));
+    let stats = emulator.stats();
+    assert_eq!(stats.bulk_jobs, 1);
+    assert_eq!(stats.upsert_calls, 0, "no sObject Collections call");
+    assert_eq!(
+        stats.api_calls - stats.bulk_state_polls,
+        5,
+        "create, upload, close, both result files"
+    );
+    let refused = store
+        .ledger("company_account", &LedgerKey::Gainsight("P0007".into()))
+        .await?
+        .expect("ledger record");
+    assert!(refused.error, "{refused:?}");
+    let message = refused.last_error.unwrap_or_default();
+    assert!(
+        message.starts_with("INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST: "),
+        "{message}"
+    );
+    let synced = store
+        .ledger("company_account", &LedgerKey::Gainsight("P0008".into()))
+        .await?
+        .expect("ledger record");
+    assert!(
+        synced.synced && synced.salesforce_id.is_some(),
+        "{synced:?}"
+    );
+    Ok(())
+}
