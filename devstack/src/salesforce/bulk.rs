@@ -271,6 +271,22 @@ pub(super) async fn results(
             used,
         );
     };
+    let Some(body) = result_file(job, &which) else {
+        return sf_error(
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+            "The requested resource does not exist",
+            used,
+        );
+    };
+    let mut resp = (StatusCode::OK, [("content-type", "text/csv")], body).into_response();
+    let (k, v) = limit_header(used);
+    resp.headers_mut().insert(k, v);
+    resp
+}
+
+/// The CSV of one of a job's result files, if `which` names one.
+fn result_file(job: &IngestJob, which: &str) -> Option<String> {
     let mut out = csv::Writer::from_writer(Vec::new());
     let cell = |r: &Record, c: &str| match r.get(c) {
         Some(Value::String(s)) => s.clone(),
@@ -278,7 +294,7 @@ pub(super) async fn results(
         Some(v) => v.to_string(),
     };
     let columns = &job.columns;
-    let written = match which.as_str() {
+    let written = match which {
         "successfulResults" => {
             let header = ["sf__Id", "sf__Created"].iter().map(|s| s.to_string());
             let _ = out.write_record(header.chain(columns.iter().cloned()));
@@ -313,18 +329,9 @@ pub(super) async fn results(
         _ => false,
     };
     if !written {
-        return sf_error(
-            StatusCode::NOT_FOUND,
-            "NOT_FOUND",
-            "The requested resource does not exist",
-            used,
-        );
+        return None;
     }
-    let body = String::from_utf8(out.into_inner().unwrap_or_default()).unwrap_or_default();
-    let mut resp = (StatusCode::OK, [("content-type", "text/csv")], body).into_response();
-    let (k, v) = limit_header(used);
-    resp.headers_mut().insert(k, v);
-    resp
+    String::from_utf8(out.into_inner().unwrap_or_default()).ok()
 }
 
 fn info(job: &IngestJob) -> Value {

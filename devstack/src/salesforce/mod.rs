@@ -229,71 +229,7 @@ impl SalesforceEmulator {
             usage_offset: 0,
             ingest: HashMap::new(),
         }));
-        let router = axum::Router::new()
-            .route("/services/oauth2/token", post(token))
-            .route(
-                "/services/data/{ver}/sobjects/{object}/describe",
-                get(describe),
-            )
-            .route(
-                "/services/data/{ver}/composite/sobjects/{object}/{field}",
-                patch(upsert),
-            )
-            .route(
-                "/services/data/{ver}/composite/sobjects",
-                post(create).patch(update),
-            )
-            .route(
-                "/services/data/{ver}/sobjects/{object}",
-                post(sobject::create_record)
-                    .layer(axum::extract::DefaultBodyLimit::max(sobject::MAX_BODY)),
-            )
-            .route(
-                "/services/data/{ver}/sobjects/{object}/",
-                post(sobject::create_record)
-                    .layer(axum::extract::DefaultBodyLimit::max(sobject::MAX_BODY)),
-            )
-            .route(
-                "/services/data/{ver}/sobjects/{object}/{id}",
-                get(sobject::retrieve_record)
-                    .patch(sobject::update_record)
-                    .delete(sobject::delete_record),
-            )
-            .route(
-                "/services/data/{ver}/sobjects/{object}/{field}/{value}",
-                patch(sobject::upsert_record).get(sobject::retrieve_by_external_id),
-            )
-            .route("/services/data", get(sobject::versions))
-            .route("/services/data/", get(sobject::versions))
-            .route("/services/data/{ver}/jobs/ingest", post(bulk::create_job))
-            .route("/services/data/{ver}/jobs/ingest/", post(bulk::create_job))
-            .route(
-                "/services/data/{ver}/jobs/ingest/{id}",
-                get(bulk::job_info).patch(bulk::set_state),
-            )
-            .route(
-                "/services/data/{ver}/jobs/ingest/{id}/batches",
-                axum::routing::put(bulk::upload)
-                    .layer(axum::extract::DefaultBodyLimit::max(150 * 1024 * 1024)),
-            )
-            .route(
-                "/services/data/{ver}/jobs/ingest/{id}/{which}",
-                get(bulk::results),
-            )
-            .route("/services/data/{ver}/limits", get(sobject::limits))
-            .route("/services/data/{ver}/limits/", get(sobject::limits))
-            .route("/services/data/{ver}/query", get(query))
-            // Client libraries ask for `query/?q=...`; Salesforce answers it like `query?q=...`.
-            .route("/services/data/{ver}/query/", get(query))
-            .route("/services/data/{ver}/query/{locator}", get(query_more))
-            .route("/__emulator/records/{object}", get(dump).post(seed))
-            .route("/__emulator/records/{object}/{id}", patch(user_edit))
-            .route("/__emulator/outbound", post(add_outbound))
-            .route("/__emulator/stats", get(stats))
-            .route("/__emulator/faults", post(add_fault))
-            .route("/__emulator/expire-tokens", post(expire))
-            .fallback(sobject::no_such_resource)
-            .with_state(org.clone());
+        let router = routes(org.clone());
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, router).await;
         });
@@ -415,6 +351,75 @@ fn ok_json(body: Value, used: u64) -> Response {
     let (k, v) = limit_header(used);
     resp.headers_mut().insert(k, v);
     resp
+}
+
+/// The org's REST, Bulk, OAuth and control resources; anything else is Salesforce's JSON 404.
+fn routes(org: Arc<Mutex<Org>>) -> axum::Router {
+    axum::Router::new()
+        .route("/services/oauth2/token", post(token))
+        .route(
+            "/services/data/{ver}/sobjects/{object}/describe",
+            get(describe),
+        )
+        .route(
+            "/services/data/{ver}/composite/sobjects/{object}/{field}",
+            patch(upsert),
+        )
+        .route(
+            "/services/data/{ver}/composite/sobjects",
+            post(create).patch(update),
+        )
+        .route(
+            "/services/data/{ver}/sobjects/{object}",
+            post(sobject::create_record)
+                .layer(axum::extract::DefaultBodyLimit::max(sobject::MAX_BODY)),
+        )
+        .route(
+            "/services/data/{ver}/sobjects/{object}/",
+            post(sobject::create_record)
+                .layer(axum::extract::DefaultBodyLimit::max(sobject::MAX_BODY)),
+        )
+        .route(
+            "/services/data/{ver}/sobjects/{object}/{id}",
+            get(sobject::retrieve_record)
+                .patch(sobject::update_record)
+                .delete(sobject::delete_record),
+        )
+        .route(
+            "/services/data/{ver}/sobjects/{object}/{field}/{value}",
+            patch(sobject::upsert_record).get(sobject::retrieve_by_external_id),
+        )
+        .route("/services/data", get(sobject::versions))
+        .route("/services/data/", get(sobject::versions))
+        .route("/services/data/{ver}/jobs/ingest", post(bulk::create_job))
+        .route("/services/data/{ver}/jobs/ingest/", post(bulk::create_job))
+        .route(
+            "/services/data/{ver}/jobs/ingest/{id}",
+            get(bulk::job_info).patch(bulk::set_state),
+        )
+        .route(
+            "/services/data/{ver}/jobs/ingest/{id}/batches",
+            axum::routing::put(bulk::upload)
+                .layer(axum::extract::DefaultBodyLimit::max(150 * 1024 * 1024)),
+        )
+        .route(
+            "/services/data/{ver}/jobs/ingest/{id}/{which}",
+            get(bulk::results),
+        )
+        .route("/services/data/{ver}/limits", get(sobject::limits))
+        .route("/services/data/{ver}/limits/", get(sobject::limits))
+        .route("/services/data/{ver}/query", get(query))
+        // Client libraries ask for `query/?q=...`; Salesforce answers it like `query?q=...`.
+        .route("/services/data/{ver}/query/", get(query))
+        .route("/services/data/{ver}/query/{locator}", get(query_more))
+        .route("/__emulator/records/{object}", get(dump).post(seed))
+        .route("/__emulator/records/{object}/{id}", patch(user_edit))
+        .route("/__emulator/outbound", post(add_outbound))
+        .route("/__emulator/stats", get(stats))
+        .route("/__emulator/faults", post(add_fault))
+        .route("/__emulator/expire-tokens", post(expire))
+        .fallback(sobject::no_such_resource)
+        .with_state(org)
 }
 
 type OrgState = State<Arc<Mutex<Org>>>;

@@ -46,6 +46,30 @@ impl SalesforceClient {
         self.json(reqwest::Method::PATCH, &path, Some(&close))
             .await?;
         let done = self.wait(&path).await?;
+        let mut outcome = self.outcomes(&path, &done, ext_field).await?;
+        Ok(records
+            .iter()
+            .map(|r| {
+                let key = cell(r.get(ext_field));
+                outcome.remove(&key).unwrap_or_else(|| RecordResult {
+                    id: None,
+                    success: false,
+                    created: false,
+                    errors: vec![format!("not processed by bulk job {id}")],
+                    retryable: true,
+                })
+            })
+            .collect())
+    }
+
+    /// Each processed record's result, by its external ID: the successful ones, and the failed
+    /// ones when the job reports any.
+    async fn outcomes(
+        &self,
+        path: &str,
+        done: &Value,
+        ext_field: &str,
+    ) -> Result<HashMap<String, RecordResult>, ApiError> {
         let mut outcome: HashMap<String, RecordResult> = HashMap::new();
         let ok = self.csv(&format!("{path}/successfulResults")).await?;
         for row in ok {
@@ -71,19 +95,7 @@ impl SalesforceClient {
                 outcome.insert(row.get(ext_field).cloned().unwrap_or_default(), failure);
             }
         }
-        Ok(records
-            .iter()
-            .map(|r| {
-                let key = cell(r.get(ext_field));
-                outcome.remove(&key).unwrap_or_else(|| RecordResult {
-                    id: None,
-                    success: false,
-                    created: false,
-                    errors: vec![format!("not processed by bulk job {id}")],
-                    retryable: true,
-                })
-            })
-            .collect())
+        Ok(outcome)
     }
 
     async fn json(
