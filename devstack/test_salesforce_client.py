@@ -128,6 +128,22 @@ class RealClient(unittest.TestCase):
             self.sf.restful("no/such/resource")
         self.assertEqual(unknown.exception.content[0]["errorCode"], "NOT_FOUND")
 
+    def test_bulk_2_upsert(self):
+        records = [
+            {"Name": f"Bulk {i}", "Gainsight_Company_Id__c": f"GS-BULK-{i}"} for i in range(300)
+        ]
+        records[7]["Industry"] = "Underwater Basket Weaving"
+        jobs = self.sf.bulk2.Account.upsert(
+            records=records, external_id_field="Gainsight_Company_Id__c", wait=0.1
+        )
+        self.assertEqual(jobs[0]["numberRecordsProcessed"], 300)
+        self.assertEqual(jobs[0]["numberRecordsFailed"], 1)
+        failed = self.sf.bulk2.Account.get_failed_records(jobs[0]["job_id"])
+        self.assertIn("INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST", failed)
+        self.assertIn("GS-BULK-7", failed)
+        found = self.sf.Account.get_by_custom_id("Gainsight_Company_Id__c", "GS-BULK-299")
+        self.assertEqual(found["Name"], "Bulk 299")
+
     def test_an_expired_session_is_reported_as_such(self):
         stale = client(session_id="00D5g00000EMUL8!not-a-session")
         with self.assertRaises(SalesforceExpiredSession):

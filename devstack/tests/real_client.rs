@@ -35,7 +35,7 @@ async fn simple_salesforce_works_against_the_emulator() -> anyhow::Result<()> {
         "the real-client suite failed:\n{report}"
     );
     anyhow::ensure!(
-        report.contains("Ran 9 tests"),
+        report.contains("Ran 10 tests"),
         "not every case ran:\n{report}"
     );
     Ok(())
