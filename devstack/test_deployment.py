@@ -138,6 +138,12 @@ class Deployment(unittest.TestCase):
         self.assertEqual(mapper["queue"], self.deployed["queues"]["ChangesQueue"])
         self.assertEqual(pusher["queue"], self.deployed["queues"]["WritesQueue"])
 
+    def test_the_pusher_knows_when_a_write_reaches_the_dead_letter_queue(self):
+        resources = self.template["Resources"]
+        redrive = resources["WritesQueue"]["Properties"]["RedrivePolicy"]["maxReceiveCount"]
+        pusher = resources["PusherFunction"]["Properties"]["Environment"]["Variables"]
+        self.assertEqual(int(pusher["WRITES_MAX_RECEIVE_COUNT"]), int(redrive))
+
     def test_one_schedule_per_job_file(self):
         events = boto3.client("events")
         poller_arn = self.lam.get_function(

@@ -31,6 +31,22 @@ pub fn parse_messages<T: DeserializeOwned>(
     (parsed, failed)
 }
 
+/// The ids of the messages on their last allowed delivery: received `max_receives` times or more
+/// (SQS's `ApproximateReceiveCount`), so a failure now sends them to the dead-letter queue.
+pub fn last_deliveries(event: &SqsEvent, max_receives: u32) -> std::collections::HashSet<String> {
+    event
+        .records
+        .iter()
+        .filter(|m| {
+            m.attributes
+                .get("ApproximateReceiveCount")
+                .and_then(|c| c.parse::<u32>().ok())
+                .is_some_and(|c| c >= max_receives)
+        })
+        .filter_map(|m| m.message_id.clone())
+        .collect()
+}
+
 /// A partial batch response naming the messages to retry (each once, in id order); every other
 /// message is deleted.
 pub fn batch_response(failed_message_ids: impl IntoIterator<Item = String>) -> SqsBatchResponse {

@@ -9,7 +9,7 @@ mod write;
 
 pub use files::Files;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,8 +33,29 @@ pub type Config = shared::config::ApiConfig;
 
 pub use shared::domain::run::PAUSED;
 
+/// Deliveries of a write before SQS moves it to the dead-letter queue (the writes queue's
+/// `maxReceiveCount` in the template; `WRITES_MAX_RECEIVE_COUNT` says it when it differs).
+pub const MAX_RECEIVES: u32 = 5;
+
 /// How long writes the API budget defers wait before they are tried again (SQS's longest delay).
 pub const DEFERRAL: Duration = Duration::from_secs(900);
+
+/// The deliveries before the dead-letter queue, from `WRITES_MAX_RECEIVE_COUNT`, or 5.
+pub fn max_receives_from_env() -> Result<u32, shared::config::ConfigError> {
+    let name = "WRITES_MAX_RECEIVE_COUNT";
+    match shared::config::optional(name) {
+        None => Ok(MAX_RECEIVES),
+        Some(v) => v
+            .trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| shared::config::ConfigError::Invalid {
+                name,
+                message: format!("{v:?} is not a positive whole number"),
+            }),
+    }
+}
 
 /// The API budget from `SALESFORCE_API_BUDGET_PERCENT` (the template's
 /// `SalesforceApiBudgetPercent`), or 80%.
@@ -63,6 +84,8 @@ pub struct Pusher {
     files: Option<Files>,
     /// The share of the org's daily API allowance the pusher may use.
     budget: Budget,
+    /// Deliveries of a message before it goes to the dead-letter queue.
+    max_receives: u32,
     /// Where writes deferred by the budget go back to (the writes queue), and after how long; a
     /// message sent again starts its receive count afresh, so a long deferral never reaches the
     /// dead-letter queue. Without it deferred messages come back after the visibility timeout.
@@ -106,12 +129,19 @@ impl Pusher {
             files: None,
             budget: Budget::default(),
             deferral: None,
+            max_receives: MAX_RECEIVES,
         }
     }
 
     /// Sends writes the budget defers back to `queue`, delivered again after `delay`.
     pub fn with_deferral(mut self, queue: Arc<dyn Queue>, delay: Duration) -> Self {
         self.deferral = Some((queue, delay));
+        self
+    }
+
+    /// Messages are delivered at most `n` times before the dead-letter queue takes them.
+    pub fn with_max_receives(mut self, n: u32) -> Self {
+        self.max_receives = n.max(1);
         self
     }
 
@@ -159,6 +189,7 @@ impl Pusher {
             now_ms,
             &batch_seed(&event),
         );
+        let last = shared::lambda::last_deliveries(&event, self.max_receives);
         let (batch, mut retry) = self.parse(event);
         let (batch, superseded) = newest_per_record(batch);
         let ledgers = self.read_ledgers(&batch).await;
@@ -177,10 +208,17 @@ impl Pusher {
         retry.extend(unreadable.into_iter().map(|p| p.message_id));
         let settlement = settle_conflicts(fresh, &ledgers, &self.jobs);
         let mut settled = settlement.settled;
+        let mut gave_up = Vec::new();
         settled.extend(
-            self.write_groups(settlement.kept, &mut retry, &mut runs)
-                .await,
+            self.write_groups(
+                settlement.kept,
+                &mut retry,
+                &mut runs,
+                (&last, &mut gave_up),
+            )
+            .await,
         );
+        self.record_gave_up(gave_up, &runs, now_ms).await;
         if let Some(files) = &self.files {
             files.upload_all(&mut settled, &ledgers, now_ms).await;
         }
@@ -245,6 +283,7 @@ impl Pusher {
         kept: Vec<Pending>,
         retry: &mut Vec<String>,
         runs: &mut Runs,
+        (last, gave_up): (&HashSet<String>, &mut Vec<(WriteCommand, String)>),
     ) -> Vec<(Pending, WriteOutcome)> {
         type Group = (System, String, Option<String>, shared::domain::WriteMode);
         let mut groups: BTreeMap<Group, Vec<Pending>> = BTreeMap::new();
@@ -289,12 +328,38 @@ impl Pusher {
                             runs.objects(job, j.object_in(p.command.source), Some(&object));
                         }
                         runs.fail(job, &error);
+                        if last.contains(&p.message_id) {
+                            let why = error.trim_end_matches("; the writes go back to the queue");
+                            gave_up
+                                .push((p.command.clone(), gave_up_message(self.max_receives, why)));
+                        }
                         retry.push(p.message_id);
                     }
                 }
             }
         }
         settled
+    }
+
+    /// Writes that failed on their last delivery: the ledger says why before the dead-letter
+    /// queue takes them (not fatal: the message is kept either way).
+    async fn record_gave_up(&self, gave_up: Vec<(WriteCommand, String)>, runs: &Runs, now_ms: i64) {
+        if gave_up.is_empty() {
+            return;
+        }
+        let writes: Vec<LedgerWrite> = gave_up
+            .into_iter()
+            .map(|(cmd, message)| LedgerWrite {
+                run: runs.id_for(Some(&cmd.job)).to_string(),
+                job: cmd.job,
+                key: cmd.ledger_key,
+                update: shared::domain::LedgerUpdate::Failed { message },
+                prior: shared::domain::Prior::Unread,
+            })
+            .collect();
+        if let Err(e) = self.ledger.record_many(&writes, now_ms).await {
+            tracing::warn!(records = writes.len(), error = %e, "could not record writes given up");
+        }
     }
 
     /// Whether the org's API usage leaves room under the budget: the usage its last answer
@@ -439,6 +504,13 @@ impl Pusher {
         }
         Vec::new()
     }
+}
+
+/// What the ledger says of a write that failed on every delivery.
+fn gave_up_message(deliveries: u32, error: &str) -> String {
+    format!(
+        "gave up after {deliveries} deliveries: {error}; the write is kept in the writes dead-letter queue: redrive it once the cause is fixed, or resync the record"
+    )
 }
 
 /// Why a job's writes wait: the target refused our credentials for good. Runs that start with
