@@ -279,59 +279,58 @@ pub(super) async fn results(
             used,
         );
     };
-    let mut resp = (StatusCode::OK, [("content-type", "text/csv")], body).into_response();
-    let (k, v) = limit_header(used);
-    resp.headers_mut().insert(k, v);
-    resp
+    with_usage(
+        (StatusCode::OK, [("content-type", "text/csv")], body).into_response(),
+        used,
+    )
 }
 
-/// The CSV of one of a job's result files, if `which` names one.
+/// The CSV of one of a job's result files, if `which` names one: Salesforce's own columns, then
+/// the row as uploaded.
 fn result_file(job: &IngestJob, which: &str) -> Option<String> {
-    let mut out = csv::Writer::from_writer(Vec::new());
+    let (fixed, rows): ([&str; 2], Vec<([String; 2], &Record)>) = match which {
+        "successfulResults" => (
+            ["sf__Id", "sf__Created"],
+            job.successful
+                .iter()
+                .map(|(id, created, row)| ([id.clone(), created.to_string()], row))
+                .collect(),
+        ),
+        "failedResults" => (
+            ["sf__Id", "sf__Error"],
+            job.failed
+                .iter()
+                .map(|(id, error, row)| ([id.clone(), error.clone()], row))
+                .collect(),
+        ),
+        // Every row is processed when the job completes: only the header is left.
+        "unprocessedrecords" => return csv_text(&[], &job.columns, &[]),
+        _ => return None,
+    };
+    csv_text(&fixed, &job.columns, &rows)
+}
+
+/// A CSV of `fixed` columns then `columns`, one line per row.
+fn csv_text(fixed: &[&str], columns: &[String], rows: &[([String; 2], &Record)]) -> Option<String> {
     let cell = |r: &Record, c: &str| match r.get(c) {
         Some(Value::String(s)) => s.clone(),
         Some(Value::Null) | None => String::new(),
         Some(v) => v.to_string(),
     };
-    let columns = &job.columns;
-    let written = match which {
-        "successfulResults" => {
-            let header = ["sf__Id", "sf__Created"].iter().map(|s| s.to_string());
-            let _ = out.write_record(header.chain(columns.iter().cloned()));
-            for (id, created, row) in &job.successful {
-                let fixed = [id.clone(), created.to_string()];
-                let _ = out.write_record(
-                    fixed
-                        .into_iter()
-                        .chain(columns.iter().map(|c| cell(row, c))),
-                );
-            }
-            true
-        }
-        "failedResults" => {
-            let header = ["sf__Id", "sf__Error"].iter().map(|s| s.to_string());
-            let _ = out.write_record(header.chain(columns.iter().cloned()));
-            for (id, error, row) in &job.failed {
-                let fixed = [id.clone(), error.clone()];
-                let _ = out.write_record(
-                    fixed
-                        .into_iter()
-                        .chain(columns.iter().map(|c| cell(row, c))),
-                );
-            }
-            true
-        }
-        // Every row is processed when the job completes.
-        "unprocessedrecords" => {
-            let _ = out.write_record(columns.iter());
-            true
-        }
-        _ => false,
-    };
-    if !written {
-        return None;
+    let mut out = csv::Writer::from_writer(Vec::new());
+    let header = fixed
+        .iter()
+        .map(|s| s.to_string())
+        .chain(columns.iter().cloned());
+    out.write_record(header).ok()?;
+    for (values, row) in rows {
+        let line = values
+            .iter()
+            .cloned()
+            .chain(columns.iter().map(|c| cell(row, c)));
+        out.write_record(line).ok()?;
     }
-    String::from_utf8(out.into_inner().unwrap_or_default()).ok()
+    String::from_utf8(out.into_inner().ok()?).ok()
 }
 
 fn info(job: &IngestJob) -> Value {
@@ -348,14 +347,4 @@ fn info(job: &IngestJob) -> Value {
         "numberRecordsProcessed": job.successful.len() + job.failed.len(),
         "numberRecordsFailed": job.failed.len(),
     })
-}
-
-fn answer(status: StatusCode, body: Value, used: u64) -> Response {
-    with_usage((status, Json(body)).into_response(), used)
-}
-
-fn with_usage(mut resp: Response, used: u64) -> Response {
-    let (k, v) = limit_header(used);
-    resp.headers_mut().insert(k, v);
-    resp
 }

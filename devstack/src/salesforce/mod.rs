@@ -347,7 +347,16 @@ fn sf_error(status: StatusCode, code: &str, message: &str, used: u64) -> Respons
 }
 
 fn ok_json(body: Value, used: u64) -> Response {
-    let mut resp = (StatusCode::OK, Json(body)).into_response();
+    answer(StatusCode::OK, body, used)
+}
+
+/// A JSON answer with the org's API usage header.
+fn answer(status: StatusCode, body: Value, used: u64) -> Response {
+    with_usage((status, Json(body)).into_response(), used)
+}
+
+/// `resp` with the org's API usage header (`Sforce-Limit-Info`).
+fn with_usage(mut resp: Response, used: u64) -> Response {
     let (k, v) = limit_header(used);
     resp.headers_mut().insert(k, v);
     resp

@@ -277,14 +277,3 @@ fn not_found(used: u64) -> Response {
         used,
     )
 }
-
-/// A JSON answer with the org's API usage header.
-fn answer(status: StatusCode, body: Value, used: u64) -> Response {
-    with_usage((status, Json(body)).into_response(), used)
-}
-
-fn with_usage(mut resp: Response, used: u64) -> Response {
-    let (k, v) = limit_header(used);
-    resp.headers_mut().insert(k, v);
-    resp
-}
