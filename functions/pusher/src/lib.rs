@@ -314,31 +314,43 @@ impl Pusher {
                         .await
                 }
             };
-            if let Err(refused @ ApiError::Auth { .. }) = &outcome {
-                let why = paused(system, refused);
-                self.defer(&object, batch, &why, retry, runs).await;
-                continue;
-            }
             match write::settle_group(&object, batch, outcome) {
                 Ok(outcomes) => settled.extend(outcomes),
-                Err((back, error)) => {
-                    for p in back {
-                        let job = Some(p.command.job.as_str());
-                        if let Some(j) = self.jobs.get(&p.command.job) {
-                            runs.objects(job, j.object_in(p.command.source), Some(&object));
-                        }
-                        runs.fail(job, &error);
-                        if last.contains(&p.message_id) {
-                            let why = error.trim_end_matches("; the writes go back to the queue");
-                            gave_up
-                                .push((p.command.clone(), gave_up_message(self.max_receives, why)));
-                        }
-                        retry.push(p.message_id);
-                    }
+                Err(write::Held::Paused(back, refused)) => {
+                    let why = paused(system, &refused);
+                    self.defer(&object, back, &why, retry, runs).await;
+                }
+                Err(write::Held::Retry(back, error)) => {
+                    let context = (object.as_str(), &mut *retry, &mut *runs);
+                    self.send_back(back, &error, context, (last, &mut *gave_up));
                 }
             }
         }
         settled
+    }
+
+    /// Sends a group back to the queue after a failure that may pass, saying so in the runs; a
+    /// write on its last delivery is noted to be recorded as given up.
+    fn send_back(
+        &self,
+        back: Vec<Pending>,
+        error: &ApiError,
+        (object, retry, runs): (&str, &mut Vec<String>, &mut Runs),
+        (last, gave_up): (&HashSet<String>, &mut Vec<(WriteCommand, String)>),
+    ) {
+        let said = format!("{error}; the writes go back to the queue");
+        for p in back {
+            let job = Some(p.command.job.as_str());
+            if let Some(j) = self.jobs.get(&p.command.job) {
+                runs.objects(job, j.object_in(p.command.source), Some(object));
+            }
+            runs.fail(job, &said);
+            if last.contains(&p.message_id) {
+                let message = gave_up_message(self.max_receives, &error.to_string());
+                gave_up.push((p.command.clone(), message));
+            }
+            retry.push(p.message_id);
+        }
     }
 
     /// Writes that failed on their last delivery: the ledger says why before the dead-letter

@@ -43,21 +43,30 @@ fn merge(plan: Vec<Result<Fields, WriteOutcome>>, results: Vec<RecordResult>) ->
         .collect()
 }
 
-/// Commands whose write may succeed later, with the error that held them up.
-pub(crate) type Deferred = (Vec<Pending>, String);
+/// Why a group's writes were not settled now.
+pub(crate) enum Held {
+    /// The call may succeed later: the messages go back to the queue.
+    Retry(Vec<Pending>, ApiError),
+    /// The target refused our credentials for good: the job pauses until they are replaced.
+    Paused(Vec<Pending>, ApiError),
+}
 
-/// The group's outcomes, or the commands to send back with why, when the whole call may succeed
-/// later. A call refused for good marks every record of the group error.
+/// The group's outcomes, or why they wait. A call refused for good (other than for our
+/// credentials) marks every record of the group error.
 pub(crate) fn settle_group(
     object: &str,
     batch: Vec<Pending>,
     outcome: Result<Vec<WriteOutcome>, ApiError>,
-) -> Result<Vec<(Pending, WriteOutcome)>, Deferred> {
+) -> Result<Vec<(Pending, WriteOutcome)>, Held> {
     match outcome {
         Ok(outcomes) => Ok(batch.into_iter().zip(outcomes).collect()),
+        Err(e @ ApiError::Auth { .. }) => {
+            tracing::error!(object = %object, records = batch.len(), error = %e, "credentials refused; the job pauses");
+            Err(Held::Paused(batch, e))
+        }
         Err(e) if e.is_retryable() => {
             tracing::warn!(object = %object, records = batch.len(), error = %e, "write failed; messages go back to the queue");
-            Err((batch, format!("{e}; the writes go back to the queue")))
+            Err(Held::Retry(batch, e))
         }
         Err(e) => {
             tracing::error!(object = %object, records = batch.len(), error = %e, "write refused; records marked error");
