@@ -7,12 +7,9 @@ use std::sync::Arc;
 
 use anyhow::Result;
 use serde_json::json;
-use shared::adapters::salesforce::SalesforceClient;
-use shared::config::SalesforceSettings;
 use shared::domain::{Jobs, LedgerKey, RecordKey, System, WriteCommand, WriteMode};
 use shared::fakes::{sqs_event, MemoryGainsight, MemoryStore};
 use shared::ports::LedgerStore;
-use shared::secret::Secret;
 
 /// The shipped jobs, company_account with a Bulk threshold of 1,000 (the pusher's batch size).
 fn jobs() -> Result<Jobs> {
@@ -63,15 +60,7 @@ fn command(i: usize) -> WriteCommand {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_batch_goes_through_one_bulk_job() -> Result<()> {
     let emulator = devstack::salesforce::SalesforceEmulator::start(Default::default()).await?;
-    let client = SalesforceClient::new(
-        SalesforceSettings {
-            login_url: emulator.url(),
-            client_id: emulator.client_id(),
-            api_version: "62.0".into(),
-            auth: Default::default(),
-        },
-        Secret::new(emulator.client_secret()),
-    );
+    let client = sync_tests::salesforce_client(&emulator);
     let store = Arc::new(MemoryStore::default());
     let gainsight = Arc::new(MemoryGainsight::default());
     let pusher = pusher::Pusher::new(

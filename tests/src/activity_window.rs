@@ -9,8 +9,7 @@ use devstack::gainsight::GainsightEmulator;
 use devstack::salesforce::SalesforceEmulator;
 use serde_json::{json, Value};
 use shared::adapters::gainsight::GainsightClient;
-use shared::adapters::salesforce::SalesforceClient;
-use shared::config::{GainsightSettings, SalesforceSettings};
+use shared::config::GainsightSettings;
 use shared::domain::Jobs;
 use shared::fakes::{sqs_event, MemoryQueue, MemoryStore};
 use shared::ports::{GainsightApi, SalesforceApi, SourcePorts};
@@ -41,15 +40,7 @@ pub struct WindowCalls {
 pub async fn sync_window(n: usize) -> Result<WindowCalls> {
     let sf = SalesforceEmulator::start(Default::default()).await?;
     let gs = GainsightEmulator::start(GAINSIGHT_ACCESS_KEY).await?;
-    let salesforce: Arc<dyn SalesforceApi> = Arc::new(SalesforceClient::new(
-        SalesforceSettings {
-            login_url: sf.url(),
-            client_id: sf.client_id(),
-            api_version: "62.0".into(),
-            auth: Default::default(),
-        },
-        Secret::new(sf.client_secret()),
-    ));
+    let salesforce: Arc<dyn SalesforceApi> = Arc::new(crate::salesforce_client(&sf));
     let gainsight_client = Arc::new(GainsightClient::new(
         GainsightSettings { base_url: gs.url() },
         Secret::new(GAINSIGHT_ACCESS_KEY.to_string()),

@@ -377,12 +377,7 @@ impl Stack {
 
     /// How the functions reach this stack's Salesforce org.
     pub fn salesforce_settings(&self) -> SalesforceSettings {
-        SalesforceSettings {
-            login_url: self.salesforce.url(),
-            client_id: self.salesforce.client_id(),
-            api_version: "62.0".into(),
-            auth: Default::default(),
-        }
+        salesforce_settings(&self.salesforce)
     }
 
     /// The Lambda Invoke API serving the resync and poller functions.
@@ -464,10 +459,7 @@ impl Stack {
     }
 
     fn integration_user(&self) -> shared::adapters::salesforce::SalesforceClient {
-        shared::adapters::salesforce::SalesforceClient::new(
-            self.salesforce_settings(),
-            Secret::new(self.salesforce.client_secret()),
-        )
+        salesforce_client(&self.salesforce)
     }
 
     /// The webhook's Function URL (local listener).
@@ -687,6 +679,26 @@ fn rows(records: Vec<Value>) -> Vec<serde_json::Map<String, Value>> {
         .into_iter()
         .filter_map(|r| r.as_object().cloned())
         .collect()
+}
+
+/// How a client reaches `emulator` with its Connected App (client credentials).
+pub fn salesforce_settings(emulator: &SalesforceEmulator) -> SalesforceSettings {
+    SalesforceSettings {
+        login_url: emulator.url(),
+        client_id: emulator.client_id(),
+        api_version: "62.0".into(),
+        auth: Default::default(),
+    }
+}
+
+/// The product's Salesforce client signed in to `emulator` as its integration user.
+pub fn salesforce_client(
+    emulator: &SalesforceEmulator,
+) -> shared::adapters::salesforce::SalesforceClient {
+    shared::adapters::salesforce::SalesforceClient::new(
+        salesforce_settings(emulator),
+        Secret::new(emulator.client_secret()),
+    )
 }
 
 pub fn sign(secret: &str, timestamp_s: i64, body: &str) -> String {

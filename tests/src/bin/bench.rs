@@ -104,15 +104,7 @@ async fn webhook_handler() -> Result<()> {
 /// Salesforce client against the emulator: exact API calls per 1000 records on the REST path.
 async fn pusher_calls_per_1000() -> Result<()> {
     let emulator = devstack::salesforce::SalesforceEmulator::start(Default::default()).await?;
-    let client = shared::adapters::salesforce::SalesforceClient::new(
-        shared::config::SalesforceSettings {
-            login_url: emulator.url(),
-            client_id: emulator.client_id(),
-            api_version: "62.0".into(),
-            auth: Default::default(),
-        },
-        Secret::new(emulator.client_secret()),
-    );
+    let client = sync_tests::salesforce_client(&emulator);
     let store = Arc::new(MemoryStore::default());
     let pusher = pusher::Pusher::new(
         store.clone(),
@@ -174,15 +166,7 @@ async fn pusher_calls_per_1000() -> Result<()> {
 async fn bulk_calls_per_10000() -> Result<()> {
     use shared::ports::SalesforceApi;
     let emulator = devstack::salesforce::SalesforceEmulator::start(Default::default()).await?;
-    let client = shared::adapters::salesforce::SalesforceClient::new(
-        shared::config::SalesforceSettings {
-            login_url: emulator.url(),
-            client_id: emulator.client_id(),
-            api_version: "62.0".into(),
-            auth: Default::default(),
-        },
-        Secret::new(emulator.client_secret()),
-    );
+    let client = sync_tests::salesforce_client(&emulator);
     let records: Vec<shared::domain::Fields> = (0..20_000)
         .filter_map(|i| {
             json!({"Gainsight_Company_Id__c": format!("K{i:05}"), "Name": format!("Loaded {i}"), "AnnualRevenue": i})
