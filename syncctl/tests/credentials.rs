@@ -14,6 +14,17 @@ use common::*;
 
 const WAIT: Duration = Duration::from_secs(60);
 
+/// What `syncctl status` prints once company_account is paused.
+async fn paused_status(stack: &Stack) -> Result<String> {
+    stack
+        .eventually(WAIT, "syncctl status saying the job is paused", || async {
+            let out = syncctl(stack, &["status", "--job", "company_account"]).await;
+            let text = stdout(&out);
+            Ok(text.contains("PAUSED").then_some(text))
+        })
+        .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_rotated_secret_pauses_the_job_and_the_new_one_resumes_it() -> Result<()> {
     let stack = Stack::start(Options::default()).await?;
@@ -35,13 +46,7 @@ async fn a_rotated_secret_pauses_the_job_and_the_new_one_resumes_it() -> Result<
         .create_companies(vec![json!({"Name": "While Paused", "Arr": 2})])
         .await?
         .remove(0);
-    let status = stack
-        .eventually(WAIT, "syncctl status saying the job is paused", || async {
-            let out = syncctl(&stack, &["status", "--job", "company_account"]).await;
-            let text = stdout(&out);
-            Ok(text.contains("PAUSED").then_some(text))
-        })
-        .await?;
+    let status = paused_status(&stack).await?;
     ensure!(
         status.contains("job company_account PAUSED since")
             && status.contains("invalid_client")
@@ -104,13 +109,7 @@ async fn a_regenerated_gainsight_key_pauses_the_job_until_it_is_stored() -> Resu
             vec![account.as_object().cloned().unwrap_or_default()],
         )
         .remove(0);
-    let status = stack
-        .eventually(WAIT, "syncctl status saying the job is paused", || async {
-            let out = syncctl(&stack, &["status", "--job", "company_account"]).await;
-            let text = stdout(&out);
-            Ok(text.contains("PAUSED").then_some(text))
-        })
-        .await?;
+    let status = paused_status(&stack).await?;
     ensure!(
         status.contains("Gainsight refused the access key")
             && status.contains("GS_APIG_2401")
