@@ -87,12 +87,7 @@ pub(super) async fn upload(
     let mut org = lock(&org_arc);
     let used = org.used();
     let Some(job) = org.ingest.get_mut(&id) else {
-        return sf_error(
-            StatusCode::NOT_FOUND,
-            "NOT_FOUND",
-            "The requested resource does not exist",
-            used,
-        );
+        return not_found(used);
     };
     if job.state != "Open" {
         let message = format!("Job {id} is not open for uploads (state {})", job.state);
@@ -119,12 +114,7 @@ pub(super) async fn set_state(
     let mut org = lock(&org_arc);
     let used = org.used();
     let Some(job) = org.ingest.get_mut(&id) else {
-        return sf_error(
-            StatusCode::NOT_FOUND,
-            "NOT_FOUND",
-            "The requested resource does not exist",
-            used,
-        );
+        return not_found(used);
     };
     if !["UploadComplete", "Aborted"].contains(&body.state.as_str()) || job.state != "Open" {
         let message = format!(
@@ -150,12 +140,7 @@ pub(super) async fn job_info(
     org.stats.bulk_state_polls += 1;
     let used = org.used();
     let Some(job) = org.ingest.get(&id).cloned() else {
-        return sf_error(
-            StatusCode::NOT_FOUND,
-            "NOT_FOUND",
-            "The requested resource does not exist",
-            used,
-        );
+        return not_found(used);
     };
     let job = match job.state.as_str() {
         "UploadComplete" | "InProgress" if job.polls == 0 => {
@@ -264,20 +249,10 @@ pub(super) async fn results(
     let org = lock(&org_arc);
     let used = org.used();
     let Some(job) = org.ingest.get(&id) else {
-        return sf_error(
-            StatusCode::NOT_FOUND,
-            "NOT_FOUND",
-            "The requested resource does not exist",
-            used,
-        );
+        return not_found(used);
     };
     let Some(body) = result_file(job, &which) else {
-        return sf_error(
-            StatusCode::NOT_FOUND,
-            "NOT_FOUND",
-            "The requested resource does not exist",
-            used,
-        );
+        return not_found(used);
     };
     with_usage(
         (StatusCode::OK, [("content-type", "text/csv")], body).into_response(),

@@ -350,6 +350,16 @@ fn ok_json(body: Value, used: u64) -> Response {
     answer(StatusCode::OK, body, used)
 }
 
+/// Salesforce's 404 for a resource (a record, a job) that does not exist.
+fn not_found(used: u64) -> Response {
+    sf_error(
+        StatusCode::NOT_FOUND,
+        "NOT_FOUND",
+        "The requested resource does not exist",
+        used,
+    )
+}
+
 /// A JSON answer with the org's API usage header.
 fn answer(status: StatusCode, body: Value, used: u64) -> Response {
     with_usage((status, Json(body)).into_response(), used)

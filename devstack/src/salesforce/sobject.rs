@@ -268,12 +268,3 @@ fn find<'a>(org: &'a Org, object: &str, id: &str) -> Option<&'a Record> {
         .iter()
         .find(|r| r.get("Id").and_then(Value::as_str) == Some(id))
 }
-
-fn not_found(used: u64) -> Response {
-    sf_error(
-        StatusCode::NOT_FOUND,
-        "NOT_FOUND",
-        "The requested resource does not exist",
-        used,
-    )
-}
