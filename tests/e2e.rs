@@ -272,6 +272,7 @@ async fn injected_faults_end_synced_without_duplicates() -> Result<()> {
             error_code: "SERVER_UNAVAILABLE".into(),
             message: "Server unavailable".into(),
             times: 6,
+            retry_after: None,
         });
     stack
         .salesforce

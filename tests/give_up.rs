@@ -18,6 +18,7 @@ async fn a_write_failing_on_every_delivery_is_recorded_and_kept_in_the_dlq() -> 
             error_code: "SERVER_UNAVAILABLE".into(),
             message: "Server unavailable".into(),
             times: 10_000,
+            retry_after: None,
         });
     let gsid = stack
         .create_companies(vec![json!({"Name": "Never Written", "Arr": 1})])

@@ -255,6 +255,8 @@ pub struct MemoryQueue {
     pub sent: Mutex<Vec<String>>,
     /// Bodies containing this text are refused (retryable), to test partial failures.
     pub fail_containing: Mutex<Option<String>>,
+    /// The delay of each `send_later` call.
+    pub delays: Mutex<Vec<std::time::Duration>>,
 }
 
 impl MemoryQueue {
@@ -279,6 +281,15 @@ impl Queue for MemoryQueue {
                 }
             })
             .collect()
+    }
+
+    async fn send_later(
+        &self,
+        bodies: &[String],
+        delay: std::time::Duration,
+    ) -> Vec<Result<(), QueueError>> {
+        self.delays.lock().unwrap().push(delay);
+        self.send(bodies).await
     }
 }
 
@@ -316,6 +327,8 @@ pub struct MemorySalesforce {
     pub reject: Mutex<Option<(String, String)>>,
     /// When set, every call fails with this (retryable) error.
     pub unavailable: Mutex<bool>,
+    /// When set, every upsert is refused as a rate limit (HTTP 429) asking to wait this many ms.
+    pub rate_limited: Mutex<Option<u64>>,
     /// Selects received, and the rows every select answers.
     pub queries: Mutex<Vec<SfSelect>>,
     pub query_rows: Mutex<Vec<Fields>>,
@@ -347,6 +360,15 @@ impl SalesforceApi for MemorySalesforce {
                 system: "Salesforce",
                 status: 503,
                 message: "injected".into(),
+                retry_after_ms: None,
+            });
+        }
+        if let Some(wait) = *self.rate_limited.lock().unwrap() {
+            return Err(ApiError::RateLimited {
+                system: "Salesforce",
+                status: 429,
+                message: "injected".into(),
+                retry_after_ms: Some(wait),
             });
         }
         let reject = self.reject.lock().unwrap().clone();

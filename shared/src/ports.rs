@@ -292,6 +292,8 @@ pub enum ApiError {
         system: &'static str,
         status: u16,
         message: String,
+        /// How long the system asked us to wait (a 503's `Retry-After`), when it said.
+        retry_after_ms: Option<u64>,
     },
     #[error("{system} did not answer in time: {message}")]
     Timeout {
@@ -327,10 +329,25 @@ impl Retryable for ApiError {
 }
 
 impl ApiError {
-    /// The wait a rate-limited system asked for.
+    /// The error with the wait its response asked for (`Retry-After`), kept by the kinds a wait
+    /// can clear: rate limits and unavailability.
+    pub fn with_retry_after(mut self, wait: Option<u64>) -> Self {
+        if let ApiError::RateLimited { retry_after_ms, .. }
+        | ApiError::Unavailable { retry_after_ms, .. } = &mut self
+        {
+            *retry_after_ms = wait.or(*retry_after_ms);
+        }
+        self
+    }
+
+    /// The wait a rate-limited or unavailable system asked for (its `Retry-After`).
     pub fn retry_after(&self) -> Option<std::time::Duration> {
         match self {
             ApiError::RateLimited {
+                retry_after_ms: Some(ms),
+                ..
+            }
+            | ApiError::Unavailable {
                 retry_after_ms: Some(ms),
                 ..
             } => Some(std::time::Duration::from_millis(*ms)),

@@ -10,7 +10,7 @@ use shared::adapters::salesforce::SalesforceClient;
 use shared::config::{GainsightSettings, SalesforceSettings};
 use shared::domain::Fields;
 use shared::ports::{
-    ApiError, GainsightApi, GsCondition, GsOperator, GsQuery, SalesforceApi, SfSelect,
+    ApiError, GainsightApi, GsCondition, GsOperator, GsQuery, Retryable, SalesforceApi, SfSelect,
 };
 use shared::secret::Secret;
 
@@ -154,6 +154,7 @@ async fn salesforce_recovers_from_expired_sessions_and_transient_faults() -> Res
         error_code: "SERVER_UNAVAILABLE".into(),
         message: "try later".into(),
         times: 2,
+        retry_after: None,
     });
     let calls = emu.stats().api_calls;
     client
@@ -170,12 +171,123 @@ async fn salesforce_recovers_from_expired_sessions_and_transient_faults() -> Res
         error_code: "REQUEST_LIMIT_EXCEEDED".into(),
         message: "TotalRequests Limit exceeded.".into(),
         times: 10,
+        retry_after: None,
     });
     let err = client
         .upsert("Account", "Gainsight_Company_Id__c", &rec)
         .await
         .unwrap_err();
     assert!(matches!(err, ApiError::RateLimited { .. }), "{err}");
+    Ok(())
+}
+
+/// A fault that answers `status`/`code` `times` times, with a `Retry-After` when given.
+fn sf_status(status: u16, code: &str, times: u32, retry_after: Option<u64>) -> sf::Fault {
+    sf::Fault::Status {
+        status,
+        error_code: code.into(),
+        message: format!("injected {code}"),
+        times,
+        retry_after,
+    }
+}
+
+/// Each class of failure as Salesforce sends it, and what the client does with it: waits out a
+/// 429's or a 503's `Retry-After`, retries timeouts, hands row locks back as retryable per
+/// record, and never retries what a retry cannot fix.
+#[tokio::test]
+async fn salesforce_retries_each_class_as_it_deserves() -> Result<()> {
+    let (emu, client) = salesforce().await?;
+    let client = client.with_request_timeout(std::time::Duration::from_millis(300));
+    let one = |id: &str| vec![fields(json!({"Gainsight_Company_Id__c": id, "Name": id}))];
+    client
+        .upsert("Account", "Gainsight_Company_Id__c", &one("warm"))
+        .await?;
+
+    for (status, code) in [(429, "REQUEST_LIMIT_EXCEEDED"), (503, "SERVER_UNAVAILABLE")] {
+        emu.inject(sf_status(status, code, 1, Some(1)));
+        let calls = emu.stats().api_calls;
+        let started = std::time::Instant::now();
+        let saved = client
+            .upsert("Account", "Gainsight_Company_Id__c", &one(code))
+            .await?;
+        assert!(saved[0].success, "{saved:?}");
+        assert_eq!(
+            emu.stats().api_calls - calls,
+            2,
+            "{status}: one refusal, one success"
+        );
+        assert!(
+            started.elapsed() >= std::time::Duration::from_secs(1),
+            "{status}: the retry waited for the 1 s Retry-After, not {:?}",
+            started.elapsed()
+        );
+    }
+
+    // A Retry-After longer than a call may wait fails at once, keeping the wait for the queue.
+    emu.inject(sf_status(503, "SERVER_UNAVAILABLE", 1, Some(120)));
+    let calls = emu.stats().api_calls;
+    let err = client
+        .upsert("Account", "Gainsight_Company_Id__c", &one("long"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        emu.stats().api_calls - calls,
+        1,
+        "not retried within the call"
+    );
+    assert_eq!(
+        err.retry_after(),
+        Some(std::time::Duration::from_secs(120)),
+        "{err}"
+    );
+
+    // Slow answers: every try times out, four in all, and the error says it was a timeout.
+    emu.inject(sf::Fault::Delay {
+        ms: 1_000,
+        times: 4,
+    });
+    let calls = emu.stats().api_calls;
+    let err = client
+        .upsert("Account", "Gainsight_Company_Id__c", &one("slow"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ApiError::Timeout { .. }), "{err}");
+    assert_eq!(
+        emu.stats().api_calls - calls,
+        4,
+        "the first try and three retries"
+    );
+
+    // A locked row is the record's own, retryable outcome (the queue tries it again).
+    emu.inject(sf::Fault::LockRows { times: 1 });
+    let saved = client
+        .upsert("Account", "Gainsight_Company_Id__c", &one("locked"))
+        .await?;
+    assert!(!saved[0].success && saved[0].retryable, "{saved:?}");
+    assert!(
+        saved[0].errors[0].starts_with("UNABLE_TO_LOCK_ROW"),
+        "{saved:?}"
+    );
+
+    // Permanent refusals: one call, not retryable.
+    let calls = emu.stats().api_calls;
+    let created = client.create("Account", &one("warm")).await?;
+    assert!(!created[0].success && !created[0].retryable, "{created:?}");
+    assert!(
+        created[0].errors[0].starts_with("DUPLICATE_VALUE"),
+        "{created:?}"
+    );
+    emu.inject(sf_status(400, "INVALID_FIELD", 1, None));
+    let err = client
+        .upsert("Account", "Gainsight_Company_Id__c", &one("bad"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ApiError::Rejected { .. }) && !err.is_retryable(),
+        "{err}"
+    );
+    assert_eq!(emu.stats().api_calls - calls, 2, "each refusal sent once");
     Ok(())
 }
 

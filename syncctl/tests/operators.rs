@@ -189,6 +189,7 @@ async fn a_run_that_failed_for_a_technical_reason_has_the_error_on_its_last_log_
             error_code: "SERVER_UNAVAILABLE".into(),
             message: "down for maintenance".into(),
             times: 6,
+            retry_after: None,
         });
     let gsid = stack
         .create_companies(vec![json!({"Name": "Patient Co", "Arr": 1})])

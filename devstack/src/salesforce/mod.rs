@@ -58,12 +58,15 @@ pub const QUERY_BATCH: usize = 2000;
 #[derive(Clone, Debug, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Fault {
-    /// Answer `status` with Salesforce's error body, `times` times.
+    /// Answer `status` with Salesforce's error body, `times` times; with a `Retry-After` header
+    /// of `retry_after` seconds when set.
     Status {
         status: u16,
         error_code: String,
         message: String,
         times: u32,
+        #[serde(default)]
+        retry_after: Option<u64>,
     },
     /// Fail every record of the next `times` collection calls with UNABLE_TO_LOCK_ROW.
     LockRows { times: u32 },

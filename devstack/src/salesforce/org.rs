@@ -121,11 +121,18 @@ impl Org {
             status,
             error_code,
             message,
+            retry_after,
             ..
         } = &fault
         {
             let status = StatusCode::from_u16(*status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
-            return Err(sf_error(status, error_code, message, self.used()));
+            let mut response = sf_error(status, error_code, message, self.used());
+            if let Some(seconds) = retry_after {
+                response
+                    .headers_mut()
+                    .insert(axum::http::header::RETRY_AFTER, (*seconds).into());
+            }
+            return Err(response);
         }
         Ok(Some(fault))
     }

@@ -300,7 +300,7 @@ impl Pusher {
                     budget = Some(self.within_budget().await);
                 }
                 if let Some(Err(why)) = &budget {
-                    self.defer(&object, batch, why, retry, runs).await;
+                    self.defer(&object, batch, why, None, (retry, runs)).await;
                     continue;
                 }
             }
@@ -318,7 +318,15 @@ impl Pusher {
                 Ok(outcomes) => settled.extend(outcomes),
                 Err(write::Held::Paused(back, refused)) => {
                     let why = paused(system, &refused);
-                    self.defer(&object, back, &why, retry, runs).await;
+                    self.defer(&object, back, &why, None, (retry, runs)).await;
+                }
+                Err(write::Held::Wait(back, error, wait)) => {
+                    let delay = self.deferral_delay(wait);
+                    let why = format!(
+                        "deferred: {error}; the writes go again in {} s",
+                        delay.as_secs()
+                    );
+                    self.defer(&object, back, &why, wait, (retry, runs)).await;
                 }
                 Err(write::Held::Retry(back, error)) => {
                     let context = (object.as_str(), &mut *retry, &mut *runs);
@@ -388,25 +396,36 @@ impl Pusher {
         }
     }
 
-    /// Sends a group back to the writes queue unwritten, to be delivered again later (or, when
-    /// that fails or no queue is set, back through the visibility timeout), and says why in the
-    /// runs.
+    /// How long deferred writes wait: what the target asked for, at least 1 s and at most the
+    /// deferral's own delay (the longest SQS allows in production); the deferral's delay when
+    /// the target did not say.
+    fn deferral_delay(&self, asked: Option<Duration>) -> Duration {
+        let longest = self.deferral.as_ref().map_or(DEFERRAL, |(_, d)| *d);
+        asked.map_or(longest, |w| {
+            w.max(Duration::from_secs(1))
+                .min(longest.max(Duration::from_secs(1)))
+        })
+    }
+
+    /// Sends a group back to the writes queue unwritten, to be delivered again after `wait` (see
+    /// [`Self::deferral_delay`]), or, when that fails or no queue is set, back through the
+    /// visibility timeout; and says why in the runs.
     async fn defer(
         &self,
         object: &str,
         batch: Vec<Pending>,
         why: &str,
-        retry: &mut Vec<String>,
-        runs: &mut Runs,
+        wait: Option<Duration>,
+        (retry, runs): (&mut Vec<String>, &mut Runs),
     ) {
-        tracing::warn!(object = %object, records = batch.len(), reason = %why, "Salesforce writes deferred");
+        tracing::warn!(object = %object, records = batch.len(), reason = %why, "writes deferred");
         let sent = match &self.deferral {
-            Some((queue, delay)) => {
+            Some((queue, _)) => {
                 let bodies: Vec<String> = batch
                     .iter()
                     .map(|p| serde_json::to_string(&p.command).unwrap_or_default())
                     .collect();
-                queue.send_later(&bodies, *delay).await
+                queue.send_later(&bodies, self.deferral_delay(wait)).await
             }
             None => Vec::new(),
         };

@@ -3,7 +3,7 @@
 use super::*;
 use serde_json::json;
 use shared::domain::{Jobs, LedgerKey, LedgerUpdate, RecordKey, WriteMode};
-use shared::fakes::{MemoryGainsight, MemorySalesforce, MemoryStore};
+use shared::fakes::{MemoryGainsight, MemoryQueue, MemorySalesforce, MemoryStore};
 
 fn command(gsid: &str, name: &str, changed_at: i64) -> String {
     let fields = json!({"Name": name, "Gainsight_Company_Id__c": gsid})
@@ -170,6 +170,39 @@ async fn an_unavailable_target_sends_every_message_back() {
             .unwrap()
             .contains("back to the queue"),
         "{last}"
+    );
+}
+
+#[tokio::test]
+async fn a_rate_limit_defers_the_writes_for_as_long_as_it_asked() {
+    let rig = rig();
+    let writes = Arc::new(MemoryQueue::default());
+    let pusher = rig.pusher.with_deferral(writes.clone(), crate::DEFERRAL);
+    *rig.sf.rate_limited.lock().unwrap() = Some(30_000);
+    let response = pusher
+        .handle(event(vec![
+            ("m1", command("G1", "A", 1)),
+            ("m2", command("G2", "B", 1)),
+        ]))
+        .await;
+    assert!(
+        response.batch_item_failures.is_empty(),
+        "sent again, not failed back: a rate limit uses up no delivery"
+    );
+    assert_eq!(writes.bodies().len(), 2);
+    assert_eq!(
+        *writes.delays.lock().unwrap(),
+        vec![std::time::Duration::from_secs(30)],
+        "the Retry-After's 30 s"
+    );
+    assert!(rig.store.ledger_of("company_account", "G1").is_none());
+    let run = rig.store.runs.lock().unwrap()[0].clone();
+    let log = run.json_lines();
+    assert!(
+        log.contains(
+            "deferred: Salesforce rate limit hit (HTTP 429): injected; the writes go again in 30 s"
+        ),
+        "{log}"
     );
 }
 

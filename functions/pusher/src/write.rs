@@ -7,6 +7,7 @@ use shared::domain::push::{
 use shared::domain::{Fields, LookupRequest, System, WriteMode};
 use shared::ports::{ApiError, RecordResult, Retryable};
 use shared::resolve;
+use std::time::Duration;
 
 use crate::Pusher;
 
@@ -47,6 +48,11 @@ fn merge(plan: Vec<Result<Fields, WriteOutcome>>, results: Vec<RecordResult>) ->
 pub(crate) enum Held {
     /// The call may succeed later: the messages go back to the queue.
     Retry(Vec<Pending>, ApiError),
+    /// The target asked us to wait (a rate limit, or an outage that said for how long): the
+    /// writes are sent again after that wait, without using up one of their deliveries. A rate
+    /// limit that does not say how long (Salesforce's daily `REQUEST_LIMIT_EXCEEDED`) waits the
+    /// longest deferral.
+    Wait(Vec<Pending>, ApiError, Option<Duration>),
     /// The target refused our credentials for good: the job pauses until they are replaced.
     Paused(Vec<Pending>, ApiError),
 }
@@ -63,6 +69,16 @@ pub(crate) fn settle_group(
         Err(e @ ApiError::Auth { .. }) => {
             tracing::error!(object = %object, records = batch.len(), error = %e, "credentials refused; the job pauses");
             Err(Held::Paused(batch, e))
+        }
+        Err(e @ ApiError::RateLimited { .. }) => {
+            tracing::warn!(object = %object, records = batch.len(), error = %e, "rate limited; writes deferred");
+            let wait = e.retry_after();
+            Err(Held::Wait(batch, e, wait))
+        }
+        Err(e) if e.is_retryable() && e.retry_after().is_some() => {
+            tracing::warn!(object = %object, records = batch.len(), error = %e, "unavailable for a while; writes deferred");
+            let wait = e.retry_after();
+            Err(Held::Wait(batch, e, wait))
         }
         Err(e) if e.is_retryable() => {
             tracing::warn!(object = %object, records = batch.len(), error = %e, "write failed; messages go back to the queue");

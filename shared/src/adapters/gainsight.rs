@@ -108,20 +108,8 @@ impl GainsightClient {
         let status = response.status().as_u16();
         let wait = retry_after_ms(response.headers());
         let bytes = response.bytes().await.map_err(|e| transport(SYSTEM, e))?;
-        self.answer(status, &bytes).map_err(|e| match e {
-            ApiError::RateLimited {
-                system,
-                status,
-                message,
-                ..
-            } => ApiError::RateLimited {
-                system,
-                status,
-                message,
-                retry_after_ms: wait,
-            },
-            other => other,
-        })
+        self.answer(status, &bytes)
+            .map_err(|e| e.with_retry_after(wait))
     }
 
     /// The data of a Gainsight envelope, or the error its status and code say.

@@ -8,10 +8,18 @@ use backon::{ExponentialBuilder, Retryable as _};
 
 use crate::ports::{ApiError, Retryable};
 
+/// How long one request may take before it fails as a timeout (and is retried).
+pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
+
 /// One client per cold start: connection pooling across invocations.
 pub(crate) fn client() -> reqwest::Client {
+    client_with_timeout(REQUEST_TIMEOUT)
+}
+
+/// A client whose requests give up after `timeout`.
+pub(crate) fn client_with_timeout(timeout: Duration) -> reqwest::Client {
     reqwest::Client::builder()
-        .timeout(Duration::from_secs(20))
+        .timeout(timeout)
         .connect_timeout(Duration::from_secs(5))
         .pool_idle_timeout(Duration::from_secs(50))
         .build()
@@ -30,6 +38,7 @@ pub(crate) fn transport(system: &'static str, err: reqwest::Error) -> ApiError {
             system,
             status: 0,
             message: err.to_string(),
+            retry_after_ms: None,
         }
     }
 }
@@ -65,6 +74,7 @@ pub(crate) fn status_error(
             system,
             status,
             message,
+            retry_after_ms: None,
         },
         _ => ApiError::Rejected {
             system,
@@ -80,7 +90,7 @@ pub(crate) fn status_error(
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(20);
 
 /// Retries `op` on retryable errors: 3 more tries, 200 ms doubling to 2 s, with jitter; after a
-/// rate limit (HTTP 429) at least as long as the system's `Retry-After` asked. What is still
+/// rate limit (HTTP 429) or an outage (503) at least as long as the system's `Retry-After` asked. What is still
 /// failing after that goes back to the queue, whose redrive policy bounds the total.
 pub(crate) async fn with_retries<T, F, Fut>(op: F) -> Result<T, ApiError>
 where

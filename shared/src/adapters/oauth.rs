@@ -106,6 +106,7 @@ pub(super) async fn request_token(
                 system: SYSTEM,
                 status,
                 message: detail,
+                retry_after_ms: None,
             },
             _ => ApiError::Auth {
                 system: SYSTEM,

@@ -6,7 +6,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::sync::RwLock;
 
-use super::http::{client, status_error, transport, with_retries};
+use super::http::{client, retry_after_ms, status_error, transport, with_retries};
 use super::oauth::{request_token, CredentialSource, Credentials};
 use super::soql::urlencode;
 pub use super::soql::{soql, soql_quote};
@@ -141,6 +141,12 @@ impl SalesforceClient {
         Ok(client)
     }
 
+    /// The client with requests that give up after `timeout` instead of the default 20 s.
+    pub fn with_request_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.http = super::http::client_with_timeout(timeout);
+        self
+    }
+
     fn note_usage(&self, headers: &reqwest::header::HeaderMap) {
         let usage = headers
             .get("sforce-limit-info")
@@ -248,6 +254,7 @@ impl SalesforceClient {
             let response = request.send().await.map_err(|e| transport(SYSTEM, e))?;
             let status = response.status().as_u16();
             self.note_usage(response.headers());
+            let wait = retry_after_ms(response.headers());
             let bytes = response.bytes().await.map_err(|e| transport(SYSTEM, e))?;
             if (200..300).contains(&status) {
                 return Ok(bytes.to_vec());
@@ -275,10 +282,10 @@ impl SalesforceClient {
                     system: SYSTEM,
                     status,
                     message,
-                    retry_after_ms: None,
+                    retry_after_ms: wait,
                 });
             }
-            return Err(status_error(SYSTEM, status, code, message));
+            return Err(status_error(SYSTEM, status, code, message).with_retry_after(wait));
         }
         unreachable!("the loop returns on its second pass")
     }
