@@ -472,10 +472,16 @@ pub struct MemoryGainsight {
     pub queries: Mutex<Vec<(String, GsQuery)>>,
     /// Every record an update call was given, with its object.
     pub updates: Mutex<Vec<(String, Fields)>>,
+    /// The rate-limit window's usage the fake reports.
+    pub window: Mutex<Option<crate::domain::budget::WindowUsage>>,
 }
 
 #[async_trait]
 impl GainsightApi for MemoryGainsight {
+    fn window_usage(&self) -> Option<crate::domain::budget::WindowUsage> {
+        *self.window.lock().unwrap()
+    }
+
     async fn query(&self, object: &str, query: &GsQuery) -> Result<Vec<Fields>, ApiError> {
         self.queries
             .lock()

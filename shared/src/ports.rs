@@ -500,6 +500,11 @@ pub trait GainsightApi: Send + Sync {
     ) -> Result<Vec<RecordResult>, ApiError>;
     /// The object's describe, as the domain's schema.
     async fn describe(&self, object: &str) -> Result<ObjectSchema, ApiError>;
+    /// The rate-limit window's usage as Gainsight's last answer reported it; `None` before any
+    /// call, or when Gainsight does not say.
+    fn window_usage(&self) -> Option<crate::domain::budget::WindowUsage> {
+        None
+    }
 }
 
 #[async_trait]

@@ -8,6 +8,7 @@ use serde_json::json;
 use shared::adapters::gainsight::GainsightClient;
 use shared::adapters::salesforce::SalesforceClient;
 use shared::config::{GainsightSettings, SalesforceSettings};
+use shared::domain::budget::ApiUsage;
 use shared::domain::Fields;
 use shared::ports::{
     ApiError, GainsightApi, GsCondition, GsOperator, GsQuery, Retryable, SalesforceApi, SfSelect,
@@ -464,5 +465,42 @@ async fn gainsight_retries_rate_limits_and_reports_bad_keys() -> Result<()> {
         .await
         .unwrap_err();
     assert!(matches!(err, ApiError::Auth { .. }), "{err}");
+    Ok(())
+}
+
+/// Gainsight's gateway limit: every answer says how much of the window is left, which the client
+/// keeps for the pusher's budget; a call over the limit waits out the 429's Retry-After (the
+/// rest of the window) and then goes through.
+#[tokio::test]
+async fn gainsight_reports_its_window_and_waits_out_the_limit() -> Result<()> {
+    let (emu, client) = gainsight().await?;
+    assert_eq!(client.window_usage(), None, "nothing seen before a call");
+    emu.set_rate_limit(gs::RateLimit {
+        calls: 3,
+        window_ms: 2_000,
+    });
+    let query = GsQuery {
+        select: vec!["Gsid".into()],
+        ..Default::default()
+    };
+    client.query("Company", &query).await?;
+    let seen = client.window_usage().expect("the headers were read");
+    assert_eq!(seen.usage, ApiUsage { used: 1, max: 3 });
+    client.query("Company", &query).await?;
+    client.query("Company", &query).await?;
+    assert_eq!(client.window_usage().map(|w| w.usage.used), Some(3));
+    let started = std::time::Instant::now();
+    client.query("Company", &query).await?;
+    assert_eq!(
+        emu.stats().rate_limited_calls,
+        1,
+        "one refusal, then the new window"
+    );
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(1),
+        "waited for the Retry-After, not {:?}",
+        started.elapsed()
+    );
+    assert_eq!(client.window_usage().map(|w| w.usage.used), Some(1));
     Ok(())
 }

@@ -23,11 +23,13 @@ use sha2::Sha256;
 use crate::ServerHandle;
 
 mod control;
+mod limit;
 mod query;
 mod schema;
 mod write;
 
 use control::*;
+pub use limit::RateLimit;
 use query::*;
 use schema::*;
 pub use schema::{GsField, GsType};
@@ -54,6 +56,8 @@ pub struct Stats {
     pub api_calls: u64,
     pub query_calls: u64,
     pub write_calls: u64,
+    /// Calls refused by the rate limit (counted in `api_calls` too).
+    pub rate_limited_calls: u64,
     pub webhook_deliveries: u64,
     pub webhook_failures: u64,
 }
@@ -88,6 +92,8 @@ struct Tenant {
     seq: u64,
     /// Files attached to activities, by attachment id.
     files: std::collections::HashMap<String, Vec<u8>>,
+    /// The API rate limit's current window, when the tenant is limited.
+    window: Option<limit::Window>,
 }
 
 #[derive(Clone)]
@@ -117,13 +123,19 @@ impl GainsightEmulator {
             rules: vec![],
             seq: 0,
             files: std::collections::HashMap::new(),
+            window: None,
         }));
         let router = axum::Router::new()
             .route("/v1/data/objects/query/{object}", post(query))
             .route("/v1/data/objects/{object}", post(insert).put(update))
             .route("/v1/meta/services/objects/{object}/describe", get(describe))
             .route("/v1/ant/attachments/{id}", get(control::download))
+            .route_layer(axum::middleware::from_fn_with_state(
+                tenant.clone(),
+                limit::enforce,
+            ))
             .route("/__emulator/records/{object}", get(dump))
+            .route("/__emulator/rate_limit", post(limit::set))
             .route("/__emulator/stats", get(stats))
             .route("/__emulator/faults", post(add_fault))
             .route("/__emulator/rules", post(add_rule))
@@ -157,6 +169,11 @@ impl GainsightEmulator {
 
     pub fn inject(&self, fault: Fault) {
         lock(&self.tenant).faults.push_back(fault);
+    }
+
+    /// Limits the tenant's API calls from now on, as Gainsight's gateway does.
+    pub fn set_rate_limit(&self, limit: RateLimit) {
+        lock(&self.tenant).window = Some(limit::Window::new(limit));
     }
 
     /// Stores a file as a person would attach it to an activity; the attachment entry to put in
@@ -275,17 +292,10 @@ fn take_fault(t: &mut Tenant) -> Result<Option<u64>, Response> {
             };
             let mut answer = envelope_error(status, "GS_INJECTED_FAULT", desc);
             if status == StatusCode::TOO_MANY_REQUESTS {
-                // As Gainsight's API gateway: the window's limit, and when to come back.
+                // A passing refusal that says when to come back; the window's own limit and
+                // what is left of it come from the rate limiter (`limit.rs`) when one is set.
                 let headers = answer.headers_mut();
                 headers.insert("retry-after", axum::http::HeaderValue::from_static("1"));
-                headers.insert(
-                    "x-ratelimit-limit",
-                    axum::http::HeaderValue::from_static("100"),
-                );
-                headers.insert(
-                    "x-ratelimit-remaining",
-                    axum::http::HeaderValue::from_static("0"),
-                );
             }
             Err(answer)
         }

@@ -57,10 +57,17 @@ pub fn max_receives_from_env() -> Result<u32, shared::config::ConfigError> {
     }
 }
 
-/// The API budget from `SALESFORCE_API_BUDGET_PERCENT` (the template's
-/// `SalesforceApiBudgetPercent`), or 80%.
-pub fn budget_from_env() -> Result<Budget, shared::config::ConfigError> {
-    let name = "SALESFORCE_API_BUDGET_PERCENT";
+/// The API budgets: Salesforce's from `SALESFORCE_API_BUDGET_PERCENT` (the template's
+/// `SalesforceApiBudgetPercent`), Gainsight's from `GAINSIGHT_API_BUDGET_PERCENT`
+/// (`GainsightApiBudgetPercent`); 80% each unless said.
+pub fn budgets_from_env() -> Result<(Budget, Budget), shared::config::ConfigError> {
+    Ok((
+        budget_from_env("SALESFORCE_API_BUDGET_PERCENT")?,
+        budget_from_env("GAINSIGHT_API_BUDGET_PERCENT")?,
+    ))
+}
+
+fn budget_from_env(name: &'static str) -> Result<Budget, shared::config::ConfigError> {
     match shared::config::optional(name) {
         None => Ok(Budget::default()),
         Some(v) => match v.trim().parse::<u8>() {
@@ -84,6 +91,8 @@ pub struct Pusher {
     files: Option<Files>,
     /// The share of the org's daily API allowance the pusher may use.
     budget: Budget,
+    /// The share of Gainsight's calls per minute the pusher may use.
+    gainsight_budget: Budget,
     /// Deliveries of a message before it goes to the dead-letter queue.
     max_receives: u32,
     /// Where writes deferred by the budget go back to (the writes queue), and after how long; a
@@ -128,6 +137,7 @@ impl Pusher {
             jobs,
             files: None,
             budget: Budget::default(),
+            gainsight_budget: Budget::default(),
             deferral: None,
             max_receives: MAX_RECEIVES,
         }
@@ -145,9 +155,11 @@ impl Pusher {
         self
     }
 
-    /// Stops writing to Salesforce at `budget` of the org's daily API allowance.
-    pub fn with_budget(mut self, budget: Budget) -> Self {
-        self.budget = budget;
+    /// Stops writing to Salesforce at `salesforce` of the org's daily API allowance, and to
+    /// Gainsight at `gainsight` of its calls per minute.
+    pub fn with_budgets(mut self, (salesforce, gainsight): (Budget, Budget)) -> Self {
+        self.budget = salesforce;
+        self.gainsight_budget = gainsight;
         self
     }
 
@@ -303,6 +315,13 @@ impl Pusher {
                     self.defer(&object, batch, why, None, (retry, runs)).await;
                     continue;
                 }
+            } else if let Err((why, wait)) = self
+                .gainsight_budget
+                .allows_window(self.gainsight.window_usage())
+            {
+                self.defer(&object, batch, &why, Some(wait), (retry, runs))
+                    .await;
+                continue;
             }
             let outcome = match system {
                 System::Salesforce => {

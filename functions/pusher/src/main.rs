@@ -13,11 +13,11 @@ async fn main() -> Result<(), Error> {
     let config = Config::from_env()?;
     let jobs = shared::config::jobs()?;
     let clients = AwsClients::new(&aws_config().await);
-    let budget = pusher::budget_from_env()?;
+    let budgets = pusher::budgets_from_env()?;
     let pusher = Arc::new(
         Pusher::from_aws(&config, &clients, jobs)
             .await?
-            .with_budget(budget),
+            .with_budgets(budgets),
     );
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let pusher = Arc::clone(&pusher);

@@ -342,6 +342,55 @@ fn person_command(email: &str, sfid: &str, mode: WriteMode) -> String {
 }
 
 #[tokio::test]
+async fn gainsight_writes_wait_while_its_minute_is_over_budget_and_salesforce_ones_go_on() {
+    let store = Arc::new(MemoryStore::default());
+    let sf = Arc::new(MemorySalesforce::default());
+    let gs = Arc::new(MemoryGainsight::default());
+    *gs.window.lock().unwrap() = Some(shared::domain::budget::WindowUsage {
+        usage: shared::domain::budget::ApiUsage { used: 85, max: 100 },
+        age: std::time::Duration::from_secs(20),
+    });
+    let writes = Arc::new(MemoryQueue::default());
+    let pusher = Pusher::new(
+        store.clone(),
+        store.clone(),
+        sf.clone(),
+        gs.clone(),
+        Jobs::builtin(),
+    )
+    .with_deferral(writes.clone(), crate::DEFERRAL);
+    let response = pusher
+        .handle(event(vec![
+            ("m1", person_command("a@x.io", "003A", WriteMode::Upsert)),
+            ("m2", command("G1", "A", 1)),
+        ]))
+        .await;
+    assert!(response.batch_item_failures.is_empty());
+    assert!(
+        gs.records.lock().unwrap().get("Person").is_none(),
+        "no Gainsight write"
+    );
+    assert_eq!(
+        *sf.calls.lock().unwrap(),
+        1,
+        "the Salesforce write went out"
+    );
+    assert_eq!(writes.bodies().len(), 1);
+    assert!(writes.bodies()[0].contains("003A"));
+    assert_eq!(
+        *writes.delays.lock().unwrap(),
+        vec![std::time::Duration::from_secs(40)],
+        "until the window seen 20 s ago has ended"
+    );
+    let runs = store.runs.lock().unwrap().clone();
+    let log: String = runs.iter().map(|r| r.json_lines()).collect();
+    assert!(
+        log.contains("deferred: Gainsight reported 85 of its 100 calls a minute used"),
+        "{log}"
+    );
+}
+
+#[tokio::test]
 async fn gainsight_upsert_by_email_updates_matches_inserts_the_rest_and_writes_gsids_back() {
     let store = Arc::new(MemoryStore::default());
     let sf = Arc::new(MemorySalesforce::default());

@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 
 use super::http::{client, retry_after_ms, status_error, transport, with_retries};
 use crate::config::GainsightSettings;
+use crate::domain::budget::{ApiUsage, WindowUsage};
 use crate::domain::{FieldKind, FieldSchema, Fields, ObjectSchema, System};
 use crate::ports::{ApiError, GainsightApi, GsCondition, GsQuery, RecordResult};
 use crate::secret::Secret;
@@ -23,6 +24,8 @@ pub struct GainsightClient {
     access_key: std::sync::RwLock<Secret>,
     /// Where the access key is read again after Gainsight refuses it, when it came from there.
     source: Option<std::sync::Arc<dyn crate::ports::Secrets>>,
+    /// The rate-limit window's usage the last answer reported, and when it came.
+    window: std::sync::Mutex<Option<(ApiUsage, std::time::Instant)>>,
 }
 
 /// Gainsight's response envelope.
@@ -43,6 +46,18 @@ impl GainsightClient {
             base_url: settings.base_url.trim_end_matches('/').to_string(),
             access_key: std::sync::RwLock::new(access_key),
             source: None,
+            window: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// Keeps the window's usage an answer reports (`x-ratelimit-limit`, `x-ratelimit-remaining`).
+    fn note_window(&self, headers: &reqwest::header::HeaderMap) {
+        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        let usage = header("x-ratelimit-limit")
+            .zip(header("x-ratelimit-remaining"))
+            .and_then(|(limit, remaining)| WindowUsage::parse(limit, remaining));
+        if let (Some(usage), Ok(mut slot)) = (usage, self.window.lock()) {
+            *slot = Some((usage, std::time::Instant::now()));
         }
     }
 
@@ -107,6 +122,7 @@ impl GainsightClient {
         let response = request.send().await.map_err(|e| transport(SYSTEM, e))?;
         let status = response.status().as_u16();
         let wait = retry_after_ms(response.headers());
+        self.note_window(response.headers());
         let bytes = response.bytes().await.map_err(|e| transport(SYSTEM, e))?;
         self.answer(status, &bytes)
             .map_err(|e| e.with_retry_after(wait))
@@ -381,6 +397,14 @@ impl crate::ports::ActivityFiles for GainsightClient {
 
 #[async_trait]
 impl GainsightApi for GainsightClient {
+    fn window_usage(&self) -> Option<WindowUsage> {
+        let seen = *self.window.lock().ok()?;
+        seen.map(|(usage, at)| WindowUsage {
+            usage,
+            age: at.elapsed(),
+        })
+    }
+
     async fn describe(&self, object: &str) -> Result<ObjectSchema, ApiError> {
         let path = format!("/v1/meta/services/objects/{object}/describe?idd=true");
         let data = with_retries(|| self.call(reqwest::Method::GET, &path, None)).await?;

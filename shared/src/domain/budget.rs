@@ -1,6 +1,9 @@
-//! The org's daily API allowance and the share of it this deployment may use: above that share
-//! the pusher stops writing to Salesforce and defers, so the sync never starves the org's other
-//! integrations (or its people) of API calls.
+//! The APIs' allowances and the share of them this deployment may use: Salesforce's daily API
+//! calls and Gainsight's calls per minute. Above that share the pusher stops writing to that
+//! system and defers, so the sync never starves the org's or tenant's other integrations (or
+//! its people) of API calls.
+
+use std::time::Duration;
 
 /// The daily API usage Salesforce reports with every response (`Sforce-Limit-Info:
 /// api-usage=used/max`) and in `/limits`.
@@ -56,9 +59,90 @@ impl Budget {
     }
 }
 
+/// The length of Gainsight's rate-limit window (its general data APIs count calls per minute).
+pub const GAINSIGHT_WINDOW: Duration = Duration::from_secs(60);
+
+/// Gainsight's usage of its per-minute window, as its last answer reported it (`x-ratelimit-limit`
+/// and `x-ratelimit-remaining`), and how long ago that answer came.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WindowUsage {
+    pub usage: ApiUsage,
+    pub age: Duration,
+}
+
+impl WindowUsage {
+    /// Reads the two headers' values; `None` unless both are numbers and the limit is not zero.
+    pub fn parse(limit: &str, remaining: &str) -> Option<ApiUsage> {
+        let max: u64 = limit.trim().parse().ok()?;
+        let remaining: u64 = remaining.trim().parse().ok()?;
+        (max > 0).then(|| ApiUsage {
+            used: max.saturating_sub(remaining),
+            max,
+        })
+    }
+}
+
+impl Budget {
+    /// For Gainsight's per-minute window: `Err` with why and how long to wait (until the window
+    /// the usage was seen in has surely ended) when it is at or over the budget. A usage seen a
+    /// window ago or more says nothing of the current window.
+    pub fn allows_window(&self, seen: Option<WindowUsage>) -> Result<(), (String, Duration)> {
+        let Some(WindowUsage { usage: u, age }) =
+            seen.filter(|s| s.usage.max > 0 && s.age < GAINSIGHT_WINDOW)
+        else {
+            return Ok(());
+        };
+        if u.used * 100 < u.max * u64::from(self.percent) {
+            return Ok(());
+        }
+        let wait = GAINSIGHT_WINDOW
+            .saturating_sub(age)
+            .max(Duration::from_secs(1));
+        Err((
+            format!(
+                "deferred: Gainsight reported {} of its {} calls a minute used, at or over the {}% this deployment may use; the writes go again in {} s",
+                u.used,
+                u.max,
+                self.percent,
+                wait.as_secs()
+            ),
+            wait,
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_gainsight_window_defers_until_it_has_ended() {
+        let budget = Budget::default();
+        let seen = |remaining: &str, age_s: u64| {
+            WindowUsage::parse("100", remaining).map(|usage| WindowUsage {
+                usage,
+                age: Duration::from_secs(age_s),
+            })
+        };
+        assert_eq!(WindowUsage::parse("100", "x"), None);
+        assert_eq!(WindowUsage::parse("0", "0"), None);
+        assert!(budget.allows_window(None).is_ok());
+        assert!(budget.allows_window(seen("21", 5)).is_ok(), "79 used");
+        let (why, wait) = budget.allows_window(seen("20", 5)).unwrap_err();
+        assert_eq!(wait, Duration::from_secs(55));
+        assert!(
+            why.contains("80 of its 100 calls a minute used") && why.contains("again in 55 s"),
+            "{why}"
+        );
+        assert!(
+            budget.allows_window(seen("0", 60)).is_ok(),
+            "a window ago: a new window has begun"
+        );
+        assert_eq!(
+            budget.allows_window(seen("0", 59)).unwrap_err().1,
+            Duration::from_secs(1)
+        );
+    }
 
     #[test]
     fn the_usage_header_is_read() {
