@@ -24,7 +24,7 @@ $(STAMP): devstack/requirements.txt
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r devstack/requirements.txt
 	touch $(STAMP)
 
-## venv: moto (server), aws-sam-translator and cfn-lint in .venv
+## venv: moto (server), aws-sam-translator, cfn-lint and the real Salesforce clients of the contract suite in .venv
 venv: $(STAMP)
 
 ## demo: start the local stack and run a real Gainsight -> Salesforce sync end to end

@@ -3,10 +3,16 @@
 unchanged, drives OAuth, describe, the sObject Rows resources, upsert, query paging, limits, the
 versions list, Salesforce's error shapes and an expired session.
 
+The OAuth grants are driven by real clients too: simple-salesforce's own JWT bearer login (its
+RS256 assertion, audience https://login.salesforce.com) and client credentials login (HTTP Basic),
+and requests-oauthlib's refresh token grant.
+
 Run by `devstack/tests/real_client.rs` (so by `make test`) against an emulator it starts; the
-emulator's address, client id and secret come in SF_URL, SF_CLIENT_ID and SF_CLIENT_SECRET.
-simple-salesforce always speaks https; the session below hands its requests to the emulator's
-plain-http listener, as a TLS-terminating proxy would, and changes nothing else.
+emulator's address, client id and secret come in SF_URL, SF_CLIENT_ID and SF_CLIENT_SECRET, the
+JWT user and key file in SF_USERNAME and SF_JWT_KEY, the app's refresh token in SF_REFRESH_TOKEN.
+simple-salesforce always speaks https, to the login hosts it knows; the session below hands
+those requests to the emulator's plain-http listener, as a TLS-terminating proxy would, and
+changes nothing else.
 """
 
 import os
@@ -15,7 +21,9 @@ import unittest
 import requests
 from requests.adapters import HTTPAdapter
 from simple_salesforce import Salesforce
+from requests_oauthlib import OAuth2Session
 from simple_salesforce.exceptions import (
+    SalesforceAuthenticationFailed,
     SalesforceExpiredSession,
     SalesforceMalformedRequest,
     SalesforceResourceNotFound,
@@ -31,6 +39,30 @@ class PlainHttp(HTTPAdapter):
     def send(self, request, **kwargs):
         request.url = request.url.replace("https://", "http://", 1)
         return super().send(request, **kwargs)
+
+
+class ToEmulator(HTTPAdapter):
+    """Sends requests for a Salesforce login host to the emulator."""
+
+    def __init__(self, host):
+        super().__init__()
+        self.host = host
+
+    def send(self, request, **kwargs):
+        request.url = request.url.replace(self.host, URL, 1)
+        return super().send(request, **kwargs)
+
+
+LOGIN_HOSTS = ["https://login.salesforce.com", "https://emulator-dev-ed.my.salesforce.com"]
+
+
+def emulator_session():
+    """A session whose https requests to the login hosts and the instance reach the emulator."""
+    session = requests.Session()
+    session.mount(URL.replace("http://", "https://"), PlainHttp())
+    for host in LOGIN_HOSTS:
+        session.mount(host, ToEmulator(host))
+    return session
 
 
 def token():
@@ -148,6 +180,70 @@ class RealClient(unittest.TestCase):
         stale = client(session_id="00D5g00000EMUL8!not-a-session")
         with self.assertRaises(SalesforceExpiredSession):
             stale.query("SELECT Id FROM Account")
+
+
+class RealClientLogin(unittest.TestCase):
+    """The OAuth grants as the real clients send them."""
+
+    def accounts(self, sf):
+        return sf.query("SELECT Id FROM Account")["totalSize"]
+
+    def jwt_login(self, username):
+        return Salesforce(
+            username=username,
+            consumer_key=os.environ["SF_CLIENT_ID"],
+            privatekey_file=os.environ["SF_JWT_KEY"],
+            session=emulator_session(),
+            version="62.0",
+        )
+
+    def test_jwt_bearer_login(self):
+        sf = self.jwt_login(os.environ["SF_USERNAME"])
+        self.assertGreaterEqual(self.accounts(sf), 0)
+
+    def test_jwt_bearer_for_another_user_is_refused(self):
+        with self.assertRaises(SalesforceAuthenticationFailed) as refused:
+            self.jwt_login("someone@else.example")
+        self.assertIn("invalid_grant", str(refused.exception))
+
+    def test_client_credentials_login_with_basic_auth(self):
+        sf = Salesforce(
+            consumer_key=os.environ["SF_CLIENT_ID"],
+            consumer_secret=os.environ["SF_CLIENT_SECRET"],
+            domain="emulator-dev-ed.my",
+            session=emulator_session(),
+            version="62.0",
+        )
+        self.assertGreaterEqual(self.accounts(sf), 0)
+
+    def test_refresh_token_grant(self):
+        oauth = OAuth2Session(os.environ["SF_CLIENT_ID"])
+        oauth.mount(LOGIN_HOSTS[0], ToEmulator(LOGIN_HOSTS[0]))
+        granted = oauth.refresh_token(
+            f"{LOGIN_HOSTS[0]}/services/oauth2/token",
+            refresh_token=os.environ["SF_REFRESH_TOKEN"],
+            client_id=os.environ["SF_CLIENT_ID"],
+            client_secret=os.environ["SF_CLIENT_SECRET"],
+        )
+        sf = Salesforce(
+            instance_url=granted["instance_url"],
+            session_id=granted["access_token"],
+            session=emulator_session(),
+            version="62.0",
+        )
+        self.assertGreaterEqual(self.accounts(sf), 0)
+
+    def test_a_revoked_refresh_token_is_refused(self):
+        oauth = OAuth2Session(os.environ["SF_CLIENT_ID"])
+        oauth.mount(LOGIN_HOSTS[0], ToEmulator(LOGIN_HOSTS[0]))
+        with self.assertRaises(Exception) as refused:
+            oauth.refresh_token(
+                f"{LOGIN_HOSTS[0]}/services/oauth2/token",
+                refresh_token="not-the-apps-token",
+                client_id=os.environ["SF_CLIENT_ID"],
+                client_secret=os.environ["SF_CLIENT_SECRET"],
+            )
+        self.assertIn("invalid_grant", str(refused.exception))
 
 
 if __name__ == "__main__":

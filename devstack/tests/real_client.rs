@@ -1,5 +1,6 @@
-//! The Salesforce emulator driven by a real, maintained client library: simple-salesforce from
-//! PyPI, installed in the project's `.venv` by `make venv` (which `make test` runs first). The
+//! The Salesforce emulator driven by real, maintained client libraries: simple-salesforce and
+//! requests-oauthlib from PyPI, installed in the project's `.venv` by `make venv` (which
+//! `make test` runs first). The
 //! suite is `devstack/test_salesforce_client.py`; this test starts an emulator and runs it.
 
 use std::path::Path;
@@ -16,7 +17,15 @@ async fn simple_salesforce_works_against_the_emulator() -> anyhow::Result<()> {
         "{} is missing: run `make venv` (make test does) to install simple-salesforce",
         python.display()
     );
-    let sf = SalesforceEmulator::start(Options::default()).await?;
+    let key_file = root.join("devstack/fixtures/jwt-test-key.pem");
+    let key = std::fs::read_to_string(&key_file)?;
+    let options = Options {
+        jwt_public_key: devstack::salesforce::certificate_of(&key),
+        refresh_token: Some("5Aep861emulator.refresh.token".into()),
+        ..Options::default()
+    };
+    let (username, refresh_token) = (options.username.clone(), options.refresh_token.clone());
+    let sf = SalesforceEmulator::start(options).await?;
     let suite = root.join("devstack/test_salesforce_client.py");
     let (url, id, secret) = (sf.url(), sf.client_id(), sf.client_secret());
     let out = tokio::task::spawn_blocking(move || {
@@ -25,6 +34,9 @@ async fn simple_salesforce_works_against_the_emulator() -> anyhow::Result<()> {
             .env("SF_URL", url)
             .env("SF_CLIENT_ID", id)
             .env("SF_CLIENT_SECRET", secret)
+            .env("SF_USERNAME", username)
+            .env("SF_JWT_KEY", key_file)
+            .env("SF_REFRESH_TOKEN", refresh_token.unwrap_or_default())
             .output()
     })
     .await??;
@@ -35,7 +47,7 @@ async fn simple_salesforce_works_against_the_emulator() -> anyhow::Result<()> {
         "the real-client suite failed:\n{report}"
     );
     anyhow::ensure!(
-        report.contains("Ran 10 tests"),
+        report.contains("Ran 15 tests"),
         "not every case ran:\n{report}"
     );
     Ok(())

@@ -2,7 +2,6 @@
 //! the app's key), refresh token, and what a grant that fails for good looks like.
 
 use anyhow::Result;
-use base64::Engine as _;
 use devstack::salesforce::{self as sf, SalesforceEmulator};
 use shared::adapters::oauth::Credentials;
 use shared::adapters::salesforce::SalesforceClient;
@@ -14,14 +13,9 @@ use shared::secret::Secret;
 const KEY: &str = include_str!("../../devstack/fixtures/jwt-test-key.pem");
 const USER: &str = "integration@sync.example";
 
-/// The certificate the Connected App holds for `KEY` (its RSAPublicKey, DER).
+/// The certificate the Connected App holds for `KEY`.
 fn certificate() -> Vec<u8> {
-    let body: String = KEY.lines().filter(|l| !l.starts_with("-----")).collect();
-    let der = base64::engine::general_purpose::STANDARD
-        .decode(body)
-        .expect("the fixture is PEM");
-    let key = ring::signature::RsaKeyPair::from_pkcs8(&der).expect("the fixture is an RSA key");
-    ring::signature::KeyPair::public_key(&key).as_ref().to_vec()
+    sf::certificate_of(KEY).expect("the fixture is a PKCS#8 RSA key")
 }
 
 fn client(emu: &SalesforceEmulator, credentials: Credentials) -> SalesforceClient {

@@ -4,8 +4,14 @@ use super::*;
 
 pub(super) async fn token(
     State(org): OrgState,
-    Form(form): Form<HashMap<String, String>>,
+    headers: HeaderMap,
+    Form(mut form): Form<HashMap<String, String>>,
 ) -> Response {
+    // The app's credentials may come in an HTTP Basic header instead of the form.
+    if let Some((id, secret)) = basic_credentials(&headers) {
+        form.entry("client_id".into()).or_insert(id);
+        form.entry("client_secret".into()).or_insert(secret);
+    }
     let mut org = lock(&org);
     org.stats.token_requests += 1;
     let oauth_error = |error: &str, description: &str| {
@@ -39,6 +45,19 @@ pub(super) async fn token(
         })),
     )
         .into_response()
+}
+
+/// `Authorization: Basic base64(client_id:client_secret)`, when sent.
+fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
+    use base64::Engine as _;
+    let value = headers.get("authorization")?.to_str().ok()?;
+    let encoded = value.strip_prefix("Basic ")?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (id, secret) = text.split_once(':')?;
+    Some((id.to_string(), secret.to_string()))
 }
 
 /// Checks the grant of a token request: `Err((error, description))` as Salesforce answers.

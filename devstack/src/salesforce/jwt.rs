@@ -1,10 +1,25 @@
 //! The JWT bearer grant as Salesforce checks it: an RS256 assertion signed with the Connected
-//! App's key, `iss` the app, `sub` its user, `aud` the login host, not expired.
+//! App's key, `iss` the app, `sub` its user, `aud` a login host (login.salesforce.com,
+//! test.salesforce.com, or the org's own address), not expired.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 
 use super::*;
+
+/// The certificate a Connected App holds for a PKCS#8 PEM RSA private key: its RSAPublicKey, DER
+/// (what [`Options::jwt_public_key`] takes); `None` when the text is not such a key.
+pub fn certificate_of(private_key_pem: &str) -> Option<Vec<u8>> {
+    let body: String = private_key_pem
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect();
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .ok()?;
+    let key = ring::signature::RsaKeyPair::from_pkcs8(&der).ok()?;
+    Some(ring::signature::KeyPair::public_key(&key).as_ref().to_vec())
+}
 
 /// `Err` with Salesforce's `error_description` when the assertion does not hold.
 pub(super) fn check(org: &Org, assertion: &str) -> Result<(), String> {
@@ -39,11 +54,20 @@ pub(super) fn check(org: &Org, assertion: &str) -> Result<(), String> {
     if claims["sub"] != json!(org.username) {
         return Err("user hasn't approved this consumer".into());
     }
-    if claims["aud"] != json!(org.instance_url) {
+    let audiences = [
+        org.instance_url.as_str(),
+        "https://login.salesforce.com",
+        "https://test.salesforce.com",
+    ];
+    if !audiences.iter().any(|a| claims["aud"] == json!(a)) {
         return Err("audience is invalid".into());
     }
     let now_s = org.now() / 1000;
-    if claims["exp"].as_i64().is_none_or(|exp| exp <= now_s) {
+    // `exp` is a NumericDate; some clients send it as a string of digits.
+    let exp = claims["exp"]
+        .as_i64()
+        .or_else(|| claims["exp"].as_str().and_then(|s| s.parse().ok()));
+    if exp.is_none_or(|exp| exp <= now_s) {
         return Err("expired authorization code".into());
     }
     Ok(())

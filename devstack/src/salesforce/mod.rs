@@ -27,6 +27,7 @@ mod collections;
 mod control;
 mod dates;
 mod jwt;
+pub use jwt::certificate_of;
 mod org;
 mod outbound;
 mod query;
