@@ -54,6 +54,7 @@ fn command(i: usize) -> WriteCommand {
         received_at_ms: 1,
         attachments: Vec::new(),
         skipped: Vec::new(),
+        load: None,
     }
 }
 

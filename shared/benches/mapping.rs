@@ -43,6 +43,7 @@ fn changes() -> Vec<ChangeEvent> {
                 origin: ChangeOrigin::Webhook,
                 received_at_ms: 1_700_000_000_000,
                 participants: None,
+                load: None,
             }
         })
         .collect()

@@ -7,7 +7,8 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 
-use crate::domain::{Fields, LedgerKey, LedgerRecord, Run, RunId, SyncStatus};
+use crate::domain::load::{LoadId, LoadState};
+use crate::domain::{Fields, LedgerKey, LedgerRecord, Run, RunId, SyncStatus, WriteCommand};
 use crate::ports::*;
 use crate::secret::Secret;
 
@@ -22,6 +23,80 @@ pub struct MemoryStore {
     pub run_writes: Mutex<usize>,
     /// When set, every call fails with `StoreError::Unavailable`.
     pub fail: Mutex<bool>,
+    /// Bulk loads: their state, claim lease, and staged writes by (job, ledger key).
+    pub loads: Mutex<HashMap<LoadId, MemoryLoad>>,
+}
+
+#[derive(Default, Clone)]
+pub struct MemoryLoad {
+    pub state: LoadState,
+    pub lease_until_ms: i64,
+    pub writes: std::collections::BTreeMap<(String, String), WriteCommand>,
+}
+
+#[async_trait]
+impl LoadStore for MemoryStore {
+    async fn stage(
+        &self,
+        load: &LoadId,
+        writes: &[WriteCommand],
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.check()?;
+        let mut loads = self.loads.lock().unwrap();
+        let entry = loads.entry(load.clone()).or_default();
+        for w in writes {
+            entry
+                .writes
+                .insert((w.job.clone(), w.ledger_key.to_string()), w.clone());
+        }
+        entry.state.last_staged_ms = now_ms;
+        entry.state.staged += writes.len() as u64;
+        Ok(())
+    }
+
+    async fn load_state(&self, load: &LoadId) -> Result<Option<LoadState>, StoreError> {
+        self.check()?;
+        Ok(self.loads.lock().unwrap().get(load).map(|l| l.state))
+    }
+
+    async fn claim_load(
+        &self,
+        load: &LoadId,
+        (quiet_before_ms, now_ms, lease_ms): (i64, i64, i64),
+    ) -> Result<bool, StoreError> {
+        self.check()?;
+        let mut loads = self.loads.lock().unwrap();
+        let Some(entry) = loads.get_mut(load) else {
+            return Ok(false);
+        };
+        let free = !entry.state.flushed
+            && entry.state.last_staged_ms <= quiet_before_ms
+            && entry.lease_until_ms < now_ms;
+        if free {
+            entry.lease_until_ms = now_ms + lease_ms;
+        }
+        Ok(free)
+    }
+
+    async fn staged(&self, load: &LoadId) -> Result<Vec<WriteCommand>, StoreError> {
+        self.check()?;
+        Ok(self
+            .loads
+            .lock()
+            .unwrap()
+            .get(load)
+            .map(|l| l.writes.values().cloned().collect())
+            .unwrap_or_default())
+    }
+
+    async fn finish_load(&self, load: &LoadId) -> Result<(), StoreError> {
+        self.check()?;
+        if let Some(entry) = self.loads.lock().unwrap().get_mut(load) {
+            entry.state.flushed = true;
+        }
+        Ok(())
+    }
 }
 
 impl MemoryStore {

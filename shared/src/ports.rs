@@ -216,6 +216,40 @@ pub trait RunStore: Send + Sync {
     async fn runs(&self, from_ms: i64, to_ms: i64) -> Result<Vec<Run>, StoreError>;
 }
 
+/// Writes of bulk loads, staged until the load is quiet (DynamoDB in production, with a TTL).
+#[async_trait]
+pub trait LoadStore: Send + Sync {
+    /// Stages `writes` under `load` (a later write of the same record replaces the earlier) and
+    /// notes that the load grew at `now_ms`; the writes are stored before the note, so whoever
+    /// sees the note sees them.
+    async fn stage(
+        &self,
+        load: &crate::domain::load::LoadId,
+        writes: &[crate::domain::WriteCommand],
+        now_ms: i64,
+    ) -> Result<(), StoreError>;
+    /// What is known of `load`; `None` when nothing was staged under it.
+    async fn load_state(
+        &self,
+        load: &crate::domain::load::LoadId,
+    ) -> Result<Option<crate::domain::load::LoadState>, StoreError>;
+    /// Claims the load for the one flush that writes it: `true` when it is unwritten, has not
+    /// grown since `quiet_before_ms`, and no other flush holds it (a claim lapses at
+    /// `now_ms + lease_ms`, so a flush that died is taken over).
+    async fn claim_load(
+        &self,
+        load: &crate::domain::load::LoadId,
+        (quiet_before_ms, now_ms, lease_ms): (i64, i64, i64),
+    ) -> Result<bool, StoreError>;
+    /// Every write staged under `load`.
+    async fn staged(
+        &self,
+        load: &crate::domain::load::LoadId,
+    ) -> Result<Vec<crate::domain::WriteCommand>, StoreError>;
+    /// Marks `load` written; its staged writes expire with the table's TTL.
+    async fn finish_load(&self, load: &crate::domain::load::LoadId) -> Result<(), StoreError>;
+}
+
 /// Poll cursors (DynamoDB in production), one per job and stream.
 #[async_trait]
 pub trait CursorStore: Send + Sync {

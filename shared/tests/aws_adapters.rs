@@ -466,3 +466,71 @@ async fn dynamo_keeps_runs_by_day_with_their_logs() -> Result<()> {
     assert_eq!(one, stored[2], "read back whole, log included");
     Ok(())
 }
+
+/// A Salesforce upsert of load `run-1` for Company `gsid`, changed at `at`.
+fn load_write(gsid: &str, at: i64) -> shared::domain::WriteCommand {
+    let body = serde_json::json!({
+        "job": "company_account", "target": "salesforce", "object": "Account",
+        "key": {"by": "external_id", "field": "Gainsight_Company_Id__c", "value": gsid},
+        "mode": "upsert", "fields": {"Name": format!("Co {gsid} @{at}")},
+        "ledger_key": gsid, "source": "gainsight", "event_id": format!("e-{gsid}-{at}"),
+        "source_changed_at_ms": at, "received_at_ms": at, "load": "run-1",
+    });
+    serde_json::from_value(body).expect("a write command")
+}
+
+#[tokio::test]
+async fn dynamo_load_store_stages_claims_once_and_finishes() -> Result<()> {
+    use shared::domain::load::LoadId;
+    use shared::ports::LoadStore;
+    let (_aws, clients, resources) = setup().await?;
+    let store = clients.state_store(&resources);
+    let load = LoadId("run-1".into());
+    assert_eq!(store.load_state(&load).await?, None);
+    assert!(
+        !store.claim_load(&load, (10_000, 10_000, 500)).await?,
+        "nothing staged"
+    );
+
+    let first: Vec<_> = (0..30)
+        .map(|i| load_write(&format!("G{i:02}"), 1))
+        .collect();
+    store.stage(&load, &first, 1_000).await?;
+    // The same record staged again replaces its earlier write.
+    store.stage(&load, &[load_write("G07", 2)], 2_000).await?;
+    let state = store.load_state(&load).await?.expect("staged");
+    assert_eq!(
+        (state.last_staged_ms, state.staged, state.flushed),
+        (2_000, 31, false)
+    );
+
+    assert!(
+        !store.claim_load(&load, (1_999, 5_000, 500)).await?,
+        "it grew after the quiet mark"
+    );
+    assert!(store.claim_load(&load, (2_000, 5_000, 500)).await?);
+    assert!(
+        !store.claim_load(&load, (2_000, 5_100, 500)).await?,
+        "held by the first flush"
+    );
+    assert!(
+        store.claim_load(&load, (2_000, 5_600, 500)).await?,
+        "a lapsed lease is taken over"
+    );
+
+    let staged = store.staged(&load).await?;
+    assert_eq!(staged.len(), 30, "one write per record");
+    let g07 = staged
+        .iter()
+        .find(|w| w.ledger_key == k("G07"))
+        .expect("G07");
+    assert_eq!(g07.source_changed_at_ms, 2, "the later write of G07");
+
+    store.finish_load(&load).await?;
+    assert!(store.load_state(&load).await?.expect("kept").flushed);
+    assert!(
+        !store.claim_load(&load, (9_000, 9_000, 500)).await?,
+        "written already"
+    );
+    Ok(())
+}

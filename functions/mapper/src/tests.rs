@@ -46,6 +46,7 @@ fn change(gsid: &str, op: Operation, fields: serde_json::Value) -> String {
         origin: ChangeOrigin::Webhook,
         received_at_ms: 1_700_000_000_100,
         participants: None,
+        load: None,
     })
     .unwrap()
 }
@@ -219,6 +220,7 @@ async fn derived_lookups_are_one_query_per_batch_and_no_match_is_rejected() {
             origin: ChangeOrigin::Webhook,
             received_at_ms: 2,
             participants: None,
+            load: None,
         })
         .unwrap()
     };

@@ -31,6 +31,7 @@ fn command(gsid: &str, name: &str, changed_at: i64) -> String {
         received_at_ms: changed_at,
         attachments: Vec::new(),
         skipped: Vec::new(),
+        load: None,
     })
     .unwrap()
 }
@@ -337,6 +338,7 @@ fn person_command(email: &str, sfid: &str, mode: WriteMode) -> String {
         received_at_ms: 1,
         attachments: Vec::new(),
         skipped: Vec::new(),
+        load: None,
     })
     .unwrap()
 }
@@ -513,6 +515,7 @@ fn mapped(
         origin: ChangeOrigin::Webhook,
         received_at_ms: at,
         participants: None,
+        load: None,
     };
     let job = jobs.get("company_account").unwrap();
     match Mapper::new(job, Some(&schemas)).map(&change, ledger, &Lookups::default()) {

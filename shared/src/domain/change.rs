@@ -68,6 +68,9 @@ pub struct ChangeEvent {
     /// A Timeline activity's Salesforce links, resolved for the whole poll window at once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub participants: Option<super::timeline::Participants>,
+    /// The bulk load (a backfill's or an import's run) the change was read for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load: Option<super::load::LoadId>,
 }
 
 /// A record as its source shows it: which one, and its current values.
@@ -101,6 +104,7 @@ impl ChangeEvent {
             origin: ChangeOrigin::Webhook,
             received_at_ms,
             participants: None,
+            load: None,
         }
     }
 

@@ -6,6 +6,7 @@ pub mod change;
 pub mod job;
 pub mod key;
 pub mod ledger;
+pub mod load;
 pub mod mapping;
 pub mod push;
 pub mod run;

@@ -93,6 +93,10 @@ pub struct WriteCommand {
     /// What the write leaves out on purpose (an attachment over 25 MB), recorded with its outcome.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub skipped: Vec<String>,
+    /// The bulk load (backfill or import) the write belongs to, whose Salesforce upserts go out
+    /// together (see `load`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load: Option<super::load::LoadId>,
 }
 
 impl RecordKey {
@@ -166,6 +170,7 @@ mod tests {
             received_at_ms: 0,
             attachments: Vec::new(),
             skipped: Vec::new(),
+            load: None,
         };
         let addressed = cmd.fields_with_id("Gsid");
         assert_eq!(

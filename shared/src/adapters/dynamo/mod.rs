@@ -9,6 +9,7 @@
 //! - cursor: `CURSOR#{job}` / `{stream}`.
 //! - secret: `SECRET#{name}` / `SECRET` (see the KMS adapter).
 //! - run: `RUN#{yyyy-mm-dd}` (UTC day it started) / the run id, with `expires_at` for TTL.
+//! - bulk load: `LOAD#{load}` / `META` and `W#{job}#{ledger key}` (see `loads`).
 
 use std::collections::HashMap;
 
@@ -29,6 +30,7 @@ use crate::ports::{
 };
 
 mod items;
+mod loads;
 mod runs;
 
 pub use runs::RUN_TTL_DAYS;

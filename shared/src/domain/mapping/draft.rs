@@ -77,9 +77,11 @@ impl Draft {
                 received_at_ms: cx.change.received_at_ms,
                 attachments: Vec::new(),
                 skipped: Vec::new(),
+                load: None,
             };
         let mut main = command(target, record_key, mode, self.fields.clone());
         main.writeback = writeback;
+        main.load = cx.change.load.clone();
         main.conflicts = self.conflicts.clone();
         let mut commands = vec![main];
         if !self.restore.is_empty() {

@@ -24,6 +24,7 @@ fn change(source: System, object: &str, id: &str, op: Operation, fields: Value) 
         origin: ChangeOrigin::Webhook,
         received_at_ms: T0 + 5,
         participants: None,
+        load: None,
     }
 }
 
@@ -188,6 +189,17 @@ fn gainsight_change_upserts_account_on_the_gsid_external_id() {
         json!({"Name": "Acme", "SfdcAccountId": "001X"}),
     );
     assert_eq!(write(map("company_account", &c, None))[0].writeback, None);
+}
+
+#[test]
+fn a_write_belongs_to_the_load_its_change_was_read_for() {
+    let mut c = company(Operation::Updated, json!({"Name": "Acme"}));
+    assert_eq!(write(map("company_account", &c, None))[0].load, None);
+    c.load = Some(crate::domain::load::LoadId("run-7".into()));
+    assert_eq!(
+        write(map("company_account", &c, None))[0].load,
+        Some(crate::domain::load::LoadId("run-7".into()))
+    );
 }
 
 #[test]

@@ -137,6 +137,7 @@ mod tests {
                 who_id: Some("003000000000001AAA".into()),
                 what_id: Some("001000000000001AAA".into()),
             }),
+            load: None,
         }
     }
 

@@ -43,6 +43,7 @@ fn command(key: LedgerKey, target: System, at: i64) -> WriteCommand {
         received_at_ms: at,
         attachments: Vec::new(),
         skipped: Vec::new(),
+        load: None,
     }
 }
 
