@@ -42,6 +42,8 @@ pub struct Options {
     /// Fire the template's EventBridge schedules (the poller's, one per job) this many times
     /// faster than their rates; `None`: not at all (a test polls when it wants to).
     pub schedule_speedup: Option<u32>,
+    /// How long a bulk load must stop growing before the pusher writes it (a minute deployed).
+    pub load_quiet: Duration,
 }
 
 impl Default for Options {
@@ -51,6 +53,7 @@ impl Default for Options {
             retry_after: Duration::from_secs(1),
             echo_criteria: true,
             schedule_speedup: None,
+            load_quiet: Duration::from_secs(2),
         }
     }
 }
@@ -188,7 +191,10 @@ async fn start_consumers(
     let pusher = pusher::Pusher::from_aws(&config, &pusher_clients, jobs.clone()).await?;
     // Deferred writes come back as soon as failed ones do here, not after 15 minutes.
     let writes = Arc::new(pusher_clients.queue(&resources.writes_queue_url));
-    let pusher = Arc::new(pusher.with_deferral(writes, options.retry_after));
+    let pusher = pusher
+        .with_deferral(writes, options.retry_after)
+        .with_load_quiet(options.load_quiet);
+    let pusher = Arc::new(pusher);
     let mapper_handler: event_source::Handler = Arc::new(move |event| {
         let mapper = Arc::clone(&mapper);
         Box::pin(async move { Ok(mapper.handle(event).await) })

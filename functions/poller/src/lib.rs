@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use shared::adapters::AwsClients;
+use shared::domain::load;
 use shared::domain::timeline::Participants;
 use shared::domain::{Fields, Job, Jobs, System};
 use shared::domain::{RunFunction, Runs};
@@ -245,7 +246,15 @@ impl Poller {
                 System::Gainsight => self.participants(job, &records).await?,
                 System::Salesforce => vec![None; read],
             };
-            let (deliveries, last) = read::versions(job, source, records, participants, now_ms);
+            let (mut deliveries, last) = read::versions(job, source, records, participants, now_ms);
+            if since_ms.is_some() {
+                // A backfill: its changes are one bulk load, named by the poll's run.
+                let run = runs.id_for(Some(&job.name)).to_string();
+                let load = load::load_for(load::Read::Backfill, &run, job.bulk_threshold());
+                for change in deliveries.iter_mut().flat_map(|d| d.changes.iter_mut()) {
+                    change.load = load.clone();
+                }
+            }
             queued += self.queue(job, &deliveries, now_ms, runs).await?;
             let Some(last) = last else { break };
             if newest.as_ref().is_none_or(|n| before(n, &last)) {

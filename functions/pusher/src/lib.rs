@@ -5,9 +5,12 @@
 //! stale drop, conflicts, ledger effects) live in `shared::domain::push`.
 
 mod files;
+mod hold;
+mod loads;
 mod write;
 
 pub use files::Files;
+pub use hold::budgets_from_env;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -16,6 +19,7 @@ use std::time::Duration;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use shared::adapters::AwsClients;
 use shared::domain::budget::Budget;
+use shared::domain::load::{LoadId, WritesMessage};
 use shared::domain::push::{
     drop_stale, ledger_effect, newest_per_record, settle_conflicts, Fresh, LedgerEffect, Pending,
     SideWrite, WriteOutcome,
@@ -25,7 +29,7 @@ use shared::domain::{
 };
 use shared::lambda::{batch_seed, parse_messages, store_runs};
 use shared::ports::{
-    ApiError, GainsightApi, LedgerStore, LedgerWrite, Queue, RunStore, SalesforceApi, SecretsError,
+    GainsightApi, LedgerStore, LedgerWrite, LoadStore, Queue, RunStore, SalesforceApi, SecretsError,
 };
 
 /// Table, queues, the Salesforce org and the Gainsight tenant.
@@ -57,29 +61,6 @@ pub fn max_receives_from_env() -> Result<u32, shared::config::ConfigError> {
     }
 }
 
-/// The API budgets: Salesforce's from `SALESFORCE_API_BUDGET_PERCENT` (the template's
-/// `SalesforceApiBudgetPercent`), Gainsight's from `GAINSIGHT_API_BUDGET_PERCENT`
-/// (`GainsightApiBudgetPercent`); 80% each unless said.
-pub fn budgets_from_env() -> Result<(Budget, Budget), shared::config::ConfigError> {
-    Ok((
-        budget_from_env("SALESFORCE_API_BUDGET_PERCENT")?,
-        budget_from_env("GAINSIGHT_API_BUDGET_PERCENT")?,
-    ))
-}
-
-fn budget_from_env(name: &'static str) -> Result<Budget, shared::config::ConfigError> {
-    match shared::config::optional(name) {
-        None => Ok(Budget::default()),
-        Some(v) => match v.trim().parse::<u8>() {
-            Ok(percent @ 1..=100) => Ok(Budget { percent }),
-            _ => Err(shared::config::ConfigError::Invalid {
-                name,
-                message: format!("{v:?} is not a percentage from 1 to 100"),
-            }),
-        },
-    }
-}
-
 pub struct Pusher {
     ledger: Arc<dyn LedgerStore>,
     runs: Arc<dyn RunStore>,
@@ -99,6 +80,9 @@ pub struct Pusher {
     /// message sent again starts its receive count afresh, so a long deferral never reaches the
     /// dead-letter queue. Without it deferred messages come back after the visibility timeout.
     deferral: Option<(Arc<dyn Queue>, Duration)>,
+    /// Where bulk loads are staged, and how long a load must be quiet before it is written;
+    /// without it (or without the writes queue) every write goes out at once.
+    loads: Option<(Arc<dyn LoadStore>, Duration)>,
 }
 
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -139,6 +123,7 @@ impl Pusher {
             budget: Budget::default(),
             gainsight_budget: Budget::default(),
             deferral: None,
+            loads: None,
             max_receives: MAX_RECEIVES,
         }
     }
@@ -146,6 +131,21 @@ impl Pusher {
     /// Sends writes the budget defers back to `queue`, delivered again after `delay`.
     pub fn with_deferral(mut self, queue: Arc<dyn Queue>, delay: Duration) -> Self {
         self.deferral = Some((queue, delay));
+        self
+    }
+
+    /// Stages the Salesforce upserts of bulk loads in `store` until a load has been quiet for
+    /// `quiet`.
+    pub fn with_loads(mut self, store: Arc<dyn LoadStore>, quiet: Duration) -> Self {
+        self.loads = Some((store, quiet));
+        self
+    }
+
+    /// How long a load must be quiet before it is written, when loads are staged at all.
+    pub fn with_load_quiet(mut self, quiet: Duration) -> Self {
+        if let Some((_, q)) = &mut self.loads {
+            *q = quiet;
+        }
         self
     }
 
@@ -183,9 +183,13 @@ impl Pusher {
             upload: salesforce.clone(),
         };
         let writes = Arc::new(clients.queue(&config.aws.writes_queue_url));
-        Ok(Self::new(store.clone(), store, salesforce, gainsight, jobs)
-            .with_files(files)
-            .with_deferral(writes, DEFERRAL))
+        let quiet = Duration::from_millis(shared::domain::load::QUIET_MS as u64);
+        Ok(
+            Self::new(store.clone(), store.clone(), salesforce, gainsight, jobs)
+                .with_files(files)
+                .with_deferral(writes, DEFERRAL)
+                .with_loads(store, quiet),
+        )
     }
 
     pub async fn handle(&self, event: SqsEvent) -> SqsBatchResponse {
@@ -202,49 +206,22 @@ impl Pusher {
             &batch_seed(&event),
         );
         let last = shared::lambda::last_deliveries(&event, self.max_receives);
-        let (batch, mut retry) = self.parse(event);
+        let (batch, flushes, mut retry) = self.parse(event);
         let (batch, superseded) = newest_per_record(batch);
-        let ledgers = self.read_ledgers(&batch).await;
-        let Fresh {
-            fresh,
-            stale,
-            unreadable,
-        } = drop_stale(batch, &ledgers);
-        for p in &stale {
-            tracing::info!(job = %p.command.job, ledger_key = %p.command.ledger_key, "stale write dropped: a newer change was already written");
-            let line = RunLine::new(source_id(&p.command), LineOutcome::Ignored)
-                .message("stale: a newer change was already written");
-            runs.line(Some(&p.command.job), line);
+        summary.superseded = superseded;
+        let batch = self.stage_loads(batch, &mut retry, &mut runs, now_ms).await;
+        self.push(batch, &mut retry, &mut runs, &last, &mut summary, now_ms)
+            .await;
+        for (message_id, load) in flushes {
+            if let Err(why) = self
+                .flush_load(&load, &mut runs, &mut summary, now_ms)
+                .await
+            {
+                tracing::warn!(load = %load, reason = %why, "bulk load flush comes again");
+                runs.fail(None, &why);
+                retry.push(message_id);
+            }
         }
-        summary.superseded = superseded + stale.len();
-        retry.extend(unreadable.into_iter().map(|p| p.message_id));
-        let settlement = settle_conflicts(fresh, &ledgers, &self.jobs);
-        let mut settled = settlement.settled;
-        let mut gave_up = Vec::new();
-        settled.extend(
-            self.write_groups(
-                settlement.kept,
-                &mut retry,
-                &mut runs,
-                (&last, &mut gave_up),
-            )
-            .await,
-        );
-        self.record_gave_up(gave_up, &runs, now_ms).await;
-        if let Some(files) = &self.files {
-            files.upload_all(&mut settled, &ledgers, now_ms).await;
-        }
-        let mut side_writes = settlement.restores;
-        let effects = self.effects(settled, &ledgers, now_ms, &mut summary, &mut runs);
-        side_writes.extend(effects.iter().filter_map(|e| e.effect.writeback.clone()));
-        retry.extend(
-            effects
-                .iter()
-                .filter(|e| e.effect.retry)
-                .map(|e| e.message_id.clone()),
-        );
-        self.write_sides(side_writes).await;
-        retry.extend(self.record(effects, now_ms).await);
         store_runs(self.runs.as_ref(), runs).await;
         let response = shared::lambda::batch_response(retry);
         summary.retried_messages = response.batch_item_failures.len();
@@ -259,11 +236,71 @@ impl Pusher {
         (response, summary)
     }
 
-    /// The batch's write commands; a message that is not one, or names no known job, fails alone.
-    fn parse(&self, event: SqsEvent) -> (Vec<Pending>, Vec<String>) {
-        let (parsed, mut failed) = parse_messages::<WriteCommand>(event, "write command");
+    /// Writes `batch` (one write per record) and records the outcomes: the ledger read, stale
+    /// writes dropped, conflicts settled, each group written, files uploaded, sources written
+    /// back and the ledger written. Messages to try again are added to `retry`.
+    async fn push(
+        &self,
+        batch: Vec<Pending>,
+        retry: &mut Vec<String>,
+        runs: &mut Runs,
+        last: &HashSet<String>,
+        summary: &mut Summary,
+        now_ms: i64,
+    ) {
+        let ledgers = self.read_ledgers(&batch).await;
+        let Fresh {
+            fresh,
+            stale,
+            unreadable,
+        } = drop_stale(batch, &ledgers);
+        for p in &stale {
+            tracing::info!(job = %p.command.job, ledger_key = %p.command.ledger_key, "stale write dropped: a newer change was already written");
+            let line = RunLine::new(source_id(&p.command), LineOutcome::Ignored)
+                .message("stale: a newer change was already written");
+            runs.line(Some(&p.command.job), line);
+        }
+        summary.superseded += stale.len();
+        retry.extend(unreadable.into_iter().map(|p| p.message_id));
+        let settlement = settle_conflicts(fresh, &ledgers, &self.jobs);
+        let mut settled = settlement.settled;
+        let mut gave_up = Vec::new();
+        settled.extend(
+            self.write_groups(settlement.kept, retry, runs, (last, &mut gave_up))
+                .await,
+        );
+        self.record_gave_up(gave_up, runs, now_ms).await;
+        if let Some(files) = &self.files {
+            files.upload_all(&mut settled, &ledgers, now_ms).await;
+        }
+        let mut side_writes = settlement.restores;
+        let effects = self.effects(settled, &ledgers, now_ms, summary, runs);
+        side_writes.extend(effects.iter().filter_map(|e| e.effect.writeback.clone()));
+        retry.extend(
+            effects
+                .iter()
+                .filter(|e| e.effect.retry)
+                .map(|e| e.message_id.clone()),
+        );
+        self.write_sides(side_writes).await;
+        retry.extend(self.record(effects, now_ms).await);
+    }
+
+    /// The batch's write commands and load flushes; a message that is neither, or a write that
+    /// names no known job, fails alone.
+    #[allow(clippy::type_complexity)]
+    fn parse(&self, event: SqsEvent) -> (Vec<Pending>, Vec<(String, LoadId)>, Vec<String>) {
+        let (parsed, mut failed) = parse_messages::<WritesMessage>(event, "write command");
         let mut batch = Vec::with_capacity(parsed.len());
-        for (message_id, command) in parsed {
+        let mut flushes = Vec::new();
+        for (message_id, message) in parsed {
+            let command = match message {
+                WritesMessage::Write(command) => *command,
+                WritesMessage::Flush(flush) => {
+                    flushes.push((message_id, flush.flush_load));
+                    continue;
+                }
+            };
             if self.jobs.get(&command.job).is_none() {
                 tracing::error!(message_id = %message_id, job = %command.job, "write command names no deployed job");
                 failed.push(message_id);
@@ -274,7 +311,7 @@ impl Pusher {
                 command,
             });
         }
-        (batch, failed)
+        (batch, flushes, failed)
     }
 
     /// One batched ledger read per job: what was already written, for staleness and conflicts.
@@ -305,22 +342,10 @@ impl Pusher {
             groups.entry(group).or_default().push(pending);
         }
         let mut settled = Vec::new();
-        let mut budget: Option<Result<(), String>> = None;
+        let mut salesforce_budget: Option<Result<(), String>> = None;
         for ((system, object, field, mode), batch) in groups {
-            if system == System::Salesforce {
-                if budget.is_none() {
-                    budget = Some(self.within_budget().await);
-                }
-                if let Some(Err(why)) = &budget {
-                    self.defer(&object, batch, why, None, (retry, runs)).await;
-                    continue;
-                }
-            } else if let Err((why, wait)) = self
-                .gainsight_budget
-                .allows_window(self.gainsight.window_usage())
-            {
-                self.defer(&object, batch, &why, Some(wait), (retry, runs))
-                    .await;
+            if let Err((why, wait)) = self.budget_allows(system, &mut salesforce_budget).await {
+                self.defer(&object, batch, &why, wait, (retry, runs)).await;
                 continue;
             }
             let outcome = match system {
@@ -335,129 +360,14 @@ impl Pusher {
             };
             match write::settle_group(&object, batch, outcome) {
                 Ok(outcomes) => settled.extend(outcomes),
-                Err(write::Held::Paused(back, refused)) => {
-                    let why = paused(system, &refused);
-                    self.defer(&object, back, &why, None, (retry, runs)).await;
-                }
-                Err(write::Held::Wait(back, error, wait)) => {
-                    let delay = self.deferral_delay(wait);
-                    let why = format!(
-                        "deferred: {error}; the writes go again in {} s",
-                        delay.as_secs()
-                    );
-                    self.defer(&object, back, &why, wait, (retry, runs)).await;
-                }
-                Err(write::Held::Retry(back, error)) => {
+                Err(held) => {
                     let context = (object.as_str(), &mut *retry, &mut *runs);
-                    self.send_back(back, &error, context, (last, &mut *gave_up));
+                    self.hold(system, held, context, (last, &mut *gave_up))
+                        .await;
                 }
             }
         }
         settled
-    }
-
-    /// Sends a group back to the queue after a failure that may pass, saying so in the runs; a
-    /// write on its last delivery is noted to be recorded as given up.
-    fn send_back(
-        &self,
-        back: Vec<Pending>,
-        error: &ApiError,
-        (object, retry, runs): (&str, &mut Vec<String>, &mut Runs),
-        (last, gave_up): (&HashSet<String>, &mut Vec<(WriteCommand, String)>),
-    ) {
-        let said = format!("{error}; the writes go back to the queue");
-        for p in back {
-            let job = Some(p.command.job.as_str());
-            if let Some(j) = self.jobs.get(&p.command.job) {
-                runs.objects(job, j.object_in(p.command.source), Some(object));
-            }
-            runs.fail(job, &said);
-            if last.contains(&p.message_id) {
-                let message = gave_up_message(self.max_receives, &error.to_string());
-                gave_up.push((p.command.clone(), message));
-            }
-            retry.push(p.message_id);
-        }
-    }
-
-    /// Writes that failed on their last delivery: the ledger says why before the dead-letter
-    /// queue takes them (not fatal: the message is kept either way).
-    async fn record_gave_up(&self, gave_up: Vec<(WriteCommand, String)>, runs: &Runs, now_ms: i64) {
-        if gave_up.is_empty() {
-            return;
-        }
-        let writes: Vec<LedgerWrite> = gave_up
-            .into_iter()
-            .map(|(cmd, message)| LedgerWrite {
-                run: runs.id_for(Some(&cmd.job)).to_string(),
-                job: cmd.job,
-                key: cmd.ledger_key,
-                update: shared::domain::LedgerUpdate::Failed { message },
-                prior: shared::domain::Prior::Unread,
-            })
-            .collect();
-        if let Err(e) = self.ledger.record_many(&writes, now_ms).await {
-            tracing::warn!(records = writes.len(), error = %e, "could not record writes given up");
-        }
-    }
-
-    /// Whether the org's API usage leaves room under the budget: the usage its last answer
-    /// reported, asked again (`/limits`) when that was over, since it falls as the day rolls on.
-    async fn within_budget(&self) -> Result<(), String> {
-        if self.budget.allows(self.salesforce.api_usage()).is_ok() {
-            return Ok(());
-        }
-        match self.salesforce.refresh_api_usage().await {
-            Ok(usage) => self.budget.allows(usage),
-            Err(e) => Err(format!(
-                "deferred: the org's API usage could not be read ({e})"
-            )),
-        }
-    }
-
-    /// How long deferred writes wait: what the target asked for, at least 1 s and at most the
-    /// deferral's own delay (the longest SQS allows in production); the deferral's delay when
-    /// the target did not say.
-    fn deferral_delay(&self, asked: Option<Duration>) -> Duration {
-        let longest = self.deferral.as_ref().map_or(DEFERRAL, |(_, d)| *d);
-        asked.map_or(longest, |w| {
-            w.max(Duration::from_secs(1))
-                .min(longest.max(Duration::from_secs(1)))
-        })
-    }
-
-    /// Sends a group back to the writes queue unwritten, to be delivered again after `wait` (see
-    /// [`Self::deferral_delay`]), or, when that fails or no queue is set, back through the
-    /// visibility timeout; and says why in the runs.
-    async fn defer(
-        &self,
-        object: &str,
-        batch: Vec<Pending>,
-        why: &str,
-        wait: Option<Duration>,
-        (retry, runs): (&mut Vec<String>, &mut Runs),
-    ) {
-        tracing::warn!(object = %object, records = batch.len(), reason = %why, "writes deferred");
-        let sent = match &self.deferral {
-            Some((queue, _)) => {
-                let bodies: Vec<String> = batch
-                    .iter()
-                    .map(|p| serde_json::to_string(&p.command).unwrap_or_default())
-                    .collect();
-                queue.send_later(&bodies, self.deferral_delay(wait)).await
-            }
-            None => Vec::new(),
-        };
-        for (i, p) in batch.into_iter().enumerate() {
-            let job = Some(p.command.job.as_str());
-            if let Some(j) = self.jobs.get(&p.command.job) {
-                runs.objects(job, j.object_in(p.command.source), Some(object));
-            }
-            runs.fail(job, why);
-            if !matches!(sent.get(i), Some(Ok(()))) {
-                retry.push(p.message_id);
-            }
-        }
     }
 
     /// The ledger effect of every outcome, counted in the summary and logged.
@@ -554,31 +464,6 @@ impl Pusher {
         }
         Vec::new()
     }
-}
-
-/// What the ledger says of a write that failed on every delivery.
-fn gave_up_message(deliveries: u32, error: &str) -> String {
-    format!(
-        "gave up after {deliveries} deliveries: {error}; the write is kept in the writes dead-letter queue: redrive it once the cause is fixed, or resync the record"
-    )
-}
-
-/// Why a job's writes wait: the target refused our credentials for good. Runs that start with
-/// `paused: ` mark the job paused (`syncctl status`) until a later write there succeeds.
-fn paused(target: System, refused: &ApiError) -> String {
-    let (whose, secret) = match target {
-        System::Salesforce => (
-            "Salesforce refused the connected app's credentials",
-            "syncctl secrets put salesforce-client-secret, or the flow's own secret",
-        ),
-        System::Gainsight => (
-            "Gainsight refused the access key",
-            "syncctl secrets put gainsight-access-key",
-        ),
-    };
-    format!(
-        "{PAUSED}{whose} ({refused}); nothing is lost: the writes wait in the queue and go out by themselves once the secret is replaced ({secret})"
-    )
 }
 
 /// The id of the record where the change came from.

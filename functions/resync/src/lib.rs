@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use shared::adapters::AwsClients;
+use shared::domain::load;
 use shared::domain::{ChangeEvent, Job, Jobs, LineOutcome, RunFunction, RunId, RunLine, Runs};
 use shared::lambda::store_runs;
 use shared::ports::{LedgerStore, RunStore, SalesforceApi, SecretsError, SourcePorts};
@@ -204,10 +205,19 @@ impl Resync {
         };
         let run_job = Some(job.name.as_str());
         let run = runs.id_for(run_job).to_string();
+        let read = match selection {
+            Selection::Since { .. } => load::Read::Backfill,
+            Selection::Ids(ids) => load::Read::Ids(ids.len()),
+            Selection::Status(_) | Selection::Run(_) => load::Read::Other,
+        };
+        let load = load::load_for(read, &run, job.bulk_threshold());
         let changes: Vec<ChangeEvent> = page
             .records
             .iter()
-            .map(|record| ChangeEvent::forced(record.clone(), &run, now_ms))
+            .map(|record| ChangeEvent {
+                load: load.clone(),
+                ..ChangeEvent::forced(record.clone(), &run, now_ms)
+            })
             .collect();
         self.send(&changes).await?;
         for change in &changes {

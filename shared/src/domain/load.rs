@@ -34,12 +34,51 @@ pub struct LoadFlush {
     pub flush_load: LoadId,
 }
 
-/// A message on the writes queue: a write, or a load's flush.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
-#[serde(untagged)]
+/// A message on the writes queue: a write, or a load's flush (an object with `flush_load`).
+#[derive(Clone, Debug, PartialEq)]
 pub enum WritesMessage {
     Flush(LoadFlush),
     Write(Box<WriteCommand>),
+}
+
+impl<'de> Deserialize<'de> for WritesMessage {
+    /// Told apart by `flush_load`, so a malformed write is reported with the field at fault.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let value = serde_json::Value::deserialize(d)?;
+        if value.get("flush_load").is_some() {
+            serde_json::from_value(value)
+                .map(Self::Flush)
+                .map_err(D::Error::custom)
+        } else {
+            serde_json::from_value(value)
+                .map(|w| Self::Write(Box::new(w)))
+                .map_err(D::Error::custom)
+        }
+    }
+}
+
+/// What a resync or poll reads, as far as loads are concerned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Read {
+    /// Everything, or everything modified since a date: a backfill.
+    Backfill,
+    /// Records by id (an import, or ids typed by hand): how many.
+    Ids(usize),
+    /// Records by their sync status, or a scheduled poll's window.
+    Other,
+}
+
+/// The load the read's changes belong to, named by its run: backfills always (their size is
+/// known only as they are read, and a small one is written through Collections when flushed),
+/// ids when there are at least the job's bulk threshold of them, nothing else.
+pub fn load_for(read: Read, run: &str, bulk_threshold: usize) -> Option<LoadId> {
+    let bulk = match read {
+        Read::Backfill => true,
+        Read::Ids(n) => n >= bulk_threshold,
+        Read::Other => false,
+    };
+    bulk.then(|| LoadId(run.to_string()))
 }
 
 /// What the store knows of a load.
@@ -117,6 +156,25 @@ mod tests {
     }
 
     #[test]
+    fn backfills_and_large_imports_are_loads() {
+        let run = "20261126T050000Z-resync-1";
+        assert_eq!(
+            load_for(Read::Backfill, run, 2000),
+            Some(LoadId(run.into()))
+        );
+        assert_eq!(
+            load_for(Read::Ids(2000), run, 2000),
+            Some(LoadId(run.into()))
+        );
+        assert_eq!(
+            load_for(Read::Ids(1999), run, 2000),
+            None,
+            "a few ids go at once"
+        );
+        assert_eq!(load_for(Read::Other, run, 1), None);
+    }
+
+    #[test]
     fn a_flush_writes_only_a_quiet_unwritten_load() {
         let state = |last, flushed| {
             Some(LoadState {
@@ -156,5 +214,7 @@ mod tests {
             matches!(write, WritesMessage::Write(cmd) if cmd.load == Some(LoadId("run-1".into())))
         );
         assert!(serde_json::from_str::<WritesMessage>(r#"{"flush_load": 3}"#).is_err());
+        let bad = serde_json::from_str::<WritesMessage>(r#"{"job": "j"}"#).unwrap_err();
+        assert!(bad.to_string().contains("missing field"), "{bad}");
     }
 }

@@ -42,7 +42,7 @@ fn sf_only(id: &str) -> String {
 }
 
 fn event(bodies: Vec<(&str, String)>) -> SqsEvent {
-    shared::fakes::sqs_event(include_str!("../fixtures/sqs_event.json"), bodies)
+    shared::fakes::sqs_event(include_str!("../../fixtures/sqs_event.json"), bodies)
 }
 
 struct Rig {
@@ -659,3 +659,5 @@ async fn a_conflict_with_a_write_that_landed_meanwhile_drops_the_loser_and_resto
     assert_eq!(ledger.fields["Industry"].from, System::Salesforce);
     assert_eq!(ledger.fields["Name"].from, System::Gainsight);
 }
+
+mod loads;

@@ -1,0 +1,225 @@
+//! Writes that wait instead of being written now: over an API budget, rate limited, refused
+//! credentials (the job pauses), or a failure that may pass (back to the queue, and given up on
+//! their last delivery with the ledger saying why).
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use shared::domain::budget::Budget;
+use shared::domain::push::Pending;
+use shared::domain::{Runs, System, WriteCommand};
+use shared::ports::{ApiError, LedgerWrite};
+
+use crate::write::Held;
+use crate::{Pusher, DEFERRAL, PAUSED};
+
+/// The API budgets: Salesforce's from `SALESFORCE_API_BUDGET_PERCENT` (the template's
+/// `SalesforceApiBudgetPercent`), Gainsight's from `GAINSIGHT_API_BUDGET_PERCENT`
+/// (`GainsightApiBudgetPercent`); 80% each unless said.
+pub fn budgets_from_env() -> Result<(Budget, Budget), shared::config::ConfigError> {
+    Ok((
+        budget_from_env("SALESFORCE_API_BUDGET_PERCENT")?,
+        budget_from_env("GAINSIGHT_API_BUDGET_PERCENT")?,
+    ))
+}
+
+fn budget_from_env(name: &'static str) -> Result<Budget, shared::config::ConfigError> {
+    match shared::config::optional(name) {
+        None => Ok(Budget::default()),
+        Some(v) => match v.trim().parse::<u8>() {
+            Ok(percent @ 1..=100) => Ok(Budget { percent }),
+            _ => Err(shared::config::ConfigError::Invalid {
+                name,
+                message: format!("{v:?} is not a percentage from 1 to 100"),
+            }),
+        },
+    }
+}
+
+impl Pusher {
+    /// Whether `system` may be written now under its API budget: `Err` with why and how long to
+    /// wait. The Salesforce answer is worked out once per batch (it may cost a `/limits` call).
+    pub(crate) async fn budget_allows(
+        &self,
+        system: System,
+        salesforce: &mut Option<Result<(), String>>,
+    ) -> Result<(), (String, Option<Duration>)> {
+        match system {
+            System::Salesforce => {
+                if salesforce.is_none() {
+                    *salesforce = Some(self.within_budget().await);
+                }
+                match salesforce {
+                    Some(Err(why)) => Err((why.clone(), None)),
+                    _ => Ok(()),
+                }
+            }
+            System::Gainsight => self
+                .gainsight_budget
+                .allows_window(self.gainsight.window_usage())
+                .map_err(|(why, wait)| (why, Some(wait))),
+        }
+    }
+
+    /// Holds a group the target did not settle: paused, deferred for as long as asked, or sent
+    /// back to the queue.
+    pub(crate) async fn hold(
+        &self,
+        system: System,
+        held: Held,
+        (object, retry, runs): (&str, &mut Vec<String>, &mut Runs),
+        last: (&HashSet<String>, &mut Vec<(WriteCommand, String)>),
+    ) {
+        match held {
+            Held::Paused(back, refused) => {
+                let why = paused(system, &refused);
+                self.defer(object, back, &why, None, (retry, runs)).await;
+            }
+            Held::Wait(back, error, wait) => {
+                let delay = self.deferral_delay(wait);
+                let why = format!(
+                    "deferred: {error}; the writes go again in {} s",
+                    delay.as_secs()
+                );
+                self.defer(object, back, &why, wait, (retry, runs)).await;
+            }
+            Held::Retry(back, error) => {
+                self.send_back(back, &error, (object, retry, runs), last);
+            }
+        }
+    }
+
+    /// Sends a group back to the queue after a failure that may pass, saying so in the runs; a
+    /// write on its last delivery is noted to be recorded as given up.
+    fn send_back(
+        &self,
+        back: Vec<Pending>,
+        error: &ApiError,
+        (object, retry, runs): (&str, &mut Vec<String>, &mut Runs),
+        (last, gave_up): (&HashSet<String>, &mut Vec<(WriteCommand, String)>),
+    ) {
+        let said = format!("{error}; the writes go back to the queue");
+        for p in back {
+            let job = Some(p.command.job.as_str());
+            if let Some(j) = self.jobs.get(&p.command.job) {
+                runs.objects(job, j.object_in(p.command.source), Some(object));
+            }
+            runs.fail(job, &said);
+            if last.contains(&p.message_id) {
+                let message = gave_up_message(self.max_receives, &error.to_string());
+                gave_up.push((p.command.clone(), message));
+            }
+            retry.push(p.message_id);
+        }
+    }
+
+    /// Writes that failed on their last delivery: the ledger says why before the dead-letter
+    /// queue takes them (not fatal: the message is kept either way).
+    pub(crate) async fn record_gave_up(
+        &self,
+        gave_up: Vec<(WriteCommand, String)>,
+        runs: &Runs,
+        now_ms: i64,
+    ) {
+        if gave_up.is_empty() {
+            return;
+        }
+        let writes: Vec<LedgerWrite> = gave_up
+            .into_iter()
+            .map(|(cmd, message)| LedgerWrite {
+                run: runs.id_for(Some(&cmd.job)).to_string(),
+                job: cmd.job,
+                key: cmd.ledger_key,
+                update: shared::domain::LedgerUpdate::Failed { message },
+                prior: shared::domain::Prior::Unread,
+            })
+            .collect();
+        if let Err(e) = self.ledger.record_many(&writes, now_ms).await {
+            tracing::warn!(records = writes.len(), error = %e, "could not record writes given up");
+        }
+    }
+
+    /// Whether the org's API usage leaves room under the budget: the usage its last answer
+    /// reported, asked again (`/limits`) when that was over, since it falls as the day rolls on.
+    async fn within_budget(&self) -> Result<(), String> {
+        if self.budget.allows(self.salesforce.api_usage()).is_ok() {
+            return Ok(());
+        }
+        match self.salesforce.refresh_api_usage().await {
+            Ok(usage) => self.budget.allows(usage),
+            Err(e) => Err(format!(
+                "deferred: the org's API usage could not be read ({e})"
+            )),
+        }
+    }
+
+    /// How long deferred writes wait: what the target asked for, at least 1 s and at most the
+    /// deferral's own delay (the longest SQS allows in production); the deferral's delay when
+    /// the target did not say.
+    fn deferral_delay(&self, asked: Option<Duration>) -> Duration {
+        let longest = self.deferral.as_ref().map_or(DEFERRAL, |(_, d)| *d);
+        asked.map_or(longest, |w| {
+            w.max(Duration::from_secs(1))
+                .min(longest.max(Duration::from_secs(1)))
+        })
+    }
+
+    /// Sends a group back to the writes queue unwritten, to be delivered again after `wait` (see
+    /// [`Self::deferral_delay`]), or, when that fails or no queue is set, back through the
+    /// visibility timeout; and says why in the runs.
+    pub(crate) async fn defer(
+        &self,
+        object: &str,
+        batch: Vec<Pending>,
+        why: &str,
+        wait: Option<Duration>,
+        (retry, runs): (&mut Vec<String>, &mut Runs),
+    ) {
+        tracing::warn!(object = %object, records = batch.len(), reason = %why, "writes deferred");
+        let sent = match &self.deferral {
+            Some((queue, _)) => {
+                let bodies: Vec<String> = batch
+                    .iter()
+                    .map(|p| serde_json::to_string(&p.command).unwrap_or_default())
+                    .collect();
+                queue.send_later(&bodies, self.deferral_delay(wait)).await
+            }
+            None => Vec::new(),
+        };
+        for (i, p) in batch.into_iter().enumerate() {
+            let job = Some(p.command.job.as_str());
+            if let Some(j) = self.jobs.get(&p.command.job) {
+                runs.objects(job, j.object_in(p.command.source), Some(object));
+            }
+            runs.fail(job, why);
+            if !matches!(sent.get(i), Some(Ok(()))) {
+                retry.push(p.message_id);
+            }
+        }
+    }
+}
+
+/// What the ledger says of a write that failed on every delivery.
+fn gave_up_message(deliveries: u32, error: &str) -> String {
+    format!(
+        "gave up after {deliveries} deliveries: {error}; the write is kept in the writes dead-letter queue: redrive it once the cause is fixed, or resync the record"
+    )
+}
+
+/// Why a job's writes wait: the target refused our credentials for good. Runs that start with
+/// `paused: ` mark the job paused (`syncctl status`) until a later write there succeeds.
+fn paused(target: System, refused: &ApiError) -> String {
+    let (whose, secret) = match target {
+        System::Salesforce => (
+            "Salesforce refused the connected app's credentials",
+            "syncctl secrets put salesforce-client-secret, or the flow's own secret",
+        ),
+        System::Gainsight => (
+            "Gainsight refused the access key",
+            "syncctl secrets put gainsight-access-key",
+        ),
+    };
+    format!(
+        "{PAUSED}{whose} ({refused}); nothing is lost: the writes wait in the queue and go out by themselves once the secret is replaced ({secret})"
+    )
+}

@@ -1,0 +1,163 @@
+//! Bulk loads in the pusher: a load's Salesforce upserts are staged instead of written, and the
+//! flush that finds the load quiet writes them all at once through the usual path, where a group
+//! at or over the job's bulk threshold goes through one Bulk API 2.0 job.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::Duration;
+
+use shared::domain::load::{self, FlushVerdict, LoadFlush, LoadId};
+use shared::domain::push::Pending;
+use shared::domain::{LineOutcome, RunLine, Runs, WriteCommand};
+use shared::ports::LoadStore;
+
+use crate::{source_id, Pusher, Summary};
+
+/// How long a flush holds its load before another flush may take it over (a flush that died):
+/// longer than the pusher's timeout.
+const FLUSH_LEASE: Duration = Duration::from_secs(300);
+
+impl Pusher {
+    /// Stages the batch's writes that wait for their load and asks for each load's flush after
+    /// the quiet period; returns the writes to push now. Without a load store or a queue to send
+    /// the flush to, nothing is staged.
+    pub(crate) async fn stage_loads(
+        &self,
+        batch: Vec<Pending>,
+        retry: &mut Vec<String>,
+        runs: &mut Runs,
+        now_ms: i64,
+    ) -> Vec<Pending> {
+        let (Some((store, quiet)), Some((queue, _))) = (&self.loads, &self.deferral) else {
+            return batch;
+        };
+        let (staged, now): (Vec<Pending>, Vec<Pending>) =
+            batch.into_iter().partition(|p| load::stages(&p.command));
+        let mut by_load: BTreeMap<LoadId, Vec<Pending>> = BTreeMap::new();
+        for p in staged {
+            if let Some(load) = p.command.load.clone() {
+                by_load.entry(load).or_default().push(p);
+            }
+        }
+        for (load, group) in by_load {
+            let writes: Vec<WriteCommand> = group.iter().map(|p| p.command.clone()).collect();
+            let flush = serde_json::to_string(&LoadFlush {
+                flush_load: load.clone(),
+            })
+            .unwrap_or_default();
+            let staged = match store.stage(&load, &writes, now_ms).await {
+                // One flush per load per invocation, a second after the quiet period: the last
+                // one sent finds the load quiet.
+                Ok(()) => {
+                    queue
+                        .send_later(&[flush], *quiet + Duration::from_secs(1))
+                        .await
+                }
+                Err(e) => vec![Err(shared::ports::QueueError::Unavailable(e.to_string()))],
+            };
+            match staged.into_iter().next() {
+                Some(Ok(())) => {
+                    tracing::info!(load = %load, writes = group.len(), "writes staged for their bulk load");
+                    for p in &group {
+                        let line = RunLine::new(source_id(&p.command), LineOutcome::Queued)
+                            .message(format!("staged for bulk load {load}"));
+                        runs.line(Some(&p.command.job), line);
+                    }
+                }
+                failed => {
+                    let why = format!(
+                        "bulk load {load} not staged: {failed:?}; the writes go back to the queue"
+                    );
+                    tracing::warn!(load = %load, writes = group.len(), "{why}");
+                    for p in group {
+                        runs.fail(Some(&p.command.job), &why);
+                        retry.push(p.message_id);
+                    }
+                }
+            }
+        }
+        now
+    }
+
+    /// Writes `load` if it is quiet and unwritten, then marks it written. Writes that must be
+    /// tried again go back to the queue as writes of their own (no longer of the load). `Err`
+    /// when the flush message itself should come again.
+    pub(crate) async fn flush_load(
+        &self,
+        load: &LoadId,
+        runs: &mut Runs,
+        summary: &mut Summary,
+        now_ms: i64,
+    ) -> Result<(), String> {
+        let (Some((store, quiet)), Some((queue, _))) = (&self.loads, &self.deferral) else {
+            return Ok(());
+        };
+        if !take_load(store.as_ref(), load, now_ms, quiet.as_millis() as i64).await? {
+            return Ok(());
+        }
+        let writes = store.staged(load).await.map_err(|e| e.to_string())?;
+        tracing::info!(load = %load, writes = writes.len(), "bulk load written");
+        let by_id: HashMap<String, WriteCommand> = writes
+            .into_iter()
+            .enumerate()
+            .map(|(i, mut command)| {
+                command.load = None;
+                (format!("{load}#{i}"), command)
+            })
+            .collect();
+        let batch = by_id
+            .iter()
+            .map(|(id, command)| Pending {
+                message_id: id.clone(),
+                command: command.clone(),
+            })
+            .collect();
+        let mut retry = Vec::new();
+        self.push(batch, &mut retry, runs, &HashSet::new(), summary, now_ms)
+            .await;
+        let again: Vec<String> = retry
+            .iter()
+            .filter_map(|id| by_id.get(id))
+            .filter_map(|command| serde_json::to_string(command).ok())
+            .collect();
+        let sent = queue.send(&again).await;
+        if sent.iter().any(Result::is_err) {
+            // The load stays unwritten: once the lease lapses a flush writes it again (upserts
+            // on external ids, so nothing is created twice).
+            return Err(format!(
+                "{} writes of bulk load {load} could not go back to the queue",
+                again.len()
+            ));
+        }
+        store.finish_load(load).await.map_err(|e| e.to_string())
+    }
+}
+
+/// Whether this flush writes `load` now: unwritten, quiet, and claimed by it. Not when it is
+/// written or still growing (its grower sent a later flush); `Err` when another flush holds it,
+/// so this one comes again in case that one dies.
+async fn take_load(
+    store: &dyn LoadStore,
+    load: &LoadId,
+    now_ms: i64,
+    quiet_ms: i64,
+) -> Result<bool, String> {
+    let state = store.load_state(load).await.map_err(|e| e.to_string())?;
+    if load::flush_verdict(state, now_ms, quiet_ms) != FlushVerdict::Write {
+        return Ok(false);
+    }
+    let lease = (now_ms - quiet_ms, now_ms, FLUSH_LEASE.as_millis() as i64);
+    if store
+        .claim_load(load, lease)
+        .await
+        .map_err(|e| e.to_string())?
+    {
+        return Ok(true);
+    }
+    let state = store.load_state(load).await.map_err(|e| e.to_string())?;
+    match load::flush_verdict(state, now_ms, quiet_ms) {
+        FlushVerdict::Write => Err(format!(
+            "bulk load {load} is being written by another flush"
+        )),
+        _ => Ok(false),
+    }
+}

@@ -1,0 +1,135 @@
+//! Bulk loads: staged, flushed once quiet, written through the usual path.
+
+use super::*;
+use shared::domain::load::{LoadId, QUIET_MS};
+use shared::fakes::failed_ids;
+
+/// A write of Company `gsid` read for bulk load `run-1`.
+fn load_command(gsid: &str, name: &str) -> String {
+    let mut cmd: WriteCommand = serde_json::from_str(&command(gsid, name, 1)).unwrap();
+    cmd.load = Some(LoadId("run-1".into()));
+    serde_json::to_string(&cmd).unwrap()
+}
+
+fn flush() -> String {
+    r#"{"flush_load":"run-1"}"#.into()
+}
+
+struct LoadRig {
+    store: Arc<MemoryStore>,
+    sf: Arc<MemorySalesforce>,
+    writes: Arc<MemoryQueue>,
+    pusher: Pusher,
+}
+
+fn load_rig() -> LoadRig {
+    let Rig { store, sf, pusher } = rig();
+    let writes = Arc::new(MemoryQueue::default());
+    let pusher = pusher
+        .with_deferral(writes.clone(), crate::DEFERRAL)
+        .with_loads(store.clone(), Duration::from_millis(QUIET_MS as u64));
+    LoadRig {
+        store,
+        sf,
+        writes,
+        pusher,
+    }
+}
+
+#[tokio::test]
+async fn a_loads_upserts_wait_until_it_is_quiet_then_go_out_together() {
+    let rig = load_rig();
+    let t0 = 1_000_000;
+    let (response, _) = rig
+        .pusher
+        .handle_at(
+            event(vec![
+                ("m1", load_command("G1", "A")),
+                ("m2", load_command("G2", "B")),
+                ("m3", command("G3", "C", 1)),
+            ]),
+            t0,
+        )
+        .await;
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(
+        *rig.sf.calls.lock().unwrap(),
+        1,
+        "only the write of no load"
+    );
+    assert!(rig.store.ledger_of("company_account", "G1").is_none());
+    assert_eq!(rig.writes.bodies(), vec![flush()], "one flush for the load");
+    assert_eq!(
+        *rig.writes.delays.lock().unwrap(),
+        vec![Duration::from_millis(QUIET_MS as u64 + 1_000)]
+    );
+    let log = rig.store.runs.lock().unwrap()[0].json_lines();
+    assert!(log.contains("staged for bulk load run-1"), "{log}");
+
+    // A flush while the load is still growing does nothing: a later one comes.
+    rig.pusher
+        .handle_at(event(vec![("f0", flush())]), t0 + 5_000)
+        .await;
+    assert_eq!(*rig.sf.calls.lock().unwrap(), 1);
+
+    let (response, summary) = rig
+        .pusher
+        .handle_at(event(vec![("f1", flush())]), t0 + QUIET_MS + 1_000)
+        .await;
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(summary.synced, 2);
+    assert_eq!(*rig.sf.calls.lock().unwrap(), 2, "both in one call");
+    for gsid in ["G1", "G2"] {
+        let record = rig
+            .store
+            .ledger_of("company_account", gsid)
+            .expect("recorded");
+        assert!(record.synced && !record.error, "{gsid}: {record:?}");
+    }
+    assert!(
+        rig.store.loads.lock().unwrap()[&LoadId("run-1".into())]
+            .state
+            .flushed
+    );
+
+    // Another flush of a written load writes nothing again.
+    rig.pusher
+        .handle_at(event(vec![("f2", flush())]), t0 + QUIET_MS + 9_000)
+        .await;
+    assert_eq!(*rig.sf.calls.lock().unwrap(), 2);
+}
+
+#[tokio::test]
+async fn a_flushed_write_that_must_be_tried_again_goes_back_as_a_write_of_its_own() {
+    let rig = load_rig();
+    let t0 = 1_000_000;
+    rig.pusher
+        .handle_at(event(vec![("m1", load_command("G1", "A"))]), t0)
+        .await;
+    *rig.sf.unavailable.lock().unwrap() = true;
+    let (response, _) = rig
+        .pusher
+        .handle_at(event(vec![("f1", flush())]), t0 + QUIET_MS + 1_000)
+        .await;
+    assert!(response.batch_item_failures.is_empty(), "the flush is done");
+    let bodies = rig.writes.bodies();
+    assert_eq!(bodies.len(), 2, "{bodies:?}");
+    let again: WriteCommand = serde_json::from_str(&bodies[1]).unwrap();
+    assert_eq!(again.ledger_key, LedgerKey::Gainsight("G1".into()));
+    assert_eq!(again.load, None, "a write of its own, not staged again");
+}
+
+#[tokio::test]
+async fn a_load_that_cannot_be_staged_sends_its_writes_back() {
+    let rig = load_rig();
+    *rig.store.fail.lock().unwrap() = true;
+    let (response, _) = rig
+        .pusher
+        .handle_at(event(vec![("m1", load_command("G1", "A"))]), 1_000)
+        .await;
+    assert_eq!(failed_ids(&response), vec!["m1"]);
+    assert!(
+        rig.writes.bodies().is_empty(),
+        "no flush for nothing staged"
+    );
+}
