@@ -122,47 +122,23 @@ async fn a_full_batch_goes_through_one_bulk_job() -> Result<()> {
 async fn a_backfill_goes_to_salesforce_as_one_bulk_job() -> Result<()> {
     const N: usize = 2_500;
     let stack = sync_tests::Stack::start(Default::default()).await?;
-    let companies: Vec<serde_json::Value> = (0..N)
-        .map(|i| json!({"Name": format!("Backfill {i:04}"), "Industry": "Energy"}))
-        .collect();
-    for chunk in companies.chunks(50) {
-        stack
-            .gainsight_insert_quietly("Company", chunk.to_vec())
-            .await?;
-    }
-    let before = stack.salesforce.stats();
-    let started_ms = shared::time::now_ms();
-    let mut request = json!({"job": "company_account", "all": true});
-    let mut run = String::new();
-    loop {
-        let report = stack.invoke_resync(request).await?;
-        run = report["run"].as_str().unwrap_or(&run).to_string();
-        match report.get("continuation") {
-            Some(next) if !next.is_null() => request = next.clone(),
-            _ => break,
-        }
-    }
-    stack
-        .eventually(Duration::from_secs(180), "every Account", || async {
-            let synced = stack.ledger_records().await?;
-            let done = synced.iter().filter(|r| r.synced).count();
-            Ok((done == N && stack.salesforce.records("Account").len() == N).then_some(()))
-        })
-        .await?;
-    let after = stack.salesforce.stats();
-    assert_eq!(after.bulk_jobs - before.bulk_jobs, 1, "one ingest job");
+    let done =
+        sync_tests::backfill::backfill_companies(&stack, N, Duration::from_secs(180)).await?;
+    assert_eq!(done.bulk_jobs, 1, "one ingest job: {done:?}");
+    assert_eq!(done.collection_calls, 0, "no Collections call: {done:?}");
     assert_eq!(
-        after.upsert_calls, before.upsert_calls,
-        "no Collections call"
+        done.salesforce_calls, 4,
+        "create, upload, close, successful results: {done:?}"
     );
-    let calls =
-        (after.api_calls - before.api_calls) - (after.bulk_state_polls - before.bulk_state_polls);
-    assert_eq!(calls, 4, "create, upload, close, successful results");
     // The pushers' runs say where the writes went meanwhile.
+    let marker = format!("staged for bulk load {}", done.run);
     let mut staged = 0;
-    for listed in stack.store.runs(started_ms, shared::time::now_ms()).await? {
+    for listed in stack
+        .store
+        .runs(done.started_ms, shared::time::now_ms())
+        .await?
+    {
         if let Some(full) = stack.store.run(&listed.id).await? {
-            let marker = format!("staged for bulk load {run}");
             staged += full
                 .log
                 .iter()

@@ -4,6 +4,7 @@
 //! `make up`.
 
 pub mod activity_window;
+pub mod backfill;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
