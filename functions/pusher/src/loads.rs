@@ -58,9 +58,17 @@ impl Pusher {
                 Some(Ok(())) => {
                     tracing::info!(load = %load, writes = group.len(), "writes staged for their bulk load");
                     for p in &group {
+                        let job = Some(p.command.job.as_str());
+                        if let Some(j) = self.jobs.get(&p.command.job) {
+                            runs.objects(
+                                job,
+                                j.object_in(p.command.source),
+                                Some(&p.command.object),
+                            );
+                        }
                         let line = RunLine::new(source_id(&p.command), LineOutcome::Queued)
                             .message(format!("staged for bulk load {load}"));
-                        runs.line(Some(&p.command.job), line);
+                        runs.line(job, line);
                     }
                 }
                 failed => {
@@ -79,8 +87,10 @@ impl Pusher {
     }
 
     /// Writes `load` if it is quiet and unwritten, then marks it written. Writes that must be
-    /// tried again go back to the queue as writes of their own (no longer of the load). `Err`
-    /// when the flush message itself should come again.
+    /// tried again go back to the queue as writes of their own (no longer of the load). While
+    /// another flush holds the load, a new flush is sent for after the quiet period, in case
+    /// that one dies (a fresh message, so waiting uses up no delivery). `Err` when the flush
+    /// message itself should come again.
     pub(crate) async fn flush_load(
         &self,
         load: &LoadId,
@@ -91,8 +101,10 @@ impl Pusher {
         let (Some((store, quiet)), Some((queue, _))) = (&self.loads, &self.deferral) else {
             return Ok(());
         };
-        if !take_load(store.as_ref(), load, now_ms, quiet.as_millis() as i64).await? {
-            return Ok(());
+        match take_load(store.as_ref(), load, now_ms, quiet.as_millis() as i64).await? {
+            Take::Write => {}
+            Take::Nothing => return Ok(()),
+            Take::Held => return self.ask_again(load, queue.as_ref(), *quiet).await,
         }
         let writes = store.staged(load).await.map_err(|e| e.to_string())?;
         tracing::info!(load = %load, writes = writes.len(), "bulk load written");
@@ -132,32 +144,57 @@ impl Pusher {
     }
 }
 
-/// Whether this flush writes `load` now: unwritten, quiet, and claimed by it. Not when it is
-/// written or still growing (its grower sent a later flush); `Err` when another flush holds it,
-/// so this one comes again in case that one dies.
+impl Pusher {
+    /// Sends `load`'s flush again for after `quiet`.
+    async fn ask_again(
+        &self,
+        load: &LoadId,
+        queue: &dyn shared::ports::Queue,
+        quiet: Duration,
+    ) -> Result<(), String> {
+        tracing::info!(load = %load, "bulk load held by another flush; asking again later");
+        let again = serde_json::to_string(&LoadFlush {
+            flush_load: load.clone(),
+        })
+        .unwrap_or_default();
+        match queue.send_later(&[again], quiet).await.into_iter().next() {
+            Some(Ok(())) => Ok(()),
+            other => Err(format!(
+                "bulk load {load}'s flush not sent again: {other:?}"
+            )),
+        }
+    }
+}
+
+/// What a flush does with its load.
+enum Take {
+    /// Claimed: this flush writes it.
+    Write,
+    /// Written already, or still growing (its grower sent a later flush).
+    Nothing,
+    /// Another flush holds it.
+    Held,
+}
+
+/// Whether this flush writes `load` now: unwritten, quiet, and claimed by it.
 async fn take_load(
     store: &dyn LoadStore,
     load: &LoadId,
     now_ms: i64,
     quiet_ms: i64,
-) -> Result<bool, String> {
+) -> Result<Take, String> {
     let state = store.load_state(load).await.map_err(|e| e.to_string())?;
     if load::flush_verdict(state, now_ms, quiet_ms) != FlushVerdict::Write {
-        return Ok(false);
+        return Ok(Take::Nothing);
     }
     let lease = (now_ms - quiet_ms, now_ms, FLUSH_LEASE.as_millis() as i64);
-    if store
-        .claim_load(load, lease)
-        .await
-        .map_err(|e| e.to_string())?
-    {
-        return Ok(true);
+    let claimed = store.claim_load(load, lease).await;
+    if claimed.map_err(|e| e.to_string())? {
+        return Ok(Take::Write);
     }
     let state = store.load_state(load).await.map_err(|e| e.to_string())?;
-    match load::flush_verdict(state, now_ms, quiet_ms) {
-        FlushVerdict::Write => Err(format!(
-            "bulk load {load} is being written by another flush"
-        )),
-        _ => Ok(false),
-    }
+    Ok(match load::flush_verdict(state, now_ms, quiet_ms) {
+        FlushVerdict::Write => Take::Held,
+        _ => Take::Nothing,
+    })
 }

@@ -133,3 +133,37 @@ async fn a_load_that_cannot_be_staged_sends_its_writes_back() {
         "no flush for nothing staged"
     );
 }
+
+#[tokio::test]
+async fn a_flush_finding_the_load_held_asks_again_later_without_failing() {
+    use shared::ports::LoadStore;
+    let rig = load_rig();
+    let t0 = 1_000_000;
+    rig.pusher
+        .handle_at(event(vec![("m1", load_command("G1", "A"))]), t0)
+        .await;
+    let later = t0 + QUIET_MS + 1_000;
+    let load = LoadId("run-1".into());
+    // Another flush claimed it a moment ago and is writing it.
+    assert!(rig
+        .store
+        .claim_load(&load, (later - QUIET_MS, later - 10, 300_000))
+        .await
+        .unwrap());
+    let (response, _) = rig
+        .pusher
+        .handle_at(event(vec![("f1", flush())]), later)
+        .await;
+    assert!(response.batch_item_failures.is_empty(), "not a failure");
+    assert_eq!(*rig.sf.calls.lock().unwrap(), 0, "the holder writes it");
+    assert_eq!(rig.writes.bodies(), vec![flush(), flush()], "asked again");
+    assert_eq!(
+        rig.writes.delays.lock().unwrap().last(),
+        Some(&Duration::from_millis(QUIET_MS as u64))
+    );
+    let runs = rig.store.runs.lock().unwrap().clone();
+    assert!(
+        runs.iter().all(|r| r.error.is_none()),
+        "no failed run: {runs:?}"
+    );
+}
