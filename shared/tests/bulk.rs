@@ -66,3 +66,35 @@ async fn twenty_thousand_records_in_one_job_and_four_calls_plus_polls() -> Resul
     assert_eq!(emu.stats().api_calls - calls, 7, "failedResults read too");
     Ok(())
 }
+
+/// A job that fails partway: what it processed has its results, what it never reached comes back
+/// from `unprocessedrecords` as retryable failures that say why.
+#[tokio::test]
+async fn a_job_that_fails_partway_hands_back_its_unprocessed_records_to_try_again() -> Result<()> {
+    let emu = SalesforceEmulator::start(sf::Options::default()).await?;
+    let client = client(&emu);
+    emu.inject(sf::Fault::BulkFailAfter {
+        rows: 600,
+        times: 1,
+    });
+    let records = accounts(1_000, 0);
+    let results = client
+        .bulk_upsert_job("Account", "Gainsight_Company_Id__c", &records)
+        .await?;
+    let written = results.iter().filter(|r| r.success).count();
+    assert_eq!(written, 600);
+    assert_eq!(emu.records("Account").len(), 600);
+    let rest: Vec<_> = results.iter().filter(|r| !r.success).collect();
+    assert_eq!(rest.len(), 400);
+    assert!(rest.iter().all(|r| r.retryable), "worth trying again");
+    assert!(
+        rest[0].errors[0].starts_with("not processed: bulk job ")
+            && rest[0].errors[0].contains("ended Failed: InternalServerError"),
+        "{:?}",
+        rest[0].errors
+    );
+    // create, upload, close, polls, successful results, unprocessed records.
+    let stats = emu.stats();
+    assert_eq!(stats.api_calls - stats.bulk_state_polls, 5);
+    Ok(())
+}

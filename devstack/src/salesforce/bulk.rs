@@ -26,6 +26,10 @@ pub(super) struct IngestJob {
     failed: Vec<(String, String, Record)>,
     /// The header of the uploaded CSV, for the result files.
     columns: Vec<String>,
+    /// Rows never processed because the job failed first.
+    unprocessed: Vec<Record>,
+    /// Why the job failed.
+    error_message: String,
 }
 
 #[derive(Deserialize)]
@@ -69,6 +73,8 @@ pub(super) async fn create_job(
         successful: Vec::new(),
         failed: Vec::new(),
         columns: Vec::new(),
+        unprocessed: Vec::new(),
+        error_message: String::new(),
     };
     let info = info(&job);
     org.ingest.insert(id, job);
@@ -157,8 +163,21 @@ pub(super) async fn job_info(
     answer(StatusCode::OK, info, used)
 }
 
+/// Whether an injected fault fails this job after some rows (and counts it down): how many.
+fn take_bulk_failure(org: &mut Org) -> Option<usize> {
+    let Some(Fault::BulkFailAfter { rows, times }) = org.faults.front_mut() else {
+        return None;
+    };
+    let rows = *rows;
+    *times = times.saturating_sub(1);
+    if *times == 0 {
+        org.faults.pop_front();
+    }
+    Some(rows)
+}
+
 /// Applies every row of the job's CSV; the job becomes `JobComplete` (or `Failed` when the CSV
-/// cannot be read).
+/// cannot be read, or when an injected fault stops it partway: the rest is left unprocessed).
 fn process(org: &mut Org, mut job: IngestJob) -> IngestJob {
     let mut reader = csv::ReaderBuilder::new().from_reader(job.csv.as_bytes());
     let columns: Vec<String> = match reader.headers() {
@@ -168,11 +187,16 @@ fn process(org: &mut Org, mut job: IngestJob) -> IngestJob {
             return job;
         }
     };
-    let rows: Vec<Record> = reader
+    let mut rows: Vec<Record> = reader
         .records()
         .filter_map(Result::ok)
         .map(|row| typed_row(org, &job.object, &columns, &row))
         .collect();
+    let failure = take_bulk_failure(org);
+    if let Some(after) = failure {
+        job.unprocessed = rows.split_off(after.min(rows.len()));
+        job.error_message = "InternalServerError : the job failed while processing".into();
+    }
     let op = match (job.operation.as_str(), &job.external_id_field) {
         ("upsert", Some(field)) => Op::Upsert {
             object: job.object.clone(),
@@ -206,7 +230,11 @@ fn process(org: &mut Org, mut job: IngestJob) -> IngestJob {
         }
     }
     job.columns = columns;
-    job.state = "JobComplete".into();
+    job.state = if failure.is_some() {
+        "Failed".into()
+    } else {
+        "JobComplete".into()
+    };
     job
 }
 
@@ -278,8 +306,14 @@ fn result_file(job: &IngestJob, which: &str) -> Option<String> {
                 .map(|(id, error, row)| ([id.clone(), error.clone()], row))
                 .collect(),
         ),
-        // Every row is processed when the job completes: only the header is left.
-        "unprocessedrecords" => return csv_text(&[], &job.columns, &[]),
+        "unprocessedrecords" => {
+            let rows: Vec<([String; 2], &Record)> = job
+                .unprocessed
+                .iter()
+                .map(|row| ([String::new(), String::new()], row))
+                .collect();
+            return csv_text(&[], &job.columns, &rows);
+        }
         _ => return None,
     };
     csv_text(&fixed, &job.columns, &rows)
@@ -301,6 +335,7 @@ fn csv_text(fixed: &[&str], columns: &[String], rows: &[([String; 2], &Record)])
     for (values, row) in rows {
         let line = values
             .iter()
+            .take(fixed.len())
             .cloned()
             .chain(columns.iter().map(|c| cell(row, c)));
         out.write_record(line).ok()?;
@@ -321,5 +356,6 @@ fn info(job: &IngestJob) -> Value {
         "apiVersion": 62.0,
         "numberRecordsProcessed": job.successful.len() + job.failed.len(),
         "numberRecordsFailed": job.failed.len(),
+        "errorMessage": job.error_message,
     })
 }

@@ -73,6 +73,9 @@ pub enum Fault {
     LockRows { times: u32 },
     /// Wait `ms` before answering the next `times` calls (client timeouts).
     Delay { ms: u64, times: u32 },
+    /// The next `times` Bulk API ingest jobs fail after processing `rows` rows; the rest are
+    /// left in `unprocessedrecords`.
+    BulkFailAfter { rows: usize, times: u32 },
 }
 
 #[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]

@@ -111,8 +111,9 @@ impl Org {
                 *times = times.saturating_sub(1);
                 *times == 0
             }
-            // Row locks apply to collection calls only; the upsert handler consumes them.
-            Fault::LockRows { .. } => return Ok(None),
+            // Row locks apply to collection calls only, failures to Bulk jobs: their handlers
+            // consume them.
+            Fault::LockRows { .. } | Fault::BulkFailAfter { .. } => return Ok(None),
         };
         if exhausted {
             self.faults.pop_front();

@@ -47,6 +47,9 @@ impl SalesforceClient {
             .await?;
         let done = self.wait(&path).await?;
         let mut outcome = self.outcomes(&path, &done, ext_field).await?;
+        if done["state"] != "JobComplete" {
+            outcome.extend(self.unprocessed(&path, &done, ext_field).await?);
+        }
         Ok(records
             .iter()
             .map(|r| {
@@ -111,24 +114,43 @@ impl SalesforceClient {
         })
     }
 
-    /// Polls the job until it is complete, waiting longer each time.
+    /// The records a job that failed or was aborted never processed, as retryable failures that
+    /// say why (`unprocessedrecords`); what it did process has its results as usual.
+    async fn unprocessed(
+        &self,
+        path: &str,
+        done: &Value,
+        ext_field: &str,
+    ) -> Result<HashMap<String, RecordResult>, ApiError> {
+        let why = format!(
+            "not processed: bulk job {} ended {}: {}",
+            done["id"].as_str().unwrap_or(path),
+            done["state"].as_str().unwrap_or_default(),
+            done["errorMessage"].as_str().unwrap_or("no reason given")
+        );
+        let rows = self.csv(&format!("{path}/unprocessedrecords")).await?;
+        Ok(rows
+            .into_iter()
+            .map(|row| {
+                let result = RecordResult {
+                    id: None,
+                    success: false,
+                    created: false,
+                    errors: vec![why.clone()],
+                    retryable: true,
+                };
+                (row.get(ext_field).cloned().unwrap_or_default(), result)
+            })
+            .collect())
+    }
+
+    /// Polls the job until it has ended (complete, failed or aborted), waiting longer each time.
     async fn wait(&self, path: &str) -> Result<Value, ApiError> {
         let mut pause = FIRST_POLL_WAIT;
         for _ in 0..MAX_POLLS {
             let job = self.json(reqwest::Method::GET, path, None).await?;
             match job["state"].as_str().unwrap_or_default() {
-                "JobComplete" => return Ok(job),
-                "Failed" | "Aborted" => {
-                    return Err(ApiError::Rejected {
-                        system: SYSTEM,
-                        status: 200,
-                        code: "BULK_JOB_FAILED".into(),
-                        message: format!(
-                            "bulk job {path} ended {}: {}",
-                            job["state"], job["errorMessage"]
-                        ),
-                    })
-                }
+                "JobComplete" | "Failed" | "Aborted" => return Ok(job),
                 _ => {}
             }
             tokio::time::sleep(pause).await;
