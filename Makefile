@@ -9,7 +9,7 @@ STAMP    := $(VENV)/.installed
 CARGO    ?= cargo
 STATE    := .devstack
 
-.PHONY: demo test build lint up down venv bench clean validate-jobs resync backfill package deploy logs
+.PHONY: demo test build lint up down venv bench fuzz clean validate-jobs resync backfill package deploy logs
 
 DEPLOY_STAMP := $(VENV)/.deploy-installed
 export SAM_CLI_TELEMETRY := 0
@@ -40,6 +40,16 @@ test: $(STAMP)
 	@mkdir -p $(STATE)
 	$(CARGO) test --workspace 2>&1 | tee $(STATE)/test.log
 	@awk '/^test result:/ { p += $$4; f += $$6 } END { printf "tests: %d passed, %d failed\n", p, f }' $(STATE)/test.log
+
+## fuzz: each parser that faces the network or the admin (webhook JSON and signatures, Outbound
+## Messages, job files, CSV imports) fuzzed for FUZZ_SECONDS each (60 by default; make test gives
+## them 1 s); prints `fuzz: <target> = <cases> cases in <s> s`; a failing input is kept in
+## target/fuzz-crashes/ and FUZZ_SEED=<seed> replays the run
+FUZZ_SECONDS ?= 60
+fuzz:
+	FUZZ_SECONDS=$(FUZZ_SECONDS) $(CARGO) test --quiet -p webhook --test fuzz -- --nocapture --test-threads 1 2>&1 | grep -E '^fuzz:|FAILED|panicked|failed on|input:|saved:'
+	FUZZ_SECONDS=$(FUZZ_SECONDS) $(CARGO) test --quiet -p shared --features fakes,fuzz --test fuzz_jobs -- --nocapture 2>&1 | grep -E '^fuzz:|FAILED|panicked|failed on|input:|saved:'
+	FUZZ_SECONDS=$(FUZZ_SECONDS) $(CARGO) test --quiet -p syncctl --bin syncctl fuzzed -- --nocapture 2>&1 | grep -E '^fuzz:|FAILED|panicked|failed on|input:|saved:'
 
 ## build: debug build of every crate
 build:

@@ -60,3 +60,5 @@ pub mod time;
 
 #[cfg(feature = "fakes")]
 pub mod fakes;
+#[cfg(feature = "fuzz")]
+pub mod fuzz;

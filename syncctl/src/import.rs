@@ -249,4 +249,49 @@ mod tests {
         let header = check("gsid,sfid\nA,B\n", &job(&jobs, "company_account")).unwrap_err();
         assert!(header[0].contains("unknown column \"gsid\""), "{header:?}");
     }
+
+    /// Fuzzed imports (`FUZZ_SECONDS`): any text is either links whose ids are well formed and
+    /// unique, or problems that each say where; never a panic.
+    #[test]
+    fn fuzzed_files_are_links_or_problems_that_say_where() {
+        let jobs = Jobs::builtin();
+        let seeds = vec![
+            "gainsight_id,salesforce_id\nG1,001000000000001AAA\nG2,001000000000002\n".to_string(),
+            "gainsight_id,salesforce_id,salesforce_contact_id\nP1,,003000000000001AAA\nP2,003000000000002AAA,\n".to_string(),
+            "gainsight_id,salesforce_account_id\n\"G,1\",001000000000001AAA\n".to_string(),
+        ];
+        let names = ["company_account", "person_contact"];
+        let cases = shared::fuzz::run(
+            "import_csv",
+            (
+                shared::fuzz::mutated(seeds),
+                proptest::sample::select(names.to_vec()),
+            ),
+            |(text, name)| match check(text, &job(&jobs, name)) {
+                Ok(links) => {
+                    let mut ids = std::collections::HashSet::new();
+                    for l in &links {
+                        if l.gainsight_id.is_empty() || !is_salesforce_id(&l.salesforce_id) {
+                            return Err(format!("a bad link was accepted: {l:?}"));
+                        }
+                        if !ids.insert(l.gainsight_id.clone())
+                            || !ids.insert(l.salesforce_id.clone())
+                        {
+                            return Err(format!("an id linked twice: {l:?}"));
+                        }
+                    }
+                    Ok(())
+                }
+                Err(problems) if problems.is_empty() => Err("refused without a problem".into()),
+                Err(problems) => match problems
+                    .iter()
+                    .find(|p| !(p.starts_with("line ") || p.starts_with("the file has a header")))
+                {
+                    Some(p) => Err(format!("a problem that does not say where: {p}")),
+                    None => Ok(()),
+                },
+            },
+        );
+        assert!(cases > 0);
+    }
 }
