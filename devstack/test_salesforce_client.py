@@ -216,15 +216,18 @@ class RealClientLogin(unittest.TestCase):
         )
         self.assertGreaterEqual(self.accounts(sf), 0)
 
-    def test_refresh_token_grant(self):
+    def refresh(self, refresh_token):
         oauth = OAuth2Session(os.environ["SF_CLIENT_ID"])
         oauth.mount(LOGIN_HOSTS[0], ToEmulator(LOGIN_HOSTS[0]))
-        granted = oauth.refresh_token(
+        return oauth.refresh_token(
             f"{LOGIN_HOSTS[0]}/services/oauth2/token",
-            refresh_token=os.environ["SF_REFRESH_TOKEN"],
+            refresh_token=refresh_token,
             client_id=os.environ["SF_CLIENT_ID"],
             client_secret=os.environ["SF_CLIENT_SECRET"],
         )
+
+    def test_refresh_token_grant(self):
+        granted = self.refresh(os.environ["SF_REFRESH_TOKEN"])
         sf = Salesforce(
             instance_url=granted["instance_url"],
             session_id=granted["access_token"],
@@ -234,15 +237,8 @@ class RealClientLogin(unittest.TestCase):
         self.assertGreaterEqual(self.accounts(sf), 0)
 
     def test_a_revoked_refresh_token_is_refused(self):
-        oauth = OAuth2Session(os.environ["SF_CLIENT_ID"])
-        oauth.mount(LOGIN_HOSTS[0], ToEmulator(LOGIN_HOSTS[0]))
         with self.assertRaises(Exception) as refused:
-            oauth.refresh_token(
-                f"{LOGIN_HOSTS[0]}/services/oauth2/token",
-                refresh_token="not-the-apps-token",
-                client_id=os.environ["SF_CLIENT_ID"],
-                client_secret=os.environ["SF_CLIENT_SECRET"],
-            )
+            self.refresh("not-the-apps-token")
         self.assertIn("invalid_grant", str(refused.exception))
 
 

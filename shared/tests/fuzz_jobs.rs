@@ -42,7 +42,9 @@ fn fuzzed_job_files_load_and_map_or_are_refused_naming_the_file() {
                 return if said.starts_with("infra/jobs/fuzzed.yaml: ") && said.len() > 25 {
                     Ok(())
                 } else {
-                    Err(format!("an error that does not name the file and the fault: {said}"))
+                    Err(format!(
+                        "an error that does not name the file and the fault: {said}"
+                    ))
                 };
             }
         };
@@ -55,5 +57,8 @@ fn fuzzed_job_files_load_and_map_or_are_refused_naming_the_file() {
     });
     let loaded = loaded.into_inner();
     println!("fuzz: job_file loaded {loaded} of {cases}");
-    assert!(loaded > 0, "no mutated file loaded: the mapping was never reached");
+    assert!(
+        loaded > 0,
+        "no mutated file loaded: the mapping was never reached"
+    );
 }

@@ -134,34 +134,24 @@ impl LoadStore for DynamoStateStore {
     }
 
     async fn staged(&self, load: &LoadId) -> Result<Vec<WriteCommand>, StoreError> {
-        let mut writes = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-                .expression_attribute_values(":pk", partition(load))
-                .expression_attribute_values(":prefix", s(WRITE_PREFIX))
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(store_error)?;
-            for item in out.items() {
+        let items = self
+            .query_all(|q| {
+                q.key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                    .expression_attribute_values(":pk", partition(load))
+                    .expression_attribute_values(":prefix", s(WRITE_PREFIX))
+                    .consistent_read(true)
+            })
+            .await?;
+        items
+            .iter()
+            .map(|item| {
                 let text = get_s(item, "write").unwrap_or_default();
-                let write = serde_json::from_str(&text).map_err(|e| StoreError::Corrupt {
+                serde_json::from_str(&text).map_err(|e| StoreError::Corrupt {
                     key: format!("LOAD#{load}/{:?}", get_s(item, "sk")),
                     message: e.to_string(),
-                })?;
-                writes.push(write);
-            }
-            match out.last_evaluated_key() {
-                Some(key) if !key.is_empty() => start = Some(key.clone()),
-                _ => return Ok(writes),
-            }
-        }
+                })
+            })
+            .collect()
     }
 
     async fn finish_load(&self, load: &LoadId) -> Result<(), StoreError> {

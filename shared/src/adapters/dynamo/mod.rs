@@ -360,6 +360,33 @@ impl DynamoStateStore {
     }
 }
 
+impl DynamoStateStore {
+    /// Every item a query answers, page after page; `query` sets its conditions on the table's
+    /// query.
+    async fn query_all(
+        &self,
+        query: impl Fn(
+            aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
+        ) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
+    ) -> Result<Vec<Item>, StoreError> {
+        let mut items = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let request = self.client.query().table_name(&self.table);
+            let out = query(request)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(store_error)?;
+            items.extend(out.items().iter().cloned());
+            match out.last_evaluated_key() {
+                Some(key) if !key.is_empty() => start = Some(key.clone()),
+                _ => return Ok(items),
+            }
+        }
+    }
+}
+
 #[async_trait]
 impl DedupStore for DynamoStateStore {
     async fn claim_event(

@@ -81,31 +81,17 @@ impl DynamoStateStore {
         from_ms: i64,
         to_ms: i64,
     ) -> Result<Vec<Run>, StoreError> {
-        let mut runs = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
-                .expression_attribute_values(":pk", s(day_partition(day_ms)))
-                // Run ids start with the 13-digit start time: text order is time order.
-                .expression_attribute_values(":from", s(format!("{from_ms:013}")))
-                .expression_attribute_values(":to", s(format!("{to_ms:013}~")))
-                .projection_expression("pk, sk, summary")
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(store_error)?;
-            for item in out.items() {
-                runs.push(run_from(item)?);
-            }
-            match out.last_evaluated_key() {
-                Some(key) if !key.is_empty() => start = Some(key.clone()),
-                _ => return Ok(runs),
-            }
-        }
+        let items = self
+            .query_all(|q| {
+                q.key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
+                    .expression_attribute_values(":pk", s(day_partition(day_ms)))
+                    // Run ids start with the 13-digit start time: text order is time order.
+                    .expression_attribute_values(":from", s(format!("{from_ms:013}")))
+                    .expression_attribute_values(":to", s(format!("{to_ms:013}~")))
+                    .projection_expression("pk, sk, summary")
+            })
+            .await?;
+        items.iter().map(run_from).collect()
     }
 }
 
