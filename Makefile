@@ -47,9 +47,9 @@ test: $(STAMP)
 ## target/fuzz-crashes/ and FUZZ_SEED=<seed> replays the run
 FUZZ_SECONDS ?= 60
 fuzz:
-	FUZZ_SECONDS=$(FUZZ_SECONDS) $(CARGO) test --quiet -p webhook --test fuzz -- --nocapture --test-threads 1 2>&1 | grep -E '^fuzz:|FAILED|panicked|failed on|input:|saved:'
-	FUZZ_SECONDS=$(FUZZ_SECONDS) $(CARGO) test --quiet -p shared --features fakes,fuzz --test fuzz_jobs -- --nocapture 2>&1 | grep -E '^fuzz:|FAILED|panicked|failed on|input:|saved:'
-	FUZZ_SECONDS=$(FUZZ_SECONDS) $(CARGO) test --quiet -p syncctl --bin syncctl fuzzed -- --nocapture 2>&1 | grep -E '^fuzz:|FAILED|panicked|failed on|input:|saved:'
+	FUZZ_SECONDS=$(FUZZ_SECONDS) $(CARGO) test --quiet -p webhook --test fuzz -- --nocapture --test-threads 1 2>&1 | grep -oE 'fuzz: .*|FAILED.*|panicked.*|failed on.*|input:.*|saved:.*'
+	FUZZ_SECONDS=$(FUZZ_SECONDS) $(CARGO) test --quiet -p shared --features fakes,fuzz --test fuzz_jobs -- --nocapture 2>&1 | grep -oE 'fuzz: .*|FAILED.*|panicked.*|failed on.*|input:.*|saved:.*'
+	FUZZ_SECONDS=$(FUZZ_SECONDS) $(CARGO) test --quiet -p syncctl --bin syncctl fuzzed -- --nocapture 2>&1 | grep -oE 'fuzz: .*|FAILED.*|panicked.*|failed on.*|input:.*|saved:.*'
 
 ## build: debug build of every crate
 build:
