@@ -34,6 +34,18 @@ pub struct Settings {
     /// Batches gathered and handled at once, as Lambda's pollers do when the queue has a backlog
     /// (the mapping's maximum concurrency); at least 1.
     pub concurrency: usize,
+    /// Faults of the delivery itself, for soak tests; none by default.
+    pub faults: DeliveryFaults,
+}
+
+/// Faults of the delivery, at chosen rates (0 to 1): a function that crashes after its writes and
+/// before the ack (the whole batch is handled, then nothing is deleted, so every message comes
+/// again), and messages delivered twice (one handled successfully is left undeleted, so it comes
+/// again later, as SQS's at-least-once delivery may do).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DeliveryFaults {
+    pub crash_after_handler: f64,
+    pub duplicate: f64,
 }
 
 pub struct EventSource {
@@ -100,10 +112,25 @@ async fn run(mapping: Arc<Mapping>, mut stopped: watch::Receiver<bool>) {
             continue;
         }
         let failed = mapping.invoke(&batch).await;
+        let faults = mapping.settings.faults;
+        if crate::chaos::chance(faults.crash_after_handler) {
+            tracing::info!(
+                messages = batch.len(),
+                "event source: injected crash between the writes and the ack"
+            );
+            let all: Vec<&Message> = batch.iter().collect();
+            mapping.retry_soon(&all).await;
+            continue;
+        }
         let is_failed = |m: &&Message| failed.iter().any(|f| Some(f.as_str()) == m.message_id());
         let (back, done): (Vec<&Message>, Vec<&Message>) = batch.iter().partition(is_failed);
+        // A duplicate: handled, yet left to be delivered again.
+        let (again, done): (Vec<&Message>, Vec<&Message>) = done
+            .into_iter()
+            .partition(|_| crate::chaos::chance(faults.duplicate));
         mapping.delete(&done).await;
         mapping.retry_soon(&back).await;
+        mapping.retry_soon(&again).await;
     }
 }
 

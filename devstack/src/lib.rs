@@ -3,6 +3,7 @@
 //! event-source emulator, a Function URL listener and a Lambda Runtime API. It imports nothing
 //! from the product, so the product's assumptions cannot leak into its test doubles.
 
+pub mod chaos;
 pub mod event_source;
 pub mod function_url;
 pub mod gainsight;

@@ -397,3 +397,72 @@ async fn gainsight_describe() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// Faults at their rates: a throttled call is refused with a Retry-After and not applied; a lost
+/// answer is applied yet answered 504; an expired session is a 401; each is counted.
+#[tokio::test]
+async fn fault_rates_refuse_or_lose_answers_and_count_them() -> anyhow::Result<()> {
+    use devstack::chaos::FaultRates;
+    let sf = SalesforceEmulator::start(Options::default()).await?;
+    let http = reqwest::Client::new();
+    let bearer = token(&http, &sf).await?;
+    let create = |name: &str| {
+        http.post(format!(
+            "{}/services/data/v62.0/sobjects/Account/",
+            sf.url()
+        ))
+        .bearer_auth(&bearer)
+        .json(&json!({ "Name": name }))
+        .send()
+    };
+    sf.set_fault_rates(FaultRates {
+        throttled: 1.0,
+        ..Default::default()
+    });
+    let refused = create("Throttled").await?;
+    assert_eq!(refused.status(), 429);
+    assert_eq!(refused.headers()["retry-after"], "1");
+    assert!(sf.records("Account").is_empty(), "not applied");
+
+    sf.set_fault_rates(FaultRates {
+        lost_answer: 1.0,
+        ..Default::default()
+    });
+    assert_eq!(create("Lost").await?.status(), 504);
+    assert_eq!(
+        sf.records("Account").len(),
+        1,
+        "applied, though the answer was lost"
+    );
+
+    sf.set_fault_rates(FaultRates {
+        expired_session: 1.0,
+        ..Default::default()
+    });
+    assert_eq!(create("Expired").await?.status(), 401);
+    let counts = sf.fault_counts();
+    assert_eq!(
+        (
+            counts.throttled,
+            counts.lost_answers,
+            counts.expired_sessions
+        ),
+        (1, 1, 1)
+    );
+
+    let gs = GainsightEmulator::start("k").await?;
+    gs.set_fault_rates(FaultRates {
+        unavailable: 1.0,
+        ..Default::default()
+    });
+    let refused = http
+        .post(format!("{}/v1/data/objects/Company", gs.url()))
+        .header("Accesskey", "k")
+        .json(&json!({"records": [{"Name": "A"}]}))
+        .send()
+        .await?;
+    assert_eq!(refused.status(), 503);
+    assert!(gs.records("Company").is_empty());
+    assert_eq!(gs.fault_counts().unavailable, 1);
+    Ok(())
+}

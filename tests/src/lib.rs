@@ -45,6 +45,8 @@ pub struct Options {
     pub schedule_speedup: Option<u32>,
     /// How long a bulk load must stop growing before the pusher writes it (a minute deployed).
     pub load_quiet: Duration,
+    /// Faults of the SQS deliveries to the mapper and the pusher (soak tests); none by default.
+    pub delivery_faults: event_source::DeliveryFaults,
 }
 
 impl Default for Options {
@@ -55,6 +57,7 @@ impl Default for Options {
             echo_criteria: true,
             schedule_speedup: None,
             load_quiet: Duration::from_secs(2),
+            delivery_faults: Default::default(),
         }
     }
 }
@@ -223,6 +226,7 @@ async fn start_consumers(
             report_batch_item_failures: spec.report_batch_item_failures,
             retry_after: Some(options.retry_after),
             concurrency: spec.maximum_concurrency,
+            faults: options.delivery_faults,
         };
         consumers.push(EventSource::start(clients.sqs.clone(), settings, handler).await?);
     }

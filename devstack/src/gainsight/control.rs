@@ -81,3 +81,57 @@ pub(super) async fn download(
         ),
     }
 }
+
+/// How the tenant answers the faults it injects at their rates.
+const REFUSALS: crate::chaos::Refusals = crate::chaos::Refusals {
+    throttled: || {
+        let mut refused = envelope_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "GS_RATE_LIMIT",
+            "Rate limit exceeded",
+        );
+        refused.headers_mut().insert(
+            axum::http::header::RETRY_AFTER,
+            axum::http::HeaderValue::from(1u32),
+        );
+        refused
+    },
+    unavailable: || {
+        envelope_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "GS_UNAVAILABLE",
+            "Service temporarily unavailable",
+        )
+    },
+    lost: || {
+        envelope_error(
+            StatusCode::GATEWAY_TIMEOUT,
+            "GS_GATEWAY_TIMEOUT",
+            "the answer was lost",
+        )
+    },
+};
+
+/// The API calls' faults at their rates: throttling, unavailability, slowness, lost answers.
+pub(super) async fn chaos(
+    State(tenant): TenantState,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let plan = {
+        let mut t = lock(&tenant);
+        let plan = crate::chaos::Plan::draw(&t.rates);
+        plan.count(&mut t.fault_counts);
+        plan
+    };
+    plan.run(&REFUSALS, request, next).await
+}
+
+/// `POST /__emulator/fault-rates`: faults at these rates from now on.
+pub(super) async fn set_rates(
+    State(tenant): TenantState,
+    Json(rates): Json<crate::chaos::FaultRates>,
+) -> Response {
+    lock(&tenant).rates = rates;
+    StatusCode::NO_CONTENT.into_response()
+}

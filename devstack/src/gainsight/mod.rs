@@ -94,6 +94,9 @@ struct Tenant {
     files: std::collections::HashMap<String, Vec<u8>>,
     /// The API rate limit's current window, when the tenant is limited.
     window: Option<limit::Window>,
+    /// Faults at chosen rates (soak tests), and how many were injected.
+    rates: crate::chaos::FaultRates,
+    fault_counts: crate::chaos::FaultCounts,
 }
 
 #[derive(Clone)]
@@ -124,6 +127,8 @@ impl GainsightEmulator {
             seq: 0,
             files: std::collections::HashMap::new(),
             window: None,
+            rates: Default::default(),
+            fault_counts: Default::default(),
         }));
         let router = axum::Router::new()
             .route("/v1/data/objects/query/{object}", post(query))
@@ -134,6 +139,11 @@ impl GainsightEmulator {
                 tenant.clone(),
                 limit::enforce,
             ))
+            .route_layer(axum::middleware::from_fn_with_state(
+                tenant.clone(),
+                control::chaos,
+            ))
+            .route("/__emulator/fault-rates", post(control::set_rates))
             .route("/__emulator/records/{object}", get(dump))
             .route("/__emulator/rate_limit", post(limit::set))
             .route("/__emulator/stats", get(stats))
@@ -169,6 +179,16 @@ impl GainsightEmulator {
 
     pub fn inject(&self, fault: Fault) {
         lock(&self.tenant).faults.push_back(fault);
+    }
+
+    /// Injects faults at these rates into every API call from now on.
+    pub fn set_fault_rates(&self, rates: crate::chaos::FaultRates) {
+        lock(&self.tenant).rates = rates;
+    }
+
+    /// The faults injected at their rates so far.
+    pub fn fault_counts(&self) -> crate::chaos::FaultCounts {
+        lock(&self.tenant).fault_counts
     }
 
     /// Limits the tenant's API calls from now on, as Gainsight's gateway does.

@@ -58,7 +58,11 @@ pub(super) async fn collection(
         Op::Update => org.stats.update_calls += 1,
     }
     let used = org.used();
-    let lock_rows = take_lock_rows(&mut org);
+    let lock_rows = take_lock_rows(&mut org) || {
+        let locked = crate::chaos::chance(org.rates.locked_rows);
+        org.fault_counts.locked_rows += u64::from(locked);
+        locked
+    };
     let (records, all_or_none) = match parse_request(&body, used) {
         Ok(parsed) => parsed,
         Err(resp) => return resp,

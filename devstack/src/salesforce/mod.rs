@@ -163,6 +163,9 @@ struct Org {
     seq: u64,
     stats: Stats,
     faults: VecDeque<Fault>,
+    /// Faults at chosen rates (soak tests), and how many were injected.
+    rates: crate::chaos::FaultRates,
+    fault_counts: crate::chaos::FaultCounts,
     cursors: HashMap<String, (Vec<Record>, String)>,
     clock_ms: Option<i64>,
     outbound: Vec<OutboundMessage>,
@@ -230,6 +233,8 @@ impl SalesforceEmulator {
             seq: 0,
             stats: Stats::default(),
             faults: VecDeque::new(),
+            rates: Default::default(),
+            fault_counts: Default::default(),
             cursors: HashMap::new(),
             clock_ms: None,
             outbound: Vec::new(),
@@ -277,6 +282,16 @@ impl SalesforceEmulator {
 
     pub fn inject(&self, fault: Fault) {
         self.lock().faults.push_back(fault);
+    }
+
+    /// Injects faults at these rates into every API call from now on.
+    pub fn set_fault_rates(&self, rates: crate::chaos::FaultRates) {
+        self.lock().rates = rates;
+    }
+
+    /// The faults injected at their rates so far.
+    pub fn fault_counts(&self) -> crate::chaos::FaultCounts {
+        self.lock().fault_counts
     }
 
     /// Faults injected and not yet used up.
@@ -382,7 +397,6 @@ fn with_usage(mut resp: Response, used: u64) -> Response {
 /// The org's REST, Bulk, OAuth and control resources; anything else is Salesforce's JSON 404.
 fn routes(org: Arc<Mutex<Org>>) -> axum::Router {
     axum::Router::new()
-        .route("/services/oauth2/token", post(token))
         .route(
             "/services/data/{ver}/sobjects/{object}/describe",
             get(describe),
@@ -438,6 +452,9 @@ fn routes(org: Arc<Mutex<Org>>) -> axum::Router {
         // Client libraries ask for `query/?q=...`; Salesforce answers it like `query?q=...`.
         .route("/services/data/{ver}/query/", get(query))
         .route("/services/data/{ver}/query/{locator}", get(query_more))
+        .route_layer(axum::middleware::from_fn_with_state(org.clone(), chaos))
+        .route("/services/oauth2/token", post(token))
+        .route("/__emulator/fault-rates", post(set_rates))
         .route("/__emulator/records/{object}", get(dump).post(seed))
         .route("/__emulator/records/{object}/{id}", patch(user_edit))
         .route("/__emulator/outbound", post(add_outbound))
@@ -449,6 +466,65 @@ fn routes(org: Arc<Mutex<Org>>) -> axum::Router {
 }
 
 type OrgState = State<Arc<Mutex<Org>>>;
+
+/// How the org answers the faults it injects at their rates.
+const REFUSALS: crate::chaos::Refusals = crate::chaos::Refusals {
+    throttled: || {
+        let mut refused = sf_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "REQUEST_LIMIT_EXCEEDED",
+            "ConcurrentPerOrgLongTxn Limit exceeded",
+            0,
+        );
+        refused
+            .headers_mut()
+            .insert(axum::http::header::RETRY_AFTER, HeaderValue::from(1u32));
+        refused
+    },
+    unavailable: || {
+        sf_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "SERVER_UNAVAILABLE",
+            "Server unavailable",
+            0,
+        )
+    },
+    lost: || {
+        sf_error(
+            StatusCode::GATEWAY_TIMEOUT,
+            "GATEWAY_TIMEOUT",
+            "the answer was lost",
+            0,
+        )
+    },
+};
+
+/// The API calls' faults at their rates: sessions expired, then throttling, unavailability,
+/// slowness and lost answers.
+async fn chaos(
+    State(org): OrgState,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let plan = {
+        let mut org = lock(&org);
+        let rates = org.rates;
+        if crate::chaos::chance(rates.expired_session) {
+            org.tokens.clear();
+            org.fault_counts.expired_sessions += 1;
+        }
+        let plan = crate::chaos::Plan::draw(&rates);
+        plan.count(&mut org.fault_counts);
+        plan
+    };
+    plan.run(&REFUSALS, request, next).await
+}
+
+/// `POST /__emulator/fault-rates`: faults at these rates from now on.
+async fn set_rates(State(org): OrgState, Json(rates): Json<crate::chaos::FaultRates>) -> Response {
+    lock(&org).rates = rates;
+    StatusCode::NO_CONTENT.into_response()
+}
 
 fn lock(org: &Arc<Mutex<Org>>) -> std::sync::MutexGuard<'_, Org> {
     org.lock().unwrap_or_else(|e| e.into_inner())
