@@ -5,6 +5,7 @@
 
 pub mod activity_window;
 pub mod backfill;
+pub mod soak;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

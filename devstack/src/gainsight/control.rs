@@ -112,7 +112,8 @@ const REFUSALS: crate::chaos::Refusals = crate::chaos::Refusals {
     },
 };
 
-/// The API calls' faults at their rates: throttling, unavailability, slowness, lost answers.
+/// The integration's API calls' faults at their rates: throttling, unavailability, slowness,
+/// lost answers. A person's calls (the `person_key`, standing for the UI) are left alone.
 pub(super) async fn chaos(
     State(tenant): TenantState,
     request: axum::extract::Request,
@@ -120,11 +121,22 @@ pub(super) async fn chaos(
 ) -> Response {
     let plan = {
         let mut t = lock(&tenant);
-        let plan = crate::chaos::Plan::draw(&t.rates);
-        plan.count(&mut t.fault_counts);
-        plan
+        let key = request
+            .headers()
+            .get("accesskey")
+            .and_then(|v| v.to_str().ok());
+        if key == Some(t.person_key.as_str()) {
+            None
+        } else {
+            let plan = crate::chaos::Plan::draw(&t.rates);
+            plan.count(&mut t.fault_counts);
+            Some(plan)
+        }
     };
-    plan.run(&REFUSALS, request, next).await
+    match plan {
+        Some(plan) => plan.run(&REFUSALS, request, next).await,
+        None => next.run(request).await,
+    }
 }
 
 /// `POST /__emulator/fault-rates`: faults at these rates from now on.

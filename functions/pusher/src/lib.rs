@@ -207,11 +207,21 @@ impl Pusher {
         );
         let last = shared::lambda::last_deliveries(&event, self.max_receives);
         let (batch, flushes, mut retry) = self.parse(event);
-        let (batch, superseded) = newest_per_record(batch);
-        summary.superseded = superseded;
-        let batch = self.stage_loads(batch, &mut retry, &mut runs, now_ms).await;
+        let folded = newest_per_record(batch);
+        summary.superseded = folded.superseded;
+        let batch = self
+            .stage_loads(folded.kept, &mut retry, &mut runs, now_ms)
+            .await;
         self.push(batch, &mut retry, &mut runs, &last, &mut summary, now_ms)
             .await;
+        // A write that goes back takes the writes folded into it along.
+        let also: Vec<String> = retry
+            .iter()
+            .filter_map(|id| folded.folded.get(id))
+            .flatten()
+            .cloned()
+            .collect();
+        retry.extend(also);
         for (message_id, load) in flushes {
             if let Err(why) = self
                 .flush_load(&load, &mut runs, &mut summary, now_ms)

@@ -660,4 +660,5 @@ async fn a_conflict_with_a_write_that_landed_meanwhile_drops_the_loser_and_resto
     assert_eq!(ledger.fields["Name"].from, System::Gainsight);
 }
 
+mod fold;
 mod loads;

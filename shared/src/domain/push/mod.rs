@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use super::{
     Fields, Job, LedgerBatch, LedgerKey, LedgerUpdate, Prior, RecordKey, System, WriteCommand,
-    Writeback,
+    WriteMode, Writeback,
 };
 pub use conflicts::{settle_conflicts, Settlement};
 pub use plan::{plan_gainsight, plan_salesforce_update, Found, GainsightPlan};
@@ -81,31 +81,73 @@ impl SideWrite {
     }
 }
 
-/// Keeps only the newest command per target record: an older one in the same batch would be
-/// overwritten anyway, and sending both costs a call slot and an ordering risk. Returns the
-/// commands kept and how many were superseded.
-pub fn newest_per_record(batch: Vec<Pending>) -> (Vec<Pending>, usize) {
-    let mut newest: HashMap<(System, String, RecordKey), Pending> = HashMap::new();
-    let mut superseded = 0;
+/// The batch with one write per target record: the writes of a record are folded in change
+/// order into one, which does what writing them one after the other would (see [`fold`]).
+#[derive(Debug, Default)]
+pub struct Folded {
+    pub kept: Vec<Pending>,
+    /// Writes folded into another.
+    pub superseded: usize,
+    /// The messages folded into each kept one (by its message id): when the kept write goes back
+    /// to the queue, they go back too, so that what they carried is not lost with them.
+    pub folded: HashMap<String, Vec<String>>,
+}
+
+/// One write per target record. Sending each would cost a call slot and risk their order; the
+/// newest wins, yet an older write's effect survives in it: a record created and then updated
+/// in one batch is created with the update's values (an update-only write alone would find
+/// nothing to update, and the creation would be lost).
+pub fn newest_per_record(batch: Vec<Pending>) -> Folded {
+    let mut by_record: HashMap<(System, String, RecordKey), Vec<Pending>> = HashMap::new();
     for pending in batch {
         let (system, object, key) = pending.command.record_identity();
         let identity = (system, object.to_string(), key.clone());
-        match newest.get(&identity) {
-            Some(kept)
-                if kept.command.source_changed_at_ms > pending.command.source_changed_at_ms =>
-            {
-                superseded += 1
-            }
-            _ => {
-                if newest.insert(identity, pending).is_some() {
-                    superseded += 1;
-                }
-            }
+        by_record.entry(identity).or_default().push(pending);
+    }
+    let mut out = Folded::default();
+    for (_, mut writes) in by_record {
+        writes.sort_by_key(|p| p.command.source_changed_at_ms);
+        let Some(mut kept) = writes.pop() else {
+            continue;
+        };
+        out.superseded += writes.len();
+        if !writes.is_empty() {
+            let ids = writes.iter().map(|p| p.message_id.clone()).collect();
+            out.folded.insert(kept.message_id.clone(), ids);
+        }
+        for older in writes.into_iter().rev() {
+            kept.command = fold(older.command, kept.command);
+        }
+        out.kept.push(kept);
+    }
+    out.kept.sort_by(|a, b| a.message_id.cmp(&b.message_id));
+    out
+}
+
+/// `newer` written after `older`, as one write: the newer values over the older ones, and the
+/// older mode when the newer one only updates (what the older one would create, the pair still
+/// creates).
+pub fn fold(older: WriteCommand, mut newer: WriteCommand) -> WriteCommand {
+    if newer.mode == WriteMode::Update && older.mode != WriteMode::Update {
+        newer.mode = older.mode;
+    }
+    let mut fields = older.fields;
+    fields.extend(std::mem::take(&mut newer.fields));
+    newer.fields = fields;
+    let mut states = older.field_states;
+    states.extend(std::mem::take(&mut newer.field_states));
+    newer.field_states = states;
+    let mut conflicts = older.conflicts;
+    conflicts.extend(std::mem::take(&mut newer.conflicts));
+    newer.conflicts = conflicts;
+    newer.writeback = newer.writeback.or(older.writeback);
+    newer.salesforce_id = newer.salesforce_id.or(older.salesforce_id);
+    for attachment in older.attachments {
+        if !newer.attachments.contains(&attachment) {
+            newer.attachments.push(attachment);
         }
     }
-    let mut kept: Vec<Pending> = newest.into_values().collect();
-    kept.sort_by(|a, b| a.message_id.cmp(&b.message_id));
-    (kept, superseded)
+    newer
 }
 
 /// The commands of a batch after the ledger was read.

@@ -66,9 +66,32 @@ fn only_the_newest_command_per_record_is_kept() {
         pending("m3", command(gsid("G1"), System::Salesforce, 20)),
         pending("m4", command(gsid("G2"), System::Salesforce, 5)),
     ];
-    let (kept, superseded) = newest_per_record(batch);
-    let ids: Vec<&str> = kept.iter().map(|p| p.message_id.as_str()).collect();
-    assert_eq!((ids, superseded), (vec!["m2", "m4"], 2));
+    let out = newest_per_record(batch);
+    let ids: Vec<&str> = out.kept.iter().map(|p| p.message_id.as_str()).collect();
+    assert_eq!((ids, out.superseded), (vec!["m2", "m4"], 2));
+    assert_eq!(out.folded["m2"], ["m1", "m3"], "in change order");
+}
+
+#[test]
+fn a_record_created_then_updated_in_one_batch_is_created_with_the_update() {
+    let mut created = command(gsid("G1"), System::Salesforce, 10);
+    created.mode = WriteMode::Upsert;
+    created.fields.insert("Name".into(), "Old".into());
+    created.fields.insert("Industry".into(), "Energy".into());
+    let mut updated = command(gsid("G1"), System::Salesforce, 20);
+    updated.mode = WriteMode::Update;
+    updated.fields.insert("Name".into(), "New".into());
+    let out = newest_per_record(vec![pending("create", created), pending("update", updated)]);
+    let kept = &out.kept[0];
+    assert_eq!(kept.message_id, "update");
+    assert_eq!(kept.command.mode, WriteMode::Upsert, "still creates");
+    assert_eq!(kept.command.fields["Name"], "New");
+    assert_eq!(
+        kept.command.fields["Industry"], "Energy",
+        "the older values stay"
+    );
+    assert_eq!(kept.command.source_changed_at_ms, 20);
+    assert_eq!(out.folded["update"], ["create"]);
 }
 
 #[test]

@@ -1,0 +1,33 @@
+//! `make soak`: the soak on a fresh local stack. `SOAK_CHANGES` (10,000) changes at
+//! `SOAK_RATE` (100) a second with every fault switch on (`SOAK_FAULTS=0` turns them off); the
+//! last line is `soak: <N> changes, <L> lost, <D> duplicated, <E> error`, and the exit code is 1
+//! when anything was lost or duplicated.
+
+use anyhow::Result;
+use sync_tests::soak::{self, Soak};
+
+fn env(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(default)
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> Result<()> {
+    let run = Soak {
+        changes: env("SOAK_CHANGES", 10_000) as usize,
+        per_second: env("SOAK_RATE", 100) as u32,
+        faults: env("SOAK_FAULTS", 1) != 0,
+    };
+    let (verdict, report) = soak::run(run).await?;
+    println!("{report}");
+    for example in &verdict.examples {
+        println!("  {example}");
+    }
+    println!("{}", verdict.line());
+    if verdict.lost > 0 || verdict.duplicated > 0 {
+        std::process::exit(1);
+    }
+    Ok(())
+}

@@ -1,0 +1,296 @@
+//! The soak: people change records in both systems at a steady rate while every fault switch is
+//! on (throttling, outages, slow and lost answers, expired sessions, row locks, crashes between a
+//! function's writes and its ack, duplicate deliveries); once the queues are quiet, every change
+//! is checked against both systems and the ledger. A change is lost when its record's twin does
+//! not show it and the ledger does not say it failed, duplicated when its record has more than
+//! one twin, and an error when the ledger says the sync failed (visible to operators).
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use devstack::chaos::FaultRates;
+use devstack::event_source::DeliveryFaults;
+use serde_json::{json, Map, Value};
+
+use crate::{Options, Stack};
+
+/// What to run: how many changes, how fast, and how hard the faults hit.
+#[derive(Clone, Copy, Debug)]
+pub struct Soak {
+    pub changes: usize,
+    pub per_second: u32,
+    pub faults: bool,
+}
+
+/// What the soak found.
+#[derive(Debug, Default)]
+pub struct Verdict {
+    pub changes: usize,
+    pub lost: usize,
+    pub duplicated: usize,
+    pub error: usize,
+    /// Examples of what was lost or duplicated, for the report.
+    pub examples: Vec<String>,
+}
+
+impl Verdict {
+    pub fn line(&self) -> String {
+        format!(
+            "soak: {} changes, {} lost, {} duplicated, {} error",
+            self.changes, self.lost, self.duplicated, self.error
+        )
+    }
+}
+
+/// The fault rates of the soak: each kind on a few calls in a hundred.
+pub fn fault_rates() -> FaultRates {
+    FaultRates {
+        throttled: 0.02,
+        unavailable: 0.02,
+        slow: 0.02,
+        slow_ms: 300,
+        lost_answer: 0.02,
+        expired_session: 0.01,
+        locked_rows: 0.02,
+    }
+}
+
+/// The stack options of the soak.
+pub fn options(soak: &Soak) -> Options {
+    let delivery_faults = if soak.faults {
+        DeliveryFaults {
+            crash_after_handler: 0.02,
+            duplicate: 0.02,
+        }
+    } else {
+        DeliveryFaults::default()
+    };
+    Options {
+        delivery_faults,
+        ..Options::default()
+    }
+}
+
+/// What the people did, and so what each record's twin must show.
+#[derive(Default)]
+struct Expected {
+    /// Companies made in Gainsight: GSID -> (Name, Arr) last set.
+    companies: HashMap<String, (String, i64)>,
+    /// Accounts made in Salesforce: Id -> Phone last set.
+    accounts: HashMap<String, String>,
+    /// People made in Gainsight: GSID -> (Email, LastName).
+    people: HashMap<String, (String, String)>,
+    changes: usize,
+}
+
+/// Runs the soak on a fresh stack and checks every change.
+pub async fn run(soak: Soak) -> Result<(Verdict, String)> {
+    let stack = Stack::start(options(&soak)).await?;
+    if soak.faults {
+        stack.salesforce.set_fault_rates(fault_rates());
+        stack.gainsight.set_fault_rates(fault_rates());
+    }
+    let started = Instant::now();
+    let mut expected = Expected::default();
+    let tick = Duration::from_secs_f64(1.0 / f64::from(soak.per_second.max(1)));
+    let mut next = Instant::now();
+    for i in 0..soak.changes {
+        change(&stack, &mut expected, i).await?;
+        next += tick;
+        if let Some(wait) = next.checked_duration_since(Instant::now()) {
+            tokio::time::sleep(wait).await;
+        }
+    }
+    let sent_in = started.elapsed();
+    settle(&stack).await?;
+    stack.salesforce.set_fault_rates(FaultRates::default());
+    stack.gainsight.set_fault_rates(FaultRates::default());
+    let verdict = check(&stack, &expected).await?;
+    let report = format!(
+        "sent {} changes in {:.1} s; settled after {:.1} s; Salesforce faults {:?}; Gainsight faults {:?}",
+        expected.changes,
+        sent_in.as_secs_f64(),
+        started.elapsed().as_secs_f64(),
+        stack.salesforce.fault_counts(),
+        stack.gainsight.fault_counts(),
+    );
+    stack.stop().await;
+    Ok((verdict, report))
+}
+
+fn record(v: Value) -> Map<String, Value> {
+    v.as_object().cloned().unwrap_or_default()
+}
+
+/// The `i`th change, by a person in one system or the other: new records, and edits of ones made
+/// earlier.
+async fn change(stack: &Stack, expected: &mut Expected, i: usize) -> Result<()> {
+    expected.changes += 1;
+    match i % 6 {
+        0 | 1 => {
+            let (name, arr) = (format!("Soak Co {i}"), i as i64);
+            let gsid = stack
+                .create_companies(vec![json!({"Name": name, "Arr": arr})])
+                .await?
+                .remove(0);
+            expected.companies.insert(gsid, (name, arr));
+        }
+        2 => {
+            let Some((gsid, _)) = pick(&expected.companies, i) else {
+                return Box::pin(change(stack, expected, i + 1)).await;
+            };
+            let (name, arr) = (format!("Soak Co {i} renamed"), i as i64 * 10);
+            stack
+                .update_companies(vec![json!({"Gsid": gsid, "Name": name, "Arr": arr})])
+                .await?;
+            expected.companies.insert(gsid, (name, arr));
+        }
+        3 => {
+            let phone = format!("+1 555 {i:04}");
+            let id = stack
+                .salesforce
+                .seed(
+                    "Account",
+                    vec![record(
+                        json!({"Name": format!("Soak Account {i}"), "Phone": phone}),
+                    )],
+                )
+                .remove(0);
+            expected.accounts.insert(id, phone);
+        }
+        4 => {
+            let Some((id, _)) = pick(&expected.accounts, i) else {
+                return Box::pin(change(stack, expected, i + 1)).await;
+            };
+            let phone = format!("+1 666 {i:04}");
+            stack
+                .salesforce
+                .edit("Account", &id, record(json!({"Phone": phone})));
+            expected.accounts.insert(id, phone);
+        }
+        _ => {
+            let (email, last) = (format!("soak{i}@example.com"), format!("Soak{i}"));
+            let gsid = stack
+                .gainsight_insert(
+                    "Person",
+                    vec![json!({"Email": email, "LastName": last, "FirstName": "Pat"})],
+                )
+                .await?
+                .remove(0);
+            expected.people.insert(gsid, (email, last));
+        }
+    }
+    Ok(())
+}
+
+/// A record made earlier, chosen by `i`.
+fn pick<V: Clone>(map: &HashMap<String, V>, i: usize) -> Option<(String, V)> {
+    if map.is_empty() {
+        return None;
+    }
+    let mut keys: Vec<&String> = map.keys().collect();
+    keys.sort();
+    let key = keys[(i * 7919) % keys.len()];
+    Some((key.clone(), map[key].clone()))
+}
+
+/// Waits until both queues have been empty for a while (retries, deferrals and redeliveries
+/// come back within seconds on the local stack).
+async fn settle(stack: &Stack) -> Result<()> {
+    let mut quiet_since: Option<Instant> = None;
+    let deadline = Instant::now() + Duration::from_secs(900);
+    while Instant::now() < deadline {
+        let depth = stack.aws.queue_depth("ChangesQueue").await?
+            + stack.aws.queue_depth("WritesQueue").await?;
+        match (depth, quiet_since) {
+            (0, Some(t)) if t.elapsed() > Duration::from_secs(10) => return Ok(()),
+            (0, None) => quiet_since = Some(Instant::now()),
+            (0, Some(_)) => {}
+            _ => quiet_since = None,
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    anyhow::bail!("the queues did not settle within 15 minutes")
+}
+
+/// Checks every record the people made against its twin and the ledger.
+async fn check(stack: &Stack, expected: &Expected) -> Result<Verdict> {
+    let mut v = Verdict {
+        changes: expected.changes,
+        ..Verdict::default()
+    };
+    let ledgers = stack.ledger_records().await?;
+    v.error = ledgers.iter().filter(|l| l.error).count();
+    let failed = |key: &str| ledgers.iter().any(|l| l.error && l.key.to_string() == key);
+    // What the ledger says of a record, for the examples of what went wrong.
+    let said = |key: &str| {
+        ledgers
+            .iter()
+            .find(|l| l.key.to_string() == key)
+            .map(|l| {
+                format!(
+                    "ledger: synced {} error {} ignored {} ({:?}) history {:?}",
+                    l.synced, l.error, l.ignored_count, l.last_ignored_reason, l.history
+                )
+            })
+            .unwrap_or_else(|| "no ledger record".into())
+    };
+    for (gsid, (name, arr)) in &expected.companies {
+        let twins = stack.salesforce_where("Account", "Gainsight_Company_Id__c", gsid);
+        let shows = |t: &Map<String, Value>| {
+            t.get("Name") == Some(&json!(name))
+                && t.get("AnnualRevenue").and_then(Value::as_f64) == Some(*arr as f64)
+        };
+        let what = format!("Company {gsid} ({name}, {arr}); {}", said(gsid));
+        judge(&mut v, &what, &twins, shows, failed(gsid));
+    }
+    for (id, phone) in &expected.accounts {
+        let twins = stack.gainsight_where("Company", "SfdcAccountId", id);
+        let shows = |t: &Map<String, Value>| t.get("Phone") == Some(&json!(phone));
+        let key = ledgers
+            .iter()
+            .find(|l| l.job == "company_account" && l.salesforce_id.as_deref() == Some(id))
+            .map(|l| l.key.to_string())
+            .unwrap_or_else(|| format!("sf:{id}"));
+        let what = format!("Account {id} ({phone}); {}", said(&key));
+        judge(&mut v, &what, &twins, shows, failed(&key));
+    }
+    for (gsid, (email, last)) in &expected.people {
+        let twins = stack.salesforce_where("Contact", "Gainsight_Person_Id__c", gsid);
+        let shows = |t: &Map<String, Value>| {
+            t.get("Email") == Some(&json!(email)) && t.get("LastName") == Some(&json!(last))
+        };
+        let what = format!("Person {gsid}; {}", said(gsid));
+        judge(&mut v, &what, &twins, shows, failed(gsid));
+    }
+    Ok(v)
+}
+
+/// One record's verdict: one twin that shows the last change, or not.
+fn judge(
+    v: &mut Verdict,
+    what: &str,
+    twins: &[Map<String, Value>],
+    shows: impl Fn(&Map<String, Value>) -> bool,
+    failed: bool,
+) {
+    let example = |v: &mut Verdict, text: String| {
+        if v.examples.len() < 10 {
+            v.examples.push(text);
+        }
+    };
+    if twins.len() > 1 {
+        v.duplicated += 1;
+        example(v, format!("{what}: {} twins", twins.len()));
+    } else if !twins.first().is_some_and(&shows) && !failed {
+        v.lost += 1;
+        let twin = twins.first().map(|t| {
+            let keep = ["Name", "AnnualRevenue", "Phone", "Email", "LastName"];
+            t.iter()
+                .filter(|(k, _)| keep.contains(&k.as_str()))
+                .collect::<Vec<_>>()
+        });
+        example(v, format!("{what}: twin {twin:?}"));
+    }
+}
