@@ -504,3 +504,32 @@ async fn gainsight_reports_its_window_and_waits_out_the_limit() -> Result<()> {
     assert_eq!(client.window_usage().map(|w| w.usage.used), Some(1));
     Ok(())
 }
+
+/// A create whose answer is lost (applied, then a 504) is not sent again within the call: the
+/// error goes back to the queue, whose next delivery looks for the record before creating it.
+/// Updates, which are idempotent, are tried again.
+#[tokio::test]
+async fn a_create_with_a_lost_answer_is_not_sent_twice() -> Result<()> {
+    let (emu, client) = gainsight().await?;
+    emu.set_fault_rates(devstack::chaos::FaultRates {
+        lost_answer: 1.0,
+        ..Default::default()
+    });
+    let company = vec![fields(json!({"Name": "Once"}))];
+    let err = client.insert("Company", &company).await.unwrap_err();
+    assert!(matches!(err, ApiError::Unavailable { status: 504, .. }), "{err}");
+    assert_eq!(emu.records("Company").len(), 1, "created once");
+    assert_eq!(emu.stats().api_calls, 1, "not sent again");
+
+    let (sf, sf_client) = salesforce().await?;
+    sf.set_fault_rates(devstack::chaos::FaultRates {
+        lost_answer: 1.0,
+        ..Default::default()
+    });
+    let account = vec![fields(json!({"Name": "Once"}))];
+    let calls = sf.stats().api_calls;
+    assert!(sf_client.create("Account", &account).await.is_err());
+    assert_eq!(sf.records("Account").len(), 1, "created once");
+    assert_eq!(sf.stats().api_calls - calls, 1, "not sent again");
+    Ok(())
+}

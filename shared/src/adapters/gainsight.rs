@@ -5,7 +5,9 @@ use async_trait::async_trait;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::http::{client, retry_after_ms, status_error, transport, with_retries};
+use super::http::{
+    client, retry_after_ms, status_error, transport, with_create_retries, with_retries,
+};
 use crate::config::GainsightSettings;
 use crate::domain::budget::{ApiUsage, WindowUsage};
 use crate::domain::{FieldKind, FieldSchema, Fields, ObjectSchema, System};
@@ -180,7 +182,12 @@ impl GainsightClient {
         let mut results = Vec::with_capacity(records.len());
         for chunk in records.chunks(WRITE_LIMIT) {
             let body = json!({ "records": chunk });
-            let outcome = with_retries(|| self.call(method.clone(), path, Some(&body))).await;
+            let send = || self.call(method.clone(), path, Some(&body));
+            let outcome = if method == reqwest::Method::POST {
+                with_create_retries(send).await
+            } else {
+                with_retries(send).await
+            };
             match outcome {
                 Ok(data) => {
                     let written = data

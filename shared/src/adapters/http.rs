@@ -90,9 +90,29 @@ pub(crate) fn status_error(
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(20);
 
 /// Retries `op` on retryable errors: 3 more tries, 200 ms doubling to 2 s, with jitter; after a
-/// rate limit (HTTP 429) or an outage (503) at least as long as the system's `Retry-After` asked. What is still
-/// failing after that goes back to the queue, whose redrive policy bounds the total.
+/// rate limit (HTTP 429) or an outage (503) at least as long as the system's `Retry-After` asked.
+/// What is still failing after that goes back to the queue, whose redrive policy bounds the total.
 pub(crate) async fn with_retries<T, F, Fut>(op: F) -> Result<T, ApiError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, ApiError>>,
+{
+    retry_when(op, |e| e.is_retryable()).await
+}
+
+/// Retries a create (which must not be applied twice) only after failures that prove it was
+/// not applied: a rate limit refuses before doing anything, while an outage, a timeout or a
+/// dropped connection may come after the record was created. Those go back to the queue, whose
+/// next delivery looks for the record before creating it.
+pub(crate) async fn with_create_retries<T, F, Fut>(op: F) -> Result<T, ApiError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, ApiError>>,
+{
+    retry_when(op, |e| matches!(e, ApiError::RateLimited { .. })).await
+}
+
+async fn retry_when<T, F, Fut>(op: F, worth_it: fn(&ApiError) -> bool) -> Result<T, ApiError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, ApiError>>,
@@ -104,7 +124,7 @@ where
             .with_max_times(3)
             .with_jitter(),
     )
-    .when(|e: &ApiError| e.is_retryable() && e.retry_after().is_none_or(|w| w <= MAX_RETRY_AFTER))
+    .when(|e: &ApiError| worth_it(e) && e.retry_after().is_none_or(|w| w <= MAX_RETRY_AFTER))
     .adjust(|e: &ApiError, backoff| backoff.map(|d| e.retry_after().map_or(d, |w| w.max(d))))
     .await
 }

@@ -6,7 +6,9 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::sync::RwLock;
 
-use super::http::{client, retry_after_ms, status_error, transport, with_retries};
+use super::http::{
+    client, retry_after_ms, status_error, transport, with_create_retries, with_retries,
+};
 use super::oauth::{request_token, CredentialSource, Credentials};
 use super::soql::urlencode;
 pub use super::soql::{soql, soql_quote};
@@ -311,7 +313,13 @@ impl SalesforceClient {
                     Value::Object(record)
                 }).collect::<Vec<_>>(),
             });
-            let response = with_retries(|| self.call(method.clone(), path, Some(&body))).await?;
+            let send = || self.call(method.clone(), path, Some(&body));
+            // Creating is not idempotent (no external id): see `with_create_retries`.
+            let response = if method == reqwest::Method::POST {
+                with_create_retries(send).await?
+            } else {
+                with_retries(send).await?
+            };
             let saved: Vec<SaveResult> =
                 serde_json::from_value(response).map_err(|e| ApiError::Protocol {
                     system: SYSTEM,
@@ -434,7 +442,8 @@ impl crate::ports::FileUploads for SalesforceClient {
             "FirstPublishLocationId": link_to,
         });
         let path = "sobjects/ContentVersion";
-        let created = with_retries(|| self.call(reqwest::Method::POST, path, Some(&body))).await?;
+        let created =
+            with_create_retries(|| self.call(reqwest::Method::POST, path, Some(&body))).await?;
         created["id"]
             .as_str()
             .map(str::to_string)
