@@ -517,7 +517,10 @@ async fn a_create_with_a_lost_answer_is_not_sent_twice() -> Result<()> {
     });
     let company = vec![fields(json!({"Name": "Once"}))];
     let err = client.insert("Company", &company).await.unwrap_err();
-    assert!(matches!(err, ApiError::Unavailable { status: 504, .. }), "{err}");
+    assert!(
+        matches!(err, ApiError::Unavailable { status: 504, .. }),
+        "{err}"
+    );
     assert_eq!(emu.records("Company").len(), 1, "created once");
     assert_eq!(emu.stats().api_calls, 1, "not sent again");
 

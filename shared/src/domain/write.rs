@@ -137,8 +137,10 @@ impl WriteCommand {
     }
 
     /// Identity of the target record: two commands with the same identity write the same record.
-    pub fn record_identity(&self) -> (System, &str, &RecordKey) {
-        (self.target, self.object.as_str(), &self.key)
+    /// It is the pair's, not the key's: the same record may be addressed by its external id in one
+    /// write and by its Id in another.
+    pub fn record_identity(&self) -> (System, &str, &LedgerKey) {
+        (self.target, self.job.as_str(), &self.ledger_key)
     }
 }
 

@@ -9,8 +9,8 @@ mod plan;
 use std::collections::HashMap;
 
 use super::{
-    Fields, Job, LedgerBatch, LedgerKey, LedgerUpdate, Prior, RecordKey, System, WriteCommand,
-    WriteMode, Writeback,
+    Fields, Job, LedgerBatch, LedgerKey, LedgerUpdate, Prior, System, WriteCommand, WriteMode,
+    Writeback,
 };
 pub use conflicts::{settle_conflicts, Settlement};
 pub use plan::{plan_gainsight, plan_salesforce_update, Found, GainsightPlan};
@@ -98,10 +98,10 @@ pub struct Folded {
 /// in one batch is created with the update's values (an update-only write alone would find
 /// nothing to update, and the creation would be lost).
 pub fn newest_per_record(batch: Vec<Pending>) -> Folded {
-    let mut by_record: HashMap<(System, String, RecordKey), Vec<Pending>> = HashMap::new();
+    let mut by_record: HashMap<(System, String, LedgerKey), Vec<Pending>> = HashMap::new();
     for pending in batch {
-        let (system, object, key) = pending.command.record_identity();
-        let identity = (system, object.to_string(), key.clone());
+        let (system, job, key) = pending.command.record_identity();
+        let identity = (system, job.to_string(), key.clone());
         by_record.entry(identity).or_default().push(pending);
     }
     let mut out = Folded::default();

@@ -95,6 +95,22 @@ fn a_record_created_then_updated_in_one_batch_is_created_with_the_update() {
 }
 
 #[test]
+fn writes_of_one_record_by_its_external_id_and_by_its_id_are_folded() {
+    let by_ext = command(gsid("G1"), System::Salesforce, 10);
+    let mut by_id = command(gsid("G1"), System::Salesforce, 20);
+    by_id.key = RecordKey::Id {
+        value: "001000000000001AAA".into(),
+    };
+    let out = newest_per_record(vec![pending("ext", by_ext), pending("id", by_id)]);
+    assert_eq!(
+        out.kept.len(),
+        1,
+        "one write, not two in an order nobody chose"
+    );
+    assert_eq!(out.kept[0].message_id, "id");
+}
+
+#[test]
 fn commands_older_than_what_was_written_are_stale() {
     let mut ledgers = LedgerBatch::default();
     let mut written = LedgerRecord::new("company_account", gsid("G1"));
