@@ -222,6 +222,10 @@ async fn check(stack: &Stack, expected: &Expected) -> Result<Verdict> {
     };
     let ledgers = stack.ledger_records().await?;
     v.error = ledgers.iter().filter(|l| l.error).count();
+    for l in ledgers.iter().filter(|l| l.error).take(3) {
+        v.examples
+            .push(format!("error {} {}: {:?}", l.job, l.key, l.last_error));
+    }
     let failed = |key: &str| ledgers.iter().any(|l| l.error && l.key.to_string() == key);
     // What the ledger says of a record, for the examples of what went wrong.
     let said = |key: &str| {

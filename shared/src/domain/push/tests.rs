@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use serde_json::json;
 
 use super::*;
+use crate::domain::RecordKey;
 use crate::domain::{
     ConflictRule, FieldConflict, FieldState, Jobs, LedgerRecord, WriteMode, Writeback,
 };
