@@ -9,7 +9,7 @@ STAMP    := $(VENV)/.installed
 CARGO    ?= cargo
 STATE    := .devstack
 
-.PHONY: demo test build lint up down venv bench fuzz clean validate-jobs resync backfill package deploy logs
+.PHONY: demo test build lint up down venv bench fuzz soak clean validate-jobs resync backfill package deploy logs
 
 DEPLOY_STAMP := $(VENV)/.deploy-installed
 export SAM_CLI_TELEMETRY := 0
@@ -50,6 +50,14 @@ fuzz:
 	FUZZ_SECONDS=$(FUZZ_SECONDS) $(CARGO) test --quiet -p webhook --test fuzz -- --nocapture --test-threads 1 2>&1 | grep -oE 'fuzz: .*|FAILED.*|panicked.*|failed on.*|input:.*|saved:.*'
 	FUZZ_SECONDS=$(FUZZ_SECONDS) $(CARGO) test --quiet -p shared --features fakes,fuzz --test fuzz_jobs -- --nocapture 2>&1 | grep -oE 'fuzz: .*|FAILED.*|panicked.*|failed on.*|input:.*|saved:.*'
 	FUZZ_SECONDS=$(FUZZ_SECONDS) $(CARGO) test --quiet -p syncctl --bin syncctl fuzzed -- --nocapture 2>&1 | grep -oE 'fuzz: .*|FAILED.*|panicked.*|failed on.*|input:.*|saved:.*'
+
+## soak: SOAK_CHANGES (10,000) changes in both systems at SOAK_RATE (100) a second on a fresh
+## local stack with every fault switch on (SOAK_FAULTS=0: none), then each change checked against
+## both systems and the ledger; the last line is `soak: <N> changes, <L> lost, <D> duplicated,
+## <E> error`, and it fails when anything was lost or duplicated
+soak: $(STAMP)
+	$(CARGO) build --quiet --profile perf -p sync-tests --bin soak
+	target/perf/soak
 
 ## build: debug build of every crate
 build:

@@ -226,12 +226,13 @@ async fn check(stack: &Stack, expected: &Expected) -> Result<Verdict> {
         v.examples
             .push(format!("error {} {}: {:?}", l.job, l.key, l.last_error));
     }
-    let failed = |key: &str| ledgers.iter().any(|l| l.error && l.key.to_string() == key);
+    let by_key: HashMap<String, &crate::LedgerRecord> =
+        ledgers.iter().map(|l| (l.key.to_string(), l)).collect();
+    let failed = |key: &str| by_key.get(key).is_some_and(|l| l.error);
     // What the ledger says of a record, for the examples of what went wrong.
     let said = |key: &str| {
-        ledgers
-            .iter()
-            .find(|l| l.key.to_string() == key)
+        by_key
+            .get(key)
             .map(|l| {
                 format!(
                     "ledger: synced {} error {} ignored {} ({:?}) history {:?}",
@@ -240,33 +241,51 @@ async fn check(stack: &Stack, expected: &Expected) -> Result<Verdict> {
             })
             .unwrap_or_else(|| "no ledger record".into())
     };
+    // Each system's records read once and indexed by the field that names the twin.
+    let index = |records: Vec<Map<String, Value>>, field: &str| {
+        let mut by: HashMap<String, Vec<Map<String, Value>>> = HashMap::new();
+        for r in records {
+            if let Some(key) = r.get(field).and_then(Value::as_str) {
+                by.entry(key.to_string()).or_default().push(r);
+            }
+        }
+        by
+    };
+    let accounts = index(stack.salesforce.records("Account"), "Gainsight_Company_Id__c");
+    let companies = index(stack.gainsight.records("Company"), "SfdcAccountId");
+    let contacts = index(stack.salesforce.records("Contact"), "Gainsight_Person_Id__c");
+    let none = Vec::new();
     for (gsid, (name, arr)) in &expected.companies {
-        let twins = stack.salesforce_where("Account", "Gainsight_Company_Id__c", gsid);
+        let twins = accounts.get(gsid).unwrap_or(&none);
         let shows = |t: &Map<String, Value>| {
             t.get("Name") == Some(&json!(name))
                 && t.get("AnnualRevenue").and_then(Value::as_f64) == Some(*arr as f64)
         };
         let what = format!("Company {gsid} ({name}, {arr}); {}", said(gsid));
-        judge(&mut v, &what, &twins, shows, failed(gsid));
+        judge(&mut v, &what, twins, shows, failed(gsid));
     }
+    let by_salesforce_id: HashMap<&str, String> = ledgers
+        .iter()
+        .filter(|l| l.job == "company_account")
+        .filter_map(|l| Some((l.salesforce_id.as_deref()?, l.key.to_string())))
+        .collect();
     for (id, phone) in &expected.accounts {
-        let twins = stack.gainsight_where("Company", "SfdcAccountId", id);
+        let twins = companies.get(id).unwrap_or(&none);
         let shows = |t: &Map<String, Value>| t.get("Phone") == Some(&json!(phone));
-        let key = ledgers
-            .iter()
-            .find(|l| l.job == "company_account" && l.salesforce_id.as_deref() == Some(id))
-            .map(|l| l.key.to_string())
+        let key = by_salesforce_id
+            .get(id.as_str())
+            .cloned()
             .unwrap_or_else(|| format!("sf:{id}"));
         let what = format!("Account {id} ({phone}); {}", said(&key));
-        judge(&mut v, &what, &twins, shows, failed(&key));
+        judge(&mut v, &what, twins, shows, failed(&key));
     }
     for (gsid, (email, last)) in &expected.people {
-        let twins = stack.salesforce_where("Contact", "Gainsight_Person_Id__c", gsid);
+        let twins = contacts.get(gsid).unwrap_or(&none);
         let shows = |t: &Map<String, Value>| {
             t.get("Email") == Some(&json!(email)) && t.get("LastName") == Some(&json!(last))
         };
         let what = format!("Person {gsid}; {}", said(gsid));
-        judge(&mut v, &what, &twins, shows, failed(gsid));
+        judge(&mut v, &what, twins, shows, failed(gsid));
     }
     Ok(v)
 }
