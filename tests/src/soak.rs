@@ -229,31 +229,17 @@ async fn check(stack: &Stack, expected: &Expected) -> Result<Verdict> {
     let by_key: HashMap<String, &crate::LedgerRecord> =
         ledgers.iter().map(|l| (l.key.to_string(), l)).collect();
     let failed = |key: &str| by_key.get(key).is_some_and(|l| l.error);
-    // What the ledger says of a record, for the examples of what went wrong.
-    let said = |key: &str| {
-        by_key
-            .get(key)
-            .map(|l| {
-                format!(
-                    "ledger: synced {} error {} ignored {} ({:?}) history {:?}",
-                    l.synced, l.error, l.ignored_count, l.last_ignored_reason, l.history
-                )
-            })
-            .unwrap_or_else(|| "no ledger record".into())
-    };
+    let said = |key: &str| said(by_key.get(key).copied());
     // Each system's records read once and indexed by the field that names the twin.
-    let index = |records: Vec<Map<String, Value>>, field: &str| {
-        let mut by: HashMap<String, Vec<Map<String, Value>>> = HashMap::new();
-        for r in records {
-            if let Some(key) = r.get(field).and_then(Value::as_str) {
-                by.entry(key.to_string()).or_default().push(r);
-            }
-        }
-        by
-    };
-    let accounts = index(stack.salesforce.records("Account"), "Gainsight_Company_Id__c");
+    let accounts = index(
+        stack.salesforce.records("Account"),
+        "Gainsight_Company_Id__c",
+    );
     let companies = index(stack.gainsight.records("Company"), "SfdcAccountId");
-    let contacts = index(stack.salesforce.records("Contact"), "Gainsight_Person_Id__c");
+    let contacts = index(
+        stack.salesforce.records("Contact"),
+        "Gainsight_Person_Id__c",
+    );
     let none = Vec::new();
     for (gsid, (name, arr)) in &expected.companies {
         let twins = accounts.get(gsid).unwrap_or(&none);
@@ -288,6 +274,32 @@ async fn check(stack: &Stack, expected: &Expected) -> Result<Verdict> {
         judge(&mut v, &what, twins, shows, failed(gsid));
     }
     Ok(v)
+}
+
+/// `records` by the value of their `field`.
+fn index(
+    records: Vec<Map<String, Value>>,
+    field: &str,
+) -> HashMap<String, Vec<Map<String, Value>>> {
+    let mut by: HashMap<String, Vec<Map<String, Value>>> = HashMap::new();
+    for r in records {
+        if let Some(key) = r.get(field).and_then(Value::as_str) {
+            by.entry(key.to_string()).or_default().push(r);
+        }
+    }
+    by
+}
+
+/// What the ledger says of a record, for the examples of what went wrong.
+fn said(record: Option<&crate::LedgerRecord>) -> String {
+    record
+        .map(|l| {
+            format!(
+                "ledger: synced {} error {} ignored {} ({:?}) history {:?}",
+                l.synced, l.error, l.ignored_count, l.last_ignored_reason, l.history
+            )
+        })
+        .unwrap_or_else(|| "no ledger record".into())
 }
 
 /// One record's verdict: one twin that shows the last change, or not.

@@ -55,22 +55,7 @@ impl Pusher {
                 Err(e) => vec![Err(shared::ports::QueueError::Unavailable(e.to_string()))],
             };
             match staged.into_iter().next() {
-                Some(Ok(())) => {
-                    tracing::info!(load = %load, writes = group.len(), "writes staged for their bulk load");
-                    for p in &group {
-                        let job = Some(p.command.job.as_str());
-                        if let Some(j) = self.jobs.get(&p.command.job) {
-                            runs.objects(
-                                job,
-                                j.object_in(p.command.source),
-                                Some(&p.command.object),
-                            );
-                        }
-                        let line = RunLine::new(source_id(&p.command), LineOutcome::Queued)
-                            .message(format!("staged for bulk load {load}"));
-                        runs.line(job, line);
-                    }
-                }
+                Some(Ok(())) => self.note_staged(&load, &group, runs),
                 failed => {
                     let why = format!(
                         "bulk load {load} not staged: {failed:?}; the writes go back to the queue"
@@ -84,6 +69,20 @@ impl Pusher {
             }
         }
         now
+    }
+
+    /// Says in the runs that `group` waits for its load.
+    fn note_staged(&self, load: &LoadId, group: &[Pending], runs: &mut Runs) {
+        tracing::info!(load = %load, writes = group.len(), "writes staged for their bulk load");
+        for p in group {
+            let job = Some(p.command.job.as_str());
+            if let Some(j) = self.jobs.get(&p.command.job) {
+                runs.objects(job, j.object_in(p.command.source), Some(&p.command.object));
+            }
+            let line = RunLine::new(source_id(&p.command), LineOutcome::Queued)
+                .message(format!("staged for bulk load {load}"));
+            runs.line(job, line);
+        }
     }
 
     /// Writes `load` if it is quiet and unwritten, then marks it written. Writes that must be
