@@ -265,15 +265,12 @@ async fn injected_faults_end_synced_without_duplicates() -> Result<()> {
     // The session expires, every Salesforce call then fails for a while (more than the client's
     // own retries), then rows are locked: messages go back to the queue until they succeed.
     stack.salesforce.expire_tokens();
-    stack
-        .salesforce
-        .inject(devstack::salesforce::Fault::Status {
-            status: 503,
-            error_code: "SERVER_UNAVAILABLE".into(),
-            message: "Server unavailable".into(),
-            times: 6,
-            retry_after: None,
-        });
+    stack.salesforce.inject(devstack::salesforce::Fault::status(
+        503,
+        "SERVER_UNAVAILABLE",
+        "Server unavailable",
+        6,
+    ));
     stack
         .salesforce
         .inject(devstack::salesforce::Fault::LockRows { times: 1 });

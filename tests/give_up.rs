@@ -11,15 +11,12 @@ use sync_tests::{Options, Stack};
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_write_failing_on_every_delivery_is_recorded_and_kept_in_the_dlq() -> Result<()> {
     let stack = Stack::start(Options::default()).await?;
-    stack
-        .salesforce
-        .inject(devstack::salesforce::Fault::Status {
-            status: 503,
-            error_code: "SERVER_UNAVAILABLE".into(),
-            message: "Server unavailable".into(),
-            times: 10_000,
-            retry_after: None,
-        });
+    stack.salesforce.inject(devstack::salesforce::Fault::status(
+        503,
+        "SERVER_UNAVAILABLE",
+        "Server unavailable",
+        10_000,
+    ));
     let gsid = stack
         .create_companies(vec![json!({"Name": "Never Written", "Arr": 1})])
         .await?

@@ -51,7 +51,6 @@ impl LoadStore for MemoryStore {
                 .insert((w.job.clone(), w.ledger_key.to_string()), w.clone());
         }
         entry.state.last_staged_ms = now_ms;
-        entry.state.staged += writes.len() as u64;
         Ok(())
     }
 

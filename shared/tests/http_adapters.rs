@@ -150,13 +150,7 @@ async fn salesforce_recovers_from_expired_sessions_and_transient_faults() -> Res
         "401 INVALID_SESSION_ID leads to one new token"
     );
 
-    emu.inject(sf::Fault::Status {
-        status: 503,
-        error_code: "SERVER_UNAVAILABLE".into(),
-        message: "try later".into(),
-        times: 2,
-        retry_after: None,
-    });
+    emu.inject(sf::Fault::status(503, "SERVER_UNAVAILABLE", "try later", 2));
     let calls = emu.stats().api_calls;
     client
         .upsert("Account", "Gainsight_Company_Id__c", &rec)
@@ -167,13 +161,12 @@ async fn salesforce_recovers_from_expired_sessions_and_transient_faults() -> Res
         "two failed tries, then success"
     );
 
-    emu.inject(sf::Fault::Status {
-        status: 403,
-        error_code: "REQUEST_LIMIT_EXCEEDED".into(),
-        message: "TotalRequests Limit exceeded.".into(),
-        times: 10,
-        retry_after: None,
-    });
+    emu.inject(sf::Fault::status(
+        403,
+        "REQUEST_LIMIT_EXCEEDED",
+        "TotalRequests Limit exceeded.",
+        10,
+    ));
     let err = client
         .upsert("Account", "Gainsight_Company_Id__c", &rec)
         .await
@@ -184,13 +177,8 @@ async fn salesforce_recovers_from_expired_sessions_and_transient_faults() -> Res
 
 /// A fault that answers `status`/`code` `times` times, with a `Retry-After` when given.
 fn sf_status(status: u16, code: &str, times: u32, retry_after: Option<u64>) -> sf::Fault {
-    sf::Fault::Status {
-        status,
-        error_code: code.into(),
-        message: format!("injected {code}"),
-        times,
-        retry_after,
-    }
+    sf::Fault::status(status, code, &format!("injected {code}"), times)
+        .with_retry_after(retry_after)
 }
 
 /// Each class of failure as Salesforce sends it, and what the client does with it: waits out a

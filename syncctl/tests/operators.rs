@@ -182,15 +182,12 @@ async fn a_run_that_failed_for_a_technical_reason_has_the_error_on_its_last_log_
 {
     let stack = Stack::start(Options::default()).await?;
     // Salesforce answers 503 long enough for the pusher's retries to give up once.
-    stack
-        .salesforce
-        .inject(devstack::salesforce::Fault::Status {
-            status: 503,
-            error_code: "SERVER_UNAVAILABLE".into(),
-            message: "down for maintenance".into(),
-            times: 6,
-            retry_after: None,
-        });
+    stack.salesforce.inject(devstack::salesforce::Fault::status(
+        503,
+        "SERVER_UNAVAILABLE",
+        "down for maintenance",
+        6,
+    ));
     let gsid = stack
         .create_companies(vec![json!({"Name": "Patient Co", "Arr": 1})])
         .await?

@@ -78,6 +78,27 @@ pub enum Fault {
     BulkFailAfter { rows: usize, times: u32 },
 }
 
+impl Fault {
+    /// `status` with Salesforce's error body `code`, `times` times, without a `Retry-After`.
+    pub fn status(status: u16, code: &str, message: &str, times: u32) -> Self {
+        Fault::Status {
+            status,
+            error_code: code.into(),
+            message: message.into(),
+            times,
+            retry_after: None,
+        }
+    }
+
+    /// The status fault, answered with a `Retry-After` of `seconds` (other faults unchanged).
+    pub fn with_retry_after(mut self, seconds: Option<u64>) -> Self {
+        if let Fault::Status { retry_after, .. } = &mut self {
+            *retry_after = seconds;
+        }
+        self
+    }
+}
+
 #[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
 pub struct Stats {
     pub token_requests: u64,

@@ -86,8 +86,6 @@ pub fn load_for(read: Read, run: &str, bulk_threshold: usize) -> Option<LoadId> 
 pub struct LoadState {
     /// When writes were last staged under it (epoch ms).
     pub last_staged_ms: i64,
-    /// Writes staged under it (a write staged again for the same record counts again).
-    pub staged: u64,
     /// Whether it was written already.
     pub flushed: bool,
 }
@@ -179,7 +177,6 @@ mod tests {
         let state = |last, flushed| {
             Some(LoadState {
                 last_staged_ms: last,
-                staged: 3,
                 flushed,
             })
         };

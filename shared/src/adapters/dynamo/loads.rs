@@ -37,24 +37,18 @@ fn write_item(load: &LoadId, write: &WriteCommand, expires_s: i64) -> Result<Ite
 }
 
 impl DynamoStateStore {
-    /// Notes that `load` grew by `count` writes at `now_ms`.
-    async fn note_growth(
-        &self,
-        load: &LoadId,
-        count: usize,
-        now_ms: i64,
-    ) -> Result<(), StoreError> {
+    /// Notes that `load` grew at `now_ms`.
+    async fn note_growth(&self, load: &LoadId, now_ms: i64) -> Result<(), StoreError> {
         self.client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(meta_key(load)))
             .update_expression(
-                "SET last_staged_ms = :now, flushed = if_not_exists(flushed, :no), expires_at = :exp ADD staged :n",
+                "SET last_staged_ms = :now, flushed = if_not_exists(flushed, :no), expires_at = :exp",
             )
             .expression_attribute_values(":now", n(now_ms))
             .expression_attribute_values(":no", AttributeValue::Bool(false))
             .expression_attribute_values(":exp", n(now_ms / 1000 + LOAD_TTL_S))
-            .expression_attribute_values(":n", n(count))
             .send()
             .await
             .map_err(store_error)?;
@@ -82,7 +76,7 @@ impl LoadStore for DynamoStateStore {
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
         self.batch_write(requests).await?;
-        self.note_growth(load, writes.len(), now_ms).await
+        self.note_growth(load, now_ms).await
     }
 
     async fn load_state(&self, load: &LoadId) -> Result<Option<LoadState>, StoreError> {
@@ -97,7 +91,6 @@ impl LoadStore for DynamoStateStore {
             .map_err(store_error)?;
         Ok(out.item().map(|item| LoadState {
             last_staged_ms: get_n(item, "last_staged_ms").unwrap_or_default(),
-            staged: get_n(item, "staged").unwrap_or_default().max(0) as u64,
             flushed: item
                 .get("flushed")
                 .and_then(|v| v.as_bool().ok())
