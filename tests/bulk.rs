@@ -66,8 +66,7 @@ async fn a_full_batch_goes_through_one_bulk_job() -> Result<()> {
     let store = Arc::new(MemoryStore::default());
     let gainsight = Arc::new(MemoryGainsight::default());
     let pusher = pusher::Pusher::new(
-        store.clone(),
-        store.clone(),
+        (store.clone(), store.clone(), store.clone()),
         Arc::new(client),
         gainsight,
         jobs()?,

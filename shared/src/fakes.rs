@@ -7,6 +7,7 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 
+use crate::domain::lease::RecordLease;
 use crate::domain::load::{LoadId, LoadState};
 use crate::domain::{Fields, LedgerKey, LedgerRecord, Run, RunId, SyncStatus, WriteCommand};
 use crate::ports::*;
@@ -25,6 +26,10 @@ pub struct MemoryStore {
     pub fail: Mutex<bool>,
     /// Bulk loads: their state, claim lease, and staged writes by (job, ledger key).
     pub loads: Mutex<HashMap<LoadId, MemoryLoad>>,
+    /// Record leases, with the time each holds until.
+    pub leases: Mutex<HashMap<RecordLease, i64>>,
+    /// Leases taken over the store's life, and leases refused because another held them.
+    pub lease_counts: Mutex<(usize, usize)>,
 }
 
 #[derive(Default, Clone)]
@@ -134,6 +139,42 @@ impl MemoryStore {
         out.sort_by_key(|r| r.key.to_string());
         out.truncate(limit);
         out
+    }
+}
+
+#[async_trait]
+impl LeaseStore for MemoryStore {
+    async fn take_leases(
+        &self,
+        leases: &[RecordLease],
+        now_ms: i64,
+        until_ms: i64,
+    ) -> Result<Vec<bool>, StoreError> {
+        self.check()?;
+        let mut held = self.leases.lock().unwrap();
+        let mut counts = self.lease_counts.lock().unwrap();
+        Ok(leases
+            .iter()
+            .map(|lease| {
+                let free = held.get(lease).is_none_or(|until| *until < now_ms);
+                if free {
+                    held.insert(lease.clone(), until_ms);
+                    counts.0 += 1;
+                } else {
+                    counts.1 += 1;
+                }
+                free
+            })
+            .collect())
+    }
+
+    async fn release_leases(&self, leases: &[RecordLease]) -> Result<(), StoreError> {
+        self.check()?;
+        let mut held = self.leases.lock().unwrap();
+        for lease in leases {
+            held.remove(lease);
+        }
+        Ok(())
     }
 }
 

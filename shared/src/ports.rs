@@ -250,6 +250,24 @@ pub trait LoadStore: Send + Sync {
     async fn finish_load(&self, load: &crate::domain::load::LoadId) -> Result<(), StoreError>;
 }
 
+/// Record leases (DynamoDB in production): one pusher at a time writes a record pair.
+#[async_trait]
+pub trait LeaseStore: Send + Sync {
+    /// Takes each lease no one else holds as of `now_ms`, until `until_ms`; one answer per lease,
+    /// in order, `true` when taken. A lease past its time is free whoever took it.
+    async fn take_leases(
+        &self,
+        leases: &[crate::domain::lease::RecordLease],
+        now_ms: i64,
+        until_ms: i64,
+    ) -> Result<Vec<bool>, StoreError>;
+    /// Gives back leases this pusher took.
+    async fn release_leases(
+        &self,
+        leases: &[crate::domain::lease::RecordLease],
+    ) -> Result<(), StoreError>;
+}
+
 /// Poll cursors (DynamoDB in production), one per job and stream.
 #[async_trait]
 pub trait CursorStore: Send + Sync {

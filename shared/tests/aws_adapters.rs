@@ -531,3 +531,47 @@ async fn dynamo_load_store_stages_claims_once_and_finishes() -> Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn dynamo_lease_store_lets_one_holder_write_a_record_at_a_time() -> Result<()> {
+    use shared::domain::lease::RecordLease;
+    use shared::ports::LeaseStore;
+    let (_aws, clients, resources) = setup().await?;
+    let store = clients.state_store(&resources);
+    let lease = |job: &str, key: &str| RecordLease {
+        job: job.into(),
+        key: k(key),
+    };
+
+    // One lease: a single conditional put; held until its time is up, then free again.
+    let one = [lease("company_account", "G1")];
+    assert_eq!(store.take_leases(&one, 1_000, 2_000).await?, [true]);
+    assert_eq!(store.take_leases(&one, 1_500, 2_500).await?, [false]);
+    assert_eq!(
+        store.take_leases(&one, 2_001, 3_000).await?,
+        [true],
+        "a lapsed lease is taken over"
+    );
+
+    // Many leases in one transaction: the held one is refused, the others are taken; 150 leases
+    // go out as two transactions.
+    let mut many: Vec<RecordLease> = (0..150)
+        .map(|i| lease("company_account", &format!("G{i:03}")))
+        .collect();
+    many.push(lease("company_account", "G1"));
+    many.push(lease("person_contact", "sf:003A"));
+    let answers = store.take_leases(&many, 2_500, 9_000).await?;
+    assert_eq!(answers.len(), 152);
+    assert!(answers[..150].iter().all(|t| *t), "free leases taken");
+    assert_eq!(answers[150..], [false, true], "G1 is held until 3000");
+
+    // Given back, a lease is free at once; one not given back stays held.
+    store.release_leases(&many[..150]).await?;
+    let again = store.take_leases(&many[..3], 2_600, 9_000).await?;
+    assert_eq!(again, [true, true, true]);
+    assert_eq!(
+        store.take_leases(&many[151..], 2_600, 9_000).await?,
+        [false]
+    );
+    Ok(())
+}

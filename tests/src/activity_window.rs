@@ -106,7 +106,12 @@ async fn map_and_push(
         let (response, _) = mapper.handle_at(event, shared::time::now_ms()).await;
         anyhow::ensure!(response.batch_item_failures.is_empty(), "mapper failed");
     }
-    let pusher = pusher::Pusher::new(store.clone(), store, salesforce, gainsight, jobs.clone());
+    let pusher = pusher::Pusher::new(
+        (store.clone(), store.clone(), store),
+        salesforce,
+        gainsight,
+        jobs.clone(),
+    );
     for batch in writes.bodies().chunks(PUSHER_BATCH) {
         let messages = batch.iter().enumerate().map(|(i, b)| (i, b.clone()));
         let event = sqs_event(PUSHER_FIXTURE, messages);

@@ -81,6 +81,12 @@ struct Expected {
     accounts: HashMap<String, String>,
     /// People made in Gainsight: GSID -> (Email, LastName).
     people: HashMap<String, (String, String)>,
+    /// Cases made in Gainsight: GSID -> Subject.
+    gainsight_cases: HashMap<String, String>,
+    /// Cases made in Salesforce: Id -> (Subject, Priority) last set.
+    salesforce_cases: HashMap<String, (String, String)>,
+    /// Timeline activities made in Gainsight: GSID -> (Subject, the Salesforce object it becomes).
+    activities: HashMap<String, (String, &'static str)>,
     changes: usize,
 }
 
@@ -124,52 +130,14 @@ fn record(v: Value) -> Map<String, Value> {
 }
 
 /// The `i`th change, by a person in one system or the other: new records, and edits of ones made
-/// earlier.
+/// earlier, of every synced kind (Companies and Accounts, People, Cases both ways, Timeline
+/// activities).
 async fn change(stack: &Stack, expected: &mut Expected, i: usize) -> Result<()> {
     expected.changes += 1;
-    match i % 6 {
-        0 | 1 => {
-            let (name, arr) = (format!("Soak Co {i}"), i as i64);
-            let gsid = stack
-                .create_companies(vec![json!({"Name": name, "Arr": arr})])
-                .await?
-                .remove(0);
-            expected.companies.insert(gsid, (name, arr));
-        }
-        2 => {
-            let Some((gsid, _)) = pick(&expected.companies, i) else {
-                return Box::pin(change(stack, expected, i + 1)).await;
-            };
-            let (name, arr) = (format!("Soak Co {i} renamed"), i as i64 * 10);
-            stack
-                .update_companies(vec![json!({"Gsid": gsid, "Name": name, "Arr": arr})])
-                .await?;
-            expected.companies.insert(gsid, (name, arr));
-        }
-        3 => {
-            let phone = format!("+1 555 {i:04}");
-            let id = stack
-                .salesforce
-                .seed(
-                    "Account",
-                    vec![record(
-                        json!({"Name": format!("Soak Account {i}"), "Phone": phone}),
-                    )],
-                )
-                .remove(0);
-            expected.accounts.insert(id, phone);
-        }
-        4 => {
-            let Some((id, _)) = pick(&expected.accounts, i) else {
-                return Box::pin(change(stack, expected, i + 1)).await;
-            };
-            let phone = format!("+1 666 {i:04}");
-            stack
-                .salesforce
-                .edit("Account", &id, record(json!({"Phone": phone})));
-            expected.accounts.insert(id, phone);
-        }
-        _ => {
+    match i % 10 {
+        0..=2 => company_change(stack, expected, i).await,
+        3 | 4 => account_change(stack, expected, i),
+        5 => {
             let (email, last) = (format!("soak{i}@example.com"), format!("Soak{i}"));
             let gsid = stack
                 .gainsight_insert(
@@ -179,8 +147,97 @@ async fn change(stack: &Stack, expected: &mut Expected, i: usize) -> Result<()> 
                 .await?
                 .remove(0);
             expected.people.insert(gsid, (email, last));
+            Ok(())
+        }
+        6..=8 => case_change(stack, expected, i).await,
+        _ => activity(stack, expected, i).await,
+    }
+}
+
+/// A Company made in Gainsight (two in three) or an earlier one renamed.
+async fn company_change(stack: &Stack, expected: &mut Expected, i: usize) -> Result<()> {
+    let edit = pick(&expected.companies, i).filter(|_| i % 10 == 2);
+    let (name, arr) = (format!("Soak Co {i}"), i as i64);
+    let gsid = match edit {
+        Some((gsid, _)) => {
+            let record = json!({"Gsid": gsid, "Name": name, "Arr": arr});
+            stack.update_companies(vec![record]).await?;
+            gsid
+        }
+        None => stack
+            .create_companies(vec![json!({"Name": name, "Arr": arr})])
+            .await?
+            .remove(0),
+    };
+    expected.companies.insert(gsid, (name, arr));
+    Ok(())
+}
+
+/// An Account made in Salesforce, or an earlier one's Phone changed.
+fn account_change(stack: &Stack, expected: &mut Expected, i: usize) -> Result<()> {
+    let phone = format!("+1 555 {i:04}");
+    match pick(&expected.accounts, i).filter(|_| i % 10 == 4) {
+        Some((id, _)) => {
+            let edit = record(json!({"Phone": phone}));
+            stack.salesforce.edit("Account", &id, edit);
+            expected.accounts.insert(id, phone);
+        }
+        None => {
+            let account = record(json!({"Name": format!("Soak Account {i}"), "Phone": phone}));
+            let id = stack.salesforce.seed("Account", vec![account]).remove(0);
+            expected.accounts.insert(id, phone);
         }
     }
+    Ok(())
+}
+
+/// A Case made in Gainsight on an earlier Company, one made in Salesforce, or an earlier
+/// Salesforce one's Subject and Priority changed.
+async fn case_change(stack: &Stack, expected: &mut Expected, i: usize) -> Result<()> {
+    let subject = format!("Soak case {i}");
+    if i % 10 == 6 {
+        let company = pick(&expected.companies, i).map(|(gsid, _)| gsid);
+        let case = json!({"Subject": subject, "Priority": "High", "CompanyId": company});
+        let gsid = stack.gainsight_insert("Case", vec![case]).await?.remove(0);
+        expected.gainsight_cases.insert(gsid, subject);
+        return Ok(());
+    }
+    let priority = ["High", "Medium", "Low"][i % 3].to_string();
+    match pick(&expected.salesforce_cases, i).filter(|_| i % 10 == 8) {
+        Some((id, _)) => {
+            let edit = record(json!({"Subject": subject, "Priority": priority}));
+            stack.salesforce.edit("Case", &id, edit);
+            expected.salesforce_cases.insert(id, (subject, priority));
+        }
+        None => {
+            let case = record(json!({"Subject": subject, "Priority": priority, "Status": "New"}));
+            let id = stack.salesforce.seed("Case", vec![case]).remove(0);
+            expected.salesforce_cases.insert(id, (subject, priority));
+        }
+    }
+    Ok(())
+}
+
+/// A Timeline activity logged in Gainsight on an earlier Company: a call (a Task) or a
+/// 30-minute meeting (an Event), in turn.
+async fn activity(stack: &Stack, expected: &mut Expected, i: usize) -> Result<()> {
+    let company = pick(&expected.companies, i).map(|(gsid, _)| gsid);
+    let subject = format!("Soak activity {i}");
+    let (type_name, object) = if i % 20 == 9 {
+        ("Call", "Task")
+    } else {
+        ("Meeting", "Event")
+    };
+    let activity = json!({
+        "Subject": subject, "TypeName": type_name, "GsCompanyId": company,
+        "NotesPlainText": format!("notes of {subject}"),
+        "ActivityDate": 1_767_261_600_000_i64, "DurationInMins": 30,
+    });
+    let gsid = stack
+        .gainsight_insert("activity_timeline", vec![activity])
+        .await?
+        .remove(0);
+    expected.activities.insert(gsid, (subject, object));
     Ok(())
 }
 
@@ -273,7 +330,96 @@ async fn check(stack: &Stack, expected: &Expected) -> Result<Verdict> {
         let what = format!("Person {gsid}; {}", said(gsid));
         judge(&mut v, &what, twins, shows, failed(gsid));
     }
+    check_cases(stack, expected, &ledgers, &mut v);
+    check_activities(stack, expected, &ledgers, &mut v);
     Ok(v)
+}
+
+/// Each Case against its twin: a Gainsight Case's Salesforce Case (by its GSID there), a
+/// Salesforce Case's Gainsight Case (by its Salesforce Id there).
+fn check_cases(
+    stack: &Stack,
+    expected: &Expected,
+    ledgers: &[crate::LedgerRecord],
+    v: &mut Verdict,
+) {
+    let by_key = of_job(ledgers, "case_case");
+    let none = Vec::new();
+    let salesforce = index(stack.salesforce.records("Case"), "Gainsight_Case_Id__c");
+    for (gsid, subject) in &expected.gainsight_cases {
+        let twins = salesforce.get(gsid).unwrap_or(&none);
+        let shows = |t: &Map<String, Value>| t.get("Subject") == Some(&json!(subject));
+        let ledger = by_key.get(gsid.as_str()).copied();
+        let what = format!("Gainsight Case {gsid} ({subject}); {}", said(ledger));
+        judge(v, &what, twins, shows, ledger.is_some_and(|l| l.error));
+    }
+    let gainsight = index(stack.gainsight.records("Case"), "SfdcCaseId");
+    let by_salesforce_id: HashMap<&str, &crate::LedgerRecord> = by_key
+        .values()
+        .filter_map(|l| Some((l.salesforce_id.as_deref()?, *l)))
+        .collect();
+    for (id, (subject, priority)) in &expected.salesforce_cases {
+        let twins = gainsight.get(id).unwrap_or(&none);
+        let shows = |t: &Map<String, Value>| {
+            t.get("Subject") == Some(&json!(subject)) && t.get("Priority") == Some(&json!(priority))
+        };
+        let ledger = by_salesforce_id
+            .get(id.as_str())
+            .or_else(|| by_key.get(&format!("sf:{id}")))
+            .copied();
+        let what = format!(
+            "Salesforce Case {id} ({subject}, {priority}); {}",
+            said(ledger)
+        );
+        judge(v, &what, twins, shows, ledger.is_some_and(|l| l.error));
+    }
+}
+
+/// Each Timeline activity against its Task or Event (by the activity's GSID there).
+fn check_activities(
+    stack: &Stack,
+    expected: &Expected,
+    ledgers: &[crate::LedgerRecord],
+    v: &mut Verdict,
+) {
+    let ledgers = [
+        of_job(ledgers, "activity_task"),
+        of_job(ledgers, "activity_event"),
+    ];
+    let none = Vec::new();
+    let tasks = index(stack.salesforce.records("Task"), "Gainsight_Activity_Id__c");
+    let events = index(
+        stack.salesforce.records("Event"),
+        "Gainsight_Activity_Id__c",
+    );
+    for (gsid, (subject, object)) in &expected.activities {
+        let (twins, ledgers) = match *object {
+            "Task" => (tasks.get(gsid), &ledgers[0]),
+            _ => (events.get(gsid), &ledgers[1]),
+        };
+        let ledger = ledgers.get(gsid.as_str()).copied();
+        let shows = |t: &Map<String, Value>| t.get("Subject") == Some(&json!(subject));
+        let what = format!("activity {gsid} ({subject}, a {object}); {}", said(ledger));
+        judge(
+            v,
+            &what,
+            twins.unwrap_or(&none),
+            shows,
+            ledger.is_some_and(|l| l.error),
+        );
+    }
+}
+
+/// The ledger records of `job`, by key.
+fn of_job<'a>(
+    ledgers: &'a [crate::LedgerRecord],
+    job: &str,
+) -> HashMap<String, &'a crate::LedgerRecord> {
+    ledgers
+        .iter()
+        .filter(|l| l.job == job)
+        .map(|l| (l.key.to_string(), l))
+        .collect()
 }
 
 /// `records` by the value of their `field`.

@@ -6,6 +6,7 @@
 
 mod files;
 mod hold;
+mod lease;
 mod loads;
 mod write;
 
@@ -29,7 +30,8 @@ use shared::domain::{
 };
 use shared::lambda::{batch_seed, parse_messages, store_runs};
 use shared::ports::{
-    GainsightApi, LedgerStore, LedgerWrite, LoadStore, Queue, RunStore, SalesforceApi, SecretsError,
+    GainsightApi, LeaseStore, LedgerStore, LedgerWrite, LoadStore, Queue, RunStore, SalesforceApi,
+    SecretsError,
 };
 
 /// Table, queues, the Salesforce org and the Gainsight tenant.
@@ -64,6 +66,8 @@ pub fn max_receives_from_env() -> Result<u32, shared::config::ConfigError> {
 pub struct Pusher {
     ledger: Arc<dyn LedgerStore>,
     runs: Arc<dyn RunStore>,
+    /// Record leases: one pusher at a time writes a record.
+    leases: Arc<dyn LeaseStore>,
     salesforce: Arc<dyn SalesforceApi>,
     gainsight: Arc<dyn GainsightApi>,
     /// The jobs, for the id fields records are addressed by.
@@ -107,8 +111,7 @@ struct Effect {
 
 impl Pusher {
     pub fn new(
-        ledger: Arc<dyn LedgerStore>,
-        runs: Arc<dyn RunStore>,
+        (ledger, runs, leases): (Arc<dyn LedgerStore>, Arc<dyn RunStore>, Arc<dyn LeaseStore>),
         salesforce: Arc<dyn SalesforceApi>,
         gainsight: Arc<dyn GainsightApi>,
         jobs: Jobs,
@@ -116,6 +119,7 @@ impl Pusher {
         Self {
             ledger,
             runs,
+            leases,
             salesforce,
             gainsight,
             jobs,
@@ -184,12 +188,15 @@ impl Pusher {
         };
         let writes = Arc::new(clients.queue(&config.aws.writes_queue_url));
         let quiet = Duration::from_millis(shared::domain::load::QUIET_MS as u64);
-        Ok(
-            Self::new(store.clone(), store.clone(), salesforce, gainsight, jobs)
-                .with_files(files)
-                .with_deferral(writes, DEFERRAL)
-                .with_loads(store, quiet),
+        Ok(Self::new(
+            (store.clone(), store.clone(), store.clone()),
+            salesforce,
+            gainsight,
+            jobs,
         )
+        .with_files(files)
+        .with_deferral(writes, DEFERRAL)
+        .with_loads(store, quiet))
     }
 
     pub async fn handle(&self, event: SqsEvent) -> SqsBatchResponse {
@@ -246,14 +253,33 @@ impl Pusher {
         (response, summary)
     }
 
-    /// Writes `batch` (one write per record) and records the outcomes: the ledger read, stale
-    /// writes dropped, conflicts settled, each group written, files uploaded, sources written
-    /// back and the ledger written. Messages to try again are added to `retry`.
+    /// Writes `batch` (one write per record) under the records' leases: the records another
+    /// pusher is writing wait, the rest are written, and the leases are given back once the
+    /// ledger says what was written. Messages to try again are added to `retry`.
     async fn push(
         &self,
         batch: Vec<Pending>,
         retry: &mut Vec<String>,
         runs: &mut Runs,
+        last: &HashSet<String>,
+        summary: &mut Summary,
+        now_ms: i64,
+    ) {
+        let (batch, leases) = self.lease(batch, retry, runs, now_ms).await;
+        if !batch.is_empty() {
+            self.push_leased(batch, (retry, runs), last, summary, now_ms)
+                .await;
+        }
+        self.give_back(&leases).await;
+    }
+
+    /// Writes records this pusher holds the leases of, and records the outcomes: the ledger
+    /// read, stale writes dropped, conflicts settled, each group written, files uploaded,
+    /// sources written back and the ledger written.
+    async fn push_leased(
+        &self,
+        batch: Vec<Pending>,
+        (retry, runs): (&mut Vec<String>, &mut Runs),
         last: &HashSet<String>,
         summary: &mut Summary,
         now_ms: i64,

@@ -5,6 +5,7 @@ pub mod budget;
 pub mod change;
 pub mod job;
 pub mod key;
+pub mod lease;
 pub mod ledger;
 pub mod load;
 pub mod mapping;

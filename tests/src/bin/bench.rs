@@ -107,8 +107,7 @@ async fn pusher_calls_per_1000() -> Result<()> {
     let client = sync_tests::salesforce_client(&emulator);
     let store = Arc::new(MemoryStore::default());
     let pusher = pusher::Pusher::new(
-        store.clone(),
-        store.clone(),
+        (store.clone(), store.clone(), store.clone()),
         Arc::new(client),
         Arc::new(shared::fakes::MemoryGainsight::default()),
         shared::domain::Jobs::builtin(),

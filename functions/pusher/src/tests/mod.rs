@@ -55,8 +55,7 @@ fn rig() -> Rig {
     let store = Arc::new(MemoryStore::default());
     let sf = Arc::new(MemorySalesforce::default());
     let pusher = Pusher::new(
-        store.clone(),
-        store.clone(),
+        (store.clone(), store.clone(), store.clone()),
         sf.clone(),
         Arc::new(MemoryGainsight::default()),
         Jobs::builtin(),
@@ -354,8 +353,7 @@ async fn gainsight_writes_wait_while_its_minute_is_over_budget_and_salesforce_on
     });
     let writes = Arc::new(MemoryQueue::default());
     let pusher = Pusher::new(
-        store.clone(),
-        store.clone(),
+        (store.clone(), store.clone(), store.clone()),
         sf.clone(),
         gs.clone(),
         Jobs::builtin(),
@@ -407,8 +405,7 @@ async fn gainsight_upsert_by_email_updates_matches_inserts_the_rest_and_writes_g
         ],
     );
     let pusher = Pusher::new(
-        store.clone(),
-        store.clone(),
+        (store.clone(), store.clone(), store.clone()),
         sf.clone(),
         gs.clone(),
         Jobs::builtin(),
@@ -530,8 +527,7 @@ async fn opposite_changes_in_one_batch_are_settled_by_the_rule_before_writing() 
     let sf = Arc::new(MemorySalesforce::default());
     let gs = Arc::new(MemoryGainsight::default());
     let pusher = Pusher::new(
-        store.clone(),
-        store.clone(),
+        (store.clone(), store.clone(), store.clone()),
         sf.clone(),
         gs.clone(),
         Jobs::builtin(),
@@ -594,8 +590,7 @@ async fn a_conflict_with_a_write_that_landed_meanwhile_drops_the_loser_and_resto
     );
     let gs = Arc::new(MemoryGainsight::default());
     let pusher = Pusher::new(
-        store.clone(),
-        store.clone(),
+        (store.clone(), store.clone(), store.clone()),
         sf.clone(),
         gs.clone(),
         Jobs::builtin(),
@@ -661,4 +656,5 @@ async fn a_conflict_with_a_write_that_landed_meanwhile_drops_the_loser_and_resto
 }
 
 mod fold;
+mod leases;
 mod loads;

@@ -30,6 +30,7 @@ use crate::ports::{
 };
 
 mod items;
+mod leases;
 mod loads;
 mod runs;
 
@@ -164,9 +165,8 @@ const CLAIM_CONDITION: &str =
     "attribute_not_exists(pk) OR expires_at < :now_s OR (#state = :pending AND claimed_at < :stale)";
 
 impl DynamoStateStore {
-    /// Claims up to 100 events in one transaction. A transaction writes all or nothing: when
-    /// DynamoDB cancels it, the items whose condition failed are duplicates and the rest are
-    /// claimed again without them.
+    /// Claims up to 100 events in one transaction (see [`Self::conditional_puts`]); an event
+    /// whose condition failed is a duplicate.
     async fn claim_chunk(
         &self,
         ids: &[String],
@@ -174,19 +174,41 @@ impl DynamoStateStore {
         reclaim_after_ms: i64,
         ttl_s: i64,
     ) -> Result<Vec<Claim>, StoreError> {
+        let mut unique: Vec<usize> = (0..ids.len()).collect();
+        unique.dedup_by(|a, b| ids[*a] == ids[*b]);
+        let written = self
+            .conditional_puts(unique.len(), |slot| {
+                let claim = ClaimWrite::new(&ids[unique[slot]], now_ms, reclaim_after_ms, ttl_s);
+                claim_item(&self.table, claim)
+            })
+            .await?;
         let mut claims = vec![Claim::Duplicate; ids.len()];
-        let mut pending: Vec<usize> = (0..ids.len()).collect();
-        pending.dedup_by(|a, b| ids[*a] == ids[*b]);
+        for (slot, &i) in unique.iter().enumerate() {
+            if written[slot] {
+                claims[i] = Claim::New;
+            }
+        }
+        Ok(claims)
+    }
+
+    /// Writes up to 100 conditional items (`item(slot)`, each a different item) in one
+    /// transaction; one answer per slot, `true` when written. A transaction writes all or
+    /// nothing: when DynamoDB cancels it, the items whose condition failed are left out and the
+    /// rest are written again without them.
+    async fn conditional_puts(
+        &self,
+        count: usize,
+        item: impl Fn(usize) -> Result<TransactWriteItem, StoreError>,
+    ) -> Result<Vec<bool>, StoreError> {
+        let mut written = vec![false; count];
+        let mut pending: Vec<usize> = (0..count).collect();
         for _ in 0..MAX_ROUNDS {
             if pending.is_empty() {
-                return Ok(claims);
+                return Ok(written);
             }
             let items = pending
                 .iter()
-                .map(|&i| {
-                    let claim = ClaimWrite::new(&ids[i], now_ms, reclaim_after_ms, ttl_s);
-                    claim_item(&self.table, claim)
-                })
+                .map(|&i| item(i))
                 .collect::<Result<Vec<_>, _>>()?;
             let sent = self
                 .client
@@ -196,8 +218,8 @@ impl DynamoStateStore {
                 .await;
             let err = match sent {
                 Ok(_) => {
-                    pending.iter().for_each(|&i| claims[i] = Claim::New);
-                    return Ok(claims);
+                    pending.iter().for_each(|&i| written[i] = true);
+                    return Ok(written);
                 }
                 Err(err) => err,
             };
@@ -218,13 +240,13 @@ impl DynamoStateStore {
                 }
             }
             if still.len() == before {
-                // Held up by a concurrent transaction, not by a duplicate: try again shortly.
+                // Held up by a concurrent transaction, not by a condition: try again shortly.
                 tokio::time::sleep(std::time::Duration::from_millis(20)).await;
             }
             pending = still;
         }
         Err(StoreError::Unavailable(
-            "dedup claims kept conflicting".into(),
+            "conditional writes kept conflicting with other transactions".into(),
         ))
     }
 

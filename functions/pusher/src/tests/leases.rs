@@ -1,0 +1,128 @@
+//! Record leases: a record another pusher is writing waits, and an older write never lands after
+//! a newer one.
+
+use super::*;
+use shared::domain::lease::{RecordLease, LEASE_WAIT};
+use shared::fakes::failed_ids;
+
+fn lease(gsid: &str) -> RecordLease {
+    RecordLease {
+        job: "company_account".into(),
+        key: LedgerKey::Gainsight(gsid.into()),
+    }
+}
+
+fn name_of(sf: &MemorySalesforce, gsid: &str) -> Option<serde_json::Value> {
+    let records = sf.records.lock().unwrap();
+    let key = ("Account".to_string(), gsid.to_string());
+    records.get(&key).map(|(_, fields)| fields["Name"].clone())
+}
+
+#[tokio::test]
+async fn a_record_another_pusher_is_writing_waits_and_its_older_write_never_lands_last() {
+    let store = Arc::new(MemoryStore::default());
+    let sf = Arc::new(MemorySalesforce::default());
+    let writes = Arc::new(MemoryQueue::default());
+    let pusher = Pusher::new(
+        (store.clone(), store.clone(), store.clone()),
+        sf.clone(),
+        Arc::new(MemoryGainsight::default()),
+        Jobs::builtin(),
+    )
+    .with_deferral(writes.clone(), crate::DEFERRAL);
+    // Another pusher is writing G1's newer change.
+    let other = store.take_leases(&[lease("G1")], 1_000, 151_000).await;
+    assert_eq!(other.unwrap(), [true]);
+
+    let (response, summary) = pusher
+        .handle_at(
+            event(vec![
+                ("m1", command("G1", "Old", 1)),
+                ("m2", command("G2", "B", 1)),
+            ]),
+            2_000,
+        )
+        .await;
+    assert!(response.batch_item_failures.is_empty(), "nothing retried");
+    assert_eq!(summary.synced, 1);
+    assert_eq!(name_of(&sf, "G1"), None, "G1 is not written meanwhile");
+    assert_eq!(name_of(&sf, "G2"), Some(json!("B")));
+    let waiting = writes.bodies();
+    assert_eq!(waiting.len(), 1);
+    assert!(waiting[0].contains("\"Old\""), "{waiting:?}");
+    assert_eq!(*writes.delays.lock().unwrap(), vec![LEASE_WAIT]);
+    let held: Vec<RecordLease> = store.leases.lock().unwrap().keys().cloned().collect();
+    assert_eq!(held, [lease("G1")], "G2's lease was given back");
+    let log: String = store
+        .runs
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|r| r.json_lines())
+        .collect();
+    assert!(
+        log.contains("another pusher is writing this record"),
+        "{log}"
+    );
+
+    // The other pusher writes the newer change and gives the lease back; the waiting older
+    // write then finds it in the ledger and is dropped.
+    store.release_leases(&[lease("G1")]).await.unwrap();
+    pusher
+        .handle_at(event(vec![("m3", command("G1", "New", 5))]), 3_000)
+        .await;
+    let (response, summary) = pusher
+        .handle_at(event(vec![("m4", waiting[0].clone())]), 4_000)
+        .await;
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(summary.superseded, 1);
+    assert_eq!(name_of(&sf, "G1"), Some(json!("New")));
+    assert!(store.leases.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn without_leases_nothing_is_written_and_the_batch_goes_back() {
+    let rig = rig();
+    *rig.store.fail.lock().unwrap() = true;
+    let (response, summary) = rig
+        .pusher
+        .handle_at(
+            event(vec![
+                ("m1", command("G1", "A", 1)),
+                ("m2", command("G2", "B", 1)),
+            ]),
+            1_000,
+        )
+        .await;
+    let mut failed = failed_ids(&response);
+    failed.sort();
+    assert_eq!(failed, ["m1", "m2"]);
+    assert_eq!(summary.synced, 0);
+    assert_eq!(*rig.sf.calls.lock().unwrap(), 0, "no write without a lease");
+}
+
+#[tokio::test]
+async fn writes_of_one_pair_to_both_systems_share_one_lease() {
+    let rig = rig();
+    // Salesforce's change of the pair, to be written to its Company.
+    let mut to_gainsight: WriteCommand = serde_json::from_str(&command("G1", "B", 2)).unwrap();
+    to_gainsight.target = System::Gainsight;
+    to_gainsight.source = System::Salesforce;
+    to_gainsight.object = "Company".into();
+    to_gainsight.key = RecordKey::Id { value: "G1".into() };
+    to_gainsight.fields = json!({"Name": "B"}).as_object().cloned().unwrap();
+    let (response, _) = rig
+        .pusher
+        .handle_at(
+            event(vec![
+                ("m1", command("G1", "A", 1)),
+                ("m2", serde_json::to_string(&to_gainsight).unwrap()),
+            ]),
+            1_000,
+        )
+        .await;
+    assert!(response.batch_item_failures.is_empty());
+    let (taken, refused) = *rig.store.lease_counts.lock().unwrap();
+    assert_eq!((taken, refused), (1, 0));
+    assert!(rig.store.leases.lock().unwrap().is_empty(), "given back");
+}

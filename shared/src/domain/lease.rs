@@ -1,0 +1,133 @@
+//! Record leases: while one pusher writes a record pair, no other pusher writes it. Without them
+//! two pushers holding two changes of one record could both write it, and the older write could
+//! land last; the ledger's versioned write keeps the ledger right but not the target. A pusher
+//! takes the leases of its batch before it reads the ledger, writes only the records it leased,
+//! and gives the leases back once the ledger says what it wrote; a write whose record is leased
+//! by another pusher waits and comes again.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use super::push::Pending;
+use super::LedgerKey;
+
+/// How long a lease holds when its pusher dies without giving it back: longer than the pusher's
+/// timeout (120 s in the template), so a live pusher never loses its lease mid-write.
+pub const LEASE: Duration = Duration::from_secs(150);
+
+/// How long a write waits when another pusher holds its record: a pusher's batch usually takes
+/// well under a second, and SQS delays count in whole seconds.
+pub const LEASE_WAIT: Duration = Duration::from_secs(2);
+
+/// The lease of one record pair in one job.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RecordLease {
+    pub job: String,
+    pub key: LedgerKey,
+}
+
+impl RecordLease {
+    pub fn of(pending: &Pending) -> Self {
+        Self {
+            job: pending.command.job.clone(),
+            key: pending.command.ledger_key.clone(),
+        }
+    }
+}
+
+/// The leases a batch needs, each once, in the batch's order (writes of one pair to both
+/// systems share one lease).
+pub fn leases_for(batch: &[Pending]) -> Vec<RecordLease> {
+    let mut seen = HashSet::new();
+    batch
+        .iter()
+        .map(RecordLease::of)
+        .filter(|lease| seen.insert(lease.clone()))
+        .collect()
+}
+
+/// The batch split by whether this pusher holds the record's lease: `(write now, wait)`.
+pub fn split_by_lease(
+    batch: Vec<Pending>,
+    taken: &HashSet<RecordLease>,
+) -> (Vec<Pending>, Vec<Pending>) {
+    batch
+        .into_iter()
+        .partition(|p| taken.contains(&RecordLease::of(p)))
+}
+
+/// The leases `answers` says were taken (one answer per lease, in order).
+pub fn taken(leases: &[RecordLease], answers: &[bool]) -> HashSet<RecordLease> {
+    leases
+        .iter()
+        .zip(answers)
+        .filter(|(_, taken)| **taken)
+        .map(|(lease, _)| lease.clone())
+        .collect()
+}
+
+/// Until when a lease taken at `now_ms` holds.
+pub fn until_ms(now_ms: i64) -> i64 {
+    now_ms + LEASE.as_millis() as i64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{System, WriteCommand};
+
+    fn pending(id: &str, job: &str, gsid: &str, target: System) -> Pending {
+        let command: WriteCommand = serde_json::from_value(serde_json::json!({
+            "job": job, "target": target, "object": "Account",
+            "key": {"by": "id", "value": gsid}, "fields": {}, "ledger_key": gsid,
+            "source": target.other(), "event_id": "e", "source_changed_at_ms": 1,
+            "received_at_ms": 1,
+        }))
+        .expect("a write command");
+        Pending {
+            message_id: id.into(),
+            command,
+        }
+    }
+
+    #[test]
+    fn one_lease_per_pair_even_when_both_systems_are_written() {
+        let batch = vec![
+            pending("m1", "company", "G1", System::Salesforce),
+            pending("m2", "company", "G1", System::Gainsight),
+            pending("m3", "company", "G2", System::Salesforce),
+            pending("m4", "person", "G1", System::Salesforce),
+        ];
+        let leases = leases_for(&batch);
+        let names: Vec<(String, String)> = leases
+            .iter()
+            .map(|l| (l.job.clone(), l.key.to_string()))
+            .collect();
+        assert_eq!(
+            names,
+            [("company", "G1"), ("company", "G2"), ("person", "G1")]
+                .map(|(j, k)| (j.to_string(), k.to_string()))
+        );
+    }
+
+    #[test]
+    fn only_leased_records_are_written_now() {
+        let batch = vec![
+            pending("m1", "company", "G1", System::Salesforce),
+            pending("m2", "company", "G1", System::Gainsight),
+            pending("m3", "company", "G2", System::Salesforce),
+        ];
+        let leases = leases_for(&batch);
+        let held = taken(&leases, &[false, true]);
+        let (now, wait) = split_by_lease(batch, &held);
+        let ids = |v: &[Pending]| v.iter().map(|p| p.message_id.clone()).collect::<Vec<_>>();
+        assert_eq!(ids(&now), ["m3"]);
+        assert_eq!(ids(&wait), ["m1", "m2"]);
+    }
+
+    #[test]
+    fn a_lease_outlasts_the_pushers_timeout() {
+        assert!(LEASE > Duration::from_secs(120));
+        assert_eq!(until_ms(1_000), 151_000);
+    }
+}
