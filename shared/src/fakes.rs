@@ -26,6 +26,8 @@ pub struct MemoryStore {
     pub fail: Mutex<bool>,
     /// Bulk loads: their state, claim lease, and staged writes by (job, ledger key).
     pub loads: Mutex<HashMap<LoadId, MemoryLoad>>,
+    /// Salesforce-only ledger keys that moved to a GSID, by (job, key moved from).
+    pub moves: Mutex<HashMap<(String, LedgerKey), LedgerKey>>,
     /// Record leases, with the time each holds until.
     pub leases: Mutex<HashMap<RecordLease, i64>>,
     /// Leases taken over the store's life, and leases refused because another held them.
@@ -256,13 +258,33 @@ impl LedgerStore for MemoryStore {
         Ok(())
     }
 
-    async fn forget(&self, job: &str, key: &LedgerKey) -> Result<(), StoreError> {
+    async fn moved(
+        &self,
+        job: &str,
+        moves: &[(LedgerKey, LedgerKey)],
+        _at_ms: i64,
+    ) -> Result<(), StoreError> {
         self.check()?;
-        self.ledger
-            .lock()
-            .unwrap()
-            .remove(&(job.to_string(), key.clone()));
+        let mut ledger = self.ledger.lock().unwrap();
+        let mut moved = self.moves.lock().unwrap();
+        for (from, to) in moves {
+            ledger.remove(&(job.to_string(), from.clone()));
+            moved.insert((job.to_string(), from.clone()), to.clone());
+        }
         Ok(())
+    }
+
+    async fn moves_of(
+        &self,
+        job: &str,
+        keys: &[LedgerKey],
+    ) -> Result<HashMap<LedgerKey, LedgerKey>, StoreError> {
+        self.check()?;
+        let moved = self.moves.lock().unwrap();
+        Ok(keys
+            .iter()
+            .filter_map(|k| Some((k.clone(), moved.get(&(job.to_string(), k.clone()))?.clone())))
+            .collect())
     }
 
     async fn list(

@@ -1,6 +1,8 @@
 //! Ports: the small async traits the functions depend on. Adapters implement them on AWS and HTTP;
 //! `fakes` implements them in memory for unit tests.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 
 use crate::domain::timeline::Attachment;
@@ -137,8 +139,21 @@ pub trait LedgerStore: Send + Sync {
         }
         Ok(())
     }
-    /// Deletes a ledger record: the Salesforce-only placeholder of a pair that now has a GSID.
-    async fn forget(&self, job: &str, key: &LedgerKey) -> Result<(), StoreError>;
+    /// Records that Salesforce-only pairs got their GSID (`(from, to)`, noted at `at_ms`): each
+    /// placeholder record, if any, is deleted and a forwarding note left in its place, so a write
+    /// mapped before the move and still keyed `from` finds the pair under `to`.
+    async fn moved(
+        &self,
+        job: &str,
+        moves: &[(LedgerKey, LedgerKey)],
+        at_ms: i64,
+    ) -> Result<(), StoreError>;
+    /// Where those of `keys` that moved went, by the key they moved from.
+    async fn moves_of(
+        &self,
+        job: &str,
+        keys: &[LedgerKey],
+    ) -> Result<HashMap<LedgerKey, LedgerKey>, StoreError>;
     /// Ledger records of `job` in key order, from after `start` (a key of the previous page), up
     /// to `limit`.
     async fn list(

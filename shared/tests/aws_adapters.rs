@@ -217,8 +217,6 @@ async fn dynamo_state_store_round_trips_ledger_dedup_and_cursors() -> Result<()>
     assert_eq!(got.len(), 2);
     assert_eq!(store.list("job", None, 100).await?.len(), 2);
     assert_eq!(store.list("job", None, 1).await?.len(), 1);
-    store.forget("job", &k("G2")).await?;
-    assert!(store.ledger("job", &k("G2")).await?.is_none(), "forgotten");
     // A Salesforce-only pair is kept under its own key and read back as one.
     let placeholder = LedgerKey::SalesforceOnly("001A".into());
     store
@@ -232,7 +230,7 @@ async fn dynamo_state_store_round_trips_ledger_dedup_and_cursors() -> Result<()>
         .await?
         .expect("placeholder");
     assert_eq!(read.key, placeholder);
-    assert_eq!(store.list("job", None, 100).await?.len(), 2);
+    assert_eq!(store.list("job", None, 100).await?.len(), 3);
 
     // Cursors.
     assert_eq!(store.cursor("job", "gainsight").await?, None);
@@ -573,5 +571,91 @@ async fn dynamo_lease_store_lets_one_holder_write_a_record_at_a_time() -> Result
         store.take_leases(&many[151..], 2_600, 9_000).await?,
         [false]
     );
+    Ok(())
+}
+
+#[tokio::test]
+async fn dynamo_ledger_key_moves_leave_a_forwarding_note() -> Result<()> {
+    let (_aws, clients, resources) = setup().await?;
+    let store = clients.state_store(&resources);
+    let job = "company_account";
+    // A placeholder stored under the Salesforce Id (an attempt that failed), and a pair never
+    // stored under its Salesforce Id at all.
+    let failed = LedgerUpdate::Failed {
+        message: "UNABLE_TO_LOCK_ROW".into(),
+    };
+    let placeholder = LedgerWrite::new(job, k("sf:001A"), failed, "run-1");
+    store.record(&placeholder, 1_000).await?;
+    assert!(store.ledger(job, &k("sf:001A")).await?.is_some());
+
+    let moves = [(k("sf:001A"), k("1PA")), (k("sf:001B"), k("1PB"))];
+    store.moved(job, &moves, 2_000).await?;
+    assert_eq!(
+        store.ledger(job, &k("sf:001A")).await?,
+        None,
+        "placeholder gone"
+    );
+    let asked = [k("sf:001A"), k("sf:001B"), k("sf:001C")];
+    let found = store.moves_of(job, &asked).await?;
+    assert_eq!(found.len(), 2, "001C never moved: {found:?}");
+    assert_eq!(found[&k("sf:001A")], k("1PA"));
+    assert_eq!(found[&k("sf:001B")], k("1PB"));
+    assert!(
+        store.moves_of("person_contact", &asked).await?.is_empty(),
+        "notes are per job"
+    );
+    // The notes are no ledger records: listing the job shows none of them.
+    assert!(store.list(job, None, 10).await?.is_empty());
+    Ok(())
+}
+
+#[tokio::test]
+async fn dynamo_ledger_keeps_a_parked_write_until_a_write_to_its_system_lands() -> Result<()> {
+    let (_aws, clients, resources) = setup().await?;
+    let store = clients.state_store(&resources);
+    let job = "company_account";
+    let mut rename = load_write("G1", 20);
+    rename.load = None;
+    rename.mode = shared::domain::WriteMode::Update;
+    let parked = |write: &shared::domain::WriteCommand| LedgerUpdate::Parked {
+        reason: "no Account has Gainsight_Company_Id__c = \"G1\"".into(),
+        write: Box::new(write.clone()),
+    };
+    // First as a whole new record, then as an update of an existing one.
+    store
+        .record(
+            &LedgerWrite::new(job, k("G1"), parked(&rename), "run-1"),
+            1_000,
+        )
+        .await?;
+    let read = store.ledger(job, &k("G1")).await?.expect("recorded");
+    assert_eq!(read.parked.get(&System::Salesforce), Some(&rename));
+    let mut later = rename.clone();
+    later.source_changed_at_ms = 30;
+    store
+        .record(
+            &LedgerWrite::new(job, k("G1"), parked(&later), "run-2"),
+            2_000,
+        )
+        .await?;
+    let read = store.ledger(job, &k("G1")).await?.expect("recorded");
+    assert_eq!(read.parked[&System::Salesforce].source_changed_at_ms, 30);
+    assert_eq!(read.ignored_count, 2);
+
+    // A write to Gainsight leaves it; one to Salesforce takes it away.
+    let synced = |source: System| LedgerUpdate::Synced {
+        salesforce_id: None,
+        source,
+        source_changed_at_ms: 30,
+        fields: Default::default(),
+    };
+    let to_gainsight = LedgerWrite::new(job, k("G1"), synced(System::Salesforce), "run-3");
+    store.record(&to_gainsight, 3_000).await?;
+    let read = store.ledger(job, &k("G1")).await?.expect("recorded");
+    assert!(read.parked.contains_key(&System::Salesforce));
+    let to_salesforce = LedgerWrite::new(job, k("G1"), synced(System::Gainsight), "run-4");
+    store.record(&to_salesforce, 4_000).await?;
+    let read = store.ledger(job, &k("G1")).await?.expect("recorded");
+    assert!(read.parked.is_empty(), "{:?}", read.parked);
     Ok(())
 }

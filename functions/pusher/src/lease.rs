@@ -2,6 +2,8 @@
 //! pushers write one record at once and an older write never lands after a newer one. A write
 //! whose record another pusher holds comes again a moment later.
 
+use std::collections::HashMap;
+
 use shared::domain::lease::{self, RecordLease, LEASE_WAIT};
 use shared::domain::push::Pending;
 use shared::domain::{LineOutcome, RunLine, Runs};
@@ -39,10 +41,49 @@ impl Pusher {
             }
         };
         let taken = lease::taken(&wanted, &answers);
-        let (now, wait) = lease::split_by_lease(batch, &taken);
+        let (now, mut wait) = lease::split_by_lease(batch, &taken);
+        // Read under the lease: a move recorded later is made under the same lease, after this
+        // write is done.
+        let (now, moved) = self.follow_moves(now, retry, runs).await;
+        wait.extend(moved);
         self.wait_for_lease(wait, retry, runs).await;
         let held = wanted.into_iter().filter(|l| taken.contains(l)).collect();
         (now, held)
+    }
+
+    /// Writes keyed by a Salesforce-only key that has moved to its GSID since they were mapped:
+    /// `(unmoved, moved)`, the moved re-keyed to come again under their new key. When the moves
+    /// cannot be read, the writes keyed by such keys go back to the queue.
+    async fn follow_moves(
+        &self,
+        batch: Vec<Pending>,
+        retry: &mut Vec<String>,
+        runs: &mut Runs,
+    ) -> (Vec<Pending>, Vec<Pending>) {
+        let mut moves = HashMap::new();
+        let mut unreadable = Vec::new();
+        for (job, keys) in lease::salesforce_only_keys(&batch) {
+            match self.ledger.moves_of(&job, &keys).await {
+                Ok(found) => moves.extend(
+                    found
+                        .into_iter()
+                        .map(|(from, to)| ((job.clone(), from), to)),
+                ),
+                Err(e) => {
+                    tracing::warn!(job = %job, error = %e, "ledger key moves not read; the writes go back to the queue");
+                    unreadable.extend(keys.into_iter().map(|k| (job.clone(), k)));
+                }
+            }
+        }
+        let (back, batch): (Vec<Pending>, Vec<Pending>) = batch.into_iter().partition(|p| {
+            unreadable.contains(&(p.command.job.clone(), p.command.ledger_key.clone()))
+        });
+        for p in back {
+            let why = "ledger key moves could not be read; the write goes back to the queue";
+            runs.fail(Some(&p.command.job), why);
+            retry.push(p.message_id);
+        }
+        lease::follow_moves(batch, &moves)
     }
 
     /// Sends writes whose record another pusher is writing back to the queue, due again after a

@@ -22,8 +22,8 @@ use shared::adapters::AwsClients;
 use shared::domain::budget::Budget;
 use shared::domain::load::{LoadId, WritesMessage};
 use shared::domain::push::{
-    drop_stale, ledger_effect, newest_per_record, settle_conflicts, Fresh, LedgerEffect, Pending,
-    SideWrite, WriteOutcome,
+    drop_stale, ledger_effect, newest_per_record, settle_conflicts, unpark, Fresh, LedgerEffect,
+    Pending, SideWrite, WriteOutcome,
 };
 use shared::domain::{
     Jobs, LedgerBatch, LedgerKey, LineOutcome, RunFunction, RunLine, Runs, System, WriteCommand,
@@ -285,6 +285,7 @@ impl Pusher {
         now_ms: i64,
     ) {
         let ledgers = self.read_ledgers(&batch).await;
+        let batch = unpark(batch, &ledgers);
         let Fresh {
             fresh,
             stale,
@@ -318,8 +319,10 @@ impl Pusher {
                 .filter(|e| e.effect.retry)
                 .map(|e| e.message_id.clone()),
         );
-        self.write_sides(side_writes).await;
+        // The ledger (and any key move) first: once the source learns its twin's id, changes
+        // keyed by the new GSID can be mapped, and their writes must find what this one wrote.
         retry.extend(self.record(effects, now_ms).await);
+        self.write_sides(side_writes).await;
     }
 
     /// The batch's write commands and load flushes; a message that is neither, or a write that
@@ -490,15 +493,33 @@ impl Pusher {
             tracing::error!(records = writes.len(), error = %err, "ledger update failed; retrying the writes");
             return effects.into_iter().map(|e| e.message_id).collect();
         }
-        for e in &effects {
-            let Some(key) = &e.effect.forget else {
-                continue;
-            };
-            if let Err(err) = self.ledger.forget(&e.job, key).await {
-                tracing::warn!(job = %e.job, ledger_key = %key, error = %err, "placeholder ledger record not removed");
-            }
+        if let Err(err) = self.record_moves(&effects, now_ms).await {
+            tracing::error!(error = %err, "ledger key moves not recorded; retrying the writes");
+            return effects.into_iter().map(|e| e.message_id).collect();
         }
         Vec::new()
+    }
+}
+
+impl Pusher {
+    /// Notes the Salesforce-only pairs that moved to their new GSID, one request per 12 moves
+    /// (a placeholder deleted and a forwarding note put each).
+    async fn record_moves(
+        &self,
+        effects: &[Effect],
+        now_ms: i64,
+    ) -> Result<(), shared::ports::StoreError> {
+        let mut by_job: BTreeMap<&str, Vec<(LedgerKey, LedgerKey)>> = BTreeMap::new();
+        for e in effects {
+            if let Some(from) = &e.effect.moved_from {
+                let moves = by_job.entry(e.job.as_str()).or_default();
+                moves.push((from.clone(), e.effect.key.clone()));
+            }
+        }
+        for (job, moves) in by_job {
+            self.ledger.moved(job, &moves, now_ms).await?;
+        }
+        Ok(())
     }
 }
 
@@ -525,7 +546,7 @@ fn run_line(cmd: &WriteCommand, outcome: &WriteOutcome) -> RunLine {
                 line.message(cmd.skipped.join("; "))
             }
         }
-        WriteOutcome::Ignored { reason } => {
+        WriteOutcome::Ignored { reason } | WriteOutcome::Unmatched { reason } => {
             RunLine::new(source_id(cmd), LineOutcome::Ignored).message(reason)
         }
         WriteOutcome::Failed { message, .. } => RunLine::new(source_id(cmd), LineOutcome::Error)
@@ -544,7 +565,7 @@ fn log_outcome(cmd: &WriteCommand, outcome: &WriteOutcome, now_ms: i64, summary:
                 latency_ms = now_ms - cmd.received_at_ms, "record synced"
             );
         }
-        WriteOutcome::Ignored { reason } => {
+        WriteOutcome::Ignored { reason } | WriteOutcome::Unmatched { reason } => {
             summary.ignored += 1;
             tracing::info!(job = %job, ledger_key = %key, reason = %reason, "write ignored");
         }

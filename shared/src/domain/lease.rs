@@ -5,7 +5,7 @@
 //! and gives the leases back once the ledger says what it wrote; a write whose record is leased
 //! by another pusher waits and comes again.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
 use super::push::Pending;
@@ -66,6 +66,45 @@ pub fn taken(leases: &[RecordLease], answers: &[bool]) -> HashSet<RecordLease> {
         .collect()
 }
 
+/// The Salesforce-only keys of the batch's writes, by job: a pair first seen in Salesforce is
+/// keyed by its Salesforce Id until its Gainsight twin exists, then moves to the GSID, and a write
+/// mapped before the move must follow it.
+pub fn salesforce_only_keys(batch: &[Pending]) -> BTreeMap<String, Vec<LedgerKey>> {
+    let mut keys: BTreeMap<String, Vec<LedgerKey>> = BTreeMap::new();
+    for p in batch {
+        if p.command.ledger_key.salesforce_only_id().is_some() {
+            let job = keys.entry(p.command.job.clone()).or_default();
+            if !job.contains(&p.command.ledger_key) {
+                job.push(p.command.ledger_key.clone());
+            }
+        }
+    }
+    keys
+}
+
+/// The batch split by whether the write's key has moved (`moves`: by job and key moved from, the
+/// key moved to): `(unmoved, moved)`, the moved ones re-keyed. A moved write is not written under
+/// the lease of its old key: it comes again under its new one, whose ledger says what was
+/// written since.
+pub fn follow_moves(
+    batch: Vec<Pending>,
+    moves: &HashMap<(String, LedgerKey), LedgerKey>,
+) -> (Vec<Pending>, Vec<Pending>) {
+    let mut unmoved = Vec::with_capacity(batch.len());
+    let mut moved = Vec::new();
+    for mut p in batch {
+        let key = (p.command.job.clone(), p.command.ledger_key.clone());
+        match moves.get(&key) {
+            Some(to) => {
+                p.command.ledger_key = to.clone();
+                moved.push(p);
+            }
+            None => unmoved.push(p),
+        }
+    }
+    (unmoved, moved)
+}
+
 /// Until when a lease taken at `now_ms` holds.
 pub fn until_ms(now_ms: i64) -> i64 {
     now_ms + LEASE.as_millis() as i64
@@ -123,6 +162,37 @@ mod tests {
         let ids = |v: &[Pending]| v.iter().map(|p| p.message_id.clone()).collect::<Vec<_>>();
         assert_eq!(ids(&now), ["m3"]);
         assert_eq!(ids(&wait), ["m1", "m2"]);
+    }
+
+    #[test]
+    fn a_write_keyed_by_a_key_that_moved_follows_it() {
+        let mut old = pending("m1", "company", "G1", System::Gainsight);
+        old.command.ledger_key = LedgerKey::SalesforceOnly("001A".into());
+        let batch = vec![old, pending("m2", "company", "G2", System::Gainsight)];
+        let asked = salesforce_only_keys(&batch);
+        assert_eq!(
+            asked.into_iter().collect::<Vec<_>>(),
+            [(
+                "company".to_string(),
+                vec![LedgerKey::SalesforceOnly("001A".into())]
+            )]
+        );
+        let moves = HashMap::from([(
+            (
+                "company".to_string(),
+                LedgerKey::SalesforceOnly("001A".into()),
+            ),
+            LedgerKey::Gainsight("G9".into()),
+        )]);
+        let (unmoved, moved) = follow_moves(batch.clone(), &moves);
+        assert_eq!(unmoved.len(), 1);
+        assert_eq!(moved[0].message_id, "m1");
+        assert_eq!(
+            moved[0].command.ledger_key,
+            LedgerKey::Gainsight("G9".into())
+        );
+        let (unmoved, moved) = follow_moves(batch, &HashMap::new());
+        assert_eq!((unmoved.len(), moved.len()), (2, 0), "nothing moved");
     }
 
     #[test]

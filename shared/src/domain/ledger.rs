@@ -99,6 +99,11 @@ pub struct LedgerRecord {
     /// The last `HISTORY_KEPT` outcomes, oldest first.
     #[serde(default)]
     pub history: Vec<HistoryEntry>,
+    /// Update-only writes that found no twin, by the system they were for: kept until a write
+    /// to that system lands, which carries them along, so a change made while the twin's
+    /// creation was still on its way is not lost.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub parked: BTreeMap<System, super::WriteCommand>,
 }
 
 /// How many outcomes a ledger record remembers.
@@ -160,6 +165,7 @@ impl LedgerRecord {
             last_ignored_at_ms: None,
             version: 0,
             history: Vec::new(),
+            parked: BTreeMap::new(),
         }
     }
 
@@ -193,6 +199,8 @@ impl LedgerRecord {
                 // error text stays for the record's history.
                 self.synced = true;
                 self.error = false;
+                // A write to a system carries what was parked for it (see `push::unpark`).
+                self.parked.remove(&source.other());
                 self.last_sync_at_ms = Some(at_ms);
                 self.fields.extend(fields.clone());
                 match source {
@@ -207,15 +215,21 @@ impl LedgerRecord {
                 self.last_error = Some(message.clone());
                 self.last_error_at_ms = Some(at_ms);
             }
-            LedgerUpdate::Ignored { reason } => {
-                self.ignored_count += 1;
-                self.last_ignored_reason = Some(reason.clone());
-                self.last_ignored_at_ms = Some(at_ms);
+            LedgerUpdate::Ignored { reason } => self.ignored(reason, at_ms),
+            LedgerUpdate::Parked { reason, write } => {
+                self.ignored(reason, at_ms);
+                self.parked.insert(write.target, (**write).clone());
             }
             LedgerUpdate::Imported { salesforce_id, .. } => {
                 self.salesforce_id = Some(salesforce_id.clone());
             }
         }
+    }
+
+    fn ignored(&mut self, reason: &str, at_ms: i64) {
+        self.ignored_count += 1;
+        self.last_ignored_reason = Some(reason.to_string());
+        self.last_ignored_at_ms = Some(at_ms);
     }
 
     pub fn has_status(&self, status: SyncStatus) -> bool {
@@ -295,6 +309,11 @@ pub enum LedgerUpdate {
     Ignored {
         reason: String,
     },
+    /// An update-only write found no twin: ignored, and kept for when the twin exists.
+    Parked {
+        reason: String,
+        write: Box<super::WriteCommand>,
+    },
     /// An operator linked the pair by hand (`syncctl import`): from now on the Salesforce record
     /// is addressed by this Id instead of being matched on identifiers.
     Imported {
@@ -309,7 +328,7 @@ impl LedgerUpdate {
         match self {
             LedgerUpdate::Synced { .. } => Outcome::Synced,
             LedgerUpdate::Failed { .. } => Outcome::Error,
-            LedgerUpdate::Ignored { .. } => Outcome::Ignored,
+            LedgerUpdate::Ignored { .. } | LedgerUpdate::Parked { .. } => Outcome::Ignored,
             LedgerUpdate::Imported { .. } => Outcome::Imported,
         }
     }
@@ -319,7 +338,9 @@ impl LedgerUpdate {
         let message = match self {
             LedgerUpdate::Synced { .. } => None,
             LedgerUpdate::Failed { message } => Some(message.clone()),
-            LedgerUpdate::Ignored { reason } => Some(reason.clone()),
+            LedgerUpdate::Ignored { reason } | LedgerUpdate::Parked { reason, .. } => {
+                Some(reason.clone())
+            }
             LedgerUpdate::Imported {
                 salesforce_id,
                 origin,

@@ -1,5 +1,6 @@
-//! Record leases: a record another pusher is writing waits, and an older write never lands after
-//! a newer one.
+//! Ordering of one record's writes: a record another pusher is writing waits, a write follows its
+//! pair's key move, an update parked for want of a twin goes along with the twin's creation; an
+//! older write never lands after a newer one.
 
 use super::*;
 use shared::domain::lease::{RecordLease, LEASE_WAIT};
@@ -125,4 +126,100 @@ async fn writes_of_one_pair_to_both_systems_share_one_lease() {
     let (taken, refused) = *rig.store.lease_counts.lock().unwrap();
     assert_eq!((taken, refused), (1, 0));
     assert!(rig.store.leases.lock().unwrap().is_empty(), "given back");
+}
+
+/// Contact 003A's change to its Person, made at `at` with LastName `last`.
+fn contact_change(last: &str, at: i64) -> String {
+    let mut cmd: WriteCommand =
+        serde_json::from_str(&person_command("a@x.io", "003A", WriteMode::Upsert)).unwrap();
+    cmd.fields.insert("LastName".into(), json!(last));
+    cmd.source_changed_at_ms = at;
+    cmd.event_id = format!("ev-003A-{at}");
+    serde_json::to_string(&cmd).unwrap()
+}
+
+#[tokio::test]
+async fn a_write_mapped_before_its_pair_got_a_gsid_follows_the_move_and_never_undoes_a_newer_one() {
+    let store = Arc::new(MemoryStore::default());
+    let gs = Arc::new(MemoryGainsight::default());
+    let writes = Arc::new(MemoryQueue::default());
+    let pusher = Pusher::new(
+        (store.clone(), store.clone(), store.clone()),
+        Arc::new(MemorySalesforce::default()),
+        gs.clone(),
+        Jobs::builtin(),
+    )
+    .with_deferral(writes.clone(), crate::DEFERRAL);
+    // The newer change creates the Person; the pair moves from sf:003A to the new GSID.
+    pusher
+        .handle_at(event(vec![("m1", contact_change("New", 5))]), 1_000)
+        .await;
+    let people = || {
+        gs.records
+            .lock()
+            .unwrap()
+            .get("Person")
+            .cloned()
+            .unwrap_or_default()
+    };
+    assert_eq!(people().len(), 1);
+    let gsid = people()[0]["Gsid"].as_str().unwrap().to_string();
+    let moved = store.moves.lock().unwrap().clone();
+    let from = (
+        "person_contact".to_string(),
+        LedgerKey::SalesforceOnly("003A".into()),
+    );
+    assert_eq!(moved.get(&from), Some(&LedgerKey::Gainsight(gsid.clone())));
+
+    // An older change, mapped before the move and still keyed sf:003A, is not written under
+    // the old key: it comes again under the GSID ...
+    let (response, summary) = pusher
+        .handle_at(event(vec![("m2", contact_change("Old", 1))]), 2_000)
+        .await;
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(summary.synced, 0);
+    let again = writes.bodies();
+    assert_eq!(again.len(), 1);
+    let rekeyed: WriteCommand = serde_json::from_str(&again[0]).unwrap();
+    assert_eq!(rekeyed.ledger_key, LedgerKey::Gainsight(gsid.clone()));
+    // ... where the ledger shows a newer change was written: dropped, the Person keeps "New".
+    let (_, summary) = pusher
+        .handle_at(event(vec![("m3", again[0].clone())]), 3_000)
+        .await;
+    assert_eq!(summary.superseded, 1);
+    assert_eq!(people().len(), 1, "never a second Person");
+    assert_eq!(people()[0]["LastName"], json!("New"));
+}
+
+#[tokio::test]
+async fn an_update_that_arrives_before_the_twins_creation_is_carried_by_the_creation() {
+    let rig = rig();
+    let mut rename: WriteCommand = serde_json::from_str(&command("G1", "Renamed", 20)).unwrap();
+    rename.mode = WriteMode::Update;
+    // The rename is pushed first: no Account has G1 yet, so it is ignored and parked.
+    let (_, summary) = rig
+        .pusher
+        .handle_at(
+            event(vec![("m1", serde_json::to_string(&rename).unwrap())]),
+            1_000,
+        )
+        .await;
+    assert_eq!(summary.ignored, 1);
+    let record = rig.store.ledger_of("company_account", "G1").unwrap();
+    assert!(record
+        .last_ignored_reason
+        .unwrap()
+        .contains("never creates"));
+    assert_eq!(record.parked.len(), 1);
+
+    // The Company's creation (older, held up by retries) lands with the rename's name.
+    let (_, summary) = rig
+        .pusher
+        .handle_at(event(vec![("m2", command("G1", "Made", 10))]), 2_000)
+        .await;
+    assert_eq!(summary.synced, 1);
+    assert_eq!(name_of(&rig.sf, "G1"), Some(json!("Renamed")));
+    let record = rig.store.ledger_of("company_account", "G1").unwrap();
+    assert!(record.synced && record.parked.is_empty());
+    assert_eq!(record.gainsight_changed_at_ms, Some(20));
 }

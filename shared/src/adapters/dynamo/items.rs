@@ -2,6 +2,9 @@
 //! update expression, and a pending dedup claim.
 
 use super::*;
+use std::collections::BTreeMap;
+
+use crate::domain::{System, WriteCommand};
 
 /// One conditional claim as a transaction item.
 pub(super) fn claim_item(table: &str, claim: ClaimWrite) -> Result<TransactWriteItem, StoreError> {
@@ -90,7 +93,27 @@ pub(super) fn ledger_item(r: &LedgerRecord) -> Result<Item, StoreError> {
         let json = serde_json::to_string(entry).map_err(rejected)?;
         item.insert(history_slot(entry.version), s(json));
     }
+    for (target, write) in &r.parked {
+        let json = serde_json::to_string(write).map_err(rejected)?;
+        item.insert(parked_attribute(*target), s(json));
+    }
     Ok(item)
+}
+
+/// The attribute holding the write parked for `target` (see `LedgerRecord::parked`).
+fn parked_attribute(target: System) -> String {
+    format!("parked_{}", target.as_str())
+}
+
+/// The writes parked in a ledger item, by target.
+fn parked(item: &Item) -> BTreeMap<System, WriteCommand> {
+    [System::Gainsight, System::Salesforce]
+        .into_iter()
+        .filter_map(|target| {
+            let json = get_s(item, &parked_attribute(target))?;
+            Some((target, serde_json::from_str(&json).ok()?))
+        })
+        .collect()
 }
 
 /// The attribute holding the history entry of `version`: the last `HISTORY_KEPT` outcomes live
@@ -209,6 +232,7 @@ impl TryFrom<&Item> for LedgerRecord {
             last_ignored_at_ms: get_n(item, "last_ignored_at"),
             version: get_n(item, "version").unwrap_or(0) as u64,
             history: history(item),
+            parked: parked(item),
         })
     }
 }
@@ -230,6 +254,10 @@ pub(super) struct LedgerExpression {
     pub(super) names: Option<HashMap<String, String>>,
     pub(super) values: HashMap<String, AttributeValue>,
 }
+
+/// What an ignored change sets.
+const IGNORED: &str = "last_ignored_reason = :reason, last_ignored_at = :at, \
+     ignored_count = if_not_exists(ignored_count, :zero) + :one";
 
 impl LedgerExpression {
     pub(super) fn of(job: &str, update: &LedgerUpdate, at_ms: i64) -> Result<Self, StoreError> {
@@ -268,8 +296,12 @@ impl LedgerExpression {
                     values.insert(":sfkey".into(), s(format!("{job}#{id}")));
                 }
                 // The last attempt succeeded: the record leaves the error status (its last error
-                // text stays for the record's history).
-                expr.push_str(" REMOVE error_job");
+                // text stays for the record's history), and what was parked for the system
+                // written went along.
+                expr.push_str(&format!(
+                    " REMOVE error_job, {}",
+                    parked_attribute(source.other())
+                ));
                 expr
             }
             LedgerUpdate::Failed { message } => {
@@ -284,10 +316,14 @@ impl LedgerExpression {
             }
             LedgerUpdate::Ignored { reason } => {
                 values.insert(":reason".into(), s(reason));
-                format!(
-                    "SET {common}, last_ignored_reason = :reason, last_ignored_at = :at, \
-                     ignored_count = if_not_exists(ignored_count, :zero) + :one"
-                )
+                format!("SET {common}, {IGNORED}")
+            }
+            LedgerUpdate::Parked { reason, write } => {
+                values.insert(":reason".into(), s(reason));
+                let json = serde_json::to_string(write).map_err(rejected)?;
+                values.insert(":parked".into(), s(json));
+                let parked = parked_attribute(write.target);
+                format!("SET {common}, {IGNORED}, {parked} = :parked")
             }
         };
         let names = (!names.is_empty()).then_some(names);

@@ -32,6 +32,7 @@ use crate::ports::{
 mod items;
 mod leases;
 mod loads;
+mod moves;
 mod runs;
 
 pub use runs::RUN_TTL_DAYS;
@@ -316,6 +317,46 @@ impl DynamoStateStore {
     }
 
     /// Sends write requests 25 at a time, retrying what DynamoDB leaves unprocessed.
+    /// Reads items by key, consistently, 100 keys a BatchGetItem; absent items are left out and
+    /// keys DynamoDB left unprocessed are asked again.
+    async fn batch_get(&self, keys: Vec<Item>) -> Result<Vec<Item>, StoreError> {
+        let mut items = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(100) {
+            let mut pending = Some(
+                KeysAndAttributes::builder()
+                    .set_keys(Some(chunk.to_vec()))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(rejected)?,
+            );
+            let mut rounds = 0;
+            while let Some(request) = pending.take() {
+                rounds += 1;
+                if rounds > MAX_ROUNDS {
+                    return Err(StoreError::Unavailable(
+                        "BatchGetItem kept leaving keys unprocessed".into(),
+                    ));
+                }
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, request)
+                    .send()
+                    .await
+                    .map_err(store_error)?;
+                if let Some(got) = out.responses().and_then(|r| r.get(&self.table)) {
+                    items.extend(got.iter().cloned());
+                }
+                pending = out
+                    .unprocessed_keys()
+                    .and_then(|u| u.get(&self.table))
+                    .filter(|k| !k.keys().is_empty())
+                    .cloned();
+            }
+        }
+        Ok(items)
+    }
+
     async fn batch_write(&self, requests: Vec<WriteRequest>) -> Result<(), StoreError> {
         for chunk in requests.chunks(BATCH_WRITE_ITEMS) {
             let mut pending = chunk.to_vec();
@@ -550,45 +591,9 @@ impl LedgerStore for DynamoStateStore {
         let mut unique: Vec<&LedgerKey> = keys.iter().collect();
         unique.sort();
         unique.dedup();
-        let mut records = Vec::with_capacity(unique.len());
-        // BatchGetItem takes at most 100 keys; unprocessed keys are asked again.
-        for chunk in unique.chunks(100) {
-            let keys: Vec<Item> = chunk.iter().map(|id| ledger_key(job, id)).collect();
-            let mut pending = Some(
-                KeysAndAttributes::builder()
-                    .set_keys(Some(keys))
-                    .consistent_read(true)
-                    .build()
-                    .map_err(|e| StoreError::Rejected(e.to_string()))?,
-            );
-            let mut rounds = 0;
-            while let Some(request) = pending.take() {
-                rounds += 1;
-                if rounds > 8 {
-                    return Err(StoreError::Unavailable(
-                        "BatchGetItem kept leaving keys unprocessed".into(),
-                    ));
-                }
-                let out = self
-                    .client
-                    .batch_get_item()
-                    .request_items(&self.table, request)
-                    .send()
-                    .await
-                    .map_err(store_error)?;
-                if let Some(items) = out.responses().and_then(|r| r.get(&self.table)) {
-                    for item in items {
-                        records.push(LedgerRecord::try_from(item)?);
-                    }
-                }
-                pending = out
-                    .unprocessed_keys()
-                    .and_then(|u| u.get(&self.table))
-                    .filter(|k| !k.keys().is_empty())
-                    .cloned();
-            }
-        }
-        Ok(records)
+        let keys: Vec<Item> = unique.iter().map(|id| ledger_key(job, id)).collect();
+        let items = self.batch_get(keys).await?;
+        items.iter().map(LedgerRecord::try_from).collect()
     }
 
     async fn record(&self, write: &LedgerWrite, at_ms: i64) -> Result<(), StoreError> {
@@ -652,15 +657,23 @@ impl LedgerStore for DynamoStateStore {
         Ok(())
     }
 
-    async fn forget(&self, job: &str, key: &LedgerKey) -> Result<(), StoreError> {
-        self.client
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(ledger_key(job, key)))
-            .send()
-            .await
-            .map_err(store_error)?;
-        Ok(())
+    async fn moved(
+        &self,
+        job: &str,
+        moves: &[(LedgerKey, LedgerKey)],
+        at_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.batch_write(moves::requests(job, moves, at_ms)?).await
+    }
+
+    async fn moves_of(
+        &self,
+        job: &str,
+        keys: &[LedgerKey],
+    ) -> Result<HashMap<LedgerKey, LedgerKey>, StoreError> {
+        let notes = keys.iter().map(|k| moves::note_key(job, k)).collect();
+        let items = self.batch_get(notes).await?;
+        Ok(items.iter().filter_map(moves::of_note).collect())
     }
 
     async fn list(

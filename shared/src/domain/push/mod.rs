@@ -29,8 +29,11 @@ pub enum WriteOutcome {
     Synced { target_id: Option<String> },
     /// Refused (final) or not taken yet (`retryable`).
     Failed { message: String, retryable: bool },
-    /// Nothing written, on purpose (lost conflict, update-only job without a match).
+    /// Nothing written, on purpose (a lost conflict).
     Ignored { reason: String },
+    /// An update-only write found no twin: nothing written; the write is parked in the ledger
+    /// and goes along with the next write to that system (the twin's creation, if on its way).
+    Unmatched { reason: String },
 }
 
 impl WriteOutcome {
@@ -150,6 +153,35 @@ pub fn fold(older: WriteCommand, mut newer: WriteCommand) -> WriteCommand {
     newer
 }
 
+/// Each write with what its pair's ledger parked for the same system folded in, older under
+/// newer: an update that found no twin (the twin's creation was still on its way) goes along
+/// with the next write there, so the creation, landing later, does not undo it.
+pub fn unpark(batch: Vec<Pending>, ledgers: &LedgerBatch) -> Vec<Pending> {
+    batch
+        .into_iter()
+        .map(|mut p| {
+            let cmd = &p.command;
+            let parked = ledgers
+                .get(&cmd.job, &cmd.ledger_key)
+                .and_then(|r| r.parked.get(&cmd.target))
+                .cloned();
+            if let Some(parked) = parked {
+                let cmd = p.command;
+                p.command = if parked.source_changed_at_ms > cmd.source_changed_at_ms {
+                    let key = cmd.key.clone();
+                    let mut folded = fold(cmd, parked);
+                    // Addressed as the write of this batch was (it may know the record better).
+                    folded.key = key;
+                    folded
+                } else {
+                    fold(parked, cmd)
+                };
+            }
+            p
+        })
+        .collect()
+}
+
 /// The commands of a batch after the ledger was read.
 #[derive(Debug, Default, PartialEq)]
 pub struct Fresh {
@@ -189,9 +221,9 @@ pub struct LedgerEffect {
     /// moves to the new GSID.
     pub key: LedgerKey,
     pub update: LedgerUpdate,
-    /// The placeholder to delete once the record moved to its GSID (only when the ledger holds
-    /// one: a pair first seen from Salesforce and synced at once never stored it).
-    pub forget: Option<LedgerKey>,
+    /// The Salesforce-only key the record moved from to its GSID: its placeholder (if the
+    /// ledger held one) is deleted and a forwarding note left for writes still keyed by it.
+    pub moved_from: Option<LedgerKey>,
     /// What the batch read of the record under `key` (absent, or its version).
     pub prior: Prior,
     /// The twin's id to write into the source record.
@@ -214,7 +246,7 @@ pub fn ledger_effect(
         update: LedgerUpdate::Ignored {
             reason: String::new(),
         },
-        forget: None,
+        moved_from: None,
         prior: Prior::Absent,
         writeback: None,
         retry: false,
@@ -222,6 +254,12 @@ pub fn ledger_effect(
     match outcome {
         WriteOutcome::Synced { target_id } => synced(job, cmd, target_id, now_ms, &mut effect),
         WriteOutcome::Ignored { reason } => effect.update = LedgerUpdate::Ignored { reason },
+        WriteOutcome::Unmatched { reason } => {
+            effect.update = LedgerUpdate::Parked {
+                reason,
+                write: Box::new(cmd.clone()),
+            }
+        }
         WriteOutcome::Failed { message, retryable } => {
             // Visible as error now and retried through the queue when transient: a later
             // success clears it, and if the retries run out the ledger already tells why.
@@ -229,8 +267,6 @@ pub fn ledger_effect(
             effect.update = LedgerUpdate::Failed { message };
         }
     }
-    let stored = |key: &LedgerKey| ledgers.get(&job.name, key).is_some();
-    effect.forget = effect.forget.take().filter(stored);
     effect.prior = Prior::of(ledgers.get(&job.name, &effect.key));
     effect
 }
@@ -245,7 +281,7 @@ fn synced(
     if let (System::Gainsight, Some(gsid), Some(_)) =
         (cmd.target, &target_id, cmd.ledger_key.salesforce_only_id())
     {
-        effect.forget = Some(cmd.ledger_key.clone());
+        effect.moved_from = Some(cmd.ledger_key.clone());
         effect.key = LedgerKey::Gainsight(gsid.clone());
     }
     if let (Some(wb), Some(twin)) = (&cmd.writeback, &target_id) {

@@ -56,7 +56,7 @@ pub fn plan_gainsight(
                     "a {object} with {key_field} = {value:?} exists already; the job creates only, it never updates"
                 ))),
                 ([gsid], _) => GainsightPlan::Update(with_id(cmd_fields, id_field, gsid)),
-                (_, WriteMode::Update) => GainsightPlan::Done(WriteOutcome::Ignored {
+                (_, WriteMode::Update) => GainsightPlan::Done(WriteOutcome::Unmatched {
                     reason: format!("no {object} has {key_field} = {value:?}; the job only updates on update events, it never creates"),
                 }),
                 _ => GainsightPlan::Insert(cmd_fields.clone()),
@@ -78,7 +78,7 @@ pub fn plan_salesforce_update(
             let value = p.command.key.value();
             match matches(found, value) {
                 [id] => Ok(with_id(&p.command.fields, id_field, id)),
-                [] => Err(WriteOutcome::Ignored {
+                [] => Err(WriteOutcome::Unmatched {
                     reason: format!("no {object} has {ext} = {value:?}; the job only updates on update events, it never creates"),
                 }),
                 many => Err(WriteOutcome::failed(format!(

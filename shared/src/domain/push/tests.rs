@@ -246,21 +246,21 @@ fn a_salesforce_only_pair_moves_to_its_new_gsid_and_the_account_learns_it() {
     let created = WriteOutcome::Synced {
         target_id: Some("1PNEW".into()),
     };
-    // The placeholder was stored (an earlier attempt failed): it is deleted once moved.
+    // The placeholder was stored (an earlier attempt failed): it moves with the record.
     let mut ledgers = LedgerBatch::default();
     let placeholder = LedgerKey::SalesforceOnly("001A".into());
     ledgers.extend([LedgerRecord::new("company_account", placeholder.clone())]);
     let effect = ledger_effect(job, &cmd, created.clone(), &ledgers, 99);
     assert_eq!(effect.key, gsid("1PNEW"));
-    assert_eq!(effect.forget, Some(placeholder));
+    assert_eq!(effect.moved_from, Some(placeholder.clone()));
     assert_eq!(
         effect.prior,
         Prior::Absent,
         "nothing was stored under the new GSID"
     );
-    // Never stored: nothing to delete.
+    // Never stored: the move is still noted, for writes mapped before it.
     let unstored = ledger_effect(job, &cmd, created, &LedgerBatch::default(), 99);
-    assert_eq!(unstored.forget, None);
+    assert_eq!(unstored.moved_from, Some(placeholder));
     let wb = effect.writeback.expect("the Account learns its GSID");
     assert_eq!(wb.id_field, "Id");
     assert_eq!(wb.fields["Id"], json!("001A"));
@@ -279,7 +279,7 @@ fn a_salesforce_only_pair_moves_to_its_new_gsid_and_the_account_learns_it() {
     let synced = WriteOutcome::Synced { target_id: None };
     let effect = ledger_effect(job, &linked, synced, &ledgers, 99);
     assert_eq!(
-        (effect.key, effect.forget, effect.prior),
+        (effect.key, effect.moved_from, effect.prior),
         (gsid("G1"), None, Prior::Version(0))
     );
 }
@@ -337,7 +337,7 @@ fn a_gainsight_group_updates_one_match_inserts_the_rest_and_settles_the_others()
     let update_only = plan_gainsight(ids, WriteMode::Update, &batch, &found);
     assert!(matches!(
         &update_only[2],
-        GainsightPlan::Done(WriteOutcome::Ignored { .. })
+        GainsightPlan::Done(WriteOutcome::Unmatched { .. })
     ));
     let create_only = plan_gainsight(ids, WriteMode::Create, &batch, &found);
     assert!(
@@ -354,5 +354,92 @@ fn a_salesforce_update_needs_exactly_one_match() {
     let plans = plan_salesforce_update(("Account", "Ext__c", "Id"), &batch, &found);
     assert!(matches!(&plans[0], Ok(f) if f["Id"] == json!("001A")));
     assert!(matches!(&plans[1], Err(WriteOutcome::Failed { .. })));
-    assert!(matches!(&plans[2], Err(WriteOutcome::Ignored { .. })));
+    assert!(matches!(&plans[2], Err(WriteOutcome::Unmatched { .. })));
+}
+
+#[test]
+fn a_parked_update_goes_along_with_the_next_write_to_its_system() {
+    let key = gsid("G1");
+    let mut create = command(key.clone(), System::Salesforce, 10);
+    create.fields = json!({"Name": "Made", "Phone": "1"})
+        .as_object()
+        .cloned()
+        .unwrap();
+    let mut rename = command(key.clone(), System::Salesforce, 20);
+    rename.mode = WriteMode::Update;
+    rename.fields = json!({"Name": "Renamed"}).as_object().cloned().unwrap();
+    // The rename found no Account: parked in the ledger.
+    let mut record = LedgerRecord::new("company_account", key.clone());
+    let parked = LedgerUpdate::Parked {
+        reason: "no Account".into(),
+        write: Box::new(rename.clone()),
+    };
+    record.apply(&parked, 30, "run-1");
+    assert_eq!(record.ignored_count, 1);
+    let mut ledgers = LedgerBatch::default();
+    ledgers.extend([record.clone()]);
+
+    // The creation, landing later, carries the rename: created with the newest name.
+    let batch = vec![Pending {
+        message_id: "m1".into(),
+        command: create.clone(),
+    }];
+    let out = unpark(batch, &ledgers);
+    let cmd = &out[0].command;
+    assert_eq!(cmd.mode, WriteMode::Upsert, "still a creation");
+    assert_eq!(cmd.fields["Name"], json!("Renamed"));
+    assert_eq!(cmd.fields["Phone"], json!("1"));
+    assert_eq!(cmd.source_changed_at_ms, 20);
+
+    // A newer write keeps its own values over the parked ones.
+    let mut newer = command(key.clone(), System::Salesforce, 40);
+    newer.fields = json!({"Name": "Newest"}).as_object().cloned().unwrap();
+    let batch = vec![Pending {
+        message_id: "m2".into(),
+        command: newer,
+    }];
+    assert_eq!(
+        unpark(batch, &ledgers)[0].command.fields["Name"],
+        json!("Newest")
+    );
+
+    // A write to the other system takes nothing parked for Salesforce.
+    let other = Pending {
+        message_id: "m3".into(),
+        command: command(key.clone(), System::Gainsight, 5),
+    };
+    assert!(!unpark(vec![other], &ledgers)[0]
+        .command
+        .fields
+        .contains_key("Name"));
+
+    // Once a write to Salesforce lands, nothing is parked for it any more.
+    let synced = LedgerUpdate::Synced {
+        salesforce_id: None,
+        source: System::Gainsight,
+        source_changed_at_ms: 20,
+        fields: Default::default(),
+    };
+    record.apply(&synced, 50, "run-2");
+    assert!(record.parked.is_empty());
+}
+
+#[test]
+fn an_update_without_a_twin_is_parked_in_the_ledger() {
+    let jobs = Jobs::builtin();
+    let job = jobs.get("company_account").unwrap();
+    let mut cmd = command(gsid("G1"), System::Salesforce, 7);
+    cmd.mode = WriteMode::Update;
+    let unmatched = WriteOutcome::Unmatched {
+        reason: "no Account has it".into(),
+    };
+    let effect = ledger_effect(job, &cmd, unmatched, &LedgerBatch::default(), 9);
+    assert_eq!(
+        effect.update,
+        LedgerUpdate::Parked {
+            reason: "no Account has it".into(),
+            write: Box::new(cmd),
+        }
+    );
+    assert!(!effect.retry);
 }
