@@ -55,6 +55,7 @@ fn command(i: usize) -> WriteCommand {
         received_at_ms: 1,
         attachments: Vec::new(),
         skipped: Vec::new(),
+        unchanged: Default::default(),
         load: None,
     }
 }

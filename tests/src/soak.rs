@@ -467,7 +467,15 @@ fn judge(
     } else if !twins.first().is_some_and(&shows) && !failed {
         v.lost += 1;
         let twin = twins.first().map(|t| {
-            let keep = ["Name", "AnnualRevenue", "Phone", "Email", "LastName"];
+            let keep = [
+                "Name",
+                "AnnualRevenue",
+                "Phone",
+                "Email",
+                "LastName",
+                "Subject",
+                "Priority",
+            ];
             t.iter()
                 .filter(|(k, _)| keep.contains(&k.as_str()))
                 .collect::<Vec<_>>()

@@ -22,8 +22,8 @@ use shared::adapters::AwsClients;
 use shared::domain::budget::Budget;
 use shared::domain::load::{LoadId, WritesMessage};
 use shared::domain::push::{
-    drop_stale, ledger_effect, newest_per_record, settle_conflicts, unpark, Fresh, LedgerEffect,
-    Pending, SideWrite, WriteOutcome,
+    drop_stale, ledger_effect, newest_per_record, recheck_unchanged, settle_conflicts, unpark,
+    Fresh, LedgerEffect, Pending, SideWrite, WriteOutcome,
 };
 use shared::domain::{
     Jobs, LedgerBatch, LedgerKey, LineOutcome, RunFunction, RunLine, Runs, System, WriteCommand,
@@ -285,7 +285,7 @@ impl Pusher {
         now_ms: i64,
     ) {
         let ledgers = self.read_ledgers(&batch).await;
-        let batch = unpark(batch, &ledgers);
+        let batch = recheck_unchanged(unpark(batch, &ledgers), &ledgers);
         let Fresh {
             fresh,
             stale,

@@ -31,7 +31,7 @@ pub use run::{
     paused_jobs, LineOutcome, PausedJob, Run, RunFunction, RunId, RunLine, RunStatus, Runs,
 };
 pub use schema::{FieldKind, FieldSchema, ObjectSchema, Schemas};
-pub use write::{FieldConflict, RecordKey, WriteCommand, WriteMode, Writeback};
+pub use write::{FieldConflict, RecordKey, Unchanged, WriteCommand, WriteMode, Writeback};
 
 /// Field values of one record, by API name. Keys are sorted, so serialising is canonical.
 pub type Fields = serde_json::Map<String, serde_json::Value>;

@@ -20,6 +20,20 @@ pub struct FieldConflict {
     pub source_value: serde_json::Value,
 }
 
+/// A mapped field the mapper found unchanged since the last sync, carried along unwritten: a write
+/// of the same record from the same side may land between the mapping and this write (it was in
+/// flight, so the ledger did not show it yet), and then this newer snapshot's value must be
+/// written after all. The pusher tells again under the record's lease.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Unchanged {
+    /// The field this command would write.
+    pub target_field: String,
+    /// The target value.
+    pub value: serde_json::Value,
+    /// The field's ledger state once written.
+    pub state: FieldState,
+}
+
 /// What the write may do, from the job's event actions.
 #[derive(
     Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
@@ -97,6 +111,10 @@ pub struct WriteCommand {
     /// together (see `load`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub load: Option<super::load::LoadId>,
+    /// Mapped fields found unchanged since the last sync, by ledger field name (see
+    /// [`Unchanged`]).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub unchanged: BTreeMap<String, Unchanged>,
 }
 
 impl RecordKey {
@@ -172,6 +190,7 @@ mod tests {
             received_at_ms: 0,
             attachments: Vec::new(),
             skipped: Vec::new(),
+            unchanged: Default::default(),
             load: None,
         };
         let addressed = cmd.fields_with_id("Gsid");

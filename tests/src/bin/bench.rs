@@ -140,6 +140,7 @@ async fn pusher_calls_per_1000() -> Result<()> {
             received_at_ms: 1,
             attachments: Vec::new(),
             skipped: Vec::new(),
+            unchanged: Default::default(),
             load: None,
         };
         messages.push((format!("m{i}"), serde_json::to_string(&command)?));

@@ -223,3 +223,61 @@ async fn an_update_that_arrives_before_the_twins_creation_is_carried_by_the_crea
     assert!(record.synced && record.parked.is_empty());
     assert_eq!(record.gainsight_changed_at_ms, Some(20));
 }
+
+#[tokio::test]
+async fn a_field_set_back_while_its_change_was_in_flight_ends_with_the_newest_value() {
+    let rig = rig_with_gainsight();
+    let account = |name: &str, phone: &str| json!({"Name": name, "Phone": phone, "Gainsight_Company_Id__c": "G1"});
+    let push = |cmd: WriteCommand, id: &'static str| {
+        let body = serde_json::to_string(&cmd).unwrap();
+        rig.pusher.handle_at(event(vec![(id, body)]), 1_000)
+    };
+    // Synced once with Phone 1.
+    push(
+        mapped(System::Salesforce, "001A", 100, account("Acme", "1"), None),
+        "m0",
+    )
+    .await;
+    let synced = rig.store.ledger_of("company_account", "G1").unwrap();
+    // A person sets Phone 2, then back to 1 with a new name; both mapped before either landed,
+    // so the second found Phone unchanged.
+    let two = mapped(
+        System::Salesforce,
+        "001A",
+        200,
+        account("Acme", "2"),
+        Some(&synced),
+    );
+    let back = mapped(
+        System::Salesforce,
+        "001A",
+        300,
+        account("Acme 2", "1"),
+        Some(&synced),
+    );
+    assert!(!back.fields.contains_key("Phone"), "{:?}", back.fields);
+    push(two, "m1").await;
+    push(back, "m2").await;
+    let updates = rig.gs.updates.lock().unwrap().clone();
+    let last = &updates.last().unwrap().1;
+    assert_eq!(last["Phone"], json!("1"), "{updates:?}");
+    assert_eq!(last["Name"], json!("Acme 2"));
+}
+
+struct GsRig {
+    store: Arc<MemoryStore>,
+    gs: Arc<MemoryGainsight>,
+    pusher: Pusher,
+}
+
+fn rig_with_gainsight() -> GsRig {
+    let store = Arc::new(MemoryStore::default());
+    let gs = Arc::new(MemoryGainsight::default());
+    let pusher = Pusher::new(
+        (store.clone(), store.clone(), store.clone()),
+        Arc::new(MemorySalesforce::default()),
+        gs.clone(),
+        Jobs::builtin(),
+    );
+    GsRig { store, gs, pusher }
+}

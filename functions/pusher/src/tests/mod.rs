@@ -31,6 +31,7 @@ fn command(gsid: &str, name: &str, changed_at: i64) -> String {
         received_at_ms: changed_at,
         attachments: Vec::new(),
         skipped: Vec::new(),
+        unchanged: Default::default(),
         load: None,
     })
     .unwrap()
@@ -337,6 +338,7 @@ fn person_command(email: &str, sfid: &str, mode: WriteMode) -> String {
         received_at_ms: 1,
         attachments: Vec::new(),
         skipped: Vec::new(),
+        unchanged: Default::default(),
         load: None,
     })
     .unwrap()

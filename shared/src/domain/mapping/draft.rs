@@ -11,7 +11,7 @@ use super::{
 use crate::domain::schema::{convert, Money};
 use crate::domain::{
     DataFlow, DerivedMapping, FieldConflict, FieldMapping, FieldState, Fields, Job, LedgerKey,
-    OnMultipleMatches, OnNoMatch, RecordKey, System, WriteCommand, WriteMode, Writeback,
+    OnMultipleMatches, OnNoMatch, RecordKey, System, Unchanged, WriteCommand, WriteMode, Writeback,
 };
 
 /// The field of a multi-currency Salesforce record that holds its amounts' currency.
@@ -34,6 +34,8 @@ pub(super) struct Draft {
     pub notes: Vec<String>,
     /// Source fields whose change is written.
     pub changed: Vec<String>,
+    /// Mapped fields found unchanged, by ledger field name, carried along unwritten.
+    pub unchanged: BTreeMap<String, Unchanged>,
 }
 
 /// How a bi-directional field changed on both sides was settled here.
@@ -77,12 +79,14 @@ impl Draft {
                 received_at_ms: cx.change.received_at_ms,
                 attachments: Vec::new(),
                 skipped: Vec::new(),
+                unchanged: Default::default(),
                 load: None,
             };
         let mut main = command(target, record_key, mode, self.fields.clone());
         main.writeback = writeback;
         main.load = cx.change.load.clone();
         main.conflicts = self.conflicts.clone();
+        main.unchanged = self.unchanged;
         let mut commands = vec![main];
         if !self.restore.is_empty() {
             let id = RecordKey::Id {
@@ -123,6 +127,13 @@ impl Mapper<'_> {
         let source_hash = hash(&value);
         let previous = cx.previous(state_key);
         if !cx.forced && unchanged(previous, source, source_hash, &value) {
+            let at = cx.change.occurred_at_ms;
+            let kept = Unchanged {
+                target_field: target_field.to_string(),
+                state: state(source, &value, &converted, at),
+                value: converted,
+            };
+            draft.unchanged.insert(state_key.clone(), kept);
             return;
         }
         let verdict = self.conflict(cx, mapping, previous, source_hash, draft);

@@ -665,6 +665,10 @@ fn echoes_of_our_own_writes_are_ignored() {
         Value::Object(cmds[0].fields.clone()),
         json!({"Name": "Acme Corp", "SfdcAccountId": "001000000000001AAA"})
     );
+    // The fields found unchanged go along unwritten, for the pusher to tell again.
+    let kept: Vec<&String> = cmds[0].unchanged.keys().collect();
+    assert_eq!(kept, ["Industry"]);
+    assert_eq!(cmds[0].unchanged["Industry"].value, json!("Energy"));
 
     // Numbers come back from Salesforce as text in an Outbound Message; still an echo.
     let cmds = write(map(

@@ -130,10 +130,21 @@ pub fn newest_per_record(batch: Vec<Pending>) -> Folded {
 /// `newer` written after `older`, as one write: the newer values over the older ones, and the
 /// older mode when the newer one only updates (what the older one would create, the pair still
 /// creates).
-pub fn fold(older: WriteCommand, mut newer: WriteCommand) -> WriteCommand {
+pub fn fold(mut older: WriteCommand, mut newer: WriteCommand) -> WriteCommand {
     if newer.mode == WriteMode::Update && older.mode != WriteMode::Update {
         newer.mode = older.mode;
     }
+    if older.source == newer.source {
+        // A field the newer snapshot found unchanged was set back to its last synced value:
+        // the older change of it is superseded, not written.
+        for (state_key, kept) in &newer.unchanged {
+            older.fields.remove(&kept.target_field);
+            older.field_states.remove(state_key);
+            older.conflicts.remove(state_key);
+        }
+    }
+    let mut unchanged = older.unchanged;
+    unchanged.extend(std::mem::take(&mut newer.unchanged));
     let mut fields = older.fields;
     fields.extend(std::mem::take(&mut newer.fields));
     newer.fields = fields;
@@ -150,7 +161,45 @@ pub fn fold(older: WriteCommand, mut newer: WriteCommand) -> WriteCommand {
             newer.attachments.push(attachment);
         }
     }
+    unchanged.retain(|state_key, _| !newer.field_states.contains_key(state_key));
+    newer.unchanged = unchanged;
     newer
+}
+
+/// Each write with the fields its mapping found unchanged written after all where the ledger,
+/// read under the record's lease, now shows an older change of the same side landed since: that
+/// change was in flight when this one was mapped, and this newer snapshot's value must be the
+/// last written.
+pub fn recheck_unchanged(batch: Vec<Pending>, ledgers: &LedgerBatch) -> Vec<Pending> {
+    batch
+        .into_iter()
+        .map(|mut p| {
+            let cmd = &mut p.command;
+            let Some(record) = ledgers.get(&cmd.job, &cmd.ledger_key) else {
+                return p;
+            };
+            let source = cmd.source;
+            let landed: Vec<String> = cmd
+                .unchanged
+                .iter()
+                .filter(|(state_key, kept)| {
+                    record.fields.get(*state_key).is_some_and(|now| {
+                        now.from == source
+                            && now.changed_at_ms < cmd.source_changed_at_ms
+                            && now.hash_in(source) != kept.state.hash_in(source)
+                    })
+                })
+                .map(|(state_key, _)| state_key.clone())
+                .collect();
+            for state_key in landed {
+                if let Some(kept) = cmd.unchanged.remove(&state_key) {
+                    cmd.fields.insert(kept.target_field, kept.value);
+                    cmd.field_states.insert(state_key, kept.state);
+                }
+            }
+            p
+        })
+        .collect()
 }
 
 /// Each write with what its pair's ledger parked for the same system folded in, older under

@@ -44,6 +44,7 @@ fn command(key: LedgerKey, target: System, at: i64) -> WriteCommand {
         received_at_ms: at,
         attachments: Vec::new(),
         skipped: Vec::new(),
+        unchanged: Default::default(),
         load: None,
     }
 }
@@ -442,4 +443,91 @@ fn an_update_without_a_twin_is_parked_in_the_ledger() {
         }
     );
     assert!(!effect.retry);
+}
+
+/// A Case change from Salesforce at `at`: `written` fields, and Priority as found unchanged
+/// (`kept`: its value then) when `kept` is given.
+fn case_change(at: i64, written: serde_json::Value, kept: Option<&str>) -> WriteCommand {
+    let mut cmd = command(gsid("G1"), System::Gainsight, at);
+    cmd.fields = written.as_object().cloned().unwrap();
+    for (field, value) in &cmd.fields.clone() {
+        let state = FieldState {
+            gainsight: crate::domain::mapping::hash(value),
+            salesforce: crate::domain::mapping::hash(value),
+            from: System::Salesforce,
+            changed_at_ms: at,
+            synced_at_ms: 0,
+        };
+        cmd.field_states.insert(field.clone(), state);
+    }
+    if let Some(value) = kept {
+        let value = json!(value);
+        let state = FieldState {
+            gainsight: crate::domain::mapping::hash(&value),
+            salesforce: crate::domain::mapping::hash(&value),
+            from: System::Salesforce,
+            changed_at_ms: at,
+            synced_at_ms: 0,
+        };
+        let kept = crate::domain::Unchanged {
+            target_field: "Priority".into(),
+            value,
+            state,
+        };
+        cmd.unchanged.insert("Priority".into(), kept);
+    }
+    cmd
+}
+
+#[test]
+fn a_field_set_back_to_its_synced_value_supersedes_the_older_change_folded_with_it() {
+    // Priority was synced as High; a person set it Low (t=10), then back to High with a new
+    // Subject (t=20), mapped before the first change was written.
+    let low = case_change(10, json!({"Priority": "Low"}), None);
+    let back = case_change(20, json!({"Subject": "S2"}), Some("High"));
+    let folded = fold(low, back);
+    assert_eq!(
+        folded.fields,
+        json!({"Subject": "S2"}).as_object().cloned().unwrap()
+    );
+    assert!(!folded.field_states.contains_key("Priority"));
+    assert!(
+        folded.unchanged.contains_key("Priority"),
+        "still checked at push time"
+    );
+}
+
+#[test]
+fn a_field_found_unchanged_is_written_when_an_older_change_of_it_landed_meanwhile() {
+    let back = case_change(20, json!({"Subject": "S2"}), Some("High"));
+    let pending = |cmd: &WriteCommand| Pending {
+        message_id: "m".into(),
+        command: cmd.clone(),
+    };
+    // The Low change (t=10) landed between the mapping and now.
+    let mut record = LedgerRecord::new("company_account", gsid("G1"));
+    record.fields = case_change(10, json!({"Priority": "Low"}), None).field_states;
+    let mut ledgers = LedgerBatch::default();
+    ledgers.extend([record.clone()]);
+    let out = recheck_unchanged(vec![pending(&back)], &ledgers);
+    assert_eq!(out[0].command.fields["Priority"], json!("High"));
+    assert!(out[0].command.field_states.contains_key("Priority"));
+
+    // Nothing landed since (the ledger still says High): nothing more to write.
+    let mut same = record.clone();
+    same.fields = case_change(5, json!({"Priority": "High"}), None).field_states;
+    let mut ledgers = LedgerBatch::default();
+    ledgers.extend([same]);
+    let out = recheck_unchanged(vec![pending(&back)], &ledgers);
+    assert!(!out[0].command.fields.contains_key("Priority"));
+
+    // The other side's value landed since: not this side's to undo.
+    let mut theirs = record;
+    for state in theirs.fields.values_mut() {
+        state.from = System::Gainsight;
+    }
+    let mut ledgers = LedgerBatch::default();
+    ledgers.extend([theirs]);
+    let out = recheck_unchanged(vec![pending(&back)], &ledgers);
+    assert!(!out[0].command.fields.contains_key("Priority"));
 }
