@@ -57,7 +57,7 @@ pub fn plan_gainsight(
                 ))),
                 ([gsid], _) => GainsightPlan::Update(with_id(cmd_fields, id_field, gsid)),
                 (_, WriteMode::Update) => GainsightPlan::Done(WriteOutcome::Unmatched {
-                    reason: format!("no {object} has {key_field} = {value:?}; the job only updates on update events, it never creates"),
+                    reason: unmatched(object, key_field, value),
                 }),
                 _ => GainsightPlan::Insert(cmd_fields.clone()),
             }
@@ -79,7 +79,7 @@ pub fn plan_salesforce_update(
             match matches(found, value) {
                 [id] => Ok(with_id(&p.command.fields, id_field, id)),
                 [] => Err(WriteOutcome::Unmatched {
-                    reason: format!("no {object} has {ext} = {value:?}; the job only updates on update events, it never creates"),
+                    reason: unmatched(object, ext, value),
                 }),
                 many => Err(WriteOutcome::failed(format!(
                     "{} {object} records have {ext} = {value:?}; cannot tell which to update",
@@ -88,4 +88,12 @@ pub fn plan_salesforce_update(
             }
         })
         .collect()
+}
+
+/// Why an update found no twin, and what becomes of it.
+fn unmatched(object: &str, field: &str, value: &str) -> String {
+    format!(
+        "no {object} has {field} = {value:?}; the job only updates on update events, it never creates; \
+         the change is kept and goes along with the {object}'s creation if one is on its way"
+    )
 }

@@ -15,6 +15,8 @@ use serde_json::{json, Map, Value};
 
 use crate::{Options, Stack};
 
+mod people;
+
 /// What to run: how many changes, how fast, and how hard the faults hit.
 #[derive(Clone, Copy, Debug)]
 pub struct Soak {
@@ -99,15 +101,7 @@ pub async fn run(soak: Soak) -> Result<(Verdict, String)> {
     }
     let started = Instant::now();
     let mut expected = Expected::default();
-    let tick = Duration::from_secs_f64(1.0 / f64::from(soak.per_second.max(1)));
-    let mut next = Instant::now();
-    for i in 0..soak.changes {
-        change(&stack, &mut expected, i).await?;
-        next += tick;
-        if let Some(wait) = next.checked_duration_since(Instant::now()) {
-            tokio::time::sleep(wait).await;
-        }
-    }
+    people::act(&stack, &mut expected, soak).await?;
     let sent_in = started.elapsed();
     settle(&stack).await?;
     stack.salesforce.set_fault_rates(FaultRates::default());
@@ -123,133 +117,6 @@ pub async fn run(soak: Soak) -> Result<(Verdict, String)> {
     );
     stack.stop().await;
     Ok((verdict, report))
-}
-
-fn record(v: Value) -> Map<String, Value> {
-    v.as_object().cloned().unwrap_or_default()
-}
-
-/// The `i`th change, by a person in one system or the other: new records, and edits of ones made
-/// earlier, of every synced kind (Companies and Accounts, People, Cases both ways, Timeline
-/// activities).
-async fn change(stack: &Stack, expected: &mut Expected, i: usize) -> Result<()> {
-    expected.changes += 1;
-    match i % 10 {
-        0..=2 => company_change(stack, expected, i).await,
-        3 | 4 => account_change(stack, expected, i),
-        5 => {
-            let (email, last) = (format!("soak{i}@example.com"), format!("Soak{i}"));
-            let gsid = stack
-                .gainsight_insert(
-                    "Person",
-                    vec![json!({"Email": email, "LastName": last, "FirstName": "Pat"})],
-                )
-                .await?
-                .remove(0);
-            expected.people.insert(gsid, (email, last));
-            Ok(())
-        }
-        6..=8 => case_change(stack, expected, i).await,
-        _ => activity(stack, expected, i).await,
-    }
-}
-
-/// A Company made in Gainsight (two in three) or an earlier one renamed.
-async fn company_change(stack: &Stack, expected: &mut Expected, i: usize) -> Result<()> {
-    let edit = pick(&expected.companies, i).filter(|_| i % 10 == 2);
-    let (name, arr) = (format!("Soak Co {i}"), i as i64);
-    let gsid = match edit {
-        Some((gsid, _)) => {
-            let record = json!({"Gsid": gsid, "Name": name, "Arr": arr});
-            stack.update_companies(vec![record]).await?;
-            gsid
-        }
-        None => stack
-            .create_companies(vec![json!({"Name": name, "Arr": arr})])
-            .await?
-            .remove(0),
-    };
-    expected.companies.insert(gsid, (name, arr));
-    Ok(())
-}
-
-/// An Account made in Salesforce, or an earlier one's Phone changed.
-fn account_change(stack: &Stack, expected: &mut Expected, i: usize) -> Result<()> {
-    let phone = format!("+1 555 {i:04}");
-    match pick(&expected.accounts, i).filter(|_| i % 10 == 4) {
-        Some((id, _)) => {
-            let edit = record(json!({"Phone": phone}));
-            stack.salesforce.edit("Account", &id, edit);
-            expected.accounts.insert(id, phone);
-        }
-        None => {
-            let account = record(json!({"Name": format!("Soak Account {i}"), "Phone": phone}));
-            let id = stack.salesforce.seed("Account", vec![account]).remove(0);
-            expected.accounts.insert(id, phone);
-        }
-    }
-    Ok(())
-}
-
-/// A Case made in Gainsight on an earlier Company, one made in Salesforce, or an earlier
-/// Salesforce one's Subject and Priority changed.
-async fn case_change(stack: &Stack, expected: &mut Expected, i: usize) -> Result<()> {
-    let subject = format!("Soak case {i}");
-    if i % 10 == 6 {
-        let company = pick(&expected.companies, i).map(|(gsid, _)| gsid);
-        let case = json!({"Subject": subject, "Priority": "High", "CompanyId": company});
-        let gsid = stack.gainsight_insert("Case", vec![case]).await?.remove(0);
-        expected.gainsight_cases.insert(gsid, subject);
-        return Ok(());
-    }
-    let priority = ["High", "Medium", "Low"][i % 3].to_string();
-    match pick(&expected.salesforce_cases, i).filter(|_| i % 10 == 8) {
-        Some((id, _)) => {
-            let edit = record(json!({"Subject": subject, "Priority": priority}));
-            stack.salesforce.edit("Case", &id, edit);
-            expected.salesforce_cases.insert(id, (subject, priority));
-        }
-        None => {
-            let case = record(json!({"Subject": subject, "Priority": priority, "Status": "New"}));
-            let id = stack.salesforce.seed("Case", vec![case]).remove(0);
-            expected.salesforce_cases.insert(id, (subject, priority));
-        }
-    }
-    Ok(())
-}
-
-/// A Timeline activity logged in Gainsight on an earlier Company: a call (a Task) or a
-/// 30-minute meeting (an Event), in turn.
-async fn activity(stack: &Stack, expected: &mut Expected, i: usize) -> Result<()> {
-    let company = pick(&expected.companies, i).map(|(gsid, _)| gsid);
-    let subject = format!("Soak activity {i}");
-    let (type_name, object) = if i % 20 == 9 {
-        ("Call", "Task")
-    } else {
-        ("Meeting", "Event")
-    };
-    let activity = json!({
-        "Subject": subject, "TypeName": type_name, "GsCompanyId": company,
-        "NotesPlainText": format!("notes of {subject}"),
-        "ActivityDate": 1_767_261_600_000_i64, "DurationInMins": 30,
-    });
-    let gsid = stack
-        .gainsight_insert("activity_timeline", vec![activity])
-        .await?
-        .remove(0);
-    expected.activities.insert(gsid, (subject, object));
-    Ok(())
-}
-
-/// A record made earlier, chosen by `i`.
-fn pick<V: Clone>(map: &HashMap<String, V>, i: usize) -> Option<(String, V)> {
-    if map.is_empty() {
-        return None;
-    }
-    let mut keys: Vec<&String> = map.keys().collect();
-    keys.sort();
-    let key = keys[(i * 7919) % keys.len()];
-    Some((key.clone(), map[key].clone()))
 }
 
 /// Waits until both queues have been empty for a while (retries, deferrals and redeliveries
