@@ -144,6 +144,12 @@ class Deployment(unittest.TestCase):
         pusher = resources["PusherFunction"]["Properties"]["Environment"]["Variables"]
         self.assertEqual(int(pusher["WRITES_MAX_RECEIVE_COUNT"]), int(redrive))
 
+    def test_the_mapper_knows_when_a_change_reaches_the_dead_letter_queue(self):
+        resources = self.template["Resources"]
+        redrive = resources["ChangesQueue"]["Properties"]["RedrivePolicy"]["maxReceiveCount"]
+        mapper = resources["MapperFunction"]["Properties"]["Environment"]["Variables"]
+        self.assertEqual(int(mapper["CHANGES_MAX_RECEIVE_COUNT"]), int(redrive))
+
     def test_one_schedule_per_job_file(self):
         events = boto3.client("events")
         poller_arn = self.lam.get_function(

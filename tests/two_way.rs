@@ -205,7 +205,8 @@ async fn derived_account_id_is_filled_and_lookup_failures_are_in_the_ledger() ->
     assert_eq!(contact["AccountId"], account["Id"]);
     assert_eq!(contact["Email"], json!("alice@umbrella.test"));
 
-    // No Account carries that GSID: the Person is rejected, and the ledger names the lookup.
+    // No Account carries that GSID: the Person is tried on each of the queue's deliveries (its
+    // Account might have been on its way), then rejected, and the ledger names the lookup.
     let none = stack
         .eventually(WAIT, "the no-match in the ledger", || async {
             Ok(stack
@@ -219,6 +220,7 @@ async fn derived_account_id_is_filled_and_lookup_failures_are_in_the_ledger() ->
         message.contains("lookup AccountId (Account.Gainsight_Company_Id__c = CompanyId) found no Account where Gainsight_Company_Id__c = \"1P0NOSUCHCOMPANY\""),
         "{message}"
     );
+    assert!(message.contains("tried on 5 deliveries"), "{message}");
 
     // Two Companies claim the same Salesforce Account: a Contact of it cannot be linked.
     let twins = stack

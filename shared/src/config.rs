@@ -39,6 +39,27 @@ where
     }
 }
 
+/// Deliveries of a message before SQS moves it to the dead-letter queue when the template does
+/// not say (its queues' `maxReceiveCount`).
+pub const DEFAULT_MAX_RECEIVES: u32 = 5;
+
+/// A queue's deliveries before its dead-letter queue, from `name` (the template passes the
+/// queue's `maxReceiveCount`), or [`DEFAULT_MAX_RECEIVES`].
+pub fn max_receives(name: &'static str) -> Result<u32, ConfigError> {
+    match optional(name) {
+        None => Ok(DEFAULT_MAX_RECEIVES),
+        Some(v) => v
+            .trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| ConfigError::Invalid {
+                name,
+                message: format!("{v:?} is not a positive whole number"),
+            }),
+    }
+}
+
 /// Jobs from `JOBS_DIR` when set, else the jobs compiled in from `infra/jobs/`.
 pub fn jobs() -> Result<Jobs, ConfigError> {
     match optional("JOBS_DIR") {

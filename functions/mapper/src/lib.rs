@@ -35,6 +35,9 @@ pub struct MapperFn {
     gainsight: Arc<dyn GainsightApi>,
     jobs: Jobs,
     schemas: Schemas,
+    /// Deliveries of a change before SQS moves it to the dead-letter queue: on the last one, a
+    /// lookup that still finds nothing rejects the change instead of trying it again.
+    max_receives: u32,
 }
 
 /// Counts of one invocation, logged and returned for tests.
@@ -66,7 +69,14 @@ impl MapperFn {
             gainsight,
             jobs,
             schemas,
+            max_receives: shared::config::DEFAULT_MAX_RECEIVES,
         }
+    }
+
+    /// Changes are delivered at most `n` times before the dead-letter queue takes them.
+    pub fn with_max_receives(mut self, n: u32) -> Self {
+        self.max_receives = n.max(1);
+        self
     }
 
     /// Cold start on AWS: decrypts the API secrets, describes every object the jobs use and checks
@@ -107,6 +117,7 @@ impl MapperFn {
             now_ms,
             &batch_seed(&event),
         );
+        let last = shared::lambda::last_deliveries(&event, self.max_receives);
         let (mut changes, mut failed) = parse_messages::<ChangeEvent>(event, "change event");
         failed.extend(self.resolve_participants(&mut changes).await);
         let ledgers = self.read_ledgers(&changes).await;
@@ -114,7 +125,8 @@ impl MapperFn {
         let mut outgoing: Vec<(String, String)> = Vec::new();
         let mut ledger: Vec<(String, LedgerWrite)> = Vec::new();
         for (id, change) in &changes {
-            match self.map_change(change, &ledgers, &lookups, &mut summary, &mut runs) {
+            let (batch, last) = ((&ledgers, &lookups), last.contains(id));
+            match self.map_change(change, batch, last, &mut summary, &mut runs) {
                 Ok(mapped) => {
                     outgoing.extend(mapped.bodies.into_iter().map(|b| (id.clone(), b)));
                     ledger.extend(mapped.ledger.into_iter().map(|w| (id.clone(), w)));
@@ -205,8 +217,8 @@ impl MapperFn {
     fn map_change(
         &self,
         change: &ChangeEvent,
-        ledgers: &LedgerBatch,
-        lookups: &Lookups,
+        (ledgers, lookups): (&LedgerBatch, &Lookups),
+        last: bool,
         summary: &mut Summary,
         runs: &mut Runs,
     ) -> Result<Mapped, Retry> {
@@ -223,7 +235,12 @@ impl MapperFn {
             let ledger = mapper
                 .ledger_key(change)
                 .and_then(|key| ledgers.get(&job.name, &key));
-            let outcome = mapper.map(change, ledger, lookups);
+            let outcome = match mapper.map(change, ledger, lookups) {
+                unresolved @ MapOutcome::Unresolved { .. } if last => {
+                    unresolved.rejected_at_last(self.max_receives)
+                }
+                outcome => outcome,
+            };
             let context = Context {
                 job,
                 change,
@@ -321,6 +338,12 @@ fn settle(
         }
         MapOutcome::Retry { reason } => {
             tracing::warn!(job = %job.name, event_id = %change.event_id, reason = %reason, "change retried");
+            return Err(Retry);
+        }
+        MapOutcome::Unresolved { reason, .. } => {
+            let said = format!("{reason}; the change is tried again, as the record it refers to may not be synced yet");
+            tracing::info!(job = %job.name, event_id = %change.event_id, reason = %said, "change tried again");
+            runs.fail(run_job, &said);
             return Err(Retry);
         }
         MapOutcome::Ignored { key, reason } => {

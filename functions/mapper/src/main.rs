@@ -13,7 +13,12 @@ async fn main() -> Result<(), Error> {
     let config = Config::from_env()?;
     let jobs = shared::config::jobs()?;
     let clients = AwsClients::new(&aws_config().await);
-    let mapper = Arc::new(MapperFn::from_aws(&config, &clients, jobs).await?);
+    let deliveries = shared::config::max_receives("CHANGES_MAX_RECEIVE_COUNT")?;
+    let mapper = Arc::new(
+        MapperFn::from_aws(&config, &clients, jobs)
+            .await?
+            .with_max_receives(deliveries),
+    );
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let mapper = Arc::clone(&mapper);
         async move { Ok::<_, Error>(mapper.handle(event.payload).await) }

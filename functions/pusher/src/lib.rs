@@ -41,27 +41,10 @@ pub use shared::domain::run::PAUSED;
 
 /// Deliveries of a write before SQS moves it to the dead-letter queue (the writes queue's
 /// `maxReceiveCount` in the template; `WRITES_MAX_RECEIVE_COUNT` says it when it differs).
-pub const MAX_RECEIVES: u32 = 5;
+pub const MAX_RECEIVES: u32 = shared::config::DEFAULT_MAX_RECEIVES;
 
 /// How long writes the API budget defers wait before they are tried again (SQS's longest delay).
 pub const DEFERRAL: Duration = Duration::from_secs(900);
-
-/// The deliveries before the dead-letter queue, from `WRITES_MAX_RECEIVE_COUNT`, or 5.
-pub fn max_receives_from_env() -> Result<u32, shared::config::ConfigError> {
-    let name = "WRITES_MAX_RECEIVE_COUNT";
-    match shared::config::optional(name) {
-        None => Ok(MAX_RECEIVES),
-        Some(v) => v
-            .trim()
-            .parse::<u32>()
-            .ok()
-            .filter(|n| *n > 0)
-            .ok_or_else(|| shared::config::ConfigError::Invalid {
-                name,
-                message: format!("{v:?} is not a positive whole number"),
-            }),
-    }
-}
 
 pub struct Pusher {
     ledger: Arc<dyn LedgerStore>,

@@ -17,7 +17,8 @@ async fn main() -> Result<(), Error> {
     let pusher = Arc::new(
         Pusher::from_aws(&config, &clients, jobs)
             .await?
-            .with_budgets(budgets),
+            .with_budgets(budgets)
+            .with_max_receives(shared::config::max_receives("WRITES_MAX_RECEIVE_COUNT")?),
     );
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let pusher = Arc::clone(&pusher);

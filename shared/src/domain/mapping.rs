@@ -39,6 +39,29 @@ pub enum MapOutcome {
     },
     /// Something it depends on failed for now (a lookup query): the message is retried.
     Retry { reason: String },
+    /// A lookup found no record where the job rejects a record without one. The record it looks
+    /// for may still be on its way (a Case on a Company whose Account is being created), so the
+    /// mapper tries the change again while the queue delivers it, and rejects it on its last
+    /// delivery.
+    Unresolved {
+        key: Option<LedgerKey>,
+        reason: String,
+    },
+}
+
+impl MapOutcome {
+    /// What an unresolved lookup comes to on the message's last delivery: rejected, saying so.
+    pub fn rejected_at_last(self, deliveries: u32) -> Self {
+        match self {
+            MapOutcome::Unresolved { key, reason } => MapOutcome::Rejected {
+                key,
+                reason: format!(
+                    "{reason} (tried on {deliveries} deliveries; once that record has synced, resync this one)"
+                ),
+            },
+            other => other,
+        }
+    }
 }
 
 /// Stateless mapping engine over one job; `schemas` (the cached describes) enable value checks.
@@ -82,6 +105,13 @@ impl Context<'_> {
 
     fn ignored(&self, reason: String) -> MapOutcome {
         MapOutcome::Ignored {
+            key: self.key.clone(),
+            reason,
+        }
+    }
+
+    fn unresolved(&self, reason: String) -> MapOutcome {
+        MapOutcome::Unresolved {
             key: self.key.clone(),
             reason,
         }

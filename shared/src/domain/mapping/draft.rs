@@ -303,7 +303,7 @@ impl Mapper<'_> {
         let matches = lookups.get(job, index, tuple);
         let (on_none, on_many) = (derived.on_no_match, derived.on_multiple_matches);
         match (matches.len(), on_none, on_many) {
-            (0, OnNoMatch::Reject, _) => Err(cx.rejected(format!(
+            (0, OnNoMatch::Reject, _) => Err(cx.unresolved(format!(
                 "rejected: {} found no {} where {}",
                 derived.describe(),
                 derived.lookup.object,
