@@ -312,29 +312,14 @@ fn settle(
     summary: &mut Summary,
     mapped: &mut Mapped,
 ) -> Result<(), Retry> {
-    let Context {
-        job,
-        change,
-        ledgers,
-        runs,
-    } = cx;
+    let (job, change) = (cx.job, cx.change);
     let run_job = Some(job.name.as_str());
-    runs.objects(
-        run_job,
-        &change.object,
-        Some(job.object_in(change.source.other())),
-    );
+    let target = job.object_in(change.source.other());
+    cx.runs.objects(run_job, &change.object, Some(target));
     let (key, update) = match outcome {
         MapOutcome::Write(commands) => {
             summary.writes += commands.len();
-            for cmd in &commands {
-                mapped.bodies.push(serialise(job, cmd)?);
-                let line = RunLine::new(&change.record_id, LineOutcome::Queued)
-                    .target(cmd.salesforce_id.clone())
-                    .fields(cmd.fields.keys().cloned().collect());
-                runs.line(run_job, line);
-            }
-            return Ok(());
+            return queue(cx, &commands, mapped);
         }
         MapOutcome::Retry { reason } => {
             tracing::warn!(job = %job.name, event_id = %change.event_id, reason = %reason, "change retried");
@@ -343,29 +328,42 @@ fn settle(
         MapOutcome::Unresolved { reason, .. } => {
             let said = format!("{reason}; the change is tried again, as the record it refers to may not be synced yet");
             tracing::info!(job = %job.name, event_id = %change.event_id, reason = %said, "change tried again");
-            runs.fail(run_job, &said);
+            cx.runs.fail(run_job, &said);
             return Err(Retry);
         }
         MapOutcome::Ignored { key, reason } => {
             summary.ignored += 1;
             tracing::info!(job = %job.name, event_id = %change.event_id, reason = %reason, "change ignored");
             let line = RunLine::new(&change.record_id, LineOutcome::Ignored).message(&reason);
-            runs.line(run_job, line);
+            cx.runs.line(run_job, line);
             (key, LedgerUpdate::Ignored { reason })
         }
         MapOutcome::Rejected { key, reason } => {
             summary.rejected += 1;
             tracing::warn!(job = %job.name, event_id = %change.event_id, reason = %reason, "change rejected");
             let line = RunLine::new(&change.record_id, LineOutcome::Error).message(&reason);
-            runs.line(run_job, line);
+            cx.runs.line(run_job, line);
             (key, LedgerUpdate::Failed { message: reason })
         }
     };
     if let Some(key) = key {
-        let run = runs.id_for(run_job).to_string();
+        let run = cx.runs.id_for(run_job).to_string();
         let write = LedgerWrite::new(&job.name, key, update, &run);
-        let read = ledgers.get(&job.name, &write.key);
+        let read = cx.ledgers.get(&job.name, &write.key);
         mapped.ledger.push(write.read_as(read));
+    }
+    Ok(())
+}
+
+/// Serialises one change's commands for the writes queue, each a line of the job's run.
+fn queue(cx: Context<'_>, commands: &[WriteCommand], mapped: &mut Mapped) -> Result<(), Retry> {
+    let run_job = Some(cx.job.name.as_str());
+    for cmd in commands {
+        mapped.bodies.push(serialise(cx.job, cmd)?);
+        let line = RunLine::new(&cx.change.record_id, LineOutcome::Queued)
+            .target(cmd.salesforce_id.clone())
+            .fields(cmd.fields.keys().cloned().collect());
+        cx.runs.line(run_job, line);
     }
     Ok(())
 }

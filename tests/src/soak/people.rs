@@ -229,18 +229,23 @@ async fn perform(stack: &Stack, action: &Action) -> Result<Option<String>> {
             object,
             company,
         } => {
-            let type_name = if *object == "Task" { "Call" } else { "Meeting" };
-            let activity = json!({
-                "Subject": subject, "TypeName": type_name, "GsCompanyId": company,
-                "NotesPlainText": format!("notes of {subject}"),
-                "ActivityDate": 1_767_261_600_000_i64, "DurationInMins": 30,
-            });
+            let activity = activity(subject, object, company.as_deref());
             first(
                 stack
                     .gainsight_insert("activity_timeline", vec![activity])
                     .await?,
             )
         }
+    })
+}
+
+/// A 30-minute Timeline activity on `company`: a call when it becomes a Task, else a meeting.
+fn activity(subject: &str, object: &str, company: Option<&str>) -> Value {
+    let type_name = if object == "Task" { "Call" } else { "Meeting" };
+    json!({
+        "Subject": subject, "TypeName": type_name, "GsCompanyId": company,
+        "NotesPlainText": format!("notes of {subject}"),
+        "ActivityDate": 1_767_261_600_000_i64, "DurationInMins": 30,
     })
 }
 

@@ -269,39 +269,9 @@ impl LedgerExpression {
         let mut names = HashMap::new();
         let common = "version = if_not_exists(version, :zero) + :one";
         let update = match update {
-            LedgerUpdate::Synced {
-                salesforce_id,
-                source,
-                source_changed_at_ms,
-                fields,
-            } => {
-                let changed = match source {
-                    crate::domain::System::Gainsight => "gs_changed_at",
-                    crate::domain::System::Salesforce => "sf_changed_at",
-                };
-                let mut expr = format!(
-                    "SET {common}, synced_job = :job, last_sync_at = :at, {changed} = :changed"
-                );
-                values.insert(":job".into(), s(job));
-                values.insert(":changed".into(), n(source_changed_at_ms));
-                for (i, (field, state)) in fields.iter().enumerate() {
-                    let json = serde_json::to_string(state).map_err(rejected)?;
-                    expr.push_str(&format!(", #f{i} = :f{i}"));
-                    names.insert(format!("#f{i}"), format!("{FIELD_STATE_PREFIX}{field}"));
-                    values.insert(format!(":f{i}"), s(json));
-                }
-                if let Some(id) = salesforce_id {
-                    expr.push_str(", salesforce_id = :sfid, salesforce_key = :sfkey");
-                    values.insert(":sfid".into(), s(id));
-                    values.insert(":sfkey".into(), s(format!("{job}#{id}")));
-                }
-                // The last attempt succeeded: the record leaves the error status (its last error
-                // text stays for the record's history), and what was parked for the system
-                // written went along.
-                expr.push_str(&format!(
-                    " REMOVE error_job, {}",
-                    parked_attribute(source.other())
-                ));
+            LedgerUpdate::Synced { .. } => {
+                let mut expr = format!("SET {common}");
+                synced(job, update, &mut expr, (&mut names, &mut values))?;
                 expr
             }
             LedgerUpdate::Failed { message } => {
@@ -333,6 +303,56 @@ impl LedgerExpression {
             values,
         })
     }
+}
+
+/// The part of a ledger update expression a sync adds: when, from which side, the states of the
+/// fields written, the Salesforce id learnt; the error status and what was parked for the
+/// system written go.
+fn synced(
+    job: &str,
+    update: &LedgerUpdate,
+    expr: &mut String,
+    (names, values): (
+        &mut HashMap<String, String>,
+        &mut HashMap<String, AttributeValue>,
+    ),
+) -> Result<(), StoreError> {
+    let LedgerUpdate::Synced {
+        salesforce_id,
+        source,
+        source_changed_at_ms,
+        fields,
+    } = update
+    else {
+        return Ok(());
+    };
+    let changed = match source {
+        System::Gainsight => "gs_changed_at",
+        System::Salesforce => "sf_changed_at",
+    };
+    expr.push_str(&format!(
+        ", synced_job = :job, last_sync_at = :at, {changed} = :changed"
+    ));
+    values.insert(":job".into(), s(job));
+    values.insert(":changed".into(), n(source_changed_at_ms));
+    for (i, (field, state)) in fields.iter().enumerate() {
+        let json = serde_json::to_string(state).map_err(rejected)?;
+        expr.push_str(&format!(", #f{i} = :f{i}"));
+        names.insert(format!("#f{i}"), format!("{FIELD_STATE_PREFIX}{field}"));
+        values.insert(format!(":f{i}"), s(json));
+    }
+    if let Some(id) = salesforce_id {
+        expr.push_str(", salesforce_id = :sfid, salesforce_key = :sfkey");
+        values.insert(":sfid".into(), s(id));
+        values.insert(":sfkey".into(), s(format!("{job}#{id}")));
+    }
+    // The last attempt succeeded: the record leaves the error status (its last error text stays
+    // for the record's history), and what was parked for the system written went along.
+    expr.push_str(&format!(
+        " REMOVE error_job, {}",
+        parked_attribute(source.other())
+    ));
+    Ok(())
 }
 
 /// `writes` in chunks of at most `size` in which no record appears twice (a transaction may
