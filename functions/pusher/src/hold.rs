@@ -164,6 +164,23 @@ impl Pusher {
         })
     }
 
+    /// Sends writes back to the writes queue as new messages due after `delay` (so waiting uses up
+    /// none of their deliveries); one answer per write, none at all without a queue.
+    pub(crate) async fn send_later(
+        &self,
+        batch: &[Pending],
+        delay: Duration,
+    ) -> Vec<Result<(), shared::ports::QueueError>> {
+        let Some((queue, _)) = &self.deferral else {
+            return Vec::new();
+        };
+        let bodies: Vec<String> = batch
+            .iter()
+            .map(|p| serde_json::to_string(&p.command).unwrap_or_default())
+            .collect();
+        queue.send_later(&bodies, delay).await
+    }
+
     /// Sends a group back to the writes queue unwritten, to be delivered again after `wait` (see
     /// [`Self::deferral_delay`]), or, when that fails or no queue is set, back through the
     /// visibility timeout; and says why in the runs.
@@ -176,16 +193,7 @@ impl Pusher {
         (retry, runs): (&mut Vec<String>, &mut Runs),
     ) {
         tracing::warn!(object = %object, records = batch.len(), reason = %why, "writes deferred");
-        let sent = match &self.deferral {
-            Some((queue, _)) => {
-                let bodies: Vec<String> = batch
-                    .iter()
-                    .map(|p| serde_json::to_string(&p.command).unwrap_or_default())
-                    .collect();
-                queue.send_later(&bodies, self.deferral_delay(wait)).await
-            }
-            None => Vec::new(),
-        };
+        let sent = self.send_later(&batch, self.deferral_delay(wait)).await;
         for (i, p) in batch.into_iter().enumerate() {
             let job = Some(p.command.job.as_str());
             if let Some(j) = self.jobs.get(&p.command.job) {

@@ -97,16 +97,7 @@ impl Pusher {
             records = wait.len(),
             "records being written by another pusher; their writes come again shortly"
         );
-        let sent = match &self.deferral {
-            Some((queue, _)) => {
-                let bodies: Vec<String> = wait
-                    .iter()
-                    .map(|p| serde_json::to_string(&p.command).unwrap_or_default())
-                    .collect();
-                queue.send_later(&bodies, LEASE_WAIT).await
-            }
-            None => Vec::new(),
-        };
+        let sent = self.send_later(&wait, LEASE_WAIT).await;
         let said = format!(
             "another pusher is writing this record; the write comes again in {} s",
             LEASE_WAIT.as_secs()

@@ -226,7 +226,7 @@ async fn an_update_that_arrives_before_the_twins_creation_is_carried_by_the_crea
 
 #[tokio::test]
 async fn a_field_set_back_while_its_change_was_in_flight_ends_with_the_newest_value() {
-    let rig = rig_with_gainsight();
+    let rig = rig();
     let account = |name: &str, phone: &str| json!({"Name": name, "Phone": phone, "Gainsight_Company_Id__c": "G1"});
     let push = |cmd: WriteCommand, id: &'static str| {
         let body = serde_json::to_string(&cmd).unwrap();
@@ -262,22 +262,4 @@ async fn a_field_set_back_while_its_change_was_in_flight_ends_with_the_newest_va
     let last = &updates.last().unwrap().1;
     assert_eq!(last["Phone"], json!("1"), "{updates:?}");
     assert_eq!(last["Name"], json!("Acme 2"));
-}
-
-struct GsRig {
-    store: Arc<MemoryStore>,
-    gs: Arc<MemoryGainsight>,
-    pusher: Pusher,
-}
-
-fn rig_with_gainsight() -> GsRig {
-    let store = Arc::new(MemoryStore::default());
-    let gs = Arc::new(MemoryGainsight::default());
-    let pusher = Pusher::new(
-        (store.clone(), store.clone(), store.clone()),
-        Arc::new(MemorySalesforce::default()),
-        gs.clone(),
-        Jobs::builtin(),
-    );
-    GsRig { store, gs, pusher }
 }

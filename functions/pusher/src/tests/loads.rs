@@ -23,7 +23,9 @@ struct LoadRig {
 }
 
 fn load_rig() -> LoadRig {
-    let Rig { store, sf, pusher } = rig();
+    let Rig {
+        store, sf, pusher, ..
+    } = rig();
     let writes = Arc::new(MemoryQueue::default());
     let pusher = pusher
         .with_deferral(writes.clone(), crate::DEFERRAL)

@@ -49,19 +49,26 @@ fn event(bodies: Vec<(&str, String)>) -> SqsEvent {
 struct Rig {
     store: Arc<MemoryStore>,
     sf: Arc<MemorySalesforce>,
+    gs: Arc<MemoryGainsight>,
     pusher: Pusher,
 }
 
 fn rig() -> Rig {
     let store = Arc::new(MemoryStore::default());
     let sf = Arc::new(MemorySalesforce::default());
+    let gs = Arc::new(MemoryGainsight::default());
     let pusher = Pusher::new(
         (store.clone(), store.clone(), store.clone()),
         sf.clone(),
-        Arc::new(MemoryGainsight::default()),
+        gs.clone(),
         Jobs::builtin(),
     );
-    Rig { store, sf, pusher }
+    Rig {
+        store,
+        sf,
+        gs,
+        pusher,
+    }
 }
 
 #[tokio::test]
