@@ -328,7 +328,8 @@ fn settle(
         MapOutcome::Unresolved { reason, .. } => {
             let said = format!("{reason}; the change is tried again, as the record it refers to may not be synced yet");
             tracing::info!(job = %job.name, event_id = %change.event_id, reason = %said, "change tried again");
-            cx.runs.fail(run_job, &said);
+            let line = RunLine::new(&change.record_id, LineOutcome::Error).message(&said);
+            cx.runs.line(run_job, line);
             return Err(Retry);
         }
         MapOutcome::Ignored { key, reason } => {
