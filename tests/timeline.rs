@@ -265,7 +265,45 @@ async fn a_backfill_creates_an_old_activity_with_its_attachment_once() -> Result
     stack.drained(WAIT).await?;
     assert_eq!(by_activity(&stack, "Task", &gsid).len(), 1);
     assert_eq!(stack.salesforce.records("ContentVersion").len(), 1);
+
+    // A pusher that died after the upload but before its ledger write left no trace of the
+    // upload in the ledger: the file on the Task is found, not uploaded again.
+    forget_upload(&stack, &gsid, small["Id"].as_str().unwrap_or_default()).await?;
+    let ledger = stack
+        .ledger_of("activity_task", &gsid)
+        .await?
+        .context("ledger")?;
+    assert!(!ledger.fields.keys().any(|k| k.starts_with("attachment:")));
+    stack
+        .invoke_resync(json!({"job": "activity_task", "ids": [gsid]}))
+        .await?;
+    stack.drained(WAIT).await?;
+    assert_eq!(stack.salesforce.records("ContentVersion").len(), 1);
+    let ledger = stack
+        .ledger_of("activity_task", &gsid)
+        .await?
+        .context("ledger")?;
+    assert!(
+        ledger.fields.keys().any(|k| k.starts_with("attachment:")),
+        "the upload found is recorded again"
+    );
     stack.stop().await;
+    Ok(())
+}
+
+/// Removes the ledger's note that `attachment` of activity `gsid` went up, as a pusher that died
+/// between the upload and its ledger write would have left it.
+async fn forget_upload(stack: &Stack, gsid: &str, attachment: &str) -> Result<()> {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    aws_sdk_dynamodb::Client::new(&stack.aws.sdk)
+        .update_item()
+        .table_name(&stack.resources.table_name)
+        .key("pk", AttributeValue::S("LEDGER#activity_task".into()))
+        .key("sk", AttributeValue::S(gsid.into()))
+        .update_expression("REMOVE #uploaded")
+        .expression_attribute_names("#uploaded", format!("fs#attachment:{attachment}"))
+        .send()
+        .await?;
     Ok(())
 }
 

@@ -432,13 +432,20 @@ pub trait ActivityFiles: Send + Sync {
 /// Files uploaded to Salesforce, each published to (and so linked with) one record.
 #[async_trait]
 pub trait FileUploads: Send + Sync {
-    /// Uploads `bytes` as a new file on record `link_to`; the new ContentVersion's Id.
+    /// Uploads `bytes` as a new file on record `link_to`, marked with its attachment's id; the
+    /// new ContentVersion's Id.
     async fn upload(
         &self,
         file: &Attachment,
         bytes: &[u8],
         link_to: &str,
     ) -> Result<String, ApiError>;
+    /// The files already published to `records`: `(record, attachment id, ContentVersion Id)`
+    /// for each file an upload marked (one query per 200 records).
+    async fn published(
+        &self,
+        records: &[String],
+    ) -> Result<Vec<(String, String, String)>, ApiError>;
 }
 
 /// Per-record result of a write, in the order of the records sent.

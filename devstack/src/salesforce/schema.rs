@@ -252,6 +252,7 @@ fn content_version() -> Vec<FieldDef> {
     version.extend([
         FieldDef::new("Title", T::String).len(255).required(),
         FieldDef::new("PathOnClient", T::String).len(500).required(),
+        FieldDef::new("Description", T::Textarea).len(1000),
         FieldDef::new("VersionData", T::Base64).required(),
         FieldDef::new("FirstPublishLocationId", T::Reference)
             .len(18)

@@ -3,12 +3,14 @@
 //! is remembered in the pair's ledger record so it never goes up twice; one that fails is noted
 //! with the record's outcome and tried again by the next write of the activity (a resync).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use shared::domain::push::{Pending, WriteOutcome};
-use shared::domain::timeline::{attachment_state_key, not_uploaded, uploaded_state};
+use shared::domain::timeline::{attachment_state_key, not_uploaded, uploaded_state, Attachment};
 use shared::domain::LedgerBatch;
-use shared::ports::{ActivityFiles, FileUploads};
+use shared::domain::WriteCommand;
+use shared::ports::{ActivityFiles, ApiError, FileUploads};
 
 /// Where attachments come from and go to.
 pub struct Files {
@@ -18,53 +20,95 @@ pub struct Files {
 
 impl Files {
     /// Uploads the attachments of every written record; what went up is added to the command's
-    /// field states (recorded with the write), what did not to its notes.
+    /// field states (recorded with the write), what did not to its notes. A file already
+    /// published to its record (an upload whose answer was lost, or whose ledger write a crash
+    /// prevented) is recorded, not uploaded again: one query per batch finds them.
     pub async fn upload_all(
         &self,
         settled: &mut [(Pending, WriteOutcome)],
         ledgers: &LedgerBatch,
         now_ms: i64,
     ) {
-        for (pending, outcome) in settled.iter_mut() {
+        let mut todo = Vec::new();
+        for (i, (pending, outcome)) in settled.iter().enumerate() {
             let WriteOutcome::Synced {
                 target_id: Some(target),
             } = outcome
             else {
                 continue;
             };
-            let cmd = &mut pending.command;
+            let cmd = &pending.command;
             let ledger = ledgers.get(&cmd.job, &cmd.ledger_key);
-            let todo: Vec<_> = not_uploaded(&cmd.attachments, ledger)
-                .into_iter()
-                .cloned()
-                .collect();
-            for file in todo {
-                match self.one(&file, target).await {
-                    Ok(version) => {
-                        tracing::info!(job = %cmd.job, attachment = %file.id, content_version = %version, "attachment uploaded");
-                        cmd.field_states.insert(
-                            attachment_state_key(&file.id),
-                            uploaded_state(&version, now_ms),
-                        );
-                    }
-                    Err(e) => {
-                        tracing::warn!(job = %cmd.job, attachment = %file.id, error = %e, "attachment not uploaded");
-                        cmd.skipped.push(format!(
-                            "attachment {} ({}) not uploaded: {e}; a resync of the activity tries again",
-                            file.name, file.id
-                        ));
-                    }
-                }
+            for file in not_uploaded(&cmd.attachments, ledger) {
+                todo.push((i, target.clone(), file.clone()));
             }
         }
+        if todo.is_empty() {
+            return;
+        }
+        let published = self.published(&todo).await;
+        for (i, target, file) in todo {
+            let cmd = &mut settled[i].0.command;
+            let done = match &published {
+                Ok(found) => match found.get(&(target.clone(), file.id.clone())) {
+                    Some(version) => Ok(version.clone()),
+                    None => self.one(&file, &target).await.map_err(|e| e.to_string()),
+                },
+                Err(e) => Err(format!(
+                    "the files already on the record could not be read ({e})"
+                )),
+            };
+            note_upload(cmd, &file, done, now_ms);
+        }
+    }
+
+    /// The files already published to the records `todo` writes to, by (record, attachment id).
+    async fn published(
+        &self,
+        todo: &[(usize, String, Attachment)],
+    ) -> Result<HashMap<(String, String), String>, ApiError> {
+        let mut records: Vec<String> = todo.iter().map(|(_, t, _)| t.clone()).collect();
+        records.sort();
+        records.dedup();
+        let found = self.upload.published(&records).await?;
+        Ok(found
+            .into_iter()
+            .map(|(record, attachment, version)| ((record, attachment), version))
+            .collect())
     }
 
     async fn one(
         &self,
-        file: &shared::domain::timeline::Attachment,
+        file: &Attachment,
         link_to: &str,
     ) -> Result<String, shared::ports::ApiError> {
         let bytes = self.download.download(file).await?;
         self.upload.upload(file, &bytes, link_to).await
+    }
+}
+
+/// Notes one attachment's upload in its write: the ContentVersion in the field states, or why not
+/// in the notes.
+fn note_upload(
+    cmd: &mut WriteCommand,
+    file: &Attachment,
+    done: Result<String, String>,
+    now_ms: i64,
+) {
+    match done {
+        Ok(version) => {
+            tracing::info!(job = %cmd.job, attachment = %file.id, content_version = %version, "attachment uploaded");
+            cmd.field_states.insert(
+                attachment_state_key(&file.id),
+                uploaded_state(&version, now_ms),
+            );
+        }
+        Err(e) => {
+            tracing::warn!(job = %cmd.job, attachment = %file.id, error = %e, "attachment not uploaded");
+            cmd.skipped.push(format!(
+                "attachment {} ({}) not uploaded: {e}; a resync of the activity tries again",
+                file.name, file.id
+            ));
+        }
     }
 }

@@ -438,6 +438,7 @@ impl crate::ports::FileUploads for SalesforceClient {
         let body = json!({
             "Title": file.name,
             "PathOnClient": file.name,
+            "Description": crate::domain::timeline::upload_marker(&file.id),
             "VersionData": base64::engine::general_purpose::STANDARD.encode(bytes),
             "FirstPublishLocationId": link_to,
         });
@@ -451,6 +452,38 @@ impl crate::ports::FileUploads for SalesforceClient {
                 system: SYSTEM,
                 message: "ContentVersion created without an id".into(),
             })
+    }
+
+    async fn published(
+        &self,
+        records: &[String],
+    ) -> Result<Vec<(String, String, String)>, ApiError> {
+        let mut found = Vec::new();
+        for chunk in records.chunks(200) {
+            let query = SfSelect {
+                object: "ContentVersion".into(),
+                fields: vec![
+                    "Id".into(),
+                    "FirstPublishLocationId".into(),
+                    "Description".into(),
+                ],
+                conditions: vec![("FirstPublishLocationId".into(), chunk.to_vec())],
+                ..SfSelect::default()
+            };
+            for row in self.select(&query).await? {
+                let text = |f: &str| row.get(f).and_then(|v| v.as_str()).map(str::to_string);
+                let marked = text("Description").and_then(|d| {
+                    d.strip_prefix(&crate::domain::timeline::upload_marker(""))
+                        .map(str::to_string)
+                });
+                if let (Some(record), Some(attachment), Some(id)) =
+                    (text("FirstPublishLocationId"), marked, text("Id"))
+                {
+                    found.push((record, attachment, id));
+                }
+            }
+        }
+        Ok(found)
     }
 }
 

@@ -154,6 +154,12 @@ pub fn attachment_state_key(attachment_id: &str) -> String {
     format!("attachment:{attachment_id}")
 }
 
+/// What an uploaded file's `Description` says of where it came from, so a file whose upload's
+/// answer was lost (or whose ledger write a crash prevented) is found instead of uploaded twice.
+pub fn upload_marker(attachment_id: &str) -> String {
+    format!("Gainsight attachment {attachment_id}")
+}
+
 /// The attachments of a write not uploaded yet, as far as the pair's ledger record knows.
 pub fn not_uploaded<'a>(
     attachments: &'a [Attachment],
