@@ -114,6 +114,12 @@ impl MemoryStore {
         }
     }
 
+    /// Every run written so far, as the JSON lines `syncctl logs` would download.
+    pub fn run_log(&self) -> String {
+        let runs = self.runs.lock().unwrap();
+        runs.iter().map(|r| r.json_lines()).collect()
+    }
+
     /// The ledger record of `job` under `key` as written (`G1`, or `sf:001...`).
     pub fn ledger_of(&self, job: &str, key: &str) -> Option<LedgerRecord> {
         let key: LedgerKey = key.parse().ok()?;

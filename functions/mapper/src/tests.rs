@@ -238,13 +238,7 @@ async fn derived_lookups_are_one_query_per_batch_and_no_match_is_rejected() {
     assert_eq!(shared::fakes::failed_ids(&response), ["m3"]);
     assert_eq!((summary.writes, summary.rejected), (2, 0));
     assert!(store.ledger_of("person_contact", "P3").is_none());
-    let log: String = store
-        .runs
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|r| r.json_lines())
-        .collect();
+    let log = store.run_log();
     assert!(log.contains("the change is tried again"), "{log}");
     // On its last delivery it is rejected, saying so.
     let mut last = event(vec![("m3", person("P3", "C9"))]);

@@ -54,13 +54,7 @@ async fn a_record_another_pusher_is_writing_waits_and_its_older_write_never_land
     assert_eq!(*writes.delays.lock().unwrap(), vec![LEASE_WAIT]);
     let held: Vec<RecordLease> = store.leases.lock().unwrap().keys().cloned().collect();
     assert_eq!(held, [lease("G1")], "G2's lease was given back");
-    let log: String = store
-        .runs
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|r| r.json_lines())
-        .collect();
+    let log = store.run_log();
     assert!(
         log.contains("another pusher is writing this record"),
         "{log}"

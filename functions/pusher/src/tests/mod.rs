@@ -391,8 +391,7 @@ async fn gainsight_writes_wait_while_its_minute_is_over_budget_and_salesforce_on
         vec![std::time::Duration::from_secs(40)],
         "until the window seen 20 s ago has ended"
     );
-    let runs = store.runs.lock().unwrap().clone();
-    let log: String = runs.iter().map(|r| r.json_lines()).collect();
+    let log = store.run_log();
     assert!(
         log.contains("deferred: Gainsight reported 85 of its 100 calls a minute used"),
         "{log}"
