@@ -17,9 +17,10 @@
 //!   - `ledger`: the ledger record of a pair, how an update changes it, and its last 10 outcomes.
 //!   - `run`: runs (execution activities): what one invocation did for one job, record by record.
 //!   - `key`: `LedgerKey`, the GSID of a pair or its Salesforce id until it has one.
-//! - `ports`: small async traits, one concern each: `DedupStore`, `LedgerStore`, `CursorStore`,
-//!   `RunStore`, `Queue`, `Secrets`, `SalesforceApi` (typed `SfSelect` reads), `GainsightApi` (typed
-//!   `GsCondition`s).
+//!   - `lease`: which record leases a pusher batch needs, and writes that follow a key's move.
+//! - `ports`: small async traits, one concern each: `DedupStore`, `LedgerStore`, `LeaseStore`,
+//!   `CursorStore`, `RunStore`, `LoadStore`, `Queue`, `Secrets`, `SalesforceApi` (typed
+//!   `SfSelect` reads), `GainsightApi` (typed `GsCondition`s), `FileUploads`.
 //! - `adapters`: the ports on DynamoDB, SQS and KMS (AWS SDK) and on the Salesforce and Gainsight
 //!   REST APIs (reqwest). SOQL text is written only in `adapters::salesforce`.
 //! - `enqueue`: claim, send, confirm or release: how the webhook and the poller queue changes once
@@ -36,10 +37,12 @@
 //! 2. The mapper reads the batch's ledger records (`LedgerStore`) and lookups (`resolve`), runs
 //!    `domain::mapping`, records ignored and rejected changes in the ledger, and queues
 //!    `WriteCommand`s on `writes`.
-//! 3. The pusher keeps the newest command per record, drops stale ones and settles late
-//!    conflicts (`domain::push`), writes each group through `SalesforceApi` / `GainsightApi`,
-//!    and applies each outcome's `LedgerEffect`: the ledger update, the move of a Salesforce-only
-//!    key to its new GSID, and the twin's id written back to the source.
+//! 3. The pusher folds the commands of each record, takes the records' leases (`LeaseStore`),
+//!    then under them drops stale commands, carries parked updates and unchanged fields that
+//!    changed since, and settles late conflicts (`domain::push`), writes each group through
+//!    `SalesforceApi` / `GainsightApi`, and applies each outcome's `LedgerEffect`: the ledger
+//!    update, the move of a Salesforce-only key to its new GSID (a forwarding note is left), and
+//!    the twin's id written back to the source; then it gives the leases back.
 //! 4. Resync re-reads chosen records where they live and queues them as forced changes.
 //!
 //! Every step leaves a run per job (`domain::run`, stored through `RunStore` once per invocation),

@@ -1,6 +1,7 @@
 //! Record leases in the pusher: a batch writes only the records it holds the lease of, so no two
 //! pushers write one record at once and an older write never lands after a newer one. A write
-//! whose record another pusher holds comes again a moment later.
+//! whose record another pusher holds, or whose pair moved to a new key since it was mapped, comes
+//! again a moment later under the right lease.
 
 use std::collections::HashMap;
 

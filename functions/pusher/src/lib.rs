@@ -1,8 +1,9 @@
 //! Pusher function: consumes `writes`, batches commands per target object and key (200 a
 //! Salesforce collection call, 50 a Gainsight call), reads per-record results and records them in
 //! the ledger. A record the target rejects is marked error and does not fail its batch; only
-//! retryable failures send messages back to the queue. The rules it applies (newest command,
-//! stale drop, conflicts, ledger effects) live in `shared::domain::push`.
+//! retryable failures send messages back to the queue. Each record is written under its lease
+//! (`lease`). The rules it applies (newest command, stale drop, parked and unchanged fields,
+//! conflicts, ledger effects) live in `shared::domain::push` and `shared::domain::lease`.
 
 mod files;
 mod hold;

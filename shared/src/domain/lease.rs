@@ -3,7 +3,8 @@
 //! land last; the ledger's versioned write keeps the ledger right but not the target. A pusher
 //! takes the leases of its batch before it reads the ledger, writes only the records it leased,
 //! and gives the leases back once the ledger says what it wrote; a write whose record is leased
-//! by another pusher waits and comes again.
+//! by another pusher waits and comes again. Under the lease, a write keyed by a Salesforce Id
+//! whose pair has moved to its GSID since it was mapped follows the move the same way.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
