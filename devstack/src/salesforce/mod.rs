@@ -117,6 +117,9 @@ pub struct Stats {
     /// Outbound messages acknowledged, and delivery attempts that were not.
     pub outbound_acked: u64,
     pub outbound_failures: u64,
+    /// Outbound messages dropped after their last delivery attempt (Salesforce keeps trying for
+    /// 24 hours; the emulator stops after 40 attempts, a few minutes).
+    pub outbound_given_up: u64,
 }
 
 /// An Outbound Message action: which object's changes go where, with which fields.

@@ -112,4 +112,6 @@ pub(super) async fn deliver_outbound(org: Arc<Mutex<Org>>, send: OutboundSend) {
         tokio::time::sleep(wait).await;
         wait = (wait * 2).min(Duration::from_secs(5));
     }
+    tracing::warn!(url = %send.url, "outbound message dropped after 40 delivery attempts");
+    lock(&org).stats.outbound_given_up += 1;
 }

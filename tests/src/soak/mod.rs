@@ -107,13 +107,17 @@ pub async fn run(soak: Soak) -> Result<(Verdict, String)> {
     stack.salesforce.set_fault_rates(FaultRates::default());
     stack.gainsight.set_fault_rates(FaultRates::default());
     let verdict = check(&stack, &expected).await?;
+    let outbound = stack.salesforce.stats();
     let report = format!(
-        "sent {} changes in {:.1} s; settled after {:.1} s; Salesforce faults {:?}; Gainsight faults {:?}",
+        "sent {} changes in {:.1} s; settled after {:.1} s; Salesforce faults {:?}; Gainsight faults {:?}; Outbound Messages acked {}, failed attempts {}, dropped {}",
         expected.changes,
         sent_in.as_secs_f64(),
         started.elapsed().as_secs_f64(),
         stack.salesforce.fault_counts(),
         stack.gainsight.fault_counts(),
+        outbound.outbound_acked,
+        outbound.outbound_failures,
+        outbound.outbound_given_up,
     );
     stack.stop().await;
     Ok((verdict, report))
