@@ -27,6 +27,6 @@ async fn four_hundred_changes_under_every_fault_end_synced_or_visibly_failed() -
         verdict.examples
     );
     // The faults did hit: a soak that injected none would prove nothing.
-    assert!(report.contains("lost_answers"), "{report}");
+    assert!(verdict.faults > 0, "no fault injected: {report}");
     Ok(())
 }

@@ -40,6 +40,18 @@ pub struct FaultCounts {
     pub locked_rows: u64,
 }
 
+impl FaultCounts {
+    /// Faults of every kind injected so far.
+    pub fn total(&self) -> u64 {
+        self.throttled
+            + self.unavailable
+            + self.slow
+            + self.lost_answers
+            + self.expired_sessions
+            + self.locked_rows
+    }
+}
+
 /// True with probability `rate`.
 pub fn chance(rate: f64) -> bool {
     rate > 0.0 && rand::random::<f64>() < rate

@@ -198,7 +198,18 @@ mod tests {
 
     #[test]
     fn a_lease_outlasts_the_pushers_timeout() {
-        assert!(LEASE > Duration::from_secs(120));
-        assert_eq!(until_ms(1_000), 151_000);
+        // The pusher's `Timeout` as the template deploys it.
+        let template = include_str!("../../../infra/template.yaml");
+        let pusher = &template[template.find("  PusherFunction:").expect("the pusher")..];
+        let timeout: u64 = pusher
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("Timeout:"))
+            .and_then(|t| t.trim().parse().ok())
+            .expect("the pusher's Timeout");
+        assert!(
+            LEASE > Duration::from_secs(timeout),
+            "{LEASE:?} vs {timeout} s"
+        );
+        assert_eq!(until_ms(1_000), 1_000 + LEASE.as_millis() as i64);
     }
 }

@@ -32,6 +32,8 @@ pub struct Verdict {
     pub lost: usize,
     pub duplicated: usize,
     pub error: usize,
+    /// Faults the emulators injected, every kind counted.
+    pub faults: u64,
     /// Examples of what was lost or duplicated, for the report.
     pub examples: Vec<String>,
 }
@@ -106,7 +108,9 @@ pub async fn run(soak: Soak) -> Result<(Verdict, String)> {
     settle(&stack).await?;
     stack.salesforce.set_fault_rates(FaultRates::default());
     stack.gainsight.set_fault_rates(FaultRates::default());
-    let verdict = check(&stack, &expected).await?;
+    let mut verdict = check(&stack, &expected).await?;
+    verdict.faults =
+        stack.salesforce.fault_counts().total() + stack.gainsight.fault_counts().total();
     let outbound = stack.salesforce.stats();
     let report = format!(
         "sent {} changes in {:.1} s; settled after {:.1} s; Salesforce faults {:?}; Gainsight faults {:?}; Outbound Messages acked {}, failed attempts {}, dropped {}",
