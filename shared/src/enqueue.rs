@@ -76,6 +76,8 @@ pub enum EnqueueError {
         total: usize,
         first: String,
     },
+    #[error("{count} deliveries are being queued by another request that has not finished (first: {first}); retry in a moment")]
+    InFlight { count: usize, first: String },
 }
 
 impl Retryable for EnqueueError {
@@ -91,9 +93,9 @@ pub async fn enqueue(
     deliveries: &[Delivery],
     now_ms: i64,
 ) -> Result<Enqueued, EnqueueError> {
-    let fresh = claim(dedup, deliveries, now_ms).await?;
-    let sent = send(queue, deliveries, &fresh).await;
-    settle(dedup, &fresh, &sent.ok, now_ms, &[]).await;
+    let claimed = claim(dedup, deliveries, now_ms).await?;
+    let sent = send(queue, deliveries, &claimed).await;
+    settle(dedup, &claimed.fresh, &sent.ok, now_ms, &[]).await;
     sent.result
 }
 
@@ -108,9 +110,9 @@ pub async fn enqueue_recorded(
     (runs, job): (&mut Runs, Option<&str>),
 ) -> Result<Enqueued, EnqueueError> {
     let (fresh, sent) = match claim(dedup, deliveries, now_ms).await {
-        Ok(fresh) => {
-            let sent = send(queue, deliveries, &fresh).await;
-            (fresh, sent)
+        Ok(claimed) => {
+            let sent = send(queue, deliveries, &claimed).await;
+            (claimed.fresh, sent)
         }
         Err(e) => {
             let error = Err(EnqueueError::Store(e));
@@ -136,11 +138,15 @@ struct Sent {
     result: Result<Enqueued, EnqueueError>,
 }
 
-/// Sends the changes of the `fresh` deliveries (those of `deliveries` whose claim is new).
-async fn send(queue: &dyn Queue, deliveries: &[Delivery], fresh: &[&Delivery]) -> Sent {
+/// Sends the changes of the fresh deliveries (those of `deliveries` whose claim is new). A
+/// delivery another request holds in flight makes the whole answer a retry: acknowledging it
+/// would lose its changes if that request fails.
+async fn send(queue: &dyn Queue, deliveries: &[Delivery], claimed: &Claimed<'_>) -> Sent {
+    let fresh = &claimed.fresh;
     let duplicate_keys: Vec<String> = deliveries
         .iter()
         .filter(|d| !fresh.iter().any(|f| std::ptr::eq(*f, *d)))
+        .filter(|d| !claimed.in_flight.contains(&d.key))
         .map(|d| d.key.clone())
         .collect();
     // Which delivery each body belongs to, so a failed send releases that delivery's claim.
@@ -162,19 +168,31 @@ async fn send(queue: &dyn Queue, deliveries: &[Delivery], fresh: &[&Delivery]) -
             errors.push(e.to_string());
         }
     }
-    let result = match errors.first() {
-        Some(first) => Err(EnqueueError::Queue {
+    let result = match (errors.first(), claimed.in_flight.first()) {
+        (Some(first), _) => Err(EnqueueError::Queue {
             failed: errors.len(),
             total: texts.len(),
             first: first.clone(),
         }),
-        None => Ok(Enqueued {
+        (None, Some(first)) => Err(EnqueueError::InFlight {
+            count: claimed.in_flight.len(),
+            first: first.clone(),
+        }),
+        (None, None) => Ok(Enqueued {
             queued: texts.len(),
             duplicates: duplicate_keys.len(),
             duplicate_keys,
         }),
     };
     Sent { ok, result }
+}
+
+/// What claiming a request's deliveries found.
+struct Claimed<'a> {
+    /// Claimed now: to queue.
+    fresh: Vec<&'a Delivery>,
+    /// Keys another request claimed and has not confirmed yet.
+    in_flight: Vec<String>,
 }
 
 /// The deliveries whose claim is new, claimed together. On a store failure, claims already taken
@@ -184,16 +202,23 @@ async fn claim<'a>(
     dedup: &dyn DedupStore,
     deliveries: &'a [Delivery],
     now_ms: i64,
-) -> Result<Vec<&'a Delivery>, StoreError> {
+) -> Result<Claimed<'a>, StoreError> {
     let keys: Vec<String> = deliveries.iter().map(|d| d.key.clone()).collect();
     let claims = dedup
         .claim_events(&keys, now_ms, RECLAIM_AFTER_MS, DEDUP_TTL_S)
         .await?;
-    Ok(deliveries
-        .iter()
-        .zip(claims)
-        .filter_map(|(d, claim)| (claim == Claim::New).then_some(d))
-        .collect())
+    let mut claimed = Claimed {
+        fresh: Vec::new(),
+        in_flight: Vec::new(),
+    };
+    for (d, claim) in deliveries.iter().zip(claims) {
+        match claim {
+            Claim::New => claimed.fresh.push(d),
+            Claim::Pending => claimed.in_flight.push(d.key.clone()),
+            Claim::Duplicate => {}
+        }
+    }
+    Ok(claimed)
 }
 
 /// Confirms the deliveries queued whole (storing `runs` with them) and releases the others. Neither
@@ -333,6 +358,29 @@ mod tests {
             },
             "only e2 again"
         );
+    }
+
+    #[tokio::test]
+    async fn a_delivery_another_request_holds_is_retried_not_acknowledged() {
+        let (store, queue) = (MemoryStore::default(), MemoryQueue::default());
+        // Another request claimed e1 and died before queueing or releasing it.
+        let claim = store.claim_event("e1", 0, RECLAIM_AFTER_MS, DEDUP_TTL_S);
+        assert_eq!(claim.await.unwrap(), Claim::New);
+        let both = vec![delivery("e1", &["A"]), delivery("e2", &["B"])];
+        let err = enqueue(&store, &queue, &both, 1).await.unwrap_err();
+        assert!(
+            matches!(&err, EnqueueError::InFlight { count: 1, first } if first == "e1"),
+            "{err}"
+        );
+        assert!(err.is_retryable());
+        assert_eq!(queue.bodies().len(), 1, "e2 is queued all the same");
+        // The sender's retry once the dead request's claim is handed out again.
+        let retry = enqueue(&store, &queue, &both, RECLAIM_AFTER_MS + 2)
+            .await
+            .unwrap();
+        assert_eq!(retry.queued, 1);
+        assert_eq!(retry.duplicate_keys, vec!["e2".to_string()]);
+        assert_eq!(queue.bodies().len(), 2);
     }
 
     #[tokio::test]

@@ -199,7 +199,7 @@ impl DedupStore for MemoryStore {
         let mut events = self.events.lock().unwrap();
         match events.get(event_id) {
             Some((true, _)) => Ok(Claim::Duplicate),
-            Some((false, at)) if now_ms - at <= reclaim_after_ms => Ok(Claim::Duplicate),
+            Some((false, at)) if now_ms - at <= reclaim_after_ms => Ok(Claim::Pending),
             _ => {
                 events.insert(event_id.into(), (false, now_ms));
                 Ok(Claim::New)

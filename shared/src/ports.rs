@@ -44,6 +44,10 @@ pub enum Claim {
     New,
     /// Already queued: drop this delivery.
     Duplicate,
+    /// Claimed by another delivery that has not said yet whether it queued it (it is in flight,
+    /// or it crashed and its claim is handed out again after the reclaim delay): answer so that
+    /// the sender retries, as acknowledging would lose the change if that delivery fails.
+    Pending,
 }
 
 /// A (timestamp, id) cursor: everything up to and including it has been queued.

@@ -35,15 +35,16 @@ async fn dynamo_state_store_round_trips_ledger_dedup_and_cursors() -> Result<()>
     let (_aws, clients, resources) = setup().await?;
     let store = clients.state_store(&resources);
 
-    // Dedup: the first claim wins, a second is a duplicate, a released claim can be taken again,
-    // and an unconfirmed claim older than the reclaim window is handed out again.
+    // Dedup: the first claim wins, a second is pending while the first is unconfirmed, a
+    // released claim can be taken again, and an unconfirmed claim older than the reclaim window
+    // is handed out again.
     assert_eq!(
         store.claim_event("e1", 1_000_000, 60_000, 3600).await?,
         Claim::New
     );
     assert_eq!(
         store.claim_event("e1", 1_000_001, 60_000, 3600).await?,
-        Claim::Duplicate
+        Claim::Pending
     );
     store.release_event("e1").await?;
     assert_eq!(
@@ -327,17 +328,24 @@ async fn dynamo_claims_many_events_in_transactions_and_settles_them_in_batches()
         store.claim_event("b1", now, 60_000, 3600).await?,
         Claim::New
     );
-    // 150 ids: two transactions; the one already claimed is a duplicate, the rest are new.
+    // 150 ids: two transactions; the one already claimed (and not confirmed) is pending, the
+    // rest are new.
     let ids: Vec<String> = (0..150).map(|i| format!("b{i}")).collect();
     aws.moto.reset_requests().await?;
     let claims = store.claim_events(&ids, now, 60_000, 3600).await?;
-    assert_eq!(claims[1], Claim::Duplicate);
+    assert_eq!(claims[1], Claim::Pending);
     assert_eq!(claims.iter().filter(|c| **c == Claim::New).count(), 149);
     let requests = aws.moto.requests().await?;
-    // One cancelled transaction (b1 is a duplicate) and its retry, then the second chunk.
+    // One cancelled transaction (b1 is refused) and its retry, then the second chunk; one read
+    // tells b1's claim apart from a queued one.
     assert_eq!(
         requests.get("dynamodb:TransactWriteItems"),
         Some(&3),
+        "{requests:?}"
+    );
+    assert_eq!(
+        requests.get("dynamodb:BatchGetItem"),
+        Some(&1),
         "{requests:?}"
     );
     store.confirm_events(&ids[..100], now, 3600).await?;

@@ -117,8 +117,8 @@ pub struct Stats {
     /// Outbound messages acknowledged, and delivery attempts that were not.
     pub outbound_acked: u64,
     pub outbound_failures: u64,
-    /// Outbound messages dropped after their last delivery attempt (Salesforce keeps trying for
-    /// 24 hours; the emulator stops after 40 attempts, a few minutes).
+    /// Outbound messages dropped unacknowledged after 24 hours of attempts, as Salesforce drops
+    /// them.
     pub outbound_given_up: u64,
 }
 

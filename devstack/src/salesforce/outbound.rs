@@ -83,12 +83,17 @@ pub(super) fn spawn_outbound(org: &Arc<Mutex<Org>>, sends: Vec<OutboundSend>) {
     }
 }
 
-/// Posts one Outbound Message until the listener acknowledges it, backing off as Salesforce does
-/// (here from 100 ms, doubling to 5 s, for at most 40 attempts).
+/// How long Salesforce keeps trying an Outbound Message the listener does not acknowledge.
+const GIVE_UP_AFTER: Duration = Duration::from_secs(24 * 3600);
+
+/// Posts one Outbound Message until the listener acknowledges it or it is 24 hours old, as
+/// Salesforce does; the waits between attempts are shorter here (from 100 ms, doubling to 5 s,
+/// where Salesforce's grow to 2 hours).
 pub(super) async fn deliver_outbound(org: Arc<Mutex<Org>>, send: OutboundSend) {
     let http = reqwest::Client::new();
     let mut wait = Duration::from_millis(100);
-    for _ in 0..40 {
+    let queued = tokio::time::Instant::now();
+    while queued.elapsed() < GIVE_UP_AFTER {
         let answer = http
             .post(&send.url)
             .header("content-type", "text/xml; charset=utf-8")
@@ -112,6 +117,6 @@ pub(super) async fn deliver_outbound(org: Arc<Mutex<Org>>, send: OutboundSend) {
         tokio::time::sleep(wait).await;
         wait = (wait * 2).min(Duration::from_secs(5));
     }
-    tracing::warn!(url = %send.url, "outbound message dropped after 40 delivery attempts");
+    tracing::warn!(url = %send.url, "outbound message dropped: not acknowledged within 24 hours");
     lock(&org).stats.outbound_given_up += 1;
 }

@@ -335,6 +335,40 @@ async fn outbound_message_is_acked_after_queueing_and_deduplicated_per_notificat
     assert_eq!(rig.queue.bodies().len(), 2);
 }
 
+/// A notification another request claimed and has not queued yet (still in flight, or crashed
+/// before queueing it) is not acknowledged: Salesforce would stop retrying, and the change would be
+/// lost if that request never queues it.
+#[tokio::test]
+async fn a_notification_another_request_holds_is_not_acknowledged() {
+    use shared::ports::DedupStore;
+    let rig = rig();
+    let held = "sfdc-notification/04l5g000000001AAA";
+    rig.store
+        .claim_event(held, NOW_MS, 60_000, 3600)
+        .await
+        .unwrap();
+    let resp = rig
+        .webhook
+        .handle_at(outbound_request(OUTBOUND), NOW_MS + 1_000)
+        .await;
+    assert_eq!(resp.status_code, 503);
+    let body = resp.body.as_deref().unwrap();
+    assert!(!body.contains("<Ack>true</Ack>"), "{body}");
+    assert!(body.contains(held) && body.contains("retry"), "{body}");
+    assert_eq!(
+        rig.queue.bodies().len(),
+        1,
+        "the other notification is queued"
+    );
+    // Once the holder's claim is handed out again, Salesforce's retry queues it.
+    let again = rig
+        .webhook
+        .handle_at(outbound_request(OUTBOUND), NOW_MS + 61_001)
+        .await;
+    assert!(again.body.as_deref().unwrap().contains("<Ack>true</Ack>"));
+    assert_eq!(rig.queue.bodies().len(), 2);
+}
+
 /// Each bad message gets a SOAP fault (or 4xx) and queues nothing.
 #[tokio::test]
 async fn outbound_refusals_table() {

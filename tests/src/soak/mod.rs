@@ -103,8 +103,8 @@ pub async fn run(soak: Soak) -> Result<(Verdict, String)> {
     }
     let started = Instant::now();
     let mut expected = Expected::default();
-    people::act(&stack, &mut expected, soak).await?;
-    let sent_in = started.elapsed();
+    let started_in = people::act(&stack, &mut expected, soak).await?;
+    let made_in = started.elapsed();
     settle(&stack).await?;
     stack.salesforce.set_fault_rates(FaultRates::default());
     stack.gainsight.set_fault_rates(FaultRates::default());
@@ -113,9 +113,11 @@ pub async fn run(soak: Soak) -> Result<(Verdict, String)> {
         stack.salesforce.fault_counts().total() + stack.gainsight.fault_counts().total();
     let outbound = stack.salesforce.stats();
     let report = format!(
-        "sent {} changes in {:.1} s; settled after {:.1} s; Salesforce faults {:?}; Gainsight faults {:?}; Outbound Messages acked {}, failed attempts {}, dropped {}",
+        "started {} changes in {:.1} s ({:.1} a second), the last made after {:.1} s; settled after {:.1} s; Salesforce faults {:?}; Gainsight faults {:?}; Outbound Messages acked {}, failed attempts {}, dropped {}",
         expected.changes,
-        sent_in.as_secs_f64(),
+        started_in.as_secs_f64(),
+        expected.changes as f64 / started_in.as_secs_f64().max(0.001),
+        made_in.as_secs_f64(),
         started.elapsed().as_secs_f64(),
         stack.salesforce.fault_counts(),
         stack.gainsight.fault_counts(),

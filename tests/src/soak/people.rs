@@ -60,9 +60,11 @@ enum Action {
 }
 
 /// Makes `soak.changes` changes at `soak.per_second`, each started on its tick whatever the
-/// ones before it still wait for.
-pub(super) async fn act(stack: &Stack, expected: &mut Expected, soak: Soak) -> Result<()> {
+/// ones before it still wait for; answers when the last one was started, from the first.
+pub(super) async fn act(stack: &Stack, expected: &mut Expected, soak: Soak) -> Result<Duration> {
     let tick = Duration::from_secs_f64(1.0 / f64::from(soak.per_second.max(1)));
+    let first = tokio::time::Instant::now();
+    let mut last_started = Duration::ZERO;
     let mut busy: HashSet<String> = HashSet::new();
     let mut in_flight = FuturesUnordered::new();
     let mut next = tokio::time::Instant::now();
@@ -81,6 +83,7 @@ pub(super) async fn act(stack: &Stack, expected: &mut Expected, soak: Soak) -> R
                 });
                 i += 1;
                 next += tick;
+                last_started = first.elapsed();
             }
             Some((action, made)) = in_flight.next() => {
                 if let Some(key) = edited(&action) {
@@ -90,7 +93,7 @@ pub(super) async fn act(stack: &Stack, expected: &mut Expected, soak: Soak) -> R
             }
         }
     }
-    Ok(())
+    Ok(last_started)
 }
 
 /// The `i`th change: new records and edits of earlier ones, of every synced kind (Companies and

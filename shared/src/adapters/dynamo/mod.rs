@@ -11,7 +11,7 @@
 //! - run: `RUN#{yyyy-mm-dd}` (UTC day it started) / the run id, with `expires_at` for TTL.
 //! - bulk load: `LOAD#{load}` / `META` and `W#{job}#{ledger key}` (see `loads`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
@@ -127,6 +127,14 @@ fn get_n(item: &Item, name: &str) -> Option<i64> {
         .and_then(|v| v.parse().ok())
 }
 
+/// The key of an event's dedup claim.
+fn event_key(event_id: &str) -> Item {
+    HashMap::from([
+        ("pk".to_string(), s(format!("EVENT#{event_id}"))),
+        ("sk".to_string(), s("EVENT")),
+    ])
+}
+
 /// Items a TransactWriteItems request takes.
 const TRANSACTION_ITEMS: usize = 100;
 /// Requests a BatchWriteItem takes.
@@ -183,13 +191,43 @@ impl DynamoStateStore {
                 claim_item(&self.table, claim)
             })
             .await?;
-        let mut claims = vec![Claim::Duplicate; ids.len()];
+        let refused: Vec<&String> = unique
+            .iter()
+            .enumerate()
+            .filter(|(slot, _)| !written[*slot])
+            .map(|(_, &i)| &ids[i])
+            .collect();
+        let queued = self.queued_events(&refused).await?;
+        let mut claims = vec![Claim::Pending; ids.len()];
         for (slot, &i) in unique.iter().enumerate() {
             if written[slot] {
                 claims[i] = Claim::New;
             }
         }
+        // A repeated id in one request is a duplicate of its first occurrence.
+        for (i, claim) in claims.iter_mut().enumerate() {
+            if queued.contains(&ids[i]) || unique.binary_search(&i).is_err() {
+                *claim = Claim::Duplicate;
+            }
+        }
         Ok(claims)
+    }
+
+    /// Of events whose claim was refused, those already queued (the others are claimed by a
+    /// delivery still in flight, or were released meanwhile): one consistent BatchGetItem per
+    /// 100, only when some claim was refused.
+    async fn queued_events(&self, refused: &[&String]) -> Result<HashSet<String>, StoreError> {
+        if refused.is_empty() {
+            return Ok(HashSet::new());
+        }
+        let keys = refused.iter().map(|id| event_key(id)).collect();
+        let items = self.batch_get(keys).await?;
+        Ok(items
+            .iter()
+            .filter(|item| get_s(item, "state").as_deref() == Some("queued"))
+            .filter_map(|item| get_s(item, "pk"))
+            .filter_map(|pk| pk.strip_prefix("EVENT#").map(str::to_string))
+            .collect())
     }
 
     /// Writes up to 100 conditional items (`item(slot)`, each a different item) in one
@@ -316,7 +354,6 @@ impl DynamoStateStore {
         }
     }
 
-    /// Sends write requests 25 at a time, retrying what DynamoDB leaves unprocessed.
     /// Reads items by key, consistently, 100 keys a BatchGetItem; absent items are left out and
     /// keys DynamoDB left unprocessed are asked again.
     async fn batch_get(&self, keys: Vec<Item>) -> Result<Vec<Item>, StoreError> {
@@ -357,6 +394,7 @@ impl DynamoStateStore {
         Ok(items)
     }
 
+    /// Sends write requests 25 at a time, retrying what DynamoDB leaves unprocessed.
     async fn batch_write(&self, requests: Vec<WriteRequest>) -> Result<(), StoreError> {
         for chunk in requests.chunks(BATCH_WRITE_ITEMS) {
             let mut pending = chunk.to_vec();
@@ -473,7 +511,15 @@ impl DedupStore for DynamoStateStore {
             .await;
         match result {
             Ok(_) => Ok(Claim::New),
-            Err(err) if is_condition_failure(&err) => Ok(Claim::Duplicate),
+            Err(err) if is_condition_failure(&err) => {
+                let id = event_id.to_string();
+                let queued = self.queued_events(&[&id]).await?;
+                Ok(if queued.contains(&id) {
+                    Claim::Duplicate
+                } else {
+                    Claim::Pending
+                })
+            }
             Err(err) => Err(store_error(err)),
         }
     }
