@@ -9,7 +9,9 @@ use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 
 use crate::domain::lease::RecordLease;
 use crate::domain::load::{LoadId, LoadState};
-use crate::domain::{Fields, LedgerKey, LedgerRecord, Run, RunId, SyncStatus, WriteCommand};
+use crate::domain::{
+    Fields, LedgerKey, LedgerRecord, Run, RunId, SyncStatus, System, WriteCommand,
+};
 use crate::ports::*;
 use crate::secret::Secret;
 
@@ -276,6 +278,21 @@ impl LedgerStore for MemoryStore {
         for (from, to) in moves {
             ledger.remove(&(job.to_string(), from.clone()));
             moved.insert((job.to_string(), from.clone()), to.clone());
+        }
+        Ok(())
+    }
+
+    async fn mapped(
+        &self,
+        job: &str,
+        marks: &[(LedgerKey, System, i64)],
+    ) -> Result<(), StoreError> {
+        self.check()?;
+        let mut ledger = self.ledger.lock().unwrap();
+        for (key, source, at_ms) in marks {
+            if let Some(record) = ledger.get_mut(&(job.to_string(), key.clone())) {
+                record.mapped(*source, *at_ms);
+            }
         }
         Ok(())
     }

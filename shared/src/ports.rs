@@ -10,7 +10,7 @@ use crate::domain::timeline::Attachment;
 pub use crate::domain::Prior;
 use crate::domain::{
     Fields, LedgerBatch, LedgerKey, LedgerRecord, LedgerUpdate, ObjectSchema, Run, RunId,
-    SyncStatus,
+    SyncStatus, System,
 };
 use crate::secret::Secret;
 
@@ -143,6 +143,11 @@ pub trait LedgerStore: Send + Sync {
         }
         Ok(())
     }
+    /// Notes on `job`'s records already in the ledger that the write of a change from a source
+    /// made at a time was queued (`(key, source, at_ms)`; see `LedgerRecord::mapped_at`). Kept
+    /// only where newer than the note there; neither a new version nor a history entry.
+    async fn mapped(&self, job: &str, marks: &[(LedgerKey, System, i64)])
+        -> Result<(), StoreError>;
     /// Records that Salesforce-only pairs got their GSID (`(from, to)`, noted at `at_ms`): each
     /// placeholder record, if any, is deleted and a forwarding note left in its place, so a write
     /// mapped before the move and still keyed `from` finds the pair under `to`.

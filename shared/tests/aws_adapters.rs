@@ -358,6 +358,62 @@ async fn dynamo_claims_many_events_in_transactions_and_settles_them_in_batches()
     Ok(())
 }
 
+/// The note that a record's write is on its way: kept where newer, never creating a record,
+/// not a version or a history entry, and the versioned writes after it are unaffected.
+#[tokio::test]
+async fn dynamo_notes_the_writes_queued_on_records_in_the_ledger() -> Result<()> {
+    use shared::domain::Prior;
+    let (aws, clients, resources) = setup().await?;
+    let store = clients.state_store(&resources);
+    let ignored = |key: &str| {
+        let update = LedgerUpdate::Ignored {
+            reason: "echo".into(),
+        };
+        LedgerWrite::new("job", k(key), update, "run")
+    };
+    store
+        .record_many(&[ignored("N1"), ignored("N2")], 10)
+        .await?;
+    let marks = [
+        (k("N1"), System::Salesforce, 100),
+        (k("N1"), System::Salesforce, 90),
+        (k("N1"), System::Gainsight, 70),
+        (k("N2"), System::Salesforce, 50),
+        (k("ABSENT"), System::Salesforce, 50),
+    ];
+    aws.moto.reset_requests().await?;
+    store.mapped("job", &marks).await?;
+    let requests = aws.moto.requests().await?;
+    // One transaction per source (the absent record's note refused, then the rest again).
+    assert_eq!(
+        requests.get("dynamodb:TransactWriteItems"),
+        Some(&3),
+        "{requests:?}"
+    );
+    let n1 = store.ledger("job", &k("N1")).await?.expect("N1");
+    assert_eq!(n1.mapped_at[&System::Salesforce], 100, "the newest kept");
+    assert_eq!(n1.mapped_at[&System::Gainsight], 70);
+    assert_eq!((n1.version, n1.history.len()), (1, 1));
+    assert!(store.ledger("job", &k("ABSENT")).await?.is_none());
+    // An older note than the one kept changes nothing.
+    store
+        .mapped("job", &[(k("N1"), System::Salesforce, 80)])
+        .await?;
+    let n1 = store.ledger("job", &k("N1")).await?.expect("N1");
+    assert_eq!(n1.mapped_at[&System::Salesforce], 100);
+    assert!(n1.in_flight_before(System::Salesforce, 101));
+    // A versioned write at the version read before the note still applies.
+    let w = LedgerWrite {
+        prior: Prior::Version(1),
+        ..ignored("N1")
+    };
+    store.record(&w, 20).await?;
+    let n1 = store.ledger("job", &k("N1")).await?.expect("N1");
+    assert_eq!((n1.version, n1.ignored_count), (2, 2));
+    assert_eq!(n1.mapped_at[&System::Salesforce], 100);
+    Ok(())
+}
+
 #[tokio::test]
 async fn dynamo_applies_many_ledger_updates_in_transactions() -> Result<()> {
     use shared::domain::{LedgerUpdate, Outcome, Prior, HISTORY_KEPT};

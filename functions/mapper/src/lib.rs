@@ -124,19 +124,24 @@ impl MapperFn {
         let lookups = self.run_lookups(&changes).await;
         let mut outgoing: Vec<(String, String)> = Vec::new();
         let mut ledger: Vec<(String, LedgerWrite)> = Vec::new();
+        let mut marks: Vec<(String, Mark)> = Vec::new();
         for (id, change) in &changes {
             let (batch, last) = ((&ledgers, &lookups), last.contains(id));
             match self.map_change(change, batch, last, &mut summary, &mut runs) {
                 Ok(mapped) => {
                     outgoing.extend(mapped.bodies.into_iter().map(|b| (id.clone(), b)));
                     ledger.extend(mapped.ledger.into_iter().map(|w| (id.clone(), w)));
+                    marks.extend(mapped.marks.into_iter().map(|m| (id.clone(), m)));
                 }
                 Err(Retry) => failed.push(id.clone()),
             }
         }
-        // Ignored and rejected changes are recorded before any write goes out: a message whose
-        // record failed is retried whole, its writes with it.
-        let unrecorded = self.record(ledger, now_ms).await;
+        // Ignored and rejected changes are recorded, and writes about to go out noted on their
+        // records, before any write goes out: a message whose record failed is retried whole,
+        // its writes with it.
+        let (mut unrecorded, unmarked) =
+            tokio::join!(self.record(ledger, now_ms), self.mark(marks));
+        unrecorded.extend(unmarked);
         outgoing.retain(|(id, _)| !unrecorded.contains(id));
         failed.extend(unrecorded);
         failed.extend(self.send(outgoing).await);
@@ -274,6 +279,25 @@ impl MapperFn {
         }
     }
 
+    /// Notes on each record already in the ledger that its change's write is on its way (see
+    /// `LedgerRecord::mapped_at`), in one request per job and source for most batches; the ids
+    /// of the messages whose notes were not written.
+    async fn mark(&self, marks: Vec<(String, Mark)>) -> Vec<String> {
+        let mut by_job: HashMap<&str, Vec<&(String, Mark)>> = HashMap::new();
+        for m in &marks {
+            by_job.entry(m.1 .0.as_str()).or_default().push(m);
+        }
+        let mut failed = Vec::new();
+        for (job, marks) in by_job {
+            let notes: Vec<_> = marks.iter().map(|(_, m)| m.1.clone()).collect();
+            if let Err(e) = self.ledger.mapped(job, &notes).await {
+                tracing::error!(job, records = notes.len(), error = %e, "ledger not told of the writes queued; changes will be retried");
+                failed.extend(marks.iter().map(|(id, _)| id.clone()));
+            }
+        }
+        failed
+    }
+
     /// Sends every write command; the ids of the messages whose commands were not queued.
     async fn send(&self, outgoing: Vec<(String, String)>) -> Vec<String> {
         let bodies: Vec<String> = outgoing.iter().map(|(_, b)| b.clone()).collect();
@@ -289,12 +313,17 @@ impl MapperFn {
     }
 }
 
-/// What one change maps to: write commands to queue, ledger entries to record.
+/// What one change maps to: write commands to queue, ledger entries to record, and notes of
+/// the writes queued for records already in the ledger.
 #[derive(Default)]
 struct Mapped {
     bodies: Vec<String>,
     ledger: Vec<LedgerWrite>,
+    marks: Vec<Mark>,
 }
+
+/// A job and the note that a record's write is on its way: ledger key, source, change time.
+type Mark = (String, (LedgerKey, System, i64));
 
 /// One job's view of one change being settled.
 struct Context<'a> {
@@ -361,6 +390,10 @@ fn queue(cx: Context<'_>, commands: &[WriteCommand], mapped: &mut Mapped) -> Res
     let run_job = Some(cx.job.name.as_str());
     for cmd in commands {
         mapped.bodies.push(serialise(cx.job, cmd)?);
+        if cx.ledgers.get(&cx.job.name, &cmd.ledger_key).is_some() {
+            let note = (cmd.ledger_key.clone(), cmd.source, cmd.source_changed_at_ms);
+            mapped.marks.push((cx.job.name.clone(), note));
+        }
         let line = RunLine::new(&cx.change.record_id, LineOutcome::Queued)
             .target(cmd.salesforce_id.clone())
             .fields(cmd.fields.keys().cloned().collect());

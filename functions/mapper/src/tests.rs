@@ -163,6 +163,53 @@ async fn an_echo_of_the_last_write_is_ignored_and_counted() {
     );
 }
 
+/// A write queued for a record already in the ledger is noted there; a change behind it that
+/// sets the value back finds nothing changed, and is queued all the same (with nothing to write
+/// and every field carried as unchanged) instead of being ignored.
+#[tokio::test]
+async fn a_set_back_behind_a_write_on_its_way_is_queued_not_ignored() {
+    let Harness {
+        store,
+        queue,
+        mapper,
+        ..
+    } = harness();
+    let at = |name: &str, ms: i64| {
+        let body = change(
+            "G1",
+            Operation::Updated,
+            json!({"Gsid": "G1", "Name": name}),
+        );
+        let mut c: ChangeEvent = serde_json::from_str(&body).unwrap();
+        c.occurred_at_ms = ms;
+        c.event_id = format!("ev-{ms}");
+        serde_json::to_string(&c).unwrap()
+    };
+    mapper.handle(event(vec![("m1", at("Acme", 100))])).await;
+    let cmd: WriteCommand = serde_json::from_str(&queue.bodies()[0]).unwrap();
+    let synced = LedgerUpdate::Synced {
+        salesforce_id: Some("001".into()),
+        source: System::Gainsight,
+        source_changed_at_ms: 100,
+        fields: cmd.field_states,
+    };
+    let key = shared::domain::LedgerKey::Gainsight("G1".into());
+    let write = shared::ports::LedgerWrite::new("company_account", key, synced, "");
+    store.record(&write, 150).await.unwrap();
+    mapper.handle(event(vec![("m2", at("Acme 2", 200))])).await;
+    let record = store.ledger_of("company_account", "G1").unwrap();
+    assert_eq!(record.mapped_at.get(&System::Gainsight), Some(&200));
+    let (_, summary) = mapper
+        .handle_at(event(vec![("m3", at("Acme", 300))]), 400)
+        .await;
+    assert_eq!((summary.writes, summary.ignored), (1, 0));
+    let bodies = queue.bodies();
+    let snapshot: WriteCommand = serde_json::from_str(&bodies[2]).unwrap();
+    assert!(snapshot.fields.is_empty(), "{:?}", snapshot.fields);
+    assert_eq!(snapshot.unchanged["Name"].value, json!("Acme"));
+    assert_eq!(snapshot.source_changed_at_ms, 300);
+}
+
 #[tokio::test]
 async fn store_and_queue_failures_send_messages_back() {
     let Harness {

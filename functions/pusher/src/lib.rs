@@ -23,8 +23,8 @@ use shared::adapters::AwsClients;
 use shared::domain::budget::Budget;
 use shared::domain::load::{LoadId, WritesMessage};
 use shared::domain::push::{
-    drop_stale, ledger_effect, newest_per_record, recheck_unchanged, settle_conflicts, unpark,
-    Fresh, LedgerEffect, Pending, SideWrite, WriteOutcome,
+    drop_stale, ledger_effect, newest_per_record, nothing_to_write, recheck_unchanged,
+    settle_conflicts, unpark, Fresh, LedgerEffect, Pending, SideWrite, WriteOutcome,
 };
 use shared::domain::{
     Jobs, LedgerBatch, LedgerKey, LineOutcome, RunFunction, RunLine, Runs, System, WriteCommand,
@@ -283,8 +283,13 @@ impl Pusher {
         }
         summary.superseded += stale.len();
         retry.extend(unreadable.into_iter().map(|p| p.message_id));
+        let (fresh, nothing) = nothing_to_write(fresh);
+        for p in &nothing {
+            tracing::info!(job = %p.0.command.job, ledger_key = %p.0.command.ledger_key, "nothing to write: the target already holds this change's values");
+        }
         let settlement = settle_conflicts(fresh, &ledgers, &self.jobs);
         let mut settled = settlement.settled;
+        settled.extend(nothing);
         let mut gave_up = Vec::new();
         settled.extend(
             self.write_groups(settlement.kept, retry, runs, (last, &mut gave_up))

@@ -104,6 +104,11 @@ pub struct LedgerRecord {
     /// creation was still on its way is not lost.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub parked: BTreeMap<System, super::WriteCommand>,
+    /// Per source, the time of the newest change of it the mapper queued a write for, noted on
+    /// records already in the ledger: while it is newer than the last change written from that
+    /// source, that write is still on its way (see `in_flight_before`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub mapped_at: BTreeMap<System, i64>,
 }
 
 /// How many outcomes a ledger record remembers.
@@ -166,6 +171,7 @@ impl LedgerRecord {
             version: 0,
             history: Vec::new(),
             parked: BTreeMap::new(),
+            mapped_at: BTreeMap::new(),
         }
     }
 
@@ -174,6 +180,23 @@ impl LedgerRecord {
             System::Gainsight => self.gainsight_changed_at_ms,
             System::Salesforce => self.salesforce_changed_at_ms,
         }
+    }
+
+    /// Whether the write of an earlier change from `source` than one made at `at_ms` was queued
+    /// and has not landed yet: a change that finds every value as last synced must then still be
+    /// written, or the earlier one, landing after it, would leave its values in the target.
+    pub fn in_flight_before(&self, source: System, at_ms: i64) -> bool {
+        let Some(&mapped) = self.mapped_at.get(&source) else {
+            return false;
+        };
+        mapped > self.changed_at(source).unwrap_or(i64::MIN) && mapped < at_ms
+    }
+
+    /// Notes that the write of a change from `source` made at `at_ms` was queued; an older note
+    /// than the one kept changes nothing.
+    pub fn mapped(&mut self, source: System, at_ms: i64) {
+        let kept = self.mapped_at.entry(source).or_insert(at_ms);
+        *kept = (*kept).max(at_ms);
     }
 
     /// What the record becomes once `update`, made at `at_ms` by `run`, is applied: the rule the

@@ -225,11 +225,31 @@ impl<'a> Mapper<'a> {
         self.derived_fields(cx, lookups, &mut draft)?;
         // New attachments of an activity are worth a write on their own.
         let extras = self.activity_extras(cx)?;
-        if extras.is_empty() {
-            self.worth_writing(cx, &draft)?;
+        let unchanged_only = if extras.is_empty() {
+            self.worth_writing(cx, &draft)?
         } else {
             self.values_valid(cx, &draft)?;
+            None
+        };
+        if let Some(ignored) = unchanged_only {
+            // Nothing changed, but an earlier change is on its way: this snapshot goes too.
+            return self
+                .commands(cx, draft, mode)
+                .map(unchanged_snapshot)
+                .map_err(|_| ignored);
         }
+        let mut commands = self.commands(cx, draft, mode)?;
+        extras.attach_to(&mut commands[0]);
+        Ok(commands)
+    }
+
+    /// The draft as write commands: activity fields, identifiers, the target record's key.
+    fn commands(
+        &self,
+        cx: &Context,
+        mut draft: Draft,
+        mode: WriteMode,
+    ) -> Stage<Vec<WriteCommand>> {
         self.activity_fields(cx, &mut draft)?;
         self.carry_identifiers(cx, &mut draft)?;
         let record_key = self.target_key(cx.target(), &cx.ids, &draft.fields);
@@ -246,10 +266,7 @@ impl<'a> Mapper<'a> {
             )));
         };
         let writeback = self.writeback(cx);
-        let mut commands =
-            draft.into_commands(self.job, cx, ledger_key, record_key, mode, writeback);
-        extras.attach_to(&mut commands[0]);
-        Ok(commands)
+        Ok(draft.into_commands(self.job, cx, ledger_key, record_key, mode, writeback))
     }
 
     /// The change's ids, completed from the ledger (a linked pair's GSID, a known Salesforce Id).
@@ -330,8 +347,9 @@ impl<'a> Mapper<'a> {
     }
 
     /// Nothing left to write (echo, no change, lost conflicts) or a value that fails its checks
-    /// ends the mapping here.
-    fn worth_writing(&self, cx: &Context, draft: &Draft) -> Stage<()> {
+    /// ends the mapping here; `Some` (the outcome otherwise) when nothing changed but the write
+    /// of an earlier change from the same side is still on its way.
+    fn worth_writing(&self, cx: &Context, draft: &Draft) -> Stage<Option<MapOutcome>> {
         self.values_valid(cx, draft)?;
         if draft.fields.is_empty() {
             let mut reason = if draft.notes.is_empty() {
@@ -343,9 +361,17 @@ impl<'a> Mapper<'a> {
                 String::new()
             };
             reason.push_str(&draft.notes.join("; "));
-            return Err(cx.ignored(reason));
+            let ignored = cx.ignored(reason);
+            // Only a pair that has synced: its twin exists and holds the values last synced.
+            let in_flight = cx.ledger.is_some_and(|l| {
+                l.synced && l.in_flight_before(cx.source(), cx.change.occurred_at_ms)
+            });
+            return match in_flight && draft.notes.is_empty() && !draft.unchanged.is_empty() {
+                true => Ok(Some(ignored)),
+                false => Err(ignored),
+            };
         }
-        self.not_only_identifiers(cx, &draft.changed)
+        self.not_only_identifiers(cx, &draft.changed).map(|()| None)
     }
 
     /// A value that fails its checks rejects the change.
@@ -492,6 +518,20 @@ fn effective_operation(cx: &Context) -> Operation {
         }
         other => other,
     }
+}
+
+/// The write of a change that found every value as last synced while an earlier change of the
+/// same side was on its way: no field to write, every field carried as unchanged, so the
+/// pusher writes this newer snapshot's values if that earlier write lands first, and drops that
+/// write's values if it comes after.
+fn unchanged_snapshot(mut commands: Vec<WriteCommand>) -> Vec<WriteCommand> {
+    commands.truncate(1);
+    for cmd in &mut commands {
+        cmd.fields.clear();
+        cmd.field_states.clear();
+        cmd.conflicts.clear();
+    }
+    commands
 }
 
 fn unchanged(previous: Option<&FieldState>, source: System, hash: u64, value: &Value) -> bool {

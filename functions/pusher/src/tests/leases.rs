@@ -257,3 +257,52 @@ async fn a_field_set_back_while_its_change_was_in_flight_ends_with_the_newest_va
     assert_eq!(last["Phone"], json!("1"), "{updates:?}");
     assert_eq!(last["Name"], json!("Acme 2"));
 }
+
+/// Phone set to 2 and back to 1 with nothing else changed: the second change found every value
+/// as last synced, but the ledger noted the first one's write on its way, so it came as a
+/// snapshot with nothing to write. Whichever lands first, Gainsight ends with Phone 1.
+#[tokio::test]
+async fn a_field_set_back_alone_while_its_change_was_in_flight_ends_with_the_newest_value() {
+    for snapshot_first in [false, true] {
+        let rig = rig();
+        let account =
+            |phone: &str| json!({"Name": "Acme", "Phone": phone, "Gainsight_Company_Id__c": "G1"});
+        let push = |cmd: &WriteCommand, id: &'static str| {
+            let body = serde_json::to_string(cmd).unwrap();
+            rig.pusher.handle_at(event(vec![(id, body)]), 1_000)
+        };
+        push(
+            &mapped(System::Salesforce, "001A", 100, account("1"), None),
+            "m0",
+        )
+        .await;
+        let mut synced = rig.store.ledger_of("company_account", "G1").unwrap();
+        let two = mapped(System::Salesforce, "001A", 200, account("2"), Some(&synced));
+        // What the mapper notes on the record as it queues that write.
+        synced.mapped(System::Salesforce, 200);
+        let back = mapped(System::Salesforce, "001A", 300, account("1"), Some(&synced));
+        assert!(back.fields.is_empty(), "{:?}", back.fields);
+        let calls_before = rig.gs.updates.lock().unwrap().len();
+        if snapshot_first {
+            push(&back, "m2").await;
+            assert_eq!(
+                rig.gs.updates.lock().unwrap().len(),
+                calls_before,
+                "nothing to write: no call"
+            );
+            push(&two, "m1").await;
+        } else {
+            push(&two, "m1").await;
+            push(&back, "m2").await;
+        }
+        let updates = rig.gs.updates.lock().unwrap().clone();
+        let phone = updates.last().map(|u| u.1["Phone"].clone());
+        assert_eq!(
+            phone,
+            Some(json!("1")),
+            "snapshot first: {snapshot_first}; {updates:?}"
+        );
+        let record = rig.store.ledger_of("company_account", "G1").unwrap();
+        assert_eq!(record.salesforce_changed_at_ms, Some(300));
+    }
+}

@@ -97,7 +97,42 @@ pub(super) fn ledger_item(r: &LedgerRecord) -> Result<Item, StoreError> {
         let json = serde_json::to_string(write).map_err(rejected)?;
         item.insert(parked_attribute(*target), s(json));
     }
+    for (source, at_ms) in &r.mapped_at {
+        item.insert(mapped_attribute(*source).into(), n(*at_ms));
+    }
     Ok(item)
+}
+
+/// The attribute holding `LedgerRecord::mapped_at` of `source`.
+pub(super) fn mapped_attribute(source: System) -> &'static str {
+    match source {
+        System::Gainsight => "gs_mapped_at",
+        System::Salesforce => "sf_mapped_at",
+    }
+}
+
+/// The condition of a note that a write was queued: on a record in the ledger, and newer than
+/// the note there.
+pub(super) const MAPPED_CONDITION: &str =
+    "attribute_exists(pk) AND (attribute_not_exists(#mapped) OR #mapped < :at)";
+
+/// The note that the write of `job`'s `key`'s change from `source` made at `at_ms` was queued, as
+/// one item of a transaction.
+pub(super) fn mapped_item(
+    table: &str,
+    job: &str,
+    (key, source, at_ms): &(LedgerKey, System, i64),
+) -> Result<TransactWriteItem, StoreError> {
+    let update = Update::builder()
+        .table_name(table)
+        .set_key(Some(ledger_key(job, key)))
+        .update_expression("SET #mapped = :at")
+        .condition_expression(MAPPED_CONDITION)
+        .expression_attribute_names("#mapped", mapped_attribute(*source))
+        .expression_attribute_values(":at", n(*at_ms))
+        .build()
+        .map_err(rejected)?;
+    Ok(TransactWriteItem::builder().update(update).build())
 }
 
 /// The attribute holding the write parked for `target` (see `LedgerRecord::parked`).
@@ -233,6 +268,10 @@ impl TryFrom<&Item> for LedgerRecord {
             version: get_n(item, "version").unwrap_or(0) as u64,
             history: history(item),
             parked: parked(item),
+            mapped_at: [System::Gainsight, System::Salesforce]
+                .into_iter()
+                .filter_map(|source| Some((source, get_n(item, mapped_attribute(source))?)))
+                .collect(),
         })
     }
 }

@@ -23,7 +23,7 @@ use aws_sdk_dynamodb::types::{
 use aws_sdk_dynamodb::Client;
 
 use crate::domain::{
-    HistoryEntry, LedgerKey, LedgerRecord, LedgerUpdate, SyncStatus, HISTORY_KEPT,
+    HistoryEntry, LedgerKey, LedgerRecord, LedgerUpdate, SyncStatus, System, HISTORY_KEPT,
 };
 use crate::ports::{
     Claim, Cursor, CursorStore, DedupStore, LedgerStore, LedgerWrite, Prior, StoreError,
@@ -698,6 +698,36 @@ impl LedgerStore for DynamoStateStore {
                         known.insert((w.job.as_str(), &w.key), Prior::Unread);
                     }
                 }
+            }
+        }
+        Ok(())
+    }
+
+    async fn mapped(
+        &self,
+        job: &str,
+        marks: &[(LedgerKey, System, i64)],
+    ) -> Result<(), StoreError> {
+        // The newest note per record and source; a transaction touches an item once, so each
+        // source's notes go in their own transactions (most batches have one source).
+        let mut newest: HashMap<(&LedgerKey, System), i64> = HashMap::new();
+        for (key, source, at_ms) in marks {
+            let kept = newest.entry((key, *source)).or_insert(*at_ms);
+            *kept = (*kept).max(*at_ms);
+        }
+        for source in [System::Gainsight, System::Salesforce] {
+            let notes: Vec<(LedgerKey, System, i64)> = newest
+                .iter()
+                .filter(|((_, s), _)| *s == source)
+                .map(|((key, s), at)| ((*key).clone(), *s, *at))
+                .collect();
+            for chunk in notes.chunks(TRANSACTION_ITEMS) {
+                // A refused note is an older one than the record holds, or a record gone: both
+                // leave nothing to do.
+                self.conditional_puts(chunk.len(), |slot| {
+                    mapped_item(&self.table, job, &chunk[slot])
+                })
+                .await?;
             }
         }
         Ok(())

@@ -691,6 +691,55 @@ fn echoes_of_our_own_writes_are_ignored() {
     ));
 }
 
+/// A field set and set back: the second change finds every value as last synced, but the first
+/// change's write is still on its way (the ledger notes it was queued and has not landed), so
+/// the second goes too, with nothing to write and every field carried as unchanged.
+#[test]
+fn a_change_that_finds_nothing_changed_goes_along_while_an_earlier_one_is_on_its_way() {
+    let synced = company(
+        Operation::Updated,
+        json!({"Name": "Acme", "Industry": "Energy"}),
+    );
+    let mut ledger = ledger_after(&write(map("company_account", &synced, None)), T0);
+    // Industry set to Retail at T0 + 100: queued, noted, not landed.
+    let mut retail = company(
+        Operation::Updated,
+        json!({"Name": "Acme", "Industry": "Retail"}),
+    );
+    retail.occurred_at_ms = T0 + 100;
+    let first = write(map("company_account", &retail, Some(&ledger)));
+    assert_eq!(first[0].fields["Industry"], json!("Retail"));
+    let mut set_back = synced.clone();
+    set_back.occurred_at_ms = T0 + 200;
+    assert!(
+        reason(&map("company_account", &set_back, Some(&ledger)))
+            .starts_with("ignored: no mapped field changed"),
+        "nothing on its way: an echo or no change"
+    );
+    ledger.mapped(System::Gainsight, T0 + 100);
+    let cmds = write(map("company_account", &set_back, Some(&ledger)));
+    assert_eq!(cmds.len(), 1);
+    assert!(cmds[0].fields.is_empty(), "{:?}", cmds[0].fields);
+    assert!(cmds[0].field_states.is_empty());
+    assert_eq!(cmds[0].unchanged["Industry"].value, json!("Energy"));
+    assert_eq!(cmds[0].unchanged["Name"].value, json!("Acme"));
+    assert_eq!(cmds[0].source_changed_at_ms, T0 + 200);
+    // Once that write has landed, the same change is an echo again...
+    ledger.gainsight_changed_at_ms = Some(T0 + 100);
+    assert!(matches!(
+        map("company_account", &set_back, Some(&ledger)),
+        MapOutcome::Ignored { .. }
+    ));
+    // ...and a change older than the one on its way is superseded by it.
+    ledger.gainsight_changed_at_ms = Some(T0);
+    let mut older = synced.clone();
+    older.occurred_at_ms = T0 + 50;
+    assert!(matches!(
+        map("company_account", &older, Some(&ledger)),
+        MapOutcome::Ignored { .. }
+    ));
+}
+
 #[test]
 fn resync_rewrites_even_unchanged_values() {
     let c = company(Operation::Updated, json!({"Name": "Acme"}));

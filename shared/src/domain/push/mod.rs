@@ -231,6 +231,22 @@ pub fn unpark(batch: Vec<Pending>, ledgers: &LedgerBatch) -> Vec<Pending> {
         .collect()
 }
 
+/// Splits off the writes left with no field to write and no file to upload: a newer change set
+/// every field of an older one back (folded together, or parked), or a change found nothing
+/// changed while an earlier one of the same side was on its way and that one has not landed.
+/// They are settled as synced without a call, so the ledger takes their change as the last one
+/// written from its side and the older write, arriving after, is stale.
+pub fn nothing_to_write(batch: Vec<Pending>) -> (Vec<Pending>, Vec<(Pending, WriteOutcome)>) {
+    let (empty, rest): (Vec<Pending>, Vec<Pending>) = batch
+        .into_iter()
+        .partition(|p| p.command.fields.is_empty() && p.command.attachments.is_empty());
+    let settled = empty
+        .into_iter()
+        .map(|p| (p, WriteOutcome::Synced { target_id: None }))
+        .collect();
+    (rest, settled)
+}
+
 /// The commands of a batch after the ledger was read.
 #[derive(Debug, Default, PartialEq)]
 pub struct Fresh {

@@ -531,3 +531,48 @@ fn a_field_found_unchanged_is_written_when_an_older_change_of_it_landed_meanwhil
     let out = recheck_unchanged(vec![pending(&back)], &ledgers);
     assert!(!out[0].command.fields.contains_key("Priority"));
 }
+
+/// Priority synced as High, set Low (t=10) and back to High (t=20) while the Low write was on
+/// its way: the second change is a snapshot with nothing to write and Priority unchanged.
+#[test]
+fn a_snapshot_with_nothing_to_write_settles_without_a_call_or_writes_what_landed_before_it() {
+    let low = case_change(10, json!({"Priority": "Low"}), None);
+    let snapshot = case_change(20, json!({}), Some("High"));
+    let pending = |cmd: &WriteCommand| Pending {
+        message_id: "m".into(),
+        command: cmd.clone(),
+    };
+    // Both in one batch: folded, the Low change is superseded and nothing is left to write.
+    let folded = fold(low.clone(), snapshot.clone());
+    let (rest, settled) = nothing_to_write(vec![pending(&folded)]);
+    assert!(rest.is_empty());
+    assert_eq!(settled.len(), 1);
+    assert_eq!(settled[0].0.command.source_changed_at_ms, 20);
+    assert!(matches!(
+        settled[0].1,
+        WriteOutcome::Synced { target_id: None }
+    ));
+    // Its ledger update takes t=20 as the last change written from Salesforce, so the Low write
+    // arriving after it is stale.
+    let jobs = Jobs::builtin();
+    let job = jobs.get("company_account").unwrap();
+    let (cmd, outcome) = (&settled[0].0.command, settled[0].1.clone());
+    let effect = ledger_effect(job, cmd, outcome, &LedgerBatch::default(), 30);
+    let mut record = LedgerRecord::new("company_account", gsid("G1"));
+    record.fields = case_change(5, json!({"Priority": "High"}), None).field_states;
+    record.apply(&effect.update, 30, "run");
+    let mut ledgers = LedgerBatch::default();
+    ledgers.extend([record]);
+    let after = drop_stale(vec![pending(&low)], &ledgers);
+    assert_eq!(after.stale.len(), 1);
+    // The Low write landed first: the snapshot writes High after all.
+    let mut landed = LedgerRecord::new("company_account", gsid("G1"));
+    landed.fields = low.field_states.clone();
+    landed.salesforce_changed_at_ms = Some(10);
+    let mut ledgers = LedgerBatch::default();
+    ledgers.extend([landed]);
+    let rechecked = recheck_unchanged(vec![pending(&snapshot)], &ledgers);
+    let (rest, settled) = nothing_to_write(rechecked);
+    assert!(settled.is_empty());
+    assert_eq!(rest[0].command.fields["Priority"], json!("High"));
+}
