@@ -394,9 +394,14 @@ fn queue(cx: Context<'_>, commands: &[WriteCommand], mapped: &mut Mapped) -> Res
             let note = (cmd.ledger_key.clone(), cmd.source, cmd.source_changed_at_ms);
             mapped.marks.push((cx.job.name.clone(), note));
         }
-        let line = RunLine::new(&cx.change.record_id, LineOutcome::Queued)
+        let mut line = RunLine::new(&cx.change.record_id, LineOutcome::Queued)
             .target(cmd.salesforce_id.clone())
             .fields(cmd.fields.keys().cloned().collect());
+        if cmd.fields.is_empty() && cmd.attachments.is_empty() {
+            line = line.message(
+                "no mapped field changed, but an earlier change of this record is still on its way: queued so that it does not land last",
+            );
+        }
         cx.runs.line(run_job, line);
     }
     Ok(())

@@ -208,6 +208,11 @@ async fn a_set_back_behind_a_write_on_its_way_is_queued_not_ignored() {
     assert!(snapshot.fields.is_empty(), "{:?}", snapshot.fields);
     assert_eq!(snapshot.unchanged["Name"].value, json!("Acme"));
     assert_eq!(snapshot.source_changed_at_ms, 300);
+    let log = store.run_log();
+    assert!(
+        log.contains("an earlier change of this record is still on its way"),
+        "{log}"
+    );
 }
 
 #[tokio::test]
