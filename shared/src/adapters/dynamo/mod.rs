@@ -4,8 +4,10 @@
 //! Layout (pk / sk):
 //! - ledger: `LEDGER#{job}` / the ledger key (`LedgerKey` as text); sparse GSI keys `error_job`
 //!   and `synced_job` carry the job name only while the record has that status;
-//!   `salesforce_key` = `{job}#{salesforce_id}`.
-//! - dedup: `EVENT#{event_id}` / `EVENT`, with `expires_at` (epoch seconds) for TTL.
+//!   `salesforce_key` = `{job}#{salesforce_id}`; `gs_mapped_at` / `sf_mapped_at` note the newest
+//!   change of each side whose write the mapper queued, outside the record's versions.
+//! - dedup: `EVENT#{event_id}` / `EVENT`, with `expires_at` (epoch seconds) for TTL; `state` is
+//!   `pending` from the claim until the delivery's changes are queued, then `queued`.
 //! - cursor: `CURSOR#{job}` / `{stream}`.
 //! - secret: `SECRET#{name}` / `SECRET` (see the KMS adapter).
 //! - run: `RUN#{yyyy-mm-dd}` (UTC day it started) / the run id, with `expires_at` for TTL.
@@ -230,8 +232,8 @@ impl DynamoStateStore {
             .collect())
     }
 
-    /// Writes up to 100 conditional items (`item(slot)`, each a different item) in one
-    /// transaction; one answer per slot, `true` when written. A transaction writes all or
+    /// Writes up to 100 conditional items (`item(slot)`, puts or updates, each of a different
+    /// item) in one transaction; one answer per slot, `true` when written. A transaction writes all or
     /// nothing: when DynamoDB cancels it, the items whose condition failed are left out and the
     /// rest are written again without them.
     async fn conditional_puts(
