@@ -120,7 +120,10 @@ impl MapperFn {
         let last = shared::lambda::last_deliveries(&event, self.max_receives);
         let (mut changes, mut failed) = parse_messages::<ChangeEvent>(event, "change event");
         failed.extend(self.resolve_participants(&mut changes).await);
-        let ledgers = self.read_ledgers(&changes).await;
+        // In change order, so that a change of a record meets the earlier ones of the batch as
+        // writes on their way (see `LedgerBatch::note_mapped`).
+        changes.sort_by_key(|(_, c)| c.occurred_at_ms);
+        let mut ledgers = self.read_ledgers(&changes).await;
         let lookups = self.run_lookups(&changes).await;
         let mut outgoing: Vec<(String, String)> = Vec::new();
         let mut ledger: Vec<(String, LedgerWrite)> = Vec::new();
@@ -131,6 +134,9 @@ impl MapperFn {
                 Ok(mapped) => {
                     outgoing.extend(mapped.bodies.into_iter().map(|b| (id.clone(), b)));
                     ledger.extend(mapped.ledger.into_iter().map(|w| (id.clone(), w)));
+                    for (job, (key, source, at)) in &mapped.marks {
+                        ledgers.note_mapped(job, key, *source, *at);
+                    }
                     marks.extend(mapped.marks.into_iter().map(|m| (id.clone(), m)));
                 }
                 Err(Retry) => failed.push(id.clone()),

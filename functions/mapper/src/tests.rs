@@ -213,6 +213,32 @@ async fn a_set_back_behind_a_write_on_its_way_is_queued_not_ignored() {
         log.contains("an earlier change of this record is still on its way"),
         "{log}"
     );
+    // Everything queued so far landed. The same two changes in one batch, the later one
+    // first: mapped in change order, the set back meets the first as a write on its way.
+    let landed = LedgerUpdate::Synced {
+        salesforce_id: None,
+        source: System::Gainsight,
+        source_changed_at_ms: 300,
+        fields: Default::default(),
+    };
+    let key = shared::domain::LedgerKey::Gainsight("G1".into());
+    let write = shared::ports::LedgerWrite::new("company_account", key, landed, "");
+    store.record(&write, 400).await.unwrap();
+    assert!(!store
+        .ledger_of("company_account", "G1")
+        .unwrap()
+        .in_flight_before(System::Gainsight, 1_000));
+    let (_, summary) = mapper
+        .handle_at(
+            event(vec![("m5", at("Acme", 500)), ("m4", at("Acme 3", 450))]),
+            600,
+        )
+        .await;
+    assert_eq!((summary.writes, summary.ignored), (2, 0));
+    let bodies = queue.bodies();
+    let last: WriteCommand = serde_json::from_str(&bodies[4]).unwrap();
+    assert_eq!(last.source_changed_at_ms, 500);
+    assert!(last.fields.is_empty(), "{:?}", last.fields);
 }
 
 #[tokio::test]

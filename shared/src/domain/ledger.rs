@@ -314,6 +314,14 @@ impl LedgerBatch {
     pub fn is_unreadable(&self, job: &str) -> bool {
         self.unreadable.iter().any(|j| j == job)
     }
+
+    /// Notes on a record read (if it was) that the write of its change from `source` made at
+    /// `at_ms` was queued, so the later changes of the same batch see it on its way.
+    pub fn note_mapped(&mut self, job: &str, key: &LedgerKey, source: System, at_ms: i64) {
+        if let Some(record) = self.records.get_mut(job).and_then(|k| k.get_mut(key)) {
+            record.mapped(source, at_ms);
+        }
+    }
 }
 
 /// What happened to a record; applied to the ledger atomically by the state store.
