@@ -169,23 +169,25 @@ async fn check(stack: &Stack, expected: &Expected) -> Result<Verdict> {
     }
     let by_key: HashMap<String, &crate::LedgerRecord> =
         ledgers.iter().map(|l| (l.key.to_string(), l)).collect();
-    let failed = |key: &str| by_key.get(key).is_some_and(|l| l.error);
-    let said = |key: &str| said(by_key.get(key).copied());
     // Each system's records read once and indexed by the field that names the twin.
     let accounts = index(
         stack.salesforce.records("Account"),
         "Gainsight_Company_Id__c",
     );
     let companies = index(stack.gainsight.records("Company"), "SfdcAccountId");
-    let none = Vec::new();
     for (gsid, (name, arr)) in &expected.companies {
-        let twins = accounts.get(gsid).unwrap_or(&none);
         let shows = |t: &Map<String, Value>| {
             t.get("Name") == Some(&json!(name))
                 && t.get("AnnualRevenue").and_then(Value::as_f64) == Some(*arr as f64)
         };
-        let what = format!("Company {gsid} ({name}, {arr}); {}", said(gsid));
-        judge(&mut v, &what, twins, shows, failed(gsid));
+        let what = format!("Company {gsid} ({name}, {arr})");
+        judge(
+            &mut v,
+            what,
+            accounts.get(gsid),
+            by_key.get(gsid).copied(),
+            shows,
+        );
     }
     let by_salesforce_id: HashMap<&str, String> = ledgers
         .iter()
@@ -193,14 +195,19 @@ async fn check(stack: &Stack, expected: &Expected) -> Result<Verdict> {
         .filter_map(|l| Some((l.salesforce_id.as_deref()?, l.key.to_string())))
         .collect();
     for (id, phone) in &expected.accounts {
-        let twins = companies.get(id).unwrap_or(&none);
         let shows = |t: &Map<String, Value>| t.get("Phone") == Some(&json!(phone));
         let key = by_salesforce_id
             .get(id.as_str())
             .cloned()
             .unwrap_or_else(|| format!("sf:{id}"));
-        let what = format!("Account {id} ({phone}); {}", said(&key));
-        judge(&mut v, &what, twins, shows, failed(&key));
+        let ledger = by_key.get(&key).copied();
+        judge(
+            &mut v,
+            format!("Account {id} ({phone})"),
+            companies.get(id),
+            ledger,
+            shows,
+        );
     }
     check_people(stack, expected, &ledgers, &mut v);
     check_cases(stack, expected, &ledgers, &mut v);
@@ -220,15 +227,18 @@ fn check_people(
         stack.salesforce.records("Contact"),
         "Gainsight_Person_Id__c",
     );
-    let none = Vec::new();
     for (gsid, (email, last)) in &expected.people {
-        let twins = contacts.get(gsid).unwrap_or(&none);
         let shows = |t: &Map<String, Value>| {
             t.get("Email") == Some(&json!(email)) && t.get("LastName") == Some(&json!(last))
         };
         let ledger = by_key.get(gsid.as_str()).copied();
-        let what = format!("Person {gsid}; {}", said(ledger));
-        judge(v, &what, twins, shows, ledger.is_some_and(|l| l.error));
+        judge(
+            v,
+            format!("Person {gsid}"),
+            contacts.get(gsid),
+            ledger,
+            shows,
+        );
     }
 }
 
@@ -241,14 +251,12 @@ fn check_cases(
     v: &mut Verdict,
 ) {
     let by_key = of_job(ledgers, "case_case");
-    let none = Vec::new();
     let salesforce = index(stack.salesforce.records("Case"), "Gainsight_Case_Id__c");
     for (gsid, subject) in &expected.gainsight_cases {
-        let twins = salesforce.get(gsid).unwrap_or(&none);
         let shows = |t: &Map<String, Value>| t.get("Subject") == Some(&json!(subject));
         let ledger = by_key.get(gsid.as_str()).copied();
-        let what = format!("Gainsight Case {gsid} ({subject}); {}", said(ledger));
-        judge(v, &what, twins, shows, ledger.is_some_and(|l| l.error));
+        let what = format!("Gainsight Case {gsid} ({subject})");
+        judge(v, what, salesforce.get(gsid), ledger, shows);
     }
     let gainsight = index(stack.gainsight.records("Case"), "SfdcCaseId");
     let by_salesforce_id: HashMap<&str, &crate::LedgerRecord> = by_key
@@ -256,7 +264,6 @@ fn check_cases(
         .filter_map(|l| Some((l.salesforce_id.as_deref()?, *l)))
         .collect();
     for (id, (subject, priority)) in &expected.salesforce_cases {
-        let twins = gainsight.get(id).unwrap_or(&none);
         let shows = |t: &Map<String, Value>| {
             t.get("Subject") == Some(&json!(subject)) && t.get("Priority") == Some(&json!(priority))
         };
@@ -264,11 +271,8 @@ fn check_cases(
             .get(id.as_str())
             .or_else(|| by_key.get(&format!("sf:{id}")))
             .copied();
-        let what = format!(
-            "Salesforce Case {id} ({subject}, {priority}); {}",
-            said(ledger)
-        );
-        judge(v, &what, twins, shows, ledger.is_some_and(|l| l.error));
+        let what = format!("Salesforce Case {id} ({subject}, {priority})");
+        judge(v, what, gainsight.get(id), ledger, shows);
     }
 }
 
@@ -283,7 +287,6 @@ fn check_activities(
         of_job(ledgers, "activity_task"),
         of_job(ledgers, "activity_event"),
     ];
-    let none = Vec::new();
     let tasks = index(stack.salesforce.records("Task"), "Gainsight_Activity_Id__c");
     let events = index(
         stack.salesforce.records("Event"),
@@ -296,14 +299,8 @@ fn check_activities(
         };
         let ledger = ledgers.get(gsid.as_str()).copied();
         let shows = |t: &Map<String, Value>| t.get("Subject") == Some(&json!(subject));
-        let what = format!("activity {gsid} ({subject}, a {object}); {}", said(ledger));
-        judge(
-            v,
-            &what,
-            twins.unwrap_or(&none),
-            shows,
-            ledger.is_some_and(|l| l.error),
-        );
+        let what = format!("activity {gsid} ({subject}, a {object})");
+        judge(v, what, twins, ledger, shows);
     }
 }
 
@@ -345,14 +342,18 @@ fn said(record: Option<&crate::LedgerRecord>) -> String {
         .unwrap_or_else(|| "no ledger record".into())
 }
 
-/// One record's verdict: one twin that shows the last change, or not.
+/// One record's verdict: one twin that shows the last change, or not, unless its ledger record
+/// says it failed.
 fn judge(
     v: &mut Verdict,
-    what: &str,
-    twins: &[Map<String, Value>],
+    what: String,
+    twins: Option<&Vec<Map<String, Value>>>,
+    ledger: Option<&crate::LedgerRecord>,
     shows: impl Fn(&Map<String, Value>) -> bool,
-    failed: bool,
 ) {
+    let twins = twins.map(Vec::as_slice).unwrap_or_default();
+    let failed = ledger.is_some_and(|l| l.error);
+    let what = format!("{what}; {}", said(ledger));
     let example = |v: &mut Verdict, text: String| {
         if v.examples.len() < 10 {
             v.examples.push(text);

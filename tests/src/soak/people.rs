@@ -102,10 +102,7 @@ fn plan(expected: &Expected, busy: &HashSet<String>, i: usize) -> Action {
     let company = || pick(&expected.companies, &HashSet::new(), i);
     let priority = ["High", "Medium", "Low"][i % 3].to_string();
     match i % 10 {
-        0..=2 => match (i % 10 == 2)
-            .then(|| pick(&expected.companies, busy, i))
-            .flatten()
-        {
+        0..=2 => match edit_on(2, &expected.companies, busy, i) {
             Some(gsid) => Action::EditCompany {
                 gsid,
                 name: format!("Soak Co {i} renamed"),
@@ -116,10 +113,7 @@ fn plan(expected: &Expected, busy: &HashSet<String>, i: usize) -> Action {
                 arr: i as i64,
             },
         },
-        3 | 4 => match (i % 10 == 4)
-            .then(|| pick(&expected.accounts, busy, i))
-            .flatten()
-        {
+        3 | 4 => match edit_on(4, &expected.accounts, busy, i) {
             Some(id) => Action::EditAccount {
                 id,
                 phone: format!("+1 666 {i:04}"),
@@ -137,10 +131,7 @@ fn plan(expected: &Expected, busy: &HashSet<String>, i: usize) -> Action {
             subject: format!("Soak case {i}"),
             company: company(),
         },
-        7 | 8 => match (i % 10 == 8)
-            .then(|| pick(&expected.salesforce_cases, busy, i))
-            .flatten()
-        {
+        7 | 8 => match edit_on(8, &expected.salesforce_cases, busy, i) {
             Some(id) => Action::EditSalesforceCase {
                 id,
                 subject: format!("Soak case {i}"),
@@ -167,6 +158,17 @@ fn edited(action: &Action) -> Option<&str> {
         | Action::EditSalesforceCase { id, .. } => Some(id),
         _ => None,
     }
+}
+
+/// On the `slot`th change of every ten, a record of `map` to edit (see [`pick`]); otherwise, or
+/// when none is free, `None` and the change makes a new record.
+fn edit_on<V>(
+    slot: usize,
+    map: &HashMap<String, V>,
+    busy: &HashSet<String>,
+    i: usize,
+) -> Option<String> {
+    (i % 10 == slot).then(|| pick(map, busy, i)).flatten()
 }
 
 /// A record made earlier, chosen by `i`, that no edit in flight holds.
