@@ -2,6 +2,7 @@
 //! record of a configured object, retried with backoff until the listener answers `Ack` true.
 
 use super::*;
+use std::sync::Weak;
 
 /// One SOAP message to send: the action and up to 100 notifications.
 pub(super) struct OutboundSend {
@@ -79,8 +80,14 @@ impl Org {
 
 pub(super) fn spawn_outbound(org: &Arc<Mutex<Org>>, sends: Vec<OutboundSend>) {
     for send in sends {
-        tokio::spawn(deliver_outbound(org.clone(), send));
+        tokio::spawn(deliver_outbound(Arc::downgrade(org), send));
     }
+}
+
+/// One HTTP client for every delivery, so attempts reuse their connections.
+fn http() -> &'static reqwest::Client {
+    static HTTP: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    HTTP.get_or_init(reqwest::Client::new)
 }
 
 /// How long Salesforce keeps trying an Outbound Message the listener does not acknowledge.
@@ -88,13 +95,16 @@ const GIVE_UP_AFTER: Duration = Duration::from_secs(24 * 3600);
 
 /// Posts one Outbound Message until the listener acknowledges it or it is 24 hours old, as
 /// Salesforce does; the waits between attempts are shorter here (from 100 ms, doubling to 5 s,
-/// where Salesforce's grow to 2 hours).
-pub(super) async fn deliver_outbound(org: Arc<Mutex<Org>>, send: OutboundSend) {
-    let http = reqwest::Client::new();
+/// where Salesforce's grow to 2 hours). A message's delivery ends with its org: once the
+/// emulator is dropped, nothing of it keeps posting to a listener that may be another stack's.
+pub(super) async fn deliver_outbound(org: Weak<Mutex<Org>>, send: OutboundSend) {
     let mut wait = Duration::from_millis(100);
     let queued = tokio::time::Instant::now();
     while queued.elapsed() < GIVE_UP_AFTER {
-        let answer = http
+        if org.strong_count() == 0 {
+            return;
+        }
+        let answer = http()
             .post(&send.url)
             .header("content-type", "text/xml; charset=utf-8")
             .header("soapaction", "\"\"")
@@ -109,14 +119,20 @@ pub(super) async fn deliver_outbound(org: Arc<Mutex<Org>>, send: OutboundSend) {
                 .unwrap_or(false),
             _ => false,
         };
+        let Some(org) = org.upgrade() else {
+            return;
+        };
         if acked {
             lock(&org).stats.outbound_acked += 1;
             return;
         }
         lock(&org).stats.outbound_failures += 1;
+        drop(org);
         tokio::time::sleep(wait).await;
         wait = (wait * 2).min(Duration::from_secs(5));
     }
     tracing::warn!(url = %send.url, "outbound message dropped: not acknowledged within 24 hours");
-    lock(&org).stats.outbound_given_up += 1;
+    if let Some(org) = org.upgrade() {
+        lock(&org).stats.outbound_given_up += 1;
+    }
 }

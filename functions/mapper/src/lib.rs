@@ -285,7 +285,7 @@ impl MapperFn {
         }
     }
 
-    /// Notes on each record already in the ledger that its change's write is on its way (see
+    /// Notes on each synced record that its change's write is on its way (see
     /// `LedgerRecord::mapped_at`), in one request per job and source for most batches; the ids
     /// of the messages whose notes were not written.
     async fn mark(&self, marks: Vec<(String, Mark)>) -> Vec<String> {
@@ -320,7 +320,7 @@ impl MapperFn {
 }
 
 /// What one change maps to: write commands to queue, ledger entries to record, and notes of
-/// the writes queued for records already in the ledger.
+/// the writes queued for synced records.
 #[derive(Default)]
 struct Mapped {
     bodies: Vec<String>,
@@ -396,7 +396,9 @@ fn queue(cx: Context<'_>, commands: &[WriteCommand], mapped: &mut Mapped) -> Res
     let run_job = Some(cx.job.name.as_str());
     for cmd in commands {
         mapped.bodies.push(serialise(cx.job, cmd)?);
-        if cx.ledgers.get(&cx.job.name, &cmd.ledger_key).is_some() {
+        // Only a synced pair's later change can find nothing changed behind this write.
+        let synced = cx.ledgers.get(&cx.job.name, &cmd.ledger_key);
+        if synced.is_some_and(|r| r.synced) {
             let note = (cmd.ledger_key.clone(), cmd.source, cmd.source_changed_at_ms);
             mapped.marks.push((cx.job.name.clone(), note));
         }

@@ -40,10 +40,6 @@ pub type Config = shared::config::ApiConfig;
 
 pub use shared::domain::run::PAUSED;
 
-/// Deliveries of a write before SQS moves it to the dead-letter queue (the writes queue's
-/// `maxReceiveCount` in the template; `WRITES_MAX_RECEIVE_COUNT` says it when it differs).
-pub const MAX_RECEIVES: u32 = shared::config::DEFAULT_MAX_RECEIVES;
-
 /// How long writes the API budget defers wait before they are tried again (SQS's longest delay).
 pub const DEFERRAL: Duration = Duration::from_secs(900);
 
@@ -112,7 +108,7 @@ impl Pusher {
             gainsight_budget: Budget::default(),
             deferral: None,
             loads: None,
-            max_receives: MAX_RECEIVES,
+            max_receives: shared::config::DEFAULT_MAX_RECEIVES,
         }
     }
 

@@ -473,8 +473,7 @@ impl crate::ports::FileUploads for SalesforceClient {
             for row in self.select(&query).await? {
                 let text = |f: &str| row.get(f).and_then(|v| v.as_str()).map(str::to_string);
                 let marked = text("Description").and_then(|d| {
-                    d.strip_prefix(&crate::domain::timeline::upload_marker(""))
-                        .map(str::to_string)
+                    crate::domain::timeline::marked_attachment(&d).map(str::to_string)
                 });
                 if let (Some(record), Some(attachment), Some(id)) =
                     (text("FirstPublishLocationId"), marked, text("Id"))

@@ -157,8 +157,17 @@ pub fn attachment_state_key(attachment_id: &str) -> String {
 /// What an uploaded file's `Description` says of where it came from, so a file whose upload's
 /// answer was lost (or whose ledger write a crash prevented) is found instead of uploaded twice.
 pub fn upload_marker(attachment_id: &str) -> String {
-    format!("Gainsight attachment {attachment_id}")
+    format!("{UPLOAD_MARKER}{attachment_id}")
 }
+
+/// The attachment an uploaded file's `Description` names (see [`upload_marker`]), if any.
+pub fn marked_attachment(description: &str) -> Option<&str> {
+    description
+        .strip_prefix(UPLOAD_MARKER)
+        .filter(|id| !id.is_empty())
+}
+
+const UPLOAD_MARKER: &str = "Gainsight attachment ";
 
 /// The attachments of a write not uploaded yet, as far as the pair's ledger record knows.
 pub fn not_uploaded<'a>(
@@ -208,6 +217,14 @@ mod tests {
 
     fn fields(v: Value) -> Fields {
         v.as_object().cloned().unwrap()
+    }
+
+    #[test]
+    fn an_uploaded_files_description_names_its_attachment() {
+        let marker = upload_marker("1I00A");
+        assert_eq!(marked_attachment(&marker), Some("1I00A"));
+        assert_eq!(marked_attachment("Gainsight attachment "), None);
+        assert_eq!(marked_attachment("Uploaded by hand"), None);
     }
 
     #[test]

@@ -28,9 +28,8 @@ pub(super) struct ClaimWrite {
 
 impl ClaimWrite {
     pub(super) fn new(event_id: &str, now_ms: i64, reclaim_after_ms: i64, ttl_s: i64) -> Self {
-        let item = HashMap::from([
-            ("pk".to_string(), s(format!("EVENT#{event_id}"))),
-            ("sk".to_string(), s("EVENT")),
+        let mut item = event_key(event_id);
+        item.extend([
             ("state".to_string(), s("pending")),
             ("claimed_at".to_string(), n(now_ms)),
             ("expires_at".to_string(), n(now_ms / 1000 + ttl_s)),

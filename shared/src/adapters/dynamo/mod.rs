@@ -129,10 +129,15 @@ fn get_n(item: &Item, name: &str) -> Option<i64> {
         .and_then(|v| v.parse().ok())
 }
 
+/// The partition key of an event's dedup claim.
+fn event_pk(event_id: &str) -> String {
+    format!("EVENT#{event_id}")
+}
+
 /// The key of an event's dedup claim.
 fn event_key(event_id: &str) -> Item {
     HashMap::from([
-        ("pk".to_string(), s(format!("EVENT#{event_id}"))),
+        ("pk".to_string(), s(event_pk(event_id))),
         ("sk".to_string(), s("EVENT")),
     ])
 }
@@ -155,9 +160,8 @@ fn confirm_requests(
     ttl_s: i64,
 ) -> Result<Vec<WriteRequest>, StoreError> {
     let requests = event_ids.iter().map(|id| {
-        let item = HashMap::from([
-            ("pk".to_string(), s(format!("EVENT#{id}"))),
-            ("sk".to_string(), s("EVENT")),
+        let mut item = event_key(id);
+        item.extend([
             ("state".to_string(), s("queued")),
             ("claimed_at".to_string(), n(claimed_at_ms)),
             ("expires_at".to_string(), n(claimed_at_ms / 1000 + ttl_s)),
@@ -224,11 +228,15 @@ impl DynamoStateStore {
         }
         let keys = refused.iter().map(|id| event_key(id)).collect();
         let items = self.batch_get(keys).await?;
-        Ok(items
+        let queued: HashSet<String> = items
             .iter()
             .filter(|item| get_s(item, "state").as_deref() == Some("queued"))
             .filter_map(|item| get_s(item, "pk"))
-            .filter_map(|pk| pk.strip_prefix("EVENT#").map(str::to_string))
+            .collect();
+        Ok(refused
+            .iter()
+            .filter(|id| queued.contains(&event_pk(id)))
+            .map(|id| id.to_string())
             .collect())
     }
 
@@ -530,8 +538,7 @@ impl DedupStore for DynamoStateStore {
         self.client
             .update_item()
             .table_name(&self.table)
-            .key("pk", s(format!("EVENT#{event_id}")))
-            .key("sk", s("EVENT"))
+            .set_key(Some(event_key(event_id)))
             .update_expression("SET #state = :queued")
             .expression_attribute_names("#state", "state")
             .expression_attribute_values(":queued", s("queued"))
@@ -545,8 +552,7 @@ impl DedupStore for DynamoStateStore {
         self.client
             .delete_item()
             .table_name(&self.table)
-            .key("pk", s(format!("EVENT#{event_id}")))
-            .key("sk", s("EVENT"))
+            .set_key(Some(event_key(event_id)))
             .send()
             .await
             .map_err(store_error)?;
@@ -602,11 +608,9 @@ impl DedupStore for DynamoStateStore {
 
     async fn release_events(&self, event_ids: &[String]) -> Result<(), StoreError> {
         let requests = event_ids.iter().map(|id| {
-            let key = HashMap::from([
-                ("pk".to_string(), s(format!("EVENT#{id}"))),
-                ("sk".to_string(), s("EVENT")),
-            ]);
-            let delete = DeleteRequest::builder().set_key(Some(key)).build()?;
+            let delete = DeleteRequest::builder()
+                .set_key(Some(event_key(id)))
+                .build()?;
             Ok::<_, aws_sdk_dynamodb::error::BuildError>(
                 WriteRequest::builder().delete_request(delete).build(),
             )
