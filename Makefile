@@ -33,10 +33,12 @@ demo: $(STAMP)
 	SYNCCTL=target/debug/syncctl target/debug/stack demo
 
 ## test: every unit, adapter, handler, runtime-API and end-to-end test, cfn-lint (with the
-## serverless rules) and the template deployed into moto and checked (devstack/test_deployment.py)
+## serverless rules), the template deployed into moto and checked (devstack/test_deployment.py), and
+## moto's answers compared with and without the local stack's speed fixes (devstack/test_moto_speedups.py)
 test: $(STAMP)
 	$(CFN_LINT) infra/template.yaml
 	$(VENV)/bin/python devstack/test_deployment.py
+	$(VENV)/bin/python devstack/test_moto_speedups.py
 	@mkdir -p $(STATE)
 	$(CARGO) test --workspace 2>&1 | tee $(STATE)/test.log
 	@awk '/^test result:/ { p += $$4; f += $$6 } END { printf "tests: %d passed, %d failed\n", p, f }' $(STATE)/test.log

@@ -656,6 +656,7 @@ impl Stack {
         Fut: std::future::Future<Output = Result<Option<T>>>,
     {
         let start = Instant::now();
+        let mut interval = Duration::from_millis(50);
         loop {
             if let Some(v) = check().await? {
                 return Ok(v);
@@ -664,7 +665,8 @@ impl Stack {
                 start.elapsed() < timeout,
                 "timed out after {timeout:?} waiting for {what}"
             );
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            tokio::time::sleep(interval).await;
+            interval = (interval * 3 / 2).min(Duration::from_secs(1));
         }
     }
 

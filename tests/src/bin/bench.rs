@@ -292,6 +292,16 @@ async fn aws_requests_per_change() -> Result<()> {
     let sum: u64 = product.iter().map(|(_, n)| **n).sum();
     let breakdown: Vec<String> = product.iter().map(|(a, n)| format!("{a} {n}")).collect();
     eprintln!("aws requests for {total} changes: {}", breakdown.join(", "));
+    for (caller, actions) in stack.aws.callers().await? {
+        let mine: Vec<String> = actions
+            .iter()
+            .filter(|(action, _)| !HARNESS_ACTIONS.contains(&action.as_str()))
+            .map(|(a, n)| format!("{a} {n}"))
+            .collect();
+        if !mine.is_empty() {
+            eprintln!("  {caller}: {}", mine.join(", "));
+        }
+    }
     report(
         "aws_requests_per_change",
         format!("{:.2}", sum as f64 / total as f64),
