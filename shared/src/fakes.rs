@@ -34,7 +34,13 @@ pub struct MemoryStore {
     pub leases: Mutex<HashMap<RecordLease, i64>>,
     /// Leases taken over the store's life, and leases refused because another held them.
     pub lease_counts: Mutex<(usize, usize)>,
+    /// Run once on the ledger just before the next ledger write: what a concurrent invocation
+    /// wrote between a function's read and its write.
+    pub meanwhile: Mutex<Option<Meanwhile>>,
 }
+
+/// A change to the ledger made by someone else (see `MemoryStore::meanwhile`).
+pub type Meanwhile = Box<dyn FnOnce(&mut HashMap<(String, LedgerKey), LedgerRecord>) + Send>;
 
 #[derive(Default, Clone)]
 pub struct MemoryLoad {
@@ -259,8 +265,18 @@ impl LedgerStore for MemoryStore {
     async fn record(&self, write: &LedgerWrite, at_ms: i64) -> Result<(), StoreError> {
         self.check()?;
         let mut ledger = self.ledger.lock().unwrap();
+        if let Some(meanwhile) = self.meanwhile.lock().unwrap().take() {
+            meanwhile(&mut ledger);
+        }
+        let id = (write.job.clone(), write.key.clone());
+        if !write.update.holds_on(ledger.get(&id)) {
+            return Err(StoreError::Superseded(format!(
+                "{}/{}",
+                write.job, write.key
+            )));
+        }
         ledger
-            .entry((write.job.clone(), write.key.clone()))
+            .entry(id)
             .or_insert_with(|| LedgerRecord::new(write.job.clone(), write.key.clone()))
             .apply(&write.update, at_ms, &write.run);
         Ok(())

@@ -27,13 +27,20 @@ pub enum StoreError {
     Rejected(String),
     #[error("concurrent update of {0}; retry")]
     Conflict(String),
+    /// The update no longer holds on the record as it is now (`LedgerUpdate::holds_on`): the
+    /// change it came from is mapped again.
+    #[error("ledger record {0} changed since the change was mapped; mapping it again")]
+    Superseded(String),
     #[error("corrupt item {key}: {message}")]
     Corrupt { key: String, message: String },
 }
 
 impl Retryable for StoreError {
     fn is_retryable(&self) -> bool {
-        matches!(self, StoreError::Unavailable(_) | StoreError::Conflict(_))
+        matches!(
+            self,
+            StoreError::Unavailable(_) | StoreError::Conflict(_) | StoreError::Superseded(_)
+        )
     }
 }
 
@@ -133,15 +140,24 @@ pub trait LedgerStore: Send + Sync {
     async fn ledgers(&self, job: &str, keys: &[LedgerKey])
         -> Result<Vec<LedgerRecord>, StoreError>;
     /// Applies one update to its ledger record (created if absent), adding it to the record's
-    /// history.
+    /// history; `StoreError::Superseded` when the update no longer holds on the record.
     async fn record(&self, write: &LedgerWrite, at_ms: i64) -> Result<(), StoreError>;
     /// Applies many updates (adapters: in few requests); each is applied exactly as `record`
-    /// applies it.
-    async fn record_many(&self, writes: &[LedgerWrite], at_ms: i64) -> Result<(), StoreError> {
-        for w in writes {
-            self.record(w, at_ms).await?;
+    /// applies it. Answers the positions in `writes` of those not applied because they no
+    /// longer held (`StoreError::Superseded`); every other write was applied.
+    async fn record_many(
+        &self,
+        writes: &[LedgerWrite],
+        at_ms: i64,
+    ) -> Result<Vec<usize>, StoreError> {
+        let mut superseded = Vec::new();
+        for (i, w) in writes.iter().enumerate() {
+            match self.record(w, at_ms).await {
+                Err(StoreError::Superseded(_)) => superseded.push(i),
+                other => other?,
+            }
         }
-        Ok(())
+        Ok(superseded)
     }
     /// Notes on `job`'s records already in the ledger that the write of a change from a source
     /// made at a time was queued (`(key, source, at_ms)`; see `LedgerRecord::mapped_at`). Kept

@@ -414,6 +414,88 @@ async fn dynamo_notes_the_writes_queued_on_records_in_the_ledger() -> Result<()>
     Ok(())
 }
 
+/// A change found in sync is recorded only while no write of its source was noted since it was
+/// mapped: in a transaction with other updates, or on its own; one that no longer holds is named
+/// and left out, and the rest still land.
+#[tokio::test]
+async fn dynamo_records_a_change_in_sync_only_while_it_holds() -> Result<()> {
+    use shared::domain::{InSync, Prior};
+    let (_aws, clients, resources) = setup().await?;
+    let store = clients.state_store(&resources);
+    let ignored = |key: &str| {
+        let update = LedgerUpdate::Ignored {
+            reason: "filtered".into(),
+        };
+        LedgerWrite::new("job", k(key), update, "run")
+    };
+    store
+        .record_many(&[ignored("S1"), ignored("S2")], 10)
+        .await?;
+    store
+        .mapped("job", &[(k("S2"), System::Gainsight, 200)])
+        .await?;
+    let in_sync = |key: &str, at: i64, mapped_at: Option<i64>| LedgerWrite {
+        prior: Prior::Version(1),
+        ..LedgerWrite::new(
+            "job",
+            k(key),
+            LedgerUpdate::InSync {
+                reason: "no mapped field changed".into(),
+                seen: InSync {
+                    source: System::Gainsight,
+                    changed_at_ms: at,
+                    mapped_at,
+                },
+            },
+            "run-2",
+        )
+    };
+    // S1 as read; S2 was read before the note at 200 (so the note is news to it); S3 is new.
+    let writes = [
+        in_sync("S1", 300, None),
+        in_sync("S2", 300, None),
+        LedgerWrite {
+            prior: Prior::Absent,
+            ..ignored("S3")
+        },
+    ];
+    let superseded = store.record_many(&writes, 20).await?;
+    assert_eq!(superseded, vec![1], "S2's note no longer holds");
+    let s1 = store.ledger("job", &k("S1")).await?.expect("S1");
+    assert_eq!(s1.changed_at(System::Gainsight), Some(300));
+    assert_eq!((s1.version, s1.ignored_count), (2, 2));
+    let s2 = store.ledger("job", &k("S2")).await?.expect("S2");
+    assert_eq!((s2.version, s2.changed_at(System::Gainsight)), (1, None));
+    assert!(store.ledger("job", &k("S3")).await?.is_some());
+    // Read after the note, S2 is in sync: recorded, one request.
+    let superseded = store
+        .record_many(&[in_sync("S2", 300, Some(200))], 30)
+        .await?;
+    assert!(superseded.is_empty());
+    let s2 = store.ledger("job", &k("S2")).await?.expect("S2");
+    assert_eq!(
+        (s2.version, s2.changed_at(System::Gainsight)),
+        (2, Some(300))
+    );
+    // On its own, read again after another write: the note still holds for S1, and a write of
+    // a newer change noted since makes it not hold.
+    store.record(&in_sync("S1", 400, None), 40).await?;
+    let s1 = store.ledger("job", &k("S1")).await?.expect("S1");
+    assert_eq!(
+        (s1.version, s1.changed_at(System::Gainsight)),
+        (3, Some(400))
+    );
+    store
+        .mapped("job", &[(k("S1"), System::Gainsight, 450)])
+        .await?;
+    let refused = store.record(&in_sync("S1", 500, None), 50).await;
+    assert!(
+        matches!(refused, Err(shared::ports::StoreError::Superseded(_))),
+        "{refused:?}"
+    );
+    Ok(())
+}
+
 #[tokio::test]
 async fn dynamo_applies_many_ledger_updates_in_transactions() -> Result<()> {
     use shared::domain::{LedgerUpdate, Outcome, Prior, HISTORY_KEPT};

@@ -123,14 +123,57 @@ impl MapperFn {
         // In change order, so that a change of a record meets the earlier ones of the batch as
         // writes on their way (see `LedgerBatch::note_mapped`).
         changes.sort_by_key(|(_, c)| c.occurred_at_ms);
-        let mut ledgers = self.read_ledgers(&changes).await;
         let lookups = self.run_lookups(&changes).await;
+        let pass = Pass {
+            lookups: &lookups,
+            last: &last,
+            now_ms,
+        };
+        let (more_failed, superseded) = self
+            .map_batch(&changes, &pass, &mut summary, &mut runs)
+            .await;
+        failed.extend(more_failed);
+        if !superseded.is_empty() {
+            // A change found in sync while another invocation queued the write of an earlier
+            // one: mapped again, once, against the ledger as it is now; a second time it goes
+            // back to the queue.
+            changes.retain(|(id, _)| superseded.contains(id));
+            let (more_failed, again) = self
+                .map_batch(&changes, &pass, &mut summary, &mut runs)
+                .await;
+            failed.extend(more_failed.into_iter().chain(again));
+        }
+        store_runs(self.runs.as_ref(), runs).await;
+        let response = shared::lambda::batch_response(failed);
+        summary.failed_messages = response.batch_item_failures.len();
+        tracing::info!(
+            writes = summary.writes,
+            ignored = summary.ignored,
+            rejected = summary.rejected,
+            failed = summary.failed_messages,
+            "mapper batch done"
+        );
+        (response, summary)
+    }
+
+    /// Maps `changes` against their ledger records read now, records what is ignored or
+    /// rejected, notes the writes on their way and sends them: the ids of the messages to retry,
+    /// and of those whose in-sync note no longer held (`StoreError::Superseded`), to map again.
+    async fn map_batch(
+        &self,
+        changes: &[(String, ChangeEvent)],
+        pass: &Pass<'_>,
+        summary: &mut Summary,
+        runs: &mut Runs,
+    ) -> (Vec<String>, Vec<String>) {
+        let mut failed = Vec::new();
+        let mut ledgers = self.read_ledgers(changes).await;
         let mut outgoing: Vec<(String, String)> = Vec::new();
         let mut ledger: Vec<(String, LedgerWrite)> = Vec::new();
         let mut marks: Vec<(String, Mark)> = Vec::new();
-        for (id, change) in &changes {
-            let (batch, last) = ((&ledgers, &lookups), last.contains(id));
-            match self.map_change(change, batch, last, &mut summary, &mut runs) {
+        for (id, change) in changes {
+            let (batch, last) = ((&ledgers, pass.lookups), pass.last.contains(id));
+            match self.map_change(change, batch, last, summary, runs) {
                 Ok(mapped) => {
                     outgoing.extend(mapped.bodies.into_iter().map(|b| (id.clone(), b)));
                     ledger.extend(mapped.ledger.into_iter().map(|w| (id.clone(), w)));
@@ -145,23 +188,14 @@ impl MapperFn {
         // Ignored and rejected changes are recorded, and writes about to go out noted on their
         // records, before any write goes out: a message whose record failed is retried whole,
         // its writes with it.
-        let (mut unrecorded, unmarked) =
-            tokio::join!(self.record(ledger, now_ms), self.mark(marks));
-        unrecorded.extend(unmarked);
-        outgoing.retain(|(id, _)| !unrecorded.contains(id));
-        failed.extend(unrecorded);
+        let ((unrecorded, superseded), unmarked) =
+            tokio::join!(self.record(ledger, pass.now_ms), self.mark(marks));
+        outgoing.retain(|(id, _)| {
+            !(unrecorded.contains(id) || unmarked.contains(id) || superseded.contains(id))
+        });
+        failed.extend(unrecorded.into_iter().chain(unmarked));
         failed.extend(self.send(outgoing).await);
-        store_runs(self.runs.as_ref(), runs).await;
-        let response = shared::lambda::batch_response(failed);
-        summary.failed_messages = response.batch_item_failures.len();
-        tracing::info!(
-            writes = summary.writes,
-            ignored = summary.ignored,
-            rejected = summary.rejected,
-            failed = summary.failed_messages,
-            "mapper batch done"
-        );
-        (response, summary)
+        (failed, superseded)
     }
 
     /// Timeline activities that arrived without their participants (through the webhook, in real
@@ -269,18 +303,26 @@ impl MapperFn {
         result.map(|()| mapped)
     }
 
-    /// Records the batch's ignored and rejected changes in as few requests as the store allows;
-    /// the ids of the messages whose entries were not recorded.
-    async fn record(&self, ledger: Vec<(String, LedgerWrite)>, now_ms: i64) -> Vec<String> {
+    /// Records the batch's ignored and rejected changes in as few requests as the store allows:
+    /// the ids of the messages whose entries were not recorded, and of those whose entry no
+    /// longer held (`LedgerUpdate::holds_on`).
+    async fn record(
+        &self,
+        ledger: Vec<(String, LedgerWrite)>,
+        now_ms: i64,
+    ) -> (Vec<String>, Vec<String>) {
         if ledger.is_empty() {
-            return Vec::new();
+            return (Vec::new(), Vec::new());
         }
         let writes: Vec<LedgerWrite> = ledger.iter().map(|(_, w)| w.clone()).collect();
         match self.ledger.record_many(&writes, now_ms).await {
-            Ok(()) => Vec::new(),
+            Ok(superseded) => {
+                let ids = superseded.iter().map(|i| ledger[*i].0.clone()).collect();
+                (Vec::new(), ids)
+            }
             Err(e) => {
                 tracing::error!(records = writes.len(), error = %e, "ledger update failed; changes will be retried");
-                ledger.into_iter().map(|(id, _)| id).collect()
+                (ledger.into_iter().map(|(id, _)| id).collect(), Vec::new())
             }
         }
     }
@@ -331,6 +373,14 @@ struct Mapped {
 /// A job and the note that a record's write is on its way: ledger key, source, change time.
 type Mark = (String, (LedgerKey, System, i64));
 
+/// What every mapping pass over a batch shares: the lookups' results, the messages on their
+/// last delivery, the time.
+struct Pass<'a> {
+    lookups: &'a Lookups,
+    last: &'a std::collections::HashSet<String>,
+    now_ms: i64,
+}
+
 /// One job's view of one change being settled.
 struct Context<'a> {
     job: &'a Job,
@@ -373,6 +423,13 @@ fn settle(
             let line = RunLine::new(&change.record_id, LineOutcome::Ignored).message(&reason);
             cx.runs.line(run_job, line);
             (key, LedgerUpdate::Ignored { reason })
+        }
+        MapOutcome::InSync { key, reason, seen } => {
+            summary.ignored += 1;
+            tracing::info!(job = %job.name, event_id = %change.event_id, reason = %reason, "change ignored");
+            let line = RunLine::new(&change.record_id, LineOutcome::Ignored).message(&reason);
+            cx.runs.line(run_job, line);
+            (Some(key), LedgerUpdate::InSync { reason, seen })
         }
         MapOutcome::Rejected { key, reason } => {
             summary.rejected += 1;

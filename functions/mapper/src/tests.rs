@@ -345,3 +345,126 @@ async fn derived_lookups_are_one_query_per_batch_and_no_match_is_rejected() {
     assert!(said.contains("found no Account where Gainsight_Company_Id__c = \"C9\""));
     assert!(said.contains("tried on 5 deliveries"), "{said}");
 }
+
+/// A field set back while the write setting it is queued by another invocation: the set back
+/// was mapped against the ledger before that write was noted, so it found every value as last
+/// synced. Its in-sync note no longer holds once the write is noted, so it is mapped again
+/// against the ledger as it is now, in the same invocation, and goes as a snapshot after it.
+#[tokio::test]
+async fn a_set_back_found_in_sync_while_another_invocation_queued_the_change_goes_too() {
+    let Harness {
+        store,
+        queue,
+        mapper,
+        ..
+    } = harness();
+    let at = |name: &str, ms: i64| {
+        let body = change(
+            "G1",
+            Operation::Updated,
+            json!({"Gsid": "G1", "Name": name}),
+        );
+        let mut c: ChangeEvent = serde_json::from_str(&body).unwrap();
+        c.occurred_at_ms = ms;
+        c.event_id = format!("ev-{ms}");
+        serde_json::to_string(&c).unwrap()
+    };
+    mapper.handle(event(vec![("m1", at("Acme", 100))])).await;
+    let cmd: WriteCommand = serde_json::from_str(&queue.bodies()[0]).unwrap();
+    let synced = LedgerUpdate::Synced {
+        salesforce_id: Some("001".into()),
+        source: System::Gainsight,
+        source_changed_at_ms: 100,
+        fields: cmd.field_states,
+    };
+    let key = shared::domain::LedgerKey::Gainsight("G1".into());
+    let write = shared::ports::LedgerWrite::new("company_account", key.clone(), synced, "");
+    store.record(&write, 150).await.unwrap();
+    // "Acme 2" at 200 is being mapped by another invocation: its write is noted after this
+    // one read the ledger and before it records the set back at 300.
+    let noted = key.clone();
+    *store.meanwhile.lock().unwrap() = Some(Box::new(move |ledger| {
+        let record = ledger
+            .get_mut(&("company_account".to_string(), noted))
+            .unwrap();
+        record.mapped(System::Gainsight, 200);
+    }));
+    let (response, summary) = mapper
+        .handle_at(event(vec![("m3", at("Acme", 300))]), 400)
+        .await;
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(summary.writes, 1, "mapped again: a snapshot");
+    let bodies = queue.bodies();
+    assert_eq!(bodies.len(), 2);
+    let snapshot: WriteCommand = serde_json::from_str(&bodies[1]).unwrap();
+    assert!(snapshot.fields.is_empty(), "{:?}", snapshot.fields);
+    assert_eq!(snapshot.unchanged["Name"].value, json!("Acme"));
+    assert_eq!(snapshot.source_changed_at_ms, 300);
+    let record = store.ledger_of("company_account", "G1").unwrap();
+    assert_eq!(record.ignored_count, 0, "the in-sync note was not recorded");
+    assert_eq!(record.changed_at(System::Gainsight), Some(100));
+}
+
+/// The other order: the set back is recorded in sync first, so the older change's write, noted
+/// and queued after it, is stale when the pusher meets it.
+#[tokio::test]
+async fn a_set_back_recorded_in_sync_first_makes_the_older_write_stale() {
+    let Harness {
+        store,
+        queue,
+        mapper,
+        ..
+    } = harness();
+    let at = |name: &str, ms: i64| {
+        let body = change(
+            "G1",
+            Operation::Updated,
+            json!({"Gsid": "G1", "Name": name}),
+        );
+        let mut c: ChangeEvent = serde_json::from_str(&body).unwrap();
+        c.occurred_at_ms = ms;
+        c.event_id = format!("ev-{ms}");
+        serde_json::to_string(&c).unwrap()
+    };
+    mapper.handle(event(vec![("m1", at("Acme", 100))])).await;
+    let cmd: WriteCommand = serde_json::from_str(&queue.bodies()[0]).unwrap();
+    let synced = LedgerUpdate::Synced {
+        salesforce_id: Some("001".into()),
+        source: System::Gainsight,
+        source_changed_at_ms: 100,
+        fields: cmd.field_states,
+    };
+    let key = shared::domain::LedgerKey::Gainsight("G1".into());
+    let write = shared::ports::LedgerWrite::new("company_account", key, synced, "");
+    store.record(&write, 150).await.unwrap();
+    let (_, summary) = mapper
+        .handle_at(event(vec![("m3", at("Acme", 300))]), 400)
+        .await;
+    assert_eq!((summary.writes, summary.ignored), (0, 1));
+    let record = store.ledger_of("company_account", "G1").unwrap();
+    assert_eq!(record.changed_at(System::Gainsight), Some(300));
+    // The older change, mapped by an invocation that read the ledger before the note, is
+    // queued: the pusher's staleness check drops it.
+    let older = {
+        let body = at("Acme 2", 200);
+        let c: ChangeEvent = serde_json::from_str(&body).unwrap();
+        let mut ledger = record.clone();
+        ledger.gainsight_changed_at_ms = Some(100);
+        let jobs = Jobs::builtin();
+        let mapper = shared::domain::Mapper::new(jobs.get("company_account").unwrap(), None);
+        let shared::domain::MapOutcome::Write(cmds) =
+            mapper.map(&c, Some(&ledger), &Default::default())
+        else {
+            panic!("a write expected")
+        };
+        cmds.into_iter().next().unwrap()
+    };
+    let mut ledgers = LedgerBatch::default();
+    ledgers.extend([record]);
+    let pending = shared::domain::push::Pending {
+        message_id: "m2".into(),
+        command: older,
+    };
+    let fresh = shared::domain::push::drop_stale(vec![pending], &ledgers);
+    assert_eq!((fresh.fresh.len(), fresh.stale.len()), (0, 1));
+}

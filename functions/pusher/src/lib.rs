@@ -272,9 +272,9 @@ impl Pusher {
             unreadable,
         } = drop_stale(batch, &ledgers);
         for p in &stale {
-            tracing::info!(job = %p.command.job, ledger_key = %p.command.ledger_key, "stale write dropped: a newer change was already written");
+            tracing::info!(job = %p.command.job, ledger_key = %p.command.ledger_key, "stale write dropped: a newer change from its source was already written or found in sync");
             let line = RunLine::new(source_id(&p.command), LineOutcome::Ignored)
-                .message("stale: a newer change was already written");
+                .message("stale: a newer change from the same source was already written, or found every value as last synced");
             runs.line(Some(&p.command.job), line);
         }
         summary.superseded += stale.len();

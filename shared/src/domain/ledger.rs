@@ -239,6 +239,14 @@ impl LedgerRecord {
                 self.last_error_at_ms = Some(at_ms);
             }
             LedgerUpdate::Ignored { reason } => self.ignored(reason, at_ms),
+            LedgerUpdate::InSync { reason, seen } => {
+                self.ignored(reason, at_ms);
+                let changed = match seen.source {
+                    System::Gainsight => &mut self.gainsight_changed_at_ms,
+                    System::Salesforce => &mut self.salesforce_changed_at_ms,
+                };
+                *changed = Some(changed.unwrap_or(i64::MIN).max(seen.changed_at_ms));
+            }
             LedgerUpdate::Parked { reason, write } => {
                 self.ignored(reason, at_ms);
                 self.parked.insert(write.target, (**write).clone());
@@ -324,6 +332,15 @@ impl LedgerBatch {
     }
 }
 
+/// What an `InSync` change saw: its source and time, and the source's `mapped_at` on the record
+/// when it was mapped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InSync {
+    pub source: System,
+    pub changed_at_ms: i64,
+    pub mapped_at: Option<i64>,
+}
+
 /// What happened to a record; applied to the ledger atomically by the state store.
 #[derive(Clone, Debug, PartialEq)]
 pub enum LedgerUpdate {
@@ -339,6 +356,14 @@ pub enum LedgerUpdate {
     },
     Ignored {
         reason: String,
+    },
+    /// A change found every mapped value as last synced on a synced record: ignored, and from
+    /// now on the record is known to match its source as of that change, so a write of an older
+    /// change from that source still on its way is stale (it would set back what the source
+    /// holds now).
+    InSync {
+        reason: String,
+        seen: InSync,
     },
     /// An update-only write found no twin: ignored, and kept for when the twin exists.
     Parked {
@@ -359,9 +384,26 @@ impl LedgerUpdate {
         match self {
             LedgerUpdate::Synced { .. } => Outcome::Synced,
             LedgerUpdate::Failed { .. } => Outcome::Error,
-            LedgerUpdate::Ignored { .. } | LedgerUpdate::Parked { .. } => Outcome::Ignored,
+            LedgerUpdate::Ignored { .. }
+            | LedgerUpdate::InSync { .. }
+            | LedgerUpdate::Parked { .. } => Outcome::Ignored,
             LedgerUpdate::Imported { .. } => Outcome::Imported,
         }
+    }
+
+    /// Whether the update still holds on `record` as it is now; one that no longer does is not
+    /// applied, and the change it came from is mapped again. Only `InSync` can stop holding: when
+    /// the write of another change from its source was queued since the change was mapped (that
+    /// write may be an older change's, which a write of this one must follow), or a newer change
+    /// from its source was written.
+    pub fn holds_on(&self, record: Option<&LedgerRecord>) -> bool {
+        let LedgerUpdate::InSync { seen, .. } = self else {
+            return true;
+        };
+        record.is_some_and(|r| {
+            r.mapped_at.get(&seen.source).copied() == seen.mapped_at
+                && r.changed_at(seen.source).unwrap_or(i64::MIN) <= seen.changed_at_ms
+        })
     }
 
     /// The history entry this update adds as the record's `version`.
@@ -369,9 +411,9 @@ impl LedgerUpdate {
         let message = match self {
             LedgerUpdate::Synced { .. } => None,
             LedgerUpdate::Failed { message } => Some(message.clone()),
-            LedgerUpdate::Ignored { reason } | LedgerUpdate::Parked { reason, .. } => {
-                Some(reason.clone())
-            }
+            LedgerUpdate::Ignored { reason }
+            | LedgerUpdate::InSync { reason, .. }
+            | LedgerUpdate::Parked { reason, .. } => Some(reason.clone()),
             LedgerUpdate::Imported {
                 salesforce_id,
                 origin,
@@ -472,5 +514,48 @@ mod tests {
             (2, Some("stale"))
         );
         assert!(!r.synced && !r.error);
+    }
+
+    fn in_sync(at: i64, mapped_at: Option<i64>) -> LedgerUpdate {
+        LedgerUpdate::InSync {
+            reason: "no mapped field changed".into(),
+            seen: InSync {
+                source: System::Gainsight,
+                changed_at_ms: at,
+                mapped_at,
+            },
+        }
+    }
+
+    #[test]
+    fn a_change_found_in_sync_makes_older_changes_of_its_source_stale() {
+        let mut r = LedgerRecord::new("j", LedgerKey::Gainsight("G".into()));
+        r.apply(&synced(System::Gainsight, 100), 1, "");
+        r.apply(&in_sync(300, None), 2, "");
+        assert_eq!(r.changed_at(System::Gainsight), Some(300));
+        assert_eq!(r.changed_at(System::Salesforce), None);
+        assert_eq!((r.ignored_count, r.synced), (1, true));
+        // An older observation never moves the time back.
+        r.apply(&in_sync(200, None), 3, "");
+        assert_eq!(r.changed_at(System::Gainsight), Some(300));
+    }
+
+    #[test]
+    fn in_sync_holds_only_while_nothing_of_its_source_was_queued_or_written_since() {
+        let mut r = LedgerRecord::new("j", LedgerKey::Gainsight("G".into()));
+        r.apply(&synced(System::Gainsight, 100), 1, "");
+        assert!(in_sync(300, None).holds_on(Some(&r)));
+        assert!(
+            !in_sync(300, None).holds_on(None),
+            "no record, nothing in sync"
+        );
+        // The write of the change made at 200 was queued after the change at 300 was mapped.
+        r.mapped(System::Gainsight, 200);
+        assert!(!in_sync(300, None).holds_on(Some(&r)));
+        assert!(in_sync(300, Some(200)).holds_on(Some(&r)));
+        // A newer change from the source was written since.
+        r.apply(&synced(System::Gainsight, 400), 2, "");
+        assert!(!in_sync(300, Some(200)).holds_on(Some(&r)));
+        assert!(LedgerUpdate::Ignored { reason: "x".into() }.holds_on(None));
     }
 }

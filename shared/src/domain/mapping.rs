@@ -15,8 +15,8 @@ use serde_json::Value;
 
 use super::schema::{convert, normalize_source, Schemas};
 use super::{
-    ChangeEvent, ChangeOrigin, FieldState, Job, LedgerKey, LedgerRecord, OnCreated, OnUpdated,
-    Operation, RecordKey, System, WriteCommand, WriteMode, Writeback,
+    ChangeEvent, ChangeOrigin, FieldState, InSync, Job, LedgerKey, LedgerRecord, OnCreated,
+    OnUpdated, Operation, RecordKey, System, WriteCommand, WriteMode, Writeback,
 };
 use draft::Draft;
 pub use lookups::{LookupRequest, Lookups};
@@ -31,6 +31,14 @@ pub enum MapOutcome {
     Ignored {
         key: Option<LedgerKey>,
         reason: String,
+    },
+    /// Nothing to do because every mapped value is as last synced on a synced pair: ignored,
+    /// and noted so that an older change from the same side still on its way is not written
+    /// after it (see `LedgerUpdate::InSync`).
+    InSync {
+        key: LedgerKey,
+        reason: String,
+        seen: InSync,
     },
     /// The change cannot be synced as it is (type check, lookup); marked error with the reason.
     Rejected {
@@ -62,6 +70,15 @@ impl MapOutcome {
             other => other,
         }
     }
+}
+
+/// Whether a draft is worth a write.
+enum Worth {
+    /// Some mapped value changed.
+    Changes,
+    /// None did, but the write of an earlier change from the same side is on its way: the
+    /// unchanged values go as a snapshot, or `otherwise` when they cannot.
+    Snapshot { otherwise: Box<MapOutcome> },
 }
 
 /// Stateless mapping engine over one job; `schemas` (the cached describes) enable value checks.
@@ -225,18 +242,18 @@ impl<'a> Mapper<'a> {
         self.derived_fields(cx, lookups, &mut draft)?;
         // New attachments of an activity are worth a write on their own.
         let extras = self.activity_extras(cx)?;
-        let unchanged_only = if extras.is_empty() {
+        let worth = if extras.is_empty() {
             self.worth_writing(cx, &draft)?
         } else {
             self.values_valid(cx, &draft)?;
-            None
+            Worth::Changes
         };
-        if let Some(ignored) = unchanged_only {
+        if let Worth::Snapshot { otherwise } = worth {
             // Nothing changed, but an earlier change is on its way: this snapshot goes too.
             return self
                 .commands(cx, draft, mode)
                 .map(unchanged_snapshot)
-                .map_err(|_| ignored);
+                .map_err(|_| *otherwise);
         }
         let mut commands = self.commands(cx, draft, mode)?;
         extras.attach_to(&mut commands[0]);
@@ -347,31 +364,51 @@ impl<'a> Mapper<'a> {
     }
 
     /// Nothing left to write (echo, no change, lost conflicts) or a value that fails its checks
-    /// ends the mapping here; `Some` (the outcome otherwise) when nothing changed but the write
-    /// of an earlier change from the same side is still on its way.
-    fn worth_writing(&self, cx: &Context, draft: &Draft) -> Stage<Option<MapOutcome>> {
+    /// ends the mapping here. A change whose every value is as last synced on a synced record is
+    /// `InSync`, or a snapshot to write when the write of an earlier change from the same side
+    /// is still on its way (landing after it, that one would set the values back).
+    fn worth_writing(&self, cx: &Context, draft: &Draft) -> Stage<Worth> {
         self.values_valid(cx, draft)?;
-        if draft.fields.is_empty() {
-            let mut reason = if draft.notes.is_empty() {
-                format!(
-                    "no mapped field changed: every value from {} equals what was last synced (echo of our own write, or no change)",
-                    cx.source().as_str()
-                )
-            } else {
-                String::new()
-            };
-            reason.push_str(&draft.notes.join("; "));
-            let ignored = cx.ignored(reason);
-            // Only a pair that has synced: its twin exists and holds the values last synced.
-            let in_flight = cx.ledger.is_some_and(|l| {
-                l.synced && l.in_flight_before(cx.source(), cx.change.occurred_at_ms)
-            });
-            return match in_flight && draft.notes.is_empty() && !draft.unchanged.is_empty() {
-                true => Ok(Some(ignored)),
-                false => Err(ignored),
-            };
+        if !draft.fields.is_empty() {
+            return self
+                .not_only_identifiers(cx, &draft.changed)
+                .map(|()| Worth::Changes);
         }
-        self.not_only_identifiers(cx, &draft.changed).map(|()| None)
+        let mut reason = if draft.notes.is_empty() {
+            format!(
+                "no mapped field changed: every value from {} equals what was last synced (echo of our own write, or no change)",
+                cx.source().as_str()
+            )
+        } else {
+            String::new()
+        };
+        reason.push_str(&draft.notes.join("; "));
+        // Only a pair that has synced: its twin exists and holds the values last synced.
+        let synced = cx.ledger.filter(|l| l.synced);
+        let (Some(ledger), Some(key), true, false) = (
+            synced,
+            &cx.key,
+            draft.notes.is_empty(),
+            draft.unchanged.is_empty(),
+        ) else {
+            return Err(cx.ignored(reason));
+        };
+        let (source, at_ms) = (cx.source(), cx.change.occurred_at_ms);
+        let in_sync = MapOutcome::InSync {
+            key: key.clone(),
+            reason,
+            seen: InSync {
+                source,
+                changed_at_ms: at_ms,
+                mapped_at: ledger.mapped_at.get(&source).copied(),
+            },
+        };
+        match ledger.in_flight_before(source, at_ms) {
+            true => Ok(Worth::Snapshot {
+                otherwise: Box::new(in_sync),
+            }),
+            false => Err(in_sync),
+        }
     }
 
     /// A value that fails its checks rejects the change.

@@ -23,8 +23,8 @@ pub use job::{
 };
 pub use key::LedgerKey;
 pub use ledger::{
-    FieldState, HistoryEntry, LedgerBatch, LedgerRecord, LedgerUpdate, Outcome, Prior, SyncStatus,
-    HISTORY_KEPT,
+    FieldState, HistoryEntry, InSync, LedgerBatch, LedgerRecord, LedgerUpdate, Outcome, Prior,
+    SyncStatus, HISTORY_KEPT,
 };
 pub use mapping::{LookupRequest, Lookups, MapOutcome, Mapper};
 pub use run::{

@@ -102,6 +102,14 @@ pub(super) fn ledger_item(r: &LedgerRecord) -> Result<Item, StoreError> {
     Ok(item)
 }
 
+/// The attribute holding the time of the last change from `source` written (or found in sync).
+pub(super) fn changed_attribute(source: System) -> &'static str {
+    match source {
+        System::Gainsight => "gs_changed_at",
+        System::Salesforce => "sf_changed_at",
+    }
+}
+
 /// The attribute holding `LedgerRecord::mapped_at` of `source`.
 pub(super) fn mapped_attribute(source: System) -> &'static str {
     match source {
@@ -214,8 +222,8 @@ impl LedgerOp {
                 let update = Update::builder()
                     .table_name(table)
                     .set_key(Some(key))
+                    .condition_expression(expr.condition())
                     .update_expression(expr.update)
-                    .condition_expression(AT_VERSION)
                     .set_expression_attribute_names(expr.names)
                     .set_expression_attribute_values(Some(expr.values))
                     .build()
@@ -291,6 +299,18 @@ pub(super) struct LedgerExpression {
     pub(super) update: String,
     pub(super) names: Option<HashMap<String, String>>,
     pub(super) values: HashMap<String, AttributeValue>,
+    /// What must hold besides the version (`LedgerUpdate::holds_on`), if anything.
+    pub(super) condition: Option<String>,
+}
+
+impl LedgerExpression {
+    /// The condition of the update at the version read.
+    pub(super) fn condition(&self) -> String {
+        match &self.condition {
+            Some(more) => format!("{AT_VERSION} AND {more}"),
+            None => AT_VERSION.to_string(),
+        }
+    }
 }
 
 /// What an ignored change sets.
@@ -305,6 +325,7 @@ impl LedgerExpression {
             (":one".to_string(), n(1)),
         ]);
         let mut names = HashMap::new();
+        let mut condition = None;
         let common = "version = if_not_exists(version, :zero) + :one";
         let update = match update {
             LedgerUpdate::Synced { .. } => {
@@ -326,6 +347,22 @@ impl LedgerExpression {
                 values.insert(":reason".into(), s(reason));
                 format!("SET {common}, {IGNORED}")
             }
+            LedgerUpdate::InSync { reason, seen } => {
+                values.insert(":reason".into(), s(reason));
+                values.insert(":changed".into(), n(seen.changed_at_ms));
+                names.insert("#changed".into(), changed_attribute(seen.source).into());
+                names.insert("#mapped".into(), mapped_attribute(seen.source).into());
+                condition = Some(match seen.mapped_at {
+                    Some(at) => {
+                        values.insert(":mapped".into(), n(at));
+                        "#mapped = :mapped"
+                    }
+                    None => "attribute_not_exists(#mapped)",
+                });
+                // Read at this version with the source's change time no later (the mapper's
+                // staleness check), so setting it is keeping the later of the two.
+                format!("SET {common}, {IGNORED}, #changed = :changed")
+            }
             LedgerUpdate::Parked { reason, write } => {
                 values.insert(":reason".into(), s(reason));
                 let json = serde_json::to_string(write).map_err(rejected)?;
@@ -339,6 +376,7 @@ impl LedgerExpression {
             update,
             names,
             values,
+            condition: condition.map(str::to_string),
         })
     }
 }
@@ -364,10 +402,7 @@ fn synced(
     else {
         return Ok(());
     };
-    let changed = match source {
-        System::Gainsight => "gs_changed_at",
-        System::Salesforce => "sf_changed_at",
-    };
+    let changed = changed_attribute(*source);
     expr.push_str(&format!(
         ", synced_job = :job, last_sync_at = :at, {changed} = :changed"
     ));

@@ -348,8 +348,8 @@ impl DynamoStateStore {
                 .update_item()
                 .table_name(&self.table)
                 .set_key(Some(key))
+                .condition_expression(expr.condition())
                 .update_expression(expr.update)
-                .condition_expression(AT_VERSION)
                 .set_expression_attribute_names(expr.names)
                 .set_expression_attribute_values(Some(expr.values))
                 .send()
@@ -620,6 +620,14 @@ impl DedupStore for DynamoStateStore {
     }
 }
 
+/// Where `w`, a reference into `writes`, sits in it.
+fn position(writes: &[LedgerWrite], w: &LedgerWrite) -> usize {
+    writes
+        .iter()
+        .position(|x| std::ptr::eq(x, w))
+        .expect("the chunks hold references into the writes")
+}
+
 #[async_trait]
 impl LedgerStore for DynamoStateStore {
     async fn ledger(&self, job: &str, key: &LedgerKey) -> Result<Option<LedgerRecord>, StoreError> {
@@ -652,10 +660,14 @@ impl LedgerStore for DynamoStateStore {
         let mut prior = write.prior;
         for _ in 0..MAX_ROUNDS {
             if prior == Prior::Unread {
-                prior = match self.ledger(&write.job, &write.key).await? {
-                    None => Prior::Absent,
-                    Some(r) => Prior::Version(r.version),
-                };
+                let current = self.ledger(&write.job, &write.key).await?;
+                if !write.update.holds_on(current.as_ref()) {
+                    return Err(StoreError::Superseded(format!(
+                        "{}/{}",
+                        write.job, write.key
+                    )));
+                }
+                prior = Prior::of(current.as_ref());
             }
             if self.record_once(write, prior, at_ms).await? {
                 return Ok(());
@@ -669,7 +681,12 @@ impl LedgerStore for DynamoStateStore {
         )))
     }
 
-    async fn record_many(&self, writes: &[LedgerWrite], at_ms: i64) -> Result<(), StoreError> {
+    async fn record_many(
+        &self,
+        writes: &[LedgerWrite],
+        at_ms: i64,
+    ) -> Result<Vec<usize>, StoreError> {
+        let mut superseded = Vec::new();
         // The version each record is at after the chunks written so far.
         let mut known: HashMap<(&str, &LedgerKey), Prior> = HashMap::new();
         for chunk in distinct_chunks(writes, TRANSACTION_ITEMS) {
@@ -700,13 +717,16 @@ impl LedgerStore for DynamoStateStore {
                     }
                     for (w, prior) in chunk {
                         let single = LedgerWrite { prior, ..w.clone() };
-                        self.record(&single, at_ms).await?;
+                        match self.record(&single, at_ms).await {
+                            Err(StoreError::Superseded(_)) => superseded.push(position(writes, w)),
+                            other => other?,
+                        }
                         known.insert((w.job.as_str(), &w.key), Prior::Unread);
                     }
                 }
             }
         }
-        Ok(())
+        Ok(superseded)
     }
 
     async fn mapped(

@@ -67,6 +67,7 @@ fn write(outcome: MapOutcome) -> Vec<WriteCommand> {
 fn reason(outcome: &MapOutcome) -> String {
     match outcome {
         MapOutcome::Ignored { reason, .. } => format!("ignored: {reason}"),
+        MapOutcome::InSync { reason, .. } => format!("in sync: {reason}"),
         MapOutcome::Rejected { reason, .. } => format!("rejected: {reason}"),
         MapOutcome::Retry { reason } => format!("retry: {reason}"),
         MapOutcome::Unresolved { reason, .. } => format!("unresolved: {reason}"),
@@ -656,7 +657,7 @@ fn echoes_of_our_own_writes_are_ignored() {
     echo.occurred_at_ms = T0 + 100;
     let outcome = map("company_account", &echo, Some(&ledger));
     assert!(
-        reason(&outcome).starts_with("ignored: no mapped field changed"),
+        reason(&outcome).starts_with("in sync: no mapped field changed"),
         "{}",
         reason(&outcome)
     );
@@ -687,7 +688,7 @@ fn echoes_of_our_own_writes_are_ignored() {
     let c = company(Operation::Updated, json!({"Name": "A", "Employees": 12.0}));
     assert!(matches!(
         map("company_account", &c, Some(&ledger)),
-        MapOutcome::Ignored { .. }
+        MapOutcome::InSync { .. }
     ));
 }
 
@@ -711,11 +712,19 @@ fn a_change_that_finds_nothing_changed_goes_along_while_an_earlier_one_is_on_its
     assert_eq!(first[0].fields["Industry"], json!("Retail"));
     let mut set_back = synced.clone();
     set_back.occurred_at_ms = T0 + 200;
-    assert!(
-        reason(&map("company_account", &set_back, Some(&ledger)))
-            .starts_with("ignored: no mapped field changed"),
-        "nothing on its way: an echo or no change"
-    );
+    // Nothing on its way: an echo or no change, and the record is in sync as of T0 + 200 as
+    // long as nothing was queued since the ledger was read.
+    let MapOutcome::InSync { reason, seen, .. } = map("company_account", &set_back, Some(&ledger))
+    else {
+        panic!("in sync expected")
+    };
+    assert!(reason.starts_with("no mapped field changed"), "{reason}");
+    let expected = InSync {
+        source: System::Gainsight,
+        changed_at_ms: T0 + 200,
+        mapped_at: None,
+    };
+    assert_eq!(seen, expected);
     ledger.mapped(System::Gainsight, T0 + 100);
     let cmds = write(map("company_account", &set_back, Some(&ledger)));
     assert_eq!(cmds.len(), 1);
@@ -728,16 +737,20 @@ fn a_change_that_finds_nothing_changed_goes_along_while_an_earlier_one_is_on_its
     ledger.gainsight_changed_at_ms = Some(T0 + 100);
     assert!(matches!(
         map("company_account", &set_back, Some(&ledger)),
-        MapOutcome::Ignored { .. }
+        MapOutcome::InSync { .. }
     ));
-    // ...and a change older than the one on its way is superseded by it.
+    // ...and a change older than the one on its way is superseded by it: in sync as of its own
+    // time, which leaves the newer write on its way fresh.
     ledger.gainsight_changed_at_ms = Some(T0);
     let mut older = synced.clone();
     older.occurred_at_ms = T0 + 50;
-    assert!(matches!(
-        map("company_account", &older, Some(&ledger)),
-        MapOutcome::Ignored { .. }
-    ));
+    let MapOutcome::InSync { seen, .. } = map("company_account", &older, Some(&ledger)) else {
+        panic!("in sync expected")
+    };
+    assert_eq!(
+        (seen.changed_at_ms, seen.mapped_at),
+        (T0 + 50, Some(T0 + 100))
+    );
 }
 
 #[test]
@@ -746,7 +759,7 @@ fn resync_rewrites_even_unchanged_values() {
     let ledger = ledger_after(&write(map("company_account", &c, None)), T0);
     assert!(matches!(
         map("company_account", &c, Some(&ledger)),
-        MapOutcome::Ignored { .. }
+        MapOutcome::InSync { .. }
     ));
     let mut forced = c.clone();
     forced.origin = ChangeOrigin::Resync;
