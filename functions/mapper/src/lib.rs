@@ -317,7 +317,8 @@ impl MapperFn {
         let writes: Vec<LedgerWrite> = ledger.iter().map(|(_, w)| w.clone()).collect();
         match self.ledger.record_many(&writes, now_ms).await {
             Ok(superseded) => {
-                let ids = superseded.iter().map(|i| ledger[*i].0.clone()).collect();
+                let ids = superseded.iter().filter_map(|i| ledger.get(*i));
+                let ids = ids.map(|(id, _)| id.clone()).collect();
                 (Vec::new(), ids)
             }
             Err(e) => {

@@ -4,7 +4,7 @@
 use super::*;
 use std::collections::BTreeMap;
 
-use crate::domain::{System, WriteCommand};
+use crate::domain::{InSync, System, WriteCommand};
 
 /// One conditional claim as a transaction item.
 pub(super) fn claim_item(table: &str, claim: ClaimWrite) -> Result<TransactWriteItem, StoreError> {
@@ -349,16 +349,7 @@ impl LedgerExpression {
             }
             LedgerUpdate::InSync { reason, seen } => {
                 values.insert(":reason".into(), s(reason));
-                values.insert(":changed".into(), n(seen.changed_at_ms));
-                names.insert("#changed".into(), changed_attribute(seen.source).into());
-                names.insert("#mapped".into(), mapped_attribute(seen.source).into());
-                condition = Some(match seen.mapped_at {
-                    Some(at) => {
-                        values.insert(":mapped".into(), n(at));
-                        "#mapped = :mapped"
-                    }
-                    None => "attribute_not_exists(#mapped)",
-                });
+                condition = Some(in_sync(seen, (&mut names, &mut values)));
                 // Read at this version with the source's change time no later (the mapper's
                 // staleness check), so setting it is keeping the later of the two.
                 format!("SET {common}, {IGNORED}, #changed = :changed")
@@ -378,6 +369,27 @@ impl LedgerExpression {
             values,
             condition: condition.map(str::to_string),
         })
+    }
+}
+
+/// The names and values an in-sync note sets (`#changed = :changed`), and its condition: the
+/// source's `mapped_at` as the mapper read it.
+fn in_sync(
+    seen: &InSync,
+    (names, values): (
+        &mut HashMap<String, String>,
+        &mut HashMap<String, AttributeValue>,
+    ),
+) -> &'static str {
+    values.insert(":changed".into(), n(seen.changed_at_ms));
+    names.insert("#changed".into(), changed_attribute(seen.source).into());
+    names.insert("#mapped".into(), mapped_attribute(seen.source).into());
+    match seen.mapped_at {
+        Some(at) => {
+            values.insert(":mapped".into(), n(at));
+            "#mapped = :mapped"
+        }
+        None => "attribute_not_exists(#mapped)",
     }
 }
 
