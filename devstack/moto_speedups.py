@@ -23,6 +23,9 @@ costs:
   with a Python-level `==` per entry. An account already in a service's backends was added and
   registered in one locked step (and a reset clears both), so its lookup needs neither.
 
+- every request lists its response class's methods with `inspect.getmembers` to check that the
+  action is one of them: kept per class.
+
 - DynamoDB answers are serialized by walking the botocore shape of every attribute value, trying
   each of its ten members by several spellings: half the time of a BatchGetItem. Attribute values
   moto already holds in wire form (strings, numbers, booleans, nulls, string and number sets,
@@ -38,11 +41,13 @@ other moto version rather than patch code it has not been checked against.
 """
 
 import copy
+import functools
 import hashlib
 import threading
 import time
 
 import moto
+from moto.core import responses as core_responses
 from moto.core.base_backend import BackendDict
 from moto.core.serialize import BaseJSONSerializer
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication
@@ -336,6 +341,10 @@ def _backend_dict_getitem(self, account_id):
     return dict.__getitem__(self, account_id)
 
 
+# A class's methods do not change while the server runs; callers only test membership.
+_method_names_from_class = functools.cache(core_responses.method_names_from_class)
+
+
 def apply():
     """Applies the fixes; refuses a moto version they were not written for."""
     if moto.__version__ != PINNED:
@@ -355,3 +364,4 @@ def apply():
     DomainDispatcherApplication.get_backend_for_host = _get_backend_for_host
     BaseJSONSerializer._serialize = _json_serialize
     BackendDict.__getitem__ = _backend_dict_getitem
+    core_responses.method_names_from_class = _method_names_from_class
