@@ -163,6 +163,41 @@ async fn an_echo_of_the_last_write_is_ignored_and_counted() {
     );
 }
 
+/// Company G1's change named `name`, made at `ms`.
+fn named_at(name: &str, ms: i64) -> String {
+    let body = change(
+        "G1",
+        Operation::Updated,
+        json!({"Gsid": "G1", "Name": name}),
+    );
+    let mut c: ChangeEvent = serde_json::from_str(&body).unwrap();
+    c.occurred_at_ms = ms;
+    c.event_id = format!("ev-{ms}");
+    serde_json::to_string(&c).unwrap()
+}
+
+/// G1 named "Acme" at 100, mapped and its write landed at 150: its ledger key.
+async fn synced_at_100(
+    mapper: &MapperFn,
+    queue: &MemoryQueue,
+    store: &MemoryStore,
+) -> shared::domain::LedgerKey {
+    mapper
+        .handle(event(vec![("m1", named_at("Acme", 100))]))
+        .await;
+    let cmd: WriteCommand = serde_json::from_str(&queue.bodies()[0]).unwrap();
+    let synced = LedgerUpdate::Synced {
+        salesforce_id: Some("001".into()),
+        source: System::Gainsight,
+        source_changed_at_ms: 100,
+        fields: cmd.field_states,
+    };
+    let key = shared::domain::LedgerKey::Gainsight("G1".into());
+    let write = shared::ports::LedgerWrite::new("company_account", key.clone(), synced, "");
+    store.record(&write, 150).await.unwrap();
+    key
+}
+
 /// A write queued for a record already in the ledger is noted there; a change behind it that
 /// sets the value back finds nothing changed, and is queued all the same (with nothing to write
 /// and every field carried as unchanged) instead of being ignored.
@@ -174,33 +209,14 @@ async fn a_set_back_behind_a_write_on_its_way_is_queued_not_ignored() {
         mapper,
         ..
     } = harness();
-    let at = |name: &str, ms: i64| {
-        let body = change(
-            "G1",
-            Operation::Updated,
-            json!({"Gsid": "G1", "Name": name}),
-        );
-        let mut c: ChangeEvent = serde_json::from_str(&body).unwrap();
-        c.occurred_at_ms = ms;
-        c.event_id = format!("ev-{ms}");
-        serde_json::to_string(&c).unwrap()
-    };
-    mapper.handle(event(vec![("m1", at("Acme", 100))])).await;
-    let cmd: WriteCommand = serde_json::from_str(&queue.bodies()[0]).unwrap();
-    let synced = LedgerUpdate::Synced {
-        salesforce_id: Some("001".into()),
-        source: System::Gainsight,
-        source_changed_at_ms: 100,
-        fields: cmd.field_states,
-    };
-    let key = shared::domain::LedgerKey::Gainsight("G1".into());
-    let write = shared::ports::LedgerWrite::new("company_account", key, synced, "");
-    store.record(&write, 150).await.unwrap();
-    mapper.handle(event(vec![("m2", at("Acme 2", 200))])).await;
+    synced_at_100(&mapper, &queue, &store).await;
+    mapper
+        .handle(event(vec![("m2", named_at("Acme 2", 200))]))
+        .await;
     let record = store.ledger_of("company_account", "G1").unwrap();
     assert_eq!(record.mapped_at.get(&System::Gainsight), Some(&200));
     let (_, summary) = mapper
-        .handle_at(event(vec![("m3", at("Acme", 300))]), 400)
+        .handle_at(event(vec![("m3", named_at("Acme", 300))]), 400)
         .await;
     assert_eq!((summary.writes, summary.ignored), (1, 0));
     let bodies = queue.bodies();
@@ -230,7 +246,10 @@ async fn a_set_back_behind_a_write_on_its_way_is_queued_not_ignored() {
         .in_flight_before(System::Gainsight, 1_000));
     let (_, summary) = mapper
         .handle_at(
-            event(vec![("m5", at("Acme", 500)), ("m4", at("Acme 3", 450))]),
+            event(vec![
+                ("m5", named_at("Acme", 500)),
+                ("m4", named_at("Acme 3", 450)),
+            ]),
             600,
         )
         .await;
@@ -358,28 +377,7 @@ async fn a_set_back_found_in_sync_while_another_invocation_queued_the_change_goe
         mapper,
         ..
     } = harness();
-    let at = |name: &str, ms: i64| {
-        let body = change(
-            "G1",
-            Operation::Updated,
-            json!({"Gsid": "G1", "Name": name}),
-        );
-        let mut c: ChangeEvent = serde_json::from_str(&body).unwrap();
-        c.occurred_at_ms = ms;
-        c.event_id = format!("ev-{ms}");
-        serde_json::to_string(&c).unwrap()
-    };
-    mapper.handle(event(vec![("m1", at("Acme", 100))])).await;
-    let cmd: WriteCommand = serde_json::from_str(&queue.bodies()[0]).unwrap();
-    let synced = LedgerUpdate::Synced {
-        salesforce_id: Some("001".into()),
-        source: System::Gainsight,
-        source_changed_at_ms: 100,
-        fields: cmd.field_states,
-    };
-    let key = shared::domain::LedgerKey::Gainsight("G1".into());
-    let write = shared::ports::LedgerWrite::new("company_account", key.clone(), synced, "");
-    store.record(&write, 150).await.unwrap();
+    let key = synced_at_100(&mapper, &queue, &store).await;
     // "Acme 2" at 200 is being mapped by another invocation: its write is noted after this
     // one read the ledger and before it records the set back at 300.
     let noted = key.clone();
@@ -390,7 +388,7 @@ async fn a_set_back_found_in_sync_while_another_invocation_queued_the_change_goe
         record.mapped(System::Gainsight, 200);
     }));
     let (response, summary) = mapper
-        .handle_at(event(vec![("m3", at("Acme", 300))]), 400)
+        .handle_at(event(vec![("m3", named_at("Acme", 300))]), 400)
         .await;
     assert!(response.batch_item_failures.is_empty());
     assert_eq!(summary.writes, 1, "mapped again: a snapshot");
@@ -415,30 +413,9 @@ async fn a_set_back_recorded_in_sync_first_makes_the_older_write_stale() {
         mapper,
         ..
     } = harness();
-    let at = |name: &str, ms: i64| {
-        let body = change(
-            "G1",
-            Operation::Updated,
-            json!({"Gsid": "G1", "Name": name}),
-        );
-        let mut c: ChangeEvent = serde_json::from_str(&body).unwrap();
-        c.occurred_at_ms = ms;
-        c.event_id = format!("ev-{ms}");
-        serde_json::to_string(&c).unwrap()
-    };
-    mapper.handle(event(vec![("m1", at("Acme", 100))])).await;
-    let cmd: WriteCommand = serde_json::from_str(&queue.bodies()[0]).unwrap();
-    let synced = LedgerUpdate::Synced {
-        salesforce_id: Some("001".into()),
-        source: System::Gainsight,
-        source_changed_at_ms: 100,
-        fields: cmd.field_states,
-    };
-    let key = shared::domain::LedgerKey::Gainsight("G1".into());
-    let write = shared::ports::LedgerWrite::new("company_account", key, synced, "");
-    store.record(&write, 150).await.unwrap();
+    synced_at_100(&mapper, &queue, &store).await;
     let (_, summary) = mapper
-        .handle_at(event(vec![("m3", at("Acme", 300))]), 400)
+        .handle_at(event(vec![("m3", named_at("Acme", 300))]), 400)
         .await;
     assert_eq!((summary.writes, summary.ignored), (0, 1));
     let record = store.ledger_of("company_account", "G1").unwrap();
@@ -446,7 +423,7 @@ async fn a_set_back_recorded_in_sync_first_makes_the_older_write_stale() {
     // The older change, mapped by an invocation that read the ledger before the note, is
     // queued: the pusher's staleness check drops it.
     let older = {
-        let body = at("Acme 2", 200);
+        let body = named_at("Acme 2", 200);
         let c: ChangeEvent = serde_json::from_str(&body).unwrap();
         let mut ledger = record.clone();
         ledger.gainsight_changed_at_ms = Some(100);
