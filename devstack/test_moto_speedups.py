@@ -59,6 +59,25 @@ def answers(url):
         ),
         "queue": sqs.create_queue(QueueName="q")["QueueUrl"].rsplit("/", 1)[1],
     }
+    # Conditions, each sent twice (the second meets the kept tokens): met, not met, malformed,
+    # and a reserved word used as a name.
+    conditions = [
+        ("attribute_not_exists(pk) OR (#s = :s AND n < :n)", {"#s": "s"}, {":s": {"S": "plain"}, ":n": {"N": "5"}}),
+        ("attribute_exists(pk) AND #s = :s", {"#s": "s"}, {":s": {"S": "new"}}),
+        ("attribute_exists(pk) AND ((n = :n", None, {":n": {"N": "1"}}),
+        ("attribute_exists(pk) AND name = :n", None, {":n": {"N": "1"}}),
+    ]
+    for i, (expr, names, values) in enumerate(conditions):
+        for attempt in range(2):
+            kw = dict(TableName="t", Item={"pk": {"S": "k2"}, "s": {"S": "plain"}, "n": {"N": "1"}},
+                      ConditionExpression=expr, ExpressionAttributeValues=values)
+            if names:
+                kw["ExpressionAttributeNames"] = names
+            try:
+                ddb.put_item(**kw)
+                got[f"condition {i} #{attempt}"] = "written"
+            except ddb.exceptions.ClientError as e:
+                got[f"condition {i} #{attempt}"] = (e.response["Error"]["Code"], e.response["Error"]["Message"])
     for answer in got.values():
         if isinstance(answer, dict):
             answer.pop("ResponseMetadata", None)
