@@ -132,6 +132,16 @@ pub trait DedupStore: Send + Sync {
     }
 }
 
+/// A ledger write's result as applied (`true`) or not applied because it no longer held
+/// (`false`, `StoreError::Superseded`); any other error stays one.
+pub fn applied(result: Result<(), StoreError>) -> Result<bool, StoreError> {
+    match result {
+        Ok(()) => Ok(true),
+        Err(StoreError::Superseded(_)) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 /// The sync ledger (DynamoDB in production): one record per record pair and job.
 #[async_trait]
 pub trait LedgerStore: Send + Sync {
@@ -152,9 +162,8 @@ pub trait LedgerStore: Send + Sync {
     ) -> Result<Vec<usize>, StoreError> {
         let mut superseded = Vec::new();
         for (i, w) in writes.iter().enumerate() {
-            match self.record(w, at_ms).await {
-                Err(StoreError::Superseded(_)) => superseded.push(i),
-                other => other?,
+            if !applied(self.record(w, at_ms).await)? {
+                superseded.push(i);
             }
         }
         Ok(superseded)

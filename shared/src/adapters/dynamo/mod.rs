@@ -28,7 +28,7 @@ use crate::domain::{
     HistoryEntry, LedgerKey, LedgerRecord, LedgerUpdate, SyncStatus, System, HISTORY_KEPT,
 };
 use crate::ports::{
-    Claim, Cursor, CursorStore, DedupStore, LedgerStore, LedgerWrite, Prior, StoreError,
+    applied, Claim, Cursor, CursorStore, DedupStore, LedgerStore, LedgerWrite, Prior, StoreError,
 };
 
 mod items;
@@ -717,9 +717,8 @@ impl LedgerStore for DynamoStateStore {
                     }
                     for (w, prior) in chunk {
                         let single = LedgerWrite { prior, ..w.clone() };
-                        match self.record(&single, at_ms).await {
-                            Err(StoreError::Superseded(_)) => superseded.push(position(writes, w)),
-                            other => other?,
+                        if !applied(self.record(&single, at_ms).await)? {
+                            superseded.push(position(writes, w));
                         }
                         known.insert((w.job.as_str(), &w.key), Prior::Unread);
                     }
