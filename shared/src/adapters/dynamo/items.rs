@@ -441,16 +441,20 @@ fn synced(
 }
 
 /// `writes` in chunks of at most `size` in which no record appears twice (a transaction may
-/// touch an item only once); a repeated record goes to a later chunk, in order.
-pub(super) fn distinct_chunks(writes: &[LedgerWrite], size: usize) -> Vec<Vec<&LedgerWrite>> {
-    let mut chunks: Vec<Vec<&LedgerWrite>> = Vec::new();
-    for w in writes {
+/// touch an item only once), each write with its position in `writes`; a repeated record goes
+/// to a later chunk, in order.
+pub(super) fn distinct_chunks(
+    writes: &[LedgerWrite],
+    size: usize,
+) -> Vec<Vec<(usize, &LedgerWrite)>> {
+    let mut chunks: Vec<Vec<(usize, &LedgerWrite)>> = Vec::new();
+    for (i, w) in writes.iter().enumerate() {
         let fits = chunks
             .iter_mut()
-            .find(|c| c.len() < size && !c.iter().any(|o| o.job == w.job && o.key == w.key));
+            .find(|c| c.len() < size && !c.iter().any(|(_, o)| o.job == w.job && o.key == w.key));
         match fits {
-            Some(chunk) => chunk.push(w),
-            None => chunks.push(vec![w]),
+            Some(chunk) => chunk.push((i, w)),
+            None => chunks.push(vec![(i, w)]),
         }
     }
     chunks

@@ -620,14 +620,6 @@ impl DedupStore for DynamoStateStore {
     }
 }
 
-/// Where `w`, a reference into `writes`, sits in it.
-fn position(writes: &[LedgerWrite], w: &LedgerWrite) -> usize {
-    writes
-        .iter()
-        .position(|x| std::ptr::eq(x, w))
-        .expect("the chunks hold references into the writes")
-}
-
 #[async_trait]
 impl LedgerStore for DynamoStateStore {
     async fn ledger(&self, job: &str, key: &LedgerKey) -> Result<Option<LedgerRecord>, StoreError> {
@@ -690,13 +682,13 @@ impl LedgerStore for DynamoStateStore {
         // The version each record is at after the chunks written so far.
         let mut known: HashMap<(&str, &LedgerKey), Prior> = HashMap::new();
         for chunk in distinct_chunks(writes, TRANSACTION_ITEMS) {
-            let chunk: Vec<(&LedgerWrite, Prior)> = chunk
+            let (positions, chunk): (Vec<usize>, Vec<(&LedgerWrite, Prior)>) = chunk
                 .into_iter()
-                .map(|w| {
+                .map(|(i, w)| {
                     let prior = known.get(&(w.job.as_str(), &w.key)).copied();
-                    (w, prior.unwrap_or(w.prior))
+                    (i, (w, prior.unwrap_or(w.prior)))
                 })
-                .collect();
+                .unzip();
             match self.record_transaction(&chunk, at_ms).await {
                 Ok(()) => {
                     for (w, prior) in &chunk {
@@ -715,10 +707,10 @@ impl LedgerStore for DynamoStateStore {
                     } else {
                         tracing::warn!(records = chunk.len(), error = %e, "ledger transaction failed; writing one by one");
                     }
-                    for (w, prior) in chunk {
+                    for (position, (w, prior)) in positions.into_iter().zip(chunk) {
                         let single = LedgerWrite { prior, ..w.clone() };
                         if !applied(self.record(&single, at_ms).await)? {
-                            superseded.push(position(writes, w));
+                            superseded.push(position);
                         }
                         known.insert((w.job.as_str(), &w.key), Prior::Unread);
                     }
