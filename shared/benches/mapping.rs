@@ -44,6 +44,7 @@ fn changes() -> Vec<ChangeEvent> {
                 received_at_ms: 1_700_000_000_000,
                 participants: None,
                 load: None,
+                waiting_since_ms: None,
             }
         })
         .collect()

@@ -9,6 +9,7 @@ use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 
 use crate::domain::lease::RecordLease;
 use crate::domain::load::{LoadId, LoadState};
+use crate::domain::waiting::{ParentKey, WaitingChange};
 use crate::domain::{
     Fields, LedgerKey, LedgerRecord, Run, RunId, SyncStatus, System, WriteCommand,
 };
@@ -37,6 +38,8 @@ pub struct MemoryStore {
     /// Run once on the ledger just before the next ledger write: what a concurrent invocation
     /// wrote between a function's read and its write.
     pub meanwhile: Mutex<Option<Meanwhile>>,
+    /// Parked changes by (parent key, slot).
+    pub waiting: Mutex<std::collections::BTreeMap<(String, String), WaitingChange>>,
 }
 
 /// A change to the ledger made by someone else (see `MemoryStore::meanwhile`).
@@ -47,6 +50,50 @@ pub struct MemoryLoad {
     pub state: LoadState,
     pub lease_until_ms: i64,
     pub writes: std::collections::BTreeMap<(String, String), WriteCommand>,
+}
+
+#[async_trait]
+impl WaitingStore for MemoryStore {
+    async fn wait(&self, parked: &[WaitingChange]) -> Result<(), StoreError> {
+        self.check()?;
+        let mut all = self.waiting.lock().unwrap();
+        for p in parked {
+            all.insert((p.parent.key().to_string(), p.slot()), p.clone());
+        }
+        Ok(())
+    }
+
+    async fn waiting_on(&self, parents: &[ParentKey]) -> Result<Vec<WaitingChange>, StoreError> {
+        self.check()?;
+        let all = self.waiting.lock().unwrap();
+        let wanted = |k: &str| parents.iter().any(|p| p.as_str() == k);
+        Ok(all
+            .iter()
+            .filter(|((parent, _), _)| wanted(parent))
+            .map(|(_, p)| p.clone())
+            .collect())
+    }
+
+    async fn waiting_in(&self, job: &str) -> Result<Vec<WaitingChange>, StoreError> {
+        self.check()?;
+        let all = self.waiting.lock().unwrap();
+        Ok(all.values().filter(|p| p.job == job).cloned().collect())
+    }
+
+    async fn release(&self, parked: &[WaitingChange]) -> Result<(), StoreError> {
+        self.check()?;
+        let mut all = self.waiting.lock().unwrap();
+        for p in parked {
+            let key = (p.parent.key().to_string(), p.slot());
+            if all
+                .get(&key)
+                .is_some_and(|kept| kept.filed_at_ms == p.filed_at_ms)
+            {
+                all.remove(&key);
+            }
+        }
+        Ok(())
+    }
 }
 
 #[async_trait]

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 
 use crate::domain::timeline::Attachment;
+use crate::domain::waiting::{ParentKey, WaitingChange};
 
 pub use crate::domain::Prior;
 use crate::domain::{
@@ -297,6 +298,21 @@ pub trait LoadStore: Send + Sync {
     ) -> Result<Vec<crate::domain::WriteCommand>, StoreError>;
     /// Marks `load` written; its staged writes expire with the table's TTL.
     async fn finish_load(&self, load: &crate::domain::load::LoadId) -> Result<(), StoreError>;
+}
+
+/// Changes parked until the record they refer to is synced (`domain::waiting`; DynamoDB in
+/// production, filed under the parent).
+#[async_trait]
+pub trait WaitingStore: Send + Sync {
+    /// Files each change under its parent; a change parked again takes its slot anew.
+    async fn wait(&self, parked: &[WaitingChange]) -> Result<(), StoreError>;
+    /// Every change parked under any of `parents`, in slot order.
+    async fn waiting_on(&self, parents: &[ParentKey]) -> Result<Vec<WaitingChange>, StoreError>;
+    /// Every change `job` has parked, for the poller's sweep.
+    async fn waiting_in(&self, job: &str) -> Result<Vec<WaitingChange>, StoreError>;
+    /// Takes these changes out, each only while it is as read (`filed_at_ms`): one parked
+    /// again since stays.
+    async fn release(&self, parked: &[WaitingChange]) -> Result<(), StoreError>;
 }
 
 /// Record leases (DynamoDB in production): one pusher at a time writes a record pair.

@@ -25,6 +25,7 @@ fn change(job: &shared::domain::Job) -> ChangeEvent {
         received_at_ms: 2,
         participants: None,
         load: None,
+        waiting_since_ms: None,
     }
 }
 

@@ -6,13 +6,16 @@ use std::sync::Arc;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use shared::adapters::AwsClients;
+use shared::domain::waiting::WaitingChange;
 use shared::domain::{
     ChangeEvent, Fields, Job, Jobs, LedgerBatch, LedgerKey, LedgerUpdate, LineOutcome, Lookups,
     MapOutcome, Mapper, RunFunction, RunLine, Runs, Schemas, System, WriteCommand,
 };
 use shared::lambda::{batch_seed, parse_messages, store_runs};
 use shared::participants::resolve;
-use shared::ports::{GainsightApi, LedgerStore, LedgerWrite, Queue, RunStore, SalesforceApi};
+use shared::ports::{
+    GainsightApi, LedgerStore, LedgerWrite, Queue, RunStore, SalesforceApi, WaitingStore,
+};
 use shared::resolve::{load_schemas, run_lookups, SchemaError};
 
 /// Table, queues, the Salesforce org and the Gainsight tenant.
@@ -35,6 +38,9 @@ pub struct MapperFn {
     gainsight: Arc<dyn GainsightApi>,
     jobs: Jobs,
     schemas: Schemas,
+    /// Where a change whose lookup finds no parent waits for it (`domain::waiting`); without it
+    /// such a change is tried again on each delivery and rejected on the last.
+    waiting: Option<Arc<dyn WaitingStore>>,
     /// Deliveries of a change before SQS moves it to the dead-letter queue: on the last one, a
     /// lookup that still finds nothing rejects the change instead of trying it again.
     max_receives: u32,
@@ -46,6 +52,8 @@ pub struct Summary {
     pub writes: usize,
     pub ignored: usize,
     pub rejected: usize,
+    /// Changes parked until the record they refer to syncs.
+    pub waiting: usize,
     pub failed_messages: usize,
 }
 
@@ -69,8 +77,15 @@ impl MapperFn {
             gainsight,
             jobs,
             schemas,
+            waiting: None,
             max_receives: shared::config::DEFAULT_MAX_RECEIVES,
         }
+    }
+
+    /// Parks changes whose lookup finds no parent in `store` until the parent syncs.
+    pub fn with_waiting(mut self, store: Arc<dyn WaitingStore>) -> Self {
+        self.waiting = Some(store);
+        self
     }
 
     /// Changes are delivered at most `n` times before the dead-letter queue takes them.
@@ -94,13 +109,14 @@ impl MapperFn {
         let store = Arc::new(clients.state_store(&config.aws));
         Ok(Self::new(
             store.clone(),
-            store,
+            store.clone(),
             Arc::new(clients.queue(&config.aws.writes_queue_url)),
             salesforce,
             gainsight,
             jobs,
             schemas,
-        ))
+        )
+        .with_waiting(store))
     }
 
     pub async fn handle(&self, event: SqsEvent) -> SqsBatchResponse {
@@ -150,6 +166,7 @@ impl MapperFn {
             writes = summary.writes,
             ignored = summary.ignored,
             rejected = summary.rejected,
+            waiting = summary.waiting,
             failed = summary.failed_messages,
             "mapper batch done"
         );
@@ -171,9 +188,10 @@ impl MapperFn {
         let mut outgoing: Vec<(String, String)> = Vec::new();
         let mut ledger: Vec<(String, LedgerWrite)> = Vec::new();
         let mut marks: Vec<(String, Mark)> = Vec::new();
+        let mut parks: Vec<(String, WaitingChange)> = Vec::new();
         for (id, change) in changes {
             let (batch, last) = ((&ledgers, pass.lookups), pass.last.contains(id));
-            match self.map_change(change, batch, last, summary, runs) {
+            match self.map_change(change, batch, (last, pass.now_ms), summary, runs) {
                 Ok(mapped) => {
                     outgoing.extend(mapped.bodies.into_iter().map(|b| (id.clone(), b)));
                     ledger.extend(mapped.ledger.into_iter().map(|w| (id.clone(), w)));
@@ -181,10 +199,16 @@ impl MapperFn {
                         ledgers.note_mapped(job, key, *source, *at);
                     }
                     marks.extend(mapped.marks.into_iter().map(|m| (id.clone(), m)));
+                    parks.extend(mapped.parks.into_iter().map(|p| (id.clone(), p)));
                 }
                 Err(Retry) => failed.push(id.clone()),
             }
         }
+        // A waiting change is parked before its record says it waits: a message whose parking
+        // failed is retried whole.
+        let unparked = self.park(parks).await;
+        ledger.retain(|(id, _)| !unparked.contains(id));
+        failed.extend(unparked);
         // Ignored and rejected changes are recorded, and writes about to go out noted on their
         // records, before any write goes out: a message whose record failed is retried whole,
         // its writes with it.
@@ -263,7 +287,7 @@ impl MapperFn {
         &self,
         change: &ChangeEvent,
         (ledgers, lookups): (&LedgerBatch, &Lookups),
-        last: bool,
+        (last, now_ms): (bool, i64),
         summary: &mut Summary,
         runs: &mut Runs,
     ) -> Result<Mapped, Retry> {
@@ -280,7 +304,10 @@ impl MapperFn {
             let ledger = mapper
                 .ledger_key(change)
                 .and_then(|key| ledgers.get(&job.name, &key));
+            let parks = self.waiting.is_some();
             let outcome = match mapper.map(change, ledger, lookups) {
+                // Parked (see `settle`) whatever the delivery, when it has a key to wait under.
+                waits @ MapOutcome::Unresolved { key: Some(_), .. } if parks => waits,
                 unresolved @ MapOutcome::Unresolved { .. } if last => {
                     unresolved.rejected_at_last(self.max_receives)
                 }
@@ -288,9 +315,11 @@ impl MapperFn {
             };
             let context = Context {
                 job,
+                jobs: &self.jobs,
                 change,
                 ledgers,
                 runs: &mut *runs,
+                parks: parks.then_some(now_ms),
             };
             if let Err(retry) = settle(context, outcome, summary, &mut mapped) {
                 result = Err(retry);
@@ -347,6 +376,22 @@ impl MapperFn {
         failed
     }
 
+    /// Parks the batch's waiting changes in one request per 25; the ids of the messages whose
+    /// changes were not parked.
+    async fn park(&self, parks: Vec<(String, WaitingChange)>) -> Vec<String> {
+        let Some(store) = self.waiting.as_ref().filter(|_| !parks.is_empty()) else {
+            return Vec::new();
+        };
+        let parked: Vec<WaitingChange> = parks.iter().map(|(_, p)| p.clone()).collect();
+        match store.wait(&parked).await {
+            Ok(()) => Vec::new(),
+            Err(e) => {
+                tracing::error!(changes = parked.len(), error = %e, "waiting changes not parked; they will be retried");
+                parks.into_iter().map(|(id, _)| id).collect()
+            }
+        }
+    }
+
     /// Sends every write command; the ids of the messages whose commands were not queued.
     async fn send(&self, outgoing: Vec<(String, String)>) -> Vec<String> {
         let bodies: Vec<String> = outgoing.iter().map(|(_, b)| b.clone()).collect();
@@ -369,6 +414,8 @@ struct Mapped {
     bodies: Vec<String>,
     ledger: Vec<LedgerWrite>,
     marks: Vec<Mark>,
+    /// Changes to park until their parent syncs.
+    parks: Vec<WaitingChange>,
 }
 
 /// A job and the note that a record's write is on its way: ledger key, source, change time.
@@ -385,9 +432,12 @@ struct Pass<'a> {
 /// One job's view of one change being settled.
 struct Context<'a> {
     job: &'a Job,
+    jobs: &'a Jobs,
     change: &'a ChangeEvent,
     ledgers: &'a LedgerBatch,
     runs: &'a mut Runs,
+    /// The time, when changes waiting for a parent are parked (else they are retried).
+    parks: Option<i64>,
 }
 
 /// Acts on one job's outcome: serialised commands, a ledger entry for an ignored or rejected
@@ -410,6 +460,22 @@ fn settle(
         MapOutcome::Retry { reason } => {
             tracing::warn!(job = %job.name, event_id = %change.event_id, reason = %reason, "change retried");
             return Err(Retry);
+        }
+        MapOutcome::Unresolved {
+            key: Some(key),
+            parent,
+            reason,
+        } if cx.parks.is_some() => {
+            summary.waiting += 1;
+            let now_ms = cx.parks.unwrap_or_default();
+            let parked =
+                WaitingChange::new(&job.name, key.clone(), parent, change, &reason, now_ms);
+            let waiting = parked.waiting_message(cx.jobs);
+            tracing::info!(job = %job.name, event_id = %change.event_id, parent = %parked.parent.key(), "change parked until its parent syncs");
+            let line = RunLine::new(&change.record_id, LineOutcome::Waiting).message(&waiting);
+            cx.runs.line(run_job, line);
+            mapped.parks.push(parked);
+            (Some(key), LedgerUpdate::Waiting { reason: waiting })
         }
         MapOutcome::Unresolved { reason, .. } => {
             let said = format!("{reason}; the change is tried again, as the record it refers to may not be synced yet");

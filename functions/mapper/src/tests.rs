@@ -47,6 +47,7 @@ fn change(gsid: &str, op: Operation, fields: serde_json::Value) -> String {
         received_at_ms: 1_700_000_000_100,
         participants: None,
         load: None,
+        waiting_since_ms: None,
     })
     .unwrap()
 }
@@ -91,6 +92,7 @@ async fn maps_changes_to_write_commands_and_fails_only_the_bad_message() {
             writes: 1,
             ignored: 1,
             rejected: 0,
+            waiting: 0,
             failed_messages: 1
         }
     );
@@ -318,6 +320,7 @@ async fn derived_lookups_are_one_query_per_batch_and_no_match_is_rejected() {
             received_at_ms: 2,
             participants: None,
             load: None,
+            waiting_since_ms: None,
         })
         .unwrap()
     };
@@ -363,6 +366,71 @@ async fn derived_lookups_are_one_query_per_batch_and_no_match_is_rejected() {
     let said = p3.last_error.unwrap();
     assert!(said.contains("found no Account where Gainsight_Company_Id__c = \"C9\""));
     assert!(said.contains("tried on 5 deliveries"), "{said}");
+}
+
+/// A Person whose Company has no Account yet waits for it, whatever the delivery: parked under
+/// that Account, acknowledged, its ledger record saying what it waits for, its run line too.
+#[tokio::test]
+async fn a_change_whose_parent_is_missing_waits_for_it_instead_of_using_up_deliveries() {
+    let Harness {
+        store,
+        queue,
+        salesforce,
+        mapper,
+    } = harness();
+    let mapper = mapper.with_waiting(store.clone());
+    let person = serde_json::to_string(&ChangeEvent {
+        event_id: "ev-P3".into(),
+        source: System::Gainsight,
+        object: "Person".into(),
+        record_id: "P3".into(),
+        operation: Operation::Created,
+        occurred_at_ms: 1,
+        fields: json!({"LastName": "L", "Email": "p3@x.io", "CompanyId": "C9"})
+            .as_object()
+            .cloned()
+            .unwrap(),
+        changed_fields: None,
+        origin: ChangeOrigin::Webhook,
+        received_at_ms: 2,
+        participants: None,
+        load: None,
+        waiting_since_ms: None,
+    })
+    .unwrap();
+    for delivery in ["1", "5"] {
+        let mut e = event(vec![("m3", person.clone())]);
+        e.records[0]
+            .attributes
+            .insert("ApproximateReceiveCount".into(), delivery.into());
+        let (response, summary) = mapper.handle_at(e, 1_000).await;
+        assert!(
+            response.batch_item_failures.is_empty(),
+            "delivery {delivery}"
+        );
+        assert_eq!(
+            (summary.waiting, summary.rejected),
+            (1, 0),
+            "delivery {delivery}"
+        );
+    }
+    assert!(queue.bodies().is_empty());
+    assert_eq!(salesforce.queries.lock().unwrap().len(), 2);
+    let p3 = store.ledger_of("person_contact", "P3").unwrap();
+    assert!(!p3.error, "waiting is not an error");
+    assert_eq!(
+        p3.waiting.as_deref(),
+        Some("waiting for company_account the Salesforce Account where Gainsight_Company_Id__c = C9: the change is replayed when it syncs")
+    );
+    let waiting = store.waiting.lock().unwrap().clone();
+    assert_eq!(
+        waiting.len(),
+        1,
+        "parked again in the same slot: {waiting:?}"
+    );
+    let (parent, _) = waiting.keys().next().unwrap();
+    assert_eq!(parent, "salesforce/Account/Gainsight_Company_Id__c=C9");
+    assert!(store.run_log().contains("waiting for company_account"));
 }
 
 /// A field set back while the write setting it is queued by another invocation: the set back

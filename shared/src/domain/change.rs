@@ -25,6 +25,14 @@ impl System {
             System::Salesforce => "salesforce",
         }
     }
+
+    /// The system's name as people write it.
+    pub fn label(self) -> &'static str {
+        match self {
+            System::Gainsight => "Gainsight",
+            System::Salesforce => "Salesforce",
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -71,6 +79,10 @@ pub struct ChangeEvent {
     /// The bulk load (a backfill's or an import's run) the change was read for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub load: Option<super::load::LoadId>,
+    /// Since when the change has waited for the record it refers to, when it is replayed from
+    /// where it was parked (see `domain::waiting`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting_since_ms: Option<i64>,
 }
 
 /// A record as its source shows it: which one, and its current values.
@@ -105,6 +117,7 @@ impl ChangeEvent {
             received_at_ms,
             participants: None,
             load: None,
+            waiting_since_ms: None,
         }
     }
 

@@ -109,6 +109,10 @@ pub struct LedgerRecord {
     /// source, that write is still on its way (see `in_flight_before`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub mapped_at: BTreeMap<System, i64>,
+    /// While a change of the record waits for the record it refers to: which one, and why
+    /// (`domain::waiting`). Cleared when the record syncs or fails.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<String>,
 }
 
 /// How many outcomes a ledger record remembers.
@@ -123,6 +127,8 @@ pub enum Outcome {
     Ignored,
     /// An operator linked the pair by hand.
     Imported,
+    /// A change waits for the record it refers to.
+    Waiting,
 }
 
 impl Outcome {
@@ -132,6 +138,7 @@ impl Outcome {
             Outcome::Error => "error",
             Outcome::Ignored => "ignored",
             Outcome::Imported => "imported",
+            Outcome::Waiting => "waiting",
         }
     }
 }
@@ -172,6 +179,7 @@ impl LedgerRecord {
             history: Vec::new(),
             parked: BTreeMap::new(),
             mapped_at: BTreeMap::new(),
+            waiting: None,
         }
     }
 
@@ -222,6 +230,7 @@ impl LedgerRecord {
                 // error text stays for the record's history.
                 self.synced = true;
                 self.error = false;
+                self.waiting = None;
                 // A write to a system carries what was parked for it (see `push::unpark`).
                 self.parked.remove(&source.other());
                 self.last_sync_at_ms = Some(at_ms);
@@ -234,6 +243,7 @@ impl LedgerRecord {
                 }
             }
             LedgerUpdate::Failed { message } => {
+                self.waiting = None;
                 self.error = true;
                 self.last_error = Some(message.clone());
                 self.last_error_at_ms = Some(at_ms);
@@ -254,6 +264,7 @@ impl LedgerRecord {
             LedgerUpdate::Imported { salesforce_id, .. } => {
                 self.salesforce_id = Some(salesforce_id.clone());
             }
+            LedgerUpdate::Waiting { reason } => self.waiting = Some(reason.clone()),
         }
     }
 
@@ -377,6 +388,10 @@ pub enum LedgerUpdate {
         /// Where the link came from (the file imported).
         origin: String,
     },
+    /// A change of the record was parked until the record it refers to syncs.
+    Waiting {
+        reason: String,
+    },
 }
 
 impl LedgerUpdate {
@@ -388,6 +403,7 @@ impl LedgerUpdate {
             | LedgerUpdate::InSync { .. }
             | LedgerUpdate::Parked { .. } => Outcome::Ignored,
             LedgerUpdate::Imported { .. } => Outcome::Imported,
+            LedgerUpdate::Waiting { .. } => Outcome::Waiting,
         }
     }
 
@@ -410,7 +426,9 @@ impl LedgerUpdate {
     pub fn history_entry(&self, version: u64, at_ms: i64, run: &str) -> HistoryEntry {
         let message = match self {
             LedgerUpdate::Synced { .. } => None,
-            LedgerUpdate::Failed { message } => Some(message.clone()),
+            LedgerUpdate::Failed { message } | LedgerUpdate::Waiting { reason: message } => {
+                Some(message.clone())
+            }
             LedgerUpdate::Ignored { reason }
             | LedgerUpdate::InSync { reason, .. }
             | LedgerUpdate::Parked { reason, .. } => Some(reason.clone()),

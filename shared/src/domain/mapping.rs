@@ -14,6 +14,7 @@ mod timeline;
 use serde_json::Value;
 
 use super::schema::{convert, normalize_source, Schemas};
+use super::waiting::ParentRef;
 use super::{
     ChangeEvent, ChangeOrigin, FieldState, InSync, Job, LedgerKey, LedgerRecord, OnCreated,
     OnUpdated, Operation, RecordKey, System, WriteCommand, WriteMode, Writeback,
@@ -49,10 +50,12 @@ pub enum MapOutcome {
     Retry { reason: String },
     /// A lookup found no record where the job rejects a record without one. The record it looks
     /// for may still be on its way (a Case on a Company whose Account is being created), so the
-    /// mapper tries the change again while the queue delivers it, and rejects it on its last
-    /// delivery.
+    /// mapper parks the change under that parent until it syncs (`domain::waiting`); a change with
+    /// no ledger key to park under is tried again while the queue delivers it and rejected on
+    /// its last delivery.
     Unresolved {
         key: Option<LedgerKey>,
+        parent: ParentRef,
         reason: String,
     },
 }
@@ -61,7 +64,7 @@ impl MapOutcome {
     /// What an unresolved lookup comes to on the message's last delivery: rejected, saying so.
     pub fn rejected_at_last(self, deliveries: u32) -> Self {
         match self {
-            MapOutcome::Unresolved { key, reason } => MapOutcome::Rejected {
+            MapOutcome::Unresolved { key, reason, .. } => MapOutcome::Rejected {
                 key,
                 reason: format!(
                     "{reason} (tried on {deliveries} deliveries; once that record has synced, resync this one)"
@@ -127,9 +130,10 @@ impl Context<'_> {
         }
     }
 
-    fn unresolved(&self, reason: String) -> MapOutcome {
+    fn unresolved(&self, parent: ParentRef, reason: String) -> MapOutcome {
         MapOutcome::Unresolved {
             key: self.key.clone(),
+            parent,
             reason,
         }
     }

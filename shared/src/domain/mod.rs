@@ -14,6 +14,7 @@ pub mod run;
 pub mod schedule;
 pub mod schema;
 pub mod timeline;
+pub mod waiting;
 pub mod write;
 
 pub use change::{ChangeEvent, ChangeOrigin, Operation, SourceRecord, System};

@@ -174,6 +174,8 @@ pub enum LineOutcome {
     Ignored,
     /// Already queued once (a redelivery).
     Duplicate,
+    /// Parked until the record it refers to syncs (`domain::waiting`); counted with the ignored.
+    Waiting,
 }
 
 impl LineOutcome {
@@ -184,6 +186,7 @@ impl LineOutcome {
             LineOutcome::Error => "error",
             LineOutcome::Ignored => "ignored",
             LineOutcome::Duplicate => "duplicate",
+            LineOutcome::Waiting => "waiting",
         }
     }
 }
@@ -328,7 +331,9 @@ impl Run {
         match line.outcome {
             LineOutcome::Queued | LineOutcome::Synced => self.succeeded += 1,
             LineOutcome::Error => self.failed += 1,
-            LineOutcome::Ignored | LineOutcome::Duplicate => self.ignored += 1,
+            LineOutcome::Ignored | LineOutcome::Duplicate | LineOutcome::Waiting => {
+                self.ignored += 1
+            }
         }
         if self.log.len() < MAX_LOG_LINES {
             self.log.push(line);

@@ -62,6 +62,7 @@ pub(super) fn ledger_item(r: &LedgerRecord) -> Result<Item, StoreError> {
         ("error_job", r.error.then(|| r.job.clone())),
         ("last_error", r.last_error.clone()),
         ("last_ignored_reason", r.last_ignored_reason.clone()),
+        ("waiting", r.waiting.clone()),
     ];
     for (name, value) in texts {
         if let Some(v) = value {
@@ -279,6 +280,7 @@ impl TryFrom<&Item> for LedgerRecord {
                 .into_iter()
                 .filter_map(|source| Some((source, get_n(item, mapped_attribute(source))?)))
                 .collect(),
+            waiting: get_s(item, "waiting"),
         })
     }
 }
@@ -336,7 +338,11 @@ impl LedgerExpression {
             LedgerUpdate::Failed { message } => {
                 values.insert(":job".into(), s(job));
                 values.insert(":msg".into(), s(message));
-                format!("SET {common}, error_job = :job, last_error = :msg, last_error_at = :at")
+                format!("SET {common}, error_job = :job, last_error = :msg, last_error_at = :at REMOVE waiting")
+            }
+            LedgerUpdate::Waiting { reason } => {
+                values.insert(":reason".into(), s(reason));
+                format!("SET {common}, waiting = :reason")
             }
             LedgerUpdate::Imported { salesforce_id, .. } => {
                 values.insert(":sfid".into(), s(salesforce_id));
@@ -434,7 +440,7 @@ fn synced(
     // The last attempt succeeded: the record leaves the error status (its last error text stays
     // for the record's history), and what was parked for the system written went along.
     expr.push_str(&format!(
-        " REMOVE error_job, {}",
+        " REMOVE error_job, waiting, {}",
         parked_attribute(source.other())
     ));
     Ok(())

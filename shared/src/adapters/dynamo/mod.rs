@@ -12,6 +12,8 @@
 //! - secret: `SECRET#{name}` / `SECRET` (see the KMS adapter).
 //! - run: `RUN#{yyyy-mm-dd}` (UTC day it started) / the run id, with `expires_at` for TTL.
 //! - bulk load: `LOAD#{load}` / `META` and `W#{job}#{ledger key}` (see `loads`).
+//! - parked change: `WAIT#{parent key}` / `{job}#{ledger key}#{change time}#{event id}`, with
+//!   `waiting_job` for the sparse `waiting-index` (see `waiting`).
 
 use std::collections::{HashMap, HashSet};
 
@@ -36,6 +38,9 @@ mod leases;
 mod loads;
 mod moves;
 mod runs;
+mod waiting;
+
+pub use waiting::WAITING_INDEX;
 
 pub use runs::RUN_TTL_DAYS;
 

@@ -282,6 +282,10 @@ pub struct Job {
     /// (one ingest job) instead of sObject Collections; absent: 2,000.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bulk_threshold: Option<usize>,
+    /// How long a change whose lookup finds no parent waits for it before it becomes an error
+    /// (hours, 1 to 720); absent: 24.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait_for_parent_hours: Option<u32>,
     /// Present on a Timeline job (activities → Tasks or Events).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeline: Option<TimelineSettings>,
@@ -297,6 +301,12 @@ pub const DEFAULT_BULK_THRESHOLD: usize = 2_000;
 
 impl Job {
     /// How many records a Salesforce upsert needs to go through Bulk API 2.0.
+    /// How long a change waits for its parent (`domain::waiting`), in hours.
+    pub fn wait_for_parent_hours(&self) -> u32 {
+        self.wait_for_parent_hours
+            .unwrap_or(super::waiting::DEFAULT_WAIT_HOURS)
+    }
+
     pub fn bulk_threshold(&self) -> usize {
         self.bulk_threshold.unwrap_or(DEFAULT_BULK_THRESHOLD).max(1)
     }

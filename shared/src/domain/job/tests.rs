@@ -277,6 +277,11 @@ fn timeline_jobs_are_checked() {
             "schedule: \"every 4 hours\" is not an EventBridge expression",
         ),
         (
+            "schedule: rate(4 hours)",
+            "schedule: rate(4 hours)\nwait_for_parent_hours: 0",
+            "wait_for_parent_hours: 0 is out of range; write a number of hours from 1 to 720",
+        ),
+        (
             "attachments_since: \"2026-01-01T00:00:00Z\"",
             "attachments_since: \"soon\"",
             "timeline.attachments_since: \"soon\" is not an RFC 3339 date-time",

@@ -21,6 +21,7 @@ impl Job {
         }
         self.check_conflict_rules()?;
         self.check_schedule()?;
+        self.check_wait()?;
         self.check_timeline()?;
         self.derived
             .iter()
@@ -126,6 +127,16 @@ impl Job {
 }
 
 impl Job {
+    /// A change waits for its parent between an hour and 30 days.
+    fn check_wait(&self) -> Result<(), String> {
+        match self.wait_for_parent_hours {
+            Some(h) if !(1..=720).contains(&h) => Err(format!(
+                "wait_for_parent_hours: {h} is out of range; write a number of hours from 1 to 720 (default 24)"
+            )),
+            _ => Ok(()),
+        }
+    }
+
     /// A schedule is an EventBridge `rate(N unit)` or `cron(...)` expression.
     fn check_schedule(&self) -> Result<(), String> {
         let Some(expr) = &self.schedule else {

@@ -9,6 +9,7 @@ use super::{
     conditions, hash, state, text, unchanged, Context, Lookups, MapOutcome, Mapper, Stage,
 };
 use crate::domain::schema::{convert, Money};
+use crate::domain::waiting::ParentRef;
 use crate::domain::{
     DataFlow, DerivedMapping, FieldConflict, FieldMapping, FieldState, Fields, Job, LedgerKey,
     OnMultipleMatches, OnNoMatch, RecordKey, System, Unchanged, WriteCommand, WriteMode, Writeback,
@@ -303,12 +304,22 @@ impl Mapper<'_> {
         let matches = lookups.get(job, index, tuple);
         let (on_none, on_many) = (derived.on_no_match, derived.on_multiple_matches);
         match (matches.len(), on_none, on_many) {
-            (0, OnNoMatch::Reject, _) => Err(cx.unresolved(format!(
-                "rejected: {} found no {} where {}",
-                derived.describe(),
-                derived.lookup.object,
-                conditions(derived, tuple)
-            ))),
+            (0, OnNoMatch::Reject, _) => Err(cx.unresolved(
+                ParentRef {
+                    system: derived.target,
+                    object: derived.lookup.object.clone(),
+                    matches: (derived.lookup.matches.iter())
+                        .map(|m| m.field.clone())
+                        .zip(tuple.iter().cloned())
+                        .collect(),
+                },
+                format!(
+                    "{} found no {} where {}",
+                    derived.describe(),
+                    derived.lookup.object,
+                    conditions(derived, tuple)
+                ),
+            )),
             (0, OnNoMatch::LeaveEmpty, _) => Ok(Value::Null),
             (1, _, _) | (_, _, OnMultipleMatches::UseFirst) => {
                 Ok(Value::String(matches[0].clone()))

@@ -138,6 +138,7 @@ mod tests {
                 what_id: Some("001000000000001AAA".into()),
             }),
             load: None,
+            waiting_since_ms: None,
         }
     }
 
