@@ -40,6 +40,8 @@ pub struct MemoryStore {
     pub meanwhile: Mutex<Option<Meanwhile>>,
     /// Parked changes by (parent key, slot).
     pub waiting: Mutex<std::collections::BTreeMap<(String, String), WaitingChange>>,
+    /// How many times `waiting_on` was asked (a DynamoDB query per parent in production).
+    pub waiting_reads: Mutex<usize>,
 }
 
 /// A change to the ledger made by someone else (see `MemoryStore::meanwhile`).
@@ -65,6 +67,7 @@ impl WaitingStore for MemoryStore {
 
     async fn waiting_on(&self, parents: &[ParentKey]) -> Result<Vec<WaitingChange>, StoreError> {
         self.check()?;
+        *self.waiting_reads.lock().unwrap() += parents.len();
         let all = self.waiting.lock().unwrap();
         let wanted = |k: &str| parents.iter().any(|p| p.as_str() == k);
         Ok(all

@@ -4,6 +4,9 @@
 //! version), and advances each cursor only after what it covers is queued.
 
 mod read;
+mod sweep;
+
+pub use sweep::SweepReport;
 
 use std::sync::Arc;
 
@@ -18,7 +21,7 @@ use shared::lambda::store_runs;
 use shared::participants::{resolve, ResolveError};
 use shared::ports::{
     Cursor, CursorStore, DedupStore, LedgerStore, RunStore, SalesforceApi, SecretsError,
-    SourcePorts,
+    SourcePorts, WaitingStore,
 };
 
 use read::before;
@@ -66,6 +69,9 @@ pub struct PollReport {
     pub queued: usize,
     /// Each system read.
     pub streams: Vec<StreamReport>,
+    /// What became of the job's changes waiting for their parent.
+    #[serde(default)]
+    pub waiting: SweepReport,
 }
 
 /// What one poll read from one system.
@@ -103,6 +109,8 @@ pub struct Poller {
     ledger: Arc<dyn LedgerStore>,
     /// Salesforce, for jobs whose fields flow from it; without it only Gainsight is read.
     salesforce: Option<Arc<dyn SalesforceApi>>,
+    /// The changes waiting for their parent, swept on each scheduled poll of their job.
+    waiting: Option<Arc<dyn WaitingStore>>,
     /// Records read per query.
     page: usize,
     /// How far before the cursor a scheduled window starts (ms).
@@ -124,6 +132,7 @@ impl Poller {
             cursors: store.clone(),
             ledger: store.clone(),
             salesforce: None,
+            waiting: None,
             runs: store,
             page: PAGE,
             overlap_ms: OVERLAP_MS,
@@ -143,6 +152,12 @@ impl Poller {
         self
     }
 
+    /// Sweeps the job's changes waiting in `store` on each scheduled poll.
+    pub fn with_waiting(mut self, store: Arc<dyn WaitingStore>) -> Self {
+        self.waiting = Some(store);
+        self
+    }
+
     /// Reads Salesforce too, for the jobs whose fields flow from it.
     pub fn with_salesforce(mut self, salesforce: Arc<dyn SalesforceApi>) -> Self {
         self.salesforce = Some(salesforce);
@@ -158,7 +173,9 @@ impl Poller {
         let store = Arc::new(clients.state_store(aws));
         let salesforce = Arc::new(clients.salesforce(aws, &config.salesforce).await?);
         let ports = clients.source_ports(&config.source, jobs).await?;
-        Ok(Self::new(ports, store).with_salesforce(salesforce))
+        Ok(Self::new(ports, store.clone())
+            .with_salesforce(salesforce)
+            .with_waiting(store))
     }
 
     pub async fn handle(&self, request: PollRequest) -> Result<PollReport, PollError> {
@@ -185,13 +202,38 @@ impl Poller {
         if let Err(e) = &polled {
             runs.fail(run_job, e.to_string());
         }
+        let waiting = match request.since_ms {
+            None => self.sweep(job, now_ms, &mut runs).await,
+            Some(_) => SweepReport::default(),
+        };
         store_runs(self.runs.as_ref(), runs).await;
         let streams = polled?;
         Ok(PollReport {
             job: job.name.clone(),
             queued: streams.iter().map(|s| s.queued).sum(),
             streams,
+            waiting,
         })
+    }
+
+    /// The scheduled sweep of the job's waiting changes; a failure is logged, and the next
+    /// poll sweeps again.
+    async fn sweep(&self, job: &Job, now_ms: i64, runs: &mut Runs) -> SweepReport {
+        let Some(waiting) = &self.waiting else {
+            return SweepReport::default();
+        };
+        let ports = sweep::SweepPorts {
+            waiting: waiting.as_ref(),
+            ledger: self.ledger.as_ref(),
+            changes: self.ports.changes.as_ref(),
+        };
+        match sweep::sweep_job(ports, job, now_ms, runs).await {
+            Ok(report) => report,
+            Err(e) => {
+                tracing::warn!(job = %job.name, error = %e, "waiting changes not swept; the next poll sweeps again");
+                SweepReport::default()
+            }
+        }
     }
 
     /// Gainsight, then Salesforce when the job takes changes from it.
@@ -419,6 +461,87 @@ mod tests {
             q.any_of[0][0].values[0],
             json!(2_000 - OVERLAP_MS - 1),
             "second window starts before the cursor: modified > start - 1 ms"
+        );
+    }
+
+    /// Each scheduled poll sweeps its job's waiting changes: one parked a minute ago waits, one
+    /// parked six minutes ago is queued again and taken out, one that waited a day becomes the
+    /// record's error, naming what it waited for.
+    #[tokio::test]
+    async fn a_poll_rechecks_waiting_changes_and_ends_the_waits_too_long() {
+        use shared::domain::waiting::{ParentRef, WaitingChange};
+        use shared::domain::{ChangeEvent, ChangeOrigin, LedgerKey, Operation};
+        use shared::ports::WaitingStore;
+        let store = Arc::new(MemoryStore::default());
+        let queue = Arc::new(MemoryQueue::default());
+        let poller = Poller::new(
+            SourcePorts {
+                changes: queue.clone(),
+                gainsight: Arc::new(MemoryGainsight::default()),
+                jobs: Jobs::builtin(),
+            },
+            store.clone(),
+        )
+        .with_waiting(store.clone());
+        let now = 100 * 3_600_000;
+        let case = |id: &str, filed_at: i64| {
+            let change = ChangeEvent {
+                event_id: format!("ev-{id}"),
+                source: System::Gainsight,
+                object: "Case".into(),
+                record_id: id.into(),
+                operation: Operation::Created,
+                occurred_at_ms: 1,
+                fields: Fields::new(),
+                changed_fields: None,
+                origin: ChangeOrigin::Webhook,
+                received_at_ms: 1,
+                participants: None,
+                load: None,
+                waiting_since_ms: None,
+            };
+            let parent = ParentRef {
+                system: System::Salesforce,
+                object: "Account".into(),
+                matches: vec![("Gainsight_Company_Id__c".into(), format!("C-{id}"))],
+            };
+            let key = LedgerKey::Gainsight(id.into());
+            WaitingChange::new("case_case", key, parent, &change, "no Account", filed_at)
+        };
+        let parked = [
+            case("K1", now - 60_000),
+            case("K2", now - 6 * 60_000),
+            case("K3", now - 24 * 3_600_000),
+        ];
+        store.wait(&parked).await.unwrap();
+        let request = PollRequest {
+            job: "case_case".into(),
+            since_ms: None,
+        };
+        let out = poller.handle_at(request, now).await.unwrap();
+        assert_eq!(
+            out.waiting,
+            SweepReport {
+                rechecked: 1,
+                expired: 1,
+                waiting: 1
+            }
+        );
+        let queued: Vec<ChangeEvent> = (queue.bodies().iter())
+            .map(|b| serde_json::from_str(b).unwrap())
+            .collect();
+        assert_eq!(queued.len(), 1);
+        assert_eq!(queued[0].record_id, "K2");
+        let left = store.waiting_in("case_case").await.unwrap();
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].change.record_id, "K1");
+        let k3 = store.ledger_of("case_case", "K3").unwrap();
+        assert!(k3.error);
+        let said = k3.last_error.unwrap();
+        assert!(
+            said.starts_with("gave up after waiting 24 h for the Salesforce Account where Gainsight_Company_Id__c = C-K3")
+                && said.contains("syncctl resync --job case_case --ids K3"),
+            "{said}"
         );
     }
 

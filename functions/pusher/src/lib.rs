@@ -26,13 +26,14 @@ use shared::domain::push::{
     drop_stale, ledger_effect, newest_per_record, nothing_to_write, recheck_unchanged,
     settle_conflicts, unpark, Fresh, LedgerEffect, Pending, SideWrite, WriteOutcome,
 };
+use shared::domain::waiting::{released_by, ParentKey, WaitingChange};
 use shared::domain::{
     Jobs, LedgerBatch, LedgerKey, LineOutcome, RunFunction, RunLine, Runs, System, WriteCommand,
 };
 use shared::lambda::{batch_seed, parse_messages, store_runs};
 use shared::ports::{
     GainsightApi, LeaseStore, LedgerStore, LedgerWrite, LoadStore, Queue, RunStore, SalesforceApi,
-    SecretsError,
+    SecretsError, WaitingStore,
 };
 
 /// Table, queues, the Salesforce org and the Gainsight tenant.
@@ -67,6 +68,9 @@ pub struct Pusher {
     /// Where bulk loads are staged, and how long a load must be quiet before it is written;
     /// without it (or without the writes queue) every write goes out at once.
     loads: Option<(Arc<dyn LoadStore>, Duration)>,
+    /// Where changes wait for their parent, and the changes queue they are replayed on once the
+    /// parent syncs (`domain::waiting`); without them nothing is replayed.
+    replays: Option<(Arc<dyn WaitingStore>, Arc<dyn Queue>)>,
 }
 
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -78,6 +82,8 @@ pub struct Summary {
     /// Writes the target had no record for (update-only jobs), logged as ignored.
     pub ignored: usize,
     pub retried_messages: usize,
+    /// Waiting changes queued again because the record they waited for synced.
+    pub replayed: usize,
 }
 
 /// A ledger effect to apply, with the message and job it belongs to.
@@ -87,6 +93,8 @@ struct Effect {
     /// The run it belongs to.
     run: String,
     effect: LedgerEffect,
+    /// The parents whose waiting changes this pair's sync releases.
+    releases: Vec<ParentKey>,
 }
 
 impl Pusher {
@@ -108,6 +116,7 @@ impl Pusher {
             gainsight_budget: Budget::default(),
             deferral: None,
             loads: None,
+            replays: None,
             max_receives: shared::config::DEFAULT_MAX_RECEIVES,
         }
     }
@@ -130,6 +139,12 @@ impl Pusher {
         if let Some((_, q)) = &mut self.loads {
             *q = quiet;
         }
+        self
+    }
+
+    /// Replays the changes waiting in `store` for a record this pusher syncs, on `changes`.
+    pub fn with_replays(mut self, store: Arc<dyn WaitingStore>, changes: Arc<dyn Queue>) -> Self {
+        self.replays = Some((store, changes));
         self
     }
 
@@ -167,6 +182,7 @@ impl Pusher {
             upload: salesforce.clone(),
         };
         let writes = Arc::new(clients.queue(&config.aws.writes_queue_url));
+        let changes = Arc::new(clients.queue(&config.aws.changes_queue_url));
         let quiet = Duration::from_millis(shared::domain::load::QUIET_MS as u64);
         Ok(Self::new(
             (store.clone(), store.clone(), store.clone()),
@@ -176,7 +192,8 @@ impl Pusher {
         )
         .with_files(files)
         .with_deferral(writes, DEFERRAL)
-        .with_loads(store, quiet))
+        .with_loads(store.clone(), quiet)
+        .with_replays(store, changes))
     }
 
     pub async fn handle(&self, event: SqsEvent) -> SqsBatchResponse {
@@ -228,6 +245,7 @@ impl Pusher {
             ignored = summary.ignored,
             superseded = summary.superseded,
             retried = summary.retried_messages,
+            replayed = summary.replayed,
             "pusher batch done"
         );
         (response, summary)
@@ -304,10 +322,58 @@ impl Pusher {
                 .filter(|e| e.effect.retry)
                 .map(|e| e.message_id.clone()),
         );
+        let releases: Vec<ParentKey> = effects.iter().flat_map(|e| e.releases.clone()).collect();
         // The ledger (and any key move) first: once the source learns its twin's id, changes
         // keyed by the new GSID can be mapped, and their writes must find what this one wrote.
-        retry.extend(self.record(effects, now_ms).await);
+        let unrecorded = self.record(effects, now_ms).await;
+        let recorded = unrecorded.is_empty();
+        retry.extend(unrecorded);
         self.write_sides(side_writes).await;
+        // Last, once the parents and the ids written back are there for the lookups.
+        if recorded {
+            summary.replayed += self.replay_waiting(&releases, runs).await;
+        }
+    }
+
+    /// Queues again the changes that waited for the records just synced, and takes them out of
+    /// the waiting store; how many. Not fatal: a change not replayed now is found by the
+    /// poller's re-check, and one replayed twice is mapped, then found in sync.
+    async fn replay_waiting(&self, parents: &[ParentKey], runs: &mut Runs) -> usize {
+        let Some((store, changes)) = self.replays.as_ref().filter(|_| !parents.is_empty()) else {
+            return 0;
+        };
+        let waiting = match store.waiting_on(parents).await {
+            Ok(waiting) if !waiting.is_empty() => waiting,
+            Ok(_) => return 0,
+            Err(e) => {
+                tracing::warn!(parents = parents.len(), error = %e, "waiting changes not read; the poller's re-check will replay them");
+                return 0;
+            }
+        };
+        let mut bodies = Vec::with_capacity(waiting.len());
+        for w in &waiting {
+            match serde_json::to_string(&w.replay()) {
+                Ok(body) => bodies.push(body),
+                Err(e) => {
+                    tracing::error!(job = %w.job, error = %e, "waiting change does not serialise")
+                }
+            }
+        }
+        let results = changes.send(&bodies).await;
+        let sent: Vec<WaitingChange> = waiting
+            .into_iter()
+            .zip(results)
+            .filter_map(|(w, r)| r.is_ok().then_some(w))
+            .collect();
+        for w in &sent {
+            let line = RunLine::new(&w.change.record_id, LineOutcome::Queued)
+                .message(format!("replayed: {} has synced", w.parent));
+            runs.line(Some(&w.job), line);
+        }
+        if let Err(e) = store.release(&sent).await {
+            tracing::warn!(changes = sent.len(), error = %e, "replayed changes not taken out of the waiting store; the poller's re-check replays them again");
+        }
+        sent.len()
     }
 
     /// The batch's write commands and load flushes; a message that is neither, or a write that
@@ -416,10 +482,20 @@ impl Pusher {
                 Some(&cmd.object),
             );
             runs.line(Some(&job.name), run_line(cmd, &outcome));
+            let effect = ledger_effect(job, cmd, outcome, ledgers, now_ms);
+            let before = ledgers.get(&job.name, &cmd.ledger_key);
+            let releases = released_by(
+                &self.jobs,
+                job,
+                (&effect.key, before),
+                &effect.update,
+                (cmd.target, &cmd.fields),
+            );
             effects.push(Effect {
                 job: cmd.job.clone(),
                 run: runs.id_for(Some(&job.name)).to_string(),
-                effect: ledger_effect(job, cmd, outcome, ledgers, now_ms),
+                effect,
+                releases,
                 message_id: pending.message_id,
             });
         }

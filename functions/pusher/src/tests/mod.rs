@@ -521,6 +521,7 @@ fn mapped(
         received_at_ms: at,
         participants: None,
         load: None,
+        waiting_since_ms: None,
     };
     let job = jobs.get("company_account").unwrap();
     match Mapper::new(job, Some(&schemas)).map(&change, ledger, &Lookups::default()) {
@@ -666,3 +667,85 @@ async fn a_conflict_with_a_write_that_landed_meanwhile_drops_the_loser_and_resto
 mod fold;
 mod leases;
 mod loads;
+
+/// A Person waiting for its Company's Account is queued again as soon as the pusher records that
+/// Account synced for the first time, and taken out of the waiting store; a later update of the
+/// same pair asks the store nothing.
+#[tokio::test]
+async fn a_first_sync_replays_the_changes_waiting_for_it() {
+    use shared::domain::waiting::{ParentRef, WaitingChange};
+    use shared::domain::{ChangeEvent, ChangeOrigin, Operation};
+    let rig = rig();
+    let changes = Arc::new(MemoryQueue::default());
+    let pusher = rig.pusher.with_replays(rig.store.clone(), changes.clone());
+    let person = ChangeEvent {
+        event_id: "ev-P3".into(),
+        source: System::Gainsight,
+        object: "Person".into(),
+        record_id: "P3".into(),
+        operation: Operation::Created,
+        occurred_at_ms: 1,
+        fields: json!({"CompanyId": "G1"}).as_object().cloned().unwrap(),
+        changed_fields: None,
+        origin: ChangeOrigin::Webhook,
+        received_at_ms: 2,
+        participants: None,
+        load: None,
+        waiting_since_ms: None,
+    };
+    let parent = ParentRef {
+        system: System::Salesforce,
+        object: "Account".into(),
+        matches: vec![("Gainsight_Company_Id__c".into(), "G1".into())],
+    };
+    let waiting = WaitingChange::new(
+        "person_contact",
+        LedgerKey::Gainsight("P3".into()),
+        parent,
+        &person,
+        "no Account",
+        500,
+    );
+    use shared::ports::WaitingStore;
+    rig.store
+        .wait(std::slice::from_ref(&waiting))
+        .await
+        .unwrap();
+    let (_, summary) = pusher
+        .handle_at(event(vec![("m1", command("G1", "Acme", 1))]), 1_000)
+        .await;
+    assert_eq!((summary.synced, summary.replayed), (1, 1));
+    let replayed: Vec<ChangeEvent> = changes
+        .bodies()
+        .iter()
+        .map(|b| serde_json::from_str(b).unwrap())
+        .collect();
+    assert_eq!(replayed.len(), 1);
+    assert_eq!(replayed[0].record_id, "P3");
+    assert_eq!(
+        replayed[0].waiting_since_ms,
+        Some(500),
+        "it remembers since when it waits"
+    );
+    assert!(
+        rig.store.waiting.lock().unwrap().is_empty(),
+        "taken out once queued"
+    );
+    let reads = *rig.store.waiting_reads.lock().unwrap();
+    assert_eq!(
+        reads, 2,
+        "the Account by GSID and the Company by Salesforce id"
+    );
+    let (_, summary) = pusher
+        .handle_at(event(vec![("m2", command("G1", "Acme 2", 2))]), 2_000)
+        .await;
+    assert_eq!((summary.synced, summary.replayed), (1, 0));
+    assert_eq!(
+        *rig.store.waiting_reads.lock().unwrap(),
+        reads,
+        "a known pair asks nothing"
+    );
+    assert!(rig.store.run_log().contains(
+        "replayed: the Salesforce Account where Gainsight_Company_Id__c = G1 has synced"
+    ));
+}
