@@ -511,6 +511,19 @@ pub struct RecordResult {
     pub retryable: bool,
 }
 
+impl RecordResult {
+    /// A record the target did not write, with why, transient or not.
+    pub fn failed(error: String, retryable: bool) -> Self {
+        Self {
+            id: None,
+            success: false,
+            created: false,
+            errors: vec![error],
+            retryable,
+        }
+    }
+}
+
 /// A Gainsight condition operator, as the data API names it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum GsOperator {

@@ -190,25 +190,8 @@ impl GainsightClient {
             };
             match outcome {
                 Ok(data) => {
-                    let written = data
-                        .get("records")
-                        .and_then(Value::as_array)
-                        .cloned()
-                        .unwrap_or_default();
-                    for (i, _) in chunk.iter().enumerate() {
-                        let id = written
-                            .get(i)
-                            .and_then(|r| r.get("Gsid"))
-                            .and_then(Value::as_str)
-                            .map(str::to_string);
-                        results.push(RecordResult {
-                            id,
-                            success: true,
-                            created: method == reqwest::Method::POST,
-                            errors: vec![],
-                            retryable: false,
-                        });
-                    }
+                    let created = method == reqwest::Method::POST;
+                    results.extend(record_results(&data, chunk.len(), created));
                 }
                 // Gainsight validates the whole call and refuses it if any record is invalid. So
                 // that one bad record does not fail its 49 neighbours, the call is split and each
@@ -241,6 +224,88 @@ impl GainsightClient {
         }
         Ok(results)
     }
+}
+
+/// One result per record of a write call that Gainsight answered 2xx: a record named in
+/// `data.errors` (or `data.failures`) by its index failed with that message; the written
+/// `data.records` are matched by position, over the records that did not fail; an inserted
+/// record with no GSID in the answer is not taken as created: it fails for now, and the next
+/// delivery looks it up by its key before writing it again. An update without a failure named
+/// succeeded, unless the answer counts fewer records than were sent, when every update of the
+/// call is tried again (updates are safe to repeat).
+fn record_results(data: &Value, sent: usize, created: bool) -> Vec<RecordResult> {
+    let failures = failures(data);
+    let written: Vec<&Value> = (data.get("records").and_then(Value::as_array))
+        .map(|r| r.iter().collect())
+        .unwrap_or_default();
+    // The written records stand for every record sent, or for those that did not fail.
+    let ok_positions: Vec<usize> = (0..sent).filter(|i| !failures.contains_key(i)).collect();
+    let by_position = |i: usize| -> Option<&Value> {
+        if written.len() == sent {
+            written.get(i).copied()
+        } else if written.len() == ok_positions.len() {
+            let at = ok_positions.iter().position(|p| *p == i)?;
+            written.get(at).copied()
+        } else {
+            None
+        }
+    };
+    let counted = ["count", "updatedCount"]
+        .iter()
+        .find_map(|k| data.get(*k).and_then(Value::as_u64));
+    let short = counted.is_some_and(|n| (n as usize) < ok_positions.len()) && !created;
+    (0..sent)
+        .map(|i| {
+            if let Some(message) = failures.get(&i) {
+                return RecordResult::failed(message.clone(), false);
+            }
+            let gsid = by_position(i)
+                .and_then(|r| r.get("Gsid"))
+                .and_then(Value::as_str)
+                .map(str::to_string);
+            match (created, gsid) {
+                (true, None) => RecordResult::failed(
+                    format!("GS_NO_RESULT: Gainsight's answer named no GSID for record {i} of the call; it is looked up by its key before it is written again"),
+                    true,
+                ),
+                (false, _) if short => RecordResult::failed(
+                    format!("GS_NO_RESULT: Gainsight counted {} of {sent} records updated and named no failure; the call's updates are tried again", counted.unwrap_or_default()),
+                    true,
+                ),
+                (created, id) => RecordResult {
+                    id,
+                    success: true,
+                    created,
+                    errors: vec![],
+                    retryable: false,
+                },
+            }
+        })
+        .collect()
+}
+
+/// The per-record failures of a 2xx write answer, by the index of the record in the call.
+fn failures(data: &Value) -> std::collections::HashMap<usize, String> {
+    let listed = ["errors", "failures"]
+        .iter()
+        .filter_map(|k| data.get(*k).and_then(Value::as_array))
+        .flatten();
+    let mut by_index = std::collections::HashMap::new();
+    for f in listed {
+        let index = ["index", "recordIndex"]
+            .iter()
+            .find_map(|k| f.get(*k).and_then(Value::as_u64));
+        let text = |k: &str| f.get(k).and_then(Value::as_str);
+        let message = text("errorMessage")
+            .or_else(|| text("message"))
+            .or_else(|| text("errorDesc"))
+            .unwrap_or("refused without a message");
+        let code = text("errorCode").unwrap_or("GS_RECORD_FAILED");
+        if let Some(i) = index {
+            by_index.insert(i as usize, format!("{code}: {message}"));
+        }
+    }
+    by_index
 }
 
 /// The `where` of a query: every condition with an alias (`C0`, `C1`, ...), and the expression
@@ -540,6 +605,42 @@ mod tests {
             ..GsQuery::default()
         };
         assert_eq!(where_clause(&plain).1, "C0");
+    }
+
+    #[test]
+    fn a_write_answer_gives_each_record_its_own_result() {
+        let result = |r: &RecordResult| (r.success, r.id.clone(), r.retryable);
+        // All inserted: each GSID by position.
+        let all = record_results(
+            &json!({"records": [{"Gsid": "G1"}, {"Gsid": "G2"}]}),
+            2,
+            true,
+        );
+        let all: Vec<_> = all.iter().map(result).collect();
+        assert_eq!(
+            all,
+            [
+                (true, Some("G1".into()), false),
+                (true, Some("G2".into()), false)
+            ]
+        );
+        // The second failed: the written list stands for the others, in order.
+        let data = json!({"records": [{"Gsid": "G1"}, {"Gsid": "G3"}],
+            "errors": [{"index": 1, "errorCode": "GS_2001", "errorMessage": "Name is required"}]});
+        let partly = record_results(&data, 3, true);
+        assert_eq!(result(&partly[0]), (true, Some("G1".into()), false));
+        assert_eq!(result(&partly[1]), (false, None, false));
+        assert_eq!(partly[1].errors, ["GS_2001: Name is required"]);
+        assert_eq!(result(&partly[2]), (true, Some("G3".into()), false));
+        // A short list that cannot be matched: no record is taken as created without its GSID.
+        let short = record_results(&json!({"records": [{"Gsid": "G1"}]}), 2, true);
+        assert!(short.iter().all(|r| !r.success && r.retryable), "{short:?}");
+        assert!(short[0].errors[0].contains("looked up by its key"));
+        // Updates: fine without a list, tried again when counted short.
+        let updated = record_results(&json!({"count": 2}), 2, false);
+        assert!(updated.iter().all(|r| r.success));
+        let short = record_results(&json!({"count": 1}), 2, false);
+        assert!(short.iter().all(|r| !r.success && r.retryable));
     }
 
     #[test]
