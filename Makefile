@@ -56,7 +56,7 @@ fuzz:
 ## soak: SOAK_CHANGES (10,000) changes in both systems at SOAK_RATE (100) a second on a fresh
 ## local stack with every fault switch on (SOAK_FAULTS=0: none), then each change checked against
 ## both systems and the ledger; the last line is `soak: <N> changes, <L> lost, <D> duplicated,
-## <E> error`, and it fails when anything was lost or duplicated
+## <E> error`, and it fails when anything was lost, duplicated or ended in error
 soak: $(STAMP)
 	$(CARGO) build --quiet --profile perf -p sync-tests --bin soak
 	target/perf/soak

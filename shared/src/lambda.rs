@@ -74,16 +74,30 @@ pub fn batch_seed(event: &SqsEvent) -> String {
         .join(",")
 }
 
-/// Ends `runs` now and stores them in one request. A run that cannot be stored is logged and
-/// dropped: the work it describes is done, and redoing it for its record would be worse.
+/// How many times a run write is tried before its runs are given up.
+const RUN_WRITE_TRIES: usize = 3;
+
+/// Ends `runs` now and stores them in one request, tried again on a transient failure. A run
+/// that still cannot be stored is logged and dropped: the work it describes is done, and
+/// redoing it for its record would be worse.
 pub async fn store_runs(store: &dyn RunStore, runs: Runs) -> Vec<Run> {
+    use crate::ports::Retryable as _;
     let done = runs.finish(crate::time::now_ms());
     if done.is_empty() {
         return done;
     }
-    if let Err(e) = store.put_runs(&done).await {
-        let ids: Vec<String> = done.iter().map(|r| r.id.to_string()).collect();
-        tracing::warn!(runs = ?ids, error = %e, "runs not stored");
+    for attempt in 1..=RUN_WRITE_TRIES {
+        match store.put_runs(&done).await {
+            Ok(()) => break,
+            Err(e) if e.is_retryable() && attempt < RUN_WRITE_TRIES => {
+                tokio::time::sleep(std::time::Duration::from_millis(100 * attempt as u64)).await;
+            }
+            Err(e) => {
+                let ids: Vec<String> = done.iter().map(|r| r.id.to_string()).collect();
+                tracing::warn!(runs = ?ids, error = %e, attempts = attempt, "runs not stored");
+                break;
+            }
+        }
     }
     done
 }

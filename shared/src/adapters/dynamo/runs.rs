@@ -24,21 +24,44 @@ fn run_key(id: &RunId) -> Item {
     ])
 }
 
+/// The most a run's log may take in its item: DynamoDB refuses an item over 400 KB, and the run
+/// would be lost with its log.
+const MAX_LOG_BYTES: usize = 350_000;
+
 fn run_item(run: &Run, ttl_s: i64) -> Result<Item, StoreError> {
+    let (log, dropped) = log_that_fits(&run.log)?;
     let mut summary = run.clone();
     summary.log = Vec::new();
+    summary.lines_dropped += dropped;
     let mut item = run_key(&run.id);
     item.insert(
         "summary".into(),
         s(serde_json::to_string(&summary).map_err(rejected)?),
     );
-    item.insert(
-        "log".into(),
-        s(serde_json::to_string(&run.log).map_err(rejected)?),
-    );
+    item.insert("log".into(), s(log));
     let ended = run.ended_at_ms.unwrap_or(run.started_at_ms);
     item.insert("expires_at".into(), n(ended / 1000 + ttl_s));
     Ok(item)
+}
+
+/// The log as stored: every line while it fits in `MAX_LOG_BYTES`, else the first lines that
+/// do, with how many were left out (counted in the run's `lines_dropped`).
+fn log_that_fits(log: &[crate::domain::RunLine]) -> Result<(String, u64), StoreError> {
+    let all = serde_json::to_string(log).map_err(rejected)?;
+    if all.len() <= MAX_LOG_BYTES {
+        return Ok((all, 0));
+    }
+    let (mut kept, mut size) = (0, 2);
+    for line in log {
+        let more = serde_json::to_string(line).map_err(rejected)?.len() + 1;
+        if size + more > MAX_LOG_BYTES {
+            break;
+        }
+        size += more;
+        kept += 1;
+    }
+    let text = serde_json::to_string(&log[..kept]).map_err(rejected)?;
+    Ok((text, (log.len() - kept) as u64))
 }
 
 fn run_from(item: &Item) -> Result<Run, StoreError> {
@@ -128,11 +151,26 @@ impl RunStore for DynamoStateStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::{LineOutcome, RunLine};
 
     #[test]
     fn runs_are_partitioned_by_their_utc_day() {
         assert_eq!(day_partition(1_700_000_000_123), "RUN#2023-11-14");
         assert_eq!(day_partition(0), "RUN#1970-01-01");
         assert_eq!(day_partition(DAY_MS - 1), "RUN#1970-01-01");
+    }
+
+    #[test]
+    fn a_log_too_large_for_its_item_keeps_what_fits_and_counts_the_rest() {
+        let line =
+            |i: usize| RunLine::new(format!("R{i}"), LineOutcome::Error).message("x".repeat(1_000));
+        let small: Vec<RunLine> = (0..10).map(line).collect();
+        assert_eq!(log_that_fits(&small).unwrap().1, 0);
+        let large: Vec<RunLine> = (0..1_000).map(line).collect();
+        let (text, dropped) = log_that_fits(&large).unwrap();
+        assert!(text.len() <= MAX_LOG_BYTES, "{}", text.len());
+        let kept: Vec<RunLine> = serde_json::from_str(&text).unwrap();
+        assert_eq!(kept.len() as u64 + dropped, 1_000);
+        assert!(dropped > 0 && kept[0].record == "R0");
     }
 }

@@ -1,6 +1,9 @@
 //! Parked changes in the state table: one partition per parent, `WAIT#{parent key}`, one item per
-//! waiting change (`{job}#{ledger key}#{change time}#{event id}`, the `WaitingChange` as JSON), and
-//! the sparse `waiting-index` on `waiting_job` that lists a job's waiting changes for the sweep.
+//! waiting change (`{job}#{ledger key}#{change time}#{event id}`, the `WaitingChange` as JSON), a
+//! marker item (`#`) saying something waited there, and the sparse `waiting-index` on
+//! `waiting_job` that lists a job's waiting changes for the sweep. A pair synced for the first
+//! time asks for its parents' markers in one BatchGetItem per 100 and queries only the
+//! partitions that have one, so a load of records nothing waits for queries nothing.
 
 use futures_util::future::join_all;
 
@@ -13,6 +16,17 @@ pub const WAITING_INDEX: &str = "waiting-index";
 
 fn partition(parent: &ParentKey) -> AttributeValue {
     s(format!("WAIT#{parent}"))
+}
+
+/// The sort key of a parent's marker: before every slot.
+const MARKER: &str = "#";
+
+/// How long a marker outlives the last change parked under it (the longest wait a job allows,
+/// 720 hours, and a day).
+const MARKER_TTL_S: i64 = 31 * 86_400;
+
+fn marker(parent: &ParentKey) -> Item {
+    HashMap::from([("pk".into(), partition(parent)), ("sk".into(), s(MARKER))])
 }
 
 fn key_of(parked: &WaitingChange) -> Item {
@@ -31,6 +45,14 @@ fn parked_item(parked: &WaitingChange) -> Result<Item, StoreError> {
     Ok(item)
 }
 
+fn put_request(item: Item) -> Result<WriteRequest, StoreError> {
+    let put = PutRequest::builder()
+        .set_item(Some(item))
+        .build()
+        .map_err(rejected)?;
+    Ok(WriteRequest::builder().put_request(put).build())
+}
+
 fn parked_of(item: &Item) -> Result<WaitingChange, StoreError> {
     let text = get_s(item, "parked").unwrap_or_default();
     serde_json::from_str(&text).map_err(|e| StoreError::Corrupt {
@@ -42,22 +64,38 @@ fn parked_of(item: &Item) -> Result<WaitingChange, StoreError> {
 #[async_trait]
 impl WaitingStore for DynamoStateStore {
     async fn wait(&self, parked: &[WaitingChange]) -> Result<(), StoreError> {
-        let mut requests = Vec::with_capacity(parked.len());
+        let mut requests = Vec::with_capacity(parked.len() * 2);
+        let mut parents = Vec::new();
         for p in parked {
-            let put = PutRequest::builder()
-                .set_item(Some(parked_item(p)?))
-                .build()
-                .map_err(rejected)?;
-            requests.push(WriteRequest::builder().put_request(put).build());
+            let parent = p.parent.key();
+            if !parents.contains(&parent) {
+                let mut item = marker(&parent);
+                item.insert("expires_at".into(), n(p.filed_at_ms / 1000 + MARKER_TTL_S));
+                requests.push(put_request(item)?);
+                parents.push(parent);
+            }
+            requests.push(put_request(parked_item(p)?)?);
         }
         self.batch_write(requests).await
     }
 
     async fn waiting_on(&self, parents: &[ParentKey]) -> Result<Vec<WaitingChange>, StoreError> {
-        let queries = parents.iter().map(|parent| {
+        let mut distinct: Vec<&ParentKey> = parents.iter().collect();
+        distinct.sort();
+        distinct.dedup();
+        let markers = self
+            .batch_get(distinct.iter().map(|p| marker(p)).collect())
+            .await?;
+        let marked_pks: HashSet<String> = markers.iter().filter_map(|m| get_s(m, "pk")).collect();
+        let marked: Vec<&ParentKey> = distinct
+            .into_iter()
+            .filter(|p| marked_pks.contains(&format!("WAIT#{p}")))
+            .collect();
+        let queries = marked.into_iter().map(|parent| {
             self.query_all(move |q| {
-                q.key_condition_expression("pk = :pk")
+                q.key_condition_expression("pk = :pk AND sk > :marker")
                     .expression_attribute_values(":pk", partition(parent))
+                    .expression_attribute_values(":marker", s(MARKER))
                     .consistent_read(true)
             })
         });
