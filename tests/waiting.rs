@@ -68,10 +68,12 @@ async fn a_case_and_a_person_made_before_their_account_sync_when_it_does() -> Re
         .salesforce
         .seed(
             "Account",
-            vec![json!({"Name": "Late Parent Inc", "Gainsight_Company_Id__c": company})
-                .as_object()
-                .cloned()
-                .unwrap_or_default()],
+            vec![
+                json!({"Name": "Late Parent Inc", "Gainsight_Company_Id__c": company})
+                    .as_object()
+                    .cloned()
+                    .unwrap_or_default(),
+            ],
         )
         .remove(0);
     let account = stack

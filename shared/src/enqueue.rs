@@ -3,7 +3,7 @@
 //! retry of the delivery queues it. The webhook's routes and the poller all queue through here.
 
 use crate::domain::{ChangeEvent, LineOutcome, Run, RunLine, Runs};
-use crate::ports::{Claim, DedupStore, Queue, Retryable, StoreError};
+use crate::ports::{Claim, DedupStore, Queue, QueueError, Retryable, StoreError};
 
 /// How long an unconfirmed claim holds off a redelivery; past it the claim is handed out again,
 /// so a crash between claim and send cannot lose the event.
@@ -78,11 +78,18 @@ pub enum EnqueueError {
     },
     #[error("{count} deliveries are being queued by another request that has not finished (first: {first}); retry in a moment")]
     InFlight { count: usize, first: String },
+    /// The queue refused a change as it is (too large): sending it again cannot help.
+    #[error("{failed} of {total} changes were refused by the queue: {first}")]
+    Refused {
+        failed: usize,
+        total: usize,
+        first: String,
+    },
 }
 
 impl Retryable for EnqueueError {
     fn is_retryable(&self) -> bool {
-        true
+        !matches!(self, EnqueueError::Refused { .. })
     }
 }
 
@@ -162,13 +169,26 @@ async fn send(queue: &dyn Queue, deliveries: &[Delivery], claimed: &Claimed<'_>)
     let results = queue.send(&texts).await;
     let mut ok = vec![true; fresh.len()];
     let mut errors = Vec::new();
+    let mut refused = Vec::new();
     for (owner, result) in owners.iter().zip(results) {
-        if let Err(e) = result {
-            ok[*owner] = false;
-            errors.push(e.to_string());
+        match result {
+            Err(e @ QueueError::Rejected(_)) => {
+                ok[*owner] = false;
+                refused.push(e.to_string());
+            }
+            Err(e) => {
+                ok[*owner] = false;
+                errors.push(e.to_string());
+            }
+            Ok(()) => {}
         }
     }
     let result = match (errors.first(), claimed.in_flight.first()) {
+        _ if !refused.is_empty() => Err(EnqueueError::Refused {
+            failed: refused.len(),
+            total: texts.len(),
+            first: refused[0].clone(),
+        }),
         (Some(first), _) => Err(EnqueueError::Queue {
             failed: errors.len(),
             total: texts.len(),

@@ -128,7 +128,7 @@ async fn serve_webhook(
     let clients = &clients_of(aws, "WebhookFunction");
     let config = webhook::Config {
         aws: resources.clone(),
-        max_body_bytes: 1_048_576,
+        max_body_bytes: webhook::DEFAULT_MAX_BODY_BYTES,
         tolerance_s: 300,
         salesforce_org_id: Some(sf::ORGANIZATION_ID.into()),
     };

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use shared::adapters::AwsClients;
@@ -20,6 +21,10 @@ use shared::resolve::{load_schemas, run_lookups, SchemaError};
 
 /// Table, queues, the Salesforce org and the Gainsight tenant.
 pub type Config = shared::config::ApiConfig;
+
+/// The time a batch keeps, before its invocation's deadline, to record and send what it mapped:
+/// lookups still running then are cut off and their changes tried again.
+pub const DEADLINE_MARGIN_MS: i64 = 8_000;
 
 /// Why the mapper cannot start: it fails fast rather than map against a job the systems refuse.
 #[derive(Debug, thiserror::Error)]
@@ -123,9 +128,26 @@ impl MapperFn {
         self.handle_at(event, shared::time::now_ms()).await.0
     }
 
-    /// Maps one batch as of `now_ms`: one ledger read per job, one lookup per derived mapping,
-    /// then every change, then one send of the write commands.
+    /// Maps one batch in an invocation that ends at `deadline_ms` (epoch ms).
+    pub async fn handle_by(&self, event: SqsEvent, deadline_ms: i64) -> SqsBatchResponse {
+        let now_ms = shared::time::now_ms();
+        self.handle_at_by(event, now_ms, deadline_ms).await.0
+    }
+
+    /// Maps one batch as of `now_ms`, with no deadline.
     pub async fn handle_at(&self, event: SqsEvent, now_ms: i64) -> (SqsBatchResponse, Summary) {
+        self.handle_at_by(event, now_ms, i64::MAX).await
+    }
+
+    /// Maps one batch as of `now_ms`: one ledger read per job, one lookup per derived mapping
+    /// (cut off `DEADLINE_MARGIN_MS` before `deadline_ms`, its changes then tried again), then
+    /// every change, then one send of the write commands.
+    pub async fn handle_at_by(
+        &self,
+        event: SqsEvent,
+        now_ms: i64,
+        deadline_ms: i64,
+    ) -> (SqsBatchResponse, Summary) {
         let mut summary = Summary::default();
         let mut runs = Runs::new(
             RunFunction::Mapper,
@@ -139,7 +161,7 @@ impl MapperFn {
         // In change order, so that a change of a record meets the earlier ones of the batch as
         // writes on their way (see `LedgerBatch::note_mapped`).
         changes.sort_by_key(|(_, c)| c.occurred_at_ms);
-        let lookups = self.run_lookups(&changes).await;
+        let lookups = self.run_lookups(&changes, deadline_ms).await;
         let pass = Pass {
             lookups: &lookups,
             last: &last,
@@ -270,15 +292,38 @@ impl MapperFn {
         LedgerBatch::read(self.ledger.as_ref(), &wanted).await
     }
 
-    /// Derived lookups: one query per derived mapping for the whole batch.
-    async fn run_lookups(&self, changes: &[(String, ChangeEvent)]) -> Lookups {
+    /// Derived lookups: one query per derived mapping for the whole batch. Those not done
+    /// `DEADLINE_MARGIN_MS` before `deadline_ms` count as failed: their changes are tried again
+    /// while there is time to record the rest.
+    async fn run_lookups(&self, changes: &[(String, ChangeEvent)], deadline_ms: i64) -> Lookups {
         let requests = Lookups::requests(
             changes
                 .iter()
                 .flat_map(|(_, c)| self.jobs.for_change(c).into_iter().map(move |j| (j, c))),
             Some(&self.schemas),
         );
-        run_lookups(&requests, self.salesforce.as_ref(), self.gainsight.as_ref()).await
+        let budget_ms = deadline_ms
+            .saturating_sub(shared::time::now_ms())
+            .saturating_sub(DEADLINE_MARGIN_MS);
+        let run = run_lookups(&requests, self.salesforce.as_ref(), self.gainsight.as_ref());
+        let cut_off = budget_ms <= 0;
+        let outcome = match cut_off {
+            true => None,
+            false => tokio::time::timeout(Duration::from_millis(budget_ms as u64), run)
+                .await
+                .ok(),
+        };
+        outcome.unwrap_or_else(|| {
+            tracing::warn!(
+                lookups = requests.len(),
+                "lookups cut off near the invocation's deadline; their changes are tried again"
+            );
+            let mut failed = Lookups::default();
+            for r in &requests {
+                failed.mark_failed(&r.job, r.derived);
+            }
+            failed
+        })
     }
 
     /// Maps one change for every job reading its object: the write commands to queue and the

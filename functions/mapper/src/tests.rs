@@ -513,3 +513,45 @@ async fn a_set_back_recorded_in_sync_first_makes_the_older_write_stale() {
     let fresh = shared::domain::push::drop_stale(vec![pending], &ledgers);
     assert_eq!((fresh.fresh.len(), fresh.stale.len()), (0, 1));
 }
+
+/// A batch whose invocation is about to end runs no lookup: the changes that need one go back to
+/// the queue, and the rest are mapped and queued as usual.
+#[tokio::test]
+async fn lookups_are_not_started_near_the_deadline() {
+    let Harness {
+        queue,
+        salesforce,
+        mapper,
+        ..
+    } = harness();
+    let person = serde_json::to_string(&ChangeEvent {
+        event_id: "ev-P1".into(),
+        source: System::Gainsight,
+        object: "Person".into(),
+        record_id: "P1".into(),
+        operation: Operation::Created,
+        occurred_at_ms: 1,
+        fields: json!({"LastName": "L", "Email": "p1@x.io", "CompanyId": "C1"})
+            .as_object()
+            .cloned()
+            .unwrap(),
+        changed_fields: None,
+        origin: ChangeOrigin::Webhook,
+        received_at_ms: 2,
+        participants: None,
+        load: None,
+        waiting_since_ms: None,
+    })
+    .unwrap();
+    let company = change("G1", Operation::Created, json!({"Name": "Acme"}));
+    let soon = shared::time::now_ms() + DEADLINE_MARGIN_MS - 1_000;
+    let e = event(vec![("m1", person), ("m2", company)]);
+    let (response, summary) = mapper.handle_at_by(e, 1_000, soon).await;
+    assert!(
+        salesforce.queries.lock().unwrap().is_empty(),
+        "no lookup started"
+    );
+    assert_eq!(shared::fakes::failed_ids(&response), ["m1"]);
+    assert_eq!(summary.writes, 1, "the Company needs no lookup");
+    assert_eq!(queue.bodies().len(), 1);
+}

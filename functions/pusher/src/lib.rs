@@ -44,6 +44,27 @@ pub use shared::domain::run::PAUSED;
 /// How long writes the API budget defers wait before they are tried again (SQS's longest delay).
 pub const DEFERRAL: Duration = Duration::from_secs(900);
 
+/// The time a batch keeps, before its invocation's deadline, for what follows its writes (files,
+/// the ledger, writebacks, replays, runs, leases): no write group starts later than this before
+/// the deadline, and a call still running then is cut off and tried again.
+pub const DEADLINE_MARGIN_MS: i64 = 15_000;
+
+/// The time of a batch and its invocation's deadline (epoch ms).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Clock {
+    pub(crate) now_ms: i64,
+    deadline_ms: i64,
+}
+
+impl Clock {
+    /// How long a write may still take, as of now; zero or less: none may start.
+    fn write_budget_ms(&self) -> i64 {
+        self.deadline_ms
+            .saturating_sub(shared::time::now_ms())
+            .saturating_sub(DEADLINE_MARGIN_MS)
+    }
+}
+
 pub struct Pusher {
     ledger: Arc<dyn LedgerStore>,
     runs: Arc<dyn RunStore>,
@@ -200,8 +221,52 @@ impl Pusher {
         self.handle_at(event, shared::time::now_ms()).await.0
     }
 
-    /// Pushes one batch as of `now_ms`.
+    /// Pushes one batch in an invocation that ends at `deadline_ms` (epoch ms).
+    pub async fn handle_by(&self, event: SqsEvent, deadline_ms: i64) -> SqsBatchResponse {
+        let now_ms = shared::time::now_ms();
+        self.handle_until(
+            event,
+            Clock {
+                now_ms,
+                deadline_ms,
+            },
+        )
+        .await
+        .0
+    }
+
+    /// Pushes one batch as of `now_ms`, with no deadline.
     pub async fn handle_at(&self, event: SqsEvent, now_ms: i64) -> (SqsBatchResponse, Summary) {
+        let deadline_ms = i64::MAX;
+        self.handle_until(
+            event,
+            Clock {
+                now_ms,
+                deadline_ms,
+            },
+        )
+        .await
+    }
+
+    /// Pushes one batch as of `now_ms` with `deadline_ms` left (tests of the deadline).
+    pub async fn handle_at_by(
+        &self,
+        event: SqsEvent,
+        now_ms: i64,
+        deadline_ms: i64,
+    ) -> (SqsBatchResponse, Summary) {
+        self.handle_until(
+            event,
+            Clock {
+                now_ms,
+                deadline_ms,
+            },
+        )
+        .await
+    }
+
+    async fn handle_until(&self, event: SqsEvent, clock: Clock) -> (SqsBatchResponse, Summary) {
+        let now_ms = clock.now_ms;
         let mut summary = Summary::default();
         let mut runs = Runs::new(
             RunFunction::Pusher,
@@ -216,7 +281,7 @@ impl Pusher {
         let batch = self
             .stage_loads(folded.kept, &mut retry, &mut runs, now_ms)
             .await;
-        self.push(batch, &mut retry, &mut runs, &last, &mut summary, now_ms)
+        self.push(batch, &mut retry, &mut runs, &last, &mut summary, clock)
             .await;
         // A write that goes back takes the writes folded into it along.
         let also: Vec<String> = retry
@@ -227,10 +292,7 @@ impl Pusher {
             .collect();
         retry.extend(also);
         for (message_id, load) in flushes {
-            if let Err(why) = self
-                .flush_load(&load, &mut runs, &mut summary, now_ms)
-                .await
-            {
+            if let Err(why) = self.flush_load(&load, &mut runs, &mut summary, clock).await {
                 tracing::warn!(load = %load, reason = %why, "bulk load flush comes again");
                 runs.fail(None, &why);
                 retry.push(message_id);
@@ -261,11 +323,11 @@ impl Pusher {
         runs: &mut Runs,
         last: &HashSet<String>,
         summary: &mut Summary,
-        now_ms: i64,
+        clock: Clock,
     ) {
-        let (batch, leases) = self.lease(batch, retry, runs, now_ms).await;
+        let (batch, leases) = self.lease(batch, retry, runs, clock.now_ms).await;
         if !batch.is_empty() {
-            self.push_leased(batch, (retry, runs), last, summary, now_ms)
+            self.push_leased(batch, (retry, runs), last, summary, clock)
                 .await;
         }
         self.give_back(&leases).await;
@@ -280,8 +342,9 @@ impl Pusher {
         (retry, runs): (&mut Vec<String>, &mut Runs),
         last: &HashSet<String>,
         summary: &mut Summary,
-        now_ms: i64,
+        clock: Clock,
     ) {
+        let now_ms = clock.now_ms;
         let ledgers = self.read_ledgers(&batch).await;
         let batch = recheck_unchanged(unpark(batch, &ledgers), &ledgers);
         let Fresh {
@@ -306,7 +369,7 @@ impl Pusher {
         settled.extend(nothing);
         let mut gave_up = Vec::new();
         settled.extend(
-            self.write_groups(settlement.kept, retry, runs, (last, &mut gave_up))
+            self.write_groups(settlement.kept, (retry, runs), (last, &mut gave_up), clock)
                 .await,
         );
         self.record_gave_up(gave_up, runs, now_ms).await;
@@ -420,9 +483,9 @@ impl Pusher {
     async fn write_groups(
         &self,
         kept: Vec<Pending>,
-        retry: &mut Vec<String>,
-        runs: &mut Runs,
+        (retry, runs): (&mut Vec<String>, &mut Runs),
         (last, gave_up): (&HashSet<String>, &mut Vec<(WriteCommand, String)>),
+        clock: Clock,
     ) -> Vec<(Pending, WriteOutcome)> {
         type Group = (System, String, Option<String>, shared::domain::WriteMode);
         let mut groups: BTreeMap<Group, Vec<Pending>> = BTreeMap::new();
@@ -438,16 +501,19 @@ impl Pusher {
                 self.defer(&object, batch, &why, wait, (retry, runs)).await;
                 continue;
             }
-            let outcome = match system {
-                System::Salesforce => {
-                    self.write_salesforce(&object, field.as_deref(), mode, &batch)
-                        .await
-                }
-                System::Gainsight => {
-                    self.write_gainsight(&object, field.as_deref(), mode, &batch)
-                        .await
+            let write = async {
+                match system {
+                    System::Salesforce => {
+                        self.write_salesforce(&object, field.as_deref(), mode, &batch)
+                            .await
+                    }
+                    System::Gainsight => {
+                        self.write_gainsight(&object, field.as_deref(), mode, &batch)
+                            .await
+                    }
                 }
             };
+            let outcome = within(system, clock.write_budget_ms(), write).await;
             match write::settle_group(&object, batch, outcome) {
                 Ok(outcomes) => settled.extend(outcomes),
                 Err(held) => {
@@ -581,6 +647,35 @@ impl Pusher {
             self.ledger.moved(job, &moves, now_ms).await?;
         }
         Ok(())
+    }
+}
+
+/// `write`, if it can start and end within `budget_ms`: a write that cannot start, or is cut
+/// off, is a timeout, tried again like a lost answer (the next delivery looks a created record
+/// up by its key before writing it again).
+async fn within<T>(
+    system: System,
+    budget_ms: i64,
+    write: impl std::future::Future<Output = Result<T, shared::ports::ApiError>>,
+) -> Result<T, shared::ports::ApiError> {
+    let timeout = |message: String| shared::ports::ApiError::Timeout {
+        system: system.label(),
+        message,
+    };
+    if budget_ms <= 0 {
+        return Err(timeout(format!(
+            "not started: the invocation had less than {} s left",
+            DEADLINE_MARGIN_MS / 1000
+        )));
+    }
+    let budget = Duration::from_millis(budget_ms as u64);
+    match tokio::time::timeout(budget, write).await {
+        Ok(outcome) => outcome,
+        Err(_) => Err(timeout(format!(
+            "cut off after {} ms, {} s before the invocation's deadline",
+            budget_ms,
+            DEADLINE_MARGIN_MS / 1000
+        ))),
     }
 }
 

@@ -95,11 +95,12 @@ impl Pusher {
         load: &LoadId,
         runs: &mut Runs,
         summary: &mut Summary,
-        now_ms: i64,
+        clock: crate::Clock,
     ) -> Result<(), String> {
         let (Some((store, quiet)), Some((queue, _))) = (&self.loads, &self.deferral) else {
             return Ok(());
         };
+        let now_ms = clock.now_ms;
         match take_load(store.as_ref(), load, now_ms, quiet.as_millis() as i64).await? {
             Take::Write => {}
             Take::Nothing => return Ok(()),
@@ -123,7 +124,7 @@ impl Pusher {
             })
             .collect();
         let mut retry = Vec::new();
-        self.push(batch, &mut retry, runs, &HashSet::new(), summary, now_ms)
+        self.push(batch, &mut retry, runs, &HashSet::new(), summary, clock)
             .await;
         let again: Vec<String> = retry
             .iter()

@@ -22,7 +22,9 @@ async fn main() -> Result<(), Error> {
     );
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let pusher = Arc::clone(&pusher);
-        async move { Ok::<_, Error>(pusher.handle(event.payload).await) }
+        // The invocation's deadline (epoch ms): no write starts too close to it.
+        let deadline_ms = i64::try_from(event.context.deadline).unwrap_or(i64::MAX);
+        async move { Ok::<_, Error>(pusher.handle_by(event.payload, deadline_ms).await) }
     }))
     .await
 }

@@ -18,7 +18,7 @@ use shared::config::{self, AwsResources, ConfigError};
 use shared::domain::{
     ChangeEvent, Fields, Jobs, Operation, RunFunction, Runs, SourceRecord, System,
 };
-use shared::enqueue::{enqueue_recorded, Delivery, Enqueued};
+use shared::enqueue::{enqueue_recorded, Delivery, EnqueueError, Enqueued};
 use shared::lambda::store_runs;
 use shared::ports::{DedupStore, Queue, RunStore, Secrets, SecretsError};
 use shared::secret::{names, Secret};
@@ -26,6 +26,10 @@ use shared::signature::{self, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 
 /// A request carrying more than 50,000 records is refused, as Gainsight's connector refuses one.
 pub const MAX_RECORDS: usize = 50_000;
+
+/// The largest body accepted when `WEBHOOK_MAX_BODY_BYTES` does not say: a Function URL's
+/// request payload limit (6 MB), which a 50,000-record event of short records fits in.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 6_000_000;
 
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -42,7 +46,7 @@ impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
         Ok(Self {
             aws: AwsResources::from_env()?,
-            max_body_bytes: config::parsed("WEBHOOK_MAX_BODY_BYTES", 1_048_576)?,
+            max_body_bytes: config::parsed("WEBHOOK_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES)?,
             tolerance_s: config::parsed("WEBHOOK_TOLERANCE_SECONDS", 300)?,
             salesforce_org_id: config::optional("SALESFORCE_ORG_ID"),
         })
@@ -271,7 +275,8 @@ impl Webhook {
     }
 
     /// Queues `deliveries`, the run stored with the dedup confirmations (one write for both); a
-    /// failure is a 503 the sender retries.
+    /// failure is a 503 the sender retries, unless the queue refused a change as it is (a 413
+    /// saying why: sending it again cannot help).
     async fn enqueue(
         &self,
         deliveries: Vec<Delivery>,
@@ -281,7 +286,10 @@ impl Webhook {
         let (dedup, changes) = (self.dedup.as_ref(), self.changes.as_ref());
         enqueue_recorded(dedup, changes, &deliveries, now_ms, (runs, None))
             .await
-            .map_err(|e| refuse(503, e.to_string()))
+            .map_err(|e| match e {
+                EnqueueError::Refused { .. } => refuse(413, e.to_string()),
+                e => refuse(503, e.to_string()),
+            })
     }
 
     /// An Outbound Message: checked against the configured org, deduplicated per notification,
@@ -424,6 +432,7 @@ impl Webhook {
                 now_ms,
             );
             change.changed_fields = event.changed_fields.clone();
+            check_change_size(i, &change)?;
             changes.push(change);
         }
         Ok(changes)
@@ -444,6 +453,23 @@ fn check_event_size(event: &GainsightEvent) -> Result<(), Refusal> {
             format!(
                 "{} records in one request; at most {MAX_RECORDS} are accepted",
                 event.records.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// A record whose change would not fit in one queue message is refused before anything of its
+/// event is queued, naming it.
+fn check_change_size(i: usize, change: &ChangeEvent) -> Result<(), Refusal> {
+    let bytes = serde_json::to_string(change).map_or(0, |b| b.len());
+    if bytes > shared::adapters::sqs::MAX_MESSAGE_BYTES {
+        return Err(refuse(
+            413,
+            format!(
+                "records[{i}] ({}) is {bytes} bytes as a change, over the queue's limit of {} bytes; shorten its longest fields or leave them out of the rule's payload",
+                change.record_id,
+                shared::adapters::sqs::MAX_MESSAGE_BYTES
             ),
         ));
     }

@@ -247,6 +247,58 @@ async fn refuses_more_than_50000_records() {
     assert!(rig.queue.bodies().is_empty());
 }
 
+/// A record whose change cannot fit in one queue message is refused, naming it, before any
+/// record of its event is queued: the sender is told what to fix instead of retrying forever.
+#[tokio::test]
+async fn a_record_too_large_for_the_queue_is_refused_and_nothing_is_queued() {
+    let rig = rig();
+    let records = vec![
+        json!({"Gsid": "g1", "Name": "fine"}),
+        json!({"Gsid": "g2", "Name": "x".repeat(300 * 1024)}),
+    ];
+    let body = json!({"eventId": "fat", "eventType": "updated", "objectName": "Company", "occurredAt": NOW_MS, "records": records}).to_string();
+    let mut config = config();
+    config.max_body_bytes = 1024 * 1024;
+    let webhook = Webhook::new(
+        rig.store.clone(),
+        rig.store.clone(),
+        rig.queue.clone(),
+        Secret::new(SECRET),
+        Jobs::builtin(),
+        &config,
+    );
+    let resp = webhook
+        .handle_at(request(&body, Some(NOW_MS / 1000), SECRET), NOW_MS)
+        .await;
+    let (status, body) = status_and_body(&resp);
+    assert_eq!(status, 413, "{body}");
+    let said = body["error"].as_str().unwrap_or_default();
+    assert!(said.starts_with("records[1] (g2) is "), "{said}");
+    assert!(rig.queue.bodies().is_empty());
+    assert!(
+        rig.store.events.lock().unwrap().is_empty(),
+        "nothing claimed"
+    );
+}
+
+/// A change the queue refuses as it is (a sender fault) is answered 413 with the queue's
+/// reason, not 503: sending the same event again cannot help.
+#[tokio::test]
+async fn a_change_the_queue_refuses_is_not_answered_as_a_retry() {
+    let rig = rig();
+    *rig.queue.reject_containing.lock().unwrap() = Some("1P02ABCDEF0000000001".into());
+    let resp = rig
+        .webhook
+        .handle_at(request(&event(), Some(NOW_MS / 1000), SECRET), NOW_MS)
+        .await;
+    let (status, body) = status_and_body(&resp);
+    assert_eq!(status, 413, "{body}");
+    assert!(body["error"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("refused by the queue"));
+}
+
 #[tokio::test]
 async fn a_queue_failure_answers_503_and_releases_the_claim_for_the_retry() {
     let rig = rig();

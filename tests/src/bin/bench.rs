@@ -311,6 +311,55 @@ async fn aws_requests_per_change() -> Result<()> {
     Ok(())
 }
 
+/// One Gainsight event of 50,000 records (the most the webhook accepts) posted to the webhook of
+/// the local stack: seconds until it answers, and the AWS requests the webhook made for it (the
+/// rest of the stack works meanwhile, as it would).
+async fn webhook_50000() -> Result<()> {
+    let stack = Stack::start(Options::default()).await?;
+    let n = webhook::MAX_RECORDS;
+    let records: Vec<Value> = (0..n)
+        .map(|i| json!({"Gsid": format!("1P02BIG{i:013}"), "Name": format!("Big {i}")}))
+        .collect();
+    let body = json!({
+        "eventId": "bench-50000", "eventType": "updated", "objectName": "Company",
+        "occurredAt": shared::time::now_ms(), "records": records,
+    })
+    .to_string();
+    eprintln!("one event of {n} records, {} bytes", body.len());
+    stack.aws.reset_requests().await?;
+    let ts = now_s();
+    let started = Instant::now();
+    let answer = reqwest::Client::new()
+        .post(format!("{}/gainsight", stack.webhook_url()))
+        .header("content-type", "application/json")
+        .header("x-gs-timestamp", ts.to_string())
+        .header("x-gs-signature", sign(WEBHOOK_SECRET, ts, &body))
+        .body(body)
+        .send()
+        .await?;
+    let seconds = started.elapsed().as_secs_f64();
+    let status = answer.status();
+    let text = answer.text().await.unwrap_or_default();
+    let callers = stack.aws.callers().await?;
+    let webhook: u64 = callers
+        .get("WebhookFunction")
+        .map(|actions| actions.values().sum())
+        .unwrap_or_default();
+    eprintln!(
+        "webhook answered {status} after {seconds:.2} s: {}",
+        text.chars().take(200).collect::<String>()
+    );
+    report(
+        "webhook_50000_records_seconds",
+        format!("{seconds:.2}"),
+        "s",
+    );
+    report("webhook_50000_records_aws_requests", webhook, "requests");
+    stack.stop().await;
+    anyhow::ensure!(status.is_success(), "the webhook answered {status}: {text}");
+    Ok(())
+}
+
 /// `total` Accounts created at once in Salesforce (as a data loader would; Outbound Messages of
 /// 100 notifications) until the last one is a Company in Gainsight: seconds, and the API calls
 /// and AWS requests it took.
@@ -522,6 +571,9 @@ async fn main() -> Result<()> {
     let all = which == "all";
     if all || which == "webhook" {
         webhook_handler().await?;
+    }
+    if all || which == "webhook-50000" {
+        webhook_50000().await?;
     }
     if all || which == "runtime" {
         cold_start_and_rss().await?;

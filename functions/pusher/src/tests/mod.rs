@@ -749,3 +749,40 @@ async fn a_first_sync_replays_the_changes_waiting_for_it() {
         "replayed: the Salesforce Account where Gainsight_Company_Id__c = G1 has synced"
     ));
 }
+
+/// A batch whose invocation has less than the margin left starts no write: its messages go back
+/// to the queue, and one on its last delivery has its give-up recorded in the ledger in time,
+/// instead of reaching the dead-letter queue with no word in the ledger.
+#[tokio::test]
+async fn no_write_starts_too_close_to_the_deadline() {
+    let rig = rig();
+    let mut e = event(vec![
+        ("m1", command("G1", "Acme", 1)),
+        ("m2", command("G2", "Beta", 1)),
+    ]);
+    e.records[1]
+        .attributes
+        .insert("ApproximateReceiveCount".into(), "5".into());
+    let soon = shared::time::now_ms() + DEADLINE_MARGIN_MS - 1_000;
+    let (response, summary) = rig.pusher.handle_at_by(e, 1_000, soon).await;
+    assert_eq!(*rig.sf.calls.lock().unwrap(), 0, "no call started");
+    assert_eq!(summary.synced, 0);
+    let mut failed = shared::fakes::failed_ids(&response);
+    failed.sort();
+    assert_eq!(failed, ["m1", "m2"]);
+    let g2 = rig
+        .store
+        .ledger_of("company_account", "G2")
+        .expect("recorded");
+    let said = g2.last_error.unwrap_or_default();
+    assert!(
+        g2.error && said.contains("not started: the invocation had less than 15 s left"),
+        "{said}"
+    );
+    assert!(rig.store.ledger_of("company_account", "G1").is_none());
+    // With time enough, the same writes go out.
+    let later = shared::time::now_ms() + 60_000;
+    let again = event(vec![("m1", command("G1", "Acme", 1))]);
+    let (_, summary) = rig.pusher.handle_at_by(again, 2_000, later).await;
+    assert_eq!(summary.synced, 1);
+}
