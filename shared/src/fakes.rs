@@ -562,6 +562,8 @@ pub struct MemorySalesforce {
     /// When set, every upsert is refused as a rate limit (HTTP 429) asking to wait this many ms.
     pub rate_limited: Mutex<Option<u64>>,
     /// Selects received, and the rows every select answers.
+    /// A select whose conditions hold this value is refused as malformed (a value SOQL cannot take).
+    pub refuse_value: Mutex<Option<String>>,
     pub queries: Mutex<Vec<SfSelect>>,
     pub query_rows: Mutex<Vec<Fields>>,
 }
@@ -693,6 +695,20 @@ impl SalesforceApi for MemorySalesforce {
     async fn select(&self, query: &SfSelect) -> Result<Vec<Fields>, ApiError> {
         *self.calls.lock().unwrap() += 1;
         self.queries.lock().unwrap().push(query.clone());
+        let refused = self.refuse_value.lock().unwrap().clone();
+        let holds = |v: &String| refused.as_ref() == Some(v);
+        if query
+            .conditions
+            .iter()
+            .any(|(_, values)| values.iter().any(holds))
+        {
+            return Err(ApiError::Rejected {
+                system: "Salesforce",
+                status: 400,
+                code: "MALFORMED_QUERY".into(),
+                message: "unexpected token in the IN list".into(),
+            });
+        }
         Ok(self.query_rows.lock().unwrap().clone())
     }
 }

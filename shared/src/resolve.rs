@@ -8,7 +8,7 @@ use serde_json::Value;
 use crate::domain::mapping::text;
 use crate::domain::{JobError, Jobs, LookupRequest, Lookups, Schemas, System};
 use crate::ports::{
-    ApiError, GainsightApi, GsCondition, GsOperator, GsQuery, SalesforceApi, SfSelect,
+    ApiError, GainsightApi, GsCondition, GsOperator, GsQuery, Retryable, SalesforceApi, SfSelect,
 };
 
 pub use crate::domain::push::Found;
@@ -52,7 +52,9 @@ pub async fn load_schemas(
     Ok(schemas)
 }
 
-/// Runs every request; a failed query marks its lookup failed (its records are retried).
+/// Runs every request; a query that failed for now marks its lookup failed (its records are
+/// retried); one the system refused is split until the values it refuses are isolated, and only
+/// their records are rejected, with the reason.
 pub async fn run_lookups(
     requests: &[LookupRequest],
     salesforce: &dyn SalesforceApi,
@@ -60,11 +62,15 @@ pub async fn run_lookups(
 ) -> Lookups {
     let mut lookups = Lookups::default();
     for request in requests {
-        match find(salesforce, gainsight, request).await {
-            Ok(found) => {
+        match find_isolating(salesforce, gainsight, request).await {
+            Ok((found, refused)) => {
                 for tuple in &request.tuples {
                     let values = found.get(tuple).cloned().unwrap_or_default();
                     lookups.insert(&request.job, request.derived, tuple.clone(), values);
+                }
+                for (tuple, e) in refused {
+                    tracing::warn!(job = %request.job, object = %request.object, error = %e, "lookup refused for one value; only its records are rejected");
+                    lookups.refuse(&request.job, request.derived, tuple, e);
                 }
             }
             Err(e) => {
@@ -74,6 +80,82 @@ pub async fn run_lookups(
         }
     }
     lookups
+}
+
+/// Refused values with why.
+type Refused = Vec<(Vec<String>, String)>;
+
+/// `find`, halving a request the system refuses until each refused value is alone: the values
+/// found, and those refused with the error. A failure that may pass fails the whole request.
+async fn find_isolating(
+    salesforce: &dyn SalesforceApi,
+    gainsight: &dyn GainsightApi,
+    request: &LookupRequest,
+) -> Result<(Found, Refused), ApiError> {
+    match find(salesforce, gainsight, request).await {
+        Ok(found) => Ok((found, Vec::new())),
+        Err(e) if e.is_retryable() => Err(e),
+        Err(e) if request.tuples.len() <= 1 => {
+            let why = e.to_string();
+            Ok((
+                Found::new(),
+                request
+                    .tuples
+                    .iter()
+                    .map(|t| (t.clone(), why.clone()))
+                    .collect(),
+            ))
+        }
+        Err(_) => {
+            let mid = request.tuples.len() / 2;
+            let half = |tuples: &[Vec<String>]| LookupRequest {
+                tuples: tuples.to_vec(),
+                ..request.clone()
+            };
+            let (first, second) = (half(&request.tuples[..mid]), half(&request.tuples[mid..]));
+            let (mut found, mut refused) =
+                Box::pin(find_isolating(salesforce, gainsight, &first)).await?;
+            let (more, also) = Box::pin(find_isolating(salesforce, gainsight, &second)).await?;
+            found.extend(more);
+            refused.extend(also);
+            Ok((found, refused))
+        }
+    }
+}
+
+/// The most the match values of one Salesforce lookup may take in its query URL, encoded: a
+/// REST request's URI is limited to 16,384 bytes, and the rest of the query needs some.
+const SF_VALUES_BYTES: usize = 12_000;
+
+/// `tuples` in groups of at most `TUPLES_PER_QUERY`, and for Salesforce, whose query travels in
+/// the URL, of at most `SF_VALUES_BYTES` of encoded values.
+fn query_chunks(system: System, tuples: &[Vec<String>]) -> Vec<&[Vec<String>]> {
+    let encoded = |t: &Vec<String>| -> usize {
+        let each = |v: &String| {
+            url::form_urlencoded::byte_serialize(v.as_bytes())
+                .map(str::len)
+                .sum::<usize>()
+        };
+        t.iter().map(|v| each(v) + 9).sum()
+    };
+    let mut chunks = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, t) in tuples.iter().enumerate() {
+        let size = if system == System::Salesforce {
+            encoded(t)
+        } else {
+            0
+        };
+        if i > start && (i - start == TUPLES_PER_QUERY || bytes + size > SF_VALUES_BYTES) {
+            chunks.push(&tuples[start..i]);
+            (start, bytes) = (i, 0);
+        }
+        bytes += size;
+    }
+    if start < tuples.len() {
+        chunks.push(&tuples[start..]);
+    }
+    chunks
 }
 
 /// The values of `request.returns` of the records of `request.object` matching each tuple, in one
@@ -89,7 +171,7 @@ pub async fn find(
         System::Salesforce => t,
     };
     let mut rows = Vec::new();
-    for chunk in request.tuples.chunks(TUPLES_PER_QUERY) {
+    for chunk in query_chunks(request.system, &request.tuples) {
         rows.extend(match request.system {
             System::Salesforce => salesforce.select(&sf_select(request, chunk)).await?,
             System::Gainsight => {
@@ -188,6 +270,54 @@ mod tests {
                 .map(|t| t.iter().map(|v| v.to_string()).collect())
                 .collect(),
         }
+    }
+
+    #[test]
+    fn salesforce_lookups_keep_their_values_under_the_uri_limit() {
+        let short: Vec<Vec<String>> = (0..450).map(|i| vec![format!("G{i}")]).collect();
+        let sizes: Vec<usize> = query_chunks(System::Salesforce, &short)
+            .iter()
+            .map(|c| c.len())
+            .collect();
+        assert_eq!(sizes, [200, 200, 50]);
+        let long: Vec<Vec<String>> = (0..200)
+            .map(|i| vec![format!("{i}-{}", "é".repeat(100))])
+            .collect();
+        let chunks = query_chunks(System::Salesforce, &long);
+        assert!(chunks.len() > 1, "200 long values do not fit one URL");
+        assert_eq!(chunks.iter().map(|c| c.len()).sum::<usize>(), 200);
+        assert_eq!(
+            query_chunks(System::Gainsight, &long).len(),
+            1,
+            "Gainsight queries are POSTed"
+        );
+    }
+
+    #[cfg(feature = "fakes")]
+    #[tokio::test]
+    async fn a_refused_value_fails_only_its_own_lookup() {
+        use crate::fakes::{MemoryGainsight, MemorySalesforce};
+        let sf = MemorySalesforce::default();
+        *sf.refuse_value.lock().unwrap() = Some("bad'value".into());
+        *sf.query_rows.lock().unwrap() = vec![serde_json::json!({"Id": "001A", "A__c": "ok1"})
+            .as_object()
+            .cloned()
+            .unwrap()];
+        let r = request(
+            System::Salesforce,
+            &["A__c"],
+            &[&["ok1"], &["bad'value"], &["ok2"], &["ok3"]],
+        );
+        let lookups = run_lookups(std::slice::from_ref(&r), &sf, &MemoryGainsight::default()).await;
+        assert!(!lookups.has_failed("j", 0), "the request as a whole ran");
+        let refused = lookups.refused("j", 0, &["bad'value".to_string()]);
+        assert!(
+            refused.is_some_and(|e| e.contains("MALFORMED_QUERY")),
+            "{refused:?}"
+        );
+        assert!(lookups.refused("j", 0, &["ok1".to_string()]).is_none());
+        let queries = sf.queries.lock().unwrap().len();
+        assert!(queries <= 5, "halved, not one query per value: {queries}");
     }
 
     #[test]

@@ -301,6 +301,13 @@ impl Mapper<'_> {
                 reason: format!("{} could not run", derived.describe()),
             });
         }
+        if let Some(why) = lookups.refused(job, index, tuple) {
+            return Err(cx.rejected(format!(
+                "error: {} could not look up {}: {why}",
+                derived.describe(),
+                conditions(derived, tuple)
+            )));
+        }
         let matches = lookups.get(job, index, tuple);
         let (on_none, on_many) = (derived.on_no_match, derived.on_multiple_matches);
         match (matches.len(), on_none, on_many) {

@@ -32,6 +32,9 @@ pub struct Lookups {
     found: HashMap<String, HashMap<usize, Found>>,
     /// Lookups that could not run: their records are retried, not rejected.
     failed: Vec<(String, usize)>,
+    /// Match tuples the system refused to look up (a value it cannot query), with why: their
+    /// records are rejected, the rest of the lookup stands.
+    refused: HashMap<(String, usize, Vec<String>), String>,
 }
 
 impl Lookups {
@@ -46,6 +49,17 @@ impl Lookups {
 
     pub fn mark_failed(&mut self, job: &str, derived: usize) {
         self.failed.push((job.to_string(), derived));
+    }
+
+    pub fn refuse(&mut self, job: &str, derived: usize, tuple: Vec<String>, why: String) {
+        self.refused.insert((job.to_string(), derived, tuple), why);
+    }
+
+    /// Why the system refused to look `tuple` up, if it did.
+    pub fn refused(&self, job: &str, derived: usize, tuple: &[String]) -> Option<&str> {
+        self.refused
+            .get(&(job.to_string(), derived, tuple.to_vec()))
+            .map(String::as_str)
     }
 
     pub fn has_failed(&self, job: &str, derived: usize) -> bool {
