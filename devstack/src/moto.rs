@@ -334,6 +334,7 @@ impl LocalAws {
             .queue_url(self.queue_url(logical).await?)
             .attribute_names(A::ApproximateNumberOfMessages)
             .attribute_names(A::ApproximateNumberOfMessagesNotVisible)
+            .attribute_names(A::ApproximateNumberOfMessagesDelayed)
             .send()
             .await?;
         let attrs = out.attributes().cloned().unwrap_or_default();
@@ -343,6 +344,9 @@ impl LocalAws {
                 .and_then(|v| v.parse::<u64>().ok())
                 .unwrap_or(0)
         };
-        Ok(get(A::ApproximateNumberOfMessages) + get(A::ApproximateNumberOfMessagesNotVisible))
+        // Delayed messages (deferred writes, load flushes) are still to come.
+        Ok(get(A::ApproximateNumberOfMessages)
+            + get(A::ApproximateNumberOfMessagesNotVisible)
+            + get(A::ApproximateNumberOfMessagesDelayed))
     }
 }

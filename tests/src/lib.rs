@@ -78,6 +78,20 @@ pub struct Stack {
     http: reqwest::Client,
 }
 
+/// The access key id the event source mappings sign with (Lambda's service in production).
+pub const EVENT_SOURCE_CALLER: &str = "EventSourceMapping";
+
+/// Who calls AWS in production: the functions and Lambda's event source mappings. Everything
+/// else on the local AWS is the harness looking.
+pub const PRODUCT_CALLERS: [&str; 6] = [
+    "WebhookFunction",
+    "PollerFunction",
+    "MapperFunction",
+    "PusherFunction",
+    "ResyncFunction",
+    EVENT_SOURCE_CALLER,
+];
+
 /// The AWS clients of one function: signed with its own access key id (its template name), so
 /// the local AWS can tell what each function called (`LocalAws::callers`).
 pub fn clients_of(aws: &LocalAws, function: &str) -> AwsClients {
@@ -208,6 +222,9 @@ async fn start_consumers(
         let pusher = Arc::clone(&pusher);
         Box::pin(async move { Ok(pusher.handle(event).await) })
     });
+    // The event source mappings receive and delete as Lambda's service does, under their own
+    // name, so what production pays for is told apart from the harness's own requests.
+    let lambda_service = clients_of(aws, EVENT_SOURCE_CALLER).sqs;
     let mut consumers = Vec::new();
     for (function, handler) in [
         ("MapperFunction", mapper_handler),
@@ -229,7 +246,7 @@ async fn start_consumers(
             concurrency: spec.maximum_concurrency,
             faults: options.delivery_faults,
         };
-        consumers.push(EventSource::start(clients.sqs.clone(), settings, handler).await?);
+        consumers.push(EventSource::start(lambda_service.clone(), settings, handler).await?);
     }
     Ok(consumers)
 }

@@ -264,8 +264,29 @@ async fn salesforce_calls_per_1000() -> Result<()> {
     Ok(())
 }
 
-/// Requests the local stack's own polling makes (`drained`, `counts`), not the product's.
-const HARNESS_ACTIONS: [&str; 2] = ["sqs:GetQueueAttributes", "dynamodb:Query"];
+/// The AWS requests production pays for: those of the functions and of Lambda's event source
+/// mappings, told apart from the harness's own (`drained`, `counts`) by who signed them; with
+/// `show`, each caller's requests are printed.
+async fn product_requests(stack: &Stack, show: bool) -> Result<u64> {
+    let mut sum = 0;
+    for (caller, actions) in &stack.aws.callers().await? {
+        let total: u64 = actions.values().sum();
+        let product = sync_tests::PRODUCT_CALLERS.contains(&caller.as_str());
+        if product {
+            sum += total;
+        }
+        if show {
+            let list: Vec<String> = actions.iter().map(|(a, n)| format!("{a} {n}")).collect();
+            let whose = if product {
+                "product"
+            } else {
+                "harness, not counted"
+            };
+            eprintln!("  {caller} ({whose}): {}", list.join(", "));
+        }
+    }
+    Ok(sum)
+}
 
 /// AWS requests per change, end to end (webhook, queues, mapper, pusher, ledger, the event
 /// source's receives and deletes), counted by the local AWS's request log: 100 Companies created
@@ -284,24 +305,8 @@ async fn aws_requests_per_change() -> Result<()> {
         })
         .await?;
     stack.drained(Duration::from_secs(60)).await?;
-    let requests = stack.aws.requests().await?;
-    let product: Vec<(&String, &u64)> = requests
-        .iter()
-        .filter(|(action, _)| !HARNESS_ACTIONS.contains(&action.as_str()))
-        .collect();
-    let sum: u64 = product.iter().map(|(_, n)| **n).sum();
-    let breakdown: Vec<String> = product.iter().map(|(a, n)| format!("{a} {n}")).collect();
-    eprintln!("aws requests for {total} changes: {}", breakdown.join(", "));
-    for (caller, actions) in stack.aws.callers().await? {
-        let mine: Vec<String> = actions
-            .iter()
-            .filter(|(action, _)| !HARNESS_ACTIONS.contains(&action.as_str()))
-            .map(|(a, n)| format!("{a} {n}"))
-            .collect();
-        if !mine.is_empty() {
-            eprintln!("  {caller}: {}", mine.join(", "));
-        }
-    }
+    eprintln!("aws requests for {total} changes:");
+    let sum = product_requests(&stack, true).await?;
     report(
         "aws_requests_per_change",
         format!("{:.2}", sum as f64 / total as f64),
@@ -400,14 +405,7 @@ async fn burst(total: usize) -> Result<()> {
         .await?;
     let seconds = started.elapsed().as_secs_f64();
     let (sf, gs) = (stack.salesforce.stats(), stack.gainsight.stats());
-    let requests: u64 = stack
-        .aws
-        .requests()
-        .await?
-        .iter()
-        .filter(|(action, _)| !HARNESS_ACTIONS.contains(&action.as_str()))
-        .map(|(_, n)| n)
-        .sum();
+    let requests = product_requests(&stack, false).await?;
     report(
         &format!("burst_{total}_drain_seconds"),
         format!("{seconds:.1}"),

@@ -585,10 +585,24 @@ fn derived_lookups_table() {
 
     // A value the system refused to look up rejects its record only, saying why.
     let mut lookups = Lookups::default();
-    lookups.refuse("person_contact", 0, tuple.clone(), "MALFORMED_QUERY: bad token".into());
+    lookups.refuse(
+        "person_contact",
+        0,
+        tuple.clone(),
+        "MALFORMED_QUERY: bad token".into(),
+    );
     let outcome = map_with("person_contact", &p, None, &lookups);
-    assert!(matches!(outcome, MapOutcome::Rejected { .. }), "{outcome:?}");
-    assert!(reason(&outcome).contains("could not look up Gainsight_Company_Id__c = \"1P02GS\": MALFORMED_QUERY: bad token"), "{}", reason(&outcome));
+    assert!(
+        matches!(outcome, MapOutcome::Rejected { .. }),
+        "{outcome:?}"
+    );
+    assert!(
+        reason(&outcome).contains(
+            "could not look up Gainsight_Company_Id__c = \"1P02GS\": MALFORMED_QUERY: bad token"
+        ),
+        "{}",
+        reason(&outcome)
+    );
 
     // Towards Gainsight the job leaves the link empty when no Company matches.
     let c = change(
