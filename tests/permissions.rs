@@ -109,10 +109,32 @@ async fn every_function_calls_only_what_its_iam_policy_grants() -> Result<()> {
             );
         }
     }
-    // Nobody but the functions (and the harness) signs requests.
+    // Nobody but the functions, Lambda's event source mappings (which receive and delete only)
+    // and the harness signs requests.
+    if let Some(mappings) = callers.get(sync_tests::EVENT_SOURCE_CALLER) {
+        let service: Vec<&String> = mappings
+            .keys()
+            .filter(|c| {
+                !matches!(
+                    c.as_str(),
+                    "sqs:ReceiveMessage"
+                        | "sqs:DeleteMessageBatch"
+                        | "sqs:DeleteMessage"
+                        | "sqs:ChangeMessageVisibility"
+                        | "sqs:ChangeMessageVisibilityBatch"
+                        | "sqs:GetQueueAttributes"
+                )
+            })
+            .collect();
+        assert!(
+            service.is_empty(),
+            "the event source mappings called {service:?}"
+        );
+    }
     let unknown: Vec<&String> = callers
         .keys()
         .filter(|c| !declared.contains_key(*c) && c.as_str() != devstack::moto::ACCESS_KEY)
+        .filter(|c| c.as_str() != sync_tests::EVENT_SOURCE_CALLER)
         .collect();
     assert!(unknown.is_empty(), "unexpected callers: {unknown:?}");
     stack.stop().await;
