@@ -576,6 +576,7 @@ impl MemorySalesforce {
             created,
             errors: vec![],
             retryable: false,
+            gone: false,
         }
     }
 }
@@ -623,6 +624,7 @@ impl SalesforceApi for MemorySalesforce {
                             created: false,
                             errors: vec![message.clone()],
                             retryable: message.starts_with("UNABLE_TO_LOCK_ROW"),
+                            gone: false,
                         };
                     }
                 }
@@ -638,6 +640,7 @@ impl SalesforceApi for MemorySalesforce {
                     created,
                     errors: vec![],
                     retryable: false,
+                    gone: false,
                 }
             })
             .collect())
@@ -682,6 +685,7 @@ impl SalesforceApi for MemorySalesforce {
                         created: false,
                         errors: vec![format!("ENTITY_IS_DELETED: no record {id}")],
                         retryable: false,
+                        gone: true,
                     },
                 }
             })
@@ -771,6 +775,7 @@ impl GainsightApi for MemoryGainsight {
                 created: true,
                 errors: vec![],
                 retryable: false,
+                gone: false,
             })
             .collect())
     }
@@ -793,6 +798,7 @@ impl GainsightApi for MemoryGainsight {
                 created: false,
                 errors: vec![],
                 retryable: false,
+                gone: false,
             })
             .collect())
     }

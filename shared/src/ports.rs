@@ -509,6 +509,8 @@ pub struct RecordResult {
     /// The failure is transient for this record (e.g. Salesforce's UNABLE_TO_LOCK_ROW): worth
     /// trying again rather than marking final.
     pub retryable: bool,
+    /// The record addressed does not exist there (any more): deleted, or never there.
+    pub gone: bool,
 }
 
 impl RecordResult {
@@ -520,6 +522,7 @@ impl RecordResult {
             created: false,
             errors: vec![error],
             retryable,
+            gone: false,
         }
     }
 }

@@ -88,6 +88,50 @@ async fn salesforce_upserts_in_collections_of_200_and_reports_each_record() -> R
     Ok(())
 }
 
+/// An update of a record that is not there says so per record (`gone`), unlike a refused value
+/// or a bad reference on a record that is there.
+#[tokio::test]
+async fn an_update_of_a_missing_record_says_it_is_gone() -> Result<()> {
+    let (_emu, client) = salesforce().await?;
+    let created = client
+        .upsert(
+            "Account",
+            "Gainsight_Company_Id__c",
+            &[fields(
+                json!({"Gainsight_Company_Id__c": "G1", "Name": "Here"}),
+            )],
+        )
+        .await?;
+    let here = created[0].id.clone().expect("an Id");
+    let results = client
+        .update(
+            "Account",
+            &[
+                fields(json!({"Id": here, "Phone": "1"})),
+                fields(json!({"Id": "001000000000000AAA", "Phone": "2"})),
+                fields(json!({"Id": here, "Industry": "Underwater Basket Weaving"})),
+            ],
+        )
+        .await?;
+    let gone: Vec<(bool, bool)> = results.iter().map(|r| (r.success, r.gone)).collect();
+    assert_eq!(
+        gone,
+        [(true, false), (false, true), (false, false)],
+        "{results:?}"
+    );
+
+    let (_gemu, gs) = gainsight().await?;
+    let missing = gs
+        .update(
+            "Company",
+            &["Gsid".to_string()],
+            &[fields(json!({"Gsid": "1P02NOTHERE", "Name": "x"}))],
+        )
+        .await?;
+    assert!(!missing[0].success && missing[0].gone, "{missing:?}");
+    Ok(())
+}
+
 /// Accounts' `fields` where `conditions` hold, ordered by name.
 fn accounts(fields: &[&str], conditions: Vec<(String, Vec<String>)>) -> SfSelect {
     SfSelect {

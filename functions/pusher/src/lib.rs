@@ -705,9 +705,11 @@ fn run_line(cmd: &WriteCommand, outcome: &WriteOutcome) -> RunLine {
         WriteOutcome::Ignored { reason } | WriteOutcome::Unmatched { reason } => {
             RunLine::new(source_id(cmd), LineOutcome::Ignored).message(reason)
         }
-        WriteOutcome::Failed { message, .. } => RunLine::new(source_id(cmd), LineOutcome::Error)
-            .fields(fields)
-            .message(message),
+        WriteOutcome::Failed { message, .. } | WriteOutcome::Gone { message } => {
+            RunLine::new(source_id(cmd), LineOutcome::Error)
+                .fields(fields)
+                .message(message)
+        }
     }
 }
 
@@ -728,6 +730,10 @@ fn log_outcome(cmd: &WriteCommand, outcome: &WriteOutcome, now_ms: i64, summary:
         WriteOutcome::Failed { message, retryable } => {
             summary.failed_records += 1;
             tracing::warn!(job = %job, ledger_key = %key, error = %message, transient = retryable, "record failed");
+        }
+        WriteOutcome::Gone { message } => {
+            summary.failed_records += 1;
+            tracing::warn!(job = %job, ledger_key = %key, error = %message, "the twin no longer exists");
         }
     }
 }

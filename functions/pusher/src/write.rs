@@ -16,6 +16,11 @@ fn outcome_of(r: RecordResult) -> WriteOutcome {
     if r.success {
         return WriteOutcome::Synced { target_id: r.id };
     }
+    if r.gone {
+        return WriteOutcome::Gone {
+            message: r.errors.join("; "),
+        };
+    }
     WriteOutcome::Failed {
         message: if r.errors.is_empty() {
             "refused without a message".into()

@@ -60,6 +60,7 @@ impl SalesforceClient {
                     created: false,
                     errors: vec![format!("not processed by bulk job {id}")],
                     retryable: true,
+                    gone: false,
                 })
             })
             .collect())
@@ -82,6 +83,7 @@ impl SalesforceClient {
                 created: row.get("sf__Created").is_some_and(|c| c == "true"),
                 errors: Vec::new(),
                 retryable: false,
+                gone: false,
             };
             outcome.insert(row.get(ext_field).cloned().unwrap_or_default(), success);
         }
@@ -94,6 +96,7 @@ impl SalesforceClient {
                     created: false,
                     errors: vec![error.replacen(':', ": ", 1)],
                     retryable: false,
+                    gone: false,
                 };
                 outcome.insert(row.get(ext_field).cloned().unwrap_or_default(), failure);
             }
@@ -138,6 +141,7 @@ impl SalesforceClient {
                     created: false,
                     errors: vec![why.clone()],
                     retryable: true,
+                    gone: false,
                 };
                 (row.get(ext_field).cloned().unwrap_or_default(), result)
             })

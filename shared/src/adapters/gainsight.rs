@@ -209,6 +209,9 @@ impl GainsightClient {
                     }
                 }
                 Err(ApiError::Rejected { code, message, .. }) => {
+                    // An update whose keys match no record: the record is not there (any more).
+                    let gone =
+                        method == reqwest::Method::PUT && message.contains(NO_RECORD_MATCHES);
                     for _ in chunk {
                         results.push(RecordResult {
                             id: None,
@@ -216,6 +219,7 @@ impl GainsightClient {
                             created: false,
                             errors: vec![format!("{code}: {message}")],
                             retryable: false,
+                            gone,
                         });
                     }
                 }
@@ -278,6 +282,7 @@ fn record_results(data: &Value, sent: usize, created: bool) -> Vec<RecordResult>
                     created,
                     errors: vec![],
                     retryable: false,
+                    gone: false,
                 },
             }
         })
@@ -331,6 +336,10 @@ fn where_clause(query: &GsQuery) -> (Vec<Value>, String) {
     }
     (conditions, parts.join(" AND "))
 }
+
+/// What a refused update says when its keys match no record (an assumption: Gainsight's
+/// documentation shows no example of it; this is how the project's emulator words it).
+const NO_RECORD_MATCHES: &str = "0 records match the keys";
 
 /// The error code Gainsight answers a query that matched nothing with ("No entity matches the
 /// given criteria", HTTP 400).

@@ -76,8 +76,19 @@ struct QueryPage {
 /// Per-record status codes that clear on their own: another transaction held the row.
 const TRANSIENT_RECORD_CODES: &[&str] = &["UNABLE_TO_LOCK_ROW", "REQUEST_RUNNING_TOO_LONG"];
 
+/// Whether a save error says the record addressed is not there: deleted (in the recycle bin),
+/// or an Id that names no record (a cross-reference error on the Id itself, not on a lookup).
+fn names_a_missing_record(e: &SaveError) -> bool {
+    match e.status_code.as_str() {
+        "ENTITY_IS_DELETED" => true,
+        "INVALID_CROSS_REFERENCE_KEY" => e.fields.is_empty() || e.fields == ["Id"],
+        _ => false,
+    }
+}
+
 impl From<SaveResult> for RecordResult {
     fn from(r: SaveResult) -> Self {
+        let gone = !r.success && r.errors.iter().any(names_a_missing_record);
         let retryable = !r.success
             && !r.errors.is_empty()
             && r.errors
@@ -85,6 +96,7 @@ impl From<SaveResult> for RecordResult {
                 .all(|e| TRANSIENT_RECORD_CODES.contains(&e.status_code.as_str()));
         RecordResult {
             retryable,
+            gone,
             id: r.id,
             success: r.success,
             created: r.created,

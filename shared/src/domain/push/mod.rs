@@ -34,6 +34,9 @@ pub enum WriteOutcome {
     /// An update-only write found no twin: nothing written; the write is parked in the ledger
     /// and goes along with the next write to that system (the twin's creation, if on its way).
     Unmatched { reason: String },
+    /// The twin the write addressed is not there any more (deleted in the target): the pair is
+    /// marked error saying so, and what to do; writing again cannot help.
+    Gone { message: String },
 }
 
 impl WriteOutcome {
@@ -331,9 +334,29 @@ pub fn ledger_effect(
             effect.retry = retryable;
             effect.update = LedgerUpdate::Failed { message };
         }
+        WriteOutcome::Gone { message } => {
+            effect.update = LedgerUpdate::Failed {
+                message: twin_gone(cmd, &message),
+            };
+        }
     }
     effect.prior = Prior::of(ledgers.get(&job.name, &effect.key));
     effect
+}
+
+/// What the ledger says of a pair whose twin in `cmd`'s target is gone: which record, the
+/// target's own words, and how to relink or recreate it.
+fn twin_gone(cmd: &WriteCommand, message: &str) -> String {
+    let id = match &cmd.key {
+        crate::domain::RecordKey::Id { value, .. }
+        | crate::domain::RecordKey::ExternalId { value, .. } => value.as_str(),
+    };
+    format!(
+        "the {} {} {id} of this pair no longer exists ({message}); to relink the pair to the record that replaced it (a merge), import the pair (syncctl import); to create a new twin, clear the source record's link to {id} and resync it (syncctl resync --job {} --ids <its id>)",
+        cmd.target.label(),
+        cmd.object,
+        cmd.job,
+    )
 }
 
 fn synced(

@@ -576,3 +576,27 @@ fn a_snapshot_with_nothing_to_write_settles_without_a_call_or_writes_what_landed
     assert!(settled.is_empty());
     assert_eq!(rest[0].command.fields["Priority"], json!("High"));
 }
+
+#[test]
+fn a_write_to_a_twin_that_is_gone_marks_the_pair_error_saying_what_to_do() {
+    let jobs = Jobs::builtin();
+    let job = jobs.get("company_account").unwrap();
+    let mut cmd = command(LedgerKey::Gainsight("G1".into()), System::Salesforce, 1);
+    cmd.key = RecordKey::Id {
+        value: "001000000000009AAA".into(),
+    };
+    let outcome = WriteOutcome::Gone {
+        message: "ENTITY_IS_DELETED: entity is deleted".into(),
+    };
+    let effect = ledger_effect(job, &cmd, outcome, &LedgerBatch::default(), 10);
+    assert!(!effect.retry, "writing again cannot help");
+    let LedgerUpdate::Failed { message } = effect.update else {
+        panic!("an error");
+    };
+    assert!(
+        message.starts_with("the Salesforce Account 001000000000009AAA of this pair no longer exists (ENTITY_IS_DELETED: entity is deleted)")
+            && message.contains("syncctl import")
+            && message.contains("syncctl resync --job company_account"),
+        "{message}"
+    );
+}
