@@ -103,10 +103,13 @@ logs: $(DEPLOY_STAMP)
 ## bench: measure DESIGN.md's targets; prints `bench: <name> = <value> <unit>` lines (see BENCHMARKS.md)
 bench: $(STAMP)
 	$(CARGO) build --quiet --profile perf -p webhook -p sync-tests --bins
-	WEBHOOK_BIN=target/perf/webhook target/perf/bench all
-	$(VENV)/bin/python devstack/bench_local_aws.py
-	$(CARGO) bench --quiet -p shared --features fakes --bench mapping -- --warm-up-time 2 --measurement-time 5 --noplot --quiet > /dev/null
-	@python3 -c 'import json; e = json.load(open("target/criterion/mapping/records/new/estimates.json")); b = json.load(open("target/criterion/mapping/records/new/benchmark.json")); n = b["throughput"]["Elements"]; print("bench: mapping_records_per_second = %d records/s" % (n / (e["mean"]["point_estimate"] / 1e9)))'
+	@# Every figure is measured even when one fails; the target fails at the end if any did.
+	@failed=0; \
+	WEBHOOK_BIN=target/perf/webhook target/perf/bench all || failed=1; \
+	$(VENV)/bin/python devstack/bench_local_aws.py || failed=1; \
+	$(CARGO) bench --quiet -p shared --features fakes --bench mapping -- --warm-up-time 2 --measurement-time 5 --noplot --quiet > /dev/null || failed=1; \
+	python3 -c 'import json; e = json.load(open("target/criterion/mapping/records/new/estimates.json")); b = json.load(open("target/criterion/mapping/records/new/benchmark.json")); n = b["throughput"]["Elements"]; print("bench: mapping_records_per_second = %d records/s" % (n / (e["mean"]["point_estimate"] / 1e9)))' || failed=1; \
+	if [ $$failed -ne 0 ]; then echo "bench: some figures failed (see the lines above)"; exit 1; fi
 
 ## validate-jobs: check infra/jobs (syntax, limits, one job per object); DESCRIBE=1 also checks them
 ## against the live describes (needs the SALESFORCE_* and GAINSIGHT_* variables, see README)
