@@ -121,7 +121,10 @@ async fn bad_webhook_requests_are_refused_and_nothing_is_queued() -> Result<()> 
     let malformed = "{\"eventId\": \"e\", ".to_string();
     let missing = good.replace("\"objectName\":\"Company\",", "");
     assert_ne!(missing, good);
-    let big = format!("{{\"pad\":\"{}\"}}", "x".repeat(1_100_000));
+    let big = format!(
+        "{{\"pad\":\"{}\"}}",
+        "x".repeat(webhook::DEFAULT_MAX_BODY_BYTES + 1)
+    );
     // (case, body, timestamp header, signature header, expected status, expected message part)
     type Case<'a> = (&'a str, String, Option<i64>, Option<String>, u16, &'a str);
     let cases: Vec<Case> = vec![
@@ -171,7 +174,7 @@ async fn bad_webhook_requests_are_refused_and_nothing_is_queued() -> Result<()> 
             Some(now),
             Some(sign(WEBHOOK_SECRET, now, &big)),
             413,
-            "at most 1048576",
+            "at most 6000000",
         ),
     ];
     for (name, body, ts, sig, want, text) in cases {

@@ -726,6 +726,8 @@ pub struct MemoryGainsight {
     pub updates: Mutex<Vec<(String, Fields)>>,
     /// The rate-limit window's usage the fake reports.
     pub window: Mutex<Option<crate::domain::budget::WindowUsage>>,
+    /// When set, every update call fails as Gainsight being unavailable (retryable).
+    pub updates_unavailable: Mutex<bool>,
 }
 
 #[async_trait]
@@ -786,6 +788,14 @@ impl GainsightApi for MemoryGainsight {
         _keys: &[String],
         records: &[Fields],
     ) -> Result<Vec<RecordResult>, ApiError> {
+        if *self.updates_unavailable.lock().unwrap() {
+            return Err(ApiError::Unavailable {
+                system: "Gainsight",
+                status: 503,
+                message: "injected".into(),
+                retry_after_ms: None,
+            });
+        }
         self.updates
             .lock()
             .unwrap()

@@ -9,6 +9,7 @@ mod files;
 mod hold;
 mod lease;
 mod loads;
+mod sides;
 mod write;
 
 pub use files::Files;
@@ -105,6 +106,15 @@ pub struct Summary {
     pub retried_messages: usize,
     /// Waiting changes queued again because the record they waited for synced.
     pub replayed: usize,
+}
+
+/// A batch's messages, by kind.
+struct Parsed {
+    batch: Vec<Pending>,
+    flushes: Vec<(String, LoadId)>,
+    sides: Vec<(String, SideWrite)>,
+    /// Messages that are none of them.
+    failed: Vec<String>,
 }
 
 /// A ledger effect to apply, with the message and job it belongs to.
@@ -275,7 +285,12 @@ impl Pusher {
             &batch_seed(&event),
         );
         let last = shared::lambda::last_deliveries(&event, self.max_receives);
-        let (batch, flushes, mut retry) = self.parse(event);
+        let Parsed {
+            batch,
+            flushes,
+            sides,
+            failed: mut retry,
+        } = self.parse(event);
         let folded = newest_per_record(batch);
         summary.superseded = folded.superseded;
         let batch = self
@@ -291,6 +306,7 @@ impl Pusher {
             .cloned()
             .collect();
         retry.extend(also);
+        retry.extend(self.side_messages(sides, &last, &mut runs, now_ms).await);
         for (message_id, load) in flushes {
             if let Err(why) = self.flush_load(&load, &mut runs, &mut summary, clock).await {
                 tracing::warn!(load = %load, reason = %why, "bulk load flush comes again");
@@ -391,7 +407,8 @@ impl Pusher {
         let unrecorded = self.record(effects, now_ms).await;
         let recorded = unrecorded.is_empty();
         retry.extend(unrecorded);
-        self.write_sides(side_writes).await;
+        let failed_sides = self.write_sides(side_writes).await;
+        self.send_sides_alone(failed_sides, runs, now_ms).await;
         // Last, once the parents and the ids written back are there for the lookups.
         if recorded {
             summary.replayed += self.replay_waiting(&releases, runs).await;
@@ -439,18 +456,21 @@ impl Pusher {
         sent.len()
     }
 
-    /// The batch's write commands and load flushes; a message that is neither, or a write that
-    /// names no known job, fails alone.
-    #[allow(clippy::type_complexity)]
-    fn parse(&self, event: SqsEvent) -> (Vec<Pending>, Vec<(String, LoadId)>, Vec<String>) {
+    /// The batch's write commands, load flushes and writes back to sources; a message that is
+    /// none of them, or a write that names no known job, fails alone.
+    fn parse(&self, event: SqsEvent) -> Parsed {
         let (parsed, mut failed) = parse_messages::<WritesMessage>(event, "write command");
         let mut batch = Vec::with_capacity(parsed.len());
-        let mut flushes = Vec::new();
+        let (mut flushes, mut sides) = (Vec::new(), Vec::new());
         for (message_id, message) in parsed {
             let command = match message {
                 WritesMessage::Write(command) => *command,
                 WritesMessage::Flush(flush) => {
                     flushes.push((message_id, flush.flush_load));
+                    continue;
+                }
+                WritesMessage::Side(side) => {
+                    sides.push((message_id, side.side_write));
                     continue;
                 }
             };
@@ -464,7 +484,12 @@ impl Pusher {
                 command,
             });
         }
-        (batch, flushes, failed)
+        Parsed {
+            batch,
+            flushes,
+            sides,
+            failed,
+        }
     }
 
     /// One batched ledger read per job: what was already written, for staleness and conflicts.
@@ -566,40 +591,6 @@ impl Pusher {
             });
         }
         effects
-    }
-
-    /// Writes back to the source side (ids learnt, values restored after a conflict), one call
-    /// per object. Not fatal: without it a later change still finds the record by another
-    /// identifier or the ledger, so a failed writeback costs a call, not correctness.
-    async fn write_sides(&self, side_writes: Vec<SideWrite>) {
-        let mut by_object: BTreeMap<(System, String, String), Vec<shared::domain::Fields>> =
-            BTreeMap::new();
-        for w in side_writes {
-            by_object
-                .entry((w.system, w.object, w.id_field))
-                .or_default()
-                .push(w.fields);
-        }
-        for ((system, object, id_field), records) in by_object {
-            let written = match system {
-                System::Salesforce => self.salesforce.update(&object, &records).await,
-                System::Gainsight => {
-                    self.gainsight
-                        .update(&object, std::slice::from_ref(&id_field), &records)
-                        .await
-                }
-            };
-            match written {
-                Ok(results) => {
-                    for (record, r) in records.iter().zip(results).filter(|(_, r)| !r.success) {
-                        tracing::warn!(object = %object, id = ?record.get(&id_field), errors = ?r.errors, "write back to the source refused");
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(object = %object, error = %e, "write back to the source failed")
-                }
-            }
-        }
     }
 
     /// Applies the ledger effects in as few requests as the store allows (one transaction per

@@ -39,16 +39,29 @@ pub struct LoadFlush {
 pub enum WritesMessage {
     Flush(LoadFlush),
     Write(Box<WriteCommand>),
+    /// A write back to a source record that failed when it was first made.
+    Side(SideWriteMessage),
+}
+
+/// The writes queue's message that carries a write back to a source record on its own.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SideWriteMessage {
+    pub side_write: super::push::SideWrite,
 }
 
 impl<'de> Deserialize<'de> for WritesMessage {
-    /// Told apart by `flush_load`, so a malformed write is reported with the field at fault.
+    /// Told apart by `flush_load` and `side_write`, so a malformed write is reported with the field at fault.
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         use serde::de::Error as _;
         let value = serde_json::Value::deserialize(d)?;
         if value.get("flush_load").is_some() {
             serde_json::from_value(value)
                 .map(Self::Flush)
+                .map_err(D::Error::custom)
+        } else if value.get("side_write").is_some() {
+            serde_json::from_value(value)
+                .map(Self::Side)
                 .map_err(D::Error::custom)
         } else {
             serde_json::from_value(value)

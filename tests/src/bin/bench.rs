@@ -443,7 +443,10 @@ async fn freshness(rate: u64, seconds: u64, echoes: bool) -> Result<()> {
     // another integration (no rule event), so every write back to them lands.
     let mut gsids = Vec::with_capacity(total);
     for chunk in (0..total).collect::<Vec<_>>().chunks(50) {
-        let records = chunk.iter().map(|i| json!({"Name": format!("Fresh {i:05}")})).collect();
+        let records = chunk
+            .iter()
+            .map(|i| json!({"Name": format!("Fresh {i:05}")}))
+            .collect();
         gsids.extend(stack.gainsight_insert_quietly("Company", records).await?);
     }
     let mut sent_at: HashMap<String, i64> = HashMap::new();
@@ -617,6 +620,11 @@ async fn main() -> Result<()> {
     if wanted(&["freshness-echoes"]) {
         run("freshness with echoes", freshness(100, 10, true).await);
     }
-    anyhow::ensure!(failed.is_empty(), "{} failed: {}", failed.len(), failed.join(", "));
+    anyhow::ensure!(
+        failed.is_empty(),
+        "{} failed: {}",
+        failed.len(),
+        failed.join(", ")
+    );
     Ok(())
 }

@@ -786,3 +786,63 @@ async fn no_write_starts_too_close_to_the_deadline() {
     let (_, summary) = rig.pusher.handle_at_by(again, 2_000, later).await;
     assert_eq!(summary.synced, 1);
 }
+
+/// A write back that fails is not lost: it goes to the writes queue on its own, is made when
+/// that message comes, and marks its pair error when it still fails on its last delivery.
+#[tokio::test]
+async fn a_write_back_that_fails_is_retried_on_its_own_then_marked() {
+    let rig = rig();
+    let writes = Arc::new(MemoryQueue::default());
+    let pusher = rig.pusher.with_deferral(writes.clone(), DEFERRAL);
+    let mut cmd: WriteCommand = serde_json::from_str(&command("G1", "Acme", 1)).unwrap();
+    cmd.writeback = Some(shared::domain::Writeback {
+        system: System::Gainsight,
+        object: "Company".into(),
+        field: "SfdcAccountId".into(),
+    });
+    *rig.gs.updates_unavailable.lock().unwrap() = true;
+    let body = serde_json::to_string(&cmd).unwrap();
+    let (response, summary) = pusher.handle_at(event(vec![("m1", body)]), 1_000).await;
+    assert!(
+        response.batch_item_failures.is_empty(),
+        "the write itself synced"
+    );
+    assert_eq!(summary.synced, 1);
+    let queued = writes.bodies();
+    assert_eq!(queued.len(), 1, "the write back queued on its own");
+    assert!(queued[0].contains("\"side_write\"") && queued[0].contains("SfdcAccountId"));
+
+    // It comes back while Gainsight is still down: delivered again.
+    let (response, _) = pusher
+        .handle_at(event(vec![("s1", queued[0].clone())]), 2_000)
+        .await;
+    assert_eq!(shared::fakes::failed_ids(&response), ["s1"]);
+    // Gainsight is back: made, nothing left.
+    *rig.gs.updates_unavailable.lock().unwrap() = false;
+    let (response, _) = pusher
+        .handle_at(event(vec![("s1", queued[0].clone())]), 3_000)
+        .await;
+    assert!(response.batch_item_failures.is_empty());
+    let updates = rig.gs.updates.lock().unwrap().clone();
+    assert_eq!(updates.len(), 1);
+    assert_eq!(updates[0].1["Gsid"], json!("G1"));
+    assert!(!rig.store.ledger_of("company_account", "G1").unwrap().error);
+
+    // Down on its last delivery: the pair says what was not written.
+    *rig.gs.updates_unavailable.lock().unwrap() = true;
+    let mut e = event(vec![("s2", queued[0].clone())]);
+    e.records[0]
+        .attributes
+        .insert("ApproximateReceiveCount".into(), "5".into());
+    let (response, _) = pusher.handle_at(e, 4_000).await;
+    assert!(response.batch_item_failures.is_empty());
+    let g1 = rig.store.ledger_of("company_account", "G1").unwrap();
+    let said = g1.last_error.unwrap_or_default();
+    assert!(
+        g1.error
+            && said.starts_with(
+                "synced, but the Gainsight Company G1 was not updated (SfdcAccountId)"
+            ),
+        "{said}"
+    );
+}

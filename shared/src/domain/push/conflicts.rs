@@ -129,8 +129,8 @@ fn restore(jobs: &Jobs, c: &WriteCommand, conflict: &FieldConflict) -> Option<Si
         System::Gainsight => c.ledger_key.gainsight_id(),
     }?;
     Some(SideWrite::new(
-        c.source,
-        &conflict.source_object,
+        (&c.job, &c.ledger_key),
+        (c.source, &conflict.source_object),
         (job.id_field_in(c.source), id),
         (&conflict.source_field, conflict.source_value.clone()),
     ))

@@ -8,6 +8,8 @@ mod plan;
 
 use std::collections::HashMap;
 
+use serde::{Deserialize, Serialize};
+
 use super::{
     Fields, Job, LedgerBatch, LedgerKey, LedgerUpdate, Prior, System, WriteCommand, WriteMode,
     Writeback,
@@ -57,9 +59,14 @@ impl WriteOutcome {
 }
 
 /// A write to a record of the source side: its id field and value, and the fields to set (the
-/// twin's id learnt, or a value restored after its side won a conflict).
-#[derive(Clone, Debug, PartialEq)]
+/// twin's id learnt, or a value restored after its side won a conflict). One that fails goes to
+/// the writes queue on its own (`WritesMessage::Side`), is retried and dead-lettered like any
+/// write, and one refused for good marks its pair error.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SideWrite {
+    /// The job and ledger key of the pair it belongs to.
+    pub job: String,
+    pub ledger_key: LedgerKey,
     pub system: System,
     pub object: String,
     /// The field the record is addressed by (`Id`, `Gsid`).
@@ -68,10 +75,10 @@ pub struct SideWrite {
 }
 
 impl SideWrite {
-    /// `field = value` on the record whose `id_field` is `id`.
+    /// `field = value` on the record whose `id_field` is `id`, for `job`'s pair under `key`.
     pub fn new(
-        system: System,
-        object: &str,
+        (job, key): (&str, &LedgerKey),
+        (system, object): (System, &str),
         (id_field, id): (&str, &str),
         (field, value): (&str, serde_json::Value),
     ) -> Self {
@@ -79,11 +86,32 @@ impl SideWrite {
         fields.insert(id_field.into(), id.into());
         fields.insert(field.into(), value);
         Self {
+            job: job.to_string(),
+            ledger_key: key.clone(),
             system,
             object: object.to_string(),
             id_field: id_field.to_string(),
             fields,
         }
+    }
+
+    /// What the pair's ledger says when this write was refused for good, or ran out of tries.
+    pub fn failed_message(&self, error: &str) -> String {
+        let id = self
+            .fields
+            .get(&self.id_field)
+            .and_then(|v| v.as_str())
+            .unwrap_or_default();
+        let set: Vec<&str> = (self.fields.keys())
+            .filter(|k| **k != self.id_field)
+            .map(String::as_str)
+            .collect();
+        format!(
+            "synced, but the {} {} {id} was not updated ({}): {error}; resync the record to write it again",
+            self.system.label(),
+            self.object,
+            set.join(", ")
+        )
     }
 }
 
@@ -407,8 +435,8 @@ fn writeback(
     }?;
     let id_field = job.id_field_in(wb.system);
     Some(SideWrite::new(
-        wb.system,
-        &wb.object,
+        (&cmd.job, key),
+        (wb.system, &wb.object),
         (id_field, id),
         (&wb.field, twin.into()),
     ))

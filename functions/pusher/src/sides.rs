@@ -1,0 +1,188 @@
+//! Writes back to the source side (ids learnt, values restored after a conflict) as writes in
+//! their own right: made once the ledger is written, and when that fails, sent to the writes
+//! queue on their own (`WritesMessage::Side`), where they are retried and dead-lettered like any
+//! write; one refused for good, or on its last delivery, marks its pair error saying what was not
+//! written.
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
+
+use shared::domain::load::SideWriteMessage;
+use shared::domain::push::SideWrite;
+use shared::domain::{LedgerUpdate, LineOutcome, RunLine, Runs, System};
+use shared::ports::{ApiError, LedgerWrite, Retryable};
+
+use crate::Pusher;
+
+/// How long a write back that failed waits before it is tried again on its own.
+pub const SIDE_RETRY_DELAY: Duration = Duration::from_secs(10);
+
+/// A write back that did not go through, with why and whether it may later.
+pub(crate) struct FailedSide {
+    pub side: SideWrite,
+    pub error: String,
+    pub retryable: bool,
+}
+
+impl Pusher {
+    /// Makes `side_writes`, one call per object; those that did not go through.
+    pub(crate) async fn write_sides(&self, side_writes: Vec<SideWrite>) -> Vec<FailedSide> {
+        let mut by_object: BTreeMap<(System, String, String), Vec<SideWrite>> = BTreeMap::new();
+        for w in side_writes {
+            let group = (w.system, w.object.clone(), w.id_field.clone());
+            by_object.entry(group).or_default().push(w);
+        }
+        let mut failed = Vec::new();
+        for ((system, object, id_field), writes) in by_object {
+            let records: Vec<shared::domain::Fields> =
+                writes.iter().map(|w| w.fields.clone()).collect();
+            let written = match system {
+                System::Salesforce => self.salesforce.update(&object, &records).await,
+                System::Gainsight => {
+                    let keys = std::slice::from_ref(&id_field);
+                    self.gainsight.update(&object, keys, &records).await
+                }
+            };
+            failed.extend(refused(writes, written));
+        }
+        failed
+    }
+
+    /// Sends write backs that failed to the writes queue on their own, after a short delay; one
+    /// that cannot be sent either marks its pair error, so it is never lost silently.
+    pub(crate) async fn send_sides_alone(
+        &self,
+        failed: Vec<FailedSide>,
+        runs: &mut Runs,
+        now_ms: i64,
+    ) {
+        let (retry, gave_up): (Vec<FailedSide>, Vec<FailedSide>) =
+            failed.into_iter().partition(|f| f.retryable);
+        let mut lost = gave_up;
+        if let (Some((queue, _)), false) = (&self.deferral, retry.is_empty()) {
+            let bodies: Vec<String> = retry
+                .iter()
+                .filter_map(|f| {
+                    let message = SideWriteMessage {
+                        side_write: f.side.clone(),
+                    };
+                    serde_json::to_string(&message).ok()
+                })
+                .collect();
+            let sent = queue.send_later(&bodies, SIDE_RETRY_DELAY).await;
+            for (f, result) in retry.into_iter().zip(sent) {
+                match result {
+                    Ok(()) => {
+                        tracing::warn!(job = %f.side.job, ledger_key = %f.side.ledger_key, error = %f.error, "write back failed; sent to the writes queue on its own");
+                        let line = RunLine::new(f.side.ledger_key.to_string(), LineOutcome::Queued)
+                            .message(format!(
+                                "write back to the {} {} queued again: {}",
+                                f.side.system.label(),
+                                f.side.object,
+                                f.error
+                            ));
+                        runs.line(Some(&f.side.job), line);
+                    }
+                    Err(e) => lost.push(FailedSide {
+                        error: format!("{}; it could not be queued again either: {e}", f.error),
+                        ..f
+                    }),
+                }
+            }
+        } else {
+            lost.extend(retry);
+        }
+        self.record_sides_failed(lost, runs, now_ms).await;
+    }
+
+    /// Makes the write backs the writes queue delivered; the ids of the messages to deliver
+    /// again. One refused for good, or failing on its last delivery, marks its pair error.
+    pub(crate) async fn side_messages(
+        &self,
+        sides: Vec<(String, SideWrite)>,
+        last: &HashSet<String>,
+        runs: &mut Runs,
+        now_ms: i64,
+    ) -> Vec<String> {
+        if sides.is_empty() {
+            return Vec::new();
+        }
+        let (ids, writes): (Vec<String>, Vec<SideWrite>) = sides.into_iter().unzip();
+        let failed = self.write_sides(writes.clone()).await;
+        let mut again = Vec::new();
+        let mut given_up = Vec::new();
+        for f in failed {
+            let at = writes.iter().position(|w| *w == f.side);
+            let id = at.and_then(|i| ids.get(i)).cloned().unwrap_or_default();
+            if f.retryable && !last.contains(&id) {
+                again.push(id);
+            } else {
+                given_up.push(f);
+            }
+        }
+        self.record_sides_failed(given_up, runs, now_ms).await;
+        again
+    }
+
+    /// Marks the pairs of write backs that will not be made error, saying what was not written.
+    async fn record_sides_failed(&self, failed: Vec<FailedSide>, runs: &mut Runs, now_ms: i64) {
+        if failed.is_empty() {
+            return;
+        }
+        let writes: Vec<LedgerWrite> = failed
+            .iter()
+            .map(|f| {
+                let message = f.side.failed_message(&f.error);
+                let line = RunLine::new(f.side.ledger_key.to_string(), LineOutcome::Error)
+                    .message(&message);
+                runs.line(Some(&f.side.job), line);
+                let run = runs.id_for(Some(&f.side.job)).to_string();
+                let update = LedgerUpdate::Failed { message };
+                LedgerWrite::new(&f.side.job, f.side.ledger_key.clone(), update, &run)
+            })
+            .collect();
+        if let Err(e) = self.ledger.record_many(&writes, now_ms).await {
+            tracing::error!(records = writes.len(), error = %e, "write backs that failed not recorded in the ledger");
+        }
+    }
+}
+
+/// The writes of one call that did not go through: every one when the call failed, else those
+/// whose record the system refused.
+fn refused(
+    writes: Vec<SideWrite>,
+    written: Result<Vec<shared::ports::RecordResult>, ApiError>,
+) -> Vec<FailedSide> {
+    match written {
+        Ok(results) => {
+            let mut results = results.into_iter();
+            writes
+                .into_iter()
+                .filter_map(|side| match results.next() {
+                    Some(r) if r.success => None,
+                    Some(r) => Some(FailedSide {
+                        side,
+                        error: r.errors.join("; "),
+                        retryable: r.retryable,
+                    }),
+                    None => Some(FailedSide {
+                        side,
+                        error: "no result for this record".into(),
+                        retryable: true,
+                    }),
+                })
+                .collect()
+        }
+        Err(e) => {
+            let (error, retryable) = (e.to_string(), e.is_retryable());
+            writes
+                .into_iter()
+                .map(|side| FailedSide {
+                    side,
+                    error: error.clone(),
+                    retryable,
+                })
+                .collect()
+        }
+    }
+}
