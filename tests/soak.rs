@@ -12,6 +12,7 @@ async fn four_hundred_changes_under_every_fault_end_synced_or_visibly_failed() -
         changes: 400,
         per_second: 100,
         faults: true,
+        children_first: false,
     };
     let (verdict, report) = soak::run(run).await?;
     eprintln!("{report}");
@@ -29,5 +30,31 @@ async fn four_hundred_changes_under_every_fault_end_synced_or_visibly_failed() -
     );
     // The faults did hit: a soak that injected none would prove nothing.
     assert!(verdict.faults > 0, "no fault injected: {report}");
+    Ok(())
+}
+
+/// Children first at CI size: 200 changes whose Companies reach the sync up to 60 s after the
+/// Cases, People and activities made on them, every fault switch on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn children_made_before_their_parents_end_synced_and_linked() -> Result<()> {
+    let run = Soak {
+        changes: 200,
+        per_second: 100,
+        faults: true,
+        children_first: true,
+    };
+    let (verdict, report) = soak::run(run).await?;
+    eprintln!("{report}");
+    for example in &verdict.examples {
+        eprintln!("  {example}");
+    }
+    eprintln!("{}", verdict.line());
+    assert_eq!(
+        (verdict.lost, verdict.duplicated, verdict.error),
+        (0, 0, 0),
+        "{}: {:#?}",
+        verdict.line(),
+        verdict.examples
+    );
     Ok(())
 }

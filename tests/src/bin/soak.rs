@@ -1,5 +1,7 @@
 //! `make soak`: the soak on a fresh local stack. `SOAK_CHANGES` (10,000) changes at
-//! `SOAK_RATE` (100) a second with every fault switch on (`SOAK_FAULTS=0` turns them off); the
+//! `SOAK_RATE` (100) a second with every fault switch on (`SOAK_FAULTS=0` turns them off), and
+//! with `SOAK_ORDER=children-first` Cases, People and activities made before their Company's
+//! creation reaches the sync (up to 60 s later); the
 //! last line is `soak: <N> changes, <L> lost, <D> duplicated, <E> error`, and the exit code is 1
 //! when anything was lost, duplicated or ended in error (every fault the soak injects is
 //! transient, so an error is a defect, not an injected failure).
@@ -20,6 +22,7 @@ async fn main() -> Result<()> {
         changes: env("SOAK_CHANGES", 10_000) as usize,
         per_second: env("SOAK_RATE", 100) as u32,
         faults: env("SOAK_FAULTS", 1) != 0,
+        children_first: std::env::var("SOAK_ORDER").is_ok_and(|o| o == "children-first"),
     };
     let (verdict, report) = soak::run(run).await?;
     println!("{report}");

@@ -23,6 +23,10 @@ pub struct Soak {
     pub changes: usize,
     pub per_second: u32,
     pub faults: bool,
+    /// Children before their parents: Companies are loaded quietly and their creation reaches
+    /// the webhook up to 60 s later, while Cases, People and activities are made on them at once
+    /// (`SOAK_ORDER=children-first`).
+    pub children_first: bool,
 }
 
 /// What the soak found.
@@ -85,8 +89,8 @@ struct Expected {
     accounts: HashMap<String, String>,
     /// People made in Gainsight: GSID -> (Email, LastName).
     people: HashMap<String, (String, String)>,
-    /// Cases made in Gainsight: GSID -> Subject.
-    gainsight_cases: HashMap<String, String>,
+    /// Cases made in Gainsight: GSID -> (Subject, the GSID of its Company).
+    gainsight_cases: HashMap<String, (String, Option<String>)>,
     /// Cases made in Salesforce: Id -> (Subject, Priority) last set.
     salesforce_cases: HashMap<String, (String, String)>,
     /// Timeline activities made in Gainsight: GSID -> (Subject, the Salesforce object it becomes).
@@ -104,6 +108,11 @@ pub async fn run(soak: Soak) -> Result<(Verdict, String)> {
     let started = Instant::now();
     let mut expected = Expected::default();
     let started_in = people::act(&stack, &mut expected, soak).await?;
+    eprintln!(
+        "soak: {} changes made in {:.1} s; waiting for the queues to settle",
+        expected.changes,
+        started.elapsed().as_secs_f64()
+    );
     let made_in = started.elapsed();
     settle(&stack).await?;
     stack.salesforce.set_fault_rates(FaultRates::default());
@@ -209,8 +218,12 @@ async fn check(stack: &Stack, expected: &Expected) -> Result<Verdict> {
             shows,
         );
     }
+    let account_of: HashMap<String, Value> = accounts
+        .iter()
+        .filter_map(|(gsid, twins)| Some((gsid.clone(), twins.first()?.get("Id")?.clone())))
+        .collect();
     check_people(stack, expected, &ledgers, &mut v);
-    check_cases(stack, expected, &ledgers, &mut v);
+    check_cases(stack, expected, (&ledgers, &account_of), &mut v);
     check_activities(stack, expected, &ledgers, &mut v);
     Ok(v)
 }
@@ -247,13 +260,18 @@ fn check_people(
 fn check_cases(
     stack: &Stack,
     expected: &Expected,
-    ledgers: &[crate::LedgerRecord],
+    (ledgers, account_of): (&[crate::LedgerRecord], &HashMap<String, Value>),
     v: &mut Verdict,
 ) {
     let by_key = of_job(ledgers, "case_case");
     let salesforce = index(stack.salesforce.records("Case"), "Gainsight_Case_Id__c");
-    for (gsid, subject) in &expected.gainsight_cases {
-        let shows = |t: &Map<String, Value>| t.get("Subject") == Some(&json!(subject));
+    for (gsid, (subject, company)) in &expected.gainsight_cases {
+        // A Case on a Company is linked to that Company's Account, however late it came.
+        let account = company.as_ref().and_then(|c| account_of.get(c));
+        let shows = |t: &Map<String, Value>| {
+            t.get("Subject") == Some(&json!(subject))
+                && (company.is_none() || t.get("AccountId") == account)
+        };
         let ledger = by_key.get(gsid.as_str()).copied();
         let what = format!("Gainsight Case {gsid} ({subject})");
         judge(v, what, salesforce.get(gsid), ledger, shows);

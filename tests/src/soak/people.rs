@@ -36,6 +36,8 @@ enum Action {
     CreatePerson {
         email: String,
         last: String,
+        /// Its Company, in the children-first order.
+        company: Option<String>,
     },
     /// A Case in Gainsight on an earlier Company.
     CreateGainsightCase {
@@ -67,9 +69,11 @@ pub(super) async fn act(stack: &Stack, expected: &mut Expected, soak: Soak) -> R
     let mut last_started = Duration::ZERO;
     let mut busy: HashSet<String> = HashSet::new();
     let mut in_flight = FuturesUnordered::new();
+    // Companies' creation events still to reach the webhook (children-first order).
+    let mut late = FuturesUnordered::new();
     let mut next = tokio::time::Instant::now();
     let mut i = 0;
-    while i < soak.changes || !in_flight.is_empty() {
+    while i < soak.changes || !in_flight.is_empty() || !late.is_empty() {
         tokio::select! {
             _ = tokio::time::sleep_until(next), if i < soak.changes => {
                 let action = plan(expected, &busy, i);
@@ -77,8 +81,12 @@ pub(super) async fn act(stack: &Stack, expected: &mut Expected, soak: Soak) -> R
                     busy.insert(key.to_string());
                 }
                 expected.changes += 1;
+                let quiet = soak.children_first && matches!(action, Action::CreateCompany { .. });
                 in_flight.push(async move {
-                    let made = perform(stack, &action).await;
+                    let made = match quiet {
+                        true => announce_later(stack, &action, i).await,
+                        false => perform(stack, &action).await.map(|id| (id, None)),
+                    };
                     (action, made)
                 });
                 i += 1;
@@ -89,11 +97,75 @@ pub(super) async fn act(stack: &Stack, expected: &mut Expected, soak: Soak) -> R
                 if let Some(key) = edited(&action) {
                     busy.remove(key);
                 }
-                record(expected, action, made?);
+                let (id, announcement) = made?;
+                if let Some(announce) = announcement {
+                    late.push(announce);
+                }
+                record(expected, action, id);
             }
+            Some(announced) = late.next() => announced?,
         }
     }
     Ok(last_started)
+}
+
+/// The creation event of a Company, as its Gainsight rule would send it, on its way.
+type Announcement<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>> + Send + 'a>>;
+
+/// Children first: the Company is loaded quietly (no rule event, so no Account), and its creation
+/// event reaches the webhook `i`-dependent 0 to 60 s later, while children are made on it.
+async fn announce_later<'a>(
+    stack: &'a Stack,
+    action: &Action,
+    i: usize,
+) -> Result<(Option<String>, Option<Announcement<'a>>)> {
+    let Action::CreateCompany { name, arr } = action else {
+        return Ok((None, None));
+    };
+    // Loaded as another integration would, through the faults (a lost answer leaves a Company
+    // nothing refers to, which the check does not count).
+    let record = json!({"Name": name, "Arr": arr});
+    let mut tries = 0;
+    let gsid = loop {
+        match stack.gainsight_insert_quietly("Company", vec![record.clone()]).await {
+            Ok(mut ids) if !ids.is_empty() => break ids.remove(0),
+            _ if tries < 20 => tries += 1,
+            other => anyhow::bail!("Company {name} not loaded: {other:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let delay = Duration::from_millis(((i * 7_919) % 60_000) as u64);
+    let event = json!({
+        "eventId": format!("soak-late-{gsid}"), "eventType": "created", "objectName": "Company",
+        "occurredAt": shared::time::now_ms(),
+        "records": [{"Gsid": gsid, "Name": name, "Arr": arr}],
+    })
+    .to_string();
+    let company = gsid.clone();
+    let announce: Announcement<'a> = Box::pin(async move {
+        tokio::time::sleep(delay).await;
+        for _ in 0..20 {
+            let ts = shared::time::now_ms() / 1000;
+            let answer = reqwest::Client::new()
+                .post(format!("{}/gainsight", stack.webhook_url()))
+                .header("content-type", "application/json")
+                .header("x-gs-timestamp", ts.to_string())
+                .header(
+                    "x-gs-signature",
+                    crate::sign(crate::WEBHOOK_SECRET, ts, &event),
+                )
+                .body(event.clone())
+                .send()
+                .await;
+            if answer.is_ok_and(|a| a.status().is_success()) {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        anyhow::bail!("the late creation event of Company {company} was never accepted")
+    });
+    Ok((Some(gsid), Some(announce)))
 }
 
 /// The `i`th change: new records and edits of earlier ones, of every synced kind (Companies and
@@ -126,6 +198,7 @@ fn plan(expected: &Expected, busy: &HashSet<String>, i: usize) -> Action {
         5 => Action::CreatePerson {
             email: format!("soak{i}@example.com"),
             last: format!("Soak{i}"),
+            company: company(),
         },
         6 => Action::CreateGainsightCase {
             subject: format!("Soak case {i}"),
@@ -208,8 +281,13 @@ async fn perform(stack: &Stack, action: &Action) -> Result<Option<String>> {
             sf.edit("Account", id, fields(json!({"Phone": phone})));
             None
         }
-        Action::CreatePerson { email, last } => {
-            let person = json!({"Email": email, "LastName": last, "FirstName": "Pat"});
+        Action::CreatePerson {
+            email,
+            last,
+            company,
+        } => {
+            let person =
+                json!({"Email": email, "LastName": last, "FirstName": "Pat", "CompanyId": company});
             first(stack.gainsight_insert("Person", vec![person]).await?)
         }
         Action::CreateGainsightCase { subject, company } => {
@@ -270,11 +348,11 @@ fn record(expected: &mut Expected, action: Action, made: Option<String>) {
         Action::EditAccount { id, phone } => {
             expected.accounts.insert(id, phone);
         }
-        Action::CreatePerson { email, last } => {
+        Action::CreatePerson { email, last, .. } => {
             expected.people.insert(id, (email, last));
         }
-        Action::CreateGainsightCase { subject, .. } => {
-            expected.gainsight_cases.insert(id, subject);
+        Action::CreateGainsightCase { subject, company } => {
+            expected.gainsight_cases.insert(id, (subject, company));
         }
         Action::CreateSalesforceCase { subject, priority } => {
             expected.salesforce_cases.insert(id, (subject, priority));
