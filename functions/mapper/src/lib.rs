@@ -512,14 +512,9 @@ fn settle(
             reason,
         } if cx.parks.is_some() => {
             summary.waiting += 1;
-            let now_ms = cx.parks.unwrap_or_default();
-            let parked =
-                WaitingChange::new(&job.name, key.clone(), parent, change, &reason, now_ms);
-            let waiting = parked.waiting_message(cx.jobs);
-            tracing::info!(job = %job.name, event_id = %change.event_id, parent = %parked.parent.key(), "change parked until its parent syncs");
+            let waiting = wait_for_parent(&cx, (&key, parent), &reason, mapped);
             let line = RunLine::new(&change.record_id, LineOutcome::Waiting).message(&waiting);
             cx.runs.line(run_job, line);
-            mapped.parks.push(parked);
             (Some(key), LedgerUpdate::Waiting { reason: waiting })
         }
         MapOutcome::Unresolved { reason, .. } => {
@@ -558,6 +553,22 @@ fn settle(
         mapped.ledger.push(write.read_as(read));
     }
     Ok(())
+}
+
+/// Parks a change until its parent syncs; what its ledger record and run line say meanwhile.
+fn wait_for_parent(
+    cx: &Context<'_>,
+    (key, parent): (&LedgerKey, shared::domain::waiting::ParentRef),
+    reason: &str,
+    mapped: &mut Mapped,
+) -> String {
+    let (job, change) = (cx.job, cx.change);
+    let now_ms = cx.parks.unwrap_or(change.received_at_ms);
+    let parked = WaitingChange::new(&job.name, key.clone(), parent, change, reason, now_ms);
+    let waiting = parked.waiting_message(cx.jobs);
+    tracing::info!(job = %job.name, event_id = %change.event_id, parent = %parked.parent.key(), "change parked until its parent syncs");
+    mapped.parks.push(parked);
+    waiting
 }
 
 /// Serialises one change's commands for the writes queue, each a line of the job's run.

@@ -128,7 +128,10 @@ async fn announce_later<'a>(
     let record = json!({"Name": name, "Arr": arr});
     let mut tries = 0;
     let gsid = loop {
-        match stack.gainsight_insert_quietly("Company", vec![record.clone()]).await {
+        match stack
+            .gainsight_insert_quietly("Company", vec![record.clone()])
+            .await
+        {
             Ok(mut ids) if !ids.is_empty() => break ids.remove(0),
             _ if tries < 20 => tries += 1,
             other => anyhow::bail!("Company {name} not loaded: {other:?}"),
