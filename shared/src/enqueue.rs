@@ -93,6 +93,33 @@ impl Retryable for EnqueueError {
     }
 }
 
+/// Queues waiting changes again (`domain::waiting`), each remembering since when it waits: those
+/// the queue took, to take out of the waiting store. A change that does not serialise stays
+/// where it waits, said in the log.
+pub async fn replay_waiting(
+    queue: &dyn Queue,
+    waiting: Vec<crate::domain::waiting::WaitingChange>,
+) -> Vec<crate::domain::waiting::WaitingChange> {
+    let mut bodies = Vec::with_capacity(waiting.len());
+    let mut kept = Vec::with_capacity(waiting.len());
+    for w in waiting {
+        match serde_json::to_string(&w.replay()) {
+            Ok(body) => {
+                bodies.push(body);
+                kept.push(w);
+            }
+            Err(e) => {
+                tracing::error!(job = %w.job, error = %e, "waiting change does not serialise")
+            }
+        }
+    }
+    let results = queue.send(&bodies).await;
+    kept.into_iter()
+        .zip(results)
+        .filter_map(|(w, r)| r.is_ok().then_some(w))
+        .collect()
+}
+
 /// Queues the changes of every delivery not queued before.
 pub async fn enqueue(
     dedup: &dyn DedupStore,

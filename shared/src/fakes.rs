@@ -564,6 +564,10 @@ pub struct MemorySalesforce {
     /// Selects received, and the rows every select answers.
     /// A select whose conditions hold this value is refused as malformed (a value SOQL cannot take).
     pub refuse_value: Mutex<Option<String>>,
+    /// When set, what every select after the first answers (a record created meanwhile).
+    pub rows_after_first: Mutex<Option<Vec<Fields>>>,
+    /// When set, every select fails as the session being refused (not retryable).
+    pub selects_unauthorised: Mutex<bool>,
     pub queries: Mutex<Vec<SfSelect>>,
     pub query_rows: Mutex<Vec<Fields>>,
 }
@@ -699,6 +703,16 @@ impl SalesforceApi for MemorySalesforce {
     async fn select(&self, query: &SfSelect) -> Result<Vec<Fields>, ApiError> {
         *self.calls.lock().unwrap() += 1;
         self.queries.lock().unwrap().push(query.clone());
+        if *self.selects_unauthorised.lock().unwrap() {
+            return Err(ApiError::Auth {
+                system: "Salesforce",
+                message: "Session expired or invalid".into(),
+            });
+        }
+        let later = self.rows_after_first.lock().unwrap().clone();
+        if let (Some(rows), true) = (later, self.queries.lock().unwrap().len() > 1) {
+            return Ok(rows);
+        }
         let refused = self.refuse_value.lock().unwrap().clone();
         let holds = |v: &String| refused.as_ref() == Some(v);
         if query

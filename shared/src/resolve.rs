@@ -8,7 +8,7 @@ use serde_json::Value;
 use crate::domain::mapping::text;
 use crate::domain::{JobError, Jobs, LookupRequest, Lookups, Schemas, System};
 use crate::ports::{
-    ApiError, GainsightApi, GsCondition, GsOperator, GsQuery, Retryable, SalesforceApi, SfSelect,
+    ApiError, GainsightApi, GsCondition, GsOperator, GsQuery, SalesforceApi, SfSelect,
 };
 
 pub use crate::domain::push::Found;
@@ -86,7 +86,7 @@ pub async fn run_lookups(
 type Refused = Vec<(Vec<String>, String)>;
 
 /// `find`, halving a request the system refuses until each refused value is alone: the values
-/// found, and those refused with the error. A failure that may pass fails the whole request.
+/// found, and those refused with the error. Any other failure fails the whole request.
 async fn find_isolating(
     salesforce: &dyn SalesforceApi,
     gainsight: &dyn GainsightApi,
@@ -94,7 +94,9 @@ async fn find_isolating(
 ) -> Result<(Found, Refused), ApiError> {
     match find(salesforce, gainsight, request).await {
         Ok(found) => Ok((found, Vec::new())),
-        Err(e) if e.is_retryable() => Err(e),
+        // Only a refusal of the request itself can be a value's fault: an outage, an expired
+        // session or a garbled answer fails the whole lookup, tried again.
+        Err(e) if !matches!(e, ApiError::Rejected { .. }) => Err(e),
         Err(e) if request.tuples.len() <= 1 => {
             let why = e.to_string();
             Ok((
@@ -318,6 +320,13 @@ mod tests {
         assert!(lookups.refused("j", 0, &["ok1".to_string()]).is_none());
         let queries = sf.queries.lock().unwrap().len();
         assert!(queries <= 5, "halved, not one query per value: {queries}");
+
+        // An expired session is no value's fault: the whole lookup is tried again, nothing
+        // rejected (seen in a soak before this rule).
+        *sf.selects_unauthorised.lock().unwrap() = true;
+        let lookups = run_lookups(std::slice::from_ref(&r), &sf, &MemoryGainsight::default()).await;
+        assert!(lookups.has_failed("j", 0));
+        assert!(lookups.refused("j", 0, &["ok1".to_string()]).is_none());
     }
 
     #[test]

@@ -167,20 +167,27 @@ impl MapperFn {
             last: &last,
             now_ms,
         };
-        let (more_failed, superseded) = self
+        let first = self
             .map_batch(&changes, &pass, &mut summary, &mut runs)
             .await;
-        failed.extend(more_failed);
-        if !superseded.is_empty() {
+        failed.extend(first.failed);
+        let mut parked = first.parked;
+        if !first.superseded.is_empty() {
             // A change found in sync while another invocation queued the write of an earlier
             // one: mapped again, once, against the ledger as it is now; a second time it goes
             // back to the queue.
-            changes.retain(|(id, _)| superseded.contains(id));
-            let (more_failed, again) = self
+            changes.retain(|(id, _)| first.superseded.contains(id));
+            let again = self
                 .map_batch(&changes, &pass, &mut summary, &mut runs)
                 .await;
-            failed.extend(more_failed.into_iter().chain(again));
+            failed.extend(again.failed.into_iter().chain(again.superseded));
+            parked.extend(again.parked);
         }
+        let context = (&last, now_ms, deadline_ms);
+        failed.extend(
+            self.recheck_parked(parked, context, &mut summary, &mut runs)
+                .await,
+        );
         store_runs(self.runs.as_ref(), runs).await;
         let response = shared::lambda::batch_response(failed);
         summary.failed_messages = response.batch_item_failures.len();
@@ -195,16 +202,78 @@ impl MapperFn {
         (response, summary)
     }
 
+    /// Looks the parents of the changes just parked up once more: a parent that synced between
+    /// the batch's lookup and the parking may have been checked for waiting changes before they
+    /// were there, so nothing would replay them. Those whose parent is there now are taken out
+    /// of the waiting store and mapped again; the ids of the messages to retry.
+    async fn recheck_parked(
+        &self,
+        parked: Vec<(String, WaitingChange)>,
+        (last, now_ms, deadline_ms): (&std::collections::HashSet<String>, i64, i64),
+        summary: &mut Summary,
+        runs: &mut Runs,
+    ) -> Vec<String> {
+        let (Some(store), false) = (&self.waiting, parked.is_empty()) else {
+            return Vec::new();
+        };
+        let changes: Vec<(String, ChangeEvent)> = (parked.iter())
+            .map(|(id, w)| (id.clone(), w.change.clone()))
+            .collect();
+        let lookups = self.run_lookups(&changes, deadline_ms).await;
+        let (found, _): (Vec<_>, Vec<_>) = parked
+            .into_iter()
+            .partition(|(_, w)| self.parent_found(w, &lookups));
+        if found.is_empty() {
+            return Vec::new();
+        }
+        let ids: Vec<&String> = found.iter().map(|(id, _)| id).collect();
+        let again: Vec<(String, ChangeEvent)> = changes
+            .into_iter()
+            .filter(|(id, _)| ids.contains(&id))
+            .collect();
+        let waits: Vec<WaitingChange> = found.into_iter().map(|(_, w)| w).collect();
+        if let Err(e) = store.release(&waits).await {
+            tracing::warn!(changes = waits.len(), error = %e, "changes whose parent came not taken out of the waiting store; a later replay finds them synced");
+        }
+        tracing::info!(
+            changes = again.len(),
+            "parents synced while their changes were being parked: mapped again"
+        );
+        let pass = Pass {
+            lookups: &lookups,
+            last,
+            now_ms,
+        };
+        let out = self.map_batch(&again, &pass, summary, runs).await;
+        out.failed.into_iter().chain(out.superseded).collect()
+    }
+
+    /// Whether `lookups` found the parent `waiting` waits for.
+    fn parent_found(&self, waiting: &WaitingChange, lookups: &Lookups) -> bool {
+        let Some(job) = self.jobs.get(&waiting.job) else {
+            return false;
+        };
+        let mapper = Mapper::new(job, Some(&self.schemas));
+        mapper
+            .lookup_tuples(&waiting.change)
+            .iter()
+            .any(|(i, tuple)| {
+                job.derived[*i].lookup.object == waiting.parent.object
+                    && lookups.found(&job.name, *i, tuple)
+            })
+    }
+
     /// Maps `changes` against their ledger records read now, records what is ignored or
     /// rejected, notes the writes on their way and sends them: the ids of the messages to retry,
-    /// and of those whose in-sync note no longer held (`StoreError::Superseded`), to map again.
+    /// those whose in-sync note no longer held (`StoreError::Superseded`), to map again, and the
+    /// changes parked to wait for their parent.
     async fn map_batch(
         &self,
         changes: &[(String, ChangeEvent)],
         pass: &Pass<'_>,
         summary: &mut Summary,
         runs: &mut Runs,
-    ) -> (Vec<String>, Vec<String>) {
+    ) -> BatchOutcome {
         let mut failed = Vec::new();
         let mut ledgers = self.read_ledgers(changes).await;
         let mut outgoing: Vec<(String, String)> = Vec::new();
@@ -228,8 +297,9 @@ impl MapperFn {
         }
         // A waiting change is parked before its record says it waits: a message whose parking
         // failed is retried whole.
-        let unparked = self.park(parks).await;
+        let unparked = self.park(&parks).await;
         ledger.retain(|(id, _)| !unparked.contains(id));
+        parks.retain(|(id, _)| !unparked.contains(id));
         failed.extend(unparked);
         // Ignored and rejected changes are recorded, and writes about to go out noted on their
         // records, before any write goes out: a message whose record failed is retried whole,
@@ -241,7 +311,12 @@ impl MapperFn {
         });
         failed.extend(unrecorded.into_iter().chain(unmarked));
         failed.extend(self.send(outgoing).await);
-        (failed, superseded)
+        parks.retain(|(id, _)| !failed.contains(id));
+        BatchOutcome {
+            failed,
+            superseded,
+            parked: parks,
+        }
     }
 
     /// Timeline activities that arrived without their participants (through the webhook, in real
@@ -423,7 +498,7 @@ impl MapperFn {
 
     /// Parks the batch's waiting changes in one request per 25; the ids of the messages whose
     /// changes were not parked.
-    async fn park(&self, parks: Vec<(String, WaitingChange)>) -> Vec<String> {
+    async fn park(&self, parks: &[(String, WaitingChange)]) -> Vec<String> {
         let Some(store) = self.waiting.as_ref().filter(|_| !parks.is_empty()) else {
             return Vec::new();
         };
@@ -432,7 +507,7 @@ impl MapperFn {
             Ok(()) => Vec::new(),
             Err(e) => {
                 tracing::error!(changes = parked.len(), error = %e, "waiting changes not parked; they will be retried");
-                parks.into_iter().map(|(id, _)| id).collect()
+                parks.iter().map(|(id, _)| id.clone()).collect()
             }
         }
     }
@@ -450,6 +525,16 @@ impl MapperFn {
         }
         failed
     }
+}
+
+/// What mapping a batch came to.
+struct BatchOutcome {
+    /// Messages to retry.
+    failed: Vec<String>,
+    /// Messages whose in-sync note no longer held, to map again.
+    superseded: Vec<String>,
+    /// Changes parked to wait for their parent, with their messages.
+    parked: Vec<(String, WaitingChange)>,
 }
 
 /// What one change maps to: write commands to queue, ledger entries to record, and notes of

@@ -415,7 +415,11 @@ async fn a_change_whose_parent_is_missing_waits_for_it_instead_of_using_up_deliv
         );
     }
     assert!(queue.bodies().is_empty());
-    assert_eq!(salesforce.queries.lock().unwrap().len(), 2);
+    let queries = salesforce.queries.lock().unwrap().len();
+    assert_eq!(
+        queries, 4,
+        "each delivery: the lookup, and the re-check after parking"
+    );
     let p3 = store.ledger_of("person_contact", "P3").unwrap();
     assert!(!p3.error, "waiting is not an error");
     assert_eq!(
@@ -554,4 +558,53 @@ async fn lookups_are_not_started_near_the_deadline() {
     assert_eq!(shared::fakes::failed_ids(&response), ["m1"]);
     assert_eq!(summary.writes, 1, "the Company needs no lookup");
     assert_eq!(queue.bodies().len(), 1);
+}
+
+/// The parent syncs between the batch's lookup and the parking (its pusher looked for waiting
+/// changes before this one was there): the mapper looks the parent up once more after parking,
+/// finds it, takes the change out of the waiting store and maps it at once.
+#[tokio::test]
+async fn a_parent_that_syncs_while_its_child_is_being_parked_is_found() {
+    let Harness {
+        store,
+        queue,
+        salesforce,
+        mapper,
+    } = harness();
+    let mapper = mapper.with_waiting(store.clone());
+    *salesforce.rows_after_first.lock().unwrap() =
+        Some(vec![json!({"Id": "001A", "Gainsight_Company_Id__c": "C9"})
+            .as_object()
+            .cloned()
+            .unwrap()]);
+    let person = serde_json::to_string(&ChangeEvent {
+        event_id: "ev-P3".into(),
+        source: System::Gainsight,
+        object: "Person".into(),
+        record_id: "P3".into(),
+        operation: Operation::Created,
+        occurred_at_ms: 1,
+        fields: json!({"LastName": "L", "Email": "p3@x.io", "CompanyId": "C9"})
+            .as_object()
+            .cloned()
+            .unwrap(),
+        changed_fields: None,
+        origin: ChangeOrigin::Webhook,
+        received_at_ms: 2,
+        participants: None,
+        load: None,
+        waiting_since_ms: None,
+    })
+    .unwrap();
+    let (response, summary) = mapper.handle_at(event(vec![("m3", person)]), 1_000).await;
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!((summary.waiting, summary.writes), (1, 1));
+    assert_eq!(
+        salesforce.queries.lock().unwrap().len(),
+        2,
+        "the lookup, then the re-check"
+    );
+    assert!(store.waiting.lock().unwrap().is_empty(), "taken out again");
+    let cmd: WriteCommand = serde_json::from_str(&queue.bodies()[0]).unwrap();
+    assert_eq!(cmd.fields["AccountId"], json!("001A"));
 }

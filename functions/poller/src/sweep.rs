@@ -65,18 +65,7 @@ async fn requeue(
     if recheck.is_empty() {
         return Ok(0);
     }
-    let bodies: Vec<String> = recheck
-        .iter()
-        .map(|w| {
-            serde_json::to_string(&w.replay()).map_err(|e| StoreError::Rejected(e.to_string()))
-        })
-        .collect::<Result<_, _>>()?;
-    let results = ports.changes.send(&bodies).await;
-    let sent: Vec<WaitingChange> = recheck
-        .into_iter()
-        .zip(results)
-        .filter_map(|(w, r)| r.is_ok().then_some(w))
-        .collect();
+    let sent = shared::enqueue::replay_waiting(ports.changes, recheck).await;
     for w in &sent {
         let line = RunLine::new(&w.change.record_id, LineOutcome::Queued)
             .message(format!("looked up again: it waits for {}", w.parent));

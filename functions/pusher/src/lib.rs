@@ -27,7 +27,7 @@ use shared::domain::push::{
     drop_stale, ledger_effect, newest_per_record, nothing_to_write, recheck_unchanged,
     settle_conflicts, unpark, Fresh, LedgerEffect, Pending, SideWrite, WriteOutcome,
 };
-use shared::domain::waiting::{released_by, ParentKey, WaitingChange};
+use shared::domain::waiting::{released_by, ParentKey};
 use shared::domain::{
     Jobs, LedgerBatch, LedgerKey, LineOutcome, RunFunction, RunLine, Runs, System, WriteCommand,
 };
@@ -430,21 +430,7 @@ impl Pusher {
                 return 0;
             }
         };
-        let mut bodies = Vec::with_capacity(waiting.len());
-        for w in &waiting {
-            match serde_json::to_string(&w.replay()) {
-                Ok(body) => bodies.push(body),
-                Err(e) => {
-                    tracing::error!(job = %w.job, error = %e, "waiting change does not serialise")
-                }
-            }
-        }
-        let results = changes.send(&bodies).await;
-        let sent: Vec<WaitingChange> = waiting
-            .into_iter()
-            .zip(results)
-            .filter_map(|(w, r)| r.is_ok().then_some(w))
-            .collect();
+        let sent = shared::enqueue::replay_waiting(changes.as_ref(), waiting).await;
         for w in &sent {
             let line = RunLine::new(&w.change.record_id, LineOutcome::Queued)
                 .message(format!("replayed: {} has synced", w.parent));

@@ -66,6 +66,11 @@ impl Lookups {
         self.failed.iter().any(|(j, d)| j == job && *d == derived)
     }
 
+    /// Whether the lookup found a record for `tuple`.
+    pub fn found(&self, job: &str, derived: usize, tuple: &[String]) -> bool {
+        !self.get(job, derived, tuple).is_empty()
+    }
+
     pub(super) fn get(&self, job: &str, derived: usize, tuple: &[String]) -> &[String] {
         self.found
             .get(job)
