@@ -418,7 +418,7 @@ impl Pusher {
     /// Queues again the changes that waited for the records just synced, and takes them out of
     /// the waiting store; how many. Not fatal: a change not replayed now is found by the
     /// poller's re-check, and one replayed twice is mapped, then found in sync.
-    async fn replay_waiting(&self, parents: &[ParentKey], runs: &mut Runs) -> usize {
+    pub(crate) async fn replay_waiting(&self, parents: &[ParentKey], runs: &mut Runs) -> usize {
         let Some((store, changes)) = self.replays.as_ref().filter(|_| !parents.is_empty()) else {
             return 0;
         };

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use shared::domain::load::SideWriteMessage;
 use shared::domain::push::SideWrite;
+use shared::domain::waiting::{parents_of, ParentKey};
 use shared::domain::{LedgerUpdate, LineOutcome, RunLine, Runs, System};
 use shared::ports::{ApiError, LedgerWrite, Retryable};
 
@@ -109,6 +110,12 @@ impl Pusher {
         }
         let (ids, writes): (Vec<String>, Vec<SideWrite>) = sides.into_iter().unzip();
         let failed = self.write_sides(writes.clone()).await;
+        // A twin's id written back at last may be what a waiting change looks its parent up by.
+        let parents: Vec<ParentKey> = (writes.iter())
+            .filter(|w| !failed.iter().any(|f| f.side == **w))
+            .flat_map(|w| self.parents_written(w))
+            .collect();
+        self.replay_waiting(&parents, runs).await;
         let mut again = Vec::new();
         let mut given_up = Vec::new();
         for f in failed {
@@ -122,6 +129,20 @@ impl Pusher {
         }
         self.record_sides_failed(given_up, runs, now_ms).await;
         again
+    }
+
+    /// The parents a write back made its record: the pair's ids, and the fields written.
+    fn parents_written(&self, w: &SideWrite) -> Vec<ParentKey> {
+        let Some(job) = self.jobs.get(&w.job) else {
+            return Vec::new();
+        };
+        let own_id = w.fields.get(&w.id_field).and_then(|v| v.as_str());
+        let sfid = match w.system {
+            System::Salesforce => own_id,
+            System::Gainsight => None,
+        };
+        let gsid = w.ledger_key.gainsight_id();
+        parents_of(&self.jobs, job, (gsid, sfid), Some((w.system, &w.fields)))
     }
 
     /// Marks the pairs of write backs that will not be made error, saying what was not written.

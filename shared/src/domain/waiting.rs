@@ -271,11 +271,12 @@ fn known_values<'a>(
             let other_id = job.id_field_in(system.other());
             (i.field_in(system) == field && i.field_in(system.other()) == other_id).then_some(())
         });
-        if carried.is_some() {
-            return match system {
-                System::Gainsight => sfid.map(str::to_string),
-                System::Salesforce => gsid.map(str::to_string),
-            };
+        let other_id = match system {
+            System::Gainsight => sfid,
+            System::Salesforce => gsid,
+        };
+        if let (Some(()), Some(id)) = (carried, other_id) {
+            return Some(id.to_string());
         }
         let (written_to, fields) = written?;
         if written_to != system {

@@ -817,12 +817,23 @@ async fn a_write_back_that_fails_is_retried_on_its_own_then_marked() {
         .handle_at(event(vec![("s1", queued[0].clone())]), 2_000)
         .await;
     assert_eq!(shared::fakes::failed_ids(&response), ["s1"]);
+    // A Contact waits for the Company that holds this Account's id: the write back is its
+    // parent coming, and replays it.
+    let side: serde_json::Value = serde_json::from_str(&queued[0]).unwrap();
+    let account = side["side_write"]["fields"]["SfdcAccountId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let changes = Arc::new(MemoryQueue::default());
+    let pusher = pusher.with_replays(rig.store.clone(), changes.clone());
+    park_contact_waiting_for_company(&rig.store, &account).await;
     // Gainsight is back: made, nothing left.
     *rig.gs.updates_unavailable.lock().unwrap() = false;
     let (response, _) = pusher
         .handle_at(event(vec![("s1", queued[0].clone())]), 3_000)
         .await;
     assert!(response.batch_item_failures.is_empty());
+    assert_eq!(changes.bodies().len(), 1, "the waiting Contact replayed");
     let updates = rig.gs.updates.lock().unwrap().clone();
     assert_eq!(updates.len(), 1);
     assert_eq!(updates[0].1["Gsid"], json!("G1"));
@@ -845,4 +856,34 @@ async fn a_write_back_that_fails_is_retried_on_its_own_then_marked() {
             ),
         "{said}"
     );
+}
+
+/// A Contact change parked until the Company whose SfdcAccountId is `account` syncs.
+async fn park_contact_waiting_for_company(store: &MemoryStore, account: &str) {
+    use shared::domain::waiting::{ParentRef, WaitingChange};
+    use shared::domain::{ChangeEvent, ChangeOrigin, Operation};
+    use shared::ports::WaitingStore;
+    let contact = ChangeEvent {
+        event_id: "ev-003".into(),
+        source: System::Salesforce,
+        object: "Contact".into(),
+        record_id: "003000000000001AAA".into(),
+        operation: Operation::Created,
+        occurred_at_ms: 1,
+        fields: json!({"AccountId": account}).as_object().cloned().unwrap(),
+        changed_fields: None,
+        origin: ChangeOrigin::Webhook,
+        received_at_ms: 1,
+        participants: None,
+        load: None,
+        waiting_since_ms: None,
+    };
+    let parent = ParentRef {
+        system: System::Gainsight,
+        object: "Company".into(),
+        matches: vec![("SfdcAccountId".into(), account.into())],
+    };
+    let key = LedgerKey::SalesforceOnly("003000000000001AAA".into());
+    let waiting = WaitingChange::new("person_contact", key, parent, &contact, "none", 1);
+    store.wait(&[waiting]).await.unwrap();
 }
