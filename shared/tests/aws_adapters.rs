@@ -608,6 +608,20 @@ async fn dynamo_keeps_runs_by_day_with_their_logs() -> Result<()> {
     assert!(listed.iter().all(|r| r.log.is_empty() && r.failed == 1));
     let one = store.run(&stored[2].id).await?.expect("the run");
     assert_eq!(one, stored[2], "read back whole, log included");
+
+    // A log far over an item's 400 KB is stored in parts and read back whole, every line, and
+    // the run is still listed once.
+    let mut runs = Runs::new(RunFunction::Pusher, "writes batch", 20 * day, "big");
+    for i in 0..3_000 {
+        let line = RunLine::new(format!("R{i}"), LineOutcome::Error).message("x".repeat(500));
+        runs.line(Some("job"), line);
+    }
+    let big = runs.finish(20 * day + 3);
+    store.put_runs(&big).await?;
+    let back = store.run(&big[0].id).await?.expect("the run");
+    assert_eq!(back.log.len(), 3_000);
+    assert_eq!(back, big[0]);
+    assert_eq!(store.runs(20 * day - 1, 20 * day + 1).await?.len(), 1);
     Ok(())
 }
 

@@ -9,9 +9,10 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-/// At most this many log lines are kept per run (a DynamoDB item holds 400 KB); the rest are
-/// counted in `Run::lines_dropped`.
-pub const MAX_LOG_LINES: usize = 1_000;
+/// At most this many log lines are kept per run (stored in parts of at most 350 KB each); the
+/// rest are counted in `Run::lines_dropped`. A pusher batch is at most 1,000 records, a resync
+/// page 2,000.
+pub const MAX_LOG_LINES: usize = 20_000;
 
 /// The function a run belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -625,7 +626,7 @@ mod tests {
         let run = runs.finish(2).remove(0);
         assert_eq!(
             (run.log.len(), run.lines_dropped, run.succeeded),
-            (MAX_LOG_LINES, 5, 1_005)
+            (MAX_LOG_LINES, 5, MAX_LOG_LINES as u64 + 5)
         );
     }
 }

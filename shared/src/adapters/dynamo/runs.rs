@@ -24,44 +24,58 @@ fn run_key(id: &RunId) -> Item {
     ])
 }
 
-/// The most a run's log may take in its item: DynamoDB refuses an item over 400 KB, and the run
-/// would be lost with its log.
+/// The most one item holds of a run's log: DynamoDB refuses an item over 400 KB.
 const MAX_LOG_BYTES: usize = 350_000;
 
-fn run_item(run: &Run, ttl_s: i64) -> Result<Item, StoreError> {
-    let (log, dropped) = log_that_fits(&run.log)?;
+/// The sort key of part `n` (from 1) of a run's log, after the run's own item.
+fn log_part_key(id: &RunId, n: usize) -> String {
+    format!("{id}#log#{n:04}")
+}
+
+/// A run's items: the run with the first part of its log, then one item per further part of
+/// at most `MAX_LOG_BYTES`, so no log is cut and no item is refused.
+fn run_items(run: &Run, ttl_s: i64) -> Result<Vec<Item>, StoreError> {
+    let parts = log_parts(&run.log)?;
     let mut summary = run.clone();
     summary.log = Vec::new();
-    summary.lines_dropped += dropped;
+    let ended = run.ended_at_ms.unwrap_or(run.started_at_ms);
+    let expires = n(ended / 1000 + ttl_s);
     let mut item = run_key(&run.id);
     item.insert(
         "summary".into(),
         s(serde_json::to_string(&summary).map_err(rejected)?),
     );
-    item.insert("log".into(), s(log));
-    let ended = run.ended_at_ms.unwrap_or(run.started_at_ms);
-    item.insert("expires_at".into(), n(ended / 1000 + ttl_s));
-    Ok(item)
+    item.insert("log".into(), s(parts[0].clone()));
+    item.insert("log_parts".into(), n(parts.len()));
+    item.insert("expires_at".into(), expires.clone());
+    let mut items = vec![item];
+    for (i, part) in parts.into_iter().enumerate().skip(1) {
+        let mut more = run_key(&run.id);
+        more.insert("sk".into(), s(log_part_key(&run.id, i)));
+        more.insert("log".into(), s(part));
+        more.insert("expires_at".into(), expires.clone());
+        items.push(more);
+    }
+    Ok(items)
 }
 
-/// The log as stored: every line while it fits in `MAX_LOG_BYTES`, else the first lines that
-/// do, with how many were left out (counted in the run's `lines_dropped`).
-fn log_that_fits(log: &[crate::domain::RunLine]) -> Result<(String, u64), StoreError> {
-    let all = serde_json::to_string(log).map_err(rejected)?;
-    if all.len() <= MAX_LOG_BYTES {
-        return Ok((all, 0));
-    }
-    let (mut kept, mut size) = (0, 2);
+/// The log as JSON arrays of whole lines, each at most `MAX_LOG_BYTES` (a line alone larger
+/// than that is its own part); always at least one.
+fn log_parts(log: &[crate::domain::RunLine]) -> Result<Vec<String>, StoreError> {
+    let mut parts = Vec::new();
+    let mut current: Vec<String> = Vec::new();
+    let mut size = 2;
     for line in log {
-        let more = serde_json::to_string(line).map_err(rejected)?.len() + 1;
-        if size + more > MAX_LOG_BYTES {
-            break;
+        let text = serde_json::to_string(line).map_err(rejected)?;
+        if !current.is_empty() && size + text.len() + 1 > MAX_LOG_BYTES {
+            parts.push(format!("[{}]", current.join(",")));
+            (current, size) = (Vec::new(), 2);
         }
-        size += more;
-        kept += 1;
+        size += text.len() + 1;
+        current.push(text);
     }
-    let text = serde_json::to_string(&log[..kept]).map_err(rejected)?;
-    Ok((text, (log.len() - kept) as u64))
+    parts.push(format!("[{}]", current.join(",")));
+    Ok(parts)
 }
 
 fn run_from(item: &Item) -> Result<Run, StoreError> {
@@ -86,15 +100,37 @@ impl DynamoStateStore {
 
     /// The writes that store `runs`.
     pub(super) fn run_requests(&self, runs: &[Run]) -> Result<Vec<WriteRequest>, StoreError> {
-        runs.iter()
-            .map(|run| {
+        let mut requests = Vec::with_capacity(runs.len());
+        for run in runs {
+            for item in run_items(run, self.run_ttl_s)? {
                 let put = PutRequest::builder()
-                    .set_item(Some(run_item(run, self.run_ttl_s)?))
+                    .set_item(Some(item))
                     .build()
                     .map_err(rejected)?;
-                Ok(WriteRequest::builder().put_request(put).build())
+                requests.push(WriteRequest::builder().put_request(put).build());
+            }
+        }
+        Ok(requests)
+    }
+
+    /// The parts of `id`'s log after the first, in order.
+    async fn more_log(&self, id: &RunId) -> Result<Vec<crate::domain::RunLine>, StoreError> {
+        let key = run_key(id);
+        let items = self
+            .query_all(|q| {
+                q.key_condition_expression("pk = :pk AND begins_with(sk, :parts)")
+                    .expression_attribute_values(":pk", key["pk"].clone())
+                    .expression_attribute_values(":parts", s(format!("{id}#log#")))
             })
-            .collect()
+            .await?;
+        let mut lines = Vec::new();
+        for item in &items {
+            let text = get_s(item, "log").unwrap_or_default();
+            let part: Vec<crate::domain::RunLine> =
+                serde_json::from_str(&text).map_err(rejected)?;
+            lines.extend(part);
+        }
+        Ok(lines)
     }
 
     /// The runs of one day partition started in `[from_ms, to_ms]`, without their logs.
@@ -114,7 +150,12 @@ impl DynamoStateStore {
                     .projection_expression("pk, sk, summary")
             })
             .await?;
-        items.iter().map(run_from).collect()
+        // The further parts of long logs share the range; they carry no summary.
+        items
+            .iter()
+            .filter(|item| item.contains_key("summary"))
+            .map(run_from)
+            .collect()
     }
 }
 
@@ -133,7 +174,14 @@ impl RunStore for DynamoStateStore {
             .send()
             .await
             .map_err(store_error)?;
-        out.item().map(run_from).transpose()
+        let Some(item) = out.item() else {
+            return Ok(None);
+        };
+        let mut run = run_from(item)?;
+        if get_n(item, "log_parts").unwrap_or(1) > 1 {
+            run.log.extend(self.more_log(id).await?);
+        }
+        Ok(Some(run))
     }
 
     async fn runs(&self, from_ms: i64, to_ms: i64) -> Result<Vec<Run>, StoreError> {
@@ -161,16 +209,20 @@ mod tests {
     }
 
     #[test]
-    fn a_log_too_large_for_its_item_keeps_what_fits_and_counts_the_rest() {
+    fn a_long_log_is_kept_whole_in_parts_that_fit_an_item() {
         let line =
             |i: usize| RunLine::new(format!("R{i}"), LineOutcome::Error).message("x".repeat(1_000));
         let small: Vec<RunLine> = (0..10).map(line).collect();
-        assert_eq!(log_that_fits(&small).unwrap().1, 0);
+        assert_eq!(log_parts(&small).unwrap().len(), 1);
+        assert_eq!(log_parts(&[]).unwrap(), ["[]"]);
         let large: Vec<RunLine> = (0..1_000).map(line).collect();
-        let (text, dropped) = log_that_fits(&large).unwrap();
-        assert!(text.len() <= MAX_LOG_BYTES, "{}", text.len());
-        let kept: Vec<RunLine> = serde_json::from_str(&text).unwrap();
-        assert_eq!(kept.len() as u64 + dropped, 1_000);
-        assert!(dropped > 0 && kept[0].record == "R0");
+        let parts = log_parts(&large).unwrap();
+        assert!(parts.len() >= 3, "{} parts", parts.len());
+        let mut back: Vec<RunLine> = Vec::new();
+        for p in &parts {
+            assert!(p.len() <= MAX_LOG_BYTES, "{}", p.len());
+            back.extend(serde_json::from_str::<Vec<RunLine>>(p).unwrap());
+        }
+        assert_eq!(back, large, "every line, in order");
     }
 }
