@@ -84,6 +84,10 @@ pub struct StreamReport {
     pub from_ms: i64,
     /// The cursor after the poll.
     pub cursor_ms: Option<i64>,
+    /// The window was not read to its end before the invocation's deadline: the next poll goes
+    /// on from the cursor.
+    #[serde(default)]
+    pub cut_short: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -115,6 +119,23 @@ pub struct Poller {
     page: usize,
     /// How far before the cursor a scheduled window starts (ms).
     overlap_ms: i64,
+}
+
+/// The time a poll keeps before its invocation's deadline to store its run: no page is read
+/// later than this before it.
+pub const DEADLINE_MARGIN_MS: i64 = 20_000;
+
+/// The time of a poll and its invocation's deadline (epoch ms).
+#[derive(Clone, Copy, Debug)]
+struct Clock {
+    now_ms: i64,
+    deadline_ms: i64,
+}
+
+impl Clock {
+    fn out_of_time(&self) -> bool {
+        shared::time::now_ms() > self.deadline_ms.saturating_sub(DEADLINE_MARGIN_MS)
+    }
 }
 
 /// Records a poll reads per query (Gainsight answers at most 5,000 a call).
@@ -182,12 +203,65 @@ impl Poller {
         self.handle_at(request, shared::time::now_ms()).await
     }
 
-    /// Reads the job's window, queues what is new, then moves the cursor.
+    /// Polls in an invocation that ends at `deadline_ms` (epoch ms): no page is read within
+    /// `DEADLINE_MARGIN_MS` of it, and the next poll goes on from the cursor.
+    pub async fn handle_by(
+        &self,
+        request: PollRequest,
+        deadline_ms: i64,
+    ) -> Result<PollReport, PollError> {
+        let now_ms = shared::time::now_ms();
+        self.handle_until(
+            request,
+            Clock {
+                now_ms,
+                deadline_ms,
+            },
+        )
+        .await
+    }
+
+    /// Reads the job's window as of `now_ms`, with no deadline.
     pub async fn handle_at(
         &self,
         request: PollRequest,
         now_ms: i64,
     ) -> Result<PollReport, PollError> {
+        let deadline_ms = i64::MAX;
+        self.handle_until(
+            request,
+            Clock {
+                now_ms,
+                deadline_ms,
+            },
+        )
+        .await
+    }
+
+    /// Reads the job's window as of `now_ms`, stopping before `deadline_ms` (tests).
+    pub async fn handle_at_by(
+        &self,
+        request: PollRequest,
+        now_ms: i64,
+        deadline_ms: i64,
+    ) -> Result<PollReport, PollError> {
+        self.handle_until(
+            request,
+            Clock {
+                now_ms,
+                deadline_ms,
+            },
+        )
+        .await
+    }
+
+    /// Reads the job's window, queues what is new, then moves the cursor.
+    async fn handle_until(
+        &self,
+        request: PollRequest,
+        clock: Clock,
+    ) -> Result<PollReport, PollError> {
+        let now_ms = clock.now_ms;
         let job = self.ports.jobs.named(&request.job)?;
         let event = match request.since_ms {
             Some(_) => "backfill",
@@ -197,14 +271,14 @@ impl Poller {
         let run_job = Some(job.name.as_str());
         runs.objects(run_job, &job.gainsight.object, Some(&job.salesforce.object));
         let polled = self
-            .poll_both(job, request.since_ms, now_ms, &mut runs)
+            .poll_both(job, request.since_ms, clock, &mut runs)
             .await;
         if let Err(e) = &polled {
             runs.fail(run_job, e.to_string());
         }
         let waiting = match request.since_ms {
-            None => self.sweep(job, now_ms, &mut runs).await,
-            Some(_) => SweepReport::default(),
+            None if !clock.out_of_time() => self.sweep(job, now_ms, &mut runs).await,
+            _ => SweepReport::default(),
         };
         store_runs(self.runs.as_ref(), runs).await;
         let streams = polled?;
@@ -241,16 +315,16 @@ impl Poller {
         &self,
         job: &Job,
         since_ms: Option<i64>,
-        now_ms: i64,
+        clock: Clock,
         runs: &mut Runs,
     ) -> Result<Vec<StreamReport>, PollError> {
         let mut streams = vec![
-            self.poll(job, System::Gainsight, since_ms, now_ms, runs)
+            self.poll(job, System::Gainsight, since_ms, clock, runs)
                 .await?,
         ];
         if self.salesforce.is_some() && read::polls_salesforce(job) {
             streams.push(
-                self.poll(job, System::Salesforce, since_ms, now_ms, runs)
+                self.poll(job, System::Salesforce, since_ms, clock, runs)
                     .await?,
             );
         }
@@ -265,9 +339,10 @@ impl Poller {
         job: &Job,
         source: System,
         since_ms: Option<i64>,
-        now_ms: i64,
+        clock: Clock,
         runs: &mut Runs,
     ) -> Result<StreamReport, PollError> {
+        let now_ms = clock.now_ms;
         let stream = source.as_str();
         let cursor = self.cursors.cursor(&job.name, stream).await?;
         let from = match (since_ms, &cursor) {
@@ -281,6 +356,7 @@ impl Poller {
             last_id: String::new(),
         };
         let (mut queued, mut newest) = (0, cursor);
+        let mut cut_short = false;
         loop {
             let records = self.read_page(job, source, &after).await?;
             let read = records.len();
@@ -306,6 +382,12 @@ impl Poller {
             if read < self.page || !before(&after, &last) {
                 break;
             }
+            if clock.out_of_time() {
+                // The cursor is past what was queued: the next poll reads on from there.
+                tracing::warn!(job = %job.name, source = stream, queued, "poll stopped near the invocation's deadline; the next poll goes on from the cursor");
+                cut_short = true;
+                break;
+            }
             after = last;
         }
         tracing::info!(job = %job.name, source = stream, queued, from_ms = from, "poll done");
@@ -314,6 +396,7 @@ impl Poller {
             queued,
             from_ms: from,
             cursor_ms: newest.map(|c| c.timestamp_ms),
+            cut_short,
         })
     }
 
@@ -543,6 +626,49 @@ mod tests {
                 && said.contains("syncctl resync --job case_case --ids K3"),
             "{said}"
         );
+    }
+
+    /// A poll near its invocation's deadline stops after the page it read, the cursor past it,
+    /// and says so; the next poll reads on from there.
+    #[tokio::test]
+    async fn a_poll_stops_before_the_deadline_and_the_next_goes_on() {
+        let store = Arc::new(MemoryStore::default());
+        let queue = Arc::new(MemoryQueue::default());
+        let gs = Arc::new(MemoryGainsight::default());
+        let companies = (1..=3)
+            .map(|i| json!({"Gsid": format!("G{i}"), "Name": "A", "ModifiedDate": i * 1_000}))
+            .map(|v| v.as_object().cloned().unwrap())
+            .collect();
+        gs.records
+            .lock()
+            .unwrap()
+            .insert("Company".into(), companies);
+        let ports = SourcePorts {
+            changes: queue.clone(),
+            gainsight: gs.clone(),
+            jobs: Jobs::builtin(),
+        };
+        let poller = Poller::new(ports, store.clone()).with_page_size(1);
+        let request = PollRequest {
+            job: "company_account".into(),
+            since_ms: Some(0),
+        };
+        let soon = shared::time::now_ms() + DEADLINE_MARGIN_MS - 1_000;
+        let out = poller
+            .handle_at_by(request.clone(), 10_000, soon)
+            .await
+            .unwrap();
+        // The fake answers every record to every query: one full page, then the stop.
+        assert_eq!((out.queued, out.streams[0].cut_short), (3, true));
+        assert_eq!(gs.queries.lock().unwrap().len(), 1, "no second page read");
+        assert_eq!(
+            out.streams[0].cursor_ms,
+            Some(3_000),
+            "the cursor past what was queued"
+        );
+        let out = poller.handle_at(request, 10_001).await.unwrap();
+        assert!(!out.streams[0].cut_short);
+        assert_eq!(queue.bodies().len(), 3, "nothing queued twice");
     }
 
     #[tokio::test]

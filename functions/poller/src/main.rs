@@ -17,7 +17,14 @@ async fn main() -> Result<(), Error> {
     let poller = Arc::new(poller.with_overlap(overlap_ms));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<PollRequest>| {
         let poller = Arc::clone(&poller);
-        async move { poller.handle(event.payload).await.map_err(Error::from) }
+        // The invocation's deadline (epoch ms): no page is read too close to it.
+        let deadline_ms = i64::try_from(event.context.deadline).unwrap_or(i64::MAX);
+        async move {
+            poller
+                .handle_by(event.payload, deadline_ms)
+                .await
+                .map_err(Error::from)
+        }
     }))
     .await
 }
