@@ -88,7 +88,7 @@ struct Expected {
     /// Accounts made in Salesforce: Id -> Phone last set.
     accounts: HashMap<String, String>,
     /// People made in Gainsight: GSID -> (Email, LastName).
-    people: HashMap<String, (String, String)>,
+    people: HashMap<String, (String, String, Option<String>)>,
     /// Cases made in Gainsight: GSID -> (Subject, the GSID of its Company).
     gainsight_cases: HashMap<String, (String, Option<String>)>,
     /// Cases made in Salesforce: Id -> (Subject, Priority) last set.
@@ -236,18 +236,25 @@ fn check_people(
     v: &mut Verdict,
 ) {
     let by_key = of_job(ledgers, "person_contact");
+    let companies = of_job(ledgers, "company_account");
     let contacts = index(
         stack.salesforce.records("Contact"),
         "Gainsight_Person_Id__c",
     );
-    for (gsid, (email, last)) in &expected.people {
+    for (gsid, (email, last, company)) in &expected.people {
         let shows = |t: &Map<String, Value>| {
             t.get("Email") == Some(&json!(email)) && t.get("LastName") == Some(&json!(last))
         };
         let ledger = by_key.get(gsid.as_str()).copied();
+        // What its Company's pair says, for a Person lost while it waited for its Account.
+        let parent = company.as_ref().map(|c| {
+            let l = companies.get(c.as_str());
+            let synced = l.map(|l| (l.last_sync_at_ms, l.history.first().map(|h| h.at_ms)));
+            format!("; its Company {c}: (last sync, first outcome) {synced:?}")
+        });
         judge(
             v,
-            format!("Person {gsid}"),
+            format!("Person {gsid}{}", parent.unwrap_or_default()),
             contacts.get(gsid),
             ledger,
             shows,

@@ -351,8 +351,12 @@ fn record(expected: &mut Expected, action: Action, made: Option<String>) {
         Action::EditAccount { id, phone } => {
             expected.accounts.insert(id, phone);
         }
-        Action::CreatePerson { email, last, .. } => {
-            expected.people.insert(id, (email, last));
+        Action::CreatePerson {
+            email,
+            last,
+            company,
+        } => {
+            expected.people.insert(id, (email, last, company));
         }
         Action::CreateGainsightCase { subject, company } => {
             expected.gainsight_cases.insert(id, (subject, company));
