@@ -165,6 +165,12 @@ async fn find(
 
 /// One sentence: did it sync, and if not, why.
 pub fn verdict(r: &LedgerRecord) -> String {
+    if let Some(waiting) = &r.waiting {
+        return match r.synced {
+            true => format!("synced before; its latest change is {waiting}"),
+            false => format!("NOT SYNCED YET: {waiting}"),
+        };
+    }
     match (r.synced, r.error) {
         (true, true) => format!(
             "synced before, but the last attempt failed at {} (last error below)",
@@ -311,4 +317,23 @@ pub async fn export(env: &Env, job: Option<&str>, format: Format) -> anyhow::Res
         ]);
     }
     print(format, &rows, &all)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::domain::{LedgerKey, LedgerUpdate};
+
+    #[test]
+    fn a_waiting_record_says_what_it_waits_for() {
+        let mut r = LedgerRecord::new("person_contact", LedgerKey::Gainsight("P1".into()));
+        let waits = LedgerUpdate::Waiting {
+            reason: "waiting for company_account the Salesforce Account where Gainsight_Company_Id__c = C1".into(),
+        };
+        r.apply(&waits, 1, "run");
+        assert_eq!(
+            verdict(&r),
+            "NOT SYNCED YET: waiting for company_account the Salesforce Account where Gainsight_Company_Id__c = C1"
+        );
+    }
 }
