@@ -404,15 +404,12 @@ impl Pusher {
         let releases: Vec<ParentKey> = effects.iter().flat_map(|e| e.releases.clone()).collect();
         // The ledger (and any key move) first: once the source learns its twin's id, changes
         // keyed by the new GSID can be mapped, and their writes must find what this one wrote.
-        let unrecorded = self.record(effects, now_ms).await;
-        let recorded = unrecorded.is_empty();
-        retry.extend(unrecorded);
+        retry.extend(self.record(effects, now_ms).await);
         let failed_sides = self.write_sides(side_writes).await;
         self.send_sides_alone(failed_sides, runs, now_ms).await;
-        // Last, once the parents and the ids written back are there for the lookups.
-        if recorded {
-            summary.replayed += self.replay_waiting(&releases, runs).await;
-        }
+        // Last, once the parents and the ids written back are there for the lookups (which read
+        // the target system, so a ledger write tried again does not hold them back).
+        summary.replayed += self.replay_waiting(&releases, runs).await;
     }
 
     /// Queues again the changes that waited for the records just synced, and takes them out of

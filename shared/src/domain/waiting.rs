@@ -220,10 +220,10 @@ pub fn parents_of(
     keys
 }
 
-/// The parents whose waiting changes a ledger update of `job`'s pair under `key` releases:
-/// those of a pair synced for the first time or that just learnt an id. A pair synced before
-/// with the same ids was already there for every lookup made since, so its updates query
-/// nothing (a change that parked in the meantime is found by the poller's re-check).
+/// The parents whose waiting changes a ledger update of `job`'s pair under `key` releases: those
+/// of every pair recorded synced. Not only a first sync: a replay that failed (a store or queue
+/// error, a ledger write tried again) is made good by the pair's next sync, and asking costs one
+/// read of the parents' markers per batch (see the waiting store).
 pub fn released_by(
     jobs: &Jobs,
     job: &Job,
@@ -239,15 +239,6 @@ pub fn released_by(
         .as_deref()
         .or_else(|| before.and_then(|r| r.salesforce_id.as_deref()))
         .or_else(|| key.salesforce_only_id());
-    let known_before = before.filter(|r| r.synced).map(|r| {
-        (
-            r.key.gainsight_id().is_some(),
-            r.salesforce_id.is_some() || r.key.salesforce_only_id().is_some(),
-        )
-    });
-    if known_before == Some((gsid.is_some(), sfid.is_some())) {
-        return Vec::new();
-    }
     parents_of(jobs, job, (gsid, sfid), Some(written))
 }
 
@@ -365,7 +356,7 @@ mod tests {
     }
 
     #[test]
-    fn only_a_first_sync_or_a_new_id_releases_waiting_changes() {
+    fn every_sync_of_a_pair_releases_what_waits_for_it() {
         let jobs = Jobs::builtin();
         let company = jobs.get("company_account").expect("builtin job");
         let key = LedgerKey::Gainsight("G1".into());
@@ -381,20 +372,7 @@ mod tests {
             &synced(None),
             written,
         );
-        assert!(
-            again.is_empty(),
-            "an update of a known pair queries nothing: {again:?}"
-        );
-        let mut no_sfid = LedgerRecord::new("company_account", key.clone());
-        no_sfid.apply(&synced(None), 5, "run");
-        let learnt = released_by(
-            &jobs,
-            company,
-            (&key, Some(&no_sfid)),
-            &synced(Some("001A")),
-            written,
-        );
-        assert_eq!(learnt.len(), 2, "the Salesforce id learnt: {learnt:?}");
+        assert_eq!(again, first, "the Salesforce id known from the ledger");
         let failed = LedgerUpdate::Failed {
             message: "x".into(),
         };

@@ -61,6 +61,37 @@ fn parked_of(item: &Item) -> Result<WaitingChange, StoreError> {
     })
 }
 
+/// Partitions of waiting changes read at once.
+const PARTITIONS_AT_ONCE: usize = 8;
+
+impl DynamoStateStore {
+    /// The changes filed under `parent`, its marker left out.
+    async fn read_partition(&self, parent: &ParentKey) -> Result<Vec<Item>, StoreError> {
+        self.query_all(|q| {
+            q.key_condition_expression("pk = :pk AND sk > :marker")
+                .expression_attribute_values(":pk", partition(parent))
+                .expression_attribute_values(":marker", s(MARKER))
+                .consistent_read(true)
+        })
+        .await
+    }
+
+    /// Deletes a parent's marker once nothing waits under it, so its later syncs read nothing.
+    /// A change parked meanwhile is found by its mapper's own second lookup, made after parking.
+    async fn forget_marker(&self, parent: &ParentKey) {
+        let deleted = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(marker(parent)))
+            .send()
+            .await;
+        if let Err(e) = deleted {
+            tracing::debug!(parent = %parent, error = %store_error(e), "marker kept");
+        }
+    }
+}
+
 #[async_trait]
 impl WaitingStore for DynamoStateStore {
     async fn wait(&self, parked: &[WaitingChange]) -> Result<(), StoreError> {
@@ -91,20 +122,26 @@ impl WaitingStore for DynamoStateStore {
             .into_iter()
             .filter(|p| marked_pks.contains(&format!("WAIT#{p}")))
             .collect();
-        let queries = marked.into_iter().map(|parent| {
-            self.query_all(move |q| {
-                q.key_condition_expression("pk = :pk AND sk > :marker")
-                    .expression_attribute_values(":pk", partition(parent))
-                    .expression_attribute_values(":marker", s(MARKER))
-                    .consistent_read(true)
-            })
-        });
+        // A few partitions at a time; one that cannot be read is left for the next sync of its
+        // parent or the poller's re-check, not held against the others.
         let mut parked = Vec::new();
-        for items in join_all(queries).await {
-            for item in items? {
-                parked.push(parked_of(&item)?);
+        for chunk in marked.chunks(PARTITIONS_AT_ONCE) {
+            let reads = join_all(chunk.iter().map(|parent| self.read_partition(parent))).await;
+            for (parent, items) in chunk.iter().zip(reads) {
+                match items {
+                    Ok(items) if items.is_empty() => self.forget_marker(parent).await,
+                    Ok(items) => {
+                        for item in items {
+                            parked.push(parked_of(&item)?);
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(parent = %parent, error = %e, "changes waiting for a parent not read");
+                    }
+                }
             }
         }
+        parked.sort_by_key(|p| (p.parent.key(), p.slot()));
         Ok(parked)
     }
 
