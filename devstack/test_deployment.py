@@ -112,7 +112,7 @@ class Deployment(unittest.TestCase):
         for f in FUNCTIONS:
             config = self.lam.get_function(FunctionName=self.physical(f))["Configuration"]
             sizing[f] = (config["MemorySize"], config["Timeout"])
-        self.assertEqual(sizing, {"WebhookFunction": (128, 10), "PollerFunction": (256, 300),
+        self.assertEqual(sizing, {"WebhookFunction": (128, 30), "PollerFunction": (256, 300),
                                   "MapperFunction": (256, 30), "PusherFunction": (256, 120),
                                   "ResyncFunction": (256, 300)})
 
