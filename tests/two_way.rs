@@ -205,22 +205,22 @@ async fn derived_account_id_is_filled_and_lookup_failures_are_in_the_ledger() ->
     assert_eq!(contact["AccountId"], account["Id"]);
     assert_eq!(contact["Email"], json!("alice@umbrella.test"));
 
-    // No Account carries that GSID: the Person is tried on each of the queue's deliveries (its
-    // Account might have been on its way), then rejected, and the ledger names the lookup.
+    // No Account carries that GSID: the Person waits for it (its Account may be on its way),
+    // acknowledged, and the ledger names the Account it waits for.
     let none = stack
-        .eventually(WAIT, "the no-match in the ledger", || async {
+        .eventually(WAIT, "the wait in the ledger", || async {
             Ok(stack
                 .ledger_of("person_contact", &people[1])
                 .await?
-                .filter(|l| l.error))
+                .filter(|l| l.waiting.is_some()))
         })
         .await?;
-    let message = none.last_error.unwrap_or_default();
+    let message = none.waiting.clone().unwrap_or_default();
     assert!(
-        message.contains("lookup AccountId (Account.Gainsight_Company_Id__c = CompanyId) found no Account where Gainsight_Company_Id__c = \"1P0NOSUCHCOMPANY\""),
+        message.contains("waiting for company_account the Salesforce Account where Gainsight_Company_Id__c = 1P0NOSUCHCOMPANY"),
         "{message}"
     );
-    assert!(message.contains("tried on 5 deliveries"), "{message}");
+    assert!(!none.error, "waiting is not an error: {none:?}");
 
     // Two Companies claim the same Salesforce Account: a Contact of it cannot be linked.
     let twins = stack
