@@ -1,5 +1,5 @@
 //! The operator's day on the local stack, through the real `syncctl` binary: records that did not
-//! sync are listed with why, fixed and resynced; runs and their logs; import, export and diff;
+//! sync yet are shown with why, and follow their parent once it is fixed; runs and their logs; import, export and diff;
 //! the resync and poller functions invoked through the Lambda API; secrets.
 
 use std::time::Duration;
@@ -14,11 +14,11 @@ mod common;
 use common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_contact_rejected_for_a_missing_account_is_listed_resynced_and_keeps_its_history(
-) -> Result<()> {
+async fn a_contact_waiting_for_its_account_is_shown_waiting_and_syncs_when_it_comes() -> Result<()>
+{
     let stack = Stack::start(Options::default()).await?;
     // A Company Salesforce refuses (a value outside the picklist), and a Person of it: the
-    // Person's AccountId lookup finds no Account.
+    // Person's AccountId lookup finds no Account, so the Person waits for it.
     let company = stack
         .create_companies(vec![
             json!({"Name": "Late Co", "Arr": 3, "Industry": "Basket Weaving"}),
@@ -33,13 +33,22 @@ async fn a_contact_rejected_for_a_missing_account_is_listed_resynced_and_keeps_i
         .await?
         .remove(0);
     stack
-        .eventually(WAIT, "the Contact's refusal in the ledger", || async {
+        .eventually(WAIT, "the Person waiting in the ledger", || async {
             Ok(stack
                 .ledger_of("person_contact", &person)
                 .await?
-                .filter(|l| l.error))
+                .filter(|l| l.waiting.is_some()))
         })
         .await?;
+    let shown = syncctl(&stack, &["show", &person]).await;
+    let text = stdout(&shown);
+    assert!(shown.status.success(), "{}", stderr(&shown));
+    assert!(
+        text.contains("NOT SYNCED YET: waiting for company_account the Salesforce Account where")
+            && text.contains(&company),
+        "{text}"
+    );
+    // Waiting is not an error: the job's errors do not list it.
     let errors = json_of(
         &stack,
         &[
@@ -53,49 +62,16 @@ async fn a_contact_rejected_for_a_missing_account_is_listed_resynced_and_keeps_i
         ],
     )
     .await?;
-    let listed = &errors["records"][0];
-    assert_eq!(listed["key"], json!(person));
-    let message = listed["last_error"].as_str().unwrap_or_default();
-    assert!(
-        message.contains("found no Account where Gainsight_Company_Id__c"),
-        "{message}"
-    );
-    assert_eq!(
-        errors["counts"][0],
-        json!({"job": "person_contact", "status": "error", "records": 1})
-    );
+    assert_eq!(errors["records"], json!([]), "{errors}");
 
-    // The Company is fixed in Gainsight: its Account is created by itself (no resync).
+    // The Company is fixed in Gainsight: its Account is created, and the Person follows by
+    // itself (no resync).
     stack
         .gainsight_update(
             "Company",
             vec![json!({"Gsid": company, "Industry": "Banking"})],
         )
         .await?;
-    stack
-        .eventually(WAIT, "the Account", || async {
-            Ok(stack.accounts_for(&company).pop())
-        })
-        .await?;
-    let shown = json_of(&stack, &["show", &company, "--format", "json"]).await?;
-    let outcomes: Vec<&str> = shown[0]["history"]
-        .as_array()
-        .map(|h| h.iter().filter_map(|e| e["outcome"].as_str()).collect())
-        .unwrap_or_default();
-    assert_eq!(outcomes, ["error", "synced"], "{shown}");
-
-    // The operator resyncs the job's errors: the Contact is created.
-    let resynced = syncctl(
-        &stack,
-        &["resync", "--job", "person_contact", "--status", "error"],
-    )
-    .await;
-    assert!(resynced.status.success(), "{}", stderr(&resynced));
-    assert!(
-        stdout(&resynced).contains("1 records queued"),
-        "{}",
-        stdout(&resynced)
-    );
     let contact = stack
         .eventually(WAIT, "the Contact", || async {
             Ok(stack
@@ -103,12 +79,14 @@ async fn a_contact_rejected_for_a_missing_account_is_listed_resynced_and_keeps_i
                 .pop())
         })
         .await?;
+    let account = stack.accounts_for(&company).pop().expect("the Account");
+    assert_eq!(contact["AccountId"], account["Id"]);
     stack
         .eventually(WAIT, "the Person synced", || async {
             Ok(stack
                 .ledger_of("person_contact", &person)
                 .await?
-                .filter(|l| l.synced && !l.error))
+                .filter(|l| l.synced && !l.error && l.waiting.is_none()))
         })
         .await?;
     let synced = json_of(
@@ -125,52 +103,41 @@ async fn a_contact_rejected_for_a_missing_account_is_listed_resynced_and_keeps_i
     )
     .await?;
     assert_eq!(synced["records"][0]["key"], json!(person));
-    // `show` by the Contact's Salesforce Id: synced now, the lookup error still in its history.
+    // `show` by the Contact's Salesforce Id: synced now, the wait still in its history.
     let contact_id = contact["Id"].as_str().unwrap_or_default();
     let shown = syncctl(&stack, &["show", contact_id]).await;
     let text = stdout(&shown);
     assert!(shown.status.success(), "{}", stderr(&shown));
     assert!(text.contains("synced, last at"), "{text}");
-    assert!(text.contains("found no Account"), "{text}");
-    assert!(
-        text.contains("-resync-") || text.contains("-pusher-"),
-        "{text}"
-    );
+    assert!(text.contains("waiting"), "{text}");
 
-    // The runs: the mapper's run that refused the Person, its log downloadable.
+    // The runs: the mapper's run that parked the Person, its log downloadable.
     let runs = json_of(
         &stack,
-        &[
-            "runs",
-            "--job",
-            "person_contact",
-            "--status",
-            "failed",
-            "--format",
-            "json",
-        ],
+        &["runs", "--job", "person_contact", "--format", "json"],
     )
     .await?;
-    let failed = runs.as_array().cloned().unwrap_or_default();
-    let mapper_run = failed
+    let listed = runs.as_array().cloned().unwrap_or_default();
+    let mut waited = None;
+    for run in listed
         .iter()
-        .find(|r| r["id"].as_str().is_some_and(|id| id.contains("-mapper-")))
-        .expect("the mapper's failed run");
-    let log = syncctl(
-        &stack,
-        &["logs", mapper_run["id"].as_str().unwrap_or_default()],
-    )
-    .await;
-    let lines: Vec<Value> = stdout(&log)
-        .lines()
-        .map(serde_json::from_str)
-        .collect::<Result<_, _>>()?;
+        .filter(|r| r["id"].as_str().is_some_and(|id| id.contains("-mapper-")))
+    {
+        let log = syncctl(&stack, &["logs", run["id"].as_str().unwrap_or_default()]).await;
+        let lines: Vec<Value> = stdout(&log)
+            .lines()
+            .map(serde_json::from_str)
+            .collect::<Result<_, _>>()?;
+        if lines.iter().any(|l| l["outcome"] == json!("waiting")) {
+            waited = Some(lines);
+        }
+    }
+    let lines = waited.expect("a mapper run with the Person's waiting line");
     assert_eq!(lines[0]["record"], json!(person));
-    assert_eq!(lines[0]["outcome"], json!("error"));
-    assert_eq!(
-        lines.last().map(|l| l["status"].clone()),
-        Some(json!("failed"))
-    );
+    assert!(lines[0]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("waiting for company_account"));
     let not_found = syncctl(&stack, &["show", "1P0NOSUCHRECORD"]).await;
     assert_eq!(not_found.status.code(), Some(3), "{}", stderr(&not_found));
     stack.stop().await;
