@@ -14,22 +14,10 @@ async fn four_hundred_changes_under_every_fault_end_synced_or_visibly_failed() -
         faults: true,
         children_first: false,
     };
-    let (verdict, report) = soak::run(run).await?;
-    eprintln!("{report}");
-    for example in &verdict.examples {
-        eprintln!("  {example}");
-    }
-    eprintln!("{}", verdict.line());
+    let verdict = run_and_judge(run).await?;
     assert_eq!(verdict.changes, 400);
-    assert_eq!(
-        (verdict.lost, verdict.duplicated, verdict.error),
-        (0, 0, 0),
-        "{}: {:#?}",
-        verdict.line(),
-        verdict.examples
-    );
     // The faults did hit: a soak that injected none would prove nothing.
-    assert!(verdict.faults > 0, "no fault injected: {report}");
+    assert!(verdict.faults > 0, "no fault injected: {}", verdict.line());
     Ok(())
 }
 
@@ -43,6 +31,13 @@ async fn children_made_before_their_parents_end_synced_and_linked() -> Result<()
         faults: true,
         children_first: true,
     };
+    let verdict = run_and_judge(run).await?;
+    assert_eq!(verdict.changes, 200);
+    Ok(())
+}
+
+/// Runs the soak and prints what it found; nothing may be lost, duplicated or end in error.
+async fn run_and_judge(run: Soak) -> Result<soak::Verdict> {
     let (verdict, report) = soak::run(run).await?;
     eprintln!("{report}");
     for example in &verdict.examples {
@@ -56,5 +51,5 @@ async fn children_made_before_their_parents_end_synced_and_linked() -> Result<()
         verdict.line(),
         verdict.examples
     );
-    Ok(())
+    Ok(verdict)
 }

@@ -33,6 +33,29 @@ fn harness() -> Harness {
     }
 }
 
+/// A Person created in Gainsight on Company `company`, as the webhook queues it.
+fn person_change(gsid: &str, company: &str) -> String {
+    serde_json::to_string(&ChangeEvent {
+        event_id: format!("ev-{gsid}"),
+        source: System::Gainsight,
+        object: "Person".into(),
+        record_id: gsid.into(),
+        operation: Operation::Created,
+        occurred_at_ms: 1,
+        fields: json!({"LastName": "L", "Email": format!("{gsid}@x.io"), "CompanyId": company})
+            .as_object()
+            .cloned()
+            .unwrap(),
+        changed_fields: None,
+        origin: ChangeOrigin::Webhook,
+        received_at_ms: 2,
+        participants: None,
+        load: None,
+        waiting_since_ms: None,
+    })
+    .unwrap()
+}
+
 fn change(gsid: &str, op: Operation, fields: serde_json::Value) -> String {
     serde_json::to_string(&ChangeEvent {
         event_id: format!("ev-{gsid}"),
@@ -303,27 +326,7 @@ async fn derived_lookups_are_one_query_per_batch_and_no_match_is_rejected() {
             .as_object()
             .cloned()
             .unwrap()];
-    let person = |gsid: &str, company: &str| {
-        serde_json::to_string(&ChangeEvent {
-            event_id: format!("ev-{gsid}"),
-            source: System::Gainsight,
-            object: "Person".into(),
-            record_id: gsid.into(),
-            operation: Operation::Created,
-            occurred_at_ms: 1,
-            fields: json!({"LastName": "L", "Email": format!("{gsid}@x.io"), "CompanyId": company})
-                .as_object()
-                .cloned()
-                .unwrap(),
-            changed_fields: None,
-            origin: ChangeOrigin::Webhook,
-            received_at_ms: 2,
-            participants: None,
-            load: None,
-            waiting_since_ms: None,
-        })
-        .unwrap()
-    };
+    let person = person_change;
     let (response, summary) = mapper
         .handle_at(
             event(vec![
@@ -379,25 +382,7 @@ async fn a_change_whose_parent_is_missing_waits_for_it_instead_of_using_up_deliv
         mapper,
     } = harness();
     let mapper = mapper.with_waiting(store.clone());
-    let person = serde_json::to_string(&ChangeEvent {
-        event_id: "ev-P3".into(),
-        source: System::Gainsight,
-        object: "Person".into(),
-        record_id: "P3".into(),
-        operation: Operation::Created,
-        occurred_at_ms: 1,
-        fields: json!({"LastName": "L", "Email": "p3@x.io", "CompanyId": "C9"})
-            .as_object()
-            .cloned()
-            .unwrap(),
-        changed_fields: None,
-        origin: ChangeOrigin::Webhook,
-        received_at_ms: 2,
-        participants: None,
-        load: None,
-        waiting_since_ms: None,
-    })
-    .unwrap();
+    let person = person_change("P3", "C9");
     for delivery in ["1", "5"] {
         let mut e = event(vec![("m3", person.clone())]);
         e.records[0]
@@ -528,25 +513,7 @@ async fn lookups_are_not_started_near_the_deadline() {
         mapper,
         ..
     } = harness();
-    let person = serde_json::to_string(&ChangeEvent {
-        event_id: "ev-P1".into(),
-        source: System::Gainsight,
-        object: "Person".into(),
-        record_id: "P1".into(),
-        operation: Operation::Created,
-        occurred_at_ms: 1,
-        fields: json!({"LastName": "L", "Email": "p1@x.io", "CompanyId": "C1"})
-            .as_object()
-            .cloned()
-            .unwrap(),
-        changed_fields: None,
-        origin: ChangeOrigin::Webhook,
-        received_at_ms: 2,
-        participants: None,
-        load: None,
-        waiting_since_ms: None,
-    })
-    .unwrap();
+    let person = person_change("P1", "C1");
     let company = change("G1", Operation::Created, json!({"Name": "Acme"}));
     let soon = shared::time::now_ms() + DEADLINE_MARGIN_MS - 1_000;
     let e = event(vec![("m1", person), ("m2", company)]);
@@ -577,25 +544,7 @@ async fn a_parent_that_syncs_while_its_child_is_being_parked_is_found() {
             .as_object()
             .cloned()
             .unwrap()]);
-    let person = serde_json::to_string(&ChangeEvent {
-        event_id: "ev-P3".into(),
-        source: System::Gainsight,
-        object: "Person".into(),
-        record_id: "P3".into(),
-        operation: Operation::Created,
-        occurred_at_ms: 1,
-        fields: json!({"LastName": "L", "Email": "p3@x.io", "CompanyId": "C9"})
-            .as_object()
-            .cloned()
-            .unwrap(),
-        changed_fields: None,
-        origin: ChangeOrigin::Webhook,
-        received_at_ms: 2,
-        participants: None,
-        load: None,
-        waiting_since_ms: None,
-    })
-    .unwrap();
+    let person = person_change("P3", "C9");
     let (response, summary) = mapper.handle_at(event(vec![("m3", person)]), 1_000).await;
     assert!(response.batch_item_failures.is_empty());
     assert_eq!((summary.waiting, summary.writes), (1, 1));

@@ -46,6 +46,22 @@ fn rig() -> Rig {
     }
 }
 
+impl Rig {
+    /// A webhook on the rig's ports that takes bodies of up to `max_body_bytes`.
+    fn webhook_taking(&self, max_body_bytes: usize) -> Webhook {
+        let mut config = config();
+        config.max_body_bytes = max_body_bytes;
+        Webhook::new(
+            self.store.clone(),
+            self.store.clone(),
+            self.queue.clone(),
+            Secret::new(SECRET),
+            Jobs::builtin(),
+            &config,
+        )
+    }
+}
+
 fn request(body: &str, signed_at_s: Option<i64>, key: &str) -> LambdaFunctionUrlRequest {
     let mut req: LambdaFunctionUrlRequest =
         serde_json::from_str(include_str!("../fixtures/function_url_request.json"))
@@ -225,16 +241,7 @@ async fn refuses_more_than_50000_records() {
         .map(|i| json!({"Gsid": format!("g{i}")}))
         .collect();
     let body = json!({"eventId": "big", "eventType": "updated", "objectName": "Company", "occurredAt": NOW_MS, "records": records}).to_string();
-    let mut config = config();
-    config.max_body_bytes = 10 * 1024 * 1024;
-    let webhook = Webhook::new(
-        rig.store.clone(),
-        rig.store.clone(),
-        rig.queue.clone(),
-        Secret::new(SECRET),
-        Jobs::builtin(),
-        &config,
-    );
+    let webhook = rig.webhook_taking(10 * 1024 * 1024);
     let resp = webhook
         .handle_at(request(&body, Some(NOW_MS / 1000), SECRET), NOW_MS)
         .await;
@@ -257,16 +264,7 @@ async fn a_record_too_large_for_the_queue_is_refused_and_nothing_is_queued() {
         json!({"Gsid": "g2", "Name": "x".repeat(300 * 1024)}),
     ];
     let body = json!({"eventId": "fat", "eventType": "updated", "objectName": "Company", "occurredAt": NOW_MS, "records": records}).to_string();
-    let mut config = config();
-    config.max_body_bytes = 1024 * 1024;
-    let webhook = Webhook::new(
-        rig.store.clone(),
-        rig.store.clone(),
-        rig.queue.clone(),
-        Secret::new(SECRET),
-        Jobs::builtin(),
-        &config,
-    );
+    let webhook = rig.webhook_taking(1024 * 1024);
     let resp = webhook
         .handle_at(request(&body, Some(NOW_MS / 1000), SECRET), NOW_MS)
         .await;
