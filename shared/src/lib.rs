@@ -18,8 +18,10 @@
 //!   - `run`: runs (execution activities): what one invocation did for one job, record by record.
 //!   - `key`: `LedgerKey`, the GSID of a pair or its Salesforce id until it has one.
 //!   - `lease`: which record leases a pusher batch needs, and writes that follow a key's move.
+//!   - `waiting`: changes parked until the record they refer to syncs: which parent a change
+//!     waits for, which parents a synced pair is, and when a wait is re-checked or ends.
 //! - `ports`: small async traits, one concern each: `DedupStore`, `LedgerStore`, `LeaseStore`,
-//!   `CursorStore`, `RunStore`, `LoadStore`, `Queue`, `Secrets`, `SalesforceApi` (typed
+//!   `CursorStore`, `RunStore`, `LoadStore`, `WaitingStore`, `Queue`, `Secrets`, `SalesforceApi` (typed
 //!   `SfSelect` reads), `GainsightApi` (typed `GsCondition`s), `FileUploads`.
 //! - `adapters`: the ports on DynamoDB, SQS and KMS (AWS SDK) and on the Salesforce and Gainsight
 //!   REST APIs (reqwest). SOQL text is written only in `adapters::salesforce`.
@@ -35,8 +37,8 @@
 //! 1. The webhook (a Gainsight rule's event, a Salesforce Outbound Message) or the poller turns
 //!    what a source says into `ChangeEvent`s and queues them on `changes` through `enqueue`.
 //! 2. The mapper reads the batch's ledger records (`LedgerStore`) and lookups (`resolve`), runs
-//!    `domain::mapping`, records ignored and rejected changes in the ledger, and queues
-//!    `WriteCommand`s on `writes`.
+//!    `domain::mapping`, records ignored and rejected changes in the ledger, parks the changes
+//!    whose parent is missing (`WaitingStore`), and queues `WriteCommand`s on `writes`.
 //! 3. The pusher folds the commands of each record, takes the records' leases (`LeaseStore`),
 //!    then under them drops stale commands, carries parked updates and unchanged fields that
 //!    changed since, and settles late conflicts (`domain::push`), writes each group through

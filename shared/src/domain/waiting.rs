@@ -141,7 +141,7 @@ impl WaitingChange {
     }
 }
 
-/// "waiting for <job> <parent>": the job that syncs the parent, when one does.
+/// `waiting for <job> <parent>`: names the job that syncs the parent, when one does.
 pub fn waiting_message(jobs: &Jobs, parent: &ParentRef) -> String {
     let syncer = jobs
         .iter()
