@@ -347,6 +347,39 @@ fn outbound_request(body: &str) -> LambdaFunctionUrlRequest {
 
 const OUTBOUND: &str = include_str!("../fixtures/outbound_message.xml");
 
+/// A message that lists one notification twice (found by the fuzzer: it was answered 503 for
+/// ever, the second claim waiting on the first) is acknowledged, the notification queued once,
+/// as last listed.
+#[tokio::test]
+async fn a_notification_listed_twice_in_one_message_is_queued_once() {
+    let rig = rig();
+    let second = OUTBOUND
+        .split("<Notification>")
+        .nth(2)
+        .and_then(|n| n.split("</Notification>").next())
+        .expect("the fixture's second notification");
+    let doubled = OUTBOUND.replacen(
+        "</notifications>",
+        &format!("<Notification>{second}</Notification></notifications>"),
+        1,
+    );
+    let resp = rig
+        .webhook
+        .handle_at(outbound_request(&doubled), NOW_MS)
+        .await;
+    assert_eq!(resp.status_code, 200, "{:?}", resp.body);
+    assert!(resp
+        .body
+        .as_deref()
+        .unwrap_or_default()
+        .contains("<Ack>true</Ack>"));
+    assert_eq!(
+        rig.queue.bodies().len(),
+        2,
+        "two notifications, the doubled one once"
+    );
+}
+
 #[tokio::test]
 async fn outbound_message_is_acked_after_queueing_and_deduplicated_per_notification() {
     let rig = rig();
