@@ -250,7 +250,15 @@ async fn claim<'a>(
     deliveries: &'a [Delivery],
     now_ms: i64,
 ) -> Result<Claimed<'a>, StoreError> {
-    let keys: Vec<String> = deliveries.iter().map(|d| d.key.clone()).collect();
+    // A key listed twice in one request (an Outbound Message naming a notification twice) is
+    // one delivery, its last listing: claimed twice, the second would wait on the first for ever.
+    let last: Vec<&'a Delivery> = deliveries
+        .iter()
+        .enumerate()
+        .filter(|(i, d)| !deliveries[i + 1..].iter().any(|later| later.key == d.key))
+        .map(|(_, d)| d)
+        .collect();
+    let keys: Vec<String> = last.iter().map(|d| d.key.clone()).collect();
     let claims = dedup
         .claim_events(&keys, now_ms, RECLAIM_AFTER_MS, DEDUP_TTL_S)
         .await?;
@@ -258,7 +266,7 @@ async fn claim<'a>(
         fresh: Vec::new(),
         in_flight: Vec::new(),
     };
-    for (d, claim) in deliveries.iter().zip(claims) {
+    for (d, claim) in last.into_iter().zip(claims) {
         match claim {
             Claim::New => claimed.fresh.push(d),
             Claim::Pending => claimed.in_flight.push(d.key.clone()),

@@ -74,6 +74,66 @@ pub fn batch_seed(event: &SqsEvent) -> String {
         .join(",")
 }
 
+/// When an invocation must have answered (epoch ms, as Lambda's context gives it): a step that
+/// would run past it is not started, or is cut off, while there is time to record the rest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Deadline(i64);
+
+impl Deadline {
+    /// No deadline (tests, and callers outside Lambda).
+    pub const NONE: Self = Self(i64::MAX);
+
+    /// The deadline of Lambda's context.
+    pub fn at_ms(epoch_ms: u64) -> Self {
+        Self(i64::try_from(epoch_ms).unwrap_or(i64::MAX))
+    }
+
+    /// `ms` from now.
+    pub fn in_ms(ms: i64) -> Self {
+        Self(crate::time::now_ms().saturating_add(ms))
+    }
+
+    /// How long a step may still take, as of now, leaving `margin_ms` before the deadline; zero
+    /// or less: none may start.
+    pub fn budget_ms(self, margin_ms: i64) -> i64 {
+        self.0
+            .saturating_sub(crate::time::now_ms())
+            .saturating_sub(margin_ms)
+    }
+
+    /// Whether less than `margin_ms` is left.
+    pub fn is_near(self, margin_ms: i64) -> bool {
+        self.budget_ms(margin_ms) <= 0
+    }
+
+    /// `step`, if it can start and end leaving `margin_ms` before the deadline.
+    pub async fn run<T>(
+        self,
+        margin_ms: i64,
+        step: impl std::future::Future<Output = T>,
+    ) -> Result<T, Late> {
+        let budget_ms = self.budget_ms(margin_ms);
+        if budget_ms <= 0 {
+            return Err(Late::NotStarted);
+        }
+        let budget = std::time::Duration::from_millis(budget_ms as u64);
+        tokio::time::timeout(budget, step)
+            .await
+            .map_err(|_| Late::CutOff {
+                after_ms: budget_ms,
+            })
+    }
+}
+
+/// Why a step did not end within its invocation's time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Late {
+    /// Too little time was left to start it.
+    NotStarted,
+    /// It was still running when its time ran out.
+    CutOff { after_ms: i64 },
+}
+
 /// How many times a run write is tried before its runs are given up.
 const RUN_WRITE_TRIES: usize = 3;
 
@@ -129,5 +189,19 @@ mod tests {
             .map(|f| f.item_identifier.as_str())
             .collect();
         assert_eq!(ids, vec!["a", "b"]);
+    }
+}
+
+#[cfg(test)]
+mod deadline_tests {
+    use super::Deadline;
+
+    #[test]
+    fn a_deadline_leaves_its_margin() {
+        assert!(Deadline::in_ms(5_000).is_near(10_000));
+        assert!(!Deadline::in_ms(60_000).is_near(10_000));
+        assert!(Deadline::in_ms(60_000).budget_ms(10_000) <= 50_000);
+        assert!(!Deadline::NONE.is_near(i64::MAX / 2));
+        assert_eq!(Deadline::at_ms(u64::MAX), Deadline::NONE);
     }
 }

@@ -3,32 +3,16 @@
 
 use anyhow::Result;
 use aws_sdk_dynamodb::types::AttributeValue;
-use devstack::moto::LocalAws;
-use shared::adapters::AwsClients;
-use shared::config::AwsResources;
 use shared::domain::LedgerKey;
 use shared::domain::{FieldState, LedgerUpdate, SyncStatus, System};
 use shared::ports::{
     Claim, Cursor, CursorStore, DedupStore, LedgerStore, LedgerWrite, Queue, Secrets, SecretsError,
 };
 
-fn k(key: &str) -> LedgerKey {
-    key.parse().expect("a ledger key")
-}
 use shared::secret::Secret;
 
-async fn setup() -> Result<(LocalAws, AwsClients, AwsResources)> {
-    let aws = LocalAws::start().await?;
-    let resources = AwsResources {
-        table_name: aws.table_name()?.to_string(),
-        kms_key_id: aws.kms_key_id()?.to_string(),
-        changes_queue_url: aws.queue_url("ChangesQueue").await?,
-        writes_queue_url: aws.queue_url("WritesQueue").await?,
-        run_ttl_days: shared::config::DEFAULT_RUN_TTL_DAYS,
-    };
-    let clients = AwsClients::new(&aws.sdk).with_sqs(&aws.sqs_sdk);
-    Ok((aws, clients, resources))
-}
+mod common;
+use common::{k, setup};
 
 #[tokio::test]
 async fn dynamo_state_store_round_trips_ledger_dedup_and_cursors() -> Result<()> {
@@ -580,64 +564,6 @@ async fn dynamo_applies_many_ledger_updates_in_transactions() -> Result<()> {
 }
 
 #[tokio::test]
-async fn dynamo_keeps_runs_by_day_with_their_logs() -> Result<()> {
-    use shared::domain::{LineOutcome, RunFunction, RunLine, Runs};
-    use shared::ports::RunStore;
-    let (_aws, clients, resources) = setup().await?;
-    let store = clients.state_store(&resources);
-    let day = 86_400_000;
-    let mut stored = Vec::new();
-    for (i, started) in [10 * day - 1, 10 * day + 5, 12 * day]
-        .into_iter()
-        .enumerate()
-    {
-        let mut runs = Runs::new(RunFunction::Pusher, "writes batch", started, &i.to_string());
-        runs.line(Some("job"), RunLine::new("G1", LineOutcome::Synced));
-        runs.line(
-            Some("job"),
-            RunLine::new("G2", LineOutcome::Error).message("REQUIRED_FIELD_MISSING: Name"),
-        );
-        let done = runs.finish(started + 3);
-        store.put_runs(&done).await?;
-        stored.extend(done);
-    }
-    // Two day partitions, newest first, without their logs.
-    let listed = store.runs(10 * day - 10, 10 * day + 10).await?;
-    let ids: Vec<_> = listed.iter().map(|r| r.id.clone()).collect();
-    assert_eq!(ids, [stored[1].id.clone(), stored[0].id.clone()]);
-    assert!(listed.iter().all(|r| r.log.is_empty() && r.failed == 1));
-    let one = store.run(&stored[2].id).await?.expect("the run");
-    assert_eq!(one, stored[2], "read back whole, log included");
-
-    // A log far over an item's 400 KB is stored in parts and read back whole, every line, and
-    // the run is still listed once.
-    let mut runs = Runs::new(RunFunction::Pusher, "writes batch", 20 * day, "big");
-    for i in 0..3_000 {
-        let line = RunLine::new(format!("R{i}"), LineOutcome::Error).message("x".repeat(500));
-        runs.line(Some("job"), line);
-    }
-    let big = runs.finish(20 * day + 3);
-    store.put_runs(&big).await?;
-    let back = store.run(&big[0].id).await?.expect("the run");
-    assert_eq!(back.log.len(), 3_000);
-    assert_eq!(back, big[0]);
-    assert_eq!(store.runs(20 * day - 1, 20 * day + 1).await?.len(), 1);
-    Ok(())
-}
-
-/// A Salesforce upsert of load `run-1` for Company `gsid`, changed at `at`.
-fn load_write(gsid: &str, at: i64) -> shared::domain::WriteCommand {
-    let body = serde_json::json!({
-        "job": "company_account", "target": "salesforce", "object": "Account",
-        "key": {"by": "external_id", "field": "Gainsight_Company_Id__c", "value": gsid},
-        "mode": "upsert", "fields": {"Name": format!("Co {gsid} @{at}")},
-        "ledger_key": gsid, "source": "gainsight", "event_id": format!("e-{gsid}-{at}"),
-        "source_changed_at_ms": at, "received_at_ms": at, "load": "run-1",
-    });
-    serde_json::from_value(body).expect("a write command")
-}
-
-#[tokio::test]
 async fn dynamo_load_store_stages_claims_once_and_finishes() -> Result<()> {
     use shared::domain::load::LoadId;
     use shared::ports::LoadStore;
@@ -820,108 +746,14 @@ async fn dynamo_ledger_keeps_a_parked_write_until_a_write_to_its_system_lands() 
     Ok(())
 }
 
-/// Waiting changes on DynamoDB: filed under their parent, read by parent and by job (the
-/// waiting index), parked again in the same slot, and released only while as read; a waiting
-/// record's ledger item says so until it syncs.
-#[tokio::test]
-async fn dynamo_waiting_store_files_changes_under_their_parent() -> Result<()> {
-    use shared::domain::waiting::{ParentRef, WaitingChange};
-    use shared::domain::{ChangeEvent, ChangeOrigin, Operation};
-    use shared::ports::WaitingStore;
-    let (_aws, clients, resources) = setup().await?;
-    let store = clients.state_store(&resources);
-    let change = |id: &str, at: i64| ChangeEvent {
-        event_id: format!("ev-{id}-{at}"),
-        source: System::Gainsight,
-        object: "Case".into(),
-        record_id: id.into(),
-        operation: Operation::Created,
-        occurred_at_ms: at,
-        fields: serde_json::Map::new(),
-        changed_fields: None,
-        origin: ChangeOrigin::Webhook,
-        received_at_ms: at,
-        participants: None,
-        load: None,
-        waiting_since_ms: None,
-    };
-    let parent = |company: &str| ParentRef {
-        system: System::Salesforce,
-        object: "Account".into(),
-        matches: vec![("Gainsight_Company_Id__c".into(), company.into())],
-    };
-    let waiting = |id: &str, at: i64, company: &str, filed: i64| {
-        let key = k(id);
-        WaitingChange::new(
-            "case_case",
-            key,
-            parent(company),
-            &change(id, at),
-            "none",
-            filed,
-        )
-    };
-    let first = [
-        waiting("K1", 1, "C1", 100),
-        waiting("K1", 2, "C1", 100),
-        waiting("K2", 1, "C2", 100),
-    ];
-    store.wait(&first).await?;
-    let on_c1 = store.waiting_on(&[parent("C1").key()]).await?;
-    assert_eq!(
-        on_c1,
-        first[..2].to_vec(),
-        "both changes of K1, in change order"
-    );
-    assert_eq!(store.waiting_in("case_case").await?.len(), 3);
-    assert!(store.waiting_in("person_contact").await?.is_empty());
-    // K1's first change parked again since it was read: releasing what was read leaves it.
-    let again = WaitingChange::new(
-        "case_case",
-        k("K1"),
-        parent("C1"),
-        &first[0].replay(),
-        "none",
-        200,
-    );
-    store.wait(std::slice::from_ref(&again)).await?;
-    store.release(&on_c1).await?;
-    assert_eq!(
-        store.waiting_on(&[parent("C1").key()]).await?,
-        vec![again.clone()]
-    );
-    assert_eq!(again.since_ms, 100);
-
-    let waits = LedgerUpdate::Waiting {
-        reason: "waiting for company_account C1".into(),
-    };
-    store
-        .record(&LedgerWrite::new("case_case", k("K1"), waits, "run-1"), 300)
-        .await?;
-    let record = store
-        .ledger("case_case", &k("K1"))
-        .await?
-        .expect("recorded");
-    assert_eq!(
-        record.waiting.as_deref(),
-        Some("waiting for company_account C1")
-    );
-    let synced = LedgerUpdate::Synced {
-        salesforce_id: Some("500A".into()),
-        source: System::Gainsight,
-        source_changed_at_ms: 2,
-        fields: Default::default(),
-    };
-    store
-        .record(
-            &LedgerWrite::new("case_case", k("K1"), synced, "run-2"),
-            400,
-        )
-        .await?;
-    let record = store
-        .ledger("case_case", &k("K1"))
-        .await?
-        .expect("recorded");
-    assert_eq!(record.waiting, None, "synced: no longer waiting");
-    Ok(())
+/// A Salesforce upsert of load `run-1` for Company `gsid`, changed at `at`.
+fn load_write(gsid: &str, at: i64) -> shared::domain::WriteCommand {
+    let body = serde_json::json!({
+        "job": "company_account", "target": "salesforce", "object": "Account",
+        "key": {"by": "external_id", "field": "Gainsight_Company_Id__c", "value": gsid},
+        "mode": "upsert", "fields": {"Name": format!("Co {gsid} @{at}")},
+        "ledger_key": gsid, "source": "gainsight", "event_id": format!("e-{gsid}-{at}"),
+        "source_changed_at_ms": at, "received_at_ms": at, "load": "run-1",
+    });
+    serde_json::from_value(body).expect("a write command")
 }

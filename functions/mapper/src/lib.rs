@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use shared::adapters::AwsClients;
@@ -12,7 +11,7 @@ use shared::domain::{
     ChangeEvent, Fields, Job, Jobs, LedgerBatch, LedgerKey, LedgerUpdate, LineOutcome, Lookups,
     MapOutcome, Mapper, RunFunction, RunLine, Runs, Schemas, System, WriteCommand,
 };
-use shared::lambda::{batch_seed, parse_messages, store_runs};
+use shared::lambda::{batch_seed, parse_messages, store_runs, Deadline};
 use shared::participants::resolve;
 use shared::ports::{
     GainsightApi, LedgerStore, LedgerWrite, Queue, RunStore, SalesforceApi, WaitingStore,
@@ -128,25 +127,19 @@ impl MapperFn {
         self.handle_at(event, shared::time::now_ms()).await.0
     }
 
-    /// Maps one batch in an invocation that ends at `deadline_ms` (epoch ms).
-    pub async fn handle_by(&self, event: SqsEvent, deadline_ms: i64) -> SqsBatchResponse {
-        let now_ms = shared::time::now_ms();
-        self.handle_at_by(event, now_ms, deadline_ms).await.0
-    }
-
     /// Maps one batch as of `now_ms`, with no deadline.
     pub async fn handle_at(&self, event: SqsEvent, now_ms: i64) -> (SqsBatchResponse, Summary) {
-        self.handle_at_by(event, now_ms, i64::MAX).await
+        self.handle_at_by(event, now_ms, Deadline::NONE).await
     }
 
     /// Maps one batch as of `now_ms`: one ledger read per job, one lookup per derived mapping
-    /// (cut off `DEADLINE_MARGIN_MS` before `deadline_ms`, its changes then tried again), then
+    /// (cut off `DEADLINE_MARGIN_MS` before `deadline`, its changes then tried again), then
     /// every change, then one send of the write commands.
     pub async fn handle_at_by(
         &self,
         event: SqsEvent,
         now_ms: i64,
-        deadline_ms: i64,
+        deadline: Deadline,
     ) -> (SqsBatchResponse, Summary) {
         let mut summary = Summary::default();
         let mut runs = Runs::new(
@@ -161,7 +154,7 @@ impl MapperFn {
         // In change order, so that a change of a record meets the earlier ones of the batch as
         // writes on their way (see `LedgerBatch::note_mapped`).
         changes.sort_by_key(|(_, c)| c.occurred_at_ms);
-        let lookups = self.run_lookups(&changes, deadline_ms).await;
+        let lookups = self.run_lookups(&changes, deadline).await;
         let pass = Pass {
             lookups: &lookups,
             last: &last,
@@ -183,7 +176,7 @@ impl MapperFn {
             failed.extend(again.failed.into_iter().chain(again.superseded));
             parked.extend(again.parked);
         }
-        let context = (&last, now_ms, deadline_ms);
+        let context = (&last, now_ms, deadline);
         failed.extend(
             self.recheck_parked(parked, context, &mut summary, &mut runs)
                 .await,
@@ -209,7 +202,7 @@ impl MapperFn {
     async fn recheck_parked(
         &self,
         parked: Vec<(String, WaitingChange)>,
-        (last, now_ms, deadline_ms): (&std::collections::HashSet<String>, i64, i64),
+        (last, now_ms, deadline): (&std::collections::HashSet<String>, i64, Deadline),
         summary: &mut Summary,
         runs: &mut Runs,
     ) -> Vec<String> {
@@ -219,7 +212,7 @@ impl MapperFn {
         let changes: Vec<(String, ChangeEvent)> = (parked.iter())
             .map(|(id, w)| (id.clone(), w.change.clone()))
             .collect();
-        let lookups = self.run_lookups(&changes, deadline_ms).await;
+        let lookups = self.run_lookups(&changes, deadline).await;
         let (found, _): (Vec<_>, Vec<_>) = parked
             .into_iter()
             .partition(|(_, w)| self.parent_found(w, &lookups));
@@ -368,26 +361,17 @@ impl MapperFn {
     }
 
     /// Derived lookups: one query per derived mapping for the whole batch. Those not done
-    /// `DEADLINE_MARGIN_MS` before `deadline_ms` count as failed: their changes are tried again
+    /// `DEADLINE_MARGIN_MS` before `deadline` count as failed: their changes are tried again
     /// while there is time to record the rest.
-    async fn run_lookups(&self, changes: &[(String, ChangeEvent)], deadline_ms: i64) -> Lookups {
+    async fn run_lookups(&self, changes: &[(String, ChangeEvent)], deadline: Deadline) -> Lookups {
         let requests = Lookups::requests(
             changes
                 .iter()
                 .flat_map(|(_, c)| self.jobs.for_change(c).into_iter().map(move |j| (j, c))),
             Some(&self.schemas),
         );
-        let budget_ms = deadline_ms
-            .saturating_sub(shared::time::now_ms())
-            .saturating_sub(DEADLINE_MARGIN_MS);
         let run = run_lookups(&requests, self.salesforce.as_ref(), self.gainsight.as_ref());
-        let cut_off = budget_ms <= 0;
-        let outcome = match cut_off {
-            true => None,
-            false => tokio::time::timeout(Duration::from_millis(budget_ms as u64), run)
-                .await
-                .ok(),
-        };
+        let outcome = deadline.run(DEADLINE_MARGIN_MS, run).await.ok();
         outcome.unwrap_or_else(|| {
             tracing::warn!(
                 lookups = requests.len(),

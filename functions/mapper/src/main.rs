@@ -22,8 +22,9 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let mapper = Arc::clone(&mapper);
         // The invocation's deadline (epoch ms): lookups stop in time to record what was mapped.
-        let deadline_ms = i64::try_from(event.context.deadline).unwrap_or(i64::MAX);
-        async move { Ok::<_, Error>(mapper.handle_by(event.payload, deadline_ms).await) }
+        let deadline = shared::lambda::Deadline::at_ms(event.context.deadline);
+        let now_ms = shared::time::now_ms();
+        async move { Ok::<_, Error>(mapper.handle_at_by(event.payload, now_ms, deadline).await.0) }
     }))
     .await
 }

@@ -35,25 +35,17 @@ fn harness() -> Harness {
 
 /// A Person created in Gainsight on Company `company`, as the webhook queues it.
 fn person_change(gsid: &str, company: &str) -> String {
-    serde_json::to_string(&ChangeEvent {
-        event_id: format!("ev-{gsid}"),
+    let record = shared::domain::SourceRecord {
         source: System::Gainsight,
         object: "Person".into(),
-        record_id: gsid.into(),
-        operation: Operation::Created,
-        occurred_at_ms: 1,
+        id: gsid.into(),
         fields: json!({"LastName": "L", "Email": format!("{gsid}@x.io"), "CompanyId": company})
             .as_object()
             .cloned()
             .unwrap(),
-        changed_fields: None,
-        origin: ChangeOrigin::Webhook,
-        received_at_ms: 2,
-        participants: None,
-        load: None,
-        waiting_since_ms: None,
-    })
-    .unwrap()
+    };
+    let change = ChangeEvent::pushed(record, format!("ev-{gsid}"), Operation::Created, 1, 2);
+    serde_json::to_string(&change).unwrap()
 }
 
 fn change(gsid: &str, op: Operation, fields: serde_json::Value) -> String {
@@ -515,7 +507,7 @@ async fn lookups_are_not_started_near_the_deadline() {
     } = harness();
     let person = person_change("P1", "C1");
     let company = change("G1", Operation::Created, json!({"Name": "Acme"}));
-    let soon = shared::time::now_ms() + DEADLINE_MARGIN_MS - 1_000;
+    let soon = shared::lambda::Deadline::in_ms(DEADLINE_MARGIN_MS - 1_000);
     let e = event(vec![("m1", person), ("m2", company)]);
     let (response, summary) = mapper.handle_at_by(e, 1_000, soon).await;
     assert!(

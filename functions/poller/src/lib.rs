@@ -17,7 +17,7 @@ use shared::domain::timeline::Participants;
 use shared::domain::{Fields, Job, Jobs, System};
 use shared::domain::{RunFunction, Runs};
 use shared::enqueue::{enqueue, record_run, Delivery, EnqueueError};
-use shared::lambda::store_runs;
+use shared::lambda::{store_runs, Deadline};
 use shared::participants::{resolve, ResolveError};
 use shared::ports::{
     Cursor, CursorStore, DedupStore, LedgerStore, RunStore, SalesforceApi, SecretsError,
@@ -125,16 +125,16 @@ pub struct Poller {
 /// later than this before it.
 pub const DEADLINE_MARGIN_MS: i64 = 20_000;
 
-/// The time of a poll and its invocation's deadline (epoch ms).
+/// The time of a poll and its invocation's deadline.
 #[derive(Clone, Copy, Debug)]
 struct Clock {
     now_ms: i64,
-    deadline_ms: i64,
+    deadline: Deadline,
 }
 
 impl Clock {
     fn out_of_time(&self) -> bool {
-        shared::time::now_ms() > self.deadline_ms.saturating_sub(DEADLINE_MARGIN_MS)
+        self.deadline.is_near(DEADLINE_MARGIN_MS)
     }
 }
 
@@ -203,56 +203,25 @@ impl Poller {
         self.handle_at(request, shared::time::now_ms()).await
     }
 
-    /// Polls in an invocation that ends at `deadline_ms` (epoch ms): no page is read within
-    /// `DEADLINE_MARGIN_MS` of it, and the next poll goes on from the cursor.
-    pub async fn handle_by(
-        &self,
-        request: PollRequest,
-        deadline_ms: i64,
-    ) -> Result<PollReport, PollError> {
-        let now_ms = shared::time::now_ms();
-        self.handle_until(
-            request,
-            Clock {
-                now_ms,
-                deadline_ms,
-            },
-        )
-        .await
-    }
-
     /// Reads the job's window as of `now_ms`, with no deadline.
     pub async fn handle_at(
         &self,
         request: PollRequest,
         now_ms: i64,
     ) -> Result<PollReport, PollError> {
-        let deadline_ms = i64::MAX;
-        self.handle_until(
-            request,
-            Clock {
-                now_ms,
-                deadline_ms,
-            },
-        )
-        .await
+        self.handle_at_by(request, now_ms, Deadline::NONE).await
     }
 
-    /// Reads the job's window as of `now_ms`, stopping before `deadline_ms` (tests).
+    /// Reads the job's window as of `now_ms` in an invocation that must answer by `deadline`:
+    /// no page is read within `DEADLINE_MARGIN_MS` of it, and the next poll goes on from the
+    /// cursor.
     pub async fn handle_at_by(
         &self,
         request: PollRequest,
         now_ms: i64,
-        deadline_ms: i64,
+        deadline: Deadline,
     ) -> Result<PollReport, PollError> {
-        self.handle_until(
-            request,
-            Clock {
-                now_ms,
-                deadline_ms,
-            },
-        )
-        .await
+        self.handle_until(request, Clock { now_ms, deadline }).await
     }
 
     /// Reads the job's window, queues what is new, then moves the cursor.
@@ -553,7 +522,7 @@ mod tests {
     #[tokio::test]
     async fn a_poll_rechecks_waiting_changes_and_ends_the_waits_too_long() {
         use shared::domain::waiting::{ParentRef, WaitingChange};
-        use shared::domain::{ChangeEvent, ChangeOrigin, LedgerKey, Operation};
+        use shared::domain::{ChangeEvent, LedgerKey, Operation, SourceRecord};
         use shared::ports::WaitingStore;
         let store = Arc::new(MemoryStore::default());
         let queue = Arc::new(MemoryQueue::default());
@@ -568,21 +537,14 @@ mod tests {
         .with_waiting(store.clone());
         let now = 100 * 3_600_000;
         let case = |id: &str, filed_at: i64| {
-            let change = ChangeEvent {
-                event_id: format!("ev-{id}"),
+            let record = SourceRecord {
                 source: System::Gainsight,
                 object: "Case".into(),
-                record_id: id.into(),
-                operation: Operation::Created,
-                occurred_at_ms: 1,
+                id: id.into(),
                 fields: Fields::new(),
-                changed_fields: None,
-                origin: ChangeOrigin::Webhook,
-                received_at_ms: 1,
-                participants: None,
-                load: None,
-                waiting_since_ms: None,
             };
+            let created = Operation::Created;
+            let change = ChangeEvent::pushed(record, format!("ev-{id}"), created, 1, 1);
             let parent = ParentRef {
                 system: System::Salesforce,
                 object: "Account".into(),
@@ -653,7 +615,7 @@ mod tests {
             job: "company_account".into(),
             since_ms: Some(0),
         };
-        let soon = shared::time::now_ms() + DEADLINE_MARGIN_MS - 1_000;
+        let soon = Deadline::in_ms(DEADLINE_MARGIN_MS - 1_000);
         let out = poller
             .handle_at_by(request.clone(), 10_000, soon)
             .await

@@ -18,10 +18,11 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::run(service_fn(move |event: LambdaEvent<PollRequest>| {
         let poller = Arc::clone(&poller);
         // The invocation's deadline (epoch ms): no page is read too close to it.
-        let deadline_ms = i64::try_from(event.context.deadline).unwrap_or(i64::MAX);
+        let deadline = shared::lambda::Deadline::at_ms(event.context.deadline);
+        let now_ms = shared::time::now_ms();
         async move {
             poller
-                .handle_by(event.payload, deadline_ms)
+                .handle_at_by(event.payload, now_ms, deadline)
                 .await
                 .map_err(Error::from)
         }

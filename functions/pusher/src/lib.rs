@@ -31,7 +31,7 @@ use shared::domain::waiting::{released_by, ParentKey};
 use shared::domain::{
     Jobs, LedgerBatch, LedgerKey, LineOutcome, RunFunction, RunLine, Runs, System, WriteCommand,
 };
-use shared::lambda::{batch_seed, parse_messages, store_runs};
+use shared::lambda::{batch_seed, parse_messages, store_runs, Deadline, Late};
 use shared::ports::{
     GainsightApi, LeaseStore, LedgerStore, LedgerWrite, LoadStore, Queue, RunStore, SalesforceApi,
     SecretsError, WaitingStore,
@@ -50,20 +50,11 @@ pub const DEFERRAL: Duration = Duration::from_secs(900);
 /// the deadline, and a call still running then is cut off and tried again.
 pub const DEADLINE_MARGIN_MS: i64 = 15_000;
 
-/// The time of a batch and its invocation's deadline (epoch ms).
+/// The time of a batch and its invocation's deadline.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Clock {
     pub(crate) now_ms: i64,
-    deadline_ms: i64,
-}
-
-impl Clock {
-    /// How long a write may still take, as of now; zero or less: none may start.
-    fn write_budget_ms(&self) -> i64 {
-        self.deadline_ms
-            .saturating_sub(shared::time::now_ms())
-            .saturating_sub(DEADLINE_MARGIN_MS)
-    }
+    deadline: Deadline,
 }
 
 pub struct Pusher {
@@ -231,48 +222,20 @@ impl Pusher {
         self.handle_at(event, shared::time::now_ms()).await.0
     }
 
-    /// Pushes one batch in an invocation that ends at `deadline_ms` (epoch ms).
-    pub async fn handle_by(&self, event: SqsEvent, deadline_ms: i64) -> SqsBatchResponse {
-        let now_ms = shared::time::now_ms();
-        self.handle_until(
-            event,
-            Clock {
-                now_ms,
-                deadline_ms,
-            },
-        )
-        .await
-        .0
-    }
-
     /// Pushes one batch as of `now_ms`, with no deadline.
     pub async fn handle_at(&self, event: SqsEvent, now_ms: i64) -> (SqsBatchResponse, Summary) {
-        let deadline_ms = i64::MAX;
-        self.handle_until(
-            event,
-            Clock {
-                now_ms,
-                deadline_ms,
-            },
-        )
-        .await
+        self.handle_at_by(event, now_ms, Deadline::NONE).await
     }
 
-    /// Pushes one batch as of `now_ms` with `deadline_ms` left (tests of the deadline).
+    /// Pushes one batch as of `now_ms` in an invocation that must answer by `deadline`.
     pub async fn handle_at_by(
         &self,
         event: SqsEvent,
         now_ms: i64,
-        deadline_ms: i64,
+        deadline: Deadline,
     ) -> (SqsBatchResponse, Summary) {
-        self.handle_until(
-            event,
-            Clock {
-                now_ms,
-                deadline_ms,
-            },
-        )
-        .await
+        let clock = Clock { now_ms, deadline };
+        self.handle_until(event, clock).await
     }
 
     async fn handle_until(&self, event: SqsEvent, clock: Clock) -> (SqsBatchResponse, Summary) {
@@ -521,7 +484,7 @@ impl Pusher {
                     }
                 }
             };
-            let outcome = within(system, clock.write_budget_ms(), write).await;
+            let outcome = within(system, clock.deadline, write).await;
             match write::settle_group(&object, batch, outcome) {
                 Ok(outcomes) => settled.extend(outcomes),
                 Err(held) => {
@@ -629,28 +592,24 @@ impl Pusher {
 /// up by its key before writing it again).
 async fn within<T>(
     system: System,
-    budget_ms: i64,
+    deadline: Deadline,
     write: impl std::future::Future<Output = Result<T, shared::ports::ApiError>>,
 ) -> Result<T, shared::ports::ApiError> {
-    let timeout = |message: String| shared::ports::ApiError::Timeout {
-        system: system.label(),
-        message,
-    };
-    if budget_ms <= 0 {
-        return Err(timeout(format!(
+    let message = match deadline.run(DEADLINE_MARGIN_MS, write).await {
+        Ok(outcome) => return outcome,
+        Err(Late::NotStarted) => format!(
             "not started: the invocation had less than {} s left",
             DEADLINE_MARGIN_MS / 1000
-        )));
-    }
-    let budget = Duration::from_millis(budget_ms as u64);
-    match tokio::time::timeout(budget, write).await {
-        Ok(outcome) => outcome,
-        Err(_) => Err(timeout(format!(
-            "cut off after {} ms, {} s before the invocation's deadline",
-            budget_ms,
+        ),
+        Err(Late::CutOff { after_ms }) => format!(
+            "cut off after {after_ms} ms, {} s before the invocation's deadline",
             DEADLINE_MARGIN_MS / 1000
-        ))),
-    }
+        ),
+    };
+    Err(shared::ports::ApiError::Timeout {
+        system: system.label(),
+        message,
+    })
 }
 
 /// The id of the record where the change came from.

@@ -23,8 +23,9 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let pusher = Arc::clone(&pusher);
         // The invocation's deadline (epoch ms): no write starts too close to it.
-        let deadline_ms = i64::try_from(event.context.deadline).unwrap_or(i64::MAX);
-        async move { Ok::<_, Error>(pusher.handle_by(event.payload, deadline_ms).await) }
+        let deadline = shared::lambda::Deadline::at_ms(event.context.deadline);
+        let now_ms = shared::time::now_ms();
+        async move { Ok::<_, Error>(pusher.handle_at_by(event.payload, now_ms, deadline).await.0) }
     }))
     .await
 }

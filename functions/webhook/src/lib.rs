@@ -305,18 +305,12 @@ impl Webhook {
         if let Some(first) = message.notifications.first() {
             runs.objects(None, &first.object, None);
         }
-        let mut deliveries = message
+        let deliveries = message
             .notifications
             .into_iter()
             .map(|n| self.notification_change(n, now_ms).map(Delivery::single))
             .collect::<Result<Vec<_>, _>>()
             .inspect_err(|r| runs.fail(None, &r.message))?;
-        // A notification listed twice in one message is one delivery (the last listed): claimed
-        // twice, the second would wait on the first forever.
-        let mut seen = std::collections::HashSet::new();
-        deliveries.reverse();
-        deliveries.retain(|d| seen.insert(d.key.clone()));
-        deliveries.reverse();
         Ok(self.enqueue(deliveries, now_ms, runs).await?.queued)
     }
 

@@ -284,24 +284,16 @@ fn known_values<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{ChangeOrigin, Operation};
+    use crate::domain::{Operation, SourceRecord};
 
     fn case_change(at: i64) -> ChangeEvent {
-        ChangeEvent {
-            event_id: format!("e{at}"),
+        let record = SourceRecord {
             source: System::Gainsight,
             object: "Case".into(),
-            record_id: "C1".into(),
-            operation: Operation::Created,
-            occurred_at_ms: at,
+            id: "C1".into(),
             fields: Fields::new(),
-            changed_fields: None,
-            origin: ChangeOrigin::Webhook,
-            received_at_ms: at,
-            participants: None,
-            load: None,
-            waiting_since_ms: None,
-        }
+        };
+        ChangeEvent::pushed(record, format!("e{at}"), Operation::Created, at, at)
     }
 
     fn account_parent(gsid: &str) -> ParentRef {

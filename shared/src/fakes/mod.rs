@@ -9,12 +9,17 @@ use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 
 use crate::domain::lease::RecordLease;
 use crate::domain::load::{LoadId, LoadState};
-use crate::domain::waiting::{ParentKey, WaitingChange};
+use crate::domain::waiting::WaitingChange;
 use crate::domain::{
     Fields, LedgerKey, LedgerRecord, Run, RunId, SyncStatus, System, WriteCommand,
 };
 use crate::ports::*;
 use crate::secret::Secret;
+
+mod queue;
+mod waiting;
+
+pub use queue::MemoryQueue;
 
 #[derive(Default)]
 pub struct MemoryStore {
@@ -52,51 +57,6 @@ pub struct MemoryLoad {
     pub state: LoadState,
     pub lease_until_ms: i64,
     pub writes: std::collections::BTreeMap<(String, String), WriteCommand>,
-}
-
-#[async_trait]
-impl WaitingStore for MemoryStore {
-    async fn wait(&self, parked: &[WaitingChange]) -> Result<(), StoreError> {
-        self.check()?;
-        let mut all = self.waiting.lock().unwrap();
-        for p in parked {
-            all.insert((p.parent.key().to_string(), p.slot()), p.clone());
-        }
-        Ok(())
-    }
-
-    async fn waiting_on(&self, parents: &[ParentKey]) -> Result<Vec<WaitingChange>, StoreError> {
-        self.check()?;
-        *self.waiting_reads.lock().unwrap() += parents.len();
-        let all = self.waiting.lock().unwrap();
-        let wanted = |k: &str| parents.iter().any(|p| p.as_str() == k);
-        Ok(all
-            .iter()
-            .filter(|((parent, _), _)| wanted(parent))
-            .map(|(_, p)| p.clone())
-            .collect())
-    }
-
-    async fn waiting_in(&self, job: &str) -> Result<Vec<WaitingChange>, StoreError> {
-        self.check()?;
-        let all = self.waiting.lock().unwrap();
-        Ok(all.values().filter(|p| p.job == job).cloned().collect())
-    }
-
-    async fn release(&self, parked: &[WaitingChange]) -> Result<(), StoreError> {
-        self.check()?;
-        let mut all = self.waiting.lock().unwrap();
-        for p in parked {
-            let key = (p.parent.key().to_string(), p.slot());
-            if all
-                .get(&key)
-                .is_some_and(|kept| kept.filed_at_ms == p.filed_at_ms)
-            {
-                all.remove(&key);
-            }
-        }
-        Ok(())
-    }
 }
 
 #[async_trait]
@@ -473,55 +433,6 @@ impl CursorStore for MemoryStore {
             .unwrap()
             .insert((job.into(), stream.into()), cursor.clone());
         Ok(())
-    }
-}
-
-#[derive(Default)]
-pub struct MemoryQueue {
-    pub sent: Mutex<Vec<String>>,
-    /// Bodies containing this text are refused (retryable), to test partial failures.
-    pub fail_containing: Mutex<Option<String>>,
-    /// Bodies containing this text are refused as the sender's fault (not retryable).
-    pub reject_containing: Mutex<Option<String>>,
-    /// The delay of each `send_later` call.
-    pub delays: Mutex<Vec<std::time::Duration>>,
-}
-
-impl MemoryQueue {
-    pub fn bodies(&self) -> Vec<String> {
-        self.sent.lock().unwrap().clone()
-    }
-}
-
-#[async_trait]
-impl Queue for MemoryQueue {
-    async fn send(&self, bodies: &[String]) -> Vec<Result<(), QueueError>> {
-        let fail = self.fail_containing.lock().unwrap().clone();
-        let reject = self.reject_containing.lock().unwrap().clone();
-        bodies
-            .iter()
-            .map(|b| match (&fail, &reject) {
-                (Some(f), _) if b.contains(f.as_str()) => {
-                    Err(QueueError::Unavailable("injected".into()))
-                }
-                (_, Some(r)) if b.contains(r.as_str()) => Err(QueueError::Rejected(
-                    "injected: the message is too long".into(),
-                )),
-                _ => {
-                    self.sent.lock().unwrap().push(b.clone());
-                    Ok(())
-                }
-            })
-            .collect()
-    }
-
-    async fn send_later(
-        &self,
-        bodies: &[String],
-        delay: std::time::Duration,
-    ) -> Vec<Result<(), QueueError>> {
-        self.delays.lock().unwrap().push(delay);
-        self.send(bodies).await
     }
 }
 
