@@ -223,7 +223,11 @@ async fn a_backfill_creates_an_old_activity_with_its_attachment_once() -> Result
         .eventually(WAIT, "the backfilled Task", || async {
             Ok(by_activity(&stack, "Task", &gsid).pop())
         })
-        .await?;
+        .await;
+    let task = match task {
+        Ok(task) => task,
+        Err(e) => return Err(e.context(stack.story("activity_task", &gsid).await)),
+    };
     stack.drained(WAIT).await?;
 
     let files = stack.salesforce.records("ContentVersion");

@@ -697,6 +697,36 @@ impl Stack {
         .await
     }
 
+    /// What the product knows of `key` in `job`, for a test's failure message: its ledger record,
+    /// every run line naming it in the last 15 minutes and the queues' depths.
+    pub async fn story(&self, job: &str, key: &str) -> String {
+        use shared::ports::RunStore;
+        let mut said = vec![format!("{job} {key}:")];
+        match self.ledger_of(job, key).await {
+            Ok(record) => said.push(format!("  ledger: {record:?}")),
+            Err(e) => said.push(format!("  ledger unread: {e:#}")),
+        }
+        let now = shared::time::now_ms();
+        let summaries = self
+            .store
+            .runs(now - 900_000, now)
+            .await
+            .unwrap_or_default();
+        for summary in summaries {
+            let Ok(Some(run)) = self.store.run(&summary.id).await else {
+                continue;
+            };
+            for line in run.log.iter().filter(|l| l.record == key) {
+                said.push(format!("  run {} ({}): {line:?}", run.id, run.event));
+            }
+        }
+        for queue in ["ChangesQueue", "WritesQueue"] {
+            let depth = self.aws.queue_depth(queue).await.unwrap_or_default();
+            said.push(format!("  {queue}: {depth} messages"));
+        }
+        said.join("\n")
+    }
+
     pub async fn stop(self) {
         for c in self.consumers {
             c.stop().await;
