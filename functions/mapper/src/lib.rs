@@ -198,7 +198,9 @@ impl MapperFn {
     /// Looks the parents of the changes just parked up once more: a parent that synced between
     /// the batch's lookup and the parking may have been checked for waiting changes before they
     /// were there, so nothing would replay them. Those whose parent is there now are taken out
-    /// of the waiting store and mapped again; the ids of the messages to retry.
+    /// of the waiting store and mapped again; those whose second lookup failed are tried again
+    /// through the queue (staying parked meanwhile), except on their last delivery, where the
+    /// poller's re-check is left to find them. The ids of the messages to retry.
     async fn recheck_parked(
         &self,
         parked: Vec<(String, WaitingChange)>,
@@ -213,11 +215,23 @@ impl MapperFn {
             .map(|(id, w)| (id.clone(), w.change.clone()))
             .collect();
         let lookups = self.run_lookups(&changes, deadline).await;
-        let (found, _): (Vec<_>, Vec<_>) = parked
-            .into_iter()
-            .partition(|(_, w)| self.parent_found(w, &lookups));
+        let mut unknown: Vec<String> = Vec::new();
+        let mut found: Vec<(String, WaitingChange)> = Vec::new();
+        for (id, waiting) in parked {
+            match self.parent_seen(&waiting, &lookups) {
+                ParentSeen::Found => found.push((id, waiting)),
+                ParentSeen::Unknown if !last.contains(&id) => unknown.push(id),
+                ParentSeen::Unknown | ParentSeen::Missing => {}
+            }
+        }
+        if !unknown.is_empty() {
+            tracing::warn!(
+                changes = unknown.len(),
+                "parents of parked changes not looked up again; their messages are tried again"
+            );
+        }
         if found.is_empty() {
-            return Vec::new();
+            return unknown;
         }
         let ids: Vec<&String> = found.iter().map(|(id, _)| id).collect();
         let again: Vec<(String, ChangeEvent)> = changes
@@ -238,22 +252,35 @@ impl MapperFn {
             now_ms,
         };
         let out = self.map_batch(&again, &pass, summary, runs).await;
-        out.failed.into_iter().chain(out.superseded).collect()
+        (out.failed.into_iter().chain(out.superseded))
+            .chain(unknown)
+            .collect()
     }
 
-    /// Whether `lookups` found the parent `waiting` waits for.
-    fn parent_found(&self, waiting: &WaitingChange, lookups: &Lookups) -> bool {
+    /// What `lookups` say of the parent `waiting` waits for.
+    fn parent_seen(&self, waiting: &WaitingChange, lookups: &Lookups) -> ParentSeen {
         let Some(job) = self.jobs.get(&waiting.job) else {
-            return false;
+            return ParentSeen::Missing;
         };
         let mapper = Mapper::new(job, Some(&self.schemas));
-        mapper
+        let searched: Vec<(usize, Vec<String>)> = mapper
             .lookup_tuples(&waiting.change)
+            .into_iter()
+            .filter(|(i, _)| job.derived[*i].lookup.object == waiting.parent.object)
+            .collect();
+        if searched
             .iter()
-            .any(|(i, tuple)| {
-                job.derived[*i].lookup.object == waiting.parent.object
-                    && lookups.found(&job.name, *i, tuple)
-            })
+            .any(|(i, tuple)| lookups.found(&job.name, *i, tuple))
+        {
+            ParentSeen::Found
+        } else if searched
+            .iter()
+            .any(|(i, _)| lookups.has_failed(&job.name, *i))
+        {
+            ParentSeen::Unknown
+        } else {
+            ParentSeen::Missing
+        }
     }
 
     /// Maps `changes` against their ledger records read now, records what is ignored or
@@ -534,6 +561,15 @@ struct Mapped {
 
 /// A job and the note that a record's write is on its way: ledger key, source, change time.
 type Mark = (String, (LedgerKey, System, i64));
+
+/// What a second lookup says of a parked change's parent.
+enum ParentSeen {
+    Found,
+    /// Not there yet: the change stays parked for its replay.
+    Missing,
+    /// The lookup failed: whether the parent is there is not known.
+    Unknown,
+}
 
 /// What every mapping pass over a batch shares: the lookups' results, the messages on their
 /// last delivery, the time.

@@ -549,3 +549,39 @@ async fn a_parent_that_syncs_while_its_child_is_being_parked_is_found() {
     let cmd: WriteCommand = serde_json::from_str(&queue.bodies()[0]).unwrap();
     assert_eq!(cmd.fields["AccountId"], json!("001A"));
 }
+
+/// The second lookup after parking fails (a timeout): whether the parent synced meanwhile is not
+/// known, and its pusher may have looked for waiting changes before this one was parked. The
+/// message is tried again (the change stays parked meanwhile) instead of being acknowledged on a
+/// guess; on its last delivery it is acknowledged, left to the poller's re-check.
+#[tokio::test]
+async fn a_parked_change_whose_second_lookup_fails_is_tried_again() {
+    let Harness {
+        store,
+        queue,
+        salesforce,
+        mapper,
+    } = harness();
+    let mapper = mapper.with_waiting(store.clone());
+    *salesforce.selects_time_out_after_first.lock().unwrap() = true;
+    let person = person_change("P3", "C9");
+    let (response, summary) = mapper
+        .handle_at(event(vec![("m3", person.clone())]), 1_000)
+        .await;
+    assert_eq!(shared::fakes::failed_ids(&response), ["m3"]);
+    assert_eq!(summary.waiting, 1, "parked meanwhile");
+    assert_eq!(store.waiting.lock().unwrap().len(), 1);
+    assert!(queue.bodies().is_empty());
+
+    salesforce.queries.lock().unwrap().clear();
+    let mut last = event(vec![("m3", person)]);
+    last.records[0]
+        .attributes
+        .insert("ApproximateReceiveCount".into(), "5".into());
+    let (response, _) = mapper.handle_at(last, 2_000).await;
+    assert!(
+        response.batch_item_failures.is_empty(),
+        "the last delivery is acknowledged: the change waits parked"
+    );
+    assert_eq!(store.waiting.lock().unwrap().len(), 1);
+}

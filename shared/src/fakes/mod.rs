@@ -479,6 +479,8 @@ pub struct MemorySalesforce {
     pub rows_after_first: Mutex<Option<Vec<Fields>>>,
     /// When set, every select fails as the session being refused (not retryable).
     pub selects_unauthorised: Mutex<bool>,
+    /// When set, every select after the first times out (a transient fault).
+    pub selects_time_out_after_first: Mutex<bool>,
     pub queries: Mutex<Vec<SfSelect>>,
     pub query_rows: Mutex<Vec<Fields>>,
 }
@@ -620,8 +622,15 @@ impl SalesforceApi for MemorySalesforce {
                 message: "Session expired or invalid".into(),
             });
         }
+        let after_first = self.queries.lock().unwrap().len() > 1;
+        if after_first && *self.selects_time_out_after_first.lock().unwrap() {
+            return Err(ApiError::Timeout {
+                system: "Salesforce",
+                message: "operation timed out".into(),
+            });
+        }
         let later = self.rows_after_first.lock().unwrap().clone();
-        if let (Some(rows), true) = (later, self.queries.lock().unwrap().len() > 1) {
+        if let (Some(rows), true) = (later, after_first) {
             return Ok(rows);
         }
         let refused = self.refuse_value.lock().unwrap().clone();

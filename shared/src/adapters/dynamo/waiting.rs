@@ -1,9 +1,9 @@
 //! Parked changes in the state table: one partition per parent, `WAIT#{parent key}`, one item per
 //! waiting change (`{job}#{ledger key}#{change time}#{event id}`, the `WaitingChange` as JSON), a
-//! marker item (`#`) saying something waited there, and the sparse `waiting-index` on
-//! `waiting_job` that lists a job's waiting changes for the sweep. A pair synced for the first
-//! time asks for its parents' markers in one BatchGetItem per 100 and queries only the
-//! partitions that have one, so a load of records nothing waits for queries nothing.
+//! marker item (`#`, its `marked` naming the parking that wrote it) saying something waited there,
+//! and the sparse `waiting-index` on `waiting_job` that lists a job's waiting changes for the
+//! sweep. A synced pair asks for its parents' markers in one BatchGetItem per 100 and queries
+//! only the partitions that have one, so a load of records nothing waits for queries nothing.
 
 use futures_util::future::join_all;
 
@@ -76,17 +76,22 @@ impl DynamoStateStore {
         .await
     }
 
-    /// Deletes a parent's marker once nothing waits under it, so its later syncs read nothing.
-    /// A change parked meanwhile is found by its mapper's own second lookup, made after parking.
-    async fn forget_marker(&self, parent: &ParentKey) {
-        let deleted = self
+    /// Deletes a parent's marker once nothing waits under it, so its later syncs read nothing;
+    /// only the marker as it was read (`seen`, its `marked` value): a change parked since then
+    /// wrote it again, and its marker must stay for the replay to find it.
+    async fn forget_marker(&self, parent: &ParentKey, seen: Option<&str>) {
+        let delete = self
             .client
             .delete_item()
             .table_name(&self.table)
-            .set_key(Some(marker(parent)))
-            .send()
-            .await;
-        if let Err(e) = deleted {
+            .set_key(Some(marker(parent)));
+        let delete = match seen {
+            Some(value) => delete
+                .condition_expression("marked = :seen")
+                .expression_attribute_values(":seen", s(value)),
+            None => delete.condition_expression("attribute_not_exists(marked)"),
+        };
+        if let Err(e) = delete.send().await {
             tracing::debug!(parent = %parent, error = %store_error(e), "marker kept");
         }
     }
@@ -102,6 +107,11 @@ impl WaitingStore for DynamoStateStore {
             if !parents.contains(&parent) {
                 let mut item = marker(&parent);
                 item.insert("expires_at".into(), n(p.filed_at_ms / 1000 + MARKER_TTL_S));
+                // Which parking wrote it, so that it is deleted only as it was read.
+                item.insert(
+                    "marked".into(),
+                    s(format!("{}#{}", p.filed_at_ms, p.slot())),
+                );
                 requests.push(put_request(item)?);
                 parents.push(parent);
             }
@@ -117,19 +127,22 @@ impl WaitingStore for DynamoStateStore {
         let markers = self
             .batch_get(distinct.iter().map(|p| marker(p)).collect())
             .await?;
-        let marked_pks: HashSet<String> = markers.iter().filter_map(|m| get_s(m, "pk")).collect();
-        let marked: Vec<&ParentKey> = distinct
+        let marked_pks: HashMap<String, Option<String>> = markers
+            .iter()
+            .filter_map(|m| Some((get_s(m, "pk")?, get_s(m, "marked"))))
+            .collect();
+        let marked: Vec<(&ParentKey, Option<&str>)> = distinct
             .into_iter()
-            .filter(|p| marked_pks.contains(&format!("WAIT#{p}")))
+            .filter_map(|p| Some((p, marked_pks.get(&format!("WAIT#{p}"))?.as_deref())))
             .collect();
         // A few partitions at a time; one that cannot be read is left for the next sync of its
         // parent or the poller's re-check, not held against the others.
         let mut parked = Vec::new();
         for chunk in marked.chunks(PARTITIONS_AT_ONCE) {
-            let reads = join_all(chunk.iter().map(|parent| self.read_partition(parent))).await;
-            for (parent, items) in chunk.iter().zip(reads) {
+            let reads = join_all(chunk.iter().map(|(parent, _)| self.read_partition(parent))).await;
+            for ((parent, seen), items) in chunk.iter().zip(reads) {
                 match items {
-                    Ok(items) if items.is_empty() => self.forget_marker(parent).await,
+                    Ok(items) if items.is_empty() => self.forget_marker(parent, *seen).await,
                     Ok(items) => {
                         for item in items {
                             parked.push(parked_of(&item)?);
@@ -175,5 +188,64 @@ impl WaitingStore for DynamoStateStore {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::waiting::ParentRef;
+    use crate::domain::{ChangeEvent, Operation, SourceRecord, System};
+
+    fn waiting(case: &str, filed_at_ms: i64) -> WaitingChange {
+        let record = SourceRecord {
+            source: System::Gainsight,
+            object: "Case".into(),
+            id: case.into(),
+            fields: Default::default(),
+        };
+        let change = ChangeEvent::pushed(record, format!("ev-{case}"), Operation::Created, 1, 1);
+        let parent = ParentRef {
+            system: System::Salesforce,
+            object: "Account".into(),
+            matches: vec![("Gainsight_Company_Id__c".into(), "C1".into())],
+        };
+        let key = case.parse().expect("a ledger key");
+        WaitingChange::new("case_case", key, parent, &change, "none", filed_at_ms)
+    }
+
+    /// A pusher found its parent's partition empty and deletes the marker it read, while a mapper
+    /// parks a change there: the marker that change wrote stays, so the parent's next sync
+    /// replays it (deleted, nothing would until the poller's re-check).
+    #[tokio::test]
+    async fn a_marker_written_again_after_it_was_read_is_kept() {
+        let aws = devstack::moto::LocalAws::start().await.expect("moto");
+        let client = aws_sdk_dynamodb::Client::new(&aws.sdk);
+        let store = DynamoStateStore::new(client, aws.table_name().expect("the table"));
+        let first = waiting("K1", 100);
+        let parent = first.parent.key();
+        store.wait(std::slice::from_ref(&first)).await.unwrap();
+        store.release(std::slice::from_ref(&first)).await.unwrap();
+        let read = store.batch_get(vec![marker(&parent)]).await.unwrap();
+        let seen = get_s(&read[0], "marked");
+        assert!(seen.is_some(), "{read:?}");
+
+        let second = waiting("K2", 200);
+        store.wait(std::slice::from_ref(&second)).await.unwrap();
+        store.forget_marker(&parent, seen.as_deref()).await;
+        let parents = std::slice::from_ref(&parent);
+        assert_eq!(
+            store.waiting_on(parents).await.unwrap(),
+            std::slice::from_ref(&second)
+        );
+
+        // Once nothing waits, the marker read is deleted.
+        store.release(&[second]).await.unwrap();
+        assert!(store.waiting_on(parents).await.unwrap().is_empty());
+        assert!(store
+            .batch_get(vec![marker(&parent)])
+            .await
+            .unwrap()
+            .is_empty());
     }
 }
