@@ -172,6 +172,18 @@ async fn check(stack: &Stack, expected: &Expected) -> Result<Verdict> {
     if !by_job.is_empty() {
         v.examples.push(format!("errors by job: {by_job:?}"));
     }
+    // Changes still parked once the queues settled: their parent never synced, or its sync did
+    // not replay them (the poller's re-check would, minutes later).
+    let waiting: Vec<String> = (ledgers.iter().filter(|l| l.waiting.is_some()))
+        .map(|l| format!("{} {}", l.job, l.key))
+        .collect();
+    if !waiting.is_empty() {
+        v.examples.push(format!(
+            "still waiting: {} ({})",
+            waiting.len(),
+            waiting.iter().take(10).cloned().collect::<Vec<_>>().join(", ")
+        ));
+    }
     for l in ledgers.iter().filter(|l| l.error).take(3) {
         v.examples
             .push(format!("error {} {}: {:?}", l.job, l.key, l.last_error));
