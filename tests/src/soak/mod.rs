@@ -181,7 +181,12 @@ async fn check(stack: &Stack, expected: &Expected) -> Result<Verdict> {
         v.examples.push(format!(
             "still waiting: {} ({})",
             waiting.len(),
-            waiting.iter().take(10).cloned().collect::<Vec<_>>().join(", ")
+            waiting
+                .iter()
+                .take(10)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
         ));
     }
     for l in ledgers.iter().filter(|l| l.error).take(3) {
