@@ -328,6 +328,14 @@ impl LocalAws {
 
     /// Messages visible plus in flight on a queue (SQS's approximate counts; exact on moto).
     pub async fn queue_depth(&self, logical: &str) -> Result<u64> {
+        let d = self.queue_depths(logical).await?;
+        // Delayed messages (deferred writes, load flushes) are still to come.
+        Ok(d.visible + d.in_flight + d.delayed)
+    }
+
+    /// A queue's messages by state: waiting to be received, received and not yet deleted, and
+    /// sent with a delay not yet over.
+    pub async fn queue_depths(&self, logical: &str) -> Result<QueueDepths> {
         use aws_sdk_sqs::types::QueueAttributeName as A;
         let out = aws_sdk_sqs::Client::new(&self.sqs_sdk)
             .get_queue_attributes()
@@ -344,9 +352,18 @@ impl LocalAws {
                 .and_then(|v| v.parse::<u64>().ok())
                 .unwrap_or(0)
         };
-        // Delayed messages (deferred writes, load flushes) are still to come.
-        Ok(get(A::ApproximateNumberOfMessages)
-            + get(A::ApproximateNumberOfMessagesNotVisible)
-            + get(A::ApproximateNumberOfMessagesDelayed))
+        Ok(QueueDepths {
+            visible: get(A::ApproximateNumberOfMessages),
+            in_flight: get(A::ApproximateNumberOfMessagesNotVisible),
+            delayed: get(A::ApproximateNumberOfMessagesDelayed),
+        })
     }
+}
+
+/// A queue's messages by state (SQS's approximate counts).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct QueueDepths {
+    pub visible: u64,
+    pub in_flight: u64,
+    pub delayed: u64,
 }

@@ -3,7 +3,7 @@
 //! with `SOAK_ORDER=children-first` Cases, People and activities made before their Company's
 //! creation reaches the sync (up to 60 s later); the
 //! last line is `soak: <N> changes, <L> lost, <D> duplicated, <E> error`, and the exit code is 1
-//! when anything was lost, duplicated or ended in error (every fault the soak injects is
+//! when anything was lost, duplicated or ended in error, or the queues never emptied (every fault the soak injects is
 //! transient, so an error is a defect, not an injected failure).
 
 use anyhow::Result;
@@ -30,7 +30,7 @@ async fn main() -> Result<()> {
         println!("  {example}");
     }
     println!("{}", verdict.line());
-    if verdict.lost > 0 || verdict.duplicated > 0 || verdict.error > 0 {
+    if verdict.lost > 0 || verdict.duplicated > 0 || verdict.error > 0 || verdict.unsettled {
         std::process::exit(1);
     }
     Ok(())

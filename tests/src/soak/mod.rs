@@ -38,6 +38,8 @@ pub struct Verdict {
     pub error: usize,
     /// Faults the emulators injected, every kind counted.
     pub faults: u64,
+    /// The queues still held messages when the records were checked.
+    pub unsettled: bool,
     /// Examples of what was lost or duplicated, for the report.
     pub examples: Vec<String>,
 }
@@ -45,8 +47,16 @@ pub struct Verdict {
 impl Verdict {
     pub fn line(&self) -> String {
         format!(
-            "soak: {} changes, {} lost, {} duplicated, {} error",
-            self.changes, self.lost, self.duplicated, self.error
+            "soak: {} changes, {} lost, {} duplicated, {} error{}",
+            self.changes,
+            self.lost,
+            self.duplicated,
+            self.error,
+            if self.unsettled {
+                " (checked before the queues emptied)"
+            } else {
+                ""
+            }
         )
     }
 }
@@ -114,10 +124,14 @@ pub async fn run(soak: Soak) -> Result<(Verdict, String)> {
         started.elapsed().as_secs_f64()
     );
     let made_in = started.elapsed();
-    settle(&stack).await?;
+    let unsettled = settle(&stack).await?;
     stack.salesforce.set_fault_rates(FaultRates::default());
     stack.gainsight.set_fault_rates(FaultRates::default());
     let mut verdict = check(&stack, &expected).await?;
+    if let Some(held) = unsettled {
+        verdict.unsettled = true;
+        (verdict.examples).insert(0, format!("the queues never emptied: {held}"));
+    }
     verdict.faults =
         stack.salesforce.fault_counts().total() + stack.gainsight.fault_counts().total();
     let outbound = stack.salesforce.stats();
@@ -139,22 +153,46 @@ pub async fn run(soak: Soak) -> Result<(Verdict, String)> {
 }
 
 /// Waits until both queues have been empty for a while (retries, deferrals and redeliveries
-/// come back within seconds on the local stack).
-async fn settle(stack: &Stack) -> Result<()> {
+/// come back within seconds on the local stack), saying every minute what they hold; what they
+/// still held after 15 minutes, if they never emptied.
+async fn settle(stack: &Stack) -> Result<Option<String>> {
     let mut quiet_since: Option<Instant> = None;
-    let deadline = Instant::now() + Duration::from_secs(900);
-    while Instant::now() < deadline {
-        let depth = stack.aws.queue_depth("ChangesQueue").await?
-            + stack.aws.queue_depth("WritesQueue").await?;
-        match (depth, quiet_since) {
-            (0, Some(t)) if t.elapsed() > Duration::from_secs(10) => return Ok(()),
-            (0, None) => quiet_since = Some(Instant::now()),
-            (0, Some(_)) => {}
-            _ => quiet_since = None,
+    let started = Instant::now();
+    let mut said_at = started;
+    while started.elapsed() < Duration::from_secs(900) {
+        let held = held(stack).await?;
+        match (held.is_empty(), quiet_since) {
+            (true, Some(t)) if t.elapsed() > Duration::from_secs(10) => return Ok(None),
+            (true, None) => quiet_since = Some(Instant::now()),
+            (true, Some(_)) => {}
+            (false, _) => quiet_since = None,
+        }
+        if said_at.elapsed() > Duration::from_secs(60) {
+            eprintln!(
+                "soak: after {:.0} s the queues hold {}",
+                started.elapsed().as_secs_f64(),
+                if held.is_empty() { "nothing" } else { &held }
+            );
+            said_at = Instant::now();
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    anyhow::bail!("the queues did not settle within 15 minutes")
+    Ok(Some(held(stack).await?))
+}
+
+/// What the two queues hold, by state; empty when they hold nothing.
+async fn held(stack: &Stack) -> Result<String> {
+    let mut parts = Vec::new();
+    for queue in ["ChangesQueue", "WritesQueue"] {
+        let d = stack.aws.queue_depths(queue).await?;
+        if d.visible + d.in_flight + d.delayed > 0 {
+            parts.push(format!(
+                "{queue}: {} to receive, {} in flight, {} delayed",
+                d.visible, d.in_flight, d.delayed
+            ));
+        }
+    }
+    Ok(parts.join("; "))
 }
 
 /// Checks every record the people made against its twin and the ledger.
@@ -263,15 +301,10 @@ fn check_people(
             t.get("Email") == Some(&json!(email)) && t.get("LastName") == Some(&json!(last))
         };
         let ledger = by_key.get(gsid.as_str()).copied();
-        // What its Company's pair says, for a Person lost while it waited for its Account.
-        let parent = company.as_ref().map(|c| {
-            let l = companies.get(c.as_str());
-            let synced = l.map(|l| (l.last_sync_at_ms, l.history.first().map(|h| h.at_ms)));
-            format!("; its Company {c}: (last sync, first outcome) {synced:?}")
-        });
+        let parent = parent_note(&companies, company.as_deref());
         judge(
             v,
-            format!("Person {gsid}{}", parent.unwrap_or_default()),
+            format!("Person {gsid}{parent}"),
             contacts.get(gsid),
             ledger,
             shows,
@@ -288,6 +321,7 @@ fn check_cases(
     v: &mut Verdict,
 ) {
     let by_key = of_job(ledgers, "case_case");
+    let companies = of_job(ledgers, "company_account");
     let salesforce = index(stack.salesforce.records("Case"), "Gainsight_Case_Id__c");
     for (gsid, (subject, company)) in &expected.gainsight_cases {
         // A Case on a Company is linked to that Company's Account, however late it came.
@@ -297,7 +331,8 @@ fn check_cases(
                 && (company.is_none() || t.get("AccountId") == account)
         };
         let ledger = by_key.get(gsid.as_str()).copied();
-        let what = format!("Gainsight Case {gsid} ({subject})");
+        let parent = parent_note(&companies, company.as_deref());
+        let what = format!("Gainsight Case {gsid} ({subject}){parent}");
         judge(v, what, salesforce.get(gsid), ledger, shows);
     }
     let gainsight = index(stack.gainsight.records("Case"), "SfdcCaseId");
@@ -344,6 +379,16 @@ fn check_activities(
         let what = format!("activity {gsid} ({subject}, a {object})");
         judge(v, what, twins, ledger, shows);
     }
+}
+
+/// What the pair of `company` says, for a record lost while it waited for its Account.
+fn parent_note(companies: &HashMap<String, &crate::LedgerRecord>, company: Option<&str>) -> String {
+    let Some(c) = company else {
+        return String::new();
+    };
+    let l = companies.get(c);
+    let synced = l.map(|l| (l.last_sync_at_ms, l.history.first().map(|h| h.at_ms)));
+    format!("; its Company {c}: (last sync, first outcome) {synced:?}")
 }
 
 /// The ledger records of `job`, by key.
