@@ -42,6 +42,14 @@ costs:
   fail with 500 while another thread changes the table being copied. Here a transaction runs
   under a lock and backs up only the items it touches; a cancelled transaction restores them.
 
+- every DynamoDB Query lists and sorts the whole table first (a base-table Query then keeps the
+  one partition it names; a GSI Query sorts what it keeps again anyway), so each Query slows with
+  the table: at 50,000 items nine tenths of the DynamoDB process's time went to sorting, and the
+  listing walked the table's dict while other threads wrote to it, failing the Query with 500
+  ("dictionary changed size during iteration"). Here a base-table Query reads its partition
+  alone, a GSI Query takes the items unsorted (it sorts them by the index's keys and the table's,
+  which is a total order), and the listing copies each dict before walking it.
+
 They replace moto functions by name, so they are tied to the pinned version: `apply()` refuses any
 other moto version rather than patch code it has not been checked against.
 """
@@ -368,6 +376,40 @@ def _lex_condition_expression(self):
     return collections.deque(tokens)
 
 
+_QUERY = threading.local()
+_ORIGINAL_QUERY = dynamodb.Table.query
+
+
+def _query(self, hash_key, *args, **kwargs):
+    # The partition a base-table Query names, or "unsorted" for a GSI's: read by _all_items.
+    index_name = kwargs.get("index_name", args[6] if len(args) > 6 else None)
+    _QUERY.table = self
+    _QUERY.partition = hash_key if index_name is None else None
+    try:
+        return _ORIGINAL_QUERY(self, hash_key, *args, **kwargs)
+    finally:
+        _QUERY.table = None
+
+
+def _all_items(self):
+    # list(...) of a dict's view copies it in one C call, which no other thread interleaves.
+    querying = getattr(_QUERY, "table", None) is self
+    if querying and _QUERY.partition is not None:
+        found = self.items.get(_QUERY.partition)
+        if found is None:
+            return []
+        return list(found.values()) if self.range_key_attr else [found]
+    items = []
+    for hash_set in list(self.items.values()):
+        if self.range_key_attr:
+            items.extend(list(hash_set.values()))
+        else:
+            items.append(hash_set)
+    if querying:
+        return items
+    return sorted(items, key=lambda x: (x.hash_key, x.range_key) if x.range_key else x.hash_key)
+
+
 def apply():
     """Applies the fixes; refuses a moto version they were not written for."""
     if moto.__version__ != PINNED:
@@ -384,6 +426,8 @@ def apply():
     models.SQSBackend.send_message = _send_message
     models.SQSBackend.is_message_valid_based_on_retention_period = _is_valid_for_retention
     dynamodb.DynamoDBBackend.transact_write_items = _transact_write_items
+    dynamodb.Table.query = _query
+    dynamodb.Table.all_items = _all_items
     DomainDispatcherApplication.get_backend_for_host = _get_backend_for_host
     BaseJSONSerializer._serialize = _json_serialize
     BackendDict.__getitem__ = _backend_dict_getitem

@@ -59,6 +59,7 @@ def answers(url):
         ),
         "queue": sqs.create_queue(QueueName="q")["QueueUrl"].rsplit("/", 1)[1],
     }
+    got.update(queries(ddb))
     # Conditions, each sent twice (the second meets the kept tokens): met, not met, malformed,
     # and a reserved word used as a name.
     conditions = [
@@ -86,6 +87,71 @@ def answers(url):
     for items in got["batch_get"]["Responses"].values():
         items.sort(key=lambda i: i["pk"]["S"])
     return got
+
+
+def queries(ddb):
+    """Queries of a table with a sort key and an index, over several partitions: whole, by a range
+    condition, backwards, and page by page (each page's start key is the last page's end)."""
+    ddb.create_table(
+        TableName="r",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[
+            {"AttributeName": a, "AttributeType": "S"} for a in ("pk", "sk", "g", "gs")
+        ],
+        GlobalSecondaryIndexes=[{
+            "IndexName": "g-index",
+            "KeySchema": [{"AttributeName": "g", "KeyType": "HASH"}, {"AttributeName": "gs", "KeyType": "RANGE"}],
+            "Projection": {"ProjectionType": "ALL"},
+        }],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    for p in range(6):
+        for k in (7, 3, 11, 0, 5):
+            item = {"pk": {"S": f"p{p}"}, "sk": {"S": f"s{k:02}"}, "v": {"N": str(p * k)}}
+            if k != 5:  # items without the index's keys are not in the index
+                item["g"] = {"S": f"g{(p + k) % 3}"}
+                item["gs"] = {"S": f"t{k % 2}"}
+            ddb.put_item(TableName="r", Item=item)
+
+    def pages(**kw):
+        out, start = [], None
+        while True:
+            page = ddb.query(TableName="r", Limit=2, **kw, **({"ExclusiveStartKey": start} if start else {}))
+            page.pop("ResponseMetadata", None)
+            out.append(page)
+            start = page.get("LastEvaluatedKey")
+            if not start:
+                return out
+
+    one = {":p": {"S": "p2"}}
+    return {
+        "query partition": ddb.query(TableName="r", KeyConditionExpression="pk = :p", ExpressionAttributeValues=one),
+        "query missing partition": ddb.query(
+            TableName="r", KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": {"S": "none"}}
+        ),
+        "query range": ddb.query(
+            TableName="r",
+            KeyConditionExpression="pk = :p AND sk BETWEEN :a AND :b",
+            ExpressionAttributeValues={**one, ":a": {"S": "s03"}, ":b": {"S": "s07"}},
+        ),
+        "query backwards": ddb.query(
+            TableName="r", KeyConditionExpression="pk = :p", ExpressionAttributeValues=one, ScanIndexForward=False
+        ),
+        "query pages": pages(KeyConditionExpression="pk = :p", ExpressionAttributeValues=one),
+        "query filtered": ddb.query(
+            TableName="r", KeyConditionExpression="pk = :p", ExpressionAttributeValues={**one, ":v": {"N": "10"}},
+            FilterExpression="v > :v",
+        ),
+        "index query": ddb.query(
+            TableName="r", IndexName="g-index", KeyConditionExpression="g = :g", ExpressionAttributeValues={":g": {"S": "g1"}}
+        ),
+        "index query range": ddb.query(
+            TableName="r", IndexName="g-index", KeyConditionExpression="g = :g AND gs = :s",
+            ExpressionAttributeValues={":g": {"S": "g0"}, ":s": {"S": "t1"}},
+        ),
+        "index pages": pages(IndexName="g-index", KeyConditionExpression="g = :g", ExpressionAttributeValues={":g": {"S": "g2"}}),
+        "scan sorted table": ddb.scan(TableName="r", Limit=7),
+    }
 
 
 def main():
