@@ -5,6 +5,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -48,9 +49,25 @@ pub struct DeliveryFaults {
     pub duplicate: f64,
 }
 
+/// How often each delivery fault was injected, so a soak can tell one that never happened.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DeliveryFaultCounts {
+    /// Batches handled and then not acknowledged (every message comes again).
+    pub crashes: u64,
+    /// Messages handled and left undeleted, to be delivered again.
+    pub duplicates: u64,
+}
+
+#[derive(Default)]
+struct Injected {
+    crashes: AtomicU64,
+    duplicates: AtomicU64,
+}
+
 pub struct EventSource {
     stop: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    injected: Arc<Injected>,
 }
 
 impl EventSource {
@@ -72,19 +89,33 @@ impl EventSource {
             .unwrap_or_default();
         let (stop, stopped) = watch::channel(false);
         let region = arn.split(':').nth(3).unwrap_or("us-east-1").to_string();
+        let injected = Arc::new(Injected::default());
         let mapping = Arc::new(Mapping {
             client,
             settings,
             arn,
             region,
             handler,
+            injected: Arc::clone(&injected),
         });
         // Each poller gathers and handles its own batches: several batches are in flight at once
         // when the queue has a backlog, one at a time when it trickles.
         let tasks = (0..mapping.settings.concurrency.max(1))
             .map(|_| tokio::spawn(run(Arc::clone(&mapping), stopped.clone())))
             .collect();
-        Ok(Self { stop, tasks })
+        Ok(Self {
+            stop,
+            tasks,
+            injected,
+        })
+    }
+
+    /// The delivery faults injected so far.
+    pub fn faults_injected(&self) -> DeliveryFaultCounts {
+        DeliveryFaultCounts {
+            crashes: self.injected.crashes.load(Ordering::Relaxed),
+            duplicates: self.injected.duplicates.load(Ordering::Relaxed),
+        }
     }
 
     /// Stops polling and waits for the batches in flight to finish.
@@ -114,6 +145,7 @@ async fn run(mapping: Arc<Mapping>, mut stopped: watch::Receiver<bool>) {
         let failed = mapping.invoke(&batch).await;
         let faults = mapping.settings.faults;
         if crate::chaos::chance(faults.crash_after_handler) {
+            mapping.injected.crashes.fetch_add(1, Ordering::Relaxed);
             tracing::info!(
                 messages = batch.len(),
                 "event source: injected crash between the writes and the ack"
@@ -128,6 +160,7 @@ async fn run(mapping: Arc<Mapping>, mut stopped: watch::Receiver<bool>) {
         let (again, done): (Vec<&Message>, Vec<&Message>) = done
             .into_iter()
             .partition(|_| crate::chaos::chance(faults.duplicate));
+        (mapping.injected.duplicates).fetch_add(again.len() as u64, Ordering::Relaxed);
         mapping.delete(&done).await;
         mapping.retry_soon(&back).await;
         mapping.retry_soon(&again).await;
@@ -141,6 +174,7 @@ struct Mapping {
     arn: String,
     region: String,
     handler: Handler,
+    injected: Arc<Injected>,
 }
 
 impl Mapping {

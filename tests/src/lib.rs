@@ -48,6 +48,9 @@ pub struct Options {
     pub load_quiet: Duration,
     /// Faults of the SQS deliveries to the mapper and the pusher (soak tests); none by default.
     pub delivery_faults: event_source::DeliveryFaults,
+    /// How long writes deferred by an API budget wait before they come back (deployed: 15
+    /// minutes); `None`: as long as `retry_after`.
+    pub deferral: Option<Duration>,
 }
 
 impl Default for Options {
@@ -59,6 +62,7 @@ impl Default for Options {
             schedule_speedup: None,
             load_quiet: Duration::from_secs(2),
             delivery_faults: Default::default(),
+            deferral: None,
         }
     }
 }
@@ -208,10 +212,11 @@ async fn start_consumers(
     let mapper = Arc::new(mapper);
     let pusher_clients = clients_of(aws, "PusherFunction");
     let pusher = pusher::Pusher::from_aws(&config, &pusher_clients, jobs.clone()).await?;
-    // Deferred writes come back as soon as failed ones do here, not after 15 minutes.
+    // Deferred writes come back after seconds here (as soon as failed ones, unless the test sets
+    // a deferral), not after 15 minutes.
     let writes = Arc::new(pusher_clients.queue(&resources.writes_queue_url));
     let pusher = pusher
-        .with_deferral(writes, options.retry_after)
+        .with_deferral(writes, options.deferral.unwrap_or(options.retry_after))
         .with_load_quiet(options.load_quiet);
     let pusher = Arc::new(pusher);
     let mapper_handler: event_source::Handler = Arc::new(move |event| {
@@ -725,6 +730,17 @@ impl Stack {
             said.push(format!("  {queue}: {depth} messages"));
         }
         said.join("\n")
+    }
+
+    /// The delivery faults the mapper's and the pusher's event source mappings injected so far.
+    pub fn delivery_faults_injected(&self) -> event_source::DeliveryFaultCounts {
+        let mut total = event_source::DeliveryFaultCounts::default();
+        for c in &self.consumers {
+            let counts = c.faults_injected();
+            total.crashes += counts.crashes;
+            total.duplicates += counts.duplicates;
+        }
+        total
     }
 
     pub async fn stop(self) {

@@ -107,6 +107,8 @@ pub struct Stats {
     pub upsert_calls: u64,
     pub query_calls: u64,
     pub describe_calls: u64,
+    /// `GET /limits`: a client asking how much of the daily allowance is left.
+    pub limits_calls: u64,
     pub records_created: u64,
     pub records_updated: u64,
     pub create_calls: u64,

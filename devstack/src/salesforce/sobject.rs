@@ -242,7 +242,8 @@ pub(super) async fn limits(State(org_arc): OrgState, headers: HeaderMap) -> Resp
     if let Err(resp) = begin(&org_arc, &headers).await {
         return resp;
     }
-    let org = lock(&org_arc);
+    let mut org = lock(&org_arc);
+    org.stats.limits_calls += 1;
     let used = org.used();
     let body = json!({
         "DailyApiRequests": { "Max": DAILY_LIMIT, "Remaining": DAILY_LIMIT.saturating_sub(used) },

@@ -3,8 +3,10 @@
 //! with `SOAK_ORDER=children-first` Cases, People and activities made before their Company's
 //! creation reaches the sync (up to 60 s later); the
 //! last line is `soak: <N> changes, <L> lost, <D> duplicated, <E> error`, and the exit code is 1
-//! when anything was lost, duplicated or ended in error, or the queues never emptied (every fault the soak injects is
-//! transient, so an error is a defect, not an injected failure).
+//! when anything was lost, duplicated or ended in error, the queues never emptied, or a fault
+//! class switched on never happened (every fault the soak injects is transient, so an error is
+//! a defect, not an injected failure). Children first, the Salesforce API budget is also spent
+//! for 10 s in every 40 while the changes are made, deferring writes 15 s.
 
 use anyhow::Result;
 use sync_tests::soak::{self, Soak};
@@ -30,7 +32,7 @@ async fn main() -> Result<()> {
         println!("  {example}");
     }
     println!("{}", verdict.line());
-    if verdict.lost > 0 || verdict.duplicated > 0 || verdict.error > 0 || verdict.unsettled {
+    if !verdict.passed() {
         std::process::exit(1);
     }
     Ok(())

@@ -6,11 +6,14 @@
 //! one twin, and an error when the ledger says the sync failed (visible to operators).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use devstack::chaos::FaultRates;
 use devstack::event_source::DeliveryFaults;
+use devstack::salesforce::SalesforceEmulator;
 use serde_json::{json, Map, Value};
 
 use crate::{Options, Stack};
@@ -40,24 +43,43 @@ pub struct Verdict {
     pub faults: u64,
     /// The queues still held messages when the records were checked.
     pub unsettled: bool,
+    /// Fault classes switched on that never happened.
+    pub not_injected: Vec<String>,
     /// Examples of what was lost or duplicated, for the report.
     pub examples: Vec<String>,
 }
 
 impl Verdict {
     pub fn line(&self) -> String {
+        let mut notes = Vec::new();
+        if self.unsettled {
+            notes.push("checked before the queues emptied".to_string());
+        }
+        if !self.not_injected.is_empty() {
+            notes.push(format!("never injected: {}", self.not_injected.join(", ")));
+        }
         format!(
             "soak: {} changes, {} lost, {} duplicated, {} error{}",
             self.changes,
             self.lost,
             self.duplicated,
             self.error,
-            if self.unsettled {
-                " (checked before the queues emptied)"
+            if notes.is_empty() {
+                String::new()
             } else {
-                ""
+                format!(" ({})", notes.join("; "))
             }
         )
+    }
+
+    /// Whether the soak shows the sync whole: nothing lost, duplicated or in error, checked
+    /// once the queues emptied, with every fault it switched on injected.
+    pub fn passed(&self) -> bool {
+        self.lost == 0
+            && self.duplicated == 0
+            && self.error == 0
+            && !self.unsettled
+            && self.not_injected.is_empty()
     }
 }
 
@@ -86,7 +108,52 @@ pub fn options(soak: &Soak) -> Options {
     };
     Options {
         delivery_faults,
+        // Children first, some parents' writes meet a spent API budget: they wait 15 minutes
+        // deployed, 15 s here (a clock 60 times faster).
+        deferral: soak.children_first.then_some(BUDGET_DEFERRAL),
         ..Options::default()
+    }
+}
+
+/// How long a write deferred by the spent API budget waits in the children-first soak.
+const BUDGET_DEFERRAL: Duration = Duration::from_secs(15);
+
+/// The Salesforce org's daily API allowance spent (as other integrations would) for 10 s in
+/// every 40, from 20 s on, until stopped: each pusher batch that writes to Salesforce meanwhile
+/// finds the budget spent and defers its writes.
+struct BudgetWindows {
+    salesforce: SalesforceEmulator,
+    spent: Arc<AtomicU32>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl BudgetWindows {
+    fn start(salesforce: SalesforceEmulator) -> Self {
+        let spent = Arc::new(AtomicU32::new(0));
+        let (org, count) = (salesforce.clone(), Arc::clone(&spent));
+        let task = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(20)).await;
+            loop {
+                org.set_api_usage(devstack::salesforce::DAILY_LIMIT * 9 / 10);
+                count.fetch_add(1, Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_secs(10)).await;
+                org.set_api_usage(0);
+                tokio::time::sleep(Duration::from_secs(30)).await;
+            }
+        });
+        Self {
+            salesforce,
+            spent,
+            task,
+        }
+    }
+
+    /// Stops the windows and gives the org its allowance back; how many times it was spent.
+    async fn stop(self) -> u32 {
+        self.task.abort();
+        let _ = self.task.await;
+        self.salesforce.set_api_usage(0);
+        self.spent.load(Ordering::Relaxed)
     }
 }
 
@@ -117,7 +184,15 @@ pub async fn run(soak: Soak) -> Result<(Verdict, String)> {
     }
     let started = Instant::now();
     let mut expected = Expected::default();
-    let started_in = people::act(&stack, &mut expected, soak).await?;
+    let budget = soak
+        .children_first
+        .then(|| BudgetWindows::start(stack.salesforce.clone()));
+    let acted = people::act(&stack, &mut expected, soak).await;
+    let budget_spent = match budget {
+        Some(windows) => Some(windows.stop().await),
+        None => None,
+    };
+    let started_in = acted?;
     eprintln!(
         "soak: {} changes made in {:.1} s; waiting for the queues to settle",
         expected.changes,
@@ -128,6 +203,9 @@ pub async fn run(soak: Soak) -> Result<(Verdict, String)> {
     stack.salesforce.set_fault_rates(FaultRates::default());
     stack.gainsight.set_fault_rates(FaultRates::default());
     let mut verdict = check(&stack, &expected).await?;
+    if soak.faults {
+        verdict.not_injected = not_injected(&stack, budget_spent);
+    }
     if let Some(held) = unsettled {
         verdict.unsettled = true;
         (verdict.examples).insert(0, format!("the queues never emptied: {held}"));
@@ -135,8 +213,15 @@ pub async fn run(soak: Soak) -> Result<(Verdict, String)> {
     verdict.faults =
         stack.salesforce.fault_counts().total() + stack.gainsight.fault_counts().total();
     let outbound = stack.salesforce.stats();
+    let budget = budget_spent.map_or(String::new(), |n| {
+        format!(
+            "; API budget spent {n} times for 10 s (writes deferred {} s), /limits asked {} times",
+            BUDGET_DEFERRAL.as_secs(),
+            outbound.limits_calls
+        )
+    });
     let report = format!(
-        "started {} changes in {:.1} s ({:.1} a second), the last made after {:.1} s; settled after {:.1} s; Salesforce faults {:?}; Gainsight faults {:?}; Outbound Messages acked {}, failed attempts {}, dropped {}",
+        "started {} changes in {:.1} s ({:.1} a second), the last made after {:.1} s; settled after {:.1} s; Salesforce faults {:?}; Gainsight faults {:?}; deliveries {:?}; Outbound Messages acked {}, failed attempts {}, dropped {}{budget}",
         expected.changes,
         started_in.as_secs_f64(),
         expected.changes as f64 / started_in.as_secs_f64().max(0.001),
@@ -144,12 +229,50 @@ pub async fn run(soak: Soak) -> Result<(Verdict, String)> {
         started.elapsed().as_secs_f64(),
         stack.salesforce.fault_counts(),
         stack.gainsight.fault_counts(),
+        stack.delivery_faults_injected(),
         outbound.outbound_acked,
         outbound.outbound_failures,
         outbound.outbound_given_up,
     );
     stack.stop().await;
     Ok((verdict, report))
+}
+
+/// The fault classes the soak switched on that never happened: a soak that injected none of a
+/// kind says nothing of how the sync survives it.
+fn not_injected(stack: &Stack, budget_spent: Option<u32>) -> Vec<String> {
+    let (sf, gs) = (
+        stack.salesforce.fault_counts(),
+        stack.gainsight.fault_counts(),
+    );
+    let deliveries = stack.delivery_faults_injected();
+    let mut classes = vec![
+        ("Salesforce throttled", sf.throttled),
+        ("Salesforce unavailable", sf.unavailable),
+        ("Salesforce slow", sf.slow),
+        ("Salesforce lost answer", sf.lost_answers),
+        ("Salesforce expired session", sf.expired_sessions),
+        ("Salesforce locked rows", sf.locked_rows),
+        ("Gainsight throttled", gs.throttled),
+        ("Gainsight unavailable", gs.unavailable),
+        ("Gainsight slow", gs.slow),
+        ("Gainsight lost answer", gs.lost_answers),
+        ("crash between the writes and the ack", deliveries.crashes),
+        ("duplicate delivery", deliveries.duplicates),
+    ];
+    if let Some(spent) = budget_spent {
+        classes.push(("API budget spent", u64::from(spent)));
+        // The pusher asks /limits only when the usage it last saw was over its budget.
+        classes.push((
+            "writes meeting the spent budget",
+            stack.salesforce.stats().limits_calls,
+        ));
+    }
+    classes
+        .into_iter()
+        .filter(|(_, n)| *n == 0)
+        .map(|(class, _)| class.to_string())
+        .collect()
 }
 
 /// Waits until both queues have been empty for a while (retries, deferrals and redeliveries
