@@ -256,8 +256,14 @@ def deploy(repo, template_path, stack, params):
             "maximum_concurrency": props.get("ScalingConfig", {}).get("MaximumConcurrency", 5),
         })
 
+    # Each function's timeout in seconds, Globals applied (Lambda's default is 3 s): the local
+    # Runtime API gives an invocation the deadline Lambda would.
+    timeouts = {name: r["Properties"].get("Timeout", 3) for name, r in full_template["Resources"].items()
+                if r["Type"] == "AWS::Lambda::Function"}
+
     outputs = {o["OutputKey"]: o["OutputValue"] for o in status.get("Outputs", [])}
     return {
+        "timeouts": timeouts,
         "schedules": schedules(full_template, params),
         "stack": stack,
         "outputs": outputs,

@@ -201,6 +201,9 @@ pub struct Deployment {
     pub schedules: Vec<crate::scheduler::ScheduleSpec>,
     /// Resources moto cannot create, left out of the local deployment.
     pub skipped: Vec<String>,
+    /// Each function's timeout in seconds, by logical id.
+    #[serde(default)]
+    pub timeouts: HashMap<String, u64>,
 }
 
 impl Deployment {
@@ -216,6 +219,14 @@ impl Deployment {
             .get(logical)
             .map(String::as_str)
             .with_context(|| format!("the template created no queue {logical}"))
+    }
+
+    /// How long the template lets `function` run per invocation.
+    pub fn timeout(&self, function: &str) -> Result<std::time::Duration> {
+        self.timeouts
+            .get(function)
+            .map(|s| std::time::Duration::from_secs(*s))
+            .with_context(|| format!("the template has no function {function}"))
     }
 
     pub fn event_source(&self, function: &str) -> Result<&EventSourceSpec> {

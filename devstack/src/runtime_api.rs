@@ -25,6 +25,8 @@ struct Shared {
     init_error: Arc<Mutex<Option<Value>>>,
     /// When the function first asked for work: its initialisation (cold start) ended.
     first_next: Arc<std::sync::OnceLock<std::time::Instant>>,
+    /// The function's timeout: each invocation's deadline is this long after it is handed out.
+    timeout: Duration,
 }
 
 pub struct RuntimeApi {
@@ -34,13 +36,16 @@ pub struct RuntimeApi {
 }
 
 impl RuntimeApi {
-    pub async fn start() -> std::io::Result<Self> {
+    /// A Runtime API for one function whose invocations may run for `timeout` (the template's
+    /// `Timeout`, `Deployment::timeout`), as `lambda-runtime-deadline-ms` tells it.
+    pub async fn start(timeout: Duration) -> std::io::Result<Self> {
         let (submit, queue) = mpsc::channel(64);
         let shared = Shared {
             queue: Arc::new(Mutex::new(queue)),
             pending: Arc::new(Mutex::new(HashMap::new())),
             init_error: Arc::new(Mutex::new(None)),
             first_next: Arc::new(std::sync::OnceLock::new()),
+            timeout,
         };
         let router = axum::Router::new()
             .route("/2018-06-01/runtime/invocation/next", get(next))
@@ -118,7 +123,7 @@ async fn next(State(shared): State<Shared>) -> Response {
     };
     let deadline = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() + 30_000)
+        .map(|d| (d + shared.timeout).as_millis())
         .unwrap_or_default();
     let mut headers = HeaderMap::new();
     let set = |h: &mut HeaderMap, k: &'static str, v: String| {

@@ -6,6 +6,7 @@
 //! conflicts, ledger effects) live in `shared::domain::push` and `shared::domain::lease`.
 
 mod files;
+mod fold;
 mod hold;
 mod lease;
 mod loads;
@@ -24,8 +25,9 @@ use shared::adapters::AwsClients;
 use shared::domain::budget::Budget;
 use shared::domain::load::{LoadId, WritesMessage};
 use shared::domain::push::{
-    drop_stale, ledger_effect, newest_per_record, nothing_to_write, recheck_unchanged,
-    settle_conflicts, unpark, Fresh, LedgerEffect, Pending, SideWrite, WriteOutcome,
+    drop_stale, folded_outcomes, ledger_effect, newest_per_record, nothing_to_write,
+    recheck_unchanged, settle_conflicts, unpark, Fresh, LedgerEffect, Pending, SideWrite,
+    WriteOutcome,
 };
 use shared::domain::waiting::{released_by, ParentKey};
 use shared::domain::{
@@ -266,9 +268,11 @@ impl Pusher {
             .iter()
             .filter_map(|id| folded.folded.get(id))
             .flatten()
-            .cloned()
+            .map(|p| p.message_id.clone())
             .collect();
         retry.extend(also);
+        self.record_folded(folded_outcomes(&folded.folded, &retry), &mut runs, now_ms)
+            .await;
         retry.extend(self.side_messages(sides, &last, &mut runs, now_ms).await);
         for (message_id, load) in flushes {
             if let Err(why) = self.flush_load(&load, &mut runs, &mut summary, clock).await {

@@ -31,7 +31,7 @@ async fn the_webhook_binary_serves_function_url_events_through_the_runtime_api()
         .put(names::WEBHOOK_SECRET, &Secret::new("runtime-secret"))
         .await?;
 
-    let runtime = RuntimeApi::start().await?;
+    let runtime = RuntimeApi::start(aws.deployment.timeout("WebhookFunction")?).await?;
     let mut child = runtime
         .command(env!("CARGO_BIN_EXE_webhook"), "webhook")
         .envs(aws.env())
@@ -82,7 +82,8 @@ async fn the_webhook_binary_serves_function_url_events_through_the_runtime_api()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_webhook_binary_fails_fast_naming_a_missing_variable() -> Result<()> {
-    let runtime = RuntimeApi::start().await?;
+    // No invocation is handed out: the function stops before it asks for one.
+    let runtime = RuntimeApi::start(Duration::from_secs(3)).await?;
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_webhook"))
         .env_clear()
         .env("AWS_LAMBDA_RUNTIME_API", runtime.address())

@@ -526,7 +526,9 @@ async fn cold_start_and_rss() -> Result<()> {
         .secrets(&resources)
         .put(names::WEBHOOK_SECRET, &Secret::new(WEBHOOK_SECRET))
         .await?;
-    let runtime = devstack::runtime_api::RuntimeApi::start().await?;
+    let runtime =
+        devstack::runtime_api::RuntimeApi::start(aws.deployment.timeout("WebhookFunction")?)
+            .await?;
     let spawned = Instant::now();
     let mut child = runtime
         .command(&bin, "webhook")

@@ -122,9 +122,33 @@ pub struct Folded {
     pub kept: Vec<Pending>,
     /// Writes folded into another.
     pub superseded: usize,
-    /// The messages folded into each kept one (by its message id): when the kept write goes back
-    /// to the queue, they go back too, so that what they carried is not lost with them.
-    pub folded: HashMap<String, Vec<String>>,
+    /// The writes folded into each kept one (by its message id), in change order: when the kept
+    /// write goes back to the queue, their messages go back too, so that what they carried is
+    /// not lost with them; otherwise each is recorded as carried by it ([`folded_outcomes`]).
+    pub folded: HashMap<String, Vec<Pending>>,
+}
+
+/// Why a change folded into a newer one has no write of its own.
+pub const FOLDED: &str = "folded into a newer change of the same record in the same batch: its values went out with that change's write, whose outcome is the next entry";
+
+/// The ledger entries of the writes folded into kept ones that did not go back to the queue:
+/// each change gets its own entry in its record's history (an echo queued behind an update
+/// would otherwise leave no trace), ignored as a write of its own since the kept write carried
+/// its values.
+pub fn folded_outcomes<'a>(
+    folded: &'a HashMap<String, Vec<Pending>>,
+    sent_back: &[String],
+) -> Vec<(&'a WriteCommand, LedgerUpdate)> {
+    (folded.iter())
+        .filter(|(kept, _)| !sent_back.contains(kept))
+        .flat_map(|(_, older)| older.iter())
+        .map(|p| {
+            let update = LedgerUpdate::Ignored {
+                reason: FOLDED.to_string(),
+            };
+            (&p.command, update)
+        })
+        .collect()
 }
 
 /// One write per target record. Sending each would cost a call slot and risk their order; the
@@ -145,12 +169,11 @@ pub fn newest_per_record(batch: Vec<Pending>) -> Folded {
             continue;
         };
         out.superseded += writes.len();
-        if !writes.is_empty() {
-            let ids = writes.iter().map(|p| p.message_id.clone()).collect();
-            out.folded.insert(kept.message_id.clone(), ids);
+        for older in writes.iter().rev() {
+            kept.command = fold(older.command.clone(), kept.command);
         }
-        for older in writes.into_iter().rev() {
-            kept.command = fold(older.command, kept.command);
+        if !writes.is_empty() {
+            out.folded.insert(kept.message_id.clone(), writes);
         }
         out.kept.push(kept);
     }
