@@ -694,12 +694,26 @@ impl Stack {
 
     /// Waits until both queues are empty (nothing visible or in flight).
     pub async fn drained(&self, timeout: Duration) -> Result<()> {
-        self.eventually(timeout, "the queues to drain", || async {
-            let depth = self.aws.queue_depth("ChangesQueue").await?
-                + self.aws.queue_depth("WritesQueue").await?;
-            Ok((depth == 0).then_some(()))
-        })
-        .await
+        let drained = self
+            .eventually(timeout, "the queues to drain", || async {
+                let depth = self.aws.queue_depth("ChangesQueue").await?
+                    + self.aws.queue_depth("WritesQueue").await?;
+                Ok((depth == 0).then_some(()))
+            })
+            .await;
+        let Err(e) = drained else {
+            return Ok(());
+        };
+        // What is still there, and in which state, says what the wait was for.
+        let mut held = Vec::new();
+        for queue in ["ChangesQueue", "WritesQueue"] {
+            let d = self.aws.queue_depths(queue).await?;
+            held.push(format!(
+                "{queue}: {} to receive, {} in flight, {} delayed",
+                d.visible, d.in_flight, d.delayed
+            ));
+        }
+        anyhow::bail!("{e}; {}", held.join("; "))
     }
 
     /// What the product knows of `key` in `job`, for a test's failure message: its ledger record,
