@@ -1,7 +1,8 @@
 //! End to end on the local stack: a Gainsight Company change travels through the signed webhook,
 //! `changes`, the mapper, `writes` and the pusher to a Salesforce Account, and the ledger in
 //! DynamoDB says so. Bad input is refused with nothing queued; a record Salesforce rejects is
-//! marked error without failing its batch; injected faults end synced, never duplicated.
+//! marked error without failing its batch; injected faults end synced, never duplicated; an
+//! Account deleted in Salesforce is created again under a job with `on_missing: create`.
 
 use std::time::Duration;
 
@@ -418,6 +419,74 @@ async fn fixing_a_refused_value_at_the_source_creates_the_record() -> Result<()>
         })
         .await?;
     assert!(!ledger.error, "the last attempt succeeded");
+    stack.stop().await;
+    Ok(())
+}
+
+/// A Company whose Account a Salesforce user deleted, under a job with `on_missing: create`: its
+/// next change creates a new Account with every value (not only the one changed), and the pair
+/// and the Company learn the new Id; the history names the Account that was gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_account_is_created_again_where_the_job_says_so() -> Result<()> {
+    use shared::domain::{Job, Jobs, OnMissing};
+    let jobs: Vec<Job> = (Jobs::builtin().iter().cloned())
+        .map(|mut j| {
+            if j.name == "company_account" {
+                j.on_missing = OnMissing::Create;
+            }
+            j
+        })
+        .collect();
+    let stack = Stack::start(Options {
+        jobs: Some(Jobs::new(jobs)?),
+        ..Options::default()
+    })
+    .await?;
+    let gsid = stack
+        .create_companies(vec![json!({"Name": "Gone Co", "Arr": 1})])
+        .await?
+        .remove(0);
+    let first = stack
+        .eventually(WAIT, "the first Account", || async {
+            let ledger = stack.ledger(&gsid).await?.filter(|l| l.synced);
+            Ok(ledger.and_then(|l| l.salesforce_id))
+        })
+        .await?;
+    assert!(stack.salesforce.delete("Account", &first));
+    stack
+        .update_companies(vec![json!({"Gsid": gsid, "Arr": 2})])
+        .await?;
+    let second = stack
+        .eventually(WAIT, "a new Account", || async {
+            let ledger = stack.ledger(&gsid).await?;
+            Ok(ledger
+                .and_then(|l| l.salesforce_id)
+                .filter(|id| *id != first))
+        })
+        .await?;
+    let accounts = stack.accounts_for(&gsid);
+    assert_eq!(accounts.len(), 1, "{accounts:?}");
+    assert_eq!(accounts[0]["Id"], json!(second));
+    assert_eq!(accounts[0]["AnnualRevenue"], json!(2));
+    assert_eq!(
+        accounts[0]["Name"],
+        json!("Gone Co"),
+        "the unchanged values too"
+    );
+    stack
+        .eventually(WAIT, "the Company to learn its new Account", || async {
+            let company = stack.gainsight_record("Company", &gsid);
+            Ok(company.filter(|c| c["SfdcAccountId"] == json!(second)))
+        })
+        .await?;
+    let ledger = stack.ledger(&gsid).await?.expect("ledger");
+    let gone = format!("{first} of this pair no longer exists");
+    assert!(
+        (ledger.history.iter()).any(|h| h.message.as_deref().is_some_and(|m| m.contains(&gone))),
+        "{ledger:#?}"
+    );
+    assert!(ledger.synced && !ledger.error, "{ledger:#?}");
+    stack.drained(WAIT).await?;
     stack.stop().await;
     Ok(())
 }

@@ -51,6 +51,8 @@ pub struct Options {
     /// How long writes deferred by an API budget wait before they come back (deployed: 15
     /// minutes); `None`: as long as `retry_after`.
     pub deferral: Option<Duration>,
+    /// The jobs the stack runs; `None`: the shipped ones (`infra/jobs`).
+    pub jobs: Option<Jobs>,
 }
 
 impl Default for Options {
@@ -63,6 +65,7 @@ impl Default for Options {
             load_quiet: Duration::from_secs(2),
             delivery_faults: Default::default(),
             deferral: None,
+            jobs: None,
         }
     }
 }
@@ -352,7 +355,7 @@ impl Stack {
         let salesforce = SalesforceEmulator::start(sf::Options::default()).await?;
         let gainsight = GainsightEmulator::start(GAINSIGHT_ACCESS_KEY).await?;
         put_secrets(&clients, &resources, &salesforce).await?;
-        let jobs = Jobs::builtin();
+        let jobs = options.jobs.clone().unwrap_or_else(Jobs::builtin);
         let webhook = serve_webhook(&aws, &resources, &jobs).await?;
         wire_sources(
             &jobs,

@@ -340,6 +340,19 @@ impl SalesforceEmulator {
         edit_record(&self.org, object, id, fields, true)
     }
 
+    /// Deletes a record as a Salesforce user would: the API no longer finds it (an update by its
+    /// Id is refused as a missing record, an upsert on an external id it held creates another);
+    /// false if absent.
+    pub fn delete(&self, object: &str, id: &str) -> bool {
+        let mut org = self.lock();
+        let Some(records) = org.objects.get_mut(object).map(|o| &mut o.records) else {
+            return false;
+        };
+        let before = records.len();
+        records.retain(|r| r.get("Id").and_then(Value::as_str) != Some(id));
+        records.len() < before
+    }
+
     /// Creates records as a person's data load with workflow bypassed: no Outbound Message.
     pub fn load_without_workflow(&self, object: &str, records: Vec<Record>) -> Vec<String> {
         seed_records(&self.org, object, records, false)

@@ -7,6 +7,7 @@
 
 mod files;
 mod fold;
+mod gone;
 mod hold;
 mod lease;
 mod loads;
@@ -356,6 +357,7 @@ impl Pusher {
                 .await,
         );
         self.record_gave_up(gave_up, runs, now_ms).await;
+        self.recreate_gone(&mut settled).await;
         if let Some(files) = &self.files {
             files.upload_all(&mut settled, &ledgers, now_ms).await;
         }

@@ -20,7 +20,7 @@ pub mod write;
 pub use change::{ChangeEvent, ChangeOrigin, Operation, SourceRecord, System};
 pub use job::{
     ConflictRule, DataFlow, DerivedMapping, FieldMapping, Identifier, Job, JobError, Jobs,
-    OnCreated, OnMultipleMatches, OnNoMatch, OnUpdated, UnknownJob,
+    OnCreated, OnMissing, OnMultipleMatches, OnNoMatch, OnUpdated, UnknownJob,
 };
 pub use key::LedgerKey;
 pub use ledger::{

@@ -665,6 +665,7 @@ async fn a_conflict_with_a_write_that_landed_meanwhile_drops_the_loser_and_resto
 }
 
 mod fold;
+mod gone;
 mod leases;
 mod loads;
 mod replays;

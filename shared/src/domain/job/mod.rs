@@ -92,6 +92,25 @@ pub enum OnUpdated {
     DoNothing,
 }
 
+/// What a write does when the pair's Salesforce twin no longer exists (deleted, or merged
+/// into another record).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnMissing {
+    /// The pair is marked error, saying which record is gone and how to relink or recreate it.
+    #[default]
+    Error,
+    /// A new twin is created from the change's values (an upsert on the external id field that
+    /// holds the GSID), and the pair and its source record learn its id.
+    Create,
+}
+
+impl OnMissing {
+    pub fn is_error(&self) -> bool {
+        *self == OnMissing::Error
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ObjectRef {
@@ -286,6 +305,10 @@ pub struct Job {
     /// (hours, 1 to 720); absent: 24.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wait_for_parent_hours: Option<u32>,
+    /// What a write to Salesforce does when the pair's twin there no longer exists; absent:
+    /// `error`.
+    #[serde(default, skip_serializing_if = "OnMissing::is_error")]
+    pub on_missing: OnMissing,
     /// Present on a Timeline job (activities → Tasks or Events).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeline: Option<TimelineSettings>,

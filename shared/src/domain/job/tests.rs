@@ -282,6 +282,11 @@ fn timeline_jobs_are_checked() {
             "wait_for_parent_hours: 0 is out of range; write a number of hours from 1 to 720",
         ),
         (
+            "schedule: rate(4 hours)",
+            "schedule: rate(4 hours)\non_missing: recreate",
+            "on_missing",
+        ),
+        (
             "attachments_since: \"2026-01-01T00:00:00Z\"",
             "attachments_since: \"soon\"",
             "timeline.attachments_since: \"soon\" is not an RFC 3339 date-time",
@@ -309,6 +314,23 @@ fn timeline_jobs_are_checked() {
     let err = both("types: [Meeting, call]").unwrap_err().to_string();
     assert!(
         err.contains("timeline.types: activity type call is already synced by job activity_task"),
+        "{err}"
+    );
+}
+
+#[test]
+fn on_missing_creates_only_where_the_gsid_finds_the_new_twin() {
+    assert_eq!(company_account().on_missing, OnMissing::Error, "default");
+    let create = format!("{VALID}\non_missing: create\n");
+    let job = Jobs::parse(Path::new("c.yaml"), &create).unwrap();
+    assert_eq!(job.on_missing, OnMissing::Create);
+    let gsid_pair = "  - { gainsight: Gsid, salesforce: Gainsight_Company_Id__c }\n";
+    assert!(create.contains(gsid_pair));
+    let err = Jobs::parse(Path::new("c.yaml"), &create.replace(gsid_pair, ""))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("on_missing: create needs an identifier pairing Company.Gsid"),
         "{err}"
     );
 }

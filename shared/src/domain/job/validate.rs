@@ -22,6 +22,7 @@ impl Job {
         self.check_conflict_rules()?;
         self.check_schedule()?;
         self.check_wait()?;
+        self.check_on_missing()?;
         self.check_timeline()?;
         self.derived
             .iter()
@@ -127,6 +128,18 @@ impl Job {
 }
 
 impl Job {
+    /// A new twin can be created only where one is found again by the GSID: an upsert on the
+    /// external id field the job pairs with it.
+    fn check_on_missing(&self) -> Result<(), String> {
+        match (self.on_missing, self.gsid_external_field()) {
+            (super::OnMissing::Create, None) => Err(format!(
+                "on_missing: create needs an identifier pairing {}.{} with an external id field of {} (for example {{ gainsight: {}, salesforce: Gainsight_Id__c }})",
+                self.gainsight.object, self.gainsight.id_field, self.salesforce.object, self.gainsight.id_field
+            )),
+            _ => Ok(()),
+        }
+    }
+
     /// A change waits for its parent between an hour and 30 days.
     fn check_wait(&self) -> Result<(), String> {
         match self.wait_for_parent_hours {

@@ -4,6 +4,7 @@
 //! calls (`plan`), and what a write's outcome makes of the ledger and of the source record.
 
 mod conflicts;
+mod gone;
 mod plan;
 
 use std::collections::HashMap;
@@ -15,6 +16,7 @@ use super::{
     Writeback,
 };
 pub use conflicts::{settle_conflicts, Settlement};
+pub use gone::{recreate, recreating};
 pub use plan::{plan_gainsight, plan_salesforce_update, Found, GainsightPlan};
 
 /// A write command with the id of the message that carried it.
@@ -129,7 +131,7 @@ pub struct Folded {
 }
 
 /// Why a change folded into a newer one has no write of its own.
-pub const FOLDED: &str = "folded into a newer change of the same record in the same batch: its values went out with that change's write, whose outcome is the next entry";
+pub const FOLDED: &str = "folded into a newer change of the same record in the same batch: its values went out in that change's write, whose outcome is recorded on its own";
 
 /// The ledger entries of the writes folded into kept ones that did not go back to the queue:
 /// each change gets its own entry in its record's history (an echo queued behind an update
