@@ -449,6 +449,18 @@ async fn freshness(rate: u64, seconds: u64, echoes: bool) -> Result<()> {
             .collect();
         gsids.extend(stack.gainsight_insert_quietly("Company", records).await?);
     }
+    if echoes {
+        // Without the rule's integration-user criterion the load itself posts rule events: the
+        // Companies sync (and echo) first, so the changes measured are edits of synced pairs.
+        let what = format!("the {total} Companies loaded synced and their echoes settled");
+        eprintln!("freshness: waiting for {what}");
+        stack
+            .eventually(Duration::from_secs(900), &what, || async {
+                Ok((stack.counts().await?.0 == total).then_some(()))
+            })
+            .await?;
+        stack.drained(Duration::from_secs(300)).await?;
+    }
     let mut sent_at: HashMap<String, i64> = HashMap::new();
     let mut ticker = tokio::time::interval(Duration::from_micros(1_000_000 / rate));
     let mut tasks = Vec::with_capacity(total);
@@ -471,18 +483,34 @@ async fn freshness(rate: u64, seconds: u64, echoes: bool) -> Result<()> {
         let status = t.await??;
         anyhow::ensure!(status == 200, "webhook answered {status}");
     }
-    let what = format!("all {total} Companies' ledger records synced");
-    stack
+    anyhow::ensure!(
+        sent_at.len() == total,
+        "{} Companies for {total} changes",
+        sent_at.len()
+    );
+    let sample = |r: &shared::domain::LedgerRecord| {
+        Some((r.last_sync_at_ms? - sent_at.get(r.key.gainsight_id()?)?) as f64)
+    };
+    let what = format!("all {total} Companies' ledger records synced after their change was sent");
+    let records = stack
         .eventually(Duration::from_secs(900), &what, || async {
-            Ok((stack.counts().await?.0 == total).then_some(()))
+            let records = stack.ledger_records().await?;
+            let fresh = records
+                .iter()
+                .filter(|r| sample(r).is_some_and(|s| s >= 0.0));
+            Ok((fresh.count() == total).then_some(records))
         })
         .await?;
-    let mut samples: Vec<f64> = stack
-        .ledger_records()
-        .await?
-        .into_iter()
-        .filter_map(|r| Some((r.last_sync_at_ms? - sent_at.get(r.key.gainsight_id()?)?) as f64))
-        .collect();
+    // A record synced before its change was sent says the figure measures something else.
+    if let Some(early) = records.iter().find(|r| sample(r).is_some_and(|s| s < 0.0)) {
+        eprintln!(
+            "freshness: {} synced {:?} ms before its change was sent: {:?}",
+            early.key,
+            sample(early).map(|s| -s),
+            early.history
+        );
+    }
+    let mut samples: Vec<f64> = records.iter().filter_map(sample).collect();
     anyhow::ensure!(
         samples.len() == total,
         "{} of {total} samples",
