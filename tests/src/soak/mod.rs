@@ -326,34 +326,7 @@ async fn check(stack: &Stack, expected: &Expected) -> Result<Verdict> {
     };
     let ledgers = stack.ledger_records().await?;
     v.error = ledgers.iter().filter(|l| l.error).count();
-    let mut by_job: std::collections::BTreeMap<&str, usize> = Default::default();
-    for l in ledgers.iter().filter(|l| l.error) {
-        *by_job.entry(l.job.as_str()).or_default() += 1;
-    }
-    if !by_job.is_empty() {
-        v.examples.push(format!("errors by job: {by_job:?}"));
-    }
-    // Changes still parked once the queues settled: their parent never synced, or its sync did
-    // not replay them (the poller's re-check would, minutes later).
-    let waiting: Vec<String> = (ledgers.iter().filter(|l| l.waiting.is_some()))
-        .map(|l| format!("{} {}", l.job, l.key))
-        .collect();
-    if !waiting.is_empty() {
-        v.examples.push(format!(
-            "still waiting: {} ({})",
-            waiting.len(),
-            waiting
-                .iter()
-                .take(10)
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
-    }
-    for l in ledgers.iter().filter(|l| l.error).take(3) {
-        v.examples
-            .push(format!("error {} {}: {:?}", l.job, l.key, l.last_error));
-    }
+    v.examples.extend(ledger_examples(&ledgers));
     let by_key: HashMap<String, &crate::LedgerRecord> =
         ledgers.iter().map(|l| (l.key.to_string(), l)).collect();
     // Each system's records read once and indexed by the field that names the twin.
@@ -404,6 +377,35 @@ async fn check(stack: &Stack, expected: &Expected) -> Result<Verdict> {
     check_cases(stack, expected, (&ledgers, &account_of), &mut v);
     check_activities(stack, expected, &ledgers, &mut v);
     Ok(v)
+}
+
+/// What the ledger says beyond the twins: the errors by job and the first three, and the changes
+/// still parked once the queues settled (their parent never synced, or its sync did not replay
+/// them; the poller's re-check would, minutes later).
+fn ledger_examples(ledgers: &[crate::LedgerRecord]) -> Vec<String> {
+    let mut examples = Vec::new();
+    let mut by_job: std::collections::BTreeMap<&str, usize> = Default::default();
+    for l in ledgers.iter().filter(|l| l.error) {
+        *by_job.entry(l.job.as_str()).or_default() += 1;
+    }
+    if !by_job.is_empty() {
+        examples.push(format!("errors by job: {by_job:?}"));
+    }
+    let waiting: Vec<String> = (ledgers.iter().filter(|l| l.waiting.is_some()))
+        .map(|l| format!("{} {}", l.job, l.key))
+        .collect();
+    if !waiting.is_empty() {
+        let first: Vec<&str> = waiting.iter().take(10).map(String::as_str).collect();
+        examples.push(format!(
+            "still waiting: {} ({})",
+            waiting.len(),
+            first.join(", ")
+        ));
+    }
+    for l in ledgers.iter().filter(|l| l.error).take(3) {
+        examples.push(format!("error {} {}: {:?}", l.job, l.key, l.last_error));
+    }
+    examples
 }
 
 /// Each Person against its Contact (by its GSID there).
