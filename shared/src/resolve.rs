@@ -75,7 +75,7 @@ pub async fn run_lookups(
             }
             Err(e) => {
                 tracing::warn!(job = %request.job, object = %request.object, error = %e, "lookup query failed; its records will be retried");
-                lookups.mark_failed(&request.job, request.derived);
+                lookups.mark_failed(&request.job, request.derived, e.to_string());
             }
         }
     }

@@ -18,6 +18,10 @@ use shared::ports::{
 };
 use shared::resolve::{load_schemas, run_lookups, SchemaError};
 
+mod give_up;
+mod recheck;
+use give_up::{failing, Failures};
+
 /// Table, queues, the Salesforce org and the Gainsight tenant.
 pub type Config = shared::config::ApiConfig;
 
@@ -149,7 +153,14 @@ impl MapperFn {
             &batch_seed(&event),
         );
         let last = shared::lambda::last_deliveries(&event, self.max_receives);
-        let (mut changes, mut failed) = parse_messages::<ChangeEvent>(event, "change event");
+        let (mut changes, unreadable) = parse_messages::<ChangeEvent>(event, "change event");
+        let mut failed: Failures = (unreadable.into_iter())
+            .map(|id| (id, "the message is not a change event".to_string()))
+            .collect();
+        let on_last: Vec<(String, ChangeEvent)> = (changes.iter())
+            .filter(|(id, _)| last.contains(id))
+            .cloned()
+            .collect();
         failed.extend(self.resolve_participants(&mut changes).await);
         // In change order, so that a change of a record meets the earlier ones of the batch as
         // writes on their way (see `LedgerBatch::note_mapped`).
@@ -173,7 +184,11 @@ impl MapperFn {
             let again = self
                 .map_batch(&changes, &pass, &mut summary, &mut runs)
                 .await;
-            failed.extend(again.failed.into_iter().chain(again.superseded));
+            let twice = again.superseded.into_iter().map(|id| {
+                let why = "its ledger record changed while it was mapped, twice";
+                (id, why.to_string())
+            });
+            failed.extend(again.failed.into_iter().chain(twice));
             parked.extend(again.parked);
         }
         let context = (&last, now_ms, deadline);
@@ -181,8 +196,9 @@ impl MapperFn {
             self.recheck_parked(parked, context, &mut summary, &mut runs)
                 .await,
         );
+        self.give_up(&failed, on_last, now_ms, &mut runs).await;
         store_runs(self.runs.as_ref(), runs).await;
-        let response = shared::lambda::batch_response(failed);
+        let response = shared::lambda::batch_response(failed.into_iter().map(|(id, _)| id));
         summary.failed_messages = response.batch_item_failures.len();
         tracing::info!(
             writes = summary.writes,
@@ -193,94 +209,6 @@ impl MapperFn {
             "mapper batch done"
         );
         (response, summary)
-    }
-
-    /// Looks the parents of the changes just parked up once more: a parent that synced between
-    /// the batch's lookup and the parking may have been checked for waiting changes before they
-    /// were there, so nothing would replay them. Those whose parent is there now are taken out
-    /// of the waiting store and mapped again; those whose second lookup failed are tried again
-    /// through the queue (staying parked meanwhile), except on their last delivery, where the
-    /// poller's re-check is left to find them. The ids of the messages to retry.
-    async fn recheck_parked(
-        &self,
-        parked: Vec<(String, WaitingChange)>,
-        (last, now_ms, deadline): (&std::collections::HashSet<String>, i64, Deadline),
-        summary: &mut Summary,
-        runs: &mut Runs,
-    ) -> Vec<String> {
-        let (Some(store), false) = (&self.waiting, parked.is_empty()) else {
-            return Vec::new();
-        };
-        let changes: Vec<(String, ChangeEvent)> = (parked.iter())
-            .map(|(id, w)| (id.clone(), w.change.clone()))
-            .collect();
-        let lookups = self.run_lookups(&changes, deadline).await;
-        let mut unknown: Vec<String> = Vec::new();
-        let mut found: Vec<(String, WaitingChange)> = Vec::new();
-        for (id, waiting) in parked {
-            match self.parent_seen(&waiting, &lookups) {
-                ParentSeen::Found => found.push((id, waiting)),
-                ParentSeen::Unknown if !last.contains(&id) => unknown.push(id),
-                ParentSeen::Unknown | ParentSeen::Missing => {}
-            }
-        }
-        if !unknown.is_empty() {
-            tracing::warn!(
-                changes = unknown.len(),
-                "parents of parked changes not looked up again; their messages are tried again"
-            );
-        }
-        if found.is_empty() {
-            return unknown;
-        }
-        let ids: Vec<&String> = found.iter().map(|(id, _)| id).collect();
-        let again: Vec<(String, ChangeEvent)> = changes
-            .into_iter()
-            .filter(|(id, _)| ids.contains(&id))
-            .collect();
-        let waits: Vec<WaitingChange> = found.into_iter().map(|(_, w)| w).collect();
-        if let Err(e) = store.release(&waits).await {
-            tracing::warn!(changes = waits.len(), error = %e, "changes whose parent came not taken out of the waiting store; a later replay finds them synced");
-        }
-        tracing::info!(
-            changes = again.len(),
-            "parents synced while their changes were being parked: mapped again"
-        );
-        let pass = Pass {
-            lookups: &lookups,
-            last,
-            now_ms,
-        };
-        let out = self.map_batch(&again, &pass, summary, runs).await;
-        (out.failed.into_iter().chain(out.superseded))
-            .chain(unknown)
-            .collect()
-    }
-
-    /// What `lookups` say of the parent `waiting` waits for.
-    fn parent_seen(&self, waiting: &WaitingChange, lookups: &Lookups) -> ParentSeen {
-        let Some(job) = self.jobs.get(&waiting.job) else {
-            return ParentSeen::Missing;
-        };
-        let mapper = Mapper::new(job, Some(&self.schemas));
-        let searched: Vec<(usize, Vec<String>)> = mapper
-            .lookup_tuples(&waiting.change)
-            .into_iter()
-            .filter(|(i, _)| job.derived[*i].lookup.object == waiting.parent.object)
-            .collect();
-        if searched
-            .iter()
-            .any(|(i, tuple)| lookups.found(&job.name, *i, tuple))
-        {
-            ParentSeen::Found
-        } else if searched
-            .iter()
-            .any(|(i, _)| lookups.has_failed(&job.name, *i))
-        {
-            ParentSeen::Unknown
-        } else {
-            ParentSeen::Missing
-        }
     }
 
     /// Maps `changes` against their ledger records read now, records what is ignored or
@@ -312,14 +240,14 @@ impl MapperFn {
                     marks.extend(mapped.marks.into_iter().map(|m| (id.clone(), m)));
                     parks.extend(mapped.parks.into_iter().map(|p| (id.clone(), p)));
                 }
-                Err(Retry) => failed.push(id.clone()),
+                Err(Retry(why)) => failed.push((id.clone(), why)),
             }
         }
         // A waiting change is parked before its record says it waits: a message whose parking
         // failed is retried whole.
         let unparked = self.park(&parks).await;
-        ledger.retain(|(id, _)| !unparked.contains(id));
-        parks.retain(|(id, _)| !unparked.contains(id));
+        ledger.retain(|(id, _)| !failing(&unparked, id));
+        parks.retain(|(id, _)| !failing(&unparked, id));
         failed.extend(unparked);
         // Ignored and rejected changes are recorded, and writes about to go out noted on their
         // records, before any write goes out: a message whose record failed is retried whole,
@@ -327,11 +255,11 @@ impl MapperFn {
         let ((unrecorded, superseded), unmarked) =
             tokio::join!(self.record(ledger, pass.now_ms), self.mark(marks));
         outgoing.retain(|(id, _)| {
-            !(unrecorded.contains(id) || unmarked.contains(id) || superseded.contains(id))
+            !(failing(&unrecorded, id) || failing(&unmarked, id) || superseded.contains(id))
         });
         failed.extend(unrecorded.into_iter().chain(unmarked));
         failed.extend(self.send(outgoing).await);
-        parks.retain(|(id, _)| !failed.contains(id));
+        parks.retain(|(id, _)| !failing(&failed, id));
         BatchOutcome {
             failed,
             superseded,
@@ -342,7 +270,7 @@ impl MapperFn {
     /// Timeline activities that arrived without their participants (through the webhook, in real
     /// time) get them here, in one query per entity for the whole batch; when that fails their
     /// messages are retried (and left out of this batch).
-    async fn resolve_participants(&self, changes: &mut Vec<(String, ChangeEvent)>) -> Vec<String> {
+    async fn resolve_participants(&self, changes: &mut Vec<(String, ChangeEvent)>) -> Failures {
         let wanted: Vec<usize> = changes
             .iter()
             .enumerate()
@@ -367,8 +295,11 @@ impl MapperFn {
             }
             Err(e) => {
                 tracing::warn!(activities = wanted.len(), error = %e, "participants not resolved; retrying the activities");
-                let retry: Vec<String> = wanted.iter().map(|i| changes[*i].0.clone()).collect();
-                changes.retain(|(id, _)| !retry.contains(id));
+                let why = format!("the activity's participants could not be resolved: {e}");
+                let retry: Failures = (wanted.iter())
+                    .map(|i| (changes[*i].0.clone(), why.clone()))
+                    .collect();
+                changes.retain(|(id, _)| !failing(&retry, id));
                 retry
             }
         }
@@ -406,7 +337,7 @@ impl MapperFn {
             );
             let mut failed = Lookups::default();
             for r in &requests {
-                failed.mark_failed(&r.job, r.derived);
+                failed.mark_failed(&r.job, r.derived, "cut off near the invocation's deadline");
             }
             failed
         })
@@ -428,7 +359,10 @@ impl MapperFn {
         for job in self.jobs.for_change(change) {
             matched = true;
             if ledgers.is_unreadable(&job.name) {
-                result = Err(Retry);
+                result = Err(Retry(format!(
+                    "the ledger of job {} could not be read",
+                    job.name
+                )));
                 continue;
             }
             let mapper = Mapper::new(job, Some(&self.schemas));
@@ -470,7 +404,7 @@ impl MapperFn {
         &self,
         ledger: Vec<(String, LedgerWrite)>,
         now_ms: i64,
-    ) -> (Vec<String>, Vec<String>) {
+    ) -> (Failures, Vec<String>) {
         if ledger.is_empty() {
             return (Vec::new(), Vec::new());
         }
@@ -483,7 +417,9 @@ impl MapperFn {
             }
             Err(e) => {
                 tracing::error!(records = writes.len(), error = %e, "ledger update failed; changes will be retried");
-                (ledger.into_iter().map(|(id, _)| id).collect(), Vec::new())
+                let why = format!("the ledger could not be updated: {e}");
+                let failed = ledger.into_iter().map(|(id, _)| (id, why.clone()));
+                (failed.collect(), Vec::new())
             }
         }
     }
@@ -491,7 +427,7 @@ impl MapperFn {
     /// Notes on each synced record that its change's write is on its way (see
     /// `LedgerRecord::mapped_at`), in one request per job and source for most batches; the ids
     /// of the messages whose notes were not written.
-    async fn mark(&self, marks: Vec<(String, Mark)>) -> Vec<String> {
+    async fn mark(&self, marks: Vec<(String, Mark)>) -> Failures {
         let mut by_job: HashMap<&str, Vec<&(String, Mark)>> = HashMap::new();
         for m in &marks {
             by_job.entry(m.1 .0.as_str()).or_default().push(m);
@@ -501,7 +437,8 @@ impl MapperFn {
             let notes: Vec<_> = marks.iter().map(|(_, m)| m.1.clone()).collect();
             if let Err(e) = self.ledger.mapped(job, &notes).await {
                 tracing::error!(job, records = notes.len(), error = %e, "ledger not told of the writes queued; changes will be retried");
-                failed.extend(marks.iter().map(|(id, _)| id.clone()));
+                let why = format!("the ledger could not note the writes queued: {e}");
+                failed.extend(marks.iter().map(|(id, _)| (id.clone(), why.clone())));
             }
         }
         failed
@@ -509,7 +446,7 @@ impl MapperFn {
 
     /// Parks the batch's waiting changes in one request per 25; the ids of the messages whose
     /// changes were not parked.
-    async fn park(&self, parks: &[(String, WaitingChange)]) -> Vec<String> {
+    async fn park(&self, parks: &[(String, WaitingChange)]) -> Failures {
         let Some(store) = self.waiting.as_ref().filter(|_| !parks.is_empty()) else {
             return Vec::new();
         };
@@ -518,20 +455,24 @@ impl MapperFn {
             Ok(()) => Vec::new(),
             Err(e) => {
                 tracing::error!(changes = parked.len(), error = %e, "waiting changes not parked; they will be retried");
-                parks.iter().map(|(id, _)| id.clone()).collect()
+                let why = format!("the change could not be parked to wait for its parent: {e}");
+                parks
+                    .iter()
+                    .map(|(id, _)| (id.clone(), why.clone()))
+                    .collect()
             }
         }
     }
 
     /// Sends every write command; the ids of the messages whose commands were not queued.
-    async fn send(&self, outgoing: Vec<(String, String)>) -> Vec<String> {
+    async fn send(&self, outgoing: Vec<(String, String)>) -> Failures {
         let bodies: Vec<String> = outgoing.iter().map(|(_, b)| b.clone()).collect();
         let results = self.writes.send(&bodies).await;
         let mut failed = Vec::new();
         for ((id, _), result) in outgoing.into_iter().zip(results) {
             if let Err(e) = result {
                 tracing::error!(message_id = %id, error = %e, "write command not queued; change will be retried");
-                failed.push(id);
+                failed.push((id, format!("the write could not be queued: {e}")));
             }
         }
         failed
@@ -540,8 +481,8 @@ impl MapperFn {
 
 /// What mapping a batch came to.
 struct BatchOutcome {
-    /// Messages to retry.
-    failed: Vec<String>,
+    /// Messages to retry, with why.
+    failed: Failures,
     /// Messages whose in-sync note no longer held, to map again.
     superseded: Vec<String>,
     /// Changes parked to wait for their parent, with their messages.
@@ -561,15 +502,6 @@ struct Mapped {
 
 /// A job and the note that a record's write is on its way: ledger key, source, change time.
 type Mark = (String, (LedgerKey, System, i64));
-
-/// What a second lookup says of a parked change's parent.
-enum ParentSeen {
-    Found,
-    /// Not there yet: the change stays parked for its replay.
-    Missing,
-    /// The lookup failed: whether the parent is there is not known.
-    Unknown,
-}
 
 /// What every mapping pass over a batch shares: the lookups' results, the messages on their
 /// last delivery, the time.
@@ -609,7 +541,7 @@ fn settle(
         }
         MapOutcome::Retry { reason } => {
             tracing::warn!(job = %job.name, event_id = %change.event_id, reason = %reason, "change retried");
-            return Err(Retry);
+            return Err(Retry(reason));
         }
         MapOutcome::Unresolved {
             key: Some(key),
@@ -627,7 +559,7 @@ fn settle(
             tracing::info!(job = %job.name, event_id = %change.event_id, reason = %said, "change tried again");
             let line = RunLine::new(&change.record_id, LineOutcome::Error).message(&said);
             cx.runs.line(run_job, line);
-            return Err(Retry);
+            return Err(Retry(said));
         }
         MapOutcome::Ignored { key, reason } => {
             summary.ignored += 1;
@@ -700,13 +632,13 @@ fn queue(cx: Context<'_>, commands: &[WriteCommand], mapped: &mut Mapped) -> Res
     Ok(())
 }
 
-/// The message must go back to the queue.
-struct Retry;
+/// The message must go back to the queue, for this reason.
+struct Retry(String);
 
 fn serialise(job: &Job, command: &WriteCommand) -> Result<String, Retry> {
     serde_json::to_string(command).map_err(|e| {
         tracing::error!(job = %job.name, error = %e, "write command does not serialise");
-        Retry
+        Retry(format!("the write command does not serialise: {e}"))
     })
 }
 

@@ -585,3 +585,47 @@ async fn a_parked_change_whose_second_lookup_fails_is_tried_again() {
     );
     assert_eq!(store.waiting.lock().unwrap().len(), 1);
 }
+
+/// A change whose lookup fails on its last delivery (Salesforce unavailable) goes to the changes
+/// dead-letter queue, and the ledger says so first: given up, why, where it waits and what to do.
+/// Before, it reached the dead-letter queue with no ledger record (how two Gainsight Cases of a
+/// 10,000-change soak were lost: their Account lookups had found nothing on four deliveries, and
+/// the lookup of the fifth met an injected fault).
+#[tokio::test]
+async fn a_change_failing_on_its_last_delivery_is_recorded_as_given_up() {
+    let Harness {
+        store,
+        queue,
+        salesforce,
+        mapper,
+    } = harness();
+    let mapper = mapper.with_waiting(store.clone());
+    *salesforce.selects_unavailable.lock().unwrap() = true;
+    let first = event(vec![("m3", person_change("P3", "C9"))]);
+    let (response, _) = mapper.handle_at(first, 1_000).await;
+    assert_eq!(shared::fakes::failed_ids(&response), ["m3"]);
+    assert!(
+        store.ledger_of("person_contact", "P3").is_none(),
+        "an earlier delivery is only tried again"
+    );
+
+    let mut last = event(vec![("m3", person_change("P3", "C9"))]);
+    last.records[0]
+        .attributes
+        .insert("ApproximateReceiveCount".into(), "5".into());
+    let (response, _) = mapper.handle_at(last, 2_000).await;
+    assert_eq!(
+        shared::fakes::failed_ids(&response),
+        ["m3"],
+        "SQS moves it to the dead-letter queue"
+    );
+    assert!(queue.bodies().is_empty());
+    let p3 = store.ledger_of("person_contact", "P3").unwrap();
+    assert!(p3.error);
+    let said = p3.last_error.unwrap();
+    assert!(said.starts_with("gave up after 5 deliveries: "), "{said}");
+    assert!(said.contains("503"), "the cause: {said}");
+    assert!(said.contains("changes dead-letter queue"), "{said}");
+    let log = store.run_log();
+    assert!(log.contains("gave up after 5 deliveries"), "{log}");
+}

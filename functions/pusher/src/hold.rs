@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use shared::domain::budget::Budget;
 use shared::domain::push::Pending;
-use shared::domain::{Runs, System, WriteCommand};
+use shared::domain::{DeadLetter, LedgerUpdate, Runs, System, WriteCommand};
 use shared::ports::{ApiError, LedgerWrite};
 
 use crate::write::Held;
@@ -68,7 +68,7 @@ impl Pusher {
         system: System,
         held: Held,
         (object, retry, runs): (&str, &mut Vec<String>, &mut Runs),
-        last: (&HashSet<String>, &mut Vec<(WriteCommand, String)>),
+        last: (&HashSet<String>, &mut Vec<(WriteCommand, LedgerUpdate)>),
     ) {
         match held {
             Held::Paused(back, refused) => {
@@ -96,7 +96,7 @@ impl Pusher {
         back: Vec<Pending>,
         error: &ApiError,
         (object, retry, runs): (&str, &mut Vec<String>, &mut Runs),
-        (last, gave_up): (&HashSet<String>, &mut Vec<(WriteCommand, String)>),
+        (last, gave_up): (&HashSet<String>, &mut Vec<(WriteCommand, LedgerUpdate)>),
     ) {
         let said = format!("{error}; the writes go back to the queue");
         for p in back {
@@ -106,8 +106,12 @@ impl Pusher {
             }
             runs.fail(job, &said);
             if last.contains(&p.message_id) {
-                let message = gave_up_message(self.max_receives, &error.to_string());
-                gave_up.push((p.command.clone(), message));
+                let update = LedgerUpdate::gave_up(
+                    self.max_receives,
+                    &error.to_string(),
+                    DeadLetter::Writes,
+                );
+                gave_up.push((p.command.clone(), update));
             }
             retry.push(p.message_id);
         }
@@ -117,7 +121,7 @@ impl Pusher {
     /// queue takes them (not fatal: the message is kept either way).
     pub(crate) async fn record_gave_up(
         &self,
-        gave_up: Vec<(WriteCommand, String)>,
+        gave_up: Vec<(WriteCommand, LedgerUpdate)>,
         runs: &Runs,
         now_ms: i64,
     ) {
@@ -126,11 +130,11 @@ impl Pusher {
         }
         let writes: Vec<LedgerWrite> = gave_up
             .into_iter()
-            .map(|(cmd, message)| LedgerWrite {
+            .map(|(cmd, update)| LedgerWrite {
                 run: runs.id_for(Some(&cmd.job)).to_string(),
                 job: cmd.job,
                 key: cmd.ledger_key,
-                update: shared::domain::LedgerUpdate::Failed { message },
+                update,
                 prior: shared::domain::Prior::Unread,
             })
             .collect();
@@ -208,12 +212,6 @@ impl Pusher {
 }
 
 /// What the ledger says of a write that failed on every delivery.
-fn gave_up_message(deliveries: u32, error: &str) -> String {
-    format!(
-        "gave up after {deliveries} deliveries: {error}; the write is kept in the writes dead-letter queue: redrive it once the cause is fixed, or resync the record"
-    )
-}
-
 /// Why a job's writes wait: the target refused our credentials for good. Runs that start with
 /// `paused: ` mark the job paused (`syncctl status`) until a later write there succeeds.
 fn paused(target: System, refused: &ApiError) -> String {

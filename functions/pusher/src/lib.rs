@@ -32,7 +32,8 @@ use shared::domain::push::{
 };
 use shared::domain::waiting::{released_by, ParentKey};
 use shared::domain::{
-    Jobs, LedgerBatch, LedgerKey, LineOutcome, RunFunction, RunLine, Runs, System, WriteCommand,
+    Jobs, LedgerBatch, LedgerKey, LedgerUpdate, LineOutcome, RunFunction, RunLine, Runs, System,
+    WriteCommand,
 };
 use shared::lambda::{batch_seed, parse_messages, store_runs, Deadline, Late};
 use shared::ports::{
@@ -461,7 +462,7 @@ impl Pusher {
         &self,
         kept: Vec<Pending>,
         (retry, runs): (&mut Vec<String>, &mut Runs),
-        (last, gave_up): (&HashSet<String>, &mut Vec<(WriteCommand, String)>),
+        (last, gave_up): (&HashSet<String>, &mut Vec<(WriteCommand, LedgerUpdate)>),
         clock: Clock,
     ) -> Vec<(Pending, WriteOutcome)> {
         type Group = (System, String, Option<String>, shared::domain::WriteMode);

@@ -394,7 +394,31 @@ pub enum LedgerUpdate {
     },
 }
 
+/// The dead-letter queue a message given up on its last delivery waits in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeadLetter {
+    /// `changes`: a change the mapper could not map and queue.
+    Changes,
+    /// `writes`: a write the pusher could not make.
+    Writes,
+}
+
 impl LedgerUpdate {
+    /// What the ledger records of a message that failed on its last delivery (`deliveries`, the
+    /// queue's maxReceiveCount), before SQS moves it to `queue`: the last error, where the
+    /// message waits and what to do, so that no message reaches a dead-letter queue unrecorded.
+    pub fn gave_up(deliveries: u32, error: &str, queue: DeadLetter) -> LedgerUpdate {
+        let (what, name) = match queue {
+            DeadLetter::Changes => ("change", "changes"),
+            DeadLetter::Writes => ("write", "writes"),
+        };
+        LedgerUpdate::Failed {
+            message: format!(
+                "gave up after {deliveries} deliveries: {error}; the {what} is kept in the {name} dead-letter queue: redrive it once the cause is fixed, or resync the record"
+            ),
+        }
+    }
+
     pub fn outcome(&self) -> Outcome {
         match self {
             LedgerUpdate::Synced { .. } => Outcome::Synced,
@@ -458,6 +482,22 @@ mod tests {
             source_changed_at_ms: at,
             fields: BTreeMap::new(),
         }
+    }
+
+    #[test]
+    fn a_message_given_up_says_where_it_waits_and_what_to_do() {
+        let LedgerUpdate::Failed { message } =
+            LedgerUpdate::gave_up(5, "lookup failed: 503", DeadLetter::Changes)
+        else {
+            panic!("a give-up is a failure");
+        };
+        assert_eq!(
+            message,
+            "gave up after 5 deliveries: lookup failed: 503; the change is kept in the changes dead-letter queue: redrive it once the cause is fixed, or resync the record"
+        );
+        let writes = LedgerUpdate::gave_up(3, "x", DeadLetter::Writes);
+        assert_eq!(writes.outcome(), Outcome::Error);
+        assert!(format!("{writes:?}").contains("the write is kept in the writes dead-letter queue"));
     }
 
     #[test]

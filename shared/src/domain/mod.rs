@@ -24,8 +24,8 @@ pub use job::{
 };
 pub use key::LedgerKey;
 pub use ledger::{
-    FieldState, HistoryEntry, InSync, LedgerBatch, LedgerRecord, LedgerUpdate, Outcome, Prior,
-    SyncStatus, HISTORY_KEPT,
+    DeadLetter, FieldState, HistoryEntry, InSync, LedgerBatch, LedgerRecord, LedgerUpdate, Outcome,
+    Prior, SyncStatus, HISTORY_KEPT,
 };
 pub use mapping::{LookupRequest, Lookups, MapOutcome, Mapper};
 pub use run::{

@@ -481,6 +481,8 @@ pub struct MemorySalesforce {
     pub selects_unauthorised: Mutex<bool>,
     /// When set, every select after the first times out (a transient fault).
     pub selects_time_out_after_first: Mutex<bool>,
+    /// When set, every select fails as Salesforce being unavailable (a transient fault).
+    pub selects_unavailable: Mutex<bool>,
     pub queries: Mutex<Vec<SfSelect>>,
     pub query_rows: Mutex<Vec<Fields>>,
 }
@@ -620,6 +622,14 @@ impl SalesforceApi for MemorySalesforce {
             return Err(ApiError::Auth {
                 system: "Salesforce",
                 message: "Session expired or invalid".into(),
+            });
+        }
+        if *self.selects_unavailable.lock().unwrap() {
+            return Err(ApiError::Unavailable {
+                system: "Salesforce",
+                status: 503,
+                message: "injected".into(),
+                retry_after_ms: None,
             });
         }
         let after_first = self.queries.lock().unwrap().len() > 1;

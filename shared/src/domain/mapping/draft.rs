@@ -296,9 +296,9 @@ impl Mapper<'_> {
         tuple: &[String],
     ) -> Stage<Value> {
         let job = &self.job.name;
-        if lookups.has_failed(job, index) {
+        if let Some(why) = lookups.failure(job, index) {
             return Err(MapOutcome::Retry {
-                reason: format!("{} could not run", derived.describe()),
+                reason: format!("{} could not run: {why}", derived.describe()),
             });
         }
         if let Some(why) = lookups.refused(job, index, tuple) {

@@ -30,8 +30,8 @@ type Found = HashMap<Vec<String>, Vec<String>>;
 pub struct Lookups {
     /// job -> derived mapping index -> match tuple -> values found.
     found: HashMap<String, HashMap<usize, Found>>,
-    /// Lookups that could not run: their records are retried, not rejected.
-    failed: Vec<(String, usize)>,
+    /// Lookups that could not run, with why: their records are retried, not rejected.
+    failed: Vec<(String, usize, String)>,
     /// Match tuples the system refused to look up (a value it cannot query), with why: their
     /// records are rejected, the rest of the lookup stands.
     refused: HashMap<(String, usize, Vec<String>), String>,
@@ -47,8 +47,9 @@ impl Lookups {
             .insert(tuple, values);
     }
 
-    pub fn mark_failed(&mut self, job: &str, derived: usize) {
-        self.failed.push((job.to_string(), derived));
+    /// The lookup of `job`'s derived mapping `derived` could not run, because of `why`.
+    pub fn mark_failed(&mut self, job: &str, derived: usize, why: impl Into<String>) {
+        self.failed.push((job.to_string(), derived, why.into()));
     }
 
     pub fn refuse(&mut self, job: &str, derived: usize, tuple: Vec<String>, why: String) {
@@ -63,7 +64,14 @@ impl Lookups {
     }
 
     pub fn has_failed(&self, job: &str, derived: usize) -> bool {
-        self.failed.iter().any(|(j, d)| j == job && *d == derived)
+        self.failure(job, derived).is_some()
+    }
+
+    /// Why the lookup of `job`'s derived mapping `derived` could not run, if it could not.
+    pub fn failure(&self, job: &str, derived: usize) -> Option<&str> {
+        (self.failed.iter())
+            .find(|(j, d, _)| j == job && *d == derived)
+            .map(|(_, _, why)| why.as_str())
     }
 
     /// Whether the lookup found a record for `tuple`.

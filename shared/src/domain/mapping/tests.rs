@@ -631,11 +631,14 @@ fn derived_lookups_table() {
 
     // A lookup that could not run is retried, not held against the record.
     let mut lookups = Lookups::default();
-    lookups.mark_failed("person_contact", 0);
-    assert!(matches!(
-        map_with("person_contact", &p, None, &lookups),
-        MapOutcome::Retry { .. }
-    ));
+    lookups.mark_failed("person_contact", 0, "Salesforce unavailable");
+    let MapOutcome::Retry { reason } = map_with("person_contact", &p, None, &lookups) else {
+        panic!("retried");
+    };
+    assert!(
+        reason.ends_with("could not run: Salesforce unavailable"),
+        "{reason}"
+    );
 }
 
 #[test]
