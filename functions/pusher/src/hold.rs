@@ -36,6 +36,69 @@ fn budget_from_env(name: &'static str) -> Result<Budget, shared::config::ConfigE
     }
 }
 
+/// The batch's messages on their last delivery (the writes queue's maxReceiveCount), and what
+/// is known of why those sent back failed: each is recorded in the ledger as given up before
+/// SQS moves it to the writes dead-letter queue, so none is there unrecorded.
+#[derive(Default)]
+pub(crate) struct LastDeliveries {
+    ids: HashSet<String>,
+    /// Writes given up with their cause, to record under their leases.
+    gave_up: Vec<(String, WriteCommand, LedgerUpdate)>,
+    /// Messages already recorded as given up.
+    recorded: HashSet<String>,
+}
+
+impl LastDeliveries {
+    pub(crate) fn new(ids: HashSet<String>) -> Self {
+        Self {
+            ids,
+            ..Self::default()
+        }
+    }
+
+    pub(crate) fn contains(&self, message_id: &str) -> bool {
+        self.ids.contains(message_id)
+    }
+
+    pub(crate) fn ids(&self) -> &HashSet<String> {
+        &self.ids
+    }
+
+    /// Notes that `p` failed because of `error`; given up if this is its last delivery.
+    pub(crate) fn give_up(&mut self, p: &Pending, error: &str, deliveries: u32) {
+        if self.contains(&p.message_id) {
+            let update = LedgerUpdate::gave_up(deliveries, error, DeadLetter::Writes);
+            (self.gave_up).push((p.message_id.clone(), p.command.clone(), update));
+        }
+    }
+
+    /// Notes that `message_id`'s ledger record was written with its failure.
+    pub(crate) fn recorded(&mut self, message_id: &str) {
+        self.recorded.insert(message_id.to_string());
+    }
+
+    /// Gives up the writes of `on_last` sent back (`retry`) whose failure was not recorded yet:
+    /// their cause is in the runs (a ledger or lease that could not be read or written, a load
+    /// that could not be staged).
+    pub(crate) fn give_up_the_rest(
+        &mut self,
+        retry: &[String],
+        on_last: &[Pending],
+        deliveries: u32,
+    ) {
+        let why = "the write did not complete on any delivery (the pusher's runs say why on each)";
+        for p in on_last {
+            let (sent_back, recorded) = (
+                retry.contains(&p.message_id),
+                self.recorded.contains(&p.message_id),
+            );
+            if sent_back && !recorded {
+                self.give_up(p, why, deliveries);
+            }
+        }
+    }
+}
+
 impl Pusher {
     /// Whether `system` may be written now under its API budget: `Err` with why and how long to
     /// wait. The Salesforce answer is worked out once per batch (it may cost a `/limits` call).
@@ -68,7 +131,7 @@ impl Pusher {
         system: System,
         held: Held,
         (object, retry, runs): (&str, &mut Vec<String>, &mut Runs),
-        last: (&HashSet<String>, &mut Vec<(WriteCommand, LedgerUpdate)>),
+        last: &mut LastDeliveries,
     ) {
         match held {
             Held::Paused(back, refused) => {
@@ -96,7 +159,7 @@ impl Pusher {
         back: Vec<Pending>,
         error: &ApiError,
         (object, retry, runs): (&str, &mut Vec<String>, &mut Runs),
-        (last, gave_up): (&HashSet<String>, &mut Vec<(WriteCommand, LedgerUpdate)>),
+        last: &mut LastDeliveries,
     ) {
         let said = format!("{error}; the writes go back to the queue");
         for p in back {
@@ -105,26 +168,20 @@ impl Pusher {
                 runs.objects(job, j.object_in(p.command.source), Some(object));
             }
             runs.fail(job, &said);
-            if last.contains(&p.message_id) {
-                let update = LedgerUpdate::gave_up(
-                    self.max_receives,
-                    &error.to_string(),
-                    DeadLetter::Writes,
-                );
-                gave_up.push((p.command.clone(), update));
-            }
+            last.give_up(&p, &error.to_string(), self.max_receives);
             retry.push(p.message_id);
         }
     }
 
-    /// Writes that failed on their last delivery: the ledger says why before the dead-letter
-    /// queue takes them (not fatal: the message is kept either way).
-    pub(crate) async fn record_gave_up(
-        &self,
-        gave_up: Vec<(WriteCommand, LedgerUpdate)>,
-        runs: &Runs,
-        now_ms: i64,
-    ) {
+    /// Writes that failed on their last delivery (those `last` holds): the ledger says why
+    /// before the dead-letter queue takes them (not fatal: the message is kept either way).
+    pub(crate) async fn record_gave_up(&self, last: &mut LastDeliveries, runs: &Runs, now_ms: i64) {
+        let gave_up: Vec<(WriteCommand, LedgerUpdate)> = (last.gave_up.drain(..))
+            .map(|(id, cmd, update)| {
+                last.recorded.insert(id);
+                (cmd, update)
+            })
+            .collect();
         if gave_up.is_empty() {
             return;
         }

@@ -16,8 +16,9 @@ mod write;
 
 pub use files::Files;
 pub use hold::budgets_from_env;
+use hold::LastDeliveries;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,8 +33,8 @@ use shared::domain::push::{
 };
 use shared::domain::waiting::{released_by, ParentKey};
 use shared::domain::{
-    Jobs, LedgerBatch, LedgerKey, LedgerUpdate, LineOutcome, RunFunction, RunLine, Runs, System,
-    WriteCommand,
+    DeadLetter, Jobs, LedgerBatch, LedgerKey, LedgerUpdate, LineOutcome, RunFunction, RunLine,
+    Runs, System, WriteCommand,
 };
 use shared::lambda::{batch_seed, parse_messages, store_runs, Deadline, Late};
 use shared::ports::{
@@ -251,20 +252,28 @@ impl Pusher {
             now_ms,
             &batch_seed(&event),
         );
-        let last = shared::lambda::last_deliveries(&event, self.max_receives);
+        let mut last =
+            LastDeliveries::new(shared::lambda::last_deliveries(&event, self.max_receives));
         let Parsed {
             batch,
             flushes,
             sides,
             failed: mut retry,
         } = self.parse(event);
+        let on_last: Vec<Pending> = (batch.iter())
+            .filter(|p| last.contains(&p.message_id))
+            .cloned()
+            .collect();
         let folded = newest_per_record(batch);
         summary.superseded = folded.superseded;
         let batch = self
             .stage_loads(folded.kept, &mut retry, &mut runs, now_ms)
             .await;
-        self.push(batch, &mut retry, &mut runs, &last, &mut summary, clock)
+        self.push(batch, &mut retry, &mut runs, &mut last, &mut summary, clock)
             .await;
+        // Before the writes folded into them join them: those go wherever their newest goes.
+        last.give_up_the_rest(&retry, &on_last, self.max_receives);
+        self.record_gave_up(&mut last, &runs, now_ms).await;
         // A write that goes back takes the writes folded into it along.
         let also: Vec<String> = retry
             .iter()
@@ -275,7 +284,10 @@ impl Pusher {
         retry.extend(also);
         self.record_folded(folded_outcomes(&folded.folded, &retry), &mut runs, now_ms)
             .await;
-        retry.extend(self.side_messages(sides, &last, &mut runs, now_ms).await);
+        retry.extend(
+            self.side_messages(sides, last.ids(), &mut runs, now_ms)
+                .await,
+        );
         for (message_id, load) in flushes {
             if let Err(why) = self.flush_load(&load, &mut runs, &mut summary, clock).await {
                 tracing::warn!(load = %load, reason = %why, "bulk load flush comes again");
@@ -306,7 +318,7 @@ impl Pusher {
         batch: Vec<Pending>,
         retry: &mut Vec<String>,
         runs: &mut Runs,
-        last: &HashSet<String>,
+        last: &mut LastDeliveries,
         summary: &mut Summary,
         clock: Clock,
     ) {
@@ -325,7 +337,7 @@ impl Pusher {
         &self,
         batch: Vec<Pending>,
         (retry, runs): (&mut Vec<String>, &mut Runs),
-        last: &HashSet<String>,
+        last: &mut LastDeliveries,
         summary: &mut Summary,
         clock: Clock,
     ) {
@@ -352,18 +364,17 @@ impl Pusher {
         let settlement = settle_conflicts(fresh, &ledgers, &self.jobs);
         let mut settled = settlement.settled;
         settled.extend(nothing);
-        let mut gave_up = Vec::new();
         settled.extend(
-            self.write_groups(settlement.kept, (retry, runs), (last, &mut gave_up), clock)
+            self.write_groups(settlement.kept, (retry, runs), last, clock)
                 .await,
         );
-        self.record_gave_up(gave_up, runs, now_ms).await;
+        self.record_gave_up(last, runs, now_ms).await;
         self.recreate_gone(&mut settled).await;
         if let Some(files) = &self.files {
             files.upload_all(&mut settled, &ledgers, now_ms).await;
         }
         let mut side_writes = settlement.restores;
-        let effects = self.effects(settled, &ledgers, now_ms, summary, runs);
+        let effects = self.effects(settled, (&ledgers, &mut *last), now_ms, summary, runs);
         side_writes.extend(effects.iter().filter_map(|e| e.effect.writeback.clone()));
         retry.extend(
             effects
@@ -462,7 +473,7 @@ impl Pusher {
         &self,
         kept: Vec<Pending>,
         (retry, runs): (&mut Vec<String>, &mut Runs),
-        (last, gave_up): (&HashSet<String>, &mut Vec<(WriteCommand, LedgerUpdate)>),
+        last: &mut LastDeliveries,
         clock: Clock,
     ) -> Vec<(Pending, WriteOutcome)> {
         type Group = (System, String, Option<String>, shared::domain::WriteMode);
@@ -496,8 +507,7 @@ impl Pusher {
                 Ok(outcomes) => settled.extend(outcomes),
                 Err(held) => {
                     let context = (object.as_str(), &mut *retry, &mut *runs);
-                    self.hold(system, held, context, (last, &mut *gave_up))
-                        .await;
+                    self.hold(system, held, context, &mut *last).await;
                 }
             }
         }
@@ -508,7 +518,7 @@ impl Pusher {
     fn effects(
         &self,
         settled: Vec<(Pending, WriteOutcome)>,
-        ledgers: &LedgerBatch,
+        (ledgers, last): (&LedgerBatch, &mut LastDeliveries),
         now_ms: i64,
         summary: &mut Summary,
         runs: &mut Runs,
@@ -526,7 +536,16 @@ impl Pusher {
                 Some(&cmd.object),
             );
             runs.line(Some(&job.name), run_line(cmd, &outcome));
-            let effect = ledger_effect(job, cmd, outcome, ledgers, now_ms);
+            let mut effect = ledger_effect(job, cmd, outcome, ledgers, now_ms);
+            if effect.retry && last.contains(&pending.message_id) {
+                // Failed for now on its last delivery: the ledger says it was given up.
+                if let LedgerUpdate::Failed { message } = &effect.update {
+                    let why = message.clone();
+                    effect.update =
+                        LedgerUpdate::gave_up(self.max_receives, &why, DeadLetter::Writes);
+                }
+                last.recorded(&pending.message_id);
+            }
             let before = ledgers.get(&job.name, &cmd.ledger_key);
             let releases = released_by(
                 &self.jobs,

@@ -2,7 +2,7 @@
 //! flush that finds the load quiet writes them all at once through the usual path, where a group
 //! at or over the job's bulk threshold goes through one Bulk API 2.0 job.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use shared::domain::load::{self, FlushVerdict, LoadFlush, LoadId};
@@ -124,7 +124,10 @@ impl Pusher {
             })
             .collect();
         let mut retry = Vec::new();
-        self.push(batch, &mut retry, runs, &HashSet::new(), summary, clock)
+        // A flush's writes are never on a last delivery: those it cannot make go again as
+        // writes of their own.
+        let mut last = crate::LastDeliveries::default();
+        self.push(batch, &mut retry, runs, &mut last, summary, clock)
             .await;
         let again: Vec<String> = retry
             .iter()

@@ -306,3 +306,43 @@ async fn a_field_set_back_alone_while_its_change_was_in_flight_ends_with_the_new
         assert_eq!(record.salesforce_changed_at_ms, Some(300));
     }
 }
+
+/// A write whose record leases cannot be taken (the lease store down) on its last delivery goes
+/// to the writes dead-letter queue, and the ledger says so first; an earlier delivery only goes
+/// back to the queue. Before, any failure but a target's answer reached the dead-letter queue
+/// with no ledger record.
+#[tokio::test]
+async fn a_write_sent_back_on_its_last_delivery_for_any_reason_is_recorded_as_given_up() {
+    let store = Arc::new(MemoryStore::default());
+    let leases = Arc::new(MemoryStore::default());
+    *leases.fail.lock().unwrap() = true;
+    let sf = Arc::new(MemorySalesforce::default());
+    let pusher = Pusher::new(
+        (store.clone(), store.clone(), leases),
+        sf.clone(),
+        Arc::new(MemoryGainsight::default()),
+        Jobs::builtin(),
+    );
+    let first = event(vec![("m1", command("G1", "Acme", 1))]);
+    let (response, _) = pusher.handle_at(first, 1_000).await;
+    assert_eq!(failed_ids(&response), ["m1"]);
+    assert!(store.ledger_of("company_account", "G1").is_none());
+
+    let mut last = event(vec![("m1", command("G1", "Acme", 1))]);
+    last.records[0]
+        .attributes
+        .insert("ApproximateReceiveCount".into(), "5".into());
+    let (response, _) = pusher.handle_at(last, 2_000).await;
+    assert_eq!(failed_ids(&response), ["m1"], "to the dead-letter queue");
+    assert_eq!(*sf.calls.lock().unwrap(), 0, "never written");
+    let g1 = store.ledger_of("company_account", "G1").expect("recorded");
+    let said = g1.last_error.unwrap_or_default();
+    assert!(g1.error, "{said}");
+    assert!(
+        said.starts_with("gave up after 5 deliveries: the write did not complete on any delivery"),
+        "{said}"
+    );
+    assert!(said.contains("writes dead-letter queue"), "{said}");
+    let log = store.run_log();
+    assert!(log.contains("record leases could not be taken"), "{log}");
+}
