@@ -92,7 +92,7 @@ async fn salesforce_upserts_in_collections_of_200_and_reports_each_record() -> R
 /// or a bad reference on a record that is there.
 #[tokio::test]
 async fn an_update_of_a_missing_record_says_it_is_gone() -> Result<()> {
-    let (_emu, client) = salesforce().await?;
+    let (emu, client) = salesforce().await?;
     let created = client
         .upsert(
             "Account",
@@ -119,6 +119,14 @@ async fn an_update_of_a_missing_record_says_it_is_gone() -> Result<()> {
         [(true, false), (false, true), (false, false)],
         "{results:?}"
     );
+    // A record a user deleted is in the Recycle Bin: its update is refused as deleted.
+    assert!(emu.delete("Account", &here));
+    let results = client
+        .update("Account", &[fields(json!({"Id": here, "Phone": "3"}))])
+        .await?;
+    assert!(!results[0].success && results[0].gone, "{results:?}");
+    let said = results[0].errors.join("; ");
+    assert!(said.starts_with("ENTITY_IS_DELETED"), "{said}");
 
     let (_gemu, gs) = gainsight().await?;
     let missing = gs

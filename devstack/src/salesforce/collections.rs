@@ -417,6 +417,13 @@ pub(super) fn update_one(
         .iter()
         .position(|r| r.get("Id").and_then(Value::as_str) == Some(id.as_str()))
     else {
+        if sobject.deleted.contains(&id) {
+            return Err(save_error(
+                "ENTITY_IS_DELETED",
+                "entity is deleted".into(),
+                vec![],
+            ));
+        }
         return Err(save_error(
             "INVALID_CROSS_REFERENCE_KEY",
             format!("invalid cross reference id: {id}"),

@@ -165,9 +165,23 @@ struct SObject {
     prefix: &'static str,
     fields: Vec<FieldDef>,
     records: Vec<Record>,
+    /// Ids of the records deleted: in the Recycle Bin, where an update by Id is refused with
+    /// `ENTITY_IS_DELETED`.
+    deleted: std::collections::HashSet<String>,
 }
 
 impl SObject {
+    /// Moves record `id` to the Recycle Bin; false if there is no such record.
+    fn delete(&mut self, id: &str) -> bool {
+        let before = self.records.len();
+        (self.records).retain(|r| r.get("Id").and_then(Value::as_str) != Some(id));
+        let gone = self.records.len() < before;
+        if gone {
+            self.deleted.insert(id.to_string());
+        }
+        gone
+    }
+
     fn field(&self, name: &str) -> Option<&FieldDef> {
         self.fields
             .iter()
@@ -251,6 +265,7 @@ impl SalesforceEmulator {
                             prefix,
                             fields,
                             records: vec![],
+                            deleted: Default::default(),
                         },
                     )
                 })
@@ -340,17 +355,12 @@ impl SalesforceEmulator {
         edit_record(&self.org, object, id, fields, true)
     }
 
-    /// Deletes a record as a Salesforce user would: the API no longer finds it (an update by its
-    /// Id is refused as a missing record, an upsert on an external id it held creates another);
-    /// false if absent.
+    /// Deletes a record as a Salesforce user would: it goes to the Recycle Bin, where queries
+    /// no longer find it, an update by its Id is refused (`ENTITY_IS_DELETED: entity is
+    /// deleted`) and an upsert on an external id it held creates another; false if absent.
     pub fn delete(&self, object: &str, id: &str) -> bool {
         let mut org = self.lock();
-        let Some(records) = org.objects.get_mut(object).map(|o| &mut o.records) else {
-            return false;
-        };
-        let before = records.len();
-        records.retain(|r| r.get("Id").and_then(Value::as_str) != Some(id));
-        records.len() < before
+        (org.objects.get_mut(object)).is_some_and(|sobject| sobject.delete(id))
     }
 
     /// Creates records as a person's data load with workflow bypassed: no Outbound Message.

@@ -217,12 +217,8 @@ pub(super) async fn delete_record(
     }
     let mut org = lock(&org_arc);
     let used = org.used();
-    let Some(records) = org.objects.get_mut(object.as_str()).map(|o| &mut o.records) else {
-        return not_found(used);
-    };
-    let before = records.len();
-    records.retain(|r| r.get("Id").and_then(Value::as_str) != Some(id.as_str()));
-    if records.len() == before {
+    let deleted = (org.objects.get_mut(object.as_str())).is_some_and(|o| o.delete(&id));
+    if !deleted {
         return not_found(used);
     }
     with_usage(StatusCode::NO_CONTENT.into_response(), used)
