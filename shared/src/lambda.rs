@@ -190,6 +190,52 @@ mod tests {
             .collect();
         assert_eq!(ids, vec!["a", "b"]);
     }
+
+    /// A run store that is unavailable for its first `failures` writes.
+    struct Flaky {
+        failures: std::sync::Mutex<usize>,
+        written: std::sync::Mutex<Vec<Run>>,
+    }
+
+    #[async_trait::async_trait]
+    impl RunStore for Flaky {
+        async fn put_runs(&self, runs: &[Run]) -> Result<(), crate::ports::StoreError> {
+            let mut failures = self.failures.lock().unwrap();
+            if *failures > 0 {
+                *failures -= 1;
+                return Err(crate::ports::StoreError::Unavailable("throttled".into()));
+            }
+            self.written.lock().unwrap().extend_from_slice(runs);
+            Ok(())
+        }
+        async fn run(
+            &self,
+            _: &crate::domain::RunId,
+        ) -> Result<Option<Run>, crate::ports::StoreError> {
+            Ok(None)
+        }
+        async fn runs(&self, _: i64, _: i64) -> Result<Vec<Run>, crate::ports::StoreError> {
+            Ok(Vec::new())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_run_write_that_fails_for_a_moment_is_tried_again() {
+        use crate::domain::{LineOutcome, RunFunction, RunLine};
+        let store = Flaky {
+            failures: std::sync::Mutex::new(RUN_WRITE_TRIES - 1),
+            written: Default::default(),
+        };
+        let mut runs = Runs::new(RunFunction::Mapper, "changes batch", 1_000, "seed");
+        runs.line(Some("j"), RunLine::new("R1", LineOutcome::Error));
+        let done = store_runs(&store, runs).await;
+        assert_eq!(done.len(), 1);
+        assert_eq!(
+            *store.written.lock().unwrap(),
+            done,
+            "written on the last try"
+        );
+    }
 }
 
 #[cfg(test)]
