@@ -496,15 +496,17 @@ async fn a_set_back_recorded_in_sync_first_makes_the_older_write_stale() {
 }
 
 /// A batch whose invocation is about to end runs no lookup: the changes that need one go back to
-/// the queue, and the rest are mapped and queued as usual.
+/// the queue (not parked: their parent was never looked for), and the rest are mapped and queued
+/// as usual; on a last delivery the change is given up, saying why.
 #[tokio::test]
 async fn lookups_are_not_started_near_the_deadline() {
     let Harness {
+        store,
         queue,
         salesforce,
         mapper,
-        ..
     } = harness();
+    let mapper = mapper.with_waiting(store.clone());
     let person = person_change("P1", "C1");
     let company = change("G1", Operation::Created, json!({"Name": "Acme"}));
     let soon = shared::lambda::Deadline::in_ms(DEADLINE_MARGIN_MS - 1_000);
@@ -517,6 +519,22 @@ async fn lookups_are_not_started_near_the_deadline() {
     assert_eq!(shared::fakes::failed_ids(&response), ["m1"]);
     assert_eq!(summary.writes, 1, "the Company needs no lookup");
     assert_eq!(queue.bodies().len(), 1);
+    assert!(store.waiting.lock().unwrap().is_empty(), "not parked");
+    assert!(store.ledger_of("person_contact", "P1").is_none());
+
+    let mut last = event(vec![("m1", person_change("P1", "C1"))]);
+    last.records[0]
+        .attributes
+        .insert("ApproximateReceiveCount".into(), "5".into());
+    let (response, _) = mapper.handle_at_by(last, 2_000, soon).await;
+    assert_eq!(shared::fakes::failed_ids(&response), ["m1"]);
+    let said = (store.ledger_of("person_contact", "P1"))
+        .and_then(|r| r.last_error)
+        .unwrap_or_default();
+    assert!(
+        said.contains("cut off near the invocation's deadline"),
+        "{said}"
+    );
 }
 
 /// The parent syncs between the batch's lookup and the parking (its pusher looked for waiting
