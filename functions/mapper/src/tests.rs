@@ -71,6 +71,15 @@ fn event(messages: Vec<(&str, String)>) -> SqsEvent {
     shared::fakes::sqs_event(include_str!("../fixtures/sqs_event.json"), messages)
 }
 
+/// `messages` on their last delivery (the queue's maxReceiveCount, 5).
+fn last_delivery(messages: Vec<(&str, String)>) -> SqsEvent {
+    let mut e = event(messages);
+    for m in &mut e.records {
+        (m.attributes).insert("ApproximateReceiveCount".into(), "5".into());
+    }
+    e
+}
+
 #[tokio::test]
 async fn maps_changes_to_write_commands_and_fails_only_the_bad_message() {
     let Harness {
@@ -336,10 +345,7 @@ async fn derived_lookups_are_one_query_per_batch_and_no_match_is_rejected() {
     let log = store.run_log();
     assert!(log.contains("the change is tried again"), "{log}");
     // On its last delivery it is rejected, saying so.
-    let mut last = event(vec![("m3", person("P3", "C9"))]);
-    last.records[0]
-        .attributes
-        .insert("ApproximateReceiveCount".into(), "5".into());
+    let last = last_delivery(vec![("m3", person("P3", "C9"))]);
     let (response, summary) = mapper.handle_at(last, shared::time::now_ms()).await;
     assert!(response.batch_item_failures.is_empty());
     assert_eq!(summary.rejected, 1);
@@ -522,10 +528,7 @@ async fn lookups_are_not_started_near_the_deadline() {
     assert!(store.waiting.lock().unwrap().is_empty(), "not parked");
     assert!(store.ledger_of("person_contact", "P1").is_none());
 
-    let mut last = event(vec![("m1", person_change("P1", "C1"))]);
-    last.records[0]
-        .attributes
-        .insert("ApproximateReceiveCount".into(), "5".into());
+    let last = last_delivery(vec![("m1", person_change("P1", "C1"))]);
     let (response, _) = mapper.handle_at_by(last, 2_000, soon).await;
     assert_eq!(shared::fakes::failed_ids(&response), ["m1"]);
     let said = (store.ledger_of("person_contact", "P1"))
@@ -592,10 +595,7 @@ async fn a_parked_change_whose_second_lookup_fails_is_tried_again() {
     assert!(queue.bodies().is_empty());
 
     salesforce.queries.lock().unwrap().clear();
-    let mut last = event(vec![("m3", person)]);
-    last.records[0]
-        .attributes
-        .insert("ApproximateReceiveCount".into(), "5".into());
+    let last = last_delivery(vec![("m3", person)]);
     let (response, _) = mapper.handle_at(last, 2_000).await;
     assert!(
         response.batch_item_failures.is_empty(),
@@ -627,10 +627,7 @@ async fn a_change_failing_on_its_last_delivery_is_recorded_as_given_up() {
         "an earlier delivery is only tried again"
     );
 
-    let mut last = event(vec![("m3", person_change("P3", "C9"))]);
-    last.records[0]
-        .attributes
-        .insert("ApproximateReceiveCount".into(), "5".into());
+    let last = last_delivery(vec![("m3", person_change("P3", "C9"))]);
     let (response, _) = mapper.handle_at(last, 2_000).await;
     assert_eq!(
         shared::fakes::failed_ids(&response),
