@@ -31,8 +31,8 @@ impl MapperFn {
             let Some((_, why)) = failed.iter().rev().find(|(f, _)| *f == id) else {
                 continue;
             };
-            let update = LedgerUpdate::gave_up(self.max_receives, why, DeadLetter::Changes);
-            writes.extend(self.gave_up_per_job(&change, &update, runs));
+            let message = DeadLetter::Changes.gave_up(self.max_receives, why);
+            writes.extend(self.gave_up_per_job(&change, &message, runs));
         }
         if writes.is_empty() {
             return;
@@ -50,12 +50,9 @@ impl MapperFn {
     fn gave_up_per_job(
         &self,
         change: &ChangeEvent,
-        update: &LedgerUpdate,
+        message: &str,
         runs: &mut Runs,
     ) -> Vec<LedgerWrite> {
-        let LedgerUpdate::Failed { message } = update else {
-            return Vec::new();
-        };
         let mut writes = Vec::new();
         for job in self.jobs.for_change(change) {
             let Some(key) = Mapper::new(job, Some(&self.schemas)).ledger_key(change) else {
@@ -67,7 +64,10 @@ impl MapperFn {
             let line = RunLine::new(&change.record_id, LineOutcome::Error).message(message);
             runs.line(run_job, line);
             let run = runs.id_for(run_job).to_string();
-            writes.push(LedgerWrite::new(&job.name, key, update.clone(), &run));
+            let update = LedgerUpdate::Failed {
+                message: message.to_string(),
+            };
+            writes.push(LedgerWrite::new(&job.name, key, update, &run));
         }
         writes
     }

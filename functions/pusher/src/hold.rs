@@ -268,7 +268,6 @@ impl Pusher {
     }
 }
 
-/// What the ledger says of a write that failed on every delivery.
 /// Why a job's writes wait: the target refused our credentials for good. Runs that start with
 /// `paused: ` mark the job paused (`syncctl status`) until a later write there succeeds.
 fn paused(target: System, refused: &ApiError) -> String {

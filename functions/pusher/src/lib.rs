@@ -33,8 +33,8 @@ use shared::domain::push::{
 };
 use shared::domain::waiting::{released_by, ParentKey};
 use shared::domain::{
-    DeadLetter, Jobs, LedgerBatch, LedgerKey, LedgerUpdate, LineOutcome, RunFunction, RunLine,
-    Runs, System, WriteCommand,
+    DeadLetter, Jobs, LedgerBatch, LedgerKey, LineOutcome, RunFunction, RunLine, Runs, System,
+    WriteCommand,
 };
 use shared::lambda::{batch_seed, parse_messages, store_runs, Deadline, Late};
 use shared::ports::{
@@ -539,11 +539,8 @@ impl Pusher {
             let mut effect = ledger_effect(job, cmd, outcome, ledgers, now_ms);
             if effect.retry && last.contains(&pending.message_id) {
                 // Failed for now on its last delivery: the ledger says it was given up.
-                if let LedgerUpdate::Failed { message } = &effect.update {
-                    let why = message.clone();
-                    effect.update =
-                        LedgerUpdate::gave_up(self.max_receives, &why, DeadLetter::Writes);
-                }
+                effect.update =
+                    (effect.update).on_last_delivery(self.max_receives, DeadLetter::Writes);
                 last.recorded(&pending.message_id);
             }
             let before = ledgers.get(&job.name, &cmd.ledger_key);

@@ -403,19 +403,35 @@ pub enum DeadLetter {
     Writes,
 }
 
-impl LedgerUpdate {
-    /// What the ledger records of a message that failed on its last delivery (`deliveries`, the
-    /// queue's maxReceiveCount), before SQS moves it to `queue`: the last error, where the
-    /// message waits and what to do, so that no message reaches a dead-letter queue unrecorded.
-    pub fn gave_up(deliveries: u32, error: &str, queue: DeadLetter) -> LedgerUpdate {
-        let (what, name) = match queue {
+impl DeadLetter {
+    /// What the ledger says of a message that failed on its last delivery (`deliveries`, the
+    /// queue's maxReceiveCount) before SQS moved it here: the last error, where the message waits
+    /// and what to do, so that no message reaches a dead-letter queue unrecorded.
+    pub fn gave_up(self, deliveries: u32, error: &str) -> String {
+        let (what, name) = match self {
             DeadLetter::Changes => ("change", "changes"),
             DeadLetter::Writes => ("write", "writes"),
         };
+        format!(
+            "gave up after {deliveries} deliveries: {error}; the {what} is kept in the {name} dead-letter queue: redrive it once the cause is fixed, or resync the record"
+        )
+    }
+}
+
+impl LedgerUpdate {
+    /// A failure recorded as given up: `error` and what [`DeadLetter::gave_up`] adds.
+    pub fn gave_up(deliveries: u32, error: &str, queue: DeadLetter) -> LedgerUpdate {
         LedgerUpdate::Failed {
-            message: format!(
-                "gave up after {deliveries} deliveries: {error}; the {what} is kept in the {name} dead-letter queue: redrive it once the cause is fixed, or resync the record"
-            ),
+            message: queue.gave_up(deliveries, error),
+        }
+    }
+
+    /// This update on a message's last delivery: a failure becomes given up (its message the
+    /// cause), anything else stays as it is.
+    pub fn on_last_delivery(self, deliveries: u32, queue: DeadLetter) -> LedgerUpdate {
+        match self {
+            LedgerUpdate::Failed { message } => LedgerUpdate::gave_up(deliveries, &message, queue),
+            other => other,
         }
     }
 
@@ -498,6 +514,17 @@ mod tests {
         let writes = LedgerUpdate::gave_up(3, "x", DeadLetter::Writes);
         assert_eq!(writes.outcome(), Outcome::Error);
         assert!(format!("{writes:?}").contains("the write is kept in the writes dead-letter queue"));
+        // On a last delivery a failure is given up with its own message as the cause; a success
+        // stays a success.
+        let failed = LedgerUpdate::Failed {
+            message: "UNABLE_TO_LOCK_ROW".into(),
+        };
+        assert_eq!(
+            failed.on_last_delivery(5, DeadLetter::Writes),
+            LedgerUpdate::gave_up(5, "UNABLE_TO_LOCK_ROW", DeadLetter::Writes)
+        );
+        let ok = synced(System::Gainsight, 5);
+        assert_eq!(ok.clone().on_last_delivery(5, DeadLetter::Writes), ok);
     }
 
     #[test]
