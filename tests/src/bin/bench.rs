@@ -436,11 +436,35 @@ async fn freshness(rate: u64, seconds: u64, echoes: bool) -> Result<()> {
     };
     let stack = Stack::start(options).await?;
     let suffix = if echoes { "_with_echoes" } else { "" };
-    let url = format!("{}/gainsight", stack.webhook_url());
-    let http = reqwest::Client::new();
     let total = (rate * seconds) as usize;
-    // The Companies the events change exist in Gainsight, as they would: loaded before, by
-    // another integration (no rule event), so every write back to them lands.
+    let gsids = load_companies(&stack, total, echoes).await?;
+    let sent_at = send_changes(&stack, gsids, rate).await?;
+    let mut samples = synced_after_sent(&stack, &sent_at).await?;
+    samples.sort_by(|a, b| a.total_cmp(b));
+    report(
+        &format!("freshness_p50_at_{rate}_changes_per_s{suffix}"),
+        format!("{:.0}", percentile(&samples, 50.0)),
+        "ms",
+    );
+    report(
+        &format!("freshness_p99_at_{rate}_changes_per_s{suffix}"),
+        format!("{:.0}", percentile(&samples, 99.0)),
+        "ms",
+    );
+    report(
+        &format!("salesforce_api_calls_for_{total}_changes_at_{rate}_per_s{suffix}"),
+        stack.salesforce.stats().api_calls,
+        "calls",
+    );
+    stack.stop().await;
+    Ok(())
+}
+
+/// The `total` Companies the events change, as they exist in Gainsight: loaded before, by
+/// another integration (no rule event), so every write back to them lands. With `echoes` the
+/// load itself posts rule events (no integration-user criterion): it is left to sync and settle
+/// first, so the changes measured are edits of synced pairs.
+async fn load_companies(stack: &Stack, total: usize, echoes: bool) -> Result<Vec<String>> {
     let mut gsids = Vec::with_capacity(total);
     for chunk in (0..total).collect::<Vec<_>>().chunks(50) {
         let records = chunk
@@ -450,8 +474,6 @@ async fn freshness(rate: u64, seconds: u64, echoes: bool) -> Result<()> {
         gsids.extend(stack.gainsight_insert_quietly("Company", records).await?);
     }
     if echoes {
-        // Without the rule's integration-user criterion the load itself posts rule events: the
-        // Companies sync (and echo) first, so the changes measured are edits of synced pairs.
         let what = format!("the {total} Companies loaded synced and their echoes settled");
         eprintln!("freshness: waiting for {what}");
         stack
@@ -461,6 +483,18 @@ async fn freshness(rate: u64, seconds: u64, echoes: bool) -> Result<()> {
             .await?;
         stack.drained(Duration::from_secs(300)).await?;
     }
+    Ok(gsids)
+}
+
+/// One signed change event per Company at `rate` a second: when each was sent, by GSID.
+async fn send_changes(
+    stack: &Stack,
+    gsids: Vec<String>,
+    rate: u64,
+) -> Result<HashMap<String, i64>> {
+    let url = format!("{}/gainsight", stack.webhook_url());
+    let http = reqwest::Client::new();
+    let total = gsids.len();
     let mut sent_at: HashMap<String, i64> = HashMap::new();
     let mut ticker = tokio::time::interval(Duration::from_micros(1_000_000 / rate));
     let mut tasks = Vec::with_capacity(total);
@@ -488,6 +522,13 @@ async fn freshness(rate: u64, seconds: u64, echoes: bool) -> Result<()> {
         "{} Companies for {total} changes",
         sent_at.len()
     );
+    Ok(sent_at)
+}
+
+/// Each Company's freshness (its ledger record's last sync after its change was sent, ms), once
+/// every one has synced after its change.
+async fn synced_after_sent(stack: &Stack, sent_at: &HashMap<String, i64>) -> Result<Vec<f64>> {
+    let total = sent_at.len();
     let sample = |r: &shared::domain::LedgerRecord| {
         Some((r.last_sync_at_ms? - sent_at.get(r.key.gainsight_id()?)?) as f64)
     };
@@ -510,30 +551,13 @@ async fn freshness(rate: u64, seconds: u64, echoes: bool) -> Result<()> {
             early.history
         );
     }
-    let mut samples: Vec<f64> = records.iter().filter_map(sample).collect();
+    let samples: Vec<f64> = records.iter().filter_map(sample).collect();
     anyhow::ensure!(
         samples.len() == total,
         "{} of {total} samples",
         samples.len()
     );
-    samples.sort_by(|a, b| a.total_cmp(b));
-    report(
-        &format!("freshness_p50_at_{rate}_changes_per_s{suffix}"),
-        format!("{:.0}", percentile(&samples, 50.0)),
-        "ms",
-    );
-    report(
-        &format!("freshness_p99_at_{rate}_changes_per_s{suffix}"),
-        format!("{:.0}", percentile(&samples, 99.0)),
-        "ms",
-    );
-    report(
-        &format!("salesforce_api_calls_for_{total}_changes_at_{rate}_per_s{suffix}"),
-        stack.salesforce.stats().api_calls,
-        "calls",
-    );
-    stack.stop().await;
-    Ok(())
+    Ok(samples)
 }
 
 /// The webhook binary under the Runtime API against moto: init time (cold start, including the
