@@ -195,7 +195,11 @@ fn refused(
                 .collect()
         }
         Err(e) => {
-            let (error, retryable) = (e.to_string(), e.is_retryable());
+            // Refused credentials pause a job's writes rather than fail them (the session may be
+            // renewed, or an admin re-authorize): a write back waits through the queue as well,
+            // and is given up only on its last delivery.
+            let waits = e.is_retryable() || matches!(e, ApiError::Auth { .. });
+            let (error, retryable) = (e.to_string(), waits);
             writes
                 .into_iter()
                 .map(|side| FailedSide {
@@ -205,5 +209,40 @@ fn refused(
                 })
                 .collect()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::domain::LedgerKey;
+
+    fn side() -> SideWrite {
+        SideWrite::new(
+            ("case_case", &LedgerKey::Gainsight("G1".into())),
+            (System::Salesforce, "Case"),
+            ("Id", "5005g0000000227AAA"),
+            ("Gainsight_Case_Id__c", serde_json::json!("G1")),
+        )
+    }
+
+    /// An expired session the client could not renew is not the record's fault: the write back
+    /// goes to the queue again instead of marking its pair error at once (seen in a 400-change
+    /// soak: 6 Cases marked error by an injected expired session).
+    #[test]
+    fn a_write_back_refused_for_its_credentials_waits_for_another_delivery() {
+        let auth = ApiError::Auth {
+            system: "Salesforce",
+            message: "Session expired or invalid".into(),
+        };
+        let failed = refused(vec![side()], Err(auth));
+        assert!(failed[0].retryable, "{}", failed[0].error);
+        let rejected = ApiError::Rejected {
+            system: "Salesforce",
+            status: 400,
+            code: "INVALID_FIELD".into(),
+            message: "no such field".into(),
+        };
+        assert!(!refused(vec![side()], Err(rejected))[0].retryable);
     }
 }
