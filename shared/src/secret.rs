@@ -38,6 +38,8 @@ pub mod names {
     /// A refresh token issued to the Connected App, for the refresh token flow.
     pub const SALESFORCE_REFRESH_TOKEN: &str = "salesforce-refresh-token";
     pub const WEBHOOK_SECRET: &str = "webhook-secret";
+    /// The tokens the Salesforce Outbound Message endpoint URL must carry (`signature::OutboundTokens`).
+    pub const SALESFORCE_OUTBOUND_TOKEN: &str = "salesforce-outbound-token";
 }
 
 #[cfg(test)]

@@ -12,12 +12,13 @@ use shared::secret::{names, Secret};
 
 use crate::env::{usage, Env};
 
-const SECRET_NAMES: [&str; 5] = [
+const SECRET_NAMES: [&str; 6] = [
     names::GAINSIGHT_ACCESS_KEY,
     names::SALESFORCE_CLIENT_SECRET,
     names::SALESFORCE_JWT_KEY,
     names::SALESFORCE_REFRESH_TOKEN,
     names::WEBHOOK_SECRET,
+    names::SALESFORCE_OUTBOUND_TOKEN,
 ];
 
 /// Reads the value from standard input (a trailing newline is not part of it), encrypts it with
@@ -42,14 +43,40 @@ pub async fn put(env: &Env, name: &str) -> anyhow::Result<()> {
             "nothing on standard input: pipe the value in, e.g. `printf %s \"$VALUE\" | syncctl secrets put {name}`"
         )));
     }
-    env.clients
-        .secrets(&env.resources)
-        .put(name, &Secret::new(value))
-        .await?;
+    let secrets = env.clients.secrets(&env.resources);
+    if name == names::SALESFORCE_OUTBOUND_TOKEN {
+        return put_outbound_token(&secrets, &value, &env.resources.kms_key_id).await;
+    }
+    secrets.put(name, &Secret::new(value)).await?;
     say!(
         "stored {name} encrypted with {}; the functions read it at their next cold start",
         env.resources.kms_key_id
     )?;
+    Ok(())
+}
+
+/// Stores `token` as the Outbound Message token, the one it replaces accepted 24 hours more.
+async fn put_outbound_token(secrets: &dyn Secrets, token: &str, key: &str) -> anyhow::Result<()> {
+    use shared::signature::{OutboundTokens, MIN_TOKEN_CHARS, TOKEN_OVERLAP_MS};
+    if token.chars().count() < MIN_TOKEN_CHARS || token.chars().any(|c| !c.is_ascii_alphanumeric())
+    {
+        return Err(usage(format!(
+            "the token must be at least {MIN_TOKEN_CHARS} letters and digits (it goes in a URL and must not be guessed), e.g. `openssl rand -hex 32`"
+        )));
+    }
+    let name = names::SALESFORCE_OUTBOUND_TOKEN;
+    let old = match secrets.get(name).await {
+        Ok(secret) => Some(OutboundTokens::from_secret(&secret)),
+        Err(shared::ports::SecretsError::NotFound(_)) => None,
+        Err(e) => return Err(e.into()),
+    };
+    let now = shared::time::now_ms();
+    let tokens = OutboundTokens::rotated(old.as_ref(), token, now, TOKEN_OVERLAP_MS);
+    secrets.put(name, &tokens.to_secret()).await?;
+    say!("stored {name} encrypted with {key}; the webhook accepts it within a minute")?;
+    if old.is_some() {
+        say!("the previous token is accepted until {}: change the Outbound Message endpoint URLs before then", shared::time::rfc3339(now + TOKEN_OVERLAP_MS))?;
+    }
     Ok(())
 }
 

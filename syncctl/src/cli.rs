@@ -215,11 +215,17 @@ pub enum SecretsCommand {
     /// Encrypts the value read from standard input with the KMS key and stores only the
     /// ciphertext; the value is never printed.
     #[command(
-        after_help = "Names: gainsight-access-key, salesforce-client-secret, webhook-secret.
+        after_help = "Names: gainsight-access-key, salesforce-client-secret, salesforce-jwt-key,
+salesforce-refresh-token, webhook-secret, salesforce-outbound-token.
+
+salesforce-outbound-token is the token the Outbound Message endpoint URL ends with
+(?token=...), at least 32 characters. Putting a new one keeps the previous one accepted for
+24 hours, time to change the URL in Salesforce.
 
 Examples:
   printf %s \"$KEY\" | syncctl secrets put gainsight-access-key
-  syncctl secrets put webhook-secret < webhook-secret.txt"
+  syncctl secrets put webhook-secret < webhook-secret.txt
+  openssl rand -hex 32 | tee token.txt | syncctl secrets put salesforce-outbound-token"
     )]
     Put { name: String },
 }

@@ -27,6 +27,8 @@ use shared::secret::{names, Secret};
 
 pub const GAINSIGHT_ACCESS_KEY: &str = "gs-local-access-key";
 pub const WEBHOOK_SECRET: &str = "whsec-local-shared-secret";
+/// The token the local Outbound Messages' endpoint URL carries (`?token=`).
+pub const OUTBOUND_TOKEN: &str = "om-local-token-5f0c2a9e81d34b7c9a6e";
 /// The names the local Lambda Invoke API knows the functions by (their template names).
 pub const RESYNC_FUNCTION: &str = "ResyncFunction";
 pub const POLLER_FUNCTION: &str = "PollerFunction";
@@ -133,6 +135,7 @@ async fn put_secrets(
         ),
         (names::SALESFORCE_CLIENT_SECRET, salesforce.client_secret()),
         (names::WEBHOOK_SECRET, WEBHOOK_SECRET.to_string()),
+        (names::SALESFORCE_OUTBOUND_TOKEN, OUTBOUND_TOKEN.to_string()),
     ];
     for (name, value) in values {
         secrets.put(name, &Secret::new(value)).await?;
@@ -192,11 +195,16 @@ fn wire_sources(
         fields.extend(job.fields_read_from(shared::domain::System::Salesforce));
         salesforce.add_outbound(sf::OutboundMessage {
             object: job.salesforce.object.clone(),
-            url: format!("{webhook_url}/salesforce"),
+            url: outbound_url(webhook_url),
             fields,
             skip_integration_user: echo_criteria,
         });
     }
+}
+
+/// The endpoint URL the Outbound Messages are sent to, with the token.
+pub fn outbound_url(webhook_url: &str) -> String {
+    format!("{webhook_url}/salesforce?token={OUTBOUND_TOKEN}")
 }
 
 /// The mapper and the pusher, each fed by its queue's event source mapping as the template

@@ -20,6 +20,7 @@ use shared::resolve::{load_schemas, run_lookups, SchemaError};
 
 mod give_up;
 mod recheck;
+mod reread;
 use give_up::{failing, Failures};
 
 /// Table, queues, the Salesforce org and the Gainsight tenant.
@@ -161,6 +162,7 @@ impl MapperFn {
             .filter(|(id, _)| last.contains(id))
             .cloned()
             .collect();
+        failed.extend(self.reread(&mut changes).await);
         failed.extend(self.resolve_participants(&mut changes).await);
         // In change order, so that a change of a record meets the earlier ones of the batch as
         // writes on their way (see `LedgerBatch::note_mapped`).

@@ -63,6 +63,7 @@ fn change(gsid: &str, op: Operation, fields: serde_json::Value) -> String {
         participants: None,
         load: None,
         waiting_since_ms: None,
+        reread: false,
     })
     .unwrap()
 }
@@ -643,4 +644,81 @@ async fn a_change_failing_on_its_last_delivery_is_recorded_as_given_up() {
     assert!(said.contains("changes dead-letter queue"), "{said}");
     let log = store.run_log();
     assert!(log.contains("gave up after 5 deliveries"), "{log}");
+}
+
+/// An Outbound Message's notification, as the webhook queues it: the id only.
+fn account_hint(id: &str, received_at_ms: i64) -> String {
+    let hint = ChangeEvent::salesforce_hint("Account", id, format!("n-{id}"), received_at_ms);
+    serde_json::to_string(&hint).unwrap()
+}
+
+#[tokio::test]
+async fn a_hinted_change_is_mapped_with_the_values_salesforce_holds_now() {
+    let Harness {
+        store,
+        queue,
+        salesforce,
+        mapper,
+    } = harness();
+    let (live, gone) = ("0015g00000000AAAAA", "0015g00000000BBBAA");
+    let at = shared::time::parse_ms("2026-12-05T10:00:00.000Z").unwrap();
+    *salesforce.query_rows.lock().unwrap() = vec![json!({
+        "Id": live, "Name": "Acme as Salesforce holds it",
+        "CreatedDate": "2026-01-01T00:00:00.000Z",
+        "LastModifiedDate": "2026-12-05T09:59:59.000Z",
+        "SystemModstamp": "2100-01-01T00:00:00.000Z",
+    })
+    .as_object()
+    .cloned()
+    .unwrap()];
+    let batch = event(vec![
+        ("m1", account_hint(live, at)),
+        ("m2", account_hint(gone, at)),
+    ]);
+    let (response, summary) = mapper.handle_at(batch, at).await;
+    assert!(shared::fakes::failed_ids(&response).is_empty());
+    // One read for both notifications, of the Account's mapped fields.
+    let queries = salesforce.queries.lock().unwrap().clone();
+    assert_eq!(queries.len(), 1);
+    assert_eq!(queries[0].conditions[0].1, vec![live, gone]);
+    assert!(queries[0].fields.contains(&"Name".to_string()));
+    assert_eq!((summary.writes, summary.ignored), (1, 1));
+    let cmd: WriteCommand = serde_json::from_str(&queue.bodies()[0]).unwrap();
+    assert_eq!(cmd.fields["Name"], json!("Acme as Salesforce holds it"));
+    // The record's own stamp is in the future: the time written is the notification's arrival.
+    assert_eq!(cmd.source_changed_at_ms, at);
+    let deleted = store
+        .ledger_of("company_account", &format!("sf:{gone}"))
+        .unwrap();
+    let why = deleted.last_ignored_reason.unwrap();
+    assert!(why.contains("deleted"), "{why}");
+}
+
+#[tokio::test]
+async fn a_hint_whose_record_cannot_be_read_is_tried_again() {
+    let Harness {
+        store,
+        queue,
+        salesforce,
+        mapper,
+    } = harness();
+    *salesforce.selects_unavailable.lock().unwrap() = true;
+    let batch = event(vec![
+        ("m1", account_hint("0015g00000000AAAAA", 1_000)),
+        (
+            "m2",
+            change(
+                "G1",
+                Operation::Updated,
+                json!({"Gsid": "G1", "Name": "Acme"}),
+            ),
+        ),
+    ]);
+    let (response, summary) = mapper.handle_at(batch, 1_000).await;
+    assert_eq!(shared::fakes::failed_ids(&response), ["m1"]);
+    assert_eq!(summary.writes, 1, "the other change is mapped");
+    assert_eq!(queue.bodies().len(), 1);
+    assert!(store
+        .ledger_of("company_account", "0015g00000000AAAAA")
+        .is_none());
 }

@@ -208,7 +208,7 @@ impl Resync {
         limit: usize,
     ) -> Result<Vec<(i64, Option<SourceRecord>)>, ResyncError> {
         let select = SfSelect {
-            fields: salesforce_fields(job),
+            fields: job.salesforce_read_fields(),
             since: Some((SALESFORCE_MODIFIED.into(), from)),
             order_by: vec![SALESFORCE_MODIFIED.into(), job.salesforce.id_field.clone()],
             limit: Some(limit),
@@ -274,7 +274,7 @@ impl Resync {
         let mut records = Vec::new();
         for chunk in ids.chunks(SALESFORCE_IDS_PER_QUERY) {
             let select = SfSelect {
-                fields: salesforce_fields(job),
+                fields: job.salesforce_read_fields(),
                 conditions: vec![(job.salesforce.id_field.clone(), chunk.to_vec())],
                 ..SfSelect::from_object(&job.salesforce.object)
             };
@@ -286,17 +286,6 @@ impl Resync {
         }
         Ok(records)
     }
-}
-
-/// The fields read from Salesforce: the job's, and the timestamps a change carries.
-fn salesforce_fields(job: &Job) -> Vec<String> {
-    let mut fields = job.fields_read_from(System::Salesforce);
-    for f in ["CreatedDate", "LastModifiedDate", SALESFORCE_MODIFIED] {
-        if !fields.iter().any(|s| s == f) {
-            fields.push(f.into());
-        }
-    }
-    fields
 }
 
 /// Whether `record` is the one asked for as `id`: its own id, or the Salesforce id it carries.

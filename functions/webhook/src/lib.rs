@@ -3,6 +3,7 @@
 //! on `changes` before answering. Nothing is queued for a request that fails any check.
 
 pub mod outbound;
+pub mod token;
 
 use std::sync::Arc;
 
@@ -15,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use shared::adapters::AwsClients;
 use shared::config::{self, AwsResources, ConfigError};
+use shared::domain::change::is_salesforce_id;
 use shared::domain::{
     ChangeEvent, Fields, Jobs, Operation, RunFunction, Runs, SourceRecord, System,
 };
@@ -62,6 +64,7 @@ pub struct Webhook {
     max_body_bytes: usize,
     tolerance_s: i64,
     salesforce_org_id: Option<String>,
+    tokens: token::TokenKeeper,
 }
 
 /// A Gainsight change event, as a Rules Engine "Call External API" action or a Journey
@@ -128,7 +131,15 @@ impl Webhook {
             max_body_bytes: config.max_body_bytes,
             tolerance_s: config.tolerance_s,
             salesforce_org_id: config.salesforce_org_id.clone(),
+            tokens: token::TokenKeeper::new(None),
         }
+    }
+
+    /// Outbound Messages are accepted only with a token `secrets` holds
+    /// (`names::SALESFORCE_OUTBOUND_TOKEN`); without this, none is.
+    pub fn with_outbound_tokens(mut self, secrets: Arc<dyn Secrets>) -> Self {
+        self.tokens = token::TokenKeeper::new(Some(secrets));
+        self
     }
 
     /// Builds the function's ports on AWS; the webhook secret is decrypted here, once.
@@ -137,19 +148,18 @@ impl Webhook {
         clients: &AwsClients,
         jobs: Jobs,
     ) -> Result<Self, SecretsError> {
-        let secret = clients
-            .secrets(&config.aws)
-            .get(names::WEBHOOK_SECRET)
-            .await?;
+        let secrets = Arc::new(clients.secrets(&config.aws));
+        let secret = secrets.get(names::WEBHOOK_SECRET).await?;
         let store = Arc::new(clients.state_store(&config.aws));
-        Ok(Self::new(
+        let webhook = Self::new(
             store.clone(),
             store,
             Arc::new(clients.queue(&config.aws.changes_queue_url)),
             secret,
             jobs,
             config,
-        ))
+        );
+        Ok(webhook.with_outbound_tokens(secrets))
     }
 
     pub async fn handle(&self, request: LambdaFunctionUrlRequest) -> LambdaFunctionUrlResponse {
@@ -292,14 +302,16 @@ impl Webhook {
             })
     }
 
-    /// An Outbound Message: checked against the configured org, deduplicated per notification,
-    /// and acknowledged only once every new notification is queued.
+    /// An Outbound Message: its URL's token and org checked, deduplicated per notification, and
+    /// acknowledged only once every new notification is queued, as a hint whose record is read
+    /// from Salesforce before it is mapped (the message's values are never written).
     async fn salesforce(
         &self,
         request: &LambdaFunctionUrlRequest,
         now_ms: i64,
         runs: &mut Runs,
     ) -> Result<usize, Refusal> {
+        self.check_token(request, now_ms).await?;
         let body = self.body(request)?;
         let message = self.outbound_message(&body)?;
         if let Some(first) = message.notifications.first() {
@@ -312,6 +324,31 @@ impl Webhook {
             .collect::<Result<Vec<_>, _>>()
             .inspect_err(|r| runs.fail(None, &r.message))?;
         Ok(self.enqueue(deliveries, now_ms, runs).await?.queued)
+    }
+
+    /// The request's URL carries an accepted token (`?token=`).
+    async fn check_token(
+        &self,
+        request: &LambdaFunctionUrlRequest,
+        now_ms: i64,
+    ) -> Result<(), Refusal> {
+        let token = request
+            .query_string_parameters
+            .get("token")
+            .map(String::as_str);
+        self.tokens.check(token, now_ms).await.map_err(|e| match e {
+            token::TokenRefusal::NotConfigured => refuse(
+                403,
+                "Outbound Messages are not accepted: no token is stored; put one with `syncctl secrets put salesforce-outbound-token` and end the endpoint URL with ?token=<it>",
+            ),
+            token::TokenRefusal::Mismatch => refuse(
+                403,
+                "the endpoint URL's token is missing or not the stored salesforce-outbound-token",
+            ),
+            token::TokenRefusal::Unavailable(why) => {
+                refuse(503, format!("the token could not be read: {why}"))
+            }
+        })
     }
 
     /// The parsed message, if it comes from the configured org.
@@ -336,7 +373,7 @@ impl Webhook {
         Ok(message)
     }
 
-    /// One notification as a change, under its notification id.
+    /// One notification as a hint under its notification id: which record changed, no more.
     fn notification_change(
         &self,
         n: outbound::Notification,
@@ -357,36 +394,20 @@ impl Webhook {
             ));
         }
         let record_id = match n.fields.get("Id") {
-            Some(Value::String(id)) if !id.is_empty() => id.clone(),
+            Some(Value::String(id)) if is_salesforce_id(id) => id.clone(),
             _ => {
                 return Err(refuse(
                     400,
-                    format!("Notification {}: sObject Id is empty", n.id),
+                    format!(
+                        "Notification {}: sObject Id is not a Salesforce record id (15 or 18 letters and digits)",
+                        n.id
+                    ),
                 ))
             }
         };
-        let stamp = |f: &str| {
-            n.fields
-                .get(f)
-                .and_then(Value::as_str)
-                .and_then(shared::time::parse_ms)
-        };
-        let modified = stamp("LastModifiedDate").or_else(|| stamp("SystemModstamp"));
-        // The message does not say created or edited; equal timestamps say created.
-        let operation = match (stamp("CreatedDate"), modified) {
-            (Some(c), Some(m)) if c == m => Operation::Created,
-            _ => Operation::Updated,
-        };
-        let record = SourceRecord {
-            source: System::Salesforce,
-            object: n.object,
-            id: record_id,
-            fields: n.fields,
-        };
         let event_id = format!("sfdc-notification/{}", n.id);
-        let occurred = modified.unwrap_or(now_ms);
-        Ok(ChangeEvent::pushed(
-            record, event_id, operation, occurred, now_ms,
+        Ok(ChangeEvent::salesforce_hint(
+            &n.object, &record_id, event_id, now_ms,
         ))
     }
 

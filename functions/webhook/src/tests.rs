@@ -2,10 +2,12 @@
 
 use super::*;
 use serde_json::json;
-use shared::fakes::{MemoryQueue, MemoryStore};
+use shared::fakes::{MemoryQueue, MemorySecrets, MemoryStore};
+use shared::signature::OutboundTokens;
 
 const NOW_MS: i64 = 1_700_000_000_000;
 const SECRET: &str = "whsec-test";
+const TOKEN: &str = "om-token-0123456789abcdef0123456789";
 
 fn config() -> Config {
     Config {
@@ -25,12 +27,19 @@ fn config() -> Config {
 struct Rig {
     store: Arc<MemoryStore>,
     queue: Arc<MemoryQueue>,
+    secrets: Arc<MemorySecrets>,
     webhook: Webhook,
 }
 
 fn rig() -> Rig {
     let store = Arc::new(MemoryStore::default());
     let queue = Arc::new(MemoryQueue::default());
+    let secrets = Arc::new(MemorySecrets::default());
+    secrets
+        .values
+        .lock()
+        .unwrap()
+        .insert(names::SALESFORCE_OUTBOUND_TOKEN.into(), Secret::new(TOKEN));
     let webhook = Webhook::new(
         store.clone(),
         store.clone(),
@@ -38,10 +47,12 @@ fn rig() -> Rig {
         Secret::new(SECRET),
         Jobs::builtin(),
         &config(),
-    );
+    )
+    .with_outbound_tokens(secrets.clone());
     Rig {
         store,
         queue,
+        secrets,
         webhook,
     }
 }
@@ -340,8 +351,18 @@ async fn unknown_paths_and_methods() {
 }
 
 fn outbound_request(body: &str) -> LambdaFunctionUrlRequest {
+    outbound_request_with(body, Some(TOKEN))
+}
+
+/// An Outbound Message posted to the endpoint URL with `?token=` `token`.
+fn outbound_request_with(body: &str, token: Option<&str>) -> LambdaFunctionUrlRequest {
     let mut req = request(body, None, SECRET);
     req.raw_path = Some("/salesforce".into());
+    if let Some(token) = token {
+        req.raw_query_string = Some(format!("token={token}"));
+        req.query_string_parameters
+            .insert("token".into(), token.into());
+    }
     req
 }
 
@@ -397,17 +418,11 @@ async fn outbound_message_is_acked_after_queueing_and_deduplicated_per_notificat
         (System::Salesforce, "Account")
     );
     assert_eq!(first.record_id, "001000000000001AAA");
-    assert_eq!(
-        first.operation,
-        Operation::Created,
-        "CreatedDate = LastModifiedDate"
-    );
-    let second: ChangeEvent = serde_json::from_str(&sent[1]).unwrap();
-    assert_eq!(second.operation, Operation::Updated);
-    assert_eq!(
-        second.occurred_at_ms,
-        shared::time::parse_ms("2026-11-23T10:05:00.000Z").unwrap()
-    );
+    // A hint: the record is read from Salesforce before it is mapped; none of the message's
+    // values (nothing signs them) is queued, and its time is its arrival.
+    assert!(first.reread);
+    assert_eq!(first.fields.keys().collect::<Vec<_>>(), ["Id"]);
+    assert_eq!(first.occurred_at_ms, NOW_MS);
 
     // Salesforce redelivers (no Ack seen): acknowledged again, nothing queued twice.
     let again = rig
@@ -485,6 +500,23 @@ async fn outbound_refusals_table() {
         assert!(rig.queue.bodies().is_empty());
     }
 
+    // A token-less or wrong token is refused before the body is read.
+    for token in [None, Some("om-token-guess"), Some("")] {
+        let rig = rig();
+        let resp = rig
+            .webhook
+            .handle_at(outbound_request_with(OUTBOUND, token), NOW_MS)
+            .await;
+        let text = resp.body.clone().unwrap_or_default();
+        assert_eq!(resp.status_code, 403, "{token:?}: {text}");
+        assert!(text.contains("token"), "{text}");
+        assert!(rig.queue.bodies().is_empty());
+        assert!(
+            rig.store.runs.lock().unwrap().is_empty(),
+            "no run for a forger"
+        );
+    }
+
     // Not configured: every message is refused.
     let mut unconfigured = config();
     unconfigured.salesforce_org_id = None;
@@ -527,4 +559,34 @@ async fn outbound_queue_failure_is_a_server_fault_and_the_retry_queues_it() {
         .collect();
     assert!(ids.contains(&"001000000000002AAA".to_string()), "{ids:?}");
     let _ = &rig.store;
+}
+
+/// A token rotated while the function is warm is read again on its first use; the previous one
+/// is accepted until its overlap ends.
+#[tokio::test]
+async fn a_rotated_token_is_accepted_at_once_and_the_previous_one_for_its_overlap() {
+    let rig = rig();
+    let ok = |resp: &LambdaFunctionUrlResponse| resp.status_code == 200;
+    assert!(ok(&rig
+        .webhook
+        .handle_at(outbound_request(OUTBOUND), NOW_MS)
+        .await));
+    let next = "om-token-next-0123456789abcdef01234";
+    let old = OutboundTokens::from_secret(&Secret::new(TOKEN));
+    let rotated = OutboundTokens::rotated(Some(&old), next, NOW_MS, 3_600_000);
+    rig.secrets
+        .values
+        .lock()
+        .unwrap()
+        .insert(names::SALESFORCE_OUTBOUND_TOKEN.into(), rotated.to_secret());
+    let with = |token, at| {
+        rig.webhook
+            .handle_at(outbound_request_with(OUTBOUND, Some(token)), at)
+    };
+    assert!(ok(&with(next, NOW_MS + 61_000).await), "the new token");
+    assert!(
+        ok(&with(TOKEN, NOW_MS + 3_599_000).await),
+        "the old, in its overlap"
+    );
+    assert_eq!(with(TOKEN, NOW_MS + 3_601_000).await.status_code, 403);
 }

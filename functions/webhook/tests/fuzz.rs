@@ -12,7 +12,7 @@ use aws_lambda_events::event::lambda_function_urls::{
 use proptest::prelude::*;
 use shared::config::AwsResources;
 use shared::domain::{ChangeEvent, Jobs};
-use shared::fakes::{MemoryQueue, MemoryStore};
+use shared::fakes::{MemoryQueue, MemorySecrets, MemoryStore};
 use shared::fuzz;
 use shared::secret::Secret;
 use shared::signature::{self, SIGNATURE_HEADER, TIMESTAMP_HEADER};
@@ -20,6 +20,7 @@ use webhook::{Config, Webhook};
 
 const NOW_MS: i64 = 1_700_000_000_000;
 const SECRET: &str = "whsec-fuzz";
+const TOKEN: &str = "om-token-fuzz-0123456789abcdef01234";
 
 fn webhook(queue: Arc<MemoryQueue>) -> Webhook {
     let store = Arc::new(MemoryStore::default());
@@ -35,6 +36,11 @@ fn webhook(queue: Arc<MemoryQueue>) -> Webhook {
         tolerance_s: 300,
         salesforce_org_id: Some("00D5g00000EMUL8AAA".into()),
     };
+    let secrets = Arc::new(MemorySecrets::default());
+    secrets.values.lock().unwrap().insert(
+        shared::secret::names::SALESFORCE_OUTBOUND_TOKEN.into(),
+        Secret::new(TOKEN),
+    );
     Webhook::new(
         store.clone(),
         store,
@@ -43,6 +49,7 @@ fn webhook(queue: Arc<MemoryQueue>) -> Webhook {
         Jobs::builtin(),
         &config,
     )
+    .with_outbound_tokens(secrets)
 }
 
 fn request(path: &str, body: &str, headers: &[(&'static str, String)]) -> LambdaFunctionUrlRequest {
@@ -162,7 +169,10 @@ fn outbound_messages_malformed_are_refused_cleanly() {
     let cases = fuzz::run("webhook_outbound_message", fuzz::mutated(seeds), |body| {
         let queue = Arc::new(MemoryQueue::default());
         let hook = webhook(queue.clone());
-        let resp = runtime.block_on(hook.handle_at(request("/salesforce", body, &[]), NOW_MS));
+        let mut req = request("/salesforce", body, &[]);
+        req.query_string_parameters
+            .insert("token".into(), TOKEN.into());
+        let resp = runtime.block_on(hook.handle_at(req, NOW_MS));
         judge(&resp, &queue)?;
         let text = resp.body.as_deref().unwrap_or_default();
         if resp.status_code == 200 {

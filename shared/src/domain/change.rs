@@ -83,6 +83,11 @@ pub struct ChangeEvent {
     /// where it was parked (see `domain::waiting`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub waiting_since_ms: Option<i64>,
+    /// The change is only a hint that the record changed (an Outbound Message, a Change Data
+    /// Capture gap): its values are read from the source before it is mapped, never taken from
+    /// the message, which nothing signs.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reread: bool,
 }
 
 /// A record as its source shows it: which one, and its current values.
@@ -96,7 +101,9 @@ pub struct SourceRecord {
 
 impl ChangeEvent {
     /// A change a source pushed to the webhook (a Gainsight event, an Outbound Message
-    /// notification) under the source's own event id.
+    /// notification) under the source's own event id. No source time later than the change's
+    /// arrival is believed: a clock ahead (or a forged time) would make every genuine change
+    /// after it look stale.
     pub fn pushed(
         record: SourceRecord,
         event_id: String,
@@ -110,7 +117,7 @@ impl ChangeEvent {
             object: record.object,
             record_id: record.id,
             operation,
-            occurred_at_ms,
+            occurred_at_ms: occurred_at_ms.min(received_at_ms),
             fields: record.fields,
             changed_fields: None,
             origin: ChangeOrigin::Webhook,
@@ -118,7 +125,56 @@ impl ChangeEvent {
             participants: None,
             load: None,
             waiting_since_ms: None,
+            reread: false,
         }
+    }
+
+    /// A hint that `id` of `object` changed in Salesforce, to be read there before it is mapped.
+    pub fn salesforce_hint(object: &str, id: &str, event_id: String, received_at_ms: i64) -> Self {
+        let mut fields = Fields::new();
+        fields.insert("Id".into(), serde_json::Value::String(id.to_string()));
+        let record = SourceRecord {
+            source: System::Salesforce,
+            object: object.to_string(),
+            id: id.to_string(),
+            fields,
+        };
+        let mut change = Self::pushed(
+            record,
+            event_id,
+            Operation::Updated,
+            received_at_ms,
+            received_at_ms,
+        );
+        change.reread = true;
+        change
+    }
+
+    /// This hint completed with the record as its source shows it now (`None`: the source no
+    /// longer finds it, so it was deleted). Its time is the record's own modification stamp,
+    /// never later than the hint's arrival; created when created and last modified agree.
+    pub fn with_current(mut self, current: Option<Fields>) -> Self {
+        self.reread = false;
+        let Some(fields) = current else {
+            self.operation = Operation::Deleted;
+            return self;
+        };
+        let stamp = |f: &str| {
+            fields
+                .get(f)
+                .and_then(serde_json::Value::as_str)
+                .and_then(crate::time::parse_ms)
+        };
+        let modified = stamp(SALESFORCE_MODIFIED).or_else(|| stamp("LastModifiedDate"));
+        self.operation = match (stamp("CreatedDate"), stamp("LastModifiedDate")) {
+            (Some(c), Some(m)) if c == m => Operation::Created,
+            _ => Operation::Updated,
+        };
+        if let Some(at) = modified {
+            self.occurred_at_ms = at.min(self.received_at_ms);
+        }
+        self.fields = fields;
+        self
     }
 
     /// A record version the poller read for `job`: one event id per version, so overlapping
@@ -187,5 +243,43 @@ mod tests {
             (pushed.operation, pushed.received_at_ms),
             (Operation::Created, 2)
         );
+    }
+
+    #[test]
+    fn no_source_time_is_later_than_the_arrival() {
+        let far = 4_102_444_800_000; // 2100-01-01
+        let pushed = ChangeEvent::pushed(record(), "e".into(), Operation::Updated, far, 50);
+        assert_eq!(pushed.occurred_at_ms, 50);
+    }
+
+    fn current(created: &str, modified: &str) -> Fields {
+        serde_json::from_value(serde_json::json!({
+            "Id": "0015g00000000AAAAA", "Name": "Acme",
+            "CreatedDate": created, "LastModifiedDate": modified, "SystemModstamp": modified,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_hint_takes_the_values_and_time_of_the_record_read_from_its_source() {
+        let at = crate::time::parse_ms("2026-12-05T10:00:00.000Z").unwrap();
+        let hint = ChangeEvent::salesforce_hint("Account", "0015g00000000AAAAA", "n".into(), at);
+        assert!(hint.reread);
+        let earlier = "2026-12-05T09:59:58.000Z";
+        let updated = hint
+            .clone()
+            .with_current(Some(current("2026-01-01T00:00:00.000Z", earlier)));
+        assert!(!updated.reread);
+        assert_eq!(updated.operation, Operation::Updated);
+        assert_eq!(updated.fields["Name"], "Acme");
+        assert_eq!(updated.occurred_at_ms, at - 2_000);
+        let created = hint.clone().with_current(Some(current(earlier, earlier)));
+        assert_eq!(created.operation, Operation::Created);
+        // A modification stamp after the hint arrived is not believed.
+        let ahead = "2100-01-01T00:00:00.000Z";
+        let clamped = hint.clone().with_current(Some(current(earlier, ahead)));
+        assert_eq!(clamped.occurred_at_ms, at);
+        let gone = hint.with_current(None);
+        assert_eq!(gone.operation, Operation::Deleted);
     }
 }

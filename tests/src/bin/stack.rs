@@ -34,6 +34,10 @@ fn env_file(stack: &Stack) -> String {
     vars.extend([
         ("WEBHOOK_URL", stack.webhook_url()),
         ("WEBHOOK_SECRET", WEBHOOK_SECRET.to_string()),
+        (
+            "SALESFORCE_OUTBOUND_URL",
+            sync_tests::outbound_url(&stack.webhook_url()),
+        ),
         ("GAINSIGHT_ACCESS_KEY", GAINSIGHT_ACCESS_KEY.to_string()),
         ("SALESFORCE_CLIENT_SECRET", stack.salesforce.client_secret()),
     ]);
@@ -91,6 +95,10 @@ fn print_endpoints(stack: &Stack, speedup: u32) {
     println!(
         "  webhook (Function URL): {}/gainsight   secret: {WEBHOOK_SECRET}",
         stack.webhook_url()
+    );
+    println!(
+        "  Outbound Messages:  {} (SALESFORCE_OUTBOUND_URL)",
+        sync_tests::outbound_url(&stack.webhook_url())
     );
     println!(
         "  Gainsight emulator: {}   Accesskey: {} (a person; the integration user's is {GAINSIGHT_ACCESS_KEY}, whose changes the rule skips)",
@@ -179,7 +187,7 @@ fn introduce(stack: &Stack, started: Instant) {
     );
 
     println!(
-        "demo: Salesforce Outbound Messages (Account, Contact, Case) go to {}/salesforce",
+        "demo: Salesforce Outbound Messages (Account, Contact, Case) go to {}/salesforce?token=<salesforce-outbound-token>; each notification is read back from Salesforce before it is mapped",
         stack.webhook_url()
     );
     let jobs: Vec<String> = stack

@@ -522,6 +522,7 @@ fn mapped(
         participants: None,
         load: None,
         waiting_since_ms: None,
+        reread: false,
     };
     let job = jobs.get("company_account").unwrap();
     match Mapper::new(job, Some(&schemas)).map(&change, ledger, &Lookups::default()) {

@@ -398,6 +398,22 @@ impl Job {
         fields
     }
 
+    /// The fields a read of the job's Salesforce record selects: the job's own, and the
+    /// timestamps a change carries.
+    pub fn salesforce_read_fields(&self) -> Vec<String> {
+        let mut fields = self.fields_read_from(System::Salesforce);
+        for f in [
+            "CreatedDate",
+            "LastModifiedDate",
+            super::change::SALESFORCE_MODIFIED,
+        ] {
+            if !fields.iter().any(|s| s == f) {
+                fields.push(f.into());
+            }
+        }
+        fields
+    }
+
     /// Every object whose describe the job is checked against.
     pub fn described_objects(&self) -> Vec<(System, String)> {
         let mut objects = vec![

@@ -26,6 +26,7 @@ fn change(source: System, object: &str, id: &str, op: Operation, fields: Value) 
         participants: None,
         load: None,
         waiting_since_ms: None,
+        reread: false,
     }
 }
 

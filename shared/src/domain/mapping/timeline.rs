@@ -139,6 +139,7 @@ mod tests {
             }),
             load: None,
             waiting_since_ms: None,
+            reread: false,
         }
     }
 
