@@ -60,7 +60,7 @@ MANAGED_POLICIES = {
 #   an SQS event source mapping is the event-source emulator (moto's own mapping would consume the
 #   messages trying to run the function, which it cannot);
 # - moto's CloudFormation cannot create these.
-LOCAL_STAND_INS = {"AWS::Lambda::Url", "AWS::Lambda::EventSourceMapping"}
+LOCAL_STAND_INS = {"AWS::Lambda::Url", "AWS::Lambda::EventSourceMapping", "AWS::Events::EventBus"}
 MOTO_UNSUPPORTED = LOCAL_STAND_INS | {"AWS::CloudWatch::Alarm", "AWS::SQS::QueuePolicy",
                                       "AWS::Lambda::EventInvokeConfig"}
 
@@ -78,8 +78,15 @@ def _references(node, names):
     return False
 
 
+def _routes_events(resource):
+    """A rule routing a bus's events by pattern: the local EventBridge stand-in serves it (moto's
+    would deliver to its own queues, not to the SQS the stack uses)."""
+    return resource["Type"] == "AWS::Events::Rule" and "EventPattern" in resource.get("Properties", {})
+
+
 def strip_unsupported(template):
-    skipped = [name for name, r in template["Resources"].items() if r["Type"] in MOTO_UNSUPPORTED]
+    skipped = [name for name, r in template["Resources"].items()
+               if r["Type"] in MOTO_UNSUPPORTED or _routes_events(r)]
     for name in skipped:
         del template["Resources"][name]
     for name in [n for n, o in template.get("Outputs", {}).items() if _references(o, set(skipped))]:
@@ -151,6 +158,64 @@ def create_queue(sqs, name, attrs):
             if attempt == 19:
                 raise
             time.sleep(0.1)
+
+
+def _resolve(template, params, value):
+    """`value` with its parameter references (`Ref`, lists split at commas) resolved as deployed,
+    and `Fn::GetAtt` of a resource left as `{"resource": <logical id>}`."""
+    if isinstance(value, dict) and "Ref" in value:
+        name = value["Ref"]
+        declared = template.get("Parameters", {}).get(name)
+        if declared is None:
+            return {"resource": name}
+        got = params.get(name, declared.get("Default"))
+        if declared.get("Type") == "CommaDelimitedList" and isinstance(got, str):
+            return [v.strip() for v in got.split(",") if v.strip()]
+        return got
+    if isinstance(value, dict) and "Fn::GetAtt" in value:
+        return {"resource": value["Fn::GetAtt"][0]}
+    if isinstance(value, dict):
+        return {k: _resolve(template, params, v) for k, v in value.items()}
+    if isinstance(value, list):
+        out = []
+        for v in value:
+            r = _resolve(template, params, v)
+            # A list parameter inside a list (`[!Ref List]`) is its values.
+            out.extend(r if isinstance(r, list) and isinstance(v, dict) and "Ref" in v else [r])
+        return out
+    return value
+
+
+def event_rules(template, params, queues):
+    """The rules routing an event bus's events to queues, as deployed (condition, parameters and
+    queue names resolved), for the local EventBridge stand-in to serve."""
+    conditions = {"HasSalesforceEvents": bool(params.get("SalesforceEventBusName"))}
+    found = []
+    for name, resource in template["Resources"].items():
+        if not _routes_events(resource):
+            continue
+        if not conditions.get(resource.get("Condition"), True):
+            continue
+        props = resource["Properties"]
+        bus = _resolve(template, params, props.get("EventBusName", "default"))
+        if isinstance(bus, dict):
+            bus_resource = template["Resources"][bus["resource"]]
+            bus = _resolve(template, params, bus_resource["Properties"]["Name"])
+        targets = []
+        for target in props.get("Targets", []):
+            arn = _resolve(template, params, target["Arn"])
+            dlq = _resolve(template, params, target.get("DeadLetterConfig", {}).get("Arn"))
+            targets.append({
+                "queue": queues[arn["resource"]],
+                "dead_letter_queue": queues[dlq["resource"]] if isinstance(dlq, dict) else None,
+            })
+        found.append({
+            "rule": name,
+            "bus": bus,
+            "pattern": _resolve(template, params, props["EventPattern"]),
+            "targets": targets,
+        })
+    return found
 
 
 def schedules(template, params):
@@ -265,6 +330,7 @@ def deploy(repo, template_path, stack, params):
     return {
         "timeouts": timeouts,
         "schedules": schedules(full_template, params),
+        "event_rules": event_rules(full_template, params, queues),
         "stack": stack,
         "outputs": outputs,
         "resources": resources,

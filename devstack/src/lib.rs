@@ -4,6 +4,7 @@
 //! from the product, so the product's assumptions cannot leak into its test doubles.
 
 pub mod chaos;
+pub mod event_bus;
 pub mod event_source;
 pub mod function_url;
 pub mod gainsight;

@@ -199,6 +199,9 @@ pub struct Deployment {
     /// The EventBridge schedules, for the local stack to fire.
     #[serde(default)]
     pub schedules: Vec<crate::scheduler::ScheduleSpec>,
+    /// The rules routing an event bus's events to queues, for the local buses to serve.
+    #[serde(default)]
+    pub event_rules: Vec<crate::event_bus::EventRuleSpec>,
     /// Resources moto cannot create, left out of the local deployment.
     pub skipped: Vec<String>,
     /// Each function's timeout in seconds, by logical id.
@@ -266,10 +269,15 @@ async fn sdk_config(endpoint: &str) -> aws_config::SdkConfig {
 impl LocalAws {
     /// Starts moto (and a second one for SQS) and deploys `infra/template.yaml` into them.
     pub async fn start() -> Result<Self> {
+        Self::start_with(&HashMap::new()).await
+    }
+
+    /// Same, with the stack's `parameters`.
+    pub async fn start_with(parameters: &HashMap<String, String>) -> Result<Self> {
         let (moto, sqs) = tokio::try_join!(Moto::start(), Moto::start())?;
         let template = super::repo_root().join("infra").join("template.yaml");
         let deployment = moto
-            .deploy(&template, "gs-sf-sync", &HashMap::new(), Some(&sqs))
+            .deploy(&template, "gs-sf-sync", parameters, Some(&sqs))
             .await?;
         let sdk = sdk_config(&moto.endpoint).await;
         let sqs_sdk = sdk_config(&sqs.endpoint).await;

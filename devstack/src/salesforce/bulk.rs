@@ -30,6 +30,8 @@ pub(super) struct IngestJob {
     unprocessed: Vec<Record>,
     /// Why the job failed.
     error_message: String,
+    /// Change events of the rows written, put on the bus once the job's state is answered.
+    events: Vec<(String, Value)>,
 }
 
 #[derive(Deserialize)]
@@ -75,6 +77,7 @@ pub(super) async fn create_job(
         columns: Vec::new(),
         unprocessed: Vec::new(),
         error_message: String::new(),
+        events: Vec::new(),
     };
     let info = info(&job);
     org.ingest.insert(id, job);
@@ -158,8 +161,12 @@ pub(super) async fn job_info(
         "InProgress" => process(&mut org, job),
         _ => job,
     };
+    let mut job = job;
+    let events = std::mem::take(&mut job.events);
     let info = info(&job);
     org.ingest.insert(id, job);
+    drop(org);
+    relay::spawn_events(&org_arc, events);
     answer(StatusCode::OK, info, used)
 }
 
@@ -216,7 +223,8 @@ fn process(org: &mut Org, mut job: IngestJob) -> IngestJob {
             })
             .collect();
         let applied = apply(org, &op, &job.object, &values, false);
-        let (results, _) = keep(org, &job.object, applied);
+        let (results, _, events) = keep(org, &job.object, applied);
+        job.events.extend(events);
         for (row, result) in chunk.iter().zip(results) {
             if result["success"] == json!(true) {
                 let id = result["id"].as_str().unwrap_or_default().to_string();

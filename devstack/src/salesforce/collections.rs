@@ -76,31 +76,39 @@ pub(super) async fn collection(
         roll_back(&mut applied.results);
         return ok_json(Value::Array(applied.results), used);
     }
-    let (results, sends) = keep(&mut org, &object, applied);
+    let (results, sends, events) = keep(&mut org, &object, applied);
     drop(org);
     spawn_outbound(&org_arc, sends);
+    relay::spawn_events(&org_arc, events);
     ok_json(Value::Array(results), used)
 }
 
-/// Keeps what `apply` staged and counts it; the per-record results, and the Outbound Messages the
-/// records written (by the integration user) fire.
-pub(super) fn keep(
-    org: &mut Org,
-    object: &str,
-    applied: Applied,
-) -> (Vec<Value>, Vec<OutboundSend>) {
+/// What keeping a call's writes gives: the per-record results, the Outbound Messages and the
+/// change events the records written (by the integration user) fire.
+pub(super) type Kept = (Vec<Value>, Vec<OutboundSend>, Vec<(String, Value)>);
+
+/// Keeps what `apply` staged and counts it.
+pub(super) fn keep(org: &mut Org, object: &str, applied: Applied) -> Kept {
     let written: Vec<Record> = applied
         .touched
         .iter()
         .map(|i| applied.staged[*i].clone())
         .collect();
+    // Updates change records in place; creates are appended after the records there were.
+    let changes: Vec<relay::RecordChange> = match org.objects.get(object) {
+        Some(o) if org.relay.relay.is_some() => (applied.touched.iter())
+            .filter_map(|i| relay::RecordChange::between(o.records.get(*i), &applied.staged[*i]))
+            .collect(),
+        _ => Vec::new(),
+    };
     if let Some(o) = org.objects.get_mut(object) {
         o.records = applied.staged;
     }
     org.stats.records_created += applied.created;
     org.stats.records_updated += applied.updated;
     let sends = org.outbound_for(object, &written, Author::IntegrationUser);
-    (applied.results, sends)
+    let events = org.change_events(object, changes, Author::IntegrationUser);
+    (applied.results, sends, events)
 }
 
 /// Counts the call and applies an injected fault: an error answer, or a delay.
@@ -417,7 +425,7 @@ pub(super) fn update_one(
         .iter()
         .position(|r| r.get("Id").and_then(Value::as_str) == Some(id.as_str()))
     else {
-        if sobject.deleted.contains(&id) {
+        if sobject.deleted.contains_key(&id) {
             return Err(save_error(
                 "ENTITY_IS_DELETED",
                 "entity is deleted".into(),

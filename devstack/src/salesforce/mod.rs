@@ -31,6 +31,7 @@ pub use jwt::certificate_of;
 mod org;
 mod outbound;
 mod query;
+mod relay;
 mod schema;
 mod sobject;
 pub mod soql;
@@ -43,6 +44,7 @@ pub use dates::{parse_datetime_ms, sf_datetime};
 use org::*;
 use outbound::*;
 use query::*;
+pub use relay::Relay;
 use schema::*;
 pub use schema::{FieldDef, FieldType};
 
@@ -165,21 +167,33 @@ struct SObject {
     prefix: &'static str,
     fields: Vec<FieldDef>,
     records: Vec<Record>,
-    /// Ids of the records deleted: in the Recycle Bin, where an update by Id is refused with
-    /// `ENTITY_IS_DELETED`.
-    deleted: std::collections::HashSet<String>,
+    /// The records deleted, by Id: in the Recycle Bin, where an update by Id is refused with
+    /// `ENTITY_IS_DELETED`, until undeleted.
+    deleted: HashMap<String, Record>,
 }
 
 impl SObject {
     /// Moves record `id` to the Recycle Bin; false if there is no such record.
     fn delete(&mut self, id: &str) -> bool {
-        let before = self.records.len();
-        (self.records).retain(|r| r.get("Id").and_then(Value::as_str) != Some(id));
-        let gone = self.records.len() < before;
-        if gone {
-            self.deleted.insert(id.to_string());
-        }
-        gone
+        let Some(at) =
+            (self.records.iter()).position(|r| r.get("Id").and_then(Value::as_str) == Some(id))
+        else {
+            return false;
+        };
+        let mut record = self.records.remove(at);
+        record.insert("IsDeleted".into(), Value::Bool(true));
+        self.deleted.insert(id.to_string(), record);
+        true
+    }
+
+    /// Restores record `id` from the Recycle Bin; false if it is not there.
+    fn undelete(&mut self, id: &str) -> bool {
+        let Some(mut record) = self.deleted.remove(id) else {
+            return false;
+        };
+        record.insert("IsDeleted".into(), Value::Bool(false));
+        self.records.push(record);
+        true
     }
 
     fn field(&self, name: &str) -> Option<&FieldDef> {
@@ -213,6 +227,8 @@ struct Org {
     usage_offset: u64,
     /// Bulk API 2.0 ingest jobs, by id.
     ingest: HashMap<String, bulk::IngestJob>,
+    /// Change Data Capture through Event Relay, when a relay is set.
+    relay: relay::RelayState,
 }
 
 /// Options of an emulated org.
@@ -281,6 +297,7 @@ impl SalesforceEmulator {
             outbound: Vec::new(),
             usage_offset: 0,
             ingest: HashMap::new(),
+            relay: Default::default(),
         }));
         let router = routes(org.clone());
         let task = tokio::spawn(async move {
@@ -359,8 +376,84 @@ impl SalesforceEmulator {
     /// no longer find it, an update by its Id is refused (`ENTITY_IS_DELETED: entity is
     /// deleted`) and an upsert on an external id it held creates another; false if absent.
     pub fn delete(&self, object: &str, id: &str) -> bool {
+        delete_records(&self.org, object, &[id.to_string()], Author::Person) == 1
+    }
+
+    /// Sets `fields` on every record of `ids` in one transaction, as a person's data load does;
+    /// how many there were.
+    pub fn edit_all(&self, object: &str, ids: &[String], fields: Record) -> usize {
+        edit_records(&self.org, object, ids, &fields)
+    }
+
+    /// Restores a deleted record from the Recycle Bin as a Salesforce user would; false if it
+    /// is not there.
+    pub fn undelete(&self, object: &str, id: &str) -> bool {
         let mut org = self.lock();
-        (org.objects.get_mut(object)).is_some_and(|sobject| sobject.delete(id))
+        if !(org.objects.get_mut(object)).is_some_and(|o| o.undelete(id)) {
+            return false;
+        }
+        let change = relay::RecordChange::of(relay::ChangeKind::Undelete, id);
+        let events = org.change_events(object, vec![change], Author::Person);
+        drop(org);
+        relay::spawn_events(&self.org, events);
+        true
+    }
+
+    /// Merges `losers` into `master` as a Salesforce user would: the losers are deleted with
+    /// `MasterRecordId` set to the master (found by `queryAll`), and the master is updated.
+    pub fn merge(&self, object: &str, master: &str, losers: &[String]) -> usize {
+        {
+            let mut org = self.lock();
+            for loser in losers {
+                let record = (org.objects.get_mut(object)).and_then(|o| {
+                    o.records
+                        .iter_mut()
+                        .find(|r| r.get("Id").and_then(Value::as_str) == Some(loser.as_str()))
+                });
+                if let Some(record) = record {
+                    record.insert("MasterRecordId".into(), Value::String(master.to_string()));
+                }
+            }
+        }
+        let merged = delete_records(&self.org, object, losers, Author::Person);
+        edit_record(&self.org, object, master, Record::new(), true);
+        merged
+    }
+
+    /// Puts a change event on `relay.bus` for every later change of the org's records.
+    pub fn relay_to(&self, relay: relay::Relay) {
+        self.lock().relay.relay = Some(relay);
+    }
+
+    /// The next `n` change events are sent as gap events (`GAP_UPDATE`...: no values).
+    pub fn gap_next(&self, n: u32) {
+        self.lock().relay.gaps = n;
+    }
+
+    /// The next `n` change events are each sent as a `GAP_OVERFLOW` of their object.
+    pub fn overflow_next(&self, n: u32) {
+        self.lock().relay.overflows = n;
+    }
+
+    /// Puts the last `n` change events on the bus again, as a relay resumed with
+    /// `ReplayRecovery: EARLIEST` does; how many there were.
+    pub fn resend_last(&self, n: usize) -> usize {
+        let events: Vec<(String, Value)> = {
+            let org = self.lock();
+            let sent = &org.relay.sent;
+            sent.iter()
+                .skip(sent.len().saturating_sub(n))
+                .cloned()
+                .collect()
+        };
+        let count = events.len();
+        relay::spawn_events(&self.org, events);
+        count
+    }
+
+    /// Change events put on the bus so far.
+    pub fn change_events_published(&self) -> u64 {
+        self.lock().relay.published
     }
 
     /// Creates records as a person's data load with workflow bypassed: no Outbound Message.

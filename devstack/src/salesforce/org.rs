@@ -21,14 +21,75 @@ pub(super) fn seed_records(
         }
         ids.push(id);
     }
-    let sends = if workflow {
-        org.outbound_for(object, &created, Author::Person)
+    let (sends, events) = if workflow {
+        let changes = (created.iter())
+            .filter_map(|r| relay::RecordChange::between(None, r))
+            .collect();
+        (
+            org.outbound_for(object, &created, Author::Person),
+            org.change_events(object, changes, Author::Person),
+        )
     } else {
-        Vec::new()
+        Default::default()
     };
     drop(org);
     spawn_outbound(org_arc, sends);
+    relay::spawn_events(org_arc, events);
     ids
+}
+
+/// Deletes records `ids` of `object` as `author` (to the Recycle Bin); how many there were.
+pub(super) fn delete_records(
+    org_arc: &Arc<Mutex<Org>>,
+    object: &str,
+    ids: &[String],
+    author: Author,
+) -> usize {
+    let mut org = lock(org_arc);
+    let deleted: Vec<relay::RecordChange> = ids
+        .iter()
+        .filter(|id| (org.objects.get_mut(object)).is_some_and(|o| o.delete(id)))
+        .map(|id| relay::RecordChange::of(relay::ChangeKind::Delete, id))
+        .collect();
+    let count = deleted.len();
+    let events = org.change_events(object, deleted, author);
+    drop(org);
+    relay::spawn_events(org_arc, events);
+    count
+}
+
+/// Sets `fields` on records `ids` of `object` in one transaction, as a person's data load does
+/// (one Outbound Message per record, change events grouped); how many were found.
+pub(super) fn edit_records(
+    org_arc: &Arc<Mutex<Org>>,
+    object: &str,
+    ids: &[String],
+    fields: &Record,
+) -> usize {
+    let mut org = lock(org_arc);
+    let now = org.now();
+    let (mut changes, mut edited) = (Vec::new(), Vec::new());
+    if let Some(o) = org.objects.get_mut(object) {
+        for record in o.records.iter_mut() {
+            let Some(id) = record.get("Id").and_then(Value::as_str).map(str::to_string) else {
+                continue;
+            };
+            if !ids.contains(&id) {
+                continue;
+            }
+            let before = record.clone();
+            record.extend(fields.clone());
+            stamp(record, &id, now, false, Author::Person);
+            changes.extend(relay::RecordChange::between(Some(&before), record));
+            edited.push(record.clone());
+        }
+    }
+    let sends = org.outbound_for(object, &edited, Author::Person);
+    let events = org.change_events(object, changes, Author::Person);
+    drop(org);
+    spawn_outbound(org_arc, sends);
+    relay::spawn_events(org_arc, events);
+    edited.len()
 }
 
 pub(super) fn edit_record(
@@ -47,16 +108,22 @@ pub(super) fn edit_record(
     }) else {
         return false;
     };
+    let before = record.clone();
     record.extend(fields);
     stamp(record, id, now, false, Author::Person);
     let edited = vec![record.clone()];
-    let sends = if workflow {
-        org.outbound_for(object, &edited, Author::Person)
+    let (sends, events) = if workflow {
+        let change = relay::RecordChange::between(Some(&before), &edited[0]);
+        (
+            org.outbound_for(object, &edited, Author::Person),
+            org.change_events(object, change.into_iter().collect(), Author::Person),
+        )
     } else {
-        Vec::new()
+        Default::default()
     };
     drop(org);
     spawn_outbound(org_arc, sends);
+    relay::spawn_events(org_arc, events);
     true
 }
 

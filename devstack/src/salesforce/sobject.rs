@@ -108,8 +108,9 @@ async fn write_one(
             let result = applied.results.into_iter().next().unwrap_or(Value::Null);
             return Err(save_failed(&result, used));
         }
-        let (results, sends) = keep(&mut org, object, applied);
+        let (results, sends, events) = keep(&mut org, object, applied);
         spawn_outbound(org_arc, sends);
+        relay::spawn_events(org_arc, events);
         let result = results.into_iter().next().unwrap_or(Value::Null);
         Ok(saved(&op, &result, used))
     })();
@@ -215,10 +216,8 @@ pub(super) async fn delete_record(
     if let Err(resp) = begin(&org_arc, &headers).await {
         return resp;
     }
-    let mut org = lock(&org_arc);
-    let used = org.used();
-    let deleted = (org.objects.get_mut(object.as_str())).is_some_and(|o| o.delete(&id));
-    if !deleted {
+    let used = lock(&org_arc).used();
+    if delete_records(&org_arc, &object, &[id], Author::IntegrationUser) == 0 {
         return not_found(used);
     }
     with_usage(StatusCode::NO_CONTENT.into_response(), used)
