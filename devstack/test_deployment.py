@@ -33,7 +33,7 @@ import deploy  # noqa: E402
 FUNCTIONS = ["WebhookFunction", "PollerFunction", "MapperFunction", "PusherFunction", "ResyncFunction"]
 # The data-plane actions on the product's own resources; the rest (logs, X-Ray, the SQS event
 # sources' receive/delete) SAM grants the Lambda runtime itself.
-OWN = ("dynamodb:", "kms:", "sqs:SendMessage")
+OWN = ("dynamodb:", "kms:", "sqs:SendMessage", "lambda:InvokeFunction")
 
 
 def job_names():
@@ -168,7 +168,8 @@ class Deployment(unittest.TestCase):
             self.assertEqual(params[param]["Default"], schedule, name)
         # A poll EventBridge cannot deliver, or that fails after Lambda's retries, is kept.
         resources = self.template["Resources"]
-        rules = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::Events::Rule"]
+        rules = [r["Properties"] for r in resources.values()
+                 if r["Type"] == "AWS::Events::Rule" and "ScheduleExpression" in r["Properties"]]
         for rule in rules:
             dlq = rule["Targets"][0]["DeadLetterConfig"]["Arn"]
             self.assertEqual(dlq, {"Fn::GetAtt": ["PollerDeadLetterQueue", "Arn"]})
@@ -176,6 +177,36 @@ class Deployment(unittest.TestCase):
                   if r["Type"] == "AWS::Lambda::EventInvokeConfig"]
         self.assertEqual(invoke[0]["DestinationConfig"]["OnFailure"]["Destination"],
                          {"Fn::GetAtt": ["PollerDeadLetterQueue", "Arn"]})
+
+    def test_change_data_capture_is_off_by_default_and_routes_change_events_when_on(self):
+        # Off (no event bus named): nothing of it is created.
+        self.assertNotIn("SalesforceEventsDeadLetterQueue", self.deployed["queues"])
+        self.assertEqual(self.deployed["event_rules"], [])
+        # On: the partner bus's change events of the jobs' objects, but the integration user's,
+        # go straight to the changes queue; what cannot be delivered to its own DLQ, alarmed.
+        bus = "aws.partner/salesforce.com/00D000000000001AAA/0YL000000000001AAA"
+        params = {"SalesforceEventBusName": bus, "SalesforceIntegrationUserId": "005000000000001AAA"}
+        queues = {"ChangesQueue": "changes", "SalesforceEventsDeadLetterQueue": "sf-dlq"}
+        rules = deploy.event_rules(self.template, params, queues)
+        self.assertEqual(len(rules), 1)
+        rule = rules[0]
+        self.assertEqual(rule["bus"], bus)
+        self.assertEqual(rule["pattern"]["detail-type"],
+                         ["AccountChangeEvent", "ContactChangeEvent", "CaseChangeEvent"])
+        commit_user = rule["pattern"]["detail"]["payload"]["ChangeEventHeader"]["commitUser"]
+        self.assertEqual(commit_user, [{"anything-but": ["005000000000001AAA"]}])
+        self.assertEqual(rule["targets"], [{"queue": "changes", "dead_letter_queue": "sf-dlq"}])
+        resources = self.template["Resources"]
+        self.assertEqual(resources["SalesforceEventBus"]["Properties"]["EventSourceName"],
+                         {"Ref": "SalesforceEventBusName"})
+        alarm = resources["SalesforceEventsDeadLetterAlarm"]["Properties"]
+        self.assertEqual(alarm["Dimensions"][0]["Value"],
+                         {"Fn::GetAtt": ["SalesforceEventsDeadLetterQueue", "QueueName"]})
+        policy = resources["SalesforceEventsQueuePolicy"]["Properties"]["PolicyDocument"]
+        statement = policy["Statement"][0]
+        self.assertEqual(statement["Principal"], {"Service": "events.amazonaws.com"})
+        self.assertEqual(statement["Condition"]["ArnEquals"]["aws:SourceArn"],
+                         {"Fn::GetAtt": ["SalesforceChangeEventsRule", "Arn"]})
 
     def test_alarms_and_dashboard(self):
         resources = self.template["Resources"]

@@ -80,6 +80,7 @@ async fn records_sharing_a_timestamp_across_a_page_boundary_all_sync_once() -> R
     let request = poller::PollRequest {
         job: "company_account".into(),
         since_ms: None,
+        only: None,
     };
     let calls = stack.gainsight.stats().api_calls;
     let first = poller.handle(request.clone()).await?;

@@ -212,11 +212,13 @@ async fn a_backfill_creates_an_old_activity_with_its_attachment_once() -> Result
     let scheduled = poller::PollRequest {
         job: "activity_task".into(),
         since_ms: None,
+        only: None,
     };
     assert_eq!(poller.handle(scheduled).await?.queued, 0);
     let backfill = poller::PollRequest {
         job: "activity_task".into(),
         since_ms: Some(modified - day),
+        only: None,
     };
     assert_eq!(poller.handle(backfill).await?.queued, 1);
     let task = stack

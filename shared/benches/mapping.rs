@@ -46,6 +46,7 @@ fn changes() -> Vec<ChangeEvent> {
                 load: None,
                 waiting_since_ms: None,
                 reread: false,
+                changed_by: None,
             }
         })
         .collect()

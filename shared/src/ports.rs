@@ -370,6 +370,23 @@ pub trait Queue: Send + Sync {
     }
 }
 
+/// Why a poll could not be asked for.
+#[derive(Debug, thiserror::Error)]
+#[error("the poller could not be invoked: {0}")]
+pub struct TriggerError(pub String);
+
+/// Asks for a job's records in one system changed since an instant to be read again (the
+/// poller, invoked without waiting for it).
+#[async_trait]
+pub trait PollTrigger: Send + Sync {
+    async fn poll_since(
+        &self,
+        job: &str,
+        system: crate::domain::System,
+        since_ms: i64,
+    ) -> Result<(), TriggerError>;
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum SecretsError {
     #[error("secret {0} is not stored; put it first (syncctl put-secret / devstack)")]

@@ -27,6 +27,7 @@ fn change(job: &shared::domain::Job) -> ChangeEvent {
         load: None,
         waiting_since_ms: None,
         reread: false,
+        changed_by: None,
     }
 }
 

@@ -126,6 +126,7 @@ pub async fn poll(env: &Env, job: &str, since: Option<&str>, format: Format) -> 
     let request = poller::PollRequest {
         job: job.to_string(),
         since_ms,
+        only: None,
     };
     let report: poller::PollReport = invoke_once(&client, &function, &request).await?;
     let mut rows = Rows::new(&["job", "source", "queued", "from", "cursor"]);

@@ -62,6 +62,7 @@ pub async fn sync_window(n: usize) -> Result<WindowCalls> {
     let request = poller::PollRequest {
         job: "activity_task".into(),
         since_ms: Some(0),
+        only: None,
     };
     let polled = poller.handle(request).await?;
     anyhow::ensure!(polled.queued == n, "queued {}", polled.queued);

@@ -5,6 +5,7 @@
 
 pub mod activity_window;
 pub mod backfill;
+pub mod relay;
 pub mod soak;
 
 use std::sync::Arc;
@@ -55,6 +56,8 @@ pub struct Options {
     pub deferral: Option<Duration>,
     /// The jobs the stack runs; `None`: the shipped ones (`infra/jobs`).
     pub jobs: Option<Jobs>,
+    /// How Salesforce reports its changes: Outbound Messages, Change Data Capture, or both.
+    pub salesforce_events: relay::SalesforceEvents,
 }
 
 impl Default for Options {
@@ -68,6 +71,7 @@ impl Default for Options {
             delivery_faults: Default::default(),
             deferral: None,
             jobs: None,
+            salesforce_events: Default::default(),
         }
     }
 }
@@ -84,6 +88,8 @@ pub struct Stack {
     lambda: ServerHandle,
     consumers: Vec<EventSource>,
     _schedules: Option<devstack::scheduler::Scheduler>,
+    /// The local EventBridge, when Change Data Capture is on.
+    pub buses: Option<devstack::event_bus::EventBuses>,
     http: reqwest::Client,
 }
 
@@ -92,13 +98,14 @@ pub const EVENT_SOURCE_CALLER: &str = "EventSourceMapping";
 
 /// Who calls AWS in production: the functions and Lambda's event source mappings. Everything
 /// else on the local AWS is the harness looking.
-pub const PRODUCT_CALLERS: [&str; 6] = [
+pub const PRODUCT_CALLERS: [&str; 7] = [
     "WebhookFunction",
     "PollerFunction",
     "MapperFunction",
     "PusherFunction",
     "ResyncFunction",
     EVENT_SOURCE_CALLER,
+    relay::EVENTBRIDGE_CALLER,
 ];
 
 /// The AWS clients of one function: signed with its own access key id (its template name), so
@@ -171,8 +178,9 @@ fn wire_sources(
     jobs: &Jobs,
     (gainsight, salesforce): (&GainsightEmulator, &SalesforceEmulator),
     webhook_url: &str,
-    echo_criteria: bool,
+    options: &Options,
 ) {
+    let echo_criteria = options.echo_criteria;
     let mut ruled = std::collections::HashSet::new();
     for job in jobs.iter() {
         // One rule per object, however many jobs read it (the Timeline jobs share activities).
@@ -186,8 +194,9 @@ fn wire_sources(
         }
         // An Outbound Message only for jobs that act on Salesforce changes.
         let from_salesforce = &job.events.from_salesforce;
-        if from_salesforce.on_created == shared::domain::OnCreated::DoNothing
-            && from_salesforce.on_updated == shared::domain::OnUpdated::DoNothing
+        if !options.salesforce_events.outbound()
+            || from_salesforce.on_created == shared::domain::OnCreated::DoNothing
+                && from_salesforce.on_updated == shared::domain::OnUpdated::DoNothing
         {
             continue;
         }
@@ -216,10 +225,20 @@ async fn start_consumers(
     jobs: &Jobs,
     (salesforce, gainsight): (&SalesforceEmulator, &GainsightEmulator),
     options: &Options,
+    lambda_url: &str,
 ) -> Result<Vec<EventSource>> {
     let config = api_config(resources, (salesforce, gainsight));
     let mapper_clients = clients_of(aws, "MapperFunction");
     let mapper = mapper::MapperFn::from_aws(&config, &mapper_clients, jobs.clone()).await?;
+    // The Lambda Invoke API of the stack, as the mapper's own client would reach it.
+    let lambda_sdk = aws.sdk.to_builder().endpoint_url(lambda_url).build();
+    let polls = shared::adapters::lambda::LambdaPolls::new(&lambda_sdk, POLLER_FUNCTION);
+    let integration_user = options
+        .echo_criteria
+        .then(|| sf::INTEGRATION_USER_ID.to_string());
+    let mapper = mapper
+        .with_integration_user(integration_user)
+        .with_polls(Arc::new(polls));
     let mapper = Arc::new(mapper);
     let pusher_clients = clients_of(aws, "PusherFunction");
     let pusher = pusher::Pusher::from_aws(&config, &pusher_clients, jobs.clone()).await?;
@@ -349,7 +368,8 @@ async fn serve_invocations(
 
 impl Stack {
     pub async fn start(options: Options) -> Result<Self> {
-        let aws = LocalAws::start()
+        let parameters = relay::parameters(options.salesforce_events, options.echo_criteria);
+        let aws = LocalAws::start_with(&parameters)
             .await
             .context("starting moto and deploying the template")?;
         let resources = AwsResources {
@@ -365,12 +385,8 @@ impl Stack {
         put_secrets(&clients, &resources, &salesforce).await?;
         let jobs = options.jobs.clone().unwrap_or_else(Jobs::builtin);
         let webhook = serve_webhook(&aws, &resources, &jobs).await?;
-        wire_sources(
-            &jobs,
-            (&gainsight, &salesforce),
-            &webhook.url(),
-            options.echo_criteria,
-        );
+        wire_sources(&jobs, (&gainsight, &salesforce), &webhook.url(), &options);
+        let buses = relay::start_buses(&aws, &salesforce).await?;
         let lambda = serve_invocations(
             &aws,
             &api_config(&resources, (&salesforce, &gainsight)),
@@ -382,7 +398,17 @@ impl Stack {
         });
         let consumers = if options.consumers {
             let apis = (&salesforce, &gainsight);
-            start_consumers(&aws, &clients, &resources, &jobs, apis, &options).await?
+            let lambda_url = lambda.url();
+            start_consumers(
+                &aws,
+                &clients,
+                &resources,
+                &jobs,
+                apis,
+                &options,
+                &lambda_url,
+            )
+            .await?
         } else {
             Vec::new()
         };
@@ -399,6 +425,7 @@ impl Stack {
             lambda,
             consumers,
             _schedules: schedules,
+            buses,
             http: reqwest::Client::new(),
         })
     }
@@ -732,8 +759,13 @@ impl Stack {
     pub async fn story(&self, job: &str, key: &str) -> String {
         use shared::ports::RunStore;
         let mut said = vec![format!("{job} {key}:")];
+        // Lines name a record by its id where the change came from: either side's.
+        let mut ids = vec![key.to_string()];
         match self.ledger_of(job, key).await {
-            Ok(record) => said.push(format!("  ledger: {record:?}")),
+            Ok(record) => {
+                ids.extend(record.as_ref().and_then(|r| r.salesforce_id.clone()));
+                said.push(format!("  ledger: {record:?}"))
+            }
             Err(e) => said.push(format!("  ledger unread: {e:#}")),
         }
         let now = shared::time::now_ms();
@@ -746,7 +778,7 @@ impl Stack {
             let Ok(Some(run)) = self.store.run(&summary.id).await else {
                 continue;
             };
-            for line in run.log.iter().filter(|l| l.record == key) {
+            for line in run.log.iter().filter(|l| ids.contains(&l.record)) {
                 said.push(format!("  run {} ({}): {line:?}", run.id, run.event));
             }
         }

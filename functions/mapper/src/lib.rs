@@ -11,14 +11,18 @@ use shared::domain::{
     ChangeEvent, Fields, Job, Jobs, LedgerBatch, LedgerKey, LedgerUpdate, LineOutcome, Lookups,
     MapOutcome, Mapper, RunFunction, RunLine, Runs, Schemas, System, WriteCommand,
 };
-use shared::lambda::{batch_seed, parse_messages, store_runs, Deadline};
+use shared::lambda::{batch_seed, store_runs, Deadline};
 use shared::participants::resolve;
 use shared::ports::{
-    GainsightApi, LedgerStore, LedgerWrite, Queue, RunStore, SalesforceApi, WaitingStore,
+    GainsightApi, LedgerStore, LedgerWrite, PollTrigger, Queue, RunStore, SalesforceApi,
+    WaitingStore,
 };
 use shared::resolve::{load_schemas, run_lookups, SchemaError};
 
+mod deletes;
 mod give_up;
+mod intake;
+mod overflow;
 mod recheck;
 mod reread;
 use give_up::{failing, Failures};
@@ -53,6 +57,10 @@ pub struct MapperFn {
     /// Deliveries of a change before SQS moves it to the dead-letter queue: on the last one, a
     /// lookup that still finds nothing rejects the change instead of trying it again.
     max_receives: u32,
+    /// The Salesforce user the sync writes as: change events it committed are echoes.
+    integration_user: Option<String>,
+    /// Where a Change Data Capture overflow asks for the object's records to be read again.
+    polls: Option<Arc<dyn PollTrigger>>,
 }
 
 /// Counts of one invocation, logged and returned for tests.
@@ -64,6 +72,8 @@ pub struct Summary {
     /// Changes parked until the record they refer to syncs.
     pub waiting: usize,
     pub failed_messages: usize,
+    /// Change events of the sync's own writes, dropped.
+    pub echoes: usize,
 }
 
 impl MapperFn {
@@ -88,12 +98,26 @@ impl MapperFn {
             schemas,
             waiting: None,
             max_receives: shared::config::DEFAULT_MAX_RECEIVES,
+            integration_user: None,
+            polls: None,
         }
     }
 
     /// Parks changes whose lookup finds no parent in `store` until the parent syncs.
     pub fn with_waiting(mut self, store: Arc<dyn WaitingStore>) -> Self {
         self.waiting = Some(store);
+        self
+    }
+
+    /// Change events committed by `user` (the Salesforce user the sync writes as) are echoes.
+    pub fn with_integration_user(mut self, user: Option<String>) -> Self {
+        self.integration_user = user.filter(|u| !u.is_empty());
+        self
+    }
+
+    /// Change Data Capture overflows ask `polls` to read the object again.
+    pub fn with_polls(mut self, polls: Arc<dyn PollTrigger>) -> Self {
+        self.polls = Some(polls);
         self
     }
 
@@ -154,15 +178,18 @@ impl MapperFn {
             &batch_seed(&event),
         );
         let last = shared::lambda::last_deliveries(&event, self.max_receives);
-        let (mut changes, unreadable) = parse_messages::<ChangeEvent>(event, "change event");
-        let mut failed: Failures = (unreadable.into_iter())
-            .map(|id| (id, "the message is not a change event".to_string()))
-            .collect();
+        let intake = intake::read(event, self.integration_user.as_deref(), now_ms);
+        let mut changes = intake.changes;
+        let mut failed: Failures = intake.failed;
+        summary.echoes = intake.echoes;
+        failed.extend(self.overflow(intake.overflows, &mut runs).await);
         let on_last: Vec<(String, ChangeEvent)> = (changes.iter())
             .filter(|(id, _)| last.contains(id))
             .cloned()
             .collect();
         failed.extend(self.reread(&mut changes).await);
+        failed.extend(self.key_deletes(&mut changes).await);
+        changes.retain(|(id, _)| !failing(&failed, id));
         failed.extend(self.resolve_participants(&mut changes).await);
         // In change order, so that a change of a record meets the earlier ones of the batch as
         // writes on their way (see `LedgerBatch::note_mapped`).

@@ -64,6 +64,7 @@ fn change(gsid: &str, op: Operation, fields: serde_json::Value) -> String {
         load: None,
         waiting_since_ms: None,
         reread: false,
+        changed_by: None,
     })
     .unwrap()
 }
@@ -118,7 +119,8 @@ async fn maps_changes_to_write_commands_and_fails_only_the_bad_message() {
             ignored: 1,
             rejected: 0,
             waiting: 0,
-            failed_messages: 1
+            failed_messages: 1,
+            echoes: 0
         }
     );
     let sent = queue.bodies();

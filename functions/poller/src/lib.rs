@@ -58,6 +58,9 @@ pub struct PollRequest {
     /// Backfill: start from this instant (epoch ms) instead of the cursor.
     #[serde(default)]
     pub since_ms: Option<i64>,
+    /// Read only this system (a Salesforce Change Data Capture overflow); both when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub only: Option<System>,
 }
 
 /// What one poll did.
@@ -240,7 +243,7 @@ impl Poller {
         let run_job = Some(job.name.as_str());
         runs.objects(run_job, &job.gainsight.object, Some(&job.salesforce.object));
         let polled = self
-            .poll_both(job, request.since_ms, clock, &mut runs)
+            .poll_both(job, (request.since_ms, request.only), clock, &mut runs)
             .await;
         if let Err(e) = &polled {
             runs.fail(run_job, e.to_string());
@@ -279,19 +282,23 @@ impl Poller {
         }
     }
 
-    /// Gainsight, then Salesforce when the job takes changes from it.
+    /// Gainsight, then Salesforce when the job takes changes from it (or `only` one of them).
     async fn poll_both(
         &self,
         job: &Job,
-        since_ms: Option<i64>,
+        (since_ms, only): (Option<i64>, Option<System>),
         clock: Clock,
         runs: &mut Runs,
     ) -> Result<Vec<StreamReport>, PollError> {
-        let mut streams = vec![
-            self.poll(job, System::Gainsight, since_ms, clock, runs)
-                .await?,
-        ];
-        if self.salesforce.is_some() && read::polls_salesforce(job) {
+        let wanted = |system| only.is_none_or(|o| o == system);
+        let mut streams = Vec::new();
+        if wanted(System::Gainsight) {
+            streams.push(
+                self.poll(job, System::Gainsight, since_ms, clock, runs)
+                    .await?,
+            );
+        }
+        if wanted(System::Salesforce) && self.salesforce.is_some() && read::polls_salesforce(job) {
             streams.push(
                 self.poll(job, System::Salesforce, since_ms, clock, runs)
                     .await?,
@@ -494,6 +501,7 @@ mod tests {
         let request = PollRequest {
             job: "company_account".into(),
             since_ms: None,
+            only: None,
         };
         let out = poller.handle_at(request.clone(), 10_000_000).await.unwrap();
         assert_eq!(out.queued, 2);
@@ -562,6 +570,7 @@ mod tests {
         let request = PollRequest {
             job: "case_case".into(),
             since_ms: None,
+            only: None,
         };
         let out = poller.handle_at(request, now).await.unwrap();
         assert_eq!(
@@ -614,6 +623,7 @@ mod tests {
         let request = PollRequest {
             job: "company_account".into(),
             since_ms: Some(0),
+            only: None,
         };
         let soon = Deadline::in_ms(DEADLINE_MARGIN_MS - 1_000);
         let out = poller
@@ -646,6 +656,7 @@ mod tests {
         let request = PollRequest {
             job: "company_account".into(),
             since_ms: None,
+            only: None,
         };
         let report = poller.handle_at(request, 1_000_000).await.unwrap();
         assert_eq!(report.streams[0].from_ms, 1_000_000 - 60_000);
@@ -679,6 +690,7 @@ mod tests {
                 PollRequest {
                     job: "company_account".into(),
                     since_ms: Some(0),
+                    only: None,
                 },
                 100,
             )
@@ -700,7 +712,8 @@ mod tests {
             .handle_at(
                 PollRequest {
                     job: "nope".into(),
-                    since_ms: None
+                    since_ms: None,
+                    only: None,
                 },
                 100
             )

@@ -6,6 +6,7 @@ pub mod dynamo;
 pub mod gainsight;
 mod http;
 pub mod kms;
+pub mod lambda;
 pub mod oauth;
 pub mod salesforce;
 mod soql;

@@ -50,6 +50,8 @@ pub enum ChangeOrigin {
     Webhook,
     Poller,
     Resync,
+    /// A Salesforce change event relayed through EventBridge.
+    ChangeDataCapture,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -88,6 +90,9 @@ pub struct ChangeEvent {
     /// the message, which nothing signs.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub reread: bool,
+    /// Who made the change, when the source says (a change event's `commitUser`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changed_by: Option<String>,
 }
 
 /// A record as its source shows it: which one, and its current values.
@@ -126,6 +131,7 @@ impl ChangeEvent {
             load: None,
             waiting_since_ms: None,
             reread: false,
+            changed_by: None,
         }
     }
 

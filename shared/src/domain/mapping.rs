@@ -317,12 +317,7 @@ impl<'a> Mapper<'a> {
             ))
         };
         match (operation, actions.on_created, actions.on_updated) {
-            (Operation::Deleted, _, _) => Err(cx.ignored(format!(
-                "{} {} was deleted in {}; deletes are logged, not propagated",
-                change.object,
-                change.record_id,
-                source.as_str()
-            ))),
+            (Operation::Deleted, _, _) => Err(cx.ignored(deleted(change))),
             (Operation::Created, OnCreated::DoNothing, _) => Err(nothing("created")),
             (Operation::Updated, _, OnUpdated::DoNothing) => Err(nothing("updated")),
             (Operation::Created, OnCreated::Create, _) => Ok(WriteMode::Create),
@@ -542,6 +537,18 @@ impl<'a> Mapper<'a> {
             job.name, job.gainsight.object
         ))
     }
+}
+
+/// What a delete is recorded as: which record, where, by whom and when the source says.
+fn deleted(change: &ChangeEvent) -> String {
+    let by = (change.changed_by.as_deref()).map_or(String::new(), |u| format!(" by user {u}"));
+    format!(
+        "{} {} was deleted in {}{by} at {}; deletes are recorded, not propagated",
+        change.object,
+        change.record_id,
+        change.source.label(),
+        crate::time::rfc3339(change.occurred_at_ms)
+    )
 }
 
 /// The operation the event actions apply to. An update of a record whose create never

@@ -2,6 +2,7 @@
 //! them. Nothing here knows an SDK or an HTTP client.
 
 pub mod budget;
+pub mod cdc;
 pub mod change;
 pub mod job;
 pub mod key;

@@ -523,6 +523,7 @@ fn mapped(
         load: None,
         waiting_since_ms: None,
         reread: false,
+        changed_by: None,
     };
     let job = jobs.get("company_account").unwrap();
     match Mapper::new(job, Some(&schemas)).map(&change, ledger, &Lookups::default()) {

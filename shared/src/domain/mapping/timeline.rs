@@ -140,6 +140,7 @@ mod tests {
             load: None,
             waiting_since_ms: None,
             reread: false,
+            changed_by: None,
         }
     }
 

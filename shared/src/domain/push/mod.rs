@@ -324,15 +324,34 @@ pub fn drop_stale(batch: Vec<Pending>, ledgers: &LedgerBatch) -> Fresh {
             out.unreadable.push(pending);
             continue;
         }
-        let written = ledgers
-            .get(&cmd.job, &cmd.ledger_key)
-            .and_then(|r| r.changed_at(cmd.source));
+        let record = ledgers.get(&cmd.job, &cmd.ledger_key);
+        let written = record.and_then(|r| r.changed_at(cmd.source));
         match written {
             Some(newer) if newer > cmd.source_changed_at_ms => out.stale.push(pending),
+            Some(same) if same == cmd.source_changed_at_ms && already_written(record, cmd) => {
+                out.stale.push(pending)
+            }
             _ => out.fresh.push(pending),
         }
     }
     out
+}
+
+/// Whether the ledger already holds every value `cmd` writes, as `cmd` would leave them: the
+/// same change delivered twice (a change event relayed again) and mapped before the first
+/// write was recorded.
+fn already_written(record: Option<&super::LedgerRecord>, cmd: &WriteCommand) -> bool {
+    let Some(record) = record else {
+        return false;
+    };
+    // A command that says nothing of its values (none mapped) is written again: idempotent.
+    cmd.attachments.is_empty()
+        && !cmd.field_states.is_empty()
+        && cmd.field_states.iter().all(|(field, state)| {
+            record.fields.get(field).is_some_and(|held| {
+                (held.gainsight, held.salesforce) == (state.gainsight, state.salesforce)
+            })
+        })
 }
 
 /// What one record's write outcome makes of the ledger.

@@ -149,6 +149,24 @@ fn commands_older_than_what_was_written_are_stale() {
     assert_eq!(ids(&retry.unreadable), ["x"]);
 }
 
+/// The same change delivered twice, the second mapped before the first write was recorded: the
+/// second finds its values already written at its source time and is dropped; a different
+/// change made in the same millisecond is not.
+#[test]
+fn a_change_already_written_at_its_own_time_is_not_written_again() {
+    let first = name_write(System::Salesforce, 20, "Acme");
+    let mut written = LedgerRecord::new("company_account", gsid("G1"));
+    written.gainsight_changed_at_ms = Some(20);
+    written.fields = first.field_states.clone();
+    let mut ledgers = LedgerBatch::default();
+    ledgers.extend([written]);
+    let again = drop_stale(vec![pending("again", first)], &ledgers);
+    assert_eq!(again.stale.len(), 1);
+    let other = name_write(System::Salesforce, 20, "Acme Two");
+    let out = drop_stale(vec![pending("other", other)], &ledgers);
+    assert_eq!(out.fresh.len(), 1);
+}
+
 /// A command writing bi-directional `Name` = `value` from the other side of `target`.
 fn name_write(target: System, at: i64, value: &str) -> WriteCommand {
     let mut cmd = command(gsid("G1"), target, at);
