@@ -264,6 +264,11 @@ async fn gaps_overflows_deletes_and_undeletes() -> Result<()> {
     stack.drained(WAIT).await?;
     let story = stack.story("company_account", &gsid).await;
     assert!(story.contains("deleted in Salesforce"), "{story}");
+    // Recorded on the pair, not on a record of its own keyed by the Salesforce Id.
+    let stray = stack
+        .ledger_of("company_account", &format!("sf:{account}"))
+        .await?;
+    assert!(stray.is_none(), "{stray:#?}");
     stack.stop().await;
     Ok(())
 }

@@ -90,6 +90,8 @@ pub struct Stack {
     _schedules: Option<devstack::scheduler::Scheduler>,
     /// The local EventBridge, when Change Data Capture is on.
     pub buses: Option<devstack::event_bus::EventBuses>,
+    /// How Salesforce reports its changes to this stack.
+    pub salesforce_events: relay::SalesforceEvents,
     http: reqwest::Client,
 }
 
@@ -426,6 +428,7 @@ impl Stack {
             consumers,
             _schedules: schedules,
             buses,
+            salesforce_events: options.salesforce_events,
             http: reqwest::Client::new(),
         })
     }

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 use serde_json::{json, Value};
+use sync_tests::relay::{event_source, SalesforceEvents};
 use sync_tests::{Options, Stack, GAINSIGHT_ACCESS_KEY, WEBHOOK_SECRET};
 
 /// A record as the emulators hold it.
@@ -38,9 +39,14 @@ fn env_file(stack: &Stack) -> String {
             "SALESFORCE_OUTBOUND_URL",
             sync_tests::outbound_url(&stack.webhook_url()),
         ),
+        ("SALESFORCE_EVENT_SOURCE", event_source()),
+        ("SALESFORCE_EVENT_BUS_NAME", event_source()),
         ("GAINSIGHT_ACCESS_KEY", GAINSIGHT_ACCESS_KEY.to_string()),
         ("SALESFORCE_CLIENT_SECRET", stack.salesforce.client_secret()),
     ]);
+    if let Some(buses) = &stack.buses {
+        vars.push(("AWS_ENDPOINT_URL_EVENTS", buses.url()));
+    }
     vars.iter()
         .map(|(name, value)| format!("export {name}='{value}'\n"))
         .collect()
@@ -54,6 +60,7 @@ async fn up() -> Result<()> {
         .unwrap_or(60);
     let options = Options {
         schedule_speedup: (speedup > 0).then_some(speedup),
+        salesforce_events: SalesforceEvents::from_env(SalesforceEvents::Both)?,
         ..Options::default()
     };
     let stack = Stack::start(options).await?;
@@ -153,6 +160,7 @@ async fn demo() -> Result<()> {
     // schedule every 4 s; none more often than once a second).
     let stack = Stack::start(Options {
         schedule_speedup: Some(DEMO_SPEEDUP),
+        salesforce_events: SalesforceEvents::from_env(SalesforceEvents::Both)?,
         ..Options::default()
     })
     .await?;
@@ -163,6 +171,7 @@ async fn demo() -> Result<()> {
     account_to_company(&stack).await?;
     contact_to_person(&stack, &accounts).await?;
     case_closed_in_salesforce(&stack, &case, &sf_case).await?;
+    account_deleted_in_salesforce(&stack).await?;
     no_echo(&stack, &ids).await?;
     timeline_on_schedule(&stack, &ids).await?;
     report(&stack).await?;
@@ -186,10 +195,18 @@ fn introduce(stack: &Stack, started: Instant) {
         stack.webhook_url()
     );
 
-    println!(
-        "demo: Salesforce Outbound Messages (Account, Contact, Case) go to {}/salesforce?token=<salesforce-outbound-token>; each notification is read back from Salesforce before it is mapped",
-        stack.webhook_url()
-    );
+    if stack.salesforce_events.outbound() {
+        println!(
+            "demo: Salesforce Outbound Messages (Account, Contact, Case) go to {}/salesforce?token=<salesforce-outbound-token>; each notification is read back from Salesforce before it is mapped",
+            stack.webhook_url()
+        );
+    }
+    if stack.salesforce_events.change_data_capture() {
+        println!(
+            "demo: Salesforce change events (Change Data Capture through Event Relay) go on the EventBridge bus {}; its rule puts them on the changes queue (SALESFORCE_EVENTS=outbound|cdc|both)",
+            event_source()
+        );
+    }
     let jobs: Vec<String> = stack
         .jobs
         .iter()
@@ -319,11 +336,53 @@ async fn account_to_company(stack: &Stack) -> Result<()> {
         })
         .await?;
     println!(
-        "demo: [company_account sf->gs] Account {account_id} (Outbound Message) -> Company {gsid} \"{}\" Phone={}; Account.Gainsight_Company_Id__c = {gsid}",
+        "demo: [company_account sf->gs] Account {account_id} ({}) -> Company {gsid} \"{}\" Phone={}; Account.Gainsight_Company_Id__c = {gsid}",
+        paths(stack),
         text(&company["Name"]),
         text(&company["Phone"])
     );
 
+    Ok(())
+}
+
+/// How Salesforce changes reach the stack, as people say it.
+fn paths(stack: &Stack) -> &'static str {
+    match stack.salesforce_events {
+        SalesforceEvents::Outbound => "Outbound Message",
+        SalesforceEvents::ChangeDataCapture => "change event",
+        SalesforceEvents::Both => "change event and Outbound Message",
+    }
+}
+
+/// An Account deleted in Salesforce: the change event records it on the pair and in the runs;
+/// the Company stays.
+async fn account_deleted_in_salesforce(stack: &Stack) -> Result<()> {
+    if !stack.salesforce_events.change_data_capture() {
+        println!("demo: (Outbound Messages do not fire on delete: SALESFORCE_EVENTS=cdc or both shows deletes)");
+        return Ok(());
+    }
+    let account = stack
+        .salesforce
+        .seed("Account", vec![record(json!({"Name": "Soon Gone Ltd"}))])
+        .remove(0);
+    let company = stack
+        .eventually(WAIT, "a Company", || async {
+            Ok(stack
+                .gainsight_where("Company", "SfdcAccountId", &account)
+                .pop())
+        })
+        .await?;
+    let gsid = text(&company["Gsid"]);
+    stack.drained(WAIT).await?;
+    stack.salesforce.delete("Account", &account);
+    let said = stack
+        .eventually(WAIT, "the delete recorded", || async {
+            let ledger = stack.ledger(&gsid).await?;
+            let reason = ledger.and_then(|l| l.last_ignored_reason);
+            Ok(reason.filter(|r| r.contains("was deleted in Salesforce")))
+        })
+        .await?;
+    println!("demo: [company_account sf delete] Account {account} deleted in Salesforce -> recorded on Company {gsid}: {said}");
     Ok(())
 }
 
