@@ -161,6 +161,9 @@ impl ChangeEvent {
     /// never later than the hint's arrival; created when created and last modified agree.
     pub fn with_current(mut self, current: Option<Fields>) -> Self {
         self.reread = false;
+        // A record read back is a snapshot, as a poll reads one: a record never synced follows
+        // the create action even when it was edited since its creation.
+        self.origin = ChangeOrigin::Poller;
         let Some(fields) = current else {
             self.operation = Operation::Deleted;
             return self;

@@ -13,7 +13,11 @@ use shared::domain::Jobs;
 use shared::fakes::{MemoryQueue, MemoryStore};
 use shared::ports::Secrets;
 use shared::secret::{names, Secret};
+use sync_tests::relay::SalesforceEvents;
 use sync_tests::{sign, Options, Stack, WEBHOOK_SECRET};
+
+#[path = "bench/cdc.rs"]
+mod cdc;
 
 fn report(name: &str, value: impl std::fmt::Display, unit: &str) {
     println!("bench: {name} = {value} {unit}");
@@ -429,13 +433,30 @@ async fn burst(total: usize) -> Result<()> {
 /// Signed webhook events at `rate` changes/s for `seconds`; freshness = ledger sync time - send
 /// time, per record.
 async fn freshness(rate: u64, seconds: u64, echoes: bool) -> Result<()> {
+    freshness_with(rate, seconds, echoes, SalesforceEvents::Outbound).await
+}
+
+/// Gainsight changes at `rate` a second for `seconds`, Salesforce reporting its changes through
+/// `events` (with `echoes`, the sync's own writes too: they come back as Outbound Messages or
+/// change events).
+async fn freshness_with(
+    rate: u64,
+    seconds: u64,
+    echoes: bool,
+    events: SalesforceEvents,
+) -> Result<()> {
     // With `echoes`, the sources report the integration user's own writes back (no criteria).
     let options = Options {
         echo_criteria: !echoes,
+        salesforce_events: events,
         ..Options::default()
     };
     let stack = Stack::start(options).await?;
-    let suffix = if echoes { "_with_echoes" } else { "" };
+    let suffix = match (echoes, events) {
+        (true, SalesforceEvents::ChangeDataCapture) => "_cdc_with_echoes",
+        (true, _) => "_with_echoes",
+        (false, _) => "",
+    };
     let total = (rate * seconds) as usize;
     let gsids = load_companies(&stack, total, echoes).await?;
     let sent_at = send_changes(&stack, gsids, rate).await?;
@@ -673,6 +694,20 @@ async fn main() -> Result<()> {
     }
     if wanted(&["freshness-echoes"]) {
         run("freshness with echoes", freshness(100, 10, true).await);
+    }
+    if wanted(&["cdc", "cdc-freshness"]) {
+        run("freshness cdc", cdc::freshness(100, 10).await);
+        let echoed = freshness_with(100, 10, true, SalesforceEvents::ChangeDataCapture).await;
+        run("freshness cdc with echoes", echoed);
+    }
+    if wanted(&["cdc", "cdc-requests"]) {
+        let cdc = cdc::requests_per_change(SalesforceEvents::ChangeDataCapture).await;
+        run("requests cdc", cdc);
+        let outbound = cdc::requests_per_change(SalesforceEvents::Outbound).await;
+        run("requests outbound", outbound);
+    }
+    if wanted(&["cdc", "cdc-bulk"]) {
+        run("bulk edit cdc", cdc::bulk_edit(10_000).await);
     }
     anyhow::ensure!(
         failed.is_empty(),

@@ -1,0 +1,153 @@
+//! The Change Data Capture figures: freshness of Salesforce changes relayed as change events,
+//! the AWS requests a Salesforce-born record costs through change events and through Outbound
+//! Messages, and a data loader's bulk edit of 10,000 Accounts.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use serde_json::{json, Value};
+use sync_tests::relay::SalesforceEvents;
+use sync_tests::{Options, Stack};
+
+use super::{percentile, product_requests, report};
+
+const LONG: Duration = Duration::from_secs(900);
+
+fn record(v: Value) -> serde_json::Map<String, Value> {
+    v.as_object().cloned().unwrap_or_default()
+}
+
+fn stack_options(events: SalesforceEvents) -> Options {
+    Options {
+        salesforce_events: events,
+        ..Options::default()
+    }
+}
+
+/// `total` Accounts a person creates in Salesforce, synced to Gainsight (their Companies made,
+/// their GSIDs written back) and settled: their Ids.
+async fn synced_accounts(stack: &Stack, total: usize) -> Result<Vec<String>> {
+    let mut ids = Vec::with_capacity(total);
+    for chunk in (0..total).collect::<Vec<_>>().chunks(200) {
+        let records = chunk
+            .iter()
+            .map(|i| record(json!({"Name": format!("Relayed {i:05}")})))
+            .collect();
+        ids.extend(stack.salesforce.seed("Account", records));
+    }
+    let what = format!("the {total} Accounts synced");
+    stack
+        .eventually(LONG, &what, || async {
+            Ok((stack.counts().await?.0 >= total).then_some(()))
+        })
+        .await?;
+    stack.drained(LONG).await?;
+    Ok(ids)
+}
+
+/// Salesforce edits at `rate` a second through change events: each Account's time from its edit
+/// to its pair's sync.
+pub async fn freshness(rate: u64, seconds: u64) -> Result<()> {
+    let stack = Stack::start(stack_options(SalesforceEvents::ChangeDataCapture)).await?;
+    let total = (rate * seconds) as usize;
+    let ids = synced_accounts(&stack, total).await?;
+    let mut edited_at: HashMap<String, i64> = HashMap::new();
+    let mut ticker = tokio::time::interval(Duration::from_micros(1_000_000 / rate));
+    for (i, id) in ids.iter().enumerate() {
+        ticker.tick().await;
+        edited_at.insert(id.clone(), shared::time::now_ms());
+        stack.salesforce.edit(
+            "Account",
+            id,
+            record(json!({"Name": format!("Edited {i:05}")})),
+        );
+    }
+    let sample = |r: &shared::domain::LedgerRecord| {
+        let at = edited_at.get(r.salesforce_id.as_deref()?)?;
+        Some((r.last_sync_at_ms? - at) as f64)
+    };
+    let what = format!("all {total} Accounts' pairs synced after their edit");
+    let records = stack
+        .eventually(LONG, &what, || async {
+            let records = stack.ledger_records().await?;
+            let fresh = records
+                .iter()
+                .filter(|r| sample(r).is_some_and(|s| s >= 0.0));
+            Ok((fresh.count() == total).then_some(records))
+        })
+        .await?;
+    let mut samples: Vec<f64> = records.iter().filter_map(sample).collect();
+    samples.sort_by(|a, b| a.total_cmp(b));
+    report(
+        &format!("freshness_p50_at_{rate}_changes_per_s_cdc"),
+        format!("{:.0}", percentile(&samples, 50.0)),
+        "ms",
+    );
+    report(
+        &format!("freshness_p99_at_{rate}_changes_per_s_cdc"),
+        format!("{:.0}", percentile(&samples, 99.0)),
+        "ms",
+    );
+    stack.stop().await;
+    Ok(())
+}
+
+/// AWS requests per Salesforce-born record, created by a person until its Company exists and its
+/// GSID is written back: through change events, or through Outbound Messages.
+pub async fn requests_per_change(events: SalesforceEvents) -> Result<()> {
+    let stack = Stack::start(stack_options(events)).await?;
+    let total = 100;
+    stack.aws.reset_requests().await?;
+    synced_accounts(&stack, total).await?;
+    let name = match events {
+        SalesforceEvents::ChangeDataCapture => "aws_requests_per_change_cdc",
+        _ => "aws_requests_per_change_outbound",
+    };
+    eprintln!("{name}: aws requests for {total} Salesforce-born records:");
+    let sum = product_requests(&stack, true).await?;
+    report(
+        name,
+        format!("{:.2}", sum as f64 / total as f64),
+        "requests",
+    );
+    stack.stop().await;
+    Ok(())
+}
+
+/// A data loader setting one field on 10,000 synced Accounts in one job: change events naming
+/// 200 records each; seconds until every Company has the value, and the Salesforce calls made.
+pub async fn bulk_edit(total: usize) -> Result<()> {
+    let stack = Stack::start(stack_options(SalesforceEvents::ChangeDataCapture)).await?;
+    let ids = synced_accounts(&stack, total).await?;
+    let calls_before = stack.salesforce.stats().api_calls;
+    let started = Instant::now();
+    let edited = stack
+        .salesforce
+        .edit_all("Account", &ids, record(json!({"Industry": "Energy"})));
+    anyhow::ensure!(edited == total, "{edited} of {total} Accounts edited");
+    let what = format!("all {total} Companies with the new Industry");
+    stack
+        .eventually(LONG, &what, || async {
+            let companies = stack.gainsight.records("Company");
+            let done = (companies.iter())
+                .filter(|c| c.get("Industry") == Some(&json!("Energy")))
+                .count();
+            Ok((done == total).then_some(()))
+        })
+        .await?;
+    let elapsed = started.elapsed();
+    stack.drained(LONG).await?;
+    report(
+        &format!("bulk_edit_{total}_cdc_seconds"),
+        format!("{:.1}", elapsed.as_secs_f64()),
+        "s",
+    );
+    report(
+        &format!("salesforce_calls_per_{total}_bulk_edit_cdc"),
+        stack.salesforce.stats().api_calls - calls_before,
+        "calls",
+    );
+    stack.stop().await;
+    Ok(())
+}
