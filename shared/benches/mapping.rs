@@ -45,7 +45,7 @@ fn changes() -> Vec<ChangeEvent> {
                 participants: None,
                 load: None,
                 waiting_since_ms: None,
-                reread: false,
+                read: Default::default(),
                 changed_by: None,
             }
         })

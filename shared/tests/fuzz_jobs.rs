@@ -26,7 +26,7 @@ fn change(job: &shared::domain::Job) -> ChangeEvent {
         participants: None,
         load: None,
         waiting_since_ms: None,
-        reread: false,
+        read: Default::default(),
         changed_by: None,
     }
 }

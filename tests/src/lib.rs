@@ -6,6 +6,9 @@
 pub mod activity_window;
 pub mod backfill;
 pub mod relay;
+mod sources;
+mod story;
+pub use sources::outbound_url;
 pub mod soak;
 
 use std::sync::Arc;
@@ -13,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use devstack::event_source::{self, EventSource};
-use devstack::gainsight::{GainsightEmulator, Rule};
+use devstack::gainsight::GainsightEmulator;
 use devstack::lambda_api;
 use devstack::moto::LocalAws;
 use devstack::salesforce::{self as sf, SalesforceEmulator};
@@ -172,50 +175,6 @@ async fn serve_webhook(
     }))
     .await
     .context("serving the webhook's Function URL")
-}
-
-/// Each job's objects report their changes: a Gainsight rule per object, and a Salesforce
-/// Outbound Message per object with the fields the job reads plus the timestamps.
-fn wire_sources(
-    jobs: &Jobs,
-    (gainsight, salesforce): (&GainsightEmulator, &SalesforceEmulator),
-    webhook_url: &str,
-    options: &Options,
-) {
-    let echo_criteria = options.echo_criteria;
-    let mut ruled = std::collections::HashSet::new();
-    for job in jobs.iter() {
-        // One rule per object, however many jobs read it (the Timeline jobs share activities).
-        if ruled.insert(job.gainsight.object.clone()) {
-            gainsight.add_rule(Rule {
-                object: job.gainsight.object.clone(),
-                url: format!("{webhook_url}/gainsight"),
-                secret: WEBHOOK_SECRET.into(),
-                skip_integration_user: echo_criteria,
-            });
-        }
-        // An Outbound Message only for jobs that act on Salesforce changes.
-        let from_salesforce = &job.events.from_salesforce;
-        if !options.salesforce_events.outbound()
-            || from_salesforce.on_created == shared::domain::OnCreated::DoNothing
-                && from_salesforce.on_updated == shared::domain::OnUpdated::DoNothing
-        {
-            continue;
-        }
-        let mut fields: Vec<String> = vec!["CreatedDate".into(), "LastModifiedDate".into()];
-        fields.extend(job.fields_read_from(shared::domain::System::Salesforce));
-        salesforce.add_outbound(sf::OutboundMessage {
-            object: job.salesforce.object.clone(),
-            url: outbound_url(webhook_url),
-            fields,
-            skip_integration_user: echo_criteria,
-        });
-    }
-}
-
-/// The endpoint URL the Outbound Messages are sent to, with the token.
-pub fn outbound_url(webhook_url: &str) -> String {
-    format!("{webhook_url}/salesforce?token={OUTBOUND_TOKEN}")
 }
 
 /// The mapper and the pusher, each fed by its queue's event source mapping as the template
@@ -387,7 +346,7 @@ impl Stack {
         put_secrets(&clients, &resources, &salesforce).await?;
         let jobs = options.jobs.clone().unwrap_or_else(Jobs::builtin);
         let webhook = serve_webhook(&aws, &resources, &jobs).await?;
-        wire_sources(&jobs, (&gainsight, &salesforce), &webhook.url(), &options);
+        sources::wire_sources(&jobs, (&gainsight, &salesforce), &webhook.url(), &options);
         let buses = relay::start_buses(&aws, &salesforce).await?;
         let lambda = serve_invocations(
             &aws,
@@ -755,41 +714,6 @@ impl Stack {
             ));
         }
         anyhow::bail!("{e}; {}", held.join("; "))
-    }
-
-    /// What the product knows of `key` in `job`, for a test's failure message: its ledger record,
-    /// every run line naming it in the last 15 minutes and the queues' depths.
-    pub async fn story(&self, job: &str, key: &str) -> String {
-        use shared::ports::RunStore;
-        let mut said = vec![format!("{job} {key}:")];
-        // Lines name a record by its id where the change came from: either side's.
-        let mut ids = vec![key.to_string()];
-        match self.ledger_of(job, key).await {
-            Ok(record) => {
-                ids.extend(record.as_ref().and_then(|r| r.salesforce_id.clone()));
-                said.push(format!("  ledger: {record:?}"))
-            }
-            Err(e) => said.push(format!("  ledger unread: {e:#}")),
-        }
-        let now = shared::time::now_ms();
-        let summaries = self
-            .store
-            .runs(now - 900_000, now)
-            .await
-            .unwrap_or_default();
-        for summary in summaries {
-            let Ok(Some(run)) = self.store.run(&summary.id).await else {
-                continue;
-            };
-            for line in run.log.iter().filter(|l| ids.contains(&l.record)) {
-                said.push(format!("  run {} ({}): {line:?}", run.id, run.event));
-            }
-        }
-        for queue in ["ChangesQueue", "WritesQueue"] {
-            let depth = self.aws.queue_depth(queue).await.unwrap_or_default();
-            said.push(format!("  {queue}: {depth} messages"));
-        }
-        said.join("\n")
     }
 
     /// The delivery faults the mapper's and the pusher's event source mappings injected so far.

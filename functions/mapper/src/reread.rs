@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use serde_json::Value;
+use shared::domain::change::Reading;
 use shared::domain::{ChangeEvent, Fields, System};
 use shared::ports::SfSelect;
 
@@ -21,7 +22,7 @@ impl MapperFn {
     /// and left out of this batch.
     pub(crate) async fn reread(&self, changes: &mut Vec<(String, ChangeEvent)>) -> Failures {
         let mut by_object: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for (_, c) in changes.iter().filter(|(_, c)| c.reread) {
+        for (_, c) in changes.iter().filter(|(_, c)| c.read == Reading::Due) {
             let ids = by_object.entry(c.object.clone()).or_default();
             if !ids.contains(&c.record_id) {
                 ids.push(c.record_id.clone());
@@ -42,7 +43,7 @@ impl MapperFn {
                         format!("the changed {object} could not be read from Salesforce: {e}");
                     failed.extend(
                         (changes.iter())
-                            .filter(|(_, c)| c.reread && c.object == object)
+                            .filter(|(_, c)| c.read == Reading::Due && c.object == object)
                             .map(|(id, _)| (id.clone(), why.clone())),
                     );
                 }
@@ -51,13 +52,13 @@ impl MapperFn {
         changes.retain(|(id, _)| !failing(&failed, id));
         *changes = std::mem::take(changes)
             .into_iter()
-            .map(|(id, change)| match change.reread {
-                true => {
+            .map(|(id, change)| match change.read {
+                Reading::Due => {
                     let key = (change.object.clone(), short(&change.record_id));
                     let now = current.get(&key).cloned();
                     (id, change.with_current(now))
                 }
-                false => (id, change),
+                _ => (id, change),
             })
             .collect();
         failed

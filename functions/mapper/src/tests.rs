@@ -63,7 +63,7 @@ fn change(gsid: &str, op: Operation, fields: serde_json::Value) -> String {
         participants: None,
         load: None,
         waiting_since_ms: None,
-        reread: false,
+        read: Default::default(),
         changed_by: None,
     })
     .unwrap()

@@ -420,7 +420,7 @@ async fn outbound_message_is_acked_after_queueing_and_deduplicated_per_notificat
     assert_eq!(first.record_id, "001000000000001AAA");
     // A hint: the record is read from Salesforce before it is mapped; none of the message's
     // values (nothing signs them) is queued, and its time is its arrival.
-    assert!(first.reread);
+    assert_eq!(first.read, shared::domain::change::Reading::Due);
     assert_eq!(first.fields.keys().collect::<Vec<_>>(), ["Id"]);
     assert_eq!(first.occurred_at_ms, NOW_MS);
 

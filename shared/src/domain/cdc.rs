@@ -208,7 +208,9 @@ fn change(
     };
     let mut change = ChangeEvent::pushed(record, event_id, operation, at_ms, received_at_ms);
     change.origin = ChangeOrigin::ChangeDataCapture;
-    change.reread = reread;
+    if reread {
+        change.read = super::change::Reading::Due;
+    }
     change.changed_by = header.commit_user.clone();
     if header.change_type == ChangeType::Update {
         let mut changed = header.changed_fields.clone();

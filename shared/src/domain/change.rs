@@ -85,14 +85,32 @@ pub struct ChangeEvent {
     /// where it was parked (see `domain::waiting`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub waiting_since_ms: Option<i64>,
-    /// The change is only a hint that the record changed (an Outbound Message, a Change Data
-    /// Capture gap): its values are read from the source before it is mapped, never taken from
-    /// the message, which nothing signs.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub reread: bool,
+    /// Where the change's values come from: the message, or the source record read back.
+    #[serde(default, skip_serializing_if = "Reading::is_carried")]
+    pub read: Reading,
     /// Who made the change, when the source says (a change event's `commitUser`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub changed_by: Option<String>,
+}
+
+/// Where a change's values come from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reading {
+    /// The message carries them (a signed Gainsight event, a change event, a poll).
+    #[default]
+    Carried,
+    /// The change is only a hint that the record changed (an Outbound Message, which nothing
+    /// signs; a Change Data Capture gap): its values are to be read from the source.
+    Due,
+    /// Read back from the source: a snapshot of the record as it is now, as a poll reads one.
+    Done,
+}
+
+impl Reading {
+    pub fn is_carried(&self) -> bool {
+        *self == Reading::Carried
+    }
 }
 
 /// A record as its source shows it: which one, and its current values.
@@ -130,7 +148,7 @@ impl ChangeEvent {
             participants: None,
             load: None,
             waiting_since_ms: None,
-            reread: false,
+            read: Reading::Carried,
             changed_by: None,
         }
     }
@@ -152,7 +170,7 @@ impl ChangeEvent {
             received_at_ms,
             received_at_ms,
         );
-        change.reread = true;
+        change.read = Reading::Due;
         change
     }
 
@@ -160,10 +178,7 @@ impl ChangeEvent {
     /// longer finds it, so it was deleted). Its time is the record's own modification stamp,
     /// never later than the hint's arrival; created when created and last modified agree.
     pub fn with_current(mut self, current: Option<Fields>) -> Self {
-        self.reread = false;
-        // A record read back is a snapshot, as a poll reads one: a record never synced follows
-        // the create action even when it was edited since its creation.
-        self.origin = ChangeOrigin::Poller;
+        self.read = Reading::Done;
         let Some(fields) = current else {
             self.operation = Operation::Deleted;
             return self;
@@ -273,12 +288,12 @@ mod tests {
     fn a_hint_takes_the_values_and_time_of_the_record_read_from_its_source() {
         let at = crate::time::parse_ms("2026-12-05T10:00:00.000Z").unwrap();
         let hint = ChangeEvent::salesforce_hint("Account", "0015g00000000AAAAA", "n".into(), at);
-        assert!(hint.reread);
+        assert_eq!(hint.read, Reading::Due);
         let earlier = "2026-12-05T09:59:58.000Z";
         let updated = hint
             .clone()
             .with_current(Some(current("2026-01-01T00:00:00.000Z", earlier)));
-        assert!(!updated.reread);
+        assert_eq!(updated.read, Reading::Done);
         assert_eq!(updated.operation, Operation::Updated);
         assert_eq!(updated.fields["Name"], "Acme");
         assert_eq!(updated.occurred_at_ms, at - 2_000);

@@ -559,7 +559,10 @@ fn deleted(change: &ChangeEvent) -> String {
 fn effective_operation(cx: &Context) -> Operation {
     let never_synced = cx.ledger.is_none_or(|l| !l.synced);
     let create_failed = cx.ledger.is_some_and(|l| !l.synced && l.error);
-    let read_not_pushed = cx.forced || cx.change.origin == ChangeOrigin::Poller;
+    // A record read back from its source is a snapshot, as a poll reads one: never synced, it
+    // follows the create action even when it was edited since its creation.
+    let read_back = cx.change.read == super::change::Reading::Done;
+    let read_not_pushed = cx.forced || cx.change.origin == ChangeOrigin::Poller || read_back;
     match cx.change.operation {
         Operation::Updated if create_failed || (read_not_pushed && never_synced) => {
             Operation::Created

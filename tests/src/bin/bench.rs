@@ -23,6 +23,18 @@ fn report(name: &str, value: impl std::fmt::Display, unit: &str) {
     println!("bench: {name} = {value} {unit}");
 }
 
+/// The p50 and p99 of `samples` (ms) as `freshness_p<N>_at_<rate>_changes_per_s<suffix>`.
+fn report_freshness(rate: u64, suffix: &str, mut samples: Vec<f64>) {
+    samples.sort_by(|a, b| a.total_cmp(b));
+    for p in [50, 99] {
+        report(
+            &format!("freshness_p{p}_at_{rate}_changes_per_s{suffix}"),
+            format!("{:.0}", percentile(&samples, f64::from(p))),
+            "ms",
+        );
+    }
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -460,18 +472,8 @@ async fn freshness_with(
     let total = (rate * seconds) as usize;
     let gsids = load_companies(&stack, total, echoes).await?;
     let sent_at = send_changes(&stack, gsids, rate).await?;
-    let mut samples = synced_after_sent(&stack, &sent_at).await?;
-    samples.sort_by(|a, b| a.total_cmp(b));
-    report(
-        &format!("freshness_p50_at_{rate}_changes_per_s{suffix}"),
-        format!("{:.0}", percentile(&samples, 50.0)),
-        "ms",
-    );
-    report(
-        &format!("freshness_p99_at_{rate}_changes_per_s{suffix}"),
-        format!("{:.0}", percentile(&samples, 99.0)),
-        "ms",
-    );
+    let samples = synced_after_sent(&stack, &sent_at).await?;
+    report_freshness(rate, suffix, samples);
     report(
         &format!("salesforce_api_calls_for_{total}_changes_at_{rate}_per_s{suffix}"),
         stack.salesforce.stats().api_calls,

@@ -522,7 +522,7 @@ fn mapped(
         participants: None,
         load: None,
         waiting_since_ms: None,
-        reread: false,
+        read: Default::default(),
         changed_by: None,
     };
     let job = jobs.get("company_account").unwrap();

@@ -1,6 +1,7 @@
 //! Change events read as Event Relay delivers them through EventBridge.
 
 use super::*;
+use crate::domain::change::Reading;
 use serde_json::json;
 
 const NOW: i64 = 1_764_928_801_000;
@@ -58,7 +59,7 @@ fn an_update_of_many_records_is_one_change_each_with_only_what_it_carries() {
         "cdc/f5e2c6d4-0a1b-4c3d-8e9f-1a2b3c4d5e6f/0015g00000EMUL1AAA"
     );
     assert_ne!(first.event_id, changes[1].event_id);
-    assert!(!first.reread);
+    assert_eq!(first.read, Reading::Carried);
 }
 
 fn with_header(change: &str, f: impl FnOnce(&mut Value)) -> Value {
@@ -86,7 +87,7 @@ fn creates_deletes_undeletes_and_gaps() {
 
     let delete = changes(with_header("DELETE", |_| {}));
     assert_eq!(delete[0].operation, Operation::Deleted);
-    assert!(!delete[0].reread);
+    assert_eq!(delete[0].read, Reading::Carried);
 
     for gap in [
         "UNDELETE",
@@ -96,7 +97,10 @@ fn creates_deletes_undeletes_and_gaps() {
         "GAP_UNDELETE",
     ] {
         let read = changes(with_header(gap, |_| {}));
-        assert!(read.iter().all(|c| c.reread), "{gap} is read back");
+        assert!(
+            read.iter().all(|c| c.read == Reading::Due),
+            "{gap} is read back"
+        );
         assert_eq!(read[0].fields.keys().collect::<Vec<_>>(), ["Id"], "{gap}");
     }
 }

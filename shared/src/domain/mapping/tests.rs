@@ -26,7 +26,7 @@ fn change(source: System, object: &str, id: &str, op: Operation, fields: Value) 
         participants: None,
         load: None,
         waiting_since_ms: None,
-        reread: false,
+        read: Default::default(),
         changed_by: None,
     }
 }
@@ -376,6 +376,19 @@ fn a_polled_record_never_synced_is_created_and_a_linked_one_updated_by_id() {
         cmds[0].mode,
         WriteMode::Upsert,
         "a poll cannot tell a create"
+    );
+    // A Salesforce record read back after a hint (edited since its creation) is such a
+    // snapshot too: never synced, it is created, not sent as an update with nothing to update.
+    let mut read_back = account(Operation::Updated, json!({"Name": "Acme"}));
+    read_back.read = crate::domain::change::Reading::Done;
+    assert_eq!(
+        write(map("company_account", &read_back, None))[0].mode,
+        WriteMode::Upsert
+    );
+    read_back.read = crate::domain::change::Reading::Carried;
+    assert_eq!(
+        write(map("company_account", &read_back, None))[0].mode,
+        WriteMode::Update
     );
     // An imported link (never synced, Salesforce Id known): the Account is addressed by its Id,
     // so no second Account is created, and it learns its GSID.

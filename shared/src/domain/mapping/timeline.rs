@@ -139,7 +139,7 @@ mod tests {
             }),
             load: None,
             waiting_since_ms: None,
-            reread: false,
+            read: Default::default(),
             changed_by: None,
         }
     }

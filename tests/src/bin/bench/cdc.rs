@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use sync_tests::relay::SalesforceEvents;
 use sync_tests::{Options, Stack};
 
-use super::{percentile, product_requests, report};
+use super::{product_requests, report, report_freshness};
 
 const LONG: Duration = Duration::from_secs(900);
 
@@ -77,18 +77,8 @@ pub async fn freshness(rate: u64, seconds: u64) -> Result<()> {
             Ok((fresh.count() == total).then_some(records))
         })
         .await?;
-    let mut samples: Vec<f64> = records.iter().filter_map(sample).collect();
-    samples.sort_by(|a, b| a.total_cmp(b));
-    report(
-        &format!("freshness_p50_at_{rate}_changes_per_s_cdc"),
-        format!("{:.0}", percentile(&samples, 50.0)),
-        "ms",
-    );
-    report(
-        &format!("freshness_p99_at_{rate}_changes_per_s_cdc"),
-        format!("{:.0}", percentile(&samples, 99.0)),
-        "ms",
-    );
+    let samples: Vec<f64> = records.iter().filter_map(sample).collect();
+    report_freshness(rate, "_cdc", samples);
     stack.stop().await;
     Ok(())
 }
