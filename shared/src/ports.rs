@@ -619,6 +619,9 @@ pub struct SfSelect {
     pub after: Option<SfAfter>,
     /// At most this many records.
     pub limit: Option<usize>,
+    /// The Recycle Bin's records as well (`queryAll`): a deleted record has `IsDeleted` true and,
+    /// when a merge deleted it, `MasterRecordId` naming the record it was merged into.
+    pub include_deleted: bool,
 }
 
 impl SfSelect {

@@ -184,6 +184,39 @@ async fn salesforce_query_follows_next_records_url() -> Result<()> {
 }
 
 #[tokio::test]
+async fn salesforce_query_all_sees_deleted_and_merged_records() -> Result<()> {
+    let (emu, client) = salesforce().await?;
+    let named = |n: usize| (0..n).map(|i| fields(json!({"Name": format!("Dup {i:04}")})));
+    let ids = emu.seed("Account", named(2003).collect());
+    let (master, losers) = (ids[0].clone(), ids[1..3].to_vec());
+    emu.merge("Account", &master, &losers);
+    emu.delete("Account", &ids[3]);
+    let wanted = vec![("Id".to_string(), ids[..5].to_vec())];
+    let mut select = accounts(&["Id", "IsDeleted", "MasterRecordId"], wanted);
+    let live = client.select(&select).await?;
+    assert_eq!(live.len(), 2, "query sees neither the merged nor the deleted records");
+    select.include_deleted = true;
+    let all = client.select(&select).await?;
+    assert_eq!(all.len(), 5, "queryAll sees the Recycle Bin too");
+    let row = |id: &str| all.iter().find(|r| r["Id"] == json!(id)).cloned();
+    let loser = row(&losers[0]).expect("a merged record is found");
+    assert_eq!(loser["IsDeleted"], json!(true));
+    assert_eq!(loser["MasterRecordId"], json!(master));
+    let deleted = row(&ids[3]).expect("a deleted record is found");
+    assert_eq!(deleted["MasterRecordId"], json!(null), "deleted, not merged");
+    assert_eq!(row(&master).expect("master")["IsDeleted"], json!(false));
+    // Pages of queryAll follow its own nextRecordsUrl.
+    let every = SfSelect {
+        include_deleted: true,
+        ..accounts(&["Id"], vec![])
+    };
+    let before = emu.stats().query_calls;
+    assert_eq!(client.select(&every).await?.len(), 2003);
+    assert_eq!(emu.stats().query_calls - before, 2, "2000 + 3");
+    Ok(())
+}
+
+#[tokio::test]
 async fn salesforce_recovers_from_expired_sessions_and_transient_faults() -> Result<()> {
     let (emu, client) = salesforce().await?;
     let rec = vec![fields(

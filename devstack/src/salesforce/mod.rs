@@ -220,7 +220,7 @@ struct Org {
     /// Faults at chosen rates (soak tests), and how many were injected.
     rates: crate::chaos::FaultRates,
     fault_counts: crate::chaos::FaultCounts,
-    cursors: HashMap<String, (Vec<Record>, String)>,
+    cursors: HashMap<String, (Vec<Record>, (String, query::Endpoint))>,
     clock_ms: Option<i64>,
     outbound: Vec<OutboundMessage>,
     /// Calls other integrations made today, added to ours in the usage the org reports.
@@ -594,6 +594,9 @@ fn routes(org: Arc<Mutex<Org>>) -> axum::Router {
         // Client libraries ask for `query/?q=...`; Salesforce answers it like `query?q=...`.
         .route("/services/data/{ver}/query/", get(query))
         .route("/services/data/{ver}/query/{locator}", get(query_more))
+        .route("/services/data/{ver}/queryAll", get(query_all))
+        .route("/services/data/{ver}/queryAll/", get(query_all))
+        .route("/services/data/{ver}/queryAll/{locator}", get(query_more))
         .route_layer(axum::middleware::from_fn_with_state(org.clone(), chaos))
         .route("/services/oauth2/token", post(token))
         .route("/__emulator/fault-rates", post(set_rates))

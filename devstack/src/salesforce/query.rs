@@ -1,4 +1,6 @@
-//! The query endpoints: SOQL through `query?q=` and `nextRecordsUrl` pages of 2,000 rows.
+//! The query endpoints: SOQL through `query?q=` (live records) and `queryAll?q=` (the Recycle
+//! Bin's too, with `IsDeleted` and a merged record's `MasterRecordId`), and `nextRecordsUrl`
+//! pages of 2,000 rows.
 
 use super::*;
 
@@ -13,8 +15,43 @@ pub(super) async fn query(
     Path(ver): Path<String>,
     Query(params): Query<QueryParams>,
 ) -> Response {
-    let mut org = lock(&org);
-    if let Err(resp) = org.begin_call(&headers) {
+    run_query(&org, &headers, &ver, params, Endpoint::Query)
+}
+
+pub(super) async fn query_all(
+    State(org): OrgState,
+    headers: HeaderMap,
+    Path(ver): Path<String>,
+    Query(params): Query<QueryParams>,
+) -> Response {
+    run_query(&org, &headers, &ver, params, Endpoint::QueryAll)
+}
+
+/// Which records a query sees: `query` the live ones, `queryAll` the deleted ones as well.
+#[derive(Clone, Copy)]
+pub(super) enum Endpoint {
+    Query,
+    QueryAll,
+}
+
+impl Endpoint {
+    fn path(self) -> &'static str {
+        match self {
+            Endpoint::Query => "query",
+            Endpoint::QueryAll => "queryAll",
+        }
+    }
+}
+
+fn run_query(
+    org: &Arc<Mutex<Org>>,
+    headers: &HeaderMap,
+    ver: &str,
+    params: QueryParams,
+    endpoint: Endpoint,
+) -> Response {
+    let mut org = lock(org);
+    if let Err(resp) = org.begin_call(headers) {
         return resp;
     }
     org.stats.query_calls += 1;
@@ -41,14 +78,23 @@ pub(super) async fn query(
             used,
         );
     };
-    let rows = match soql::run(&parsed, &sobject.records, |f| {
-        sobject.field(f).map(|d| d.kind)
-    }) {
+    let all: Vec<Record>;
+    let records = match endpoint {
+        Endpoint::Query => &sobject.records,
+        Endpoint::QueryAll => {
+            all = (sobject.records.iter())
+                .chain(sobject.deleted.values())
+                .cloned()
+                .collect();
+            &all
+        }
+    };
+    let rows = match soql::run(&parsed, records, |f| sobject.field(f).map(|d| d.kind)) {
         Ok(rows) => rows,
         Err(message) => return sf_error(StatusCode::BAD_REQUEST, "INVALID_FIELD", &message, used),
     };
     let object = parsed.from.clone();
-    page(&mut org, rows, object, &ver, used)
+    page(&mut org, rows, (object, endpoint), ver, used)
 }
 
 pub(super) async fn query_more(
@@ -76,7 +122,7 @@ pub(super) async fn query_more(
 pub(super) fn page(
     org: &mut Org,
     mut rows: Vec<Record>,
-    object: String,
+    (object, endpoint): (String, Endpoint),
     ver: &str,
     used: u64,
 ) -> Response {
@@ -100,8 +146,9 @@ pub(super) fn page(
     if !rest.is_empty() {
         org.seq += 1;
         let locator = format!("01g5g{:010}-{QUERY_BATCH}", org.seq);
-        body["nextRecordsUrl"] = json!(format!("/services/data/{ver}/query/{locator}"));
-        org.cursors.insert(locator, (rest, object));
+        let path = endpoint.path();
+        body["nextRecordsUrl"] = json!(format!("/services/data/{ver}/{path}/{locator}"));
+        org.cursors.insert(locator, (rest, (object, endpoint)));
     }
     ok_json(body, used)
 }

@@ -151,6 +151,15 @@ pub(super) fn system_fields() -> Vec<FieldDef> {
     ]
 }
 
+/// `MasterRecordId`: on a record deleted by a merge, the record it was merged into (read with
+/// `queryAll`); empty on every other record.
+fn merged_into(object: &'static [&'static str]) -> FieldDef {
+    FieldDef::new("MasterRecordId", T::Reference)
+        .len(18)
+        .refers(object)
+        .system()
+}
+
 /// The standard objects the emulator serves, with the fields a sync touches.
 pub(super) fn standard_objects() -> Vec<(&'static str, &'static str, Vec<FieldDef>)> {
     let mut account = system_fields();
@@ -171,6 +180,7 @@ pub(super) fn standard_objects() -> Vec<(&'static str, &'static str, Vec<FieldDe
         FieldDef::new("Gainsight_Company_Id__c", T::String)
             .len(40)
             .external(),
+        merged_into(&["Account"]),
     ]);
     let mut contact = system_fields();
     contact.extend([
@@ -185,6 +195,7 @@ pub(super) fn standard_objects() -> Vec<(&'static str, &'static str, Vec<FieldDe
         FieldDef::new("Gainsight_Person_Id__c", T::String)
             .len(40)
             .external(),
+        merged_into(&["Contact"]),
     ]);
     let mut case = system_fields();
     case.extend([
@@ -211,6 +222,7 @@ pub(super) fn standard_objects() -> Vec<(&'static str, &'static str, Vec<FieldDe
         FieldDef::new("Gainsight_Case_Id__c", T::String)
             .len(40)
             .external(),
+        merged_into(&["Case"]),
     ]);
     vec![
         ("Account", "001", account),

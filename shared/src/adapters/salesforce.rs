@@ -554,7 +554,12 @@ impl SalesforceApi for SalesforceClient {
     }
 
     async fn select(&self, query: &SfSelect) -> Result<Vec<Fields>, ApiError> {
-        self.query(&soql(query)).await
+        let endpoint = if query.include_deleted {
+            "queryAll"
+        } else {
+            "query"
+        };
+        self.query(endpoint, &soql(query)).await
     }
 
     async fn bulk_upsert(
@@ -589,8 +594,10 @@ impl SalesforceApi for SalesforceClient {
 
 impl SalesforceClient {
     /// Runs a SOQL query and follows `nextRecordsUrl` to the end.
-    async fn query(&self, soql: &str) -> Result<Vec<Fields>, ApiError> {
-        let first = format!("query?q={}", urlencode(soql));
+    /// Every row of `soql` through `endpoint` (`query`, or `queryAll` to see deleted records),
+    /// following `nextRecordsUrl`.
+    async fn query(&self, endpoint: &str, soql: &str) -> Result<Vec<Fields>, ApiError> {
+        let first = format!("{endpoint}?q={}", urlencode(soql));
         let mut next = Some(first);
         let mut records = Vec::new();
         while let Some(path) = next.take() {
