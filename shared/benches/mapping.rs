@@ -47,6 +47,7 @@ fn changes() -> Vec<ChangeEvent> {
                 waiting_since_ms: None,
                 read: Default::default(),
                 changed_by: None,
+                merge: None,
             }
         })
         .collect()

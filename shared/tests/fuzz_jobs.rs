@@ -28,6 +28,7 @@ fn change(job: &shared::domain::Job) -> ChangeEvent {
         waiting_since_ms: None,
         read: Default::default(),
         changed_by: None,
+        merge: None,
     }
 }
 

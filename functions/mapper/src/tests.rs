@@ -65,6 +65,7 @@ fn change(gsid: &str, op: Operation, fields: serde_json::Value) -> String {
         waiting_since_ms: None,
         read: Default::default(),
         changed_by: None,
+        merge: None,
     })
     .unwrap()
 }

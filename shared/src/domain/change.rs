@@ -91,6 +91,9 @@ pub struct ChangeEvent {
     /// Who made the change, when the source says (a change event's `commitUser`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub changed_by: Option<String>,
+    /// The Salesforce merge this change is part of, when it is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merge: Option<super::merge::Merge>,
 }
 
 /// Where a change's values come from.
@@ -150,6 +153,7 @@ impl ChangeEvent {
             waiting_since_ms: None,
             read: Reading::Carried,
             changed_by: None,
+            merge: None,
         }
     }
 

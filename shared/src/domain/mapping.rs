@@ -228,7 +228,9 @@ impl<'a> Mapper<'a> {
             ledger,
             key: ids.ledger_key(),
             ids,
-            forced: change.origin == ChangeOrigin::Resync,
+            // The master of a merge takes over a pair whose values may already match: its id is
+            // what changes.
+            forced: change.origin == ChangeOrigin::Resync || takes_over(change),
         };
         match self.stages(&cx, lookups) {
             Ok(commands) => MapOutcome::Write(commands),
@@ -306,7 +308,7 @@ impl<'a> Mapper<'a> {
 
     /// Event-action gate: what the job does for this kind of change from this source.
     fn write_mode(&self, cx: &Context) -> Stage<WriteMode> {
-        let (job, change, source) = (self.job, cx.change, cx.source());
+        let (job, source) = (self.job, cx.source());
         let actions = job.events.from(source);
         let operation = effective_operation(cx);
         let nothing = |kind: &str| {
@@ -317,7 +319,7 @@ impl<'a> Mapper<'a> {
             ))
         };
         match (operation, actions.on_created, actions.on_updated) {
-            (Operation::Deleted, _, _) => Err(cx.ignored(deleted(change))),
+            (Operation::Deleted, _, _) => Err(self.deleted(cx)),
             (Operation::Created, OnCreated::DoNothing, _) => Err(nothing("created")),
             (Operation::Updated, _, OnUpdated::DoNothing) => Err(nothing("updated")),
             (Operation::Created, OnCreated::Create, _) => Ok(WriteMode::Create),
@@ -442,11 +444,23 @@ impl<'a> Mapper<'a> {
         Ok(())
     }
 
+    /// What a delete is recorded as (which record, where, by whom, when, and a merge's outcome
+    /// for the pairs): ignored, since deletes are not propagated, or rejected when a merge
+    /// needs an operator.
+    fn deleted(&self, cx: &Context) -> MapOutcome {
+        let pair = cx.key.as_ref().and_then(LedgerKey::gainsight_id);
+        match super::merge::delete_note(cx.change, pair) {
+            Ok(note) => cx.ignored(note),
+            Err(attention) => cx.rejected(attention),
+        }
+    }
+
     /// A pair seen for the first time from one side: that side learns the other's id (the
     /// Account its GSID, the Company its Salesforce Id), as Gainsight's connector keeps them.
     fn writeback(&self, cx: &Context) -> Option<Writeback> {
         let job = self.job;
-        match (cx.target(), &cx.ids.gainsight_id, &cx.ids.salesforce_id) {
+        let gsid = cx.ids.gainsight_id.as_ref().filter(|_| !takes_over(cx.change));
+        match (cx.target(), gsid, &cx.ids.salesforce_id) {
             (System::Gainsight, None, _) => job.gsid_external_field().map(|field| Writeback {
                 system: System::Salesforce,
                 object: job.salesforce.object.clone(),
@@ -539,16 +553,9 @@ impl<'a> Mapper<'a> {
     }
 }
 
-/// What a delete is recorded as: which record, where, by whom and when the source says.
-fn deleted(change: &ChangeEvent) -> String {
-    let by = (change.changed_by.as_deref()).map_or(String::new(), |u| format!(" by user {u}"));
-    format!(
-        "{} {} was deleted in {}{by} at {}; deletes are recorded, not propagated",
-        change.object,
-        change.record_id,
-        change.source.label(),
-        crate::time::rfc3339(change.occurred_at_ms)
-    )
+/// Whether `change` is the master of a merge taking over the losing record's pair.
+fn takes_over(change: &ChangeEvent) -> bool {
+    matches!(change.merge, Some(super::merge::Merge::TakesOver { .. }))
 }
 
 /// The operation the event actions apply to. An update of a record whose create never

@@ -10,6 +10,7 @@ pub mod lease;
 pub mod ledger;
 pub mod load;
 pub mod mapping;
+pub mod merge;
 pub mod push;
 pub mod run;
 pub mod schedule;

@@ -524,6 +524,7 @@ fn mapped(
         waiting_since_ms: None,
         read: Default::default(),
         changed_by: None,
+        merge: None,
     };
     let job = jobs.get("company_account").unwrap();
     match Mapper::new(job, Some(&schemas)).map(&change, ledger, &Lookups::default()) {

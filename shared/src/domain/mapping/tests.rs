@@ -28,6 +28,7 @@ fn change(source: System, object: &str, id: &str, op: Operation, fields: Value) 
         waiting_since_ms: None,
         read: Default::default(),
         changed_by: None,
+        merge: None,
     }
 }
 
@@ -903,34 +904,4 @@ fn conflict_rules_table() {
     );
 }
 
-/// A change event relayed again (EventBridge delivers at least once; a relay resumed from the
-/// earliest event re-sends three days) finds every value as last synced: nothing is written.
-#[test]
-fn a_change_event_relayed_again_writes_nothing() {
-    let raw = json!({
-        "id": "e1", "detail-type": "AccountChangeEvent", "source": "aws.partner/salesforce.com/x/y",
-        "detail": {"id": "u1", "payload": {
-            "ChangeEventHeader": {"entityName": "Account", "recordIds": ["001000000000001AAA"],
-                "changeType": "UPDATE", "commitTimestamp": T0 + 50, "commitUser": "005P",
-                "changedFields": ["Name", "LastModifiedDate"]},
-            "Name": "Relayed", "LastModifiedDate": "2023-11-14T22:13:20.050Z"}}
-    });
-    let read = |raw: &Value| match super::super::cdc::changes_of(
-        serde_json::from_value(raw.clone()).unwrap(),
-        None,
-        T0 + 60,
-    ) {
-        Ok(super::super::cdc::Relayed::Changes(mut c)) => c.remove(0),
-        other => panic!("{other:?}"),
-    };
-    let first = read(&raw);
-    let cmds = write(map("company_account", &first, None));
-    assert_eq!(cmds[0].fields["Name"], json!("Relayed"));
-    let ledger = ledger_after(&cmds, T0 + 100);
-    let again = map("company_account", &read(&raw), Some(&ledger));
-    assert!(
-        matches!(again, MapOutcome::InSync { .. }),
-        "{}",
-        reason(&again)
-    );
-}
+mod changes;

@@ -141,6 +141,7 @@ mod tests {
             waiting_since_ms: None,
             read: Default::default(),
             changed_by: None,
+            merge: None,
         }
     }
 
