@@ -194,7 +194,11 @@ async fn salesforce_query_all_sees_deleted_and_merged_records() -> Result<()> {
     let wanted = vec![("Id".to_string(), ids[..5].to_vec())];
     let mut select = accounts(&["Id", "IsDeleted", "MasterRecordId"], wanted);
     let live = client.select(&select).await?;
-    assert_eq!(live.len(), 2, "query sees neither the merged nor the deleted records");
+    assert_eq!(
+        live.len(),
+        2,
+        "query sees neither the merged nor the deleted records"
+    );
     select.include_deleted = true;
     let all = client.select(&select).await?;
     assert_eq!(all.len(), 5, "queryAll sees the Recycle Bin too");
@@ -203,7 +207,11 @@ async fn salesforce_query_all_sees_deleted_and_merged_records() -> Result<()> {
     assert_eq!(loser["IsDeleted"], json!(true));
     assert_eq!(loser["MasterRecordId"], json!(master));
     let deleted = row(&ids[3]).expect("a deleted record is found");
-    assert_eq!(deleted["MasterRecordId"], json!(null), "deleted, not merged");
+    assert_eq!(
+        deleted["MasterRecordId"],
+        json!(null),
+        "deleted, not merged"
+    );
     assert_eq!(row(&master).expect("master")["IsDeleted"], json!(false));
     // Pages of queryAll follow its own nextRecordsUrl.
     let every = SfSelect {

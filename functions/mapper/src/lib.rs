@@ -22,6 +22,7 @@ use shared::resolve::{load_schemas, run_lookups, SchemaError};
 mod deletes;
 mod give_up;
 mod intake;
+mod merges;
 mod overflow;
 mod recheck;
 mod reread;
@@ -189,6 +190,8 @@ impl MapperFn {
             .collect();
         failed.extend(self.reread(&mut changes).await);
         failed.extend(self.key_deletes(&mut changes).await);
+        changes.retain(|(id, _)| !failing(&failed, id));
+        failed.extend(self.merges(&mut changes).await);
         changes.retain(|(id, _)| !failing(&failed, id));
         failed.extend(self.resolve_participants(&mut changes).await);
         // In change order, so that a change of a record meets the earlier ones of the batch as

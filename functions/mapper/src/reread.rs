@@ -14,7 +14,7 @@ use crate::MapperFn;
 
 /// Ids a read asks for at once: 200 ids of 18 characters keep the query far under Salesforce's
 /// URI limit of 16,384 bytes.
-const IDS_PER_READ: usize = 200;
+pub(crate) const IDS_PER_READ: usize = 200;
 
 impl MapperFn {
     /// Replaces each hint of `changes` by the record read from Salesforce (a record the read no
@@ -65,7 +65,7 @@ impl MapperFn {
     }
 
     /// The records `ids` of `object` with every field a job reading it maps, by id.
-    async fn read_current(
+    pub(crate) async fn read_current(
         &self,
         object: &str,
         ids: &[String],
@@ -98,6 +98,6 @@ impl MapperFn {
 
 /// A record id by its first 15 characters: the same record whether written with 15 or 18 (the
 /// last 3 only restate the case of the first 15).
-fn short(id: &str) -> String {
+pub(crate) fn short(id: &str) -> String {
     id.chars().take(15).collect()
 }

@@ -459,7 +459,11 @@ impl<'a> Mapper<'a> {
     /// Account its GSID, the Company its Salesforce Id), as Gainsight's connector keeps them.
     fn writeback(&self, cx: &Context) -> Option<Writeback> {
         let job = self.job;
-        let gsid = cx.ids.gainsight_id.as_ref().filter(|_| !takes_over(cx.change));
+        let gsid = cx
+            .ids
+            .gainsight_id
+            .as_ref()
+            .filter(|_| !takes_over(cx.change));
         match (cx.target(), gsid, &cx.ids.salesforce_id) {
             (System::Gainsight, None, _) => job.gsid_external_field().map(|field| Writeback {
                 system: System::Salesforce,

@@ -29,7 +29,10 @@ pub enum MergeAction {
     /// The master had no pair: the losing record's pair (`gsid`) moves to it.
     Repoint { gsid: String },
     /// Both had pairs: which Gainsight record stays is an operator's call.
-    Attention { loser_pair: String, master_pair: String },
+    Attention {
+        loser_pair: String,
+        master_pair: String,
+    },
 }
 
 /// The rule for a merged record whose pair is `loser_pair` and whose master's pair is
@@ -53,7 +56,10 @@ pub fn action(loser_pair: Option<&str>, master_pair: Option<&str>) -> MergeActio
 pub fn delete_note(change: &ChangeEvent, loser_pair: Option<&str>) -> Result<String, String> {
     let by = (change.changed_by.as_deref()).map_or(String::new(), |u| format!(" by user {u}"));
     let (object, id) = (&change.object, &change.record_id);
-    let (system, at) = (change.source.label(), crate::time::rfc3339(change.occurred_at_ms));
+    let (system, at) = (
+        change.source.label(),
+        crate::time::rfc3339(change.occurred_at_ms),
+    );
     let Some(Merge::Lost { into, into_pair }) = &change.merge else {
         return Ok(format!(
             "{object} {id} was deleted in {system}{by} at {at}; deletes are recorded, not propagated"
@@ -122,11 +128,17 @@ mod tests {
     fn a_delete_says_whether_it_was_a_merge_and_what_became_of_the_pair() {
         let plain = delete_note(&deleted(None), Some("G1")).unwrap();
         assert!(plain.starts_with("Account 001L was deleted in Salesforce by user 005U at 1970-"));
-        assert!(plain.ends_with("deletes are recorded, not propagated"), "{plain}");
+        assert!(
+            plain.ends_with("deletes are recorded, not propagated"),
+            "{plain}"
+        );
         let merged = delete_note(&deleted(lost(None)), None).unwrap();
         assert!(merged.contains("was merged into 001M"), "{merged}");
         let moved = delete_note(&deleted(lost(None)), Some("G1")).unwrap();
-        assert!(moved.ends_with("its Gainsight pair G1 now pairs with 001M"), "{moved}");
+        assert!(
+            moved.ends_with("its Gainsight pair G1 now pairs with 001M"),
+            "{moved}"
+        );
         let both = delete_note(&deleted(lost(Some("G2"))), Some("G1")).unwrap_err();
         assert!(both.contains("G1 paired with 001L, G2 with 001M"), "{both}");
         assert!(both.contains("then resync 001M"), "{both}");

@@ -353,6 +353,11 @@ pub fn standard_schemas() -> Schemas {
                 ..f("Health_Score__c", K::Number)
             },
             external(len(f("Gainsight_Company_Id__c", K::Text), 40)),
+            FieldSchema {
+                createable: false,
+                updateable: false,
+                ..f("MasterRecordId", K::Reference)
+            },
         ],
     ));
     schemas.insert(ObjectSchema::new(

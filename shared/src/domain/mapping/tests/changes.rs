@@ -39,10 +39,7 @@ fn a_change_event_relayed_again_writes_nothing() {
 /// The delete of an Account merged into `001M`, whose pair (if any) is `master_pair`; the
 /// Account's own pair is G1 (its GSID found through the ledger).
 fn merged_away(master_pair: Option<&str>) -> ChangeEvent {
-    let mut c = account(
-        Operation::Deleted,
-        json!({"Gainsight_Company_Id__c": "G1"}),
-    );
+    let mut c = account(Operation::Deleted, json!({"Gainsight_Company_Id__c": "G1"}));
     c.merge = Some(Merge::Lost {
         into: "001M".into(),
         into_pair: master_pair.map(str::to_string),
@@ -73,15 +70,27 @@ fn a_merged_record_is_recorded_as_merged_and_both_pairs_go_to_an_operator() {
 #[test]
 fn the_master_of_a_merge_takes_over_the_pair_and_learns_its_gsid() {
     let snapshot = json!({"Name": "Acme", "Phone": "555", "Gainsight_Company_Id__c": "G1"});
-    let mut master = change(System::Salesforce, "Account", "001M", Operation::Updated, snapshot);
+    let mut master = change(
+        System::Salesforce,
+        "Account",
+        "001M",
+        Operation::Updated,
+        snapshot,
+    );
     master.read = crate::domain::change::Reading::Done;
     let mut loser = master.clone();
     loser.record_id = "001L".into();
     let ledger = ledger_after(&write(map("company_account", &loser, None)), T0 + 10);
     master.occurred_at_ms = T0 + 20;
     let unchanged = map("company_account", &master, Some(&ledger));
-    assert!(matches!(unchanged, MapOutcome::InSync { .. }), "{}", reason(&unchanged));
-    master.merge = Some(Merge::TakesOver { loser: "001L".into() });
+    assert!(
+        matches!(unchanged, MapOutcome::InSync { .. }),
+        "{}",
+        reason(&unchanged)
+    );
+    master.merge = Some(Merge::TakesOver {
+        loser: "001L".into(),
+    });
     let cmd = &write(map("company_account", &master, Some(&ledger)))[0];
     assert_eq!(cmd.key, RecordKey::Id { value: "G1".into() });
     assert_eq!(cmd.fields.get("SfdcAccountId"), Some(&json!("001M")));
