@@ -272,3 +272,65 @@ async fn gaps_overflows_deletes_and_undeletes() -> Result<()> {
     stack.stop().await;
     Ok(())
 }
+
+/// A merge deletes the losing Accounts with `MasterRecordId` set: the delete is recorded as a
+/// merge; a losing Account's Company moves to a master that had none (the Company takes the
+/// master's Id, the master the Company's GSID, and the master's later edits reach it); when
+/// both were paired the losing pair is marked for an operator, naming both Companies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn merges_move_a_pair_to_its_master_or_wait_for_an_operator() -> Result<()> {
+    let stack = cdc_stack().await?;
+    let (moving, loser) = synced_company(&stack, "Merge Loser").await?;
+    let master = stack
+        .salesforce
+        .load_without_workflow("Account", vec![record(json!({"Name": "Merge Master"}))])
+        .remove(0);
+    let (both_loser_gsid, both_loser) = synced_company(&stack, "Both Loser").await?;
+    let (both_master_gsid, both_master) = synced_company(&stack, "Both Master").await?;
+    stack.drained(WAIT).await?;
+
+    stack.salesforce.merge("Account", &master, &[loser.clone()]);
+    stack.salesforce.merge("Account", &both_master, &[both_loser.clone()]);
+    stack
+        .eventually(WAIT, "the Company re-pointed to the master", || async {
+            let company = stack.gainsight_record("Company", &moving);
+            Ok(company.filter(|c| c["SfdcAccountId"] == json!(master)))
+        })
+        .await?;
+    stack
+        .eventually(WAIT, "the master given the Company's GSID", || async {
+            let accounts = stack.salesforce.records("Account");
+            let found = accounts.into_iter().find(|a| a["Id"] == json!(master));
+            Ok(found.filter(|a| a["Gainsight_Company_Id__c"] == json!(moving)))
+        })
+        .await?;
+    let attention = stack
+        .eventually(WAIT, "the pair marked for an operator", || async {
+            let ledger = stack.ledger(&both_loser_gsid).await?.filter(|l| l.error);
+            Ok(ledger.and_then(|l| l.last_error))
+        })
+        .await?;
+    assert!(
+        attention.contains(&format!("{both_loser_gsid} paired with {both_loser}")),
+        "{attention}"
+    );
+    assert!(
+        attention.contains(&format!("{both_master_gsid} with {both_master}")),
+        "{attention}"
+    );
+    stack.drained(WAIT).await?;
+    let ledger = stack.ledger(&moving).await?.expect("the pair's ledger");
+    assert_eq!(ledger.salesforce_id.as_deref(), Some(master.as_str()));
+    let story = stack.story("company_account", &moving).await;
+    assert!(story.contains(&format!("{loser} was merged into {master}")), "{story}");
+
+    // The master's own edits now reach the Company it took over.
+    assert!(stack.salesforce.edit(
+        "Account",
+        &master,
+        record(json!({"Name": "Merged And Edited"}))
+    ));
+    company_named(&stack, &moving, "Merged And Edited").await?;
+    stack.stop().await;
+    Ok(())
+}
