@@ -2,7 +2,8 @@
 //! event for every create, update, delete and undelete, Event Relay style, onto the local
 //! EventBridge bus; the template's rule puts the change events (not the sync's own) on `changes`;
 //! the mapper reads them. Every change type, gaps and overflows, a bulk edit of many records in
-//! one event, a re-sent event, events out of order, and echoes that cost no request.
+//! one event, a re-sent event, events out of order, echoes that cost no request, merges, and a
+//! Gainsight delete recorded like a Salesforce one.
 
 use std::time::Duration;
 
@@ -290,7 +291,9 @@ async fn merges_move_a_pair_to_its_master_or_wait_for_an_operator() -> Result<()
     stack.drained(WAIT).await?;
 
     stack.salesforce.merge("Account", &master, &[loser.clone()]);
-    stack.salesforce.merge("Account", &both_master, &[both_loser.clone()]);
+    stack
+        .salesforce
+        .merge("Account", &both_master, &[both_loser.clone()]);
     stack
         .eventually(WAIT, "the Company re-pointed to the master", || async {
             let company = stack.gainsight_record("Company", &moving);
@@ -322,7 +325,10 @@ async fn merges_move_a_pair_to_its_master_or_wait_for_an_operator() -> Result<()
     let ledger = stack.ledger(&moving).await?.expect("the pair's ledger");
     assert_eq!(ledger.salesforce_id.as_deref(), Some(master.as_str()));
     let story = stack.story("company_account", &moving).await;
-    assert!(story.contains(&format!("{loser} was merged into {master}")), "{story}");
+    assert!(
+        story.contains(&format!("{loser} was merged into {master}")),
+        "{story}"
+    );
 
     // The master's own edits now reach the Company it took over.
     assert!(stack.salesforce.edit(
@@ -331,6 +337,51 @@ async fn merges_move_a_pair_to_its_master_or_wait_for_an_operator() -> Result<()
         record(json!({"Name": "Merged And Edited"}))
     ));
     company_named(&stack, &moving, "Merged And Edited").await?;
+    stack.stop().await;
+    Ok(())
+}
+
+/// A Company deleted in Gainsight, as its rule posts the event to the webhook: recorded on its
+/// pair, like a Salesforce delete, and not propagated to the Account.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gainsight_delete_by_webhook_is_recorded_on_its_pair() -> Result<()> {
+    let stack = cdc_stack().await?;
+    let (gsid, account) = synced_company(&stack, "Deleted In Gainsight").await?;
+    stack.drained(WAIT).await?;
+    let now_s = shared::time::now_ms() / 1000;
+    let body = json!({
+        "eventId": format!("evt-delete-{gsid}"), "eventType": "deleted", "objectName": "Company",
+        "occurredAt": now_s * 1000, "records": [{"Gsid": gsid}]
+    })
+    .to_string();
+    let resp = reqwest::Client::new()
+        .post(format!("{}/gainsight", stack.webhook_url()))
+        .header("content-type", "application/json")
+        .header("x-gs-timestamp", now_s.to_string())
+        .header(
+            "x-gs-signature",
+            sync_tests::sign(sync_tests::WEBHOOK_SECRET, now_s, &body),
+        )
+        .body(body)
+        .send()
+        .await?;
+    anyhow::ensure!(resp.status().is_success(), "{}", resp.text().await?);
+    let said = stack
+        .eventually(WAIT, "the delete recorded", || async {
+            let ledger = stack.ledger(&gsid).await?.expect("ledger");
+            let said = ledger.last_ignored_reason.unwrap_or_default();
+            Ok(said.contains("deleted in Gainsight").then_some(said))
+        })
+        .await?;
+    assert!(
+        said.contains("deletes are recorded, not propagated"),
+        "{said}"
+    );
+    let accounts = stack.salesforce.records("Account");
+    assert!(
+        accounts.iter().any(|a| a["Id"] == json!(account)),
+        "the Account is not deleted"
+    );
     stack.stop().await;
     Ok(())
 }
