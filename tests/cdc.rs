@@ -290,10 +290,12 @@ async fn merges_move_a_pair_to_its_master_or_wait_for_an_operator() -> Result<()
     let (both_master_gsid, both_master) = synced_company(&stack, "Both Master").await?;
     stack.drained(WAIT).await?;
 
-    stack.salesforce.merge("Account", &master, &[loser.clone()]);
     stack
         .salesforce
-        .merge("Account", &both_master, &[both_loser.clone()]);
+        .merge("Account", &master, std::slice::from_ref(&loser));
+    stack
+        .salesforce
+        .merge("Account", &both_master, std::slice::from_ref(&both_loser));
     stack
         .eventually(WAIT, "the Company re-pointed to the master", || async {
             let company = stack.gainsight_record("Company", &moving);
