@@ -19,11 +19,11 @@ use shared::ports::{
 };
 use shared::resolve::{load_schemas, run_lookups, SchemaError};
 
-mod deletes;
 mod give_up;
 mod intake;
 mod merges;
 mod overflow;
+mod pairs;
 mod recheck;
 mod reread;
 use give_up::{failing, Failures};
@@ -189,7 +189,7 @@ impl MapperFn {
             .cloned()
             .collect();
         failed.extend(self.reread(&mut changes).await);
-        failed.extend(self.key_deletes(&mut changes).await);
+        failed.extend(self.key_by_pairs(&mut changes).await);
         changes.retain(|(id, _)| !failing(&failed, id));
         failed.extend(self.merges(&mut changes).await);
         changes.retain(|(id, _)| !failing(&failed, id));

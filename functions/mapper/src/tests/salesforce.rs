@@ -158,3 +158,53 @@ async fn a_merged_accounts_pair_moves_to_the_master_or_waits_for_an_operator() {
     assert!(queries[0].include_deleted);
     assert_eq!(queries[1].conditions[0].1, vec![master]);
 }
+
+/// A change event names only the Account's Id and the fields that changed: the pair is found by
+/// the forwarding note its move to the GSID left (one batched read), so the write goes to the
+/// Company by its GSID with no writeback of the GSID to Salesforce.
+#[tokio::test]
+async fn a_change_event_finds_its_pair_by_the_salesforce_ids_note() {
+    let Harness {
+        store,
+        queue,
+        mapper,
+        ..
+    } = harness();
+    let (paired_id, new_id) = ("0015g00000000NNNAA", "0015g00000000XXXAA");
+    let moved = [(
+        shared::domain::LedgerKey::SalesforceOnly(paired_id.into()),
+        shared::domain::LedgerKey::Gainsight("G7".into()),
+    )];
+    shared::ports::LedgerStore::moved(&*store, "company_account", &moved, 0)
+        .await
+        .unwrap();
+    let update = |id: &str| {
+        json!({
+            "id": format!("e-{id}"), "detail-type": "AccountChangeEvent", "source": "aws.partner/salesforce.com/x/y",
+            "detail": {"id": format!("u-{id}"), "payload": {
+                "ChangeEventHeader": {"entityName": "Account", "recordIds": [id], "changeType": "UPDATE",
+                    "commitTimestamp": 1_764_900_000_000_i64, "commitUser": "005P", "changedFields": ["Phone"]},
+                "Phone": "555-0100"}}
+        })
+        .to_string()
+    };
+    let batch = event(vec![("m1", update(paired_id)), ("m2", update(new_id))]);
+    let (response, summary) = mapper.handle_at(batch, 1_764_900_001_000).await;
+    assert!(shared::fakes::failed_ids(&response).is_empty());
+    assert_eq!(summary.writes, 2);
+    let cmds: Vec<WriteCommand> = (queue.bodies().iter())
+        .map(|b| serde_json::from_str(b).unwrap())
+        .collect();
+    let of = |id: &str| cmds.iter().find(|c| c.salesforce_id.as_deref() == Some(id));
+    let paired = of(paired_id).expect("the paired Account's write");
+    assert_eq!(
+        paired.key,
+        shared::domain::RecordKey::Id { value: "G7".into() }
+    );
+    assert_eq!(paired.writeback, None, "the GSID is not written back again");
+    let new = of(new_id).expect("the unpaired Account's write");
+    assert!(
+        new.writeback.is_some(),
+        "a record never paired learns its GSID"
+    );
+}

@@ -1,12 +1,10 @@
 //! Forwarding notes of ledger keys: a Salesforce-only pair that got its Gainsight twin moves from
 //! `sf:<Id>` to its GSID; the note `MOVED#{job}` / `sf:<Id>` (holding `to`) tells a write mapped
-//! before the move where the pair went. Notes expire with the table's TTL after a week, longer
-//! than any write waits in the queues.
+//! before the move where the pair went, and tells the mapper which pair a change naming only the
+//! Salesforce Id belongs to (a change event carries only the fields that changed, not the GSID).
+//! Notes are kept for as long as the pair: a change event may come years later.
 
 use super::*;
-
-/// How long a forwarding note is kept.
-const NOTE_TTL_S: i64 = 7 * 86_400;
 
 /// The key of the note of `from` in `job`.
 pub(super) fn note_key(job: &str, from: &LedgerKey) -> Item {
@@ -31,7 +29,7 @@ pub(super) fn requests(
         requests.push(WriteRequest::builder().delete_request(delete).build());
         let mut note = note_key(job, from);
         note.insert("to".into(), s(to.to_string()));
-        note.insert("expires_at".into(), n(at_ms / 1000 + NOTE_TTL_S));
+        note.insert("moved_at".into(), n(at_ms));
         let put = PutRequest::builder()
             .set_item(Some(note))
             .build()
