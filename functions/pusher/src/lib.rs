@@ -589,8 +589,9 @@ impl Pusher {
 }
 
 impl Pusher {
-    /// Notes the Salesforce-only pairs that moved to their new GSID, one request per 12 moves
-    /// (a placeholder deleted and a forwarding note put each).
+    /// Notes the Salesforce Ids that now forward to their pair (a Salesforce-only pair moved to
+    /// its new GSID, a Gainsight record's new Salesforce twin), one request per 12 (a
+    /// placeholder deleted and a forwarding note put each).
     async fn record_moves(
         &self,
         effects: &[Effect],

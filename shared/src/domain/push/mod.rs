@@ -361,8 +361,10 @@ pub struct LedgerEffect {
     /// moves to the new GSID.
     pub key: LedgerKey,
     pub update: LedgerUpdate,
-    /// The Salesforce-only key the record moved from to its GSID: its placeholder (if the
-    /// ledger held one) is deleted and a forwarding note left for writes still keyed by it.
+    /// The Salesforce-only key that now forwards to the record: the key a Salesforce-born pair
+    /// moved from to its GSID (its placeholder, if the ledger held one, is deleted), or the new
+    /// Salesforce twin of a Gainsight record. A forwarding note is left under it, for writes
+    /// still keyed by it and for change events, which name only the Salesforce Id.
     pub moved_from: Option<LedgerKey>,
     /// What the batch read of the record under `key` (absent, or its version).
     pub prior: Prior,
@@ -443,6 +445,15 @@ fn synced(
     {
         effect.moved_from = Some(cmd.ledger_key.clone());
         effect.key = LedgerKey::Gainsight(gsid.clone());
+    }
+    // A Gainsight record's new Salesforce twin: its Id forwards to the pair from now on.
+    if let (System::Salesforce, None, Some(twin), Some(_)) = (
+        cmd.target,
+        &cmd.salesforce_id,
+        &target_id,
+        cmd.ledger_key.gainsight_id(),
+    ) {
+        effect.moved_from = Some(LedgerKey::SalesforceOnly(twin.clone()));
     }
     if let (Some(wb), Some(twin)) = (&cmd.writeback, &target_id) {
         effect.writeback = writeback(job, cmd, wb, &effect.key, twin);

@@ -314,6 +314,28 @@ fn a_salesforce_only_pair_moves_to_its_new_gsid_and_the_account_learns_it() {
     );
 }
 
+/// A Company's new Account: its Id forwards to the pair from now on, so that a change event of
+/// the Account (which names only its Id) finds the pair; an update of a known twin notes nothing.
+#[test]
+fn a_gainsight_records_new_salesforce_twin_forwards_to_the_pair() {
+    let jobs = Jobs::builtin();
+    let job = jobs.get("company_account").unwrap();
+    let create = command(gsid("G1"), System::Salesforce, 7);
+    let created = WriteOutcome::Synced {
+        target_id: Some("001NEW".into()),
+    };
+    let effect = ledger_effect(job, &create, created.clone(), &LedgerBatch::default(), 99);
+    assert_eq!(effect.key, gsid("G1"));
+    assert_eq!(
+        effect.moved_from,
+        Some(LedgerKey::SalesforceOnly("001NEW".into()))
+    );
+    let mut update = command(gsid("G1"), System::Salesforce, 8);
+    update.salesforce_id = Some("001NEW".into());
+    let effect = ledger_effect(job, &update, created, &LedgerBatch::default(), 99);
+    assert_eq!(effect.moved_from, None);
+}
+
 #[test]
 fn a_transient_failure_is_recorded_and_retried_a_final_one_only_recorded() {
     let jobs = Jobs::builtin();
