@@ -466,3 +466,66 @@ async fn fault_rates_refuse_or_lose_answers_and_count_them() -> anyhow::Result<(
     assert_eq!(gs.fault_counts().unavailable, 1);
     Ok(())
 }
+
+/// A person's delete, undelete and merge through the emulator's own endpoints, as `make up`
+/// users drive them by hand: `query` no longer sees what was deleted or merged, `queryAll`
+/// sees it with `IsDeleted` and the merged record's `MasterRecordId`.
+#[tokio::test]
+async fn salesforce_user_deletes_undeletes_and_merges() -> anyhow::Result<()> {
+    let sf = SalesforceEmulator::start(Options::default()).await?;
+    let http = reqwest::Client::new();
+    let names = ["Master", "Loser", "Gone"].map(|n| json!({ "Name": n }));
+    let ids = sf.seed(
+        "Account",
+        names
+            .iter()
+            .map(|v| v.as_object().cloned().unwrap_or_default())
+            .collect(),
+    );
+    let post =
+        |path: String, body: Value| http.post(format!("{}{path}", sf.url())).json(&body).send();
+    let merged = post(
+        "/__emulator/merge/Account".into(),
+        json!({"master": ids[0], "losers": [ids[1]]}),
+    )
+    .await?;
+    assert_eq!(merged.json::<Value>().await?, json!({"merged": 1}));
+    let deleted = post(
+        format!("/__emulator/records/Account/{}/delete", ids[2]),
+        json!({}),
+    )
+    .await?;
+    assert_eq!(deleted.status(), 204);
+    let missing = post(
+        "/__emulator/records/Account/001000000000000AAA/delete".into(),
+        json!({}),
+    )
+    .await?;
+    assert_eq!(missing.status(), 404);
+    let bearer = token(&http, &sf).await?;
+    let soql = "SELECT Id, IsDeleted, MasterRecordId FROM Account ORDER BY Name";
+    let rows = |endpoint: &'static str| {
+        let request = http
+            .get(format!("{}/services/data/v62.0/{endpoint}", sf.url()))
+            .query(&[("q", soql)])
+            .bearer_auth(&bearer);
+        async move { anyhow::Ok(request.send().await?.json::<Value>().await?["records"].clone()) }
+    };
+    let live = rows("query").await?;
+    assert_eq!(live.as_array().map(Vec::len), Some(1), "{live}");
+    let all = rows("queryAll").await?;
+    assert_eq!(all[1]["Id"], json!(ids[1]), "{all}");
+    assert_eq!(
+        (&all[1]["IsDeleted"], &all[1]["MasterRecordId"]),
+        (&json!(true), &json!(ids[0]))
+    );
+    assert_eq!(all[0]["IsDeleted"], json!(true), "Gone: {all}");
+    let restored = post(
+        format!("/__emulator/records/Account/{}/undelete", ids[2]),
+        json!({}),
+    )
+    .await?;
+    assert_eq!(restored.status(), 204);
+    assert_eq!(rows("query").await?.as_array().map(Vec::len), Some(2));
+    Ok(())
+}

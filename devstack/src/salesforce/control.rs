@@ -1,5 +1,6 @@
-//! The emulator's own endpoints for tests and the local stack: dump, seed, user edits, Outbound
-//! Message actions, call counts, faults and session expiry.
+//! The emulator's own endpoints for tests and the local stack: dump, seed, a user's edits,
+//! deletes, undeletes and merges, Outbound Message actions, call counts, faults and session
+//! expiry.
 
 use super::*;
 
@@ -54,4 +55,47 @@ pub(super) async fn add_fault(State(org): OrgState, Json(fault): Json<Fault>) ->
 pub(super) async fn expire(State(org): OrgState) -> Response {
     lock(&org).tokens.clear();
     StatusCode::NO_CONTENT.into_response()
+}
+
+/// `POST /__emulator/records/{object}/{id}/delete`: a Salesforce user deletes the record (to the
+/// Recycle Bin; a change event says so).
+pub(super) async fn user_delete(
+    State(org): OrgState,
+    Path((object, id)): Path<(String, String)>,
+) -> Response {
+    found(delete_records(&org, &object, &[id], Author::Person) == 1)
+}
+
+/// `POST /__emulator/records/{object}/{id}/undelete`: a Salesforce user restores the record from
+/// the Recycle Bin.
+pub(super) async fn user_undelete(
+    State(org): OrgState,
+    Path((object, id)): Path<(String, String)>,
+) -> Response {
+    found(undelete_record(&org, &object, &id))
+}
+
+#[derive(Deserialize)]
+pub(super) struct MergeRequest {
+    master: String,
+    losers: Vec<String>,
+}
+
+/// `POST /__emulator/merge/{object}` with `{"master": Id, "losers": [Id, ...]}`: a Salesforce user
+/// merges the losers into the master; answers how many were merged.
+pub(super) async fn user_merge(
+    State(org): OrgState,
+    Path(object): Path<String>,
+    Json(request): Json<MergeRequest>,
+) -> Response {
+    let merged = merge_records(&org, &object, &request.master, &request.losers);
+    Json(json!({ "merged": merged })).into_response()
+}
+
+fn found(done: bool) -> Response {
+    if done {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        StatusCode::NOT_FOUND.into_response()
+    }
 }

@@ -388,36 +388,13 @@ impl SalesforceEmulator {
     /// Restores a deleted record from the Recycle Bin as a Salesforce user would; false if it
     /// is not there.
     pub fn undelete(&self, object: &str, id: &str) -> bool {
-        let mut org = self.lock();
-        if !(org.objects.get_mut(object)).is_some_and(|o| o.undelete(id)) {
-            return false;
-        }
-        let change = relay::RecordChange::of(relay::ChangeKind::Undelete, id);
-        let events = org.change_events(object, vec![change], Author::Person);
-        drop(org);
-        relay::spawn_events(&self.org, events);
-        true
+        undelete_record(&self.org, object, id)
     }
 
     /// Merges `losers` into `master` as a Salesforce user would: the losers are deleted with
     /// `MasterRecordId` set to the master (found by `queryAll`), and the master is updated.
     pub fn merge(&self, object: &str, master: &str, losers: &[String]) -> usize {
-        {
-            let mut org = self.lock();
-            for loser in losers {
-                let record = (org.objects.get_mut(object)).and_then(|o| {
-                    o.records
-                        .iter_mut()
-                        .find(|r| r.get("Id").and_then(Value::as_str) == Some(loser.as_str()))
-                });
-                if let Some(record) = record {
-                    record.insert("MasterRecordId".into(), Value::String(master.to_string()));
-                }
-            }
-        }
-        let merged = delete_records(&self.org, object, losers, Author::Person);
-        edit_record(&self.org, object, master, Record::new(), true);
-        merged
+        merge_records(&self.org, object, master, losers)
     }
 
     /// Puts a change event on `relay.bus` for every later change of the org's records.
@@ -602,6 +579,15 @@ fn routes(org: Arc<Mutex<Org>>) -> axum::Router {
         .route("/__emulator/fault-rates", post(set_rates))
         .route("/__emulator/records/{object}", get(dump).post(seed))
         .route("/__emulator/records/{object}/{id}", patch(user_edit))
+        .route(
+            "/__emulator/records/{object}/{id}/delete",
+            post(user_delete),
+        )
+        .route(
+            "/__emulator/records/{object}/{id}/undelete",
+            post(user_undelete),
+        )
+        .route("/__emulator/merge/{object}", post(user_merge))
         .route("/__emulator/outbound", post(add_outbound))
         .route("/__emulator/stats", get(stats))
         .route("/__emulator/faults", post(add_fault))

@@ -244,3 +244,42 @@ pub(super) fn stamp(record: &mut Record, id: &str, now: i64, created: bool, auth
     record.insert("LastModifiedDate".into(), ts.clone());
     record.insert("SystemModstamp".into(), ts);
 }
+
+/// Restores record `id` of `object` from the Recycle Bin as a person would; false if it is not
+/// there.
+pub(super) fn undelete_record(org_arc: &Arc<Mutex<Org>>, object: &str, id: &str) -> bool {
+    let mut org = lock(org_arc);
+    if !(org.objects.get_mut(object)).is_some_and(|o| o.undelete(id)) {
+        return false;
+    }
+    let change = relay::RecordChange::of(relay::ChangeKind::Undelete, id);
+    let events = org.change_events(object, vec![change], Author::Person);
+    drop(org);
+    relay::spawn_events(org_arc, events);
+    true
+}
+
+/// Merges `losers` into `master` as a person would: the losers are deleted with
+/// `MasterRecordId` set to the master, and the master is updated; how many were merged.
+pub(super) fn merge_records(
+    org_arc: &Arc<Mutex<Org>>,
+    object: &str,
+    master: &str,
+    losers: &[String],
+) -> usize {
+    {
+        let mut org = lock(org_arc);
+        for loser in losers {
+            let record = (org.objects.get_mut(object)).and_then(|o| {
+                (o.records.iter_mut())
+                    .find(|r| r.get("Id").and_then(Value::as_str) == Some(loser.as_str()))
+            });
+            if let Some(record) = record {
+                record.insert("MasterRecordId".into(), Value::String(master.to_string()));
+            }
+        }
+    }
+    let merged = delete_records(org_arc, object, losers, Author::Person);
+    edit_record(org_arc, object, master, Record::new(), true);
+    merged
+}

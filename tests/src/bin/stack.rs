@@ -172,6 +172,7 @@ async fn demo() -> Result<()> {
     contact_to_person(&stack, &accounts).await?;
     case_closed_in_salesforce(&stack, &case, &sf_case).await?;
     account_deleted_in_salesforce(&stack).await?;
+    accounts_merged_in_salesforce(&stack).await?;
     no_echo(&stack, &ids).await?;
     timeline_on_schedule(&stack, &ids).await?;
     report(&stack).await?;
@@ -383,6 +384,47 @@ async fn account_deleted_in_salesforce(stack: &Stack) -> Result<()> {
         })
         .await?;
     println!("demo: [company_account sf delete] Account {account} deleted in Salesforce -> recorded on Company {gsid}: {said}");
+    Ok(())
+}
+
+/// Two Accounts merged in Salesforce, the losing one paired and the master not: the merge is
+/// recorded, and the loser's Company moves to the master (its `SfdcAccountId` becomes the
+/// master's Id).
+async fn accounts_merged_in_salesforce(stack: &Stack) -> Result<()> {
+    if !stack.salesforce_events.change_data_capture() {
+        return Ok(());
+    }
+    let loser = stack
+        .salesforce
+        .seed("Account", vec![record(json!({"Name": "Merge Me Ltd"}))])
+        .remove(0);
+    let company = stack
+        .eventually(WAIT, "a Company", || async {
+            Ok(stack
+                .gainsight_where("Company", "SfdcAccountId", &loser)
+                .pop())
+        })
+        .await?;
+    let gsid = text(&company["Gsid"]);
+    // An Account the sync never saw (loaded before the relay was set up): no pair of its own.
+    let master = stack
+        .salesforce
+        .load_without_workflow("Account", vec![record(json!({"Name": "Merged Into Ltd"}))])
+        .remove(0);
+    stack.drained(WAIT).await?;
+    stack
+        .salesforce
+        .merge("Account", &master, std::slice::from_ref(&loser));
+    stack
+        .eventually(WAIT, "the Company moved to the master", || async {
+            let company = stack.gainsight_record("Company", &gsid);
+            Ok(company.filter(|c| c["SfdcAccountId"] == json!(master)))
+        })
+        .await?;
+    let said = (stack.ledger(&gsid).await?)
+        .and_then(|l| l.last_ignored_reason)
+        .unwrap_or_default();
+    println!("demo: [company_account sf merge] Account {loser} merged into {master} -> Company {gsid} moved to it: {said}");
     Ok(())
 }
 
