@@ -457,9 +457,12 @@ async fn freshness_with(
     echoes: bool,
     events: SalesforceEvents,
 ) -> Result<()> {
-    // With `echoes`, the sources report the integration user's own writes back (no criteria).
+    // With `echoes` through Outbound Messages, the sources report the integration user's own
+    // writes back (no criteria). Change Data Capture always publishes them: the product's rule,
+    // as deployed with the integration user's Id, is what drops them.
+    let cdc = events == SalesforceEvents::ChangeDataCapture;
     let options = Options {
-        echo_criteria: !echoes,
+        echo_criteria: !echoes || cdc,
         salesforce_events: events,
         ..Options::default()
     };
@@ -474,6 +477,13 @@ async fn freshness_with(
     let sent_at = send_changes(&stack, gsids, rate).await?;
     let samples = synced_after_sent(&stack, &sent_at).await?;
     report_freshness(rate, suffix, samples);
+    if let (true, Some(buses)) = (echoes, &stack.buses) {
+        let bus = buses.stats();
+        eprintln!(
+            "freshness{suffix}: change events put on the bus {}, matched by the rule {} (the rest were the sync's own writes)",
+            bus.put, bus.matched
+        );
+    }
     report(
         &format!("salesforce_api_calls_for_{total}_changes_at_{rate}_per_s{suffix}"),
         stack.salesforce.stats().api_calls,
