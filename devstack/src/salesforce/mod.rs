@@ -576,6 +576,15 @@ fn routes(org: Arc<Mutex<Org>>) -> axum::Router {
         .route("/services/data/{ver}/queryAll/{locator}", get(query_more))
         .route_layer(axum::middleware::from_fn_with_state(org.clone(), chaos))
         .route("/services/oauth2/token", post(token))
+        .merge(control_routes())
+        .fallback(sobject::no_such_resource)
+        .with_state(org)
+}
+
+/// The emulator's own endpoints (seeding, a person's edits, faults, counts): outside the chaos
+/// layer, so that a test's set-up never meets an injected fault.
+fn control_routes() -> axum::Router<Arc<Mutex<Org>>> {
+    axum::Router::new()
         .route("/__emulator/fault-rates", post(set_rates))
         .route("/__emulator/records/{object}", get(dump).post(seed))
         .route("/__emulator/records/{object}/{id}", patch(user_edit))
@@ -592,8 +601,6 @@ fn routes(org: Arc<Mutex<Org>>) -> axum::Router {
         .route("/__emulator/stats", get(stats))
         .route("/__emulator/faults", post(add_fault))
         .route("/__emulator/expire-tokens", post(expire))
-        .fallback(sobject::no_such_resource)
-        .with_state(org)
 }
 
 type OrgState = State<Arc<Mutex<Org>>>;

@@ -38,37 +38,39 @@ impl MapperFn {
 
     /// Keys the changes whose Salesforce Id has a forwarding note by the pair it names.
     async fn key_by_notes(&self, changes: &mut [(String, ChangeEvent)]) -> Failures {
-        let mut wanted: BTreeMap<String, Vec<LedgerKey>> = BTreeMap::new();
-        for (_, change) in changes.iter() {
-            for (job, _) in self.unpaired(change) {
-                let key = LedgerKey::SalesforceOnly(change.record_id.clone());
-                wanted.entry(job.name.clone()).or_default().push(key);
+        // (change, job, the job's GSID field) for each change a job keys by its Salesforce Id.
+        let mut unpaired: BTreeMap<String, Vec<(usize, String)>> = BTreeMap::new();
+        for (i, (_, change)) in changes.iter().enumerate() {
+            for (job, field) in self.unpaired(change) {
+                unpaired
+                    .entry(job.name.clone())
+                    .or_default()
+                    .push((i, field));
             }
         }
         let mut failed = Failures::new();
-        for (job, keys) in wanted {
+        for (job, wanted) in unpaired {
+            let keys: Vec<LedgerKey> = (wanted.iter())
+                .map(|(i, _)| LedgerKey::SalesforceOnly(changes[*i].1.record_id.clone()))
+                .collect();
             let notes = match self.ledger.moves_of(&job, &keys).await {
                 Ok(notes) => notes,
                 Err(e) => {
                     let why = format!("the pairs of the changed records could not be read: {e}");
                     failed.extend(
-                        (changes.iter())
-                            .filter(|(_, c)| self.unpaired(c).iter().any(|(j, _)| j.name == job))
-                            .map(|(id, _)| (id.clone(), why.clone())),
+                        wanted
+                            .iter()
+                            .map(|(i, _)| (changes[*i].0.clone(), why.clone())),
                     );
                     continue;
                 }
             };
-            for (_, change) in changes.iter_mut() {
-                let key = LedgerKey::SalesforceOnly(change.record_id.clone());
-                let Some(LedgerKey::Gainsight(gsid)) = notes.get(&key) else {
-                    continue;
-                };
-                let field = (self.unpaired(change).into_iter())
-                    .find(|(j, _)| j.name == job)
-                    .map(|(_, field)| field);
-                if let Some(field) = field {
-                    change.fields.insert(field, Value::String(gsid.clone()));
+            for ((i, field), key) in wanted.into_iter().zip(&keys) {
+                if let Some(LedgerKey::Gainsight(gsid)) = notes.get(key) {
+                    changes[i]
+                        .1
+                        .fields
+                        .insert(field, Value::String(gsid.clone()));
                 }
             }
         }

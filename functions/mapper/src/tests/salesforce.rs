@@ -96,11 +96,23 @@ fn paired(store: &MemoryStore, gsid: &str, salesforce_id: &str) {
 
 /// An Account change event's message of `change_type` for `ids`.
 fn account_event(change_type: &str, ids: &[&str]) -> String {
+    account_event_with(change_type, ids, json!({}))
+}
+
+/// The same, carrying `fields` (their names listed as changed), with an event id of its own.
+fn account_event_with(change_type: &str, ids: &[&str], fields: serde_json::Value) -> String {
+    let mut payload = fields.as_object().cloned().unwrap_or_default();
+    let changed: Vec<&String> = payload.keys().collect();
+    let header = json!({
+        "entityName": "Account", "recordIds": ids, "changeType": change_type,
+        "commitTimestamp": 1_764_900_000_000_i64, "commitUser": "005P", "changedFields": changed,
+    });
+    payload.insert("ChangeEventHeader".into(), header);
+    let event = ids.join("-");
     json!({
-        "id": "e-1", "detail-type": "AccountChangeEvent", "source": "aws.partner/salesforce.com/x/y",
-        "detail": {"id": "u-1", "payload": {"ChangeEventHeader": {
-            "entityName": "Account", "recordIds": ids, "changeType": change_type,
-            "commitTimestamp": 1_764_900_000_000_i64, "commitUser": "005P"}}}
+        "id": format!("e-{event}"), "detail-type": "AccountChangeEvent",
+        "source": "aws.partner/salesforce.com/x/y",
+        "detail": {"id": format!("u-{event}"), "payload": payload}
     })
     .to_string()
 }
@@ -178,16 +190,7 @@ async fn a_change_event_finds_its_pair_by_the_salesforce_ids_note() {
     shared::ports::LedgerStore::moved(&*store, "company_account", &moved, 0)
         .await
         .unwrap();
-    let update = |id: &str| {
-        json!({
-            "id": format!("e-{id}"), "detail-type": "AccountChangeEvent", "source": "aws.partner/salesforce.com/x/y",
-            "detail": {"id": format!("u-{id}"), "payload": {
-                "ChangeEventHeader": {"entityName": "Account", "recordIds": [id], "changeType": "UPDATE",
-                    "commitTimestamp": 1_764_900_000_000_i64, "commitUser": "005P", "changedFields": ["Phone"]},
-                "Phone": "555-0100"}}
-        })
-        .to_string()
-    };
+    let update = |id: &str| account_event_with("UPDATE", &[id], json!({"Phone": "555-0100"}));
     let batch = event(vec![("m1", update(paired_id)), ("m2", update(new_id))]);
     let (response, summary) = mapper.handle_at(batch, 1_764_900_001_000).await;
     assert!(shared::fakes::failed_ids(&response).is_empty());
