@@ -686,6 +686,9 @@ async fn dynamo_ledger_key_moves_leave_a_forwarding_note() -> Result<()> {
     assert_eq!(found.len(), 2, "001C never moved: {found:?}");
     assert_eq!(found[&k("sf:001A")], k("1PA"));
     assert_eq!(found[&k("sf:001B")], k("1PB"));
+    // Two changes of one record in a batch ask for its note twice.
+    let twice = [k("sf:001A"), k("sf:001A")];
+    assert_eq!(store.moves_of(job, &twice).await?.len(), 1);
     assert!(
         store.moves_of("person_contact", &asked).await?.is_empty(),
         "notes are per job"

@@ -649,7 +649,13 @@ impl LedgerStore for DynamoStateStore {
         job: &str,
         keys: &[LedgerKey],
     ) -> Result<HashMap<LedgerKey, LedgerKey>, StoreError> {
-        let notes = keys.iter().map(|k| moves::note_key(job, k)).collect();
+        // BatchGetItem refuses a list naming one item twice: a batch may hold two changes of
+        // one record.
+        let unique: std::collections::BTreeSet<&LedgerKey> = keys.iter().collect();
+        let notes = unique
+            .into_iter()
+            .map(|k| moves::note_key(job, k))
+            .collect();
         let items = self.batch_get(notes).await?;
         Ok(items.iter().filter_map(moves::of_note).collect())
     }
