@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use serde_json::{json, Value};
+use shared::domain::{PresenceState, System};
 use sync_tests::relay::{event_source, SalesforceEvents, EVENTBRIDGE_CALLER};
 use sync_tests::{Options, Stack};
 
@@ -248,23 +249,40 @@ async fn gaps_overflows_deletes_and_undeletes() -> Result<()> {
     ));
     company_named(&stack, &gsid, "Gap Co Polled").await?;
 
-    // A delete is recorded, not propagated; an undelete reads the record back.
+    // A delete is recorded on the pair's Salesforce side, not propagated; so is a restore.
     assert!(stack.salesforce.delete("Account", &account));
-    stack
-        .eventually(WAIT, "the delete recorded", || async {
-            let ledger = stack.ledger(&gsid).await?.expect("ledger");
-            let said = ledger.last_ignored_reason.unwrap_or_default();
-            Ok(said.contains("deleted in Salesforce").then_some(said))
+    let sf_presence = |state: PresenceState| {
+        let (stack, gsid) = (&stack, &gsid);
+        async move {
+            let ledger = stack.ledger(gsid).await?.expect("ledger");
+            let kept = ledger.presence.get(&System::Salesforce).cloned();
+            Ok(kept.filter(|p| p.state == state))
+        }
+    };
+    let deleted = stack
+        .eventually(WAIT, "the delete recorded", || {
+            sf_presence(PresenceState::Deleted)
         })
         .await?;
+    assert!(deleted.by.is_some(), "who deleted it: {deleted:?}");
     assert!(
         stack.gainsight_record("Company", &gsid).is_some(),
         "not deleted in Gainsight"
     );
     assert!(stack.salesforce.undelete("Account", &account));
+    let restored = stack
+        .eventually(WAIT, "the restore recorded", || {
+            sf_presence(PresenceState::Restored)
+        })
+        .await?;
+    assert!(
+        restored.at_ms >= deleted.at_ms,
+        "{restored:?} after {deleted:?}"
+    );
     stack.drained(WAIT).await?;
     let story = stack.story("company_account", &gsid).await;
     assert!(story.contains("deleted in Salesforce"), "{story}");
+    assert!(story.contains("restored in Salesforce"), "{story}");
     // Recorded on the pair, not on a record of its own keyed by the Salesforce Id.
     let stray = stack
         .ledger_of("company_account", &format!("sf:{account}"))
@@ -371,8 +389,10 @@ async fn a_gainsight_delete_by_webhook_is_recorded_on_its_pair() -> Result<()> {
     let said = stack
         .eventually(WAIT, "the delete recorded", || async {
             let ledger = stack.ledger(&gsid).await?.expect("ledger");
+            let gone = (ledger.presence.get(&System::Gainsight))
+                .is_some_and(|p| p.state == PresenceState::Deleted);
             let said = ledger.last_ignored_reason.unwrap_or_default();
-            Ok(said.contains("deleted in Gainsight").then_some(said))
+            Ok((gone && said.contains("deleted in Gainsight")).then_some(said))
         })
         .await?;
     assert!(

@@ -749,6 +749,49 @@ async fn dynamo_ledger_keeps_a_parked_write_until_a_write_to_its_system_lands() 
     Ok(())
 }
 
+/// A side's record deleted, then restored: each kept as the side's presence, with who and when,
+/// on a record new to the ledger and on one already there, through one write and through many.
+#[tokio::test]
+async fn dynamo_ledger_keeps_what_became_of_each_sides_record() -> Result<()> {
+    use shared::domain::{Presence, PresenceState};
+    let (_aws, clients, resources) = setup().await?;
+    let store = clients.state_store(&resources);
+    let job = "company_account";
+    let update = |state: PresenceState, at_ms: i64| LedgerUpdate::Presence {
+        reason: format!("{state:?}"),
+        side: System::Salesforce,
+        presence: Presence {
+            state,
+            at_ms,
+            by: Some("005U".into()),
+        },
+    };
+    let deleted = update(PresenceState::Deleted, 10);
+    store
+        .record(&LedgerWrite::new(job, k("G1"), deleted, "run-1"), 1_000)
+        .await?;
+    let read = store.ledger(job, &k("G1")).await?.expect("recorded");
+    let kept = &read.presence[&System::Salesforce];
+    assert_eq!((&kept.state, kept.at_ms), (&PresenceState::Deleted, 10));
+    assert_eq!(kept.by.as_deref(), Some("005U"));
+    assert_eq!(read.ignored_count, 1);
+
+    let restored = update(PresenceState::Restored, 20);
+    let write = LedgerWrite::new(job, k("G1"), restored, "run-2");
+    store.record_many(&[write], 2_000).await?;
+    let read = store.ledger(job, &k("G1")).await?.expect("recorded");
+    assert_eq!(
+        read.presence[&System::Salesforce].state,
+        PresenceState::Restored
+    );
+    assert!(!read.presence.contains_key(&System::Gainsight));
+    let said: Vec<_> = (read.history.iter())
+        .filter_map(|h| h.message.as_deref())
+        .collect();
+    assert_eq!(said, ["Deleted", "Restored"]);
+    Ok(())
+}
+
 /// A Salesforce upsert of load `run-1` for Company `gsid`, changed at `at`.
 fn load_write(gsid: &str, at: i64) -> shared::domain::WriteCommand {
     let body = serde_json::json!({

@@ -244,6 +244,11 @@ fn facts_rows(r: &LedgerRecord) -> Rows {
     for (k, v) in pairs {
         facts.push(vec![k.into(), v]);
     }
+    // Deletes are recorded, not propagated: say which side's record is gone (or back).
+    for (side, presence) in &r.presence {
+        let what = format!("in {}", side.label());
+        facts.push(vec![what, presence.describe()]);
+    }
     facts
 }
 
@@ -334,6 +339,28 @@ mod tests {
         assert_eq!(
             verdict(&r),
             "NOT SYNCED YET: waiting for company_account the Salesforce Account where Gainsight_Company_Id__c = C1"
+        );
+    }
+
+    #[test]
+    fn a_record_deleted_on_one_side_says_so_with_who_and_when() {
+        use shared::domain::{Presence, PresenceState, System};
+        let mut r = LedgerRecord::new("company_account", LedgerKey::Gainsight("C1".into()));
+        let deleted = LedgerUpdate::Presence {
+            reason: "Account 001 was deleted in Salesforce".into(),
+            side: System::Salesforce,
+            presence: Presence {
+                state: PresenceState::Deleted,
+                at_ms: 1_764_979_200_000,
+                by: Some("005U".into()),
+            },
+        };
+        r.apply(&deleted, 1, "run");
+        let table = facts_rows(&r).table();
+        assert!(table.contains("in Salesforce"), "{table}");
+        assert!(
+            table.contains("deleted at 2025-12-06T00:00:00") && table.contains("by user 005U"),
+            "{table}"
         );
     }
 }

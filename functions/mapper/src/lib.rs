@@ -600,6 +600,23 @@ fn settle(
             cx.runs.line(run_job, line);
             (key, LedgerUpdate::Ignored { reason })
         }
+        MapOutcome::Presence {
+            key,
+            reason,
+            side,
+            presence,
+        } => {
+            summary.ignored += 1;
+            tracing::info!(job = %job.name, event_id = %change.event_id, reason = %reason, "change recorded");
+            let line = RunLine::new(&change.record_id, LineOutcome::Ignored).message(&reason);
+            cx.runs.line(run_job, line);
+            let update = LedgerUpdate::Presence {
+                reason,
+                side,
+                presence,
+            };
+            (key, update)
+        }
         MapOutcome::InSync { key, reason, seen } => {
             summary.ignored += 1;
             tracing::info!(job = %job.name, event_id = %change.event_id, reason = %reason, "change ignored");

@@ -77,12 +77,12 @@ impl MapperFn {
         failed
     }
 
-    /// Gives each Salesforce delete still keyed by its Id the GSID of its pair, when the
-    /// Salesforce-Id index links one, so that the delete is recorded there.
+    /// Gives each Salesforce delete or restore still keyed by its Id the GSID of its pair, when
+    /// the Salesforce-Id index links one, so that it is recorded there.
     async fn key_deletes(&self, changes: &mut [(String, ChangeEvent)]) -> Failures {
         let mut failed = Failures::new();
         for (id, change) in changes.iter_mut() {
-            if change.operation != Operation::Deleted {
+            if !matches!(change.operation, Operation::Deleted | Operation::Restored) {
                 continue;
             }
             let unpaired: Vec<(String, String)> = (self.unpaired(change).into_iter())

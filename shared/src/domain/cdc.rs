@@ -191,7 +191,8 @@ fn change(
         ChangeType::Create => (Operation::Created, false),
         ChangeType::Update => (Operation::Updated, false),
         ChangeType::Delete => (Operation::Deleted, false),
-        // A restored record, and every gap, is read back as it is now.
+        ChangeType::Undelete => (Operation::Restored, false),
+        // Every gap is read back as the record is now.
         _ => (Operation::Updated, true),
     };
     let mut record_fields = if reread {

@@ -41,6 +41,8 @@ pub enum Operation {
     Created,
     Updated,
     Deleted,
+    /// Taken back out of the recycle bin (a Salesforce undelete).
+    Restored,
 }
 
 /// Where a change came from; kept for the run log and for "why didn't this sync?".

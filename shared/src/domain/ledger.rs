@@ -113,6 +113,46 @@ pub struct LedgerRecord {
     /// (`domain::waiting`). Cleared when the record syncs or fails.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub waiting: Option<String>,
+    /// Per side, what last became of its record in its own system (deleted, merged away,
+    /// restored), when the sync heard of it: deletes are recorded here, not propagated.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub presence: BTreeMap<System, Presence>,
+}
+
+/// What became of one side's record in its own system, by whom and when.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Presence {
+    pub state: PresenceState,
+    /// When the source says it happened (epoch ms).
+    pub at_ms: i64,
+    /// The user who did it, when the source says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PresenceState {
+    Deleted,
+    /// Deleted by a merge into the record `into`.
+    Merged {
+        into: String,
+    },
+    /// Taken back out of the recycle bin.
+    Restored,
+}
+
+impl Presence {
+    /// How people read it: "deleted at T by user U".
+    pub fn describe(&self) -> String {
+        let what = match &self.state {
+            PresenceState::Deleted => "deleted".to_string(),
+            PresenceState::Merged { into } => format!("merged into {into}"),
+            PresenceState::Restored => "restored".to_string(),
+        };
+        let by = (self.by.as_deref()).map_or(String::new(), |u| format!(" by user {u}"));
+        format!("{what} at {}{by}", crate::time::rfc3339(self.at_ms))
+    }
 }
 
 /// How many outcomes a ledger record remembers.
@@ -180,6 +220,7 @@ impl LedgerRecord {
             parked: BTreeMap::new(),
             mapped_at: BTreeMap::new(),
             waiting: None,
+            presence: BTreeMap::new(),
         }
     }
 
@@ -265,6 +306,14 @@ impl LedgerRecord {
                 self.salesforce_id = Some(salesforce_id.clone());
             }
             LedgerUpdate::Waiting { reason } => self.waiting = Some(reason.clone()),
+            LedgerUpdate::Presence {
+                reason,
+                side,
+                presence,
+            } => {
+                self.ignored(reason, at_ms);
+                self.presence.insert(*side, presence.clone());
+            }
         }
     }
 
@@ -392,6 +441,13 @@ pub enum LedgerUpdate {
     Waiting {
         reason: String,
     },
+    /// One side's record was deleted, merged away or restored in its own system: recorded
+    /// (ignored, as deletes are not propagated) and kept as that side's presence.
+    Presence {
+        reason: String,
+        side: System,
+        presence: Presence,
+    },
 }
 
 /// The dead-letter queue a message given up on its last delivery waits in.
@@ -441,7 +497,8 @@ impl LedgerUpdate {
             LedgerUpdate::Failed { .. } => Outcome::Error,
             LedgerUpdate::Ignored { .. }
             | LedgerUpdate::InSync { .. }
-            | LedgerUpdate::Parked { .. } => Outcome::Ignored,
+            | LedgerUpdate::Parked { .. }
+            | LedgerUpdate::Presence { .. } => Outcome::Ignored,
             LedgerUpdate::Imported { .. } => Outcome::Imported,
             LedgerUpdate::Waiting { .. } => Outcome::Waiting,
         }
@@ -471,7 +528,8 @@ impl LedgerUpdate {
             }
             LedgerUpdate::Ignored { reason }
             | LedgerUpdate::InSync { reason, .. }
-            | LedgerUpdate::Parked { reason, .. } => Some(reason.clone()),
+            | LedgerUpdate::Parked { reason, .. }
+            | LedgerUpdate::Presence { reason, .. } => Some(reason.clone()),
             LedgerUpdate::Imported {
                 salesforce_id,
                 origin,

@@ -17,7 +17,8 @@ use super::schema::{convert, normalize_source, Schemas};
 use super::waiting::ParentRef;
 use super::{
     ChangeEvent, ChangeOrigin, FieldState, InSync, Job, LedgerKey, LedgerRecord, OnCreated,
-    OnUpdated, Operation, RecordKey, System, WriteCommand, WriteMode, Writeback,
+    OnUpdated, Operation, Presence, PresenceState, RecordKey, System, WriteCommand, WriteMode,
+    Writeback,
 };
 use draft::Draft;
 pub use lookups::{LookupRequest, Lookups};
@@ -40,6 +41,14 @@ pub enum MapOutcome {
         key: LedgerKey,
         reason: String,
         seen: InSync,
+    },
+    /// The source's record was deleted, merged away or restored: recorded on the pair as that
+    /// side's presence, not propagated.
+    Presence {
+        key: Option<LedgerKey>,
+        reason: String,
+        side: System,
+        presence: Presence,
     },
     /// The change cannot be synced as it is (type check, lookup); marked error with the reason.
     Rejected {
@@ -135,6 +144,29 @@ impl Context<'_> {
             key: self.key.clone(),
             parent,
             reason,
+        }
+    }
+
+    /// The source's record became `state` (deleted, merged away, restored), unless the pair
+    /// already records a later such change of it: events of one record may come out of order.
+    fn presence(&self, reason: String, state: PresenceState) -> MapOutcome {
+        let (side, at_ms) = (self.source(), self.change.occurred_at_ms);
+        let recorded = self.ledger.and_then(|l| l.presence.get(&side));
+        if let Some(later) = recorded.filter(|p| p.at_ms > at_ms) {
+            return self.ignored(format!(
+                "{reason}; stale: the record was {} since",
+                later.describe()
+            ));
+        }
+        MapOutcome::Presence {
+            key: self.key.clone(),
+            reason,
+            side,
+            presence: Presence {
+                state,
+                at_ms,
+                by: self.change.changed_by.clone(),
+            },
         }
     }
 
@@ -320,6 +352,10 @@ impl<'a> Mapper<'a> {
         };
         match (operation, actions.on_created, actions.on_updated) {
             (Operation::Deleted, _, _) => Err(self.deleted(cx)),
+            (Operation::Restored, _, _) => Err(cx.presence(
+                super::merge::restore_note(cx.change),
+                PresenceState::Restored,
+            )),
             (Operation::Created, OnCreated::DoNothing, _) => Err(nothing("created")),
             (Operation::Updated, _, OnUpdated::DoNothing) => Err(nothing("updated")),
             (Operation::Created, OnCreated::Create, _) => Ok(WriteMode::Create),
@@ -445,13 +481,18 @@ impl<'a> Mapper<'a> {
     }
 
     /// What a delete is recorded as (which record, where, by whom, when, and a merge's outcome
-    /// for the pairs): ignored, since deletes are not propagated, or rejected when a merge
-    /// needs an operator.
+    /// for the pairs): the side's presence, since deletes are not propagated; ignored when the
+    /// pair moved to the merge's master; rejected when a merge needs an operator.
     fn deleted(&self, cx: &Context) -> MapOutcome {
         let pair = cx.key.as_ref().and_then(LedgerKey::gainsight_id);
-        match super::merge::delete_note(cx.change, pair) {
-            Ok(note) => cx.ignored(note),
-            Err(attention) => cx.rejected(attention),
+        let note = match super::merge::delete_note(cx.change, pair) {
+            Ok(note) => note,
+            Err(attention) => return cx.rejected(attention),
+        };
+        match super::merge::left_behind(cx.change, pair) {
+            Some(state) => cx.presence(note, state),
+            // The pair moved on to the master, which is there.
+            None => cx.ignored(note),
         }
     }
 

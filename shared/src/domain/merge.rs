@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::change::ChangeEvent;
+use super::ledger::PresenceState;
 
 /// What a change knows of a merge.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,7 +55,7 @@ pub fn action(loser_pair: Option<&str>, master_pair: Option<&str>) -> MergeActio
 /// What a Salesforce delete of `change` (whose pair is `loser_pair`) is recorded as: `Ok` for a
 /// delete or a merge the sync settles by itself, `Err` for a merge an operator must settle.
 pub fn delete_note(change: &ChangeEvent, loser_pair: Option<&str>) -> Result<String, String> {
-    let by = (change.changed_by.as_deref()).map_or(String::new(), |u| format!(" by user {u}"));
+    let by = by_user(change);
     let (object, id) = (&change.object, &change.record_id);
     let (system, at) = (
         change.source.label(),
@@ -80,6 +81,38 @@ pub fn delete_note(change: &ChangeEvent, loser_pair: Option<&str>) -> Result<Str
              Gainsight (or unlink one), then resync {into}"
         )),
     }
+}
+
+/// What a Salesforce delete of `change` (whose pair is `loser_pair`) leaves the pair's
+/// Salesforce side as: deleted, or merged into the master; `None` when the pair moves to the
+/// master, whose record is there.
+pub fn left_behind(change: &ChangeEvent, loser_pair: Option<&str>) -> Option<PresenceState> {
+    let Some(Merge::Lost { into, into_pair }) = &change.merge else {
+        return Some(PresenceState::Deleted);
+    };
+    match action(loser_pair, into_pair.as_deref()) {
+        MergeAction::Repoint { .. } => None,
+        MergeAction::Record | MergeAction::Attention { .. } => {
+            Some(PresenceState::Merged { into: into.clone() })
+        }
+    }
+}
+
+/// " by user U" when the source says who made `change`.
+fn by_user(change: &ChangeEvent) -> String {
+    (change.changed_by.as_deref()).map_or(String::new(), |u| format!(" by user {u}"))
+}
+
+/// What a record taken back out of the recycle bin is recorded as.
+pub fn restore_note(change: &ChangeEvent) -> String {
+    let by = by_user(change);
+    format!(
+        "{} {} was restored in {}{by} at {}; restores are recorded, not propagated",
+        change.object,
+        change.record_id,
+        change.source.label(),
+        crate::time::rfc3339(change.occurred_at_ms)
+    )
 }
 
 #[cfg(test)]

@@ -27,7 +27,7 @@ pub use job::{
 pub use key::LedgerKey;
 pub use ledger::{
     DeadLetter, FieldState, HistoryEntry, InSync, LedgerBatch, LedgerRecord, LedgerUpdate, Outcome,
-    Prior, SyncStatus, HISTORY_KEPT,
+    Presence, PresenceState, Prior, SyncStatus, HISTORY_KEPT,
 };
 pub use mapping::{LookupRequest, Lookups, MapOutcome, Mapper};
 pub use run::{

@@ -4,7 +4,7 @@
 use super::*;
 use std::collections::BTreeMap;
 
-use crate::domain::{InSync, System, WriteCommand};
+use crate::domain::{InSync, System};
 
 /// One conditional claim as a transaction item.
 pub(super) fn claim_item(table: &str, claim: ClaimWrite) -> Result<TransactWriteItem, StoreError> {
@@ -100,6 +100,10 @@ pub(super) fn ledger_item(r: &LedgerRecord) -> Result<Item, StoreError> {
     for (source, at_ms) in &r.mapped_at {
         item.insert(mapped_attribute(*source).into(), n(*at_ms));
     }
+    for (side, presence) in &r.presence {
+        let json = serde_json::to_string(presence).map_err(rejected)?;
+        item.insert(presence_attribute(*side), s(json));
+    }
     Ok(item)
 }
 
@@ -148,13 +152,22 @@ fn parked_attribute(target: System) -> String {
     format!("parked_{}", target.as_str())
 }
 
-/// The writes parked in a ledger item, by target.
-fn parked(item: &Item) -> BTreeMap<System, WriteCommand> {
+/// The attribute holding what became of `side`'s record (see `LedgerRecord::presence`).
+fn presence_attribute(side: System) -> String {
+    format!("presence_{}", side.as_str())
+}
+
+/// The JSON values a ledger item keeps per system under `attribute(system)` (the writes parked,
+/// the sides' presence).
+fn per_system<T: serde::de::DeserializeOwned>(
+    item: &Item,
+    attribute: fn(System) -> String,
+) -> BTreeMap<System, T> {
     [System::Gainsight, System::Salesforce]
         .into_iter()
-        .filter_map(|target| {
-            let json = get_s(item, &parked_attribute(target))?;
-            Some((target, serde_json::from_str(&json).ok()?))
+        .filter_map(|system| {
+            let json = get_s(item, &attribute(system))?;
+            Some((system, serde_json::from_str(&json).ok()?))
         })
         .collect()
 }
@@ -275,12 +288,13 @@ impl TryFrom<&Item> for LedgerRecord {
             last_ignored_at_ms: get_n(item, "last_ignored_at"),
             version: get_n(item, "version").unwrap_or(0) as u64,
             history: history(item),
-            parked: parked(item),
+            parked: per_system(item, parked_attribute),
             mapped_at: [System::Gainsight, System::Salesforce]
                 .into_iter()
                 .filter_map(|source| Some((source, get_n(item, mapped_attribute(source))?)))
                 .collect(),
             waiting: get_s(item, "waiting"),
+            presence: per_system(item, presence_attribute),
         })
     }
 }
@@ -366,6 +380,17 @@ impl LedgerExpression {
                 values.insert(":parked".into(), s(json));
                 let parked = parked_attribute(write.target);
                 format!("SET {common}, {IGNORED}, {parked} = :parked")
+            }
+            LedgerUpdate::Presence {
+                reason,
+                side,
+                presence,
+            } => {
+                values.insert(":reason".into(), s(reason));
+                let json = serde_json::to_string(presence).map_err(rejected)?;
+                values.insert(":presence".into(), s(json));
+                let attribute = presence_attribute(*side);
+                format!("SET {common}, {IGNORED}, {attribute} = :presence")
             }
         };
         let names = (!names.is_empty()).then_some(names);

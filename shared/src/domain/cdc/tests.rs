@@ -88,14 +88,12 @@ fn creates_deletes_undeletes_and_gaps() {
     let delete = changes(with_header("DELETE", |_| {}));
     assert_eq!(delete[0].operation, Operation::Deleted);
     assert_eq!(delete[0].read, Reading::Carried);
+    // A restore is recorded, as a delete is, not read back and written.
+    let undelete = changes(with_header("UNDELETE", |_| {}));
+    assert_eq!(undelete[0].operation, Operation::Restored);
+    assert_eq!(undelete[0].read, Reading::Carried);
 
-    for gap in [
-        "UNDELETE",
-        "GAP_CREATE",
-        "GAP_UPDATE",
-        "GAP_DELETE",
-        "GAP_UNDELETE",
-    ] {
+    for gap in ["GAP_CREATE", "GAP_UPDATE", "GAP_DELETE", "GAP_UNDELETE"] {
         let read = changes(with_header(gap, |_| {}));
         assert!(
             read.iter().all(|c| c.read == Reading::Due),

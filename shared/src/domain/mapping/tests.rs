@@ -72,6 +72,7 @@ fn reason(outcome: &MapOutcome) -> String {
     match outcome {
         MapOutcome::Ignored { reason, .. } => format!("ignored: {reason}"),
         MapOutcome::InSync { reason, .. } => format!("in sync: {reason}"),
+        MapOutcome::Presence { reason, .. } => format!("presence: {reason}"),
         MapOutcome::Rejected { reason, .. } => format!("rejected: {reason}"),
         MapOutcome::Retry { reason } => format!("retry: {reason}"),
         MapOutcome::Unresolved { reason, .. } => format!("unresolved: {reason}"),
@@ -322,7 +323,7 @@ fn event_actions_table() {
         );
         match (expected, &outcome) {
             (Some(mode), MapOutcome::Write(cmds)) => assert_eq!(cmds[0].mode, mode, "case {i}"),
-            (None, MapOutcome::Ignored { reason, .. }) => {
+            (None, MapOutcome::Ignored { reason, .. } | MapOutcome::Presence { reason, .. }) => {
                 assert!(
                     reason.contains("does nothing") || reason.contains("not propagated"),
                     "case {i}: {reason}"

@@ -101,3 +101,94 @@ fn the_master_of_a_merge_takes_over_the_pair_and_learns_its_gsid() {
         "the master Account is given the GSID of the pair it took over"
     );
 }
+
+/// The presence a delete or restore records on pair G1's Salesforce side, applied to `ledger`.
+fn recorded(op: Operation, at_ms: i64, ledger: &mut LedgerRecord) -> MapOutcome {
+    let mut c = account(op, json!({"Gainsight_Company_Id__c": "G1"}));
+    (c.occurred_at_ms, c.changed_by) = (at_ms, Some("005U".into()));
+    let outcome = map("company_account", &c, Some(ledger));
+    if let MapOutcome::Presence {
+        reason,
+        side,
+        presence,
+        ..
+    } = &outcome
+    {
+        let update = crate::domain::LedgerUpdate::Presence {
+            reason: reason.clone(),
+            side: *side,
+            presence: presence.clone(),
+        };
+        ledger.apply(&update, at_ms, "run");
+    }
+    outcome
+}
+
+/// A delete and a restore are kept as the Salesforce side's presence, with who and when; one
+/// older than what the pair records (events out of order) changes nothing.
+#[test]
+fn deletes_and_restores_are_kept_in_order_as_the_sides_presence() {
+    let mut ledger = LedgerRecord::new("company_account", LedgerKey::Gainsight("G1".into()));
+    let deleted = recorded(Operation::Deleted, T0 + 10, &mut ledger);
+    assert!(
+        matches!(&deleted, MapOutcome::Presence { key: Some(LedgerKey::Gainsight(g)), side: System::Salesforce, reason, .. }
+            if g == "G1" && reason.contains("was deleted in Salesforce by user 005U")),
+        "{}",
+        reason(&deleted)
+    );
+    let said = |l: &LedgerRecord| l.presence[&System::Salesforce].describe();
+    assert!(
+        said(&ledger).starts_with("deleted at "),
+        "{}",
+        said(&ledger)
+    );
+    assert!(
+        said(&ledger).ends_with(" by user 005U"),
+        "{}",
+        said(&ledger)
+    );
+
+    let restored = recorded(Operation::Restored, T0 + 30, &mut ledger);
+    assert!(
+        reason(&restored).contains("was restored in Salesforce by user 005U"),
+        "{}",
+        reason(&restored)
+    );
+    assert_eq!(
+        ledger.presence[&System::Salesforce].state,
+        crate::domain::PresenceState::Restored
+    );
+
+    let late = recorded(Operation::Deleted, T0 + 20, &mut ledger);
+    assert!(
+        matches!(&late, MapOutcome::Ignored { reason, .. } if reason.contains("stale: the record was restored at")),
+        "{}",
+        reason(&late)
+    );
+    assert_eq!(
+        ledger.presence[&System::Salesforce].state,
+        crate::domain::PresenceState::Restored,
+        "an older delete after the restore leaves it restored"
+    );
+}
+
+/// A merged-away record whose pair moves to the master leaves no presence (the pair's record
+/// is the master, which is there); one whose master had no other pair is recorded as merged.
+#[test]
+fn a_merge_is_kept_as_merged_unless_the_pair_moved_to_the_master() {
+    let moved = map("company_account", &merged_away(None), None);
+    assert!(
+        matches!(moved, MapOutcome::Ignored { .. }),
+        "{}",
+        reason(&moved)
+    );
+    let mut c = merged_away(None);
+    c.fields.remove("Gainsight_Company_Id__c");
+    let unpaired = map("company_account", &c, None);
+    assert!(
+        matches!(&unpaired, MapOutcome::Presence { presence, .. }
+            if presence.state == crate::domain::PresenceState::Merged { into: "001M".into() }),
+        "{}",
+        reason(&unpaired)
+    );
+}
