@@ -255,6 +255,28 @@ def main():
     print(json.dumps(deployed))
 
 
+def event_source(name, props, queue):
+    """The settings of SQS event source mapping `name` (its template properties) reading
+    `queue`, refused as Lambda's CreateEventSourceMapping refuses them: a standard queue's batch
+    of more than 10 messages needs a batching window of at least 1 s."""
+    batch_size = props.get("BatchSize", 10)
+    window = props.get("MaximumBatchingWindowInSeconds", 0)
+    if batch_size > 10 and window < 1:
+        raise ValueError(
+            f"{name}: BatchSize {batch_size} needs MaximumBatchingWindowInSeconds of at least 1 "
+            "(Lambda refuses a batch of more than 10 SQS messages without a batching window)")
+    return {
+        "function": props["FunctionName"]["Ref"],
+        "queue": queue,
+        "batch_size": batch_size,
+        "batching_window_seconds": window,
+        "report_batch_item_failures": "ReportBatchItemFailures" in props.get("FunctionResponseTypes", []),
+        # Without a ScalingConfig Lambda may run up to 1,000 batches at once; locally the
+        # template's maximum, else 5 (the pollers Lambda starts with).
+        "maximum_concurrency": props.get("ScalingConfig", {}).get("MaximumConcurrency", 5),
+    }
+
+
 def deploy(repo, template_path, stack, params):
     """Translates and deploys the template; what was deployed, with the whole translated template
     (including what the local deployment leaves out) under "template"."""
@@ -309,17 +331,7 @@ def deploy(repo, template_path, stack, params):
             continue
         props = resource["Properties"]
         queue_logical = props["EventSourceArn"]["Fn::GetAtt"][0]
-        function_logical = props["FunctionName"]["Ref"]
-        event_sources.append({
-            "function": function_logical,
-            "queue": queues[queue_logical],
-            "batch_size": props.get("BatchSize", 10),
-            "batching_window_seconds": props.get("MaximumBatchingWindowInSeconds", 0),
-            "report_batch_item_failures": "ReportBatchItemFailures" in props.get("FunctionResponseTypes", []),
-            # Without a ScalingConfig Lambda may run up to 1,000 batches at once; locally the
-            # template's maximum, else 5 (the pollers Lambda starts with).
-            "maximum_concurrency": props.get("ScalingConfig", {}).get("MaximumConcurrency", 5),
-        })
+        event_sources.append(event_source(name, props, queues[queue_logical]))
 
     # Each function's timeout in seconds, Globals applied (Lambda's default is 3 s): the local
     # Runtime API gives an invocation the deadline Lambda would.

@@ -131,12 +131,20 @@ class Deployment(unittest.TestCase):
         self.assertEqual(set(sources), {"MapperFunction", "PusherFunction"})
         mapper, pusher = sources["MapperFunction"], sources["PusherFunction"]
         self.assertEqual((mapper["batch_size"], mapper["batching_window_seconds"],
-                          mapper["maximum_concurrency"]), (100, 0, 10))
+                          mapper["maximum_concurrency"]), (10, 0, 10))
         self.assertEqual((pusher["batch_size"], pusher["batching_window_seconds"],
                           pusher["maximum_concurrency"]), (1000, 1, 5))
         self.assertTrue(mapper["report_batch_item_failures"] and pusher["report_batch_item_failures"])
         self.assertEqual(mapper["queue"], self.deployed["queues"]["ChangesQueue"])
         self.assertEqual(pusher["queue"], self.deployed["queues"]["WritesQueue"])
+
+    def test_a_batch_larger_than_lambda_takes_without_a_window_is_refused(self):
+        props = {"FunctionName": {"Ref": "MapperFunction"}, "BatchSize": 100,
+                 "MaximumBatchingWindowInSeconds": 0}
+        with self.assertRaisesRegex(ValueError, "Changes: BatchSize 100 needs MaximumBatchingWindowInSeconds"):
+            deploy.event_source("Changes", props, "changes")
+        props["MaximumBatchingWindowInSeconds"] = 1
+        self.assertEqual(deploy.event_source("Changes", props, "changes")["batch_size"], 100)
 
     def test_the_pusher_knows_when_a_write_reaches_the_dead_letter_queue(self):
         resources = self.template["Resources"]
