@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use serde_json::Value;
-use shared::domain::{ChangeEvent, Job, LedgerKey, Mapper, Operation, System};
+use shared::domain::{ChangeEvent, ChangeOrigin, Job, LedgerKey, Mapper, Operation, System};
 
 use crate::give_up::Failures;
 use crate::MapperFn;
@@ -24,7 +24,7 @@ impl MapperFn {
     /// The jobs of `change` pairing by GSID, each with the Salesforce field holding it, when the
     /// change is keyed only by its Salesforce Id for that job.
     fn unpaired<'a>(&'a self, change: &'a ChangeEvent) -> Vec<(&'a Job, String)> {
-        if change.source != System::Salesforce {
+        if change.source != System::Salesforce || is_new_to_the_sync(change) {
             return Vec::new();
         }
         (self.jobs.for_change(change).into_iter())
@@ -109,4 +109,11 @@ impl MapperFn {
         }
         failed
     }
+}
+
+/// A record a person just created in Salesforce, as its change event says: its Id is new, so no
+/// pair can have moved to it yet (the records the sync creates come back as its own changes,
+/// which never get this far), and there is no note to read.
+fn is_new_to_the_sync(change: &ChangeEvent) -> bool {
+    change.origin == ChangeOrigin::ChangeDataCapture && change.operation == Operation::Created
 }

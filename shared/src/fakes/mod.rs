@@ -49,6 +49,8 @@ pub struct MemoryStore {
     pub waiting: Mutex<std::collections::BTreeMap<(String, String), WaitingChange>>,
     /// How many times `waiting_on` was asked (a DynamoDB query per parent in production).
     pub waiting_reads: Mutex<usize>,
+    /// How many times `moves_of` was asked (a BatchGetItem in production).
+    pub move_reads: Mutex<usize>,
 }
 
 /// A change to the ledger made by someone else (see `MemoryStore::meanwhile`).
@@ -331,6 +333,7 @@ impl LedgerStore for MemoryStore {
         keys: &[LedgerKey],
     ) -> Result<HashMap<LedgerKey, LedgerKey>, StoreError> {
         self.check()?;
+        *self.move_reads.lock().unwrap() += 1;
         let moved = self.moves.lock().unwrap();
         Ok(keys
             .iter()

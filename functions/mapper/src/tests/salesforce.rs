@@ -211,3 +211,21 @@ async fn a_change_event_finds_its_pair_by_the_salesforce_ids_note() {
         "a record never paired learns its GSID"
     );
 }
+
+/// An Account a person just created has no pair to look for: its change event costs no read of
+/// the forwarding notes; an update of one does.
+#[tokio::test]
+async fn a_created_record_costs_no_read_of_the_notes() {
+    let Harness { store, mapper, .. } = harness();
+    let created = account_event_with("CREATE", &["0015g00000000CCCAA"], json!({"Name": "New"}));
+    let (response, summary) =
+        (mapper.handle_at(event(vec![("m1", created)]), 1_764_900_001_000)).await;
+    assert!(shared::fakes::failed_ids(&response).is_empty());
+    assert_eq!(summary.writes, 1);
+    assert_eq!(*store.move_reads.lock().unwrap(), 0);
+    let update = account_event_with("UPDATE", &["0015g00000000UUUAA"], json!({"Phone": "1"}));
+    mapper
+        .handle_at(event(vec![("m2", update)]), 1_764_900_002_000)
+        .await;
+    assert_eq!(*store.move_reads.lock().unwrap(), 1);
+}
