@@ -461,8 +461,9 @@ async fn freshness_with(
     // writes back (no criteria). Change Data Capture always publishes them: the product's rule,
     // as deployed with the integration user's Id, is what drops them.
     let cdc = events == SalesforceEvents::ChangeDataCapture;
+    let echo_criteria = !echoes || cdc;
     let options = Options {
-        echo_criteria: !echoes || cdc,
+        echo_criteria,
         salesforce_events: events,
         ..Options::default()
     };
@@ -473,9 +474,10 @@ async fn freshness_with(
         (false, _) => "",
     };
     let total = (rate * seconds) as usize;
-    let gsids = load_companies(&stack, total, echoes).await?;
+    // The load posts rule events only where nothing drops the sync's own.
+    let gsids = load_companies(&stack, total, !echo_criteria).await?;
     let sent_at = send_changes(&stack, gsids, rate).await?;
-    let samples = synced_after_sent(&stack, &sent_at).await?;
+    let samples = synced_after_sent(&stack, &sent_at, by_gsid).await?;
     report_freshness(rate, suffix, samples);
     if let (true, Some(buses)) = (echoes, &stack.buses) {
         let bus = buses.stats();
@@ -558,14 +560,26 @@ async fn send_changes(
     Ok(sent_at)
 }
 
-/// Each Company's freshness (its ledger record's last sync after its change was sent, ms), once
-/// every one has synced after its change.
-async fn synced_after_sent(stack: &Stack, sent_at: &HashMap<String, i64>) -> Result<Vec<f64>> {
+/// The id a freshness sample is keyed by: the record the change was made to.
+type SampleKey = fn(&shared::domain::LedgerRecord) -> Option<&str>;
+
+/// A pair by its Company's GSID.
+fn by_gsid(r: &shared::domain::LedgerRecord) -> Option<&str> {
+    r.key.gainsight_id()
+}
+
+/// Each changed record's freshness (its pair's last sync after its change was sent, ms), the
+/// records found by `key` in `sent_at`, once every one has synced after its change.
+async fn synced_after_sent(
+    stack: &Stack,
+    sent_at: &HashMap<String, i64>,
+    key: SampleKey,
+) -> Result<Vec<f64>> {
     let total = sent_at.len();
     let sample = |r: &shared::domain::LedgerRecord| {
-        Some((r.last_sync_at_ms? - sent_at.get(r.key.gainsight_id()?)?) as f64)
+        Some((r.last_sync_at_ms? - sent_at.get(key(r)?)?) as f64)
     };
-    let what = format!("all {total} Companies' ledger records synced after their change was sent");
+    let what = format!("all {total} pairs' ledger records synced after their change was sent");
     let records = stack
         .eventually(Duration::from_secs(900), &what, || async {
             let records = stack.ledger_records().await?;

@@ -63,21 +63,8 @@ pub async fn freshness(rate: u64, seconds: u64) -> Result<()> {
             record(json!({"Name": format!("Edited {i:05}")})),
         );
     }
-    let sample = |r: &shared::domain::LedgerRecord| {
-        let at = edited_at.get(r.salesforce_id.as_deref()?)?;
-        Some((r.last_sync_at_ms? - at) as f64)
-    };
-    let what = format!("all {total} Accounts' pairs synced after their edit");
-    let records = stack
-        .eventually(LONG, &what, || async {
-            let records = stack.ledger_records().await?;
-            let fresh = records
-                .iter()
-                .filter(|r| sample(r).is_some_and(|s| s >= 0.0));
-            Ok((fresh.count() == total).then_some(records))
-        })
-        .await?;
-    let samples: Vec<f64> = records.iter().filter_map(sample).collect();
+    let by_account: super::SampleKey = |r| r.salesforce_id.as_deref();
+    let samples = super::synced_after_sent(&stack, &edited_at, by_account).await?;
     report_freshness(rate, "_cdc", samples);
     stack.stop().await;
     Ok(())
