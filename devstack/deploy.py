@@ -172,6 +172,9 @@ def _resolve(template, params, value):
         if declared.get("Type") == "CommaDelimitedList" and isinstance(got, str):
             return [v.strip() for v in got.split(",") if v.strip()]
         return got
+    if isinstance(value, dict) and "Fn::FindInMap" in value:
+        mapping, top, second = (_resolve(template, params, v) for v in value["Fn::FindInMap"])
+        return template["Mappings"][mapping][top][second]
     if isinstance(value, dict) and "Fn::GetAtt" in value:
         return {"resource": value["Fn::GetAtt"][0]}
     if isinstance(value, dict):
@@ -266,7 +269,7 @@ def event_source(name, props, queue):
             f"{name}: BatchSize {batch_size} needs MaximumBatchingWindowInSeconds of at least 1 "
             "(Lambda refuses a batch of more than 10 SQS messages without a batching window)")
     return {
-        "function": props["FunctionName"]["Ref"],
+        "function": props["FunctionName"]["resource"],
         "queue": queue,
         "batch_size": batch_size,
         "batching_window_seconds": window,
@@ -331,6 +334,7 @@ def deploy(repo, template_path, stack, params):
             continue
         props = resource["Properties"]
         queue_logical = props["EventSourceArn"]["Fn::GetAtt"][0]
+        props = _resolve(full_template, params, props)
         event_sources.append(event_source(name, props, queues[queue_logical]))
 
     # Each function's timeout in seconds, Globals applied (Lambda's default is 3 s): the local

@@ -138,8 +138,19 @@ class Deployment(unittest.TestCase):
         self.assertEqual(mapper["queue"], self.deployed["queues"]["ChangesQueue"])
         self.assertEqual(pusher["queue"], self.deployed["queues"]["WritesQueue"])
 
+    def test_changes_batching_trades_freshness_for_fewer_requests(self):
+        [props] = [r["Properties"] for r in self.template["Resources"].values()
+                   if r["Type"] == "AWS::Lambda::EventSourceMapping"
+                   and r["Properties"]["FunctionName"] == {"Ref": "MapperFunction"}]
+        settings = {}
+        for batching in ("fresh", "batched"):
+            resolved = deploy._resolve(self.template, {"ChangesBatching": batching}, props)
+            source = deploy.event_source("Changes", resolved, "changes")
+            settings[batching] = (source["batch_size"], source["batching_window_seconds"])
+        self.assertEqual(settings, {"fresh": (10, 0), "batched": (100, 1)})
+
     def test_a_batch_larger_than_lambda_takes_without_a_window_is_refused(self):
-        props = {"FunctionName": {"Ref": "MapperFunction"}, "BatchSize": 100,
+        props = {"FunctionName": {"resource": "MapperFunction"}, "BatchSize": 100,
                  "MaximumBatchingWindowInSeconds": 0}
         with self.assertRaisesRegex(ValueError, "Changes: BatchSize 100 needs MaximumBatchingWindowInSeconds"):
             deploy.event_source("Changes", props, "changes")

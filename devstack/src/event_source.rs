@@ -179,48 +179,71 @@ struct Mapping {
 
 impl Mapping {
     /// The next batch, as Lambda gathers it: once a message is in hand, keep receiving until the
-    /// batch is full or the batching window has passed since the first one. `None` when stopped.
+    /// batch is full or the batching window has passed since the first one: at once while
+    /// messages come, else long-polling for the whole seconds the window has left, and one last
+    /// look when it closes. `None` when stopped.
     async fn gather(&self, stopped: &mut watch::Receiver<bool>) -> Option<Vec<Message>> {
         let mut batch: Vec<Message> = Vec::new();
         let mut first_at: Option<Instant> = None;
+        let mut flowing = false;
         loop {
             let remaining = self.settings.batch_size.saturating_sub(batch.len()).min(10) as i32;
             let left = first_at.map(|t| self.settings.batching_window.saturating_sub(t.elapsed()));
             if remaining == 0 || left == Some(Duration::ZERO) {
                 return Some(batch);
             }
-            let receive = self
-                .client
-                .receive_message()
-                .queue_url(&self.settings.queue_url)
-                .max_number_of_messages(remaining)
-                // Lambda's pollers long-poll for up to 20 s: an idle queue costs a receive every
-                // 20 s per poller, not one a second.
-                .wait_time_seconds(if batch.is_empty() { 20 } else { 0 })
-                .message_system_attribute_names(MessageSystemAttributeName::All)
-                .send();
-            let received = tokio::select! {
-                r = receive => r,
-                _ = stopped.changed() => return None,
-            };
-            let messages = match received {
-                Ok(out) => out.messages().to_vec(),
-                Err(e) => {
-                    tracing::warn!(error = %e, "event source: receive failed");
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                    return Some(batch);
+            let (wait, last_look) = match left {
+                // Lambda's pollers long-poll for up to 20 s: an idle queue costs a receive
+                // every 20 s per poller, not one a second.
+                None => (20, false),
+                Some(_) if flowing => (0, false),
+                Some(left) if left >= Duration::from_secs(1) => (left.as_secs() as i32, false),
+                Some(left) => {
+                    tokio::time::sleep(left).await;
+                    (0, true)
                 }
             };
-            if messages.is_empty() {
-                match left {
-                    // Nothing in hand yet: the long poll already waited; poll again.
-                    None => return Some(batch),
-                    Some(left) => tokio::time::sleep(left.min(Duration::from_millis(50))).await,
-                }
-            } else if first_at.is_none() {
-                first_at = Some(Instant::now());
+            let messages = self.receive(remaining, wait, stopped).await?;
+            if messages.is_empty() && first_at.is_none() {
+                // Nothing in hand yet: the long poll already waited; poll again.
+                return Some(batch);
             }
+            first_at.get_or_insert_with(Instant::now);
+            flowing = !messages.is_empty();
             batch.extend(messages);
+            if last_look {
+                return Some(batch);
+            }
+        }
+    }
+
+    /// One receive of up to `max` messages, long-polling `wait` seconds; a failed one is an
+    /// empty one, after a pause. `None` when stopped.
+    async fn receive(
+        &self,
+        max: i32,
+        wait: i32,
+        stopped: &mut watch::Receiver<bool>,
+    ) -> Option<Vec<Message>> {
+        let receive = self
+            .client
+            .receive_message()
+            .queue_url(&self.settings.queue_url)
+            .max_number_of_messages(max)
+            .wait_time_seconds(wait)
+            .message_system_attribute_names(MessageSystemAttributeName::All)
+            .send();
+        let received = tokio::select! {
+            r = receive => r,
+            _ = stopped.changed() => return None,
+        };
+        match received {
+            Ok(out) => Some(out.messages().to_vec()),
+            Err(e) => {
+                tracing::warn!(error = %e, "event source: receive failed");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                Some(Vec::new())
+            }
         }
     }
 

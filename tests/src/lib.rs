@@ -61,6 +61,8 @@ pub struct Options {
     pub jobs: Option<Jobs>,
     /// How Salesforce reports its changes: Outbound Messages, Change Data Capture, or both.
     pub salesforce_events: relay::SalesforceEvents,
+    /// Other stack parameters the template is deployed with (name, value).
+    pub parameters: Vec<(&'static str, &'static str)>,
 }
 
 impl Default for Options {
@@ -75,6 +77,7 @@ impl Default for Options {
             deferral: None,
             jobs: None,
             salesforce_events: Default::default(),
+            parameters: Vec::new(),
         }
     }
 }
@@ -329,7 +332,9 @@ async fn serve_invocations(
 
 impl Stack {
     pub async fn start(options: Options) -> Result<Self> {
-        let parameters = relay::parameters(options.salesforce_events, options.echo_criteria);
+        let mut parameters = relay::parameters(options.salesforce_events, options.echo_criteria);
+        let more = options.parameters.iter();
+        parameters.extend(more.map(|(k, v)| (k.to_string(), v.to_string())));
         let aws = LocalAws::start_with(&parameters)
             .await
             .context("starting moto and deploying the template")?;

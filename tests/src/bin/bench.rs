@@ -722,15 +722,23 @@ async fn main() -> Result<()> {
         run("freshness with echoes", freshness(100, 10, true).await);
     }
     if wanted(&["cdc", "cdc-freshness"]) {
-        run("freshness cdc", cdc::freshness(100, 10).await);
+        run("freshness cdc", cdc::freshness(100, 10, "fresh").await);
         let echoed = freshness_with(100, 10, true, SalesforceEvents::ChangeDataCapture).await;
         run("freshness cdc with echoes", echoed);
     }
     if wanted(&["cdc", "cdc-requests"]) {
-        let cdc = cdc::requests_per_change(SalesforceEvents::ChangeDataCapture).await;
-        run("requests cdc", cdc);
-        let outbound = cdc::requests_per_change(SalesforceEvents::Outbound).await;
+        let cdc = SalesforceEvents::ChangeDataCapture;
+        run("requests cdc", cdc::requests_per_change(cdc, "fresh").await);
+        let batched = cdc::requests_per_change(cdc, "batched").await;
+        run("requests cdc batched", batched);
+        let outbound = cdc::requests_per_change(SalesforceEvents::Outbound, "fresh").await;
         run("requests outbound", outbound);
+    }
+    if wanted(&["cdc", "cdc-freshness-batched"]) {
+        run(
+            "freshness cdc batched",
+            cdc::freshness(100, 10, "batched").await,
+        );
     }
     if wanted(&["cdc", "cdc-bulk"]) {
         run("bulk edit cdc", cdc::bulk_edit(10_000).await);

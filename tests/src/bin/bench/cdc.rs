@@ -48,8 +48,12 @@ async fn synced_accounts(stack: &Stack, total: usize) -> Result<Vec<String>> {
 
 /// Salesforce edits at `rate` a second through change events: each Account's time from its edit
 /// to its pair's sync.
-pub async fn freshness(rate: u64, seconds: u64) -> Result<()> {
-    let stack = Stack::start(stack_options(SalesforceEvents::ChangeDataCapture)).await?;
+pub async fn freshness(rate: u64, seconds: u64, batching: &'static str) -> Result<()> {
+    let options = Options {
+        parameters: vec![("ChangesBatching", batching)],
+        ..stack_options(SalesforceEvents::ChangeDataCapture)
+    };
+    let stack = Stack::start(options).await?;
     let total = (rate * seconds) as usize;
     let ids = synced_accounts(&stack, total).await?;
     let mut edited_at: HashMap<String, i64> = HashMap::new();
@@ -65,26 +69,39 @@ pub async fn freshness(rate: u64, seconds: u64) -> Result<()> {
     }
     let by_account: super::SampleKey = |r| r.salesforce_id.as_deref();
     let samples = super::synced_after_sent(&stack, &edited_at, by_account).await?;
-    report_freshness(rate, "_cdc", samples);
+    let suffix = match batching {
+        "fresh" => "_cdc".to_string(),
+        other => format!("_cdc_{other}"),
+    };
+    report_freshness(rate, &suffix, samples);
     stack.stop().await;
     Ok(())
 }
 
 /// AWS requests per Salesforce-born record, created by a person until its Company exists and its
-/// GSID is written back: through change events, or through Outbound Messages.
-pub async fn requests_per_change(events: SalesforceEvents) -> Result<()> {
-    let stack = Stack::start(stack_options(events)).await?;
+/// GSID is written back: through change events, or through Outbound Messages; with the mapper
+/// taking the changes queue as `batching` says (the template's `ChangesBatching`).
+pub async fn requests_per_change(events: SalesforceEvents, batching: &'static str) -> Result<()> {
+    let options = Options {
+        parameters: vec![("ChangesBatching", batching)],
+        ..stack_options(events)
+    };
+    let stack = Stack::start(options).await?;
     let total = 100;
     stack.aws.reset_requests().await?;
     synced_accounts(&stack, total).await?;
-    let name = match events {
-        SalesforceEvents::ChangeDataCapture => "aws_requests_per_change_cdc",
-        _ => "aws_requests_per_change_outbound",
+    let path = match events {
+        SalesforceEvents::ChangeDataCapture => "cdc",
+        _ => "outbound",
+    };
+    let name = match batching {
+        "fresh" => format!("aws_requests_per_change_{path}"),
+        other => format!("aws_requests_per_change_{path}_{other}"),
     };
     eprintln!("{name}: aws requests for {total} Salesforce-born records:");
     let sum = product_requests(&stack, true).await?;
     report(
-        name,
+        &name,
         format!("{:.2}", sum as f64 / total as f64),
         "requests",
     );
