@@ -1,8 +1,8 @@
 //! Change Data Capture end to end on the local stack: the Salesforce emulator publishes a change
 //! event for every create, update, delete and undelete, Event Relay style, onto the local
 //! EventBridge bus; the template's rule puts the change events (not the sync's own) on `changes`;
-//! the mapper reads them. Every change type, gaps and overflows, a bulk edit of many records in
-//! one event, a re-sent event, events out of order, echoes that cost no request, merges, and a
+//! the mapper reads them. Every change type, gaps (of a create, an update, a delete and a
+//! restore) and overflows, a bulk edit of many records in one event, a re-sent event, events out of order, echoes that cost no request, merges, and a
 //! Gainsight delete recorded like a Salesforce one.
 
 use std::time::Duration;
@@ -279,6 +279,41 @@ async fn gaps_overflows_deletes_and_undeletes() -> Result<()> {
         restored.at_ms >= deleted.at_ms,
         "{restored:?} after {deleted:?}"
     );
+
+    // The gaps of a delete and of a restore: read back, and recorded as the events would be.
+    stack.salesforce.gap_next(1);
+    assert!(stack.salesforce.delete("Account", &account));
+    stack
+        .eventually(WAIT, "the gap's delete recorded", || {
+            sf_presence(PresenceState::Deleted)
+        })
+        .await?;
+    stack.salesforce.gap_next(1);
+    assert!(stack.salesforce.undelete("Account", &account));
+    stack
+        .eventually(WAIT, "the gap's restore recorded", || {
+            sf_presence(PresenceState::Restored)
+        })
+        .await?;
+
+    // The gap of a creation: read back, and created in Gainsight.
+    stack.salesforce.gap_next(1);
+    let born = record(json!({"Name": "Gap Born"}));
+    let [_] = stack.salesforce.seed("Account", vec![born])[..] else {
+        anyhow::bail!("one Account seeded");
+    };
+    stack
+        .eventually(
+            WAIT,
+            "the Company of an Account created in a gap",
+            || async {
+                let companies = stack.gainsight.records("Company");
+                Ok((companies.iter())
+                    .find(|c| c.get("Name") == Some(&json!("Gap Born")))
+                    .cloned())
+            },
+        )
+        .await?;
     stack.drained(WAIT).await?;
     let story = stack.story("company_account", &gsid).await;
     assert!(story.contains("deleted in Salesforce"), "{story}");

@@ -39,6 +39,10 @@ pub struct Settings {
     pub faults: DeliveryFaults,
 }
 
+/// How often a batching window with less than a second left looks for more messages. Lambda
+/// does not document its pollers' receives; a long poll cannot be shorter than a second.
+const WINDOW_POLL: Duration = Duration::from_millis(100);
+
 /// Faults of the delivery, at chosen rates (0 to 1): a function that crashes after its writes and
 /// before the ack (the whole batch is handled, then nothing is deleted, so every message comes
 /// again), and messages delivered twice (one handled successfully is left undeleted, so it comes
@@ -180,8 +184,8 @@ struct Mapping {
 impl Mapping {
     /// The next batch, as Lambda gathers it: once a message is in hand, keep receiving until the
     /// batch is full or the batching window has passed since the first one: at once while
-    /// messages come, else long-polling for the whole seconds the window has left, and one last
-    /// look when it closes. `None` when stopped.
+    /// messages come, else long-polling for the whole seconds the window has left, then every
+    /// `WINDOW_POLL`, and one last look when it closes. `None` when stopped.
     async fn gather(&self, stopped: &mut watch::Receiver<bool>) -> Option<Vec<Message>> {
         let mut batch: Vec<Message> = Vec::new();
         let mut first_at: Option<Instant> = None;
@@ -198,9 +202,11 @@ impl Mapping {
                 None => (20, false),
                 Some(_) if flowing => (0, false),
                 Some(left) if left >= Duration::from_secs(1) => (left.as_secs() as i32, false),
+                // A long poll lasts whole seconds: under one left, look again every
+                // `WINDOW_POLL` until the window closes, and once more when it does.
                 Some(left) => {
-                    tokio::time::sleep(left).await;
-                    (0, true)
+                    tokio::time::sleep(left.min(WINDOW_POLL)).await;
+                    (0, left <= WINDOW_POLL)
                 }
             };
             let messages = self.receive(remaining, wait, stopped).await?;

@@ -557,7 +557,7 @@ struct Context<'a> {
 /// Acts on one job's outcome: serialised commands, a ledger entry for an ignored or rejected
 /// change, or `Err` to retry the message; each outcome goes into the job's run.
 fn settle(
-    cx: Context<'_>,
+    mut cx: Context<'_>,
     outcome: MapOutcome,
     summary: &mut Summary,
     mapped: &mut Mapped,
@@ -594,10 +594,7 @@ fn settle(
             return Err(Retry(said));
         }
         MapOutcome::Ignored { key, reason } => {
-            summary.ignored += 1;
-            tracing::info!(job = %job.name, event_id = %change.event_id, reason = %reason, "change ignored");
-            let line = RunLine::new(&change.record_id, LineOutcome::Ignored).message(&reason);
-            cx.runs.line(run_job, line);
+            ignored(&mut cx, summary, &reason);
             (key, LedgerUpdate::Ignored { reason })
         }
         MapOutcome::Presence {
@@ -606,10 +603,7 @@ fn settle(
             side,
             presence,
         } => {
-            summary.ignored += 1;
-            tracing::info!(job = %job.name, event_id = %change.event_id, reason = %reason, "change recorded");
-            let line = RunLine::new(&change.record_id, LineOutcome::Ignored).message(&reason);
-            cx.runs.line(run_job, line);
+            ignored(&mut cx, summary, &reason);
             let update = LedgerUpdate::Presence {
                 reason,
                 side,
@@ -618,10 +612,7 @@ fn settle(
             (key, update)
         }
         MapOutcome::InSync { key, reason, seen } => {
-            summary.ignored += 1;
-            tracing::info!(job = %job.name, event_id = %change.event_id, reason = %reason, "change ignored");
-            let line = RunLine::new(&change.record_id, LineOutcome::Ignored).message(&reason);
-            cx.runs.line(run_job, line);
+            ignored(&mut cx, summary, &reason);
             (Some(key), LedgerUpdate::InSync { reason, seen })
         }
         MapOutcome::Rejected { key, reason } => {
@@ -639,6 +630,15 @@ fn settle(
         mapped.ledger.push(write.read_as(read));
     }
     Ok(())
+}
+
+/// Counts, logs and lines in the job's run a change that needs no write, and why.
+fn ignored(cx: &mut Context<'_>, summary: &mut Summary, reason: &str) {
+    summary.ignored += 1;
+    let (job, change) = (cx.job, cx.change);
+    tracing::info!(job = %job.name, event_id = %change.event_id, reason = %reason, "change ignored");
+    let line = RunLine::new(&change.record_id, LineOutcome::Ignored).message(reason);
+    cx.runs.line(Some(job.name.as_str()), line);
 }
 
 /// Parks a change until its parent syncs; what its ledger record and run line say meanwhile.

@@ -192,7 +192,8 @@ fn change(
         ChangeType::Update => (Operation::Updated, false),
         ChangeType::Delete => (Operation::Deleted, false),
         ChangeType::Undelete => (Operation::Restored, false),
-        // Every gap is read back as the record is now.
+        // Every gap is read back as the record is now; a restore found there is recorded as one.
+        ChangeType::GapUndelete => (Operation::Restored, true),
         _ => (Operation::Updated, true),
     };
     let mut record_fields = if reread {

@@ -182,13 +182,18 @@ impl ChangeEvent {
 
     /// This hint completed with the record as its source shows it now (`None`: the source no
     /// longer finds it, so it was deleted). Its time is the record's own modification stamp,
-    /// never later than the hint's arrival; created when created and last modified agree.
+    /// never later than the hint's arrival; created when created and last modified agree. A
+    /// restore found there stays a restore, as of its event.
     pub fn with_current(mut self, current: Option<Fields>) -> Self {
         self.read = Reading::Done;
         let Some(fields) = current else {
             self.operation = Operation::Deleted;
             return self;
         };
+        if self.operation == Operation::Restored {
+            self.fields = fields;
+            return self;
+        }
         let stamp = |f: &str| {
             fields
                 .get(f)
@@ -309,7 +314,19 @@ mod tests {
         let ahead = "2100-01-01T00:00:00.000Z";
         let clamped = hint.clone().with_current(Some(current(earlier, ahead)));
         assert_eq!(clamped.occurred_at_ms, at);
-        let gone = hint.with_current(None);
+        let gone = hint.clone().with_current(None);
         assert_eq!(gone.operation, Operation::Deleted);
+        // A restore (a gap's undelete) found there stays one, as of its event.
+        let mut restore = hint;
+        restore.operation = Operation::Restored;
+        let found = restore
+            .clone()
+            .with_current(Some(current(earlier, earlier)));
+        assert_eq!(
+            (found.operation, found.occurred_at_ms),
+            (Operation::Restored, at)
+        );
+        let deleted_since = restore.with_current(None);
+        assert_eq!(deleted_since.operation, Operation::Deleted);
     }
 }

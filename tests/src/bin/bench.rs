@@ -421,6 +421,15 @@ async fn burst(total: usize) -> Result<()> {
         .await?;
     let seconds = started.elapsed().as_secs_f64();
     let (sf, gs) = (stack.salesforce.stats(), stack.gainsight.stats());
+    eprintln!(
+        "burst: Salesforce calls by kind: {} queries, {} upserts, {} creates, {} updates, {} describes, {} /limits",
+        sf.query_calls - sf_before.query_calls,
+        sf.upsert_calls - sf_before.upsert_calls,
+        sf.create_calls - sf_before.create_calls,
+        sf.update_calls - sf_before.update_calls,
+        sf.describe_calls - sf_before.describe_calls,
+        sf.limits_calls - sf_before.limits_calls,
+    );
     let requests = product_requests(&stack, false).await?;
     report(
         &format!("burst_{total}_drain_seconds"),

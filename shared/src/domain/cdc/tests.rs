@@ -99,6 +99,8 @@ fn creates_deletes_undeletes_and_gaps() {
             read.iter().all(|c| c.read == Reading::Due),
             "{gap} is read back"
         );
+        let restore = gap == "GAP_UNDELETE";
+        assert_eq!(read[0].operation == Operation::Restored, restore, "{gap}");
         assert_eq!(read[0].fields.keys().collect::<Vec<_>>(), ["Id"], "{gap}");
     }
 }
