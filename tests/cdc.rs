@@ -281,20 +281,18 @@ async fn gaps_overflows_deletes_and_undeletes() -> Result<()> {
     );
 
     // The gaps of a delete and of a restore: read back, and recorded as the events would be.
-    stack.salesforce.gap_next(1);
-    assert!(stack.salesforce.delete("Account", &account));
-    stack
-        .eventually(WAIT, "the gap's delete recorded", || {
-            sf_presence(PresenceState::Deleted)
-        })
-        .await?;
-    stack.salesforce.gap_next(1);
-    assert!(stack.salesforce.undelete("Account", &account));
-    stack
-        .eventually(WAIT, "the gap's restore recorded", || {
-            sf_presence(PresenceState::Restored)
-        })
-        .await?;
+    for state in [PresenceState::Deleted, PresenceState::Restored] {
+        stack.salesforce.gap_next(1);
+        let done = match state {
+            PresenceState::Deleted => stack.salesforce.delete("Account", &account),
+            _ => stack.salesforce.undelete("Account", &account),
+        };
+        assert!(done, "{state:?}");
+        let what = format!("the gap's {state:?} recorded");
+        stack
+            .eventually(WAIT, &what, || sf_presence(state.clone()))
+            .await?;
+    }
 
     // The gap of a creation: read back, and created in Gainsight.
     stack.salesforce.gap_next(1);

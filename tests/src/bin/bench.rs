@@ -731,7 +731,13 @@ async fn main() -> Result<()> {
         run("freshness with echoes", freshness(100, 10, true).await);
     }
     if wanted(&["cdc", "cdc-freshness"]) {
-        run("freshness cdc", cdc::freshness(100, 10, "fresh").await);
+        let cdc_events = SalesforceEvents::ChangeDataCapture;
+        run(
+            "freshness cdc",
+            cdc::freshness(100, 10, cdc_events, "fresh").await,
+        );
+        let outbound = cdc::freshness(100, 10, SalesforceEvents::Outbound, "fresh").await;
+        run("freshness outbound (Salesforce edits)", outbound);
         let echoed = freshness_with(100, 10, true, SalesforceEvents::ChangeDataCapture).await;
         run("freshness cdc with echoes", echoed);
     }
@@ -744,10 +750,8 @@ async fn main() -> Result<()> {
         run("requests outbound", outbound);
     }
     if wanted(&["cdc", "cdc-freshness-batched"]) {
-        run(
-            "freshness cdc batched",
-            cdc::freshness(100, 10, "batched").await,
-        );
+        let batched = cdc::freshness(100, 10, SalesforceEvents::ChangeDataCapture, "batched");
+        run("freshness cdc batched", batched.await);
     }
     if wanted(&["cdc", "cdc-bulk"]) {
         run("bulk edit cdc", cdc::bulk_edit(10_000).await);

@@ -1,6 +1,6 @@
-//! The Change Data Capture figures: freshness of Salesforce changes relayed as change events,
-//! the AWS requests a Salesforce-born record costs through change events and through Outbound
-//! Messages, and a data loader's bulk edit of 10,000 Accounts.
+//! The Change Data Capture figures: freshness of Salesforce edits and the AWS requests each
+//! costs, relayed as change events and sent as Outbound Messages; the AWS requests a
+//! Salesforce-born record costs both ways; and a data loader's bulk edit of 10,000 Accounts.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -25,6 +25,28 @@ fn stack_options(events: SalesforceEvents) -> Options {
     }
 }
 
+/// The stack with Salesforce's changes coming as `events`, the mapper taking the changes queue
+/// as `batching` says (the template's `ChangesBatching`).
+fn batched_options(events: SalesforceEvents, batching: &'static str) -> Options {
+    Options {
+        parameters: vec![("ChangesBatching", batching)],
+        ..stack_options(events)
+    }
+}
+
+/// How a figure names the path measured: `cdc`, `outbound`, with a batching other than the
+/// default after it.
+fn path_of(events: SalesforceEvents, batching: &str) -> String {
+    let path = match events {
+        SalesforceEvents::ChangeDataCapture => "cdc",
+        _ => "outbound",
+    };
+    match batching {
+        "fresh" => path.to_string(),
+        other => format!("{path}_{other}"),
+    }
+}
+
 /// `total` Accounts a person creates in Salesforce, synced to Gainsight (their Companies made,
 /// their GSIDs written back) and settled: their Ids.
 async fn synced_accounts(stack: &Stack, total: usize) -> Result<Vec<String>> {
@@ -46,16 +68,19 @@ async fn synced_accounts(stack: &Stack, total: usize) -> Result<Vec<String>> {
     Ok(ids)
 }
 
-/// Salesforce edits at `rate` a second through change events: each Account's time from its edit
-/// to its pair's sync.
-pub async fn freshness(rate: u64, seconds: u64, batching: &'static str) -> Result<()> {
-    let options = Options {
-        parameters: vec![("ChangesBatching", batching)],
-        ..stack_options(SalesforceEvents::ChangeDataCapture)
-    };
-    let stack = Stack::start(options).await?;
+/// Salesforce edits at `rate` a second of synced Accounts, reported through change events or
+/// through Outbound Messages (`events`), the mapper taking the changes queue as `batching` says:
+/// each Account's time from its edit to its pair's sync, and the AWS requests per edit.
+pub async fn freshness(
+    rate: u64,
+    seconds: u64,
+    events: SalesforceEvents,
+    batching: &'static str,
+) -> Result<()> {
+    let stack = Stack::start(batched_options(events, batching)).await?;
     let total = (rate * seconds) as usize;
     let ids = synced_accounts(&stack, total).await?;
+    stack.aws.reset_requests().await?;
     let mut edited_at: HashMap<String, i64> = HashMap::new();
     let mut ticker = tokio::time::interval(Duration::from_micros(1_000_000 / rate));
     for (i, id) in ids.iter().enumerate() {
@@ -69,11 +94,16 @@ pub async fn freshness(rate: u64, seconds: u64, batching: &'static str) -> Resul
     }
     let by_account: super::SampleKey = |r| r.salesforce_id.as_deref();
     let samples = super::synced_after_sent(&stack, &edited_at, by_account).await?;
-    let suffix = match batching {
-        "fresh" => "_cdc".to_string(),
-        other => format!("_cdc_{other}"),
-    };
+    let suffix = format!("_{}", path_of(events, batching));
     report_freshness(rate, &suffix, samples);
+    stack.drained(LONG).await?;
+    eprintln!("aws requests for {total} Salesforce edits at {rate} a second{suffix}:");
+    let requests = product_requests(&stack, true).await?;
+    report(
+        &format!("aws_requests_per_edit_at_{rate}_per_s{suffix}"),
+        format!("{:.2}", requests as f64 / total as f64),
+        "requests",
+    );
     stack.stop().await;
     Ok(())
 }
@@ -82,22 +112,11 @@ pub async fn freshness(rate: u64, seconds: u64, batching: &'static str) -> Resul
 /// GSID is written back: through change events, or through Outbound Messages; with the mapper
 /// taking the changes queue as `batching` says (the template's `ChangesBatching`).
 pub async fn requests_per_change(events: SalesforceEvents, batching: &'static str) -> Result<()> {
-    let options = Options {
-        parameters: vec![("ChangesBatching", batching)],
-        ..stack_options(events)
-    };
-    let stack = Stack::start(options).await?;
+    let stack = Stack::start(batched_options(events, batching)).await?;
     let total = 100;
     stack.aws.reset_requests().await?;
     synced_accounts(&stack, total).await?;
-    let path = match events {
-        SalesforceEvents::ChangeDataCapture => "cdc",
-        _ => "outbound",
-    };
-    let name = match batching {
-        "fresh" => format!("aws_requests_per_change_{path}"),
-        other => format!("aws_requests_per_change_{path}_{other}"),
-    };
+    let name = format!("aws_requests_per_change_{}", path_of(events, batching));
     eprintln!("{name}: aws requests for {total} Salesforce-born records:");
     let sum = product_requests(&stack, true).await?;
     report(
