@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 use serde_json::json;
-use shared::domain::{Job, LedgerKey, LedgerRecord, SyncStatus};
+use shared::domain::{Job, LedgerKey, LedgerRecord, PresenceState, SyncStatus};
 use shared::ports::LedgerStore;
 
 use crate::cli::{Format, StatusArgs};
@@ -163,8 +163,23 @@ async fn find(
     Ok(found)
 }
 
-/// One sentence: did it sync, and if not, why.
+/// One sentence: did it sync, and if not, why; and a side whose record is gone.
 pub fn verdict(r: &LedgerRecord) -> String {
+    let gone: Vec<String> = (r.presence.iter())
+        .filter(|(_, p)| p.state != PresenceState::Restored)
+        .map(|(side, p)| format!("its {} record was {}", side.label(), p.describe()))
+        .collect();
+    match gone.is_empty() {
+        true => sync_verdict(r),
+        false => format!(
+            "{}; {} (deletes are not propagated)",
+            sync_verdict(r),
+            gone.join(", ")
+        ),
+    }
+}
+
+fn sync_verdict(r: &LedgerRecord) -> String {
     if let Some(waiting) = &r.waiting {
         return match r.synced {
             true => format!("synced before; its latest change is {waiting}"),
@@ -356,6 +371,11 @@ mod tests {
             },
         };
         r.apply(&deleted, 1, "run");
+        assert!(
+            verdict(&r).contains("its Salesforce record was deleted at"),
+            "{}",
+            verdict(&r)
+        );
         let table = facts_rows(&r).table();
         assert!(table.contains("in Salesforce"), "{table}");
         assert!(
