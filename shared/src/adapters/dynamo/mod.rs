@@ -373,7 +373,11 @@ impl DynamoStateStore {
 
     /// Reads items by key, consistently, 100 keys a BatchGetItem; absent items are left out and
     /// keys DynamoDB left unprocessed are asked again.
-    async fn batch_get(&self, keys: Vec<Item>) -> Result<Vec<Item>, StoreError> {
+    async fn batch_get(&self, mut keys: Vec<Item>) -> Result<Vec<Item>, StoreError> {
+        // BatchGetItem refuses a request naming one item twice, and a caller's keys may (a
+        // batch holding two changes of one record): each item is asked for once.
+        let mut seen = HashSet::new();
+        keys.retain(|k| seen.insert((get_s(k, "pk"), get_s(k, "sk"))));
         let mut items = Vec::with_capacity(keys.len());
         for chunk in keys.chunks(100) {
             let mut pending = Some(
@@ -525,10 +529,7 @@ impl LedgerStore for DynamoStateStore {
         job: &str,
         keys: &[LedgerKey],
     ) -> Result<Vec<LedgerRecord>, StoreError> {
-        let mut unique: Vec<&LedgerKey> = keys.iter().collect();
-        unique.sort();
-        unique.dedup();
-        let keys: Vec<Item> = unique.iter().map(|id| ledger_key(job, id)).collect();
+        let keys: Vec<Item> = keys.iter().map(|id| ledger_key(job, id)).collect();
         let items = self.batch_get(keys).await?;
         items.iter().map(LedgerRecord::try_from).collect()
     }
@@ -649,13 +650,7 @@ impl LedgerStore for DynamoStateStore {
         job: &str,
         keys: &[LedgerKey],
     ) -> Result<HashMap<LedgerKey, LedgerKey>, StoreError> {
-        // BatchGetItem refuses a list naming one item twice: a batch may hold two changes of
-        // one record.
-        let unique: std::collections::BTreeSet<&LedgerKey> = keys.iter().collect();
-        let notes = unique
-            .into_iter()
-            .map(|k| moves::note_key(job, k))
-            .collect();
+        let notes = keys.iter().map(|k| moves::note_key(job, k)).collect();
         let items = self.batch_get(notes).await?;
         Ok(items.iter().filter_map(moves::of_note).collect())
     }
