@@ -332,10 +332,8 @@ def deploy(repo, template_path, stack, params):
     for name, resource in full_template["Resources"].items():
         if resource["Type"] != "AWS::Lambda::EventSourceMapping":
             continue
-        props = resource["Properties"]
-        queue_logical = props["EventSourceArn"]["Fn::GetAtt"][0]
-        props = _resolve(full_template, params, props)
-        event_sources.append(event_source(name, props, queues[queue_logical]))
+        props = _resolve(full_template, params, resource["Properties"])
+        event_sources.append(event_source(name, props, queues[props["EventSourceArn"]["resource"]]))
 
     # Each function's timeout in seconds, Globals applied (Lambda's default is 3 s): the local
     # Runtime API gives an invocation the deadline Lambda would.
