@@ -734,23 +734,33 @@ async fn main() -> Result<()> {
         let cdc_events = SalesforceEvents::ChangeDataCapture;
         run(
             "freshness cdc",
-            cdc::freshness(100, 10, cdc_events, "fresh").await,
+            cdc::freshness(100, 10, cdc_events, cdc::Batching::Fresh).await,
         );
-        let outbound = cdc::freshness(100, 10, SalesforceEvents::Outbound, "fresh").await;
+        let outbound =
+            cdc::freshness(100, 10, SalesforceEvents::Outbound, cdc::Batching::Fresh).await;
         run("freshness outbound (Salesforce edits)", outbound);
         let echoed = freshness_with(100, 10, true, SalesforceEvents::ChangeDataCapture).await;
         run("freshness cdc with echoes", echoed);
     }
     if wanted(&["cdc", "cdc-requests"]) {
         let cdc = SalesforceEvents::ChangeDataCapture;
-        run("requests cdc", cdc::requests_per_change(cdc, "fresh").await);
-        let batched = cdc::requests_per_change(cdc, "batched").await;
+        run(
+            "requests cdc",
+            cdc::requests_per_change(cdc, cdc::Batching::Fresh).await,
+        );
+        let batched = cdc::requests_per_change(cdc, cdc::Batching::Batched).await;
         run("requests cdc batched", batched);
-        let outbound = cdc::requests_per_change(SalesforceEvents::Outbound, "fresh").await;
+        let outbound =
+            cdc::requests_per_change(SalesforceEvents::Outbound, cdc::Batching::Fresh).await;
         run("requests outbound", outbound);
     }
     if wanted(&["cdc", "cdc-freshness-batched"]) {
-        let batched = cdc::freshness(100, 10, SalesforceEvents::ChangeDataCapture, "batched");
+        let batched = cdc::freshness(
+            100,
+            10,
+            SalesforceEvents::ChangeDataCapture,
+            cdc::Batching::Batched,
+        );
         run("freshness cdc batched", batched.await);
     }
     if wanted(&["cdc", "cdc-bulk"]) {

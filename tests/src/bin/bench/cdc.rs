@@ -25,25 +25,43 @@ fn stack_options(events: SalesforceEvents) -> Options {
     }
 }
 
+/// How the mapper takes the changes queue: the template's `ChangesBatching`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Batching {
+    /// What one poll finds, at once (the default).
+    Fresh,
+    /// Up to 100 messages within a second.
+    Batched,
+}
+
+impl Batching {
+    fn parameter(self) -> &'static str {
+        match self {
+            Batching::Fresh => "fresh",
+            Batching::Batched => "batched",
+        }
+    }
+}
+
 /// The stack with Salesforce's changes coming as `events`, the mapper taking the changes queue
-/// as `batching` says (the template's `ChangesBatching`).
-fn batched_options(events: SalesforceEvents, batching: &'static str) -> Options {
+/// as `batching` says.
+fn batched_options(events: SalesforceEvents, batching: Batching) -> Options {
     Options {
-        parameters: vec![("ChangesBatching", batching)],
+        parameters: vec![("ChangesBatching", batching.parameter())],
         ..stack_options(events)
     }
 }
 
 /// How a figure names the path measured: `cdc`, `outbound`, with a batching other than the
 /// default after it.
-fn path_of(events: SalesforceEvents, batching: &str) -> String {
+fn path_of(events: SalesforceEvents, batching: Batching) -> String {
     let path = match events {
         SalesforceEvents::ChangeDataCapture => "cdc",
         _ => "outbound",
     };
     match batching {
-        "fresh" => path.to_string(),
-        other => format!("{path}_{other}"),
+        Batching::Fresh => path.to_string(),
+        other => format!("{path}_{}", other.parameter()),
     }
 }
 
@@ -75,7 +93,7 @@ pub async fn freshness(
     rate: u64,
     seconds: u64,
     events: SalesforceEvents,
-    batching: &'static str,
+    batching: Batching,
 ) -> Result<()> {
     let stack = Stack::start(batched_options(events, batching)).await?;
     let total = (rate * seconds) as usize;
@@ -111,7 +129,7 @@ pub async fn freshness(
 /// AWS requests per Salesforce-born record, created by a person until its Company exists and its
 /// GSID is written back: through change events, or through Outbound Messages; with the mapper
 /// taking the changes queue as `batching` says (the template's `ChangesBatching`).
-pub async fn requests_per_change(events: SalesforceEvents, batching: &'static str) -> Result<()> {
+pub async fn requests_per_change(events: SalesforceEvents, batching: Batching) -> Result<()> {
     let stack = Stack::start(batched_options(events, batching)).await?;
     let total = 100;
     stack.aws.reset_requests().await?;
