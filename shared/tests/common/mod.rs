@@ -25,3 +25,16 @@ pub async fn setup() -> Result<(LocalAws, AwsClients, AwsResources)> {
     let clients = AwsClients::new(&aws.sdk).with_sqs(&aws.sqs_sdk);
     Ok((aws, clients, resources))
 }
+
+/// A Salesforce upsert of load `run-1` for Company `gsid`, changed at `at`.
+#[allow(dead_code)] // not every test crate stages loads
+pub fn load_write(gsid: &str, at: i64) -> shared::domain::WriteCommand {
+    let body = serde_json::json!({
+        "job": "company_account", "target": "salesforce", "object": "Account",
+        "key": {"by": "external_id", "field": "Gainsight_Company_Id__c", "value": gsid},
+        "mode": "upsert", "fields": {"Name": format!("Co {gsid} @{at}")},
+        "ledger_key": gsid, "source": "gainsight", "event_id": format!("e-{gsid}-{at}"),
+        "source_changed_at_ms": at, "received_at_ms": at, "load": "run-1",
+    });
+    serde_json::from_value(body).expect("a write command")
+}
