@@ -730,42 +730,7 @@ async fn main() -> Result<()> {
     if wanted(&["freshness-echoes"]) {
         run("freshness with echoes", freshness(100, 10, true).await);
     }
-    if wanted(&["cdc", "cdc-freshness"]) {
-        let cdc_events = SalesforceEvents::ChangeDataCapture;
-        run(
-            "freshness cdc",
-            cdc::freshness(100, 10, cdc_events, cdc::Batching::Fresh).await,
-        );
-        let outbound =
-            cdc::freshness(100, 10, SalesforceEvents::Outbound, cdc::Batching::Fresh).await;
-        run("freshness outbound (Salesforce edits)", outbound);
-        let echoed = freshness_with(100, 10, true, SalesforceEvents::ChangeDataCapture).await;
-        run("freshness cdc with echoes", echoed);
-    }
-    if wanted(&["cdc", "cdc-requests"]) {
-        let cdc = SalesforceEvents::ChangeDataCapture;
-        run(
-            "requests cdc",
-            cdc::requests_per_change(cdc, cdc::Batching::Fresh).await,
-        );
-        let batched = cdc::requests_per_change(cdc, cdc::Batching::Batched).await;
-        run("requests cdc batched", batched);
-        let outbound =
-            cdc::requests_per_change(SalesforceEvents::Outbound, cdc::Batching::Fresh).await;
-        run("requests outbound", outbound);
-    }
-    if wanted(&["cdc", "cdc-freshness-batched"]) {
-        let batched = cdc::freshness(
-            100,
-            10,
-            SalesforceEvents::ChangeDataCapture,
-            cdc::Batching::Batched,
-        );
-        run("freshness cdc batched", batched.await);
-    }
-    if wanted(&["cdc", "cdc-bulk"]) {
-        run("bulk edit cdc", cdc::bulk_edit(10_000).await);
-    }
+    cdc::figures(&wanted, &mut run).await;
     anyhow::ensure!(
         failed.is_empty(),
         "{} failed: {}",

@@ -182,3 +182,35 @@ pub async fn bulk_edit(total: usize) -> Result<()> {
     stack.stop().await;
     Ok(())
 }
+
+/// The figures of this module `wanted` asks for (`cdc` all of them), each reported by `run`.
+pub async fn figures(wanted: &dyn Fn(&[&str]) -> bool, run: &mut dyn FnMut(&str, Result<()>)) {
+    use SalesforceEvents::{ChangeDataCapture as Cdc, Outbound};
+    if wanted(&["cdc", "cdc-freshness"]) {
+        run(
+            "freshness cdc",
+            freshness(100, 10, Cdc, Batching::Fresh).await,
+        );
+        let outbound = freshness(100, 10, Outbound, Batching::Fresh).await;
+        run("freshness outbound (Salesforce edits)", outbound);
+        let echoed = super::freshness_with(100, 10, true, Cdc).await;
+        run("freshness cdc with echoes", echoed);
+    }
+    if wanted(&["cdc", "cdc-requests"]) {
+        run(
+            "requests cdc",
+            requests_per_change(Cdc, Batching::Fresh).await,
+        );
+        let batched = requests_per_change(Cdc, Batching::Batched).await;
+        run("requests cdc batched", batched);
+        let outbound = requests_per_change(Outbound, Batching::Fresh).await;
+        run("requests outbound", outbound);
+    }
+    if wanted(&["cdc", "cdc-freshness-batched"]) {
+        let batched = freshness(100, 10, Cdc, Batching::Batched).await;
+        run("freshness cdc batched", batched);
+    }
+    if wanted(&["cdc", "cdc-bulk"]) {
+        run("bulk edit cdc", bulk_edit(10_000).await);
+    }
+}
