@@ -128,24 +128,25 @@ pub async fn enqueue(
     now_ms: i64,
 ) -> Result<Enqueued, EnqueueError> {
     let claimed = claim(dedup, deliveries, now_ms).await?;
-    let sent = send(queue, deliveries, &claimed).await;
+    let sent = send(queue, deliveries, &claimed, Packing::Each).await;
     settle(dedup, &claimed.fresh, &sent.ok, now_ms, &[]).await;
     sent.result
 }
 
 /// `enqueue` for a caller whose run ends with it (a webhook delivery): each change's line goes
 /// into `job`'s run in `runs`, and the finished runs are stored with the confirmations, in one
-/// request, so recording the delivery costs no write of its own. `runs` is left empty.
+/// request, so recording the delivery costs no write of its own. `runs` is left empty; `packing`
+/// says how the changes go on the queue.
 pub async fn enqueue_recorded(
     dedup: &dyn DedupStore,
     queue: &dyn Queue,
-    deliveries: &[Delivery],
+    (deliveries, packing): (&[Delivery], Packing),
     now_ms: i64,
     (runs, job): (&mut Runs, Option<&str>),
 ) -> Result<Enqueued, EnqueueError> {
     let (fresh, sent) = match claim(dedup, deliveries, now_ms).await {
         Ok(claimed) => {
-            let sent = send(queue, deliveries, &claimed).await;
+            let sent = send(queue, deliveries, &claimed, packing).await;
             (claimed.fresh, sent)
         }
         Err(e) => {
@@ -165,6 +166,17 @@ pub async fn enqueue_recorded(
     sent.result
 }
 
+/// How the changes of a request's fresh deliveries go on the queue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Packing {
+    /// One message per change.
+    Each,
+    /// One message holding every change (a JSON array): an Outbound Message's notifications
+    /// travel together, so the mapper reads their records back in one query, not one per
+    /// consumer batch of ten.
+    Together,
+}
+
 /// What sending the fresh deliveries did: per delivery whether all its changes were queued, and
 /// the overall result.
 struct Sent {
@@ -172,10 +184,34 @@ struct Sent {
     result: Result<Enqueued, EnqueueError>,
 }
 
+/// The queue messages of the fresh deliveries, each with the deliveries (by index in `fresh`)
+/// whose changes it holds.
+fn pack(fresh: &[&Delivery], packing: Packing) -> Vec<(String, Vec<usize>)> {
+    match packing {
+        Packing::Each => (fresh.iter().enumerate())
+            .flat_map(|(i, d)| d.changes.iter().map(move |c| (body(c), vec![i])))
+            .collect(),
+        Packing::Together => {
+            let all: Vec<&ChangeEvent> = fresh.iter().flat_map(|d| d.changes.iter()).collect();
+            if all.is_empty() {
+                return Vec::new();
+            }
+            // A list of changes always serialises, as each change does.
+            let text = serde_json::to_string(&all).unwrap_or_default();
+            vec![(text, (0..fresh.len()).collect())]
+        }
+    }
+}
+
 /// Sends the changes of the fresh deliveries (those of `deliveries` whose claim is new). A
 /// delivery another request holds in flight makes the whole answer a retry: acknowledging it
 /// would lose its changes if that request fails.
-async fn send(queue: &dyn Queue, deliveries: &[Delivery], claimed: &Claimed<'_>) -> Sent {
+async fn send(
+    queue: &dyn Queue,
+    deliveries: &[Delivery],
+    claimed: &Claimed<'_>,
+    packing: Packing,
+) -> Sent {
     let fresh = &claimed.fresh;
     let duplicate_keys: Vec<String> = deliveries
         .iter()
@@ -183,42 +219,34 @@ async fn send(queue: &dyn Queue, deliveries: &[Delivery], claimed: &Claimed<'_>)
         .filter(|d| !claimed.in_flight.contains(&d.key))
         .map(|d| d.key.clone())
         .collect();
-    // Which delivery each body belongs to, so a failed send releases that delivery's claim.
-    let owners: Vec<usize> = fresh
-        .iter()
-        .enumerate()
-        .flat_map(|(i, d)| std::iter::repeat_n(i, d.changes.len()))
-        .collect();
-    let texts: Vec<String> = fresh
-        .iter()
-        .flat_map(|d| d.changes.iter().map(body))
-        .collect();
+    let total: usize = fresh.iter().map(|d| d.changes.len()).sum();
+    // Which deliveries each message holds, so a failed send releases their claims.
+    let (texts, owners): (Vec<String>, Vec<Vec<usize>>) = pack(fresh, packing).into_iter().unzip();
     let results = queue.send(&texts).await;
     let mut ok = vec![true; fresh.len()];
-    let mut errors = Vec::new();
-    let mut refused = Vec::new();
-    for (owner, result) in owners.iter().zip(results) {
-        match result {
-            Err(e @ QueueError::Rejected(_)) => {
-                ok[*owner] = false;
-                refused.push(e.to_string());
-            }
-            Err(e) => {
-                ok[*owner] = false;
-                errors.push(e.to_string());
-            }
-            Ok(()) => {}
+    let (mut errors, mut refused) = (Vec::new(), Vec::new());
+    for (owners, result) in owners.iter().zip(results) {
+        let Err(e) = result else { continue };
+        for owner in owners {
+            ok[*owner] = false;
+            let changes = fresh[*owner].changes.len();
+            let failed = if matches!(e, QueueError::Rejected(_)) {
+                &mut refused
+            } else {
+                &mut errors
+            };
+            failed.extend(std::iter::repeat_n(e.to_string(), changes));
         }
     }
     let result = match (errors.first(), claimed.in_flight.first()) {
         _ if !refused.is_empty() => Err(EnqueueError::Refused {
             failed: refused.len(),
-            total: texts.len(),
+            total,
             first: refused[0].clone(),
         }),
         (Some(first), _) => Err(EnqueueError::Queue {
             failed: errors.len(),
-            total: texts.len(),
+            total,
             first: first.clone(),
         }),
         (None, Some(first)) => Err(EnqueueError::InFlight {
@@ -226,7 +254,7 @@ async fn send(queue: &dyn Queue, deliveries: &[Delivery], claimed: &Claimed<'_>)
             first: first.clone(),
         }),
         (None, None) => Ok(Enqueued {
-            queued: texts.len(),
+            queued: total,
             duplicates: duplicate_keys.len(),
             duplicate_keys,
         }),
@@ -314,6 +342,15 @@ async fn settle(
     }
 }
 
+/// The changes of a queue message the sync wrote: one change, or a list of them (`Packing`).
+pub fn unpack(body: &str) -> Result<Vec<ChangeEvent>, serde_json::Error> {
+    if body.trim_start().starts_with('[') {
+        serde_json::from_str(body)
+    } else {
+        serde_json::from_str(body).map(|c| vec![c])
+    }
+}
+
 fn body(change: &ChangeEvent) -> String {
     // A change is strings, numbers and JSON values keyed by strings: it always serialises.
     serde_json::to_string(change).unwrap_or_default()
@@ -383,6 +420,47 @@ mod tests {
             ]
         );
         assert_eq!(queue.bodies().len(), 3);
+    }
+
+    /// Packed together, the fresh deliveries' changes are one message: a failed send releases
+    /// every delivery in it, and the retry sends them together again.
+    #[tokio::test]
+    async fn deliveries_packed_together_are_one_message_queued_or_released_whole() {
+        let (store, queue) = (MemoryStore::default(), MemoryQueue::default());
+        let three = vec![
+            delivery("n1", &["A"]),
+            delivery("n2", &["B"]),
+            delivery("n3", &["C"]),
+        ];
+        let mut runs = Runs::new(crate::domain::RunFunction::Webhook, "test", 1, "s");
+        let packed = (three.as_slice(), Packing::Together);
+        *queue.fail_containing.lock().unwrap() = Some("\"B\"".into());
+        let err = enqueue_recorded(&store, &queue, packed, 0, (&mut runs, None)).await;
+        assert!(
+            matches!(
+                err,
+                Err(EnqueueError::Queue {
+                    failed: 3,
+                    total: 3,
+                    ..
+                })
+            ),
+            "{err:?}"
+        );
+        *queue.fail_containing.lock().unwrap() = None;
+        let retry = enqueue_recorded(&store, &queue, packed, 1, (&mut runs, None)).await;
+        assert_eq!(retry.unwrap().queued, 3);
+        let bodies = queue.bodies();
+        assert_eq!(bodies.len(), 1, "{bodies:?}");
+        let ids: Vec<String> = (unpack(&bodies[0]).unwrap().into_iter())
+            .map(|c| c.record_id)
+            .collect();
+        assert_eq!(ids, ["A", "B", "C"]);
+        assert_eq!(
+            unpack(&body(&three[0].changes[0])).unwrap().len(),
+            1,
+            "one change alone"
+        );
     }
 
     #[tokio::test]

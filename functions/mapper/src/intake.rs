@@ -1,5 +1,5 @@
 //! A batch's messages as changes: the sync's own (queued by the webhook, the poller or a
-//! resync) and Salesforce change events that EventBridge put on `changes` (read by
+//! resync; one change a message, or an Outbound Message's hints together) and Salesforce change events that EventBridge put on `changes` (read by
 //! `domain::cdc`). A message that is neither fails alone.
 
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
@@ -30,8 +30,10 @@ pub(crate) fn read(event: SqsEvent, integration_user: Option<&str>, now_ms: i64)
             continue;
         };
         if !cdc::is_relayed(body) {
-            match serde_json::from_str::<ChangeEvent>(body) {
-                Ok(change) => intake.changes.push((id, change)),
+            match shared::enqueue::unpack(body) {
+                Ok(changes) => intake
+                    .changes
+                    .extend(changes.into_iter().map(|c| (id.clone(), c))),
                 Err(e) => {
                     tracing::error!(message_id = %id, error = %e, "message is not a valid change event");
                     let why = format!("the message is not a change event: {e}");

@@ -20,7 +20,7 @@ use shared::domain::change::is_salesforce_id;
 use shared::domain::{
     ChangeEvent, Fields, Jobs, Operation, RunFunction, Runs, SourceRecord, System,
 };
-use shared::enqueue::{enqueue_recorded, Delivery, EnqueueError, Enqueued};
+use shared::enqueue::{enqueue_recorded, Delivery, EnqueueError, Enqueued, Packing};
 use shared::lambda::store_runs;
 use shared::ports::{DedupStore, Queue, RunStore, Secrets, SecretsError};
 use shared::secret::{names, Secret};
@@ -275,7 +275,7 @@ impl Webhook {
                 .changes_of(event, now_ms)
                 .inspect_err(|r| runs.fail(None, &r.message))?,
         };
-        let enqueued = self.enqueue(vec![delivery], now_ms, runs).await?;
+        let enqueued = (self.enqueue((vec![delivery], Packing::Each), now_ms, runs)).await?;
         tracing::info!(event_id = %event_id, queued = enqueued.queued, "changes queued");
         Ok(Accepted {
             event_id,
@@ -284,17 +284,18 @@ impl Webhook {
         })
     }
 
-    /// Queues `deliveries`, the run stored with the dedup confirmations (one write for both); a
-    /// failure is a 503 the sender retries, unless the queue refused a change as it is (a 413
-    /// saying why: sending it again cannot help).
+    /// Queues `deliveries` packed as `packing` says, the run stored with the dedup confirmations
+    /// (one write for both); a failure is a 503 the sender retries, unless the queue refused a
+    /// change as it is (a 413 saying why: sending it again cannot help).
     async fn enqueue(
         &self,
-        deliveries: Vec<Delivery>,
+        (deliveries, packing): (Vec<Delivery>, Packing),
         now_ms: i64,
         runs: &mut Runs,
     ) -> Result<Enqueued, Refusal> {
         let (dedup, changes) = (self.dedup.as_ref(), self.changes.as_ref());
-        enqueue_recorded(dedup, changes, &deliveries, now_ms, (runs, None))
+        let deliveries = (deliveries.as_slice(), packing);
+        enqueue_recorded(dedup, changes, deliveries, now_ms, (runs, None))
             .await
             .map_err(|e| match e {
                 EnqueueError::Refused { .. } => refuse(413, e.to_string()),
@@ -303,8 +304,9 @@ impl Webhook {
     }
 
     /// An Outbound Message: its URL's token and org checked, deduplicated per notification, and
-    /// acknowledged only once every new notification is queued, as a hint whose record is read
-    /// from Salesforce before it is mapped (the message's values are never written).
+    /// acknowledged only once its new notifications are queued, together in one message, as
+    /// hints whose records are read from Salesforce before they are mapped (the message's values
+    /// are never written).
     async fn salesforce(
         &self,
         request: &LambdaFunctionUrlRequest,
@@ -323,7 +325,8 @@ impl Webhook {
             .map(|n| self.notification_change(n, now_ms).map(Delivery::single))
             .collect::<Result<Vec<_>, _>>()
             .inspect_err(|r| runs.fail(None, &r.message))?;
-        Ok(self.enqueue(deliveries, now_ms, runs).await?.queued)
+        let packed = (deliveries, Packing::Together);
+        Ok(self.enqueue(packed, now_ms, runs).await?.queued)
     }
 
     /// The request's URL carries an accepted token (`?token=`).

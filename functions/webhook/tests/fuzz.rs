@@ -11,7 +11,7 @@ use aws_lambda_events::event::lambda_function_urls::{
 };
 use proptest::prelude::*;
 use shared::config::AwsResources;
-use shared::domain::{ChangeEvent, Jobs};
+use shared::domain::Jobs;
 use shared::fakes::{MemoryQueue, MemorySecrets, MemoryStore};
 use shared::fuzz;
 use shared::secret::Secret;
@@ -83,7 +83,7 @@ fn judge(resp: &LambdaFunctionUrlResponse, queue: &MemoryQueue) -> Result<(), St
         }
     }
     for text in &queued {
-        serde_json::from_str::<ChangeEvent>(text)
+        shared::enqueue::unpack(text)
             .map_err(|e| format!("queued something that is not a change event ({e}): {text}"))?;
     }
     Ok(())

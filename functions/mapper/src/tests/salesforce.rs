@@ -55,6 +55,39 @@ async fn a_hinted_change_is_mapped_with_the_values_salesforce_holds_now() {
     assert!(why.contains("deleted"), "{why}");
 }
 
+/// The webhook queues an Outbound Message's notifications (up to 100) as one message, a list of
+/// hints: one read brings their records back, and the message succeeds or fails whole.
+#[tokio::test]
+async fn the_hints_of_one_outbound_message_are_read_back_in_one_query() {
+    let Harness {
+        salesforce, mapper, ..
+    } = harness();
+    let ids: Vec<String> = (0..100).map(|i| format!("0015g00000{i:03}AAAAA")).collect();
+    let hints: Vec<ChangeEvent> = (ids.iter())
+        .map(|id| ChangeEvent::salesforce_hint("Account", id, format!("n-{id}"), 1_000))
+        .collect();
+    let one_message = serde_json::to_string(&hints).unwrap();
+    let (response, _) = mapper
+        .handle_at(event(vec![("m1", one_message.clone())]), 1_000)
+        .await;
+    assert!(shared::fakes::failed_ids(&response).is_empty());
+    let queries = salesforce.queries.lock().unwrap().clone();
+    assert_eq!(
+        queries[0].conditions[0].1, ids,
+        "every hint in the first read"
+    );
+    assert!(
+        queries[1..].iter().all(|q| q.include_deleted),
+        "then the Recycle Bin only"
+    );
+
+    *salesforce.selects_unavailable.lock().unwrap() = true;
+    let (response, _) = mapper
+        .handle_at(event(vec![("m1", one_message)]), 1_000)
+        .await;
+    assert_eq!(shared::fakes::failed_ids(&response), ["m1"]);
+}
+
 #[tokio::test]
 async fn a_hint_whose_record_cannot_be_read_is_tried_again() {
     let Harness {
