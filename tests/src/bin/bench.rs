@@ -396,28 +396,17 @@ async fn burst(total: usize) -> Result<()> {
         .collect();
     let started = Instant::now();
     stack.salesforce.seed("Account", records);
-    // The profile over time: records arrived, and what waits on each queue, every 5 s.
-    let last_report = std::sync::Mutex::new(Instant::now());
+    let progress = Progress::new("burst", total);
     stack
-        .eventually(Duration::from_secs(900), "every Account in Gainsight", || async {
-            let companies = stack.gainsight.records("Company").len();
-            let due = last_report.lock().map(|mut at| {
-                let due = at.elapsed() >= Duration::from_secs(5);
-                if due {
-                    *at = Instant::now();
-                }
-                due
-            });
-            if due.unwrap_or(false) {
-                eprintln!(
-                    "burst: {:.0} s: {companies} of {total} Companies; queued: changes {}, writes {}",
-                    started.elapsed().as_secs_f64(),
-                    stack.aws.queue_depth("ChangesQueue").await?,
-                    stack.aws.queue_depth("WritesQueue").await?,
-                );
-            }
-            Ok((companies >= total).then_some(()))
-        })
+        .eventually(
+            Duration::from_secs(900),
+            "every Account in Gainsight",
+            || async {
+                let companies = stack.gainsight.records("Company").len();
+                progress.every_5_s(&stack, companies).await?;
+                Ok((companies >= total).then_some(()))
+            },
+        )
         .await?;
     let seconds = started.elapsed().as_secs_f64();
     let (sf, gs) = (stack.salesforce.stats(), stack.gainsight.stats());
@@ -449,6 +438,48 @@ async fn burst(total: usize) -> Result<()> {
     report(&format!("burst_{total}_aws_requests"), requests, "requests");
     stack.stop().await;
     Ok(())
+}
+
+/// The profile of a long figure over time: records done, and what waits on each queue, every 5 s.
+struct Progress {
+    name: &'static str,
+    total: usize,
+    started: Instant,
+    last: std::sync::Mutex<Instant>,
+}
+
+impl Progress {
+    fn new(name: &'static str, total: usize) -> Self {
+        let now = Instant::now();
+        let last = std::sync::Mutex::new(now);
+        Progress {
+            name,
+            total,
+            started: now,
+            last,
+        }
+    }
+
+    async fn every_5_s(&self, stack: &Stack, done: usize) -> Result<()> {
+        let due = self.last.lock().map(|mut at| {
+            let due = at.elapsed() >= Duration::from_secs(5);
+            if due {
+                *at = Instant::now();
+            }
+            due
+        });
+        if due.unwrap_or(false) {
+            eprintln!(
+                "{}: {:.0} s: {done} of {}; queued: changes {}, writes {}",
+                self.name,
+                self.started.elapsed().as_secs_f64(),
+                self.total,
+                stack.aws.queue_depth("ChangesQueue").await?,
+                stack.aws.queue_depth("WritesQueue").await?,
+            );
+        }
+        Ok(())
+    }
 }
 
 /// Signed webhook events at `rate` changes/s for `seconds`; freshness = ledger sync time - send
@@ -685,6 +716,13 @@ async fn cold_start_and_rss() -> Result<()> {
 
 #[tokio::main]
 async fn main() -> Result<()> {
+    // The functions' logs, for a profile: RUST_LOG=mapper=info,pusher=info (none by default).
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let which = std::env::args().nth(1).unwrap_or_else(|| "all".into());
     let all = which == "all";
     let wanted = |names: &[&str]| all || names.contains(&which.as_str());

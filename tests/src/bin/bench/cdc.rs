@@ -152,23 +152,35 @@ pub async fn bulk_edit(total: usize) -> Result<()> {
     let stack = Stack::start(stack_options(SalesforceEvents::ChangeDataCapture)).await?;
     let ids = synced_accounts(&stack, total).await?;
     let calls_before = stack.salesforce.stats().api_calls;
+    let gainsight_before = stack.gainsight.stats().api_calls;
+    stack.aws.reset_requests().await?;
     let started = Instant::now();
     let edited = stack
         .salesforce
         .edit_all("Account", &ids, record(json!({"Industry": "Energy"})));
     anyhow::ensure!(edited == total, "{edited} of {total} Accounts edited");
     let what = format!("all {total} Companies with the new Industry");
+    let progress = super::Progress::new("bulk edit", total);
     stack
         .eventually(LONG, &what, || async {
             let companies = stack.gainsight.records("Company");
             let done = (companies.iter())
                 .filter(|c| c.get("Industry") == Some(&json!("Energy")))
                 .count();
+            progress.every_5_s(&stack, done).await?;
             Ok((done == total).then_some(()))
         })
         .await?;
     let elapsed = started.elapsed();
     stack.drained(LONG).await?;
+    let gainsight_calls = stack.gainsight.stats().api_calls - gainsight_before;
+    eprintln!("bulk edit: {gainsight_calls} Gainsight calls; aws requests for {total} Accounts:");
+    let requests = product_requests(&stack, true).await?;
+    report(
+        &format!("bulk_edit_{total}_cdc_aws_requests"),
+        requests,
+        "requests",
+    );
     report(
         &format!("bulk_edit_{total}_cdc_seconds"),
         format!("{:.1}", elapsed.as_secs_f64()),
