@@ -1,6 +1,6 @@
 //! Integration tests of the DynamoDB ledger store against moto, with the table created by
 //! deploying `infra/template.yaml`: writes noted on their way, in-sync notes, many updates in
-//! transactions, forwarding notes, parked writes and each side's presence.
+//! transactions, forwarding notes, parked writes, each side's presence, and links made by hand.
 
 use anyhow::Result;
 use shared::domain::{LedgerUpdate, System};
@@ -359,5 +359,48 @@ async fn dynamo_ledger_keeps_what_became_of_each_sides_record() -> Result<()> {
         .filter_map(|h| h.message.as_deref())
         .collect();
     assert_eq!(said, ["Deleted", "Restored"]);
+    Ok(())
+}
+
+/// A link made by hand and undone (`syncctl import`, `--relink`), each on a record that exists:
+/// the Salesforce id is set and indexed, then removed from both, each with its history entry.
+/// (An update expression carrying a value it does not use is refused by DynamoDB: the link's
+/// first version did.)
+#[tokio::test]
+async fn dynamo_ledger_links_and_unlinks_by_hand() -> Result<()> {
+    let (_aws, clients, resources) = setup().await?;
+    let store = clients.state_store(&resources);
+    let job = "company_account";
+    let sf = "001000000000001AAA";
+    let waiting = LedgerUpdate::Waiting {
+        reason: "its Company is not synced yet".into(),
+    };
+    store
+        .record(&LedgerWrite::new(job, k("G1"), waiting, "run-1"), 1_000)
+        .await?;
+    let imported = LedgerUpdate::Imported {
+        salesforce_id: sf.into(),
+        origin: "links.csv".into(),
+    };
+    store
+        .record(&LedgerWrite::new(job, k("G1"), imported, "run-2"), 2_000)
+        .await?;
+    assert_eq!(store.key_of_salesforce_id(job, sf).await?, Some(k("G1")));
+    let unlinked = LedgerUpdate::Unlinked {
+        salesforce_id: sf.into(),
+        now_linked_to: "G2".into(),
+        origin: "links.csv".into(),
+    };
+    store
+        .record(&LedgerWrite::new(job, k("G1"), unlinked, "run-3"), 3_000)
+        .await?;
+    let read = store.ledger(job, &k("G1")).await?.expect("recorded");
+    assert_eq!(read.salesforce_id, None);
+    assert_eq!(store.key_of_salesforce_id(job, sf).await?, None);
+    let last = read.history.last().and_then(|h| h.message.clone());
+    assert_eq!(
+        last.as_deref(),
+        Some("unlinked from 001000000000001AAA, which the import of links.csv linked to G2")
+    );
     Ok(())
 }

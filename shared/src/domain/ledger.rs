@@ -305,6 +305,7 @@ impl LedgerRecord {
             LedgerUpdate::Imported { salesforce_id, .. } => {
                 self.salesforce_id = Some(salesforce_id.clone());
             }
+            LedgerUpdate::Unlinked { .. } => self.salesforce_id = None,
             LedgerUpdate::Waiting { reason } => self.waiting = Some(reason.clone()),
             LedgerUpdate::Presence {
                 reason,
@@ -437,6 +438,15 @@ pub enum LedgerUpdate {
         /// Where the link came from (the file imported).
         origin: String,
     },
+    /// An operator linked this record's Salesforce twin to another Gainsight record
+    /// (`syncctl import --relink`): the pair is undone, and the record is matched on identifiers
+    /// again.
+    Unlinked {
+        /// The Salesforce id it was linked to, the record now linked to it, and the file.
+        salesforce_id: String,
+        now_linked_to: String,
+        origin: String,
+    },
     /// A change of the record was parked until the record it refers to syncs.
     Waiting {
         reason: String,
@@ -499,7 +509,7 @@ impl LedgerUpdate {
             | LedgerUpdate::InSync { .. }
             | LedgerUpdate::Parked { .. }
             | LedgerUpdate::Presence { .. } => Outcome::Ignored,
-            LedgerUpdate::Imported { .. } => Outcome::Imported,
+            LedgerUpdate::Imported { .. } | LedgerUpdate::Unlinked { .. } => Outcome::Imported,
             LedgerUpdate::Waiting { .. } => Outcome::Waiting,
         }
     }
@@ -534,6 +544,13 @@ impl LedgerUpdate {
                 salesforce_id,
                 origin,
             } => Some(format!("linked to {salesforce_id} by import of {origin}")),
+            LedgerUpdate::Unlinked {
+                salesforce_id,
+                now_linked_to,
+                origin,
+            } => Some(format!(
+                "unlinked from {salesforce_id}, which the import of {origin} linked to {now_linked_to}"
+            )),
         };
         HistoryEntry {
             version,

@@ -8,6 +8,7 @@ pub mod job;
 pub mod key;
 pub mod lease;
 pub mod ledger;
+pub mod link;
 pub mod load;
 pub mod mapping;
 pub mod merge;

@@ -363,6 +363,9 @@ impl LedgerExpression {
                 values.insert(":sfkey".into(), s(format!("{job}#{salesforce_id}")));
                 format!("SET {common}, salesforce_id = :sfid, salesforce_key = :sfkey")
             }
+            LedgerUpdate::Unlinked { .. } => {
+                format!("SET {common} REMOVE salesforce_id, salesforce_key")
+            }
             LedgerUpdate::Ignored { reason } => {
                 values.insert(":reason".into(), s(reason));
                 format!("SET {common}, {IGNORED}")
@@ -393,6 +396,12 @@ impl LedgerExpression {
                 format!("SET {common}, {IGNORED}, {attribute} = :presence")
             }
         };
+        // DynamoDB refuses a value or name the expressions do not use (a ValidationException),
+        // and the placeholders above are shared by every update.
+        let used =
+            |key: &str| mentions(&update, key) || condition.is_some_and(|c: &str| mentions(c, key));
+        values.retain(|k, _| used(k));
+        names.retain(|k, _| used(k));
         let names = (!names.is_empty()).then_some(names);
         Ok(Self {
             update,
@@ -401,6 +410,14 @@ impl LedgerExpression {
             condition: condition.map(str::to_string),
         })
     }
+}
+
+/// Whether `expression` names the placeholder `key` (`:at` in `= :at,` but not in `:attr`).
+fn mentions(expression: &str, key: &str) -> bool {
+    expression.match_indices(key).any(|(i, _)| {
+        let next = expression[i + key.len()..].chars().next();
+        !next.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+    })
 }
 
 /// The names and values an in-sync note sets (`#changed = :changed`), and its condition: the
