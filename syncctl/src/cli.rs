@@ -84,6 +84,7 @@ pub enum Command {
     },
     /// Links records whose Salesforce ids are known, so the next sync updates them instead of
     /// matching on identifiers. Every row is checked first; one bad row and nothing is imported.
+    /// A row that would replace a link already in the ledger is refused unless --relink.
     #[command(
         after_help = "The CSV has a header. Columns: gainsight_id, salesforce_id, and optionally
 salesforce_contact_id, salesforce_lead_id, salesforce_account_id. The Salesforce id used is
@@ -92,6 +93,7 @@ salesforce_id is empty.
 
 Examples:
   syncctl import accounts.csv --job company_account
+  syncctl import corrected.csv --job company_account --relink
   syncctl export --job company_account --format csv | syncctl import - --job company_account"
     )]
     Import {
@@ -99,6 +101,10 @@ Examples:
         file: PathBuf,
         #[arg(long)]
         job: String,
+        /// Let rows replace links already in the ledger (each is listed without it); a record
+        /// whose Salesforce twin a row gives to another Gainsight record is unlinked.
+        #[arg(long)]
+        relink: bool,
         /// Only link; do not resync the linked records (by default they are resynced from
         /// Gainsight at once, so each Salesforce record learns its GSID).
         #[arg(long)]

@@ -1,12 +1,15 @@
 //! `import`: links pairs whose Salesforce ids an operator already knows. The whole file is checked
-//! before anything is written, so a bad row never leaves half an import behind.
+//! before anything is written, so a bad row never leaves half an import behind, and a row that
+//! would replace a link already in the ledger is refused unless the operator says `--relink`.
 
 use std::collections::HashMap;
 use std::io::Read;
 use std::path::Path;
 
+use futures_util::{StreamExt, TryStreamExt};
 use indicatif::{ProgressBar, ProgressStyle};
 use shared::domain::change::is_salesforce_id;
+use shared::domain::link::{relinks, Relink};
 use shared::domain::{Job, LedgerKey, LedgerUpdate};
 use shared::ports::{LedgerStore, LedgerWrite};
 
@@ -20,8 +23,10 @@ const COLUMNS: [&str; 5] = [
     "salesforce_lead_id",
     "salesforce_account_id",
 ];
-/// Rows written per request (one DynamoDB transaction).
+/// Rows written per request (one DynamoDB transaction), and ledger records read per request.
 const CHUNK: usize = 100;
+/// Index reads (which record holds a Salesforce id) in flight at once.
+const INDEX_READS: usize = 16;
 
 /// One checked row: the pair to link.
 #[derive(Debug, PartialEq)]
@@ -148,7 +153,96 @@ fn read_file(path: &Path) -> anyhow::Result<String> {
     Ok(text)
 }
 
-pub async fn import(env: &Env, path: &Path, job_name: &str, resync: bool) -> anyhow::Result<()> {
+/// What `links` would replace in `job`'s ledger, each with its row: the Gainsight records linked
+/// to other Salesforce records, and the Salesforce records linked to other Gainsight records.
+async fn replaced<'a>(
+    store: &dyn LedgerStore,
+    job: &Job,
+    links: &'a [Link],
+) -> anyhow::Result<Vec<(&'a Link, Relink)>> {
+    let mut by_gsid = HashMap::new();
+    for chunk in links.chunks(CHUNK) {
+        let keys: Vec<LedgerKey> = (chunk.iter())
+            .map(|l| LedgerKey::Gainsight(l.gainsight_id.clone()))
+            .collect();
+        for record in store.ledgers(&job.name, &keys).await? {
+            by_gsid.insert(record.key.clone(), record);
+        }
+    }
+    let holders: Vec<Option<LedgerKey>> = futures_util::stream::iter(links)
+        .map(|l| store.key_of_salesforce_id(&job.name, &l.salesforce_id))
+        .buffered(INDEX_READS)
+        .try_collect()
+        .await?;
+    let mut found = Vec::new();
+    for (link, holder) in links.iter().zip(holders) {
+        let key = LedgerKey::Gainsight(link.gainsight_id.clone());
+        let pair = (link.gainsight_id.as_str(), link.salesforce_id.as_str());
+        for relink in relinks(pair, by_gsid.get(&key), holder.as_ref()) {
+            found.push((link, relink));
+        }
+    }
+    Ok(found)
+}
+
+/// The ledger writes of an import: first the records whose Salesforce twin the file gives to
+/// another Gainsight record are unlinked, then every row is linked.
+fn import_writes(
+    job: &Job,
+    links: &[Link],
+    relinked: &[(&Link, Relink)],
+    origin: &str,
+) -> Vec<LedgerWrite> {
+    let unlinks = relinked.iter().filter_map(|(link, relink)| match relink {
+        Relink::SalesforceLinked { linked_to, .. } => {
+            let update = LedgerUpdate::Unlinked {
+                salesforce_id: link.salesforce_id.clone(),
+                now_linked_to: link.gainsight_id.clone(),
+                origin: origin.to_string(),
+            };
+            let key = LedgerKey::Gainsight(linked_to.clone());
+            Some(LedgerWrite::new(&job.name, key, update, ""))
+        }
+        Relink::GainsightLinked { .. } => None,
+    });
+    let imports = links.iter().map(|l| {
+        let update = LedgerUpdate::Imported {
+            salesforce_id: l.salesforce_id.clone(),
+            origin: origin.to_string(),
+        };
+        let key = LedgerKey::Gainsight(l.gainsight_id.clone());
+        LedgerWrite::new(&job.name, key, update, "")
+    });
+    unlinks.chain(imports).collect()
+}
+
+/// The refusal of an import whose rows would replace links, every such row listed.
+fn relink_refusal(path: &Path, relinked: &[(&Link, Relink)]) -> anyhow::Error {
+    let rows: Vec<String> = (relinked.iter())
+        .map(|(link, r)| {
+            let to = match r {
+                Relink::GainsightLinked { .. } => &link.salesforce_id,
+                Relink::SalesforceLinked { .. } => &link.gainsight_id,
+            };
+            format!("line {}: {}", link.line, r.describe(to))
+        })
+        .collect();
+    usage(format!(
+        "{}: nothing imported; {} rows would replace a link already in the ledger:\n  {}\ncheck them, then run again with --relink to replace these links (a record whose twin moves to another is unlinked)",
+        path.display(),
+        rows.len(),
+        rows.join("\n  ")
+    ))
+}
+
+/// Imports the links of the file at `path` into `job_name`; `relink` lets a row replace a link
+/// already in the ledger; `resync` resyncs the linked records afterwards.
+pub async fn import(
+    env: &Env,
+    path: &Path,
+    job_name: &str,
+    (relink, resync): (bool, bool),
+) -> anyhow::Result<()> {
     let job = env.job(job_name)?;
     let text = read_file(path)?;
     let links = check(&text, job).map_err(|problems| {
@@ -159,30 +253,24 @@ pub async fn import(env: &Env, path: &Path, job_name: &str, resync: bool) -> any
         ))
     })?;
     let store = env.store();
-    let origin = path.display().to_string();
-    let bar = ProgressBar::new(links.len() as u64).with_style(ProgressStyle::with_template(
-        "importing {bar:40} {pos}/{len} records",
+    let relinked = replaced(&store, job, &links).await?;
+    if !relinked.is_empty() && !relink {
+        return Err(relink_refusal(path, &relinked));
+    }
+    let writes = import_writes(job, &links, &relinked, &path.display().to_string());
+    let bar = ProgressBar::new(writes.len() as u64).with_style(ProgressStyle::with_template(
+        "importing {bar:40} {pos}/{len} ledger writes",
     )?);
-    for chunk in links.chunks(CHUNK) {
-        let writes: Vec<LedgerWrite> = chunk
-            .iter()
-            .map(|l| {
-                let update = LedgerUpdate::Imported {
-                    salesforce_id: l.salesforce_id.clone(),
-                    origin: origin.clone(),
-                };
-                let key = LedgerKey::Gainsight(l.gainsight_id.clone());
-                LedgerWrite::new(&job.name, key, update, "")
-            })
-            .collect();
-        store.record_many(&writes, shared::time::now_ms()).await?;
+    for chunk in writes.chunks(CHUNK) {
+        store.record_many(chunk, shared::time::now_ms()).await?;
         bar.inc(chunk.len() as u64);
     }
     bar.finish_and_clear();
     say!(
-        "imported {} links into {}: the next sync of each record updates its Salesforce {} by Id",
+        "imported {} links into {} ({} replacing a link): the next sync of each record updates its Salesforce {} by Id",
         links.len(),
         job.name,
+        relinked.len(),
         job.salesforce.object
     )?;
     if resync {

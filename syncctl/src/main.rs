@@ -63,8 +63,9 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Import {
             file,
             job,
+            relink,
             no_resync,
-        } => import::import(&env, file, job, !no_resync).await?,
+        } => import::import(&env, file, job, (*relink, !no_resync)).await?,
         Command::Runs(args) => runs::runs(&env, args, format).await?,
         Command::Logs { run } => runs::logs(&env, run).await?,
         Command::Resync(args) => invoke::resync(&env, args, format).await?,

@@ -289,6 +289,93 @@ async fn an_import_links_existing_records_and_a_bad_row_imports_nothing() -> Res
     Ok(())
 }
 
+/// A row that would replace a link already in the ledger (a Company linked to another Account,
+/// or an Account linked to another Company) is refused with every such row listed, and nothing
+/// is imported; with `--relink` the links are replaced and the Company that lost its Account is
+/// unlinked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_import_replaces_links_only_when_told_to() -> Result<()> {
+    let stack = Stack::start(Options::default()).await?;
+    let dir = std::env::temp_dir().join(format!("syncctl-relink-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let import = |name: &str, rows: &str, relink: bool| {
+        let path = dir.join(name);
+        let written = std::fs::write(&path, format!("gainsight_id,salesforce_id\n{rows}"));
+        let stack = &stack;
+        async move {
+            written?;
+            let file = path.to_str().unwrap_or_default().to_string();
+            let mut args = vec!["import", &file, "--job", "company_account", "--no-resync"];
+            if relink {
+                args.push("--relink");
+            }
+            anyhow::Ok(syncctl(stack, &args).await)
+        }
+    };
+    let (one, two, three) = (
+        "001000000000001AAA",
+        "001000000000002AAA",
+        "001000000000003AAA",
+    );
+    let first = import("links.csv", &format!("GA,{one}\nGB,{two}\n"), false).await?;
+    assert!(first.status.success(), "{}", stderr(&first));
+
+    let moved = format!("GA,{three}\nGC,{two}\n");
+    let refused = import("moved.csv", &moved, false).await?;
+    assert_eq!(refused.status.code(), Some(2));
+    let err = stderr(&refused);
+    assert!(
+        err.contains("nothing imported; 2 rows would replace a link"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "line 2: GA is linked to {one}; this file links it to {three}"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "line 3: {two} is linked to GB; this file links it to GC"
+        )),
+        "{err}"
+    );
+    assert!(err.contains("--relink"), "{err}");
+    let salesforce_id = |gsid: &'static str| {
+        let stack = &stack;
+        async move { anyhow::Ok(stack.ledger(gsid).await?.and_then(|r| r.salesforce_id)) }
+    };
+    assert_eq!(
+        salesforce_id("GA").await?.as_deref(),
+        Some(one),
+        "unchanged"
+    );
+    assert_eq!(salesforce_id("GC").await?, None, "not imported");
+
+    let relinked = import("moved.csv", &moved, true).await?;
+    assert!(relinked.status.success(), "{}", stderr(&relinked));
+    assert!(
+        stdout(&relinked).contains("imported 2 links into company_account (2 replacing a link)"),
+        "{}",
+        stdout(&relinked)
+    );
+    assert_eq!(salesforce_id("GA").await?.as_deref(), Some(three));
+    assert_eq!(salesforce_id("GC").await?.as_deref(), Some(two));
+    let unlinked = stack.ledger("GB").await?.expect("GB's record");
+    assert_eq!(unlinked.salesforce_id, None);
+    let said = unlinked
+        .history
+        .last()
+        .and_then(|h| h.message.clone())
+        .unwrap_or_default();
+    assert!(
+        said.starts_with(&format!("unlinked from {two}, which the import of")),
+        "{said}"
+    );
+    stack.stop().await;
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn diff_finds_drift_and_fix_repairs_it_and_the_poller_runs_on_the_stack() -> Result<()> {
     let stack = Stack::start(Options::default()).await?;
