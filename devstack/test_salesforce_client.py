@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The Salesforce emulator as a real, maintained client library sees it: simple-salesforce (PyPI),
-unchanged, drives OAuth, describe, the sObject Rows resources, upsert, query paging, limits, the
-versions list, Salesforce's error shapes and an expired session.
+unchanged, drives OAuth, describe, the sObject Rows resources, upsert, query paging, Bulk API 2.0
+ingest and query jobs, limits, the versions list, Salesforce's error shapes and an expired session.
 
 The OAuth grants are driven by real clients too: simple-salesforce's own JWT bearer login (its
 RS256 assertion, audience https://login.salesforce.com) and client credentials login (HTTP Basic),
@@ -175,6 +175,29 @@ class RealClient(unittest.TestCase):
         self.assertIn("GS-BULK-7", failed)
         found = self.sf.Account.get_by_custom_id("Gainsight_Company_Id__c", "GS-BULK-299")
         self.assertEqual(found["Name"], "Bulk 299")
+
+    def test_bulk_2_query_in_sets_by_locator(self):
+        self.sf.bulk2.Account.upsert(
+            records=[
+                {"Name": f"Queried {i}", "Gainsight_Company_Id__c": f"GS-QUERY-{i}"}
+                for i in range(250)
+            ],
+            external_id_field="Gainsight_Company_Id__c",
+            wait=0.1,
+        )
+        sets = list(
+            self.sf.bulk2.Account.query(
+                "SELECT Id, Name, Gainsight_Company_Id__c FROM Account "
+                "WHERE Name LIKE 'Queried%'",
+                max_records=100,
+                wait=0.1,
+            )
+        )
+        self.assertEqual(len(sets), 3, "sets of 100, 100 and 50, by locator")
+        rows = [line for text in sets for line in text.splitlines()[1:]]
+        self.assertEqual(len(rows), 250)
+        self.assertTrue(sets[0].startswith('"Id","Name","Gainsight_Company_Id__c"'), sets[0][:80])
+        self.assertIn('"Queried 249","GS-QUERY-249"', sets[2])
 
     def test_an_expired_session_is_reported_as_such(self):
         stale = client(session_id="00D5g00000EMUL8!not-a-session")

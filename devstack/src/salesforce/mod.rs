@@ -1,9 +1,9 @@
 //! Salesforce emulator, written from the public REST API contract: OAuth 2.0 client-credentials
 //! token endpoint, sObject describe, sObject Collections (create, update by Id, upsert on an
 //! external ID; 200 records, per-record results, allOrNone), SOQL query with nextRecordsUrl paging,
-//! Salesforce's error body (`[{"message","errorCode"}]`), the `Sforce-Limit-Info` header, and
-//! switches to inject faults (error statuses, row locks, expired sessions, delays). Like a workflow
-//! rule's Outbound Message, it posts a SOAP `notifications` message for every created or edited
+//! Bulk API 2.0 ingest and query jobs, Salesforce's error body (`[{"message","errorCode"}]`), the `Sforce-Limit-Info` header, and
+//! switches to inject faults (error statuses, row locks, expired sessions, delays). Like a Flow's
+//! Outbound Message action, it posts a SOAP `notifications` message for every created or edited
 //! record of a configured object, retrying until the listener answers `Ack` true. Tests read its
 //! records and call counts.
 
@@ -23,6 +23,7 @@ use crate::ServerHandle;
 
 mod api;
 mod bulk;
+mod bulk_query;
 mod collections;
 mod control;
 mod dates;
@@ -118,6 +119,8 @@ pub struct Stats {
     /// Bulk API 2.0: ingest jobs created, and polls of their state.
     pub bulk_jobs: u64,
     pub bulk_state_polls: u64,
+    /// Bulk API 2.0 query jobs created.
+    pub bulk_query_jobs: u64,
     /// Outbound messages acknowledged, and delivery attempts that were not.
     pub outbound_acked: u64,
     pub outbound_failures: u64,
@@ -227,6 +230,8 @@ struct Org {
     usage_offset: u64,
     /// Bulk API 2.0 ingest jobs, by id.
     ingest: HashMap<String, bulk::IngestJob>,
+    /// Bulk API 2.0 query jobs, by id.
+    query_jobs: HashMap<String, bulk_query::QueryJob>,
     /// Change Data Capture through Event Relay, when a relay is set.
     relay: relay::RelayState,
 }
@@ -297,6 +302,7 @@ impl SalesforceEmulator {
             outbound: Vec::new(),
             usage_offset: 0,
             ingest: HashMap::new(),
+            query_jobs: HashMap::new(),
             relay: Default::default(),
         }));
         let router = routes(org.clone());
@@ -550,6 +556,16 @@ fn routes(org: Arc<Mutex<Org>>) -> axum::Router {
         )
         .route("/services/data", get(sobject::versions))
         .route("/services/data/", get(sobject::versions))
+        .route("/services/data/{ver}/jobs/query", post(bulk_query::create))
+        .route("/services/data/{ver}/jobs/query/", post(bulk_query::create))
+        .route(
+            "/services/data/{ver}/jobs/query/{id}",
+            get(bulk_query::job_info),
+        )
+        .route(
+            "/services/data/{ver}/jobs/query/{id}/results",
+            get(bulk_query::results),
+        )
         .route("/services/data/{ver}/jobs/ingest", post(bulk::create_job))
         .route("/services/data/{ver}/jobs/ingest/", post(bulk::create_job))
         .route(
