@@ -667,6 +667,34 @@ pub trait GainsightApi: Send + Sync {
     }
 }
 
+/// A Bulk API 2.0 query job: its id, the checkpoint of a long read with its set's locator.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct BulkReadJob(pub String);
+
+/// One set of a bulk read's rows (every value as text, an empty cell as null), and the locator
+/// of the next set, if any.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct BulkSet {
+    pub rows: Vec<Fields>,
+    pub next: Option<String>,
+}
+
+/// Reading a Salesforce object in bulk: one query job, then its results set by set, each set
+/// naming the next, so that a long read can stop and go on from the last set it read.
+#[async_trait]
+pub trait SalesforceBulkRead: Send + Sync {
+    /// Starts a query job for `select` (the Recycle Bin's records too with `include_deleted`).
+    async fn start_bulk_read(&self, select: &SfSelect) -> Result<BulkReadJob, ApiError>;
+    /// The set after `locator` (`None`: the first, once the job is complete), at most `max`
+    /// rows.
+    async fn bulk_read_set(
+        &self,
+        job: &BulkReadJob,
+        locator: Option<&str>,
+        max: usize,
+    ) -> Result<BulkSet, ApiError>;
+}
+
 #[async_trait]
 pub trait SalesforceApi: Send + Sync {
     /// Upserts on an external-ID field with sObject Collections (200 records a call, chunked here);

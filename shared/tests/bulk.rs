@@ -1,5 +1,6 @@
 //! Bulk API 2.0 ingest through the Salesforce client against the emulator: a 20,000-record load
-//! in one job, four calls plus the state polls, each record's outcome matched back by external ID.
+//! in one job, four calls plus the state polls, each record's outcome matched back by external ID;
+//! and Bulk API 2.0 query: a read in sets by locator.
 
 use anyhow::Result;
 use devstack::salesforce::{self as sf, SalesforceEmulator};
@@ -96,5 +97,48 @@ async fn a_job_that_fails_partway_hands_back_its_unprocessed_records_to_try_agai
     // create, upload, close, polls, successful results, unprocessed records.
     let stats = emu.stats();
     assert_eq!(stats.api_calls - stats.bulk_state_polls, 5);
+    Ok(())
+}
+
+/// A bulk read: one query job, then its results set by set by locator (each set naming the next,
+/// the last none), every value as text and an empty cell as null; the calls counted.
+#[tokio::test]
+async fn a_bulk_read_comes_in_sets_by_locator() -> Result<()> {
+    use shared::ports::{SalesforceBulkRead, SfSelect};
+    let emu = SalesforceEmulator::start(sf::Options::default()).await?;
+    let client = client(&emu);
+    let mut records = accounts(2_500, 0);
+    records[3].insert("AnnualRevenue".into(), serde_json::Value::Null);
+    client
+        .bulk_upsert_job("Account", "Gainsight_Company_Id__c", &records)
+        .await?;
+    let before = emu.stats().api_calls;
+    let select = SfSelect {
+        fields: ["Id", "Gainsight_Company_Id__c", "AnnualRevenue"]
+            .map(String::from)
+            .to_vec(),
+        order_by: vec!["Gainsight_Company_Id__c".into()],
+        ..SfSelect::from_object("Account")
+    };
+    let job = client.start_bulk_read(&select).await?;
+    let (mut rows, mut sets, mut locator) = (Vec::new(), 0, None);
+    loop {
+        let set = client
+            .bulk_read_set(&job, locator.as_deref(), 1_000)
+            .await?;
+        sets += 1;
+        rows.extend(set.rows);
+        match set.next {
+            Some(next) => locator = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!((sets, rows.len()), (3, 2_500));
+    assert_eq!(rows[2]["Gainsight_Company_Id__c"], json!("B00002"));
+    assert_eq!(rows[2]["AnnualRevenue"], json!("2.0"), "values come as text");
+    assert_eq!(rows[3]["AnnualRevenue"], serde_json::Value::Null);
+    // create, two polls (in progress, complete), three sets.
+    assert_eq!(emu.stats().api_calls - before, 6);
+    assert_eq!(emu.stats().bulk_query_jobs, 1);
     Ok(())
 }

@@ -73,12 +73,15 @@ pub(super) async fn create(
     answer(StatusCode::OK, info, used)
 }
 
-/// The SELECT list, the rows and the object of `soql` over what `endpoint` sees.
+/// The SELECT list, the rows and the object of a query.
+type Selected = (Vec<String>, Vec<Record>, String);
+
+/// What `soql` selects over what `endpoint` sees, or the error code and message.
 fn select(
     org: &Org,
     soql: &str,
     endpoint: query::Endpoint,
-) -> Result<(Vec<String>, Vec<Record>, String), (&'static str, String)> {
+) -> Result<Selected, (&'static str, String)> {
     let parsed = soql::parse(soql).map_err(|m| ("MALFORMED_QUERY", m))?;
     let Some(sobject) = org.objects.get(parsed.from.as_str()) else {
         let message = format!("sObject type '{}' is not supported.", parsed.from);

@@ -1,7 +1,8 @@
 //! Bulk API 2.0 ingest for large loads: one job per load (create, upload the CSV, close), its
 //! state polled with backoff, then its results read back and matched to the records by external
 //! ID (row order is not guaranteed). A load of N records costs four calls plus the polls:
-//! `failedResults` is read only when the job reports failures.
+//! `failedResults` is read only when the job reports failures. Bulk API 2.0 query for large
+//! reads: one job, polled the same way, then its CSV results set by set by `Sforce-Locator`.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -11,7 +12,7 @@ use serde_json::{json, Value};
 use super::http::with_retries;
 use super::salesforce::{Body, SalesforceClient};
 use crate::domain::Fields;
-use crate::ports::{ApiError, RecordResult};
+use crate::ports::{ApiError, BulkReadJob, BulkSet, RecordResult, SfSelect};
 
 const SYSTEM: &str = "Salesforce";
 /// First wait between state polls; it doubles up to `MAX_POLL_WAIT`.
@@ -183,6 +184,89 @@ impl SalesforceClient {
             })
             .collect()
     }
+}
+
+#[async_trait::async_trait]
+impl crate::ports::SalesforceBulkRead for SalesforceClient {
+    async fn start_bulk_read(&self, select: &SfSelect) -> Result<BulkReadJob, ApiError> {
+        let operation = if select.include_deleted {
+            "queryAll"
+        } else {
+            "query"
+        };
+        let create = json!({"operation": operation, "query": super::soql::soql(select)});
+        let job = self
+            .json(reqwest::Method::POST, "jobs/query", Some(&create))
+            .await?;
+        match job["id"].as_str() {
+            Some(id) if !id.is_empty() => Ok(BulkReadJob(id.to_string())),
+            _ => Err(ApiError::Protocol {
+                system: SYSTEM,
+                message: format!("the query job was created without an id: {job}"),
+            }),
+        }
+    }
+
+    async fn bulk_read_set(
+        &self,
+        job: &BulkReadJob,
+        locator: Option<&str>,
+        max: usize,
+    ) -> Result<BulkSet, ApiError> {
+        let path = format!("jobs/query/{}", job.0);
+        if locator.is_none() {
+            let done = self.wait(&path).await?;
+            if done["state"] != "JobComplete" {
+                return Err(ApiError::Protocol {
+                    system: SYSTEM,
+                    message: format!(
+                        "bulk query job {} ended {}: {}",
+                        job.0,
+                        done["state"].as_str().unwrap_or_default(),
+                        done["errorMessage"].as_str().unwrap_or("no reason given")
+                    ),
+                });
+            }
+        }
+        let mut url = format!("{path}/results?maxRecords={}", max.max(1));
+        if let Some(at) = locator {
+            url.push_str(&format!("&locator={}", super::soql::urlencode(at)));
+        }
+        let (headers, bytes) =
+            with_retries(|| self.send_answer(reqwest::Method::GET, &url, None)).await?;
+        let next = (headers.get("sforce-locator"))
+            .and_then(|v| v.to_str().ok())
+            .filter(|l| !l.is_empty() && *l != "null")
+            .map(str::to_string);
+        Ok(BulkSet {
+            rows: query_rows(&bytes)?,
+            next,
+        })
+    }
+}
+
+/// A query job's CSV set as records: every value text, an empty cell null.
+fn query_rows(bytes: &[u8]) -> Result<Vec<Fields>, ApiError> {
+    let mut reader = csv::Reader::from_reader(bytes);
+    let headers = reader.headers().cloned().map_err(protocol)?;
+    reader
+        .records()
+        .map(|row| {
+            let row = row.map_err(protocol)?;
+            Ok(headers
+                .iter()
+                .zip(row.iter())
+                .map(|(h, v)| {
+                    let value = if v.is_empty() {
+                        Value::Null
+                    } else {
+                        Value::String(v.to_string())
+                    };
+                    (h.to_string(), value)
+                })
+                .collect())
+        })
+        .collect()
 }
 
 fn protocol(e: csv::Error) -> ApiError {

@@ -238,6 +238,16 @@ impl SalesforceClient {
         path_or_url: &str,
         body: Option<Body<'_>>,
     ) -> Result<Vec<u8>, ApiError> {
+        Ok(self.send_answer(method, path_or_url, body).await?.1)
+    }
+
+    /// `send`, with the answer's headers.
+    pub(super) async fn send_answer(
+        &self,
+        method: reqwest::Method,
+        path_or_url: &str,
+        body: Option<Body<'_>>,
+    ) -> Result<(reqwest::header::HeaderMap, Vec<u8>), ApiError> {
         for attempt in 0..2 {
             let token = self.token().await?;
             let url = if path_or_url.starts_with('/') {
@@ -269,9 +279,10 @@ impl SalesforceClient {
             let status = response.status().as_u16();
             self.note_usage(response.headers());
             let wait = retry_after_ms(response.headers());
+            let headers = response.headers().clone();
             let bytes = response.bytes().await.map_err(|e| transport(SYSTEM, e))?;
             if (200..300).contains(&status) {
-                return Ok(bytes.to_vec());
+                return Ok((headers, bytes.to_vec()));
             }
             let (code, message) = serde_json::from_slice::<Vec<ApiErrorBody>>(&bytes)
                 .ok()
