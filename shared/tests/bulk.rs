@@ -135,7 +135,11 @@ async fn a_bulk_read_comes_in_sets_by_locator() -> Result<()> {
     }
     assert_eq!((sets, rows.len()), (3, 2_500));
     assert_eq!(rows[2]["Gainsight_Company_Id__c"], json!("B00002"));
-    assert_eq!(rows[2]["AnnualRevenue"], json!("2.0"), "values come as text");
+    assert_eq!(
+        rows[2]["AnnualRevenue"],
+        json!("2.0"),
+        "values come as text"
+    );
     assert_eq!(rows[3]["AnnualRevenue"], serde_json::Value::Null);
     // create, two polls (in progress, complete), three sets.
     assert_eq!(emu.stats().api_calls - before, 6);

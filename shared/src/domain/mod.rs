@@ -4,6 +4,7 @@
 pub mod budget;
 pub mod cdc;
 pub mod change;
+pub mod first_load;
 pub mod job;
 pub mod key;
 pub mod lease;

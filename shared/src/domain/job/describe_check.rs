@@ -70,7 +70,7 @@ impl<'a> DescribeCheck<'a> {
         f
     }
 
-    /// Identifiers and required pairs exist on both sides.
+    /// Identifiers, required pairs and match keys exist on both sides.
     fn keys(&mut self) {
         let job = self.job;
         for (list, pairs) in [
@@ -83,6 +83,10 @@ impl<'a> DescribeCheck<'a> {
                     self.field(path, system, p.field_in(system));
                 }
             }
+        }
+        for (i, k) in job.match_keys.iter().enumerate() {
+            self.field(format!("match_keys[{i}].gainsight"), System::Gainsight, &k.gainsight);
+            self.field(format!("match_keys[{i}].salesforce"), System::Salesforce, &k.salesforce);
         }
     }
 

@@ -160,6 +160,30 @@ impl FieldMapping {
     }
 }
 
+/// How a match key's values are compared: both sides brought to one form first.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Normalize {
+    /// Case and runs of whitespace ignored.
+    #[default]
+    Text,
+    /// Case and surrounding whitespace ignored.
+    Email,
+    /// A web address or domain: case, the scheme, `www.` and a trailing slash ignored.
+    Domain,
+}
+
+/// A pair of fields that names one real-world thing on both sides (Account.Website and
+/// Company.Domain, Contact.Email and Person.Email): a first load links records that agree on it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MatchKey {
+    pub gainsight: String,
+    pub salesforce: String,
+    #[serde(default)]
+    pub normalize: Normalize,
+}
+
 /// One match condition of a lookup: `field` of the intermediate object equals the source record's
 /// `source` field.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -283,6 +307,10 @@ pub struct Job {
     /// How records are matched, in order of preference. A pair whose Salesforce side is an
     /// external-ID field and whose Gainsight side is the GSID lets Gainsight changes upsert.
     pub identifiers: Vec<Identifier>,
+    /// What a first load matches records on when no identifier links them, in order of
+    /// preference; none: identifiers only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub match_keys: Vec<MatchKey>,
     /// Fields always sent along with a write, so the target has them on every create. Counted
     /// with the identifiers.
     #[serde(default)]

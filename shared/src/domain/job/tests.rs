@@ -218,6 +218,16 @@ fn describe_checks_table() {
             "identifiers[0].salesforce: Account.Phone is not an External ID field",
         ),
         (
+            Box::new(|j| {
+                j.match_keys.push(super::MatchKey {
+                    gainsight: "Domain".into(),
+                    salesforce: "Webiste".into(),
+                    normalize: super::Normalize::Domain,
+                })
+            }),
+            "match_keys[0].salesforce: Account.Webiste does not exist",
+        ),
+        (
             Box::new(|j| j.salesforce.object = "Acount".into()),
             "salesforce.object: Acount is not an object of salesforce",
         ),
