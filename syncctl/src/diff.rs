@@ -1,12 +1,15 @@
 //! `diff`: the ledger's view compared with both systems. Lists values that differ on the two
-//! sides (direct field mappings), pairs whose record is gone on one side, and Salesforce records
-//! carrying a GSID the ledger does not know; `--fix` resyncs them all.
+//! sides (direct field mappings, each with the side whose value the job's direction and conflict
+//! rule keep), pairs whose record is gone on one side, and Salesforce records carrying a GSID the
+//! ledger does not know; `--fix` resyncs each from the side that wins.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 use serde_json::{json, Value};
 use shared::config::{GainsightSettings, SalesforceSettings};
+use shared::domain::first_load;
+use shared::domain::job::{DataFlow, FieldMapping};
 use shared::domain::{Fields, Job, LedgerKey, LedgerRecord, System};
 use shared::ports::{
     GainsightApi, GsCondition, GsOperator, GsQuery, LedgerStore, SalesforceApi, SfSelect,
@@ -26,17 +29,8 @@ pub struct Drift {
     pub salesforce_id: Option<String>,
     pub kind: &'static str,
     pub detail: String,
-}
-
-/// Whether two values say the same: empty is empty whatever its form, numbers by value.
-pub fn same(a: Option<&Value>, b: Option<&Value>) -> bool {
-    let empty = |v: Option<&Value>| matches!(v, None | Some(Value::Null)) || v == Some(&json!(""));
-    match (a, b) {
-        _ if empty(a) && empty(b) => true,
-        (Some(Value::Number(x)), Some(Value::Number(y))) => x.as_f64() == y.as_f64(),
-        (Some(x), Some(y)) => x == y,
-        _ => false,
-    }
+    /// The system the fix resyncs the pair from: the one whose value is kept.
+    pub fix_from: System,
 }
 
 /// The drift of one linked pair, given both records as read (absent: gone on that side).
@@ -46,46 +40,54 @@ pub fn compare(
     gs: Option<&Fields>,
     sf: Option<&Fields>,
 ) -> Vec<Drift> {
-    let drift = |kind, detail: String| Drift {
+    let drift = |kind, detail: String, fix_from| Drift {
         gainsight_id: pair.key.gainsight_id().map(str::to_string),
         salesforce_id: pair.salesforce_id.clone(),
         kind,
         detail,
+        fix_from,
     };
     let (gs, sf) = match (gs, sf) {
         (None, _) => {
-            return vec![drift(
-                "missing in Gainsight",
-                format!("no {} with this id", job.gainsight.object),
-            )]
+            let detail = format!("no {} with this id", job.gainsight.object);
+            return vec![drift("missing in Gainsight", detail, System::Salesforce)];
         }
         (_, None) => {
-            return vec![drift(
-                "missing in Salesforce",
-                format!("no {} with this Id", job.salesforce.object),
-            )]
+            let detail = format!("no {} with this Id", job.salesforce.object);
+            return vec![drift("missing in Salesforce", detail, System::Gainsight)];
         }
         (Some(g), Some(s)) => (g, s),
     };
-    job.fields
-        .iter()
-        .filter(|f| !same(gs.get(&f.gainsight), sf.get(&f.salesforce)))
-        .map(|f| {
-            let show = |v: Option<&Value>| v.map(Value::to_string).unwrap_or_else(|| "null".into());
-            drift(
-                "values differ",
-                format!(
-                    "{}.{} = {} but {}.{} = {}",
-                    job.gainsight.object,
-                    f.gainsight,
-                    show(gs.get(&f.gainsight)),
-                    job.salesforce.object,
-                    f.salesforce,
-                    show(sf.get(&f.salesforce))
-                ),
-            )
+    let settled = first_load::settle(job, gs, sf);
+    let show = |v: Option<&Value>| v.map(Value::to_string).unwrap_or_else(|| "null".into());
+    (job.fields.iter())
+        .filter_map(|f| {
+            let kept = settled.iter().find(|u| u.field == f.field_in(u.target))?;
+            let from = kept.target.other();
+            let detail = format!(
+                "{}.{} = {} but {}.{} = {}; {} keeps {}'s ({})",
+                job.gainsight.object,
+                f.gainsight,
+                show(gs.get(&f.gainsight)),
+                job.salesforce.object,
+                f.salesforce,
+                show(sf.get(&f.salesforce)),
+                f.gainsight,
+                from.label(),
+                rule_of(f),
+            );
+            Some(drift("values differ", detail, from))
         })
         .collect()
+}
+
+/// What decides a field's side: its one-way flow, or its conflict rule.
+fn rule_of(f: &FieldMapping) -> &'static str {
+    match f.flow {
+        DataFlow::GainsightToSalesforce => "gainsight_to_salesforce",
+        DataFlow::SalesforceToGainsight => "salesforce_to_gainsight",
+        DataFlow::Bidirectional => f.conflict_rule().as_str(),
+    }
 }
 
 /// Both systems' clients, with the secrets decrypted from the table.
@@ -186,6 +188,7 @@ async fn unknown_pairs(
             gainsight_id: Some(gsid),
             salesforce_id: Some(id),
             kind: "unknown pair",
+            fix_from: System::Gainsight,
         })
         .collect())
 }
@@ -275,28 +278,35 @@ fn report(job: &Job, compared: usize, drift: &[Drift], format: Format) -> anyhow
     print(format, &rows, drift)
 }
 
-/// Resyncs every drifted record: from Gainsight by GSID, or by Salesforce Id when Gainsight no
-/// longer has it.
+/// Resyncs every drifted record from the system whose values it keeps: by GSID, or by
+/// Salesforce Id when Gainsight no longer has it.
 async fn fix_drift(env: &Env, job: &Job, drift: &[Drift]) -> anyhow::Result<()> {
-    let ids: BTreeSet<String> = drift
-        .iter()
-        .filter_map(|d| match d.kind {
-            "missing in Gainsight" => d.salesforce_id.clone(),
-            _ => d.gainsight_id.clone().or_else(|| d.salesforce_id.clone()),
-        })
-        .collect();
-    let request = resync::ResyncRequest {
-        job: Some(job.name.clone()),
-        ids: Some(ids.into_iter().collect()),
-        ..Default::default()
-    };
-    let reports = resync_all(env, request).await?;
-    let queued: usize = reports.iter().map(|r| r.queued).sum();
-    let runs: Vec<String> = reports.iter().map(|r| r.run.to_string()).collect();
-    say!(
-        "fix: {queued} records queued for resync (run {})",
-        runs.join(", ")
-    )?;
+    for from in [System::Gainsight, System::Salesforce] {
+        let ids: BTreeSet<String> = (drift.iter())
+            .filter(|d| d.fix_from == from)
+            .filter_map(|d| match d.kind {
+                "missing in Gainsight" => d.salesforce_id.clone(),
+                _ => d.gainsight_id.clone().or_else(|| d.salesforce_id.clone()),
+            })
+            .collect();
+        if ids.is_empty() {
+            continue;
+        }
+        let request = resync::ResyncRequest {
+            job: Some(job.name.clone()),
+            ids: Some(ids.into_iter().collect()),
+            from: Some(from),
+            ..Default::default()
+        };
+        let reports = resync_all(env, request).await?;
+        let queued: usize = reports.iter().map(|r| r.queued).sum();
+        let runs: Vec<String> = reports.iter().map(|r| r.run.to_string()).collect();
+        say!(
+            "fix: {queued} records queued for resync from {} (run {})",
+            from.label(),
+            runs.join(", ")
+        )?;
+    }
     Ok(())
 }
 
@@ -305,35 +315,38 @@ mod tests {
     use super::*;
 
     #[test]
-    fn empty_values_and_numbers_compare_by_meaning() {
-        assert!(same(None, Some(&json!(null))));
-        assert!(same(Some(&json!("")), None));
-        assert!(same(Some(&json!(120000)), Some(&json!(120000.0))));
-        assert!(!same(Some(&json!("Acme")), Some(&json!("Acme Corp"))));
-        assert!(!same(Some(&json!("Acme")), None));
-    }
-
-    #[test]
     fn a_pair_drifts_by_field_or_by_a_missing_side() {
         let jobs = shared::domain::Jobs::builtin();
         let job = jobs.named("company_account").unwrap();
         let mut pair = LedgerRecord::new("company_account", LedgerKey::Gainsight("G1".into()));
         pair.salesforce_id = Some("001000000000001AAA".into());
-        let gs: Fields = json!({"Gsid": "G1", "Name": "Acme", "Arr": 10})
-            .as_object()
-            .cloned()
-            .unwrap();
-        let sf: Fields =
-            json!({"Id": "001000000000001AAA", "Name": "Acme Corp", "AnnualRevenue": 10.0})
-                .as_object()
-                .cloned()
-                .unwrap();
+        let gs: Fields = json!({"Gsid": "G1", "Name": "Acme", "Arr": 10, "Phone": "1",
+            "ModifiedDate": "2026-12-02T00:00:00Z"})
+        .as_object()
+        .cloned()
+        .unwrap();
+        let sf: Fields = json!({"Id": "001000000000001AAA", "Name": "Acme Corp",
+            "AnnualRevenue": 10.0, "Phone": "2", "LastModifiedDate": "2026-12-01T00:00:00.000Z"})
+        .as_object()
+        .cloned()
+        .unwrap();
         let found = compare(job, &pair, Some(&gs), Some(&sf));
-        assert_eq!(found.len(), 1, "{found:?}");
-        assert!(found[0]
-            .detail
-            .contains("Company.Name = \"Acme\" but Account.Name = \"Acme Corp\""));
+        assert_eq!(found.len(), 2, "{found:?}");
+        // Name is two-way, newest: Gainsight's edit is the later one. Phone flows from Salesforce.
+        assert!(found[0].detail.contains(
+            "Company.Name = \"Acme\" but Account.Name = \"Acme Corp\"; Name keeps Gainsight's (newest)"
+        ), "{}", found[0].detail);
+        assert_eq!(found[0].fix_from, System::Gainsight);
+        assert!(
+            found[1]
+                .detail
+                .ends_with("Phone keeps Salesforce's (salesforce_to_gainsight)"),
+            "{}",
+            found[1].detail
+        );
+        assert_eq!(found[1].fix_from, System::Salesforce);
         let gone = compare(job, &pair, Some(&gs), None);
         assert_eq!(gone[0].kind, "missing in Salesforce");
+        assert_eq!(gone[0].fix_from, System::Gainsight);
     }
 }

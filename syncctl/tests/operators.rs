@@ -425,6 +425,57 @@ async fn diff_finds_drift_and_fix_repairs_it_and_the_poller_runs_on_the_stack() 
         })
         .await?;
 
+    // A Salesforce-owned field (Phone flows from Salesforce) edited in Gainsight: the fix takes
+    // Salesforce's value back to Gainsight, not Gainsight's to Salesforce.
+    let phone = |v: &str| {
+        json!({ "Phone": v })
+            .as_object()
+            .cloned()
+            .unwrap_or_default()
+    };
+    assert!(stack.salesforce.edit("Account", id, phone("555-0100")));
+    let company_phone = |want: &'static str| {
+        let (stack, gsid) = (&stack, gsid.clone());
+        async move {
+            let company = stack.gainsight_record("Company", &gsid);
+            anyhow::Ok(company.filter(|c| c.get("Phone") == Some(&json!(want))).map(|_| ()))
+        }
+    };
+    stack
+        .eventually(WAIT, "the Phone synced to Gainsight", || {
+            company_phone("555-0100")
+        })
+        .await?;
+    stack
+        .gainsight_update("Company", vec![json!({"Gsid": gsid, "Phone": "555-9999"})])
+        .await?;
+    stack.drained(WAIT).await?;
+    let drift = syncctl(
+        &stack,
+        &["diff", "--job", "company_account", "--format", "json"],
+    )
+    .await;
+    assert_eq!(drift.status.code(), Some(4), "{}", stderr(&drift));
+    let found: Value = serde_json::from_slice(&drift.stdout)?;
+    assert_eq!(found[0]["fixFrom"], json!("salesforce"), "{found}");
+    let fixed = syncctl(&stack, &["diff", "--job", "company_account", "--fix"]).await;
+    assert!(
+        stdout(&fixed).contains("queued for resync from Salesforce"),
+        "{}",
+        stdout(&fixed)
+    );
+    stack
+        .eventually(WAIT, "the Phone restored in Gainsight", || {
+            company_phone("555-0100")
+        })
+        .await?;
+    let account_now = stack.accounts_for(&gsid).pop().unwrap_or_default();
+    assert_eq!(
+        account_now["Phone"],
+        json!("555-0100"),
+        "Salesforce kept its value"
+    );
+
     // The poller, invoked through the Lambda API as its schedule would: a Company created
     // without a webhook event (the rule skips the integration user) is polled and synced.
     let quiet = stack

@@ -179,7 +179,11 @@ impl Resync {
             .collect();
         failed.sort();
         failed.dedup();
-        Ok((self.ports.jobs.named(&name)?, Selection::Ids(failed)))
+        let selection = Selection::Ids {
+            ids: failed,
+            source: shared::domain::System::Gainsight,
+        };
+        Ok((self.ports.jobs.named(&name)?, selection))
     }
 
     /// Reads one page, queues its records and logs them in the run.
@@ -192,7 +196,9 @@ impl Resync {
         now_ms: i64,
     ) -> Result<(usize, read::Page), ResyncError> {
         let page = match selection {
-            Selection::Ids(ids) => self.page_of_ids(job, ids, at.offset).await?,
+            Selection::Ids { ids, source } => {
+                self.page_of_ids(job, (ids, *source), at.offset).await?
+            }
             Selection::Status(status) => {
                 self.page_of_status(job, *status, at.after_key.as_deref())
                     .await?
@@ -207,7 +213,7 @@ impl Resync {
         let run = runs.id_for(run_job).to_string();
         let read = match selection {
             Selection::Since { .. } => load::Read::Backfill,
-            Selection::Ids(ids) => load::Read::Ids(ids.len()),
+            Selection::Ids { ids, .. } => load::Read::Ids(ids.len()),
             Selection::Status(_) | Selection::Run(_) => load::Read::Other,
         };
         let load = load::load_for(read, &run, job.bulk_threshold());
@@ -352,6 +358,55 @@ mod tests {
         assert_eq!(
             (run.job.as_deref(), run.succeeded),
             (Some("company_account"), 2)
+        );
+    }
+
+    /// A linked pair asked for by GSID or Salesforce Id is read from Gainsight by default, and
+    /// from its Salesforce record with `from: salesforce` (how `diff --fix` repairs a field that
+    /// flows from Salesforce).
+    #[tokio::test]
+    async fn a_linked_pair_is_read_from_the_system_asked_for() {
+        let w = world();
+        let (gsid, sfid) = ("G1", "001000000000001AAA");
+        let link = LedgerUpdate::Imported {
+            salesforce_id: sfid.into(),
+            origin: "test".into(),
+        };
+        let key = LedgerKey::Gainsight(gsid.into());
+        let write = LedgerWrite::new("company_account", key, link, "");
+        w.store.record(&write, 1).await.unwrap();
+        let company = json!({"Gsid": gsid, "Name": "A"});
+        w.gainsight.records.lock().unwrap().insert(
+            "Company".into(),
+            vec![company.as_object().cloned().unwrap()],
+        );
+        let account = json!({"Id": sfid, "Name": "A", "Phone": "555"});
+        *w.salesforce.query_rows.lock().unwrap() = vec![account.as_object().cloned().unwrap()];
+        let ask = |from: Option<&str>| {
+            let mut r = json!({"job": "company_account", "ids": [gsid]});
+            if let Some(from) = from {
+                r["from"] = json!(from);
+            }
+            request(r)
+        };
+        let out = w.resync.handle_at(ask(None), 5).await.unwrap();
+        assert_eq!((out.queued, out.not_found.len()), (1, 0));
+        let out = w
+            .resync
+            .handle_at(ask(Some("salesforce")), 6)
+            .await
+            .unwrap();
+        assert_eq!(
+            (out.queued, out.not_found.len()),
+            (1, 0),
+            "the GSID is found as its pair"
+        );
+        let sources: Vec<System> = changes(&w.queue).iter().map(|c| c.source).collect();
+        assert_eq!(sources, [System::Gainsight, System::Salesforce]);
+        let selects = w.salesforce.queries.lock().unwrap().clone();
+        assert_eq!(
+            selects[0].conditions,
+            [("Id".to_string(), vec![sfid.to_string()])]
         );
     }
 

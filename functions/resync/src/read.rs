@@ -2,7 +2,7 @@
 //! Gainsight id or a Salesforce id), by ledger status, or by modified time at a source. Every read
 //! is batched: one `IN` query per 500 Gainsight or 200 Salesforce ids, never one per record.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{json, Value};
 use shared::domain::change::{is_salesforce_id, GAINSIGHT_MODIFIED, SALESFORCE_MODIFIED};
@@ -28,12 +28,12 @@ pub struct Page {
 
 impl Resync {
     /// The records of `ids[offset..offset + PAGE]`: ledger keys first (a GSID, or the Salesforce id
-    /// of a linked or Salesforce-only pair), then, for ids the ledger does not know, whichever
-    /// system has them.
+    /// of a linked or Salesforce-only pair; a linked pair read from `source`), then, for ids the
+    /// ledger does not know, whichever system has them.
     pub(crate) async fn page_of_ids(
         &self,
         job: &Job,
-        ids: &[String],
+        (ids, source): (&[String], System),
         offset: usize,
     ) -> Result<Page, ResyncError> {
         let end = (offset + PAGE).min(ids.len());
@@ -41,27 +41,43 @@ impl Resync {
         let mut gainsight = BTreeSet::new();
         let mut salesforce = BTreeSet::new();
         let keys: Vec<LedgerKey> = chunk.iter().cloned().map(LedgerKey::Gainsight).collect();
-        let known: BTreeSet<String> = self
-            .ledger
-            .ledgers(&job.name, &keys)
+        let known: BTreeMap<String, Option<String>> = (self.ledger.ledgers(&job.name, &keys))
             .await?
             .into_iter()
-            .filter_map(|r| r.key.gainsight_id().map(str::to_string))
+            .filter_map(|r| Some((r.key.gainsight_id()?.to_string(), r.salesforce_id)))
             .collect();
+        // A linked pair: its GSID, or its Salesforce id when read from Salesforce.
+        let linked = |gsid: String, sfid: Option<String>| match (source, sfid) {
+            (System::Salesforce, Some(sfid)) => (System::Salesforce, sfid),
+            _ => (System::Gainsight, gsid),
+        };
+        // Ids asked for that are read under another id (a GSID read as its Salesforce record).
+        let mut read_as: BTreeMap<String, String> = BTreeMap::new();
         for id in &chunk {
-            if known.contains(id) {
-                gainsight.insert(id.clone());
-                continue;
-            }
-            match self.ledger.key_of_salesforce_id(&job.name, id).await? {
-                Some(key) => match key {
-                    LedgerKey::Gainsight(gsid) => gainsight.insert(gsid),
-                    LedgerKey::SalesforceOnly(sfid) => salesforce.insert(sfid),
+            let read = match known.get(id) {
+                Some(sfid) => Some(linked(id.clone(), sfid.clone())),
+                None => match self.ledger.key_of_salesforce_id(&job.name, id).await? {
+                    Some(LedgerKey::Gainsight(gsid)) => Some(linked(gsid, Some(id.clone()))),
+                    Some(LedgerKey::SalesforceOnly(sfid)) => Some((System::Salesforce, sfid)),
+                    None => None,
                 },
+            };
+            if let Some((_, other)) = read.as_ref().filter(|(_, other)| other != id) {
+                read_as.insert(id.clone(), other.clone());
+            }
+            match read {
+                Some((System::Gainsight, id)) => {
+                    gainsight.insert(id);
+                }
+                Some((System::Salesforce, id)) => {
+                    salesforce.insert(id);
+                }
                 // Never synced: try both systems.
                 None => {
                     gainsight.insert(id.clone());
-                    is_salesforce_id(id) && salesforce.insert(id.clone())
+                    if is_salesforce_id(id) {
+                        salesforce.insert(id.clone());
+                    }
                 }
             };
         }
@@ -72,7 +88,10 @@ impl Resync {
         records.extend(self.read_salesforce(job, &salesforce).await?);
         let not_found = chunk
             .into_iter()
-            .filter(|id| !records.iter().any(|r| mentions(job, r, id)))
+            .filter(|id| {
+                let under = read_as.get(id).unwrap_or(id);
+                !records.iter().any(|r| mentions(job, r, under))
+            })
             .collect();
         let next = (end < ids.len()).then(|| Continuation {
             offset: end,

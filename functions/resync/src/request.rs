@@ -53,7 +53,12 @@ pub struct Continuation {
 /// What to resync, once the request is checked.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Selection {
-    Ids(Vec<String>),
+    /// These records; a linked pair is read from `source` (its GSID's record in Gainsight, its
+    /// Salesforce record in Salesforce).
+    Ids {
+        ids: Vec<String>,
+        source: System,
+    },
     Status(SyncStatus),
     /// Records modified in `source` at or after the instant (epoch ms); `all` is since 0.
     Since {
@@ -108,7 +113,10 @@ impl ResyncRequest {
         let source = self.from.unwrap_or(System::Gainsight);
         match (&self.ids, self.status, &self.since, self.all) {
             (Some(ids), ..) if ids.is_empty() => Err(RequestError::NoIds),
-            (Some(ids), ..) => Ok(Selection::Ids(ids.clone())),
+            (Some(ids), ..) => Ok(Selection::Ids {
+                ids: ids.clone(),
+                source,
+            }),
             (_, Some(status), ..) => Ok(Selection::Status(status)),
             (_, _, Some(since), _) => shared::time::parse_ms(since)
                 .map(|since_ms| Selection::Since { source, since_ms })
@@ -135,7 +143,10 @@ mod tests {
     fn each_selection_parses() {
         assert_eq!(
             parse(r#"{"job": "j", "ids": ["G1", "001A"]}"#),
-            Ok(Selection::Ids(vec!["G1".into(), "001A".into()]))
+            Ok(Selection::Ids {
+                ids: vec!["G1".into(), "001A".into()],
+                source: System::Gainsight
+            })
         );
         assert_eq!(
             parse(r#"{"job": "j", "status": "error"}"#),

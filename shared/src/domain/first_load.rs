@@ -242,7 +242,7 @@ pub fn plan(job: &Job, snapshot: &Snapshot) -> Vec<PlanRow> {
     for row in &mut rows {
         if let (Action::Pair(_), Some(g), Some(s)) = (&row.action, &row.gsid, &row.salesforce_id) {
             if let (Some(g), Some(s)) = (gs.by_id.get(g), sf.by_id.get(s)) {
-                row.updates = updates(job, g, s);
+                row.updates = settle(job, g, s);
             }
         }
     }
@@ -383,8 +383,8 @@ fn add_salesforce_only(job: &Job, sf: &Side, rows: &mut Vec<PlanRow>) {
 
 /// The writes that bring a pair's mapped fields together: each field whose values differ goes
 /// the way its flow says; a two-way field takes the side its conflict rule picks (`newest`: the
-/// record modified later, each by its own stamp).
-fn updates(job: &Job, gs: &Fields, sf: &Fields) -> Vec<FieldUpdate> {
+/// record modified later, each by its own stamp, `ModifiedDate` and `LastModifiedDate`).
+pub fn settle(job: &Job, gs: &Fields, sf: &Fields) -> Vec<FieldUpdate> {
     let stamp =
         |r: &Fields, f: &str| (r.get(f).and_then(Value::as_str)).and_then(crate::time::parse_ms);
     let gs_at = stamp(gs, GAINSIGHT_MODIFIED).unwrap_or(i64::MIN);
@@ -423,7 +423,7 @@ fn updates(job: &Job, gs: &Fields, sf: &Fields) -> Vec<FieldUpdate> {
 }
 
 /// Whether two values are one: null and empty text alike, numbers by value (`5` and `"5.0"`).
-fn same_value(a: &Value, b: &Value) -> bool {
+pub fn same_value(a: &Value, b: &Value) -> bool {
     let number = |v: &Value| match v {
         Value::Number(n) => n.as_f64(),
         Value::String(s) => s.trim().parse::<f64>().ok(),

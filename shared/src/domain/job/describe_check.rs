@@ -85,8 +85,16 @@ impl<'a> DescribeCheck<'a> {
             }
         }
         for (i, k) in job.match_keys.iter().enumerate() {
-            self.field(format!("match_keys[{i}].gainsight"), System::Gainsight, &k.gainsight);
-            self.field(format!("match_keys[{i}].salesforce"), System::Salesforce, &k.salesforce);
+            self.field(
+                format!("match_keys[{i}].gainsight"),
+                System::Gainsight,
+                &k.gainsight,
+            );
+            self.field(
+                format!("match_keys[{i}].salesforce"),
+                System::Salesforce,
+                &k.salesforce,
+            );
         }
     }
 
