@@ -137,6 +137,29 @@ Examples:
     /// Job files.
     #[command(subcommand)]
     Jobs(JobsCommand),
+    /// Plans a job's first load over what both systems already hold: pairs already in the
+    /// ledger, pairs the job's identifiers or match keys would link, records to create on each
+    /// side, pairs whose values differ (each field settled by its direction and conflict rule),
+    /// and ambiguous records left alone. Salesforce is read through one Bulk API 2.0 query job.
+    #[command(after_help = "Examples:
+  syncctl load --job company_account --dry-run
+  syncctl load --job company_account --dry-run --csv plan.csv      every row, in a file
+  syncctl load --job person_contact --dry-run --format json
+
+The dry run writes nothing. Match keys are a job setting, for example
+  match_keys:
+    - { gainsight: Domain, salesforce: Website, normalize: domain }
+(normalize: text, email or domain).")]
+    Load {
+        #[arg(long)]
+        job: String,
+        /// Plan only: read both systems and the ledger, write nothing.
+        #[arg(long, required = true)]
+        dry_run: bool,
+        /// Write every row of the plan to this CSV file.
+        #[arg(long)]
+        csv: Option<PathBuf>,
+    },
     /// Compares the ledger with both systems and lists drift: values that differ, records
     /// missing on one side, pairs the ledger does not know.
     #[command(after_help = "Examples:

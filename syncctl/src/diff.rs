@@ -7,6 +7,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 use serde_json::{json, Value};
+use shared::adapters::gainsight::GainsightClient;
+use shared::adapters::salesforce::SalesforceClient;
 use shared::config::{GainsightSettings, SalesforceSettings};
 use shared::domain::first_load;
 use shared::domain::job::{DataFlow, FieldMapping};
@@ -91,7 +93,7 @@ fn rule_of(f: &FieldMapping) -> &'static str {
 }
 
 /// Both systems' clients, with the secrets decrypted from the table.
-async fn apis(env: &Env) -> anyhow::Result<(impl SalesforceApi, impl GainsightApi)> {
+pub(crate) async fn apis(env: &Env) -> anyhow::Result<(SalesforceClient, GainsightClient)> {
     let sf = env
         .clients
         .salesforce(&env.resources, &SalesforceSettings::from_env()?)

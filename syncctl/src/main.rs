@@ -1,6 +1,6 @@
 //! `syncctl`: the operator's and admin's command line. It reads the ledger and the runs the
-//! functions write, invokes the resync function, imports and exports links, compares both
-//! systems, stores secrets and checks job files. Exit codes are listed in `--help`.
+//! functions write, invokes the resync function, imports and exports links, plans first loads,
+//! compares both systems, stores secrets and checks job files. Exit codes are listed in `--help`.
 
 #[macro_use]
 mod out;
@@ -11,6 +11,7 @@ mod env;
 mod import;
 mod invoke;
 mod ledger;
+mod load;
 mod runs;
 
 use std::process::ExitCode;
@@ -66,6 +67,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             relink,
             no_resync,
         } => import::import(&env, file, job, (*relink, !no_resync)).await?,
+        Command::Load { job, csv, .. } => load::dry_run(&env, job, csv.as_deref(), format).await?,
         Command::Runs(args) => runs::runs(&env, args, format).await?,
         Command::Logs { run } => runs::logs(&env, run).await?,
         Command::Resync(args) => invoke::resync(&env, args, format).await?,

@@ -376,6 +376,130 @@ async fn an_import_replaces_links_only_when_told_to() -> Result<()> {
     Ok(())
 }
 
+/// A first load's dry run over records both systems held before the sync: what it links (by
+/// the ledger, by the GSID an Account carries, by the Account Id a Company carries), creates,
+/// updates and leaves alone as ambiguous; counted, every row in the CSV, and nothing written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_first_load_dry_run_plans_and_writes_nothing() -> Result<()> {
+    let stack = Stack::start(Options::default()).await?;
+    let accounts = stack
+        .salesforce_create_quietly(
+            "Account",
+            vec![
+                json!({"Name": "Linked Co"}),
+                json!({"Name": "By Id Co"}),
+                json!({"Name": "Claimed Twice"}),
+                json!({"Name": "Only In Salesforce"}),
+            ],
+        )
+        .await?;
+    let companies = stack
+        .gainsight_insert_quietly(
+            "Company",
+            vec![
+                json!({"Name": "Linked Co"}),
+                json!({"Name": "By Id Co", "SfdcAccountId": accounts[1]}),
+                json!({"Name": "Claim A", "SfdcAccountId": accounts[2]}),
+                json!({"Name": "Claim B", "SfdcAccountId": accounts[2]}),
+                json!({"Name": "Only In Gainsight"}),
+                json!({"Name": "Carried Co"}),
+            ],
+        )
+        .await?;
+    // An Account that carries a Company's GSID, under another name.
+    let carried = stack
+        .salesforce_create_quietly(
+            "Account",
+            vec![json!({"Name": "Carried Inc", "Gainsight_Company_Id__c": companies[5]})],
+        )
+        .await?;
+    let dir = std::env::temp_dir().join(format!("syncctl-load-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let links = dir.join("links.csv");
+    std::fs::write(
+        &links,
+        format!(
+            "gainsight_id,salesforce_id\n{},{}\n",
+            companies[0], accounts[0]
+        ),
+    )?;
+    let args = [
+        "import",
+        links.to_str().unwrap_or_default(),
+        "--job",
+        "company_account",
+        "--no-resync",
+    ];
+    let imported = syncctl(&stack, &args).await;
+    assert!(imported.status.success(), "{}", stderr(&imported));
+    stack.drained(WAIT).await?;
+    let (sf_before, ledger_before) = (
+        stack.salesforce.stats(),
+        stack.ledger_records().await?.len(),
+    );
+    let gs_before = stack.gainsight.records("Company").len();
+
+    let plan_csv = dir.join("plan.csv");
+    let args = [
+        "load",
+        "--job",
+        "company_account",
+        "--dry-run",
+        "--format",
+        "json",
+        "--csv",
+        plan_csv.to_str().unwrap_or_default(),
+    ];
+    let plan = json_of(&stack, &args).await?;
+    assert_eq!(
+        plan["read"],
+        json!({"gainsight": 6, "salesforce": 5}),
+        "{plan}"
+    );
+    assert_eq!(
+        plan["counts"],
+        json!({"alreadyLinked": 1, "linkByIdentifier": 2, "linkByMatchKey": 0,
+            "createInSalesforce": 1, "createInGainsight": 1, "toUpdate": 1,
+            "ambiguous": 3, "leftAlone": 0}),
+        "{plan}"
+    );
+    let rows = plan["rows"].as_array().cloned().unwrap_or_default();
+    let carried_row = rows
+        .iter()
+        .find(|r| r["salesforceId"] == json!(carried[0]))
+        .expect("the carried pair");
+    assert_eq!(
+        carried_row["detail"],
+        json!("by identifier Gsid = Gainsight_Company_Id__c")
+    );
+    assert!(
+        carried_row["updates"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Name"),
+        "{carried_row}"
+    );
+    let text = std::fs::read_to_string(&plan_csv)?;
+    assert_eq!(text.lines().count(), 1 + rows.len(), "{text}");
+    assert!(text.contains("ambiguous"), "{text}");
+
+    // Nothing was written anywhere.
+    let sf_after = stack.salesforce.stats();
+    assert_eq!(
+        (sf_after.records_created, sf_after.records_updated),
+        (sf_before.records_created, sf_before.records_updated)
+    );
+    assert_eq!(stack.gainsight.records("Company").len(), gs_before);
+    assert_eq!(stack.ledger_records().await?.len(), ledger_before);
+    assert_eq!(
+        sf_after.bulk_query_jobs - sf_before.bulk_query_jobs,
+        1,
+        "one bulk read"
+    );
+    stack.stop().await;
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn diff_finds_drift_and_fix_repairs_it_and_the_poller_runs_on_the_stack() -> Result<()> {
     let stack = Stack::start(Options::default()).await?;
@@ -438,7 +562,11 @@ async fn diff_finds_drift_and_fix_repairs_it_and_the_poller_runs_on_the_stack() 
         let (stack, gsid) = (&stack, gsid.clone());
         async move {
             let company = stack.gainsight_record("Company", &gsid);
-            anyhow::Ok(company.filter(|c| c.get("Phone") == Some(&json!(want))).map(|_| ()))
+            anyhow::Ok(
+                company
+                    .filter(|c| c.get("Phone") == Some(&json!(want)))
+                    .map(|_| ()),
+            )
         }
     };
     stack

@@ -1,0 +1,269 @@
+//! `load --dry-run`: the plan of a job's first load, written nowhere. Salesforce is read through
+//! one Bulk API 2.0 query job, set by set; Gainsight page by page; the job's ledger for the pairs
+//! it has. The plan (`domain::first_load`) says what is already linked, what would be linked and
+//! why, what would be created on each side, which pairs would be updated and with which values,
+//! and which records are ambiguous and left alone.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+use serde_json::Value;
+use shared::domain::change::GAINSIGHT_MODIFIED;
+use shared::domain::first_load::{self, Action, Counts, LinkedBy, PlanRow, Snapshot};
+use shared::domain::{Fields, Job, System};
+use shared::ports::{GainsightApi, GsQuery, SalesforceBulkRead, SfSelect};
+
+use crate::cli::Format;
+use crate::env::Env;
+use crate::ledger::records;
+use crate::out::{print, Rows};
+
+/// Rows a Salesforce results set holds.
+const SET: usize = 10_000;
+
+/// One row of the plan, as printed and written to CSV.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Line {
+    gainsight_id: String,
+    salesforce_id: String,
+    action: &'static str,
+    detail: String,
+    updates: String,
+}
+
+/// Plans the first load of `job_name`; `csv` gets every row of the plan.
+pub async fn dry_run(
+    env: &Env,
+    job_name: &str,
+    csv: Option<&Path>,
+    format: Format,
+) -> anyhow::Result<()> {
+    let job = env.job(job_name)?;
+    let (sf, gs) = crate::diff::apis(env).await?;
+    let bar = ProgressBar::new_spinner()
+        .with_style(ProgressStyle::with_template("{spinner} {msg} ({elapsed})")?);
+    let salesforce = read_salesforce(&sf, job, &bar).await?;
+    bar.set_message(format!("reading {}s from Gainsight", job.gainsight.object));
+    let gainsight = read_gainsight(&gs, job).await?;
+    bar.set_message("reading the ledger");
+    let linked: HashMap<String, String> = (records(&env.store(), job, None).await?.into_iter())
+        .filter_map(|r| Some((r.key.gainsight_id()?.to_string(), r.salesforce_id?)))
+        .collect();
+    bar.finish_and_clear();
+    let read = (gainsight.len(), salesforce.len());
+    let snapshot = Snapshot {
+        gainsight,
+        salesforce,
+        linked,
+    };
+    let plan = first_load::plan(job, &snapshot);
+    let lines: Vec<Line> = plan.iter().map(line).collect();
+    if let Some(path) = csv {
+        let mut rows = Rows::new(&[
+            "gainsight id",
+            "salesforce id",
+            "action",
+            "detail",
+            "updates",
+        ]);
+        lines.iter().for_each(|l| rows.push(cells(l)));
+        std::fs::write(path, rows.csv()?)?;
+    }
+    report(job, read, &first_load::counts(&plan), &lines, format)
+}
+
+/// Every record of the job's Salesforce object with the fields the plan compares, set by set.
+async fn read_salesforce(
+    sf: &dyn SalesforceBulkRead,
+    job: &Job,
+    bar: &ProgressBar,
+) -> anyhow::Result<Vec<Fields>> {
+    let mut fields = job.fields_read_from(System::Salesforce);
+    fields.extend(job.match_keys.iter().map(|k| k.salesforce.clone()));
+    fields.push("LastModifiedDate".into());
+    fields.sort();
+    fields.dedup();
+    let select = SfSelect {
+        fields,
+        ..SfSelect::from_object(&job.salesforce.object)
+    };
+    let object = &job.salesforce.object;
+    bar.set_message(format!(
+        "reading {object}s from Salesforce (one Bulk API query job)"
+    ));
+    let read = sf.start_bulk_read(&select).await?;
+    let (mut rows, mut locator) = (Vec::new(), None);
+    loop {
+        let set = sf.bulk_read_set(&read, locator.as_deref(), SET).await?;
+        rows.extend(set.rows);
+        bar.set_message(format!("reading {object}s from Salesforce: {}", rows.len()));
+        match set.next {
+            Some(next) => locator = Some(next),
+            None => return Ok(rows),
+        }
+    }
+}
+
+/// Every record of the job's Gainsight object with the fields the plan compares.
+async fn read_gainsight(gs: &dyn GainsightApi, job: &Job) -> anyhow::Result<Vec<Fields>> {
+    let mut select = job.fields_read_from(System::Gainsight);
+    select.extend(job.match_keys.iter().map(|k| k.gainsight.clone()));
+    select.push(GAINSIGHT_MODIFIED.into());
+    select.sort();
+    select.dedup();
+    let query = GsQuery {
+        select,
+        ..GsQuery::default()
+    };
+    Ok(gs.query(&job.gainsight.object, &query).await?)
+}
+
+/// A plan row as people read it.
+fn line(row: &PlanRow) -> Line {
+    let (action, detail) = match &row.action {
+        Action::Pair(LinkedBy::Ledger) => ("already linked", String::new()),
+        Action::Pair(LinkedBy::Identifier(by)) | Action::Pair(LinkedBy::MatchKey(by)) => {
+            ("link", format!("by {by}"))
+        }
+        Action::CreateInSalesforce => ("create in Salesforce", String::new()),
+        Action::CreateInGainsight => ("create in Gainsight", String::new()),
+        Action::NoTwin(side) => (
+            "left alone",
+            format!("no twin, and the job does not create from {}", side.label()),
+        ),
+        Action::Ambiguous { candidates, why } => {
+            ("ambiguous", format!("{why}: {}", candidates.join(", ")))
+        }
+    };
+    let show = |v: &Value| {
+        if v.is_null() {
+            "null".into()
+        } else {
+            v.to_string()
+        }
+    };
+    let updates: Vec<String> = (row.updates.iter())
+        .map(|u| {
+            let side = u.target.label();
+            format!("{side}.{}: {} -> {}", u.field, show(&u.was), show(&u.value))
+        })
+        .collect();
+    Line {
+        gainsight_id: row.gsid.clone().unwrap_or_default(),
+        salesforce_id: row.salesforce_id.clone().unwrap_or_default(),
+        action,
+        detail,
+        updates: updates.join("; "),
+    }
+}
+
+fn cells(l: &Line) -> Vec<String> {
+    let dash = |s: &str| {
+        if s.is_empty() {
+            "-".to_string()
+        } else {
+            s.to_string()
+        }
+    };
+    vec![
+        dash(&l.gainsight_id),
+        dash(&l.salesforce_id),
+        l.action.to_string(),
+        dash(&l.detail),
+        dash(&l.updates),
+    ]
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Summary<'a> {
+    job: &'a str,
+    dry_run: bool,
+    read: Read,
+    counts: CountsOut,
+    rows: &'a [Line],
+}
+
+#[derive(Serialize)]
+struct Read {
+    gainsight: usize,
+    salesforce: usize,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CountsOut {
+    already_linked: usize,
+    link_by_identifier: usize,
+    link_by_match_key: usize,
+    create_in_salesforce: usize,
+    create_in_gainsight: usize,
+    to_update: usize,
+    ambiguous: usize,
+    left_alone: usize,
+}
+
+fn report(
+    job: &Job,
+    (gainsight, salesforce): (usize, usize),
+    c: &Counts,
+    lines: &[Line],
+    format: Format,
+) -> anyhow::Result<()> {
+    if format == Format::Csv {
+        let mut rows = Rows::new(&[
+            "gainsight id",
+            "salesforce id",
+            "action",
+            "detail",
+            "updates",
+        ]);
+        lines.iter().for_each(|l| rows.push(cells(l)));
+        return print(format, &rows, lines);
+    }
+    let counts = CountsOut {
+        already_linked: c.already_linked,
+        link_by_identifier: c.link_by_identifier,
+        link_by_match_key: c.link_by_match_key,
+        create_in_salesforce: c.create_in_salesforce,
+        create_in_gainsight: c.create_in_gainsight,
+        to_update: c.to_update,
+        ambiguous: c.ambiguous,
+        left_alone: c.no_twin,
+    };
+    let mut rows = Rows::new(&["plan", "records"]);
+    for (what, n) in [
+        ("already linked in the ledger", counts.already_linked),
+        ("to link by an identifier", counts.link_by_identifier),
+        ("to link by a match key", counts.link_by_match_key),
+        ("to create in Salesforce", counts.create_in_salesforce),
+        ("to create in Gainsight", counts.create_in_gainsight),
+        ("pairs to update", counts.to_update),
+        ("ambiguous, left alone", counts.ambiguous),
+        ("no twin, left alone", counts.left_alone),
+    ] {
+        rows.push(vec![what.to_string(), n.to_string()]);
+    }
+    if format == Format::Table {
+        say!(
+            "{}: dry run, nothing written; read {gainsight} {}s and {salesforce} {}s",
+            job.name,
+            job.gainsight.object,
+            job.salesforce.object
+        )?;
+    }
+    let summary = Summary {
+        job: &job.name,
+        dry_run: true,
+        read: Read {
+            gainsight,
+            salesforce,
+        },
+        counts,
+        rows: lines,
+    };
+    print(format, &rows, &summary)
+}
