@@ -46,7 +46,10 @@ pub async fn dry_run(
     let bar = ProgressBar::new_spinner()
         .with_style(ProgressStyle::with_template("{spinner} {msg} ({elapsed})")?);
     let salesforce = read_salesforce(&sf, job, &bar).await?;
-    bar.set_message(format!("reading {}s from Gainsight", job.gainsight.object));
+    bar.set_message(format!(
+        "reading {} records from Gainsight",
+        job.gainsight.object
+    ));
     let gainsight = read_gainsight(&gs, job).await?;
     bar.set_message("reading the ledger");
     let linked: HashMap<String, String> = (records(&env.store(), job, None).await?.into_iter())
@@ -99,7 +102,10 @@ async fn read_salesforce(
     loop {
         let set = sf.bulk_read_set(&read, locator.as_deref(), SET).await?;
         rows.extend(set.rows);
-        bar.set_message(format!("reading {object}s from Salesforce: {}", rows.len()));
+        bar.set_message(format!(
+            "reading {object} records from Salesforce: {}",
+            rows.len()
+        ));
         match set.next {
             Some(next) => locator = Some(next),
             None => return Ok(rows),
@@ -249,7 +255,7 @@ fn report(
     }
     if format == Format::Table {
         say!(
-            "{}: dry run, nothing written; read {gainsight} {}s and {salesforce} {}s",
+            "{}: dry run, nothing written; read {gainsight} {} and {salesforce} {} records",
             job.name,
             job.gainsight.object,
             job.salesforce.object
