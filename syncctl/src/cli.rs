@@ -273,6 +273,15 @@ pub enum JobsCommand {
         #[arg(long)]
         describe: bool,
     },
+    /// What a changed job file would write, before it is deployed: the file's job settled over
+    /// the pairs the ledger links today (both records read now), as a count per field and side.
+    #[command(after_help = "Examples:
+  syncctl jobs plan infra/jobs/company_account.yaml
+  syncctl jobs plan my-jobs/person_contact.yaml --format json")]
+    Plan {
+        /// The job file (*.yaml).
+        file: PathBuf,
+    },
 }
 
 fn parse_status(s: &str) -> Result<SyncStatus, String> {

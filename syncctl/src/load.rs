@@ -78,6 +78,29 @@ pub async fn dry_run(
     report(job, read, &first_load::counts(&plan), &lines, format)
 }
 
+/// What both systems hold for `job`, and the pairs its ledger has, with a spinner meanwhile.
+pub(crate) async fn read_snapshot(env: &Env, job: &Job) -> anyhow::Result<Snapshot> {
+    let (sf, gs) = crate::diff::apis(env).await?;
+    let bar = ProgressBar::new_spinner()
+        .with_style(ProgressStyle::with_template("{spinner} {msg} ({elapsed})")?);
+    let salesforce = read_salesforce(&sf, job, &bar).await?;
+    bar.set_message(format!(
+        "reading {} records from Gainsight",
+        job.gainsight.object
+    ));
+    let gainsight = read_gainsight(&gs, job).await?;
+    bar.set_message("reading the ledger");
+    let linked: HashMap<String, String> = (records(&env.store(), job, None).await?.into_iter())
+        .filter_map(|r| Some((r.key.gainsight_id()?.to_string(), r.salesforce_id?)))
+        .collect();
+    bar.finish_and_clear();
+    Ok(Snapshot {
+        gainsight,
+        salesforce,
+        linked,
+    })
+}
+
 /// Every record of the job's Salesforce object with the fields the plan compares, set by set.
 async fn read_salesforce(
     sf: &dyn SalesforceBulkRead,

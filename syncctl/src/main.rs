@@ -10,6 +10,7 @@ mod diff;
 mod env;
 mod import;
 mod invoke;
+mod jobs_plan;
 mod ledger;
 mod load;
 mod runs;
@@ -78,7 +79,8 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
                 return Ok(DRIFT);
             }
         }
-        Command::Jobs(_) => {}
+        Command::Jobs(JobsCommand::Plan { file }) => jobs_plan::plan(&env, file, format).await?,
+        Command::Jobs(JobsCommand::Validate { .. }) => {}
     }
     Ok(0)
 }

@@ -386,7 +386,7 @@ async fn a_first_load_dry_run_plans_and_writes_nothing() -> Result<()> {
         .salesforce_create_quietly(
             "Account",
             vec![
-                json!({"Name": "Linked Co"}),
+                json!({"Name": "Linked Co", "Phone": "555-0100"}),
                 json!({"Name": "By Id Co"}),
                 json!({"Name": "Claimed Twice"}),
                 json!({"Name": "Only In Salesforce"}),
@@ -459,7 +459,7 @@ async fn a_first_load_dry_run_plans_and_writes_nothing() -> Result<()> {
     assert_eq!(
         plan["counts"],
         json!({"alreadyLinked": 1, "linkByIdentifier": 2, "linkByMatchKey": 0,
-            "createInSalesforce": 1, "createInGainsight": 1, "toUpdate": 1,
+            "createInSalesforce": 1, "createInGainsight": 1, "toUpdate": 2,
             "ambiguous": 3, "leftAlone": 0}),
         "{plan}"
     );
