@@ -42,26 +42,8 @@ pub async fn dry_run(
     format: Format,
 ) -> anyhow::Result<()> {
     let job = env.job(job_name)?;
-    let (sf, gs) = crate::diff::apis(env).await?;
-    let bar = ProgressBar::new_spinner()
-        .with_style(ProgressStyle::with_template("{spinner} {msg} ({elapsed})")?);
-    let salesforce = read_salesforce(&sf, job, &bar).await?;
-    bar.set_message(format!(
-        "reading {} records from Gainsight",
-        job.gainsight.object
-    ));
-    let gainsight = read_gainsight(&gs, job).await?;
-    bar.set_message("reading the ledger");
-    let linked: HashMap<String, String> = (records(&env.store(), job, None).await?.into_iter())
-        .filter_map(|r| Some((r.key.gainsight_id()?.to_string(), r.salesforce_id?)))
-        .collect();
-    bar.finish_and_clear();
-    let read = (gainsight.len(), salesforce.len());
-    let snapshot = Snapshot {
-        gainsight,
-        salesforce,
-        linked,
-    };
+    let snapshot = read_snapshot(env, job).await?;
+    let read = (snapshot.gainsight.len(), snapshot.salesforce.len());
     let plan = first_load::plan(job, &snapshot);
     let lines: Vec<Line> = plan.iter().map(line).collect();
     if let Some(path) = csv {

@@ -170,19 +170,7 @@ impl SalesforceClient {
     /// A result file's rows, by column.
     async fn csv(&self, path: &str) -> Result<Vec<HashMap<String, String>>, ApiError> {
         let bytes = with_retries(|| self.send(reqwest::Method::GET, path, None)).await?;
-        let mut reader = csv::Reader::from_reader(bytes.as_slice());
-        let headers = reader.headers().cloned().map_err(protocol)?;
-        reader
-            .records()
-            .map(|row| {
-                let row = row.map_err(protocol)?;
-                Ok(headers
-                    .iter()
-                    .zip(row.iter())
-                    .map(|(h, v)| (h.to_string(), v.to_string()))
-                    .collect())
-            })
-            .collect()
+        csv_rows(&bytes, str::to_string)
     }
 }
 
@@ -247,23 +235,28 @@ impl crate::ports::SalesforceBulkRead for SalesforceClient {
 
 /// A query job's CSV set as records: every value text, an empty cell null.
 fn query_rows(bytes: &[u8]) -> Result<Vec<Fields>, ApiError> {
+    csv_rows(bytes, |v| {
+        if v.is_empty() {
+            Value::Null
+        } else {
+            Value::String(v.to_string())
+        }
+    })
+}
+
+/// The rows of a CSV answer, each cell under its column's name as `cell` makes it.
+fn csv_rows<T, R: FromIterator<(String, T)>>(
+    bytes: &[u8],
+    cell: impl Fn(&str) -> T,
+) -> Result<Vec<R>, ApiError> {
     let mut reader = csv::Reader::from_reader(bytes);
     let headers = reader.headers().cloned().map_err(protocol)?;
     reader
         .records()
         .map(|row| {
             let row = row.map_err(protocol)?;
-            Ok(headers
-                .iter()
-                .zip(row.iter())
-                .map(|(h, v)| {
-                    let value = if v.is_empty() {
-                        Value::Null
-                    } else {
-                        Value::String(v.to_string())
-                    };
-                    (h.to_string(), value)
-                })
+            Ok((headers.iter().zip(row.iter()))
+                .map(|(h, v)| (h.to_string(), cell(v)))
                 .collect())
         })
         .collect()
