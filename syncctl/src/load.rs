@@ -47,15 +47,7 @@ pub async fn dry_run(
     let plan = first_load::plan(job, &snapshot);
     let lines: Vec<Line> = plan.iter().map(line).collect();
     if let Some(path) = csv {
-        let mut rows = Rows::new(&[
-            "gainsight id",
-            "salesforce id",
-            "action",
-            "detail",
-            "updates",
-        ]);
-        lines.iter().for_each(|l| rows.push(cells(l)));
-        std::fs::write(path, rows.csv()?)?;
+        std::fs::write(path, plan_rows(&lines).csv()?)?;
     }
     report(job, read, &first_load::counts(&plan), &lines, format)
 }
@@ -171,6 +163,19 @@ fn line(row: &PlanRow) -> Line {
     }
 }
 
+/// Every row of the plan, as a CSV or a table.
+fn plan_rows(lines: &[Line]) -> Rows {
+    let mut rows = Rows::new(&[
+        "gainsight id",
+        "salesforce id",
+        "action",
+        "detail",
+        "updates",
+    ]);
+    lines.iter().for_each(|l| rows.push(cells(l)));
+    rows
+}
+
 fn cells(l: &Line) -> Vec<String> {
     let dash = |s: &str| {
         if s.is_empty() {
@@ -225,15 +230,7 @@ fn report(
     format: Format,
 ) -> anyhow::Result<()> {
     if format == Format::Csv {
-        let mut rows = Rows::new(&[
-            "gainsight id",
-            "salesforce id",
-            "action",
-            "detail",
-            "updates",
-        ]);
-        lines.iter().for_each(|l| rows.push(cells(l)));
-        return print(format, &rows, lines);
+        return print(format, &plan_rows(lines), lines);
     }
     let counts = CountsOut {
         already_linked: c.already_linked,
