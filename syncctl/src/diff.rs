@@ -323,7 +323,7 @@ mod tests {
         let mut pair = LedgerRecord::new("company_account", LedgerKey::Gainsight("G1".into()));
         pair.salesforce_id = Some("001000000000001AAA".into());
         let gs: Fields = json!({"Gsid": "G1", "Name": "Acme", "Arr": 10, "Phone": "1",
-            "ModifiedDate": "2026-12-02T00:00:00Z"})
+            "ModifiedDate": 1_796_169_600_000_i64})
         .as_object()
         .cloned()
         .unwrap();

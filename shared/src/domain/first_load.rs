@@ -385,8 +385,12 @@ fn add_salesforce_only(job: &Job, sf: &Side, rows: &mut Vec<PlanRow>) {
 /// the way its flow says; a two-way field takes the side its conflict rule picks (`newest`: the
 /// record modified later, each by its own stamp, `ModifiedDate` and `LastModifiedDate`).
 pub fn settle(job: &Job, gs: &Fields, sf: &Fields) -> Vec<FieldUpdate> {
-    let stamp =
-        |r: &Fields, f: &str| (r.get(f).and_then(Value::as_str)).and_then(crate::time::parse_ms);
+    // Gainsight gives its dates as epoch milliseconds, Salesforce as RFC 3339 text.
+    let stamp = |r: &Fields, f: &str| match r.get(f) {
+        Some(Value::Number(n)) => n.as_i64(),
+        Some(Value::String(s)) => crate::time::parse_ms(s),
+        _ => None,
+    };
     let gs_at = stamp(gs, GAINSIGHT_MODIFIED).unwrap_or(i64::MIN);
     let sf_at = stamp(sf, "LastModifiedDate").unwrap_or(i64::MIN);
     let mut out = Vec::new();

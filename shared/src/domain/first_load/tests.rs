@@ -60,7 +60,7 @@ fn the_plan_of_an_org_with_years_of_data() {
     let gainsight = vec![
         rec(json!({"Gsid": "G1", "Name": "Linked"})),
         rec(json!({"Gsid": "G2", "Name": "Globex", "Industry": "Energy",
-            "ModifiedDate": "2026-12-01T00:00:00Z", "Arr": 100})),
+            "ModifiedDate": 1_796_083_200_000_i64, "Arr": 100})),
         rec(json!({"Gsid": "G3", "SfdcAccountId": sfid(3)[..15]})),
         rec(json!({"Gsid": "G4", "Domain": "acme.io"})),
         rec(json!({"Gsid": "G5", "Domain": "dup.com"})),
