@@ -102,7 +102,7 @@ logs: $(DEPLOY_STAMP)
 
 ## bench: measure DESIGN.md's targets; prints `bench: <name> = <value> <unit>` lines (see BENCHMARKS.md)
 bench: $(STAMP)
-	$(CARGO) build --quiet --profile perf -p webhook -p sync-tests --bins
+	$(CARGO) build --quiet --profile perf -p webhook -p syncctl -p sync-tests --bins
 	@# Every figure is measured even when one fails; the target fails at the end if any did.
 	@failed=0; \
 	WEBHOOK_BIN=target/perf/webhook target/perf/bench all || failed=1; \

@@ -173,6 +173,28 @@ impl GainsightEmulator {
             .unwrap_or_default()
     }
 
+    /// Inserts records as data that was there before the sync: each gets a GSID and its dates,
+    /// and no rule fires. Their GSIDs, in order.
+    pub fn seed_quietly(&self, object: &str, records: Vec<Record>) -> Vec<String> {
+        let mut guard = lock(&self.tenant);
+        let tenant = &mut *guard;
+        let Some(stored) = tenant.objects.get_mut(object) else {
+            return Vec::new();
+        };
+        let now = now_ms();
+        let mut ids = Vec::with_capacity(records.len());
+        for mut r in records {
+            tenant.seq += 1;
+            let gsid = format!("1P0{:02}{:016X}", object.len(), tenant.seq);
+            r.insert("Gsid".into(), Value::String(gsid.clone()));
+            r.insert("CreatedDate".into(), json!(now));
+            r.insert("ModifiedDate".into(), json!(now));
+            stored.1.push(r);
+            ids.push(gsid);
+        }
+        ids
+    }
+
     pub fn stats(&self) -> Stats {
         lock(&self.tenant).stats.clone()
     }

@@ -373,6 +373,12 @@ impl SalesforceEmulator {
         seed_records(&self.org, object, records, true)
     }
 
+    /// Inserts records as data that was there before the sync: no Outbound Message, no change
+    /// event. Their Ids.
+    pub fn seed_quietly(&self, object: &str, records: Vec<Record>) -> Vec<String> {
+        seed_records(&self.org, object, records, false)
+    }
+
     /// Edits a record as a Salesforce user would (fires Outbound Messages); false if absent.
     pub fn edit(&self, object: &str, id: &str, fields: Record) -> bool {
         edit_record(&self.org, object, id, fields, true)

@@ -18,6 +18,8 @@ use sync_tests::{sign, Options, Stack, WEBHOOK_SECRET};
 
 #[path = "bench/cdc.rs"]
 mod cdc;
+#[path = "bench/first_load.rs"]
+mod first_load;
 
 fn report(name: &str, value: impl std::fmt::Display, unit: &str) {
     println!("bench: {name} = {value} {unit}");
@@ -769,6 +771,15 @@ async fn main() -> Result<()> {
         run("freshness with echoes", freshness(100, 10, true).await);
     }
     cdc::figures(&wanted, &mut run).await;
+    if wanted(&["first-load"]) {
+        let n = std::env::var("FIRST_LOAD_N")
+            .ok()
+            .and_then(|n| n.parse().ok());
+        run(
+            "first load dry run",
+            first_load::dry_run(n.unwrap_or(10_000)).await,
+        );
+    }
     anyhow::ensure!(
         failed.is_empty(),
         "{} failed: {}",
