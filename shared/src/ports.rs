@@ -300,6 +300,42 @@ pub trait LoadStore: Send + Sync {
     async fn finish_load(&self, load: &crate::domain::load::LoadId) -> Result<(), StoreError>;
 }
 
+/// First loads (`domain::first_load::steps`; DynamoDB in production): per job, the load in
+/// progress or the last one, and its steps in chunks.
+#[async_trait]
+pub trait FirstLoadStore: Send + Sync {
+    /// The job's load in progress, or its last one.
+    async fn first_load(
+        &self,
+        job: &str,
+    ) -> Result<Option<crate::domain::first_load::steps::FirstLoad>, StoreError>;
+    /// Stores `load` with its chunks of steps: `false` (nothing replaced) when the job has a load
+    /// in progress under another run, which another invocation began meanwhile.
+    async fn begin_first_load(
+        &self,
+        load: &crate::domain::first_load::steps::FirstLoad,
+        chunks: &[Vec<crate::domain::first_load::steps::Step>],
+    ) -> Result<bool, StoreError>;
+    /// The steps of chunk `index` of the load of `job` whose run is `run`.
+    async fn first_load_chunk(
+        &self,
+        job: &str,
+        run: &str,
+        index: usize,
+    ) -> Result<Vec<crate::domain::first_load::steps::Step>, StoreError>;
+    /// Moves the load's checkpoint from `done` to `done + 1` (and its state to `state`), only while
+    /// it is that run's, in progress and at `done`: `false` when another invocation moved it, or
+    /// it was cancelled, meanwhile.
+    async fn advance_first_load(
+        &self,
+        job: &str,
+        run: &str,
+        (done, state): (usize, crate::domain::first_load::steps::LoadState),
+    ) -> Result<bool, StoreError>;
+    /// Marks the job's load in progress cancelled: `false` when none was in progress.
+    async fn cancel_first_load(&self, job: &str) -> Result<bool, StoreError>;
+}
+
 /// Changes parked until the record they refer to is synced (`domain::waiting`; DynamoDB in
 /// production, filed under the parent).
 #[async_trait]

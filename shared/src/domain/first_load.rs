@@ -14,6 +14,8 @@ use super::change::GAINSIGHT_MODIFIED;
 use super::job::{DataFlow, MatchKey, Normalize, OnCreated};
 use super::{Fields, Job, System};
 
+pub mod steps;
+
 /// What both systems hold for one job, and the pairs its ledger already has (GSID → Salesforce
 /// id).
 #[derive(Clone, Debug, Default)]
@@ -73,7 +75,8 @@ pub struct PlanRow {
 }
 
 /// How many rows of each kind a plan holds.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Counts {
     pub already_linked: usize,
     pub link_by_identifier: usize,

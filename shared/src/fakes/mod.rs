@@ -16,6 +16,7 @@ use crate::domain::{
 use crate::ports::*;
 use crate::secret::Secret;
 
+mod first_loads;
 mod queue;
 mod salesforce;
 mod waiting;
@@ -51,7 +52,15 @@ pub struct MemoryStore {
     pub waiting_reads: Mutex<usize>,
     /// How many times `moves_of` was asked (a BatchGetItem in production).
     pub move_reads: Mutex<usize>,
+    /// First loads by job, with their chunks of steps.
+    pub first_loads: Mutex<HashMap<String, FirstLoadEntry>>,
 }
+
+/// A job's first load and its chunks of steps.
+pub type FirstLoadEntry = (
+    crate::domain::first_load::steps::FirstLoad,
+    Vec<Vec<crate::domain::first_load::steps::Step>>,
+);
 
 /// A change to the ledger made by someone else (see `MemoryStore::meanwhile`).
 pub type Meanwhile = Box<dyn FnOnce(&mut HashMap<(String, LedgerKey), LedgerRecord>) + Send>;

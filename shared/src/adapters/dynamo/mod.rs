@@ -35,6 +35,7 @@ use crate::ports::{
 
 mod cursors;
 mod dedup;
+mod first_loads;
 mod items;
 mod leases;
 mod loads;

@@ -1,0 +1,84 @@
+//! The in-memory first-load store: the job's load and its chunks, checkpoint moves conditional
+//! as DynamoDB's are.
+
+use async_trait::async_trait;
+
+use super::MemoryStore;
+use crate::domain::first_load::steps::{FirstLoad, LoadState, Step};
+use crate::ports::{FirstLoadStore, StoreError};
+
+#[async_trait]
+impl FirstLoadStore for MemoryStore {
+    async fn first_load(&self, job: &str) -> Result<Option<FirstLoad>, StoreError> {
+        self.check()?;
+        Ok(self
+            .first_loads
+            .lock()
+            .unwrap()
+            .get(job)
+            .map(|(l, _)| l.clone()))
+    }
+
+    async fn begin_first_load(
+        &self,
+        load: &FirstLoad,
+        chunks: &[Vec<Step>],
+    ) -> Result<bool, StoreError> {
+        self.check()?;
+        let mut loads = self.first_loads.lock().unwrap();
+        let busy = loads
+            .get(&load.job)
+            .is_some_and(|(l, _)| l.state == LoadState::Applying && l.run != load.run);
+        if !busy {
+            loads.insert(load.job.clone(), (load.clone(), chunks.to_vec()));
+        }
+        Ok(!busy)
+    }
+
+    async fn first_load_chunk(
+        &self,
+        job: &str,
+        run: &str,
+        index: usize,
+    ) -> Result<Vec<Step>, StoreError> {
+        self.check()?;
+        let loads = self.first_loads.lock().unwrap();
+        (loads.get(job))
+            .filter(|(l, _)| l.run == run)
+            .and_then(|(_, chunks)| chunks.get(index).cloned())
+            .ok_or_else(|| StoreError::Corrupt {
+                key: format!("FIRSTLOAD#{job}/{run}/{index}"),
+                message: "no such chunk".into(),
+            })
+    }
+
+    async fn advance_first_load(
+        &self,
+        job: &str,
+        run: &str,
+        (done, state): (usize, LoadState),
+    ) -> Result<bool, StoreError> {
+        self.check()?;
+        let mut loads = self.first_loads.lock().unwrap();
+        match loads.get_mut(job) {
+            Some((l, _)) if l.run == run && l.state == LoadState::Applying && l.done == done => {
+                l.done = done + 1;
+                l.state = state;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn cancel_first_load(&self, job: &str) -> Result<bool, StoreError> {
+        self.check()?;
+        let mut loads = self.first_loads.lock().unwrap();
+        match loads.get_mut(job) {
+            Some((l, _)) if l.state == LoadState::Applying => {
+                l.state = LoadState::Cancelled;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+}
