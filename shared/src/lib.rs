@@ -28,6 +28,7 @@
 //! - `enqueue`: claim, send, confirm or release: how the webhook and the poller queue changes once
 //!   (the webhook's run is stored with its confirmation).
 //! - `resolve`: describes loaded at cold start, and lookups run one query per derived mapping.
+//! - `snapshot`: what both systems hold for a job's first load, read in bulk.
 //! - `config`, `secret`, `signature`, `telemetry`, `time`, `lambda`: typed environment, redacted
 //!   secrets, webhook HMAC, JSON logs, instants (through `jiff`), SQS batch helpers.
 //! - `fakes` (feature `fakes`): in-memory ports for the functions' unit tests.
@@ -60,6 +61,7 @@ pub mod ports;
 pub mod resolve;
 pub mod secret;
 pub mod signature;
+pub mod snapshot;
 pub mod telemetry;
 pub mod time;
 

@@ -330,7 +330,7 @@ pub trait FirstLoadStore: Send + Sync {
         &self,
         job: &str,
         run: &str,
-        (done, state): (usize, crate::domain::first_load::steps::LoadState),
+        (done, state): (usize, crate::domain::first_load::steps::FirstLoadState),
     ) -> Result<bool, StoreError>;
     /// Marks the job's load in progress cancelled: `false` when none was in progress.
     async fn cancel_first_load(&self, job: &str) -> Result<bool, StoreError>;

@@ -3,7 +3,7 @@
 //! replace one in progress.
 
 use anyhow::Result;
-use shared::domain::first_load::steps::{FirstLoad, LoadState, Read, Step};
+use shared::domain::first_load::steps::{FirstLoad, FirstLoadState, Read, Step};
 use shared::domain::first_load::Counts;
 use shared::domain::System;
 use shared::ports::FirstLoadStore;
@@ -15,7 +15,7 @@ fn load(run: &str, chunks: usize) -> FirstLoad {
     FirstLoad {
         job: "company_account".into(),
         run: run.into(),
-        state: LoadState::Applying,
+        state: FirstLoadState::Applying,
         chunks,
         done: 0,
         steps: 2_001,
@@ -70,31 +70,31 @@ async fn dynamo_keeps_a_first_load_its_chunks_and_its_checkpoint() -> Result<()>
     );
     assert!(
         store
-            .advance_first_load(job, "run-1", (0, LoadState::Applying))
+            .advance_first_load(job, "run-1", (0, FirstLoadState::Applying))
             .await?
     );
     assert!(
         !store
-            .advance_first_load(job, "run-1", (0, LoadState::Applying))
+            .advance_first_load(job, "run-1", (0, FirstLoadState::Applying))
             .await?,
         "the checkpoint moves once per chunk"
     );
     assert!(
         !store
-            .advance_first_load(job, "run-2", (1, LoadState::Done))
+            .advance_first_load(job, "run-2", (1, FirstLoadState::Done))
             .await?
     );
     let now = store.first_load(job).await?.expect("stored");
-    assert_eq!((now.done, now.state), (1, LoadState::Applying));
+    assert_eq!((now.done, now.state), (1, FirstLoadState::Applying));
 
     assert!(
         store
-            .advance_first_load(job, "run-1", (1, LoadState::Done))
+            .advance_first_load(job, "run-1", (1, FirstLoadState::Done))
             .await?
     );
     assert!(!store.cancel_first_load(job).await?, "nothing in progress");
     let done = store.first_load(job).await?.expect("stored");
-    assert_eq!((done.done, done.state), (2, LoadState::Done));
+    assert_eq!((done.done, done.state), (2, FirstLoadState::Done));
 
     // An ended load is replaced by the next, which can be cancelled.
     assert!(store.begin_first_load(&load("run-2", 1), &[writes]).await?);
@@ -102,11 +102,11 @@ async fn dynamo_keeps_a_first_load_its_chunks_and_its_checkpoint() -> Result<()>
     let cancelled = store.first_load(job).await?.expect("stored");
     assert_eq!(
         (cancelled.run.as_str(), cancelled.state),
-        ("run-2", LoadState::Cancelled)
+        ("run-2", FirstLoadState::Cancelled)
     );
     assert!(
         !store
-            .advance_first_load(job, "run-2", (0, LoadState::Done))
+            .advance_first_load(job, "run-2", (0, FirstLoadState::Done))
             .await?
     );
     Ok(())

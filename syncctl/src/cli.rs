@@ -137,16 +137,21 @@ Examples:
     /// Job files.
     #[command(subcommand)]
     Jobs(JobsCommand),
-    /// Plans a job's first load over what both systems already hold: pairs already in the
-    /// ledger, pairs the job's identifiers or match keys would link, records to create on each
-    /// side, pairs whose values differ (each field settled by its direction and conflict rule),
-    /// and ambiguous records left alone. Salesforce is read through one Bulk API 2.0 query job.
+    /// A job's first load over what both systems already hold: pairs already in the ledger,
+    /// pairs the job's identifiers or match keys link, records to create on each side, pairs
+    /// whose values differ (each field settled by its direction and conflict rule), and
+    /// ambiguous records left alone. Salesforce is read through one Bulk API 2.0 query job.
     #[command(after_help = "Examples:
   syncctl load --job company_account --dry-run
   syncctl load --job company_account --dry-run --csv plan.csv      every row, in a file
   syncctl load --job person_contact --dry-run --format json
+  syncctl load --job company_account             run it in the resync function, chunk by chunk
+  syncctl load --job company_account --cancel    stop the load in progress
 
-The dry run writes nothing. Match keys are a job setting, for example
+The dry run writes nothing. Without --dry-run the resync function plans the load, then applies
+it a chunk of 2,000 steps per invocation (links first, then writes queued to the pusher); run
+the same command again after an interruption and it goes on from the last chunk applied. Match
+keys are a job setting, for example
   match_keys:
     - { gainsight: Domain, salesforce: Website, normalize: domain }
 (normalize: text, email or domain).")]
@@ -154,11 +159,14 @@ The dry run writes nothing. Match keys are a job setting, for example
         #[arg(long)]
         job: String,
         /// Plan only: read both systems and the ledger, write nothing.
-        #[arg(long, required = true)]
-        dry_run: bool,
-        /// Write every row of the plan to this CSV file.
         #[arg(long)]
+        dry_run: bool,
+        /// Write every row of the plan to this CSV file (with --dry-run).
+        #[arg(long, requires = "dry_run")]
         csv: Option<PathBuf>,
+        /// Stop the job's load in progress.
+        #[arg(long, conflicts_with = "dry_run")]
+        cancel: bool,
     },
     /// Compares the ledger with both systems and lists drift: values that differ, records
     /// missing on one side, pairs the ledger does not know.

@@ -22,6 +22,7 @@ pub fn request(args: &ResyncArgs) -> ResyncRequest {
         since: s.since.clone(),
         all: s.all.then_some(true),
         run: s.run.clone(),
+        load: None,
         from: args.source,
         continuation: None,
     }

@@ -1,27 +1,25 @@
-//! `load --dry-run`: the plan of a job's first load, written nowhere. Salesforce is read through
-//! one Bulk API 2.0 query job, set by set; Gainsight page by page; the job's ledger for the pairs
-//! it has. The plan (`domain::first_load`) says what is already linked, what would be linked and
+//! `load --dry-run`: the plan of a job's first load, written nowhere, read as the load reads
+//! (`shared::snapshot`: Salesforce through one Bulk API 2.0 query job, Gainsight page by page, the
+//! job's ledger for the pairs it has). The plan (`domain::first_load`) says what is already linked, what would be linked and
 //! why, what would be created on each side, which pairs would be updated and with which values,
 //! and which records are ambiguous and left alone.
 
-use std::collections::HashMap;
+mod run;
+
 use std::path::Path;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use serde_json::Value;
-use shared::domain::change::GAINSIGHT_MODIFIED;
 use shared::domain::first_load::{self, Action, Counts, LinkedBy, PlanRow, Snapshot};
-use shared::domain::{Fields, Job, System};
-use shared::ports::{GainsightApi, GsQuery, SalesforceBulkRead, SfSelect};
+use shared::domain::Job;
+use shared::snapshot;
 
 use crate::cli::Format;
 use crate::env::Env;
-use crate::ledger::records;
 use crate::out::{print, Rows};
 
-/// Rows a Salesforce results set holds.
-const SET: usize = 10_000;
+pub use run::run;
 
 /// One row of the plan, as printed and written to CSV.
 #[derive(Debug, Serialize)]
@@ -57,71 +55,16 @@ pub(crate) async fn read_snapshot(env: &Env, job: &Job) -> anyhow::Result<Snapsh
     let (sf, gs) = crate::diff::apis(env).await?;
     let bar = ProgressBar::new_spinner()
         .with_style(ProgressStyle::with_template("{spinner} {msg} ({elapsed})")?);
-    let salesforce = read_salesforce(&sf, job, &bar).await?;
-    bar.set_message(format!(
-        "reading {} records from Gainsight",
-        job.gainsight.object
-    ));
-    let gainsight = read_gainsight(&gs, job).await?;
-    bar.set_message("reading the ledger");
-    let linked: HashMap<String, String> = (records(&env.store(), job, None).await?.into_iter())
-        .filter_map(|r| Some((r.key.gainsight_id()?.to_string(), r.salesforce_id?)))
-        .collect();
+    let store = env.store();
+    let sources = snapshot::Sources {
+        salesforce: &sf,
+        gainsight: &gs,
+        ledger: &store,
+    };
+    let progress = |message: String| bar.set_message(message);
+    let read = snapshot::read(job, sources, &progress).await?;
     bar.finish_and_clear();
-    Ok(Snapshot {
-        gainsight,
-        salesforce,
-        linked,
-    })
-}
-
-/// Every record of the job's Salesforce object with the fields the plan compares, set by set.
-async fn read_salesforce(
-    sf: &dyn SalesforceBulkRead,
-    job: &Job,
-    bar: &ProgressBar,
-) -> anyhow::Result<Vec<Fields>> {
-    let mut fields = job.fields_read_from(System::Salesforce);
-    fields.extend(job.match_keys.iter().map(|k| k.salesforce.clone()));
-    fields.push("LastModifiedDate".into());
-    fields.sort();
-    fields.dedup();
-    let select = SfSelect {
-        fields,
-        ..SfSelect::from_object(&job.salesforce.object)
-    };
-    let object = &job.salesforce.object;
-    bar.set_message(format!(
-        "reading {object}s from Salesforce (one Bulk API query job)"
-    ));
-    let read = sf.start_bulk_read(&select).await?;
-    let (mut rows, mut locator) = (Vec::new(), None);
-    loop {
-        let set = sf.bulk_read_set(&read, locator.as_deref(), SET).await?;
-        rows.extend(set.rows);
-        bar.set_message(format!(
-            "reading {object} records from Salesforce: {}",
-            rows.len()
-        ));
-        match set.next {
-            Some(next) => locator = Some(next),
-            None => return Ok(rows),
-        }
-    }
-}
-
-/// Every record of the job's Gainsight object with the fields the plan compares.
-async fn read_gainsight(gs: &dyn GainsightApi, job: &Job) -> anyhow::Result<Vec<Fields>> {
-    let mut select = job.fields_read_from(System::Gainsight);
-    select.extend(job.match_keys.iter().map(|k| k.gainsight.clone()));
-    select.push(GAINSIGHT_MODIFIED.into());
-    select.sort();
-    select.dedup();
-    let query = GsQuery {
-        select,
-        ..GsQuery::default()
-    };
-    Ok(gs.query(&job.gainsight.object, &query).await?)
+    Ok(read)
 }
 
 /// A plan row as people read it.

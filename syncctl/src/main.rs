@@ -68,7 +68,13 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             relink,
             no_resync,
         } => import::import(&env, file, job, (*relink, !no_resync)).await?,
-        Command::Load { job, csv, .. } => load::dry_run(&env, job, csv.as_deref(), format).await?,
+        Command::Load {
+            job,
+            dry_run: true,
+            csv,
+            ..
+        } => load::dry_run(&env, job, csv.as_deref(), format).await?,
+        Command::Load { job, cancel, .. } => load::run(&env, job, *cancel, format).await?,
         Command::Runs(args) => runs::runs(&env, args, format).await?,
         Command::Logs { run } => runs::logs(&env, run).await?,
         Command::Resync(args) => invoke::resync(&env, args, format).await?,

@@ -4,6 +4,7 @@
 //! and its run id. A large selection is done a page at a time: the answer then carries the request
 //! for the next page, which the caller sends as a new invocation, so none runs into the timeout.
 
+mod first_load;
 mod read;
 pub mod request;
 
@@ -11,12 +12,16 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use shared::adapters::AwsClients;
+use shared::domain::first_load::steps::FirstLoad;
 use shared::domain::load;
 use shared::domain::{ChangeEvent, Job, Jobs, LineOutcome, RunFunction, RunId, RunLine, Runs};
 use shared::lambda::store_runs;
-use shared::ports::{LedgerStore, RunStore, SalesforceApi, SecretsError, SourcePorts};
+use shared::ports::{
+    FirstLoadStore, LedgerStore, RunStore, SalesforceApi, SalesforceBulkRead, SecretsError,
+    SourcePorts,
+};
 
-pub use request::{Continuation, RequestError, ResyncRequest, Selection};
+pub use request::{Continuation, LoadCommand, RequestError, ResyncRequest, Selection};
 
 /// Records per invocation: a page is read, queued and logged well within the function's timeout.
 pub const PAGE: usize = 2_000;
@@ -37,6 +42,9 @@ pub struct ResyncReport {
     /// The request for the next page, to send as is; absent when the selection is done.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub continuation: Option<ResyncRequest>,
+    /// A first load: where it stands after this invocation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load: Option<FirstLoad>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -55,26 +63,34 @@ pub enum ResyncError {
     Store(#[from] shared::ports::StoreError),
     #[error("{0} changes could not be queued; invoke again")]
     Queue(usize),
+    #[error("job {0} has no first load in progress; start one with `syncctl load --job {0}`")]
+    NoLoad(String),
+    #[error(transparent)]
+    Snapshot(#[from] shared::snapshot::SnapshotError),
 }
 
 pub struct Resync {
     ports: SourcePorts,
     ledger: Arc<dyn LedgerStore>,
     runs: Arc<dyn RunStore>,
+    first_loads: Arc<dyn FirstLoadStore>,
     salesforce: Arc<dyn SalesforceApi>,
+    bulk: Arc<dyn SalesforceBulkRead>,
 }
 
 impl Resync {
-    pub fn new<S: LedgerStore + RunStore + 'static>(
-        ports: SourcePorts,
-        store: Arc<S>,
-        salesforce: Arc<dyn SalesforceApi>,
-    ) -> Self {
+    pub fn new<S, F>(ports: SourcePorts, store: Arc<S>, salesforce: Arc<F>) -> Self
+    where
+        S: LedgerStore + RunStore + FirstLoadStore + 'static,
+        F: SalesforceApi + SalesforceBulkRead + 'static,
+    {
         Self {
             ports,
             ledger: store.clone(),
-            runs: store,
-            salesforce,
+            runs: store.clone(),
+            first_loads: store,
+            salesforce: salesforce.clone(),
+            bulk: salesforce,
         }
     }
 
@@ -102,6 +118,9 @@ impl Resync {
         now_ms: i64,
     ) -> Result<ResyncReport, ResyncError> {
         let (job, selection) = self.resolve(&request).await?;
+        if let Selection::Load(command) = selection {
+            return self.first_load(job, (command, &request), now_ms).await;
+        }
         let at = request.continuation.clone().unwrap_or_default();
         let mut runs = self.run_of(job, &request, &at, now_ms).await?;
         let run_job = Some(job.name.as_str());
@@ -135,6 +154,7 @@ impl Resync {
                 }),
                 ..request
             }),
+            load: None,
         })
     }
 
@@ -206,15 +226,15 @@ impl Resync {
             Selection::Since { source, since_ms } => {
                 self.page_since(job, *source, *since_ms, at).await?
             }
-            // Resolved to ids above.
-            Selection::Run(_) => read::Page::default(),
+            // Resolved to ids above; a load never reaches here.
+            Selection::Run(_) | Selection::Load(_) => read::Page::default(),
         };
         let run_job = Some(job.name.as_str());
         let run = runs.id_for(run_job).to_string();
         let read = match selection {
             Selection::Since { .. } => load::Read::Backfill,
             Selection::Ids { ids, .. } => load::Read::Ids(ids.len()),
-            Selection::Status(_) | Selection::Run(_) => load::Read::Other,
+            Selection::Status(_) | Selection::Run(_) | Selection::Load(_) => load::Read::Other,
         };
         let load = load::load_for(read, &run, job.bulk_threshold());
         let changes: Vec<ChangeEvent> = page

@@ -250,7 +250,7 @@ impl Resync {
     }
 
     /// Gainsight records by GSID, one `IN` query per 500 ids.
-    async fn read_gainsight(
+    pub(crate) async fn read_gainsight(
         &self,
         job: &Job,
         ids: &BTreeSet<String>,
@@ -284,7 +284,7 @@ impl Resync {
     }
 
     /// Salesforce records by Id, one query per 200 ids.
-    async fn read_salesforce(
+    pub(crate) async fn read_salesforce(
         &self,
         job: &Job,
         ids: &BTreeSet<String>,

@@ -1,12 +1,13 @@
 //! What an operator may ask the resync function for, checked before anything is read: exactly one
-//! selection (ids, a ledger status, a time, everything, or a run's failures) and, for a large
-//! selection, where the previous invocation stopped.
+//! selection (ids, a ledger status, a time, everything, a run's failures, or a job's first load)
+//! and, for a large selection, where the previous invocation stopped.
 
 use serde::{Deserialize, Serialize};
 use shared::domain::{RunId, SyncStatus, System};
 
 /// The payload: `{"job", "ids": [...]}`, `{"job", "status": "error"}`, `{"job", "since": "<RFC
-/// 3339>"}`, `{"job", "all": true}` or `{"run": "<run id>"}`; `from` picks the system `since` and
+/// 3339>"}`, `{"job", "all": true}`, `{"run": "<run id>"}` or `{"job", "load": "run"|"cancel"}`
+/// (a first load: each invocation plans it or applies its next chunk); `from` picks the system `since` and
 /// `all` read (default Gainsight); `continuation` is what the previous answer handed back.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -24,9 +25,21 @@ pub struct ResyncRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load: Option<LoadCommand>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from: Option<System>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub continuation: Option<Continuation>,
+}
+
+/// What to do with a job's first load.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum LoadCommand {
+    /// Plan a load if none is in progress, else apply its next chunk.
+    Run,
+    /// Stop the load in progress; the chunks not applied never will be.
+    Cancel,
 }
 
 /// Where the previous invocation of a large resync stopped.
@@ -66,13 +79,14 @@ pub enum Selection {
         since_ms: i64,
     },
     Run(RunId),
+    Load(LoadCommand),
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum RequestError {
-    #[error("say what to resync: one of ids, status, since, all or run (e.g. {{\"job\": \"company_account\", \"status\": \"error\"}})")]
+    #[error("say what to resync: one of ids, status, since, all, run or load (e.g. {{\"job\": \"company_account\", \"status\": \"error\"}})")]
     NothingChosen,
-    #[error("choose one of ids, status, since, all or run, not {0}")]
+    #[error("choose one of ids, status, since, all, run or load, not {0}")]
     TooMany(String),
     #[error("{0} needs a job (e.g. \"job\": \"company_account\")")]
     NoJob(&'static str),
@@ -95,6 +109,7 @@ impl ResyncRequest {
             ("since", self.since.is_some()),
             ("all", self.all.is_some()),
             ("run", self.run.is_some()),
+            ("load", self.load.is_some()),
         ]
         .into_iter()
         .filter_map(|(name, present)| present.then_some(name))
@@ -109,6 +124,9 @@ impl ResyncRequest {
         }
         if self.job.is_none() {
             return Err(RequestError::NoJob(given[0]));
+        }
+        if let Some(command) = self.load {
+            return Ok(Selection::Load(command));
         }
         let source = self.from.unwrap_or(System::Gainsight);
         match (&self.ids, self.status, &self.since, self.all) {
@@ -166,6 +184,10 @@ mod tests {
                 since_ms: 0
             })
         );
+        assert_eq!(
+            parse(r#"{"job": "j", "load": "cancel"}"#),
+            Ok(Selection::Load(LoadCommand::Cancel))
+        );
         assert!(matches!(
             parse(r#"{"run": "1764113894123-mapper-a3f9c2"}"#),
             Ok(Selection::Run(_))
@@ -187,6 +209,12 @@ mod tests {
                 "not an RFC 3339 time",
             ),
             (r#"{"job": "j", "all": false}"#, "all must be true"),
+            (r#"{"load": "run"}"#, "load needs a job"),
+            (r#"{"job": "j", "load": "go"}"#, "unknown variant `go`"),
+            (
+                r#"{"job": "j", "load": "run", "all": true}"#,
+                "not all and load",
+            ),
             (r#"{"run": "last-one"}"#, "is not a run id"),
             (
                 r#"{"job": "j", "status": "broken"}"#,

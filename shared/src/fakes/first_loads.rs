@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 
 use super::MemoryStore;
-use crate::domain::first_load::steps::{FirstLoad, LoadState, Step};
+use crate::domain::first_load::steps::{FirstLoad, FirstLoadState, Step};
 use crate::ports::{FirstLoadStore, StoreError};
 
 #[async_trait]
@@ -28,7 +28,7 @@ impl FirstLoadStore for MemoryStore {
         let mut loads = self.first_loads.lock().unwrap();
         let busy = loads
             .get(&load.job)
-            .is_some_and(|(l, _)| l.state == LoadState::Applying && l.run != load.run);
+            .is_some_and(|(l, _)| l.state == FirstLoadState::Applying && l.run != load.run);
         if !busy {
             loads.insert(load.job.clone(), (load.clone(), chunks.to_vec()));
         }
@@ -56,12 +56,14 @@ impl FirstLoadStore for MemoryStore {
         &self,
         job: &str,
         run: &str,
-        (done, state): (usize, LoadState),
+        (done, state): (usize, FirstLoadState),
     ) -> Result<bool, StoreError> {
         self.check()?;
         let mut loads = self.first_loads.lock().unwrap();
         match loads.get_mut(job) {
-            Some((l, _)) if l.run == run && l.state == LoadState::Applying && l.done == done => {
+            Some((l, _))
+                if l.run == run && l.state == FirstLoadState::Applying && l.done == done =>
+            {
                 l.done = done + 1;
                 l.state = state;
                 Ok(true)
@@ -74,8 +76,8 @@ impl FirstLoadStore for MemoryStore {
         self.check()?;
         let mut loads = self.first_loads.lock().unwrap();
         match loads.get_mut(job) {
-            Some((l, _)) if l.state == LoadState::Applying => {
-                l.state = LoadState::Cancelled;
+            Some((l, _)) if l.state == FirstLoadState::Applying => {
+                l.state = FirstLoadState::Cancelled;
                 Ok(true)
             }
             _ => Ok(false),

@@ -209,3 +209,30 @@ impl SalesforceApi for MemorySalesforce {
         Ok(self.query_rows.lock().unwrap().clone())
     }
 }
+
+/// A bulk read answers `query_rows` in sets of `max`, the locator being the offset; each call
+/// counts as one.
+#[async_trait]
+impl SalesforceBulkRead for MemorySalesforce {
+    async fn start_bulk_read(&self, select: &SfSelect) -> Result<BulkReadJob, ApiError> {
+        *self.calls.lock().unwrap() += 1;
+        self.queries.lock().unwrap().push(select.clone());
+        Ok(BulkReadJob("750000000000001AAA".into()))
+    }
+
+    async fn bulk_read_set(
+        &self,
+        _job: &BulkReadJob,
+        locator: Option<&str>,
+        max: usize,
+    ) -> Result<BulkSet, ApiError> {
+        *self.calls.lock().unwrap() += 1;
+        let rows = self.query_rows.lock().unwrap();
+        let from: usize = locator.and_then(|l| l.parse().ok()).unwrap_or(0);
+        let to = (from + max).min(rows.len());
+        Ok(BulkSet {
+            rows: rows[from.min(to)..to].to_vec(),
+            next: (to < rows.len()).then(|| to.to_string()),
+        })
+    }
+}

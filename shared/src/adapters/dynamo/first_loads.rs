@@ -4,7 +4,7 @@
 //! steps as JSON). Everything expires with the table's TTL 30 days after the load began.
 
 use super::*;
-use crate::domain::first_load::steps::{FirstLoad, LoadState, Step};
+use crate::domain::first_load::steps::{FirstLoad, FirstLoadState, Step};
 use crate::ports::FirstLoadStore;
 
 /// How long a load's items are kept after it began.
@@ -23,11 +23,11 @@ fn chunk_sk(run: &str, index: usize) -> String {
     format!("CHUNK#{run}#{index:06}")
 }
 
-fn state_name(state: LoadState) -> &'static str {
+fn state_name(state: FirstLoadState) -> &'static str {
     match state {
-        LoadState::Applying => "applying",
-        LoadState::Done => "done",
-        LoadState::Cancelled => "cancelled",
+        FirstLoadState::Applying => "applying",
+        FirstLoadState::Done => "done",
+        FirstLoadState::Cancelled => "cancelled",
     }
 }
 
@@ -44,9 +44,9 @@ fn load_of(job: &str, item: &Item) -> Result<FirstLoad, StoreError> {
     let mut load: FirstLoad = serde_json::from_str(&text).map_err(|e| corrupt(job, e))?;
     load.done = get_n(item, "done").unwrap_or_default().max(0) as usize;
     load.state = match get_s(item, "state").as_deref() {
-        Some("done") => LoadState::Done,
-        Some("cancelled") => LoadState::Cancelled,
-        _ => LoadState::Applying,
+        Some("done") => FirstLoadState::Done,
+        Some("cancelled") => FirstLoadState::Cancelled,
+        _ => FirstLoadState::Applying,
     };
     Ok(load)
 }
@@ -141,7 +141,7 @@ impl FirstLoadStore for DynamoStateStore {
         &self,
         job: &str,
         run: &str,
-        (done, state): (usize, LoadState),
+        (done, state): (usize, FirstLoadState),
     ) -> Result<bool, StoreError> {
         let sent = (self.client.update_item())
             .table_name(&self.table)

@@ -77,7 +77,7 @@ fn writes_of(row: &PlanRow) -> Vec<Step> {
 /// Where a stored load stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum LoadState {
+pub enum FirstLoadState {
     /// Chunks remain to apply.
     Applying,
     /// Every chunk applied.
@@ -93,7 +93,7 @@ pub struct FirstLoad {
     pub job: String,
     /// The run that logs the load, and whose id the load's changes carry.
     pub run: String,
-    pub state: LoadState,
+    pub state: FirstLoadState,
     pub chunks: usize,
     /// Chunks applied: the checkpoint.
     pub done: usize,
@@ -124,7 +124,7 @@ pub enum Next {
 /// applies the last chunk also marks the load done, so a load in progress has a chunk left.)
 pub fn next(stored: Option<&FirstLoad>) -> Next {
     match stored {
-        Some(load) if load.state == LoadState::Applying && load.done < load.chunks => {
+        Some(load) if load.state == FirstLoadState::Applying && load.done < load.chunks => {
             Next::Apply(load.done)
         }
         _ => Next::Plan,
@@ -132,11 +132,11 @@ pub fn next(stored: Option<&FirstLoad>) -> Next {
 }
 
 /// The state a load is in once chunk `index` of `chunks` is applied.
-pub fn after_chunk(index: usize, chunks: usize) -> LoadState {
+pub fn after_chunk(index: usize, chunks: usize) -> FirstLoadState {
     if index + 1 >= chunks {
-        LoadState::Done
+        FirstLoadState::Done
     } else {
-        LoadState::Applying
+        FirstLoadState::Applying
     }
 }
 
@@ -226,7 +226,7 @@ mod tests {
         assert_eq!(serde_json::from_str::<Step>(&text).unwrap(), link);
     }
 
-    fn stored(state: LoadState, done: usize) -> FirstLoad {
+    fn stored(state: FirstLoadState, done: usize) -> FirstLoad {
         FirstLoad {
             job: "j".into(),
             run: "r".into(),
@@ -243,11 +243,20 @@ mod tests {
     #[test]
     fn a_load_in_progress_goes_on_from_its_checkpoint_and_an_ended_one_is_planned_anew() {
         assert_eq!(next(None), Next::Plan);
-        assert_eq!(next(Some(&stored(LoadState::Applying, 0))), Next::Apply(0));
-        assert_eq!(next(Some(&stored(LoadState::Applying, 2))), Next::Apply(2));
-        assert_eq!(after_chunk(1, 3), LoadState::Applying);
-        assert_eq!(after_chunk(2, 3), LoadState::Done);
-        assert_eq!(next(Some(&stored(LoadState::Done, 3))), Next::Plan);
-        assert_eq!(next(Some(&stored(LoadState::Cancelled, 1))), Next::Plan);
+        assert_eq!(
+            next(Some(&stored(FirstLoadState::Applying, 0))),
+            Next::Apply(0)
+        );
+        assert_eq!(
+            next(Some(&stored(FirstLoadState::Applying, 2))),
+            Next::Apply(2)
+        );
+        assert_eq!(after_chunk(1, 3), FirstLoadState::Applying);
+        assert_eq!(after_chunk(2, 3), FirstLoadState::Done);
+        assert_eq!(next(Some(&stored(FirstLoadState::Done, 3))), Next::Plan);
+        assert_eq!(
+            next(Some(&stored(FirstLoadState::Cancelled, 1))),
+            Next::Plan
+        );
     }
 }

@@ -1,0 +1,438 @@
+//! A job's first load, one step per invocation (`{"job", "load": "run"}`): with no load in
+//! progress, the invocation reads both systems in bulk (`shared::snapshot`), plans the load
+//! (`domain::first_load`), logs every ambiguous record in its run and stores the steps in chunks;
+//! with one in progress, it applies the next chunk (links into the ledger, then writes queued as
+//! forced changes staged into one bulk load) and moves the checkpoint. The answer carries the
+//! request to send again while chunks remain; a load killed half way goes on from its checkpoint.
+
+use std::collections::BTreeSet;
+
+use shared::domain::first_load::steps::{self, FirstLoad, FirstLoadState, Next, Read, Step};
+use shared::domain::first_load::{self, Action, PlanRow};
+use shared::domain::load::LoadId;
+use shared::domain::{
+    ChangeEvent, Job, LedgerKey, LedgerUpdate, LineOutcome, RunFunction, RunLine, Runs, System,
+};
+use shared::lambda::store_runs;
+use shared::ports::LedgerWrite;
+use shared::snapshot::{self, Sources};
+
+use crate::request::LoadCommand;
+use crate::{Resync, ResyncError, ResyncReport, ResyncRequest};
+
+impl Resync {
+    /// Runs or cancels `job`'s first load, one step per invocation.
+    pub(crate) async fn first_load(
+        &self,
+        job: &Job,
+        (command, request): (LoadCommand, &ResyncRequest),
+        now_ms: i64,
+    ) -> Result<ResyncReport, ResyncError> {
+        let stored = self.first_loads.first_load(&job.name).await?;
+        let (load, run, queued) = match (command, steps::next(stored.as_ref()), stored) {
+            (LoadCommand::Cancel, _, stored) => self.cancel_load(job, stored).await?,
+            (LoadCommand::Run, Next::Apply(index), Some(load)) => {
+                self.apply_chunk(job, load, index, now_ms).await?
+            }
+            (LoadCommand::Run, ..) => self.plan_load(job, now_ms).await?,
+        };
+        let more = command == LoadCommand::Run && load.state == FirstLoadState::Applying;
+        Ok(ResyncReport {
+            job: job.name.clone(),
+            run: run.parse().map_err(crate::RequestError::from)?,
+            queued,
+            not_found: Vec::new(),
+            continuation: more.then(|| request.clone()),
+            load: Some(load),
+        })
+    }
+
+    async fn cancel_load(
+        &self,
+        job: &Job,
+        stored: Option<FirstLoad>,
+    ) -> Result<(FirstLoad, String, usize), ResyncError> {
+        let mut load = stored
+            .filter(|l| l.state == FirstLoadState::Applying)
+            .ok_or_else(|| ResyncError::NoLoad(job.name.clone()))?;
+        if !self.first_loads.cancel_first_load(&job.name).await? {
+            return Err(ResyncError::NoLoad(job.name.clone()));
+        }
+        tracing::info!(job = %job.name, load = %load.run, done = load.done, chunks = load.chunks, "first load cancelled");
+        load.state = FirstLoadState::Cancelled;
+        let run = load.run.clone();
+        Ok((load, run, 0))
+    }
+
+    /// Reads both systems, plans the load and stores its steps; the run lists the records left
+    /// alone (ambiguous, or with no twin the job would create) and why.
+    async fn plan_load(
+        &self,
+        job: &Job,
+        now_ms: i64,
+    ) -> Result<(FirstLoad, String, usize), ResyncError> {
+        let sources = Sources {
+            salesforce: self.bulk.as_ref(),
+            gainsight: self.ports.gainsight.as_ref(),
+            ledger: self.ledger.as_ref(),
+        };
+        let progress = |what: String| tracing::info!(job = %job.name, "{what}");
+        let snapshot = snapshot::read(job, sources, &progress).await?;
+        let rows = first_load::plan(job, &snapshot);
+        let steps = steps::steps(&rows);
+        let chunks: Vec<Vec<Step>> = steps.chunks(steps::CHUNK).map(<[Step]>::to_vec).collect();
+        let seed = format!("first load {}", job.name);
+        let mut runs = Runs::new(RunFunction::Resync, "first load: plan", now_ms, &seed);
+        let run = runs.id_for(Some(&job.name)).to_string();
+        let load = FirstLoad {
+            job: job.name.clone(),
+            run: run.clone(),
+            state: if chunks.is_empty() {
+                FirstLoadState::Done
+            } else {
+                FirstLoadState::Applying
+            },
+            chunks: chunks.len(),
+            done: 0,
+            steps: steps.len(),
+            counts: first_load::counts(&rows),
+            read: Read {
+                gainsight: snapshot.gainsight.len(),
+                salesforce: snapshot.salesforce.len(),
+            },
+            started_ms: now_ms,
+        };
+        if !self.first_loads.begin_first_load(&load, &chunks).await? {
+            // Another invocation began one meanwhile: that one goes on.
+            let current = self.first_loads.first_load(&job.name).await?;
+            let current = current.ok_or_else(|| ResyncError::NoLoad(job.name.clone()))?;
+            let run = current.run.clone();
+            return Ok((current, run, 0));
+        }
+        log_plan(&mut runs, job, &rows);
+        store_runs(self.runs.as_ref(), runs).await;
+        tracing::info!(job = %job.name, load = %run, steps = load.steps, chunks = load.chunks, "first load planned");
+        Ok((load, run, 0))
+    }
+
+    /// Applies chunk `index` of `load` and moves its checkpoint.
+    async fn apply_chunk(
+        &self,
+        job: &Job,
+        mut load: FirstLoad,
+        index: usize,
+        now_ms: i64,
+    ) -> Result<(FirstLoad, String, usize), ResyncError> {
+        let steps = (self.first_loads)
+            .first_load_chunk(&job.name, &load.run, index)
+            .await?;
+        let event = format!(
+            "first load {}: chunk {} of {}",
+            load.run,
+            index + 1,
+            load.chunks
+        );
+        let seed = format!("{} {index}", load.run);
+        let mut runs = Runs::new(RunFunction::Resync, &event, now_ms, &seed);
+        let run = runs.id_for(Some(&job.name)).to_string();
+        let applied = self
+            .apply_steps(job, &load, &steps, (&mut runs, &run), now_ms)
+            .await;
+        if let Err(e) = &applied {
+            runs.fail(Some(&job.name), e.to_string());
+        }
+        store_runs(self.runs.as_ref(), runs).await;
+        let queued = applied?;
+        let state = steps::after_chunk(index, load.chunks);
+        let moved = (self.first_loads)
+            .advance_first_load(&job.name, &load.run, (index, state))
+            .await?;
+        if moved {
+            (load.done, load.state) = (index + 1, state);
+        } else if let Some(now) = self.first_loads.first_load(&job.name).await? {
+            // Another invocation applied it too, or the load was cancelled meanwhile.
+            load = now;
+        }
+        tracing::info!(job = %job.name, load = %load.run, chunk = index + 1, chunks = load.chunks, queued, moved, "first load chunk applied");
+        Ok((load, run, queued))
+    }
+
+    /// Links, then writes: each write's record read where it lives and queued as a forced change
+    /// staged under the load (its planning run), so the pusher writes the whole load's Salesforce
+    /// side together once the load is quiet: through one Bulk API job at or over the job's bulk
+    /// threshold.
+    async fn apply_steps(
+        &self,
+        job: &Job,
+        load: &FirstLoad,
+        steps: &[Step],
+        (runs, run): (&mut Runs, &str),
+        now_ms: i64,
+    ) -> Result<usize, ResyncError> {
+        let origin = format!("first load {}", load.run);
+        let links: Vec<LedgerWrite> = steps
+            .iter()
+            .filter_map(|step| match step {
+                Step::Link {
+                    gsid,
+                    salesforce_id,
+                    by,
+                } => {
+                    let update = LedgerUpdate::Imported {
+                        salesforce_id: salesforce_id.clone(),
+                        origin: format!("{origin}, {by}"),
+                    };
+                    let key = LedgerKey::Gainsight(gsid.clone());
+                    Some(LedgerWrite::new(&job.name, key, update, run))
+                }
+                Step::Write { .. } => None,
+            })
+            .collect();
+        self.ledger.record_many(&links, now_ms).await?;
+        for link in &links {
+            let line = RunLine::new(link.key.to_string(), LineOutcome::Synced)
+                .message("linked in the ledger, nothing written");
+            runs.line(Some(&job.name), line);
+        }
+        let bulk = LoadId(load.run.clone());
+        let queued = (self.queue_writes(job, steps, (runs, run), (&bulk, now_ms))).await?;
+        Ok(links.len() + queued)
+    }
+
+    async fn queue_writes(
+        &self,
+        job: &Job,
+        steps: &[Step],
+        (runs, run): (&mut Runs, &str),
+        (bulk, now_ms): (&LoadId, i64),
+    ) -> Result<usize, ResyncError> {
+        let ids = |side: System| -> BTreeSet<String> {
+            (steps.iter())
+                .filter_map(|step| match step {
+                    Step::Write { from, id } if *from == side => Some(id.clone()),
+                    _ => None,
+                })
+                .collect()
+        };
+        let (gainsight, salesforce) = (ids(System::Gainsight), ids(System::Salesforce));
+        let mut records = self.read_gainsight(job, &gainsight).await?;
+        records.extend(self.read_salesforce(job, &salesforce).await?);
+        records.retain(|r| match r.source {
+            System::Gainsight => gainsight.contains(&r.id),
+            System::Salesforce => salesforce.contains(&r.id),
+        });
+        let changes: Vec<ChangeEvent> = (records.into_iter())
+            .map(|record| ChangeEvent {
+                load: Some(bulk.clone()),
+                ..ChangeEvent::forced(record, run, now_ms)
+            })
+            .collect();
+        self.send(&changes).await?;
+        let found: BTreeSet<&str> = changes.iter().map(|c| c.record_id.as_str()).collect();
+        for change in &changes {
+            runs.line(
+                Some(&job.name),
+                RunLine::new(&change.record_id, LineOutcome::Queued),
+            );
+        }
+        for id in gainsight.iter().chain(&salesforce) {
+            if !found.contains(id.as_str()) {
+                let line = RunLine::new(id, LineOutcome::Error)
+                    .message("deleted since the load was planned: not written");
+                runs.line(Some(&job.name), line);
+            }
+        }
+        Ok(changes.len())
+    }
+}
+
+/// The plan's rows that nothing will be done for, in the planning run with the reason.
+fn log_plan(runs: &mut Runs, job: &Job, rows: &[PlanRow]) {
+    runs.objects(
+        Some(&job.name),
+        &job.gainsight.object,
+        Some(&job.salesforce.object),
+    );
+    for row in rows {
+        let message = match &row.action {
+            Action::Ambiguous { candidates, why } => {
+                format!("ambiguous, left alone: {why}: {}", candidates.join(", "))
+            }
+            Action::NoTwin(side) => format!(
+                "no twin, and the job does not create from {}: left alone",
+                side.label()
+            ),
+            _ => continue,
+        };
+        let id = row.gsid.as_ref().or(row.salesforce_id.as_ref());
+        if let Some(id) = id {
+            let line = RunLine::new(id, LineOutcome::Ignored).message(message);
+            runs.line(Some(&job.name), line);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use serde_json::json;
+    use shared::domain::first_load::steps::FirstLoadState;
+    use shared::domain::{Fields, Jobs};
+    use shared::fakes::{MemoryGainsight, MemoryQueue, MemorySalesforce, MemoryStore};
+    use shared::ports::{FirstLoadStore as _, LedgerStore, SourcePorts};
+
+    use super::*;
+
+    struct World {
+        store: Arc<MemoryStore>,
+        queue: Arc<MemoryQueue>,
+        resync: Resync,
+    }
+
+    fn rec(v: serde_json::Value) -> Fields {
+        v.as_object().cloned().unwrap_or_default()
+    }
+
+    const S1: &str = "001000000000001AAA";
+    const S3: &str = "001000000000003AAA";
+
+    /// G1 names its Account S1; G2 and S3 have no twin.
+    fn world() -> World {
+        let store = Arc::new(MemoryStore::default());
+        let queue = Arc::new(MemoryQueue::default());
+        let gainsight = Arc::new(MemoryGainsight::default());
+        let salesforce = Arc::new(MemorySalesforce::default());
+        let companies = vec![
+            rec(json!({"Gsid": "G1", "Name": "Acme", "SfdcAccountId": S1})),
+            rec(json!({"Gsid": "G2", "Name": "Only in Gainsight"})),
+        ];
+        gainsight
+            .records
+            .lock()
+            .unwrap()
+            .insert("Company".into(), companies);
+        *salesforce.query_rows.lock().unwrap() = vec![
+            rec(json!({"Id": S1, "Name": "Acme"})),
+            rec(json!({"Id": S3, "Name": "Only in Salesforce"})),
+        ];
+        let ports = SourcePorts {
+            changes: queue.clone(),
+            gainsight,
+            jobs: Jobs::builtin(),
+        };
+        let resync = Resync::new(ports, store.clone(), salesforce);
+        World {
+            store,
+            queue,
+            resync,
+        }
+    }
+
+    fn run_load() -> ResyncRequest {
+        serde_json::from_value(json!({"job": "company_account", "load": "run"})).unwrap()
+    }
+
+    fn queued(queue: &MemoryQueue) -> Vec<(System, String)> {
+        let mut ids: Vec<(System, String)> = (queue.bodies().iter())
+            .map(|b| serde_json::from_str::<ChangeEvent>(b).unwrap())
+            .map(|c| (c.source, c.record_id))
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    #[tokio::test]
+    async fn a_load_is_planned_then_applied_chunk_by_chunk_and_then_finds_everything_linked() {
+        let w = world();
+        let planned = w.resync.handle_at(run_load(), 10).await.unwrap();
+        let load = planned.load.clone().expect("the load");
+        assert_eq!((load.chunks, load.done, load.steps), (1, 0, 3));
+        assert_eq!(
+            (
+                load.counts.link_by_identifier,
+                load.counts.create_in_salesforce,
+                load.counts.create_in_gainsight
+            ),
+            (1, 1, 1)
+        );
+        assert!(w.queue.bodies().is_empty(), "planning writes nothing");
+        let next = planned.continuation.expect("chunks remain");
+
+        let applied = w.resync.handle_at(next, 11).await.unwrap();
+        let load = applied.load.expect("the load");
+        assert_eq!((load.done, load.state), (1, FirstLoadState::Done));
+        assert!(applied.continuation.is_none());
+        let pair = (w
+            .store
+            .ledger("company_account", &LedgerKey::Gainsight("G1".into())))
+        .await
+        .unwrap()
+        .expect("linked");
+        assert_eq!(pair.salesforce_id.as_deref(), Some(S1));
+        assert_eq!(
+            queued(&w.queue),
+            [
+                (System::Gainsight, "G2".to_string()),
+                (System::Salesforce, S3.to_string())
+            ]
+        );
+        let changes: Vec<ChangeEvent> = (w.queue.bodies().iter())
+            .map(|b| serde_json::from_str(b).unwrap())
+            .collect();
+        assert!(changes
+            .iter()
+            .all(|c| c.load == Some(LoadId(load.run.clone()))));
+
+        // Run again: a new plan, which finds the pair in the ledger.
+        let again = w.resync.handle_at(run_load(), 12).await.unwrap();
+        let counts = again.load.expect("a new load").counts;
+        assert_eq!((counts.already_linked, counts.link_by_identifier), (1, 0));
+    }
+
+    #[tokio::test]
+    async fn a_chunk_applied_twice_moves_the_checkpoint_once_and_a_cancelled_load_stops() {
+        let w = world();
+        let planned = w.resync.handle_at(run_load(), 10).await.unwrap();
+        let load = planned.load.unwrap();
+        // Killed after its writes, before its checkpoint: the next invocation applies it again.
+        let steps = (w.store.first_load_chunk("company_account", &load.run, 0))
+            .await
+            .unwrap();
+        let resync = &w.resync;
+        let job = resync.ports.jobs.named("company_account").unwrap();
+        let mut runs = Runs::new(RunFunction::Resync, "x", 10, "x");
+        (resync.apply_steps(job, &load, &steps, (&mut runs, "r"), 10))
+            .await
+            .unwrap();
+        let applied = resync.handle_at(run_load(), 11).await.unwrap();
+        assert_eq!(applied.load.unwrap().done, 1);
+        assert_eq!(
+            queued(&w.queue).len(),
+            4,
+            "the same two records queued again"
+        );
+        let pair = (w
+            .store
+            .ledger("company_account", &LedgerKey::Gainsight("G1".into())))
+        .await
+        .unwrap()
+        .unwrap();
+        assert_eq!(pair.salesforce_id.as_deref(), Some(S1));
+
+        let cancel: ResyncRequest =
+            serde_json::from_value(json!({"job": "company_account", "load": "cancel"})).unwrap();
+        let err = w.resync.handle_at(cancel.clone(), 12).await.unwrap_err();
+        assert!(
+            err.to_string().contains("no first load in progress"),
+            "{err}"
+        );
+        w.resync.handle_at(run_load(), 13).await.unwrap();
+        let cancelled = w.resync.handle_at(cancel, 14).await.unwrap();
+        let load = cancelled.load.unwrap();
+        assert_eq!(
+            (load.state, cancelled.continuation),
+            (FirstLoadState::Cancelled, None)
+        );
+    }
+}

@@ -1,0 +1,123 @@
+//! Reading what both systems hold for a job's first load (`domain::first_load::Snapshot`):
+//! Salesforce through one Bulk API 2.0 query job, set by set; Gainsight page by page; the job's
+//! ledger for the pairs it already has. Used by the resync function's load and by `syncctl load
+//! --dry-run`, so the preview reads exactly what the load reads.
+
+use std::collections::HashMap;
+
+use crate::domain::change::GAINSIGHT_MODIFIED;
+use crate::domain::first_load::Snapshot;
+use crate::domain::{Fields, Job, LedgerRecord, System};
+use crate::ports::{
+    ApiError, GainsightApi, GsQuery, LedgerStore, SalesforceBulkRead, SfSelect, StoreError,
+};
+
+/// Rows asked for per Salesforce results set.
+const SET: usize = 10_000;
+/// Ledger records per page.
+const LEDGER_PAGE: usize = 1_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The ports a snapshot is read through.
+pub struct Sources<'a> {
+    pub salesforce: &'a dyn SalesforceBulkRead,
+    pub gainsight: &'a dyn GainsightApi,
+    pub ledger: &'a dyn LedgerStore,
+}
+
+/// What both systems hold for `job`, and its ledger's pairs; `progress` is told what is being
+/// read as the reading goes.
+pub async fn read(
+    job: &Job,
+    sources: Sources<'_>,
+    progress: &(dyn Fn(String) + Sync),
+) -> Result<Snapshot, SnapshotError> {
+    let salesforce = read_salesforce(sources.salesforce, job, progress).await?;
+    progress(format!(
+        "reading {} records from Gainsight",
+        job.gainsight.object
+    ));
+    let gainsight = read_gainsight(sources.gainsight, job).await?;
+    progress("reading the ledger".into());
+    let linked = (ledger_records(sources.ledger, job).await?.into_iter())
+        .filter_map(|r| Some((r.key.gainsight_id()?.to_string(), r.salesforce_id?)))
+        .collect::<HashMap<_, _>>();
+    Ok(Snapshot {
+        gainsight,
+        salesforce,
+        linked,
+    })
+}
+
+/// Every ledger record of `job`, page by page.
+async fn ledger_records(
+    ledger: &dyn LedgerStore,
+    job: &Job,
+) -> Result<Vec<LedgerRecord>, StoreError> {
+    let mut all: Vec<LedgerRecord> = Vec::new();
+    loop {
+        let after = all.last().map(|r| r.key.clone());
+        let page = ledger.list(&job.name, after.as_ref(), LEDGER_PAGE).await?;
+        let n = page.len();
+        all.extend(page);
+        if n < LEDGER_PAGE {
+            return Ok(all);
+        }
+    }
+}
+
+/// Every record of the job's Salesforce object with the fields the plan compares, set by set.
+async fn read_salesforce(
+    sf: &dyn SalesforceBulkRead,
+    job: &Job,
+    progress: &(dyn Fn(String) + Sync),
+) -> Result<Vec<Fields>, ApiError> {
+    let mut fields = job.fields_read_from(System::Salesforce);
+    fields.extend(job.match_keys.iter().map(|k| k.salesforce.clone()));
+    fields.push("LastModifiedDate".into());
+    fields.sort();
+    fields.dedup();
+    let select = SfSelect {
+        fields,
+        ..SfSelect::from_object(&job.salesforce.object)
+    };
+    let object = &job.salesforce.object;
+    progress(format!(
+        "reading {object}s from Salesforce (one Bulk API query job)"
+    ));
+    let read = sf.start_bulk_read(&select).await?;
+    let (mut rows, mut locator) = (Vec::new(), None);
+    loop {
+        let set = sf.bulk_read_set(&read, locator.as_deref(), SET).await?;
+        rows.extend(set.rows);
+        progress(format!(
+            "reading {object} records from Salesforce: {}",
+            rows.len()
+        ));
+        match set.next {
+            Some(next) => locator = Some(next),
+            None => return Ok(rows),
+        }
+    }
+}
+
+/// Every record of the job's Gainsight object with the fields the plan compares.
+async fn read_gainsight(gs: &dyn GainsightApi, job: &Job) -> Result<Vec<Fields>, ApiError> {
+    let mut select = job.fields_read_from(System::Gainsight);
+    select.extend(job.match_keys.iter().map(|k| k.gainsight.clone()));
+    select.push(GAINSIGHT_MODIFIED.into());
+    select.sort();
+    select.dedup();
+    let query = GsQuery {
+        select,
+        ..GsQuery::default()
+    };
+    gs.query(&job.gainsight.object, &query).await
+}
