@@ -382,57 +382,8 @@ async fn an_import_replaces_links_only_when_told_to() -> Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_first_load_dry_run_plans_and_writes_nothing() -> Result<()> {
     let stack = Stack::start(Options::default()).await?;
-    let accounts = stack
-        .salesforce_create_quietly(
-            "Account",
-            vec![
-                json!({"Name": "Linked Co", "Phone": "555-0100"}),
-                json!({"Name": "By Id Co"}),
-                json!({"Name": "Claimed Twice"}),
-                json!({"Name": "Only In Salesforce"}),
-            ],
-        )
-        .await?;
-    let companies = stack
-        .gainsight_insert_quietly(
-            "Company",
-            vec![
-                json!({"Name": "Linked Co"}),
-                json!({"Name": "By Id Co", "SfdcAccountId": accounts[1]}),
-                json!({"Name": "Claim A", "SfdcAccountId": accounts[2]}),
-                json!({"Name": "Claim B", "SfdcAccountId": accounts[2]}),
-                json!({"Name": "Only In Gainsight"}),
-                json!({"Name": "Carried Co"}),
-            ],
-        )
-        .await?;
-    // An Account that carries a Company's GSID, under another name.
-    let carried = stack
-        .salesforce_create_quietly(
-            "Account",
-            vec![json!({"Name": "Carried Inc", "Gainsight_Company_Id__c": companies[5]})],
-        )
-        .await?;
-    let dir = std::env::temp_dir().join(format!("syncctl-load-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let links = dir.join("links.csv");
-    std::fs::write(
-        &links,
-        format!(
-            "gainsight_id,salesforce_id\n{},{}\n",
-            companies[0], accounts[0]
-        ),
-    )?;
-    let args = [
-        "import",
-        links.to_str().unwrap_or_default(),
-        "--job",
-        "company_account",
-        "--no-resync",
-    ];
-    let imported = syncctl(&stack, &args).await;
-    assert!(imported.status.success(), "{}", stderr(&imported));
-    stack.drained(WAIT).await?;
+    let org = seed_org(&stack).await?;
+    let dir = &org.dir;
     let (sf_before, ledger_before) = (
         stack.salesforce.stats(),
         stack.ledger_records().await?.len(),
@@ -466,7 +417,7 @@ async fn a_first_load_dry_run_plans_and_writes_nothing() -> Result<()> {
     let rows = plan["rows"].as_array().cloned().unwrap_or_default();
     let carried_row = rows
         .iter()
-        .find(|r| r["salesforceId"] == json!(carried[0]))
+        .find(|r| r["salesforceId"] == json!(org.carried))
         .expect("the carried pair");
     assert_eq!(
         carried_row["detail"],

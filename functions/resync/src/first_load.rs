@@ -189,6 +189,22 @@ impl Resync {
             })
             .collect();
         self.ledger.record_many(&links, now_ms).await?;
+        // A change from Salesforce names only the record's Id when the record does not carry
+        // the GSID: the forwarding note from that Id to the pair is how the mapper finds it.
+        let notes: Vec<(LedgerKey, LedgerKey)> = (steps.iter())
+            .filter_map(|step| match step {
+                Step::Link {
+                    gsid,
+                    salesforce_id,
+                    ..
+                } => Some((
+                    LedgerKey::SalesforceOnly(salesforce_id.clone()),
+                    LedgerKey::Gainsight(gsid.clone()),
+                )),
+                Step::Write { .. } => None,
+            })
+            .collect();
+        self.ledger.moved(&job.name, &notes, now_ms).await?;
         for link in &links {
             let line = RunLine::new(link.key.to_string(), LineOutcome::Synced)
                 .message("linked in the ledger, nothing written");

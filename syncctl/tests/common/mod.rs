@@ -50,3 +50,79 @@ pub async fn json_of(stack: &Stack, args: &[&str]) -> Result<Value> {
     ensure!(out.status.success(), "{args:?}: {}", stderr(&out));
     Ok(serde_json::from_slice(&out.stdout)?)
 }
+
+/// A small org with years of data, for the first-load tests: one pair already in the ledger
+/// (imported), a Company naming its Account by Id, an Account carrying a Company's GSID under
+/// another name, two Companies claiming one Account, and one record alone on each side.
+pub struct Org {
+    /// Linked Co, By Id Co, Claimed Twice, Only In Salesforce.
+    pub accounts: Vec<String>,
+    /// Linked Co, By Id Co, Claim A, Claim B, Only In Gainsight, Carried Co.
+    pub companies: Vec<String>,
+    /// The Account carrying Carried Co's GSID.
+    pub carried: String,
+    /// A directory of this test's files.
+    pub dir: std::path::PathBuf,
+}
+
+pub async fn seed_org(stack: &Stack) -> Result<Org> {
+    use serde_json::json;
+    let accounts = stack
+        .salesforce_create_quietly(
+            "Account",
+            vec![
+                json!({"Name": "Linked Co", "Phone": "555-0100"}),
+                json!({"Name": "By Id Co"}),
+                json!({"Name": "Claimed Twice"}),
+                json!({"Name": "Only In Salesforce"}),
+            ],
+        )
+        .await?;
+    let companies = stack
+        .gainsight_insert_quietly(
+            "Company",
+            vec![
+                json!({"Name": "Linked Co"}),
+                json!({"Name": "By Id Co", "SfdcAccountId": accounts[1]}),
+                json!({"Name": "Claim A", "SfdcAccountId": accounts[2]}),
+                json!({"Name": "Claim B", "SfdcAccountId": accounts[2]}),
+                json!({"Name": "Only In Gainsight"}),
+                json!({"Name": "Carried Co"}),
+            ],
+        )
+        .await?;
+    let carried = stack
+        .salesforce_create_quietly(
+            "Account",
+            vec![json!({"Name": "Carried Inc", "Gainsight_Company_Id__c": companies[5]})],
+        )
+        .await?;
+    let dir = std::env::temp_dir().join(format!(
+        "syncctl-load-{}-{}",
+        std::process::id(),
+        companies[0]
+    ));
+    std::fs::create_dir_all(&dir)?;
+    let links = dir.join("links.csv");
+    let text = format!(
+        "gainsight_id,salesforce_id\n{},{}\n",
+        companies[0], accounts[0]
+    );
+    std::fs::write(&links, text)?;
+    let args = [
+        "import",
+        links.to_str().unwrap_or_default(),
+        "--job",
+        "company_account",
+        "--no-resync",
+    ];
+    let imported = syncctl(stack, &args).await;
+    ensure!(imported.status.success(), "{}", stderr(&imported));
+    stack.drained(std::time::Duration::from_secs(60)).await?;
+    Ok(Org {
+        accounts,
+        companies,
+        carried: carried[0].clone(),
+        dir,
+    })
+}
