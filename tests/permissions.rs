@@ -48,8 +48,8 @@ async fn invoke(stack: &Stack, function: &str, event: serde_json::Value) -> Resu
     Ok(())
 }
 
-/// Every function at work: a refusal, a lookup, a fix, a Salesforce-born record, a resync and a
-/// poll.
+/// Every function at work: a refusal, a lookup, a fix, a Salesforce-born record, a resync, a
+/// poll and a first load.
 async fn exercise(stack: &Stack) -> Result<()> {
     let company = stack
         .create_companies(vec![
@@ -87,6 +87,25 @@ async fn exercise(stack: &Stack) -> Result<()> {
     let errors = json!({"job": "person_contact", "status": "error"});
     invoke(stack, RESYNC_FUNCTION, errors).await?;
     invoke(stack, POLLER_FUNCTION, json!({"job": "company_account"})).await?;
+    stack.drained(WAIT).await?;
+    // A first load: planned, then its one chunk applied (a link and a write).
+    let company = json!({"Name": "Loaded Co"}).as_object().cloned();
+    let gsid = stack
+        .gainsight
+        .seed_quietly("Company", vec![company.unwrap_or_default()]);
+    let account = json!({"Name": "Loaded Inc", "Gainsight_Company_Id__c": gsid[0]})
+        .as_object()
+        .cloned();
+    stack
+        .salesforce
+        .seed_quietly("Account", vec![account.unwrap_or_default()]);
+    let only = json!({"Name": "Only Here"}).as_object().cloned();
+    stack
+        .gainsight
+        .seed_quietly("Company", vec![only.unwrap_or_default()]);
+    let load = json!({"job": "company_account", "load": "run"});
+    invoke(stack, RESYNC_FUNCTION, load.clone()).await?;
+    invoke(stack, RESYNC_FUNCTION, load).await?;
     stack.drained(WAIT).await
 }
 
