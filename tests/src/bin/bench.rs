@@ -780,6 +780,15 @@ async fn main() -> Result<()> {
             first_load::dry_run(n.unwrap_or(10_000)).await,
         );
     }
+    if wanted(&["first-load-run"]) {
+        let n = std::env::var("FIRST_LOAD_N")
+            .ok()
+            .and_then(|n| n.parse().ok());
+        run(
+            "first load",
+            first_load::figures(n.unwrap_or(100_000)).await,
+        );
+    }
     anyhow::ensure!(
         failed.is_empty(),
         "{} failed: {}",

@@ -167,3 +167,181 @@ pub async fn dry_run(per_side: usize) -> Result<()> {
     stack.stop().await;
     Ok(())
 }
+
+/// What one measured load did.
+pub struct Measured {
+    pub seconds: f64,
+    pub salesforce_calls: u64,
+    pub gainsight_calls: u64,
+    pub aws_requests: u64,
+    pub resync_peak_rss_mb: f64,
+}
+
+/// Peak RSS (VmHWM, MB) of process `pid` until it exits or `stop` is set.
+fn sample_rss(
+    pid: u32,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> tokio::task::JoinHandle<f64> {
+    tokio::spawn(async move {
+        let mut peak_kb = 0.0_f64;
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+                break;
+            };
+            let hwm = (status.lines().find(|l| l.starts_with("VmHWM:")))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<f64>().ok());
+            peak_kb = peak_kb.max(hwm.unwrap_or(0.0));
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        peak_kb / 1024.0
+    })
+}
+
+/// Invokes the resync binary behind `runtime` with a first load's request until it answers
+/// without a continuation; its last answer.
+async fn drive_load(runtime: &devstack::runtime_api::RuntimeApi) -> Result<Value> {
+    let mut asked = json!({"job": "company_account", "load": "run"});
+    loop {
+        let answer = runtime
+            .invoke(asked.clone(), std::time::Duration::from_secs(900))
+            .await?
+            .map_err(|e| anyhow::anyhow!("resync failed: {e}"))?;
+        match answer.get("continuation") {
+            Some(next) if !next.is_null() => asked = next.clone(),
+            _ => return Ok(answer),
+        }
+    }
+}
+
+/// The whole first load over about `per_side` records a side, the resync function running as
+/// its own binary (`RESYNC_BIN`, default `target/perf/resync`) under the Runtime API: from the
+/// first invocation until every planned creation and update has landed and the queues are
+/// empty. Checks the load's counts against the mix and that nothing was created twice.
+pub async fn load(per_side: usize) -> Result<Measured> {
+    let stack = Stack::start(Options::default()).await?;
+    let units = per_side / COMPANIES_PER_UNIT;
+    let expected = seed(&stack, units);
+    let bin = std::env::var("RESYNC_BIN").unwrap_or_else(|_| "target/perf/resync".into());
+    let timeout = stack.aws.deployment.timeout("ResyncFunction")?;
+    let runtime = devstack::runtime_api::RuntimeApi::start(timeout).await?;
+    let mut child = runtime
+        .command(&bin, "resync")
+        .envs(stack.syncctl_env())
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .with_context(|| format!("{bin} (set RESYNC_BIN to a built resync binary)"))?;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let rss = sample_rss(child.id().context("no pid")?, stop.clone());
+    let (accounts, companies) = (
+        stack.salesforce.records("Account").len(),
+        stack.gainsight.records("Company").len(),
+    );
+    let (sf, gs) = (stack.salesforce.stats(), stack.gainsight.stats());
+    let aws_before: u64 = stack.aws.requests().await?.values().sum();
+    let started = Instant::now();
+    let answer = drive_load(&runtime).await?;
+    let counts = &answer["load"]["counts"];
+    for name in [
+        "linkByIdentifier",
+        "createInSalesforce",
+        "createInGainsight",
+        "toUpdate",
+        "ambiguous",
+    ] {
+        anyhow::ensure!(
+            counts[name] == expected[name],
+            "the load's {name} {} is not the mix's {}",
+            counts[name],
+            expected[name]
+        );
+    }
+    let want = (accounts + units * 4, companies + units * 3);
+    stack
+        .eventually(
+            std::time::Duration::from_secs(1800),
+            "every creation",
+            || async {
+                let now = (
+                    stack.salesforce.records("Account").len(),
+                    stack.gainsight.records("Company").len(),
+                );
+                anyhow::ensure!(
+                    now.0 <= want.0 && now.1 <= want.1,
+                    "created twice: {now:?} > {want:?}"
+                );
+                Ok((now == want).then_some(()))
+            },
+        )
+        .await?;
+    stack.drained(std::time::Duration::from_secs(1800)).await?;
+    let seconds = started.elapsed().as_secs_f64();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let resync_peak_rss_mb = rss.await.unwrap_or(0.0);
+    child.kill().await?;
+    let measured = Measured {
+        seconds,
+        salesforce_calls: stack.salesforce.stats().api_calls - sf.api_calls,
+        gainsight_calls: stack.gainsight.stats().api_calls - gs.api_calls,
+        aws_requests: stack.aws.requests().await?.values().sum::<u64>() - aws_before,
+        resync_peak_rss_mb,
+    };
+    stack.stop().await;
+    Ok(measured)
+}
+
+/// The load at 10,000 and `per_side` records a side, printed as issue 24 names its figures.
+pub async fn figures(per_side: usize) -> Result<()> {
+    let small = load(10_000).await?;
+    let big = if per_side == 10_000 {
+        None
+    } else {
+        Some(load(per_side).await?)
+    };
+    let n = per_side;
+    let at = big.as_ref().unwrap_or(&small);
+    let records = (n * 2) as f64;
+    report(
+        &format!("first_load_{n}_seconds"),
+        format!("{:.1}", at.seconds),
+        "s",
+    );
+    report(
+        &format!("first_load_{n}_salesforce_calls"),
+        at.salesforce_calls,
+        "calls",
+    );
+    report(
+        &format!("first_load_{n}_gainsight_calls"),
+        at.gainsight_calls,
+        "calls",
+    );
+    report(
+        &format!("first_load_{n}_aws_requests_per_record"),
+        format!("{:.2}", at.aws_requests as f64 / records),
+        "requests",
+    );
+    report(
+        "first_load_peak_rss_mb",
+        format!("{:.1}", at.resync_peak_rss_mb),
+        "MB",
+    );
+    if big.is_some() {
+        report(
+            &format!("first_load_rss_growth_10k_to_{}", short(n)),
+            format!("{:.2}", at.resync_peak_rss_mb / small.resync_peak_rss_mb),
+            "x",
+        );
+    }
+    Ok(())
+}
+
+/// 100000 as `100k`.
+fn short(n: usize) -> String {
+    if n % 1_000 == 0 {
+        format!("{}k", n / 1_000)
+    } else {
+        n.to_string()
+    }
+}
