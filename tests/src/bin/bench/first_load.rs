@@ -214,6 +214,25 @@ async fn drive_load(runtime: &devstack::runtime_api::RuntimeApi) -> Result<Value
     }
 }
 
+/// Waits until the stack holds `want` (Accounts, Companies) and its queues are empty, failing
+/// at once if a record is created twice.
+async fn landed(stack: &Stack, want: (usize, usize)) -> Result<()> {
+    let wait = std::time::Duration::from_secs(1800);
+    let check = || async {
+        let now = (
+            stack.salesforce.records("Account").len(),
+            stack.gainsight.records("Company").len(),
+        );
+        anyhow::ensure!(
+            now.0 <= want.0 && now.1 <= want.1,
+            "created twice: {now:?} > {want:?}"
+        );
+        Ok((now == want).then_some(()))
+    };
+    stack.eventually(wait, "every creation", check).await?;
+    stack.drained(wait).await
+}
+
 /// The whole first load over about `per_side` records a side, the resync function running as
 /// its own binary (`RESYNC_BIN`, default `target/perf/resync`) under the Runtime API: from the
 /// first invocation until every planned creation and update has landed and the queues are
@@ -257,25 +276,7 @@ pub async fn load(per_side: usize) -> Result<Measured> {
             expected[name]
         );
     }
-    let want = (accounts + units * 4, companies + units * 3);
-    stack
-        .eventually(
-            std::time::Duration::from_secs(1800),
-            "every creation",
-            || async {
-                let now = (
-                    stack.salesforce.records("Account").len(),
-                    stack.gainsight.records("Company").len(),
-                );
-                anyhow::ensure!(
-                    now.0 <= want.0 && now.1 <= want.1,
-                    "created twice: {now:?} > {want:?}"
-                );
-                Ok((now == want).then_some(()))
-            },
-        )
-        .await?;
-    stack.drained(std::time::Duration::from_secs(1800)).await?;
+    landed(&stack, (accounts + units * 4, companies + units * 3)).await?;
     let seconds = started.elapsed().as_secs_f64();
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let resync_peak_rss_mb = rss.await.unwrap_or(0.0);
