@@ -9,7 +9,7 @@ STAMP    := $(VENV)/.installed
 CARGO    ?= cargo
 STATE    := .devstack
 
-.PHONY: demo test build lint up down venv bench fuzz soak clean validate-jobs resync backfill package deploy logs
+.PHONY: demo test build lint up down venv bench bench-load fuzz soak clean validate-jobs resync backfill package deploy logs
 
 DEPLOY_STAMP := $(VENV)/.deploy-installed
 export SAM_CLI_TELEMETRY := 0
@@ -102,7 +102,7 @@ logs: $(DEPLOY_STAMP)
 
 ## bench: measure DESIGN.md's targets; prints `bench: <name> = <value> <unit>` lines (see BENCHMARKS.md)
 bench: $(STAMP)
-	$(CARGO) build --quiet --profile perf -p webhook -p syncctl -p sync-tests --bins
+	$(CARGO) build --quiet --profile perf -p webhook -p resync -p syncctl -p sync-tests --bins
 	@# Every figure is measured even when one fails; the target fails at the end if any did.
 	@failed=0; \
 	WEBHOOK_BIN=target/perf/webhook target/perf/bench all || failed=1; \
@@ -110,6 +110,13 @@ bench: $(STAMP)
 	$(CARGO) bench --quiet -p shared --features fakes --bench mapping -- --warm-up-time 2 --measurement-time 5 --noplot --quiet > /dev/null || failed=1; \
 	python3 -c 'import json; e = json.load(open("target/criterion/mapping/records/new/estimates.json")); b = json.load(open("target/criterion/mapping/records/new/benchmark.json")); n = b["throughput"]["Elements"]; print("bench: mapping_records_per_second = %d records/s" % (n / (e["mean"]["point_estimate"] / 1e9)))' || failed=1; \
 	if [ $$failed -ne 0 ]; then echo "bench: some figures failed (see the lines above)"; exit 1; fi
+
+## bench-load: a job's first load at N records a side (default 100000) and at 10,000: the dry run,
+## then the load with the resync binary under the Runtime API (figures in BENCHMARKS.md)
+bench-load: $(STAMP)
+	$(CARGO) build --quiet --profile perf -p resync -p syncctl -p sync-tests --bins
+	FIRST_LOAD_N=$(or $(N),100000) target/perf/bench first-load
+	FIRST_LOAD_N=$(or $(N),100000) target/perf/bench first-load-run
 
 ## validate-jobs: check infra/jobs (syntax, limits, one job per object); DESCRIBE=1 also checks them
 ## against the live describes (needs the SALESFORCE_* and GAINSIGHT_* variables, see README)

@@ -122,26 +122,37 @@ async fn the_load_does_what_its_dry_run_planned_and_leaves_ambiguous_records_alo
     Ok(())
 }
 
-/// Records per side of the interrupted load: more links than one chunk holds.
+/// Pairs of the interrupted load, linked by the GSID their Accounts carry: more links than one
+/// chunk holds.
 const CARRIED: usize = 2_050;
+/// Companies alone in Gainsight: as many Accounts to create, at least the shipped bulk
+/// threshold (2,000), so the load's writes reach Salesforce through one Bulk API job.
+const ALONE: usize = 2_050;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_load_stopped_after_a_chunk_goes_on_from_its_checkpoint_writing_nothing_twice(
 ) -> Result<()> {
-    let stack = Stack::start(Options::default()).await?;
+    // Quiet for long enough that the load's writes, staged over several invocations, are
+    // written together (a minute deployed).
+    let options = Options {
+        load_quiet: Duration::from_secs(10),
+        ..Options::default()
+    };
+    let stack = Stack::start(options).await?;
     let rec = |v: Value| v.as_object().cloned().unwrap_or_default();
     let names = (0..CARRIED).map(|i| rec(json!({"Name": format!("Co {i}")})));
     let gsids = stack.gainsight.seed_quietly("Company", names.collect());
     let carrying = (gsids.iter().enumerate())
         .map(|(i, g)| rec(json!({"Name": format!("Co {i}"), "Gainsight_Company_Id__c": g})));
     stack.salesforce.seed_quietly("Account", carrying.collect());
-    let alone = (0..5).map(|i| rec(json!({"Name": format!("Alone {i}")})));
+    let alone = (0..ALONE).map(|i| rec(json!({"Name": format!("Alone {i}")})));
     let alone = stack.gainsight.seed_quietly("Company", alone.collect());
+    let bulk_jobs = stack.salesforce.stats().bulk_jobs;
 
     // The operator's syncctl is killed after the plan and the first chunk.
     let ask = json!({"job": JOB, "load": "run"});
     let planned = stack.invoke_resync(ask.clone()).await?;
-    assert_eq!(planned["load"]["chunks"], json!(2), "{planned}");
+    assert_eq!(planned["load"]["chunks"], json!(3), "{planned}");
     let first = stack.invoke_resync(ask).await?;
     assert_eq!(first["load"]["done"], json!(1), "{first}");
     assert_eq!(pairs(&stack).await?.len(), 2_000, "the first chunk's links");
@@ -155,24 +166,34 @@ async fn a_load_stopped_after_a_chunk_goes_on_from_its_checkpoint_writing_nothin
             &load["load"]["done"],
             &load["queued"]
         ),
-        (&json!("done"), &json!(2), &json!(55)),
-        "the second chunk only: 50 links and 5 writes; {load}"
+        (&json!("done"), &json!(3), &json!(CARRIED - 2_000 + ALONE)),
+        "the other chunks only: 50 links and every write; {load}"
     );
+    let wait = Duration::from_secs(180);
     stack
-        .eventually(WAIT, "the lone Companies' Accounts", || async {
-            let made = (alone.iter())
-                .all(|g| holding(&stack, "Account", ("Gainsight_Company_Id__c", g)) == 1);
-            Ok(made.then_some(()))
+        .eventually(wait, "the lone Companies' Accounts", || async {
+            let accounts = stack.salesforce.records("Account").len();
+            anyhow::ensure!(
+                accounts <= CARRIED + ALONE,
+                "{accounts} Accounts: some twice"
+            );
+            Ok((accounts == CARRIED + ALONE).then_some(()))
         })
         .await?;
-    stack.drained(WAIT).await?;
-    assert_eq!(pairs(&stack).await?.len(), CARRIED + 5);
+    stack.drained(wait).await?;
+    for gsid in &alone {
+        assert_eq!(
+            holding(&stack, "Account", ("Gainsight_Company_Id__c", gsid)),
+            1
+        );
+    }
+    assert_eq!(pairs(&stack).await?.len(), CARRIED + ALONE);
+    assert_eq!(stack.gainsight.records("Company").len(), CARRIED + ALONE);
     assert_eq!(
-        stack.salesforce.records("Account").len(),
-        CARRIED + 5,
-        "no Account created twice"
+        stack.salesforce.stats().bulk_jobs - bulk_jobs,
+        1,
+        "the load's 2,050 creations in one Bulk API job at the shipped threshold"
     );
-    assert_eq!(stack.gainsight.records("Company").len(), CARRIED + 5);
     stack.stop().await;
     Ok(())
 }
