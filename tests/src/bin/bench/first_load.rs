@@ -340,7 +340,7 @@ pub async fn figures(per_side: usize) -> Result<()> {
 
 /// 100000 as `100k`.
 fn short(n: usize) -> String {
-    if n % 1_000 == 0 {
+    if n.is_multiple_of(1_000) {
         format!("{}k", n / 1_000)
     } else {
         n.to_string()
