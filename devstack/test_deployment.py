@@ -114,7 +114,7 @@ class Deployment(unittest.TestCase):
             sizing[f] = (config["MemorySize"], config["Timeout"])
         self.assertEqual(sizing, {"WebhookFunction": (128, 30), "PollerFunction": (256, 300),
                                   "MapperFunction": (256, 30), "PusherFunction": (256, 120),
-                                  "ResyncFunction": (256, 300)})
+                                  "ResyncFunction": (1024, 900)})
 
     def test_queues_have_dlqs_and_outlast_their_consumers(self):
         sqs = boto3.client("sqs")
