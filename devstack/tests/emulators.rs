@@ -529,3 +529,44 @@ async fn salesforce_user_deletes_undeletes_and_merges() -> anyhow::Result<()> {
     assert_eq!(rows("query").await?.as_array().map(Vec::len), Some(2));
     Ok(())
 }
+
+/// A record created through `sobjects/{object}` while change events are relayed: the answer
+/// comes (the org's lock is released before the event goes out, which takes it again; with it
+/// held, every later request of the emulator hung). The emulator runs on a runtime of its own
+/// thread, so that a hang fails the test after 30 s instead of stalling it.
+#[test]
+fn salesforce_single_record_create_with_the_relay_on_answers() {
+    let (done, answer) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+        let result = runtime.block_on(create_with_the_relay_on());
+        let _ = done.send(result.map_err(|e| e.to_string()));
+    });
+    match answer.recv_timeout(std::time::Duration::from_secs(30)) {
+        Ok(result) => result.expect("created"),
+        Err(_) => panic!("the emulator did not answer within 30 s: a request hung"),
+    }
+}
+
+async fn create_with_the_relay_on() -> anyhow::Result<()> {
+    let sf = SalesforceEmulator::start(Options::default()).await?;
+    sf.relay_to(devstack::salesforce::Relay {
+        endpoint: "http://127.0.0.1:9".into(),
+        bus: "aws.partner/salesforce.com/00D/0YL".into(),
+    });
+    let http = reqwest::Client::new();
+    let bearer = token(&http, &sf).await?;
+    let create = http
+        .post(format!("{}/services/data/v62.0/sobjects/Account", sf.url()))
+        .bearer_auth(&bearer)
+        .json(&json!({"Name": "Acme"}))
+        .send()
+        .await?;
+    assert_eq!(create.status(), 201);
+    let stats = http
+        .get(format!("{}/__emulator/stats", sf.url()))
+        .send()
+        .await?;
+    assert_eq!(stats.status(), 200, "the emulator still answers");
+    Ok(())
+}

@@ -99,6 +99,7 @@ async fn write_one(
     }
     let mut org = lock(org_arc);
     let used = org.used();
+    let mut notices = None;
     let answer = (|| -> Answer {
         let record = parse_record(&org, object, body, used)?;
         let (op, mut record) = op(&mut org, record, used)?;
@@ -109,11 +110,16 @@ async fn write_one(
             return Err(save_failed(&result, used));
         }
         let (results, sends, events) = keep(&mut org, object, applied);
-        spawn_outbound(org_arc, sends);
-        relay::spawn_events(org_arc, events);
+        notices = Some((sends, events));
         let result = results.into_iter().next().unwrap_or(Value::Null);
         Ok(saved(&op, &result, used))
     })();
+    // The org's lock is released before the notices go out: sending them takes it again.
+    drop(org);
+    if let Some((sends, events)) = notices {
+        spawn_outbound(org_arc, sends);
+        relay::spawn_events(org_arc, events);
+    }
     answer.unwrap_or_else(|e| e)
 }
 
