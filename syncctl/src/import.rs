@@ -257,7 +257,8 @@ pub async fn import(
     if !relinked.is_empty() && !relink {
         return Err(relink_refusal(path, &relinked));
     }
-    let writes = import_writes(job, &links, &relinked, &path.display().to_string());
+    let origin = format!("the import of {}", path.display());
+    let writes = import_writes(job, &links, &relinked, &origin);
     let bar = ProgressBar::new(writes.len() as u64).with_style(ProgressStyle::with_template(
         "importing {bar:40} {pos}/{len} ledger writes",
     )?);

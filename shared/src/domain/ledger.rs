@@ -431,11 +431,12 @@ pub enum LedgerUpdate {
         reason: String,
         write: Box<super::WriteCommand>,
     },
-    /// An operator linked the pair by hand (`syncctl import`): from now on the Salesforce record
-    /// is addressed by this Id instead of being matched on identifiers.
+    /// An operator linked the pair (`syncctl import`, or a first load's link): from now on the
+    /// Salesforce record is addressed by this Id instead of being matched on identifiers.
     Imported {
         salesforce_id: String,
-        /// Where the link came from (the file imported).
+        /// Where the link came from, as a history line ends: "the import of <file>", "first
+        /// load <run>, <why>".
         origin: String,
     },
     /// An operator linked this record's Salesforce twin to another Gainsight record
@@ -543,13 +544,13 @@ impl LedgerUpdate {
             LedgerUpdate::Imported {
                 salesforce_id,
                 origin,
-            } => Some(format!("linked to {salesforce_id} by import of {origin}")),
+            } => Some(format!("linked to {salesforce_id} by {origin}")),
             LedgerUpdate::Unlinked {
                 salesforce_id,
                 now_linked_to,
                 origin,
             } => Some(format!(
-                "unlinked from {salesforce_id}, which the import of {origin} linked to {now_linked_to}"
+                "unlinked from {salesforce_id}, which {origin} linked to {now_linked_to}"
             )),
         };
         HistoryEntry {
