@@ -111,11 +111,7 @@ impl FirstLoadStore for DynamoStateStore {
             .expression_attribute_values(":run", s(&load.run))
             .send()
             .await;
-        match sent {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failure(&e) => Ok(false),
-            Err(e) => Err(store_error(e)),
-        }
+        written(sent)
     }
 
     async fn first_load_chunk(
@@ -157,11 +153,7 @@ impl FirstLoadStore for DynamoStateStore {
             .expression_attribute_values(":done", n(done))
             .send()
             .await;
-        match sent {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failure(&e) => Ok(false),
-            Err(e) => Err(store_error(e)),
-        }
+        written(sent)
     }
 
     async fn cancel_first_load(&self, job: &str) -> Result<bool, StoreError> {
@@ -175,10 +167,6 @@ impl FirstLoadStore for DynamoStateStore {
             .expression_attribute_values(":applying", s("applying"))
             .send()
             .await;
-        match sent {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failure(&e) => Ok(false),
-            Err(e) => Err(store_error(e)),
-        }
+        written(sent)
     }
 }

@@ -119,11 +119,7 @@ impl LoadStore for DynamoStateStore {
             .expression_attribute_values(":now", n(now_ms))
             .send()
             .await;
-        match sent {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failure(&e) => Ok(false),
-            Err(e) => Err(store_error(e)),
-        }
+        written(sent)
     }
 
     async fn staged(&self, load: &LoadId) -> Result<Vec<WriteCommand>, StoreError> {

@@ -127,6 +127,17 @@ fn is_condition_failure<E: ProvideErrorMetadata>(err: &SdkError<E>) -> bool {
     matches!(err, SdkError::ServiceError(e) if e.err().code() == Some("ConditionalCheckFailedException"))
 }
 
+/// Whether a conditional write was made: `false` when its condition did not hold.
+fn written<T, E: ProvideErrorMetadata + std::error::Error + 'static>(
+    sent: Result<T, SdkError<E>>,
+) -> Result<bool, StoreError> {
+    match sent {
+        Ok(_) => Ok(true),
+        Err(e) if is_condition_failure(&e) => Ok(false),
+        Err(e) => Err(store_error(e)),
+    }
+}
+
 fn get_s(item: &Item, name: &str) -> Option<String> {
     item.get(name).and_then(|v| v.as_s().ok()).cloned()
 }
