@@ -261,6 +261,7 @@ pub async fn load(per_side: usize) -> Result<Measured> {
     let aws_before: u64 = stack.aws.requests().await?.values().sum();
     let started = Instant::now();
     let answer = drive_load(&runtime).await?;
+    let applied_s = started.elapsed().as_secs_f64();
     let counts = &answer["load"]["counts"];
     for name in [
         "linkByIdentifier",
@@ -278,6 +279,11 @@ pub async fn load(per_side: usize) -> Result<Measured> {
     }
     landed(&stack, (accounts + units * 4, companies + units * 3)).await?;
     let seconds = started.elapsed().as_secs_f64();
+    eprintln!(
+        "first load of {per_side}: planned and applied ({} chunks) in {applied_s:.1} s, every write landed {:.1} s later",
+        answer["load"]["chunks"],
+        seconds - applied_s
+    );
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let resync_peak_rss_mb = rss.await.unwrap_or(0.0);
     child.kill().await?;
