@@ -2,7 +2,7 @@
 //! progress, the invocation reads both systems in bulk (`shared::snapshot`), plans the load
 //! (`domain::first_load`), logs every ambiguous record in its run and stores the steps in chunks;
 //! with one in progress, it applies the next chunk (links into the ledger, then writes queued as
-//! forced changes staged into one bulk load) and moves the checkpoint. The answer carries the
+//! forced changes carrying the load) and moves the checkpoint. The answer carries the
 //! request to send again while chunks remain; a load killed half way goes on from its checkpoint.
 
 use std::collections::BTreeSet;
@@ -158,9 +158,9 @@ impl Resync {
     }
 
     /// Links, then writes: each write's record read where it lives and queued as a forced change
-    /// staged under the load (its planning run), so the pusher writes the whole load's Salesforce
-    /// side together once the load is quiet: through one Bulk API job at or over the job's bulk
-    /// threshold.
+    /// carrying the load (its planning run), so the pusher stages the load's Salesforce upserts
+    /// on the external id and writes them together once the load is quiet: through one Bulk API
+    /// job at or over the job's bulk threshold.
     async fn apply_steps(
         &self,
         job: &Job,
