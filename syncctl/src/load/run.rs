@@ -39,7 +39,14 @@ pub async fn run(env: &Env, job_name: &str, cancel: bool, format: Format) -> any
     let mut reports: Vec<ResyncReport> = Vec::new();
     let mut next = Some(request(&job.name, command));
     while let Some(asked) = next.take() {
-        let report: ResyncReport = invoke_once(&client, &function, &asked).await?;
+        let report: ResyncReport = (invoke_once(&client, &function, &asked).await)
+            .map_err(|e| match command {
+                LoadCommand::Run => e.context(format!(
+                    "the load stopped; run `syncctl load --job {}` again to go on from the last chunk applied",
+                    job.name
+                )),
+                LoadCommand::Cancel => e,
+            })?;
         if let Some(load) = &report.load {
             bar.set_length(load.steps as u64);
             bar.set_position((load.done * CHUNK).min(load.steps) as u64);
