@@ -301,8 +301,16 @@ impl Mapping {
                 .set_entries(Some(entries))
                 .send()
                 .await;
-            if let Err(e) = deleted {
-                tracing::warn!(error = %e, "event source: delete failed; messages will be redelivered");
+            match deleted {
+                Err(e) => {
+                    tracing::warn!(error = %e, "event source: delete failed; messages will be redelivered");
+                }
+                // SQS answers 200 with the entries it could not delete listed apart.
+                Ok(out) if !out.failed().is_empty() => {
+                    let codes: Vec<&str> = out.failed().iter().map(|f| f.code()).collect();
+                    tracing::warn!(failed = codes.len(), codes = ?codes, "event source: some deletes failed; those messages will be redelivered");
+                }
+                Ok(_) => {}
             }
         }
     }
