@@ -380,7 +380,7 @@ async fn dynamo_ledger_links_and_unlinks_by_hand() -> Result<()> {
         .await?;
     let imported = LedgerUpdate::Imported {
         salesforce_id: sf.into(),
-        origin: "links.csv".into(),
+        origin: "the import of links.csv".into(),
     };
     store
         .record(&LedgerWrite::new(job, k("G1"), imported, "run-2"), 2_000)
@@ -389,7 +389,7 @@ async fn dynamo_ledger_links_and_unlinks_by_hand() -> Result<()> {
     let unlinked = LedgerUpdate::Unlinked {
         salesforce_id: sf.into(),
         now_linked_to: "G2".into(),
-        origin: "links.csv".into(),
+        origin: "the import of links.csv".into(),
     };
     store
         .record(&LedgerWrite::new(job, k("G1"), unlinked, "run-3"), 3_000)
