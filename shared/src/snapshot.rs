@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use crate::domain::change::GAINSIGHT_MODIFIED;
 use crate::domain::first_load::Snapshot;
-use crate::domain::{Fields, Job, LedgerRecord, System};
+use crate::domain::{Fields, Job, LedgerKey, System};
 use crate::ports::{
     ApiError, GainsightApi, GsQuery, LedgerStore, SalesforceBulkRead, SfSelect, StoreError,
 };
@@ -46,9 +46,7 @@ pub async fn read(
     ));
     let gainsight = read_gainsight(sources.gainsight, job).await?;
     progress("reading the ledger".into());
-    let linked = (ledger_records(sources.ledger, job).await?.into_iter())
-        .filter_map(|r| Some((r.key.gainsight_id()?.to_string(), r.salesforce_id?)))
-        .collect::<HashMap<_, _>>();
+    let linked = ledger_pairs(sources.ledger, job).await?;
     Ok(Snapshot {
         gainsight,
         salesforce,
@@ -56,19 +54,23 @@ pub async fn read(
     })
 }
 
-/// Every ledger record of `job`, page by page.
-async fn ledger_records(
+/// The pairs of `job`'s ledger (GSID to Salesforce id), page by page; only the ids are kept.
+async fn ledger_pairs(
     ledger: &dyn LedgerStore,
     job: &Job,
-) -> Result<Vec<LedgerRecord>, StoreError> {
-    let mut all: Vec<LedgerRecord> = Vec::new();
+) -> Result<HashMap<String, String>, StoreError> {
+    let mut pairs = HashMap::new();
+    let mut after: Option<LedgerKey> = None;
     loop {
-        let after = all.last().map(|r| r.key.clone());
         let page = ledger.list(&job.name, after.as_ref(), LEDGER_PAGE).await?;
         let n = page.len();
-        all.extend(page);
+        after = page.last().map(|r| r.key.clone());
+        pairs.extend(
+            (page.into_iter())
+                .filter_map(|r| Some((r.key.gainsight_id()?.to_string(), r.salesforce_id?))),
+        );
         if n < LEDGER_PAGE {
-            return Ok(all);
+            return Ok(pairs);
         }
     }
 }
