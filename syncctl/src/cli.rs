@@ -149,9 +149,9 @@ Examples:
   syncctl load --job company_account --cancel    stop the load in progress
 
 The dry run writes nothing. Without --dry-run the resync function plans the load, then applies
-it a chunk of 2,000 steps per invocation (links first, then writes queued to the pusher); run
-the same command again after an interruption and it goes on from the last chunk applied. Match
-keys are a job setting, for example
+it a chunk of 2,000 steps per invocation (links first, then writes queued as changes for the
+mapper and pusher); run the same command again after an interruption and it goes on from the
+last chunk applied. Match keys are a job setting, for example
   match_keys:
     - { gainsight: Domain, salesforce: Website, normalize: domain }
 (normalize: text, email or domain).")]

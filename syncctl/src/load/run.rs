@@ -107,7 +107,7 @@ fn summary(load: &FirstLoad, reports: &[ResyncReport], format: Format) -> anyhow
     print(format, &rows, &Summary { load, runs, queued })?;
     if format == Format::Table {
         say!(
-            "the writes are queued to the pusher; follow them with `syncctl runs --last 1h`; ambiguous records are listed by `syncctl logs {}`",
+            "the writes are queued as changes for the mapper and pusher; follow them with `syncctl runs --last 1h`; ambiguous records are listed by `syncctl logs {}`",
             load.run
         )?;
     }
