@@ -1,7 +1,7 @@
 //! Ports: the small async traits the functions depend on. Adapters implement them on AWS and HTTP;
 //! `fakes` implements them in memory for unit tests.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use async_trait::async_trait;
 
@@ -253,6 +253,30 @@ impl LedgerWrite {
         self.prior = Prior::of(record);
         self
     }
+}
+
+/// Applies `writes` as `record_many` does, and for each link among them (`LedgerUpdate::Imported`:
+/// an import's row, a first load's link) leaves the forwarding note from its Salesforce Id to the
+/// pair. A change from Salesforce names only the record's Id when the record does not carry the
+/// GSID, and the note is how the mapper finds the pair; without it the change looks like a new
+/// record and creates a second twin. Answers as `record_many`.
+pub async fn record_links(
+    store: &dyn LedgerStore,
+    writes: &[LedgerWrite],
+    at_ms: i64,
+) -> Result<Vec<usize>, StoreError> {
+    let superseded = store.record_many(writes, at_ms).await?;
+    let mut notes: BTreeMap<&str, Vec<(LedgerKey, LedgerKey)>> = BTreeMap::new();
+    for w in writes {
+        if let LedgerUpdate::Imported { salesforce_id, .. } = &w.update {
+            let from = LedgerKey::SalesforceOnly(salesforce_id.clone());
+            notes.entry(&w.job).or_default().push((from, w.key.clone()));
+        }
+    }
+    for (job, moves) in notes {
+        store.moved(job, &moves, at_ms).await?;
+    }
+    Ok(superseded)
 }
 
 /// Runs, the execution activities of the functions (DynamoDB in production, with a TTL).

@@ -11,7 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use shared::domain::change::is_salesforce_id;
 use shared::domain::link::{relinks, Relink};
 use shared::domain::{Job, LedgerKey, LedgerUpdate};
-use shared::ports::{LedgerStore, LedgerWrite};
+use shared::ports::{record_links, LedgerStore, LedgerWrite};
 
 use crate::env::{usage, Env};
 
@@ -263,20 +263,7 @@ pub async fn import(
         "importing {bar:40} {pos}/{len} ledger writes",
     )?);
     for chunk in writes.chunks(CHUNK) {
-        let now_ms = shared::time::now_ms();
-        store.record_many(chunk, now_ms).await?;
-        // A change from Salesforce names only the record's Id when the record does not carry
-        // the GSID yet: the forwarding note from that Id to the pair is how the mapper finds it.
-        let notes: Vec<(LedgerKey, LedgerKey)> = (chunk.iter())
-            .filter_map(|w| match &w.update {
-                LedgerUpdate::Imported { salesforce_id, .. } => Some((
-                    LedgerKey::SalesforceOnly(salesforce_id.clone()),
-                    w.key.clone(),
-                )),
-                _ => None,
-            })
-            .collect();
-        store.moved(&job.name, &notes, now_ms).await?;
+        record_links(&store, chunk, shared::time::now_ms()).await?;
         bar.inc(chunk.len() as u64);
     }
     bar.finish_and_clear();

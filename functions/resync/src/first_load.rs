@@ -14,7 +14,7 @@ use shared::domain::{
     ChangeEvent, Job, LedgerKey, LedgerUpdate, LineOutcome, RunFunction, RunLine, Runs, System,
 };
 use shared::lambda::store_runs;
-use shared::ports::LedgerWrite;
+use shared::ports::{record_links, LedgerWrite};
 use shared::snapshot::{self, Sources};
 
 use crate::request::LoadCommand;
@@ -188,23 +188,7 @@ impl Resync {
                 Step::Write { .. } => None,
             })
             .collect();
-        self.ledger.record_many(&links, now_ms).await?;
-        // A change from Salesforce names only the record's Id when the record does not carry
-        // the GSID: the forwarding note from that Id to the pair is how the mapper finds it.
-        let notes: Vec<(LedgerKey, LedgerKey)> = (steps.iter())
-            .filter_map(|step| match step {
-                Step::Link {
-                    gsid,
-                    salesforce_id,
-                    ..
-                } => Some((
-                    LedgerKey::SalesforceOnly(salesforce_id.clone()),
-                    LedgerKey::Gainsight(gsid.clone()),
-                )),
-                Step::Write { .. } => None,
-            })
-            .collect();
-        self.ledger.moved(&job.name, &notes, now_ms).await?;
+        record_links(self.ledger.as_ref(), &links, now_ms).await?;
         for link in &links {
             let line = RunLine::new(link.key.to_string(), LineOutcome::Synced)
                 .message("linked in the ledger, nothing written");
@@ -386,6 +370,13 @@ mod tests {
         .unwrap()
         .expect("linked");
         assert_eq!(pair.salesforce_id.as_deref(), Some(S1));
+        let from = [LedgerKey::SalesforceOnly(S1.into())];
+        let notes = w.store.moves_of("company_account", &from).await.unwrap();
+        assert_eq!(
+            notes.values().collect::<Vec<_>>(),
+            [&LedgerKey::Gainsight("G1".into())],
+            "the Salesforce Id forwards to its pair"
+        );
         assert_eq!(
             queued(&w.queue),
             [
