@@ -771,23 +771,19 @@ async fn main() -> Result<()> {
         run("freshness with echoes", freshness(100, 10, true).await);
     }
     cdc::figures(&wanted, &mut run).await;
+    // Records a side of the first-load figures (FIRST_LOAD_N).
+    let first_load_n = |default: usize| {
+        (std::env::var("FIRST_LOAD_N").ok())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(default)
+    };
     if wanted(&["first-load"]) {
-        let n = std::env::var("FIRST_LOAD_N")
-            .ok()
-            .and_then(|n| n.parse().ok());
-        run(
-            "first load dry run",
-            first_load::dry_run(n.unwrap_or(10_000)).await,
-        );
+        let n = first_load_n(10_000);
+        run("first load dry run", first_load::dry_run(n).await);
     }
     if wanted(&["first-load-run"]) {
-        let n = std::env::var("FIRST_LOAD_N")
-            .ok()
-            .and_then(|n| n.parse().ok());
-        run(
-            "first load",
-            first_load::figures(n.unwrap_or(100_000)).await,
-        );
+        let n = first_load_n(100_000);
+        run("first load", first_load::figures(n).await);
     }
     anyhow::ensure!(
         failed.is_empty(),
