@@ -1,15 +1,17 @@
 //! Reading what both systems hold for a job's first load (`domain::first_load::Snapshot`):
 //! Salesforce through one Bulk API 2.0 query job, set by set; Gainsight page by page; the job's
-//! ledger for the pairs it already has. Used by the resync function's load and by `syncctl load
+//! ledger for the pairs it already has; both objects' describes, which the plan checks its writes
+//! against. Used by the resync function's load and by `syncctl load
 //! --dry-run`, so the preview reads exactly what the load reads.
 
 use std::collections::HashMap;
 
 use crate::domain::change::GAINSIGHT_MODIFIED;
 use crate::domain::first_load::Snapshot;
-use crate::domain::{Fields, Job, LedgerKey, System};
+use crate::domain::{Fields, Job, LedgerKey, Schemas, System};
 use crate::ports::{
-    ApiError, GainsightApi, GsQuery, LedgerStore, SalesforceBulkRead, SfSelect, StoreError,
+    ApiError, GainsightApi, GsQuery, LedgerStore, SalesforceApi, SalesforceBulkRead, SfSelect,
+    StoreError,
 };
 
 /// Rows asked for per Salesforce results set.
@@ -28,6 +30,8 @@ pub enum SnapshotError {
 /// The ports a snapshot is read through.
 pub struct Sources<'a> {
     pub salesforce: &'a dyn SalesforceBulkRead,
+    /// For the describe of the job's Salesforce object.
+    pub salesforce_api: &'a dyn SalesforceApi,
     pub gainsight: &'a dyn GainsightApi,
     pub ledger: &'a dyn LedgerStore,
 }
@@ -47,10 +51,19 @@ pub async fn read(
     let gainsight = read_gainsight(sources.gainsight, job).await?;
     progress("reading the ledger".into());
     let linked = ledger_pairs(sources.ledger, job).await?;
+    let mut schemas = Schemas::default();
+    schemas.insert(
+        sources
+            .salesforce_api
+            .describe(&job.salesforce.object)
+            .await?,
+    );
+    schemas.insert(sources.gainsight.describe(&job.gainsight.object).await?);
     Ok(Snapshot {
         gainsight,
         salesforce,
         linked,
+        schemas,
     })
 }
 

@@ -1,6 +1,7 @@
 //! `jobs plan FILE`: what a changed job file would write before it is deployed. The file's job is
 //! checked as at deploy, then settled over the pairs the ledger links today (both records read
-//! as they are now): per field, how many records the new mapping would write, and to which side.
+//! as they are now): per field, how many records the new mapping would write, and to which side,
+//! and how many of those writes the target would refuse (checked against its describe).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -27,6 +28,8 @@ struct Plan<'a> {
     job: &'a str,
     linked_pairs: usize,
     pairs_written: usize,
+    /// Pairs whose writes the target would refuse, so not written.
+    pairs_refused: usize,
     fields: Vec<FieldWrites>,
 }
 
@@ -49,7 +52,10 @@ pub async fn plan(env: &Env, path: &Path, format: Format) -> anyhow::Result<()> 
     let out = Plan {
         job: &job.name,
         linked_pairs: linked.len(),
-        pairs_written: linked.iter().filter(|r| !r.updates.is_empty()).count(),
+        pairs_written: (linked.iter())
+            .filter(|r| !r.updates.is_empty() && r.refused.is_none())
+            .count(),
+        pairs_refused: linked.iter().filter(|r| r.refused.is_some()).count(),
         fields: (by_field.into_iter())
             .map(|((target, field), records)| FieldWrites {
                 target,
@@ -68,11 +74,12 @@ pub async fn plan(env: &Env, path: &Path, format: Format) -> anyhow::Result<()> 
     }
     if format == Format::Table {
         say!(
-            "{} ({}): of {} linked pairs, {} would be written when resynced or next changed",
+            "{} ({}): of {} linked pairs, {} would be written when resynced or next changed, {} refused by the target's validation",
             out.job,
             path.display(),
             out.linked_pairs,
-            out.pairs_written
+            out.pairs_written,
+            out.pairs_refused
         )?;
         if out.fields.is_empty() {
             return Ok(());

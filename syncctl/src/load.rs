@@ -2,7 +2,8 @@
 //! (`shared::snapshot`: Salesforce through one Bulk API 2.0 query job, Gainsight page by page, the
 //! job's ledger for the pairs it has). The plan (`domain::first_load`) says what is already linked, what would be linked and
 //! why, what would be created on each side, which pairs would be updated and with which values,
-//! and which records are ambiguous and left alone.
+//! which writes the target would refuse (checked against its describe) and why, and which
+//! records are ambiguous and left alone.
 
 mod run;
 
@@ -58,6 +59,7 @@ pub(crate) async fn read_snapshot(env: &Env, job: &Job) -> anyhow::Result<Snapsh
     let store = env.store();
     let sources = snapshot::Sources {
         salesforce: &sf,
+        salesforce_api: &sf,
         gainsight: &gs,
         ledger: &store,
     };
@@ -90,6 +92,18 @@ fn line(row: &PlanRow) -> Line {
         } else {
             v.to_string()
         }
+    };
+    let (action, detail) = match &row.refused {
+        Some(why) if action.starts_with("create") => (
+            "refused by validation",
+            format!("would {}: {why}", action.replace("create", "create it")),
+        ),
+        Some(why) => {
+            let refused = format!("its update is refused by validation: {why}");
+            let detail = [detail, refused].into_iter().filter(|d| !d.is_empty());
+            (action, detail.collect::<Vec<_>>().join("; "))
+        }
+        None => (action, detail),
     };
     let updates: Vec<String> = (row.updates.iter())
         .map(|u| {
@@ -161,6 +175,7 @@ struct CountsOut {
     create_in_salesforce: usize,
     create_in_gainsight: usize,
     to_update: usize,
+    refused_by_validation: usize,
     ambiguous: usize,
     left_alone: usize,
 }
@@ -182,6 +197,7 @@ fn report(
         create_in_salesforce: c.create_in_salesforce,
         create_in_gainsight: c.create_in_gainsight,
         to_update: c.to_update,
+        refused_by_validation: c.refused,
         ambiguous: c.ambiguous,
         left_alone: c.no_twin,
     };
@@ -193,6 +209,10 @@ fn report(
         ("to create in Salesforce", counts.create_in_salesforce),
         ("to create in Gainsight", counts.create_in_gainsight),
         ("pairs to update", counts.to_update),
+        (
+            "refused by validation, not written",
+            counts.refused_by_validation,
+        ),
         ("ambiguous, left alone", counts.ambiguous),
         ("no twin, left alone", counts.left_alone),
     ] {

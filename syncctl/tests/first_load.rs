@@ -42,6 +42,14 @@ async fn pairs(stack: &Stack) -> Result<Vec<(String, String)>> {
 async fn the_load_does_what_its_dry_run_planned_and_leaves_ambiguous_records_alone() -> Result<()> {
     let stack = Stack::start(Options::default()).await?;
     let org = seed_org(&stack).await?;
+    // Gainsight takes any text for Industry; the Account's Industry is a restricted picklist
+    // without this value, so creating its Account would be refused.
+    let rocket = stack
+        .gainsight_insert_quietly(
+            "Company",
+            vec![json!({"Name": "Rocket Co", "Industry": "Aerospace"})],
+        )
+        .await?;
     let dry = ["load", "--job", JOB, "--dry-run", "--format", "json"];
     let plan = json_of(&stack, &dry).await?;
     let counts = plan["counts"].clone();
@@ -49,8 +57,18 @@ async fn the_load_does_what_its_dry_run_planned_and_leaves_ambiguous_records_alo
         counts,
         json!({"alreadyLinked": 1, "linkByIdentifier": 2, "linkByMatchKey": 0,
             "createInSalesforce": 1, "createInGainsight": 1, "toUpdate": 2,
-            "ambiguous": 3, "leftAlone": 0}),
+            "refusedByValidation": 1, "ambiguous": 3, "leftAlone": 0}),
         "{plan}"
+    );
+    let refused = (plan["rows"].as_array().into_iter().flatten())
+        .find(|r| r["gainsightId"] == json!(rocket[0]))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(refused["action"], json!("refused by validation"), "{plan}");
+    let why = refused["detail"].as_str().unwrap_or_default();
+    assert!(
+        why.contains("Account.Industry") && why.contains("Aerospace"),
+        "the row names the field and the value: {why}"
     );
     let (accounts_before, companies_before) = (
         stack.salesforce.records("Account").len(),
@@ -61,6 +79,7 @@ async fn the_load_does_what_its_dry_run_planned_and_leaves_ambiguous_records_alo
     assert_eq!(load["load"]["state"], json!("done"), "{load}");
     assert_eq!(load["load"]["counts"]["toUpdate"], counts["toUpdate"]);
     assert_eq!(load["load"]["counts"]["ambiguous"], counts["ambiguous"]);
+    assert_eq!(load["load"]["counts"]["refused"], json!(1));
     // Both creations done, each once (the Salesforce one staged and written when the load is
     // quiet), and the pair's Name difference settled.
     let only_gs = &org.companies[4];
@@ -98,6 +117,11 @@ async fn the_load_does_what_its_dry_run_planned_and_leaves_ambiguous_records_alo
         );
     }
     assert!(!linked.iter().any(|(_, s)| s == &org.accounts[2]));
+    assert_eq!(
+        holding(&stack, "Account", ("Gainsight_Company_Id__c", &rocket[0])),
+        0,
+        "the refused creation is not tried"
+    );
     let logs = syncctl(
         &stack,
         &["logs", load["load"]["run"].as_str().unwrap_or("")],
@@ -108,6 +132,10 @@ async fn the_load_does_what_its_dry_run_planned_and_leaves_ambiguous_records_alo
         listed.matches("ambiguous, left alone").count() >= 3,
         "every ambiguous record is listed in the load's run: {listed}"
     );
+    assert!(
+        listed.contains(&rocket[0]) && listed.contains("refused by validation"),
+        "the refused record is listed in the load's run: {listed}"
+    );
 
     // Planned again, the load finds everything linked and nothing left to write.
     let again = json_of(&stack, &dry).await?;
@@ -115,7 +143,7 @@ async fn the_load_does_what_its_dry_run_planned_and_leaves_ambiguous_records_alo
         again["counts"],
         json!({"alreadyLinked": 5, "linkByIdentifier": 0, "linkByMatchKey": 0,
             "createInSalesforce": 0, "createInGainsight": 0, "toUpdate": 0,
-            "ambiguous": 3, "leftAlone": 0}),
+            "refusedByValidation": 1, "ambiguous": 3, "leftAlone": 0}),
         "{again}"
     );
     stack.stop().await;

@@ -411,7 +411,7 @@ async fn a_first_load_dry_run_plans_and_writes_nothing() -> Result<()> {
         plan["counts"],
         json!({"alreadyLinked": 1, "linkByIdentifier": 2, "linkByMatchKey": 0,
             "createInSalesforce": 1, "createInGainsight": 1, "toUpdate": 2,
-            "ambiguous": 3, "leftAlone": 0}),
+            "refusedByValidation": 0, "ambiguous": 3, "leftAlone": 0}),
         "{plan}"
     );
     let rows = plan["rows"].as_array().cloned().unwrap_or_default();
@@ -434,6 +434,27 @@ async fn a_first_load_dry_run_plans_and_writes_nothing() -> Result<()> {
     assert_eq!(text.lines().count(), 1 + rows.len(), "{text}");
     assert!(text.contains("ambiguous"), "{text}");
 
+    // `jobs plan` of the job with Phone turned around (Gainsight to Salesforce): the linked
+    // pair, whose Account has a Phone and whose Company has none, would have its Account's
+    // Phone written (emptied).
+    let shipped =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra/jobs/company_account.yaml");
+    let turned = std::fs::read_to_string(shipped)?.replace(
+        "{ gainsight: Phone, salesforce: Phone, flow: salesforce_to_gainsight }",
+        "{ gainsight: Phone, salesforce: Phone, flow: gainsight_to_salesforce }",
+    );
+    let turned_file = dir.join("company_account.yaml");
+    std::fs::write(&turned_file, turned)?;
+    let file = turned_file.to_str().unwrap_or_default();
+    let jobs_plan = json_of(&stack, &["jobs", "plan", file, "--format", "json"]).await?;
+    assert_eq!(
+        jobs_plan,
+        json!({"job": "company_account", "linkedPairs": 1, "pairsWritten": 1,
+            "pairsRefused": 0,
+            "fields": [{"target": "salesforce", "field": "Phone", "records": 1}]}),
+        "{jobs_plan}"
+    );
+
     // Nothing was written anywhere.
     let sf_after = stack.salesforce.stats();
     assert_eq!(
@@ -444,8 +465,8 @@ async fn a_first_load_dry_run_plans_and_writes_nothing() -> Result<()> {
     assert_eq!(stack.ledger_records().await?.len(), ledger_before);
     assert_eq!(
         sf_after.bulk_query_jobs - sf_before.bulk_query_jobs,
-        1,
-        "one bulk read"
+        2,
+        "one bulk read for each plan"
     );
     stack.stop().await;
     Ok(())

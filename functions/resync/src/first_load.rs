@@ -73,6 +73,7 @@ impl Resync {
     ) -> Result<(FirstLoad, String, usize), ResyncError> {
         let sources = Sources {
             salesforce: self.bulk.as_ref(),
+            salesforce_api: self.salesforce.as_ref(),
             gainsight: self.ports.gainsight.as_ref(),
             ledger: self.ledger.as_ref(),
         };
@@ -254,19 +255,27 @@ fn log_plan(runs: &mut Runs, job: &Job, rows: &[PlanRow]) {
         Some(&job.salesforce.object),
     );
     for row in rows {
-        let message = match &row.action {
-            Action::Ambiguous { candidates, why } => {
-                format!("ambiguous, left alone: {why}: {}", candidates.join(", "))
-            }
-            Action::NoTwin(side) => format!(
-                "no twin, and the job does not create from {}: left alone",
-                side.label()
+        let (outcome, message) = match (&row.action, &row.refused) {
+            (Action::Ambiguous { candidates, why }, _) => (
+                LineOutcome::Ignored,
+                format!("ambiguous, left alone: {why}: {}", candidates.join(", ")),
+            ),
+            (Action::NoTwin(side), _) => (
+                LineOutcome::Ignored,
+                format!(
+                    "no twin, and the job does not create from {}: left alone",
+                    side.label()
+                ),
+            ),
+            (_, Some(why)) => (
+                LineOutcome::Error,
+                format!("refused by validation, not written (fix the record and run a resync of it): {why}"),
             ),
             _ => continue,
         };
         let id = row.gsid.as_ref().or(row.salesforce_id.as_ref());
         if let Some(id) = id {
-            let line = RunLine::new(id, LineOutcome::Ignored).message(message);
+            let line = RunLine::new(id, outcome).message(message);
             runs.line(Some(&job.name), line);
         }
     }

@@ -12,17 +12,20 @@ use serde_json::Value;
 
 use super::change::GAINSIGHT_MODIFIED;
 use super::job::{DataFlow, MatchKey, Normalize, OnCreated};
+use super::schema::Schemas;
 use super::{Fields, Job, System};
 
 pub mod steps;
+pub mod validate;
 
-/// What both systems hold for one job, and the pairs its ledger already has (GSID → Salesforce
-/// id).
+/// What both systems hold for one job, the pairs its ledger already has (GSID → Salesforce
+/// id), and the job's objects as described (what is not described is not checked).
 #[derive(Clone, Debug, Default)]
 pub struct Snapshot {
     pub gainsight: Vec<Fields>,
     pub salesforce: Vec<Fields>,
     pub linked: HashMap<String, String>,
+    pub schemas: Schemas,
 }
 
 /// Why two records are a pair.
@@ -72,6 +75,9 @@ pub struct PlanRow {
     pub action: Action,
     /// For a pair: the fields whose values differ, as they will be written.
     pub updates: Vec<FieldUpdate>,
+    /// Why the target would refuse this row's write (`validate`): it is not written, and a pair
+    /// is still linked.
+    pub refused: Option<String>,
 }
 
 /// How many rows of each kind a plan holds.
@@ -85,24 +91,31 @@ pub struct Counts {
     pub create_in_gainsight: usize,
     pub no_twin: usize,
     pub ambiguous: usize,
-    /// Pairs with at least one field to write.
+    /// Pairs with at least one field to write (refused ones not counted).
     pub to_update: usize,
+    /// Creates and pair updates the target would refuse, so not written.
+    #[serde(default)]
+    pub refused: usize,
 }
 
 /// The counts of `rows`.
 pub fn counts(rows: &[PlanRow]) -> Counts {
     let mut c = Counts::default();
     for row in rows {
+        let refused = row.refused.is_some();
         match &row.action {
             Action::Pair(LinkedBy::Ledger) => c.already_linked += 1,
             Action::Pair(LinkedBy::Identifier(_)) => c.link_by_identifier += 1,
             Action::Pair(LinkedBy::MatchKey(_)) => c.link_by_match_key += 1,
-            Action::CreateInSalesforce => c.create_in_salesforce += 1,
-            Action::CreateInGainsight => c.create_in_gainsight += 1,
+            Action::CreateInSalesforce if !refused => c.create_in_salesforce += 1,
+            Action::CreateInGainsight if !refused => c.create_in_gainsight += 1,
+            Action::CreateInSalesforce | Action::CreateInGainsight => {}
             Action::NoTwin(_) => c.no_twin += 1,
             Action::Ambiguous { .. } => c.ambiguous += 1,
         }
-        if !row.updates.is_empty() {
+        if refused {
+            c.refused += 1;
+        } else if !row.updates.is_empty() {
             c.to_update += 1;
         }
     }
@@ -238,16 +251,22 @@ pub fn plan(job: &Job, snapshot: &Snapshot) -> Vec<PlanRow> {
             salesforce_id: twin,
             action,
             updates: Vec::new(),
+            refused: None,
         });
     }
     settle_claims(&mut rows, &claims);
     add_salesforce_only(job, &sf, &mut rows);
     for row in &mut rows {
-        if let (Action::Pair(_), Some(g), Some(s)) = (&row.action, &row.gsid, &row.salesforce_id) {
-            if let (Some(g), Some(s)) = (gs.by_id.get(g), sf.by_id.get(s)) {
-                row.updates = settle(job, g, s);
-            }
+        let records = validate::Records {
+            gainsight: row.gsid.as_ref().and_then(|g| gs.by_id.get(g).copied()),
+            salesforce: (row.salesforce_id.as_ref()).and_then(|s| sf.by_id.get(s).copied()),
+        };
+        if let (Action::Pair(_), Some(g), Some(s)) =
+            (&row.action, records.gainsight, records.salesforce)
+        {
+            row.updates = settle(job, g, s);
         }
+        row.refused = validate::refusal(job, &snapshot.schemas, row, &records);
     }
     rows
 }
@@ -380,6 +399,7 @@ fn add_salesforce_only(job: &Job, sf: &Side, rows: &mut Vec<PlanRow>) {
             salesforce_id: Some(id.clone()),
             action,
             updates: Vec::new(),
+            refused: None,
         });
     }
 }

@@ -83,6 +83,7 @@ fn summary(load: &FirstLoad, reports: &[ResyncReport], format: Format) -> anyhow
         ("to create in Salesforce", c.create_in_salesforce),
         ("to create in Gainsight", c.create_in_gainsight),
         ("pairs to update", c.to_update),
+        ("refused by validation, not written", c.refused),
         ("ambiguous, left alone", c.ambiguous),
         ("no twin, left alone", c.no_twin),
         ("steps applied by this command", queued),

@@ -34,7 +34,8 @@ pub enum Step {
 
 /// The steps of `rows`: links first, so that every write finds its pair in the ledger; then a
 /// write from Gainsight of each record created in Salesforce, from Salesforce of each created in
-/// Gainsight, and from each side that a pair's differing fields are taken from.
+/// Gainsight, and from each side that a pair's differing fields are taken from. A row the
+/// target would refuse writes nothing (its pair is still linked).
 pub fn steps(rows: &[PlanRow]) -> Vec<Step> {
     let links = rows
         .iter()
@@ -53,6 +54,9 @@ pub fn steps(rows: &[PlanRow]) -> Vec<Step> {
 }
 
 fn writes_of(row: &PlanRow) -> Vec<Step> {
+    if row.refused.is_some() {
+        return Vec::new();
+    }
     let write = |from: System, id: &Option<String>| id.clone().map(|id| Step::Write { from, id });
     match &row.action {
         Action::CreateInSalesforce => write(System::Gainsight, &row.gsid).into_iter().collect(),
@@ -152,6 +156,7 @@ mod tests {
             salesforce_id: sfid.map(Into::into),
             action,
             updates: Vec::new(),
+            refused: None,
         }
     }
 

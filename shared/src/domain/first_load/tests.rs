@@ -90,6 +90,7 @@ fn the_plan_of_an_org_with_years_of_data() {
             gainsight,
             salesforce,
             linked,
+            ..Snapshot::default()
         },
     );
 
@@ -174,6 +175,7 @@ fn the_plan_of_an_org_with_years_of_data() {
             no_twin: 0,
             ambiguous: 6,
             to_update: 1,
+            refused: 0,
         }
     );
 }
@@ -189,4 +191,66 @@ fn no_twin_where_the_job_does_not_create() {
     };
     let rows = plan(&job, &snapshot);
     assert_eq!(rows[0].action, Action::NoTwin(System::Salesforce));
+}
+
+/// Writes the target would refuse (a restricted picklist, a required field left empty, a
+/// fraction into a whole number, text into a currency) are listed with the reason and not
+/// written; a refused pair is still linked; a record the target takes is created.
+#[test]
+fn writes_the_target_would_refuse_are_listed_not_written() {
+    let gainsight = vec![
+        rec(json!({"Gsid": "G1", "Name": "Acme", "Industry": "Aerospace"})),
+        rec(json!({"Gsid": "G2", "Name": " ", "Employees": 12.5})),
+        rec(json!({"Gsid": "G3", "Name": "Initech", "Industry": "Energy", "Employees": 40})),
+        rec(json!({"Gsid": "G5", "Name": "Globex", "Arr": "lots"})),
+    ];
+    // Bulk API results carry every value as text.
+    let salesforce = vec![
+        account(
+            5,
+            json!({"Name": "Globex", "Gainsight_Company_Id__c": "G5"}),
+        ),
+        account(6, json!({"Name": "Hooli", "NumberOfEmployees": "7"})),
+    ];
+    let snapshot = Snapshot {
+        gainsight,
+        salesforce,
+        schemas: crate::domain::schema::standard_schemas(),
+        ..Snapshot::default()
+    };
+    let rows = plan(&job(), &snapshot);
+
+    let refused = |gsid: &str| row(&rows, Some(gsid), None).refused.clone();
+    let g1 = refused("G1").unwrap_or_default();
+    assert!(
+        g1.contains("Account.Industry") && g1.contains("restricted picklist"),
+        "{g1}"
+    );
+    let g2 = refused("G2").unwrap_or_default();
+    assert!(g2.contains("Account.Name is required"), "{g2}");
+    assert!(g2.contains("Account.NumberOfEmployees"), "{g2}");
+    assert_eq!(refused("G3"), None);
+    let g5 = row(&rows, Some("G5"), None);
+    assert!(matches!(g5.action, Action::Pair(LinkedBy::Identifier(_))));
+    let why = g5.refused.clone().unwrap_or_default();
+    assert!(why.contains("Account.AnnualRevenue"), "{why}");
+    assert_eq!(row(&rows, None, Some(&sfid(6))).refused, None);
+
+    let c = counts(&rows);
+    assert_eq!(
+        (c.refused, c.create_in_salesforce, c.create_in_gainsight),
+        (3, 1, 1)
+    );
+    assert_eq!((c.link_by_identifier, c.to_update), (1, 0));
+    let steps = steps::steps(&rows);
+    let wrote = |id: &str| {
+        steps
+            .iter()
+            .any(|s| matches!(s, steps::Step::Write { id: w, .. } if w == id))
+    };
+    assert!(!wrote("G1") && !wrote("G2") && !wrote("G5"));
+    assert!(wrote("G3") && wrote(&sfid(6)));
+    assert!(steps
+        .iter()
+        .any(|s| matches!(s, steps::Step::Link { gsid, .. } if gsid == "G5")));
 }
