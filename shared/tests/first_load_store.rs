@@ -28,6 +28,7 @@ fn load(run: &str, chunks: usize) -> FirstLoad {
             salesforce: 2,
         },
         started_ms: 1_800_000_000_000,
+        from: Some(shared::domain::System::Gainsight),
     }
 }
 

@@ -14,6 +14,26 @@ pub enum Format {
     Csv,
 }
 
+/// Which side a first load writes from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum LoadFrom {
+    Salesforce,
+    Gainsight,
+    #[default]
+    Both,
+}
+
+impl LoadFrom {
+    /// The one side written from, `None` for both.
+    pub fn only(self) -> Option<System> {
+        match self {
+            LoadFrom::Salesforce => Some(System::Salesforce),
+            LoadFrom::Gainsight => Some(System::Gainsight),
+            LoadFrom::Both => None,
+        }
+    }
+}
+
 const EXIT_CODES: &str = "\
 Exit codes:
   0  done
@@ -147,6 +167,8 @@ Examples:
   syncctl load --job person_contact --dry-run --format json
   syncctl load --job company_account             run it in the resync function, chunk by chunk
   syncctl load --job company_account --cancel    stop the load in progress
+  syncctl load --job company_account --from gainsight --dry-run
+                                 Gainsight as the master: nothing created or changed in Gainsight
 
 The dry run writes nothing. Without --dry-run the resync function plans the load, then applies
 it a chunk of 2,000 steps per invocation (links first, then writes queued as changes for the
@@ -167,6 +189,10 @@ last chunk applied. Match keys are a job setting, for example
         /// Stop the job's load in progress.
         #[arg(long, conflicts_with = "dry_run")]
         cancel: bool,
+        /// Write only from this side: its records with no twin are created on the other, and
+        /// pairs take only the values it gives; everything is linked whatever the side.
+        #[arg(long, value_enum, default_value_t = LoadFrom::Both, conflicts_with = "cancel")]
+        from: LoadFrom,
     },
     /// Compares the ledger with both systems and lists drift: values that differ, records
     /// missing on one side, pairs the ledger does not know.

@@ -39,7 +39,7 @@ pub async fn plan(env: &Env, path: &Path, format: Format) -> anyhow::Result<()> 
         .map_err(|e| usage(format!("cannot read {}: {e}", path.display())))?;
     let job = Jobs::parse(path, &text).map_err(|e| usage(e.to_string()))?;
     let snapshot = crate::load::read_snapshot(env, &job).await?;
-    let rows = first_load::plan(&job, &snapshot);
+    let rows = first_load::plan(&job, &snapshot, None);
     let linked: Vec<_> = (rows.iter())
         .filter(|r| r.action == Action::Pair(LinkedBy::Ledger))
         .collect();

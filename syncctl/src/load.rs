@@ -13,7 +13,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use serde_json::Value;
 use shared::domain::first_load::{self, Action, Counts, LinkedBy, PlanRow, Snapshot};
-use shared::domain::Job;
+use shared::domain::{Job, System};
 use shared::snapshot;
 
 use crate::cli::Format;
@@ -33,17 +33,18 @@ struct Line {
     updates: String,
 }
 
-/// Plans the first load of `job_name`; `csv` gets every row of the plan.
+/// Plans the first load of `job_name`, written only from `from` when given; `csv` gets every
+/// row of the plan.
 pub async fn dry_run(
     env: &Env,
     job_name: &str,
-    csv: Option<&Path>,
+    (from, csv): (Option<System>, Option<&Path>),
     format: Format,
 ) -> anyhow::Result<()> {
     let job = env.job(job_name)?;
     let snapshot = read_snapshot(env, job).await?;
     let read = (snapshot.gainsight.len(), snapshot.salesforce.len());
-    let plan = first_load::plan(job, &snapshot);
+    let plan = first_load::plan(job, &snapshot, from);
     let lines: Vec<Line> = plan.iter().map(line).collect();
     if let Some(path) = csv {
         std::fs::write(path, plan_rows(&lines).csv()?)?;
@@ -81,6 +82,13 @@ fn line(row: &PlanRow) -> Line {
         Action::NoTwin(side) => (
             "left alone",
             format!("no twin, and the job does not create from {}", side.label()),
+        ),
+        Action::NotLoaded(side) => (
+            "left alone",
+            format!(
+                "no twin, and this load writes only from {}",
+                side.other().label()
+            ),
         ),
         Action::Ambiguous { candidates, why } => {
             ("ambiguous", format!("{why}: {}", candidates.join(", ")))

@@ -72,9 +72,12 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             job,
             dry_run: true,
             csv,
+            from,
             ..
-        } => load::dry_run(&env, job, csv.as_deref(), format).await?,
-        Command::Load { job, cancel, .. } => load::run(&env, job, *cancel, format).await?,
+        } => load::dry_run(&env, job, (from.only(), csv.as_deref()), format).await?,
+        Command::Load {
+            job, cancel, from, ..
+        } => load::run(&env, job, (from.only(), *cancel), format).await?,
         Command::Runs(args) => runs::runs(&env, args, format).await?,
         Command::Logs { run } => runs::logs(&env, run).await?,
         Command::Resync(args) => invoke::resync(&env, args, format).await?,

@@ -434,6 +434,19 @@ async fn a_first_load_dry_run_plans_and_writes_nothing() -> Result<()> {
     assert_eq!(text.lines().count(), 1 + rows.len(), "{text}");
     assert!(text.contains("ambiguous"), "{text}");
 
+    // Written only from Gainsight: the lone Account is left alone, and the two pairs' updates
+    // (both take Salesforce's value: Phone flows from it, and the carried Account's Name is the
+    // newer) are not written.
+    let from_gs = ["load", "--job", "company_account", "--dry-run", "--from", "gainsight"];
+    let from_gs = json_of(&stack, &[&from_gs[..], &["--format", "json"]].concat()).await?;
+    assert_eq!(
+        from_gs["counts"],
+        json!({"alreadyLinked": 1, "linkByIdentifier": 2, "linkByMatchKey": 0,
+            "createInSalesforce": 1, "createInGainsight": 0, "toUpdate": 0,
+            "refusedByValidation": 0, "ambiguous": 3, "leftAlone": 1}),
+        "{from_gs}"
+    );
+
     // `jobs plan` of the job with Phone turned around (Gainsight to Salesforce): the linked
     // pair, whose Account has a Phone and whose Company has none, would have its Account's
     // Phone written (emptied).
@@ -465,7 +478,7 @@ async fn a_first_load_dry_run_plans_and_writes_nothing() -> Result<()> {
     assert_eq!(stack.ledger_records().await?.len(), ledger_before);
     assert_eq!(
         sf_after.bulk_query_jobs - sf_before.bulk_query_jobs,
-        2,
+        3,
         "one bulk read for each plan"
     );
     stack.stop().await;

@@ -34,7 +34,7 @@ impl Resync {
             (LoadCommand::Run, Next::Apply(index), Some(load)) => {
                 self.apply_chunk(job, load, index, now_ms).await?
             }
-            (LoadCommand::Run, ..) => self.plan_load(job, now_ms).await?,
+            (LoadCommand::Run, ..) => self.plan_load(job, request.from, now_ms).await?,
         };
         let more = command == LoadCommand::Run && load.state == FirstLoadState::Applying;
         Ok(ResyncReport {
@@ -69,6 +69,7 @@ impl Resync {
     async fn plan_load(
         &self,
         job: &Job,
+        from: Option<System>,
         now_ms: i64,
     ) -> Result<(FirstLoad, String, usize), ResyncError> {
         let sources = Sources {
@@ -79,7 +80,7 @@ impl Resync {
         };
         let progress = |what: String| tracing::info!(job = %job.name, "{what}");
         let snapshot = snapshot::read(job, sources, &progress).await?;
-        let rows = first_load::plan(job, &snapshot);
+        let rows = first_load::plan(job, &snapshot, from);
         let steps = steps::steps(&rows);
         let chunks: Vec<Vec<Step>> = steps.chunks(steps::CHUNK).map(<[Step]>::to_vec).collect();
         let seed = format!("first load {}", job.name);
@@ -102,6 +103,7 @@ impl Resync {
                 salesforce: snapshot.salesforce.len(),
             },
             started_ms: now_ms,
+            from,
         };
         if !self.first_loads.begin_first_load(&load, &chunks).await? {
             // Another invocation began one meanwhile: that one goes on.
@@ -267,6 +269,13 @@ fn log_plan(runs: &mut Runs, job: &Job, rows: &[PlanRow]) {
                     side.label()
                 ),
             ),
+            (Action::NotLoaded(side), _) => (
+                LineOutcome::Ignored,
+                format!(
+                    "no twin, and this load writes only from {}: left alone",
+                    side.other().label()
+                ),
+            ),
             (_, Some(why)) => (
                 LineOutcome::Error,
                 format!("refused by validation, not written (fix the record and run a resync of it): {why}"),
@@ -289,7 +298,7 @@ mod tests {
     use shared::domain::first_load::steps::FirstLoadState;
     use shared::domain::{Fields, Jobs};
     use shared::fakes::{MemoryGainsight, MemoryQueue, MemorySalesforce, MemoryStore};
-    use shared::ports::{FirstLoadStore as _, LedgerStore, SourcePorts};
+    use shared::ports::{FirstLoadStore as _, LedgerStore, RunStore as _, SourcePorts};
 
     use super::*;
 
@@ -449,6 +458,49 @@ mod tests {
         assert_eq!(
             (load.state, cancelled.continuation),
             (FirstLoadState::Cancelled, None)
+        );
+    }
+
+    /// Written only from Gainsight: G2 gets its Account, S3 stays alone, and the pair is linked.
+    #[tokio::test]
+    async fn a_load_from_one_side_creates_nothing_on_that_side() {
+        let w = world();
+        let request: ResyncRequest = serde_json::from_value(
+            json!({"job": "company_account", "load": "run", "from": "gainsight"}),
+        )
+        .unwrap();
+        let planned = w.resync.handle_at(request, 10).await.unwrap();
+        let load = planned.load.clone().unwrap();
+        assert_eq!(load.from, Some(System::Gainsight));
+        let c = &load.counts;
+        assert_eq!(
+            (
+                c.link_by_identifier,
+                c.create_in_salesforce,
+                c.create_in_gainsight,
+                c.no_twin
+            ),
+            (1, 1, 0, 1)
+        );
+        w.resync
+            .handle_at(planned.continuation.unwrap(), 11)
+            .await
+            .unwrap();
+        assert_eq!(queued(&w.queue), [(System::Gainsight, "G2".to_string())]);
+        let run = w
+            .store
+            .run(&load.run.parse().unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            run.log.iter().any(|l| l.record == S3
+                && l.message
+                    .as_deref()
+                    .unwrap_or_default()
+                    .contains("writes only from Gainsight")),
+            "{:?}",
+            run.log
         );
     }
 }

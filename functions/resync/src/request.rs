@@ -7,8 +7,9 @@ use shared::domain::{RunId, SyncStatus, System};
 
 /// The payload: `{"job", "ids": [...]}`, `{"job", "status": "error"}`, `{"job", "since": "<RFC
 /// 3339>"}`, `{"job", "all": true}`, `{"run": "<run id>"}` or `{"job", "load": "run"|"cancel"}`
-/// (a first load: each invocation plans it or applies its next chunk); `from` picks the system `since` and
-/// `all` read (default Gainsight); `continuation` is what the previous answer handed back.
+/// (a first load: each invocation plans it or applies its next chunk); `from` picks the system
+/// `since` and `all` read (default Gainsight), and for a load the only side it writes from
+/// (default both); `continuation` is what the previous answer handed back.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ResyncRequest {

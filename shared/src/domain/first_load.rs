@@ -50,6 +50,8 @@ pub enum Action {
     CreateInGainsight,
     /// No twin, and the job does not create from this side.
     NoTwin(System),
+    /// No twin, and this load writes only from the other side (`from`).
+    NotLoaded(System),
     /// Two or more candidates, or a candidate another record claims: left alone, listed with
     /// the other side's records in question.
     Ambiguous {
@@ -110,7 +112,7 @@ pub fn counts(rows: &[PlanRow]) -> Counts {
             Action::CreateInSalesforce if !refused => c.create_in_salesforce += 1,
             Action::CreateInGainsight if !refused => c.create_in_gainsight += 1,
             Action::CreateInSalesforce | Action::CreateInGainsight => {}
-            Action::NoTwin(_) => c.no_twin += 1,
+            Action::NoTwin(_) | Action::NotLoaded(_) => c.no_twin += 1,
             Action::Ambiguous { .. } => c.ambiguous += 1,
         }
         if refused {
@@ -231,8 +233,10 @@ fn text(v: &Value) -> Option<String> {
     }
 }
 
-/// The plan of a first load of `job` over `snapshot`.
-pub fn plan(job: &Job, snapshot: &Snapshot) -> Vec<PlanRow> {
+/// The plan of a first load of `job` over `snapshot`, writing from `from` only when it is given
+/// (both sides otherwise): the other side's records with no twin are left alone, and a pair's
+/// values taken from the other side are not written. Links are made whatever `from` is.
+pub fn plan(job: &Job, snapshot: &Snapshot, from: Option<System>) -> Vec<PlanRow> {
     let gs = Side::new(&snapshot.gainsight, &job.gainsight.id_field, &[]);
     let sf = Side::new(
         &snapshot.salesforce,
@@ -265,6 +269,9 @@ pub fn plan(job: &Job, snapshot: &Snapshot) -> Vec<PlanRow> {
             (&row.action, records.gainsight, records.salesforce)
         {
             row.updates = settle(job, g, s);
+        }
+        if let Some(from) = from {
+            only_from(row, from);
         }
         row.refused = validate::refusal(job, &snapshot.schemas, row, &records);
     }
@@ -401,6 +408,20 @@ fn add_salesforce_only(job: &Job, sf: &Side, rows: &mut Vec<PlanRow>) {
             updates: Vec::new(),
             refused: None,
         });
+    }
+}
+
+/// Leaves out of `row` what a load writing only from `from` does not write.
+fn only_from(row: &mut PlanRow, from: System) {
+    row.updates.retain(|u| u.target.other() == from);
+    match row.action {
+        Action::CreateInSalesforce if from != System::Gainsight => {
+            row.action = Action::NotLoaded(System::Gainsight)
+        }
+        Action::CreateInGainsight if from != System::Salesforce => {
+            row.action = Action::NotLoaded(System::Salesforce)
+        }
+        _ => {}
     }
 }
 

@@ -8,22 +8,30 @@ use resync::{LoadCommand, ResyncReport, ResyncRequest};
 use serde::Serialize;
 use shared::config::required;
 use shared::domain::first_load::steps::{FirstLoad, FirstLoadState, CHUNK};
+use shared::domain::System;
 
 use crate::cli::Format;
 use crate::env::Env;
 use crate::invoke::invoke_once;
 use crate::out::{print, Rows};
 
-fn request(job: &str, command: LoadCommand) -> ResyncRequest {
+fn request(job: &str, command: LoadCommand, from: Option<System>) -> ResyncRequest {
     ResyncRequest {
         job: Some(job.to_string()),
         load: Some(command),
+        from,
         ..ResyncRequest::default()
     }
 }
 
-/// Runs (or with `cancel`, stops) `job_name`'s first load in the resync function.
-pub async fn run(env: &Env, job_name: &str, cancel: bool, format: Format) -> anyhow::Result<()> {
+/// Runs (or with `cancel`, stops) `job_name`'s first load in the resync function, written only
+/// from `from` when given (a load in progress goes on as it was planned).
+pub async fn run(
+    env: &Env,
+    job_name: &str,
+    (from, cancel): (Option<System>, bool),
+    format: Format,
+) -> anyhow::Result<()> {
     let job = env.job(job_name)?;
     let function = required("RESYNC_FUNCTION")?;
     let client = aws_sdk_lambda::Client::new(&env.sdk);
@@ -37,7 +45,7 @@ pub async fn run(env: &Env, job_name: &str, cancel: bool, format: Format) -> any
     )?);
     bar.set_message("reading both systems and planning");
     let mut reports: Vec<ResyncReport> = Vec::new();
-    let mut next = Some(request(&job.name, command));
+    let mut next = Some(request(&job.name, command, from));
     while let Some(asked) = next.take() {
         let report: ResyncReport = (invoke_once(&client, &function, &asked).await)
             .map_err(|e| match command {
@@ -96,8 +104,12 @@ fn summary(load: &FirstLoad, reports: &[ResyncReport], format: Format) -> anyhow
             FirstLoadState::Done => "done",
             FirstLoadState::Cancelled => "cancelled",
         };
+        let from = match load.from {
+            Some(side) => format!(", written from {} only", side.label()),
+            None => String::new(),
+        };
         say!(
-            "{}: first load {} {state}, {} of {} chunks applied",
+            "{}: first load {} {state}, {} of {} chunks applied{from}",
             load.job,
             load.run,
             load.done,

@@ -74,7 +74,7 @@ fn writes_of(row: &PlanRow) -> Vec<Step> {
                 })
                 .collect()
         }
-        Action::NoTwin(_) | Action::Ambiguous { .. } => Vec::new(),
+        Action::NoTwin(_) | Action::NotLoaded(_) | Action::Ambiguous { .. } => Vec::new(),
     }
 }
 
@@ -105,6 +105,9 @@ pub struct FirstLoad {
     pub counts: Counts,
     /// Records read from each side when it was planned.
     pub read: Read,
+    /// The only side the load writes from; `None` for both.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<System>,
     pub started_ms: i64,
 }
 
@@ -242,6 +245,7 @@ mod tests {
             counts: Counts::default(),
             read: Read::default(),
             started_ms: 1,
+            from: None,
         }
     }
 

@@ -84,15 +84,13 @@ fn the_plan_of_an_org_with_years_of_data() {
         account(9, json!({"Name": "Only in Salesforce", "Website": ""})),
     ];
     let linked = HashMap::from([("G1".to_string(), sfid(1)[..15].to_string())]);
-    let rows = plan(
-        &job(),
-        &Snapshot {
-            gainsight,
-            salesforce,
-            linked,
-            ..Snapshot::default()
-        },
-    );
+    let snapshot = Snapshot {
+        gainsight,
+        salesforce,
+        linked,
+        ..Snapshot::default()
+    };
+    let rows = plan(&job(), &snapshot, None);
 
     let g1 = row(&rows, Some("G1"), None);
     assert_eq!(g1.action, Action::Pair(LinkedBy::Ledger));
@@ -178,6 +176,24 @@ fn the_plan_of_an_org_with_years_of_data() {
             refused: 0,
         }
     );
+
+    // Written only from Gainsight: the same links, no Company created from the lone Account,
+    // and only the values Gainsight's side gives written.
+    let from_gs = plan(&job(), &snapshot, Some(System::Gainsight));
+    assert_eq!(
+        row(&from_gs, None, Some(&sfid(9))).action,
+        Action::NotLoaded(System::Salesforce)
+    );
+    assert!((from_gs.iter().flat_map(|r| &r.updates)).all(|u| u.target == System::Salesforce));
+    assert_eq!(row(&from_gs, Some("G2"), None).updates, wanted[..1]);
+    let c = counts(&from_gs);
+    assert_eq!((c.create_in_salesforce, c.create_in_gainsight), (1, 0));
+    assert_eq!((c.link_by_identifier, c.link_by_match_key), (2, 1));
+    let from_sf = plan(&job(), &snapshot, Some(System::Salesforce));
+    assert_eq!(
+        row(&from_sf, Some("G8"), None).action,
+        Action::NotLoaded(System::Gainsight)
+    );
 }
 
 /// A job that does not create from a side leaves that side's lone records alone.
@@ -189,7 +205,7 @@ fn no_twin_where_the_job_does_not_create() {
         salesforce: vec![account(9, json!({}))],
         ..Snapshot::default()
     };
-    let rows = plan(&job, &snapshot);
+    let rows = plan(&job, &snapshot, None);
     assert_eq!(rows[0].action, Action::NoTwin(System::Salesforce));
 }
 
@@ -218,7 +234,7 @@ fn writes_the_target_would_refuse_are_listed_not_written() {
         schemas: crate::domain::schema::standard_schemas(),
         ..Snapshot::default()
     };
-    let rows = plan(&job(), &snapshot);
+    let rows = plan(&job(), &snapshot, None);
 
     let refused = |gsid: &str| row(&rows, Some(gsid), None).refused.clone();
     let g1 = refused("G1").unwrap_or_default();

@@ -33,7 +33,7 @@ pub fn refusal(job: &Job, schemas: &Schemas, row: &PlanRow, records: &Records) -
         Action::CreateInSalesforce => creation(job, schemas, System::Gainsight, records),
         Action::CreateInGainsight => creation(job, schemas, System::Salesforce, records),
         Action::Pair(_) => updates(job, schemas, row),
-        Action::NoTwin(_) | Action::Ambiguous { .. } => Vec::new(),
+        Action::NoTwin(_) | Action::NotLoaded(_) | Action::Ambiguous { .. } => Vec::new(),
     };
     (!reasons.is_empty()).then(|| reasons.join("; "))
 }
