@@ -437,7 +437,14 @@ async fn a_first_load_dry_run_plans_and_writes_nothing() -> Result<()> {
     // Written only from Gainsight: the lone Account is left alone, and the two pairs' updates
     // (both take Salesforce's value: Phone flows from it, and the carried Account's Name is the
     // newer) are not written.
-    let from_gs = ["load", "--job", "company_account", "--dry-run", "--from", "gainsight"];
+    let from_gs = [
+        "load",
+        "--job",
+        "company_account",
+        "--dry-run",
+        "--from",
+        "gainsight",
+    ];
     let from_gs = json_of(&stack, &[&from_gs[..], &["--format", "json"]].concat()).await?;
     assert_eq!(
         from_gs["counts"],

@@ -7,7 +7,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use resync::{LoadCommand, ResyncReport, ResyncRequest};
 use serde::Serialize;
 use shared::config::required;
-use shared::domain::first_load::steps::{FirstLoad, FirstLoadState, CHUNK};
+use shared::domain::first_load::steps::{FirstLoad, FirstLoadState};
 use shared::domain::System;
 
 use crate::cli::Format;
@@ -43,6 +43,7 @@ pub async fn run(
     let bar = ProgressBar::new(0).with_style(ProgressStyle::with_template(
         "{bar:30} {pos}/{len} steps ({per_sec}, about {eta} left) {msg}",
     )?);
+    bar.enable_steady_tick(std::time::Duration::from_secs(1));
     bar.set_message("reading both systems and planning");
     let mut reports: Vec<ResyncReport> = Vec::new();
     let mut next = Some(request(&job.name, command, from));
@@ -56,9 +57,7 @@ pub async fn run(
                 LoadCommand::Cancel => e,
             })?;
         if let Some(load) = &report.load {
-            bar.set_length(load.steps as u64);
-            bar.set_position((load.done * CHUNK).min(load.steps) as u64);
-            bar.set_message(format!("chunk {} of {} applied", load.done, load.chunks));
+            show(&bar, load);
         }
         next = report.continuation.clone();
         reports.push(report);
@@ -67,6 +66,17 @@ pub async fn run(
     let load = (reports.last().and_then(|r| r.load.clone()))
         .ok_or_else(|| anyhow::anyhow!("the resync function answered without the load"))?;
     summary(&load, &reports, format)
+}
+
+/// The bar at `load`'s checkpoint: records read, pairs linked and writes queued so far.
+fn show(bar: &ProgressBar, load: &FirstLoad) {
+    let p = load.progress();
+    bar.set_length(load.steps as u64);
+    bar.set_position(load.applied() as u64);
+    bar.set_message(format!(
+        "read {} + {}, linked {}/{}, queued {}/{} writes",
+        load.read.gainsight, load.read.salesforce, p.linked, p.links, p.queued, p.writes
+    ));
 }
 
 #[derive(Serialize)]

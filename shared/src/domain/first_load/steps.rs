@@ -111,6 +111,34 @@ pub struct FirstLoad {
     pub started_ms: i64,
 }
 
+/// How far a load is: its links made and its writes queued, each of how many. Steps are
+/// stored links first, so the first `links` steps applied are links and the rest writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Progress {
+    pub linked: usize,
+    pub links: usize,
+    pub queued: usize,
+    pub writes: usize,
+}
+
+impl FirstLoad {
+    /// Steps applied: every step of the chunks at the checkpoint.
+    pub fn applied(&self) -> usize {
+        (self.done * CHUNK).min(self.steps)
+    }
+
+    pub fn progress(&self) -> Progress {
+        let links = self.counts.link_by_identifier + self.counts.link_by_match_key;
+        let applied = self.applied();
+        Progress {
+            linked: applied.min(links),
+            links,
+            queued: applied.saturating_sub(links),
+            writes: self.steps.saturating_sub(links),
+        }
+    }
+}
+
 /// Records a load read from each side.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Read {
@@ -247,6 +275,22 @@ mod tests {
             started_ms: 1,
             from: None,
         }
+    }
+
+    #[test]
+    fn progress_counts_links_first_then_writes() {
+        let mut load = stored(FirstLoadState::Applying, 1);
+        (load.steps, load.chunks) = (CHUNK + 500, 2);
+        load.counts.link_by_identifier = CHUNK - 100;
+        load.counts.link_by_match_key = 50;
+        let p = load.progress();
+        assert_eq!(
+            (p.linked, p.links, p.queued, p.writes),
+            (CHUNK - 50, CHUNK - 50, 50, 550)
+        );
+        load.done = 2;
+        let p = load.progress();
+        assert_eq!((p.linked, p.queued), (CHUNK - 50, 550));
     }
 
     #[test]
