@@ -784,6 +784,15 @@ pub trait SalesforceApi: Send + Sync {
     ) -> Result<Vec<RecordResult>, ApiError> {
         self.upsert(object, external_id_field, records).await
     }
+    /// Updates a large load by `Id` through Bulk API 2.0 (one ingest job); by default, through
+    /// `update`.
+    async fn bulk_update(
+        &self,
+        object: &str,
+        records: &[Fields],
+    ) -> Result<Vec<RecordResult>, ApiError> {
+        self.update(object, records).await
+    }
     /// The org's daily API usage as its last answer reported it; `None` before any call.
     fn api_usage(&self) -> Option<crate::domain::budget::ApiUsage> {
         None

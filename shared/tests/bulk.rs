@@ -1,6 +1,6 @@
 //! Bulk API 2.0 ingest through the Salesforce client against the emulator: a 20,000-record load
 //! in one job, four calls plus the state polls, each record's outcome matched back by external ID;
-//! and Bulk API 2.0 query: a read in sets by locator.
+//! an update by Id the same way; and Bulk API 2.0 query: a read in sets by locator.
 
 use anyhow::Result;
 use devstack::salesforce::{self as sf, SalesforceEmulator};
@@ -65,6 +65,63 @@ async fn twenty_thousand_records_in_one_job_and_four_calls_plus_polls() -> Resul
     );
     assert!(results[1].success && !results[1].created);
     assert_eq!(emu.stats().api_calls - calls, 7, "failedResults read too");
+    Ok(())
+}
+
+/// An update by Id through one ingest job: each outcome matched back by Id, a refused value and
+/// an Id the org does not hold failing only their own records.
+#[tokio::test]
+async fn an_update_by_id_in_one_job_matches_each_outcome_back_by_id() -> Result<()> {
+    use shared::ports::SalesforceApi as _;
+    let emu = SalesforceEmulator::start(sf::Options::default()).await?;
+    let client = client(&emu);
+    let created = client
+        .bulk_upsert_job("Account", "Gainsight_Company_Id__c", &accounts(3, 0))
+        .await?;
+    let ids: Vec<String> = created.iter().filter_map(|r| r.id.clone()).collect();
+    assert_eq!(ids.len(), 3);
+    let before = emu.stats();
+    let update = |id: &str, industry: &str| {
+        json!({"Id": id, "Name": format!("Renamed {id}"), "Industry": industry})
+            .as_object()
+            .cloned()
+            .unwrap_or_default()
+    };
+    let unknown = format!("{}XYZ", &ids[0][..15]);
+    let records = vec![
+        update(&ids[2], "Retail"),
+        update(&ids[0], "Underwater Basket Weaving"),
+        update(&unknown, "Retail"),
+        update(&ids[1], "Banking"),
+    ];
+    let results = client.bulk_update("Account", &records).await?;
+    let ok: Vec<bool> = results.iter().map(|r| r.success).collect();
+    assert_eq!(ok, [true, false, false, true], "{results:?}");
+    assert_eq!(results[0].id.as_deref(), Some(ids[2].as_str()));
+    assert!(
+        results[1].errors[0].starts_with("INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST: "),
+        "{:?}",
+        results[1].errors
+    );
+    let stored = emu.records("Account");
+    let name_of = |id: &str| {
+        (stored.iter())
+            .find(|r| r.get("Id").and_then(|v| v.as_str()) == Some(id))
+            .and_then(|r| r.get("Name").cloned())
+    };
+    assert_eq!(name_of(&ids[1]), Some(json!(format!("Renamed {}", ids[1]))));
+    assert_eq!(
+        name_of(&ids[0]),
+        Some(json!("Bulk 0")),
+        "the refused one is untouched"
+    );
+    let stats = emu.stats();
+    let polls = stats.bulk_state_polls - before.bulk_state_polls;
+    assert_eq!(
+        stats.api_calls - before.api_calls - polls,
+        5,
+        "one job: create, upload, close, both result files"
+    );
     Ok(())
 }
 

@@ -111,7 +111,8 @@ impl Pusher {
     }
 
     /// Writes one group to Salesforce: upsert or create on the external id, update by Id (looking
-    /// Ids up by external id first, in one query, when the job may only update).
+    /// Ids up by external id first, in one query, when the job may only update). Upserts and
+    /// updates by Id at or over the job's bulk threshold go through one Bulk API 2.0 job.
     pub(crate) async fn write_salesforce(
         &self,
         object: &str,
@@ -153,7 +154,10 @@ impl Pusher {
                     .iter()
                     .map(|p| p.command.fields_with_id(&id_field))
                     .collect();
-                Ok(outcomes(sf.update(object, &by_id).await?))
+                match bulk {
+                    true => Ok(outcomes(sf.bulk_update(object, &by_id).await?)),
+                    false => Ok(outcomes(sf.update(object, &by_id).await?)),
+                }
             }
         }
     }

@@ -1,6 +1,6 @@
 //! Bulk API 2.0 ingest for large loads: one job per load (create, upload the CSV, close), its
 //! state polled with backoff, then its results read back and matched to the records by external
-//! ID (row order is not guaranteed). A load of N records costs four calls plus the polls:
+//! ID, or by `Id` for an update (row order is not guaranteed). A load of N records costs four calls plus the polls:
 //! `failedResults` is read only when the job reports failures. Bulk API 2.0 query for large
 //! reads: one job, polled the same way, then its CSV results set by set by `Sforce-Locator`.
 
@@ -21,22 +21,67 @@ const MAX_POLL_WAIT: Duration = Duration::from_secs(10);
 /// Polls before giving up on a job (about 15 minutes at the longest wait).
 const MAX_POLLS: u32 = 100;
 
+/// What an ingest job does, and the column its results are matched back by.
+#[derive(Clone, Copy, Debug)]
+pub enum Ingest<'a> {
+    /// Upsert on this external-ID field.
+    Upsert { external_id_field: &'a str },
+    /// Update by `Id`.
+    Update,
+}
+
+impl Ingest<'_> {
+    fn key_field(&self) -> &str {
+        match self {
+            Ingest::Upsert { external_id_field } => external_id_field,
+            Ingest::Update => "Id",
+        }
+    }
+
+    fn create(&self, object: &str) -> Value {
+        let mut job = json!({"object": object, "contentType": "CSV", "lineEnding": "LF"});
+        match self {
+            Ingest::Upsert { external_id_field } => {
+                job["operation"] = json!("upsert");
+                job["externalIdFieldName"] = json!(external_id_field);
+            }
+            Ingest::Update => job["operation"] = json!("update"),
+        }
+        job
+    }
+}
+
 impl SalesforceClient {
     /// Upserts `records` on `ext_field` through one Bulk API 2.0 ingest job; one result per
-    /// record, in order. A record whose key value appears in neither result file was not
-    /// processed and is reported retryable.
+    /// record, in order (`ingest_job`).
     pub async fn bulk_upsert_job(
         &self,
         object: &str,
         ext_field: &str,
         records: &[Fields],
     ) -> Result<Vec<RecordResult>, ApiError> {
-        let create = json!({
-            "object": object, "operation": "upsert", "externalIdFieldName": ext_field,
-            "contentType": "CSV", "lineEnding": "LF",
-        });
+        let ingest = Ingest::Upsert {
+            external_id_field: ext_field,
+        };
+        self.ingest_job(object, ingest, records).await
+    }
+
+    /// Writes `records` through one Bulk API 2.0 ingest job; one result per record, in order,
+    /// matched by the job's key column (the external id, or `Id`). A record whose key value
+    /// appears in neither result file was not processed and is reported retryable.
+    pub async fn ingest_job(
+        &self,
+        object: &str,
+        ingest: Ingest<'_>,
+        records: &[Fields],
+    ) -> Result<Vec<RecordResult>, ApiError> {
+        let key_field = ingest.key_field();
         let job = self
-            .json(reqwest::Method::POST, "jobs/ingest", Some(&create))
+            .json(
+                reqwest::Method::POST,
+                "jobs/ingest",
+                Some(&ingest.create(object)),
+            )
             .await?;
         let id = job["id"].as_str().unwrap_or_default().to_string();
         let csv = to_csv(records)?;
@@ -47,14 +92,14 @@ impl SalesforceClient {
         self.json(reqwest::Method::PATCH, &path, Some(&close))
             .await?;
         let done = self.wait(&path).await?;
-        let mut outcome = self.outcomes(&path, &done, ext_field).await?;
+        let mut outcome = self.outcomes(&path, &done, key_field).await?;
         if done["state"] != "JobComplete" {
-            outcome.extend(self.unprocessed(&path, &done, ext_field).await?);
+            outcome.extend(self.unprocessed(&path, &done, key_field).await?);
         }
         Ok(records
             .iter()
             .map(|r| {
-                let key = cell(r.get(ext_field));
+                let key = cell(r.get(key_field));
                 outcome.remove(&key).unwrap_or_else(|| RecordResult {
                     id: None,
                     success: false,

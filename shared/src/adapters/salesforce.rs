@@ -583,6 +583,14 @@ impl SalesforceApi for SalesforceClient {
             .await
     }
 
+    async fn bulk_update(
+        &self,
+        object: &str,
+        records: &[Fields],
+    ) -> Result<Vec<RecordResult>, ApiError> {
+        (self.ingest_job(object, super::bulk::Ingest::Update, records)).await
+    }
+
     fn api_usage(&self) -> Option<ApiUsage> {
         self.usage.lock().ok().and_then(|u| *u)
     }

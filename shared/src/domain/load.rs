@@ -103,13 +103,15 @@ pub struct LoadState {
     pub flushed: bool,
 }
 
-/// Whether `cmd` waits for its load: only Salesforce upserts on an external id go through a Bulk
-/// API job; every other write of a load goes out at once.
+/// Whether `cmd` waits for its load: Salesforce upserts on an external id and Salesforce writes
+/// by Id, which a Bulk API job (`upsert`, `update`) can make; every other write of a load goes
+/// out at once (an update that must first look its Id up, and every Gainsight write).
 pub fn stages(cmd: &WriteCommand) -> bool {
-    cmd.load.is_some()
-        && cmd.target == System::Salesforce
-        && cmd.mode == WriteMode::Upsert
-        && matches!(cmd.key, RecordKey::ExternalId { .. })
+    let bulk_able = match cmd.key {
+        RecordKey::ExternalId { .. } => cmd.mode == WriteMode::Upsert,
+        RecordKey::Id { .. } => true,
+    };
+    cmd.load.is_some() && cmd.target == System::Salesforce && bulk_able
 }
 
 /// What a flush does with the load as the store shows it.
@@ -153,7 +155,7 @@ mod tests {
     }
 
     #[test]
-    fn only_salesforce_upserts_of_a_load_wait_for_it() {
+    fn only_salesforce_upserts_and_writes_by_id_of_a_load_wait_for_it() {
         assert!(stages(&upsert(Some("run-1"))));
         assert!(!stages(&upsert(None)), "not part of a load");
         let mut to_gainsight = upsert(Some("run-1"));
@@ -163,7 +165,10 @@ mod tests {
         by_id.key = RecordKey::Id {
             value: "001A".into(),
         };
-        assert!(!stages(&by_id));
+        assert!(stages(&by_id));
+        let mut looked_up = upsert(Some("run-1"));
+        looked_up.mode = WriteMode::Update;
+        assert!(!stages(&looked_up), "an update that looks its Id up first");
     }
 
     #[test]

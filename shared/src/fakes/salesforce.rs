@@ -15,6 +15,9 @@ use crate::ports::*;
 pub struct MemorySalesforce {
     pub records: Mutex<HashMap<(String, String), (String, Fields)>>,
     pub calls: Mutex<u64>,
+    /// Bulk API jobs (`bulk_upsert`, `bulk_update`), each also counted in `calls` as the
+    /// Collections calls it is made of here.
+    pub bulk_jobs: Mutex<u64>,
     /// Records whose external id equals this value fail with this message.
     pub reject: Mutex<Option<(String, String)>>,
     /// When set, every call fails with this (retryable) error.
@@ -129,6 +132,25 @@ impl SalesforceApi for MemorySalesforce {
                 Self::ok(id, true)
             })
             .collect())
+    }
+
+    async fn bulk_upsert(
+        &self,
+        object: &str,
+        external_id_field: &str,
+        records: &[Fields],
+    ) -> Result<Vec<RecordResult>, ApiError> {
+        *self.bulk_jobs.lock().unwrap() += 1;
+        self.upsert(object, external_id_field, records).await
+    }
+
+    async fn bulk_update(
+        &self,
+        object: &str,
+        records: &[Fields],
+    ) -> Result<Vec<RecordResult>, ApiError> {
+        *self.bulk_jobs.lock().unwrap() += 1;
+        self.update(object, records).await
     }
 
     async fn update(

@@ -101,6 +101,52 @@ async fn a_loads_upserts_wait_until_it_is_quiet_then_go_out_together() {
     assert_eq!(*rig.sf.calls.lock().unwrap(), 2);
 }
 
+/// A load's updates of pairs whose Account Id is known are staged too, and at the job's bulk
+/// threshold (2,000) go out as one Bulk API job.
+#[tokio::test]
+async fn a_loads_updates_by_id_go_out_in_one_bulk_job() {
+    let rig = load_rig();
+    let n = 2_000;
+    let id = |i: usize| format!("001{i:015}");
+    {
+        let mut accounts = rig.sf.records.lock().unwrap();
+        for i in 0..n {
+            accounts.insert(
+                ("Account".into(), id(i)),
+                (id(i), shared::domain::Fields::new()),
+            );
+        }
+    }
+    let by_id = |i: usize| {
+        let mut cmd: WriteCommand =
+            serde_json::from_str(&command(&format!("G{i}"), "Renamed", 1)).unwrap();
+        cmd.key = RecordKey::Id { value: id(i) };
+        cmd.salesforce_id = Some(id(i));
+        cmd.load = Some(LoadId("run-1".into()));
+        (format!("m{i}"), serde_json::to_string(&cmd).unwrap())
+    };
+    let t0 = 1_000_000;
+    for half in [0..n / 2, n / 2..n] {
+        let messages: Vec<(String, String)> = half.map(by_id).collect();
+        let messages = (messages.iter())
+            .map(|(m, b)| (m.as_str(), b.clone()))
+            .collect();
+        let (response, _) = rig.pusher.handle_at(event(messages), t0).await;
+        assert!(response.batch_item_failures.is_empty());
+    }
+    assert_eq!(*rig.sf.calls.lock().unwrap(), 0, "all staged");
+    let (_, summary) = (rig.pusher)
+        .handle_at(event(vec![("f1", flush())]), t0 + QUIET_MS + 1_000)
+        .await;
+    assert_eq!(summary.synced, n);
+    assert_eq!(*rig.sf.bulk_jobs.lock().unwrap(), 1, "one bulk job");
+    let accounts = rig.sf.records.lock().unwrap();
+    let renamed = (accounts.values())
+        .filter(|(_, f)| f.get("Name") == Some(&json!("Renamed")))
+        .count();
+    assert_eq!(renamed, n);
+}
+
 #[tokio::test]
 async fn a_flushed_write_that_must_be_tried_again_goes_back_as_a_write_of_its_own() {
     let rig = load_rig();
