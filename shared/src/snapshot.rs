@@ -94,9 +94,9 @@ async fn read_salesforce(
     job: &Job,
     progress: &(dyn Fn(String) + Sync),
 ) -> Result<Vec<Fields>, ApiError> {
-    let mut fields = job.fields_read_from(System::Salesforce);
+    // What a resync reads (so a load's write can be made from these values), and the match keys.
+    let mut fields = job.salesforce_read_fields();
     fields.extend(job.match_keys.iter().map(|k| k.salesforce.clone()));
-    fields.push("LastModifiedDate".into());
     fields.sort();
     fields.dedup();
     let select = SfSelect {

@@ -1,5 +1,5 @@
 //! The first-load store on DynamoDB (moto, the table deployed from `infra/template.yaml`): a load
-//! and its chunks round-trip, its checkpoint moves once per chunk, and a second load cannot
+//! and its chunks round-trip (a chunk too large for one item in parts), its checkpoint moves once per chunk, and a second load cannot
 //! replace one in progress.
 
 use anyhow::Result;
@@ -46,10 +46,20 @@ async fn dynamo_keeps_a_first_load_its_chunks_and_its_checkpoint() -> Result<()>
             by: "match key Domain ~ Website".into(),
         })
         .collect();
-    let writes = vec![Step::Write {
-        from: System::Salesforce,
-        id: "001000000000000AAA".into(),
-    }];
+    // Writes carrying their records: about 700 KB of JSON, more than one item holds.
+    let writes: Vec<Step> = (0..2_000)
+        .map(|i| {
+            let record = serde_json::json!({
+                "Id": format!("001{i:015}"), "Name": format!("Account {i}"),
+                "Description": "x".repeat(250), "AnnualRevenue": "1000.0",
+            });
+            Step::Write {
+                from: System::Salesforce,
+                id: format!("001{i:015}"),
+                record: record.as_object().cloned(),
+            }
+        })
+        .collect();
     let first = load("run-1", 2);
     assert!(
         store
@@ -58,7 +68,11 @@ async fn dynamo_keeps_a_first_load_its_chunks_and_its_checkpoint() -> Result<()>
     );
     assert_eq!(store.first_load(job).await?, Some(first.clone()));
     assert_eq!(store.first_load_chunk(job, "run-1", 0).await?, links);
-    assert_eq!(store.first_load_chunk(job, "run-1", 1).await?, writes);
+    assert_eq!(
+        store.first_load_chunk(job, "run-1", 1).await?,
+        writes,
+        "every part, in order"
+    );
     let missing = store.first_load_chunk(job, "run-1", 2).await.unwrap_err();
     assert!(
         missing.to_string().contains("chunk 2 of load run-1"),

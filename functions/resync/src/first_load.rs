@@ -2,7 +2,7 @@
 //! progress, the invocation reads both systems in bulk (`shared::snapshot`), plans the load
 //! (`domain::first_load`), logs every ambiguous record in its run and stores the steps in chunks;
 //! with one in progress, it applies the next chunk (links into the ledger, then writes queued as
-//! forced changes carrying the load) and moves the checkpoint. The answer carries the
+//! forced changes carrying the load and the records the plan read) and moves the checkpoint. The answer carries the
 //! request to send again while chunks remain; a load killed half way goes on from its checkpoint.
 
 use std::collections::BTreeSet;
@@ -11,7 +11,8 @@ use shared::domain::first_load::steps::{self, FirstLoad, FirstLoadState, Next, R
 use shared::domain::first_load::{self, Action, PlanRow};
 use shared::domain::load::LoadId;
 use shared::domain::{
-    ChangeEvent, Job, LedgerKey, LedgerUpdate, LineOutcome, RunFunction, RunLine, Runs, System,
+    ChangeEvent, Job, LedgerKey, LedgerUpdate, LineOutcome, RunFunction, RunLine, Runs,
+    SourceRecord, System,
 };
 use shared::lambda::store_runs;
 use shared::ports::{record_links, LedgerWrite};
@@ -81,8 +82,15 @@ impl Resync {
         let progress = |what: String| tracing::info!(job = %job.name, "{what}");
         let snapshot = snapshot::read(job, sources, &progress).await?;
         let rows = first_load::plan(job, &snapshot, from);
-        let steps = steps::steps(&rows);
-        let chunks: Vec<Vec<Step>> = steps.chunks(steps::CHUNK).map(<[Step]>::to_vec).collect();
+        let mut steps = steps::steps(&rows);
+        steps::carry_records(&mut steps, job, &snapshot);
+        let read = Read {
+            gainsight: snapshot.gainsight.len(),
+            salesforce: snapshot.salesforce.len(),
+        };
+        drop(snapshot);
+        let planned = steps.len();
+        let chunks = in_chunks(steps);
         let seed = format!("first load {}", job.name);
         let mut runs = Runs::new(RunFunction::Resync, "first load: plan", now_ms, &seed);
         let run = runs.id_for(Some(&job.name)).to_string();
@@ -96,12 +104,9 @@ impl Resync {
             },
             chunks: chunks.len(),
             done: 0,
-            steps: steps.len(),
+            steps: planned,
             counts: first_load::counts(&rows),
-            read: Read {
-                gainsight: snapshot.gainsight.len(),
-                salesforce: snapshot.salesforce.len(),
-            },
+            read,
             started_ms: now_ms,
             from,
         };
@@ -160,10 +165,11 @@ impl Resync {
         Ok((load, run, queued))
     }
 
-    /// Links, then writes: each write's record read where it lives and queued as a forced change
-    /// carrying the load (its planning run), so the pusher stages the load's Salesforce upserts
-    /// on the external id and writes them together once the load is quiet: through one Bulk API
-    /// job at or over the job's bulk threshold.
+    /// Links, then writes: each write's record, as the plan read it, queued as a forced change
+    /// as of its modification stamp (so a change written since makes it stale) carrying the
+    /// load (its planning run), so the pusher stages the load's Salesforce writes and makes
+    /// them together once the load is quiet: through Bulk API jobs at or over the job's bulk
+    /// threshold.
     async fn apply_steps(
         &self,
         job: &Job,
@@ -209,44 +215,77 @@ impl Resync {
         (runs, run): (&mut Runs, &str),
         (bulk, now_ms): (&LoadId, i64),
     ) -> Result<usize, ResyncError> {
-        let ids = |side: System| -> BTreeSet<String> {
-            (steps.iter())
-                .filter_map(|step| match step {
-                    Step::Write { from, id } if *from == side => Some(id.clone()),
-                    _ => None,
-                })
-                .collect()
-        };
-        let (gainsight, salesforce) = (ids(System::Gainsight), ids(System::Salesforce));
-        let mut records = self.read_gainsight(job, &gainsight).await?;
-        records.extend(self.read_salesforce(job, &salesforce).await?);
-        records.retain(|r| match r.source {
-            System::Gainsight => gainsight.contains(&r.id),
-            System::Salesforce => salesforce.contains(&r.id),
-        });
+        let (records, missing) = self.records_of(job, steps).await?;
         let changes: Vec<ChangeEvent> = (records.into_iter())
             .map(|record| ChangeEvent {
                 load: Some(bulk.clone()),
-                ..ChangeEvent::forced(record, run, now_ms)
+                ..ChangeEvent::forced_as_read(record, run, now_ms)
             })
             .collect();
         self.send(&changes).await?;
-        let found: BTreeSet<&str> = changes.iter().map(|c| c.record_id.as_str()).collect();
         for change in &changes {
             runs.line(
                 Some(&job.name),
                 RunLine::new(&change.record_id, LineOutcome::Queued),
             );
         }
-        for id in gainsight.iter().chain(&salesforce) {
-            if !found.contains(id.as_str()) {
-                let line = RunLine::new(id, LineOutcome::Error)
-                    .message("deleted since the load was planned: not written");
-                runs.line(Some(&job.name), line);
-            }
+        for id in missing {
+            let line = RunLine::new(id, LineOutcome::Error)
+                .message("deleted since the load was planned: not written");
+            runs.line(Some(&job.name), line);
         }
         Ok(changes.len())
     }
+
+    /// The records of the chunk's writes: those the steps carry as the plan read them, the
+    /// others read again where they live; and the ids no longer found there.
+    async fn records_of(
+        &self,
+        job: &Job,
+        steps: &[Step],
+    ) -> Result<(Vec<SourceRecord>, Vec<String>), ResyncError> {
+        let mut records = Vec::new();
+        let (mut gainsight, mut salesforce) = (BTreeSet::new(), BTreeSet::new());
+        for step in steps {
+            match step {
+                Step::Write {
+                    from,
+                    record: Some(fields),
+                    ..
+                } => records.extend(crate::read::source_record(job, *from, fields.clone())),
+                Step::Write { from, id, .. } => {
+                    match from {
+                        System::Gainsight => gainsight.insert(id.clone()),
+                        System::Salesforce => salesforce.insert(id.clone()),
+                    };
+                }
+                Step::Link { .. } => {}
+            }
+        }
+        let mut read = self.read_gainsight(job, &gainsight).await?;
+        read.extend(self.read_salesforce(job, &salesforce).await?);
+        read.retain(|r| match r.source {
+            System::Gainsight => gainsight.contains(&r.id),
+            System::Salesforce => salesforce.contains(&r.id),
+        });
+        let found: BTreeSet<&str> = read.iter().map(|r| r.id.as_str()).collect();
+        let missing = (gainsight.iter().chain(&salesforce))
+            .filter(|id| !found.contains(id.as_str()))
+            .cloned()
+            .collect();
+        records.extend(read);
+        Ok((records, missing))
+    }
+}
+
+/// `steps` in chunks of `steps::CHUNK`, moved rather than copied.
+fn in_chunks(steps: Vec<Step>) -> Vec<Vec<Step>> {
+    let mut chunks = Vec::with_capacity(steps.len().div_ceil(steps::CHUNK));
+    let mut steps = steps.into_iter().peekable();
+    while steps.peek().is_some() {
+        chunks.push(steps.by_ref().take(steps::CHUNK).collect());
+    }
+    chunks
 }
 
 /// The plan's rows that nothing will be done for, in the planning run with the reason.
@@ -305,6 +344,7 @@ mod tests {
     struct World {
         store: Arc<MemoryStore>,
         queue: Arc<MemoryQueue>,
+        salesforce: Arc<MemorySalesforce>,
         resync: Resync,
     }
 
@@ -339,10 +379,11 @@ mod tests {
             gainsight,
             jobs: Jobs::builtin(),
         };
-        let resync = Resync::new(ports, store.clone(), salesforce);
+        let resync = Resync::new(ports, store.clone(), salesforce.clone());
         World {
             store,
             queue,
+            salesforce,
             resync,
         }
     }
@@ -376,8 +417,14 @@ mod tests {
         );
         assert!(w.queue.bodies().is_empty(), "planning writes nothing");
         let next = planned.continuation.expect("chunks remain");
+        let calls = *w.salesforce.calls.lock().unwrap();
 
         let applied = w.resync.handle_at(next, 11).await.unwrap();
+        assert_eq!(
+            *w.salesforce.calls.lock().unwrap(),
+            calls,
+            "the writes carry the records the plan read: nothing read again"
+        );
         let load = applied.load.expect("the load");
         assert_eq!((load.done, load.state), (1, FirstLoadState::Done));
         assert!(applied.continuation.is_none());
@@ -499,6 +546,52 @@ mod tests {
                     .as_deref()
                     .unwrap_or_default()
                     .contains("writes only from Gainsight")),
+            "{:?}",
+            run.log
+        );
+    }
+
+    /// Writes stored without their records (a load planned before steps carried them) are read
+    /// again where they live; one no longer there is listed, not written.
+    #[tokio::test]
+    async fn writes_without_their_records_are_read_again_and_a_deleted_one_is_listed() {
+        let w = world();
+        let write = |from, id: &str| Step::Write {
+            from,
+            id: id.into(),
+            record: None,
+        };
+        let steps = vec![
+            write(System::Gainsight, "G2"),
+            write(System::Salesforce, S3),
+            write(System::Gainsight, "G9"),
+        ];
+        let load = FirstLoad {
+            job: "company_account".into(),
+            run: "20261206T000000Z-resync-1".into(),
+            state: FirstLoadState::Applying,
+            chunks: 1,
+            done: 0,
+            steps: 3,
+            counts: Default::default(),
+            read: Read::default(),
+            started_ms: 1,
+            from: None,
+        };
+        assert!(w.store.begin_first_load(&load, &[steps]).await.unwrap());
+        let applied = w.resync.handle_at(run_load(), 11).await.unwrap();
+        assert_eq!(applied.queued, 2);
+        assert_eq!(
+            queued(&w.queue),
+            [
+                (System::Gainsight, "G2".to_string()),
+                (System::Salesforce, S3.to_string())
+            ]
+        );
+        let run = w.store.run(&applied.run).await.unwrap().unwrap();
+        assert!(
+            run.log.iter().any(|l| l.record == "G9"
+                && l.message.as_deref() == Some("deleted since the load was planned: not written")),
             "{:?}",
             run.log
         );

@@ -329,7 +329,7 @@ fn holds(key: &LedgerKey, record: &SourceRecord) -> bool {
 }
 
 /// A row read from `source` as the job's record there, if it carries its id.
-fn source_record(job: &Job, source: System, fields: Fields) -> Option<SourceRecord> {
+pub(crate) fn source_record(job: &Job, source: System, fields: Fields) -> Option<SourceRecord> {
     let id = fields.get(job.id_field_in(source))?.as_str()?.to_string();
     Some(SourceRecord {
         source,

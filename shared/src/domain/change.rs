@@ -234,6 +234,33 @@ impl ChangeEvent {
         change.origin = ChangeOrigin::Resync;
         change
     }
+
+    /// A record as read earlier (a first load's plan), queued by run `run` as of when its system
+    /// says it was last modified (never later than now): a change of it already written since
+    /// then makes this one stale, so an older read never sets back a newer value.
+    pub fn forced_as_read(record: SourceRecord, run: &str, now_ms: i64) -> Self {
+        let modified = modified_ms(record.source, &record.fields);
+        let mut change = Self::forced(record, run, now_ms);
+        if let Some(at) = modified {
+            change.occurred_at_ms = at.min(now_ms);
+        }
+        change
+    }
+}
+
+/// When a record of `source` was last modified, by its system's stamp: Gainsight's
+/// `ModifiedDate` (epoch ms, or RFC 3339 text), Salesforce's `SystemModstamp`, else its
+/// `LastModifiedDate`.
+pub fn modified_ms(source: System, fields: &Fields) -> Option<i64> {
+    let stamp = |f: &str| match fields.get(f)? {
+        serde_json::Value::Number(n) => n.as_i64(),
+        serde_json::Value::String(s) => crate::time::parse_ms(s),
+        _ => None,
+    };
+    match source {
+        System::Gainsight => stamp(GAINSIGHT_MODIFIED),
+        System::Salesforce => stamp(SALESFORCE_MODIFIED).or_else(|| stamp("LastModifiedDate")),
+    }
 }
 
 /// The field Gainsight stamps on every modification (epoch ms in the data API).
@@ -328,5 +355,41 @@ mod tests {
         );
         let deleted_since = restore.with_current(None);
         assert_eq!(deleted_since.operation, Operation::Deleted);
+    }
+
+    #[test]
+    fn a_change_as_read_is_as_of_its_records_stamp_never_later_than_now() {
+        let mut gs = record();
+        gs.fields
+            .insert(GAINSIGHT_MODIFIED.into(), serde_json::json!(1_000));
+        assert_eq!(
+            ChangeEvent::forced_as_read(gs.clone(), "r", 5_000).occurred_at_ms,
+            1_000
+        );
+        gs.fields
+            .insert(GAINSIGHT_MODIFIED.into(), serde_json::json!(9_000));
+        assert_eq!(
+            ChangeEvent::forced_as_read(gs, "r", 5_000).occurred_at_ms,
+            5_000
+        );
+        let sf = SourceRecord {
+            source: System::Salesforce,
+            object: "Account".into(),
+            id: "001".into(),
+            fields: serde_json::json!({"LastModifiedDate": "1970-01-01T00:00:02.000Z",
+                SALESFORCE_MODIFIED: "1970-01-01T00:00:03.000Z"})
+            .as_object()
+            .cloned()
+            .unwrap_or_default(),
+        };
+        let change = ChangeEvent::forced_as_read(sf, "r", 5_000);
+        assert_eq!(
+            (change.occurred_at_ms, change.origin),
+            (3_000, ChangeOrigin::Resync)
+        );
+        assert_eq!(
+            ChangeEvent::forced_as_read(record(), "r", 5_000).occurred_at_ms,
+            5_000
+        );
     }
 }

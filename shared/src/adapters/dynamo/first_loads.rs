@@ -1,7 +1,9 @@
 //! First loads in the state table: one partition per job, `FIRSTLOAD#{job}`, holding its load in
 //! progress or its last one (`META`: the load as JSON, with its run, state and checkpoint as
-//! attributes the conditions read) and that load's chunks of steps (`CHUNK#{run}#{index}`, the
-//! steps as JSON). Everything expires with the table's TTL 30 days after the load began.
+//! attributes the conditions read) and that load's chunks of steps, each in as many parts as its
+//! size needs (`CHUNK#{run}#{index}#{part}`, the part's steps as JSON, each part well under
+//! DynamoDB's 400 KB per item: a write step carries its record). Everything expires with the
+//! table's TTL 30 days after the load began.
 
 use super::*;
 use crate::domain::first_load::steps::{FirstLoad, FirstLoadState, Step};
@@ -9,6 +11,9 @@ use crate::ports::FirstLoadStore;
 
 /// How long a load's items are kept after it began.
 const FIRST_LOAD_TTL_S: i64 = 30 * 86_400;
+/// The most JSON one part of a chunk holds (DynamoDB takes up to 400 KB per item, names and
+/// other attributes included).
+const PART_BYTES: usize = 300_000;
 const META: &str = "META";
 
 fn partition(job: &str) -> AttributeValue {
@@ -21,6 +26,27 @@ fn key(job: &str, sk: String) -> Item {
 
 fn chunk_sk(run: &str, index: usize) -> String {
     format!("CHUNK#{run}#{index:06}")
+}
+
+/// `steps` as JSON arrays of at most `PART_BYTES` each (one step larger than that is a part on
+/// its own, and DynamoDB refuses it as too large).
+fn parts(steps: &[Step]) -> Result<Vec<String>, StoreError> {
+    let mut parts: Vec<String> = Vec::new();
+    let mut part = String::from("[");
+    for step in steps {
+        let text = serde_json::to_string(step).map_err(rejected)?;
+        if part.len() > 1 && part.len() + text.len() + 2 > PART_BYTES {
+            part.push(']');
+            parts.push(std::mem::replace(&mut part, String::from("[")));
+        }
+        if part.len() > 1 {
+            part.push(',');
+        }
+        part.push_str(&text);
+    }
+    part.push(']');
+    parts.push(part);
+    Ok(parts)
 }
 
 fn state_name(state: FirstLoadState) -> &'static str {
@@ -54,19 +80,20 @@ fn load_of(job: &str, item: &Item) -> Result<FirstLoad, StoreError> {
 impl DynamoStateStore {
     async fn put_chunks(&self, load: &FirstLoad, chunks: &[Vec<Step>]) -> Result<(), StoreError> {
         let expires = n(load.started_ms / 1000 + FIRST_LOAD_TTL_S);
-        let requests = (chunks.iter().enumerate())
-            .map(|(i, steps)| {
-                let mut item = key(&load.job, chunk_sk(&load.run, i));
-                let text = serde_json::to_string(steps).map_err(rejected)?;
+        let mut requests = Vec::new();
+        for (i, steps) in chunks.iter().enumerate() {
+            for (p, text) in parts(steps)?.into_iter().enumerate() {
+                let sk = format!("{}#{p:04}", chunk_sk(&load.run, i));
+                let mut item = key(&load.job, sk);
                 item.insert("steps".into(), s(text));
                 item.insert("expires_at".into(), expires.clone());
                 let put = PutRequest::builder()
                     .set_item(Some(item))
                     .build()
                     .map_err(rejected)?;
-                Ok(WriteRequest::builder().put_request(put).build())
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
+                requests.push(WriteRequest::builder().put_request(put).build());
+            }
+        }
         self.batch_write(requests).await
     }
 }
@@ -120,17 +147,27 @@ impl FirstLoadStore for DynamoStateStore {
         run: &str,
         index: usize,
     ) -> Result<Vec<Step>, StoreError> {
-        let out = (self.client.get_item())
-            .table_name(&self.table)
-            .set_key(Some(key(job, chunk_sk(run, index))))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(store_error)?;
-        let text = (out.item())
-            .and_then(|item| get_s(item, "steps"))
-            .ok_or_else(|| corrupt(job, format!("chunk {index} of load {run} is not stored")))?;
-        serde_json::from_str(&text).map_err(|e| corrupt(job, e))
+        let items = self
+            .query_all(|q| {
+                q.key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                    .expression_attribute_values(":pk", partition(job))
+                    .expression_attribute_values(":prefix", s(format!("{}#", chunk_sk(run, index))))
+                    .consistent_read(true)
+            })
+            .await?;
+        if items.is_empty() {
+            return Err(corrupt(
+                job,
+                format!("chunk {index} of load {run} is not stored"),
+            ));
+        }
+        let mut steps = Vec::new();
+        for item in &items {
+            let text = get_s(item, "steps").unwrap_or_default();
+            let part: Vec<Step> = serde_json::from_str(&text).map_err(|e| corrupt(job, e))?;
+            steps.extend(part);
+        }
+        Ok(steps)
     }
 
     async fn advance_first_load(

@@ -1,7 +1,7 @@
 //! A first load as steps, and where a load that runs across many invocations stands. The plan
 //! becomes a list of steps: every link first (a ledger write, nothing written to either system),
-//! then every write (a record read where it lives and sent as a forced change, which creates its
-//! twin or updates it). The steps are stored in chunks; each invocation applies the next chunk
+//! then every write (the record as the plan read it, sent as a forced change as of its own
+//! modification stamp, which creates its twin or updates it). The steps are stored in chunks; each invocation applies the next chunk
 //! and moves the checkpoint on only if no other invocation moved it, so a load killed half way
 //! goes on from its last checkpoint. A chunk applied twice (killed after its writes, before its
 //! checkpoint) writes nothing twice: links are the same ledger write again, and the pusher
@@ -10,8 +10,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Action, Counts, LinkedBy, PlanRow};
-use crate::domain::System;
+use std::collections::HashMap;
+
+use super::{Action, Counts, LinkedBy, PlanRow, Snapshot};
+use crate::domain::{Fields, Job, System};
 
 /// Steps per stored chunk, and so per invocation: a chunk's reads and sends take seconds, far
 /// under Lambda's 15 minutes, and a chunk of links stays far under DynamoDB's 400 KB per item.
@@ -28,8 +30,36 @@ pub enum Step {
         salesforce_id: String,
         by: String,
     },
-    /// Read the record `id` where it lives (`from`) and write it to the other side.
-    Write { from: System, id: String },
+    /// Write the record `id` of `from` to the other side: `record` as the plan read it, or, when
+    /// the step does not carry it, as read again where it lives.
+    Write {
+        from: System,
+        id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        record: Option<Fields>,
+    },
+}
+
+/// Gives each write of `steps` its record as `snapshot` holds it, so that applying the step
+/// needs no read: the values the plan compared are the values written.
+pub fn carry_records(steps: &mut [Step], job: &Job, snapshot: &Snapshot) {
+    let index = |records: &'_ [Fields], system: System| -> HashMap<String, usize> {
+        let id_field = job.id_field_in(system);
+        (records.iter().enumerate())
+            .filter_map(|(i, r)| Some((super::text(r.get(id_field)?)?, i)))
+            .collect()
+    };
+    let gainsight = index(&snapshot.gainsight, System::Gainsight);
+    let salesforce = index(&snapshot.salesforce, System::Salesforce);
+    for step in steps {
+        if let Step::Write { from, id, record } = step {
+            let (by_id, records) = match from {
+                System::Gainsight => (&gainsight, &snapshot.gainsight),
+                System::Salesforce => (&salesforce, &snapshot.salesforce),
+            };
+            *record = by_id.get(id.as_str()).map(|i| records[*i].clone());
+        }
+    }
 }
 
 /// The steps of `rows`: links first, so that every write finds its pair in the ledger; then a
@@ -57,7 +87,13 @@ fn writes_of(row: &PlanRow) -> Vec<Step> {
     if row.refused.is_some() {
         return Vec::new();
     }
-    let write = |from: System, id: &Option<String>| id.clone().map(|id| Step::Write { from, id });
+    let write = |from: System, id: &Option<String>| {
+        (id.clone()).map(|id| Step::Write {
+            from,
+            id,
+            record: None,
+        })
+    };
     match &row.action {
         Action::CreateInSalesforce => write(System::Gainsight, &row.gsid).into_iter().collect(),
         Action::CreateInGainsight => write(System::Salesforce, &row.salesforce_id)
@@ -229,6 +265,7 @@ mod tests {
         let write = |from, id: &str| Step::Write {
             from,
             id: id.into(),
+            record: None,
         };
         assert_eq!(
             steps(&rows),
