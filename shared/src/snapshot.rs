@@ -14,8 +14,9 @@ use crate::ports::{
     StoreError,
 };
 
-/// Rows asked for per Salesforce results set.
-const SET: usize = 10_000;
+/// Rows asked for per Salesforce results set (`maxRecords`): Salesforce may answer fewer, by its
+/// size limits, and the locator then goes on; a million records are 20 calls at most.
+const SET: usize = 50_000;
 /// Ledger records per page.
 const LEDGER_PAGE: usize = 1_000;
 

@@ -83,12 +83,11 @@ impl Resync {
         let snapshot = snapshot::read(job, sources, &progress).await?;
         let rows = first_load::plan(job, &snapshot, from);
         let mut steps = steps::steps(&rows);
-        steps::carry_records(&mut steps, job, &snapshot);
         let read = Read {
             gainsight: snapshot.gainsight.len(),
             salesforce: snapshot.salesforce.len(),
         };
-        drop(snapshot);
+        steps::carry_records(&mut steps, job, snapshot);
         let planned = steps.len();
         let chunks = in_chunks(steps);
         let seed = format!("first load {}", job.name);

@@ -41,23 +41,24 @@ pub enum Step {
 }
 
 /// Gives each write of `steps` its record as `snapshot` holds it, so that applying the step
-/// needs no read: the values the plan compared are the values written.
-pub fn carry_records(steps: &mut [Step], job: &Job, snapshot: &Snapshot) {
-    let index = |records: &'_ [Fields], system: System| -> HashMap<String, usize> {
+/// needs no read: the values the plan compared are the values written. The records are moved
+/// out of the snapshot, not copied: a load's plan holds each record once.
+pub fn carry_records(steps: &mut [Step], job: &Job, snapshot: Snapshot) {
+    let index = |records: Vec<Fields>, system: System| -> HashMap<String, Fields> {
         let id_field = job.id_field_in(system);
-        (records.iter().enumerate())
-            .filter_map(|(i, r)| Some((super::text(r.get(id_field)?)?, i)))
+        (records.into_iter())
+            .filter_map(|r| Some((super::text(r.get(id_field)?)?, r)))
             .collect()
     };
-    let gainsight = index(&snapshot.gainsight, System::Gainsight);
-    let salesforce = index(&snapshot.salesforce, System::Salesforce);
+    let mut gainsight = index(snapshot.gainsight, System::Gainsight);
+    let mut salesforce = index(snapshot.salesforce, System::Salesforce);
     for step in steps {
         if let Step::Write { from, id, record } = step {
-            let (by_id, records) = match from {
-                System::Gainsight => (&gainsight, &snapshot.gainsight),
-                System::Salesforce => (&salesforce, &snapshot.salesforce),
+            let by_id = match from {
+                System::Gainsight => &mut gainsight,
+                System::Salesforce => &mut salesforce,
             };
-            *record = by_id.get(id.as_str()).map(|i| records[*i].clone());
+            *record = by_id.remove(id.as_str());
         }
     }
 }
@@ -282,6 +283,36 @@ mod tests {
                 write(System::Gainsight, "G4"),
             ]
         );
+    }
+
+    #[test]
+    fn writes_carry_their_records_from_the_snapshot() {
+        let job = crate::domain::Jobs::builtin();
+        let job = job.named("company_account").expect("shipped");
+        let rec = |v: serde_json::Value| v.as_object().cloned().unwrap_or_default();
+        let snapshot = Snapshot {
+            gainsight: vec![rec(json!({"Gsid": "G1", "Name": "A"}))],
+            salesforce: vec![rec(json!({"Id": "S1", "Name": "B"}))],
+            ..Snapshot::default()
+        };
+        let write = |from, id: &str| Step::Write {
+            from,
+            id: id.into(),
+            record: None,
+        };
+        let mut steps = vec![
+            write(System::Salesforce, "S1"),
+            write(System::Gainsight, "G1"),
+            write(System::Gainsight, "G2"),
+        ];
+        carry_records(&mut steps, job, snapshot);
+        let carried: Vec<Option<serde_json::Value>> = (steps.iter())
+            .map(|s| match s {
+                Step::Write { record, .. } => record.as_ref().and_then(|r| r.get("Name").cloned()),
+                Step::Link { .. } => None,
+            })
+            .collect();
+        assert_eq!(carried, [Some(json!("B")), Some(json!("A")), None]);
     }
 
     #[test]
