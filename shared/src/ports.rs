@@ -293,9 +293,9 @@ pub trait RunStore: Send + Sync {
 /// Writes of bulk loads, staged until the load is quiet (DynamoDB in production, with a TTL).
 #[async_trait]
 pub trait LoadStore: Send + Sync {
-    /// Stages `writes` under `load` (a later write of the same record replaces the earlier) and
-    /// notes that the load grew at `now_ms`; the writes are stored before the note, so whoever
-    /// sees the note sees them.
+    /// Stages `writes` under `load` at `now_ms` (a later write of the same record replaces the
+    /// earlier) and notes that the load grew then and is unwritten; the writes are stored before
+    /// the note, so whoever sees the note sees them.
     async fn stage(
         &self,
         load: &crate::domain::load::LoadId,
@@ -315,13 +315,19 @@ pub trait LoadStore: Send + Sync {
         load: &crate::domain::load::LoadId,
         (quiet_before_ms, now_ms, lease_ms): (i64, i64, i64),
     ) -> Result<bool, StoreError>;
-    /// Every write staged under `load`.
+    /// The writes staged under `load` within `(after_ms, through_ms]` (`LoadState::unwritten`).
     async fn staged(
         &self,
         load: &crate::domain::load::LoadId,
+        (after_ms, through_ms): (i64, i64),
     ) -> Result<Vec<crate::domain::WriteCommand>, StoreError>;
-    /// Marks `load` written; its staged writes expire with the table's TTL.
-    async fn finish_load(&self, load: &crate::domain::load::LoadId) -> Result<(), StoreError>;
+    /// Marks the writes of `load` staged up to `through_ms` written, and the load written unless
+    /// it grew since; gives the flush's claim back. Staged writes expire with the table's TTL.
+    async fn finish_load(
+        &self,
+        load: &crate::domain::load::LoadId,
+        through_ms: i64,
+    ) -> Result<(), StoreError>;
 }
 
 /// First loads (`domain::first_load::steps`; DynamoDB in production): per job, the load in

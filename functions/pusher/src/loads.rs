@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use shared::domain::load::{self, FlushVerdict, LoadFlush, LoadId};
+use shared::domain::load::{self, FlushVerdict, LoadFlush, LoadId, LoadState};
 use shared::domain::push::Pending;
 use shared::domain::{LineOutcome, RunLine, Runs, WriteCommand};
 use shared::ports::LoadStore;
@@ -101,12 +101,13 @@ impl Pusher {
             return Ok(());
         };
         let now_ms = clock.now_ms;
-        match take_load(store.as_ref(), load, now_ms, quiet.as_millis() as i64).await? {
-            Take::Write => {}
+        let state = match take_load(store.as_ref(), load, now_ms, quiet.as_millis() as i64).await? {
+            Take::Write(state) => state,
             Take::Nothing => return Ok(()),
             Take::Held => return self.ask_again(load, queue.as_ref(), *quiet).await,
-        }
-        let writes = store.staged(load).await.map_err(|e| e.to_string())?;
+        };
+        let window = state.unwritten();
+        let writes = (store.staged(load, window).await).map_err(|e| e.to_string())?;
         tracing::info!(load = %load, writes = writes.len(), "bulk load written");
         let by_id: HashMap<String, WriteCommand> = writes
             .into_iter()
@@ -143,7 +144,7 @@ impl Pusher {
                 again.len()
             ));
         }
-        store.finish_load(load).await.map_err(|e| e.to_string())
+        (store.finish_load(load, window.1).await).map_err(|e| e.to_string())
     }
 }
 
@@ -171,8 +172,8 @@ impl Pusher {
 
 /// What a flush does with its load.
 enum Take {
-    /// Claimed: this flush writes it.
-    Write,
+    /// Claimed: this flush writes what was staged since the last flush, as of this state.
+    Write(LoadState),
     /// Written already, or still growing (its grower sent a later flush).
     Nothing,
     /// Another flush holds it.
@@ -192,10 +193,13 @@ async fn take_load(
     }
     let lease = (now_ms - quiet_ms, now_ms, FLUSH_LEASE.as_millis() as i64);
     let claimed = store.claim_load(load, lease).await;
-    if claimed.map_err(|e| e.to_string())? {
-        return Ok(Take::Write);
-    }
     let state = store.load_state(load).await.map_err(|e| e.to_string())?;
+    if claimed.map_err(|e| e.to_string())? {
+        return Ok(match state {
+            Some(state) => Take::Write(state),
+            None => Take::Nothing,
+        });
+    }
     Ok(match load::flush_verdict(state, now_ms, quiet_ms) {
         FlushVerdict::Write => Take::Held,
         _ => Take::Nothing,

@@ -101,6 +101,41 @@ async fn a_loads_upserts_wait_until_it_is_quiet_then_go_out_together() {
     assert_eq!(*rig.sf.calls.lock().unwrap(), 2);
 }
 
+/// Writes staged after the load was flushed (a load resumed after a pause longer than the quiet
+/// period) are written by the next flush, and only they.
+#[tokio::test]
+async fn writes_staged_after_a_flush_are_written_by_the_next() {
+    let rig = load_rig();
+    let t0 = 1_000_000;
+    rig.pusher
+        .handle_at(event(vec![("m1", load_command("G1", "A"))]), t0)
+        .await;
+    rig.pusher
+        .handle_at(event(vec![("f1", flush())]), t0 + QUIET_MS + 1_000)
+        .await;
+    assert_eq!(*rig.sf.calls.lock().unwrap(), 1);
+
+    let t1 = t0 + 10 * QUIET_MS;
+    rig.pusher
+        .handle_at(event(vec![("m2", load_command("G2", "B"))]), t1)
+        .await;
+    assert!(
+        rig.store.ledger_of("company_account", "G2").is_none(),
+        "staged"
+    );
+    let (_, summary) = rig
+        .pusher
+        .handle_at(event(vec![("f2", flush())]), t1 + QUIET_MS + 1_000)
+        .await;
+    assert_eq!(summary.synced, 1, "G2 alone: G1 is not written again");
+    assert_eq!(*rig.sf.calls.lock().unwrap(), 2);
+    let g2 = rig
+        .store
+        .ledger_of("company_account", "G2")
+        .expect("written");
+    assert!(g2.synced, "{g2:?}");
+}
+
 /// A load's updates of pairs whose Account Id is known are staged too, and at the job's bulk
 /// threshold (2,000) go out as one Bulk API job.
 #[tokio::test]
