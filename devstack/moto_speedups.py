@@ -220,11 +220,19 @@ def _had_receipt_handle(self, receipt_handle):
 def _delete_message(self, receipt_handle):
     if receipt_handle in self.deleted_messages:
         return
-    for index, message in enumerate(self._messages):
+    # moto serves requests on threads, and another request may change the list meanwhile (a send
+    # appends, a delete or a move to the dead-letter queue removes): look in a copy, and remove
+    # the message itself, never the item at an index found before (that removed the message
+    # after it when an earlier one went meanwhile, left this one to be delivered again, and
+    # refused the other's own delete as an invalid receipt handle).
+    for message in list(self._messages):
         if message.had_receipt_handle(receipt_handle):
             self.pending_messages.discard(message)
             self.deleted_messages.update(message.all_receipt_handles)
-            del self._messages[index]
+            try:
+                self._messages.remove(message)
+            except ValueError:
+                pass  # removed meanwhile by a delete with another of its receipt handles
             return
     raise ReceiptHandleIsInvalid()
 

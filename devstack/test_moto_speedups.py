@@ -1,6 +1,9 @@
 """Checks that devstack/moto_speedups.py changes no answer: DynamoDB reads of items holding every
 attribute type, and the backend lookup of each service the stack uses, give the same answers
 from moto as released and from moto with the speedups (both served by devstack/moto_server.py).
+And that the patched SQS delete stays right under concurrent requests: deletes on many threads,
+with sends meanwhile, remove exactly the messages deleted (the threads switched as often as
+Python allows, so that a race shows).
 
 Usage: .venv/bin/python devstack/test_moto_speedups.py   (run by `make test`; exits 1 on a difference)
 """
@@ -154,7 +157,60 @@ def queries(ddb):
     }
 
 
+def concurrent_deletes(threads=8, n=4000, late=500):
+    """(deletes refused, deleted messages left behind, messages sent meanwhile kept) when `n`
+    received messages are deleted on `threads` threads while `late` more are sent."""
+    import threading
+
+    import moto_speedups
+    from moto.sqs import models
+    from moto.sqs.exceptions import ReceiptHandleIsInvalid
+
+    moto_speedups.apply()
+    backend = models.sqs_backends["123456789012"]["us-east-1"]
+    name = f"race{len(backend.queues)}"
+    backend.create_queue(name)
+    for i in range(n):
+        backend.send_message(name, f"m{i}")
+    handles = []
+    while got := backend.receive_message(name, 10, 0, 300):
+        handles.extend(m.receipt_handle for m in got)
+    queue = backend.get_queue(name)
+    refused = []
+
+    def delete(part):
+        for h in part:
+            try:
+                queue.delete_message(h)
+            except ReceiptHandleIsInvalid:
+                refused.append(h)
+
+    def send():
+        for i in range(late):
+            backend.send_message(name, f"late{i}")
+
+    workers = [threading.Thread(target=delete, args=(handles[k::threads],)) for k in range(threads)]
+    workers.append(threading.Thread(target=send))
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+    finally:
+        sys.setswitchinterval(interval)
+    left = [m.body for m in queue._messages]
+    kept = sum(1 for b in left if b.startswith("late"))
+    return len(refused), len(left) - kept, kept
+
+
 def main():
+    for _ in range(2):
+        got = concurrent_deletes()
+        if got != (0, 0, 500):
+            print(f"concurrent SQS deletes: {got[0]} refused, {got[1]} deleted messages left behind, {got[2]} of 500 sent meanwhile kept")
+            sys.exit(1)
     results = {}
     for name, plain in (("moto", True), ("moto+speedups", False)):
         proc, url = start(plain)
@@ -168,7 +224,7 @@ def main():
     if differences:
         print(f"moto_speedups changed {len(differences)} answer(s): {', '.join(differences)}")
         sys.exit(1)
-    print(f"moto_speedups: {len(results['moto'])} answers the same with and without the speedups")
+    print(f"moto_speedups: {len(results['moto'])} answers the same with and without the speedups; concurrent SQS deletes exact")
 
 
 if __name__ == "__main__":
