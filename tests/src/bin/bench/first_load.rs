@@ -83,7 +83,7 @@ fn seed(stack: &Stack, units: usize) -> Value {
     sf.seed_quietly("Account", carrying.collect());
     json!({"alreadyLinked": 0, "linkByIdentifier": units * 12, "linkByMatchKey": 0,
         "createInSalesforce": units * 4, "createInGainsight": units * 3, "toUpdate": units * 4,
-        "ambiguous": units * 3, "leftAlone": 0})
+        "refusedByValidation": 0, "ambiguous": units * 3, "leftAlone": 0})
 }
 
 /// Runs `syncctl` with `args` against `stack`: its JSON answer and its peak RSS (MB).
