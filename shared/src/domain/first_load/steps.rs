@@ -15,8 +15,9 @@ use std::collections::HashMap;
 use super::{Action, Counts, LinkedBy, PlanRow, Snapshot};
 use crate::domain::{Fields, Job, System};
 
-/// Steps per stored chunk, and so per invocation: a chunk's reads and sends take seconds, far
-/// under Lambda's 15 minutes, and a chunk of links stays far under DynamoDB's 400 KB per item.
+/// Steps per stored chunk, and so per invocation: a chunk's ledger writes and sends take
+/// seconds, far under Lambda's 15 minutes (the store keeps a chunk in as many items as its
+/// records need).
 pub const CHUNK: usize = 2_000;
 
 /// One step of a load.
