@@ -315,14 +315,13 @@ pub trait LoadStore: Send + Sync {
         load: &crate::domain::load::LoadId,
         (quiet_before_ms, now_ms, lease_ms): (i64, i64, i64),
     ) -> Result<bool, StoreError>;
-    /// The writes staged under `load` within `(after_ms, through_ms]` (`LoadState::unwritten`).
+    /// Every write staged under `load`.
     async fn staged(
         &self,
         load: &crate::domain::load::LoadId,
-        (after_ms, through_ms): (i64, i64),
     ) -> Result<Vec<crate::domain::WriteCommand>, StoreError>;
-    /// Marks the writes of `load` staged up to `through_ms` written, and the load written unless
-    /// it grew since; gives the flush's claim back. Staged writes expire with the table's TTL.
+    /// Marks `load` written unless it grew since `through_ms` (its last growth when the flush
+    /// claimed it), and gives the flush's claim back. Staged writes expire with the table's TTL.
     async fn finish_load(
         &self,
         load: &crate::domain::load::LoadId,

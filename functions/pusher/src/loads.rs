@@ -106,8 +106,7 @@ impl Pusher {
             Take::Nothing => return Ok(()),
             Take::Held => return self.ask_again(load, queue.as_ref(), *quiet).await,
         };
-        let window = state.unwritten();
-        let writes = (store.staged(load, window).await).map_err(|e| e.to_string())?;
+        let writes = store.staged(load).await.map_err(|e| e.to_string())?;
         tracing::info!(load = %load, writes = writes.len(), "bulk load written");
         let by_id: HashMap<String, WriteCommand> = writes
             .into_iter()
@@ -144,7 +143,7 @@ impl Pusher {
                 again.len()
             ));
         }
-        (store.finish_load(load, window.1).await).map_err(|e| e.to_string())
+        (store.finish_load(load, state.last_staged_ms).await).map_err(|e| e.to_string())
     }
 }
 
@@ -172,7 +171,7 @@ impl Pusher {
 
 /// What a flush does with its load.
 enum Take {
-    /// Claimed: this flush writes what was staged since the last flush, as of this state.
+    /// Claimed: this flush writes everything staged, the load being as this state says.
     Write(LoadState),
     /// Written already, or still growing (its grower sent a later flush).
     Nothing,

@@ -94,25 +94,18 @@ pub fn load_for(read: Read, run: &str, bulk_threshold: usize) -> Option<LoadId> 
     bulk.then(|| LoadId(run.to_string()))
 }
 
-/// What the store knows of a load. A load is written in generations: a flush writes what was
-/// staged since the last flush (`written_through_ms`) up to when the load last grew, and a write
-/// staged after a flush makes the load unwritten again, for the next flush.
+/// What the store knows of a load. A write staged after a flush (a load resumed after a pause)
+/// makes the load unwritten again, and the next flush writes everything staged under it: the
+/// writes of the earlier flush again too (by the same keys, with the same values), because
+/// pushers staging at once, on clocks that do not agree, leave no moment that tells the written
+/// from the unwritten; a write made twice is an API call spent, a write never made is a record
+/// lost.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct LoadState {
     /// When writes were last staged under it (epoch ms).
     pub last_staged_ms: i64,
     /// Whether everything staged under it is written.
     pub flushed: bool,
-    /// The writes staged up to this time (epoch ms) are written.
-    pub written_through_ms: i64,
-}
-
-impl LoadState {
-    /// The writes a flush of this state writes: staged after the last flush's mark, up to the
-    /// load's last growth (both epoch ms, the first excluded).
-    pub fn unwritten(&self) -> (i64, i64) {
-        (self.written_through_ms, self.last_staged_ms)
-    }
 }
 
 /// Whether `cmd` waits for its load: Salesforce upserts on an external id and Salesforce writes
@@ -208,7 +201,6 @@ mod tests {
             Some(LoadState {
                 last_staged_ms: last,
                 flushed,
-                written_through_ms: 0,
             })
         };
         assert_eq!(flush_verdict(None, 100, 10), FlushVerdict::Nothing);

@@ -69,8 +69,7 @@ pub type Meanwhile = Box<dyn FnOnce(&mut HashMap<(String, LedgerKey), LedgerReco
 pub struct MemoryLoad {
     pub state: LoadState,
     pub lease_until_ms: i64,
-    /// Each record's staged write, and when it was staged.
-    pub writes: std::collections::BTreeMap<(String, String), (WriteCommand, i64)>,
+    pub writes: std::collections::BTreeMap<(String, String), WriteCommand>,
 }
 
 #[async_trait]
@@ -85,10 +84,9 @@ impl LoadStore for MemoryStore {
         let mut loads = self.loads.lock().unwrap();
         let entry = loads.entry(load.clone()).or_default();
         for w in writes {
-            entry.writes.insert(
-                (w.job.clone(), w.ledger_key.to_string()),
-                (w.clone(), now_ms),
-            );
+            entry
+                .writes
+                .insert((w.job.clone(), w.ledger_key.to_string()), w.clone());
         }
         entry.state.last_staged_ms = now_ms;
         entry.state.flushed = false;
@@ -119,24 +117,18 @@ impl LoadStore for MemoryStore {
         Ok(free)
     }
 
-    async fn staged(
-        &self,
-        load: &LoadId,
-        (after_ms, through_ms): (i64, i64),
-    ) -> Result<Vec<WriteCommand>, StoreError> {
+    async fn staged(&self, load: &LoadId) -> Result<Vec<WriteCommand>, StoreError> {
         self.check()?;
         let loads = self.loads.lock().unwrap();
-        let writes = loads.get(load).map(|l| l.writes.values());
-        Ok((writes.into_iter().flatten())
-            .filter(|(_, at)| after_ms < *at && *at <= through_ms)
-            .map(|(w, _)| w.clone())
-            .collect())
+        Ok((loads
+            .get(load)
+            .map(|l| l.writes.values().cloned().collect()))
+        .unwrap_or_default())
     }
 
     async fn finish_load(&self, load: &LoadId, through_ms: i64) -> Result<(), StoreError> {
         self.check()?;
         if let Some(entry) = self.loads.lock().unwrap().get_mut(load) {
-            entry.state.written_through_ms = through_ms;
             entry.state.flushed = entry.state.last_staged_ms == through_ms;
             entry.lease_until_ms = 0;
         }

@@ -1,6 +1,6 @@
 //! Bulk loads in the state table: one partition per load, `LOAD#{load}`, holding its state
-//! (`META`: when it last grew, written or not and through when, a flush's lease) and its staged
-//! writes (`W#{job}#{ledger key}`, the write command as JSON and when it was staged). Everything expires with the
+//! (`META`: when it last grew, written or not, a flush's lease) and its staged writes
+//! (`W#{job}#{ledger key}`, the write command as JSON). Everything expires with the
 //! table's TTL a week after it was staged.
 
 use super::*;
@@ -21,13 +21,8 @@ fn meta_key(load: &LoadId) -> Item {
     HashMap::from([("pk".into(), partition(load)), ("sk".into(), s(META))])
 }
 
-fn write_item(
-    load: &LoadId,
-    write: &WriteCommand,
-    (staged_ms, expires_s): (i64, i64),
-) -> Result<Item, StoreError> {
+fn write_item(load: &LoadId, write: &WriteCommand, expires_s: i64) -> Result<Item, StoreError> {
     Ok(HashMap::from([
-        ("staged_ms".into(), n(staged_ms)),
         ("pk".into(), partition(load)),
         (
             "sk".into(),
@@ -72,7 +67,7 @@ impl LoadStore for DynamoStateStore {
             .iter()
             .map(|w| {
                 let put = PutRequest::builder()
-                    .set_item(Some(write_item(load, w, (now_ms, expires_s))?))
+                    .set_item(Some(write_item(load, w, expires_s)?))
                     .build()
                     .map_err(rejected)?;
                 Ok(WriteRequest::builder().put_request(put).build())
@@ -99,7 +94,6 @@ impl LoadStore for DynamoStateStore {
                 .and_then(|v| v.as_bool().ok())
                 .copied()
                 .unwrap_or(false),
-            written_through_ms: get_n(item, "written_through_ms").unwrap_or_default(),
         }))
     }
 
@@ -126,11 +120,7 @@ impl LoadStore for DynamoStateStore {
         written(sent)
     }
 
-    async fn staged(
-        &self,
-        load: &LoadId,
-        (after_ms, through_ms): (i64, i64),
-    ) -> Result<Vec<WriteCommand>, StoreError> {
+    async fn staged(&self, load: &LoadId) -> Result<Vec<WriteCommand>, StoreError> {
         let items = self
             .query_all(|q| {
                 q.key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
@@ -140,10 +130,6 @@ impl LoadStore for DynamoStateStore {
             })
             .await?;
         (items.iter())
-            .filter(|item| {
-                let at = get_n(item, "staged_ms").unwrap_or_default();
-                after_ms < at && at <= through_ms
-            })
             .map(|item| {
                 let text = get_s(item, "write").unwrap_or_default();
                 serde_json::from_str(&text).map_err(|e| StoreError::Corrupt {
@@ -159,7 +145,7 @@ impl LoadStore for DynamoStateStore {
         let whole = (self.client.update_item())
             .table_name(&self.table)
             .set_key(Some(meta_key(load)))
-            .update_expression("SET flushed = :yes, written_through_ms = :t REMOVE lease_until_ms")
+            .update_expression("SET flushed = :yes REMOVE lease_until_ms")
             .condition_expression("last_staged_ms = :t")
             .expression_attribute_values(":yes", AttributeValue::Bool(true))
             .expression_attribute_values(":t", n(through_ms))
@@ -171,8 +157,7 @@ impl LoadStore for DynamoStateStore {
         (self.client.update_item())
             .table_name(&self.table)
             .set_key(Some(meta_key(load)))
-            .update_expression("SET written_through_ms = :t REMOVE lease_until_ms")
-            .expression_attribute_values(":t", n(through_ms))
+            .update_expression("REMOVE lease_until_ms")
             .send()
             .await
             .map_err(store_error)?;
