@@ -293,9 +293,9 @@ pub trait RunStore: Send + Sync {
 /// Writes of bulk loads, staged until the load is quiet (DynamoDB in production, with a TTL).
 #[async_trait]
 pub trait LoadStore: Send + Sync {
-    /// Stages `writes` under `load` at `now_ms` (a later write of the same record replaces the
-    /// earlier) and notes that the load grew then and is unwritten; the writes are stored before
-    /// the note, so whoever sees the note sees them.
+    /// Stages `writes` under `load` (each change's write an item of its own; the same change
+    /// staged again replaces itself) and notes that the load grew at `now_ms` and is unwritten;
+    /// the writes are stored before the note, so whoever sees the note sees them.
     async fn stage(
         &self,
         load: &crate::domain::load::LoadId,
@@ -320,12 +320,14 @@ pub trait LoadStore: Send + Sync {
         &self,
         load: &crate::domain::load::LoadId,
     ) -> Result<Vec<crate::domain::WriteCommand>, StoreError>;
-    /// Marks `load` written unless it grew since `through_ms` (its last growth when the flush
-    /// claimed it), and gives the flush's claim back. Staged writes expire with the table's TTL.
+    /// Takes `written` (as `staged` gave them) out of `load`, marks it written unless it grew
+    /// since `through_ms` (its last growth when the flush claimed it), and gives the flush's
+    /// claim back. A write staged meanwhile is a staged item of its own, kept for the next flush.
     async fn finish_load(
         &self,
         load: &crate::domain::load::LoadId,
         through_ms: i64,
+        written: &[crate::domain::WriteCommand],
     ) -> Result<(), StoreError>;
 }
 

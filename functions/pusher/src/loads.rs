@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use shared::domain::load::{self, FlushVerdict, LoadFlush, LoadId, LoadState};
-use shared::domain::push::Pending;
+use shared::domain::push::{folded_outcomes, newest_per_record, Pending};
 use shared::domain::{LineOutcome, RunLine, Runs, WriteCommand};
 use shared::ports::LoadStore;
 
@@ -106,10 +106,9 @@ impl Pusher {
             Take::Nothing => return Ok(()),
             Take::Held => return self.ask_again(load, queue.as_ref(), *quiet).await,
         };
-        let writes = store.staged(load).await.map_err(|e| e.to_string())?;
-        tracing::info!(load = %load, writes = writes.len(), "bulk load written");
-        let by_id: HashMap<String, WriteCommand> = writes
-            .into_iter()
+        let staged = store.staged(load).await.map_err(|e| e.to_string())?;
+        tracing::info!(load = %load, writes = staged.len(), "bulk load written");
+        let by_id: HashMap<String, WriteCommand> = (staged.iter().cloned())
             .enumerate()
             .map(|(i, mut command)| {
                 command.load = None;
@@ -123,12 +122,16 @@ impl Pusher {
                 command: command.clone(),
             })
             .collect();
+        // Two changes of one record staged apart go as one write, as in any batch.
+        let folded = newest_per_record(batch);
         let mut retry = Vec::new();
         // A flush's writes are never on a last delivery: those it cannot make go again as
         // writes of their own.
         let mut last = crate::LastDeliveries::default();
-        self.push(batch, &mut retry, runs, &mut last, summary, clock)
+        self.push(folded.kept, &mut retry, runs, &mut last, summary, clock)
             .await;
+        let outcomes = folded_outcomes(&folded.folded, &retry);
+        self.record_folded(outcomes, runs, now_ms).await;
         let again: Vec<String> = retry
             .iter()
             .filter_map(|id| by_id.get(id))
@@ -143,7 +146,7 @@ impl Pusher {
                 again.len()
             ));
         }
-        (store.finish_load(load, state.last_staged_ms).await).map_err(|e| e.to_string())
+        (store.finish_load(load, state.last_staged_ms, &staged).await).map_err(|e| e.to_string())
     }
 }
 

@@ -94,12 +94,9 @@ pub fn load_for(read: Read, run: &str, bulk_threshold: usize) -> Option<LoadId> 
     bulk.then(|| LoadId(run.to_string()))
 }
 
-/// What the store knows of a load. A write staged after a flush (a load resumed after a pause)
-/// makes the load unwritten again, and the next flush writes everything staged under it: the
-/// writes of the earlier flush again too (by the same keys, with the same values), because
-/// pushers staging at once, on clocks that do not agree, leave no moment that tells the written
-/// from the unwritten; a write made twice is an API call spent, a write never made is a record
-/// lost.
+/// What the store knows of a load. A flush takes out the staged writes it made, so a write
+/// staged after a flush (a load resumed after a pause) makes the load unwritten again, and the
+/// next flush writes what is left.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct LoadState {
     /// When writes were last staged under it (epoch ms).

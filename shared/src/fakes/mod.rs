@@ -69,7 +69,8 @@ pub type Meanwhile = Box<dyn FnOnce(&mut HashMap<(String, LedgerKey), LedgerReco
 pub struct MemoryLoad {
     pub state: LoadState,
     pub lease_until_ms: i64,
-    pub writes: std::collections::BTreeMap<(String, String), WriteCommand>,
+    /// Staged writes by job, ledger key and event id.
+    pub writes: std::collections::BTreeMap<(String, String, String), WriteCommand>,
 }
 
 #[async_trait]
@@ -84,9 +85,8 @@ impl LoadStore for MemoryStore {
         let mut loads = self.loads.lock().unwrap();
         let entry = loads.entry(load.clone()).or_default();
         for w in writes {
-            entry
-                .writes
-                .insert((w.job.clone(), w.ledger_key.to_string()), w.clone());
+            let key = (w.job.clone(), w.ledger_key.to_string(), w.event_id.clone());
+            entry.writes.insert(key, w.clone());
         }
         entry.state.last_staged_ms = now_ms;
         entry.state.flushed = false;
@@ -126,9 +126,18 @@ impl LoadStore for MemoryStore {
         .unwrap_or_default())
     }
 
-    async fn finish_load(&self, load: &LoadId, through_ms: i64) -> Result<(), StoreError> {
+    async fn finish_load(
+        &self,
+        load: &LoadId,
+        through_ms: i64,
+        written: &[WriteCommand],
+    ) -> Result<(), StoreError> {
         self.check()?;
         if let Some(entry) = self.loads.lock().unwrap().get_mut(load) {
+            for w in written {
+                let key = (w.job.clone(), w.ledger_key.to_string(), w.event_id.clone());
+                entry.writes.remove(&key);
+            }
             entry.state.flushed = entry.state.last_staged_ms == through_ms;
             entry.lease_until_ms = 0;
         }

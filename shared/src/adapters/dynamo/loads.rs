@@ -1,6 +1,7 @@
 //! Bulk loads in the state table: one partition per load, `LOAD#{load}`, holding its state
 //! (`META`: when it last grew, written or not, a flush's lease) and its staged writes
-//! (`W#{job}#{ledger key}`, the write command as JSON). Everything expires with the
+//! (`W#{job}#{ledger key}#{event id}`, the write command as JSON), each taken out once a flush
+//! made it. Everything expires with the
 //! table's TTL a week after it was staged.
 
 use super::*;
@@ -21,13 +22,17 @@ fn meta_key(load: &LoadId) -> Item {
     HashMap::from([("pk".into(), partition(load)), ("sk".into(), s(META))])
 }
 
+fn write_sk(write: &WriteCommand) -> String {
+    format!(
+        "{WRITE_PREFIX}{}#{}#{}",
+        write.job, write.ledger_key, write.event_id
+    )
+}
+
 fn write_item(load: &LoadId, write: &WriteCommand, expires_s: i64) -> Result<Item, StoreError> {
     Ok(HashMap::from([
         ("pk".into(), partition(load)),
-        (
-            "sk".into(),
-            s(format!("{WRITE_PREFIX}{}#{}", write.job, write.ledger_key)),
-        ),
+        ("sk".into(), s(write_sk(write))),
         (
             "write".into(),
             s(serde_json::to_string(write).map_err(rejected)?),
@@ -140,7 +145,26 @@ impl LoadStore for DynamoStateStore {
             .collect()
     }
 
-    async fn finish_load(&self, load: &LoadId, through_ms: i64) -> Result<(), StoreError> {
+    async fn finish_load(
+        &self,
+        load: &LoadId,
+        through_ms: i64,
+        made: &[WriteCommand],
+    ) -> Result<(), StoreError> {
+        let deletes = (made.iter())
+            .map(|w| {
+                let key = HashMap::from([
+                    ("pk".into(), partition(load)),
+                    ("sk".into(), s(write_sk(w))),
+                ]);
+                let delete = DeleteRequest::builder()
+                    .set_key(Some(key))
+                    .build()
+                    .map_err(rejected)?;
+                Ok(WriteRequest::builder().delete_request(delete).build())
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        self.batch_write(deletes).await?;
         // Written, unless the load grew during the flush: then its grower's flush writes the rest.
         let whole = (self.client.update_item())
             .table_name(&self.table)
