@@ -316,7 +316,11 @@ fn log_plan(runs: &mut Runs, job: &Job, rows: &[PlanRow]) {
             ),
             (_, Some(why)) => (
                 LineOutcome::Error,
-                format!("refused by validation, not written (fix the record and run a resync of it): {why}"),
+                format!(
+                    "refused by validation, not written: {why}; fix the record, then `syncctl resync --job {} --ids {}`",
+                    job.name,
+                    row.gsid.as_ref().or(row.salesforce_id.as_ref()).map_or("", |id| id.as_str())
+                ),
             ),
             _ => continue,
         };
