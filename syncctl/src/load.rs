@@ -101,18 +101,7 @@ fn line(row: &PlanRow) -> Line {
             v.to_string()
         }
     };
-    let (action, detail) = match &row.refused {
-        Some(why) if action.starts_with("create") => (
-            "refused by validation",
-            format!("would {}: {why}", action.replace("create", "create it")),
-        ),
-        Some(why) => {
-            let refused = format!("its update is refused by validation: {why}");
-            let detail = [detail, refused].into_iter().filter(|d| !d.is_empty());
-            (action, detail.collect::<Vec<_>>().join("; "))
-        }
-        None => (action, detail),
-    };
+    let (action, detail) = with_refusal(row, (action, detail));
     let updates: Vec<String> = (row.updates.iter())
         .map(|u| {
             let side = u.target.label();
@@ -125,6 +114,28 @@ fn line(row: &PlanRow) -> Line {
         action,
         detail,
         updates: updates.join("; "),
+    }
+}
+
+/// The row's action and detail as shown once its refusal, if any, is said: a refused creation
+/// is `refused by validation`; a refused pair stays linked, its update said refused.
+fn with_refusal(row: &PlanRow, (action, detail): (&'static str, String)) -> (&'static str, String) {
+    let creates = |side: &str| format!("would create it in {side}");
+    match (&row.refused, &row.action) {
+        (Some(why), Action::CreateInSalesforce) => (
+            "refused by validation",
+            format!("{}: {why}", creates("Salesforce")),
+        ),
+        (Some(why), Action::CreateInGainsight) => (
+            "refused by validation",
+            format!("{}: {why}", creates("Gainsight")),
+        ),
+        (Some(why), _) => {
+            let refused = format!("its update is refused by validation: {why}");
+            let detail = [detail, refused].into_iter().filter(|d| !d.is_empty());
+            (action, detail.collect::<Vec<_>>().join("; "))
+        }
+        (None, _) => (action, detail),
     }
 }
 
