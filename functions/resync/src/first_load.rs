@@ -1,9 +1,10 @@
 //! A job's first load, one step per invocation (`{"job", "load": "run"}`): with no load in
 //! progress, the invocation reads both systems in bulk (`shared::snapshot`), plans the load
-//! (`domain::first_load`), logs every ambiguous record in its run and stores the steps in chunks;
-//! with one in progress, it applies the next chunk (links into the ledger, then writes queued as
-//! forced changes carrying the load and the records the plan read) and moves the checkpoint. The answer carries the
-//! request to send again while chunks remain; a load killed half way goes on from its checkpoint.
+//! (`domain::first_load`), logs every ambiguous and every refused record in its run and stores
+//! the steps in chunks; with one in progress, it applies the next chunk (links into the ledger,
+//! then writes queued as forced changes carrying the load and the records the plan read) and
+//! moves the checkpoint. The answer carries the request to send again while chunks remain; a
+//! load killed half way goes on from its checkpoint.
 
 use std::collections::BTreeSet;
 
@@ -66,7 +67,8 @@ impl Resync {
     }
 
     /// Reads both systems, plans the load and stores its steps; the run lists the records left
-    /// alone (ambiguous, or with no twin the job would create) and why.
+    /// alone (ambiguous, or with no twin the load would create) and the writes the target would
+    /// refuse, each with why.
     async fn plan_load(
         &self,
         job: &Job,
