@@ -1,5 +1,6 @@
 //! `load` without `--dry-run`: drives the resync function's first load, one invocation per step
-//! (the plan, then each chunk), with a progress bar over the load's steps, and ends with a
+//! (the plan, then each chunk), with a progress bar over the load's steps (records read, pairs
+//! linked, writes queued), and ends with a
 //! summary of what the load did. Run again after an interruption, it goes on from the load's
 //! last checkpoint; `--cancel` stops it.
 
