@@ -14,8 +14,8 @@ use crate::ports::{
     StoreError,
 };
 
-/// Rows asked for per Salesforce results set (`maxRecords`): Salesforce may answer fewer, by its
-/// size limits, and the locator then goes on; a million records are 20 calls at most.
+/// Rows asked for per Salesforce results set (`maxRecords`): a million records in 20 sets when
+/// Salesforce answers whole sets; by its size limits it may answer fewer, and the locator goes on.
 const SET: usize = 50_000;
 /// Ledger records per page.
 const LEDGER_PAGE: usize = 1_000;
