@@ -318,11 +318,20 @@ pub trait LoadStore: Send + Sync {
         load: &crate::domain::load::LoadId,
         (quiet_before_ms, now_ms, lease_ms): (i64, i64, i64),
     ) -> Result<bool, StoreError>;
-    /// Every write staged under `load`.
+    /// Stages `sides`, write backs that followed writes of `load` (each an item of its own; the
+    /// same write back staged again replaces itself), and notes that the load grew at `now_ms`,
+    /// as `stage` does.
+    async fn stage_sides(
+        &self,
+        load: &crate::domain::load::LoadId,
+        sides: &[crate::domain::push::SideWrite],
+        now_ms: i64,
+    ) -> Result<(), StoreError>;
+    /// Every write and write back staged under `load`.
     async fn staged(
         &self,
         load: &crate::domain::load::LoadId,
-    ) -> Result<Vec<crate::domain::WriteCommand>, StoreError>;
+    ) -> Result<crate::domain::load::Staged, StoreError>;
     /// Takes `written` (as `staged` gave them) out of `load`, marks it written unless it grew
     /// since `through_ms` (its last growth when the flush claimed it), and gives the flush's
     /// claim back. A write staged meanwhile is a staged item of its own, kept for the next flush.
@@ -330,7 +339,7 @@ pub trait LoadStore: Send + Sync {
         &self,
         load: &crate::domain::load::LoadId,
         through_ms: i64,
-        written: &[crate::domain::WriteCommand],
+        written: &crate::domain::load::Staged,
     ) -> Result<(), StoreError>;
 }
 

@@ -345,6 +345,7 @@ async fn dynamo_claims_many_events_in_transactions_and_settles_them_in_batches()
 #[tokio::test]
 async fn dynamo_load_store_stages_claims_once_and_finishes() -> Result<()> {
     use shared::domain::load::LoadId;
+    use shared::domain::push::SideWrite;
     use shared::ports::LoadStore;
     let (_aws, clients, resources) = setup().await?;
     let store = clients.state_store(&resources);
@@ -380,9 +381,24 @@ async fn dynamo_load_store_stages_claims_once_and_finishes() -> Result<()> {
         "a lapsed lease is taken over"
     );
 
+    // Write backs that followed the load's writes are staged beside them; staged twice, one.
+    let side = |i: usize| {
+        let key = k(&format!("G{i:02}"));
+        SideWrite::new(
+            ("company_account", &key),
+            (System::Salesforce, "Account"),
+            ("Id", &format!("001{i:015}")),
+            ("Gainsight_Company_Id__c", format!("G{i:02}").into()),
+        )
+    };
+    let sides: Vec<SideWrite> = (0..3).map(side).collect();
+    store.stage_sides(&load, &sides, 2_000).await?;
+    store.stage_sides(&load, &sides[..1], 2_000).await?;
+
     let staged = store.staged(&load).await?;
-    assert_eq!(staged.len(), 31, "one per change");
-    let g07: Vec<i64> = (staged.iter())
+    assert_eq!(staged.writes.len(), 31, "one per change");
+    assert_eq!(staged.sides, sides, "each write back once, as staged");
+    let g07: Vec<i64> = (staged.writes.iter())
         .filter(|w| w.ledger_key == k("G07"))
         .map(|w| w.source_changed_at_ms)
         .collect();
@@ -390,12 +406,15 @@ async fn dynamo_load_store_stages_claims_once_and_finishes() -> Result<()> {
 
     // Staged while the flush wrote: kept for the next flush, and the load stays unwritten.
     store.stage(&load, &[load_write("G40", 3)], 5_700).await?;
+    store.stage_sides(&load, &[side(40)], 5_700).await?;
     store.finish_load(&load, 2_000, &staged).await?;
     let state = store.load_state(&load).await?.expect("kept");
     assert_eq!((state.flushed, state.last_staged_ms), (false, 5_700));
     let left = store.staged(&load).await?;
+    assert_eq!(left.sides, [side(40)], "only the write back staged since");
     assert_eq!(
-        left.iter()
+        left.writes
+            .iter()
             .map(|w| w.ledger_key.clone())
             .collect::<Vec<_>>(),
         [k("G40")],
@@ -405,7 +424,7 @@ async fn dynamo_load_store_stages_claims_once_and_finishes() -> Result<()> {
     store.finish_load(&load, 5_700, &left).await?;
     let state = store.load_state(&load).await?.expect("kept");
     assert!(state.flushed);
-    assert!(store.staged(&load).await?.is_empty());
+    assert_eq!(store.staged(&load).await?, Default::default());
     assert!(
         !store.claim_load(&load, (9_000, 9_500, 500)).await?,
         "written already"
@@ -416,7 +435,7 @@ async fn dynamo_load_store_stages_claims_once_and_finishes() -> Result<()> {
     let state = store.load_state(&load).await?.expect("kept");
     assert_eq!((state.flushed, state.last_staged_ms), (false, 10_000));
     assert!(store.claim_load(&load, (10_000, 12_000, 500)).await?);
-    assert_eq!(store.staged(&load).await?.len(), 1);
+    assert_eq!(store.staged(&load).await?.writes.len(), 1);
     Ok(())
 }
 

@@ -122,6 +122,8 @@ struct Effect {
     effect: LedgerEffect,
     /// The parents whose waiting changes this pair's sync releases.
     releases: Vec<ParentKey>,
+    /// The bulk load of the write, if any: a write back that follows it may wait for the load.
+    load: Option<shared::domain::load::LoadId>,
 }
 
 impl Pusher {
@@ -375,7 +377,11 @@ impl Pusher {
         }
         let mut side_writes = settlement.restores;
         let effects = self.effects(settled, (&ledgers, &mut *last), now_ms, summary, runs);
-        side_writes.extend(effects.iter().filter_map(|e| e.effect.writeback.clone()));
+        let writebacks = effects.iter().filter_map(|e| {
+            let side = e.effect.writeback.clone()?;
+            Some((e.load.clone(), side))
+        });
+        side_writes.extend(self.stage_sides(writebacks.collect(), now_ms).await);
         retry.extend(
             effects
                 .iter()
@@ -556,6 +562,7 @@ impl Pusher {
                 run: runs.id_for(Some(&job.name)).to_string(),
                 effect,
                 releases,
+                load: cmd.load.clone(),
                 message_id: pending.message_id,
             });
         }

@@ -1,12 +1,14 @@
 //! Bulk loads in the pusher: a load's Salesforce upserts are staged instead of written, and the
 //! flush that finds the load quiet writes them all at once through the usual path, where a group
-//! at or over the job's bulk threshold goes through one Bulk API 2.0 job.
+//! at or over the job's bulk threshold goes through one Bulk API 2.0 job. The write backs to
+//! Salesforce that follow a load's writes wait for the load too, and the flush makes them after
+//! its writes.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use shared::domain::load::{self, FlushVerdict, LoadFlush, LoadId, LoadState};
-use shared::domain::push::{folded_outcomes, newest_per_record, Pending};
+use shared::domain::push::{folded_outcomes, newest_per_record, Pending, SideWrite};
 use shared::domain::{LineOutcome, RunLine, Runs, WriteCommand};
 use shared::ports::LoadStore;
 
@@ -40,31 +42,58 @@ impl Pusher {
         }
         for (load, group) in by_load {
             let writes: Vec<WriteCommand> = group.iter().map(|p| p.command.clone()).collect();
-            let flush = serde_json::to_string(&LoadFlush {
-                flush_load: load.clone(),
-            })
-            .unwrap_or_default();
             let staged = match store.stage(&load, &writes, now_ms).await {
-                // One flush per load per invocation, a second after the quiet period: the last
-                // one sent finds the load quiet.
-                Ok(()) => {
-                    queue
-                        .send_later(&[flush], *quiet + Duration::from_secs(1))
-                        .await
-                }
-                Err(e) => vec![Err(shared::ports::QueueError::Unavailable(e.to_string()))],
+                Ok(()) => ask_flush(queue.as_ref(), *quiet, &load).await,
+                Err(e) => Err(e.to_string()),
             };
-            match staged.into_iter().next() {
-                Some(Ok(())) => self.note_staged(&load, &group, runs),
-                failed => {
+            match staged {
+                Ok(()) => self.note_staged(&load, &group, runs),
+                Err(failed) => {
                     let why = format!(
-                        "bulk load {load} not staged: {failed:?}; the writes go back to the queue"
+                        "bulk load {load} not staged: {failed}; the writes go back to the queue"
                     );
                     tracing::warn!(load = %load, writes = group.len(), "{why}");
                     for p in group {
                         runs.fail(Some(&p.command.job), &why);
                         retry.push(p.message_id);
                     }
+                }
+            }
+        }
+        now
+    }
+
+    /// Stages the write backs that wait for the load of the write they follow (`(load, write
+    /// back)`) and asks for each load's flush; returns those to make now. A group that cannot
+    /// be staged is made now as well: nothing waits on a load that will not be flushed.
+    pub(crate) async fn stage_sides(
+        &self,
+        sides: Vec<(Option<LoadId>, SideWrite)>,
+        now_ms: i64,
+    ) -> Vec<SideWrite> {
+        let (Some((store, quiet)), Some((queue, _))) = (&self.loads, &self.deferral) else {
+            return sides.into_iter().map(|(_, side)| side).collect();
+        };
+        let mut now = Vec::new();
+        let mut by_load: BTreeMap<LoadId, Vec<SideWrite>> = BTreeMap::new();
+        for (load, side) in sides {
+            match load.filter(|l| load::stages_side(&side, Some(l))) {
+                Some(load) => by_load.entry(load).or_default().push(side),
+                None => now.push(side),
+            }
+        }
+        for (load, group) in by_load {
+            let staged = match store.stage_sides(&load, &group, now_ms).await {
+                Ok(()) => ask_flush(queue.as_ref(), *quiet, &load).await,
+                Err(e) => Err(e.to_string()),
+            };
+            match staged {
+                Ok(()) => {
+                    tracing::info!(load = %load, write_backs = group.len(), "write backs staged for their bulk load")
+                }
+                Err(why) => {
+                    tracing::warn!(load = %load, write_backs = group.len(), error = %why, "write backs not staged for their bulk load; made now");
+                    now.extend(group);
                 }
             }
         }
@@ -107,8 +136,8 @@ impl Pusher {
             Take::Held => return self.ask_again(load, queue.as_ref(), *quiet).await,
         };
         let staged = store.staged(load).await.map_err(|e| e.to_string())?;
-        tracing::info!(load = %load, writes = staged.len(), "bulk load written");
-        let by_id: HashMap<String, WriteCommand> = (staged.iter().cloned())
+        tracing::info!(load = %load, writes = staged.writes.len(), write_backs = staged.sides.len(), "bulk load written");
+        let by_id: HashMap<String, WriteCommand> = (staged.writes.iter().cloned())
             .enumerate()
             .map(|(i, mut command)| {
                 command.load = None;
@@ -146,7 +175,25 @@ impl Pusher {
                 again.len()
             ));
         }
+        self.flush_sides(&staged.sides, runs, now_ms).await;
         (store.finish_load(load, state.last_staged_ms, &staged).await).map_err(|e| e.to_string())
+    }
+
+    /// Makes a load's staged write backs (one Bulk API job per object when they reach the
+    /// job's bulk threshold); those that fail go to the writes queue on their own, as any write
+    /// back that failed, and the changes waiting on the ids written go again.
+    async fn flush_sides(&self, sides: &[SideWrite], runs: &mut Runs, now_ms: i64) {
+        if sides.is_empty() {
+            return;
+        }
+        tracing::info!(write_backs = sides.len(), "bulk load's write backs made");
+        let failed = self.write_sides(sides.to_vec()).await;
+        let parents: Vec<_> = (sides.iter())
+            .filter(|w| !failed.iter().any(|f| f.side == **w))
+            .flat_map(|w| self.parents_written(w))
+            .collect();
+        self.send_sides_alone(failed, runs, now_ms).await;
+        self.replay_waiting(&parents, runs).await;
     }
 }
 
@@ -169,6 +216,27 @@ impl Pusher {
                 "bulk load {load}'s flush not sent again: {other:?}"
             )),
         }
+    }
+}
+
+/// Sends `load`'s flush for a second after the quiet period: one per load per invocation that
+/// staged under it, so the last one sent finds the load quiet.
+async fn ask_flush(
+    queue: &dyn shared::ports::Queue,
+    quiet: Duration,
+    load: &LoadId,
+) -> Result<(), String> {
+    let flush = serde_json::to_string(&LoadFlush {
+        flush_load: load.clone(),
+    })
+    .map_err(|e| e.to_string())?;
+    let sent = queue
+        .send_later(&[flush], quiet + Duration::from_secs(1))
+        .await;
+    match sent.into_iter().next() {
+        Some(Ok(())) => Ok(()),
+        Some(Err(e)) => Err(e.to_string()),
+        None => Err("the queue answered nothing".into()),
     }
 }
 

@@ -26,7 +26,9 @@ pub(crate) struct FailedSide {
 }
 
 impl Pusher {
-    /// Makes `side_writes`, one call per object; those that did not go through.
+    /// Makes `side_writes`, one call per object (a Bulk API `update` job for Salesforce when
+    /// they reach the job's bulk threshold, as a load's write backs do); those that did not go
+    /// through.
     pub(crate) async fn write_sides(&self, side_writes: Vec<SideWrite>) -> Vec<FailedSide> {
         let mut by_object: BTreeMap<(System, String, String), Vec<SideWrite>> = BTreeMap::new();
         for w in side_writes {
@@ -37,7 +39,11 @@ impl Pusher {
         for ((system, object, id_field), writes) in by_object {
             let records: Vec<shared::domain::Fields> =
                 writes.iter().map(|w| w.fields.clone()).collect();
+            let bulk = (writes.first())
+                .and_then(|w| self.jobs.get(&w.job))
+                .is_some_and(|job| records.len() >= job.bulk_threshold());
             let written = match system {
+                System::Salesforce if bulk => self.salesforce.bulk_update(&object, &records).await,
                 System::Salesforce => self.salesforce.update(&object, &records).await,
                 System::Gainsight => {
                     let keys = std::slice::from_ref(&id_field);
@@ -132,7 +138,7 @@ impl Pusher {
     }
 
     /// The parents a write back made its record: the pair's ids, and the fields written.
-    fn parents_written(&self, w: &SideWrite) -> Vec<ParentKey> {
+    pub(crate) fn parents_written(&self, w: &SideWrite) -> Vec<ParentKey> {
         let Some(job) = self.jobs.get(&w.job) else {
             return Vec::new();
         };

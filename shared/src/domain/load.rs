@@ -8,9 +8,16 @@
 //! is dropped (the staging that grew it sent a later one); the flush that finds it quiet writes
 //! every staged write through the usual path, whose groups at or over the job's bulk threshold go
 //! through one Bulk API job and smaller ones through Collections.
+//!
+//! The write backs that follow a load's writes (a Salesforce record learning the GSID of the
+//! Company just created from it) are staged under the load as well, and the flush makes them
+//! after its writes, in one Bulk API `update` job when they are as many as the bulk threshold:
+//! a first load that creates 100,000 Companies writes their ids back in one job instead of 500
+//! Collections calls.
 
 use serde::{Deserialize, Serialize};
 
+use super::push::SideWrite;
 use super::{RecordKey, System, WriteCommand, WriteMode};
 
 /// A bulk load: the run of the backfill or import whose writes it gathers.
@@ -116,6 +123,20 @@ pub fn stages(cmd: &WriteCommand) -> bool {
     cmd.load.is_some() && cmd.target == System::Salesforce && bulk_able
 }
 
+/// Whether a write back that follows a write of `load` waits for that load: those to Salesforce,
+/// which a Bulk API `update` job can make. Write backs to Gainsight go out at once, as every
+/// Gainsight write of a load does.
+pub fn stages_side(side: &SideWrite, load: Option<&LoadId>) -> bool {
+    load.is_some() && side.system == System::Salesforce
+}
+
+/// Everything staged under a load: its writes, and the write backs that followed writes of it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Staged {
+    pub writes: Vec<WriteCommand>,
+    pub sides: Vec<SideWrite>,
+}
+
 /// What a flush does with the load as the store shows it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FlushVerdict {
@@ -171,6 +192,23 @@ mod tests {
         let mut looked_up = upsert(Some("run-1"));
         looked_up.mode = WriteMode::Update;
         assert!(!stages(&looked_up), "an update that looks its Id up first");
+    }
+
+    #[test]
+    fn only_salesforce_write_backs_of_a_load_wait_for_it() {
+        let key = LedgerKey::SalesforceOnly("001A".into());
+        let to_salesforce = SideWrite::new(
+            ("company_account", &key),
+            (System::Salesforce, "Account"),
+            ("Id", "001A"),
+            ("Gainsight_Company_Id__c", "G1".into()),
+        );
+        let load = LoadId("run-1".into());
+        assert!(stages_side(&to_salesforce, Some(&load)));
+        assert!(!stages_side(&to_salesforce, None), "not part of a load");
+        let mut to_gainsight = to_salesforce.clone();
+        to_gainsight.system = System::Gainsight;
+        assert!(!stages_side(&to_gainsight, Some(&load)));
     }
 
     #[test]

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 
 use crate::domain::lease::RecordLease;
-use crate::domain::load::{LoadId, LoadState};
+use crate::domain::load::{LoadId, LoadState, Staged};
 use crate::domain::waiting::WaitingChange;
 use crate::domain::{
     Fields, LedgerKey, LedgerRecord, Run, RunId, SyncStatus, System, WriteCommand,
@@ -71,6 +71,8 @@ pub struct MemoryLoad {
     pub lease_until_ms: i64,
     /// Staged writes by job, ledger key and event id.
     pub writes: std::collections::BTreeMap<(String, String, String), WriteCommand>,
+    /// Staged write backs by their stage key.
+    pub sides: std::collections::BTreeMap<String, crate::domain::push::SideWrite>,
 }
 
 #[async_trait]
@@ -117,12 +119,30 @@ impl LoadStore for MemoryStore {
         Ok(free)
     }
 
-    async fn staged(&self, load: &LoadId) -> Result<Vec<WriteCommand>, StoreError> {
+    async fn stage_sides(
+        &self,
+        load: &LoadId,
+        sides: &[crate::domain::push::SideWrite],
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.check()?;
+        let mut loads = self.loads.lock().unwrap();
+        let entry = loads.entry(load.clone()).or_default();
+        for side in sides {
+            entry.sides.insert(side.stage_key(), side.clone());
+        }
+        entry.state.last_staged_ms = now_ms;
+        entry.state.flushed = false;
+        Ok(())
+    }
+
+    async fn staged(&self, load: &LoadId) -> Result<Staged, StoreError> {
         self.check()?;
         let loads = self.loads.lock().unwrap();
-        Ok((loads
-            .get(load)
-            .map(|l| l.writes.values().cloned().collect()))
+        Ok((loads.get(load).map(|l| Staged {
+            writes: l.writes.values().cloned().collect(),
+            sides: l.sides.values().cloned().collect(),
+        }))
         .unwrap_or_default())
     }
 
@@ -130,13 +150,16 @@ impl LoadStore for MemoryStore {
         &self,
         load: &LoadId,
         through_ms: i64,
-        written: &[WriteCommand],
+        written: &Staged,
     ) -> Result<(), StoreError> {
         self.check()?;
         if let Some(entry) = self.loads.lock().unwrap().get_mut(load) {
-            for w in written {
+            for w in &written.writes {
                 let key = (w.job.clone(), w.ledger_key.to_string(), w.event_id.clone());
                 entry.writes.remove(&key);
+            }
+            for side in &written.sides {
+                entry.sides.remove(&side.stage_key());
             }
             entry.state.flushed = entry.state.last_staged_ms == through_ms;
             entry.lease_until_ms = 0;

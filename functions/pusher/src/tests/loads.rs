@@ -18,13 +18,17 @@ fn flush() -> String {
 struct LoadRig {
     store: Arc<MemoryStore>,
     sf: Arc<MemorySalesforce>,
+    gs: Arc<MemoryGainsight>,
     writes: Arc<MemoryQueue>,
     pusher: Pusher,
 }
 
 fn load_rig() -> LoadRig {
     let Rig {
-        store, sf, pusher, ..
+        store,
+        sf,
+        gs,
+        pusher,
     } = rig();
     let writes = Arc::new(MemoryQueue::default());
     let pusher = pusher
@@ -33,6 +37,7 @@ fn load_rig() -> LoadRig {
     LoadRig {
         store,
         sf,
+        gs,
         writes,
         pusher,
     }
@@ -206,6 +211,86 @@ async fn a_loads_updates_by_id_go_out_in_one_bulk_job() {
         .filter(|(_, f)| f.get("Name") == Some(&json!("Renamed")))
         .count();
     assert_eq!(renamed, n);
+}
+
+/// The Persons a load creates from Contacts are written at once; the write backs of their GSIDs
+/// to the Contacts wait for the load, and its flush makes all 2,000 in one Bulk API job instead
+/// of 10 Collections calls.
+#[tokio::test]
+async fn a_loads_write_backs_wait_for_it_and_go_out_in_one_bulk_job() {
+    let rig = load_rig();
+    let n = 2_000;
+    let id = |i: usize| format!("003{i:015}");
+    {
+        let mut contacts = rig.sf.records.lock().unwrap();
+        for i in 0..n {
+            let fields = shared::domain::Fields::new();
+            contacts.insert(("Contact".into(), id(i)), (id(i), fields));
+        }
+    }
+    let create = |i: usize| {
+        let body = person_command(&format!("p{i}@x.io"), &id(i), WriteMode::Upsert);
+        let mut cmd: WriteCommand = serde_json::from_str(&body).unwrap();
+        cmd.load = Some(LoadId("run-1".into()));
+        (format!("m{i}"), serde_json::to_string(&cmd).unwrap())
+    };
+    let t0 = 1_000_000;
+    for half in [0..n / 2, n / 2..n] {
+        let messages: Vec<(String, String)> = half.map(create).collect();
+        let messages = (messages.iter())
+            .map(|(m, b)| (m.as_str(), b.clone()))
+            .collect();
+        let (response, summary) = rig.pusher.handle_at(event(messages), t0).await;
+        assert!(response.batch_item_failures.is_empty());
+        assert_eq!(summary.synced, n / 2);
+    }
+    assert_eq!(rig.gs.records.lock().unwrap()["Person"].len(), n);
+    assert_eq!(*rig.sf.calls.lock().unwrap(), 0, "the write backs wait");
+    assert_eq!(rig.writes.bodies(), vec![flush(), flush()]);
+    let staged = rig.store.loads.lock().unwrap()[&LoadId("run-1".into())].clone();
+    assert_eq!((staged.writes.len(), staged.sides.len()), (0, n));
+
+    let (response, _) = (rig.pusher)
+        .handle_at(event(vec![("f1", flush())]), t0 + QUIET_MS + 1_000)
+        .await;
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(*rig.sf.bulk_jobs.lock().unwrap(), 1, "one bulk job");
+    let contacts = rig.sf.records.lock().unwrap();
+    let learnt = (contacts.values())
+        .filter(|(_, f)| {
+            f.get("Gainsight_Person_Id__c")
+                .is_some_and(|v| v.is_string())
+        })
+        .count();
+    assert_eq!(learnt, n, "every Contact learnt its Person's GSID");
+    let load = rig.store.loads.lock().unwrap()[&LoadId("run-1".into())].clone();
+    assert!(load.sides.is_empty() && load.state.flushed);
+}
+
+/// A write back staged for a load but refused when the flush makes it marks its pair error,
+/// saying what was not written.
+#[tokio::test]
+async fn a_loads_write_back_refused_at_the_flush_marks_its_pair_error() {
+    let rig = load_rig();
+    let mut cmd: WriteCommand =
+        serde_json::from_str(&person_command("a@x.io", "003GONE", WriteMode::Upsert)).unwrap();
+    cmd.load = Some(LoadId("run-1".into()));
+    let t0 = 1_000_000;
+    let body = serde_json::to_string(&cmd).unwrap();
+    rig.pusher.handle_at(event(vec![("m1", body)]), t0).await;
+    let gsid = rig.gs.records.lock().unwrap()["Person"][0]["Gsid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(!rig.store.ledger_of("person_contact", &gsid).unwrap().error);
+    rig.pusher
+        .handle_at(event(vec![("f1", flush())]), t0 + QUIET_MS + 1_000)
+        .await;
+    assert_eq!(*rig.sf.calls.lock().unwrap(), 1, "one Collections call");
+    let pair = rig.store.ledger_of("person_contact", &gsid).unwrap();
+    assert!(pair.error, "{pair:?}");
+    let log = rig.store.run_log();
+    assert!(log.contains("003GONE"), "{log}");
 }
 
 #[tokio::test]

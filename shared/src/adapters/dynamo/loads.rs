@@ -1,11 +1,12 @@
 //! Bulk loads in the state table: one partition per load, `LOAD#{load}`, holding its state
-//! (`META`: when it last grew, written or not, a flush's lease) and its staged writes
-//! (`W#{job}#{ledger key}#{event id}`, the write command as JSON), each taken out once a flush
-//! made it. Everything expires with the
-//! table's TTL a week after it was staged.
+//! (`META`: when it last grew, written or not, a flush's lease), its staged writes
+//! (`W#{job}#{ledger key}#{event id}`, the write command as JSON) and its staged write backs
+//! (`S#{stage key}`, the write back as JSON), each taken out once a flush made it. Everything
+//! expires with the table's TTL a week after it was staged.
 
 use super::*;
-use crate::domain::load::{LoadId, LoadState};
+use crate::domain::load::{LoadId, LoadState, Staged};
+use crate::domain::push::SideWrite;
 use crate::domain::WriteCommand;
 use crate::ports::LoadStore;
 
@@ -13,6 +14,7 @@ use crate::ports::LoadStore;
 const LOAD_TTL_S: i64 = 7 * 86_400;
 const META: &str = "META";
 const WRITE_PREFIX: &str = "W#";
+const SIDE_PREFIX: &str = "S#";
 
 fn partition(load: &LoadId) -> AttributeValue {
     s(format!("LOAD#{load}"))
@@ -29,16 +31,54 @@ fn write_sk(write: &WriteCommand) -> String {
     )
 }
 
-fn write_item(load: &LoadId, write: &WriteCommand, expires_s: i64) -> Result<Item, StoreError> {
-    Ok(HashMap::from([
+fn side_sk(side: &SideWrite) -> String {
+    format!("{SIDE_PREFIX}{}", side.stage_key())
+}
+
+/// A staged item: `sk`, with `body` as JSON under `attribute`.
+fn staged_item(
+    load: &LoadId,
+    (sk, attribute): (String, &str),
+    body: &impl serde::Serialize,
+    expires_s: i64,
+) -> Result<WriteRequest, StoreError> {
+    let item = HashMap::from([
         ("pk".into(), partition(load)),
-        ("sk".into(), s(write_sk(write))),
+        ("sk".into(), s(sk)),
         (
-            "write".into(),
-            s(serde_json::to_string(write).map_err(rejected)?),
+            attribute.into(),
+            s(serde_json::to_string(body).map_err(rejected)?),
         ),
         ("expires_at".into(), n(expires_s)),
-    ]))
+    ]);
+    let put = PutRequest::builder()
+        .set_item(Some(item))
+        .build()
+        .map_err(rejected)?;
+    Ok(WriteRequest::builder().put_request(put).build())
+}
+
+/// The delete of a staged item.
+fn delete_staged(load: &LoadId, sk: String) -> Result<WriteRequest, StoreError> {
+    let key = HashMap::from([("pk".into(), partition(load)), ("sk".into(), s(sk))]);
+    let delete = DeleteRequest::builder()
+        .set_key(Some(key))
+        .build()
+        .map_err(rejected)?;
+    Ok(WriteRequest::builder().delete_request(delete).build())
+}
+
+/// The JSON under `attribute` of a staged item, read back.
+fn parse_staged<T: serde::de::DeserializeOwned>(
+    load: &LoadId,
+    item: &Item,
+    attribute: &str,
+) -> Result<T, StoreError> {
+    let text = get_s(item, attribute).unwrap_or_default();
+    serde_json::from_str(&text).map_err(|e| StoreError::Corrupt {
+        key: format!("LOAD#{load}/{:?}", get_s(item, "sk")),
+        message: e.to_string(),
+    })
 }
 
 impl DynamoStateStore {
@@ -68,15 +108,22 @@ impl LoadStore for DynamoStateStore {
         now_ms: i64,
     ) -> Result<(), StoreError> {
         let expires_s = now_ms / 1000 + LOAD_TTL_S;
-        let requests = writes
-            .iter()
-            .map(|w| {
-                let put = PutRequest::builder()
-                    .set_item(Some(write_item(load, w, expires_s)?))
-                    .build()
-                    .map_err(rejected)?;
-                Ok(WriteRequest::builder().put_request(put).build())
-            })
+        let requests = (writes.iter())
+            .map(|w| staged_item(load, (write_sk(w), "write"), w, expires_s))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        self.batch_write(requests).await?;
+        self.note_growth(load, now_ms).await
+    }
+
+    async fn stage_sides(
+        &self,
+        load: &LoadId,
+        sides: &[SideWrite],
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let expires_s = now_ms / 1000 + LOAD_TTL_S;
+        let requests = (sides.iter())
+            .map(|side| staged_item(load, (side_sk(side), "side"), side, expires_s))
             .collect::<Result<Vec<_>, StoreError>>()?;
         self.batch_write(requests).await?;
         self.note_growth(load, now_ms).await
@@ -125,44 +172,37 @@ impl LoadStore for DynamoStateStore {
         written(sent)
     }
 
-    async fn staged(&self, load: &LoadId) -> Result<Vec<WriteCommand>, StoreError> {
+    async fn staged(&self, load: &LoadId) -> Result<Staged, StoreError> {
+        // The whole partition in one query: the staged items and the state item, skipped.
         let items = self
             .query_all(|q| {
-                q.key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                q.key_condition_expression("pk = :pk")
                     .expression_attribute_values(":pk", partition(load))
-                    .expression_attribute_values(":prefix", s(WRITE_PREFIX))
                     .consistent_read(true)
             })
             .await?;
-        (items.iter())
-            .map(|item| {
-                let text = get_s(item, "write").unwrap_or_default();
-                serde_json::from_str(&text).map_err(|e| StoreError::Corrupt {
-                    key: format!("LOAD#{load}/{:?}", get_s(item, "sk")),
-                    message: e.to_string(),
-                })
-            })
-            .collect()
+        let mut staged = Staged::default();
+        for item in &items {
+            let sk = get_s(item, "sk").unwrap_or_default();
+            if sk.starts_with(WRITE_PREFIX) {
+                staged.writes.push(parse_staged(load, item, "write")?);
+            } else if sk.starts_with(SIDE_PREFIX) {
+                staged.sides.push(parse_staged(load, item, "side")?);
+            }
+        }
+        Ok(staged)
     }
 
     async fn finish_load(
         &self,
         load: &LoadId,
         through_ms: i64,
-        made: &[WriteCommand],
+        made: &Staged,
     ) -> Result<(), StoreError> {
-        let deletes = (made.iter())
-            .map(|w| {
-                let key = HashMap::from([
-                    ("pk".into(), partition(load)),
-                    ("sk".into(), s(write_sk(w))),
-                ]);
-                let delete = DeleteRequest::builder()
-                    .set_key(Some(key))
-                    .build()
-                    .map_err(rejected)?;
-                Ok(WriteRequest::builder().delete_request(delete).build())
-            })
+        let writes = (made.writes.iter()).map(|w| delete_staged(load, write_sk(w)));
+        let sides = (made.sides.iter()).map(|side| delete_staged(load, side_sk(side)));
+        let deletes = writes
+            .chain(sides)
             .collect::<Result<Vec<_>, StoreError>>()?;
         self.batch_write(deletes).await?;
         // Written, unless the load grew during the flush: then its grower's flush writes the rest.

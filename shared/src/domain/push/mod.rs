@@ -97,6 +97,18 @@ impl SideWrite {
         }
     }
 
+    /// What tells this write back apart among those staged under a load: the pair, the object
+    /// and what it sets, so the same write back staged twice is one, and one that sets another
+    /// value is another.
+    pub fn stage_key(&self) -> String {
+        let fields = serde_json::Value::Object(self.fields.clone());
+        let hash = super::mapping::hash(&fields);
+        format!(
+            "{}#{}#{}#{hash:016x}",
+            self.job, self.ledger_key, self.object
+        )
+    }
+
     /// What the pair's ledger says when this write was refused for good, or ran out of tries.
     pub fn failed_message(&self, error: &str) -> String {
         let id = self
