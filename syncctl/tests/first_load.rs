@@ -81,13 +81,24 @@ async fn the_load_does_what_its_dry_run_planned_and_leaves_ambiguous_records_alo
     assert_eq!(load["load"]["counts"]["ambiguous"], counts["ambiguous"]);
     assert_eq!(load["load"]["counts"]["refused"], json!(1));
     // Both creations done, each once (the Salesforce one staged and written when the load is
-    // quiet), and the pair's Name difference settled.
+    // quiet), and the pair's Name difference settled. The Account the Company was created from
+    // learns its GSID when the load is quiet too (the write back staged with the load).
     let only_gs = &org.companies[4];
     let only_sf = &org.accounts[3];
+    let written_back = || {
+        let made = (stack.gainsight.records("Company").into_iter())
+            .find(|c| text_of(c, "SfdcAccountId") == Some(only_sf.as_str()))
+            .and_then(|c| text_of(&c, "Gsid").map(str::to_string));
+        let account = (stack.salesforce.records("Account").into_iter())
+            .find(|a| text_of(a, "Id") == Some(only_sf.as_str()));
+        let learnt = account.as_ref().and_then(|a| text_of(a, "Gainsight_Company_Id__c"));
+        made.is_some() && learnt == made.as_deref()
+    };
     stack
         .eventually(WAIT, "the load's creations", || async {
             let made = holding(&stack, "Account", ("Gainsight_Company_Id__c", only_gs)) == 1
-                && holding(&stack, "Company", ("SfdcAccountId", only_sf)) == 1;
+                && holding(&stack, "Company", ("SfdcAccountId", only_sf)) == 1
+                && written_back();
             Ok(made.then_some(()))
         })
         .await?;
