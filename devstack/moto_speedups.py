@@ -70,6 +70,7 @@ from moto.sqs import models
 from moto.sqs.exceptions import InvalidParameterValue, ReceiptHandleIsInvalid
 from moto.dynamodb import models as dynamodb
 from moto.dynamodb.comparisons import ConditionExpressionParser
+from moto.dynamodb.parsing.expressions import UpdateExpressionParser
 from moto.dynamodb.parsing.reserved_keywords import ReservedKeywords
 from moto.dynamodb.exceptions import (
     ConditionalCheckFailed,
@@ -384,6 +385,22 @@ def _lex_condition_expression(self):
     return collections.deque(tokens)
 
 
+_ORIGINAL_MAKE = UpdateExpressionParser.make
+
+
+@functools.lru_cache(maxsize=10_000)
+def _parsed_update_expression(expression):
+    return _ORIGINAL_MAKE(expression)
+
+
+def _make_update_expression(cls, expression):
+    # Every update is parsed twice per request (the request's checks, then update_item), each
+    # time from its text. The tree is only read (find_clauses) or deep-copied before it is
+    # changed (the validator), so one parse serves every request sending the same text; a
+    # malformed text raises each time, as exceptions are not cached.
+    return _parsed_update_expression(expression)
+
+
 _QUERY = threading.local()
 _ORIGINAL_QUERY = dynamodb.Table.query
 
@@ -441,4 +458,5 @@ def apply():
     BackendDict.__getitem__ = _backend_dict_getitem
     core_responses.method_names_from_class = _method_names_from_class
     ConditionExpressionParser._lex_condition_expression = _lex_condition_expression
+    UpdateExpressionParser.make = classmethod(_make_update_expression)
     ReservedKeywords.KEYWORDS = frozenset(ReservedKeywords.get_reserved_keywords())

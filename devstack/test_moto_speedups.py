@@ -82,6 +82,7 @@ def answers(url):
                 got[f"condition {i} #{attempt}"] = "written"
             except ddb.exceptions.ClientError as e:
                 got[f"condition {i} #{attempt}"] = (e.response["Error"]["Code"], e.response["Error"]["Message"])
+    got.update(updates(ddb))
     for answer in got.values():
         if isinstance(answer, dict):
             answer.pop("ResponseMetadata", None)
@@ -89,6 +90,36 @@ def answers(url):
         got["scan"]["Items"].sort(key=lambda i: i["pk"]["S"])
     for items in got["batch_get"]["Responses"].values():
         items.sort(key=lambda i: i["pk"]["S"])
+    return got
+
+
+def updates(ddb):
+    """One update expression sent many times with other values (alone and in transactions, as
+    the ledger writes are), and malformed ones twice: the parse kept of a text must not carry
+    one request's values into the next."""
+    got = {}
+    expr = "SET #s = :s, n = if_not_exists(n, :zero) + :one, l = list_append(if_not_exists(l, :empty), :l) REMOVE z"
+    for i in range(3):
+        values = {":s": {"S": f"v{i}"}, ":zero": {"N": "0"}, ":one": {"N": str(i + 1)},
+                  ":empty": {"L": []}, ":l": {"L": [{"S": f"x{i}"}]}}
+        key = {"pk": {"S": f"u{i % 2}"}}
+        got[f"update {i}"] = ddb.update_item(TableName="t", Key=key, UpdateExpression=expr,
+                                             ExpressionAttributeNames={"#s": "s"},
+                                             ExpressionAttributeValues=values, ReturnValues="ALL_NEW")
+        ddb.transact_write_items(TransactItems=[
+            {"Update": {"TableName": "t", "Key": {"pk": {"S": f"t{j}"}}, "UpdateExpression": expr,
+                        "ExpressionAttributeNames": {"#s": "s"}, "ExpressionAttributeValues": values}}
+            for j in range(i + 1)
+        ])
+    for j in range(3):
+        got[f"transacted {j}"] = ddb.get_item(TableName="t", Key={"pk": {"S": f"t{j}"}}, ConsistentRead=True)
+    for i, bad in enumerate(["SET s = :s,", "SET s = :s REMOVE", "ADD"] * 2):
+        try:
+            ddb.update_item(TableName="t", Key={"pk": {"S": "u0"}}, UpdateExpression=bad,
+                            ExpressionAttributeValues={":s": {"S": "bad"}})
+            got[f"malformed {i}"] = "written"
+        except ddb.exceptions.ClientError as e:
+            got[f"malformed {i}"] = (e.response["Error"]["Code"], e.response["Error"]["Message"])
     return got
 
 
