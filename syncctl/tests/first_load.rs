@@ -91,7 +91,9 @@ async fn the_load_does_what_its_dry_run_planned_and_leaves_ambiguous_records_alo
             .and_then(|c| text_of(&c, "Gsid").map(str::to_string));
         let account = (stack.salesforce.records("Account").into_iter())
             .find(|a| text_of(a, "Id") == Some(only_sf.as_str()));
-        let learnt = account.as_ref().and_then(|a| text_of(a, "Gainsight_Company_Id__c"));
+        let learnt = account
+            .as_ref()
+            .and_then(|a| text_of(a, "Gainsight_Company_Id__c"));
         made.is_some() && learnt == made.as_deref()
     };
     stack

@@ -82,6 +82,22 @@ fn parse_staged<T: serde::de::DeserializeOwned>(
 }
 
 impl DynamoStateStore {
+    /// Stores each `(sk, body)` as a staged item of `load`, its body as JSON under `attribute`,
+    /// then notes the growth.
+    async fn stage_items<'a, T: serde::Serialize + 'a>(
+        &self,
+        load: &LoadId,
+        (items, attribute): (impl Iterator<Item = (String, &'a T)>, &str),
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let expires_s = now_ms / 1000 + LOAD_TTL_S;
+        let requests = items
+            .map(|(sk, body)| staged_item(load, (sk, attribute), body, expires_s))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        self.batch_write(requests).await?;
+        self.note_growth(load, now_ms).await
+    }
+
     /// Notes that `load` grew at `now_ms`, so is unwritten.
     async fn note_growth(&self, load: &LoadId, now_ms: i64) -> Result<(), StoreError> {
         self.client
@@ -107,12 +123,8 @@ impl LoadStore for DynamoStateStore {
         writes: &[WriteCommand],
         now_ms: i64,
     ) -> Result<(), StoreError> {
-        let expires_s = now_ms / 1000 + LOAD_TTL_S;
-        let requests = (writes.iter())
-            .map(|w| staged_item(load, (write_sk(w), "write"), w, expires_s))
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        self.batch_write(requests).await?;
-        self.note_growth(load, now_ms).await
+        let items = writes.iter().map(|w| (write_sk(w), w));
+        self.stage_items(load, (items, "write"), now_ms).await
     }
 
     async fn stage_sides(
@@ -121,12 +133,8 @@ impl LoadStore for DynamoStateStore {
         sides: &[SideWrite],
         now_ms: i64,
     ) -> Result<(), StoreError> {
-        let expires_s = now_ms / 1000 + LOAD_TTL_S;
-        let requests = (sides.iter())
-            .map(|side| staged_item(load, (side_sk(side), "side"), side, expires_s))
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        self.batch_write(requests).await?;
-        self.note_growth(load, now_ms).await
+        let items = sides.iter().map(|side| (side_sk(side), side));
+        self.stage_items(load, (items, "side"), now_ms).await
     }
 
     async fn load_state(&self, load: &LoadId) -> Result<Option<LoadState>, StoreError> {
