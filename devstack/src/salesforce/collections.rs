@@ -281,29 +281,32 @@ pub(super) fn apply(
 }
 
 /// What one call has seen: the keys (Ids, external ids) of its records so far, and an index of
-/// the staged records by external id, built once per call.
+/// the staged records by the field the call matches on (the external id of an upsert, `Id` of
+/// an update), built once per call so a call of many records costs no scan per record.
 #[derive(Default)]
 pub(super) struct Seen {
     keys: std::collections::HashSet<String>,
-    by_external_id: Option<HashMap<String, Vec<usize>>>,
+    index: Option<(String, HashMap<String, Vec<usize>>)>,
 }
 
 impl Seen {
     /// The staged records' positions by their value of `field`.
     fn staged_by(&mut self, field: &str, staged: &[Record]) -> &HashMap<String, Vec<usize>> {
-        self.by_external_id.get_or_insert_with(|| {
+        if self.index.as_ref().is_none_or(|(f, _)| f != field) {
             let mut index: HashMap<String, Vec<usize>> = HashMap::new();
             for (i, r) in staged.iter().enumerate() {
                 if let Some(v) = r.get(field).and_then(Value::as_str) {
                     index.entry(v.to_string()).or_default().push(i);
                 }
             }
-            index
-        })
+            self.index = Some((field.to_string(), index));
+        }
+        &self.index.get_or_insert_default().1
     }
 
+    /// Notes a record staged at `position` with `key` in the indexed field.
     fn indexed(&mut self, key: String, position: usize) {
-        if let Some(index) = &mut self.by_external_id {
+        if let Some((_, index)) = &mut self.index {
             index.entry(key).or_default().push(position);
         }
     }
@@ -421,10 +424,8 @@ pub(super) fn update_one(
             vec![],
         ));
     }
-    let Some(index) = staged
-        .iter()
-        .position(|r| r.get("Id").and_then(Value::as_str) == Some(id.as_str()))
-    else {
+    let found = seen.staged_by("Id", staged).get(&id);
+    let Some(index) = found.and_then(|at| at.first().copied()) else {
         if sobject.deleted.contains_key(&id) {
             return Err(save_error(
                 "ENTITY_IS_DELETED",
