@@ -2,6 +2,7 @@
 //! events a Rules Engine action posts for the records written.
 
 use super::*;
+use std::collections::HashMap;
 
 pub(super) fn validate(fields: &[GsField], record: &Record, creating: bool) -> Result<(), String> {
     for (name, value) in record {
@@ -142,6 +143,7 @@ fn apply(
         now: now_ms(),
         seq: t.seq,
         staged: records,
+        by_keys: None,
         written: vec![],
         changes: vec![],
     };
@@ -184,8 +186,20 @@ struct Batch<'a> {
     /// The last GSID sequence number given.
     seq: u64,
     staged: Vec<Record>,
+    /// The staged records' positions by their values of the call's keys, built at the call's
+    /// first update, so a call of many updates costs no scan per record (an update never
+    /// changes the values it is matched by).
+    by_keys: Option<(Vec<String>, HashMap<String, Vec<usize>>)>,
     written: Vec<Record>,
     changes: Vec<Change>,
+}
+
+/// The values of `keys` in `record` as one text, `None` when one is missing or null.
+fn key_text(record: &Record, keys: &[String]) -> Option<String> {
+    let values: Option<Vec<&Value>> = (keys.iter())
+        .map(|k| record.get(k.as_str()).filter(|v| !v.is_null()))
+        .collect();
+    serde_json::to_string(&values?).ok()
 }
 
 impl Batch<'_> {
@@ -211,9 +225,19 @@ impl Batch<'_> {
         {
             return Err(format!("key field {k} has no value"));
         }
-        let found: Vec<usize> = (0..self.staged.len())
-            .filter(|i| keys.iter().all(|k| self.staged[*i].get(k) == record.get(k)))
-            .collect();
+        if self.by_keys.as_ref().is_none_or(|(k, _)| k != keys) {
+            let mut index: HashMap<String, Vec<usize>> = HashMap::new();
+            for (i, r) in self.staged.iter().enumerate() {
+                if let Some(text) = key_text(r, keys) {
+                    index.entry(text).or_default().push(i);
+                }
+            }
+            self.by_keys = Some((keys.to_vec(), index));
+        }
+        let index = &self.by_keys.get_or_insert_default().1;
+        let found = (key_text(record, keys).and_then(|text| index.get(&text)))
+            .cloned()
+            .unwrap_or_default();
         let [index] = found[..] else {
             let n = found.len();
             return Err(format!("{n} records match the keys {}", keys.join(",")));
@@ -280,5 +304,54 @@ pub(super) async fn deliver(
         lock(&tenant).stats.webhook_failures += 1;
         tokio::time::sleep(wait).await;
         wait *= 2;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(v: Value) -> Record {
+        v.as_object().cloned().unwrap_or_default()
+    }
+
+    #[test]
+    fn an_update_finds_the_one_record_its_keys_match_by_value() {
+        let mut batch = Batch {
+            object: "Company",
+            now: 5,
+            seq: 0,
+            staged: vec![
+                record(json!({"Gsid": "G1", "Name": "A", "Domain": "a.io"})),
+                record(json!({"Gsid": "G2", "Name": "B", "Domain": "b.io"})),
+                record(json!({"Gsid": "G3", "Name": "C", "Domain": "b.io"})),
+                record(json!({"Gsid": "G4", "Name": "D", "Employees": 1})),
+            ],
+            by_keys: None,
+            written: vec![],
+            changes: vec![],
+        };
+        let keys = |k: &str| vec![k.to_string()];
+        let by_gsid = record(json!({"Gsid": "G2", "Name": "B2"}));
+        assert_eq!(batch.update(&by_gsid, &keys("Gsid")), Ok(()));
+        assert_eq!(batch.staged[1]["Name"], json!("B2"));
+        let again = record(json!({"Gsid": "G2", "Name": "B3"}));
+        assert_eq!(batch.update(&again, &keys("Gsid")), Ok(()), "same call");
+        assert_eq!(batch.staged[1]["Name"], json!("B3"));
+        let missing = record(json!({"Gsid": "G9", "Name": "X"}));
+        let err = batch.update(&missing, &keys("Gsid")).unwrap_err();
+        assert_eq!(err, "0 records match the keys Gsid");
+
+        let mut by_domain = batch;
+        let two = record(json!({"Domain": "b.io", "Name": "X"}));
+        let err = by_domain.update(&two, &keys("Domain")).unwrap_err();
+        assert_eq!(err, "2 records match the keys Domain");
+        // A number matches the same number only, not its text.
+        let text = record(json!({"Employees": "1", "Name": "X"}));
+        assert!(by_domain.update(&text, &keys("Employees")).is_err());
+        let mut by_number = by_domain;
+        let number = record(json!({"Employees": 1, "Name": "D2"}));
+        assert_eq!(by_number.update(&number, &keys("Employees")), Ok(()));
+        assert_eq!(by_number.staged[3]["Name"], json!("D2"));
     }
 }
