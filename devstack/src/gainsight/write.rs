@@ -179,6 +179,9 @@ fn apply(
     Ok((events, response))
 }
 
+/// Records' positions by the text of their key values.
+type Positions = HashMap<String, Vec<usize>>;
+
 /// The object's records as a call changes them.
 struct Batch<'a> {
     object: &'a str,
@@ -189,7 +192,7 @@ struct Batch<'a> {
     /// The staged records' positions by their values of the call's keys, built at the call's
     /// first update, so a call of many updates costs no scan per record (an update never
     /// changes the values it is matched by).
-    by_keys: Option<(Vec<String>, HashMap<String, Vec<usize>>)>,
+    by_keys: Option<(Vec<String>, Positions)>,
     written: Vec<Record>,
     changes: Vec<Change>,
 }
