@@ -188,8 +188,10 @@ impl Pusher {
         }
         tracing::info!(write_backs = sides.len(), "bulk load's write backs made");
         let failed = self.write_sides(sides.to_vec()).await;
+        let refused: std::collections::HashSet<String> =
+            failed.iter().map(|f| f.side.stage_key()).collect();
         let parents: Vec<_> = (sides.iter())
-            .filter(|w| !failed.iter().any(|f| f.side == **w))
+            .filter(|w| !refused.contains(&w.stage_key()))
             .flat_map(|w| self.parents_written(w))
             .collect();
         self.send_sides_alone(failed, runs, now_ms).await;
