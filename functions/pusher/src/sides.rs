@@ -39,9 +39,7 @@ impl Pusher {
         for ((system, object, id_field), writes) in by_object {
             let records: Vec<shared::domain::Fields> =
                 writes.iter().map(|w| w.fields.clone()).collect();
-            let bulk = (writes.first())
-                .and_then(|w| self.jobs.get(&w.job))
-                .is_some_and(|job| records.len() >= job.bulk_threshold());
+            let bulk = self.goes_bulk(writes.first().map(|w| w.job.as_str()), records.len());
             let written = match system {
                 System::Salesforce if bulk => self.salesforce.bulk_update(&object, &records).await,
                 System::Salesforce => self.salesforce.update(&object, &records).await,

@@ -101,6 +101,12 @@ pub(crate) fn settle_group(
 }
 
 impl Pusher {
+    /// Whether `n` records of one Salesforce call for `job` go through a Bulk API 2.0 job: at or
+    /// over the job's bulk threshold.
+    pub(crate) fn goes_bulk(&self, job: Option<&str>, n: usize) -> bool {
+        (job.and_then(|j| self.jobs.get(j))).is_some_and(|job| n >= job.bulk_threshold())
+    }
+
     /// The id field of `system`'s records in the group's job.
     fn id_field(&self, system: System, batch: &[Pending]) -> String {
         batch
@@ -123,10 +129,8 @@ impl Pusher {
         let records: Vec<Fields> = batch.iter().map(|p| p.command.fields.clone()).collect();
         let sf = &self.salesforce;
         let id_field = self.id_field(System::Salesforce, batch);
-        let bulk = batch
-            .first()
-            .and_then(|p| self.jobs.get(&p.command.job))
-            .is_some_and(|job| records.len() >= job.bulk_threshold());
+        let job = batch.first().map(|p| p.command.job.as_str());
+        let bulk = self.goes_bulk(job, records.len());
         match (ext_field, mode) {
             (Some(ext), WriteMode::Upsert) if bulk => {
                 Ok(outcomes(sf.bulk_upsert(object, ext, &records).await?))
