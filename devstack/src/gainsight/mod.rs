@@ -97,6 +97,10 @@ struct Tenant {
     /// Faults at chosen rates (soak tests), and how many were injected.
     rates: crate::chaos::FaultRates,
     fault_counts: crate::chaos::FaultCounts,
+    /// Per object, its records' positions by the keys of the last update call, kept between
+    /// calls (records are only ever appended or updated in place, and an update never changes
+    /// the values it is matched by), so an update call at volume costs no scan of the object.
+    key_indexes: std::collections::HashMap<&'static str, write::KeyIndex>,
 }
 
 #[derive(Clone)]
@@ -129,6 +133,7 @@ impl GainsightEmulator {
             window: None,
             rates: Default::default(),
             fault_counts: Default::default(),
+            key_indexes: Default::default(),
         }));
         let router = axum::Router::new()
             .route("/v1/data/objects/query/{object}", post(query))

@@ -117,8 +117,8 @@ pub(super) async fn write(
 /// A change to announce: event type, fields changed, the record as it now is.
 type Change = (&'static str, Vec<String>, Record);
 
-/// Validates and applies a whole call (one invalid record fails it all, as documented); the
-/// change events its rules post, and the answer.
+/// Validates and applies a whole call (one invalid record fails it all, as documented: what
+/// the call changed before it is undone); the change events its rules post, and the answer.
 #[allow(clippy::result_large_err)] // an axum Response is the natural early answer of a handler
 fn apply(
     t: &mut Tenant,
@@ -132,37 +132,39 @@ fn apply(
         let desc = format!("Between 1 and {WRITE_LIMIT} records are allowed per call");
         return Err(bad("GS_BAD_REQUEST", desc));
     }
-    let Some((fields, records)) = t.objects.get(object).cloned() else {
+    let Some(&name) = t.objects.get_key_value(object).map(|(name, _)| name) else {
         return Err(bad(
             "GS_BAD_REQUEST",
             format!("Object {object} does not exist"),
         ));
     };
-    let mut batch = Batch {
-        object,
-        now: now_ms(),
-        seq: t.seq,
-        staged: records,
-        by_keys: None,
-        written: vec![],
-        changes: vec![],
+    let Some((fields, records)) = t.objects.get_mut(name) else {
+        return Err(bad(
+            "GS_BAD_REQUEST",
+            format!("Object {object} does not exist"),
+        ));
     };
+    let mut batch = Batch::new(
+        object,
+        t.seq,
+        records,
+        t.key_indexes.entry(name).or_default(),
+    );
     for (i, record) in body.records.iter().enumerate() {
-        validate(&fields, record, keys.is_none())
-            .and_then(|()| match keys {
-                None => {
-                    batch.insert(record);
-                    Ok(())
-                }
-                Some(keys) => batch.update(record, keys),
-            })
-            .map_err(|e| bad("GS_VALIDATION_FAILED", format!("records[{i}]: {e}")))?;
+        let done = validate(fields, record, keys.is_none()).and_then(|()| match keys {
+            None => {
+                batch.insert(record);
+                Ok(())
+            }
+            Some(keys) => batch.update(record, keys),
+        });
+        if let Err(e) = done {
+            batch.undo();
+            return Err(bad("GS_VALIDATION_FAILED", format!("records[{i}]: {e}")));
+        }
     }
     t.seq = batch.seq;
-    if let Some(o) = t.objects.get_mut(object) {
-        o.1 = batch.staged;
-    }
-    let written = batch.written;
+    let (written, changes) = (batch.written, batch.changes);
     let response =
         envelope_ok(json!({ "count": written.len(), "errors": null, "records": written }));
     let rules: Vec<&Rule> = t
@@ -171,8 +173,7 @@ fn apply(
         .filter(|r| r.object == object)
         .filter(|r| !(r.skip_integration_user && caller == Caller::IntegrationUser))
         .collect();
-    let events = batch
-        .changes
+    let events = changes
         .into_iter()
         .flat_map(|c| rules.iter().map(move |r| ((*r).clone(), c.clone())))
         .collect();
@@ -182,17 +183,46 @@ fn apply(
 /// Records' positions by the text of their key values.
 type Positions = HashMap<String, Vec<usize>>;
 
-/// The object's records as a call changes them.
+/// An object's records' positions by their values of `keys`, for the first `indexed` records.
+#[derive(Default)]
+pub(super) struct KeyIndex {
+    keys: Vec<String>,
+    positions: Positions,
+    indexed: usize,
+}
+
+impl KeyIndex {
+    /// The positions of the records whose values of `keys` are `text`, the index brought up to
+    /// date first: built again for other keys, extended by the records appended since.
+    fn find(&mut self, keys: &[String], records: &[Record], text: &str) -> &[usize] {
+        if self.keys != keys {
+            *self = KeyIndex {
+                keys: keys.to_vec(),
+                ..KeyIndex::default()
+            };
+        }
+        for (i, r) in records.iter().enumerate().skip(self.indexed) {
+            if let Some(text) = key_text(r, keys) {
+                self.positions.entry(text).or_default().push(i);
+            }
+        }
+        self.indexed = records.len();
+        self.positions.get(text).map_or(&[], Vec::as_slice)
+    }
+}
+
+/// An object's records as a call changes them, with what undoes the call.
 struct Batch<'a> {
     object: &'a str,
     now: i64,
     /// The last GSID sequence number given.
     seq: u64,
-    staged: Vec<Record>,
-    /// The staged records' positions by their values of the call's keys, built at the call's
-    /// first update, so a call of many updates costs no scan per record (an update never
-    /// changes the values it is matched by).
-    by_keys: Option<(Vec<String>, Positions)>,
+    records: &'a mut Vec<Record>,
+    index: &'a mut KeyIndex,
+    /// How many records the object had before the call.
+    before: usize,
+    /// Each record the call updated, as it was before the call's first update of it.
+    originals: Vec<(usize, Record)>,
     written: Vec<Record>,
     changes: Vec<Change>,
 }
@@ -205,7 +235,26 @@ fn key_text(record: &Record, keys: &[String]) -> Option<String> {
     serde_json::to_string(&values?).ok()
 }
 
-impl Batch<'_> {
+impl<'a> Batch<'a> {
+    fn new(
+        object: &'a str,
+        seq: u64,
+        records: &'a mut Vec<Record>,
+        index: &'a mut KeyIndex,
+    ) -> Self {
+        Batch {
+            object,
+            now: now_ms(),
+            seq,
+            before: records.len(),
+            records,
+            index,
+            originals: vec![],
+            written: vec![],
+            changes: vec![],
+        }
+    }
+
     /// A new record with its GSID and dates.
     fn insert(&mut self, record: &Record) {
         self.seq += 1;
@@ -217,7 +266,7 @@ impl Batch<'_> {
         self.changes
             .push(("created", r.keys().cloned().collect(), r.clone()));
         self.written.push(r.clone());
-        self.staged.push(r);
+        self.records.push(r);
     }
 
     /// An update of the one record matching `keys`.
@@ -228,24 +277,16 @@ impl Batch<'_> {
         {
             return Err(format!("key field {k} has no value"));
         }
-        if self.by_keys.as_ref().is_none_or(|(k, _)| k != keys) {
-            let mut index: HashMap<String, Vec<usize>> = HashMap::new();
-            for (i, r) in self.staged.iter().enumerate() {
-                if let Some(text) = key_text(r, keys) {
-                    index.entry(text).or_default().push(i);
-                }
-            }
-            self.by_keys = Some((keys.to_vec(), index));
-        }
-        let index = &self.by_keys.get_or_insert_default().1;
-        let found = (key_text(record, keys).and_then(|text| index.get(&text)))
-            .cloned()
-            .unwrap_or_default();
-        let [index] = found[..] else {
+        let text = key_text(record, keys).unwrap_or_default();
+        let found = self.index.find(keys, self.records, &text);
+        let &[index] = found else {
             let n = found.len();
             return Err(format!("{n} records match the keys {}", keys.join(",")));
         };
-        let target = &mut self.staged[index];
+        let target = &mut self.records[index];
+        if index < self.before && !self.originals.iter().any(|(i, _)| *i == index) {
+            self.originals.push((index, target.clone()));
+        }
         let changed: Vec<String> = record
             .iter()
             .filter(|(k, v)| target.get(*k) != Some(*v))
@@ -258,6 +299,14 @@ impl Batch<'_> {
         }
         self.written.push(target.clone());
         Ok(())
+    }
+
+    /// Puts the object back as it was before the call.
+    fn undo(self) {
+        self.records.truncate(self.before);
+        for (index, original) in self.originals {
+            self.records[index] = original;
+        }
     }
 }
 
@@ -320,41 +369,86 @@ mod tests {
 
     #[test]
     fn an_update_finds_the_one_record_its_keys_match_by_value() {
-        let mut batch = Batch {
-            object: "Company",
-            now: 5,
-            seq: 0,
-            staged: vec![
-                record(json!({"Gsid": "G1", "Name": "A", "Domain": "a.io"})),
-                record(json!({"Gsid": "G2", "Name": "B", "Domain": "b.io"})),
-                record(json!({"Gsid": "G3", "Name": "C", "Domain": "b.io"})),
-                record(json!({"Gsid": "G4", "Name": "D", "Employees": 1})),
-            ],
-            by_keys: None,
-            written: vec![],
-            changes: vec![],
-        };
+        let mut records = vec![
+            record(json!({"Gsid": "G1", "Name": "A", "Domain": "a.io"})),
+            record(json!({"Gsid": "G2", "Name": "B", "Domain": "b.io"})),
+            record(json!({"Gsid": "G3", "Name": "C", "Domain": "b.io"})),
+            record(json!({"Gsid": "G4", "Name": "D", "Employees": 1})),
+        ];
+        let mut index = KeyIndex::default();
         let keys = |k: &str| vec![k.to_string()];
+        let mut batch = Batch::new("Company", 0, &mut records, &mut index);
         let by_gsid = record(json!({"Gsid": "G2", "Name": "B2"}));
         assert_eq!(batch.update(&by_gsid, &keys("Gsid")), Ok(()));
-        assert_eq!(batch.staged[1]["Name"], json!("B2"));
+        assert_eq!(batch.records[1]["Name"], json!("B2"));
         let again = record(json!({"Gsid": "G2", "Name": "B3"}));
         assert_eq!(batch.update(&again, &keys("Gsid")), Ok(()), "same call");
-        assert_eq!(batch.staged[1]["Name"], json!("B3"));
+        assert_eq!(batch.records[1]["Name"], json!("B3"));
         let missing = record(json!({"Gsid": "G9", "Name": "X"}));
         let err = batch.update(&missing, &keys("Gsid")).unwrap_err();
         assert_eq!(err, "0 records match the keys Gsid");
 
-        let mut by_domain = batch;
         let two = record(json!({"Domain": "b.io", "Name": "X"}));
-        let err = by_domain.update(&two, &keys("Domain")).unwrap_err();
+        let err = batch.update(&two, &keys("Domain")).unwrap_err();
         assert_eq!(err, "2 records match the keys Domain");
         // A number matches the same number only, not its text.
         let text = record(json!({"Employees": "1", "Name": "X"}));
-        assert!(by_domain.update(&text, &keys("Employees")).is_err());
-        let mut by_number = by_domain;
+        assert!(batch.update(&text, &keys("Employees")).is_err());
         let number = record(json!({"Employees": 1, "Name": "D2"}));
-        assert_eq!(by_number.update(&number, &keys("Employees")), Ok(()));
-        assert_eq!(by_number.staged[3]["Name"], json!("D2"));
+        assert_eq!(batch.update(&number, &keys("Employees")), Ok(()));
+        assert_eq!(batch.records[3]["Name"], json!("D2"));
+    }
+
+    #[test]
+    fn the_index_outlives_a_call_and_sees_records_added_since() {
+        let mut records = vec![record(json!({"Gsid": "G1", "Name": "A"}))];
+        let mut index = KeyIndex::default();
+        let keys = vec!["Gsid".to_string()];
+        let mut first = Batch::new("Company", 0, &mut records, &mut index);
+        assert_eq!(
+            first.update(&record(json!({"Gsid": "G1", "Name": "A2"})), &keys),
+            Ok(())
+        );
+        let mut second = Batch::new("Company", 0, &mut records, &mut index);
+        second.insert(&record(json!({"Name": "B"})));
+        let gsid = second.records[1]["Gsid"].as_str().map(str::to_string);
+        let mut third = Batch::new("Company", 1, &mut records, &mut index);
+        let update = record(json!({"Gsid": gsid, "Name": "B2"}));
+        assert_eq!(
+            third.update(&update, &keys),
+            Ok(()),
+            "a record inserted since is found"
+        );
+        assert_eq!(records[1]["Name"], json!("B2"));
+        assert_eq!(records[0]["Name"], json!("A2"));
+    }
+
+    #[test]
+    fn a_refused_call_leaves_the_object_as_it_was() {
+        let mut records = vec![
+            record(json!({"Gsid": "G1", "Name": "A"})),
+            record(json!({"Gsid": "G2", "Name": "B"})),
+        ];
+        let before = records.clone();
+        let mut index = KeyIndex::default();
+        let keys = vec!["Gsid".to_string()];
+        let mut updates = Batch::new("Company", 0, &mut records, &mut index);
+        assert_eq!(
+            updates.update(&record(json!({"Gsid": "G2", "Name": "B2"})), &keys),
+            Ok(())
+        );
+        assert_eq!(
+            updates.update(&record(json!({"Gsid": "G2", "Name": "B3"})), &keys),
+            Ok(())
+        );
+        assert!(updates
+            .update(&record(json!({"Gsid": "G9", "Name": "X"})), &keys)
+            .is_err());
+        updates.undo();
+        assert_eq!(records, before, "both updates of G2 undone");
+        let mut inserts = Batch::new("Company", 2, &mut records, &mut index);
+        inserts.insert(&record(json!({"Name": "C"})));
+        inserts.undo();
+        assert_eq!(records, before, "the insert undone");
     }
 }
