@@ -252,6 +252,7 @@ fn gs_query(request: &LookupRequest, tuples: &[Vec<String>]) -> GsQuery {
         any_of: Vec::new(),
         order_by: vec![],
         limit: 0,
+        offset: 0,
     }
 }
 

@@ -7,8 +7,8 @@
 use std::collections::HashMap;
 
 use crate::domain::change::GAINSIGHT_MODIFIED;
-use crate::domain::first_load::Snapshot;
-use crate::domain::{Fields, Job, LedgerKey, Schemas, System};
+use crate::domain::first_load::{Snapshot, Table};
+use crate::domain::{Job, LedgerKey, Schemas, System};
 use crate::ports::{
     ApiError, GainsightApi, GsQuery, LedgerStore, SalesforceApi, SalesforceBulkRead, SfSelect,
     StoreError,
@@ -19,6 +19,9 @@ use crate::ports::{
 const SET: usize = 50_000;
 /// Ledger records per page.
 const LEDGER_PAGE: usize = 1_000;
+/// Gainsight records per query call (its most per call), each page put in the load's table as
+/// it comes, so the records are never held twice.
+const GAINSIGHT_PAGE: usize = 5_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
@@ -94,7 +97,7 @@ async fn read_salesforce(
     sf: &dyn SalesforceBulkRead,
     job: &Job,
     progress: &(dyn Fn(String) + Sync),
-) -> Result<Vec<Fields>, ApiError> {
+) -> Result<Table, ApiError> {
     // What a resync reads (so a load's write can be made from these values), and the match keys.
     let mut fields = job.salesforce_read_fields();
     fields.extend(job.match_keys.iter().map(|k| k.salesforce.clone()));
@@ -109,7 +112,7 @@ async fn read_salesforce(
         "reading {object}s from Salesforce (one Bulk API query job)"
     ));
     let read = sf.start_bulk_read(&select).await?;
-    let (mut rows, mut locator) = (Vec::new(), None);
+    let (mut rows, mut locator) = (Table::default(), None);
     loop {
         let set = sf.bulk_read_set(&read, locator.as_deref(), SET).await?;
         rows.extend(set.rows);
@@ -124,16 +127,26 @@ async fn read_salesforce(
     }
 }
 
-/// Every record of the job's Gainsight object with the fields the plan compares.
-async fn read_gainsight(gs: &dyn GainsightApi, job: &Job) -> Result<Vec<Fields>, ApiError> {
+/// Every record of the job's Gainsight object with the fields the plan compares, page by page.
+async fn read_gainsight(gs: &dyn GainsightApi, job: &Job) -> Result<Table, ApiError> {
     let mut select = job.fields_read_from(System::Gainsight);
     select.extend(job.match_keys.iter().map(|k| k.gainsight.clone()));
     select.push(GAINSIGHT_MODIFIED.into());
     select.sort();
     select.dedup();
-    let query = GsQuery {
-        select,
-        ..GsQuery::default()
-    };
-    gs.query(&job.gainsight.object, &query).await
+    let mut table = Table::default();
+    loop {
+        let query = GsQuery {
+            select: select.clone(),
+            limit: GAINSIGHT_PAGE,
+            offset: table.len(),
+            ..GsQuery::default()
+        };
+        let page = gs.query(&job.gainsight.object, &query).await?;
+        let n = page.len();
+        table.extend(page);
+        if n < GAINSIGHT_PAGE {
+            return Ok(table);
+        }
+    }
 }

@@ -430,9 +430,21 @@ async fn gainsight_writes_in_fifties_and_queries_with_paging() -> Result<()> {
         order_by: vec![("Name".into(), true)],
         limit: 0,
         any_of: Vec::new(),
+        offset: 0,
     };
     let rows = client.query("Company", &q).await?;
     assert_eq!(rows.len(), 70, "Arr 5000..11900");
+    let page = GsQuery {
+        limit: 20,
+        offset: 60,
+        ..q.clone()
+    };
+    let tail = client.query("Company", &page).await?;
+    assert_eq!(
+        tail,
+        rows[60..].to_vec(),
+        "a page from an offset: the 10 left"
+    );
     let one = client
         .query(
             "Company",

@@ -202,6 +202,7 @@ impl Resync {
             ],
             limit,
             any_of: Vec::new(),
+            offset: 0,
         };
         let rows = self
             .ports
@@ -266,9 +267,8 @@ impl Resync {
                     GsOperator::In,
                     values,
                 )],
-                order_by: vec![],
-                limit: 0,
                 any_of: Vec::new(),
+                ..GsQuery::default()
             };
             let rows = self
                 .ports

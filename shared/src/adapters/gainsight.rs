@@ -524,7 +524,7 @@ impl GainsightApi for GainsightClient {
             );
         }
         let mut records = Vec::new();
-        let mut offset = 0;
+        let mut offset = query.offset;
         loop {
             let mut body = json!({ "select": query.select, "limit": page_size, "offset": offset });
             if !conditions.is_empty() {

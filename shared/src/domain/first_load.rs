@@ -16,14 +16,17 @@ use super::schema::Schemas;
 use super::{Fields, Job, System};
 
 pub mod steps;
+pub mod table;
 pub mod validate;
+
+pub use table::Table;
 
 /// What both systems hold for one job, the pairs its ledger already has (GSID → Salesforce
 /// id), and the job's objects as described (what is not described is not checked).
 #[derive(Clone, Debug, Default)]
 pub struct Snapshot {
-    pub gainsight: Vec<Fields>,
-    pub salesforce: Vec<Fields>,
+    pub gainsight: Table,
+    pub salesforce: Table,
     pub linked: HashMap<String, String>,
     pub schemas: Schemas,
 }
@@ -172,17 +175,18 @@ impl Form {
     }
 }
 
-/// The records of one side by id, and indexes of the fields other records are matched on, so a
-/// million records match in one pass.
+/// The records of one side by id (their rows in the side's table), and indexes of the fields
+/// other records are matched on, so a million records match in one pass.
 struct Side<'a> {
-    by_id: BTreeMap<String, &'a Fields>,
+    table: &'a Table,
+    by_id: BTreeMap<String, usize>,
     indexes: HashMap<(String, Form), HashMap<String, Vec<String>>>,
 }
 
 impl<'a> Side<'a> {
-    fn new(records: &'a [Fields], id_field: &str, wanted: &[(String, Form)]) -> Self {
-        let by_id: BTreeMap<String, &Fields> = (records.iter())
-            .filter_map(|r| Some((text(r.get(id_field)?)?, r)))
+    fn new(table: &'a Table, id_field: &str, wanted: &[(String, Form)]) -> Self {
+        let by_id: BTreeMap<String, usize> = (0..table.len())
+            .filter_map(|row| Some((text(table.get(row, id_field)?)?, row)))
             .collect();
         let mut indexes: HashMap<(String, Form), HashMap<String, Vec<String>>> = HashMap::new();
         for (field, form) in wanted {
@@ -190,13 +194,22 @@ impl<'a> Side<'a> {
                 continue;
             }
             let index = indexes.entry((field.clone(), *form)).or_default();
-            for (id, r) in &by_id {
-                if let Some(key) = r.get(field).and_then(|v| form.key(v)) {
+            for (id, row) in &by_id {
+                if let Some(key) = table.get(*row, field).and_then(|v| form.key(v)) {
                     index.entry(key).or_default().push(id.clone());
                 }
             }
         }
-        Side { by_id, indexes }
+        Side {
+            table,
+            by_id,
+            indexes,
+        }
+    }
+
+    /// The record `id` as a map of its fields.
+    fn record(&self, id: &str) -> Option<Fields> {
+        self.table.fields(*self.by_id.get(id)?)
     }
 
     /// The ids of the records whose `field` holds `value`, compared in `form`.
@@ -245,8 +258,9 @@ pub fn plan(job: &Job, snapshot: &Snapshot, from: Option<System>) -> Vec<PlanRow
     );
     let mut rows: Vec<PlanRow> = Vec::new();
     let mut claims: HashMap<String, Vec<usize>> = HashMap::new();
-    for (gsid, record) in &gs.by_id {
-        let (action, twin) = match_gainsight(job, snapshot, (gsid, record), &sf);
+    for (gsid, row) in &gs.by_id {
+        let record = |field: &str| gs.table.get(*row, field);
+        let (action, twin) = match_gainsight(job, snapshot, (gsid, &record), &sf);
         if let Some(twin) = &twin {
             claims.entry(twin.clone()).or_default().push(rows.len());
         }
@@ -261,9 +275,11 @@ pub fn plan(job: &Job, snapshot: &Snapshot, from: Option<System>) -> Vec<PlanRow
     settle_claims(&mut rows, &claims);
     add_salesforce_only(job, &sf, &mut rows);
     for row in &mut rows {
+        let gainsight = row.gsid.as_ref().and_then(|g| gs.record(g));
+        let salesforce = (row.salesforce_id.as_ref()).and_then(|s| sf.record(s));
         let records = validate::Records {
-            gainsight: row.gsid.as_ref().and_then(|g| gs.by_id.get(g).copied()),
-            salesforce: (row.salesforce_id.as_ref()).and_then(|s| sf.by_id.get(s).copied()),
+            gainsight: gainsight.as_ref(),
+            salesforce: salesforce.as_ref(),
         };
         if let (Action::Pair(_), Some(g), Some(s)) =
             (&row.action, records.gainsight, records.salesforce)
@@ -279,10 +295,10 @@ pub fn plan(job: &Job, snapshot: &Snapshot, from: Option<System>) -> Vec<PlanRow
 }
 
 /// What becomes of one Gainsight record, and its Salesforce twin if it has one.
-fn match_gainsight(
+fn match_gainsight<'a>(
     job: &Job,
     snapshot: &Snapshot,
-    (gsid, record): (&str, &Fields),
+    (gsid, record): (&str, &dyn Fn(&str) -> Option<&'a Value>),
     sf: &Side,
 ) -> (Action, Option<String>) {
     if let Some(linked) = snapshot.linked.get(gsid) {
@@ -292,7 +308,7 @@ fn match_gainsight(
         return (Action::Pair(LinkedBy::Ledger), Some(id));
     }
     for ident in &job.identifiers {
-        let Some(value) = record.get(&ident.gainsight) else {
+        let Some(value) = record(&ident.gainsight) else {
             continue;
         };
         let form = Form::of(System::Salesforce, &ident.salesforce);
@@ -303,7 +319,7 @@ fn match_gainsight(
         }
     }
     for key in &job.match_keys {
-        if let Some(decided) = match_on_key(key, record, sf) {
+        if let Some(decided) = match_on_key(key, record(&key.gainsight), sf) {
             return decided;
         }
     }
@@ -316,8 +332,12 @@ fn match_gainsight(
     (action, None)
 }
 
-fn match_on_key(key: &MatchKey, record: &Fields, sf: &Side) -> Option<(Action, Option<String>)> {
-    let value = record.get(&key.gainsight)?;
+fn match_on_key(
+    key: &MatchKey,
+    value: Option<&Value>,
+    sf: &Side,
+) -> Option<(Action, Option<String>)> {
+    let value = value?;
     let found = sf.holding(&key.salesforce, Form::Normal(key.normalize), value);
     decide(
         found,

@@ -57,7 +57,10 @@ pub struct GsQuery {
     pub any_of: Vec<Vec<GsCondition>>,
     /// (field, ascending).
     pub order_by: Vec<(String, bool)>,
+    /// The most records to read; 0 reads every one, page by page.
     pub limit: usize,
+    /// Records to skip before the first one read, for a caller that reads page by page itself.
+    pub offset: usize,
 }
 
 /// A Salesforce read: `fields` of the `object` records whose every condition holds (each an

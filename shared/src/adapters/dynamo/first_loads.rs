@@ -78,6 +78,8 @@ fn load_of(job: &str, item: &Item) -> Result<FirstLoad, StoreError> {
 }
 
 impl DynamoStateStore {
+    /// Writes the chunks' items a batch at a time as they are built, so a load's steps are not
+    /// held a second time as items.
     async fn put_chunks(&self, load: &FirstLoad, chunks: &[Vec<Step>]) -> Result<(), StoreError> {
         let expires = n(load.started_ms / 1000 + FIRST_LOAD_TTL_S);
         let mut requests = Vec::new();
@@ -92,6 +94,9 @@ impl DynamoStateStore {
                     .build()
                     .map_err(rejected)?;
                 requests.push(WriteRequest::builder().put_request(put).build());
+                if requests.len() == BATCH_WRITE_ITEMS {
+                    self.batch_write(std::mem::take(&mut requests)).await?;
+                }
             }
         }
         self.batch_write(requests).await

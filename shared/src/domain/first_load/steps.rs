@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use std::collections::HashMap;
 
-use super::{Action, Counts, LinkedBy, PlanRow, Snapshot};
+use super::{Action, Counts, LinkedBy, PlanRow, Snapshot, Table};
 use crate::domain::{Fields, Job, System};
 
 /// Steps per stored chunk, and so per invocation: a chunk's ledger writes and sends take
@@ -45,21 +45,22 @@ pub enum Step {
 /// needs no read: the values the plan compared are the values written. The records are moved
 /// out of the snapshot, not copied: a load's plan holds each record once.
 pub fn carry_records(steps: &mut [Step], job: &Job, snapshot: Snapshot) {
-    let index = |records: Vec<Fields>, system: System| -> HashMap<String, Fields> {
+    let rows = |table: &Table, system: System| -> HashMap<String, usize> {
         let id_field = job.id_field_in(system);
-        (records.into_iter())
-            .filter_map(|r| Some((super::text(r.get(id_field)?)?, r)))
+        (0..table.len())
+            .filter_map(|row| Some((super::text(table.get(row, id_field)?)?, row)))
             .collect()
     };
-    let mut gainsight = index(snapshot.gainsight, System::Gainsight);
-    let mut salesforce = index(snapshot.salesforce, System::Salesforce);
+    let (mut gainsight, mut salesforce) = (snapshot.gainsight, snapshot.salesforce);
+    let gainsight_rows = rows(&gainsight, System::Gainsight);
+    let salesforce_rows = rows(&salesforce, System::Salesforce);
     for step in steps {
         if let Step::Write { from, id, record } = step {
-            let by_id = match from {
-                System::Gainsight => &mut gainsight,
-                System::Salesforce => &mut salesforce,
+            let (table, rows) = match from {
+                System::Gainsight => (&mut gainsight, &gainsight_rows),
+                System::Salesforce => (&mut salesforce, &salesforce_rows),
             };
-            *record = by_id.remove(id.as_str());
+            *record = rows.get(id.as_str()).and_then(|row| table.take(*row));
         }
     }
 }
@@ -292,8 +293,8 @@ mod tests {
         let job = job.named("company_account").expect("shipped");
         let rec = |v: serde_json::Value| v.as_object().cloned().unwrap_or_default();
         let snapshot = Snapshot {
-            gainsight: vec![rec(json!({"Gsid": "G1", "Name": "A"}))],
-            salesforce: vec![rec(json!({"Id": "S1", "Name": "B"}))],
+            gainsight: Table::from(vec![rec(json!({"Gsid": "G1", "Name": "A"}))]),
+            salesforce: Table::from(vec![rec(json!({"Id": "S1", "Name": "B"}))]),
             ..Snapshot::default()
         };
         let write = |from, id: &str| Step::Write {

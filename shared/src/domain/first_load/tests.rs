@@ -85,8 +85,8 @@ fn the_plan_of_an_org_with_years_of_data() {
     ];
     let linked = HashMap::from([("G1".to_string(), sfid(1)[..15].to_string())]);
     let snapshot = Snapshot {
-        gainsight,
-        salesforce,
+        gainsight: gainsight.into(),
+        salesforce: salesforce.into(),
         linked,
         ..Snapshot::default()
     };
@@ -202,7 +202,7 @@ fn no_twin_where_the_job_does_not_create() {
     let mut job = job();
     job.events.from_salesforce.on_created = OnCreated::DoNothing;
     let snapshot = Snapshot {
-        salesforce: vec![account(9, json!({}))],
+        salesforce: vec![account(9, json!({}))].into(),
         ..Snapshot::default()
     };
     let rows = plan(&job, &snapshot, None);
@@ -229,8 +229,8 @@ fn writes_the_target_would_refuse_are_listed_not_written() {
         account(6, json!({"Name": "Hooli", "NumberOfEmployees": "7"})),
     ];
     let snapshot = Snapshot {
-        gainsight,
-        salesforce,
+        gainsight: gainsight.into(),
+        salesforce: salesforce.into(),
         schemas: crate::domain::schema::standard_schemas(),
         ..Snapshot::default()
     };
