@@ -113,6 +113,18 @@ def updates(ddb):
         ])
     for j in range(3):
         got[f"transacted {j}"] = ddb.get_item(TableName="t", Key={"pk": {"S": f"t{j}"}}, ConsistentRead=True)
+    # Paths into maps and lists, arithmetic, sets added and deleted: the parse tree each copied
+    # before the validator changes it.
+    ddb.put_item(TableName="t", Item={"pk": {"S": "deep"}, "m": {"M": {"a": {"L": [{"N": "1"}]}}},
+                                      "ss": {"SS": ["a", "b"]}, "c": {"N": "10"}})
+    deep = "SET m.#a[0] = :one, m.b = :s, c = c - :one ADD ns :ns DELETE ss :gone"
+    for i in range(2):
+        got[f"deep {i}"] = ddb.update_item(
+            TableName="t", Key={"pk": {"S": "deep"}}, UpdateExpression=deep,
+            ExpressionAttributeNames={"#a": "a"},
+            ExpressionAttributeValues={":one": {"N": str(i + 1)}, ":s": {"S": f"s{i}"},
+                                       ":ns": {"NS": [str(i)]}, ":gone": {"SS": ["a"]}},
+            ReturnValues="ALL_NEW")
     for i, bad in enumerate(["SET s = :s,", "SET s = :s REMOVE", "ADD"] * 2):
         try:
             ddb.update_item(TableName="t", Key={"pk": {"S": "u0"}}, UpdateExpression=bad,
@@ -236,7 +248,39 @@ def concurrent_deletes(threads=8, n=4000, late=500):
     return len(refused), len(left) - kept, kept
 
 
+def cloned_trees():
+    """The speedups' copy of a parse tree is the copy deepcopy makes: the same nodes, types and
+    leaves, each parent the copy's own node, nothing shared with the original."""
+    import copy
+
+    import moto_speedups
+    from moto.dynamodb.parsing.ast_nodes import Node
+    from moto.dynamodb.parsing.expressions import UpdateExpressionParser
+
+    def shape(node, parent, original):
+        if not isinstance(node, Node):
+            return repr(node)
+        assert node.parent is parent, f"{node.type}: parent not the copy's"
+        assert node is not original, f"{node.type}: shared with the original"
+        kids = node.children if isinstance(node.children, list) else []
+        originals = original.children if isinstance(original.children, list) else []
+        return (node.type, [shape(k, node, o) for k, o in zip(kids, originals)], len(kids))
+
+    expressions = [
+        "SET #s = :s, n = if_not_exists(n, :zero) + :one, l = list_append(if_not_exists(l, :empty), :l) REMOVE z",
+        "SET m.#a[0] = :one, m.b = :s, c = c - :one ADD ns :ns DELETE ss :gone",
+        "REMOVE a[2], b.c, #d",
+    ]
+    for text in expressions:
+        tree = UpdateExpressionParser.make(text)
+        ours, theirs = moto_speedups._clone_tree(tree), copy.deepcopy(tree)
+        if shape(ours, None, tree) != shape(theirs, None, tree):
+            print(f"parse tree of {text!r} copied differently from deepcopy")
+            sys.exit(1)
+
+
 def main():
+    cloned_trees()
     for _ in range(2):
         got = concurrent_deletes()
         if got != (0, 0, 500):
