@@ -43,6 +43,12 @@ costs:
   texts, numbers and `DynamoType` values: it is copied node by node here, the parents pointing
   into the copy, the `DynamoType` leaves by their own deep copy.
 
+- that validation walks the tree once per check (ten of them), and at every node of every walk
+  asks, through `ABCMeta`'s `isinstance`, whether the node is a node and whether the check
+  handles its class (building the check's map of classes to handlers twice per node to ask).
+  Which class a check handles a node class by is fixed by the two classes, so it is kept per
+  pair; the walk, its order and what each check does are moto's.
+
 - DynamoDB answers are serialized by walking the botocore shape of every attribute value, trying
   each of its ten members by several spellings: half the time of a BatchGetItem. Attribute values
   moto already holds in wire form (strings, numbers, booleans, nulls, string and number sets,
@@ -82,7 +88,7 @@ from moto.sqs.exceptions import InvalidParameterValue, ReceiptHandleIsInvalid
 from moto.dynamodb import models as dynamodb
 from moto.dynamodb.comparisons import ConditionExpressionParser
 from moto.dynamodb.parsing import validators
-from moto.dynamodb.parsing.ast_nodes import Node
+from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser, Node
 from moto.dynamodb.parsing.expressions import UpdateExpressionParser
 from moto.dynamodb.parsing.reserved_keywords import ReservedKeywords
 from moto.dynamodb.exceptions import (
@@ -443,6 +449,47 @@ def _validator_deepcopy(value, memo=None):
     return copy.deepcopy(value, memo)
 
 
+_NODE_CLASSES = {}
+_HANDLED_BY = {}
+
+
+def _is_node_class(cls):
+    known = _NODE_CLASSES.get(cls)
+    if known is None:
+        known = _NODE_CLASSES[cls] = issubclass(cls, Node)
+    return known
+
+
+def _handler_position(traverser, node_class):
+    # The position in the traverser's processing map of the first class the node is an instance
+    # of (moto's `process` takes the first), or -1: fixed by the two classes.
+    key = (type(traverser), node_class)
+    position = _HANDLED_BY.get(key)
+    if position is None:
+        classes = list(traverser._processing_map())
+        position = next((i for i, c in enumerate(classes) if issubclass(node_class, c)), -1)
+        _HANDLED_BY[key] = position
+    return position
+
+
+def _traverse_node_recursively(self, node, child_id=-1):
+    # moto's DepthFirstTraverser.traverse_node_recursively, its class checks kept per class.
+    if not _is_node_class(type(node)):
+        return node
+    parent_node = node.parent
+    if node.children is not None:
+        for i, child_node in enumerate(node.children):
+            self.pre_processing_of_child(node, i)
+            self.traverse_node_recursively(child_node, i)
+    position = _handler_position(self, type(node))
+    if position >= 0:
+        node = list(self._processing_map().values())[position](node)
+        node.parent = parent_node
+        if parent_node:
+            parent_node.children[child_id] = node
+    return node
+
+
 _QUERY = threading.local()
 _ORIGINAL_QUERY = dynamodb.Table.query
 
@@ -502,4 +549,5 @@ def apply():
     ConditionExpressionParser._lex_condition_expression = _lex_condition_expression
     UpdateExpressionParser.make = classmethod(_make_update_expression)
     validators.deepcopy = _validator_deepcopy
+    DepthFirstTraverser.traverse_node_recursively = _traverse_node_recursively
     ReservedKeywords.KEYWORDS = frozenset(ReservedKeywords.get_reserved_keywords())

@@ -125,6 +125,17 @@ def updates(ddb):
             ExpressionAttributeValues={":one": {"N": str(i + 1)}, ":s": {"S": f"s{i}"},
                                        ":ns": {"NS": [str(i)]}, ":gone": {"SS": ["a"]}},
             ReturnValues="ALL_NEW")
+    # Well-formed but refused by a check of the validator: each check's refusal the same.
+    refused = ["SET pk = :s", "SET c = c + :s", "SET nothere.x = :s", "SET m.a = list_append(:s, :s)",
+               "SET q = if_not_exists(c, :s) - :s", "SET #n = :s"]
+    for i, text in enumerate(refused * 2):
+        try:
+            names = {"ExpressionAttributeNames": {"#n": "n"}} if "#n" in text else {}
+            ddb.update_item(TableName="t", Key={"pk": {"S": "deep"}}, UpdateExpression=text,
+                            ExpressionAttributeValues={":s": {"S": "text"}}, **names)
+            got[f"refused {i}"] = "written"
+        except ddb.exceptions.ClientError as e:
+            got[f"refused {i}"] = (e.response["Error"]["Code"], e.response["Error"]["Message"])
     for i, bad in enumerate(["SET s = :s,", "SET s = :s REMOVE", "ADD"] * 2):
         try:
             ddb.update_item(TableName="t", Key={"pk": {"S": "u0"}}, UpdateExpression=bad,
