@@ -178,6 +178,14 @@ impl GainsightEmulator {
             .unwrap_or_default()
     }
 
+    /// How many records `object` holds, without copying them.
+    pub fn count(&self, object: &str) -> usize {
+        lock(&self.tenant)
+            .objects
+            .get(object)
+            .map_or(0, |o| o.1.len())
+    }
+
     /// Inserts records as data that was there before the sync: each gets a GSID and its dates,
     /// and no rule fires. Their GSIDs, in order.
     pub fn seed_quietly(&self, object: &str, records: Vec<Record>) -> Vec<String> {

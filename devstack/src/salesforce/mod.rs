@@ -340,6 +340,14 @@ impl SalesforceEmulator {
             .unwrap_or_default()
     }
 
+    /// How many records `object` holds, without copying them.
+    pub fn count(&self, object: &str) -> usize {
+        self.lock()
+            .objects
+            .get(object)
+            .map_or(0, |o| o.records.len())
+    }
+
     pub fn stats(&self) -> Stats {
         self.lock().stats.clone()
     }
