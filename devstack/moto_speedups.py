@@ -260,6 +260,8 @@ def _delete_message(self, receipt_handle):
     if message is None:
         message = _holding(list(self._messages), receipt_handle)
     if message is None:
+        if receipt_handle in self.deleted_messages:
+            return  # deleted meanwhile by a delete with another of its receipt handles
         raise ReceiptHandleIsInvalid()
     self.pending_messages.discard(message)
     self.deleted_messages.update(message.all_receipt_handles)
