@@ -294,11 +294,14 @@ pub fn plan(job: &Job, snapshot: &Snapshot, from: Option<System>) -> Vec<PlanRow
     rows
 }
 
+/// One record's value of a field, looked up by the field's name.
+type FieldOf<'a, 'r> = &'r dyn Fn(&str) -> Option<&'a Value>;
+
 /// What becomes of one Gainsight record, and its Salesforce twin if it has one.
 fn match_gainsight<'a>(
     job: &Job,
     snapshot: &Snapshot,
-    (gsid, record): (&str, &dyn Fn(&str) -> Option<&'a Value>),
+    (gsid, record): (&str, FieldOf<'a, '_>),
     sf: &Side,
 ) -> (Action, Option<String>) {
     if let Some(linked) = snapshot.linked.get(gsid) {
