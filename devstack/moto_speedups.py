@@ -12,7 +12,8 @@ costs:
   (ContentBasedDeduplication on send, MessageRetentionPeriod on receive);
 - receives walk the queue lazily and stop once they have enough;
 - deletes and visibility changes stop at the first message holding the receipt handle, and a
-  delete walks the list as it is rather than a copy of it.
+  delete walks the list as it is rather than a copy of it; a message a receive delivers as it
+  is being deleted (SQS delivers at least once) is deleted again by its new handle, not refused.
 
 - every request looks its backend up by host: a listing of moto's package directory (a `stat` per
   entry) and then a regular expression per AWS endpoint, under the dispatcher's one lock, so a
@@ -264,11 +265,28 @@ def _delete_message(self, receipt_handle):
             return  # deleted meanwhile by a delete with another of its receipt handles
         raise ReceiptHandleIsInvalid()
     self.pending_messages.discard(message)
+    # Set before its handles are read: a receive that picked the message before this delete
+    # and marks it received after gives it a handle too late for them, which `_mark_received`
+    # then adds here.
+    message.deleted_into = self.deleted_messages
     self.deleted_messages.update(message.all_receipt_handles)
     try:
         self._messages.remove(message)
     except ValueError:
         pass  # removed meanwhile by a delete with another of its receipt handles
+
+
+_MARK_RECEIVED = models.Message.mark_received
+
+
+def _mark_received(self, visibility_timeout=None):
+    # A receive walks the queue without a lock, so a delete may remove the message between the
+    # walk finding it and this mark: SQS may deliver a message twice, but the second delivery's
+    # handle must then delete (SQS accepts it), not be refused as invalid.
+    _MARK_RECEIVED(self, visibility_timeout)
+    deleted = getattr(self, "deleted_into", None)
+    if deleted is not None:
+        deleted.add(self.receipt_handle)
 
 
 _TRANSACTIONS = threading.Lock()
@@ -551,6 +569,7 @@ def apply():
     models.Queue.messages = property(VisibleMessages)
     models.Queue.delete_message = _delete_message
     models.Message.had_receipt_handle = _had_receipt_handle
+    models.Message.mark_received = _mark_received
     models.SQSBackend.send_message = _send_message
     models.SQSBackend.is_message_valid_based_on_retention_period = _is_valid_for_retention
     dynamodb.DynamoDBBackend.transact_write_items = _transact_write_items

@@ -259,6 +259,33 @@ def concurrent_deletes(threads=8, n=4000, late=500):
     return len(refused), len(left) - kept, kept
 
 
+def received_while_deleted():
+    """A receive that picked a message before another consumer's delete of it marks it received
+    after (moto's receive walks the queue without a lock): the handle that second delivery got
+    must delete, as SQS accepts, not be refused as invalid. Returns the refusal or None."""
+    import moto_speedups
+    from moto.sqs import models
+    from moto.sqs.exceptions import ReceiptHandleIsInvalid
+
+    moto_speedups.apply()
+    backend = models.sqs_backends["123456789012"]["us-east-1"]
+    name = f"twice{len(backend.queues)}"
+    backend.create_queue(name)
+    backend.send_message(name, "m")
+    queue = backend.get_queue(name)
+    (picked,) = list(queue.messages)
+    (first,) = backend.receive_message(name, 1, 0, 300)
+    queue.delete_message(first.receipt_handle)
+    picked.mark_received(visibility_timeout=300)  # the racing receive, after the delete
+    try:
+        queue.delete_message(picked.receipt_handle)
+    except ReceiptHandleIsInvalid as e:
+        return f"the second delivery's delete was refused: {e!r}"
+    if queue._messages:
+        return f"{len(queue._messages)} message(s) left in the queue"
+    return None
+
+
 def cloned_trees():
     """The speedups' copy of a parse tree is the copy deepcopy makes: the same nodes, types and
     leaves, each parent the copy's own node, nothing shared with the original."""
@@ -292,6 +319,9 @@ def cloned_trees():
 
 def main():
     cloned_trees()
+    if (wrong := received_while_deleted()) is not None:
+        print(f"a message received while it was deleted: {wrong}")
+        sys.exit(1)
     for _ in range(2):
         got = concurrent_deletes()
         if got != (0, 0, 500):
