@@ -127,7 +127,9 @@ async fn read_salesforce(
     }
 }
 
-/// Every record of the job's Gainsight object with the fields the plan compares, page by page.
+/// Every record of the job's Gainsight object with the fields the plan compares, page by page
+/// in GSID order: pages read by offset from an unordered query may overlap or miss records, as
+/// the store is free to answer each call in another order.
 async fn read_gainsight(gs: &dyn GainsightApi, job: &Job) -> Result<Table, ApiError> {
     let mut select = job.fields_read_from(System::Gainsight);
     select.extend(job.match_keys.iter().map(|k| k.gainsight.clone()));
@@ -138,6 +140,7 @@ async fn read_gainsight(gs: &dyn GainsightApi, job: &Job) -> Result<Table, ApiEr
     loop {
         let query = GsQuery {
             select: select.clone(),
+            order_by: vec![(job.gainsight.id_field.clone(), true)],
             limit: GAINSIGHT_PAGE,
             offset: table.len(),
             ..GsQuery::default()

@@ -13,6 +13,7 @@ use super::*;
 struct World {
     store: Arc<MemoryStore>,
     queue: Arc<MemoryQueue>,
+    gainsight: Arc<MemoryGainsight>,
     salesforce: Arc<MemorySalesforce>,
     resync: Resync,
 }
@@ -34,24 +35,21 @@ fn world() -> World {
         rec(json!({"Gsid": "G1", "Name": "Acme", "SfdcAccountId": S1})),
         rec(json!({"Gsid": "G2", "Name": "Only in Gainsight"})),
     ];
-    gainsight
-        .records
-        .lock()
-        .unwrap()
-        .insert("Company".into(), companies);
+    (gainsight.records.lock().unwrap()).insert("Company".into(), companies);
     *salesforce.query_rows.lock().unwrap() = vec![
         rec(json!({"Id": S1, "Name": "Acme"})),
         rec(json!({"Id": S3, "Name": "Only in Salesforce"})),
     ];
     let ports = SourcePorts {
         changes: queue.clone(),
-        gainsight,
+        gainsight: gainsight.clone(),
         jobs: Jobs::builtin(),
     };
     let resync = Resync::new(ports, store.clone(), salesforce.clone());
     World {
         store,
         queue,
+        gainsight,
         salesforce,
         resync,
     }
@@ -85,6 +83,12 @@ async fn a_load_is_planned_then_applied_chunk_by_chunk_and_then_finds_everything
         (1, 1, 1)
     );
     assert!(w.queue.bodies().is_empty(), "planning writes nothing");
+    let (_, read) = w.gainsight.queries.lock().unwrap()[0].clone();
+    assert_eq!(
+        read.order_by,
+        [("Gsid".to_string(), true)],
+        "pages by offset need an order"
+    );
     let next = planned.continuation.expect("chunks remain");
     let calls = *w.salesforce.calls.lock().unwrap();
 
