@@ -79,6 +79,7 @@ import functools
 import hashlib
 import threading
 import time
+import weakref
 
 import moto
 from moto.core import responses as core_responses
@@ -265,10 +266,10 @@ def _delete_message(self, receipt_handle):
             return  # deleted meanwhile by a delete with another of its receipt handles
         raise ReceiptHandleIsInvalid()
     self.pending_messages.discard(message)
-    # Set before its handles are read: a receive that picked the message before this delete
+    # Noted before its handles are read: a receive that picked the message before this delete
     # and marks it received after gives it a handle too late for them, which `_mark_received`
-    # then adds here.
-    message.deleted_into = self.deleted_messages
+    # then adds here. Kept beside the message, not on it, as a receive deep-copies the message.
+    _DELETED_INTO[message] = self.deleted_messages
     self.deleted_messages.update(message.all_receipt_handles)
     try:
         self._messages.remove(message)
@@ -277,6 +278,8 @@ def _delete_message(self, receipt_handle):
 
 
 _MARK_RECEIVED = models.Message.mark_received
+# A deleted message -> its queue's set of deleted receipt handles.
+_DELETED_INTO = weakref.WeakKeyDictionary()
 
 
 def _mark_received(self, visibility_timeout=None):
@@ -284,7 +287,7 @@ def _mark_received(self, visibility_timeout=None):
     # walk finding it and this mark: SQS may deliver a message twice, but the second delivery's
     # handle must then delete (SQS accepts it), not be refused as invalid.
     _MARK_RECEIVED(self, visibility_timeout)
-    deleted = getattr(self, "deleted_into", None)
+    deleted = _DELETED_INTO.get(self)
     if deleted is not None:
         deleted.add(self.receipt_handle)
 

@@ -137,14 +137,14 @@ async fn read_gainsight(gs: &dyn GainsightApi, job: &Job) -> Result<Table, ApiEr
     select.sort();
     select.dedup();
     let mut table = Table::default();
+    let mut query = GsQuery {
+        select,
+        order_by: vec![(job.gainsight.id_field.clone(), true)],
+        limit: GAINSIGHT_PAGE,
+        ..GsQuery::default()
+    };
     loop {
-        let query = GsQuery {
-            select: select.clone(),
-            order_by: vec![(job.gainsight.id_field.clone(), true)],
-            limit: GAINSIGHT_PAGE,
-            offset: table.len(),
-            ..GsQuery::default()
-        };
+        query.offset = table.len();
         let page = gs.query(&job.gainsight.object, &query).await?;
         let n = page.len();
         table.extend(page);
