@@ -1,4 +1,4 @@
-"""Speed fixes for moto 5.2.5's SQS, applied in-process by the local stack's launcher.
+"""Speed fixes for moto 5.2.5 (SQS, DynamoDB and the request path), applied in-process by the local stack's launcher.
 
 moto's SQS recomputes every queue attribute (three scans of the whole queue, each message asking a
 slow datetime-based clock whether it is visible) on every SendMessage and twice per message
@@ -69,14 +69,25 @@ costs:
   alone, a GSI Query takes the items unsorted (it sorts them by the index's keys and the table's,
   which is a total order), and the listing copies each dict before walking it.
 
+- a base-table Query still sorted its whole partition and walked it from the start to the page's
+  exclusive start key on every page, so reading a partition page by page took time growing with
+  the square of its items: a first load's flush, which reads back the writes it staged in one
+  partition, read 20,000 of them (900-byte items, 19 pages) in 24.1 s and stalled on 600,000.
+  Once a partition of 256 items or more is queried, its sort keys are kept in order (each put
+  and delete keeps the order), and a forward page, whole or `begins_with`, is cut from that order
+  at its start key: the same 20,000 in 1.3 s, 100,000 in 5.9 s. moto still builds the page from
+  those items, so its limits, start keys and filters are its own.
+
 They replace moto functions by name, so they are tied to the pinned version: `apply()` refuses any
 other moto version rather than patch code it has not been checked against.
 """
 
+import bisect
 import collections
 import copy
 import functools
 import hashlib
+import inspect
 import threading
 import time
 import weakref
@@ -89,6 +100,7 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 from moto.sqs import models
 from moto.sqs.exceptions import InvalidParameterValue, ReceiptHandleIsInvalid
 from moto.dynamodb import models as dynamodb
+from moto.dynamodb.models import table as dynamodb_table
 from moto.dynamodb.comparisons import ConditionExpressionParser
 from moto.dynamodb.parsing import validators
 from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser, Node
@@ -527,22 +539,117 @@ def _traverse_node_recursively(self, node, child_id=-1):
 
 _QUERY = threading.local()
 _ORIGINAL_QUERY = dynamodb.Table.query
+_QUERY_SIGNATURE = inspect.signature(_ORIGINAL_QUERY)
+_ORIGINAL_PUT_ITEM = dynamodb.Table.put_item
+_ORIGINAL_DELETE_ITEM = dynamodb.Table.delete_item
+# A partition's sort keys are kept in order once it holds this many items and is queried.
+_SORTED_FROM = 256
+# Guards the kept orders: a put or delete and the order it changes move together.
+_SORTED = threading.RLock()
 
 
 def _query(self, hash_key, *args, **kwargs):
-    # The partition a base-table Query names, or "unsorted" for a GSI's: read by _all_items.
-    index_name = kwargs.get("index_name", args[6] if len(args) > 6 else None)
+    # The partition a base-table Query names, or "unsorted" for a GSI's: read by _all_items; and,
+    # when the page can be cut from the partition's kept order, just the items the page can see.
+    call = _QUERY_SIGNATURE.bind(self, hash_key, *args, **kwargs).arguments
+    index_name = call.get("index_name")
     _QUERY.table = self
     _QUERY.partition = hash_key if index_name is None else None
+    _QUERY.window = None if index_name is not None else _page_window(self, hash_key, call)
     try:
         return _ORIGINAL_QUERY(self, hash_key, *args, **kwargs)
     finally:
         _QUERY.table = None
+        _QUERY.window = None
+
+
+def _kept_order(table, hash_key):
+    # The partition's sort keys in order (their cast values), built on the first query that
+    # can use it and kept in order by every put and delete since; None for a small partition.
+    kept = table.__dict__.setdefault("_devstack_sorted", {})
+    keys = kept.get(hash_key)
+    if keys is None:
+        part = table.items.get(hash_key)
+        if part is None or len(part) < _SORTED_FROM:
+            return None
+        keys = sorted(key.cast_value for key in list(part))
+        kept[hash_key] = keys
+    return keys
+
+
+def _page_window(table, hash_key, call):
+    """The items a forward base-table Query of one partition reads, from its exclusive start
+    key on: at most its limit plus one (the one that tells moto the page is full), or up to the
+    item that takes the page past 1 MB, and for `begins_with` the matching items and the first
+    one after them. None when the query is not of that kind (moto then reads the partition)."""
+    comparison, values = call.get("range_comparison"), call.get("range_objs") or []
+    kind = table.range_key_type
+    prefix = None
+    if comparison == "BEGINS_WITH" and kind == "S" and len(values) == 1:
+        prefix = values[0].cast_value
+    elif comparison:
+        return None
+    if (
+        not table.range_key_attr
+        or kind not in ("S", "N")
+        or call.get("scan_index_forward") is False
+        or call.get("filter_kwargs")
+        or call.get("range_key_conditions") and len(call["range_key_conditions"]) > 1
+    ):
+        return None
+    with _SORTED:
+        keys = _kept_order(table, hash_key)
+        if keys is None:
+            return None
+        start = 0
+        after = call.get("exclusive_start_key")
+        if after and table.range_key_attr in after:
+            start = bisect.bisect_right(keys, dynamodb.DynamoType(after[table.range_key_attr]).cast_value)
+        if prefix is not None:
+            start = max(start, bisect.bisect_left(keys, prefix))
+        part, limit = table.items[hash_key], call.get("limit")
+        window, size = [], 0
+        for position in range(start, len(keys)):
+            key = keys[position]
+            item = part[dynamodb.DynamoType({kind: key if kind == "S" else str(key)})]
+            window.append(item)
+            if prefix is not None and not key.startswith(prefix):
+                break
+            size += item.size()
+            if (limit and len(window) > limit) or size > dynamodb_table.RESULT_SIZE_LIMIT:
+                break
+        return window
+
+
+def _put_item(self, item_attrs, *args, **kwargs):
+    with _SORTED:
+        item = _ORIGINAL_PUT_ITEM(self, item_attrs, *args, **kwargs)
+        keys = self.__dict__.get("_devstack_sorted", {}).get(item.hash_key)
+        if keys is not None and item.range_key is not None:
+            value = item.range_key.cast_value
+            at = bisect.bisect_left(keys, value)
+            if at == len(keys) or keys[at] != value:
+                keys.insert(at, value)
+        return item
+
+
+def _delete_item(self, hash_key, range_key):
+    with _SORTED:
+        item = _ORIGINAL_DELETE_ITEM(self, hash_key, range_key)
+        keys = self.__dict__.get("_devstack_sorted", {}).get(hash_key)
+        if keys is not None and item is not None and range_key is not None:
+            value = range_key.cast_value
+            at = bisect.bisect_left(keys, value)
+            if at < len(keys) and keys[at] == value:
+                del keys[at]
+        return item
 
 
 def _all_items(self):
     # list(...) of a dict's view copies it in one C call, which no other thread interleaves.
     querying = getattr(_QUERY, "table", None) is self
+    if querying and getattr(_QUERY, "window", None) is not None:
+        return _QUERY.window
     if querying and _QUERY.partition is not None:
         found = self.items.get(_QUERY.partition)
         if found is None:
@@ -578,6 +685,8 @@ def apply():
     dynamodb.DynamoDBBackend.transact_write_items = _transact_write_items
     dynamodb.Table.query = _query
     dynamodb.Table.all_items = _all_items
+    dynamodb.Table.put_item = _put_item
+    dynamodb.Table.delete_item = _delete_item
     DomainDispatcherApplication.get_backend_for_host = _get_backend_for_host
     BaseJSONSerializer._serialize = _json_serialize
     BackendDict.__getitem__ = _backend_dict_getitem
