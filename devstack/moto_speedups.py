@@ -1,4 +1,5 @@
-"""Speed fixes for moto 5.2.5 (SQS, DynamoDB and the request path), applied in-process by the local stack's launcher.
+"""Speed fixes for moto 5.2.5 (SQS, DynamoDB and the request path), applied in-process by the
+local stack's launcher.
 
 moto's SQS recomputes every queue attribute (three scans of the whole queue, each message asking a
 slow datetime-based clock whether it is visible) on every SendMessage and twice per message
