@@ -327,14 +327,19 @@ pub trait LoadStore: Send + Sync {
         sides: &[crate::domain::push::SideWrite],
         now_ms: i64,
     ) -> Result<(), StoreError>;
-    /// Every write and write back staged under `load`.
+    /// The next slice of what is staged under `load`: its writes first, at most `most` of them
+    /// in the order of their keys (job, ledger key, change), taking every write of the slice's
+    /// last record so that no record's writes are split between slices; once no write is left,
+    /// its write backs, at most `most`. Empty when nothing is left.
     async fn staged(
         &self,
         load: &crate::domain::load::LoadId,
+        most: usize,
     ) -> Result<crate::domain::load::Staged, StoreError>;
-    /// Takes `written` (as `staged` gave them) out of `load`, marks it written unless it grew
-    /// since `through_ms` (its last growth when the flush claimed it), and gives the flush's
-    /// claim back. A write staged meanwhile is a staged item of its own, kept for the next flush.
+    /// Takes `written` (a slice as `staged` gave it) out of `load` and gives the flush's claim
+    /// back; when `written` is empty (nothing was left), marks the load written unless it grew
+    /// since `through_ms` (its last growth when the flush claimed it). A write staged meanwhile
+    /// is a staged item of its own, kept for the next flush.
     async fn finish_load(
         &self,
         load: &crate::domain::load::LoadId,

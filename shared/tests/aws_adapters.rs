@@ -395,36 +395,74 @@ async fn dynamo_load_store_stages_claims_once_and_finishes() -> Result<()> {
     store.stage_sides(&load, &sides, 2_000).await?;
     store.stage_sides(&load, &sides[..1], 2_000).await?;
 
-    let staged = store.staged(&load).await?;
-    assert_eq!(staged.writes.len(), 31, "one per change");
-    assert_eq!(staged.sides, sides, "each write back once, as staged");
-    let g07: Vec<i64> = (staged.writes.iter())
-        .filter(|w| w.ledger_key == k("G07"))
-        .map(|w| w.source_changed_at_ms)
-        .collect();
-    assert_eq!(g07.len(), 2, "both changes of G07: {g07:?}");
-
-    // Staged while the flush wrote: kept for the next flush, and the load stays unwritten.
-    store.stage(&load, &[load_write("G40", 3)], 5_700).await?;
-    store.stage_sides(&load, &[side(40)], 5_700).await?;
+    // Slices of 8: the writes first, G07's two changes in one slice (so that slice has 9).
+    let keys = |slice: &shared::domain::load::Staged| -> Vec<LedgerKey> {
+        slice.writes.iter().map(|w| w.ledger_key.clone()).collect()
+    };
+    let named = |range: std::ops::Range<usize>| -> Vec<LedgerKey> {
+        range.map(|i| k(&format!("G{i:02}"))).collect()
+    };
+    let staged = store.staged(&load, 8).await?;
+    assert_eq!(
+        keys(&staged),
+        [named(0..8), named(7..8)].concat(),
+        "both changes of G07"
+    );
+    assert!(
+        staged.sides.is_empty(),
+        "write backs once the writes are made"
+    );
     store.finish_load(&load, 2_000, &staged).await?;
     let state = store.load_state(&load).await?.expect("kept");
+    assert!(!state.flushed, "a slice made, more left");
+    assert!(
+        store.claim_load(&load, (2_000, 5_700, 500)).await?,
+        "the slice's flush gave its claim back"
+    );
+    let staged = store.staged(&load, 8).await?;
+    assert_eq!(keys(&staged), named(8..16));
+    store.finish_load(&load, 2_000, &staged).await?;
+    let mut rest = Vec::new();
+    loop {
+        let slice = store.staged(&load, 8).await?;
+        if !slice.writes.is_empty() {
+            rest.extend(keys(&slice));
+            store.finish_load(&load, 2_000, &slice).await?;
+            continue;
+        }
+        assert_eq!(slice.sides, sides, "each write back once, as staged");
+        // Staged while the flush wrote: kept for the next flush, and the load stays unwritten.
+        store.stage(&load, &[load_write("G40", 3)], 5_700).await?;
+        store.stage_sides(&load, &[side(40)], 5_700).await?;
+        store.finish_load(&load, 2_000, &slice).await?;
+        break;
+    }
+    assert_eq!(rest, named(16..30));
+    let state = store.load_state(&load).await?.expect("kept");
     assert_eq!((state.flushed, state.last_staged_ms), (false, 5_700));
-    let left = store.staged(&load).await?;
-    assert_eq!(left.sides, [side(40)], "only the write back staged since");
+    let left = store.staged(&load, 8).await?;
     assert_eq!(
-        left.writes
-            .iter()
-            .map(|w| w.ledger_key.clone())
-            .collect::<Vec<_>>(),
+        keys(&left),
         [k("G40")],
-        "only what the flush did not make"
+        "only what the flushes did not make"
+    );
+    store.finish_load(&load, 2_000, &left).await?;
+    let left = store.staged(&load, 8).await?;
+    assert_eq!(left.sides, [side(40)], "only the write back staged since");
+    store.finish_load(&load, 2_000, &left).await?;
+    let nothing = store.staged(&load, 8).await?;
+    assert!(nothing.is_empty());
+    store.finish_load(&load, 2_000, &nothing).await?;
+    let state = store.load_state(&load).await?.expect("kept");
+    assert!(
+        !state.flushed,
+        "grown since the claim: the grower's flush marks it"
     );
     assert!(store.claim_load(&load, (5_700, 9_000, 500)).await?);
-    store.finish_load(&load, 5_700, &left).await?;
+    store.finish_load(&load, 5_700, &nothing).await?;
     let state = store.load_state(&load).await?.expect("kept");
     assert!(state.flushed);
-    assert_eq!(store.staged(&load).await?, Default::default());
+    assert_eq!(store.staged(&load, 8).await?, Default::default());
     assert!(
         !store.claim_load(&load, (9_000, 9_500, 500)).await?,
         "written already"
@@ -435,7 +473,7 @@ async fn dynamo_load_store_stages_claims_once_and_finishes() -> Result<()> {
     let state = store.load_state(&load).await?.expect("kept");
     assert_eq!((state.flushed, state.last_staged_ms), (false, 10_000));
     assert!(store.claim_load(&load, (10_000, 12_000, 500)).await?);
-    assert_eq!(store.staged(&load).await?.writes.len(), 1);
+    assert_eq!(store.staged(&load, 8).await?.writes.len(), 1);
     Ok(())
 }
 

@@ -86,6 +86,8 @@ pub struct Pusher {
     /// Where bulk loads are staged, and how long a load must be quiet before it is written;
     /// without it (or without the writes queue) every write goes out at once.
     loads: Option<(Arc<dyn LoadStore>, Duration)>,
+    /// The most staged items one flush of a load writes (`load::FLUSH_SLICE`).
+    flush_slice: usize,
     /// Where changes wait for their parent, and the changes queue they are replayed on once the
     /// parent syncs (`domain::waiting`); without them nothing is replayed.
     replays: Option<(Arc<dyn WaitingStore>, Arc<dyn Queue>)>,
@@ -145,6 +147,7 @@ impl Pusher {
             gainsight_budget: Budget::default(),
             deferral: None,
             loads: None,
+            flush_slice: shared::domain::load::FLUSH_SLICE,
             replays: None,
             max_receives: shared::config::DEFAULT_MAX_RECEIVES,
         }
@@ -160,6 +163,12 @@ impl Pusher {
     /// `quiet`.
     pub fn with_loads(mut self, store: Arc<dyn LoadStore>, quiet: Duration) -> Self {
         self.loads = Some((store, quiet));
+        self
+    }
+
+    /// Writes loads `n` staged items per flush (tests: slices small enough to see).
+    pub fn with_flush_slice(mut self, n: usize) -> Self {
+        self.flush_slice = n.max(1);
         self
     }
 

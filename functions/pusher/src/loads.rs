@@ -114,11 +114,13 @@ impl Pusher {
         }
     }
 
-    /// Writes `load` if it is quiet and unwritten, then marks it written. Writes that must be
-    /// tried again go back to the queue as writes of their own (no longer of the load). While
-    /// another flush holds the load, a new flush is sent for after the quiet period, in case
-    /// that one dies (a fresh message, so waiting uses up no delivery). `Err` when the flush
-    /// message itself should come again.
+    /// Writes the next slice of `load` if it is quiet and unwritten (`load::FLUSH_SLICE` staged
+    /// items: its writes, then once they are made its write backs), takes the slice out and
+    /// asks for the next flush at once; a flush that finds nothing left marks the load written.
+    /// Writes that must be tried again go back to the queue as writes of their own (no longer
+    /// of the load). While another flush holds the load, a new flush is sent for after the
+    /// quiet period, in case that one dies (a fresh message, so waiting uses up no delivery).
+    /// `Err` when the flush message itself should come again.
     pub(crate) async fn flush_load(
         &self,
         load: &LoadId,
@@ -135,20 +137,41 @@ impl Pusher {
             Take::Nothing => return Ok(()),
             Take::Held => return self.ask_again(load, queue.as_ref(), *quiet).await,
         };
-        let staged = store.staged(load).await.map_err(|e| e.to_string())?;
-        tracing::info!(load = %load, writes = staged.writes.len(), write_backs = staged.sides.len(), "bulk load written");
-        let by_id: HashMap<String, WriteCommand> = (staged.writes.iter().cloned())
-            .enumerate()
-            .map(|(i, mut command)| {
-                command.load = None;
-                (format!("{load}#{i}"), command)
-            })
+        let staged = (store.staged(load, self.flush_slice).await).map_err(|e| e.to_string())?;
+        let through = state.last_staged_ms;
+        if staged.is_empty() {
+            tracing::info!(load = %load, "bulk load written");
+            return (store.finish_load(load, through, &staged).await).map_err(|e| e.to_string());
+        }
+        tracing::info!(load = %load, writes = staged.writes.len(), write_backs = staged.sides.len(), "bulk load slice written");
+        let slice = (load, &staged.writes[..], queue.as_ref());
+        self.flush_writes(slice, (runs, summary), clock).await?;
+        self.flush_sides(&staged.sides, runs, now_ms).await;
+        (store.finish_load(load, through, &staged).await).map_err(|e| e.to_string())?;
+        ask_flush(queue.as_ref(), Duration::ZERO, load).await
+    }
+
+    /// Makes a slice's writes through the usual path; those that must be tried again go back
+    /// to the queue as writes of their own. `Err` when they could not: the load stays unwritten
+    /// and, once the lease lapses, a flush writes the slice again (upserts on external ids, so
+    /// nothing is created twice).
+    async fn flush_writes(
+        &self,
+        (load, writes, queue): (&LoadId, &[WriteCommand], &dyn shared::ports::Queue),
+        (runs, summary): (&mut Runs, &mut Summary),
+        clock: crate::Clock,
+    ) -> Result<(), String> {
+        let on_its_own = |command: &WriteCommand| WriteCommand {
+            load: None,
+            ..command.clone()
+        };
+        let ids: HashMap<String, usize> = (0..writes.len())
+            .map(|i| (format!("{load}#{i}"), i))
             .collect();
-        let batch = by_id
-            .iter()
-            .map(|(id, command)| Pending {
+        let batch = (ids.iter())
+            .map(|(id, &i)| Pending {
                 message_id: id.clone(),
-                command: command.clone(),
+                command: on_its_own(&writes[i]),
             })
             .collect();
         // Two changes of one record staged apart go as one write, as in any batch.
@@ -160,23 +183,18 @@ impl Pusher {
         self.push(folded.kept, &mut retry, runs, &mut last, summary, clock)
             .await;
         let outcomes = folded_outcomes(&folded.folded, &retry);
-        self.record_folded(outcomes, runs, now_ms).await;
-        let again: Vec<String> = retry
-            .iter()
-            .filter_map(|id| by_id.get(id))
-            .filter_map(|command| serde_json::to_string(command).ok())
+        self.record_folded(outcomes, runs, clock.now_ms).await;
+        let again: Vec<String> = (retry.iter())
+            .filter_map(|id| ids.get(id).map(|&i| on_its_own(&writes[i])))
+            .filter_map(|command| serde_json::to_string(&command).ok())
             .collect();
-        let sent = queue.send(&again).await;
-        if sent.iter().any(Result::is_err) {
-            // The load stays unwritten: once the lease lapses a flush writes it again (upserts
-            // on external ids, so nothing is created twice).
-            return Err(format!(
-                "{} writes of bulk load {load} could not go back to the queue",
-                again.len()
-            ));
+        if !queue.send(&again).await.iter().any(Result::is_err) {
+            return Ok(());
         }
-        self.flush_sides(&staged.sides, runs, now_ms).await;
-        (store.finish_load(load, state.last_staged_ms, &staged).await).map_err(|e| e.to_string())
+        Err(format!(
+            "{} writes of bulk load {load} could not go back to the queue",
+            again.len()
+        ))
     }
 
     /// Makes a load's staged write backs (one Bulk API job per object when they reach the
@@ -221,8 +239,9 @@ impl Pusher {
     }
 }
 
-/// Sends `load`'s flush for a second after the quiet period: one per load per invocation that
-/// staged under it, so the last one sent finds the load quiet.
+/// Sends `load`'s flush for a second after `quiet`: after the quiet period, one per load per
+/// invocation that staged under it, so the last one sent finds the load quiet; or, with no
+/// quiet, for the next slice of a load being written.
 async fn ask_flush(
     queue: &dyn shared::ports::Queue,
     quiet: Duration,

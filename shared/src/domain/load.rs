@@ -34,6 +34,12 @@ impl std::fmt::Display for LoadId {
 /// How long a load must go without growing before it is written (production default).
 pub const QUIET_MS: i64 = 60_000;
 
+/// The most staged items one flush reads and writes: a load is written a slice at a time, each
+/// slice by one invocation of the pusher (which then asks for the next), so what a flush holds
+/// and how long it runs stay bounded however large the load. A slice's Salesforce writes of one
+/// kind go through one Bulk API job, so the slice is also the most records of a job.
+pub const FLUSH_SLICE: usize = 50_000;
+
 /// The writes queue's message that asks for a load to be written once it is quiet.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -135,6 +141,13 @@ pub fn stages_side(side: &SideWrite, load: Option<&LoadId>) -> bool {
 pub struct Staged {
     pub writes: Vec<WriteCommand>,
     pub sides: Vec<SideWrite>,
+}
+
+impl Staged {
+    /// Nothing staged: the load is written.
+    pub fn is_empty(&self) -> bool {
+        self.writes.is_empty() && self.sides.is_empty()
+    }
 }
 
 /// What a flush does with the load as the store shows it.

@@ -136,14 +136,25 @@ impl LoadStore for MemoryStore {
         Ok(())
     }
 
-    async fn staged(&self, load: &LoadId) -> Result<Staged, StoreError> {
+    async fn staged(&self, load: &LoadId, most: usize) -> Result<Staged, StoreError> {
         self.check()?;
         let loads = self.loads.lock().unwrap();
-        Ok((loads.get(load).map(|l| Staged {
-            writes: l.writes.values().cloned().collect(),
-            sides: l.sides.values().cloned().collect(),
-        }))
-        .unwrap_or_default())
+        let Some(l) = loads.get(load) else {
+            return Ok(Staged::default());
+        };
+        let mut writes: Vec<WriteCommand> = Vec::new();
+        for ((job, key, _), w) in &l.writes {
+            let last = writes.last().map(|w| (&w.job, w.ledger_key.to_string()));
+            if writes.len() >= most.max(1) && last != Some((job, key.clone())) {
+                break;
+            }
+            writes.push(w.clone());
+        }
+        let sides = match writes.is_empty() {
+            true => l.sides.values().take(most.max(1)).cloned().collect(),
+            false => Vec::new(),
+        };
+        Ok(Staged { writes, sides })
     }
 
     async fn finish_load(
@@ -161,7 +172,9 @@ impl LoadStore for MemoryStore {
             for side in &written.sides {
                 entry.sides.remove(&side.stage_key());
             }
-            entry.state.flushed = entry.state.last_staged_ms == through_ms;
+            if written.is_empty() {
+                entry.state.flushed = entry.state.last_staged_ms == through_ms;
+            }
             entry.lease_until_ms = 0;
         }
         Ok(())

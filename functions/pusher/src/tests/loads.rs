@@ -93,11 +93,18 @@ async fn a_loads_upserts_wait_until_it_is_quiet_then_go_out_together() {
             .expect("recorded");
         assert!(record.synced && !record.error, "{gsid}: {record:?}");
     }
-    assert!(
+    let flushed = || {
         rig.store.loads.lock().unwrap()[&LoadId("run-1".into())]
             .state
             .flushed
-    );
+    };
+    assert!(!flushed(), "the slice written, the next flush asked for");
+    assert_eq!(rig.writes.bodies(), vec![flush(), flush()]);
+    rig.pusher
+        .handle_at(event(vec![("f1b", flush())]), t0 + QUIET_MS + 2_000)
+        .await;
+    assert!(flushed(), "nothing left: written");
+    assert_eq!(*rig.sf.calls.lock().unwrap(), 2);
 
     // Another flush of a written load writes nothing again.
     rig.pusher
@@ -263,8 +270,67 @@ async fn a_loads_write_backs_wait_for_it_and_go_out_in_one_bulk_job() {
         })
         .count();
     assert_eq!(learnt, n, "every Contact learnt its Person's GSID");
+    drop(contacts);
+    rig.pusher
+        .handle_at(event(vec![("f2", flush())]), t0 + QUIET_MS + 2_000)
+        .await;
     let load = rig.store.loads.lock().unwrap()[&LoadId("run-1".into())].clone();
     assert!(load.sides.is_empty() && load.state.flushed);
+}
+
+/// A load larger than a flush's slice is written a slice at a time, each flush asking for the
+/// next; a record's two staged changes stay in one slice and go as one write, and the flush
+/// that finds nothing left marks the load written.
+#[tokio::test]
+async fn a_load_larger_than_a_slice_is_written_a_slice_at_a_time() {
+    let mut rig = load_rig();
+    rig.pusher = rig.pusher.with_flush_slice(2);
+    let t0 = 1_000_000;
+    let mut messages: Vec<(String, String)> = (1..=5)
+        .map(|i| (format!("m{i}"), load_command(&format!("G{i}"), "A")))
+        .collect();
+    let mut newer: WriteCommand = serde_json::from_str(&load_command("G2", "B")).unwrap();
+    (newer.event_id, newer.source_changed_at_ms) = ("e-newer".into(), 5);
+    messages.push(("m6".into(), serde_json::to_string(&newer).unwrap()));
+    let messages = messages
+        .iter()
+        .map(|(m, b)| (m.as_str(), b.clone()))
+        .collect();
+    rig.pusher.handle_at(event(messages), t0).await;
+    let (mut now, mut flushes, mut written) = (t0 + QUIET_MS + 1_000, 0, Vec::new());
+    while !rig.store.loads.lock().unwrap()[&LoadId("run-1".into())]
+        .state
+        .flushed
+    {
+        let calls = *rig.sf.calls.lock().unwrap();
+        let (response, summary) = (rig.pusher)
+            .handle_at(event(vec![("f", flush())]), now)
+            .await;
+        assert!(response.batch_item_failures.is_empty());
+        written.push((summary.synced, *rig.sf.calls.lock().unwrap() - calls));
+        (now, flushes) = (now + 1_000, flushes + 1);
+        assert!(flushes <= 10, "the load never ends: {written:?}");
+    }
+    // G1 and G2 (both its changes, folded into one write), G3 and G4, G5, then nothing left.
+    assert_eq!(written, vec![(2, 1), (2, 1), (1, 1), (0, 0)]);
+    let g2 = rig
+        .sf
+        .records
+        .lock()
+        .unwrap()
+        .values()
+        .find(|(_, f)| f.get("Gainsight_Company_Id__c") == Some(&"G2".into()))
+        .cloned();
+    assert_eq!(
+        g2.map(|(_, f)| f["Name"].clone()),
+        Some("B".into()),
+        "the newer change"
+    );
+    assert_eq!(
+        rig.writes.bodies().len(),
+        1 + 3,
+        "the load's flush, then one per slice written"
+    );
 }
 
 /// A write back staged for a load but refused when the flush makes it marks its pair error,
@@ -307,7 +373,8 @@ async fn a_flushed_write_that_must_be_tried_again_goes_back_as_a_write_of_its_ow
         .await;
     assert!(response.batch_item_failures.is_empty(), "the flush is done");
     let bodies = rig.writes.bodies();
-    assert_eq!(bodies.len(), 2, "{bodies:?}");
+    assert_eq!(bodies.len(), 3, "{bodies:?}");
+    assert_eq!(bodies[2], flush(), "the next slice asked for");
     let again: WriteCommand = serde_json::from_str(&bodies[1]).unwrap();
     assert_eq!(again.ledger_key, LedgerKey::Gainsight("G1".into()));
     assert_eq!(again.load, None, "a write of its own, not staged again");

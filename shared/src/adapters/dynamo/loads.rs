@@ -98,6 +98,57 @@ impl DynamoStateStore {
         self.note_growth(load, now_ms).await
     }
 
+    /// Gives a flush's claim on `load` back.
+    async fn release_load(&self, load: &LoadId) -> Result<(), StoreError> {
+        (self.client.update_item())
+            .table_name(&self.table)
+            .set_key(Some(meta_key(load)))
+            .update_expression("REMOVE lease_until_ms")
+            .send()
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+
+    /// The first staged items of `load` whose keys start with `prefix`, parsed from
+    /// `attribute`: at least `most` when there are, then any more that `together` with the last
+    /// one taken (the rest of its record's writes). Read a page at a time, so a flush never
+    /// reads the whole partition.
+    async fn staged_slice<T: serde::de::DeserializeOwned>(
+        &self,
+        load: &LoadId,
+        (prefix, attribute): (&str, &str),
+        most: usize,
+        together: impl Fn(&T, &T) -> bool,
+    ) -> Result<Vec<T>, StoreError> {
+        let mut taken: Vec<T> = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let out = (self.client.query())
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                .expression_attribute_values(":pk", partition(load))
+                .expression_attribute_values(":prefix", s(prefix))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(store_error)?;
+            for item in out.items() {
+                let next: T = parse_staged(load, item, attribute)?;
+                let full = taken.len() >= most.max(1);
+                if full && !taken.last().is_some_and(|last| together(last, &next)) {
+                    return Ok(taken);
+                }
+                taken.push(next);
+            }
+            match out.last_evaluated_key() {
+                Some(key) if !key.is_empty() => start = Some(key.clone()),
+                _ => return Ok(taken),
+            }
+        }
+    }
+
     /// Notes that `load` grew at `now_ms`, so is unwritten.
     async fn note_growth(&self, load: &LoadId, now_ms: i64) -> Result<(), StoreError> {
         self.client
@@ -180,25 +231,18 @@ impl LoadStore for DynamoStateStore {
         written(sent)
     }
 
-    async fn staged(&self, load: &LoadId) -> Result<Staged, StoreError> {
-        // The whole partition in one query: the staged items and the state item, skipped.
-        let items = self
-            .query_all(|q| {
-                q.key_condition_expression("pk = :pk")
-                    .expression_attribute_values(":pk", partition(load))
-                    .consistent_read(true)
-            })
-            .await?;
-        let mut staged = Staged::default();
-        for item in &items {
-            let sk = get_s(item, "sk").unwrap_or_default();
-            if sk.starts_with(WRITE_PREFIX) {
-                staged.writes.push(parse_staged(load, item, "write")?);
-            } else if sk.starts_with(SIDE_PREFIX) {
-                staged.sides.push(parse_staged(load, item, "side")?);
-            }
+    async fn staged(&self, load: &LoadId, most: usize) -> Result<Staged, StoreError> {
+        let same_record =
+            |a: &WriteCommand, b: &WriteCommand| (&a.job, &a.ledger_key) == (&b.job, &b.ledger_key);
+        let writes = (self.staged_slice(load, (WRITE_PREFIX, "write"), most, same_record)).await?;
+        if !writes.is_empty() {
+            return Ok(Staged {
+                writes,
+                sides: Vec::new(),
+            });
         }
-        Ok(staged)
+        let sides = (self.staged_slice(load, (SIDE_PREFIX, "side"), most, |_, _| false)).await?;
+        Ok(Staged { writes, sides })
     }
 
     async fn finish_load(
@@ -212,7 +256,10 @@ impl LoadStore for DynamoStateStore {
         let deletes = writes
             .chain(sides)
             .collect::<Result<Vec<_>, StoreError>>()?;
-        self.batch_write(deletes).await?;
+        if !deletes.is_empty() {
+            self.batch_write(deletes).await?;
+            return self.release_load(load).await;
+        }
         // Written, unless the load grew during the flush: then its grower's flush writes the rest.
         let whole = (self.client.update_item())
             .table_name(&self.table)
@@ -226,13 +273,6 @@ impl LoadStore for DynamoStateStore {
         if written(whole)? {
             return Ok(());
         }
-        (self.client.update_item())
-            .table_name(&self.table)
-            .set_key(Some(meta_key(load)))
-            .update_expression("REMOVE lease_until_ms")
-            .send()
-            .await
-            .map_err(store_error)?;
-        Ok(())
+        self.release_load(load).await
     }
 }
