@@ -262,15 +262,13 @@ async fn a_loads_write_backs_wait_for_it_and_go_out_in_one_bulk_job() {
         .await;
     assert!(response.batch_item_failures.is_empty());
     assert_eq!(*rig.sf.bulk_jobs.lock().unwrap(), 1, "one bulk job");
-    let contacts = rig.sf.records.lock().unwrap();
-    let learnt = (contacts.values())
+    let learnt = (rig.sf.records.lock().unwrap().values())
         .filter(|(_, f)| {
             f.get("Gainsight_Person_Id__c")
                 .is_some_and(|v| v.is_string())
         })
         .count();
     assert_eq!(learnt, n, "every Contact learnt its Person's GSID");
-    drop(contacts);
     rig.pusher
         .handle_at(event(vec![("f2", flush())]), t0 + QUIET_MS + 2_000)
         .await;
