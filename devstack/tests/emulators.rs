@@ -250,6 +250,51 @@ async fn gainsight_contract() -> anyhow::Result<()> {
         (none["result"].clone(), none["errorCode"].clone()),
         (json!(false), json!("GSOBJ_1011"))
     );
+
+    // A lookup by one field (answered from an index) sees records updated and added since the
+    // last lookup, ignores case, and not what a refused call changed before it was undone.
+    let names = |q: Value| -> Vec<String> {
+        (q["data"].as_array().into_iter().flatten())
+            .filter_map(|r| r["Name"].as_str().map(str::to_string))
+            .collect()
+    };
+    let lookup = |domains: Vec<&str>| {
+        http.post(format!("{}/v1/data/objects/query/Company", gs.url()))
+            .header("Accesskey", "key")
+            .json(&json!({
+                "select": ["Name"],
+                "where": {"conditions": [{"name": "SfdcAccountId", "alias": "A", "value": domains, "operator": "IN"}]},
+                "orderBy": {"Name": "asc"}
+            }))
+            .send()
+    };
+    let put = |records: Value| {
+        http.put(format!("{}/v1/data/objects/Company?keys=Name", gs.url()))
+            .header("Accesskey", "key")
+            .json(&json!({ "records": records }))
+            .send()
+    };
+    put(json!([{"Name": "Acme", "SfdcAccountId": "acme.io"}])).await?;
+    assert_eq!(
+        names(lookup(vec!["ACME.io"]).await?.json().await?),
+        ["Acme"]
+    );
+    let refused = put(
+        json!([{"Name": "Acme", "SfdcAccountId": "gone.io"}, {"Name": "Nobody", "SfdcAccountId": "x"}]),
+    );
+    assert_eq!(refused.await?.status(), 400);
+    put(json!([{"Name": "Acme", "SfdcAccountId": "acme.com"}])).await?;
+    http.post(format!("{}/v1/data/objects/Company", gs.url()))
+        .header("Accesskey", "key")
+        .json(&json!({"records": [{"Name": "Beta", "SfdcAccountId": "acme.com"}]}))
+        .send()
+        .await?;
+    let found = lookup(vec!["acme.com", "gone.io"]).await?.json().await?;
+    assert_eq!(
+        names(found),
+        ["Acme", "Beta"],
+        "the update and the insert since, not the undone"
+    );
     Ok(())
 }
 

@@ -24,6 +24,7 @@ use crate::ServerHandle;
 
 mod control;
 mod limit;
+mod lookup;
 mod query;
 mod schema;
 mod write;
@@ -101,6 +102,11 @@ struct Tenant {
     /// calls (records are only ever appended or updated in place, and an update never changes
     /// the values it is matched by), so an update call at volume costs no scan of the object.
     key_indexes: std::collections::HashMap<&'static str, write::KeyIndex>,
+    /// Per object and field, its records' positions by value, for queries' lookups.
+    lookups: std::collections::HashMap<(&'static str, String), lookup::FieldIndex>,
+    /// Per object, the position of each record an update call changed in place, in order
+    /// (what the lookup indexes key again).
+    updated: std::collections::HashMap<&'static str, Vec<usize>>,
 }
 
 #[derive(Clone)]
@@ -134,6 +140,8 @@ impl GainsightEmulator {
             rates: Default::default(),
             fault_counts: Default::default(),
             key_indexes: Default::default(),
+            lookups: Default::default(),
+            updated: Default::default(),
         }));
         let router = axum::Router::new()
             .route("/v1/data/objects/query/{object}", post(query))

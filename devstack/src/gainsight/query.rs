@@ -138,10 +138,11 @@ pub(super) async fn query(
         Ok((_, b)) => b,
         Err(r) => return r,
     };
-    let mut t = lock(&tenant);
+    let mut guard = lock(&tenant);
+    let t = &mut *guard;
     t.stats.query_calls += 1;
     let bad = |desc: String| envelope_error(StatusCode::BAD_REQUEST, "GS_BAD_REQUEST", &desc);
-    let Some((fields, records)) = t.objects.get(object.as_str()) else {
+    let Some((&name, (fields, records))) = t.objects.get_key_value(object.as_str()) else {
         return bad(format!("Object {object} does not exist"));
     };
     let known = |name: &str| fields.iter().any(|f| f.name == name);
@@ -160,8 +161,20 @@ pub(super) async fn query(
     {
         return bad(format!("Invalid field {} in where", c.name));
     }
+    let candidates: Vec<&Record> = match body.filter.as_ref().and_then(lookup_of) {
+        Some((field, values)) => {
+            let index = t.lookups.entry((name, field.to_string())).or_default();
+            let updated = t.updated.get(name).map_or(&[][..], Vec::as_slice);
+            index.refresh(field, records, updated);
+            match index.find(values) {
+                Some(at) => at.into_iter().filter_map(|i| records.get(i)).collect(),
+                None => records.iter().collect(),
+            }
+        }
+        None => records.iter().collect(),
+    };
     let mut rows: Vec<&Record> = vec![];
-    for r in records {
+    for r in candidates {
         match body.filter.as_ref().map_or(Ok(true), |w| matches(w, r)) {
             Ok(true) => rows.push(r),
             Ok(false) => {}
@@ -196,6 +209,17 @@ pub(super) async fn query(
 
 /// Objects whose query answers `{"records": [...]}` rather than a list.
 const RECORDS_ENVELOPE: [&str; 1] = ["activity_timeline"];
+
+/// The field and values of a where clause that is one `EQ` or `IN` condition: a lookup the
+/// field's index answers.
+fn lookup_of(w: &Where) -> Option<(&str, &[Value])> {
+    let [c] = w.conditions.as_slice() else {
+        return None;
+    };
+    let alone = w.expression.as_deref().is_none_or(|e| e.trim() == c.alias);
+    let lookup = matches!(c.operator.as_str(), "EQ" | "IN") && !c.value.is_empty();
+    (alone && lookup).then_some((c.name.as_str(), &c.value[..]))
+}
 
 /// Whether `r` satisfies the where clause: each condition evaluated, then the expression over
 /// their aliases (AND of all when there is none).

@@ -159,11 +159,13 @@ fn apply(
             Some(keys) => batch.update(record, keys),
         });
         if let Err(e) = done {
+            // No index saw what the call changed: the call holds the tenant until it is undone.
             batch.undo();
             return Err(bad("GS_VALIDATION_FAILED", format!("records[{i}]: {e}")));
         }
     }
     t.seq = batch.seq;
+    t.updated.entry(name).or_default().extend(batch.touched());
     let (written, changes) = (batch.written, batch.changes);
     let response =
         envelope_ok(json!({ "count": written.len(), "errors": null, "records": written }));
@@ -299,6 +301,11 @@ impl<'a> Batch<'a> {
         }
         self.written.push(target.clone());
         Ok(())
+    }
+
+    /// The positions of the records that were there before the call and that it updated.
+    fn touched(&self) -> Vec<usize> {
+        self.originals.iter().map(|(at, _)| *at).collect()
     }
 
     /// Puts the object back as it was before the call.
