@@ -29,6 +29,7 @@
 //!   (the webhook's run is stored with its confirmation).
 //! - `resolve`: describes loaded at cold start, and lookups run one query per derived mapping.
 //! - `snapshot`: what both systems hold for a job's first load, read in bulk.
+//! - `scratch`: bytes too many to hold in memory, in an unnamed temporary file (a load's records).
 //! - `config`, `secret`, `signature`, `telemetry`, `time`, `lambda`: typed environment, redacted
 //!   secrets, webhook HMAC, JSON logs, instants (through `jiff`), SQS batch helpers.
 //! - `fakes` (feature `fakes`): in-memory ports for the functions' unit tests.
@@ -59,6 +60,7 @@ pub mod lambda;
 pub mod participants;
 pub mod ports;
 pub mod resolve;
+pub mod scratch;
 pub mod secret;
 pub mod signature;
 pub mod snapshot;

@@ -23,7 +23,7 @@ pub use table::Table;
 
 /// What both systems hold for one job, the pairs its ledger already has (GSID → Salesforce
 /// id), and the job's objects as described (what is not described is not checked).
-#[derive(Clone, Debug, Default)]
+#[derive(Debug, Default)]
 pub struct Snapshot {
     pub gainsight: Table,
     pub salesforce: Table,
@@ -184,21 +184,29 @@ struct Side<'a> {
 }
 
 impl<'a> Side<'a> {
+    /// Reads each record once, for its id and the keys it is matched on; each index lists a
+    /// key's records in the order of their ids.
     fn new(table: &'a Table, id_field: &str, wanted: &[(String, Form)]) -> Self {
-        let by_id: BTreeMap<String, usize> = (0..table.len())
-            .filter_map(|row| Some((text(table.get(row, id_field)?)?, row)))
+        let mut by_id: BTreeMap<String, usize> = BTreeMap::new();
+        let mut indexes: HashMap<(String, Form), HashMap<String, Vec<String>>> = (wanted.iter())
+            .map(|(field, form)| ((field.clone(), *form), HashMap::new()))
             .collect();
-        let mut indexes: HashMap<(String, Form), HashMap<String, Vec<String>>> = HashMap::new();
-        for (field, form) in wanted {
-            if indexes.contains_key(&(field.clone(), *form)) {
+        for at in 0..table.len() {
+            let Some(record) = table.row(at) else {
                 continue;
-            }
-            let index = indexes.entry((field.clone(), *form)).or_default();
-            for (id, row) in &by_id {
-                if let Some(key) = table.get(*row, field).and_then(|v| form.key(v)) {
+            };
+            let Some(id) = record.get(id_field).and_then(text) else {
+                continue;
+            };
+            for ((field, form), index) in &mut indexes {
+                if let Some(key) = record.get(field).and_then(|v| form.key(v)) {
                     index.entry(key).or_default().push(id.clone());
                 }
             }
+            by_id.insert(id, at);
+        }
+        for index in indexes.values_mut() {
+            index.values_mut().for_each(|ids| ids.sort_unstable());
         }
         Side {
             table,
@@ -259,7 +267,8 @@ pub fn plan(job: &Job, snapshot: &Snapshot, from: Option<System>) -> Vec<PlanRow
     let mut rows: Vec<PlanRow> = Vec::new();
     let mut claims: HashMap<String, Vec<usize>> = HashMap::new();
     for (gsid, row) in &gs.by_id {
-        let record = |field: &str| gs.table.get(*row, field);
+        let values = gs.table.row(*row);
+        let record = |field: &str| values.as_ref().and_then(|r| r.get(field));
         let (action, twin) = match_gainsight(job, snapshot, (gsid, &record), &sf);
         if let Some(twin) = &twin {
             claims.entry(twin.clone()).or_default().push(rows.len());

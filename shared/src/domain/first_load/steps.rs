@@ -48,19 +48,19 @@ pub fn carry_records(steps: &mut [Step], job: &Job, snapshot: Snapshot) {
     let rows = |table: &Table, system: System| -> HashMap<String, usize> {
         let id_field = job.id_field_in(system);
         (0..table.len())
-            .filter_map(|row| Some((super::text(table.get(row, id_field)?)?, row)))
+            .filter_map(|row| Some((super::text(&table.get(row, id_field)?)?, row)))
             .collect()
     };
-    let (mut gainsight, mut salesforce) = (snapshot.gainsight, snapshot.salesforce);
+    let (gainsight, salesforce) = (snapshot.gainsight, snapshot.salesforce);
     let gainsight_rows = rows(&gainsight, System::Gainsight);
     let salesforce_rows = rows(&salesforce, System::Salesforce);
     for step in steps {
         if let Step::Write { from, id, record } = step {
             let (table, rows) = match from {
-                System::Gainsight => (&mut gainsight, &gainsight_rows),
-                System::Salesforce => (&mut salesforce, &salesforce_rows),
+                System::Gainsight => (&gainsight, &gainsight_rows),
+                System::Salesforce => (&salesforce, &salesforce_rows),
             };
-            *record = rows.get(id.as_str()).and_then(|row| table.take(*row));
+            *record = rows.get(id.as_str()).and_then(|row| table.fields(*row));
         }
     }
 }

@@ -1,69 +1,102 @@
-//! One side's records as a first load holds them: the field names once, and each record as its
-//! values in that order. A record read as a map of its own (`Fields`) carries every field name
-//! and a map node sized for eleven entries, several times the size of its values; a load holds
-//! every record of both sides, so it keeps them in this form and makes a map of one record only
-//! while it compares or writes it.
+//! One side's records as a first load holds them: the field names once, and each record's
+//! values in order, kept in a scratch file and read back a record at a time. A load reads
+//! every record of both sides (a million each, in a real org) and compares them one or two at a
+//! time; held in memory as maps they took about 1 KB a record, so the table keeps in memory
+//! only where each record starts, and the records in a file (`scratch`) that the operating
+//! system caches as it can.
 
 use serde_json::Value;
 
 use crate::domain::Fields;
+use crate::scratch::Scratch;
 
 /// Records of one object with the fields they were read with.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Debug, Default)]
 pub struct Table {
     columns: Vec<String>,
-    /// Each record's values by column; `None` where the record had no such field (a record
-    /// read before a column was added is shorter than the columns).
-    rows: Vec<Box<[Option<Value>]>>,
+    /// Each record's values by column, as JSON (see `encode`).
+    store: Scratch,
+    /// Where each record ends in the store.
+    ends: Vec<u64>,
+}
+
+/// One record read back: its values by column (`None` where it had no such field).
+pub struct Row<'t> {
+    columns: &'t [String],
+    values: Vec<Option<Value>>,
+}
+
+impl Row<'_> {
+    /// The value of `field`.
+    pub fn get(&self, field: &str) -> Option<&Value> {
+        let column = self.columns.iter().position(|c| c == field)?;
+        self.values.get(column)?.as_ref()
+    }
+
+    /// The record as a map of its fields.
+    pub fn into_fields(self) -> Fields {
+        (self.columns.iter().zip(self.values))
+            .filter_map(|(name, value)| Some((name.clone(), value?)))
+            .collect()
+    }
+}
+
+/// A record's values as one JSON array, each value wrapped (`[v]`) and a field the record did
+/// not have as `[]`, so that a null value and an absent field stay apart.
+fn encode(values: &[Option<&Value>]) -> Vec<u8> {
+    let wrapped: Vec<&[Value]> = (values.iter())
+        .map(|v| v.map_or(&[][..], std::slice::from_ref))
+        .collect();
+    serde_json::to_vec(&wrapped).unwrap_or_else(|_| b"[]".to_vec())
+}
+
+fn decode(bytes: &[u8]) -> Vec<Option<Value>> {
+    let wrapped: Vec<Vec<Value>> = serde_json::from_slice(bytes).unwrap_or_default();
+    (wrapped.into_iter())
+        .map(|mut v| (!v.is_empty()).then(|| v.swap_remove(0)))
+        .collect()
 }
 
 impl Table {
     pub fn len(&self) -> usize {
-        self.rows.len()
+        self.ends.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.rows.is_empty()
+        self.ends.is_empty()
     }
 
     /// Adds `record`, its fields not seen before becoming columns.
-    pub fn push(&mut self, mut record: Fields) {
+    pub fn push(&mut self, record: Fields) {
         for name in record.keys() {
             if !self.columns.contains(name) {
                 self.columns.push(name.clone());
             }
         }
-        let values: Box<[Option<Value>]> = (self.columns.iter())
-            .map(|name| record.remove(name))
-            .collect();
-        self.rows.push(values);
+        let values: Vec<Option<&Value>> =
+            (self.columns.iter()).map(|name| record.get(name)).collect();
+        let end = self.store.append(&encode(&values));
+        self.ends.push(end);
+    }
+
+    /// Record `row`, read back.
+    pub fn row(&self, row: usize) -> Option<Row<'_>> {
+        let end = *self.ends.get(row)?;
+        let start = row.checked_sub(1).map_or(0, |r| self.ends[r]);
+        Some(Row {
+            columns: &self.columns,
+            values: decode(&self.store.read(start, end)),
+        })
     }
 
     /// The value of `field` in record `row`.
-    pub fn get(&self, row: usize, field: &str) -> Option<&Value> {
-        let column = self.columns.iter().position(|c| c == field)?;
-        self.rows.get(row)?.get(column)?.as_ref()
+    pub fn get(&self, row: usize, field: &str) -> Option<Value> {
+        self.row(row)?.get(field).cloned()
     }
 
     /// Record `row` as a map of its fields.
     pub fn fields(&self, row: usize) -> Option<Fields> {
-        let values = self.rows.get(row)?;
-        Some(
-            (self.columns.iter().zip(values.iter()))
-                .filter_map(|(name, value)| Some((name.clone(), value.clone()?)))
-                .collect(),
-        )
-    }
-
-    /// Record `row` as a map of its fields, its values moved out: the table keeps an empty
-    /// record in its place, so a load that hands its records on does not hold them twice.
-    pub fn take(&mut self, row: usize) -> Option<Fields> {
-        let values = std::mem::take(self.rows.get_mut(row)?);
-        Some(
-            (self.columns.iter().zip(values.into_vec()))
-                .filter_map(|(name, value)| Some((name.clone(), value?)))
-                .collect(),
-        )
+        Some(self.row(row)?.into_fields())
     }
 }
 
@@ -96,23 +129,35 @@ mod tests {
     fn records_come_back_as_they_went_in_whatever_fields_each_had() {
         let records = vec![
             rec(json!({"Id": "1", "Name": "A"})),
-            rec(json!({"Id": "2", "Website": "b.io", "Name": null})),
+            rec(json!({"Id": "2", "Website": "b.io", "Name": null, "N": {"deep": [1, "x"]}})),
             rec(json!({"Id": "3"})),
         ];
-        let mut table = Table::from(records.clone());
+        let table = Table::from(records.clone());
         assert_eq!(table.len(), 3);
         for (i, record) in records.iter().enumerate() {
             assert_eq!(table.fields(i).as_ref(), Some(record), "record {i}");
         }
         assert_eq!(table.get(0, "Website"), None, "read before the column was");
-        assert_eq!(table.get(1, "Name"), Some(&Value::Null), "null is kept");
+        assert_eq!(table.get(1, "Name"), Some(Value::Null), "null is kept");
         assert_eq!(table.get(2, "Name"), None, "absent is not null");
-        assert_eq!(table.get(1, "Website"), Some(&json!("b.io")));
+        assert_eq!(table.get(1, "Website"), Some(json!("b.io")));
         assert_eq!(table.fields(3), None);
+    }
 
-        assert_eq!(table.take(1).as_ref(), Some(&records[1]));
-        assert_eq!(table.fields(1), Some(Fields::new()), "moved out");
-        assert_eq!(table.get(1, "Id"), None);
-        assert_eq!(table.fields(0).as_ref(), Some(&records[0]), "others stay");
+    #[test]
+    fn records_past_the_memory_buffer_come_back_from_the_file() {
+        let mut table = Table::default();
+        let n = 40_000;
+        for i in 0..n {
+            table.push(rec(
+                json!({"Id": format!("{i:06}"), "Pad": "x".repeat(i % 300)}),
+            ));
+        }
+        assert!(table.store.on_disk() > 0, "spilled: {:?}", table.store);
+        for i in [0, 1, n / 2, n - 2, n - 1] {
+            let row = table.row(i).expect("there");
+            assert_eq!(row.get("Id"), Some(&json!(format!("{i:06}"))));
+            assert_eq!(row.get("Pad"), Some(&json!("x".repeat(i % 300))));
+        }
     }
 }
