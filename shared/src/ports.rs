@@ -357,12 +357,19 @@ pub trait FirstLoadStore: Send + Sync {
         &self,
         job: &str,
     ) -> Result<Option<crate::domain::first_load::steps::FirstLoad>, StoreError>;
-    /// Stores `load` with its chunks of steps: `false` (nothing replaced) when the job has a load
-    /// in progress under another run, which another invocation began meanwhile.
+    /// Stores chunk `index` of `load`'s steps; a load's chunks are stored before it begins, so
+    /// whoever reads the load finds them.
+    async fn put_first_load_chunk(
+        &self,
+        load: &crate::domain::first_load::steps::FirstLoad,
+        index: usize,
+        steps: &[crate::domain::first_load::steps::Step],
+    ) -> Result<(), StoreError>;
+    /// Stores `load`, its chunks stored already: `false` (nothing replaced) when the job has a
+    /// load in progress under another run, which another invocation began meanwhile.
     async fn begin_first_load(
         &self,
         load: &crate::domain::first_load::steps::FirstLoad,
-        chunks: &[Vec<crate::domain::first_load::steps::Step>],
     ) -> Result<bool, StoreError>;
     /// The steps of chunk `index` of the load of `job` whose run is `run`.
     async fn first_load_chunk(

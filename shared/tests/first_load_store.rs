@@ -32,6 +32,22 @@ fn load(run: &str, chunks: usize) -> FirstLoad {
     }
 }
 
+/// Stores `chunks`, then begins `load`, as the resync function does.
+#[async_trait::async_trait]
+trait Begin {
+    async fn begin(&self, load: &FirstLoad, chunks: &[Vec<Step>]) -> Result<bool>;
+}
+
+#[async_trait::async_trait]
+impl<S: FirstLoadStore> Begin for S {
+    async fn begin(&self, load: &FirstLoad, chunks: &[Vec<Step>]) -> Result<bool> {
+        for (index, steps) in chunks.iter().enumerate() {
+            self.put_first_load_chunk(load, index, steps).await?;
+        }
+        Ok(self.begin_first_load(load).await?)
+    }
+}
+
 #[tokio::test]
 async fn dynamo_keeps_a_first_load_its_chunks_and_its_checkpoint() -> Result<()> {
     let (_aws, clients, resources) = setup().await?;
@@ -63,7 +79,7 @@ async fn dynamo_keeps_a_first_load_its_chunks_and_its_checkpoint() -> Result<()>
     let first = load("run-1", 2);
     assert!(
         store
-            .begin_first_load(&first, &[links.clone(), writes.clone()])
+            .begin(&first, &[links.clone(), writes.clone()])
             .await?
     );
     assert_eq!(store.first_load(job).await?, Some(first.clone()));
@@ -80,7 +96,7 @@ async fn dynamo_keeps_a_first_load_its_chunks_and_its_checkpoint() -> Result<()>
     );
 
     assert!(
-        !store.begin_first_load(&load("run-2", 1), &[vec![]]).await?,
+        !store.begin(&load("run-2", 1), &[vec![]]).await?,
         "one load in progress per job"
     );
     assert!(
@@ -112,7 +128,7 @@ async fn dynamo_keeps_a_first_load_its_chunks_and_its_checkpoint() -> Result<()>
     assert_eq!((done.done, done.state), (2, FirstLoadState::Done));
 
     // An ended load is replaced by the next, which can be cancelled.
-    assert!(store.begin_first_load(&load("run-2", 1), &[writes]).await?);
+    assert!(store.begin(&load("run-2", 1), &[writes]).await?);
     assert!(store.cancel_first_load(job).await?);
     let cancelled = store.first_load(job).await?.expect("stored");
     assert_eq!(

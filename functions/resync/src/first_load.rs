@@ -84,14 +84,13 @@ impl Resync {
         let progress = |what: String| tracing::info!(job = %job.name, "{what}");
         let snapshot = snapshot::read(job, sources, &progress).await?;
         let rows = first_load::plan(job, &snapshot, from);
-        let mut steps = steps::steps(&rows);
+        let steps = steps::steps(&rows);
         let read = Read {
             gainsight: snapshot.gainsight.len(),
             salesforce: snapshot.salesforce.len(),
         };
-        steps::carry_records(&mut steps, job, snapshot);
         let planned = steps.len();
-        let chunks = in_chunks(steps);
+        let mut chunks = in_chunks(steps);
         let seed = format!("first load {}", job.name);
         let mut runs = Runs::new(RunFunction::Resync, "first load: plan", now_ms, &seed);
         let run = runs.id_for(Some(&job.name)).to_string();
@@ -111,7 +110,10 @@ impl Resync {
             started_ms: now_ms,
             from,
         };
-        if !self.first_loads.begin_first_load(&load, &chunks).await? {
+        self.store_chunks(job, &load, &mut chunks, &snapshot)
+            .await?;
+        drop(snapshot);
+        if !self.first_loads.begin_first_load(&load).await? {
             // Another invocation began one meanwhile: that one goes on.
             let current = self.first_loads.first_load(&job.name).await?;
             let current = current.ok_or_else(|| ResyncError::NoLoad(job.name.clone()))?;
@@ -122,6 +124,24 @@ impl Resync {
         store_runs(self.runs.as_ref(), runs).await;
         tracing::info!(job = %job.name, load = %run, steps = load.steps, chunks = load.chunks, "first load planned");
         Ok((load, run, 0))
+    }
+
+    /// Stores the load's chunks one at a time, each write carrying its record as `snapshot`
+    /// holds it, so that the records of one chunk at a time are in memory.
+    async fn store_chunks(
+        &self,
+        job: &Job,
+        load: &FirstLoad,
+        chunks: &mut [Vec<Step>],
+        snapshot: &first_load::Snapshot,
+    ) -> Result<(), ResyncError> {
+        let rows = steps::RecordRows::of(job, snapshot);
+        for (index, chunk) in chunks.iter_mut().enumerate() {
+            rows.carry(chunk, snapshot);
+            (self.first_loads.put_first_load_chunk(load, index, chunk)).await?;
+            steps::drop_records(chunk);
+        }
+        Ok(())
     }
 
     /// Applies chunk `index` of `load` and moves its checkpoint.

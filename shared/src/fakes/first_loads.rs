@@ -19,18 +19,34 @@ impl FirstLoadStore for MemoryStore {
             .map(|(l, _)| l.clone()))
     }
 
-    async fn begin_first_load(
+    async fn put_first_load_chunk(
         &self,
         load: &FirstLoad,
-        chunks: &[Vec<Step>],
-    ) -> Result<bool, StoreError> {
+        index: usize,
+        steps: &[Step],
+    ) -> Result<(), StoreError> {
+        self.check()?;
+        let mut chunks = self.first_load_chunks.lock().unwrap();
+        let chunks = chunks
+            .entry((load.job.clone(), load.run.clone()))
+            .or_default();
+        if chunks.len() <= index {
+            chunks.resize(index + 1, Vec::new());
+        }
+        chunks[index] = steps.to_vec();
+        Ok(())
+    }
+
+    async fn begin_first_load(&self, load: &FirstLoad) -> Result<bool, StoreError> {
         self.check()?;
         let mut loads = self.first_loads.lock().unwrap();
         let busy = loads
             .get(&load.job)
             .is_some_and(|(l, _)| l.state == FirstLoadState::Applying && l.run != load.run);
         if !busy {
-            loads.insert(load.job.clone(), (load.clone(), chunks.to_vec()));
+            let key = (load.job.clone(), load.run.clone());
+            let chunks = self.first_load_chunks.lock().unwrap().remove(&key);
+            loads.insert(load.job.clone(), (load.clone(), chunks.unwrap_or_default()));
         }
         Ok(!busy)
     }

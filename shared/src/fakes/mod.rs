@@ -54,6 +54,9 @@ pub struct MemoryStore {
     pub move_reads: Mutex<usize>,
     /// First loads by job, with their chunks of steps.
     pub first_loads: Mutex<HashMap<String, FirstLoadEntry>>,
+    /// Chunks stored for loads (by job and run) not begun yet.
+    pub first_load_chunks:
+        Mutex<HashMap<(String, String), Vec<Vec<crate::domain::first_load::steps::Step>>>>,
 }
 
 /// A job's first load and its chunks of steps.

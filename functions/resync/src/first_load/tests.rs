@@ -251,7 +251,11 @@ async fn writes_without_their_records_are_read_again_and_a_deleted_one_is_listed
         started_ms: 1,
         from: None,
     };
-    assert!(w.store.begin_first_load(&load, &[steps]).await.unwrap());
+    w.store
+        .put_first_load_chunk(&load, 0, &steps)
+        .await
+        .unwrap();
+    assert!(w.store.begin_first_load(&load).await.unwrap());
     let applied = w.resync.handle_at(run_load(), 11).await.unwrap();
     assert_eq!(applied.queued, 2);
     assert_eq!(

@@ -77,32 +77,6 @@ fn load_of(job: &str, item: &Item) -> Result<FirstLoad, StoreError> {
     Ok(load)
 }
 
-impl DynamoStateStore {
-    /// Writes the chunks' items a batch at a time as they are built, so a load's steps are not
-    /// held a second time as items.
-    async fn put_chunks(&self, load: &FirstLoad, chunks: &[Vec<Step>]) -> Result<(), StoreError> {
-        let expires = n(load.started_ms / 1000 + FIRST_LOAD_TTL_S);
-        let mut requests = Vec::new();
-        for (i, steps) in chunks.iter().enumerate() {
-            for (p, text) in parts(steps)?.into_iter().enumerate() {
-                let sk = format!("{}#{p:04}", chunk_sk(&load.run, i));
-                let mut item = key(&load.job, sk);
-                item.insert("steps".into(), s(text));
-                item.insert("expires_at".into(), expires.clone());
-                let put = PutRequest::builder()
-                    .set_item(Some(item))
-                    .build()
-                    .map_err(rejected)?;
-                requests.push(WriteRequest::builder().put_request(put).build());
-                if requests.len() == BATCH_WRITE_ITEMS {
-                    self.batch_write(std::mem::take(&mut requests)).await?;
-                }
-            }
-        }
-        self.batch_write(requests).await
-    }
-}
-
 #[async_trait]
 impl FirstLoadStore for DynamoStateStore {
     async fn first_load(&self, job: &str) -> Result<Option<FirstLoad>, StoreError> {
@@ -116,13 +90,29 @@ impl FirstLoadStore for DynamoStateStore {
         out.item().map(|item| load_of(job, item)).transpose()
     }
 
-    async fn begin_first_load(
+    async fn put_first_load_chunk(
         &self,
         load: &FirstLoad,
-        chunks: &[Vec<Step>],
-    ) -> Result<bool, StoreError> {
-        // The chunks first: whoever reads the load finds its chunks there.
-        self.put_chunks(load, chunks).await?;
+        index: usize,
+        steps: &[Step],
+    ) -> Result<(), StoreError> {
+        let expires = n(load.started_ms / 1000 + FIRST_LOAD_TTL_S);
+        let mut requests = Vec::new();
+        for (p, text) in parts(steps)?.into_iter().enumerate() {
+            let sk = format!("{}#{p:04}", chunk_sk(&load.run, index));
+            let mut item = key(&load.job, sk);
+            item.insert("steps".into(), s(text));
+            item.insert("expires_at".into(), expires.clone());
+            let put = PutRequest::builder()
+                .set_item(Some(item))
+                .build()
+                .map_err(rejected)?;
+            requests.push(WriteRequest::builder().put_request(put).build());
+        }
+        self.batch_write(requests).await
+    }
+
+    async fn begin_first_load(&self, load: &FirstLoad) -> Result<bool, StoreError> {
         let mut item = key(&load.job, META.into());
         let text = serde_json::to_string(load).map_err(rejected)?;
         item.insert("load".into(), s(text));

@@ -41,26 +41,46 @@ pub enum Step {
     },
 }
 
-/// Gives each write of `steps` its record as `snapshot` holds it, so that applying the step
-/// needs no read: the values the plan compared are the values written. The records are moved
-/// out of the snapshot, not copied: a load's plan holds each record once.
-pub fn carry_records(steps: &mut [Step], job: &Job, snapshot: Snapshot) {
-    let rows = |table: &Table, system: System| -> HashMap<String, usize> {
-        let id_field = job.id_field_in(system);
-        (0..table.len())
-            .filter_map(|row| Some((super::text(&table.get(row, id_field)?)?, row)))
-            .collect()
-    };
-    let (gainsight, salesforce) = (snapshot.gainsight, snapshot.salesforce);
-    let gainsight_rows = rows(&gainsight, System::Gainsight);
-    let salesforce_rows = rows(&salesforce, System::Salesforce);
+/// Where each record of a snapshot is in its side's table, by id.
+pub struct RecordRows {
+    gainsight: HashMap<String, usize>,
+    salesforce: HashMap<String, usize>,
+}
+
+impl RecordRows {
+    pub fn of(job: &Job, snapshot: &Snapshot) -> Self {
+        let rows = |table: &Table, system: System| -> HashMap<String, usize> {
+            let id_field = job.id_field_in(system);
+            (0..table.len())
+                .filter_map(|row| Some((super::text(&table.get(row, id_field)?)?, row)))
+                .collect()
+        };
+        RecordRows {
+            gainsight: rows(&snapshot.gainsight, System::Gainsight),
+            salesforce: rows(&snapshot.salesforce, System::Salesforce),
+        }
+    }
+
+    /// Gives each write of `steps` its record as `snapshot` holds it, so that applying the step
+    /// needs no read: the values the plan compared are the values written.
+    pub fn carry(&self, steps: &mut [Step], snapshot: &Snapshot) {
+        for step in steps {
+            if let Step::Write { from, id, record } = step {
+                let (table, rows) = match from {
+                    System::Gainsight => (&snapshot.gainsight, &self.gainsight),
+                    System::Salesforce => (&snapshot.salesforce, &self.salesforce),
+                };
+                *record = rows.get(id.as_str()).and_then(|row| table.fields(*row));
+            }
+        }
+    }
+}
+
+/// Takes the records `RecordRows::carry` gave `steps` back out, once they are stored.
+pub fn drop_records(steps: &mut [Step]) {
     for step in steps {
-        if let Step::Write { from, id, record } = step {
-            let (table, rows) = match from {
-                System::Gainsight => (&gainsight, &gainsight_rows),
-                System::Salesforce => (&salesforce, &salesforce_rows),
-            };
-            *record = rows.get(id.as_str()).and_then(|row| table.fields(*row));
+        if let Step::Write { record, .. } = step {
+            *record = None;
         }
     }
 }
@@ -307,14 +327,20 @@ mod tests {
             write(System::Gainsight, "G1"),
             write(System::Gainsight, "G2"),
         ];
-        carry_records(&mut steps, job, snapshot);
-        let carried: Vec<Option<serde_json::Value>> = (steps.iter())
-            .map(|s| match s {
-                Step::Write { record, .. } => record.as_ref().and_then(|r| r.get("Name").cloned()),
-                Step::Link { .. } => None,
-            })
-            .collect();
-        assert_eq!(carried, [Some(json!("B")), Some(json!("A")), None]);
+        RecordRows::of(job, &snapshot).carry(&mut steps, &snapshot);
+        let carried = |steps: &[Step]| -> Vec<Option<serde_json::Value>> {
+            (steps.iter())
+                .map(|s| match s {
+                    Step::Write { record, .. } => {
+                        record.as_ref().and_then(|r| r.get("Name").cloned())
+                    }
+                    Step::Link { .. } => None,
+                })
+                .collect()
+        };
+        assert_eq!(carried(&steps), [Some(json!("B")), Some(json!("A")), None]);
+        drop_records(&mut steps);
+        assert_eq!(carried(&steps), [None, None, None], "stored, then let go");
     }
 
     #[test]
