@@ -55,15 +55,14 @@ pub struct MemoryStore {
     /// First loads by job, with their chunks of steps.
     pub first_loads: Mutex<HashMap<String, FirstLoadEntry>>,
     /// Chunks stored for loads (by job and run) not begun yet.
-    pub first_load_chunks:
-        Mutex<HashMap<(String, String), Vec<Vec<crate::domain::first_load::steps::Step>>>>,
+    pub first_load_chunks: Mutex<HashMap<(String, String), Chunks>>,
 }
 
+/// A load's chunks of steps.
+pub type Chunks = Vec<Vec<crate::domain::first_load::steps::Step>>;
+
 /// A job's first load and its chunks of steps.
-pub type FirstLoadEntry = (
-    crate::domain::first_load::steps::FirstLoad,
-    Vec<Vec<crate::domain::first_load::steps::Step>>,
-);
+pub type FirstLoadEntry = (crate::domain::first_load::steps::FirstLoad, Chunks);
 
 /// A change to the ledger made by someone else (see `MemoryStore::meanwhile`).
 pub type Meanwhile = Box<dyn FnOnce(&mut HashMap<(String, LedgerKey), LedgerRecord>) + Send>;
