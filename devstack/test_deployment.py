@@ -115,6 +115,11 @@ class Deployment(unittest.TestCase):
         self.assertEqual(sizing, {"WebhookFunction": (128, 30), "PollerFunction": (256, 300),
                                   "MapperFunction": (256, 30), "PusherFunction": (256, 120),
                                   "ResyncFunction": (1024, 900)})
+        # The resync function keeps a first load's records in its ephemeral storage (moto's
+        # CloudFormation drops the property, so the template is what is checked).
+        scratch = self.template["Resources"]["ResyncFunction"]["Properties"]["EphemeralStorage"]
+        self.assertEqual(scratch, {"Size": {"Ref": "ResyncScratchMB"}})
+        self.assertEqual(self.template["Parameters"]["ResyncScratchMB"]["Default"], 1024)
 
     def test_queues_have_dlqs_and_outlast_their_consumers(self):
         sqs = boto3.client("sqs")
