@@ -179,17 +179,41 @@ impl Form {
 /// other records are matched on, so a million records match in one pass.
 struct Side<'a> {
     table: &'a Table,
+    id_field: String,
     by_id: BTreeMap<String, usize>,
-    indexes: HashMap<(String, Form), HashMap<String, Vec<String>>>,
+    indexes: HashMap<(String, Form), KeyIndex>,
+}
+
+/// The records holding each key of one field: `(hash of the key, row)`, sorted. A hash names
+/// the candidates, each then checked against its record, so the index holds 16 bytes a record
+/// and no text (a map of keys to ids held several times the records' ids at a million).
+#[derive(Default)]
+struct KeyIndex(Vec<(u64, u32)>);
+
+impl KeyIndex {
+    fn hash(key: &str) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        key.hash(&mut hasher);
+        hasher.finish()
+    }
+
+    /// The rows whose key may be `key`.
+    fn candidates(&self, key: &str) -> impl Iterator<Item = usize> + '_ {
+        let hash = Self::hash(key);
+        let start = self.0.partition_point(|(h, _)| *h < hash);
+        (self.0[start..].iter())
+            .take_while(move |(h, _)| *h == hash)
+            .map(|(_, row)| *row as usize)
+    }
 }
 
 impl<'a> Side<'a> {
-    /// Reads each record once, for its id and the keys it is matched on; each index lists a
-    /// key's records in the order of their ids.
+    /// Reads each record once, for its id and the keys it is matched on.
     fn new(table: &'a Table, id_field: &str, wanted: &[(String, Form)]) -> Self {
         let mut by_id: BTreeMap<String, usize> = BTreeMap::new();
-        let mut indexes: HashMap<(String, Form), HashMap<String, Vec<String>>> = (wanted.iter())
-            .map(|(field, form)| ((field.clone(), *form), HashMap::new()))
+        let mut indexes: HashMap<(String, Form), KeyIndex> = (wanted.iter())
+            .map(|(field, form)| ((field.clone(), *form), KeyIndex::default()))
             .collect();
         for at in 0..table.len() {
             let Some(record) = table.row(at) else {
@@ -200,16 +224,17 @@ impl<'a> Side<'a> {
             };
             for ((field, form), index) in &mut indexes {
                 if let Some(key) = record.get(field).and_then(|v| form.key(v)) {
-                    index.entry(key).or_default().push(id.clone());
+                    index.0.push((KeyIndex::hash(&key), at as u32));
                 }
             }
             by_id.insert(id, at);
         }
         for index in indexes.values_mut() {
-            index.values_mut().for_each(|ids| ids.sort_unstable());
+            index.0.sort_unstable();
         }
         Side {
             table,
+            id_field: id_field.to_string(),
             by_id,
             indexes,
         }
@@ -220,15 +245,25 @@ impl<'a> Side<'a> {
         self.table.fields(*self.by_id.get(id)?)
     }
 
-    /// The ids of the records whose `field` holds `value`, compared in `form`.
+    /// The ids of the records whose `field` holds `value`, compared in `form`, in id order.
     fn holding(&self, field: &str, form: Form, value: &Value) -> Vec<String> {
         let Some(key) = form.key(value) else {
             return Vec::new();
         };
-        (self.indexes.get(&(field.to_string(), form)))
-            .and_then(|index| index.get(&key))
-            .cloned()
-            .unwrap_or_default()
+        let Some(index) = self.indexes.get(&(field.to_string(), form)) else {
+            return Vec::new();
+        };
+        let mut ids: Vec<String> = (index.candidates(&key))
+            .filter_map(|at| {
+                let record = self.table.row(at)?;
+                let holds = record.get(field).and_then(|v| form.key(v)) == Some(key.clone());
+                // A row whose id another row repeats is not the one the id stands for.
+                let id = record.get(&self.id_field).and_then(text)?;
+                (holds && self.by_id.get(&id) == Some(&at)).then_some(id)
+            })
+            .collect();
+        ids.sort_unstable();
+        ids
     }
 }
 
