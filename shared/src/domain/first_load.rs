@@ -299,7 +299,8 @@ pub fn plan(job: &Job, snapshot: &Snapshot, from: Option<System>) -> Vec<PlanRow
         &job.salesforce.id_field,
         &salesforce_keys(job),
     );
-    let mut rows: Vec<PlanRow> = Vec::new();
+    // Sized once: a vector of a million rows doubling as it grows holds both copies a moment.
+    let mut rows: Vec<PlanRow> = Vec::with_capacity(gs.by_id.len() + sf.by_id.len());
     let mut claims: HashMap<String, Vec<usize>> = HashMap::new();
     for (gsid, row) in &gs.by_id {
         let values = gs.table.row(*row);
