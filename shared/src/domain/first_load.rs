@@ -301,13 +301,13 @@ pub fn plan(job: &Job, snapshot: &Snapshot, from: Option<System>) -> Vec<PlanRow
     );
     // Sized once: a vector of a million rows doubling as it grows holds both copies a moment.
     let mut rows: Vec<PlanRow> = Vec::with_capacity(gs.by_id.len() + sf.by_id.len());
-    let mut claims: HashMap<String, Vec<usize>> = HashMap::new();
+    let mut claims = Claims::new(sf.table.len());
     for (gsid, row) in &gs.by_id {
         let values = gs.table.row(*row);
         let record = |field: &str| values.as_ref().and_then(|r| r.get(field));
         let (action, twin) = match_gainsight(job, snapshot, (gsid, &record), &sf);
-        if let Some(twin) = &twin {
-            claims.entry(twin.clone()).or_default().push(rows.len());
+        if let Some(&twin_row) = twin.as_ref().and_then(|t| sf.by_id.get(t)) {
+            claims.claim(twin_row, rows.len());
         }
         rows.push(PlanRow {
             gsid: Some(gsid.clone()),
@@ -317,7 +317,7 @@ pub fn plan(job: &Job, snapshot: &Snapshot, from: Option<System>) -> Vec<PlanRow
             refused: None,
         });
     }
-    settle_claims(&mut rows, &claims);
+    settle_claims(&mut rows, &claims.more);
     add_salesforce_only(job, &sf, &mut rows);
     for row in &mut rows {
         let gainsight = row.gsid.as_ref().and_then(|g| gs.record(g));
@@ -416,10 +416,48 @@ fn decide(found: Vec<String>, by: String) -> Option<(Action, Option<String>)> {
     }
 }
 
+/// Which plan rows claim each Salesforce record (by its row in the table): the first claim of
+/// each in a flat array, the records claimed more than once (few) in a map, so a million
+/// claims cost four bytes each.
+struct Claims {
+    first: Vec<u32>,
+    more: BTreeMap<usize, Vec<usize>>,
+}
+
+impl Claims {
+    const NONE: u32 = u32::MAX;
+
+    fn new(records: usize) -> Self {
+        Claims {
+            first: vec![Self::NONE; records],
+            more: BTreeMap::new(),
+        }
+    }
+
+    /// Plan row `by` claims Salesforce record `record`.
+    fn claim(&mut self, record: usize, by: usize) {
+        let Some(first) = self.first.get_mut(record) else {
+            return;
+        };
+        match *first {
+            Self::NONE => *first = by as u32,
+            earlier => (self.more.entry(record))
+                .or_insert_with(|| vec![earlier as usize])
+                .push(by),
+        }
+    }
+}
+
 /// A Salesforce record claimed by two or more Gainsight records makes each of them ambiguous
 /// (the ledger's own pairs stay: they are not the load's to undo).
-fn settle_claims(rows: &mut [PlanRow], claims: &HashMap<String, Vec<usize>>) {
-    for (twin, claimants) in claims {
+fn settle_claims(rows: &mut [PlanRow], claims: &BTreeMap<usize, Vec<usize>>) {
+    for claimants in claims.values() {
+        let Some(twin) = claimants
+            .first()
+            .and_then(|i| rows[*i].salesforce_id.clone())
+        else {
+            continue;
+        };
         let new: Vec<usize> = (claimants.iter().copied())
             .filter(|i| rows[*i].action != Action::Pair(LinkedBy::Ledger))
             .collect();
@@ -444,12 +482,15 @@ fn settle_claims(rows: &mut [PlanRow], claims: &HashMap<String, Vec<usize>>) {
 /// ambiguous too (creating its twin would make a duplicate); the rest are created in Gainsight
 /// where the job creates from Salesforce.
 fn add_salesforce_only(job: &Job, sf: &Side, rows: &mut Vec<PlanRow>) {
-    let mut paired = std::collections::HashSet::new();
+    // By the record's row in the table: a million pairs in a million bytes.
+    let mut paired = vec![false; sf.table.len()];
     let mut held: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for row in rows.iter() {
         match (&row.action, &row.salesforce_id, &row.gsid) {
             (Action::Pair(_), Some(id), _) => {
-                paired.insert(id.clone());
+                if let Some(&at) = sf.by_id.get(id) {
+                    paired[at] = true;
+                }
             }
             (Action::Ambiguous { candidates, .. }, _, Some(gsid)) => {
                 for c in candidates {
@@ -460,7 +501,7 @@ fn add_salesforce_only(job: &Job, sf: &Side, rows: &mut Vec<PlanRow>) {
         }
     }
     let creates = job.events.from_salesforce.on_created != OnCreated::DoNothing;
-    for id in sf.by_id.keys().filter(|id| !paired.contains(*id)) {
+    for (id, _) in (sf.by_id.iter()).filter(|(_, at)| !paired[**at]) {
         let action = match held.get(id) {
             Some(gsids) => Action::Ambiguous {
                 candidates: gsids.clone(),
