@@ -1,7 +1,7 @@
-//! Bulk loads in the pusher: a load's Salesforce upserts are staged instead of written, and the
-//! flush that finds the load quiet writes them all at once through the usual path, where a group
+//! Bulk loads in the pusher: a load's Salesforce upserts are staged instead of written, and once
+//! the load is quiet, flushes write them a slice at a time through the usual path, where a group
 //! at or over the job's bulk threshold goes through one Bulk API 2.0 job. The write backs to
-//! Salesforce that follow a load's writes wait for the load too, and the flush makes them after
+//! Salesforce that follow a load's writes wait for the load too, and the flushes make them after
 //! its writes.
 
 use std::collections::{BTreeMap, HashMap};
