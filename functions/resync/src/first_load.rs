@@ -83,7 +83,7 @@ impl Resync {
         };
         let progress = |what: String| tracing::info!(job = %job.name, "{what}");
         let snapshot = snapshot::read(job, sources, &progress).await?;
-        let rows = first_load::plan(job, &snapshot, from);
+        let (rows, found) = first_load::plan_keeping_rows(job, &snapshot, from);
         let steps = steps::steps(&rows);
         let read = Read {
             gainsight: snapshot.gainsight.len(),
@@ -110,7 +110,7 @@ impl Resync {
             started_ms: now_ms,
             from,
         };
-        self.store_chunks(job, &load, &mut chunks, &snapshot)
+        self.store_chunks((&load, &mut chunks), &found, &snapshot)
             .await?;
         drop(snapshot);
         if !self.first_loads.begin_first_load(&load).await? {
@@ -130,14 +130,12 @@ impl Resync {
     /// holds it, so that the records of one chunk at a time are in memory.
     async fn store_chunks(
         &self,
-        job: &Job,
-        load: &FirstLoad,
-        chunks: &mut [Vec<Step>],
+        (load, chunks): (&FirstLoad, &mut [Vec<Step>]),
+        found: &steps::RecordRows,
         snapshot: &first_load::Snapshot,
     ) -> Result<(), ResyncError> {
-        let rows = steps::RecordRows::of(job, snapshot);
         for (index, chunk) in chunks.iter_mut().enumerate() {
-            rows.carry(chunk, snapshot);
+            found.carry(chunk, snapshot);
             (self.first_loads.put_first_load_chunk(load, index, chunk)).await?;
             steps::drop_records(chunk);
         }

@@ -256,7 +256,7 @@ impl<'a> Side<'a> {
         let mut ids: Vec<String> = (index.candidates(&key))
             .filter_map(|at| {
                 let record = self.table.row(at)?;
-                let holds = record.get(field).and_then(|v| form.key(v)) == Some(key.clone());
+                let holds = record.get(field).and_then(|v| form.key(v)).as_deref() == Some(&*key);
                 // A row whose id another row repeats is not the one the id stands for.
                 let id = record.get(&self.id_field).and_then(text)?;
                 (holds && self.by_id.get(&id) == Some(&at)).then_some(id)
@@ -293,8 +293,18 @@ fn text(v: &Value) -> Option<String> {
 /// (both sides otherwise): the other side's records with no twin are left alone, and a pair's
 /// values taken from the other side are not written. Links are made whatever `from` is.
 pub fn plan(job: &Job, snapshot: &Snapshot, from: Option<System>) -> Vec<PlanRow> {
-    let gs = Side::new(&snapshot.gainsight, &job.gainsight.id_field, &[]);
-    let sf = Side::new(
+    plan_keeping_rows(job, snapshot, from).0
+}
+
+/// The plan (`plan`), and where each record is in its side's table, by id, as the plan found
+/// them: a load carries its writes' records from there without reading every record again.
+pub fn plan_keeping_rows(
+    job: &Job,
+    snapshot: &Snapshot,
+    from: Option<System>,
+) -> (Vec<PlanRow>, steps::RecordRows) {
+    let mut gs = Side::new(&snapshot.gainsight, &job.gainsight.id_field, &[]);
+    let mut sf = Side::new(
         &snapshot.salesforce,
         &job.salesforce.id_field,
         &salesforce_keys(job),
@@ -336,7 +346,11 @@ pub fn plan(job: &Job, snapshot: &Snapshot, from: Option<System>) -> Vec<PlanRow
         }
         row.refused = validate::refusal(job, &snapshot.schemas, row, &records);
     }
-    rows
+    let found = steps::RecordRows {
+        gainsight: std::mem::take(&mut gs.by_id),
+        salesforce: std::mem::take(&mut sf.by_id),
+    };
+    (rows, found)
 }
 
 /// One record's value of a field, looked up by the field's name.

@@ -10,10 +10,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
-use super::{Action, Counts, LinkedBy, PlanRow, Snapshot, Table};
-use crate::domain::{Fields, Job, System};
+use super::{Action, Counts, LinkedBy, PlanRow, Snapshot};
+use crate::domain::{Fields, System};
 
 /// Steps per stored chunk, and so per invocation: a chunk's ledger writes and sends take
 /// seconds, far under Lambda's 15 minutes (the store keeps a chunk in as many items as its
@@ -41,26 +41,13 @@ pub enum Step {
     },
 }
 
-/// Where each record of a snapshot is in its side's table, by id.
+/// Where each record of a snapshot is in its side's table, by id (`plan_keeping_rows`).
 pub struct RecordRows {
-    gainsight: HashMap<String, usize>,
-    salesforce: HashMap<String, usize>,
+    pub(super) gainsight: BTreeMap<String, usize>,
+    pub(super) salesforce: BTreeMap<String, usize>,
 }
 
 impl RecordRows {
-    pub fn of(job: &Job, snapshot: &Snapshot) -> Self {
-        let rows = |table: &Table, system: System| -> HashMap<String, usize> {
-            let id_field = job.id_field_in(system);
-            (0..table.len())
-                .filter_map(|row| Some((super::text(&table.get(row, id_field)?)?, row)))
-                .collect()
-        };
-        RecordRows {
-            gainsight: rows(&snapshot.gainsight, System::Gainsight),
-            salesforce: rows(&snapshot.salesforce, System::Salesforce),
-        }
-    }
-
     /// Gives each write of `steps` its record as `snapshot` holds it, so that applying the step
     /// needs no read: the values the plan compared are the values written.
     pub fn carry(&self, steps: &mut [Step], snapshot: &Snapshot) {
@@ -237,7 +224,7 @@ pub fn after_chunk(index: usize, chunks: usize) -> FirstLoadState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::first_load::FieldUpdate;
+    use crate::domain::first_load::{FieldUpdate, Table};
     use serde_json::json;
 
     fn row(gsid: Option<&str>, sfid: Option<&str>, action: Action) -> PlanRow {
@@ -327,7 +314,8 @@ mod tests {
             write(System::Gainsight, "G1"),
             write(System::Gainsight, "G2"),
         ];
-        RecordRows::of(job, &snapshot).carry(&mut steps, &snapshot);
+        let (_, rows) = super::super::plan_keeping_rows(job, &snapshot, None);
+        rows.carry(&mut steps, &snapshot);
         let carried = |steps: &[Step]| -> Vec<Option<serde_json::Value>> {
             (steps.iter())
                 .map(|s| match s {
