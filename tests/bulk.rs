@@ -156,3 +156,33 @@ async fn a_backfill_goes_to_salesforce_as_one_bulk_job() -> Result<()> {
     stack.stop().await;
     Ok(())
 }
+
+/// The same backfill with a Bulk API job that outlasts the pusher's wait (Salesforce busy: the
+/// job stays in progress for several polls, the pusher waits 300 ms a call): the flush leaves its
+/// slice staged and flushes it again, the second flush collects the job it submitted, and
+/// Salesforce is given the records once: one job, four calls besides the state polls.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_bulk_job_that_outlasts_the_pusher_is_collected_not_written_twice() -> Result<()> {
+    const N: usize = 2_500;
+    let stack = sync_tests::Stack::start(sync_tests::Options {
+        bulk_wait: (Duration::from_millis(300), Duration::from_secs(1)),
+        ..Default::default()
+    })
+    .await?;
+    // Eight polls before it is processed: at most three fit in one wait.
+    stack
+        .salesforce
+        .inject(devstack::salesforce::Fault::BulkSlow { polls: 6, times: 1 });
+    let done =
+        sync_tests::backfill::backfill_companies(&stack, N, Duration::from_secs(180)).await?;
+    assert_eq!(done.bulk_jobs, 1, "one ingest job: {done:?}");
+    assert_eq!(done.collection_calls, 0, "no Collections call: {done:?}");
+    assert_eq!(
+        done.salesforce_calls, 4,
+        "create, upload, close, successful results: {done:?}"
+    );
+    // Three polls at most per flush: the slice was flushed three times or more.
+    assert!(done.state_polls >= 8, "{done:?}");
+    stack.stop().await;
+    Ok(())
+}

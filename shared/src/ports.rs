@@ -15,7 +15,9 @@ use crate::domain::{
 };
 use crate::secret::Secret;
 
+mod bulk_jobs;
 mod query;
+pub use bulk_jobs::{BulkJobKey, BulkJobs};
 pub use query::{GsCondition, GsOperator, GsQuery, SfAfter, SfSelect};
 
 /// Whether an error is worth retrying (the message goes back to the queue) or final.
@@ -346,6 +348,9 @@ pub trait LoadStore: Send + Sync {
         through_ms: i64,
         written: &crate::domain::load::Staged,
     ) -> Result<(), StoreError>;
+    /// Gives the flush's claim on `load` back and takes nothing out: a flush that must wait
+    /// (for a Bulk API job still running) lets the next flush take the same slice.
+    async fn release_load(&self, load: &crate::domain::load::LoadId) -> Result<(), StoreError>;
 }
 
 /// First loads (`domain::first_load::steps`; DynamoDB in production): per job, the load in
@@ -537,6 +542,14 @@ pub enum ApiError {
         code: String,
         message: String,
     },
+    /// A Bulk API job still running when its writer could wait no longer: the same records
+    /// written again collect its results instead of submitting them again.
+    #[error("{system} is still processing {job}: {message}")]
+    StillRunning {
+        system: &'static str,
+        job: String,
+        message: String,
+    },
     #[error("{system} answered something unexpected: {message}")]
     Protocol {
         system: &'static str,
@@ -548,7 +561,10 @@ impl Retryable for ApiError {
     fn is_retryable(&self) -> bool {
         matches!(
             self,
-            ApiError::RateLimited { .. } | ApiError::Unavailable { .. } | ApiError::Timeout { .. }
+            ApiError::RateLimited { .. }
+                | ApiError::Unavailable { .. }
+                | ApiError::Timeout { .. }
+                | ApiError::StillRunning { .. }
         )
     }
 }

@@ -520,3 +520,27 @@ async fn dynamo_lease_store_lets_one_holder_write_a_record_at_a_time() -> Result
     );
     Ok(())
 }
+
+/// A flush that gives its claim back without taking anything out lets the next flush claim the
+/// same slice at once, before the claim would have lapsed.
+#[tokio::test]
+async fn dynamo_load_store_gives_a_claim_back_keeping_the_slice() -> Result<()> {
+    use shared::domain::load::LoadId;
+    use shared::ports::LoadStore;
+    let (_aws, clients, resources) = setup().await?;
+    let store = clients.state_store(&resources);
+    let load = LoadId("run-1".into());
+    let writes: Vec<_> = (0..3).map(|i| load_write(&format!("G{i}"), 1)).collect();
+    store.stage(&load, &writes, 1_000).await?;
+    let lease = (5_000, 5_000, 60_000);
+    assert!(store.claim_load(&load, lease).await?);
+    assert!(!store.claim_load(&load, lease).await?, "held");
+    store.release_load(&load).await?;
+    assert!(store.claim_load(&load, lease).await?, "given back");
+    assert_eq!(
+        store.staged(&load, 10).await?.writes.len(),
+        3,
+        "nothing taken out"
+    );
+    Ok(())
+}

@@ -1,14 +1,22 @@
 //! Bulk API 2.0 ingest through the Salesforce client against the emulator: a 20,000-record load
 //! in one job, four calls plus the state polls, each record's outcome matched back by external ID;
-//! an update by Id the same way; and Bulk API 2.0 query: a read in sets by locator.
+//! an update by Id the same way; a job still running when the client can wait no longer,
+//! collected by the next writer of the same records (jobs remembered in the state table on
+//! moto); and Bulk API 2.0 query: a read in sets by locator.
+
+use std::sync::Arc;
 
 use anyhow::Result;
+use devstack::moto::LocalAws;
 use devstack::salesforce::{self as sf, SalesforceEmulator};
 use serde_json::json;
+use shared::adapters::dynamo::DynamoStateStore;
 use shared::adapters::salesforce::SalesforceClient;
 use shared::config::SalesforceSettings;
 use shared::domain::Fields;
 use shared::secret::Secret;
+
+mod common;
 
 fn client(emu: &SalesforceEmulator) -> SalesforceClient {
     let settings = SalesforceSettings {
@@ -201,5 +209,110 @@ async fn a_bulk_read_comes_in_sets_by_locator() -> Result<()> {
     // create, two polls (in progress, complete), three sets.
     assert_eq!(emu.stats().api_calls - before, 6);
     assert_eq!(emu.stats().bulk_query_jobs, 1);
+    Ok(())
+}
+
+/// A client that remembers its ingest jobs in the state table (moto) and waits at most `wait`
+/// for one; the table's store, and moto to keep it up.
+async fn remembering(
+    emu: &SalesforceEmulator,
+    wait: std::time::Duration,
+) -> Result<(SalesforceClient, Arc<DynamoStateStore>, LocalAws)> {
+    let (aws, clients, resources) = common::setup().await?;
+    let jobs = Arc::new(clients.state_store(&resources));
+    Ok((client(emu).with_bulk_jobs(jobs.clone(), wait), jobs, aws))
+}
+
+/// The jobs the table remembers, by their items.
+async fn remembered(store: &DynamoStateStore) -> Result<usize> {
+    let items = (store.client().scan())
+        .table_name(store.table())
+        .filter_expression("begins_with(pk, :p)")
+        .expression_attribute_values(
+            ":p",
+            aws_sdk_dynamodb::types::AttributeValue::S("BULKJOB#".into()),
+        )
+        .send()
+        .await?;
+    Ok(items.items().len())
+}
+
+/// A job still running when the client can wait no longer is `StillRunning`; the same records
+/// written again, in another order, collect that job's results: Salesforce is given them once.
+#[tokio::test]
+async fn a_job_still_running_is_collected_by_the_next_writer_not_submitted_again() -> Result<()> {
+    let emu = SalesforceEmulator::start(sf::Options::default()).await?;
+    // 300 ms leaves time for three polls at most; the job needs eight.
+    let (client, jobs, _aws) = remembering(&emu, std::time::Duration::from_millis(300)).await?;
+    emu.inject(sf::Fault::BulkSlow { polls: 6, times: 1 });
+    let records = accounts(500, 0);
+    let first = client
+        .bulk_upsert_job("Account", "Gainsight_Company_Id__c", &records)
+        .await;
+    match first {
+        Err(shared::ports::ApiError::StillRunning { job, .. }) => {
+            assert!(job.starts_with("bulk job 750"), "{job}")
+        }
+        other => panic!("expected the job still running, got {other:?}"),
+    }
+    assert_eq!(remembered(&jobs).await?, 1, "the job is remembered");
+    assert!(emu.records("Account").is_empty(), "not processed yet");
+    let mut reversed = records.clone();
+    reversed.reverse();
+    let mut tries = 1;
+    let results = loop {
+        tries += 1;
+        match client
+            .bulk_upsert_job("Account", "Gainsight_Company_Id__c", &reversed)
+            .await
+        {
+            Err(shared::ports::ApiError::StillRunning { .. }) if tries < 10 => continue,
+            other => break other?,
+        }
+    };
+    assert_eq!(emu.stats().bulk_jobs, 1, "one job in {tries} writes");
+    let accounts = emu.records("Account");
+    assert_eq!(accounts.len(), 500);
+    let id_of: std::collections::HashMap<String, String> = (accounts.iter())
+        .map(|a| {
+            (
+                a["Gainsight_Company_Id__c"].as_str().unwrap().to_string(),
+                a["Id"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    for (record, result) in reversed.iter().zip(&results) {
+        let gsid = record["Gainsight_Company_Id__c"].as_str().unwrap();
+        assert!(result.success && result.created, "{gsid}: {result:?}");
+        assert_eq!(result.id.as_deref(), Some(id_of[gsid].as_str()), "{gsid}");
+    }
+    Ok(())
+}
+
+/// A job that failed is forgotten once collected: what it left unprocessed, written again, goes
+/// in a job of its own instead of collecting the failed one's answer again.
+#[tokio::test]
+async fn a_failed_job_is_forgotten_so_the_records_go_again() -> Result<()> {
+    let emu = SalesforceEmulator::start(sf::Options::default()).await?;
+    let (client, jobs, _aws) = remembering(&emu, std::time::Duration::from_secs(60)).await?;
+    emu.inject(sf::Fault::BulkFailAfter { rows: 60, times: 1 });
+    let records = accounts(100, 0);
+    let first = client
+        .bulk_upsert_job("Account", "Gainsight_Company_Id__c", &records)
+        .await?;
+    assert_eq!(first.iter().filter(|r| r.success).count(), 60);
+    assert_eq!(remembered(&jobs).await?, 0, "forgotten");
+    let again = client
+        .bulk_upsert_job("Account", "Gainsight_Company_Id__c", &records)
+        .await?;
+    assert!(again.iter().all(|r| r.success));
+    assert_eq!(emu.stats().bulk_jobs, 2);
+    assert_eq!(emu.records("Account").len(), 100);
+    // A completed job is remembered: the same records again are answered from it.
+    let third = client
+        .bulk_upsert_job("Account", "Gainsight_Company_Id__c", &records)
+        .await?;
+    assert!(third.iter().all(|r| r.success));
+    assert_eq!(emu.stats().bulk_jobs, 2, "collected, not submitted");
     Ok(())
 }

@@ -63,6 +63,9 @@ pub struct Options {
     pub salesforce_events: relay::SalesforceEvents,
     /// Other stack parameters the template is deployed with (name, value).
     pub parameters: Vec<(&'static str, &'static str)>,
+    /// How long the pusher waits for a Bulk API job in one call, and how soon a load's slice
+    /// whose job was still running is flushed again (deployed: 45 s and 30 s).
+    pub bulk_wait: (Duration, Duration),
 }
 
 impl Default for Options {
@@ -78,6 +81,7 @@ impl Default for Options {
             jobs: None,
             salesforce_events: Default::default(),
             parameters: Vec::new(),
+            bulk_wait: (pusher::BULK_WAIT, pusher::BULK_RECHECK),
         }
     }
 }
@@ -205,13 +209,16 @@ async fn start_consumers(
         .with_polls(Arc::new(polls));
     let mapper = Arc::new(mapper);
     let pusher_clients = clients_of(aws, "PusherFunction");
-    let pusher = pusher::Pusher::from_aws(&config, &pusher_clients, jobs.clone()).await?;
+    let (bulk_wait, bulk_recheck) = options.bulk_wait;
+    let pusher =
+        pusher::Pusher::from_aws_waiting(&config, &pusher_clients, jobs.clone(), bulk_wait).await?;
     // Deferred writes come back after seconds here (as soon as failed ones, unless the test sets
     // a deferral), not after 15 minutes.
     let writes = Arc::new(pusher_clients.queue(&resources.writes_queue_url));
     let pusher = pusher
         .with_deferral(writes, options.deferral.unwrap_or(options.retry_after))
-        .with_load_quiet(options.load_quiet);
+        .with_load_quiet(options.load_quiet)
+        .with_bulk_recheck(bulk_recheck);
     let pusher = Arc::new(pusher);
     let mapper_handler: event_source::Handler = Arc::new(move |event| {
         let mapper = Arc::clone(&mapper);

@@ -20,8 +20,10 @@ pub(super) struct IngestJob {
     external_id_field: Option<String>,
     state: String,
     csv: String,
-    /// Polls answered since the upload completed (the job finishes on the second).
+    /// Polls answered since the upload completed (the job finishes on the second, or
+    /// `slow_polls` later).
     polls: u32,
+    slow_polls: u32,
     successful: Vec<(String, bool, Record)>,
     failed: Vec<(String, String, Record)>,
     /// The header of the uploaded CSV, for the result files.
@@ -64,6 +66,7 @@ pub(super) async fn create_job(
     org.seq += 1;
     org.stats.bulk_jobs += 1;
     let id = format!("7505g00000{:08}AAA", org.seq);
+    let slow_polls = take_bulk_slowness(&mut org);
     let job = IngestJob {
         id: id.clone(),
         object: body.object,
@@ -72,6 +75,7 @@ pub(super) async fn create_job(
         state: "Open".into(),
         csv: String::new(),
         polls: 0,
+        slow_polls,
         successful: Vec::new(),
         failed: Vec::new(),
         columns: Vec::new(),
@@ -158,6 +162,11 @@ pub(super) async fn job_info(
             job.polls = 1;
             job
         }
+        "InProgress" if job.polls <= job.slow_polls => {
+            let mut job = job;
+            job.polls += 1;
+            job
+        }
         "InProgress" => process(&mut org, job),
         _ => job,
     };
@@ -168,6 +177,20 @@ pub(super) async fn job_info(
     drop(org);
     relay::spawn_events(&org_arc, events);
     answer(StatusCode::OK, info, used)
+}
+
+/// How many more polls a job created now stays in progress for (an injected fault, counted
+/// down).
+fn take_bulk_slowness(org: &mut Org) -> u32 {
+    let Some(Fault::BulkSlow { polls, times }) = org.faults.front_mut() else {
+        return 0;
+    };
+    let polls = *polls;
+    *times = times.saturating_sub(1);
+    if *times == 0 {
+        org.faults.pop_front();
+    }
+    polls
 }
 
 /// Whether an injected fault fails this job after some rows (and counts it down): how many.

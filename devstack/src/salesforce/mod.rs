@@ -79,6 +79,9 @@ pub enum Fault {
     /// The next `times` Bulk API ingest jobs fail after processing `rows` rows; the rest are
     /// left in `unprocessedrecords`.
     BulkFailAfter { rows: usize, times: u32 },
+    /// The next `times` Bulk API ingest jobs stay `InProgress` for `polls` more state polls
+    /// before they are processed (a job of many records, or an org busy with other jobs).
+    BulkSlow { polls: u32, times: u32 },
 }
 
 impl Fault {

@@ -180,7 +180,9 @@ impl Org {
             }
             // Row locks apply to collection calls only, failures to Bulk jobs: their handlers
             // consume them.
-            Fault::LockRows { .. } | Fault::BulkFailAfter { .. } => return Ok(None),
+            Fault::LockRows { .. } | Fault::BulkFailAfter { .. } | Fault::BulkSlow { .. } => {
+                return Ok(None)
+            }
         };
         if exhausted {
             self.faults.pop_front();

@@ -46,6 +46,8 @@ pub(crate) struct LastDeliveries {
     gave_up: Vec<(String, WriteCommand, LedgerUpdate)>,
     /// Messages already recorded as given up.
     recorded: HashSet<String>,
+    /// Messages whose Bulk API job was still running (`Held::Running`).
+    running: HashSet<String>,
 }
 
 impl LastDeliveries {
@@ -70,6 +72,11 @@ impl LastDeliveries {
             let update = LedgerUpdate::gave_up(deliveries, error, DeadLetter::Writes);
             (self.gave_up).push((p.message_id.clone(), p.command.clone(), update));
         }
+    }
+
+    /// Whether any write went back because its Bulk API job was still running.
+    pub(crate) fn any_running(&self) -> bool {
+        !self.running.is_empty()
     }
 
     /// Notes that `message_id`'s ledger record was written with its failure.
@@ -147,7 +154,15 @@ impl Pusher {
                 self.defer(object, back, &why, wait, (retry, runs)).await;
             }
             Held::Retry(back, error) => {
-                self.send_back(back, &error, (object, retry, runs), last);
+                let then = "the writes go back to the queue";
+                self.send_back(back, (&error, then), (object, retry, runs), last);
+            }
+            Held::Running(back, error) => {
+                // Outside a load's flush, as any failure that may pass.
+                last.running
+                    .extend(back.iter().map(|p| p.message_id.clone()));
+                let then = "the writes are made again later";
+                self.send_back(back, (&error, then), (object, retry, runs), last);
             }
         }
     }
@@ -157,11 +172,11 @@ impl Pusher {
     fn send_back(
         &self,
         back: Vec<Pending>,
-        error: &ApiError,
+        (error, then): (&ApiError, &str),
         (object, retry, runs): (&str, &mut Vec<String>, &mut Runs),
         last: &mut LastDeliveries,
     ) {
-        let said = format!("{error}; the writes go back to the queue");
+        let said = format!("{error}; {then}");
         for p in back {
             let job = Some(p.command.job.as_str());
             if let Some(j) = self.jobs.get(&p.command.job) {

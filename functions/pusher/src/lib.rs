@@ -55,6 +55,14 @@ pub const DEFERRAL: Duration = Duration::from_secs(900);
 /// the deadline, and a call still running then is cut off and tried again.
 pub const DEADLINE_MARGIN_MS: i64 = 15_000;
 
+/// How long one Salesforce call waits for its Bulk API job: well within the function's 120 s,
+/// which a load's flush also spends reading, leasing and recording its slice. A job still
+/// running then is collected by the next flush of the same slice.
+pub const BULK_WAIT: Duration = Duration::from_secs(45);
+
+/// How soon a slice whose Bulk API job was still running is flushed again.
+pub const BULK_RECHECK: Duration = Duration::from_secs(30);
+
 /// The time of a batch and its invocation's deadline.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Clock {
@@ -88,6 +96,8 @@ pub struct Pusher {
     loads: Option<(Arc<dyn LoadStore>, Duration)>,
     /// The most staged items one flush of a load writes (`load::FLUSH_SLICE`).
     flush_slice: usize,
+    /// How soon a slice whose Bulk API job was still running is flushed again.
+    bulk_recheck: Duration,
     /// Where changes wait for their parent, and the changes queue they are replayed on once the
     /// parent syncs (`domain::waiting`); without them nothing is replayed.
     replays: Option<(Arc<dyn WaitingStore>, Arc<dyn Queue>)>,
@@ -148,6 +158,7 @@ impl Pusher {
             deferral: None,
             loads: None,
             flush_slice: shared::domain::load::FLUSH_SLICE,
+            bulk_recheck: BULK_RECHECK,
             replays: None,
             max_receives: shared::config::DEFAULT_MAX_RECEIVES,
         }
@@ -169,6 +180,13 @@ impl Pusher {
     /// Writes loads `n` staged items per flush (tests: slices small enough to see).
     pub fn with_flush_slice(mut self, n: usize) -> Self {
         self.flush_slice = n.max(1);
+        self
+    }
+
+    /// How soon a slice whose Bulk API job was still running is flushed again (30 s unless
+    /// told).
+    pub fn with_bulk_recheck(mut self, recheck: Duration) -> Self {
+        self.bulk_recheck = recheck;
         self
     }
 
@@ -212,8 +230,19 @@ impl Pusher {
         clients: &AwsClients,
         jobs: Jobs,
     ) -> Result<Self, SecretsError> {
+        Self::from_aws_waiting(config, clients, jobs, BULK_WAIT).await
+    }
+
+    /// As `from_aws`, each Salesforce call waiting at most `bulk_wait` for its Bulk API job.
+    pub async fn from_aws_waiting(
+        config: &Config,
+        clients: &AwsClients,
+        jobs: Jobs,
+        bulk_wait: Duration,
+    ) -> Result<Self, SecretsError> {
         let store = Arc::new(clients.state_store(&config.aws));
-        let salesforce = Arc::new(clients.salesforce(&config.aws, &config.salesforce).await?);
+        let salesforce = clients.salesforce(&config.aws, &config.salesforce).await?;
+        let salesforce = Arc::new(salesforce.with_bulk_jobs(store.clone(), bulk_wait));
         let gainsight = Arc::new(clients.gainsight(&config.aws, &config.gainsight).await?);
         let files = Files {
             download: gainsight.clone(),

@@ -143,24 +143,35 @@ impl Pusher {
             tracing::info!(load = %load, "bulk load written");
             return (store.finish_load(load, through, &staged).await).map_err(|e| e.to_string());
         }
-        tracing::info!(load = %load, writes = staged.writes.len(), write_backs = staged.sides.len(), "bulk load slice written");
         let slice = (load, &staged.writes[..], queue.as_ref());
-        self.flush_writes(slice, (runs, summary), clock).await?;
-        self.flush_sides(&staged.sides, runs, now_ms).await;
+        let made = match self.flush_writes(slice, (runs, summary), clock).await? {
+            Slice::Made => self.flush_sides(&staged.sides, runs, now_ms).await,
+            Slice::Running => Slice::Running,
+        };
+        if made == Slice::Running {
+            // Staged as it was, so that the next flush writes the same slice and collects the
+            // job instead of submitting it again.
+            tracing::info!(load = %load, writes = staged.writes.len(), write_backs = staged.sides.len(), "bulk job of the load still running; the slice is flushed again");
+            (store.release_load(load).await).map_err(|e| e.to_string())?;
+            return ask_flush(queue.as_ref(), self.bulk_recheck, load).await;
+        }
+        tracing::info!(load = %load, writes = staged.writes.len(), write_backs = staged.sides.len(), "bulk load slice written");
         (store.finish_load(load, through, &staged).await).map_err(|e| e.to_string())?;
         ask_flush(queue.as_ref(), Duration::ZERO, load).await
     }
 
     /// Makes a slice's writes through the usual path; those that must be tried again go back
-    /// to the queue as writes of their own. `Err` when they could not: the load stays unwritten
-    /// and, once the lease lapses, a flush writes the slice again (upserts on external ids, so
-    /// nothing is created twice).
+    /// to the queue as writes of their own, unless a Bulk API job of the slice is still
+    /// running: then nothing goes back and the slice is flushed again (its writes already
+    /// recorded are dropped as written, the running job's collected). `Err` when writes could
+    /// not go back: the load stays unwritten and, once the lease lapses, a flush writes the
+    /// slice again (upserts on external ids, so nothing is created twice).
     async fn flush_writes(
         &self,
         (load, writes, queue): (&LoadId, &[WriteCommand], &dyn shared::ports::Queue),
         (runs, summary): (&mut Runs, &mut Summary),
         clock: crate::Clock,
-    ) -> Result<(), String> {
+    ) -> Result<Slice, String> {
         let on_its_own = |command: &WriteCommand| WriteCommand {
             load: None,
             ..command.clone()
@@ -182,6 +193,9 @@ impl Pusher {
         let mut last = crate::LastDeliveries::default();
         self.push(folded.kept, &mut retry, runs, &mut last, summary, clock)
             .await;
+        if last.any_running() {
+            return Ok(Slice::Running);
+        }
         let outcomes = folded_outcomes(&folded.folded, &retry);
         self.record_folded(outcomes, runs, clock.now_ms).await;
         let again: Vec<String> = (retry.iter())
@@ -189,7 +203,7 @@ impl Pusher {
             .filter_map(|command| serde_json::to_string(&command).ok())
             .collect();
         if !queue.send(&again).await.iter().any(Result::is_err) {
-            return Ok(());
+            return Ok(Slice::Made);
         }
         Err(format!(
             "{} writes of bulk load {load} could not go back to the queue",
@@ -200,12 +214,15 @@ impl Pusher {
     /// Makes a load's staged write backs (one Bulk API job per object when they reach the
     /// job's bulk threshold); those that fail go to the writes queue on their own, as any write
     /// back that failed, and the changes waiting on the ids written go again.
-    async fn flush_sides(&self, sides: &[SideWrite], runs: &mut Runs, now_ms: i64) {
+    async fn flush_sides(&self, sides: &[SideWrite], runs: &mut Runs, now_ms: i64) -> Slice {
         if sides.is_empty() {
-            return;
+            return Slice::Made;
+        }
+        let failed = self.write_sides(sides.to_vec()).await;
+        if failed.iter().any(|f| f.running) {
+            return Slice::Running;
         }
         tracing::info!(write_backs = sides.len(), "bulk load's write backs made");
-        let failed = self.write_sides(sides.to_vec()).await;
         let refused: std::collections::HashSet<String> =
             failed.iter().map(|f| f.side.stage_key()).collect();
         let parents: Vec<_> = (sides.iter())
@@ -214,7 +231,17 @@ impl Pusher {
             .collect();
         self.send_sides_alone(failed, runs, now_ms).await;
         self.replay_waiting(&parents, runs).await;
+        Slice::Made
     }
+}
+
+/// What became of a flush's slice.
+#[derive(Debug, PartialEq, Eq)]
+enum Slice {
+    /// Made: taken out of the load.
+    Made,
+    /// A Bulk API job of it is still running: the slice stays staged.
+    Running,
 }
 
 impl Pusher {

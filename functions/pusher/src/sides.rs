@@ -23,6 +23,9 @@ pub(crate) struct FailedSide {
     pub side: SideWrite,
     pub error: String,
     pub retryable: bool,
+    /// Its Bulk API job was still running when the pusher could wait no longer: the same write
+    /// backs made again collect that job's results.
+    pub running: bool,
 }
 
 impl Pusher {
@@ -189,11 +192,13 @@ fn refused(
                         side,
                         error: r.errors.join("; "),
                         retryable: r.retryable,
+                        running: false,
                     }),
                     None => Some(FailedSide {
                         side,
                         error: "no result for this record".into(),
                         retryable: true,
+                        running: false,
                     }),
                 })
                 .collect()
@@ -203,6 +208,7 @@ fn refused(
             // renewed, or an admin re-authorize): a write back waits through the queue as well,
             // and is given up only on its last delivery.
             let waits = e.is_retryable() || matches!(e, ApiError::Auth { .. });
+            let running = matches!(e, ApiError::StillRunning { .. });
             let (error, retryable) = (e.to_string(), waits);
             writes
                 .into_iter()
@@ -210,6 +216,7 @@ fn refused(
                     side,
                     error: error.clone(),
                     retryable,
+                    running,
                 })
                 .collect()
         }

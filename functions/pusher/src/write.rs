@@ -60,6 +60,9 @@ pub(crate) enum Held {
     Wait(Vec<Pending>, ApiError, Option<Duration>),
     /// The target refused our credentials for good: the job pauses until they are replaced.
     Paused(Vec<Pending>, ApiError),
+    /// A Bulk API job took the writes and was still running when the pusher could wait no
+    /// longer: a load's flush keeps them staged and collects the job's results next time.
+    Running(Vec<Pending>, ApiError),
 }
 
 /// The group's outcomes, or why they wait. A call refused for good (other than for our
@@ -79,6 +82,10 @@ pub(crate) fn settle_group(
             tracing::warn!(object = %object, records = batch.len(), error = %e, "rate limited; writes deferred");
             let wait = e.retry_after();
             Err(Held::Wait(batch, e, wait))
+        }
+        Err(e @ ApiError::StillRunning { .. }) => {
+            tracing::info!(object = %object, records = batch.len(), error = %e, "bulk job still running");
+            Err(Held::Running(batch, e))
         }
         Err(e) if e.is_retryable() && e.retry_after().is_some() => {
             tracing::warn!(object = %object, records = batch.len(), error = %e, "unavailable for a while; writes deferred");

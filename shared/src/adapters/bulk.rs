@@ -3,6 +3,11 @@
 //! ID, or by `Id` for an update (row order is not guaranteed). A load of N records costs four calls plus the polls:
 //! `failedResults` is read only when the job reports failures. Bulk API 2.0 query for large
 //! reads: one job, polled the same way, then its CSV results set by set by `Sforce-Locator`.
+//!
+//! Ingest jobs can be remembered by a digest of what they write: a writer that had to stop
+//! while its job ran (a Lambda invocation's time is short; a job of many records can take
+//! minutes) leaves it to the next writer of the same records to collect the job's results, so
+//! no record is written twice.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -12,14 +17,30 @@ use serde_json::{json, Value};
 use super::http::with_retries;
 use super::salesforce::{Body, SalesforceClient};
 use crate::domain::Fields;
-use crate::ports::{ApiError, BulkReadJob, BulkSet, RecordResult, SfSelect};
+use crate::ports::{ApiError, BulkJobKey, BulkJobs, BulkReadJob, BulkSet, RecordResult, SfSelect};
 
 const SYSTEM: &str = "Salesforce";
 /// First wait between state polls; it doubles up to `MAX_POLL_WAIT`.
 const FIRST_POLL_WAIT: Duration = Duration::from_millis(200);
 const MAX_POLL_WAIT: Duration = Duration::from_secs(10);
-/// Polls before giving up on a job (about 15 minutes at the longest wait).
-const MAX_POLLS: u32 = 100;
+/// How long a call waits for a job unless told otherwise: a Lambda invocation's longest.
+const MAX_WAIT: Duration = Duration::from_secs(900);
+
+/// Where ingest jobs are remembered (none unless told), and how long one call waits for its
+/// job.
+pub struct IngestJobs {
+    pub(super) jobs: Option<std::sync::Arc<dyn BulkJobs>>,
+    pub(super) wait: Duration,
+}
+
+impl Default for IngestJobs {
+    fn default() -> Self {
+        Self {
+            jobs: None,
+            wait: MAX_WAIT,
+        }
+    }
+}
 
 /// What an ingest job does, and the column its results are matched back by.
 #[derive(Clone, Copy, Debug)]
@@ -68,7 +89,10 @@ impl SalesforceClient {
 
     /// Writes `records` through one Bulk API 2.0 ingest job; one result per record, in order,
     /// matched by the job's key column (the external id, or `Id`). A record whose key value
-    /// appears in neither result file was not processed and is reported retryable.
+    /// appears in neither result file was not processed and is reported retryable. With jobs
+    /// remembered (`with_bulk_jobs`), records a job was already submitted for collect that
+    /// job's results, and a job still running after the client's wait is
+    /// `ApiError::StillRunning`.
     pub async fn ingest_job(
         &self,
         object: &str,
@@ -76,22 +100,22 @@ impl SalesforceClient {
         records: &[Fields],
     ) -> Result<Vec<RecordResult>, ApiError> {
         let key_field = ingest.key_field();
-        let job = self
-            .json(
-                reqwest::Method::POST,
-                "jobs/ingest",
-                Some(&ingest.create(object)),
-            )
-            .await?;
-        let id = job["id"].as_str().unwrap_or_default().to_string();
-        let csv = to_csv(records)?;
-        let batches = format!("jobs/ingest/{id}/batches");
-        with_retries(|| self.send(reqwest::Method::PUT, &batches, Some(Body::Csv(&csv)))).await?;
-        let close = json!({"state": "UploadComplete"});
+        let key = job_key(object, &ingest, records);
+        let (id, done) = match self.submitted(&key).await {
+            Some(id) => match self.wait_ingest(&id).await {
+                // Deleted since (Salesforce keeps a job a week): submitted again.
+                Err(ApiError::Rejected { status: 404, .. }) => {
+                    self.submit_and_wait(object, ingest, records, &key).await?
+                }
+                done => (id, done?),
+            },
+            None => self.submit_and_wait(object, ingest, records, &key).await?,
+        };
         let path = format!("jobs/ingest/{id}");
-        self.json(reqwest::Method::PATCH, &path, Some(&close))
-            .await?;
-        let done = self.wait(&path).await?;
+        if done["state"] != "JobComplete" {
+            // What a failed job left unprocessed is written again by a job of its own.
+            self.forget(&key).await;
+        }
         let mut outcome = self.outcomes(&path, &done, key_field).await?;
         if done["state"] != "JobComplete" {
             outcome.extend(self.unprocessed(&path, &done, key_field).await?);
@@ -110,6 +134,83 @@ impl SalesforceClient {
                 })
             })
             .collect())
+    }
+
+    /// Creates the job, uploads the records, closes it (remembering it for `key` once it is
+    /// Salesforce's to run) and waits for it: its id and final state.
+    async fn submit_and_wait(
+        &self,
+        object: &str,
+        ingest: Ingest<'_>,
+        records: &[Fields],
+        key: &BulkJobKey,
+    ) -> Result<(String, Value), ApiError> {
+        let job = self
+            .json(
+                reqwest::Method::POST,
+                "jobs/ingest",
+                Some(&ingest.create(object)),
+            )
+            .await?;
+        let id = job["id"].as_str().unwrap_or_default().to_string();
+        let csv = to_csv(records)?;
+        let batches = format!("jobs/ingest/{id}/batches");
+        with_retries(|| self.send(reqwest::Method::PUT, &batches, Some(Body::Csv(&csv)))).await?;
+        drop(csv);
+        let close = json!({"state": "UploadComplete"});
+        let path = format!("jobs/ingest/{id}");
+        self.json(reqwest::Method::PATCH, &path, Some(&close))
+            .await?;
+        self.remember(key, &id).await;
+        let done = self.wait_ingest(&id).await?;
+        Ok((id, done))
+    }
+
+    /// The job's final state, or `StillRunning` when it has not ended within the client's wait.
+    async fn wait_ingest(&self, id: &str) -> Result<Value, ApiError> {
+        let path = format!("jobs/ingest/{id}");
+        match self.wait(&path, self.ingest.wait).await? {
+            Some(done) => Ok(done),
+            None => Err(ApiError::StillRunning {
+                system: SYSTEM,
+                job: format!("bulk job {id}"),
+                message: format!(
+                    "not complete after {} s; the same records written again collect its results",
+                    self.ingest.wait.as_secs()
+                ),
+            }),
+        }
+    }
+
+    /// The job remembered for `key`, if any (a store that cannot be read remembers none: the
+    /// records are submitted again, as upserts and updates by Id may be).
+    async fn submitted(&self, key: &BulkJobKey) -> Option<String> {
+        let jobs = self.ingest.jobs.as_ref()?;
+        match jobs.submitted(key).await {
+            Ok(id) => id,
+            Err(e) => {
+                tracing::warn!(key = %key, error = %e, "could not read the bulk jobs submitted");
+                None
+            }
+        }
+    }
+
+    async fn remember(&self, key: &BulkJobKey, id: &str) {
+        let Some(jobs) = &self.ingest.jobs else {
+            return;
+        };
+        if let Err(e) = jobs.remember(key, id, crate::time::now_ms()).await {
+            tracing::warn!(key = %key, job = id, error = %e, "could not remember a bulk job");
+        }
+    }
+
+    async fn forget(&self, key: &BulkJobKey) {
+        let Some(jobs) = &self.ingest.jobs else {
+            return;
+        };
+        if let Err(e) = jobs.forget(key).await {
+            tracing::warn!(key = %key, error = %e, "could not forget a bulk job");
+        }
     }
 
     /// Each processed record's result, by its external ID: the successful ones, and the failed
@@ -194,22 +295,24 @@ impl SalesforceClient {
             .collect())
     }
 
-    /// Polls the job until it has ended (complete, failed or aborted), waiting longer each time.
-    async fn wait(&self, path: &str) -> Result<Value, ApiError> {
+    /// Polls the job until it has ended (complete, failed or aborted), waiting longer each
+    /// time: its state, or `None` when it has not ended within `within`.
+    async fn wait(&self, path: &str, within: Duration) -> Result<Option<Value>, ApiError> {
+        let started = tokio::time::Instant::now();
         let mut pause = FIRST_POLL_WAIT;
-        for _ in 0..MAX_POLLS {
+        loop {
             let job = self.json(reqwest::Method::GET, path, None).await?;
             match job["state"].as_str().unwrap_or_default() {
-                "JobComplete" | "Failed" | "Aborted" => return Ok(job),
+                "JobComplete" | "Failed" | "Aborted" => return Ok(Some(job)),
                 _ => {}
             }
-            tokio::time::sleep(pause).await;
+            let left = within.saturating_sub(started.elapsed());
+            if left.is_zero() {
+                return Ok(None);
+            }
+            tokio::time::sleep(pause.min(left)).await;
             pause = (pause * 2).min(MAX_POLL_WAIT);
         }
-        Err(ApiError::Timeout {
-            system: SYSTEM,
-            message: format!("bulk job {path} not complete after {MAX_POLLS} polls"),
-        })
     }
 
     /// A result file's rows, by column.
@@ -248,7 +351,14 @@ impl crate::ports::SalesforceBulkRead for SalesforceClient {
     ) -> Result<BulkSet, ApiError> {
         let path = format!("jobs/query/{}", job.0);
         if locator.is_none() {
-            let done = self.wait(&path).await?;
+            let done = self.wait(&path, MAX_WAIT).await?.ok_or(ApiError::Timeout {
+                system: SYSTEM,
+                message: format!(
+                    "bulk query job {} not complete after {} s",
+                    job.0,
+                    MAX_WAIT.as_secs()
+                ),
+            })?;
             if done["state"] != "JobComplete" {
                 return Err(ApiError::Protocol {
                     system: SYSTEM,
@@ -325,11 +435,45 @@ fn cell(value: Option<&Value>) -> String {
     }
 }
 
-/// The records as one CSV: a column for every field any record has.
-fn to_csv(records: &[Fields]) -> Result<String, ApiError> {
+/// Every field any of the records has, in order.
+fn columns(records: &[Fields]) -> Vec<&String> {
     let mut columns: Vec<&String> = records.iter().flat_map(|r| r.keys()).collect();
     columns.sort();
     columns.dedup();
+    columns
+}
+
+/// The digest of what a job writes: object, operation, columns and rows, the rows in any
+/// order (a writer may gather the same records in another order).
+fn job_key(object: &str, ingest: &Ingest<'_>, records: &[Fields]) -> BulkJobKey {
+    use sha2::{Digest, Sha256};
+    let columns = columns(records);
+    let mut rows: Vec<[u8; 32]> = (records.iter())
+        .map(|r| {
+            let mut row = Sha256::new();
+            for c in &columns {
+                row.update(cell(r.get(c.as_str())).as_bytes());
+                row.update([0x1f]);
+            }
+            row.finalize().into()
+        })
+        .collect();
+    rows.sort_unstable();
+    let mut job = Sha256::new();
+    job.update(ingest.create(object).to_string().as_bytes());
+    for c in &columns {
+        job.update(c.as_bytes());
+        job.update([0x1f]);
+    }
+    for row in &rows {
+        job.update(row);
+    }
+    BulkJobKey::from_digest(hex::encode(job.finalize()))
+}
+
+/// The records as one CSV: a column for every field any record has.
+fn to_csv(records: &[Fields]) -> Result<String, ApiError> {
+    let columns = columns(records);
     let mut out = csv::Writer::from_writer(Vec::new());
     out.write_record(&columns).map_err(protocol)?;
     for r in records {

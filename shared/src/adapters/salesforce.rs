@@ -37,6 +37,8 @@ pub struct SalesforceClient {
     token: RwLock<Option<Token>>,
     /// The daily API usage the org's last answer reported (`Sforce-Limit-Info`).
     usage: std::sync::Mutex<Option<ApiUsage>>,
+    /// Where submitted ingest jobs are remembered, and how long one call waits for a job.
+    pub(super) ingest: super::bulk::IngestJobs,
 }
 
 #[derive(Deserialize)]
@@ -141,6 +143,7 @@ impl SalesforceClient {
             source: None,
             token: RwLock::new(None),
             usage: std::sync::Mutex::new(None),
+            ingest: Default::default(),
         }
     }
 
@@ -158,6 +161,21 @@ impl SalesforceClient {
     /// The client with requests that give up after `timeout` instead of the default 20 s.
     pub fn with_request_timeout(mut self, timeout: std::time::Duration) -> Self {
         self.http = super::http::client_with_timeout(timeout);
+        self
+    }
+
+    /// The client with its ingest jobs remembered in `jobs`, each call waiting at most `wait`
+    /// for its job: a job still running then is `ApiError::StillRunning`, and the same records
+    /// written again collect its results instead of being submitted again.
+    pub fn with_bulk_jobs(
+        mut self,
+        jobs: std::sync::Arc<dyn crate::ports::BulkJobs>,
+        wait: std::time::Duration,
+    ) -> Self {
+        self.ingest = super::bulk::IngestJobs {
+            jobs: Some(jobs),
+            wait,
+        };
         self
     }
 

@@ -16,11 +16,13 @@ use crate::domain::{
 use crate::ports::*;
 use crate::secret::Secret;
 
+mod bulk_jobs;
 mod first_loads;
 mod queue;
 mod salesforce;
 mod waiting;
 
+pub use bulk_jobs::MemoryBulkJobs;
 pub use queue::MemoryQueue;
 pub use salesforce::MemorySalesforce;
 
@@ -177,6 +179,14 @@ impl LoadStore for MemoryStore {
             if written.is_empty() {
                 entry.state.flushed = entry.state.last_staged_ms == through_ms;
             }
+            entry.lease_until_ms = 0;
+        }
+        Ok(())
+    }
+
+    async fn release_load(&self, load: &LoadId) -> Result<(), StoreError> {
+        self.check()?;
+        if let Some(entry) = self.loads.lock().unwrap().get_mut(load) {
             entry.lease_until_ms = 0;
         }
         Ok(())

@@ -18,6 +18,9 @@ pub struct MemorySalesforce {
     /// Bulk API jobs (`bulk_upsert`, `bulk_update`), each also counted in `calls` as the
     /// Collections calls it is made of here.
     pub bulk_jobs: Mutex<u64>,
+    /// The next this many Bulk API calls answer that their job is still running, writing
+    /// nothing yet (the call that finds it done writes).
+    pub bulk_running: Mutex<u32>,
     /// Records whose external id equals this value fail with this message.
     pub reject: Mutex<Option<(String, String)>>,
     /// When set, every call fails with this (retryable) error.
@@ -40,6 +43,21 @@ pub struct MemorySalesforce {
 }
 
 impl MemorySalesforce {
+    /// Counts a Bulk API job that has ended; `StillRunning` while `bulk_running` says so.
+    fn bulk_done(&self) -> Result<(), ApiError> {
+        let mut running = self.bulk_running.lock().unwrap();
+        if *running > 0 {
+            *running -= 1;
+            return Err(ApiError::StillRunning {
+                system: "Salesforce",
+                job: "bulk job 7500000000000001".into(),
+                message: "not complete yet".into(),
+            });
+        }
+        *self.bulk_jobs.lock().unwrap() += 1;
+        Ok(())
+    }
+
     fn ok(id: String, created: bool) -> RecordResult {
         RecordResult {
             id: Some(id),
@@ -140,7 +158,7 @@ impl SalesforceApi for MemorySalesforce {
         external_id_field: &str,
         records: &[Fields],
     ) -> Result<Vec<RecordResult>, ApiError> {
-        *self.bulk_jobs.lock().unwrap() += 1;
+        self.bulk_done()?;
         self.upsert(object, external_id_field, records).await
     }
 
@@ -149,7 +167,7 @@ impl SalesforceApi for MemorySalesforce {
         object: &str,
         records: &[Fields],
     ) -> Result<Vec<RecordResult>, ApiError> {
-        *self.bulk_jobs.lock().unwrap() += 1;
+        self.bulk_done()?;
         self.update(object, records).await
     }
 

@@ -220,6 +220,63 @@ async fn a_loads_updates_by_id_go_out_in_one_bulk_job() {
     assert_eq!(renamed, n);
 }
 
+/// A flush whose Bulk API job is still running keeps its slice staged (nothing goes back to
+/// the queue on its own, nothing is recorded) and asks for the slice again; the flush that finds
+/// the job done records every write once.
+#[tokio::test]
+async fn a_flush_whose_bulk_job_is_still_running_flushes_the_same_slice_again() {
+    let rig = load_rig();
+    let n = 2_000;
+    let id = |i: usize| format!("001{i:015}");
+    {
+        let mut accounts = rig.sf.records.lock().unwrap();
+        for i in 0..n {
+            let fields = shared::domain::Fields::new();
+            accounts.insert(("Account".into(), id(i)), (id(i), fields));
+        }
+    }
+    let by_id = |i: usize| {
+        let mut cmd: WriteCommand =
+            serde_json::from_str(&command(&format!("G{i}"), "Renamed", 1)).unwrap();
+        cmd.key = RecordKey::Id { value: id(i) };
+        cmd.salesforce_id = Some(id(i));
+        cmd.load = Some(LoadId("run-1".into()));
+        (format!("m{i}"), serde_json::to_string(&cmd).unwrap())
+    };
+    let t0 = 1_000_000;
+    let messages: Vec<(String, String)> = (0..n).map(by_id).collect();
+    let messages = (messages.iter())
+        .map(|(m, b)| (m.as_str(), b.clone()))
+        .collect();
+    rig.pusher.handle_at(event(messages), t0).await;
+    *rig.sf.bulk_running.lock().unwrap() = 2;
+    let mut now = t0 + QUIET_MS + 1_000;
+    for _ in 0..2 {
+        let (response, summary) = (rig.pusher)
+            .handle_at(event(vec![("f", flush())]), now)
+            .await;
+        assert!(response.batch_item_failures.is_empty());
+        assert_eq!(summary.synced, 0);
+        let load = rig.store.loads.lock().unwrap()[&LoadId("run-1".into())].clone();
+        assert_eq!(load.writes.len(), n, "the slice stays staged");
+        assert!(!load.state.flushed);
+        assert!(rig.store.ledger_of("company_account", "G1").is_none());
+        now += 31_000;
+    }
+    assert_eq!(rig.writes.bodies(), vec![flush(); 3], "no write on its own");
+    let recheck = Duration::from_secs(31);
+    assert_eq!(rig.writes.delays.lock().unwrap()[1..], [recheck, recheck]);
+    let (_, summary) = (rig.pusher)
+        .handle_at(event(vec![("f", flush())]), now)
+        .await;
+    assert_eq!(summary.synced, n);
+    assert_eq!(*rig.sf.bulk_jobs.lock().unwrap(), 1, "one bulk job ended");
+    assert!(rig.store.loads.lock().unwrap()[&LoadId("run-1".into())]
+        .writes
+        .is_empty());
+    assert!(rig.store.ledger_of("company_account", "G1").is_some());
+}
+
 /// The Persons a load creates from Contacts are written at once; the write backs of their GSIDs
 /// to the Contacts wait for the load, and its flush makes all 2,000 in one Bulk API job instead
 /// of 10 Collections calls.

@@ -98,18 +98,6 @@ impl DynamoStateStore {
         self.note_growth(load, now_ms).await
     }
 
-    /// Gives a flush's claim on `load` back.
-    async fn release_load(&self, load: &LoadId) -> Result<(), StoreError> {
-        (self.client.update_item())
-            .table_name(&self.table)
-            .set_key(Some(meta_key(load)))
-            .update_expression("REMOVE lease_until_ms")
-            .send()
-            .await
-            .map_err(store_error)?;
-        Ok(())
-    }
-
     /// The first staged items of `load` whose keys start with `prefix`, parsed from
     /// `attribute`: at least `most` when there are, then any more that `together` with the last
     /// one taken (the rest of its record's writes). Read a page at a time, so a flush never
@@ -274,5 +262,16 @@ impl LoadStore for DynamoStateStore {
             return Ok(());
         }
         self.release_load(load).await
+    }
+
+    async fn release_load(&self, load: &LoadId) -> Result<(), StoreError> {
+        (self.client.update_item())
+            .table_name(&self.table)
+            .set_key(Some(meta_key(load)))
+            .update_expression("REMOVE lease_until_ms")
+            .send()
+            .await
+            .map_err(store_error)?;
+        Ok(())
     }
 }

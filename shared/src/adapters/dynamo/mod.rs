@@ -12,6 +12,7 @@
 //! - secret: `SECRET#{name}` / `SECRET` (see the KMS adapter).
 //! - run: `RUN#{yyyy-mm-dd}` (UTC day it started) / the run id, with `expires_at` for TTL.
 //! - bulk load: `LOAD#{load}` / `META` and `W#{job}#{ledger key}` (see `loads`).
+//! - Bulk API ingest job: `BULKJOB#{digest of what it writes}` / `BULKJOB` (see `bulk_jobs`).
 //! - parked change: `WAIT#{parent key}` / `{job}#{ledger key}#{change time}#{event id}`, with
 //!   `waiting_job` for the sparse `waiting-index` (see `waiting`).
 
@@ -33,6 +34,7 @@ use crate::ports::{
     applied, Claim, Cursor, CursorStore, DedupStore, LedgerStore, LedgerWrite, Prior, StoreError,
 };
 
+mod bulk_jobs;
 mod cursors;
 mod dedup;
 mod first_loads;

@@ -220,11 +220,23 @@ async fn drive_load(runtime: &devstack::runtime_api::RuntimeApi) -> Result<Value
 async fn landed(stack: &Stack, want: (usize, usize)) -> Result<()> {
     // 30 minutes per 100,000 Companies at least.
     let wait = std::time::Duration::from_secs(1800.max(want.1 as u64 / 55));
+    let started = Instant::now();
+    let told = std::sync::atomic::AtomicU64::new(0);
     let check = || async {
         let now = (
             stack.salesforce.count("Account"),
             stack.gainsight.count("Company"),
         );
+        // A line a minute, so that a run stopped before the end still tells how far it got
+        // and what it had cost.
+        let minute = started.elapsed().as_secs() / 60;
+        if told.fetch_max(minute, std::sync::atomic::Ordering::Relaxed) < minute {
+            eprintln!(
+                "landing: {minute} min, {now:?} of {want:?}, {} Salesforce / {} Gainsight calls so far",
+                stack.salesforce.stats().api_calls,
+                stack.gainsight.stats().api_calls
+            );
+        }
         anyhow::ensure!(
             now.0 <= want.0 && now.1 <= want.1,
             "created twice: {now:?} > {want:?}"
@@ -261,6 +273,10 @@ pub async fn load(per_side: usize) -> Result<Measured> {
     );
     let (sf, gs) = (stack.salesforce.stats(), stack.gainsight.stats());
     let aws_before: u64 = stack.aws.requests().await?.values().sum();
+    eprintln!(
+        "first load of {per_side}: starting with {} Salesforce / {} Gainsight calls made",
+        sf.api_calls, gs.api_calls
+    );
     let started = Instant::now();
     let answer = drive_load(&runtime).await?;
     let applied_s = started.elapsed().as_secs_f64();
