@@ -84,25 +84,24 @@ impl Resync {
         let progress = |what: String| tracing::info!(job = %job.name, "{what}");
         let snapshot = snapshot::read(job, sources, &progress).await?;
         let (rows, found) = first_load::plan_keeping_rows(job, &snapshot, from);
-        let steps = steps::steps(&rows);
         let read = Read {
             gainsight: snapshot.gainsight.len(),
             salesforce: snapshot.salesforce.len(),
         };
-        let planned = steps.len();
-        let mut chunks = in_chunks(steps);
+        let planned = steps::steps(&rows).count();
+        let chunks = planned.div_ceil(steps::CHUNK);
         let seed = format!("first load {}", job.name);
         let mut runs = Runs::new(RunFunction::Resync, "first load: plan", now_ms, &seed);
         let run = runs.id_for(Some(&job.name)).to_string();
         let load = FirstLoad {
             job: job.name.clone(),
             run: run.clone(),
-            state: if chunks.is_empty() {
+            state: if chunks == 0 {
                 FirstLoadState::Done
             } else {
                 FirstLoadState::Applying
             },
-            chunks: chunks.len(),
+            chunks,
             done: 0,
             steps: planned,
             counts: first_load::counts(&rows),
@@ -110,7 +109,7 @@ impl Resync {
             started_ms: now_ms,
             from,
         };
-        self.store_chunks((&load, &mut chunks), &found, &snapshot)
+        self.store_chunks(&load, steps::steps(&rows), (&found, &snapshot))
             .await?;
         drop(snapshot);
         if !self.first_loads.begin_first_load(&load).await? {
@@ -126,18 +125,19 @@ impl Resync {
         Ok((load, run, 0))
     }
 
-    /// Stores the load's chunks one at a time, each write carrying its record as `snapshot`
-    /// holds it, so that the records of one chunk at a time are in memory.
+    /// Stores the load's steps a chunk at a time as they are made, each write carrying its
+    /// record as `snapshot` holds it, so that one chunk's steps and records at a time are in
+    /// memory.
     async fn store_chunks(
         &self,
-        (load, chunks): (&FirstLoad, &mut [Vec<Step>]),
-        found: &steps::RecordRows,
-        snapshot: &first_load::Snapshot,
+        load: &FirstLoad,
+        mut steps: impl Iterator<Item = Step>,
+        (found, snapshot): (&steps::RecordRows, &first_load::Snapshot),
     ) -> Result<(), ResyncError> {
-        for (index, chunk) in chunks.iter_mut().enumerate() {
-            found.carry(chunk, snapshot);
-            (self.first_loads.put_first_load_chunk(load, index, chunk)).await?;
-            steps::drop_records(chunk);
+        for index in 0..load.chunks {
+            let mut chunk: Vec<Step> = steps.by_ref().take(steps::CHUNK).collect();
+            found.carry(&mut chunk, snapshot);
+            (self.first_loads.put_first_load_chunk(load, index, &chunk)).await?;
         }
         Ok(())
     }
@@ -295,16 +295,6 @@ impl Resync {
         records.extend(read);
         Ok((records, missing))
     }
-}
-
-/// `steps` in chunks of `steps::CHUNK`, moved rather than copied.
-fn in_chunks(steps: Vec<Step>) -> Vec<Vec<Step>> {
-    let mut chunks = Vec::with_capacity(steps.len().div_ceil(steps::CHUNK));
-    let mut steps = steps.into_iter().peekable();
-    while steps.peek().is_some() {
-        chunks.push(steps.by_ref().take(steps::CHUNK).collect());
-    }
-    chunks
 }
 
 /// The plan's rows that nothing will be done for, in the planning run with the reason.

@@ -63,20 +63,12 @@ impl RecordRows {
     }
 }
 
-/// Takes the records `RecordRows::carry` gave `steps` back out, once they are stored.
-pub fn drop_records(steps: &mut [Step]) {
-    for step in steps {
-        if let Step::Write { record, .. } = step {
-            *record = None;
-        }
-    }
-}
-
 /// The steps of `rows`: links first, so that every write finds its pair in the ledger; then a
 /// write from Gainsight of each record created in Salesforce, from Salesforce of each created in
 /// Gainsight, and from each side that a pair's differing fields are taken from. A row the
-/// target would refuse writes nothing (its pair is still linked).
-pub fn steps(rows: &[PlanRow]) -> Vec<Step> {
+/// target would refuse writes nothing (its pair is still linked). Made as they are taken, so
+/// that a load's steps are never all in memory at once.
+pub fn steps(rows: &[PlanRow]) -> impl Iterator<Item = Step> + '_ {
     let links = rows
         .iter()
         .filter_map(|row| match (&row.action, &row.gsid, &row.salesforce_id) {
@@ -90,7 +82,7 @@ pub fn steps(rows: &[PlanRow]) -> Vec<Step> {
             _ => None,
         });
     let writes = rows.iter().flat_map(writes_of);
-    links.chain(writes).collect()
+    links.chain(writes)
 }
 
 fn writes_of(row: &PlanRow) -> Vec<Step> {
@@ -278,7 +270,7 @@ mod tests {
             record: None,
         };
         assert_eq!(
-            steps(&rows),
+            steps(&rows).collect::<Vec<_>>(),
             vec![
                 Step::Link {
                     gsid: "G4".into(),
@@ -327,8 +319,6 @@ mod tests {
                 .collect()
         };
         assert_eq!(carried(&steps), [Some(json!("B")), Some(json!("A")), None]);
-        drop_records(&mut steps);
-        assert_eq!(carried(&steps), [None, None, None], "stored, then let go");
     }
 
     #[test]
