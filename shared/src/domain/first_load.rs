@@ -15,10 +15,13 @@ use super::job::{DataFlow, MatchKey, Normalize, OnCreated};
 use super::schema::Schemas;
 use super::{Fields, Job, System};
 
+mod side;
 pub mod steps;
 pub mod table;
 pub mod validate;
 
+pub use side::IdIndex;
+use side::Side;
 pub use table::Table;
 
 /// What both systems hold for one job, the pairs its ledger already has (GSID → Salesforce
@@ -175,98 +178,6 @@ impl Form {
     }
 }
 
-/// The records of one side by id (their rows in the side's table), and indexes of the fields
-/// other records are matched on, so a million records match in one pass.
-struct Side<'a> {
-    table: &'a Table,
-    id_field: String,
-    by_id: BTreeMap<String, usize>,
-    indexes: HashMap<(String, Form), KeyIndex>,
-}
-
-/// The records holding each key of one field: `(hash of the key, row)`, sorted. A hash names
-/// the candidates, each then checked against its record, so the index holds 16 bytes a record
-/// and no text (a map of keys to ids held several times the records' ids at a million).
-#[derive(Default)]
-struct KeyIndex(Vec<(u64, u32)>);
-
-impl KeyIndex {
-    fn hash(key: &str) -> u64 {
-        use std::hash::{Hash, Hasher};
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        key.hash(&mut hasher);
-        hasher.finish()
-    }
-
-    /// The rows whose key may be `key`.
-    fn candidates(&self, key: &str) -> impl Iterator<Item = usize> + '_ {
-        let hash = Self::hash(key);
-        let start = self.0.partition_point(|(h, _)| *h < hash);
-        (self.0[start..].iter())
-            .take_while(move |(h, _)| *h == hash)
-            .map(|(_, row)| *row as usize)
-    }
-}
-
-impl<'a> Side<'a> {
-    /// Reads each record once, for its id and the keys it is matched on.
-    fn new(table: &'a Table, id_field: &str, wanted: &[(String, Form)]) -> Self {
-        let mut by_id: BTreeMap<String, usize> = BTreeMap::new();
-        let mut indexes: HashMap<(String, Form), KeyIndex> = (wanted.iter())
-            .map(|(field, form)| ((field.clone(), *form), KeyIndex::default()))
-            .collect();
-        for at in 0..table.len() {
-            let Some(record) = table.row(at) else {
-                continue;
-            };
-            let Some(id) = record.get(id_field).and_then(text) else {
-                continue;
-            };
-            for ((field, form), index) in &mut indexes {
-                if let Some(key) = record.get(field).and_then(|v| form.key(v)) {
-                    index.0.push((KeyIndex::hash(&key), at as u32));
-                }
-            }
-            by_id.insert(id, at);
-        }
-        for index in indexes.values_mut() {
-            index.0.sort_unstable();
-        }
-        Side {
-            table,
-            id_field: id_field.to_string(),
-            by_id,
-            indexes,
-        }
-    }
-
-    /// The record `id` as a map of its fields.
-    fn record(&self, id: &str) -> Option<Fields> {
-        self.table.fields(*self.by_id.get(id)?)
-    }
-
-    /// The ids of the records whose `field` holds `value`, compared in `form`, in id order.
-    fn holding(&self, field: &str, form: Form, value: &Value) -> Vec<String> {
-        let Some(key) = form.key(value) else {
-            return Vec::new();
-        };
-        let Some(index) = self.indexes.get(&(field.to_string(), form)) else {
-            return Vec::new();
-        };
-        let mut ids: Vec<String> = (index.candidates(&key))
-            .filter_map(|at| {
-                let record = self.table.row(at)?;
-                let holds = record.get(field).and_then(|v| form.key(v)).as_deref() == Some(&*key);
-                // A row whose id another row repeats is not the one the id stands for.
-                let id = record.get(&self.id_field).and_then(text)?;
-                (holds && self.by_id.get(&id) == Some(&at)).then_some(id)
-            })
-            .collect();
-        ids.sort_unstable();
-        ids
-    }
-}
-
 /// The Salesforce fields `job` matches on, each with how it is compared.
 fn salesforce_keys(job: &Job) -> Vec<(String, Form)> {
     let identifiers = (job.identifiers.iter()).map(|i| {
@@ -303,24 +214,27 @@ pub fn plan_keeping_rows(
     snapshot: &Snapshot,
     from: Option<System>,
 ) -> (Vec<PlanRow>, steps::RecordRows) {
-    let mut gs = Side::new(&snapshot.gainsight, &job.gainsight.id_field, &[]);
-    let mut sf = Side::new(
+    let gs = Side::new(&snapshot.gainsight, &job.gainsight.id_field, &[]);
+    let sf = Side::new(
         &snapshot.salesforce,
         &job.salesforce.id_field,
         &salesforce_keys(job),
     );
     // Sized once: a vector of a million rows doubling as it grows holds both copies a moment.
-    let mut rows: Vec<PlanRow> = Vec::with_capacity(gs.by_id.len() + sf.by_id.len());
+    let mut rows: Vec<PlanRow> = Vec::with_capacity(gs.ids.len() + sf.ids.len());
     let mut claims = Claims::new(sf.table.len());
-    for (gsid, row) in &gs.by_id {
-        let values = gs.table.row(*row);
+    for at in gs.ids.in_order() {
+        let values = gs.table.row(at);
         let record = |field: &str| values.as_ref().and_then(|r| r.get(field));
-        let (action, twin) = match_gainsight(job, snapshot, (gsid, &record), &sf);
-        if let Some(&twin_row) = twin.as_ref().and_then(|t| sf.by_id.get(t)) {
+        let Some(gsid) = record(&job.gainsight.id_field).and_then(text) else {
+            continue;
+        };
+        let (action, twin) = match_gainsight(job, snapshot, (&gsid, &record), &sf);
+        if let Some(twin_row) = twin.as_ref().and_then(|t| sf.ids.row_of(sf.table, t)) {
             claims.claim(twin_row, rows.len());
         }
         rows.push(PlanRow {
-            gsid: Some(gsid.clone()),
+            gsid: Some(gsid),
             salesforce_id: twin,
             action,
             updates: Vec::new(),
@@ -347,8 +261,8 @@ pub fn plan_keeping_rows(
         row.refused = validate::refusal(job, &snapshot.schemas, row, &records);
     }
     let found = steps::RecordRows {
-        gainsight: std::mem::take(&mut gs.by_id),
-        salesforce: std::mem::take(&mut sf.by_id),
+        gainsight: gs.ids,
+        salesforce: sf.ids,
     };
     (rows, found)
 }
@@ -502,7 +416,7 @@ fn add_salesforce_only(job: &Job, sf: &Side, rows: &mut Vec<PlanRow>) {
     for row in rows.iter() {
         match (&row.action, &row.salesforce_id, &row.gsid) {
             (Action::Pair(_), Some(id), _) => {
-                if let Some(&at) = sf.by_id.get(id) {
+                if let Some(at) = sf.ids.row_of(sf.table, id) {
                     paired[at] = true;
                 }
             }
@@ -515,8 +429,16 @@ fn add_salesforce_only(job: &Job, sf: &Side, rows: &mut Vec<PlanRow>) {
         }
     }
     let creates = job.events.from_salesforce.on_created != OnCreated::DoNothing;
-    for (id, _) in (sf.by_id.iter()).filter(|(_, at)| !paired[**at]) {
-        let action = match held.get(id) {
+    for at in sf.ids.in_order().filter(|at| !paired[*at]) {
+        let Some(id) = sf
+            .table
+            .get(at, &job.salesforce.id_field)
+            .as_ref()
+            .and_then(text)
+        else {
+            continue;
+        };
+        let action = match held.get(&id) {
             Some(gsids) => Action::Ambiguous {
                 candidates: gsids.clone(),
                 why: format!("a candidate of the ambiguous match of {}", gsids.join(", ")),
@@ -526,7 +448,7 @@ fn add_salesforce_only(job: &Job, sf: &Side, rows: &mut Vec<PlanRow>) {
         };
         rows.push(PlanRow {
             gsid: None,
-            salesforce_id: Some(id.clone()),
+            salesforce_id: Some(id),
             action,
             updates: Vec::new(),
             refused: None,

@@ -10,8 +10,6 @@
 
 use serde::{Deserialize, Serialize};
 
-use std::collections::BTreeMap;
-
 use super::{Action, Counts, LinkedBy, PlanRow, Snapshot};
 use crate::domain::{Fields, System};
 
@@ -43,8 +41,8 @@ pub enum Step {
 
 /// Where each record of a snapshot is in its side's table, by id (`plan_keeping_rows`).
 pub struct RecordRows {
-    pub(super) gainsight: BTreeMap<String, usize>,
-    pub(super) salesforce: BTreeMap<String, usize>,
+    pub(super) gainsight: super::IdIndex,
+    pub(super) salesforce: super::IdIndex,
 }
 
 impl RecordRows {
@@ -57,7 +55,7 @@ impl RecordRows {
                     System::Gainsight => (&snapshot.gainsight, &self.gainsight),
                     System::Salesforce => (&snapshot.salesforce, &self.salesforce),
                 };
-                *record = rows.get(id.as_str()).and_then(|row| table.fields(*row));
+                *record = rows.row_of(table, id).and_then(|row| table.fields(row));
             }
         }
     }
