@@ -9,7 +9,7 @@
 use std::collections::BTreeSet;
 
 use shared::domain::first_load::steps::{self, FirstLoad, FirstLoadState, Next, Read, Step};
-use shared::domain::first_load::{self, Action, PlanRow};
+use shared::domain::first_load::{self, Action, PlanRows};
 use shared::domain::load::LoadId;
 use shared::domain::{
     ChangeEvent, Job, LedgerKey, LedgerUpdate, LineOutcome, RunFunction, RunLine, Runs,
@@ -104,7 +104,7 @@ impl Resync {
             chunks,
             done: 0,
             steps: planned,
-            counts: first_load::counts(&rows),
+            counts: first_load::counts(rows.iter()),
             read,
             started_ms: now_ms,
             from,
@@ -298,13 +298,13 @@ impl Resync {
 }
 
 /// The plan's rows that nothing will be done for, in the planning run with the reason.
-fn log_plan(runs: &mut Runs, job: &Job, rows: &[PlanRow]) {
+fn log_plan(runs: &mut Runs, job: &Job, rows: &PlanRows) {
     runs.objects(
         Some(&job.name),
         &job.gainsight.object,
         Some(&job.salesforce.object),
     );
-    for row in rows {
+    for row in rows.iter() {
         let (outcome, message) = match (&row.action, &row.refused) {
             (Action::Ambiguous { candidates, why }, _) => (
                 LineOutcome::Ignored,

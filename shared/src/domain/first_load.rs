@@ -6,7 +6,7 @@
 //! creates, and a pair whose mapped values differ gets the updates the fields' directions and
 //! conflict rules decide.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use serde_json::Value;
 
@@ -15,11 +15,14 @@ use super::job::{DataFlow, MatchKey, Normalize, OnCreated};
 use super::schema::Schemas;
 use super::{Fields, Job, System};
 
+mod draft;
+mod rows;
 mod side;
 pub mod steps;
 pub mod table;
 pub mod validate;
 
+pub use rows::PlanRows;
 pub use side::IdIndex;
 use side::Side;
 pub use table::Table;
@@ -35,7 +38,7 @@ pub struct Snapshot {
 }
 
 /// Why two records are a pair.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum LinkedBy {
     /// The ledger had them.
     Ledger,
@@ -46,7 +49,7 @@ pub enum LinkedBy {
 }
 
 /// What the load does with one record or pair.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Action {
     /// Linked (nothing to write for the link itself when `LinkedBy::Ledger`).
     Pair(LinkedBy),
@@ -67,7 +70,7 @@ pub enum Action {
 }
 
 /// One field a pair's load writes: on `target`, `value` replacing `was`.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct FieldUpdate {
     pub target: System,
     pub field: String,
@@ -76,7 +79,7 @@ pub struct FieldUpdate {
 }
 
 /// One row of the plan.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PlanRow {
     pub gsid: Option<String>,
     pub salesforce_id: Option<String>,
@@ -107,9 +110,10 @@ pub struct Counts {
 }
 
 /// The counts of `rows`.
-pub fn counts(rows: &[PlanRow]) -> Counts {
+pub fn counts<R: std::borrow::Borrow<PlanRow>>(rows: impl IntoIterator<Item = R>) -> Counts {
     let mut c = Counts::default();
     for row in rows {
+        let row = row.borrow();
         let refused = row.refused.is_some();
         match &row.action {
             Action::Pair(LinkedBy::Ledger) => c.already_linked += 1,
@@ -204,67 +208,87 @@ fn text(v: &Value) -> Option<String> {
 /// (both sides otherwise): the other side's records with no twin are left alone, and a pair's
 /// values taken from the other side are not written. Links are made whatever `from` is.
 pub fn plan(job: &Job, snapshot: &Snapshot, from: Option<System>) -> Vec<PlanRow> {
-    plan_keeping_rows(job, snapshot, from).0
+    plan_keeping_rows(job, snapshot, from).0.iter().collect()
 }
 
-/// The plan (`plan`), and where each record is in its side's table, by id, as the plan found
-/// them: a load carries its writes' records from there without reading every record again.
+/// The plan (`plan`), its rows in a scratch file, and where each record is in its side's
+/// table, by id: a load carries its writes' records from there without reading every record
+/// again.
 pub fn plan_keeping_rows(
     job: &Job,
     snapshot: &Snapshot,
     from: Option<System>,
-) -> (Vec<PlanRow>, steps::RecordRows) {
+) -> (PlanRows, steps::RecordRows) {
     let gs = Side::new(&snapshot.gainsight, &job.gainsight.id_field, &[]);
     let sf = Side::new(
         &snapshot.salesforce,
         &job.salesforce.id_field,
         &salesforce_keys(job),
     );
-    // Sized once: a vector of a million rows doubling as it grows holds both copies a moment.
-    let mut rows: Vec<PlanRow> = Vec::with_capacity(gs.ids.len() + sf.ids.len());
-    let mut claims = Claims::new(sf.table.len());
+    let mut drafts = draft::Drafts::with_capacity(gs.ids.len() + sf.ids.len());
+    let mut claims = draft::Claims::new(sf.table.len());
     for at in gs.ids.in_order() {
         let values = gs.table.row(at);
         let record = |field: &str| values.as_ref().and_then(|r| r.get(field));
         let Some(gsid) = record(&job.gainsight.id_field).and_then(text) else {
             continue;
         };
-        let (action, twin) = match_gainsight(job, snapshot, (&gsid, &record), &sf);
-        if let Some(twin_row) = twin.as_ref().and_then(|t| sf.ids.row_of(sf.table, t)) {
-            claims.claim(twin_row, rows.len());
+        let matched = match_gainsight(job, snapshot, (&gsid, &record), &sf);
+        let row = drafts.push(Some(at), matched, &sf);
+        if let Some(draft::Twin::Row(twin)) = drafts.rows[row].salesforce {
+            claims.claim(twin as usize, row);
         }
-        rows.push(PlanRow {
-            gsid: Some(gsid),
-            salesforce_id: twin,
-            action,
-            updates: Vec::new(),
-            refused: None,
-        });
     }
-    settle_claims(&mut rows, &claims.more);
-    add_salesforce_only(job, &sf, &mut rows);
-    for row in &mut rows {
-        let gainsight = row.gsid.as_ref().and_then(|g| gs.record(g));
-        let salesforce = (row.salesforce_id.as_ref()).and_then(|s| sf.record(s));
-        let records = validate::Records {
-            gainsight: gainsight.as_ref(),
-            salesforce: salesforce.as_ref(),
-        };
-        if let (Action::Pair(_), Some(g), Some(s)) =
-            (&row.action, records.gainsight, records.salesforce)
-        {
-            row.updates = settle(job, g, s);
-        }
-        if let Some(from) = from {
-            only_from(row, from);
-        }
-        row.refused = validate::refusal(job, &snapshot.schemas, row, &records);
+    drafts.settle_claims(&claims, (&gs, &sf));
+    drop(claims);
+    let creates = job.events.from_salesforce.on_created != OnCreated::DoNothing;
+    drafts.add_salesforce_only(creates, (&gs, &sf));
+    let mut rows = PlanRows::default();
+    for draft in &drafts.rows {
+        rows.push(&settled(job, snapshot, from, (&drafts, draft), (&gs, &sf)));
     }
     let found = steps::RecordRows {
         gainsight: gs.ids,
         salesforce: sf.ids,
     };
     (rows, found)
+}
+
+/// The full row of `draft`: its ids, a pair's updates, narrowed to what a load writing only
+/// from `from` writes, and why the target would refuse its write.
+fn settled(
+    job: &Job,
+    snapshot: &Snapshot,
+    from: Option<System>,
+    (drafts, draft): (&draft::Drafts, &draft::Draft),
+    (gs, sf): (&Side, &Side),
+) -> PlanRow {
+    let gainsight = draft.gainsight.and_then(|g| gs.table.fields(g as usize));
+    let salesforce = match draft.salesforce {
+        Some(draft::Twin::Row(at)) => sf.table.fields(at as usize),
+        _ => None,
+    };
+    let mut row = PlanRow {
+        gsid: (gainsight.as_ref()).and_then(|g| g.get(&job.gainsight.id_field).and_then(text)),
+        salesforce_id: drafts.salesforce_id(draft, sf, salesforce.as_ref()),
+        action: drafts.action(draft),
+        updates: Vec::new(),
+        refused: None,
+    };
+    let records = validate::Records {
+        gainsight: gainsight.as_ref(),
+        salesforce: salesforce.as_ref(),
+    };
+    if let (Action::Pair(_), Some(g), Some(s)) =
+        (&row.action, records.gainsight, records.salesforce)
+    {
+        row.updates = settle(job, g, s);
+    }
+    if let Some(from) = from {
+        only_from(&mut row, from);
+    }
+    row.refused = validate::refusal(job, &snapshot.schemas, &row, &records);
+    row
 }
 
 /// One record's value of a field, looked up by the field's name.
@@ -341,118 +365,6 @@ fn decide(found: Vec<String>, by: String) -> Option<(Action, Option<String>)> {
             };
             Some((action, None))
         }
-    }
-}
-
-/// Which plan rows claim each Salesforce record (by its row in the table): the first claim of
-/// each in a flat array, the records claimed more than once (few) in a map, so a million
-/// claims cost four bytes each.
-struct Claims {
-    first: Vec<u32>,
-    more: BTreeMap<usize, Vec<usize>>,
-}
-
-impl Claims {
-    const NONE: u32 = u32::MAX;
-
-    fn new(records: usize) -> Self {
-        Claims {
-            first: vec![Self::NONE; records],
-            more: BTreeMap::new(),
-        }
-    }
-
-    /// Plan row `by` claims Salesforce record `record`.
-    fn claim(&mut self, record: usize, by: usize) {
-        let Some(first) = self.first.get_mut(record) else {
-            return;
-        };
-        match *first {
-            Self::NONE => *first = by as u32,
-            earlier => (self.more.entry(record))
-                .or_insert_with(|| vec![earlier as usize])
-                .push(by),
-        }
-    }
-}
-
-/// A Salesforce record claimed by two or more Gainsight records makes each of them ambiguous
-/// (the ledger's own pairs stay: they are not the load's to undo).
-fn settle_claims(rows: &mut [PlanRow], claims: &BTreeMap<usize, Vec<usize>>) {
-    for claimants in claims.values() {
-        let Some(twin) = claimants
-            .first()
-            .and_then(|i| rows[*i].salesforce_id.clone())
-        else {
-            continue;
-        };
-        let new: Vec<usize> = (claimants.iter().copied())
-            .filter(|i| rows[*i].action != Action::Pair(LinkedBy::Ledger))
-            .collect();
-        if claimants.len() < 2 || new.is_empty() {
-            continue;
-        }
-        let gsids: Vec<String> = (claimants.iter())
-            .filter_map(|i| rows[*i].gsid.clone())
-            .collect();
-        for i in new {
-            let why = format!("{twin} is claimed by {}", gsids.join(", "));
-            rows[i].action = Action::Ambiguous {
-                candidates: vec![twin.clone()],
-                why,
-            };
-            rows[i].salesforce_id = None;
-        }
-    }
-}
-
-/// Rows for the Salesforce records no pair holds: a candidate of an ambiguous match is
-/// ambiguous too (creating its twin would make a duplicate); the rest are created in Gainsight
-/// where the job creates from Salesforce.
-fn add_salesforce_only(job: &Job, sf: &Side, rows: &mut Vec<PlanRow>) {
-    // By the record's row in the table: a million pairs in a million bytes.
-    let mut paired = vec![false; sf.table.len()];
-    let mut held: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for row in rows.iter() {
-        match (&row.action, &row.salesforce_id, &row.gsid) {
-            (Action::Pair(_), Some(id), _) => {
-                if let Some(at) = sf.ids.row_of(sf.table, id) {
-                    paired[at] = true;
-                }
-            }
-            (Action::Ambiguous { candidates, .. }, _, Some(gsid)) => {
-                for c in candidates {
-                    held.entry(c.clone()).or_default().push(gsid.clone());
-                }
-            }
-            _ => {}
-        }
-    }
-    let creates = job.events.from_salesforce.on_created != OnCreated::DoNothing;
-    for at in sf.ids.in_order().filter(|at| !paired[*at]) {
-        let Some(id) = sf
-            .table
-            .get(at, &job.salesforce.id_field)
-            .as_ref()
-            .and_then(text)
-        else {
-            continue;
-        };
-        let action = match held.get(&id) {
-            Some(gsids) => Action::Ambiguous {
-                candidates: gsids.clone(),
-                why: format!("a candidate of the ambiguous match of {}", gsids.join(", ")),
-            },
-            None if creates => Action::CreateInGainsight,
-            None => Action::NoTwin(System::Salesforce),
-        };
-        rows.push(PlanRow {
-            gsid: None,
-            salesforce_id: Some(id),
-            action,
-            updates: Vec::new(),
-            refused: None,
-        });
     }
 }
 

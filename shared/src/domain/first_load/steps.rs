@@ -10,7 +10,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Action, Counts, LinkedBy, PlanRow, Snapshot};
+use super::{Action, Counts, LinkedBy, PlanRow, PlanRows, Snapshot};
 use crate::domain::{Fields, System};
 
 /// Steps per stored chunk, and so per invocation: a chunk's ledger writes and sends take
@@ -66,20 +66,16 @@ impl RecordRows {
 /// Gainsight, and from each side that a pair's differing fields are taken from. A row the
 /// target would refuse writes nothing (its pair is still linked). Made as they are taken, so
 /// that a load's steps are never all in memory at once.
-pub fn steps(rows: &[PlanRow]) -> impl Iterator<Item = Step> + '_ {
-    let links = rows
-        .iter()
-        .filter_map(|row| match (&row.action, &row.gsid, &row.salesforce_id) {
-            (Action::Pair(LinkedBy::Identifier(by) | LinkedBy::MatchKey(by)), Some(g), Some(s)) => {
-                Some(Step::Link {
-                    gsid: g.clone(),
-                    salesforce_id: s.clone(),
-                    by: by.clone(),
-                })
-            }
-            _ => None,
-        });
-    let writes = rows.iter().flat_map(writes_of);
+pub fn steps(rows: &PlanRows) -> impl Iterator<Item = Step> + '_ {
+    let links = rows.iter().filter_map(|row| match row.action {
+        Action::Pair(LinkedBy::Identifier(by) | LinkedBy::MatchKey(by)) => Some(Step::Link {
+            gsid: row.gsid?,
+            salesforce_id: row.salesforce_id?,
+            by,
+        }),
+        _ => None,
+    });
+    let writes = rows.iter().flat_map(|row| writes_of(&row));
     links.chain(writes)
 }
 
@@ -268,7 +264,7 @@ mod tests {
             record: None,
         };
         assert_eq!(
-            steps(&rows).collect::<Vec<_>>(),
+            steps(&PlanRows::from(rows)).collect::<Vec<_>>(),
             vec![
                 Step::Link {
                     gsid: "G4".into(),

@@ -258,7 +258,7 @@ fn writes_the_target_would_refuse_are_listed_not_written() {
         (3, 1, 1)
     );
     assert_eq!((c.link_by_identifier, c.to_update), (1, 0));
-    let steps: Vec<_> = steps::steps(&rows).collect();
+    let steps: Vec<_> = steps::steps(&rows.clone().into()).collect();
     let wrote = |id: &str| {
         steps
             .iter()
