@@ -7,12 +7,13 @@
 
 mod run;
 
+use std::io::Write;
 use std::path::Path;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use serde_json::Value;
-use shared::domain::first_load::{self, Action, Counts, LinkedBy, PlanRow, Snapshot};
+use shared::domain::first_load::{self, Action, Counts, LinkedBy, PlanRow, PlanRows, Snapshot};
 use shared::domain::{Job, System};
 use shared::snapshot;
 
@@ -44,12 +45,34 @@ pub async fn dry_run(
     let job = env.job(job_name)?;
     let snapshot = read_snapshot(env, job).await?;
     let read = (snapshot.gainsight.len(), snapshot.salesforce.len());
-    let plan = first_load::plan(job, &snapshot, from);
-    let lines: Vec<Line> = plan.iter().map(line).collect();
+    let (plan, _) = first_load::plan_keeping_rows(job, &snapshot, from);
+    drop(snapshot);
     if let Some(path) = csv {
-        std::fs::write(path, plan_rows(&lines).csv()?)?;
+        let file = std::fs::File::create(path)
+            .map_err(|e| anyhow::anyhow!("cannot write the plan to {}: {e}", path.display()))?;
+        write_csv(file, &plan)?;
     }
-    report(job, read, &first_load::counts(&plan), &lines, format)
+    report(job, read, &first_load::counts(plan.iter()), &plan, format)
+}
+
+/// Every row of the plan as CSV, a row at a time (a million rows are never all in memory).
+fn write_csv(out: impl std::io::Write, plan: &PlanRows) -> anyhow::Result<()> {
+    let mut writer = csv::Writer::from_writer(std::io::BufWriter::new(out));
+    writer.write_record(HEADERS)?;
+    for row in plan.iter() {
+        writer.write_record(cells(&line(&row)))?;
+    }
+    writer.flush()?;
+    Ok(())
+}
+
+/// The plan's rows as a JSON list, made a row at a time as they are written.
+struct Lines<'a>(&'a PlanRows);
+
+impl Serialize for Lines<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter().map(|row| line(&row)))
+    }
 }
 
 /// What both systems hold for `job`, and the pairs its ledger has, with a spinner meanwhile.
@@ -139,18 +162,14 @@ fn with_refusal(row: &PlanRow, (action, detail): (&'static str, String)) -> (&'s
     }
 }
 
-/// Every row of the plan, as a CSV or a table.
-fn plan_rows(lines: &[Line]) -> Rows {
-    let mut rows = Rows::new(&[
-        "gainsight id",
-        "salesforce id",
-        "action",
-        "detail",
-        "updates",
-    ]);
-    lines.iter().for_each(|l| rows.push(cells(l)));
-    rows
-}
+/// The columns of the plan's CSV.
+const HEADERS: [&str; 5] = [
+    "gainsight id",
+    "salesforce id",
+    "action",
+    "detail",
+    "updates",
+];
 
 fn cells(l: &Line) -> Vec<String> {
     let dash = |s: &str| {
@@ -176,7 +195,7 @@ struct Summary<'a> {
     dry_run: bool,
     read: Read,
     counts: CountsOut,
-    rows: &'a [Line],
+    rows: Lines<'a>,
 }
 
 #[derive(Serialize)]
@@ -203,11 +222,11 @@ fn report(
     job: &Job,
     (gainsight, salesforce): (usize, usize),
     c: &Counts,
-    lines: &[Line],
+    plan: &PlanRows,
     format: Format,
 ) -> anyhow::Result<()> {
     if format == Format::Csv {
-        return print(format, &plan_rows(lines), lines);
+        return write_csv(std::io::stdout().lock(), plan);
     }
     let counts = CountsOut {
         already_linked: c.already_linked,
@@ -253,7 +272,13 @@ fn report(
             salesforce,
         },
         counts,
-        rows: lines,
+        rows: Lines(plan),
     };
+    if format == Format::Json {
+        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+        serde_json::to_writer_pretty(&mut out, &summary)?;
+        writeln!(out)?;
+        return Ok(out.flush()?);
+    }
     print(format, &rows, &summary)
 }
