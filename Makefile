@@ -112,10 +112,12 @@ bench: $(STAMP)
 	if [ $$failed -ne 0 ]; then echo "bench: some figures failed (see the lines above)"; exit 1; fi
 
 ## bench-load: a job's first load at N records a side (default 100000) and at 10,000: the dry run,
-## then the load with the resync binary under the Runtime API (figures in BENCHMARKS.md)
+## the resync binary's planning invocation alone, then the whole load with the resync binary under
+## the Runtime API (figures in BENCHMARKS.md)
 bench-load: $(STAMP)
 	$(CARGO) build --quiet --profile perf -p resync -p syncctl -p sync-tests --bins
 	FIRST_LOAD_N=$(or $(N),100000) target/perf/bench first-load
+	FIRST_LOAD_N=$(or $(N),100000) target/perf/bench first-load-plan
 	FIRST_LOAD_N=$(or $(N),100000) target/perf/bench first-load-run
 
 ## validate-jobs: check infra/jobs (syntax, limits, one job per object); DESCRIBE=1 also checks them

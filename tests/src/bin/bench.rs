@@ -781,6 +781,10 @@ async fn main() -> Result<()> {
         let n = first_load_n(10_000);
         run("first load dry run", first_load::dry_run(n).await);
     }
+    if wanted(&["first-load-plan"]) {
+        let n = first_load_n(100_000);
+        run("first load plan", first_load::plan_figures(n).await);
+    }
     if wanted(&["first-load-run"]) {
         let n = first_load_n(100_000);
         run("first load", first_load::figures(n).await);

@@ -168,6 +168,65 @@ pub async fn dry_run(per_side: usize) -> Result<()> {
     Ok(())
 }
 
+/// The resync function's first invocation of a load over about `per_side` records a side, the
+/// one that reads both sides, plans and stores the chunks (the load's largest): its time and
+/// the binary's peak RSS, at 10,000 and `per_side`, and the growth between them.
+pub async fn plan_figures(per_side: usize) -> Result<()> {
+    let small = plan_once(10_000).await?;
+    let big = plan_once(per_side).await?;
+    let n = per_side;
+    report(
+        &format!("first_load_plan_{n}_seconds"),
+        format!("{:.1}", big.0),
+        "s",
+    );
+    report(
+        &format!("first_load_plan_{n}_resync_peak_rss"),
+        format!("{:.1}", big.1),
+        "MB",
+    );
+    report(
+        &format!("first_load_plan_rss_growth_10k_to_{}", short(n)),
+        format!("{:.2}", big.1 / small.1),
+        "x",
+    );
+    Ok(())
+}
+
+/// Seconds and the resync binary's peak RSS (MB) of a load's planning invocation.
+async fn plan_once(per_side: usize) -> Result<(f64, f64)> {
+    let stack = Stack::start(Options::default()).await?;
+    seed(&stack, per_side / COMPANIES_PER_UNIT);
+    let bin = std::env::var("RESYNC_BIN").unwrap_or_else(|_| "target/perf/resync".into());
+    let timeout = stack.aws.deployment.timeout("ResyncFunction")?;
+    let runtime = devstack::runtime_api::RuntimeApi::start(timeout).await?;
+    let mut child = runtime
+        .command(&bin, "resync")
+        .envs(stack.syncctl_env())
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .with_context(|| format!("{bin} (set RESYNC_BIN to a built resync binary)"))?;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let rss = sample_rss(child.id().context("no pid")?, stop.clone());
+    let started = Instant::now();
+    let asked = json!({"job": "company_account", "load": "run"});
+    let answer = runtime
+        .invoke(asked, std::time::Duration::from_secs(900))
+        .await?
+        .map_err(|e| anyhow::anyhow!("resync failed: {e}"))?;
+    let seconds = started.elapsed().as_secs_f64();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let peak = rss.await.unwrap_or(0.0);
+    child.kill().await?;
+    eprintln!(
+        "first load plan of {per_side}: {} chunks in {seconds:.1} s, resync peak RSS {peak:.1} MB",
+        answer["load"]["chunks"]
+    );
+    stack.stop().await;
+    Ok((seconds, peak))
+}
+
 /// What one measured load did.
 pub struct Measured {
     pub seconds: f64,
