@@ -124,12 +124,7 @@ async fn a_backfill_goes_to_salesforce_as_one_bulk_job() -> Result<()> {
     let stack = sync_tests::Stack::start(Default::default()).await?;
     let done =
         sync_tests::backfill::backfill_companies(&stack, N, Duration::from_secs(180)).await?;
-    assert_eq!(done.bulk_jobs, 1, "one ingest job: {done:?}");
-    assert_eq!(done.collection_calls, 0, "no Collections call: {done:?}");
-    assert_eq!(
-        done.salesforce_calls, 4,
-        "create, upload, close, successful results: {done:?}"
-    );
+    one_job_of_four_calls(&done);
     // The pushers' runs say where the writes went meanwhile: every record staged under the
     // resync's run (a redelivered message may stage one twice; it replaces itself).
     let marker = format!("staged for bulk load {}", done.run);
@@ -175,14 +170,17 @@ async fn a_bulk_job_that_outlasts_the_pusher_is_collected_not_written_twice() ->
         .inject(devstack::salesforce::Fault::BulkSlow { polls: 6, times: 1 });
     let done =
         sync_tests::backfill::backfill_companies(&stack, N, Duration::from_secs(180)).await?;
-    assert_eq!(done.bulk_jobs, 1, "one ingest job: {done:?}");
-    assert_eq!(done.collection_calls, 0, "no Collections call: {done:?}");
-    assert_eq!(
-        done.salesforce_calls, 4,
-        "create, upload, close, successful results: {done:?}"
-    );
+    one_job_of_four_calls(&done);
     // Three polls at most per flush: the slice was flushed three times or more.
     assert!(done.state_polls >= 8, "{done:?}");
     stack.stop().await;
     Ok(())
+}
+
+/// The backfill went to Salesforce as one ingest job: create, upload, close and the successful
+/// results, besides the state polls; no Collections call.
+fn one_job_of_four_calls(done: &sync_tests::backfill::Backfill) {
+    assert_eq!(done.bulk_jobs, 1, "one ingest job: {done:?}");
+    assert_eq!(done.collection_calls, 0, "no Collections call: {done:?}");
+    assert_eq!(done.salesforce_calls, 4, "four calls: {done:?}");
 }

@@ -174,33 +174,35 @@ async fn two_changes_of_a_record_staged_apart_are_one_write() {
     assert_eq!(names, [json!("New")]);
 }
 
-/// A load's updates of pairs whose Account Id is known are staged too, and at the job's bulk
-/// threshold (2,000) go out as one Bulk API job.
-#[tokio::test]
-async fn a_loads_updates_by_id_go_out_in_one_bulk_job() {
-    let rig = load_rig();
-    let n = 2_000;
+/// `n` Accounts in Salesforce, and the message (id, body) of load `run-1` renaming Account `i`
+/// by its Id.
+fn accounts_to_rename(rig: &LoadRig, n: usize) -> impl Fn(usize) -> (String, String) {
     let id = |i: usize| format!("001{i:015}");
-    {
-        let mut accounts = rig.sf.records.lock().unwrap();
-        for i in 0..n {
-            accounts.insert(
-                ("Account".into(), id(i)),
-                (id(i), shared::domain::Fields::new()),
-            );
-        }
+    let mut accounts = rig.sf.records.lock().unwrap();
+    for i in 0..n {
+        let fields = shared::domain::Fields::new();
+        accounts.insert(("Account".into(), id(i)), (id(i), fields));
     }
-    let by_id = |i: usize| {
+    move |i: usize| {
         let mut cmd: WriteCommand =
             serde_json::from_str(&command(&format!("G{i}"), "Renamed", 1)).unwrap();
         cmd.key = RecordKey::Id { value: id(i) };
         cmd.salesforce_id = Some(id(i));
         cmd.load = Some(LoadId("run-1".into()));
         (format!("m{i}"), serde_json::to_string(&cmd).unwrap())
-    };
+    }
+}
+
+/// A load's updates of pairs whose Account Id is known are staged too, and at the job's bulk
+/// threshold (2,000) go out as one Bulk API job.
+#[tokio::test]
+async fn a_loads_updates_by_id_go_out_in_one_bulk_job() {
+    let rig = load_rig();
+    let n = 2_000;
+    let by_id = accounts_to_rename(&rig, n);
     let t0 = 1_000_000;
     for half in [0..n / 2, n / 2..n] {
-        let messages: Vec<(String, String)> = half.map(by_id).collect();
+        let messages: Vec<(String, String)> = half.map(&by_id).collect();
         let messages = (messages.iter())
             .map(|(m, b)| (m.as_str(), b.clone()))
             .collect();
@@ -227,24 +229,9 @@ async fn a_loads_updates_by_id_go_out_in_one_bulk_job() {
 async fn a_flush_whose_bulk_job_is_still_running_flushes_the_same_slice_again() {
     let rig = load_rig();
     let n = 2_000;
-    let id = |i: usize| format!("001{i:015}");
-    {
-        let mut accounts = rig.sf.records.lock().unwrap();
-        for i in 0..n {
-            let fields = shared::domain::Fields::new();
-            accounts.insert(("Account".into(), id(i)), (id(i), fields));
-        }
-    }
-    let by_id = |i: usize| {
-        let mut cmd: WriteCommand =
-            serde_json::from_str(&command(&format!("G{i}"), "Renamed", 1)).unwrap();
-        cmd.key = RecordKey::Id { value: id(i) };
-        cmd.salesforce_id = Some(id(i));
-        cmd.load = Some(LoadId("run-1".into()));
-        (format!("m{i}"), serde_json::to_string(&cmd).unwrap())
-    };
+    let by_id = accounts_to_rename(&rig, n);
     let t0 = 1_000_000;
-    let messages: Vec<(String, String)> = (0..n).map(by_id).collect();
+    let messages: Vec<(String, String)> = (0..n).map(&by_id).collect();
     let messages = (messages.iter())
         .map(|(m, b)| (m.as_str(), b.clone()))
         .collect();

@@ -193,22 +193,48 @@ pub async fn plan_figures(per_side: usize) -> Result<()> {
     Ok(())
 }
 
+/// The resync binary (`RESYNC_BIN`, default `target/perf/resync`) under the Runtime API, its
+/// peak RSS sampled until `stop` is set.
+struct Resync {
+    runtime: devstack::runtime_api::RuntimeApi,
+    child: tokio::process::Child,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    rss: tokio::task::JoinHandle<f64>,
+}
+
+impl Resync {
+    async fn start(stack: &Stack) -> Result<Self> {
+        let bin = std::env::var("RESYNC_BIN").unwrap_or_else(|_| "target/perf/resync".into());
+        let timeout = stack.aws.deployment.timeout("ResyncFunction")?;
+        let runtime = devstack::runtime_api::RuntimeApi::start(timeout).await?;
+        let child = runtime
+            .command(&bin, "resync")
+            .envs(stack.syncctl_env())
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .with_context(|| format!("{bin} (set RESYNC_BIN to a built resync binary)"))?;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let rss = sample_rss(child.id().context("no pid")?, stop.clone());
+        Ok(Resync {
+            runtime,
+            child,
+            stop,
+            rss,
+        })
+    }
+}
+
 /// Seconds and the resync binary's peak RSS (MB) of a load's planning invocation.
 async fn plan_once(per_side: usize) -> Result<(f64, f64)> {
     let stack = Stack::start(Options::default()).await?;
     seed(&stack, per_side / COMPANIES_PER_UNIT);
-    let bin = std::env::var("RESYNC_BIN").unwrap_or_else(|_| "target/perf/resync".into());
-    let timeout = stack.aws.deployment.timeout("ResyncFunction")?;
-    let runtime = devstack::runtime_api::RuntimeApi::start(timeout).await?;
-    let mut child = runtime
-        .command(&bin, "resync")
-        .envs(stack.syncctl_env())
-        .env("RUST_LOG", "warn")
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .with_context(|| format!("{bin} (set RESYNC_BIN to a built resync binary)"))?;
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let rss = sample_rss(child.id().context("no pid")?, stop.clone());
+    let Resync {
+        runtime,
+        mut child,
+        stop,
+        rss,
+    } = Resync::start(&stack).await?;
     let started = Instant::now();
     let asked = json!({"job": "company_account", "load": "run"});
     let answer = runtime
@@ -314,18 +340,12 @@ pub async fn load(per_side: usize) -> Result<Measured> {
     let stack = Stack::start(Options::default()).await?;
     let units = per_side / COMPANIES_PER_UNIT;
     let expected = seed(&stack, units);
-    let bin = std::env::var("RESYNC_BIN").unwrap_or_else(|_| "target/perf/resync".into());
-    let timeout = stack.aws.deployment.timeout("ResyncFunction")?;
-    let runtime = devstack::runtime_api::RuntimeApi::start(timeout).await?;
-    let mut child = runtime
-        .command(&bin, "resync")
-        .envs(stack.syncctl_env())
-        .env("RUST_LOG", "warn")
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .with_context(|| format!("{bin} (set RESYNC_BIN to a built resync binary)"))?;
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let rss = sample_rss(child.id().context("no pid")?, stop.clone());
+    let Resync {
+        runtime,
+        mut child,
+        stop,
+        rss,
+    } = Resync::start(&stack).await?;
     let (accounts, companies) = (
         stack.salesforce.count("Account"),
         stack.gainsight.count("Company"),
