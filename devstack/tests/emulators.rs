@@ -615,3 +615,48 @@ async fn create_with_the_relay_on() -> anyhow::Result<()> {
     assert_eq!(stats.status(), 200, "the emulator still answers");
     Ok(())
 }
+
+/// Writes change the object's records in place: an allOrNone call that fails puts back the
+/// records it had updated and takes out those it had created, and a call that succeeds keeps
+/// both.
+#[tokio::test]
+async fn salesforce_undoes_a_failed_all_or_none_update_of_records_already_there(
+) -> anyhow::Result<()> {
+    let sf = SalesforceEmulator::start(Options::default()).await?;
+    let record = |v: Value| v.as_object().cloned().unwrap_or_default();
+    sf.seed_quietly(
+        "Account",
+        vec![record(
+            json!({"Name": "Before", "Gainsight_Company_Id__c": "A0"}),
+        )],
+    );
+    let http = reqwest::Client::new();
+    let bearer = token(&http, &sf).await?;
+    let url = format!(
+        "{}/services/data/v62.0/composite/sobjects/Account/Gainsight_Company_Id__c",
+        sf.url()
+    );
+    let call = |name: &str, second: Value| {
+        let batch = json!({"allOrNone": true, "records": [
+            {"attributes": {"type": "Account"}, "Gainsight_Company_Id__c": "A0", "Name": name},
+            second
+        ]});
+        http.patch(&url).bearer_auth(&bearer).json(&batch).send()
+    };
+    let bad = json!({"attributes": {"type": "Account"}, "Gainsight_Company_Id__c": "A2"});
+    let ok =
+        json!({"attributes": {"type": "Account"}, "Gainsight_Company_Id__c": "A1", "Name": "New"});
+    let names = || {
+        let mut names: Vec<Value> = (sf.records("Account").iter())
+            .map(|r| r["Name"].clone())
+            .collect();
+        names.sort_by_key(|n| n.to_string());
+        names
+    };
+    call("After", ok).await?.error_for_status()?;
+    let both = names();
+    assert_eq!(both, [json!("After"), json!("New")], "kept");
+    call("Undone", bad).await?.error_for_status()?;
+    assert_eq!(names(), both, "the failed call undone");
+    Ok(())
+}

@@ -74,7 +74,9 @@ pub(super) async fn collection(
     let mut applied = apply(&mut org, &op, &object, &records, lock_rows);
     if all_or_none && applied.any_failed {
         roll_back(&mut applied.results);
-        return ok_json(Value::Array(applied.results), used);
+        let results = std::mem::take(&mut applied.results);
+        applied.undo(&mut org);
+        return ok_json(Value::Array(results), used);
     }
     let (results, sends, events) = keep(&mut org, &object, applied);
     drop(org);
@@ -89,20 +91,19 @@ pub(super) type Kept = (Vec<Value>, Vec<OutboundSend>, Vec<(String, Value)>);
 
 /// Keeps what `apply` staged and counts it.
 pub(super) fn keep(org: &mut Org, object: &str, applied: Applied) -> Kept {
-    let written: Vec<Record> = applied
-        .touched
-        .iter()
-        .map(|i| applied.staged[*i].clone())
+    let staged = &applied.staged;
+    let written: Vec<Record> = (applied.touched.iter())
+        .map(|i| staged.records[*i].clone())
         .collect();
     // Updates change records in place; creates are appended after the records there were.
-    let changes: Vec<relay::RecordChange> = match org.objects.get(object) {
-        Some(o) if org.relay.relay.is_some() => (applied.touched.iter())
-            .filter_map(|i| relay::RecordChange::between(o.records.get(*i), &applied.staged[*i]))
+    let changes: Vec<relay::RecordChange> = match org.relay.relay {
+        Some(_) => (applied.touched.iter())
+            .filter_map(|i| relay::RecordChange::between(staged.before(*i), &staged.records[*i]))
             .collect(),
-        _ => Vec::new(),
+        None => Vec::new(),
     };
     if let Some(o) = org.objects.get_mut(object) {
-        o.records = applied.staged;
+        o.records = applied.staged.records;
     }
     org.stats.records_created += applied.created;
     org.stats.records_updated += applied.updated;
@@ -206,7 +207,8 @@ fn check_target(org: &Org, op: &Op, object: &str, used: u64) -> Result<(), Respo
 
 /// The records of a call applied to a copy of the object's records.
 pub(super) struct Applied {
-    pub(super) staged: Vec<Record>,
+    object: String,
+    pub(super) staged: Staged,
     pub(super) results: Vec<Value>,
     pub(super) any_failed: bool,
     /// Indexes in `staged` of the records written.
@@ -223,8 +225,13 @@ pub(super) fn apply(
     lock_rows: bool,
 ) -> Applied {
     let now = org.now();
+    // The object's records are written in place, each one changed kept as it was first, rather
+    // than copied whole for every call (a million records copied per write held gigabytes).
+    let held =
+        (org.objects.get_mut(object)).map_or_else(Vec::new, |o| std::mem::take(&mut o.records));
     let mut applied = Applied {
-        staged: org.objects[object].records.clone(),
+        object: object.to_string(),
+        staged: Staged::new(held),
         results: Vec::with_capacity(records.len()),
         any_failed: false,
         touched: Vec::new(),
@@ -255,11 +262,13 @@ pub(super) fn apply(
                     org.next_id(object)
                 } else {
                     applied.updated += 1;
-                    let id = applied.staged[index].get("Id").and_then(Value::as_str);
+                    let id = applied.staged.records[index]
+                        .get("Id")
+                        .and_then(Value::as_str);
                     id.unwrap_or_default().to_string()
                 };
                 stamp(
-                    &mut applied.staged[index],
+                    applied.staged.touch(index),
                     &id,
                     now,
                     is_new,
@@ -278,6 +287,69 @@ pub(super) fn apply(
         }
     }
     applied
+}
+
+/// An object's records while one call writes them: changed in place, each existing record
+/// the call changes kept as it was, so that the call can be undone.
+pub(super) struct Staged {
+    pub(super) records: Vec<Record>,
+    /// Each record the call changed that was there before it, as it was.
+    was: HashMap<usize, Record>,
+    /// How many records there were before the call.
+    len_before: usize,
+}
+
+impl Staged {
+    fn new(records: Vec<Record>) -> Self {
+        Staged {
+            len_before: records.len(),
+            records,
+            was: HashMap::new(),
+        }
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    /// Adds a new record.
+    pub(super) fn push(&mut self, record: Record) {
+        self.records.push(record);
+    }
+
+    /// Record `index`, to change: kept as it was first.
+    pub(super) fn touch(&mut self, index: usize) -> &mut Record {
+        if index < self.len_before && !self.was.contains_key(&index) {
+            self.was.insert(index, self.records[index].clone());
+        }
+        &mut self.records[index]
+    }
+
+    /// Record `index` as it was before the call; `None` for one the call created.
+    fn before(&self, index: usize) -> Option<&Record> {
+        if index >= self.len_before {
+            return None;
+        }
+        self.was.get(&index).or_else(|| self.records.get(index))
+    }
+
+    /// The records as they were before the call.
+    fn undone(mut self) -> Vec<Record> {
+        self.records.truncate(self.len_before);
+        for (index, record) in self.was {
+            self.records[index] = record;
+        }
+        self.records
+    }
+}
+
+impl Applied {
+    /// Puts the object's records back as they were before the call.
+    pub(super) fn undo(self, org: &mut Org) {
+        if let Some(o) = org.objects.get_mut(self.object.as_str()) {
+            o.records = self.staged.undone();
+        }
+    }
 }
 
 /// What one call has seen: the keys (Ids, external ids) of its records so far, and an index of
@@ -339,7 +411,7 @@ pub(super) fn create_one(
     sobject: &SObject,
     object: &str,
     raw: &Value,
-    staged: &mut Vec<Record>,
+    staged: &mut Staged,
     lock_rows: bool,
 ) -> Result<(usize, bool), Value> {
     let Some(record) = raw.as_object().filter(|r| declared_type(r) == Some(object)) else {
@@ -365,8 +437,7 @@ pub(super) fn create_one(
     }
     for def in sobject.fields.iter().filter(|f| f.external_id) {
         if let Some(Value::String(v)) = record.get(def.name) {
-            if let Some(other) = staged
-                .iter()
+            if let Some(other) = (staged.records.iter())
                 .find(|r| r.get(def.name).and_then(Value::as_str) == Some(v.as_str()))
             {
                 let id = other.get("Id").and_then(Value::as_str).unwrap_or_default();
@@ -391,7 +462,7 @@ pub(super) fn update_one(
     sobject: &SObject,
     object: &str,
     raw: &Value,
-    staged: &mut [Record],
+    staged: &mut Staged,
     seen: &mut Seen,
     lock_rows: bool,
 ) -> Result<(usize, bool), Value> {
@@ -424,7 +495,7 @@ pub(super) fn update_one(
             vec![],
         ));
     }
-    let found = seen.staged_by("Id", staged).get(&id);
+    let found = seen.staged_by("Id", &staged.records).get(&id);
     let Some(index) = found.and_then(|at| at.first().copied()) else {
         if sobject.deleted.contains_key(&id) {
             return Err(save_error(
@@ -440,7 +511,7 @@ pub(super) fn update_one(
         ));
     };
     let fields = check_fields(sobject, object, record, false)?;
-    staged[index].extend(fields);
+    staged.touch(index).extend(fields);
     Ok((index, false))
 }
 
@@ -531,7 +602,7 @@ pub(super) fn upsert_one(
     object: &str,
     ext_field: &str,
     raw: &Value,
-    staged: &mut Vec<Record>,
+    staged: &mut Staged,
     seen_keys: &mut Seen,
     lock_rows: bool,
 ) -> Result<(usize, bool), Value> {
@@ -576,7 +647,7 @@ pub(super) fn upsert_one(
         ));
     }
     let matches: Vec<usize> = seen_keys
-        .staged_by(ext_field, staged)
+        .staged_by(ext_field, &staged.records)
         .get(&key)
         .cloned()
         .unwrap_or_default();
@@ -595,7 +666,7 @@ pub(super) fn upsert_one(
         Ok((staged.len() - 1, true))
     } else {
         let index = matches[0];
-        staged[index].extend(fields);
+        staged.touch(index).extend(fields);
         Ok((index, false))
     }
 }

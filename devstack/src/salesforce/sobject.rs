@@ -106,7 +106,8 @@ async fn write_one(
         record.insert("attributes".into(), json!({ "type": object }));
         let applied = apply(&mut org, &op, object, &[Value::Object(record)], false);
         if applied.any_failed {
-            let result = applied.results.into_iter().next().unwrap_or(Value::Null);
+            let result = applied.results.first().cloned().unwrap_or(Value::Null);
+            applied.undo(&mut org);
             return Err(save_failed(&result, used));
         }
         let (results, sends, events) = keep(&mut org, object, applied);
