@@ -39,23 +39,27 @@ pub async fn plan(env: &Env, path: &Path, format: Format) -> anyhow::Result<()> 
         .map_err(|e| usage(format!("cannot read {}: {e}", path.display())))?;
     let job = Jobs::parse(path, &text).map_err(|e| usage(e.to_string()))?;
     let snapshot = crate::load::read_snapshot(env, &job).await?;
-    let rows = first_load::plan(&job, &snapshot, None);
-    let linked: Vec<_> = (rows.iter())
-        .filter(|r| r.action == Action::Pair(LinkedBy::Ledger))
-        .collect();
+    let (rows, _) = first_load::plan_keeping_rows(&job, &snapshot, None);
+    drop(snapshot);
+    // Counted a row at a time from the plan's scratch file, as the dry run prints it.
+    let (mut linked, mut written, mut refused) = (0, 0, 0);
     let mut by_field: BTreeMap<(System, String), usize> = BTreeMap::new();
-    for row in &linked {
-        for u in &row.updates {
-            *by_field.entry((u.target, u.field.clone())).or_default() += 1;
+    for row in rows.iter() {
+        if row.action != Action::Pair(LinkedBy::Ledger) {
+            continue;
+        }
+        linked += 1;
+        refused += usize::from(row.refused.is_some());
+        written += usize::from(!row.updates.is_empty() && row.refused.is_none());
+        for u in row.updates {
+            *by_field.entry((u.target, u.field)).or_default() += 1;
         }
     }
     let out = Plan {
         job: &job.name,
-        linked_pairs: linked.len(),
-        pairs_written: (linked.iter())
-            .filter(|r| !r.updates.is_empty() && r.refused.is_none())
-            .count(),
-        pairs_refused: linked.iter().filter(|r| r.refused.is_some()).count(),
+        linked_pairs: linked,
+        pairs_written: written,
+        pairs_refused: refused,
         fields: (by_field.into_iter())
             .map(|((target, field), records)| FieldWrites {
                 target,
