@@ -103,6 +103,15 @@ impl IdIndex {
         })
     }
 
+    /// The record standing for `id` in `table`, read once (checking it and returning it).
+    pub fn record_of(&self, table: &Table, id: &str) -> Option<super::Fields> {
+        hashed(&self.entries, id).find_map(|at| {
+            let fields = table.fields(at)?;
+            let holds = fields.get(&self.id_field).and_then(text).as_deref() == Some(id);
+            holds.then_some(fields)
+        })
+    }
+
     /// Whether row `at`, whose id is `id`, is the row that stands for it.
     fn stands_for(&self, id: &str, at: usize) -> bool {
         hashed(&self.entries, id).any(|row| row == at)
@@ -202,5 +211,11 @@ mod tests {
         assert_eq!(holding("w.io"), ["B"]);
         assert!(holding("z.io").is_empty(), "a record without an id");
         assert_eq!(side.ids.row_of(&table, "A"), Some(1));
+        let b = side
+            .ids
+            .record_of(&table, "B")
+            .and_then(|r| r.get("Web").cloned());
+        assert_eq!(b, Some(json!("w.io")), "the later row, read once");
+        assert_eq!(side.ids.record_of(&table, "C"), None);
     }
 }

@@ -55,7 +55,7 @@ impl RecordRows {
                     System::Gainsight => (&snapshot.gainsight, &self.gainsight),
                     System::Salesforce => (&snapshot.salesforce, &self.salesforce),
                 };
-                *record = rows.row_of(table, id).and_then(|row| table.fields(row));
+                *record = rows.record_of(table, id);
             }
         }
     }
