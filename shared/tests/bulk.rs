@@ -133,6 +133,52 @@ async fn an_update_by_id_in_one_job_matches_each_outcome_back_by_id() -> Result<
     Ok(())
 }
 
+/// An update by Id that every record passes reads no result file: each record's id is its own.
+#[tokio::test]
+async fn an_update_every_record_passes_costs_three_calls_and_its_polls() -> Result<()> {
+    use shared::ports::SalesforceApi as _;
+    let emu = SalesforceEmulator::start(sf::Options::default()).await?;
+    let client = client(&emu);
+    let created = client
+        .bulk_upsert_job("Account", "Gainsight_Company_Id__c", &accounts(3, 0))
+        .await?;
+    let ids: Vec<String> = created.iter().filter_map(|r| r.id.clone()).collect();
+    assert_eq!(ids.len(), 3);
+    let before = emu.stats();
+    let records: Vec<Fields> = (ids.iter().rev())
+        .map(|id| {
+            let r = json!({"Id": id, "Name": format!("Renamed {id}")});
+            r.as_object().cloned().unwrap_or_default()
+        })
+        .collect();
+    let results = client.bulk_update("Account", &records).await?;
+    let got: Vec<(bool, bool, Option<&str>)> = (results.iter())
+        .map(|r| (r.success, r.created, r.id.as_deref()))
+        .collect();
+    let want: Vec<(bool, bool, Option<&str>)> = ids
+        .iter()
+        .rev()
+        .map(|id| (true, false, Some(id.as_str())))
+        .collect();
+    assert_eq!(got, want);
+    let renamed = (emu.records("Account").iter())
+        .filter(|r| {
+            r["Name"]
+                .as_str()
+                .is_some_and(|n| n.starts_with("Renamed "))
+        })
+        .count();
+    assert_eq!(renamed, 3);
+    let stats = emu.stats();
+    let polls = stats.bulk_state_polls - before.bulk_state_polls;
+    assert_eq!(
+        stats.api_calls - before.api_calls - polls,
+        3,
+        "create, upload, close; no result file"
+    );
+    Ok(())
+}
+
 /// A job that fails partway: what it processed has its results, what it never reached comes back
 /// from `unprocessedrecords` as retryable failures that say why.
 #[tokio::test]

@@ -1,7 +1,8 @@
 //! Bulk API 2.0 ingest for large loads: one job per load (create, upload the CSV, close), its
 //! state polled with backoff, then its results read back and matched to the records by external
 //! ID, or by `Id` for an update (row order is not guaranteed). A load of N records costs four calls plus the polls:
-//! `failedResults` is read only when the job reports failures. Bulk API 2.0 query for large
+//! `failedResults` is read only when the job reports failures, and an update by Id that
+//! processed every record without failure reads no result file (three calls plus the polls). Bulk API 2.0 query for large
 //! reads: one job, polled the same way, then its CSV results set by set by `Sforce-Locator`.
 //!
 //! Ingest jobs can be remembered by a digest of what they write: a writer that had to stop
@@ -111,6 +112,9 @@ impl SalesforceClient {
             },
             None => self.submit_and_wait(object, ingest, records, &key).await?,
         };
+        if every_update_done(&ingest, &done, records.len()) {
+            return Ok(records.iter().map(updated).collect());
+        }
         let path = format!("jobs/ingest/{id}");
         if done["state"] != "JobComplete" {
             // What a failed job left unprocessed is written again by a job of its own.
@@ -385,6 +389,28 @@ impl crate::ports::SalesforceBulkRead for SalesforceClient {
             rows: query_rows(&bytes)?,
             next,
         })
+    }
+}
+
+/// Whether an update by Id ended with every record processed and none failed: then each record's
+/// result is known without reading `successfulResults` (its id is the record's own), a call
+/// saved per job. Upserts still read it, for the ids of the records they created.
+fn every_update_done(ingest: &Ingest<'_>, done: &Value, records: usize) -> bool {
+    matches!(ingest, Ingest::Update)
+        && done["state"] == "JobComplete"
+        && done["numberRecordsFailed"].as_u64() == Some(0)
+        && done["numberRecordsProcessed"].as_u64() == Some(records as u64)
+}
+
+/// The result of a record an update job processed without failure.
+fn updated(record: &Fields) -> RecordResult {
+    RecordResult {
+        id: record.get("Id").and_then(Value::as_str).map(str::to_string),
+        success: true,
+        created: false,
+        errors: Vec::new(),
+        retryable: false,
+        gone: false,
     }
 }
 
