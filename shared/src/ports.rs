@@ -680,10 +680,33 @@ pub struct BulkReadJob(pub String);
 
 /// One set of a bulk read's rows (every value as text, an empty cell as null), and the locator
 /// of the next set, if any.
-#[derive(Clone, Debug, Default, PartialEq)]
 pub struct BulkSet {
-    pub rows: Vec<Fields>,
+    pub rows: BulkRows,
     pub next: Option<String>,
+}
+
+/// A set's rows, made one at a time as they are taken: a set of a few hundred thousand rows is
+/// held as the text it came as, not as that many records. A row the answer holds malformed is
+/// an error in its place.
+pub struct BulkRows(Box<dyn Iterator<Item = Result<Fields, ApiError>> + Send>);
+
+impl BulkRows {
+    pub fn new(rows: impl Iterator<Item = Result<Fields, ApiError>> + Send + 'static) -> Self {
+        Self(Box::new(rows))
+    }
+}
+
+impl Iterator for BulkRows {
+    type Item = Result<Fields, ApiError>;
+    fn next(&mut self) -> Option<Self::Item> {
+        self.0.next()
+    }
+}
+
+impl From<Vec<Fields>> for BulkRows {
+    fn from(rows: Vec<Fields>) -> Self {
+        Self::new(rows.into_iter().map(Ok))
+    }
 }
 
 /// Reading a Salesforce object in bulk: one query job, then its results set by set, each set

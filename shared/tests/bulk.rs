@@ -238,7 +238,9 @@ async fn a_bulk_read_comes_in_sets_by_locator() -> Result<()> {
             .bulk_read_set(&job, locator.as_deref(), 1_000)
             .await?;
         sets += 1;
-        rows.extend(set.rows);
+        for row in set.rows {
+            rows.push(row?);
+        }
         match set.next {
             Some(next) => locator = Some(next),
             None => break,

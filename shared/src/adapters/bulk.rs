@@ -18,7 +18,9 @@ use serde_json::{json, Value};
 use super::http::with_retries;
 use super::salesforce::{Body, SalesforceClient};
 use crate::domain::Fields;
-use crate::ports::{ApiError, BulkJobKey, BulkJobs, BulkReadJob, BulkSet, RecordResult, SfSelect};
+use crate::ports::{
+    ApiError, BulkJobKey, BulkJobs, BulkReadJob, BulkRows, BulkSet, RecordResult, SfSelect,
+};
 
 const SYSTEM: &str = "Salesforce";
 /// First wait between state polls; it doubles up to `MAX_POLL_WAIT`.
@@ -386,7 +388,7 @@ impl crate::ports::SalesforceBulkRead for SalesforceClient {
             .filter(|l| !l.is_empty() && *l != "null")
             .map(str::to_string);
         Ok(BulkSet {
-            rows: query_rows(&bytes)?,
+            rows: query_rows(bytes)?,
             next,
         })
     }
@@ -414,15 +416,25 @@ fn updated(record: &Fields) -> RecordResult {
     }
 }
 
-/// A query job's CSV set as records: every value text, an empty cell null.
-fn query_rows(bytes: &[u8]) -> Result<Vec<Fields>, ApiError> {
-    csv_rows(bytes, |v| {
-        if v.is_empty() {
-            Value::Null
-        } else {
-            Value::String(v.to_string())
-        }
-    })
+/// A query job's CSV set as records, parsed as they are taken: every value text, an empty cell
+/// null. A set without a header row is refused at once.
+fn query_rows(bytes: Vec<u8>) -> Result<BulkRows, ApiError> {
+    let mut reader = csv::Reader::from_reader(std::io::Cursor::new(bytes));
+    let headers = reader.headers().cloned().map_err(protocol)?;
+    let rows = reader.into_records().map(move |row| {
+        let row = row.map_err(protocol)?;
+        Ok((headers.iter().zip(row.iter()))
+            .map(|(h, v)| {
+                let value = if v.is_empty() {
+                    Value::Null
+                } else {
+                    Value::String(v.to_string())
+                };
+                (h.to_string(), value)
+            })
+            .collect())
+    });
+    Ok(BulkRows::new(rows))
 }
 
 /// The rows of a CSV answer, each cell under its column's name as `cell` makes it.
@@ -533,6 +545,28 @@ mod tests {
             to_csv(&records).unwrap(),
             "AnnualRevenue,Gainsight_Company_Id__c,Name,Phone\n5,G1,\"A, Inc.\",\nB_ROW\n"
                 .replace("B_ROW", ",G2,B,#N/A")
+        );
+    }
+
+    #[test]
+    fn a_query_set_is_parsed_a_row_at_a_time_and_a_malformed_row_fails_in_its_place() {
+        let set = b"Id,Name\n001A,Acme\n001B\n001C,\n".to_vec();
+        let rows: Vec<Result<Fields, ApiError>> = query_rows(set).unwrap().collect();
+        assert_eq!(rows.len(), 3);
+        let first = rows[0].as_ref().unwrap();
+        assert_eq!(
+            (&first["Id"], &first["Name"]),
+            (&json!("001A"), &json!("Acme"))
+        );
+        assert!(
+            matches!(&rows[1], Err(ApiError::Protocol { message, .. }) if message.contains("bulk result file")),
+            "{:?}",
+            rows[1]
+        );
+        assert_eq!(
+            rows[2].as_ref().unwrap()["Name"],
+            Value::Null,
+            "an empty cell"
         );
     }
 }

@@ -271,7 +271,7 @@ impl SalesforceBulkRead for MemorySalesforce {
         let from: usize = locator.and_then(|l| l.parse().ok()).unwrap_or(0);
         let to = (from + max).min(rows.len());
         Ok(BulkSet {
-            rows: rows[from.min(to)..to].to_vec(),
+            rows: rows[from.min(to)..to].to_vec().into(),
             next: (to < rows.len()).then(|| to.to_string()),
         })
     }
