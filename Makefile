@@ -102,7 +102,7 @@ logs: $(DEPLOY_STAMP)
 
 ## bench: measure DESIGN.md's targets; prints `bench: <name> = <value> <unit>` lines (see BENCHMARKS.md)
 bench: $(STAMP)
-	$(CARGO) build --quiet --profile perf -p webhook -p resync -p syncctl -p sync-tests --bins
+	$(CARGO) build --quiet --profile perf -p webhook -p resync -p mapper -p pusher -p syncctl -p sync-tests --bins
 	@# Every figure is measured even when one fails; the target fails at the end if any did.
 	@failed=0; \
 	WEBHOOK_BIN=target/perf/webhook target/perf/bench all || failed=1; \
@@ -112,10 +112,10 @@ bench: $(STAMP)
 	if [ $$failed -ne 0 ]; then echo "bench: some figures failed (see the lines above)"; exit 1; fi
 
 ## bench-load: a job's first load at N records a side (default 100000) and at 10,000: the dry run,
-## the resync binary's planning invocation alone, then the whole load with the resync binary under
-## the Runtime API (figures in BENCHMARKS.md)
+## the resync binary's planning invocation alone, then the whole load with the resync, mapper and
+## pusher binaries under the Runtime API (figures in BENCHMARKS.md)
 bench-load: $(STAMP)
-	$(CARGO) build --quiet --profile perf -p resync -p syncctl -p sync-tests --bins
+	$(CARGO) build --quiet --profile perf -p resync -p mapper -p pusher -p syncctl -p sync-tests --bins
 	FIRST_LOAD_N=$(or $(N),100000) target/perf/bench first-load
 	FIRST_LOAD_N=$(or $(N),100000) target/perf/bench first-load-plan
 	FIRST_LOAD_N=$(or $(N),100000) target/perf/bench first-load-run

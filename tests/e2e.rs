@@ -2,7 +2,8 @@
 //! `changes`, the mapper, `writes` and the pusher to a Salesforce Account, and the ledger in
 //! DynamoDB says so. Bad input is refused with nothing queued; a record Salesforce rejects is
 //! marked error without failing its batch; injected faults end synced, never duplicated; an
-//! Account deleted in Salesforce is created again under a job with `on_missing: create`.
+//! Account deleted in Salesforce is created again under a job with `on_missing: create`; the
+//! mapper and pusher binaries do the same as their handlers.
 
 use std::time::Duration;
 
@@ -487,6 +488,59 @@ async fn a_deleted_account_is_created_again_where_the_job_says_so() -> Result<()
     );
     assert!(ledger.synced && !ledger.error, "{ledger:#?}");
     stack.drained(WAIT).await?;
+    stack.stop().await;
+    Ok(())
+}
+
+/// Where `cargo test --workspace` built the function binaries: beside this test's own
+/// directory (`target/debug/deps/..`).
+fn built_binaries() -> Result<std::path::PathBuf> {
+    let exe = std::env::current_exe()?;
+    let dir = (exe.parent().and_then(|deps| deps.parent()))
+        .ok_or_else(|| anyhow::anyhow!("the test binary has no target directory"))?
+        .to_path_buf();
+    for bin in ["mapper", "pusher"] {
+        anyhow::ensure!(
+            dir.join(bin).is_file(),
+            "no {bin} binary in {}: run `cargo test --workspace` (or `cargo build -p {bin}`)",
+            dir.display()
+        );
+    }
+    Ok(dir)
+}
+
+/// The mapper and the pusher as their own binaries under the Lambda Runtime API, as deployed
+/// (their `main`s: configuration from the environment, secrets read at cold start, the runtime
+/// loop), not their handlers in the test's process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_goes_through_the_mapper_and_pusher_binaries() -> Result<()> {
+    let stack = Stack::start(Options {
+        function_binaries: Some(built_binaries()?),
+        ..Options::default()
+    })
+    .await?;
+    let gsid = stack
+        .create_companies(vec![json!({"Name": "Binary Co", "Arr": 77000})])
+        .await?
+        .remove(0);
+    let account = stack
+        .eventually(WAIT, "the Account to be created", || async {
+            Ok(stack.accounts_for(&gsid).pop())
+        })
+        .await?;
+    assert_eq!(account["Name"], json!("Binary Co"));
+    assert_eq!(account["AnnualRevenue"], json!(77000));
+    let ledger = stack
+        .eventually(WAIT, "the ledger to say synced", || async {
+            Ok(stack.ledger(&gsid).await?.filter(|l| l.synced))
+        })
+        .await?;
+    assert_eq!(ledger.salesforce_id.as_deref(), account["Id"].as_str());
+    // Both functions ran as processes of their own, which the stack can measure.
+    let rss = stack.function_peak_rss_mb();
+    let names: Vec<&str> = rss.iter().map(|(f, _)| *f).collect();
+    assert_eq!(names, ["MapperFunction", "PusherFunction"]);
+    assert!(rss.iter().all(|(_, mb)| *mb > 1.0), "{rss:?}");
     stack.stop().await;
     Ok(())
 }

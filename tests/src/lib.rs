@@ -5,6 +5,7 @@
 
 pub mod activity_window;
 pub mod backfill;
+mod binaries;
 pub mod relay;
 mod sources;
 mod story;
@@ -66,6 +67,12 @@ pub struct Options {
     /// How long the pusher waits for a Bulk API job in one call, and how soon a load's slice
     /// whose job was still running is flushed again (deployed: 45 s and 30 s).
     pub bulk_wait: (Duration, Duration),
+    /// Run the mapper and the pusher as their own binaries from this directory (for example
+    /// `target/perf`), under the Lambda Runtime API, with their production settings (a load
+    /// written after a minute's quiet, deferred writes back after 15 minutes, the shipped
+    /// jobs): `load_quiet`, `deferral`, `bulk_wait` and `jobs` are then not used. `None`: in
+    /// this process.
+    pub function_binaries: Option<std::path::PathBuf>,
 }
 
 impl Default for Options {
@@ -82,6 +89,7 @@ impl Default for Options {
             salesforce_events: Default::default(),
             parameters: Vec::new(),
             bulk_wait: (pusher::BULK_WAIT, pusher::BULK_RECHECK),
+            function_binaries: None,
         }
     }
 }
@@ -97,6 +105,8 @@ pub struct Stack {
     webhook: ServerHandle,
     lambda: ServerHandle,
     consumers: Vec<EventSource>,
+    /// The mapper's and pusher's processes, when they run as binaries.
+    functions: Vec<binaries::FunctionProcesses>,
     _schedules: Option<devstack::scheduler::Scheduler>,
     /// The local EventBridge, when Change Data Capture is on.
     pub buses: Option<devstack::event_bus::EventBuses>,
@@ -185,16 +195,81 @@ async fn serve_webhook(
 }
 
 /// The mapper and the pusher, each fed by its queue's event source mapping as the template
-/// declares it.
+/// declares it: in this process, or as their own binaries (`Options::function_binaries`).
 async fn start_consumers(
     aws: &LocalAws,
     clients: &AwsClients,
     resources: &AwsResources,
     jobs: &Jobs,
+    apis: (&SalesforceEmulator, &GainsightEmulator),
+    options: &Options,
+    lambda_url: &str,
+) -> Result<(Vec<EventSource>, Vec<binaries::FunctionProcesses>)> {
+    let (handlers, functions) = match &options.function_binaries {
+        Some(dir) => {
+            anyhow::ensure!(
+                options.jobs.is_none(),
+                "function binaries run the shipped jobs only"
+            );
+            let env = function_env(aws, resources, apis, options, lambda_url);
+            let mut functions = Vec::new();
+            for (function, bin) in [("MapperFunction", "mapper"), ("PusherFunction", "pusher")] {
+                let timeout = aws.deployment.timeout(function)?;
+                let count = aws.deployment.event_source(function)?.maximum_concurrency;
+                let mut env = env.clone();
+                // Signed as the function, so the local AWS counts its requests as the product's.
+                env.push(("AWS_ACCESS_KEY_ID", function.to_string()));
+                let at = (timeout, count);
+                functions.push(
+                    binaries::FunctionProcesses::start(&dir.join(bin), function, at, &env).await?,
+                );
+            }
+            let handlers = [functions[0].handler(), functions[1].handler()];
+            (handlers, functions)
+        }
+        None => (
+            in_process_handlers(aws, resources, jobs, apis, options, lambda_url).await?,
+            Vec::new(),
+        ),
+    };
+    // The event source mappings receive and delete as Lambda's service does, under their own
+    // name, so what production pays for is told apart from the harness's own requests.
+    let lambda_service = clients_of(aws, EVENT_SOURCE_CALLER).sqs;
+    let mut consumers = Vec::new();
+    for (function, handler) in ["MapperFunction", "PusherFunction"]
+        .into_iter()
+        .zip(handlers)
+    {
+        let spec = aws.deployment.event_source(function)?;
+        let queue = clients
+            .sqs
+            .get_queue_url()
+            .queue_name(&spec.queue)
+            .send()
+            .await?;
+        let settings = event_source::Settings {
+            queue_url: queue.queue_url().unwrap_or_default().to_string(),
+            batch_size: spec.batch_size,
+            batching_window: Duration::from_secs(spec.batching_window_seconds),
+            report_batch_item_failures: spec.report_batch_item_failures,
+            retry_after: Some(options.retry_after),
+            concurrency: spec.maximum_concurrency,
+            faults: options.delivery_faults,
+        };
+        consumers.push(EventSource::start(lambda_service.clone(), settings, handler).await?);
+    }
+    Ok((consumers, functions))
+}
+
+/// The mapper's and the pusher's handlers in this process, as the stack's options set them.
+async fn in_process_handlers(
+    aws: &LocalAws,
+    resources: &AwsResources,
+    jobs: &Jobs,
     (salesforce, gainsight): (&SalesforceEmulator, &GainsightEmulator),
     options: &Options,
     lambda_url: &str,
-) -> Result<Vec<EventSource>> {
+) -> Result<[event_source::Handler; 2]> {
     let config = api_config(resources, (salesforce, gainsight));
     let mapper_clients = clients_of(aws, "MapperFunction");
     let mapper = mapper::MapperFn::from_aws(&config, &mapper_clients, jobs.clone()).await?;
@@ -228,33 +303,33 @@ async fn start_consumers(
         let pusher = Arc::clone(&pusher);
         Box::pin(async move { Ok(pusher.handle(event).await) })
     });
-    // The event source mappings receive and delete as Lambda's service does, under their own
-    // name, so what production pays for is told apart from the harness's own requests.
-    let lambda_service = clients_of(aws, EVENT_SOURCE_CALLER).sqs;
-    let mut consumers = Vec::new();
-    for (function, handler) in [
-        ("MapperFunction", mapper_handler),
-        ("PusherFunction", pusher_handler),
-    ] {
-        let spec = aws.deployment.event_source(function)?;
-        let queue = clients
-            .sqs
-            .get_queue_url()
-            .queue_name(&spec.queue)
-            .send()
-            .await?;
-        let settings = event_source::Settings {
-            queue_url: queue.queue_url().unwrap_or_default().to_string(),
-            batch_size: spec.batch_size,
-            batching_window: Duration::from_secs(spec.batching_window_seconds),
-            report_batch_item_failures: spec.report_batch_item_failures,
-            retry_after: Some(options.retry_after),
-            concurrency: spec.maximum_concurrency,
-            faults: options.delivery_faults,
-        };
-        consumers.push(EventSource::start(lambda_service.clone(), settings, handler).await?);
+    Ok([mapper_handler, pusher_handler])
+}
+
+/// The environment the mapper and pusher binaries read their configuration from, as the
+/// template gives it to them deployed.
+fn function_env(
+    aws: &LocalAws,
+    resources: &AwsResources,
+    (salesforce, gainsight): (&SalesforceEmulator, &GainsightEmulator),
+    options: &Options,
+    lambda_url: &str,
+) -> Vec<(&'static str, String)> {
+    let mut env = aws.env();
+    env.extend(resources.env());
+    env.extend([
+        ("AWS_ENDPOINT_URL_LAMBDA", lambda_url.to_string()),
+        ("POLLER_FUNCTION", POLLER_FUNCTION.to_string()),
+        ("SALESFORCE_LOGIN_URL", salesforce.url()),
+        ("SALESFORCE_CLIENT_ID", salesforce.client_id()),
+        ("GAINSIGHT_BASE_URL", gainsight.url()),
+        ("RUST_LOG", "warn".to_string()),
+    ]);
+    if options.echo_criteria {
+        let user = sf::INTEGRATION_USER_ID.to_string();
+        env.push(("SALESFORCE_INTEGRATION_USER_ID", user));
     }
-    Ok(consumers)
+    env
 }
 
 /// The settings of the functions that call both systems.
@@ -369,7 +444,7 @@ impl Stack {
         let schedules = options.schedule_speedup.map(|speedup| {
             devstack::scheduler::Scheduler::start(&aws.deployment.schedules, &lambda.url(), speedup)
         });
-        let consumers = if options.consumers {
+        let (consumers, functions) = if options.consumers {
             let apis = (&salesforce, &gainsight);
             let lambda_url = lambda.url();
             start_consumers(
@@ -383,7 +458,7 @@ impl Stack {
             )
             .await?
         } else {
-            Vec::new()
+            (Vec::new(), Vec::new())
         };
         let store = clients.state_store(&resources);
         Ok(Self {
@@ -397,6 +472,7 @@ impl Stack {
             webhook,
             lambda,
             consumers,
+            functions,
             _schedules: schedules,
             buses,
             salesforce_events: options.salesforce_events,
@@ -743,6 +819,17 @@ impl Stack {
         for c in self.consumers {
             c.stop().await;
         }
+        for f in self.functions {
+            f.stop().await;
+        }
+    }
+
+    /// Each function running as its own binaries (`Options::function_binaries`) with the
+    /// highest peak resident memory of its processes so far (MB).
+    pub fn function_peak_rss_mb(&self) -> Vec<(&'static str, f64)> {
+        (self.functions.iter())
+            .map(|f| (f.function, f.peak_rss_mb().into_iter().fold(0.0, f64::max)))
+            .collect()
     }
 }
 

@@ -260,6 +260,23 @@ pub struct Measured {
     pub gainsight_calls: u64,
     pub aws_requests: u64,
     pub resync_peak_rss_mb: f64,
+    /// The mapper's and the pusher's peak RSS (MB), the highest of each function's processes.
+    pub functions_peak_rss_mb: Vec<(&'static str, f64)>,
+}
+
+/// Where the mapper and pusher binaries the load runs are (`FUNCTION_BINARIES`, default
+/// `target/perf`).
+fn function_binaries() -> Result<std::path::PathBuf> {
+    let dir = std::env::var("FUNCTION_BINARIES").unwrap_or_else(|_| "target/perf".into());
+    let dir = std::path::PathBuf::from(dir);
+    for bin in ["mapper", "pusher"] {
+        anyhow::ensure!(
+            dir.join(bin).is_file(),
+            "no {bin} binary in {} (build it, or set FUNCTION_BINARIES)",
+            dir.display()
+        );
+    }
+    Ok(dir)
 }
 
 /// Peak RSS (VmHWM, MB) of process `pid` until it exits or `stop` is set.
@@ -333,11 +350,16 @@ async fn landed(stack: &Stack, want: (usize, usize)) -> Result<()> {
 }
 
 /// The whole first load over about `per_side` records a side, the resync function running as
-/// its own binary (`RESYNC_BIN`, default `target/perf/resync`) under the Runtime API: from the
+/// its own binary (`RESYNC_BIN`, default `target/perf/resync`) under the Runtime API, and the
+/// mapper and pusher as theirs (`FUNCTION_BINARIES`), as deployed: from the
 /// first invocation until every planned creation and update has landed and the queues are
 /// empty. Checks the load's counts against the mix and that nothing was created twice.
 pub async fn load(per_side: usize) -> Result<Measured> {
-    let stack = Stack::start(Options::default()).await?;
+    let options = Options {
+        function_binaries: Some(function_binaries()?),
+        ..Options::default()
+    };
+    let stack = Stack::start(options).await?;
     let units = per_side / COMPANIES_PER_UNIT;
     let expected = seed(&stack, units);
     let Resync {
@@ -384,12 +406,15 @@ pub async fn load(per_side: usize) -> Result<Measured> {
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let resync_peak_rss_mb = rss.await.unwrap_or(0.0);
     child.kill().await?;
+    let functions_peak_rss_mb = stack.function_peak_rss_mb();
+    eprintln!("first load of {per_side}: peak RSS of the functions' processes {functions_peak_rss_mb:?} MB, resync {resync_peak_rss_mb:.1} MB");
     let measured = Measured {
         seconds,
         salesforce_calls: stack.salesforce.stats().api_calls - sf.api_calls,
         gainsight_calls: stack.gainsight.stats().api_calls - gs.api_calls,
         aws_requests: stack.aws.requests().await?.values().sum::<u64>() - aws_before,
         resync_peak_rss_mb,
+        functions_peak_rss_mb,
     };
     stack.stop().await;
     Ok(measured)
@@ -431,12 +456,32 @@ pub async fn figures(per_side: usize) -> Result<()> {
         format!("{:.1}", at.resync_peak_rss_mb),
         "MB",
     );
+    for (function, mb) in &at.functions_peak_rss_mb {
+        let name = function.trim_end_matches("Function").to_lowercase();
+        report(
+            &format!("first_load_{n}_{name}_peak_rss"),
+            format!("{mb:.1}"),
+            "MB",
+        );
+    }
     if big.is_some() {
         report(
             &format!("first_load_rss_growth_10k_to_{}", short(n)),
             format!("{:.2}", at.resync_peak_rss_mb / small.resync_peak_rss_mb),
             "x",
         );
+        for ((function, big), (_, small)) in at
+            .functions_peak_rss_mb
+            .iter()
+            .zip(&small.functions_peak_rss_mb)
+        {
+            let name = function.trim_end_matches("Function").to_lowercase();
+            report(
+                &format!("first_load_{name}_rss_growth_10k_to_{}", short(n)),
+                format!("{:.2}", big / small),
+                "x",
+            );
+        }
     }
     Ok(())
 }
