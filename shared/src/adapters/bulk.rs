@@ -228,21 +228,25 @@ impl SalesforceClient {
         ext_field: &str,
     ) -> Result<HashMap<String, RecordResult>, ApiError> {
         let mut outcome: HashMap<String, RecordResult> = HashMap::new();
-        let ok = self.csv(&format!("{path}/successfulResults")).await?;
-        for row in ok {
+        let ok_path = format!("{path}/successfulResults");
+        for [key, id, created] in self
+            .picked(&ok_path, [ext_field, "sf__Id", "sf__Created"])
+            .await?
+        {
             let success = RecordResult {
-                id: row.get("sf__Id").cloned(),
+                id,
                 success: true,
-                created: row.get("sf__Created").is_some_and(|c| c == "true"),
+                created: created.is_some_and(|c| c == "true"),
                 errors: Vec::new(),
                 retryable: false,
                 gone: false,
             };
-            outcome.insert(row.get(ext_field).cloned().unwrap_or_default(), success);
+            outcome.insert(key.unwrap_or_default(), success);
         }
         if done["numberRecordsFailed"].as_u64().unwrap_or(0) > 0 {
-            for row in self.csv(&format!("{path}/failedResults")).await? {
-                let error = row.get("sf__Error").cloned().unwrap_or_default();
+            let failed_path = format!("{path}/failedResults");
+            for [key, error] in self.picked(&failed_path, [ext_field, "sf__Error"]).await? {
+                let error = error.unwrap_or_default();
                 let failure = RecordResult {
                     id: None,
                     success: false,
@@ -251,7 +255,7 @@ impl SalesforceClient {
                     retryable: false,
                     gone: false,
                 };
-                outcome.insert(row.get(ext_field).cloned().unwrap_or_default(), failure);
+                outcome.insert(key.unwrap_or_default(), failure);
             }
         }
         Ok(outcome)
@@ -284,10 +288,10 @@ impl SalesforceClient {
             done["state"].as_str().unwrap_or_default(),
             done["errorMessage"].as_str().unwrap_or("no reason given")
         );
-        let rows = self.csv(&format!("{path}/unprocessedrecords")).await?;
+        let rows = (self.picked(&format!("{path}/unprocessedrecords"), [ext_field])).await?;
         Ok(rows
             .into_iter()
-            .map(|row| {
+            .map(|[key]| {
                 let result = RecordResult {
                     id: None,
                     success: false,
@@ -296,7 +300,7 @@ impl SalesforceClient {
                     retryable: true,
                     gone: false,
                 };
-                (row.get(ext_field).cloned().unwrap_or_default(), result)
+                (key.unwrap_or_default(), result)
             })
             .collect())
     }
@@ -321,10 +325,16 @@ impl SalesforceClient {
         }
     }
 
-    /// A result file's rows, by column.
-    async fn csv(&self, path: &str) -> Result<Vec<HashMap<String, String>>, ApiError> {
+    /// A result file's rows, only the `wanted` columns of each, in that order (`None` for a
+    /// column the file lacks): a result row repeats every column uploaded, and a job's results
+    /// are held for all its records at once.
+    async fn picked<const N: usize>(
+        &self,
+        path: &str,
+        wanted: [&str; N],
+    ) -> Result<Vec<[Option<String>; N]>, ApiError> {
         let bytes = with_retries(|| self.send(reqwest::Method::GET, path, None)).await?;
-        csv_rows(&bytes, str::to_string)
+        picked_columns(&bytes, wanted)
     }
 }
 
@@ -437,22 +447,19 @@ fn query_rows(bytes: Vec<u8>) -> Result<BulkRows, ApiError> {
     Ok(BulkRows::new(rows))
 }
 
-/// The rows of a CSV answer, each cell under its column's name as `cell` makes it.
-fn csv_rows<T, R: FromIterator<(String, T)>>(
+/// The `wanted` columns of each row of a CSV answer.
+fn picked_columns<const N: usize>(
     bytes: &[u8],
-    cell: impl Fn(&str) -> T,
-) -> Result<Vec<R>, ApiError> {
+    wanted: [&str; N],
+) -> Result<Vec<[Option<String>; N]>, ApiError> {
     let mut reader = csv::Reader::from_reader(bytes);
-    let headers = reader.headers().cloned().map_err(protocol)?;
-    reader
-        .records()
-        .map(|row| {
-            let row = row.map_err(protocol)?;
-            Ok((headers.iter().zip(row.iter()))
-                .map(|(h, v)| (h.to_string(), cell(v)))
-                .collect())
-        })
-        .collect()
+    let headers = reader.headers().map_err(protocol)?;
+    let at = wanted.map(|w| headers.iter().position(|h| h == w));
+    let (mut rows, mut record) = (Vec::new(), csv::StringRecord::new());
+    while reader.read_record(&mut record).map_err(protocol)? {
+        rows.push(at.map(|i| i.and_then(|i| record.get(i)).map(str::to_string)));
+    }
+    Ok(rows)
 }
 
 fn protocol(e: csv::Error) -> ApiError {
@@ -546,6 +553,23 @@ mod tests {
             "AnnualRevenue,Gainsight_Company_Id__c,Name,Phone\n5,G1,\"A, Inc.\",\nB_ROW\n"
                 .replace("B_ROW", ",G2,B,#N/A")
         );
+    }
+
+    #[test]
+    fn a_result_file_keeps_only_the_columns_asked_for() {
+        let file =
+            b"sf__Id,sf__Created,Name,Gainsight_Company_Id__c\n001A,true,Acme,G1\n001B,false,,G2\n";
+        let rows =
+            picked_columns(file, ["Gainsight_Company_Id__c", "sf__Id", "sf__Error"]).unwrap();
+        let some = |v: &str| Some(v.to_string());
+        assert_eq!(
+            rows,
+            [
+                [some("G1"), some("001A"), None],
+                [some("G2"), some("001B"), None]
+            ]
+        );
+        assert!(picked_columns(b"a,b\n1\n", ["a"]).is_err(), "a short row");
     }
 
     #[test]
