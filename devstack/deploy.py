@@ -340,9 +340,17 @@ def deploy(repo, template_path, stack, params):
     timeouts = {name: r["Properties"].get("Timeout", 3) for name, r in full_template["Resources"].items()
                 if r["Type"] == "AWS::Lambda::Function"}
 
+    # The functions whose concurrency is reserved: the local Function URL throttles beyond it,
+    # as Lambda does.
+    concurrency = {name: int(_resolve(full_template, params, r["Properties"]["ReservedConcurrentExecutions"]))
+                   for name, r in full_template["Resources"].items()
+                   if r["Type"] == "AWS::Lambda::Function"
+                   and "ReservedConcurrentExecutions" in r["Properties"]}
+
     outputs = {o["OutputKey"]: o["OutputValue"] for o in status.get("Outputs", [])}
     return {
         "timeouts": timeouts,
+        "reserved_concurrency": concurrency,
         "schedules": schedules(full_template, params),
         "event_rules": event_rules(full_template, params, queues),
         "stack": stack,

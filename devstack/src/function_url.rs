@@ -27,12 +27,47 @@ pub type Handler = Arc<
 /// Function URLs refuse payloads over 6 MB before the function runs.
 const MAX_PAYLOAD: usize = 6 * 1024 * 1024;
 
+/// Serves `handler` at a Function URL with no concurrency of its own reserved.
 pub async fn serve(handler: Handler) -> std::io::Result<ServerHandle> {
-    let router = axum::Router::new().fallback(invoke).with_state(handler);
+    serve_reserved(handler, None).await
+}
+
+/// Serves `handler`, at most `reserved` requests at once when the function's concurrency is
+/// reserved: as Lambda does, a request beyond it is answered 429 before the function runs.
+pub async fn serve_reserved(
+    handler: Handler,
+    reserved: Option<usize>,
+) -> std::io::Result<ServerHandle> {
+    let slots = reserved.map(|n| Arc::new(tokio::sync::Semaphore::new(n)));
+    let router = axum::Router::new()
+        .fallback(invoke)
+        .with_state((handler, slots));
     crate::serve(router).await
 }
 
-async fn invoke(State(handler): State<Handler>, request: Request<Body>) -> Response {
+/// Lambda's answer to a Function URL request beyond the function's reserved concurrency. The
+/// status is documented (429, `TooManyRequestsException`); the body's wording is assumed.
+const THROTTLED: &str = r#"{"Message":"Rate Exceeded."}"#;
+
+type Slots = Option<Arc<tokio::sync::Semaphore>>;
+
+async fn invoke(
+    State((handler, slots)): State<(Handler, Slots)>,
+    request: Request<Body>,
+) -> Response {
+    // Held until the function has answered.
+    let _slot = match slots.map(|s| s.try_acquire_owned()) {
+        Some(Err(_)) => {
+            let mut throttled = plain(StatusCode::TOO_MANY_REQUESTS, THROTTLED);
+            throttled.headers_mut().insert(
+                "x-amzn-errortype",
+                http::HeaderValue::from_static("TooManyRequestsException"),
+            );
+            return throttled;
+        }
+        Some(Ok(slot)) => Some(slot),
+        None => None,
+    };
     let (parts, body) = request.into_parts();
     let Ok(bytes) = to_bytes(body, MAX_PAYLOAD).await else {
         return plain(
@@ -90,4 +125,50 @@ fn plain(status: StatusCode, message: &str) -> Response {
         .status(status)
         .body(Body::from(message.to_string()))
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two requests held by a function whose concurrency is reserved at 2: a third is throttled
+    /// before the function runs, and once one has answered the next is served.
+    #[tokio::test]
+    async fn requests_beyond_the_reserved_concurrency_are_throttled_before_the_function_runs() {
+        let gate = Arc::new(tokio::sync::Semaphore::new(0));
+        let ran = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (g, r) = (gate.clone(), ran.clone());
+        let handler: Handler = Arc::new(move |_request| {
+            let (gate, ran) = (g.clone(), r.clone());
+            Box::pin(async move {
+                ran.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let _open = gate.acquire().await;
+                let mut answer = LambdaFunctionUrlResponse::default();
+                answer.status_code = 200;
+                answer
+            })
+        });
+        let server = serve_reserved(handler, Some(2)).await.unwrap();
+        let client = reqwest::Client::new();
+        let call = || client.post(format!("{}/gainsight", server.url())).send();
+        let held: Vec<_> = (0..2).map(|_| tokio::spawn(call())).collect();
+        while ran.load(std::sync::atomic::Ordering::SeqCst) < 2 {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        let throttled = call().await.unwrap();
+        assert_eq!(throttled.status(), 429);
+        let kind = throttled.headers()["x-amzn-errortype"].clone();
+        assert_eq!(kind, "TooManyRequestsException");
+        assert_eq!(throttled.text().await.unwrap(), THROTTLED);
+        assert_eq!(
+            ran.load(std::sync::atomic::Ordering::SeqCst),
+            2,
+            "the function never ran"
+        );
+        gate.add_permits(3);
+        for h in held {
+            assert_eq!(h.await.unwrap().unwrap().status(), 200);
+        }
+        assert_eq!(call().await.unwrap().status(), 200);
+    }
 }

@@ -207,6 +207,9 @@ pub struct Deployment {
     /// Each function's timeout in seconds, by logical id.
     #[serde(default)]
     pub timeouts: HashMap<String, u64>,
+    /// The reserved concurrency of the functions that have one, by logical id.
+    #[serde(default)]
+    pub reserved_concurrency: HashMap<String, usize>,
 }
 
 impl Deployment {
@@ -230,6 +233,11 @@ impl Deployment {
             .get(function)
             .map(|s| std::time::Duration::from_secs(*s))
             .with_context(|| format!("the template has no function {function}"))
+    }
+
+    /// How many invocations of `function` may run at once, when its concurrency is reserved.
+    pub fn reserved_concurrency(&self, function: &str) -> Option<usize> {
+        self.reserved_concurrency.get(function).copied()
     }
 
     pub fn event_source(&self, function: &str) -> Result<&EventSourceSpec> {

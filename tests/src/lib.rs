@@ -186,11 +186,13 @@ async fn serve_webhook(
         salesforce_org_id: Some(sf::ORGANIZATION_ID.into()),
     };
     let hook = Arc::new(webhook::Webhook::from_aws(&config, clients, jobs.clone()).await?);
-    devstack::function_url::serve(Arc::new(move |request| {
+    let reserved = aws.deployment.reserved_concurrency("WebhookFunction");
+    let handler: devstack::function_url::Handler = Arc::new(move |request| {
         let hook = Arc::clone(&hook);
         Box::pin(async move { hook.handle(request).await })
-    }))
-    .await
+    });
+    devstack::function_url::serve_reserved(handler, reserved)
+        .await
     .context("serving the webhook's Function URL")
 }
 
