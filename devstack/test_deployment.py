@@ -204,6 +204,14 @@ class Deployment(unittest.TestCase):
         for rule in rules:
             dlq = rule["Targets"][0]["DeadLetterConfig"]["Arn"]
             self.assertEqual(dlq, {"Fn::GetAtt": ["PollerDeadLetterQueue", "Arn"]})
+        # Only those rules may send there: the queue's policy names each as the source.
+        names = sorted(n for n, r in resources.items()
+                       if r["Type"] == "AWS::Events::Rule" and "ScheduleExpression" in r["Properties"])
+        policy = resources["PollerDeadLetterQueuePolicy"]["Properties"]["PolicyDocument"]
+        [statement] = policy["Statement"]
+        sources = statement["Condition"]["ArnEquals"]["aws:SourceArn"]
+        self.assertEqual(sorted(s["Fn::GetAtt"][0] for s in sources), names)
+        self.assertEqual(len(names), len(job_names()))
         invoke = [r["Properties"] for r in resources.values()
                   if r["Type"] == "AWS::Lambda::EventInvokeConfig"]
         self.assertEqual(invoke[0]["DestinationConfig"]["OnFailure"]["Destination"],
