@@ -11,6 +11,7 @@ import contextlib
 import glob
 import io
 import json
+import re
 import os
 import sys
 import unittest
@@ -294,6 +295,33 @@ class Deployment(unittest.TestCase):
                         self.assertNotIn("*", resources, (logical, statement))
             self.assertEqual(granted, set(self.permissions[logical]), logical)
             self.assertNotIn("kms:Encrypt", granted, logical)
+
+    def test_each_role_decrypts_only_its_secrets_and_the_webhook_reaches_only_its_items(self):
+        with open(os.path.join(REPO, "infra", "scopes.yaml")) as handle:
+            scopes = yaml.safe_load(handle)
+        with open(os.path.join(REPO, "shared", "src", "secret.rs")) as handle:
+            names = set(re.findall(r'pub const [A-Z_]+: &str = "([a-z-]+)";', handle.read()))
+        self.assertEqual(set(scopes), set(FUNCTIONS))
+        for logical in FUNCTIONS:
+            scope = scopes[logical]
+            self.assertLessEqual(set(scope["secrets"]), names, logical)
+            role = self.physical(logical + "Role")
+            checked = []
+            for policy in self.iam.list_role_policies(RoleName=role)["PolicyNames"]:
+                document = self.iam.get_role_policy(RoleName=role, PolicyName=policy)["PolicyDocument"]
+                for statement in policy_document(document)["Statement"]:
+                    actions = actions_of(statement)
+                    condition = statement.get("Condition", {})
+                    if "kms:Decrypt" in actions:
+                        contexts = condition["StringEquals"]["kms:EncryptionContext:secret"]
+                        self.assertEqual(sorted(contexts), sorted(scope["secrets"]), logical)
+                        checked.append("kms")
+                    if any(a.startswith("dynamodb:") for a in actions) and "table_keys" in scope:
+                        keys = condition["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]
+                        self.assertEqual(sorted(keys), sorted(scope["table_keys"]), logical)
+                        checked.append("dynamodb")
+            want = ["kms", "dynamodb"] if "table_keys" in scope else ["kms"]
+            self.assertEqual(sorted(checked), sorted(want), logical)
 
 
 if __name__ == "__main__":
