@@ -1,8 +1,10 @@
 """moto_server with the local stack's speed fixes (devstack/moto_speedups.py) applied first, and a
 request log: every AWS request is counted by service and action, read with
 `GET /__devstack/requests` (`{"sqs:SendMessageBatch": 12, ...}`), per caller's access key id at
-`GET /__devstack/callers` (`{"WebhookFunction": {"dynamodb:PutItem": 3, ...}}`), and reset with
-`DELETE` on either.
+`GET /__devstack/callers` (`{"WebhookFunction": {"dynamodb:PutItem": 3, ...}}`), what a caller
+reached within those at `GET /__devstack/scopes` (`{"MapperFunction": ["secret=gainsight-access-key",
+...], "WebhookFunction": ["EVENT#", ...]}`: the secrets it decrypted, and the webhook's partition
+keys), and reset with `DELETE` on any of them.
 
 Usage: python devstack/moto_server.py [moto_server options], e.g. `-H 127.0.0.1 -p 5000`.
 Set DEVSTACK_PLAIN_MOTO=1 to run moto unpatched, DEVSTACK_HTTP=werkzeug to serve it with moto's own
@@ -10,6 +12,7 @@ server (both for side-by-side measurements).
 """
 
 import collections
+import io
 import json
 import logging
 import os
@@ -31,7 +34,66 @@ COUNTS = collections.Counter()
 # The same counts per caller: the access key id each request was signed with (the local stack
 # gives each function its own, so what each function called can be checked against its IAM).
 CALLERS = collections.defaultdict(collections.Counter)
+# What each caller reached, for the checks of its IAM conditions: the encryption context's
+# `secret` of each KMS Decrypt, and the partition keys of the webhook's DynamoDB requests, each
+# as its kind (the text up to its first `#`) or, for a secret's item, whole. Only those requests'
+# bodies are read, so the rest of the stack pays nothing for it.
+SCOPES = collections.defaultdict(set)
+SCOPED_TABLE_CALLERS = {"WebhookFunction"}
 LOCK = threading.Lock()
+
+
+def key_kind(pk):
+    """A partition key as its kind: `EVENT#`, `RUN#`, or a secret's whole key."""
+    return pk if pk.startswith("SECRET#") else pk.split("#", 1)[0] + "#"
+
+
+def partition_keys(action, body):
+    """The partition keys (`pk`) a DynamoDB request names."""
+    def pk(item):
+        value = (item or {}).get("pk", {})
+        return [value["S"]] if "S" in value else []
+
+    keys = []
+    if action in ("GetItem", "DeleteItem", "UpdateItem"):
+        keys += pk(body.get("Key"))
+    elif action == "PutItem":
+        keys += pk(body.get("Item"))
+    elif action == "BatchWriteItem":
+        for requests in body.get("RequestItems", {}).values():
+            for r in requests:
+                keys += pk(r.get("PutRequest", {}).get("Item")) + pk(r.get("DeleteRequest", {}).get("Key"))
+    elif action == "BatchGetItem":
+        for table in body.get("RequestItems", {}).values():
+            for key in table.get("Keys", []):
+                keys += pk(key)
+    elif action == "TransactWriteItems":
+        for item in body.get("TransactItems", []):
+            for op in item.values():
+                keys += pk(op.get("Key")) + pk(op.get("Item"))
+    elif action == "Query":
+        keys += [v["S"] for v in body.get("ExpressionAttributeValues", {}).values() if "S" in v]
+    return keys
+
+
+def note_scope(environ, caller, name):
+    """Records what `caller` reached with request `name`, reading its body when it matters."""
+    wanted = name == "kms:Decrypt" or (name.startswith("dynamodb:") and caller in SCOPED_TABLE_CALLERS)
+    if not wanted:
+        return
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    raw = environ["wsgi.input"].read(length) if length else b""
+    environ["wsgi.input"] = io.BytesIO(raw)
+    try:
+        body = json.loads(raw or b"{}")
+    except ValueError:
+        return
+    if name == "kms:Decrypt":
+        reached = {"secret=" + body.get("EncryptionContext", {}).get("secret", "")}
+    else:
+        reached = {key_kind(k) for k in partition_keys(name.split(":", 1)[1], body)}
+    with LOCK:
+        SCOPES[caller].update(reached)
 
 
 def access_key(environ):
@@ -47,13 +109,17 @@ def request_log(app):
     """Counts each request by `service:Action` (from X-Amz-Target) before moto handles it."""
 
     def counted(environ, start_response):
-        if environ.get("PATH_INFO") in ("/__devstack/requests", "/__devstack/callers"):
+        if environ.get("PATH_INFO") in ("/__devstack/requests", "/__devstack/callers",
+                                        "/__devstack/scopes"):
             with LOCK:
                 if environ.get("REQUEST_METHOD") == "DELETE":
                     COUNTS.clear()
                     CALLERS.clear()
+                    SCOPES.clear()
                 if environ["PATH_INFO"] == "/__devstack/requests":
                     body = json.dumps(dict(COUNTS)).encode()
+                elif environ["PATH_INFO"] == "/__devstack/scopes":
+                    body = json.dumps({k: sorted(v) for k, v in SCOPES.items()}).encode()
                 else:
                     body = json.dumps({k: dict(v) for k, v in CALLERS.items()}).encode()
             start_response("200 OK", [("Content-Type", "application/json")])
@@ -62,9 +128,11 @@ def request_log(app):
         if target and "." in target:
             prefix, action = target.split(".", 1)
             name = f"{SERVICES.get(prefix, prefix)}:{action}"
+            caller = access_key(environ)
             with LOCK:
                 COUNTS[name] += 1
-                CALLERS[access_key(environ)][name] += 1
+                CALLERS[caller][name] += 1
+            note_scope(environ, caller, name)
         return app(environ, start_response)
 
     return counted

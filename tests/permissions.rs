@@ -109,11 +109,70 @@ async fn exercise(stack: &Stack) -> Result<()> {
     stack.drained(WAIT).await
 }
 
+/// What `infra/scopes.yaml` lets a function reach within its actions (the IAM conditions of
+/// its policy): the secrets it may decrypt, and the partition keys it may touch when limited.
+#[derive(serde::Deserialize)]
+struct Scope {
+    secrets: Vec<String>,
+    #[serde(default)]
+    table_keys: Option<Vec<String>>,
+}
+
+fn scopes() -> Result<BTreeMap<String, Scope>> {
+    let path = devstack::repo_root().join("infra").join("scopes.yaml");
+    Ok(serde_yaml_ng::from_str(&std::fs::read_to_string(path)?)?)
+}
+
+/// Each function decrypted only the secrets its policy's encryption-context condition names,
+/// and a function limited by leading keys touched only items under them (`EVENT#*` matching a
+/// key of kind `EVENT#`).
+fn check_scopes(reached: &BTreeMap<String, BTreeSet<String>>) -> Result<()> {
+    for (function, scope) in scopes()? {
+        let got = reached.get(&function).cloned().unwrap_or_default();
+        let secrets: Vec<&str> = got
+            .iter()
+            .filter_map(|r| r.strip_prefix("secret="))
+            .collect();
+        anyhow::ensure!(
+            !secrets.is_empty(),
+            "{function} decrypted no secret: {reached:?}"
+        );
+        for secret in &secrets {
+            anyhow::ensure!(
+                scope.secrets.iter().any(|s| s == secret),
+                "{function} decrypted {secret}, which infra/scopes.yaml (and so its IAM policy) does not let it"
+            );
+        }
+        let Some(keys) = scope.table_keys else {
+            continue;
+        };
+        let kinds: Vec<&String> = got.iter().filter(|r| !r.starts_with("secret=")).collect();
+        anyhow::ensure!(!kinds.is_empty(), "{function} touched no item: {reached:?}");
+        for kind in kinds {
+            let allowed = keys.iter().any(|k| match k.strip_suffix('*') {
+                Some(prefix) => kind.starts_with(prefix),
+                None => k == kind,
+            });
+            anyhow::ensure!(
+                allowed,
+                "{function} touched items under {kind}, which its leading-keys condition in infra/scopes.yaml does not allow"
+            );
+        }
+    }
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_function_calls_only_what_its_iam_policy_grants() -> Result<()> {
     let stack = Stack::start(Options::default()).await?;
+    // The functions decrypted their secrets when they started, before the log is reset.
+    let mut reached = stack.aws.moto.scopes().await?;
     stack.aws.reset_requests().await?;
     exercise(&stack).await?;
+    for (caller, more) in stack.aws.moto.scopes().await? {
+        reached.entry(caller).or_default().extend(more);
+    }
+    check_scopes(&reached)?;
     let callers = stack.aws.callers().await?;
     let declared = declared()?;
     for (function, allowed) in &declared {

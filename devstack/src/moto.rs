@@ -1,7 +1,7 @@
 //! moto in server mode from the project's virtualenv, on a free 127.0.0.1 port, and the SAM
 //! template deployed into it through `deploy.py` (aws-sam-translator + CloudFormation).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -109,6 +109,14 @@ impl Moto {
     /// `service:Action`.
     pub async fn callers(&self) -> Result<Callers> {
         let url = format!("{}/__devstack/callers", self.endpoint);
+        Ok(reqwest::get(url).await?.error_for_status()?.json().await?)
+    }
+
+    /// What each caller reached within its requests: the secrets it decrypted (`secret=<name>`)
+    /// and, for the webhook, the kinds of partition key it read or wrote (`EVENT#`, a secret's
+    /// whole key).
+    pub async fn scopes(&self) -> Result<BTreeMap<String, BTreeSet<String>>> {
+        let url = format!("{}/__devstack/scopes", self.endpoint);
         Ok(reqwest::get(url).await?.error_for_status()?.json().await?)
     }
 

@@ -193,7 +193,7 @@ async fn serve_webhook(
     });
     devstack::function_url::serve_reserved(handler, reserved)
         .await
-    .context("serving the webhook's Function URL")
+        .context("serving the webhook's Function URL")
 }
 
 /// The mapper and the pusher, each fed by its queue's event source mapping as the template
