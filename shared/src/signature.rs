@@ -51,7 +51,8 @@ pub fn verify(
         .trim()
         .parse()
         .map_err(|_| SignatureError::BadTimestamp)?;
-    let age_s = (now_s - ts).abs();
+    // Saturating: a timestamp at either end of i64 is stale, not an overflow.
+    let age_s = now_s.saturating_sub(ts).saturating_abs();
     if age_s > tolerance_s {
         return Err(SignatureError::Stale { age_s, tolerance_s });
     }
@@ -139,6 +140,17 @@ mod tests {
     use super::*;
 
     const NOW: i64 = 1_700_000_000;
+
+    #[test]
+    fn a_timestamp_at_either_end_of_the_range_is_stale_not_an_overflow() {
+        let now = 1_700_000_000;
+        for extreme in [i64::MIN, i64::MAX, -1] {
+            let ts = extreme.to_string();
+            let signature = sign(b"s", extreme, b"{}");
+            let got = verify(b"s", Some(&ts), Some(&signature), b"{}", now, 300);
+            assert!(matches!(got, Err(SignatureError::Stale { .. })), "{extreme}: {got:?}");
+        }
+    }
 
     #[test]
     fn accepts_its_own_signature() {
