@@ -1,5 +1,5 @@
 //! Secrets never reach the logs: the demo's flows run on the local stack with every function
-//! logging JSON at debug (the format the functions use in Lambda) into a buffer, libraries
+//! logging JSON at trace (the format the functions use in Lambda) into a buffer, libraries
 //! included, and no secret value, bearer token or access-key header may appear in it.
 
 use std::io::Write;
@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use anyhow::Result;
 use serde_json::json;
-use sync_tests::{Options, Stack, GAINSIGHT_ACCESS_KEY, RESYNC_FUNCTION, WEBHOOK_SECRET};
+use sync_tests::{
+    Options, Stack, GAINSIGHT_ACCESS_KEY, OUTBOUND_TOKEN, RESYNC_FUNCTION, WEBHOOK_SECRET,
+};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -69,12 +71,13 @@ async fn flows(stack: &Stack) -> Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn no_secret_appears_in_the_logs_at_debug() -> Result<()> {
+async fn no_secret_appears_in_the_logs_at_trace() -> Result<()> {
     let captured = Captured::default();
     let writer = captured.clone();
     tracing_subscriber::fmt()
         .json()
-        .with_env_filter(tracing_subscriber::EnvFilter::new("debug"))
+        // The most a deployment can ask for (`LogLevel=trace`), libraries included.
+        .with_env_filter(tracing_subscriber::EnvFilter::new("trace"))
         .with_writer(move || writer.clone())
         .init();
     let stack = Stack::start(Options::default()).await?;
@@ -84,12 +87,13 @@ async fn no_secret_appears_in_the_logs_at_debug() -> Result<()> {
     let logs = captured.text();
     assert!(
         logs.lines().count() > 100,
-        "the functions logged at debug: {} lines",
+        "the functions logged at trace: {} lines",
         logs.lines().count()
     );
     for (name, secret) in [
         ("the Gainsight access key", GAINSIGHT_ACCESS_KEY),
         ("the webhook secret", WEBHOOK_SECRET),
+        ("the Outbound Message token", OUTBOUND_TOKEN),
         ("the Salesforce client secret", client_secret.as_str()),
         ("a bearer token", "Bearer "),
         ("an Accesskey header", "accesskey: "),

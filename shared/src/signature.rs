@@ -148,7 +148,10 @@ mod tests {
             let ts = extreme.to_string();
             let signature = sign(b"s", extreme, b"{}");
             let got = verify(b"s", Some(&ts), Some(&signature), b"{}", now, 300);
-            assert!(matches!(got, Err(SignatureError::Stale { .. })), "{extreme}: {got:?}");
+            assert!(
+                matches!(got, Err(SignatureError::Stale { .. })),
+                "{extreme}: {got:?}"
+            );
         }
     }
 

@@ -117,7 +117,7 @@ impl GainsightClient {
         let mut request = self
             .http
             .request(method, format!("{}{}", self.base_url, path))
-            .header("Accesskey", key.expose());
+            .header("Accesskey", access_key(key)?);
         if let Some(body) = body {
             request = request.json(body);
         }
@@ -237,6 +237,20 @@ impl GainsightClient {
 /// delivery looks it up by its key before writing it again. An update without a failure named
 /// succeeded, unless the answer counts fewer records than were sent, when every update of the
 /// call is tried again (updates are safe to repeat).
+
+/// The `Accesskey` header's value, marked sensitive so that no HTTP library's logging prints it,
+/// whatever the log level.
+fn access_key(key: &Secret) -> Result<reqwest::header::HeaderValue, ApiError> {
+    let mut value = reqwest::header::HeaderValue::from_str(key.expose()).map_err(|_| {
+        ApiError::Auth {
+            system: SYSTEM,
+            message: "the stored gainsight-access-key is not a valid header value; put it again with `syncctl secrets put gainsight-access-key`".into(),
+        }
+    })?;
+    value.set_sensitive(true);
+    Ok(value)
+}
+
 fn record_results(data: &Value, sent: usize, created: bool) -> Vec<RecordResult> {
     let failures = failures(data);
     let written: Vec<&Value> = (data.get("records").and_then(Value::as_array))
@@ -455,7 +469,7 @@ impl crate::ports::ActivityFiles for GainsightClient {
             let response = self
                 .http
                 .get(&url)
-                .header("Accesskey", self.key().expose())
+                .header("Accesskey", access_key(&self.key())?)
                 .send()
                 .await
                 .map_err(|e| transport(SYSTEM, e))?;
@@ -582,6 +596,20 @@ impl GainsightApi for GainsightClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_access_key_header_is_sensitive_and_a_bad_key_says_how_to_fix_it() {
+        let value = access_key(&Secret::new("ak-123".to_string())).unwrap();
+        assert!(value.is_sensitive(), "debug output of the header hides it");
+        assert_eq!(format!("{value:?}"), "Sensitive");
+        let refused = access_key(&Secret::new("bad\nkey".to_string())).unwrap_err();
+        assert!(
+            refused
+                .to_string()
+                .contains("syncctl secrets put gainsight-access-key"),
+            "{refused}"
+        );
+    }
 
     #[test]
     fn alternatives_become_an_or_of_ands_after_the_plain_conditions() {
