@@ -344,3 +344,42 @@ fn on_missing_creates_only_where_the_gsid_finds_the_new_twin() {
         "{err}"
     );
 }
+
+/// Object and field names go into SOQL, Gainsight queries and URL paths as they are: one that is
+/// not an API name is refused when the job is loaded, with the field at fault.
+#[test]
+fn names_that_are_not_api_names_are_refused() {
+    let cases = [
+        (
+            "{ object: Account, id_field: Id }",
+            "{ object: \"Account WHERE Name != ''\", id_field: Id }",
+            "salesforce.object: ",
+        ),
+        (
+            "{ gainsight: Arr, salesforce: AnnualRevenue,",
+            "{ gainsight: \"Arr/../x\", salesforce: AnnualRevenue,",
+            "fields[2].gainsight: ",
+        ),
+        (
+            "{ gainsight: Arr, salesforce: AnnualRevenue,",
+            "{ gainsight: Arr, salesforce: \"Owner.Email\",",
+            "fields[2].salesforce: ",
+        ),
+        (
+            "{ gainsight: Arr, salesforce: AnnualRevenue,",
+            "{ gainsight: Arr, salesforce: \"2Revenue\",",
+            "fields[2].salesforce: ",
+        ),
+    ];
+    for (from, to, path) in cases {
+        let text = VALID.replacen(from, to, 1);
+        assert_ne!(text, VALID, "edit {from:?} did not apply");
+        let err = Jobs::parse(Path::new("bad.yaml"), &text)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(path) && err.contains("is not an API name"),
+            "{err}"
+        );
+    }
+}

@@ -16,6 +16,7 @@ impl Job {
         }
         self.check_limits()?;
         self.check_keys_named()?;
+        self.check_names()?;
         for system in SYSTEMS {
             self.check_written_once(system)?;
         }
@@ -79,6 +80,52 @@ impl Job {
             }
         }
         Ok(())
+    }
+
+    /// Every object and field name is an API name (a letter, then letters, digits and
+    /// underscores): the names go into SOQL, Gainsight queries and URL paths as they are, so a
+    /// name with a space, quote, dot or slash would change what is asked for.
+    fn check_names(&self) -> Result<(), String> {
+        let mut names: Vec<(String, &str)> = vec![
+            ("gainsight.object".into(), &self.gainsight.object),
+            ("gainsight.id_field".into(), &self.gainsight.id_field),
+            ("salesforce.object".into(), &self.salesforce.object),
+            ("salesforce.id_field".into(), &self.salesforce.id_field),
+        ];
+        for (list, pairs) in [
+            ("identifiers", &self.identifiers),
+            ("required", &self.required),
+        ] {
+            for (i, p) in pairs.iter().enumerate() {
+                names.push((format!("{list}[{i}].gainsight"), &p.gainsight));
+                names.push((format!("{list}[{i}].salesforce"), &p.salesforce));
+            }
+        }
+        for (i, k) in self.match_keys.iter().enumerate() {
+            names.push((format!("match_keys[{i}].gainsight"), &k.gainsight));
+            names.push((format!("match_keys[{i}].salesforce"), &k.salesforce));
+        }
+        for (i, f) in self.fields.iter().enumerate() {
+            names.push((format!("fields[{i}].gainsight"), &f.gainsight));
+            names.push((format!("fields[{i}].salesforce"), &f.salesforce));
+        }
+        for (i, d) in self.derived.iter().enumerate() {
+            names.push((format!("derived[{i}].field"), &d.field));
+            names.push((format!("derived[{i}].lookup.object"), &d.lookup.object));
+            if let Some(returns) = &d.lookup.returns {
+                names.push((format!("derived[{i}].lookup.returns"), returns));
+            }
+            for (j, m) in d.lookup.matches.iter().enumerate() {
+                names.push((format!("derived[{i}].lookup.match[{j}].field"), &m.field));
+                names.push((format!("derived[{i}].lookup.match[{j}].source"), &m.source));
+            }
+        }
+        match names.into_iter().find(|(_, name)| !is_api_name(name)) {
+            Some((path, name)) => Err(format!(
+                "{path}: {name:?} is not an API name (a letter, then letters, digits and underscores, as Salesforce and Gainsight name objects and fields)"
+            )),
+            None => Ok(()),
+        }
     }
 
     /// No field of `system` is written by two mappings (names compared ignoring case, as both
@@ -220,4 +267,11 @@ fn check_derived(i: usize, d: &super::DerivedMapping) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// A letter, then letters, digits and underscores (`Gainsight_Company_Id__c`).
+fn is_api_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
