@@ -60,7 +60,8 @@ fn write_csv(out: impl std::io::Write, plan: &PlanRows) -> anyhow::Result<()> {
     let mut writer = csv::Writer::from_writer(std::io::BufWriter::new(out));
     writer.write_record(HEADERS)?;
     for row in plan.iter() {
-        writer.write_record(cells(&line(&row)))?;
+        let cells = cells(&line(&row));
+        writer.write_record(cells.iter().map(|c| crate::out::csv_cell(c).into_owned()))?;
     }
     writer.flush()?;
     Ok(())

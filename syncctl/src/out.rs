@@ -61,7 +61,7 @@ impl Rows {
             table.set_header(self.headers.clone());
         }
         for row in &self.rows {
-            table.add_row(row.clone());
+            table.add_row(row.iter().map(|cell| printable(cell)));
         }
         let keep = ColumnConstraint::ContentWidth;
         for (i, column) in table.column_iter_mut().enumerate() {
@@ -76,10 +76,37 @@ impl Rows {
         let mut writer = csv::Writer::from_writer(Vec::new());
         writer.write_record(&self.headers)?;
         for row in &self.rows {
-            writer.write_record(row)?;
+            writer.write_record(row.iter().map(|cell| csv_cell(cell).into_owned()))?;
         }
         Ok(String::from_utf8(writer.into_inner()?)?)
     }
+}
+
+/// A record's text as a CSV cell a spreadsheet will not run: text starting with `=`, `+`, `-`,
+/// `@`, a tab or a carriage return is a formula to Excel and its kin, so it is prefixed with `'`
+/// (a number, negative ones included, is left as it is).
+pub fn csv_cell(text: &str) -> std::borrow::Cow<'_, str> {
+    let formula = text.starts_with(['=', '+', '-', '@', '\t', '\r']);
+    if formula && text.parse::<f64>().is_err() {
+        std::borrow::Cow::Owned(format!("'{text}"))
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    }
+}
+
+/// A record's text as a table cell a terminal only prints: control characters (an escape
+/// sequence could move the cursor or rewrite what was printed) are shown as `\u{..}`; line
+/// breaks stay.
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(|c| c.is_control() && c != '\n') {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let shown = text.chars().map(|c| match c {
+        '\n' => c.to_string(),
+        c if c.is_control() => format!("\\u{{{:x}}}", c as u32),
+        c => c.to_string(),
+    });
+    std::borrow::Cow::Owned(shown.collect())
 }
 
 /// Prints `rows` in `format`; JSON prints `json` instead, pretty.
@@ -102,6 +129,48 @@ pub fn when(ms: Option<i64>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn record_text_cannot_become_a_formula_or_a_terminal_escape() {
+        let mut rows = Rows::new(&["id", "name"]);
+        for name in [
+            "=HYPERLINK(\"http://x\")",
+            "+1+1",
+            "@SUM(A1)",
+            "-2+3",
+            "\tx",
+            "-12.5",
+            "Acme",
+        ] {
+            rows.push(vec!["G1".into(), name.into()]);
+        }
+        let csv = rows.csv().unwrap();
+        let names: Vec<&str> = csv
+            .lines()
+            .skip(1)
+            .map(|l| l.split_once(',').unwrap().1)
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "\"'=HYPERLINK(\"\"http://x\"\")\"",
+                "'+1+1",
+                "'@SUM(A1)",
+                "'-2+3",
+                "'\tx",
+                "-12.5",
+                "Acme"
+            ]
+        );
+        let mut rows = Rows::new(&["name"]);
+        rows.push(vec!["Evil\u{1b}[2J Co\r".into()]);
+        let table = rows.table();
+        assert!(
+            !table.contains('\u{1b}') && !table.contains('\r'),
+            "{table:?}"
+        );
+        assert!(table.contains("Evil\\u{1b}[2J Co\\u{d}"), "{table}");
+    }
 
     #[test]
     fn csv_quotes_what_needs_quoting() {

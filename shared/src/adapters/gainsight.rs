@@ -230,14 +230,6 @@ impl GainsightClient {
     }
 }
 
-/// One result per record of a write call that Gainsight answered 2xx: a record named in
-/// `data.errors` (or `data.failures`) by its index failed with that message; the written
-/// `data.records` are matched by position, over the records that did not fail; an inserted
-/// record with no GSID in the answer is not taken as created: it fails for now, and the next
-/// delivery looks it up by its key before writing it again. An update without a failure named
-/// succeeded, unless the answer counts fewer records than were sent, when every update of the
-/// call is tried again (updates are safe to repeat).
-
 /// The `Accesskey` header's value, marked sensitive so that no HTTP library's logging prints it,
 /// whatever the log level.
 fn access_key(key: &Secret) -> Result<reqwest::header::HeaderValue, ApiError> {
@@ -251,6 +243,13 @@ fn access_key(key: &Secret) -> Result<reqwest::header::HeaderValue, ApiError> {
     Ok(value)
 }
 
+/// One result per record of a write call that Gainsight answered 2xx: a record named in
+/// `data.errors` (or `data.failures`) by its index failed with that message; the written
+/// `data.records` are matched by position, over the records that did not fail; an inserted
+/// record with no GSID in the answer is not taken as created: it fails for now, and the next
+/// delivery looks it up by its key before writing it again. An update without a failure named
+/// succeeded, unless the answer counts fewer records than were sent, when every update of the
+/// call is tried again (updates are safe to repeat).
 fn record_results(data: &Value, sent: usize, created: bool) -> Vec<RecordResult> {
     let failures = failures(data);
     let written: Vec<&Value> = (data.get("records").and_then(Value::as_array))
