@@ -106,6 +106,11 @@ pub struct Refusal {
     pub message: String,
 }
 
+/// The answer to a request the webhook could not take for a cause of its own: nothing of it was
+/// kept, and the sender (Gainsight's rule, Salesforce's Outbound Message queue) sends it again.
+/// The cause is logged, never told to the caller.
+const UNAVAILABLE: &str = "temporarily unavailable: nothing was kept; send the request again";
+
 fn refuse(status: u16, message: impl Into<String>) -> Refusal {
     Refusal {
         status,
@@ -299,7 +304,13 @@ impl Webhook {
             .await
             .map_err(|e| match e {
                 EnqueueError::Refused { .. } => refuse(413, e.to_string()),
-                e => refuse(503, e.to_string()),
+                // Names the sender's own notification ids, nothing internal.
+                EnqueueError::InFlight { .. } => refuse(503, e.to_string()),
+                e => {
+                    // What failed inside AWS is for the logs and the run, not for the caller.
+                    tracing::error!(error = %e, "changes not queued; the sender is told to retry");
+                    refuse(503, UNAVAILABLE)
+                }
             })
     }
 
@@ -349,7 +360,8 @@ impl Webhook {
                 "the endpoint URL's token is missing or not the stored salesforce-outbound-token",
             ),
             token::TokenRefusal::Unavailable(why) => {
-                refuse(503, format!("the token could not be read: {why}"))
+                tracing::error!(error = %why, "the Outbound Message token could not be read");
+                refuse(503, UNAVAILABLE)
             }
         })
     }

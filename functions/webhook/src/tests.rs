@@ -317,6 +317,12 @@ async fn a_queue_failure_answers_503_and_releases_the_claim_for_the_retry() {
         .handle_at(request(&event(), Some(NOW_MS / 1000), SECRET), NOW_MS)
         .await;
     assert_eq!(resp.status_code, 503);
+    let body = resp.body.clone().unwrap_or_default();
+    assert!(body.contains("send the request again"), "{body}");
+    assert!(
+        !body.contains("injected"),
+        "no internal cause told to the caller: {body}"
+    );
     *rig.queue.fail_containing.lock().unwrap() = None;
     let resp = rig
         .webhook

@@ -167,7 +167,7 @@ impl GainsightClient {
                     SYSTEM,
                     status,
                     String::new(),
-                    String::from_utf8_lossy(bytes).chars().take(300).collect(),
+                    super::http::body_excerpt(bytes),
                 ),
             }),
         }

@@ -44,6 +44,24 @@ pub(crate) fn transport(system: &'static str, err: reqwest::Error) -> ApiError {
 }
 
 /// The `Retry-After` of a response, in seconds as Gainsight and Salesforce send it.
+/// Characters of an error answer that is not the API's own JSON kept in the error: an HTML page
+/// from a proxy or a maintenance window says what it is in its first lines, and the error is
+/// kept in the ledger, the runs and the logs.
+const EXCERPT_CHARS: usize = 300;
+
+/// An error answer's body as text for an error message: its first characters, control
+/// characters as spaces, and how long it was when cut.
+pub(crate) fn body_excerpt(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let mut excerpt: String = (text.chars().take(EXCERPT_CHARS))
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if text.chars().count() > EXCERPT_CHARS {
+        excerpt.push_str(&format!("… ({} bytes in all)", bytes.len()));
+    }
+    excerpt
+}
+
 pub(crate) fn retry_after_ms(headers: &reqwest::header::HeaderMap) -> Option<u64> {
     let seconds: f64 = headers
         .get("retry-after")?
@@ -127,4 +145,25 @@ where
     .when(|e: &ApiError| worth_it(e) && e.retry_after().is_none_or(|w| w <= MAX_RETRY_AFTER))
     .adjust(|e: &ApiError, backoff| backoff.map(|d| e.retry_after().map_or(d, |w| w.max(d))))
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_error_page_is_kept_as_its_first_characters() {
+        let page = format!(
+            "<html>\n<title>502 Bad Gateway</title>{}</html>",
+            "x".repeat(10_000)
+        );
+        let excerpt = body_excerpt(page.as_bytes());
+        assert!(
+            excerpt.starts_with("<html> <title>502 Bad Gateway</title>"),
+            "{excerpt}"
+        );
+        assert!(excerpt.ends_with(&format!("… ({} bytes in all)", page.len())), "{excerpt}");
+        assert!(excerpt.chars().count() < 330);
+        assert_eq!(body_excerpt(b"short"), "short");
+    }
 }

@@ -100,7 +100,7 @@ pub(super) async fn request_token(
     if status != 200 {
         let detail = serde_json::from_slice::<OAuthError>(&body)
             .map(|e| format!("{}: {}", e.error, e.error_description))
-            .unwrap_or_else(|_| String::from_utf8_lossy(&body).into_owned());
+            .unwrap_or_else(|_| super::http::body_excerpt(&body));
         return Err(match status {
             500..=599 => ApiError::Unavailable {
                 system: SYSTEM,

@@ -306,7 +306,7 @@ impl SalesforceClient {
                 .ok()
                 .and_then(|v| v.into_iter().next())
                 .map(|e| (e.error_code, e.message))
-                .unwrap_or_else(|| (String::new(), String::from_utf8_lossy(&bytes).into_owned()));
+                .unwrap_or_else(|| (String::new(), super::http::body_excerpt(&bytes)));
             if status == 401 && attempt == 0 {
                 // Forget the expired session only if no concurrent call has renewed it already:
                 // one renewal per expiry, however many calls saw the 401.
