@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use shared::adapters::AwsClients;
 use shared::config::{self, AwsResources, ConfigError};
-use shared::domain::change::is_salesforce_id;
+use shared::domain::change::{is_gainsight_id, is_salesforce_id};
 use shared::domain::{
     ChangeEvent, Fields, Jobs, Operation, RunFunction, Runs, SourceRecord, System,
 };
@@ -445,7 +445,13 @@ impl Webhook {
         let mut changes = Vec::with_capacity(event.records.len());
         for (i, fields) in event.records.into_iter().enumerate() {
             let record_id = match fields.get(id_field) {
-                Some(Value::String(id)) if !id.is_empty() => id.clone(),
+                Some(Value::String(id)) if is_gainsight_id(id) => id.clone(),
+                Some(Value::String(id)) => {
+                    return Err(refuse(
+                        400,
+                        format!("records[{i}].{id_field} {id:?} is not a Gainsight id (letters and digits only)"),
+                    ))
+                }
                 _ => {
                     return Err(refuse(
                         400,

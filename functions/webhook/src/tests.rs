@@ -209,6 +209,26 @@ async fn bad_requests_are_refused_and_queue_nothing() {
             "records[0].Gsid is missing",
         ),
         (
+            "a GSID that would read as a Salesforce-only key",
+            request(
+                &event().replace("1P02ABCDEF0000000001", "sf:001000000000001AAA"),
+                Some(NOW_MS / 1000),
+                SECRET,
+            ),
+            400,
+            "records[0].Gsid \"sf:001000000000001AAA\" is not a Gainsight id",
+        ),
+        (
+            "a GSID with whitespace",
+            request(
+                &event().replace("1P02ABCDEF0000000001", " 1P02ABCDEF0000000001"),
+                Some(NOW_MS / 1000),
+                SECRET,
+            ),
+            400,
+            "is not a Gainsight id",
+        ),
+        (
             "unknown object",
             request(
                 &event().replace("\"Company\"", "\"Widget\""),

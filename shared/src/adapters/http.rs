@@ -162,7 +162,10 @@ mod tests {
             excerpt.starts_with("<html> <title>502 Bad Gateway</title>"),
             "{excerpt}"
         );
-        assert!(excerpt.ends_with(&format!("… ({} bytes in all)", page.len())), "{excerpt}");
+        assert!(
+            excerpt.ends_with(&format!("… ({} bytes in all)", page.len())),
+            "{excerpt}"
+        );
         assert!(excerpt.chars().count() < 330);
         assert_eq!(body_excerpt(b"short"), "short");
     }

@@ -274,9 +274,30 @@ pub fn is_salesforce_id(id: &str) -> bool {
     matches!(id.len(), 15 | 18) && id.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
+/// Whether `id` has the shape of a Gainsight id (GSID): letters and digits, at most 64. A GSID
+/// becomes a ledger key as it is, so one with a prefix, a colon or whitespace must not get in.
+pub fn is_gainsight_id(id: &str) -> bool {
+    (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gainsight_ids_are_letters_and_digits() {
+        assert!(is_gainsight_id("1P02IPKB4QHMEDH3QBFU1DY1P4I8BTT6RAL8"));
+        for bad in [
+            "",
+            "sf:001000000000001AAA",
+            " 1P02ABC",
+            "1P02 ABC",
+            "1P02/..",
+            &"A".repeat(65),
+        ] {
+            assert!(!is_gainsight_id(bad), "{bad:?}");
+        }
+    }
 
     fn record() -> SourceRecord {
         SourceRecord {
