@@ -629,3 +629,33 @@ async fn a_create_with_a_lost_answer_is_not_sent_twice() -> Result<()> {
     assert_eq!(sf.stats().api_calls - calls, 1, "not sent again");
     Ok(())
 }
+
+/// An attachment is read a chunk at a time and never past the 25 MB Salesforce takes, whatever
+/// size the activity claimed: a file that turns out larger is refused, not held.
+#[tokio::test]
+async fn an_attachment_larger_than_it_claimed_is_not_read_past_25_mb() -> Result<()> {
+    use shared::domain::timeline::{Attachment, MAX_ATTACHMENT_BYTES};
+    use shared::ports::ActivityFiles as _;
+    let (emu, client) = gainsight().await?;
+    let small = emu.attach("notes.txt", "text/plain", b"hello".to_vec());
+    let big = emu.attach(
+        "huge.bin",
+        "application/octet-stream",
+        vec![7u8; MAX_ATTACHMENT_BYTES as usize + 1],
+    );
+    let claimed = |entry: &serde_json::Value| Attachment {
+        id: entry["Id"].as_str().unwrap_or_default().to_string(),
+        name: entry["Name"].as_str().unwrap_or_default().to_string(),
+        // What the activity claims: small, whatever the file is.
+        size: 5,
+        content_type: String::new(),
+        created_ms: 0,
+    };
+    assert_eq!(client.download(&claimed(&small)).await?, b"hello");
+    let refused = client.download(&claimed(&big)).await.unwrap_err();
+    assert!(
+        refused.to_string().contains("larger than the 25 MB"),
+        "{refused}"
+    );
+    Ok(())
+}

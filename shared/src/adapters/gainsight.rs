@@ -230,6 +230,24 @@ impl GainsightClient {
     }
 }
 
+/// Where an attachment is downloaded from: its id is one path segment, encoded, whatever it
+/// holds (a `/`, `?` or `..` cannot reach another path).
+fn attachment_url(base: &str, id: &str) -> Result<url::Url, ApiError> {
+    let bad = |e: String| ApiError::Protocol {
+        system: SYSTEM,
+        message: format!("attachment {id:?}: {e}"),
+    };
+    let mut url = url::Url::parse(&format!(
+        "{}/v1/ant/attachments",
+        base.trim_end_matches('/')
+    ))
+    .map_err(|e| bad(e.to_string()))?;
+    (url.path_segments_mut())
+        .map_err(|_| bad("the Gainsight base URL cannot have a path".into()))?
+        .push(id);
+    Ok(url)
+}
+
 /// The `Accesskey` header's value, marked sensitive so that no HTTP library's logging prints it,
 /// whatever the log level.
 fn access_key(key: &Secret) -> Result<reqwest::header::HeaderValue, ApiError> {
@@ -463,19 +481,35 @@ impl crate::ports::ActivityFiles for GainsightClient {
         &self,
         attachment: &crate::domain::timeline::Attachment,
     ) -> Result<Vec<u8>, ApiError> {
-        let url = format!("{}/v1/ant/attachments/{}", self.base_url, attachment.id);
+        let url = attachment_url(&self.base_url, &attachment.id)?;
         let fetch = || async {
-            let response = self
+            let mut response = self
                 .http
-                .get(&url)
+                .get(url.clone())
                 .header("Accesskey", access_key(&self.key())?)
                 .send()
                 .await
                 .map_err(|e| transport(SYSTEM, e))?;
             let status = response.status().as_u16();
-            let bytes = response.bytes().await.map_err(|e| transport(SYSTEM, e))?;
+            // Read a chunk at a time and never past the most Salesforce takes, whatever size
+            // the activity claimed.
+            let mut bytes = Vec::new();
+            while let Some(chunk) = response.chunk().await.map_err(|e| transport(SYSTEM, e))? {
+                bytes.extend_from_slice(&chunk);
+                if bytes.len() as u64 > crate::domain::timeline::MAX_ATTACHMENT_BYTES {
+                    return Err(ApiError::Rejected {
+                        system: SYSTEM,
+                        status,
+                        code: "TOO_LARGE".into(),
+                        message: format!(
+                            "attachment {} is larger than the 25 MB Salesforce takes; not downloaded further",
+                            attachment.id
+                        ),
+                    });
+                }
+            }
             if (200..300).contains(&status) {
-                return Ok(bytes.to_vec());
+                return Ok(bytes);
             }
             Err(self
                 .answer(status, &bytes)
@@ -595,6 +629,15 @@ impl GainsightApi for GainsightClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_attachment_id_is_one_encoded_path_segment() {
+        let url = attachment_url("https://t.gainsightcloud.com/", "a/../b?c d").unwrap();
+        assert_eq!(
+            url.as_str(),
+            "https://t.gainsightcloud.com/v1/ant/attachments/a%2F..%2Fb%3Fc%20d"
+        );
+    }
 
     #[test]
     fn the_access_key_header_is_sensitive_and_a_bad_key_says_how_to_fix_it() {
