@@ -4,7 +4,9 @@ request log: every AWS request is counted by service and action, read with
 `GET /__devstack/callers` (`{"WebhookFunction": {"dynamodb:PutItem": 3, ...}}`), what a caller
 reached within those at `GET /__devstack/scopes` (`{"MapperFunction": ["secret=gainsight-access-key",
 ...], "WebhookFunction": ["EVENT#", ...]}`: the secrets it decrypted, and the webhook's partition
-keys), and reset with `DELETE` on any of them.
+keys), each request's action and resource once `POST /__devstack/audit` has turned the audit on
+(`GET` it: `{"PusherFunction": ["dynamodb:PutItem gs-sf-sync-StateTable-..", ...]}`), and reset
+with `DELETE` on any of them.
 
 Usage: python devstack/moto_server.py [moto_server options], e.g. `-H 127.0.0.1 -p 5000`.
 Set DEVSTACK_PLAIN_MOTO=1 to run moto unpatched, DEVSTACK_HTTP=werkzeug to serve it with moto's own
@@ -43,6 +45,35 @@ SCOPED_TABLE_CALLERS = {"WebhookFunction"}
 LOCK = threading.Lock()
 
 
+# With the audit on (`POST /__devstack/audit`), each caller's requests as `<action> <resource>`:
+# the table (and index) or queue each names, a transaction's items as the PutItem, UpdateItem,
+# DeleteItem or ConditionCheckItem IAM authorises them as, so a test can check each against the
+# caller's policy. Off by default: it reads every request's body.
+AUDIT = {"on": False}
+AUDITED = collections.defaultdict(set)
+
+
+def audited(name, body):
+    """`<action> <resource>` strings of one request, as IAM authorises it."""
+    service, action = name.split(":", 1)
+    if service == "sqs":
+        queue = body.get("QueueUrl", "").rstrip("/").rsplit("/", 1)[-1]
+        return {f"{name} {queue}"}
+    if service != "dynamodb":
+        return {f"{name} *"}
+    if action == "TransactWriteItems":
+        ops = {"Put": "PutItem", "Update": "UpdateItem", "Delete": "DeleteItem",
+               "ConditionCheck": "ConditionCheckItem"}
+        return {f"dynamodb:{ops.get(op, op)} {detail.get('TableName', '')}"
+                for item in body.get("TransactItems", []) for op, detail in item.items()}
+    if action in ("BatchWriteItem", "BatchGetItem"):
+        return {f"{name} {table}" for table in body.get("RequestItems", {})}
+    table = body.get("TableName", "")
+    if body.get("IndexName"):
+        table += "/index/" + body["IndexName"]
+    return {f"{name} {table}"}
+
+
 def key_kind(pk):
     """A partition key as its kind: `EVENT#`, `RUN#`, or a secret's whole key."""
     return pk if pk.startswith("SECRET#") else pk.split("#", 1)[0] + "#"
@@ -79,7 +110,7 @@ def partition_keys(action, body):
 def note_scope(environ, caller, name):
     """Records what `caller` reached with request `name`, reading its body when it matters."""
     wanted = name == "kms:Decrypt" or (name.startswith("dynamodb:") and caller in SCOPED_TABLE_CALLERS)
-    if not wanted:
+    if not (wanted or AUDIT["on"]):
         return
     length = int(environ.get("CONTENT_LENGTH") or 0)
     raw = environ["wsgi.input"].read(length) if length else b""
@@ -87,6 +118,11 @@ def note_scope(environ, caller, name):
     try:
         body = json.loads(raw or b"{}")
     except ValueError:
+        return
+    if AUDIT["on"]:
+        with LOCK:
+            AUDITED[caller].update(audited(name, body))
+    if not wanted:
         return
     if name == "kms:Decrypt":
         reached = {"secret=" + body.get("EncryptionContext", {}).get("secret", "")}
@@ -110,13 +146,18 @@ def request_log(app):
 
     def counted(environ, start_response):
         if environ.get("PATH_INFO") in ("/__devstack/requests", "/__devstack/callers",
-                                        "/__devstack/scopes"):
+                                        "/__devstack/scopes", "/__devstack/audit"):
             with LOCK:
                 if environ.get("REQUEST_METHOD") == "DELETE":
                     COUNTS.clear()
                     CALLERS.clear()
                     SCOPES.clear()
-                if environ["PATH_INFO"] == "/__devstack/requests":
+                    AUDITED.clear()
+                if environ.get("REQUEST_METHOD") == "POST" and environ["PATH_INFO"] == "/__devstack/audit":
+                    AUDIT["on"] = True
+                if environ["PATH_INFO"] == "/__devstack/audit":
+                    body = json.dumps({k: sorted(v) for k, v in AUDITED.items()}).encode()
+                elif environ["PATH_INFO"] == "/__devstack/requests":
                     body = json.dumps(dict(COUNTS)).encode()
                 elif environ["PATH_INFO"] == "/__devstack/scopes":
                     body = json.dumps({k: sorted(v) for k, v in SCOPES.items()}).encode()

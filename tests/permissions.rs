@@ -2,7 +2,11 @@
 //! for it (the list the template's IAM policies are checked against by
 //! `devstack/test_deployment.py`): a code change that needs a new permission fails here before a
 //! deployment fails in AWS. Each function signs its requests with its own access key id, and the
-//! local AWS counts requests per caller.
+//! local AWS counts requests per caller; with its audit on it also records each request's
+//! resource (table, index, queue) and each transaction item's own action, which are checked
+//! against the function's policy statements in `infra/template.yaml`, and the secrets each
+//! function decrypted and the partition keys the webhook touched, checked against
+//! `infra/scopes.yaml`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -162,13 +166,127 @@ fn check_scopes(reached: &BTreeMap<String, BTreeSet<String>>) -> Result<()> {
     Ok(())
 }
 
+/// One statement of a function's policy: its actions, and its resources as the names the
+/// template's references resolve to on this stack (a table, `table/index/*`, a queue's name).
+struct Statement {
+    actions: Vec<String>,
+    resources: Vec<String>,
+}
+
+/// A policy resource as a name on this stack: `!GetAtt X.Arn` is X's physical name (a queue's
+/// name), `!Sub "${X.Arn}/index/*"` the same with its suffix.
+fn resolve(stack: &Stack, value: &serde_yaml_ng::Value) -> String {
+    use serde_yaml_ng::Value;
+    let physical = |logical: &str| {
+        let deployment = &stack.aws.deployment;
+        (deployment.queue_name(logical).ok())
+            .or_else(|| deployment.physical_id(logical).ok())
+            .unwrap_or(logical)
+            .to_string()
+    };
+    match value {
+        Value::Tagged(tagged) => {
+            let text = tagged.value.as_str().unwrap_or_default();
+            if tagged.tag == "GetAtt" {
+                physical(text.trim_end_matches(".Arn"))
+            } else {
+                // `!Sub`: each `${X.Arn}` by X's name.
+                let mut out = text.to_string();
+                while let Some(start) = out.find("${") {
+                    let end = out[start..].find('}').map_or(out.len(), |e| start + e);
+                    let logical = out[start + 2..end].trim_end_matches(".Arn").to_string();
+                    out.replace_range(start..=end.min(out.len() - 1), &physical(&logical));
+                }
+                out
+            }
+        }
+        other => other.as_str().unwrap_or("*").to_string(),
+    }
+}
+
+/// Each function's policy statements, read from `infra/template.yaml`.
+fn policies(stack: &Stack) -> Result<BTreeMap<String, Vec<Statement>>> {
+    use serde_yaml_ng::Value;
+    let path = devstack::repo_root().join("infra").join("template.yaml");
+    let template: Value = serde_yaml_ng::from_str(&std::fs::read_to_string(path)?)?;
+    let list = |v: &Value| match v {
+        Value::Sequence(items) => items.clone(),
+        other => vec![other.clone()],
+    };
+    let mut out = BTreeMap::new();
+    let resources = template["Resources"]
+        .as_mapping()
+        .cloned()
+        .unwrap_or_default();
+    for (name, resource) in resources {
+        if resource["Type"].as_str() != Some("AWS::Serverless::Function") {
+            continue;
+        }
+        let mut statements = Vec::new();
+        for policy in list(&resource["Properties"]["Policies"]) {
+            for statement in list(&policy["Statement"]) {
+                let actions = list(&statement["Action"])
+                    .iter()
+                    .filter_map(|a| a.as_str().map(String::from))
+                    .collect();
+                let resources = list(&statement["Resource"])
+                    .iter()
+                    .map(|r| resolve(stack, r))
+                    .collect();
+                statements.push(Statement { actions, resources });
+            }
+        }
+        out.insert(name.as_str().unwrap_or_default().to_string(), statements);
+    }
+    Ok(out)
+}
+
+/// Whether `statements` grant `action` on `resource` (`*` when the request names none the
+/// policy can be checked by, as a KMS decrypt's key is inside its ciphertext).
+fn grants(statements: &[Statement], action: &str, resource: &str) -> bool {
+    let action = match action {
+        "sqs:SendMessageBatch" => "sqs:SendMessage",
+        "sqs:DeleteMessageBatch" => "sqs:DeleteMessage",
+        other => other,
+    };
+    statements.iter().any(|s| {
+        s.actions.iter().any(|a| a == action)
+            && (resource == "*"
+                || s.resources.iter().any(|r| match r.strip_suffix('*') {
+                    Some(prefix) => resource.starts_with(prefix),
+                    None => r == resource,
+                }))
+    })
+}
+
+/// Every request each function made, as its action and resource (a transaction's items as
+/// the actions IAM authorises them as), is granted by a statement of its policy in the
+/// template: the action on that table, index or queue.
+fn check_audit(stack: &Stack, audited: &BTreeMap<String, BTreeSet<String>>) -> Result<()> {
+    let policies = policies(stack)?;
+    for (function, statements) in &policies {
+        let calls = audited.get(function).cloned().unwrap_or_default();
+        anyhow::ensure!(!calls.is_empty(), "{function} made no audited request");
+        for call in calls {
+            let (action, resource) = call.split_once(' ').unwrap_or((call.as_str(), "*"));
+            anyhow::ensure!(
+                grants(statements, action, resource),
+                "{function} called {action} on {resource}, which its policy in infra/template.yaml does not grant"
+            );
+        }
+    }
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_function_calls_only_what_its_iam_policy_grants() -> Result<()> {
     let stack = Stack::start(Options::default()).await?;
     // The functions decrypted their secrets when they started, before the log is reset.
     let mut reached = stack.aws.moto.scopes().await?;
     stack.aws.reset_requests().await?;
+    stack.aws.audit().await?;
     exercise(&stack).await?;
+    check_audit(&stack, &stack.aws.audited().await?)?;
     for (caller, more) in stack.aws.moto.scopes().await? {
         reached.entry(caller).or_default().extend(more);
     }

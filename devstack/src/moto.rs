@@ -120,6 +120,20 @@ impl Moto {
         Ok(reqwest::get(url).await?.error_for_status()?.json().await?)
     }
 
+    /// Turns the audit on: from now on each request is also recorded as `<action> <resource>`
+    /// per caller (a transaction's items as the actions IAM authorises them as).
+    pub async fn audit(&self) -> Result<()> {
+        let url = format!("{}/__devstack/audit", self.endpoint);
+        reqwest::Client::new().post(url).send().await?.error_for_status()?;
+        Ok(())
+    }
+
+    /// What the audit recorded, per caller.
+    pub async fn audited(&self) -> Result<BTreeMap<String, BTreeSet<String>>> {
+        let url = format!("{}/__devstack/audit", self.endpoint);
+        Ok(reqwest::get(url).await?.error_for_status()?.json().await?)
+    }
+
     /// Starts the request log afresh.
     pub async fn reset_requests(&self) -> Result<()> {
         let url = format!("{}/__devstack/requests", self.endpoint);
@@ -336,6 +350,21 @@ impl LocalAws {
             for (action, n) in actions {
                 *mine.entry(action).or_default() += n;
             }
+        }
+        Ok(all)
+    }
+
+    /// Turns both servers' audit on (`Moto::audit`).
+    pub async fn audit(&self) -> Result<()> {
+        self.moto.audit().await?;
+        self.sqs.audit().await
+    }
+
+    /// Both servers' audits, per caller.
+    pub async fn audited(&self) -> Result<BTreeMap<String, BTreeSet<String>>> {
+        let mut all = self.moto.audited().await?;
+        for (caller, more) in self.sqs.audited().await? {
+            all.entry(caller).or_default().extend(more);
         }
         Ok(all)
     }
