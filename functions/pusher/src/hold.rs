@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use shared::domain::budget::Budget;
-use shared::domain::push::Pending;
+use shared::domain::push::{held_too_long, held_too_long_message, Pending};
 use shared::domain::{DeadLetter, LedgerUpdate, Runs, System, WriteCommand};
 use shared::ports::{ApiError, LedgerWrite};
 
@@ -72,6 +72,11 @@ impl LastDeliveries {
             let update = LedgerUpdate::gave_up(deliveries, error, DeadLetter::Writes);
             (self.gave_up).push((p.message_id.clone(), p.command.clone(), update));
         }
+    }
+
+    /// Gives `p` up whatever its delivery, with `update` for its ledger record.
+    pub(crate) fn give_up_now(&mut self, p: &Pending, update: LedgerUpdate) {
+        (self.gave_up).push((p.message_id.clone(), p.command.clone(), update));
     }
 
     /// Whether any write went back because its Bulk API job was still running.
@@ -143,7 +148,8 @@ impl Pusher {
         match held {
             Held::Paused(back, refused) => {
                 let why = paused(system, &refused);
-                self.defer(object, back, &why, None, (retry, runs)).await;
+                self.defer(object, back, &why, None, (retry, runs, last))
+                    .await;
             }
             Held::Wait(back, error, wait) => {
                 let delay = self.deferral_delay(wait);
@@ -151,7 +157,8 @@ impl Pusher {
                     "deferred: {error}; the writes go again in {} s",
                     delay.as_secs()
                 );
-                self.defer(object, back, &why, wait, (retry, runs)).await;
+                self.defer(object, back, &why, wait, (retry, runs, last))
+                    .await;
             }
             Held::Retry(back, error) => {
                 let then = "the writes go back to the queue";
@@ -266,8 +273,20 @@ impl Pusher {
         batch: Vec<Pending>,
         why: &str,
         wait: Option<Duration>,
-        (retry, runs): (&mut Vec<String>, &mut Runs),
+        (retry, runs, last): (&mut Vec<String>, &mut Runs, &mut LastDeliveries),
     ) {
+        let now_ms = shared::time::now_ms();
+        let (stale, batch): (Vec<Pending>, Vec<Pending>) =
+            (batch.into_iter()).partition(|p| held_too_long(p.command.received_at_ms, now_ms));
+        for p in stale {
+            let message = held_too_long_message(why);
+            tracing::warn!(job = %p.command.job, key = %p.command.ledger_key, "{message}");
+            runs.fail(Some(&p.command.job), &message);
+            last.give_up_now(&p, LedgerUpdate::Failed { message });
+        }
+        if batch.is_empty() {
+            return;
+        }
         tracing::warn!(object = %object, records = batch.len(), reason = %why, "writes deferred");
         let sent = self.send_later(&batch, self.deferral_delay(wait)).await;
         for (i, p) in batch.into_iter().enumerate() {

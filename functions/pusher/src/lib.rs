@@ -531,7 +531,8 @@ impl Pusher {
         let mut salesforce_budget: Option<Result<(), String>> = None;
         for ((system, object, field, mode), batch) in groups {
             if let Err((why, wait)) = self.budget_allows(system, &mut salesforce_budget).await {
-                self.defer(&object, batch, &why, wait, (retry, runs)).await;
+                self.defer(&object, batch, &why, wait, (retry, runs, last))
+                    .await;
                 continue;
             }
             let write = async {

@@ -28,7 +28,8 @@ fn command(gsid: &str, name: &str, changed_at: i64) -> String {
         conflicts: Default::default(),
         event_id: format!("ev-{gsid}-{changed_at}"),
         source_changed_at_ms: changed_at,
-        received_at_ms: changed_at,
+        // Accepted just now, whenever the source changed it.
+        received_at_ms: shared::time::now_ms(),
         attachments: Vec::new(),
         skipped: Vec::new(),
         unchanged: Default::default(),
@@ -214,6 +215,41 @@ async fn a_rate_limit_defers_the_writes_for_as_long_as_it_asked() {
     );
 }
 
+/// A write held back for more than a week (here by a rate limit) is not held again: it is given
+/// up, its ledger record says why, and its message is acknowledged.
+#[tokio::test]
+async fn a_write_held_back_for_more_than_a_week_is_given_up_not_held_again() {
+    let rig = rig();
+    let writes = Arc::new(MemoryQueue::default());
+    let pusher = rig.pusher.with_deferral(writes.clone(), crate::DEFERRAL);
+    *rig.sf.rate_limited.lock().unwrap() = Some(30_000);
+    let mut old: WriteCommand = serde_json::from_str(&command("G1", "A", 1)).unwrap();
+    old.received_at_ms = shared::time::now_ms() - shared::domain::push::MAX_HOLD_MS - 60_000;
+    let response = pusher
+        .handle(event(vec![
+            ("m1", serde_json::to_string(&old).unwrap()),
+            ("m2", command("G2", "B", 1)),
+        ]))
+        .await;
+    assert!(response.batch_item_failures.is_empty(), "both acknowledged");
+    assert_eq!(
+        writes.bodies().len(),
+        1,
+        "only the fresh write is held again"
+    );
+    assert!(writes.bodies()[0].contains("G2"));
+    let given_up = rig.store.ledger_of("company_account", "G1").unwrap();
+    assert!(given_up.error, "{given_up:?}");
+    let message = given_up.last_error.unwrap_or_default();
+    assert!(
+        message.starts_with(
+            "not written: held back for more than 7 days (deferred: Salesforce rate limit hit"
+        ),
+        "{message}"
+    );
+    assert!(rig.store.ledger_of("company_account", "G2").is_none());
+}
+
 #[tokio::test]
 async fn only_the_newest_command_per_record_is_written() {
     let rig = rig();
@@ -342,7 +378,7 @@ fn person_command(email: &str, sfid: &str, mode: WriteMode) -> String {
         conflicts: Default::default(),
         event_id: format!("ev-{sfid}"),
         source_changed_at_ms: 1,
-        received_at_ms: 1,
+        received_at_ms: shared::time::now_ms(),
         attachments: Vec::new(),
         skipped: Vec::new(),
         unchanged: Default::default(),

@@ -16,6 +16,25 @@ use super::{
     Writeback,
 };
 pub use conflicts::{settle_conflicts, Settlement};
+
+/// How long a write may be held back (a spent API budget, refused credentials, a rate limit)
+/// before it is given up: each hold sends it to the queue again as a new message, so without a
+/// limit a write could wait for ever and land long after anyone expects it.
+pub const MAX_HOLD_MS: i64 = 7 * 24 * 3_600_000;
+
+/// Whether a write accepted at `received_at_ms` has been held back too long to hold again.
+pub fn held_too_long(received_at_ms: i64, now_ms: i64) -> bool {
+    now_ms.saturating_sub(received_at_ms) > MAX_HOLD_MS
+}
+
+/// What the ledger says of a write given up for having waited too long, held back because of
+/// `why`.
+pub fn held_too_long_message(why: &str) -> String {
+    format!(
+        "not written: held back for more than {} days ({why}); resync the record once the cause is fixed",
+        MAX_HOLD_MS / 86_400_000
+    )
+}
 pub use gone::{recreate, recreating};
 pub use plan::{plan_gainsight, plan_salesforce_update, Found, GainsightPlan};
 
