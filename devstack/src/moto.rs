@@ -124,7 +124,11 @@ impl Moto {
     /// per caller (a transaction's items as the actions IAM authorises them as).
     pub async fn audit(&self) -> Result<()> {
         let url = format!("{}/__devstack/audit", self.endpoint);
-        reqwest::Client::new().post(url).send().await?.error_for_status()?;
+        reqwest::Client::new()
+            .post(url)
+            .send()
+            .await?
+            .error_for_status()?;
         Ok(())
     }
 

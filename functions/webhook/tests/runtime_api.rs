@@ -80,17 +80,7 @@ async fn the_webhook_binary_serves_function_url_events_through_the_runtime_api()
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_webhook_binary_fails_fast_naming_a_missing_variable() -> Result<()> {
-    // No invocation is handed out: the function stops before it asks for one.
-    let runtime = RuntimeApi::start(Duration::from_secs(3)).await?;
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_webhook"))
-        .env_clear()
-        .env("AWS_LAMBDA_RUNTIME_API", runtime.address())
-        .output()
-        .await?;
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("TABLE_NAME"), "{stderr}");
-    Ok(())
+#[tokio::test]
+async fn the_webhook_binary_fails_fast_naming_a_missing_variable() {
+    shared::fakes::assert_fails_fast_naming(env!("CARGO_BIN_EXE_webhook"), "TABLE_NAME").await;
 }

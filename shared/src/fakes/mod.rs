@@ -675,3 +675,18 @@ pub fn failed_ids(response: &aws_lambda_events::event::sqs::SqsBatchResponse) ->
         .map(|f| f.item_identifier.as_str())
         .collect()
 }
+
+/// Starts the function binary `bin` as Lambda would, with no configuration: it must stop before
+/// it asks for an invocation (nothing listens at its Runtime API address) and name `variable`,
+/// the first setting it reads, on its standard error.
+pub async fn assert_fails_fast_naming(bin: &str, variable: &str) {
+    let out = tokio::process::Command::new(bin)
+        .env_clear()
+        .env("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9")
+        .output()
+        .await
+        .expect("the binary starts");
+    assert!(!out.status.success(), "{bin} must stop");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(variable), "{bin}: {stderr}");
+}
