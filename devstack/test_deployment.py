@@ -125,9 +125,9 @@ class Deployment(unittest.TestCase):
     def test_the_public_endpoint_has_a_concurrency_of_its_own(self):
         props = self.template["Resources"]["WebhookFunction"]["Properties"]
         self.assertEqual(props["ReservedConcurrentExecutions"], {"Ref": "WebhookConcurrency"})
-        self.assertEqual(self.template["Parameters"]["WebhookConcurrency"]["Default"], 10)
+        self.assertEqual(self.template["Parameters"]["WebhookConcurrency"]["Default"], 100)
         # Only the webhook's is reserved: the others share the account's pool.
-        self.assertEqual(self.deployed["reserved_concurrency"], {"WebhookFunction": 10})
+        self.assertEqual(self.deployed["reserved_concurrency"], {"WebhookFunction": 100})
 
     def test_queues_have_dlqs_and_outlast_their_consumers(self):
         sqs = boto3.client("sqs")

@@ -13,6 +13,31 @@ use sync_tests::{sign, Options, Stack, WEBHOOK_SECRET};
 
 const WAIT: Duration = Duration::from_secs(30);
 
+/// Creates `company` in Gainsight as a person would and waits for its Account and for its ledger
+/// record to say synced with that Account's Id: the GSID, the Account and the ledger record.
+async fn created_and_synced(
+    stack: &Stack,
+    company: Value,
+) -> Result<(
+    String,
+    serde_json::Map<String, Value>,
+    shared::domain::LedgerRecord,
+)> {
+    let gsid = stack.create_companies(vec![company]).await?.remove(0);
+    let account = stack
+        .eventually(WAIT, "the Account to be created", || async {
+            Ok(stack.accounts_for(&gsid).pop())
+        })
+        .await?;
+    let ledger = stack
+        .eventually(WAIT, "the ledger to say synced", || async {
+            Ok(stack.ledger(&gsid).await?.filter(|l| l.synced))
+        })
+        .await?;
+    assert_eq!(ledger.salesforce_id.as_deref(), account["Id"].as_str());
+    Ok((gsid, account, ledger))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gainsight_company_change_reaches_its_salesforce_account() -> Result<()> {
     // Without the rules' integration-user criteria every write echoes back: the mapper's
@@ -22,27 +47,13 @@ async fn a_gainsight_company_change_reaches_its_salesforce_account() -> Result<(
         ..Options::default()
     })
     .await?;
-    let gsid = stack
-        .create_companies(vec![json!({"Name": "Acme Corp", "Arr": 120000, "Industry": "Manufacturing", "Employees": 420})])
-        .await?
-        .remove(0);
-
-    let account = stack
-        .eventually(WAIT, "the Account to be created", || async {
-            Ok(stack.accounts_for(&gsid).pop())
-        })
-        .await?;
+    let company =
+        json!({"Name": "Acme Corp", "Arr": 120000, "Industry": "Manufacturing", "Employees": 420});
+    let (gsid, account, ledger) = created_and_synced(&stack, company).await?;
     assert_eq!(account["Name"], json!("Acme Corp"));
     assert_eq!(account["AnnualRevenue"], json!(120000));
     assert_eq!(account["Industry"], json!("Manufacturing"));
     assert_eq!(account["NumberOfEmployees"], json!(420));
-
-    let ledger = stack
-        .eventually(WAIT, "the ledger to say synced", || async {
-            Ok(stack.ledger(&gsid).await?.filter(|l| l.synced))
-        })
-        .await?;
-    assert_eq!(ledger.salesforce_id.as_deref(), account["Id"].as_str());
     assert!(!ledger.error);
     assert!(ledger.last_sync_at_ms.is_some());
 
@@ -497,16 +508,8 @@ async fn a_deleted_account_is_created_again_where_the_job_says_so() -> Result<()
 fn built_binaries() -> Result<std::path::PathBuf> {
     let exe = std::env::current_exe()?;
     let dir = (exe.parent().and_then(|deps| deps.parent()))
-        .ok_or_else(|| anyhow::anyhow!("the test binary has no target directory"))?
-        .to_path_buf();
-    for bin in ["mapper", "pusher"] {
-        anyhow::ensure!(
-            dir.join(bin).is_file(),
-            "no {bin} binary in {}: run `cargo test --workspace` (or `cargo build -p {bin}`)",
-            dir.display()
-        );
-    }
-    Ok(dir)
+        .ok_or_else(|| anyhow::anyhow!("the test binary has no target directory"))?;
+    sync_tests::function_binaries_in(dir)
 }
 
 /// The mapper and the pusher as their own binaries under the Lambda Runtime API, as deployed
@@ -519,23 +522,10 @@ async fn a_change_goes_through_the_mapper_and_pusher_binaries() -> Result<()> {
         ..Options::default()
     })
     .await?;
-    let gsid = stack
-        .create_companies(vec![json!({"Name": "Binary Co", "Arr": 77000})])
-        .await?
-        .remove(0);
-    let account = stack
-        .eventually(WAIT, "the Account to be created", || async {
-            Ok(stack.accounts_for(&gsid).pop())
-        })
-        .await?;
+    let company = json!({"Name": "Binary Co", "Arr": 77000});
+    let (_, account, _) = created_and_synced(&stack, company).await?;
     assert_eq!(account["Name"], json!("Binary Co"));
     assert_eq!(account["AnnualRevenue"], json!(77000));
-    let ledger = stack
-        .eventually(WAIT, "the ledger to say synced", || async {
-            Ok(stack.ledger(&gsid).await?.filter(|l| l.synced))
-        })
-        .await?;
-    assert_eq!(ledger.salesforce_id.as_deref(), account["Id"].as_str());
     // Both functions ran as processes of their own, which the stack can measure.
     let rss = stack.function_peak_rss_mb();
     let names: Vec<&str> = rss.iter().map(|(f, _)| *f).collect();

@@ -308,6 +308,19 @@ async fn in_process_handlers(
     Ok([mapper_handler, pusher_handler])
 }
 
+/// `dir` when it holds the mapper and pusher binaries `Options::function_binaries` runs, else an
+/// error saying how to build them.
+pub fn function_binaries_in(dir: &std::path::Path) -> Result<std::path::PathBuf> {
+    for bin in ["mapper", "pusher"] {
+        anyhow::ensure!(
+            dir.join(bin).is_file(),
+            "no {bin} binary in {}: build it (`cargo build -p {bin}`, or the perf profile's)",
+            dir.display()
+        );
+    }
+    Ok(dir.to_path_buf())
+}
+
 /// The environment the mapper and pusher binaries read their configuration from, as the
 /// template gives it to them deployed.
 fn function_env(

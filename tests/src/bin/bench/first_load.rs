@@ -268,15 +268,7 @@ pub struct Measured {
 /// `target/perf`).
 fn function_binaries() -> Result<std::path::PathBuf> {
     let dir = std::env::var("FUNCTION_BINARIES").unwrap_or_else(|_| "target/perf".into());
-    let dir = std::path::PathBuf::from(dir);
-    for bin in ["mapper", "pusher"] {
-        anyhow::ensure!(
-            dir.join(bin).is_file(),
-            "no {bin} binary in {} (build it, or set FUNCTION_BINARIES)",
-            dir.display()
-        );
-    }
-    Ok(dir)
+    sync_tests::function_binaries_in(std::path::Path::new(&dir))
 }
 
 /// Peak RSS (VmHWM, MB) of process `pid` until it exits or `stop` is set.
