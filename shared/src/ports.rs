@@ -550,6 +550,14 @@ pub enum ApiError {
         job: String,
         message: String,
     },
+    /// A write call the invocation's deadline cut off or left unstarted: what it writes is made
+    /// again by a later invocation (a bulk load keeps the slice staged, so a Bulk API job it
+    /// submitted is collected, not written again record by record).
+    #[error("{system} write not completed in this invocation: {message}")]
+    OutOfTime {
+        system: &'static str,
+        message: String,
+    },
     #[error("{system} answered something unexpected: {message}")]
     Protocol {
         system: &'static str,
@@ -565,6 +573,7 @@ impl Retryable for ApiError {
                 | ApiError::Unavailable { .. }
                 | ApiError::Timeout { .. }
                 | ApiError::StillRunning { .. }
+                | ApiError::OutOfTime { .. }
         )
     }
 }

@@ -676,7 +676,7 @@ async fn within<T>(
             DEADLINE_MARGIN_MS / 1000
         ),
     };
-    Err(shared::ports::ApiError::Timeout {
+    Err(shared::ports::ApiError::OutOfTime {
         system: system.label(),
         message,
     })

@@ -83,8 +83,8 @@ pub(crate) fn settle_group(
             let wait = e.retry_after();
             Err(Held::Wait(batch, e, wait))
         }
-        Err(e @ ApiError::StillRunning { .. }) => {
-            tracing::info!(object = %object, records = batch.len(), error = %e, "bulk job still running");
+        Err(e @ (ApiError::StillRunning { .. } | ApiError::OutOfTime { .. })) => {
+            tracing::info!(object = %object, records = batch.len(), error = %e, "write not completed in this invocation");
             Err(Held::Running(batch, e))
         }
         Err(e) if e.is_retryable() && e.retry_after().is_some() => {

@@ -264,6 +264,37 @@ async fn a_flush_whose_bulk_job_is_still_running_flushes_the_same_slice_again() 
     assert!(rig.store.ledger_of("company_account", "G1").is_some());
 }
 
+/// A flush whose invocation has too little time left to write its slice keeps the slice staged
+/// and asks for it again, instead of sending its writes back to be made one by one.
+#[tokio::test]
+async fn a_flush_out_of_time_keeps_its_slice_staged_instead_of_writing_it_record_by_record() {
+    let rig = load_rig();
+    let n = 2_000;
+    let by_id = accounts_to_rename(&rig, n);
+    let t0 = 1_000_000;
+    let messages: Vec<(String, String)> = (0..n).map(&by_id).collect();
+    let messages = (messages.iter())
+        .map(|(m, b)| (m.as_str(), b.clone()))
+        .collect();
+    rig.pusher.handle_at(event(messages), t0).await;
+    let now = t0 + QUIET_MS + 1_000;
+    // Less time left than any write is started with.
+    let late = shared::lambda::Deadline::in_ms(5_000);
+    let (response, summary) = (rig.pusher)
+        .handle_at_by(event(vec![("f", flush())]), now, late)
+        .await;
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(summary.synced, 0);
+    let load = rig.store.loads.lock().unwrap()[&LoadId("run-1".into())].clone();
+    assert_eq!(load.writes.len(), n, "the slice stays staged");
+    assert_eq!(rig.writes.bodies(), vec![flush(); 2], "no write on its own");
+    let (_, summary) = (rig.pusher)
+        .handle_at(event(vec![("f", flush())]), now + 31_000)
+        .await;
+    assert_eq!(summary.synced, n);
+    assert_eq!(*rig.sf.bulk_jobs.lock().unwrap(), 1);
+}
+
 /// The Persons a load creates from Contacts are written at once; the write backs of their GSIDs
 /// to the Contacts wait for the load, and its flush makes all 2,000 in one Bulk API job instead
 /// of 10 Collections calls.
