@@ -222,20 +222,23 @@ async fn a_loads_updates_by_id_go_out_in_one_bulk_job() {
     assert_eq!(renamed, n);
 }
 
-/// A flush whose Bulk API job is still running keeps its slice staged (nothing goes back to
-/// the queue on its own, nothing is recorded) and asks for the slice again; the flush that finds
-/// the job done records every write once.
-#[tokio::test]
-async fn a_flush_whose_bulk_job_is_still_running_flushes_the_same_slice_again() {
-    let rig = load_rig();
-    let n = 2_000;
-    let by_id = accounts_to_rename(&rig, n);
-    let t0 = 1_000_000;
+/// Stages the renames of `n` Accounts under the load at `t0`, as a backfill's writes arrive.
+async fn stage_renames(rig: &LoadRig, n: usize, t0: i64) {
+    let by_id = accounts_to_rename(rig, n);
     let messages: Vec<(String, String)> = (0..n).map(&by_id).collect();
     let messages = (messages.iter())
         .map(|(m, b)| (m.as_str(), b.clone()))
         .collect();
     rig.pusher.handle_at(event(messages), t0).await;
+}
+
+/// A flush whose Bulk API job is still running keeps its slice staged (nothing goes back to
+/// the queue on its own, nothing is recorded) and asks for the slice again; the flush that finds
+/// the job done records every write once.
+#[tokio::test]
+async fn a_flush_whose_bulk_job_is_still_running_flushes_the_same_slice_again() {
+    let (rig, n, t0) = (load_rig(), 2_000, 1_000_000);
+    stage_renames(&rig, n, t0).await;
     *rig.sf.bulk_running.lock().unwrap() = 2;
     let mut now = t0 + QUIET_MS + 1_000;
     for _ in 0..2 {
@@ -268,15 +271,8 @@ async fn a_flush_whose_bulk_job_is_still_running_flushes_the_same_slice_again() 
 /// and asks for it again, instead of sending its writes back to be made one by one.
 #[tokio::test]
 async fn a_flush_out_of_time_keeps_its_slice_staged_instead_of_writing_it_record_by_record() {
-    let rig = load_rig();
-    let n = 2_000;
-    let by_id = accounts_to_rename(&rig, n);
-    let t0 = 1_000_000;
-    let messages: Vec<(String, String)> = (0..n).map(&by_id).collect();
-    let messages = (messages.iter())
-        .map(|(m, b)| (m.as_str(), b.clone()))
-        .collect();
-    rig.pusher.handle_at(event(messages), t0).await;
+    let (rig, n, t0) = (load_rig(), 2_000, 1_000_000);
+    stage_renames(&rig, n, t0).await;
     let now = t0 + QUIET_MS + 1_000;
     // Less time left than any write is started with.
     let late = shared::lambda::Deadline::in_ms(5_000);
