@@ -4,7 +4,7 @@
 //! fresh timestamp header.
 
 use hmac::{Hmac, Mac};
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -45,95 +45,64 @@ pub fn verify(
     now_s: i64,
     tolerance_s: i64,
 ) -> Result<(), SignatureError> {
-    let timestamp = timestamp.ok_or(SignatureError::Missing(TIMESTAMP_HEADER))?;
-    let signature = signature.ok_or(SignatureError::Missing(SIGNATURE_HEADER))?;
-    let ts: i64 = timestamp
-        .trim()
-        .parse()
-        .map_err(|_| SignatureError::BadTimestamp)?;
-    // Saturating: a timestamp at either end of i64 is stale, not an overflow.
-    let age_s = now_s.saturating_sub(ts).saturating_abs();
-    if age_s > tolerance_s {
-        return Err(SignatureError::Stale { age_s, tolerance_s });
+    let signed = Signed::parse(timestamp, signature, now_s, tolerance_s)?;
+    if signed.matches(secret, body) {
+        Ok(())
+    } else {
+        Err(SignatureError::Mismatch)
     }
-    let digest = signature
-        .trim()
-        .strip_prefix("sha256=")
-        .and_then(|h| hex::decode(h).ok())
-        .ok_or(SignatureError::BadFormat)?;
-    let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC takes keys of any length");
-    mac.update(ts.to_string().as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    mac.verify_slice(&digest)
-        .map_err(|_| SignatureError::Mismatch)
 }
 
-/// The tokens an Outbound Message endpoint URL must carry (`?token=`): Outbound Messages are not
-/// signed, and the org id they carry is no secret. After a rotation the previous token is still
-/// accepted until `previous_until_ms`, so that messages Salesforce queued with the old URL are
-/// not refused while the admin changes it.
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct OutboundTokens {
-    current: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    previous: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    previous_until_ms: Option<i64>,
+/// A request's signature headers, well formed and fresh: what is left is to compare the digest
+/// with one or more secrets (the current one and, after a rotation, the previous one).
+pub struct Signed {
+    timestamp_s: i64,
+    digest: Vec<u8>,
 }
 
-/// How long the previous token is accepted after a rotation unless the admin says.
-pub const TOKEN_OVERLAP_MS: i64 = 24 * 3_600_000;
-
-/// A token shorter than this is refused when stored: it could be guessed.
-pub const MIN_TOKEN_CHARS: usize = 32;
-
-impl OutboundTokens {
-    /// The stored secret: the JSON this type writes, or a bare token (put by hand).
-    pub fn from_secret(secret: &crate::secret::Secret) -> Self {
-        serde_json::from_str(secret.expose()).unwrap_or_else(|_| Self {
-            current: secret.expose().trim().to_string(),
-            previous: None,
-            previous_until_ms: None,
+impl Signed {
+    /// The headers' values, refused when missing, malformed or further than `tolerance_s` from
+    /// `now_s`; none of that depends on the secret.
+    pub fn parse(
+        timestamp: Option<&str>,
+        signature: Option<&str>,
+        now_s: i64,
+        tolerance_s: i64,
+    ) -> Result<Self, SignatureError> {
+        let timestamp = timestamp.ok_or(SignatureError::Missing(TIMESTAMP_HEADER))?;
+        let signature = signature.ok_or(SignatureError::Missing(SIGNATURE_HEADER))?;
+        let timestamp_s: i64 = timestamp
+            .trim()
+            .parse()
+            .map_err(|_| SignatureError::BadTimestamp)?;
+        // Saturating: a timestamp at either end of i64 is stale, not an overflow.
+        let age_s = now_s.saturating_sub(timestamp_s).saturating_abs();
+        if age_s > tolerance_s {
+            return Err(SignatureError::Stale { age_s, tolerance_s });
+        }
+        let digest = signature
+            .trim()
+            .strip_prefix("sha256=")
+            .and_then(|h| hex::decode(h).ok())
+            .ok_or(SignatureError::BadFormat)?;
+        Ok(Self {
+            timestamp_s,
+            digest,
         })
     }
 
-    /// The secret to store when `token` replaces `old` at `now_ms`, the old one accepted for
-    /// `overlap_ms` more.
-    pub fn rotated(old: Option<&Self>, token: &str, now_ms: i64, overlap_ms: i64) -> Self {
-        let previous = old
-            .filter(|o| o.current != token)
-            .map(|o| o.current.clone());
-        Self {
-            current: token.to_string(),
-            previous_until_ms: previous.as_ref().map(|_| now_ms + overlap_ms),
-            previous,
-        }
-    }
-
-    pub fn to_secret(&self) -> crate::secret::Secret {
-        // A struct of strings and numbers: serialising cannot fail.
-        crate::secret::Secret::new(serde_json::to_string(self).unwrap_or_default())
-    }
-
-    /// Whether `token` is the current token, or the previous one within its overlap; compared in
-    /// constant time, so that the time taken says nothing of how much of a guess was right.
-    pub fn accepts(&self, token: &str, now_ms: i64) -> bool {
-        let same = |a: &str| {
-            let (a, b) = (
-                Sha256::digest(a.as_bytes()),
-                Sha256::digest(token.as_bytes()),
-            );
-            bool::from(subtle::ConstantTimeEq::ct_eq(a.as_slice(), b.as_slice()))
-        };
-        let current = same(&self.current);
-        let previous = match (&self.previous, self.previous_until_ms) {
-            (Some(p), Some(until)) => same(p) & (now_ms < until),
-            _ => false,
-        };
-        !self.current.is_empty() && (current | previous)
+    /// Whether `body` was signed with `secret`; compared in constant time.
+    pub fn matches(&self, secret: &[u8], body: &[u8]) -> bool {
+        let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC takes keys of any length");
+        mac.update(self.timestamp_s.to_string().as_bytes());
+        mac.update(b".");
+        mac.update(body);
+        mac.verify_slice(&self.digest).is_ok()
     }
 }
+
+/// A token shorter than this is refused when stored: it could be guessed.
+pub const MIN_TOKEN_CHARS: usize = 32;
 
 #[cfg(test)]
 mod tests {
@@ -211,22 +180,5 @@ mod tests {
             check(Some("1700000000"), Some("md5=00"), b"{}", b"k"),
             Err(SignatureError::BadFormat)
         );
-    }
-
-    #[test]
-    fn outbound_tokens_accept_the_current_and_for_a_while_the_previous() {
-        let first = OutboundTokens::from_secret(&crate::secret::Secret::new("tok-one\n"));
-        assert!(first.accepts("tok-one", 0));
-        assert!(!first.accepts("tok-on", 0) && !first.accepts("", 0));
-        let next = OutboundTokens::rotated(Some(&first), "tok-two", 1_000, 60_000);
-        let next = OutboundTokens::from_secret(&next.to_secret());
-        assert!(next.accepts("tok-two", 1_000));
-        assert!(next.accepts("tok-one", 60_999), "within the overlap");
-        assert!(!next.accepts("tok-one", 61_000), "after it");
-        // Putting the same token again starts no overlap for anything else.
-        let same = OutboundTokens::rotated(Some(&next), "tok-two", 2_000, 60_000);
-        assert!(!same.accepts("tok-one", 2_000));
-        let empty = OutboundTokens::from_secret(&crate::secret::Secret::new(""));
-        assert!(!empty.accepts("", 0));
     }
 }

@@ -282,8 +282,9 @@ pub enum SecretsCommand {
 salesforce-refresh-token, webhook-secret, salesforce-outbound-token.
 
 salesforce-outbound-token is the token the Outbound Message endpoint URL ends with
-(?token=...), at least 32 characters. Putting a new one keeps the previous one accepted for
-24 hours, time to change the URL in Salesforce.
+(?token=...), at least 32 characters. Putting a new webhook-secret or salesforce-outbound-token
+keeps the previous one accepted for 24 hours, time to change it in Gainsight or Salesforce
+(`secrets rotate` chooses how long).
 
 Examples:
   printf %s \"$KEY\" | syncctl secrets put gainsight-access-key
@@ -291,6 +292,31 @@ Examples:
   openssl rand -hex 32 | tee token.txt | syncctl secrets put salesforce-outbound-token"
     )]
     Put { name: String },
+    /// Replaces a secret with the value read from standard input. The functions pick it up
+    /// without a redeploy; a checked secret (webhook-secret, salesforce-outbound-token) keeps its
+    /// previous value accepted for the overlap, time to change it where the callers keep it.
+    #[command(
+        after_help = "webhook-secret and salesforce-outbound-token are checked by the webhook: both the new
+and the previous value are accepted until the overlap ends. The webhook accepts the new value
+within 10 seconds of the rotation, and stops accepting a value no longer stored within 5
+minutes. Use
+--overlap 0m when the old value leaked.
+
+The other secrets are credentials the functions present to Salesforce and Gainsight: they read
+the new value when the vendor refuses the one they hold. Revoke the old value at the vendor
+after rotating.
+
+Examples:
+  openssl rand -hex 32 | tee webhook-secret.txt | syncctl secrets rotate webhook-secret
+  openssl rand -hex 32 | syncctl secrets rotate salesforce-outbound-token --overlap 2h
+  printf %s \"$NEW_KEY\" | syncctl secrets rotate gainsight-access-key"
+    )]
+    Rotate {
+        name: String,
+        /// How long the previous value of a checked secret stays accepted: 90m, 24h, 7d.
+        #[arg(long, default_value = "24h")]
+        overlap: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

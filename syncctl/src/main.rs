@@ -83,6 +83,9 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Resync(args) => invoke::resync(&env, args, format).await?,
         Command::Poll { job, since } => invoke::poll(&env, job, since.as_deref(), format).await?,
         Command::Secrets(SecretsCommand::Put { name }) => admin::put(&env, name).await?,
+        Command::Secrets(SecretsCommand::Rotate { name, overlap }) => {
+            admin::rotate(&env, name, overlap).await?
+        }
         Command::Diff { job, limit, fix } => {
             if diff::diff(&env, job, *limit, *fix, format).await? {
                 return Ok(DRIFT);

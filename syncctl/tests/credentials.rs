@@ -135,3 +135,89 @@ async fn a_regenerated_gainsight_key_pauses_the_job_until_it_is_stored() -> Resu
     stack.stop().await;
     Ok(())
 }
+
+/// A signed Gainsight event updating `gsid`'s Arr, posted to the webhook; its status.
+async fn post_signed(stack: &Stack, secret: &str, gsid: &str, arr: i64) -> Result<u16> {
+    let now_s = shared::time::now_ms() / 1000;
+    let event = json!({
+        "eventId": format!("evt-rotation-{arr}"), "eventType": "updated", "objectName": "Company",
+        "occurredAt": now_s * 1000,
+        "records": [{"Gsid": gsid, "Name": "Rotation Co", "Arr": arr}]
+    })
+    .to_string();
+    let resp = reqwest::Client::new()
+        .post(format!("{}/gainsight", stack.webhook_url()))
+        .header("content-type", "application/json")
+        .header("x-gs-timestamp", now_s.to_string())
+        .header("x-gs-signature", sync_tests::sign(secret, now_s, &event))
+        .body(event)
+        .send()
+        .await?;
+    Ok(resp.status().as_u16())
+}
+
+/// `syncctl secrets rotate webhook-secret` on a running stack: the warm webhook accepts events
+/// signed with the new secret without a restart, and the ones Gainsight still signs with the old
+/// secret during the overlap; a guess is refused all along.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rotated_webhook_secret_is_taken_without_a_restart_and_the_old_one_kept_for_the_overlap(
+) -> Result<()> {
+    let stack = Stack::start(Options::default()).await?;
+    let gsid = stack
+        .create_companies(vec![json!({"Name": "Rotation Co", "Arr": 1})])
+        .await?
+        .remove(0);
+    let rotate = |args: &'static [&'static str], value: &'static str| {
+        let stack = &stack;
+        async move {
+            let mut all = vec!["secrets", "rotate"];
+            all.extend_from_slice(args);
+            syncctl_in(stack, &all, value).await
+        }
+    };
+    let new_secret = "whsec-rotated-by-syncctl-0001";
+    let out = rotate(
+        &["webhook-secret", "--overlap", "2h"],
+        "whsec-rotated-by-syncctl-0001\n",
+    )
+    .await;
+    ensure!(out.status.success(), "{}", stderr(&out));
+    ensure!(
+        stdout(&out).contains("the previous value is accepted until")
+            && !stdout(&out).contains(new_secret),
+        "{}",
+        stdout(&out)
+    );
+    // Accepted within the webhook's re-read time (ten seconds), with no restart.
+    stack
+        .eventually(
+            WAIT,
+            "an event signed with the new secret accepted",
+            || async {
+                Ok((post_signed(&stack, new_secret, &gsid, 2).await? == 200).then_some(()))
+            },
+        )
+        .await?;
+    ensure!(post_signed(&stack, "whsec-a-guess", &gsid, 3).await? == 401);
+    // The emulator's rule still signs with the old secret: within the overlap it syncs.
+    stack
+        .update_companies(vec![json!({"Gsid": gsid, "Arr": 4})])
+        .await?;
+    stack
+        .eventually(WAIT, "the change signed with the old secret", || async {
+            let accounts = stack.accounts_for(&gsid);
+            Ok(accounts
+                .first()
+                .filter(|a| a["AnnualRevenue"] == json!(4))
+                .cloned())
+        })
+        .await?;
+
+    let nothing = rotate(&["salesforce-jwt-key"], "pem\n").await;
+    ensure!(nothing.status.code() == Some(2), "{}", stderr(&nothing));
+    ensure!(stderr(&nothing).contains("syncctl secrets put salesforce-jwt-key"));
+    let bad = rotate(&["webhook-secret", "--overlap", "soon"], "x\n").await;
+    ensure!(bad.status.code() == Some(2) && stderr(&bad).contains("--overlap"));
+    stack.stop().await;
+    Ok(())
+}

@@ -2,8 +2,8 @@
 //! and Salesforce Outbound Messages (`/salesforce`), checks them, and queues one change per record
 //! on `changes` before answering. Nothing is queued for a request that fails any check.
 
+pub mod keeper;
 pub mod outbound;
-pub mod token;
 
 use std::sync::Arc;
 
@@ -59,12 +59,14 @@ pub struct Webhook {
     dedup: Arc<dyn DedupStore>,
     runs: Arc<dyn RunStore>,
     changes: Arc<dyn Queue>,
-    secret: Secret,
+    /// The Gainsight signing secret's versions.
+    secret: keeper::Keeper,
     jobs: Jobs,
     max_body_bytes: usize,
     tolerance_s: i64,
     salesforce_org_id: Option<String>,
-    tokens: token::TokenKeeper,
+    /// The Outbound Message token's versions.
+    tokens: keeper::Keeper,
 }
 
 /// A Gainsight change event, as a Rules Engine "Call External API" action or a Journey
@@ -131,40 +133,53 @@ impl Webhook {
             dedup,
             runs,
             changes,
-            secret,
+            secret: keeper::Keeper::fixed(Some(&secret)),
             jobs,
             max_body_bytes: config.max_body_bytes,
             tolerance_s: config.tolerance_s,
             salesforce_org_id: config.salesforce_org_id.clone(),
-            tokens: token::TokenKeeper::new(None),
+            tokens: keeper::Keeper::fixed(None),
         }
     }
 
     /// Outbound Messages are accepted only with a token `secrets` holds
     /// (`names::SALESFORCE_OUTBOUND_TOKEN`); without this, none is.
     pub fn with_outbound_tokens(mut self, secrets: Arc<dyn Secrets>) -> Self {
-        self.tokens = token::TokenKeeper::new(Some(secrets));
+        self.tokens = keeper::Keeper::stored(secrets, names::SALESFORCE_OUTBOUND_TOKEN);
         self
     }
 
-    /// Builds the function's ports on AWS; the webhook secret is decrypted here, once.
+    /// The Gainsight signing secret is read from `secrets` (`names::WEBHOOK_SECRET`) and read
+    /// again as `keeper` says, so that a rotation needs no redeploy; it is read once now, so that
+    /// a missing one fails the cold start.
+    pub async fn with_stored_secret(
+        mut self,
+        secrets: Arc<dyn Secrets>,
+        now_ms: i64,
+    ) -> Result<Self, SecretsError> {
+        self.secret = keeper::Keeper::stored(secrets, names::WEBHOOK_SECRET);
+        self.secret.prime(now_ms).await?;
+        Ok(self)
+    }
+
+    /// Builds the function's ports on AWS.
     pub async fn from_aws(
         config: &Config,
         clients: &AwsClients,
         jobs: Jobs,
     ) -> Result<Self, SecretsError> {
-        let secrets = Arc::new(clients.secrets(&config.aws));
-        let secret = secrets.get(names::WEBHOOK_SECRET).await?;
+        let secrets: Arc<dyn Secrets> = Arc::new(clients.secrets(&config.aws));
         let store = Arc::new(clients.state_store(&config.aws));
         let webhook = Self::new(
             store.clone(),
             store,
             Arc::new(clients.queue(&config.aws.changes_queue_url)),
-            secret,
+            Secret::new(""),
             jobs,
             config,
         );
-        Ok(webhook.with_outbound_tokens(secrets))
+        let webhook = webhook.with_stored_secret(secrets.clone(), shared::time::now_ms());
+        Ok(webhook.await?.with_outbound_tokens(secrets))
     }
 
     pub async fn handle(&self, request: LambdaFunctionUrlRequest) -> LambdaFunctionUrlResponse {
@@ -257,16 +272,7 @@ impl Webhook {
         runs: &mut Runs,
     ) -> Result<Accepted, Refusal> {
         let body = self.body(request)?;
-        let header = |name: &str| request.headers.get(name).and_then(|v| v.to_str().ok());
-        signature::verify(
-            self.secret.expose().as_bytes(),
-            header(TIMESTAMP_HEADER),
-            header(SIGNATURE_HEADER),
-            &body,
-            now_ms / 1000,
-            self.tolerance_s,
-        )
-        .map_err(|e| refuse(401, e.to_string()))?;
+        self.check_signature(request, &body, now_ms).await?;
 
         let event: GainsightEvent = serde_json::from_slice(&body)
             .map_err(|e| refuse(400, format!("invalid event JSON: {e}")))
@@ -340,6 +346,38 @@ impl Webhook {
         Ok(self.enqueue(packed, now_ms, runs).await?.queued)
     }
 
+    /// The body is signed with the current signing secret, or the previous one within its
+    /// overlap after a rotation, at a time close enough to now.
+    async fn check_signature(
+        &self,
+        request: &LambdaFunctionUrlRequest,
+        body: &[u8],
+        now_ms: i64,
+    ) -> Result<(), Refusal> {
+        let header = |name: &str| request.headers.get(name).and_then(|v| v.to_str().ok());
+        let (timestamp, signature) = (header(TIMESTAMP_HEADER), header(SIGNATURE_HEADER));
+        let signed =
+            signature::Signed::parse(timestamp, signature, now_ms / 1000, self.tolerance_s)
+                .map_err(|e| refuse(401, e.to_string()))?;
+        let signed_with = |versions: &shared::secret::Versions| {
+            versions
+                .accepted(now_ms)
+                .any(|secret| signed.matches(secret.as_bytes(), body))
+        };
+        self.secret
+            .check(now_ms, signed_with)
+            .await
+            .map_err(|e| match e {
+                keeper::KeeperRefusal::Unavailable(why) => {
+                    tracing::error!(error = %why, "the webhook secret could not be read");
+                    refuse(503, UNAVAILABLE)
+                }
+                keeper::KeeperRefusal::NotConfigured | keeper::KeeperRefusal::Mismatch => {
+                    refuse(401, signature::SignatureError::Mismatch.to_string())
+                }
+            })
+    }
+
     /// The request's URL carries an accepted token (`?token=`).
     async fn check_token(
         &self,
@@ -350,16 +388,19 @@ impl Webhook {
             .query_string_parameters
             .get("token")
             .map(String::as_str);
-        self.tokens.check(token, now_ms).await.map_err(|e| match e {
-            token::TokenRefusal::NotConfigured => refuse(
+        let accepted = |versions: &shared::secret::Versions| {
+            token.is_some_and(|t| versions.accepts(t, now_ms))
+        };
+        self.tokens.check(now_ms, accepted).await.map_err(|e| match e {
+            keeper::KeeperRefusal::NotConfigured => refuse(
                 403,
                 "Outbound Messages are not accepted: no token is stored; put one with `syncctl secrets put salesforce-outbound-token` and end the endpoint URL with ?token=<it>",
             ),
-            token::TokenRefusal::Mismatch => refuse(
+            keeper::KeeperRefusal::Mismatch => refuse(
                 403,
                 "the endpoint URL's token is missing or not the stored salesforce-outbound-token",
             ),
-            token::TokenRefusal::Unavailable(why) => {
+            keeper::KeeperRefusal::Unavailable(why) => {
                 tracing::error!(error = %why, "the Outbound Message token could not be read");
                 refuse(503, UNAVAILABLE)
             }

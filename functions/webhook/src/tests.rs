@@ -3,7 +3,7 @@
 use super::*;
 use serde_json::json;
 use shared::fakes::{MemoryQueue, MemorySecrets, MemoryStore};
-use shared::signature::OutboundTokens;
+use shared::secret::Versions;
 
 const NOW_MS: i64 = 1_700_000_000_000;
 const SECRET: &str = "whsec-test";
@@ -611,8 +611,8 @@ async fn a_rotated_token_is_accepted_at_once_and_the_previous_one_for_its_overla
         .handle_at(outbound_request(OUTBOUND), NOW_MS)
         .await));
     let next = "om-token-next-0123456789abcdef01234";
-    let old = OutboundTokens::from_secret(&Secret::new(TOKEN));
-    let rotated = OutboundTokens::rotated(Some(&old), next, NOW_MS, 3_600_000);
+    let old = Versions::from_secret(&Secret::new(TOKEN));
+    let rotated = Versions::rotated(Some(&old), next, NOW_MS, 3_600_000);
     rig.secrets
         .values
         .lock()
@@ -628,4 +628,55 @@ async fn a_rotated_token_is_accepted_at_once_and_the_previous_one_for_its_overla
         "the old, in its overlap"
     );
     assert_eq!(with(TOKEN, NOW_MS + 3_601_000).await.status_code, 403);
+}
+
+/// The Gainsight signing secret rotated while the function is warm: events signed with the new
+/// secret are accepted within ten seconds, those signed with the old one until the overlap ends.
+#[tokio::test]
+async fn a_rotated_signing_secret_is_accepted_within_ten_seconds_and_the_previous_one_for_its_overlap(
+) {
+    let rig = rig();
+    let put = |secret: Secret| {
+        rig.secrets
+            .values
+            .lock()
+            .unwrap()
+            .insert(names::WEBHOOK_SECRET.into(), secret)
+    };
+    put(Secret::new(SECRET));
+    let webhook = rig.webhook_taking(64 * 1024);
+    let webhook = webhook.with_stored_secret(rig.secrets.clone(), NOW_MS);
+    let webhook = webhook.await.expect("the secret is stored");
+    let next = "whsec-next";
+    let old = Versions::from_secret(&Secret::new(SECRET));
+    put(Versions::rotated(Some(&old), next, NOW_MS, 3_600_000).to_secret());
+    let status = |key: &'static str, at: i64| {
+        let webhook = &webhook;
+        async move {
+            let signed = request(&event(), Some(at / 1000), key);
+            webhook.handle_at(signed, at).await.status_code
+        }
+    };
+    assert_eq!(status(next, NOW_MS + 10_000).await, 200, "the new secret");
+    assert_eq!(
+        status(SECRET, NOW_MS + 3_599_000).await,
+        200,
+        "the old, in its overlap"
+    );
+    assert_eq!(
+        status(SECRET, NOW_MS + 3_601_000).await,
+        401,
+        "the old, after it"
+    );
+    assert_eq!(status("guess", NOW_MS + 3_602_000).await, 401);
+}
+
+#[tokio::test]
+async fn a_missing_signing_secret_fails_the_cold_start() {
+    let rig = rig();
+    let webhook = rig.webhook_taking(64 * 1024);
+    let started = webhook
+        .with_stored_secret(rig.secrets.clone(), NOW_MS)
+        .await;
+    assert!(matches!(started, Err(SecretsError::NotFound(_))));
 }

@@ -510,11 +510,22 @@ impl CursorStore for MemoryStore {
 #[derive(Default)]
 pub struct MemorySecrets {
     pub values: Mutex<HashMap<String, Secret>>,
+    /// How many times `get` was called.
+    pub reads: std::sync::atomic::AtomicUsize,
+}
+
+impl MemorySecrets {
+    /// How many times a secret was read.
+    pub fn gets(&self) -> usize {
+        self.reads.load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 #[async_trait]
 impl Secrets for MemorySecrets {
     async fn get(&self, name: &str) -> Result<Secret, SecretsError> {
+        self.reads
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.values
             .lock()
             .unwrap()
