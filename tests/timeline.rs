@@ -297,6 +297,55 @@ async fn a_backfill_creates_an_old_activity_with_its_attachment_once() -> Result
     Ok(())
 }
 
+/// An attachment that cannot be read from Gainsight (gone since the activity listed it): the Task
+/// is written and linked, and the pair shows as error naming the file and what to do, instead of
+/// synced with the file silently missing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_attachment_that_does_not_go_up_marks_the_written_activity_error() -> Result<()> {
+    let stack = Stack::start(Options::default()).await?;
+    let (company, _, _) = customer(&stack).await?;
+    let mut email = activity(&company, "Deck sent", "Email", None);
+    email["Attachments"] = json!([{
+        "Id": "att-removed-1", "Name": "deck.pdf", "Size": 2_000,
+        "ContentType": "application/pdf", "CreatedDate": 1_767_261_600_000_i64
+    }]);
+    let gsid = stack
+        .gainsight_insert_quietly("activity_timeline", vec![email])
+        .await?
+        .remove(0);
+    stack
+        .invoke_resync(json!({"job": "activity_task", "ids": [gsid]}))
+        .await?;
+    let ledger = stack
+        .eventually(WAIT, "the activity's ledger record", || async {
+            let ledger = stack.ledger_of("activity_task", &gsid).await?;
+            Ok(ledger.filter(|l| l.synced))
+        })
+        .await?;
+    stack.drained(WAIT).await?;
+    let ledger = stack
+        .ledger_of("activity_task", &gsid)
+        .await?
+        .unwrap_or(ledger);
+    let task = by_activity(&stack, "Task", &gsid)
+        .pop()
+        .context("the Task")?;
+    assert_eq!(
+        ledger.salesforce_id.as_ref(),
+        task["Id"].as_str().map(String::from).as_ref()
+    );
+    assert!(ledger.error, "{ledger:?}");
+    let said = ledger.last_error.unwrap_or_default();
+    assert!(
+        said.contains("the Salesforce Task was written but attachment deck.pdf (att-removed-1) was not uploaded")
+            && said.contains("syncctl resync --job activity_task --status error"),
+        "{said}"
+    );
+    assert!(stack.salesforce.records("ContentVersion").is_empty());
+    stack.stop().await;
+    Ok(())
+}
+
 /// Removes the ledger's note that `attachment` of activity `gsid` went up, as a pusher that died
 /// between the upload and its ledger write would have left it.
 async fn forget_upload(stack: &Stack, gsid: &str, attachment: &str) -> Result<()> {

@@ -1,16 +1,26 @@
 //! Attachments of Timeline activities: after its Task or Event is written, each file not uploaded
 //! before is read from Gainsight and uploaded to Salesforce, published to that record. An upload
-//! is remembered in the pair's ledger record so it never goes up twice; one that fails is noted
-//! with the record's outcome and tried again by the next write of the activity (a resync).
+//! is remembered in the pair's ledger record so it never goes up twice; one that fails marks the
+//! pair error, saying which file and why, after its write is recorded, and is tried again by the
+//! next write of the activity (a resync).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use shared::domain::push::{Pending, WriteOutcome};
 use shared::domain::timeline::{attachment_state_key, not_uploaded, uploaded_state, Attachment};
-use shared::domain::LedgerBatch;
 use shared::domain::WriteCommand;
+use shared::domain::{LedgerBatch, LedgerKey};
 use shared::ports::{ActivityFiles, ApiError, FileUploads};
+
+/// A written record whose attachments did not all go up: its write is recorded as synced, then its
+/// pair is marked error with `message`.
+#[derive(Debug, PartialEq)]
+pub struct Unfinished {
+    pub message_id: String,
+    pub ledger_key: LedgerKey,
+    pub message: String,
+}
 
 /// Where attachments come from and go to.
 pub struct Files {
@@ -22,13 +32,14 @@ impl Files {
     /// Uploads the attachments of every written record; what went up is added to the command's
     /// field states (recorded with the write), what did not to its notes. A file already
     /// published to its record (an upload whose answer was lost, or whose ledger write a crash
-    /// prevented) is recorded, not uploaded again: one query per batch finds them.
+    /// prevented) is recorded, not uploaded again: one query per batch finds them. Returns the
+    /// records some of whose files did not go up.
     pub async fn upload_all(
         &self,
         settled: &mut [(Pending, WriteOutcome)],
         ledgers: &LedgerBatch,
         now_ms: i64,
-    ) {
+    ) -> Vec<Unfinished> {
         let mut todo = Vec::new();
         for (i, (pending, outcome)) in settled.iter().enumerate() {
             let WriteOutcome::Synced {
@@ -44,9 +55,10 @@ impl Files {
             }
         }
         if todo.is_empty() {
-            return;
+            return Vec::new();
         }
         let published = self.published(&todo).await;
+        let mut failed: Vec<(usize, String)> = Vec::new();
         for (i, target, file) in todo {
             let cmd = &mut settled[i].0.command;
             let done = match &published {
@@ -58,8 +70,11 @@ impl Files {
                     "the files already on the record could not be read ({e})"
                 )),
             };
-            note_upload(cmd, &file, done, now_ms);
+            if let Some(why) = note_upload(cmd, &file, done, now_ms) {
+                failed.push((i, why));
+            }
         }
+        unfinished(settled, failed)
     }
 
     /// The files already published to the records `todo` writes to, by (record, attachment id).
@@ -87,14 +102,43 @@ impl Files {
     }
 }
 
+/// One `Unfinished` per record of `settled` with failures (by index), saying what to do.
+fn unfinished(
+    settled: &[(Pending, WriteOutcome)],
+    failed: Vec<(usize, String)>,
+) -> Vec<Unfinished> {
+    let mut by_record: std::collections::BTreeMap<usize, Vec<String>> = Default::default();
+    for (i, why) in failed {
+        by_record.entry(i).or_default().push(why);
+    }
+    by_record
+        .into_iter()
+        .map(|(i, whys)| {
+            let (pending, _) = &settled[i];
+            let cmd = &pending.command;
+            Unfinished {
+                message_id: pending.message_id.clone(),
+                ledger_key: cmd.ledger_key.clone(),
+                message: format!(
+                    "the {} {} was written but {}; `syncctl resync --job {} --status error` writes it again and uploads what is missing",
+                    cmd.target.label(),
+                    cmd.object,
+                    whys.join("; "),
+                    cmd.job
+                ),
+            }
+        })
+        .collect()
+}
+
 /// Notes one attachment's upload in its write: the ContentVersion in the field states, or why not
-/// in the notes.
+/// in the notes (and returned).
 fn note_upload(
     cmd: &mut WriteCommand,
     file: &Attachment,
     done: Result<String, String>,
     now_ms: i64,
-) {
+) -> Option<String> {
     match done {
         Ok(version) => {
             tracing::info!(job = %cmd.job, attachment = %file.id, content_version = %version, "attachment uploaded");
@@ -102,13 +146,17 @@ fn note_upload(
                 attachment_state_key(&file.id),
                 uploaded_state(&version, now_ms),
             );
+            None
         }
         Err(e) => {
             tracing::warn!(job = %cmd.job, attachment = %file.id, error = %e, "attachment not uploaded");
-            cmd.skipped.push(format!(
-                "attachment {} ({}) not uploaded: {e}; a resync of the activity tries again",
+            let why = format!(
+                "attachment {} ({}) was not uploaded: {e}",
                 file.name, file.id
-            ));
+            );
+            cmd.skipped
+                .push(format!("{why}; a resync of the activity tries again"));
+            Some(why)
         }
     }
 }

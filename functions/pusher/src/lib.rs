@@ -138,6 +138,38 @@ struct Effect {
     load: Option<shared::domain::load::LoadId>,
 }
 
+/// `effects` with, after each synced record whose attachments did not all go up, a second
+/// effect marking its pair error (applied after the first: a record appears once per
+/// transaction, so it goes in a later one).
+fn with_unfinished(effects: Vec<Effect>, unfinished: Vec<files::Unfinished>) -> Vec<Effect> {
+    if unfinished.is_empty() {
+        return effects;
+    }
+    let mut all = Vec::with_capacity(effects.len() + unfinished.len());
+    for e in effects {
+        let key = &e.effect.key;
+        let moved_from = e.effect.moved_from.as_ref();
+        let undone = unfinished.iter().find(|u| {
+            u.message_id == e.message_id
+                && (&u.ledger_key == key || Some(&u.ledger_key) == moved_from)
+        });
+        let marked = undone.and_then(|u| {
+            let effect = shared::domain::push::unfinished(&e.effect, u.message.clone())?;
+            Some(Effect {
+                message_id: e.message_id.clone(),
+                job: e.job.clone(),
+                run: e.run.clone(),
+                effect,
+                releases: Vec::new(),
+                load: None,
+            })
+        });
+        all.push(e);
+        all.extend(marked);
+    }
+    all
+}
+
 impl Pusher {
     pub fn new(
         (ledger, runs, leases): (Arc<dyn LedgerStore>, Arc<dyn RunStore>, Arc<dyn LeaseStore>),
@@ -410,11 +442,13 @@ impl Pusher {
         );
         self.record_gave_up(last, runs, now_ms).await;
         self.recreate_gone(&mut settled).await;
-        if let Some(files) = &self.files {
-            files.upload_all(&mut settled, &ledgers, now_ms).await;
-        }
+        let unfinished = match &self.files {
+            Some(files) => files.upload_all(&mut settled, &ledgers, now_ms).await,
+            None => Vec::new(),
+        };
         let mut side_writes = settlement.restores;
         let effects = self.effects(settled, (&ledgers, &mut *last), now_ms, summary, runs);
+        let effects = with_unfinished(effects, unfinished);
         let writebacks = effects.iter().filter_map(|e| {
             let side = e.effect.writeback.clone()?;
             Some((e.load.clone(), side))

@@ -449,6 +449,22 @@ pub fn ledger_effect(
     effect
 }
 
+/// After `written` recorded a pair as synced, the effect that marks it error because something
+/// that goes with the write (an attachment) did not go out: the pair stays linked with the
+/// write's field states, and shows in the error status saying `message`. None when `written`
+/// is not a sync (its own outcome already says what happened).
+pub fn unfinished(written: &LedgerEffect, message: String) -> Option<LedgerEffect> {
+    matches!(written.update, LedgerUpdate::Synced { .. }).then(|| LedgerEffect {
+        key: written.key.clone(),
+        update: LedgerUpdate::Failed { message },
+        moved_from: None,
+        // Written after `written`, whose version the batch did not read.
+        prior: Prior::Unread,
+        writeback: None,
+        retry: false,
+    })
+}
+
 /// What the ledger says of a pair whose twin in `cmd`'s target is gone: which record, the
 /// target's own words, and how to relink or recreate it.
 fn twin_gone(cmd: &WriteCommand, message: &str) -> String {

@@ -363,6 +363,39 @@ fn a_transient_failure_is_recorded_and_retried_a_final_one_only_recorded() {
     assert!(!refused.retry);
 }
 
+#[test]
+fn a_write_whose_attachment_did_not_go_up_is_recorded_then_marked_error() {
+    let jobs = Jobs::builtin();
+    let job = jobs.get("company_account").unwrap();
+    let cmd = command(gsid("G1"), System::Salesforce, 1);
+    let written = WriteOutcome::Synced {
+        target_id: Some("00T1".into()),
+    };
+    let effect = ledger_effect(job, &cmd, written, &LedgerBatch::default(), 2);
+    let marked = unfinished(&effect, "file missing".into()).expect("a synced write");
+    assert_eq!(marked.key, effect.key);
+    assert_eq!(
+        marked.update,
+        LedgerUpdate::Failed {
+            message: "file missing".into()
+        }
+    );
+    assert_eq!((marked.prior, marked.retry), (Prior::Unread, false));
+    // Applied in that order, the pair stays linked and shows as error.
+    let mut record = LedgerRecord::new("company_account", gsid("G1"));
+    record.apply(&effect.update, 2, "run");
+    record.apply(&marked.update, 2, "run");
+    assert!(record.synced && record.error && record.salesforce_id.is_some());
+    let refused = ledger_effect(
+        job,
+        &cmd,
+        WriteOutcome::failed("NO"),
+        &LedgerBatch::default(),
+        2,
+    );
+    assert_eq!(unfinished(&refused, "file missing".into()), None);
+}
+
 fn keyed(value: &str) -> Pending {
     let mut cmd = command(gsid("G1"), System::Gainsight, 1);
     cmd.key = RecordKey::ExternalId {
