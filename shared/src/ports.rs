@@ -16,8 +16,12 @@ use crate::domain::{
 use crate::secret::Secret;
 
 mod bulk_jobs;
+mod job_states;
 mod query;
 pub use bulk_jobs::{BulkJobKey, BulkJobs};
+pub use job_states::{
+    change_job_state, JobStateCache, JobStateError, JobStates, JOB_STATES_TTL_MS,
+};
 pub use query::{GsCondition, GsOperator, GsQuery, SfAfter, SfSelect};
 
 /// Whether an error is worth retrying (the message goes back to the queue) or final.

@@ -6,6 +6,7 @@ pub mod cdc;
 pub mod change;
 pub mod first_load;
 pub mod job;
+pub mod job_state;
 pub mod key;
 pub mod lease;
 pub mod ledger;

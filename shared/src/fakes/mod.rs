@@ -58,6 +58,9 @@ pub struct MemoryStore {
     pub first_loads: Mutex<HashMap<String, FirstLoadEntry>>,
     /// Chunks stored for loads (by job and run) not begun yet.
     pub first_load_chunks: Mutex<HashMap<(String, String), Chunks>>,
+    /// Job states by job, and how many times they were read.
+    pub job_states: Mutex<std::collections::BTreeMap<String, crate::domain::job_state::JobStatus>>,
+    pub job_state_reads: Mutex<usize>,
 }
 
 /// A load's chunks of steps.
@@ -482,6 +485,35 @@ impl RunStore for MemoryStore {
             .collect();
         out.sort_by(|a, b| b.id.cmp(&a.id));
         Ok(out)
+    }
+}
+
+#[async_trait]
+impl crate::ports::JobStates for MemoryStore {
+    async fn job_states(
+        &self,
+    ) -> Result<std::collections::BTreeMap<String, crate::domain::job_state::JobStatus>, StoreError>
+    {
+        self.check()?;
+        *self.job_state_reads.lock().unwrap() += 1;
+        Ok(self.job_states.lock().unwrap().clone())
+    }
+
+    async fn put_job_state(
+        &self,
+        job: &str,
+        status: &crate::domain::job_state::JobStatus,
+    ) -> Result<(), StoreError> {
+        self.check()?;
+        let mut states = self.job_states.lock().unwrap();
+        let stored = states.get(job).map_or(0, |s| s.version);
+        if stored + 1 != status.version {
+            return Err(StoreError::Conflict(format!(
+                "job {job}'s state changed since it was read"
+            )));
+        }
+        states.insert(job.to_string(), status.clone());
+        Ok(())
     }
 }
 

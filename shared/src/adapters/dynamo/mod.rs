@@ -39,6 +39,7 @@ mod cursors;
 mod dedup;
 mod first_loads;
 mod items;
+mod job_states;
 mod leases;
 mod loads;
 mod moves;
