@@ -255,7 +255,7 @@ class Deployment(unittest.TestCase):
         by_metric = {}
         for props in alarms.values():
             self.assertEqual(props["AlarmActions"], [{"Ref": "AlarmTopic"}])
-            dims = {d["Name"]: json.dumps(d["Value"]) for d in props["Dimensions"]}
+            dims = {d["Name"]: json.dumps(d["Value"]) for d in props.get("Dimensions", [])}
             by_metric.setdefault(props["MetricName"], []).extend(dims.values())
         for logical in FUNCTIONS:
             for metric in ("Errors", "Throttles"):
@@ -269,6 +269,15 @@ class Deployment(unittest.TestCase):
         self.assertIn("\"WritesQueue\"", ages)
         dashboards = boto3.client("cloudwatch").list_dashboards()["DashboardEntries"]
         self.assertEqual(len(dashboards), 1)
+        # A deactivated job: the pusher's "job deactivated" log line, counted and alarmed on.
+        deactivated = alarms["JobDeactivatedAlarm"]
+        self.assertEqual(deactivated["MetricName"], "JobsDeactivated")
+        metric_filter = resources["JobDeactivatedMetricFilter"]["Properties"]
+        self.assertEqual(metric_filter["LogGroupName"], {"Ref": "PusherLogGroup"})
+        self.assertEqual(metric_filter["FilterPattern"], '{ $.fields.message = "job deactivated" }')
+        transform = metric_filter["MetricTransformations"][0]
+        self.assertEqual((transform["MetricName"], transform["MetricNamespace"]),
+                         (deactivated["MetricName"], deactivated["Namespace"]))
 
     def test_outputs(self):
         deployed = set(self.deployed["outputs"])

@@ -20,7 +20,7 @@ mod job_states;
 mod query;
 pub use bulk_jobs::{BulkJobKey, BulkJobs};
 pub use job_states::{
-    change_job_state, JobStateCache, JobStateError, JobStates, JOB_STATES_TTL_MS,
+    change_job_state, deactivate_jobs, JobStateCache, JobStateError, JobStates, JOB_STATES_TTL_MS,
 };
 pub use query::{GsCondition, GsOperator, GsQuery, SfAfter, SfSelect};
 

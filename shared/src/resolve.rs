@@ -73,6 +73,10 @@ pub async fn run_lookups(
                     lookups.refuse(&request.job, request.derived, tuple, e);
                 }
             }
+            Err(e @ ApiError::Auth { .. }) => {
+                tracing::warn!(job = %request.job, object = %request.object, error = %e, "lookup refused our credentials; the job is deactivated");
+                lookups.mark_unauthorized(&request.job, request.derived, e.to_string());
+            }
             Err(e) => {
                 tracing::warn!(job = %request.job, object = %request.object, error = %e, "lookup query failed; its records will be retried");
                 lookups.mark_failed(&request.job, request.derived, e.to_string());

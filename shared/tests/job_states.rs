@@ -29,11 +29,11 @@ async fn job_states_are_stored_in_one_item_and_changed_only_from_the_version_rea
     let off = JobCommand::Deactivate {
         why: "Salesforce refused the credentials: invalid_grant".into(),
     };
-    change_job_state(store.as_ref(), "contact_person", &off, ("pusher", 2_000)).await?;
+    change_job_state(store.as_ref(), "person_contact", &off, ("pusher", 2_000)).await?;
     let states = store.job_states().await?;
     assert_eq!(states["company_account"], paused);
-    assert_eq!(states["contact_person"].state, JobState::Deactivated);
-    assert_eq!(states["contact_person"].by, "pusher");
+    assert_eq!(states["person_contact"].state, JobState::Deactivated);
+    assert_eq!(states["person_contact"].by, "pusher");
 
     // The cache trusts its read for the TTL, then sees both.
     assert!(cache.stopped(JOB_STATES_TTL_MS - 1).await.is_empty());

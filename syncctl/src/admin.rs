@@ -88,7 +88,8 @@ async fn store(
     if !names::CHECKED.contains(&name) {
         secrets.put(name, &Secret::new(value)).await?;
         say!("stored {name} encrypted with {key}; the functions use it from their next cold start, or at once when the vendor refuses the value they hold: revoke the old value at the vendor now")?;
-        return Ok(());
+        // New credentials are the re-authorization a deactivated job waits for.
+        return crate::job_states::reactivate_deactivated(env).await;
     }
     let old = match secrets.get(name).await {
         Ok(secret) => Some(Versions::from_secret(&secret)),

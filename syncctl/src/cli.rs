@@ -342,6 +342,26 @@ pub enum JobsCommand {
         /// The job file (*.yaml).
         file: PathBuf,
     },
+    /// Stops a job: within 10 s no function calls Salesforce or Gainsight for it; its changes
+    /// and writes wait (nothing reaches a dead-letter queue) until it is resumed.
+    #[command(after_help = "Examples:
+  syncctl jobs pause company_account --why \"Salesforce org upgrade tonight\"
+  SYNCCTL_OPERATOR=alice syncctl jobs pause person_contact")]
+    Pause {
+        job: String,
+        /// Recorded with the pause and shown by `syncctl status`.
+        #[arg(long, default_value = "paused by an operator")]
+        why: String,
+    },
+    /// Starts a paused job again; what waited flows within 5 minutes.
+    #[command(after_help = "Example:
+  syncctl jobs resume company_account")]
+    Resume { job: String },
+    /// Starts a job deactivated by refused credentials, after re-authorizing the connected app.
+    /// (Storing new credentials with `syncctl secrets put|rotate` reactivates it too.)
+    #[command(after_help = "Example:
+  syncctl jobs reactivate company_account")]
+    Reactivate { job: String },
 }
 
 fn parse_status(s: &str) -> Result<SyncStatus, String> {

@@ -62,22 +62,9 @@ fn last_activity(r: &LedgerRecord) -> Option<i64> {
 #[derive(Serialize)]
 struct StatusJson<'a> {
     counts: Vec<serde_json::Value>,
-    /// Jobs whose Salesforce writes wait for new credentials.
-    paused: Vec<shared::domain::PausedJob>,
+    /// Jobs paused by an operator or deactivated by refused credentials.
+    stopped: Vec<crate::job_states::StoppedJob>,
     records: Vec<&'a LedgerRecord>,
-}
-
-/// How far back runs are read to tell whether a job is paused.
-const PAUSE_LOOKBACK_MS: i64 = 7 * 24 * 3_600_000;
-
-/// The jobs paused by their latest runs (credentials refused for good).
-async fn paused(env: &Env, job: Option<&str>) -> anyhow::Result<Vec<shared::domain::PausedJob>> {
-    use shared::ports::RunStore;
-    let now = shared::time::now_ms();
-    let runs = env.store().runs(now - PAUSE_LOOKBACK_MS, now).await?;
-    let mut paused = shared::domain::paused_jobs(&runs, &env.jobs);
-    paused.retain(|p| job.is_none_or(|j| j == p.job));
-    Ok(paused)
 }
 
 pub async fn status(env: &Env, args: &StatusArgs, format: Format) -> anyhow::Result<()> {
@@ -121,16 +108,19 @@ pub async fn status(env: &Env, args: &StatusArgs, format: Format) -> anyhow::Res
             .iter()
             .map(|((job, status), n)| json!({"job": job, "status": status, "records": n}))
             .collect(),
-        paused: paused(env, args.job.as_deref()).await?,
+        stopped: crate::job_states::stopped(env, args.job.as_deref()).await?,
         records: found.iter().collect(),
     };
     if format == Format::Table {
-        for p in &json.paused {
+        for p in &json.stopped {
             say!(
-                "job {} PAUSED since {}: {}",
+                "job {} {} since {} by {}: {}; {}",
                 p.job,
+                p.state.label().to_uppercase(),
                 when(Some(p.since_ms)),
-                p.reason
+                p.by,
+                p.why,
+                p.next
             )?;
         }
         let mut summary = Rows::new(&["job", "status", "records"]);

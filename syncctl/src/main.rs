@@ -10,6 +10,7 @@ mod diff;
 mod env;
 mod import;
 mod invoke;
+mod job_states;
 mod jobs_plan;
 mod ledger;
 mod load;
@@ -21,6 +22,7 @@ use clap::Parser;
 
 use cli::{Cli, Command, JobsCommand, SecretsCommand};
 use env::{Env, NotFound, Usage};
+use shared::domain::job_state::JobCommand;
 
 /// `diff` found drift it did not fix.
 const DRIFT: u8 = 4;
@@ -92,6 +94,16 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             }
         }
         Command::Jobs(JobsCommand::Plan { file }) => jobs_plan::plan(&env, file, format).await?,
+        Command::Jobs(JobsCommand::Pause { job, why }) => {
+            let why = why.clone();
+            job_states::change(&env, job, JobCommand::Pause { why }).await?
+        }
+        Command::Jobs(JobsCommand::Resume { job }) => {
+            job_states::change(&env, job, JobCommand::Resume).await?
+        }
+        Command::Jobs(JobsCommand::Reactivate { job }) => {
+            job_states::change(&env, job, JobCommand::Reactivate).await?
+        }
         Command::Jobs(JobsCommand::Validate { .. }) => {}
     }
     Ok(0)

@@ -1,7 +1,8 @@
-//! Credentials that fail for good pause the job instead of burning through retries: an admin
-//! rotates the connected app's secret in Salesforce, the pusher is refused, its writes wait in
-//! the queue (no record marked error), `syncctl status` says the job is paused and why; once the
-//! new secret is stored with `syncctl secrets put`, the writes go out by themselves.
+//! Credentials that fail for good deactivate the job instead of burning through retries: an admin
+//! rotates the connected app's secret in Salesforce, the pusher is refused, the job is stored as
+//! deactivated, its writes wait in the queue (no record marked error), `syncctl status` says the
+//! job is deactivated and why; storing the new secret with `syncctl secrets put` reactivates it
+//! and the writes go out. An operator pauses and resumes a job the same way.
 
 use std::time::Duration;
 
@@ -14,19 +15,19 @@ use common::*;
 
 const WAIT: Duration = Duration::from_secs(60);
 
-/// What `syncctl status` prints once company_account is paused.
-async fn paused_status(stack: &Stack) -> Result<String> {
+/// What `syncctl status` prints once company_account is stopped (`PAUSED`, `DEACTIVATED`).
+async fn stopped_status(stack: &Stack, state: &str) -> Result<String> {
     stack
-        .eventually(WAIT, "syncctl status saying the job is paused", || async {
+        .eventually(WAIT, "syncctl status saying the job is stopped", || async {
             let out = syncctl(stack, &["status", "--job", "company_account"]).await;
             let text = stdout(&out);
-            Ok(text.contains("PAUSED").then_some(text))
+            Ok(text.contains(state).then_some(text))
         })
         .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_rotated_secret_pauses_the_job_and_the_new_one_resumes_it() -> Result<()> {
+async fn a_rotated_secret_deactivates_the_job_and_the_new_one_reactivates_it() -> Result<()> {
     let stack = Stack::start(Options::default()).await?;
     let warm = stack
         .create_companies(vec![json!({"Name": "Before Rotation", "Arr": 1})])
@@ -46,11 +47,13 @@ async fn a_rotated_secret_pauses_the_job_and_the_new_one_resumes_it() -> Result<
         .create_companies(vec![json!({"Name": "While Paused", "Arr": 2})])
         .await?
         .remove(0);
-    let status = paused_status(&stack).await?;
+    let status = stopped_status(&stack, "DEACTIVATED").await?;
     ensure!(
-        status.contains("job company_account PAUSED since")
+        status.contains("job company_account DEACTIVATED since")
+            && status.contains("by pusher")
             && status.contains("invalid_client")
-            && status.contains("syncctl secrets put salesforce-client-secret"),
+            && status.contains("syncctl secrets put salesforce-client-secret")
+            && status.contains("syncctl jobs reactivate company_account"),
         "{status}"
     );
     let json = json_of(
@@ -59,7 +62,8 @@ async fn a_rotated_secret_pauses_the_job_and_the_new_one_resumes_it() -> Result<
     )
     .await?;
     ensure!(
-        json["paused"][0]["job"] == json!("company_account"),
+        json["stopped"][0]["job"] == json!("company_account")
+            && json["stopped"][0]["state"] == json!("deactivated"),
         "{json}"
     );
     ensure!(
@@ -79,6 +83,11 @@ async fn a_rotated_secret_pauses_the_job_and_the_new_one_resumes_it() -> Result<
     )
     .await;
     ensure!(put.status.success(), "{}", stderr(&put));
+    ensure!(
+        stdout(&put).contains("job company_account reactivated"),
+        "{}",
+        stdout(&put)
+    );
     stack
         .eventually(WAIT, "the waiting Account, with the new secret", || async {
             Ok(stack.accounts_for(&waiting).pop())
@@ -87,7 +96,7 @@ async fn a_rotated_secret_pauses_the_job_and_the_new_one_resumes_it() -> Result<
     stack
         .eventually(WAIT, "the job no longer paused", || async {
             let out = syncctl(&stack, &["status", "--job", "company_account"]).await;
-            Ok((!stdout(&out).contains("PAUSED")).then_some(()))
+            Ok((!stdout(&out).contains("DEACTIVATED")).then_some(()))
         })
         .await?;
     ensure!(stack.aws.queue_depth("WritesDeadLetterQueue").await? == 0);
@@ -98,7 +107,7 @@ async fn a_rotated_secret_pauses_the_job_and_the_new_one_resumes_it() -> Result<
 /// The same on the Gainsight side: a regenerated access key pauses the job's writes to Gainsight
 /// until the new key is stored.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_regenerated_gainsight_key_pauses_the_job_until_it_is_stored() -> Result<()> {
+async fn a_regenerated_gainsight_key_deactivates_the_job_until_it_is_stored() -> Result<()> {
     let stack = Stack::start(Options::default()).await?;
     stack.gainsight.set_access_key("gs-regenerated-key");
     let account = json!({"Name": "Salesforce First", "Phone": "+1 555 0142"});
@@ -109,7 +118,7 @@ async fn a_regenerated_gainsight_key_pauses_the_job_until_it_is_stored() -> Resu
             vec![account.as_object().cloned().unwrap_or_default()],
         )
         .remove(0);
-    let status = paused_status(&stack).await?;
+    let status = stopped_status(&stack, "DEACTIVATED").await?;
     ensure!(
         status.contains("Gainsight refused the access key")
             && status.contains("GS_APIG_2401")
@@ -218,6 +227,89 @@ async fn a_rotated_webhook_secret_is_taken_without_a_restart_and_the_old_one_kep
     ensure!(stderr(&nothing).contains("syncctl secrets put salesforce-jwt-key"));
     let bad = rotate(&["webhook-secret", "--overlap", "soon"], "x\n").await;
     ensure!(bad.status.code() == Some(2) && stderr(&bad).contains("--overlap"));
+    stack.stop().await;
+    Ok(())
+}
+
+/// An operator pauses a job: a change made meanwhile waits (nothing written, nothing
+/// dead-lettered, a resync refused), `syncctl status` says who paused it and why; resumed, the
+/// change flows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_paused_job_holds_its_changes_until_it_is_resumed() -> Result<()> {
+    let stack = Stack::start(Options::default()).await?;
+    let pause = syncctl(
+        &stack,
+        &[
+            "jobs",
+            "pause",
+            "company_account",
+            "--why",
+            "org upgrade tonight",
+        ],
+    )
+    .await;
+    ensure!(pause.status.success(), "{}", stderr(&pause));
+    ensure!(
+        stdout(&pause).contains("job company_account paused by"),
+        "{}",
+        stdout(&pause)
+    );
+    let again = syncctl(&stack, &["jobs", "resume", "person_contact"]).await;
+    ensure!(
+        again.status.code() == Some(2),
+        "resuming a running job: {}",
+        stderr(&again)
+    );
+    let unknown = syncctl(&stack, &["jobs", "pause", "no_such_job"]).await;
+    ensure!(unknown.status.code() == Some(3), "{}", stderr(&unknown));
+
+    // Past the functions' 10 s cache of the job states.
+    tokio::time::sleep(Duration::from_millis(
+        shared::ports::JOB_STATES_TTL_MS as u64 + 500,
+    ))
+    .await;
+    let gsid = stack
+        .create_companies(vec![json!({"Name": "Made While Paused", "Arr": 7})])
+        .await?
+        .remove(0);
+    let status = stopped_status(&stack, "PAUSED").await?;
+    ensure!(
+        status.contains("org upgrade tonight")
+            && status.contains("syncctl jobs resume company_account"),
+        "{status}"
+    );
+    let story = stack
+        .eventually(WAIT, "the mapper's run saying the change waits", || async {
+            let story = stack.story("company_account", &gsid).await;
+            Ok(story
+                .contains("waiting: job company_account is paused")
+                .then_some(story))
+        })
+        .await?;
+    ensure!(
+        stack.accounts_for(&gsid).is_empty(),
+        "written while paused: {story}"
+    );
+    let resync = syncctl(
+        &stack,
+        &["resync", "--job", "company_account", "--ids", &gsid],
+    )
+    .await;
+    ensure!(
+        resync.status.code() == Some(1) && stderr(&resync).contains("is paused"),
+        "{}",
+        stderr(&resync)
+    );
+
+    let resume = syncctl(&stack, &["jobs", "resume", "company_account"]).await;
+    ensure!(resume.status.success(), "{}", stderr(&resume));
+    stack
+        .eventually(WAIT, "the Account once resumed", || async {
+            Ok(stack.accounts_for(&gsid).pop())
+        })
+        .await?;
+    ensure!(stack.aws.queue_depth("ChangesDeadLetterQueue").await? == 0);
+    ensure!(stack.aws.queue_depth("WritesDeadLetterQueue").await? == 0);
     stack.stop().await;
     Ok(())
 }

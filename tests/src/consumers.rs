@@ -101,9 +101,11 @@ async fn in_process_handlers(
     let integration_user = options
         .echo_criteria
         .then(|| sf::INTEGRATION_USER_ID.to_string());
+    // Changes of a stopped job come back after seconds here, not minutes.
     let mapper = mapper
         .with_integration_user(integration_user)
-        .with_polls(Arc::new(polls));
+        .with_polls(Arc::new(polls))
+        .with_stopped_delay(options.deferral.unwrap_or(options.retry_after));
     let mapper = Arc::new(mapper);
     let pusher_clients = clients_of(aws, "PusherFunction");
     let (bulk_wait, bulk_recheck) = options.bulk_wait;

@@ -26,7 +26,9 @@ mod overflow;
 mod pairs;
 mod recheck;
 mod reread;
+mod stopped;
 use give_up::{failing, Failures};
+pub use stopped::{Stopped, STOPPED_DELAY};
 
 /// Table, queues, the Salesforce org and the Gainsight tenant.
 pub type Config = shared::config::ApiConfig;
@@ -62,6 +64,8 @@ pub struct MapperFn {
     integration_user: Option<String>,
     /// Where a Change Data Capture overflow asks for the object's records to be read again.
     polls: Option<Arc<dyn PollTrigger>>,
+    /// Which jobs are stopped, and where their changes wait; without it every job runs.
+    stopped: Option<Stopped>,
 }
 
 /// Counts of one invocation, logged and returned for tests.
@@ -101,7 +105,14 @@ impl MapperFn {
             max_receives: shared::config::DEFAULT_MAX_RECEIVES,
             integration_user: None,
             polls: None,
+            stopped: None,
         }
+    }
+
+    /// Changes of the jobs `stopped` says are stopped wait in its queue.
+    pub fn with_job_states(mut self, stopped: Stopped) -> Self {
+        self.stopped = Some(stopped);
+        self
     }
 
     /// Parks changes whose lookup finds no parent in `store` until the parent syncs.
@@ -150,7 +161,12 @@ impl MapperFn {
             jobs,
             schemas,
         )
-        .with_waiting(store))
+        .with_waiting(store.clone())
+        .with_job_states(Stopped {
+            states: shared::ports::JobStateCache::new(store),
+            changes: Arc::new(clients.queue(&config.aws.changes_queue_url)),
+            delay: STOPPED_DELAY,
+        }))
     }
 
     pub async fn handle(&self, event: SqsEvent) -> SqsBatchResponse {
@@ -183,6 +199,7 @@ impl MapperFn {
         let mut changes = intake.changes;
         let mut failed: Failures = intake.failed;
         summary.echoes = intake.echoes;
+        failed.extend(self.hold_stopped(&mut changes, now_ms, &mut runs).await);
         failed.extend(self.overflow(intake.overflows, &mut runs).await);
         let on_last: Vec<(String, ChangeEvent)> = (changes.iter())
             .filter(|(id, _)| last.contains(id))
@@ -198,6 +215,9 @@ impl MapperFn {
         // writes on their way (see `LedgerBatch::note_mapped`).
         changes.sort_by_key(|(_, c)| c.occurred_at_ms);
         let lookups = self.run_lookups(&changes, deadline).await;
+        for (job, why) in lookups.unauthorized() {
+            self.deactivate(&[job.as_str()], why).await;
+        }
         let pass = Pass {
             lookups: &lookups,
             last: &last,

@@ -39,6 +39,15 @@ impl MapperFn {
                 ),
                 Err(e) => {
                     tracing::warn!(object = %object, records = ids.len(), error = %e, "hinted records not read; retrying their messages");
+                    if matches!(e, shared::ports::ApiError::Auth { .. }) {
+                        let jobs = self.jobs.for_source(System::Salesforce, &object);
+                        let jobs: Vec<&str> = jobs.map(|j| j.name.as_str()).collect();
+                        self.deactivate(
+                            &jobs,
+                            &format!("Salesforce refused the connected app's credentials ({e})"),
+                        )
+                        .await;
+                    }
                     let why =
                         format!("the changed {object} could not be read from Salesforce: {e}");
                     failed.extend(

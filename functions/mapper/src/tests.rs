@@ -650,3 +650,52 @@ async fn a_change_failing_on_its_last_delivery_is_recorded_as_given_up() {
 }
 
 mod salesforce;
+
+/// A change of a paused job is neither mapped nor failed: it goes back to the changes queue as a
+/// fresh message, delivered again after the stopped delay; nothing is written for it.
+#[tokio::test]
+async fn a_change_of_a_stopped_job_waits_on_the_changes_queue() {
+    use shared::domain::job_state::JobCommand;
+    let Harness {
+        store,
+        queue,
+        mapper,
+        ..
+    } = harness();
+    let changes = Arc::new(MemoryQueue::default());
+    let mapper = mapper.with_job_states(Stopped {
+        states: shared::ports::JobStateCache::new(store.clone()),
+        changes: changes.clone(),
+        delay: STOPPED_DELAY,
+    });
+    let pause = JobCommand::Pause {
+        why: "org upgrade".into(),
+    };
+    shared::ports::change_job_state(store.as_ref(), "company_account", &pause, ("ops", 1))
+        .await
+        .unwrap();
+    let company = change(
+        "G1",
+        Operation::Updated,
+        json!({"Gsid": "G1", "Name": "Acme"}),
+    );
+    let (response, summary) = mapper
+        .handle_at(event(vec![("m1", company.clone())]), shared::time::now_ms())
+        .await;
+    assert!(shared::fakes::failed_ids(&response).is_empty());
+    let waiting: Vec<ChangeEvent> = (changes.bodies().iter())
+        .map(|b| serde_json::from_str(b).unwrap())
+        .collect();
+    assert_eq!(waiting.len(), 1);
+    assert_eq!(waiting[0].record_id, "G1");
+    assert_eq!(*changes.delays.lock().unwrap(), vec![STOPPED_DELAY]);
+    assert!(queue.bodies().is_empty(), "nothing written");
+    assert_eq!((summary.writes, summary.failed_messages), (0, 0));
+    let run = store.runs.lock().unwrap().clone();
+    let said = run.iter().flat_map(|r| r.log.iter()).find_map(|l| {
+        l.message
+            .clone()
+            .filter(|m| m.contains("waiting: job company_account is paused"))
+    });
+    assert!(said.is_some_and(|m| m.contains("org upgrade")), "{run:?}");
+}

@@ -75,6 +75,9 @@ pub struct PollReport {
     /// What became of the job's changes waiting for their parent.
     #[serde(default)]
     pub waiting: SweepReport,
+    /// The job is stopped: nothing was read, and the cursor stays where it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<String>,
 }
 
 /// What one poll read from one system.
@@ -118,6 +121,8 @@ pub struct Poller {
     salesforce: Option<Arc<dyn SalesforceApi>>,
     /// The changes waiting for their parent, swept on each scheduled poll of their job.
     waiting: Option<Arc<dyn WaitingStore>>,
+    /// Which jobs are stopped; without it every job runs.
+    job_states: Option<shared::ports::JobStateCache>,
     /// Records read per query.
     page: usize,
     /// How far before the cursor a scheduled window starts (ms).
@@ -157,6 +162,7 @@ impl Poller {
             ledger: store.clone(),
             salesforce: None,
             waiting: None,
+            job_states: None,
             runs: store,
             page: PAGE,
             overlap_ms: OVERLAP_MS,
@@ -199,7 +205,8 @@ impl Poller {
         let ports = clients.source_ports(&config.source, jobs).await?;
         Ok(Self::new(ports, store.clone())
             .with_salesforce(salesforce)
-            .with_waiting(store))
+            .with_waiting(store.clone())
+            .with_job_states(shared::ports::JobStateCache::new(store)))
     }
 
     pub async fn handle(&self, request: PollRequest) -> Result<PollReport, PollError> {
@@ -241,6 +248,10 @@ impl Poller {
         };
         let mut runs = Runs::new(RunFunction::Poller, event, now_ms, &job.name);
         let run_job = Some(job.name.as_str());
+        if let Some(stopped) = self.stopped(job, request.since_ms, now_ms, &mut runs).await {
+            store_runs(self.runs.as_ref(), runs).await;
+            return Ok(stopped);
+        }
         runs.objects(run_job, &job.gainsight.object, Some(&job.salesforce.object));
         let polled = self
             .poll_both(job, (request.since_ms, request.only), clock, &mut runs)
@@ -259,7 +270,48 @@ impl Poller {
             queued: streams.iter().map(|s| s.queued).sum(),
             streams,
             waiting,
+            stopped: None,
         })
+    }
+
+    /// The report of a poll of a stopped job, which reads nothing: the cursor stays, so the
+    /// first scheduled poll after the job starts again reads what changed meanwhile. A backfill
+    /// asked for while it is stopped is not made later by itself: its run says so.
+    async fn stopped(
+        &self,
+        job: &Job,
+        since_ms: Option<i64>,
+        now_ms: i64,
+        runs: &mut Runs,
+    ) -> Option<PollReport> {
+        let states = self.job_states.as_ref()?.stopped(now_ms).await;
+        let status = states.get(&job.name)?;
+        let line = status.stopped_line(&job.name);
+        tracing::info!(job = %job.name, "job stopped; nothing polled: {line}");
+        if let Some(since) = since_ms {
+            runs.fail(
+                Some(&job.name),
+                format!(
+                    "backfill from {} not read: {line}; once it runs, `syncctl poll --job {} --since {}`",
+                    shared::time::rfc3339(since),
+                    job.name,
+                    shared::time::rfc3339(since)
+                ),
+            );
+        }
+        Some(PollReport {
+            job: job.name.clone(),
+            queued: 0,
+            streams: Vec::new(),
+            waiting: SweepReport::default(),
+            stopped: Some(line),
+        })
+    }
+
+    /// Which jobs are stopped is read from `states`.
+    pub fn with_job_states(mut self, states: shared::ports::JobStateCache) -> Self {
+        self.job_states = Some(states);
+        self
     }
 
     /// The scheduled sweep of the job's waiting changes; a failure is logged, and the next

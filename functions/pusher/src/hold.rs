@@ -148,6 +148,7 @@ impl Pusher {
         match held {
             Held::Paused(back, refused) => {
                 let why = paused(system, &refused);
+                self.deactivate(&back, &why).await;
                 self.defer(object, back, &why, None, (retry, runs, last))
                     .await;
             }
@@ -239,7 +240,7 @@ impl Pusher {
     /// How long deferred writes wait: what the target asked for, at least 1 s and at most the
     /// deferral's own delay (the longest SQS allows in production); the deferral's delay when
     /// the target did not say.
-    fn deferral_delay(&self, asked: Option<Duration>) -> Duration {
+    pub(crate) fn deferral_delay(&self, asked: Option<Duration>) -> Duration {
         let longest = self.deferral.as_ref().map_or(DEFERRAL, |(_, d)| *d);
         asked.map_or(longest, |w| {
             w.max(Duration::from_secs(1))
@@ -316,6 +317,6 @@ fn paused(target: System, refused: &ApiError) -> String {
         ),
     };
     format!(
-        "{PAUSED}{whose} ({refused}); nothing is lost: the writes wait in the queue and go out by themselves once the secret is replaced ({secret})"
+        "{PAUSED}{whose} ({refused}); the job is deactivated and nothing is lost: its writes wait in the queue and go out once the secret is replaced ({secret}, which reactivates the job), or after re-authorizing with `syncctl jobs reactivate <job>`"
     )
 }

@@ -15,8 +15,10 @@ mod sides;
 mod write;
 
 pub use files::Files;
+mod stopped;
 pub use hold::budgets_from_env;
 use hold::LastDeliveries;
+pub use stopped::STOPPED_DELAY;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -87,6 +89,8 @@ pub struct Pusher {
     gainsight_budget: Budget,
     /// Deliveries of a message before it goes to the dead-letter queue.
     max_receives: u32,
+    /// Which jobs are stopped; without it every job runs.
+    job_states: Option<shared::ports::JobStateCache>,
     /// Where writes deferred by the budget go back to (the writes queue), and after how long; a
     /// message sent again starts its receive count afresh, so a long deferral never reaches the
     /// dead-letter queue. Without it deferred messages come back after the visibility timeout.
@@ -193,6 +197,7 @@ impl Pusher {
             bulk_recheck: BULK_RECHECK,
             replays: None,
             max_receives: shared::config::DEFAULT_MAX_RECEIVES,
+            job_states: None,
         }
     }
 
@@ -292,6 +297,7 @@ impl Pusher {
         .with_files(files)
         .with_deferral(writes, DEFERRAL)
         .with_loads(store.clone(), quiet)
+        .with_job_states(shared::ports::JobStateCache::new(store.clone()))
         .with_replays(store, changes))
     }
 
@@ -340,6 +346,9 @@ impl Pusher {
         summary.superseded = folded.superseded;
         let batch = self
             .stage_loads(folded.kept, &mut retry, &mut runs, now_ms)
+            .await;
+        let batch = self
+            .hold_stopped(batch, (&mut retry, &mut runs, &mut last), now_ms)
             .await;
         self.push(batch, &mut retry, &mut runs, &mut last, &mut summary, clock)
             .await;

@@ -143,6 +143,17 @@ impl Pusher {
             tracing::info!(load = %load, "bulk load written");
             return (store.finish_load(load, through, &staged).await).map_err(|e| e.to_string());
         }
+        let stopped = self.stopped_jobs(now_ms).await;
+        let job = (staged.writes.iter().map(|w| &w.job)).find(|j| stopped.contains_key(*j));
+        if let Some(job) = job {
+            // Staged as it is until the job runs again.
+            let why = format!("waiting: {}", stopped[job].stopped_line(job));
+            tracing::info!(load = %load, job = %job, "bulk load of a stopped job waits");
+            runs.fail(Some(job), &why);
+            (store.release_load(load).await).map_err(|e| e.to_string())?;
+            let wait = crate::STOPPED_DELAY.min(self.deferral_delay(None));
+            return ask_flush(queue.as_ref(), wait, load).await;
+        }
         let slice = (load, &staged.writes[..], queue.as_ref());
         let made = match self.flush_writes(slice, (runs, summary), clock).await? {
             Slice::Made => self.flush_sides(&staged.sides, runs, now_ms).await,

@@ -67,6 +67,9 @@ pub enum ResyncError {
     NoLoad(String),
     #[error(transparent)]
     Snapshot(#[from] shared::snapshot::SnapshotError),
+    /// The job is paused or deactivated: nothing is read or queued for it.
+    #[error("{0}")]
+    Stopped(String),
 }
 
 pub struct Resync {
@@ -76,6 +79,8 @@ pub struct Resync {
     first_loads: Arc<dyn FirstLoadStore>,
     salesforce: Arc<dyn SalesforceApi>,
     bulk: Arc<dyn SalesforceBulkRead>,
+    /// Which jobs are stopped; without it every job runs.
+    job_states: Option<shared::ports::JobStateCache>,
 }
 
 impl Resync {
@@ -91,7 +96,15 @@ impl Resync {
             first_loads: store,
             salesforce: salesforce.clone(),
             bulk: salesforce,
+            job_states: None,
         }
+    }
+
+    /// Which jobs are stopped is read from `states`: a stopped job is neither resynced nor
+    /// loaded (a load may still be cancelled).
+    pub fn with_job_states(mut self, states: shared::ports::JobStateCache) -> Self {
+        self.job_states = Some(states);
+        self
     }
 
     pub async fn from_aws(
@@ -100,11 +113,13 @@ impl Resync {
         jobs: Jobs,
     ) -> Result<Self, SecretsError> {
         let aws = &config.source.aws;
-        Ok(Self::new(
+        let store = Arc::new(clients.state_store(aws));
+        let resync = Self::new(
             clients.source_ports(&config.source, jobs).await?,
-            Arc::new(clients.state_store(aws)),
+            store.clone(),
             Arc::new(clients.salesforce(aws, &config.salesforce).await?),
-        ))
+        );
+        Ok(resync.with_job_states(shared::ports::JobStateCache::new(store)))
     }
 
     pub async fn handle(&self, request: ResyncRequest) -> Result<ResyncReport, ResyncError> {
@@ -118,6 +133,9 @@ impl Resync {
         now_ms: i64,
     ) -> Result<ResyncReport, ResyncError> {
         let (job, selection) = self.resolve(&request).await?;
+        if !matches!(selection, Selection::Load(LoadCommand::Cancel)) {
+            self.refuse_stopped(job, now_ms).await?;
+        }
         if let Selection::Load(command) = selection {
             return self.first_load(job, (command, &request), now_ms).await;
         }
@@ -156,6 +174,20 @@ impl Resync {
             }),
             load: None,
         })
+    }
+
+    /// Refuses a stopped job, saying how to start it again.
+    async fn refuse_stopped(&self, job: &Job, now_ms: i64) -> Result<(), ResyncError> {
+        let Some(states) = &self.job_states else {
+            return Ok(());
+        };
+        match states.stopped(now_ms).await.get(&job.name) {
+            Some(status) => Err(ResyncError::Stopped(format!(
+                "nothing resynced or loaded: {}",
+                status.stopped_line(&job.name)
+            ))),
+            None => Ok(()),
+        }
     }
 
     /// This invocation's run: a new one, or the one of the resync's first page, continued.

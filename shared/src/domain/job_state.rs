@@ -3,6 +3,8 @@
 //! asks before it calls an API for a job; the transitions an operator or a function may make are
 //! the rules here.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -146,6 +148,22 @@ pub fn transition(
     }
 }
 
+/// The first stopped job among those `change` is for, with its status: a change for a stopped
+/// job waits whole, even when another job of its object runs (it is one change to map).
+pub fn stopped_job_of<'a>(
+    jobs: &'a super::Jobs,
+    change: &super::ChangeEvent,
+    stopped: &'a BTreeMap<String, JobStatus>,
+) -> Option<(&'a str, &'a JobStatus)> {
+    if stopped.is_empty() {
+        return None;
+    }
+    jobs.for_change(change)
+        .into_iter()
+        .find_map(|job| stopped.get_key_value(job.name.as_str()))
+        .map(|(name, status)| (name.as_str(), status))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -207,6 +225,38 @@ mod tests {
         assert!(after(&off, pause()).is_err());
         let on = after(&off, JobCommand::Reactivate).unwrap().unwrap();
         assert_eq!(on.state, JobState::Active);
+    }
+
+    #[test]
+    fn a_change_waits_when_a_job_of_its_object_is_stopped() {
+        let jobs = super::super::Jobs::builtin();
+        let record = super::super::SourceRecord {
+            source: super::super::System::Gainsight,
+            object: "Company".into(),
+            id: "1P02".into(),
+            fields: Default::default(),
+        };
+        let change = super::super::ChangeEvent::pushed(
+            record,
+            "ev".into(),
+            super::super::Operation::Updated,
+            1,
+            1,
+        );
+        let mut stopped = BTreeMap::new();
+        assert_eq!(stopped_job_of(&jobs, &change, &stopped), None);
+        let paused = after(&JobStatus::active(), pause()).unwrap().unwrap();
+        stopped.insert("person_contact".to_string(), paused.clone());
+        assert_eq!(
+            stopped_job_of(&jobs, &change, &stopped),
+            None,
+            "another object's job"
+        );
+        stopped.insert("company_account".to_string(), paused.clone());
+        assert_eq!(
+            stopped_job_of(&jobs, &change, &stopped),
+            Some(("company_account", &paused))
+        );
     }
 
     #[test]

@@ -33,9 +33,7 @@ pub use ledger::{
     Presence, PresenceState, Prior, SyncStatus, HISTORY_KEPT,
 };
 pub use mapping::{LookupRequest, Lookups, MapOutcome, Mapper};
-pub use run::{
-    paused_jobs, LineOutcome, PausedJob, Run, RunFunction, RunId, RunLine, RunStatus, Runs,
-};
+pub use run::{LineOutcome, Run, RunFunction, RunId, RunLine, RunStatus, Runs};
 pub use schema::{FieldKind, FieldSchema, ObjectSchema, Schemas};
 pub use write::{FieldConflict, RecordKey, Unchanged, WriteCommand, WriteMode, Writeback};
 

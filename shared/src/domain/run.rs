@@ -235,55 +235,9 @@ impl RunLine {
     }
 }
 
-/// How a run's error starts when its job is paused: Salesforce refused the credentials for good.
+/// How a run's error starts when its job's writes were refused credentials for good (the job is
+/// then deactivated, see `job_state`).
 pub const PAUSED: &str = "paused: ";
-
-/// A job whose writes to Salesforce wait until its credentials are replaced.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct PausedJob {
-    pub job: String,
-    /// When the first run of the current pause started (epoch ms).
-    pub since_ms: i64,
-    pub reason: String,
-}
-
-/// The jobs whose newest pusher run towards one of their objects ended paused, each with when
-/// the pause began (the paused runs since the last one that wrote there).
-pub fn paused_jobs(runs: &[Run], jobs: &super::Jobs) -> Vec<PausedJob> {
-    let mut paused = Vec::new();
-    let targets = jobs.iter().flat_map(|j| {
-        [&j.salesforce.object, &j.gainsight.object]
-            .into_iter()
-            .map(move |o| (j, o.as_str()))
-    });
-    for (job, target) in targets {
-        let mut mine: Vec<&Run> = runs
-            .iter()
-            .filter(|r| r.id.function == RunFunction::Pusher)
-            .filter(|r| r.job.as_deref() == Some(job.name.as_str()))
-            .filter(|r| r.destination_object.as_deref() == Some(target))
-            .collect();
-        mine.sort_by_key(|r| std::cmp::Reverse(r.started_at_ms));
-        let streak: Vec<&Run> = mine
-            .into_iter()
-            .take_while(|r| r.error.as_deref().is_some_and(|e| e.starts_with(PAUSED)))
-            .collect();
-        let seen = |p: &PausedJob| {
-            p.job == job.name && streak.last().is_some_and(|f| f.started_at_ms == p.since_ms)
-        };
-        if paused.iter().any(seen) {
-            continue;
-        }
-        if let (Some(newest), Some(first)) = (streak.first(), streak.last()) {
-            paused.push(PausedJob {
-                job: job.name.clone(),
-                since_ms: first.started_at_ms,
-                reason: newest.error.clone().unwrap_or_default(),
-            });
-        }
-    }
-    paused
-}
 
 /// One run: a function's work for one job in one invocation.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -495,35 +449,6 @@ impl Runs {
 
 #[cfg(test)]
 mod tests {
-
-    fn pusher_run(at: i64, error: Option<&str>) -> Run {
-        let mut runs = Runs::new(RunFunction::Pusher, "writes batch", at, &at.to_string());
-        runs.objects(Some("company_account"), "Company", Some("Account"));
-        if let Some(e) = error {
-            runs.fail(Some("company_account"), e);
-        }
-        runs.finish(at + 1).remove(0)
-    }
-
-    #[test]
-    fn a_job_is_paused_from_its_first_paused_run_until_one_writes() {
-        let jobs = crate::domain::Jobs::builtin();
-        let ok = pusher_run(1_000, None);
-        let first = pusher_run(2_000, Some("paused: refused (invalid_grant)"));
-        let second = pusher_run(3_000, Some("paused: refused again"));
-        let paused = paused_jobs(&[ok.clone(), first.clone(), second.clone()], &jobs);
-        assert_eq!(
-            paused,
-            vec![PausedJob {
-                job: "company_account".into(),
-                since_ms: 2_000,
-                reason: "paused: refused again".into()
-            }]
-        );
-        let resumed = pusher_run(4_000, None);
-        assert!(paused_jobs(&[ok, first, second, resumed], &jobs).is_empty());
-    }
-
     use super::*;
 
     #[test]

@@ -114,3 +114,25 @@ pub async fn change_job_state(
         }
     }
 }
+
+/// Deactivates `jobs` because their credentials were refused for good (`why`), as `by` (a
+/// function), and forgets `cache`'s read so that the next question sees it. Each job is logged
+/// once per transition as "job deactivated", which the template's alarm counts; a job whose
+/// state could not be written is logged and waits anyway (its calls keep being refused).
+pub async fn deactivate_jobs(cache: &JobStateCache, jobs: &[&str], why: &str, by: &str) {
+    let command = crate::domain::job_state::JobCommand::Deactivate {
+        why: why.to_string(),
+    };
+    let now_ms = crate::time::now_ms();
+    let mut jobs = jobs.to_vec();
+    jobs.sort_unstable();
+    jobs.dedup();
+    for job in jobs {
+        match change_job_state(cache.store().as_ref(), job, &command, (by, now_ms)).await {
+            Ok(Some(_)) => tracing::error!(job = %job, by = %by, reason = %why, "job deactivated"),
+            Ok(None) => {}
+            Err(e) => tracing::error!(job = %job, error = %e, "job not deactivated"),
+        }
+    }
+    cache.forget();
+}

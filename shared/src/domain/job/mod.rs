@@ -472,7 +472,9 @@ pub enum JobError {
 
 /// A request named a job that is not deployed.
 #[derive(Debug, thiserror::Error)]
-#[error("no job named {0}; the deployed jobs are in infra/jobs (syncctl validate-jobs lists them)")]
+#[error(
+    "no job named {0}; the deployed jobs are in infra/jobs (`syncctl jobs validate` lists them)"
+)]
 pub struct UnknownJob(pub String);
 
 /// Every job of a deployment, validated together.

@@ -35,6 +35,9 @@ pub struct Lookups {
     /// Match tuples the system refused to look up (a value it cannot query), with why: their
     /// records are rejected, the rest of the lookup stands.
     refused: HashMap<(String, usize, Vec<String>), String>,
+    /// Jobs whose lookups were refused our credentials for good, with why: the job is
+    /// deactivated (its records are retried meanwhile, and then wait).
+    unauthorized: Vec<(String, String)>,
 }
 
 impl Lookups {
@@ -50,6 +53,17 @@ impl Lookups {
     /// The lookup of `job`'s derived mapping `derived` could not run, because of `why`.
     pub fn mark_failed(&mut self, job: &str, derived: usize, why: impl Into<String>) {
         self.failed.push((job.to_string(), derived, why.into()));
+    }
+
+    /// `job`'s lookup was refused our credentials (`why`); it is also marked failed.
+    pub fn mark_unauthorized(&mut self, job: &str, derived: usize, why: String) {
+        self.mark_failed(job, derived, why.clone());
+        self.unauthorized.push((job.to_string(), why));
+    }
+
+    /// The jobs whose lookups were refused our credentials, with why.
+    pub fn unauthorized(&self) -> &[(String, String)] {
+        &self.unauthorized
     }
 
     pub fn refuse(&mut self, job: &str, derived: usize, tuple: Vec<String>, why: String) {
