@@ -52,6 +52,13 @@ impl MapperFn {
                 stopped.delay.as_secs()
             );
             let line = RunLine::new(&change.record_id, LineOutcome::Waiting).message(said);
+            if let Some(j) = self.jobs.get(job) {
+                runs.objects(
+                    Some(job),
+                    j.object_in(change.source),
+                    Some(j.object_in(change.source.other())),
+                );
+            }
             runs.line(Some(job), line);
             // A change serialises as the sync's own message (the webhook's and the poller's).
             let body = serde_json::to_string(change).unwrap_or_default();
