@@ -46,7 +46,8 @@ Environment: the same as the functions read. AWS_ENDPOINT_URL / AWS_REGION (and 
 credentials), TABLE_NAME, KMS_KEY_ID (secrets put), RESYNC_FUNCTION (resync, diff --fix),
 POLLER_FUNCTION (poll), SALESFORCE_LOGIN_URL, SALESFORCE_CLIENT_ID and GAINSIGHT_BASE_URL (diff,
 jobs validate --describe), JOBS_DIR (job files; the shipped ones otherwise), RUN_TTL_DAYS.
-Against the local stack: `. .devstack/env`.";
+With --stack NAME (or SYNCCTL_STACK), the deployed stack's outputs and parameters set them.
+Against the local stack: `. .devstack/env`, or --stack gs-sf-sync.";
 
 /// Operate the Gainsight <-> Salesforce sync: see every record and run, and fix what did not sync.
 #[derive(Debug, Parser)]
@@ -55,12 +56,21 @@ pub struct Cli {
     /// Output: a table for people, or json / csv for scripts.
     #[arg(long, global = true, value_enum, default_value_t = Format::Table)]
     pub format: Format,
+    /// A deployed stack whose outputs (table, key, queues, functions) and parameters (the
+    /// Salesforce and Gainsight settings) replace those environment variables.
+    #[arg(long, global = true, env = "SYNCCTL_STACK", value_name = "NAME")]
+    pub stack: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Prints a deployed stack's settings as shell exports (needs --stack).
+    #[command(after_help = "Examples:
+  syncctl env --stack gs-sf-sync
+  eval \"$(syncctl env --stack gs-sf-sync)\"      then every command without --stack")]
+    Env,
     /// Records and counts per status: what synced and what did not.
     #[command(after_help = "Examples:
   syncctl status                                  counts per job and status, then every record

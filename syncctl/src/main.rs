@@ -15,6 +15,7 @@ mod jobs_plan;
 mod ledger;
 mod load;
 mod runs;
+mod stack;
 
 use std::process::ExitCode;
 
@@ -27,22 +28,51 @@ use shared::domain::job_state::JobCommand;
 /// `diff` found drift it did not fix.
 const DRIFT: u8 = 4;
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = Cli::parse();
-    match run(cli).await {
-        Ok(code) => ExitCode::from(code),
-        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("syncctl: {e:#}");
-            if e.is::<Usage>() {
-                ExitCode::from(2)
-            } else if e.is::<NotFound>() {
-                ExitCode::from(3)
-            } else {
-                ExitCode::from(1)
+    if let Some(name) = &cli.stack {
+        // Read before the runtime that runs the command starts its threads: the stack's
+        // settings become this process's environment, which the commands read.
+        let vars = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(anyhow::Error::from)
+            .and_then(|runtime| runtime.block_on(stack::read(name)));
+        match vars {
+            Ok(vars) if matches!(cli.command, Command::Env) => {
+                print!("{}", stack::exports(&vars));
+                return ExitCode::SUCCESS;
             }
+            Ok(vars) => {
+                for (k, v) in stack::to_set(vars, |k| std::env::var_os(k).is_some()) {
+                    std::env::set_var(k, v);
+                }
+            }
+            Err(e) => return failure(e),
         }
+    }
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => return failure(e.into()),
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => failure(e),
+    }
+}
+
+/// The exit code of `e`, said on standard error.
+fn failure(e: anyhow::Error) -> ExitCode {
+    if is_broken_pipe(&e) {
+        return ExitCode::SUCCESS;
+    }
+    eprintln!("syncctl: {e:#}");
+    if e.is::<Usage>() {
+        ExitCode::from(2)
+    } else if e.is::<NotFound>() {
+        ExitCode::from(3)
+    } else {
+        ExitCode::from(1)
     }
 }
 
@@ -58,6 +88,11 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
     if let Command::Jobs(JobsCommand::Validate { dir, describe }) = &cli.command {
         admin::validate(dir, *describe).await?;
         return Ok(0);
+    }
+    if matches!(cli.command, Command::Env) {
+        return Err(env::usage(
+            "`syncctl env` prints a stack's settings: name it, e.g. `syncctl env --stack gs-sf-sync`",
+        ));
     }
     let env = Env::load().await?;
     match &cli.command {
@@ -104,7 +139,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Jobs(JobsCommand::Reactivate { job }) => {
             job_states::change(&env, job, JobCommand::Reactivate).await?
         }
-        Command::Jobs(JobsCommand::Validate { .. }) => {}
+        Command::Jobs(JobsCommand::Validate { .. }) | Command::Env => {}
     }
     Ok(0)
 }

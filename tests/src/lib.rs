@@ -274,6 +274,16 @@ async fn serve_invocations(
             }),
         ),
     ]);
+    // Also under the names the deployed stack's outputs give (`syncctl --stack`).
+    let mut functions = functions;
+    for logical in [RESYNC_FUNCTION, POLLER_FUNCTION] {
+        if let (Ok(physical), Some(handler)) = (
+            aws.deployment.physical_id(logical),
+            functions.get(logical).cloned(),
+        ) {
+            functions.insert(physical.to_string(), handler);
+        }
+    }
     lambda_api::serve(functions)
         .await
         .context("serving the Lambda Invoke API")

@@ -9,7 +9,26 @@ use sync_tests::Stack;
 
 /// Runs syncctl against `stack` with `stdin`, off the async runtime.
 pub async fn syncctl_in(stack: &Stack, args: &[&str], stdin: &str) -> Output {
-    let env = stack.syncctl_env();
+    run(stack.syncctl_env(), args, stdin).await
+}
+
+/// Runs syncctl with only the AWS endpoint and the API settings in its environment, as an
+/// operator who names the deployed stack (`--stack`) instead of its tables and functions.
+pub async fn syncctl_by_stack(stack: &Stack, args: &[&str]) -> Output {
+    const FROM_THE_STACK: [&str; 6] = [
+        "TABLE_NAME",
+        "KMS_KEY_ID",
+        "CHANGES_QUEUE_URL",
+        "WRITES_QUEUE_URL",
+        "RESYNC_FUNCTION",
+        "POLLER_FUNCTION",
+    ];
+    let mut env = stack.syncctl_env();
+    env.retain(|(k, _)| !FROM_THE_STACK.contains(k));
+    run(env, args, "").await
+}
+
+async fn run(env: Vec<(&'static str, String)>, args: &[&str], stdin: &str) -> Output {
     let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
     let stdin = stdin.to_string();
     tokio::task::spawn_blocking(move || {
