@@ -20,7 +20,9 @@ async fn syncctl_reads_a_deployed_stacks_names_from_its_outputs() -> Result<()> 
         .await?
         .remove(0);
     stack
-        .eventually(WAIT, "the Account", || async { Ok(stack.accounts_for(&gsid).pop()) })
+        .eventually(WAIT, "the Account", || async {
+            Ok(stack.accounts_for(&gsid).pop())
+        })
         .await?;
 
     let env = syncctl_by_stack(&stack, &["env", "--stack", "gs-sf-sync"]).await;
@@ -37,13 +39,25 @@ async fn syncctl_reads_a_deployed_stacks_names_from_its_outputs() -> Result<()> 
     let status: Value = serde_json::from_slice(&status.stdout)?;
     let records = status["records"].as_array().cloned().unwrap_or_default();
     ensure!(
-        records.iter().any(|r| r["key"].as_str().is_some_and(|k| k.contains(&gsid))),
+        records
+            .iter()
+            .any(|r| r["key"].as_str().is_some_and(|k| k.contains(&gsid))),
         "{status}"
     );
     // The resync function under its deployed name.
     let resync = syncctl_by_stack(
         &stack,
-        &["--stack", "gs-sf-sync", "resync", "--job", "company_account", "--ids", &gsid, "--format", "json"],
+        &[
+            "--stack",
+            "gs-sf-sync",
+            "resync",
+            "--job",
+            "company_account",
+            "--ids",
+            &gsid,
+            "--format",
+            "json",
+        ],
     )
     .await;
     ensure!(resync.status.success(), "{}", stderr(&resync));

@@ -7,6 +7,7 @@ pub mod activity_window;
 pub mod backfill;
 mod binaries;
 mod consumers;
+pub mod flood;
 pub use consumers::function_binaries_in;
 use consumers::start_consumers;
 pub mod relay;

@@ -537,6 +537,43 @@ async fn freshness_with(
     Ok(())
 }
 
+/// The webhook at a reserved concurrency of 10 flooded by 200 attackers posting forged events
+/// back to back, while genuine changes arrive at 20 a second for 10 s (each sent again after a
+/// throttle, as Gainsight's rule does): what the flood got, and how fresh the genuine changes
+/// stayed.
+async fn flood_figures() -> Result<()> {
+    let (reserved, attackers, rate, seconds) = (10, 200, 20, 10);
+    let options = Options {
+        parameters: vec![("WebhookConcurrency", "10")],
+        ..Options::default()
+    };
+    let stack = Stack::start(options).await?;
+    let gsids = load_companies(&stack, (rate * seconds) as usize, false).await?;
+    let flood = sync_tests::flood::flood(&stack, &gsids, rate, attackers).await?;
+    let per_s = flood.forged as f64 * 1000.0 / flood.flood_ms.max(1) as f64;
+    eprintln!(
+        "flood: {attackers} attackers against a reserved concurrency of {reserved}: {} forged requests in {} ms ({} throttled 429, {} refused 401, {} other); {} genuine changes, {} of their attempts throttled",
+        flood.forged, flood.flood_ms, flood.forged_throttled, flood.forged_refused, flood.forged_other, flood.genuine, flood.genuine_throttled
+    );
+    report(
+        "flood_forged_requests_per_s",
+        format!("{per_s:.0}"),
+        "requests/s",
+    );
+    let share = flood.forged_throttled as f64 * 100.0 / flood.forged.max(1) as f64;
+    report("flood_forged_throttled_share", format!("{share:.1}"), "%");
+    report("flood_forged_written", flood.forged_other, "requests");
+    report(
+        "flood_genuine_attempts_throttled",
+        flood.genuine_throttled,
+        "attempts",
+    );
+    let samples = synced_after_sent(&stack, &flood.sent_at, by_gsid).await?;
+    report_freshness(rate, "_under_flood", samples);
+    stack.stop().await;
+    Ok(())
+}
+
 /// The `total` Companies the events change, as they exist in Gainsight: loaded before, by
 /// another integration (no rule event), so every write back to them lands. With `echoes` the
 /// load itself posts rule events (no integration-user criterion): it is left to sync and settle
@@ -766,6 +803,9 @@ async fn main() -> Result<()> {
     if wanted(&["freshness"]) {
         run("freshness at 20/s", freshness(20, 20, false).await);
         run("freshness at 100/s", freshness(100, 10, false).await);
+    }
+    if wanted(&["flood"]) {
+        run("flood", flood_figures().await);
     }
     if wanted(&["freshness-echoes"]) {
         run("freshness with echoes", freshness(100, 10, true).await);

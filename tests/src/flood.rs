@@ -1,0 +1,159 @@
+//! A flood at the public endpoint while genuine changes arrive: attackers post well-formed
+//! Gainsight events with wrong signatures as fast as they can, while a sender that signs its
+//! events posts changes to existing Companies at a steady rate and, as Gainsight's rule does,
+//! sends each again after a throttle. What the webhook answered each, and when each genuine
+//! change was synced.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Result;
+use serde_json::json;
+
+use crate::{sign, Stack, WEBHOOK_SECRET};
+
+/// What the flood and the genuine stream got.
+#[derive(Debug, Default)]
+pub struct FloodReport {
+    /// Forged requests sent, and how the webhook answered them.
+    pub forged: usize,
+    pub forged_throttled: usize,
+    pub forged_refused: usize,
+    /// Forged requests answered anything else (2xx above all: must stay 0).
+    pub forged_other: usize,
+    /// How long the flood ran.
+    pub flood_ms: u64,
+    /// Genuine changes sent, their throttled attempts, and when each was first sent (by GSID).
+    pub genuine: usize,
+    pub genuine_throttled: usize,
+    pub sent_at: HashMap<String, i64>,
+}
+
+/// A change of Company `gsid` (created, not yet in Salesforce) as a Gainsight rule posts it.
+fn event(id: &str, gsid: &str) -> String {
+    json!({
+        "eventId": id, "eventType": "created", "objectName": "Company",
+        "occurredAt": shared::time::now_ms(),
+        "records": [{"Gsid": gsid, "Name": format!("Flooded {gsid}"), "Arr": 1}]
+    })
+    .to_string()
+}
+
+/// Posts one signed change of `gsid`, again after each 429 (waiting as `retry-after` says, or a
+/// second); the number of throttled attempts.
+async fn send_genuine(http: &reqwest::Client, url: &str, id: &str, gsid: &str) -> Result<usize> {
+    let mut throttled = 0;
+    loop {
+        let body = event(id, gsid);
+        let ts = shared::time::now_ms() / 1000;
+        let resp = http
+            .post(url)
+            .header("content-type", "application/json")
+            .header("x-gs-timestamp", ts.to_string())
+            .header("x-gs-signature", sign(WEBHOOK_SECRET, ts, &body))
+            .body(body)
+            .send()
+            .await?;
+        match resp.status().as_u16() {
+            200 => return Ok(throttled),
+            429 => {
+                throttled += 1;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            status => anyhow::bail!("the webhook answered a genuine change {status}"),
+        }
+    }
+}
+
+/// One attacker: forged events back to back until `stop`.
+async fn forge(
+    http: reqwest::Client,
+    url: String,
+    stop: Arc<AtomicBool>,
+    counts: Arc<[AtomicUsize; 4]>,
+) {
+    let mut n = 0usize;
+    while !stop.load(Ordering::Relaxed) {
+        n += 1;
+        let body = event(&format!("forged-{n}"), "1P02FORGED0000000001");
+        let ts = shared::time::now_ms() / 1000;
+        let sent = http
+            .post(&url)
+            .header("content-type", "application/json")
+            .header("x-gs-timestamp", ts.to_string())
+            .header("x-gs-signature", sign("not-the-secret", ts, &body))
+            .body(body)
+            .send()
+            .await;
+        let slot = match sent.map(|r| r.status().as_u16()) {
+            Ok(429) => 1,
+            Ok(401) => 2,
+            _ => 3,
+        };
+        counts[0].fetch_add(1, Ordering::Relaxed);
+        counts[slot].fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Floods `stack`'s webhook with `attackers` concurrent forgers while changes of `gsids` are sent
+/// at `rate` a second; the flood stops once every genuine change was accepted.
+pub async fn flood(
+    stack: &Stack,
+    gsids: &[String],
+    rate: u64,
+    attackers: usize,
+) -> Result<FloodReport> {
+    let url = format!("{}/gainsight", stack.webhook_url());
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(attackers + 16)
+        .build()?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let counts: Arc<[AtomicUsize; 4]> = Arc::new(Default::default());
+    let started = std::time::Instant::now();
+    let forgers: Vec<_> = (0..attackers)
+        .map(|_| {
+            tokio::spawn(forge(
+                http.clone(),
+                url.clone(),
+                stop.clone(),
+                counts.clone(),
+            ))
+        })
+        .collect();
+    // The flood is on before the first genuine change.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut report = FloodReport::default();
+    let mut ticker = tokio::time::interval(Duration::from_micros(1_000_000 / rate.max(1)));
+    let mut senders = Vec::with_capacity(gsids.len());
+    for (i, gsid) in gsids.iter().enumerate() {
+        ticker.tick().await;
+        report.sent_at.insert(gsid.clone(), shared::time::now_ms());
+        let (http, url, gsid) = (http.clone(), url.clone(), gsid.clone());
+        senders.push(tokio::spawn(async move {
+            send_genuine(&http, &url, &format!("genuine-{i}"), &gsid).await
+        }));
+    }
+    let mut failure = None;
+    for sender in senders {
+        match sender.await? {
+            Ok(throttled) => report.genuine_throttled += throttled,
+            Err(e) => failure = failure.or(Some(e)),
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    for forger in forgers {
+        forger.await?;
+    }
+    report.flood_ms = started.elapsed().as_millis() as u64;
+    report.genuine = gsids.len();
+    report.forged = counts[0].load(Ordering::Relaxed);
+    report.forged_throttled = counts[1].load(Ordering::Relaxed);
+    report.forged_refused = counts[2].load(Ordering::Relaxed);
+    report.forged_other = counts[3].load(Ordering::Relaxed);
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(report),
+    }
+}
