@@ -34,11 +34,13 @@ demo: $(STAMP)
 
 ## test: every unit, adapter, handler, runtime-API and end-to-end test, cfn-lint (with the
 ## serverless rules), the template deployed into moto and checked (devstack/test_deployment.py), and
-## moto's answers compared with and without the local stack's speed fixes (devstack/test_moto_speedups.py)
+## moto's answers compared with and without the local stack's speed fixes (devstack/test_moto_speedups.py),
+## and the DynamoDB write-unit meter's rules (devstack/test_capacity.py)
 test: $(STAMP)
 	$(CFN_LINT) infra/template.yaml
 	$(VENV)/bin/python devstack/test_deployment.py
 	$(VENV)/bin/python devstack/test_moto_speedups.py
+	$(VENV)/bin/python devstack/test_capacity.py
 	@mkdir -p $(STATE)
 	$(CARGO) test --workspace 2>&1 | tee $(STATE)/test.log
 	@awk '/^test result:/ { p += $$4; f += $$6 } END { printf "tests: %d passed, %d failed\n", p, f }' $(STATE)/test.log

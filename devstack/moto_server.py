@@ -5,8 +5,12 @@ request log: every AWS request is counted by service and action, read with
 reached within those at `GET /__devstack/scopes` (`{"MapperFunction": ["secret=gainsight-access-key",
 ...], "WebhookFunction": ["EVENT#", ...]}`: the secrets it decrypted, and the webhook's partition
 keys), each request's action and resource once `POST /__devstack/audit` has turned the audit on
-(`GET` it: `{"PusherFunction": ["dynamodb:PutItem gs-sf-sync-StateTable-..", ...]}`), and reset
-with `DELETE` on any of them.
+(`GET` it: `{"PusherFunction": ["dynamodb:PutItem gs-sf-sync-StateTable-..", ...]}`), the
+DynamoDB write capacity units each caller's writes cost once `POST /__devstack/capacity` has
+turned the meter on (`GET` it: `{"PusherFunction": {"dynamodb:TransactWriteItems": 40,
+"dynamodb:TransactWriteItems (indexes)": 12, ...}}`: every unit, then those of index entries;
+computed by DynamoDB's rules from the items written: devstack/capacity.py), and reset with
+`DELETE` on any of them.
 
 Usage: python devstack/moto_server.py [moto_server options], e.g. `-H 127.0.0.1 -p 5000`.
 Set DEVSTACK_PLAIN_MOTO=1 to run moto unpatched, DEVSTACK_HTTP=werkzeug to serve it with moto's own
@@ -51,6 +55,15 @@ LOCK = threading.Lock()
 # caller's policy. Off by default: it reads every request's body.
 AUDIT = {"on": False}
 AUDITED = collections.defaultdict(set)
+
+# With the meter on (`POST /__devstack/capacity`), the write capacity units of each caller's
+# DynamoDB writes, by action. Metered writes run one at a time, so that the items read before
+# and after a write are that write's.
+METER = {"on": False}
+CAPACITY = collections.defaultdict(collections.Counter)
+METER_LOCK = threading.Lock()
+ADMIN_PATHS = ("/__devstack/requests", "/__devstack/callers", "/__devstack/scopes",
+               "/__devstack/audit", "/__devstack/capacity")
 
 
 def audited(name, body):
@@ -148,18 +161,22 @@ def request_log(app):
     """Counts each request by `service:Action` (from X-Amz-Target) before moto handles it."""
 
     def counted(environ, start_response):
-        if environ.get("PATH_INFO") in ("/__devstack/requests", "/__devstack/callers",
-                                        "/__devstack/scopes", "/__devstack/audit"):
+        if environ.get("PATH_INFO") in ADMIN_PATHS:
             with LOCK:
                 if environ.get("REQUEST_METHOD") == "DELETE":
                     COUNTS.clear()
                     CALLERS.clear()
                     SCOPES.clear()
                     AUDITED.clear()
+                    CAPACITY.clear()
                 if environ.get("REQUEST_METHOD") == "POST" and environ["PATH_INFO"] == "/__devstack/audit":
                     AUDIT["on"] = True
+                if environ.get("REQUEST_METHOD") == "POST" and environ["PATH_INFO"] == "/__devstack/capacity":
+                    METER["on"] = True
                 if environ["PATH_INFO"] == "/__devstack/audit":
                     body = json.dumps({k: sorted(v) for k, v in AUDITED.items()}).encode()
+                elif environ["PATH_INFO"] == "/__devstack/capacity":
+                    body = json.dumps({k: dict(v) for k, v in CAPACITY.items()}).encode()
                 elif environ["PATH_INFO"] == "/__devstack/requests":
                     body = json.dumps(dict(COUNTS)).encode()
                 elif environ["PATH_INFO"] == "/__devstack/scopes":
@@ -177,9 +194,45 @@ def request_log(app):
                 COUNTS[name] += 1
                 CALLERS[caller][name] += 1
             note_scope(environ, caller, name)
+            if METER["on"] and name.startswith("dynamodb:"):
+                return metered(app, environ, start_response, caller, name)
         return app(environ, start_response)
 
     return counted
+
+
+def metered(app, environ, start_response, caller, name):
+    """Runs a DynamoDB request, adding what it wrote to the caller's capacity units."""
+    import capacity
+
+    action = name.split(":", 1)[1]
+    if action not in capacity.WRITE_ACTIONS:
+        return app(environ, start_response)
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    raw = environ["wsgi.input"].read(length) if length else b""
+    environ["wsgi.input"] = io.BytesIO(raw)
+    try:
+        body = json.loads(raw or b"{}")
+    except ValueError:
+        return app(environ, start_response)
+    with METER_LOCK:
+        meter = capacity.Meter(region(environ), action, body)
+        answer = list(app(environ, start_response))
+        table_units, index_units = meter.after()
+    with LOCK:
+        CAPACITY[caller][name] += table_units + index_units
+        CAPACITY[caller][name + " (indexes)"] += index_units
+    return answer
+
+
+def region(environ):
+    """The region of a SigV4 `Authorization` header's credential scope (us-east-1 without one)."""
+    auth = environ.get("HTTP_AUTHORIZATION", "")
+    marker = "Credential="
+    if marker not in auth:
+        return "us-east-1"
+    scope = auth.split(marker, 1)[1].split(",", 1)[0].split("/")
+    return scope[2] if len(scope) > 2 else "us-east-1"
 
 
 _run_simple = moto.server.run_simple

@@ -13,13 +13,16 @@ use sync_tests::{Options, Stack};
 const WAIT: Duration = Duration::from_secs(120);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_flood_is_throttled_at_the_reserved_concurrency_while_genuine_changes_sync() -> Result<()> {
+async fn a_flood_is_throttled_at_the_reserved_concurrency_while_genuine_changes_sync() -> Result<()>
+{
     let options = Options {
         parameters: vec![("WebhookConcurrency", "2")],
         ..Options::default()
     };
     let stack = Stack::start(options).await?;
-    let companies = (0..20).map(|i| json!({"Name": format!("Genuine {i:02}")})).collect();
+    let companies = (0..20)
+        .map(|i| json!({"Name": format!("Genuine {i:02}")}))
+        .collect();
     let gsids = stack.gainsight_insert_quietly("Company", companies).await?;
     let report = flood(&stack, &gsids, 10, 40).await?;
     // 40 attackers in flight against 2 slots: most are throttled, the rest refused unsigned.
@@ -34,9 +37,16 @@ async fn a_flood_is_throttled_at_the_reserved_concurrency_while_genuine_changes_
             })
             .await?;
     }
-    assert!(stack.ledger("1P02FORGED0000000001").await?.is_none(), "a forged record");
+    assert!(
+        stack.ledger("1P02FORGED0000000001").await?.is_none(),
+        "a forged record"
+    );
     let accounts = stack.salesforce.records("Account");
-    assert_eq!(accounts.len(), 20, "one Account per genuine Company, none forged");
+    assert_eq!(
+        accounts.len(),
+        20,
+        "one Account per genuine Company, none forged"
+    );
     stack.stop().await;
     Ok(())
 }

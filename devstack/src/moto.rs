@@ -138,6 +138,24 @@ impl Moto {
         Ok(reqwest::get(url).await?.error_for_status()?.json().await?)
     }
 
+    /// Turns the write meter on: from now on each DynamoDB write's capacity units (by DynamoDB's
+    /// rules, from the items it changed) are added up per caller and action.
+    pub async fn meter_capacity(&self) -> Result<()> {
+        let url = format!("{}/__devstack/capacity", self.endpoint);
+        reqwest::Client::new()
+            .post(url)
+            .send()
+            .await?
+            .error_for_status()?;
+        Ok(())
+    }
+
+    /// The write capacity units metered, per caller and action.
+    pub async fn write_units(&self) -> Result<BTreeMap<String, BTreeMap<String, u64>>> {
+        let url = format!("{}/__devstack/capacity", self.endpoint);
+        Ok(reqwest::get(url).await?.error_for_status()?.json().await?)
+    }
+
     /// Starts the request log afresh.
     pub async fn reset_requests(&self) -> Result<()> {
         let url = format!("{}/__devstack/requests", self.endpoint);

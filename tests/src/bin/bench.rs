@@ -334,6 +334,83 @@ async fn aws_requests_per_change() -> Result<()> {
     Ok(())
 }
 
+/// DynamoDB write capacity units per change, metered by the local AWS from the items each write
+/// changed (DynamoDB's rules: devstack/capacity.py): 100 Companies created in Gainsight at once
+/// and synced (each a new pair), then each changed once more, one change every half second (an
+/// edit of a synced pair arriving alone: the common change at 100,000 a day).
+async fn dynamodb_write_units_per_change() -> Result<()> {
+    let stack = Stack::start(Options::default()).await?;
+    let total = 100;
+    stack.aws.moto.meter_capacity().await?;
+    stack.aws.reset_requests().await?;
+    let records: Vec<Value> = (0..total)
+        .map(|i| json!({"Name": format!("Metered Co {i:03}"), "Arr": i}))
+        .collect();
+    let gsids = stack.create_companies(records).await?;
+    let synced = |n: usize| {
+        let stack = &stack;
+        async move {
+            stack
+                .eventually(Duration::from_secs(300), "every record synced", || async {
+                    Ok((stack.counts().await?.0 == n).then_some(()))
+                })
+                .await?;
+            stack.drained(Duration::from_secs(60)).await
+        }
+    };
+    synced(total).await?;
+    let created = write_units_by(&stack, "new pair").await?;
+    stack.aws.reset_requests().await?;
+    // One at a time, two a second: at 100,000 changes a day (about one a second) each change
+    // travels alone, as here.
+    let mut ticker = tokio::time::interval(Duration::from_millis(500));
+    for (i, gsid) in gsids.iter().enumerate() {
+        ticker.tick().await;
+        stack
+            .update_companies(vec![json!({"Gsid": gsid, "Arr": 1_000 + i})])
+            .await?;
+    }
+    stack
+        .eventually(Duration::from_secs(300), "every edit written", || async {
+            let written = stack.salesforce.records("Account");
+            let edited = written
+                .iter()
+                .filter(|a| a["AnnualRevenue"].as_i64().unwrap_or(0) >= 1_000);
+            Ok((edited.count() == total).then_some(()))
+        })
+        .await?;
+    stack.drained(Duration::from_secs(60)).await?;
+    let edited = write_units_by(&stack, "edit").await?;
+    report(
+        "dynamodb_write_units_per_change",
+        format!("{:.2}", edited as f64 / total as f64),
+        "units",
+    );
+    report(
+        "dynamodb_write_units_per_new_pair",
+        format!("{:.2}", created as f64 / total as f64),
+        "units",
+    );
+    stack.stop().await;
+    Ok(())
+}
+
+/// The write units metered since the last reset, printed per caller and action; their sum.
+async fn write_units_by(stack: &Stack, what: &str) -> Result<u64> {
+    let units = stack.aws.moto.write_units().await?;
+    let mut sum = 0;
+    for (caller, actions) in &units {
+        for (action, n) in actions {
+            eprintln!("write units ({what}): {caller} {action} {n}");
+            // "<action> (indexes)" is the part of "<action>" spent on index entries.
+            if !action.ends_with("(indexes)") {
+                sum += n;
+            }
+        }
+    }
+    Ok(sum)
+}
+
 /// One Gainsight event of 50,000 records (the most the webhook accepts) posted to the webhook of
 /// the local stack: seconds until it answers, and the AWS requests the webhook made for it (the
 /// rest of the stack works meanwhile, as it would).
@@ -795,6 +872,9 @@ async fn main() -> Result<()> {
     }
     if wanted(&["requests"]) {
         run("requests", aws_requests_per_change().await);
+    }
+    if wanted(&["write-units"]) {
+        run("write units", dynamodb_write_units_per_change().await);
     }
     if wanted(&["burst"]) {
         let total = std::env::var("BURST").ok().and_then(|n| n.parse().ok());

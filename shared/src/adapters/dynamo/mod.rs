@@ -2,8 +2,10 @@
 //! the one table the template declares.
 //!
 //! Layout (pk / sk):
-//! - ledger: `LEDGER#{job}` / the ledger key (`LedgerKey` as text); sparse GSI keys `error_job`
-//!   and `synced_job` carry the job name only while the record has that status;
+//! - ledger: `LEDGER#{job}` / the ledger key (`LedgerKey` as text); `error_job` (the sparse
+//!   error-index's key) and `synced_job` carry the job name only while the record has that
+//!   status (synced records are read from the ledger with a filter: an index of them would copy
+//!   nearly every ledger item and every write to it);
 //!   `salesforce_key` = `{job}#{salesforce_id}`; `gs_mapped_at` / `sf_mapped_at` note the newest
 //!   change of each side whose write the mapper queued, outside the record's versions.
 //! - dedup: `EVENT#{event_id}` / `EVENT`, with `expires_at` (epoch seconds) for TTL; `state` is
@@ -263,7 +265,8 @@ impl DynamoStateStore {
     }
 
     /// Writes up to 100 conditional items (`item(slot)`, puts or updates, each of a different
-    /// item) in one transaction; one answer per slot, `true` when written. A transaction writes all or
+    /// item) in one transaction (one alone as a plain request); one answer per slot, `true` when
+    /// written. A transaction writes all or
     /// nothing: when DynamoDB cancels it, the items whose condition failed are left out and the
     /// rest are written again without them.
     async fn conditional_puts(
@@ -275,6 +278,10 @@ impl DynamoStateStore {
         let mut pending: Vec<usize> = (0..count).collect();
         for _ in 0..MAX_ROUNDS {
             if pending.is_empty() {
+                return Ok(written);
+            }
+            if let [only] = pending[..] {
+                written[only] = self.single_write(item(only)?).await?;
                 return Ok(written);
             }
             let items = pending
@@ -321,12 +328,59 @@ impl DynamoStateStore {
         ))
     }
 
-    /// Applies up to 100 ledger updates in one transaction, each at the version the batch read.
+    /// One item of a transaction sent as the plain request it stands for, `false` when its
+    /// condition did not hold: a transaction costs twice the write units of the same writes
+    /// outside one, and for a single item buys nothing.
+    async fn single_write(&self, item: TransactWriteItem) -> Result<bool, StoreError> {
+        let client = &self.client;
+        if let Some(put) = item.put() {
+            let request = (client.put_item())
+                .table_name(put.table_name())
+                .set_item(Some(put.item().clone()))
+                .set_condition_expression(put.condition_expression().map(str::to_string))
+                .set_expression_attribute_names(put.expression_attribute_names().cloned())
+                .set_expression_attribute_values(put.expression_attribute_values().cloned());
+            return written(request.send().await);
+        }
+        if let Some(update) = item.update() {
+            let request = (client.update_item())
+                .table_name(update.table_name())
+                .set_key(Some(update.key().clone()))
+                .update_expression(update.update_expression())
+                .set_condition_expression(update.condition_expression().map(str::to_string))
+                .set_expression_attribute_names(update.expression_attribute_names().cloned())
+                .set_expression_attribute_values(update.expression_attribute_values().cloned());
+            return written(request.send().await);
+        }
+        if let Some(delete) = item.delete() {
+            let request = (client.delete_item())
+                .table_name(delete.table_name())
+                .set_key(Some(delete.key().clone()))
+                .set_condition_expression(delete.condition_expression().map(str::to_string))
+                .set_expression_attribute_names(delete.expression_attribute_names().cloned())
+                .set_expression_attribute_values(delete.expression_attribute_values().cloned());
+            return written(request.send().await);
+        }
+        Err(StoreError::Rejected(
+            "a single write must be a put, an update or a delete".into(),
+        ))
+    }
+
+    /// Applies up to 100 ledger updates in one transaction, each at the version the batch read
+    /// (a single one as a plain conditional request: half the write units).
     async fn record_transaction(
         &self,
         chunk: &[(&LedgerWrite, Prior)],
         at_ms: i64,
     ) -> Result<(), StoreError> {
+        if let [(write, prior)] = chunk {
+            return match self.record_once(write, *prior, at_ms).await? {
+                true => Ok(()),
+                false => Err(StoreError::Conflict(
+                    "ledger records changed since read".into(),
+                )),
+            };
+        }
         let items = chunk
             .iter()
             .map(|(w, prior)| LedgerOp::of(w, *prior, at_ms)?.transact_item(&self.table))
@@ -463,7 +517,7 @@ impl DynamoStateStore {
     /// Pages through a query on the table (`index` None) or an index, up to `limit` ledger records.
     async fn query_ledger(
         &self,
-        index: Option<&str>,
+        (index, filter): (Option<&str>, Option<&str>),
         attr: &str,
         value: &str,
         mut start: Option<Item>,
@@ -477,6 +531,7 @@ impl DynamoStateStore {
                 .table_name(&self.table)
                 .set_index_name(index.map(str::to_string))
                 .key_condition_expression("#k = :v")
+                .set_filter_expression(filter.map(str::to_string))
                 .expression_attribute_names("#k", attr)
                 .expression_attribute_values(":v", s(value))
                 .set_exclusive_start_key(start.take())
@@ -677,7 +732,7 @@ impl LedgerStore for DynamoStateStore {
         limit: usize,
     ) -> Result<Vec<LedgerRecord>, StoreError> {
         let start = start.map(|k| ledger_key(job, k));
-        self.query_ledger(None, "pk", &format!("LEDGER#{job}"), start, limit)
+        self.query_ledger((None, None), "pk", &format!("LEDGER#{job}"), start, limit)
             .await
     }
 
@@ -688,17 +743,24 @@ impl LedgerStore for DynamoStateStore {
         start: Option<&LedgerKey>,
         limit: usize,
     ) -> Result<Vec<LedgerRecord>, StoreError> {
-        let (index, attr) = match status {
-            SyncStatus::Error => ("error-index", "error_job"),
-            SyncStatus::Synced => ("synced-index", "synced_job"),
-        };
-        // An index's start key carries the index key and the table key.
+        if status == SyncStatus::Synced {
+            // Nearly every record is synced: an index of them would copy the whole ledger (and
+            // every write to it), so they are read from the ledger itself, filtered.
+            let start = start.map(|k| ledger_key(job, k));
+            let filter = Some("attribute_exists(synced_job)");
+            let pk = format!("LEDGER#{job}");
+            return self
+                .query_ledger((None, filter), "pk", &pk, start, limit)
+                .await;
+        }
+        // Sparse: only records in error carry `error_job`. An index's start key carries the
+        // index key and the table key.
         let start = start.map(|k| {
             let mut key = ledger_key(job, k);
-            key.insert(attr.to_string(), s(job));
+            key.insert("error_job".to_string(), s(job));
             key
         });
-        self.query_ledger(Some(index), attr, job, start, limit)
+        self.query_ledger((Some("error-index"), None), "error_job", job, start, limit)
             .await
     }
 
