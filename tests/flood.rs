@@ -1,7 +1,8 @@
 //! A flood at the public endpoint on the local stack: forged events sent by many attackers at
 //! once are answered 429 beyond the webhook's reserved concurrency (as Lambda answers a Function
-//! URL) and 401 within it, nothing forged is queued or written, and genuine changes sent through
-//! the flood (again after a throttle, as Gainsight's rule does) all sync.
+//! URL: at most the reserved concurrency in flight and ten times it started a second) and 401
+//! within it, nothing forged is queued or written, and genuine changes sent through the flood
+//! all sync: through the webhook when a try gets through, else through the job's scheduled poll.
 
 use std::time::Duration;
 
@@ -15,8 +16,10 @@ const WAIT: Duration = Duration::from_secs(120);
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_flood_is_throttled_at_the_reserved_concurrency_while_genuine_changes_sync() -> Result<()>
 {
+    // The company_account poll (every 10 minutes) every 10 s.
     let options = Options {
         parameters: vec![("WebhookConcurrency", "2")],
+        schedule_speedup: Some(60),
         ..Options::default()
     };
     let stack = Stack::start(options).await?;

@@ -32,32 +32,87 @@ pub async fn serve(handler: Handler) -> std::io::Result<ServerHandle> {
     serve_reserved(handler, None).await
 }
 
-/// Serves `handler`, at most `reserved` requests at once when the function's concurrency is
-/// reserved: as Lambda does, a request beyond it is answered 429 before the function runs.
+/// Serves `handler`, when the function's concurrency is reserved at `n`, as Lambda does: at most
+/// `n` requests at once and `10 × n` started a second (a function URL's request rate is ten
+/// times its reserved concurrency); a request beyond either is answered 429 before the function
+/// runs.
 pub async fn serve_reserved(
     handler: Handler,
     reserved: Option<usize>,
 ) -> std::io::Result<ServerHandle> {
-    let slots = reserved.map(|n| Arc::new(tokio::sync::Semaphore::new(n)));
+    let slots = reserved.map(|n| {
+        let rate = RateWindow::new(10 * n);
+        Arc::new((
+            Arc::new(tokio::sync::Semaphore::new(n)),
+            std::sync::Mutex::new(rate),
+        ))
+    });
     let router = axum::Router::new()
         .fallback(invoke)
         .with_state((handler, slots));
     crate::serve(router).await
 }
 
+/// Requests started in the current second, at most `per_second`.
+#[derive(Debug)]
+struct RateWindow {
+    per_second: usize,
+    started: Option<std::time::Instant>,
+    count: usize,
+}
+
+impl RateWindow {
+    fn new(per_second: usize) -> Self {
+        Self {
+            per_second,
+            started: None,
+            count: 0,
+        }
+    }
+
+    /// Whether a request starting at `now` is within the rate (and counts it if so).
+    fn admit(&mut self, now: std::time::Instant) -> bool {
+        let fresh = self
+            .started
+            .is_none_or(|at| now.duration_since(at) >= std::time::Duration::from_secs(1));
+        if fresh {
+            self.started = Some(now);
+            self.count = 0;
+        }
+        if self.count >= self.per_second {
+            return false;
+        }
+        self.count += 1;
+        true
+    }
+}
+
 /// Lambda's answer to a Function URL request beyond the function's reserved concurrency. The
 /// status is documented (429, `TooManyRequestsException`); the body's wording is assumed.
 const THROTTLED: &str = r#"{"Message":"Rate Exceeded."}"#;
 
-type Slots = Option<Arc<tokio::sync::Semaphore>>;
+/// The reserved concurrency's slots and its request rate, when reserved.
+type Slots = Option<Arc<(Arc<tokio::sync::Semaphore>, std::sync::Mutex<RateWindow>)>>;
+
+/// A slot for a request now, or `Err` when it is beyond the reserved concurrency or rate.
+fn admit(
+    slots: &(Arc<tokio::sync::Semaphore>, std::sync::Mutex<RateWindow>),
+) -> Result<tokio::sync::OwnedSemaphorePermit, ()> {
+    let slot = slots.0.clone().try_acquire_owned().map_err(|_| ())?;
+    let within = slots
+        .1
+        .lock()
+        .map(|mut w| w.admit(std::time::Instant::now()));
+    within.unwrap_or(false).then_some(slot).ok_or(())
+}
 
 async fn invoke(
     State((handler, slots)): State<(Handler, Slots)>,
     request: Request<Body>,
 ) -> Response {
     // Held until the function has answered.
-    let _slot = match slots.map(|s| s.try_acquire_owned()) {
-        Some(Err(_)) => {
+    let _slot = match slots.as_deref().map(admit) {
+        Some(Err(())) => {
             let mut throttled = plain(StatusCode::TOO_MANY_REQUESTS, THROTTLED);
             throttled.headers_mut().insert(
                 "x-amzn-errortype",
@@ -130,6 +185,17 @@ fn plain(status: StatusCode, message: &str) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn at_most_ten_requests_a_second_start_per_reserved_slot() {
+        let mut window = RateWindow::new(10);
+        let start = std::time::Instant::now();
+        let at = |ms| start + std::time::Duration::from_millis(ms);
+        assert!((0..10).all(|i| window.admit(at(i * 50))));
+        assert!(!window.admit(at(999)), "the eleventh in the same second");
+        assert!(window.admit(at(1_000)), "a new second");
+        assert_eq!(window.count, 1);
+    }
 
     /// Two requests held by a function whose concurrency is reserved at 2: a third is throttled
     /// before the function runs, and once one has answered the next is served.
