@@ -100,7 +100,7 @@ class Deployment(unittest.TestCase):
             # (it reports x86_64 and PassThrough): those are read from the translated template.
             props = self.template["Resources"][logical]["Properties"]
             self.assertEqual(props["Architectures"], ["arm64"], logical)
-            self.assertEqual(props["TracingConfig"], {"Mode": "Active"}, logical)
+            self.assertEqual(props["TracingConfig"], {"Mode": {"Ref": "Tracing"}}, logical)
             self.assertEqual(config["Handler"], "bootstrap", logical)
             self.assertTrue(config["Role"].endswith(self.physical(logical + "Role")), logical)
             env = config["Environment"]["Variables"]
