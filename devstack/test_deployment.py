@@ -279,6 +279,14 @@ class Deployment(unittest.TestCase):
         self.assertEqual((transform["MetricName"], transform["MetricNamespace"]),
                          (deactivated["MetricName"], deactivated["Namespace"]))
 
+    def test_what_holds_data_survives_a_replacement_or_a_deleted_stack(self):
+        resources = self.template["Resources"]
+        for logical in ("StateTable", "SecretsKey", "ChangesQueue", "WritesQueue",
+                        "ChangesDeadLetterQueue", "WritesDeadLetterQueue"):
+            resource = resources[logical]
+            self.assertEqual(resource.get("DeletionPolicy"), "Retain", logical)
+            self.assertEqual(resource.get("UpdateReplacePolicy"), "Retain", logical)
+
     def test_outputs(self):
         deployed = set(self.deployed["outputs"])
         for name in ("StateTableName", "SecretsKeyId", "SecretsKeyAlias", "ChangesQueueUrl",

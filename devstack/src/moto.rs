@@ -101,66 +101,61 @@ impl Moto {
     /// The AWS requests served since the last reset, by `service:Action` (the launcher's request
     /// log in front of moto).
     pub async fn requests(&self) -> Result<std::collections::BTreeMap<String, u64>> {
-        let url = format!("{}/__devstack/requests", self.endpoint);
-        Ok(reqwest::get(url).await?.error_for_status()?.json().await?)
+        self.read_log("requests").await
     }
 
     /// Requests counted per caller (the access key id each was signed with), then by
     /// `service:Action`.
     pub async fn callers(&self) -> Result<Callers> {
-        let url = format!("{}/__devstack/callers", self.endpoint);
-        Ok(reqwest::get(url).await?.error_for_status()?.json().await?)
+        self.read_log("callers").await
     }
 
     /// What each caller reached within its requests: the secrets it decrypted (`secret=<name>`)
     /// and, for the webhook, the kinds of partition key it read or wrote (`EVENT#`, a secret's
     /// whole key).
     pub async fn scopes(&self) -> Result<BTreeMap<String, BTreeSet<String>>> {
-        let url = format!("{}/__devstack/scopes", self.endpoint);
-        Ok(reqwest::get(url).await?.error_for_status()?.json().await?)
+        self.read_log("scopes").await
     }
 
     /// Turns the audit on: from now on each request is also recorded as `<action> <resource>`
     /// per caller (a transaction's items as the actions IAM authorises them as).
     pub async fn audit(&self) -> Result<()> {
-        let url = format!("{}/__devstack/audit", self.endpoint);
-        reqwest::Client::new()
-            .post(url)
-            .send()
-            .await?
-            .error_for_status()?;
-        Ok(())
+        self.send_log(reqwest::Method::POST, "audit").await
     }
 
     /// What the audit recorded, per caller.
     pub async fn audited(&self) -> Result<BTreeMap<String, BTreeSet<String>>> {
-        let url = format!("{}/__devstack/audit", self.endpoint);
-        Ok(reqwest::get(url).await?.error_for_status()?.json().await?)
+        self.read_log("audit").await
     }
 
     /// Turns the write meter on: from now on each DynamoDB write's capacity units (by DynamoDB's
-    /// rules, from the items it changed) are added up per caller and action.
+    /// rules, from the items it changed) are added up per caller and action (and, under
+    /// `<action> (indexes)`, the part spent on index entries).
     pub async fn meter_capacity(&self) -> Result<()> {
-        let url = format!("{}/__devstack/capacity", self.endpoint);
-        reqwest::Client::new()
-            .post(url)
-            .send()
-            .await?
-            .error_for_status()?;
-        Ok(())
+        self.send_log(reqwest::Method::POST, "capacity").await
     }
 
     /// The write capacity units metered, per caller and action.
     pub async fn write_units(&self) -> Result<BTreeMap<String, BTreeMap<String, u64>>> {
-        let url = format!("{}/__devstack/capacity", self.endpoint);
+        self.read_log("capacity").await
+    }
+
+    /// Starts the request log afresh (every count, scope, audit line and write unit).
+    pub async fn reset_requests(&self) -> Result<()> {
+        self.send_log(reqwest::Method::DELETE, "requests").await
+    }
+
+    /// One of the launcher's logs in front of moto (`/__devstack/<log>`), as JSON.
+    async fn read_log<T: serde::de::DeserializeOwned>(&self, log: &str) -> Result<T> {
+        let url = format!("{}/__devstack/{log}", self.endpoint);
         Ok(reqwest::get(url).await?.error_for_status()?.json().await?)
     }
 
-    /// Starts the request log afresh.
-    pub async fn reset_requests(&self) -> Result<()> {
-        let url = format!("{}/__devstack/requests", self.endpoint);
+    /// Turns a log on (POST) or resets them all (DELETE).
+    async fn send_log(&self, method: reqwest::Method, log: &str) -> Result<()> {
+        let url = format!("{}/__devstack/{log}", self.endpoint);
         reqwest::Client::new()
-            .delete(url)
+            .request(method, url)
             .send()
             .await?
             .error_for_status()?;

@@ -154,12 +154,8 @@ async fn post_signed(stack: &Stack, secret: &str, gsid: &str, arr: i64) -> Resul
         "records": [{"Gsid": gsid, "Name": "Rotation Co", "Arr": arr}]
     })
     .to_string();
-    let resp = reqwest::Client::new()
-        .post(format!("{}/gainsight", stack.webhook_url()))
-        .header("content-type", "application/json")
-        .header("x-gs-timestamp", now_s.to_string())
-        .header("x-gs-signature", sync_tests::sign(secret, now_s, &event))
-        .body(event)
+    let url = format!("{}/gainsight", stack.webhook_url());
+    let resp = sync_tests::signed_post(&reqwest::Client::new(), &url, secret, event)
         .send()
         .await?;
     Ok(resp.status().as_u16())

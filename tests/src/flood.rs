@@ -13,7 +13,7 @@ use std::time::Duration;
 use anyhow::Result;
 use serde_json::json;
 
-use crate::{sign, Stack, WEBHOOK_SECRET};
+use crate::{signed_post, Stack, WEBHOOK_SECRET};
 
 /// What the flood and the genuine stream got.
 #[derive(Debug, Default)]
@@ -57,14 +57,7 @@ async fn send_genuine(
 ) -> Result<(usize, bool)> {
     let mut throttled = 0;
     while throttled < GENUINE_TRIES {
-        let body = event(id, gsid);
-        let ts = shared::time::now_ms() / 1000;
-        let resp = http
-            .post(url)
-            .header("content-type", "application/json")
-            .header("x-gs-timestamp", ts.to_string())
-            .header("x-gs-signature", sign(WEBHOOK_SECRET, ts, &body))
-            .body(body)
+        let resp = signed_post(http, url, WEBHOOK_SECRET, event(id, gsid))
             .send()
             .await?;
         match resp.status().as_u16() {
@@ -90,13 +83,7 @@ async fn forge(
     while !stop.load(Ordering::Relaxed) {
         n += 1;
         let body = event(&format!("forged-{n}"), "1P02FORGED0000000001");
-        let ts = shared::time::now_ms() / 1000;
-        let sent = http
-            .post(&url)
-            .header("content-type", "application/json")
-            .header("x-gs-timestamp", ts.to_string())
-            .header("x-gs-signature", sign("not-the-secret", ts, &body))
-            .body(body)
+        let sent = signed_post(&http, &url, "not-the-secret", body)
             .send()
             .await;
         let slot = match sent.map(|r| r.status().as_u16()) {

@@ -739,6 +739,21 @@ pub fn salesforce_client(
     )
 }
 
+/// A POST of `body` to `url` signed with `secret` now, as a Gainsight rule sends it.
+pub fn signed_post(
+    http: &reqwest::Client,
+    url: &str,
+    secret: &str,
+    body: String,
+) -> reqwest::RequestBuilder {
+    let ts = shared::time::now_ms() / 1000;
+    http.post(url)
+        .header("content-type", "application/json")
+        .header("x-gs-timestamp", ts.to_string())
+        .header("x-gs-signature", sign(secret, ts, &body))
+        .body(body)
+}
+
 pub fn sign(secret: &str, timestamp_s: i64, body: &str) -> String {
     use hmac::Mac;
     let mut mac =
