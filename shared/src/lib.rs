@@ -20,8 +20,11 @@
 //!   - `lease`: which record leases a pusher batch needs, and writes that follow a key's move.
 //!   - `waiting`: changes parked until the record they refer to syncs: which parent a change
 //!     waits for, which parents a synced pair is, and when a wait is re-checked or ends.
+//!   - `job_state`: whether a job runs (active, paused by an operator, deactivated after refused
+//!     credentials), the transitions allowed, and which job stops a change.
 //! - `ports`: small async traits, one concern each: `DedupStore`, `LedgerStore`, `LeaseStore`,
-//!   `CursorStore`, `RunStore`, `LoadStore`, `WaitingStore`, `Queue`, `Secrets`, `SalesforceApi` (typed
+//!   `CursorStore`, `RunStore`, `LoadStore`, `WaitingStore`, `JobStates` (with the functions'
+//!   10-second `JobStateCache`), `Queue`, `Secrets`, `SalesforceApi` (typed
 //!   `SfSelect` reads), `GainsightApi` (typed `GsCondition`s), `FileUploads`.
 //! - `adapters`: the ports on DynamoDB, SQS and KMS (AWS SDK) and on the Salesforce and Gainsight
 //!   REST APIs (reqwest). SOQL text is written only in `adapters::salesforce`.
@@ -31,7 +34,8 @@
 //! - `snapshot`: what both systems hold for a job's first load, read in bulk.
 //! - `scratch`: bytes too many to hold in memory, in an unnamed temporary file (a load's records).
 //! - `config`, `secret`, `signature`, `telemetry`, `time`, `lambda`: typed environment, redacted
-//!   secrets, webhook HMAC, JSON logs, instants (through `jiff`), SQS batch helpers.
+//!   secrets and a checked secret's versions (the previous one accepted for an overlap after a
+//!   rotation), webhook HMAC, JSON logs, instants (through `jiff`), SQS batch helpers.
 //! - `fakes` (feature `fakes`): in-memory ports for the functions' unit tests.
 //!
 //! # How a change flows
