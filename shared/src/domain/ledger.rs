@@ -435,8 +435,8 @@ pub enum LedgerUpdate {
     /// Salesforce record is addressed by this Id instead of being matched on identifiers.
     Imported {
         salesforce_id: String,
-        /// Where the link came from, as a history line ends: "the import of <file>", "first
-        /// load <run>, <why>".
+        /// Where the link came from, as a history line ends: `the import of <file>`, `first
+        /// load <run>, <why>`.
         origin: String,
     },
     /// An operator linked this record's Salesforce twin to another Gainsight record
