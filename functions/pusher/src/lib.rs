@@ -365,6 +365,8 @@ impl Pusher {
         retry.extend(also);
         self.record_folded(folded_outcomes(&folded.folded, &retry), &mut runs, now_ms)
             .await;
+        let mut sides = sides;
+        retry.extend(self.hold_stopped_sides(&mut sides, &mut runs, now_ms).await);
         retry.extend(
             self.side_messages(sides, last.ids(), &mut runs, now_ms)
                 .await,

@@ -1,5 +1,6 @@
 //! Writes of stopped jobs (paused by an operator, deactivated after refused credentials) wait:
-//! deferred through the writes queue, none written and none using up a delivery; and a
+//! deferred through the writes queue (write backs and a load's staged writes too), none written
+//! and none using up a delivery; and a
 //! credential Salesforce or Gainsight refuses for good deactivates the job, so that the other
 //! functions stop calling the APIs for it too.
 
@@ -7,8 +8,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use shared::domain::job_state::JobStatus;
-use shared::domain::push::Pending;
-use shared::domain::Runs;
+use shared::domain::load::SideWriteMessage;
+use shared::domain::push::{Pending, SideWrite};
+use shared::domain::{LineOutcome, RunLine, Runs};
 use shared::ports::{deactivate_jobs, JobStateCache};
 
 use crate::hold::LastDeliveries;
@@ -61,6 +63,49 @@ impl Pusher {
                 .await;
         }
         going
+    }
+
+    /// Takes the write backs of stopped jobs out of `sides` (message id, write back) and sends
+    /// each back to wait as a message of its own; the ids of the messages whose write back could
+    /// not be sent back, to deliver again.
+    pub(crate) async fn hold_stopped_sides(
+        &self,
+        sides: &mut Vec<(String, SideWrite)>,
+        runs: &mut Runs,
+        now_ms: i64,
+    ) -> Vec<String> {
+        let stopped = self.stopped_jobs(now_ms).await;
+        let (held, going): (Vec<_>, Vec<_>) = std::mem::take(sides)
+            .into_iter()
+            .partition(|(_, side)| stopped.contains_key(&side.job));
+        *sides = going;
+        if held.is_empty() {
+            return Vec::new();
+        }
+        let Some((queue, _)) = &self.deferral else {
+            // No queue to wait in: SQS delivers them again.
+            return held.into_iter().map(|(id, _)| id).collect();
+        };
+        let bodies: Vec<String> = (held.iter())
+            .map(|(_, side)| {
+                let message = SideWriteMessage {
+                    side_write: side.clone(),
+                };
+                serde_json::to_string(&message).unwrap_or_default()
+            })
+            .collect();
+        let wait = STOPPED_DELAY.min(self.deferral_delay(None));
+        let sent = queue.send_later(&bodies, wait).await;
+        let mut again = Vec::new();
+        for ((id, side), result) in held.into_iter().zip(sent) {
+            let why = format!("waiting: {}", stopped[&side.job].stopped_line(&side.job));
+            let line = RunLine::new(side.ledger_key.to_string(), LineOutcome::Waiting);
+            runs.line(Some(&side.job), line.message(why));
+            if result.is_err() {
+                again.push(id);
+            }
+        }
+        again
     }
 
     /// Deactivates the jobs of `refused` (their credentials refused for good, as `why` says),

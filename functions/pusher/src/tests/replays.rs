@@ -213,3 +213,46 @@ async fn park_contact_waiting_for_company(store: &MemoryStore, account: &str) {
     let waiting = WaitingChange::new("person_contact", key, parent, &contact, "none", 1);
     store.wait(&[waiting]).await.unwrap();
 }
+
+/// A paused job's write and write back both wait in the writes queue as fresh messages: nothing
+/// is written to Salesforce or Gainsight, no message is failed back to SQS.
+#[tokio::test]
+async fn writes_and_write_backs_of_a_paused_job_wait_unwritten() {
+    use shared::domain::job_state::JobCommand;
+    let rig = rig();
+    let writes = Arc::new(MemoryQueue::default());
+    let states = shared::ports::JobStateCache::new(rig.store.clone());
+    let pusher = (rig.pusher)
+        .with_deferral(writes.clone(), DEFERRAL)
+        .with_job_states(states);
+    let pause = JobCommand::Pause {
+        why: "org upgrade".into(),
+    };
+    shared::ports::change_job_state(rig.store.as_ref(), "company_account", &pause, ("ops", 1))
+        .await
+        .unwrap();
+    let side = shared::domain::load::SideWriteMessage {
+        side_write: shared::domain::push::SideWrite::new(
+            ("company_account", &"G2".parse().unwrap()),
+            (System::Gainsight, "Company"),
+            ("Gsid", "G2"),
+            ("SfdcAccountId", json!("001000000000002AAA")),
+        ),
+    };
+    let side = serde_json::to_string(&side).unwrap();
+    let bodies = vec![("m1", command("G1", "Acme", 1)), ("s1", side)];
+    let (response, summary) = pusher.handle_at(event(bodies), 1_000).await;
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(summary.synced, 0);
+    assert_eq!(*rig.sf.calls.lock().unwrap(), 0, "no Salesforce call");
+    assert!(
+        rig.gs.updates.lock().unwrap().is_empty(),
+        "no Gainsight write"
+    );
+    let waiting = writes.bodies();
+    assert_eq!(waiting.len(), 2, "{waiting:?}");
+    assert!(waiting.iter().any(|b| b.contains("\"side_write\"")));
+    assert!(waiting
+        .iter()
+        .any(|b| b.contains("\"ledger_key\"") && !b.contains("\"side_write\"")));
+}
