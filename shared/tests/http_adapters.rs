@@ -243,6 +243,25 @@ async fn salesforce_recovers_from_expired_sessions_and_transient_faults() -> Res
         "401 INVALID_SESSION_ID leads to one new token"
     );
 
+    // The session renewed is refused too (a fault of the org's, the token endpoint having
+    // granted it): worth trying again, never a refusal of the credentials that stops the job.
+    emu.inject(sf::Fault::status(
+        401,
+        "INVALID_SESSION_ID",
+        "Session expired or invalid",
+        2,
+    ));
+    let again = client
+        .upsert("Account", "Gainsight_Company_Id__c", &rec)
+        .await;
+    assert!(
+        matches!(
+            &again,
+            Ok(_) | Err(ApiError::Unavailable { status: 401, .. })
+        ),
+        "{again:?}"
+    );
+
     emu.inject(sf::Fault::status(503, "SERVER_UNAVAILABLE", "try later", 2));
     let calls = emu.stats().api_calls;
     client

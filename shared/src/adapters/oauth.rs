@@ -75,7 +75,8 @@ struct OAuthError {
 }
 
 /// Asks `login`'s token endpoint for a session. A refusal is an authentication error naming
-/// Salesforce's `error: error_description` (never retried); a 5xx is "unavailable".
+/// Salesforce's `error: error_description` (never retried; it deactivates the job); a 5xx is
+/// "unavailable", a 429 a rate limit.
 pub(super) async fn request_token(
     http: &reqwest::Client,
     login: &str,
@@ -103,6 +104,13 @@ pub(super) async fn request_token(
             .unwrap_or_else(|_| super::http::body_excerpt(&body));
         return Err(match status {
             500..=599 => ApiError::Unavailable {
+                system: SYSTEM,
+                status,
+                message: detail,
+                retry_after_ms: None,
+            },
+            // Too many logins at once is no refusal of the credentials.
+            429 => ApiError::RateLimited {
                 system: SYSTEM,
                 status,
                 message: detail,

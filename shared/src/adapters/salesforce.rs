@@ -319,6 +319,20 @@ impl SalesforceClient {
                 }
                 continue;
             }
+            if status == 401 {
+                // The session just granted expired as well: a passing fault of the org's (the
+                // token endpoint granted it, so the credentials stand), worth trying again, not
+                // a refusal that stops the job. A refusal for good comes from the token
+                // endpoint when the session is renewed.
+                return Err(ApiError::Unavailable {
+                    system: SYSTEM,
+                    status,
+                    message: format!(
+                        "the session expired again right after it was renewed: {message}"
+                    ),
+                    retry_after_ms: wait,
+                });
+            }
             // REQUEST_LIMIT_EXCEEDED comes as 403; it clears with time, so it is a rate limit.
             if code == "REQUEST_LIMIT_EXCEEDED" {
                 return Err(ApiError::RateLimited {
