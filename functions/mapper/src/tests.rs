@@ -699,3 +699,39 @@ async fn a_change_of_a_stopped_job_waits_on_the_changes_queue() {
     });
     assert!(said.is_some_and(|m| m.contains("org upgrade")), "{run:?}");
 }
+
+/// Salesforce refuses the credentials for a lookup: the job is deactivated by the mapper, the
+/// message is tried again, and on its next delivery waits on the changes queue instead of
+/// failing towards the dead-letter queue.
+#[tokio::test]
+async fn refused_credentials_deactivate_the_job_and_its_changes_wait() {
+    use shared::domain::job_state::JobState;
+    let Harness {
+        store,
+        salesforce,
+        mapper,
+        ..
+    } = harness();
+    let changes = Arc::new(MemoryQueue::default());
+    let mapper = mapper.with_job_states(Stopped {
+        states: shared::ports::JobStateCache::new(store.clone()),
+        changes: changes.clone(),
+        delay: STOPPED_DELAY,
+    });
+    *salesforce.selects_unauthorised.lock().unwrap() = true;
+    let person = person_change("P1", "G9");
+    let (response, _) = mapper
+        .handle_at(event(vec![("m1", person.clone())]), 1_000)
+        .await;
+    assert_eq!(shared::fakes::failed_ids(&response), ["m1"], "tried again");
+    let states = store.job_states.lock().unwrap().clone();
+    let status = &states["person_contact"];
+    assert_eq!(
+        (status.state, status.by.as_str()),
+        (JobState::Deactivated, "mapper")
+    );
+    assert!(changes.bodies().is_empty());
+    let (response, _) = mapper.handle_at(event(vec![("m1", person)]), 2_000).await;
+    assert!(shared::fakes::failed_ids(&response).is_empty());
+    assert_eq!(changes.bodies().len(), 1, "the change waits");
+}
