@@ -651,6 +651,18 @@ async fn a_change_failing_on_its_last_delivery_is_recorded_as_given_up() {
 
 mod salesforce;
 
+/// `mapper` reading the job states from `store`, and the changes queue stopped jobs' changes
+/// wait in.
+fn with_job_states(mapper: MapperFn, store: &Arc<MemoryStore>) -> (MapperFn, Arc<MemoryQueue>) {
+    let changes = Arc::new(MemoryQueue::default());
+    let mapper = mapper.with_job_states(Stopped {
+        states: shared::ports::JobStateCache::new(store.clone()),
+        changes: changes.clone(),
+        delay: STOPPED_DELAY,
+    });
+    (mapper, changes)
+}
+
 /// A change of a paused job is neither mapped nor failed: it goes back to the changes queue as a
 /// fresh message, delivered again after the stopped delay; nothing is written for it.
 #[tokio::test]
@@ -662,12 +674,7 @@ async fn a_change_of_a_stopped_job_waits_on_the_changes_queue() {
         mapper,
         ..
     } = harness();
-    let changes = Arc::new(MemoryQueue::default());
-    let mapper = mapper.with_job_states(Stopped {
-        states: shared::ports::JobStateCache::new(store.clone()),
-        changes: changes.clone(),
-        delay: STOPPED_DELAY,
-    });
+    let (mapper, changes) = with_job_states(mapper, &store);
     let pause = JobCommand::Pause {
         why: "org upgrade".into(),
     };
@@ -712,12 +719,7 @@ async fn refused_credentials_deactivate_the_job_and_its_changes_wait() {
         mapper,
         ..
     } = harness();
-    let changes = Arc::new(MemoryQueue::default());
-    let mapper = mapper.with_job_states(Stopped {
-        states: shared::ports::JobStateCache::new(store.clone()),
-        changes: changes.clone(),
-        delay: STOPPED_DELAY,
-    });
+    let (mapper, changes) = with_job_states(mapper, &store);
     *salesforce.selects_unauthorised.lock().unwrap() = true;
     let person = person_change("P1", "G9");
     let (response, _) = mapper

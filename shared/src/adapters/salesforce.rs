@@ -319,33 +319,34 @@ impl SalesforceClient {
                 }
                 continue;
             }
-            if status == 401 {
-                // The session just granted expired as well: a passing fault of the org's (the
-                // token endpoint granted it, so the credentials stand), worth trying again, not
-                // a refusal that stops the job. A refusal for good comes from the token
-                // endpoint when the session is renewed.
-                return Err(ApiError::Unavailable {
-                    system: SYSTEM,
-                    status,
-                    message: format!(
-                        "the session expired again right after it was renewed: {message}"
-                    ),
-                    retry_after_ms: wait,
-                });
-            }
-            // REQUEST_LIMIT_EXCEEDED comes as 403; it clears with time, so it is a rate limit.
-            if code == "REQUEST_LIMIT_EXCEEDED" {
-                return Err(ApiError::RateLimited {
-                    system: SYSTEM,
-                    status,
-                    message,
-                    retry_after_ms: wait,
-                });
-            }
-            return Err(status_error(SYSTEM, status, code, message).with_retry_after(wait));
+            return Err(refusal(status, code, message, wait));
         }
         unreachable!("the loop returns on its second pass")
     }
+}
+
+/// The error of an answer that is no success, once a 401 was met with a new session: a 401
+/// again is a passing fault of the org's (the token endpoint just granted that session, so the
+/// credentials stand; a refusal for good comes from the token endpoint), and
+/// `REQUEST_LIMIT_EXCEEDED` (a 403) clears with time, so it is a rate limit.
+fn refusal(status: u16, code: String, message: String, wait: Option<u64>) -> ApiError {
+    if status == 401 {
+        return ApiError::Unavailable {
+            system: SYSTEM,
+            status,
+            message: format!("the session expired again right after it was renewed: {message}"),
+            retry_after_ms: wait,
+        };
+    }
+    if code == "REQUEST_LIMIT_EXCEEDED" {
+        return ApiError::RateLimited {
+            system: SYSTEM,
+            status,
+            message,
+            retry_after_ms: wait,
+        };
+    }
+    status_error(SYSTEM, status, code, message).with_retry_after(wait)
 }
 
 impl SalesforceClient {
