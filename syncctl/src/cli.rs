@@ -363,7 +363,7 @@ pub enum JobsCommand {
         #[arg(long, default_value = "paused by an operator")]
         why: String,
     },
-    /// Starts a paused job again; what waited flows within 5 minutes.
+    /// Starts a paused job again; what waited flows within 4 minutes.
     #[command(after_help = "Example:
   syncctl jobs resume company_account")]
     Resume { job: String },

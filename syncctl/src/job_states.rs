@@ -69,7 +69,7 @@ fn said(job: &str, status: &JobStatus) -> String {
             status.by
         ),
         JobState::Active => format!(
-            "job {job} {} by {}: the functions take it up again within {within} s; the changes and writes that waited flow within 5 minutes, and the next scheduled poll reads what changed meanwhile",
+            "job {job} {} by {}: the functions take it up again within {within} s; the changes and writes that waited flow within 4 minutes, and the next scheduled poll reads what changed meanwhile",
             status.why, status.by
         ),
         JobState::Deactivated => format!("job {job} deactivated by {}: {}", status.by, status.why),
