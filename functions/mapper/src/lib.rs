@@ -223,26 +223,11 @@ impl MapperFn {
             last: &last,
             now_ms,
         };
-        let first = self
-            .map_batch(&changes, &pass, &mut summary, &mut runs)
+        let mapped = self
+            .map_twice(changes, &pass, &mut summary, &mut runs)
             .await;
-        failed.extend(first.failed);
-        let mut parked = first.parked;
-        if !first.superseded.is_empty() {
-            // A change found in sync while another invocation queued the write of an earlier
-            // one: mapped again, once, against the ledger as it is now; a second time it goes
-            // back to the queue.
-            changes.retain(|(id, _)| first.superseded.contains(id));
-            let again = self
-                .map_batch(&changes, &pass, &mut summary, &mut runs)
-                .await;
-            let twice = again.superseded.into_iter().map(|id| {
-                let why = "its ledger record changed while it was mapped, twice";
-                (id, why.to_string())
-            });
-            failed.extend(again.failed.into_iter().chain(twice));
-            parked.extend(again.parked);
-        }
+        failed.extend(mapped.failed);
+        let parked = mapped.parked;
         let context = (&last, now_ms, deadline);
         failed.extend(
             self.recheck_parked(parked, context, &mut summary, &mut runs)
@@ -261,6 +246,32 @@ impl MapperFn {
             "mapper batch done"
         );
         (response, summary)
+    }
+
+    /// Maps `changes`; a change found in sync while another invocation queued the write of an
+    /// earlier one is mapped again, once, against the ledger as it is now, and a second time
+    /// goes back to the queue. Nothing is left superseded in the outcome.
+    async fn map_twice(
+        &self,
+        mut changes: Vec<(String, ChangeEvent)>,
+        pass: &Pass<'_>,
+        summary: &mut Summary,
+        runs: &mut Runs,
+    ) -> BatchOutcome {
+        let mut outcome = self.map_batch(&changes, pass, summary, runs).await;
+        if outcome.superseded.is_empty() {
+            return outcome;
+        }
+        let superseded = std::mem::take(&mut outcome.superseded);
+        changes.retain(|(id, _)| superseded.contains(id));
+        let again = self.map_batch(&changes, pass, summary, runs).await;
+        let twice = again.superseded.into_iter().map(|id| {
+            let why = "its ledger record changed while it was mapped, twice";
+            (id, why.to_string())
+        });
+        outcome.failed.extend(again.failed.into_iter().chain(twice));
+        outcome.parked.extend(again.parked);
+        outcome
     }
 
     /// Maps `changes` against their ledger records read now, records what is ignored or

@@ -718,6 +718,31 @@ async fn cold_start_and_rss() -> Result<()> {
     Ok(())
 }
 
+/// The first-load figures asked for, each at `FIRST_LOAD_N` records a side (or its default).
+async fn first_load_figures(
+    wanted: &dyn Fn(&[&str]) -> bool,
+    run: &mut dyn FnMut(&str, Result<()>),
+) {
+    // Records a side of the first-load figures (FIRST_LOAD_N).
+    let first_load_n = |default: usize| {
+        (std::env::var("FIRST_LOAD_N").ok())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(default)
+    };
+    if wanted(&["first-load"]) {
+        let n = first_load_n(10_000);
+        run("first load dry run", first_load::dry_run(n).await);
+    }
+    if wanted(&["first-load-plan"]) {
+        let n = first_load_n(100_000);
+        run("first load plan", first_load::plan_figures(n).await);
+    }
+    if wanted(&["first-load-run"]) {
+        let n = first_load_n(100_000);
+        run("first load", first_load::figures(n).await);
+    }
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
     // The functions' logs, for a profile: RUST_LOG=mapper=info,pusher=info (none by default).
@@ -782,24 +807,7 @@ async fn main() -> Result<()> {
         run("freshness with echoes", freshness(100, 10, true).await);
     }
     cdc::figures(&wanted, &mut run).await;
-    // Records a side of the first-load figures (FIRST_LOAD_N).
-    let first_load_n = |default: usize| {
-        (std::env::var("FIRST_LOAD_N").ok())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(default)
-    };
-    if wanted(&["first-load"]) {
-        let n = first_load_n(10_000);
-        run("first load dry run", first_load::dry_run(n).await);
-    }
-    if wanted(&["first-load-plan"]) {
-        let n = first_load_n(100_000);
-        run("first load plan", first_load::plan_figures(n).await);
-    }
-    if wanted(&["first-load-run"]) {
-        let n = first_load_n(100_000);
-        run("first load", first_load::figures(n).await);
-    }
+    first_load_figures(&wanted, &mut run).await;
     anyhow::ensure!(
         failed.is_empty(),
         "{} failed: {}",
